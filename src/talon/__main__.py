@@ -1,0 +1,5 @@
+"""``python -m talon`` is the ``talon`` command."""
+
+from talon.cli import main
+
+main()

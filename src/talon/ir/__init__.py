@@ -1,0 +1,111 @@
+"""TALON IR: neuromorphic primitives, the graph, validation, shape inference and ``.t1c`` files.
+
+Imports numpy and h5py only (never torch or jax).
+"""
+
+from .. import __version__
+from .activations import ELU, GELU, PReLU, ReLU, Sigmoid, Softmax, Tanh
+from .compare import graph_differences
+from .conv import Conv1d, Conv2d, SConv, SDConv, SepConv2d
+from .errors import (
+    ConversionError,
+    GraphValidationError,
+    MissingDependencyError,
+    ShapeError,
+    T1CFormatError,
+    TalonError,
+    UnsupportedModuleError,
+)
+from .graph import Graph, Input, Output
+from .linear import Affine, Linear, Scale, SpikingAffine
+from .neurons import IF, LI, LIF, CubaLI, CubaLIF, Delay, Integrator, Threshold
+from .node import Node, list_primitives, register_node, str_to_node
+from .normalization import BatchNorm1d, BatchNorm2d, Dropout, LayerNorm
+from .pooling import AvgPool2d, MaxPool2d, SumPool2d
+from .reshape import Flatten, Upsample
+from .routing import ChannelSplit, Concat, HybridRegion, Skip
+from .serialization import FORMAT_VERSION, read, read_version, write
+from .types import (
+    Comparison,
+    Edges,
+    NeuronMode,
+    Nodes,
+    ResetMode,
+    ResetTiming,
+    Shape,
+    SkipType,
+    SpikeMode,
+    SpikeTiming,
+    UpsampleMode,
+)
+
+__all__ = [
+    "ELU",
+    "FORMAT_VERSION",
+    "GELU",
+    "IF",
+    "LI",
+    "LIF",
+    "Affine",
+    "AvgPool2d",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "ChannelSplit",
+    "Comparison",
+    "Concat",
+    "Conv1d",
+    "Conv2d",
+    "ConversionError",
+    "CubaLI",
+    "CubaLIF",
+    "Delay",
+    "Dropout",
+    "Edges",
+    "Flatten",
+    "Graph",
+    "GraphValidationError",
+    "HybridRegion",
+    "Input",
+    "Integrator",
+    "LayerNorm",
+    "Linear",
+    "MaxPool2d",
+    "MissingDependencyError",
+    "NeuronMode",
+    "Node",
+    "Nodes",
+    "Output",
+    "PReLU",
+    "ReLU",
+    "ResetMode",
+    "ResetTiming",
+    "SConv",
+    "SDConv",
+    "Scale",
+    "SepConv2d",
+    "Shape",
+    "ShapeError",
+    "Sigmoid",
+    "Skip",
+    "SkipType",
+    "Softmax",
+    "SpikeMode",
+    "SpikeTiming",
+    "SpikingAffine",
+    "SumPool2d",
+    "T1CFormatError",
+    "TalonError",
+    "Tanh",
+    "Threshold",
+    "UnsupportedModuleError",
+    "Upsample",
+    "UpsampleMode",
+    "__version__",
+    "graph_differences",
+    "list_primitives",
+    "read",
+    "read_version",
+    "register_node",
+    "str_to_node",
+    "write",
+]  # fmt: skip

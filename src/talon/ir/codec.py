@@ -1,0 +1,100 @@
+"""Lossless encoding of node parameters and metadata as JSON plus a list of numpy arrays.
+
+JSON carries the structure; arrays are replaced by references into an array list, so they can be
+stored in HDF5 bit-exactly. Supported values: None, bool, int, float (including nan/inf), str,
+list, tuple, dict (any keys of these types), numpy arrays and numpy scalars. Enums are stored
+as their value. Encoding of anything else raises ``TypeError`` naming where it was found.
+
+Tags (a JSON object whose single key starts with ``$``):
+``{"$array": i}`` array *i*; ``{"$scalar": i}`` numpy scalar stored as 0-d array *i*;
+``{"$tuple": [...]}``; ``{"$dict": [[key, value], ...]}`` for dicts whose keys are not all
+plain strings (or start with ``$``).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+import numpy as np
+
+
+def encode(value: Any, arrays: list[np.ndarray], where: str) -> Any:
+    """Return a JSON-compatible form of ``value``, appending its arrays to ``arrays``."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, Enum):
+        return encode(value.value, arrays, where)
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "fiub":
+            raise TypeError(f"{where}: cannot store an array of dtype {value.dtype} (numeric arrays only)")
+        arrays.append(value)
+        return {"$array": len(arrays) - 1}
+    if isinstance(value, np.generic):
+        if not isinstance(value, (np.number, np.bool_)):
+            raise TypeError(f"{where}: cannot store a numpy scalar of type {type(value).__name__}")
+        arrays.append(np.asarray(value))
+        return {"$scalar": len(arrays) - 1}
+    if isinstance(value, tuple):
+        return {"$tuple": [encode(v, arrays, f"{where}[{i}]") for i, v in enumerate(value)]}
+    if isinstance(value, list):
+        return [encode(v, arrays, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        if all(isinstance(k, str) and not k.startswith("$") for k in value):
+            return {k: encode(v, arrays, f"{where}[{k!r}]") for k, v in value.items()}
+        return {
+            "$dict": [
+                [encode(k, arrays, f"{where} key"), encode(v, arrays, f"{where}[{k!r}]")] for k, v in value.items()
+            ]
+        }
+    raise TypeError(
+        f"{where}: cannot store a value of type {type(value).__name__} in a .t1c file "
+        "(use None, bool, int, float, str, list, tuple, dict or numpy arrays)"
+    )
+
+
+def decode(obj: Any, arrays: list[np.ndarray], where: str) -> Any:
+    """Inverse of :func:`encode`."""
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, list):
+        return [decode(v, arrays, where) for v in obj]
+    if not isinstance(obj, dict):
+        raise ValueError(f"{where}: unexpected JSON value {obj!r}")
+    if len(obj) == 1:
+        ((tag, body),) = obj.items()
+        if tag in ("$array", "$scalar"):
+            if isinstance(body, bool) or not isinstance(body, int) or not 0 <= body < len(arrays):
+                raise ValueError(f"{where}: bad array reference {body!r}")
+            arr = arrays[body]
+            if tag == "$scalar":
+                if arr.shape != ():
+                    raise ValueError(f"{where}: scalar reference {body} points to an array of shape {arr.shape}")
+                return arr[()]
+            return arr
+        if tag == "$tuple":
+            return tuple(decode(v, arrays, where) for v in _list(body, where))
+        if tag == "$dict":
+            pairs = _list(body, where)
+            if not all(isinstance(p, list) and len(p) == 2 for p in pairs):
+                raise ValueError(f"{where}: malformed $dict")
+            return {_hashable(decode(k, arrays, where), where): decode(v, arrays, where) for k, v in pairs}
+    if any(isinstance(k, str) and k.startswith("$") for k in obj):
+        raise ValueError(f"{where}: unknown tag in {sorted(obj)}")
+    return {k: decode(v, arrays, f"{where}[{k!r}]") for k, v in obj.items()}
+
+
+def _list(body: Any, where: str) -> list:
+    if not isinstance(body, list):
+        raise ValueError(f"{where}: expected a JSON list, got {type(body).__name__}")
+    return body
+
+
+def _hashable(key: Any, where: str) -> Any:
+    try:
+        hash(key)
+    except TypeError:
+        raise ValueError(f"{where}: dict key {key!r} is not hashable") from None
+    return key

@@ -1,0 +1,321 @@
+"""The graph: Input, Output and Graph (which is itself a node, so graphs nest).
+
+Semantics (``docs/semantics.md``):
+
+* Edges are ``(src, dst)`` name pairs, kept in order. Several edges into a node are summed,
+  unless the node merges otherwise (Skip concatenate, Concat: in edge order).
+* A multi-output node (ChannelSplit) sends output *i* along its *i*-th outgoing edge.
+* Cycles are allowed. The **recurrent edges** are found by a depth-first search that starts from
+  the Input nodes (then any node not yet reached) in node order and follows outgoing edges in
+  edge order; an edge to a node still on the search stack closes a cycle. A recurrent edge
+  carries its source's value from the previous timestep (zero at t = 0).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .errors import GraphValidationError, ShapeError
+from .node import Node, _fmt_types, _types_equal, register_node
+from .types import Shape
+
+
+class _Boundary(Node):
+    """Input / Output: the shape is the node's one parameter; input and output shapes are equal."""
+
+    _default_port = "input"
+
+    def _setup(self, shape: Any, output_type: Any, metadata: dict | None) -> None:
+        if shape is None and output_type is None:
+            raise ValueError(f"{type(self).__name__} needs a shape, e.g. {type(self).__name__}(np.array([784]))")
+        self.input_type = shape if shape is not None else output_type
+        self.output_type = output_type
+        self.metadata = {} if metadata is None else metadata
+        self.__post_init__()
+
+    @property
+    def shape(self) -> Shape:
+        return self.input_shape
+
+
+@register_node
+@dataclass(eq=False, init=False, repr=False)
+class Input(_Boundary):
+    """Graph entry: ``Input(np.array([784]))`` or ``Input(input_type={'input': np.array([784])})``."""
+
+    def __init__(self, input_type: Any = None, *, output_type: Any = None, metadata: dict | None = None):
+        self._setup(input_type, output_type, metadata)
+
+    def arity_error(self, n_in: int, n_out: int) -> str | None:
+        return f"an Input node cannot have incoming edges ({n_in} found)" if n_in else None
+
+    def __repr__(self) -> str:
+        return f"Input({list(self.shape)})"
+
+
+@register_node
+@dataclass(eq=False, init=False, repr=False)
+class Output(_Boundary):
+    """Graph exit: ``Output(np.array([10]))``; incoming edges are summed and must have this shape."""
+
+    def __init__(self, output_type: Any = None, *, input_type: Any = None, metadata: dict | None = None):
+        self._setup(input_type if input_type is not None else output_type, output_type, metadata)
+
+    def arity_error(self, n_in: int, n_out: int) -> str | None:
+        return f"an Output node cannot have outgoing edges ({n_out} found)" if n_out else None
+
+    def __repr__(self) -> str:
+        return f"Output({list(self.shape)})"
+
+
+@register_node
+class Graph(Node):
+    """A graph of named nodes: ``Graph(nodes, edges, metadata=None)``.
+
+    ``nodes`` is a dict ``{name: Node}`` (or a sequence of ``(name, node)`` pairs) whose order is
+    kept; ``edges`` a list of ``(src, dst)`` pairs. The graph is validated on construction
+    (unknown nodes, arity, shapes along every edge) and shapes are inferred; errors name the node
+    or edge. A Graph with one Input and one Output can be used as a node of another graph.
+    """
+
+    def __init__(
+        self,
+        nodes: Mapping[str, Node] | Iterable[tuple[str, Node]],
+        edges: Iterable[tuple[str, str]] = (),
+        metadata: dict[str, Any] | None = None,
+        *,
+        validate: bool = True,
+    ):
+        self.nodes = _as_node_dict(nodes)
+        self.edges = _as_edge_list(edges)
+        if metadata is not None and not isinstance(metadata, dict):
+            raise GraphValidationError(f"graph metadata must be a dict, got {type(metadata).__name__}")
+        self.metadata = {} if metadata is None else metadata
+        self.input_type = None
+        self.output_type = None
+        self._types_explicit = False
+        if validate:
+            self.validate()
+
+    def __repr__(self) -> str:
+        return f"Graph({len(self.nodes)} nodes, {len(self.edges)} edges)"
+
+    # ---- structure ----------------------------------------------------------------------------
+
+    @property
+    def input_nodes(self) -> list[str]:
+        """Names of the Input nodes, in node order."""
+        return [n for n, node in self.nodes.items() if isinstance(node, Input)]
+
+    @property
+    def output_nodes(self) -> list[str]:
+        """Names of the Output nodes, in node order."""
+        return [n for n, node in self.nodes.items() if isinstance(node, Output)]
+
+    def in_edges(self, name: str) -> list[int]:
+        """Indices into ``edges`` of the edges entering ``name``, in edge order."""
+        return [i for i, (_, d) in enumerate(self.edges) if d == name]
+
+    def out_edges(self, name: str) -> list[int]:
+        """Indices into ``edges`` of the edges leaving ``name``, in edge order."""
+        return [i for i, (s, _) in enumerate(self.edges) if s == name]
+
+    def predecessors(self, name: str) -> list[str]:
+        return [s for s, d in self.edges if d == name]
+
+    def successors(self, name: str) -> list[str]:
+        return [d for s, d in self.edges if s == name]
+
+    def recurrent_mask(self) -> list[bool]:
+        """For each edge, whether it closes a cycle (carries the previous step's value)."""
+        out_by_node: dict[str, list[int]] = {n: [] for n in self.nodes}
+        for i, (s, _) in enumerate(self.edges):
+            out_by_node[s].append(i)
+        mask = [False] * len(self.edges)
+        state: dict[str, int] = {}  # 1 = on the stack, 2 = finished
+        roots = self.input_nodes + list(self.nodes)
+        for root in roots:
+            if root in state:
+                continue
+            state[root] = 1
+            stack = [(root, iter(out_by_node[root]))]
+            while stack:
+                node, it = stack[-1]
+                for i in it:
+                    dst = self.edges[i][1]
+                    if state.get(dst) == 1:
+                        mask[i] = True
+                    elif dst not in state:
+                        state[dst] = 1
+                        stack.append((dst, iter(out_by_node[dst])))
+                        break
+                else:
+                    state[node] = 2
+                    stack.pop()
+        return mask
+
+    @property
+    def recurrent_edges(self) -> list[tuple[str, str]]:
+        """The edges that close a cycle, in edge order."""
+        return [e for e, rec in zip(self.edges, self.recurrent_mask(), strict=True) if rec]
+
+    @property
+    def is_dag(self) -> bool:
+        return not any(self.recurrent_mask())
+
+    def topological_order(self) -> list[str]:
+        """Node names ordered so every non-recurrent edge points forward; ties keep node order."""
+        index = {n: i for i, n in enumerate(self.nodes)}
+        indegree = dict.fromkeys(self.nodes, 0)
+        forward: dict[str, list[str]] = {n: [] for n in self.nodes}
+        for (s, d), rec in zip(self.edges, self.recurrent_mask(), strict=True):
+            if not rec:
+                indegree[d] += 1
+                forward[s].append(d)
+        heap = [index[n] for n, k in indegree.items() if k == 0]
+        heapq.heapify(heap)
+        names = list(self.nodes)
+        order = []
+        while heap:
+            n = names[heapq.heappop(heap)]
+            order.append(n)
+            for d in forward[n]:
+                indegree[d] -= 1
+                if indegree[d] == 0:
+                    heapq.heappush(heap, index[d])
+        return order
+
+    # ---- validation and shapes ----------------------------------------------------------------
+
+    def validate(self) -> None:
+        """Check the structure and infer every shape that can be inferred.
+
+        Raises :class:`GraphValidationError` (or its subclass :class:`ShapeError`) naming the
+        node or edge at fault.
+        """
+        n_in = dict.fromkeys(self.nodes, 0)
+        n_out = dict.fromkeys(self.nodes, 0)
+        for s, d in self.edges:
+            for end in (s, d):
+                if end not in self.nodes:
+                    raise GraphValidationError(
+                        f"edge ({s!r}, {d!r}) refers to unknown node {end!r}; nodes are: {', '.join(self.nodes)}"
+                    )
+            n_out[s] += 1
+            n_in[d] += 1
+        for name, node in self.nodes.items():
+            problem = node.arity_error(n_in[name], n_out[name])
+            if problem:
+                raise GraphValidationError(f"node {name!r}: {problem}")
+        self.infer_shapes()
+        self.input_type = {n: self.nodes[n].input_type["input"] for n in self.input_nodes}
+        self.output_type = {n: self.nodes[n].output_type["output"] for n in self.output_nodes}
+
+    def edge_shape(self, index: int) -> Shape | None:
+        """The shape carried by edge ``index`` (output *k* of a multi-output source), or None."""
+        src, _ = self.edges[index]
+        node = self.nodes[src]
+        shapes = node.output_shapes()
+        if not shapes:
+            return None
+        if node.is_multi_output:
+            k = self.out_edges(src).index(index)
+            return shapes[k] if k < len(shapes) else None
+        return shapes[0]
+
+    def infer_shapes(self) -> None:
+        """Propagate shapes along the edges in topological order (two passes, for cycles)."""
+        order = self.topological_order()
+        incoming: dict[str, list[int]] = {n: [] for n in self.nodes}
+        for i, (_, d) in enumerate(self.edges):
+            incoming[d].append(i)
+        for final in (False, True):
+            for name in order:
+                node = self.nodes[name]
+                edge_ids = incoming[name]
+                if not edge_ids:
+                    continue
+                shapes = [self.edge_shape(i) for i in edge_ids]
+                known = [s for s in shapes if s is not None]
+                if not known or (final and len(known) != len(shapes)):
+                    continue
+                declared = getattr(node, "_declared_types", None)
+                try:
+                    node.infer_types(known)
+                    if (
+                        final
+                        and declared
+                        and not (
+                            _types_equal(declared[0], node.input_type) and _types_equal(declared[1], node.output_type)
+                        )
+                    ):
+                        before_in, before_out = declared
+                        raise ShapeError(
+                            f"its declared input_type {_fmt_types(before_in)} / output_type "
+                            f"{_fmt_types(before_out)} contradict the incoming shapes {[list(s) for s in known]}"
+                        )
+                except ShapeError as exc:
+                    edges = ", ".join(
+                        f"({self.edges[i][0]!r} -> {name!r}: {list(s) if s else '?'})"
+                        for i, s in zip(edge_ids, shapes, strict=True)
+                    )
+                    raise ShapeError(f"node {name!r} ({type(node).__name__}): {exc}; incoming edges: {edges}") from None
+
+    # ---- use as a node ------------------------------------------------------------------------
+
+    def arity_error(self, n_in: int, n_out: int) -> str | None:
+        if n_in + n_out and (len(self.input_nodes) != 1 or len(self.output_nodes) != 1):
+            return (
+                "a subgraph used as a node needs exactly one Input and one Output node, it has "
+                f"{len(self.input_nodes)} and {len(self.output_nodes)}"
+            )
+        return None
+
+    def _input_ports(self, shapes: list[Shape]) -> dict[str, Shape]:
+        (port,) = self.input_nodes
+        expected = self.nodes[port].shape
+        merged = super()._input_ports(shapes)["input"]
+        if merged != expected:
+            raise ShapeError(f"subgraph input {port!r} has shape {list(expected)}, got {list(merged)}")
+        return {port: merged}
+
+    def _output_ports(self, inputs: dict[str, Shape]) -> dict[str, Shape]:
+        (port,) = self.output_nodes
+        return {port: self.nodes[port].shape}
+
+
+def _as_node_dict(nodes: Any) -> dict[str, Node]:
+    items = nodes.items() if isinstance(nodes, Mapping) else nodes
+    out: dict[str, Node] = {}
+    try:
+        pairs = list(items)
+    except TypeError:
+        raise GraphValidationError(f"nodes must be a dict of name -> Node, got {type(nodes).__name__}") from None
+    for pair in pairs:
+        if not (isinstance(pair, tuple) and len(pair) == 2):
+            raise GraphValidationError(f"nodes must be (name, Node) pairs, got {pair!r}")
+        name, node = pair
+        if not isinstance(name, str) or not name:
+            raise GraphValidationError(f"node names must be non-empty strings, got {name!r}")
+        if not isinstance(node, Node):
+            raise GraphValidationError(f"node {name!r} is a {type(node).__name__}, not a talon.ir Node")
+        if name in out:
+            raise GraphValidationError(f"duplicate node name {name!r}")
+        out[name] = node
+    return out
+
+
+def _as_edge_list(edges: Any) -> list[tuple[str, str]]:
+    out = []
+    for edge in edges:
+        if isinstance(edge, np.ndarray):
+            edge = tuple(edge.tolist())
+        if isinstance(edge, str) or len(edge) != 2 or not all(isinstance(e, (str, np.str_)) for e in edge):
+            raise GraphValidationError(f"an edge is a (src, dst) pair of node names, got {edge!r}")
+        out.append((str(edge[0]), str(edge[1])))
+    return out

@@ -1,0 +1,92 @@
+"""Type aliases and the enumerations used by node parameters.
+
+The enums are ``StrEnum`` so a node field compares equal to its plain string value
+(``skip.skip_type == "residual"``) and serializes as that string.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .node import Node
+
+Shape = tuple[int, ...]
+"""A tensor shape without the batch (and time) dimension."""
+
+Nodes = dict[str, "Node"]
+Edges = list[tuple[str, str]]
+Types = dict[str, np.ndarray]
+
+
+class SkipType(StrEnum):
+    """How a :class:`~talon.ir.Skip` merges its inputs."""
+
+    RESIDUAL = "residual"  # element-wise sum of all inputs
+    CONCATENATE = "concatenate"  # concatenation along the channel axis, in edge order
+    PASSTHROUGH = "passthrough"  # identity of a single input
+
+
+class SpikeMode(StrEnum):
+    """What a :class:`~talon.ir.SpikingAffine` layer's inputs carry (a compiler hint)."""
+
+    BINARY = "binary"
+    GRADED = "graded"
+    RATE = "rate"
+    TEMPORAL = "temporal"
+
+
+class UpsampleMode(StrEnum):
+    NEAREST = "nearest"
+    BILINEAR = "bilinear"
+
+
+class NeuronMode(StrEnum):
+    """Computation domain of a :class:`~talon.ir.HybridRegion`."""
+
+    ANN = "ann"
+    SNN = "snn"
+
+
+class ResetMode(StrEnum):
+    """What a spike does to the membrane (see docs/semantics.md)."""
+
+    VALUE = "value"  # v <- v_reset (reset to zero when v_reset = 0)
+    SUBTRACT = "subtract"  # v <- v - v_threshold
+    NONE = "none"  # no reset
+
+
+class ResetTiming(StrEnum):
+    """When the reset caused by a spike is applied (see docs/semantics.md)."""
+
+    IMMEDIATE = "immediate"  # in the same step, after the spike is taken from the new state
+    DELAYED = "delayed"  # next step, to the integrated value (snnTorch reset_delay=True)
+    DELAYED_PRE_DECAY = "delayed_pre_decay"  # next step, before decay (Spyx CuBaLIF)
+
+
+class SpikeTiming(StrEnum):
+    """Which state the emitted spike is taken from."""
+
+    POST = "post"  # from the state after this step's update (snnTorch, Norse, NIR)
+    PRE = "pre"  # from the state before this step's update (Spyx)
+
+
+class Comparison(StrEnum):
+    """Threshold comparison: spike when ``v > theta`` or ``v >= theta``."""
+
+    GT = ">"
+    GE = ">="
+
+
+def coerce_enum(enum: type[StrEnum], value: Any, field: str, where: str) -> StrEnum:
+    """Return ``value`` as a member of ``enum`` or raise a ValueError naming the choices."""
+    if isinstance(value, enum):
+        return value
+    try:
+        return enum(str(value).lower() if isinstance(value, str) else value)
+    except ValueError:
+        choices = ", ".join(repr(m.value) for m in enum)
+        raise ValueError(f"{where}: {field}={value!r} is not one of {choices}") from None

@@ -1,0 +1,21 @@
+"""Test-suite configuration: hypothesis profiles and the no-skips-in-CI rule."""
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+# Shared, noisy machines: no per-example deadlines; CI runs more examples.
+settings.register_profile("dev", deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ci", deadline=None, max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get("CI") and report.skipped and not hasattr(report, "wasxfail"):
+        # Every optional dependency is installed in CI: a skip there hides a broken install.
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI (every dependency should be installed): {report.longrepr}"

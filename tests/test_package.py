@@ -1,0 +1,37 @@
+"""Package-level contracts: import isolation of the IR and the `t1c` alias."""
+
+import subprocess
+import sys
+
+import talon
+
+
+def _run(code: str) -> str:
+    return subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def test_importing_the_ir_does_not_import_torch_or_jax():
+    out = _run(
+        "import sys, talon.ir, talon\n"
+        "from talon import ir\n"
+        "print(sorted(m for m in ('torch', 'jax', 'jaxlib', 'flax', 'nir', 'snntorch') if m in sys.modules))"
+    )
+    assert out == "[]"
+
+
+def test_t1c_is_the_same_package():
+    import t1c.ir
+    from t1c.ir import LIF
+
+    import t1c
+    from t1c import ir
+
+    assert t1c is talon
+    assert ir is talon.ir is t1c.ir
+    assert LIF is talon.ir.LIF
+    assert talon.ir.__spec__.name == "talon.ir"
+
+
+def test_t1c_alias_in_a_fresh_interpreter():
+    out = _run("from t1c import ir; import talon.ir; print(ir is talon.ir, ir.Graph.__module__)")
+    assert out == "True talon.ir.graph"
