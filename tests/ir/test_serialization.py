@@ -5,7 +5,6 @@ import itertools
 import json
 import os
 import shutil
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -18,9 +17,10 @@ from talon import ir
 from talon.ir import T1CFormatError
 from talon.ir import serialization as ser
 
+from ..paths import NIR_PAPER
 from .examples import EXAMPLES, chain_graph
 
-NIR_FILE = Path(__file__).parents[2] / ".." / "shared" / "data" / "nir-paper" / "01_lif__lif_norse.nir"
+NIR_FILE = NIR_PAPER / "01_lif__lif_norse.nir"
 
 
 def roundtrip(graph, tmp_path, name="g.t1c"):
