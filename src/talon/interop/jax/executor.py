@@ -1,0 +1,363 @@
+"""The JAX engine: a talon graph as pure, jit-compiled functions of ``(params, state, x)``.
+
+``JaxGraph(graph)`` lowers the graph once (subgraphs inlined, see :mod:`.plan`) and offers
+
+* ``step(params, state, x) -> (y, state)``: one timestep on a batch ``x[B, *shape]``;
+* ``run(params, x, state=None) -> (y, state)``: a time-major sequence ``x[T, B, *shape]``;
+* ``init_state(batch_size)``, ``params`` (the initial parameters), ``to_graph(params)``.
+
+Both are ``jax.jit``-compiled pure functions (no hidden state), differentiable through the
+surrogate spike of :mod:`.spike`, so ``jax.grad`` trains a graph. They follow
+``docs/semantics.md``: the nodes of a step are evaluated in topological order, fan-in is summed
+in edge order, a recurrent edge delivers its source's value of the previous step.
+
+``run`` has two schedules with the same results:
+
+* ``"layerwise"`` (default): node by node over the whole sequence — a stateless node that is
+  not on a cycle is applied to all ``T*B`` samples at once (one matrix product per Linear
+  instead of ``T``), a neuron is a ``lax.scan`` of its own update, and every cycle of the graph
+  (a recurrent layer) is one ``lax.scan`` of its nodes;
+* ``"stepwise"``: one ``lax.scan`` of ``step`` over time.
+
+Parameters are a dict ``{node path: {name: array}}`` (``"rnn.lif"`` inside a subgraph): the
+weights of stateless nodes under their IR names, and for neurons the per-step coefficients
+``beta, g, c, alpha, gs, theta, v_reset`` of :mod:`.neurons`, computed in float64 from the IR
+parameters and cast once. The state is ``{"nodes": {path: {"v": …, "i": …} or {"history": …}},
+"edges": {key: value}}`` (recurrent edges).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ... import ir
+from ...ir.errors import UnsupportedModuleError
+from . import layers
+from .neurons import SPIKING, coefficients, make_step, per_neuron, state_keys
+from .plan import BOUNDARY, DELAY, INPUT, NEURON, components, flatten, is_cyclic
+from .spike import Surrogate, make_spike
+
+MODES = ("layerwise", "stepwise")
+
+
+def _port(value, port):
+    return value if port is None else value[port]
+
+
+def _fold(fn, *seqs):
+    """Apply a per-sample function to sequences ``[T, B, ...]`` by folding time into the batch."""
+    t, b = seqs[0].shape[:2]
+    out = fn(*(s.reshape((t * b, *s.shape[2:])) for s in seqs))
+    if isinstance(out, (list, tuple)):
+        return [o.reshape((t, b, *o.shape[1:])) for o in out]
+    return out.reshape((t, b, *out.shape[1:]))
+
+
+class JaxGraph:
+    """A talon graph compiled to JAX (see the module docstring)."""
+
+    def __init__(self, graph: ir.Graph, *, surrogate: Surrogate = "superspike", dtype: Any = "float32"):
+        self.graph = graph
+        self.dtype = _check_dtype(dtype)
+        self.plan = flatten(graph)
+        self._spikes = {cmp: make_spike(cmp, surrogate) for cmp in (">", ">=")}
+        self._fns: dict[str, Any] = {}
+        self._delays: dict[str, np.ndarray] = {}
+        params: dict[str, dict[str, np.ndarray]] = {}
+        for path, flat in self.plan.nodes.items():
+            node = flat.node
+            if flat.kind == NEURON:
+                params[path] = coefficients(node, self.dtype)
+                spike = self._spikes[node.comparison.value] if isinstance(node, SPIKING) else None
+                self._fns[path] = make_step(node, spike)
+            elif flat.kind == DELAY:
+                self._delays[path] = np.broadcast_to(per_neuron(node.delay, len(flat.shape) + 1), flat.shape)
+            elif flat.kind not in (INPUT, BOUNDARY):
+                built = self._build_stateless(path, node)
+                if built[0]:
+                    params[path] = built[0]
+                self._fns[path] = built[1]
+        self.params: dict[str, dict[str, jax.Array]] = jax.tree.map(jnp.asarray, params)
+        self._components = components(self.plan)
+        self._step_jit = jax.jit(self._step)
+        self._run_jit = jax.jit(self._run, static_argnames=("record", "mode"))
+
+    def __repr__(self) -> str:
+        return f"JaxGraph({len(self.plan.nodes)} nodes, dtype={np.dtype(self.dtype).name})"
+
+    # ---- public API -------------------------------------------------------------------------
+
+    @property
+    def input_names(self) -> list[str]:
+        return list(self.plan.inputs)
+
+    @property
+    def output_names(self) -> list[str]:
+        return list(self.plan.outputs)
+
+    def init_state(self, batch_size: int) -> dict:
+        """The state at ``t = 0`` (all zeros) for a batch of ``batch_size``."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        nodes: dict[str, dict] = {}
+        for path, flat in self.plan.nodes.items():
+            shape = (int(batch_size), *flat.shape)
+            if flat.kind == NEURON:
+                nodes[path] = {k: jnp.zeros(shape, self.dtype) for k in state_keys(flat.node)}
+            elif flat.kind == DELAY and self._max_delay(path):
+                nodes[path] = {"history": jnp.zeros((self._max_delay(path), *shape), self.dtype)}
+        edges = {e.key: jnp.zeros((int(batch_size), *e.shape), self.dtype) for e in self.plan.recurrent_edges}
+        return {"nodes": nodes, "edges": edges}
+
+    def step(self, params: Mapping, state: Mapping, x) -> tuple[Any, dict]:
+        """One timestep: ``x`` is ``[B, *shape]`` (a dict by Input name for several inputs).
+
+        Returns ``(y, new_state)``; ``y`` is an array, or a dict by Output name when the graph
+        has several outputs.
+        """
+        inputs = self._inputs(x, time=False)
+        outputs, new_state = self._step_jit(params, state, inputs)
+        return self._outputs(outputs), new_state
+
+    def run(self, params: Mapping, x, state: Mapping | None = None, *, record: bool = False, mode: str = "layerwise"):
+        """Run a time-major sequence ``x[T, B, *shape]`` (a dict by Input name for several inputs).
+
+        Returns ``(y, final_state)`` with ``y[T, B, ...]``; with ``record=True`` also the neuron
+        states after every step, ``{path: {"v": [T, B, ...], "i": ...}}``. ``state`` defaults to
+        ``init_state(B)``. ``mode`` is ``"layerwise"`` or ``"stepwise"`` (see the module docstring).
+        """
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        inputs = self._inputs(x, time=True)
+        if state is None:
+            state = self.init_state(next(iter(inputs.values())).shape[1])
+        outputs, final, trace = self._run_jit(params, state, inputs, record=bool(record), mode=mode)
+        return (self._outputs(outputs), final, trace) if record else (self._outputs(outputs), final)
+
+    def to_graph(self, params: Mapping) -> ir.Graph:
+        """A copy of the graph carrying ``params`` (e.g. after training); see :mod:`.export`.
+
+        Raises :class:`~talon.ir.ConversionError` when a trained neuron coefficient has no exact
+        time-constant form.
+        """
+        from .export import to_graph
+
+        return to_graph(self.graph, params, self.params, self.dtype)
+
+    # ---- lowering ---------------------------------------------------------------------------
+
+    def _build_stateless(self, path: str, node: ir.Node):
+        if isinstance(node, ir.Threshold):
+            spike = self._spikes[node.comparison.value]
+            params = {"threshold": np.ascontiguousarray(np.asarray(node.threshold).astype(self.dtype))}
+            return params, lambda p, x: spike(x, per_neuron(p["threshold"], x.ndim))
+        built = layers.build(node, self.dtype)
+        if built is None:
+            raise UnsupportedModuleError(
+                f"node {path!r}: the JAX engine has no implementation of {type(node).__name__}; "
+                "it runs the talon.ir primitives (see talon.ir.list_primitives())"
+            )
+        return built
+
+    def _max_delay(self, path: str) -> int:
+        return int(self._delays[path].max()) if self._delays[path].size else 0
+
+    def _inputs(self, x, time: bool) -> dict[str, jax.Array]:
+        lead = 2 if time else 1
+        names = self.input_names
+        if isinstance(x, Mapping):
+            if set(x) != set(names):
+                raise ValueError(f"inputs must be given for exactly the Input nodes {names}, got {sorted(x)}")
+            given = dict(x)
+        elif len(names) == 1:
+            given = {names[0]: x}
+        else:
+            raise ValueError(f"the graph has several Input nodes {names}: pass a dict of arrays by name")
+        out = {}
+        for name, value in given.items():
+            arr = jnp.asarray(value, dtype=self.dtype)
+            expected = tuple(self.plan.nodes[self.plan.inputs[name]].shape)
+            if arr.ndim != lead + len(expected) or tuple(arr.shape[lead:]) != expected:
+                layout = "[T, B, " if time else "[B, "
+                raise ValueError(
+                    f"input {name!r}: expected shape {layout}{', '.join(map(str, expected))}], got {tuple(arr.shape)}"
+                )
+            out[self.plan.inputs[name]] = arr
+        return out
+
+    def _outputs(self, outputs: dict):
+        if len(self.plan.outputs) == 1:
+            return next(iter(outputs.values()))
+        return {name: outputs[path] for name, path in self.plan.outputs.items()}
+
+    # ---- one step over a set of nodes ---------------------------------------------------------
+
+    def _eval(self, paths: list[str], params, state, inputs: dict, external: dict):
+        """Evaluate ``paths`` (in topological order) for one step.
+
+        Edges from outside ``paths`` read ``external[edge.key]`` (already delayed if recurrent);
+        recurrent edges inside read ``state["edges"]``. Returns (values, node states, edge states).
+        """
+        members = set(paths)
+        values: dict[str, Any] = {}
+        node_state: dict[str, dict] = {}
+        for path in paths:
+            flat = self.plan.nodes[path]
+            if flat.kind == INPUT:
+                values[path] = inputs[path]
+                continue
+            incoming = []
+            for edge in flat.inputs:
+                if edge.src not in members:
+                    incoming.append(external[edge.key])
+                elif edge.recurrent:
+                    incoming.append(state["edges"][edge.key])
+                else:
+                    incoming.append(_port(values[edge.src], edge.port))
+            x = layers.merge(flat.node, incoming, path)
+            if flat.kind == NEURON:
+                values[path], node_state[path] = self._fns[path](params[path], state["nodes"][path], x)
+            elif flat.kind == DELAY:
+                values[path], delay_state = self._delay_step(path, state, x)
+                node_state.update(delay_state)
+            elif flat.kind == BOUNDARY:
+                values[path] = x
+            else:
+                values[path] = self._fns[path](params.get(path, {}), x)
+        edge_state = {
+            e.key: _port(values[e.src], e.port)
+            for p in paths
+            for e in self.plan.nodes[p].inputs
+            if e.recurrent and e.src in members
+        }
+        return values, node_state, edge_state
+
+    def _delay_step(self, path: str, state, x):
+        depth = self._max_delay(path)
+        if depth == 0:
+            return x, {}
+        stacked = jnp.concatenate([x[None], state["nodes"][path]["history"]])
+        lag = jnp.broadcast_to(jnp.asarray(self._delays[path])[None, None], (1, *x.shape))
+        out = jnp.take_along_axis(stacked, lag, axis=0)[0]
+        return out, {path: {"history": stacked[:depth]}}
+
+    def _step(self, params, state, inputs):
+        values, node_state, edge_state = self._eval(self.plan.order, params, state, inputs, {})
+        outputs = {p: values[p] for p in self.plan.outputs.values()}
+        return outputs, {"nodes": node_state, "edges": edge_state}
+
+    # ---- sequences --------------------------------------------------------------------------
+
+    def _run(self, params, state, inputs, record: bool, mode: str):
+        if mode == "stepwise":
+            return self._run_stepwise(params, state, inputs, record)
+        return self._run_layerwise(params, state, inputs, record)
+
+    def _run_stepwise(self, params, state, inputs, record: bool):
+        def body(carry, x_t):
+            outputs, new = self._step(params, carry, x_t)
+            return new, (outputs, new["nodes"] if record else None)
+
+        final, (outputs, nodes) = jax.lax.scan(body, state, inputs)
+        return outputs, final, (self._trace(nodes) if record else None)
+
+    def _trace(self, nodes: dict) -> dict:
+        return {p: s for p, s in nodes.items() if self.plan.nodes[p].kind == NEURON}
+
+    def _run_layerwise(self, params, state, inputs, record: bool):
+        length = next(iter(inputs.values())).shape[0]
+        seqs: dict[str, Any] = {}
+        final: dict[str, dict] = {"nodes": {}, "edges": {}}
+        trace: dict[str, dict] = {}
+        for comp in self._components:
+            members = set(comp)
+            external = {}
+            for path in comp:
+                for edge in self.plan.nodes[path].inputs:
+                    if edge.src in members:
+                        continue
+                    seq = _port(seqs[edge.src], edge.port)
+                    if edge.recurrent:  # an edge closing a cycle of the parent graph crosses components
+                        final["edges"][edge.key] = seq[-1]
+                        seq = jnp.concatenate([state["edges"][edge.key][None], seq[:-1]])
+                    external[edge.key] = seq
+            if is_cyclic(self.plan, comp):
+                self._scan_component(comp, params, state, external, seqs, final, trace, record, length)
+            else:
+                self._sequence_node(comp[0], params, state, inputs, external, seqs, final, trace, record)
+        outputs = {p: seqs[p] for p in self.plan.outputs.values()}
+        return outputs, final, (trace if record else None)
+
+    def _sequence_node(self, path, params, state, inputs, external, seqs, final, trace, record):
+        flat = self.plan.nodes[path]
+        if flat.kind == INPUT:
+            seqs[path] = inputs[path]
+            return
+        incoming = [external[e.key] for e in flat.inputs]
+        x = _fold(lambda *xs: layers.merge(flat.node, list(xs), path), *incoming) if len(incoming) > 1 else incoming[0]
+        if flat.kind == NEURON:
+            fn, p = self._fns[path], params[path]
+
+            def body(carry, x_t):
+                out, new = fn(p, carry, x_t)
+                return new, (out, new if record else None)
+
+            final["nodes"][path], (seqs[path], states) = jax.lax.scan(body, state["nodes"][path], x)
+            if record:
+                trace[path] = states
+        elif flat.kind == DELAY:
+            seqs[path] = self._delay_sequence(path, state, x, final)
+        elif flat.kind == BOUNDARY:
+            seqs[path] = x
+        else:
+            seqs[path] = _fold(lambda v: self._fns[path](params.get(path, {}), v), x)
+
+    def _delay_sequence(self, path, state, x, final):
+        depth = self._max_delay(path)
+        if depth == 0:
+            return x
+        history = state["nodes"][path]["history"]  # history[k] = input at step -1-k
+        padded = jnp.concatenate([history[::-1], x])
+        t = x.shape[0]
+        index = np.arange(t).reshape((t,) + (1,) * (x.ndim - 1)) + depth - self._delays[path][None, None]
+        out = jnp.take_along_axis(padded, jnp.broadcast_to(jnp.asarray(index), x.shape), axis=0)
+        final["nodes"][path] = {"history": padded[-depth:][::-1]}
+        return out
+
+    def _scan_component(self, comp, params, state, external, seqs, final, trace, record, length):
+        members = set(comp)
+        carry0 = {
+            "nodes": {p: state["nodes"][p] for p in comp if p in state["nodes"]},
+            "edges": {e.key: state["edges"][e.key] for e in self._internal(members)},
+        }
+
+        def body(carry, ext_t):
+            values, node_state, edge_state = self._eval(comp, params, carry, {}, ext_t)
+            neurons = {p: s for p, s in node_state.items() if self.plan.nodes[p].kind == NEURON}
+            return {"nodes": node_state, "edges": edge_state}, (values, neurons if record else None)
+
+        carry, (values, neurons) = jax.lax.scan(body, carry0, external, length=length)
+        seqs.update(values)
+        final["nodes"].update(carry["nodes"])
+        final["edges"].update(carry["edges"])
+        if record:
+            trace.update(neurons)
+
+    def _internal(self, members: set[str]):
+        """The recurrent edges between nodes of ``members``, in plan order."""
+        inside = (self.plan.nodes[p] for p in self.plan.order if p in members)
+        return [e for flat in inside for e in flat.inputs if e.recurrent and e.src in members]
+
+
+def _check_dtype(dtype) -> np.dtype:
+    dt = np.dtype(dtype)
+    if dt.kind != "f":
+        raise ValueError(f"dtype must be a floating type, got {dt}")
+    if dt.itemsize == 8 and not jax.config.jax_enable_x64:
+        raise ValueError("dtype float64 needs 64-bit JAX: jax.config.update('jax_enable_x64', True)")
+    return dt

@@ -1,0 +1,363 @@
+"""Stateless nodes in JAX (``docs/semantics.md`` §4), on batched channels-first arrays.
+
+Each node becomes ``(params, fn)``: ``params`` is a dict of numpy arrays in the compute dtype
+(the node's weights; empty for weightless nodes) and ``fn(params, x) -> y`` maps a batch
+``[N, *shape]`` to ``[N, *out_shape]`` (a list of arrays for ChannelSplit). Geometry follows
+PyTorch: cross-correlation with zero padding, floor/ceil pooling, ``nn.Upsample`` index rules.
+Matrix products and convolutions ask XLA for full float32 precision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from ... import ir
+from ...ir.activations import batch_dim_to_axis
+from ...ir.pooling import pool_output_size
+from .neurons import exact_zero, rounded
+
+HIGHEST = lax.Precision.HIGHEST
+Op = Callable[[dict, Any], Any]
+
+
+def _cast(arr, dtype) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(arr).astype(dtype))
+
+
+def _batched_axis(dim: int, shape: tuple[int, ...], where: str) -> int:
+    """A PyTorch-style ``dim`` (batch = dim 0) as an axis of the batched array ``[N, *shape]``."""
+    return batch_dim_to_axis(dim, len(shape), where) + 1
+
+
+# --------------------------------------------------------------------------------------------
+# dense and convolution
+
+
+def _affine(node: ir.Affine, dtype):
+    params = {"weight": _cast(node.weight, dtype), "bias": _cast(node.bias, dtype)}
+    return params, lambda p, x: jnp.matmul(x, p["weight"].T, precision=HIGHEST) + p["bias"]
+
+
+def _linear(node: ir.Linear, dtype):
+    return {"weight": _cast(node.weight, dtype)}, lambda p, x: jnp.matmul(x, p["weight"].T, precision=HIGHEST)
+
+
+def _scale(node: ir.Scale, dtype):
+    return {"scale": _cast(node.scale, dtype)}, lambda p, x: x * p["scale"]
+
+
+def _conv(x, w, stride, padding, dilation, groups, ndim):
+    spatial = "HW" if ndim == 2 else "H"
+    return lax.conv_general_dilated(
+        x,
+        w,
+        window_strides=tuple(stride),
+        padding=[(p, p) for p in padding],
+        rhs_dilation=tuple(dilation),
+        feature_group_count=groups,
+        dimension_numbers=(f"NC{spatial}", f"OI{spatial}", f"NC{spatial}"),
+        precision=HIGHEST,
+    )
+
+
+def _convnd(node, dtype):
+    ndim = 1 if isinstance(node, ir.Conv1d) else 2
+
+    def tup(v):
+        return (v,) if ndim == 1 else tuple(v)
+
+    stride, padding, dilation = tup(node.stride), tup(node.padding), tup(node.dilation)
+    groups = node.groups
+    bias_shape = (-1,) + (1,) * ndim
+
+    def conv(p, x):
+        y = _conv(x, p["weight"], stride, padding, dilation, groups, ndim)
+        return y + p["bias"].reshape(bias_shape)
+
+    return {"weight": _cast(node.weight, dtype), "bias": _cast(node.bias, dtype)}, conv
+
+
+def _sepconv(node: ir.SepConv2d, dtype):
+    stride, padding, dilation = tuple(node.stride), tuple(node.padding), tuple(node.dilation)
+    c_in = int(node.depthwise_weight.shape[0])
+    params = {
+        "depthwise_weight": _cast(node.depthwise_weight, dtype),
+        "depthwise_bias": _cast(node.depthwise_bias, dtype),
+        "pointwise_weight": _cast(node.pointwise_weight, dtype),
+        "pointwise_bias": _cast(node.pointwise_bias, dtype),
+    }
+
+    def sepconv(p, x):
+        y = _conv(x, p["depthwise_weight"], stride, padding, dilation, c_in, 2)
+        y = y + p["depthwise_bias"].reshape(-1, 1, 1)
+        y = _conv(y, p["pointwise_weight"], (1, 1), (0, 0), (1, 1), 1, 2)
+        return y + p["pointwise_bias"].reshape(-1, 1, 1)
+
+    return params, sepconv
+
+
+# --------------------------------------------------------------------------------------------
+# pooling
+
+
+def _ceil_extra(n: int, k: int, s: int, p: int, d: int, ceil_mode: bool, where: str) -> int:
+    """Extra right padding that makes a floor-mode window reach PyTorch's ceil-mode output size."""
+    out = pool_output_size(n, k, s, p, d, ceil_mode, where)
+    span = d * (k - 1) + 1
+    return max(0, (out - 1) * s + span - (n + 2 * p))
+
+
+def _pool_geometry(node, shape):
+    dilation = tuple(getattr(node, "dilation", (1, 1)))
+    ceil_mode = bool(getattr(node, "ceil_mode", False))
+    pads = []
+    for n, k, s, p, d in zip(shape[1:], node.kernel_size, node.stride, node.padding, dilation, strict=True):
+        pads.append((p, p + _ceil_extra(n, k, s, p, d, ceil_mode, node._where())))
+    window = (1, 1, *node.kernel_size)
+    strides = (1, 1, *node.stride)
+    return window, strides, [(0, 0), (0, 0), *pads], (1, 1, *dilation)
+
+
+def _maxpool(node: ir.MaxPool2d, dtype):
+    window, strides, pads, dilation = _pool_geometry(node, node.input_shape)
+    return {}, lambda p, x: lax.reduce_window(x, -jnp.inf, lax.max, window, strides, pads, window_dilation=dilation)
+
+
+def _sumpool(node: ir.SumPool2d, dtype):
+    window, strides, pads, _ = _pool_geometry(node, node.input_shape)
+    return {}, lambda p, x: lax.reduce_window(x, jnp.zeros((), x.dtype), lax.add, window, strides, pads)
+
+
+def _avg_divisor(node: ir.AvgPool2d, shape) -> np.ndarray:
+    """PyTorch's divisor per output cell: padded cells count (count_include_pad), ceil overhang does not."""
+    if node.divisor_override is not None:
+        return np.asarray(float(node.divisor_override))
+    counts = []
+    geometry = zip(shape[1:], node.kernel_size, node.stride, node.padding, node.output_shape[1:], strict=True)
+    for n, k, s, p, out in geometry:
+        start = np.arange(out) * s - p
+        end = np.minimum(start + k, n + p)
+        if not node.count_include_pad:
+            start, end = np.maximum(start, 0), np.minimum(end, n)
+        counts.append(end - start)
+    return np.outer(counts[0], counts[1]).astype(np.float64)
+
+
+def _avgpool(node: ir.AvgPool2d, dtype):
+    window, strides, pads, _ = _pool_geometry(node, node.input_shape)
+    divisor = _cast(_avg_divisor(node, node.input_shape), dtype)
+
+    def avgpool(p, x):
+        return lax.reduce_window(x, jnp.zeros((), x.dtype), lax.add, window, strides, pads) / divisor
+
+    return {}, avgpool
+
+
+# --------------------------------------------------------------------------------------------
+# shape
+
+
+def _flatten(node: ir.Flatten, dtype):
+    out_shape = tuple(node.output_shape)
+    return {}, lambda p, x: x.reshape((x.shape[0], *out_shape))
+
+
+def _nearest_index(n_in: int, n_out: int, scale: float | None) -> np.ndarray:
+    """``torch.nn.Upsample(mode='nearest')`` source index per output index (float32 arithmetic)."""
+    if n_out == n_in:
+        return np.arange(n_out)
+    if n_out == 2 * n_in:
+        return np.arange(n_out) >> 1
+    factor = np.float32(1.0 / scale) if scale else np.float32(n_in) / np.float32(n_out)
+    return np.minimum(np.floor(np.arange(n_out, dtype=np.float32) * factor).astype(np.int64), n_in - 1)
+
+
+def _linear_source(n_in: int, n_out: int, scale: float | None, align_corners: bool):
+    """``bilinear`` source coordinate per output index: (i0, i1, lambda) as in PyTorch's CPU kernel."""
+    o = np.arange(n_out, dtype=np.float32)
+    if align_corners:
+        ratio = np.float32((n_in - 1) / (n_out - 1)) if n_out > 1 else np.float32(0)
+        src = o * ratio
+    else:
+        ratio = np.float32(1.0 / scale) if scale else np.float32(n_in) / np.float32(n_out)
+        src = np.maximum((o + np.float32(0.5)) * ratio - np.float32(0.5), np.float32(0))
+    i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    return i0, i1, (src - i0.astype(np.float32)).astype(np.float32)
+
+
+def _upsample(node: ir.Upsample, dtype):
+    shape, out = node.input_shape, node.output_shape
+    spatial = len(shape) - 1
+    if node.size is not None or node.scale_factor is None:
+        scales = [None] * spatial
+    elif isinstance(node.scale_factor, tuple):
+        scales = list(node.scale_factor)
+    else:
+        scales = [node.scale_factor] * spatial
+    if node.mode == "nearest":
+        index = [_nearest_index(n, m, s) for n, m, s in zip(shape[1:], out[1:], scales, strict=True)]
+
+        def nearest(p, x):
+            for axis, idx in enumerate(index, start=2):
+                x = jnp.take(x, idx, axis=axis)
+            return x
+
+        return {}, nearest
+    align = bool(node.align_corners)
+    (h0, h1, lh), (w0, w1, lw) = (
+        _linear_source(n, m, s, align) for n, m, s in zip(shape[1:], out[1:], scales, strict=True)
+    )
+    lh, lw = _cast(lh, dtype).reshape(-1, 1), _cast(lw, dtype)
+
+    def bilinear(p, x):
+        top, bottom = jnp.take(x, h0, axis=2), jnp.take(x, h1, axis=2)
+        row = lambda r: (1 - lw) * jnp.take(r, w0, axis=3) + lw * jnp.take(r, w1, axis=3)  # noqa: E731
+        return (1 - lh) * row(top) + lh * row(bottom)
+
+    return {}, bilinear
+
+
+# --------------------------------------------------------------------------------------------
+# activations and normalization
+
+
+def _relu(node: ir.ReLU, dtype):
+    slope = node.negative_slope
+    if slope == 0.0:
+        return {}, lambda p, x: jnp.maximum(x, jnp.zeros((), x.dtype))
+    return {}, lambda p, x: jnp.where(x > 0, x, x * jnp.asarray(slope, x.dtype))
+
+
+def _prelu(node: ir.PReLU, dtype):
+    def prelu(p, x):
+        w = p["weight"].reshape((-1,) + (1,) * (x.ndim - 2)) if x.ndim > 2 else p["weight"]
+        return jnp.where(x > 0, x, x * w)
+
+    return {"weight": _cast(node.weight, dtype)}, prelu
+
+
+def _softmax(node: ir.Softmax, dtype):
+    axis = _batched_axis(node.dim, node.input_shape, node._where())
+    return {}, lambda p, x: jax.nn.softmax(x, axis=axis)
+
+
+def _gelu(node: ir.GELU, dtype):
+    approximate = node.approximate == "tanh"
+    return {}, lambda p, x: jax.nn.gelu(x, approximate=approximate)
+
+
+def _elu(node: ir.ELU, dtype):
+    alpha = node.alpha
+    return {}, lambda p, x: jnp.where(x > 0, x, jnp.asarray(alpha, x.dtype) * jnp.expm1(x))
+
+
+def _batchnorm(node, dtype):
+    params = {"running_mean": _cast(node.running_mean, dtype), "running_var": _cast(node.running_var, dtype)}
+    affine = node.weight is not None
+    if affine:
+        params.update(weight=_cast(node.weight, dtype), bias=_cast(node.bias, dtype))
+    eps = node.eps
+
+    def batchnorm(p, x):
+        shape = (-1,) + (1,) * (x.ndim - 2)
+        y = (x - p["running_mean"].reshape(shape)) * lax.rsqrt(p["running_var"].reshape(shape) + eps)
+        return y * p["weight"].reshape(shape) + p["bias"].reshape(shape) if affine else y
+
+    return params, batchnorm
+
+
+def _layernorm(node: ir.LayerNorm, dtype):
+    axes = tuple(range(-len(node.normalized_shape), 0))
+    params = {k: _cast(getattr(node, k), dtype) for k in ("weight", "bias") if getattr(node, k) is not None}
+    eps = node.eps
+
+    def layernorm(p, x):
+        mean = jnp.mean(x, axis=axes, keepdims=True)
+        var = jnp.mean(jnp.square(x - mean), axis=axes, keepdims=True)
+        y = (x - mean) * lax.rsqrt(var + eps)
+        if "weight" in p:
+            y = y * p["weight"]
+        return y + p["bias"] if "bias" in p else y
+
+    return params, layernorm
+
+
+def _identity(node, dtype):
+    return {}, lambda p, x: x
+
+
+def _split(node: ir.ChannelSplit, dtype):
+    axis = _batched_axis(node.dim, node.input_shape, node._where())
+    bounds = np.cumsum(node.split_sections)[:-1].tolist()
+    return {}, lambda p, x: jnp.split(x, bounds, axis=axis)
+
+
+_ELEMENTWISE = {
+    ir.Sigmoid: jax.nn.sigmoid,
+    ir.Tanh: jnp.tanh,
+}
+
+# most specific first: SpikingAffine is an Affine, SConv/SDConv are Conv2d
+_BUILDERS: list[tuple[type, Callable]] = [
+    (ir.Affine, _affine),
+    (ir.Linear, _linear),
+    (ir.Scale, _scale),
+    (ir.Conv1d, _convnd),
+    (ir.Conv2d, _convnd),
+    (ir.SepConv2d, _sepconv),
+    (ir.MaxPool2d, _maxpool),
+    (ir.AvgPool2d, _avgpool),
+    (ir.SumPool2d, _sumpool),
+    (ir.Flatten, _flatten),
+    (ir.Upsample, _upsample),
+    (ir.ReLU, _relu),
+    (ir.PReLU, _prelu),
+    (ir.Softmax, _softmax),
+    (ir.GELU, _gelu),
+    (ir.ELU, _elu),
+    (ir.BatchNorm1d, _batchnorm),
+    (ir.BatchNorm2d, _batchnorm),
+    (ir.LayerNorm, _layernorm),
+    (ir.Dropout, _identity),
+    (ir.HybridRegion, _identity),
+    (ir.Skip, _identity),
+    (ir.Concat, _identity),
+    (ir.ChannelSplit, _split),
+]
+
+
+def build(node: ir.Node, dtype) -> tuple[dict[str, np.ndarray], Op] | None:
+    """``(params, fn)`` for a stateless node, or None when this module does not implement it."""
+    for cls, fn in _ELEMENTWISE.items():
+        if type(node) is cls:
+            return {}, lambda p, x, fn=fn: fn(x)
+    for cls, builder in _BUILDERS:
+        if isinstance(node, cls):
+            return builder(node, dtype)
+    return None
+
+
+def merge(node: ir.Node, inputs: list, where: str):
+    """Combine the values arriving on a node's incoming edges (edge order), per ``docs/semantics.md`` §2."""
+    if not inputs:
+        raise ValueError(f"{where}: no input")
+    concat = isinstance(node, ir.Concat) or (isinstance(node, ir.Skip) and node.skip_type == "concatenate")
+    if concat:
+        dim = node.dim if isinstance(node, ir.Concat) else 1
+        shape = node.output_shape
+        return jnp.concatenate(inputs, axis=_batched_axis(dim, shape, where))
+    if len(inputs) == 1:
+        return inputs[0]
+    # each term is rounded on its own first (a Scale output would otherwise fuse into the sum)
+    zero = exact_zero(inputs[0].dtype)
+    x = rounded(inputs[0], zero)
+    for extra in inputs[1:]:
+        x = x + rounded(extra, zero)
+    return x

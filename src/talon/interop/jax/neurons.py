@@ -1,0 +1,173 @@
+"""Stateful nodes in JAX: per-step coefficients and the update of ``docs/semantics.md`` §3.
+
+The coefficients are computed **in float64 with numpy from the stored parameters and cast once**
+to the compute dtype (:func:`coefficients`); they are the engine's trainable neuron parameters:
+
+* LIF, LI: ``beta = 1 - 1/tau``, ``g = r/tau``, ``c = v_leak/tau``;
+* CubaLIF, CubaLI: the same with ``tau_mem``, plus ``alpha = 1 - 1/tau_syn``, ``gs = w_in/tau_syn``;
+* IF, Integrator: ``g = r`` (``beta = 1`` and ``c = 0`` are implicit);
+
+plus ``theta`` (``v_threshold``) and ``v_reset`` for the spiking ones. One step of a spiking node,
+in exactly this order (``cmp`` is the spike function of :mod:`.spike`)::
+
+    z_prev = cmp(v, theta)
+    if reset_timing == 'delayed_pre_decay': v = R(v, z_prev)
+    i = alpha*i + gs*x;  x = i                      # CubaLIF
+    u = (beta*v + g*x) + c
+    if reset_timing == 'delayed':           u = R(u, z_prev)
+    z = cmp(u, theta)
+    if reset_timing == 'immediate':         u = R(u, z)
+    v = u;  output = z if spike_timing == 'post' else z_prev
+
+with ``R(v, z) = where(z, v_reset, v)`` (value), ``v - z*theta`` (subtract) or ``v`` (none).
+
+Every product that feeds a sum goes through :func:`rounded`: XLA on CPU fuses ``a*b + c`` into
+one fused multiply-add (rounding once instead of twice), which would make the JAX engine differ
+from the other engines in the last bit. ``rounded(a*b)`` is the product rounded on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from ... import ir
+
+STATEFUL = (ir.LIF, ir.IF, ir.CubaLIF, ir.LI, ir.CubaLI, ir.Integrator)
+SPIKING = (ir.LIF, ir.IF, ir.CubaLIF)
+
+
+def coefficients(node: ir.Node, dtype: Any) -> dict[str, np.ndarray]:
+    """The per-step coefficients of a stateful node, computed in float64 and cast to ``dtype``.
+
+    Arrays keep the parameters' shape (the layer's shape, or ``(C,)`` per channel).
+    """
+
+    def f64(value) -> np.ndarray:
+        return np.asarray(value, dtype=np.float64)
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if isinstance(node, (ir.LIF, ir.LI)):
+            tau = f64(node.tau)
+            out = {"beta": 1.0 - 1.0 / tau, "g": f64(node.r) / tau, "c": f64(node.v_leak) / tau}
+        elif isinstance(node, (ir.CubaLIF, ir.CubaLI)):
+            tau_mem, tau_syn = f64(node.tau_mem), f64(node.tau_syn)
+            out = {
+                "beta": 1.0 - 1.0 / tau_mem,
+                "g": f64(node.r) / tau_mem,
+                "c": f64(node.v_leak) / tau_mem,
+                "alpha": 1.0 - 1.0 / tau_syn,
+                "gs": f64(node.w_in) / tau_syn,
+            }
+        elif isinstance(node, (ir.IF, ir.Integrator)):
+            out = {"g": f64(node.r)}
+        else:
+            raise TypeError(f"{type(node).__name__} is not a stateful neuron")
+    if isinstance(node, SPIKING):
+        out["theta"] = f64(node.v_threshold)
+        out["v_reset"] = f64(node.v_reset)
+    return {k: np.ascontiguousarray(v.astype(dtype)) for k, v in out.items()}
+
+
+def state_keys(node: ir.Node) -> tuple[str, ...]:
+    """Names of the state variables of a stateful node (``v``, and ``i`` for the current-based ones)."""
+    return ("v", "i") if isinstance(node, (ir.CubaLIF, ir.CubaLI)) else ("v",)
+
+
+def per_neuron(param, ndim: int):
+    """Reshape a per-channel ``(C,)`` parameter to broadcast over ``[B, C, *spatial]`` (rank ``ndim``).
+
+    Layer-shaped and scalar parameters broadcast as they are.
+    """
+    if param.ndim == 1 and ndim > 2:
+        return param.reshape(param.shape + (1,) * (ndim - 2))
+    return param
+
+
+def exact_zero(dtype):
+    """A ``+0.0`` that XLA cannot see through (an optimization barrier keeps it from folding ``p + 0``)."""
+    return lax.optimization_barrier(jnp.zeros((), dtype))
+
+
+def rounded(product, zero):
+    """``product`` rounded to the compute dtype before any sum it feeds.
+
+    With ``zero`` from :func:`exact_zero`, LLVM turns ``a*b + 0`` into ``fma(a, b, 0)`` — the
+    correctly rounded product — and the sum that follows is no longer fused with the
+    multiplication. (The sign of a zero product may become ``+0``; values are unchanged.)
+    """
+    return product + zero
+
+
+def _reset(mode: str, v, z, k: dict):
+    if mode == "value":
+        return jnp.where(z > 0, k["v_reset"], v)
+    if mode == "subtract":
+        return v - z * k["theta"]
+    return v
+
+
+def make_step(node: ir.Node, spike: Callable | None) -> Callable:
+    """Return ``step(params, state, x) -> (output, new_state)`` for one stateful node.
+
+    ``params`` are this node's coefficients (see :func:`coefficients`), ``state`` the dict of
+    :func:`state_keys` arrays ``[B, *shape]``. ``spike`` is the spike function (spiking nodes).
+    """
+    cuba = isinstance(node, (ir.CubaLIF, ir.CubaLI))
+
+    if isinstance(node, ir.Integrator):
+
+        def integrator_step(params, state, x):
+            zero = exact_zero(x.dtype)
+            v = state["v"] + rounded(per_neuron(params["g"], x.ndim) * x, zero)
+            return v, {"v": v}
+
+        return integrator_step
+
+    if isinstance(node, (ir.LI, ir.CubaLI)):
+
+        def li_step(params, state, x):
+            k = {name: per_neuron(p, x.ndim) for name, p in params.items()}
+            zero = exact_zero(x.dtype)
+            new = {}
+            if cuba:
+                x = rounded(k["alpha"] * state["i"], zero) + rounded(k["gs"] * x, zero)
+                new["i"] = x
+            v = (rounded(k["beta"] * state["v"], zero) + rounded(k["g"] * x, zero)) + k["c"]
+            new["v"] = v
+            return v, new
+
+        return li_step
+
+    mode = node.reset_mode.value
+    timing = node.reset_timing.value
+    post = node.spike_timing.value == "post"
+    leaky = not isinstance(node, ir.IF)
+
+    def spiking_step(params, state, x):
+        k = {name: per_neuron(p, x.ndim) for name, p in params.items()}
+        zero = exact_zero(x.dtype)
+        v = state["v"]
+        z_prev = spike(v, k["theta"])
+        if timing == "delayed_pre_decay":
+            v = _reset(mode, v, z_prev, k)
+        new = {}
+        if cuba:
+            x = rounded(k["alpha"] * state["i"], zero) + rounded(k["gs"] * x, zero)
+            new["i"] = x
+        # IF: beta = 1 and c = 0, so u = (1*v + g*x) + 0 == v + g*x (up to the sign of a zero)
+        gx = rounded(k["g"] * x, zero)
+        u = (rounded(k["beta"] * v, zero) + gx) + k["c"] if leaky else v + gx
+        if timing == "delayed":
+            u = _reset(mode, u, z_prev, k)
+        z = spike(u, k["theta"])
+        if timing == "immediate":
+            u = _reset(mode, u, z, k)
+        new["v"] = u
+        return (z if post else z_prev), new
+
+    return spiking_step
