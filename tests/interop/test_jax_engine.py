@@ -1,0 +1,243 @@
+"""The JAX engine against the conformance reference beyond the golden cases.
+
+The golden cases (tests/conformance) use multiples of 1/8, where most products are exact; here
+inputs and parameters are arbitrary floats, so a fused multiply-add (which XLA emits on CPU unless
+prevented) or any reordering of the documented operations would show up as a bit difference.
+"""
+
+import numpy as np
+import pytest
+
+from talon import ir
+from tests.conformance import reference
+
+jax = pytest.importorskip("jax")
+from talon.interop.jax import JaxGraph  # noqa: E402
+
+
+def _assert_same_run(expected, outputs, trace, exact=True):
+    check = np.testing.assert_array_equal if exact else lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6)
+    (want,) = expected["outputs"].values()
+    check(np.asarray(outputs), want)
+    for path, state in expected["states"].items():
+        for key, value in state.items():
+            check(np.asarray(trace[path][key]), value)
+
+
+def _float_neurons() -> ir.Graph:
+    """Every neuron family in one graph, arbitrary float parameters, fan-in sums of products."""
+    rng = np.random.default_rng(7)
+    n = 6
+
+    def u(lo, hi):
+        return rng.uniform(lo, hi, n).astype(np.float32)
+
+    nodes = {
+        "input": ir.Input(np.array([n])),
+        "scale": ir.Scale(u(0.3, 1.7)),
+        "lif": ir.LIF(
+            tau=u(1.5, 9.0),
+            r=u(0.5, 3.0),
+            v_leak=u(-0.1, 0.1),
+            v_threshold=u(0.5, 1.5),
+            reset_mode="subtract",
+            reset_timing="delayed",
+            comparison=">",
+        ),
+        "cuba": ir.CubaLIF(
+            tau_syn=u(1.5, 6.0),
+            tau_mem=u(2.0, 7.0),
+            r=u(0.5, 2.0),
+            w_in=u(0.5, 2.0),
+            v_threshold=u(0.3, 1.0),
+            v_reset=u(-0.2, 0.0),
+            reset_timing="delayed_pre_decay",
+            spike_timing="pre",
+        ),
+        "li": ir.LI(tau=u(1.5, 5.0), r=u(0.5, 1.5), v_leak=u(-0.1, 0.1)),
+        "cubali": ir.CubaLI(tau_syn=u(1.5, 4.0), tau_mem=u(2.0, 5.0), r=u(0.5, 1.5), w_in=u(0.5, 1.5)),
+        "if": ir.IF(v_threshold=u(0.5, 2.0), r=u(0.5, 1.5), reset_mode="subtract"),
+        "int": ir.Integrator(r=u(0.1, 0.9)),
+        "sum": ir.Skip("residual"),
+        "output": ir.Output(np.array([n])),
+    }
+    edges = [
+        ("input", "scale"), ("scale", "lif"), ("input", "lif"),  # a product summed with another input
+        ("scale", "cuba"), ("lif", "cuba"),
+        ("input", "li"), ("cuba", "li"),
+        ("li", "cubali"),
+        ("cubali", "if"), ("scale", "if"),
+        ("li", "int"),
+        ("lif", "sum"), ("cuba", "sum"), ("if", "sum"), ("int", "sum"), ("cubali", "sum"),
+        ("sum", "output"),
+    ]  # fmt: skip
+    return ir.Graph(nodes, edges)
+
+
+@pytest.fixture(scope="module")
+def float_graph():
+    graph = _float_neurons()
+    x = np.random.default_rng(8).normal(0.4, 1.0, (60, 4, 6)).astype(np.float32)
+    return graph, x, reference.run(graph, x), JaxGraph(graph)
+
+
+def test_arbitrary_floats_match_the_reference_bit_for_bit(float_graph):
+    graph, x, expected, model = float_graph
+    outputs, _, trace = model.run(model.params, x, record=True)
+    for name in ("lif", "cuba", "if"):  # the neurons fire (the membrane crosses the threshold), but not always
+        crossed = expected["states"][name]["v"] > graph.nodes[name].v_threshold
+        assert 0.05 < crossed.mean() < 0.95, name
+    _assert_same_run(expected, outputs, trace)
+
+
+def test_stepwise_and_step_by_step_match_layerwise(float_graph):
+    _, x, expected, model = float_graph
+    outputs, _, trace = model.run(model.params, x, record=True, mode="stepwise")
+    _assert_same_run(expected, outputs, trace)
+    state = model.init_state(x.shape[1])
+    per_step = []
+    for t in range(x.shape[0]):
+        y, state = model.step(model.params, state, x[t])
+        per_step.append(np.asarray(y))
+    np.testing.assert_array_equal(np.stack(per_step), expected["outputs"]["output"])
+    _, final_layerwise = model.run(model.params, x)
+    for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(final_layerwise), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_a_run_continues_from_a_given_state(float_graph):
+    _, x, expected, model = float_graph
+    for mode in ("layerwise", "stepwise"):
+        first, state = model.run(model.params, x[:25], mode=mode)
+        second, _ = model.run(model.params, x[25:], state, mode=mode)
+        np.testing.assert_array_equal(np.concatenate([first, second]), expected["outputs"]["output"])
+
+
+def test_batch_elements_are_independent(float_graph):
+    _, x, expected, model = float_graph
+    alone, _ = model.run(model.params, x[:, 2:3])
+    np.testing.assert_array_equal(np.asarray(alone)[:, 0], expected["outputs"]["output"][:, 2])
+
+
+def _cycle_with_delay_and_subgraph() -> ir.Graph:
+    """A cycle through a subgraph, a Delay inside the cycle and a ChannelSplit feeding both."""
+    inner = ir.Graph(
+        {
+            "in": ir.Input(np.array([2])),
+            "lif": ir.LIF(
+                tau=[3.0, 5.0],
+                r=[3.0, 5.0],
+                v_threshold=0.8,
+                reset_mode="subtract",
+                reset_timing="delayed",
+                comparison=">",
+            ),
+            "w": ir.Linear(np.array([[0.0, -0.625], [0.375, 0.0]], np.float32)),
+            "out": ir.Output(np.array([2])),
+        },
+        [("in", "lif"), ("lif", "w"), ("w", "lif"), ("lif", "out")],
+    )
+    return ir.Graph(
+        {
+            "input": ir.Input(np.array([4])),
+            "split": ir.ChannelSplit(split_sections=(2, 2)),
+            "rnn": inner,
+            "delay": ir.Delay(delay=np.array([1, 3])),
+            "fb": ir.Scale(np.array([0.5, -0.25], np.float32)),
+            "cat": ir.Concat(dim=1),
+            "output": ir.Output(np.array([4])),
+        },
+        [
+            ("input", "split"),
+            ("split", "rnn"),
+            ("split", "cat"),
+            ("rnn", "delay"),
+            ("delay", "fb"),
+            ("fb", "rnn"),  # closes a cycle through the subgraph (delayed by one step)
+            ("rnn", "cat"),
+            ("cat", "output"),
+        ],
+    )
+
+
+def test_cycles_through_subgraphs_and_delays():
+    graph = _cycle_with_delay_and_subgraph()
+    assert graph.recurrent_edges == [("fb", "rnn")]
+    x = np.random.default_rng(2).normal(0.3, 1.0, (30, 3, 4)).astype(np.float32)
+    expected = reference.run(graph, x)
+    model = JaxGraph(graph)
+    for mode in ("layerwise", "stepwise"):
+        outputs, _, trace = model.run(model.params, x, record=True, mode=mode)
+        _assert_same_run(expected, outputs, trace)
+        assert set(trace) == {"rnn.lif"}
+    assert expected["states"]["rnn.lif"]["v"].max() > 0
+
+
+def test_several_inputs_and_outputs_are_dicts():
+    graph = ir.Graph(
+        {
+            "a": ir.Input(np.array([2])),
+            "b": ir.Input(np.array([2])),
+            "lif": ir.LIF(tau=[2.0, 2.0], r=[2.0, 2.0]),
+            "out_lif": ir.Output(np.array([2])),
+            "out_sum": ir.Output(np.array([2])),
+        },
+        [("a", "lif"), ("b", "lif"), ("lif", "out_lif"), ("a", "out_sum"), ("b", "out_sum")],
+    )
+    model = JaxGraph(graph)
+    x = {"a": np.full((5, 1, 2), 0.75, np.float32), "b": np.full((5, 1, 2), 0.5, np.float32)}
+    y, _ = model.run(model.params, x)
+    assert set(y) == {"out_lif", "out_sum"}
+    np.testing.assert_array_equal(y["out_sum"], np.full((5, 1, 2), 1.25))
+    np.testing.assert_array_equal(y["out_lif"][:, 0, 0], [1, 1, 1, 1, 1])
+    with pytest.raises(ValueError, match="several Input nodes"):
+        model.run(model.params, x["a"])
+    with pytest.raises(ValueError, match=r"exactly the Input nodes \['a', 'b'\]"):
+        model.run(model.params, {"a": x["a"]})
+
+
+def test_bad_input_shapes_are_named():
+    model = JaxGraph(reference_chain())
+    with pytest.raises(ValueError, match=r"input 'input': expected shape \[T, B, 3\], got \(4, 2, 5\)"):
+        model.run(model.params, np.zeros((4, 2, 5), np.float32))
+    with pytest.raises(ValueError, match=r"expected shape \[B, 3\]"):
+        model.step(model.params, model.init_state(2), np.zeros((4, 2, 3), np.float32))
+    with pytest.raises(ValueError, match="mode must be one of"):
+        model.run(model.params, np.zeros((4, 2, 3), np.float32), mode="fast")
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        model.init_state(0)
+
+
+def reference_chain() -> ir.Graph:
+    return ir.Graph(
+        {"input": ir.Input(np.array([3])), "lif": ir.LIF(tau=np.full(3, 2.0)), "output": ir.Output(np.array([3]))},
+        [("input", "lif"), ("lif", "output")],
+    )
+
+
+def test_unknown_node_types_are_refused_by_name():
+    @ir.register_node
+    class Mystery(ir.Node):
+        pass
+
+    graph = ir.Graph(
+        {"input": ir.Input(np.array([3])), "m": Mystery(), "output": ir.Output(np.array([3]))},
+        [("input", "m"), ("m", "output")],
+    )
+    with pytest.raises(ir.UnsupportedModuleError, match="node 'm': the JAX engine has no implementation of Mystery"):
+        JaxGraph(graph)
+
+
+def test_float64_needs_x64_and_dtype_must_be_floating():
+    with pytest.raises(ValueError, match="jax_enable_x64"):
+        JaxGraph(reference_chain(), dtype="float64")
+    with pytest.raises(ValueError, match="floating"):
+        JaxGraph(reference_chain(), dtype="int32")
+
+
+def test_importing_the_engine_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, talon.interop.jax; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
