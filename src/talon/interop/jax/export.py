@@ -9,11 +9,10 @@ Neuron coefficients are inverted to time constants in float64::
     tau_syn = 1 / (1 - alpha)     w_in = gs * tau_syn               (CubaLIF, CubaLI)
     r = g                                                           (IF, Integrator)
 
-and the result is checked: recomputing the coefficients the way every engine does (float64, one
-cast) must give back the trained values bit for bit, or :class:`~talon.ir.ConversionError`
-names the node and the value. ``beta = 1`` (no leak) is written as ``tau = r / g = 2**30``, where
-``1 - 2**-30`` rounds to 1 in float32. Coefficients that did not change keep the original
-parameters untouched.
+and the result is checked (:mod:`.timeconst`): recomputing the coefficients the way every engine
+does (float64, one cast) must give back the trained values bit for bit, or
+:class:`~talon.ir.ConversionError` names the node and the value. Coefficients that did not change
+keep the original parameters untouched.
 """
 
 from __future__ import annotations
@@ -26,8 +25,7 @@ import numpy as np
 from ... import ir
 from ...ir.errors import ConversionError
 from .neurons import STATEFUL, coefficients
-
-NO_LEAK_TAU = 2.0**30
+from .timeconst import time_constant
 
 
 def to_graph(graph: ir.Graph, params: Mapping, initial: Mapping, dtype: np.dtype) -> ir.Graph:
@@ -116,23 +114,7 @@ def _neuron_params(node: ir.Node, path: str, new: dict, dtype) -> dict:
 
 
 def _invert(path: str, decay: np.ndarray, gains: tuple[np.ndarray, ...], name: str, dtype) -> list[np.ndarray]:
-    """``[tau, *gain * tau]`` such that ``1 - 1/tau`` and ``gain_k*tau/tau`` cast back exactly."""
-    decay64 = decay.astype(np.float64)
-    if np.any(~(decay64 <= 1.0)):
-        bad = decay64[~(decay64 <= 1.0)].reshape(-1)[0]
-        raise ConversionError(
-            f"node {path!r}: a decay of {bad} has no time constant {name} > 0 (a decay must be <= 1; "
-            "clip it while training, as Spyx and snnTorch do)"
-        )
-    with np.errstate(divide="ignore"):
-        tau = np.where(decay64 == 1.0, NO_LEAK_TAU, 1.0 / (1.0 - decay64))
-    scaled = [g.astype(np.float64) * tau for g in gains]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ok = _same((1.0 - 1.0 / tau).astype(dtype), decay)
-        ok = ok and all(_same((s / tau).astype(dtype), g) for s, g in zip(scaled, gains, strict=True))
-    if not ok:
-        raise ConversionError(
-            f"node {path!r}: the trained decay/gains cannot be written as {name} and gains that reproduce them "
-            "exactly in the compute dtype (a decay below ~1e-8 other than 0 is one such value); round it first"
-        )
-    return [tau, *scaled]
+    try:
+        return time_constant(decay, gains, dtype)
+    except ValueError as exc:
+        raise ConversionError(f"node {path!r}: the trained parameters have no exact {name}: {exc}") from None
