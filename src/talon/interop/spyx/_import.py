@@ -145,10 +145,11 @@ class _Builder:
             )
         n_out, n_in = node.weight.shape
         bias = isinstance(node, ir.Affine)
-        layer = self.nnx.Linear(n_in, n_out, use_bias=bias, rngs=self.rngs)
-        layer.kernel[...] = self.jnp.asarray(self.layout.dense_in_rows(_f32(node.weight)))
-        if bias:
-            layer.bias[...] = self.jnp.asarray(_f32(node.bias))
+        kernel = self.layout.dense_in_rows(_f32(node.weight))
+        layer = self.nnx.Linear(
+            n_in, n_out, use_bias=bias, kernel_init=self._given(kernel),
+            bias_init=self._given(_f32(node.bias) if bias else None), rngs=self.rngs,
+        )  # fmt: skip
         self.modules.append(layer)
         self.layout = Layout((n_out,))
 
@@ -172,14 +173,23 @@ class _Builder:
 
     def _conv_layer(self, weight, bias, stride, padding, dilation, groups):
         c_out, c_in_per_group, *kernel = weight.shape
-        layer = self.nnx.Conv(
+        hwio = np.ascontiguousarray(np.moveaxis(_f32(weight), (0, 1), (-1, -2)))  # OIHW -> HWIO
+        return self.nnx.Conv(
             c_in_per_group * groups, c_out, tuple(kernel), tuple(stride),
             padding=[(p, p) for p in padding], kernel_dilation=tuple(dilation), feature_group_count=groups,
-            use_bias=True, rngs=self.rngs,
+            use_bias=True, kernel_init=self._given(hwio), bias_init=self._given(_f32(bias)), rngs=self.rngs,
         )  # fmt: skip
-        layer.kernel[...] = self.jnp.asarray(np.moveaxis(_f32(weight), (0, 1), (-1, -2)))  # OIHW -> HWIO
-        layer.bias[...] = self.jnp.asarray(_f32(bias))
-        return layer
+
+    def _given(self, value):
+        """A flax initializer returning ``value`` (no random draw to compile and then overwrite)."""
+        jnp = self.jnp
+
+        def init(key, shape, dtype=jnp.float32):
+            if tuple(shape) != value.shape:
+                raise AssertionError(f"flax asked for {shape}, talon has {value.shape}")
+            return jnp.asarray(value, dtype)
+
+        return init
 
     def _sepconv(self, where: str, node: ir.SepConv2d) -> None:
         if self.layout.rank != 3:
@@ -281,7 +291,7 @@ class _Builder:
                 )
             k = self._coefficients(where, node)
             beta = k.get("beta", np.ones(tuple(node.input_shape), np.float32))
-            layer = snn.PSU_LIF(shape, threshold=self._value(k["theta"]), rngs=self.rngs)
+            layer = snn.PSU_LIF(shape, beta=1.0, threshold=self._value(k["theta"]), rngs=self.rngs)
             self.modules.append(self._with_params(layer, beta=beta))
             return
         cuba = isinstance(node, ir.CubaLIF)
@@ -291,15 +301,17 @@ class _Builder:
         if isinstance(node, ir.IF):
             self.modules.append(snn.IF(shape, threshold=theta))
         elif isinstance(node, ir.LIF):
-            self.modules.append(self._with_params(snn.LIF(shape, threshold=theta, rngs=self.rngs), beta=k["beta"]))
+            layer = snn.LIF(shape, beta=1.0, threshold=theta, rngs=self.rngs)
+            self.modules.append(self._with_params(layer, beta=k["beta"]))
         else:
             self._require_flat(where, "CuBaLIF")
-            layer = snn.CuBaLIF(shape, threshold=theta, rngs=self.rngs)
+            layer = snn.CuBaLIF(shape, alpha=1.0, beta=1.0, threshold=theta, rngs=self.rngs)
             self.modules.append(self._with_params(layer, alpha=k["alpha"], beta=k["beta"]))
 
     def _li(self, where: str, node: ir.LI) -> None:
         k = self._coefficients(where, node)
-        self.modules.append(self._with_params(self.snn.LI(self.layout.spyx_shape, rngs=self.rngs), beta=k["beta"]))
+        layer = self.snn.LI(self.layout.spyx_shape, beta=1.0, rngs=self.rngs)
+        self.modules.append(self._with_params(layer, beta=k["beta"]))
 
     def psu_from_pair(self, name: str, li: ir.LI, thr_name: str, thr: ir.Threshold) -> None:
         """``LI -> Threshold('>')`` (Spyx's own NIR form of PSU_LIF) is one PSU_LIF."""
@@ -310,10 +322,10 @@ class _Builder:
             )
         k = self._coefficients(where, li)
         theta = self._value(self._broadcast(thr.threshold, tuple(li.input_shape)))
-        layer = self.snn.PSU_LIF(self.layout.spyx_shape, threshold=theta, rngs=self.rngs)
+        layer = self.snn.PSU_LIF(self.layout.spyx_shape, beta=1.0, threshold=theta, rngs=self.rngs)
         self.modules.append(self._with_params(layer, beta=k["beta"]))
 
-    def _with_params(self, layer, **decays):
+    def _with_params(self, layer, **decays):  # the constructors got placeholder decays of 1.0
         """Set the decays of a Spyx neuron (a scalar Param when uniform, as Spyx's own constructor makes)."""
         for attr, value in decays.items():
             setattr(layer, attr, self.nnx.Param(self.jnp.asarray(self._value(value), self.jnp.float32)))
