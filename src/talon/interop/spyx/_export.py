@@ -210,6 +210,12 @@ class _Builder:
                 f"{where}: input_dilation {in_dil} (a transposed convolution) has no talon equivalent"
             )
         kernel = _array(layer.kernel, where, "kernel")
+        channels = self.layout.spyx_shape[-1]
+        if kernel.shape[-2] * int(layer.feature_group_count) != channels:
+            raise ConversionError(
+                f"{where}: expects {kernel.shape[-2] * layer.feature_group_count} input channels, its input has "
+                f"shape {self.layout.spyx_shape}"
+            )
         if layer.mask is not None:  # flax multiplies the kernel by the mask in float32 before the convolution
             kernel = (kernel * np.asarray(layer.mask, np.float32)).astype(np.float32)
         spatial = self.layout.spyx_shape[:-1]

@@ -255,8 +255,9 @@ class _Builder:
         shape = tuple(node.input_shape)
         k = {name: self._broadcast(v, shape) for name, v in coefficients(node, np.float32).items()}
         if "g" in k and not np.all(k["g"] == 1.0):
+            gain = float(k["g"][k["g"] != 1.0][0])
             raise ConversionError(
-                f"{where}: its input gain r/tau is {k['g'].reshape(-1)[0]!r}, not 1; Spyx neurons add the input "
+                f"{where}: its input gain r/tau is {gain}, not 1; Spyx neurons add the input "
                 "unscaled (V = beta V + x). Scale the preceding weights instead (that is not bit-exact, so talon "
                 "does not do it for you)"
             )
