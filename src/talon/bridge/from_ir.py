@@ -40,7 +40,9 @@ def _linear(node: ir.Affine | ir.Linear) -> nn.Linear:
 
 def _conv(node: ir.Conv1d | ir.Conv2d) -> nn.Module:
     cls = nn.Conv1d if isinstance(node, ir.Conv1d) else nn.Conv2d
-    mod = cls(node.in_channels, node.out_channels, node.kernel_size, node.stride, node.padding, node.dilation, node.groups)
+    mod = cls(
+        node.in_channels, node.out_channels, node.kernel_size, node.stride, node.padding, node.dilation, node.groups
+    )
     mod.weight = _param(node.weight)
     mod.bias = _param(node.bias)
     return mod
@@ -101,8 +103,9 @@ _BUILDERS: dict[type[ir.Node], Callable[[ir.Node], nn.Module]] = {
     ir.SDConv: _conv,
     ir.SepConv2d: _sepconv,
     ir.MaxPool2d: lambda n: nn.MaxPool2d(n.kernel_size, n.stride, n.padding, n.dilation, ceil_mode=n.ceil_mode),
-    ir.AvgPool2d: lambda n: nn.AvgPool2d(n.kernel_size, n.stride, n.padding, n.ceil_mode, n.count_include_pad,
-                                         n.divisor_override),  # fmt: skip
+    ir.AvgPool2d: lambda n: nn.AvgPool2d(
+        n.kernel_size, n.stride, n.padding, n.ceil_mode, n.count_include_pad, n.divisor_override
+    ),
     ir.SumPool2d: lambda n: m.SumPool2dModule(n.kernel_size, n.stride, n.padding),
     ir.Upsample: _upsample,
     ir.Flatten: lambda n: m.IRFlatten(n.start_dim, n.end_dim),
@@ -136,7 +139,7 @@ def node_to_module(node: ir.Node, node_map: NodeMap | None = None) -> nn.Module 
         if isinstance(node, ir.Graph):
             from .executor import GraphExecutor
 
-            module = GraphExecutor.from_graph(node, node_map=node_map)
+            module = GraphExecutor.from_graph(node, return_state=True, node_map=node_map)
         elif type(node) in m.NEURON_MODULES:
             module = m.NEURON_MODULES[type(node)].from_node(node)
         elif type(node) in _BUILDERS:
