@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import fx, nn
-from torch.fx.passes.shape_prop import ShapeProp
+from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 
 from talon import ir
 from talon.ir.errors import ConversionError, UnsupportedModuleError
@@ -85,7 +85,9 @@ class TALONExporter:
                 stacklevel=3,
             )
             return _HookExport(self, probe, samples, custom_map).run()
-        return _FxExport(self, gm, samples, custom_map).run()
+        graph = _FxExport(self, gm, samples, custom_map).run()
+        graph.metadata["source"] = f"{type(model).__module__}.{type(model).__qualname__}"
+        return graph
 
     def _context(self, path: str, in_shape=None, out_shape=None) -> ConvertContext:
         return ConvertContext(path, in_shape, out_shape, self.spiking, self.spike_mode, self.weight_bits,
@@ -156,12 +158,16 @@ def _trace(model: nn.Module, samples: tuple, custom_map) -> fx.GraphModule:
 
 
 def _shape(meta: Any) -> tuple[int, ...] | None:
-    if meta is None:
-        return None
-    if isinstance(meta, (tuple, list)):
-        return _shape(meta[0]) if meta else None
-    shape = getattr(meta, "shape", None)
-    return None if shape is None else tuple(shape)
+    """The shape recorded by ShapeProp (of the first element when the value is a tuple)."""
+    if isinstance(meta, TensorMetadata):
+        return tuple(meta.shape)
+    if isinstance(meta, (tuple, list)) and meta:
+        return _shape(meta[0])
+    return None
+
+
+def _is_tuple(meta: Any) -> bool:
+    return isinstance(meta, (tuple, list)) and not isinstance(meta, TensorMetadata)
 
 
 # ---- building the IR graph ---------------------------------------------------------------------------
@@ -284,7 +290,7 @@ class _FxExport:
                 self.values[node] = self._function(node)
             elif node.op == "output":
                 self._outputs(node)
-        meta = {"source": f"torch:{type(self.gm).__name__}", "exporter": "talon.bridge.to_ir (torch.fx)"}
+        meta = {"exporter": "talon.bridge.to_ir (torch.fx)"}
         if self.state_outputs:
             meta["state_outputs_not_exported"] = self.state_outputs
         return self.b.graph(meta)
@@ -345,7 +351,7 @@ class _FxExport:
             parts = self.b.add_multi_output(path, ir_node, sources[0], len(ir_node.split_sections))
             return _Val("tuple", parts=[_Val("data", p) for p in parts])
         name = self.b.add(path, ir_node, sources)
-        if stateful and isinstance(node.meta.get("tensor_meta"), (tuple, list)):
+        if stateful and _is_tuple(node.meta.get("tensor_meta")):
             n = len(node.meta["tensor_meta"])
             return _Val("tuple", name, parts=[_Val("data", name)] + [_Val("state", name)] * (n - 1))
         return _Val("data", name)
@@ -451,8 +457,8 @@ class _FxExport:
         outputs = 0
         for arg in flat:
             val = self.values[arg]
-            if val.kind == "state":
-                self.state_outputs.append(arg.name)
+            if val.kind == "state":  # a returned membrane: state, not a network output
+                self.state_outputs.append(val.ir_name)
                 continue
             if val.kind == "tuple":  # a neuron's full result returned: its spike is the data
                 val = val.parts[0]
