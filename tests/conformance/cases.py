@@ -63,6 +63,8 @@ def _dynamics_grid():
         if spike == "pre" and timing == "immediate":
             continue
         yield dict(reset_mode=mode, reset_timing=timing, spike_timing=spike, comparison=cmp)
+    for cmp in (">", ">="):
+        yield dict(reset_mode="subtract", reset_timing="snntorch_immediate", spike_timing="post", comparison=cmp)
 
 
 def _name(d: dict) -> str:

@@ -78,13 +78,21 @@ def array(t: torch.Tensor | None) -> np.ndarray | None:
 
 
 def per_neuron(value: Any, shape: tuple[int, ...] | None, name: str, path: str) -> np.ndarray:
-    """A scalar or per-neuron tensor as a float64 array (scalars broadcast later by the IR)."""
+    """A neuron parameter as a float64 array the IR accepts: a scalar, the layer's shape, or one
+    value per channel (``(C,)``; a PyTorch-broadcast ``(C, 1, 1)`` becomes that)."""
     arr = np.asarray(value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value, np.float64)
     if arr.ndim == 0 or arr.size == 1:
         return arr.reshape(())
-    if shape is not None and arr.shape != tuple(shape) and not (arr.ndim == 1 and arr.shape[0] == shape[0]):
+    if shape is None or arr.shape == tuple(shape) or (arr.ndim == 1 and arr.shape[0] == shape[0]):
+        return arr
+    try:
+        full = np.broadcast_to(arr, shape)
+    except ValueError:
         raise ConversionError(f"module {path!r}: {name} of shape {tuple(arr.shape)} does not fit the layer {shape}")
-    return arr
+    per_channel = full.reshape(shape[0], -1)
+    if len(shape) > 1 and np.all(per_channel == per_channel[:, :1]):
+        return per_channel[:, 0].copy()
+    return np.ascontiguousarray(full)
 
 
 # ---- torch.nn ---------------------------------------------------------------------------------

@@ -110,6 +110,11 @@ class _Spiking(NeuronModule):
     def _fire(self, v: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One spiking update of membrane ``v`` with drive ``x``; returns (spike, new v)."""
         timing = self.reset_timing
+        if timing is ResetTiming.SNNTORCH_IMMEDIATE:
+            z_prev = self._crossed(v)
+            u = self._reset(self._membrane(v, x), z_prev)
+            z = spike(u - self.v_th, self.inclusive)
+            return z, u - (z.detach() - z_prev) * self.v_th
         if timing is not ResetTiming.IMMEDIATE:
             z_prev = self._crossed(v)
             out = spike(v - self.v_th, self.inclusive) if self.spike_pre else None
