@@ -88,7 +88,9 @@ def per_neuron(value: Any, shape: tuple[int, ...] | None, name: str, path: str) 
     try:
         full = np.broadcast_to(arr, shape)
     except ValueError:
-        raise ConversionError(f"module {path!r}: {name} of shape {tuple(arr.shape)} does not fit the layer {shape}")
+        raise ConversionError(
+            f"module {path!r}: {name} of shape {tuple(arr.shape)} does not fit the layer {shape}"
+        ) from None
     per_channel = full.reshape(shape[0], -1)
     if len(shape) > 1 and np.all(per_channel == per_channel[:, :1]):
         return per_channel[:, 0].copy()
