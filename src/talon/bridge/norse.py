@@ -12,7 +12,8 @@ Norse integrates with forward Euler, ``v' = v + dt·τ⁻¹·((v_leak - v) + x)`
 all with ``comparison='>'`` (Norse's Heaviside is strict) and an immediate reset to ``v_reset``
 (``reset_method=reset_subtract`` maps to ``reset_mode='subtract'``). Norse evaluates the update in
 another order (``v + dt·τ⁻¹·(…)``), so membranes agree to float32 rounding (~1e-7), not bit for
-bit. Norse starts the membrane at ``v_leak``, talon at 0: cells with ``v_leak != 0`` are refused.
+bit. Norse starts the membrane at ``v_leak`` (IAFCell: at ``v_reset``), talon at 0: cells with a
+non-zero start are refused.
 """
 
 from __future__ import annotations
@@ -87,4 +88,9 @@ def _li_box(mod: LIBoxCell, ctx: ConvertContext) -> ir.Node:
 
 @register_converter(IAFCell)
 def _iaf(mod: IAFCell, ctx: ConvertContext) -> ir.Node:
+    if np.any(_p(mod, ctx, "v_reset") != 0):
+        raise ConversionError(
+            f"module {ctx.path!r}: Norse's IAFCell starts the membrane at v_reset, talon at 0; only v_reset = 0 "
+            "converts exactly"
+        )
     return ir.IF(v_threshold=_p(mod, ctx, "v_th"), r=1.0, **_reset(mod, ctx), **_types(ctx))
