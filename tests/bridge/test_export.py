@@ -122,15 +122,14 @@ def test_every_supported_layer_round_trips_exactly():
         nn.Softmax(dim=1),
     ).eval()
     x = torch.randn(2, 3, 8, 8)
-    graph, want, got = roundtrip_output(model, x)
+    graph = bridge.to_ir(model, x)
     assert [type(n).__name__ for n in graph.nodes.values()][1:-1] == [
         "Conv2d", "BatchNorm2d", "ReLU", "Conv2d", "ELU", "AvgPool2d", "Upsample", "MaxPool2d", "Flatten",
         "Dropout", "Affine", "LayerNorm", "PReLU", "GELU", "Skip", "Linear", "Softmax",
     ]  # fmt: skip
-    bridge.ir_to_torch(graph).eval()
-    executor = bridge.ir_to_torch(graph).eval()
+    executor = bridge.ir_to_torch(graph).eval()  # BatchNorm with running statistics, like the model
     with torch.no_grad():
-        assert torch.equal(executor(x), want)
+        assert torch.equal(executor(x), model(x))
 
 
 def test_fold_batchnorm_option():
@@ -230,7 +229,7 @@ def test_hook_fallback_warns_about_functional_inputs():
 
 
 def test_bad_arguments():
-    with pytest.raises(TypeError, match="torch.nn.Module"):
+    with pytest.raises(TypeError, match=r"torch\.nn\.Module"):
         bridge.to_ir("model", torch.randn(1, 3))
     with pytest.raises(TypeError, match="batch dimension"):
         bridge.to_ir(nn.Linear(3, 3), [1, 2, 3])
@@ -251,7 +250,7 @@ def test_executor_reexport_is_exact_and_tracks_training(tmp_path):
             "flat": ir.Flatten(),
             "fc": ir.SpikingAffine(
                 rng.standard_normal((5, 144)).astype(np.float64), spike_mode="rate", weight_bits=6, accumulator_bits=20
-            ),  # fmt: skip
+            ),
             "output": ir.Output(np.array([5])),
         },
         [
@@ -264,7 +263,7 @@ def test_executor_reexport_is_exact_and_tracks_training(tmp_path):
             ("lif", "flat"),
             ("flat", "fc"),
             ("fc", "output"),
-        ],  # fmt: skip
+        ],
         metadata={"note": "kept"},
     )
     executor = bridge.ir_to_torch(graph, return_state=True)
