@@ -82,7 +82,7 @@ class GraphDiff:
     def summary(self) -> str:
         if self.identical:
             return "Graphs are identical"
-        head = "Graphs are equivalent within tolerance" if self.equivalent else "Graphs differ"
+        head = "Equivalent within tolerance" if self.equivalent else "Differences"
         parts = [
             f"{len(self.nodes_modified)} node(s) modified",
             f"{len(self.nodes_added)} added",
@@ -115,6 +115,9 @@ class GraphDiff:
         out.update(equivalent=self.equivalent, summary=self.summary)
         out["node_diffs"] = [d.to_dict() for d in self.node_diffs if d.status != "unchanged"]
         return jsonable(out)
+
+
+_ABSENT = object()
 
 
 class _Stats:
@@ -167,7 +170,7 @@ def _equal(x: Any, y: Any) -> bool:
 def _node_diff(name: str, a: Node | None, b: Node | None, atol: float, rtol: float, stats: _Stats) -> NodeDiff:
     if a is None or b is None:
         return NodeDiff(name, "added" if a is None else "removed", structural=True)
-    if type(a).__name__ != type(b).__name__:
+    if isinstance(a, Graph) != isinstance(b, Graph):
         return NodeDiff(name, "modified", [f"type: {type(a).__name__} -> {type(b).__name__}"], structural=True)
     if isinstance(a, Graph):
         inner = _compare(a, b, atol, rtol, stats)
@@ -186,10 +189,16 @@ def _node_diff(name: str, a: Node | None, b: Node | None, atol: float, rtol: flo
             not inner.metadata_match,
         )
     diff = NodeDiff(name, "unchanged")
+    if type(a).__name__ != type(b).__name__:  # e.g. Affine -> SpikingAffine: the common fields still compare
+        diff.changes.append(f"type: {type(a).__name__} -> {type(b).__name__}")
+        diff.structural = True
     pa, pb = a.params(), b.params()
     for key in list(pa) + [k for k in pb if k not in pa]:
-        x, y = pa.get(key), pb.get(key)
-        if isinstance(x, np.ndarray) and isinstance(y, np.ndarray):
+        x, y = pa.get(key, _ABSENT), pb.get(key, _ABSENT)
+        if x is _ABSENT or y is _ABSENT:
+            diff.changes.append(f"{key}: {'added' if x is _ABSENT else 'removed'}")
+            diff.structural = True
+        elif isinstance(x, np.ndarray) and isinstance(y, np.ndarray):
             _array_change(diff, key, x, y, atol, rtol, stats)
         elif not _equal(x, y):
             diff.changes.append(f"{key}: {_show(x)} -> {_show(y)}")

@@ -339,7 +339,7 @@ class _Linter:
                 reset, th = np.broadcast_arrays(np.asarray(node.v_reset, dtype=np.float64), theta)
             except ValueError:
                 return
-            above = reset >= th if node.comparison is ir.Comparison.GE else reset > th
+            above = (reset >= th if node.comparison is ir.Comparison.GE else reset > th) & (th > 0)
             if above.any():
                 self.add(
                     "V_RESET_ABOVE_THRESHOLD",
