@@ -126,7 +126,8 @@ def extract_subgraph(graph: GraphLike, node_names: Iterable[str], *, add_boundar
     With ``add_boundaries=True`` every cut edge gets a boundary node so the result can run on
     its own: an edge entering the selection from ``s`` to ``d`` becomes an Input ``d__in{k}`` of
     the edge's shape, an edge leaving it from ``s`` to ``d`` an Output ``s__out{k}`` (one per
-    cut edge, so arities, Concat order and ChannelSplit sections are kept).
+    cut edge, in edge order, so arities, Concat order and ChannelSplit sections are kept). Node
+    order: the new Inputs, the selection in graph order, the new Outputs.
     Raises :class:`UnknownNodeError` for an unknown name and ``GraphValidationError`` when the
     induced graph is invalid (try ``add_boundaries=True``).
     """
@@ -140,7 +141,9 @@ def extract_subgraph(graph: GraphLike, node_names: Iterable[str], *, add_boundar
             raise unknown_node(graph, n)
         wanted.add(n)
     base = rebuild(graph)
-    nodes: dict[str, Node] = {n: base.nodes[n] for n in graph.nodes if n in wanted}
+    selected: dict[str, Node] = {n: base.nodes[n] for n in graph.nodes if n in wanted}
+    inputs: dict[str, Node] = {}
+    outputs: dict[str, Node] = {}
     edges: list[tuple[str, str]] = []
     for i, (s, d) in enumerate(graph.edges):
         if s in wanted and d in wanted:
@@ -149,14 +152,16 @@ def extract_subgraph(graph: GraphLike, node_names: Iterable[str], *, add_boundar
             shape = graph.edge_shape(i)
             if shape is None:
                 raise ir.GraphValidationError(f"edge ({s!r}, {d!r}) has no known shape; cannot add a boundary")
+            taken = graph.nodes.keys() | inputs.keys() | outputs.keys()
             if d in wanted:
-                name = _fresh(nodes, graph, f"{d}__in")
-                nodes[name] = ir.Input(np.array(shape))
+                name = _fresh(taken, f"{d}__in")
+                inputs[name] = ir.Input(np.array(shape))
                 edges.append((name, d))
             else:
-                name = _fresh(nodes, graph, f"{s}__out")
-                nodes[name] = ir.Output(np.array(shape))
+                name = _fresh(taken, f"{s}__out")
+                outputs[name] = ir.Output(np.array(shape))
                 edges.append((s, name))
+    nodes = {**inputs, **selected, **outputs}
     metadata = copy.deepcopy(graph.metadata)
     metadata["extracted_from"] = sorted(wanted, key=list(graph.nodes).index)
     try:
@@ -166,9 +171,9 @@ def extract_subgraph(graph: GraphLike, node_names: Iterable[str], *, add_boundar
         raise ir.GraphValidationError(f"the extracted graph is invalid: {exc}{hint}") from None
 
 
-def _fresh(nodes: dict, graph: Graph, stem: str) -> str:
+def _fresh(taken, stem: str) -> str:
     k = 0
-    while f"{stem}{k}" in nodes or f"{stem}{k}" in graph.nodes:
+    while f"{stem}{k}" in taken:
         k += 1
     return f"{stem}{k}"
 
