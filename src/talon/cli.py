@@ -508,7 +508,7 @@ def node(file: Path, name: str, as_json: bool) -> None:
             else "no finite values"
         )
         extra = f", {st['nonfinite']} non-finite" if st["nonfinite"] else ""
-        tree.add(_text(f"{key.capitalize()}: {st['shape']} {st['dtype']}, {stats}{extra}"))
+        tree.add(_text(f"{key}: {st['shape']} {st['dtype']}, {stats}{extra}"))
     for key, value in details["attributes"].items():
         tree.add(_text(f"{key}: {value!r}"))
     if details["metadata"]:
