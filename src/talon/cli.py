@@ -54,7 +54,7 @@ def _fail(message: str) -> None:
 def _reports_errors(func):
     """Turn bad input (missing or damaged files, unknown nodes, invalid values) into exit code 2
     with one line on stderr instead of a traceback."""
-    from talon.ir import TalonError
+    from talon.sdk import TalonError
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -99,9 +99,9 @@ def _shape(shape) -> str:
 
 
 def _read(file: Path):
-    from talon import ir
+    from talon import sdk
 
-    return ir.read(file)
+    return sdk.read(file)
 
 
 # ---- information ----------------------------------------------------------------------------------
@@ -127,11 +127,11 @@ def info(as_json: bool) -> None:
 @_json_option
 def primitives(as_json: bool) -> None:
     """List the TALON IR primitives."""
-    from talon import ir
+    from talon import sdk
 
     rows = []
-    for name in ir.list_primitives():
-        cls = ir.str_to_node(name)
+    for name in sdk.list_primitives():
+        cls = sdk.str_to_node(name)
         paragraph = (cls.__doc__ or "").strip().split("\n\n")[0]
         summary = " ".join(paragraph.replace("``", "").split())
         rows.append({"name": name, "family": cls.__module__.rsplit(".", 1)[-1], "summary": summary})
@@ -264,14 +264,14 @@ def lint(file: Path, strict: bool, as_json: bool) -> None:
 @_reports_errors
 def validate(file: Path, as_json: bool) -> None:
     """Quick validity check: the file reads (format, graph validation) and lints without errors."""
-    from talon import ir, sdk
+    from talon import sdk
 
     graph = _read(file)
     errors = sdk.lint_graph(graph).errors
     doc = {
         "file": str(file),
         "valid": not errors,
-        "format_version": int(ir.read_version(file)),
+        "format_version": int(sdk.read_version(file)),
         "nodes": len(graph.nodes),
         "edges": len(graph.edges),
         "errors": [e.to_dict() for e in errors],
@@ -398,11 +398,11 @@ def stamp(
     as_json: bool,
 ) -> None:
     """Add a provenance stamp (fingerprints, versions, time, notes) to a graph."""
-    from talon import ir, sdk
+    from talon import sdk
 
     stamped = sdk.stamp_graph(_read(file), notes=notes, git_commit=git_commit, training_run_id=training_run_id)
     target = output or file
-    ir.write(target, stamped)
+    sdk.write(target, stamped)
     record = sdk.get_stamp(stamped)
     if as_json:
         _emit_json({"file": str(file), "output": str(target), "stamp": record})
@@ -417,11 +417,11 @@ def stamp(
 
 
 def _node_doc(name: str, node) -> dict[str, Any]:
-    from talon import ir
+    from talon import sdk
     from talon.sdk._common import enum_value
 
     doc: dict[str, Any] = {"name": name, "type": type(node).__name__}
-    if isinstance(node, ir.Graph):
+    if isinstance(node, sdk.Graph):
         doc["graph"] = _graph_doc(node)
         return doc
     params: dict[str, Any] = {}
@@ -454,16 +454,16 @@ def _graph_doc(graph) -> dict[str, Any]:
 @_reports_errors
 def inspect(file: Path, as_json: bool) -> None:
     """Nodes and edges of a graph (--json: a full dump without array values)."""
-    from talon import ir
+    from talon import sdk
     from talon.sdk.counting import count_node
 
     graph = _read(file)
     if as_json:
-        _emit_json({"file": str(file), "format_version": int(ir.read_version(file)), **_graph_doc(graph)})
+        _emit_json({"file": str(file), "format_version": int(sdk.read_version(file)), **_graph_doc(graph)})
         return
     table = _table(f"{file}: {len(graph.nodes)} nodes", "#", "name", "type", "input", "output", "params")
     for i, (name, node) in enumerate(graph.nodes.items()):
-        if isinstance(node, ir.Graph):
+        if isinstance(node, sdk.Graph):
             kind, params = f"Graph ({len(node.nodes)} nodes)", "-"
         else:
             kind, params = type(node).__name__, f"{count_node(node).params:,}"
@@ -572,7 +572,7 @@ def convert(
     as_json: bool,
 ) -> None:
     """Convert a graph: prune, then SpikingAffine, then quantize; write the result to -o."""
-    from talon import ir, sdk
+    from talon import sdk
 
     if not (spiking or quantize_bits is not None or prune):
         raise click.UsageError("nothing to do: give --spiking, --quantize BITS and/or --prune")
@@ -600,7 +600,7 @@ def convert(
         report["quantized_layers"] = graph.metadata["quantized_weights"]["layers"]
         scope = "per tensor" if per_tensor else "per channel"
         messages.append(f"✓ Quantized {report['quantized_layers']} layer(s) to {quantize_bits}-bit weights ({scope})")
-    ir.write(output, graph)
+    sdk.write(output, graph)
     if as_json:
         _emit_json(report)
         return

@@ -55,6 +55,8 @@ def test_trace_path():
     assert sdk.trace_path(rec, "output", "input") == []
     with pytest.raises(sdk.UnknownNodeError):
         sdk.trace_path(rec, "input", "nowhere")
+    with pytest.raises(TypeError, match="node name must be a string"):
+        sdk.trace_path(rec, "input", 3)
     with pytest.raises(ValueError, match="more than 1 paths"):
         sdk.trace_path(graphs.residual(), "input", "output", limit=1)
 

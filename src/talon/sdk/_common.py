@@ -83,6 +83,14 @@ def resolve_node(graph: Graph, name: str, where: str = "the graph") -> Node:
     raise unknown_node(graph, name, where)
 
 
+def require_node(graph: Graph, name: str, where: str = "the graph") -> None:
+    """Raise TypeError for a non-string name and UnknownNodeError for a name ``graph`` lacks."""
+    if not isinstance(name, str):
+        raise TypeError(f"a node name must be a string, got {type(name).__name__}")
+    if name not in graph.nodes:
+        raise unknown_node(graph, name, where)
+
+
 def unknown_node(graph: Graph, name: str, where: str = "the graph") -> UnknownNodeError:
     names = list(graph.nodes)
     close = difflib.get_close_matches(name, names, n=3)

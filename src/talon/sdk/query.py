@@ -12,7 +12,7 @@ import numpy as np
 from talon import ir
 from talon.ir import Graph, Node
 
-from ._common import SEP, GraphLike, check_edges, enum_value, load_graph, rebuild, resolve_node, unknown_node, walk
+from ._common import SEP, GraphLike, check_edges, enum_value, load_graph, rebuild, require_node, resolve_node, walk
 from .counting import count_node
 
 __all__ = ["extract_subgraph", "find_pattern", "get_node_statistics", "inspect_node", "trace_path"]
@@ -93,8 +93,7 @@ def trace_path(graph: GraphLike, src: str, dst: str, *, limit: int | None = 10_0
     graph = load_graph(graph)
     check_edges(graph)
     for end in (src, dst):
-        if end not in graph.nodes:
-            raise unknown_node(graph, end)
+        require_node(graph, end)
     succ: dict[str, list[str]] = {n: [] for n in graph.nodes}
     for s, d in graph.edges:
         if d not in succ[s]:
@@ -137,8 +136,7 @@ def extract_subgraph(graph: GraphLike, node_names: Iterable[str], *, add_boundar
         node_names = [node_names]
     wanted = set()
     for n in node_names:
-        if n not in graph.nodes:
-            raise unknown_node(graph, n)
+        require_node(graph, n)
         wanted.add(n)
     base = rebuild(graph)
     selected: dict[str, Node] = {n: base.nodes[n] for n in graph.nodes if n in wanted}
