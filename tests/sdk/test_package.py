@@ -9,6 +9,8 @@ import pytest
 
 from talon import ir, sdk
 
+from . import graphs
+
 # talon.sdk's own part of the original TALON export list (reference §1.5, "SDK proper").
 SDK_PROPER = [
     "__version__",
@@ -113,6 +115,15 @@ def test_lazy_names_resolve_and_are_cached(monkeypatch):
     monkeypatch.delitem(sdk.__dict__, "ready")
     with pytest.raises(AttributeError, match="does not define 'missing_here'"):
         sdk.missing_here  # noqa: B018
+
+
+def test_bridge_names_are_re_exported():
+    pytest.importorskip("torch")
+    import talon.bridge
+
+    assert sdk.to_ir is talon.bridge.to_ir and sdk.GraphExecutor is talon.bridge.GraphExecutor
+    assert sdk.has_cycles(graphs.recurrent()) and not sdk.has_cycles(graphs.chain())
+    assert "to_ir" in sdk.__all__
 
 
 def test_versions_and_info():
