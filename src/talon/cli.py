@@ -54,13 +54,14 @@ def _fail(message: str) -> None:
 def _reports_errors(func):
     """Turn bad input (missing or damaged files, unknown nodes, invalid values) into exit code 2
     with one line on stderr instead of a traceback."""
-    from talon.sdk import TalonError
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        from talon.sdk import TalonError  # imported on use: `talon --help` stays instant
+
         try:
             return func(*args, **kwargs)
-        except (OSError, TalonError, ValueError, KeyError) as exc:
+        except (OSError, TalonError, ValueError) as exc:  # TalonError covers UnknownNodeError (a KeyError)
             _fail(_one_line(exc))
 
     return wrapper

@@ -196,7 +196,7 @@ class _Linter:
         for name, node in graph.nodes.items():
             self.name(name, q[name])
             if not isinstance(node, Graph):
-                self.node(node, q[name], graph)
+                self.node(node, q[name])
 
     def arity(self, graph: Graph, edges: list[tuple[str, str]], q: dict[str, str]) -> bool:
         n_in = dict.fromkeys(graph.nodes, 0)
@@ -228,7 +228,14 @@ class _Linter:
                 self.add("OUTPUT_FAN_IN", f"Output '{q[name]}' sums its {n_in[name]} incoming edges", q[name])
         return ok
 
-    def reachability(self, graph, edges, inputs, outputs, q) -> None:
+    def reachability(
+        self,
+        graph: Graph,
+        edges: list[tuple[str, str]],
+        inputs: list[str],
+        outputs: list[str],
+        q: dict[str, str],
+    ) -> None:
         succ: dict[str, list[str]] = {n: [] for n in graph.nodes}
         pred: dict[str, list[str]] = {n: [] for n in graph.nodes}
         for s, d in edges:
@@ -285,7 +292,7 @@ class _Linter:
                 f"rename it (e.g. '{fixed}'): importers use node names as module attribute names",
             )
 
-    def node(self, node: Node, q: str, graph: Graph) -> None:
+    def node(self, node: Node, q: str) -> None:
         self.finite(node, q)
         if isinstance(node, (ir.LIF, ir.IF, ir.CubaLIF)):
             self.spiking(node, q)
