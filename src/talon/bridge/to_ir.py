@@ -37,6 +37,7 @@ from talon.ir.errors import ConversionError, UnsupportedModuleError
 from . import convert
 from .convert import ConvertContext, find_converter, flatten_node, is_stateful_node
 from .executor import GraphExecutor
+from .transforms import fold_batchnorm
 
 CustomMap = Mapping[type, Callable[[nn.Module], ir.Node]]
 
@@ -50,12 +51,13 @@ class TALONExporter:
     """
 
     def __init__(self, spiking: bool = False, spike_mode: str = "binary", weight_bits: int = 8,
-                 accumulator_bits: int = 16):  # fmt: skip
+                 accumulator_bits: int = 16, fold_batchnorm: bool = False):  # fmt: skip
         # validate the hints once, with the IR's own rules
         ir.SpikingAffine(np.zeros((1, 1), np.float32), spike_mode=spike_mode, weight_bits=weight_bits,
                          accumulator_bits=accumulator_bits)  # fmt: skip
         self.spiking, self.spike_mode = bool(spiking), spike_mode
         self.weight_bits, self.accumulator_bits = weight_bits, accumulator_bits
+        self.fold_batchnorm = bool(fold_batchnorm)
         self._input_shapes: dict[str, tuple[int, ...]] = {}
         self._output_shapes: dict[str, tuple[int, ...]] = {}
 
@@ -78,16 +80,19 @@ class TALONExporter:
         try:
             gm = _trace(probe, samples, custom_map)
         except Exception as exc:  # anything that stops symbolic tracing: fall back to hooks
+            gm = None
             warnings.warn(
                 f"torch.fx could not trace {type(model).__name__}.forward ({type(exc).__name__}: {exc}); "
                 "exporting from an execution trace (forward hooks). Operations that are not modules "
                 "(+, torch.cat, ...) are invisible to hooks: check that no branch was lost.",
                 stacklevel=3,
             )
-            return _HookExport(self, probe, samples, custom_map).run()
-        graph = _FxExport(self, gm, samples, custom_map).run()
+        if gm is None:
+            graph = _HookExport(self, probe, samples, custom_map).run()
+        else:
+            graph = _FxExport(self, gm, samples, custom_map).run()
         graph.metadata["source"] = f"{type(model).__module__}.{type(model).__qualname__}"
-        return graph
+        return fold_batchnorm(graph) if self.fold_batchnorm else graph
 
     def _context(self, path: str, in_shape=None, out_shape=None) -> ConvertContext:
         return ConvertContext(path, in_shape, out_shape, self.spiking, self.spike_mode, self.weight_bits,
@@ -122,9 +127,13 @@ T1CExporter = TALONExporter
 
 def to_ir(model: nn.Module, sample: torch.Tensor | Sequence[torch.Tensor], *, spiking: bool = False,
           spike_mode: str = "binary", weight_bits: int = 8, accumulator_bits: int = 16,
-          custom_map: CustomMap | None = None) -> ir.Graph:  # fmt: skip
-    """Export ``model`` to a TALON IR graph, tracing it with ``sample`` (batch dimension included)."""
-    exporter = TALONExporter(spiking, spike_mode, weight_bits, accumulator_bits)
+          custom_map: CustomMap | None = None, fold_batchnorm: bool = False) -> ir.Graph:  # fmt: skip
+    """Export ``model`` to a TALON IR graph, tracing it with ``sample`` (batch dimension included).
+
+    BatchNorm layers are kept as nodes; ``fold_batchnorm=True`` folds those that follow a
+    Linear/Conv into its weights (see ``talon.bridge.transforms.fold_batchnorm``).
+    """
+    exporter = TALONExporter(spiking, spike_mode, weight_bits, accumulator_bits, fold_batchnorm)
     return exporter.export(model, sample, custom_map=custom_map)
 
 
