@@ -14,9 +14,10 @@ in exactly this order (``cmp`` is the spike function of :mod:`.spike`)::
     if reset_timing == 'delayed_pre_decay': v = R(v, z_prev)
     i = alpha*i + gs*x;  x = i                      # CubaLIF
     u = (beta*v + g*x) + c
-    if reset_timing == 'delayed':           u = R(u, z_prev)
+    if reset_timing in ('delayed', 'snntorch_immediate'): u = R(u, z_prev)
     z = cmp(u, theta)
     if reset_timing == 'immediate':         u = R(u, z)
+    if reset_timing == 'snntorch_immediate': u = u - (z - z_prev)*theta   # subtract only
     v = u;  output = z if spike_timing == 'post' else z_prev
 
 with ``R(v, z) = where(z, v_reset, v)`` (value), ``v - z*theta`` (subtract) or ``v`` (none).
@@ -162,11 +163,13 @@ def make_step(node: ir.Node, spike: Callable | None) -> Callable:
         # IF: beta = 1 and c = 0, so u = (1*v + g*x) + 0 == v + g*x (up to the sign of a zero)
         gx = rounded(k["g"] * x, zero)
         u = (rounded(k["beta"] * v, zero) + gx) + k["c"] if leaky else v + gx
-        if timing == "delayed":
+        if timing in ("delayed", "snntorch_immediate"):
             u = _reset(mode, u, z_prev, k)
         z = spike(u, k["theta"])
         if timing == "immediate":
             u = _reset(mode, u, z, k)
+        elif timing == "snntorch_immediate":  # subtract only: correct the delayed reset to this step's spike
+            u = u - (z - z_prev) * k["theta"]
         new["v"] = u
         return (z if post else z_prev), new
 
