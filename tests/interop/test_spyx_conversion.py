@@ -300,3 +300,10 @@ def test_from_ir_wrong_subgraph_form():
     broken = ir.Graph(sub.nodes, [e for e in sub.edges if e != ("neuron", "delay")] + [("input", "delay")])
     with pytest.raises(ir.ConversionError, match=r"its edges .* are not input -> neuron"):
         tspyx.from_ir(_chain((3,), broken))
+
+
+def test_graph_arrays_are_owned_and_writable():
+    model = snn.Sequential(conv(1, 2, (3, 3)), snn.LIF((6, 6, 2), beta=0.5, rngs=R), snn.Flatten(), linear(72, 3))
+    graph = tspyx.to_ir(model, (6, 6, 1))
+    arrays = [a for node in graph.nodes.values() for a in node.arrays().values()]
+    assert arrays and all(a.flags.writeable and a.flags.owndata for a in arrays)

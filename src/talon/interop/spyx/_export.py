@@ -376,7 +376,7 @@ class _Builder:
 def _array(value, where: str, attr: str) -> np.ndarray:
     if isinstance(value, require("flax.nnx").Variable):
         value = value[...]
-    arr = np.asarray(value)
+    arr = np.array(value)  # an owned, writable copy (numpy views of JAX arrays are read-only)
     if arr.dtype != np.float32:
         raise ConversionError(f"{where}: {attr} has dtype {arr.dtype}; talon converts float32 Spyx models")
     return arr

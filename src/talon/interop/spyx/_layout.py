@@ -43,17 +43,19 @@ class Layout:
         """A per-element array in Spyx order (broadcastable to ``spyx_shape``) in talon order."""
         arr = np.broadcast_to(arr, self.spyx_shape)
         if self.rank >= 2:
-            return np.ascontiguousarray(np.moveaxis(arr, -1, 0))
-        return np.ascontiguousarray(arr[self.perm] if self.perm is not None else arr)
+            arr = np.moveaxis(arr, -1, 0)
+        elif self.perm is not None:
+            arr = arr[self.perm]
+        return np.array(arr, order="C")  # an owned, writable copy (broadcast views are read-only)
 
     def to_spyx(self, arr: np.ndarray) -> np.ndarray:
         """Inverse of :meth:`to_talon` (``arr`` has the talon shape)."""
         arr = np.broadcast_to(arr, self.talon_shape)
         if self.rank >= 2:
-            return np.ascontiguousarray(np.moveaxis(arr, 0, -1))
+            return np.array(np.moveaxis(arr, 0, -1), order="C")
         if self.perm is None:
-            return np.ascontiguousarray(arr)
-        out = np.empty_like(arr)
+            return np.array(arr, order="C")
+        out = np.empty(arr.shape, arr.dtype)
         out[self.perm] = arr
         return out
 
