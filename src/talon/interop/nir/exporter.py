@@ -469,17 +469,12 @@ class _Exporter:
                 continue
             original = np.asarray(original)
             back = units.to_talon(original, spec[nir_field][1], self.dt)
-            if back.shape in ((), shape) and same_bits(_broadcast(back, shape), _broadcast(talon[nir_field], shape)):
+            if original.shape == shape and same_bits(back, _broadcast(talon[nir_field], shape)):
                 restored[nir_field] = original
-        if len({v.shape for v in {**out, **restored}.values()}) > 1:  # nir needs equal shapes
-            restored = {k: v for k, v in restored.items() if v.shape == shape}
         out.update(restored)
         kept = {}
         for nir_field, (talon_field, conv) in spec.items():
-            back = units.to_talon(out[nir_field], conv, self.dt)
-            if nir_field not in skip and not same_bits(
-                _broadcast(back, shape) if back.ndim == 0 else back, talon[nir_field]
-            ):
+            if nir_field not in skip and not same_bits(units.to_talon(out[nir_field], conv, self.dt), talon[nir_field]):
                 kept[talon_field] = talon[nir_field]
         if kept:
             records["talon_source"] = {**records.get("talon_source", {}), **kept}

@@ -336,16 +336,17 @@ class _Importer:
         return out
 
     def _source_record(self, spec: _Spec, node: ir.Node) -> None:
-        """Keep the NIR value of each neuron field that converting back would not reproduce."""
+        """Keep the NIR value of each neuron field that converting back would not reproduce.
+
+        0-d NIR parameters are not kept: they are written back as full arrays (nir >= 1.0.8 cannot
+        infer types from 0-d parameters, and ``nir.write`` cannot compress 0-d datasets).
+        """
         source = {}
         for talon_field, (nir_field, kind, original) in spec.neuron_source.items():
-            if original is None:
+            if original is None or original.ndim == 0:
                 continue
-            try:
-                back = units.to_nir(_broadcast(getattr(node, talon_field), np.shape(original)), kind, self.dt)
-            except ValueError:  # a 0-d NIR value, broadcast by talon to the layer
-                back = None
-            if back is None or not same_bits(back, original):
+            back = units.to_nir(_broadcast(getattr(node, talon_field), original.shape), kind, self.dt)
+            if not same_bits(back, original):
                 source[nir_field] = original
         if source:
             spec.record["source"] = {**spec.record.get("source", {}), **source}
