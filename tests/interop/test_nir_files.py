@@ -144,6 +144,10 @@ def test_cnn_gets_the_shapes_of_the_paper():
         assert np.all(node.r == F32(1e-4)) and np.all(node.v_threshold == 1) and not np.any(node.v_reset)
         assert (node.comparison, node.reset_mode, node.reset_timing) == (">", "value", "immediate")
     assert g.topological_order() == ["input", *map(str, range(13)), "output"]
+    # Sinabs, Norse and snnTorch run NIR's IF as v += r x per step (no dt): that is dt = 1
+    per_step = read_nir(NIR_PAPER / "02_cnn__cnn_sinabs.nir", dt=1.0)
+    assert all(np.all(per_step.nodes[k].r == 1) for k in ("1", "3", "6", "10", "12"))
+    assert per_step.metadata["nir"]["dt"] == 1.0
 
 
 @pytest.mark.parametrize(

@@ -56,8 +56,8 @@ def test_two_chained_lifs_match_an_euler_simulation_of_the_nir_equations(engine)
     graph = read_nir(NIR_PAPER / "01_lif__debug_spike_representation__two_lif_neurons.nir", dt=DT)
     steps = 2000
     out = run(engine, graph, np.zeros((steps, 1, 1), F32))
-    lif1, lif2 = nir.read(NIR_PAPER / "01_lif__debug_spike_representation__two_lif_neurons.nir").nodes["lif1"], None
-    lif2 = nir.read(NIR_PAPER / "01_lif__debug_spike_representation__two_lif_neurons.nir").nodes["lif2"]
+    nodes = nir.read(NIR_PAPER / "01_lif__debug_spike_representation__two_lif_neurons.nir").nodes
+    lif1, lif2 = nodes["lif1"], nodes["lif2"]
     v1 = v2 = 0.0
     spikes1, trace2 = [], []
     for _ in range(steps):

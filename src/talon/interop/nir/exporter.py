@@ -68,6 +68,7 @@ def to_nir(graph: ir.Graph, dt: float = DEFAULT_DT, lossy: bool = False) -> Any:
     if not isinstance(graph, ir.Graph):
         raise TypeError(f"to_nir expects a talon.ir.Graph, got {type(graph).__name__}")
     dt = check_dt(dt)
+    graph.validate()  # nodes may have been edited since the graph was built
     exporter = _Exporter(nir, dt, bool(lossy))
     result = exporter.graph(graph, "")
     if exporter.changes:

@@ -100,6 +100,8 @@ def from_nir(source: Any, dt: float | None = None, *, type_check: bool = True) -
     See :func:`read_nir` for ``dt`` and ``type_check``. Raises :class:`~talon.ir.ConversionError`
     (or its subclass ``NIRFormatError``) naming the node at fault.
     """
+    if not isinstance(type_check, bool):
+        raise TypeError(f"type_check must be True or False, got {type_check!r}")
     if isinstance(source, (str, os.PathLike)):
         return read_nir(source, dt, type_check=type_check)
     if isinstance(source, dict):
@@ -189,9 +191,8 @@ class _Spec:
     annotation: tuple[int, ...] | None = None  # declared input shape to check, if any
     annotation_field: str = ""
     offset_possible: bool = False
-    neuron_source: dict[str, tuple[str, str, np.ndarray]] = field(
-        default_factory=dict
-    )  # talon field -> (nir field, kind, value)
+    # talon field -> (NIR field, unit kind, the NIR value), for the source record
+    neuron_source: dict[str, tuple[str, str, np.ndarray]] = field(default_factory=dict)
 
 
 class _Importer:
