@@ -327,7 +327,10 @@ class _Exporter:
         nir = self.nir
         if isinstance(node, (ir.SConv, ir.SDConv)):
             records["talon_node"] = json.dumps({"type": type(node).__name__})
+        grouped = f"{type(node).__name__} {self._path(path, name)!r} has groups={node.groups}"
         if isinstance(node, ir.Conv1d):
+            if node.groups > 1:
+                self.nir_reader_problems.append(grouped)
             return nir.Conv1d(
                 input_shape=int(in_shape[1]),
                 weight=node.weight,
@@ -341,7 +344,7 @@ class _Exporter:
         if kh != kw:
             self.nir_reader_problems.append(f"Conv2d {self._path(path, name)!r} has a {kh}x{kw} kernel")
         if node.groups > 1:
-            self.nir_reader_problems.append(f"Conv2d {self._path(path, name)!r} has groups={node.groups}")
+            self.nir_reader_problems.append(grouped)
         return nir.Conv2d(
             input_shape=tuple(int(d) for d in in_shape[1:]),
             weight=node.weight,
