@@ -13,7 +13,6 @@ import io
 import warnings
 from importlib.metadata import version
 
-import nir
 import numpy as np
 import pytest
 import snntorch.utils
@@ -296,7 +295,3 @@ def test_snntorch_rleaky_recurrent_bias_arrives_one_step_early():
     nodes["fc"] = ir.Affine(fc.weight, fc.bias + rec.bias)
     nodes["rlif.w_rec"] = ir.Linear(rec.weight)
     np.testing.assert_array_equal(run("reference", ir.Graph(nodes, graph.edges), x)["outputs"]["output"], want)
-
-
-def test_nir_version_in_use():
-    assert nir.version == "1.0.8"
