@@ -625,6 +625,11 @@ def test_bad_dt_is_refused(dt):
         from_nir(to_nir(graph), dt=dt)
 
 
+def test_nir_dicts_convert_like_nir_graphs():
+    nir_graph = to_nir(dict(TALON_GRAPHS)["nested-rnn"])
+    assert ir.graph_differences(from_nir(nir_graph.to_dict()), from_nir(nir_graph)) == []
+
+
 def test_bad_arguments():
     with pytest.raises(TypeError, match=r"talon\.ir\.Graph"):
         to_nir(nir_chain([1]))
@@ -632,6 +637,8 @@ def test_bad_arguments():
         from_nir(42)
     with pytest.raises(ir.ConversionError, match="'NIRGraph'"):
         from_nir({"type": "LIF"})
+    with pytest.raises(TypeError, match="type_check"):
+        from_nir(nir_chain([1]), type_check="no")
 
 
 def test_missing_nir_package_names_the_extra(monkeypatch, tmp_path):
