@@ -169,6 +169,7 @@ def _primitives():
     yield "Flatten", [2, 3, 4], [("a", nir.Flatten(np.array([2, 3, 4]), start_dim=0, end_dim=-1))], ir.Flatten
     yield "Flatten-partial", [2, 3, 4], [("a", nir.Flatten(np.array([2, 3, 4]), start_dim=1, end_dim=2))], ir.Flatten
     yield "Delay", [3], [("a", nir.Delay(np.array([1e-4, 0.0, 5e-4])))], ir.Delay
+    yield "Delay-float32", [3], [("a", nir.Delay(np.array([3e-4, 0.0, 7e-4], F32)))], ir.Delay
     yield "Threshold", [3], [("a", nir.Threshold(w(3)))], ir.Threshold
     yield "I", [3], [("a", nir.I(r=w(3)))], ir.Integrator
     tau = rng.uniform(1e-4, 1e-2, 3).astype(F32)

@@ -269,7 +269,7 @@ class _Exporter:
             original = _source(node).get("delay")
             if original is not None:
                 steps = units.delay_to_steps(original, self.dt)
-                fits = steps is not None and np.shape(original) in ((), tuple(in_shape))
+                fits = steps is not None and np.shape(original) == tuple(in_shape)
                 if fits and same_bits(_broadcast(steps, in_shape), _broadcast(node.delay.astype(np.int64), in_shape)):
                     delay = np.asarray(original)
             return _single(name, done(nir.Delay(delay=delay)))

@@ -446,10 +446,8 @@ class _Importer:
                     f"dt={self.dt} s; talon delays count timesteps. Convert with a dt that divides every delay."
                 )
             spec = _Spec(name, kind, _const(lambda: ir.Delay(steps)), {})
-            if (
-                not same_bits(units.steps_to_delay(steps, self.dt).astype(delay.dtype), delay)
-                or delay.dtype.kind != "f"
-            ):
+            exact = same_bits(units.steps_to_delay(steps, self.dt), delay)  # what writing back gives
+            if delay.ndim and not exact:  # 0-d delays are written back full size (see _source_record)
                 spec.record["source"] = {"delay": delay}
             return spec
         return self._neuron(name, kind, raw, need, label, records)
