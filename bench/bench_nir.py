@@ -1,44 +1,31 @@
-"""NIR exchange: talon's ``.nir`` reading/writing and ``.t1c`` files against ``nir.read`` / ``nir.write``.
+"""NIR exchange: talon reading and writing ``.nir`` files against ``nir.read`` / ``nir.write``.
 
 Same model, same process, median of several repetitions. Models: the NIR paper's CNN
 (``02_cnn__cnn_sinabs.nir``, 15 nodes, 0.27 MB of weights) and a deep stack of small layers
-(200 x Affine(64 -> 64) + LIF), where HDF5's per-dataset cost dominates.
+(200 x Affine(64 -> 64) + LIF), where HDF5's per-dataset cost dominates. Rows:
 
-Rows:
+* ``read .nir``: ``talon.interop.nir.read_nir`` (HDF5 -> validated talon graph) vs ``nir.read``;
+* ``write .nir``: ``talon.interop.nir.write_nir`` (talon graph -> HDF5, atomic) vs ``nir.write``;
+* ``to_nir`` / ``from_nir``: the in-memory conversions alone (no reference).
 
-* ``read .nir``: ``talon.interop.nir.read_nir`` (HDF5 -> talon graph) vs ``nir.read`` (HDF5 -> nir graph);
-* ``write .nir``: ``talon.interop.nir.write_nir`` (talon graph -> HDF5) vs ``nir.write`` (nir graph -> HDF5);
-* ``to_nir`` / ``from_nir``: in-memory conversions (no reference: reported in ms);
-* ``write .t1c`` / ``read .t1c``: the same graph as a talon file vs ``nir.write`` / ``nir.read``.
-
-Run: ``python -m bench.bench_nir`` (or ``make bench``).
+``.t1c`` files against ``nir.write`` / ``nir.read`` are in ``bench_io``. Run: ``python -m bench.bench_nir``.
 """
 
 from __future__ import annotations
 
 import os
-import statistics
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from bench.common import Row, median_time, print_rows
+
 REPEATS = 7
 
 
-def _median(fn, repeats: int = REPEATS) -> float:
-    fn()  # warm-up (imports, caches)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def _deep_model(layers: int = 200, width: int = 64):
+def deep_model(layers: int = 200, width: int = 64):
     from talon import ir
 
     rng = np.random.default_rng(0)
@@ -56,7 +43,7 @@ def _deep_model(layers: int = 200, width: int = 64):
     return ir.Graph(nodes, edges)
 
 
-def _cnn_model():
+def paper_cnn():
     from talon.interop.nir import read_nir
 
     shared = Path(os.environ.get("TALON_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
@@ -64,50 +51,36 @@ def _cnn_model():
     return read_nir(path) if path.exists() else None
 
 
-def bench_model(name: str, graph) -> list[tuple[str, str, float, float | None]]:
+def bench_case(label: str, graph) -> list[Row]:
     import nir
 
-    from talon import ir
     from talon.interop.nir import from_nir, read_nir, to_nir, write_nir
 
-    rows = []
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        tmp = Path(tmp)
+        ours, ref = Path(tmp) / "ours.nir", Path(tmp) / "ref.nir"
         nir_graph = to_nir(graph)
-        ours_nir, ref_nir, ours_t1c = tmp / "ours.nir", tmp / "ref.nir", tmp / "ours.t1c"
-        write_nir(ours_nir, graph)
-        nir.write(ref_nir, nir_graph)
-        ir.write(ours_t1c, graph)
-        t_write_ref = _median(lambda: nir.write(ref_nir, nir_graph))
-        t_read_ref = _median(lambda: nir.read(ref_nir))
-        rows.append((name, "read .nir (read_nir vs nir.read)", _median(lambda: read_nir(ours_nir)), t_read_ref))
-        rows.append(
-            (name, "write .nir (write_nir vs nir.write)", _median(lambda: write_nir(ours_nir, graph)), t_write_ref)
-        )
-        rows.append((name, "to_nir (talon -> nir objects)", _median(lambda: to_nir(graph)), None))
-        rows.append((name, "from_nir (nir objects -> talon)", _median(lambda: from_nir(nir_graph)), None))
-        rows.append(
-            (name, "write .t1c (ir.write vs nir.write)", _median(lambda: ir.write(ours_t1c, graph)), t_write_ref)
-        )
-        rows.append((name, "read .t1c (ir.read vs nir.read)", _median(lambda: ir.read(ours_t1c)), t_read_ref))
-    return rows
+        write_nir(ours, graph)
+        nir.write(ref, nir_graph)
+        return [
+            Row("nir", f"{label}: read .nir", median_time(lambda: read_nir(ours), REPEATS), "nir.read",
+                median_time(lambda: nir.read(ref), REPEATS)),
+            Row("nir", f"{label}: write .nir", median_time(lambda: write_nir(ours, graph), REPEATS), "nir.write",
+                median_time(lambda: nir.write(ref, nir_graph), REPEATS)),
+            Row("nir", f"{label}: to_nir", median_time(lambda: to_nir(graph), REPEATS), "—", None),
+            Row("nir", f"{label}: from_nir", median_time(lambda: from_nir(nir_graph), REPEATS), "—", None),
+        ]  # fmt: skip
 
 
-def main() -> None:
-    models = [("paper CNN", _cnn_model()), ("200 x (Affine 64 + LIF)", _deep_model())]
-    rows = []
-    for name, graph in models:
+def main() -> list[Row]:
+    rows: list[Row] = []
+    for label, graph in (("paper CNN", paper_cnn()), ("200 x (Affine 64 + LIF)", deep_model())):
         if graph is None:
-            print(f"bench_nir: skipping {name} (../shared/data/nir-paper not found)")
+            print(f"bench_nir: {label} skipped (../shared/data/nir-paper not found)")
             continue
-        rows += bench_model(name, graph)
-    print(f"\nNIR exchange (median of {REPEATS} runs)")
-    print("| model | operation | talon (ms) | nir (ms) | talon / nir |\n|---|---|---:|---:|---:|")
-    for name, op, ours, ref in rows:
-        ratio = f"{ours / ref:.2f}" if ref else "-"
-        ref_text = f"{ref * 1e3:.1f}" if ref else "-"
-        print(f"| {name} | {op} | {ours * 1e3:.1f} | {ref_text} | {ratio} |")
+        rows += bench_case(label, graph)
+    print_rows(f"NIR exchange (median of {REPEATS})", rows)
+    return rows
 
 
 if __name__ == "__main__":
