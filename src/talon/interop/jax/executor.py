@@ -38,7 +38,7 @@ import numpy as np
 from ... import ir
 from ...ir.errors import UnsupportedModuleError
 from . import layers
-from .neurons import SPIKING, coefficients, make_step, per_neuron, state_keys
+from .neurons import SPIKING, coefficients, exact_zero, make_step, per_neuron, state_keys
 from .plan import BOUNDARY, DELAY, INPUT, NEURON, components, flatten, is_cyclic
 from .spike import Surrogate, make_spike
 
@@ -134,8 +134,6 @@ class JaxGraph:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         inputs = self._inputs(x, time=True)
-        if state is None:
-            state = self.init_state(next(iter(inputs.values())).shape[1])
         outputs, final, trace = self._run_jit(params, state, inputs, record=bool(record), mode=mode)
         return (self._outputs(outputs), final, trace) if record else (self._outputs(outputs), final)
 
@@ -197,7 +195,7 @@ class JaxGraph:
 
     # ---- one step over a set of nodes ---------------------------------------------------------
 
-    def _eval(self, paths: list[str], params, state, inputs: dict, external: dict):
+    def _eval(self, paths: list[str], params, state, inputs: dict, external: dict, zero):
         """Evaluate ``paths`` (in topological order) for one step.
 
         Edges from outside ``paths`` read ``external[edge.key]`` (already delayed if recurrent);
@@ -219,9 +217,9 @@ class JaxGraph:
                     incoming.append(state["edges"][edge.key])
                 else:
                     incoming.append(_port(values[edge.src], edge.port))
-            x = layers.merge(flat.node, incoming, path)
+            x = layers.merge(flat.node, incoming, path, zero)
             if flat.kind == NEURON:
-                values[path], node_state[path] = self._fns[path](params[path], state["nodes"][path], x)
+                values[path], node_state[path] = self._fns[path](params[path], state["nodes"][path], x, zero)
             elif flat.kind == DELAY:
                 values[path], delay_state = self._delay_step(path, state, x)
                 node_state.update(delay_state)
@@ -246,21 +244,25 @@ class JaxGraph:
         out = jnp.take_along_axis(stacked, lag, axis=0)[0]
         return out, {path: {"history": stacked[:depth]}}
 
-    def _step(self, params, state, inputs):
-        values, node_state, edge_state = self._eval(self.plan.order, params, state, inputs, {})
+    def _step(self, params, state, inputs, zero=None):
+        zero = exact_zero(self.dtype) if zero is None else zero
+        values, node_state, edge_state = self._eval(self.plan.order, params, state, inputs, {}, zero)
         outputs = {p: values[p] for p in self.plan.outputs.values()}
         return outputs, {"nodes": node_state, "edges": edge_state}
 
     # ---- sequences --------------------------------------------------------------------------
 
     def _run(self, params, state, inputs, record: bool, mode: str):
+        if state is None:
+            state = self.init_state(next(iter(inputs.values())).shape[1])
+        zero = exact_zero(self.dtype)  # once, outside the loops
         if mode == "stepwise":
-            return self._run_stepwise(params, state, inputs, record)
-        return self._run_layerwise(params, state, inputs, record)
+            return self._run_stepwise(params, state, inputs, record, zero)
+        return self._run_layerwise(params, state, inputs, record, zero)
 
-    def _run_stepwise(self, params, state, inputs, record: bool):
+    def _run_stepwise(self, params, state, inputs, record: bool, zero):
         def body(carry, x_t):
-            outputs, new = self._step(params, carry, x_t)
+            outputs, new = self._step(params, carry, x_t, zero)
             return new, (outputs, new["nodes"] if record else None)
 
         final, (outputs, nodes) = jax.lax.scan(body, state, inputs)
@@ -269,7 +271,7 @@ class JaxGraph:
     def _trace(self, nodes: dict) -> dict:
         return {p: s for p, s in nodes.items() if self.plan.nodes[p].kind == NEURON}
 
-    def _run_layerwise(self, params, state, inputs, record: bool):
+    def _run_layerwise(self, params, state, inputs, record: bool, zero):
         length = next(iter(inputs.values())).shape[0]
         seqs: dict[str, Any] = {}
         final: dict[str, dict] = {"nodes": {}, "edges": {}}
@@ -287,24 +289,27 @@ class JaxGraph:
                         seq = jnp.concatenate([state["edges"][edge.key][None], seq[:-1]])
                     external[edge.key] = seq
             if is_cyclic(self.plan, comp):
-                self._scan_component(comp, params, state, external, seqs, final, trace, record, length)
+                self._scan_component(comp, params, state, external, seqs, final, trace, record, length, zero)
             else:
-                self._sequence_node(comp[0], params, state, inputs, external, seqs, final, trace, record)
+                self._sequence_node(comp[0], params, state, inputs, external, seqs, final, trace, record, zero)
         outputs = {p: seqs[p] for p in self.plan.outputs.values()}
         return outputs, final, (trace if record else None)
 
-    def _sequence_node(self, path, params, state, inputs, external, seqs, final, trace, record):
+    def _sequence_node(self, path, params, state, inputs, external, seqs, final, trace, record, zero):
         flat = self.plan.nodes[path]
         if flat.kind == INPUT:
             seqs[path] = inputs[path]
             return
         incoming = [external[e.key] for e in flat.inputs]
-        x = _fold(lambda *xs: layers.merge(flat.node, list(xs), path), *incoming) if len(incoming) > 1 else incoming[0]
+        if len(incoming) > 1:
+            x = _fold(lambda *xs: layers.merge(flat.node, list(xs), path, zero), *incoming)
+        else:
+            x = incoming[0]
         if flat.kind == NEURON:
             fn, p = self._fns[path], params[path]
 
             def body(carry, x_t):
-                out, new = fn(p, carry, x_t)
+                out, new = fn(p, carry, x_t, zero)
                 return new, (out, new if record else None)
 
             final["nodes"][path], (seqs[path], states) = jax.lax.scan(body, state["nodes"][path], x)
@@ -329,7 +334,7 @@ class JaxGraph:
         final["nodes"][path] = {"history": padded[-depth:][::-1]}
         return out
 
-    def _scan_component(self, comp, params, state, external, seqs, final, trace, record, length):
+    def _scan_component(self, comp, params, state, external, seqs, final, trace, record, length, zero):
         members = set(comp)
         carry0 = {
             "nodes": {p: state["nodes"][p] for p in comp if p in state["nodes"]},
@@ -337,7 +342,7 @@ class JaxGraph:
         }
 
         def body(carry, ext_t):
-            values, node_state, edge_state = self._eval(comp, params, carry, {}, ext_t)
+            values, node_state, edge_state = self._eval(comp, params, carry, {}, ext_t, zero)
             neurons = {p: s for p, s in node_state.items() if self.plan.nodes[p].kind == NEURON}
             return {"nodes": node_state, "edges": edge_state}, (values, neurons if record else None)
 

@@ -20,7 +20,7 @@ from jax import lax
 from ... import ir
 from ...ir.activations import batch_dim_to_axis
 from ...ir.pooling import pool_output_size
-from .neurons import exact_zero, rounded
+from .neurons import rounded
 
 HIGHEST = lax.Precision.HIGHEST
 Op = Callable[[dict, Any], Any]
@@ -344,8 +344,11 @@ def build(node: ir.Node, dtype) -> tuple[dict[str, np.ndarray], Op] | None:
     return None
 
 
-def merge(node: ir.Node, inputs: list, where: str):
-    """Combine the values arriving on a node's incoming edges (edge order), per ``docs/semantics.md`` §2."""
+def merge(node: ir.Node, inputs: list, where: str, zero):
+    """Combine the values arriving on a node's incoming edges (edge order), per ``docs/semantics.md`` §2.
+
+    ``zero`` is :func:`.neurons.exact_zero`: each summed term is rounded on its own first.
+    """
     if not inputs:
         raise ValueError(f"{where}: no input")
     concat = isinstance(node, ir.Concat) or (isinstance(node, ir.Skip) and node.skip_type == "concatenate")
@@ -356,7 +359,6 @@ def merge(node: ir.Node, inputs: list, where: str):
     if len(inputs) == 1:
         return inputs[0]
     # each term is rounded on its own first (a Scale output would otherwise fuse into the sum)
-    zero = exact_zero(inputs[0].dtype)
     x = rounded(inputs[0], zero)
     for extra in inputs[1:]:
         x = x + rounded(extra, zero)

@@ -113,17 +113,18 @@ def _reset(mode: str, v, z, k: dict):
 
 
 def make_step(node: ir.Node, spike: Callable | None) -> Callable:
-    """Return ``step(params, state, x) -> (output, new_state)`` for one stateful node.
+    """Return ``step(params, state, x, zero) -> (output, new_state)`` for one stateful node.
 
     ``params`` are this node's coefficients (see :func:`coefficients`), ``state`` the dict of
-    :func:`state_keys` arrays ``[B, *shape]``. ``spike`` is the spike function (spiking nodes).
+    :func:`state_keys` arrays ``[B, *shape]``, ``zero`` a :func:`exact_zero` (made once per
+    compiled function, outside any loop, so that it does not split XLA's fusions).
+    ``spike`` is the spike function (spiking nodes).
     """
     cuba = isinstance(node, (ir.CubaLIF, ir.CubaLI))
 
     if isinstance(node, ir.Integrator):
 
-        def integrator_step(params, state, x):
-            zero = exact_zero(x.dtype)
+        def integrator_step(params, state, x, zero):
             v = state["v"] + rounded(per_neuron(params["g"], x.ndim) * x, zero)
             return v, {"v": v}
 
@@ -131,9 +132,8 @@ def make_step(node: ir.Node, spike: Callable | None) -> Callable:
 
     if isinstance(node, (ir.LI, ir.CubaLI)):
 
-        def li_step(params, state, x):
+        def li_step(params, state, x, zero):
             k = {name: per_neuron(p, x.ndim) for name, p in params.items()}
-            zero = exact_zero(x.dtype)
             new = {}
             if cuba:
                 x = rounded(k["alpha"] * state["i"], zero) + rounded(k["gs"] * x, zero)
@@ -149,9 +149,8 @@ def make_step(node: ir.Node, spike: Callable | None) -> Callable:
     post = node.spike_timing.value == "post"
     leaky = not isinstance(node, ir.IF)
 
-    def spiking_step(params, state, x):
+    def spiking_step(params, state, x, zero):
         k = {name: per_neuron(p, x.ndim) for name, p in params.items()}
-        zero = exact_zero(x.dtype)
         v = state["v"]
         z_prev = spike(v, k["theta"])
         if timing == "delayed_pre_decay":
