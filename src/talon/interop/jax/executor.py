@@ -240,9 +240,16 @@ class JaxGraph:
         if depth == 0:
             return x, {}
         stacked = jnp.concatenate([x[None], state["nodes"][path]["history"]])
-        lag = jnp.broadcast_to(jnp.asarray(self._delays[path])[None, None], (1, *x.shape))
-        out = jnp.take_along_axis(stacked, lag, axis=0)[0]
+        if self._uniform_delay(path):
+            out = stacked[depth]
+        else:
+            lag = jnp.broadcast_to(jnp.asarray(self._delays[path])[None, None], (1, *x.shape))
+            out = jnp.take_along_axis(stacked, lag, axis=0)[0]
         return out, {path: {"history": stacked[:depth]}}
+
+    def _uniform_delay(self, path: str) -> bool:
+        delays = self._delays[path]
+        return bool(delays.size) and bool(np.all(delays == delays.reshape(-1)[0]))
 
     def _step(self, params, state, inputs, zero=None):
         zero = exact_zero(self.dtype) if zero is None else zero
@@ -329,8 +336,11 @@ class JaxGraph:
         history = state["nodes"][path]["history"]  # history[k] = input at step -1-k
         padded = jnp.concatenate([history[::-1], x])
         t = x.shape[0]
-        index = np.arange(t).reshape((t,) + (1,) * (x.ndim - 1)) + depth - self._delays[path][None, None]
-        out = jnp.take_along_axis(padded, jnp.broadcast_to(jnp.asarray(index), x.shape), axis=0)
+        if self._uniform_delay(path):  # every element lags by `depth` steps: a slice
+            out = padded[:t]
+        else:
+            index = np.arange(t).reshape((t,) + (1,) * (x.ndim - 1)) + depth - self._delays[path][None, None]
+            out = jnp.take_along_axis(padded, jnp.broadcast_to(jnp.asarray(index), x.shape), axis=0)
         final["nodes"][path] = {"history": padded[-depth:][::-1]}
         return out
 
