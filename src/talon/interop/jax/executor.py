@@ -13,11 +13,11 @@ in edge order, a recurrent edge delivers its source's value of the previous step
 
 ``run`` has two schedules with the same results:
 
-* ``"layerwise"`` (default): node by node over the whole sequence — a stateless node that is
-  not on a cycle is applied to all ``T*B`` samples at once (one matrix product per Linear
-  instead of ``T``), a neuron is a ``lax.scan`` of its own update, and every cycle of the graph
-  (a recurrent layer) is one ``lax.scan`` of its nodes;
-* ``"stepwise"``: one ``lax.scan`` of ``step`` over time.
+* ``"stepwise"`` (default): one ``lax.scan`` of ``step`` over time, like ``spyx.nn.run``;
+* ``"layerwise"``: node by node over the whole sequence — a stateless node that is not on a
+  cycle is applied to all ``T*B`` samples at once (one matrix product per Linear instead of
+  ``T``), a neuron is a ``lax.scan`` of its own update, and every cycle of the graph (a recurrent
+  layer) is one ``lax.scan`` of its nodes. On CPU it measured no faster (``docs/jax.md`` §8).
 
 Parameters are a dict ``{node path: {name: array}}`` (``"rnn.lif"`` inside a subgraph): the
 weights of stateless nodes under their IR names, and for neurons the per-step coefficients
@@ -42,7 +42,7 @@ from .neurons import SPIKING, coefficients, exact_zero, make_step, per_neuron, s
 from .plan import BOUNDARY, DELAY, INPUT, NEURON, components, flatten, is_cyclic
 from .spike import Surrogate, make_spike
 
-MODES = ("layerwise", "stepwise")
+MODES = ("stepwise", "layerwise")
 
 
 def _port(value, port):
@@ -124,7 +124,7 @@ class JaxGraph:
         outputs, new_state = self._step_jit(params, state, inputs)
         return self._outputs(outputs), new_state
 
-    def run(self, params: Mapping, x, state: Mapping | None = None, *, record: bool = False, mode: str = "layerwise"):
+    def run(self, params: Mapping, x, state: Mapping | None = None, *, record: bool = False, mode: str = "stepwise"):
         """Run a time-major sequence ``x[T, B, *shape]`` (a dict by Input name for several inputs).
 
         Returns ``(y, final_state)`` with ``y[T, B, ...]``; with ``record=True`` also the neuron
