@@ -238,6 +238,27 @@ def test_float64_needs_x64_and_dtype_must_be_floating():
         JaxGraph(reference_chain(), dtype="int32")
 
 
+def test_params_are_checked():
+    model = JaxGraph(reference_chain())
+    x = np.zeros((2, 1, 3), np.float32)
+    with pytest.raises(ValueError, match=r"structure of JaxGraph\.params \(nodes \['lif'\]\), got \[\]"):
+        model.run({}, x)
+    with pytest.raises(ValueError, match=r"params\['lif'\] must have the keys"):
+        model.run({"lif": {"beta": model.params["lif"]["beta"]}}, x)
+
+
+def test_a_missing_jax_names_the_extra():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['jax'] = None\n"
+        "try:\n    import talon.interop.jax\nexcept Exception as e:\n    print(type(e).__name__, e)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.startswith("MissingDependencyError") and "pip install 'talon-toolchain[jax]'" in out
+
+
 def test_importing_the_engine_does_not_import_torch():
     import subprocess
     import sys

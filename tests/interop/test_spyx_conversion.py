@@ -307,3 +307,15 @@ def test_graph_arrays_are_owned_and_writable():
     graph = tspyx.to_ir(model, (6, 6, 1))
     arrays = [a for node in graph.nodes.values() for a in node.arrays().values()]
     assert arrays and all(a.flags.writeable and a.flags.owndata for a in arrays)
+
+
+def test_a_missing_spyx_names_the_extra():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['spyx'] = None\n"
+        "try:\n    import talon.interop.spyx\nexcept Exception as e:\n    print(type(e).__name__, e)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.startswith("MissingDependencyError") and "pip install 'talon-toolchain[jax]'" in out

@@ -120,6 +120,7 @@ class JaxGraph:
         Returns ``(y, new_state)``; ``y`` is an array, or a dict by Output name when the graph
         has several outputs.
         """
+        self._check_params(params)
         inputs = self._inputs(x, time=False)
         outputs, new_state = self._step_jit(params, state, inputs)
         return self._outputs(outputs), new_state
@@ -133,6 +134,7 @@ class JaxGraph:
         """
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self._check_params(params)
         inputs = self._inputs(x, time=True)
         outputs, final, trace = self._run_jit(params, state, inputs, record=bool(record), mode=mode)
         return (self._outputs(outputs), final, trace) if record else (self._outputs(outputs), final)
@@ -161,6 +163,16 @@ class JaxGraph:
                 "it runs the talon.ir primitives (see talon.ir.list_primitives())"
             )
         return built
+
+    def _check_params(self, params) -> None:
+        if not isinstance(params, Mapping) or set(params) != set(self.params):
+            given = sorted(params) if isinstance(params, Mapping) else type(params).__name__
+            raise ValueError(
+                f"params must have the structure of JaxGraph.params (nodes {sorted(self.params)}), got {given}"
+            )
+        for path, expected in self.params.items():
+            if not isinstance(params[path], Mapping) or set(params[path]) != set(expected):
+                raise ValueError(f"params[{path!r}] must have the keys {sorted(expected)}")
 
     def _max_delay(self, path: str) -> int:
         return int(self._delays[path].max()) if self._delays[path].size else 0
