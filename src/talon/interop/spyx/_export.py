@@ -107,7 +107,7 @@ class _Builder:
     """Appends talon nodes for Spyx layers to a chain, tracking the tensor's layout."""
 
     def __init__(self, layout: Layout):
-        self.layout = layout
+        self.layout = self.input_layout = layout
         self.nodes: dict[str, ir.Node] = {"input": ir.Input(np.array(layout.talon_shape))}
         self.edges: list[tuple[str, str]] = []
         self.prev = "input"
@@ -121,7 +121,7 @@ class _Builder:
         meta = {
             "source": "spyx",
             "spyx_version": str(require("spyx").__version__),
-            "spyx_input_shape": tuple(self._input_layout.spyx_shape),
+            "spyx_input_shape": tuple(self.input_layout.spyx_shape),
             "note": "channels-first (C, H, W); the Spyx model is channels-last (H, W, C)",
         }
         return ir.Graph(self.nodes, self.edges, metadata=meta)
@@ -133,8 +133,6 @@ class _Builder:
         self.prev = name
 
     def add(self, name: str, layer: Any) -> None:
-        if not hasattr(self, "_input_layout"):
-            self._input_layout = self.layout
         snn, nnx = self.snn, self.nnx
         where = f"{name} ({type(layer).__name__})"
         phasor = require("spyx.phasor")
