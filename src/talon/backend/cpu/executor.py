@@ -59,6 +59,14 @@ class Executor:
         values: dict[int, np.ndarray] = {}
         trace = Trace(values={})
         start = time.perf_counter()
+        with np.errstate(all="ignore"):  # inf / nan are reported through outputs_valid, not warnings
+            self._run_components(inputs, keep, remaining, values, steps, batch, record_states, observers, trace)
+        trace.total_seconds = time.perf_counter() - start
+        trace.values = {vid: values[vid] for vid in keep if vid in values}
+        return trace
+
+    def _run_components(self, inputs, keep, remaining, values, steps, batch, record_states, observers, trace):
+        program = self.program
         for component in program.components:
             if component.cyclic:
                 self._run_cyclic(component.ops, values, inputs, steps, batch, record_states, observers, trace)
@@ -73,9 +81,6 @@ class Executor:
                 for vid in program.ops[op_index].outputs:
                     if remaining[vid] == 0 and vid not in keep:
                         values.pop(vid, None)  # nobody reads it
-        trace.total_seconds = time.perf_counter() - start
-        trace.values = {vid: values[vid] for vid in keep if vid in values}
-        return trace
 
     # ---- helpers --------------------------------------------------------------------------
 

@@ -380,8 +380,10 @@ class QScale(FixedKernel):
 
 
 class QBatchNorm(FixedKernel):
-    """Inference BatchNorm as a per-channel ``a x + b``: ``sign(a)`` on the integers, ``|a|`` in the
-    scale, ``b`` added as ``rint(b / scale)`` (saturating at ``accumulator_bits``)."""
+    """Inference BatchNorm as a per-channel ``a x + b``: the integers are multiplied by
+    ``sign(a) * 2**k`` (``k`` fraction bits for the bias, as many as ``accumulator_bits`` leave
+    room for, at most ``coefficient_bits``), ``|a| / 2**k`` joins the scale and ``b`` is added as
+    ``rint(b / scale)``, saturating at ``accumulator_bits``."""
 
     def setup(self, node):
         fmt = self.setup_sum()
@@ -393,10 +395,14 @@ class QBatchNorm(FixedKernel):
         a, b = BatchNorm(self.op, np.float32).affine_coefficients()
         shape = self.in_shape
         ch = (-1,) + (1,) * (len(shape) - 1)
-        self.sign, scale = _sign_fold(self, a.reshape(ch), fmt, shape)
-        self.bias = saturate(np.rint(b.reshape(ch) / scale).astype(INT), self.spec.accumulator_bits)
-        bound = fmt.bound + int(np.abs(self.bias).max(initial=0))
-        self.out_formats = [QFormat(scale, min(bound, qmax(self.spec.accumulator_bits) + 1))]
+        acc = self.spec.accumulator_bits
+        self.frac = max(0, min(self.spec.coefficient_bits, acc - 2 - int(fmt.bound).bit_length()))
+        sign, scale = _sign_fold(self, a.reshape(ch), fmt, shape)
+        self.sign = sign * (1 << self.frac)
+        scale = scale / 2.0**self.frac
+        self.bias = saturate(np.rint(b.reshape(ch) / scale).astype(INT), acc)
+        bound = (fmt.bound << self.frac) + int(np.abs(self.bias).max(initial=0))
+        self.out_formats = [QFormat(scale, min(bound, qmax(acc) + 1))]
 
     def compute(self, x):
         return saturate(x * self.sign + self.bias, self.spec.accumulator_bits)
@@ -584,6 +590,7 @@ _KERNELS = {
     ir.AvgPool2d: QPool,
     ir.SumPool2d: QPool,
     ir.Flatten: QFlatten,
+    ir.Upsample: QUpsample,
     ir.Concat: QConcat,
     ir.ChannelSplit: QChannelSplit,
     ir.Threshold: QThreshold,
