@@ -2,4 +2,4 @@
 
 from talon.cli import main
 
-main()
+main(prog_name="talon")

@@ -83,9 +83,13 @@ def neuron_step(node: ir.Node, x: np.ndarray, state: dict[str, np.ndarray]) -> t
     u = ((k["beta"] * v + k["g"] * drive) + k["c"]).astype(DTYPE)
     if timing == "delayed":
         u = _reset(u, z_prev, k, mode)
+    if timing == "snntorch_immediate":
+        u = _reset(u, z_prev, k, mode)
     z = _cmp(u, k["theta"], node.comparison.value)
     if timing == "immediate":
         u = _reset(u, z, k, mode)
+    if timing == "snntorch_immediate":
+        u = (u - (z - z_prev) * k["theta"]).astype(DTYPE)
     spike = z if node.spike_timing.value == "post" else z_prev
     new = {"v": u, "i": i} if isinstance(node, ir.CubaLIF) else {"v": u}
     return spike, new

@@ -2,7 +2,7 @@
 
 The reference (``reference.py``) is itself pinned by hand-worked traces below; each engine module
 ``engine_<name>.py`` is then run on every case and compared with the reference: spikes and
-outputs bit for bit, membranes bit for bit on exact cases and within 1e-6 otherwise.
+outputs bit for bit, membranes bit for bit on exact cases and within 1e-5 otherwise.
 """
 
 import numpy as np
@@ -99,7 +99,7 @@ def test_engine_matches_reference(engine, case):
         if case.exact:
             np.testing.assert_array_equal(have, want, err_msg=f"output {name}")
         else:
-            np.testing.assert_allclose(have, want, atol=1e-6, rtol=0, err_msg=f"output {name}")
+            np.testing.assert_allclose(have, want, atol=1e-5, rtol=1e-5, err_msg=f"output {name}")
     for path, state in expected["states"].items():
         assert path in got["states"], f"engine {engine} does not report the state of {path}"
         for key, want in state.items():
@@ -107,4 +107,4 @@ def test_engine_matches_reference(engine, case):
             if case.exact:
                 np.testing.assert_array_equal(have, want, err_msg=f"{path}.{key}")
             else:
-                np.testing.assert_allclose(have, want, atol=1e-6, rtol=0, err_msg=f"{path}.{key}")
+                np.testing.assert_allclose(have, want, atol=1e-5, rtol=1e-5, err_msg=f"{path}.{key}")

@@ -133,31 +133,7 @@ class Graph(Node):
 
     def recurrent_mask(self) -> list[bool]:
         """For each edge, whether it closes a cycle (carries the previous step's value)."""
-        out_by_node: dict[str, list[int]] = {n: [] for n in self.nodes}
-        for i, (s, _) in enumerate(self.edges):
-            out_by_node[s].append(i)
-        mask = [False] * len(self.edges)
-        state: dict[str, int] = {}  # 1 = on the stack, 2 = finished
-        roots = self.input_nodes + list(self.nodes)
-        for root in roots:
-            if root in state:
-                continue
-            state[root] = 1
-            stack = [(root, iter(out_by_node[root]))]
-            while stack:
-                node, it = stack[-1]
-                for i in it:
-                    dst = self.edges[i][1]
-                    if state.get(dst) == 1:
-                        mask[i] = True
-                    elif dst not in state:
-                        state[dst] = 1
-                        stack.append((dst, iter(out_by_node[dst])))
-                        break
-                else:
-                    state[node] = 2
-                    stack.pop()
-        return mask
+        return recurrent_edge_mask(list(self.nodes), self.edges, self.input_nodes)
 
     @property
     def recurrent_edges(self) -> list[tuple[str, str]]:
@@ -170,25 +146,7 @@ class Graph(Node):
 
     def topological_order(self) -> list[str]:
         """Node names ordered so every non-recurrent edge points forward; ties keep node order."""
-        index = {n: i for i, n in enumerate(self.nodes)}
-        indegree = dict.fromkeys(self.nodes, 0)
-        forward: dict[str, list[str]] = {n: [] for n in self.nodes}
-        for (s, d), rec in zip(self.edges, self.recurrent_mask(), strict=True):
-            if not rec:
-                indegree[d] += 1
-                forward[s].append(d)
-        heap = [index[n] for n, k in indegree.items() if k == 0]
-        heapq.heapify(heap)
-        names = list(self.nodes)
-        order = []
-        while heap:
-            n = names[heapq.heappop(heap)]
-            order.append(n)
-            for d in forward[n]:
-                indegree[d] -= 1
-                if indegree[d] == 0:
-                    heapq.heappush(heap, index[d])
-        return order
+        return topological_order(list(self.nodes), self.edges, self.recurrent_mask())
 
     # ---- validation and shapes ----------------------------------------------------------------
 
@@ -287,6 +245,58 @@ class Graph(Node):
     def _output_ports(self, inputs: dict[str, Shape]) -> dict[str, Shape]:
         (port,) = self.output_nodes
         return {port: self.nodes[port].shape}
+
+
+def recurrent_edge_mask(names: list[str], edges: list[tuple[str, str]], roots: list[str]) -> list[bool]:
+    """The recurrent-edge rule of docs/semantics.md on plain names: depth-first search from
+    ``roots`` then every other name (in order), outgoing edges in edge order; an edge to a node
+    still on the stack closes a cycle."""
+    out_by_node: dict[str, list[int]] = {n: [] for n in names}
+    for i, (s, _) in enumerate(edges):
+        out_by_node[s].append(i)
+    mask = [False] * len(edges)
+    state: dict[str, int] = {}  # 1 = on the stack, 2 = finished
+    for root in [*roots, *names]:
+        if root in state:
+            continue
+        state[root] = 1
+        stack = [(root, iter(out_by_node[root]))]
+        while stack:
+            node, it = stack[-1]
+            for i in it:
+                dst = edges[i][1]
+                if state.get(dst) == 1:
+                    mask[i] = True
+                elif dst not in state:
+                    state[dst] = 1
+                    stack.append((dst, iter(out_by_node[dst])))
+                    break
+            else:
+                state[node] = 2
+                stack.pop()
+    return mask
+
+
+def topological_order(names: list[str], edges: list[tuple[str, str]], recurrent: list[bool]) -> list[str]:
+    """Kahn's algorithm over the non-recurrent edges; ties are broken by position in ``names``."""
+    index = {n: i for i, n in enumerate(names)}
+    indegree = dict.fromkeys(names, 0)
+    forward: dict[str, list[str]] = {n: [] for n in names}
+    for (s, d), rec in zip(edges, recurrent, strict=True):
+        if not rec:
+            indegree[d] += 1
+            forward[s].append(d)
+    heap = [index[n] for n, k in indegree.items() if k == 0]
+    heapq.heapify(heap)
+    order = []
+    while heap:
+        n = names[heapq.heappop(heap)]
+        order.append(n)
+        for d in forward[n]:
+            indegree[d] -= 1
+            if indegree[d] == 0:
+                heapq.heappush(heap, index[d])
+    return order
 
 
 def _as_node_dict(nodes: Any) -> dict[str, Node]:

@@ -11,6 +11,7 @@ short, with coefficients computed in float64 from the parameters and cast to the
     if reset_timing == 'delayed':            u = R(u, z_prev)
     z = u > theta
     if reset_timing == 'immediate':          u = R(u, z)
+    if reset_timing == 'snntorch_immediate': u = R(u, z_prev); z = u > theta; u = u - (z - z_prev)*theta
     spike = z if spike_timing == 'post' else z_prev;   v = u
 
     R(v, z) = v_reset where z else v       (reset_mode 'value'; 'zero' is value with v_reset = 0)
@@ -127,6 +128,13 @@ class _Spiking(_ElementwiseState):
         self.reset_timing = coerce_enum(ResetTiming, self.reset_timing, "reset_timing", where)
         self.spike_timing = coerce_enum(SpikeTiming, self.spike_timing, "spike_timing", where)
         self.comparison = coerce_enum(Comparison, self.comparison, "comparison", where)
+        if self.reset_timing is ResetTiming.SNNTORCH_IMMEDIATE and (
+            self.reset_mode is not ResetMode.SUBTRACT or self.spike_timing is not SpikeTiming.POST
+        ):
+            raise ValueError(
+                f"{where}: reset_timing='snntorch_immediate' is defined for reset_mode='subtract' and "
+                "spike_timing='post' only"
+            )
         if self.spike_timing is SpikeTiming.PRE and self.reset_timing is ResetTiming.IMMEDIATE:
             raise ValueError(
                 f"{where}: spike_timing='pre' (spike from the state before the update) needs a "
@@ -142,8 +150,9 @@ _DYNAMICS_DOC = """
     * ``reset_mode``: ``'value'`` (to ``v_reset``; ``'zero'`` is accepted as value with
       ``v_reset = 0``), ``'subtract'`` (``v - v_threshold``) or ``'none'``;
     * ``reset_timing``: ``'immediate'``, ``'delayed'`` (applied in the next step to the
-      integrated value, like snnTorch's default) or ``'delayed_pre_decay'`` (applied in the next
-      step before the decay, like Spyx's CuBaLIF);
+      integrated value, like snnTorch's default), ``'delayed_pre_decay'`` (applied in the next
+      step before the decay, like Spyx's CuBaLIF) or ``'snntorch_immediate'`` (snnTorch's
+      ``reset_delay=False`` subtraction, see docs/semantics.md);
     * ``spike_timing``: ``'post'`` (spike from the updated state) or ``'pre'`` (from the state
       before the update, like Spyx; needs a delayed reset);
     * ``comparison``: ``'>='`` or ``'>'``.

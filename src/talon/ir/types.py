@@ -65,6 +65,9 @@ class ResetTiming(StrEnum):
     IMMEDIATE = "immediate"  # in the same step, after the spike is taken from the new state
     DELAYED = "delayed"  # next step, to the integrated value (snnTorch reset_delay=True)
     DELAYED_PRE_DECAY = "delayed_pre_decay"  # next step, before decay (Spyx CuBaLIF)
+    # snnTorch's reset_delay=False with subtraction: the spike test sees the delayed reset, then
+    # the reset is corrected to this step's spike: v = u - (z - z_prev) * theta
+    SNNTORCH_IMMEDIATE = "snntorch_immediate"
 
 
 class SpikeTiming(StrEnum):

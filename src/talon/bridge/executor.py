@@ -1,0 +1,339 @@
+"""Run a TALON IR graph as a PyTorch module.
+
+:class:`GraphExecutor` is an ``nn.Module`` whose children are named after the graph's nodes. Its
+per-step forward is **generated once** with ``torch.fx`` (straight-line code, no graph walking per
+call) following ``docs/semantics.md``: fan-in summed in edge order, Skip/Concat merges, output *i*
+of a ChannelSplit along its *i*-th outgoing edge, recurrent edges delivering the previous step's
+value. Calls:
+
+* ``out = executor(x)`` — one timestep from zero state (``return_state=False``);
+* ``out, state = executor(x, state)`` — one timestep, state ``{}``/``None`` at the start
+  (``return_state=True``); ``state`` maps each stateful node to its state (membrane ``v``, or
+  ``(v, i)`` for current-based neurons) and carries the recurrent-edge values in ``state.edges``;
+* ``outs, state = executor.run_sequence(xs)`` — time-major ``[T, B, ...]`` input; stateless
+  nodes of an acyclic graph run on all timesteps at once, only the neurons step through time.
+
+With several Input nodes, pass one tensor per Input (in node order); with several Output nodes
+the output is a tuple (in node order).
+"""
+
+from __future__ import annotations
+
+import keyword
+import operator
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import fx, nn
+
+from talon import ir
+from talon.ir.graph import recurrent_edge_mask, topological_order
+
+from .modules import ConcatModule, NeuronModule, SkipModule
+
+
+class ExecutorState(dict):
+    """Per-node state, keyed by node name; ``.edges`` holds the recurrent edges' last values."""
+
+    def __init__(self, *args: Any, edges: dict[int, torch.Tensor] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.edges = {} if edges is None else edges
+
+
+def _attr_name(name: str, taken: set[str]) -> str:
+    base = re.sub(r"\W", "_", name) or "node"
+    if base[0].isdigit() or keyword.iskeyword(base) or base in {"forward", "training", "graph"}:
+        base = f"n_{base}"
+    out, k = base, 1
+    while out in taken or hasattr(nn.Module, out):
+        out, k = f"{base}_{k}", k + 1
+    taken.add(out)
+    return out
+
+
+def _add_recurrent(x: torch.Tensor | None, rec: torch.Tensor | None) -> torch.Tensor:
+    """``x + rec`` where a recurrent value may not exist yet (None at t = 0: zero)."""
+    if rec is None:
+        if x is None:
+            raise RuntimeError(
+                "a node whose only inputs are recurrent edges needs known shapes; build it from an IR graph"
+            )
+        return x
+    return rec if x is None else x + rec
+
+
+def _is_stateful(module: nn.Module) -> bool:
+    return isinstance(module, (NeuronModule, GraphExecutor)) or getattr(module, "_is_stateful", False)
+
+
+def _merges_inputs(module: nn.Module) -> bool:
+    return isinstance(module, (SkipModule, ConcatModule)) or getattr(module, "_merges_inputs", False)
+
+
+class GraphExecutor(nn.Module):
+    """Executes a graph of modules; see the module docstring for the call conventions.
+
+    ``GraphExecutor(modules, edges, return_state=False)``: ``modules`` maps node names to
+    modules; names that appear only in ``edges`` (``input``/``output``) become identities. Input
+    nodes are the nodes without incoming edges, outputs those without outgoing edges, unless the
+    executor is built from an IR graph (``GraphExecutor.from_graph`` / ``ir_to_torch``), which
+    also records the graph for an exact re-export and the shapes of recurrent edges.
+    """
+
+    def __init__(
+        self,
+        modules: Mapping[str, nn.Module],
+        edges: Sequence[tuple[str, str]],
+        return_state: bool = False,
+        *,
+        graph: ir.Graph | None = None,
+        input_nodes: Sequence[str] | None = None,
+        output_nodes: Sequence[str] | None = None,
+    ):
+        super().__init__()
+        self.edges = [tuple(e) for e in edges]
+        names = list(modules)
+        for s, d in self.edges:
+            for end in (s, d):
+                if end not in names:
+                    names.append(end)
+        incoming = {n: 0 for n in names}
+        outgoing = {n: 0 for n in names}
+        for s, d in self.edges:
+            outgoing[s] += 1
+            incoming[d] += 1
+        self.node_names = names
+        self.input_nodes = list(input_nodes) if input_nodes is not None else [n for n in names if not incoming[n]]
+        self.output_nodes = list(output_nodes) if output_nodes is not None else [n for n in names if not outgoing[n]]
+        self.return_state = return_state
+        self.graph = graph
+        self._attr: dict[str, str] = {}
+        taken: set[str] = set()
+        for name in names:
+            attr = _attr_name(name, taken)
+            self._attr[name] = attr
+            self.add_module(attr, modules.get(name, nn.Identity()))
+        self._recurrent = recurrent_edge_mask(names, self.edges, self.input_nodes)
+        self._order = topological_order(names, self.edges, self._recurrent)
+        self._edge_shapes = {
+            i: graph.edge_shape(i) for i, rec in enumerate(self._recurrent) if rec and graph is not None
+        }
+        self._step_fn = self._generate_step()
+
+    @classmethod
+    def from_graph(cls, graph: ir.Graph, return_state: bool = False, node_map=None) -> GraphExecutor:
+        """Build the executor of an IR graph (one module per node, see ``node_to_module``)."""
+        from .from_ir import nodes_to_modules
+
+        return cls(
+            nodes_to_modules(graph, node_map), graph.edges, return_state, graph=graph,
+            input_nodes=graph.input_nodes, output_nodes=graph.output_nodes,
+        )  # fmt: skip
+
+    @property
+    def is_cyclic(self) -> bool:
+        return any(self._recurrent)
+
+    def module_of(self, name: str) -> nn.Module:
+        """The child module of node ``name``."""
+        return getattr(self, self._attr[name])
+
+    # ---- code generation ---------------------------------------------------------------------
+
+    def _generate_step(self):
+        g = fx.Graph()
+        inputs = {n: g.placeholder(self._attr[n] + "_in") for n in self.input_nodes}
+        state = g.placeholder("state")
+        edge_values = g.placeholder("edge_values")
+        out_positions: dict[str, list[int]] = {n: [] for n in self.node_names}
+        incoming: dict[str, list[int]] = {n: [] for n in self.node_names}
+        for i, (s, d) in enumerate(self.edges):
+            out_positions[s].append(i)
+            incoming[d].append(i)
+        env: dict[str, fx.Node] = {}
+        new_state: dict[str, fx.Node] = {}
+
+        def value_along(i: int) -> fx.Node:
+            src = self.edges[i][0]
+            module = self.module_of(src)
+            if getattr(module, "_is_multi_output", False):
+                return g.call_function(operator.getitem, (env[src], out_positions[src].index(i)))
+            return env[src]
+
+        for name in self._order:
+            module = self.module_of(name)
+            attr = self._attr[name]
+            forward_in = [value_along(i) for i in incoming[name] if not self._recurrent[i]]
+            recurrent_in = [g.call_method("get", (edge_values, i)) for i in incoming[name] if self._recurrent[i]]
+            if name in inputs:
+                x = inputs[name]
+            elif _merges_inputs(module):
+                ordered = []
+                for i in incoming[name]:
+                    ordered.append(recurrent_in.pop(0) if self._recurrent[i] else forward_in.pop(0))
+                env[name] = g.call_module(attr, tuple(ordered))
+                continue
+            else:
+                x = None
+                for v in forward_in:
+                    x = v if x is None else g.call_function(operator.add, (x, v))
+                for v in recurrent_in:
+                    x = g.call_function(_add_recurrent, (x, v))
+                if x is None:
+                    raise ValueError(f"node {name!r} has no incoming edge and is not an input node")
+            if isinstance(module, nn.Identity):
+                env[name] = x
+            elif _is_stateful(module):
+                result = g.call_module(attr, (x, g.call_method("get", (state, name))))
+                env[name] = g.call_function(operator.getitem, (result, 0))
+                new_state[name] = g.call_function(operator.getitem, (result, 1))
+            else:
+                env[name] = g.call_module(attr, (x,))
+        new_edges = {i: value_along(i) for i, rec in enumerate(self._recurrent) if rec}
+        g.output((tuple(env[n] for n in self.output_nodes), new_state, new_edges))
+        code = g.python_code(root_module="self")
+        namespace = dict(code.globals)
+        exec(compile(code.src, f"<talon GraphExecutor {id(self):x}>", "exec"), namespace)
+        self._step_source = code.src
+        return namespace["forward"]
+
+    # ---- calls ------------------------------------------------------------------------------
+
+    def _split_args(self, args: tuple) -> tuple[tuple[torch.Tensor, ...], Mapping | None]:
+        n = len(self.input_nodes)
+        if len(args) == n + 1 and (args[-1] is None or isinstance(args[-1], Mapping)):
+            return args[:n], args[-1]
+        if len(args) != n:
+            raise TypeError(
+                f"expected {n} input tensor(s) (for {self.input_nodes}) and an optional state, "
+                f"got {len(args)} arguments"
+            )
+        return args, None
+
+    def _edge_defaults(self, state: Mapping | None, like: torch.Tensor) -> dict[int, torch.Tensor | None]:
+        edges = dict(getattr(state, "edges", {}) or {})
+        for i, shape in self._edge_shapes.items():
+            if i not in edges and shape is not None:
+                edges[i] = like.new_zeros((like.shape[0], *shape))
+        return edges
+
+    def step(
+        self, *inputs: torch.Tensor, state: Mapping | None = None
+    ) -> tuple[tuple[torch.Tensor, ...], ExecutorState]:
+        """One timestep: returns (outputs tuple in output-node order, new state)."""
+        state = {} if state is None else state
+        outs, new_state, new_edges = self._step_fn(self, *inputs, state, self._edge_defaults(state, inputs[0]))
+        return outs, ExecutorState(new_state, edges=new_edges)
+
+    def forward(self, *args: Any):
+        inputs, state = self._split_args(args)
+        outs, new_state = self.step(*inputs, state=state)
+        out = outs[0] if len(outs) == 1 else outs
+        return (out, new_state) if self.return_state else out
+
+    def run_sequence(self, *xs: torch.Tensor, state: Mapping | None = None):
+        """Run time-major inputs ``[T, B, ...]``; returns (outputs ``[T, B, ...]``, final state).
+
+        Acyclic graphs run each stateless node once on all ``T * B`` samples and step only the
+        stateful nodes through time; cyclic graphs step the generated code ``T`` times.
+        """
+        if len(xs) != len(self.input_nodes):
+            raise TypeError(f"expected {len(self.input_nodes)} input sequence(s), got {len(xs)}")
+        state = {} if state is None else state
+        if self.is_cyclic or any(
+            isinstance(self.module_of(n), GraphExecutor) and self.module_of(n).is_cyclic for n in self.node_names
+        ):
+            return self._run_steps(xs, state)
+        return self._run_batched(xs, state)
+
+    def _run_steps(self, xs, state):
+        per_step = []
+        for t in range(xs[0].shape[0]):
+            outs, state = self.step(*(x[t] for x in xs), state=state)
+            per_step.append(outs)
+        stacked = tuple(torch.stack([o[k] for o in per_step]) for k in range(len(self.output_nodes)))
+        return (stacked[0] if len(stacked) == 1 else stacked), state
+
+    def _run_batched(self, xs, state):
+        T, B = xs[0].shape[:2]
+        env: dict[str, Any] = {}
+        new_state = ExecutorState()
+        positions: dict[str, list[int]] = {n: [] for n in self.node_names}
+        for i, (s, _) in enumerate(self.edges):
+            positions[s].append(i)
+
+        def along(i: int) -> torch.Tensor:
+            src = self.edges[i][0]
+            value = env[src]
+            return value[positions[src].index(i)] if isinstance(value, tuple) else value
+
+        given = dict(zip(self.input_nodes, xs, strict=True))
+        for name in self._order:
+            module = self.module_of(name)
+            ins = [along(i) for i, (_, d) in enumerate(self.edges) if d == name]
+            if name in given:
+                x = given[name]
+            elif _merges_inputs(module):
+                env[name] = _time_batched(module, ins, T, B)
+                continue
+            else:
+                x = ins[0]
+                for extra in ins[1:]:
+                    x = x + extra
+            if isinstance(module, nn.Identity):
+                env[name] = x
+            elif isinstance(module, GraphExecutor):
+                env[name], new_state[name] = module.run_sequence(x, state=state.get(name))
+            elif _is_stateful(module):
+                s = state.get(name)
+                outs = []
+                for t in range(T):
+                    out, s = module(x[t], s)
+                    outs.append(out)
+                env[name], new_state[name] = torch.stack(outs), s
+            else:
+                env[name] = _time_batched(module, [x], T, B)
+        outs = tuple(env[n] for n in self.output_nodes)
+        return (outs[0] if len(outs) == 1 else outs), new_state
+
+    # ---- export -----------------------------------------------------------------------------
+
+    def to_graph(self) -> ir.Graph:
+        """The IR graph this executor computes now (current weights; see ``bridge.to_ir``)."""
+        from .to_ir import executor_to_graph
+
+        return executor_to_graph(self)
+
+
+def _time_batched(module: nn.Module, inputs: list[torch.Tensor], T: int, B: int):
+    flat = [x.flatten(0, 1) for x in inputs]
+    out = module(*flat)
+    if isinstance(out, tuple):
+        return tuple(o.unflatten(0, (T, B)) for o in out)
+    return out.unflatten(0, (T, B))
+
+
+class CyclicGraphExecutor(GraphExecutor):
+    """Run a recurrent graph for ``timesteps`` internal steps per call on the same input.
+
+    ``outputs, state = CyclicGraphExecutor(modules, edges, timesteps=3, output_nodes=['lif1'])(x, {})``
+    returns one output per internal step (a list of tensors; a list of tuples with several
+    output nodes). Feedback edges carry the previous internal step's value (docs/semantics.md).
+    """
+
+    def __init__(self, modules, edges, timesteps: int = 3, output_nodes: Sequence[str] | None = None,
+                 return_state: bool = True, **kwargs):  # fmt: skip
+        if int(timesteps) < 1:
+            raise ValueError(f"timesteps must be >= 1, got {timesteps}")
+        super().__init__(modules, edges, return_state, output_nodes=output_nodes, **kwargs)
+        self.timesteps = int(timesteps)
+
+    def forward(self, *args: Any):
+        inputs, state = self._split_args(args)
+        outputs = []
+        for _ in range(self.timesteps):
+            outs, state = self.step(*inputs, state=state)
+            outputs.append(outs[0] if len(outs) == 1 else outs)
+        return (outputs, state) if self.return_state else outputs

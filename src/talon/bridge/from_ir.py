@@ -1,0 +1,199 @@
+"""IR → PyTorch: one module per node, and the executor that runs the graph.
+
+``node_to_module(node)`` builds the module of one node (``None`` for a node type it does not
+know); ``nodes_to_modules(graph)`` / ``from_ir(graph)`` all of them; ``ir_to_torch`` returns a
+:class:`~talon.bridge.executor.GraphExecutor`. Every module remembers its source node
+(``module.talon_node``) so that exporting it again reproduces the node exactly.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from talon import ir
+from talon.ir.errors import ConversionError
+
+from . import modules as m
+
+NodeMap = Callable[[ir.Node], nn.Module | None] | Mapping[Any, Callable[[ir.Node], nn.Module | None]]
+
+
+def _param(arr: np.ndarray) -> nn.Parameter:
+    return nn.Parameter(torch.from_numpy(np.ascontiguousarray(arr)).to(torch.float32).clone())
+
+
+def _linear(node: ir.Affine | ir.Linear) -> nn.Linear:
+    out_f, in_f = node.weight.shape
+    has_bias = isinstance(node, ir.Affine)
+    mod = nn.Linear(in_f, out_f, bias=has_bias)
+    mod.weight = _param(node.weight)
+    if has_bias:
+        mod.bias = _param(node.bias)
+    return mod
+
+
+def _conv(node: ir.Conv1d | ir.Conv2d) -> nn.Module:
+    cls = nn.Conv1d if isinstance(node, ir.Conv1d) else nn.Conv2d
+    mod = cls(
+        node.in_channels, node.out_channels, node.kernel_size, node.stride, node.padding, node.dilation, node.groups
+    )
+    mod.weight = _param(node.weight)
+    mod.bias = _param(node.bias)
+    return mod
+
+
+def _sepconv(node: ir.SepConv2d) -> m.SepConv2dModule:
+    c_in, c_out = node.depthwise_weight.shape[0], node.pointwise_weight.shape[0]
+    mod = m.SepConv2dModule(c_in, c_out, node.depthwise_weight.shape[2:], node.stride, node.padding, node.dilation)
+    mod.depthwise.weight, mod.depthwise.bias = _param(node.depthwise_weight), _param(node.depthwise_bias)
+    mod.pointwise.weight, mod.pointwise.bias = _param(node.pointwise_weight), _param(node.pointwise_bias)
+    return mod
+
+
+def _batchnorm(node: ir.BatchNorm1d | ir.BatchNorm2d) -> nn.Module:
+    cls = nn.BatchNorm1d if isinstance(node, ir.BatchNorm1d) else nn.BatchNorm2d
+    mod = cls(node.num_features, eps=node.eps, momentum=node.momentum, affine=node.weight is not None)
+    if node.weight is not None:
+        mod.weight, mod.bias = _param(node.weight), _param(node.bias)
+    mod.running_mean.copy_(torch.from_numpy(np.asarray(node.running_mean, np.float32)))
+    mod.running_var.copy_(torch.from_numpy(np.asarray(node.running_var, np.float32)))
+    return mod
+
+
+def _layernorm(node: ir.LayerNorm) -> nn.LayerNorm:
+    mod = nn.LayerNorm(list(node.normalized_shape), eps=node.eps, elementwise_affine=node.weight is not None,
+                       bias=node.bias is not None)  # fmt: skip
+    if node.weight is not None:
+        mod.weight = _param(node.weight)
+    if node.bias is not None:
+        mod.bias = _param(node.bias)
+    return mod
+
+
+def _prelu(node: ir.PReLU) -> nn.PReLU:
+    mod = nn.PReLU(num_parameters=node.weight.shape[0])
+    mod.weight = _param(node.weight)
+    return mod
+
+
+def _upsample(node: ir.Upsample) -> nn.Upsample:
+    return nn.Upsample(
+        size=node.size, scale_factor=None if node.size is not None else node.scale_factor,
+        mode=node.mode.value, align_corners=node.align_corners,
+    )  # fmt: skip
+
+
+_BUILDERS: dict[type[ir.Node], Callable[[ir.Node], nn.Module]] = {
+    ir.Input: lambda n: nn.Identity(),
+    ir.Output: lambda n: nn.Identity(),
+    ir.HybridRegion: lambda n: nn.Identity(),
+    ir.Affine: _linear,
+    ir.SpikingAffine: _linear,
+    ir.Linear: _linear,
+    ir.Scale: lambda n: m.ScaleModule(n.scale),
+    ir.Conv1d: _conv,
+    ir.Conv2d: _conv,
+    ir.SConv: _conv,
+    ir.SDConv: _conv,
+    ir.SepConv2d: _sepconv,
+    ir.MaxPool2d: lambda n: nn.MaxPool2d(n.kernel_size, n.stride, n.padding, n.dilation, ceil_mode=n.ceil_mode),
+    ir.AvgPool2d: lambda n: nn.AvgPool2d(
+        n.kernel_size, n.stride, n.padding, n.ceil_mode, n.count_include_pad, n.divisor_override
+    ),
+    ir.SumPool2d: lambda n: m.SumPool2dModule(n.kernel_size, n.stride, n.padding),
+    ir.Upsample: _upsample,
+    ir.Flatten: lambda n: m.IRFlatten(n.start_dim, n.end_dim),
+    ir.ReLU: lambda n: nn.ReLU() if n.negative_slope == 0 else nn.LeakyReLU(n.negative_slope),
+    ir.Sigmoid: lambda n: nn.Sigmoid(),
+    ir.Tanh: lambda n: nn.Tanh(),
+    ir.Softmax: lambda n: nn.Softmax(dim=n.dim),
+    ir.GELU: lambda n: nn.GELU(approximate=n.approximate),
+    ir.ELU: lambda n: nn.ELU(alpha=n.alpha),
+    ir.PReLU: _prelu,
+    ir.BatchNorm1d: _batchnorm,
+    ir.BatchNorm2d: _batchnorm,
+    ir.LayerNorm: _layernorm,
+    ir.Dropout: lambda n: nn.Dropout(n.p),
+    ir.Skip: lambda n: m.SkipModule(n.skip_type),
+    ir.Concat: lambda n: m.ConcatModule(n.dim, n.num_inputs),
+    ir.ChannelSplit: lambda n: m.ChannelSplitModule(n.split_sections, n.dim),
+    ir.Threshold: lambda n: m.ThresholdModule(n),
+}
+
+
+def node_to_module(node: ir.Node, node_map: NodeMap | None = None) -> nn.Module | None:
+    """The PyTorch module computing ``node``, or ``None`` when its type has no conversion.
+
+    ``node_map`` overrides the conversion: a callable ``node -> module or None`` (None falls back
+    to the default) or a mapping from node class (or class name) to such a callable.
+    """
+    custom = _custom_builder(node, node_map)
+    module = custom(node) if custom is not None else None
+    if module is None:
+        if isinstance(node, ir.Graph):
+            from .executor import GraphExecutor
+
+            module = GraphExecutor.from_graph(node, return_state=True, node_map=node_map)
+        elif type(node) in m.NEURON_MODULES:
+            module = m.NEURON_MODULES[type(node)].from_node(node)
+        elif type(node) in _BUILDERS:
+            module = _BUILDERS[type(node)](node)
+        else:
+            return None
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"node_map returned {type(module).__name__} for a {type(node).__name__} node, not an nn.Module")
+    module.talon_node = node
+    return module
+
+
+def _custom_builder(node: ir.Node, node_map: NodeMap | None):
+    if node_map is None:
+        return None
+    if callable(node_map) and not isinstance(node_map, Mapping):
+        return node_map
+    for key in (type(node), type(node).__name__):
+        if key in node_map:
+            return node_map[key]
+    return None
+
+
+def nodes_to_modules(graph: ir.Graph, node_map: NodeMap | None = None) -> dict[str, nn.Module]:
+    """A module for every node of ``graph`` (raises ``ConversionError`` naming an unsupported node)."""
+    out = {}
+    for name, node in graph.nodes.items():
+        module = node_to_module(node, node_map)
+        if module is None:
+            raise ConversionError(
+                f"node {name!r} of type {type(node).__name__} has no PyTorch conversion; pass "
+                "node_map={NodeType: fn} to ir_to_torch to provide one"
+            )
+        out[name] = module
+    return out
+
+
+from_ir = nodes_to_modules
+
+
+def ir_to_torch(graph_or_path: ir.Graph | str | os.PathLike, return_state: bool = False,
+                node_map: NodeMap | None = None):  # fmt: skip
+    """Import a TALON IR graph (or a ``.t1c`` path) as a :class:`GraphExecutor` (an ``nn.Module``)."""
+    from .executor import GraphExecutor
+
+    if isinstance(graph_or_path, (str, os.PathLike)):
+        graph = ir.read(graph_or_path)
+    elif isinstance(graph_or_path, ir.Graph):
+        graph = graph_or_path
+    else:
+        raise TypeError(f"ir_to_torch expects an ir.Graph or a .t1c path, got {type(graph_or_path).__name__}")
+    return GraphExecutor.from_graph(graph, return_state=return_state, node_map=node_map)
+
+
+def load(path: str | os.PathLike, return_state: bool = False, node_map: NodeMap | None = None):
+    """Read a ``.t1c`` file and return its executor (``ir_to_torch`` of the path)."""
+    return ir_to_torch(path, return_state=return_state, node_map=node_map)

@@ -1,0 +1,96 @@
+"""Norse adapter: Norse 1.1 cells as TALON IR neurons.
+
+Norse integrates with forward Euler, ``v' = v + dt·τ⁻¹·((v_leak - v) + x)``, which is talon's
+``β·v + g·x + c`` with (``dt`` and ``τ⁻¹`` from the cell)::
+
+    LIFBoxCell -> LIF(tau = 1/(dt·tau_mem_inv), r = 1, v_leak, v_threshold = v_th, v_reset)
+    LIFCell    -> CubaLIF(tau_mem as above, tau_syn = 1/(dt·tau_syn_inv), r = 1, w_in = tau_syn)
+                  (Norse's "current jump": i_t = α·i_{t-1} + x_t feeds the membrane)
+    LIBoxCell  -> LI(tau = 1/(dt·tau_mem_inv), r = 1, v_leak)
+    IAFCell    -> IF(r = 1, v_threshold = v_th, v_reset)
+
+all with ``comparison='>'`` (Norse's Heaviside is strict) and an immediate reset to ``v_reset``
+(``reset_method=reset_subtract`` maps to ``reset_mode='subtract'``). Norse evaluates the update in
+another order (``v + dt·τ⁻¹·(…)``), so membranes agree to float32 rounding (~1e-7), not bit for
+bit. Norse starts the membrane at ``v_leak`` (IAFCell: at ``v_reset``), talon at 0: cells with a
+non-zero start are refused.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from norse.torch.functional.reset import reset_subtract, reset_value
+from norse.torch.module.iaf import IAFCell
+from norse.torch.module.leaky_integrator_box import LIBoxCell
+from norse.torch.module.lif import LIFCell
+from norse.torch.module.lif_box import LIFBoxCell
+
+from talon import ir
+from talon.ir.errors import ConversionError
+
+from .convert import ConvertContext, per_neuron, register_converter
+
+
+def _p(mod, ctx: ConvertContext, name: str) -> np.ndarray:
+    return per_neuron(getattr(mod.p, name), ctx.input_shape, name, ctx.path)
+
+
+def _steps(mod, ctx: ConvertContext, inv_name: str) -> np.ndarray:
+    inv = _p(mod, ctx, inv_name)
+    if np.any(inv <= 0):
+        raise ConversionError(f"module {ctx.path!r}: {inv_name} must be > 0")
+    return 1.0 / (float(mod.dt) * inv)
+
+
+def _reset(mod, ctx: ConvertContext) -> dict:
+    method = getattr(mod.p, "reset_method", reset_value)
+    if method is reset_value:
+        mode = "value"
+    elif method is reset_subtract:
+        mode = "subtract"
+    else:
+        raise ConversionError(f"module {ctx.path!r}: unknown Norse reset_method {method!r}")
+    return {"reset_mode": mode, "v_reset": _p(mod, ctx, "v_reset"), "reset_timing": "immediate", "comparison": ">"}
+
+
+def _no_leak_offset(mod, ctx: ConvertContext) -> np.ndarray:
+    v_leak = _p(mod, ctx, "v_leak")
+    if np.any(v_leak != 0):
+        raise ConversionError(
+            f"module {ctx.path!r}: Norse starts the membrane at v_leak, talon at 0; only v_leak = 0 converts exactly"
+        )
+    return v_leak
+
+
+def _types(ctx: ConvertContext) -> dict:
+    return {"input_type": {"input": np.array(ctx.input_shape)}} if ctx.input_shape is not None else {}
+
+
+@register_converter(LIFBoxCell)
+def _lif_box(mod: LIFBoxCell, ctx: ConvertContext) -> ir.Node:
+    tau = _steps(mod, ctx, "tau_mem_inv")
+    return ir.LIF(tau=tau, r=1.0, v_leak=_no_leak_offset(mod, ctx), v_threshold=_p(mod, ctx, "v_th"),
+                  **_reset(mod, ctx), **_types(ctx))  # fmt: skip
+
+
+@register_converter(LIFCell)
+def _lif(mod: LIFCell, ctx: ConvertContext) -> ir.Node:
+    tau_mem, tau_syn = _steps(mod, ctx, "tau_mem_inv"), _steps(mod, ctx, "tau_syn_inv")
+    return ir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=1.0, v_leak=_no_leak_offset(mod, ctx),
+                      v_threshold=_p(mod, ctx, "v_th"), w_in=tau_syn.copy(), **_reset(mod, ctx),
+                      **_types(ctx))  # fmt: skip
+
+
+@register_converter(LIBoxCell)
+def _li_box(mod: LIBoxCell, ctx: ConvertContext) -> ir.Node:
+    return ir.LI(tau=_steps(mod, ctx, "tau_mem_inv"), r=1.0, v_leak=_no_leak_offset(mod, ctx), **_types(ctx))
+
+
+@register_converter(IAFCell)
+def _iaf(mod: IAFCell, ctx: ConvertContext) -> ir.Node:
+    if np.any(_p(mod, ctx, "v_reset") != 0):
+        raise ConversionError(
+            f"module {ctx.path!r}: Norse's IAFCell starts the membrane at v_reset, talon at 0; only v_reset = 0 "
+            "converts exactly"
+        )
+    return ir.IF(v_threshold=_p(mod, ctx, "v_th"), r=1.0, **_reset(mod, ctx), **_types(ctx))

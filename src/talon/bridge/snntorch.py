@@ -1,0 +1,207 @@
+"""snnTorch adapter: exact IR equivalents of snnTorch 0.9.4 – 1.0.0 neurons, and the seed wrappers.
+
+Mapping (``docs/semantics.md`` §3.3; β, α are clamped to [0, 1] as snnTorch does every step)::
+
+    Leaky(beta, threshold)      -> LIF(tau = r = 1/(1-β) in float64, v_leak = 0, comparison '>')
+    Synaptic(alpha, beta)       -> CubaLIF(tau_syn = w_in = 1/(1-α), tau_mem = r = 1/(1-β))
+    RLeaky / RSynaptic          -> a subgraph {input -> neuron <-> w_rec, neuron -> output}
+                                   (w_rec: Affine for all_to_all linear, Conv2d for all_to_all
+                                   conv, Scale(V) for one-to-one); the recurrent edge is delayed
+    reset_mechanism 'subtract'  -> reset_mode 'subtract'
+                    'zero'      -> reset_mode 'value', v_reset 0 (Leaky: before the decay,
+                                   β(1-r)m + x; Synaptic/R*: the whole new value, (1-r)(βm + x))
+                    'none'      -> reset_mode 'none'
+    reset_delay=True            -> reset_timing 'delayed' (from the previous membrane)
+    reset_delay=False           -> subtract: reset_timing 'snntorch_immediate' (snnTorch's own
+                                   order: the spike test sees the delayed reset, which is then
+                                   corrected); zero: 'immediate'
+
+``tau = 1/(1 - β)`` is stored in float64 so that ``1 - 1/tau`` casts back to β and ``r/tau`` to
+exactly 1.0: the exported graph computes snnTorch's ``β·m + x`` bit for bit. β = 1 (no leak)
+becomes an IF node. Lapicque and Alpha neurons, graded spikes ≠ 1, inhibition and state
+quantization are refused with a ConversionError.
+
+``reset_delay=False`` with subtraction: snnTorch takes the spike from ``β·m + x - r·θ`` (its
+delayed reset applied first, then undone), so when the post-reset membrane stays above θ (input >
+2θ) it misses spikes an ideal immediate-reset neuron emits (reference §2.2). talon states this
+exactly (``reset_timing='snntorch_immediate'``), so the round trip is exact; converting such a
+neuron to NIR (whose reset is the ideal one) is refused unless lossy.
+
+``export_to_ir(model, sample)`` and ``import_from_ir(path, return_state=True)`` are the thin
+wrappers the TALON snnTorch fork offers as ``snntorch.export_talonir`` /
+``snntorch.import_talonir``; with upstream snnTorch, import them from here.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import snntorch as snn
+import torch
+from torch import nn
+
+from talon import ir
+from talon.ir.errors import ConversionError
+
+from .convert import ConvertContext, array, per_neuron, register_converter
+
+
+def _decay(value, ctx: ConvertContext, name: str) -> np.ndarray:
+    """β or α as snnTorch uses them (clamped to [0, 1] at every step)."""
+    return per_neuron(torch.as_tensor(value).clamp(0, 1), ctx.input_shape, name, ctx.path)
+
+
+def _tau(decay: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        return 1.0 / (1.0 - np.asarray(decay, np.float64))
+
+
+def _check_supported(mod: nn.Module, path: str) -> None:
+    g = torch.as_tensor(mod.graded_spikes_factor)
+    if g.numel() != 1 or float(g) != 1.0:
+        raise ConversionError(f"module {path!r}: graded_spikes_factor != 1 has no TALON IR equivalent")
+    if getattr(mod, "inhibition", False):
+        raise ConversionError(f"module {path!r}: inhibition=True (winner-take-all) has no TALON IR equivalent")
+    if getattr(mod, "state_quant", False):
+        raise ConversionError(f"module {path!r}: state_quant is not supported; export the float model")
+
+
+def _dynamics(mod: nn.Module, path: str, zero_before_decay: bool) -> dict:
+    mechanism = mod.reset_mechanism
+    delayed = bool(mod.reset_delay)
+    if mechanism == "subtract":
+        timing = "delayed" if delayed else "snntorch_immediate"
+        return {"reset_mode": "subtract", "reset_timing": timing, "comparison": ">"}
+    if mechanism == "zero":
+        if not delayed and np.any(np.asarray(mod.threshold.detach().cpu()) < 0):
+            raise ConversionError(f"module {path!r}: reset_delay=False zero reset with a negative threshold")
+        timing = ("delayed_pre_decay" if zero_before_decay else "delayed") if delayed else "immediate"
+        return {"reset_mode": "value", "v_reset": 0.0, "reset_timing": timing, "comparison": ">"}
+    return {"reset_mode": "none", "comparison": ">"}
+
+
+def _leaky_node(mod: nn.Module, ctx: ConvertContext, zero_before_decay: bool) -> ir.Node:
+    _check_supported(mod, ctx.path)
+    beta = _decay(mod.beta, ctx, "beta")
+    theta = per_neuron(mod.threshold, ctx.input_shape, "threshold", ctx.path)
+    dyn = _dynamics(mod, ctx.path, zero_before_decay)
+    types = {"input_type": {"input": np.array(ctx.input_shape)}} if ctx.input_shape is not None else {}
+    if np.all(beta == 1.0):
+        return ir.IF(v_threshold=theta, r=1.0, **dyn, **types)
+    if np.any(beta == 1.0):
+        raise ConversionError(f"module {ctx.path!r}: a per-neuron beta mixing 1.0 (no leak) with leaky neurons")
+    tau = _tau(beta)
+    return ir.LIF(tau=tau, r=tau.copy(), v_leak=0.0, v_threshold=theta, **dyn, **types)
+
+
+def _synaptic_node(mod: nn.Module, ctx: ConvertContext) -> ir.Node:
+    _check_supported(mod, ctx.path)
+    alpha, beta = _decay(mod.alpha, ctx, "alpha"), _decay(mod.beta, ctx, "beta")
+    if np.any(alpha == 1.0) or np.any(beta == 1.0):
+        raise ConversionError(f"module {ctx.path!r}: alpha or beta = 1 (no decay) has no CubaLIF time constant")
+    tau_syn, tau_mem = _tau(alpha), _tau(beta)
+    theta = per_neuron(mod.threshold, ctx.input_shape, "threshold", ctx.path)
+    dyn = _dynamics(mod, ctx.path, zero_before_decay=False)
+    types = {"input_type": {"input": np.array(ctx.input_shape)}} if ctx.input_shape is not None else {}
+    return ir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=tau_mem.copy(), v_leak=0.0, v_threshold=theta,
+                      w_in=tau_syn.copy(), **dyn, **types)  # fmt: skip
+
+
+def _recurrent_weight(mod: nn.Module, ctx: ConvertContext) -> tuple[ir.Node, np.ndarray | None]:
+    """The bias-free recurrent weight, and the bias (per neuron or per channel) if any."""
+    rec = mod.recurrent
+    if isinstance(rec, nn.Linear):
+        return ir.Linear(array(rec.weight)), array(rec.bias)
+    if isinstance(rec, nn.Conv2d):
+        conv = ir.Conv2d(array(rec.weight), None, rec.stride, rec.padding, rec.dilation, rec.groups)
+        return conv, array(rec.bias)
+    v = np.asarray(rec.V.detach().cpu().numpy() if isinstance(rec.V, torch.Tensor) else rec.V, np.float32)
+    return ir.Scale(np.broadcast_to(v, ctx.input_shape).copy() if v.ndim == 0 or v.size == 1 else v), None
+
+
+def _recurrent_graph(mod: nn.Module, ctx: ConvertContext, synaptic: bool) -> ir.Graph:
+    """snnTorch computes ``V(s_prev)`` with ``s_prev = 0`` at t = 0, so the recurrent bias ``b``
+    enters at every step, t = 0 included; a recurrent edge carries zero at t = 0. The bias is
+    therefore taken out of the cycle: for RLeaky it becomes the constant drive ``v_leak = b·tau``
+    (``c = b``); for RSynaptic, where it feeds the synaptic current, a constant branch
+    ``Affine(0, b)`` from the input."""
+    if ctx.input_shape is None:
+        raise ConversionError(f"module {ctx.path!r}: the layer shape is unknown")
+    shape = np.array(ctx.input_shape)
+    weight, bias = _recurrent_weight(mod, ctx)
+    nodes = {"input": ir.Input(shape)}
+    edges = [("input", "neuron")]
+    if synaptic:
+        neuron = _synaptic_node(mod, ctx)
+        if bias is not None:
+            n_in = int(np.prod(ctx.input_shape))
+            if len(ctx.input_shape) != 1:
+                raise ConversionError(f"module {ctx.path!r}: a convolutional RSynaptic bias is not supported")
+            nodes["bias"] = ir.Affine(np.zeros((bias.shape[0], n_in), bias.dtype), bias)
+            edges.append(("input", "bias"))
+            edges.append(("bias", "neuron"))
+    else:
+        neuron = _leaky_node(mod, ctx, zero_before_decay=False)
+        if bias is not None:
+            if isinstance(neuron, ir.IF):
+                raise ConversionError(f"module {ctx.path!r}: a recurrent bias with beta = 1 has no IF equivalent")
+            per_channel = bias.astype(np.float64)
+            neuron.v_leak = per_channel * neuron.tau if per_channel.shape == neuron.tau.shape else (
+                per_channel.reshape(-1, *([1] * (len(ctx.input_shape) - 1))) * neuron.tau)  # fmt: skip
+    nodes.update(neuron=neuron, w_rec=weight, output=ir.Output(shape))
+    edges += [("neuron", "w_rec"), ("w_rec", "neuron"), ("neuron", "output")]
+    return ir.Graph(nodes, edges, metadata={"source": f"snntorch.{type(mod).__name__}"})
+
+
+@register_converter(snn.Leaky)
+def _leaky(mod, ctx):
+    return _leaky_node(mod, ctx, zero_before_decay=True)
+
+
+@register_converter(snn.Synaptic)
+def _synaptic(mod, ctx):
+    return _synaptic_node(mod, ctx)
+
+
+@register_converter(snn.RLeaky)
+def _rleaky(mod, ctx):
+    return _recurrent_graph(mod, ctx, synaptic=False)
+
+
+@register_converter(snn.RSynaptic)
+def _rsynaptic(mod, ctx):
+    if not mod.reset_delay:
+        # snnTorch 1.0.0 RSynaptic ignores reset_delay=False (reference §2.2): it behaves delayed.
+        raise ConversionError(
+            f"module {ctx.path!r}: snnTorch's RSynaptic(reset_delay=False) is broken upstream (it errors "
+            "or silently keeps the delayed reset); use reset_delay=True"
+        )
+    return _recurrent_graph(mod, ctx, synaptic=True)
+
+
+@register_converter(snn.Lapicque, snn.Alpha)
+def _refused(mod, ctx):
+    update = "RC-circuit gains T/C and 1 - T/RC" if isinstance(mod, snn.Lapicque) else "two opposing currents"
+    raise ConversionError(
+        f"module {ctx.path!r}: snnTorch {type(mod).__name__} is not exported: its update ({update}) "
+        "is not computed in the order of a TALON IR neuron, so the result would not be bit-exact; "
+        f"use Leaky/Synaptic, or pass custom_map={{{type(mod).__name__}: fn}}"
+    )
+
+
+# ---- the wrappers of the TALON snnTorch fork -----------------------------------------------------
+
+
+def export_to_ir(model: nn.Module, sample: torch.Tensor, **kwargs) -> ir.Graph:
+    """``snntorch.export_talonir.export_to_ir``: ``talon.bridge.to_ir(model, sample, **kwargs)``."""
+    from .to_ir import to_ir
+
+    return to_ir(model, sample, **kwargs)
+
+
+def import_from_ir(path_or_graph: str | os.PathLike | ir.Graph, return_state: bool = True, **kwargs):
+    """``snntorch.import_talonir.import_from_ir``: ``talon.bridge.ir_to_torch(..., return_state)``."""
+    from .from_ir import ir_to_torch
+
+    return ir_to_torch(path_or_graph, return_state=return_state, **kwargs)

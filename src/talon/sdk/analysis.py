@@ -1,0 +1,297 @@
+"""Graph statistics: parameters, memory, operations, depth and width, per-layer breakdown.
+
+The counting rules are in :mod:`talon.sdk.counting`. Structure metrics (``node_count``,
+``edge_count``, ``depth``, ``width``, input and output shapes) describe the top-level graph, where
+a subgraph is one node; everything counted per layer (parameters, bytes, MACs, ``type_counts``,
+``layers``) covers the nodes of every nesting level, named ``outer.inner``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from talon import ir
+from talon.ir import Graph, Node
+
+from ._common import GraphLike, check_edges, enum_value, jsonable, load_graph, walk
+from .counting import CONV_TYPES, DENSE_TYPES, SPIKING_TYPES, NodeCounts, count_node
+
+__all__ = [
+    "GraphStats",
+    "LayerStats",
+    "analyze_graph",
+    "analyze_node",
+    "depth_and_width",
+    "format_bytes",
+    "format_number",
+    "summarize",
+]
+
+LIF_TYPES = (ir.LIF, ir.CubaLIF)
+
+
+@dataclass
+class LayerStats:
+    """Statistics of one node.
+
+    ``params`` counts array elements (weights, biases and neuron parameters), ``bytes`` their real
+    ``nbytes``, ``macs`` multiply-accumulates per sample and step, ``flops = 2 * macs``.
+    ``input_shape`` / ``output_shape`` are the first port's shape (None when unknown);
+    ``config`` holds the non-array parameters and the shape of each array (``weight_shape``).
+    """
+
+    name: str
+    node_type: str
+    params: int
+    bytes: int
+    input_shape: tuple[int, ...] | None
+    output_shape: tuple[int, ...] | None
+    macs: int
+    flops: int
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return jsonable(asdict(self))
+
+
+@dataclass
+class GraphStats:
+    """Statistics of a graph (see the module docstring for what recurses into subgraphs).
+
+    * ``depth``: the longest path, in edges, ignoring recurrent edges (a chain of N nodes: N - 1);
+    * ``width``: the largest number of nodes at one depth level (level = longest path from a
+      node without non-recurrent incoming edges);
+    * ``total_flops = 2 * total_macs``;
+    * ``memory_breakdown``: parameter bytes per node type (types holding no arrays are omitted);
+    * ``lif_count``: LIF and CubaLIF layers; ``affine_count``: Affine, SpikingAffine and Linear
+      layers; ``conv_count``: Conv1d, Conv2d, SConv, SDConv and SepConv2d layers;
+    * ``uncounted``: nodes whose MACs could not be counted (unknown shape or no rule), counted as 0.
+    """
+
+    total_params: int
+    total_bytes: int
+    total_macs: int
+    total_flops: int
+    node_count: int
+    edge_count: int
+    recurrent_edge_count: int
+    depth: int
+    width: int
+    type_counts: dict[str, int]
+    layers: list[LayerStats]
+    input_shapes: dict[str, tuple[int, ...] | None]
+    output_shapes: dict[str, tuple[int, ...] | None]
+    memory_breakdown: dict[str, int]
+    lif_count: int
+    affine_count: int
+    conv_count: int
+    subgraph_count: int
+    spiking_neurons: int
+    uncounted: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return jsonable(asdict(self))
+
+
+def analyze_node(name: str, node: Node, *, n_inputs: int = 1) -> LayerStats:
+    """Statistics of ``node`` (named ``name``), which receives ``n_inputs`` incoming edges.
+
+    A subgraph node is summed over its nodes. Raises ``TypeError`` for a non-node.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a string, got {type(name).__name__}")
+    if not isinstance(node, Node):
+        raise TypeError(f"node {name!r} is a {type(node).__name__}, not a talon.ir Node")
+    if isinstance(n_inputs, bool) or not isinstance(n_inputs, int) or n_inputs < 0:
+        raise ValueError(f"n_inputs must be a non-negative int, got {n_inputs!r}")
+    if isinstance(node, Graph):
+        check_edges(node, f"subgraph {name!r}")
+        counts = [count_node(n, k) for _, n, k in walk(node)]
+        macs = sum(c.macs for c in counts)
+        return LayerStats(
+            name=name,
+            node_type="Graph",
+            params=sum(c.params for c in counts),
+            bytes=sum(c.nbytes for c in counts),
+            input_shape=node.input_shape,
+            output_shape=node.output_shape,
+            macs=macs,
+            flops=2 * macs,
+            config={"nodes": len(node.nodes), "edges": len(node.edges)},
+        )
+    return _layer(name, node, count_node(node, n_inputs))
+
+
+def _layer(name: str, node: Node, counts: NodeCounts) -> LayerStats:
+    config: dict[str, Any] = {}
+    for key, value in node.params().items():
+        if hasattr(value, "shape") and hasattr(value, "dtype"):
+            config[f"{key}_shape"] = tuple(int(d) for d in value.shape)
+        else:
+            config[key] = enum_value(value)
+    return LayerStats(
+        name=name,
+        node_type=type(node).__name__,
+        params=counts.params,
+        bytes=counts.nbytes,
+        input_shape=node.input_shape,
+        output_shape=node.output_shape,
+        macs=counts.macs,
+        flops=2 * counts.macs,
+        config=config,
+    )
+
+
+def depth_and_width(graph: Graph) -> tuple[int, int]:
+    """``(depth, width)`` of the top-level graph, recurrent edges ignored (see :class:`GraphStats`)."""
+    if not graph.nodes:
+        return 0, 0
+    level = dict.fromkeys(graph.nodes, 0)
+    preds: dict[str, list[str]] = {n: [] for n in graph.nodes}
+    for (s, d), recurrent in zip(graph.edges, graph.recurrent_mask(), strict=True):
+        if not recurrent:
+            preds[d].append(s)
+    for name in graph.topological_order():
+        if preds[name]:
+            level[name] = 1 + max(level[p] for p in preds[name])
+    per_level = Counter(level.values())
+    return max(level.values()), max(per_level.values())
+
+
+def analyze_graph(graph: GraphLike) -> GraphStats:
+    """Statistics of a graph (or ``.t1c`` file): parameters, bytes, MACs and FLOPs, structure.
+
+    ``total_params = sum(array.size)`` and ``total_bytes = sum(array.nbytes)`` over every node's
+    arrays at every nesting level; ``total_macs`` follows :mod:`talon.sdk.counting`;
+    ``total_flops = 2 * total_macs``.
+    """
+    graph = load_graph(graph)
+    check_edges(graph)
+    layers: list[LayerStats] = []
+    type_counts: Counter[str] = Counter()
+    memory: Counter[str] = Counter()
+    uncounted: list[str] = []
+    lif = affine = conv = spiking_neurons = 0
+    for name, node, n_in in walk(graph):
+        counts = count_node(node, n_in)
+        layer = _layer(name, node, counts)
+        layers.append(layer)
+        type_counts[layer.node_type] += 1
+        if counts.nbytes:
+            memory[layer.node_type] += counts.nbytes
+        if not counts.counted:
+            uncounted.append(name)
+        lif += isinstance(node, LIF_TYPES)
+        affine += isinstance(node, DENSE_TYPES)
+        conv += isinstance(node, CONV_TYPES)
+        if isinstance(node, SPIKING_TYPES):
+            spiking_neurons += math.prod(node.input_shape or (0,))
+    depth, width = depth_and_width(graph)
+    total_macs = sum(layer.macs for layer in layers)
+    return GraphStats(
+        total_params=sum(layer.params for layer in layers),
+        total_bytes=sum(layer.bytes for layer in layers),
+        total_macs=total_macs,
+        total_flops=2 * total_macs,
+        node_count=len(graph.nodes),
+        edge_count=len(graph.edges),
+        recurrent_edge_count=sum(graph.recurrent_mask()),
+        depth=depth,
+        width=width,
+        type_counts=dict(type_counts),
+        layers=layers,
+        input_shapes={n: graph.nodes[n].shape for n in graph.input_nodes},
+        output_shapes={n: graph.nodes[n].shape for n in graph.output_nodes},
+        memory_breakdown=dict(memory),
+        lif_count=lif,
+        affine_count=affine,
+        conv_count=conv,
+        subgraph_count=sum(1 for _ in _subgraphs(graph)),
+        spiking_neurons=spiking_neurons,
+        uncounted=uncounted,
+    )
+
+
+def _subgraphs(graph: Graph):
+    for node in graph.nodes.values():
+        if isinstance(node, Graph):
+            yield node
+            yield from _subgraphs(node)
+
+
+def summarize(graph: GraphLike, verbose: bool = False) -> str:
+    """A text summary of :func:`analyze_graph` (``verbose`` adds one line per layer)."""
+    stats = analyze_graph(graph)
+    rule = "=" * 50
+    lines = [
+        "TALON IR Graph Summary",
+        rule,
+        f"Nodes: {stats.node_count}  |  Edges: {stats.edge_count}  |  Depth: {stats.depth}  |  Width: {stats.width}",
+        f"Parameters: {format_number(stats.total_params)}  |  Memory: {format_bytes(stats.total_bytes)}  |  "
+        f"FLOPs: {format_number(stats.total_flops)}",
+        "",
+        "Layer Types:",
+        *(f"  {t}: {n}" for t, n in stats.type_counts.items()),
+    ]
+    spiking_layers = sum(1 for layer in stats.layers if layer.node_type in {t.__name__ for t in SPIKING_TYPES})
+    if spiking_layers:
+        lines.append(
+            f"SNN: {spiking_layers} spiking neuron layer(s) ({stats.lif_count} LIF), "
+            f"{format_number(stats.spiking_neurons)} neurons"
+        )
+    if stats.recurrent_edge_count:
+        lines.append(f"Recurrent edges: {stats.recurrent_edge_count}")
+    if stats.uncounted:
+        lines.append(f"Not counted (unknown shape or type): {', '.join(stats.uncounted)}")
+    if verbose:
+        width = max([len(layer.name) for layer in stats.layers] + [4])
+        lines += ["", "Layers:", f"  {'name':<{width}}  {'type':<14} {'output':<16} {'params':>12} {'MACs':>14}"]
+        for layer in stats.layers:
+            shape = "?" if layer.output_shape is None else str(list(layer.output_shape))
+            lines.append(
+                f"  {layer.name:<{width}}  {layer.node_type:<14} {shape:<16} {layer.params:>12,} {layer.macs:>14,}"
+            )
+    return "\n".join(lines)
+
+
+def _as_number(value: Any, what: str) -> int | float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{what} expects a number, got {type(value).__name__}")
+    return int(value) if isinstance(value, (int, np.integer)) else float(value)
+
+
+def format_number(n: float) -> str:
+    """``500 -> '500'``, ``1500 -> '1,500'``, ``150000 -> '150.0K'``, ``1500000 -> '1.50M'``.
+
+    Below 100,000 with thousands separators; then K (one decimal), M and B (two decimals).
+    """
+    x = _as_number(n, "format_number")
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)
+    sign, a = ("-" if x < 0 else ""), abs(x)
+    if a < 100_000:
+        return f"{int(x):,}" if a == int(a) else f"{x:,.2f}"
+    if round(a / 1e3, 1) < 1000:
+        return f"{sign}{a / 1e3:.1f}K"
+    if round(a / 1e6, 2) < 1000:
+        return f"{sign}{a / 1e6:.2f}M"
+    return f"{sign}{a / 1e9:.2f}B"
+
+
+def format_bytes(n: float) -> str:
+    """``500 -> '500 B'``, ``1024 -> '1.0 KB'``, ``1048576 -> '1.0 MB'`` (binary units, 1 KB = 1024 B)."""
+    x = _as_number(n, "format_bytes")
+    if not math.isfinite(x) or x < 0:
+        raise ValueError(f"format_bytes expects a non-negative byte count, got {n!r}")
+    if x < 1024:
+        return f"{int(x)} B"
+    for unit in ("KB", "MB", "GB", "TB"):
+        x /= 1024
+        if round(x, 1) < 1024 or unit == "TB":
+            return f"{x:.1f} {unit}"
+    raise AssertionError("unreachable")

@@ -1,0 +1,188 @@
+"""Counting rules for one node: parameters, bytes, multiply-accumulates, neurons and state.
+
+These are the formulas behind :func:`talon.sdk.analyze_graph` and :func:`talon.sdk.profile_graph`
+(``docs/sdk.md`` lists them with worked examples). Shapes exclude the batch dimension; counts are
+per sample and per timestep.
+
+* **params**: elements of every array parameter (``node.arrays()``): weights, biases *and* neuron
+  parameter arrays (a LIF of n neurons has 5 arrays: tau, r, v_leak, v_threshold, v_reset).
+* **bytes**: the arrays' real ``nbytes`` in their stored dtypes.
+* **MACs** (multiply-accumulates, biases excluded); one MAC is one activation multiplied by a
+  weight and accumulated, or one activation added into an accumulator:
+
+  =====================================  ====================================================
+  Affine, SpikingAffine, Linear          ``prod(leading dims) * in * out``
+  Conv1d / Conv2d / SConv / SDConv       ``C_out * prod(out spatial) * (C_in / groups) * prod(kernel)``
+  SepConv2d                              depthwise ``C_in * H_out * W_out * kH * kW`` + pointwise
+                                         ``C_out * H_out * W_out * C_in``
+  AvgPool2d, SumPool2d                   ``C * H_out * W_out * kH * kW`` (window accumulations)
+  Scale, BatchNorm1d/2d                  one per element (the per-element scale; BatchNorm's
+                                         statistics fold into it at inference)
+  LayerNorm                              one per element when it has a weight (the affine part)
+  Upsample                               bilinear: 4 per output element; nearest: 0
+  any node summing n > 1 incoming edges  ``(n - 1) * elements`` (residual Skip, fan-in, Output)
+  activations, MaxPool2d, reshapes,      0
+  neurons, routing
+  =====================================  ====================================================
+
+  Recurrent weights are ordinary Affine/Linear nodes on a cycle and count like any other.
+* **neurons**: elements of a neuron layer (LIF, IF, CubaLIF, LI, CubaLI, Integrator); spiking
+  neurons (LIF, IF, CubaLIF, Threshold) are the per-step ``spike_ops``.
+* **state values**: values a node keeps between timesteps: one per neuron for LIF, IF, LI and
+  Integrator (the membrane), two for CubaLIF and CubaLI (membrane and synaptic current), and
+  ``delay`` slots per element for Delay.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from talon import ir
+from talon.ir import Node
+
+from ._common import shape_numel
+
+SPIKING_TYPES: tuple[type[Node], ...] = (ir.LIF, ir.IF, ir.CubaLIF, ir.Threshold)
+NEURON_TYPES: tuple[type[Node], ...] = (ir.LIF, ir.IF, ir.CubaLIF, ir.LI, ir.CubaLI, ir.Integrator)
+STATE_VARIABLES: dict[type[Node], int] = {
+    ir.LIF: 1,
+    ir.IF: 1,
+    ir.LI: 1,
+    ir.Integrator: 1,
+    ir.CubaLIF: 2,
+    ir.CubaLI: 2,
+}
+DENSE_TYPES: tuple[type[Node], ...] = (ir.Affine, ir.Linear)  # SpikingAffine is an Affine
+CONV_TYPES: tuple[type[Node], ...] = (ir.Conv1d, ir.Conv2d, ir.SepConv2d)  # SConv, SDConv are Conv2d
+POOL_TYPES: tuple[type[Node], ...] = (ir.MaxPool2d, ir.AvgPool2d, ir.SumPool2d)
+# Node types whose MAC count is 0 by rule (no weights and no accumulation).
+_ZERO_MAC_TYPES: tuple[type[Node], ...] = (
+    ir.Input,
+    ir.Output,
+    ir.ReLU,
+    ir.Sigmoid,
+    ir.Tanh,
+    ir.Softmax,
+    ir.GELU,
+    ir.ELU,
+    ir.PReLU,
+    ir.MaxPool2d,
+    ir.Flatten,
+    ir.Dropout,
+    ir.Skip,
+    ir.Concat,
+    ir.ChannelSplit,
+    ir.HybridRegion,
+    ir.Delay,
+    *NEURON_TYPES,
+    ir.Threshold,
+)
+_CONCATENATING: tuple[type[Node], ...] = (ir.Concat,)
+
+BYTES_PER_ACTIVATION = 4
+"""Activations and neuron state are counted as float32 (4 bytes), the engines' default dtype."""
+
+
+@dataclass(frozen=True)
+class NodeCounts:
+    """What one node costs. ``counted`` is False when the node's MACs could not be counted
+    (unknown input shape, or a node type without a counting rule); its MACs are then 0."""
+
+    params: int
+    nbytes: int
+    macs: int
+    neurons: int
+    spiking: bool
+    state_values: int
+    output_elements: int
+    counted: bool
+
+
+def count_node(node: Node, n_inputs: int = 1) -> NodeCounts:
+    """The counts of one (non-Graph) node receiving ``n_inputs`` incoming edges."""
+    if isinstance(node, ir.Graph):
+        raise TypeError("count_node takes a single node; use analyze_graph for a subgraph")
+    if not isinstance(node, Node):
+        raise TypeError(f"expected a talon.ir Node, got {type(node).__name__}")
+    arrays = node.arrays()
+    params = sum(int(a.size) for a in arrays.values())
+    nbytes = sum(int(a.nbytes) for a in arrays.values())
+    in_shape = node.input_shape
+    out_elems = sum(shape_numel(s) for s in node.output_shapes())
+    macs, counted = _macs(node, in_shape)
+    if n_inputs > 1 and in_shape is not None and not _concatenates(node):
+        macs += (n_inputs - 1) * shape_numel(in_shape)
+    is_neuron = isinstance(node, NEURON_TYPES)
+    spiking = isinstance(node, SPIKING_TYPES)
+    layer = shape_numel(in_shape) if (is_neuron or spiking) else 0
+    return NodeCounts(
+        params=params,
+        nbytes=nbytes,
+        macs=macs,
+        neurons=layer if is_neuron else 0,
+        spiking=spiking,
+        state_values=_state_values(node, in_shape),
+        output_elements=out_elems,
+        counted=counted,
+    )
+
+
+def _concatenates(node: Node) -> bool:
+    return isinstance(node, _CONCATENATING) or (
+        isinstance(node, ir.Skip) and node.skip_type is not ir.SkipType.RESIDUAL
+    )
+
+
+def _macs(node: Node, in_shape: tuple[int, ...] | None) -> tuple[int, bool]:
+    if isinstance(node, _ZERO_MAC_TYPES):
+        return 0, True
+    if isinstance(node, ir.Upsample) and node.mode is ir.UpsampleMode.NEAREST:
+        return 0, True
+    if in_shape is None:
+        return 0, False
+    out_shape = node.output_shape
+    if isinstance(node, DENSE_TYPES):
+        n_out, n_in = node.weight.shape
+        return math.prod(in_shape[:-1]) * n_in * n_out, True
+    if isinstance(node, (ir.Conv1d, ir.Conv2d)):
+        per_output = int(np.prod(node.weight.shape[1:]))  # (C_in / groups) * prod(kernel)
+        return shape_numel(out_shape) * per_output, True
+    if isinstance(node, ir.SepConv2d):
+        c_in, _, kh, kw = node.depthwise_weight.shape
+        spatial = shape_numel(out_shape[1:])
+        depthwise = c_in * spatial * kh * kw
+        pointwise = out_shape[0] * spatial * c_in
+        return depthwise + pointwise, True
+    if isinstance(node, (ir.AvgPool2d, ir.SumPool2d)):
+        return shape_numel(out_shape) * math.prod(node.kernel_size), True
+    if isinstance(node, (ir.Scale, ir.BatchNorm1d, ir.BatchNorm2d)):
+        return shape_numel(in_shape), True
+    if isinstance(node, ir.LayerNorm):
+        return (shape_numel(in_shape) if node.weight is not None else 0), True
+    if isinstance(node, ir.Upsample):  # bilinear
+        return 4 * shape_numel(out_shape), True
+    return 0, False
+
+
+def _state_values(node: Node, in_shape: tuple[int, ...] | None) -> int:
+    if isinstance(node, ir.Delay):
+        if in_shape is None:
+            return int(node.delay.sum())
+        return int(expand_to_layer(node.delay, in_shape).sum())
+    per_neuron = STATE_VARIABLES.get(type(node))
+    if per_neuron is None:
+        per_neuron = next((v for t, v in STATE_VARIABLES.items() if isinstance(node, t)), 0)
+    return per_neuron * shape_numel(in_shape)
+
+
+def expand_to_layer(arr: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Broadcast a neuron parameter (per element, per channel ``(C,)``, or scalar) to ``shape``."""
+    arr = np.asarray(arr)
+    if arr.shape == tuple(shape):
+        return arr
+    if arr.ndim == 1 and len(shape) > 1 and arr.shape[0] == shape[0] and arr.shape[0] != 1:
+        arr = arr.reshape((shape[0],) + (1,) * (len(shape) - 1))
+    return np.broadcast_to(arr, shape)
