@@ -30,18 +30,27 @@ def simulate(neuron, x):
     return result.outputs["output"], result.node_states["neuron"]
 
 
-@pytest.mark.parametrize(("mechanism", "reset"), [("subtract", {}), ("zero", {"reset_timing": "delayed_pre_decay"})])
-def test_snntorch_leaky_is_bit_exact(mechanism, reset):
+@pytest.mark.parametrize(
+    ("mechanism", "delay", "timing"),
+    [
+        ("subtract", True, "delayed"),
+        ("zero", True, "delayed_pre_decay"),
+        ("subtract", False, "snntorch_immediate"),
+        ("zero", False, "immediate"),
+    ],
+)
+def test_snntorch_leaky_is_bit_exact(mechanism, delay, timing):
     snn = pytest.importorskip("snntorch")
     torch = pytest.importorskip("torch")
     beta = np.float32(0.8)
     tau = 1.0 / (1.0 - np.float64(beta))
-    fields = dict(reset_mode="subtract" if mechanism == "subtract" else "value", reset_timing="delayed")
-    fields.update(reset)
-    neuron = ir.LIF(tau=np.full(N, tau), r=np.full(N, tau), v_threshold=1.0, comparison=">", **fields)
-    x = currents()
+    mode = "subtract" if mechanism == "subtract" else "value"
+    neuron = ir.LIF(
+        tau=np.full(N, tau), r=np.full(N, tau), v_threshold=1.0, comparison=">", reset_mode=mode, reset_timing=timing
+    )
+    x = currents(scale=1.5)  # inputs above 2 theta too: snntorch_immediate must follow snnTorch there
     spikes, states = simulate(neuron, x)
-    lif = snn.Leaky(beta=float(beta), threshold=1.0, reset_mechanism=mechanism)
+    lif = snn.Leaky(beta=float(beta), threshold=1.0, reset_mechanism=mechanism, reset_delay=delay)
     mem = lif.init_leaky()
     ref_spk, ref_mem = [], []
     with torch.no_grad():

@@ -19,9 +19,10 @@ and one step is, in int64 with ``sat`` the ``state_bits`` two's-complement satur
     if reset_timing == 'delayed_pre_decay': v = R(v, z_prev)
     i = sat(rs(A*i + sum_e GS_e*x_e))                            (Cuba)
     u = sat(rs(B*v + sum_e G_e*x_e) + C)                         (Cuba: G*i in place of the sum)
-    if reset_timing == 'delayed':   u = R(u, z_prev)
+    if reset_timing in ('delayed', 'snntorch_immediate'): u = R(u, z_prev)
     z = cmp(u, THETA)
     if reset_timing == 'immediate': u = R(u, z)
+    if reset_timing == 'snntorch_immediate': u = u - (z - z_prev)*THETA
     v = sat(u) ; spike = z or z_prev
 
 with ``R`` = ``V_RESET`` where ``z`` (value), ``u - z*THETA`` (subtract) or ``u`` (none).
@@ -144,11 +145,13 @@ class FixedNeuron(StatefulKernel):
         if not self.spiking:
             new["v"] = u
             return [u], new
-        if self.timing == "delayed":
+        if self.timing in ("delayed", "snntorch_immediate"):
             u = self._reset(u, z_prev)
         z = self._cmp(u)
         if self.timing == "immediate":
             u = self._reset(u, z)
+        elif self.timing == "snntorch_immediate":
+            u = saturate(u - (z - z_prev) * self.theta, self.bits)
         new["v"] = u
         return [z if self.post else z_prev], new
 

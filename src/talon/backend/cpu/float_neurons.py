@@ -7,9 +7,10 @@ Coefficients are computed in float64 from the stored parameters and cast once to
     if reset_timing == 'delayed_pre_decay': v = R(v, z_prev)
     i = alpha*i + g_s*x ; x := i                           (CubaLIF / CubaLI)
     u = (beta*v + g*x) + c
-    if reset_timing == 'delayed':   u = R(u, z_prev)
+    if reset_timing in ('delayed', 'snntorch_immediate'): u = R(u, z_prev)
     z = cmp(u, theta)
     if reset_timing == 'immediate': u = R(u, z)
+    if reset_timing == 'snntorch_immediate': u = u - (z - z_prev)*theta
     v = u ; spike = z (post) or z_prev (pre)
 """
 
@@ -121,11 +122,13 @@ class FloatNeuron(StatefulKernel):
         if not self.spiking:
             new["v"] = u
             return [u], new
-        if self.timing == "delayed":
+        if self.timing in ("delayed", "snntorch_immediate"):
             u = self._reset(u, z_prev)
         z = self._cmp(u)
         if self.timing == "immediate":
             u = self._reset(u, z)
+        elif self.timing == "snntorch_immediate":  # subtract only: correct the reset to this step's spike
+            u = u - (z - z_prev) * self.k["theta"]
         new["v"] = u
         return [z if self.post else z_prev], new
 
