@@ -22,8 +22,8 @@ from .fixed_ops import integer_support_problem
 from .float_neurons import STATEFUL_NODES
 from .float_ops import FLOAT_KERNELS
 from .memory import plan_memory
-from .observers import ActivityObserver, SpikeObserver
-from .profiler import count_layers
+from .observers import WEIGHT_NODES, ActivityObserver, SpikeObserver
+from .profiler import count_layers, dense_macs
 from .program import Program, lower
 
 _STRUCTURE = {"Input", "Output"}
@@ -258,9 +258,6 @@ class CPUBackend(BackendBase):
 
 
 def _dense_macs_or_zero(node: ir.Node) -> int:
-    from .observers import WEIGHT_NODES
-    from .profiler import dense_macs
-
     return dense_macs(node) if isinstance(node, WEIGHT_NODES) else 0
 
 

@@ -35,9 +35,9 @@ import numpy as np
 
 from talon import ir
 
-from .fixed_ops import FixedContext
+from .fixed_ops import FixedContext, FixedKernel
 from .fixed_point import INT, SPIKES, QFormat, check_int, qmax, round_shift, saturate
-from .float_neurons import CUBA, SPIKING_NEURONS, FloatDelay, neuron_coefficients, per_neuron
+from .float_neurons import CUBA, SPIKING_NEURONS, FloatDelay, neuron_coefficients
 from .kernel import State, StatefulKernel
 from .program import Op
 
@@ -173,8 +173,6 @@ class FixedDelay(FloatDelay):
 
     def __init__(self, op: Op, ctx: FixedContext, in_formats: list[QFormat | None]) -> None:
         super().__init__(op, INT)
-        from .fixed_ops import FixedKernel
-
         self._merger = FixedKernel(op, ctx, in_formats)
         self.out_formats = self._merger.out_formats
         self.in_formats = in_formats
@@ -186,6 +184,3 @@ class FixedDelay(FloatDelay):
 def _summary(a: np.ndarray):
     a = np.asarray(a)
     return int(a.reshape(-1)[0]) if a.size and np.all(a == a.reshape(-1)[0]) else a.reshape(-1).tolist()
-
-
-__all__ = ["FixedDelay", "FixedNeuron", "per_neuron"]

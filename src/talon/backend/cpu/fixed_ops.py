@@ -36,10 +36,11 @@ from .fixed_point import (
     int_matmul,
     qmax,
     quantize_symmetric,
+    round_shift,
     saturate,
 )
-from .float_neurons import per_neuron
 from .kernel import StatelessKernel
+from .params import batchnorm_affine, nearest_indices, per_neuron
 from .program import Op
 
 INT_MIN = -(2**62)
@@ -346,8 +347,6 @@ class QSepConv(QWeighted):
         self.out_formats = [QFormat(scale, bound)]
 
     def compute(self, x):
-        from .fixed_point import round_shift
-
         dtype = np.float64 if self.dw_exact else INT
         acc = geometry.conv2d(x, self.dwq, *self.geometry, groups=self.dwq.shape[0], dtype=dtype)
         acc = saturate(np.rint(acc).astype(INT) + self.dw_bias.reshape(1, -1, 1, 1), self.acc_bits)
@@ -390,9 +389,7 @@ class QBatchNorm(FixedKernel):
         if fmt is None:
             self.out_formats = [None]
             return
-        from .float_ops import BatchNorm
-
-        a, b = BatchNorm(self.op, np.float32).affine_coefficients()
+        a, b = batchnorm_affine(node)
         shape = self.in_shape
         ch = (-1,) + (1,) * (len(shape) - 1)
         acc = self.spec.accumulator_bits
@@ -478,8 +475,8 @@ class QPool(FixedKernel):
         if self.pool_rescale is not None:
             x = self.pool_rescale.apply(x)
         if self.kind == "MaxPool2d":
-            return geometry.pool_windows(x, *self.args, pad_value=INT_MIN).max(axis=(-2, -1))
-        total = geometry.pool_windows(x, *self.args, pad_value=0).sum(axis=(-2, -1))
+            return geometry.pool_reduce(x, *self.args, pad_value=INT_MIN, op=np.maximum)
+        total = geometry.pool_reduce(x, *self.args, pad_value=0, op=np.add)
         return saturate(total, self.spec.accumulator_bits)
 
 
@@ -500,10 +497,8 @@ class QUpsample(FixedKernel):
     """Nearest-neighbour upsampling of the integers (and of a per-element scale)."""
 
     def setup(self, node):
-        from .float_ops import Upsample
-
         fmt = self.setup_sum()
-        self.index = Upsample(self.op, np.float32).index
+        self.index = nearest_indices(node)
         if fmt is None:
             self.out_formats = [None]
             return

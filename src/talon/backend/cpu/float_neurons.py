@@ -22,19 +22,12 @@ from talon import ir
 
 from .float_ops import sum_edges
 from .kernel import State, StatefulKernel
+from .params import per_neuron
 from .program import Op
 
 SPIKING_NEURONS = (ir.LIF, ir.IF, ir.CubaLIF)
 STATEFUL_NODES = (ir.LIF, ir.IF, ir.CubaLIF, ir.LI, ir.CubaLI, ir.Integrator, ir.Delay)
 CUBA = (ir.CubaLIF, ir.CubaLI)
-
-
-def per_neuron(param, shape: tuple[int, ...]) -> np.ndarray:
-    """Broadcast a neuron parameter (layer-shaped, per-channel ``(C,)`` or scalar) to ``shape``."""
-    arr = np.asarray(param)
-    if arr.ndim == 1 and len(shape) > 1 and arr.shape[0] == shape[0] and arr.shape != tuple(shape):
-        arr = arr.reshape((shape[0],) + (1,) * (len(shape) - 1))
-    return np.broadcast_to(arr, shape)
 
 
 def neuron_coefficients(node: ir.Node, shape: tuple[int, ...]) -> dict[str, np.ndarray]:

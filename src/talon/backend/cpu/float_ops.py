@@ -26,6 +26,7 @@ from ..errors import UnsupportedNodeError
 from . import geometry
 from .kernel import StatelessKernel
 from .mathfn import erf
+from .params import channel_view, nearest_indices, per_neuron, upsample_factors
 from .program import Op
 
 F64 = np.float64
@@ -37,11 +38,6 @@ def sum_edges(xs: list[np.ndarray]) -> np.ndarray:
     for x in xs[1:]:
         out = out + x
     return out
-
-
-def channel_view(param: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """A per-channel vector ``(C,)`` shaped to broadcast over ``[N, C, *spatial]``."""
-    return param.reshape((1, -1) + (1,) * (len(shape) - 1))
 
 
 class FloatKernel(StatelessKernel):
@@ -155,8 +151,7 @@ class MaxPool(FloatKernel):
         self.args = (node.kernel_size, node.stride, node.padding, node.dilation, node.ceil_mode)
 
     def compute(self, x):
-        win = geometry.pool_windows(x, *self.args, pad_value=-np.inf)
-        return win.max(axis=(-2, -1))
+        return geometry.pool_reduce(x, *self.args, pad_value=-np.inf, op=np.maximum)
 
 
 class AvgPool(FloatKernel):
@@ -170,8 +165,10 @@ class AvgPool(FloatKernel):
 
     def compute(self, x):
         n = self.node
-        win = geometry.pool_windows(x.astype(F64), n.kernel_size, n.stride, n.padding, (1, 1), n.ceil_mode, 0.0)
-        return self.cast(win.sum(axis=(-2, -1)) / self.divisor)
+        total = geometry.pool_reduce(
+            x.astype(F64), n.kernel_size, n.stride, n.padding, (1, 1), n.ceil_mode, 0.0, op=np.add
+        )
+        return self.cast(total / self.divisor)
 
 
 class SumPool(FloatKernel):
@@ -179,30 +176,20 @@ class SumPool(FloatKernel):
         self.args = (node.kernel_size, node.stride, node.padding, (1, 1), False)
 
     def compute(self, x):
-        win = geometry.pool_windows(x.astype(F64), *self.args, pad_value=0.0)
-        return self.cast(win.sum(axis=(-2, -1)))
+        return self.cast(geometry.pool_reduce(x.astype(F64), *self.args, pad_value=0.0, op=np.add))
 
 
 class Upsample(FloatKernel):
     def setup(self, node):
-        spatial_in = node.input_shape[1:]
-        spatial_out = node.output_shape[1:]
-        factors = node.scale_factor
-        if node.size is not None:
-            factors = (None,) * len(spatial_in)
-        elif not isinstance(factors, tuple):
-            factors = (factors,) * len(spatial_in)
         self.bilinear = node.mode == ir.UpsampleMode.BILINEAR
         if self.bilinear:
             align = bool(node.align_corners)
             self.axes = [
                 geometry.bilinear_weights(n, m, f, align)
-                for n, m, f in zip(spatial_in, spatial_out, factors, strict=True)
+                for n, m, f in zip(node.input_shape[1:], node.output_shape[1:], upsample_factors(node), strict=True)
             ]
         else:
-            self.index = [
-                geometry.nearest_indices(n, m, f) for n, m, f in zip(spatial_in, spatial_out, factors, strict=True)
-            ]
+            self.index = nearest_indices(node)
 
     def compute(self, x):
         if not self.bilinear:
@@ -295,14 +282,6 @@ class BatchNorm(FloatKernel):
             y = y * self.weight + self.bias
         return self.cast(y)
 
-    def affine_coefficients(self) -> tuple[np.ndarray, np.ndarray]:
-        """``y = a x + b`` per channel (float64 vectors), for the fixed-point datapath."""
-        a = self.inv_std.reshape(-1)
-        b = -self.mean.reshape(-1) * a
-        if self.weight is not None:
-            a, b = a * self.weight.reshape(-1), b * self.weight.reshape(-1) + self.bias.reshape(-1)
-        return a, b
-
 
 class LayerNorm(FloatKernel):
     def setup(self, node):
@@ -328,8 +307,6 @@ class Threshold(FloatKernel):
     spiking = True
 
     def setup(self, node):
-        from .float_neurons import per_neuron
-
         self.theta = per_neuron(np.asarray(node.threshold), node.input_shape).astype(self.dtype)
         self.ge = node.comparison == ir.Comparison.GE
 

@@ -54,12 +54,14 @@ def conv2d(
         m = xc.shape[0]
         if ph or pw:
             xc = np.pad(xc, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-        win = sliding_window_view(xc, span, axis=(2, 3))[:, :, ::sh, ::sw, ::dh, ::dw][:, :, :ho, :wo]
-        # [m, C, Ho, Wo, kH, kW] -> [G, m*Ho*Wo, Cg*kH*kW]
-        win = win.reshape(m, g, cg, ho, wo, kh, kw).transpose(1, 0, 3, 4, 2, 5, 6)
-        cols = win.reshape(g, m * ho * wo, k)
-        res = np.matmul(cols, wmat)  # [G, m*Ho*Wo, Og]
-        out[n0 : n0 + m] = res.reshape(g, m, ho, wo, og).transpose(1, 0, 4, 2, 3).reshape(m, o, ho, wo)
+        # channels-last windows [m, Ho, Wo, C, kH, kW] -> rows of [G, Cg*kH*kW] (the im2col copy)
+        win = sliding_window_view(xc.transpose(0, 2, 3, 1), span, axis=(1, 2))[:, ::sh, ::sw, :, ::dh, ::dw]
+        cols = win[:, :ho, :wo].reshape(m * ho * wo, g, k)
+        if g == 1:
+            res = cols[:, 0, :] @ wmat[0]  # [m*Ho*Wo, O]
+        else:
+            res = np.matmul(cols.transpose(1, 0, 2), wmat).transpose(1, 0, 2).reshape(m * ho * wo, o)
+        out[n0 : n0 + m] = res.reshape(m, ho, wo, o).transpose(0, 3, 1, 2)
     return out
 
 
@@ -98,8 +100,7 @@ def conv_fan_out(in_shape: tuple[int, ...], weight_shape: tuple[int, ...], strid
     return fan.reshape(in_shape[0], in_shape[2]) if one_d else fan
 
 
-def pool_windows(x: np.ndarray, kernel, stride, padding, dilation, ceil_mode: bool, pad_value) -> np.ndarray:
-    """A read-only view ``[N, C, Ho, Wo, kH, kW]`` of the pooling windows (padding = ``pad_value``)."""
+def _pool_padded(x: np.ndarray, kernel, stride, padding, dilation, ceil_mode: bool, pad_value):
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = _pair(kernel), _pair(stride), _pair(padding), _pair(dilation)
     h, w = x.shape[2:]
     ho = pool_output_size(h, kh, sh, ph, dh, ceil_mode, "pool")
@@ -109,8 +110,19 @@ def pool_windows(x: np.ndarray, kernel, stride, padding, dilation, ceil_mode: bo
     extra_w = max(0, (wo - 1) * sw + span_w - (w + 2 * pw))
     if ph or pw or extra_h or extra_w:
         x = np.pad(x, ((0, 0), (0, 0), (ph, ph + extra_h), (pw, pw + extra_w)), constant_values=pad_value)
-    win = sliding_window_view(x, (span_h, span_w), axis=(2, 3))[:, :, ::sh, ::sw, ::dh, ::dw]
-    return win[:, :, :ho, :wo]
+    return x, (kh, kw), (sh, sw), (dh, dw), (ho, wo)
+
+
+def pool_reduce(x: np.ndarray, kernel, stride, padding, dilation, ceil_mode: bool, pad_value, op) -> np.ndarray:
+    """``op`` (``np.maximum`` or ``np.add``) over every pooling window: one elementwise pass per
+    kernel tap over strided views (no Python loop over pixels)."""
+    x, (kh, kw), (sh, sw), (dh, dw), (ho, wo) = _pool_padded(x, kernel, stride, padding, dilation, ceil_mode, pad_value)
+    out = None
+    for i in range(kh):
+        for j in range(kw):
+            tap = x[:, :, i * dh : i * dh + (ho - 1) * sh + 1 : sh, j * dw : j * dw + (wo - 1) * sw + 1 : sw]
+            out = tap.copy() if out is None else op(out, tap, out=out)
+    return out
 
 
 def avg_pool_divisor(in_hw, out_hw, kernel, stride, padding, count_include_pad, divisor_override) -> np.ndarray:
