@@ -188,3 +188,36 @@ def test_config_checks():
     assert (spec.weight_bits, spec.accumulator_bits, spec.state_bits) == (8, 32, 16)
     with pytest.raises(BackendError, match="floating-point"):
         _ = CompileConfig("fp16").fixed_point
+
+
+def test_cycles_in_fixed_point():
+    from .test_simulate import _cyclic_with_subgraph_and_delay
+
+    graph = _cyclic_with_subgraph_and_delay()
+    x = (np.random.default_rng(2).integers(-4, 12, (30, 2, 4)) / 8).astype(np.float32)
+    result = CPU.simulate(graph, {"input": x}, precision="int16")
+    assert result.quantization.spike_agreement > 0.97 and result.spike_counts["rnn.lif"] > 0
+    modes = {op["node"]: c["mode"] for c in CPU.compile(graph, precision="int8").schedule for op in c["ops"]}
+    assert modes["rnn.lif"] == "step"
+
+
+def test_a_stateless_feedback_loop_settles_on_a_format():
+    """y_t = x_t + 0.5 y_(t-1): a first-order IIR filter built from Skip and Scale (no neuron)."""
+    graph = ir.Graph(
+        {
+            "input": ir.Input(np.array([2])),
+            "acc": ir.Skip("residual"),
+            "half": ir.Scale(np.full(2, 0.5, np.float32)),
+            "output": ir.Output(np.array([2])),
+        },
+        [("input", "acc"), ("acc", "half"), ("half", "acc"), ("acc", "output")],
+    )
+    x = np.zeros((10, 1, 2), np.float32)
+    x[0] = 96.0
+    result = CPU.simulate(graph, {"input": x}, precision="int8", step_by_step=True)
+    # the input has scale 1 (integers); the feedback 0.5 y (scale 0.5) is rescaled into scale 1 by
+    # rounding half up: 3 -> 1.5 -> 2, and 1 -> 0.5 -> 1 forever (the classic fixed-point limit cycle)
+    np.testing.assert_array_equal(result.node_states["acc"]["output_int"][:, 0, 0], [96, 48, 24, 12, 6, 3, 2, 1, 1, 1])
+    fp32 = CPU.simulate(graph, {"input": x}).outputs["output"][:, 0, 0]
+    np.testing.assert_array_equal(fp32, 96 * 0.5 ** np.arange(10))
+    assert result.quantization.output_max_abs_error["output"] == 1 - 96 * 0.5**9

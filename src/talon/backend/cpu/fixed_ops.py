@@ -13,7 +13,8 @@ outputs (docs/backend.md, "Fixed point"):
   ChannelSplit, Upsample(nearest), Dropout, Skip; Scale and BatchNorm fold their factor into the
   scale (sign applied to the integers); AvgPool sums and folds ``1/divisor`` into the scale.
 * fan-in of different formats is rescaled to the finest of their scales (the smallest per
-  element, so no edge loses resolution) and summed, saturating at ``accumulator_bits``.
+  element, so no edge loses resolution) and summed, saturating at ``accumulator_bits``; in a
+  feedback sum (an incoming edge is delayed) only the same-step edges choose the scale.
 """
 
 from __future__ import annotations
@@ -91,11 +92,25 @@ class FixedKernel(StatelessKernel):
             return None
         if len(fmts) == 1:
             return fmts[0]
+        delayed = [ref.delayed for ref in self.op.inputs]
+        if any(delayed):
+            # A feedback sum: its format must not depend on itself. The scale comes from the
+            # same-step edges (the delayed ones are rescaled into it) and only saturation bounds it.
+            same_step = [f for f, d in zip(fmts, delayed, strict=True) if f is not None and not d]
+            target = common_scale(same_step or known, self.in_shape)
+            self._rescale_to(target)
+            return QFormat(target, qmax(self.merge_bits) + 1)
         if all(f.same(known[0]) for f in known):
             total = sum(f.bound for f in known)
             self.saturating = total > qmax(self.merge_bits)
             return QFormat(known[0].scale, min(total, qmax(self.merge_bits) + 1))
         target = common_scale(known, self.in_shape)
+        bound = self._rescale_to(target)
+        return QFormat(target, min(bound, qmax(self.merge_bits) + 1))
+
+    def _rescale_to(self, target: np.ndarray) -> int:
+        """Multipliers taking every edge to ``target``; returns a bound of their sum."""
+        fmts = self.in_formats
         self.multipliers = [
             None if f is None else Multiplier.of(f.full_scale(self.in_shape) / target, self.spec.coefficient_bits)
             for f in fmts
@@ -106,7 +121,7 @@ class FixedKernel(StatelessKernel):
                 check_int(float(f.bound) * m.max_abs, self.op.path, "rescaling a fan-in edge")
                 bound += m.bound(f.bound)
         self.saturating = True
-        return QFormat(target, min(bound, qmax(self.merge_bits) + 1))
+        return bound
 
     def merge(self, xs):
         if len(xs) == 1:
