@@ -3,11 +3,14 @@
 Both run the same time-major input ``[T, B, ...]`` in one process; each side runs several times
 and the median wall time is reported with the ratio (ours / PyTorch: below 1 means the backend is
 faster). ``simulate`` is timed as a user calls it (validation, lowering and kernel set-up
-included). Run: ``python -m bench`` or ``python -m bench.bench_backend``.
+included). Both sides run on one thread (torch and numpy's BLAS, via threadpoolctl when
+installed): on a shared machine multi-threaded BLAS timings swing by an order of magnitude.
+Run: ``python -m bench`` or ``python -m bench.bench_backend``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
 
@@ -134,9 +137,31 @@ def run() -> list[dict]:
     return rows
 
 
+@contextlib.contextmanager
+def _one_thread():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # numpy keeps its BLAS threads; the table says so
+            limits = contextlib.nullcontext()
+            print("(threadpoolctl is not installed: numpy's BLAS uses its default threads)")
+        else:
+            limits = threadpool_limits(1)
+        with limits:
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def main() -> None:
-    rows = run()
-    print("\nbench_backend: talon.backend CPU simulate vs talon.bridge GraphExecutor.run_sequence (median ms)")
+    with _one_thread():
+        rows = run()
+    print("\nbench_backend: talon.backend CPU simulate vs talon.bridge GraphExecutor.run_sequence")
+    print("(median ms of 5 runs, one thread each)")
     header = (
         f"{'graph':<18}{'T x B':>9}{'torch':>9}{'cpu fp32':>10}{'ratio':>7}"
         f"{'fp32 fast':>11}{'ratio':>7}{'int8':>9}{'max |diff|':>12}"
