@@ -221,3 +221,20 @@ def test_a_stateless_feedback_loop_settles_on_a_format():
     fp32 = CPU.simulate(graph, {"input": x}).outputs["output"][:, 0, 0]
     np.testing.assert_array_equal(fp32, 96 * 0.5 ** np.arange(10))
     assert result.quantization.output_max_abs_error["output"] == 1 - 96 * 0.5**9
+
+
+def test_fan_in_of_very_different_scales_does_not_overflow():
+    """Spikes (scale 1) plus a fine accumulator: the finest scale would need more than 16 bits."""
+    graph = ir.Graph(
+        {
+            "input": ir.Input(np.array([3])),
+            "fc": ir.SpikingAffine(np.full((3, 3), 1e-4), np.zeros(3), weight_bits=8, accumulator_bits=16),
+            "sum": ir.Skip("residual"),
+            "output": ir.Output(np.array([3])),
+        },
+        [("input", "fc"), ("fc", "sum"), ("input", "sum"), ("sum", "output")],
+    )
+    x = np.ones((2, 1, 3), np.float32)
+    result = CPU.simulate(graph, {"input": x}, config=CompileConfig("int8", accumulator_bits=16))
+    np.testing.assert_allclose(result.outputs["output"], 1 + 3e-4, rtol=1e-3)  # 3e-4 needs the fine scale
+    assert result.quantization.output_relative_error["output"] < 1e-3

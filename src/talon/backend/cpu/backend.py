@@ -18,7 +18,7 @@ from ..errors import BackendError, UnsupportedNodeError
 from ..results import BackendCapabilities, ProfileResult, QuantizationReport, SimulationResult, ValidationResult
 from ..stimulus import prepare_inputs
 from .engine import Engine, calibrate
-from .fixed_ops import integer_support_problem
+from .fixed_ops import NO_INTEGER_FORM, integer_support_problem
 from .float_neurons import STATEFUL_NODES
 from .float_ops import FLOAT_KERNELS
 from .memory import plan_memory
@@ -44,7 +44,7 @@ class CPUBackend(BackendBase):
 
     def get_capabilities(self) -> BackendCapabilities:
         prims = supported_primitives()
-        fixed = [p for p in prims if p not in {"Sigmoid", "Tanh", "GELU", "ELU", "Softmax", "LayerNorm"}]
+        fixed = [p for p in prims if p not in NO_INTEGER_FORM]  # (bilinear Upsample: nearest only)
         return BackendCapabilities(
             supported_primitives=prims,
             supported_precisions=list(PRECISIONS),
@@ -55,8 +55,11 @@ class CPUBackend(BackendBase):
 
     def validate(self, graph: ir.Graph, config: CompileConfig | dict | None = None) -> ValidationResult:
         """Check node types (at the configured precision), structure and size; never raises on a bad graph."""
+        return self._check(graph, CompileConfig.coerce(config))[0]
+
+    def _check(self, graph: ir.Graph, config: CompileConfig) -> tuple[ValidationResult, Program | None]:
         check_graph(graph)
-        config = CompileConfig.coerce(config)
+        program = None
         supported = set(supported_primitives()) | _STRUCTURE
         unsupported, errors, warnings = [], [], []
         nodes = list(iter_nodes(graph))
@@ -80,15 +83,15 @@ class CPUBackend(BackendBase):
             for op in program.ops:
                 if not op.inputs and not op.external and not isinstance(op.node, ir.Input):
                     warnings.append(f"node {op.path!r} has no incoming edge: it receives zero input")
-        return ValidationResult(not unsupported and not errors, unsupported, warnings, errors)
+        return ValidationResult(not unsupported and not errors, unsupported, warnings, errors), program
 
     def _require_valid(self, graph: ir.Graph, config: CompileConfig) -> Program:
-        result = self.validate(graph, config)
+        result, program = self._check(graph, config)
         if result.unsupported_nodes:
             raise UnsupportedNodeError("the CPU backend cannot run these nodes: " + "; ".join(result.unsupported_nodes))
         if result.errors:
             raise BackendError("; ".join(result.errors))
-        return lower(graph)
+        return program
 
     # ---- compile -----------------------------------------------------------------------------
 

@@ -13,8 +13,9 @@ outputs (docs/backend.md, "Fixed point"):
   ChannelSplit, Upsample(nearest), Dropout, Skip; Scale and BatchNorm fold their factor into the
   scale (sign applied to the integers); AvgPool sums and folds ``1/divisor`` into the scale.
 * fan-in of different formats is rescaled to the finest of their scales (the smallest per
-  element, so no edge loses resolution) and summed, saturating at ``accumulator_bits``; in a
-  feedback sum (an incoming edge is delayed) only the same-step edges choose the scale.
+  element, so no edge loses resolution) unless the worst-case sum would then exceed
+  ``accumulator_bits`` (the scale is raised until it fits), and summed, saturating; in a feedback
+  sum (an incoming edge is delayed) only the same-step edges choose the scale.
 """
 
 from __future__ import annotations
@@ -104,7 +105,9 @@ class FixedKernel(StatelessKernel):
             total = sum(f.bound for f in known)
             self.saturating = total > qmax(self.merge_bits)
             return QFormat(known[0].scale, min(total, qmax(self.merge_bits) + 1))
-        target = common_scale(known, self.in_shape)
+        # the finest scale at which the worst-case sum still fits in accumulator_bits
+        worst = sum(f.full_scale(self.in_shape) * float(f.bound) for f in known)
+        target = np.maximum(common_scale(known, self.in_shape), worst / qmax(self.merge_bits))
         bound = self._rescale_to(target)
         return QFormat(target, min(bound, qmax(self.merge_bits) + 1))
 
