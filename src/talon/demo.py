@@ -79,15 +79,20 @@ def build_model(hidden: int = 128):
     import snntorch as snn
     from torch import nn
 
+    # Reset to zero in the same step: the neuron every NIR framework can represent exactly (snnTorch's
+    # default, subtraction one step late, is exact in TALON IR but not expressible in NIR).
+    def leaky():
+        return snn.Leaky(beta=0.9, reset_mechanism="zero", reset_delay=False, init_hidden=True)
+
     class DigitsSNN(nn.Module):
-        """64 → 128 LIF → 10 LIF (snnTorch Leaky, beta 0.9, subtract reset)."""
+        """64 → 128 LIF → 10 LIF (snnTorch Leaky, beta 0.9, immediate reset to zero)."""
 
         def __init__(self):
             super().__init__()
             self.fc1 = nn.Linear(64, hidden)
-            self.lif1 = snn.Leaky(beta=0.9, init_hidden=True)
+            self.lif1 = leaky()
             self.fc2 = nn.Linear(hidden, 10)
-            self.lif2 = snn.Leaky(beta=0.9, init_hidden=True)
+            self.lif2 = leaky()
 
         def forward(self, x):
             return self.lif2(self.fc2(self.lif1(self.fc1(x))))
