@@ -99,3 +99,19 @@ def test_distributed_data_parallel_keeps_replicas_in_sync(tmp_path):
     start = torch.cat([p.detach().reshape(-1) for p in bridge.ir_to_torch(snn_graph(2)).parameters()])
     assert torch.equal(a, b)
     assert not torch.equal(a, start)  # the replicas trained (on different data) and stayed identical
+
+
+def test_symbolic_trace_keeps_the_surrogate_gradient():
+    """torch.fx inlines autograd.Functions; spike() is fx.wrap-ped so a traced neuron keeps it."""
+    from talon.bridge.spike import spike
+
+    lif = bridge.LIFModule(tau=np.full(3, 4.0), r=4.0, v_threshold=0.5)
+    traced = torch.fx.symbolic_trace(lif)
+    assert any(n.op == "call_function" and n.target is spike for n in traced.graph.nodes)
+    x = torch.tensor([[0.2, 0.6, 1.5]], requires_grad=True)
+    v = torch.zeros(1, 3)  # tracing specialises the `state is None` branch: pass the state
+    (traced(x, v)[0].sum()).backward()
+    traced_grad = x.grad.clone()
+    x.grad = None
+    (lif(x, v)[0].sum()).backward()
+    assert torch.equal(traced_grad, x.grad) and torch.count_nonzero(x.grad) == 3

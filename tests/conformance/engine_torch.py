@@ -10,7 +10,7 @@ def run(graph, x):
 
     from talon.bridge import ir_to_torch
 
-    executor = ir_to_torch(graph, return_state=True)
+    executor = ir_to_torch(graph, return_state=True).eval()  # inference semantics: Dropout is the identity
     state = None
     outputs = {n: [] for n in graph.output_nodes}
     states: dict[str, dict[str, list]] = {}

@@ -21,6 +21,10 @@ from talon.ir.types import ResetMode, ResetTiming, SkipType, SpikeTiming
 
 from .spike import spike
 
+# torch.fx.symbolic_trace of these modules records spike() as one call instead of tracing into
+# its autograd.Function, which would silently drop the surrogate gradient (architecture §5)
+torch.fx.wrap("spike")
+
 
 def _to_tensor(arr: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float64)).to(dtype)

@@ -7,8 +7,8 @@ Backward: the arc-tangent surrogate snnTorch uses by default,
 ``dS/dx = (alpha/2) / (1 + (pi/2 * alpha * x)^2)`` with ``alpha = 2``.
 
 The spike is an ``autograd.Function``. ``torch.fx.symbolic_trace`` would inline such a function
-and drop its backward, which is why the neuron modules that call it are fx leaf modules and the
-executor generates its code from the IR instead of tracing.
+and drop its backward, so the modules that call ``spike`` ``fx.wrap`` it (a traced module records a call to it) and
+the executor generates its code from the IR instead of tracing.
 """
 
 from __future__ import annotations

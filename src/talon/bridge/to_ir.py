@@ -75,7 +75,9 @@ class TALONExporter:
             raise TypeError("custom_map must be a dict {ModuleType: fn(module) -> ir.Node}")
         if isinstance(model, GraphExecutor):
             return executor_to_graph(model)
-        probe = copy.deepcopy(model)
+        # The probe runs forward passes, which mutate hidden state (snnTorch init_hidden buffers):
+        # run them on a copy. Parameters are never mutated by a forward pass, so share them.
+        probe = copy.deepcopy(model, memo={id(p): p for p in model.parameters()})
         self._capture_shapes(probe, samples, custom_map)
         try:
             gm = _trace(probe, samples, custom_map)

@@ -1,0 +1,167 @@
+"""PyTorch bridge: GraphExecutor against the native models, NIRTorch and the exporters.
+
+* single step: executor(x, state) vs the snnTorch model's own step (MLP 784-256-10, CNN), batch 1 and 64;
+* sequence: executor.run_sequence over T = 100 vs the snnTorch per-step loop and vs NIRTorch's
+  ``nir_to_torch`` module of the same network (784-2048-10, batch 32);
+* export: ``bridge.to_ir`` vs NIRTorch ``torch_to_nir`` and snnTorch ``export_to_nir`` on one model.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+from bench.common import Row, median_time, print_rows
+
+
+def _mlp(n_in: int, hidden: int, n_out: int, per_neuron: bool = False):
+    import snntorch as snn
+    from torch import nn
+
+    def beta(n):  # snnTorch's NIR export needs per-neuron vectors (scalars break its type inference)
+        return torch.full((n,), 0.9) if per_neuron else 0.9
+
+    class MLP(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1 = nn.Linear(n_in, hidden)
+            self.lif1 = snn.Leaky(beta=beta(hidden), threshold=torch.ones(hidden) if per_neuron else 1.0,
+                                  init_hidden=True)  # fmt: skip
+            self.fc2 = nn.Linear(hidden, n_out)
+            self.lif2 = snn.Leaky(beta=beta(n_out), threshold=torch.ones(n_out) if per_neuron else 1.0,
+                                  init_hidden=True)  # fmt: skip
+
+        def forward(self, x):
+            return self.lif2(self.fc2(self.lif1(self.fc1(x))))
+
+    return MLP()
+
+
+def _cnn():
+    import snntorch as snn
+    from torch import nn
+
+    class CNN(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 8, 3, padding=1)
+            self.lif1 = snn.Leaky(beta=0.9, init_hidden=True)
+            self.pool = nn.MaxPool2d(2)
+            self.flat = nn.Flatten()
+            self.fc = nn.Linear(8 * 14 * 14, 10)
+            self.lif2 = snn.Leaky(beta=0.9, init_hidden=True)
+
+        def forward(self, x):
+            return self.lif2(self.fc(self.flat(self.pool(self.lif1(self.conv(x))))))
+
+    return CNN()
+
+
+def _per_step(model, executor, x, steps: int) -> tuple[float, float]:
+    from snntorch import utils
+
+    def native():
+        utils.reset(model)
+        for _ in range(steps):
+            model(x)
+
+    def ours():
+        state = None
+        for _ in range(steps):
+            _, state = executor(x, state)
+
+    with torch.no_grad():
+        return median_time(ours) / steps, median_time(native) / steps
+
+
+def single_step() -> list[Row]:
+    from talon import bridge
+
+    rows = []
+    for name, model, shape in (("MLP 784-256-10", _mlp(784, 256, 10), (784,)), ("CNN 1x28x28", _cnn(), (1, 28, 28))):
+        for batch in (1, 64):
+            x = torch.rand(batch, *shape)
+            executor = bridge.ir_to_torch(bridge.to_ir(model, x), return_state=True)
+            t_ours, t_ref = _per_step(model, executor, x, steps=50)
+            rows.append(Row("bridge", f"{name} step, batch {batch}", t_ours, "snnTorch model step", t_ref))
+    return rows
+
+
+def sequence() -> list[Row]:
+    from snntorch import utils
+    from snntorch.export_nir import export_to_nir
+
+    from talon import bridge
+
+    model = _mlp(784, 2048, 10, per_neuron=True)
+    xs = torch.rand(100, 32, 784)
+    executor = bridge.ir_to_torch(bridge.to_ir(model, xs[0]), return_state=True)
+
+    def snntorch_loop():
+        utils.reset(model)
+        for t in range(xs.shape[0]):
+            model(xs[t])
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        nir_graph = export_to_nir(model, xs[0], ignore_dims=[0])
+        from snntorch.import_nir import import_from_nir
+
+        nir_module = import_from_nir(nir_graph)
+
+    def nirtorch_loop():
+        state = None
+        for t in range(xs.shape[0]):
+            _, state = nir_module(xs[t], state)
+
+    with torch.no_grad():
+        t_ours = median_time(lambda: executor.run_sequence(xs), repeats=5)
+        t_snn = median_time(snntorch_loop, repeats=5)
+        t_nir = median_time(nirtorch_loop, repeats=5)
+    return [
+        Row("bridge", "784-2048-10, T=100, batch 32: run_sequence", t_ours, "snnTorch per-step loop", t_snn),
+        Row("bridge", "784-2048-10, T=100, batch 32: run_sequence", t_ours, "NIRTorch module (snnTorch import)", t_nir),
+    ]
+
+
+def export() -> list[Row]:
+    import nir
+    import nirtorch
+    import numpy as np
+    import snntorch as snn
+    from snntorch.export_nir import export_to_nir
+
+    from talon import bridge
+
+    model = _mlp(784, 256, 10, per_neuron=True)
+    x = torch.rand(1, 784)
+    sizes = {id(model.lif1): 256, id(model.lif2): 10}
+
+    def leaky_to_nir(mod):  # what a NIRTorch user writes for snnTorch's Leaky
+        n, beta = sizes[id(mod)], float(mod.beta[0])
+        tau = np.full(n, 1e-4 / (1 - beta), np.float32)
+        return nir.LIF(tau=tau, r=np.full(n, 1 / (1 - beta), np.float32), v_leak=np.zeros(n, np.float32),
+                       v_threshold=np.ones(n, np.float32))  # fmt: skip
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t_ours = median_time(lambda: bridge.to_ir(model, x), repeats=5)
+        t_snn = median_time(lambda: export_to_nir(model, x, ignore_dims=[0]), repeats=5)
+        t_nirtorch = median_time(
+            lambda: nirtorch.torch_to_nir(model, {snn.Leaky: leaky_to_nir}, stateful_modules={snn.Leaky}), repeats=5
+        )
+    return [
+        Row("bridge", "export MLP 784-256-10", t_ours, "snnTorch export_to_nir", t_snn),
+        Row("bridge", "export MLP 784-256-10", t_ours, "NIRTorch torch_to_nir", t_nirtorch),
+    ]
+
+
+def main() -> list[Row]:
+    rows = single_step() + sequence() + export()
+    print_rows("PyTorch bridge", rows)
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Timing helpers shared by the benchmarks: medians of repeated runs and a printed table."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass
+class Row:
+    """One comparison: our median time against a reference's, on the same input, same process."""
+
+    benchmark: str
+    case: str
+    ours_s: float
+    reference: str
+    reference_s: float | None
+
+    @property
+    def ratio(self) -> float | None:
+        """Reference time / our time (> 1: talon is faster)."""
+        return None if self.reference_s is None else self.reference_s / self.ours_s
+
+
+def median_time(fn: Callable[[], object], repeats: int = 7, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def fmt_time(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    for unit, scale in (("s", 1), ("ms", 1e-3), ("µs", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds * 1e9:.3g} ns"
+
+
+def print_rows(title: str, rows: list[Row]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in ("case", "talon", "reference", "reference time", "ratio (ref/talon)"):
+        table.add_column(col)
+    for r in rows:
+        ratio = "—" if r.ratio is None else f"{r.ratio:.2f}×"
+        table.add_row(r.case, fmt_time(r.ours_s), r.reference, fmt_time(r.reference_s), ratio)
+    Console().print(table)

@@ -1,0 +1,1 @@
+"""Exchange with other toolchains: NIR files, the JAX engine and Spyx models."""

@@ -1,0 +1,65 @@
+"""Shared constants, errors and small helpers of the NIR exchange."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from talon.ir import ConversionError, MissingDependencyError
+
+DEFAULT_DT = 1e-4
+"""Default NIR time step in seconds (the snnTorch / Lava / NIR-paper convention)."""
+
+
+class NIRFormatError(ConversionError):
+    """A NIR file or graph is malformed: not HDF5, no ``node`` group, a missing field, a dangling edge ..."""
+
+
+class LossyConversionWarning(UserWarning):
+    """``to_nir(..., lossy=True)`` changed the behaviour of at least one node (listed in the message)."""
+
+
+def import_nir():
+    """Import the ``nir`` package, or raise :class:`MissingDependencyError` naming the extra."""
+    try:
+        import nir
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "talon.interop.nir needs the 'nir' package (>= 1.0.6) for this operation: "
+            "pip install 'talon-toolchain[nir]'"
+        ) from exc
+    return nir
+
+
+def check_dt(dt: Any, where: str = "dt") -> float:
+    """Return ``dt`` as a positive finite Python float, or raise ValueError."""
+    if isinstance(dt, bool):
+        raise ValueError(f"{where} must be a positive number of seconds, got {dt!r}")
+    try:
+        value = float(np.asarray(dt).reshape(()))
+    except (TypeError, ValueError):
+        raise ValueError(f"{where} must be a positive number of seconds, got {dt!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{where} must be a positive finite number of seconds, got {dt!r}")
+    return value
+
+
+def same_bits(a: Any, b: Any) -> bool:
+    """Whether two arrays are identical: dtype, shape and every byte."""
+    a, b = np.asarray(a), np.asarray(b)
+    return (
+        a.dtype == b.dtype
+        and a.shape == b.shape
+        and np.ascontiguousarray(a).tobytes() == np.ascontiguousarray(b).tobytes()
+    )
+
+
+def float_dtype(arr: np.ndarray) -> np.dtype:
+    """The float dtype a converted parameter keeps: its own if floating, else float64."""
+    return arr.dtype if arr.dtype.kind == "f" else np.dtype(np.float64)
+
+
+def fmt_shape(shape: Any) -> str:
+    return "?" if shape is None else str([int(d) for d in np.asarray(shape).reshape(-1)])

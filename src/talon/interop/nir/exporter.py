@@ -1,0 +1,688 @@
+"""talon -> NIR: ``to_nir`` and ``write_nir``.
+
+Every node becomes the NIR primitive that computes exactly what it computes, or an exact
+combination of primitives (``docs/nir.md`` has the full table):
+
+* NIR primitives (Affine, Linear, Scale, Conv1d/2d, SumPool2d, AvgPool2d, Flatten, Delay,
+  Threshold, LI, CubaLI, Integrator -> I, nested graphs) map one to one; time constants and gains
+  are converted with ``dt`` (:mod:`.units`).
+* LIF / IF / CubaLIF map to NIR's neurons when they have NIR's semantics: ``comparison='>'``,
+  ``reset_mode='value'``, ``reset_timing='immediate'``, ``spike_timing='post'``. A neuron without
+  reset (``reset_mode='none'``) is exactly a reset-free membrane and a pointwise spike:
+  LI / I / CubaLI followed by Threshold (and a one-step Delay for ``spike_timing='pre'``).
+* SpikingAffine, SConv and SDConv compute what Affine / Conv2d compute; their talon-only hints
+  ride along in the NIR node's metadata (``talon_node``) and are restored by ``from_nir``.
+  SepConv2d is its depthwise and its pointwise Conv2d.
+* Skip (residual or passthrough), HybridRegion and Dropout are identities: they are removed and
+  their inputs wired to their successors (NIR sums fan-in). Where removing one would change the
+  order of a floating-point sum, or it sits on a cycle, it becomes an exact ``Scale(1)`` instead.
+
+Anything else (subtractive or delayed reset, ``>=``, pre-update spikes, BatchNorm, AvgPool2d
+with ``divisor_override``) raises :class:`~talon.ir.ConversionError` naming the node and the
+behaviour, unless ``lossy=True``: then the nearest NIR equivalent is written, a
+:class:`LossyConversionWarning` lists every change, and the change is recorded in the NIR
+metadata (``talon_lossy``) of the node and of the graph. Nodes with no NIR counterpart at all
+(MaxPool2d, activations, Concat, ChannelSplit, LayerNorm, Upsample ...) are refused even then.
+
+``dt`` is written into the NIR graph's metadata (``"dt"``, seconds).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from talon import ir
+
+from . import units
+from ._common import DEFAULT_DT, LossyConversionWarning, check_dt, import_nir, same_bits
+from .files import write_graph
+from .importer import _broadcast
+from .metadata import to_nir_metadata
+
+PathLike = str | os.PathLike
+
+
+class NIRCompatibilityWarning(UserWarning):
+    """The NIR file is correct, but nir's own reader (``nir.read`` with type checks, nir <= 1.0.8) rejects it."""
+
+
+_IDENTITIES = (ir.HybridRegion, ir.Dropout)
+
+
+def to_nir(graph: ir.Graph, dt: float = DEFAULT_DT, lossy: bool = False) -> Any:
+    """Convert a talon graph into a ``nir.NIRGraph`` whose forward-Euler dynamics at ``dt`` are talon's.
+
+    ``dt`` is the NIR time step in seconds (default ``1e-4``, the snnTorch / Lava convention); it
+    is recorded in the graph's metadata. With ``lossy=False`` (the default) a node NIR cannot
+    state exactly raises :class:`~talon.ir.ConversionError`; with ``lossy=True`` it is replaced
+    by its nearest NIR equivalent, with a :class:`LossyConversionWarning` and a ``talon_lossy``
+    metadata record. Needs the ``nir`` package (``pip install 'talon-toolchain[nir]'``).
+    """
+    nir = import_nir()
+    if not isinstance(graph, ir.Graph):
+        raise TypeError(f"to_nir expects a talon.ir.Graph, got {type(graph).__name__}")
+    dt = check_dt(dt)
+    graph.validate()  # nodes may have been edited since the graph was built
+    exporter = _Exporter(nir, dt, bool(lossy))
+    result = exporter.graph(graph, "")
+    if exporter.changes:
+        result.metadata["talon_lossy"] = dict(exporter.changes)
+        listing = "; ".join(f"{k}: {v}" for k, v in exporter.changes.items())
+        warnings.warn(
+            f"to_nir(lossy=True) changed {len(exporter.changes)} node(s): {listing}",
+            LossyConversionWarning,
+            stacklevel=2,
+        )
+    if exporter.nir_reader_problems:
+        listing = "; ".join(exporter.nir_reader_problems)
+        warnings.warn(
+            f"the NIR graph is exact, but nir's own reader (nir.read with type_check=True, nir <= 1.0.8) will "
+            f"reject the file because of its bugs: {listing}. talon.interop.nir.read_nir reads it; nir.read needs "
+            "type_check=False.",
+            NIRCompatibilityWarning,
+            stacklevel=2,
+        )
+    return result
+
+
+def write_nir(
+    path: PathLike, graph: ir.Graph, dt: float = DEFAULT_DT, lossy: bool = False, *, compression: str | None = "gzip"
+) -> None:
+    """Write ``graph`` as a NIR file (``to_nir`` then ``nir.write``, atomically)."""
+    write_graph(path, to_nir(graph, dt=dt, lossy=lossy), compression=compression)
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Lowered:
+    """The NIR node(s) standing for one talon node."""
+
+    parts: list[tuple[str, Any]]  # (NIR name, NIR node) in order
+    entry: str
+    exit: str
+    edges: list[tuple[str, str]] = field(default_factory=list)
+
+
+_REMOVED = None
+
+
+class _Exporter:
+    def __init__(self, nir, dt: float, lossy: bool):
+        self.nir, self.dt, self.lossy = nir, dt, lossy
+        self.changes: dict[str, str] = {}
+        self.nir_reader_problems: list[str] = []
+
+    # ---- graphs --------------------------------------------------------------------------------
+
+    def graph(self, graph: ir.Graph, path: str):
+        nir = self.nir
+        for name in graph.nodes:
+            if "/" in name:
+                raise ir.ConversionError(
+                    f"node {self._path(path, name)!r}: NIR stores node names as HDF5 group names, which cannot "
+                    "contain '/'; rename the node"
+                )
+        taken = set(graph.nodes)
+        removable = self._removable(graph)
+        lowered: dict[str, _Lowered | None] = {}
+        for name, node in graph.nodes.items():
+            if name in removable:
+                lowered[name] = _REMOVED
+                continue
+            lowered[name] = self.node(name, node, graph, path, taken)
+        edges = self._rewire(graph, lowered, path)
+        nodes: dict[str, Any] = {}
+        for low in lowered.values():
+            if low is not None:
+                nodes.update(low.parts)
+        if len(set(edges)) != len(edges):
+            self.nir_reader_problems.append(f"{self._where(path)} has duplicate edges (nir >= 1.0.8 rejects them)")
+        metadata = self._graph_metadata(graph.metadata)
+        if list(nodes) != sorted(nodes):  # HDF5 lists a group's members by name
+            metadata["talon_node_order"] = json.dumps(list(nodes))
+        return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata, type_check=False)
+
+    def _graph_metadata(self, metadata: dict[str, Any]) -> dict[str, Any]:
+        meta = dict(metadata)
+        record = meta.get("nir")
+        if isinstance(record, dict):
+            record = {k: v for k, v in record.items() if k not in ("dt", "source")}
+            if record:
+                meta["nir"] = record
+            else:
+                del meta["nir"]
+        out = to_nir_metadata(meta, reserved=("dt",))
+        out["dt"] = np.float64(self.dt)
+        return out
+
+    def _removable(self, graph: ir.Graph) -> set[str]:
+        """Identity nodes that can be dropped without changing any value or summation order.
+
+        Dropping node R wires the sources of its value straight to its successors, where NIR sums
+        them. That is exact when R passes on a single source, or when R's edge comes first into
+        every successor ((a + b) + c keeps its order; c + (a + b) would not). R must not lie on a
+        cycle (its edges could change which edge is recurrent).
+        """
+        out: set[str] = set()
+        width: dict[str, int] = {}  # how many summed sources stand for a node's value once identities go
+
+        def sources(name: str) -> int:
+            return width.get(name, 1)
+
+        for name in graph.topological_order():
+            node = graph.nodes[name]
+            residual = isinstance(node, ir.Skip) and node.skip_type in ("residual", "passthrough")
+            if not (residual or isinstance(node, _IDENTITIES)):
+                continue
+            in_edges = graph.in_edges(name)
+            if not in_edges or _on_cycle(graph, name):
+                continue
+            n = sum(sources(graph.edges[i][0]) for i in in_edges)
+            if n > 1 and any(graph.in_edges(graph.edges[i][1])[0] != i for i in graph.out_edges(name)):
+                continue  # keep the sum as a node (an exact Scale(1)) to keep its order
+            out.add(name)
+            width[name] = n
+        return out
+
+    def _rewire(self, graph: ir.Graph, lowered: dict[str, _Lowered | None], path: str) -> list[tuple[str, str]]:
+        def sources(name: str, seen: frozenset) -> list[str]:
+            low = lowered[name]
+            if low is not None:
+                return [low.exit]
+            if name in seen:  # pragma: no cover - removable nodes are never on a cycle
+                raise ir.ConversionError(f"{self._where(path)}: identity node {name!r} lies on a cycle")
+            out = []
+            for i in graph.in_edges(name):
+                out += sources(graph.edges[i][0], seen | {name})
+            return out
+
+        edges: list[tuple[str, str]] = []
+        for src, dst in graph.edges:
+            low = lowered[dst]
+            if low is None:
+                continue
+            for s in sources(src, frozenset()):
+                edges.append((s, low.entry))
+        for low in lowered.values():
+            if low is not None:
+                edges.extend(low.edges)
+        return edges
+
+    # ---- nodes ---------------------------------------------------------------------------------
+
+    def node(self, name: str, node: ir.Node, graph: ir.Graph, path: str, taken: set[str]) -> _Lowered:
+        nir = self.nir
+        where = f"node {self._path(path, name)!r} ({type(node).__name__})"
+        in_shape, out_shape = node.input_shape, node.output_shape
+        if isinstance(node, ir.Graph):
+            sub = self.graph(node, self._path(path, name))
+            sub.metadata.pop("dt", None)
+            return _single(name, sub)
+        if not isinstance(node, (ir.Input, ir.Output)) and (in_shape is None or out_shape is None):
+            raise ir.ConversionError(f"{where}: its shapes are unknown (is it connected?); NIR needs every shape")
+        meta = _node_metadata(node.metadata)
+        records: dict[str, Any] = {}
+
+        def done(nir_node, shapes=(in_shape, out_shape)):
+            return self._typed(nir_node, *shapes, meta, records)
+
+        if isinstance(node, ir.Input):
+            return _single(name, done(nir.Input(input_type=_ints(node.shape)), shapes=(node.shape, node.shape)))
+        if isinstance(node, ir.Output):
+            return _single(name, done(nir.Output(output_type=_ints(node.shape)), shapes=(node.shape, node.shape)))
+        if isinstance(node, ir.Affine):  # SpikingAffine too
+            if isinstance(node, ir.SpikingAffine):
+                hints = {"spike_mode": node.spike_mode.value, "weight_bits": node.weight_bits}
+                hints["accumulator_bits"] = node.accumulator_bits
+                records["talon_node"] = json.dumps({"type": "SpikingAffine", "params": hints})
+            self._check_dense(node, in_shape, where)
+            return _single(name, done(nir.Affine(weight=node.weight, bias=node.bias)))
+        if isinstance(node, ir.Linear):
+            self._check_dense(node, in_shape, where)
+            return _single(name, done(nir.Linear(weight=node.weight)))
+        if isinstance(node, ir.Scale):
+            scale = _broadcast(node.scale, in_shape)
+            if not same_bits(scale, node.scale):
+                records["talon_source"] = {"scale": node.scale}
+            return _single(name, done(nir.Scale(scale=scale)))
+        if isinstance(node, (ir.Conv1d, ir.Conv2d)):
+            return _single(name, done(self._conv(node, in_shape, path, name, records)))
+        if isinstance(node, ir.SepConv2d):
+            return self._sepconv(name, node, in_shape, out_shape, meta, path, taken)
+        if isinstance(node, ir.SumPool2d):
+            k, s, p = node.kernel_size, node.stride, node.padding
+            return _single(name, done(nir.SumPool2d(kernel_size=_ints(k), stride=_ints(s), padding=_ints(p))))
+        if isinstance(node, ir.AvgPool2d):
+            return self._avgpool(name, node, in_shape, out_shape, meta, path, taken, where)
+        if isinstance(node, ir.Flatten):
+            return _single(name, done(self._flatten(node, in_shape, records)))
+        if isinstance(node, ir.Delay):
+            delay = units.steps_to_delay(_broadcast(node.delay, in_shape), self.dt)
+            original = _source(node).get("delay")
+            if original is not None:
+                steps = units.delay_to_steps(original, self.dt)
+                fits = steps is not None and np.shape(original) == tuple(in_shape)
+                if fits and same_bits(_broadcast(steps, in_shape), _broadcast(node.delay.astype(np.int64), in_shape)):
+                    delay = np.asarray(original)
+            return _single(name, done(nir.Delay(delay=delay)))
+        if isinstance(node, ir.Threshold):
+            theta = _broadcast(node.threshold, in_shape)
+            if node.comparison == ">=":
+                theta = self._lossy_ge(name, path, where, theta, records)
+            elif not same_bits(theta, node.threshold):
+                records["talon_source"] = {"threshold": node.threshold}
+            return _single(name, done(nir.Threshold(threshold=theta)))
+        if isinstance(node, (ir.LIF, ir.IF, ir.CubaLIF)):
+            return self._spiking(name, node, in_shape, meta, path, taken, where)
+        if isinstance(node, (ir.LI, ir.CubaLI, ir.Integrator)):
+            kind = {ir.LI: "LI", ir.CubaLI: "CubaLI", ir.Integrator: "I"}[type(node)]
+            return _single(
+                name, self._typed(self._membrane(kind, node, in_shape, records), in_shape, in_shape, meta, records)
+            )
+        if isinstance(node, (ir.Skip, *_IDENTITIES)):
+            if isinstance(node, ir.Skip) and node.skip_type == "concatenate":
+                raise ir.ConversionError(f"{where}: NIR has no concatenation (fan-in is always summed); cannot convert")
+            # an identity that could not be removed: x * 1 == x bit for bit, and the sum happens here
+            records["talon_node"] = json.dumps({"type": type(node).__name__, "params": _json_params(node)})
+            return _single(name, done(nir.Scale(scale=np.ones(in_shape, dtype=np.float32))))
+        if isinstance(node, (ir.BatchNorm1d, ir.BatchNorm2d)):
+            return self._batchnorm(name, node, in_shape, meta, path, where)
+        reason = {
+            ir.MaxPool2d: "NIR has no max pooling",
+            ir.Concat: "NIR has no concatenation (fan-in is always summed)",
+            ir.ChannelSplit: "NIR has no multi-output nodes",
+            ir.LayerNorm: "NIR has no normalization",
+            ir.Upsample: "NIR has no upsampling",
+        }.get(
+            type(node),
+            "NIR has no such primitive (only linear maps, convolutions, pooling, flatten, delay and neurons)",
+        )
+        raise ir.ConversionError(f"{where}: {reason}; it cannot be converted, even with lossy=True")
+
+    def _typed(self, nir_node, in_shape, out_shape, meta: dict, records: dict):
+        """Set NIR types from talon's shape inference (nir's own is wrong for some convolutions)."""
+        nir_node.input_type = {"input": _ints(in_shape)}
+        nir_node.output_type = {"output": _ints(out_shape)}
+        nir_node.metadata = to_nir_metadata(meta, records=records)
+        return nir_node
+
+    def _check_dense(self, node, in_shape, where: str) -> None:
+        if len(in_shape) != 1:
+            raise ir.ConversionError(
+                f"{where}: applied to a {list(in_shape)} input (on its last axis); NIR's Affine and Linear take "
+                "1-d inputs. Flatten before it."
+            )
+
+    # ---- convolutions and pooling --------------------------------------------------------------
+
+    def _conv(self, node, in_shape, path: str, name: str, records: dict):
+        nir = self.nir
+        if isinstance(node, (ir.SConv, ir.SDConv)):
+            records["talon_node"] = json.dumps({"type": type(node).__name__})
+        grouped = f"{type(node).__name__} {self._path(path, name)!r} has groups={node.groups}"
+        if isinstance(node, ir.Conv1d):
+            if node.groups > 1:
+                self.nir_reader_problems.append(grouped)
+            return nir.Conv1d(
+                input_shape=int(in_shape[1]),
+                weight=node.weight,
+                stride=int(node.stride),
+                padding=_padding(node, int(node.padding)),
+                dilation=int(node.dilation),
+                groups=int(node.groups),
+                bias=node.bias,
+            )
+        kh, kw = node.kernel_size
+        if kh != kw:
+            self.nir_reader_problems.append(f"Conv2d {self._path(path, name)!r} has a {kh}x{kw} kernel")
+        if node.groups > 1:
+            self.nir_reader_problems.append(grouped)
+        return nir.Conv2d(
+            input_shape=tuple(int(d) for d in in_shape[1:]),
+            weight=node.weight,
+            stride=_ints(node.stride),
+            padding=_padding(node, _ints(node.padding)),
+            dilation=_ints(node.dilation),
+            groups=int(node.groups),
+            bias=node.bias,
+        )
+
+    def _sepconv(self, name, node: ir.SepConv2d, in_shape, out_shape, meta, path, taken) -> _Lowered:
+        nir = self.nir
+        c_in = int(node.depthwise_weight.shape[0])
+        depth = ir.Conv2d(
+            node.depthwise_weight, node.depthwise_bias, node.stride, node.padding, node.dilation, groups=c_in
+        )
+        depth.infer_types([tuple(in_shape)])
+        mid = depth.output_shape
+        point_name = _unique(f"{name}_pointwise", taken)
+        if c_in > 1:
+            self.nir_reader_problems.append(f"SepConv2d {self._path(path, name)!r} lowers to a grouped Conv2d")
+        dw = nir.Conv2d(
+            input_shape=tuple(int(d) for d in in_shape[1:]),
+            weight=node.depthwise_weight,
+            stride=_ints(node.stride),
+            padding=_ints(node.padding),
+            dilation=_ints(node.dilation),
+            groups=c_in,
+            bias=node.depthwise_bias,
+        )
+        pw = nir.Conv2d(
+            input_shape=tuple(int(d) for d in mid[1:]),
+            weight=node.pointwise_weight,
+            stride=(1, 1),
+            padding=(0, 0),
+            dilation=(1, 1),
+            groups=1,
+            bias=node.pointwise_bias,
+        )
+        first = self._typed(dw, in_shape, mid, meta, {})
+        second = self._typed(pw, mid, out_shape, {}, {})
+        return _Lowered([(name, first), (point_name, second)], name, point_name, [(name, point_name)])
+
+    def _avgpool(self, name, node: ir.AvgPool2d, in_shape, out_shape, meta, path, taken, where) -> _Lowered:
+        nir = self.nir
+        floor = ir.AvgPool2d(node.kernel_size, node.stride, node.padding)
+        floor.infer_types([tuple(in_shape)])
+        if tuple(floor.output_shape) != tuple(out_shape):
+            raise ir.ConversionError(f"{where}: ceil_mode=True changes the output shape; NIR pools in floor mode")
+        if not node.count_include_pad and any(node.padding):
+            raise ir.ConversionError(
+                f"{where}: count_include_pad=False with padding; NIR's AvgPool2d divides by the full window. "
+                "It cannot be converted, even with lossy=True"
+            )
+        kernel, stride, pad = _ints(node.kernel_size), _ints(node.stride), _ints(node.padding)
+        if node.divisor_override is None:
+            return _single(name, self._typed(nir.AvgPool2d(kernel, stride, pad), in_shape, out_shape, meta, {}))
+        change = (
+            f"AvgPool2d divisor_override={node.divisor_override} -> SumPool2d then Scale(1/{node.divisor_override})"
+        )
+        self._lossy(name, path, where, [change])
+        scale_name = _unique(f"{name}_scale", taken)
+        pool = self._typed(nir.SumPool2d(kernel, stride, pad), in_shape, out_shape, meta, {"talon_lossy": change})
+        factor = np.full(out_shape, 1.0 / node.divisor_override, dtype=np.float32)
+        scale = self._typed(nir.Scale(scale=factor), out_shape, out_shape, {}, {})
+        return _Lowered([(name, pool), (scale_name, scale)], name, scale_name, [(name, scale_name)])
+
+    def _flatten(self, node: ir.Flatten, in_shape, records: dict):
+        n = len(in_shape)  # NIR dims exclude the batch like talon's; negative ones other than -1 are made positive
+        start = node.start_dim + n if node.start_dim < 0 else node.start_dim
+        end = node.end_dim + n if node.end_dim < -1 else node.end_dim
+        if (start, end) != (node.start_dim, node.end_dim):
+            records["talon_source"] = {"start_dim": np.int64(node.start_dim), "end_dim": np.int64(node.end_dim)}
+        return self.nir.Flatten(input_type=_ints(in_shape), start_dim=start, end_dim=end)
+
+    def _batchnorm(self, name, node, in_shape, meta, path, where) -> _Lowered:
+        nir = self.nir
+        change = f"{type(node).__name__} folded into a per-channel affine map (equal up to float rounding)"
+        if not self.lossy:
+            raise ir.ConversionError(
+                f"{where}: NIR has no normalization; folding it into a per-channel affine map is exact only up to "
+                "float rounding. Pass lossy=True to accept that, or fold it into the preceding layer before exporting."
+            )
+        self._lossy(name, path, where, [change])
+        dtype = node.running_mean.dtype if node.running_mean is not None else np.float32
+        inv = 1.0 / np.sqrt(node.running_var.astype(np.float64) + node.eps)
+        gain = inv * (node.weight.astype(np.float64) if node.weight is not None else 1.0)
+        shift = (node.bias.astype(np.float64) if node.bias is not None else 0.0) - node.running_mean * gain
+        gain, shift = gain.astype(dtype), np.asarray(shift).astype(dtype)
+        c = node.num_features
+        records = {"talon_lossy": change}
+        if len(in_shape) == 1:
+            lowered = nir.Affine(weight=np.diag(gain), bias=shift)
+        elif len(in_shape) == 2:
+            lowered = nir.Conv1d(int(in_shape[1]), gain.reshape(c, 1, 1), 1, 0, 1, c, shift)
+            self.nir_reader_problems.append(
+                f"{type(node).__name__} {self._path(path, name)!r} lowers to a grouped Conv1d"
+            )
+        else:
+            kernel = gain.reshape(c, 1, 1, 1)
+            lowered = nir.Conv2d(tuple(int(d) for d in in_shape[1:]), kernel, (1, 1), (0, 0), (1, 1), c, shift)
+            self.nir_reader_problems.append(
+                f"{type(node).__name__} {self._path(path, name)!r} lowers to a grouped Conv2d"
+            )
+        return _single(name, self._typed(lowered, in_shape, in_shape, meta, records))
+
+    # ---- neurons -------------------------------------------------------------------------------
+
+    def _fields(
+        self, kind: str, node: ir.Node, shape, records: dict, skip: tuple[str, ...] = ()
+    ) -> dict[str, np.ndarray]:
+        """NIR values of a neuron's fields (broadcast to the layer, converted with dt).
+
+        A field imported from NIR whose original value cannot be regenerated (``metadata['nir']
+        ['source']``) is written as that original when it still converts to the node's value; a
+        field whose NIR value does not convert back exactly keeps the talon value in the NIR
+        node's ``talon_source`` record (``from_nir`` restores it).
+        """
+        shape = tuple(shape)
+        spec = units.NEURON_FIELDS[kind]
+        talon = {f: np.asarray(getattr(node, t)) for f, (t, _) in spec.items()}
+        out = {f: units.to_nir(_broadcast(talon[f], shape), conv, self.dt) for f, (_, conv) in spec.items()}
+        restored = {}
+        for nir_field, original in _source(node).items():
+            if nir_field not in spec or nir_field in skip or original is None:
+                continue
+            original = np.asarray(original)
+            back = units.to_talon(original, spec[nir_field][1], self.dt)
+            if original.shape == shape and same_bits(back, _broadcast(talon[nir_field], shape)):
+                restored[nir_field] = original
+        out.update(restored)
+        kept = {}
+        for nir_field, (talon_field, conv) in spec.items():
+            if nir_field not in skip and not same_bits(units.to_talon(out[nir_field], conv, self.dt), talon[nir_field]):
+                kept[talon_field] = talon[nir_field]
+        if kept:
+            records["talon_source"] = {**records.get("talon_source", {}), **kept}
+        return out
+
+    def _membrane(self, kind: str, node: ir.Node, shape, records: dict):
+        nir = self.nir
+        f = self._fields(kind, node, shape, records)
+        if kind == "LI":
+            return nir.LI(tau=f["tau"], r=f["r"], v_leak=f["v_leak"])
+        if kind == "CubaLI":
+            return nir.CubaLI(tau_syn=f["tau_syn"], tau_mem=f["tau_mem"], r=f["r"], v_leak=f["v_leak"], w_in=f["w_in"])
+        return nir.I(r=f["r"])
+
+    def _spiking(self, name, node, shape, meta, path, taken, where) -> _Lowered:
+        nir = self.nir
+        kind = {ir.LIF: "LIF", ir.IF: "IF", ir.CubaLIF: "CubaLIF"}[type(node)]
+        theta = _broadcast(node.v_threshold, shape)
+        if node.reset_mode == "none":
+            return self._reset_free(name, node, kind, shape, theta, meta, path, taken, where)
+        records: dict[str, Any] = {}
+        changes = []
+        skip: list[str] = []
+        if node.comparison == ">=":
+            changes.append(_GE_CHANGE)
+            skip.append("v_threshold")
+        if node.reset_mode == "subtract":
+            changes.append("reset by subtraction (v - v_threshold) -> reset to v_reset = 0")
+            skip.append("v_reset")
+        if node.reset_timing != "immediate":
+            changes.append(f"reset_timing={node.reset_timing.value!r} -> the reset is applied in the step of the spike")
+        if node.spike_timing == "pre":
+            changes.append("spike_timing='pre' -> spikes are emitted from the updated state (one step earlier)")
+        if changes:
+            self._lossy(name, path, where, changes)
+            records["talon_lossy"] = "; ".join(changes)
+        f = self._fields(kind, node, shape, records, skip=tuple(skip))
+        if node.comparison == ">=":
+            f["v_threshold"] = _just_below(f["v_threshold"])
+        if node.reset_mode == "subtract":
+            f["v_reset"] = np.zeros_like(f["v_reset"])
+        if kind == "LIF":
+            out = nir.LIF(
+                tau=f["tau"], r=f["r"], v_leak=f["v_leak"], v_threshold=f["v_threshold"], v_reset=f["v_reset"]
+            )
+        elif kind == "IF":
+            out = nir.IF(r=f["r"], v_threshold=f["v_threshold"], v_reset=f["v_reset"])
+        else:
+            out = nir.CubaLIF(
+                tau_syn=f["tau_syn"],
+                tau_mem=f["tau_mem"],
+                r=f["r"],
+                v_leak=f["v_leak"],
+                v_threshold=f["v_threshold"],
+                v_reset=f["v_reset"],
+                w_in=f["w_in"],
+            )
+        return _single(name, self._typed(out, shape, shape, meta, records))
+
+    def _reset_free(self, name, node, kind, shape, theta, meta, path, taken, where) -> _Lowered:
+        """A neuron that never resets is its membrane (LI / I / CubaLI) followed by Threshold (exact)."""
+        nir = self.nir
+        membrane_kind = {"LIF": "LI", "IF": "I", "CubaLIF": "CubaLI"}[kind]
+        records: dict[str, Any] = {}
+        membrane = self._typed(self._membrane(membrane_kind, node, shape, records), shape, shape, meta, records)
+        parts = [(name, membrane)]
+        threshold_records: dict[str, Any] = {}
+        changes = []
+        if node.comparison == ">=":
+            changes.append(_GE_CHANGE)
+            theta = _just_below(theta)
+        pre = node.spike_timing == "pre"
+        if pre and np.any(_compare(np.zeros((), theta.dtype), theta, node.comparison)):
+            changes.append(
+                "spike_timing='pre' with a threshold at or below 0 (spike at t=0) -> spike from the updated state"
+            )
+            pre = False
+        if changes:
+            self._lossy(name, path, where, changes)
+            threshold_records["talon_lossy"] = "; ".join(changes)
+        spike_name = _unique(f"{name}_threshold", taken)
+        threshold = self._typed(nir.Threshold(threshold=theta), shape, shape, {}, threshold_records)
+        parts.append((spike_name, threshold))
+        edges = [(name, spike_name)]
+        exit_name = spike_name
+        if pre:  # the spike of the state before the update is the threshold of the previous step
+            delay_name = _unique(f"{name}_delay", taken)
+            delay = nir.Delay(delay=np.full(shape, self.dt, dtype=np.float64))
+            parts.append((delay_name, self._typed(delay, shape, shape, {}, {})))
+            edges.append((spike_name, delay_name))
+            exit_name = delay_name
+        return _Lowered(parts, name, exit_name, edges)
+
+    def _lossy_ge(self, name, path, where, theta, records):
+        self._lossy(name, path, where, [_GE_CHANGE])
+        records["talon_lossy"] = _GE_CHANGE
+        return _just_below(theta)
+
+    def _lossy(self, name: str, path: str, where: str, changes: list[str]) -> None:
+        if not changes:
+            return
+        if not self.lossy:
+            raise ir.ConversionError(
+                f"{where}: NIR cannot state {'; '.join(c.split(' -> ')[0] for c in changes)} (NIR neurons spike when "
+                "v > v_threshold, reset v to v_reset in the same step and emit the spike of the updated state). "
+                "Pass lossy=True to convert it anyway as: " + "; ".join(c.split(" -> ")[-1] for c in changes)
+            )
+        key = self._path(path, name)
+        self.changes[key] = "; ".join(filter(None, [self.changes.get(key), *changes]))
+
+    def _path(self, path: str, name: str) -> str:
+        return f"{path}.{name}" if path else name
+
+    def _where(self, path: str) -> str:
+        return f"subgraph {path!r}" if path else "the graph"
+
+
+_GE_CHANGE = (
+    "comparison '>=' -> '>' against the float32 just below v_threshold (exact when the consumer computes in float32)"
+)
+
+
+def _just_below(theta: np.ndarray) -> np.ndarray:
+    """The float32 just below float32(theta): in float32, ``x >= theta`` iff ``x > _just_below(theta)``.
+
+    talon's engines (and the torch and JAX frameworks) cast thresholds to float32 and compare in
+    float32, so this is exact for them; a consumer computing in float64 may differ for values
+    strictly between the two thresholds.
+    """
+    theta32 = np.asarray(theta).astype(np.float32)
+    return np.nextafter(theta32, np.float32(-np.inf)).astype(np.asarray(theta).dtype)
+
+
+def _compare(a, theta, comparison) -> np.ndarray:
+    return a >= theta if comparison == ">=" else a > theta
+
+
+def _on_cycle(graph: ir.Graph, name: str) -> bool:
+    stack, seen = list(graph.successors(name)), set()
+    while stack:
+        n = stack.pop()
+        if n == name:
+            return True
+        if n not in seen:
+            seen.add(n)
+            stack.extend(graph.successors(n))
+    return False
+
+
+def _node_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    """talon node metadata for NIR: the import record's ``source`` values are regenerated on import."""
+    meta = dict(metadata)
+    record = meta.get("nir")
+    if isinstance(record, dict) and "source" in record:
+        record = {k: v for k, v in record.items() if k != "source"}
+        if record:
+            meta["nir"] = record
+        else:
+            del meta["nir"]
+    return meta
+
+
+def _source(node: ir.Node) -> dict[str, Any]:
+    record = node.metadata.get("nir") if isinstance(node.metadata, dict) else None
+    source = record.get("source") if isinstance(record, dict) else None
+    return source if isinstance(source, dict) else {}
+
+
+def _padding(node, padding):
+    """'same' / 'valid' as the NIR file had it, when the node still pads that way."""
+    text = _source(node).get("padding")
+    if text == "valid" and not np.any(np.asarray(padding)):
+        return "valid"
+    if text == "same" and np.all(np.asarray(node.stride) == 1):
+        spans = [
+            d * (k - 1)
+            for d, k in zip(np.broadcast_to(node.dilation, len(node.kernel_size)), node.kernel_size, strict=True)
+        ]
+        if all(s % 2 == 0 for s in spans) and tuple(s // 2 for s in spans) == tuple(
+            np.broadcast_to(padding, len(spans))
+        ):
+            return "same"
+    return padding
+
+
+def _json_params(node: ir.Node) -> dict[str, Any]:
+    out = {}
+    for key, value in node.params().items():
+        out[key] = value.value if hasattr(value, "value") and not isinstance(value, (int, float)) else value
+    return out
+
+
+def _single(name: str, nir_node) -> _Lowered:
+    return _Lowered([(name, nir_node)], name, name)
+
+
+def _ints(values) -> np.ndarray:
+    return np.asarray(tuple(int(v) for v in np.asarray(values).reshape(-1)), dtype=np.int64)
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    candidate, i = name, 0
+    while candidate in taken:
+        candidate = f"{name}_{i}"
+        i += 1
+    taken.add(candidate)
+    return candidate

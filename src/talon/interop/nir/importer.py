@@ -1,0 +1,620 @@
+"""NIR -> talon: ``from_nir`` and ``read_nir``.
+
+Every NIR 1.0.x primitive maps to one talon node with the same name; nested NIR graphs become
+nested talon graphs. NIR's continuous-time parameters are converted with ``dt`` (see
+:mod:`.units`), and NIR's neuron semantics are stated explicitly: ``comparison='>'``,
+``reset_mode='value'`` (to ``v_reset``), ``reset_timing='immediate'``, ``spike_timing='post'``.
+
+Shapes are inferred by talon from the Input shapes and the parameters, never taken from nir's
+own inference (nir 1.0.8 gets non-square and grouped convolutions wrong). The shape
+*annotations* a file carries (Output shapes, Conv ``input_shape``, Flatten ``input_type``) are
+checked against the inferred shapes: a mismatch is an error, unless ``type_check=False``, which
+uses the inferred shape, warns and records the fix in the node's ``metadata["nir"]``.
+
+Like nir >= 1.0.6, a node without incoming edges that is not an Input gets an Input node
+``input_<name>`` in front of it, and a node without outgoing edges that is not an Output gets an
+Output node ``output_<name>``.
+
+Records kept in talon metadata (``metadata["nir"]``), so that writing the graph back gives the
+same NIR file: ``source`` (the NIR value of a field whose conversion does not invert exactly,
+e.g. a 0-d parameter or a float that ``x / dt * dt`` does not reproduce), ``flatten_batch_offset``,
+``unknown_fields`` and ``type_check``; the graph's ``metadata["nir"]["dt"]`` is the time step used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from talon import ir
+from talon.ir.node import as_tuple
+
+from . import units
+from ._common import DEFAULT_DT, NIRFormatError, check_dt, fmt_shape, same_bits
+from .files import parse_edges, read_dict
+from .metadata import from_nir_metadata
+from .units import NEURON_FIELDS, OPTIONAL_NEURON_FIELDS
+
+PathLike = str | os.PathLike
+
+KNOWN_FIELDS: dict[str, set[str]] = {
+    "Input": {"shape"},
+    "Output": {"shape"},
+    "Affine": {"weight", "bias"},
+    "Linear": {"weight"},
+    "Scale": {"scale"},
+    "Conv1d": {"input_shape", "weight", "stride", "padding", "dilation", "groups", "bias"},
+    "Conv2d": {"input_shape", "weight", "stride", "padding", "dilation", "groups", "bias"},
+    "SumPool2d": {"kernel_size", "stride", "padding"},
+    "AvgPool2d": {"kernel_size", "stride", "padding"},
+    "Flatten": {"input_type", "start_dim", "end_dim"},
+    "Delay": {"delay"},
+    "NIRGraph": {"nodes", "edges"},
+    **{t: set(f) for t, f in NEURON_FIELDS.items()},
+}
+
+# talon classes that compute exactly what a NIR primitive computes, restored from the
+# ``talon_node`` record talon writes into the NIR node's metadata.
+RESTORABLE = {
+    "Affine": {"SpikingAffine"},
+    "Conv2d": {"SConv", "SDConv"},
+    "Scale": {"Skip", "HybridRegion", "Dropout"},  # written as Scale(1) where they could not be removed
+}
+
+_NEURON_CLASSES = {
+    "LIF": ir.LIF,
+    "LI": ir.LI,
+    "IF": ir.IF,
+    "I": ir.Integrator,
+    "CubaLI": ir.CubaLI,
+    "CubaLIF": ir.CubaLIF,
+    "Threshold": ir.Threshold,
+}
+_NIR_SPIKING = {"reset_mode": "value", "reset_timing": "immediate", "spike_timing": "post", "comparison": ">"}
+
+
+def read_nir(path: PathLike, dt: float | None = None, *, type_check: bool = True) -> ir.Graph:
+    """Read a NIR file (any nir version) into a talon graph.
+
+    ``dt`` is the time step in seconds used to convert time constants; ``None`` takes the ``dt``
+    recorded in the file's metadata (talon writes it) and otherwise ``1e-4``. ``type_check=False``
+    reads files whose shape annotations contradict their structure (e.g. the NIR paper's
+    ``lif_rockpool.nir``), using the shapes the structure implies; dangling edges and parameters
+    that do not fit are refused either way. The ``nir`` package is not needed.
+    """
+    tree, _version = read_dict(path)
+    return import_graph(tree, dt, type_check=type_check, where=str(path))
+
+
+def from_nir(source: Any, dt: float | None = None, *, type_check: bool = True) -> ir.Graph:
+    """Convert a ``nir.NIRGraph`` (or a path to a ``.nir`` file, or a NIR dict) into a talon graph.
+
+    See :func:`read_nir` for ``dt`` and ``type_check``. Raises :class:`~talon.ir.ConversionError`
+    (or its subclass ``NIRFormatError``) naming the node at fault.
+    """
+    if not isinstance(type_check, bool):
+        raise TypeError(f"type_check must be True or False, got {type_check!r}")
+    if isinstance(source, (str, os.PathLike)):
+        return read_nir(source, dt, type_check=type_check)
+    if isinstance(source, dict):
+        if source.get("type") != "NIRGraph":
+            raise NIRFormatError(f"from_nir expects a NIR graph dict with type 'NIRGraph', got {source.get('type')!r}")
+        return import_graph(source, dt, type_check=type_check, where="NIR graph")
+    if type(source).__module__.split(".")[0] == "nir" and type(source).__name__ == "NIRGraph":
+        return import_graph(object_to_dict(source), dt, type_check=type_check, where="NIR graph")
+    raise TypeError(
+        f"from_nir expects a nir.NIRGraph, a NIR dict or a path to a .nir file, got {type(source).__name__}"
+    )
+
+
+def object_to_dict(node: Any) -> dict[str, Any]:
+    """A NIR dict of an in-memory nir node (like ``node.to_dict()``, without copying arrays)."""
+    kind = type(node).__name__
+    out: dict[str, Any] = {"type": kind, "metadata": getattr(node, "metadata", None) or {}}
+    if kind == "NIRGraph":
+        out["nodes"] = {k: object_to_dict(v) for k, v in node.nodes.items()}
+        out["edges"] = [tuple(e) for e in node.edges]
+    elif kind == "Input":
+        out["shape"] = node.input_type["input"]
+    elif kind == "Output":
+        out["shape"] = node.output_type["output"]
+    elif kind == "Flatten":
+        out["input_type"] = (node.input_type or {}).get("input")
+        out["start_dim"], out["end_dim"] = node.start_dim, node.end_dim
+    elif dataclasses.is_dataclass(node):
+        for f in dataclasses.fields(node):
+            if f.name not in ("input_type", "output_type", "metadata"):
+                out[f.name] = getattr(node, f.name)
+    return out
+
+
+def import_graph(tree: dict[str, Any], dt: float | None, *, type_check: bool, where: str) -> ir.Graph:
+    """Convert a NIR graph dict (see :mod:`.files`) into a validated talon graph."""
+    metadata, records = from_nir_metadata(tree.get("metadata"), f"{where}: graph metadata", reserved=("dt",))
+    file_dt = records.pop("dt", None)
+    if file_dt is not None:
+        try:
+            file_dt = check_dt(file_dt, f"{where}: metadata 'dt'")
+        except ValueError as exc:
+            raise NIRFormatError(str(exc)) from None
+    if dt is None:
+        dt = file_dt if file_dt is not None else DEFAULT_DT
+    else:
+        dt = check_dt(dt)
+        if file_dt is not None and file_dt != dt:
+            warnings.warn(
+                f"{where}: the graph records dt={file_dt!r} s but dt={dt!r} s was asked for; time constants "
+                f"are converted with dt={dt!r}",
+                stacklevel=3,
+            )
+    graph = _Importer(dt, type_check, where).graph(tree, "", metadata, records)
+    fresh: dict[str, Any] = {"dt": dt}
+    if isinstance(records.get("talon_lossy"), dict):
+        fresh["lossy"] = records["talon_lossy"]
+    graph.metadata = _merge_record(graph.metadata, fresh)
+    return graph
+
+
+def _merge_record(metadata: dict[str, Any], fresh: dict[str, Any]) -> dict[str, Any]:
+    """Merge a fresh import record into ``metadata['nir']`` (an older record may come from the blob)."""
+    old = metadata.get("nir")
+    record = {**old, **fresh} if isinstance(old, dict) else dict(fresh)
+    if "source" in record and not record["source"]:
+        del record["source"]
+    if not record:
+        return metadata
+    out = dict(metadata)
+    out["nir"] = record
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Spec:
+    """One NIR node, converted but not yet placed in a validated graph."""
+
+    name: str
+    nir_type: str
+    build: Callable[[bool], ir.Node]  # argument: use the Flatten batch offset
+    metadata: dict[str, Any]
+    record: dict[str, Any] = field(default_factory=dict)
+    annotation: tuple[int, ...] | None = None  # declared input shape to check, if any
+    annotation_field: str = ""
+    offset_possible: bool = False
+    # talon field -> (NIR field, unit kind, the NIR value), for the source record
+    neuron_source: dict[str, tuple[str, str, np.ndarray]] = field(default_factory=dict)
+
+
+class _Importer:
+    def __init__(self, dt: float, type_check: bool, where: str):
+        self.dt, self.type_check, self.where = dt, type_check, where
+
+    def label(self, name: str, path: str) -> str:
+        return f"{self.where}: node {name!r}" + (f" of subgraph {path!r}" if path else "")
+
+    # ---- graphs --------------------------------------------------------------------------------
+
+    def graph(self, tree: dict[str, Any], path: str, metadata: dict, records: dict) -> ir.Graph:
+        where = f"{self.where}: subgraph {path!r}" if path else self.where
+        nodes_raw = tree.get("nodes")
+        if not isinstance(nodes_raw, dict):
+            raise NIRFormatError(f"{where}: a NIRGraph needs a 'nodes' group")
+        edges = parse_edges(tree.get("edges"), where)
+        for src, dst in edges:
+            for end in (src, dst):
+                if end not in nodes_raw:
+                    raise NIRFormatError(
+                        f"{where}: edge ({src!r}, {dst!r}) refers to a node {end!r} that does not exist "
+                        f"(nodes: {', '.join(nodes_raw)}); the file is malformed and cannot be read, with or "
+                        "without type checks"
+                    )
+        order = _node_order(records.get("talon_node_order"), nodes_raw)
+        specs: dict[str, _Spec] = {}
+        for name in order:
+            raw = nodes_raw[name]
+            if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
+                raise NIRFormatError(f"{self.label(name, path)} has no 'type'")
+            specs[name] = self.node(name, raw, path)
+        self._add_boundaries(specs, edges, path)
+        graph = self._assemble(specs, edges, path)
+        graph.metadata = _merge_record(metadata, {})
+        return graph
+
+    def _add_boundaries(self, specs: dict[str, _Spec], edges: list[tuple[str, str]], path: str) -> None:
+        """Give root nodes an Input and leaf nodes an Output, as nir >= 1.0.6 does on construction."""
+        has_in = {d for _, d in edges}
+        has_out = {s for s, _ in edges}
+        for name in list(specs):
+            spec = specs[name]
+            if spec.nir_type != "Input" and name not in has_in:
+                shape = self._fixed_input_shape(spec)
+                if shape is None:
+                    raise NIRFormatError(
+                        f"{self.label(name, path)} ({spec.nir_type}) has no incoming edge and no Input node, and its "
+                        "input shape is not fixed by its parameters; add an Input node"
+                    )
+                new = _unique(f"input_{name}", specs)
+                specs[new] = _Spec(new, "Input", _const(lambda s=shape: ir.Input(np.array(s, dtype=np.int64))), {})
+                edges.append((new, name))
+            if spec.nir_type != "Output" and name not in has_out:
+                new = _unique(f"output_{name}", specs)
+                specs[new] = _Spec(new, "Output", _const(lambda: ir.Output(np.array([0]))), {})
+                specs[new].annotation = None
+                edges.append((name, new))
+
+    def _fixed_input_shape(self, spec: _Spec):
+        node = spec.build(False)
+        if isinstance(node, ir.Graph):
+            return node.nodes[node.input_nodes[0]].shape if len(node.input_nodes) == 1 else None
+        if spec.annotation is not None:
+            return spec.annotation
+        return node.input_shape
+
+    def _assemble(self, specs: dict[str, _Spec], edges: list[tuple[str, str]], path: str) -> ir.Graph:
+        flattens = [n for n, s in specs.items() if s.offset_possible]
+        if len(flattens) <= 6:
+            candidates = [set(c) for k in range(len(flattens) + 1) for c in itertools.combinations(flattens, k)]
+        else:
+            candidates = [set(), set(flattens)]
+        first_error: Exception | None = None
+        fallback = None
+        for offsets in candidates:
+            probe_nodes = {}
+            for name, spec in specs.items():
+                probe_nodes[name] = ir.Skip("residual") if spec.nir_type == "Output" else spec.build(name in offsets)
+            try:
+                probe = ir.Graph(probe_nodes, list(edges))
+            except (ir.GraphValidationError, ValueError) as exc:
+                first_error = first_error or exc
+                continue
+            mismatches = self._mismatches(specs, probe)
+            if not mismatches:
+                fallback = (offsets, probe, [])
+                break
+            if fallback is None:
+                fallback = (offsets, probe, mismatches)
+        if fallback is None:
+            where = f"{self.where}: subgraph {path!r}" if path else self.where
+            raise ir.ConversionError(f"{where}: the NIR graph is not consistent: {first_error}") from None
+        offsets, probe, mismatches = fallback
+        for name, declared, actual, what in mismatches:
+            message = (
+                f"{self.label(name, path)} ({specs[name].nir_type}) declares {what} {fmt_shape(declared)} but the "
+                f"graph gives it {fmt_shape(actual)}"
+            )
+            if self.type_check:
+                raise ir.ConversionError(
+                    f"{message}; the file's shape annotations contradict its structure. Read it with "
+                    "type_check=False to use the shapes the structure implies."
+                )
+            warnings.warn(f"{message}; using {fmt_shape(actual)} (type_check=False)", stacklevel=5)
+            specs[name].record["type_check"] = f"declared {what} {fmt_shape(declared)} replaced by {fmt_shape(actual)}"
+        nodes = {}
+        for name, spec in specs.items():
+            if spec.nir_type == "Output":
+                shape = probe.nodes[name].output_shape
+                node = spec.build(False) if shape is None else ir.Output(np.array(shape, dtype=np.int64))
+            else:
+                node = spec.build(name in offsets)
+            if name in offsets:
+                spec.record["flatten_batch_offset"] = True
+            nodes[name] = node
+        try:
+            graph = ir.Graph(nodes, list(edges))
+        except (ir.GraphValidationError, ValueError) as exc:
+            where = f"{self.where}: subgraph {path!r}" if path else self.where
+            raise ir.ConversionError(f"{where}: {exc}") from None
+        for name, spec in specs.items():
+            node = graph.nodes[name]
+            self._source_record(spec, node)
+            if spec.record:
+                spec.metadata = _merge_record(spec.metadata, spec.record)
+            node.metadata = spec.metadata
+        return graph
+
+    def _mismatches(self, specs: dict[str, _Spec], probe: ir.Graph):
+        out = []
+        for name, spec in specs.items():
+            node = probe.nodes[name]
+            if spec.nir_type == "Output":
+                declared, actual, what = spec.annotation, node.output_shape, "shape"
+            elif spec.annotation is not None:
+                declared, actual, what = spec.annotation, node.input_shape, spec.annotation_field
+            else:
+                continue
+            if declared is not None and actual is not None and tuple(declared) != tuple(actual):
+                out.append((name, declared, actual, what))
+        return out
+
+    def _source_record(self, spec: _Spec, node: ir.Node) -> None:
+        """Keep the NIR value of each neuron field that converting back would not reproduce.
+
+        0-d NIR parameters are not kept: they are written back as full arrays (nir >= 1.0.8 cannot
+        infer types from 0-d parameters, and ``nir.write`` cannot compress 0-d datasets).
+        """
+        source = {}
+        for talon_field, (nir_field, kind, original) in spec.neuron_source.items():
+            if original is None or original.ndim == 0:
+                continue
+            back = units.to_nir(_broadcast(getattr(node, talon_field), original.shape), kind, self.dt)
+            if not same_bits(back, original):
+                source[nir_field] = original
+        if source:
+            spec.record["source"] = {**spec.record.get("source", {}), **source}
+
+    # ---- nodes ---------------------------------------------------------------------------------
+
+    def node(self, name: str, raw: dict[str, Any], path: str) -> _Spec:
+        kind = raw["type"]
+        label = self.label(name, path)
+        metadata, records = from_nir_metadata(raw.get("metadata"), f"{label}: metadata")
+        spec_metadata = metadata
+        if kind not in KNOWN_FIELDS:
+            known = ", ".join(sorted(KNOWN_FIELDS))
+            raise ir.ConversionError(
+                f"{label} has NIR type {kind!r}, which is not a NIR 1.0 primitive talon knows ({known})"
+            )
+        unknown = {k: v for k, v in raw.items() if k not in KNOWN_FIELDS[kind] | {"type", "metadata"}}
+        record: dict[str, Any] = {}
+        if unknown:
+            warnings.warn(
+                f"{label} ({kind}) has fields unknown to NIR 1.0: {', '.join(sorted(unknown))}; talon does not "
+                "interpret them (they are kept in metadata['nir']['unknown_fields'])",
+                stacklevel=4,
+            )
+            record["unknown_fields"] = unknown
+        try:
+            spec = self._convert(name, kind, raw, label, path, records)
+        except (ValueError, TypeError, KeyError) as exc:
+            if isinstance(exc, ir.ConversionError):
+                raise
+            raise ir.ConversionError(f"{label} ({kind}): {exc}") from None
+        if isinstance(records.get("talon_lossy"), str):
+            record["lossy"] = records["talon_lossy"]
+        spec.metadata = spec_metadata
+        spec.record.update(record)
+        return spec
+
+    def _convert(self, name: str, kind: str, raw: dict, label: str, path: str, records: dict) -> _Spec:
+        def need(key: str) -> Any:
+            if key not in raw or raw[key] is None:
+                raise NIRFormatError(f"{label} ({kind}) has no {key!r}")
+            return raw[key]
+
+        if kind == "NIRGraph":
+            meta, sub_records = from_nir_metadata(raw.get("metadata"), f"{label}: metadata")
+            sub = self.graph(raw, f"{path}.{name}" if path else name, meta, sub_records)
+            return _Spec(name, kind, _const(lambda: sub), {})
+        if kind == "Input":
+            shape = _shape(need("shape"), label)
+            return _Spec(name, kind, _const(lambda: ir.Input(np.array(shape, dtype=np.int64))), {})
+        if kind == "Output":
+            shape = _shape(need("shape"), label)
+            return _Spec(name, kind, _const(lambda: ir.Output(np.array(shape, dtype=np.int64))), {}, annotation=shape)
+        if kind in ("Affine", "Linear"):
+            weight = np.asarray(need("weight"))
+            if weight.ndim != 2:
+                raise ir.ConversionError(
+                    f"{label} ({kind}) has a weight of shape {list(weight.shape)}; talon supports 2-d (out, in) "
+                    "weights only"
+                )
+            if kind == "Linear":
+                return _Spec(name, kind, _const(lambda: ir.Linear(weight)), {})
+            bias = raw.get("bias")
+            restored = self._restored(records, kind, label)
+            cls = ir.SpikingAffine if restored and restored["type"] == "SpikingAffine" else ir.Affine
+            params = restored["params"] if restored else {}
+            return _Spec(
+                name, kind, _const(lambda: cls(weight, None if bias is None else np.asarray(bias), **params)), {}
+            )
+        if kind == "Scale":
+            scale = np.asarray(need("scale"))
+            restored = self._restored(records, kind, label)
+            if restored and np.all(scale == 1):
+                cls = {"Skip": ir.Skip, "HybridRegion": ir.HybridRegion, "Dropout": ir.Dropout}[restored["type"]]
+                params = restored["params"]
+                return _Spec(name, kind, _const(lambda: cls(**params)), {})
+            kept = (records.get("talon_source") or {}).get("scale")
+            if kept is not None and same_bits(_broadcast(kept, scale.shape), scale):
+                scale = np.asarray(kept)
+            return _Spec(name, kind, _const(lambda: ir.Scale(scale)), {})
+        if kind in ("Conv1d", "Conv2d"):
+            return self._conv(name, kind, raw, need, label, records)
+        if kind in ("SumPool2d", "AvgPool2d"):
+            cls = ir.SumPool2d if kind == "SumPool2d" else ir.AvgPool2d
+            k, s, p = need("kernel_size"), need("stride"), need("padding")
+            cls(kernel_size=k, stride=s, padding=p)  # validate now, with the node's name in the error
+            return _Spec(name, kind, _const(lambda: cls(kernel_size=k, stride=s, padding=p)), {})
+        if kind == "Flatten":
+            return self._flatten(name, raw, label, records)
+        if kind == "Delay":
+            delay = np.asarray(need("delay"))
+            steps = units.delay_to_steps(delay, self.dt)
+            if steps is None:
+                raise ir.ConversionError(
+                    f"{label} (Delay): the delays {np.unique(delay)[:8].tolist()} s are not whole multiples of "
+                    f"dt={self.dt} s; talon delays count timesteps. Convert with a dt that divides every delay."
+                )
+            spec = _Spec(name, kind, _const(lambda: ir.Delay(steps)), {})
+            exact = same_bits(units.steps_to_delay(steps, self.dt), delay)  # what writing back gives
+            if delay.ndim and not exact:  # 0-d delays are written back full size (see _source_record)
+                spec.record["source"] = {"delay": delay}
+            return spec
+        return self._neuron(name, kind, raw, need, label, records)
+
+    def _restored(self, records: dict, nir_type: str, label: str) -> dict | None:
+        text = records.get("talon_node")
+        if text is None:
+            return None
+        try:
+            doc = json.loads(text)
+            if doc["type"] in RESTORABLE.get(nir_type, ()) and isinstance(doc.get("params", {}), dict):
+                return {"type": doc["type"], "params": doc.get("params", {})}
+        except (TypeError, ValueError, KeyError):
+            pass
+        warnings.warn(f"{label}: ignoring an unusable 'talon_node' record {text!r}", stacklevel=6)
+        return None
+
+    def _conv(self, name, kind, raw, need, label, records) -> _Spec:
+        ndim = 1 if kind == "Conv1d" else 2
+        weight = np.asarray(need("weight"))
+        if weight.ndim != ndim + 2:
+            raise ir.ConversionError(f"{label} ({kind}) needs a {ndim + 2}-d weight, got shape {list(weight.shape)}")
+        groups = int(np.asarray(raw.get("groups", 1)).reshape(()))
+        stride = raw.get("stride", 1)
+        dilation = raw.get("dilation", 1)
+        padding = raw.get("padding", 0)
+        bias = raw.get("bias")
+        record: dict[str, Any] = {}
+        if isinstance(padding, str):
+            pad_text = padding
+            dil = as_tuple(dilation, ndim, "dilation", label)
+            if pad_text == "valid":
+                padding = 0
+            elif pad_text == "same":
+                strides = as_tuple(stride, ndim, "stride", label)
+                spans = [d * (k - 1) for d, k in zip(dil, weight.shape[2:], strict=True)]
+                if any(s != 1 for s in strides) or any(span % 2 for span in spans):
+                    raise ir.ConversionError(
+                        f"{label} ({kind}): padding='same' with stride {list(strides)} and kernel span "
+                        f"{[s + 1 for s in spans]} needs asymmetric padding, which talon convolutions do not have"
+                    )
+                padding = tuple(span // 2 for span in spans)
+            else:
+                raise NIRFormatError(f"{label} ({kind}): padding must be 'same', 'valid' or integers, got {pad_text!r}")
+            record["source"] = {"padding": pad_text}
+        restored = self._restored(records, kind, label) if kind == "Conv2d" else None
+        if restored:
+            cls = {"SConv": ir.SConv, "SDConv": ir.SDConv}[restored["type"]]
+        else:
+            cls = ir.Conv1d if ndim == 1 else ir.Conv2d
+        params = dict(weight=weight, bias=None if bias is None else np.asarray(bias), stride=stride, padding=padding)
+        params.update(dilation=dilation, groups=groups)
+
+        def build(_offset: bool) -> ir.Node:
+            return cls(**params)
+
+        node = build(False)
+        annotation = None
+        input_shape = raw.get("input_shape")
+        if input_shape is not None:
+            spatial = [int(d) for d in np.asarray(input_shape).reshape(-1)]
+            annotation = (node.in_channels, *spatial)
+        return _Spec(name, kind, build, {}, record, annotation=annotation, annotation_field="input_shape")
+
+    def _flatten(self, name, raw, label, records) -> _Spec:
+        start = int(np.asarray(raw.get("start_dim", 1)).reshape(()))
+        end = int(np.asarray(raw.get("end_dim", -1)).reshape(()))
+        declared = raw.get("input_type")
+        if isinstance(declared, dict):  # a NIR dict of an in-memory node may keep the port dict
+            declared = declared.get("input")
+        annotation = None if declared is None else _shape(declared, label)
+        kept = records.get("talon_source") or {}
+        if annotation is not None and "start_dim" in kept and "end_dim" in kept:
+            n = len(annotation)
+            k_start, k_end = int(kept["start_dim"]), int(kept["end_dim"])
+            if (k_start + n if k_start < 0 else k_start, k_end + n if k_end < -1 else k_end) == (start, end):
+                return _Spec(
+                    name,
+                    "Flatten",
+                    _const(lambda: ir.Flatten(k_start, k_end)),
+                    {},
+                    annotation=annotation,
+                    annotation_field="input_type",
+                )
+
+        def build(offset: bool) -> ir.Node:
+            if offset:
+                return ir.Flatten(start_dim=start - 1, end_dim=end - 1 if end > 0 else end)
+            return ir.Flatten(start_dim=start, end_dim=end)
+
+        possible = start >= 1 and end != 0
+        return _Spec(
+            name, "Flatten", build, {}, annotation=annotation, annotation_field="input_type", offset_possible=possible
+        )
+
+    def _neuron(self, name, kind, raw, need, label, records) -> _Spec:
+        cls = _NEURON_CLASSES[kind]
+        restore = records.get("talon_source") or {}
+        kwargs: dict[str, Any] = {}
+        source: dict[str, tuple[str, str, np.ndarray]] = {}
+        for nir_field, (talon_field, conv) in NEURON_FIELDS[kind].items():
+            if nir_field in OPTIONAL_NEURON_FIELDS and raw.get(nir_field) is None:
+                continue
+            original = np.asarray(need(nir_field))
+            if original.dtype.kind not in "fiub":
+                raise NIRFormatError(f"{label} ({kind}): {nir_field} is not numeric (dtype {original.dtype})")
+            value = units.to_talon(original, conv, self.dt)
+            kept = restore.get(talon_field)
+            if kept is not None:
+                kept = np.asarray(kept)
+                try:
+                    back = units.to_nir(_broadcast(kept, original.shape), conv, self.dt)
+                except ValueError:
+                    back = None
+                if back is not None and same_bits(back, original):
+                    value = kept  # the exact talon value this NIR value was written from
+            kwargs[talon_field] = value
+            source[talon_field] = (nir_field, conv, original)
+        if kind in ("LIF", "IF", "CubaLIF"):
+            kwargs.update(_NIR_SPIKING)
+        elif kind == "Threshold":
+            kwargs["comparison"] = ">"
+        cls(**kwargs)  # validate now, so that errors name this node
+        return _Spec(name, kind, lambda _offset: cls(**kwargs), {}, neuron_source=source)
+
+
+def _node_order(recorded: Any, nodes: dict[str, Any]) -> list[str]:
+    """The node order talon wrote (HDF5 sorts a group's members by name), when it names the same nodes."""
+    if isinstance(recorded, str):
+        try:
+            order = json.loads(recorded)
+        except ValueError:
+            order = None
+        if isinstance(order, list) and sorted(order) == sorted(nodes) and len(set(order)) == len(order):
+            return order
+    return list(nodes)
+
+
+def _broadcast(value: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Broadcast a talon neuron parameter (scalar, per-channel ``(C,)`` or full) to ``shape``."""
+    value = np.asarray(value)
+    if value.shape == tuple(shape):
+        return value
+    if value.ndim == 1 and len(shape) > 1 and value.shape[0] == shape[0]:
+        value = value.reshape((shape[0],) + (1,) * (len(shape) - 1))
+    elif value.ndim == 1 and value.shape[0] == 1:
+        value = value.reshape(())
+    return np.ascontiguousarray(np.broadcast_to(value, shape))
+
+
+def _const(make: Callable[[], ir.Node]) -> Callable[[bool], ir.Node]:
+    return lambda _offset: make()
+
+
+def _unique(name: str, taken) -> str:
+    candidate, i = name, 0
+    while candidate in taken:
+        candidate = f"{name}_{i}"
+        i += 1
+    return candidate
+
+
+def _shape(value: Any, label: str) -> tuple[int, ...]:
+    arr = np.asarray(value)
+    if arr.ndim > 1 or (arr.size and arr.dtype.kind not in "iuf"):
+        raise NIRFormatError(f"{label}: a shape must be a 1-d list of integers, got {value!r}")
+    dims = tuple(int(d) for d in arr.reshape(-1))
+    if any(d < 0 for d in dims) or (arr.size and not np.all(arr.reshape(-1) == np.asarray(dims))):
+        raise NIRFormatError(f"{label}: {value!r} is not a shape")
+    return dims

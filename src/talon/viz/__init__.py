@@ -1,0 +1,1 @@
+"""talon.viz: plots of spike activity (PNG via matplotlib)."""

@@ -1,0 +1,52 @@
+"""Spike rasters and membrane traces as PNG (matplotlib, headless)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from talon.ir.errors import MissingDependencyError
+
+
+def plot_spikes_and_membranes(
+    spikes: Mapping[str, np.ndarray],
+    membranes: Mapping[str, np.ndarray],
+    path: str | Path,
+    title: str = "",
+) -> Path:
+    """One raster per layer (``spikes[name]``: ``[T, N]`` of 0/1) and the membrane traces of a few
+    neurons (``membranes[name]``: ``[T, N]``), stacked in one figure written to ``path``."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:  # pragma: no cover - matplotlib is in the viz extra
+        raise MissingDependencyError("plots need matplotlib: pip install 'talon-toolchain[viz]'") from exc
+    rows = len(spikes) + len(membranes)
+    if rows == 0:
+        raise ValueError("nothing to plot: give at least one spike or membrane trace")
+    fig, axes = plt.subplots(rows, 1, figsize=(8, 2.2 * rows), sharex=True, squeeze=False)
+    axes = axes[:, 0]
+    for ax, (name, s) in zip(axes, spikes.items(), strict=False):
+        s = np.asarray(s)
+        t, n = np.nonzero(s)
+        ax.scatter(t, n, s=4, marker="|", color="black")
+        ax.set_ylabel(f"{name}\nneuron")
+        ax.set_ylim(-0.5, s.shape[1] - 0.5)
+        ax.set_title(f"{name}: {int(s.sum())} spikes", fontsize=9, loc="left")
+    for ax, (name, v) in zip(axes[len(spikes) :], membranes.items(), strict=False):
+        v = np.asarray(v)
+        ax.plot(v[:, : min(10, v.shape[1])], linewidth=1)
+        ax.set_ylabel(f"{name}\nmembrane")
+    axes[-1].set_xlabel("timestep")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
