@@ -101,7 +101,7 @@ def lower(graph: ir.Graph) -> Program:
     builder.add_graph(graph, prefix="", top=True)
     builder.connect()
     ops, values = builder.ops, builder.values
-    components = _schedule(ops, len(values), values)
+    components = _schedule(ops, values)
     program = Program(ops, values, components)
     for op in ops:
         if op.external:
@@ -176,7 +176,7 @@ class _Builder:
                 raise BackendError(f"node {op.path!r} ({op.kind}) has no incoming edge and no declared input shape")
 
 
-def _schedule(ops: list[Op], n_values: int, values: list[Value]) -> list[Component]:
+def _schedule(ops: list[Op], values: list[Value]) -> list[Component]:
     """Strongly connected components in dependency order; ops of a cyclic one in topological order."""
     n = len(ops)
     succ: list[list[int]] = [[] for _ in range(n)]
