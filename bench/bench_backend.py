@@ -157,7 +157,9 @@ def _one_thread():
         torch.set_num_threads(before)
 
 
-def main() -> None:
+def main() -> list:
+    from bench.common import Row
+
     with _one_thread():
         rows = run()
     print("\nbench_backend: talon.backend CPU simulate vs talon.bridge GraphExecutor.run_sequence")
@@ -174,6 +176,16 @@ def main() -> None:
             f"{r['fast']:>11.1f}{r['fast'] / r['torch']:>7.2f}{r['int8']:>9.1f}{r['diff']:>12.2e}"
         )
     print("(ratio = cpu / torch; 'fast' = exact_accumulation=False, float32 BLAS; int8 includes its fp32 run)")
+    out = []
+    for r in rows:
+        case = f"{r['name']} T={r['T']} B={r['B']} (one thread)"
+        ref = "GraphExecutor.run_sequence"
+        out += [
+            Row("backend", f"{case}: simulate fp32", r["ours"] / 1e3, ref, r["torch"] / 1e3),
+            Row("backend", f"{case}: simulate fp32, float32 accumulation", r["fast"] / 1e3, ref, r["torch"] / 1e3),
+            Row("backend", f"{case}: simulate int8 (with its fp32 run)", r["int8"] / 1e3, ref, r["torch"] / 1e3),
+        ]
+    return out
 
 
 if __name__ == "__main__":

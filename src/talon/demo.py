@@ -225,9 +225,13 @@ def _step_backend(ctx, report: Report, out: Path, quick: bool, console: Console)
     x = ctx["test_spikes"].numpy()
     for precision in ("fp32", "int8"):
         result = cpu.simulate(ctx["graph"], inputs={"input": x}, n_steps=x.shape[0], precision=precision)
-        acc = accuracy(result.outputs["output"], ctx["y_te"])
+        outputs = np.asarray(result.outputs["output"])
+        acc = accuracy(outputs, ctx["y_te"])
+        agree = float((outputs == ctx["reference"].numpy()).mean())
         report.values[f"backend_{precision}_accuracy"] = acc
-        report.add(f"CPU backend {precision}", f"test accuracy {acc:.1%}")
+        report.values[f"backend_{precision}_spike_agreement"] = agree
+        report.add(f"CPU backend {precision}", f"test accuracy {acc:.1%}; {agree:.2%} of spikes equal to snnTorch's",
+                   agree == 1.0 if precision == "fp32" else True)  # fmt: skip
     prof = cpu.profile(ctx["graph"], inputs={"input": x[:, :1]}, n_steps=x.shape[0], energy_preset="45nm_cmos")
     report.values["energy_uj_per_inference"] = prof.energy_estimate_uj
     report.add("energy (45 nm CMOS)", f"{prof.energy_estimate_uj:.4f} µJ per inference ({x.shape[0]} steps)")
