@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 import torch
 
+from ..seed_texts import SEED_002_HYBRID
+
 SPELLINGS = ["talon", "t1c"]
 
 
@@ -37,6 +39,7 @@ SNN_CLASS = """
 import torch
 import torch.nn as nn
 import snntorch as snn
+
 
 class SNN(nn.Module):
     def __init__(self):
@@ -476,32 +479,14 @@ for name in original.nodes:
         "Round-trip verification:", "Nodes match: True", "Edges match: True",
         *(f"{n}: type=✓" for n in ["input", "fc1", "lif1", "fc2", "lif2", "output"]),
     ]  # fmt: skip
-    s6 = """
-class HybridSNN(nn.Module):
-    \"\"\"Conv feature extractor → spiking classifier.\"\"\"
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 16, 3, padding=1)
-        self.relu = nn.ReLU()
-        self.pool = nn.MaxPool2d(2)
-        self.flatten = nn.Flatten()
-        self.fc1 = nn.Linear(16 * 14 * 14, 64)
-        self.lif = snn.Leaky(beta=0.9)
-        self.fc2 = nn.Linear(64, 10)
-    def forward(self, x, mem=None):
-        if mem is None:
-            mem = self.lif.init_leaky()
-        x = self.pool(self.relu(self.conv1(x)))
-        x = self.fc1(self.flatten(x))
-        spk, mem = self.lif(x, mem)
-        return self.fc2(spk), mem
-hybrid = HybridSNN()
-hybrid_graph = export_to_ir(hybrid, torch.randn(1, 1, 28, 28))
-print(f"Hybrid ANN-SNN graph: {len(hybrid_graph.nodes)} nodes")
+    s6 = (
+        SEED_002_HYBRID
+        + """print(f"Hybrid ANN-SNN graph: {len(hybrid_graph.nodes)} nodes")
 print()
 for name, node in hybrid_graph.nodes.items():
     print(f" {name:10s} → {type(node).__name__}")
 """
+    )
     assert lines(run_block(s6, spelling, ns)) == [
         "Hybrid ANN-SNN graph: 9 nodes", "",
         *(f"{n:10s} → {t}" for n, t in [("input", "Input"), ("conv1", "Conv2d"), ("relu", "ReLU"),

@@ -48,13 +48,13 @@ def test_fine_tuning_lowers_the_loss_and_reexports():
     xs = torch.rand(20, 16, 10) * 2
     target = torch.randint(0, 4, (16,))
     optimizer = torch.optim.Adam(executor.parameters(), lr=0.05)
-    first = float(spike_count_loss(executor, xs, target))
+    first = spike_count_loss(executor, xs, target).item()
     for _ in range(15):
         optimizer.zero_grad()
         loss = spike_count_loss(executor, xs, target)
         loss.backward()
         optimizer.step()
-    assert float(spike_count_loss(executor, xs, target)) < first
+    assert spike_count_loss(executor, xs, target).item() < first
     trained = bridge.to_ir(executor, xs[0])
     assert not np.array_equal(trained.nodes["fc1"].weight, snn_graph().nodes["fc1"].weight)
 

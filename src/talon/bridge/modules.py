@@ -81,6 +81,13 @@ def _lif_like_coefficients(tau, r, v_leak) -> dict[str, np.ndarray]:
         return {"beta": 1.0 - 1.0 / tau, "gain": np.asarray(r, np.float64) / tau, "drive": np.asarray(v_leak) / tau}
 
 
+def _cuba_coefficients(node: ir.CubaLIF | ir.CubaLI) -> dict[str, np.ndarray]:
+    out = _lif_like_coefficients(node.tau_mem, node.r, node.v_leak)
+    tau_syn = np.asarray(node.tau_syn, np.float64)
+    out.update(alpha=1.0 - 1.0 / tau_syn, syn_gain=np.asarray(node.w_in, np.float64) / tau_syn)
+    return out
+
+
 class _Spiking(NeuronModule):
     """Threshold, reset and timing shared by LIF, IF and CubaLIF (docs/semantics.md §3.1)."""
 
@@ -203,11 +210,7 @@ class CubaLIFModule(_Spiking):
     from_node = classmethod(lambda cls, node, dtype=torch.float32: cls(node, dtype))
 
     def _coefficients(self):
-        n = self.node
-        out = _lif_like_coefficients(n.tau_mem, n.r, n.v_leak)
-        tau_syn = np.asarray(n.tau_syn, np.float64)
-        out.update(alpha=1.0 - 1.0 / tau_syn, syn_gain=np.asarray(n.w_in, np.float64) / tau_syn)
-        return out
+        return _cuba_coefficients(self.node)
 
     def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None):
         v, i = (torch.zeros_like(x), torch.zeros_like(x)) if state is None else state
@@ -238,11 +241,7 @@ class CubaLIModule(NeuronModule):
     from_node = classmethod(lambda cls, node, dtype=torch.float32: cls(node, dtype))
 
     def _coefficients(self):
-        n = self.node
-        out = _lif_like_coefficients(n.tau_mem, n.r, n.v_leak)
-        tau_syn = np.asarray(n.tau_syn, np.float64)
-        out.update(alpha=1.0 - 1.0 / tau_syn, syn_gain=np.asarray(n.w_in, np.float64) / tau_syn)
-        return out
+        return _cuba_coefficients(self.node)
 
     def forward(self, x: torch.Tensor, state=None):
         v, i = (torch.zeros_like(x), torch.zeros_like(x)) if state is None else state

@@ -11,14 +11,22 @@ from .node import Node, as_array, as_int, register_node
 from .types import Shape, SpikeMode, coerce_enum
 
 
-def _check_features(node: Node, shape: Shape, n_in: int) -> None:
-    if len(shape) < 1 or shape[-1] != n_in:
-        raise ShapeError(f"{node._where()}: expects inputs of {n_in} features, got shape {list(shape)}")
+class _Dense(Node):
+    """Shapes of a ``(out, in)`` weight applied to the last axis of the input."""
+
+    def _param_input_shape(self) -> Shape:
+        return (self.weight.shape[1],)
+
+    def _output_shape(self, shape: Shape) -> Shape:
+        n_in = self.weight.shape[1]
+        if len(shape) < 1 or shape[-1] != n_in:
+            raise ShapeError(f"{self._where()}: expects inputs of {n_in} features, got shape {list(shape)}")
+        return (*shape[:-1], self.weight.shape[0])
 
 
 @register_node
 @dataclass(eq=False)
-class Affine(Node):
+class Affine(_Dense):
     """Dense layer ``y = W x + b``.
 
     ``weight``: ``(out, in)``; ``bias``: ``(out,)`` (None means zeros of the weight's dtype).
@@ -38,13 +46,6 @@ class Affine(Node):
                 f"{self._where()}: bias has {self.bias.shape[0]} entries but weight has "
                 f"{self.weight.shape[0]} output rows"
             )
-
-    def _param_input_shape(self) -> Shape:
-        return (self.weight.shape[1],)
-
-    def _output_shape(self, shape: Shape) -> Shape:
-        _check_features(self, shape, self.weight.shape[1])
-        return (*shape[:-1], self.weight.shape[0])
 
 
 @register_node
@@ -81,20 +82,13 @@ class SpikingAffine(Affine):
 
 @register_node
 @dataclass(eq=False)
-class Linear(Node):
+class Linear(_Dense):
     """Dense layer without bias ``y = W x``; ``weight``: ``(out, in)``."""
 
     weight: np.ndarray
 
     def _check_params(self) -> None:
         self.weight = as_array(self.weight, "weight", self._where(), ndim=2)
-
-    def _param_input_shape(self) -> Shape:
-        return (self.weight.shape[1],)
-
-    def _output_shape(self, shape: Shape) -> Shape:
-        _check_features(self, shape, self.weight.shape[1])
-        return (*shape[:-1], self.weight.shape[0])
 
 
 @register_node

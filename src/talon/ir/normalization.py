@@ -8,6 +8,7 @@ dims. Dropout is the identity at inference; ``p`` is kept for training and fidel
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -16,8 +17,17 @@ from .node import Node, as_int, as_optional_array, as_shape, register_node
 from .types import Shape
 
 
+@dataclass(eq=False)
 class _BatchNorm(Node):
-    _ranks: tuple[int, ...] = ()
+    num_features: int
+    weight: np.ndarray | None = None
+    bias: np.ndarray | None = None
+    running_mean: np.ndarray | None = None
+    running_var: np.ndarray | None = None
+    eps: float = 1e-5
+    momentum: float | None = 0.1
+
+    _ranks: ClassVar[tuple[int, ...]] = ()
 
     def _check_params(self) -> None:
         where = self._where()
@@ -57,14 +67,6 @@ class _BatchNorm(Node):
 class BatchNorm1d(_BatchNorm):
     """Batch normalization of ``[C]`` or ``[C, L]`` inputs with running statistics."""
 
-    num_features: int
-    weight: np.ndarray | None = None
-    bias: np.ndarray | None = None
-    running_mean: np.ndarray | None = None
-    running_var: np.ndarray | None = None
-    eps: float = 1e-5
-    momentum: float | None = 0.1
-
     _ranks = (1, 2)
 
 
@@ -72,14 +74,6 @@ class BatchNorm1d(_BatchNorm):
 @dataclass(eq=False)
 class BatchNorm2d(_BatchNorm):
     """Batch normalization of ``[C, H, W]`` inputs with running statistics."""
-
-    num_features: int
-    weight: np.ndarray | None = None
-    bias: np.ndarray | None = None
-    running_mean: np.ndarray | None = None
-    running_var: np.ndarray | None = None
-    eps: float = 1e-5
-    momentum: float | None = 0.1
 
     _ranks = (3,)
 

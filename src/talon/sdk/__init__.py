@@ -4,10 +4,9 @@ Every function takes a :class:`talon.ir.Graph` or the path of a ``.t1c`` file. T
 re-exports the public API of the other layers, like the original TALON ``talon.sdk``:
 
 * ``talon.ir`` (every name in ``talon.ir.__all__``) directly;
-* the PyTorch bridge, the NIR interop, the backend, the hardware mapping and the visualizer
-  **lazily**: ``sdk.to_ir`` imports ``talon.bridge`` (and torch) on first use, so
-  ``from talon import sdk`` stays light. A missing optional dependency raises
-  :class:`talon.ir.MissingDependencyError` naming the pip extra to install.
+* the PyTorch bridge, the NIR interop, the backend and the plots **lazily**: ``sdk.to_ir``
+  imports ``talon.bridge`` (and torch) on first use, so ``from talon import sdk`` stays light. A
+  missing optional dependency raises :class:`talon.ir.MissingDependencyError` naming the pip extra.
 
 ``__all__`` lists the lazy names whose layer and dependencies are installed, so
 ``from talon.sdk import *`` works (and imports them) wherever they can be imported.
@@ -136,29 +135,7 @@ _LAZY_LAYERS: dict[str, tuple[str | None, tuple[str, ...], tuple[str, ...]]] = {
             "get_energy_preset",
         ),
     ),
-    "talon.graph": (
-        None,
-        (),
-        (
-            "HardwareSpec",
-            "partition",
-            "partition_edgemap",
-            "partition_spectral",
-            "partition_greedy",
-            "route",
-            "RoutingTable",
-            "allocate",
-            "ResourceMap",
-            "CoreBudget",
-            "place",
-            "PlacementResult",
-        ),
-    ),
-    "talon.viz": (
-        "viz",
-        (),
-        ("visualize", "export_html", "graph_to_dict", "render_html", "plot_events", "export_events_html"),
-    ),
+    "talon.viz": ("viz", ("matplotlib",), ("plot_spikes_and_membranes",)),
 }
 _LAZY: dict[str, str] = {name: module for module, (_, _, names) in _LAZY_LAYERS.items() for name in names}
 # Which pip extra provides a missing third-party module (by its top-level name).

@@ -1,0 +1,192 @@
+"""CPU backend ``simulate`` vs the PyTorch executor (``GraphExecutor.run_sequence``) on the same graphs.
+
+Both run the same time-major input ``[T, B, ...]`` in one process; each side runs several times
+and the median wall time is reported with the ratio (ours / PyTorch: below 1 means the backend is
+faster). ``simulate`` is timed as a user calls it (validation, lowering and kernel set-up
+included). Both sides run on one thread (torch and numpy's BLAS, via threadpoolctl when
+installed): on a shared machine multi-threaded BLAS timings swing by an order of magnitude.
+Run: ``python -m bench`` or ``python -m bench.bench_backend``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import time
+
+import numpy as np
+
+from talon import ir
+from talon.backend import CompileConfig, default_stimulus, get_backend
+
+REPEATS = 5
+FAST = CompileConfig(exact_accumulation=False)
+
+
+def _uniform(rng, shape, fan_in):
+    bound = 1.0 / np.sqrt(fan_in)
+    return rng.uniform(-bound, bound, shape).astype(np.float32)
+
+
+def _leaky(n):
+    tau = 1.0 / (1.0 - np.float64(np.float32(0.9)))
+    return ir.LIF(tau=np.full(n, tau), r=np.full(n, tau), reset_mode="subtract", reset_timing="delayed", comparison=">")
+
+
+def _chain(shape, layers):
+    nodes, edges, prev = {"input": ir.Input(np.array(shape))}, [], "input"
+    current = tuple(shape)
+    for name, node in layers:
+        nodes[name] = node
+        edges.append((prev, name))
+        prev = name
+        node.infer_types([current])
+        current = node.output_shape
+    nodes["output"] = ir.Output(np.array(current))
+    edges.append((prev, "output"))
+    return ir.Graph(nodes, edges)
+
+
+def mlp(rng):
+    """The tutorials' 784-128-10 SNN."""
+    return _chain(
+        [784],
+        [
+            ("fc1", ir.Affine(_uniform(rng, (128, 784), 784), _uniform(rng, 128, 784))),
+            ("lif1", _leaky(128)),
+            ("fc2", ir.Affine(_uniform(rng, (10, 128), 128), _uniform(rng, 10, 128))),
+            ("lif2", _leaky(10)),
+        ],
+    )
+
+
+def hybrid(rng):
+    """Seed 002's HybridSNN (conv -> relu -> pool -> fc -> LIF -> fc)."""
+    return _chain(
+        [1, 28, 28],
+        [
+            ("conv1", ir.Conv2d(_uniform(rng, (16, 1, 3, 3), 9), _uniform(rng, 16, 9), padding=1)),
+            ("relu", ir.ReLU()),
+            ("pool", ir.MaxPool2d(2)),
+            ("flatten", ir.Flatten()),
+            ("fc1", ir.Affine(_uniform(rng, (64, 3136), 3136), _uniform(rng, 64, 3136))),
+            ("lif", _leaky(64)),
+            ("fc2", ir.Affine(_uniform(rng, (10, 64), 64), _uniform(rng, 10, 64))),
+        ],
+    )
+
+
+def recurrent(rng):
+    """An RLeaky layer (a cycle, run step by step by both engines) with a readout."""
+    return ir.Graph(
+        {
+            "input": ir.Input(np.array([100])),
+            "fc": ir.Affine(_uniform(rng, (256, 100), 100), _uniform(rng, 256, 100)),
+            "lif": _leaky(256),
+            "rec": ir.Linear(_uniform(rng, (256, 256), 256)),
+            "out": ir.Affine(_uniform(rng, (10, 256), 256), _uniform(rng, 10, 256)),
+            "output": ir.Output(np.array([10])),
+        },
+        [("input", "fc"), ("fc", "lif"), ("lif", "rec"), ("rec", "lif"), ("lif", "out"), ("out", "output")],
+    )
+
+
+CASES = [  # name, builder, T, B
+    ("mlp 784-128-10", mlp, 100, 32),
+    ("hybrid conv SNN", hybrid, 20, 8),
+    ("recurrent 256", recurrent, 100, 16),
+]
+
+
+def _median_ms(fn) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def run() -> list[dict]:
+    import torch
+
+    from talon.bridge import ir_to_torch
+
+    cpu = get_backend("cpu")
+    rows = []
+    for name, build, steps, batch in CASES:
+        graph = build(np.random.default_rng(0))
+        x = default_stimulus(graph, steps, batch_size=batch)["input"]
+        executor = ir_to_torch(graph).eval()
+        xt = torch.from_numpy(x)
+
+        def torch_run(executor=executor, xt=xt):
+            with torch.no_grad():
+                executor.run_sequence(xt)
+
+        ours = cpu.simulate(graph, {"input": x}).outputs["output"]
+        with torch.no_grad():
+            theirs = executor.run_sequence(xt)[0].numpy()
+        agree = float(np.max(np.abs(ours - theirs)))
+        t_torch = _median_ms(torch_run)
+        t_ours = _median_ms(lambda graph=graph, x=x: cpu.simulate(graph, {"input": x}))
+        t_fast = _median_ms(lambda graph=graph, x=x: cpu.simulate(graph, {"input": x}, config=FAST))
+        t_int8 = _median_ms(lambda graph=graph, x=x: cpu.simulate(graph, {"input": x}, precision="int8"))
+        rows.append(dict(name=name, T=steps, B=batch, torch=t_torch, ours=t_ours, fast=t_fast, int8=t_int8, diff=agree))
+    return rows
+
+
+@contextlib.contextmanager
+def _one_thread():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # numpy keeps its BLAS threads; the table says so
+            limits = contextlib.nullcontext()
+            print("(threadpoolctl is not installed: numpy's BLAS uses its default threads)")
+        else:
+            limits = threadpool_limits(1)
+        with limits:
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def main() -> list:
+    from bench.common import Row
+
+    with _one_thread():
+        rows = run()
+    print("\nbench_backend: talon.backend CPU simulate vs talon.bridge GraphExecutor.run_sequence")
+    print("(median ms of 5 runs, one thread each)")
+    header = (
+        f"{'graph':<18}{'T x B':>9}{'torch':>9}{'cpu fp32':>10}{'ratio':>7}"
+        f"{'fp32 fast':>11}{'ratio':>7}{'int8':>9}{'max |diff|':>12}"
+    )
+    print(header)
+    for r in rows:
+        print(
+            f"{r['name']:<18}{r['T']:>5} x {r['B']:<2}{r['torch']:>8.1f}{r['ours']:>10.1f}"
+            f"{r['ours'] / r['torch']:>7.2f}"
+            f"{r['fast']:>11.1f}{r['fast'] / r['torch']:>7.2f}{r['int8']:>9.1f}{r['diff']:>12.2e}"
+        )
+    print("(ratio = cpu / torch; 'fast' = exact_accumulation=False, float32 BLAS; int8 includes its fp32 run)")
+    out = []
+    for r in rows:
+        case = f"{r['name']} T={r['T']} B={r['B']} (one thread)"
+        ref = "GraphExecutor.run_sequence"
+        out += [
+            Row("backend", f"{case}: simulate fp32", r["ours"] / 1e3, ref, r["torch"] / 1e3),
+            Row("backend", f"{case}: simulate fp32, float32 accumulation", r["fast"] / 1e3, ref, r["torch"] / 1e3),
+            Row("backend", f"{case}: simulate int8 (with its fp32 run)", r["int8"] / 1e3, ref, r["torch"] / 1e3),
+        ]
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,380 @@
+"""The CPU backend: the numpy reference engine of docs/semantics.md, in float and fixed point."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+from talon import ir
+
+from ..base import BackendBase, check_graph, iter_nodes
+from ..config import PRECISIONS, CompileConfig
+from ..descriptor import FORMAT, VERSION, HardwareDescriptor
+from ..energy import DEFAULT_PRESET, EnergyPreset, resolve_energy
+from ..errors import BackendError, UnsupportedNodeError
+from ..results import BackendCapabilities, ProfileResult, QuantizationReport, SimulationResult, ValidationResult
+from ..stimulus import prepare_inputs
+from .engine import Engine, calibrate
+from .fixed_ops import NO_INTEGER_FORM, integer_support_problem
+from .float_neurons import STATEFUL_NODES
+from .float_ops import FLOAT_KERNELS
+from .memory import plan_memory
+from .observers import WEIGHT_NODES, ActivityObserver, SpikeObserver
+from .profiler import count_layers, dense_macs
+from .program import Program, lower
+
+_STRUCTURE = {"Input", "Output"}
+
+
+def supported_primitives() -> list[str]:
+    kinds = {t.__name__ for t in FLOAT_KERNELS} | {t.__name__ for t in STATEFUL_NODES} | {"Skip"}
+    return sorted(k for k in ir.list_primitives() if k in kinds)
+
+
+class CPUBackend(BackendBase):
+    """Reference simulator, fixed-point simulator and profiler (numpy only)."""
+
+    name = "cpu"
+    max_graph_size = 1_000_000  # nodes, subgraphs inlined
+
+    # ---- capabilities and validation -----------------------------------------------------------
+
+    def get_capabilities(self) -> BackendCapabilities:
+        prims = supported_primitives()
+        fixed = [p for p in prims if p not in NO_INTEGER_FORM]  # (bilinear Upsample: nearest only)
+        return BackendCapabilities(
+            supported_primitives=prims,
+            supported_precisions=list(PRECISIONS),
+            supports_cyclic=True,
+            max_graph_size=self.max_graph_size,
+            fixed_point_primitives=fixed,
+        )
+
+    def validate(self, graph: ir.Graph, config: CompileConfig | dict | None = None) -> ValidationResult:
+        """Check node types (at the configured precision), structure and size; never raises on a bad graph."""
+        return self._check(graph, CompileConfig.coerce(config))[0]
+
+    def _check(self, graph: ir.Graph, config: CompileConfig) -> tuple[ValidationResult, Program | None]:
+        check_graph(graph)
+        program = None
+        supported = set(supported_primitives()) | _STRUCTURE
+        unsupported, errors, warnings = [], [], []
+        nodes = list(iter_nodes(graph))
+        for path, node in nodes:
+            kind = type(node).__name__
+            if kind not in supported:
+                unsupported.append(f"{path} ({kind}): no CPU kernel")
+            elif config.is_fixed_point and (problem := integer_support_problem(node)):
+                unsupported.append(f"{path} ({kind}): {problem} (precision {config.precision})")
+        if len(nodes) > self.max_graph_size:
+            errors.append(f"the graph has {len(nodes):,} nodes, more than the CPU backend's {self.max_graph_size:,}")
+        if not graph.input_nodes:
+            errors.append("the graph has no Input node")
+        if not graph.output_nodes:
+            errors.append("the graph has no Output node")
+        try:
+            program = lower(graph)
+        except BackendError as exc:
+            errors.append(str(exc))
+        else:
+            for op in program.ops:
+                if not op.inputs and not op.external and not isinstance(op.node, ir.Input):
+                    warnings.append(f"node {op.path!r} has no incoming edge: it receives zero input")
+        return ValidationResult(not unsupported and not errors, unsupported, warnings, errors), program
+
+    def _require_valid(self, graph: ir.Graph, config: CompileConfig) -> Program:
+        result, program = self._check(graph, config)
+        if result.unsupported_nodes:
+            raise UnsupportedNodeError("the CPU backend cannot run these nodes: " + "; ".join(result.unsupported_nodes))
+        if result.errors:
+            raise BackendError("; ".join(result.errors))
+        return program
+
+    # ---- compile -----------------------------------------------------------------------------
+
+    def compile(
+        self,
+        graph: ir.Graph,
+        config: CompileConfig | dict | None = None,
+        *,
+        precision: str | None = None,
+        calibration_inputs=None,
+        n_steps: int | None = None,
+    ) -> HardwareDescriptor:
+        """Lower ``graph`` to a :class:`HardwareDescriptor` (schedule, buffers, per-node precision).
+
+        Fixed-point precisions calibrate their rescaling on an fp32 run of ``calibration_inputs``
+        (the default stimulus when None; see :func:`talon.backend.default_stimulus`).
+        """
+        config = CompileConfig.coerce(config, precision)
+        program = self._require_valid(graph, config)
+        calibration = None
+        if config.is_fixed_point:
+            arrays, _, _, _ = prepare_inputs(graph, calibration_inputs, n_steps)
+            calibration, _ = calibrate(program, arrays)
+        engine = Engine(program, config, calibration)
+        return HardwareDescriptor(describe(graph, program, engine, config), program=engine)
+
+    # ---- simulate ----------------------------------------------------------------------------
+
+    def simulate(
+        self,
+        graph: ir.Graph,
+        inputs=None,
+        n_steps: int | None = None,
+        step_by_step: bool = False,
+        *,
+        config: CompileConfig | dict | None = None,
+        precision: str | None = None,
+    ) -> SimulationResult:
+        """Run ``graph`` for ``n_steps`` steps (docs/semantics.md) and report outputs and spikes.
+
+        ``inputs``: ``{input name: array}`` (or one array for a single Input) shaped ``S``,
+        ``[B, *S]`` (held constant) or ``[T, B, *S]``; None uses the seeded default stimulus.
+        ``n_steps`` defaults to ``T`` of the inputs, else 100. ``step_by_step=True`` records every
+        node's output and state after every step (``node_states``). A reduced ``precision``
+        (``fp16``, ``int16``, ``int8``, ``int4``) also runs fp32 on the same inputs and reports
+        the difference (``quantization``).
+        """
+        result = self._simulate(graph, inputs, n_steps, step_by_step, CompileConfig.coerce(config, precision))[0]
+        return result
+
+    def _simulate(self, graph, inputs, n_steps, step_by_step, config, extra_observers=()):
+        check_graph(graph)
+        if not isinstance(step_by_step, (bool, np.bool_)):
+            raise BackendError(f"step_by_step must be True or False, got {step_by_step!r}")
+        program = self._require_valid(graph, config)
+        arrays, steps, batch, used_default = prepare_inputs(graph, inputs, n_steps)
+        spikes = SpikeObserver(keep_trains=config.precision != "fp32")
+        report = None
+        calibration = None
+        reference = None
+        if config.precision != "fp32":
+            ref_spikes = SpikeObserver(keep_trains=True)
+            if config.is_fixed_point:
+                calibration, ref_trace = calibrate(program, arrays, observers=(ref_spikes,))
+            else:
+                ref_trace = Engine(program, CompileConfig(precision="fp32")).run(arrays, observers=(ref_spikes,))
+            reference = (ref_trace, ref_spikes)
+        engine = Engine(program, config, calibration)
+        start = time.perf_counter()
+        trace = engine.run(
+            arrays, keep_all=step_by_step, record_states=step_by_step, observers=(spikes, *extra_observers)
+        )
+        wall = time.perf_counter() - start
+        outputs = {name: np.asarray(trace.values[vid], np.float32) for name, vid in program.outputs.items()}
+        valid = len(outputs) == len(graph.output_nodes) and all(np.all(np.isfinite(y)) for y in outputs.values())
+        if reference is not None:
+            report = quantization_report(config.precision, outputs, program, spikes, *reference)
+        result = SimulationResult(
+            timesteps_run=steps,
+            batch_size=batch,
+            precision=config.precision,
+            outputs=outputs,
+            outputs_valid=bool(valid),
+            spike_counts={path: spikes.counts.get(path, 0) for path in spiking_paths(engine)},
+            node_states=node_states(engine, trace) if step_by_step else None,
+            quantization=report,
+            wall_time_s=wall,
+            used_default_stimulus=used_default,
+        )
+        return result, engine, trace, steps, batch, spikes
+
+    # ---- profile -----------------------------------------------------------------------------
+
+    def profile(
+        self,
+        graph: ir.Graph,
+        inputs=None,
+        n_steps: int | None = None,
+        energy_preset: str | EnergyPreset = DEFAULT_PRESET,
+        energy_per_mac_pj: float | None = None,
+        energy_per_spike_pj: float | None = None,
+        energy_per_sram_read_pj: float | None = None,
+        energy_per_sram_write_pj: float | None = None,
+        *,
+        config: CompileConfig | dict | None = None,
+        precision: str | None = None,
+    ) -> ProfileResult:
+        """Simulate ``graph`` and report measured latency, operation counts from the measured
+        activity, memory and estimated energy (model and presets: docs/backend.md).
+
+        ``energy_per_*_pj`` override the preset's per-operation energies (a read override also sets
+        the write energy unless that is given too).
+        """
+        if energy_per_sram_read_pj is not None and energy_per_sram_write_pj is None:
+            energy_per_sram_write_pj = energy_per_sram_read_pj
+        energy = resolve_energy(
+            energy_preset, energy_per_mac_pj, energy_per_spike_pj, energy_per_sram_read_pj, energy_per_sram_write_pj
+        )
+        config = CompileConfig.coerce(config, precision)
+        activity = ActivityObserver()
+        result, engine, trace, steps, batch, spikes = self._simulate(graph, inputs, n_steps, False, config, (activity,))
+        layers = count_layers(
+            engine.program, engine.kernels, config, activity, spikes, trace.seconds, steps, batch, energy
+        )
+        plan = plan_memory(engine.program, engine.kernels, config)
+        mac = sum(layer.mac_energy_uj for layer in layers.values())
+        spk = sum(layer.spike_energy_uj for layer in layers.values())
+        sram = sum(layer.sram_energy_uj for layer in layers.values())
+        dense_equivalent = sum(
+            _dense_macs_or_zero(op.node) * steps * batch for op in engine.program.ops
+        )  # fmt: skip
+        fired = {}
+        for path in spiking_paths(engine):
+            n = math.prod(engine.program.op(path).node.output_shape)
+            hit = spikes.fired.get(path)
+            fired[path] = 0.0 if hit is None or n == 0 else float(np.count_nonzero(hit)) / n
+        return ProfileResult(
+            total_latency_us=1e6 * trace.total_seconds,
+            mac_ops=sum(layer.macs for layer in layers.values()),
+            synaptic_ops=sum(layer.synaptic_ops for layer in layers.values()),
+            spike_count=result.total_spikes,
+            dense_equivalent_macs=int(dense_equivalent),
+            energy_estimate_uj=mac + spk + sram,
+            mac_energy_uj=mac,
+            spike_energy_uj=spk,
+            sram_energy_uj=sram,
+            per_layer_energy_uj={path: layer.energy_uj for path, layer in layers.items() if layer.energy_uj},
+            peak_memory_bytes=plan.peak_bytes(batch),
+            weight_memory_bytes=plan.weight_bytes,
+            parameter_memory_bytes=plan.parameter_bytes,
+            state_memory_bytes=plan.state_bytes * batch,
+            activation_memory_bytes=plan.peak_activation_bytes * batch,
+            neuron_utilization=fired,
+            energy_preset=energy.name,
+            energy_per_op_pj={
+                "mac_pj": energy.mac_pj,
+                "spike_pj": energy.spike_pj,
+                "sram_read_pj": energy.sram_read_pj,
+                "sram_write_pj": energy.sram_write_pj,
+            },
+            n_steps=steps,
+            batch_size=batch,
+            precision=config.precision,
+            layers=layers,
+            simulation=result,
+        )
+
+
+def _dense_macs_or_zero(node: ir.Node) -> int:
+    return dense_macs(node) if isinstance(node, WEIGHT_NODES) else 0
+
+
+def spiking_paths(engine: Engine) -> list[str]:
+    return [op.path for op in engine.program.ops if engine.kernels[op.index].spiking]
+
+
+def node_states(engine: Engine, trace) -> dict[str, dict[str, np.ndarray]]:
+    """Every node's output(s) and state variables after every step (real values; fixed point also raw)."""
+    out: dict[str, dict[str, np.ndarray]] = {}
+    fixed = engine.config.is_fixed_point
+    for op in engine.program.ops:
+        kernel = engine.kernels[op.index]
+        entry: dict[str, np.ndarray] = {}
+        for port, vid in enumerate(op.outputs):
+            key = "output" if len(op.outputs) == 1 else f"output_{port}"
+            value = trace.values[vid]
+            if fixed and kernel.out_formats[port] is not None:
+                entry[f"{key}_int"] = value
+                value = (value * kernel.out_formats[port].scale).astype(np.float32)
+            entry[key] = value
+        for var, value in trace.states.get(op.path, {}).items():
+            if fixed:
+                entry[f"{var}_int"] = value
+                value = (value * kernel.state_scales[var]).astype(np.float32)
+            entry[var] = value
+        out[op.path] = entry
+    return out
+
+
+def quantization_report(precision, outputs, program, spikes, ref_trace, ref_spikes) -> QuantizationReport:
+    per_node, total_equal, total_size = {}, 0, 0
+    for path in spikes.trains:
+        ours, ref = spikes.train(path), ref_spikes.train(path)
+        equal = int(np.count_nonzero(ours == ref))
+        per_node[path] = equal / ours.size if ours.size else 1.0
+        total_equal += equal
+        total_size += ours.size
+    max_abs, rmse, rel = {}, {}, {}
+    for name, vid in program.outputs.items():
+        y = outputs[name].astype(np.float64)
+        r = np.asarray(ref_trace.values[vid], np.float64)
+        diff = y - r
+        max_abs[name] = float(np.abs(diff).max()) if diff.size else 0.0
+        rmse[name] = float(np.sqrt(np.mean(diff**2))) if diff.size else 0.0
+        norm = float(np.linalg.norm(r))
+        err = float(np.linalg.norm(diff))
+        rel[name] = 0.0 if err == 0 else (err / norm if norm else float("inf"))
+    return QuantizationReport(
+        precision=precision,
+        spike_agreement=total_equal / total_size if total_size else 1.0,
+        per_node_spike_agreement=per_node,
+        spike_counts_fp32={p: ref_spikes.counts.get(p, 0) for p in per_node},
+        output_max_abs_error=max_abs,
+        output_rmse=rmse,
+        output_relative_error=rel,
+    )
+
+
+def describe(graph: ir.Graph, program: Program, engine: Engine, config: CompileConfig) -> dict[str, Any]:
+    """The JSON document of a :class:`HardwareDescriptor` (schema in docs/backend.md)."""
+    plan = plan_memory(program, engine.kernels, config)
+    float_dtype = {"fp32": "float32", "fp16": "float16"}.get(config.precision)
+    schedule = []
+    for k, component in enumerate(program.components):
+        ops = []
+        for i in component.ops:
+            op = program.ops[i]
+            kernel = engine.kernels[i]
+            if float_dtype:
+                acc = "float64" if (config.exact_accumulation and float_dtype == "float32") else "float32"
+                precision = {"dtype": float_dtype, "accumulation": acc}
+            else:
+                precision = {"dtype": "int64 container", **_jsonable(kernel.describe())}
+            ops.append(
+                {
+                    "node": op.path,
+                    "type": op.kind,
+                    "inputs": [{"value": r.value, "delayed": r.delayed} for r in op.inputs],
+                    "outputs": list(op.outputs),
+                    "external_input": op.external,
+                    "graph_output": op.graph_output,
+                    "precision": precision,
+                }
+            )
+        schedule.append({"component": k, "mode": "step" if component.cyclic else "sequence", "ops": ops})
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "backend": "cpu",
+        "graph": {
+            "nodes": len(program.ops),
+            "edges": sum(len(op.inputs) for op in program.ops),
+            "inputs": {name: list(program.values[vid].shape) for name, vid in program.inputs.items()},
+            "outputs": {name: list(program.values[vid].shape) for name, vid in program.outputs.items()},
+        },
+        "config": config.to_dict(),
+        "values": [
+            {"id": v.id, "name": v.name, "shape": list(v.shape), "producer": program.ops[v.producer].path}
+            for v in program.values
+        ],
+        "schedule": schedule,
+        "buffers": plan.buffers,
+        "memory": plan.to_dict(),
+    }
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -1,0 +1,72 @@
+"""Calibration of the fixed-point formats from a floating-point run.
+
+The fixed-point datapath needs, for the tensors it rescales, the range of their real values:
+the inputs of the weight layers that are not already small integers, SepConv2d's depthwise
+output, and the neuron states. They are measured (``max |x|`` over all steps, batch entries and
+elements) on an fp32 simulation of the calibration inputs — by default the inputs of the
+simulation itself (post-training quantization).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .float_ops import SepConv
+from .kernel import Kernel
+from .program import Op
+
+
+@dataclass
+class Calibration:
+    value_amax: dict[int, float] = field(default_factory=dict)  # value id -> max |x|
+    value_exponent: dict[int, int] = field(default_factory=dict)  # top-level inputs: k with x * 2**k integral
+    merged_amax: dict[int, float] = field(default_factory=dict)  # op index -> max |merged input|
+    intermediate_amax: dict[int, float] = field(default_factory=dict)  # SepConv2d depthwise output
+    state_amax: dict[str, dict[str, float]] = field(default_factory=dict)  # op path -> {"v": .., "i": ..}
+
+    def add_inputs(self, inputs: dict[int, np.ndarray]) -> None:
+        for vid, x in inputs.items():
+            x = np.asarray(x)
+            self.value_amax[vid] = _amax(x)
+            exponent = dyadic_exponent(x)
+            if exponent is not None:
+                self.value_exponent[vid] = exponent
+
+    def add_states(self, states: dict[str, dict[str, np.ndarray]]) -> None:
+        for path, st in states.items():
+            self.state_amax[path] = {k: _amax(a) for k, a in st.items()}
+
+
+def dyadic_exponent(x: np.ndarray, limit: int = 32) -> int | None:
+    """The smallest ``k`` in ``[0, limit]`` with every ``x * 2**k`` an integer, or None."""
+    x = np.asarray(x, np.float64)
+    if not np.all(np.isfinite(x)):
+        return None
+    for k in range(limit + 1):
+        y = x * 2.0**k
+        if np.all(y == np.round(y)):
+            return k
+    return None
+
+
+def _amax(x) -> float:
+    x = np.asarray(x)
+    return float(np.abs(x).max()) if x.size else 0.0
+
+
+class CalibrationObserver:
+    """Executor observer filling a :class:`Calibration`."""
+
+    def __init__(self, calibration: Calibration) -> None:
+        self.cal = calibration
+
+    def observe(self, op: Op, kernel: Kernel, x, outputs, lead: int) -> None:
+        cal = self.cal
+        if x is not None and not isinstance(x, list):
+            cal.merged_amax[op.index] = max(cal.merged_amax.get(op.index, 0.0), _amax(x))
+        for vid, y in zip(op.outputs, outputs, strict=True):
+            cal.value_amax[vid] = max(cal.value_amax.get(vid, 0.0), _amax(y))
+        if isinstance(kernel, SepConv):
+            cal.intermediate_amax[op.index] = kernel.intermediate_amax

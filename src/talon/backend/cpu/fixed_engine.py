@@ -1,0 +1,66 @@
+"""Kernels of the fixed-point precisions for a lowered program.
+
+Formats flow along the schedule: each kernel is built from the formats of its inputs. Inside a
+cyclic component a delayed edge may come from an operation built later, so the component is
+built repeatedly (unknown formats ignored on the first pass) until every format is stable.
+"""
+
+from __future__ import annotations
+
+from talon import ir
+
+from ..config import CompileConfig
+from ..errors import BackendError
+from .calibration import Calibration
+from .fixed_neurons import FixedDelay, FixedNeuron
+from .fixed_ops import FixedContext, fixed_stateless_kernel
+from .fixed_point import QFormat
+from .kernel import Kernel
+from .program import Program
+
+NEURON_NODES = (ir.LIF, ir.IF, ir.CubaLIF, ir.LI, ir.CubaLI, ir.Integrator)
+_MAX_PASSES = 32
+ZERO_INPUT = QFormat(1.0, 0)
+
+
+def fixed_kernels(program: Program, config: CompileConfig, calibration: Calibration) -> list[Kernel]:
+    ctx = FixedContext(config.fixed_point, config.per_channel, calibration)
+    formats: dict[int, QFormat | None] = {}
+    kernels: list[Kernel | None] = [None] * len(program.ops)
+    for component in program.components:
+        ops = [program.ops[i] for i in component.ops]
+        for _ in range(_MAX_PASSES if component.cyclic else 1):
+            changed = False
+            for op in ops:
+                if op.external:
+                    in_formats = []
+                elif not op.inputs:
+                    in_formats = [ZERO_INPUT]
+                else:
+                    in_formats = [formats.get(ref.value) for ref in op.inputs]
+                kernel = _build(op, ctx, in_formats)
+                kernels[op.index] = kernel
+                for vid, fmt in zip(op.outputs, kernel.out_formats, strict=True):
+                    old = formats.get(vid)
+                    if (old is None) != (fmt is None) or (fmt is not None and not fmt.same(old)):
+                        changed = True
+                    formats[vid] = fmt
+            if not changed:
+                break
+        if component.cyclic and changed:
+            raise BackendError(
+                f"the fixed-point formats of the cycle through {[op.path for op in ops]} do not settle; "
+                "simulate it in fp32 or put a weight layer or neuron in the loop"
+            )
+        for op in ops:
+            if any(f is None for f in kernels[op.index].in_formats) and not op.external:
+                raise BackendError(f"node {op.path!r}: an input format could not be determined")
+    return kernels
+
+
+def _build(op, ctx, in_formats) -> Kernel:
+    if isinstance(op.node, NEURON_NODES):
+        return FixedNeuron(op, ctx, in_formats)
+    if isinstance(op.node, ir.Delay):
+        return FixedDelay(op, ctx, in_formats)
+    return fixed_stateless_kernel(op, ctx, in_formats)

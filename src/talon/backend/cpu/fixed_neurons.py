@@ -1,0 +1,186 @@
+"""Integer neurons (the fixed-point precisions): docs/semantics.md §3 with integer membranes.
+
+Formats: the membrane ``v`` has one power-of-two scale per layer,
+``s_v = 2**ceil(log2 M) / 2**(state_bits - 2)`` where ``M`` is the largest of the calibrated
+``|v|``, ``|v_threshold|`` and ``|v_reset|`` (at least one bit of headroom above the calibrated
+range; a power of two keeps dyadic thresholds and gains exact); the synaptic current of CubaLIF /
+CubaLI likewise ``s_i``. With
+``F = coefficient_bits``, every coefficient becomes an integer::
+
+    B = rint(beta * 2**F)      A = rint(alpha * 2**F)       C = rint(c / s_v)
+    G_e = rint(g * s_e / s_v * 2**F)  for each incoming edge e of scale s_e (the input gain)
+    (Cuba: GS_e = rint(g_s * s_e / s_i * 2**F) and G = rint(g * s_i / s_v * 2**F))
+    THETA = rint(v_threshold / s_v)      V_RESET = rint(v_reset / s_v)
+
+and one step is, in int64 with ``sat`` the ``state_bits`` two's-complement saturation and
+``rs(a) = floor((a + 2**(F-1)) / 2**F)``::
+
+    z_prev = cmp(v, THETA)
+    if reset_timing == 'delayed_pre_decay': v = R(v, z_prev)
+    i = sat(rs(A*i + sum_e GS_e*x_e))                            (Cuba)
+    u = sat(rs(B*v + sum_e G_e*x_e) + C)                         (Cuba: G*i in place of the sum)
+    if reset_timing in ('delayed', 'snntorch_immediate'): u = R(u, z_prev)
+    z = cmp(u, THETA)
+    if reset_timing == 'immediate': u = R(u, z)
+    if reset_timing == 'snntorch_immediate': u = u - (z - z_prev)*THETA
+    v = sat(u) ; spike = z or z_prev
+
+with ``R`` = ``V_RESET`` where ``z`` (value), ``u - z*THETA`` (subtract) or ``u`` (none).
+Integrator: ``B = 2**F`` and ``C = 0``; LI / CubaLI / Integrator output ``v`` (scale ``s_v``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from talon import ir
+
+from .fixed_ops import FixedContext, FixedKernel
+from .fixed_point import INT, SPIKES, QFormat, check_int, qmax, round_shift, saturate
+from .float_neurons import CUBA, SPIKING_NEURONS, FloatDelay, neuron_coefficients
+from .kernel import State, StatefulKernel
+from .program import Op
+
+
+def state_scale(amax: float, bits: int) -> float:
+    """``2**ceil(log2 amax) / 2**(bits - 2)`` (amax 0 counts as 1)."""
+    top = amax if amax > 0 else 1.0
+    return float(2.0 ** (np.ceil(np.log2(top)) - (bits - 2)))
+
+
+class FixedNeuron(StatefulKernel):
+    def __init__(self, op: Op, ctx: FixedContext, in_formats: list[QFormat | None]) -> None:
+        super().__init__(op)
+        node = op.node
+        spec = ctx.spec
+        self.bits = spec.state_bits
+        self.frac = spec.coefficient_bits
+        self.shape = tuple(node.input_shape)
+        self.cuba = isinstance(node, CUBA)
+        self.spiking = isinstance(node, SPIKING_NEURONS)
+        self.integrator = isinstance(node, ir.Integrator)
+        self.state_names = ("v", "i") if self.cuba else ("v",)
+        self.in_formats = in_formats
+        k = neuron_coefficients(node, self.shape)
+        amax = ctx.calibration.state_amax.get(op.path, {})
+        top_v = amax.get("v", 0.0)
+        if self.spiking:
+            top_v = max(top_v, float(np.abs(k["theta"]).max()), float(np.abs(k["v_reset"]).max()))
+        self.s_v = state_scale(top_v, self.bits)
+        one = float(2**self.frac)
+        self.B = np.rint(k["beta"] * one).astype(INT)
+        self.C = np.rint(k["c"] / self.s_v).astype(INT)
+        if self.cuba:
+            self.s_i = state_scale(amax.get("i", 0.0), self.bits)
+            self.A = np.rint(k["alpha"] * one).astype(INT)
+            self.G = np.rint(k["g"] * self.s_i / self.s_v * one).astype(INT)
+            drive_gain, drive_scale = k["gs"], self.s_i
+        else:
+            drive_gain, drive_scale = k["g"], self.s_v
+        self.edge_gains = [
+            None if f is None else np.rint(drive_gain * f.full_scale(self.shape) / drive_scale * one).astype(INT)
+            for f in in_formats
+        ]
+        if self.spiking:
+            self.theta = np.rint(k["theta"] / self.s_v).astype(INT)
+            self.v_reset = saturate(np.rint(k["v_reset"] / self.s_v).astype(INT), self.bits)
+            self.ge = node.comparison == ir.Comparison.GE
+            self.mode = node.reset_mode.value
+            self.timing = node.reset_timing.value
+            self.post = node.spike_timing == ir.SpikeTiming.POST
+            self.out_formats = [SPIKES]
+        else:
+            self.out_formats = [QFormat(np.float64(self.s_v), qmax(self.bits) + 1)]
+        self._check_overflow()
+
+    def _check_overflow(self) -> None:
+        state = float(2 ** (self.bits - 1))
+        drive = sum(
+            float(np.abs(g).max(initial=0)) * f.bound
+            for g, f in zip(self.edge_gains, self.in_formats, strict=True)
+            if g is not None
+        )
+        if self.cuba:
+            check_int(float(np.abs(self.A).max()) * state + drive, self.op.path, "the synaptic current update")
+            drive = float(np.abs(self.G).max()) * state
+        check_int(float(np.abs(self.B).max()) * state + drive, self.op.path, "the membrane update")
+
+    @property
+    def state_scales(self) -> dict[str, float]:
+        return {"v": self.s_v, "i": self.s_i} if self.cuba else {"v": self.s_v}
+
+    def init_state(self, batch: int) -> State:
+        return {name: np.zeros((batch, *self.shape), INT) for name in self.state_names}
+
+    def _cmp(self, a):
+        return (a >= self.theta if self.ge else a > self.theta).astype(INT)
+
+    def _reset(self, v, z):
+        if self.mode == "value":
+            return np.where(z > 0, self.v_reset, v)
+        if self.mode == "subtract":
+            return saturate(v - z * self.theta, self.bits)
+        return v
+
+    def _drive(self, xs, gains):
+        total = None
+        for x, g in zip(xs, gains, strict=True):
+            term = g * x
+            total = term if total is None else total + term
+        return total
+
+    def step(self, xs, state):
+        v = state["v"]
+        new: State = {}
+        if self.spiking:
+            z_prev = self._cmp(v)
+            if self.timing == "delayed_pre_decay":
+                v = self._reset(v, z_prev)
+        drive = self._drive(xs, self.edge_gains)
+        if self.cuba:
+            i = saturate(round_shift(self.A * state["i"] + drive, self.frac), self.bits)
+            new["i"] = i
+            drive = self.G * i
+        u = saturate(round_shift(self.B * v + drive, self.frac) + self.C, self.bits)
+        if not self.spiking:
+            new["v"] = u
+            return [u], new
+        if self.timing in ("delayed", "snntorch_immediate"):
+            u = self._reset(u, z_prev)
+        z = self._cmp(u)
+        if self.timing == "immediate":
+            u = self._reset(u, z)
+        elif self.timing == "snntorch_immediate":
+            u = saturate(u - (z - z_prev) * self.theta, self.bits)
+        new["v"] = u
+        return [z if self.post else z_prev], new
+
+    def describe(self):
+        out = {
+            "state_bits": self.bits,
+            "coefficient_bits": self.frac,
+            "state_scale": self.state_scales,
+            "in_formats": [f.describe() if f else None for f in self.in_formats],
+        }
+        if self.spiking:
+            out["threshold_int"] = _summary(self.theta)
+        out["decay_int"] = _summary(self.B)
+        return out
+
+
+class FixedDelay(FloatDelay):
+    """Delay of the integers (the fan-in summed at a common scale, as every stateless node does)."""
+
+    def __init__(self, op: Op, ctx: FixedContext, in_formats: list[QFormat | None]) -> None:
+        super().__init__(op, INT)
+        self._merger = FixedKernel(op, ctx, in_formats)
+        self.out_formats = self._merger.out_formats
+        self.in_formats = in_formats
+
+    def merge(self, xs):
+        return self._merger.merge(xs)
+
+
+def _summary(a: np.ndarray):
+    a = np.asarray(a)
+    return int(a.reshape(-1)[0]) if a.size and np.all(a == a.reshape(-1)[0]) else a.reshape(-1).tolist()

@@ -1,0 +1,163 @@
+"""Floating-point neurons and Delay: the update of docs/semantics.md §3, operation for operation.
+
+Coefficients are computed in float64 from the stored parameters and cast once to ``dtype``
+(:func:`neuron_coefficients`); every operation below then rounds to ``dtype``::
+
+    z_prev = cmp(v, theta)
+    if reset_timing == 'delayed_pre_decay': v = R(v, z_prev)
+    i = alpha*i + g_s*x ; x := i                           (CubaLIF / CubaLI)
+    u = (beta*v + g*x) + c
+    if reset_timing in ('delayed', 'snntorch_immediate'): u = R(u, z_prev)
+    z = cmp(u, theta)
+    if reset_timing == 'immediate': u = R(u, z)
+    if reset_timing == 'snntorch_immediate': u = u - (z - z_prev)*theta
+    v = u ; spike = z (post) or z_prev (pre)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from talon import ir
+
+from .float_ops import sum_edges
+from .kernel import State, StatefulKernel
+from .params import per_neuron
+from .program import Op
+
+SPIKING_NEURONS = (ir.LIF, ir.IF, ir.CubaLIF)
+STATEFUL_NODES = (ir.LIF, ir.IF, ir.CubaLIF, ir.LI, ir.CubaLI, ir.Integrator, ir.Delay)
+CUBA = (ir.CubaLIF, ir.CubaLI)
+
+
+def neuron_coefficients(node: ir.Node, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """float64 coefficients of docs/semantics.md §3 broadcast to ``shape``.
+
+    Keys: ``beta``, ``g``, ``c`` (all neurons), ``alpha``, ``gs`` (Cuba), ``theta``, ``v_reset``
+    (spiking neurons). ``tau = inf`` gives ``beta = 1``, ``g = c = 0``.
+    """
+
+    def f64(p):
+        return np.asarray(p, np.float64)
+
+    with np.errstate(divide="ignore"):
+        if isinstance(node, (ir.LIF, ir.LI)):
+            inv = 1.0 / f64(node.tau)
+            k = {"beta": 1.0 - inv, "g": f64(node.r) * inv, "c": f64(node.v_leak) * inv}
+        elif isinstance(node, CUBA):
+            inv_m, inv_s = 1.0 / f64(node.tau_mem), 1.0 / f64(node.tau_syn)
+            k = {
+                "beta": 1.0 - inv_m,
+                "g": f64(node.r) * inv_m,
+                "c": f64(node.v_leak) * inv_m,
+                "alpha": 1.0 - inv_s,
+                "gs": f64(node.w_in) * inv_s,
+            }
+        elif isinstance(node, (ir.IF, ir.Integrator)):
+            k = {"beta": np.ones(()), "g": f64(node.r), "c": np.zeros(())}
+        else:
+            raise TypeError(type(node).__name__)
+    # r / tau with tau = inf is 0 (and v_leak / inf = 0): the division above already gives that.
+    out = {name: np.ascontiguousarray(per_neuron(value, shape)) for name, value in k.items()}
+    if isinstance(node, SPIKING_NEURONS):
+        out["theta"] = np.ascontiguousarray(per_neuron(f64(node.v_threshold), shape))
+        out["v_reset"] = np.ascontiguousarray(per_neuron(f64(node.v_reset), shape))
+    return out
+
+
+class FloatNeuron(StatefulKernel):
+    """LIF, IF, CubaLIF, LI, CubaLI, Integrator in ``dtype``."""
+
+    def __init__(self, op: Op, dtype) -> None:
+        super().__init__(op)
+        node = op.node
+        self.dtype = np.dtype(dtype)
+        self.shape = tuple(node.input_shape)
+        self.k = {name: value.astype(self.dtype) for name, value in neuron_coefficients(node, self.shape).items()}
+        self.cuba = isinstance(node, CUBA)
+        self.spiking = isinstance(node, SPIKING_NEURONS)
+        self.integrator = isinstance(node, ir.Integrator)
+        self.state_names = ("v", "i") if self.cuba else ("v",)
+        if self.spiking:
+            self.ge = node.comparison == ir.Comparison.GE
+            self.mode = node.reset_mode.value
+            self.timing = node.reset_timing.value
+            self.post = node.spike_timing == ir.SpikeTiming.POST
+
+    def init_state(self, batch: int) -> State:
+        return {name: np.zeros((batch, *self.shape), self.dtype) for name in self.state_names}
+
+    def _cmp(self, a: np.ndarray) -> np.ndarray:
+        theta = self.k["theta"]
+        return (a >= theta if self.ge else a > theta).astype(self.dtype)
+
+    def _reset(self, v: np.ndarray, z: np.ndarray) -> np.ndarray:
+        if self.mode == "value":
+            return np.where(z > 0, self.k["v_reset"], v)
+        if self.mode == "subtract":
+            return v - z * self.k["theta"]
+        return v
+
+    def step(self, xs: list[np.ndarray], state: State) -> tuple[list[np.ndarray], State]:
+        k = self.k
+        x = sum_edges(xs)
+        v = state["v"]
+        new: State = {}
+        if self.spiking:
+            z_prev = self._cmp(v)
+            if self.timing == "delayed_pre_decay":
+                v = self._reset(v, z_prev)
+        if self.cuba:
+            i = k["alpha"] * state["i"] + k["gs"] * x
+            new["i"] = i
+            x = i
+        u = v + k["g"] * x if self.integrator else (k["beta"] * v + k["g"] * x) + k["c"]
+        if not self.spiking:
+            new["v"] = u
+            return [u], new
+        if self.timing in ("delayed", "snntorch_immediate"):
+            u = self._reset(u, z_prev)
+        z = self._cmp(u)
+        if self.timing == "immediate":
+            u = self._reset(u, z)
+        elif self.timing == "snntorch_immediate":  # subtract only: correct the reset to this step's spike
+            u = u - (z - z_prev) * self.k["theta"]
+        new["v"] = u
+        return [z if self.post else z_prev], new
+
+
+class FloatDelay(StatefulKernel):
+    """``y[t] = x[t - delay]`` per element, zero before the first input (a ring buffer)."""
+
+    state_names = ()
+
+    def __init__(self, op: Op, dtype) -> None:
+        super().__init__(op)
+        self.dtype = np.dtype(dtype)
+        self.shape = tuple(op.node.input_shape)
+        self.delay = np.ascontiguousarray(per_neuron(op.node.delay, self.shape)).astype(np.int64)
+        self.length = int(self.delay.max()) + 1 if self.delay.size else 1
+
+    def merge(self, xs):
+        return sum_edges(xs)
+
+    def init_state(self, batch: int) -> State:
+        return {"buffer": np.zeros((self.length, batch, *self.shape), self.dtype), "t": np.zeros((), np.int64)}
+
+    def step(self, xs, state):
+        buf, t = state["buffer"], int(state["t"])
+        buf[t % self.length] = self.merge(xs)
+        slot = (t - self.delay) % self.length  # never-written slots are still zero
+        y = np.take_along_axis(buf, slot[None, None].repeat(buf.shape[1], axis=1), axis=0)[0]
+        return [y], {"buffer": buf, "t": np.asarray(t + 1)}
+
+    def run(self, xs, record):
+        x = self.merge(xs)
+        y = np.zeros_like(x)
+        for d in np.unique(self.delay):
+            mask = self.delay == d
+            if d == 0:
+                y[:, :, mask] = x[:, :, mask]
+            elif d < x.shape[0]:
+                y[d:, :, mask] = x[:-d, :, mask]
+        return [y], ({} if record else None)

@@ -1,0 +1,61 @@
+"""Executor observers: spike trains and input activity of the weight layers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from talon import ir
+
+from .kernel import Kernel
+from .program import Op
+
+WEIGHT_NODES = (ir.Affine, ir.SpikingAffine, ir.Linear, ir.Conv1d, ir.Conv2d, ir.SConv, ir.SDConv, ir.SepConv2d)
+
+
+class SpikeObserver:
+    """Collects the spikes of every spiking node (LIF, IF, CubaLIF, Threshold).
+
+    ``trains[path]`` is a bool array ``[T, B, *shape]`` (kept only with ``keep_trains``);
+    ``counts[path]`` the number of spikes; ``fired[path]`` which neurons spiked at least once.
+    """
+
+    def __init__(self, keep_trains: bool = False) -> None:
+        self.keep_trains = keep_trains
+        self.trains: dict[str, list[np.ndarray] | np.ndarray] = {}
+        self.counts: dict[str, int] = {}
+        self.fired: dict[str, np.ndarray] = {}
+
+    def observe(self, op: Op, kernel: Kernel, x, outputs, lead: int) -> None:
+        if not kernel.spiking:
+            return
+        z = outputs[0] != 0
+        self.counts[op.path] = self.counts.get(op.path, 0) + int(np.count_nonzero(z))
+        any_fired = z.any(axis=tuple(range(lead)))
+        self.fired[op.path] = self.fired.get(op.path, np.zeros_like(any_fired)) | any_fired
+        if self.keep_trains:
+            self.trains.setdefault(op.path, []).append(z if lead == 2 else z[None])
+
+    def train(self, path: str) -> np.ndarray:
+        parts = self.trains[path]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+
+
+class ActivityObserver:
+    """For each weight layer: non-zero count of every input element, and whether the input was binary."""
+
+    def __init__(self) -> None:
+        self.nonzero: dict[int, np.ndarray] = {}  # op index -> int64 [*in_shape]
+        self.binary: dict[int, bool] = {}
+        self.samples: dict[int, int] = {}  # op index -> number of (step, batch) inputs seen
+
+    def observe(self, op: Op, kernel: Kernel, x, outputs, lead: int) -> None:
+        if x is None or not isinstance(op.node, WEIGHT_NODES):
+            return
+        counts = np.count_nonzero(x, axis=0).astype(np.int64)
+        self.nonzero[op.index] = self.nonzero.get(op.index, 0) + counts
+        binary = bool(np.all((x == 0) | (x == 1)))
+        fmt = getattr(kernel, "input_format", None)
+        if fmt is not None:  # fixed point: the integers are spikes only if the scale is 1
+            binary = binary and fmt.scalar and float(fmt.scale) == 1.0
+        self.binary[op.index] = self.binary.get(op.index, True) and binary
+        self.samples[op.index] = self.samples.get(op.index, 0) + x.shape[0]

@@ -1,0 +1,123 @@
+"""Simulation inputs: the default stimulus and the checking of user inputs.
+
+**Default stimulus** (used when ``simulate`` / ``profile`` get no inputs): for every Input node,
+in node order, independent Bernoulli spike trains ``x[t, b, ...] ~ Bernoulli(rate)`` of 0.0 / 1.0
+(float32), drawn from ``numpy.random.default_rng(seed)`` with ``rate = 0.5``, ``seed = 0`` and
+one batch entry. Half of the inputs spike at every step: a network initialised the usual way
+(PyTorch's uniform ±1/sqrt(fan_in) weights, LIF thresholds of about 1) receives drive of the order
+of its threshold and fires, unlike the all-silent examples of the original documentation.
+
+**User inputs**: a dict ``{input_name: array}`` with every Input node, or a bare array when the
+graph has one Input. An array of an Input of shape ``S`` may be ``S`` (one sample held constant
+for ``n_steps``), ``[B, *S]`` (a batch held constant) or ``[T, B, *S]`` (a time-major sequence;
+``n_steps`` defaults to ``T``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from talon import ir
+
+from .errors import BackendError
+
+DEFAULT_N_STEPS = 100
+DEFAULT_RATE = 0.5
+DEFAULT_SEED = 0
+
+
+def default_stimulus(
+    graph: ir.Graph,
+    n_steps: int = DEFAULT_N_STEPS,
+    *,
+    batch_size: int = 1,
+    rate: float = DEFAULT_RATE,
+    seed: int = DEFAULT_SEED,
+) -> dict[str, np.ndarray]:
+    """Bernoulli(``rate``) 0/1 spike trains ``[n_steps, batch_size, *shape]`` for every Input node."""
+    n_steps = check_steps(n_steps)
+    if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
+        raise BackendError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if not 0.0 <= float(rate) <= 1.0:
+        raise BackendError(f"rate must be in [0, 1], got {rate!r}")
+    rng = np.random.default_rng(seed)
+    return {
+        name: (rng.random((n_steps, int(batch_size), *graph.nodes[name].shape)) < rate).astype(np.float32)
+        for name in graph.input_nodes
+    }
+
+
+def check_steps(n_steps) -> int:
+    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
+        raise BackendError(f"n_steps must be a positive integer, got {n_steps!r}")
+    return int(n_steps)
+
+
+def prepare_inputs(graph: ir.Graph, inputs, n_steps: int | None) -> tuple[dict[str, np.ndarray], int, int, bool]:
+    """Check ``inputs`` and return ``({name: float32 [T, B, *shape]}, T, B, used_default)``."""
+    names = graph.input_nodes
+    if not names:
+        raise BackendError("the graph has no Input node; add ir.Input(shape) nodes to feed it")
+    if inputs is None:
+        steps = DEFAULT_N_STEPS if n_steps is None else check_steps(n_steps)
+        return default_stimulus(graph, steps), steps, 1, True
+    if not isinstance(inputs, Mapping):
+        if len(names) != 1:
+            raise BackendError(
+                f"the graph has {len(names)} Input nodes ({', '.join(names)}); pass inputs as a dict by name"
+            )
+        inputs = {names[0]: inputs}
+    unknown = [k for k in inputs if k not in names]
+    if unknown:
+        raise BackendError(f"inputs name unknown Input nodes {unknown}; the graph's Input nodes are {names}")
+    missing = [n for n in names if n not in inputs]
+    if missing:
+        raise BackendError(f"no input given for Input node(s) {missing} (every Input node needs one)")
+    if n_steps is not None:
+        n_steps = check_steps(n_steps)
+    arrays, steps_seen, batch_seen = {}, set(), set()
+    for name in names:
+        arr, kind = _as_sequence(name, inputs[name], graph.nodes[name].shape)
+        arrays[name] = (arr, kind)
+        if kind == "sequence":
+            steps_seen.add(arr.shape[0])
+        batch_seen.add(arr.shape[-len(graph.nodes[name].shape) - 1] if kind != "sample" else 1)
+    if len(steps_seen) > 1:
+        raise BackendError(f"the input sequences have different lengths {sorted(steps_seen)}")
+    if len(batch_seen) > 1:
+        raise BackendError(f"the inputs have different batch sizes {sorted(batch_seen)}")
+    steps = steps_seen.pop() if steps_seen else (DEFAULT_N_STEPS if n_steps is None else n_steps)
+    if n_steps is not None and steps != n_steps:
+        raise BackendError(f"n_steps={n_steps} but the input sequences have {steps} steps")
+    batch = batch_seen.pop()
+    out = {}
+    for name, (arr, kind) in arrays.items():
+        shape = graph.nodes[name].shape
+        if kind == "sample":
+            arr = arr.reshape(1, *shape)
+        if kind != "sequence":
+            arr = np.broadcast_to(arr, (steps, *arr.shape))
+        out[name] = np.ascontiguousarray(arr, dtype=np.float32)
+    return out, steps, batch, False
+
+
+def _as_sequence(name: str, value, shape: tuple[int, ...]) -> tuple[np.ndarray, str]:
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:
+        raise BackendError(f"input {name!r} cannot be converted to an array: {exc}") from None
+    if arr.dtype.kind not in "fiub":
+        raise BackendError(f"input {name!r} must be a real numeric array, got dtype {arr.dtype}")
+    extra = arr.ndim - len(shape)
+    if extra not in (0, 1, 2) or tuple(arr.shape[extra:]) != tuple(shape):
+        raise BackendError(
+            f"input {name!r} has shape {list(arr.shape)}; Input {name!r} expects {list(shape)} (one sample), "
+            f"[B, {', '.join(map(str, shape))}] (a batch) or [T, B, {', '.join(map(str, shape))}] (a sequence)"
+        )
+    if arr.size and arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        raise BackendError(f"input {name!r} contains NaN or infinite values")
+    if extra == 2 and arr.shape[0] == 0:
+        raise BackendError(f"input {name!r} has no time steps")
+    return arr, ("sample", "batch", "sequence")[extra]

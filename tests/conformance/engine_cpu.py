@@ -1,0 +1,21 @@
+"""The CPU backend (``talon.backend``, fp32) as a conformance engine."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from talon import ir
+from talon.backend import get_backend
+
+REQUIRES = ()
+
+
+def run(graph: ir.Graph, x: np.ndarray) -> dict:
+    (name,) = graph.input_nodes
+    result = get_backend("cpu").simulate(graph, {name: x}, step_by_step=True)
+    states = {
+        path: {k: v for k, v in entry.items() if k in ("v", "i")}
+        for path, entry in result.node_states.items()
+        if "v" in entry
+    }
+    return {"outputs": result.outputs, "states": states}
