@@ -218,7 +218,11 @@ def reference_chain() -> ir.Graph:
     )
 
 
-def test_unknown_node_types_are_refused_by_name():
+def test_unknown_node_types_are_refused_by_name(monkeypatch):
+    from talon.ir import node as node_module
+
+    monkeypatch.setattr(node_module, "_REGISTRY", dict(node_module._REGISTRY))  # keep the registry clean
+
     @ir.register_node
     class Mystery(ir.Node):
         pass

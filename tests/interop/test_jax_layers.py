@@ -183,3 +183,17 @@ def test_fan_in_merges_follow_edge_order():
     y, _ = model.run(model.params, x)
     cat = np.concatenate([x[:, :, 1:2], -x[:, :, 0:1]], axis=-1)  # [T, B, 1, 6]
     np.testing.assert_array_equal(np.asarray(y), np.concatenate([cat, cat], axis=2))
+
+
+def test_every_registered_primitive_has_an_implementation():
+    from talon.interop.jax import layers, neurons
+
+    handled = (
+        *(cls for cls, _ in layers._BUILDERS),
+        *layers._ELEMENTWISE,
+        *neurons.STATEFUL,
+        ir.Delay,
+        ir.Threshold,
+    )
+    missing = [name for name in ir.list_primitives() if not issubclass(ir.str_to_node(name), handled)]
+    assert missing == [], f"the JAX engine does not implement {missing}"
