@@ -283,3 +283,37 @@ def test_layerwise_schedule_reproduces_golden_cases(case):
     model = JaxGraph(graph)
     outputs, _, trace = model.run(model.params, x, record=True, mode="layerwise")
     _assert_same_run(expected, outputs, trace, exact=case.exact)
+
+
+def test_a_recurrent_edge_that_closes_no_cycle_once_inlined():
+    """The parent's edge ('fb', 'sub') closes a cycle through the subgraph node, but inside the
+    subgraph the Output does not depend on the Input: after inlining, the delayed edge joins two
+    acyclic parts (the layer-wise schedule shifts its whole sequence by one step)."""
+    sub = ir.Graph(
+        {
+            "in": ir.Input(np.array([2])),
+            "lif": ir.LIF(tau=[2.0, 4.0], r=[2.0, 4.0], reset_mode="subtract"),  # reads the input, leads nowhere
+            "drive": ir.Affine(np.array([[0.0, -0.5], [0.5, 0.0]], np.float32), np.array([0.3, 0.2], np.float32)),
+            "pace": ir.IF(v_threshold=0.5, reset_mode="subtract"),  # a self-driven oscillator
+            "out": ir.Output(np.array([2])),
+        },
+        [("in", "lif"), ("drive", "pace"), ("pace", "drive"), ("pace", "out")],
+    )
+    graph = ir.Graph(
+        {
+            "input": ir.Input(np.array([2])),
+            "sub": sub,
+            "fb": ir.Scale(np.array([0.75, -0.5], np.float32)),
+            "output": ir.Output(np.array([2])),
+        },
+        [("input", "sub"), ("sub", "fb"), ("fb", "sub"), ("sub", "output")],
+    )
+    assert graph.recurrent_edges == [("fb", "sub")]
+    x = np.random.default_rng(4).normal(0.6, 1.0, (30, 2, 2)).astype(np.float32)
+    expected = reference.run(graph, x)
+    assert 0 < expected["outputs"]["output"].mean() < 1  # the oscillator fires, so 'fb' feeds the LIF
+    model = JaxGraph(graph)
+    for mode in ("stepwise", "layerwise"):
+        outputs, _, trace = model.run(model.params, x, record=True, mode=mode)
+        _assert_same_run(expected, outputs, trace)
+    assert 0 < expected["outputs"]["output"].mean() < 1
