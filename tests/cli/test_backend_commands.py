@@ -1,0 +1,55 @@
+"""`talon simulate` and `talon energy`: the CPU backend from the command line."""
+
+import subprocess
+import sys
+
+from talon import ir
+from talon.backend import get_backend
+
+from ..sdk import graphs
+from .test_cli import run, run_json
+
+
+def test_simulate_reports_the_backend_spike_counts(tmp_path):
+    path = tmp_path / "hybrid.t1c"
+    graph = graphs.hybrid()
+    ir.write(path, graph)
+    doc = run_json("simulate", path, "--steps", "12")
+    expected = get_backend("cpu").simulate(graph, n_steps=12)
+    assert doc["spike_counts"] == expected.spike_counts and doc["timesteps_run"] == 12
+    assert sum(doc["spike_counts"].values()) > 0  # the default stimulus makes the network fire
+    quantized = run_json("simulate", path, "--steps", "12", "--precision", "int8")
+    assert 0.0 <= quantized["spike_agreement_with_fp32"] <= 1.0
+    text = run("simulate", path, "--steps", "12")
+    assert text.exit_code == 0 and "lif" in text.output
+
+
+def test_energy_matches_the_backend_profile(tmp_path):
+    path = tmp_path / "chain.t1c"
+    graph = graphs.chain()
+    ir.write(path, graph)
+    doc = run_json("energy", path, "--steps", "8", "--preset", "45nm_cmos")
+    prof = get_backend("cpu").profile(graph, n_steps=8, energy_preset="45nm_cmos")
+    assert doc["mac_ops"] == prof.mac_ops and doc["synaptic_ops"] == prof.synaptic_ops
+    assert doc["energy_estimate_uj"] == prof.energy_estimate_uj
+    assert "energy:" in run("energy", path, "--steps", "8").output
+
+
+def test_backend_commands_refuse_bad_input(tmp_path):
+    missing = run("simulate", tmp_path / "nope.t1c")
+    assert missing.exit_code == 2 and "no such .t1c file" in missing.stderr
+    bad_preset = tmp_path / "chain.t1c"
+    ir.write(bad_preset, graphs.chain())
+    result = run("energy", bad_preset, "--preset", "warp_drive")
+    assert result.exit_code == 2 and "warp_drive" in result.stderr and "Traceback" not in result.output
+    result = run("simulate", bad_preset, "--steps", "0")
+    assert result.exit_code == 2  # click's usage error
+
+
+def test_simulate_as_a_subprocess(tmp_path):
+    path = tmp_path / "chain.t1c"
+    ir.write(path, graphs.chain())
+    out = subprocess.run([sys.executable, "-m", "talon", "simulate", str(path), "--steps", "5", "--json"],
+                         capture_output=True, text=True, check=False)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert '"timesteps_run": 5' in out.stdout
