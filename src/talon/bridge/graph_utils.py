@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from talon import ir
+from talon.ir.graph import reachable
 
 
 def validate_graph(graph: ir.Graph) -> None:
@@ -29,13 +30,5 @@ def get_output_nodes(graph: ir.Graph) -> list[str]:
 
 def get_disconnected_nodes(graph: ir.Graph) -> list[str]:
     """Nodes not reachable from any Input node along the edges (in node order)."""
-    reached, stack = set(graph.input_nodes), list(graph.input_nodes)
-    successors: dict[str, list[str]] = {n: [] for n in graph.nodes}
-    for s, d in graph.edges:
-        successors[s].append(d)
-    while stack:
-        for d in successors[stack.pop()]:
-            if d not in reached:
-                reached.add(d)
-                stack.append(d)
+    reached = reachable(graph.edges, graph.input_nodes)
     return [n for n in graph.nodes if n not in reached]

@@ -277,6 +277,21 @@ def recurrent_edge_mask(names: list[str], edges: list[tuple[str, str]], roots: l
     return mask
 
 
+def reachable(edges: list[tuple[str, str]], starts: list[str], *, reverse: bool = False) -> set[str]:
+    """The names reachable from ``starts`` along ``edges`` (against them with ``reverse``), starts included."""
+    adjacency: dict[str, list[str]] = {}
+    for s, d in edges:
+        a, b = (d, s) if reverse else (s, d)
+        adjacency.setdefault(a, []).append(b)
+    seen, stack = set(starts), list(starts)
+    while stack:
+        for nxt in adjacency.get(stack.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return seen
+
+
 def topological_order(names: list[str], edges: list[tuple[str, str]], recurrent: list[bool]) -> list[str]:
     """Kahn's algorithm over the non-recurrent edges; ties are broken by position in ``names``."""
     index = {n: i for i, n in enumerate(names)}

@@ -17,6 +17,7 @@ import numpy as np
 
 from talon import ir
 from talon.ir import ConversionError, Graph, Node
+from talon.ir.graph import reachable
 
 from ._common import GraphLike, check_edges, jsonable, load_graph, rebuild, shallow_copy_node
 
@@ -151,22 +152,7 @@ def quantize_weights(graph: GraphLike, bits: int = 8, per_channel: bool = True) 
 
 
 def _live_nodes(graph: Graph) -> set[str]:
-    succ: dict[str, list[str]] = {n: [] for n in graph.nodes}
-    pred: dict[str, list[str]] = {n: [] for n in graph.nodes}
-    for s, d in graph.edges:
-        succ[s].append(d)
-        pred[d].append(s)
-
-    def reach(starts, adjacency):
-        seen, stack = set(starts), list(starts)
-        while stack:
-            for nxt in adjacency[stack.pop()]:
-                if nxt not in seen:
-                    seen.add(nxt)
-                    stack.append(nxt)
-        return seen
-
-    return reach(graph.input_nodes, succ) & reach(graph.output_nodes, pred)
+    return reachable(graph.edges, graph.input_nodes) & reachable(graph.edges, graph.output_nodes, reverse=True)
 
 
 def prune_disconnected(graph: GraphLike) -> Graph:

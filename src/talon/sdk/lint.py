@@ -20,6 +20,7 @@ import numpy as np
 
 from talon import ir
 from talon.ir import Graph, Node
+from talon.ir.graph import reachable
 
 from ._common import SEP, GraphLike, load_graph, shallow_copy_graph, walk
 from .counting import count_node
@@ -236,13 +237,8 @@ class _Linter:
         outputs: list[str],
         q: dict[str, str],
     ) -> None:
-        succ: dict[str, list[str]] = {n: [] for n in graph.nodes}
-        pred: dict[str, list[str]] = {n: [] for n in graph.nodes}
-        for s, d in edges:
-            succ[s].append(d)
-            pred[d].append(s)
-        forward = _reach(inputs, succ) if inputs else set(graph.nodes)
-        backward = _reach(outputs, pred) if outputs else set(graph.nodes)
+        forward = reachable(edges, inputs) if inputs else set(graph.nodes)
+        backward = reachable(edges, outputs, reverse=True) if outputs else set(graph.nodes)
         for name, node in graph.nodes.items():
             if name not in forward:
                 unknown = " (its shapes cannot be inferred)" if node.output_type is None else ""
@@ -438,17 +434,6 @@ def _arity_code(node: Node) -> str:
     if isinstance(node, Graph):
         return "SUBGRAPH_PORTS"
     return "BAD_ARITY"
-
-
-def _reach(starts: list[str], adjacency: dict[str, list[str]]) -> set[str]:
-    seen = set(starts)
-    stack = list(starts)
-    while stack:
-        for nxt in adjacency[stack.pop()]:
-            if nxt not in seen:
-                seen.add(nxt)
-                stack.append(nxt)
-    return seen
 
 
 def lint_graph(
