@@ -233,7 +233,25 @@ def _conv_per_channel() -> ir.Graph:
     )
 
 
+def _grouped_conv_pools() -> ir.Graph:
+    # weights and inputs multiples of 1/8, small: every sum is exact in float32 in any order
+    rng = np.random.default_rng(5)
+    return ir.Graph(
+        {
+            "input": ir.Input(np.array([4, 6, 6])),
+            "conv": ir.Conv2d(rng.integers(-4, 5, (4, 2, 3, 3)) / 8, np.full(4, 0.125), padding=1, groups=2),
+            "lif": ir.LIF(tau=np.array([2.0, 4.0, 8.0, 2.0]), r=np.array([2.0, 4.0, 8.0, 2.0]), comparison=">"),
+            "sum": ir.SumPool2d(kernel_size=2, stride=2),
+            "max": ir.MaxPool2d(kernel_size=2, stride=1, padding=1),
+            "flat": ir.Flatten(),
+            "output": ir.Output(np.array([64])),
+        },
+        [("input", "conv"), ("conv", "lif"), ("lif", "sum"), ("sum", "max"), ("max", "flat"), ("flat", "output")],
+    )
+
+
 CASES += [
+    Case("graph[grouped-conv-sumpool-maxpool]", _grouped_conv_pools, (4, 6, 6), low=0, high=12),
     Case("graph[residual-skip-fan-in]", _residual, (4,)),
     Case("graph[split-concat]", _split_concat, (6,)),
     Case("graph[rleaky]", _rleaky, (3,)),

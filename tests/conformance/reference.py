@@ -96,18 +96,33 @@ def neuron_step(node: ir.Node, x: np.ndarray, state: dict[str, np.ndarray]) -> t
 
 
 def conv2d(x: np.ndarray, node: ir.Conv2d) -> np.ndarray:
-    """Cross-correlation with zero padding, accumulated in float64 (groups = 1 only)."""
-    assert node.groups == 1
+    """Cross-correlation with zero padding and groups, accumulated in float64."""
     (sh, sw), (ph, pw), (dh, dw) = node.stride, node.padding, node.dilation
     w = node.weight.astype(np.float64)
     xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     _, h_out, w_out = node.output_shape
     out = np.zeros((x.shape[0], w.shape[0], h_out, w_out))
-    for i in range(w.shape[2]):
-        for j in range(w.shape[3]):
-            patch = xp[:, :, i * dh : i * dh + sh * h_out : sh, j * dw : j * dw + sw * w_out : sw]
-            out += np.einsum("bchw,oc->bohw", patch, w[:, :, i, j])
+    c_in, c_out = w.shape[1], w.shape[0] // node.groups  # per group
+    for g in range(node.groups):
+        xs, ws = xp[:, g * c_in : (g + 1) * c_in], w[g * c_out : (g + 1) * c_out]
+        for i in range(w.shape[2]):
+            for j in range(w.shape[3]):
+                patch = xs[:, :, i * dh : i * dh + sh * h_out : sh, j * dw : j * dw + sw * w_out : sw]
+                out[:, g * c_out : (g + 1) * c_out] += np.einsum("bchw,oc->bohw", patch, ws[:, :, i, j])
     return (out + node.bias.reshape(1, -1, 1, 1)).astype(DTYPE)
+
+
+def pool2d(x: np.ndarray, node: ir.MaxPool2d | ir.SumPool2d) -> np.ndarray:
+    """Max (padding = -inf) or sum (padding = 0) over each window; floor mode, no dilation."""
+    (kh, kw), (sh, sw), (ph, pw) = node.kernel_size, node.stride, node.padding
+    is_max = isinstance(node, ir.MaxPool2d)
+    assert not is_max or (node.dilation == (1, 1) and not node.ceil_mode)
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf if is_max else 0)
+    _, h_out, w_out = node.output_shape
+    windows = [xp[:, :, i : i + sh * h_out : sh, j : j + sw * w_out : sw] for i in range(kh) for j in range(kw)]
+    if is_max:
+        return np.max(np.stack(windows), axis=0).astype(DTYPE)
+    return np.sum(np.stack(windows).astype(np.float64), axis=0).astype(DTYPE)
 
 
 STATEFUL = (ir.LIF, ir.IF, ir.CubaLIF, ir.LI, ir.CubaLI, ir.Integrator)
@@ -132,6 +147,8 @@ def _stateless(node: ir.Node, inputs: list[np.ndarray]):
         return np.where(x > 0, x, x * DTYPE(node.negative_slope)).astype(DTYPE)
     if isinstance(node, ir.Conv2d):
         return conv2d(x, node)
+    if isinstance(node, (ir.MaxPool2d, ir.SumPool2d)):
+        return pool2d(x, node)
     if isinstance(node, ir.Flatten):
         return x.reshape((x.shape[0], *node.output_shape))
     if isinstance(node, ir.Threshold):
