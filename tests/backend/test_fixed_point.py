@@ -238,3 +238,40 @@ def test_fan_in_of_very_different_scales_does_not_overflow():
     result = CPU.simulate(graph, {"input": x}, config=CompileConfig("int8", accumulator_bits=16))
     np.testing.assert_allclose(result.outputs["output"], 1 + 3e-4, rtol=1e-3)  # 3e-4 needs the fine scale
     assert result.quantization.output_relative_error["output"] < 1e-3
+
+
+@pytest.mark.parametrize("pool", ["MaxPool2d", "AvgPool2d", "SumPool2d"])
+@pytest.mark.parametrize("before", ["batchnorm", "residual", "concat"])
+def test_pooling_after_per_channel_formats(pool, before):
+    """Pooling after a node whose scale is per channel but stored per element (BatchNorm, a residual sum
+    of two convolutions, a concatenation) keeps one scale per channel for the pooled output."""
+    rng = np.random.default_rng(0)
+
+    def conv(c_in, c_out):
+        return ir.Conv2d((rng.standard_normal((c_out, c_in, 3, 3)) * 0.3).astype(np.float32), padding=1)
+
+    nodes = {"input": ir.Input(np.array([2, 8, 8])), "a": conv(2, 4), "b": conv(2, 4)}
+    edges = [("input", "a"), ("input", "b")]
+    if before == "batchnorm":
+        nodes["mid"] = ir.BatchNorm2d(4, running_var=rng.uniform(0.5, 2, 4).astype(np.float32))
+        edges += [("a", "mid")]
+        nodes.pop("b"), edges.remove(("input", "b"))
+        channels = 4
+    elif before == "residual":
+        nodes["mid"] = ir.Skip("residual")
+        edges += [("a", "mid"), ("b", "mid")]
+        channels = 4
+    else:
+        nodes["mid"] = ir.Concat(dim=1)
+        edges += [("a", "mid"), ("b", "mid")]
+        channels = 8
+    nodes["pool"] = getattr(ir, pool)(kernel_size=2)
+    nodes["output"] = ir.Output(np.array([channels, 4, 4]))
+    edges += [("mid", "pool"), ("pool", "output")]
+    graph = ir.Graph(nodes, edges)
+    x = rng.uniform(0, 1, (3, 2, 2, 8, 8)).astype(np.float32)
+    cpu = get_backend("cpu")
+    ref = cpu.simulate(graph, inputs=x, precision="fp32").outputs["output"]
+    got = cpu.simulate(graph, inputs=x, precision="int8").outputs["output"]
+    assert got.shape == ref.shape == (3, 2, channels, 4, 4)
+    assert np.max(np.abs(got - ref)) < 0.05 * np.max(np.abs(ref))  # int8 error, not a wrong layout

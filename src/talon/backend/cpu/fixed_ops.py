@@ -454,7 +454,7 @@ def _spatially_uniform(kernel: FixedKernel, fmt: QFormat) -> QFormat:
     per_channel = full.reshape(shape[0], -1).max(axis=1).reshape((-1,) + (1,) * (len(shape) - 1))
     kernel.pool_rescale = None
     if np.array_equal(np.broadcast_to(per_channel, shape), full):
-        return fmt
+        return QFormat(per_channel, fmt.bound)  # (C, 1, 1): it must broadcast to the pooled output too
     kernel.pool_rescale = Multiplier.of(full / per_channel, kernel.spec.coefficient_bits)
     return QFormat(per_channel, kernel.pool_rescale.bound(fmt.bound))
 
