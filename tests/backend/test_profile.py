@@ -141,3 +141,18 @@ def test_profile_of_the_hybrid_network():
     text = prof.summary()
     for fragment in ("45nm_cmos", "fc1", "estimates", f"{prof.mac_ops:,} MACs"):
         assert fragment in text
+
+
+def test_a_bias_free_linear_reads_no_bias():
+    """Same weights and spikes: Affine reads its bias once per output per step, Linear has none."""
+    w = np.ones((3, 4), np.float32)
+    x = np.ones((1, 1, 4), np.float32)  # one step of all-ones spikes
+    reads = {}
+    for name, layer in (("affine", ir.Affine(w, np.zeros(3, np.float32))), ("linear", ir.Linear(w))):
+        graph = ir.Graph(
+            {"input": ir.Input(np.array([4])), "w": layer, "output": ir.Output(np.array([3]))},
+            [("input", "w"), ("w", "output")],
+        )
+        prof = get_backend("cpu").profile(graph, inputs=x, n_steps=1)
+        reads[name] = prof.layers["w"].sram_read_bits
+    assert reads["affine"] - reads["linear"] == 3 * 32  # three fp32 biases

@@ -191,6 +191,8 @@ def test_a_node_without_input_gets_zeros_and_a_warning():
         (dict(inputs={}), "no input given"),
         (dict(inputs={"input": np.zeros((3, 1, 4))}, n_steps=5), "n_steps=5 but the input sequences have 3"),
         (dict(inputs={"input": np.full(4, np.nan)}), "NaN"),
+        (dict(inputs={"input": np.zeros((0, 4))}), "empty batch"),
+        (dict(inputs={"input": np.zeros((3, 0, 4))}), "empty batch"),
         (dict(inputs={"input": np.array(["a"] * 4)}), "real numeric"),
         (dict(n_steps=0), "positive integer"),
         (dict(n_steps=2.5), "positive integer"),

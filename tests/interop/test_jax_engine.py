@@ -103,7 +103,7 @@ def test_stepwise_and_step_by_step_match_layerwise(float_graph):
         y, state = model.step(model.params, state, x[t])
         per_step.append(np.asarray(y))
     np.testing.assert_array_equal(np.stack(per_step), expected["outputs"]["output"])
-    _, final_layerwise = model.run(model.params, x)
+    _, final_layerwise = model.run(model.params, x, mode="layerwise")
     for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(final_layerwise), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 

@@ -120,4 +120,6 @@ def _as_sequence(name: str, value, shape: tuple[int, ...]) -> tuple[np.ndarray, 
         raise BackendError(f"input {name!r} contains NaN or infinite values")
     if extra == 2 and arr.shape[0] == 0:
         raise BackendError(f"input {name!r} has no time steps")
+    if extra >= 1 and arr.shape[extra - 1] == 0:
+        raise BackendError(f"input {name!r} has an empty batch (shape {list(arr.shape)})")
     return arr, ("sample", "batch", "sequence")[extra]

@@ -92,7 +92,7 @@ def count_layers(
                     layer.macs = pointwise * runs
             else:
                 layer.macs = dense_macs(node) * runs
-            n_bias = math.prod(node.output_shape)
+            n_bias = 0 if isinstance(node, ir.Linear) else math.prod(node.output_shape)  # Linear: no bias
             if isinstance(node, ir.SepConv2d):
                 n_bias += node.depthwise_weight.shape[0] * math.prod(node.output_shape[1:])
             layer.sram_read_bits = (layer.macs + layer.synaptic_ops) * w_bits + n_bias * runs * b_bits

@@ -285,6 +285,11 @@ class _Builder:
     def _spiking(self, where: str, node) -> None:
         snn, shape = self.snn, self.layout.spyx_shape
         if node.reset_mode == "none":
+            if isinstance(node, ir.CubaLIF):
+                raise ConversionError(
+                    f"{where}: a CubaLIF without reset has no Spyx equivalent (PSU_LIF has no synaptic current, "
+                    "CuBaLIF always resets)"
+                )
             if node.spike_timing != "post" or node.comparison != ">":
                 raise ConversionError(
                     f"{where}: a neuron without reset maps to Spyx's PSU_LIF, which spikes on V > threshold after the "
