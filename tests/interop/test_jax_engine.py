@@ -317,3 +317,19 @@ def test_a_recurrent_edge_that_closes_no_cycle_once_inlined():
         outputs, _, trace = model.run(model.params, x, record=True, mode=mode)
         _assert_same_run(expected, outputs, trace)
     assert 0 < expected["outputs"]["output"].mean() < 1
+
+
+def test_a_state_of_another_batch_or_structure_is_refused():
+    graph = ir.Graph(
+        {"input": ir.Input(np.array([3])), "lif": ir.LIF(tau=np.full(3, 2.0)), "output": ir.Output(np.array([3]))},
+        [("input", "lif"), ("lif", "output")],
+    )
+    model = JaxGraph(graph)
+    x = np.ones((3, 3), np.float32)
+    for bad in (model.init_state(1), {}, {"nodes": {}, "edges": {}}):
+        with pytest.raises(ValueError, match=r"state does not match init_state\(3\)"):
+            model.step(model.params, bad, x)
+    with pytest.raises(ValueError, match=r"state does not match init_state\(3\)"):
+        model.run(model.params, np.ones((2, 3, 3), np.float32), state=model.init_state(2))
+    y, _ = model.step(model.params, model.init_state(3), x)
+    assert np.asarray(y).shape == (3, 3)

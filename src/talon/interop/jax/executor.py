@@ -122,6 +122,7 @@ class JaxGraph:
         """
         self._check_params(params)
         inputs = self._inputs(x, time=False)
+        self._check_state(state, next(iter(inputs.values())).shape[0])
         outputs, new_state = self._step_jit(params, state, inputs)
         return self._outputs(outputs), new_state
 
@@ -136,6 +137,8 @@ class JaxGraph:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self._check_params(params)
         inputs = self._inputs(x, time=True)
+        if state is not None:
+            self._check_state(state, next(iter(inputs.values())).shape[1])
         outputs, final, trace = self._run_jit(params, state, inputs, record=bool(record), mode=mode)
         return (self._outputs(outputs), final, trace) if record else (self._outputs(outputs), final)
 
@@ -163,6 +166,23 @@ class JaxGraph:
                 "it runs the talon.ir primitives (see talon.ir.list_primitives())"
             )
         return built
+
+    def _check_state(self, state, batch: int) -> None:
+        """``state`` must have the structure and the batch size of ``init_state(batch)``."""
+        cache = self.__dict__.setdefault("_state_shapes", {})
+        if batch not in cache:
+            cache[batch] = jax.tree.map(lambda a: tuple(a.shape), jax.eval_shape(lambda: self.init_state(batch)))
+        want = cache[batch]
+        try:
+            given = jax.tree.map(lambda a: tuple(np.shape(a)), state)
+        except Exception as exc:  # not a pytree of arrays
+            raise ValueError(f"state must be the structure returned by init_state/step/run: {exc}") from None
+        if jax.tree.structure(given) != jax.tree.structure(want) or given != want:
+            raise ValueError(
+                f"state does not match init_state({batch}) for this input batch of {batch}: expected the nodes "
+                f"{sorted(want['nodes'])} and edges {sorted(want['edges'])} with batch {batch}; pass the state "
+                "returned by init_state, step or run for inputs of the same batch size"
+            )
 
     def _check_params(self, params) -> None:
         if not isinstance(params, Mapping) or set(params) != set(self.params):
