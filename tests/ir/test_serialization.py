@@ -368,3 +368,18 @@ def test_random_corruption_never_escapes_as_another_error(data, tmp_path_factory
     path.write_bytes(bytes(raw))
     with contextlib.suppress(T1CFormatError):
         ir.read(path)
+
+
+def test_big_endian_arrays_read_back_little_endian_with_the_same_values(tmp_path):
+    for n in (4, 4000):  # packed and own dataset
+        arr = np.arange(n, dtype=">f4") * np.float32(0.1)
+        back = roundtrip(ir.Graph({"s": ir.Scale(arr)}, []), tmp_path, f"be{n}.t1c").nodes["s"].scale
+        assert back.dtype == np.dtype("<f4")
+        assert np.array_equal(back, arr) and back.tobytes() == arr.astype("<f4").tobytes()
+
+
+def test_complex_metadata_is_refused_at_write(tmp_path):
+    graph = chain_graph("Affine")
+    graph.metadata["z"] = np.complex64(1 + 2j)
+    with pytest.raises(T1CFormatError, match="cannot store a numpy scalar of type complex64"):
+        ir.write(tmp_path / "z.t1c", graph)

@@ -33,7 +33,7 @@ def encode(value: Any, arrays: list[np.ndarray], where: str) -> Any:
         arrays.append(value)
         return {"$array": len(arrays) - 1}
     if isinstance(value, np.generic):
-        if not isinstance(value, (np.number, np.bool_)):
+        if not isinstance(value, (np.number, np.bool_)) or value.dtype.kind not in "fiub":
             raise TypeError(f"{where}: cannot store a numpy scalar of type {type(value).__name__}")
         arrays.append(np.asarray(value))
         return {"$scalar": len(arrays) - 1}

@@ -114,6 +114,8 @@ def _is_constant(arr: np.ndarray) -> bool:
 def _array_refs(arrays: list[np.ndarray]) -> list[dict[str, Any]]:
     refs, offsets, own = [], {}, 0
     for i, arr in enumerate(arrays):
+        if arr.dtype.byteorder == ">" or (arr.dtype.byteorder == "=" and np.little_endian is False):
+            arrays[i] = arr = arr.astype(arr.dtype.newbyteorder("<"))  # stored little-endian; same values
         ref: dict[str, Any] = {"dtype": arr.dtype.str, "shape": list(arr.shape)}
         if _is_constant(arr):
             arrays[i] = arr = arr.reshape(-1)[:1]
