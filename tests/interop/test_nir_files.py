@@ -444,3 +444,37 @@ def test_uncompressed_writing(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert ir.graph_differences(graph, read_nir(tmp_path / "plain.nir"), metadata=False) == []
+
+
+def test_a_scalar_scale_writes_and_reads_back(tmp_path):
+    graph = ir.Graph(
+        {"input": ir.Input(np.array([3])), "s": ir.Scale(np.float32(2.0)), "output": ir.Output(np.array([3]))},
+        [("input", "s"), ("s", "output")],
+    )
+    write_nir(tmp_path / "s.nir", graph)
+    back = read_nir(tmp_path / "s.nir")
+    assert ir.graph_differences(graph, back, metadata=False) == []
+
+
+def test_a_flatten_with_a_batch_offset_is_written_back_with_it(tmp_path):
+    """A file whose Flatten dims count the batch (snnTorch/Norse style) reads with the offset
+    removed and writes back with it, so their importers read the same file again."""
+    import h5py
+    import nir
+
+    graph = nir.NIRGraph(
+        nodes={
+            "input": nir.Input(np.array([2, 3, 3])),
+            "flat": nir.Flatten(input_type={"input": np.array([2, 3, 3])}, start_dim=1, end_dim=-1),
+            "fc": nir.Affine(weight=np.ones((4, 18), np.float32), bias=np.zeros(4, np.float32)),
+            "output": nir.Output(np.array([4])),
+        },
+        edges=[("input", "flat"), ("flat", "fc"), ("fc", "output")],
+        type_check=False,
+    )
+    nir.write(tmp_path / "in.nir", graph)
+    talon_graph = read_nir(tmp_path / "in.nir")
+    assert (talon_graph.nodes["flat"].start_dim, talon_graph.nodes["flat"].output_shape) == (0, (18,))
+    write_nir(tmp_path / "out.nir", talon_graph)
+    with h5py.File(tmp_path / "out.nir") as f:
+        assert int(f["node/nodes/flat/start_dim"][()]) == 1

@@ -155,3 +155,17 @@ def test_bad_tolerances_and_inputs():
         sdk.compare_graphs(graphs.chain(), graphs.chain(), atol=-1)
     with pytest.raises(TypeError, match="b must be"):
         sdk.compare_graphs(graphs.chain(), 3)
+
+
+def test_equal_infinities_do_not_make_the_difference_infinite():
+    from talon import sdk
+
+    a, b = graphs.chain(), graphs.chain()
+    a.nodes["lif1"].tau = a.nodes["lif1"].tau.astype(np.float64)
+    a.nodes["lif1"].tau[0] = np.inf  # a neuron without leak
+    b.nodes["lif1"].tau = a.nodes["lif1"].tau.copy()
+    b.nodes["lif1"].tau[1] += 1e-7  # a tiny change elsewhere in the same array
+    diff = sdk.compare_graphs(a, b)
+    assert 0 < diff.max_weight_diff < 1e-6 and diff.mean_weight_diff < 1e-6  # inf - inf counts as equal
+    b.nodes["lif1"].tau[0] = 1e30
+    assert sdk.compare_graphs(a, b).max_weight_diff == np.inf  # inf against a number is infinitely apart

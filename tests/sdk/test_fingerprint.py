@@ -193,3 +193,12 @@ def test_verify_with_an_explicit_hash_and_bad_arguments():
         sdk.stamp_graph(g, blob=object())
     with pytest.raises(TypeError, match="calibration_config"):
         sdk.stamp_graph(g, calibration_config=[1, 2])
+
+
+def test_numpy_float64_scalars_hash_as_arrays_not_as_python_floats():
+    """np.float64 subclasses float; the canonical form still treats it as a numpy scalar."""
+    from talon import sdk
+
+    a, b = graphs.chain(), graphs.chain()
+    a.metadata["x"], b.metadata["x"] = np.float64(1.5), 1.5
+    assert sdk.fingerprint_graph(a, include_metadata=True) != sdk.fingerprint_graph(b, include_metadata=True)

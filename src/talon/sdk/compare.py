@@ -152,7 +152,8 @@ def _array_change(diff: NodeDiff, key: str, x: np.ndarray, y: np.ndarray, atol: 
     a, b = x.astype(np.float64), y.astype(np.float64)
     with np.errstate(invalid="ignore", over="ignore"):
         d_all = np.abs(a - b)
-    d_all = np.where(np.isnan(a) & np.isnan(b), 0.0, np.where(np.isnan(d_all), np.inf, d_all))
+    # equal values (infinities included: inf - inf is nan) differ by 0; nan against a number by inf
+    d_all = np.where((a == b) | (np.isnan(a) & np.isnan(b)), 0.0, np.where(np.isnan(d_all), np.inf, d_all))
     d = float(d_all.max())
     stats.max = max(stats.max, d)
     stats.sum += float(d_all.sum())

@@ -84,7 +84,9 @@ def _value(sink: _Sink, value: Any, weights: bool, where: str) -> None:
         value = value.value
     if value is None:
         sink.update(b"N")
-    elif isinstance(value, (bool, np.bool_)) and not isinstance(value, np.ndarray):
+    elif isinstance(value, (np.ndarray, np.generic)) and not isinstance(value, np.bool_):
+        _array(sink, np.asarray(value), weights, where)  # numpy scalars (np.float64 too) hash as 0-d arrays
+    elif isinstance(value, (bool, np.bool_)):
         sink.update(b"T" if value else b"F")
     elif isinstance(value, int):
         _text(sink, b"i", str(value))

@@ -169,9 +169,13 @@ class _Exporter:
         Dropping node R wires the sources of its value straight to its successors, where NIR sums
         them. That is exact when R passes on a single source, or when R's edge comes first into
         every successor ((a + b) + c keeps its order; c + (a + b) would not). R must not lie on a
-        cycle (its edges could change which edge is recurrent).
+        cycle (its edges could change which edge is recurrent). In a graph with cycles nothing is
+        dropped: removing any node reorders the edges, and edge order decides which edge of a
+        cycle is the recurrent one (docs/semantics.md §2).
         """
         out: set[str] = set()
+        if not graph.is_dag:
+            return out
         width: dict[str, int] = {}  # how many summed sources stand for a node's value once identities go
 
         def sources(name: str) -> int:
@@ -418,6 +422,9 @@ class _Exporter:
         end = node.end_dim + n if node.end_dim < -1 else node.end_dim
         if (start, end) != (node.start_dim, node.end_dim):
             records["talon_source"] = {"start_dim": np.int64(node.start_dim), "end_dim": np.int64(node.end_dim)}
+        if (node.metadata.get("nir") or {}).get("flatten_batch_offset"):
+            # read from a file whose dims count the batch (snnTorch/Norse style): write it back that way
+            start, end = start + 1, end + 1 if end >= 0 else end
         return self.nir.Flatten(input_type=_ints(in_shape), start_dim=start, end_dim=end)
 
     def _batchnorm(self, name, node, in_shape, meta, path, where) -> _Lowered:

@@ -375,6 +375,7 @@ class _Importer:
             record["unknown_fields"] = unknown
         try:
             spec = self._convert(name, kind, raw, label, path, records)
+            spec.build(False)  # construct once here, so that bad parameters are reported with this node's name
         except (ValueError, TypeError, KeyError) as exc:
             if isinstance(exc, ir.ConversionError):
                 raise

@@ -64,8 +64,18 @@ def to_nir_metadata(
             blob["arrays"] = {str(i): (a[()] if a.ndim == 0 else a) for i, a in enumerate(arrays)}
         native[BLOB] = blob
     if records:
-        native.update(records)
+        native.update(_scalars_for_h5(records))
     return native
+
+
+def _scalars_for_h5(value: Any) -> Any:
+    """0-d arrays as numpy scalars, recursively: nir.write compresses datasets, and h5py cannot
+    compress a scalar dataset."""
+    if isinstance(value, dict):
+        return {k: _scalars_for_h5(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        return value[()]
+    return value
 
 
 def from_nir_metadata(
