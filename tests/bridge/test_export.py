@@ -127,7 +127,8 @@ def test_every_supported_layer_round_trips_exactly():
         "Conv2d", "BatchNorm2d", "ReLU", "Conv2d", "ELU", "AvgPool2d", "Upsample", "MaxPool2d", "Flatten",
         "Dropout", "Affine", "LayerNorm", "PReLU", "GELU", "Skip", "Linear", "Softmax",
     ]  # fmt: skip
-    executor = bridge.ir_to_torch(graph).eval()  # BatchNorm with running statistics, like the model
+    executor = bridge.ir_to_torch(graph)  # eval mode: BatchNorm with running statistics, like the model
+    assert not executor.training
     with torch.no_grad():
         assert torch.equal(executor(x), model(x))
 

@@ -182,7 +182,12 @@ from_ir = nodes_to_modules
 
 def ir_to_torch(graph_or_path: ir.Graph | str | os.PathLike, return_state: bool = False,
                 node_map: NodeMap | None = None):  # fmt: skip
-    """Import a TALON IR graph (or a ``.t1c`` path) as a :class:`GraphExecutor` (an ``nn.Module``)."""
+    """Import a TALON IR graph (or a ``.t1c`` path) as a :class:`GraphExecutor` (an ``nn.Module``).
+
+    The executor is returned in **eval mode**, so that it computes what the graph means
+    (docs/semantics.md §4: BatchNorm with its running statistics, Dropout as the identity); call
+    ``.train()`` before fine-tuning to get batch statistics and dropout.
+    """
     from .executor import GraphExecutor
 
     if isinstance(graph_or_path, (str, os.PathLike)):
@@ -191,7 +196,7 @@ def ir_to_torch(graph_or_path: ir.Graph | str | os.PathLike, return_state: bool 
         graph = graph_or_path
     else:
         raise TypeError(f"ir_to_torch expects an ir.Graph or a .t1c path, got {type(graph_or_path).__name__}")
-    return GraphExecutor.from_graph(graph, return_state=return_state, node_map=node_map)
+    return GraphExecutor.from_graph(graph, return_state=return_state, node_map=node_map).eval()
 
 
 def load(path: str | os.PathLike, return_state: bool = False, node_map: NodeMap | None = None):
