@@ -117,6 +117,11 @@ class GraphExecutor(nn.Module):
             self.add_module(attr, modules.get(name, nn.Identity()))
         self._recurrent = recurrent_edge_mask(names, self.edges, self.input_nodes)
         self._order = topological_order(names, self.edges, self._recurrent)
+        self._incoming: dict[str, list[int]] = {n: [] for n in names}  # edge indices, in edge order
+        self._outgoing: dict[str, list[int]] = {n: [] for n in names}
+        for i, (s, d) in enumerate(self.edges):
+            self._outgoing[s].append(i)
+            self._incoming[d].append(i)
         self._edge_shapes = {
             i: graph.edge_shape(i) for i, rec in enumerate(self._recurrent) if rec and graph is not None
         }
@@ -147,11 +152,7 @@ class GraphExecutor(nn.Module):
         inputs = {n: g.placeholder(self._attr[n] + "_in") for n in self.input_nodes}
         state = g.placeholder("state")
         edge_values = g.placeholder("edge_values")
-        out_positions: dict[str, list[int]] = {n: [] for n in self.node_names}
-        incoming: dict[str, list[int]] = {n: [] for n in self.node_names}
-        for i, (s, d) in enumerate(self.edges):
-            out_positions[s].append(i)
-            incoming[d].append(i)
+        out_positions, incoming = self._outgoing, self._incoming
         env: dict[str, fx.Node] = {}
         new_state: dict[str, fx.Node] = {}
 
@@ -260,19 +261,16 @@ class GraphExecutor(nn.Module):
         T, B = xs[0].shape[:2]
         env: dict[str, Any] = {}
         new_state = ExecutorState()
-        positions: dict[str, list[int]] = {n: [] for n in self.node_names}
-        for i, (s, _) in enumerate(self.edges):
-            positions[s].append(i)
 
         def along(i: int) -> torch.Tensor:
             src = self.edges[i][0]
             value = env[src]
-            return value[positions[src].index(i)] if isinstance(value, tuple) else value
+            return value[self._outgoing[src].index(i)] if isinstance(value, tuple) else value
 
         given = dict(zip(self.input_nodes, xs, strict=True))
         for name in self._order:
             module = self.module_of(name)
-            ins = [along(i) for i, (_, d) in enumerate(self.edges) if d == name]
+            ins = [along(i) for i in self._incoming[name]]
             if name in given:
                 x = given[name]
             elif _merges_inputs(module):
