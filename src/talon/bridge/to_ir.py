@@ -34,7 +34,6 @@ from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 from talon import ir
 from talon.ir.errors import ConversionError, UnsupportedModuleError
 
-from . import convert
 from .convert import ConvertContext, find_converter, flatten_node, is_stateful_node
 from .executor import GraphExecutor
 from .transforms import fold_batchnorm
@@ -608,4 +607,4 @@ def executor_to_graph(executor: GraphExecutor) -> ir.Graph:
     return ir.Graph(nodes, list(graph.edges), copy.deepcopy(graph.metadata))
 
 
-__all__ = ["T1CExporter", "TALONExporter", "convert", "executor_to_graph", "to_ir", "torch_to_ir"]
+__all__ = ["T1CExporter", "TALONExporter", "executor_to_graph", "to_ir", "torch_to_ir"]
