@@ -1,7 +1,8 @@
 """Norse cells exported to TALON IR and run by the executor: same spikes, membranes to float32 rounding.
 
-Norse integrates ``v + dt·τ⁻¹·((v_leak - v) + x)``; talon computes ``β·v + g·x`` with the same
-β and g, so the two differ by rounding only (documented in talon.bridge.norse).
+Norse integrates ``v + dt·τ⁻¹·((v_leak - v) + x)``: LIFBoxCell and LIBoxCell export with
+``integration='euler'``, which is that order, and match bit for bit; LIFCell's current jump is a
+CubaLIF, equal to float32 rounding (documented in talon.bridge.norse).
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def test_norse_cell_parity(name, tmp_path):
                 spikes += float(want.float().mean())
             else:
                 assert torch.allclose(got, want, rtol=1e-5, atol=1e-6)
-    assert worst <= 1e-5
+    assert worst <= (1e-5 if name == "LIFCell" else 0.0)  # the box cells are bit-exact
     if name != "LIBoxCell":
         assert 0.02 < spikes / T < 0.98  # the input makes the cells fire
 

@@ -90,6 +90,30 @@ for dyn in _dynamics_grid():
 
 CASES += [
     Case(
+        "lif[euler-leak-and-v_reset]",
+        lambda: chain(
+            [3],
+            (
+                "lif",
+                ir.LIF(
+                    tau=[3.0, 25.0, 7.0],
+                    r=[1.0, 1.0, 2.0],
+                    v_leak=[0.25, 0.0, -0.125],
+                    v_threshold=0.75,
+                    v_reset=-0.5,
+                    comparison=">",
+                    integration="euler",
+                ),
+            ),
+        ),
+        (3,),
+    ),
+    Case(
+        "li[euler]",
+        lambda: chain([3], ("li", ir.LI(tau=[3.0, 10.0, 25.0], r=[1.0, 2.0, 1.0], v_leak=0.5, integration="euler"))),
+        (3,),
+    ),
+    Case(
         "lif[leak-and-v_reset]",
         lambda: chain(
             [3],

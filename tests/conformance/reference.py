@@ -32,6 +32,7 @@ def _neuron_coefficients(node: ir.Node, shape: tuple[int, ...]) -> dict[str, np.
         if isinstance(node, (ir.LIF, ir.LI)):
             tau = np.asarray(node.tau, np.float64)
             c = {"beta": 1 - 1 / tau, "g": node.r / tau, "c": node.v_leak / tau}
+            c.update(k=1 / tau, r=np.asarray(node.r, np.float64), v_leak=np.asarray(node.v_leak, np.float64))
         elif isinstance(node, (ir.CubaLIF, ir.CubaLI)):
             tm, ts = np.asarray(node.tau_mem, np.float64), np.asarray(node.tau_syn, np.float64)
             c = {"beta": 1 - 1 / tm, "g": node.r / tm, "c": node.v_leak / tm, "alpha": 1 - 1 / ts, "gs": node.w_in / ts}
@@ -59,6 +60,13 @@ def _reset(v, z, k, mode):
     return v
 
 
+def _leaky(node, k, v, x):
+    """The leaky update of LIF / LI in the node's integration order."""
+    if node.integration.value == "euler":
+        return (v + k["k"] * ((k["v_leak"] - v) + k["r"] * x)).astype(DTYPE)
+    return ((k["beta"] * v + k["g"] * x) + k["c"]).astype(DTYPE)
+
+
 def neuron_step(node: ir.Node, x: np.ndarray, state: dict[str, np.ndarray]) -> tuple[np.ndarray, dict]:
     """One step of a stateful node. Returns (output, new state)."""
     shape = x.shape[1:]
@@ -70,9 +78,12 @@ def neuron_step(node: ir.Node, x: np.ndarray, state: dict[str, np.ndarray]) -> t
         drive = i
     else:
         drive = x
-    if isinstance(node, (ir.LI, ir.CubaLI)):
+    if isinstance(node, ir.LI):
+        v = _leaky(node, k, v, drive)
+        return v, {"v": v}
+    if isinstance(node, ir.CubaLI):
         v = ((k["beta"] * v + k["g"] * drive) + k["c"]).astype(DTYPE)
-        return v, {"v": v, "i": i} if isinstance(node, ir.CubaLI) else {"v": v}
+        return v, {"v": v, "i": i}
     if isinstance(node, ir.Integrator):
         v = (v + k["g"] * drive).astype(DTYPE)
         return v, {"v": v}
@@ -80,7 +91,8 @@ def neuron_step(node: ir.Node, x: np.ndarray, state: dict[str, np.ndarray]) -> t
     z_prev = _cmp(v, k["theta"], node.comparison.value)
     if timing == "delayed_pre_decay":
         v = _reset(v, z_prev, k, mode)
-    u = ((k["beta"] * v + k["g"] * drive) + k["c"]).astype(DTYPE)
+    u = _leaky(node, k, v, drive) if isinstance(node, ir.LIF) else ((k["beta"] * v + k["g"] * drive) + k["c"])
+    u = u.astype(DTYPE)
     if timing == "delayed":
         u = _reset(u, z_prev, k, mode)
     if timing == "snntorch_immediate":

@@ -122,6 +122,45 @@ def test_batch_elements_are_independent(float_graph):
     np.testing.assert_array_equal(np.asarray(alone)[:, 0], expected["outputs"]["output"][:, 2])
 
 
+def _euler_graph(integration: str) -> ir.Graph:
+    """LIF (tau=3, r=2, v_leak=0.25) -> LI with arbitrary per-channel floats on a [2, 3] layer."""
+    rng = np.random.default_rng(11)
+    nodes = {
+        "input": ir.Input(np.array([2, 3])),
+        "lif": ir.LIF(tau=3.0, r=2.0, v_leak=0.25, v_threshold=0.6, v_reset=-0.5, integration=integration),
+        "scale": ir.Scale(rng.uniform(0.3, 1.7, (2, 3)).astype(np.float32)),
+        "li": ir.LI(
+            tau=rng.uniform(1.5, 9.0, 2).astype(np.float32),  # per channel
+            r=rng.uniform(0.5, 3.0, 2).astype(np.float32),
+            v_leak=rng.uniform(-0.3, 0.3, 2).astype(np.float32),
+            integration=integration,
+        ),
+        "output": ir.Output(np.array([2, 3])),
+    }
+    edges = [("input", "lif"), ("lif", "li"), ("input", "scale"), ("scale", "li"), ("li", "output")]
+    return ir.Graph(nodes, edges)
+
+
+def test_euler_integration_matches_the_reference_bit_for_bit():
+    """integration='euler' is v + k*((v_leak - v) + r*x), not the decay order: they round differently."""
+    graph = _euler_graph("euler")
+    x = np.random.default_rng(12).normal(0.3, 1.0, (60, 3, 2, 3)).astype(np.float32)
+    expected, decay = reference.run(graph, x), reference.run(_euler_graph("decay"), x)
+    for name in ("lif", "li"):  # the two orders differ on most steps: ignoring 'euler' cannot pass
+        assert (expected["states"][name]["v"] != decay["states"][name]["v"]).mean() > 0.3, name
+    assert 0.05 < (expected["states"]["lif"]["v"] == -0.5).mean() < 0.95  # the LIF fires and resets
+    model = JaxGraph(graph)
+    assert sorted(model.params["lif"]) == ["k", "r", "theta", "v_leak", "v_reset"]
+    for mode in ("stepwise", "layerwise"):
+        outputs, _, trace = model.run(model.params, x, record=True, mode=mode)
+        _assert_same_run(expected, outputs, trace)
+    state, per_step = model.init_state(x.shape[1]), []
+    for t in range(x.shape[0]):
+        y, state = model.step(model.params, state, x[t])
+        per_step.append(np.asarray(y))
+    np.testing.assert_array_equal(np.stack(per_step), expected["outputs"]["output"])
+
+
 def _cycle_with_delay_and_subgraph() -> ir.Graph:
     """A cycle through a subgraph, a Delay inside the cycle and a ChannelSplit feeding both."""
     inner = ir.Graph(

@@ -143,6 +143,50 @@ def test_trained_neuron_coefficients_become_exact_time_constants():
     assert 0 < expected["outputs"]["output"].mean() < 1
 
 
+def _euler_chain() -> ir.Graph:
+    return ir.Graph(
+        {
+            "input": ir.Input(np.array([3])),
+            "lif": ir.LIF(tau=[3.0, 5.0, np.inf], r=2.0, v_leak=0.25, v_threshold=0.8, integration="euler"),
+            "li": ir.LI(tau=np.array([2.0, 4.0, 8.0], np.float32), r=1.5, integration="euler"),
+            "output": ir.Output(np.array([3])),
+        },
+        [("input", "lif"), ("lif", "li"), ("li", "output")],
+    )
+
+
+def test_euler_nodes_keep_their_integration_through_to_graph():
+    graph = _euler_chain()
+    model = JaxGraph(graph)
+    assert sorted(model.params["li"]) == ["k", "r", "v_leak"]
+    assert ir.graph_differences(model.to_graph(model.params), graph) == []
+    params = jax.tree.map(np.array, model.params)
+    params["lif"]["k"] = np.array([0.3123457, 0.0, 1.25], np.float32)  # 0: no leak (tau = inf)
+    params["lif"]["r"] = np.array([1.7, 2.2, 0.9], np.float32)
+    params["lif"]["v_leak"] = np.array([0.1, -0.3, 0.0], np.float32)
+    params["li"]["k"] = np.array([0.61, 0.2, 0.05], np.float32)
+    trained = model.to_graph(params)
+    lif, li = trained.nodes["lif"], trained.nodes["li"]
+    assert lif.integration == "euler" and li.integration == "euler"
+    assert lif.tau[1] == np.inf and np.array_equal(lif.r, params["lif"]["r"])
+    assert np.all(li.r == 1.5) and np.all(li.v_leak == 0.0)  # untouched parameters are kept
+    x = np.random.default_rng(5).normal(0.4, 1.0, (40, 2, 3)).astype(np.float32)
+    expected = reference.run(trained, x)
+    y, _, trace = model.run(params, x, record=True)
+    np.testing.assert_array_equal(np.asarray(y), expected["outputs"]["output"])
+    np.testing.assert_array_equal(np.asarray(trace["lif"]["v"]), expected["states"]["lif"]["v"])
+    params["lif"]["k"] = np.array([0.5, -0.25, 0.5], np.float32)
+    with pytest.raises(ir.ConversionError, match=r"node .lif.: .* no exact tau: a rate k = 1/tau of -0\.25"):
+        model.to_graph(params)
+    params["lif"]["k"] = np.array([0.5, np.nan, 0.5], np.float32)
+    with pytest.raises(ir.ConversionError, match=r"node .lif.: .* no exact tau"):
+        model.to_graph(params)
+    params["lif"]["k"] = np.array([0.5, 0.5, 0.5], np.float32)
+    params["lif"]["r"] = np.array([1.0, np.inf, 1.0], np.float32)
+    with pytest.raises(ir.ConversionError, match=r"node 'lif': the trained parameters do not make a valid LIF"):
+        model.to_graph(params)
+
+
 def test_inexpressible_parameters_are_refused():
     model = JaxGraph(_trainable())
     params = jax.tree.map(np.array, model.params)

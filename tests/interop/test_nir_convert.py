@@ -720,3 +720,22 @@ def test_bad_parameters_of_weight_nodes_name_the_node():
     )
     with pytest.raises(ir.ConversionError, match=r"node 'a' \(Affine\): Affine: bias has 5 entries"):
         from_nir(graph)
+
+
+def test_the_integration_order_survives_a_round_trip_and_can_be_chosen(tmp_path):
+    graph = ir.Graph(
+        {
+            "input": ir.Input(np.array([3])),
+            "lif": ir.LIF(tau=np.full(3, 25.0), r=1.0, comparison=">", integration="euler"),
+            "li": ir.LI(tau=np.full(3, 10.0), integration="euler"),
+            "output": ir.Output(np.array([3])),
+        },
+        [("input", "lif"), ("lif", "li"), ("li", "output")],
+    )
+    write_nir(tmp_path / "e.nir", graph)
+    back = read_nir(tmp_path / "e.nir")
+    assert back.nodes["lif"].integration == "euler" and back.nodes["li"].integration == "euler"
+    assert from_nir(to_nir(graph)).nodes["lif"].integration == "euler"
+    assert read_nir(tmp_path / "e.nir", integration="decay").nodes["lif"].integration == "decay"
+    with pytest.raises(ValueError, match="'sideways' is not a valid Integration"):
+        read_nir(tmp_path / "e.nir", integration="sideways")

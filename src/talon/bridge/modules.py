@@ -81,6 +81,16 @@ def _lif_like_coefficients(tau, r, v_leak) -> dict[str, np.ndarray]:
         return {"beta": 1.0 - 1.0 / tau, "gain": np.asarray(r, np.float64) / tau, "drive": np.asarray(v_leak) / tau}
 
 
+def _euler_coefficients(node: ir.LIF | ir.LI) -> dict[str, np.ndarray]:
+    """``k = 1/tau``, ``r`` and ``v_leak`` of ``u = v + k·((v_leak - v) + r·x)`` (integration 'euler')."""
+    tau = np.asarray(node.tau, np.float64)
+    return {"k": 1.0 / tau, "r_in": np.asarray(node.r, np.float64), "v_leak_e": np.asarray(node.v_leak, np.float64)}
+
+
+def _euler_step(module: NeuronModule, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return v + module.k * ((module.v_leak_e - v) + module.r_in * x)
+
+
 def _cuba_coefficients(node: ir.CubaLIF | ir.CubaLI) -> dict[str, np.ndarray]:
     out = _lif_like_coefficients(node.tau_mem, node.r, node.v_leak)
     tau_syn = np.asarray(node.tau_syn, np.float64)
@@ -164,7 +174,11 @@ class LIFModule(_Spiking):
         return cls(node=node, dtype=dtype)
 
     def _coefficients(self):
-        return _lif_like_coefficients(self.node.tau, self.node.r, self.node.v_leak)
+        out = _lif_like_coefficients(self.node.tau, self.node.r, self.node.v_leak)
+        return {**out, **_euler_coefficients(self.node)} if self.node.integration == "euler" else out
+
+    def _membrane(self, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return _euler_step(self, v, x) if self.node.integration == "euler" else super()._membrane(v, x)
 
     def forward(self, x: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         v = torch.zeros_like(x) if state is None else state
@@ -226,11 +240,16 @@ class LIModule(NeuronModule):
     from_node = classmethod(lambda cls, node, dtype=torch.float32: cls(node, dtype))
 
     def _coefficients(self):
-        return _lif_like_coefficients(self.node.tau, self.node.r, self.node.v_leak)
+        out = _lif_like_coefficients(self.node.tau, self.node.r, self.node.v_leak)
+        return {**out, **_euler_coefficients(self.node)} if self.node.integration == "euler" else out
 
     def forward(self, x: torch.Tensor, state: torch.Tensor | None = None):
         v = torch.zeros_like(x) if state is None else state
-        v = (self.beta * v + self.gain * x) + self.drive
+        v = (
+            _euler_step(self, v, x)
+            if self.node.integration == "euler"
+            else (self.beta * v + self.gain * x) + self.drive
+        )
         return v, v
 
 

@@ -1,7 +1,8 @@
 """Norse adapter: Norse 1.1 cells as TALON IR neurons.
 
 Norse integrates with forward Euler, ``v' = v + dt·τ⁻¹·((v_leak - v) + x)``, which is talon's
-``β·v + g·x + c`` with (``dt`` and ``τ⁻¹`` from the cell)::
+``integration='euler'`` order (LIF, LI: bit for bit) and ``β·v + g·x + c`` in value
+(``dt`` and ``τ⁻¹`` from the cell)::
 
     LIFBoxCell -> LIF(tau = 1/(dt·tau_mem_inv), r = 1, v_leak, v_threshold = v_th, v_reset)
     LIFCell    -> CubaLIF(tau_mem as above, tau_syn = 1/(dt·tau_syn_inv), r = 1, w_in = tau_syn)
@@ -10,10 +11,11 @@ Norse integrates with forward Euler, ``v' = v + dt·τ⁻¹·((v_leak - v) + x)`
     IAFCell    -> IF(r = 1, v_threshold = v_th, v_reset)
 
 all with ``comparison='>'`` (Norse's Heaviside is strict) and an immediate reset to ``v_reset``
-(``reset_method=reset_subtract`` maps to ``reset_mode='subtract'``). Norse evaluates the update in
-another order (``v + dt·τ⁻¹·(…)``), so membranes agree to float32 rounding (~1e-7), not bit for
-bit. Norse starts the membrane at ``v_leak`` (IAFCell: at ``v_reset``), talon at 0: cells with a
-non-zero start are refused.
+(``reset_method=reset_subtract`` maps to ``reset_mode='subtract'``). LIFBoxCell and LIBoxCell are
+exported with ``integration='euler'`` and match Norse bit for bit; LIFCell's synaptic "current jump"
+keeps a state IR's CubaLIF does not, so its membranes agree to float32 rounding (~1e-7). Norse
+starts the membrane at ``v_leak`` (IAFCell: at ``v_reset``), talon at 0: cells with a non-zero
+start are refused.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ def _types(ctx: ConvertContext) -> dict:
 def _lif_box(mod: LIFBoxCell, ctx: ConvertContext) -> ir.Node:
     tau = _steps(mod, ctx, "tau_mem_inv")
     return ir.LIF(tau=tau, r=1.0, v_leak=_no_leak_offset(mod, ctx), v_threshold=_p(mod, ctx, "v_th"),
-                  **_reset(mod, ctx), **_types(ctx))  # fmt: skip
+                  integration="euler", **_reset(mod, ctx), **_types(ctx))  # fmt: skip
 
 
 @register_converter(LIFCell)
@@ -83,7 +85,8 @@ def _lif(mod: LIFCell, ctx: ConvertContext) -> ir.Node:
 
 @register_converter(LIBoxCell)
 def _li_box(mod: LIBoxCell, ctx: ConvertContext) -> ir.Node:
-    return ir.LI(tau=_steps(mod, ctx, "tau_mem_inv"), r=1.0, v_leak=_no_leak_offset(mod, ctx), **_types(ctx))
+    return ir.LI(tau=_steps(mod, ctx, "tau_mem_inv"), r=1.0, v_leak=_no_leak_offset(mod, ctx), integration="euler",
+                 **_types(ctx))  # fmt: skip
 
 
 @register_converter(IAFCell)

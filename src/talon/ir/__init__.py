@@ -28,6 +28,7 @@ from .serialization import FORMAT_VERSION, read, read_version, write
 from .types import (
     Comparison,
     Edges,
+    Integration,
     NeuronMode,
     Nodes,
     ResetMode,
@@ -66,6 +67,7 @@ __all__ = [
     "GraphValidationError",
     "HybridRegion",
     "Input",
+    "Integration",
     "Integrator",
     "LayerNorm",
     "Linear",

@@ -32,7 +32,7 @@ import numpy as np
 
 from .errors import ShapeError
 from .node import Node, as_array, register_node
-from .types import Comparison, ResetMode, ResetTiming, Shape, SpikeTiming, coerce_enum
+from .types import Comparison, Integration, ResetMode, ResetTiming, Shape, SpikeTiming, coerce_enum
 
 
 def _is_scalar(a: np.ndarray) -> bool:
@@ -168,7 +168,8 @@ class LIF(_Spiking):
     Continuous form ``tau dv/dt = (v_leak - v) + r I``; discrete update (``dt = 1``)
     ``u = beta v + (r/tau) x + v_leak/tau`` with ``beta = 1 - 1/tau`` (``tau`` in timesteps,
     ``inf`` = no leak), then threshold and reset. With ``r = tau`` and ``v_leak = 0`` this is
-    snnTorch's ``mem = beta mem + x``.
+    snnTorch's ``mem = beta mem + x``. ``integration='euler'`` computes the same value as
+    ``u = v + (1/tau)((v_leak - v) + r x)`` (Norse's and NIR's forward-Euler order of operations).
 """
         + _DYNAMICS_DOC
     )
@@ -182,6 +183,7 @@ class LIF(_Spiking):
     reset_timing: ResetTiming = ResetTiming.IMMEDIATE
     spike_timing: SpikeTiming = SpikeTiming.POST
     comparison: Comparison = Comparison.GE
+    integration: Integration = Integration.DECAY
 
     _array_params = ("tau", "r", "v_leak", "v_threshold", "v_reset")
     _optional_zero_params = ("v_reset",)
@@ -191,6 +193,7 @@ class LIF(_Spiking):
         self._check_positive("tau")
         self._check_finite("r", "v_leak")
         self._check_dynamics()
+        self.integration = coerce_enum(Integration, self.integration, "integration", self._where())
 
     @property
     def beta(self) -> np.ndarray:
@@ -267,11 +270,15 @@ class CubaLIF(_Spiking):
 @register_node
 @dataclass(eq=False)
 class LI(_ElementwiseState):
-    """Leaky integrator (no spikes): ``u = beta v + (r/tau) x + v_leak/tau``; outputs ``v``."""
+    """Leaky integrator (no spikes): ``u = beta v + (r/tau) x + v_leak/tau``; outputs ``v``.
+
+    ``integration='euler'``: ``u = v + (1/tau)((v_leak - v) + r x)`` (see LIF).
+    """
 
     tau: np.ndarray
     r: np.ndarray = 1.0
     v_leak: np.ndarray = 0.0
+    integration: Integration = Integration.DECAY
 
     _array_params = ("tau", "r", "v_leak")
 
@@ -279,6 +286,7 @@ class LI(_ElementwiseState):
         self._check_arrays()
         self._check_positive("tau")
         self._check_finite("r", "v_leak")
+        self.integration = coerce_enum(Integration, self.integration, "integration", self._where())
 
 
 @register_node

@@ -77,6 +77,13 @@ class SpikeTiming(StrEnum):
     PRE = "pre"  # from the state before this step's update (Spyx)
 
 
+class Integration(StrEnum):
+    """How a leaky membrane is advanced one step (same value; float rounding differs)."""
+
+    DECAY = "decay"  # u = (beta*v + g*x) + c          (snnTorch, Spyx, TALON's LIFModule)
+    EULER = "euler"  # u = v + k*((v_leak - v) + r*x), k = 1/tau   (Norse; NIR's forward Euler)
+
+
 class Comparison(StrEnum):
     """Threshold comparison: spike when ``v > theta`` or ``v >= theta``."""
 

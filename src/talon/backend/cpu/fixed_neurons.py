@@ -27,6 +27,8 @@ and one step is, in int64 with ``sat`` the ``state_bits`` two's-complement satur
 
 with ``R`` = ``V_RESET`` where ``z`` (value), ``u - z*THETA`` (subtract) or ``u`` (none).
 Integrator: ``B = 2**F`` and ``C = 0``; LI / CubaLI / Integrator output ``v`` (scale ``s_v``).
+``integration='euler'`` (LIF / LI) runs the same integer update: it is the same value as 'decay'
+up to float rounding, which the integer datapath replaces with its own.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ Coefficients are computed in float64 from the stored parameters and cast once to
     z_prev = cmp(v, theta)
     if reset_timing == 'delayed_pre_decay': v = R(v, z_prev)
     i = alpha*i + g_s*x ; x := i                           (CubaLIF / CubaLI)
-    u = (beta*v + g*x) + c
+    u = (beta*v + g*x) + c                                 (integration 'decay')
+    u = v + k*((v_leak - v) + r*x)                         (integration 'euler', LIF / LI)
     if reset_timing in ('delayed', 'snntorch_immediate'): u = R(u, z_prev)
     z = cmp(u, theta)
     if reset_timing == 'immediate': u = R(u, z)
@@ -30,11 +31,17 @@ STATEFUL_NODES = (ir.LIF, ir.IF, ir.CubaLIF, ir.LI, ir.CubaLI, ir.Integrator, ir
 CUBA = (ir.CubaLIF, ir.CubaLI)
 
 
+def is_euler(node: ir.Node) -> bool:
+    """Whether ``node`` (LIF / LI) uses the forward-Euler order ``v + k*((v_leak - v) + r*x)``."""
+    return getattr(node, "integration", ir.Integration.DECAY) == ir.Integration.EULER
+
+
 def neuron_coefficients(node: ir.Node, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
     """float64 coefficients of docs/semantics.md §3 broadcast to ``shape``.
 
     Keys: ``beta``, ``g``, ``c`` (all neurons), ``alpha``, ``gs`` (Cuba), ``theta``, ``v_reset``
-    (spiking neurons). ``tau = inf`` gives ``beta = 1``, ``g = c = 0``.
+    (spiking neurons), and ``k = 1/tau``, ``r``, ``v_leak`` for LIF / LI with ``integration='euler'``.
+    ``tau = inf`` gives ``beta = 1``, ``g = c = 0`` (and ``k = 0``).
     """
 
     def f64(p):
@@ -44,6 +51,8 @@ def neuron_coefficients(node: ir.Node, shape: tuple[int, ...]) -> dict[str, np.n
         if isinstance(node, (ir.LIF, ir.LI)):
             inv = 1.0 / f64(node.tau)
             k = {"beta": 1.0 - inv, "g": f64(node.r) * inv, "c": f64(node.v_leak) * inv}
+            if is_euler(node):
+                k.update(k=inv, r=f64(node.r), v_leak=f64(node.v_leak))
         elif isinstance(node, CUBA):
             inv_m, inv_s = 1.0 / f64(node.tau_mem), 1.0 / f64(node.tau_syn)
             k = {
@@ -77,6 +86,7 @@ class FloatNeuron(StatefulKernel):
         self.cuba = isinstance(node, CUBA)
         self.spiking = isinstance(node, SPIKING_NEURONS)
         self.integrator = isinstance(node, ir.Integrator)
+        self.euler = is_euler(node)
         self.state_names = ("v", "i") if self.cuba else ("v",)
         if self.spiking:
             self.ge = node.comparison == ir.Comparison.GE
@@ -111,7 +121,12 @@ class FloatNeuron(StatefulKernel):
             i = k["alpha"] * state["i"] + k["gs"] * x
             new["i"] = i
             x = i
-        u = v + k["g"] * x if self.integrator else (k["beta"] * v + k["g"] * x) + k["c"]
+        if self.integrator:
+            u = v + k["g"] * x
+        elif self.euler:
+            u = v + k["k"] * ((k["v_leak"] - v) + k["r"] * x)
+        else:
+            u = (k["beta"] * v + k["g"] * x) + k["c"]
         if not self.spiking:
             new["v"] = u
             return [u], new

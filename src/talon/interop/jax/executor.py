@@ -21,7 +21,8 @@ in edge order, a recurrent edge delivers its source's value of the previous step
 
 Parameters are a dict ``{node path: {name: array}}`` (``"rnn.lif"`` inside a subgraph): the
 weights of stateless nodes under their IR names, and for neurons the per-step coefficients
-``beta, g, c, alpha, gs, theta, v_reset`` of :mod:`.neurons`, computed in float64 from the IR
+``beta, g, c, alpha, gs, theta, v_reset`` of :mod:`.neurons` (``k, r, v_leak`` instead of
+``beta, g, c`` for a LIF / LI with ``integration='euler'``), computed in float64 from the IR
 parameters and cast once. The state is ``{"nodes": {path: {"v": …, "i": …} or {"history": …}},
 "edges": {key: value}}`` (recurrent edges).
 """

@@ -8,6 +8,7 @@ Neuron coefficients are inverted to time constants in float64::
     tau = 1 / (1 - beta)     r = g * tau     v_leak = c * tau      (LIF, LI; tau_mem for Cuba*)
     tau_syn = 1 / (1 - alpha)     w_in = gs * tau_syn               (CubaLIF, CubaLI)
     r = g                                                           (IF, Integrator)
+    tau = 1 / k              r, v_leak as they are                  (LIF, LI with integration 'euler')
 
 and the result is checked (:mod:`.timeconst`): recomputing the coefficients the way every engine
 does (float64, one cast) must give back the trained values bit for bit, or
@@ -24,8 +25,8 @@ import numpy as np
 
 from ... import ir
 from ...ir.errors import ConversionError
-from .neurons import STATEFUL, coefficients
-from .timeconst import time_constant
+from .neurons import STATEFUL, coefficients, is_euler
+from .timeconst import time_constant, time_constant_of_rate
 
 
 def to_graph(graph: ir.Graph, params: Mapping, initial: Mapping, dtype: np.dtype) -> ir.Graph:
@@ -96,7 +97,16 @@ def _neuron_params(node: ir.Node, path: str, new: dict, dtype) -> dict:
     old = coefficients(node, dtype)
     changed = {k for k in new if not _same(new[k], old[k])}
     out: dict[str, np.ndarray] = {}
-    if {"beta", "g", "c"} & changed:
+    if is_euler(node):  # k = 1/tau, r, v_leak: the node keeps integration='euler'
+        if "k" in changed:
+            try:
+                out["tau"] = time_constant_of_rate(new["k"], dtype)
+            except ValueError as exc:
+                raise ConversionError(f"node {path!r}: the trained parameters have no exact tau: {exc}") from None
+        for name in ("r", "v_leak"):
+            if name in changed:
+                out[name] = _keep_dtype(getattr(node, name), new[name])
+    elif {"beta", "g", "c"} & changed:
         if isinstance(node, (ir.IF, ir.Integrator)):  # g = r
             out["r"] = _keep_dtype(node.r, new["g"])
         else:

@@ -3,7 +3,8 @@
 The coefficients are computed **in float64 with numpy from the stored parameters and cast once**
 to the compute dtype (:func:`coefficients`); they are the engine's trainable neuron parameters:
 
-* LIF, LI: ``beta = 1 - 1/tau``, ``g = r/tau``, ``c = v_leak/tau``;
+* LIF, LI: ``beta = 1 - 1/tau``, ``g = r/tau``, ``c = v_leak/tau``; with
+  ``integration='euler'`` instead ``k = 1/tau``, ``r``, ``v_leak``;
 * CubaLIF, CubaLI: the same with ``tau_mem``, plus ``alpha = 1 - 1/tau_syn``, ``gs = w_in/tau_syn``;
 * IF, Integrator: ``g = r`` (``beta = 1`` and ``c = 0`` are implicit);
 
@@ -13,7 +14,8 @@ in exactly this order (``cmp`` is the spike function of :mod:`.spike`)::
     z_prev = cmp(v, theta)
     if reset_timing == 'delayed_pre_decay': v = R(v, z_prev)
     i = alpha*i + gs*x;  x = i                      # CubaLIF
-    u = (beta*v + g*x) + c
+    u = (beta*v + g*x) + c                          # integration 'decay'
+    u = v + k*((v_leak - v) + r*x)                  # integration 'euler' (LIF, LI)
     if reset_timing in ('delayed', 'snntorch_immediate'): u = R(u, z_prev)
     z = cmp(u, theta)
     if reset_timing == 'immediate':         u = R(u, z)
@@ -42,6 +44,11 @@ STATEFUL = (ir.LIF, ir.IF, ir.CubaLIF, ir.LI, ir.CubaLI, ir.Integrator)
 SPIKING = (ir.LIF, ir.IF, ir.CubaLIF)
 
 
+def is_euler(node: ir.Node) -> bool:
+    """Whether ``node`` is a LIF / LI with ``integration='euler'`` (``u = v + k*((v_leak - v) + r*x)``)."""
+    return isinstance(node, (ir.LIF, ir.LI)) and node.integration == ir.Integration.EULER
+
+
 def coefficients(node: ir.Node, dtype: Any) -> dict[str, np.ndarray]:
     """The per-step coefficients of a stateful node, computed in float64 and cast to ``dtype``.
 
@@ -52,7 +59,9 @@ def coefficients(node: ir.Node, dtype: Any) -> dict[str, np.ndarray]:
         return np.asarray(value, dtype=np.float64)
 
     with np.errstate(divide="ignore", invalid="ignore"):
-        if isinstance(node, (ir.LIF, ir.LI)):
+        if is_euler(node):
+            out = {"k": 1.0 / f64(node.tau), "r": f64(node.r), "v_leak": f64(node.v_leak)}
+        elif isinstance(node, (ir.LIF, ir.LI)):
             tau = f64(node.tau)
             out = {"beta": 1.0 - 1.0 / tau, "g": f64(node.r) / tau, "c": f64(node.v_leak) / tau}
         elif isinstance(node, (ir.CubaLIF, ir.CubaLI)):
@@ -112,6 +121,11 @@ def _reset(mode: str, v, z, k: dict):
     return v
 
 
+def _euler(k: dict, v, x, zero):
+    """``v + k*((v_leak - v) + r*x)`` in exactly this order, each product rounded on its own."""
+    return v + rounded(k["k"] * ((k["v_leak"] - v) + rounded(k["r"] * x, zero)), zero)
+
+
 def make_step(node: ir.Node, spike: Callable | None) -> Callable:
     """Return ``step(params, state, x, zero) -> (output, new_state)`` for one stateful node.
 
@@ -121,6 +135,7 @@ def make_step(node: ir.Node, spike: Callable | None) -> Callable:
     ``spike`` is the spike function (spiking nodes).
     """
     cuba = isinstance(node, (ir.CubaLIF, ir.CubaLI))
+    euler = is_euler(node)
 
     if isinstance(node, ir.Integrator):
 
@@ -138,7 +153,10 @@ def make_step(node: ir.Node, spike: Callable | None) -> Callable:
             if cuba:
                 x = rounded(k["alpha"] * state["i"], zero) + rounded(k["gs"] * x, zero)
                 new["i"] = x
-            v = (rounded(k["beta"] * state["v"], zero) + rounded(k["g"] * x, zero)) + k["c"]
+            if euler:
+                v = _euler(k, state["v"], x, zero)
+            else:
+                v = (rounded(k["beta"] * state["v"], zero) + rounded(k["g"] * x, zero)) + k["c"]
             new["v"] = v
             return v, new
 
@@ -159,9 +177,12 @@ def make_step(node: ir.Node, spike: Callable | None) -> Callable:
         if cuba:
             x = rounded(k["alpha"] * state["i"], zero) + rounded(k["gs"] * x, zero)
             new["i"] = x
-        # IF: beta = 1 and c = 0, so u = (1*v + g*x) + 0 == v + g*x (up to the sign of a zero)
-        gx = rounded(k["g"] * x, zero)
-        u = (rounded(k["beta"] * v, zero) + gx) + k["c"] if leaky else v + gx
+        if euler:
+            u = _euler(k, v, x, zero)
+        elif leaky:
+            u = (rounded(k["beta"] * v, zero) + rounded(k["g"] * x, zero)) + k["c"]
+        else:  # IF: beta = 1 and c = 0, so u = (1*v + g*x) + 0 == v + g*x (up to the sign of a zero)
+            u = v + rounded(k["g"] * x, zero)
         if timing in ("delayed", "snntorch_immediate"):
             u = _reset(mode, u, z_prev, k)
         z = spike(u, k["theta"])

@@ -11,6 +11,9 @@ which gives back ``beta`` and ``g`` bit for bit after the cast for every float32
 anyway). ``beta = 1`` (no leak) is written as ``tau = 2**30`` — ``1 - 2**-30`` rounds to 1 in
 float32, and ``r = g * 2**30`` keeps the gain — because ``tau = inf`` would make the gain 0.
 Decays in ``(0, 2**-29)``, above 1, or NaN have no such form and are refused.
+
+The forward-Euler form (``integration='euler'``) stores the rate ``k = 1/tau`` instead; it is
+written as ``tau = 1/k`` (float64), ``k = 0`` as ``tau = inf`` (:func:`time_constant_of_rate`).
 """
 
 from __future__ import annotations
@@ -46,3 +49,23 @@ def time_constant(decay: np.ndarray, gains: tuple[np.ndarray, ...], dtype) -> li
         if np.any((s / tau).astype(dtype) != np.asarray(g).astype(dtype)):
             raise ValueError("a gain cannot be written as r = g * tau exactly")
     return [tau, *scaled]
+
+
+def time_constant_of_rate(rate: np.ndarray, dtype) -> np.ndarray:
+    """Return ``tau = 1/rate`` (float64) such that ``(1/tau)`` cast to ``dtype`` gives back ``rate``.
+
+    ``rate = 0`` is ``tau = inf`` (no leak). Raises ``ValueError`` for a negative or NaN rate, or
+    one whose time constant does not reproduce it exactly.
+    """
+    rate = np.asarray(rate).astype(dtype)
+    r64 = rate.astype(np.float64)
+    bad = ~(r64 >= 0.0)
+    if np.any(bad):
+        raise ValueError(f"a rate k = 1/tau of {r64[bad].reshape(-1)[0]} has no positive time constant")
+    with np.errstate(divide="ignore"):
+        tau = 1.0 / r64
+        back = (1.0 / tau).astype(dtype)
+    wrong = back != rate
+    if np.any(wrong):
+        raise ValueError(f"a rate k = 1/tau of {r64[wrong].reshape(-1)[0]!r} cannot be written as tau exactly")
+    return tau

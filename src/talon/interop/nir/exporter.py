@@ -284,6 +284,8 @@ class _Exporter:
             elif not same_bits(theta, node.threshold):
                 records["talon_source"] = {"threshold": node.threshold}
             return _single(name, done(nir.Threshold(threshold=theta)))
+        if isinstance(node, ir.LI) and node.integration == "euler":
+            records["talon_integration"] = "euler"  # the same NIR equation; talon's evaluation order
         if isinstance(node, (ir.LIF, ir.IF, ir.CubaLIF)):
             return self._spiking(name, node, in_shape, meta, path, taken, where)
         if isinstance(node, (ir.LI, ir.CubaLI, ir.Integrator)):
@@ -507,6 +509,8 @@ class _Exporter:
         if node.reset_mode == "none":
             return self._reset_free(name, node, kind, shape, theta, meta, path, taken, where)
         records: dict[str, Any] = {}
+        if kind == "LIF" and node.integration == "euler":
+            records["talon_integration"] = "euler"  # the same NIR equation; talon's evaluation order
         changes = []
         skip: list[str] = []
         if node.comparison == ">=":

@@ -81,7 +81,9 @@ _NEURON_CLASSES = {
 _NIR_SPIKING = {"reset_mode": "value", "reset_timing": "immediate", "spike_timing": "post", "comparison": ">"}
 
 
-def read_nir(path: PathLike, dt: float | None = None, *, type_check: bool = True) -> ir.Graph:
+def read_nir(
+    path: PathLike, dt: float | None = None, *, type_check: bool = True, integration: str | None = None
+) -> ir.Graph:
     """Read a NIR file (any nir version) into a talon graph.
 
     ``dt`` is the time step in seconds used to convert time constants; ``None`` takes the ``dt``
@@ -89,27 +91,35 @@ def read_nir(path: PathLike, dt: float | None = None, *, type_check: bool = True
     reads files whose shape annotations contradict their structure (e.g. the NIR paper's
     ``lif_rockpool.nir``), using the shapes the structure implies; dangling edges and parameters
     that do not fit are refused either way. The ``nir`` package is not needed.
+
+    ``integration`` is the evaluation order of LIF and LI updates (``docs/semantics.md`` §3.1):
+    ``"decay"`` (``β·v + g·x``, snnTorch's), ``"euler"`` (``v + dt/τ·((v_leak − v) + r·x)``,
+    Norse's and NIR's forward Euler); the value is the same, float32 rounding differs. ``None``
+    uses what talon recorded when it wrote the file, else ``"decay"``.
     """
     tree, _version = read_dict(path)
-    return import_graph(tree, dt, type_check=type_check, where=str(path))
+    return import_graph(tree, dt, type_check=type_check, where=str(path), integration=integration)
 
 
-def from_nir(source: Any, dt: float | None = None, *, type_check: bool = True) -> ir.Graph:
+def from_nir(
+    source: Any, dt: float | None = None, *, type_check: bool = True, integration: str | None = None
+) -> ir.Graph:
     """Convert a ``nir.NIRGraph`` (or a path to a ``.nir`` file, or a NIR dict) into a talon graph.
 
-    See :func:`read_nir` for ``dt`` and ``type_check``. Raises :class:`~talon.ir.ConversionError`
+    See :func:`read_nir` for ``dt``, ``type_check`` and ``integration``. Raises :class:`~talon.ir.ConversionError`
     (or its subclass ``NIRFormatError``) naming the node at fault.
     """
     if not isinstance(type_check, bool):
         raise TypeError(f"type_check must be True or False, got {type_check!r}")
     if isinstance(source, (str, os.PathLike)):
-        return read_nir(source, dt, type_check=type_check)
+        return read_nir(source, dt, type_check=type_check, integration=integration)
     if isinstance(source, dict):
         if source.get("type") != "NIRGraph":
             raise NIRFormatError(f"from_nir expects a NIR graph dict with type 'NIRGraph', got {source.get('type')!r}")
-        return import_graph(source, dt, type_check=type_check, where="NIR graph")
+        return import_graph(source, dt, type_check=type_check, where="NIR graph", integration=integration)
     if type(source).__module__.split(".")[0] == "nir" and type(source).__name__ == "NIRGraph":
-        return import_graph(object_to_dict(source), dt, type_check=type_check, where="NIR graph")
+        return import_graph(object_to_dict(source), dt, type_check=type_check, where="NIR graph",
+                            integration=integration)  # fmt: skip
     raise TypeError(
         f"from_nir expects a nir.NIRGraph, a NIR dict or a path to a .nir file, got {type(source).__name__}"
     )
@@ -136,7 +146,9 @@ def object_to_dict(node: Any) -> dict[str, Any]:
     return out
 
 
-def import_graph(tree: dict[str, Any], dt: float | None, *, type_check: bool, where: str) -> ir.Graph:
+def import_graph(
+    tree: dict[str, Any], dt: float | None, *, type_check: bool, where: str, integration: str | None = None
+) -> ir.Graph:
     """Convert a NIR graph dict (see :mod:`.files`) into a validated talon graph."""
     metadata, records = from_nir_metadata(tree.get("metadata"), f"{where}: graph metadata", reserved=("dt",))
     file_dt = records.pop("dt", None)
@@ -155,7 +167,9 @@ def import_graph(tree: dict[str, Any], dt: float | None, *, type_check: bool, wh
                 f"are converted with dt={dt!r}",
                 stacklevel=3,
             )
-    graph = _Importer(dt, type_check, where).graph(tree, "", metadata, records)
+    if integration is not None:
+        integration = ir.Integration(integration).value  # raises ValueError naming the choices
+    graph = _Importer(dt, type_check, where, integration).graph(tree, "", metadata, records)
     fresh: dict[str, Any] = {"dt": dt}
     if isinstance(records.get("talon_lossy"), dict):
         fresh["lossy"] = records["talon_lossy"]
@@ -196,8 +210,9 @@ class _Spec:
 
 
 class _Importer:
-    def __init__(self, dt: float, type_check: bool, where: str):
+    def __init__(self, dt: float, type_check: bool, where: str, integration: str | None = None):
         self.dt, self.type_check, self.where = dt, type_check, where
+        self.integration = integration
 
     def label(self, name: str, path: str) -> str:
         return f"{self.where}: node {name!r}" + (f" of subgraph {path!r}" if path else "")
@@ -567,6 +582,10 @@ class _Importer:
                     value = kept  # the exact talon value this NIR value was written from
             kwargs[talon_field] = value
             source[talon_field] = (nir_field, conv, original)
+        if kind in ("LIF", "LI"):
+            recorded = records.get("talon_integration")
+            recorded = recorded.decode() if isinstance(recorded, bytes) else recorded
+            kwargs["integration"] = self.integration or recorded or "decay"
         if kind in ("LIF", "IF", "CubaLIF"):
             kwargs.update(_NIR_SPIKING)
         elif kind == "Threshold":

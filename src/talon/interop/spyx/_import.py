@@ -4,8 +4,9 @@ Only graphs Spyx can express are accepted: a chain ``Input -> ... -> Output`` of
 have a Spyx layer with the same arithmetic (the inverse of :mod:`._export`'s table). A neuron
 must have Spyx's dynamics (``comparison='>'``, subtractive reset applied with the input,
 ``spike_timing='pre'``; or no reset with ``'post'`` for PSU_LIF), unit input gain
-(``r/tau == 1``) and no leak drive; anything else raises :class:`~talon.ir.ConversionError`
-naming the node and the field, instead of building a model that behaves differently.
+(``r/tau == 1``), no leak drive and the decay order (``integration='decay'``); anything else
+raises :class:`~talon.ir.ConversionError` naming the node and the field, instead of building a
+model that behaves differently.
 """
 
 from __future__ import annotations
@@ -129,6 +130,7 @@ class _Builder:
             ((ir.LIF, ir.IF, ir.CubaLIF), self._spiking),
             (ir.LI, self._li),
         ]
+        _require_decay(where, node)
         for cls, handler in handlers:
             if isinstance(node, cls):
                 handler(where, node)
@@ -322,6 +324,7 @@ class _Builder:
     def psu_from_pair(self, name: str, li: ir.LI, thr_name: str, thr: ir.Threshold) -> None:
         """``LI -> Threshold('>')`` (Spyx's own NIR form of PSU_LIF) is one PSU_LIF."""
         where = f"nodes {name!r}, {thr_name!r} (LI, Threshold)"
+        _require_decay(where, li)
         if thr.comparison != ">":
             raise ConversionError(
                 f"{where}: Threshold comparison {thr.comparison.value!r}; PSU_LIF spikes on V > threshold"
@@ -347,6 +350,7 @@ class _Builder:
     def _recurrent(self, where: str, sub: ir.Graph) -> None:
         neuron_name, neuron, weight = _recurrent_parts(where, sub)
         where = f"{where[:-1]}, {neuron_name}: {type(neuron).__name__})"
+        _require_decay(where, neuron)
         self._require_flat(where, "recurrent layers")
         cuba = isinstance(neuron, ir.CubaLIF)
         if neuron.reset_mode == "none":
@@ -371,6 +375,15 @@ class _Builder:
         layer = self._with_params(layer, **decays)
         layer.recurrent_w = self.nnx.Param(self.jnp.asarray(self.layout.recurrent_to_spyx(_f32(weight.weight))))
         self.modules.append(layer)
+
+
+def _require_decay(where: str, node: ir.Node) -> None:
+    """Refuse ``integration='euler'``: Spyx's layers compute the decay order ``beta*V + x``."""
+    if isinstance(node, (ir.LIF, ir.LI)) and node.integration == ir.Integration.EULER:
+        raise ConversionError(
+            f"{where}: integration='euler' (u = v + (1/tau)((v_leak - v) + r x)), but Spyx's neurons compute "
+            "the decay order beta*V + x, which rounds differently in float32; use integration='decay'"
+        )
 
 
 def _recurrent_parts(where: str, sub: ir.Graph) -> tuple[str, ir.Node, ir.Linear]:
