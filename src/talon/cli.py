@@ -3,20 +3,42 @@
 Every command that reports takes ``--json`` and then prints exactly one JSON document to stdout.
 Exit codes (``docs/cli.md``): 0 success; 1 findings (lint errors, invalid graph, graphs that
 differ, a fingerprint that does not match, no path found); 2 bad input (missing or damaged file,
-unknown node, bad option value), reported as one ``error: ...`` line on stderr.
+unknown node, bad option value, usage errors), reported as one ``error: ...`` line on stderr.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Talon(click.Group):
+    """Usage errors (unknown option, bad value, missing argument) as one ``error:`` line, exit 2."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except click.UsageError as exc:
+            hint = f" (see 'talon {exc.ctx.info_name} -h')" if exc.ctx and exc.ctx.parent else " (see 'talon -h')"
+            click.echo(f"error: {exc.format_message()}{hint}", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=_Talon, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="talon-toolchain", prog_name="talon")
 def main() -> None:
     """talon: neuromorphic toolchain around TALON IR (.t1c files)."""

@@ -53,3 +53,11 @@ def test_simulate_as_a_subprocess(tmp_path):
                          capture_output=True, text=True, check=False)  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert '"timesteps_run": 5' in out.stdout
+
+
+def test_usage_errors_are_one_line():
+    for args in (["simulate"], ["simulate", "x.t1c", "--steps", "0"], ["--bogus"], ["convert", "x.t1c"]):
+        result = run(*args)
+        assert result.exit_code == 2, args
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
