@@ -737,5 +737,11 @@ def test_the_integration_order_survives_a_round_trip_and_can_be_chosen(tmp_path)
     assert back.nodes["lif"].integration == "euler" and back.nodes["li"].integration == "euler"
     assert from_nir(to_nir(graph)).nodes["lif"].integration == "euler"
     assert read_nir(tmp_path / "e.nir", integration="decay").nodes["lif"].integration == "decay"
+    reset_free = ir.Graph(  # lowered to LI + Threshold: the LI keeps the order
+        {"input": ir.Input(np.array([3])), "lif": ir.LIF(tau=np.full(3, 25.0), reset_mode="none", comparison=">",
+                                                          integration="euler"), "output": ir.Output(np.array([3]))},
+        [("input", "lif"), ("lif", "output")],
+    )  # fmt: skip
+    assert from_nir(to_nir(reset_free)).nodes["lif"].integration == "euler"
     with pytest.raises(ValueError, match="'sideways' is not a valid Integration"):
         read_nir(tmp_path / "e.nir", integration="sideways")

@@ -554,6 +554,8 @@ class _Exporter:
         nir = self.nir
         membrane_kind = {"LIF": "LI", "IF": "I", "CubaLIF": "CubaLI"}[kind]
         records: dict[str, Any] = {}
+        if kind == "LIF" and node.integration == "euler":
+            records["talon_integration"] = "euler"  # kept by the LI that carries the membrane
         membrane = self._typed(self._membrane(membrane_kind, node, shape, records), shape, shape, meta, records)
         parts = [(name, membrane)]
         threshold_records: dict[str, Any] = {}
