@@ -11,11 +11,11 @@ Run: ``python -m bench`` or ``python -m bench.bench_backend``.
 from __future__ import annotations
 
 import contextlib
-import statistics
-import time
 
 import numpy as np
+from tests.backend.graphs import hybrid_graph, leaky, mlp_graph, uniform
 
+from bench.common import median_time
 from talon import ir
 from talon.backend import CompileConfig, default_stimulus, get_backend
 
@@ -23,68 +23,16 @@ REPEATS = 5
 FAST = CompileConfig(exact_accumulation=False)
 
 
-def _uniform(rng, shape, fan_in):
-    bound = 1.0 / np.sqrt(fan_in)
-    return rng.uniform(-bound, bound, shape).astype(np.float32)
-
-
-def _leaky(n):
-    tau = 1.0 / (1.0 - np.float64(np.float32(0.9)))
-    return ir.LIF(tau=np.full(n, tau), r=np.full(n, tau), reset_mode="subtract", reset_timing="delayed", comparison=">")
-
-
-def _chain(shape, layers):
-    nodes, edges, prev = {"input": ir.Input(np.array(shape))}, [], "input"
-    current = tuple(shape)
-    for name, node in layers:
-        nodes[name] = node
-        edges.append((prev, name))
-        prev = name
-        node.infer_types([current])
-        current = node.output_shape
-    nodes["output"] = ir.Output(np.array(current))
-    edges.append((prev, "output"))
-    return ir.Graph(nodes, edges)
-
-
-def mlp(rng):
-    """The tutorials' 784-128-10 SNN."""
-    return _chain(
-        [784],
-        [
-            ("fc1", ir.Affine(_uniform(rng, (128, 784), 784), _uniform(rng, 128, 784))),
-            ("lif1", _leaky(128)),
-            ("fc2", ir.Affine(_uniform(rng, (10, 128), 128), _uniform(rng, 10, 128))),
-            ("lif2", _leaky(10)),
-        ],
-    )
-
-
-def hybrid(rng):
-    """Seed 002's HybridSNN (conv -> relu -> pool -> fc -> LIF -> fc)."""
-    return _chain(
-        [1, 28, 28],
-        [
-            ("conv1", ir.Conv2d(_uniform(rng, (16, 1, 3, 3), 9), _uniform(rng, 16, 9), padding=1)),
-            ("relu", ir.ReLU()),
-            ("pool", ir.MaxPool2d(2)),
-            ("flatten", ir.Flatten()),
-            ("fc1", ir.Affine(_uniform(rng, (64, 3136), 3136), _uniform(rng, 64, 3136))),
-            ("lif", _leaky(64)),
-            ("fc2", ir.Affine(_uniform(rng, (10, 64), 64), _uniform(rng, 10, 64))),
-        ],
-    )
-
-
-def recurrent(rng):
+def recurrent(seed: int = 0) -> ir.Graph:
     """An RLeaky layer (a cycle, run step by step by both engines) with a readout."""
+    rng = np.random.default_rng(seed)
     return ir.Graph(
         {
             "input": ir.Input(np.array([100])),
-            "fc": ir.Affine(_uniform(rng, (256, 100), 100), _uniform(rng, 256, 100)),
-            "lif": _leaky(256),
-            "rec": ir.Linear(_uniform(rng, (256, 256), 256)),
-            "out": ir.Affine(_uniform(rng, (10, 256), 256), _uniform(rng, 10, 256)),
+            "fc": ir.Affine(uniform(rng, (256, 100), 100), uniform(rng, 256, 100)),
+            "lif": leaky(256),
+            "rec": ir.Linear(uniform(rng, (256, 256), 256)),
+            "out": ir.Affine(uniform(rng, (10, 256), 256), uniform(rng, 10, 256)),
             "output": ir.Output(np.array([10])),
         },
         [("input", "fc"), ("fc", "lif"), ("lif", "rec"), ("rec", "lif"), ("lif", "out"), ("out", "output")],
@@ -92,20 +40,14 @@ def recurrent(rng):
 
 
 CASES = [  # name, builder, T, B
-    ("mlp 784-128-10", mlp, 100, 32),
-    ("hybrid conv SNN", hybrid, 20, 8),
+    ("mlp 784-128-10", mlp_graph, 100, 32),
+    ("hybrid conv SNN", hybrid_graph, 20, 8),
     ("recurrent 256", recurrent, 100, 16),
 ]
 
 
 def _median_ms(fn) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+    return 1e3 * median_time(fn, repeats=REPEATS)
 
 
 def run() -> list[dict]:
@@ -116,7 +58,7 @@ def run() -> list[dict]:
     cpu = get_backend("cpu")
     rows = []
     for name, build, steps, batch in CASES:
-        graph = build(np.random.default_rng(0))
+        graph = build(0)
         x = default_stimulus(graph, steps, batch_size=batch)["input"]
         executor = ir_to_torch(graph).eval()
         xt = torch.from_numpy(x)
