@@ -1,47 +1,25 @@
-"""The ``talon`` (alias ``t1c``) command line.
-
-Every command that reports takes ``--json`` and then prints exactly one JSON document to stdout.
-Exit codes (``docs/cli.md``): 0 success; 1 findings (lint errors, invalid graph, graphs that
-differ, a fingerprint that does not match, no path found); 2 bad input (missing or damaged file,
-unknown node, bad option value, usage errors), reported as one ``error: ...`` line on stderr.
-"""
+"""Commands on one or two `.t1c` files: information, analysis, checks, fingerprints, inspection, conversion."""
 
 from __future__ import annotations
 
-import functools
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-
-class _Talon(click.Group):
-    """Usage errors (unknown option, bad value, missing argument) as one ``error:`` line, exit 2."""
-
-    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
-        if not standalone_mode:
-            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
-        try:
-            code = super().main(args, prog_name, complete_var, False, **extra)
-        except click.UsageError as exc:
-            hint = f" (see 'talon {exc.ctx.info_name} -h')" if exc.ctx and exc.ctx.parent else " (see 'talon -h')"
-            click.echo(f"error: {exc.format_message()}{hint}", err=True)
-            sys.exit(exc.exit_code)
-        except click.ClickException as exc:
-            exc.show()
-            sys.exit(exc.exit_code)
-        except click.exceptions.Abort:
-            click.echo("Aborted!", err=True)
-            sys.exit(1)
-        sys.exit(code if isinstance(code, int) else 0)
-
-
-@click.group(cls=_Talon, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="talon-toolchain", prog_name="talon")
-def main() -> None:
-    """talon: neuromorphic toolchain around TALON IR (.t1c files)."""
+from talon.cli._common import (
+    EXIT_FINDINGS,
+    _console,
+    _emit_json,
+    _file_argument,
+    _json_option,
+    _read,
+    _reports_errors,
+    _shape,
+    _table,
+    _text,
+    main,
+)
 
 
 @main.command()
@@ -52,79 +30,6 @@ def demo(out: Path, quick: bool) -> None:
     from talon.demo import run
 
     raise SystemExit(run(out, quick=quick))
-
-
-# ---- shared plumbing ----------------------------------------------------------------------------
-
-EXIT_FINDINGS = 1
-EXIT_BAD_INPUT = 2
-
-_json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document to stdout.")
-_file_argument = click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
-
-
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    raise SystemExit(EXIT_BAD_INPUT)
-
-
-def _reports_errors(func):
-    """Turn bad input (missing or damaged files, unknown nodes, invalid values) into exit code 2
-    with one line on stderr instead of a traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        from talon.sdk import TalonError  # imported on use: `talon --help` stays instant
-
-        try:
-            return func(*args, **kwargs)
-        except (OSError, TalonError, ValueError) as exc:  # TalonError covers UnknownNodeError (a KeyError)
-            _fail(_one_line(exc))
-
-    return wrapper
-
-
-def _emit_json(document: Any) -> None:
-    from talon.sdk._common import jsonable
-
-    click.echo(json.dumps(jsonable(document, max_list=256), indent=2, allow_nan=False))
-
-
-def _console():
-    from rich.console import Console
-
-    return Console(highlight=False, soft_wrap=False)
-
-
-def _text(value: Any):
-    """A rich Text (no markup interpretation: node names may contain brackets)."""
-    from rich.text import Text
-
-    return Text(str(value))
-
-
-def _table(title: str, *columns: str, right: tuple[str, ...] = ()):
-    from rich.table import Table
-
-    table = Table(title=title, title_justify="left")
-    for col in columns:
-        table.add_column(col, justify="right" if col in right else "left", overflow="fold")
-    return table
-
-
-def _shape(shape) -> str:
-    return "?" if shape is None else str(list(shape))
-
-
-def _read(file: Path):
-    from talon import sdk
-
-    return sdk.read(file)
 
 
 # ---- information ----------------------------------------------------------------------------------
@@ -630,65 +535,3 @@ def convert(
     for message in messages:
         click.echo(message)
     click.echo(f"✓ Saved to: {output}")
-
-
-# ---- CPU backend ----------------------------------------------------------------------------------
-
-_precision_option = click.option(
-    "--precision", type=click.Choice(["fp32", "fp16", "int16", "int8", "int4"]), default="fp32", show_default=True,
-    help="Arithmetic of the simulation (fixed point for the int formats).",
-)  # fmt: skip
-_steps_option = click.option(
-    "--steps", "n_steps", type=click.IntRange(min=1), default=100, show_default=True, help="Timesteps to run."
-)
-
-
-@main.command()
-@_file_argument
-@_steps_option
-@_precision_option
-@_json_option
-@_reports_errors
-def simulate(file: Path, n_steps: int, precision: str, as_json: bool) -> None:
-    """Simulate FILE on the CPU backend with its seeded default stimulus; report spikes per layer."""
-    from talon.backend import get_backend
-
-    result = get_backend("cpu").simulate(_read(file), n_steps=n_steps, precision=precision)
-    doc: dict[str, Any] = {
-        "file": str(file), "timesteps_run": result.timesteps_run, "precision": result.precision,
-        "outputs_valid": result.outputs_valid, "spike_counts": result.spike_counts,
-        "default_stimulus": result.used_default_stimulus,
-    }  # fmt: skip
-    if result.quantization is not None:
-        doc["spike_agreement_with_fp32"] = result.quantization.spike_agreement
-    if as_json:
-        _emit_json(doc)
-    else:
-        table = _table(
-            f"{file.name}: {result.timesteps_run} steps, {precision}", "neuron layer", "spikes", right=("spikes",)
-        )
-        for name, count in result.spike_counts.items():
-            table.add_row(_text(name), f"{count:,}")
-        _console().print(table)
-        if result.quantization is not None:
-            click.echo(f"spike agreement with fp32: {result.quantization.spike_agreement:.2%}")
-    if not result.outputs_valid:
-        raise SystemExit(EXIT_FINDINGS)
-
-
-@main.command()
-@_file_argument
-@_steps_option
-@_precision_option
-@click.option("--preset", default="45nm_cmos", show_default=True, help="Energy preset (docs/backend.md).")
-@_json_option
-@_reports_errors
-def energy(file: Path, n_steps: int, precision: str, preset: str, as_json: bool) -> None:
-    """Profile FILE on the CPU backend: latency, operations from measured activity, memory, energy."""
-    from talon.backend import get_backend
-
-    prof = get_backend("cpu").profile(_read(file), n_steps=n_steps, energy_preset=preset, precision=precision)
-    if as_json:
-        _emit_json({"file": str(file), "preset": preset, "precision": precision, **vars(prof)})
-        return
-    click.echo(prof.summary())

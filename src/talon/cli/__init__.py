@@ -1,0 +1,12 @@
+"""The ``talon`` (alias ``t1c``) command line.
+
+Every command that reports takes ``--json`` and then prints exactly one JSON document to stdout.
+Exit codes (``docs/cli.md``): 0 success; 1 findings (lint errors, invalid graph, graphs that
+differ, a fingerprint that does not match, no path found); 2 bad input (missing or damaged file,
+unknown node, bad option value, usage errors), reported as one ``error: ...`` line on stderr.
+"""
+
+from talon.cli import backend_commands, graph_commands  # noqa: F401  (each module registers its commands)
+from talon.cli._common import main
+
+__all__ = ["main"]

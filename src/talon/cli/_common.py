@@ -1,0 +1,113 @@
+"""Shared plumbing of the ``talon`` command: the group, exit codes, JSON and table output, error reporting.
+
+A command module imports ``main`` from here and registers with ``@main.command()``; ``talon/cli/__init__.py``
+imports every command module once.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+class _Talon(click.Group):
+    """Usage errors (unknown option, bad value, missing argument) as one ``error:`` line, exit 2."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except click.UsageError as exc:
+            hint = f" (see 'talon {exc.ctx.info_name} -h')" if exc.ctx and exc.ctx.parent else " (see 'talon -h')"
+            click.echo(f"error: {exc.format_message()}{hint}", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=_Talon, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="talon-toolchain", prog_name="talon")
+def main() -> None:
+    """talon: neuromorphic toolchain around TALON IR (.t1c files)."""
+
+
+EXIT_FINDINGS = 1
+EXIT_BAD_INPUT = 2
+
+_json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document to stdout.")
+_file_argument = click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    raise SystemExit(EXIT_BAD_INPUT)
+
+
+def _reports_errors(func):
+    """Turn bad input (missing or damaged files, unknown nodes, invalid values) into exit code 2
+    with one line on stderr instead of a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        from talon.sdk import TalonError  # imported on use: `talon --help` stays instant
+
+        try:
+            return func(*args, **kwargs)
+        except (OSError, TalonError, ValueError) as exc:  # TalonError covers UnknownNodeError (a KeyError)
+            _fail(_one_line(exc))
+
+    return wrapper
+
+
+def _emit_json(document: Any) -> None:
+    from talon.sdk._common import jsonable
+
+    click.echo(json.dumps(jsonable(document, max_list=256), indent=2, allow_nan=False))
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False)
+
+
+def _text(value: Any):
+    """A rich Text (no markup interpretation: node names may contain brackets)."""
+    from rich.text import Text
+
+    return Text(str(value))
+
+
+def _table(title: str, *columns: str, right: tuple[str, ...] = ()):
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for col in columns:
+        table.add_column(col, justify="right" if col in right else "left", overflow="fold")
+    return table
+
+
+def _shape(shape) -> str:
+    return "?" if shape is None else str(list(shape))
+
+
+def _read(file: Path):
+    from talon import sdk
+
+    return sdk.read(file)
