@@ -17,13 +17,13 @@ import contextlib
 import json
 import math
 import os
-import uuid
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
+from .atomic import atomic_output
 from .codec import decode, encode
 from .errors import T1CFormatError
 from .graph import Graph, Input, Output
@@ -59,23 +59,12 @@ def write(path: PathLike, graph: Graph, *, compression: str | None = None) -> No
     manifest["arrays"] = refs
     text = json.dumps(manifest, separators=(",", ":"), allow_nan=True)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
-    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))  # mode honours the umask
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["talon_format"] = FORMAT_NAME
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["talon_version"] = _talon_version()
-            f.create_dataset("manifest", data=text, dtype=h5py.string_dtype("utf-8"), track_times=False)
-            _write_arrays(f, arrays, refs, compression)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["talon_format"] = FORMAT_NAME
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["talon_version"] = _talon_version()
+        f.create_dataset("manifest", data=text, dtype=h5py.string_dtype("utf-8"), track_times=False)
+        _write_arrays(f, arrays, refs, compression)
 
 
 def _encode_graph(graph: Graph, arrays: list, where: str) -> dict[str, Any]:

@@ -1,0 +1,110 @@
+"""One entry point for event files of any supported kind, chosen by extension.
+
+``.h5`` / ``.hdf5`` (talon or DSEC layout, :mod:`talon.io.h5`), ``.raw`` (Prophesee EVT 2.0 /
+3.0, :mod:`talon.io.prophesee`), ``.npy`` (a saved event array in any layout
+:func:`~talon.io.events.as_events` converts).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from talon.ir.atomic import atomic_output
+
+from .events import EventFormatError, as_events, sensor_extent, sort_events
+from .h5 import H5EventReader, write_h5
+from .prophesee import raw_info, read_raw, write_raw
+
+H5_SUFFIXES = (".h5", ".hdf5")
+SUFFIXES = (*H5_SUFFIXES, ".raw", ".npy")
+
+
+def _kind(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise EventFormatError(f"{path}: unknown event file type {suffix!r}; use one of {', '.join(SUFFIXES)}")
+    return "h5" if suffix in H5_SUFFIXES else suffix[1:]
+
+
+def read_events(path) -> np.ndarray:
+    """Every event of ``path`` as :data:`~talon.io.events.EVENT_DTYPE`."""
+    path = Path(path)
+    kind = _kind(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such event file: {path}")
+    if kind == "h5":
+        with H5EventReader(path) as reader:
+            return reader.read_all()
+    if kind == "raw":
+        return read_raw(path)
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        raise EventFormatError(f"{path}: not a numpy event array ({exc})") from None
+    try:
+        return as_events(arr, copy=True)
+    except EventFormatError as exc:
+        raise EventFormatError(f"{path}: {exc}") from None
+
+
+def write_events(path, events, sensor_size=None, *, sort: bool = False, evt: str = "3.0") -> None:
+    """Write events to ``path`` (kind by extension; ``evt`` picks EVT 2.0 / 3.0 for ``.raw``), atomically."""
+    path = Path(path)
+    kind = _kind(path)
+    events = as_events(events)
+    if kind == "h5":
+        write_h5(path, events, sensor_size, sort=sort)
+    elif kind == "raw":
+        write_raw(path, sort_events(events) if sort else events, version=evt, sensor_size=sensor_size)
+    else:
+        with atomic_output(path) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, events)
+
+
+@dataclass
+class EventFileInfo:
+    """Summary of an event file: counts, time span (µs), rate (events per second), sensor size."""
+
+    path: str
+    format: str
+    n_events: int
+    n_on: int
+    t_first: int | None
+    t_last: int | None
+    duration_us: int
+    events_per_second: float | None
+    sensor_size: tuple[int, int] | None
+    time_sorted: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def event_file_info(path) -> EventFileInfo:
+    """Read ``path`` and summarise it."""
+    path = Path(path)
+    kind = _kind(path)
+    events = read_events(path)
+    size = None
+    fmt = {"h5": "hdf5 events", "npy": "numpy events"}.get(kind, "")
+    if kind == "h5":
+        with H5EventReader(path) as reader:
+            size = reader.sensor_size
+    elif kind == "raw":
+        fields, _ = raw_info(path)
+        fmt = f"Prophesee EVT {fields['evt']}"
+        if "width" in fields and "height" in fields:
+            size = (int(fields["width"]), int(fields["height"]))
+    if size is None and events.size:
+        size = sensor_extent(events)
+    t = events["t"]
+    duration = int(t.max() - t.min()) if t.size else 0
+    return EventFileInfo(
+        path=str(path), format=fmt, n_events=int(events.size), n_on=int(events["p"].sum()),
+        t_first=int(t[0]) if t.size else None, t_last=int(t[-1]) if t.size else None, duration_us=duration,
+        events_per_second=(events.size / (duration * 1e-6)) if duration > 0 else None,
+        sensor_size=size, time_sorted=bool(t.size < 2 or np.all(t[1:] >= t[:-1])),
+    )  # fmt: skip

@@ -1,0 +1,336 @@
+"""HDF5 event files: a chunked, compressed, time-indexed layout readable by DSEC tools (and DSEC files by talon).
+
+Layout (format version 1)::
+
+    /                 attrs: talon_format = "talon-events", format_version = 1,
+                             sensor_size = [width, height] (when known)
+    /events/x         int16  [N]   chunked, compressed
+    /events/y         int16  [N]
+    /events/t         int64  [N]   microseconds minus t_offset, never decreasing
+    /events/p         uint8  [N]   1 = ON, 0 = OFF
+    /ms_to_idx        uint64 [M]   ms_to_idx[k] = index of the first event with t >= k * 1000
+    /t_offset         int64  []    added to /events/t to give the events' timestamps
+
+This is the DSEC layout (``events/{x,y,t,p}``, ``ms_to_idx``, ``t_offset``) with wider ``x``, ``y``
+and ``t`` and the two root attributes; DSEC's own files (uint16 / uint32 fields, Blosc compression:
+install ``hdf5plugin``) are read the same way. ``read_time_window(t0, t1)`` looks up the window's
+millisecond bounds in ``ms_to_idx`` and reads only the chunks of ``[t0, t1)``.
+
+Events must arrive in time order (across ``write`` calls too): the writer refuses the first event
+that goes back in time; ``write_h5(..., sort=True)`` sorts first (stable). Files are written to a
+temporary file and renamed into place on ``close``, so a failed write never damages an old file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from talon.ir.atomic import atomic_output
+
+from .events import EVENT_DTYPE, EventFormatError, as_events, first_unsorted, sort_events
+
+FORMAT_NAME = "talon-events"
+FORMAT_VERSION = 1
+DEFAULT_CHUNK_EVENTS = 1 << 16
+_FIELDS = ("x", "y", "t", "p")
+_STORED = {"x": np.int16, "y": np.int16, "t": np.int64, "p": np.uint8}
+
+with contextlib.suppress(ImportError):  # DSEC files use the Blosc filter; hdf5plugin registers it
+    import hdf5plugin  # noqa: F401
+
+
+class H5EventWriter:
+    """Append time-sorted events to a new ``.h5`` event file (a context manager).
+
+    ``sensor_size``: ``(width, height)``, stored as an attribute (optional). ``chunk_events``: events
+    per HDF5 chunk. ``compression``: an h5py filter (``"gzip"``, ``"lzf"``, None).
+    """
+
+    def __init__(
+        self,
+        path,
+        sensor_size=None,
+        *,
+        chunk_events: int = DEFAULT_CHUNK_EVENTS,
+        compression: str | None = "lzf",
+    ) -> None:
+        if isinstance(chunk_events, bool) or int(chunk_events) != chunk_events or chunk_events < 1:
+            raise EventFormatError(f"chunk_events must be a positive integer, got {chunk_events!r}")
+        self.path = Path(path)
+        self._stack = contextlib.ExitStack()
+        tmp = self._stack.enter_context(atomic_output(self.path))
+        self._file = self._stack.enter_context(h5py.File(tmp, "w"))
+        self._file.attrs["talon_format"] = FORMAT_NAME
+        self._file.attrs["format_version"] = FORMAT_VERSION
+        if sensor_size is not None:
+            size = [int(s) for s in sensor_size][:2]
+            if len(size) != 2 or min(size) < 1:
+                raise EventFormatError(f"sensor_size must be (width, height), got {sensor_size!r}")
+            self._file.attrs["sensor_size"] = np.array(size, dtype=np.int64)
+        group = self._file.create_group("events")
+        for name in _FIELDS:
+            group.create_dataset(
+                name, shape=(0,), maxshape=(None,), dtype=_STORED[name], chunks=(int(chunk_events),),
+                compression=compression,
+            )  # fmt: skip
+        self._index: list[np.ndarray] = []
+        self._index_len = 0
+        self._count = 0
+        self._t_offset: int | None = None
+        self._last_t: int | None = None
+        self._closed = False
+
+    def write(self, events) -> None:
+        """Append events (time-sorted, not earlier than the events already written)."""
+        if self._closed:
+            raise EventFormatError(f"{self.path}: the writer is closed")
+        events = as_events(events)
+        if events.size == 0:
+            return
+        t = events["t"]
+        bad = first_unsorted(t)
+        if bad is not None:
+            raise EventFormatError(
+                f"event {bad} of this batch (t={int(t[bad])}) is earlier than event {bad - 1} (t={int(t[bad - 1])}); "
+                "events must be time-sorted (write_h5(..., sort=True) or talon.io.sort_events)"
+            )
+        if self._last_t is not None and t[0] < self._last_t:
+            raise EventFormatError(
+                f"this batch starts at t={int(t[0])}, before the last event written (t={self._last_t}); "
+                "events must be time-sorted across writes"
+            )
+        if self._t_offset is None:
+            self._t_offset = int(t[0]) // 1000 * 1000
+        rel = t - self._t_offset
+        group = self._file["events"]
+        n = events.size
+        for name in _FIELDS:
+            ds = group[name]
+            ds.resize((self._count + n,))
+            ds[self._count :] = rel if name == "t" else events[name]
+        last_ms = int(rel[-1]) // 1000
+        if last_ms >= self._index_len:
+            ms = np.arange(self._index_len, last_ms + 1, dtype=np.int64) * 1000
+            self._index.append(self._count + np.searchsorted(rel, ms, side="left").astype(np.uint64))
+            self._index_len = last_ms + 1
+        self._count += n
+        self._last_t = int(t[-1])
+
+    def close(self) -> None:
+        """Finish the file (writes the time index) and move it into place."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            index = np.concatenate(self._index) if self._index else np.zeros(0, dtype=np.uint64)
+            self._file.create_dataset("ms_to_idx", data=index, dtype=np.uint64)
+            self._file.create_dataset("t_offset", data=np.int64(self._t_offset or 0))
+        except BaseException as exc:
+            self._stack.__exit__(type(exc), exc, exc.__traceback__)  # removes the temporary file
+            raise
+        self._stack.close()
+
+    def abort(self) -> None:
+        """Discard the file being written (an existing file at ``path`` stays as it was)."""
+        if not self._closed:
+            self._closed = True
+            with contextlib.suppress(_Abort):
+                self._stack.__exit__(_Abort, _Abort(), None)
+
+    def __enter__(self) -> H5EventWriter:
+        return self
+
+    def __exit__(self, kind, value, tb) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class _Abort(Exception):
+    pass
+
+
+class H5EventReader:
+    """Read an ``.h5`` event file (talon's layout or DSEC's); ``path`` may also be a binary file object.
+
+    ``len(reader)`` events; ``sensor_size`` (or None); ``t_range`` ``(first t, last t)``.
+    Raises :class:`~talon.io.events.EventFormatError` naming the file for any damaged or foreign file.
+    """
+
+    def __init__(self, path) -> None:
+        self.name = str(getattr(path, "name", path))
+        if isinstance(path, (str, os.PathLike)) and not os.path.exists(path):
+            raise FileNotFoundError(f"no such event file: {path}")
+        try:
+            self._file = h5py.File(path, "r")
+        except OSError as exc:
+            raise EventFormatError(f"{self.name}: not a readable HDF5 file ({_first_line(exc)})") from None
+        try:
+            with self._damage_is_format_error():
+                self._check()
+        except BaseException:
+            self._file.close()
+            raise
+
+    def _check(self) -> None:
+        f = self._file
+        fmt = f.attrs.get("talon_format")
+        if isinstance(fmt, bytes):
+            fmt = fmt.decode("utf-8", "replace")
+        if fmt is not None and fmt != FORMAT_NAME:
+            raise EventFormatError(f"{self.name}: a {fmt!r} file, not an event file (talon_format={fmt!r})")
+        if fmt == FORMAT_NAME:
+            version = f.attrs.get("format_version")
+            if not isinstance(version, (int, np.integer)) or version < 1:
+                raise EventFormatError(f"{self.name}: format_version attribute missing or invalid ({version!r})")
+            if version > FORMAT_VERSION:
+                raise EventFormatError(
+                    f"{self.name}: event file format version {int(version)} is newer than {FORMAT_VERSION}; "
+                    "upgrade talon"
+                )
+        group = f.get("events")
+        if not isinstance(group, h5py.Group) or any(not isinstance(group.get(k), h5py.Dataset) for k in _FIELDS):
+            raise EventFormatError(
+                f"{self.name}: no events/x, events/y, events/t, events/p datasets (not an event file)"
+            )
+        self._ds = {k: group[k] for k in _FIELDS}
+        lengths = {k: ds.shape for k, ds in self._ds.items()}
+        if len(set(lengths.values())) != 1 or len(next(iter(lengths.values()))) != 1:
+            raise EventFormatError(f"{self.name}: event fields have different shapes {lengths} (damaged file)")
+        for k, ds in self._ds.items():
+            if ds.dtype.kind not in "iub":
+                raise EventFormatError(f"{self.name}: events/{k} has dtype {ds.dtype}, not an integer type")
+        self._n = int(self._ds["t"].shape[0])
+        index = f.get("ms_to_idx")
+        self._index = index if isinstance(index, h5py.Dataset) and index.ndim == 1 else None
+        offset = f.get("t_offset")
+        self.t_offset = int(offset[()]) if isinstance(offset, h5py.Dataset) and offset.shape == () else 0
+        size = f.attrs.get("sensor_size")
+        self.sensor_size = None if size is None else tuple(int(s) for s in np.asarray(size).reshape(-1)[:2])
+
+    @contextlib.contextmanager
+    def _damage_is_format_error(self):
+        try:
+            yield
+        except EventFormatError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+            raise EventFormatError(f"{self.name}: damaged event file ({_first_line(exc)})") from None
+
+    def __len__(self) -> int:
+        return self._n
+
+    @property
+    def t_range(self) -> tuple[int, int] | None:
+        """``(first, last)`` timestamp in µs, None for an empty file."""
+        if self._n == 0:
+            return None
+        with self._damage_is_format_error():
+            t = self._ds["t"]
+            return int(t[0]) + self.t_offset, int(t[self._n - 1]) + self.t_offset
+
+    def _read(self, lo: int, hi: int, t: np.ndarray | None = None) -> np.ndarray:
+        out = np.empty(max(hi - lo, 0), dtype=EVENT_DTYPE)
+        if out.size == 0:
+            return out
+        with self._damage_is_format_error():
+            rel = self._ds["t"][lo:hi] if t is None else t
+            out["t"] = rel.astype(np.int64) + self.t_offset
+            for name in ("x", "y"):
+                values = self._ds[name][lo:hi]
+                if values.size and (values.min() < 0 or values.max() > np.iinfo(np.int16).max):
+                    raise EventFormatError(f"{self.name}: events/{name} holds values outside [0, 32767]")
+                out[name] = values
+            p = self._ds["p"][lo:hi]
+            if p.size and p.max() > 1:
+                raise EventFormatError(f"{self.name}: events/p holds values other than 0 and 1")
+            out["p"] = p
+        return out
+
+    def read_all(self) -> np.ndarray:
+        """Every event, as :data:`~talon.io.events.EVENT_DTYPE`."""
+        return self._read(0, self._n)
+
+    def read_events(self, start: int, stop: int) -> np.ndarray:
+        """Events ``start`` to ``stop - 1`` by index (clipped to the file)."""
+        start, stop = max(int(start), 0), min(int(stop), self._n)
+        return self._read(start, stop)
+
+    def time_window_bounds(self, t0: int, t1: int) -> tuple[int, int]:
+        """Index range ``[lo, hi)`` of the events with ``t0 <= t < t1``."""
+        if t1 <= t0 or self._n == 0:
+            return (0, 0)
+        rel0, rel1 = int(t0) - self.t_offset, int(t1) - self.t_offset
+        with self._damage_is_format_error():
+            lo, hi = self._coarse_bounds(rel0, rel1)
+            t = self._ds["t"][lo:hi]
+        return lo + int(np.searchsorted(t, rel0, side="left")), lo + int(np.searchsorted(t, rel1, side="left"))
+
+    def _coarse_bounds(self, rel0: int, rel1: int) -> tuple[int, int]:
+        """An index range containing the window, from ``ms_to_idx`` (the whole file without an index)."""
+        if self._index is None or self._index.shape[0] == 0:
+            return 0, self._n
+        m = self._index.shape[0]
+        ms0 = min(max(rel0 // 1000, 0), m - 1)
+        lo = int(self._index[ms0]) if rel0 >= 0 else 0
+        ms1 = -(-rel1 // 1000)  # ceil
+        hi = int(self._index[ms1]) if 0 <= ms1 < m else (self._n if ms1 >= m else 0)
+        if not 0 <= lo <= hi <= self._n:
+            raise EventFormatError(f"{self.name}: ms_to_idx points outside the events (damaged index)")
+        return lo, hi
+
+    def read_time_window(self, t0: int, t1: int) -> np.ndarray:
+        """Events with ``t0 <= t < t1`` (µs), reading only the chunks that hold them."""
+        if t1 <= t0 or self._n == 0:
+            return self._read(0, 0)
+        rel0, rel1 = int(t0) - self.t_offset, int(t1) - self.t_offset
+        with self._damage_is_format_error():
+            lo, hi = self._coarse_bounds(rel0, rel1)
+            t = self._ds["t"][lo:hi]
+        a, b = int(np.searchsorted(t, rel0, side="left")), int(np.searchsorted(t, rel1, side="left"))
+        return self._read(lo + a, lo + b, t[a:b])
+
+    def iter_chunks(self, chunk_size: int = DEFAULT_CHUNK_EVENTS) -> Iterator[np.ndarray]:
+        """Consecutive blocks of at most ``chunk_size`` events."""
+        for start in range(0, self._n, int(chunk_size)):
+            yield self._read(start, min(start + int(chunk_size), self._n))
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> H5EventReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def write_h5(path, events, sensor_size=None, *, sort: bool = False, **options) -> None:
+    """Write ``events`` to a new ``.h5`` event file (``sort=True`` sorts them by time first)."""
+    events = as_events(events)
+    if sort:
+        events = sort_events(events)
+    with H5EventWriter(path, sensor_size, **options) as writer:
+        writer.write(events)
+
+
+def read_h5(path, t0: int | None = None, t1: int | None = None) -> np.ndarray:
+    """Every event of an ``.h5`` event file, or those with ``t0 <= t < t1`` when a window is given."""
+    with H5EventReader(path) as reader:
+        if t0 is None and t1 is None:
+            return reader.read_all()
+        lo = np.iinfo(np.int64).min if t0 is None else t0
+        hi = np.iinfo(np.int64).max if t1 is None else t1
+        return reader.read_time_window(lo, hi)

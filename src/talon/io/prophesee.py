@@ -1,0 +1,321 @@
+"""Prophesee EVT 2.0 and EVT 3.0 raw event streams: vectorised numpy decoders and encoders.
+
+A ``.raw`` file is an ASCII header of lines starting with ``%`` (``% evt 3.0``,
+``% format EVT3;height=720;width=1280``, ``% end``) followed by little-endian words.
+
+**EVT 2.0** (32-bit words, type in bits 31–28): ``CD_OFF`` (0x0) / ``CD_ON`` (0x1) carry
+``t[5:0]`` in bits 27–22, ``x`` in 21–11 and ``y`` in 10–0; ``EVT_TIME_HIGH`` (0x8) carries
+``t[33:6]`` in bits 27–0; ``EXT_TRIGGER`` (0xA), ``OTHERS`` (0xE) and ``CONTINUED`` (0xF) carry no
+CD event. An event's time is ``(time_high << 6) | t_low``.
+
+**EVT 3.0** (16-bit words, type in bits 15–12): ``EVT_ADDR_Y`` (0x0, ``y`` in bits 10–0),
+``EVT_ADDR_X`` (0x2, polarity bit 11, ``x`` bits 10–0: one event), ``VECT_BASE_X`` (0x3,
+polarity bit 11, base ``x``), ``VECT_12`` (0x4) / ``VECT_8`` (0x5: a bit mask; bit ``k`` set is an
+event at ``base_x + k``, after which ``base_x`` advances by 12 / 8), ``EVT_TIME_LOW`` (0x6) and
+``EVT_TIME_HIGH`` (0x8, 12 bits each of a 24-bit time), ``EXT_TRIGGER`` (0xA), ``OTHERS`` (0xE),
+``CONTINUED_12`` (0xF). An event's time is ``(loops << 24) + (time_high << 12) + time_low`` where
+``loops`` counts the times ``time_high`` went down (the 24-bit counter wrapped, every 16.8 s).
+
+Both decoders return :data:`~talon.io.events.EVENT_DTYPE` events in stream order and match
+expelliarmus' C decoders on the same files, with one exception in EVT 3.0: expelliarmus also
+adds 4096 µs every time ``time_low`` decreases, so it double-counts at every ``time_high`` step
+whose ``time_low`` is smaller than the previous one; talon follows the format (see
+``docs/events.md``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from talon.ir.atomic import atomic_output
+
+from .events import EVENT_DTYPE, EventFormatError, as_events, first_unsorted
+
+_EVT2_TYPES = np.array([0x0, 0x1, 0x8, 0xA, 0xE, 0xF])
+_EVT3_TYPES = np.array([0x0, 0x2, 0x3, 0x4, 0x5, 0x6, 0x8, 0xA, 0xE, 0xF])
+_ADDR_Y, _ADDR_X, _BASE_X, _VECT_12, _VECT_8, _TIME_LOW, _TIME_HIGH = 0x0, 0x2, 0x3, 0x4, 0x5, 0x6, 0x8
+_MAX_XY = 2047  # 11-bit addresses
+
+
+# ---- header ---------------------------------------------------------------------------------------
+
+
+def split_header(data: bytes | memoryview | np.ndarray) -> tuple[dict[str, str], int]:
+    """``(header fields, offset of the first data byte)`` of a raw stream.
+
+    Every line at the start that begins with ``%`` is header. Fields: ``evt`` (``"2.0"``/``"3.0"``,
+    from ``% evt 3.0`` or ``% format EVT3;...``), ``width``/``height`` when given.
+    """
+    buf = memoryview(data).cast("B") if not isinstance(data, np.ndarray) else memoryview(data.view(np.uint8))
+    pos, lines = 0, []
+    while pos < len(buf) and buf[pos] == 0x25:  # '%'
+        end = bytes(buf[pos : pos + 4096]).find(b"\n")
+        if end < 0:
+            raise EventFormatError("the raw header has a line without a newline (truncated or not a Prophesee file)")
+        lines.append(bytes(buf[pos + 1 : pos + end]).decode("ascii", "replace").strip())
+        pos += end + 1
+    fields: dict[str, str] = {}
+    for line in lines:
+        if m := re.fullmatch(r"evt\s+([23])\.0", line):
+            fields["evt"] = f"{m.group(1)}.0"
+        elif m := re.match(r"format\s+EVT([23])\b(.*)", line):
+            fields["evt"] = f"{m.group(1)}.0"
+            for key, value in re.findall(r"(width|height)=(\d+)", m.group(2)):
+                fields[key] = value
+        elif m := re.fullmatch(r"geometry\s+(\d+)x(\d+)", line):
+            fields["width"], fields["height"] = m.group(1), m.group(2)
+    return fields, pos
+
+
+def _header(version: str, sensor_size) -> bytes:
+    lines = [f"% evt {version}"]
+    if sensor_size is not None:
+        width, height = int(sensor_size[0]), int(sensor_size[1])
+        lines.append(f"% format EVT{version[0]};height={height};width={width}")
+        lines.append(f"% geometry {width}x{height}")
+    lines.append("% end")
+    return ("\n".join(lines) + "\n").encode("ascii")
+
+
+def _words(data, dtype: str, version: str) -> np.ndarray:
+    if isinstance(data, (str, os.PathLike)):
+        raise TypeError("pass the file's bytes (or use talon.io.read_raw(path))")
+    _, offset = split_header(data)
+    raw = np.frombuffer(data, dtype=np.uint8, offset=offset) if not isinstance(data, np.ndarray) else data[offset:]
+    size = np.dtype(dtype).itemsize
+    if raw.size % size:
+        raise EventFormatError(
+            f"EVT {version} data is {raw.size} bytes, not a whole number of {size}-byte words (truncated file?)"
+        )
+    return raw.view(dtype)
+
+
+def _check_types(kinds: np.ndarray, valid: np.ndarray, version: str) -> None:
+    """Refuse unknown word types, naming the first offending word."""
+    allowed = np.zeros(16, dtype=bool)
+    allowed[valid] = True
+    ok = allowed.take(kinds)
+    if not ok.all():
+        i = int(np.argmin(ok))
+        raise EventFormatError(
+            f"EVT {version} word {i} has unknown type 0x{int(kinds[i]):X} (damaged file, or not EVT {version})"
+        )
+
+
+def _forward_fill_index(mask: np.ndarray) -> np.ndarray:
+    """For every position, the index (+1) of the last True at or before it; 0 when none."""
+    idx = np.where(mask, np.arange(1, mask.size + 1, dtype=np.int64), 0)
+    return np.maximum.accumulate(idx) if idx.size else idx
+
+
+# ---- EVT 2.0 --------------------------------------------------------------------------------------
+
+
+def decode_evt2(data) -> np.ndarray:
+    """Decode an EVT 2.0 stream (bytes of a ``.raw`` file, with or without its header)."""
+    words = _words(data, "<u4", "2.0")
+    kinds = words >> 28
+    is_high = kinds == 0x8
+    is_cd = kinds <= 1
+    high_at = np.flatnonzero(is_high)
+    n_cd = int(np.count_nonzero(is_cd))
+    if n_cd + high_at.size != words.size:  # other words: triggers, continued, or damage
+        _check_types(kinds, _EVT2_TYPES, "2.0")
+    high = np.concatenate([[0], (words[high_at] & 0x0FFFFFFF).astype(np.int64) << 6])
+    cd = words[is_cd]
+    if cd.size + high_at.size == words.size:  # only CD and time-high words (the usual stream)
+        before = high_at - np.arange(high_at.size)  # CD words before each time-high word
+    else:
+        before = np.cumsum(is_cd)[high_at] if high_at.size else high_at
+    # events between two time-high words share the earlier one's value: fill segments, no per-word scan
+    t = np.repeat(high, np.diff(np.concatenate([[0], before, [cd.size]])))
+    out = np.empty(cd.size, dtype=EVENT_DTYPE)
+    out["t"] = t | ((cd >> 22) & 0x3F)
+    out["x"] = (cd >> 11) & 0x7FF
+    out["y"] = cd & 0x7FF
+    out["p"] = (cd >> 28) == 1
+    return out
+
+
+def encode_evt2(events, sensor_size=None) -> bytes:
+    """EVT 2.0 bytes (header included) of time-sorted events with ``0 <= t < 2**34``, ``x, y < 2048``.
+
+    A ``EVT_TIME_HIGH`` word precedes the first event and every event whose ``t >> 6`` differs
+    from its predecessor's.
+    """
+    events = _encodable(events, 1 << 34, "2.0")
+    n = events.size
+    high = events["t"] >> 6
+    new_high = np.ones(n, dtype=bool)
+    new_high[1:] = high[1:] != high[:-1]
+    total = n + int(new_high.sum())
+    words = np.empty(total, dtype="<u4")
+    event_pos = np.arange(n) + np.cumsum(new_high)
+    words[event_pos[new_high] - 1] = (0x8 << 28) | high[new_high].astype(np.uint32)
+    cd = (events["p"].astype(np.uint32) << 28) | ((events["t"] & 0x3F).astype(np.uint32) << 22)
+    words[event_pos] = cd | (events["x"].astype(np.uint32) << 11) | events["y"].astype(np.uint32)
+    return _header("2.0", sensor_size) + words.tobytes()
+
+
+# ---- EVT 3.0 --------------------------------------------------------------------------------------
+
+
+def decode_evt3(data) -> np.ndarray:
+    """Decode an EVT 3.0 stream (bytes of a ``.raw`` file, with or without its header)."""
+    words = _words(data, "<u2", "3.0")
+    kinds = (words >> 12).astype(np.uint8)
+    _check_types(kinds, _EVT3_TYPES, "3.0")
+    low12 = (words & 0xFFF).astype(np.int64)
+
+    # y: the last EVT_ADDR_Y; polarity: the last EVT_ADDR_X or VECT_BASE_X (both set it)
+    y_of = np.concatenate([[0], words & 0x7FF])[_forward_fill_index(kinds == _ADDR_Y)]
+    pol_words = (kinds == _ADDR_X) | (kinds == _BASE_X)
+    p_of = np.concatenate([[0], (words >> 11) & 1])[_forward_fill_index(pol_words)]
+
+    # time: time_high with 24-bit loops, time_low; each word sees the last of each
+    is_high = kinds == _TIME_HIGH
+    high = low12[is_high]
+    loops = np.cumsum(np.concatenate([[0], high[1:] < high[:-1]]) if high.size else high)
+    high_full = np.concatenate([[0], (loops << 24) + (high << 12)])
+    t_high_of = high_full[np.cumsum(is_high)]
+    t_low_of = np.concatenate([[0], low12])[_forward_fill_index(kinds == _TIME_LOW)]
+
+    # base x: the last VECT_BASE_X plus 12 / 8 per vector word since then
+    step = np.where(kinds == _VECT_12, 12, np.where(kinds == _VECT_8, 8, 0)).astype(np.int64)
+    advanced = np.cumsum(step) - step
+    base_at = _forward_fill_index(kinds == _BASE_X)
+    base_value = np.concatenate([[0], low12 & 0x7FF])[base_at]
+    advanced_at_base = np.concatenate([[0], advanced])[base_at]
+
+    emitting = np.flatnonzero((kinds == _ADDR_X) | (kinds == _VECT_12) | (kinds == _VECT_8))
+    ekind = kinds[emitting]
+    is_single = ekind == _ADDR_X
+    mask = np.where(is_single, 1, np.where(ekind == _VECT_8, low12[emitting] & 0xFF, low12[emitting]))
+    x0 = np.where(
+        is_single,
+        low12[emitting] & 0x7FF,
+        base_value[emitting] + advanced[emitting] - advanced_at_base[emitting],
+    )
+    bits = ((mask[:, None] >> np.arange(12)) & 1).astype(bool)
+    rows, cols = np.nonzero(bits)
+    word = emitting[rows]
+    out = np.empty(rows.size, dtype=EVENT_DTYPE)
+    out["x"] = x0[rows] + cols
+    out["y"] = y_of[word]
+    out["t"] = t_high_of[word] + t_low_of[word]
+    out["p"] = np.where(is_single[rows], (words[word] >> 11) & 1, p_of[word]).astype(bool)
+    return out
+
+
+def encode_evt3(events, sensor_size=None, *, vectorize: bool = True) -> bytes:
+    """EVT 3.0 bytes (header included) of time-sorted events, ``0 <= t[0] < 2**24``, steps below 2**24 µs.
+
+    Events with the same ``t``, ``y`` and polarity and increasing ``x`` inside one 12-pixel block
+    become one ``VECT_BASE_X`` + ``VECT_12`` (or ``VECT_8`` when they fit in 8 pixels); the base is
+    omitted when the previous word was a ``VECT_12`` of the preceding block (base_x advanced by 12).
+    Single events are ``EVT_ADDR_X``. ``vectorize=False`` writes every event as ``EVT_ADDR_X``.
+    Decoding the result gives back the same events in the same order.
+    """
+    events = _encodable(events, None, "3.0")
+    n = events.size
+    t, x, y, p = events["t"], events["x"].astype(np.int64), events["y"].astype(np.int64), events["p"]
+    if n and not 0 <= t[0] < (1 << 24):
+        raise EventFormatError(
+            f"EVT 3.0 stores 24-bit time: the first timestamp ({int(t[0])} µs) must be in [0, 2**24); "
+            "subtract an offset first"
+        )
+    if n > 1 and int(np.diff(t).max()) >= 1 << 24:
+        raise EventFormatError("EVT 3.0 cannot encode a gap of 2**24 µs (16.8 s) or more between two events")
+    block = x // 12 if vectorize else np.arange(n)
+    new = np.ones(n, dtype=bool)
+    new[1:] = (t[1:] != t[:-1]) | (y[1:] != y[:-1]) | (p[1:] != p[:-1]) | (block[1:] != block[:-1]) | (x[1:] <= x[:-1])
+    starts = np.flatnonzero(new)
+    sizes = np.diff(np.append(starts, n))
+    g_t, g_y, g_p, g_x = t[starts], y[starts], p[starts].astype(np.int64), x[starts]
+    g_block = x[starts] // 12
+    offsets = x - np.repeat(g_block * 12, sizes)
+    g_mask = np.bitwise_or.reduceat(np.left_shift(1, offsets), starts) if n else offsets
+    single = sizes == 1
+    vect8 = ~single & (g_mask < 256)
+    vect12 = ~single & ~vect8
+    first = np.zeros(starts.size, dtype=bool)
+    first[:1] = True
+    same_run = np.zeros(starts.size, dtype=bool)
+    same_run[1:] = (g_t[1:] == g_t[:-1]) & (g_y[1:] == g_y[:-1]) & (g_p[1:] == g_p[:-1])
+    skip_base = np.zeros(starts.size, dtype=bool)
+    skip_base[1:] = same_run[1:] & vect12[:-1] & (g_block[1:] == g_block[:-1] + 1)
+    new_high = first.copy()
+    new_high[1:] = (g_t[1:] >> 12) != (g_t[:-1] >> 12)
+    new_low = first.copy()
+    new_low[1:] = g_t[1:] != g_t[:-1]
+    new_y = first.copy()
+    new_y[1:] = g_y[1:] != g_y[:-1]
+    table = np.zeros((starts.size, 5), dtype=np.int64)
+    use = np.zeros((starts.size, 5), dtype=bool)
+    table[:, 0], use[:, 0] = (_TIME_HIGH << 12) | ((g_t >> 12) & 0xFFF), new_high
+    table[:, 1], use[:, 1] = (_TIME_LOW << 12) | (g_t & 0xFFF), new_low
+    table[:, 2], use[:, 2] = (_ADDR_Y << 12) | g_y, new_y
+    table[:, 3], use[:, 3] = (_BASE_X << 12) | (g_p << 11) | (g_block * 12), ~single & ~skip_base
+    table[:, 4] = np.where(
+        single,
+        (_ADDR_X << 12) | (g_p << 11) | g_x,
+        np.where(vect8, (_VECT_8 << 12) | g_mask, (_VECT_12 << 12) | g_mask),
+    )
+    use[:, 4] = True
+    return _header("3.0", sensor_size) + table[use].astype("<u2").tobytes()
+
+
+def _encodable(events, t_limit: int | None, version: str) -> np.ndarray:
+    events = as_events(events)
+    bad = first_unsorted(events["t"])
+    if bad is not None:
+        raise EventFormatError(f"EVT {version} encoding needs time-sorted events; event {bad} goes back in time")
+    if events.size:
+        if events["t"][0] < 0 or (t_limit is not None and events["t"][-1] >= t_limit):
+            raise EventFormatError(f"EVT {version} timestamps must lie in [0, {t_limit}) µs")
+        if events["x"].max() > _MAX_XY or events["y"].max() > _MAX_XY:
+            raise EventFormatError(f"EVT {version} addresses are 11 bits: x and y must be at most {_MAX_XY}")
+    return events
+
+
+# ---- files ----------------------------------------------------------------------------------------
+
+
+def read_raw(path) -> np.ndarray:
+    """Events of a Prophesee ``.raw`` file (EVT 2.0 or 3.0, from its header)."""
+    fields, _ = raw_info(path)
+    data = np.fromfile(path, dtype=np.uint8)
+    decode = decode_evt2 if fields["evt"] == "2.0" else decode_evt3
+    try:
+        return decode(data)
+    except EventFormatError as exc:
+        raise EventFormatError(f"{path}: {exc}") from None
+
+
+def raw_info(path) -> tuple[dict[str, str], int]:
+    """``(header fields, header length in bytes)`` of a ``.raw`` file; refuses a file without ``evt``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such event file: {path}")
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+    fields, offset = split_header(head)
+    if "evt" not in fields:
+        raise EventFormatError(
+            f"{path}: the header names no EVT version ('% evt 2.0' / '% evt 3.0' / '% format EVT3'); "
+            "is it a Prophesee .raw file?"
+        )
+    return fields, offset
+
+
+def write_raw(path, events, *, version: str = "3.0", sensor_size=None) -> None:
+    """Write events as a Prophesee ``.raw`` file (``version`` ``"2.0"`` or ``"3.0"``), atomically."""
+    if version not in ("2.0", "3.0"):
+        raise EventFormatError(f"version must be '2.0' or '3.0', got {version!r}")
+    data = (encode_evt2 if version == "2.0" else encode_evt3)(events, sensor_size)
+    with atomic_output(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(data)
