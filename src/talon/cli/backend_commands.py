@@ -35,18 +35,39 @@ _steps_option = click.option(
 @_file_argument
 @_steps_option
 @_precision_option
+@click.option(
+    "--events", "events_file", type=click.Path(dir_okay=False, path_type=Path),
+    help="Drive the Input with this event file (.h5, .raw, .npy) instead of the default stimulus.",
+)  # fmt: skip
+@click.option("--bin-us", type=click.IntRange(min=1), default=1000, show_default=True, help="µs per step (--events).")
 @_json_option
 @_reports_errors
-def simulate(file: Path, n_steps: int, precision: str, as_json: bool) -> None:
-    """Simulate FILE on the CPU backend with its seeded default stimulus; report spikes per layer."""
+@click.pass_context
+def simulate(ctx, file: Path, n_steps: int, precision: str, events_file, bin_us: int, as_json: bool) -> None:
+    """Simulate FILE on the CPU backend (seeded default stimulus, or --events); report spikes per layer.
+
+    With --events, step k holds the events of [t0 + k*bin_us, t0 + (k+1)*bin_us); the run covers
+    the whole recording unless --steps is given.
+    """
     from talon.backend import get_backend
 
-    result = get_backend("cpu").simulate(_read(file), n_steps=n_steps, precision=precision)
+    graph, inputs, event_doc = _read(file), None, None
+    if events_file is not None:
+        from talon.io import read_events, stimulus_for_graph
+
+        explicit = ctx.get_parameter_source("n_steps") is not click.core.ParameterSource.DEFAULT
+        steps = n_steps if explicit else None
+        inputs, stim = stimulus_for_graph(graph, read_events(events_file), bin_us, n_steps=steps)
+        n_steps = stim.n_steps
+        event_doc = {"file": str(events_file), "bin_us": bin_us, "used": stim.used_events, "unused": stim.unused_events}
+    result = get_backend("cpu").simulate(graph, inputs, n_steps=n_steps, precision=precision)
     doc: dict[str, Any] = {
         "file": str(file), "timesteps_run": result.timesteps_run, "precision": result.precision,
         "outputs_valid": result.outputs_valid, "spike_counts": result.spike_counts,
         "default_stimulus": result.used_default_stimulus,
     }  # fmt: skip
+    if event_doc is not None:
+        doc["events"] = event_doc
     if result.quantization is not None:
         doc["spike_agreement_with_fp32"] = result.quantization.spike_agreement
     if as_json:

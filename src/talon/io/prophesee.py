@@ -212,24 +212,19 @@ def decode_evt3(data) -> np.ndarray:
 
 
 def encode_evt3(events, sensor_size=None, *, vectorize: bool = True) -> bytes:
-    """EVT 3.0 bytes (header included) of time-sorted events, ``0 <= t[0] < 2**24``, steps below 2**24 µs.
+    """EVT 3.0 bytes (header included) of time-sorted events with ``t >= 0``.
 
     Events with the same ``t``, ``y`` and polarity and increasing ``x`` inside one 12-pixel block
     become one ``VECT_BASE_X`` + ``VECT_12`` (or ``VECT_8`` when they fit in 8 pixels); the base is
     omitted when the previous word was a ``VECT_12`` of the preceding block (base_x advanced by 12).
     Single events are ``EVT_ADDR_X``. ``vectorize=False`` writes every event as ``EVT_ADDR_X``.
-    Decoding the result gives back the same events in the same order.
+    Time jumps of one or more whole 24-bit loops are written as extra ``EVT_TIME_HIGH`` pairs
+    (0xFFF then 0: one wrap each), so any timestamp and gap is representable. Decoding the
+    result gives back the same events in the same order.
     """
     events = _encodable(events, None, "3.0")
     n = events.size
     t, x, y, p = events["t"], events["x"].astype(np.int64), events["y"].astype(np.int64), events["p"]
-    if n and not 0 <= t[0] < (1 << 24):
-        raise EventFormatError(
-            f"EVT 3.0 stores 24-bit time: the first timestamp ({int(t[0])} µs) must be in [0, 2**24); "
-            "subtract an offset first"
-        )
-    if n > 1 and int(np.diff(t).max()) >= 1 << 24:
-        raise EventFormatError("EVT 3.0 cannot encode a gap of 2**24 µs (16.8 s) or more between two events")
     block = x // 12 if vectorize else np.arange(n)
     new = np.ones(n, dtype=bool)
     new[1:] = (t[1:] != t[:-1]) | (y[1:] != y[:-1]) | (p[1:] != p[:-1]) | (block[1:] != block[:-1]) | (x[1:] <= x[:-1])
@@ -266,7 +261,18 @@ def encode_evt3(events, sensor_size=None, *, vectorize: bool = True) -> bytes:
         np.where(vect8, (_VECT_8 << 12) | g_mask, (_VECT_12 << 12) | g_mask),
     )
     use[:, 4] = True
-    return _header("3.0", sensor_size) + table[use].astype("<u2").tobytes()
+    words = table[use]
+    # whole 24-bit loops the decoder cannot infer from a smaller time_high: one (0xFFF, 0) pair per loop
+    g_loops, g_high = g_t >> 24, (g_t >> 12) & 0xFFF
+    prev_loops, prev_high = np.append(0, g_loops[:-1]), np.append(0, g_high[:-1])
+    jump = g_loops - prev_loops
+    pairs = np.where((jump == 1) & (g_high < prev_high), 0, jump)
+    if pairs.any():
+        per_group = use.sum(axis=1)
+        at = np.cumsum(per_group) - per_group  # each group's first word (its EVT_TIME_HIGH)
+        extra = np.tile([(_TIME_HIGH << 12) | 0xFFF, _TIME_HIGH << 12], int(pairs.sum()))
+        words = np.insert(words, np.repeat(at, 2 * pairs), extra)
+    return _header("3.0", sensor_size) + words.astype("<u2").tobytes()
 
 
 def _encodable(events, t_limit: int | None, version: str) -> np.ndarray:
@@ -276,7 +282,8 @@ def _encodable(events, t_limit: int | None, version: str) -> np.ndarray:
         raise EventFormatError(f"EVT {version} encoding needs time-sorted events; event {bad} goes back in time")
     if events.size:
         if events["t"][0] < 0 or (t_limit is not None and events["t"][-1] >= t_limit):
-            raise EventFormatError(f"EVT {version} timestamps must lie in [0, {t_limit}) µs")
+            limit = "" if t_limit is None else f", below {t_limit}"
+            raise EventFormatError(f"EVT {version} timestamps must be non-negative{limit} µs; subtract an offset")
         if events["x"].max() > _MAX_XY or events["y"].max() > _MAX_XY:
             raise EventFormatError(f"EVT {version} addresses are 11 bits: x and y must be at most {_MAX_XY}")
     return events
