@@ -8,7 +8,7 @@ from talon.io import EVENT_DTYPE, EventFormatError, as_events, make_events, pola
 
 def test_dtype_is_tonics_dvsgesture_layout():
     tonic = pytest.importorskip("tonic")
-    assert EVENT_DTYPE == np.dtype([("x", np.int16), ("y", np.int16), ("t", np.int64), ("p", bool)])
+    assert np.dtype([("x", np.int16), ("y", np.int16), ("t", np.int64), ("p", bool)]) == EVENT_DTYPE
     assert set(tonic.datasets.DVSGesture.dtype.names) == set(EVENT_DTYPE.names)
     for name in EVENT_DTYPE.names:
         assert tonic.datasets.DVSGesture.dtype[name] == EVENT_DTYPE[name]

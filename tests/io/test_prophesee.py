@@ -89,7 +89,7 @@ def test_evt3_hand_written_words():
         w3(0x5, 0b1000_0001),  # x = 12, 19; base 20
         w3(0x3, 100), w3(0x5, 0b11),  # OFF base 100: x = 100, 101
         w3(0xA, 0), w3(0xE, 0), w3(0xF, 0),  # trigger / others / continued: no event
-    ]
+    ]  # fmt: skip
     ev = decode_evt3(np.array(words, "<u2").tobytes())
     assert ev["x"].tolist() == [7, 0, 2, 11, 12, 19, 100, 101]
     assert ev["p"].tolist() == [True] * 6 + [False] * 2
