@@ -7,12 +7,13 @@ The reader API (what other talon packages build on)::
         window = r.read_time_window(t0, t1)
 
 Events are :data:`EVENT_DTYPE` arrays (``x, y int16; t int64 µs; p bool``), tonic's layout.
-Modules: ``events`` (dtype, converters), ``encoding``, ``h5``, ``prophesee`` (EVT 2.0 / 3.0),
+Modules: ``events`` (dtype, converters), ``encoding``, ``h5``, ``prophesee`` (EVT 2.0 / 3.0), ``aedat4``,
 ``formats`` (frames, voxels, rasters, grids), ``streaming``, ``sync``, ``ethernet``,
 ``stimulus`` (events as network input), ``throughput``. Layout and tutorial: ``docs/events.md``.
 """
 
-from . import encoding, ethernet, formats, h5, prophesee, streaming, sync, throughput
+from . import aedat4, encoding, ethernet, formats, h5, prophesee, streaming, sync, throughput
+from .aedat4 import AEDAT4Reader, AEDAT4Recording, read_aedat4
 from .encoding import delta_encode, latency_encode, rate_encode, temporal_encode
 from .events import (
     EVENT_DTYPE,
@@ -33,6 +34,8 @@ from .streaming import BufferedEventReader, EventBuffer, generate_random_events
 from .sync import SensorSync, align_timestamps, merge_events
 
 __all__ = [
+    "AEDAT4Reader",
+    "AEDAT4Recording",
     "EVENT_DTYPE",
     "BufferedEventReader",
     "EventBuffer",
@@ -41,6 +44,7 @@ __all__ = [
     "H5EventReader",
     "H5EventWriter",
     "SensorSync",
+    "aedat4",
     "align_timestamps",
     "as_events",
     "decode_evt2",
@@ -67,6 +71,7 @@ __all__ = [
     "polarity_sign",
     "prophesee",
     "rate_encode",
+    "read_aedat4",
     "read_events",
     "read_h5",
     "read_raw",

@@ -2,7 +2,8 @@
 
 ``.h5`` / ``.hdf5`` (talon or DSEC layout, :mod:`talon.io.h5`), ``.raw`` (Prophesee EVT 2.0 /
 3.0, :mod:`talon.io.prophesee`), ``.npy`` (a saved event array in any layout
-:func:`~talon.io.events.as_events` converts).
+:func:`~talon.io.events.as_events` converts), ``.aedat4`` (read only: its event stream,
+:mod:`talon.io.aedat4`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from .h5 import H5EventReader, write_h5
 from .prophesee import raw_info, read_raw, write_raw
 
 H5_SUFFIXES = (".h5", ".hdf5")
-SUFFIXES = (*H5_SUFFIXES, ".raw", ".npy")
+SUFFIXES = (*H5_SUFFIXES, ".raw", ".npy", ".aedat4")
 
 
 def _kind(path: Path) -> str:
@@ -40,6 +41,10 @@ def read_events(path) -> np.ndarray:
             return reader.read_all()
     if kind == "raw":
         return read_raw(path)
+    if kind == "aedat4":
+        from .aedat4 import read_aedat4
+
+        return read_aedat4(path).events
     try:
         arr = np.load(path, allow_pickle=False)
     except ValueError as exc:
@@ -55,6 +60,8 @@ def write_events(path, events, sensor_size=None, *, sort: bool = False, evt: str
     path = Path(path)
     kind = _kind(path)
     events = as_events(events)
+    if kind == "aedat4":
+        raise EventFormatError(f"{path}: talon reads AEDAT4 but does not write it; write .h5, .raw or .npy")
     if kind == "h5":
         write_h5(path, events, sensor_size, sort=sort)
     elif kind == "raw":
@@ -93,6 +100,10 @@ def event_file_info(path) -> EventFileInfo:
     if kind == "h5":
         with H5EventReader(path) as reader:
             size = reader.sensor_size
+    elif kind == "aedat4":
+        from .aedat4 import AEDAT4Reader
+
+        fmt, size = "AEDAT4", AEDAT4Reader(path).sensor_size
     elif kind == "raw":
         fields, _ = raw_info(path)
         fmt = f"Prophesee EVT {fields['evt']}"

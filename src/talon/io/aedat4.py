@@ -1,0 +1,99 @@
+"""AEDAT4 recordings (iniVation DV) through the ``aedat`` package: events, frames, IMU samples, triggers.
+
+:func:`read_aedat4` returns an :class:`AEDAT4Recording`; :class:`AEDAT4Reader` iterates the file's
+packets in order (``(kind, data)`` with kind ``"events"``, ``"frame"``, ``"imus"``, ``"triggers"``).
+Events become :data:`~talon.io.events.EVENT_DTYPE` (exactly: ``t`` must fit int64 and ``x, y``
+int16, as they always do for real sensors); frames keep aedat's fields (``t``, exposure times,
+``format``, ``pixels`` as ``[H, W]`` or ``[H, W, C]`` uint8); IMU samples and triggers stay the
+structured arrays aedat returns (``t`` in µs, accelerometer in g, gyroscope in °/s, temperature
+in °C; trigger ``source`` codes as in the DV documentation). Needs ``pip install 'talon-toolchain[events]'``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from talon.ir.errors import MissingDependencyError
+
+from .events import EVENT_DTYPE, EventFormatError, as_events
+
+
+def _aedat():
+    try:
+        import aedat
+    except ImportError:
+        raise MissingDependencyError(
+            "reading AEDAT4 needs the 'aedat' package: pip install 'talon-toolchain[events]'"
+        ) from None
+    return aedat
+
+
+@dataclass
+class AEDAT4Recording:
+    """Everything in one AEDAT4 file, each stream concatenated in file order."""
+
+    events: np.ndarray
+    frames: list[dict] = field(default_factory=list)
+    imus: np.ndarray | None = None
+    triggers: np.ndarray | None = None
+    sensor_size: tuple[int, int] | None = None
+
+
+class AEDAT4Reader:
+    """Iterate the packets of an AEDAT4 file as ``(kind, data)``; ``streams`` describes its streams."""
+
+    def __init__(self, path) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"no such AEDAT4 file: {self.path}")
+        aedat = _aedat()
+        try:
+            self._decoder = aedat.Decoder(str(self.path))
+            self.streams = self._decoder.id_to_stream()
+        except Exception as exc:  # the Rust decoder raises plain exceptions for bad headers
+            raise EventFormatError(f"{self.path}: not a readable AEDAT4 file ({exc})") from None
+
+    @property
+    def sensor_size(self) -> tuple[int, int] | None:
+        """``(width, height)`` of the first event stream, if any."""
+        for stream in self.streams.values():
+            if stream.get("type") == "events" and "width" in stream:
+                return int(stream["width"]), int(stream["height"])
+        return None
+
+    def __iter__(self) -> Iterator[tuple[str, object]]:
+        try:
+            for packet in self._decoder:
+                for kind in ("events", "frame", "imus", "triggers"):
+                    if kind in packet:
+                        yield kind, _events(packet[kind]) if kind == "events" else packet[kind]
+        except EventFormatError as exc:
+            raise EventFormatError(f"{self.path}: {exc}") from None
+        except Exception as exc:
+            raise EventFormatError(f"{self.path}: damaged AEDAT4 packet ({exc})") from None
+
+
+def _events(packet: np.ndarray) -> np.ndarray:
+    t = packet["t"]
+    if t.size and t.max() > np.iinfo(np.int64).max:
+        raise EventFormatError("event timestamps exceed int64")
+    return as_events({"x": packet["x"], "y": packet["y"], "t": t.astype(np.int64), "p": packet["on"]})
+
+
+def read_aedat4(path) -> AEDAT4Recording:
+    """Read every stream of an AEDAT4 file."""
+    reader = AEDAT4Reader(path)
+    events, frames, imus, triggers = [], [], [], []
+    for kind, data in reader:
+        {"events": events, "frame": frames, "imus": imus, "triggers": triggers}[kind].append(data)
+    return AEDAT4Recording(
+        events=np.concatenate(events) if events else np.zeros(0, dtype=EVENT_DTYPE),
+        frames=frames,
+        imus=np.concatenate(imus) if imus else None,
+        triggers=np.concatenate(triggers) if triggers else None,
+        sensor_size=reader.sensor_size,
+    )
