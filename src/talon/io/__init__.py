@@ -34,9 +34,9 @@ from .streaming import BufferedEventReader, EventBuffer, generate_random_events
 from .sync import SensorSync, align_timestamps, merge_events
 
 __all__ = [
+    "EVENT_DTYPE",
     "AEDAT4Reader",
     "AEDAT4Recording",
-    "EVENT_DTYPE",
     "BufferedEventReader",
     "EventBuffer",
     "EventFileInfo",
