@@ -153,3 +153,11 @@ def test_encoders_refuse_what_the_format_cannot_hold():
     wide["x"][0] = 4000
     with pytest.raises(EventFormatError, match="11 bits"):
         encode_evt2(wide)
+
+
+def test_data_starting_with_a_percent_byte_after_the_end_line():
+    """0x8025 (TIME_HIGH 0x025) starts with the byte '%': the header stops at '% end', so it is data."""
+    ev = np.array([(3, 4, 0x025 << 12, True)], EVENT_DTYPE)
+    data = encode_evt3(ev)
+    assert data[split_header(data)[1]] == ord("%")
+    same(decode_evt3(data), ev)

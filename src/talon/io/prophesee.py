@@ -47,7 +47,7 @@ _MAX_XY = 2047  # 11-bit addresses
 def split_header(data: bytes | memoryview | np.ndarray) -> tuple[dict[str, str], int]:
     """``(header fields, offset of the first data byte)`` of a raw stream.
 
-    Every line at the start that begins with ``%`` is header. Fields: ``evt`` (``"2.0"``/``"3.0"``,
+    Every line at the start that begins with ``%`` is header, up to and including ``% end``. Fields: ``evt`` (``"2.0"``/``"3.0"``,
     from ``% evt 3.0`` or ``% format EVT3;...``), ``width``/``height`` when given.
     """
     buf = memoryview(data).cast("B") if not isinstance(data, np.ndarray) else memoryview(data.view(np.uint8))
@@ -58,6 +58,8 @@ def split_header(data: bytes | memoryview | np.ndarray) -> tuple[dict[str, str],
             raise EventFormatError("the raw header has a line without a newline (truncated or not a Prophesee file)")
         lines.append(bytes(buf[pos + 1 : pos + end]).decode("ascii", "replace").strip())
         pos += end + 1
+        if lines[-1] == "end":  # OpenEB's last header line: data may start with a '%' byte
+            break
     fields: dict[str, str] = {}
     for line in lines:
         if m := re.fullmatch(r"evt\s+([23])\.0", line):
@@ -106,12 +108,6 @@ def _check_types(kinds: np.ndarray, valid: np.ndarray, version: str) -> None:
         )
 
 
-def _forward_fill_index(mask: np.ndarray) -> np.ndarray:
-    """For every position, the index (+1) of the last True at or before it; 0 when none."""
-    idx = np.where(mask, np.arange(1, mask.size + 1, dtype=np.int64), 0)
-    return np.maximum.accumulate(idx) if idx.size else idx
-
-
 # ---- EVT 2.0 --------------------------------------------------------------------------------------
 
 
@@ -134,10 +130,10 @@ def decode_evt2(data) -> np.ndarray:
     # events between two time-high words share the earlier one's value: fill segments, no per-word scan
     t = np.repeat(high, np.diff(np.concatenate([[0], before, [cd.size]])))
     out = np.empty(cd.size, dtype=EVENT_DTYPE)
-    out["t"] = t | ((cd >> 22) & 0x3F)
-    out["x"] = (cd >> 11) & 0x7FF
-    out["y"] = cd & 0x7FF
-    out["p"] = (cd >> 28) == 1
+    np.bitwise_or(t, (cd >> 22) & 0x3F, out=out["t"], casting="unsafe")  # ufuncs write the fields directly
+    np.bitwise_and(cd >> 11, 0x7FF, out=out["x"], casting="unsafe")
+    np.bitwise_and(cd, 0x7FF, out=out["y"], casting="unsafe")
+    np.greater_equal(cd, 0x10000000, out=out["p"])  # type 0x1 (CD_ON) rather than 0x0
     return out
 
 
@@ -168,47 +164,67 @@ def decode_evt3(data) -> np.ndarray:
     """Decode an EVT 3.0 stream (bytes of a ``.raw`` file, with or without its header)."""
     words = _words(data, "<u2", "3.0")
     kinds = (words >> 12).astype(np.uint8)
-    _check_types(kinds, _EVT3_TYPES, "3.0")
-    low12 = (words & 0xFFF).astype(np.int64)
+    counts = np.bincount(kinds, minlength=16)
+    if counts[_EVT3_INVALID].any():
+        _check_types(kinds, _EVT3_TYPES, "3.0")
+    is_single = kinds == _ADDR_X
+    is_vect = (kinds == _VECT_12) | (kinds == _VECT_8)
+    emit = np.flatnonzero(is_single | is_vect)  # the words that carry events, in file order
+    value = (words[emit] & 0xFFF).astype(np.int32)
+    ekind = kinds[emit]
+    single = ekind == _ADDR_X
 
-    # y: the last EVT_ADDR_Y; polarity: the last EVT_ADDR_X or VECT_BASE_X (both set it)
-    y_of = np.concatenate([[0], words & 0x7FF])[_forward_fill_index(kinds == _ADDR_Y)]
-    pol_words = (kinds == _ADDR_X) | (kinds == _BASE_X)
-    p_of = np.concatenate([[0], (words >> 11) & 1])[_forward_fill_index(pol_words)]
+    def last(mask: np.ndarray) -> np.ndarray:
+        """For every event word, how many words of ``mask`` precede it (index + 1 of the last one; 0: none)."""
+        return np.cumsum(mask, dtype=np.int32)[emit]
 
-    # time: time_high with 24-bit loops, time_low; each word sees the last of each
+    def values(mask: np.ndarray, bits: int, shift: int = 0) -> np.ndarray:
+        """The ``bits``-bit field of the words of ``mask``, after a leading 0 (the decoder's initial state)."""
+        return np.concatenate([[0], (words[mask] >> shift) & ((1 << bits) - 1)]).astype(np.int64)
+
+    is_y = kinds == _ADDR_Y
+    y = values(is_y, 11)[last(is_y)]
+    # polarity of a vector: the last EVT_ADDR_X or VECT_BASE_X (both set it)
+    is_base = kinds == _BASE_X
+    sets_pol = is_single | is_base
+    pol = np.where(single, value >> 11, values(sets_pol, 1, 11)[last(sets_pol)])
+    # time: time_high with 24-bit loops (a smaller time_high than the previous one), then time_low
     is_high = kinds == _TIME_HIGH
-    high = low12[is_high]
-    loops = np.cumsum(np.concatenate([[0], high[1:] < high[:-1]]) if high.size else high)
-    high_full = np.concatenate([[0], (loops << 24) + (high << 12)])
-    t_high_of = high_full[np.cumsum(is_high)]
-    t_low_of = np.concatenate([[0], low12])[_forward_fill_index(kinds == _TIME_LOW)]
-
-    # base x: the last VECT_BASE_X plus 12 / 8 per vector word since then
-    step = np.where(kinds == _VECT_12, 12, np.where(kinds == _VECT_8, 8, 0)).astype(np.int64)
-    advanced = np.cumsum(step) - step
-    base_at = _forward_fill_index(kinds == _BASE_X)
-    base_value = np.concatenate([[0], low12 & 0x7FF])[base_at]
-    advanced_at_base = np.concatenate([[0], advanced])[base_at]
-
-    emitting = np.flatnonzero((kinds == _ADDR_X) | (kinds == _VECT_12) | (kinds == _VECT_8))
-    ekind = kinds[emitting]
-    is_single = ekind == _ADDR_X
-    mask = np.where(is_single, 1, np.where(ekind == _VECT_8, low12[emitting] & 0xFF, low12[emitting]))
-    x0 = np.where(
-        is_single,
-        low12[emitting] & 0x7FF,
-        base_value[emitting] + advanced[emitting] - advanced_at_base[emitting],
-    )
-    bits = ((mask[:, None] >> np.arange(12)) & 1).astype(bool)
-    rows, cols = np.nonzero(bits)
-    word = emitting[rows]
-    out = np.empty(rows.size, dtype=EVENT_DTYPE)
-    out["x"] = x0[rows] + cols
-    out["y"] = y_of[word]
-    out["t"] = t_high_of[word] + t_low_of[word]
-    out["p"] = np.where(is_single[rows], (words[word] >> 11) & 1, p_of[word]).astype(bool)
+    high = values(is_high, 12)
+    loops = np.cumsum(np.concatenate([[0, 0], high[2:] < high[1:-1]]))
+    is_low = kinds == _TIME_LOW
+    t = ((loops << 24) + (high << 12))[last(is_high)] + values(is_low, 12)[last(is_low)]
+    # x: the address of EVT_ADDR_X; for vectors the last VECT_BASE_X plus 12 / 8 per vector word since
+    x0 = value & 0x7FF
+    vect = np.flatnonzero(~single)
+    if vect.size:
+        step = np.where(ekind[vect] == _VECT_12, 12, 8)
+        done = np.concatenate([[0], np.cumsum(step)])  # pixels the vector words before each one advanced
+        base_count = last(is_base)[vect]  # VECT_BASE_X words so far
+        vect_count = np.cumsum(is_vect, dtype=np.int32)  # vector words so far, at every word
+        base_pos = np.concatenate([[-1], np.flatnonzero(is_base)])[base_count]
+        before_base = np.where(base_pos >= 0, vect_count[np.maximum(base_pos, 0)], 0)
+        x0[vect] = values(is_base, 11)[base_count] + done[:-1] - done[before_base]
+        mask = np.where(single, 1, np.where(ekind == _VECT_8, value & 0xFF, value))
+        n_bits = _POPCOUNT[mask]
+        first = np.cumsum(n_bits) - n_bits
+        # event k of word w: bit number rank(k) of w's mask, from a table of set-bit positions
+        slot = np.arange(int(first[-1] + n_bits[-1]) if n_bits.size else 0) + np.repeat(mask * 12 - first, n_bits)
+        x = np.repeat(x0, n_bits) + _BIT_POSITIONS.ravel()[slot]
+        y, t, pol = np.repeat(y, n_bits), np.repeat(t, n_bits), np.repeat(pol, n_bits)
+    else:
+        x = x0
+    out = np.empty(x.size, dtype=EVENT_DTYPE)
+    out["x"] = x
+    out["y"] = y
+    out["t"] = t
+    out["p"] = pol
     return out
+
+
+_EVT3_INVALID = ~np.isin(np.arange(16), _EVT3_TYPES)
+_POPCOUNT = np.array([bin(m).count("1") for m in range(4096)], dtype=np.int64)
+_BIT_POSITIONS = np.array([[k for k in range(12) if m >> k & 1] + [0] * (12 - bin(m).count("1")) for m in range(4096)])
 
 
 def encode_evt3(events, sensor_size=None, *, vectorize: bool = True) -> bytes:
