@@ -47,8 +47,9 @@ _MAX_XY = 2047  # 11-bit addresses
 def split_header(data: bytes | memoryview | np.ndarray) -> tuple[dict[str, str], int]:
     """``(header fields, offset of the first data byte)`` of a raw stream.
 
-    Every line at the start that begins with ``%`` is header, up to and including ``% end``. Fields: ``evt`` (``"2.0"``/``"3.0"``,
-    from ``% evt 3.0`` or ``% format EVT3;...``), ``width``/``height`` when given.
+    Every line at the start that begins with ``%`` is header, up to and including ``% end``.
+    Fields: ``evt`` (``"2.0"``/``"3.0"``, from ``% evt 3.0`` or ``% format EVT3;...``),
+    ``width``/``height`` when given.
     """
     buf = memoryview(data).cast("B") if not isinstance(data, np.ndarray) else memoryview(data.view(np.uint8))
     pos, lines = 0, []
