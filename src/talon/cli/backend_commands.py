@@ -37,7 +37,7 @@ _steps_option = click.option(
 @_precision_option
 @click.option(
     "--events", "events_file", type=click.Path(dir_okay=False, path_type=Path),
-    help="Drive the Input with this event file (.h5, .raw, .npy) instead of the default stimulus.",
+    help="Drive the Input with this event file (.h5, .raw, .npy, .aedat4) instead of the default stimulus.",
 )  # fmt: skip
 @click.option("--bin-us", type=click.IntRange(min=1), default=1000, show_default=True, help="µs per step (--events).")
 @_json_option
