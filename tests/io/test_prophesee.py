@@ -81,18 +81,24 @@ def w3(kind, value):
     return (kind << 12) | value
 
 
-def test_evt3_hand_written_words():
+def test_evt3_hand_written_words(tmp_path):
     words = [
         w3(0x8, 1), w3(0x6, 5), w3(0x0, 9),  # t = 4096 + 5, y = 9
         w3(0x2, (1 << 11) | 7),  # ON event x=7 (also sets the vector polarity to ON)
         w3(0x4, 0b1000_0000_0101),  # no base yet: base 0 → x = 0, 2, 11; base becomes 12
         w3(0x5, 0b1000_0001),  # x = 12, 19; base 20
+        w3(0x4, 0), w3(0x5, 0b1),  # an empty VECT_12 still advances the base: x = 32
         w3(0x3, 100), w3(0x5, 0b11),  # OFF base 100: x = 100, 101
-        w3(0xA, 0), w3(0xE, 0), w3(0xF, 0),  # trigger / others / continued: no event
+        w3(0xE, 0), w3(0x7, 0), w3(0xF, 0),  # others / continued: no event
     ]  # fmt: skip
-    ev = decode_evt3(np.array(words, "<u2").tobytes())
-    assert ev["x"].tolist() == [7, 0, 2, 11, 12, 19, 100, 101]
-    assert ev["p"].tolist() == [True] * 6 + [False] * 2
+    data = b"% evt 3.0\n% end\n" + np.array(words, "<u2").tobytes()
+    ev = decode_evt3(data)
+    (tmp_path / "h.raw").write_bytes(data)
+    same(ev, expelliarmus_read(tmp_path / "h.raw", "evt3"))
+    with_trigger = decode_evt3(data + np.array([w3(0xA, 0)], "<u2").tobytes())  # expelliarmus refuses 0xA
+    same(with_trigger, ev)
+    assert ev["x"].tolist() == [7, 0, 2, 11, 12, 19, 32, 100, 101]
+    assert ev["p"].tolist() == [True] * 7 + [False] * 2
     assert set(ev["y"].tolist()) == {9} and set(ev["t"].tolist()) == {4101}
 
 
@@ -129,8 +135,8 @@ def test_damaged_streams_give_one_clear_error(tmp_path):
         decode_evt2(good[:-1])
     with pytest.raises(EventFormatError, match="unknown type 0x5"):
         decode_evt2(good + np.array([0x5 << 28], "<u4").tobytes())
-    with pytest.raises(EventFormatError, match="unknown type 0x7"):
-        decode_evt3(np.array([w3(0x7, 0)], "<u2").tobytes())
+    with pytest.raises(EventFormatError, match="unknown type 0x9"):
+        decode_evt3(np.array([w3(0x2, 5), w3(0x9, 0)], "<u2").tobytes())
     no_header = tmp_path / "n.raw"
     no_header.write_bytes(b"\x00\x01\x02\x03")
     with pytest.raises(EventFormatError, match="names no EVT version"):

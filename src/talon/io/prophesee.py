@@ -13,7 +13,7 @@ CD event. An event's time is ``(time_high << 6) | t_low``.
 polarity bit 11, base ``x``), ``VECT_12`` (0x4) / ``VECT_8`` (0x5: a bit mask; bit ``k`` set is an
 event at ``base_x + k``, after which ``base_x`` advances by 12 / 8), ``EVT_TIME_LOW`` (0x6) and
 ``EVT_TIME_HIGH`` (0x8, 12 bits each of a 24-bit time), ``EXT_TRIGGER`` (0xA), ``OTHERS`` (0xE),
-``CONTINUED_12`` (0xF). An event's time is ``(loops << 24) + (time_high << 12) + time_low`` where
+``CONTINUED_4`` (0x7), ``CONTINUED_12`` (0xF) (no CD event; expelliarmus 1.1.12 refuses 0xA). An event's time is ``(loops << 24) + (time_high << 12) + time_low`` where
 ``loops`` counts the times ``time_high`` went down (the 24-bit counter wrapped, every 16.8 s).
 
 Both decoders return :data:`~talon.io.events.EVENT_DTYPE` events in stream order and match
@@ -36,7 +36,7 @@ from talon.ir.atomic import atomic_output
 from .events import EVENT_DTYPE, EventFormatError, as_events, first_unsorted
 
 _EVT2_TYPES = np.array([0x0, 0x1, 0x8, 0xA, 0xE, 0xF])
-_EVT3_TYPES = np.array([0x0, 0x2, 0x3, 0x4, 0x5, 0x6, 0x8, 0xA, 0xE, 0xF])
+_EVT3_TYPES = np.array([0x0, 0x2, 0x3, 0x4, 0x5, 0x6, 0x7, 0x8, 0xA, 0xE, 0xF])
 _ADDR_Y, _ADDR_X, _BASE_X, _VECT_12, _VECT_8, _TIME_LOW, _TIME_HIGH = 0x0, 0x2, 0x3, 0x4, 0x5, 0x6, 0x8
 _MAX_XY = 2047  # 11-bit addresses
 
@@ -209,10 +209,13 @@ def decode_evt3(data) -> np.ndarray:
         mask = np.where(single, 1, np.where(ekind == _VECT_8, value & 0xFF, value))
         n_bits = _POPCOUNT[mask]
         first = np.cumsum(n_bits) - n_bits
-        # event k of word w: bit number rank(k) of w's mask, from a table of set-bit positions
-        slot = np.arange(int(first[-1] + n_bits[-1]) if n_bits.size else 0) + np.repeat(mask * 12 - first, n_bits)
-        x = np.repeat(x0, n_bits) + _BIT_POSITIONS.ravel()[slot]
-        y, t, pol = np.repeat(y, n_bits), np.repeat(t, n_bits), np.repeat(pol, n_bits)
+        total = int(first[-1] + n_bits[-1])
+        # the event word of each event: a running count of event words started so far
+        row = np.cumsum(np.bincount(first[n_bits > 0], minlength=total), dtype=np.int32) - 1
+        row = np.flatnonzero(n_bits > 0)[row] if (n_bits == 0).any() else row
+        # event k of word w is bit number (k - first[w]) of w's mask: a table of set-bit positions
+        x = x0[row] + _BIT_POSITIONS.ravel()[np.arange(total) + (mask * 12 - first)[row]]
+        y, t, pol = y[row], t[row], pol[row]
     else:
         x = x0
     out = np.empty(x.size, dtype=EVENT_DTYPE)
