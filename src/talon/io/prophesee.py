@@ -13,8 +13,9 @@ CD event. An event's time is ``(time_high << 6) | t_low``.
 polarity bit 11, base ``x``), ``VECT_12`` (0x4) / ``VECT_8`` (0x5: a bit mask; bit ``k`` set is an
 event at ``base_x + k``, after which ``base_x`` advances by 12 / 8), ``EVT_TIME_LOW`` (0x6) and
 ``EVT_TIME_HIGH`` (0x8, 12 bits each of a 24-bit time), ``EXT_TRIGGER`` (0xA), ``OTHERS`` (0xE),
-``CONTINUED_4`` (0x7), ``CONTINUED_12`` (0xF) (no CD event; expelliarmus 1.1.12 refuses 0xA). An event's time is ``(loops << 24) + (time_high << 12) + time_low`` where
-``loops`` counts the times ``time_high`` went down (the 24-bit counter wrapped, every 16.8 s).
+``CONTINUED_4`` (0x7), ``CONTINUED_12`` (0xF) (no CD event; expelliarmus 1.1.12 refuses 0xA).
+An event's time is ``(loops << 24) + (time_high << 12) + time_low`` where ``loops`` counts the
+times ``time_high`` went down (the 24-bit counter wrapped, every 16.8 s).
 
 Both decoders return :data:`~talon.io.events.EVENT_DTYPE` events in stream order and match
 expelliarmus' C decoders on the same files, with one exception in EVT 3.0: expelliarmus also
