@@ -167,3 +167,17 @@ def test_data_starting_with_a_percent_byte_after_the_end_line():
     data = encode_evt3(ev)
     assert data[split_header(data)[1]] == ord("%")
     same(decode_evt3(data), ev)
+
+
+@pytest.mark.parametrize("block", [3, 64])
+def test_decoding_in_blocks_carries_the_state_across(monkeypatch, block):
+    """The decoders work through the stream in cache-sized blocks; tiny blocks split every state."""
+    import talon.io.prophesee as prophesee
+
+    ev = vector_friendly(800, 7, loops=2)
+    evt2, evt3 = encode_evt2(ev), encode_evt3(ev)
+    monkeypatch.setattr(prophesee, "_BLOCK", block)
+    same(decode_evt2(evt2), ev)
+    same(decode_evt3(evt3), ev)
+    with pytest.raises(EventFormatError, match="word 3 has unknown type 0x9"):
+        decode_evt3(np.array([w3(0x2, 5), w3(0x0, 1), w3(0x2, 6), w3(0x9, 0)], "<u2").tobytes())

@@ -98,15 +98,15 @@ def _words(data, dtype: str, version: str) -> np.ndarray:
     return raw.view(dtype)
 
 
-def _check_types(kinds: np.ndarray, valid: np.ndarray, version: str) -> None:
-    """Refuse unknown word types, naming the first offending word."""
+def _check_types(kinds: np.ndarray, valid: np.ndarray, version: str, offset: int = 0) -> None:
+    """Refuse unknown word types, naming the first offending word (``offset``: position of ``kinds[0]``)."""
     allowed = np.zeros(16, dtype=bool)
     allowed[valid] = True
     ok = allowed.take(kinds)
     if not ok.all():
         i = int(np.argmin(ok))
         raise EventFormatError(
-            f"EVT {version} word {i} has unknown type 0x{int(kinds[i]):X} (damaged file, or not EVT {version})"
+            f"EVT {version} word {i + offset} has unknown type 0x{int(kinds[i]):X} (damaged file, or not EVT {version})"
         )
 
 
@@ -116,27 +116,40 @@ def _check_types(kinds: np.ndarray, valid: np.ndarray, version: str) -> None:
 def decode_evt2(data) -> np.ndarray:
     """Decode an EVT 2.0 stream (bytes of a ``.raw`` file, with or without its header)."""
     words = _words(data, "<u4", "2.0")
+    n_cd = int(np.count_nonzero(words < 0x20000000))  # types 0x0 and 0x1
+    out = np.empty(n_cd, dtype=EVENT_DTYPE)
+    high, done = 0, 0
+    for start in range(0, words.size, _BLOCK):  # blocks that stay in the CPU cache across the passes
+        block = words[start : start + _BLOCK]
+        high, n = _decode_evt2_block(block, high, out[done:], start)
+        done += n
+    return out
+
+
+_BLOCK = 1 << 16  # words per block (< 2**21: the packed counters of EVT 3.0)
+
+
+def _decode_evt2_block(words: np.ndarray, high: int, out: np.ndarray, offset: int) -> tuple[int, int]:
+    """Decode one block into ``out`` given the time-high value before it; returns (time high after, events)."""
     kinds = words >> 28
     is_high = kinds == 0x8
     is_cd = kinds <= 1
     high_at = np.flatnonzero(is_high)
-    n_cd = int(np.count_nonzero(is_cd))
-    if n_cd + high_at.size != words.size:  # other words: triggers, continued, or damage
-        _check_types(kinds, _EVT2_TYPES, "2.0")
-    high = np.concatenate([[0], (words[high_at] & 0x0FFFFFFF).astype(np.int64) << 6])
     cd = words[is_cd]
-    if cd.size + high_at.size == words.size:  # only CD and time-high words (the usual stream)
-        before = high_at - np.arange(high_at.size)  # CD words before each time-high word
-    else:
+    if cd.size + high_at.size != words.size:  # other words: triggers, continued, or damage
+        _check_types(kinds, _EVT2_TYPES, "2.0", offset)
         before = np.cumsum(is_cd)[high_at] if high_at.size else high_at
+    else:
+        before = high_at - np.arange(high_at.size)  # CD words before each time-high word
+    highs = np.concatenate([[high], (words[high_at] & 0x0FFFFFFF).astype(np.int64) << 6])
     # events between two time-high words share the earlier one's value: fill segments, no per-word scan
-    t = np.repeat(high, np.diff(np.concatenate([[0], before, [cd.size]])))
-    out = np.empty(cd.size, dtype=EVENT_DTYPE)
-    np.bitwise_or(t, (cd >> 22) & 0x3F, out=out["t"], casting="unsafe")  # ufuncs write the fields directly
-    np.bitwise_and(cd >> 11, 0x7FF, out=out["x"], casting="unsafe")
-    np.bitwise_and(cd, 0x7FF, out=out["y"], casting="unsafe")
-    np.greater_equal(cd, 0x10000000, out=out["p"])  # type 0x1 (CD_ON) rather than 0x0
-    return out
+    t = np.repeat(highs, np.diff(np.concatenate([[0], before, [cd.size]])))
+    n = cd.size
+    np.bitwise_or(t, (cd >> 22) & 0x3F, out=out["t"][:n], casting="unsafe")  # ufuncs write the fields directly
+    np.bitwise_and(cd >> 11, 0x7FF, out=out["x"][:n], casting="unsafe")
+    np.bitwise_and(cd, 0x7FF, out=out["y"][:n], casting="unsafe")
+    np.greater_equal(cd, 0x10000000, out=out["p"][:n])  # type 0x1 (CD_ON) rather than 0x0
+    return int(highs[-1]), n
 
 
 def encode_evt2(events, sensor_size=None) -> bytes:
@@ -165,48 +178,67 @@ def encode_evt2(events, sensor_size=None) -> bytes:
 def decode_evt3(data) -> np.ndarray:
     """Decode an EVT 3.0 stream (bytes of a ``.raw`` file, with or without its header)."""
     words = _words(data, "<u2", "3.0")
+    state = _Evt3State()
+    blocks = [_decode_evt3_block(words[s : s + _BLOCK], state, s) for s in range(0, words.size, _BLOCK)]
+    return np.concatenate(blocks) if blocks else np.zeros(0, dtype=EVENT_DTYPE)
+
+
+class _Evt3State:
+    """The EVT 3.0 decoder's registers between blocks (all start at 0, as in expelliarmus)."""
+
+    def __init__(self) -> None:
+        self.y = self.pol = self.high = self.loops = self.low = self.base_x = 0
+
+
+def _decode_evt3_block(words: np.ndarray, state: _Evt3State, offset: int) -> np.ndarray:
     kinds = (words >> 12).astype(np.uint8)
-    counts = np.bincount(kinds, minlength=16)
-    if counts[_EVT3_INVALID].any():
-        _check_types(kinds, _EVT3_TYPES, "3.0")
-    is_single = kinds == _ADDR_X
-    is_vect = (kinds == _VECT_12) | (kinds == _VECT_8)
-    emit = np.flatnonzero(is_single | is_vect)  # the words that carry events, in file order
-    value = (words[emit] & 0xFFF).astype(np.int32)
+    order = np.argsort(kinds, kind="stable")  # radix sort: the positions of each kind, in file order
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(kinds, minlength=16))])
+    if (bounds[1:] - bounds[:-1])[_EVT3_INVALID].any():
+        _check_types(kinds, _EVT3_TYPES, "3.0", offset)
+
+    def at(*ks: int) -> np.ndarray:
+        parts = [order[bounds[k] : bounds[k + 1]] for k in ks]
+        return parts[0] if len(parts) == 1 else np.sort(np.concatenate(parts), kind="stable")
+
+    # how many words of each register kind precede every word: two cumulative sums of packed counters
+    counts_a = np.cumsum(_COUNTERS_A.take(kinds))
+    counts_b = np.cumsum(_COUNTERS_B.take(kinds))
+    emit = at(_ADDR_X, _VECT_12, _VECT_8)  # the words that carry events, in file order
+    value = (words[emit] & 0xFFF).astype(np.int64)
     ekind = kinds[emit]
     single = ekind == _ADDR_X
+    a, b = counts_a[emit], counts_b[emit]
 
-    def last(mask: np.ndarray) -> np.ndarray:
-        """For every event word, how many words of ``mask`` precede it (index + 1 of the last one; 0: none)."""
-        return np.cumsum(mask, dtype=np.int32)[emit]
+    def register(positions: np.ndarray, bits: int, shift: int, before: int) -> np.ndarray:
+        """``before`` (the register on entry), then the ``bits``-bit field of each word at ``positions``."""
+        return np.concatenate([[before], (words[positions] >> shift) & ((1 << bits) - 1)]).astype(np.int64)
 
-    def values(mask: np.ndarray, bits: int, shift: int = 0) -> np.ndarray:
-        """The ``bits``-bit field of the words of ``mask``, after a leading 0 (the decoder's initial state)."""
-        return np.concatenate([[0], (words[mask] >> shift) & ((1 << bits) - 1)]).astype(np.int64)
-
-    is_y = kinds == _ADDR_Y
-    y = values(is_y, 11)[last(is_y)]
+    ys = register(at(_ADDR_Y), 11, 0, state.y)
+    y = ys[a & _MASK21]
     # polarity of a vector: the last EVT_ADDR_X or VECT_BASE_X (both set it)
-    is_base = kinds == _BASE_X
-    sets_pol = is_single | is_base
-    pol = np.where(single, value >> 11, values(sets_pol, 1, 11)[last(sets_pol)])
+    pols = register(at(_ADDR_X, _BASE_X), 1, 11, state.pol)
+    pol = np.where(single, value >> 11, pols[(a >> 21) & _MASK21])
     # time: time_high with 24-bit loops (a smaller time_high than the previous one), then time_low
-    is_high = kinds == _TIME_HIGH
-    high = values(is_high, 12)
-    loops = np.cumsum(np.concatenate([[0, 0], high[2:] < high[1:-1]]))
-    is_low = kinds == _TIME_LOW
-    t = ((loops << 24) + (high << 12))[last(is_high)] + values(is_low, 12)[last(is_low)]
+    highs = register(at(_TIME_HIGH), 12, 0, state.high)
+    loops = state.loops + np.cumsum(np.concatenate([[0], highs[1:] < highs[:-1]]))
+    lows = register(at(_TIME_LOW), 12, 0, state.low)
+    t = ((loops << 24) + (highs << 12))[a >> 42] + lows[b & _MASK21]
     # x: the address of EVT_ADDR_X; for vectors the last VECT_BASE_X plus 12 / 8 per vector word since
     x0 = value & 0x7FF
     vect = np.flatnonzero(~single)
-    if vect.size:
-        step = np.where(ekind[vect] == _VECT_12, 12, 8)
-        done = np.concatenate([[0], np.cumsum(step)])  # pixels the vector words before each one advanced
-        base_count = last(is_base)[vect]  # VECT_BASE_X words so far
-        vect_count = np.cumsum(is_vect, dtype=np.int32)  # vector words so far, at every word
-        base_pos = np.concatenate([[-1], np.flatnonzero(is_base)])[base_count]
-        before_base = np.where(base_pos >= 0, vect_count[np.maximum(base_pos, 0)], 0)
-        x0[vect] = values(is_base, 11)[base_count] + done[:-1] - done[before_base]
+    step = np.where(ekind[vect] == _VECT_12, 12, 8)
+    done = np.concatenate([[0], np.cumsum(step)])  # pixels the vector words before each one advanced
+    base_at = at(_BASE_X)
+    bases = register(base_at, 11, 0, state.base_x)
+    since = np.concatenate([[0], counts_b[base_at] >> 42])  # vector words before each base word
+    base_count = (b[vect] >> 21) & _MASK21
+    x0[vect] = bases[base_count] + done[:-1] - done[since[base_count]]
+    state.y, state.pol, state.high, state.loops, state.low = ys[-1], pols[-1], highs[-1], loops[-1], lows[-1]
+    state.base_x = bases[-1] + done[-1] - done[since[-1]]
+    if vect.size == 0:
+        x = x0
+    else:
         mask = np.where(single, 1, np.where(ekind == _VECT_8, value & 0xFF, value))
         n_bits = _POPCOUNT[mask]
         first = np.cumsum(n_bits) - n_bits
@@ -217,8 +249,6 @@ def decode_evt3(data) -> np.ndarray:
         # event k of word w is bit number (k - first[w]) of w's mask: a table of set-bit positions
         x = x0[row] + _BIT_POSITIONS.ravel()[np.arange(total) + (mask * 12 - first)[row]]
         y, t, pol = y[row], t[row], pol[row]
-    else:
-        x = x0
     out = np.empty(x.size, dtype=EVENT_DTYPE)
     out["x"] = x
     out["y"] = y
@@ -227,6 +257,18 @@ def decode_evt3(data) -> np.ndarray:
     return out
 
 
+def _counters(*fields: tuple[int, ...]) -> np.ndarray:
+    """Per word kind, three 21-bit counter increments packed in an int64 (one per tuple of kinds)."""
+    table = np.zeros(16, dtype=np.int64)
+    for slot, kinds in enumerate(fields):
+        for k in kinds:
+            table[k] += 1 << (21 * slot)
+    return table
+
+
+_MASK21 = (1 << 21) - 1
+_COUNTERS_A = _counters((_ADDR_Y,), (_ADDR_X, _BASE_X), (_TIME_HIGH,))  # y, polarity, time high
+_COUNTERS_B = _counters((_TIME_LOW,), (_BASE_X,), (_VECT_12, _VECT_8))  # time low, base x, vectors
 _EVT3_INVALID = ~np.isin(np.arange(16), _EVT3_TYPES)
 _POPCOUNT = np.array([bin(m).count("1") for m in range(4096)], dtype=np.int64)
 _BIT_POSITIONS = np.array([[k for k in range(12) if m >> k & 1] + [0] * (12 - bin(m).count("1")) for m in range(4096)])
