@@ -220,3 +220,11 @@ def test_damaged_files_give_one_clear_error(tmp_path, kind):
 def test_missing_file():
     with pytest.raises(FileNotFoundError, match="no such event file"):
         H5EventReader("/nonexistent/e.h5")
+
+
+def test_bad_writer_arguments_leave_nothing_behind(tmp_path):
+    with pytest.raises(EventFormatError, match="sensor_size"):
+        H5EventWriter(tmp_path / "a.h5", sensor_size=(0, 5))
+    with pytest.raises(ValueError):
+        H5EventWriter(tmp_path / "b.h5", compression="no-such-filter")
+    assert list(tmp_path.iterdir()) == []

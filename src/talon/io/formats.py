@@ -27,6 +27,7 @@ from .events import EventFormatError, as_events
 
 
 def _sensor(sensor_size, events: np.ndarray) -> tuple[int, int, int]:
+    """``(width, height, polarities)``; None: just large enough for the events, two polarities."""
     if sensor_size is None:
         if events.size == 0:
             raise EventFormatError("sensor_size is required for an empty event array")

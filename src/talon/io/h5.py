@@ -62,23 +62,27 @@ class H5EventWriter:
     ) -> None:
         if isinstance(chunk_events, bool) or int(chunk_events) != chunk_events or chunk_events < 1:
             raise EventFormatError(f"chunk_events must be a positive integer, got {chunk_events!r}")
+        size = None if sensor_size is None else [int(s) for s in sensor_size][:2]
+        if size is not None and (len(size) != 2 or min(size) < 1):
+            raise EventFormatError(f"sensor_size must be (width, height), got {sensor_size!r}")
         self.path = Path(path)
         self._stack = contextlib.ExitStack()
-        tmp = self._stack.enter_context(atomic_output(self.path))
-        self._file = self._stack.enter_context(h5py.File(tmp, "w"))
-        self._file.attrs["talon_format"] = FORMAT_NAME
-        self._file.attrs["format_version"] = FORMAT_VERSION
-        if sensor_size is not None:
-            size = [int(s) for s in sensor_size][:2]
-            if len(size) != 2 or min(size) < 1:
-                raise EventFormatError(f"sensor_size must be (width, height), got {sensor_size!r}")
-            self._file.attrs["sensor_size"] = np.array(size, dtype=np.int64)
-        group = self._file.create_group("events")
-        for name in _FIELDS:
-            group.create_dataset(
-                name, shape=(0,), maxshape=(None,), dtype=_STORED[name], chunks=(int(chunk_events),),
-                compression=compression,
-            )  # fmt: skip
+        try:
+            tmp = self._stack.enter_context(atomic_output(self.path))
+            self._file = self._stack.enter_context(h5py.File(tmp, "w"))
+            self._file.attrs["talon_format"] = FORMAT_NAME
+            self._file.attrs["format_version"] = FORMAT_VERSION
+            if size is not None:
+                self._file.attrs["sensor_size"] = np.array(size, dtype=np.int64)
+            group = self._file.create_group("events")
+            for name in _FIELDS:
+                group.create_dataset(
+                    name, shape=(0,), maxshape=(None,), dtype=_STORED[name], chunks=(int(chunk_events),),
+                    compression=compression,
+                )  # fmt: skip
+        except BaseException as exc:
+            self._stack.__exit__(type(exc), exc, exc.__traceback__)  # removes the temporary file
+            raise
         self._index: list[np.ndarray] = []
         self._index_len = 0
         self._count = 0
