@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 
 import numpy as np
-from tests.backend.graphs import hybrid_graph, leaky, mlp_graph, uniform
+from talon.examples import hybrid_graph, leaky, mlp_graph, uniform
 
 from bench.common import median_time
 from talon import ir

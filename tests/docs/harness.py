@@ -314,3 +314,28 @@ def run_page(path: Path, workdir: Path) -> int:
         os.chdir(previous_cwd)
         sys.modules.pop(module.__name__, None)
     return ran
+
+
+def show_outputs(path: Path) -> None:
+    """Print what each python block of a page prints (to write its ``text`` blocks)."""
+    import tempfile
+
+    page = relative(path)
+    blocks = parse_blocks(path.read_text(encoding="utf-8"), page)
+    module = types.ModuleType("docs_page_show")
+    sys.modules[module.__name__] = module
+    previous_cwd = Path.cwd()
+    with tempfile.TemporaryDirectory() as work:
+        os.chdir(work)
+        try:
+            for block in blocks:
+                if block.language == "python" and block.not_run is None:
+                    where = f"{page}, block {block.number} (line {block.line})"
+                    print(f"--- {where} ---\n{_run_python(block, module, where, page)}", end="", file=sys.__stdout__)
+        finally:
+            os.chdir(previous_cwd)
+
+
+if __name__ == "__main__":  # python -m tests.docs.harness docs/page.md: the printed output of each python block
+    for argument in sys.argv[1:]:
+        show_outputs(Path(argument))
