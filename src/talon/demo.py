@@ -22,6 +22,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from talon.ir.errors import install_hint
+
 T_STEPS = 25
 SEED = 0
 
@@ -143,7 +145,7 @@ def run(out: Path, *, quick: bool = False) -> int:
     report = Report()
     missing = _missing("torch", "snntorch", "sklearn")
     if missing:
-        report.add("train + export", f"needs {', '.join(missing)}: pip install 'talon-toolchain[snntorch,dev]'", None)
+        report.add("train + export", f"needs {', '.join(missing)}: pip install -e '.[snntorch,dev]' in the talon checkout", None)
         return _finish(console, report, out)
     ctx: dict[str, Any] = {}
     for step in (_step_train, _step_export, _step_parity, _step_sdk, _step_backend, _step_nir, _step_plot):
@@ -239,7 +241,7 @@ def _step_backend(ctx, report: Report, out: Path, quick: bool, console: Console)
 
 def _step_nir(ctx, report: Report, out: Path, quick: bool, console: Console) -> None:
     if _missing("nir", "talon.interop.nir"):
-        report.add("NIR exchange", "needs nir and talon.interop.nir: pip install 'talon-toolchain[nir]'", None)
+        report.add("NIR exchange", "needs nir: " + install_hint("nir"), None)
         return
     import warnings
 
@@ -282,7 +284,7 @@ def _step_nir(ctx, report: Report, out: Path, quick: bool, console: Console) -> 
 
 def _step_plot(ctx, report: Report, out: Path, quick: bool, console: Console) -> None:
     if _missing("matplotlib"):
-        report.add("plot", "needs matplotlib: pip install 'talon-toolchain[viz]'", None)
+        report.add("plot", "needs matplotlib: " + install_hint("viz"), None)
         return
     import torch
 

@@ -62,7 +62,7 @@ def to_nir(graph: ir.Graph, dt: float = DEFAULT_DT, lossy: bool = False) -> Any:
     is recorded in the graph's metadata. With ``lossy=False`` (the default) a node NIR cannot
     state exactly raises :class:`~talon.ir.ConversionError`; with ``lossy=True`` it is replaced
     by its nearest NIR equivalent, with a :class:`LossyConversionWarning` and a ``talon_lossy``
-    metadata record. Needs the ``nir`` package (``pip install 'talon-toolchain[nir]'``).
+    metadata record. Needs the ``nir`` package (talon's ``nir`` extra).
     """
     nir = import_nir()
     if not isinstance(graph, ir.Graph):
