@@ -4,6 +4,7 @@ talon is not published on a package index, so ``pip install 'talon-toolchain[nir
 every hint is the editable install of the checkout with the extra (docs/install.md).
 """
 
+import os
 import re
 import subprocess
 import sys
@@ -29,6 +30,7 @@ def test_a_missing_nir_names_the_checkout_install():
         "from talon.examples import mlp_graph\n"
         "try:\n    to_nir(mlp_graph())\nexcept ImportError as exc:\n    print(type(exc).__name__, exc)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
     assert out.startswith("MissingDependencyError")
     assert "pip install -e '.[nir]' in the talon checkout" in out

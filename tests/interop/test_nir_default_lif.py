@@ -6,7 +6,7 @@ import pytest
 from talon import ir
 
 pytest.importorskip("nir")
-from talon.interop.nir import from_nir, to_nir  # noqa: E402
+from talon.interop.nir import from_nir, to_nir
 
 
 def _graph(**lif_fields) -> ir.Graph:

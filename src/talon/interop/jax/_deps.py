@@ -15,6 +15,5 @@ def require(module: str) -> ModuleType:
     except ImportError as exc:
         top = module.split(".")[0]
         raise MissingDependencyError(
-            f"{top} is needed for this part of talon.interop but could not be imported ({exc}); "
-            + install_hint("jax")
+            f"{top} is needed for this part of talon.interop but could not be imported ({exc}); " + install_hint("jax")
         ) from exc
