@@ -10,18 +10,7 @@ from tests.docs.harness import PROJECT, _Skip, discover_pages, relative, run_pag
 
 PAGES = discover_pages()
 
-# Pages written before the harness existed that do not run yet (issue #17 fixes them one by one).
-# Strict: a page that starts passing must be removed from this list.
-NOT_YET_RUNNABLE = {"README.md", "docs/cli.md"}
-
-
-def _param(page):
-    name = relative(page)
-    marks = [pytest.mark.xfail(strict=True, reason="issue #17: not runnable yet")] if name in NOT_YET_RUNNABLE else []
-    return pytest.param(page, id=name, marks=marks)
-
-
-@pytest.mark.parametrize("page", [_param(p) for p in PAGES])
+@pytest.mark.parametrize("page", PAGES, ids=[relative(p) for p in PAGES])
 def test_page_runs_as_written(page, tmp_path):
     try:
         run_page(page, tmp_path)
