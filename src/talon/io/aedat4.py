@@ -6,7 +6,7 @@ Events become :data:`~talon.io.events.EVENT_DTYPE` (exactly: ``t`` must fit int6
 int16, as they always do for real sensors); frames keep aedat's fields (``t``, exposure times,
 ``format``, ``pixels`` as ``[H, W]`` or ``[H, W, C]`` uint8); IMU samples and triggers stay the
 structured arrays aedat returns (``t`` in µs, accelerometer in g, gyroscope in °/s, temperature
-in °C; trigger ``source`` codes as in the DV documentation). Needs ``pip install 'talon-toolchain[events]'``.
+in °C; trigger ``source`` codes as in the DV documentation). Needs the ``events`` extra (``docs/install.md``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from talon.ir.errors import MissingDependencyError
+from talon.ir.errors import MissingDependencyError, install_hint
 
 from .events import EVENT_DTYPE, EventFormatError, as_events
 
@@ -26,9 +26,7 @@ def _aedat():
     try:
         import aedat
     except ImportError:
-        raise MissingDependencyError(
-            "reading AEDAT4 needs the 'aedat' package: pip install 'talon-toolchain[events]'"
-        ) from None
+        raise MissingDependencyError("reading AEDAT4 needs the 'aedat' package; " + install_hint("events")) from None
     return aedat
 
 
