@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 CONSTRAINTS := .ci/constraints.txt
 STAMP := $(VENV)/.talon-installed
 
-.PHONY: install demo test bench lint format clean
+.PHONY: install demo test bench lint format clean viz-assets wheel
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -20,12 +20,24 @@ $(STAMP): pyproject.toml $(CONSTRAINTS) | $(PY)
 	$(PIP) install -q -c $(CONSTRAINTS) --no-deps norse
 	touch $(STAMP)
 
-install: $(STAMP)
+# talon.viz page scripts: npm packages pinned by package-lock.json, bundled by esbuild into
+# package data (src/talon/viz/static, not in git). A wheel built by `python -m build` carries them
+# (setup.py runs the same build when they are missing).
+VIZ_WEB := src/talon/viz/web
+VIZ_BUNDLE := src/talon/viz/static/viewer.js
+$(VIZ_WEB)/node_modules/.package-lock.json: $(VIZ_WEB)/package.json $(VIZ_WEB)/package-lock.json
+	cd $(VIZ_WEB) && npm ci --no-audit --no-fund
+$(VIZ_BUNDLE): $(VIZ_WEB)/node_modules/.package-lock.json $(VIZ_WEB)/build.mjs $(wildcard $(VIZ_WEB)/src/*)
+	cd $(VIZ_WEB) && node build.mjs
 
-demo: $(STAMP)
+viz-assets: $(VIZ_BUNDLE)
+
+install: $(STAMP) $(VIZ_BUNDLE)
+
+demo: $(STAMP) $(VIZ_BUNDLE)
 	$(PY) -m talon demo
 
-test: $(STAMP)
+test: $(STAMP) $(VIZ_BUNDLE)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
@@ -39,5 +51,9 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format src tests bench
 	$(VENV)/bin/ruff check --fix src tests bench
 
+wheel: $(STAMP) $(VIZ_BUNDLE)
+	$(PY) -m pip install -q -c $(CONSTRAINTS) build
+	$(PY) -m build
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache src/talon/viz/static

@@ -7,6 +7,7 @@ unknown node, bad option value, usage errors), reported as one ``error: ...`` li
 """
 
 from talon.cli import backend_commands, graph_commands  # noqa: F401  (each module registers its commands)
+from talon.cli import viz_commands  # noqa: F401
 from talon.cli._common import main
 
 __all__ = ["main"]
