@@ -74,7 +74,9 @@ def test_residual_concat_groups_collapse_and_expand(watched, tmp_path):
     watched.wait_ready()
     assert set(drawn_ids(page)) == {"input", "stem", "lif0", "head", "flat", "fc", "output"}
     assert page.locator("g.group").count() == 4
-    shapes = page.eval_on_selector_all("g.group", "els => Object.fromEntries(els.map(e => [e.dataset.type, e.dataset.shape]))")
+    shapes = page.eval_on_selector_all(
+        "g.group", "els => Object.fromEntries(els.map(e => [e.dataset.type, e.dataset.shape]))"
+    )
     assert shapes == {"RepConv": "hexagon", "SPP": "octagon", "SPPF": "octagon", "SkipConnection": "diamond"}
     watched.screenshot("viz-groups-collapsed.png", tmp_path)
 
@@ -158,4 +160,6 @@ def test_page_is_self_contained(tmp_path):
     start = html.index('id="talon-data">') + len('id="talon-data">')
     document = json.loads(html[start : html.index("</script>", start)])
     assert document == json.loads(json.dumps(viz.graph_to_dict(graphs.residual_concat())))
-    assert np.isclose(document["summary"]["total_params"], viz.graph_to_dict(graphs.residual_concat())["summary"]["total_params"])
+    assert np.isclose(
+        document["summary"]["total_params"], viz.graph_to_dict(graphs.residual_concat())["summary"]["total_params"]
+    )

@@ -60,7 +60,12 @@ def visualize(file: Path, serve: bool, port: int | None, title: str | None, no_b
 @main.command("export-html")
 @_file_argument
 @click.option(
-    "-o", "--output", "output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The .html to write."
+    "-o",
+    "--output",
+    "output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The .html to write.",
 )
 @click.option("--title", default=None, help="Page title (default: the graph's metadata name, or the file name).")
 @click.option("--direction", type=click.Choice(["TB", "LR", "BT", "RL"]), default="TB", show_default=True)

@@ -91,7 +91,7 @@ def schedule(graph: Graph, cores: dict[str, int], latency: dict[str, float]) -> 
         ready_core = free.get(core, 0.0)
         ready_inputs, why = ready_core, last_on_core.get(core)
         for p in preds[n]:
-            if finish[p] > ready_inputs:
+            if finish[p] >= ready_inputs:  # on a tie the data dependency is the cause
                 ready_inputs, why = finish[p], p
         start[n] = ready_inputs
         finish[n] = start[n] + latency[n]
@@ -101,7 +101,8 @@ def schedule(graph: Graph, cores: dict[str, int], latency: dict[str, float]) -> 
         order.setdefault(core, []).append(n)
     makespan = max(finish.values(), default=0.0)
     path: list[str] = []
-    node = max(finish, key=lambda k: (finish[k], -list(graph.nodes).index(k))) if finish else None
+    position = {n: i for i, n in enumerate(start)}  # topological: the last node to finish ends the path
+    node = max(finish, key=lambda k: (finish[k], position[k])) if finish else None
     while node is not None:
         path.append(node)
         node = cause[node]
@@ -116,7 +117,11 @@ def schedule(graph: Graph, cores: dict[str, int], latency: dict[str, float]) -> 
 
 
 def _fmt(value: float, unit: str) -> str:
-    return f"{value:,.0f} {unit}{'s' if unit == 'step' and value != 1 else ''}" if unit == "step" else f"{value:,.2f} {unit}"
+    return (
+        f"{value:,.0f} {unit}{'s' if unit == 'step' and value != 1 else ''}"
+        if unit == "step"
+        else f"{value:,.2f} {unit}"
+    )
 
 
 def visualize_execution_schedule(

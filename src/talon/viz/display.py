@@ -80,7 +80,9 @@ def _default_title(graph: Graph) -> str:
     return str(name) if name else "TALON graph"
 
 
-def export_html(graph: Graph | str | os.PathLike, path: str | os.PathLike, title: str | None = None, **options: Any) -> Path:
+def export_html(
+    graph: Graph | str | os.PathLike, path: str | os.PathLike, title: str | None = None, **options: Any
+) -> Path:
     """Write the interactive page of ``graph`` (a Graph or a ``.t1c`` path) to ``path``; return the path.
 
     ``options`` go to :func:`talon.viz.render.render_html` (``rankdir``, ``expand``). The legacy
@@ -105,7 +107,7 @@ def _temp_page(title: str) -> Path:
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
@@ -127,7 +129,9 @@ def _serve_file(path: Path, port: int | None) -> str:
     return f"http://127.0.0.1:{server.server_address[1]}/{path.name}"
 
 
-def serve(graph: Graph | str | os.PathLike, title: str | None = None, port: int | None = None, open_browser: bool = True) -> str:
+def serve(
+    graph: Graph | str | os.PathLike, title: str | None = None, port: int | None = None, open_browser: bool = True
+) -> str:
     """Write the page to ``TEMP_GRAPHS_DIR`` and serve it on 127.0.0.1 (a free port unless
     ``port`` is given); return the URL. The server runs in a daemon thread until
     :func:`stop_servers` or the end of the process."""

@@ -171,7 +171,7 @@ def _page(document: dict[str, Any], title: str) -> str:
 
 def events_document(events: Any, sensor_size: Any = None, n_frames: int = 30, n_grid_bins: int = 9) -> dict[str, Any]:
     """The JSON the event page draws: frames, grid, a raster sample and statistics."""
-    x, y, t, on = event_fields(events)
+    _, y, t, on = event_fields(events)
     if t.size == 0:
         raise ValueError("no events to show (the array is empty)")
     h, w = sensor_hw(events, sensor_size)

@@ -122,5 +122,9 @@ def visualize(path: str | os.PathLike, host: str = "127.0.0.1", port: int = 8080
     config = model_explorer.config()
     config.add_model_from_path(os.path.abspath(os.fspath(path)))
     model_explorer.visualize_from_config(
-        config=config, extensions=["talon.viz.model_explorer"], host=host, port=port, no_open_in_browser=not open_browser
+        config=config,
+        extensions=["talon.viz.model_explorer"],
+        host=host,
+        port=port,
+        no_open_in_browser=not open_browser,
     )
