@@ -163,3 +163,15 @@ def test_page_is_self_contained(tmp_path):
     assert np.isclose(
         document["summary"]["total_params"], viz.graph_to_dict(graphs.residual_concat())["summary"]["total_params"]
     )
+
+
+def test_notebook_iframe_renders(watched, tmp_path):
+    """What Jupyter shows: the page inside a sandboxed <iframe srcdoc> (the layout worker included)."""
+    graph = graphs.residual_concat()
+    page_html = viz.render_html(viz.graph_to_dict(graph), "in a notebook")
+    host = tmp_path / "notebook.html"
+    host.write_text(f"<!DOCTYPE html><html><body>{viz.display.notebook_iframe(page_html, 900, 500)}</body></html>")
+    watched.page.goto(host.resolve().as_uri())
+    frame = watched.page.frames[1]
+    frame.wait_for_selector("body[data-layout=ready]", timeout=60_000)
+    assert sorted(frame.eval_on_selector_all("g.node", "els => els.map(e => e.dataset.id)")) == sorted(graph.nodes)

@@ -29,7 +29,7 @@ def test_export_html(model, tmp_path, watched):
     out = tmp_path / "out" / "rc.html"
     result = CliRunner().invoke(main, ["export-html", str(model), "-o", str(out), "--direction", "LR"])
     assert result.exit_code == 0, result.output
-    assert result.output.startswith(f"✓ Exported 22 nodes to: {out} (")
+    assert result.output == f"✓ Exported 22 nodes to: {out}\n"
     watched.goto_graph(out)
     assert watched.page.locator("g.node").count() == 22
     assert watched.page.input_value("#talon-direction") == "LR"

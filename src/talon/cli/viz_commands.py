@@ -82,4 +82,4 @@ def export_html(file: Path, output: Path, title: str | None, direction: str, as_
     if as_json:
         _emit_json({"file": str(file), "output": str(path), "bytes": size, "nodes": len(graph.nodes)})
     else:
-        click.echo(f"✓ Exported {len(graph.nodes)} nodes to: {path} ({size / 1024:.0f} KB)")
+        click.echo(f"✓ Exported {len(graph.nodes)} nodes to: {path}")

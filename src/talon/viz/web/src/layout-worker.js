@@ -46,6 +46,7 @@ function topRank(req) {
 }
 
 function bands(req) {
+  const bandRanks = req.bandRanks === 0 ? Infinity : req.bandRanks || BAND_RANKS;
   const rank = topRank(req);
   const parentOf = new Map(req.clusters.map((c) => [c.id, c.parent]));
   const outermost = (id) => {
@@ -56,7 +57,7 @@ function bands(req) {
   const clusterBand = new Map();
   const band = new Map();
   for (const n of req.nodes) {
-    const b = Math.floor(rank.get(n.id) / BAND_RANKS);
+    const b = Math.floor(rank.get(n.id) / bandRanks);
     band.set(n.id, b);
     if (n.parent) {
       const top = outermost(n.parent);

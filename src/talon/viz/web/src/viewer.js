@@ -165,7 +165,7 @@ function relayout() {
   pending = { id: state.requestId, req, t0: performance.now() };
   document.body.dataset.layout = "pending";
   setStatus(`laying out ${req.nodes.length.toLocaleString("en-US")} items…`);
-  const msg = { id: state.requestId, nodes: req.nodes, clusters: req.clusters, edges: req.edges.map((e) => ({ v: e.v, w: e.w, weight: e.count })), rankdir: state.rankdir };
+  const msg = { id: state.requestId, nodes: req.nodes, clusters: req.clusters, edges: req.edges.map((e) => ({ v: e.v, w: e.w, weight: e.count })), rankdir: state.rankdir, bandRanks: options.band_ranks };
   if (inlineLayout) inlineLayout(msg);
   else worker.postMessage(msg);
 }

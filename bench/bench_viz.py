@@ -1,0 +1,85 @@
+"""The graph page in headless chromium (Debian's, through Playwright): how long a large graph takes
+to open, and what the viewer's layout choices cost against laying out everything in one piece.
+
+* 5,000 nodes (1,249 residual blocks): page load until the first drawing with the blocks folded
+  (talon's default above 400 nodes), against the same page with every group expanded (every node
+  laid out in the worker and drawn);
+* the dagre layout of a 1,000-node graph cut into bands of 120 ranks (talon's worker) against dagre
+  in one piece (what Netron and Model Explorer run); deeper graphs overflow dagre's recursion in
+  one piece, so this is the deepest comparison that completes.
+
+Times are wall-clock in one browser on a shared machine: indicative, compare the ratios.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import Row, print_rows
+
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+
+
+def _load(browser, path: Path, timeout_ms: float = 600_000) -> tuple[float, float]:
+    """(seconds from navigation to the first drawing, the worker's layout milliseconds)."""
+    page = browser.new_page(viewport={"width": 1200, "height": 800})
+    try:
+        start = time.perf_counter()
+        page.goto(path.resolve().as_uri())
+        page.wait_for_selector("body[data-layout=ready]", timeout=timeout_ms)
+        return time.perf_counter() - start, float(page.get_attribute("body", "data-layout-ms"))
+    finally:
+        page.close()
+
+
+def main() -> list[Row]:
+    from playwright.sync_api import sync_playwright
+    from tests.viz.graphs import deep_residual
+
+    from talon import viz
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        big = deep_residual(5000)
+        start = time.perf_counter()
+        folded = viz.export_html(big, Path(tmp) / "folded.html", "5,000 nodes")
+        export_s = time.perf_counter() - start
+        expanded = viz.export_html(big, Path(tmp) / "expanded.html", "5,000 nodes", expand="all")
+        folded_s = statistics.median(_load(browser, folded)[0] for _ in range(3))
+        expanded_s = _load(browser, expanded)[0]
+        rows.append(Row("viz", "5,000 nodes: export_html (graph_to_dict + page)", export_s, "—", None))
+        rows.append(
+            Row(
+                "viz",
+                "5,000 nodes: open the page, blocks folded (default)",
+                folded_s,
+                "every node expanded",
+                expanded_s,
+            )
+        )
+        mid = deep_residual(1000)
+        banded = viz.export_html(mid, Path(tmp) / "banded.html", "1,000 nodes", expand="all")
+        whole = viz.export_html(mid, Path(tmp) / "whole.html", "1,000 nodes", expand="all", band_ranks=0)
+        banded_ms = statistics.median(_load(browser, banded)[1] for _ in range(3))
+        whole_ms = statistics.median(_load(browser, whole)[1] for _ in range(3))
+        rows.append(
+            Row(
+                "viz",
+                "1,000 nodes expanded: dagre layout in bands",
+                banded_ms / 1e3,
+                "dagre in one piece",
+                whole_ms / 1e3,
+            )
+        )
+        browser.close()
+    print_rows("talon.viz in headless chromium", rows)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
