@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 CONSTRAINTS := .ci/constraints.txt
 STAMP := $(VENV)/.talon-installed
 
-.PHONY: install demo test bench lint format clean viz-assets wheel
+.PHONY: install demo test docs bench lint format clean viz-assets wheel
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -40,7 +40,11 @@ demo: $(STAMP) $(VIZ_BUNDLE)
 test: $(STAMP) $(VIZ_BUNDLE)
 	$(PY) -m pytest -q
 
-bench: $(STAMP)
+# the user guide and the API reference as a website in site/; strict: a broken link or reference fails
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
+bench: $(STAMP) $(VIZ_BUNDLE)
 	$(PY) -m bench
 
 lint: $(STAMP)
@@ -56,4 +60,4 @@ wheel: $(STAMP) $(VIZ_BUNDLE)
 	$(PY) -m build
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache src/talon/viz/static
+	rm -rf $(VENV) .pytest_cache .ruff_cache site src/talon/viz/static
