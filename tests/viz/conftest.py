@@ -60,9 +60,9 @@ class WatchedPage:
     def external_requests(self) -> list[str]:
         return [u for u in self.requests if not u.startswith(self.allowed)]
 
-    def screenshot(self, name: str, tmp_path: Path) -> Path:
+    def screenshot(self, name: str, tmp_path: Path, full_page: bool = False) -> Path:
         out = tmp_path / name
-        self.page.screenshot(path=str(out))
+        self.page.screenshot(path=str(out), full_page=full_page)
         if os.environ.get("TALON_UPDATE_SCREENSHOTS"):
             DOCS_IMG.mkdir(parents=True, exist_ok=True)
             shutil.copy(out, DOCS_IMG / name)

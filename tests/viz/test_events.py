@@ -96,7 +96,7 @@ def test_event_page_in_the_browser(watched, tmp_path):
     )
     active = (frames[0].sum(axis=0) > 0).astype(int).reshape(-1).tolist()
     assert drawn == active
-    watched.screenshot("viz-events.png", tmp_path)
+    watched.screenshot("viz-events.png", tmp_path, full_page=True)
 
 
 def test_frames_page(watched, tmp_path):

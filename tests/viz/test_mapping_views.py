@@ -116,3 +116,34 @@ def test_schedule_from_a_cpu_profile(tmp_path):
     plan = schedule(graph, partition_assignments(graph), latency)
     assert plan["makespan"] == pytest.approx(expected)  # a chain: the critical path is the whole run
     assert f"latency {plan['makespan']:,.2f} µs" in text
+
+
+def test_views_of_a_real_partition(watched, tmp_path):
+    """talon.graph.partition's own output: layers split into slices, one outline per used core,
+    also after a .t1c round trip."""
+    pytest.importorskip("pymetis")
+    from talon import ir
+    from talon.graph import HardwareSpec, partition
+
+    spec = HardwareSpec(max_neurons_per_core=256, num_cores=16, sram_bytes_per_core=65536)
+    mapped = partition(graphs.residual_concat(), spec)
+    meta = mapped.partition_metadata
+    used = sorted(set(meta["assignments"].values()))
+    assert len(used) == meta["num_cores_used"] > 3 and meta["split_layers"]  # some layers were split
+    ir.write(tmp_path / "mapped.t1c", mapped)
+    reread = ir.read(tmp_path / "mapped.t1c")
+    path = viz.visualize_partitioned(reread, tmp_path / "mapped.html")
+    watched.goto_graph(path)
+    page = watched.page
+    outlines = page.eval_on_selector_all(
+        "g.core-outline", "els => els.map(e => Number(e.dataset.core)).sort((a, b) => a - b)"
+    )
+    assert outlines == used
+    drawn = page.eval_on_selector_all("g.node", "els => els.map(e => [e.dataset.id, Number(e.dataset.core)])")
+    assert dict(drawn) == meta["assignments"]
+    cross = page.eval_on_selector_all(
+        "path.edge.cross-core", "els => els.map(e => [e.dataset.source, e.dataset.target])"
+    )
+    assert sorted(cross) == sorted(list(e) for e in meta["cross_core_edges"])
+    schedule_page = viz.visualize_execution_schedule(reread, tmp_path / "mapped-schedule.html")
+    assert f"{len(used)} cores · {len(reread.nodes)} nodes" in schedule_page.read_text()

@@ -1,8 +1,10 @@
 """Views of a mapped graph (after :func:`talon.graph.partition`).
 
-The partition contract (docs/mapping.md): every node of a partitioned graph carries ``core_id``
-(an int), and ``graph.metadata["partition_metadata"]`` holds ``algorithm``, ``num_cores_used``,
-``assignments`` ``{node: core}``, ``cross_core_edges`` and ``metrics``.
+The partition contract of :func:`talon.graph.partition`: every node of a partitioned graph carries
+``core_id`` (an int, also in ``node.metadata["core_id"]``), and the graph's ``partition_metadata``
+(also ``graph.metadata["talon.partition"]``, which survives a ``.t1c`` round trip) holds
+``algorithm``, ``num_cores_used``, ``assignments`` ``{node: core}``, ``cross_core_edges`` and
+``metrics``.
 
 * :func:`visualize_partitioned`: the interactive graph with node fill = primitive type, a dashed
   outline in the core's colour around each node and one dashed outline around each core's nodes,

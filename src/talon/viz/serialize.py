@@ -23,7 +23,7 @@ an edge out of it leaves its Output node. Detected patterns (:mod:`talon.viz.pat
 other groups. ``total_params`` counts every element of every parameter array (weights, biases and
 neuron parameters). ``recurrent`` marks the edges that close a cycle (docs/semantics.md);
 ``cross_core`` the edges whose ends sit on different cores of a partitioned graph
-(``node.core_id``, or ``metadata["partition_metadata"]["assignments"]``).
+(``node.core_id``, or the ``assignments`` of :func:`partition_info`).
 """
 
 from __future__ import annotations
@@ -50,13 +50,30 @@ def _first(types: dict[str, list[int]]) -> list[int] | None:
     return next(iter(types.values()), None)
 
 
+PARTITION_KEYS = ("talon.partition", "partition_metadata")  # graph.metadata keys talon.graph writes
+
+
+def partition_info(graph: Graph) -> dict[str, Any] | None:
+    """The mapping record of a partitioned graph: ``graph.partition_metadata`` (set by
+    :func:`talon.graph.partition`), else ``graph.metadata["talon.partition"]`` (what survives a
+    ``.t1c`` round trip), else ``graph.metadata["partition_metadata"]``; None when not partitioned."""
+    meta = getattr(graph, "partition_metadata", None)
+    for key in PARTITION_KEYS:
+        if meta:
+            break
+        meta = graph.metadata.get(key)
+    return meta or None
+
+
 def partition_assignments(graph: Graph) -> dict[str, int]:
-    """``{node: core}`` of a partitioned graph: ``node.core_id`` where set, else the
-    ``partition_metadata["assignments"]`` the mapper records (``graph.metadata`` or attribute)."""
-    meta = graph.metadata.get("partition_metadata") or getattr(graph, "partition_metadata", None) or {}
+    """``{node: core}`` of a partitioned graph: ``node.core_id`` (or ``node.metadata["core_id"]``)
+    where set, else the ``assignments`` of :func:`partition_info`."""
+    meta = partition_info(graph) or {}
     cores = {str(k): int(v) for k, v in (meta.get("assignments") or {}).items() if v is not None}
     for name, node in graph.nodes.items():
         core = getattr(node, "core_id", None)
+        if core is None and isinstance(node.metadata, dict):
+            core = node.metadata.get("core_id")
         if core is not None:
             cores[name] = int(core)
     return cores
@@ -231,7 +248,7 @@ def graph_to_dict(graph: Graph, *, detect_patterns: bool = True) -> dict[str, An
     metadata = plain(dict(graph.metadata))
     if cores:
         summary["cores"] = sorted(set(cores.values()))
-        part = graph.metadata.get("partition_metadata") or getattr(graph, "partition_metadata", None)
+        part = partition_info(graph)
         if part is not None:
             metadata["partition_metadata"] = plain(part)
     return {
