@@ -69,14 +69,30 @@ def random_events(n=20_000, seed=0):
     return events
 
 
+def sweeping_bar(n=20_000, seed=0):
+    """A vertical ON edge sweeping left to right across a 34 x 34 sensor in 300 ms, an OFF edge
+    trailing two pixels behind it, and 5 % background noise."""
+    rng = np.random.default_rng(seed)
+    events = np.zeros(n, dtype=TONIC_DTYPE)
+    events["t"] = np.sort(rng.integers(0, 300_000, n))
+    front = (events["t"] * 34 // 300_000).astype(np.int64)
+    on = rng.random(n) < 0.6
+    x = np.where(on, front, np.maximum(front - 2, 0))
+    noise = rng.random(n) < 0.05
+    events["x"] = np.where(noise, rng.integers(0, 34, n), x)
+    events["y"] = rng.integers(0, 34, n)
+    events["p"] = on
+    return events
+
+
 def test_event_page_in_the_browser(watched, tmp_path):
-    events = random_events()
-    path = viz.export_events_html(events, tmp_path / "events.html", sensor_size=(34, 34, 2), title="NMNIST-like")
+    events = sweeping_bar(6_000)
+    path = viz.export_events_html(events, tmp_path / "events.html", sensor_size=(34, 34, 2), title="A sweeping edge")
     watched.page.goto(path.resolve().as_uri())
     page = watched.page
     page.wait_for_selector("body[data-ready=yes]")
     stats = page.inner_text("#stats")
-    assert "20,000" in stats and f"{int(events['p'].sum()):,}" in stats and "34 × 34" in stats
+    assert "6,000" in stats and f"{int(events['p'].sum()):,}" in stats and "34 × 34" in stats
     assert page.get_attribute("#raster", "data-unit") == "ms"  # 300 ms of events: a millisecond axis
     assert page.locator("#grid canvas").count() == 9
     assert page.get_attribute("#slider", "max") == "29"

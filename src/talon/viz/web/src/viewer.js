@@ -247,6 +247,16 @@ function draw() {
   const edgeLayer = el("g", { class: "edges" }, viewport);
   const nodeLayer = el("g", { class: "nodes" }, viewport);
   const frag = document.createDocumentFragment();
+  const membersOf = new Map(); // folded group -> the names it hides (one pass over the nodes)
+  if (!partitionView) {
+    for (const n of data.nodes) {
+      const rep = representative(n.id);
+      if (rep !== n.id) {
+        if (!membersOf.has(rep)) membersOf.set(rep, []);
+        membersOf.get(rep).push(n.name);
+      }
+    }
+  }
 
   for (const c of L.req.clusters) {
     const p = L.clusters[c.id];
@@ -298,7 +308,7 @@ function draw() {
       el("path", { d: shapePath(info.shape, p.width, p.height) }, g);
       el("text", { y: -4, class: "type" }, g).textContent = "▸ " + info.type;
       el("text", { y: 13, class: "name" }, g).textContent = `${info.id} · ${memberCount.get(gid)} nodes`;
-      const members = data.nodes.filter((n) => representative(n.id) === item.id).map((n) => n.name);
+      const members = membersOf.get(item.id) || [];
       el("title", {}, g).textContent = `${info.label}\nmembers: ${members.join(", ")}\nclick to expand`;
       g.addEventListener("click", (ev) => {
         ev.stopPropagation();
