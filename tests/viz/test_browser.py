@@ -9,17 +9,15 @@ import numpy as np
 import pytest
 
 from talon import viz
-from tests.seed_texts import SEED_002_HYBRID
+from talon.examples import hybrid_graph
 from tests.viz import graphs
 
 
 @pytest.fixture(scope="module")
 def seed_graph():
-    """The seed 002 HybridSNN, exported from snnTorch exactly as the seed code does it."""
-    pytest.importorskip("snntorch")
-    namespace: dict = {}
-    exec(SEED_002_HYBRID, namespace)
-    return namespace["hybrid_graph"]
+    """The seed's hybrid ANN/SNN: talon.examples builds, without torch, the graph snnTorch's
+    ``export_to_ir`` gives (same nodes, edges, types and parameter shapes)."""
+    return hybrid_graph(seed=0)
 
 
 def drawn_ids(page) -> list[str]:
@@ -34,7 +32,7 @@ def panel_param_shapes(page) -> dict[str, str]:
 
 
 def test_seed_model_every_node_and_real_parameter_shapes(watched, seed_graph, tmp_path):
-    path = viz.export_html(seed_graph, tmp_path / "seed.html", title="Seed 002 HybridSNN")
+    path = viz.export_html(seed_graph, tmp_path / "seed.html", title="Hybrid ANN/SNN")
     watched.goto_graph(path)
     page = watched.page
     assert sorted(drawn_ids(page)) == sorted(seed_graph.nodes)

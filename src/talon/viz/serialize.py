@@ -152,8 +152,9 @@ class _Flattener:
                     }
                 )
                 inner_enter, inner_leave = self.add_graph(node, nid + "/", gid)
-                (i_name,) = node.input_nodes or [None]
-                (o_name,) = node.output_nodes or [None]
+                # a subgraph used as a node has one Input and one Output (Graph.arity_error)
+                i_name = node.input_nodes[0] if len(node.input_nodes) == 1 else None
+                o_name = node.output_nodes[0] if len(node.output_nodes) == 1 else None
                 enter[name] = inner_enter.get(i_name, nid)
                 leave[name] = inner_leave.get(o_name, nid)
                 local_group[name] = gid
