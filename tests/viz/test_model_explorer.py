@@ -117,3 +117,19 @@ def test_groups_become_namespaces_and_recurrent_edges_an_overlay(model_explorer_
     assert spaces["p2"] == "SPPF_sppf_res_add_sppf_cat" and spaces["rep1"] == "RepConv_repconv_lif0_rep_add"
     assert spaces["stem"] == ""
     assert viz.graph_to_dict(graphs.residual_concat())["node_to_group"]["p2"] == "sppf_res_add_sppf_cat"
+
+
+def test_missing_model_explorer_names_the_extra():
+    code = (
+        "import sys; sys.modules['model_explorer'] = None\n"
+        "from talon.examples import mlp_graph\n"
+        "from talon.viz import graph_to_dict\n"
+        "from talon.viz.model_explorer import to_model_explorer\n"
+        "try:\n    to_model_explorer(graph_to_dict(mlp_graph()))\nexcept ImportError as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    src = str(Path(talon.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": src}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert out.startswith("MissingDependencyError Model Explorer is not installed")
+    assert "pip install -e '.[model-explorer]' in the talon checkout" in out

@@ -1,4 +1,4 @@
-"""Open ``.t1c`` files in Google's Model Explorer (``pip install ai-edge-model-explorer``).
+"""Open ``.t1c`` files in Google's Model Explorer (talon's ``model-explorer`` extra: ``ai-edge-model-explorer``).
 
 Model Explorer lays a graph out one expanded group at a time, which keeps graphs of tens of
 thousands of nodes usable. This package is a Model Explorer *adapter extension*: Model Explorer
@@ -29,6 +29,16 @@ from typing import Any
 ADAPTER_ID = "talon_t1c"
 
 
+def _model_explorer():
+    try:
+        import model_explorer
+    except ImportError as exc:
+        from talon.ir.errors import MissingDependencyError, install_hint
+
+        raise MissingDependencyError("Model Explorer is not installed; " + install_hint("model-explorer")) from exc
+    return model_explorer
+
+
 def _namespace(document: dict[str, Any], group: str | None) -> str:
     groups = {g["id"]: g for g in document["groups"]}
     parts = []
@@ -46,8 +56,7 @@ def _text(value: Any) -> str:
 
 def to_model_explorer(document: dict[str, Any], graph_id: str = "talon") -> Any:
     """A ``model_explorer.graph_builder.Graph`` for a :func:`talon.viz.graph_to_dict` document."""
-    from model_explorer import graph_builder as gb
-
+    gb = _model_explorer().graph_builder
     incoming: dict[str, list[Any]] = {n["id"]: [] for n in document["nodes"]}
     recurrent_in: dict[str, list[str]] = {n["id"]: [] for n in document["nodes"]}
     overlay = []
@@ -117,8 +126,7 @@ def convert_file(path: str | os.PathLike) -> dict[str, Any]:
 
 def visualize(path: str | os.PathLike, host: str = "127.0.0.1", port: int = 8080, open_browser: bool = True) -> None:
     """Start Model Explorer on ``host:port`` with ``path`` loaded through this adapter (blocks)."""
-    import model_explorer
-
+    model_explorer = _model_explorer()
     config = model_explorer.config()
     config.add_model_from_path(os.path.abspath(os.fspath(path)))
     model_explorer.visualize_from_config(
