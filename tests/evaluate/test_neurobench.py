@@ -123,4 +123,4 @@ def test_synaptic_operations_of_a_convolution_with_padding_and_zero_weights():
     assert int(fan_out(conv).sum()) == expected_dense == 2 * (4 * 4 + 8 * 6 + 4 * 9)  # corner, edge and inner outputs
     assert (
         int(effective_fan_out(conv).sum()) == expected_effective == 200 - 9
-    )  # the zero tap is in bounds for 3 x 3 outputs
+    )  # zero tap in bounds for 3 x 3 outputs
