@@ -121,6 +121,4 @@ def test_synaptic_operations_of_a_convolution_with_padding_and_zero_weights():
         conv_t.weight.copy_(torch.from_numpy((w != 0).astype(np.float32)))
         expected_effective = int(conv_t(ones).sum())
     assert int(fan_out(conv).sum()) == expected_dense == 2 * (4 * 4 + 8 * 6 + 4 * 9)  # corner, edge and inner outputs
-    assert (
-        int(effective_fan_out(conv).sum()) == expected_effective == 200 - 9
-    )  # zero tap in bounds for 3 x 3 outputs
+    assert int(effective_fan_out(conv).sum()) == expected_effective == 200 - 9  # zero tap in bounds for 3 x 3 outputs

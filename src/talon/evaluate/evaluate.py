@@ -172,6 +172,7 @@ def evaluate(
         n_steps = int(np.shape(first[0])[0])
     if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
         raise EvaluationError(f"n_steps must be a positive integer, got {n_steps!r}")
+    encode_batch(encoder, first, 0, n_steps, input_shape)  # a bad sample or encoder fails here, not in a worker
     energy = resolve_energy(energy_preset, None, None, None, None)
 
     program = lower(graph)
@@ -257,7 +258,11 @@ class _progress:
         from rich.console import Console
         from rich.progress import Progress
 
-        self.bar = Progress(console=Console(stderr=True), transient=True)
+        console = Console(stderr=True)
+        if not console.is_terminal:  # no bar in logs and pipes
+            self.enabled = False
+            return lambda k: None
+        self.bar = Progress(console=console, transient=True)
         self.bar.start()
         task = self.bar.add_task("evaluating", total=self.total, completed=self.completed)
         return lambda k: self.bar.advance(task, k)

@@ -101,12 +101,12 @@ class EvaluationResult:
             agreement = p.spike_agreement if p.spike_agreement is not None else p.output_agreement
             synops = p.neurobench.get("synaptic_operations") or {}
             lines.append(
-                f"{p.name:<12}{_pct(p.accuracy):>10}{_pct(agreement):>11}{p.energy_per_sample_uj:>12.4f} uJ"
+                f"{p.name:<12}{pct(p.accuracy):>10}{pct(agreement):>11}{p.energy_per_sample_uj:>12.4f} uJ"
                 f"{p.neurobench['activation_sparsity']:>15.4f}{synops.get('effective_acs', float('nan')):>12,.0f}"
                 f"{synops.get('effective_macs', float('nan')):>12,.0f}"
             )
         return "\n".join(lines)
 
 
-def _pct(value: float | None) -> str:
+def pct(value: float | None) -> str:
     return "—" if value is None else f"{value:.2%}"

@@ -138,7 +138,9 @@ def run_jobs(
     def failed(job: ShardJob, exc: BaseException) -> None:
         attempts[job.start] += 1
         failures.append(ShardFailure(job.start, job.stop, attempts[job.start], _describe(exc)))
-        if isinstance(exc, TalonError) or attempts[job.start] > retries:
+        if isinstance(exc, TalonError):  # bad input fails the same way every time
+            raise EvaluationError(f"samples {job.start}..{job.stop - 1}: {exc}") from exc
+        if attempts[job.start] > retries:
             raise EvaluationError(
                 f"shard of samples {job.start}..{job.stop - 1} failed"
                 + (f" {attempts[job.start]} times" if attempts[job.start] > 1 else "")
