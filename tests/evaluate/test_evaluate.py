@@ -12,6 +12,7 @@ from .models import DyingRate, InterruptedRate, digits_graph
 
 T = 20
 PRECISIONS = ("fp32", "int8")
+RUN = {"n_steps": T, "encoder": ev.Rate(), "precisions": PRECISIONS, "reference": "fp32"}  # every exact comparison
 
 
 def exact(result) -> dict:
@@ -36,16 +37,7 @@ def data():
 
 @pytest.fixture(scope="module")
 def serial(graph, data):
-    return ev.evaluate(
-        graph,
-        data,
-        n_steps=T,
-        encoder=ev.Rate(),
-        precisions=PRECISIONS,
-        reference="fp32",
-        executor="serial",
-        shard_size=360,
-    )
+    return ev.evaluate(graph, data, **RUN, executor="serial", shard_size=360)
 
 
 def test_the_serial_run_fires_and_reports_every_metric(serial):
@@ -60,19 +52,8 @@ def test_the_serial_run_fires_and_reports_every_metric(serial):
 
 
 def test_shard_sizes_and_a_process_pool_give_identical_results(graph, data, serial):
-    small = ev.evaluate(
-        graph,
-        data,
-        n_steps=T,
-        encoder=ev.Rate(),
-        precisions=PRECISIONS,
-        reference="fp32",
-        executor="serial",
-        shard_size=7,
-    )
-    pooled = ev.evaluate(
-        graph, data, n_steps=T, encoder=ev.Rate(), precisions=PRECISIONS, reference="fp32", workers=2, shard_size=50
-    )
+    small = ev.evaluate(graph, data, **RUN, executor="serial", shard_size=7)
+    pooled = ev.evaluate(graph, data, **RUN, workers=2, shard_size=50)
     assert small.shards == 52 and pooled.shards == 8
     assert exact(small) == exact(serial)
     assert exact(pooled) == exact(serial)
@@ -80,16 +61,7 @@ def test_shard_sizes_and_a_process_pool_give_identical_results(graph, data, seri
 
 def test_a_dask_cluster_gives_identical_results(graph, data, serial):
     with ev.local_cluster(n_workers=2) as client:
-        result = ev.evaluate(
-            graph,
-            data,
-            n_steps=T,
-            encoder=ev.Rate(),
-            precisions=PRECISIONS,
-            reference="fp32",
-            executor=client,
-            shard_size=90,
-        )
+        result = ev.evaluate(graph, data, **RUN, executor=client, shard_size=90)
         env = client.run(lambda: __import__("os").environ.get("MALLOC_TRIM_THRESHOLD_"))
     assert set(env.values()) == {None}  # the slow malloc setting is off in the workers
     assert exact(result) == exact(serial)
@@ -97,9 +69,7 @@ def test_a_dask_cluster_gives_identical_results(graph, data, serial):
 
 def test_a_killed_worker_is_retried_and_the_result_is_unchanged(graph, data, serial, tmp_path):
     encoder = DyingRate(str(tmp_path / "died"), index=123)
-    result = ev.evaluate(
-        graph, data, n_steps=T, encoder=encoder, precisions=PRECISIONS, reference="fp32", workers=2, shard_size=40
-    )
+    result = ev.evaluate(graph, data, **{**RUN, "encoder": encoder}, workers=2, shard_size=40)
     assert (tmp_path / "died").exists()
     assert any(f.start <= 123 < f.stop for f in result.failures)
     assert all("BrokenProcessPool" in f.error for f in result.failures)
@@ -108,10 +78,14 @@ def test_a_killed_worker_is_retried_and_the_result_is_unchanged(graph, data, ser
 
 def test_a_shard_that_keeps_failing_stops_the_run_naming_its_samples(graph, data, tmp_path):
     def broken(sample, index, n_steps, shape):
-        raise RuntimeError("sensor offline")
+        if index >= 40:
+            raise RuntimeError("sensor offline")
+        return ev.Rate()(sample, index, n_steps, shape)
 
-    with pytest.raises(EvaluationError, match=r"samples 0\.\.39 failed 3 times: RuntimeError: sensor offline"):
+    with pytest.raises(EvaluationError, match=r"samples 40\.\.79 failed 3 times: RuntimeError: sensor offline"):
         ev.evaluate(graph, data, n_steps=T, encoder=broken, executor="serial", shard_size=40, retries=2)
+    with pytest.raises(EvaluationError, match="the encoder failed on sample 0: ZeroDivisionError"):
+        ev.evaluate(graph, data, n_steps=T, encoder=lambda *a: 1 / 0, executor="serial")
 
 
 def test_an_interrupted_run_resumes_from_its_checkpoint(graph, data, serial, tmp_path):
@@ -153,16 +127,7 @@ def test_every_data_source_gives_the_same_result(graph, data, serial, tmp_path):
         torch.utils.data.DataLoader(dataset, batch_size=17),
     ]
     for source in sources:
-        result = ev.evaluate(
-            graph,
-            source,
-            n_steps=T,
-            encoder=ev.Rate(),
-            precisions=PRECISIONS,
-            reference="fp32",
-            executor="serial",
-            shard_size=100,
-        )
+        result = ev.evaluate(graph, source, **RUN, executor="serial", shard_size=100)
         assert exact(result) == exact(serial), type(source).__name__
 
 

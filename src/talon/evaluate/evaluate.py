@@ -172,7 +172,12 @@ def evaluate(
         n_steps = int(np.shape(first[0])[0])
     if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
         raise EvaluationError(f"n_steps must be a positive integer, got {n_steps!r}")
-    encode_batch(encoder, first, 0, n_steps, input_shape)  # a bad sample or encoder fails here, not in a worker
+    try:  # a bad sample or encoder fails here, before any worker starts
+        encode_batch(encoder, first, 0, n_steps, input_shape)
+    except EvaluationError:
+        raise
+    except Exception as exc:
+        raise EvaluationError(f"the encoder failed on sample 0: {type(exc).__name__}: {exc}") from exc
     energy = resolve_energy(energy_preset, None, None, None, None)
 
     program = lower(graph)
