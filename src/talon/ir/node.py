@@ -27,6 +27,7 @@ _REGISTRY: dict[str, type[Node]] = {}
 # Registered node types that are graph structure rather than primitives.
 _NOT_PRIMITIVES = {"Input", "Output", "Graph"}
 _TYPE_FIELDS = ("input_type", "output_type", "metadata")
+_MAX_DIM = (1 << 63) - 1
 
 
 def register_node(cls: type[Node]) -> type[Node]:
@@ -112,9 +113,14 @@ def as_shape(value: Any, where: str) -> Shape:
     arr = np.asarray(value)
     if arr.ndim > 1 or (arr.size and arr.dtype.kind not in "iu" and not _integral(arr)):
         raise ValueError(f"{where}: a shape must be a 1-d sequence of integers, got {value!r}")
-    dims = tuple(int(d) for d in arr.reshape(-1))
+    try:
+        dims = tuple(int(d) for d in arr.reshape(-1))
+    except (OverflowError, ValueError):
+        raise ValueError(f"{where}: a shape must be a 1-d sequence of integers, got {value!r}") from None
     if any(d < 0 for d in dims):
         raise ValueError(f"{where}: a shape cannot have negative sizes, got {dims}")
+    if any(d > _MAX_DIM for d in dims):
+        raise ValueError(f"{where}: shape {list(dims)} has a dimension of 2**63 or more")
     return dims
 
 
