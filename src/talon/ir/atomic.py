@@ -22,6 +22,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from .errors import TalonError
+
 
 class _Terminated(BaseException):
     """SIGTERM arrived during a write (raised so that the cleanup runs)."""
@@ -86,6 +88,6 @@ def write_atomically(path: str | os.PathLike, fill: Callable[[Path], None], erro
             os.unlink(tmp)
         if isinstance(exc, _Terminated):
             os.kill(os.getpid(), signal.SIGTERM)  # die as SIGTERM would have made us, after the cleanup
-        if isinstance(exc, OSError) and not isinstance(exc, error):
+        if isinstance(exc, OSError) and not isinstance(exc, TalonError):
             raise error(f"cannot write {shown}: {exc.strerror or exc}") from None
         raise
