@@ -13,6 +13,7 @@ from talon.cli._common import (
     _emit_json,
     _file_argument,
     _json_option,
+    _printable,
     _read,
     _reports_errors,
     _table,
@@ -79,4 +80,4 @@ def energy(file: Path, n_steps: int, precision: str, preset: str, as_json: bool)
     if as_json:
         _emit_json({"file": str(file), "preset": preset, "precision": precision, **vars(prof)})
         return
-    click.echo(prof.summary())
+    click.echo(_printable(prof.summary(), keep_newlines=True))
