@@ -340,7 +340,11 @@ def _as_edge_list(edges: Any) -> list[tuple[str, str]]:
     for edge in edges:
         if isinstance(edge, np.ndarray):
             edge = tuple(edge.tolist())
-        if not isinstance(edge, (tuple, list)) or len(edge) != 2 or not all(isinstance(e, (str, np.str_)) for e in edge):
+        if (
+            not isinstance(edge, (tuple, list))
+            or len(edge) != 2
+            or not all(isinstance(e, (str, np.str_)) for e in edge)
+        ):
             raise GraphValidationError(f"an edge is a (src, dst) pair of node names, got {edge!r}")
         out.append((str(edge[0]), str(edge[1])))
     return out

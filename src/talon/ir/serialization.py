@@ -28,8 +28,8 @@ from .atomic import write_atomically
 from .budget import MAX_NESTING, ByteBudget, active_budget, default_budget, element_count
 from .codec import decode, encode
 from .errors import T1CFormatError
-from .hdf5_guard import check_plain_dataset, child, open_regular, read_dataset
 from .graph import Graph, Input, Output
+from .hdf5_guard import check_plain_dataset, child, open_regular, read_dataset
 from .node import Node, normalize_types, str_to_node
 
 FORMAT_NAME = "t1c"
@@ -213,11 +213,13 @@ def _open(path: PathLike, check_version: bool = True):
             except t1c_header.DamagedFile as exc:
                 raise T1CFormatError(f"{shown}: damaged .t1c file: {exc}") from None
         elif head[:8] != t1c_header.HDF5_SIGNATURE:
-            raise T1CFormatError(f"{shown}: not a readable HDF5 file (no .t1c header or HDF5 signature); a .t1c file is HDF5")
+            raise T1CFormatError(
+                f"{shown}: not a readable HDF5 file (no .t1c header or HDF5 signature); a .t1c file is HDF5"
+            )
         fh.seek(0)
         try:
             f = h5py.File(source, "r")
-        except Exception as exc:  # noqa: BLE001 -- libhdf5 reports damage as many exception types
+        except Exception as exc:
             raise T1CFormatError(f"{shown}: not a readable HDF5 file ({exc}); a .t1c file is HDF5") from None
         with f, _damage_is_format_error(path):
             version = _check_header(f, path, check_version)

@@ -12,7 +12,6 @@ rejects (``nir.read`` mutates graphs and mis-infers some convolutions). Reading 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,7 +51,7 @@ def read_dict_budgeted(
     with fh:
         try:
             handle = h5py.File(fh, "r")
-        except Exception as exc:  # noqa: BLE001 -- libhdf5 reports damage as many exception types
+        except Exception as exc:
             raise NIRFormatError(f"{shown} is not a NIR file: it cannot be opened as HDF5 ({exc})") from None
         budget = ByteBudget(default_budget(size) if max_bytes is None else max_bytes, shown)
         try:
@@ -98,7 +97,7 @@ def _group(root, where: str, size: int, budget: ByteBudget) -> dict[str, Any]:
         group, target, loc, ancestors = stack.pop()
         if len(ancestors) > MAX_NESTING:
             raise NIRFormatError(f"{loc}: groups nest deeper than {MAX_NESTING} levels")
-        for key in group.keys():
+        for key in list(group):
             item = child(group, key, loc, NIRFormatError)
             here = f"{loc}/{key}"
             if isinstance(item, h5py.Group):
@@ -119,9 +118,7 @@ def _value(value: Any, where: str) -> Any:
         if isinstance(value, bytes):
             return value.decode("utf-8")
         if isinstance(value, np.ndarray) and value.dtype.kind in "OS":
-            return np.vectorize(lambda v: v.decode("utf-8") if isinstance(v, bytes) else str(v), otypes=[object])(
-                value
-            )
+            return np.vectorize(lambda v: v.decode("utf-8") if isinstance(v, bytes) else str(v), otypes=[object])(value)
     except UnicodeDecodeError as exc:
         raise NIRFormatError(f"{where}: a string is not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
     if isinstance(value, np.ndarray) and value.dtype.kind not in "fiubO":
