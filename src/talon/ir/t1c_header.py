@@ -88,7 +88,7 @@ def verify(fh: BinaryIO, size: int) -> tuple[int, BinaryIO]:
     if reserved != 0 or any(head[_BODY_AT:]):
         raise DamagedFile("the integrity header is damaged (reserved bytes are not zero)")
     if length != size:
-        what = "truncated" if size < length else "has extra bytes"
+        what = "is truncated" if size < length else "has extra bytes"
         raise DamagedFile(f"the file is {size:,} bytes but its header says {length:,} (it {what})")
     if source is fh:
         digest = _digest(head[:_DIGEST_AT], fh, length)
