@@ -18,9 +18,8 @@ import numpy as np
 import pytest
 
 from talon import ir
-from talon.ir import T1CFormatError
+from talon.ir import T1CFormatError, t1c_header
 from talon.ir import serialization as ser
-from talon.ir import t1c_header
 
 from .examples import chain_graph
 from .t1c_craft import edit_manifest, edited, load_manifest, reseal, store_manifest
@@ -103,7 +102,7 @@ def _in_thread(fn, timeout=10):
     def target():
         try:
             fn()
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             result["exc"] = exc
 
     thread = threading.Thread(target=target, daemon=True)
@@ -365,7 +364,9 @@ def test_deeply_nested_manifests_are_refused(tmp_path):
         ir.read(path)
     with edited(path) as f:  # deeper than json's own recursion limit
         manifest = load_manifest(f)
-        text = json.dumps(manifest).replace('"metadata": {', '"metadata": {"x": ' + "[" * 100_000 + "]" * 100_000 + ", ", 1)
+        text = json.dumps(manifest).replace(
+            '"metadata": {', '"metadata": {"x": ' + "[" * 100_000 + "]" * 100_000 + ", ", 1
+        )
         store_manifest(f, text)
     with pytest.raises(T1CFormatError, match="RecursionError"):
         ir.read(path)

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from talon import ir
-from talon.ir.budget import active_budget
+from talon.ir.budget import BudgetExceededError, active_budget
 from talon.ir.node import as_tuple
 
 from . import units
@@ -118,6 +118,8 @@ def _stray_errors_name(where: str):
     """Any error a malformed graph provokes below the checks becomes a NIRFormatError naming ``where``."""
     try:
         yield
+    except BudgetExceededError as exc:
+        raise NIRFormatError(f"{where}: {exc}") from None
     except (ir.TalonError, FileNotFoundError):
         raise
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, ArithmeticError, RecursionError,
@@ -314,6 +316,8 @@ class _Importer:
                 probe_nodes[name] = ir.Skip("residual") if spec.nir_type == "Output" else spec.build(name in offsets)
             try:
                 probe = ir.Graph(probe_nodes, list(edges))
+            except BudgetExceededError:
+                raise
             except (ir.GraphValidationError, ValueError) as exc:
                 first_error = first_error or exc
                 continue
@@ -626,7 +630,12 @@ def _node_order(recorded: Any, nodes: dict[str, Any]) -> list[str]:
             order = json.loads(recorded)
         except ValueError:
             order = None
-        if isinstance(order, list) and sorted(order) == sorted(nodes) and len(set(order)) == len(order):
+        if (
+            isinstance(order, list)
+            and all(isinstance(n, str) for n in order)
+            and sorted(order) == sorted(nodes)
+            and len(set(order)) == len(order)
+        ):
             return order
     return list(nodes)
 
@@ -659,7 +668,11 @@ def _shape(value: Any, label: str) -> tuple[int, ...]:
     arr = np.asarray(value)
     if arr.ndim > 1 or (arr.size and arr.dtype.kind not in "iuf"):
         raise NIRFormatError(f"{label}: a shape must be a 1-d list of integers, got {value!r}")
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        raise NIRFormatError(f"{label}: {value!r} is not a shape (not finite)")
     dims = tuple(int(d) for d in arr.reshape(-1))
-    if any(d < 0 for d in dims) or (arr.size and not np.all(arr.reshape(-1) == np.asarray(dims))):
+    if any(not 0 <= d < 2**63 for d in dims):
+        raise NIRFormatError(f"{label}: {value!r} is not a shape (dimensions must be 0 .. 2**63-1)")
+    if arr.size and not all(float(a) == d for a, d in zip(arr.reshape(-1).tolist(), dims, strict=True)):
         raise NIRFormatError(f"{label}: {value!r} is not a shape")
     return dims
