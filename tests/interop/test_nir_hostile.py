@@ -98,7 +98,7 @@ def test_hard_link_cycle(nir_file):
 def test_deep_nesting(nir_file):
     def fn(f):
         group = f["node/nodes/lif"]
-        for i in range(3000):
+        for _ in range(3000):
             group = group.create_group("g")
 
     edit(nir_file, fn)

@@ -72,7 +72,7 @@ def test_the_longest_legal_name_can_be_written(tmp_path, writer):
 
 @pytest.mark.parametrize("target", ["", ".", "dir"])
 def test_errors_name_the_target_not_the_temporary_file(tmp_path, writer, target, monkeypatch):
-    kind, write, _ = writer
+    _, write, _ = writer
     monkeypatch.chdir(tmp_path)
     (tmp_path / "dir").mkdir()
     with pytest.raises(OSError) as info:

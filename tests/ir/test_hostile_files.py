@@ -327,7 +327,7 @@ def test_a_talon_format_attribute_that_is_an_array(tmp_path):
     ir.write(path, chain_graph("Affine"))
     with edited(path) as f:
         f.attrs["talon_format"] = np.array([1, 2])
-    with pytest.raises(T1CFormatError, match="not a .t1c file"):
+    with pytest.raises(T1CFormatError, match=r"not a \.t1c file"):
         ir.read(path)
 
 
