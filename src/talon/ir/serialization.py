@@ -67,9 +67,10 @@ def write(path: PathLike, graph: Graph, *, compression: str | None = None) -> No
 
     def fill(tmp: Path) -> None:
         with h5py.File(tmp, "w", userblock_size=t1c_header.HEADER_SIZE, libver=("v110", "v110")) as f:
-            f.attrs["talon_format"] = FORMAT_NAME
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["talon_version"] = _talon_version()
+            # fixed-length strings: nothing in a format-2 file lives in HDF5's global heap, which has no checksum
+            f.attrs["talon_format"] = np.bytes_(FORMAT_NAME)
+            f.attrs["format_version"] = np.int64(FORMAT_VERSION)
+            f.attrs["talon_version"] = np.bytes_(_talon_version())
             f.create_dataset("manifest", data=packed_manifest, track_times=False)
             _write_arrays(f, arrays, refs, compression)
         with open(tmp, "rb+") as fh:
