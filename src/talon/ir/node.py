@@ -110,6 +110,13 @@ def as_tuple(value: Any, n: int, name: str, where: str, *, minimum: int = 0) -> 
 
 def as_shape(value: Any, where: str) -> Shape:
     """Return a shape-like value (array, list, tuple, int) as a tuple of non-negative ints."""
+    if type(value) in (list, tuple) and all(type(d) is int for d in value):  # the common case, without numpy
+        if all(0 <= d <= _MAX_DIM for d in value):
+            return tuple(value)
+    elif type(value) is np.ndarray and value.ndim == 1 and value.dtype == np.int64:
+        dims = tuple(value.tolist())
+        if all(d >= 0 for d in dims):
+            return dims
     arr = np.asarray(value)
     if arr.ndim > 1 or (arr.size and arr.dtype.kind not in "iu" and not _integral(arr)):
         raise ValueError(f"{where}: a shape must be a 1-d sequence of integers, got {value!r}")
@@ -304,7 +311,7 @@ class Node:
 def _types_equal(a: Types | None, b: Types | None) -> bool:
     if a is None or b is None:
         return a is b
-    return list(a) == list(b) and all(np.array_equal(a[k], b[k]) for k in a)
+    return list(a) == list(b) and all(np.asarray(a[k]).tolist() == np.asarray(b[k]).tolist() for k in a)
 
 
 def _fmt_types(types: Types | None) -> str:

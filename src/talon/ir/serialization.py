@@ -28,7 +28,7 @@ from .atomic import write_atomically
 from .budget import MAX_NESTING, ByteBudget, active_budget, default_budget, element_count
 from .codec import decode, encode
 from .errors import T1CFormatError
-from .graph import Graph, Input, Output
+from .graph import _FRESH_NODES, Graph, Input, Output
 from .hdf5_guard import check_plain_dataset, child, open_regular, read_dataset
 from .node import Node, normalize_types, str_to_node
 
@@ -171,9 +171,8 @@ def read(path: PathLike, *, max_bytes: int | None = None) -> Graph:
             manifest = json.loads(_read_manifest(f, size, budget))
             if not isinstance(manifest, dict):
                 raise ValueError("the manifest is not a JSON object")
-            graph_entry = manifest.get("graph")
-            arrays = _read_arrays(f, manifest.get("arrays"), _referenced(graph_entry), size, budget)
-            return _decode_graph(graph_entry, arrays, "graph", 0)
+            arrays = _ArrayTable(f, manifest.get("arrays"), size, budget)
+            return _decode_graph(manifest.get("graph"), arrays, "graph", 0)
 
 
 def read_version(path: PathLike) -> str:
@@ -276,51 +275,64 @@ def _read_manifest(f: h5py.File, size: int, budget: ByteBudget) -> str:
     return text.decode("utf-8")
 
 
-def _referenced(graph_entry: Any) -> set[int]:
-    """Indices of the arrays the graph refers to (``$array`` / ``$scalar`` tags), found without recursion."""
-    found: set[int] = set()
-    stack = [graph_entry]
-    while stack:
-        obj = stack.pop()
-        if isinstance(obj, list):
-            stack.extend(obj)
-        elif isinstance(obj, dict):
-            if len(obj) == 1:
-                ((tag, body),) = obj.items()
-                if tag in ("$array", "$scalar") and isinstance(body, int) and not isinstance(body, bool):
-                    found.add(body)
-                    continue
-            stack.extend(obj.values())
-    return found
+class _ArrayTable:
+    """The manifest's array list, read on first use: an array no node refers to is never read or allocated.
 
+    Each array is charged to the read's budget at its declared (decoded) size before it is read."""
 
-def _read_arrays(f: h5py.File, refs: Any, wanted: set[int], size: int, budget: ByteBudget) -> list:
-    """The arrays the graph refers to (the others stay None: never read, never allocated)."""
-    if not isinstance(refs, list):
-        raise ValueError("manifest has no 'arrays' list")
-    packed_cache: dict[str, np.ndarray] = {}
-    arrays: list[np.ndarray | None] = [None] * len(refs)
-    for i in sorted(k for k in wanted if 0 <= k < len(refs)):
-        ref = refs[i]
+    def __init__(self, f: h5py.File, refs: Any, size: int, budget: ByteBudget):
+        if not isinstance(refs, list):
+            raise ValueError("manifest has no 'arrays' list")
+        self.f, self.refs, self.size, self.budget = f, refs, size, budget
+        self.loaded: dict[int, np.ndarray] = {}
+        self.packed: dict[str, np.ndarray] = {}
+        self.dtypes: dict[Any, np.dtype] = {}
+        self.groups: dict[str, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        arr = self.loaded.get(i)
+        if arr is None:
+            arr = self.loaded[i] = self._load(i)
+        return arr
+
+    def _dtype(self, text: Any, where: str) -> np.dtype:
+        key = text if isinstance(text, str) else None
+        dtype = self.dtypes.get(key) if key is not None else None
+        if dtype is None:
+            dtype = _numeric_dtype(text, where)
+            if key is not None:
+                self.dtypes[key] = dtype
+        return dtype
+
+    def _group(self, name: str, where: str) -> Any:
+        if name not in self.groups:
+            self.groups[name] = child(self.f, name, where, T1CFormatError)
+        return self.groups[name]
+
+    def _load(self, i: int) -> np.ndarray:
+        ref = self.refs[i]
         where = f"array {i}"
         if not isinstance(ref, dict):
             raise ValueError(f"{where}: malformed reference")
-        dtype = _numeric_dtype(ref.get("dtype"), where)
+        dtype = self._dtype(ref.get("dtype"), where)
         shape = ref.get("shape")
-        if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
+        if not isinstance(shape, list) or not all(type(d) is int for d in shape):
             raise ValueError(f"{where}: invalid shape {shape!r}")
         count = element_count(shape, where)
         fill = ref.get("fill", False) is True
         if fill and count > MAX_FILL:
             raise ValueError(f"{where}: a constant array of {count} elements exceeds the limit of {MAX_FILL}")
-        budget.charge(count * dtype.itemsize, where)
+        self.budget.charge(count * dtype.itemsize, where)
         stored_shape, stored_size = ([1], 1) if fill else (shape, count)
         if "dataset" in ref:
             name = ref["dataset"]
             parts = name.split("/") if isinstance(name, str) else []
             if len(parts) != 2 or parts[0] != "arrays":
                 raise ValueError(f"{where}: dataset name {name!r} is not under arrays/")
-            group = child(f, "arrays", where, T1CFormatError)
+            group = self._group("arrays", where)
             ds = child(group, parts[1], where, T1CFormatError) if isinstance(group, h5py.Group) else None
             if not isinstance(ds, h5py.Dataset):
                 raise ValueError(f"{where}: dataset {name!r} is missing")
@@ -329,24 +341,25 @@ def _read_arrays(f: h5py.File, refs: Any, wanted: set[int], size: int, budget: B
                     f"{where}: dataset {name!r} is {ds.dtype}{list(ds.shape or ())}, "
                     f"the manifest says {dtype}{stored_shape}"
                 )
-            check_plain_dataset(ds, f"{where} ({name})", T1CFormatError, size)
+            check_plain_dataset(ds, f"{where} ({name})", T1CFormatError, self.size)
             arr = ds[()] if stored_shape else np.asarray(ds[()], dtype=dtype)
         else:
             key, offset = ref.get("packed"), ref.get("offset")
-            if key not in packed_cache:
-                group = child(f, "packed", where, T1CFormatError)
+            buf = self.packed.get(key) if isinstance(key, str) else None
+            if buf is None:
+                group = self._group("packed", where)
                 ds = child(group, str(key), where, T1CFormatError) if isinstance(group, h5py.Group) else None
-                if not isinstance(ds, h5py.Dataset) or ds.ndim != 1 or ds.dtype != _numeric_dtype(key, where):
+                if not isinstance(ds, h5py.Dataset) or ds.ndim != 1 or ds.dtype != self._dtype(key, where):
                     raise ValueError(f"{where}: packed dataset {key!r} is missing or malformed")
-                packed_cache[key] = read_dataset(ds, f"packed dataset {key!r}", T1CFormatError, size, budget)
-            buf = packed_cache[key]
-            if buf.dtype != dtype or not isinstance(offset, int) or offset < 0 or offset + stored_size > buf.shape[0]:
+                buf = self.packed[key] = read_dataset(
+                    ds, f"packed dataset {key!r}", T1CFormatError, self.size, self.budget
+                )
+            if buf.dtype != dtype or type(offset) is not int or offset < 0 or offset + stored_size > buf.shape[0]:
                 raise ValueError(
                     f"{where}: packed reference ({key!r}, offset {offset}, {stored_size} values) is out of range"
                 )
             arr = buf[offset : offset + stored_size].reshape(stored_shape).copy()
-        arrays[i] = np.full(shape, arr[0], dtype=dtype) if fill else arr
-    return arrays
+        return np.full(shape, arr[0], dtype=dtype) if fill else arr
 
 
 def _numeric_dtype(text: Any, where: str) -> np.dtype:
@@ -378,10 +391,13 @@ def _decode_graph(obj: Any, arrays: list[np.ndarray], where: str, depth: int) ->
             raise ValueError(f"{where}: edge {i} is not a [source, destination] pair of node names ({e!r:.80})")
         edges.append((e[0], e[1]))
     metadata = decode(obj.get("metadata", {}), arrays, f"{where} metadata")
+    token = _FRESH_NODES.set({id(node) for node in nodes.values()})
     try:
         return Graph(nodes, edges, metadata)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"the stored {where} is invalid: {exc}") from None
+    finally:
+        _FRESH_NODES.reset(token)
 
 
 def _decode_node(entry: dict, arrays: list[np.ndarray], where: str, depth: int) -> Node:
