@@ -309,6 +309,16 @@ def test_huge_shapes_are_value_errors_not_overflow_errors(tmp_path):
         ir.read(path)
 
 
+def test_shape_products_beyond_int64_are_shape_errors():
+    with pytest.raises(ir.ShapeError, match=r"Flatten.*shape \[1208925819614629174706176\] has a dimension of 2\*\*63"):
+        ir.Graph(
+            {"input": ir.Input(np.array([2**40, 2**40])), "f": ir.Flatten(), "output": ir.Output(np.array([1]))},
+            [("input", "f"), ("f", "output")],
+        )
+    with pytest.raises(ir.ShapeError, match="dimension of 2\\*\\*63"):
+        ir.Flatten(input_type={"input": [2**40, 2**40]})
+
+
 def test_edges_that_are_not_pairs_are_named():
     with pytest.raises(ir.GraphValidationError, match=r"an edge is a \(src, dst\) pair of node names, got \{'a': 1\}"):
         ir.Graph({"a": ir.Input(np.array([2]))}, [{"a": 1}])

@@ -136,7 +136,10 @@ def _integral(arr: np.ndarray) -> bool:
 
 
 def shape_array(shape: Sequence[int]) -> np.ndarray:
-    return np.asarray(tuple(shape), dtype=np.int64)
+    dims = tuple(shape)
+    if any(d > _MAX_DIM for d in dims):  # e.g. a Flatten of [2**40, 2**40]
+        raise ShapeError(f"shape {list(dims)} has a dimension of 2**63 or more")
+    return np.asarray(dims, dtype=np.int64)
 
 
 def normalize_types(value: Any, default_port: str, where: str) -> Types | None:
