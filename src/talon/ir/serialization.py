@@ -1,14 +1,18 @@
 """Reading and writing ``.t1c`` files (HDF5). The layout is specified in ``docs/format.md``.
 
-Root attributes ``talon_format = "t1c"`` and ``format_version``; a UTF-8 JSON ``manifest``
-dataset holds the graph (node order, types, parameters, shapes, metadata, edges) with numpy
-arrays replaced by references; each array of at least ``PACK_BELOW`` bytes is its own dataset
-under ``arrays/``, smaller ones are concatenated per dtype under ``packed/`` (one HDF5 dataset
-costs ~1 ms to write, so thousands of tiny arrays must not each get one).
+Format 2: a 512-byte integrity header (length + SHA-256, :mod:`.t1c_header`) in the HDF5 user
+block, checked before libhdf5 parses anything; root attributes ``talon_format = "t1c"`` and
+``format_version``; a zlib-compressed UTF-8 JSON ``manifest`` holds the graph (node order, types,
+parameters, shapes, metadata, edges) with numpy arrays replaced by references; each array of at
+least ``PACK_BELOW`` bytes is its own dataset under ``arrays/``, smaller ones are concatenated per
+dtype under ``packed/`` (one HDF5 dataset costs ~1 ms to write, so thousands of tiny arrays must
+not each get one). Format 1 files (no header, a string manifest) are still read.
 
 Reading never unpickles or evaluates anything: it instantiates registered node classes from
-JSON values and numeric arrays, then validates the graph. Writing goes to a temporary file in
-the destination folder that is renamed over the target only once complete.
+JSON values and numeric arrays, then validates the graph. Files may be hostile: only regular
+files and plain in-file datasets are read (:mod:`.hdf5_guard`), within a decoded-bytes budget
+(:mod:`.budget`). Writing goes to a temporary file renamed over the target once complete
+(:mod:`.atomic`).
 """
 
 from __future__ import annotations
