@@ -104,12 +104,12 @@ def read_without_checksum(path):
 
 
 _RSS_SCRIPT = """
-import os, resource, sys
+import os, sys
 import numpy as np
 
-def rss():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+def rss(field="VmRSS"):  # VmHWM is this process image's peak; ru_maxrss would carry the parent's over exec
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(field + ":"))
 
 mode, path = sys.argv[1], sys.argv[2]
 n = 8192
@@ -132,7 +132,7 @@ elif mode == "talon-read":
     graph = ir.read(path)
 else:
     load_file(path)
-grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+grown = rss("VmHWM") - base
 model = sum(a.nbytes for node in graph.nodes.values() for a in node.arrays().values()) if mode.startswith("t") else 0
 print(grown, model)
 """

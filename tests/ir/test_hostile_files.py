@@ -210,13 +210,16 @@ def test_hostile_files_are_refused_in_little_memory(tmp_path):
     edit_manifest(chunked, lambda m: m["arrays"][0].update(shape=[16, 2**25]))
     replace_weight(chunked, lambda g, n: g.create_dataset(n, (16, 2**25), F32, chunks=(1, 2**20)))
     files.append(str(chunked))
+    # VmHWM: the peak RSS of this process image (ru_maxrss would start at the parent's peak after exec)
     script = (
-        "import resource, sys\nfrom talon import ir\n"
-        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "import sys\nfrom talon import ir\n"
+        "def kb(field):\n"
+        "    return next(int(line.split()[1]) for line in open('/proc/self/status') if line.startswith(field))\n"
+        "before = kb('VmRSS:')\n"
         "for p in sys.argv[1:]:\n"
         "    try:\n        ir.read(p)\n        print('read', p)\n"
         "    except ir.T1CFormatError as e:\n        print('refused', e)\n"
-        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n"
+        "print((kb('VmHWM:') - before) // 1024)\n"
     )
     out = subprocess.run([sys.executable, "-c", script, *files], capture_output=True, text=True, check=True).stdout
     lines = out.strip().splitlines()
