@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 CONSTRAINTS := .ci/constraints.txt
 STAMP := $(VENV)/.talon-installed
 
-.PHONY: install demo test docs bench lint format clean
+.PHONY: install demo test docs bench fuzz lint format clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ docs: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+# Byte-flip fuzz of ir.read (tests/fuzz_t1c.py): 2,000 files, each read in a child process with a
+# timeout; then the same with the checksum recomputed after each flip (the adversary's view).
+fuzz: $(STAMP)
+	$(PY) tests/fuzz_t1c.py --count 2000
+	$(PY) tests/fuzz_t1c.py --count 2000 --reseal --seed 1
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
