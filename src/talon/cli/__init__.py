@@ -7,7 +7,7 @@ unknown node, bad option value, usage errors), reported as one ``error: ...`` li
 """
 
 import talon.cli.viz_commands  # noqa: F401  (talon visualize, talon export-html)
-from talon.cli import backend_commands, graph_commands  # noqa: F401  (each module registers its commands)
+from talon.cli import backend_commands, evaluate_commands, graph_commands  # noqa: F401  (each registers its commands)
 from talon.cli._common import main
 
 __all__ = ["main"]
