@@ -13,11 +13,13 @@ $(PY):
 	$(PIP) install -q --upgrade pip
 
 # torch first, from the pinned CPU wheel, so no other requirement pulls a CUDA build;
-# norse last with --no-deps (it declares torchvision, needed only for its example tasks).
+# norse last with --no-deps (it declares torchvision, needed only for its example tasks); SpikingJelly,
+# Sinabs and Rockpool (NIR profile tests) --no-deps too: they declare torchvision/torchaudio, samna, nir<=1.0.4.
 $(STAMP): pyproject.toml $(CONSTRAINTS) | $(PY)
 	$(PIP) install -q -c $(CONSTRAINTS) torch
 	$(PIP) install -q -c $(CONSTRAINTS) -e '.[all]'
 	$(PIP) install -q -c $(CONSTRAINTS) --no-deps norse
+	$(PIP) install -q -c $(CONSTRAINTS) --no-deps spikingjelly sinabs rockpool
 	touch $(STAMP)
 
 install: $(STAMP)

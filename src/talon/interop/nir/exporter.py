@@ -39,7 +39,7 @@ import numpy as np
 
 from talon import ir
 
-from . import units
+from . import profiles, units
 from ._common import DEFAULT_DT, LossyConversionWarning, check_dt, import_nir, same_bits
 from .files import write_graph
 from .importer import _broadcast
@@ -55,7 +55,7 @@ class NIRCompatibilityWarning(UserWarning):
 _IDENTITIES = (ir.HybridRegion, ir.Dropout)
 
 
-def to_nir(graph: ir.Graph, dt: float = DEFAULT_DT, lossy: bool = False) -> Any:
+def to_nir(graph: ir.Graph, dt: float = DEFAULT_DT, lossy: bool = False, *, consumer: str | None = None) -> Any:
     """Convert a talon graph into a ``nir.NIRGraph`` whose forward-Euler dynamics at ``dt`` are talon's.
 
     ``dt`` is the NIR time step in seconds (default ``1e-4``, the snnTorch / Lava convention); it
@@ -63,14 +63,22 @@ def to_nir(graph: ir.Graph, dt: float = DEFAULT_DT, lossy: bool = False) -> Any:
     state exactly raises :class:`~talon.ir.ConversionError`; with ``lossy=True`` it is replaced
     by its nearest NIR equivalent, with a :class:`LossyConversionWarning` and a ``talon_lossy``
     metadata record. Needs the ``nir`` package (talon's ``nir`` extra).
+
+    ``consumer`` (``"spikingjelly"``, ``"sinabs"``, ``"rockpool"``; :mod:`.profiles`) writes what that
+    framework will run exactly as this graph does, or refuses naming the node and the field it would
+    misread (e.g. SpikingJelly spikes on ``>=``: a graph with ``comparison='>='`` exports to it).
     """
     nir = import_nir()
     if not isinstance(graph, ir.Graph):
         raise TypeError(f"to_nir expects a talon.ir.Graph, got {type(graph).__name__}")
     dt = check_dt(dt)
     graph.validate()  # nodes may have been edited since the graph was built
+    profile = profiles.get_profile(consumer)
+    graph = profiles.check_consumer(graph, profile, dt)
     exporter = _Exporter(nir, dt, bool(lossy))
     result = exporter.graph(graph, "")
+    if profile.name != "nir":
+        result.metadata["talon_consumer"] = f"{profile.name} {profile.version}"
     if exporter.changes:
         result.metadata["talon_lossy"] = dict(exporter.changes)
         listing = "; ".join(f"{k}: {v}" for k, v in exporter.changes.items())
@@ -92,10 +100,16 @@ def to_nir(graph: ir.Graph, dt: float = DEFAULT_DT, lossy: bool = False) -> Any:
 
 
 def write_nir(
-    path: PathLike, graph: ir.Graph, dt: float = DEFAULT_DT, lossy: bool = False, *, compression: str | None = "gzip"
+    path: PathLike,
+    graph: ir.Graph,
+    dt: float = DEFAULT_DT,
+    lossy: bool = False,
+    *,
+    compression: str | None = "gzip",
+    consumer: str | None = None,
 ) -> None:
-    """Write ``graph`` as a NIR file (``to_nir`` then ``nir.write``, atomically)."""
-    write_graph(path, to_nir(graph, dt=dt, lossy=lossy), compression=compression)
+    """Write ``graph`` as a NIR file (``to_nir`` then ``nir.write``, atomically); ``consumer`` as in :func:`to_nir`."""
+    write_graph(path, to_nir(graph, dt=dt, lossy=lossy, consumer=consumer), compression=compression)
 
 
 # ------------------------------------------------------------------------------------------------
