@@ -71,7 +71,8 @@ def neuron_step(node: ir.Node, x: np.ndarray, state: dict[str, np.ndarray]) -> t
     """One step of a stateful node. Returns (output, new state)."""
     shape = x.shape[1:]
     k = _neuron_coefficients(node, shape)
-    v = state.get("v", np.zeros_like(x))
+    v0 = getattr(node, "v_init", None)  # the membrane at t = 0: v_init, or 0
+    v = state.get("v", np.zeros_like(x) if v0 is None else np.broadcast_to(per_neuron(v0, shape), x.shape))
     i = state.get("i", np.zeros_like(x))
     if isinstance(node, (ir.CubaLIF, ir.CubaLI)):
         i = (k["alpha"] * i + k["gs"] * x).astype(DTYPE)

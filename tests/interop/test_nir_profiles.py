@@ -4,6 +4,7 @@ exact or refused by name. Real SpikingJelly, Sinabs and Rockpool on inputs that 
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -121,13 +122,13 @@ def test_talon_graphs_export_to_spikingjelly_exactly_or_refuse_by_field(tmp_path
     w1 = rng.integers(-1, 3, (16, 12)).astype(np.float32)
     w2 = rng.integers(-1, 3, (6, 16)).astype(np.float32)
 
-    def graph(comparison=">=", v_reset=0.0):
+    def graph(comparison=">=", v_reset=0.0, v_init=None):
         return ir.Graph(
             {
                 "input": ir.Input(np.array([12])),
                 "fc1": ir.Linear(weight=w1),
                 "if1": ir.IF(v_threshold=np.full(16, 2.0, np.float32), r=np.ones(16, np.float32),
-                             v_reset=np.full(16, v_reset, np.float32), comparison=comparison),
+                             v_reset=np.full(16, v_reset, np.float32), comparison=comparison, v_init=v_init),
                 "fc2": ir.Linear(weight=w2),
                 "lif2": ir.LIF(tau=np.full(6, 2.0, np.float32), r=np.ones(6, np.float32),
                                v_threshold=np.full(6, 2.0, np.float32), v_reset=np.zeros(6, np.float32),
@@ -138,29 +139,57 @@ def test_talon_graphs_export_to_spikingjelly_exactly_or_refuse_by_field(tmp_path
         )  # fmt: skip
 
     x = (rng.random((T, B, 12)) < 0.5).astype(np.float32)
-    g = graph()
-    write_nir(tmp_path / "to_sj.nir", g, consumer="spikingjelly")
     import nir
 
-    net = import_from_nir(nir.read(tmp_path / "to_sj.nir"), dt=1e-4)
-    expected = simulate(g, x)
-    assert 0.05 < expected.mean() < 0.9
-    np.testing.assert_array_equal(sj_run_imported(net, x), expected)
+    # SpikingJelly starts the membrane at v_reset: a graph whose v_init is its v_reset runs identically
+    for g in (graph(), graph(v_reset=0.25, v_init=0.25), graph(v_reset=-0.5, v_init=-0.5)):
+        write_nir(tmp_path / "to_sj.nir", g, consumer="spikingjelly")
+        net = import_from_nir(nir.read(tmp_path / "to_sj.nir"), dt=1e-4)
+        expected = simulate(g, x)
+        assert 0.05 < expected.mean() < 0.9
+        np.testing.assert_array_equal(sj_run_imported(net, x), expected)
+    # ... and the same graph starting at 0 spikes differently (the v_init case is not vacuous)
+    assert np.count_nonzero(simulate(graph(v_reset=-0.5), x) != simulate(graph(v_reset=-0.5, v_init=-0.5), x)) > 0
 
     with pytest.raises(ir.ConversionError, match=r"node 'if1' \(IF\): SpikingJelly would misread 'comparison'"):
         write_nir(tmp_path / "gt.nir", graph(comparison=">"), consumer="spikingjelly")
-    with pytest.raises(ir.ConversionError, match=r"node 'if1' \(IF\): SpikingJelly would misread 'v_reset'"):
+    with pytest.raises(
+        ir.ConversionError, match=r"node 'if1' \(IF\): SpikingJelly would misread 'v_init': it starts the membrane at "
+        r"v_reset=0.5, this node at 0.0; set v_init=v_reset"
+    ):  # fmt: skip
         write_nir(tmp_path / "vr.nir", graph(v_reset=0.5), consumer="spikingjelly")
+    with pytest.raises(ir.ConversionError, match=r"node 'if1' \(IF\): SpikingJelly would misread 'v_init'"):
+        write_nir(tmp_path / "vi.nir", graph(v_reset=0.5, v_init=0.25), consumer="spikingjelly")
+    with pytest.raises(ir.ConversionError, match=r"node 'if1' \(IF\): SpikingJelly would misread 'v_init'"):
+        write_nir(tmp_path / "vz.nir", graph(v_init=0.25), consumer="spikingjelly")
 
 
-def test_a_spikingjelly_file_with_a_nonzero_reset_is_refused_naming_the_initial_state(tmp_path):
+def test_spikingjelly_files_with_a_nonzero_reset_start_there(tmp_path):
+    """SpikingJelly starts every membrane at v_reset: read as v_init = v_reset, its spikes are identical."""
     from spikingjelly.activation_based import layer, neuron
 
-    net = torch.nn.Sequential(layer.Linear(4, 3), neuron.IFNode(v_reset=0.25))
-    x = np.ones((2, 1, 4), np.float32)
+    torch.manual_seed(3)
+    net = torch.nn.Sequential(
+        layer.Linear(8, 10, bias=False), neuron.IFNode(v_reset=0.25),
+        layer.Linear(10, 6, bias=False), neuron.LIFNode(tau=2.0, v_reset=-0.25, decay_input=True),
+        layer.Linear(6, 5, bias=False), neuron.LIFNode(tau=4.0, v_reset=0.5, decay_input=False),
+    )  # fmt: skip
+    with torch.no_grad():
+        for lin, gain in ((net[0], 1.0), (net[2], 3.0), (net[4], 6.0)):  # every layer fires ~26 %
+            lin.weight.copy_(torch.randint(-1, 3, lin.weight.shape).float() / 4 * gain)
+    rng = np.random.default_rng(3)
+    x = (rng.random((T, B, 8)) < 0.5).astype(np.float32)
+    expected = sj_run(net, x)
     sj_export(net, x, tmp_path / "reset.nir")
-    with pytest.raises(ir.ConversionError, match=r"node '_1' \(IF\): SpikingJelly starts the membrane at v_reset=0.25"):
-        read_nir(tmp_path / "reset.nir", producer="spikingjelly")
+    graph = read_nir(tmp_path / "reset.nir", producer="spikingjelly")
+    starts = {name: node.v_init for name, node in graph.nodes.items() if isinstance(node, (ir.IF, ir.LIF))}
+    assert [float(np.unique(v)[0]) for v in starts.values()] == [0.25, -0.25, 0.5]
+    assert 0.05 < expected.mean() < 0.9
+    np.testing.assert_array_equal(simulate(graph, x), expected)
+    # every layer fires, and starting at 0 (NIR's reading) gives other spikes
+    for name in starts:
+        graph.nodes[name] = replace(graph.nodes[name], v_init=None)
+    assert np.count_nonzero(simulate(graph, x) != expected) > 0
 
 
 # ---- Sinabs and Rockpool: multi-spike neurons talon cannot state ---------------------------------
@@ -231,3 +260,22 @@ def test_snntorch_files_read_with_its_dt_convention(tmp_path):
     with pytest.warns(MissingDtWarning):
         standard = read_nir(tmp_path / "snn.nir")
     assert [type(n) for n in standard.nodes.values()] == [type(n) for n in graph.nodes.values()]
+
+
+# ---- v_init: NIR has no initial state ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reset_mode", ["value", "none"])
+def test_nir_export_refuses_a_nonzero_v_init_by_node(reset_mode):
+    from talon.interop.nir import LossyConversionWarning, to_nir
+
+    def graph(v_init):
+        lif = ir.LIF(tau=np.full(3, 4.0), r=4.0, comparison=">", reset_mode=reset_mode, v_init=v_init)
+        return ir.Graph({"input": ir.Input(np.array([3])), "lif": lif, "output": ir.Output(np.array([3]))},
+                        [("input", "lif"), ("lif", "output")])  # fmt: skip
+
+    with pytest.raises(ir.ConversionError, match=r"node 'lif' \(LIF\): NIR cannot state v_init .*v_init=None"):
+        to_nir(graph([0.0, 0.5, 0.0]))
+    with pytest.warns(LossyConversionWarning, match=r"lif: v_init .* -> the membrane starts at 0"):
+        to_nir(graph([0.0, 0.5, 0.0]), lossy=True)
+    to_nir(graph(0.0))  # a membrane that starts at 0 is NIR's

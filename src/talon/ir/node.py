@@ -267,6 +267,12 @@ class Node:
         """The node's parameters (every dataclass field except the types and metadata)."""
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _TYPE_FIELDS}
 
+    def stored_params(self) -> dict[str, Any]:
+        """``params()`` without the optional fields left at None (``_optional_params``): a file or a
+        fingerprint of a graph that does not use a newer optional field stays what it was."""
+        skip = getattr(self, "_optional_params", ())
+        return {k: v for k, v in self.params().items() if not (v is None and k in skip)}
+
     def arrays(self) -> dict[str, np.ndarray]:
         """The parameters that are numpy arrays."""
         return {k: v for k, v in self.params().items() if isinstance(v, np.ndarray)}

@@ -86,7 +86,7 @@ def _encode_graph(graph: Graph, arrays: list, where: str) -> dict[str, Any]:
         if isinstance(node, Graph):
             entry["graph"] = _encode_graph(node, arrays, loc)
         else:
-            entry["params"] = {k: encode(v, arrays, f"{loc} {k}") for k, v in node.params().items()}
+            entry["params"] = {k: encode(v, arrays, f"{loc} {k}") for k, v in node.stored_params().items()}
             entry["input_type"] = _types_json(node.input_type)
             entry["output_type"] = _types_json(node.output_type)
             if node.metadata:

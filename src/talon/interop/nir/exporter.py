@@ -537,6 +537,8 @@ class _Exporter:
             changes.append(f"reset_timing={node.reset_timing.value!r} -> the reset is applied in the step of the spike")
         if node.spike_timing == "pre":
             changes.append("spike_timing='pre' -> spikes are emitted from the updated state (one step earlier)")
+        if _starts_off_zero(node):
+            changes.append(_V_INIT_CHANGE)
         if changes:
             self._lossy(name, path, where, changes)
             records["talon_lossy"] = "; ".join(changes)
@@ -573,7 +575,7 @@ class _Exporter:
         membrane = self._typed(self._membrane(membrane_kind, node, shape, records), shape, shape, meta, records)
         parts = [(name, membrane)]
         threshold_records: dict[str, Any] = {}
-        changes = []
+        changes = [_V_INIT_CHANGE] if _starts_off_zero(node) else []
         if node.comparison == ">=":
             changes.append(_GE_CHANGE)
             theta = _just_below(theta)
@@ -637,10 +639,19 @@ def _exact_fix(change: str) -> str:
         ("reset by subtraction", "reset_mode='value'"),
         ("reset_timing", "reset_timing='immediate'"),
         ("spike_timing", "spike_timing='post'"),
+        ("v_init", "v_init=None"),
     ):
         if change.startswith(prefix):
             return fix
     return change.split(" -> ")[0]
+
+
+_V_INIT_CHANGE = "v_init (the membrane at t = 0; NIR has no initial state) -> the membrane starts at 0"
+
+
+def _starts_off_zero(node: ir.Node) -> bool:
+    """Whether the neuron's membrane starts anywhere but 0 (``v_init``), which NIR cannot state."""
+    return node.v_init is not None and bool(np.any(np.asarray(node.v_init) != 0))
 
 
 def _just_below(theta: np.ndarray) -> np.ndarray:

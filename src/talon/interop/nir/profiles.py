@@ -15,7 +15,8 @@ and they disagree (``docs/nir.md``, "Other frameworks"). A profile restates that
 Profiles (measured against the frameworks' own runs; versions as tested):
 
 * ``"spikingjelly"`` (2.0.0): spikes on ``v >= θ`` (NIR says ``>``) and starts every membrane at
-  ``v_reset`` (talon's neurons start at 0, so a non-zero ``v_reset`` is refused); hard reset,
+  ``v_reset`` (read: ``v_init = v_reset``; written: only a graph whose ``v_init`` is its
+  ``v_reset``, with 0 for no ``v_init``); hard reset,
   immediate, from the charged membrane; ``dt`` 1e-4 when the file records none. Its importer also
   requires uniform parameters, IF ``r = 1/dt``, LIF ``r ∈ {1, τ/dt}``, ``v_leak = v_reset``.
 * ``"sinabs"`` (3.1.3) and ``"rockpool"`` (3.1.0): several spikes per step (``⌊v/θ⌋``), subtractive
@@ -103,14 +104,11 @@ def restate(graph: ir.Graph, profile: Profile, where: str) -> ir.Graph:
             "producer= for the NIR standard's semantics."
         )
     if profile.name == "spikingjelly":
-        for path, node in neurons:
-            if isinstance(node, SPIKING) and _nonzero(node.v_reset):
-                raise ir.ConversionError(
-                    f"{where}: node {path!r} ({type(node).__name__}): SpikingJelly starts the membrane at "
-                    f"v_reset={_show(node.v_reset)}; talon's neurons start at 0 (no initial-membrane field yet), "
-                    "so its spikes cannot be reproduced"
-                )
-        return _map_spiking(graph, lambda node: replace(node, comparison=">="))
+        # SpikingJelly spikes on '>=' and starts every membrane at v_reset
+        return _map_spiking(
+            graph,
+            lambda node: replace(node, comparison=">=", v_init=node.v_reset.copy() if _nonzero(node.v_reset) else None),
+        )
     return graph
 
 
@@ -149,8 +147,9 @@ def check_consumer(graph: ir.Graph, profile: Profile, dt: float) -> ir.Graph:
     if profile.name == "spikingjelly":
         for path, node in neurons:
             _check_spikingjelly(path, node)
-        # SpikingJelly runs '>=' whatever the file says: the file carries NIR's neuron, the spikes stay ours.
-        return _map_spiking(graph, lambda node: replace(node, comparison=">"))
+        # SpikingJelly runs '>=' whatever the file says and starts the membrane at v_reset (checked
+        # above to be the graph's v_init): the file carries NIR's neuron, the spikes stay ours.
+        return _map_spiking(graph, lambda node: replace(node, comparison=">", v_init=None))
     return graph
 
 
@@ -167,17 +166,19 @@ def _check_spikingjelly(path: str, node: ir.Node) -> None:
     if node.reset_mode != "value" or node.reset_timing != "immediate" or node.spike_timing != "post":
         refuse("reset_mode", "it resets to v_reset immediately, from the charged membrane (reset_mode='value', "
                "reset_timing='immediate', spike_timing='post')")  # fmt: skip
-    if _nonzero(node.v_reset):
-        refuse("v_reset", "it also starts the membrane at v_reset, talon at 0; use v_reset=0")
-    for field in ("tau", "tau_mem", "tau_syn", "r", "v_threshold", "v_leak", "w_in"):
+    start = np.broadcast_to(node.initial_membrane, np.shape(node.v_reset))
+    if np.any(start != np.asarray(node.v_reset, np.float64)):
+        refuse("v_init", f"it starts the membrane at v_reset={_show(node.v_reset)}, this node at "
+               f"{_show(start)}; set v_init=v_reset (or v_reset=v_init)")  # fmt: skip
+    for field in ("tau", "tau_mem", "tau_syn", "r", "v_threshold", "v_leak", "v_reset", "w_in"):
         value = getattr(node, field, None)
         if value is not None and np.unique(np.asarray(value)).size > 1:
             refuse(field, "its importer takes one value per layer")
     if isinstance(node, ir.IF) and np.any(np.asarray(node.r) != 1):
         refuse("r", "its IF has unit input gain (NIR r = 1/dt)")
     if isinstance(node, ir.LIF):
-        if _nonzero(node.v_leak):
-            refuse("v_leak", "its LIF leaks towards v_reset (= 0)")
+        if np.any(np.asarray(node.v_leak) != np.asarray(node.v_reset)):
+            refuse("v_leak", f"its LIF leaks towards v_reset={_show(node.v_reset)}; set v_leak = v_reset")
         r, tau = float(np.asarray(node.r).reshape(-1)[0]), float(np.asarray(node.tau).reshape(-1)[0])
         if r not in (1.0, tau):
             refuse("r", "its LIF has input gain 1 (decay_input=True) or τ (decay_input=False)")
