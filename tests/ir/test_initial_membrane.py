@@ -3,6 +3,8 @@ fixed-point backend. The engines' traces are checked against the reference in ``
 
 from __future__ import annotations
 
+import zlib
+
 import h5py
 import numpy as np
 import pytest
@@ -46,7 +48,8 @@ def test_t1c_round_trip_keeps_v_init_and_leaves_it_out_when_unset(tmp_path):
     assert ir.read(tmp_path / "plain.t1c").nodes["lif"].v_init is None
     for name, has_it in (("plain.t1c", False), ("v.t1c", True)):  # files without v_init are what they were
         with h5py.File(tmp_path / name) as f:
-            assert ('"v_init"' in f["manifest"].asstr()[()]) is has_it
+            manifest = zlib.decompress(f["manifest"][()].tobytes()).decode()
+        assert ('"v_init"' in manifest) is has_it
     # the fingerprint of a graph without v_init is unchanged by the new field; with one, it differs
     assert "v_init" not in plain.nodes["lif"].stored_params()
     assert fingerprint_graph(plain) != fingerprint_graph(lif_graph(v_init=0.0))
