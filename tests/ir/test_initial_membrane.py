@@ -51,7 +51,8 @@ def test_t1c_round_trip_keeps_v_init_and_leaves_it_out_when_unset(tmp_path):
             manifest = zlib.decompress(f["manifest"][()].tobytes()).decode()
         assert ('"v_init"' in manifest) is has_it
     # the fingerprint of a graph without v_init is unchanged by the new field; with one, it differs
-    assert "v_init" not in plain.nodes["lif"].stored_params()
+    assert "v_init" not in plain.nodes["lif"].stored_params() and "v_init" not in repr(plain.nodes["lif"])
+    assert "v_init=float64[3]" in repr(graph.nodes["lif"])
     assert fingerprint_graph(plain) != fingerprint_graph(lif_graph(v_init=0.0))
 
 

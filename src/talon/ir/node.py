@@ -306,7 +306,7 @@ class Node:
 
     def _compact_repr(self) -> str:
         parts = []
-        for key, value in self.params().items():
+        for key, value in self.stored_params().items():
             if isinstance(value, np.ndarray):
                 text = (
                     repr(value.item()) if value.size == 1 and value.ndim == 0 else f"{value.dtype}{list(value.shape)}"
