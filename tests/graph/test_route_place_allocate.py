@@ -166,3 +166,35 @@ def test_conv_graph_routes():
     spec = HardwareSpec(max_neurons_per_core=300, num_cores=64)
     mapped = _mapped(conv_snn(), spec)
     assert mapped.routing.summary()["keys"] > 0
+
+
+def test_compile_carries_the_mapping_and_profile_adds_noc_energy(tmp_path):
+    from talon.backend import get_backend
+    from talon.backend.descriptor import HardwareDescriptor
+
+    from .nets import spikes
+
+    graph = mlp_graph(sizes=(60, 90, 10))
+    spec = HardwareSpec(max_neurons_per_core=32, num_cores=16, hop_energy_pj=(3.0, 4.0))
+    backend = get_backend("cpu")
+    descriptor = backend.compile(graph, hw_spec=spec)
+    mapping = descriptor["mapping"]
+    assert mapping["num_cores_used"] >= 3
+    assert mapping["routing"]["tables"] and mapping["placement"]
+    ops = [op for c in descriptor.schedule for op in c["ops"]]
+    assert {op["core"] for op in ops} == set(range(mapping["num_cores_used"]))
+    descriptor.to_json(tmp_path / "d.json")
+    assert HardwareDescriptor.from_json(tmp_path / "d.json")["mapping"]["assignments"] == mapping["assignments"]
+
+    mapped = _mapped(graph, spec)
+    inputs = {"input": spikes((60,))}
+    profile = backend.profile(mapped, inputs)
+    plain = backend.profile(graph, inputs)
+    assert plain.noc is None
+    assert profile.noc["spike_hops"] > 0
+    assert profile.noc["noc_energy_uj"] > 0
+    assert profile.energy_estimate_uj == pytest.approx(
+        plain.energy_estimate_uj + profile.noc["noc_energy_uj"], rel=1e-9
+    )
+    assert set(profile.per_core_latency_us) <= set(range(mapped.partition_metadata["num_cores_used"]))
+    assert "NoC:" in profile.summary()

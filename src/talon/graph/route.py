@@ -175,8 +175,19 @@ def route(graph: ir.Graph, hw_spec: HardwareSpec | str, *, compress: bool = True
     spec = get_spec(hw_spec)
     vg, parts = mapped_vertices(graph)
     n_cores = int(parts.max()) + 1 if parts.size else 0
+    result = route_vertices(vg, parts, spec, placement_slots(graph, spec, n_cores), compress=compress)
+    graph.routing = result
+    graph.routing_tables = result.tables
+    graph.metadata["talon.routing"] = dict(result.summary().items())
+    return graph
+
+
+def route_vertices(
+    vg, parts: np.ndarray, spec: HardwareSpec, slots: np.ndarray, *, compress: bool = True
+) -> RoutingResult:
+    """Route the connections of a vertex graph whose vertices sit on cores ``parts`` at mesh ``slots``."""
+    n_cores = int(parts.max()) + 1 if parts.size else 0
     rows, cols = spec.mesh
-    slots = placement_slots(graph, spec, n_cores)
     if n_cores > rows * cols:
         from .errors import MappingError
 
@@ -241,10 +252,7 @@ def route(graph: ir.Graph, hw_spec: HardwareSpec | str, *, compress: bool = True
         tables, keys, key_source, key_dests, east_west, north_south, float(east_west.sum() + north_south.sum()),
         feedback, table_violations, (rows, cols), spec.hop_energy_pj,
     )  # fmt: skip
-    graph.routing = result
-    graph.routing_tables = tables
-    graph.metadata["talon.routing"] = {k: v for k, v in result.summary().items()}
-    return graph
+    return result
 
 
 def _tree(s: int, dests: np.ndarray, rows: int, cols: int, east_west, north_south, rate: float):
