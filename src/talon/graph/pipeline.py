@@ -44,7 +44,7 @@ def mapping_description(graph: ir.Graph, hw_spec: HardwareSpec | str | None = No
     spec = get_spec(hw_spec) if hw_spec is not None else HardwareSpec.from_dict(meta["spec"])
     if getattr(graph, "routing", None) is None:
         route(graph, spec)
-    vg, parts = mapped_vertices(graph)
+    _, parts = mapped_vertices(graph)
     n_cores = int(parts.max()) + 1 if parts.size else 0
     slots = placement_slots(graph, spec, n_cores)
     cols = spec.mesh[1]
