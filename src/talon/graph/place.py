@@ -130,7 +130,9 @@ def _anneal(mat, slots: np.ndarray, positions: int, cols: int, seed: int, iterat
     rr, cc = np.divmod(np.arange(positions), cols)
     current = hop_cost(mat, slots, cols)
     best, best_slots = current, slots.copy()
-    steps = iterations if iterations is not None else int(min(30_000, 400 * n + 2_000))
+    degree = max(mat.nnz / max(n, 1), 1.0)
+    # ~400 proposals per core, bounded by the work of a proposal (two rows of the traffic matrix)
+    steps = iterations if iterations is not None else int(min(30_000, 400 * n + 2_000, 2e7 / degree))
     temperature = max(current / max(mat.nnz, 1), 1e-12)
     cooling = (1e-4) ** (1.0 / max(steps, 1))
 

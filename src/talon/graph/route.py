@@ -197,19 +197,22 @@ def route_vertices(
     # one key per source vertex that reaches another core; its destinations: every core it feeds
     crossing = src_slot != dst_slot
     key_vertices = np.unique(vg.src[crossing])
-    order = np.argsort(vg.src, kind="stable")
-    bounds = np.searchsorted(vg.src[order], np.concatenate([key_vertices, key_vertices + 1]))
+    # (source, destination slot) pairs sorted once; the max rate of each source's connections
+    pair = np.unique(vg.src.astype(np.int64) << 32 | dst_slot)
+    pair_src, pair_dst = pair >> 32, pair & 0xFFFFFFFF
+    bounds = np.searchsorted(pair_src, np.concatenate([key_vertices, key_vertices + 1]))
     starts, stops = bounds[: key_vertices.size], bounds[key_vertices.size :]
+    rate_of = np.zeros(vg.n)
+    np.maximum.at(rate_of, vg.src, vg.traffic)
     east_west = np.zeros((rows, max(cols - 1, 0)))
     north_south = np.zeros((max(rows - 1, 0), cols))
     ent_slot, ent_key, ent_route = [], [], []  # entries
     arr_slot, arr_key = [], []  # every router a key reaches (for compression)
     key_source, key_dests, keys = {}, {}, {}
     for key, v, a, b in zip(range(key_vertices.size), key_vertices.tolist(), starts, stops, strict=True):
-        conns = order[a:b]
         s = int(slots[parts[v]])
-        dests = np.unique(dst_slot[conns])
-        rate = float(vg.traffic[conns].max()) if conns.size else 0.0
+        dests = pair_dst[a:b]
+        rate = float(rate_of[v])
         keys[key], key_source[key], key_dests[key] = vg.names[v], s, dests
         tree_slots, tree_routes, tree_entry = _tree(s, dests, rows, cols, east_west, north_south, rate)
         arr_slot.append(tree_slots)
