@@ -7,6 +7,7 @@ from .. import __version__
 from .activations import ELU, GELU, PReLU, ReLU, Sigmoid, Softmax, Tanh
 from .compare import graph_differences
 from .conv import Conv1d, Conv2d, SConv, SDConv, SepConv2d
+from .detection import NMS, DFLDecode, Dist2BBox, SDDetect
 from .errors import (
     ConversionError,
     GraphValidationError,
@@ -16,6 +17,7 @@ from .errors import (
     TalonError,
     UnsupportedModuleError,
 )
+from .ghost import GhostBasicBlock1, GhostBasicBlock2, SGhostConv, SGhostEncoderLite
 from .graph import Graph, Input, Output
 from .linear import Affine, Linear, Scale, SpikingAffine
 from .neurons import IF, LI, LIF, CubaLI, CubaLIF, Delay, Integrator, Threshold
@@ -41,6 +43,14 @@ from .types import (
 )
 
 __all__ = [
+    "SGhostEncoderLite",
+    "SGhostConv",
+    "GhostBasicBlock2",
+    "GhostBasicBlock1",
+    "SDDetect",
+    "Dist2BBox",
+    "DFLDecode",
+    "NMS",
     "ELU",
     "FORMAT_VERSION",
     "GELU",
