@@ -41,6 +41,7 @@ from .modules import (
     ThresholdModule,
 )
 from .spike import spike
+from . import detection  # noqa: E402,F401  (registers the ghost and detection modules)
 from .to_ir import T1CExporter, TALONExporter, to_ir, torch_to_ir
 
 __all__ = [
