@@ -267,26 +267,24 @@ def nms_rows(rows: torch.Tensor, score_threshold: float, iou_threshold: float, m
     thr = torch.tensor(score_threshold, dtype=rows.dtype)
     cand = torch.nonzero(score > thr).flatten()
     order = cand[torch.sort(-score[cand], stable=True).indices]
-    half_w, half_h = rows[:, 2] / 2, rows[:, 3] / 2
-    x1, x2, y1, y2 = rows[:, 0] - half_w, rows[:, 0] + half_w, rows[:, 1] - half_h, rows[:, 1] + half_h
+    r, c = rows[order], cls[order]
+    half_w, half_h = r[:, 2] / 2, r[:, 3] / 2
+    x1, x2, y1, y2 = r[:, 0] - half_w, r[:, 0] + half_w, r[:, 1] - half_h, r[:, 1] + half_h
     area = (x2 - x1) * (y2 - y1)
+    iw = torch.clamp(torch.minimum(x2[:, None], x2[None]) - torch.maximum(x1[:, None], x1[None]), min=0)
+    ih = torch.clamp(torch.minimum(y2[:, None], y2[None]) - torch.maximum(y1[:, None], y1[None]), min=0)
+    inter = iw * ih
+    union = (area[:, None] + area[None]) - inter
+    valid = (inter > 0) & (area[:, None] > 0) & (area[None] > 0) & (union > 0)
     iou_thr = torch.tensor(iou_threshold, dtype=rows.dtype)
-    kept: list[int] = []
-    for i in order.tolist():
-        if len(kept) == k:
+    suppress = (valid & (inter / union > iou_thr) & (c[:, None] == c[None])).tolist()  # candidates x candidates
+    kept_pos: list[int] = []
+    for i in range(len(suppress)):
+        if len(kept_pos) == k:
             break
-        if kept:
-            j = torch.tensor(kept)
-            j = j[cls[j] == cls[i]]
-            if j.numel():
-                iw = torch.clamp(torch.minimum(x2[j], x2[i]) - torch.maximum(x1[j], x1[i]), min=0)
-                ih = torch.clamp(torch.minimum(y2[j], y2[i]) - torch.maximum(y1[j], y1[i]), min=0)
-                inter = iw * ih
-                union = area[j] + area[i] - inter
-                valid = (inter > 0) & (area[j] > 0) & (area[i] > 0) & (union > 0)
-                if bool(torch.any(valid & (inter / union > iou_thr))):
-                    continue
-        kept.append(i)
+        if not any(suppress[j][i] for j in kept_pos):
+            kept_pos.append(i)
+    kept = order[kept_pos].tolist()
     if kept:
         idx = torch.tensor(kept)
         out[: len(kept), :4] = rows[idx, :4]
