@@ -13,6 +13,7 @@ except ImportError as exc:  # pragma: no cover - exercised without torch only
         "talon.bridge needs PyTorch: pip install 'talon-toolchain[torch]' (or [snntorch], [norse])"
     ) from exc
 
+from . import detection  # noqa: F401  (registers the ghost and detection modules)
 from .executor import CyclicGraphExecutor, ExecutorState, GraphExecutor
 from .from_ir import from_ir, ir_to_torch, load, node_to_module, nodes_to_modules
 from .graph_utils import (
@@ -41,7 +42,6 @@ from .modules import (
     ThresholdModule,
 )
 from .spike import spike
-from . import detection  # noqa: E402,F401  (registers the ghost and detection modules)
 from .to_ir import T1CExporter, TALONExporter, to_ir, torch_to_ir
 
 __all__ = [

@@ -16,9 +16,9 @@ from torch import nn
 from talon import ir
 from talon.ir.ghost import GHOST_BRANCHES
 
+from .convert import ConvertContext, array, register_converter
 from .from_ir import _BUILDERS as _IMPORTERS
 from .to_ir import _TENSOR_FIELDS
-from .convert import ConvertContext, array, register_converter
 
 
 def _same_conv(c_in: int, c_out: int, k: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:

@@ -91,7 +91,9 @@ class SDDetect(Node):
             raise ShapeError(f"{self._where()}: expects a [{self.cv2_w0.shape[1]}, H, W] input, got {list(shape)}")
         for w in (self.cv2_w0, self.cv2_w1, self.cv2_w2, self.cv3_w0, self.cv3_w1, self.cv3_w2):
             if min(shape[1:]) + 2 * (w.shape[2] // 2) < w.shape[2]:
-                raise ShapeError(f"{self._where()}: input {list(shape)} is smaller than a {w.shape[2]}x{w.shape[2]} kernel")
+                raise ShapeError(
+                    f"{self._where()}: input {list(shape)} is smaller than a {w.shape[2]}x{w.shape[2]} kernel"
+                )
         return (4 * self.reg_max + self.num_classes, *shape[1:])
 
 

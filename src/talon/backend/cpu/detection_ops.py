@@ -107,7 +107,7 @@ class DFL(FloatKernel):
         self.reg_max = node.reg_max
 
     def compute(self, x):
-        n, c, h, w = x.shape
+        n, _, h, w = x.shape
         r = self.reg_max
         logits = x[:, : 4 * r].astype(F64).reshape(n, 4, r, h, w)
         e = np.exp(logits - logits.max(axis=2, keepdims=True))
@@ -125,8 +125,8 @@ class Dist2BBoxKernel(FloatKernel):
         self.stride = self.dtype.type(node.stride)
 
     def compute(self, x):
-        l, t, r, b = x[:, 0], x[:, 1], x[:, 2], x[:, 3]
-        x1, y1, x2, y2 = self.ax - l, self.ay - t, self.ax + r, self.ay + b
+        left, top, right, bottom = x[:, 0], x[:, 1], x[:, 2], x[:, 3]
+        x1, y1, x2, y2 = self.ax - left, self.ay - top, self.ax + right, self.ay + bottom
         two = self.dtype.type(2)
         box = np.stack([(x1 + x2) / two, (y1 + y2) / two, x2 - x1, y2 - y1], axis=1) * self.stride
         y = np.concatenate([box.astype(self.dtype), x[:, 4:]], axis=1)
