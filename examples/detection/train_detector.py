@@ -71,7 +71,9 @@ def main() -> None:
             if iteration % 100 == 0:
                 print(f"iteration {iteration:5d}  {elapsed / 60:4.1f} min  loss {np.mean(epoch_losses[-100:]):.3f}")
     train_minutes = (time.perf_counter() - start) / 60
-    print(f"trained {iteration} iterations ({iteration * args.batch / len(train):.1f} epochs) in {train_minutes:.1f} min")
+    print(
+        f"trained {iteration} iterations ({iteration * args.batch / len(train):.1f} epochs) in {train_minutes:.1f} min"
+    )
 
     model.eval()
     images = batch_images(test)

@@ -63,8 +63,10 @@ def test_ghost_shapes_and_channel_formulas():
                              cv2_primary_weight=w(8, 16, 1, 1), cv2_cheap_weight=w(8, 1, 3, 3),
                              input_type=[32, 8, 8])  # fmt: skip
     assert b2.output_shape == (32, 8, 8)
-    head = ir.SDDetect(num_classes=3, reg_max=4, cv2_w0=w(8, 32, 3, 3), cv2_w1=w(8, 8, 3, 3), cv2_w2=w(16, 8, 1, 1),
-                       cv3_w0=w(8, 32, 3, 3), cv3_w1=w(8, 8, 3, 3), cv3_w2=w(3, 8, 1, 1), input_type=[32, 8, 8])  # fmt: skip
+    head = ir.SDDetect(
+        num_classes=3, reg_max=4, cv2_w0=w(8, 32, 3, 3), cv2_w1=w(8, 8, 3, 3), cv2_w2=w(16, 8, 1, 1),
+        cv3_w0=w(8, 32, 3, 3), cv3_w1=w(8, 8, 3, 3), cv3_w2=w(3, 8, 1, 1), input_type=[32, 8, 8],
+    )  # fmt: skip
     assert head.output_shape == (19, 8, 8)
     assert ir.DFLDecode(reg_max=4, input_type=[19, 8, 8]).output_shape == (7, 8, 8)
     assert ir.Dist2BBox(stride=8, input_type=[7, 8, 8]).output_shape == (64, 7)
@@ -77,16 +79,39 @@ def test_ghost_shapes_and_channel_formulas():
     [
         (lambda w: ir.SGhostConv(primary_weight=w(4, 3, 2, 2), cheap_weight=w(4, 1, 3, 3)), "square odd kernel"),
         (lambda w: ir.SGhostConv(primary_weight=w(4, 3, 1, 1), cheap_weight=w(3, 1, 3, 3)), "depthwise weight"),
-        (lambda w: ir.GhostBasicBlock1(cv0_primary_weight=w(8, 4, 3, 3), cv0_cheap_weight=w(8, 1, 3, 3),
-                                       cv2_primary_weight=w(4, 8, 1, 1), cv2_cheap_weight=w(4, 1, 3, 3),
-                                       cvres_primary_weight=w(2, 4, 1, 1), cvres_cheap_weight=w(2, 1, 3, 3)),
-         "they are summed"),  # fmt: skip
-        (lambda w: ir.GhostBasicBlock2(cv0_primary_weight=w(8, 4, 3, 3), cv0_cheap_weight=w(8, 1, 3, 3),
-                                       cv2_primary_weight=w(4, 6, 1, 1), cv2_cheap_weight=w(4, 1, 3, 3)),
-         "ghost half"),  # fmt: skip
-        (lambda w: ir.SDDetect(num_classes=2, reg_max=4, cv2_w0=w(4, 8, 3, 3), cv2_w1=w(4, 4, 3, 3),
-                               cv2_w2=w(15, 4, 1, 1), cv3_w0=w(4, 8, 3, 3), cv3_w1=w(4, 4, 3, 3),
-                               cv3_w2=w(2, 4, 1, 1)), "4 \\* reg_max"),  # fmt: skip
+        (
+            lambda w: ir.GhostBasicBlock1(
+                cv0_primary_weight=w(8, 4, 3, 3),
+                cv0_cheap_weight=w(8, 1, 3, 3),
+                cv2_primary_weight=w(4, 8, 1, 1),
+                cv2_cheap_weight=w(4, 1, 3, 3),
+                cvres_primary_weight=w(2, 4, 1, 1),
+                cvres_cheap_weight=w(2, 1, 3, 3),
+            ),
+            "they are summed",
+        ),
+        (
+            lambda w: ir.GhostBasicBlock2(
+                cv0_primary_weight=w(8, 4, 3, 3),
+                cv0_cheap_weight=w(8, 1, 3, 3),
+                cv2_primary_weight=w(4, 6, 1, 1),
+                cv2_cheap_weight=w(4, 1, 3, 3),
+            ),
+            "ghost half",
+        ),
+        (
+            lambda w: ir.SDDetect(
+                num_classes=2,
+                reg_max=4,
+                cv2_w0=w(4, 8, 3, 3),
+                cv2_w1=w(4, 4, 3, 3),
+                cv2_w2=w(15, 4, 1, 1),
+                cv3_w0=w(4, 8, 3, 3),
+                cv3_w1=w(4, 4, 3, 3),
+                cv3_w2=w(2, 4, 1, 1),
+            ),
+            "4 \\* reg_max",
+        ),
         (lambda w: ir.NMS(iou_threshold=float("nan")), "NaN"),
         (lambda w: ir.NMS(max_detections=-1), "max_detections"),
         (lambda w: ir.Dist2BBox(stride=0), "positive"),

@@ -28,8 +28,15 @@ from torch import nn
 
 from talon import ir
 from talon.bridge import IFModule
-from talon.bridge.detection import NMS, DFLDecode, Dist2BBox, GhostBasicBlock1, GhostBasicBlock2, SDDetect
-from talon.bridge.detection import SGhostEncoderLite
+from talon.bridge.detection import (
+    NMS,
+    DFLDecode,
+    Dist2BBox,
+    GhostBasicBlock1,
+    GhostBasicBlock2,
+    SDDetect,
+    SGhostEncoderLite,
+)
 from talon.bridge.modules import IntegratorModule
 
 from .shapes import CLASSES, Scene
