@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import numpy as np
@@ -29,6 +30,7 @@ from talon.examples.spiking_detector import SpikingGhostDetector, batch_images, 
 
 
 def main() -> None:
+    sys.stdout.reconfigure(line_buffering=True)  # progress lines appear as they happen, also in a pipe
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=9.0, help="training budget (wall clock)")
     parser.add_argument("--train-scenes", type=int, default=4000)
@@ -36,7 +38,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--size", type=int, default=48, help="image size in pixels")
     parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 wastes least on a busy machine)")
     parser.add_argument("--out", default="detector.t1c")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -49,7 +51,7 @@ def main() -> None:
     print(f"model: {n_params} parameters, {model.steps} timesteps, {len(train)} training scenes")
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     budget = args.minutes * 60
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     rng = np.random.default_rng(0)
     iteration, epoch_losses = 0, []
     while time.perf_counter() - start < budget:
@@ -71,6 +73,7 @@ def main() -> None:
             if iteration % 100 == 0:
                 print(f"iteration {iteration:5d}  {elapsed / 60:4.1f} min  loss {np.mean(epoch_losses[-100:]):.3f}")
     train_minutes = (time.perf_counter() - start) / 60
+    cpu_minutes = (time.process_time() - cpu_start) / 60
     print(
         f"trained {iteration} iterations ({iteration * args.batch / len(train):.1f} epochs) in {train_minutes:.1f} min"
     )
