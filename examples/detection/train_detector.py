@@ -74,9 +74,8 @@ def main() -> None:
                 print(f"iteration {iteration:5d}  {elapsed / 60:4.1f} min  loss {np.mean(epoch_losses[-100:]):.3f}")
     train_minutes = (time.perf_counter() - start) / 60
     cpu_minutes = (time.process_time() - cpu_start) / 60
-    print(
-        f"trained {iteration} iterations ({iteration * args.batch / len(train):.1f} epochs) in {train_minutes:.1f} min"
-    )
+    epochs = iteration * args.batch / len(train)
+    print(f"trained {iteration} iterations ({epochs:.1f} epochs) in {train_minutes:.1f} min, CPU {cpu_minutes:.1f} min")
 
     model.eval()
     images = batch_images(test)
