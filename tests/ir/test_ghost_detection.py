@@ -202,3 +202,31 @@ def test_primitives_are_registered_and_files_round_trip(tmp_path):
                     assert other.dtype == value.dtype and np.array_equal(other, value)
                 else:
                     assert other == value
+
+
+def test_fixed_point_refuses_the_ghost_primitives_by_name():
+    from talon.backend.errors import UnsupportedNodeError
+
+    graph = ir.Graph(
+        {"input": ir.Input(np.array([1, 1, 3])), "ghost": ghost_1x1(), "output": ir.Output(np.array([2, 1, 3]))},
+        [("input", "ghost"), ("ghost", "output")],
+    )
+    with pytest.raises(UnsupportedNodeError, match="node 'ghost': no integer kernel for SGhostConv"):
+        get_backend("cpu").simulate(graph, {"input": np.ones((2, 1, 1, 1, 3), np.float32)}, precision="int8")
+
+
+def test_synthetic_scenes_have_exact_boxes():
+    from talon.examples.shapes import make_scene, make_scenes, scene_events
+
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        scene = make_scene(rng, size=48, min_radius=4, max_radius=9.6, noise=0.0)
+        background = scene.image[:, 0, 0]  # noise-free: the background is one colour per channel
+        assert len(scene.boxes) == len(scene.labels) >= 1
+        for x1, y1, x2, y2 in scene.boxes.astype(int):
+            inside = np.any(scene.image[:, y1:y2, x1:x2] != background[:, None, None], axis=0)
+            assert inside[0].any() and inside[-1].any() and inside[:, 0].any() and inside[:, -1].any()
+    a, b = make_scenes(3, seed=1), make_scenes(3, seed=1)
+    assert all(np.array_equal(p.image, q.image) and np.array_equal(p.boxes, q.boxes) for p, q in zip(a, b))
+    events = scene_events(a[0], steps=4)
+    assert events.shape == (4, 2, 64, 64) and set(np.unique(events)) <= {0.0, 1.0} and events.any()
