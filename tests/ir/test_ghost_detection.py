@@ -227,6 +227,6 @@ def test_synthetic_scenes_have_exact_boxes():
             inside = np.any(scene.image[:, y1:y2, x1:x2] != background[:, None, None], axis=0)
             assert inside[0].any() and inside[-1].any() and inside[:, 0].any() and inside[:, -1].any()
     a, b = make_scenes(3, seed=1), make_scenes(3, seed=1)
-    assert all(np.array_equal(p.image, q.image) and np.array_equal(p.boxes, q.boxes) for p, q in zip(a, b))
+    assert all(np.array_equal(p.image, q.image) and np.array_equal(p.boxes, q.boxes) for p, q in zip(a, b, strict=True))
     events = scene_events(a[0], steps=4)
     assert events.shape == (4, 2, 64, 64) and set(np.unique(events)) <= {0.0, 1.0} and events.any()
