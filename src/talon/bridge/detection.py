@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from talon import ir
@@ -19,6 +20,21 @@ from talon.ir.ghost import GHOST_BRANCHES
 from .convert import ConvertContext, array, register_converter
 from .from_ir import _BUILDERS as _IMPORTERS
 from .to_ir import _TENSOR_FIELDS
+
+
+def _apply(conv: nn.Conv2d, x: torch.Tensor, exact: bool) -> torch.Tensor:
+    """``conv(x)``; with ``exact`` accumulated in float64 and rounded once to ``x``'s dtype.
+
+    Every float32 product is exact in float64; float64 sums taken in another order (the CPU
+    backend's ``exact_accumulation``) differ by a few float64 ulps, so both round to the same
+    float32 unless a value lies within those ulps of a float32 rounding boundary (about
+    ``K * 2**-29`` for ``K`` terms). Imported modules run exact, so the executor and the CPU backend
+    agree on real trained weights too; modules built for training run in float32.
+    """
+    if not exact:
+        return conv(x)
+    w, b = conv.weight.double(), conv.bias.double() if conv.bias is not None else None
+    return F.conv2d(x.double(), w, b, conv.stride, conv.padding, conv.dilation, conv.groups).to(x.dtype)
 
 
 def _same_conv(c_in: int, c_out: int, k: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
@@ -40,10 +56,11 @@ class GhostConv(nn.Module):
         pad = kernel_size // 2 if padding is None else padding
         self.primary = nn.Conv2d(c_in, primary_channels, kernel_size, stride, pad)
         self.cheap = _same_conv(primary_channels, primary_channels, cheap_kernel_size, groups=primary_channels)
+        self.exact = False  # float64 accumulation (set on import: see _apply)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        p = self.primary(x)
-        return torch.cat([p, self.cheap(p)], dim=1)
+        p = _apply(self.primary, x, self.exact)
+        return torch.cat([p, _apply(self.cheap, p, self.exact)], dim=1)
 
     def parts(self, prefix: str) -> dict[str, np.ndarray]:
         return {
@@ -62,6 +79,7 @@ class GhostConv(nn.Module):
             mod.primary.padding = tuple(padding)
         _load(mod.primary, pw, getattr(node, f"{prefix}primary_bias"))
         _load(mod.cheap, cw, getattr(node, f"{prefix}cheap_bias"))
+        mod.exact = True
         return mod
 
     def to_node(self) -> ir.SGhostConv:
@@ -83,7 +101,7 @@ class SGhostEncoderLite(nn.Module):
         self.ghost = GhostConv(conv_channels, primary_channels, primary_kernel_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.ghost(self.conv1(x))
+        return self.ghost(_apply(self.conv1, x, self.ghost.exact))
 
     def to_node(self) -> ir.SGhostEncoderLite:
         return ir.SGhostEncoderLite(conv1_weight=array(self.conv1.weight), conv1_bias=array(self.conv1.bias),
@@ -169,9 +187,16 @@ class SDDetect(nn.Module):
                                  _same_conv(hidden, 4 * reg_max, 1))  # fmt: skip
         self.cv3 = nn.Sequential(_same_conv(c_in, hidden, 3), _same_conv(hidden, hidden, 3),
                                  _same_conv(hidden, num_classes, 1))  # fmt: skip
+        self.exact = False  # float64 accumulation (set on import: see _apply)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.cv2(x), self.cv3(x)], dim=1)
+        outs = []
+        for branch in (self.cv2, self.cv3):
+            y = x
+            for conv in branch:
+                y = _apply(conv, y, self.exact)
+            outs.append(y)
+        return torch.cat(outs, dim=1)
 
     def to_node(self) -> ir.SDDetect:
         params = {}
@@ -193,6 +218,7 @@ class SDDetect(nn.Module):
                 _load(conv, w, getattr(node, f"{branch}_b{i}"))
                 convs.append(conv)
             setattr(mod, branch, nn.Sequential(*convs))
+        mod.exact = True
         return mod
 
 
