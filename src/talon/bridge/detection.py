@@ -297,19 +297,21 @@ def nms_rows(rows: torch.Tensor, score_threshold: float, iou_threshold: float, m
     half_w, half_h = r[:, 2] / 2, r[:, 3] / 2
     x1, x2, y1, y2 = r[:, 0] - half_w, r[:, 0] + half_w, r[:, 1] - half_h, r[:, 1] + half_h
     area = (x2 - x1) * (y2 - y1)
-    iw = torch.clamp(torch.minimum(x2[:, None], x2[None]) - torch.maximum(x1[:, None], x1[None]), min=0)
-    ih = torch.clamp(torch.minimum(y2[:, None], y2[None]) - torch.maximum(y1[:, None], y1[None]), min=0)
-    inter = iw * ih
-    union = (area[:, None] + area[None]) - inter
-    valid = (inter > 0) & (area[:, None] > 0) & (area[None] > 0) & (union > 0)
     iou_thr = torch.tensor(iou_threshold, dtype=rows.dtype)
-    suppress = (valid & (inter / union > iou_thr) & (c[:, None] == c[None])).tolist()  # candidates x candidates
+    removed = torch.zeros(len(order), dtype=torch.bool)
     kept_pos: list[int] = []
-    for i in range(len(suppress)):
+    for i in range(len(order)):  # greedy: each kept box removes the later ones it suppresses
+        if removed[i]:
+            continue
+        kept_pos.append(i)
         if len(kept_pos) == k:
             break
-        if not any(suppress[j][i] for j in kept_pos):
-            kept_pos.append(i)
+        iw = torch.clamp(torch.minimum(x2[i + 1 :], x2[i]) - torch.maximum(x1[i + 1 :], x1[i]), min=0)
+        ih = torch.clamp(torch.minimum(y2[i + 1 :], y2[i]) - torch.maximum(y1[i + 1 :], y1[i]), min=0)
+        inter = iw * ih
+        union = area[i + 1 :] + area[i] - inter
+        valid = (inter > 0) & (area[i + 1 :] > 0) & (area[i] > 0) & (union > 0) & (c[i + 1 :] == c[i])
+        removed[i + 1 :] |= valid & (inter / union > iou_thr)
     kept = order[kept_pos].tolist()
     if kept:
         idx = torch.tensor(kept)

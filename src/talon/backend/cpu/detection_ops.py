@@ -145,28 +145,29 @@ def nms_rows(rows: np.ndarray, score_threshold: float, iou_threshold: float, max
     cls = scores.argmax(axis=1)
     cand = np.flatnonzero(score > dt(score_threshold))
     order = cand[np.argsort(-score[cand], kind="stable")]
-    half_w, half_h = rows[:, 2] / dt(2), rows[:, 3] / dt(2)
-    x1, x2 = rows[:, 0] - half_w, rows[:, 0] + half_w
-    y1, y2 = rows[:, 1] - half_h, rows[:, 1] + half_h
+    r, c = rows[order], cls[order]
+    half_w, half_h = r[:, 2] / dt(2), r[:, 3] / dt(2)
+    x1, x2 = r[:, 0] - half_w, r[:, 0] + half_w
+    y1, y2 = r[:, 1] - half_h, r[:, 1] + half_h
     area = (x2 - x1) * (y2 - y1)
     thr, zero = dt(iou_threshold), dt(0)
-    kept: list[int] = []
-    for i in order:
-        if len(kept) == k:
+    removed = np.zeros(len(order), bool)
+    kept_pos: list[int] = []
+    for i in range(len(order)):  # greedy: each kept box removes the later ones it suppresses
+        if removed[i]:
+            continue
+        kept_pos.append(i)
+        if len(kept_pos) == k:
             break
-        if kept:
-            j = np.asarray(kept)
-            j = j[cls[j] == cls[i]]
-            if j.size:
-                iw = np.maximum(np.minimum(x2[j], x2[i]) - np.maximum(x1[j], x1[i]), zero)
-                ih = np.maximum(np.minimum(y2[j], y2[i]) - np.maximum(y1[j], y1[i]), zero)
-                inter = iw * ih
-                union = area[j] + area[i] - inter
-                valid = (inter > zero) & (area[j] > zero) & (area[i] > zero) & (union > zero)
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    if np.any(valid & (inter / union > thr)):
-                        continue
-        kept.append(int(i))
+        j = slice(i + 1, None)
+        iw = np.maximum(np.minimum(x2[j], x2[i]) - np.maximum(x1[j], x1[i]), zero)
+        ih = np.maximum(np.minimum(y2[j], y2[i]) - np.maximum(y1[j], y1[i]), zero)
+        inter = iw * ih
+        union = area[j] + area[i] - inter
+        valid = (inter > zero) & (area[j] > zero) & (area[i] > zero) & (union > zero) & (c[j] == c[i])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            removed[j] |= valid & (inter / union > thr)
+    kept = order[kept_pos].tolist()
     if kept:
         idx = np.asarray(kept)
         out[: len(kept), :4] = rows[idx, :4]
