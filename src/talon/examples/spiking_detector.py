@@ -38,6 +38,7 @@ from talon.bridge.detection import (
     SGhostEncoderLite,
 )
 from talon.bridge.modules import IntegratorModule
+from talon.ir.errors import install_hint
 
 from .shapes import CLASSES, Scene
 
@@ -186,9 +187,7 @@ def coco_map50(detections: list[np.ndarray], scenes: list[Scene]) -> float:
         from pycocotools.coco import COCO
         from pycocotools.cocoeval import COCOeval
     except ImportError:
-        raise ir.MissingDependencyError(
-            "coco_map50 needs pycocotools: pip install 'talon-toolchain[detection]'"
-        ) from None
+        raise ir.MissingDependencyError(f"coco_map50 needs pycocotools; {install_hint('detection')}") from None
     images, annotations, results = [], [], []
     for i, (rows, scene) in enumerate(zip(detections, scenes, strict=True)):
         size = scene.image.shape[-1]
