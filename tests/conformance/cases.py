@@ -312,4 +312,8 @@ CASES += [
     Case("graph[conv-per-channel]", _conv_per_channel, (1, 5, 5), exact=False),
 ]
 
+from .cases_detection import DETECTION_CASES  # noqa: E402  (imports Case and chain from here)
+
+CASES += DETECTION_CASES
+
 CASE_IDS = [c.name for c in CASES]

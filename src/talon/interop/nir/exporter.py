@@ -47,6 +47,19 @@ from .metadata import to_nir_metadata
 
 PathLike = str | os.PathLike
 
+# every ghost primitive concatenates its primary and cheap halves; the decode is not a network
+_GHOST_REASON = "NIR has no concatenation (a ghost convolution concatenates its primary and cheap halves)"
+_DETECTION_REASONS = {
+    ir.SGhostConv: _GHOST_REASON,
+    ir.SGhostEncoderLite: _GHOST_REASON,
+    ir.GhostBasicBlock1: _GHOST_REASON,
+    ir.GhostBasicBlock2: _GHOST_REASON,
+    ir.SDDetect: "NIR has no concatenation (the head concatenates its box and class branches)",
+    ir.DFLDecode: "NIR has no softmax or sigmoid (DFL decode)",
+    ir.Dist2BBox: "NIR has no anchor decode or reshape to box rows",
+    ir.NMS: "NIR has no non-maximum suppression (post-processing, run it after the NIR graph)",
+}
+
 
 class NIRCompatibilityWarning(UserWarning):
     """The NIR file is correct, but nir's own reader (``nir.read`` with type checks, nir <= 1.0.8) rejects it."""
@@ -321,6 +334,7 @@ class _Exporter:
             ir.ChannelSplit: "NIR has no multi-output nodes",
             ir.LayerNorm: "NIR has no normalization",
             ir.Upsample: "NIR has no upsampling",
+            **_DETECTION_REASONS,
         }.get(
             type(node),
             "NIR has no such primitive (only linear maps, convolutions, pooling, flatten, delay and neurons)",
