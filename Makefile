@@ -28,8 +28,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# results go to bench/results/latest.md (untracked); BENCH_ARGS=--update-docs also rewrites docs/benchmarks.md
 bench: $(STAMP)
-	$(PY) -m bench
+	$(PY) -m bench $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
