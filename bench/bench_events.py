@@ -50,7 +50,8 @@ def network() -> list[Row]:
         return ir.LIF(tau=np.full(n, 10.0), r=np.full(n, 10.0), v_threshold=np.ones(n), reset_mode="subtract")
 
     def dense(n_in):
-        return ir.Affine(rng.normal(0, 0.35 / np.sqrt(n_in), (n, n_in)), np.zeros(n))
+        # strong enough for the hidden layers to fire (their measured rate is in the row)
+        return ir.Affine(rng.normal(0, 1.6 / np.sqrt(n_in), (n, n_in)), np.zeros(n))
 
     graph = ir.Graph(
         {
