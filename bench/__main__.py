@@ -69,7 +69,7 @@ def _modules(topics: list[str]) -> list[str]:
     names = sorted(m.name for m in pkgutil.iter_modules([str(HERE)]) if m.name.startswith("bench_"))
     unknown = [t for t in topics if f"bench_{t}" not in names]
     if unknown:
-        raise SystemExit(f"error: no benchmark module for {unknown}; available: {[n[6:] for n in names]}")
+        raise ValueError(f"no benchmark module for {unknown}; available: {[n[6:] for n in names]}")
     return [n for n in names if not topics or n[len("bench_") :] in topics]
 
 
@@ -80,7 +80,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     rows: list[Row] = []
     extra: list[str] = []
-    for name in _modules(args.topics):
+    try:
+        modules = _modules(args.topics)
+    except ValueError as exc:
+        parser.error(str(exc))
+    for name in modules:
         module = importlib.import_module(f"bench.{name}")
         result = module.main()
         rows += [r for r in (result or []) if isinstance(r, Row)]
