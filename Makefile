@@ -14,13 +14,16 @@ $(PY):
 
 # torch first, from the pinned CPU wheel, so no other requirement pulls a CUDA build;
 # norse last with --no-deps (it declares torchvision, needed only for its example tasks);
-# neurobench (test reference) --no-deps too: it declares torchaudio/tonic/librosa for its data sets only.
+# neurobench (test reference) --no-deps too: it declares torchaudio/tonic/librosa for its data sets only;
+# SpikingJelly, Sinabs and Rockpool (NIR profile tests) --no-deps too: they declare torchvision/torchaudio,
+# samna, nir<=1.0.4.
 # tonic likewise (it declares librosa and numba, needed only for its audio datasets).
 $(STAMP): pyproject.toml $(CONSTRAINTS) | $(PY)
 	$(PIP) install -q -c $(CONSTRAINTS) torch
 	$(PIP) install -q -c $(CONSTRAINTS) -e '.[all]'
 	$(PIP) install -q -c $(CONSTRAINTS) --no-deps norse
 	$(PIP) install -q -c $(CONSTRAINTS) --no-deps neurobench
+	$(PIP) install -q -c $(CONSTRAINTS) --no-deps spikingjelly sinabs rockpool
 	$(PIP) install -q -c $(CONSTRAINTS) --no-deps tonic
 	touch $(STAMP)
 
@@ -48,8 +51,9 @@ test: $(STAMP) $(VIZ_BUNDLE)
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
+# results go to bench/results/latest.md (untracked); BENCH_ARGS=--update-docs also rewrites docs/benchmarks.md
 bench: $(STAMP) $(VIZ_BUNDLE)
-	$(PY) -m bench
+	$(PY) -m bench $(BENCH_ARGS)
 
 # Byte-flip fuzz of ir.read (tests/fuzz_t1c.py): 2,000 files, each read in a child process with a
 # timeout; then the same with the checksum recomputed after each flip (the adversary's view).

@@ -1,145 +1,95 @@
-"""Event I/O against the tools users already have, on the same recording in one process.
+"""Event-driven vs dense synaptic products of the fixed-point CPU backend (one thread).
 
-* EVT 2.0 / 3.0 decoding: ``talon.io.decode_evt2/3`` (numpy) vs expelliarmus (C), files written
-  by talon's encoders, file read included on both sides;
-* frames: ``talon.io.events_to_frames`` vs tonic ``ToFrame`` (time window, event count, bin
-  count), voxel grids vs tonic ``ToVoxelGrid``;
-* HDF5: a 10 ms ``read_time_window`` vs reading the whole file.
-
-The recording is synthetic but shaped like a camera's: 2 M events over one second on a 346x260
-sensor, in bursts of 1–8 neighbouring pixels of one row at one timestamp (moving edges), which is
-what EVT 3.0 vectors exist for.
+One large weight layer (2048 -> 2048, int8 weights) fed by binary spikes of ``T*B = 3200`` samples
+at several activities: ``events.event_product`` (one weight row added per spike) against the dense
+product the backend uses otherwise (``events.dense_product``, float32 BLAS, exact for this layer's
+bound). Both return the same integers (checked against numpy's int64 product). The row where the
+event path stops winning is the crossover stated in docs/backend.md; ``events.EVENT_DENSITY`` is set
+below it. A whole ``simulate(precision="int8")`` of a 1024-1024-1024 network at low activity is also
+timed with the event path on and forced off.
 """
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import numpy as np
 
-from bench.common import Row, median_time, print_rows
+from bench.bench_backend import _one_thread
+from bench.common import Row, median_times, print_rows
 
-SENSOR = (346, 260)
-N_EVENTS = 2_000_000
-
-
-def recording(n: int = N_EVENTS, seed: int = 0) -> np.ndarray:
-    from talon.io import EVENT_DTYPE
-
-    rng = np.random.default_rng(seed)
-    n_bursts = n // 4
-    lengths = rng.integers(1, 8, n_bursts)
-    lengths = lengths[: np.searchsorted(np.cumsum(lengths), n)]
-    total = int(lengths.sum())
-    burst = np.repeat(np.arange(lengths.size), lengths)
-    first = np.cumsum(lengths) - lengths
-    ev = np.empty(total, dtype=EVENT_DTYPE)
-    ev["t"] = np.sort(rng.integers(0, 1_000_000, lengths.size))[burst]
-    ev["y"] = rng.integers(0, SENSOR[1], lengths.size)[burst]
-    start = rng.integers(0, SENSOR[0] - 8, lengths.size)
-    ev["x"] = start[burst] + (np.arange(total) - first[burst])
-    ev["p"] = (rng.random(lengths.size) < 0.5)[burst]
-    return ev
+ACTIVITIES = (0.01, 0.03, 0.05, 0.1)
 
 
-def _decode_rows(ev: np.ndarray, folder: Path) -> list[Row]:
-    import expelliarmus
+def products() -> list[Row]:
+    from talon.backend.cpu.events import dense_product, event_product, exact_dtype
 
-    from talon.io import decode_evt2, decode_evt3, encode_evt2, encode_evt3
-
+    rng = np.random.default_rng(0)
+    weight = rng.integers(-127, 128, size=(2048, 2048))
+    weight_t = weight.astype(exact_dtype(float(np.abs(weight).sum(axis=0).max())))  # float32: exact here
     rows = []
-    for version, encode, decode in (("2.0", encode_evt2, decode_evt2), ("3.0", encode_evt3, decode_evt3)):
-        path = folder / f"rec_evt{version[0]}.raw"
-        path.write_bytes(encode(ev, SENSOR))
-        wizard = expelliarmus.Wizard(encoding=f"evt{version[0]}")
-        ours = decode(np.fromfile(path, dtype=np.uint8))
-        theirs = wizard.read(str(path))
-        assert ours.tobytes() == ev.tobytes(), "talon must decode what it encoded"
-        assert len(theirs) == len(ours) and np.array_equal(theirs["x"], ours["x"])
-        t_ours = median_time(lambda p=path, d=decode: d(np.fromfile(p, dtype=np.uint8)), repeats=5)
-        t_ref = median_time(lambda p=path, w=wizard: w.read(str(p)), repeats=5)
-        size = path.stat().st_size / 1e6
-        rows.append(
-            Row(
-                "events", f"decode EVT {version} ({len(ev) / 1e6:.1f} M events, {size:.1f} MB; "
-                f"talon {len(ev) / t_ours / 1e6:.0f} M ev/s, expelliarmus {len(ev) / t_ref / 1e6:.0f} M ev/s)",
-                t_ours, "expelliarmus", t_ref,
-            )
-        )  # fmt: skip
+    for activity in ACTIVITIES:
+        x = (rng.random((3200, 2048)) < activity).astype(np.int64)
+        assert np.array_equal(event_product(x, weight_t), x @ weight)
+        t = median_times(
+            {"events": lambda x=x: event_product(x, weight_t), "dense": lambda x=x: dense_product(x, weight_t)},
+            repeats=3,
+        )
+        case = f"layer 2048x2048 int8, 3200 samples, {activity:.0%} spikes (one thread): event-driven product"
+        rows.append(Row("events", case, t["events"], "dense product (float32 BLAS, exact)", t["dense"]))
     return rows
 
 
-def _frame_rows(ev: np.ndarray) -> list[Row]:
-    from tonic.transforms import ToFrame, ToVoxelGrid
+def network() -> list[Row]:
+    from talon import ir
+    from talon.backend import get_backend
+    from talon.backend.cpu import events
 
-    from talon.io import events_to_frames, events_to_voxel
+    rng = np.random.default_rng(1)
+    n = 1024
 
-    size = (*SENSOR, 2)
-    rows = []
-    for label, kwargs in (
-        ("time_window=50 ms", {"time_window": 50_000}),
-        ("event_count=100k", {"event_count": 100_000}),
-        ("n_time_bins=20", {"n_time_bins": 20}),
-    ):
-        assert np.array_equal(events_to_frames(ev, size, **kwargs), ToFrame(sensor_size=size, **kwargs)(ev))
-        t_ours = median_time(lambda k=kwargs: events_to_frames(ev, size, **k), repeats=5)
-        t_ref = median_time(lambda k=kwargs: ToFrame(sensor_size=size, **k)(ev), repeats=3)
-        rows.append(
-            Row("events", f"frames {label} ({len(ev) / t_ours / 1e6:.0f} M ev/s)", t_ours, "tonic ToFrame", t_ref)
-        )
-    as_int = np.empty(len(ev), [("x", "i2"), ("y", "i2"), ("t", "i8"), ("p", "i8")])
-    for name in "xytp":
-        as_int[name] = ev[name]
-    voxel = ToVoxelGrid(sensor_size=size, n_time_bins=10)
-    assert np.array_equal(events_to_voxel(ev, size, 10), voxel(as_int))
-    t_ours = median_time(lambda: events_to_voxel(ev, size, 10), repeats=5)
-    t_ref = median_time(lambda: voxel(as_int), repeats=3)
-    rows.append(Row("events", "voxel grid, 10 bins", t_ours, "tonic ToVoxelGrid", t_ref))
-    return rows
+    def lif():
+        return ir.LIF(tau=np.full(n, 10.0), r=np.full(n, 10.0), v_threshold=np.ones(n), reset_mode="subtract")
 
+    def dense(n_in):
+        # strong enough for the hidden layers to fire (their measured rate is in the row)
+        return ir.Affine(rng.normal(0, 1.6 / np.sqrt(n_in), (n, n_in)), np.zeros(n))
 
-def _h5_rows(ev: np.ndarray, folder: Path) -> list[Row]:
-    from talon.io import H5EventReader, write_h5
+    graph = ir.Graph(
+        {
+            "input": ir.Input(np.array([n])),
+            "fc1": dense(n),
+            "lif1": lif(),
+            "fc2": dense(n),
+            "lif2": lif(),
+            "output": ir.Output(np.array([n])),
+        },
+        [("input", "fc1"), ("fc1", "lif1"), ("lif1", "fc2"), ("fc2", "lif2"), ("lif2", "output")],
+    )
+    x = (rng.random((50, 16, n)) < 0.02).astype(np.float32)
+    cpu = get_backend("cpu")
+    saved = events.EVENT_DENSITY
 
-    path = folder / "rec.h5"
-    write_h5(path, ev, SENSOR)
-    t0, t1 = 500_000, 510_000
-    with H5EventReader(path) as reader:
-        n_window = len(reader.read_time_window(t0, t1))
-    t_window = median_time(lambda: _window(path, t0, t1), repeats=7)
-    t_full = median_time(lambda: _full(path), repeats=5)
-    return [
-        Row(
-            "events",
-            f"h5 read_time_window 10 ms ({n_window:,} events) vs whole file",
-            t_window,
-            "talon read_all",
-            t_full,
-        )
-    ]
+    def run(density):
+        def call():
+            events.EVENT_DENSITY = density
+            try:
+                return cpu.simulate(graph, {"input": x}, precision="int8")
+            finally:
+                events.EVENT_DENSITY = saved
 
+        return call
 
-def _window(path, t0, t1):
-    from talon.io import H5EventReader
-
-    with H5EventReader(path) as reader:
-        return reader.read_time_window(t0, t1)
-
-
-def _full(path):
-    from talon.io import H5EventReader
-
-    with H5EventReader(path) as reader:
-        return reader.read_all()
+    on, off = run(saved)(), run(-1.0)()
+    assert np.array_equal(on.outputs["output"], off.outputs["output"])
+    activity = sum(on.spike_counts.values()) / (2 * x.shape[0] * x.shape[1] * n)
+    t = median_times({"events": run(saved), "dense": run(-1.0)}, repeats=3, warmup=0)
+    case = f"simulate int8 1024-1024-1024, T=50 B=16, 2% input, {activity:.1%} hidden spikes (one thread)"
+    return [Row("events", case, t["events"], "the same, event path off (dense)", t["dense"])]
 
 
 def main() -> list[Row]:
-    ev = recording()
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        rows = _decode_rows(ev, folder) + _frame_rows(ev) + _h5_rows(ev, folder)
-    print_rows("event I/O vs expelliarmus and tonic", rows)
+    with _one_thread():
+        rows = products() + network()
+    print_rows("Event-driven synaptic products (fixed point)", rows)
     return rows
 
 
