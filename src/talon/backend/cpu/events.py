@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from talon.ir.errors import MissingDependencyError, install_hint
+
 from .fixed_point import FLOAT_EXACT, INT
 
 FLOAT32_EXACT = 2**24  # every integer below this is exact in float32
@@ -55,7 +57,7 @@ def event_product(x: np.ndarray, weight_t: np.ndarray) -> np.ndarray:
     """``x @ weight_t`` adding one row of ``weight_t`` per non-zero ``x`` (any leading dims), as int64."""
     sparse = _sparse()
     if sparse is None:
-        raise RuntimeError("the event-driven product needs SciPy: pip install 'talon-toolchain[backend]'")
+        raise MissingDependencyError("the event-driven product needs SciPy: " + install_hint("backend"))
     flat = x.reshape(-1, x.shape[-1])
     events = sparse.csr_matrix(flat.astype(weight_t.dtype, copy=False))
     acc = np.asarray(events @ weight_t).astype(INT, copy=False)
