@@ -1,5 +1,6 @@
 """The C simulation of the generated HLS project computes the CPU backend's integers exactly:
-every node's output at every step, the spikes and the graph outputs, at int8 and int16, on
+every node's output and every membrane and synaptic current at every step, the spikes and the
+graph outputs, at int8 and int16, on
 inputs that make every spiking layer fire (docs/fpga.md §4)."""
 
 import numpy as np
@@ -37,4 +38,6 @@ def test_csim_matches_the_cpu_backend_bit_for_bit(case, precision):
             if key.endswith("_int"):
                 np.testing.assert_array_equal(ints, cpu.node_states[path][key], err_msg=f"{path} {key}")
                 compared += 1
-    assert compared >= len(graph.nodes) - len(graph.output_nodes)
+    neurons = [p for p, st in cpu.node_states.items() if "v_int" in st]
+    assert neurons and all("v_int" in fpga.node_states[p] for p in neurons)  # membranes compared too
+    assert compared >= len(graph.nodes) - len(graph.output_nodes) + len(neurons)

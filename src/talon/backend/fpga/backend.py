@@ -199,8 +199,8 @@ class FPGABackend(BackendBase):
         The integers are those of ``get_backend("cpu").simulate(graph, inputs, n_steps,
         precision=...)``: the same post-training calibration on these inputs, the same kernels.
         ``precision`` defaults to ``int16``. ``step_by_step=True`` also returns every node's output
-        per step (``node_states[path]["output"]`` and ``"output_int"``; neuron membranes stay inside
-        the accelerator and are not reported).
+        and every neuron's state per step (``node_states[path]["output"]``, ``"v"``, ``"i"`` and the
+        integers ``"output_int"``, ``"v_int"``, ``"i_int"``), read through extra probe ports.
         """
         check_graph(graph)
         if not isinstance(step_by_step, (bool, np.bool_)):
@@ -244,7 +244,7 @@ class FPGABackend(BackendBase):
                 {"name": p.name, "shape": list(p.shape), "scale": p.scale, "clip": p.top, "type": p.ctype}
                 for p in gen.inputs
             ],
-            "probes": [{"value": p.value, "name": p.name, "shape": list(p.shape)} for p in gen.probes],
+            "probes": [{"name": p.name, "array": p.source, "shape": list(p.shape)} for p in gen.probes],
         }
         data["estimate"] = estimate(gen.layers, settings.reuse_factor, settings.clock_period)
         return data
@@ -277,6 +277,11 @@ class FPGABackend(BackendBase):
                     fmt = kernels[op.index].out_formats[port]
                     entry[f"{key}_int"] = probes[vid]
                     entry[key] = (probes[vid] * fmt.scale).astype(np.float32)
+                kernel = kernels[op.index]
+                for var, scale in getattr(kernel, "state_scales", {}).items():
+                    ints = probes[("state", op.path, var)]
+                    entry[f"{var}_int"] = ints
+                    entry[var] = (ints * scale).astype(np.float32)
                 node_states[op.path] = entry
         valid = len(outputs) == len(plan.graph.output_nodes) and all(np.all(np.isfinite(y)) for y in outputs.values())
         return SimulationResult(

@@ -10,7 +10,8 @@ is set (the first step of every sample).
 
 Ports: one ``ap_int`` array per top-level Input (already quantized; the testbench quantizes with
 ``nnet_talon_io.h``), one ``probe`` array per observed value (the spikes of every spiking node and
-the values feeding each top-level Output; with ``probe_all`` every value), and ``reset``.
+the values feeding each top-level Output; with ``probe_all`` every value and every neuron state
+after the step), and ``reset``.
 """
 
 from __future__ import annotations
@@ -30,11 +31,18 @@ from .lowering import FixedPlan, flat_param
 
 @dataclass
 class Probe:
-    """An observed value: ``[steps, N]`` int64 per sample in the results file."""
+    """An observed array: ``[steps, N]`` int64 per sample in the results file. ``key`` is the value
+    id of a value, or ``("state", node path, "v" | "i")`` for a neuron state after the step."""
 
-    value: int
+    key: int | tuple[str, str, str]
     name: str
     shape: tuple[int, ...]
+    source: str  # the C array
+    ctype: str
+
+    @property
+    def value(self) -> int | None:
+        return self.key if isinstance(self.key, int) else None
 
     @property
     def size(self) -> int:
@@ -93,6 +101,7 @@ class _Writer:
         self.resets: list[str] = []
         self.body: list[str] = []
         self.vtypes: dict[int, str] = {}
+        self.state_arrays: list[Probe] = []
         self.layers: list[dict] = []
         self.program = plan.program
         self.kernels = plan.kernels
@@ -460,6 +469,9 @@ class _Writer:
             self.statics.append(f"static st{tag}_t si{tag}[{n}];")
             self.resets.append(f"talon::clear<st{tag}_t, {n}>(si{tag});")
         isyn = f"si{tag}" if kernel.cuba else f"sv{tag}"
+        for var in ("v", "i") if kernel.cuba else ("v",):
+            array = f"s{var}{tag}"
+            self.state_arrays.append(Probe(("state", op.path, var), f"{op.path}.{var}", shape, array, f"st{tag}_t"))
         out = op.outputs[0]
         self.emit(f"v{out}_t v{out}[{n}];")
         params = ", ".join(f"{p}{tag}" for p in ("B", "C", "A", "G", "TH", "VR"))
@@ -521,18 +533,20 @@ def generate(
             if op.graph_output:
                 probe_ids += [ref.value for ref in op.inputs]
     probe_ids = list(dict.fromkeys(probe_ids))
-    probes = [Probe(vid, program.values[vid].name, program.values[vid].shape) for vid in probe_ids]
+    probes = [
+        Probe(vid, program.values[vid].name, program.values[vid].shape, f"v{vid}", f"v{vid}_t") for vid in probe_ids
+    ]
+    if probe_all:
+        probes += w.state_arrays
     delayed = sorted({ref.value for op in program.ops for ref in op.inputs if ref.delayed})
     for vid in delayed:
         n = w.vsize(vid)
         w.statics.append(f"static v{vid}_t p{vid}[{n}];")
         w.resets.append(f"talon::clear<v{vid}_t, {n}>(p{vid});")
     tail = [f"    talon::store<v{vid}_t, v{vid}_t, {w.vsize(vid)}>(v{vid}, p{vid});" for vid in delayed]
-    tail += [
-        f"    talon::store<v{p.value}_t, v{p.value}_t, {p.size}>(v{p.value}, probe{k});" for k, p in enumerate(probes)
-    ]
+    tail += [f"    talon::store<{p.ctype}, {p.ctype}, {p.size}>({p.source}, probe{k});" for k, p in enumerate(probes)]
     ports = [f"v{p.value}_t v{p.value}[{p.size}]" for p in inputs]
-    ports += [f"v{p.value}_t probe{k}[{p.size}]" for k, p in enumerate(probes)]
+    ports += [f"{p.ctype} probe{k}[{p.size}]" for k, p in enumerate(probes)]
     ports.append("bool reset")
     ctx = {
         "project": project_name,
@@ -549,7 +563,7 @@ def generate(
         "input_buffers": "\n    ".join(
             f"static double x{k}[{p.size}];\n    static v{p.value}_t q{k}[{p.size}];" for k, p in enumerate(inputs)
         ),
-        "probe_buffers": "\n    ".join(f"static v{p.value}_t probe{k}[{p.size}];" for k, p in enumerate(probes)),
+        "probe_buffers": "\n    ".join(f"static {p.ctype} probe{k}[{p.size}];" for k, p in enumerate(probes)),
         "read_inputs": "\n            ".join(
             f'if (fread(x{k}, sizeof(double), {p.size}, fin) != {p.size}) return fail("short input file");\n'
             f"            talon::quantize_input<v{p.value}_t, {p.size}>(x{k}, q{k}, {_cdouble(p.scale)}, {p.top}LL);"
@@ -557,7 +571,7 @@ def generate(
         ),
         "call_args": ", ".join([f"q{k}" for k in range(len(inputs))] + [f"probe{k}" for k in range(len(probes))]),
         "write_probes": "\n            ".join(
-            f"write_probe<v{p.value}_t, {p.size}>(probe{k}, fout);" for k, p in enumerate(probes)
+            f"write_probe<{p.ctype}, {p.size}>(probe{k}, fout);" for k, p in enumerate(probes)
         ),
     }
     files = {

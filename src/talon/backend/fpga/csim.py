@@ -114,12 +114,10 @@ def write_inputs(path: Path, gen: GeneratedProject, arrays: dict[str, np.ndarray
     return steps, batch
 
 
-def run(
-    exe: Path, gen: GeneratedProject, arrays: dict[str, np.ndarray], work: Path | None = None
-) -> dict[int, np.ndarray]:
-    """Run the testbench on ``arrays`` (``{input: [T, B, *shape]}``); returns
-    ``{probe value id: int64 [T, B, *shape]}``. ``work`` (a project directory) keeps the input and
-    result files in its ``tb_data/``; by default a scratch directory is used and removed."""
+def run(exe: Path, gen: GeneratedProject, arrays: dict[str, np.ndarray], work: Path | None = None) -> dict:
+    """Run the testbench on ``arrays`` (``{input: [T, B, *shape]}``); returns ``{probe key: int64
+    [T, B, *shape]}`` (a value id, or ``("state", path, var)``). ``work`` (a project directory)
+    keeps the input and result files in its ``tb_data/``; by default a scratch directory is used."""
     own = work is None
     work = Path(tempfile.mkdtemp(prefix="talon-csim-")) if own else Path(work)
     try:
@@ -147,7 +145,7 @@ def run(
         out, offset = {}, 0
         for p in gen.probes:
             block = raw[:, :, offset : offset + p.size].transpose(1, 0, 2)
-            out[p.value] = np.ascontiguousarray(block).reshape(steps, batch, *p.shape)
+            out[p.key] = np.ascontiguousarray(block).reshape(steps, batch, *p.shape)
             offset += p.size
         return out
     finally:
