@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 CONSTRAINTS := .ci/constraints.txt
 STAMP := $(VENV)/.talon-installed
 
-.PHONY: install demo test bench lint format clean
+.PHONY: install demo test docs bench lint format clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# the user guide and the API reference as a website in site/; strict: a broken link or reference fails
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
 bench: $(STAMP)
 	$(PY) -m bench
 
@@ -40,4 +44,4 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix src tests bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache site

@@ -13,11 +13,11 @@ from __future__ import annotations
 import contextlib
 
 import numpy as np
-from tests.backend.graphs import hybrid_graph, leaky, mlp_graph, uniform
 
 from bench.common import median_time
 from talon import ir
 from talon.backend import CompileConfig, default_stimulus, get_backend
+from talon.examples import hybrid_graph, leaky, mlp_graph, uniform
 
 REPEATS = 5
 FAST = CompileConfig(exact_accumulation=False)

@@ -4,14 +4,17 @@ On scikit-learn's bundled handwritten digits (8×8 images, no download): train a
 SNN on rate-coded input, export it to TALON IR, write and read ``digits_snn.t1c``, prove that the
 imported executor gives the same spikes as snnTorch on the whole test split, analyze / lint /
 profile the graph, simulate it on the CPU backend in fp32 and int8, exchange it through NIR, and
-plot a spike raster. Steps whose optional dependency is missing are reported as skipped with the
-extra to install. ``--quick`` trains briefly on a subset (seconds; used by the tests).
+plot a spike raster. A step that fails, or cannot run because an optional dependency is missing
+(the row names the extra to install), makes the demo exit with 1 and an ``error:`` line on
+stderr: a demo that did not run does not report success. ``--quick`` trains briefly on a subset
+(seconds; used by the tests).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +24,9 @@ import numpy as np
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from talon._terminal import console as terminal_console
+from talon.ir.errors import install_hint
 
 T_STEPS = 25
 SEED = 0
@@ -36,8 +42,9 @@ class Report:
     failed: bool = False
 
     def add(self, step: str, result: str, ok: bool | None = True) -> None:
-        self.rows.append((step, result, {True: "ok", False: "FAILED", None: "skipped"}[ok]))
-        self.failed |= ok is False
+        """Record a step: ``ok`` True (done), False (failed) or None (could not run); only True succeeds."""
+        self.rows.append((step, result, {True: "ok", False: "FAILED", None: "NOT RUN"}[ok]))
+        self.failed |= ok is not True
 
 
 def _missing(*modules: str) -> list[str]:
@@ -138,12 +145,13 @@ def accuracy(output_spikes, labels: np.ndarray) -> float:
 
 def run(out: Path, *, quick: bool = False) -> int:
     """Run every step; returns the exit code (0 when nothing failed)."""
-    console = Console()
+    console = terminal_console()
     out.mkdir(parents=True, exist_ok=True)
     report = Report()
     missing = _missing("torch", "snntorch", "sklearn")
     if missing:
-        report.add("train + export", f"needs {', '.join(missing)}: pip install 'talon-toolchain[snntorch,dev]'", None)
+        needs = f"needs {', '.join(missing)}: pip install -e '.[snntorch,dev]' in the talon checkout (docs/install.md)"
+        report.add("train + export", needs, None)
         return _finish(console, report, out)
     ctx: dict[str, Any] = {}
     for step in (_step_train, _step_export, _step_parity, _step_sdk, _step_backend, _step_nir, _step_plot):
@@ -239,7 +247,7 @@ def _step_backend(ctx, report: Report, out: Path, quick: bool, console: Console)
 
 def _step_nir(ctx, report: Report, out: Path, quick: bool, console: Console) -> None:
     if _missing("nir", "talon.interop.nir"):
-        report.add("NIR exchange", "needs nir and talon.interop.nir: pip install 'talon-toolchain[nir]'", None)
+        report.add("NIR exchange", "needs nir: " + install_hint("nir"), None)
         return
     import warnings
 
@@ -282,7 +290,7 @@ def _step_nir(ctx, report: Report, out: Path, quick: bool, console: Console) -> 
 
 def _step_plot(ctx, report: Report, out: Path, quick: bool, console: Console) -> None:
     if _missing("matplotlib"):
-        report.add("plot", "needs matplotlib: pip install 'talon-toolchain[viz]'", None)
+        report.add("plot", "needs matplotlib: " + install_hint("viz"), None)
         return
     import torch
 
@@ -320,4 +328,8 @@ def _finish(console: Console, report: Report, out: Path) -> int:
     summary.write_text(json.dumps({"steps": report.rows, "values": report.values}, indent=2, default=float))
     report.files.append(summary)
     console.print("files written:", *[f"  {p}" for p in report.files], sep="\n")
-    return 1 if report.failed else 0
+    if report.failed:
+        not_done = [step for step, _, status in report.rows if status != "ok"]
+        print(f"error: the demo did not complete: {', '.join(not_done)} (see the table above)", file=sys.stderr)
+        return 1
+    return 0

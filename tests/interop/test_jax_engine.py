@@ -299,7 +299,7 @@ def test_a_missing_jax_names_the_extra():
         "try:\n    import talon.interop.jax\nexcept Exception as e:\n    print(type(e).__name__, e)"
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
-    assert out.startswith("MissingDependencyError") and "pip install 'talon-toolchain[jax]'" in out
+    assert out.startswith("MissingDependencyError") and "pip install -e '.[jax]'" in out
 
 
 def test_importing_the_engine_does_not_import_torch():

@@ -330,4 +330,4 @@ def test_a_missing_spyx_names_the_extra():
         "try:\n    import talon.interop.spyx\nexcept Exception as e:\n    print(type(e).__name__, e)"
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
-    assert out.startswith("MissingDependencyError") and "pip install 'talon-toolchain[jax]'" in out
+    assert out.startswith("MissingDependencyError") and "pip install -e '.[jax]'" in out

@@ -97,7 +97,7 @@ def test_missing_optional_dependency_names_the_pip_extra(monkeypatch, tmp_path):
     monkeypatch.setitem(sdk._EXTRA_OF, "torch_not_installed_xyz", "torch")
     monkeypatch.setitem(sdk._LAZY_LAYERS, "fake_bridge_layer", ("torch", ("torch_not_installed_xyz",), ("to_thing",)))
     monkeypatch.setitem(sdk._LAZY, "to_thing", "fake_bridge_layer")
-    with pytest.raises(ir.MissingDependencyError, match=r"pip install 'talon-toolchain\[torch\]'"):
+    with pytest.raises(ir.MissingDependencyError, match=r"pip install -e '\.\[torch\]' in the talon checkout"):
         sdk.to_thing  # noqa: B018
     assert not sdk._available("fake_bridge_layer")
 

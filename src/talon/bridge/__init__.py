@@ -7,11 +7,9 @@ Export (``to_ir``), import (``ir_to_torch`` → :class:`GraphExecutor`), the mod
 try:
     import torch  # noqa: F401
 except ImportError as exc:  # pragma: no cover - exercised without torch only
-    from talon.ir.errors import MissingDependencyError
+    from talon.ir.errors import MissingDependencyError, install_hint
 
-    raise MissingDependencyError(
-        "talon.bridge needs PyTorch: pip install 'talon-toolchain[torch]' (or [snntorch], [norse])"
-    ) from exc
+    raise MissingDependencyError("talon.bridge needs PyTorch; " + install_hint("torch")) from exc
 
 from .executor import CyclicGraphExecutor, ExecutorState, GraphExecutor
 from .from_ir import from_ir, ir_to_torch, load, node_to_module, nodes_to_modules

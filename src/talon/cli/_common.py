@@ -16,13 +16,17 @@ import click
 
 
 class _Talon(click.Group):
-    """Usage errors (unknown option, bad value, missing argument) as one ``error:`` line, exit 2."""
+    """Usage errors (unknown option, bad value, missing argument) as one ``error:`` line, exit 2;
+    ``talon`` alone prints the command list (exit 0)."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         try:
             code = super().main(args, prog_name, complete_var, False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:  # bare `talon`: the command list, not an error
+            click.echo(exc.ctx.get_help())
+            sys.exit(0)
         except click.UsageError as exc:
             hint = f" (see 'talon {exc.ctx.info_name} -h')" if exc.ctx and exc.ctx.parent else " (see 'talon -h')"
             click.echo(f"error: {exc.format_message()}{hint}", err=True)
@@ -82,9 +86,9 @@ def _emit_json(document: Any) -> None:
 
 
 def _console():
-    from rich.console import Console
+    from talon._terminal import console
 
-    return Console(highlight=False, soft_wrap=False)
+    return console()
 
 
 def _text(value: Any):

@@ -26,6 +26,25 @@ _precision_option = click.option(
     "--precision", type=click.Choice(["fp32", "fp16", "int16", "int8", "int4"]), default="fp32", show_default=True,
     help="Arithmetic of the simulation (fixed point for the int formats).",
 )  # fmt: skip
+
+
+class _EnergyPresetChoice(click.Choice):
+    """The names of ``talon.backend.ENERGY_PRESETS``, loaded when needed (``talon -h`` stays instant)."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property
+    def choices(self):
+        from talon.backend import ENERGY_PRESETS
+
+        return tuple(ENERGY_PRESETS)
+
+    @choices.setter
+    def choices(self, value) -> None:  # click.Choice.__init__ assigns it
+        pass
+
+
 _steps_option = click.option(
     "--steps", "n_steps", type=click.IntRange(min=1), default=100, show_default=True, help="Timesteps to run."
 )
@@ -68,7 +87,10 @@ def simulate(file: Path, n_steps: int, precision: str, as_json: bool) -> None:
 @_file_argument
 @_steps_option
 @_precision_option
-@click.option("--preset", default="45nm_cmos", show_default=True, help="Energy preset (docs/backend.md).")
+@click.option(
+    "--preset", type=_EnergyPresetChoice(), default="45nm_cmos", show_default=True,
+    help="Energy per operation (docs/backend.md §6).",
+)  # fmt: skip
 @_json_option
 @_reports_errors
 def energy(file: Path, n_steps: int, precision: str, preset: str, as_json: bool) -> None:
@@ -77,6 +99,13 @@ def energy(file: Path, n_steps: int, precision: str, preset: str, as_json: bool)
 
     prof = get_backend("cpu").profile(_read(file), n_steps=n_steps, energy_preset=preset, precision=precision)
     if as_json:
-        _emit_json({"file": str(file), "preset": preset, "precision": precision, **vars(prof)})
+        fields = {k: v for k, v in vars(prof).items() if k != "simulation"}
+        fields["layers"] = {name: vars(layer) for name, layer in prof.layers.items()}
+        simulation = prof.simulation
+        fields["simulation"] = {
+            "timesteps_run": simulation.timesteps_run, "outputs_valid": simulation.outputs_valid,
+            "spike_counts": simulation.spike_counts, "default_stimulus": simulation.used_default_stimulus,
+        }  # fmt: skip
+        _emit_json({"file": str(file), **fields})
         return
     click.echo(prof.summary())

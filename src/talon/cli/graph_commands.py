@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from talon.cli._common import (
     EXIT_FINDINGS,
     _console,
     _emit_json,
+    _fail,
     _file_argument,
     _json_option,
     _read,
@@ -246,7 +248,7 @@ def compare(file_a: Path, file_b: Path, atol: float, rtol: float, as_json: bool)
             head = "≈ Graphs are equivalent within tolerance"
         else:
             head = "✗ Graphs differ"
-        lines = [head, diff.summary]
+        lines = [head] + ([] if diff.identical else [diff.summary])
         for title, names in (("Added nodes", diff.nodes_added), ("Removed nodes", diff.nodes_removed)):
             if names:
                 lines.append(f"{title}: {', '.join(names)}")
@@ -268,11 +270,22 @@ def compare(file_a: Path, file_b: Path, atol: float, rtol: float, as_json: bool)
 # ---- fingerprint and provenance ------------------------------------------------------------------
 
 
+def _check_hash(value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", value):
+        raise click.BadParameter(
+            f"{value!r} is not a fingerprint: HASH is 64 hexadecimal digits, as 'talon hash FILE' prints"
+        )
+    return value
+
+
 @main.command("hash")
 @_file_argument
 @click.option("--structure", is_flag=True, help="Structure only (array values excluded).")
 @click.option("--metadata", is_flag=True, help="Include graph and node metadata (the stamp never counts).")
-@click.option("--verify", "expected", metavar="HASH", help="Exit 1 unless the fingerprint equals HASH.")
+@click.option(
+    "--verify", "expected", metavar="HASH", callback=lambda ctx, param, value: _check_hash(value),
+    help="Exit 1 unless the fingerprint equals HASH (64 hexadecimal digits, as 'talon hash' prints).",
+)  # fmt: skip
 @click.option("--check-stamp", is_flag=True, help="Exit 1 unless the graph still matches its own stamp.")
 @_json_option
 @_reports_errors
@@ -295,6 +308,9 @@ def hash_(file: Path, structure: bool, metadata: bool, expected: str | None, che
     if check_stamp:
         if metadata:
             raise click.UsageError("--check-stamp compares fingerprints without metadata; drop --metadata")
+        if sdk.get_stamp(graph) is None:
+            _fail(f"{file} has no provenance stamp to check: add one with 'talon stamp {file}', "
+                  "or compare with a known fingerprint: --verify HASH")  # fmt: skip
         doc["matches_stamp"] = sdk.verify_fingerprint(graph, None, not structure)
         ok &= doc["matches_stamp"]
     if as_json:
@@ -475,14 +491,22 @@ def trace(file: Path, source: str, target: str, limit: int, as_json: bool) -> No
 @_file_argument
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Output file.")
 @click.option("--spiking", is_flag=True, help="Affine -> SpikingAffine with hardware hints.")
-@click.option("--weight-bits", type=int, help="SpikingAffine weight_bits hint (with --spiking; default 8).")
-@click.option("--accumulator-bits", type=int, help="SpikingAffine accumulator_bits hint (with --spiking; default 16).")
+@click.option(
+    "--weight-bits", type=click.IntRange(1, 32), help="SpikingAffine weight_bits hint (with --spiking; default 8)."
+)
+@click.option(
+    "--accumulator-bits", type=click.IntRange(1, 64),
+    help="SpikingAffine accumulator_bits hint, at least --weight-bits (with --spiking; default 16).",
+)  # fmt: skip
 @click.option(
     "--spike-mode",
     type=click.Choice(["binary", "graded", "rate", "temporal"]),
     help="SpikingAffine spike_mode (with --spiking; default binary).",
 )
-@click.option("--quantize", "quantize_bits", type=int, metavar="BITS", help="Simulated symmetric BITS-bit weights.")
+@click.option(
+    "--quantize", "quantize_bits", type=click.IntRange(2, 32), metavar="BITS",
+    help="Simulated symmetric BITS-bit weights (2 to 32).",
+)  # fmt: skip
 @click.option("--per-tensor", is_flag=True, help="One quantization scale per tensor (default: per output channel).")
 @click.option("--prune", is_flag=True, help="Remove nodes not on an Input-to-Output path.")
 @_json_option
@@ -509,6 +533,10 @@ def convert(
         raise click.UsageError("--weight-bits/--accumulator-bits/--spike-mode are SpikingAffine hints: add --spiking")
     if per_tensor and quantize_bits is None:
         raise click.UsageError("--per-tensor applies to --quantize BITS")
+    if (weight_bits or 8) > (accumulator_bits or 16):
+        raise click.UsageError(
+            f"--accumulator-bits ({accumulator_bits or 16}) must be at least --weight-bits ({weight_bits or 8})"
+        )
     graph = _read(file)
     report: dict[str, Any] = {"file": str(file), "output": str(output)}
     messages = []
@@ -516,13 +544,15 @@ def convert(
         before = len(graph.nodes)
         graph = sdk.prune_disconnected(graph)
         report["pruned_nodes"] = before - len(graph.nodes)
-        messages.append(f"✓ Pruned {report['pruned_nodes']} disconnected node(s)")
+        n = report["pruned_nodes"]
+        messages.append(f"✓ Pruned {n} disconnected node{'s' if n != 1 else ''}")
     if spiking:
         kwargs = {k: v for k, v in hints.items() if v is not None}
         graph = sdk.convert_to_spiking(graph, **kwargs)
         report["converted_layers"] = graph.metadata["converted_layers"]
         report["spiking_config"] = graph.metadata["spiking_config"]
-        messages.append(f"✓ Converted {report['converted_layers']} Affine layers to SpikingAffine")
+        n = report["converted_layers"]
+        messages.append(f"✓ Converted {n} Affine layer{'s' if n != 1 else ''} to SpikingAffine")
     if quantize_bits is not None:
         graph = sdk.quantize_weights(graph, bits=quantize_bits, per_channel=not per_tensor)
         report["quantized_layers"] = graph.metadata["quantized_weights"]["layers"]

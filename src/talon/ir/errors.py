@@ -32,4 +32,13 @@ class UnsupportedModuleError(ConversionError):
 
 
 class MissingDependencyError(TalonError, ImportError):
-    """An optional dependency is not installed; the message names the pip extra to add."""
+    """An optional dependency is not installed; the message names the pip extra to add (:func:`install_hint`)."""
+
+
+def install_hint(extra: str) -> str:
+    """How to add an optional extra of talon, for error messages (the commands of ``docs/install.md``).
+
+    talon is installed from its checkout (it is not published on PyPI), so the command is the
+    editable install of the checkout with that extra.
+    """
+    return f"install talon's '{extra}' extra: pip install -e '.[{extra}]' in the talon checkout (docs/install.md)"

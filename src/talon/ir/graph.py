@@ -218,6 +218,10 @@ class Graph(Node):
                             f"{_fmt_types(before_out)} contradict the incoming shapes {[list(s) for s in known]}"
                         )
                 except ShapeError as exc:
+                    if (
+                        not final
+                    ):  # a partial first pass (inputs still unknown in a loop) may be wrong: the final pass decides
+                        continue
                     edges = ", ".join(
                         f"({self.edges[i][0]!r} -> {name!r}: {list(s) if s else '?'})"
                         for i, s in zip(edge_ids, shapes, strict=True)

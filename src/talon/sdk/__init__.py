@@ -179,8 +179,8 @@ def _import_layer(module: str, name: str) -> Any:
             raise
         pip_extra = _EXTRA_OF.get(missing, extra)
         raise _ir.MissingDependencyError(
-            f"talon.sdk.{name} needs {missing or 'an optional dependency'} ({module}): "
-            f"pip install 'talon-toolchain[{pip_extra}]'"
+            f"talon.sdk.{name} needs {missing or 'an optional dependency'} ({module}); "
+            + _ir.errors.install_hint(pip_extra)
         ) from exc
 
 

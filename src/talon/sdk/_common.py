@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 import math
 import os
@@ -144,7 +145,9 @@ def jsonable(value: Any, *, max_list: int = 64) -> Any:
 
     Tuples become lists, enums their value, non-string dict keys strings, non-finite floats the
     strings ``"nan"``, ``"inf"``, ``"-inf"`` (so the output is strict JSON). Arrays of at most
-    ``max_list`` elements become lists; larger ones ``{"dtype", "shape"}`` summaries.
+    ``max_list`` elements become lists; larger ones ``{"dtype", "shape"}`` summaries. Dataclass
+    instances become dicts of their fields, objects with ``to_dict()`` that dict. Anything else
+    raises ``TypeError``: a Python ``repr`` is not data a JSON reader can use.
     """
     if isinstance(value, Enum):
         value = value.value
@@ -164,7 +167,12 @@ def jsonable(value: Any, *, max_list: int = 64) -> Any:
         return [jsonable(v, max_list=max_list) for v in value]
     if isinstance(value, Path):
         return str(value)
-    return repr(value)
+    if callable(getattr(value, "to_dict", None)):
+        return jsonable(value.to_dict(), max_list=max_list)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        return jsonable(fields, max_list=max_list)
+    raise TypeError(f"{type(value).__module__}.{type(value).__qualname__} has no JSON form")
 
 
 def check_edges(graph: Graph, where: str = "graph") -> None:

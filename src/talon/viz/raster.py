@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from talon.ir.errors import MissingDependencyError
+from talon.ir.errors import MissingDependencyError, install_hint
 
 
 def plot_spikes_and_membranes(
@@ -24,7 +24,7 @@ def plot_spikes_and_membranes(
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as exc:  # pragma: no cover - matplotlib is in the viz extra
-        raise MissingDependencyError("plots need matplotlib: pip install 'talon-toolchain[viz]'") from exc
+        raise MissingDependencyError("plots need matplotlib; " + install_hint("viz")) from exc
     rows = len(spikes) + len(membranes)
     if rows == 0:
         raise ValueError("nothing to plot: give at least one spike or membrane trace")

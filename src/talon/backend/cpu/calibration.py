@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .float_neurons import SPIKING_NEURONS, neuron_coefficients
 from .float_ops import SepConv
 from .kernel import Kernel
 from .program import Op
@@ -25,6 +26,7 @@ class Calibration:
     merged_amax: dict[int, float] = field(default_factory=dict)  # op index -> max |merged input|
     intermediate_amax: dict[int, float] = field(default_factory=dict)  # SepConv2d depthwise output
     state_amax: dict[str, dict[str, float]] = field(default_factory=dict)  # op path -> {"v": .., "i": ..}
+    weight_amax: dict[int, float] = field(default_factory=dict)  # op index -> max |w| of its sliced layer
 
     def add_inputs(self, inputs: dict[int, np.ndarray]) -> None:
         for vid, x in inputs.items():
@@ -37,6 +39,46 @@ class Calibration:
     def add_states(self, states: dict[str, dict[str, np.ndarray]]) -> None:
         for path, st in states.items():
             self.state_amax[path] = {k: _amax(a) for k, a in st.items()}
+
+
+SLICE_KEY = "talon.slice"  # written by talon.graph's layer splitting
+
+
+def pool_slices(cal: Calibration, ops: list[Op]) -> None:
+    """Give the slices of a split layer (``metadata["talon.slice"]["of"]``, docs/mapping.md) the
+    ranges of the whole layer: the maximum over its slices of every measured range, of the spiking
+    neurons' thresholds and reset values, and of ``|weight|`` (for per-tensor weight scales), so the
+    fixed-point formats of a partitioned graph are those of the unsplit one."""
+    groups: dict[str, list[Op]] = {}
+    for op in ops:
+        info = op.node.metadata.get(SLICE_KEY)
+        if isinstance(info, dict) and "of" in info:
+            prefix = op.path[: len(op.path) - len(op.path.rsplit(".", 1)[-1])]
+            groups.setdefault(prefix + str(info["of"]), []).append(op)
+    for members in groups.values():
+        vids = [vid for op in members for vid in op.outputs]
+        top = max(cal.value_amax.get(vid, 0.0) for vid in vids)
+        for vid in vids:
+            cal.value_amax[vid] = top
+        merged = [cal.merged_amax[op.index] for op in members if op.index in cal.merged_amax]
+        if merged:
+            for op in members:
+                cal.merged_amax[op.index] = max(merged)
+        states = [cal.state_amax[op.path] for op in members if op.path in cal.state_amax]
+        if states:
+            pooled = {key: max(st.get(key, 0.0) for st in states) for key in states[0]}
+            spiking = [op for op in members if isinstance(op.node, SPIKING_NEURONS)]
+            for op in spiking:
+                k = neuron_coefficients(op.node, tuple(op.node.input_shape))
+                pooled["v"] = max(pooled.get("v", 0.0), _amax(k["theta"]), _amax(k["v_reset"]))
+            for op in members:
+                if op.path in cal.state_amax:
+                    cal.state_amax[op.path] = dict(pooled)
+        weights = [getattr(op.node, "weight", None) for op in members]
+        if all(isinstance(w, np.ndarray) for w in weights):
+            top_w = max(_amax(w) for w in weights)
+            for op in members:
+                cal.weight_amax[op.index] = top_w
 
 
 def dyadic_exponent(x: np.ndarray, limit: int = 32) -> int | None:

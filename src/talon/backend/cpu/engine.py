@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import CompileConfig
-from .calibration import Calibration, CalibrationObserver
+from .calibration import Calibration, CalibrationObserver, pool_slices
 from .executor import Executor, Observer, Trace
 from .fixed_engine import fixed_kernels
 from .float_engine import FLOAT_DTYPES, float_kernels
@@ -47,4 +47,5 @@ def calibrate(program: Program, inputs: dict[str, np.ndarray], observers=()) -> 
     calibration.add_inputs({program.inputs[name]: x for name, x in inputs.items()})
     trace = engine.run(inputs, record_states=True, observers=(CalibrationObserver(calibration), *observers))
     calibration.add_states(trace.states)
+    pool_slices(calibration, program.ops)
     return calibration, trace

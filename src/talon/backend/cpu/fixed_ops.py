@@ -251,6 +251,12 @@ class QWeighted(FixedKernel):
                 f"node {self.op.path!r}: {bits}-bit symmetric weights cannot represent zero and one sign; "
                 "use weight_bits >= 2"
             )
+        pooled = self.ctx.calibration.weight_amax.get(self.op.index)
+        if pooled is not None and not self.ctx.per_channel:  # a slice of a split layer: the layer's scale
+            top = qmax(bits)
+            scale = np.asarray(pooled / top if pooled > 0 else 1.0)
+            q = np.clip(np.rint(np.asarray(weight, np.float64) / scale), -top, top).astype(INT)
+            return q, scale
         return quantize_symmetric(weight, bits, axis if self.ctx.per_channel else None)
 
     def finish(self, wq_abs_rowsum: np.ndarray, bias_q: np.ndarray, in_fmt: QFormat, acc_bits: int) -> int:

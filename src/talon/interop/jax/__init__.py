@@ -1,4 +1,4 @@
-"""The JAX engine: run, batch and train any talon graph in JAX (``pip install 'talon-toolchain[jax]'``).
+"""The JAX engine: run, batch and train any talon graph in JAX (talon's ``jax`` extra).
 
 >>> from talon.interop import jax as tj
 >>> model = tj.JaxGraph(graph)                    # lowered once; step and run are jit-compiled

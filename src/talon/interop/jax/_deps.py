@@ -5,9 +5,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from ...ir.errors import MissingDependencyError
-
-EXTRA = "talon-toolchain[jax]"
+from ...ir.errors import MissingDependencyError, install_hint
 
 
 def require(module: str) -> ModuleType:
@@ -17,6 +15,5 @@ def require(module: str) -> ModuleType:
     except ImportError as exc:
         top = module.split(".")[0]
         raise MissingDependencyError(
-            f"{top} is needed for this part of talon.interop but could not be imported ({exc}); "
-            f"install it with: pip install '{EXTRA}'"
+            f"{top} is needed for this part of talon.interop but could not be imported ({exc}); " + install_hint("jax")
         ) from exc

@@ -6,7 +6,7 @@
 * :func:`from_nir` / :func:`read_nir`: any NIR graph or file (every nir version) as a talon graph.
 
 Reading needs only h5py; ``to_nir`` / ``write_nir`` and ``nir.NIRGraph`` inputs need the ``nir``
-package (``pip install 'talon-toolchain[nir]'``). torch and jax are never imported.
+package (talon's ``nir`` extra). torch and jax are never imported.
 """
 
 from ._common import DEFAULT_DT, LossyConversionWarning, NIRFormatError

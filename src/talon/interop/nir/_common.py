@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from talon.ir import ConversionError, MissingDependencyError
+from talon.ir.errors import install_hint
 
 DEFAULT_DT = 1e-4
 """Default NIR time step in seconds (the snnTorch / Lava / NIR-paper convention)."""
@@ -27,8 +28,7 @@ def import_nir():
         import nir
     except ImportError as exc:
         raise MissingDependencyError(
-            "talon.interop.nir needs the 'nir' package (>= 1.0.6) for this operation: "
-            "pip install 'talon-toolchain[nir]'"
+            "talon.interop.nir needs the 'nir' package (>= 1.0.6) for this operation; " + install_hint("nir")
         ) from exc
     return nir
 

@@ -62,7 +62,7 @@ def to_nir(graph: ir.Graph, dt: float = DEFAULT_DT, lossy: bool = False) -> Any:
     is recorded in the graph's metadata. With ``lossy=False`` (the default) a node NIR cannot
     state exactly raises :class:`~talon.ir.ConversionError`; with ``lossy=True`` it is replaced
     by its nearest NIR equivalent, with a :class:`LossyConversionWarning` and a ``talon_lossy``
-    metadata record. Needs the ``nir`` package (``pip install 'talon-toolchain[nir]'``).
+    metadata record. Needs the ``nir`` package (talon's ``nir`` extra).
     """
     nir = import_nir()
     if not isinstance(graph, ir.Graph):
@@ -594,10 +594,12 @@ class _Exporter:
         if not changes:
             return
         if not self.lossy:
+            fixes = ", ".join(dict.fromkeys(_exact_fix(c) for c in changes))
             raise ir.ConversionError(
                 f"{where}: NIR cannot state {'; '.join(c.split(' -> ')[0] for c in changes)} (NIR neurons spike when "
                 "v > v_threshold, reset v to v_reset in the same step and emit the spike of the updated state). "
-                "Pass lossy=True to convert it anyway as: " + "; ".join(c.split(" -> ")[-1] for c in changes)
+                f"To export exactly, give the node NIR's behaviour ({fixes}; this changes when it spikes), or "
+                "pass lossy=True to convert it anyway as: " + "; ".join(c.split(" -> ")[-1] for c in changes)
             )
         key = self._path(path, name)
         self.changes[key] = "; ".join(filter(None, [self.changes.get(key), *changes]))
@@ -612,6 +614,19 @@ class _Exporter:
 _GE_CHANGE = (
     "comparison '>=' -> '>' against the float32 just below v_threshold (exact when the consumer computes in float32)"
 )
+
+
+def _exact_fix(change: str) -> str:
+    """The node field that gives a neuron NIR's behaviour instead of ``change`` (for the error message)."""
+    for prefix, fix in (
+        ("comparison", "comparison='>'"),
+        ("reset by subtraction", "reset_mode='value'"),
+        ("reset_timing", "reset_timing='immediate'"),
+        ("spike_timing", "spike_timing='post'"),
+    ):
+        if change.startswith(prefix):
+            return fix
+    return change.split(" -> ")[0]
 
 
 def _just_below(theta: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Spyx (JAX / flax.nnx) models to talon graphs and back, exactly (``pip install 'talon-toolchain[jax]'``).
+"""Spyx (JAX / flax.nnx) models to talon graphs and back, exactly (talon's ``jax`` extra).
 
 >>> from talon.interop import spyx as tspyx
 >>> graph = tspyx.to_ir(model, input_shape=(28, 28, 1))   # Spyx shapes are channels-last
