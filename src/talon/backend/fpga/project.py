@@ -25,6 +25,8 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
+from talon.ir.errors import MissingDependencyError, install_hint
+
 from ..errors import BackendError
 from .codegen import GeneratedProject
 from .templates import render
@@ -42,10 +44,10 @@ def hls4ml_templates() -> Path:
     """hls4ml's Vivado templates directory (ap_types, nnet_utils); a clear error without hls4ml."""
     try:
         import hls4ml
-    except ImportError:
-        raise BackendError(
-            "the FPGA backend needs hls4ml (its nnet_utils and ap_types headers): pip install 'talon[fpga]'"
-        ) from None
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "the FPGA backend needs hls4ml (its nnet_utils and ap_types headers); " + install_hint("fpga")
+        ) from exc
     path = Path(hls4ml.__file__).parent / "templates" / "vivado"
     if not (path / "ap_types" / "ap_int.h").is_file():
         raise BackendError(f"hls4ml at {path.parent.parent} has no ap_types headers; reinstall hls4ml")
