@@ -4,6 +4,7 @@ build_bitstream (csim, and the vendor steps' errors), the C-simulation cache."""
 import json
 import math
 import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +65,7 @@ def test_compile_writes_the_project_with_the_cpu_backends_integers(tmp_path):
     prj = tmp_path / "prj"
     for rel in ("firmware/snn_demo.cpp", "firmware/snn_demo.h", "firmware/defines.h", "firmware/parameters.h",
                 "firmware/weights.h", "firmware/nnet_talon_neuron.h", "firmware/nnet_utils/nnet_dense.h",
-                "firmware/ap_types/ap_int.h", "snn_demo_test.cpp", "build_prj.tcl", "vivado_synth.tcl",
+                "firmware/ap_types/ap_int.h", "snn_demo_test.cpp", "build_prj.tcl", "vivado_synth.tcl", "build_csim.sh",
                 "talon_project.json", "firmware/weights/w1.bin"):  # fmt: skip
         assert (prj / rel).is_file(), rel
     assert desc["backend"] == "fpga" and desc.precision == "int8"
@@ -79,6 +80,11 @@ def test_compile_writes_the_project_with_the_cpu_backends_integers(tmp_path):
     np.testing.assert_array_equal(stored, fc1.weight_t.reshape(-1))
     assert "static w1_t w1[100352] = {" in (prj / "firmware/weights.h").read_text()
     assert "typedef ap_int<8> w1_t;" in (prj / "firmware/defines.h").read_text()
+    # the project runs on its own: build_csim.sh compiles it with g++ and simulates the calibration inputs
+    subprocess.run(["bash", str(prj / "build_csim.sh")], check=True, capture_output=True)
+    ints = np.fromfile(prj / "tb_data/csim_results.bin", np.int64).reshape(2, 10, -1)  # [B, T, probes]
+    ref = get_backend("cpu").simulate(graph, examples.mlp_inputs(n_steps=10), precision="int8")
+    assert ints[:, :, :128].sum() == ref.spike_counts["lif1"] and ints[:, :, 128:138].sum() == ref.spike_counts["lif2"]
     # a second compile replaces the project atomically
     FPGA.compile(graph, output_dir=prj, project_name="snn_demo", default_precision="int8")
     assert (prj / "firmware/snn_demo.cpp").is_file() and not list(tmp_path.glob(".prj.*"))

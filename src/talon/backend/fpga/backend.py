@@ -136,7 +136,10 @@ class FPGABackend(BackendBase):
         data = self._descriptor(plan, gen, settings)
         if write_to_disk:
             files = project_files(gen, settings.part, settings.clock_period)
-            write_project(settings.output_dir, files, data, gen.binaries)
+            target = write_project(settings.output_dir, files, data, gen.binaries)
+            # the calibration inputs become the testbench's default input (vendor csim / cosim)
+            arrays, *_ = prepare_inputs(graph, calibration_inputs, n_steps)
+            csim.write_inputs(target / "tb_data" / "inputs.bin", gen, arrays)
         return HardwareDescriptor(data, program=(plan, gen))
 
     def build_bitstream(

@@ -9,6 +9,7 @@ Layout (hls4ml's, so its users find their way)::
       firmware/nnet_talon_*.h                  talon's layer and neuron implementations
       firmware/nnet_utils/, firmware/ap_types/ hls4ml's nnet_utils and the ap_types headers
       <project>_test.cpp                       C-simulation testbench
+      build_csim.sh                            g++ C simulation without talon or vendor tools
       build_prj.tcl, vivado_synth.tcl          vendor flow (csim / synth / cosim / export / bitstream)
       talon_project.json                       ports, probes, formats and the resource estimate
 
@@ -65,8 +66,16 @@ def project_files(gen: GeneratedProject, part: str, clock_period: float) -> dict
     files = dict(gen.files)
     for name, text in firmware_sources().items():
         files[f"firmware/{name}"] = text
-    ctx = {"project": gen.project_name, "part": part, "clock_period": f"{clock_period:g}"}
+    from .csim import CXXFLAGS
+
+    ctx = {
+        "project": gen.project_name,
+        "part": part,
+        "clock_period": f"{clock_period:g}",
+        "cxxflags": " ".join(CXXFLAGS),
+    }
     files["build_prj.tcl"] = render("build_prj.tcl", ctx)
+    files["build_csim.sh"] = render("build_csim.sh", ctx)
     files["vivado_synth.tcl"] = render("vivado_synth.tcl", ctx)
     return files
 
@@ -87,6 +96,8 @@ def write_project(
             path = staging / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
+            if rel.endswith(".sh"):
+                path.chmod(0o755)
         for rel, data in (binaries or {}).items():
             path = staging / "firmware" / rel
             path.parent.mkdir(parents=True, exist_ok=True)
