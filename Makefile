@@ -6,18 +6,20 @@ PIP := $(PY) -m pip
 CONSTRAINTS := .ci/constraints.txt
 STAMP := $(VENV)/.talon-installed
 
-.PHONY: install demo test docs bench lint format clean
+.PHONY: install demo test docs bench fuzz lint format clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
 # torch first, from the pinned CPU wheel, so no other requirement pulls a CUDA build;
-# norse last with --no-deps (it declares torchvision, needed only for its example tasks).
+# norse last with --no-deps (it declares torchvision, needed only for its example tasks);
+# neurobench (test reference) --no-deps too: it declares torchaudio/tonic/librosa for its data sets only.
 $(STAMP): pyproject.toml $(CONSTRAINTS) | $(PY)
 	$(PIP) install -q -c $(CONSTRAINTS) torch
 	$(PIP) install -q -c $(CONSTRAINTS) -e '.[all]'
 	$(PIP) install -q -c $(CONSTRAINTS) --no-deps norse
+	$(PIP) install -q -c $(CONSTRAINTS) --no-deps neurobench
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -34,6 +36,12 @@ docs: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+# Byte-flip fuzz of ir.read (tests/fuzz_t1c.py): 2,000 files, each read in a child process with a
+# timeout; then the same with the checksum recomputed after each flip (the adversary's view).
+fuzz: $(STAMP)
+	$(PY) tests/fuzz_t1c.py --count 2000
+	$(PY) tests/fuzz_t1c.py --count 2000 --reseal --seed 1
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench

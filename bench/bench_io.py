@@ -2,7 +2,10 @@
 
 * a large model: 784-4096-4096-10 dense SNN (~70 MB of float32 weights);
 * a graph of 6,000 small nodes (Affine 8x8 + LIF 8, alternating): many tiny arrays;
-plus each file's size against the raw bytes of its arrays.
+plus each file's size against the raw bytes of its arrays, what the format-2 integrity check
+(SHA-256 over the file, ``docs/format.md``) costs inside ``ir.read``, and the peak memory (RSS) of
+writing and reading a 268 MB model (one 8192x8192 float32 Affine + LIF 8192), each in a fresh
+process, against safetensors on the same tensors.
 """
 
 from __future__ import annotations
@@ -79,6 +82,84 @@ def arrays_of(graph) -> dict[str, np.ndarray]:
     }
 
 
+def read_without_checksum(path):
+    """``ir.read`` with the integrity check replaced by a plain read (to measure what the check costs)."""
+    import io
+
+    from talon import ir
+    from talon.ir import t1c_header
+
+    real = t1c_header.verify
+
+    def unchecked(fh, size):
+        fh.seek(0)
+        data = fh.read()
+        return int.from_bytes(data[8:12], "little"), io.BytesIO(data)
+
+    t1c_header.verify = unchecked
+    try:
+        return ir.read(path)
+    finally:
+        t1c_header.verify = real
+
+
+_RSS_SCRIPT = """
+import os, sys
+import numpy as np
+
+def rss(field="VmRSS"):  # VmHWM is this process image's peak; ru_maxrss would carry the parent's over exec
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(field + ":"))
+
+mode, path = sys.argv[1], sys.argv[2]
+n = 8192
+if mode.startswith("talon"):
+    from talon import ir
+else:
+    from safetensors.numpy import load_file, save_file
+base = rss()
+if mode.endswith("write"):
+    w = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    tau, r = np.full(n, 10.0), np.float64(1.0)
+    if mode == "talon-write":
+        nodes = {"input": ir.Input(np.array([n])), "fc": ir.Affine(w), "lif": ir.LIF(tau=tau, r=r),
+                 "output": ir.Output(np.array([n]))}
+        graph = ir.Graph(nodes, [("input", "fc"), ("fc", "lif"), ("lif", "output")])
+        ir.write(path, graph)
+    else:
+        save_file({"fc.weight": w, "fc.bias": np.zeros(n, np.float32), "lif.tau": tau}, path)
+elif mode == "talon-read":
+    graph = ir.read(path)
+else:
+    load_file(path)
+grown = rss("VmHWM") - base
+model = sum(a.nbytes for node in graph.nodes.values() for a in node.arrays().values()) if mode.startswith("t") else 0
+print(grown, model)
+"""
+
+
+def peak_memory() -> list[tuple[str, int, int, int]]:
+    """(case, the model's array bytes in talon, talon's peak RSS growth, safetensors'), each in a fresh process.
+
+    safetensors stores the same weight, bias and tau; the LIF's other parameters are broadcast to
+    8192 neurons by talon (stored once as constant arrays in the file)."""
+    import subprocess
+    import sys
+
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        t1c, st = Path(tmp, "big.t1c"), Path(tmp, "big.safetensors")
+        for op in ("write", "read"):
+            grown, model = [], 0
+            for lib, path in (("talon", t1c), ("safetensors", st)):
+                cmd = [sys.executable, "-c", _RSS_SCRIPT, f"{lib}-{op}", str(path)]
+                peak, nbytes = map(int, subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.split())
+                grown.append(peak)
+                model = max(model, nbytes)
+            out.append((f"{model / 1e6:.0f} MB model: {op}", model, *grown))
+    return out
+
+
 def bench_case(label: str, graph, repeats: int) -> tuple[list[Row], list[tuple[str, int, int, int, int]]]:
     import nir
     from safetensors.numpy import load_file, save_file
@@ -97,12 +178,14 @@ def bench_case(label: str, graph, repeats: int) -> tuple[list[Row], list[tuple[s
         r_ours = median_time(lambda: ir.read(t1c), repeats)
         r_nir = median_time(lambda: nir.read(nirf), repeats)
         r_st = median_time(lambda: load_file(st), repeats)
+        r_unchecked = median_time(lambda: read_without_checksum(t1c), repeats)
         sizes = (label, raw, t1c.stat().st_size, nirf.stat().st_size, st.stat().st_size)
     rows = [
         Row("io", f"{label}: write", w_ours, "nir.write", w_nir),
         Row("io", f"{label}: write", w_ours, "safetensors save_file (arrays only)", w_st),
         Row("io", f"{label}: read", r_ours, "nir.read", r_nir),
         Row("io", f"{label}: read", r_ours, "safetensors load_file (arrays only)", r_st),
+        Row("io", f"{label}: read with its SHA-256 check", r_ours, "the same read without the check", r_unchecked),
     ]
     return rows, [sizes]
 
@@ -124,6 +207,14 @@ def main() -> list[Row]:
         table.add_row(label, f"{raw:,}", *(f"{f:,} ({f / raw:.3f}×)" for f in files))
     Console().print(table)
     main.sizes = sizes
+    memory = peak_memory()
+    table = Table(title="peak RSS growth vs the model's bytes (fresh process each)")
+    for col in ("case", "model bytes", ".t1c", "safetensors"):
+        table.add_column(col)
+    for label, model, ours, ref in memory:
+        table.add_row(label, f"{model:,}", f"{ours:,} ({ours / model:.3f}×)", f"{ref:,} ({ref / model:.3f}×)")
+    Console().print(table)
+    main.memory = memory
     return rows
 
 

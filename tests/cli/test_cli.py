@@ -110,7 +110,7 @@ def test_validate(files):
     ok = run("validate", files["nested"])
     assert ok.exit_code == 0 and "✓ Valid" in ok.stdout and "5 nodes, 4 edges" in ok.stdout
     doc = run_json("validate", files["lint_error"], code=1)
-    assert doc["valid"] is False and doc["format_version"] == 1 and doc["errors"][0]["node"] == "lif1"
+    assert doc["valid"] is False and doc["format_version"] == ir.FORMAT_VERSION and doc["errors"][0]["node"] == "lif1"
     assert run_json("validate", files["lint_warning"])["valid"] is True  # warnings do not invalidate
 
 
@@ -176,7 +176,7 @@ def test_inspect(files):
     fc = doc["nodes"][1]
     assert fc["params"]["weight"] == {"dtype": "float32", "shape": [4, 3]} and fc["output_type"] == {"output": [4]}
     assert doc["nodes"][2]["graph"]["recurrent_edges"] == [["w", "lif"]]
-    assert doc["format_version"] == 1
+    assert doc["format_version"] == ir.FORMAT_VERSION
 
 
 def test_node(files):

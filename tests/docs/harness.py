@@ -247,7 +247,10 @@ def _environment() -> dict[str, str]:
 
 
 def _run_console(block: Block, where: str, cwd: Path) -> None:
-    commands = console_commands(block)
+    try:
+        commands = console_commands(block)
+    except PageError as exc:
+        raise PageError(f"{where}, {exc}") from None
     env, status = _environment(), 0
     for k, command in enumerate(commands):
         shown = "$?" in command.command or (k + 1 < len(commands) and commands[k + 1].command.startswith("echo $?"))
@@ -293,7 +296,7 @@ def run_page(path: Path, workdir: Path) -> int:
                 raise PageError(f"{where}: an unlabelled block right after a python block; label it 'text' if it is "
                                 "that block's output, or give it another language")  # fmt: skip
             if block.language == "python":
-                printed = _run_python(block, module, where, page)
+                printed = _run_python(block, module, where, str(path.resolve()))
                 following = blocks[index + 1] if index + 1 < len(blocks) else None
                 shows_output = (
                     following is not None
@@ -331,7 +334,8 @@ def show_outputs(path: Path) -> None:
             for block in blocks:
                 if block.language == "python" and block.not_run is None:
                     where = f"{page}, block {block.number} (line {block.line})"
-                    print(f"--- {where} ---\n{_run_python(block, module, where, page)}", end="", file=sys.__stdout__)
+                    printed = _run_python(block, module, where, str(path.resolve()))
+                    print(f"--- {where} ---\n{printed}", end="", file=sys.__stdout__)
         finally:
             os.chdir(previous_cwd)
 

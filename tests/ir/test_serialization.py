@@ -2,7 +2,6 @@
 
 import contextlib
 import itertools
-import json
 import os
 import shutil
 
@@ -19,6 +18,7 @@ from talon.ir import serialization as ser
 
 from ..paths import NIR_PAPER
 from .examples import EXAMPLES, chain_graph
+from .t1c_craft import edit_manifest, edited, store_manifest
 
 NIR_FILE = NIR_PAPER / "01_lif__lif_norse.nir"
 
@@ -237,14 +237,6 @@ def good_file(tmp_path):
     return path
 
 
-def _edit_manifest(path, edit):
-    with h5py.File(path, "r+") as f:
-        manifest = json.loads(f["manifest"][()].decode())
-        edit(manifest)
-        del f["manifest"]
-        f.create_dataset("manifest", data=json.dumps(manifest), dtype=h5py.string_dtype())
-
-
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"no such \.t1c file"):
         ir.read(tmp_path / "nope.t1c")
@@ -273,7 +265,7 @@ def test_hdf5_of_another_layout_names_nir(tmp_path):
 
 
 def test_newer_format_version(good_file):
-    with h5py.File(good_file, "r+") as f:
+    with edited(good_file) as f:
         f.attrs["format_version"] = ir.FORMAT_VERSION + 1
     with pytest.raises(T1CFormatError, match=r"newer than the version .* upgrade talon"):
         ir.read(good_file)
@@ -321,7 +313,7 @@ def _bad_reference(m):
     [
         (_drop_weight, r"node 'node' \(Conv2d\) cannot be rebuilt: .*missing .*'weight'"),
         (_unknown_type, "unknown type 'Warp9000'"),
-        (_absurd_shape, r"packed reference .* 10{24} values\) is out of range"),
+        (_absurd_shape, r"array 0 needs 4,000,000,000,000,000,000,000,000 bytes.* budget of"),
         (_absurd_fill, "constant array of 1099511627776 elements exceeds the limit"),
         (_string_dtype, "unsupported dtype"),
         (_wrong_dtype, "packed reference.*out of range"),
@@ -331,7 +323,7 @@ def _bad_reference(m):
     ],
 )
 def test_damaged_manifest(good_file, edit, message):
-    _edit_manifest(good_file, edit)
+    edit_manifest(good_file, edit)
     with pytest.raises(T1CFormatError, match=message):
         ir.read(good_file)
 
@@ -339,7 +331,7 @@ def test_damaged_manifest(good_file, edit, message):
 def test_missing_dataset_and_attribute(tmp_path):
     big = tmp_path / "big.t1c"
     ir.write(big, ir.Graph({"a": ir.Affine(np.random.default_rng(1).random((64, 64)))}, []))
-    with h5py.File(big, "r+") as f:
+    with edited(big) as f:
         del f["arrays"]
     with pytest.raises(T1CFormatError, match="dataset 'arrays/000000' is missing"):
         ir.read(big)
@@ -351,9 +343,8 @@ def test_missing_dataset_and_attribute(tmp_path):
 
 
 def test_manifest_that_is_not_json(good_file):
-    with h5py.File(good_file, "r+") as f:
-        del f["manifest"]
-        f.create_dataset("manifest", data="{not json", dtype=h5py.string_dtype())
+    with edited(good_file) as f:
+        store_manifest(f, "{not json")
     with pytest.raises(T1CFormatError, match="Expecting property name"):
         ir.read(good_file)
 

@@ -15,6 +15,8 @@ for ``n_steps``), ``[B, *S]`` (a batch held constant) or ``[T, B, *S]`` (a time-
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Mapping
 
 import numpy as np
@@ -23,6 +25,7 @@ from talon import ir
 
 from .errors import BackendError
 
+_F32_MAX = float(np.finfo(np.float32).max)
 DEFAULT_N_STEPS = 100
 DEFAULT_RATE = 0.5
 DEFAULT_SEED = 0
@@ -42,11 +45,34 @@ def default_stimulus(
         raise BackendError(f"batch_size must be a positive integer, got {batch_size!r}")
     if not 0.0 <= float(rate) <= 1.0:
         raise BackendError(f"rate must be in [0, 1], got {rate!r}")
+    elements = sum(n_steps * int(batch_size) * math.prod(graph.nodes[name].shape) for name in graph.input_nodes)
+    check_memory(elements * _DRAW_BYTES, f"the default stimulus of {n_steps:,} steps")
     rng = np.random.default_rng(seed)
     return {
         name: (rng.random((n_steps, int(batch_size), *graph.nodes[name].shape)) < rate).astype(np.float32)
         for name in graph.input_nodes
     }
+
+
+_DRAW_BYTES = 13  # per element while drawing: a float64 uniform, the bool test and the float32 result
+
+
+def memory_limit() -> int:
+    """The most bytes one simulation buffer may take: half of the machine's physical memory."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError, AttributeError):  # not POSIX
+        return 1 << 34
+
+
+def check_memory(nbytes: int, what: str) -> None:
+    """Refuse, before allocating, a buffer larger than :func:`memory_limit`."""
+    limit = memory_limit()
+    if nbytes > limit:
+        raise BackendError(
+            f"{what} needs {nbytes:,} bytes, more than half of this machine's memory ({limit:,} bytes); "
+            "run fewer steps or a smaller batch"
+        )
 
 
 def check_steps(n_steps) -> int:
@@ -98,6 +124,7 @@ def prepare_inputs(graph: ir.Graph, inputs, n_steps: int | None) -> tuple[dict[s
         if kind == "sample":
             arr = arr.reshape(1, *shape)
         if kind != "sequence":
+            check_memory(steps * arr.size * 4, f"input {name!r} held for {steps:,} steps")
             arr = np.broadcast_to(arr, (steps, *arr.shape))
         out[name] = np.ascontiguousarray(arr, dtype=np.float32)
     return out, steps, batch, False
@@ -118,6 +145,11 @@ def _as_sequence(name: str, value, shape: tuple[int, ...]) -> tuple[np.ndarray, 
         )
     if arr.size and arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
         raise BackendError(f"input {name!r} contains NaN or infinite values")
+    if arr.size and arr.dtype.kind == "f" and arr.dtype.itemsize > 4 and np.max(np.abs(arr)) > _F32_MAX:
+        raise BackendError(
+            f"input {name!r} has values up to {float(np.max(np.abs(arr))):.3g} in magnitude, beyond float32's "
+            f"{_F32_MAX:.3g}: the simulation runs in float32 and they would become infinite"
+        )
     if extra == 2 and arr.shape[0] == 0:
         raise BackendError(f"input {name!r} has no time steps")
     if extra >= 1 and arr.shape[extra - 1] == 0:

@@ -22,7 +22,7 @@ from talon.ir.types import ResetMode, ResetTiming, SkipType, SpikeTiming
 from .spike import spike
 
 # torch.fx.symbolic_trace of these modules records spike() as one call instead of tracing into
-# its autograd.Function, which would silently drop the surrogate gradient (architecture §5)
+# its autograd.Function, which would silently drop the surrogate gradient
 torch.fx.wrap("spike")
 
 

@@ -1,4 +1,4 @@
-"""snnTorch adapter: exact IR equivalents of snnTorch 0.9.4 – 1.0.0 neurons, and the seed wrappers.
+"""snnTorch adapter: exact IR equivalents of snnTorch 0.9.4 – 1.0.0 neurons, and the TALON tutorials' wrappers.
 
 Mapping (``docs/semantics.md`` §3.3; β, α are clamped to [0, 1] as snnTorch does every step)::
 
@@ -23,7 +23,7 @@ quantization are refused with a ConversionError.
 
 ``reset_delay=False`` with subtraction: snnTorch takes the spike from ``β·m + x - r·θ`` (its
 delayed reset applied first, then undone), so when the post-reset membrane stays above θ (input >
-2θ) it misses spikes an ideal immediate-reset neuron emits (reference §2.2). talon states this
+2θ) it misses spikes an ideal immediate-reset neuron emits (``docs/semantics.md`` §3.1). talon states this
 exactly (``reset_timing='snntorch_immediate'``), so the round trip is exact; converting such a
 neuron to NIR (whose reset is the ideal one) is refused unless lossy.
 
@@ -172,7 +172,7 @@ def _rleaky(mod, ctx):
 @register_converter(snn.RSynaptic)
 def _rsynaptic(mod, ctx):
     if not mod.reset_delay:
-        # snnTorch 1.0.0 RSynaptic ignores reset_delay=False (reference §2.2): it behaves delayed.
+        # snnTorch 1.0.0 RSynaptic ignores reset_delay=False: it behaves delayed.
         raise ConversionError(
             f"module {ctx.path!r}: snnTorch's RSynaptic(reset_delay=False) is broken upstream (it errors "
             "or silently keeps the delayed reset); use reset_delay=True"

@@ -6,7 +6,12 @@ differ, a fingerprint that does not match, no path found); 2 bad input (missing 
 unknown node, bad option value, usage errors), reported as one ``error: ...`` line on stderr.
 """
 
-from talon.cli import backend_commands, fpga_commands, graph_commands  # noqa: F401  (each module registers its commands)
+from talon.cli import (  # noqa: F401  (each module registers its commands)
+    backend_commands,
+    evaluate_commands,
+    fpga_commands,
+    graph_commands,
+)
 from talon.cli._common import main
 
 __all__ = ["main"]

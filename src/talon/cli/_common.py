@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -53,8 +54,21 @@ _json_option = click.option("--json", "as_json", is_flag=True, help="Print one J
 _file_argument = click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _printable(text: Any, *, keep_newlines: bool = False) -> str:
+    """``text`` with terminal control characters (ESC, newlines, bidi overrides …) shown as escapes,
+    so a node name cannot move the cursor, recolour the terminal or forge an ``error:`` line.
+    ``keep_newlines`` keeps the line structure of a multi-line report (its lines are escaped)."""
+    if keep_newlines:
+        return "\n".join(_printable(line) for line in str(text).split("\n"))
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256 else f"\\u{ord(m.group()):04x}",
+                        str(text))  # fmt: skip
+
+
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+    text = " ".join(_printable(" ".join(str(exc).split())).split())
     return text or type(exc).__name__
 
 
@@ -73,8 +87,12 @@ def _reports_errors(func):
 
         try:
             return func(*args, **kwargs)
-        except (OSError, TalonError, ValueError) as exc:  # TalonError covers UnknownNodeError (a KeyError)
+        except (OSError, TalonError, ValueError, ArithmeticError) as exc:  # TalonError covers UnknownNodeError
             _fail(_one_line(exc))
+        except MemoryError:
+            _fail("not enough memory for this input (a shape, --steps or a delay is too large)")
+        except RecursionError:
+            _fail("the input nests too deeply to process")
 
     return wrapper
 
@@ -95,7 +113,7 @@ def _text(value: Any):
     """A rich Text (no markup interpretation: node names may contain brackets)."""
     from rich.text import Text
 
-    return Text(str(value))
+    return Text(_printable(value))
 
 
 def _table(title: str, *columns: str, right: tuple[str, ...] = ()):

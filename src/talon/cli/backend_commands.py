@@ -13,6 +13,7 @@ from talon.cli._common import (
     _emit_json,
     _file_argument,
     _json_option,
+    _printable,
     _read,
     _reports_errors,
     _table,
@@ -108,4 +109,4 @@ def energy(file: Path, n_steps: int, precision: str, preset: str, as_json: bool)
         }  # fmt: skip
         _emit_json({"file": str(file), **fields})
         return
-    click.echo(prof.summary())
+    click.echo(_printable(prof.summary(), keep_newlines=True))

@@ -15,6 +15,7 @@ from talon.cli._common import (
     _fail,
     _file_argument,
     _json_option,
+    _printable,
     _read,
     _reports_errors,
     _shape,
@@ -94,7 +95,7 @@ def analyze(file: Path, verbose: bool, as_json: bool) -> None:
         _emit_json({"file": str(file), **doc})
         return
     n = sdk.format_number
-    click.echo(f"TALON IR Graph Summary: {file}")
+    click.echo(_printable(f"TALON IR Graph Summary: {file}"))
     click.echo(
         f"Nodes: {stats.node_count}  |  Edges: {stats.edge_count}  |  Depth: {stats.depth}  |  Width: {stats.width}"
         + (f"  |  Recurrent edges: {stats.recurrent_edge_count}" if stats.recurrent_edge_count else "")
@@ -130,7 +131,7 @@ def analyze(file: Path, verbose: bool, as_json: bool) -> None:
             )
         console.print(layers)
     if stats.uncounted:
-        click.echo(f"Not counted (unknown shape or type): {', '.join(stats.uncounted)}")
+        click.echo(_printable(f"Not counted (unknown shape or type): {', '.join(stats.uncounted)}"))
 
 
 @main.command()
@@ -145,7 +146,7 @@ def profile(file: Path, as_json: bool) -> None:
     if as_json:
         _emit_json({"file": str(file), **result.to_dict()})
         return
-    click.echo(sdk.format_profile(result))
+    click.echo(_printable(sdk.format_profile(result), keep_newlines=True))
 
 
 # ---- checks ---------------------------------------------------------------------------------------
@@ -262,7 +263,8 @@ def compare(file_a: Path, file_b: Path, atol: float, rtol: float, as_json: bool)
             if edges:
                 lines.append(f"{title}: {', '.join(f'{s} -> {d}' for s, d in edges)}")
         lines.append(f"Max weight difference: {diff.max_weight_diff:.2e}")
-        _console().print(Panel(Text("\n".join(lines)), title="Graph Comparison", expand=False))
+        text = Text("\n".join(_printable(line) for line in lines))
+        _console().print(Panel(text, title="Graph Comparison", expand=False))
     if not diff.equivalent:
         raise SystemExit(EXIT_FINDINGS)
 
@@ -475,11 +477,11 @@ def trace(file: Path, source: str, target: str, limit: int, as_json: bool) -> No
     if as_json:
         _emit_json({"file": str(file), "source": source, "target": target, "paths": paths})
     elif paths:
-        click.echo(f"{len(paths)} path(s) from {source} to {target}:")
+        click.echo(f"{len(paths)} path(s) from {_printable(source)} to {_printable(target)}:")
         for p in paths:
-            click.echo("  " + " → ".join(p))
+            click.echo("  " + " → ".join(map(_printable, p)))
     else:
-        click.echo(f"No path from {source} to {target}")
+        click.echo(f"No path from {_printable(source)} to {_printable(target)}")
     if not paths:
         raise SystemExit(EXIT_FINDINGS)
 

@@ -3,7 +3,7 @@
 ``partition`` splits layers that exceed a core into slices (ordinary IR nodes, so the partitioned
 graph simulates bit-identically) and assigns them to cores; ``place`` puts the cores on the mesh;
 ``route`` builds the multicast routing tables; ``allocate`` checks every per-core budget.
-Needs numpy, scipy and pymetis (``pip install 'talon-toolchain[graph]'``); never torch.
+Needs numpy, scipy and pymetis (talon's ``graph`` extra); never torch.
 """
 
 from .errors import HardwareSpecError, MappingError

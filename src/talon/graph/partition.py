@@ -287,7 +287,7 @@ def _metis(gl: np.ndarray, mat, seed: int) -> np.ndarray:
         import pymetis
     except ImportError as exc:  # pragma: no cover - CI installs it
         raise ir.MissingDependencyError(
-            "the 'metis' partitioner needs pymetis: pip install 'talon-toolchain[graph]' (or pick algorithm='greedy')"
+            "the 'metis' partitioner needs pymetis (or pick algorithm='greedy'); " + ir.errors.install_hint("graph")
         ) from exc
     m = gl.shape[0]
     need = math.ceil(gl.sum(axis=0).max() * 1.1 - 1e-9)

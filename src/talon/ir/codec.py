@@ -18,13 +18,23 @@ from typing import Any
 
 import numpy as np
 
+from .budget import MAX_NESTING
 
-def encode(value: Any, arrays: list[np.ndarray], where: str) -> Any:
-    """Return a JSON-compatible form of ``value``, appending its arrays to ``arrays``."""
+MAX_INT_BITS = 14_000  # ~4,200 decimal digits: Python refuses to print longer ints (sys.set_int_max_str_digits)
+
+
+def encode(value: Any, arrays: list[np.ndarray], where: str, depth: int = 0) -> Any:
+    """Return a JSON-compatible form of ``value``, appending its arrays to ``arrays``.
+
+    Containers may nest at most ``MAX_NESTING`` levels (a cyclic value is refused that way)."""
+    if depth > MAX_NESTING:
+        raise TypeError(f"{where}: values nest deeper than {MAX_NESTING} levels (is a list or dict inside itself?)")
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, Enum):
-        return encode(value.value, arrays, where)
+        return encode(value.value, arrays, where, depth + 1)
+    if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
+        raise TypeError(f"{where}: an int of {value.bit_length():,} bits is too long to store (store it as a str)")
     if isinstance(value, (int, float)):
         return value
     if isinstance(value, np.ndarray):
@@ -38,15 +48,16 @@ def encode(value: Any, arrays: list[np.ndarray], where: str) -> Any:
         arrays.append(np.asarray(value))
         return {"$scalar": len(arrays) - 1}
     if isinstance(value, tuple):
-        return {"$tuple": [encode(v, arrays, f"{where}[{i}]") for i, v in enumerate(value)]}
+        return {"$tuple": [encode(v, arrays, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]}
     if isinstance(value, list):
-        return [encode(v, arrays, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [encode(v, arrays, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
     if isinstance(value, dict):
         if all(isinstance(k, str) and not k.startswith("$") for k in value):
-            return {k: encode(v, arrays, f"{where}[{k!r}]") for k, v in value.items()}
+            return {k: encode(v, arrays, f"{where}[{k!r}]", depth + 1) for k, v in value.items()}
         return {
             "$dict": [
-                [encode(k, arrays, f"{where} key"), encode(v, arrays, f"{where}[{k!r}]")] for k, v in value.items()
+                [encode(k, arrays, f"{where} key", depth + 1), encode(v, arrays, f"{where}[{k!r}]", depth + 1)]
+                for k, v in value.items()
             ]
         }
     raise TypeError(
@@ -55,12 +66,15 @@ def encode(value: Any, arrays: list[np.ndarray], where: str) -> Any:
     )
 
 
-def decode(obj: Any, arrays: list[np.ndarray], where: str) -> Any:
+def decode(obj: Any, arrays: list[np.ndarray], where: str, depth: int = 0) -> Any:
     """Inverse of :func:`encode`."""
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
+    if depth > MAX_NESTING:
+        raise ValueError(f"{where}: values nest deeper than {MAX_NESTING} levels")
+    depth += 1
     if isinstance(obj, list):
-        return [decode(v, arrays, where) for v in obj]
+        return [decode(v, arrays, where, depth) for v in obj]
     if not isinstance(obj, dict):
         raise ValueError(f"{where}: unexpected JSON value {obj!r}")
     if len(obj) == 1:
@@ -75,15 +89,17 @@ def decode(obj: Any, arrays: list[np.ndarray], where: str) -> Any:
                 return arr[()]
             return arr
         if tag == "$tuple":
-            return tuple(decode(v, arrays, where) for v in _list(body, where))
+            return tuple(decode(v, arrays, where, depth) for v in _list(body, where))
         if tag == "$dict":
             pairs = _list(body, where)
             if not all(isinstance(p, list) and len(p) == 2 for p in pairs):
                 raise ValueError(f"{where}: malformed $dict")
-            return {_hashable(decode(k, arrays, where), where): decode(v, arrays, where) for k, v in pairs}
+            return {
+                _hashable(decode(k, arrays, where, depth), where): decode(v, arrays, where, depth) for k, v in pairs
+            }
     if any(isinstance(k, str) and k.startswith("$") for k in obj):
         raise ValueError(f"{where}: unknown tag in {sorted(obj)}")
-    return {k: decode(v, arrays, f"{where}[{k!r}]") for k, v in obj.items()}
+    return {k: decode(v, arrays, f"{where}[{k!r}]", depth) for k, v in obj.items()}
 
 
 def _list(body: Any, where: str) -> list:

@@ -13,6 +13,7 @@ Semantics (``docs/semantics.md``):
 
 from __future__ import annotations
 
+import contextvars
 import heapq
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -23,6 +24,9 @@ import numpy as np
 from .errors import GraphValidationError, ShapeError
 from .node import Node, _fmt_types, _types_equal, register_node
 from .types import Shape
+
+# ids of nodes a reader has just built from a file and not handed out yet (see Graph.infer_shapes)
+_FRESH_NODES: contextvars.ContextVar[set[int] | None] = contextvars.ContextVar("talon_fresh_nodes", default=None)
 
 
 class _Boundary(Node):
@@ -192,6 +196,16 @@ class Graph(Node):
         incoming: dict[str, list[int]] = {n: [] for n in self.nodes}
         for i, (_, d) in enumerate(self.edges):
             incoming[d].append(i)
+        # infer_types is a function of the node's parameters and the shapes: a call with the shapes
+        # of an earlier call in this validation (or, for nodes a reader has just built, of the
+        # constructor's call with the declared input shapes) would set the same types, so it is skipped.
+        inferred_from: dict[str, list] = {}
+        fresh = _FRESH_NODES.get()
+        for name in order:
+            node = self.nodes[name]
+            declared = getattr(node, "_declared_types", None)
+            if fresh is not None and id(node) in fresh and declared:
+                inferred_from[name] = [tuple(int(d) for d in v) for v in declared[0].values()]
         for final in (False, True):
             for name in order:
                 node = self.nodes[name]
@@ -204,7 +218,9 @@ class Graph(Node):
                     continue
                 declared = getattr(node, "_declared_types", None)
                 try:
-                    node.infer_types(known)
+                    if inferred_from.get(name) != known:
+                        node.infer_types(known)
+                        inferred_from[name] = known
                     if (
                         final
                         and declared
@@ -344,7 +360,11 @@ def _as_edge_list(edges: Any) -> list[tuple[str, str]]:
     for edge in edges:
         if isinstance(edge, np.ndarray):
             edge = tuple(edge.tolist())
-        if isinstance(edge, str) or len(edge) != 2 or not all(isinstance(e, (str, np.str_)) for e in edge):
+        if (
+            not isinstance(edge, (tuple, list))
+            or len(edge) != 2
+            or not all(isinstance(e, (str, np.str_)) for e in edge)
+        ):
             raise GraphValidationError(f"an edge is a (src, dst) pair of node names, got {edge!r}")
         out.append((str(edge[0]), str(edge[1])))
     return out

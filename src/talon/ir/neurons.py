@@ -30,6 +30,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from .budget import charge, element_count
 from .errors import ShapeError
 from .node import Node, as_array, register_node
 from .types import Comparison, Integration, ResetMode, ResetTiming, Shape, SpikeTiming, coerce_enum
@@ -74,10 +75,19 @@ class _ElementwiseState(Node):
     def _broadcast_scalars(self, shape: Shape | None) -> None:
         if shape is None:
             return
+        count = element_count(shape, self._where())
         for name in self._array_params:
             arr = getattr(self, name)
             if _is_scalar(arr) and arr.shape != shape:
-                setattr(self, name, np.full(shape, arr.reshape(()), dtype=arr.dtype))
+                nbytes = count * arr.dtype.itemsize
+                charge(nbytes, f"{self._where()}: {name} broadcast to the layer shape {list(shape)}")
+                try:
+                    setattr(self, name, np.full(shape, arr.reshape(()), dtype=arr.dtype))
+                except (MemoryError, ValueError) as exc:
+                    raise ShapeError(
+                        f"{self._where()}: {name} broadcast to the layer shape {list(shape)} needs {nbytes:,} bytes, "
+                        f"which cannot be allocated ({type(exc).__name__})"
+                    ) from None
 
     def _param_shape(self) -> Shape | None:
         shapes = {a.shape for a in self._present_arrays() if not _is_scalar(a)}

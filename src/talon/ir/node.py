@@ -27,6 +27,7 @@ _REGISTRY: dict[str, type[Node]] = {}
 # Registered node types that are graph structure rather than primitives.
 _NOT_PRIMITIVES = {"Input", "Output", "Graph"}
 _TYPE_FIELDS = ("input_type", "output_type", "metadata")
+_MAX_DIM = (1 << 63) - 1
 
 
 def register_node(cls: type[Node]) -> type[Node]:
@@ -109,12 +110,24 @@ def as_tuple(value: Any, n: int, name: str, where: str, *, minimum: int = 0) -> 
 
 def as_shape(value: Any, where: str) -> Shape:
     """Return a shape-like value (array, list, tuple, int) as a tuple of non-negative ints."""
+    if type(value) in (list, tuple) and all(type(d) is int for d in value):  # the common case, without numpy
+        if all(0 <= d <= _MAX_DIM for d in value):
+            return tuple(value)
+    elif type(value) is np.ndarray and value.ndim == 1 and value.dtype == np.int64:
+        dims = tuple(value.tolist())
+        if all(d >= 0 for d in dims):
+            return dims
     arr = np.asarray(value)
     if arr.ndim > 1 or (arr.size and arr.dtype.kind not in "iu" and not _integral(arr)):
         raise ValueError(f"{where}: a shape must be a 1-d sequence of integers, got {value!r}")
-    dims = tuple(int(d) for d in arr.reshape(-1))
+    try:
+        dims = tuple(int(d) for d in arr.reshape(-1))
+    except (OverflowError, ValueError):
+        raise ValueError(f"{where}: a shape must be a 1-d sequence of integers, got {value!r}") from None
     if any(d < 0 for d in dims):
         raise ValueError(f"{where}: a shape cannot have negative sizes, got {dims}")
+    if any(d > _MAX_DIM for d in dims):
+        raise ValueError(f"{where}: shape {list(dims)} has a dimension of 2**63 or more")
     return dims
 
 
@@ -123,7 +136,10 @@ def _integral(arr: np.ndarray) -> bool:
 
 
 def shape_array(shape: Sequence[int]) -> np.ndarray:
-    return np.asarray(tuple(shape), dtype=np.int64)
+    dims = tuple(shape)
+    if any(d > _MAX_DIM for d in dims):  # e.g. a Flatten of [2**40, 2**40]
+        raise ShapeError(f"shape {list(dims)} has a dimension of 2**63 or more")
+    return np.asarray(dims, dtype=np.int64)
 
 
 def normalize_types(value: Any, default_port: str, where: str) -> Types | None:
@@ -298,7 +314,7 @@ class Node:
 def _types_equal(a: Types | None, b: Types | None) -> bool:
     if a is None or b is None:
         return a is b
-    return list(a) == list(b) and all(np.array_equal(a[k], b[k]) for k in a)
+    return list(a) == list(b) and all(np.asarray(a[k]).tolist() == np.asarray(b[k]).tolist() for k in a)
 
 
 def _fmt_types(types: Types | None) -> str:

@@ -1,36 +1,43 @@
 """Reading and writing ``.t1c`` files (HDF5). The layout is specified in ``docs/format.md``.
 
-Root attributes ``talon_format = "t1c"`` and ``format_version``; a UTF-8 JSON ``manifest``
-dataset holds the graph (node order, types, parameters, shapes, metadata, edges) with numpy
-arrays replaced by references; each array of at least ``PACK_BELOW`` bytes is its own dataset
-under ``arrays/``, smaller ones are concatenated per dtype under ``packed/`` (one HDF5 dataset
-costs ~1 ms to write, so thousands of tiny arrays must not each get one).
+Format 2: a 512-byte integrity header (length + SHA-256, :mod:`.t1c_header`) in the HDF5 user
+block, checked before libhdf5 parses anything; root attributes ``talon_format = "t1c"`` and
+``format_version``; a zlib-compressed UTF-8 JSON ``manifest`` holds the graph (node order, types,
+parameters, shapes, metadata, edges) with numpy arrays replaced by references; each array of at
+least ``PACK_BELOW`` bytes is its own dataset under ``arrays/``, smaller ones are concatenated per
+dtype under ``packed/`` (one HDF5 dataset costs ~1 ms to write, so thousands of tiny arrays must
+not each get one). Format 1 files (no header, a string manifest) are still read.
 
 Reading never unpickles or evaluates anything: it instantiates registered node classes from
-JSON values and numeric arrays, then validates the graph. Writing goes to a temporary file in
-the destination folder that is renamed over the target only once complete.
+JSON values and numeric arrays, then validates the graph. Files may be hostile: only regular
+files and plain in-file datasets are read (:mod:`.hdf5_guard`), within a decoded-bytes budget
+(:mod:`.budget`). Writing goes to a temporary file renamed over the target once complete
+(:mod:`.atomic`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
-import uuid
+import zlib
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
+from . import t1c_header
+from .atomic import write_atomically
+from .budget import MAX_NESTING, ByteBudget, active_budget, default_budget, element_count
 from .codec import decode, encode
 from .errors import T1CFormatError
-from .graph import Graph, Input, Output
+from .graph import _FRESH_NODES, Graph, Input, Output
+from .hdf5_guard import check_plain_dataset, child, open_regular, read_dataset
 from .node import Node, normalize_types, str_to_node
 
 FORMAT_NAME = "t1c"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 PACK_BELOW = 4096  # bytes
 MAX_FILL = 1 << 28  # elements of an array stored as one repeated value
 
@@ -41,50 +48,50 @@ PathLike = str | os.PathLike
 
 
 def write(path: PathLike, graph: Graph, *, compression: str | None = None) -> None:
-    """Write ``graph`` to ``path`` (parent folders are created).
+    """Write ``graph`` to ``path`` in format version 2 (parent folders are created).
 
     ``compression`` (e.g. ``"gzip"``) applies to the arrays stored as their own datasets. The
-    file is written to a temporary file and renamed into place, so a failure leaves any existing
-    file at ``path`` unchanged.
+    file is written to a temporary file and renamed into place (:mod:`talon.ir.atomic`: a failure
+    or SIGTERM leaves any existing file unchanged; the existing file's mode is kept; a symbolic
+    link is written through to its target). Raises :class:`T1CFormatError` naming ``path``.
     """
     if not isinstance(graph, Graph):
         raise TypeError(f"ir.write expects a talon.ir.Graph, got {type(graph).__name__}")
-    path = Path(path)
+    if compression not in (None, "gzip", "lzf"):
+        raise ValueError(f"compression must be None, 'gzip' or 'lzf', got {compression!r}")
     arrays: list[np.ndarray] = []
     try:
-        manifest = {"graph": _encode_graph(graph, arrays, "graph")}
-    except TypeError as exc:
-        raise T1CFormatError(f"cannot write {path}: {exc}") from None
-    refs = _array_refs(arrays)
-    manifest["arrays"] = refs
-    text = json.dumps(manifest, separators=(",", ":"), allow_nan=True)
+        manifest = {"graph": _encode_graph(graph, arrays, "graph", 0)}
+        refs = _array_refs(arrays)
+        manifest["arrays"] = refs
+        text = json.dumps(manifest, separators=(",", ":"), allow_nan=True)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise T1CFormatError(f"cannot write {os.fspath(path)}: {exc}") from None
+    packed_manifest = np.frombuffer(zlib.compress(text.encode("utf-8"), 6), dtype=np.uint8)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
-    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))  # mode honours the umask
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["talon_format"] = FORMAT_NAME
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["talon_version"] = _talon_version()
-            f.create_dataset("manifest", data=text, dtype=h5py.string_dtype("utf-8"), track_times=False)
+    def fill(tmp: Path) -> None:
+        with h5py.File(tmp, "w", userblock_size=t1c_header.HEADER_SIZE, libver=("v110", "v110")) as f:
+            # fixed-length strings: nothing in a format-2 file lives in HDF5's global heap, which has no checksum
+            f.attrs["talon_format"] = np.bytes_(FORMAT_NAME)
+            f.attrs["format_version"] = np.int64(FORMAT_VERSION)
+            f.attrs["talon_version"] = np.bytes_(_talon_version())
+            f.create_dataset("manifest", data=packed_manifest, track_times=False)
             _write_arrays(f, arrays, refs, compression)
         with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+            t1c_header.seal(fh, FORMAT_VERSION)
+
+    write_atomically(path, fill, T1CFormatError)
 
 
-def _encode_graph(graph: Graph, arrays: list, where: str) -> dict[str, Any]:
+def _encode_graph(graph: Graph, arrays: list, where: str, depth: int) -> dict[str, Any]:
+    if depth >= MAX_NESTING:
+        raise TypeError(f"{where}: subgraphs nest deeper than {MAX_NESTING} levels")
     nodes = []
     for name, node in graph.nodes.items():
         loc = f"{where} node {name!r}"
         entry: dict[str, Any] = {"name": name, "type": type(node).__name__}
         if isinstance(node, Graph):
-            entry["graph"] = _encode_graph(node, arrays, loc)
+            entry["graph"] = _encode_graph(node, arrays, loc, depth + 1)
         else:
             entry["params"] = {k: encode(v, arrays, f"{loc} {k}") for k, v in node.params().items()}
             entry["input_type"] = _types_json(node.input_type)
@@ -104,11 +111,20 @@ def _types_json(types) -> dict[str, list[int]] | None:
 
 
 def _is_constant(arr: np.ndarray) -> bool:
-    """Whether every element has the same bit pattern (so one element describes the array)."""
+    """Whether every element has the same bit pattern (so one element describes the array).
+
+    Checked in slices with an early exit, so a large array costs no temporary of its size."""
     if arr.size < 2:
         return False
-    bits = np.ascontiguousarray(arr).reshape(-1).view(f"u{arr.dtype.itemsize}")
-    return bool(np.all(bits == bits[0]))
+    flat = arr.reshape(-1)
+    if flat.dtype.itemsize not in (1, 2, 4, 8):
+        return False
+    bits = flat.view(f"u{arr.dtype.itemsize}") if flat.flags.c_contiguous else None
+    if bits is None:
+        return bool(np.all(flat == flat[0])) and _is_constant(np.ascontiguousarray(flat[:2]))
+    first = bits[0]
+    step = 1 << 16
+    return all(bool(np.all(bits[i : i + step] == first)) for i in range(0, bits.size, step))
 
 
 def _array_refs(arrays: list[np.ndarray]) -> list[dict[str, Any]]:
@@ -147,21 +163,26 @@ def _write_arrays(f: h5py.File, arrays: list[np.ndarray], refs: list[dict], comp
 # ---- reading ----------------------------------------------------------------------------------
 
 
-def read(path: PathLike) -> Graph:
-    """Read a graph written by :func:`write`. Raises :class:`T1CFormatError` for any bad file."""
-    with _open(path) as f, _damage_is_format_error(path):
-        _check_header(f, path)
-        manifest = json.loads(_read_manifest(f))
-        if not isinstance(manifest, dict):
-            raise ValueError("the manifest is not a JSON object")
-        arrays = _read_arrays(f, manifest.get("arrays"))
-        return _decode_graph(manifest.get("graph"), arrays, "graph")
+def read(path: PathLike, *, max_bytes: int | None = None) -> Graph:
+    """Read a graph written by :func:`write`. Raises :class:`T1CFormatError` for any bad file.
+
+    ``max_bytes`` bounds the bytes of arrays the read may allocate (checked before allocating);
+    ``None`` means :func:`talon.ir.budget.default_budget` of the file size.
+    """
+    with _open(path) as (f, size, _version), _damage_is_format_error(path):
+        budget = ByteBudget(default_budget(size) if max_bytes is None else max_bytes, os.fspath(path))
+        with active_budget(budget):
+            manifest = json.loads(_read_manifest(f, size, budget))
+            if not isinstance(manifest, dict):
+                raise ValueError("the manifest is not a JSON object")
+            arrays = _ArrayTable(f, manifest.get("arrays"), size, budget)
+            return _decode_graph(manifest.get("graph"), arrays, "graph", 0)
 
 
 def read_version(path: PathLike) -> str:
-    """The format version of the ``.t1c`` file at ``path`` (e.g. ``"1"``)."""
-    with _open(path) as f, _damage_is_format_error(path):
-        return str(_check_header(f, path, check_version=False))
+    """The format version of the ``.t1c`` file at ``path`` (e.g. ``"2"``)."""
+    with _open(path, check_version=False) as (_f, _size, version):
+        return str(version)
 
 
 @contextlib.contextmanager
@@ -171,24 +192,53 @@ def _damage_is_format_error(path: PathLike):
         yield
     except T1CFormatError:
         raise
-    except (ValueError, TypeError, KeyError, OSError, RuntimeError, RecursionError, MemoryError) as exc:
-        raise T1CFormatError(f"{path}: {exc}") from None
+    except (ValueError, TypeError, KeyError, IndexError, OSError, RuntimeError, MemoryError, ArithmeticError,
+            AttributeError, zlib.error) as exc:  # fmt: skip
+        detail = str(exc) if isinstance(exc, (ValueError, OSError, KeyError)) else f"{type(exc).__name__}: {exc}"
+        raise T1CFormatError(f"{os.fspath(path)}: {detail}") from None
 
 
-def _open(path: PathLike) -> h5py.File:
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no such .t1c file: {path}")
-    try:
-        return h5py.File(path, "r")
-    except OSError as exc:
-        raise T1CFormatError(f"{path}: not a readable HDF5 file ({exc}); a .t1c file is HDF5") from None
+@contextlib.contextmanager
+def _open(path: PathLike, check_version: bool = True):
+    """Open ``path`` (a regular file), verify a v2 file's checksum, open it with h5py, check the header.
+
+    Yields ``(h5py file, file size, format version)``.
+    """
+    shown = os.fspath(path)
+    fh, size = open_regular(path, T1CFormatError, ".t1c")
+    with fh:
+        head = fh.read(t1c_header.HEADER_SIZE)
+        sealed = t1c_header.is_sealed(head)
+        source: Any = fh
+        header_version = None
+        if sealed:
+            try:
+                header_version, source = t1c_header.verify(fh, size)
+            except t1c_header.DamagedFile as exc:
+                raise T1CFormatError(f"{shown}: damaged .t1c file: {exc}") from None
+        elif head[:8] != t1c_header.HDF5_SIGNATURE:
+            raise T1CFormatError(
+                f"{shown}: not a readable HDF5 file (no .t1c header or HDF5 signature); a .t1c file is HDF5"
+            )
+        fh.seek(0)
+        try:
+            f = h5py.File(source, "r")
+        except Exception as exc:
+            raise T1CFormatError(f"{shown}: not a readable HDF5 file ({exc}); a .t1c file is HDF5") from None
+        with f, _damage_is_format_error(path):
+            version = _check_header(f, path, check_version)
+            if sealed and version != header_version and version <= FORMAT_VERSION:
+                raise T1CFormatError(f"{shown}: damaged: the header says format {header_version}, the file {version}")
+            if not sealed and version >= 2:
+                raise T1CFormatError(f"{shown}: damaged: a format {version} file without its integrity header")
+            yield f, size, version
 
 
-def _check_header(f: h5py.File, path: PathLike, check_version: bool = True) -> int:
+def _check_header(f: h5py.File, path: PathLike, check_version: bool) -> int:
     fmt = f.attrs.get("talon_format")
     if isinstance(fmt, bytes):
         fmt = fmt.decode("utf-8", "replace")
-    if fmt != FORMAT_NAME:
+    if not isinstance(fmt, str) or fmt != FORMAT_NAME:
         hint = ""
         if "node" in f and "version" in f:
             hint = "; it looks like a NIR file: read it with talon.interop.nir.read_nir"
@@ -203,64 +253,117 @@ def _check_header(f: h5py.File, path: PathLike, check_version: bool = True) -> i
             f"{path}: written in .t1c format version {version}, newer than the version "
             f"{FORMAT_VERSION} this talon reads; upgrade talon"
         )
-    if check_version and version < 1:
+    if version < 1:
         raise T1CFormatError(f"{path}: invalid format_version {version}")
     return version
 
 
-def _read_manifest(f: h5py.File) -> str:
-    ds = f.get("manifest")
-    if not isinstance(ds, h5py.Dataset) or ds.shape != () or ds.dtype.kind != "O":
+def _read_manifest(f: h5py.File, size: int, budget: ByteBudget) -> str:
+    ds = child(f, "manifest", "manifest", T1CFormatError)
+    if not isinstance(ds, h5py.Dataset):
         raise ValueError("missing or malformed 'manifest' dataset")
-    text = ds[()]
-    return text.decode("utf-8") if isinstance(text, bytes) else str(text)
+    if ds.shape == () and ds.dtype.kind == "O":  # format 1: a UTF-8 string
+        text = read_dataset(ds, "manifest", T1CFormatError, size, budget)
+        return text.decode("utf-8") if isinstance(text, bytes) else str(text)
+    if ds.ndim != 1 or ds.dtype != np.uint8:
+        raise ValueError("malformed 'manifest' dataset (expected zlib-compressed UTF-8 bytes)")
+    packed = read_dataset(ds, "manifest", T1CFormatError, size, budget)
+    inflate = zlib.decompressobj()
+    limit = max(budget.limit - budget.used, 0)
+    text = inflate.decompress(packed.tobytes(), limit)
+    if inflate.unconsumed_tail:
+        budget.charge(limit + 1, "the manifest")
+    if not inflate.eof:
+        raise ValueError("the compressed manifest is truncated")
+    budget.charge(len(text), "the manifest")
+    return text.decode("utf-8")
 
 
-def _read_arrays(f: h5py.File, refs: Any) -> list[np.ndarray]:
-    if not isinstance(refs, list):
-        raise ValueError("manifest has no 'arrays' list")
-    packed_cache: dict[str, np.ndarray] = {}
-    arrays = []
-    for i, ref in enumerate(refs):
+class _ArrayTable:
+    """The manifest's array list, read on first use: an array no node refers to is never read or allocated.
+
+    Each array is charged to the read's budget at its declared (decoded) size before it is read."""
+
+    def __init__(self, f: h5py.File, refs: Any, size: int, budget: ByteBudget):
+        if not isinstance(refs, list):
+            raise ValueError("manifest has no 'arrays' list")
+        self.f, self.refs, self.size, self.budget = f, refs, size, budget
+        self.loaded: dict[int, np.ndarray] = {}
+        self.packed: dict[str, np.ndarray] = {}
+        self.dtypes: dict[Any, np.dtype] = {}
+        self.groups: dict[str, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        arr = self.loaded.get(i)
+        if arr is None:
+            arr = self.loaded[i] = self._load(i)
+        return arr
+
+    def _dtype(self, text: Any, where: str) -> np.dtype:
+        key = text if isinstance(text, str) else None
+        dtype = self.dtypes.get(key) if key is not None else None
+        if dtype is None:
+            dtype = _numeric_dtype(text, where)
+            if key is not None:
+                self.dtypes[key] = dtype
+        return dtype
+
+    def _group(self, name: str, where: str) -> Any:
+        if name not in self.groups:
+            self.groups[name] = child(self.f, name, where, T1CFormatError)
+        return self.groups[name]
+
+    def _load(self, i: int) -> np.ndarray:
+        ref = self.refs[i]
         where = f"array {i}"
         if not isinstance(ref, dict):
             raise ValueError(f"{where}: malformed reference")
-        dtype = _numeric_dtype(ref.get("dtype"), where)
+        dtype = self._dtype(ref.get("dtype"), where)
         shape = ref.get("shape")
-        if not isinstance(shape, list) or not all(
-            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
-        ):
+        if not isinstance(shape, list) or not all(type(d) is int for d in shape):
             raise ValueError(f"{where}: invalid shape {shape!r}")
-        size = math.prod(shape)
+        count = element_count(shape, where)
         fill = ref.get("fill", False) is True
-        if fill and size > MAX_FILL:
-            raise ValueError(f"{where}: a constant array of {size} elements exceeds the limit of {MAX_FILL}")
-        stored_shape, stored_size = ([1], 1) if fill else (shape, size)
+        if fill and count > MAX_FILL:
+            raise ValueError(f"{where}: a constant array of {count} elements exceeds the limit of {MAX_FILL}")
+        self.budget.charge(count * dtype.itemsize, where)
+        stored_shape, stored_size = ([1], 1) if fill else (shape, count)
         if "dataset" in ref:
-            ds = f.get(str(ref["dataset"]))
+            name = ref["dataset"]
+            parts = name.split("/") if isinstance(name, str) else []
+            if len(parts) != 2 or parts[0] != "arrays":
+                raise ValueError(f"{where}: dataset name {name!r} is not under arrays/")
+            group = self._group("arrays", where)
+            ds = child(group, parts[1], where, T1CFormatError) if isinstance(group, h5py.Group) else None
             if not isinstance(ds, h5py.Dataset):
-                raise ValueError(f"{where}: dataset {ref['dataset']!r} is missing")
-            if ds.dtype != dtype or list(ds.shape) != stored_shape:
+                raise ValueError(f"{where}: dataset {name!r} is missing")
+            if ds.dtype != dtype or list(ds.shape or ()) != stored_shape:
                 raise ValueError(
-                    f"{where}: dataset {ref['dataset']!r} is {ds.dtype}{list(ds.shape)}, "
+                    f"{where}: dataset {name!r} is {ds.dtype}{list(ds.shape or ())}, "
                     f"the manifest says {dtype}{stored_shape}"
                 )
+            check_plain_dataset(ds, f"{where} ({name})", T1CFormatError, self.size)
             arr = ds[()] if stored_shape else np.asarray(ds[()], dtype=dtype)
         else:
             key, offset = ref.get("packed"), ref.get("offset")
-            if key not in packed_cache:
-                ds = f.get(f"packed/{key}")
-                if not isinstance(ds, h5py.Dataset) or ds.ndim != 1 or ds.dtype != _numeric_dtype(key, where):
+            buf = self.packed.get(key) if isinstance(key, str) else None
+            if buf is None:
+                group = self._group("packed", where)
+                ds = child(group, str(key), where, T1CFormatError) if isinstance(group, h5py.Group) else None
+                if not isinstance(ds, h5py.Dataset) or ds.ndim != 1 or ds.dtype != self._dtype(key, where):
                     raise ValueError(f"{where}: packed dataset {key!r} is missing or malformed")
-                packed_cache[key] = ds[()]
-            buf = packed_cache[key]
-            if buf.dtype != dtype or not isinstance(offset, int) or offset < 0 or offset + stored_size > buf.shape[0]:
+                buf = self.packed[key] = read_dataset(
+                    ds, f"packed dataset {key!r}", T1CFormatError, self.size, self.budget
+                )
+            if buf.dtype != dtype or type(offset) is not int or offset < 0 or offset + stored_size > buf.shape[0]:
                 raise ValueError(
                     f"{where}: packed reference ({key!r}, offset {offset}, {stored_size} values) is out of range"
                 )
             arr = buf[offset : offset + stored_size].reshape(stored_shape).copy()
-        arrays.append(np.full(shape, arr[0], dtype=dtype) if fill else arr)
-    return arrays
+        return np.full(shape, arr[0], dtype=dtype) if fill else arr
 
 
 def _numeric_dtype(text: Any, where: str) -> np.dtype:
@@ -273,7 +376,9 @@ def _numeric_dtype(text: Any, where: str) -> np.dtype:
     return dtype
 
 
-def _decode_graph(obj: Any, arrays: list[np.ndarray], where: str) -> Graph:
+def _decode_graph(obj: Any, arrays: list[np.ndarray], where: str, depth: int) -> Graph:
+    if depth >= MAX_NESTING:
+        raise ValueError(f"{where}: subgraphs nest deeper than {MAX_NESTING} levels")
     if not isinstance(obj, dict) or not isinstance(obj.get("nodes"), list) or not isinstance(obj.get("edges"), list):
         raise ValueError(f"{where}: malformed graph entry (needs 'nodes' and 'edges' lists)")
     nodes: dict[str, Node] = {}
@@ -283,16 +388,23 @@ def _decode_graph(obj: Any, arrays: list[np.ndarray], where: str) -> Graph:
         name = entry["name"]
         if name in nodes:
             raise ValueError(f"{where}: duplicate node name {name!r}")
-        nodes[name] = _decode_node(entry, arrays, f"{where} node {name!r}")
-    edges = [tuple(e) if isinstance(e, list) else e for e in obj["edges"]]
+        nodes[name] = _decode_node(entry, arrays, f"{where} node {name!r}", depth)
+    edges = []
+    for i, e in enumerate(obj["edges"]):
+        if not (isinstance(e, list) and len(e) == 2 and all(isinstance(x, str) for x in e)):
+            raise ValueError(f"{where}: edge {i} is not a [source, destination] pair of node names ({e!r:.80})")
+        edges.append((e[0], e[1]))
     metadata = decode(obj.get("metadata", {}), arrays, f"{where} metadata")
+    token = _FRESH_NODES.set({id(node) for node in nodes.values()})
     try:
         return Graph(nodes, edges, metadata)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"the stored {where} is invalid: {exc}") from None
+    finally:
+        _FRESH_NODES.reset(token)
 
 
-def _decode_node(entry: dict, arrays: list[np.ndarray], where: str) -> Node:
+def _decode_node(entry: dict, arrays: list[np.ndarray], where: str, depth: int) -> Node:
     type_name = entry.get("type")
     try:
         cls = str_to_node(str(type_name))
@@ -302,7 +414,7 @@ def _decode_node(entry: dict, arrays: list[np.ndarray], where: str) -> Node:
             "that registers it (@register_node) before ir.read"
         ) from None
     if cls is Graph:
-        return _decode_graph(entry.get("graph"), arrays, where)
+        return _decode_graph(entry.get("graph"), arrays, where, depth + 1)
     metadata = decode(entry.get("metadata", {}), arrays, f"{where} metadata")
     if not isinstance(metadata, dict):
         raise ValueError(f"{where}: metadata must be a dict")

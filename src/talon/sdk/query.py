@@ -112,11 +112,28 @@ def trace_path(graph: GraphLike, src: str, dst: str, *, limit: int | None = 10_0
             paths.append([*path, dst])
             if limit is not None and len(paths) > limit:
                 raise ValueError(f"more than {limit} paths from {src!r} to {dst!r}; raise limit (or None)")
-        elif nxt not in on_path:
+        elif nxt not in on_path and _reaches(succ, nxt, dst, on_path):
             path.append(nxt)
             on_path.add(nxt)
             stack.append(iter(succ[nxt]))
     return paths
+
+
+def _reaches(succ: dict[str, list[str]], start: str, dst: str, blocked: set[str]) -> bool:
+    """Whether ``dst`` can be reached from ``start`` without visiting ``blocked``.
+
+    Extending a path only when this holds makes every dead end visible before it is walked: each
+    path found costs O(len · (V + E)), so ``limit`` paths cost polynomial time (a plain depth-first
+    enumeration is exponential on ladder graphs even when few paths reach ``dst``)."""
+    seen, todo = {start}, [start]
+    while todo:
+        for nxt in succ[todo.pop()]:
+            if nxt == dst:
+                return True
+            if nxt not in seen and nxt not in blocked:
+                seen.add(nxt)
+                todo.append(nxt)
+    return False
 
 
 def extract_subgraph(graph: GraphLike, node_names: Iterable[str], *, add_boundaries: bool = False) -> Graph:

@@ -33,12 +33,15 @@ up to float rounding, which the integer datapath replaces with its own.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from talon import ir
 
+from ..errors import BackendError
 from .fixed_ops import FixedContext, FixedKernel
-from .fixed_point import INT, SPIKES, QFormat, check_int, qmax, round_shift, saturate
+from .fixed_point import INT, INT_SAFE, SPIKES, QFormat, check_int, qmax, round_shift, saturate
 from .float_neurons import CUBA, SPIKING_NEURONS, FloatDelay, neuron_coefficients
 from .kernel import State, StatefulKernel
 from .program import Op
@@ -67,25 +70,30 @@ class FixedNeuron(StatefulKernel):
         amax = ctx.calibration.state_amax.get(op.path, {})
         top_v = amax.get("v", 0.0)
         if self.spiking:
-            top_v = max(top_v, float(np.abs(k["theta"]).max()), float(np.abs(k["v_reset"]).max()))
+            top_v = max(top_v, float(np.abs(k["theta"]).max(initial=0.0)), float(np.abs(k["v_reset"]).max(initial=0.0)))
         self.s_v = state_scale(top_v, self.bits)
         one = float(2**self.frac)
-        self.B = np.rint(k["beta"] * one).astype(INT)
-        self.C = np.rint(k["c"] / self.s_v).astype(INT)
+        fixed = functools.partial(_to_int, path=op.path)
+        self.B = fixed(lambda: k["beta"] * one, what="beta")
+        self.C = fixed(lambda: k["c"] / self.s_v, what="the leak term v_leak/tau")
         if self.cuba:
             self.s_i = state_scale(amax.get("i", 0.0), self.bits)
-            self.A = np.rint(k["alpha"] * one).astype(INT)
-            self.G = np.rint(k["g"] * self.s_i / self.s_v * one).astype(INT)
+            self.A = fixed(lambda: k["alpha"] * one, what="alpha")
+            self.G = fixed(lambda: k["g"] * self.s_i / self.s_v * one, what="the current gain")
             drive_gain, drive_scale = k["gs"], self.s_i
         else:
             drive_gain, drive_scale = k["g"], self.s_v
         self.edge_gains = [
-            None if f is None else np.rint(drive_gain * f.full_scale(self.shape) / drive_scale * one).astype(INT)
+            None
+            if f is None
+            else fixed(
+                lambda f=f: drive_gain * f.full_scale(self.shape) / drive_scale * one, what="the input gain r/tau"
+            )
             for f in in_formats
         ]
         if self.spiking:
-            self.theta = np.rint(k["theta"] / self.s_v).astype(INT)
-            self.v_reset = saturate(np.rint(k["v_reset"] / self.s_v).astype(INT), self.bits)
+            self.theta = fixed(lambda: k["theta"] / self.s_v, what="v_threshold")
+            self.v_reset = saturate(fixed(lambda: k["v_reset"] / self.s_v, what="v_reset"), self.bits)
             self.ge = node.comparison == ir.Comparison.GE
             self.mode = node.reset_mode.value
             self.timing = node.reset_timing.value
@@ -103,9 +111,9 @@ class FixedNeuron(StatefulKernel):
             if g is not None
         )
         if self.cuba:
-            check_int(float(np.abs(self.A).max()) * state + drive, self.op.path, "the synaptic current update")
-            drive = float(np.abs(self.G).max()) * state
-        check_int(float(np.abs(self.B).max()) * state + drive, self.op.path, "the membrane update")
+            check_int(float(np.abs(self.A).max(initial=0)) * state + drive, self.op.path, "the synaptic current update")
+            drive = float(np.abs(self.G).max(initial=0)) * state
+        check_int(float(np.abs(self.B).max(initial=0)) * state + drive, self.op.path, "the membrane update")
 
     @property
     def state_scales(self) -> dict[str, float]:
@@ -168,6 +176,19 @@ class FixedNeuron(StatefulKernel):
             out["threshold_int"] = _summary(self.theta)
         out["decay_int"] = _summary(self.B)
         return out
+
+
+def _to_int(compute, *, path: str, what: str) -> np.ndarray:
+    """``rint(compute())`` as int64, refusing values that are not finite or do not fit the datapath
+    (a v_threshold of 1e-300 or an r of 1e300 would otherwise be cast to garbage silently)."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        values = np.asarray(compute(), np.float64)
+    if not np.all(np.isfinite(values)) or float(np.abs(values).max(initial=0.0)) >= INT_SAFE:
+        raise BackendError(
+            f"node {path!r}: {what} cannot be represented in fixed point (it scales to "
+            f"{float(np.abs(values).max(initial=0.0)):.3g}); check the neuron's parameters for extreme values"
+        )
+    return np.rint(values).astype(INT)
 
 
 class FixedDelay(FloatDelay):

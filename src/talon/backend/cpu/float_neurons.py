@@ -21,6 +21,7 @@ import numpy as np
 
 from talon import ir
 
+from ..errors import BackendError
 from .float_ops import sum_edges
 from .kernel import State, StatefulKernel
 from .params import per_neuron
@@ -82,7 +83,14 @@ class FloatNeuron(StatefulKernel):
         node = op.node
         self.dtype = np.dtype(dtype)
         self.shape = tuple(node.input_shape)
-        self.k = {name: value.astype(self.dtype) for name, value in neuron_coefficients(node, self.shape).items()}
+        with np.errstate(over="ignore", invalid="ignore"):
+            self.k = {name: value.astype(self.dtype) for name, value in neuron_coefficients(node, self.shape).items()}
+        bad = [name for name, value in self.k.items() if not np.all(np.isfinite(value))]
+        if bad:
+            raise BackendError(
+                f"node {op.path!r}: its coefficient(s) {', '.join(bad)} (docs/semantics.md §3) are not finite in "
+                f"{self.dtype}; check the neuron's parameters for extreme values (e.g. r = 1e300 or tau near 0)"
+            )
         self.cuba = isinstance(node, CUBA)
         self.spiking = isinstance(node, SPIKING_NEURONS)
         self.integrator = isinstance(node, ir.Integrator)
@@ -157,13 +165,27 @@ class FloatDelay(StatefulKernel):
         return sum_edges(xs)
 
     def init_state(self, batch: int) -> State:
-        return {"buffer": np.zeros((self.length, batch, *self.shape), self.dtype), "t": np.zeros((), np.int64)}
+        # The ring buffer grows with the steps actually run (doubling) up to max(delay) + 1 slots, so
+        # a delay of 10**12 steps run for 3 steps holds 3 slots, not 10**12.
+        capacity = min(self.length, 16)
+        return {"buffer": np.zeros((capacity, batch, *self.shape), self.dtype), "t": np.zeros((), np.int64)}
 
     def step(self, xs, state):
         buf, t = state["buffer"], int(state["t"])
-        buf[t % self.length] = self.merge(xs)
-        slot = (t - self.delay) % self.length  # never-written slots are still zero
-        y = np.take_along_axis(buf, slot[None, None].repeat(buf.shape[1], axis=1), axis=0)[0]
+        if t >= buf.shape[0] and buf.shape[0] < self.length:
+            grown = np.zeros((min(self.length, max(2 * buf.shape[0], t + 1)), *buf.shape[1:]), buf.dtype)
+            grown[: buf.shape[0]] = buf
+            buf = grown
+        if buf.shape[0] == self.length:  # full size: a ring; never-written slots are still zero
+            buf[t % self.length] = self.merge(xs)
+            slot = (t - self.delay) % self.length
+            y = np.take_along_axis(buf, slot[None, None].repeat(buf.shape[1], axis=1), axis=0)[0]
+        else:  # still growing: slot i holds step i, nothing has wrapped
+            buf[t] = self.merge(xs)
+            source = t - self.delay
+            slot = np.where(source >= 0, source, 0)
+            y = np.take_along_axis(buf, slot[None, None].repeat(buf.shape[1], axis=1), axis=0)[0]
+            y = np.where(source >= 0, y, np.zeros((), y.dtype))
         return [y], {"buffer": buf, "t": np.asarray(t + 1)}
 
     def run(self, xs, record):

@@ -12,65 +12,117 @@ rejects (``nir.read`` mutates graphs and mis-infers some convolutions). Reading 
 from __future__ import annotations
 
 import os
-import uuid
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from talon.ir.atomic import write_atomically
+from talon.ir.budget import MAX_NESTING, ByteBudget, default_budget
+from talon.ir.hdf5_guard import child, object_address, open_regular, read_dataset
 
 from ._common import NIRFormatError, import_nir
 
 PathLike = str | os.PathLike
 
 
-def read_dict(path: PathLike) -> tuple[dict[str, Any], str | None]:
-    """Read a NIR file into a NIR dict; returns ``(graph dict, nir version string or None)``."""
-    import h5py
+def read_dict(path: PathLike, *, max_bytes: int | None = None) -> tuple[dict[str, Any], str | None]:
+    """Read a NIR file into a NIR dict; returns ``(graph dict, nir version string or None)``.
 
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no NIR file at {path}")
-    try:
-        handle = h5py.File(path, "r")
-    except OSError as exc:
-        raise NIRFormatError(f"{path} is not a NIR file: it cannot be opened as HDF5 ({exc})") from None
-    with handle as f:
-        if "node" not in f:
-            if f.attrs.get("talon_format") is not None:
-                raise NIRFormatError(f"{path} is a talon .t1c file, not a NIR file: read it with talon.ir.read")
-            raise NIRFormatError(
-                f"{path} is an HDF5 file but not a NIR graph: it has no 'node' group (found {sorted(f.keys())})"
-            )
-        version = None
-        if "version" in f and isinstance(f["version"], h5py.Dataset):
-            version = _value(f["version"][()])
-            version = version if isinstance(version, str) else None
-        node = f["node"]
-        if not isinstance(node, h5py.Group):
-            raise NIRFormatError(f"{path}: 'node' is not an HDF5 group")
-        tree = _group(node)
-    if tree.get("type") != "NIRGraph":
-        raise NIRFormatError(f"{path}: the root node is a {tree.get('type')!r}, expected a 'NIRGraph'")
+    See :func:`read_dict_budgeted`."""
+    tree, version, _budget = read_dict_budgeted(path, max_bytes=max_bytes)
     return tree, version
 
 
-def _group(group) -> dict[str, Any]:
+def read_dict_budgeted(
+    path: PathLike, *, max_bytes: int | None = None
+) -> tuple[dict[str, Any], str | None, ByteBudget]:
+    """Read a NIR file into ``(graph dict, nir version or None, the read's budget)``.
+
+    Only regular files and plain in-file datasets are read (:mod:`talon.ir.hdf5_guard`): links
+    other than hard links, hard-link cycles, external storage and virtual datasets are refused.
+    ``max_bytes`` bounds the bytes of datasets decoded (default :func:`talon.ir.budget.default_budget`
+    of the file size), checked before each dataset is read; groups nest at most
+    ``talon.ir.budget.MAX_NESTING`` levels.
+    """
+    import h5py
+
+    shown = os.fspath(path)
+    fh, size = open_regular(path, NIRFormatError, "NIR")
+    with fh:
+        try:
+            handle = h5py.File(fh, "r")
+        except Exception as exc:
+            raise NIRFormatError(f"{shown} is not a NIR file: it cannot be opened as HDF5 ({exc})") from None
+        budget = ByteBudget(default_budget(size) if max_bytes is None else max_bytes, shown)
+        try:
+            with handle as f:
+                return (*_read_root(f, shown, size, budget), budget)
+        except (NIRFormatError, FileNotFoundError):
+            raise
+        except (ValueError, TypeError, KeyError, IndexError, OSError, RuntimeError, MemoryError, ArithmeticError,
+                AttributeError) as exc:  # fmt: skip
+            raise NIRFormatError(f"{shown}: damaged NIR file ({type(exc).__name__}: {exc})") from None
+
+
+def _read_root(f, shown: str, size: int, budget: ByteBudget) -> tuple[dict[str, Any], str | None]:
+    import h5py
+
+    node = child(f, "node", shown, NIRFormatError)
+    if node is None:
+        if f.attrs.get("talon_format") is not None:
+            raise NIRFormatError(f"{shown} is a talon .t1c file, not a NIR file: read it with talon.ir.read")
+        raise NIRFormatError(
+            f"{shown} is an HDF5 file but not a NIR graph: it has no 'node' group (found {sorted(f.keys())[:20]})"
+        )
+    version = None
+    version_ds = child(f, "version", shown, NIRFormatError)
+    if isinstance(version_ds, h5py.Dataset):
+        version = _value(read_dataset(version_ds, f"{shown}: version", NIRFormatError, size, budget), shown)
+        version = version if isinstance(version, str) else None
+    if not isinstance(node, h5py.Group):
+        raise NIRFormatError(f"{shown}: 'node' is not an HDF5 group")
+    tree = _group(node, f"{shown}: node", size, budget)
+    if tree.get("type") != "NIRGraph":
+        raise NIRFormatError(f"{shown}: the root node is a {tree.get('type')!r}, expected a 'NIRGraph'")
+    return tree, version
+
+
+def _group(root, where: str, size: int, budget: ByteBudget) -> dict[str, Any]:
+    """The group tree under ``root`` as nested dicts (iterative: depth and cycles are checked, not recursed)."""
     import h5py
 
     out: dict[str, Any] = {}
-    for key, item in group.items():
-        if isinstance(item, h5py.Group):
-            out[key] = _group(item)
-        else:
-            out[key] = _value(item[()])
+    stack = [(root, out, where, (object_address(root),))]
+    while stack:
+        group, target, loc, ancestors = stack.pop()
+        if len(ancestors) > MAX_NESTING:
+            raise NIRFormatError(f"{loc}: groups nest deeper than {MAX_NESTING} levels")
+        for key in list(group):
+            item = child(group, key, loc, NIRFormatError)
+            here = f"{loc}/{key}"
+            if isinstance(item, h5py.Group):
+                address = object_address(item)
+                if address in ancestors:
+                    raise NIRFormatError(f"{here} is a hard link to one of its own parent groups (a cycle)")
+                target[key] = {}
+                stack.append((item, target[key], here, (*ancestors, address)))
+            elif isinstance(item, h5py.Dataset):
+                target[key] = _value(read_dataset(item, here, NIRFormatError, size, budget), here)
+            else:
+                raise NIRFormatError(f"{here} is neither a group nor a dataset")
     return out
 
 
-def _value(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
-    if isinstance(value, np.ndarray) and value.dtype.kind in "OS":
-        return np.vectorize(lambda v: v.decode("utf-8") if isinstance(v, bytes) else str(v), otypes=[object])(value)
+def _value(value: Any, where: str) -> Any:
+    try:
+        if isinstance(value, bytes):
+            return value.decode("utf-8")
+        if isinstance(value, np.ndarray) and value.dtype.kind in "OS":
+            return np.vectorize(lambda v: v.decode("utf-8") if isinstance(v, bytes) else str(v), otypes=[object])(value)
+    except UnicodeDecodeError as exc:
+        raise NIRFormatError(f"{where}: a string is not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+    if isinstance(value, np.ndarray) and value.dtype.kind not in "fiubO":
+        raise NIRFormatError(f"{where}: unsupported dtype {value.dtype} (numbers and strings only)")
     return value
 
 
@@ -92,17 +144,25 @@ def parse_edges(raw: Any, where: str) -> list[tuple[str, str]]:
 
 
 def write_graph(path: PathLike, nir_graph: Any, *, compression: str | None = "gzip") -> None:
-    """Write a ``nir.NIRGraph`` with ``nir.write``, atomically (temporary file + rename)."""
+    """Write a ``nir.NIRGraph`` with ``nir.write``, atomically (:mod:`talon.ir.atomic`).
+
+    Node names that HDF5 cannot store as group names (empty, ``.``, containing ``/`` or NUL) are
+    refused with :class:`NIRFormatError` naming the node.
+    """
     nir = import_nir()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
-    try:
-        nir.write(tmp, nir_graph, compression=compression)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if tmp.exists():
-            tmp.unlink()
-        raise
+    _check_names(nir_graph, "graph")
+    write_atomically(path, lambda tmp: nir.write(tmp, nir_graph, compression=compression), OSError)
+
+
+def _check_names(nir_graph: Any, where: str) -> None:
+    stack = [(nir_graph, where)]
+    while stack:
+        graph, loc = stack.pop()
+        for name, node in getattr(graph, "nodes", {}).items():
+            if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\x00" in name:
+                raise NIRFormatError(
+                    f"{loc}: node name {name!r} cannot be written to a NIR file (HDF5 group names may not be "
+                    "empty, '.', '..', or contain '/' or NUL); rename the node"
+                )
+            if type(node).__name__ == "NIRGraph":
+                stack.append((node, f"{loc} node {name!r}"))

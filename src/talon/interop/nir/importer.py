@@ -23,6 +23,7 @@ e.g. a 0-d parameter or a float that ``x / dt * dt`` does not reproduce), ``flat
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import json
@@ -35,11 +36,12 @@ from typing import Any
 import numpy as np
 
 from talon import ir
+from talon.ir.budget import BudgetExceededError, active_budget
 from talon.ir.node import as_tuple
 
 from . import units
 from ._common import DEFAULT_DT, NIRFormatError, check_dt, fmt_shape, same_bits
-from .files import parse_edges, read_dict
+from .files import parse_edges, read_dict_budgeted
 from .metadata import from_nir_metadata
 from .units import NEURON_FIELDS, OPTIONAL_NEURON_FIELDS
 
@@ -82,7 +84,12 @@ _NIR_SPIKING = {"reset_mode": "value", "reset_timing": "immediate", "spike_timin
 
 
 def read_nir(
-    path: PathLike, dt: float | None = None, *, type_check: bool = True, integration: str | None = None
+    path: PathLike,
+    dt: float | None = None,
+    *,
+    type_check: bool = True,
+    integration: str | None = None,
+    max_bytes: int | None = None,
 ) -> ir.Graph:
     """Read a NIR file (any nir version) into a talon graph.
 
@@ -96,9 +103,28 @@ def read_nir(
     ``"decay"`` (``β·v + g·x``, snnTorch's), ``"euler"`` (``v + dt/τ·((v_leak − v) + r·x)``,
     Norse's and NIR's forward Euler); the value is the same, float32 rounding differs. ``None``
     uses what talon recorded when it wrote the file, else ``"decay"``.
+
+    ``max_bytes`` bounds what reading may allocate — datasets, and parameters broadcast to layer
+    shapes — checked before allocating (default: ``talon.ir.budget.default_budget`` of the file size).
+    Only regular files and plain in-file datasets are read (``talon.ir.hdf5_guard``).
     """
-    tree, _version = read_dict(path)
-    return import_graph(tree, dt, type_check=type_check, where=str(path), integration=integration)
+    tree, _version, budget = read_dict_budgeted(path, max_bytes=max_bytes)
+    with active_budget(budget), _stray_errors_name(str(path)):
+        return import_graph(tree, dt, type_check=type_check, where=str(path), integration=integration)
+
+
+@contextlib.contextmanager
+def _stray_errors_name(where: str):
+    """Any error a malformed graph provokes below the checks becomes a NIRFormatError naming ``where``."""
+    try:
+        yield
+    except BudgetExceededError as exc:
+        raise NIRFormatError(f"{where}: {exc}") from None
+    except (ir.TalonError, FileNotFoundError):
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, ArithmeticError, RecursionError,
+            MemoryError) as exc:  # fmt: skip
+        raise NIRFormatError(f"{where}: malformed NIR graph ({type(exc).__name__}: {exc})") from None
 
 
 def from_nir(
@@ -116,7 +142,8 @@ def from_nir(
     if isinstance(source, dict):
         if source.get("type") != "NIRGraph":
             raise NIRFormatError(f"from_nir expects a NIR graph dict with type 'NIRGraph', got {source.get('type')!r}")
-        return import_graph(source, dt, type_check=type_check, where="NIR graph", integration=integration)
+        with _stray_errors_name("NIR graph"):
+            return import_graph(source, dt, type_check=type_check, where="NIR graph", integration=integration)
     if type(source).__module__.split(".")[0] == "nir" and type(source).__name__ == "NIRGraph":
         return import_graph(object_to_dict(source), dt, type_check=type_check, where="NIR graph",
                             integration=integration)  # fmt: skip
@@ -289,6 +316,8 @@ class _Importer:
                 probe_nodes[name] = ir.Skip("residual") if spec.nir_type == "Output" else spec.build(name in offsets)
             try:
                 probe = ir.Graph(probe_nodes, list(edges))
+            except BudgetExceededError:
+                raise
             except (ir.GraphValidationError, ValueError) as exc:
                 first_error = first_error or exc
                 continue
@@ -601,7 +630,12 @@ def _node_order(recorded: Any, nodes: dict[str, Any]) -> list[str]:
             order = json.loads(recorded)
         except ValueError:
             order = None
-        if isinstance(order, list) and sorted(order) == sorted(nodes) and len(set(order)) == len(order):
+        if (
+            isinstance(order, list)
+            and all(isinstance(n, str) for n in order)
+            and sorted(order) == sorted(nodes)
+            and len(set(order)) == len(order)
+        ):
             return order
     return list(nodes)
 
@@ -634,7 +668,11 @@ def _shape(value: Any, label: str) -> tuple[int, ...]:
     arr = np.asarray(value)
     if arr.ndim > 1 or (arr.size and arr.dtype.kind not in "iuf"):
         raise NIRFormatError(f"{label}: a shape must be a 1-d list of integers, got {value!r}")
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        raise NIRFormatError(f"{label}: {value!r} is not a shape (not finite)")
     dims = tuple(int(d) for d in arr.reshape(-1))
-    if any(d < 0 for d in dims) or (arr.size and not np.all(arr.reshape(-1) == np.asarray(dims))):
+    if any(not 0 <= d < 2**63 for d in dims):
+        raise NIRFormatError(f"{label}: {value!r} is not a shape (dimensions must be 0 .. 2**63-1)")
+    if arr.size and not all(float(a) == d for a, d in zip(arr.reshape(-1).tolist(), dims, strict=True)):
         raise NIRFormatError(f"{label}: {value!r} is not a shape")
     return dims

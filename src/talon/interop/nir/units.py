@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ._common import float_dtype
+from ._common import NIRFormatError, float_dtype
 
 SAME, TIME, RATE = "same", "time", "rate"
 
@@ -85,6 +85,9 @@ def to_nir(values, kind: str, dt: float) -> np.ndarray:
     return np.asarray(values)
 
 
+MAX_DELAY_STEPS = 1 << 53  # delays are whole steps exactly representable as float64
+
+
 def delay_to_steps(delay, dt: float) -> np.ndarray | None:
     """Whole timesteps of a NIR delay in seconds, or None if some delay is not a whole number of steps.
 
@@ -99,6 +102,11 @@ def delay_to_steps(delay, dt: float) -> np.ndarray | None:
         return None
     if np.any(whole < 0):
         return None
+    if np.any(whole > MAX_DELAY_STEPS):
+        raise NIRFormatError(
+            f"a delay of {float(np.max(arr))!r} s is {float(np.max(whole)):.3g} timesteps of dt={dt} s, more than "
+            f"the {MAX_DELAY_STEPS:,} talon accepts"
+        )
     return whole.astype(np.int64)
 
 

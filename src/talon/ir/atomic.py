@@ -1,0 +1,93 @@
+"""Atomic file replacement: write a temporary file next to the target, then rename it over.
+
+Contract (``docs/format.md``, "Writing rules"):
+
+* a failure at any point — an exception, ``KeyboardInterrupt`` or ``SIGTERM`` — removes the
+  temporary file and leaves the previous target untouched;
+* the temporary name is short and fixed-length (``.t1c-<12 hex>.tmp``), so any file name the
+  file system accepts can be written;
+* an existing target keeps its permission bits (a 0600 file stays 0600);
+* a symbolic link is written *through*: its final target is replaced and the link stays;
+* errors name the target, never the temporary file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import stat
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from .errors import TalonError
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived during a write (raised so that the cleanup runs)."""
+
+
+@contextlib.contextmanager
+def _sigterm_cleans_up() -> Iterator[None]:
+    """Turn SIGTERM into an exception while the body runs, if no one else handles SIGTERM."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) not in (
+        signal.SIG_DFL,
+        None,
+    ):
+        yield
+        return
+
+    def handler(signum, frame):
+        raise _Terminated
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def resolve_target(path: str | os.PathLike) -> Path:
+    """The file a write to ``path`` replaces: symbolic links are followed to their final target."""
+    path = Path(os.fspath(path))
+    if not os.fspath(path) or os.fspath(path) in (".", ".."):
+        raise IsADirectoryError(f"{os.fspath(path)!r} is not a file name")
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory")
+    return path
+
+
+def write_atomically(path: str | os.PathLike, fill: Callable[[Path], None], error: type[Exception]) -> None:
+    """Call ``fill(temporary_path)`` and rename the result over ``path`` (see the module contract).
+
+    ``error`` is the exception type raised (naming ``path``) when the file system refuses.
+    """
+    shown = os.fspath(path)
+    try:
+        target = resolve_target(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        old_mode = stat.S_IMODE(os.stat(target).st_mode) if target.exists() else None
+        tmp = target.parent / f".t1c-{uuid.uuid4().hex[:12]}.tmp"
+        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))  # the mode honours the umask
+    except OSError as exc:
+        raise error(f"cannot write {shown}: {exc.strerror or exc}") from None
+    try:
+        with _sigterm_cleans_up():
+            fill(tmp)
+            if old_mode is not None:
+                os.chmod(tmp, old_mode)
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, _Terminated):
+            os.kill(os.getpid(), signal.SIGTERM)  # die as SIGTERM would have made us, after the cleanup
+        if isinstance(exc, OSError) and not isinstance(exc, TalonError):
+            raise error(f"cannot write {shown}: {exc.strerror or exc}") from None
+        raise

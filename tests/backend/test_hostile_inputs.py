@@ -1,0 +1,98 @@
+"""The CPU backend on hostile numbers (issue 18 §6-7): clear BackendErrors, no numpy warnings, bounded memory."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from talon import ir
+from talon.backend import get_backend
+from talon.backend.errors import BackendError
+
+CPU = get_backend("cpu")
+
+
+def lif_chain(lif, width=4):
+    return ir.Graph(
+        {
+            "input": ir.Input(np.array([width])),
+            "fc": ir.Affine(np.ones((width, width), np.float32)),
+            "lif": lif,
+            "output": ir.Output(np.array([width])),
+        },
+        [("input", "fc"), ("fc", "lif"), ("lif", "output")],
+    )
+
+
+@pytest.fixture(autouse=True)
+def warnings_are_errors():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        yield
+
+
+@pytest.mark.parametrize("value", [1e300, -1e300])
+def test_float64_inputs_beyond_float32_are_refused(value):
+    graph = lif_chain(ir.LIF(tau=np.full(4, 10.0), r=1.0))
+    with pytest.raises(BackendError, match=r"input 'input' has values up to 1e\+300 .* beyond float32"):
+        CPU.simulate(graph, inputs=np.full((3, 1, 4), value))
+
+
+@pytest.mark.parametrize("precision", ["int8", "int16"])
+def test_a_tiny_threshold_is_refused_in_fixed_point(precision):
+    graph = lif_chain(ir.LIF(tau=np.full(4, 10.0), r=1.0, v_threshold=1e-300))
+    with pytest.raises(BackendError, match=r"node 'lif': .* cannot be represented in fixed point"):
+        CPU.simulate(graph, n_steps=5, precision=precision)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_a_huge_gain_is_refused(precision):
+    graph = lif_chain(ir.LIF(tau=np.full(4, 10.0), r=1e300))
+    with pytest.raises(BackendError, match=r"node 'lif': its coefficient\(s\) g .* not finite in float32"):
+        CPU.simulate(graph, n_steps=5, precision=precision)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int16", "int8"])
+def test_zero_width_layers_run_in_every_precision(precision):
+    graph = lif_chain(ir.LIF(tau=np.full(0, 10.0), r=1.0), width=0)
+    result = CPU.simulate(graph, n_steps=5, precision=precision)
+    assert result.outputs_valid and result.outputs["output"].shape == (5, 1, 0)
+    assert result.spike_counts == {"lif": 0}
+
+
+def test_steps_beyond_memory_are_refused_before_allocating():
+    graph = lif_chain(ir.LIF(tau=np.full(4, 10.0), r=1.0))
+    with pytest.raises(BackendError, match=r"default stimulus of 100,000,000,000 steps needs .* bytes"):
+        CPU.simulate(graph, n_steps=100_000_000_000)
+    with pytest.raises(BackendError, match=r"input 'input' held for 100,000,000,000 steps needs"):
+        CPU.simulate(graph, inputs=np.ones(4), n_steps=100_000_000_000)
+
+
+@pytest.mark.parametrize("step_by_step", [False, True])
+def test_a_huge_delay_holds_only_the_steps_run(step_by_step):
+    """delay [10**12, 0, 2] for 5 steps: y0 = 0 always, y1 = x, y2 = x two steps late."""
+    graph = ir.Graph(
+        {"input": ir.Input(np.array([3])), "d": ir.Delay(np.array([10**12, 0, 2])), "output": ir.Output(np.array([3]))},
+        [("input", "d"), ("d", "output")],
+    )
+    x = np.arange(1, 16, dtype=np.float32).reshape(5, 1, 3)
+    y = CPU.simulate(graph, inputs=x, step_by_step=step_by_step).outputs["output"]
+    assert np.array_equal(y[:, 0, 0], np.zeros(5))
+    assert np.array_equal(y[:, 0, 1], x[:, 0, 1])
+    assert np.array_equal(y[:, 0, 2], [0, 0, 3, 6, 9])
+
+
+def test_a_growing_ring_buffer_matches_the_sequence_run_past_its_first_capacity():
+    delays = np.array([0, 1, 15, 16, 17, 40])
+    graph = ir.Graph(
+        {"input": ir.Input(np.array([6])), "d": ir.Delay(delays), "output": ir.Output(np.array([6]))},
+        [("input", "d"), ("d", "output")],
+    )
+    x = np.random.default_rng(0).random((60, 2, 6)).astype(np.float32)
+    stepped = CPU.simulate(graph, inputs=x, step_by_step=True).outputs["output"]
+    whole = CPU.simulate(graph, inputs=x).outputs["output"]
+    assert np.array_equal(stepped, whole)
+    for k, d in enumerate(delays):
+        assert np.array_equal(stepped[d:, :, k], x[: 60 - d, :, k]) and not stepped[:d, :, k].any()
