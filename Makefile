@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 CONSTRAINTS := .ci/constraints.txt
 STAMP := $(VENV)/.talon-installed
 
-.PHONY: install demo test docs bench fuzz lint format clean
+.PHONY: install demo test docs bench fuzz lint format clean viz-assets wheel
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -22,19 +22,31 @@ $(STAMP): pyproject.toml $(CONSTRAINTS) | $(PY)
 	$(PIP) install -q -c $(CONSTRAINTS) --no-deps neurobench
 	touch $(STAMP)
 
-install: $(STAMP)
+# talon.viz page scripts: npm packages pinned by package-lock.json, bundled by esbuild into
+# package data (src/talon/viz/static, not in git). A wheel built by `python -m build` carries them
+# (setup.py runs the same build when they are missing).
+VIZ_WEB := src/talon/viz/web
+VIZ_BUNDLE := src/talon/viz/static/viewer.js
+$(VIZ_WEB)/node_modules/.package-lock.json: $(VIZ_WEB)/package.json $(VIZ_WEB)/package-lock.json
+	cd $(VIZ_WEB) && npm ci --no-audit --no-fund
+$(VIZ_BUNDLE): $(VIZ_WEB)/node_modules/.package-lock.json $(VIZ_WEB)/build.mjs $(wildcard $(VIZ_WEB)/src/*)
+	cd $(VIZ_WEB) && node build.mjs
 
-demo: $(STAMP)
+viz-assets: $(VIZ_BUNDLE)
+
+install: $(STAMP) $(VIZ_BUNDLE)
+
+demo: $(STAMP) $(VIZ_BUNDLE)
 	$(PY) -m talon demo
 
-test: $(STAMP)
+test: $(STAMP) $(VIZ_BUNDLE)
 	$(PY) -m pytest -q
 
 # the user guide and the API reference as a website in site/; strict: a broken link or reference fails
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
-bench: $(STAMP)
+bench: $(STAMP) $(VIZ_BUNDLE)
 	$(PY) -m bench
 
 # Byte-flip fuzz of ir.read (tests/fuzz_t1c.py): 2,000 files, each read in a child process with a
@@ -51,5 +63,9 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format src tests bench
 	$(VENV)/bin/ruff check --fix src tests bench
 
+wheel: $(STAMP) $(VIZ_BUNDLE)
+	$(PY) -m pip install -q -c $(CONSTRAINTS) build
+	$(PY) -m build
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache site
+	rm -rf $(VENV) .pytest_cache .ruff_cache site src/talon/viz/static

@@ -135,7 +135,29 @@ _LAZY_LAYERS: dict[str, tuple[str | None, tuple[str, ...], tuple[str, ...]]] = {
             "get_energy_preset",
         ),
     ),
-    "talon.viz": ("viz", ("matplotlib",), ("plot_spikes_and_membranes",)),
+    # talon.viz needs numpy and h5py only; its matplotlib plots name the viz extra when drawn
+    "talon.viz": (
+        "viz",
+        (),
+        (
+            "visualize",
+            "export_html",
+            "graph_to_dict",
+            "render_html",
+            "visualize_partitioned",
+            "visualize_execution_schedule",
+            "plot_events",
+            "export_events_html",
+            "plot_frames",
+            "events_to_frames",
+            "events_to_grid",
+            "events_to_raster",
+            "TONIC_AVAILABLE",
+            "PIL_AVAILABLE",
+            "plot_spikes_and_membranes",
+            "plot_simulation",
+        ),
+    ),
 }
 _LAZY: dict[str, str] = {name: module for module, (_, _, names) in _LAZY_LAYERS.items() for name in names}
 # Which pip extra provides a missing third-party module (by its top-level name).

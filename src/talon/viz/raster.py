@@ -50,3 +50,41 @@ def plot_spikes_and_membranes(
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_simulation(
+    result,
+    path: str | Path,
+    nodes: list[str] | None = None,
+    batch: int = 0,
+    title: str = "",
+) -> Path:
+    """Spike rasters and membrane traces of a CPU-backend run (``simulate(..., step_by_step=True)``).
+
+    ``nodes``: the spiking nodes to draw (default: every node in ``result.spike_counts``); a
+    node's spikes are its ``"output"`` state, its membrane its ``"v"`` state, both flattened per
+    step for batch entry ``batch``.
+    """
+    states = getattr(result, "node_states", None)
+    if states is None:
+        raise ValueError(
+            "this SimulationResult has no per-step states; run simulate(graph, inputs, n_steps=..., "
+            "step_by_step=True) to record them"
+        )
+    names = list(result.spike_counts) if nodes is None else list(nodes)
+    if not names:
+        raise ValueError("the result has no spiking node to plot; pass nodes=[...] explicitly")
+    unknown = [n for n in names if n not in states]
+    if unknown:
+        raise ValueError(f"no recorded states for {unknown}; recorded nodes are: {', '.join(states)}")
+    spikes, membranes = {}, {}
+    for name in names:
+        record = states[name]
+        out = np.asarray(record["output"])
+        if not 0 <= batch < out.shape[1]:
+            raise ValueError(f"batch={batch} is out of range for {out.shape[1]} batch entries")
+        spikes[name] = out[:, batch].reshape(out.shape[0], -1)
+        if "v" in record:
+            v = np.asarray(record["v"])
+            membranes[name] = v[:, batch].reshape(v.shape[0], -1)
+    return plot_spikes_and_membranes(spikes, membranes, path, title=title)
