@@ -14,12 +14,15 @@ $(PY):
 
 # torch first, from the pinned CPU wheel, so no other requirement pulls a CUDA build;
 # norse last with --no-deps (it declares torchvision, needed only for its example tasks);
-# neurobench (test reference) --no-deps too: it declares torchaudio/tonic/librosa for its data sets only.
+# neurobench (test reference) --no-deps too: it declares torchaudio/tonic/librosa for its data sets only;
+# SpikingJelly, Sinabs and Rockpool (NIR profile tests) --no-deps too: they declare torchvision/torchaudio,
+# samna, nir<=1.0.4.
 $(STAMP): pyproject.toml $(CONSTRAINTS) | $(PY)
 	$(PIP) install -q -c $(CONSTRAINTS) torch
 	$(PIP) install -q -c $(CONSTRAINTS) -e '.[all]'
 	$(PIP) install -q -c $(CONSTRAINTS) --no-deps norse
 	$(PIP) install -q -c $(CONSTRAINTS) --no-deps neurobench
+	$(PIP) install -q -c $(CONSTRAINTS) --no-deps spikingjelly sinabs rockpool
 	touch $(STAMP)
 
 # talon.viz page scripts: npm packages pinned by package-lock.json, bundled by esbuild into

@@ -71,6 +71,7 @@ def main() -> None:
                       "| model | raw bytes | .t1c | nir | safetensors |", "|---|---|---|---|---|"]  # fmt: skip
             for label, raw, *files in sizes:
                 extra.append(f"| {label} | {raw:,} | " + " | ".join(f"{f:,} ({f / raw:.3f}×)" for f in files) + " |")
+        extra += list(getattr(module.main, "markdown", []))
     write_doc(rows, extra)
     print(f"wrote {DOC}")
 

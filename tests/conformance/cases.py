@@ -133,6 +133,34 @@ CASES += [
         ),
         (2,),
     ),
+    # v_init: a membrane that starts above, at and below the threshold (a pre spike at t = 0)
+    Case(
+        "lif[v_init-delayed-pre]",
+        lambda: chain(
+            [4],
+            (
+                "lif",
+                lif_layer(
+                    reset_mode="subtract", reset_timing="delayed", spike_timing="pre", v_init=[1.5, 1.0, -0.5, 0.25]
+                ),
+            ),
+        ),
+        (4,),
+    ),
+    Case("if[v_init=v_reset]", lambda: chain([3], ("if", ir.IF(v_threshold=1.0, v_reset=0.25, v_init=0.25))), (3,)),
+    Case(
+        "cubalif[v_init]",
+        lambda: chain(
+            [2],
+            (
+                "neuron",
+                ir.CubaLIF(tau_syn=[2.0, 4.0], tau_mem=[4.0, 2.0], r=[4.0, 2.0], w_in=[2.0, 4.0], v_init=[0.75, -1.0]),
+            ),
+        ),
+        (2,),
+        low=-2,
+        high=6,
+    ),
     Case("li", lambda: chain([3], ("li", ir.LI(tau=[2.0, 4.0, 8.0], r=[2.0, 1.0, 8.0], v_leak=0.5))), (3,)),
     Case(
         "cubali",
@@ -283,5 +311,9 @@ CASES += [
     Case("graph[subgraph]", _subgraph, (3,)),
     Case("graph[conv-per-channel]", _conv_per_channel, (1, 5, 5), exact=False),
 ]
+
+from .cases_detection import DETECTION_CASES  # noqa: E402  (imports Case and chain from here)
+
+CASES += DETECTION_CASES
 
 CASE_IDS = [c.name for c in CASES]

@@ -47,3 +47,19 @@ def test_fpga_commands_refuse_bad_input(tmp_path):
     np.save(wrong_shape, np.zeros((3, 1, 5), np.float32))
     shape = run("csim", path, "--inputs", wrong_shape)
     assert shape.exit_code == 2 and shape.stderr.startswith("error:")
+
+
+def test_talon_compile_has_the_fpga_target(tmp_path):
+    path = tmp_path / "mlp.t1c"
+    ir.write(path, examples.mlp_snn(sizes=(16, 8, 4)))
+    doc = run_json("compile", path, "--target", "fpga", "--precision", "int8", "--part", "xc7z020clg400-1",
+                   "-o", tmp_path / "prj")  # fmt: skip
+    assert doc["hls"]["part"] == "xc7z020clg400-1" and (tmp_path / "prj" / "build_prj.tcl").is_file()
+    cpu = run_json("compile", path, "--precision", "int8")  # the cpu target is unchanged
+    assert cpu["target"] == "cpu"
+    missing = run("compile", path, "--target", "fpga")
+    assert missing.exit_code == 2 and "needs -o DIR" in missing.stderr
+    fp32 = run("compile", path, "--target", "fpga", "-o", tmp_path / "p2")
+    assert fp32.exit_code == 2 and "integer datapaths" in fp32.stderr
+    part = run("compile", path, "--part", "xc7z020clg400-1")
+    assert part.exit_code == 2 and "--part applies to --target fpga only" in part.stderr

@@ -72,3 +72,15 @@ def test_precision_widths_match_the_backend_defaults():
 
     for precision, spec in FIXED_POINT_DEFAULTS.items():
         assert PRECISION_BITS[precision] == (spec.weight_bits, spec.state_bits)
+
+
+def test_talon_graph_does_not_import_torch_or_jax():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, talon.graph, talon.graph.partition, talon.graph.route, talon.graph.place;"
+        "print(any(m in sys.modules for m in ('torch', 'jax')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

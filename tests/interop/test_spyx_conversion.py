@@ -277,6 +277,8 @@ def _rleaky_top_level():
                                                       reset_timing="delayed", spike_timing="pre", comparison=">")),
          "input gain r/tau is 0.5"),
         (lambda: _chain((3,), _spyx_lif((3,), v_leak=0.5)), "v_leak is not 0"),
+        (lambda: _chain((3,), _spyx_lif((3,), v_init=0.5)), r"node 'n0' \(LIF\): v_init is not 0, but Spyx starts"),
+        (lambda: _chain((3,), _spyx_form_recurrent({"v_init": 0.25})), r"neuron: LIF\): v_init is not 0"),
         (lambda: _chain((2, 3), ir.Affine(np.ones((2, 3)))), "acts on the last"),
         (lambda: _chain((3, 2, 2), ir.CubaLIF(tau_syn=4.0, tau_mem=4.0, r=4.0, w_in=4.0, reset_mode="subtract",
                                               reset_timing="delayed_pre_decay", spike_timing="pre", comparison=">")),

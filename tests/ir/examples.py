@@ -72,6 +72,53 @@ EXAMPLES = {
     "ChannelSplit": (lambda: ir.ChannelSplit(split_sections=(2, 5)), (7, 3), [(2, 3), (5, 3)]),
     "Concat": (lambda: ir.Concat(dim=1), (4, 3), (4, 3)),
     "HybridRegion": (lambda: ir.HybridRegion(mode="ann", features=5, name="decoder"), (5,), (5,)),
+    # ghost and detection primitives (docs/semantics.md §4.1)
+    "SGhostConv": (
+        lambda: ir.SGhostConv(f32(4, 3, 3, 3), f32(4, 1, 3, 3), f32(4), f32(4), primary_stride=2),
+        (3, 9, 9),
+        (8, 5, 5),
+    ),
+    "SGhostEncoderLite": (
+        lambda: ir.SGhostEncoderLite(f32(8, 3, 3, 3), f32(4, 8, 1, 1), f32(4, 1, 3, 3), f32(8), f32(4), f32(4)),
+        (3, 8, 8),
+        (8, 4, 4),
+    ),
+    "GhostBasicBlock1": (
+        lambda: ir.GhostBasicBlock1(
+            f32(4, 6, 3, 3),
+            f32(4, 1, 3, 3),
+            f32(2, 4, 1, 1),
+            f32(2, 1, 3, 3),
+            f32(2, 6, 1, 1),
+            f32(2, 1, 3, 3),
+            cv0_primary_bias=f32(4),
+        ),
+        (6, 8, 8),
+        (8, 4, 4),
+    ),
+    "GhostBasicBlock2": (
+        lambda: ir.GhostBasicBlock2(f32(4, 8, 1, 1), f32(4, 1, 3, 3), f32(2, 4, 1, 1), f32(2, 1, 3, 3)),
+        (8, 4, 4),
+        (8, 4, 4),
+    ),
+    "SDDetect": (
+        lambda: ir.SDDetect(
+            f32(4, 8, 3, 3),
+            f32(4, 4, 3, 3),
+            f32(8, 4, 1, 1),
+            f32(4, 8, 3, 3),
+            f32(4, 4, 3, 3),
+            f32(2, 4, 1, 1),
+            num_classes=2,
+            reg_max=2,
+            stride=8,
+        ),
+        (8, 4, 4),
+        (10, 4, 4),
+    ),
+    "DFLDecode": (lambda: ir.DFLDecode(reg_max=4), (18, 3, 3), (6, 3, 3)),
+    "Dist2BBox": (lambda: ir.Dist2BBox(stride=16), (6, 3, 4), (12, 6)),
+    "NMS": (lambda: ir.NMS(score_threshold=-1.0, iou_threshold=0.3, max_detections=4), (12, 6), (4, 6)),
 }
 
 

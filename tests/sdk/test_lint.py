@@ -24,6 +24,18 @@ def out(*shape):
     return ir.Output(np.array(shape))
 
 
+def _decode_mismatch():
+    f32 = np.float32
+    head = ir.SDDetect(num_classes=1, reg_max=1, stride=8, cv2_w0=np.ones((2, 2, 1, 1), f32),
+                       cv2_w1=np.ones((2, 2, 1, 1), f32), cv2_w2=np.ones((4, 2, 1, 1), f32),
+                       cv3_w0=np.ones((2, 2, 1, 1), f32), cv3_w1=np.ones((2, 2, 1, 1), f32),
+                       cv3_w2=np.ones((1, 2, 1, 1), f32))  # fmt: skip
+    return ir.Graph(
+        {"input": inp(2, 3, 3), "head": head, "boxes": ir.Dist2BBox(stride=16), "output": out(9, 5)},
+        [("input", "head"), ("head", "boxes"), ("boxes", "output")],
+    )
+
+
 def chain_with(node, shape=(4,), out_shape=None, name="node", **graph_kwargs):
     """input -> <node> -> output."""
     return ir.Graph(
@@ -139,6 +151,11 @@ TRIGGERS = {
     "PYTHON_KEYWORD": (lambda: chain_with(ir.ReLU(), name="class"), {}, "class", {"PYTHON_KEYWORD"}),
     "INVALID_NAME": (lambda: chain_with(ir.ReLU(), name="conv-1"), {}, "conv-1", {"INVALID_NAME"}),
     "LARGE_MODEL": (graphs.chain, {"large_model_params": 65}, None, {"LARGE_MODEL"}),
+    "NMS_THRESHOLD_RANGE": (
+        lambda: chain_with(ir.NMS(iou_threshold=1.5, max_detections=0), shape=(5, 6)), {}, "node",
+        {"NMS_THRESHOLD_RANGE"},
+    ),
+    "DECODE_MISMATCH": (_decode_mismatch, {}, "boxes", {"DECODE_MISMATCH"}),
 }  # fmt: skip
 
 

@@ -129,7 +129,7 @@ def test_views_of_a_real_partition(watched, tmp_path):
     mapped = partition(graphs.residual_concat(), spec)
     meta = mapped.partition_metadata
     used = sorted(set(meta["assignments"].values()))
-    assert len(used) == meta["num_cores_used"] > 3 and meta["split_layers"]  # some layers were split
+    assert len(used) == meta["num_cores_used"] > 1 and meta["split_layers"]  # some layers were split
     ir.write(tmp_path / "mapped.t1c", mapped)
     reread = ir.read(tmp_path / "mapped.t1c")
     path = viz.visualize_partitioned(reread, tmp_path / "mapped.html")

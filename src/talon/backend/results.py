@@ -147,6 +147,11 @@ class ProfileResult:
     precision: str
     layers: dict[str, LayerProfile]
     simulation: SimulationResult
+    #: mapped graphs only (talon.graph): ``{spike_hops_per_step, spike_hops, noc_energy_uj, hop_energy_pj}``;
+    #: ``noc_energy_uj`` (None without a sourced energy per hop) is included in ``energy_estimate_uj``
+    noc: dict | None = None
+    #: mapped graphs only: measured CPU time of each core's nodes in the simulation (not hardware latency)
+    per_core_latency_us: dict[int, float] | None = None
 
     def summary(self) -> str:
         e = self.energy_per_op_pj
@@ -167,6 +172,18 @@ class ProfileResult:
             f"memory: peak {self.peak_memory_bytes:,} B = weights {self.weight_memory_bytes:,} + parameters "
             f"{self.parameter_memory_bytes:,} + state {self.state_memory_bytes:,} + activations "
             f"{self.activation_memory_bytes:,}",
+            *(
+                [
+                    f"NoC: {self.noc['spike_hops']:,.0f} spike-hops, "
+                    + (
+                        f"{self.noc['noc_energy_uj']:.4f} uJ at {self.noc['hop_energy_pj']} pJ/hop (E-W, N-S)"
+                        if self.noc["noc_energy_uj"] is not None
+                        else "no sourced energy per hop for this spec"
+                    )
+                ]
+                if self.noc
+                else []
+            ),
             "",
             f"{'node':<20}{'type':<14}{'MACs':>12}{'syn. ops':>12}{'spikes':>9}{'energy uJ':>12}{'time us':>10}",
         ]

@@ -11,6 +11,7 @@ except ImportError as exc:  # pragma: no cover - exercised without torch only
 
     raise MissingDependencyError("talon.bridge needs PyTorch; " + install_hint("torch")) from exc
 
+from . import detection  # noqa: F401  (registers the ghost and detection modules)
 from .executor import CyclicGraphExecutor, ExecutorState, GraphExecutor
 from .from_ir import from_ir, ir_to_torch, load, node_to_module, nodes_to_modules
 from .graph_utils import (

@@ -105,12 +105,19 @@ class _Spiking(NeuronModule):
         super().__init__(node, dtype)
         self.register_buffer("v_th", _layer_view(_to_tensor(node.v_threshold, dtype), self._layer_shape), False)
         self.register_buffer("v_rst", _layer_view(_to_tensor(node.v_reset, dtype), self._layer_shape), False)
+        v0 = None if node.v_init is None else _layer_view(_to_tensor(node.v_init, dtype), self._layer_shape)
+        self.register_buffer("v_init0", v0, False)
         self.inclusive = node.comparison.value == ">="
         self.reset_mode = node.reset_mode
         self.reset_timing = node.reset_timing
         self.spike_pre = node.spike_timing is SpikeTiming.PRE
         self._unit_gain = bool(np.all(self.gain.numpy() == 1))
         self._no_drive = bool(np.all(self.drive.numpy() == 0))
+
+    def _initial(self, x: torch.Tensor) -> torch.Tensor:
+        """The membrane at ``t = 0`` for a batch like ``x``: ``v_init`` (0 when the node has none)."""
+        v = torch.zeros_like(x)
+        return v if self.v_init0 is None else v + self.v_init0
 
     def _crossed(self, v: torch.Tensor) -> torch.Tensor:
         """Detached threshold crossing (drives resets; no gradient, like snnTorch's reset)."""
@@ -181,7 +188,7 @@ class LIFModule(_Spiking):
         return _euler_step(self, v, x) if self.node.integration == "euler" else super()._membrane(v, x)
 
     def forward(self, x: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        v = torch.zeros_like(x) if state is None else state
+        v = self._initial(x) if state is None else state
         return self._fire(v, x)
 
 
@@ -208,7 +215,7 @@ class IFModule(_Spiking):
         return v + (x if self._unit_gain else self.gain * x)
 
     def forward(self, x: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        v = torch.zeros_like(x) if state is None else state
+        v = self._initial(x) if state is None else state
         return self._fire(v, x)
 
 
@@ -227,7 +234,7 @@ class CubaLIFModule(_Spiking):
         return _cuba_coefficients(self.node)
 
     def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None):
-        v, i = (torch.zeros_like(x), torch.zeros_like(x)) if state is None else state
+        v, i = (self._initial(x), torch.zeros_like(x)) if state is None else state
         i = self.alpha * i + (x if self._unit_syn_gain else self.syn_gain * x)
         z, v = self._fire(v, i)
         return z, (v, i)

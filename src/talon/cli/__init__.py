@@ -6,12 +6,13 @@ differ, a fingerprint that does not match, no path found); 2 bad input (missing 
 unknown node, bad option value, usage errors), reported as one ``error: ...`` line on stderr.
 """
 
-import talon.cli.viz_commands  # noqa: F401  (talon visualize, talon export-html)
 from talon.cli import (  # noqa: F401  (each module registers its commands)
     backend_commands,
     evaluate_commands,
-    fpga_commands,
+    fpga_commands,  # after mapping_commands: it extends 'talon compile' with --target fpga
     graph_commands,
+    mapping_commands,
+    viz_commands,
 )
 from talon.cli._common import main
 

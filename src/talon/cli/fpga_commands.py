@@ -142,3 +142,51 @@ def compile_fpga(file: Path, output_dir: Path, precision: str, part: str | None,
     _console().print(table)
     click.echo(f"part {desc['hls']['part']}, clock {clock_period:g} ns")
     click.echo(f"estimated latency: {total['latency_us_per_step']:.3f} us per timestep (analytic model, docs/fpga.md)")
+
+
+# ---- `talon compile --target fpga` ----------------------------------------------------------------
+# `talon compile` belongs to talon/cli/mapping_commands.py (cpu by default); this extends that same
+# command with the FPGA target instead of registering a second one: `--target fpga -o DIR` writes the
+# HLS project (as compile-fpga does), `--part` names the FPGA part; every other target goes to the
+# original command unchanged.
+
+
+def _extend_compile() -> None:
+    import functools
+
+    from talon.cli import mapping_commands  # noqa: F401  (registers `compile` first)
+
+    cmd = main.commands.get("compile")
+    if cmd is None or getattr(cmd, "_fpga_target", False):
+        return
+    cmd.params.append(click.Option(["--part"], default=None, help="FPGA part for --target fpga."))
+    for param in cmd.params:
+        if param.name == "target":
+            param.help = "Backend to compile for: cpu (descriptor JSON) or fpga (HLS project directory)."
+    original = cmd.callback
+
+    @functools.wraps(original)
+    @_reports_errors
+    def callback(*, file, target, precision, output, as_json, part, **rest):
+        if target != "fpga":
+            if part is not None:
+                _fail("--part applies to --target fpga only")
+            return original(file=file, target=target, precision=precision, output=output, as_json=as_json,
+                            **rest)  # fmt: skip
+        if rest.get("hw") is not None:
+            _fail("--hw maps onto a many-core chip; it does not apply to --target fpga")
+        if output is None:
+            _fail("--target fpga needs -o DIR, the directory of the HLS project")
+        if precision not in ("int16", "int8", "int4"):
+            _fail(f"--target fpga compiles integer datapaths: --precision int16, int8 or int4, not {precision}")
+        ctx = click.get_current_context()
+        ctx.invoke(
+            compile_fpga, file=file, output_dir=output, precision=precision, part=part, project_name="snn_demo",
+            clock_period=5.0, reuse_factor=1, inputs_path=None, as_json=as_json,
+        )  # fmt: skip
+
+    cmd.callback = callback
+    cmd._fpga_target = True
+
+
+_extend_compile()

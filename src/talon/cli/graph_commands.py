@@ -371,7 +371,7 @@ def _node_doc(name: str, node) -> dict[str, Any]:
         doc["graph"] = _graph_doc(node)
         return doc
     params: dict[str, Any] = {}
-    for key, value in node.params().items():
+    for key, value in node.stored_params().items():
         if hasattr(value, "dtype") and hasattr(value, "shape"):
             params[key] = {"dtype": value.dtype.name, "shape": list(value.shape)}
         else:

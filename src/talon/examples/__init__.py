@@ -9,6 +9,9 @@ Each builder returns a new, validated :class:`talon.ir.Graph` whose weights are 
   (snnTorch ``Leaky(beta=0.9)``) → Affine(64→10).
 * :func:`mlp_graph` — the tutorials' 784-128-10 SNN, two snnTorch ``Leaky(beta=0.9)`` layers.
 * :func:`chain`, :func:`leaky`, :func:`uniform` — the pieces, to build your own.
+
+Submodules: :mod:`talon.examples.shapes` (synthetic detection scenes with exact boxes, numpy) and
+:mod:`talon.examples.spiking_detector` (a SU-YOLO-style spiking detector, torch; ``docs/detection.md``).
 """
 
 from __future__ import annotations

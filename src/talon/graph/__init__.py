@@ -6,6 +6,7 @@ graph simulates bit-identically) and assigns them to cores; ``place`` puts the c
 Needs numpy, scipy and pymetis (talon's ``graph`` extra); never torch.
 """
 
+from .allocate import CoreBudget, ResourceBudget, ResourceMap, allocate
 from .errors import HardwareSpecError, MappingError
 from .partition import (
     ALGORITHMS,
@@ -16,15 +17,24 @@ from .partition import (
     partition_metadata,
     partition_spectral,
 )
+from .place import PlacementResult, place
+from .route import RoutingResult, RoutingTable, route
 from .spec import PRESETS, SETTLED, HardwareSpec, get_spec
 
 __all__ = [
     "ALGORITHMS",
     "PRESETS",
     "SETTLED",
+    "CoreBudget",
     "HardwareSpec",
     "HardwareSpecError",
     "MappingError",
+    "PlacementResult",
+    "ResourceBudget",
+    "ResourceMap",
+    "RoutingResult",
+    "RoutingTable",
+    "allocate",
     "get_spec",
     "mapped_vertices",
     "partition",
@@ -32,4 +42,6 @@ __all__ = [
     "partition_greedy",
     "partition_metadata",
     "partition_spectral",
+    "place",
+    "route",
 ]

@@ -89,8 +89,8 @@ def partition(
             "larger cores"
         )
     order = _vertex_order(new, vg)
-    groups = _loop_groups(vg, load)
-    parts = _run(algorithm, vg, load, groups, order, seed)
+    groups = _loop_groups(vg, load, _unit_groups(split, vg))
+    parts = _run(algorithm, vg, load, groups, order, seed, spec.num_cores)
     parts = _repair(parts, vg, load)
     parts = _renumber(parts, order)
     n_cores = int(parts.max()) + 1 if parts.size else 0
@@ -152,13 +152,29 @@ def _vertex_order(graph: ir.Graph, vg: VertexGraph) -> np.ndarray:
     return np.argsort([position[n] for n in vg.names], kind="stable")
 
 
-def _loop_groups(vg: VertexGraph, load: np.ndarray) -> np.ndarray:
-    """Group id per vertex: the vertices of a recurrent loop that fits one core share one id."""
+def _unit_groups(split, vg: VertexGraph) -> np.ndarray:
+    """Group id per vertex: the nodes of one unit slice (a weight layer and its neurons) share one."""
+    group = np.arange(vg.n)
+    for unit in split.units:
+        if len(unit.parts) > 1:
+            sets = [[split.slices[m][i]["name"] for m in unit.nodes] for i in range(len(unit.parts))]
+        else:
+            sets = [unit.nodes]
+        for names in sets:
+            ids = [vg.index[n] for n in names if n in vg.index]
+            if ids:
+                group[ids] = min(ids)
+    return group
+
+
+def _loop_groups(vg: VertexGraph, load: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Group id per vertex: ``group`` (unit slices), and the vertices of a recurrent loop that fits
+    one core share one id."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
     n = vg.n
-    group = np.arange(n)
+    group = group.copy()
     if not vg.src.size:
         return group
     adj = coo_matrix((np.ones(vg.src.size), (vg.src, vg.dst)), shape=(n, n)).tocsr()
@@ -167,7 +183,7 @@ def _loop_groups(vg: VertexGraph, load: np.ndarray) -> np.ndarray:
     for label in np.flatnonzero(sizes > 1):
         members = np.flatnonzero(labels == label)
         if np.all(load[members].sum(axis=0) <= 1.0 + 1e-12):
-            group[members] = members[0]
+            group[np.isin(group, group[members])] = members[0]
     return group
 
 
@@ -190,7 +206,7 @@ def _contract(vg: VertexGraph, load: np.ndarray, groups: np.ndarray):
 
 
 def _run(
-    algorithm: str, vg: VertexGraph, load: np.ndarray, groups: np.ndarray, order: np.ndarray, seed: int
+    algorithm: str, vg: VertexGraph, load: np.ndarray, groups: np.ndarray, order: np.ndarray, seed: int, cores: int
 ) -> np.ndarray:
     inverse, gl, mat = _contract(vg, load, groups)
     rank = np.empty(vg.n, np.int64)
@@ -205,7 +221,9 @@ def _run(
     elif algorithm == "spectral":
         sp = _spectral(gl, mat, super_order)
     else:
-        sp = _metis(gl, mat, seed)
+        sp = _metis(gl, mat, seed, cores)
+        if sp is None:
+            sp = _greedy(gl, super_order)
     return sp[inverse]
 
 
@@ -282,7 +300,7 @@ def _spectral(gl: np.ndarray, mat, order: np.ndarray) -> np.ndarray:
     return parts
 
 
-def _metis(gl: np.ndarray, mat, seed: int) -> np.ndarray:
+def _metis(gl: np.ndarray, mat, seed: int, cores: int) -> np.ndarray | None:
     try:
         import pymetis
     except ImportError as exc:  # pragma: no cover - CI installs it
@@ -290,10 +308,16 @@ def _metis(gl: np.ndarray, mat, seed: int) -> np.ndarray:
             "the 'metis' partitioner needs pymetis (or pick algorithm='greedy'); " + ir.errors.install_hint("graph")
         ) from exc
     m = gl.shape[0]
-    need = math.ceil(gl.sum(axis=0).max() * 1.1 - 1e-9)
+    total = gl.sum(axis=0).max()
+    # 10 % slack for METIS's balance, but not beyond the chip when the minimum fits it
+    need = max(math.ceil(total - 1e-9), min(math.ceil(total * 1.1 - 1e-9), cores))
     nparts = max(1, min(m, need))
     if nparts == 1:
         return np.zeros(m, np.int64)
+    if 2 * nparts > m:
+        # about one vertex per core: there is nothing to cut (k-way METIS would also take minutes
+        # here); the topological fill is the partition and place() optimises the traffic
+        return None
     vweights = np.maximum(1, np.rint(gl.max(axis=1) * 1000)).astype(np.int64)
     data = mat.data
     scale = 1000.0 / data.max() if data.size and data.max() > 0 else 1.0
@@ -306,7 +330,9 @@ def _metis(gl: np.ndarray, mat, seed: int) -> np.ndarray:
 
 def _repair(parts: np.ndarray, vg: VertexGraph, load: np.ndarray) -> np.ndarray:
     """Move vertices out of over-full cores: to the core they exchange most traffic with that has
-    room, else to a new core. Loops that share a group move together."""
+    room, else to any core with room, else to a new core."""
+    from scipy.sparse import coo_matrix
+
     parts = parts.copy()
     n_parts = int(parts.max()) + 1 if parts.size else 0
     used = np.zeros((n_parts, 3))
@@ -314,26 +340,26 @@ def _repair(parts: np.ndarray, vg: VertexGraph, load: np.ndarray) -> np.ndarray:
     over = [p for p in range(n_parts) if not _fits(used[p])]
     if not over:
         return parts
-    nbr: dict[int, dict[int, float]] = {}
-    for s, d, w in zip(vg.src.tolist(), vg.dst.tolist(), vg.traffic.tolist(), strict=True):
-        nbr.setdefault(s, {})[d] = nbr.get(s, {}).get(d, 0.0) + w
-        nbr.setdefault(d, {})[s] = nbr.get(d, {}).get(s, 0.0) + w
+    n = vg.n
+    w = vg.traffic + 1e-9
+    adj = coo_matrix(
+        (np.concatenate([w, w]), (np.concatenate([vg.src, vg.dst]), np.concatenate([vg.dst, vg.src]))), shape=(n, n)
+    ).tocsr()
     for p in over:
-        members = list(np.flatnonzero(parts == p))
-        # keep the most connected (inside the core) vertices; move the least connected first
-        members.sort(key=lambda v: sum(w for u, w in nbr.get(v, {}).items() if parts[u] == p))
-        while not _fits(used[p]) and members:
-            v = members.pop(0)
-            score: dict[int, float] = {}
-            for u, w in nbr.get(v, {}).items():
-                if parts[u] != p:
-                    score[int(parts[u])] = score.get(int(parts[u]), 0.0) + w
-            target = next(
-                (c for c, _ in sorted(score.items(), key=lambda kv: -kv[1]) if _fits(used[c] + load[v])), None
-            )
-            if target is None:
-                target = next((c for c in range(used.shape[0]) if c != p and _fits(used[c] + load[v])), None)
-            if target is None:
+        members = np.flatnonzero(parts == p)
+        inside = np.array([adj[v].toarray()[0][members].sum() for v in members])
+        for v in members[np.argsort(inside, kind="stable")]:  # least connected inside the core first
+            if _fits(used[p]):
+                break
+            row = adj[v]
+            score = np.bincount(parts[row.indices], weights=row.data, minlength=used.shape[0])
+            score[p] = -1.0
+            room = np.all(used + load[v] <= 1.0 + 1e-12, axis=1)
+            room[p] = False
+            if room.any():
+                candidates = np.flatnonzero(room)
+                target = int(candidates[np.argmax(score[candidates])])
+            else:
                 used = np.vstack([used, np.zeros((1, 3))])
                 target = used.shape[0] - 1
             parts[v] = target

@@ -1,8 +1,8 @@
 """What one node costs on a core: neurons, stored synapses, fan-in, weight and state bytes.
 
-* **neurons**: the compartments a layer's synaptic input lands in — the output elements of a
-  weight layer (Affine, Linear, convolutions) and the elements of a neuron layer (LIF, IF, LI,
-  CubaLIF, CubaLI, Integrator, Threshold). Stateless routing and reshaping nodes cost nothing.
+* **neurons**: the elements of a neuron layer (LIF, IF, LI, CubaLIF, CubaLI, Integrator,
+  Threshold), as TALON's ``allocate`` counts them; a weight layer's outputs are accumulators of the
+  core's datapath, not neuron slots. Stateless routing and reshaping nodes cost nothing.
 * **synapses**: stored weights (``weight.size``; a convolution stores its kernel once).
 * **fan-in**: inputs summed by one neuron (``in_features``; ``C_in/groups * prod(kernel)``).
 * **weight bytes**: ``ceil((weights + biases) * weight_bits / 8)`` (int4 packs two per byte).
@@ -72,10 +72,7 @@ def node_cost(node: ir.Node, weight_bits: int, state_bits: int) -> Cost:
     """The cost of ``node`` (whole) on one core at the given widths."""
     weights, biases, fan_in = weight_counts(node)
     if weights:
-        return Cost(
-            neurons=_prod(node.output_shape), synapses=weights, fan_in=fan_in,
-            weight_bytes=math.ceil((weights + biases) * weight_bits / 8),
-        )  # fmt: skip
+        return Cost(synapses=weights, fan_in=fan_in, weight_bytes=math.ceil((weights + biases) * weight_bits / 8))
     values = next((v for t, v in STATE_VALUES.items() if type(node) is t or isinstance(node, t)), 0)
     if values:
         n = _prod(node.input_shape)
@@ -84,9 +81,9 @@ def node_cost(node: ir.Node, weight_bits: int, state_bits: int) -> Cost:
 
 
 def add(a: Cost, b: Cost) -> Cost:
-    """Costs of two nodes sharing a core (a weight layer and its neurons count their neurons once)."""
+    """Costs of two nodes sharing a core."""
     return Cost(
-        neurons=max(a.neurons, b.neurons) if (a.synapses and not b.synapses) else a.neurons + b.neurons,
+        neurons=a.neurons + b.neurons,
         synapses=a.synapses + b.synapses, fan_in=max(a.fan_in, b.fan_in),
         weight_bytes=a.weight_bytes + b.weight_bytes, state_bytes=a.state_bytes + b.state_bytes,
     )  # fmt: skip

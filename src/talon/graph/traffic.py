@@ -93,6 +93,36 @@ def vertex_graph(
             return rates[info["of"]] * (info["stop"] - info["start"]) / max(int(info.get("channels", 1)), 1)
         return float(elements(name))
 
+    memo: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
+
+    def closure(d: str, visiting: frozenset = frozenset()):
+        """Vertices reached from virtual node ``d`` whatever channels arrive (None when a
+        ChannelSplit downstream makes the answer depend on the channels)."""
+        if d in memo:
+            return memo[d]
+        node = graph.nodes[d]
+        result = None
+        if not isinstance(node, ir.ChannelSplit) and d not in visiting:
+            targets, delays = [], []
+            for oe in out_edges[d]:
+                nxt = graph.edges[oe][1]
+                if nxt in index:
+                    targets.append(np.array([index[nxt]]))
+                    delays.append(np.array([recurrent[oe]]))
+                    continue
+                sub = closure(nxt, visiting | {d})
+                if sub is None:
+                    break
+                targets.append(sub[0])
+                delays.append(sub[1] | recurrent[oe])
+            else:
+                result = (
+                    np.concatenate(targets) if targets else np.zeros(0, np.int64),
+                    np.concatenate(delays) if delays else np.zeros(0, bool),
+                )
+        memo[d] = result
+        return result
+
     srcs, dsts, traffic, rec = [], [], [], []
     for u in names:
         shape = graph.nodes[u].output_shape
@@ -100,15 +130,21 @@ def vertex_graph(
         rate_u = own_rate(u)
         # (edge, [lo, hi) channels of the value on the edge, fraction of u's output, delayed)
         stack = [(e, 0.0, channels, 1.0, recurrent[e]) for e in out_edges[u]]
-        reached: dict[int, list] = {}
+        hit_t, hit_f, hit_d = [], [], []
         while stack:
             e, lo, hi, fraction, delayed = stack.pop()
             d = graph.edges[e][1]
             node = graph.nodes[d]
             if d in index:
-                entry = reached.setdefault(index[d], [0.0, False])
-                entry[0] += fraction
-                entry[1] = entry[1] or delayed
+                hit_t.append(np.array([index[d]]))
+                hit_f.append(np.array([fraction]))
+                hit_d.append(np.array([delayed]))
+                continue
+            known = closure(d)
+            if known is not None:
+                hit_t.append(known[0])
+                hit_f.append(np.full(known[0].size, fraction))
+                hit_d.append(known[1] | delayed)
                 continue
             lo, hi = _through(graph, node, d, e, lo, hi, in_order)
             if isinstance(node, ir.ChannelSplit) and node.dim == 1:
@@ -123,14 +159,22 @@ def vertex_graph(
                 continue
             for oe in out_edges[d]:
                 stack.append((oe, lo, hi, fraction, delayed or recurrent[oe]))
-        for w, (fraction, delayed) in reached.items():
-            srcs.append(index[u])
-            dsts.append(w)
-            traffic.append(rate_u * min(fraction, 1.0))
-            rec.append(delayed)
+        if not hit_t:
+            continue
+        targets, inverse = np.unique(np.concatenate(hit_t), return_inverse=True)
+        fractions = np.bincount(inverse, weights=np.concatenate(hit_f), minlength=targets.size)
+        delayed = np.bincount(inverse, weights=np.concatenate(hit_d).astype(float), minlength=targets.size) > 0
+        srcs.append(np.full(targets.size, index[u], np.int64))
+        dsts.append(targets)
+        traffic.append(rate_u * np.minimum(fractions, 1.0))
+        rec.append(delayed)
+
+    def cat(parts, dtype):
+        return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+
     return VertexGraph(
-        names, index, [costs[n] for n in names], np.asarray(srcs, np.int64), np.asarray(dsts, np.int64),
-        np.asarray(traffic, np.float64), np.asarray(rec, bool),
+        names, index, [costs[n] for n in names], cat(srcs, np.int64), cat(dsts, np.int64), cat(traffic, np.float64),
+        cat(rec, bool),
     )  # fmt: skip
 
 

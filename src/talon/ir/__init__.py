@@ -7,6 +7,7 @@ from .. import __version__
 from .activations import ELU, GELU, PReLU, ReLU, Sigmoid, Softmax, Tanh
 from .compare import graph_differences
 from .conv import Conv1d, Conv2d, SConv, SDConv, SepConv2d
+from .detection import NMS, DFLDecode, Dist2BBox, SDDetect
 from .errors import (
     ConversionError,
     GraphValidationError,
@@ -16,6 +17,7 @@ from .errors import (
     TalonError,
     UnsupportedModuleError,
 )
+from .ghost import GhostBasicBlock1, GhostBasicBlock2, SGhostConv, SGhostEncoderLite
 from .graph import Graph, Input, Output
 from .linear import Affine, Linear, Scale, SpikingAffine
 from .neurons import IF, LI, LIF, CubaLI, CubaLIF, Delay, Integrator, Threshold
@@ -47,6 +49,7 @@ __all__ = [
     "IF",
     "LI",
     "LIF",
+    "NMS",
     "Affine",
     "AvgPool2d",
     "BatchNorm1d",
@@ -59,10 +62,14 @@ __all__ = [
     "ConversionError",
     "CubaLI",
     "CubaLIF",
+    "DFLDecode",
     "Delay",
+    "Dist2BBox",
     "Dropout",
     "Edges",
     "Flatten",
+    "GhostBasicBlock1",
+    "GhostBasicBlock2",
     "Graph",
     "GraphValidationError",
     "HybridRegion",
@@ -83,6 +90,9 @@ __all__ = [
     "ResetTiming",
     "SConv",
     "SDConv",
+    "SDDetect",
+    "SGhostConv",
+    "SGhostEncoderLite",
     "Scale",
     "SepConv2d",
     "Shape",

@@ -14,6 +14,7 @@ short, with coefficients computed in float64 from the parameters and cast to the
     if reset_timing == 'snntorch_immediate': u = R(u, z_prev); z = u > theta; u = u - (z - z_prev)*theta
     spike = z if spike_timing == 'post' else z_prev;   v = u
 
+    v(t=0) = v_init (0 when None; the synaptic current of CubaLIF starts at 0)
     R(v, z) = v_reset where z else v       (reset_mode 'value'; 'zero' is value with v_reset = 0)
             = v - z*theta                  (reset_mode 'subtract')
             = v                            (reset_mode 'none')
@@ -45,12 +46,13 @@ class _ElementwiseState(Node):
 
     _array_params: ClassVar[tuple[str, ...]] = ()
     _optional_zero_params: ClassVar[tuple[str, ...]] = ()  # None -> zeros like the others
+    _optional_params: ClassVar[tuple[str, ...]] = ()  # None stays None (and is left out of files)
 
     def _check_arrays(self) -> None:
         where = self._where()
         for name in self._array_params:
             value = getattr(self, name)
-            if value is None and name in self._optional_zero_params:
+            if value is None and name in self._optional_zero_params + self._optional_params:
                 continue
             arr = as_array(value, name, where)
             if arr.dtype.kind not in "f":
@@ -78,7 +80,7 @@ class _ElementwiseState(Node):
         count = element_count(shape, self._where())
         for name in self._array_params:
             arr = getattr(self, name)
-            if _is_scalar(arr) and arr.shape != shape:
+            if arr is not None and _is_scalar(arr) and arr.shape != shape:
                 nbytes = count * arr.dtype.itemsize
                 charge(nbytes, f"{self._where()}: {name} broadcast to the layer shape {list(shape)}")
                 try:
@@ -151,6 +153,13 @@ class _Spiking(_ElementwiseState):
                 "delayed reset_timing ('delayed' or 'delayed_pre_decay')"
             )
         self._check_finite("v_threshold", "v_reset")
+        if self.v_init is not None:
+            self._check_finite("v_init")
+
+    @property
+    def initial_membrane(self) -> np.ndarray:
+        """The membrane at ``t = 0``: ``v_init``, or 0 when it is None (float64)."""
+        return np.zeros(()) if self.v_init is None else np.asarray(self.v_init, np.float64)
 
 
 _DYNAMICS_DOC = """
@@ -165,7 +174,9 @@ _DYNAMICS_DOC = """
       ``reset_delay=False`` subtraction, see docs/semantics.md);
     * ``spike_timing``: ``'post'`` (spike from the updated state) or ``'pre'`` (from the state
       before the update, like Spyx; needs a delayed reset);
-    * ``comparison``: ``'>='`` or ``'>'``.
+    * ``comparison``: ``'>='`` or ``'>'``;
+    * ``v_init``: the membrane at ``t = 0`` (``None``, the default, starts at 0; SpikingJelly
+      starts at ``v_reset``). The synaptic current of CubaLIF always starts at 0.
 """
 
 
@@ -194,9 +205,11 @@ class LIF(_Spiking):
     spike_timing: SpikeTiming = SpikeTiming.POST
     comparison: Comparison = Comparison.GE
     integration: Integration = Integration.DECAY
+    v_init: np.ndarray | None = None
 
-    _array_params = ("tau", "r", "v_leak", "v_threshold", "v_reset")
+    _array_params = ("tau", "r", "v_leak", "v_threshold", "v_reset", "v_init")
     _optional_zero_params = ("v_reset",)
+    _optional_params = ("v_init",)
 
     def _check_params(self) -> None:
         self._check_arrays()
@@ -228,9 +241,11 @@ class IF(_Spiking):
     reset_timing: ResetTiming = ResetTiming.IMMEDIATE
     spike_timing: SpikeTiming = SpikeTiming.POST
     comparison: Comparison = Comparison.GE
+    v_init: np.ndarray | None = None
 
-    _array_params = ("v_threshold", "r", "v_reset")
+    _array_params = ("v_threshold", "r", "v_reset", "v_init")
     _optional_zero_params = ("v_reset",)
+    _optional_params = ("v_init",)
 
     def _check_params(self) -> None:
         self._check_arrays()
@@ -266,9 +281,11 @@ class CubaLIF(_Spiking):
     reset_timing: ResetTiming = ResetTiming.IMMEDIATE
     spike_timing: SpikeTiming = SpikeTiming.POST
     comparison: Comparison = Comparison.GE
+    v_init: np.ndarray | None = None
 
-    _array_params = ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in")
+    _array_params = ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in", "v_init")
     _optional_zero_params = ("v_reset",)
+    _optional_params = ("v_init",)
 
     def _check_params(self) -> None:
         self._check_arrays()

@@ -283,6 +283,12 @@ class Node:
         """The node's parameters (every dataclass field except the types and metadata)."""
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _TYPE_FIELDS}
 
+    def stored_params(self) -> dict[str, Any]:
+        """``params()`` without the optional fields left at None (``_optional_params``): a file or a
+        fingerprint of a graph that does not use a newer optional field stays what it was."""
+        skip = getattr(self, "_optional_params", ())
+        return {k: v for k, v in self.params().items() if not (v is None and k in skip)}
+
     def arrays(self) -> dict[str, np.ndarray]:
         """The parameters that are numpy arrays."""
         return {k: v for k, v in self.params().items() if isinstance(v, np.ndarray)}
@@ -300,7 +306,7 @@ class Node:
 
     def _compact_repr(self) -> str:
         parts = []
-        for key, value in self.params().items():
+        for key, value in self.stored_params().items():
             if isinstance(value, np.ndarray):
                 text = (
                     repr(value.item()) if value.size == 1 and value.ndim == 0 else f"{value.dtype}{list(value.shape)}"

@@ -93,7 +93,7 @@ def _encode_graph(graph: Graph, arrays: list, where: str, depth: int) -> dict[st
         if isinstance(node, Graph):
             entry["graph"] = _encode_graph(node, arrays, loc, depth + 1)
         else:
-            entry["params"] = {k: encode(v, arrays, f"{loc} {k}") for k, v in node.params().items()}
+            entry["params"] = {k: encode(v, arrays, f"{loc} {k}") for k, v in node.stored_params().items()}
             entry["input_type"] = _types_json(node.input_type)
             entry["output_type"] = _types_json(node.output_type)
             if node.metadata:

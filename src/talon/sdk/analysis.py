@@ -129,7 +129,7 @@ def analyze_node(name: str, node: Node, *, n_inputs: int = 1) -> LayerStats:
 
 def _layer(name: str, node: Node, counts: NodeCounts) -> LayerStats:
     config: dict[str, Any] = {}
-    for key, value in node.params().items():
+    for key, value in node.stored_params().items():
         if hasattr(value, "shape") and hasattr(value, "dtype"):
             config[f"{key}_shape"] = tuple(int(d) for d in value.shape)
         else:

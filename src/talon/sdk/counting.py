@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from talon import ir
+from talon.backend.cpu.detection_cost import CONV_LIKE_TYPES, detection_macs
 from talon.ir import Node
 
 from ._common import shape_numel
@@ -56,7 +57,8 @@ STATE_VARIABLES: dict[type[Node], int] = {
     ir.CubaLI: 2,
 }
 DENSE_TYPES: tuple[type[Node], ...] = (ir.Affine, ir.Linear)  # SpikingAffine is an Affine
-CONV_TYPES: tuple[type[Node], ...] = (ir.Conv1d, ir.Conv2d, ir.SepConv2d)  # SConv, SDConv are Conv2d
+# SConv, SDConv are Conv2d; the ghost blocks and the detection head are convolution layers too
+CONV_TYPES: tuple[type[Node], ...] = (ir.Conv1d, ir.Conv2d, ir.SepConv2d, *CONV_LIKE_TYPES)
 POOL_TYPES: tuple[type[Node], ...] = (ir.MaxPool2d, ir.AvgPool2d, ir.SumPool2d)
 # Node types whose MAC count is 0 by rule (no weights and no accumulation).
 _ZERO_MAC_TYPES: tuple[type[Node], ...] = (
@@ -164,6 +166,9 @@ def _macs(node: Node, in_shape: tuple[int, ...] | None) -> tuple[int, bool]:
         return (shape_numel(in_shape) if node.weight is not None else 0), True
     if isinstance(node, ir.Upsample):  # bilinear
         return 4 * shape_numel(out_shape), True
+    macs = detection_macs(node, in_shape)
+    if macs is not None:
+        return macs, True
     return 0, False
 
 

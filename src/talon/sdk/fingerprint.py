@@ -153,7 +153,7 @@ def _graph(sink: _Sink, graph: Graph, weights: bool, metadata: bool, where: str)
 
 
 def _node(sink: _Sink, node: Node, weights: bool, metadata: bool, where: str) -> None:
-    params = node.params()
+    params = node.stored_params()
     sink.update(b"P")
     _n(sink, len(params))
     for key in sorted(params):

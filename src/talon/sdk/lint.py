@@ -24,6 +24,7 @@ from talon.ir.graph import reachable
 
 from ._common import SEP, GraphLike, load_graph, shallow_copy_graph, walk
 from .counting import count_node
+from .detection_rules import lint_detection
 
 __all__ = ["CATALOGUE", "HIGH_TAU_STEPS", "LARGE_MODEL_PARAMS", "LintIssue", "LintResult", "Severity", "lint_graph"]
 
@@ -81,6 +82,8 @@ CATALOGUE: dict[str, Rule] = {
         Rule("PYTHON_KEYWORD", _W, "naming", "a node name that is a Python keyword"),
         Rule("INVALID_NAME", _W, "naming", "a node name that is not a Python identifier"),
         Rule("LARGE_MODEL", _W, "size", f"more than {LARGE_MODEL_PARAMS:,} parameters"),
+        Rule("DECODE_MISMATCH", _E, "detection", "a DFLDecode reg_max or Dist2BBox stride differs from its SDDetect"),
+        Rule("NMS_THRESHOLD_RANGE", _W, "detection", "an NMS score or IoU threshold outside [0, 1]"),
     )
 }
 
@@ -198,6 +201,7 @@ class _Linter:
             self.name(name, q[name])
             if not isinstance(node, Graph):
                 self.node(node, q[name])
+        lint_detection(self, graph, q)
 
     def arity(self, graph: Graph, edges: list[tuple[str, str]], q: dict[str, str]) -> bool:
         n_in = dict.fromkeys(graph.nodes, 0)

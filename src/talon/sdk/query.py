@@ -71,7 +71,7 @@ def inspect_node(graph: GraphLike, name: str) -> dict[str, Any]:
     if isinstance(node, Graph):
         info["attributes"] = {"nodes": list(node.nodes), "edges": [list(e) for e in node.edges]}
         return info
-    for key, value in node.params().items():
+    for key, value in node.stored_params().items():
         if isinstance(value, np.ndarray):
             info["parameters"][key] = _array_stats(value)
         else:

@@ -103,12 +103,21 @@ class CPUBackend(BackendBase):
         precision: str | None = None,
         calibration_inputs=None,
         n_steps: int | None = None,
+        hw_spec=None,
     ) -> HardwareDescriptor:
         """Lower ``graph`` to a :class:`HardwareDescriptor` (schedule, buffers, per-node precision).
 
         Fixed-point precisions calibrate their rescaling on an fp32 run of ``calibration_inputs``
         (the default stimulus when None; see :func:`talon.backend.default_stimulus`).
+        With ``hw_spec`` (a ``talon.graph.HardwareSpec``, preset name or JSON file) an unmapped graph
+        is first mapped (partition, place, route: ``talon.graph.map_graph``); a mapped graph's
+        descriptor carries its ``mapping`` (cores, placement, routing tables, budgets) and every
+        scheduled op its ``core`` (docs/mapping.md).
         """
+        from talon.graph.pipeline import is_mapped, map_graph
+
+        if hw_spec is not None and not is_mapped(graph):
+            graph = map_graph(graph, hw_spec)
         config = CompileConfig.coerce(config, precision)
         program = self._require_valid(graph, config)
         calibration = None
@@ -116,7 +125,15 @@ class CPUBackend(BackendBase):
             arrays, _, _, _ = prepare_inputs(graph, calibration_inputs, n_steps)
             calibration, _ = calibrate(program, arrays)
         engine = Engine(program, config, calibration)
-        return HardwareDescriptor(describe(graph, program, engine, config), program=engine)
+        data = describe(graph, program, engine, config)
+        if is_mapped(graph):
+            from talon.graph.pipeline import mapping_description
+
+            data["mapping"] = mapping_description(graph, hw_spec)
+            for component in data["schedule"]:
+                for op in component["ops"]:
+                    op["core"] = data["mapping"]["assignments"].get(op["node"])
+        return HardwareDescriptor(data, program=engine)
 
     # ---- simulate ----------------------------------------------------------------------------
 
@@ -228,13 +245,15 @@ class CPUBackend(BackendBase):
             n = math.prod(engine.program.op(path).node.output_shape)
             hit = spikes.fired.get(path)
             fired[path] = 0.0 if hit is None or n == 0 else float(np.count_nonzero(hit)) / n
+        noc, per_core = _mapped_profile(graph, result, layers)
+        noc_uj = (noc or {}).get("noc_energy_uj") or 0.0
         return ProfileResult(
             total_latency_us=1e6 * trace.total_seconds,
             mac_ops=sum(layer.macs for layer in layers.values()),
             synaptic_ops=sum(layer.synaptic_ops for layer in layers.values()),
             spike_count=result.total_spikes,
             dense_equivalent_macs=int(dense_equivalent),
-            energy_estimate_uj=mac + spk + sram,
+            energy_estimate_uj=mac + spk + sram + noc_uj,
             mac_energy_uj=mac,
             spike_energy_uj=spk,
             sram_energy_uj=sram,
@@ -257,6 +276,8 @@ class CPUBackend(BackendBase):
             precision=config.precision,
             layers=layers,
             simulation=result,
+            noc=noc,
+            per_core_latency_us=per_core,
         )
 
 
@@ -366,6 +387,22 @@ def describe(graph: ir.Graph, program: Program, engine: Engine, config: CompileC
         "buffers": plan.buffers,
         "memory": plan.to_dict(),
     }
+
+
+def _mapped_profile(graph: ir.Graph, result: SimulationResult, layers) -> tuple[dict | None, dict | None]:
+    """NoC spike-hops and energy of the measured spikes, and the measured CPU time per core, of a
+    mapped graph (None, None for an unmapped one)."""
+    from talon.graph.pipeline import is_mapped, noc_activity
+
+    if not is_mapped(graph):
+        return None, None
+    noc = noc_activity(graph, result)
+    per_core: dict[int, float] = {}
+    for path, layer in layers.items():
+        core = getattr(graph.nodes.get(path), "core_id", None)
+        if core is not None:
+            per_core[int(core)] = per_core.get(int(core), 0.0) + float(layer.latency_us)
+    return noc, dict(sorted(per_core.items()))
 
 
 def _jsonable(value):

@@ -2,7 +2,7 @@
 
 Formats: the membrane ``v`` has one power-of-two scale per layer,
 ``s_v = 2**ceil(log2 M) / 2**(state_bits - 2)`` where ``M`` is the largest of the calibrated
-``|v|``, ``|v_threshold|`` and ``|v_reset|`` (at least one bit of headroom above the calibrated
+``|v|``, ``|v_threshold|``, ``|v_reset|`` and ``|v_init|`` (at least one bit of headroom above the calibrated
 range; a power of two keeps dyadic thresholds and gains exact); the synaptic current of CubaLIF /
 CubaLI likewise ``s_i``. With
 ``F = coefficient_bits``, every coefficient becomes an integer::
@@ -10,7 +10,7 @@ CubaLI likewise ``s_i``. With
     B = rint(beta * 2**F)      A = rint(alpha * 2**F)       C = rint(c / s_v)
     G_e = rint(g * s_e / s_v * 2**F)  for each incoming edge e of scale s_e (the input gain)
     (Cuba: GS_e = rint(g_s * s_e / s_i * 2**F) and G = rint(g * s_i / s_v * 2**F))
-    THETA = rint(v_threshold / s_v)      V_RESET = rint(v_reset / s_v)
+    THETA = rint(v_threshold / s_v)      V_RESET = rint(v_reset / s_v)      v(0) = sat(rint(v_init / s_v))
 
 and one step is, in int64 with ``sat`` the ``state_bits`` two's-complement saturation and
 ``rs(a) = floor((a + 2**(F-1)) / 2**F)``::
@@ -71,6 +71,7 @@ class FixedNeuron(StatefulKernel):
         top_v = amax.get("v", 0.0)
         if self.spiking:
             top_v = max(top_v, float(np.abs(k["theta"]).max(initial=0.0)), float(np.abs(k["v_reset"]).max(initial=0.0)))
+            top_v = max(top_v, float(np.abs(k["v_init"]).max(initial=0.0))) if "v_init" in k else top_v
         self.s_v = state_scale(top_v, self.bits)
         one = float(2**self.frac)
         fixed = functools.partial(_to_int, path=op.path)
@@ -94,6 +95,9 @@ class FixedNeuron(StatefulKernel):
         if self.spiking:
             self.theta = fixed(lambda: k["theta"] / self.s_v, what="v_threshold")
             self.v_reset = saturate(fixed(lambda: k["v_reset"] / self.s_v, what="v_reset"), self.bits)
+            self.v_init = (
+                None if "v_init" not in k else saturate(fixed(lambda: k["v_init"] / self.s_v, what="v_init"), self.bits)
+            )
             self.ge = node.comparison == ir.Comparison.GE
             self.mode = node.reset_mode.value
             self.timing = node.reset_timing.value
@@ -120,7 +124,10 @@ class FixedNeuron(StatefulKernel):
         return {"v": self.s_v, "i": self.s_i} if self.cuba else {"v": self.s_v}
 
     def init_state(self, batch: int) -> State:
-        return {name: np.zeros((batch, *self.shape), INT) for name in self.state_names}
+        state = {name: np.zeros((batch, *self.shape), INT) for name in self.state_names}
+        if self.spiking and self.v_init is not None:
+            state["v"][...] = self.v_init
+        return state
 
     def _cmp(self, a):
         return (a >= self.theta if self.ge else a > self.theta).astype(INT)

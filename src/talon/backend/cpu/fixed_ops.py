@@ -622,6 +622,16 @@ NO_INTEGER_FORM = {
     "ELU": "a transcendental function",
     "Softmax": "a normalised exponential",
     "LayerNorm": "a data-dependent normalisation (division by a standard deviation)",
+    # ghost blocks: an integer datapath needs calibrated formats for the cheap stage, the concatenated
+    # halves and the residual sum; not implemented yet (simulate them in fp32 or fp16)
+    "SGhostConv": "a ghost convolution (integer formats for its cheap stage not implemented yet)",
+    "SGhostEncoderLite": "a ghost convolution (integer formats for its cheap stage not implemented yet)",
+    "GhostBasicBlock1": "a ghost block (integer formats for its stages not implemented yet)",
+    "GhostBasicBlock2": "a ghost block (integer formats for its stages not implemented yet)",
+    "SDDetect": "a detection head (integer formats for its chained convolutions not implemented yet)",
+    "DFLDecode": "a softmax expectation and a sigmoid (transcendental)",
+    "Dist2BBox": "box decoding, host post-processing in float",
+    "NMS": "non-maximum suppression, host post-processing in float",
 }
 
 

@@ -6,6 +6,7 @@ import numpy as np
 
 from talon import ir
 
+from . import detection_ops  # noqa: F401  (registers the ghost and detection kernels)
 from .float_neurons import FloatDelay, FloatNeuron
 from .float_ops import float_kernel
 from .kernel import Kernel

@@ -41,7 +41,8 @@ def neuron_coefficients(node: ir.Node, shape: tuple[int, ...]) -> dict[str, np.n
     """float64 coefficients of docs/semantics.md §3 broadcast to ``shape``.
 
     Keys: ``beta``, ``g``, ``c`` (all neurons), ``alpha``, ``gs`` (Cuba), ``theta``, ``v_reset``
-    (spiking neurons), and ``k = 1/tau``, ``r``, ``v_leak`` for LIF / LI with ``integration='euler'``.
+    (spiking neurons), ``v_init`` (spiking neurons that set it), and ``k = 1/tau``, ``r``,
+    ``v_leak`` for LIF / LI with ``integration='euler'``.
     ``tau = inf`` gives ``beta = 1``, ``g = c = 0`` (and ``k = 0``).
     """
 
@@ -72,6 +73,8 @@ def neuron_coefficients(node: ir.Node, shape: tuple[int, ...]) -> dict[str, np.n
     if isinstance(node, SPIKING_NEURONS):
         out["theta"] = np.ascontiguousarray(per_neuron(f64(node.v_threshold), shape))
         out["v_reset"] = np.ascontiguousarray(per_neuron(f64(node.v_reset), shape))
+        if node.v_init is not None:
+            out["v_init"] = np.ascontiguousarray(per_neuron(f64(node.v_init), shape))
     return out
 
 
@@ -103,7 +106,10 @@ class FloatNeuron(StatefulKernel):
             self.post = node.spike_timing == ir.SpikeTiming.POST
 
     def init_state(self, batch: int) -> State:
-        return {name: np.zeros((batch, *self.shape), self.dtype) for name in self.state_names}
+        state = {name: np.zeros((batch, *self.shape), self.dtype) for name in self.state_names}
+        if "v_init" in self.k:
+            state["v"][...] = self.k["v_init"]
+        return state
 
     def _cmp(self, a: np.ndarray) -> np.ndarray:
         theta = self.k["theta"]

@@ -13,6 +13,7 @@ from ._deps import require as _require
 
 _require("jax")
 
+from . import detection as _detection  # noqa: E402,F401  (registers the ghost and detection layers)
 from .executor import JaxGraph  # noqa: E402
 from .spike import SURROGATES, make_spike  # noqa: E402
 

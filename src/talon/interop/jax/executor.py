@@ -102,7 +102,8 @@ class JaxGraph:
         return list(self.plan.outputs)
 
     def init_state(self, batch_size: int) -> dict:
-        """The state at ``t = 0`` (all zeros) for a batch of ``batch_size``."""
+        """The state at ``t = 0`` for a batch of ``batch_size``: zeros, except the membranes of
+        neurons with a ``v_init``."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         nodes: dict[str, dict] = {}
@@ -110,6 +111,10 @@ class JaxGraph:
             shape = (int(batch_size), *flat.shape)
             if flat.kind == NEURON:
                 nodes[path] = {k: jnp.zeros(shape, self.dtype) for k in state_keys(flat.node)}
+                v_init = getattr(flat.node, "v_init", None)
+                if v_init is not None:  # the membrane starts at v_init (docs/semantics.md)
+                    v0 = per_neuron(np.asarray(v_init, np.float64).astype(self.dtype), len(shape))
+                    nodes[path]["v"] = jnp.broadcast_to(jnp.asarray(v0, self.dtype), shape)
             elif flat.kind == DELAY and self._max_delay(path):
                 nodes[path] = {"history": jnp.zeros((self._max_delay(path), *shape), self.dtype)}
         edges = {e.key: jnp.zeros((int(batch_size), *e.shape), self.dtype) for e in self.plan.recurrent_edges}

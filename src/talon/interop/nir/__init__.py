@@ -9,13 +9,16 @@ Reading needs only h5py; ``to_nir`` / ``write_nir`` and ``nir.NIRGraph`` inputs 
 package (talon's ``nir`` extra). torch and jax are never imported.
 """
 
-from ._common import DEFAULT_DT, LossyConversionWarning, NIRFormatError
+from ._common import DEFAULT_DT, LossyConversionWarning, MissingDtWarning, NIRFormatError
 from .exporter import NIRCompatibilityWarning, to_nir, write_nir
 from .importer import from_nir, read_nir
+from .profiles import PROFILES
 
 __all__ = [
     "DEFAULT_DT",
+    "PROFILES",
     "LossyConversionWarning",
+    "MissingDtWarning",
     "NIRCompatibilityWarning",
     "NIRFormatError",
     "from_nir",

@@ -18,6 +18,10 @@ class NIRFormatError(ConversionError):
     """A NIR file or graph is malformed: not HDF5, no ``node`` group, a missing field, a dangling edge ..."""
 
 
+class MissingDtWarning(UserWarning):
+    """A NIR file records no ``dt`` and none was passed: its time constants were converted with an assumed one."""
+
+
 class LossyConversionWarning(UserWarning):
     """``to_nir(..., lossy=True)`` changed the behaviour of at least one node (listed in the message)."""
 

@@ -39,13 +39,26 @@ import numpy as np
 
 from talon import ir
 
-from . import units
+from . import profiles, units
 from ._common import DEFAULT_DT, LossyConversionWarning, check_dt, import_nir, same_bits
 from .files import write_graph
 from .importer import _broadcast
 from .metadata import to_nir_metadata
 
 PathLike = str | os.PathLike
+
+# every ghost primitive concatenates its primary and cheap halves; the decode is not a network
+_GHOST_REASON = "NIR has no concatenation (a ghost convolution concatenates its primary and cheap halves)"
+_DETECTION_REASONS = {
+    ir.SGhostConv: _GHOST_REASON,
+    ir.SGhostEncoderLite: _GHOST_REASON,
+    ir.GhostBasicBlock1: _GHOST_REASON,
+    ir.GhostBasicBlock2: _GHOST_REASON,
+    ir.SDDetect: "NIR has no concatenation (the head concatenates its box and class branches)",
+    ir.DFLDecode: "NIR has no softmax or sigmoid (DFL decode)",
+    ir.Dist2BBox: "NIR has no anchor decode or reshape to box rows",
+    ir.NMS: "NIR has no non-maximum suppression (post-processing, run it after the NIR graph)",
+}
 
 
 class NIRCompatibilityWarning(UserWarning):
@@ -55,7 +68,7 @@ class NIRCompatibilityWarning(UserWarning):
 _IDENTITIES = (ir.HybridRegion, ir.Dropout)
 
 
-def to_nir(graph: ir.Graph, dt: float = DEFAULT_DT, lossy: bool = False) -> Any:
+def to_nir(graph: ir.Graph, dt: float = DEFAULT_DT, lossy: bool = False, *, consumer: str | None = None) -> Any:
     """Convert a talon graph into a ``nir.NIRGraph`` whose forward-Euler dynamics at ``dt`` are talon's.
 
     ``dt`` is the NIR time step in seconds (default ``1e-4``, the snnTorch / Lava convention); it
@@ -63,14 +76,22 @@ def to_nir(graph: ir.Graph, dt: float = DEFAULT_DT, lossy: bool = False) -> Any:
     state exactly raises :class:`~talon.ir.ConversionError`; with ``lossy=True`` it is replaced
     by its nearest NIR equivalent, with a :class:`LossyConversionWarning` and a ``talon_lossy``
     metadata record. Needs the ``nir`` package (talon's ``nir`` extra).
+
+    ``consumer`` (``"spikingjelly"``, ``"sinabs"``, ``"rockpool"``; :mod:`.profiles`) writes what that
+    framework will run exactly as this graph does, or refuses naming the node and the field it would
+    misread (e.g. SpikingJelly spikes on ``>=``: a graph with ``comparison='>='`` exports to it).
     """
     nir = import_nir()
     if not isinstance(graph, ir.Graph):
         raise TypeError(f"to_nir expects a talon.ir.Graph, got {type(graph).__name__}")
     dt = check_dt(dt)
     graph.validate()  # nodes may have been edited since the graph was built
+    profile = profiles.get_profile(consumer)
+    graph = profiles.check_consumer(graph, profile, dt)
     exporter = _Exporter(nir, dt, bool(lossy))
     result = exporter.graph(graph, "")
+    if profile.name != "nir":
+        result.metadata["talon_consumer"] = f"{profile.name} {profile.version}"
     if exporter.changes:
         result.metadata["talon_lossy"] = dict(exporter.changes)
         listing = "; ".join(f"{k}: {v}" for k, v in exporter.changes.items())
@@ -92,10 +113,16 @@ def to_nir(graph: ir.Graph, dt: float = DEFAULT_DT, lossy: bool = False) -> Any:
 
 
 def write_nir(
-    path: PathLike, graph: ir.Graph, dt: float = DEFAULT_DT, lossy: bool = False, *, compression: str | None = "gzip"
+    path: PathLike,
+    graph: ir.Graph,
+    dt: float = DEFAULT_DT,
+    lossy: bool = False,
+    *,
+    compression: str | None = "gzip",
+    consumer: str | None = None,
 ) -> None:
-    """Write ``graph`` as a NIR file (``to_nir`` then ``nir.write``, atomically)."""
-    write_graph(path, to_nir(graph, dt=dt, lossy=lossy), compression=compression)
+    """Write ``graph`` as a NIR file (``to_nir`` then ``nir.write``, atomically); ``consumer`` as in :func:`to_nir`."""
+    write_graph(path, to_nir(graph, dt=dt, lossy=lossy, consumer=consumer), compression=compression)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -307,6 +334,7 @@ class _Exporter:
             ir.ChannelSplit: "NIR has no multi-output nodes",
             ir.LayerNorm: "NIR has no normalization",
             ir.Upsample: "NIR has no upsampling",
+            **_DETECTION_REASONS,
         }.get(
             type(node),
             "NIR has no such primitive (only linear maps, convolutions, pooling, flatten, delay and neurons)",
@@ -523,6 +551,8 @@ class _Exporter:
             changes.append(f"reset_timing={node.reset_timing.value!r} -> the reset is applied in the step of the spike")
         if node.spike_timing == "pre":
             changes.append("spike_timing='pre' -> spikes are emitted from the updated state (one step earlier)")
+        if _starts_off_zero(node):
+            changes.append(_V_INIT_CHANGE)
         if changes:
             self._lossy(name, path, where, changes)
             records["talon_lossy"] = "; ".join(changes)
@@ -559,7 +589,7 @@ class _Exporter:
         membrane = self._typed(self._membrane(membrane_kind, node, shape, records), shape, shape, meta, records)
         parts = [(name, membrane)]
         threshold_records: dict[str, Any] = {}
-        changes = []
+        changes = [_V_INIT_CHANGE] if _starts_off_zero(node) else []
         if node.comparison == ">=":
             changes.append(_GE_CHANGE)
             theta = _just_below(theta)
@@ -623,10 +653,19 @@ def _exact_fix(change: str) -> str:
         ("reset by subtraction", "reset_mode='value'"),
         ("reset_timing", "reset_timing='immediate'"),
         ("spike_timing", "spike_timing='post'"),
+        ("v_init", "v_init=None"),
     ):
         if change.startswith(prefix):
             return fix
     return change.split(" -> ")[0]
+
+
+_V_INIT_CHANGE = "v_init (the membrane at t = 0; NIR has no initial state) -> the membrane starts at 0"
+
+
+def _starts_off_zero(node: ir.Node) -> bool:
+    """Whether the neuron's membrane starts anywhere but 0 (``v_init``), which NIR cannot state."""
+    return node.v_init is not None and bool(np.any(np.asarray(node.v_init) != 0))
 
 
 def _just_below(theta: np.ndarray) -> np.ndarray:

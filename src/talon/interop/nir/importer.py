@@ -39,8 +39,8 @@ from talon import ir
 from talon.ir.budget import BudgetExceededError, active_budget
 from talon.ir.node import as_tuple
 
-from . import units
-from ._common import DEFAULT_DT, NIRFormatError, check_dt, fmt_shape, same_bits
+from . import profiles, units
+from ._common import DEFAULT_DT, MissingDtWarning, NIRFormatError, check_dt, fmt_shape, same_bits
 from .files import parse_edges, read_dict_budgeted
 from .metadata import from_nir_metadata
 from .units import NEURON_FIELDS, OPTIONAL_NEURON_FIELDS
@@ -89,6 +89,8 @@ def read_nir(
     *,
     type_check: bool = True,
     integration: str | None = None,
+    producer: str | None = None,
+    require_dt: bool = False,
     max_bytes: int | None = None,
 ) -> ir.Graph:
     """Read a NIR file (any nir version) into a talon graph.
@@ -104,13 +106,21 @@ def read_nir(
     Norse's and NIR's forward Euler); the value is the same, float32 rounding differs. ``None``
     uses what talon recorded when it wrote the file, else ``"decay"``.
 
+    A file that records no ``dt`` (Sinabs, Rockpool, Spyx and SpikingJelly write none) is read
+    with the producer's convention, else ``1e-4`` with a :class:`MissingDtWarning`;
+    ``require_dt=True`` refuses it instead. ``producer`` (``"spikingjelly"``, ``"sinabs"``,
+    ``"rockpool"``; :mod:`.profiles`) restates how that framework runs what it wrote, so the graph
+    gives that framework's spikes, or refuses naming what talon cannot state.
+
     ``max_bytes`` bounds what reading may allocate — datasets, and parameters broadcast to layer
     shapes — checked before allocating (default: ``talon.ir.budget.default_budget`` of the file size).
     Only regular files and plain in-file datasets are read (``talon.ir.hdf5_guard``).
     """
+    profiles.get_profile(producer)  # an unknown name is the caller's error, not the file's
     tree, _version, budget = read_dict_budgeted(path, max_bytes=max_bytes)
     with active_budget(budget), _stray_errors_name(str(path)):
-        return import_graph(tree, dt, type_check=type_check, where=str(path), integration=integration)
+        return import_graph(tree, dt, type_check=type_check, where=str(path), integration=integration,
+                            producer=producer, require_dt=require_dt)  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -128,25 +138,32 @@ def _stray_errors_name(where: str):
 
 
 def from_nir(
-    source: Any, dt: float | None = None, *, type_check: bool = True, integration: str | None = None
+    source: Any,
+    dt: float | None = None,
+    *,
+    type_check: bool = True,
+    integration: str | None = None,
+    producer: str | None = None,
+    require_dt: bool = False,
 ) -> ir.Graph:
     """Convert a ``nir.NIRGraph`` (or a path to a ``.nir`` file, or a NIR dict) into a talon graph.
 
-    See :func:`read_nir` for ``dt``, ``type_check`` and ``integration``. Raises :class:`~talon.ir.ConversionError`
-    (or its subclass ``NIRFormatError``) naming the node at fault.
+    See :func:`read_nir` for ``dt``, ``type_check``, ``integration``, ``producer`` and ``require_dt``.
+    Raises :class:`~talon.ir.ConversionError` (or its subclass ``NIRFormatError``) naming the node at fault.
     """
     if not isinstance(type_check, bool):
         raise TypeError(f"type_check must be True or False, got {type_check!r}")
+    options = dict(type_check=type_check, integration=integration, producer=producer, require_dt=require_dt)
     if isinstance(source, (str, os.PathLike)):
-        return read_nir(source, dt, type_check=type_check, integration=integration)
+        return read_nir(source, dt, **options)
     if isinstance(source, dict):
         if source.get("type") != "NIRGraph":
             raise NIRFormatError(f"from_nir expects a NIR graph dict with type 'NIRGraph', got {source.get('type')!r}")
+        profiles.get_profile(producer)
         with _stray_errors_name("NIR graph"):
-            return import_graph(source, dt, type_check=type_check, where="NIR graph", integration=integration)
+            return import_graph(source, dt, where="NIR graph", **options)
     if type(source).__module__.split(".")[0] == "nir" and type(source).__name__ == "NIRGraph":
-        return import_graph(object_to_dict(source), dt, type_check=type_check, where="NIR graph",
-                            integration=integration)  # fmt: skip
+        return import_graph(object_to_dict(source), dt, where="NIR graph", **options)
     raise TypeError(
         f"from_nir expects a nir.NIRGraph, a NIR dict or a path to a .nir file, got {type(source).__name__}"
     )
@@ -174,9 +191,17 @@ def object_to_dict(node: Any) -> dict[str, Any]:
 
 
 def import_graph(
-    tree: dict[str, Any], dt: float | None, *, type_check: bool, where: str, integration: str | None = None
+    tree: dict[str, Any],
+    dt: float | None,
+    *,
+    type_check: bool,
+    where: str,
+    integration: str | None = None,
+    producer: str | None = None,
+    require_dt: bool = False,
 ) -> ir.Graph:
     """Convert a NIR graph dict (see :mod:`.files`) into a validated talon graph."""
+    profile = profiles.get_profile(producer)
     metadata, records = from_nir_metadata(tree.get("metadata"), f"{where}: graph metadata", reserved=("dt",))
     file_dt = records.pop("dt", None)
     if file_dt is not None:
@@ -184,8 +209,20 @@ def import_graph(
             file_dt = check_dt(file_dt, f"{where}: metadata 'dt'")
         except ValueError as exc:
             raise NIRFormatError(str(exc)) from None
-    if dt is None:
-        dt = file_dt if file_dt is not None else DEFAULT_DT
+    if dt is None and file_dt is None:
+        assumed = profile.default_dt or DEFAULT_DT
+        if require_dt:
+            raise NIRFormatError(f"{where}: the file records no dt; pass dt= (seconds per step of the model)")
+        if profile.default_dt is None:
+            warnings.warn(
+                f"{where}: the file records no dt; time constants are converted with dt={assumed!r} s. Pass dt= "
+                "(seconds per step of the model that wrote it) or producer= (its framework's convention)",
+                MissingDtWarning,
+                stacklevel=3,
+            )
+        dt = assumed
+    elif dt is None:
+        dt = file_dt
     else:
         dt = check_dt(dt)
         if file_dt is not None and file_dt != dt:
@@ -200,6 +237,9 @@ def import_graph(
     fresh: dict[str, Any] = {"dt": dt}
     if isinstance(records.get("talon_lossy"), dict):
         fresh["lossy"] = records["talon_lossy"]
+    if profile.name != "nir":
+        graph = profiles.restate(graph, profile, where)
+        fresh["producer"] = f"{profile.name} {profile.version}"
     graph.metadata = _merge_record(graph.metadata, fresh)
     return graph
 
@@ -232,6 +272,7 @@ class _Spec:
     annotation: tuple[int, ...] | None = None  # declared input shape to check, if any
     annotation_field: str = ""
     offset_possible: bool = False
+    input_shape: tuple[int, ...] | None = None  # an Input node's declared shape
     # talon field -> (NIR field, unit kind, the NIR value), for the source record
     neuron_source: dict[str, tuple[str, str, np.ndarray]] = field(default_factory=dict)
 
@@ -302,7 +343,9 @@ class _Importer:
             return spec.annotation
         return node.input_shape
 
-    def _assemble(self, specs: dict[str, _Spec], edges: list[tuple[str, str]], path: str) -> ir.Graph:
+    def _assemble(
+        self, specs: dict[str, _Spec], edges: list[tuple[str, str]], path: str, batch_dropped: bool = False
+    ) -> ir.Graph:
         flattens = [n for n, s in specs.items() if s.offset_possible]
         if len(flattens) <= 6:
             candidates = [set(c) for k in range(len(flattens) + 1) for c in itertools.combinations(flattens, k)]
@@ -328,6 +371,8 @@ class _Importer:
             if fallback is None:
                 fallback = (offsets, probe, mismatches)
         if fallback is None:
+            if not self.type_check and not batch_dropped and self._drop_batch_axes(specs, path):
+                return self._assemble(specs, edges, path, batch_dropped=True)
             where = f"{self.where}: subgraph {path!r}" if path else self.where
             raise ir.ConversionError(f"{where}: the NIR graph is not consistent: {first_error}") from None
         offsets, probe, mismatches = fallback
@@ -365,6 +410,25 @@ class _Importer:
                 spec.metadata = _merge_record(spec.metadata, spec.record)
             node.metadata = spec.metadata
         return graph
+
+    def _drop_batch_axes(self, specs: dict[str, _Spec], path: str) -> bool:
+        """Rockpool writes Input shapes with a leading batch axis of 1 (``[1, N]``): under type_check=False,
+        drop it (with a warning) when the graph does not fit otherwise. Whether anything was dropped."""
+        dropped = False
+        for name, spec in specs.items():
+            shape = spec.input_shape
+            if spec.nir_type != "Input" or shape is None or len(shape) < 2 or shape[0] != 1:
+                continue
+            spec.input_shape = shape[1:]
+            spec.build = _const(lambda s=shape[1:]: ir.Input(np.array(s, dtype=np.int64)))
+            spec.record["type_check"] = f"leading batch axis of {fmt_shape(shape)} dropped"
+            warnings.warn(
+                f"{self.label(name, path)} (Input) declares {fmt_shape(shape)} with a leading batch axis (as Rockpool "
+                f"writes); using {fmt_shape(shape[1:])} (type_check=False)",
+                stacklevel=6,
+            )
+            dropped = True
+        return dropped
 
     def _mismatches(self, specs: dict[str, _Spec], probe: ir.Graph):
         out = []
@@ -442,7 +506,7 @@ class _Importer:
             return _Spec(name, kind, _const(lambda: sub), {})
         if kind == "Input":
             shape = _shape(need("shape"), label)
-            return _Spec(name, kind, _const(lambda: ir.Input(np.array(shape, dtype=np.int64))), {})
+            return _Spec(name, kind, _const(lambda: ir.Input(np.array(shape, dtype=np.int64))), {}, input_shape=shape)
         if kind == "Output":
             shape = _shape(need("shape"), label)
             return _Spec(name, kind, _const(lambda: ir.Output(np.array(shape, dtype=np.int64))), {}, annotation=shape)

@@ -285,6 +285,7 @@ class _Builder:
                 )
 
     def _spiking(self, where: str, node) -> None:
+        _require_zero_start(where, node)
         snn, shape = self.snn, self.layout.spyx_shape
         if node.reset_mode == "none":
             if isinstance(node, ir.CubaLIF):
@@ -351,6 +352,7 @@ class _Builder:
         neuron_name, neuron, weight = _recurrent_parts(where, sub)
         where = f"{where[:-1]}, {neuron_name}: {type(neuron).__name__})"
         _require_decay(where, neuron)
+        _require_zero_start(where, neuron)
         self._require_flat(where, "recurrent layers")
         cuba = isinstance(neuron, ir.CubaLIF)
         if neuron.reset_mode == "none":
@@ -384,6 +386,12 @@ def _require_decay(where: str, node: ir.Node) -> None:
             f"{where}: integration='euler' (u = v + (1/tau)((v_leak - v) + r x)), but Spyx's neurons compute "
             "the decay order beta*V + x, which rounds differently in float32; use integration='decay'"
         )
+
+
+def _require_zero_start(where: str, node: ir.Node) -> None:
+    """Refuse a non-zero ``v_init``: Spyx's initial state is all zeros."""
+    if node.v_init is not None and np.any(np.asarray(node.v_init) != 0):
+        raise ConversionError(f"{where}: v_init is not 0, but Spyx starts every membrane at 0; use v_init=None")
 
 
 def _recurrent_parts(where: str, sub: ir.Graph) -> tuple[str, ir.Node, ir.Linear]:

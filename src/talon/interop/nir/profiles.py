@@ -1,0 +1,192 @@
+"""Framework profiles: how a framework really runs a NIR file, not how the NIR standard says it should.
+
+NIR states continuous-time equations; each framework's importer runs its own discrete update,
+and they disagree (``docs/nir.md``, "Other frameworks"). A profile restates that for talon:
+
+* **producer** (``read_nir(path, producer=...)``): the file came from that framework, and the
+  graph should spike as that framework's own run of it. Where talon's IR can state the
+  framework's behaviour, the imported neurons are changed to it (and the change is recorded in
+  ``graph.metadata["nir"]["producer"]``); where it cannot, the import is refused naming the node
+  and the behaviour.
+* **consumer** (``to_nir(graph, consumer=...)``): the file goes to that framework, which will run
+  it with its own update. The export goes through when that update is exactly the graph's, and is
+  refused otherwise, naming the node and the field the framework would misread.
+
+Profiles (measured against the frameworks' own runs; versions as tested):
+
+* ``"spikingjelly"`` (2.0.0): spikes on ``v >= θ`` (NIR says ``>``) and starts every membrane at
+  ``v_reset`` (read: ``v_init = v_reset``; written: only a graph whose ``v_init`` is its
+  ``v_reset``, with 0 for no ``v_init``); hard reset,
+  immediate, from the charged membrane; ``dt`` 1e-4 when the file records none. Its importer also
+  requires uniform parameters, IF ``r = 1/dt``, LIF ``r ∈ {1, τ/dt}``, ``v_leak = v_reset``.
+* ``"sinabs"`` (3.1.3) and ``"rockpool"`` (3.1.0): several spikes per step (``⌊v/θ⌋``), subtractive
+  reset, Sinabs' membrane floor at ``−θ``, exponential decays with their own time units. talon's IR
+  has no multi-spike neuron: files with neurons are refused both ways, naming the node; graphs
+  without neurons (weights, convolutions, pooling) pass.
+* ``"snntorch"`` (1.0.0): its importer runs NIR's neurons as the standard says (zero reset,
+  immediate, ``>``); it writes no ``dt`` and assumes 1e-4.
+* ``"nir"``: the standard itself (the default).
+
+Not profiled yet: Norse (starts at ``v_leak``, ignores LIF ``r``, dt 1e-3) and Spyx (ignores ``r``,
+``w_in``, ``v_leak``, ``v_reset``; subtractive pre-update reset; dt 1): ``producer=`` refuses them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from talon import ir
+
+SPIKING = (ir.LIF, ir.IF, ir.CubaLIF)
+NEURONS = (ir.LIF, ir.IF, ir.CubaLIF, ir.LI, ir.CubaLI, ir.Integrator, ir.Threshold)
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    version: str
+    default_dt: float | None  # what the framework assumes when a file records no dt
+    multi_spike: str | None = None  # why talon cannot state its neurons, when it cannot
+
+
+PROFILES = {
+    "nir": Profile("nir", "1.0.8", None),
+    "snntorch": Profile("snntorch", "1.0.0", 1e-4),
+    "spikingjelly": Profile("spikingjelly", "2.0.0", 1e-4),
+    "sinabs": Profile(
+        "sinabs", "3.1.3", None,
+        "Sinabs runs it with MultiSpike (⌊v/θ⌋ spikes per step, v ≥ θ), a subtractive reset, a membrane floor "
+        "at −θ and τ read as timesteps (exp(−1/τ) decay)",
+    ),
+    "rockpool": Profile(
+        "rockpool", "3.1.0", None,
+        "Rockpool runs it with multi-spike (⌊v/θ⌋ spikes per step, v ≥ θ), a subtractive reset and exp(−dt/τ) "
+        "decays at its own dt (its importer also fails on nir.LIF and has no nir.IF)",
+    ),
+}  # fmt: skip
+
+
+def get_profile(name: str | None) -> Profile:
+    if name is None:
+        return PROFILES["nir"]
+    if not isinstance(name, str) or name.lower() not in PROFILES:
+        raise ValueError(f"unknown framework profile {name!r}; choose one of {sorted(PROFILES)}")
+    return PROFILES[name.lower()]
+
+
+def _neurons(graph: ir.Graph, prefix: str = ""):
+    for name, node in graph.nodes.items():
+        if isinstance(node, ir.Graph):
+            yield from _neurons(node, f"{prefix}{name}.")
+        elif isinstance(node, NEURONS):
+            yield f"{prefix}{name}", node
+
+
+def _nonzero(value) -> bool:
+    return value is not None and bool(np.any(np.asarray(value) != 0))
+
+
+# ---- producer: restate the framework's run ------------------------------------------------------
+
+
+def restate(graph: ir.Graph, profile: Profile, where: str) -> ir.Graph:
+    """The graph as ``profile``'s framework runs it (see the module docstring), or ConversionError."""
+    if profile.name == "nir":
+        return graph
+    neurons = list(_neurons(graph))
+    if profile.multi_spike and neurons:
+        path, node = neurons[0]
+        raise ir.ConversionError(
+            f"{where}: node {path!r} ({type(node).__name__}): {profile.multi_spike}; talon's neurons emit at most one "
+            f"spike per step, so no talon graph spikes as {profile.name} {profile.version} does. Read without "
+            "producer= for the NIR standard's semantics."
+        )
+    if profile.name == "spikingjelly":
+        # SpikingJelly spikes on '>=' and starts every membrane at v_reset
+        return _map_spiking(
+            graph,
+            lambda node: replace(node, comparison=">=", v_init=node.v_reset.copy() if _nonzero(node.v_reset) else None),
+        )
+    return graph
+
+
+def _map_spiking(graph: ir.Graph, change) -> ir.Graph:
+    nodes = {}
+    for name, node in graph.nodes.items():
+        if isinstance(node, ir.Graph):
+            node = _map_spiking(node, change)
+        elif isinstance(node, SPIKING):
+            node = change(node)
+        nodes[name] = node
+    return ir.Graph(nodes, list(graph.edges), metadata=dict(graph.metadata))
+
+
+def _show(value) -> str:
+    arr = np.asarray(value)
+    flat = np.unique(arr)
+    return repr(float(flat[0])) if flat.size == 1 else f"{arr.min()!r}..{arr.max()!r}"
+
+
+# ---- consumer: what the framework will run -----------------------------------------------------
+
+
+def check_consumer(graph: ir.Graph, profile: Profile, dt: float) -> ir.Graph:
+    """Refuse (naming node and field) what ``profile``'s framework would run differently; return the
+    graph to hand to the standard exporter."""
+    if profile.name == "nir":
+        return graph
+    neurons = list(_neurons(graph))
+    if profile.multi_spike and neurons:
+        path, node = neurons[0]
+        raise ir.ConversionError(
+            f"node {path!r} ({type(node).__name__}): {profile.multi_spike}, not as this graph does; "
+            f"no talon neuron can be exported to {profile.name} exactly"
+        )
+    if profile.name == "spikingjelly":
+        for path, node in neurons:
+            _check_spikingjelly(path, node)
+        # SpikingJelly runs '>=' whatever the file says and starts the membrane at v_reset (checked
+        # above to be the graph's v_init): the file carries NIR's neuron, the spikes stay ours.
+        return _map_spiking(graph, lambda node: replace(node, comparison=">", v_init=None))
+    return graph
+
+
+def _check_spikingjelly(path: str, node: ir.Node) -> None:
+    kind = type(node).__name__
+
+    def refuse(field: str, why: str) -> None:
+        raise ir.ConversionError(f"node {path!r} ({kind}): SpikingJelly would misread {field!r}: {why}")
+
+    if not isinstance(node, SPIKING):
+        refuse("type", "its NIR importer maps only LIF, IF and CubaLIF neurons")
+    if node.comparison != ">=":
+        refuse("comparison", "it spikes on v >= v_threshold; set comparison='>=' to export what it runs")
+    if node.reset_mode != "value" or node.reset_timing != "immediate" or node.spike_timing != "post":
+        refuse("reset_mode", "it resets to v_reset immediately, from the charged membrane (reset_mode='value', "
+               "reset_timing='immediate', spike_timing='post')")  # fmt: skip
+    start = np.broadcast_to(node.initial_membrane, np.shape(node.v_reset))
+    if np.any(start != np.asarray(node.v_reset, np.float64)):
+        refuse("v_init", f"it starts the membrane at v_reset={_show(node.v_reset)}, this node at "
+               f"{_show(start)}; set v_init=v_reset (or v_reset=v_init)")  # fmt: skip
+    for field in ("tau", "tau_mem", "tau_syn", "r", "v_threshold", "v_leak", "v_reset", "w_in"):
+        value = getattr(node, field, None)
+        if value is not None and np.unique(np.asarray(value)).size > 1:
+            refuse(field, "its importer takes one value per layer")
+    if isinstance(node, ir.IF) and np.any(np.asarray(node.r) != 1):
+        refuse("r", "its IF has unit input gain (NIR r = 1/dt)")
+    if isinstance(node, ir.LIF):
+        if np.any(np.asarray(node.v_leak) != np.asarray(node.v_reset)):
+            refuse("v_leak", f"its LIF leaks towards v_reset={_show(node.v_reset)}; set v_leak = v_reset")
+        r, tau = float(np.asarray(node.r).reshape(-1)[0]), float(np.asarray(node.tau).reshape(-1)[0])
+        if r not in (1.0, tau):
+            refuse("r", "its LIF has input gain 1 (decay_input=True) or τ (decay_input=False)")
+    if isinstance(node, ir.CubaLIF):
+        if _nonzero(node.v_leak):
+            refuse("v_leak", "its CUBALIF has no leak potential")
+        first = {f: float(np.asarray(getattr(node, f)).reshape(-1)[0]) for f in ("r", "w_in", "tau_mem", "tau_syn")}
+        if first["r"] != first["tau_mem"]:
+            refuse("r", "its importer requires r = tau_mem (NIR r = τ_mem/dt, the snnTorch convention)")
+        if first["w_in"] != first["tau_syn"]:
+            refuse("w_in", "its importer requires w_in = tau_syn (NIR w_in = τ_syn/dt)")
