@@ -1,6 +1,6 @@
 """Exactness of the layers the four example networks do not reach: grouped / dilated Conv2d,
 Conv1d, BatchNorm, LeakyReLU, PReLU, SumPool, Scale, Skip(concatenate) of different formats,
-euler integration, delayed_pre_decay with 'pre' spikes, CubaLI, Integrator, value resets, two
+euler integration, v_init, delayed_pre_decay with 'pre' spikes, CubaLI, Integrator, value resets, two
 Inputs and two Outputs (int8); a cycle through a recurrent subgraph and a Delay (int4)."""
 
 import numpy as np
@@ -31,6 +31,7 @@ def _layers_graph() -> ir.Graph:
             tau=np.full((c, 5, 5), 3.0),
             r=3.0,
             v_leak=0.05,
+            v_init=0.3,
             v_threshold=0.4,
             integration="euler",
             reset_mode="value",

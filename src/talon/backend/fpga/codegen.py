@@ -464,7 +464,12 @@ class _Writer:
         self.defines += lines
         self.defines.append(f"typedef {int_type(kernel.bits)} st{tag}_t;")
         self.statics.append(f"static st{tag}_t sv{tag}[{n}];")
-        self.resets.append(f"talon::clear<st{tag}_t, {n}>(sv{tag});")
+        v_init = getattr(kernel, "v_init", None) if kernel.spiking else None
+        if v_init is None:
+            self.resets.append(f"talon::clear<st{tag}_t, {n}>(sv{tag});")
+        else:  # the membrane starts at v_init (docs/semantics.md), in integers sat(rint(v_init / s_v))
+            nvi = self.array(f"VI{tag}", flat_param(v_init, shape))
+            self.resets.append(f"for (int k = 0; k < {n}; k++) sv{tag}[k] = VI{tag}[talon::at<{nvi}>(k)];")
         if kernel.cuba:
             self.statics.append(f"static st{tag}_t si{tag}[{n}];")
             self.resets.append(f"talon::clear<st{tag}_t, {n}>(si{tag});")
