@@ -49,8 +49,9 @@ test: $(STAMP) $(VIZ_BUNDLE)
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
+# results go to bench/results/latest.md (untracked); BENCH_ARGS=--update-docs also rewrites docs/benchmarks.md
 bench: $(STAMP) $(VIZ_BUNDLE)
-	$(PY) -m bench
+	$(PY) -m bench $(BENCH_ARGS)
 
 # Byte-flip fuzz of ir.read (tests/fuzz_t1c.py): 2,000 files, each read in a child process with a
 # timeout; then the same with the checksum recomputed after each flip (the adversary's view).

@@ -1,7 +1,7 @@
 """CPU backend ``simulate`` vs the PyTorch executor (``GraphExecutor.run_sequence``) on the same graphs.
 
 Both run the same time-major input ``[T, B, ...]`` in one process; each side runs several times
-and the median wall time is reported with the ratio (ours / PyTorch: below 1 means the backend is
+(interleaved) and the median wall time is reported with the ratio (ours / PyTorch: below 1 means the backend is
 faster). ``simulate`` is timed as a user calls it (validation, lowering and kernel set-up
 included). Both sides run on one thread (torch and numpy's BLAS, via threadpoolctl when
 installed): on a shared machine multi-threaded BLAS timings swing by an order of magnitude.
@@ -14,7 +14,7 @@ import contextlib
 
 import numpy as np
 
-from bench.common import median_time
+from bench.common import median_times
 from talon import ir
 from talon.backend import CompileConfig, default_stimulus, get_backend
 from talon.examples import hybrid_graph, leaky, mlp_graph, uniform
@@ -46,10 +46,6 @@ CASES = [  # name, builder, T, B
 ]
 
 
-def _median_ms(fn) -> float:
-    return 1e3 * median_time(fn, repeats=REPEATS)
-
-
 def run() -> list[dict]:
     import torch
 
@@ -71,10 +67,16 @@ def run() -> list[dict]:
         with torch.no_grad():
             theirs = executor.run_sequence(xt)[0].numpy()
         agree = float(np.max(np.abs(ours - theirs)))
-        t_torch = _median_ms(torch_run)
-        t_ours = _median_ms(lambda graph=graph, x=x: cpu.simulate(graph, {"input": x}))
-        t_fast = _median_ms(lambda graph=graph, x=x: cpu.simulate(graph, {"input": x}, config=FAST))
-        t_int8 = _median_ms(lambda graph=graph, x=x: cpu.simulate(graph, {"input": x}, precision="int8"))
+        t = median_times(
+            {
+                "torch": torch_run,
+                "ours": lambda graph=graph, x=x: cpu.simulate(graph, {"input": x}),
+                "fast": lambda graph=graph, x=x: cpu.simulate(graph, {"input": x}, config=FAST),
+                "int8": lambda graph=graph, x=x: cpu.simulate(graph, {"input": x}, precision="int8"),
+            },
+            repeats=REPEATS,
+        )
+        t_torch, t_ours, t_fast, t_int8 = (1e3 * t[k] for k in ("torch", "ours", "fast", "int8"))
         rows.append(dict(name=name, T=steps, B=batch, torch=t_torch, ours=t_ours, fast=t_fast, int8=t_int8, diff=agree))
     return rows
 

@@ -12,7 +12,7 @@ import warnings
 
 import torch
 
-from bench.common import Row, median_time, print_rows
+from bench.common import Row, median_times, print_rows
 
 
 def _mlp(n_in: int, hidden: int, n_out: int, per_neuron: bool = False):
@@ -72,7 +72,8 @@ def _per_step(model, executor, x, steps: int) -> tuple[float, float]:
             _, state = executor(x, state)
 
     with torch.no_grad():
-        return median_time(ours) / steps, median_time(native) / steps
+        t = median_times({"ours": ours, "native": native})
+    return t["ours"] / steps, t["native"] / steps
 
 
 def single_step() -> list[Row]:
@@ -116,9 +117,9 @@ def sequence() -> list[Row]:
             _, state = nir_module(xs[t], state)
 
     with torch.no_grad():
-        t_ours = median_time(lambda: executor.run_sequence(xs), repeats=5)
-        t_snn = median_time(snntorch_loop, repeats=5)
-        t_nir = median_time(nirtorch_loop, repeats=5)
+        t = median_times({"ours": lambda: executor.run_sequence(xs), "snn": snntorch_loop, "nir": nirtorch_loop},
+                         repeats=9)  # fmt: skip
+    t_ours, t_snn, t_nir = t["ours"], t["snn"], t["nir"]
     return [
         Row("bridge", "784-2048-10, T=100, batch 32: run_sequence", t_ours, "snnTorch per-step loop", t_snn),
         Row("bridge", "784-2048-10, T=100, batch 32: run_sequence", t_ours, "NIRTorch module (snnTorch import)", t_nir),
@@ -146,11 +147,17 @@ def export() -> list[Row]:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        t_ours = median_time(lambda: bridge.to_ir(model, x), repeats=5)
-        t_snn = median_time(lambda: export_to_nir(model, x, ignore_dims=[0]), repeats=5)
-        t_nirtorch = median_time(
-            lambda: nirtorch.torch_to_nir(model, {snn.Leaky: leaky_to_nir}, stateful_modules={snn.Leaky}), repeats=5
+        t = median_times(
+            {
+                "ours": lambda: bridge.to_ir(model, x),
+                "snn": lambda: export_to_nir(model, x, ignore_dims=[0]),
+                "nirtorch": lambda: nirtorch.torch_to_nir(
+                    model, {snn.Leaky: leaky_to_nir}, stateful_modules={snn.Leaky}
+                ),
+            },
+            repeats=15,
         )
+    t_ours, t_snn, t_nirtorch = t["ours"], t["snn"], t["nirtorch"]
     return [
         Row("bridge", "export MLP 784-256-10", t_ours, "snnTorch export_to_nir", t_snn),
         Row("bridge", "export MLP 784-256-10", t_ours, "NIRTorch torch_to_nir", t_nirtorch),

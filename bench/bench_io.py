@@ -214,7 +214,15 @@ def main() -> list[Row]:
     for label, model, ours, ref in memory:
         table.add_row(label, f"{model:,}", f"{ours:,} ({ours / model:.3f}×)", f"{ref:,} ({ref / model:.3f}×)")
     Console().print(table)
-    main.memory = memory
+    main.markdown = [
+        "## Peak memory against the model's bytes (RSS growth, a fresh process each)",
+        "",
+        "| case | model bytes | .t1c | safetensors |",
+        "|---|---|---|---|",
+        *(f"| {label} | {model:,} | {ours:,} ({ours / model:.3f}×) | {ref:,} ({ref / model:.3f}×) |"
+          for label, model, ours, ref in memory),
+        "",
+    ]  # fmt: skip
     return rows
 
 

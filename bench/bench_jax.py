@@ -5,16 +5,15 @@ Both sides are ``jax.jit``-compiled functions of (parameters, input) — Spyx's 
 dict — timed on the same time-major input in one process (median of repeated calls after a
 warm-up). Compilation (the first call) is timed separately. talon runs in both schedules:
 ``layerwise`` (stateless layers on all T*B samples at once, each neuron or cycle a lax.scan) and
-``stepwise`` (one lax.scan over the whole step, like spyx.nn.run).
+``stepwise`` (one lax.scan over the whole step, like spyx.nn.run). The calls are interleaved
+(``bench.common.median_times``); first calls are of freshly built functions, median of three.
 """
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
-from bench.common import Row, median_time, print_rows
+from bench.common import Row, median_times, print_rows
 
 
 def _models():
@@ -51,12 +50,6 @@ def _models():
     ]
 
 
-def _first_call(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def main() -> list[Row]:
     import jax
     import jax.numpy as jnp
@@ -70,29 +63,43 @@ def main() -> list[Row]:
     for label, model, shape, (t, b) in _models():
         x = (np.random.default_rng(1).uniform(size=(t, b, *shape)) < 0.3).astype(np.float32)
         graphdef, state = nnx.split(model)
-        spyx_run = jax.jit(lambda st, xs, graphdef=graphdef: snn.run(nnx.merge(graphdef, st), xs)[0])
         x_spyx = jnp.asarray(x)
+        graph = tspyx.to_ir(model, shape)
+        x_talon = jnp.asarray(tspyx.channels_first(x))
 
-        engine = JaxGraph(tspyx.to_ir(model, shape))
-        params, x_talon = engine.params, jnp.asarray(tspyx.channels_first(x))
+        def spyx_fn(graphdef=graphdef):  # a fresh jitted function: its first call compiles
+            return jax.jit(lambda st, xs: snn.run(nnx.merge(graphdef, st), xs)[0])
 
-        def spyx_call(st=state, xs=x_spyx, f=spyx_run):
-            return f(st, xs).block_until_ready()
+        def spyx_call(f, st=state, xs=x_spyx):
+            return lambda: f(st, xs).block_until_ready()
 
-        def talon_call(mode, e=engine, p=params, xs=x_talon):
-            return lambda: e.run(p, xs, mode=mode)[0].block_until_ready()
+        def talon_call(e, mode, xs=x_talon):
+            return lambda: e.run(e.params, xs, mode=mode)[0].block_until_ready()
 
-        compile_spyx = _first_call(spyx_call)
-        compile_talon = _first_call(talon_call("layerwise"))
-        compile_talon_step = _first_call(talon_call("stepwise"))
-        spyx_s = median_time(spyx_call, repeats=7)
-        for mode in ("layerwise", "stepwise"):
-            ours = median_time(talon_call(mode), repeats=7)
-            rows.append(Row("jax", f"{label}: run ({mode})", ours, "spyx.nn.run (jit)", spyx_s))
-        rows.append(Row("jax", f"{label}: first call (compile, layerwise)", compile_talon, "spyx.nn.run", compile_spyx))
-        rows.append(
-            Row("jax", f"{label}: first call (compile, stepwise)", compile_talon_step, "spyx.nn.run", compile_spyx)
+        # first calls (trace + compile) of fresh functions, interleaved, median of 3
+        compile_times = median_times(
+            {
+                "spyx": lambda: spyx_call(spyx_fn())(),
+                "layerwise": lambda g=graph: talon_call(JaxGraph(g), "layerwise")(),
+                "stepwise": lambda g=graph: talon_call(JaxGraph(g), "stepwise")(),
+            },
+            repeats=3,
+            warmup=0,
         )
+        engine = JaxGraph(graph)
+        run_times = median_times(
+            {
+                "spyx": spyx_call(spyx_fn()),
+                "layerwise": talon_call(engine, "layerwise"),
+                "stepwise": talon_call(engine, "stepwise"),
+            },
+            repeats=15,
+        )
+        for mode in ("layerwise", "stepwise"):
+            rows.append(Row("jax", f"{label}: run ({mode})", run_times[mode], "spyx.nn.run (jit)", run_times["spyx"]))
+        for mode in ("layerwise", "stepwise"):
+            rows.append(Row("jax", f"{label}: first call (compile, {mode})", compile_times[mode], "spyx.nn.run",
+                            compile_times["spyx"]))  # fmt: skip
     print_rows("JAX engine vs spyx.nn.run", rows)
     return rows
 

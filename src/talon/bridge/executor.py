@@ -32,6 +32,7 @@ from talon import ir
 from talon.ir.graph import recurrent_edge_mask, topological_order
 
 from .modules import ConcatModule, NeuronModule, SkipModule
+from .sequence import run_neuron_sequence
 
 
 class ExecutorState(dict):
@@ -285,12 +286,7 @@ class GraphExecutor(nn.Module):
             elif isinstance(module, GraphExecutor):
                 env[name], new_state[name] = module.run_sequence(x, state=state.get(name))
             elif _is_stateful(module):
-                s = state.get(name)
-                outs = []
-                for t in range(T):
-                    out, s = module(x[t], s)
-                    outs.append(out)
-                env[name], new_state[name] = torch.stack(outs), s
+                env[name], new_state[name] = run_neuron_sequence(module, x, state.get(name))
             else:
                 env[name] = _time_batched(module, [x], T, B)
         outs = tuple(env[n] for n in self.output_nodes)

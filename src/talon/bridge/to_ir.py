@@ -19,17 +19,20 @@ the current weights.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import inspect
 import math
 import operator
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import fx, nn
-from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
+from torch.fx.passes.shape_prop import TensorMetadata
 
 from talon import ir
 from talon.ir.errors import ConversionError, UnsupportedModuleError
@@ -77,9 +80,8 @@ class TALONExporter:
         # The probe runs forward passes, which mutate hidden state (snnTorch init_hidden buffers):
         # run them on a copy. Parameters are never mutated by a forward pass, so share them.
         probe = copy.deepcopy(model, memo={id(p): p for p in model.parameters()})
-        self._capture_shapes(probe, samples, custom_map)
         try:
-            gm = _trace(probe, samples, custom_map)
+            gm = _trace(probe, samples, custom_map, record=self._shape_hooks)
         except Exception as exc:  # anything that stops symbolic tracing: fall back to hooks
             gm = None
             warnings.warn(
@@ -89,6 +91,8 @@ class TALONExporter:
                 stacklevel=3,
             )
         if gm is None:
+            with self._shape_hooks(probe), torch.no_grad():
+                probe(*samples)
             graph = _HookExport(self, probe, samples, custom_map).run()
         else:
             graph = _FxExport(self, gm, samples, custom_map).run()
@@ -99,7 +103,10 @@ class TALONExporter:
         return ConvertContext(path, in_shape, out_shape, self.spiking, self.spike_mode, self.weight_bits,
                               self.accumulator_bits)  # fmt: skip
 
-    def _capture_shapes(self, model: nn.Module, samples: tuple, custom_map) -> None:
+    @contextlib.contextmanager
+    def _shape_hooks(self, model: nn.Module):
+        """Record each module's first input and output shapes (without batch) while a forward
+        pass runs inside the block (the fx path: the shape propagation pass; no extra forward)."""
         self._input_shapes, self._output_shapes = {}, {}
         handles = []
         for path, module in model.named_modules():
@@ -116,8 +123,7 @@ class TALONExporter:
 
             handles.append(module.register_forward_hook(hook))
         try:
-            with torch.no_grad():
-                model(*samples)
+            yield
         finally:
             for h in handles:
                 h.remove()
@@ -155,21 +161,57 @@ class _Tracer(fx.Tracer):
         return super().is_leaf_module(m, qualname)
 
 
-def _trace(model: nn.Module, samples: tuple, custom_map) -> fx.GraphModule:
-    import inspect
+@dataclass
+class _Traced:
+    """The fx graph of ``root.forward``, its nodes' ``meta["tensor_meta"]`` filled by one run."""
 
+    root: nn.Module
+    graph: fx.Graph
+
+
+class _ShapeMeta:
+    """The shape of one tensor value (what the exporter reads of ShapeProp's TensorMetadata)."""
+
+    __slots__ = ("shape",)
+
+    def __init__(self, shape: torch.Size):
+        self.shape = shape
+
+
+class _ShapeRun(fx.Interpreter):
+    """Run the traced graph once on the real module, recording each value's shape(s): the
+    shape propagation of ``torch.fx.passes.shape_prop`` without building a GraphModule."""
+
+    def run_node(self, n: fx.Node) -> Any:
+        result = super().run_node(n)
+        meta = _shape_meta(result)
+        if meta is not None:
+            n.meta["tensor_meta"] = meta
+        return result
+
+
+def _shape_meta(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return _ShapeMeta(value.shape)
+    if isinstance(value, (tuple, list)):
+        return tuple(_shape_meta(v) for v in value)
+    return None
+
+
+def _trace(model: nn.Module, samples: tuple, custom_map, record=contextlib.nullcontext) -> _Traced:
+    """Trace ``model`` symbolically, then run it once on ``samples`` to record the shapes
+    (``record(model)`` wraps that one forward pass: the exporter's shape hooks)."""
     params = list(inspect.signature(model.forward).parameters.values())[len(samples) :]
     concrete = {p.name: None for p in params if p.default is None}
     graph = _Tracer(custom_map).trace(model, concrete_args=concrete or None)
-    gm = fx.GraphModule(model, graph)
-    with torch.no_grad():
-        ShapeProp(gm).propagate(*samples)
-    return gm
+    with record(model), torch.no_grad():
+        _ShapeRun(model, garbage_collect_values=True, graph=graph).run(*samples)
+    return _Traced(model, graph)
 
 
 def _shape(meta: Any) -> tuple[int, ...] | None:
-    """The shape recorded by ShapeProp (of the first element when the value is a tuple)."""
-    if isinstance(meta, TensorMetadata):
+    """The recorded shape (of the first element when the value is a tuple)."""
+    if isinstance(meta, (_ShapeMeta, TensorMetadata)):
         return tuple(meta.shape)
     if isinstance(meta, (tuple, list)) and meta:
         return _shape(meta[0])
@@ -274,11 +316,11 @@ def _need_dim(dim):
 
 
 class _FxExport:
-    def __init__(self, exporter: TALONExporter, gm: fx.GraphModule, samples: tuple, custom_map):
+    def __init__(self, exporter: TALONExporter, gm: _Traced, samples: tuple, custom_map):
         self.exporter, self.gm, self.samples, self.custom_map = exporter, gm, samples, custom_map
         self.b = _Builder()
         self.values: dict[fx.Node, _Val] = {}
-        self.modules = dict(gm.named_modules())
+        self.modules = dict(gm.root.named_modules())
         self.state_outputs: list[str] = []
 
     def run(self) -> ir.Graph:
@@ -413,7 +455,7 @@ class _FxExport:
             ir_node = factory(*literal_args, **kwargs)
             return _Val("data", self.b.add(node.name, ir_node, [self._data(args[0], where)]))
         raise ConversionError(
-            f"{where} in {type(self.gm).__name__}.forward has no TALON IR equivalent; wrap it in a module and "
+            f"{where} in {type(self.gm.root).__name__}.forward has no TALON IR equivalent; wrap it in a module and "
             "pass custom_map={ModuleType: fn} to to_ir"
         )
 

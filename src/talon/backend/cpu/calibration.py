@@ -82,15 +82,23 @@ def pool_slices(cal: Calibration, ops: list[Op]) -> None:
 
 
 def dyadic_exponent(x: np.ndarray, limit: int = 32) -> int | None:
-    """The smallest ``k`` in ``[0, limit]`` with every ``x * 2**k`` an integer, or None."""
+    """The smallest ``k`` in ``[0, limit]`` with every ``x * 2**k`` an integer, or None.
+
+    Read from the floats' bits in one pass: with ``x = m * 2**e`` (``frexp``), ``M = |m| * 2**53``
+    is an integer whose lowest set bit ``2**t`` puts the lowest set bit of ``x`` at
+    ``2**(e - 53 + t)``; ``x * 2**k`` is an integer exactly when ``k >= 53 - e - t``.
+    """
     x = np.asarray(x, np.float64)
     if not np.all(np.isfinite(x)):
         return None
-    for k in range(limit + 1):
-        y = x * 2.0**k
-        if np.all(y == np.round(y)):
-            return k
-    return None
+    nonzero = x[x != 0]
+    if not nonzero.size:
+        return 0
+    mantissa, exponent = np.frexp(nonzero)
+    bits = np.abs(mantissa * 2.0**53).astype(np.int64)
+    lowest = np.frexp((bits & -bits).astype(np.float64))[1] - 1  # t with lowest set bit 2**t
+    k = max(0, int((53 - exponent - lowest).max()))
+    return k if k <= limit else None
 
 
 def _amax(x) -> float:

@@ -28,6 +28,7 @@ from talon.ir.activations import batch_dim_to_axis
 from ..config import FixedPointSpec
 from ..errors import UnsupportedNodeError
 from . import geometry
+from .events import exact_dtype, synaptic_product
 from .fixed_point import (
     FLOAT_EXACT,
     INT,
@@ -35,7 +36,6 @@ from .fixed_point import (
     Multiplier,
     QFormat,
     check_int,
-    int_matmul,
     qmax,
     quantize_symmetric,
     round_shift,
@@ -262,6 +262,7 @@ class QWeighted(FixedKernel):
     def finish(self, wq_abs_rowsum: np.ndarray, bias_q: np.ndarray, in_fmt: QFormat, acc_bits: int) -> int:
         """Static bound of the accumulator; decides between float64-exact and int64 products."""
         worst = float(wq_abs_rowsum.max(initial=0)) * in_fmt.bound
+        self.worst = worst
         self.exact_in_float = worst < FLOAT_EXACT
         check_int(worst + float(np.abs(bias_q).max(initial=0)), self.op.path, "the accumulator")
         self.acc_bits = acc_bits
@@ -287,7 +288,6 @@ class QDense(QWeighted):
         wq, w_scale = self.quantize(node.weight, self.w_bits, axis=0)  # w_scale (out, 1) or ()
         w_scale = np.asarray(w_scale).reshape(-1)
         self.weight_t = np.ascontiguousarray(wq.T)
-        self.weight_t_f64 = self.weight_t.astype(np.float64)
         self.acc_bits = acc_bits
         if in_fmt is None:
             self.out_formats = [None]
@@ -297,13 +297,13 @@ class QDense(QWeighted):
         bias = np.zeros(wq.shape[0]) if bias is None else np.asarray(bias, np.float64)
         self.bias_q = saturate(np.rint(bias / acc_scale).astype(INT), acc_bits)
         bound = self.finish(np.abs(wq).sum(axis=1), self.bias_q, in_fmt, acc_bits)
+        self.weight_t_exact = self.weight_t.astype(exact_dtype(self.worst))
         lead = len(node.output_shape) - 1
         scale = np.asarray(acc_scale).reshape((1,) * lead + (-1,)) if np.ndim(acc_scale) else acc_scale
         self.out_formats = [QFormat(scale, bound)]
 
     def compute(self, x):
-        w = self.weight_t_f64 if self.exact_in_float else self.weight_t
-        acc = int_matmul(x, w, self.exact_in_float) + self.bias_q
+        acc = synaptic_product(x, self.weight_t_exact) + self.bias_q
         return saturate(acc, self.acc_bits)
 
 

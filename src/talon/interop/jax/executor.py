@@ -298,6 +298,7 @@ class JaxGraph:
     # ---- sequences --------------------------------------------------------------------------
 
     def _run(self, params, state, inputs, record: bool, mode: str):
+        params = {path: layers.prepare(self.plan.nodes[path].node, p) for path, p in params.items()}
         if state is None:
             state = self.init_state(next(iter(inputs.values())).shape[1])
         zero = exact_zero(self.dtype)  # once, outside the loops

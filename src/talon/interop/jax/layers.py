@@ -39,13 +39,29 @@ def _batched_axis(dim: int, shape: tuple[int, ...], where: str) -> int:
 # dense and convolution
 
 
+def _dense(p: dict, x):
+    """``x @ weight.T``; inside a sequence run the transposed weight ``weight_t`` is made once
+    before the loop (:func:`prepare`), so each step's product reads an ``[in, out]`` matrix."""
+    weight_t = p["weight_t"] if "weight_t" in p else p["weight"].T
+    return jnp.matmul(x, weight_t, precision=HIGHEST)
+
+
 def _affine(node: ir.Affine, dtype):
     params = {"weight": _cast(node.weight, dtype), "bias": _cast(node.bias, dtype)}
-    return params, lambda p, x: jnp.matmul(x, p["weight"].T, precision=HIGHEST) + p["bias"]
+    return params, lambda p, x: _dense(p, x) + p["bias"]
 
 
 def _linear(node: ir.Linear, dtype):
-    return {"weight": _cast(node.weight, dtype)}, lambda p, x: jnp.matmul(x, p["weight"].T, precision=HIGHEST)
+    return {"weight": _cast(node.weight, dtype)}, _dense
+
+
+def prepare(node: ir.Node, params: dict) -> dict:
+    """The parameters of ``node`` as a sequence run reads them in its loop: for Affine / Linear
+    also ``weight_t = weight.T`` (materialised once: XLA's CPU matrix product is about a quarter
+    faster on an ``[in, out]`` operand than on a transposed one)."""
+    if isinstance(node, (ir.Affine, ir.Linear)) and "weight" in params:
+        return {**params, "weight_t": jnp.transpose(params["weight"])}
+    return params
 
 
 def _scale(node: ir.Scale, dtype):

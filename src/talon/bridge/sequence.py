@@ -1,0 +1,231 @@
+"""Time loops of the neuron modules for ``GraphExecutor.run_sequence``.
+
+``run_neuron_sequence(module, xs, state)`` steps one neuron module through time-major input
+``xs[T, B, ...]`` and returns ``(outputs[T, B, ...], final state)`` — the same values, bit for bit,
+as calling ``module(xs[t], state)`` ``T`` times (docs/semantics.md). When no gradient is needed
+(``torch.no_grad()`` or inputs and state that do not require grad), the built-in neuron types use a
+loop that does only the arithmetic of the step:
+
+* the input terms that do not depend on the membrane (``g·x``, ``r·x``, and for current-based
+  neurons the whole synaptic current ``i[t] = alpha·i[t-1] + g_s·x[t]``) are computed for all
+  ``T`` steps in one operation each, with the same elementwise roundings as the step;
+* the membrane is updated in place in one buffer and each spike is written by the comparison
+  ``v > theta`` (``>=`` when inclusive) straight into the preallocated output — the value of the
+  surrogate ``spike(v - theta)`` forward, without the autograd node and dtype copies;
+* a delayed reset reuses the previous step's spike as its crossing ``z_prev``.
+
+A subtractive reset ``v - z·theta`` is applied as ``addcmul`` with ``z`` in {-1, 0, 1}: the
+product is exact, so fused or not the result is the rounding of the one subtraction.
+
+Any other module (and any call that needs a gradient) runs its own ``forward`` per step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from talon.ir.types import ResetMode, ResetTiming
+
+from .modules import CubaLIFModule, CubaLIModule, IFModule, IntegratorModule, LIFModule, LIModule
+
+
+def run_neuron_sequence(module: torch.nn.Module, xs: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+    """Step a stateful module through ``xs[T, ...]``; returns (outputs ``[T, ...]``, final state)."""
+    fast = _FAST_LOOPS.get(type(module))
+    if fast is not None and xs.shape[0] > 0 and not _needs_grad(xs, state) and _updates_in_place(module, xs):
+        return fast(module, xs, state)
+    outs = []
+    for t in range(xs.shape[0]):
+        out, state = module(xs[t], state)
+        outs.append(out)
+    return torch.stack(outs), state
+
+
+def _needs_grad(xs: torch.Tensor, state: Any) -> bool:
+    if not torch.is_grad_enabled():
+        return False
+    tensors = [xs, *(state if isinstance(state, tuple) else () if state is None else (state,))]
+    return any(isinstance(t, torch.Tensor) and t.requires_grad for t in tensors)
+
+
+def _updates_in_place(module: torch.nn.Module, xs: torch.Tensor) -> bool:
+    """The in-place loop computes what the step computes only when no coefficient widens the
+    state: same dtype as the input (no type promotion) and broadcasting to the input's shape."""
+    buffers = list(module.buffers())
+    if any(b.dtype != xs.dtype for b in buffers if b.is_floating_point()):
+        return False
+    try:
+        return torch.broadcast_shapes(xs.shape[1:], *(b.shape for b in buffers)) == xs.shape[1:]
+    except RuntimeError:
+        return False
+
+
+def _own(state: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    """A buffer the loop may update in place (the caller's state is never modified)."""
+    return torch.zeros_like(like) if state is None else state.clone()
+
+
+# ---- spiking neurons (LIF, IF, CubaLIF) ------------------------------------------------------
+
+
+def _drive_terms(module, xs: torch.Tensor) -> Callable[[torch.Tensor, int], None]:
+    """The in-place membrane update ``v <- _membrane(v, x[t])`` of ``module`` with its
+    membrane-independent input term precomputed for all steps."""
+    if isinstance(module, IFModule):
+        gx = xs if module._unit_gain else module.gain * xs
+
+        def update(v: torch.Tensor, t: int) -> None:
+            v.add_(gx[t])
+
+        return update
+    if isinstance(module, LIFModule) and module.node.integration == "euler":
+        rx = module.r_in * xs
+
+        def update(v: torch.Tensor, t: int) -> None:  # v + k*((v_leak - v) + r*x)
+            step = torch.sub(module.v_leak_e, v)
+            step.add_(rx[t])
+            step.mul_(module.k)
+            v.add_(step)
+
+        return update
+    gx = xs if module._unit_gain else module.gain * xs
+
+    def update(v: torch.Tensor, t: int) -> None:  # (beta*v + g*x) + c
+        v.mul_(module.beta)
+        v.add_(gx[t])
+        if not module._no_drive:
+            v.add_(module.drive)
+
+    return update
+
+
+def _spiking_loop(module, drive: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """The ``_Spiking._fire`` recurrence over ``drive[T, ...]`` updating ``v`` in place; returns spikes."""
+    out = torch.empty_like(drive)
+    update = _drive_terms(module, drive)
+    compare = torch.ge if module.inclusive else torch.gt
+    v_th = module.v_th
+    mode, timing = module.reset_mode, module.reset_timing
+
+    def reset(u: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        if mode is ResetMode.SUBTRACT:
+            return u.addcmul_(z, v_th, value=-1)
+        if mode is ResetMode.VALUE:
+            return u.copy_(torch.where(z > 0, module.v_rst, u))
+        return u
+
+    if timing is ResetTiming.IMMEDIATE:
+        for t in range(drive.shape[0]):
+            update(v, t)
+            compare(v, v_th, out=out[t])
+            reset(v, out[t])
+        return out
+    z_prev = torch.empty_like(v)
+    compare(v, v_th, out=z_prev)
+    if timing is ResetTiming.SNNTORCH_IMMEDIATE:
+        for t in range(drive.shape[0]):
+            if t:
+                compare(v, v_th, out=z_prev)
+            update(v, t)
+            reset(v, z_prev)
+            compare(v, v_th, out=out[t])
+            v.addcmul_(out[t] - z_prev, v_th, value=-1)  # u - (z - z_prev)*theta
+        return out
+    for t in range(drive.shape[0]):  # DELAYED, DELAYED_PRE_DECAY
+        if module.spike_pre:
+            out[t].copy_(z_prev)
+        if timing is ResetTiming.DELAYED_PRE_DECAY:
+            reset(v, z_prev)
+        update(v, t)
+        if timing is ResetTiming.DELAYED:
+            reset(v, z_prev)
+        if module.spike_pre:
+            compare(v, v_th, out=z_prev)
+        else:
+            compare(v, v_th, out=out[t])
+            z_prev = out[t]  # the crossing of this state is the next step's z_prev
+    return out
+
+
+def _lif_or_if(module, xs, state):
+    v = _own(state, xs[0])
+    return _spiking_loop(module, xs, v), v
+
+
+def _synaptic_current(module, xs: torch.Tensor, i0: torch.Tensor | None, unit_gain: bool) -> torch.Tensor:
+    """``i[t] = alpha·i[t-1] + g_s·x[t]`` for all steps (it does not depend on the membrane)."""
+    sx = xs if unit_gain else module.syn_gain * xs
+    current = torch.empty_like(xs)
+    previous = torch.zeros_like(xs[0]) if i0 is None else i0
+    for t in range(xs.shape[0]):
+        torch.mul(module.alpha, previous, out=current[t])
+        current[t].add_(sx[t])
+        previous = current[t]
+    return current
+
+
+def _cuba_lif(module, xs, state):
+    v0, i0 = (None, None) if state is None else state
+    current = _synaptic_current(module, xs, i0, module._unit_syn_gain)
+    v = _own(v0, xs[0])
+    return _spiking_loop(module, current, v), (v, current[-1].clone())
+
+
+# ---- non-spiking neurons (LI, CubaLI, Integrator): the output is the membrane ----------------
+
+
+def _leaky_membrane(module, drive: torch.Tensor, v0: torch.Tensor | None) -> torch.Tensor:
+    """``v[t] = (beta·v[t-1] + g·x[t]) + c`` (or the Euler form) written into the output."""
+    out = torch.empty_like(drive)
+    v = torch.zeros_like(drive[0]) if v0 is None else v0
+    if getattr(module.node, "integration", "decay") == "euler":
+        rx = module.r_in * drive
+        for t in range(drive.shape[0]):
+            torch.sub(module.v_leak_e, v, out=out[t])
+            out[t].add_(rx[t])
+            out[t].mul_(module.k)
+            out[t].add_(v)
+            v = out[t]
+        return out
+    gx = module.gain * drive
+    for t in range(drive.shape[0]):
+        torch.mul(module.beta, v, out=out[t])
+        out[t].add_(gx[t])
+        out[t].add_(module.drive)
+        v = out[t]
+    return out
+
+
+def _li(module, xs, state):
+    out = _leaky_membrane(module, xs, state)
+    return out, out[-1].clone()
+
+
+def _cuba_li(module, xs, state):
+    v0, i0 = (None, None) if state is None else state
+    current = _synaptic_current(module, xs, i0, unit_gain=False)
+    out = _leaky_membrane(module, current, v0)
+    return out, (out[-1].clone(), current[-1].clone())
+
+
+def _integrator(module, xs, state):
+    gx = module.gain * xs
+    out = torch.empty_like(xs)
+    v = torch.zeros_like(xs[0]) if state is None else state
+    for t in range(xs.shape[0]):
+        torch.add(v, gx[t], out=out[t])
+        v = out[t]
+    return out, out[-1].clone()
+
+
+_FAST_LOOPS: dict[type, Callable[..., tuple[torch.Tensor, Any]]] = {
+    LIFModule: _lif_or_if,
+    IFModule: _lif_or_if,
+    CubaLIFModule: _cuba_lif,
+    LIModule: _li,
+    CubaLIModule: _cuba_li,
+    IntegratorModule: _integrator,
+}

@@ -1,0 +1,79 @@
+"""Exact synaptic products of the fixed-point backend: event-driven and dense agree bit for bit.
+
+The event path (one weight row per non-zero input) and the dense products in float32, float64
+and int64 are all exact integer sums within their bounds, so a simulation is the same whichever
+path runs; these tests force each path and compare.
+"""
+
+import numpy as np
+import pytest
+
+from talon.backend import get_backend
+from talon.backend.cpu import events
+from talon.backend.cpu.calibration import dyadic_exponent
+
+from .graphs import mlp_graph
+
+
+@pytest.mark.parametrize("worst", [1e3, 2.0**24 - 1, 2.0**24, 2.0**53 - 1, 2.0**53, 2.0**60])
+def test_exact_dtype_tiers(worst):
+    dtype = events.exact_dtype(worst)
+    expected = np.float32 if worst < 2**24 else np.float64 if worst < 2**53 else np.int64
+    assert dtype == np.dtype(expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+def test_event_and_dense_products_equal_the_integer_product(dtype):
+    rng = np.random.default_rng(0)
+    weight = rng.integers(-127, 128, size=(96, 40))
+    x = rng.integers(-3, 4, size=(2, 50, 96)) * (rng.random((2, 50, 96)) < 0.04)  # leading dims, signed events
+    expected = x @ weight
+    for product in (events.event_product, events.dense_product):
+        got = product(x, weight.astype(dtype))
+        assert got.dtype == np.int64 and got.shape == expected.shape
+        assert np.array_equal(got, expected)
+
+
+def test_int64_tier_is_exact_beyond_float64():
+    weight = np.array([[2**40 + 1], [2**40 + 3]], np.int64)
+    x = np.array([[2**12, 2**12 - 1]], np.int64)  # the sum needs more than 53 bits
+    expected = [[int(x[0, 0]) * int(weight[0, 0]) + int(x[0, 1]) * int(weight[1, 0])]]
+    assert events.event_product(x, weight).tolist() == expected
+    assert events.dense_product(x, weight).tolist() == expected
+
+
+def _simulate(graph, x, density, monkeypatch):
+    monkeypatch.setattr(events, "EVENT_DENSITY", density)
+    return get_backend("cpu").simulate(graph, {"input": x}, precision="int8")
+
+
+def test_simulation_is_the_same_with_and_without_the_event_path(monkeypatch):
+    graph = mlp_graph(0, sizes=(64, 48, 10))
+    rng = np.random.default_rng(1)
+    x = (rng.random((30, 4, 64)) < 0.02).astype(np.float32) * 3  # sparse input: the first layer goes event-driven
+    calls = []
+    original = events.event_product
+    monkeypatch.setattr(events, "event_product", lambda *a: calls.append(1) or original(*a))
+    on = _simulate(graph, x, 1.0, monkeypatch)  # every product event-driven
+    assert calls
+    off = _simulate(graph, x, -1.0, monkeypatch)  # every product dense
+    assert sum(on.spike_counts.values()) > 0
+    assert np.array_equal(on.outputs["output"], off.outputs["output"])
+    assert on.spike_counts == off.spike_counts
+
+
+def test_dyadic_exponent_matches_its_definition():
+    def by_definition(x, limit=32):
+        x = np.asarray(x, np.float64)
+        if not np.all(np.isfinite(x)):
+            return None
+        return next((k for k in range(limit + 1) if np.all(x * 2.0**k == np.round(x * 2.0**k))), None)
+
+    rng = np.random.default_rng(2)
+    cases = [np.zeros(3), np.array([-0.0]), np.array([0.5, 0.25, 3.0]), np.array([2.0**-32]), np.array([2.0**-33]),
+             np.array([5e-324]), np.array([1e300, 0.125]), np.array([np.inf]), np.array([], np.float32),
+             (rng.random(500) < 0.3).astype(np.float32), rng.random(50).astype(np.float32)]  # fmt: skip
+    for _ in range(50):
+        cases.append(np.round(rng.normal(size=10) * 2.0 ** rng.integers(0, 20)) / 2.0 ** rng.integers(0, 40))
+    for x in cases:
+        assert dyadic_exponent(x) == by_definition(x), x
