@@ -37,12 +37,13 @@ def test_importing_the_backend_does_not_import_torch_or_jax():
 
 
 def test_registry():
-    assert list_backends() == ["cpu"]
+    assert list_backends() == ["cpu", "fpga"]
     cpu = get_backend("cpu")
     assert isinstance(cpu, CPUBackend) and cpu is get_backend("cpu") and cpu.name == "cpu"
-    with pytest.raises(BackendError, match="unknown backend 'fpga'; available: cpu"):
-        get_backend("fpga")
-    assert query_backends(precision="int4", cyclic=True) == ["cpu"]
+    with pytest.raises(BackendError, match="unknown backend 'gpu'; available: cpu, fpga"):
+        get_backend("gpu")
+    assert query_backends(precision="int4", cyclic=True) == ["cpu", "fpga"]
+    assert query_backends(precision="fp16") == ["cpu"]
     assert query_backends(primitive="Nonexistent") == []
 
     registry = BackendRegistry()

@@ -50,8 +50,10 @@ def test_compile_with_hw_and_targets(tmp_path):
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["mapping"]["num_cores_used"] >= 2
     assert "mapping" in json.loads((tmp_path / "d.json").read_text())
-    other = run("compile", path, "--target", "fpga")
-    assert other.exit_code == 2 and "--target 'fpga'" in other.output
+    other = run("compile", path, "--target", "gpu")
+    assert other.exit_code == 2 and "--target 'gpu'" in other.output
+    fpga = run("compile", path, "--target", "fpga", "--hw", "loihi", "-o", tmp_path / "prj")  # see tests/fpga
+    assert fpga.exit_code == 2 and "--hw" in fpga.output
 
 
 def test_pipeline_summary(tmp_path):

@@ -19,6 +19,7 @@ from .cpu import CPUBackend
 from .descriptor import HardwareDescriptor
 from .energy import DEFAULT_PRESET, ENERGY_PRESETS, EnergyPreset, get_energy_preset
 from .errors import BackendError, UnsupportedNodeError
+from .fpga import BitstreamConfig, FPGABackend
 from .registry import BackendRegistry, get_backend, list_backends, query_backends, register_backend
 from .results import (
     BackendCapabilities,
@@ -32,6 +33,7 @@ from .run import RunResult, run_graph
 from .stimulus import DEFAULT_N_STEPS, default_stimulus
 
 register_backend("cpu", CPUBackend)
+register_backend("fpga", FPGABackend)
 
 __all__ = [
     "DEFAULT_N_STEPS",
@@ -43,9 +45,11 @@ __all__ = [
     "BackendCapabilities",
     "BackendError",
     "BackendRegistry",
+    "BitstreamConfig",
     "CPUBackend",
     "CompileConfig",
     "EnergyPreset",
+    "FPGABackend",
     "FixedPointSpec",
     "HardwareDescriptor",
     "LayerProfile",

@@ -36,7 +36,7 @@ class BackendRegistry:
         if name not in self._factories:
             raise BackendError(
                 f"unknown backend {name!r}; available: {', '.join(self._factories) or 'none'} "
-                "(talon ships the 'cpu' reference backend; add others with register_backend)"
+                "(talon ships the 'cpu' reference backend and the 'fpga' HLS backend; add others with register_backend)"
             )
         if name not in self._instances:
             instance = self._factories[name]()

@@ -10,6 +10,7 @@ from talon.cli import (  # noqa: F401  (each module registers its commands)
     backend_commands,
     evaluate_commands,
     events_commands,
+    fpga_commands,  # extends mapping_commands' 'talon compile' with --target fpga (imports it first)
     graph_commands,
     mapping_commands,
     viz_commands,

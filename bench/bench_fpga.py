@@ -1,0 +1,73 @@
+"""FPGA backend C simulation (g++) vs the CPU backend's fixed-point simulation, same graph and inputs.
+
+Both run the same integers (the C simulation is bit-exact against the CPU backend; this module
+checks it again). Timed: the C-simulation executable on the inputs (the g++ build is cached and
+timed once separately) against ``get_backend("cpu").simulate(..., precision=...)`` as a user calls
+it. Reported as steps per second (T x B sample-steps / s) and the ratio.
+Run: ``python -m bench`` or ``python -m bench.bench_fpga``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from bench.common import Row, median_time
+from talon.backend import CompileConfig, get_backend
+from talon.backend.fpga import csim, examples
+from talon.backend.fpga.codegen import generate
+from talon.backend.fpga.lowering import plan_fixed
+from talon.backend.fpga.project import project_files
+from talon.backend.stimulus import prepare_inputs
+
+REPEATS = 3
+CASES = [  # name, graph, inputs [T, B, ...], precision
+    ("mlp 784-128-10", examples.mlp_snn, lambda: examples.mlp_inputs(100, 8), "int8"),
+    ("conv + pooling", examples.conv_snn, lambda: examples.conv_inputs(100, 8), "int8"),
+    ("recurrent CubaLIF", examples.recurrent_snn, lambda: examples.recurrent_inputs(100, 8), "int16"),
+]
+
+
+def main() -> list[Row]:
+    cpu = get_backend("cpu")
+    rows: list[Row] = []
+    print("\nbench_fpga: C simulation (g++ -O1) vs CPU backend simulate, same integers")
+    print(f"{'graph':<20}{'prec':>6}{'T x B':>9}{'build s':>9}{'csim steps/s':>14}{'cpu steps/s':>13}{'ratio':>7}")
+    for name, build, make_inputs, precision in CASES:
+        graph, x = build(0), make_inputs()
+        steps, batch = x.shape[:2]
+        arrays, *_ = prepare_inputs(graph, x, None)
+        plan = plan_fixed(graph, CompileConfig(precision=precision), arrays)
+        gen = generate(plan, "bench_csim")
+        files = project_files(gen, "xczu9eg-ffvb1156-2-i", 5)
+        start = time.perf_counter()
+        exe = csim.build(files, gen.project_name)
+        build_s = time.perf_counter() - start
+        probes = csim.run(exe, gen, arrays)
+        ref = cpu.simulate(graph, x, precision=precision, step_by_step=True)
+        for path in plan.spiking_paths():
+            vid = plan.program.op(path).outputs[0]
+            assert np.array_equal(probes[vid], ref.node_states[path]["output_int"]), f"{name}: {path} differs"
+        t_csim = median_time(lambda exe=exe, gen=gen, arrays=arrays: csim.run(exe, gen, arrays), repeats=REPEATS)
+        t_cpu = median_time(lambda g=graph, x=x, p=precision: cpu.simulate(g, x, precision=p), repeats=REPEATS)
+        n = steps * batch
+        print(f"{name:<20}{precision:>6}{steps:>5} x {batch:<2}{build_s:>9.1f}{n / t_csim:>14.0f}{n / t_cpu:>13.0f}"
+              f"{t_cpu / t_csim:>7.2f}")  # fmt: skip
+        rows.append(
+            Row(
+                "fpga",
+                f"{name} {precision} T={steps} B={batch}: C simulation (built once)",
+                t_csim,
+                "CPU backend simulate",
+                t_cpu,
+            )
+        )
+    print(
+        "(steps/s = sample-steps per second; ratio = cpu time / csim time; the CPU run includes its fp32 calibration)"
+    )
+    return rows
+
+
+if __name__ == "__main__":
+    main()

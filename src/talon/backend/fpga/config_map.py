@@ -1,0 +1,62 @@
+"""``ir_to_hls4ml_config``: the per-layer types of a graph in hls4ml's configuration layout.
+
+hls4ml describes a model's arithmetic as ``{"Model": {...}, "LayerName": {layer: {"Precision":
+{...}, "ReuseFactor": R}}}``. This function gives that dictionary for the project talon generates,
+so the types can be read (and compared with an hls4ml model of the same network) in hls4ml's own
+terms; the values come from the CPU backend's fixed-point kernels (docs/fpga.md §3).
+"""
+
+from __future__ import annotations
+
+from talon import ir
+
+from ..cpu import fixed_neurons, fixed_ops
+from .backend import _config
+from .hls_types import bits_for_bound, int_type, saturating_type
+from .lowering import plan_fixed
+
+
+def ir_to_hls4ml_config(
+    graph: ir.Graph,
+    precision: str = "int16",
+    *,
+    default_reuse_factor: int = 1,
+    strategy: str = "Latency",
+    calibration_inputs=None,
+    n_steps: int | None = None,
+) -> dict:
+    """hls4ml-style configuration of ``graph`` at ``precision`` (``int16``, ``int8``, ``int4``)."""
+    plan = plan_fixed(graph, _config(None, precision), calibration_inputs, n_steps)
+    layers: dict[str, dict] = {}
+    for op in plan.program.ops:
+        kernel = plan.kernels[op.index]
+        entry: dict = {"Class": op.kind, "ReuseFactor": default_reuse_factor}
+        fmts = [f for f in kernel.out_formats if f is not None]
+        result = int_type(bits_for_bound(fmts[0].bound)) if fmts else "float (host side)"
+        if isinstance(kernel, (fixed_ops.QDense, fixed_ops.QConv)):
+            entry["Precision"] = {
+                "weight": int_type(kernel.w_bits),
+                "bias": int_type(kernel.acc_bits),
+                "accum": "ap_int<64>",
+                "result": saturating_type(kernel.acc_bits),
+                "input": int_type(bits_for_bound(kernel.input_format.bound)),
+            }
+            entry["WeightScaling"] = "per_channel" if plan.config.per_channel else "per_tensor"
+        elif isinstance(kernel, fixed_neurons.FixedNeuron):
+            entry["Precision"] = {
+                "state": int_type(kernel.bits),
+                "coefficient": f"ap_int<64> with {kernel.frac} fraction bits",
+                "result": result,
+            }
+        else:
+            entry["Precision"] = {"result": result}
+        layers[op.path] = entry
+    return {
+        "Model": {
+            "Precision": plan.config.precision,
+            "ReuseFactor": default_reuse_factor,
+            "Strategy": strategy,
+            "FixedPoint": plan.config.to_dict(),
+        },
+        "LayerName": layers,
+    }
