@@ -63,11 +63,6 @@ def _updates_in_place(module: torch.nn.Module, xs: torch.Tensor) -> bool:
         return False
 
 
-def _own(state: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
-    """A buffer the loop may update in place (the caller's state is never modified)."""
-    return torch.zeros_like(like) if state is None else state.clone()
-
-
 # ---- spiking neurons (LIF, IF, CubaLIF) ------------------------------------------------------
 
 
@@ -150,8 +145,13 @@ def _spiking_loop(module, drive: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def _start(module, v0: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    """The spiking membrane to update in place: the caller's state (copied) or the node's ``v_init``."""
+    return module._initial(like) if v0 is None else v0.clone()
+
+
 def _lif_or_if(module, xs, state):
-    v = _own(state, xs[0])
+    v = _start(module, state, xs[0])
     return _spiking_loop(module, xs, v), v
 
 
@@ -170,7 +170,7 @@ def _synaptic_current(module, xs: torch.Tensor, i0: torch.Tensor | None, unit_ga
 def _cuba_lif(module, xs, state):
     v0, i0 = (None, None) if state is None else state
     current = _synaptic_current(module, xs, i0, module._unit_syn_gain)
-    v = _own(v0, xs[0])
+    v = _start(module, v0, xs[0])
     return _spiking_loop(module, current, v), (v, current[-1].clone())
 
 
