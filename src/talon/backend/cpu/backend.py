@@ -24,7 +24,7 @@ from .float_ops import FLOAT_KERNELS
 from .memory import plan_memory
 from .observers import WEIGHT_NODES, ActivityObserver, SpikeObserver
 from .profiler import count_layers, dense_macs
-from .program import Program, lower
+from .program import Program, lower_checked
 
 _STRUCTURE = {"Input", "Output"}
 
@@ -71,15 +71,9 @@ class CPUBackend(BackendBase):
                 unsupported.append(f"{path} ({kind}): {problem} (precision {config.precision})")
         if len(nodes) > self.max_graph_size:
             errors.append(f"the graph has {len(nodes):,} nodes, more than the CPU backend's {self.max_graph_size:,}")
-        if not graph.input_nodes:
-            errors.append("the graph has no Input node")
-        if not graph.output_nodes:
-            errors.append("the graph has no Output node")
-        try:
-            program = lower(graph)
-        except BackendError as exc:
-            errors.append(str(exc))
-        else:
+        program, structure = lower_checked(graph)
+        errors += structure
+        if program is not None:
             for op in program.ops:
                 if not op.inputs and not op.external and not isinstance(op.node, ir.Input):
                     warnings.append(f"node {op.path!r} has no incoming edge: it receives zero input")

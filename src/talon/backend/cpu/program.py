@@ -93,6 +93,20 @@ class Program:
         return out
 
 
+def lower_checked(graph: ir.Graph) -> tuple[Program | None, list[str]]:
+    """``lower(graph)`` for a backend's ``validate``: the program (None if it cannot be lowered) and the
+    structural errors — no Input node, no Output node, or what lowering refused."""
+    errors = []
+    if not graph.input_nodes:
+        errors.append("the graph has no Input node")
+    if not graph.output_nodes:
+        errors.append("the graph has no Output node")
+    try:
+        return lower(graph), errors
+    except BackendError as exc:
+        return None, [*errors, str(exc)]
+
+
 def lower(graph: ir.Graph) -> Program:
     """Inline, resolve and schedule ``graph`` (see the module docstring)."""
     if not isinstance(graph, ir.Graph):

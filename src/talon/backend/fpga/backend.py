@@ -23,7 +23,7 @@ from talon import ir
 from ..base import BackendBase, check_graph
 from ..config import CompileConfig
 from ..cpu.backend import describe
-from ..cpu.program import lower
+from ..cpu.program import lower_checked
 from ..descriptor import HardwareDescriptor
 from ..errors import BackendError
 from ..results import BackendCapabilities, ProfileResult, SimulationResult, ValidationResult
@@ -91,17 +91,10 @@ class FPGABackend(BackendBase):
         else:
             if precision not in FPGA_PRECISIONS:
                 errors.append(f"precision {precision!r}: the FPGA backend compiles {', '.join(FPGA_PRECISIONS)}")
-        if not graph.input_nodes:
-            errors.append("the graph has no Input node")
-        if not graph.output_nodes:
-            errors.append("the graph has no Output node")
-        try:
-            program = lower(graph)
-        except BackendError as exc:
-            errors.append(str(exc))
-        else:
-            if len(program.ops) > self.max_graph_size:
-                errors.append(f"{len(program.ops):,} nodes exceed the FPGA backend's {self.max_graph_size:,}")
+        program, structure = lower_checked(graph)
+        errors += structure
+        if program is not None and len(program.ops) > self.max_graph_size:
+            errors.append(f"{len(program.ops):,} nodes exceed the FPGA backend's {self.max_graph_size:,}")
         return ValidationResult(not unsupported and not errors, unsupported, warnings, errors)
 
     # ---- compile -------------------------------------------------------------------------------

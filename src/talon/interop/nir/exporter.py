@@ -87,7 +87,7 @@ def to_nir(graph: ir.Graph, dt: float = DEFAULT_DT, lossy: bool = False, *, cons
     dt = check_dt(dt)
     graph.validate()  # nodes may have been edited since the graph was built
     profile = profiles.get_profile(consumer)
-    graph = profiles.check_consumer(graph, profile, dt)
+    graph = profiles.check_consumer(graph, profile)
     exporter = _Exporter(nir, dt, bool(lossy))
     result = exporter.graph(graph, "")
     if profile.name != "nir":

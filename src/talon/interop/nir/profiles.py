@@ -132,7 +132,7 @@ def _show(value) -> str:
 # ---- consumer: what the framework will run -----------------------------------------------------
 
 
-def check_consumer(graph: ir.Graph, profile: Profile, dt: float) -> ir.Graph:
+def check_consumer(graph: ir.Graph, profile: Profile) -> ir.Graph:
     """Refuse (naming node and field) what ``profile``'s framework would run differently; return the
     graph to hand to the standard exporter."""
     if profile.name == "nir":
