@@ -22,6 +22,7 @@ different key is refused rather than mixed.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import json
 import multiprocessing
 import os
@@ -123,21 +124,31 @@ def _as_executor(executor) -> cf.Executor | None:
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-def new_process_pool(workers: int) -> cf.ProcessPoolExecutor:
-    """A ``spawn`` pool whose workers start with :data:`WORKER_ENV` (unless the caller set those variables)."""
+@contextlib.contextmanager
+def worker_environment():
+    """:data:`WORKER_ENV` (where the caller has not set those variables) for the processes started inside.
+
+    A ``spawn`` pool starts its workers on demand, at any submit, so the variables stay set while the
+    pool runs; this process's own BLAS is already initialised and keeps its threads.
+    """
     saved = {k: os.environ.get(k) for k in WORKER_ENV}
     os.environ.update({k: v for k, v in WORKER_ENV.items() if saved[k] is None})
     try:
-        pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-        try:
-            pool.submit(os.getpid).result()  # a spawn pool starts all its workers now, with this environment
-        except cf.process.BrokenProcessPool as exc:
-            pool.shutdown(wait=False)
-            raise EvaluationError("the worker processes could not start: " + _describe(exc)) from None
+        yield
     finally:
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
+
+
+def new_process_pool(workers: int) -> cf.ProcessPoolExecutor:
+    """A ``spawn`` pool (safe beside torch/JAX threads); call inside :func:`worker_environment`."""
+    pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        pool.submit(os.getpid).result()  # fail here, clearly, when workers cannot start
+    except cf.process.BrokenProcessPool as exc:
+        pool.shutdown(wait=False)
+        raise EvaluationError("the worker processes could not start: " + _describe(exc)) from None
     return pool
 
 
@@ -181,9 +192,16 @@ def run_jobs(
         return
 
     given = _as_executor(executor)
-    n_workers = workers or os.cpu_count() or 1
+    if given is None:
+        with worker_environment():
+            yield from _run_pool(jobs, None, workers or os.cpu_count() or 1, failed, on_done)
+    else:
+        yield from _run_pool(jobs, given, workers or 2, failed, on_done)
+
+
+def _run_pool(jobs, given, n_workers: int, failed, on_done) -> Iterator[ShardStats]:
     pool = given or new_process_pool(n_workers)
-    limit = 2 * (n_workers if given is None else max(n_workers, 2))
+    limit = 2 * n_workers
     queue = list(reversed(jobs))
     running: dict[cf.Future, ShardJob] = {}
     try:
