@@ -67,3 +67,29 @@ def float_dtype(arr: np.ndarray) -> np.dtype:
 
 def fmt_shape(shape: Any) -> str:
     return "?" if shape is None else str([int(d) for d in np.asarray(shape).reshape(-1)])
+
+
+def _broadcast(value: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Broadcast a talon neuron parameter (scalar, per-channel ``(C,)`` or full) to ``shape``."""
+    value = np.asarray(value)
+    if value.shape == tuple(shape):
+        return value
+    if value.ndim == 1 and len(shape) > 1 and value.shape[0] == shape[0]:
+        value = value.reshape((shape[0],) + (1,) * (len(shape) - 1))
+    elif value.ndim == 1 and value.shape[0] == 1:
+        value = value.reshape(())
+    return np.ascontiguousarray(np.broadcast_to(value, shape))
+
+
+def _shape(value: Any, label: str) -> tuple[int, ...]:
+    arr = np.asarray(value)
+    if arr.ndim > 1 or (arr.size and arr.dtype.kind not in "iuf"):
+        raise NIRFormatError(f"{label}: a shape must be a 1-d list of integers, got {value!r}")
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        raise NIRFormatError(f"{label}: {value!r} is not a shape (not finite)")
+    dims = tuple(int(d) for d in arr.reshape(-1))
+    if any(not 0 <= d < 2**63 for d in dims):
+        raise NIRFormatError(f"{label}: {value!r} is not a shape (dimensions must be 0 .. 2**63-1)")
+    if arr.size and not all(float(a) == d for a, d in zip(arr.reshape(-1).tolist(), dims, strict=True)):
+        raise NIRFormatError(f"{label}: {value!r} is not a shape")
+    return dims

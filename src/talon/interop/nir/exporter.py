@@ -38,12 +38,13 @@ from typing import Any
 import numpy as np
 
 from talon import ir
+from talon.ir.graph import reachable
 
 from . import profiles, units
-from ._common import DEFAULT_DT, LossyConversionWarning, check_dt, import_nir, same_bits
+from ._common import DEFAULT_DT, LossyConversionWarning, _broadcast, check_dt, import_nir, same_bits
 from .files import write_graph
-from .importer import _broadcast
 from .metadata import to_nir_metadata
+from .neuron_changes import _GE_CHANGE, _V_INIT_CHANGE, _compare, _exact_fix, _just_below, _starts_off_zero
 
 PathLike = str | os.PathLike
 
@@ -214,7 +215,7 @@ class _Exporter:
             if not (residual or isinstance(node, _IDENTITIES)):
                 continue
             in_edges = graph.in_edges(name)
-            if not in_edges or _on_cycle(graph, name):
+            if not in_edges or name in reachable(graph.edges, list(graph.successors(name))):  # on a cycle
                 continue
             n = sum(sources(graph.edges[i][0]) for i in in_edges)
             if n > 1 and any(graph.in_edges(graph.edges[i][1])[0] != i for i in graph.out_edges(name)):
@@ -639,60 +640,6 @@ class _Exporter:
 
     def _where(self, path: str) -> str:
         return f"subgraph {path!r}" if path else "the graph"
-
-
-_GE_CHANGE = (
-    "comparison '>=' -> '>' against the float32 just below v_threshold (exact when the consumer computes in float32)"
-)
-
-
-def _exact_fix(change: str) -> str:
-    """The node field that gives a neuron NIR's behaviour instead of ``change`` (for the error message)."""
-    for prefix, fix in (
-        ("comparison", "comparison='>'"),
-        ("reset by subtraction", "reset_mode='value'"),
-        ("reset_timing", "reset_timing='immediate'"),
-        ("spike_timing", "spike_timing='post'"),
-        ("v_init", "v_init=None"),
-    ):
-        if change.startswith(prefix):
-            return fix
-    return change.split(" -> ")[0]
-
-
-_V_INIT_CHANGE = "v_init (the membrane at t = 0; NIR has no initial state) -> the membrane starts at 0"
-
-
-def _starts_off_zero(node: ir.Node) -> bool:
-    """Whether the neuron's membrane starts anywhere but 0 (``v_init``), which NIR cannot state."""
-    return node.v_init is not None and bool(np.any(np.asarray(node.v_init) != 0))
-
-
-def _just_below(theta: np.ndarray) -> np.ndarray:
-    """The float32 just below float32(theta): in float32, ``x >= theta`` iff ``x > _just_below(theta)``.
-
-    talon's engines (and the torch and JAX frameworks) cast thresholds to float32 and compare in
-    float32, so this is exact for them; a consumer computing in float64 may differ for values
-    strictly between the two thresholds.
-    """
-    theta32 = np.asarray(theta).astype(np.float32)
-    return np.nextafter(theta32, np.float32(-np.inf)).astype(np.asarray(theta).dtype)
-
-
-def _compare(a, theta, comparison) -> np.ndarray:
-    return a >= theta if comparison == ">=" else a > theta
-
-
-def _on_cycle(graph: ir.Graph, name: str) -> bool:
-    stack, seen = list(graph.successors(name)), set()
-    while stack:
-        n = stack.pop()
-        if n == name:
-            return True
-        if n not in seen:
-            seen.add(n)
-            stack.extend(graph.successors(n))
-    return False
 
 
 def _node_metadata(metadata: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ rejects (``nir.read`` mutates graphs and mis-infers some convolutions). Reading 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
@@ -166,3 +167,24 @@ def _check_names(nir_graph: Any, where: str) -> None:
                 )
             if type(node).__name__ == "NIRGraph":
                 stack.append((node, f"{loc} node {name!r}"))
+
+
+def object_to_dict(node: Any) -> dict[str, Any]:
+    """A NIR dict of an in-memory nir node (like ``node.to_dict()``, without copying arrays)."""
+    kind = type(node).__name__
+    out: dict[str, Any] = {"type": kind, "metadata": getattr(node, "metadata", None) or {}}
+    if kind == "NIRGraph":
+        out["nodes"] = {k: object_to_dict(v) for k, v in node.nodes.items()}
+        out["edges"] = [tuple(e) for e in node.edges]
+    elif kind == "Input":
+        out["shape"] = node.input_type["input"]
+    elif kind == "Output":
+        out["shape"] = node.output_type["output"]
+    elif kind == "Flatten":
+        out["input_type"] = (node.input_type or {}).get("input")
+        out["start_dim"], out["end_dim"] = node.start_dim, node.end_dim
+    elif dataclasses.is_dataclass(node):
+        for f in dataclasses.fields(node):
+            if f.name not in ("input_type", "output_type", "metadata"):
+                out[f.name] = getattr(node, f.name)
+    return out

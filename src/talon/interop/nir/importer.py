@@ -24,7 +24,6 @@ e.g. a 0-d parameter or a float that ``x / dt * dt`` does not reproduce), ``flat
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import itertools
 import json
 import os
@@ -40,8 +39,17 @@ from talon.ir.budget import BudgetExceededError, active_budget
 from talon.ir.node import as_tuple
 
 from . import profiles, units
-from ._common import DEFAULT_DT, MissingDtWarning, NIRFormatError, check_dt, fmt_shape, same_bits
-from .files import parse_edges, read_dict_budgeted
+from ._common import (
+    DEFAULT_DT,
+    MissingDtWarning,
+    NIRFormatError,
+    _broadcast,
+    _shape,
+    check_dt,
+    fmt_shape,
+    same_bits,
+)
+from .files import object_to_dict, parse_edges, read_dict_budgeted
 from .metadata import from_nir_metadata
 from .units import NEURON_FIELDS, OPTIONAL_NEURON_FIELDS
 
@@ -167,27 +175,6 @@ def from_nir(
     raise TypeError(
         f"from_nir expects a nir.NIRGraph, a NIR dict or a path to a .nir file, got {type(source).__name__}"
     )
-
-
-def object_to_dict(node: Any) -> dict[str, Any]:
-    """A NIR dict of an in-memory nir node (like ``node.to_dict()``, without copying arrays)."""
-    kind = type(node).__name__
-    out: dict[str, Any] = {"type": kind, "metadata": getattr(node, "metadata", None) or {}}
-    if kind == "NIRGraph":
-        out["nodes"] = {k: object_to_dict(v) for k, v in node.nodes.items()}
-        out["edges"] = [tuple(e) for e in node.edges]
-    elif kind == "Input":
-        out["shape"] = node.input_type["input"]
-    elif kind == "Output":
-        out["shape"] = node.output_type["output"]
-    elif kind == "Flatten":
-        out["input_type"] = (node.input_type or {}).get("input")
-        out["start_dim"], out["end_dim"] = node.start_dim, node.end_dim
-    elif dataclasses.is_dataclass(node):
-        for f in dataclasses.fields(node):
-            if f.name not in ("input_type", "output_type", "metadata"):
-                out[f.name] = getattr(node, f.name)
-    return out
 
 
 def import_graph(
@@ -704,18 +691,6 @@ def _node_order(recorded: Any, nodes: dict[str, Any]) -> list[str]:
     return list(nodes)
 
 
-def _broadcast(value: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Broadcast a talon neuron parameter (scalar, per-channel ``(C,)`` or full) to ``shape``."""
-    value = np.asarray(value)
-    if value.shape == tuple(shape):
-        return value
-    if value.ndim == 1 and len(shape) > 1 and value.shape[0] == shape[0]:
-        value = value.reshape((shape[0],) + (1,) * (len(shape) - 1))
-    elif value.ndim == 1 and value.shape[0] == 1:
-        value = value.reshape(())
-    return np.ascontiguousarray(np.broadcast_to(value, shape))
-
-
 def _const(make: Callable[[], ir.Node]) -> Callable[[bool], ir.Node]:
     return lambda _offset: make()
 
@@ -726,17 +701,3 @@ def _unique(name: str, taken) -> str:
         candidate = f"{name}_{i}"
         i += 1
     return candidate
-
-
-def _shape(value: Any, label: str) -> tuple[int, ...]:
-    arr = np.asarray(value)
-    if arr.ndim > 1 or (arr.size and arr.dtype.kind not in "iuf"):
-        raise NIRFormatError(f"{label}: a shape must be a 1-d list of integers, got {value!r}")
-    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
-        raise NIRFormatError(f"{label}: {value!r} is not a shape (not finite)")
-    dims = tuple(int(d) for d in arr.reshape(-1))
-    if any(not 0 <= d < 2**63 for d in dims):
-        raise NIRFormatError(f"{label}: {value!r} is not a shape (dimensions must be 0 .. 2**63-1)")
-    if arr.size and not all(float(a) == d for a, d in zip(arr.reshape(-1).tolist(), dims, strict=True)):
-        raise NIRFormatError(f"{label}: {value!r} is not a shape")
-    return dims
