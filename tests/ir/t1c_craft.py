@@ -43,3 +43,56 @@ def edit_manifest(path, edit) -> None:
         manifest = load_manifest(f)
         edit(manifest)
         store_manifest(f, manifest)
+
+
+# ---- the two manifest layouts: format 2 (one entry per node) and format 3 (node tables) -------
+
+
+def stored(shape, version: int) -> tuple[int, ...]:
+    """The stored shape of a one-node array: format 3 stores a column with one row per node."""
+    return tuple(shape) if version < 3 else (1, *shape)
+
+
+def node_entries(manifest: dict) -> list[dict]:
+    """The per-node entries (format 2) or the node tables (format 3) of the top graph."""
+    graph = manifest["graph"]
+    return graph["nodes"] if "nodes" in graph else graph["tables"]
+
+
+def node_entry(manifest: dict, position: int) -> dict:
+    """The entry holding the node at ``position`` in graph order (its table in format 3)."""
+    graph = manifest["graph"]
+    return graph["nodes"][position] if "nodes" in graph else graph["tables"][graph["order"][position]]
+
+
+def array_index(entry: dict, ref: int) -> int:
+    """The manifest array behind ``{"$array": ref}`` in a node entry (format 3: a table column)."""
+    return entry["columns"][ref] if "columns" in entry else ref
+
+
+def wrap_graph(entry: dict, times: int) -> dict:
+    """``entry`` nested ``times`` more levels deep as the subgraph "sub" between an Input and an Output."""
+    for _ in range(times):
+        boundary = {"params": {}, "input_type": {"input": [2]}, "output_type": None}
+        if "tables" in entry:
+            entry = {
+                "tables": [
+                    {"type": "Input", "names": ["input"], "columns": [], **boundary},
+                    {"type": "Graph", "names": ["sub"], "graph": entry},
+                    {"type": "Output", "names": ["output"], "columns": [], **boundary},
+                ],
+                "order": [0, 1, 2],
+                "edges": [["input", "sub"], ["sub", "output"]],
+                "metadata": {},
+            }
+        else:
+            entry = {
+                "nodes": [
+                    {"name": "input", "type": "Input", **boundary},
+                    {"name": "sub", "type": "Graph", "graph": entry},
+                    {"name": "output", "type": "Output", **boundary},
+                ],
+                "edges": [["input", "sub"], ["sub", "output"]],
+                "metadata": {},
+            }
+    return entry

@@ -22,12 +22,28 @@ from talon.ir import T1CFormatError, t1c_header
 from talon.ir import serialization as ser
 
 from .examples import chain_graph
-from .t1c_craft import edit_manifest, edited, load_manifest, reseal, store_manifest
+from .t1c_craft import (
+    array_index,
+    edit_manifest,
+    edited,
+    load_manifest,
+    node_entries,
+    reseal,
+    store_manifest,
+    stored,
+    wrap_graph,
+)
 
 F32 = np.float32
 
 
-def weights_file(tmp_path, name="w.t1c"):
+@pytest.fixture(params=[2, 3], ids=["format2", "format3"])
+def version(request):
+    """Every crafted file is tried in both written formats (format 3 stores node tables)."""
+    return request.param
+
+
+def weights_file(tmp_path, name="w.t1c", version=ir.FORMAT_VERSION):
     """A file whose Affine weight (64x64 float32 = 16 KiB) is its own dataset arrays/000000."""
     graph = ir.Graph(
         {
@@ -38,7 +54,7 @@ def weights_file(tmp_path, name="w.t1c"):
         [("input", "fc"), ("fc", "output")],
     )
     path = tmp_path / name
-    ir.write(path, graph)
+    ir.write(path, graph, format_version=version)
     return path
 
 
@@ -52,27 +68,29 @@ def replace_weight(path, make):
 # ---- reads outside the file -----------------------------------------------------------------
 
 
-def test_external_storage_is_refused_by_name(tmp_path):
+def test_external_storage_is_refused_by_name(tmp_path, version):
     secret = tmp_path / "secret.bin"
     secret.write_bytes(b"S" * 64 * 64 * 4)
-    path = weights_file(tmp_path)
-    replace_weight(path, lambda g, n: g.create_dataset(n, (64, 64), F32, external=[(str(secret), 0, 64 * 64 * 4)]))
+    path = weights_file(tmp_path, version=version)
+    replace_weight(
+        path, lambda g, n: g.create_dataset(n, stored((64, 64), version), F32, external=[(str(secret), 0, 64 * 64 * 4)])
+    )
     with pytest.raises(T1CFormatError, match=r"external storage \(its bytes are read from .*secret\.bin"):
         ir.read(path)
 
 
-def test_external_link_is_refused_by_name(tmp_path):
+def test_external_link_is_refused_by_name(tmp_path, version):
     other = tmp_path / "other.h5"
     with h5py.File(other, "w") as f:
-        f["w"] = np.ones((64, 64), F32)
-    path = weights_file(tmp_path)
+        f["w"] = np.ones(stored((64, 64), version), F32)
+    path = weights_file(tmp_path, version=version)
     replace_weight(path, lambda g, n: g.__setitem__(n, h5py.ExternalLink(str(other), "/w")))
     with pytest.raises(T1CFormatError, match=r"'000000' is an external link \(to .*other\.h5"):
         ir.read(path)
 
 
-def test_soft_link_is_refused_by_name(tmp_path):
-    path = weights_file(tmp_path)
+def test_soft_link_is_refused_by_name(tmp_path, version):
+    path = weights_file(tmp_path, version=version)
     with edited(path) as f:
         f["elsewhere"] = f["arrays/000000"][()]
     replace_weight(path, lambda g, n: g.__setitem__(n, h5py.SoftLink("/elsewhere")))
@@ -80,15 +98,16 @@ def test_soft_link_is_refused_by_name(tmp_path):
         ir.read(path)
 
 
-def test_virtual_dataset_is_refused_by_name(tmp_path):
+def test_virtual_dataset_is_refused_by_name(tmp_path, version):
     other = tmp_path / "other.h5"
+    shape = stored((64, 64), version)
     with h5py.File(other, "w") as f:
-        f["w"] = np.ones((64, 64), F32)
-    path = weights_file(tmp_path)
+        f["w"] = np.ones(shape, F32)
+    path = weights_file(tmp_path, version=version)
 
     def virtual(group, name):
-        layout = h5py.VirtualLayout(shape=(64, 64), dtype=F32)
-        layout[:] = h5py.VirtualSource(str(other), "w", shape=(64, 64))
+        layout = h5py.VirtualLayout(shape=shape, dtype=F32)
+        layout[:] = h5py.VirtualSource(str(other), "w", shape=shape)
         group.create_virtual_dataset(name, layout)
 
     replace_weight(path, virtual)
@@ -124,17 +143,20 @@ def test_a_fifo_is_refused_without_blocking(tmp_path):
 # ---- memory bombs ----------------------------------------------------------------------------
 
 
-def test_never_written_chunks_are_refused(tmp_path):
-    path = weights_file(tmp_path)
-    replace_weight(path, lambda g, n: g.create_dataset(n, (64, 64), F32, chunks=(8, 8)))
+def test_never_written_chunks_are_refused(tmp_path, version):
+    path = weights_file(tmp_path, version=version)
+    replace_weight(
+        path, lambda g, n: g.create_dataset(n, stored((64, 64), version), F32, chunks=stored((8, 8), version))
+    )
     with pytest.raises(T1CFormatError, match="0 of its 64 chunks stored"):
         ir.read(path)
 
 
-def test_compressed_data_is_charged_at_its_decoded_size(tmp_path):
-    path = weights_file(tmp_path)
-    edit_manifest(path, lambda m: m["arrays"][0].update(shape=[1024, 1024]))
-    replace_weight(path, lambda g, n: g.create_dataset(n, data=np.zeros((1024, 1024), F32), compression="gzip"))
+def test_compressed_data_is_charged_at_its_decoded_size(tmp_path, version):
+    path = weights_file(tmp_path, version=version)
+    shape = stored((1024, 1024), version)
+    edit_manifest(path, lambda m: m["arrays"][0].update(shape=list(shape)))
+    replace_weight(path, lambda g, n: g.create_dataset(n, data=np.zeros(shape, F32), compression="gzip"))
     assert path.stat().st_size < 64 * 1024  # 4 MiB of zeros compress to a few KiB
     with pytest.raises(T1CFormatError, match=r"array 0 needs 4,194,304 bytes.*budget of 1,000,000"):
         ir.read(path, max_bytes=1_000_000)
@@ -148,37 +170,37 @@ def _fills(m, count, size, referenced):
         m["graph"]["metadata"]["bombs"] = [{"$array": first + i} for i in range(count)]
 
 
-def test_unreferenced_arrays_are_never_materialised(tmp_path):
+def test_unreferenced_arrays_are_never_materialised(tmp_path, version):
     path = tmp_path / "g.t1c"
-    ir.write(path, chain_graph("LIF"))
+    ir.write(path, chain_graph("LIF"), format_version=version)
     edit_manifest(path, lambda m: _fills(m, 12, 2**28, referenced=False))  # 24 GiB if expanded
     assert ir.read(path).metadata == {"example": "LIF"}
 
 
-def test_fills_are_charged_against_one_budget_per_file(tmp_path):
+def test_fills_are_charged_against_one_budget_per_file(tmp_path, version):
     path = tmp_path / "g.t1c"
-    ir.write(path, chain_graph("LIF"))
+    ir.write(path, chain_graph("LIF"), format_version=version)
     edit_manifest(path, lambda m: _fills(m, 12, 2**25, referenced=True))  # 12 x 256 MiB, each under the cap
     with pytest.raises(T1CFormatError, match=r"needs 268,435,456 bytes.*budget of 268,435,456 decoded bytes"):
         ir.read(path)
 
 
-def test_broadcast_layer_shapes_are_charged_before_allocating(tmp_path):
+def test_broadcast_layer_shapes_are_charged_before_allocating(tmp_path, version):
     graph = ir.Graph(
         {"input": ir.Input(np.array([4])), "lif": ir.LIF(tau=10.0, r=1.0), "output": ir.Output(np.array([4]))},
         [("input", "lif"), ("lif", "output")],
     )
     path = tmp_path / "g.t1c"
-    ir.write(path, graph)
+    ir.write(path, graph, format_version=version)
 
     def grow(m):  # scalar LIF parameters (as a hand-written file may have) and a 2**25-wide layer
-        for node in m["graph"]["nodes"]:
+        for node in node_entries(m):
             for key in ("input_type", "output_type"):
                 if node.get(key):
                     node[key] = {port: [2**25] for port in node[key]}
             for value in node.get("params", {}).values():
                 if isinstance(value, dict) and "$array" in value:
-                    m["arrays"][value["$array"]]["shape"] = []
+                    m["arrays"][array_index(node, value["$array"])]["shape"] = list(stored((), version))
 
     edit_manifest(path, grow)
     with pytest.raises(T1CFormatError, match=r"LIF: \w+ broadcast to the layer shape \[33554432\] needs 268,435,456"):
@@ -193,7 +215,7 @@ def test_layers_too_large_for_memory_are_a_shape_error_in_memory_too():
         )
 
 
-def test_hostile_files_are_refused_in_little_memory(tmp_path):
+def test_hostile_files_are_refused_in_little_memory(tmp_path, version):
     """Refusing every bomb above costs < 100 MB of peak RSS beyond the interpreter with talon loaded."""
     files = []
     for i, edit in enumerate(
@@ -203,12 +225,13 @@ def test_hostile_files_are_refused_in_little_memory(tmp_path):
         )
     ):
         path = tmp_path / f"bomb{i}.t1c"
-        ir.write(path, chain_graph("LIF"))
+        ir.write(path, chain_graph("LIF"), format_version=version)
         edit_manifest(path, edit)
         files.append(str(path))
-    chunked = weights_file(tmp_path, "chunked.t1c")
-    edit_manifest(chunked, lambda m: m["arrays"][0].update(shape=[16, 2**25]))
-    replace_weight(chunked, lambda g, n: g.create_dataset(n, (16, 2**25), F32, chunks=(1, 2**20)))
+    chunked = weights_file(tmp_path, "chunked.t1c", version)
+    shape = stored((16, 2**25), version)
+    edit_manifest(chunked, lambda m: m["arrays"][0].update(shape=list(shape)))
+    replace_weight(chunked, lambda g, n: g.create_dataset(n, shape, F32, chunks=stored((1, 2**20), version)))
     files.append(str(chunked))
     # VmHWM: the peak RSS of this process image (ru_maxrss would start at the parent's peak after exec)
     script = (
@@ -230,8 +253,8 @@ def test_hostile_files_are_refused_in_little_memory(tmp_path):
 # ---- integrity -------------------------------------------------------------------------------
 
 
-def test_a_flipped_bit_in_array_data_is_reported(tmp_path):
-    path = weights_file(tmp_path)
+def test_a_flipped_bit_in_array_data_is_reported(tmp_path, version):
+    path = weights_file(tmp_path, version=version)
     with h5py.File(path, "r") as f:
         offset = f["arrays/000000"].id.get_offset()
     raw = bytearray(path.read_bytes())
@@ -245,20 +268,20 @@ def test_a_flipped_bit_in_array_data_is_reported(tmp_path):
     ("cut", "message"),
     [(100, "shorter than the 512-byte header"), (-1, r"header says .* \(it is truncated\)"), (None, "extra bytes")],
 )
-def test_truncated_or_extended_files_are_reported_before_hdf5_parses_them(tmp_path, cut, message):
-    path = weights_file(tmp_path)
+def test_truncated_or_extended_files_are_reported_before_hdf5_parses_them(tmp_path, cut, message, version):
+    path = weights_file(tmp_path, version=version)
     data = path.read_bytes()
     path.write_bytes(data + b"\0" if cut is None else data[:cut])
     with pytest.raises(T1CFormatError, match=message):
         ir.read(path)
 
 
-def test_a_format_2_file_without_its_header_is_damaged(tmp_path):
-    path = weights_file(tmp_path)
+def test_a_sealed_file_without_its_header_is_damaged(tmp_path, version):
+    path = weights_file(tmp_path, version=version)
     data = bytearray(path.read_bytes())
     data[:512] = b"\0" * 512
     path.write_bytes(bytes(data[512:]))  # the HDF5 part alone is a valid HDF5 file
-    with pytest.raises(T1CFormatError, match="format 2 file without its integrity header"):
+    with pytest.raises(T1CFormatError, match=f"format {version} file without its integrity header"):
         ir.read(path)
 
 
@@ -284,11 +307,11 @@ def test_format_1_files_are_still_read(tmp_path):
     assert ir.graph_differences(graph, ir.read(path)) == []
 
 
-def test_the_header_layout_is_the_documented_one(tmp_path):
-    path = weights_file(tmp_path)
+def test_the_header_layout_is_the_documented_one(tmp_path, version):
+    path = weights_file(tmp_path, version=version)
     data = path.read_bytes()
     assert data[:8] == b"\x89T1C\r\n\x1a\n" and data[512:520] == b"\x89HDF\r\n\x1a\n"
-    assert int.from_bytes(data[8:12], "little") == 2 and int.from_bytes(data[16:24], "little") == len(data)
+    assert int.from_bytes(data[8:12], "little") == version and int.from_bytes(data[16:24], "little") == len(data)
     import hashlib
 
     assert data[24:56] == hashlib.sha256(data[:24] + data[56:]).digest()
@@ -300,13 +323,13 @@ def test_the_header_layout_is_the_documented_one(tmp_path):
 # ---- raw Python errors -----------------------------------------------------------------------
 
 
-def test_huge_shapes_are_value_errors_not_overflow_errors(tmp_path):
+def test_huge_shapes_are_value_errors_not_overflow_errors(tmp_path, version):
     with pytest.raises(ValueError, match="dimension of 2\\*\\*63 or more"):
         ir.Input(np.array([2**63], dtype=np.uint64))
     with pytest.raises(ValueError, match=r"shape .* 2\*\*63"):
         ir.Input([2**63])
     path = tmp_path / "g.t1c"
-    ir.write(path, chain_graph("Affine"))
+    ir.write(path, chain_graph("Affine"), format_version=version)
     edit_manifest(path, lambda m: m["arrays"][0].update(shape=[2**63, 2]))
     with pytest.raises(T1CFormatError, match=r"shape dimension 9223372036854775808 is out of range"):
         ir.read(path)
@@ -327,17 +350,17 @@ def test_edges_that_are_not_pairs_are_named():
         ir.Graph({"a": ir.Input(np.array([2]))}, [{"a": 1}])
 
 
-def test_an_edge_stored_as_an_object_is_named(tmp_path):
+def test_an_edge_stored_as_an_object_is_named(tmp_path, version):
     path = tmp_path / "g.t1c"
-    ir.write(path, chain_graph("Affine"))
+    ir.write(path, chain_graph("Affine"), format_version=version)
     edit_manifest(path, lambda m: m["graph"]["edges"].__setitem__(0, {"input": "node"}))
     with pytest.raises(T1CFormatError, match=r"graph: edge 0 is not a \[source, destination\] pair"):
         ir.read(path)
 
 
-def test_a_talon_format_attribute_that_is_an_array(tmp_path):
+def test_a_talon_format_attribute_that_is_an_array(tmp_path, version):
     path = tmp_path / "g.t1c"
-    ir.write(path, chain_graph("Affine"))
+    ir.write(path, chain_graph("Affine"), format_version=version)
     with edited(path) as f:
         f.attrs["talon_format"] = np.array([1, 2])
     with pytest.raises(T1CFormatError, match=r"not a \.t1c file"):
@@ -369,9 +392,9 @@ def test_writes_refuse_what_cannot_be_stored_with_t1c_errors(tmp_path):
     assert not path.exists()
 
 
-def test_deeply_nested_manifests_are_refused(tmp_path):
+def test_deeply_nested_manifests_are_refused(tmp_path, version):
     path = tmp_path / "g.t1c"
-    ir.write(path, chain_graph("Affine"))
+    ir.write(path, chain_graph("Affine"), format_version=version)
     edit_manifest(path, lambda m: m["graph"]["metadata"].update(deep=json.loads("[" * 500 + "]" * 500)))
     with pytest.raises(T1CFormatError, match="nest deeper than 64 levels"):
         ir.read(path)
@@ -384,29 +407,19 @@ def test_deeply_nested_manifests_are_refused(tmp_path):
     with pytest.raises(T1CFormatError, match="RecursionError"):
         ir.read(path)
     deep = tmp_path / "deep.t1c"
-    ir.write(deep, _nested(60))
+    ir.write(deep, _nested(60), format_version=version)
     edit_manifest(deep, lambda m: m.update(graph=_wrap(m["graph"], 10)))
     with pytest.raises(T1CFormatError, match="subgraphs nest deeper than 64 levels"):
         ir.read(deep)
 
 
 def _wrap(graph_entry, times):
-    for _ in range(times):
-        graph_entry = {
-            "nodes": [
-                {"name": "input", "type": "Input", "params": {}, "input_type": {"input": [2]}, "output_type": None},
-                {"name": "sub", "type": "Graph", "graph": graph_entry},
-                {"name": "output", "type": "Output", "params": {}, "input_type": {"input": [2]}, "output_type": None},
-            ],
-            "edges": [["input", "sub"], ["sub", "output"]],
-            "metadata": {},
-        }
-    return graph_entry
+    return wrap_graph(graph_entry, times)
 
 
-def test_a_zip_bomb_manifest_is_charged_before_it_is_inflated(tmp_path):
+def test_a_zip_bomb_manifest_is_charged_before_it_is_inflated(tmp_path, version):
     path = tmp_path / "g.t1c"
-    ir.write(path, chain_graph("Affine"))
+    ir.write(path, chain_graph("Affine"), format_version=version)
     with edited(path) as f:
         bomb = zlib.compress(b" " * (64 << 20), 9)
         del f["manifest"]

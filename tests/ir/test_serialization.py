@@ -18,7 +18,7 @@ from talon.ir import serialization as ser
 
 from ..paths import NIR_PAPER
 from .examples import EXAMPLES, chain_graph
-from .t1c_craft import edit_manifest, edited, store_manifest
+from .t1c_craft import edit_manifest, edited, node_entry, store_manifest
 
 NIR_FILE = NIR_PAPER / "01_lif__lif_norse.nir"
 
@@ -231,9 +231,9 @@ def test_unstorable_metadata_is_refused_before_touching_the_file(tmp_path):
 
 
 @pytest.fixture
-def good_file(tmp_path):
+def good_file(tmp_path, request):
     path = tmp_path / "good.t1c"
-    ir.write(path, chain_graph("Conv2d"))
+    ir.write(path, chain_graph("Conv2d"), format_version=getattr(request, "param", ir.FORMAT_VERSION))
     return path
 
 
@@ -273,11 +273,11 @@ def test_newer_format_version(good_file):
 
 
 def _drop_weight(m):
-    del m["graph"]["nodes"][1]["params"]["weight"]
+    del node_entry(m, 1)["params"]["weight"]
 
 
 def _unknown_type(m):
-    m["graph"]["nodes"][1]["type"] = "Warp9000"
+    node_entry(m, 1)["type"] = "Warp9000"
 
 
 def _absurd_shape(m):
@@ -297,7 +297,7 @@ def _wrong_dtype(m):
 
 
 def _weight_as_string(m):
-    m["graph"]["nodes"][1]["params"]["weight"] = "heavy"
+    node_entry(m, 1)["params"]["weight"] = "heavy"
 
 
 def _dangling_edge(m):
@@ -305,7 +305,7 @@ def _dangling_edge(m):
 
 
 def _bad_reference(m):
-    m["graph"]["nodes"][1]["params"]["weight"] = {"$array": 999}
+    node_entry(m, 1)["params"]["weight"] = {"$array": 999}
 
 
 @pytest.mark.parametrize(
@@ -322,6 +322,7 @@ def _bad_reference(m):
         (_bad_reference, "bad array reference 999"),
     ],
 )
+@pytest.mark.parametrize("good_file", [2, 3], ids=["format2", "format3"], indirect=True)
 def test_damaged_manifest(good_file, edit, message):
     edit_manifest(good_file, edit)
     with pytest.raises(T1CFormatError, match=message):

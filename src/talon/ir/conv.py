@@ -95,6 +95,8 @@ class _ConvBase(Node):
 class Conv1d(_ConvBase):
     """1-d convolution over ``[C_in, N]``; weight ``(C_out, C_in/groups, K)``."""
 
+    _batch_check = "shapes"
+
     weight: np.ndarray
     bias: np.ndarray | None = None
     stride: int = 1
@@ -110,6 +112,8 @@ class Conv1d(_ConvBase):
 class Conv2d(_ConvBase):
     """2-d convolution over ``[C_in, H, W]``; weight ``(C_out, C_in/groups, kH, kW)``."""
 
+    _batch_check = "shapes"
+
     weight: np.ndarray
     bias: np.ndarray | None = None
     stride: tuple[int, int] = (1, 1)
@@ -122,6 +126,8 @@ class Conv2d(_ConvBase):
 @dataclass(eq=False)
 class SConv(Conv2d):
     """A Conv2d marked as operating on spikes; computes exactly what Conv2d computes."""
+
+    _batch_check = "shapes"
 
 
 @register_node

@@ -52,6 +52,8 @@ class _Boundary(Node):
 class Input(_Boundary):
     """Graph entry: ``Input(np.array([784]))`` or ``Input(input_type={'input': np.array([784])})``."""
 
+    _batch_check = "shapes"
+
     def __init__(self, input_type: Any = None, *, output_type: Any = None, metadata: dict | None = None):
         self._setup(input_type, output_type, metadata)
 
@@ -66,6 +68,8 @@ class Input(_Boundary):
 @dataclass(eq=False, init=False, repr=False)
 class Output(_Boundary):
     """Graph exit: ``Output(np.array([10]))``; incoming edges are summed and must have this shape."""
+
+    _batch_check = "shapes"
 
     def __init__(self, output_type: Any = None, *, input_type: Any = None, metadata: dict | None = None):
         self._setup(input_type if input_type is not None else output_type, output_type, metadata)
@@ -196,23 +200,43 @@ class Graph(Node):
         incoming: dict[str, list[int]] = {n: [] for n in self.nodes}
         for i, (_, d) in enumerate(self.edges):
             incoming[d].append(i)
+        # output k of a multi-output node leaves along its k-th outgoing edge
+        out_port: dict[int, int] = {}
+        seen: dict[str, int] = {}
+        for i, (s, _) in enumerate(self.edges):
+            if self.nodes[s].is_multi_output:
+                out_port[i] = seen.get(s, 0)
+                seen[s] = out_port[i] + 1
+        outputs: dict[str, list] = {}  # output shapes per node, dropped when infer_types changes them
+
+        def edge_shape(i: int) -> Shape | None:
+            src = self.edges[i][0]
+            shapes = outputs.get(src)
+            if shapes is None:
+                shapes = outputs[src] = self.nodes[src].output_shapes()
+            if not shapes:
+                return None
+            k = out_port.get(i, 0)
+            return shapes[k] if k < len(shapes) else None
+
         # infer_types is a function of the node's parameters and the shapes: a call with the shapes
         # of an earlier call in this validation (or, for nodes a reader has just built, of the
         # constructor's call with the declared input shapes) would set the same types, so it is skipped.
         inferred_from: dict[str, list] = {}
         fresh = _FRESH_NODES.get()
-        for name in order:
-            node = self.nodes[name]
-            declared = getattr(node, "_declared_types", None)
-            if fresh is not None and id(node) in fresh and declared:
-                inferred_from[name] = [tuple(int(d) for d in v) for v in declared[0].values()]
+        if fresh is not None:
+            for name in order:
+                node = self.nodes[name]
+                declared = getattr(node, "_declared_types", None)
+                if id(node) in fresh and declared:
+                    inferred_from[name] = [tuple(v.tolist()) for v in declared[0].values()]
         for final in (False, True):
             for name in order:
                 node = self.nodes[name]
                 edge_ids = incoming[name]
                 if not edge_ids:
                     continue
-                shapes = [self.edge_shape(i) for i in edge_ids]
+                shapes = [edge_shape(i) for i in edge_ids]
                 known = [s for s in shapes if s is not None]
                 if not known or (final and len(known) != len(shapes)):
                     continue
@@ -220,10 +244,12 @@ class Graph(Node):
                 try:
                     if inferred_from.get(name) != known:
                         node.infer_types(known)
+                        outputs.pop(name, None)
                         inferred_from[name] = known
                     if (
                         final
                         and declared
+                        and not (declared[0] is node.input_type and declared[1] is node.output_type)
                         and not (
                             _types_equal(declared[0], node.input_type) and _types_equal(declared[1], node.output_type)
                         )
@@ -358,6 +384,9 @@ def _as_node_dict(nodes: Any) -> dict[str, Node]:
 def _as_edge_list(edges: Any) -> list[tuple[str, str]]:
     out = []
     for edge in edges:
+        if type(edge) is tuple and len(edge) == 2 and type(edge[0]) is str and type(edge[1]) is str:
+            out.append(edge)
+            continue
         if isinstance(edge, np.ndarray):
             edge = tuple(edge.tolist())
         if (

@@ -33,6 +33,8 @@ class Affine(_Dense):
     The input is ``[..., in]``; leading dimensions pass through (applied to the last axis).
     """
 
+    _batch_check = "shapes"
+
     weight: np.ndarray
     bias: np.ndarray | None = None
 
@@ -60,6 +62,8 @@ class SpikingAffine(Affine):
       weight_bits``: the intended fixed-point precision (used by the fixed-point backend).
     """
 
+    _batch_check = "shapes"
+
     spike_mode: SpikeMode = SpikeMode.BINARY
     weight_bits: int = 8
     accumulator_bits: int = 16
@@ -85,6 +89,8 @@ class SpikingAffine(Affine):
 class Linear(_Dense):
     """Dense layer without bias ``y = W x``; ``weight``: ``(out, in)``."""
 
+    _batch_check = "shapes"
+
     weight: np.ndarray
 
     def _check_params(self) -> None:
@@ -95,6 +101,8 @@ class Linear(_Dense):
 @dataclass(eq=False)
 class Scale(Node):
     """Element-wise scaling ``y = s * x``; ``scale`` has the layer's shape (or broadcasts to it)."""
+
+    _batch_check = "shapes"
 
     scale: np.ndarray
 

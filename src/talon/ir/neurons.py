@@ -195,6 +195,8 @@ class LIF(_Spiking):
         + _DYNAMICS_DOC
     )
 
+    _batch_check = "elementwise"
+
     tau: np.ndarray
     r: np.ndarray = 1.0
     v_leak: np.ndarray = 0.0
@@ -234,6 +236,8 @@ class IF(_Spiking):
         + _DYNAMICS_DOC
     )
 
+    _batch_check = "elementwise"
+
     v_threshold: np.ndarray = 1.0
     r: np.ndarray = 1.0
     v_reset: np.ndarray | None = None
@@ -270,6 +274,8 @@ class CubaLIF(_Spiking):
         + _DYNAMICS_DOC
     )
 
+    _batch_check = "elementwise"
+
     tau_syn: np.ndarray
     tau_mem: np.ndarray
     r: np.ndarray = 1.0
@@ -302,6 +308,8 @@ class LI(_ElementwiseState):
     ``integration='euler'``: ``u = v + (1/tau)((v_leak - v) + r x)`` (see LIF).
     """
 
+    _batch_check = "elementwise"
+
     tau: np.ndarray
     r: np.ndarray = 1.0
     v_leak: np.ndarray = 0.0
@@ -320,6 +328,8 @@ class LI(_ElementwiseState):
 @dataclass(eq=False)
 class CubaLI(_ElementwiseState):
     """Current-based leaky integrator: CubaLIF's two equations without threshold; outputs ``v``."""
+
+    _batch_check = "elementwise"
 
     tau_syn: np.ndarray
     tau_mem: np.ndarray
@@ -340,6 +350,8 @@ class CubaLI(_ElementwiseState):
 class Integrator(_ElementwiseState):
     """Perfect integrator (NIR ``I``): ``v = v + r x``; outputs ``v``."""
 
+    _batch_check = "elementwise"
+
     r: np.ndarray = 1.0
 
     _array_params = ("r",)
@@ -353,6 +365,8 @@ class Integrator(_ElementwiseState):
 @dataclass(eq=False)
 class Threshold(_ElementwiseState):
     """Stateless spike function: ``z = x > threshold`` (NIR's strict ``>`` by default)."""
+
+    _batch_check = "elementwise"
 
     threshold: np.ndarray = 1.0
     comparison: Comparison = Comparison.GT
@@ -372,6 +386,8 @@ class Delay(_ElementwiseState):
 
     ``delay`` holds non-negative integers (stored as integer arrays).
     """
+
+    _batch_check = "elementwise"
 
     delay: np.ndarray
 

@@ -179,6 +179,15 @@ class Node:
     metadata: dict[str, Any] = field(default_factory=dict, kw_only=True, repr=False)
 
     is_multi_output: ClassVar[bool] = False
+    #: How a reader may check many nodes of this exact class at once (``talon.ir.t1c_tables``); only
+    #: read from the class's own ``__dict__``, so a subclass never inherits it. ``None``: every node
+    #: is built through the constructor. ``"shapes"``: the constructor's checks and the attributes it
+    #: sets depend on the non-array parameters and on the arrays' dtypes and shapes, never on array
+    #: values. ``"elementwise"``: as ``"shapes"``, except for checks on array values that only raise
+    #: and judge each element on its own (with the same element of the other array parameters, all
+    #: of one size): nodes are then checked together as one node whose arrays are the concatenation
+    #: of theirs.
+    _batch_check: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # A subclass that redeclares `input_type: dict = None` (as the TALON docs' custom-node

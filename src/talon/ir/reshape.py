@@ -21,6 +21,8 @@ class Flatten(Node):
     ``start_dim=1``. Negative dims count from the end. ``[32, 8, 8] -> [2048]``.
     """
 
+    _batch_check = "shapes"
+
     start_dim: int = 0
     end_dim: int = -1
 

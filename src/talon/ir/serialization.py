@@ -32,12 +32,14 @@ from .atomic import write_atomically
 from .budget import MAX_NESTING, ByteBudget, active_budget, default_budget, element_count
 from .codec import decode, encode
 from .errors import T1CFormatError
-from .graph import _FRESH_NODES, Graph, Input, Output
+from .graph import _FRESH_NODES, Graph
 from .hdf5_guard import check_plain_dataset, child, open_regular, read_dataset
-from .node import Node, normalize_types, str_to_node
+from .node import Node, normalize_types
+from .t1c_tables import build_node, decode_tables, encode_tables, node_class
 
 FORMAT_NAME = "t1c"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+WRITABLE_VERSIONS = (2, 3)
 PACK_BELOW = 4096  # bytes
 MAX_FILL = 1 << 28  # elements of an array stored as one repeated value
 
@@ -47,10 +49,13 @@ PathLike = str | os.PathLike
 # ---- writing ----------------------------------------------------------------------------------
 
 
-def write(path: PathLike, graph: Graph, *, compression: str | None = None) -> None:
-    """Write ``graph`` to ``path`` in format version 2 (parent folders are created).
+def write(
+    path: PathLike, graph: Graph, *, compression: str | None = None, format_version: int = FORMAT_VERSION
+) -> None:
+    """Write ``graph`` to ``path`` in format version 3 (parent folders are created).
 
-    ``compression`` (e.g. ``"gzip"``) applies to the arrays stored as their own datasets. The
+    ``compression`` (e.g. ``"gzip"``) applies to the arrays stored as their own datasets.
+    ``format_version=2`` writes the previous version, for readers of talon releases before format 3. The
     file is written to a temporary file and renamed into place (:mod:`talon.ir.atomic`: a failure
     or SIGTERM leaves any existing file unchanged; the existing file's mode is kept; a symbolic
     link is written through to its target). Raises :class:`T1CFormatError` naming ``path``.
@@ -59,9 +64,14 @@ def write(path: PathLike, graph: Graph, *, compression: str | None = None) -> No
         raise TypeError(f"ir.write expects a talon.ir.Graph, got {type(graph).__name__}")
     if compression not in (None, "gzip", "lzf"):
         raise ValueError(f"compression must be None, 'gzip' or 'lzf', got {compression!r}")
+    if format_version not in WRITABLE_VERSIONS:
+        raise ValueError(f"format_version must be one of {WRITABLE_VERSIONS}, got {format_version!r}")
     arrays: list[np.ndarray] = []
     try:
-        manifest = {"graph": _encode_graph(graph, arrays, "graph", 0)}
+        if format_version >= 3:
+            manifest = {"graph": encode_tables(graph, arrays, "graph", 0)}
+        else:
+            manifest = {"graph": _encode_graph(graph, arrays, "graph", 0)}
         refs = _array_refs(arrays)
         manifest["arrays"] = refs
         text = json.dumps(manifest, separators=(",", ":"), allow_nan=True)
@@ -73,12 +83,12 @@ def write(path: PathLike, graph: Graph, *, compression: str | None = None) -> No
         with h5py.File(tmp, "w", userblock_size=t1c_header.HEADER_SIZE, libver=("v110", "v110")) as f:
             # fixed-length strings: nothing in a format-2 file lives in HDF5's global heap, which has no checksum
             f.attrs["talon_format"] = np.bytes_(FORMAT_NAME)
-            f.attrs["format_version"] = np.int64(FORMAT_VERSION)
+            f.attrs["format_version"] = np.int64(format_version)
             f.attrs["talon_version"] = np.bytes_(_talon_version())
             f.create_dataset("manifest", data=packed_manifest, track_times=False)
             _write_arrays(f, arrays, refs, compression)
         with open(tmp, "rb+") as fh:
-            t1c_header.seal(fh, FORMAT_VERSION)
+            t1c_header.seal(fh, format_version)
 
     write_atomically(path, fill, T1CFormatError)
 
@@ -169,14 +179,15 @@ def read(path: PathLike, *, max_bytes: int | None = None) -> Graph:
     ``max_bytes`` bounds the bytes of arrays the read may allocate (checked before allocating);
     ``None`` means :func:`talon.ir.budget.default_budget` of the file size.
     """
-    with _open(path) as (f, size, _version), _damage_is_format_error(path):
+    with _open(path) as (f, size, version), _damage_is_format_error(path):
         budget = ByteBudget(default_budget(size) if max_bytes is None else max_bytes, os.fspath(path))
         with active_budget(budget):
             manifest = json.loads(_read_manifest(f, size, budget))
             if not isinstance(manifest, dict):
                 raise ValueError("the manifest is not a JSON object")
             arrays = _ArrayTable(f, manifest.get("arrays"), size, budget)
-            return _decode_graph(manifest.get("graph"), arrays, "graph", 0)
+            decode_graph = _decode_graph_v3 if version >= 3 else _decode_graph
+            return decode_graph(manifest.get("graph"), arrays, "graph", 0)
 
 
 def read_version(path: PathLike) -> str:
@@ -394,7 +405,24 @@ def _decode_graph(obj: Any, arrays: list[np.ndarray], where: str, depth: int) ->
         if not (isinstance(e, list) and len(e) == 2 and all(isinstance(x, str) for x in e)):
             raise ValueError(f"{where}: edge {i} is not a [source, destination] pair of node names ({e!r:.80})")
         edges.append((e[0], e[1]))
-    metadata = decode(obj.get("metadata", {}), arrays, f"{where} metadata")
+    return _fresh_graph(nodes, edges, obj.get("metadata", {}), arrays, where)
+
+
+def _decode_graph_v3(obj: Any, arrays: list[np.ndarray], where: str, depth: int) -> Graph:
+    nodes, stored_edges, metadata = decode_tables(
+        obj, arrays, where, depth, lambda entry, loc, level: _decode_graph_v3(entry, arrays, loc, level)
+    )
+    edges = []
+    for i, e in enumerate(stored_edges):
+        if not (type(e) is list and len(e) == 2 and type(e[0]) is str and type(e[1]) is str):
+            raise ValueError(f"{where}: edge {i} is not a [source, destination] pair of node names ({e!r:.80})")
+        edges.append((e[0], e[1]))
+    return _fresh_graph(nodes, edges, metadata, arrays, where)
+
+
+def _fresh_graph(nodes: dict[str, Node], edges: list, metadata: Any, arrays, where: str) -> Graph:
+    """The graph of nodes a reader has just built (their declared types are trusted by shape inference)."""
+    metadata = decode(metadata, arrays, f"{where} metadata")
     token = _FRESH_NODES.set({id(node) for node in nodes.values()})
     try:
         return Graph(nodes, edges, metadata)
@@ -406,29 +434,16 @@ def _decode_graph(obj: Any, arrays: list[np.ndarray], where: str, depth: int) ->
 
 def _decode_node(entry: dict, arrays: list[np.ndarray], where: str, depth: int) -> Node:
     type_name = entry.get("type")
-    try:
-        cls = str_to_node(str(type_name))
-    except ValueError:
-        raise ValueError(
-            f"{where} has unknown type {type_name!r}; if it is a custom node, import the module "
-            "that registers it (@register_node) before ir.read"
-        ) from None
+    cls = node_class(type_name, where)
     if cls is Graph:
         return _decode_graph(entry.get("graph"), arrays, where, depth + 1)
     metadata = decode(entry.get("metadata", {}), arrays, f"{where} metadata")
     if not isinstance(metadata, dict):
         raise ValueError(f"{where}: metadata must be a dict")
     params = decode(entry.get("params", {}), arrays, f"{where} params")
-    if not isinstance(params, dict):
-        raise ValueError(f"{where}: params must be a dict")
     in_type = normalize_types(entry.get("input_type"), "input", where)
     out_type = normalize_types(entry.get("output_type"), "output", where)
-    try:
-        if cls in (Input, Output):
-            return cls(input_type=in_type, output_type=out_type, metadata=metadata)
-        return cls(**params, input_type=in_type, output_type=out_type, metadata=metadata)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{where} ({type_name}) cannot be rebuilt: {exc}") from None
+    return build_node(cls, type_name, params, in_type, out_type, metadata, where)
 
 
 def _talon_version() -> str:
