@@ -11,9 +11,9 @@ crash or a hang a fresh worker continues with the next file. Every file gets one
 * ``undetected`` — the read succeeded (a changed byte went unnoticed);
 * ``raw`` — another exception type escaped; ``crash`` — the worker died; ``hang`` — it timed out.
 
-Files are written in format 2, whose SHA-256 header covers every byte, so ``detected`` is the only
+Files are written in formats 3 and 2 (sealed), whose SHA-256 header covers every byte, so ``detected`` is the only
 acceptable verdict. ``--reseal`` plays the adversary instead: after the flip the header is
-recomputed, so the checksum passes and libhdf5 (with its own metadata checksums, format 2 uses
+recomputed, so the checksum passes and libhdf5 (with its own metadata checksums, formats 2 and 3 use
 ``libver="v110"``) and talon's checks must stand alone; then a changed array value is a legitimate
 file and only ``raw``, ``crash`` and ``hang`` count as failures.
 """
@@ -61,7 +61,21 @@ def seed_models():
         metadata={"note": "fuzz", "ints": (1, 2, 3)},
     )
     nested = chain(8, ("sub", inner), ("d", ir.Delay(np.arange(8))))
-    return [("small", small, None), ("large", large, None), ("gzip", large, "gzip"), ("nested", nested, None)]
+    layers = []  # format 3 stores these 24 nodes as two node tables (one per type)
+    for i in range(12):
+        layers += [
+            (f"fc{i}", ir.Affine(rng.standard_normal((4, 4)).astype(f32))),
+            (f"lif{i}", ir.LIF(tau=rng.uniform(2, 20, 4))),
+        ]
+    tables = chain(4, *layers)
+    return [
+        ("small", small, {}),
+        ("large", large, {}),
+        ("gzip", large, {"compression": "gzip"}),
+        ("nested", nested, {}),
+        ("tables", tables, {}),
+        ("format2", small, {"format_version": 2}),
+    ]
 
 
 def array_ranges(path: Path) -> list[tuple[int, int]]:
@@ -93,9 +107,9 @@ def make_cases(folder: Path, count: int, seed: int, reseal: bool = False) -> lis
 
     rng = random.Random(seed)
     seeds = []
-    for name, graph, compression in seed_models():
+    for name, graph, options in seed_models():
         path = folder / f"seed-{name}.t1c"
-        ir.write(path, graph, compression=compression)
+        ir.write(path, graph, **options)
         seeds.append((name, path.read_bytes(), array_ranges(path)))
     cases = []
     for i in range(count):
@@ -111,7 +125,7 @@ def make_cases(folder: Path, count: int, seed: int, reseal: bool = False) -> lis
         path.write_bytes(bytes(raw))
         if reseal:
             with open(path, "rb+") as fh:
-                t1c_header.seal(fh, 2)
+                t1c_header.seal(fh, int.from_bytes(data[8:12], "little"))  # the version the writer sealed
         cases.append({"file": str(path), "seed": name, "position": position, "region": region(position, ranges)})
     return cases
 
