@@ -1,4 +1,4 @@
-"""Format 3 node tables: round trips, independent nodes, and bulk checks that refuse exactly what the constructor refuses."""
+"""Format 3 node tables: round trips, independent nodes, bulk checks that refuse exactly what the constructor does."""
 
 from __future__ import annotations
 
@@ -102,9 +102,9 @@ def _table_of(node: ir.Node, rows: int) -> tuple[dict, list[np.ndarray]]:
     return table, columns
 
 
-def _outcome(build):
+def _outcome(build, *args):
     try:
-        return "ok", build()
+        return "ok", build(*args)
     except ValueError as exc:
         return "refused", str(exc)
 
@@ -155,8 +155,8 @@ def test_bulk_checks_refuse_exactly_what_the_constructor_refuses(name, monkeypat
                         continue
                 with np.errstate(over="ignore"):  # 1e300 in a float32 column is inf
                     flat[rng.integers(flat.size)] = value
-        expected = _outcome(lambda: [_one_row(table, columns, r) for r in range(rows)])
-        actual = _outcome(lambda: t1c_tables._decode_table(table, columns, "graph", 0, None))
+        expected = _outcome(lambda t, c: [_one_row(t, c, r) for r in range(rows)], table, columns)
+        actual = _outcome(t1c_tables._decode_table, table, columns, "graph", 0, None)
         assert expected[0] == actual[0], (expected, actual)
         if expected[0] == "ok":
             accepted += 1
