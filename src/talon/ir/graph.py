@@ -196,7 +196,8 @@ class Graph(Node):
 
     def infer_shapes(self) -> None:
         """Propagate shapes along the edges in topological order (two passes, for cycles)."""
-        order = self.topological_order()
+        recurrent = self.recurrent_mask()
+        order = topological_order(list(self.nodes), self.edges, recurrent)
         incoming: dict[str, list[int]] = {n: [] for n in self.nodes}
         for i, (_, d) in enumerate(self.edges):
             incoming[d].append(i)
@@ -208,16 +209,18 @@ class Graph(Node):
                 out_port[i] = seen.get(s, 0)
                 seen[s] = out_port[i] + 1
         outputs: dict[str, list] = {}  # output shapes per node, dropped when infer_types changes them
+        sources = [s for s, _ in self.edges]
 
-        def edge_shape(i: int) -> Shape | None:
-            src = self.edges[i][0]
-            shapes = outputs.get(src)
-            if shapes is None:
-                shapes = outputs[src] = self.nodes[src].output_shapes()
-            if not shapes:
-                return None
-            k = out_port.get(i, 0)
-            return shapes[k] if k < len(shapes) else None
+        def edge_shapes(edge_ids: list[int]) -> list[Shape | None]:
+            shapes = []
+            for i in edge_ids:
+                src = sources[i]
+                out = outputs.get(src)
+                if out is None:
+                    out = outputs[src] = self.nodes[src].output_shapes()
+                k = out_port.get(i, 0) if out_port else 0
+                shapes.append(out[k] if k < len(out) else None)
+            return shapes
 
         # infer_types is a function of the node's parameters and the shapes: a call with the shapes
         # of an earlier call in this validation (or, for nodes a reader has just built, of the
@@ -230,13 +233,24 @@ class Graph(Node):
                 declared = getattr(node, "_declared_types", None)
                 if id(node) in fresh and declared:
                     inferred_from[name] = [tuple(v.tolist()) for v in declared[0].values()]
+                    if declared[1] is not None and declared[1] is node.output_type:
+                        outputs[name] = [tuple(v.tolist()) for v in declared[1].values()]
+        # Without recurrent edges every node follows all its sources in `order`, so when the first
+        # pass refused nothing the final pass would see the same shapes and infer nothing new: it
+        # is replaced by the comparison with the declared types on the shapes the first pass saw.
+        seen_shapes: dict[str, list] | None = None if any(recurrent) else {}
         for final in (False, True):
             for name in order:
                 node = self.nodes[name]
                 edge_ids = incoming[name]
                 if not edge_ids:
                     continue
-                shapes = [edge_shape(i) for i in edge_ids]
+                if final and seen_shapes is not None:
+                    shapes = seen_shapes[name]
+                else:
+                    shapes = edge_shapes(edge_ids)
+                    if seen_shapes is not None:
+                        seen_shapes[name] = shapes
                 known = [s for s in shapes if s is not None]
                 if not known or (final and len(known) != len(shapes)):
                     continue
@@ -263,6 +277,7 @@ class Graph(Node):
                     if (
                         not final
                     ):  # a partial first pass (inputs still unknown in a loop) may be wrong: the final pass decides
+                        seen_shapes = None
                         continue
                     edges = ", ".join(
                         f"({self.edges[i][0]!r} -> {name!r}: {list(s) if s else '?'})"
@@ -339,8 +354,16 @@ def reachable(edges: list[tuple[str, str]], starts: list[str], *, reverse: bool 
 
 
 def topological_order(names: list[str], edges: list[tuple[str, str]], recurrent: list[bool]) -> list[str]:
-    """Kahn's algorithm over the non-recurrent edges; ties are broken by position in ``names``."""
+    """Kahn's algorithm over the non-recurrent edges; ties are broken by position in ``names``.
+
+    That is the lexicographically smallest topological order, so when every non-recurrent edge
+    already points forward in ``names`` (as in most graphs) it is ``names`` itself."""
     index = {n: i for i, n in enumerate(names)}
+    for (s, d), rec in zip(edges, recurrent, strict=True):
+        if not rec and index[s] >= index[d]:
+            break
+    else:
+        return list(names)
     indegree = dict.fromkeys(names, 0)
     forward: dict[str, list[str]] = {n: [] for n in names}
     for (s, d), rec in zip(edges, recurrent, strict=True):

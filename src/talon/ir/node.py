@@ -154,7 +154,12 @@ def normalize_types(value: Any, default_port: str, where: str) -> Types | None:
 
 
 def types_to_shapes(types: Types | None) -> list[Shape]:
-    return [] if not types else [tuple(int(d) for d in v) for v in types.values()]
+    if not types:
+        return []
+    return [
+        tuple(v.tolist()) if type(v) is np.ndarray and v.dtype == np.int64 else tuple(int(d) for d in v)
+        for v in types.values()
+    ]
 
 
 # --------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ files and plain in-file datasets are read (:mod:`.hdf5_guard`), within a decoded
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import zlib
@@ -68,13 +69,14 @@ def write(
         raise ValueError(f"format_version must be one of {WRITABLE_VERSIONS}, got {format_version!r}")
     arrays: list[np.ndarray] = []
     try:
-        if format_version >= 3:
-            manifest = {"graph": encode_tables(graph, arrays, "graph", 0)}
-        else:
-            manifest = {"graph": _encode_graph(graph, arrays, "graph", 0)}
-        refs = _array_refs(arrays)
-        manifest["arrays"] = refs
-        text = json.dumps(manifest, separators=(",", ":"), allow_nan=True)
+        with collector_paused():
+            if format_version >= 3:
+                manifest = {"graph": encode_tables(graph, arrays, "graph", 0)}
+            else:
+                manifest = {"graph": _encode_graph(graph, arrays, "graph", 0)}
+            refs = _array_refs(arrays)
+            manifest["arrays"] = refs
+            text = json.dumps(manifest, separators=(",", ":"), allow_nan=True)
     except (TypeError, ValueError, RecursionError) as exc:
         raise T1CFormatError(f"cannot write {os.fspath(path)}: {exc}") from None
     packed_manifest = np.frombuffer(zlib.compress(text.encode("utf-8"), 6), dtype=np.uint8)
@@ -179,7 +181,7 @@ def read(path: PathLike, *, max_bytes: int | None = None) -> Graph:
     ``max_bytes`` bounds the bytes of arrays the read may allocate (checked before allocating);
     ``None`` means :func:`talon.ir.budget.default_budget` of the file size.
     """
-    with _open(path) as (f, size, version), _damage_is_format_error(path):
+    with _open(path) as (f, size, version), _damage_is_format_error(path), collector_paused():
         budget = ByteBudget(default_budget(size) if max_bytes is None else max_bytes, os.fspath(path))
         with active_budget(budget):
             manifest = json.loads(_read_manifest(f, size, budget))
@@ -188,6 +190,24 @@ def read(path: PathLike, *, max_bytes: int | None = None) -> Graph:
             arrays = _ArrayTable(f, manifest.get("arrays"), size, budget)
             decode_graph = _decode_graph_v3 if version >= 3 else _decode_graph
             return decode_graph(manifest.get("graph"), arrays, "graph", 0)
+
+
+@contextlib.contextmanager
+def collector_paused():
+    """Pause Python's cyclic garbage collector while a graph is read or encoded.
+
+    A read builds a few objects per node and none of them form cycles, but at 6,000 nodes the
+    collector would run ~40 young and several full collections over the whole heap meanwhile
+    (a third of the read's time); afterwards one young collection sees them once. The collector
+    is enabled again only if it was enabled before.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def read_version(path: PathLike) -> str:

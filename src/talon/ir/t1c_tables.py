@@ -224,23 +224,38 @@ def _copies_of_first_row(
         return None
     if mode == "elementwise" and not _values_pass(cls, params, slots, cols):
         return None
-    stacks = [(key, cols[k]) for key, k in slots.items()]
+    keys = list(slots)
+    values = [_row_views(cols[slots[key]]) for key in keys]
+    ports_in, ports_out = _port_views(in_type, count), _port_views(out_type, count)
+    empty_metadata = metadata == {}
     nodes = []
     new = object.__new__
     for r in range(1, count):
         node = new(cls)
         d = dict(state)
-        for key, col in stacks:
-            d[key] = col[r, ...]
-        i = None if in_type is None else {p: a.copy() for p, a in in_type.items()}
-        o = None if out_type is None else {p: a.copy() for p, a in out_type.items()}
+        for key, rows in zip(keys, values, strict=True):
+            d[key] = rows[r]
+        i = None if ports_in is None else {p: rows[r] for p, rows in ports_in}
+        o = None if ports_out is None else {p: rows[r] for p, rows in ports_out}
         d["input_type"], d["output_type"] = i, o
         if declared is not None:
             d["_declared_types"] = (i, o)
-        d["metadata"] = {} if metadata == {} else decode(metadata, (), "metadata")
+        d["metadata"] = {} if empty_metadata else decode(metadata, (), "metadata")
         node.__dict__ = d
         nodes.append(node)
     return nodes
+
+
+def _row_views(col: np.ndarray) -> list[np.ndarray]:
+    """Each row of ``col`` as an array view (0-d rows too, where iterating would give numpy scalars)."""
+    return list(col) if col.ndim > 1 else [col[r, ...] for r in range(col.shape[0])]
+
+
+def _port_views(types, count: int) -> list[tuple[str, list[np.ndarray]]] | None:
+    """For each port, ``count`` separate copies of its shape array (one block, one view per node)."""
+    if types is None:
+        return None
+    return [(port, list(np.repeat(shape[np.newaxis], count, axis=0))) for port, shape in types.items()]
 
 
 def _values_pass(cls, params: dict, slots: dict[str, int], cols: list) -> bool:
