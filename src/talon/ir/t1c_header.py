@@ -1,11 +1,11 @@
-"""The integrity header of a ``.t1c`` file of format version 2 (``docs/format.md``, "Integrity").
+"""The integrity header of a ``.t1c`` file of format versions 2 and 3 (``docs/format.md``, "Integrity").
 
 The first :data:`HEADER_SIZE` bytes of the file are an HDF5 *user block* (libhdf5 skips it and
 finds the HDF5 superblock right after it). talon writes there::
 
     offset  size  field
     0       8     magic b"\\x89T1C\\r\\n\\x1a\\n"
-    8       4     format_version, uint32 little-endian (2)
+    8       4     format_version, uint32 little-endian (2 or 3)
     12      4     reserved, zero
     16      8     file length in bytes, uint64 little-endian (header included)
     24      32    SHA-256 of bytes [0, 24) followed by bytes [56, file length)
