@@ -28,6 +28,7 @@ _REGISTRY: dict[str, type[Node]] = {}
 _NOT_PRIMITIVES = {"Input", "Output", "Graph"}
 _TYPE_FIELDS = ("input_type", "output_type", "metadata")
 _MAX_DIM = (1 << 63) - 1
+_PARAM_NAMES: dict[type, tuple[str, ...]] = {}
 
 
 def register_node(cls: type[Node]) -> type[Node]:
@@ -295,7 +296,10 @@ class Node:
 
     def params(self) -> dict[str, Any]:
         """The node's parameters (every dataclass field except the types and metadata)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _TYPE_FIELDS}
+        names = _PARAM_NAMES.get(type(self))
+        if names is None:  # a class's dataclass fields never change once it is defined
+            names = _PARAM_NAMES[type(self)] = tuple(f.name for f in fields(self) if f.name not in _TYPE_FIELDS)
+        return {name: getattr(self, name) for name in names}
 
     def stored_params(self) -> dict[str, Any]:
         """``params()`` without the optional fields left at None (``_optional_params``): a file or a

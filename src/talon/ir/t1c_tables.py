@@ -20,7 +20,6 @@ values, and every check the constructor makes still runs:
 
 from __future__ import annotations
 
-import json
 from enum import Enum
 from typing import Any
 
@@ -54,9 +53,16 @@ def encode_tables(graph: Graph, arrays: list[np.ndarray], where: str, depth: int
             rows.append([])
             continue
         local: list[np.ndarray] = []
+        params = {}
+        for k, v in node.stored_params().items():
+            if type(v) is np.ndarray and v.dtype.kind in "fiub":  # what encode() does with an array, without its checks
+                local.append(v)
+                params[k] = {"$array": len(local) - 1}
+            else:
+                params[k] = encode(v, local, f"{loc} {k}")
         entry: dict[str, Any] = {
             "type": type(node).__name__,
-            "params": {k: encode(v, local, f"{loc} {k}") for k, v in node.stored_params().items()},
+            "params": params,
             "input_type": _types_json(node.input_type),
             "output_type": _types_json(node.output_type),
         }
@@ -64,8 +70,8 @@ def encode_tables(graph: Graph, arrays: list[np.ndarray], where: str, depth: int
             entry["metadata"] = encode(node.metadata, local, f"{loc} metadata")
         key = None
         if all(a.nbytes < STACK_BELOW for a in local):
-            text = json.dumps(entry, separators=(",", ":"), allow_nan=True)
-            key = (text, tuple((a.dtype.str, a.shape) for a in local))
+            # repr of the JSON-ready entry: equal entries give equal text (stricter than JSON: 1 != 1.0)
+            key = (repr(entry), tuple((a.dtype.str, a.shape) for a in local))
         index = by_key.get(key) if key is not None else None
         if index is None:
             index = len(tables)
@@ -94,7 +100,12 @@ def encode_tables(graph: Graph, arrays: list[np.ndarray], where: str, depth: int
 
 
 def _types_json(types) -> dict[str, list[int]] | None:
-    return None if types is None else {k: [int(d) for d in v] for k, v in types.items()}
+    if types is None:
+        return None
+    return {
+        k: v.tolist() if type(v) is np.ndarray and v.dtype == np.int64 else [int(d) for d in v]
+        for k, v in types.items()
+    }
 
 
 # ---- reading ----------------------------------------------------------------------------------
