@@ -2,8 +2,10 @@
 
 * a large model: 784-4096-4096-10 dense SNN (~70 MB of float32 weights);
 * a graph of 6,000 small nodes (Affine 8x8 + LIF 8, alternating): many tiny arrays;
-plus each file's size against the raw bytes of its arrays, what the format-2 integrity check
-(SHA-256 over the file, ``docs/format.md``) costs inside ``ir.read``, and the peak memory (RSS) of
+plus talon's previous file format (2: one manifest entry per node, every node read through its
+constructor) against the current one (3: node tables, ``docs/format.md``), each file's size against
+the raw bytes of its arrays, what the integrity check (SHA-256 over the file) costs inside
+``ir.read``, and the peak memory (RSS) of
 writing and reading a 268 MB model (one 8192x8192 float32 Affine + LIF 8192), each in a fresh
 process, against safetensors on the same tensors.
 """
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import Row, median_time, print_rows
+from bench.common import Row, median_time, median_times, print_rows
 
 
 def large_model():
@@ -160,7 +162,11 @@ def peak_memory() -> list[tuple[str, int, int, int]]:
     return out
 
 
-def bench_case(label: str, graph, repeats: int) -> tuple[list[Row], list[tuple[str, int, int, int, int]]]:
+def bench_case(
+    label: str, graph, repeats: int, nir_repeats: int
+) -> tuple[list[Row], list[tuple[str, int, int, int, int]]]:
+    """talon against safetensors, the unchecked read and format 2 interleaved (medians); nir.write /
+    nir.read (10-20x slower) timed on their own with fewer repeats."""
     import nir
     from safetensors.numpy import load_file, save_file
 
@@ -172,28 +178,48 @@ def bench_case(label: str, graph, repeats: int) -> tuple[list[Row], list[tuple[s
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         t1c, nirf, st = Path(tmp, "g.t1c"), Path(tmp, "g.nir"), Path(tmp, "g.safetensors")
-        w_ours = median_time(lambda: ir.write(t1c, graph), repeats)
-        w_nir = median_time(lambda: nir.write(nirf, nir_graph), repeats)
-        w_st = median_time(lambda: save_file(tensors, st), repeats)
-        r_ours = median_time(lambda: ir.read(t1c), repeats)
-        r_nir = median_time(lambda: nir.read(nirf), repeats)
-        r_st = median_time(lambda: load_file(st), repeats)
-        r_unchecked = median_time(lambda: read_without_checksum(t1c), repeats)
+        v2 = Path(tmp, "g2.t1c")
+        w = median_times(
+            {
+                "ours": lambda: ir.write(t1c, graph),
+                "st": lambda: save_file(tensors, st),
+                "v2": lambda: ir.write(v2, graph, format_version=2),
+            },
+            repeats,
+        )
+        r = median_times(
+            {
+                "ours": lambda: ir.read(t1c),
+                "st": lambda: load_file(st),
+                "unchecked": lambda: read_without_checksum(t1c),
+                "v2": lambda: ir.read(v2),
+            },
+            repeats,
+        )
+        w_nir = median_time(lambda: nir.write(nirf, nir_graph), nir_repeats)
+        r_nir = median_time(lambda: nir.read(nirf), nir_repeats)
         sizes = (label, raw, t1c.stat().st_size, nirf.stat().st_size, st.stat().st_size)
     rows = [
-        Row("io", f"{label}: write", w_ours, "nir.write", w_nir),
-        Row("io", f"{label}: write", w_ours, "safetensors save_file (arrays only)", w_st),
-        Row("io", f"{label}: read", r_ours, "nir.read", r_nir),
-        Row("io", f"{label}: read", r_ours, "safetensors load_file (arrays only)", r_st),
-        Row("io", f"{label}: read with its SHA-256 check", r_ours, "the same read without the check", r_unchecked),
+        Row("io", f"{label}: write", w["ours"], "nir.write", w_nir),
+        Row("io", f"{label}: write", w["ours"], "safetensors save_file (arrays only)", w["st"]),
+        Row("io", f"{label}: write", w["ours"], "talon's format 2 write (one manifest entry per node)", w["v2"]),
+        Row("io", f"{label}: read", r["ours"], "nir.read", r_nir),
+        Row("io", f"{label}: read", r["ours"], "safetensors load_file (arrays only)", r["st"]),
+        Row("io", f"{label}: read", r["ours"], "talon's format 2 read (every node through its constructor)", r["v2"]),
+        Row(
+            "io", f"{label}: read with its SHA-256 check", r["ours"], "the same read without the check", r["unchecked"]
+        ),
     ]
     return rows, [sizes]
 
 
 def main() -> list[Row]:
     rows, sizes = [], []
-    for label, graph, repeats in (("~70 MB dense SNN", large_model(), 5), ("6,000 small nodes", small_nodes(), 3)):
-        r, s = bench_case(label, graph, repeats)
+    for label, graph, repeats, nir_repeats in (
+        ("~70 MB dense SNN", large_model(), 7, 3),
+        ("6,000 small nodes", small_nodes(), 9, 1),
+    ):
+        r, s = bench_case(label, graph, repeats, nir_repeats)
         rows += r
         sizes += s
     print_rows(".t1c vs nir and safetensors", rows)
