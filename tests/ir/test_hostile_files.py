@@ -427,3 +427,23 @@ def test_a_zip_bomb_manifest_is_charged_before_it_is_inflated(tmp_path, version)
     with pytest.raises(T1CFormatError, match="the manifest needs"):
         ir.read(path, max_bytes=1 << 20)
     reseal(path)
+
+
+def test_a_table_of_many_names_is_charged_before_its_nodes_are_built(tmp_path):
+    """Format 3: a name costs a few manifest bytes but becomes a whole node, so each is charged."""
+    path = tmp_path / "g.t1c"
+    ir.write(path, chain_graph("LIF"))
+    count = 300_000
+
+    def many(m):
+        m["graph"]["tables"].append(
+            {"type": "Input", "names": [f"x{i}" for i in range(count)], "params": {}, "columns": [],
+             "input_type": {"input": [2]}, "output_type": None}
+        )  # fmt: skip
+        m["graph"]["order"] += [len(m["graph"]["tables"]) - 1] * count
+
+    edit_manifest(path, many)
+    with pytest.raises(
+        T1CFormatError, match=r"graph: table 3 \(300,000 nodes\) needs 76,800,000 bytes.*budget of 67,108,864"
+    ):
+        ir.read(path, max_bytes=64 << 20)

@@ -25,12 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from .budget import MAX_NESTING
+from .budget import MAX_NESTING, charge
 from .codec import decode, encode
 from .graph import Graph, Input, Output
 from .node import Node, normalize_types, str_to_node
 
 STACK_BELOW = 1 << 16  # bytes: a node with an array this large gets a table of its own (stacking would copy it)
+NODE_BYTES = 256  # charged to the read's budget per node of a table: a name in the manifest becomes a whole node
 _BOOKKEEPING = ("input_type", "output_type", "_declared_types", "_types_explicit", "metadata")
 
 
@@ -150,6 +151,7 @@ def decode_tables(obj: Any, arrays, where: str, depth: int, decode_subgraph) -> 
             raise ValueError(f"{where}: table {i} is malformed (needs a non-empty 'names' list)")
         if not all(isinstance(n, str) for n in table["names"]):
             raise ValueError(f"{where}: table {i} has a node name that is not a string")
+        charge(len(table["names"]) * NODE_BYTES, f"{where}: table {i} ({len(table['names']):,} nodes)")
         built.append(_decode_table(table, arrays, where, depth, decode_subgraph))
     if not all(type(t) is int and 0 <= t < len(tables) for t in order):
         raise ValueError(f"{where}: 'order' must list table indices (0 .. {len(tables) - 1})")
