@@ -232,8 +232,10 @@ def _copies_of_first_row(
         return None  # the constructor converted or replaced an array
     if not all(_immutable(v) for key, v in state.items() if key not in slots and key not in _BOOKKEEPING):
         return None
-    in_type, out_type, declared = state["input_type"], state["output_type"], state.get("_declared_types")
+    in_type, out_type, declared = state.get("input_type"), state.get("output_type"), state.get("_declared_types")
     if declared is not None and (declared[0] is not in_type or declared[1] is not out_type):
+        return None
+    if not (_shape_arrays(in_type) and _shape_arrays(out_type) and type(state.get("metadata")) is dict):
         return None
     if mode == "elementwise" and not _values_pass(cls, params, slots, cols):
         return None
@@ -283,6 +285,10 @@ def _values_pass(cls, params: dict, slots: dict[str, int], cols: list) -> bool:
     except Exception:  # the rows are rebuilt one by one, and the constructor says which one and why
         return False
     return True
+
+
+def _shape_arrays(types: Any) -> bool:
+    return types is None or (type(types) is dict and all(type(v) is np.ndarray for v in types.values()))
 
 
 def _array_free(value: Any) -> bool:
