@@ -28,6 +28,10 @@ def _many(count: int, seed: int = 0):
     for i in range(3):
         nodes[f"scale{i}"] = ir.Scale(rng.standard_normal(6))
         nodes[f"delay{i}"] = ir.Delay(rng.integers(0, 4, 6))
+        # types without _batch_check: a table of them is read node by node through the constructor
+        stats = rng.standard_normal((4, 6)).astype(np.float32)
+        nodes[f"bn{i}"] = ir.BatchNorm1d(6, stats[0], stats[1], stats[2], stats[3] ** 2)
+        nodes[f"relu{i}"] = ir.ReLU(features=6, negative_slope=0.1)
     nodes["output"] = ir.Output(np.array([6]))
     return ir.Graph(nodes, list(itertools.pairwise(nodes)), metadata={"note": "tables"})
 
@@ -42,9 +46,10 @@ def test_many_nodes_round_trip_bit_exactly_in_a_few_tables(tmp_path):
     with edited(path) as f:
         tables = load_manifest(f)["graph"]["tables"]
     assert [(t["type"], len(t["names"])) for t in tables] == [
-        ("Input", 1), ("Affine", 40), ("LIF", 40), ("Scale", 3), ("Delay", 3), ("Output", 1)
+        ("Input", 1), ("Affine", 40), ("LIF", 40), ("Scale", 3), ("Delay", 3), ("BatchNorm1d", 3), ("ReLU", 3),
+        ("Output", 1)
     ]  # fmt: skip
-    for name in ("fc3", "lif7", "delay2"):
+    for name in ("fc3", "lif7", "delay2", "bn1", "relu2"):
         assert type(back.nodes[name]) is type(graph.nodes[name])
         assert back.nodes[name].__dict__.keys() == graph.nodes[name].__dict__.keys()
 
