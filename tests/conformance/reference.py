@@ -99,8 +99,13 @@ def neuron_step(node: ir.Node, x: np.ndarray, state: dict[str, np.ndarray]) -> t
     if timing == "snntorch_immediate":
         u = _reset(u, z_prev, k, mode)
     z = _cmp(u, k["theta"], node.comparison.value)
+    if node.spike_mode.value == "multi":  # n = (u >= theta) * floor(u / theta), u - n*theta
+        z = np.where(z > 0, np.floor((u / k["theta"]).astype(DTYPE)), DTYPE(0)).astype(DTYPE)
     if timing == "immediate":
         u = _reset(u, z, k, mode)
+    if node.v_min is not None:  # the floor, after the reset: max(u - v_min, 0) + v_min
+        v_min = per_neuron(node.v_min, shape)
+        u = (np.maximum((u - v_min).astype(DTYPE), DTYPE(0)) + v_min).astype(DTYPE)
     if timing == "snntorch_immediate":
         u = (u - (z - z_prev) * k["theta"]).astype(DTYPE)
     spike = z if node.spike_timing.value == "post" else z_prev

@@ -84,6 +84,13 @@ class Integration(StrEnum):
     EULER = "euler"  # u = v + k*((v_leak - v) + r*x), k = 1/tau   (Norse; NIR's forward Euler)
 
 
+class SpikeCount(StrEnum):
+    """How many spikes a spiking neuron emits per step (see docs/semantics.md §3.1)."""
+
+    BINARY = "binary"  # 0 or 1: the threshold comparison
+    MULTI = "multi"  # n = floor(u / theta) when u >= theta (Sinabs MultiSpike, Rockpool), reset by n*theta
+
+
 class Comparison(StrEnum):
     """Threshold comparison: spike when ``v > theta`` or ``v >= theta``."""
 
