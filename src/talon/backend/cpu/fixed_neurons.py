@@ -2,7 +2,7 @@
 
 Formats: the membrane ``v`` has one power-of-two scale per layer,
 ``s_v = 2**ceil(log2 M) / 2**(state_bits - 2)`` where ``M`` is the largest of the calibrated
-``|v|``, ``|v_threshold|``, ``|v_reset|`` and ``|v_init|`` (at least one bit of headroom above the calibrated
+``|v|``, ``|v_threshold|``, ``|v_reset|``, ``|v_init|`` and ``|v_min|`` (at least one bit of headroom above the calibrated
 range; a power of two keeps dyadic thresholds and gains exact); the synaptic current of CubaLIF /
 CubaLI likewise ``s_i``. With
 ``F = coefficient_bits``, every coefficient becomes an integer::
@@ -26,6 +26,10 @@ and one step is, in int64 with ``sat`` the ``state_bits`` two's-complement satur
     v = sat(u) ; spike = z or z_prev
 
 with ``R`` = ``V_RESET`` where ``z`` (value), ``u - z*THETA`` (subtract) or ``u`` (none).
+``spike_mode='multi'`` (immediate subtract reset): ``z = floor(u / THETA)`` (integer floor division)
+where ``u >= THETA``, else 0, then ``u = sat(u - z*THETA)``; the output is the spike count (scale 1,
+bound ``floor(qmax / min THETA)``). ``v_min``: ``V_MIN = sat(rint(v_min / s_v))`` and, after the
+reset, ``u = max(u, V_MIN)`` (``max(u - V_MIN, 0) + V_MIN`` is the same integer).
 Integrator: ``B = 2**F`` and ``C = 0``; LI / CubaLI / Integrator output ``v`` (scale ``s_v``).
 ``integration='euler'`` (LIF / LI) runs the same integer update: it is the same value as 'decay'
 up to float rounding, which the integer datapath replaces with its own.
@@ -71,7 +75,8 @@ class FixedNeuron(StatefulKernel):
         top_v = amax.get("v", 0.0)
         if self.spiking:
             top_v = max(top_v, float(np.abs(k["theta"]).max(initial=0.0)), float(np.abs(k["v_reset"]).max(initial=0.0)))
-            top_v = max(top_v, float(np.abs(k["v_init"]).max(initial=0.0))) if "v_init" in k else top_v
+            for name in ("v_init", "v_min"):
+                top_v = max(top_v, float(np.abs(k[name]).max(initial=0.0))) if name in k else top_v
         self.s_v = state_scale(top_v, self.bits)
         one = float(2**self.frac)
         fixed = functools.partial(_to_int, path=op.path)
@@ -102,10 +107,24 @@ class FixedNeuron(StatefulKernel):
             self.mode = node.reset_mode.value
             self.timing = node.reset_timing.value
             self.post = node.spike_timing == ir.SpikeTiming.POST
-            self.out_formats = [SPIKES]
+            self.multi = node.multi_spike
+            self.v_min = (
+                None if "v_min" not in k else saturate(fixed(lambda: k["v_min"] / self.s_v, what="v_min"), self.bits)
+            )
+            self.out_formats = [self._count_format(op.path) if self.multi else SPIKES]
         else:
             self.out_formats = [QFormat(np.float64(self.s_v), qmax(self.bits) + 1)]
         self._check_overflow()
+
+    def _count_format(self, path: str) -> QFormat:
+        """Spike counts: scale 1, at most ``floor(qmax / min THETA)`` spikes per step."""
+        smallest = int(np.min(self.theta, initial=qmax(self.bits)))
+        if smallest < 1:
+            raise BackendError(
+                f"node {path!r}: spike_mode='multi' divides by the threshold, which is below one step of the "
+                f"membrane format ({self.s_v:g}) in fixed point; raise v_threshold or state_bits"
+            )
+        return QFormat(np.float64(1.0), qmax(self.bits) // smallest)
 
     def _check_overflow(self) -> None:
         state = float(2 ** (self.bits - 1))
@@ -165,8 +184,12 @@ class FixedNeuron(StatefulKernel):
         if self.timing in ("delayed", "snntorch_immediate"):
             u = self._reset(u, z_prev)
         z = self._cmp(u)
+        if self.multi:  # n = floor(U / THETA) spikes where U >= THETA
+            z = np.where(z > 0, np.floor_divide(u, self.theta), 0).astype(INT)
         if self.timing == "immediate":
             u = self._reset(u, z)
+            if self.v_min is not None:
+                u = np.maximum(u, self.v_min)
         elif self.timing == "snntorch_immediate":
             u = saturate(u - (z - z_prev) * self.theta, self.bits)
         new["v"] = u

@@ -66,7 +66,21 @@ def unsupported_nodes(graph: ir.Graph) -> list[str]:
             out.append(f"{path} ({kind}): no HLS implementation in the FPGA backend")
         elif problem := integer_support_problem(node):
             out.append(f"{path} ({kind}): {problem}")
+        elif problem := _neuron_problem(node):
+            out.append(f"{path} ({kind}): {problem}")
     return out
+
+
+def _neuron_problem(node: ir.Node) -> str | None:
+    """The HLS neuron kernel emits one spike bit per step and has no membrane floor."""
+    used = [f for f, on in (("spike_mode='multi'", getattr(node, "multi_spike", False)),
+                            ("v_min", getattr(node, "v_min", None) is not None)) if on]  # fmt: skip
+    if not used:
+        return None
+    return (
+        f"{' and '.join(used)} (spike counts, membrane floor) are not in the HLS neuron kernel, which emits one "
+        "spike bit per step; simulate it with the CPU backend (its fixed point runs them)"
+    )
 
 
 def check_precision(config: CompileConfig) -> None:

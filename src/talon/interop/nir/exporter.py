@@ -44,7 +44,15 @@ from . import profiles, units
 from ._common import DEFAULT_DT, LossyConversionWarning, _broadcast, check_dt, import_nir, same_bits
 from .files import write_graph
 from .metadata import to_nir_metadata
-from .neuron_changes import _GE_CHANGE, _V_INIT_CHANGE, _compare, _exact_fix, _just_below, _starts_off_zero
+from .neuron_changes import (
+    _GE_CHANGE,
+    _V_INIT_CHANGE,
+    _compare,
+    _exact_fix,
+    _just_below,
+    _starts_off_zero,
+    multi_spike_changes,
+)
 
 PathLike = str | os.PathLike
 
@@ -554,6 +562,7 @@ class _Exporter:
             changes.append("spike_timing='pre' -> spikes are emitted from the updated state (one step earlier)")
         if _starts_off_zero(node):
             changes.append(_V_INIT_CHANGE)
+        changes += multi_spike_changes(node)
         if changes:
             self._lossy(name, path, where, changes)
             records["talon_lossy"] = "; ".join(changes)
@@ -590,7 +599,7 @@ class _Exporter:
         membrane = self._typed(self._membrane(membrane_kind, node, shape, records), shape, shape, meta, records)
         parts = [(name, membrane)]
         threshold_records: dict[str, Any] = {}
-        changes = [_V_INIT_CHANGE] if _starts_off_zero(node) else []
+        changes = ([_V_INIT_CHANGE] if _starts_off_zero(node) else []) + multi_spike_changes(node)
         if node.comparison == ">=":
             changes.append(_GE_CHANGE)
             theta = _just_below(theta)
