@@ -77,11 +77,11 @@ class NIRCompatibilityWarning(UserWarning):
 _IDENTITIES = (ir.HybridRegion, ir.Dropout)
 
 
-def to_nir(graph: ir.Graph, dt: float = DEFAULT_DT, lossy: bool = False, *, consumer: str | None = None) -> Any:
+def to_nir(graph: ir.Graph, dt: float | None = None, lossy: bool = False, *, consumer: str | None = None) -> Any:
     """Convert a talon graph into a ``nir.NIRGraph`` whose forward-Euler dynamics at ``dt`` are talon's.
 
-    ``dt`` is the NIR time step in seconds (default ``1e-4``, the snnTorch / Lava convention); it
-    is recorded in the graph's metadata. With ``lossy=False`` (the default) a node NIR cannot
+    ``dt`` is the NIR time step in seconds (``None``: ``1e-4``, the snnTorch / Lava convention; 1 for
+    a consumer that reads time constants as timesteps, Sinabs); it is recorded in the graph's metadata. With ``lossy=False`` (the default) a node NIR cannot
     state exactly raises :class:`~talon.ir.ConversionError`; with ``lossy=True`` it is replaced
     by its nearest NIR equivalent, with a :class:`LossyConversionWarning` and a ``talon_lossy``
     metadata record. Needs the ``nir`` package (talon's ``nir`` extra).
@@ -93,9 +93,14 @@ def to_nir(graph: ir.Graph, dt: float = DEFAULT_DT, lossy: bool = False, *, cons
     nir = import_nir()
     if not isinstance(graph, ir.Graph):
         raise TypeError(f"to_nir expects a talon.ir.Graph, got {type(graph).__name__}")
-    dt = check_dt(dt)
-    graph.validate()  # nodes may have been edited since the graph was built
     profile = profiles.get_profile(consumer)
+    if profile.steps and dt not in (None, 1, 1.0):
+        raise ir.ConversionError(
+            f"{profile.name} reads time constants as timesteps whatever dt: consumer={profile.name!r} writes with "
+            f"dt=1, so drop dt={dt!r}"
+        )
+    dt = check_dt((1.0 if profile.steps else DEFAULT_DT) if dt is None else dt)
+    graph.validate()  # nodes may have been edited since the graph was built
     graph = profiles.check_consumer(graph, profile)
     exporter = _Exporter(nir, dt, bool(lossy))
     result = exporter.graph(graph, "")
@@ -124,7 +129,7 @@ def to_nir(graph: ir.Graph, dt: float = DEFAULT_DT, lossy: bool = False, *, cons
 def write_nir(
     path: PathLike,
     graph: ir.Graph,
-    dt: float = DEFAULT_DT,
+    dt: float | None = None,
     lossy: bool = False,
     *,
     compression: str | None = "gzip",

@@ -19,10 +19,13 @@ Profiles (measured against the frameworks' own runs; versions as tested):
   ``v_reset``, with 0 for no ``v_init``); hard reset,
   immediate, from the charged membrane; ``dt`` 1e-4 when the file records none. Its importer also
   requires uniform parameters, IF ``r = 1/dt``, LIF ``r ∈ {1, τ/dt}``, ``v_leak = v_reset``.
-* ``"sinabs"`` (3.1.3) and ``"rockpool"`` (3.1.0): several spikes per step (``⌊v/θ⌋``), subtractive
-  reset, Sinabs' membrane floor at ``−θ``, exponential decays with their own time units. talon's IR
-  has no multi-spike neuron: files with neurons are refused both ways, naming the node; graphs
-  without neurons (weights, convolutions, pooling) pass.
+* ``"sinabs"`` (3.1.3): several spikes per step (``spike_mode='multi'``), subtractive reset, IF's
+  membrane floor ``v_min = −θ``, LIF decay ``exp(−1/τ)`` (torch float32) with τ in timesteps (dt = 1
+  both ways), ``r`` and ``v_reset`` ignored; nodes its importer drops are refused
+  (:mod:`.profile_sinabs`).
+* ``"rockpool"`` (3.1.0): multi-spike, subtractive reset and a synaptic current ``i = e^{−dt/τs}(i + x)``
+  (input added before the decay), an update order talon's CubaLIF does not state: files with
+  neurons are refused both ways, naming the node; graphs without neurons pass.
 * ``"snntorch"`` (1.0.0): its importer runs NIR's neurons as the standard says (zero reset,
   immediate, ``>``); it writes no ``dt`` and assumes 1e-4.
 * ``"nir"``: the standard itself (the default).
@@ -39,6 +42,8 @@ import numpy as np
 
 from talon import ir
 
+from . import profile_sinabs
+
 SPIKING = (ir.LIF, ir.IF, ir.CubaLIF)
 NEURONS = (ir.LIF, ir.IF, ir.CubaLIF, ir.LI, ir.CubaLI, ir.Integrator, ir.Threshold)
 
@@ -49,17 +54,14 @@ class Profile:
     version: str
     default_dt: float | None  # what the framework assumes when a file records no dt
     multi_spike: str | None = None  # why talon cannot state its neurons, when it cannot
+    steps: bool = False  # it reads time constants as timesteps whatever dt: read and written with dt = 1
 
 
 PROFILES = {
     "nir": Profile("nir", "1.0.8", None),
     "snntorch": Profile("snntorch", "1.0.0", 1e-4),
     "spikingjelly": Profile("spikingjelly", "2.0.0", 1e-4),
-    "sinabs": Profile(
-        "sinabs", "3.1.3", None,
-        "Sinabs runs it with MultiSpike (⌊v/θ⌋ spikes per step, v ≥ θ), a subtractive reset, a membrane floor "
-        "at −θ and τ read as timesteps (exp(−1/τ) decay)",
-    ),
+    "sinabs": Profile("sinabs", profile_sinabs.VERSION, 1.0, steps=True),
     "rockpool": Profile(
         "rockpool", "3.1.0", None,
         "Rockpool runs it with multi-spike (⌊v/θ⌋ spikes per step, v ≥ θ), a subtractive reset and exp(−dt/τ) "
@@ -103,6 +105,8 @@ def restate(graph: ir.Graph, profile: Profile, where: str) -> ir.Graph:
             f"spike per step, so no talon graph spikes as {profile.name} {profile.version} does. Read without "
             "producer= for the NIR standard's semantics."
         )
+    if profile.name == "sinabs":
+        return profile_sinabs.restate(graph)
     if profile.name == "spikingjelly":
         # SpikingJelly spikes on '>=' and starts every membrane at v_reset
         return _map_spiking(
@@ -144,6 +148,8 @@ def check_consumer(graph: ir.Graph, profile: Profile) -> ir.Graph:
             f"node {path!r} ({type(node).__name__}): {profile.multi_spike}, not as this graph does; "
             f"no talon neuron can be exported to {profile.name} exactly"
         )
+    if profile.name == "sinabs":
+        return profile_sinabs.check_consumer(graph)
     if profile.name == "spikingjelly":
         for path, node in neurons:
             _check_spikingjelly(path, node)
