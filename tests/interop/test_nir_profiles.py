@@ -192,22 +192,7 @@ def test_spikingjelly_files_with_a_nonzero_reset_start_there(tmp_path):
     assert np.count_nonzero(simulate(graph, x) != expected) > 0
 
 
-# ---- Sinabs and Rockpool: multi-spike neurons talon cannot state ---------------------------------
-
-
-def test_sinabs_files_are_refused_naming_its_multi_spike_neuron(tmp_path):
-    import nir
-    import sinabs.layers as sl
-    from sinabs.nir import to_nir as sinabs_to_nir
-
-    net = torch.nn.Sequential(torch.nn.Linear(4, 3), sl.IAFSqueeze(batch_size=1))
-    nir.write(tmp_path / "sinabs.nir", sinabs_to_nir(net, torch.zeros(1, 4)))
-    with pytest.raises(ir.ConversionError, match=r"\(IF\): Sinabs runs it with MultiSpike"):
-        read_nir(tmp_path / "sinabs.nir", producer="sinabs")
-    lif = ir.Graph({"input": ir.Input(np.array([3])), "lif": ir.LIF(tau=np.full(3, 5.0)),
-                    "output": ir.Output(np.array([3]))}, [("input", "lif"), ("lif", "output")])  # fmt: skip
-    with pytest.raises(ir.ConversionError, match=r"node 'lif' \(LIF\): Sinabs runs it with MultiSpike"):
-        write_nir(tmp_path / "to_sinabs.nir", lif, consumer="sinabs")
+# ---- Rockpool: a synaptic current talon cannot state (Sinabs: test_nir_profile_sinabs.py) -------------
 
 
 def test_rockpool_files_are_refused_naming_its_multi_spike_neuron(tmp_path):

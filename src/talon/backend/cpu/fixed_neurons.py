@@ -2,8 +2,8 @@
 
 Formats: the membrane ``v`` has one power-of-two scale per layer,
 ``s_v = 2**ceil(log2 M) / 2**(state_bits - 2)`` where ``M`` is the largest of the calibrated
-``|v|``, ``|v_threshold|``, ``|v_reset|``, ``|v_init|`` and ``|v_min|`` (at least one bit of headroom above the calibrated
-range; a power of two keeps dyadic thresholds and gains exact); the synaptic current of CubaLIF /
+``|v|``, ``|v_threshold|``, ``|v_reset|``, ``|v_init|`` and ``|v_min|`` (at least one bit of headroom
+above the calibrated range; a power of two keeps dyadic thresholds and gains exact); the synaptic current of CubaLIF /
 CubaLI likewise ``s_i``. With
 ``F = coefficient_bits``, every coefficient becomes an integer::
 

@@ -64,9 +64,7 @@ def unsupported_nodes(graph: ir.Graph) -> list[str]:
         kind = type(node).__name__
         if kind not in SUPPORTED:
             out.append(f"{path} ({kind}): no HLS implementation in the FPGA backend")
-        elif problem := integer_support_problem(node):
-            out.append(f"{path} ({kind}): {problem}")
-        elif problem := _neuron_problem(node):
+        elif (problem := integer_support_problem(node)) or (problem := _neuron_problem(node)):
             out.append(f"{path} ({kind}): {problem}")
     return out
 

@@ -81,7 +81,8 @@ def to_nir(graph: ir.Graph, dt: float | None = None, lossy: bool = False, *, con
     """Convert a talon graph into a ``nir.NIRGraph`` whose forward-Euler dynamics at ``dt`` are talon's.
 
     ``dt`` is the NIR time step in seconds (``None``: ``1e-4``, the snnTorch / Lava convention; 1 for
-    a consumer that reads time constants as timesteps, Sinabs); it is recorded in the graph's metadata. With ``lossy=False`` (the default) a node NIR cannot
+    a consumer that reads time constants as timesteps, Sinabs); it is recorded in the graph's metadata.
+    With ``lossy=False`` (the default) a node NIR cannot
     state exactly raises :class:`~talon.ir.ConversionError`; with ``lossy=True`` it is replaced
     by its nearest NIR equivalent, with a :class:`LossyConversionWarning` and a ``talon_lossy``
     metadata record. Needs the ``nir`` package (talon's ``nir`` extra).

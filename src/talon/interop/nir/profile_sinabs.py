@@ -90,7 +90,7 @@ def restate(graph: ir.Graph, prefix: str = "") -> ir.Graph:
             node = restate(node, f"{path}.")
         elif not isinstance(node, RUNS):
             raise _refuse(path, node, f"Sinabs {VERSION}'s NIR importer has no mapping for it and drops it without "
-                          "error (its model then differs from the file); talon cannot run what Sinabs runs")  # fmt: skip
+                          "error (its model then differs from the file)")  # fmt: skip
         elif isinstance(node, ir.IF):
             theta = np.asarray(node.v_threshold)
             node = _multi(node, r=np.ones_like(theta), v_min=-theta)
@@ -153,7 +153,9 @@ def _consumed(path: str, node: ir.Node) -> ir.Node:
         if node.v_init is not None and np.any(np.asarray(node.v_init) != 0):
             raise refuse("v_init", "it starts every membrane at 0")
         theta32 = np.asarray(node.v_threshold).astype(np.float32)
-        floor = None if node.v_min is None else np.broadcast_to(np.asarray(node.v_min).astype(np.float32), theta32.shape)
+        floor = (
+            None if node.v_min is None else np.broadcast_to(np.asarray(node.v_min).astype(np.float32), theta32.shape)
+        )
         if isinstance(node, ir.IF) and (floor is None or not np.array_equal(floor, -theta32)):
             raise refuse("v_min", "its IF has the membrane floor -v_threshold; set v_min=-v_threshold")
         if isinstance(node, ir.LIF) and floor is not None:
