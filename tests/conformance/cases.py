@@ -222,6 +222,51 @@ CASES += [
         low=-8,
         high=12,
     ),
+    # Rockpool's LIFTorch: the input joins the synaptic current before the decay, multi-spike at most
+    # max_spikes per step
+    Case(
+        "cubalif[input-first-synapse]",
+        lambda: chain(
+            [2],
+            (
+                "neuron",
+                ir.CubaLIF(
+                    tau_syn=[2.0, 4.0],
+                    tau_mem=[4.0, 2.0],
+                    r=[4.0, 2.0],
+                    w_in=[2.0, 4.0],
+                    synapse="input_first",
+                    comparison=">",
+                ),
+            ),
+        ),
+        (2,),
+        low=-2,
+        high=8,
+    ),
+    Case(
+        "cubalif[input-first-multi-max_spikes]",
+        lambda: chain(
+            [3],
+            (
+                "neuron",
+                ir.CubaLIF(
+                    tau_syn=[2.0, 4.0, 8.0],
+                    tau_mem=[4.0, 2.0, 8.0],
+                    r=[4.0, 2.0, 8.0],
+                    w_in=[2.0, 4.0, 8.0],
+                    v_threshold=[0.25, 0.375, 0.5],
+                    synapse="input_first",
+                    reset_mode="subtract",
+                    spike_mode="multi",
+                    max_spikes=3,
+                ),
+            ),
+        ),
+        (3,),
+        low=-4,
+        high=10,
+    ),
     Case(
         "mlp[affine-if-multi-affine-lif-multi]",
         lambda: chain(

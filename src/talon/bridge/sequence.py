@@ -159,6 +159,8 @@ def _multi_spike_or_floor_loop(module, update, drive: torch.Tensor, v: torch.Ten
         compare(v, v_th, out=out[t])
         if module.multi_spike:
             torch.div(v, v_th, out=count).floor_().clamp_min_(0)
+            if module.max_spikes is not None:
+                count.clamp_max_(module.max_spikes)
             out[t].mul_(count)  # z in {0, 1} times a count >= 0: exact, +0 where no spike
             torch.mul(out[t], v_th, out=count)
             v.sub_(count)
@@ -186,6 +188,12 @@ def _synaptic_current(module, xs: torch.Tensor, i0: torch.Tensor | None, unit_ga
     sx = xs if unit_gain else module.syn_gain * xs
     current = torch.empty_like(xs)
     previous = torch.zeros_like(xs[0]) if i0 is None else i0
+    if getattr(module, "input_first", False):  # i[t] = alpha·(i[t-1] + g_s·x[t])
+        for t in range(xs.shape[0]):
+            torch.add(previous, sx[t], out=current[t])
+            current[t].mul_(module.alpha)
+            previous = current[t]
+        return current
     for t in range(xs.shape[0]):
         torch.mul(module.alpha, previous, out=current[t])
         current[t].add_(sx[t])

@@ -40,6 +40,7 @@ from .types import (
     SpikeCount,
     SpikeMode,
     SpikeTiming,
+    SynapseOrder,
     UpsampleMode,
 )
 
@@ -105,6 +106,7 @@ __all__ = [
     "SpikeCount",
     "SpikeMode",
     "SpikeTiming",
+    "SynapseOrder",
     "SpikingAffine",
     "SumPool2d",
     "T1CFormatError",

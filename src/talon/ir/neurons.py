@@ -15,7 +15,7 @@ short, with coefficients computed in float64 from the parameters and cast to the
     spike = z if spike_timing == 'post' else z_prev;   v = u
 
     spike_mode 'multi' (comparison '>=', reset 'subtract', timing 'immediate', spike 'post', theta > 0):
-        n = (u >= theta) * floor(u / theta);  u = u - n*theta;  spike = n       (in place of z above)
+        n = (u >= theta) * floor(u / theta) (at most max_spikes);  u = u - n*theta;  spike = n
     v_min (reset_timing 'immediate' only), after the reset:  u = max(u - v_min, 0) + v_min
 
     v(t=0) = v_init (0 when None; the synaptic current of CubaLIF starts at 0)
@@ -38,7 +38,17 @@ import numpy as np
 from .budget import charge, element_count
 from .errors import ShapeError
 from .node import Node, as_array, register_node
-from .types import Comparison, Integration, ResetMode, ResetTiming, Shape, SpikeCount, SpikeTiming, coerce_enum
+from .types import (
+    Comparison,
+    Integration,
+    ResetMode,
+    ResetTiming,
+    Shape,
+    SpikeCount,
+    SpikeTiming,
+    SynapseOrder,
+    coerce_enum,
+)
 
 
 def _is_scalar(a: np.ndarray) -> bool:
@@ -181,6 +191,13 @@ class _Spiking(_ElementwiseState):
                 )
             if not np.all(np.asarray(self.v_threshold) > 0):
                 raise ValueError(f"{where}: spike_mode='multi' needs v_threshold > 0 (the spike count divides by it)")
+        if self.max_spikes is not None:
+            limit = self.max_spikes
+            if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
+                raise ValueError(f"{where}: max_spikes must be a whole number >= 1 (or None), got {limit!r}")
+            if self.spike_mode is not SpikeCount.MULTI:
+                raise ValueError(f"{where}: max_spikes bounds the spike count of spike_mode='multi' only")
+            self.max_spikes = int(limit)
         if self.v_min is not None:
             self._check_finite("v_min")
             if self.reset_timing is not ResetTiming.IMMEDIATE:
@@ -225,7 +242,10 @@ _DYNAMICS_DOC = """
       ``reset_timing='immediate'``, ``spike_timing='post'`` and ``v_threshold > 0``;
     * ``v_min``: a membrane floor (``None``, the default, has none), applied after the reset as
       ``u = max(u - v_min, 0) + v_min`` in the compute dtype (Sinabs' ``min_v_mem``; equal to
-      ``max(u, v_min)`` in exact arithmetic); only with ``reset_timing='immediate'``.
+      ``max(u, v_min)`` in exact arithmetic); only with ``reset_timing='immediate'``;
+    * ``max_spikes``: with ``spike_mode='multi'``, at most this many spikes per step
+      (``n = min(n, max_spikes)``, and the reset subtracts the bounded count; Rockpool's
+      ``max_spikes_per_dt``); ``None``, the default, has no bound.
 """
 
 
@@ -257,10 +277,11 @@ class LIF(_Spiking):
     v_init: np.ndarray | None = None
     spike_mode: SpikeCount = SpikeCount.BINARY
     v_min: np.ndarray | None = None
+    max_spikes: int | None = None
 
     _array_params = ("tau", "r", "v_leak", "v_threshold", "v_reset", "v_init", "v_min")
     _optional_zero_params = ("v_reset",)
-    _optional_params = ("v_init", "v_min")
+    _optional_params = ("v_init", "v_min", "max_spikes")
     _omitted_defaults = _SPIKING_OMITTED
 
     def _check_params(self) -> None:
@@ -296,10 +317,11 @@ class IF(_Spiking):
     v_init: np.ndarray | None = None
     spike_mode: SpikeCount = SpikeCount.BINARY
     v_min: np.ndarray | None = None
+    max_spikes: int | None = None
 
     _array_params = ("v_threshold", "r", "v_reset", "v_init", "v_min")
     _optional_zero_params = ("v_reset",)
-    _optional_params = ("v_init", "v_min")
+    _optional_params = ("v_init", "v_min", "max_spikes")
     _omitted_defaults = _SPIKING_OMITTED
 
     def _check_params(self) -> None:
@@ -321,6 +343,8 @@ class CubaLIF(_Spiking):
 
     (the membrane sees the *new* current), then threshold and reset of ``v`` (the current is
     never reset). With ``w_in = tau_syn`` and ``r = tau_mem`` this is snnTorch's Synaptic.
+    ``synapse='input_first'`` adds the input before the decay, ``i = alpha (i + (w_in/tau_syn) x)``
+    (Rockpool's ``LIFTorch`` and Sinabs' synaptic current; the default ``'decay'`` is the line above).
 """
         + _DYNAMICS_DOC
     )
@@ -339,17 +363,20 @@ class CubaLIF(_Spiking):
     v_init: np.ndarray | None = None
     spike_mode: SpikeCount = SpikeCount.BINARY
     v_min: np.ndarray | None = None
+    max_spikes: int | None = None
+    synapse: SynapseOrder = SynapseOrder.DECAY
 
     _array_params = ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in", "v_init", "v_min")
     _optional_zero_params = ("v_reset",)
-    _optional_params = ("v_init", "v_min")
-    _omitted_defaults = _SPIKING_OMITTED
+    _optional_params = ("v_init", "v_min", "max_spikes")
+    _omitted_defaults = {**_SPIKING_OMITTED, "synapse": SynapseOrder.DECAY}
 
     def _check_params(self) -> None:
         self._check_arrays()
         self._check_positive("tau_syn", "tau_mem")
         self._check_finite("r", "v_leak", "w_in")
         self._check_dynamics()
+        self.synapse = coerce_enum(SynapseOrder, self.synapse, "synapse", self._where())
 
 
 @register_node

@@ -5,7 +5,8 @@ Coefficients are computed in float64 from the stored parameters and cast once to
 
     z_prev = cmp(v, theta)
     if reset_timing == 'delayed_pre_decay': v = R(v, z_prev)
-    i = alpha*i + g_s*x ; x := i                           (CubaLIF / CubaLI)
+    i = alpha*i + g_s*x ; x := i                           (CubaLIF / CubaLI; synapse 'input_first':
+                                                            i = alpha*(i + g_s*x))
     u = (beta*v + g*x) + c                                 (integration 'decay')
     u = v + k*((v_leak - v) + r*x)                         (integration 'euler', LIF / LI)
     if reset_timing in ('delayed', 'snntorch_immediate'): u = R(u, z_prev)
@@ -111,6 +112,8 @@ class FloatNeuron(StatefulKernel):
             self.timing = node.reset_timing.value
             self.post = node.spike_timing == ir.SpikeTiming.POST
         self.multi = self.spiking and node.multi_spike
+        self.max_spikes = node.max_spikes if self.multi else None
+        self.input_first = getattr(node, "synapse", None) == ir.SynapseOrder.INPUT_FIRST
 
     def init_state(self, batch: int) -> State:
         state = {name: np.zeros((batch, *self.shape), self.dtype) for name in self.state_names}
@@ -138,7 +141,11 @@ class FloatNeuron(StatefulKernel):
             z_prev = self._cmp(v)
             if self.timing == "delayed_pre_decay":
                 v = self._reset(v, z_prev)
-        if self.cuba:
+        if self.input_first:
+            i = k["alpha"] * (state["i"] + k["gs"] * x)
+            new["i"] = i
+            x = i
+        elif self.cuba:
             i = k["alpha"] * state["i"] + k["gs"] * x
             new["i"] = i
             x = i
@@ -155,7 +162,7 @@ class FloatNeuron(StatefulKernel):
             u = self._reset(u, z_prev)
         z = self._cmp(u)
         if self.multi:  # n = floor(u / theta) spikes where u >= theta
-            z = multi_spike_count(z, u, k["theta"])
+            z = multi_spike_count(z, u, k["theta"], self.max_spikes)
         if self.timing == "immediate":
             u = self._reset(u, z)
             if "v_min" in k:
@@ -166,10 +173,11 @@ class FloatNeuron(StatefulKernel):
         return [z if self.post else z_prev], new
 
 
-def multi_spike_count(z: np.ndarray, u: np.ndarray, theta: np.ndarray) -> np.ndarray:
+def multi_spike_count(z: np.ndarray, u: np.ndarray, theta: np.ndarray, limit: int | None = None) -> np.ndarray:
     """``spike_mode='multi'``: ``floor(u / theta)`` (the division rounded to ``u``'s dtype) where the
-    comparison ``z`` fired, else 0."""
-    return np.where(z > 0, np.floor(u / theta), np.zeros((), u.dtype))
+    comparison ``z`` fired, else 0; at most ``limit`` (``max_spikes``)."""
+    n = np.where(z > 0, np.floor(u / theta), np.zeros((), u.dtype))
+    return n if limit is None else np.minimum(n, u.dtype.type(limit))
 
 
 def membrane_floor(u: np.ndarray, v_min: np.ndarray) -> np.ndarray:

@@ -72,12 +72,13 @@ def unsupported_nodes(graph: ir.Graph) -> list[str]:
 def _neuron_problem(node: ir.Node) -> str | None:
     """The HLS neuron kernel emits one spike bit per step and has no membrane floor."""
     used = [f for f, on in (("spike_mode='multi'", getattr(node, "multi_spike", False)),
-                            ("v_min", getattr(node, "v_min", None) is not None)) if on]  # fmt: skip
+                            ("v_min", getattr(node, "v_min", None) is not None),
+                            ("synapse='input_first'", getattr(node, "synapse", "decay") == "input_first")) if on]  # fmt: skip
     if not used:
         return None
     return (
-        f"{' and '.join(used)} (spike counts, membrane floor) are not in the HLS neuron kernel, which emits one "
-        "spike bit per step; simulate it with the CPU backend (its fixed point runs them)"
+        f"{' and '.join(used)} (spike counts, membrane floor, input-first synapse) are not in the HLS neuron "
+        "kernel, which emits one spike bit per step; simulate it with the CPU backend (its fixed point runs them)"
     )
 
 

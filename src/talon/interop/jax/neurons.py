@@ -13,7 +13,7 @@ in exactly this order (``cmp`` is the spike function of :mod:`.spike`)::
 
     z_prev = cmp(v, theta)
     if reset_timing == 'delayed_pre_decay': v = R(v, z_prev)
-    i = alpha*i + gs*x;  x = i                      # CubaLIF
+    i = alpha*i + gs*x;  x = i                      # CubaLIF ('input_first': alpha*(i + gs*x))
     u = (beta*v + g*x) + c                          # integration 'decay'
     u = v + k*((v_leak - v) + r*x)                  # integration 'euler' (LIF, LI)
     if reset_timing in ('delayed', 'snntorch_immediate'): u = R(u, z_prev)
@@ -126,9 +126,12 @@ def _reset(mode: str, v, z, k: dict):
     return v
 
 
-def _multi_spike_count(z, u, theta):
-    """``floor(u / theta)`` where the comparison ``z`` fired, else 0; the gradient is ``z``'s."""
+def _multi_spike_count(z, u, theta, limit):
+    """``floor(u / theta)`` where the comparison ``z`` fired, else 0, at most ``limit``
+    (``max_spikes``); the gradient is ``z``'s."""
     n = jnp.where(lax.stop_gradient(z) > 0, jnp.floor(lax.stop_gradient(u) / theta), jnp.zeros((), u.dtype))
+    if limit is not None:
+        n = jnp.minimum(n, jnp.asarray(limit, u.dtype))
     return z + lax.stop_gradient(n - z)
 
 
@@ -178,7 +181,9 @@ def make_step(node: ir.Node, spike: Callable | None) -> Callable:
     post = node.spike_timing.value == "post"
     leaky = not isinstance(node, ir.IF)
     multi = node.multi_spike
+    limit = node.max_spikes
     v_min = None if node.v_min is None else np.asarray(node.v_min, np.float64)
+    input_first = getattr(node, "synapse", None) == ir.SynapseOrder.INPUT_FIRST
 
     def spiking_step(params, state, x, zero):
         k = {name: per_neuron(p, x.ndim) for name, p in params.items()}
@@ -187,7 +192,10 @@ def make_step(node: ir.Node, spike: Callable | None) -> Callable:
         if timing == "delayed_pre_decay":
             v = _reset(mode, v, z_prev, k)
         new = {}
-        if cuba:
+        if input_first:  # i = alpha*(i + gs*x)
+            x = k["alpha"] * (state["i"] + rounded(k["gs"] * x, zero))
+            new["i"] = x
+        elif cuba:
             x = rounded(k["alpha"] * state["i"], zero) + rounded(k["gs"] * x, zero)
             new["i"] = x
         if euler:
@@ -200,7 +208,7 @@ def make_step(node: ir.Node, spike: Callable | None) -> Callable:
             u = _reset(mode, u, z_prev, k)
         z = spike(u, k["theta"])
         if multi:
-            z = _multi_spike_count(z, u, k["theta"])
+            z = _multi_spike_count(z, u, k["theta"], limit)
             u = u - rounded(lax.stop_gradient(z) * k["theta"], zero)
         elif timing == "immediate":
             u = _reset(mode, u, z, k)

@@ -397,6 +397,8 @@ def _require_zero_start(where: str, node: ir.Node) -> None:
         raise ConversionError(f"{where}: spike_mode='multi', but Spyx's neurons emit one spike per step at most")
     if node.v_min is not None:
         raise ConversionError(f"{where}: v_min (a membrane floor), but Spyx's neurons have none; use v_min=None")
+    if getattr(node, "synapse", "decay") == "input_first":
+        raise ConversionError(f"{where}: synapse='input_first', but Spyx's CuBaLIF decays the current before the input")
 
 
 def _recurrent_parts(where: str, sub: ir.Graph) -> tuple[str, ir.Node, ir.Linear]:
