@@ -81,7 +81,7 @@ def to_nir(graph: ir.Graph, dt: float | None = None, lossy: bool = False, *, con
     """Convert a talon graph into a ``nir.NIRGraph`` whose forward-Euler dynamics at ``dt`` are talon's.
 
     ``dt`` is the NIR time step in seconds (``None``: ``1e-4``, the snnTorch / Lava convention; 1 for
-    a consumer that reads time constants as timesteps, Sinabs); it is recorded in the graph's metadata.
+    a consumer with its own time unit, Sinabs and Rockpool); it is recorded in the graph's metadata.
     With ``lossy=False`` (the default) a node NIR cannot
     state exactly raises :class:`~talon.ir.ConversionError`; with ``lossy=True`` it is replaced
     by its nearest NIR equivalent, with a :class:`LossyConversionWarning` and a ``talon_lossy``
@@ -95,12 +95,12 @@ def to_nir(graph: ir.Graph, dt: float | None = None, lossy: bool = False, *, con
     if not isinstance(graph, ir.Graph):
         raise TypeError(f"to_nir expects a talon.ir.Graph, got {type(graph).__name__}")
     profile = profiles.get_profile(consumer)
-    if profile.steps and dt not in (None, 1, 1.0):
+    if profile.own_dt and dt not in (None, 1, 1.0):
         raise ir.ConversionError(
-            f"{profile.name} reads time constants as timesteps whatever dt: consumer={profile.name!r} writes with "
-            f"dt=1, so drop dt={dt!r}"
+            f"{profile.name} {profile.own_dt}: consumer={profile.name!r} writes the values it will run (with "
+            f"dt=1), so drop dt={dt!r}"
         )
-    dt = check_dt((1.0 if profile.steps else DEFAULT_DT) if dt is None else dt)
+    dt = check_dt((1.0 if profile.own_dt else DEFAULT_DT) if dt is None else dt)
     graph.validate()  # nodes may have been edited since the graph was built
     graph = profiles.check_consumer(graph, profile)
     exporter = _Exporter(nir, dt, bool(lossy))

@@ -196,11 +196,11 @@ def import_graph(
             file_dt = check_dt(file_dt, f"{where}: metadata 'dt'")
         except ValueError as exc:
             raise NIRFormatError(str(exc)) from None
-    if profile.steps:  # the framework reads time constants as timesteps whatever the file or the caller says
+    if profile.own_dt:  # the framework has its own time unit: the file's values are read as they are
         if dt is not None and dt != 1.0:
             raise ir.ConversionError(
-                f"{where}: {profile.name} reads time constants as timesteps whatever dt; producer={profile.name!r} "
-                f"reads with dt=1, so drop dt={dt!r}"
+                f"{where}: {profile.name} {profile.own_dt}; producer={profile.name!r} restates the file's own "
+                f"values, so drop dt={dt!r}"
             )
         dt, file_dt = None, 1.0
     if dt is None and file_dt is None:

@@ -23,9 +23,9 @@ Profiles (measured against the frameworks' own runs; versions as tested):
   membrane floor ``v_min = −θ``, LIF decay ``exp(−1/τ)`` (torch float32) with τ in timesteps (dt = 1
   both ways), ``r`` and ``v_reset`` ignored; nodes its importer drops are refused
   (:mod:`.profile_sinabs`).
-* ``"rockpool"`` (3.1.0): multi-spike, subtractive reset and a synaptic current ``i = e^{−dt/τs}(i + x)``
-  (input added before the decay), an update order talon's CubaLIF does not state: files with
-  neurons are refused both ways, naming the node; graphs without neurons pass.
+* ``"rockpool"`` (3.1.0): CubaLIF with multi-spike (at most 2^16 per step), subtractive reset,
+  ``i = e^{−dt/τs}(i + x)`` (``synapse='input_first'``) and a ``dt`` it derives from ``τ_mem/(1 + r)``;
+  its importer crashes on LIF and has no IF (refused by name) (:mod:`.profile_rockpool`).
 * ``"snntorch"`` (1.0.0): its importer runs NIR's neurons as the standard says (zero reset,
   immediate, ``>``); it writes no ``dt`` and assumes 1e-4.
 * ``"nir"``: the standard itself (the default).
@@ -42,7 +42,7 @@ import numpy as np
 
 from talon import ir
 
-from . import profile_sinabs
+from . import profile_rockpool, profile_sinabs
 
 SPIKING = (ir.LIF, ir.IF, ir.CubaLIF)
 NEURONS = (ir.LIF, ir.IF, ir.CubaLIF, ir.LI, ir.CubaLI, ir.Integrator, ir.Threshold)
@@ -53,20 +53,18 @@ class Profile:
     name: str
     version: str
     default_dt: float | None  # what the framework assumes when a file records no dt
-    multi_spike: str | None = None  # why talon cannot state its neurons, when it cannot
-    steps: bool = False  # it reads time constants as timesteps whatever dt: read and written with dt = 1
+    # why the framework does not use a dt for the file (its importer has its own time unit): the
+    # profile then reads and writes the file's own values (dt = 1) and restates the time constants
+    own_dt: str | None = None
 
 
 PROFILES = {
     "nir": Profile("nir", "1.0.8", None),
     "snntorch": Profile("snntorch", "1.0.0", 1e-4),
     "spikingjelly": Profile("spikingjelly", "2.0.0", 1e-4),
-    "sinabs": Profile("sinabs", profile_sinabs.VERSION, 1.0, steps=True),
-    "rockpool": Profile(
-        "rockpool", "3.1.0", None,
-        "Rockpool runs it with multi-spike (⌊v/θ⌋ spikes per step, v ≥ θ), a subtractive reset and exp(−dt/τ) "
-        "decays at its own dt (its importer also fails on nir.LIF and has no nir.IF)",
-    ),
+    "sinabs": Profile("sinabs", profile_sinabs.VERSION, 1.0, own_dt="reads time constants as timesteps whatever dt"),
+    "rockpool": Profile("rockpool", profile_rockpool.VERSION, 1.0,
+                        own_dt="derives its dt from each CubaLIF's tau_mem / (1 + r) whatever dt"),
 }  # fmt: skip
 
 
@@ -97,16 +95,10 @@ def restate(graph: ir.Graph, profile: Profile, where: str) -> ir.Graph:
     """The graph as ``profile``'s framework runs it (see the module docstring), or ConversionError."""
     if profile.name == "nir":
         return graph
-    neurons = list(_neurons(graph))
-    if profile.multi_spike and neurons:
-        path, node = neurons[0]
-        raise ir.ConversionError(
-            f"{where}: node {path!r} ({type(node).__name__}): {profile.multi_spike}; talon's neurons emit at most one "
-            f"spike per step, so no talon graph spikes as {profile.name} {profile.version} does. Read without "
-            "producer= for the NIR standard's semantics."
-        )
     if profile.name == "sinabs":
         return profile_sinabs.restate(graph)
+    if profile.name == "rockpool":
+        return profile_rockpool.restate(graph)
     if profile.name == "spikingjelly":
         # SpikingJelly spikes on '>=' and starts every membrane at v_reset
         return _map_spiking(
@@ -142,14 +134,10 @@ def check_consumer(graph: ir.Graph, profile: Profile) -> ir.Graph:
     if profile.name == "nir":
         return graph
     neurons = list(_neurons(graph))
-    if profile.multi_spike and neurons:
-        path, node = neurons[0]
-        raise ir.ConversionError(
-            f"node {path!r} ({type(node).__name__}): {profile.multi_spike}, not as this graph does; "
-            f"no talon neuron can be exported to {profile.name} exactly"
-        )
     if profile.name == "sinabs":
         return profile_sinabs.check_consumer(graph)
+    if profile.name == "rockpool":
+        return profile_rockpool.check_consumer(graph)
     if profile.name == "spikingjelly":
         for path, node in neurons:
             _check_spikingjelly(path, node)
