@@ -192,10 +192,10 @@ def test_spikingjelly_files_with_a_nonzero_reset_start_there(tmp_path):
     assert np.count_nonzero(simulate(graph, x) != expected) > 0
 
 
-# ---- Rockpool: a synaptic current talon cannot state (Sinabs: test_nir_profile_sinabs.py) -------------
+# ---- Rockpool's batch axis (the profiles: test_nir_profile_sinabs.py, test_nir_profile_rockpool.py) ----
 
 
-def test_rockpool_files_are_refused_naming_its_multi_spike_neuron(tmp_path):
+def test_rockpool_batch_axis_is_refused_or_dropped_with_a_warning(tmp_path):
     import nir
     from rockpool.nn.combinators import Sequential
     from rockpool.nn.modules import LIFTorch, LinearTorch
@@ -203,8 +203,6 @@ def test_rockpool_files_are_refused_naming_its_multi_spike_neuron(tmp_path):
 
     net = Sequential(LinearTorch((4, 3)), LIFTorch(3))
     nir.write(tmp_path / "rockpool.nir", rockpool_to_nir(net))
-    with pytest.raises(ir.ConversionError, match=r"Rockpool runs it with multi-spike"):
-        read_nir(tmp_path / "rockpool.nir", type_check=False, producer="rockpool")
     # NIR's semantics: the batch axis Rockpool writes on Input is refused, or dropped with a warning
     with pytest.raises(ir.ConversionError, match="not consistent"):
         read_nir(tmp_path / "rockpool.nir", dt=1e-3)

@@ -88,8 +88,8 @@ def test_fixed_point_counts_by_integer_floor_division_and_floors_the_membrane():
 def test_fpga_backend_refuses_by_node_name():
     problems = unsupported_nodes(if_graph(**MULTI))
     assert problems == [
-        "if (IF): spike_mode='multi' (spike counts, membrane floor) are not in the HLS neuron kernel, which emits "
-        "one spike bit per step; simulate it with the CPU backend (its fixed point runs them)"
+        "if (IF): spike_mode='multi' (spike counts, membrane floor, input-first synapse) are not in the HLS neuron "
+        "kernel, which emits one spike bit per step; simulate it with the CPU backend (its fixed point runs them)"
     ]
     assert "v_min" in unsupported_nodes(if_graph(reset_mode="subtract", v_min=-1.0))[0]
     assert unsupported_nodes(if_graph(reset_mode="subtract")) == []
@@ -120,3 +120,21 @@ def test_pytorch_surrogate_goes_straight_through_the_first_spike():
     probe = torch.tensor([[1.75, 0.25, -2.0]], requires_grad=True)
     spike(probe - 0.5, True).sum().backward()  # the binary spike's arc-tangent surrogate
     assert torch.equal(x.grad, probe.grad)
+
+
+def test_max_spikes_and_the_input_first_synapse_round_trip_and_are_validated(tmp_path):
+    cuba = ir.CubaLIF(tau_syn=[2.0, 4.0], tau_mem=4.0, synapse="input_first", **MULTI, max_spikes=3)
+    graph = chain([2], ("cuba", cuba))
+    ir.write(tmp_path / "c.t1c", graph)
+    back = ir.read(tmp_path / "c.t1c").nodes["cuba"]
+    assert back.max_spikes == 3 and back.synapse == "input_first"
+    plain = ir.CubaLIF(tau_syn=[2.0, 4.0], tau_mem=4.0)
+    assert "synapse" not in plain.stored_params() and "max_spikes" not in repr(plain)
+    with pytest.raises(ValueError, match="max_spikes bounds the spike count of spike_mode='multi' only"):
+        ir.IF(max_spikes=3)
+    with pytest.raises(ValueError, match="max_spikes must be a whole number >= 1"):
+        ir.IF(**MULTI, max_spikes=0)
+    with pytest.raises(ValueError, match="synapse='later' is not one of 'decay', 'input_first'"):
+        ir.CubaLIF(tau_syn=2.0, tau_mem=4.0, synapse="later")
+    assert "synapse='input_first'" in unsupported_nodes(chain([2], ("cuba", ir.CubaLIF(tau_syn=[2.0, 4.0], tau_mem=4.0,
+                                                                                          synapse="input_first"))))[0]  # fmt: skip

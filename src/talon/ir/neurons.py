@@ -369,7 +369,7 @@ class CubaLIF(_Spiking):
     _array_params = ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in", "v_init", "v_min")
     _optional_zero_params = ("v_reset",)
     _optional_params = ("v_init", "v_min", "max_spikes")
-    _omitted_defaults = {**_SPIKING_OMITTED, "synapse": SynapseOrder.DECAY}
+    _omitted_defaults: ClassVar[dict] = {**_SPIKING_OMITTED, "synapse": SynapseOrder.DECAY}
 
     def _check_params(self) -> None:
         self._check_arrays()

@@ -29,8 +29,9 @@ and one step is, in int64 with ``sat`` the ``state_bits`` two's-complement satur
 with ``R`` = ``V_RESET`` where ``z`` (value), ``u - z*THETA`` (subtract) or ``u`` (none).
 ``spike_mode='multi'`` (immediate subtract reset): ``z = floor(u / THETA)`` (integer floor division)
 where ``u >= THETA``, else 0 (at most ``max_spikes``), then ``u = sat(u - z*THETA)``; the output is
-the spike count (scale 1, bound ``floor(qmax / min THETA)`` or ``max_spikes``). ``v_min``: ``V_MIN = sat(rint(v_min / s_v))`` and, after the
-reset, ``u = max(u, V_MIN)`` (``max(u - V_MIN, 0) + V_MIN`` is the same integer).
+the spike count (scale 1, bound ``floor(qmax / min THETA)`` or ``max_spikes``). ``v_min``:
+``V_MIN = sat(rint(v_min / s_v))`` and, after the reset, ``u = max(u, V_MIN)`` (``max(u - V_MIN, 0) +
+V_MIN`` is the same integer).
 Integrator: ``B = 2**F`` and ``C = 0``; LI / CubaLI / Integrator output ``v`` (scale ``s_v``).
 ``integration='euler'`` (LIF / LI) runs the same integer update: it is the same value as 'decay'
 up to float rounding, which the integer datapath replaces with its own.

@@ -71,9 +71,12 @@ def unsupported_nodes(graph: ir.Graph) -> list[str]:
 
 def _neuron_problem(node: ir.Node) -> str | None:
     """The HLS neuron kernel emits one spike bit per step and has no membrane floor."""
-    used = [f for f, on in (("spike_mode='multi'", getattr(node, "multi_spike", False)),
-                            ("v_min", getattr(node, "v_min", None) is not None),
-                            ("synapse='input_first'", getattr(node, "synapse", "decay") == "input_first")) if on]  # fmt: skip
+    checks = (
+        ("spike_mode='multi'", getattr(node, "multi_spike", False)),
+        ("v_min", getattr(node, "v_min", None) is not None),
+        ("synapse='input_first'", getattr(node, "synapse", "decay") == "input_first"),
+    )
+    used = [field for field, on in checks if on]
     if not used:
         return None
     return (

@@ -165,7 +165,9 @@ def _consumed(path: str, node: ir.Node) -> ir.Node:
         if getattr(node, field) != value:
             raise refuse(field, f"its LIFTorch runs {field}={value!r}")
     if node.max_spikes != MAX_SPIKES:
-        raise refuse("max_spikes", f"its LIFTorch emits at most {MAX_SPIKES} spikes per step; set max_spikes={MAX_SPIKES}")
+        raise refuse(
+            "max_spikes", f"its LIFTorch emits at most {MAX_SPIKES} spikes per step; set max_spikes={MAX_SPIKES}"
+        )
     if node.v_min is not None:
         raise refuse("v_min", "its LIFTorch has no membrane floor")
     if node.v_init is not None and np.any(np.asarray(node.v_init) != 0):
@@ -189,9 +191,12 @@ def _consumed(path: str, node: ir.Node) -> ir.Node:
         taus[field] = seconds
     # r with min(tau_mem / (1 + r)) == dt exactly (float32, as Rockpool derives it): r = tau_mem/dt - 1
     r_guess = (taus["tau_mem"].astype(np.float64) / dt - 1.0).astype(np.float32)
-    r, found = _search(np.full(r_guess.shape, WRITE_DT), lambda r: taus["tau_mem"] / (1 + r), r_guess)
+    dts = np.full(r_guess.shape, WRITE_DT)
+    r, found = _search(dts, lambda r: taus["tau_mem"] / (1 + r), r_guess)
     if not found.all() or _derived_dt(taus["tau_mem"], r) != dt:
-        raise refuse("r", "no float32 r makes its derived dt = tau_mem/(1 + r) exactly the dt the decays were written for")
+        raise refuse(
+            "r", "no float32 r makes its derived dt = tau_mem/(1 + r) exactly the dt the decays were written for"
+        )
     v_leak = (np.asarray(node.v_leak, np.float64) / tm).astype(np.float32)  # its bias is talon's c = v_leak/tau_mem
     # float32 arrays, written as they are (dt = 1): Rockpool derives its dt from them in float32
     return replace(node, tau_mem=taus["tau_mem"], tau_syn=taus["tau_syn"], r=r, w_in=np.ones_like(r), v_leak=v_leak,
