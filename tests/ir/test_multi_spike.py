@@ -136,5 +136,5 @@ def test_max_spikes_and_the_input_first_synapse_round_trip_and_are_validated(tmp
         ir.IF(**MULTI, max_spikes=0)
     with pytest.raises(ValueError, match="synapse='later' is not one of 'decay', 'input_first'"):
         ir.CubaLIF(tau_syn=2.0, tau_mem=4.0, synapse="later")
-    assert "synapse='input_first'" in unsupported_nodes(chain([2], ("cuba", ir.CubaLIF(tau_syn=[2.0, 4.0], tau_mem=4.0,
-                                                                                          synapse="input_first"))))[0]  # fmt: skip
+    first = chain([2], ("cuba", ir.CubaLIF(tau_syn=[2.0, 4.0], tau_mem=4.0, synapse="input_first")))
+    assert "synapse='input_first'" in unsupported_nodes(first)[0]
