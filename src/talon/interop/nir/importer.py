@@ -203,6 +203,10 @@ def import_graph(
                 f"values, so drop dt={dt!r}"
             )
         dt, file_dt = None, 1.0
+    framework_dt = None
+    if profile.runs_at:  # the framework runs the file at its importer's dt: read the values as they are
+        framework_dt = profile.runs_at if dt is None else check_dt(dt)
+        dt, file_dt = None, 1.0
     if dt is None and file_dt is None:
         assumed = profile.default_dt or DEFAULT_DT
         if require_dt:
@@ -232,8 +236,10 @@ def import_graph(
     if isinstance(records.get("talon_lossy"), dict):
         fresh["lossy"] = records["talon_lossy"]
     if profile.name != "nir":
-        graph = profiles.restate(graph, profile, where)
+        graph = profiles.restate(graph, profile, where, framework_dt)
         fresh["producer"] = f"{profile.name} {profile.version}"
+        if framework_dt is not None:
+            fresh["dt"] = framework_dt
     graph.metadata = _merge_record(graph.metadata, fresh)
     return graph
 

@@ -30,8 +30,11 @@ Profiles (measured against the frameworks' own runs; versions as tested):
   immediate, ``>``); it writes no ``dt`` and assumes 1e-4.
 * ``"nir"``: the standard itself (the default).
 
-Not profiled yet: Norse (starts at ``v_leak``, ignores LIF ``r``, dt 1e-3) and Spyx (ignores ``r``,
-``w_in``, ``v_leak``, ``v_reset``; subtractive pre-update reset; dt 1): ``producer=`` refuses them.
+* ``"norse"`` (1.1.0, producer only): LIF as its Euler box at the importer's dt (default 1e-3),
+  ``>``, reset to 0, ``r`` and ``v_reset`` ignored; IF ``v + x`` (:mod:`.profile_norse`).
+
+Not profiled yet: Spyx (ignores ``r``, ``w_in``, ``v_leak``, ``v_reset``; subtractive pre-update
+reset; dt 1): ``producer=`` names the choices.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ import numpy as np
 
 from talon import ir
 
-from . import profile_rockpool, profile_sinabs
+from . import profile_norse, profile_rockpool, profile_sinabs
 
 SPIKING = (ir.LIF, ir.IF, ir.CubaLIF)
 NEURONS = (ir.LIF, ir.IF, ir.CubaLIF, ir.LI, ir.CubaLI, ir.Integrator, ir.Threshold)
@@ -56,6 +59,9 @@ class Profile:
     # why the framework does not use a dt for the file (its importer has its own time unit): the
     # profile then reads and writes the file's own values (dt = 1) and restates the time constants
     own_dt: str | None = None
+    # the framework's importer runs a file at the dt it is given (this default), whatever the file
+    # records: the profile reads the file's own values and restates them at that dt
+    runs_at: float | None = None
 
 
 PROFILES = {
@@ -63,6 +69,7 @@ PROFILES = {
     "snntorch": Profile("snntorch", "1.0.0", 1e-4),
     "spikingjelly": Profile("spikingjelly", "2.0.0", 1e-4),
     "sinabs": Profile("sinabs", profile_sinabs.VERSION, 1.0, own_dt="reads time constants as timesteps whatever dt"),
+    "norse": Profile("norse", profile_norse.VERSION, 1e-3, runs_at=1e-3),
     "rockpool": Profile("rockpool", profile_rockpool.VERSION, 1.0,
                         own_dt="derives its dt from each CubaLIF's tau_mem / (1 + r) whatever dt"),
 }  # fmt: skip
@@ -91,10 +98,13 @@ def _nonzero(value) -> bool:
 # ---- producer: restate the framework's run ------------------------------------------------------
 
 
-def restate(graph: ir.Graph, profile: Profile, where: str) -> ir.Graph:
-    """The graph as ``profile``'s framework runs it (see the module docstring), or ConversionError."""
+def restate(graph: ir.Graph, profile: Profile, where: str, dt: float | None = None) -> ir.Graph:
+    """The graph as ``profile``'s framework runs it (see the module docstring), or ConversionError.
+    ``dt``: the step a ``runs_at`` framework runs the file at."""
     if profile.name == "nir":
         return graph
+    if profile.name == "norse":
+        return profile_norse.restate(graph, profile.runs_at if dt is None else dt)
     if profile.name == "sinabs":
         return profile_sinabs.restate(graph)
     if profile.name == "rockpool":
@@ -134,6 +144,11 @@ def check_consumer(graph: ir.Graph, profile: Profile) -> ir.Graph:
     if profile.name == "nir":
         return graph
     neurons = list(_neurons(graph))
+    if profile.name == "norse":
+        raise ir.ConversionError(
+            "consumer='norse' is not profiled: write without consumer= (NIR's semantics; what Norse 1.1.0 "
+            "misreads is listed in docs/nir.md) or check the node fields profile_norse names"
+        )
     if profile.name == "sinabs":
         return profile_sinabs.check_consumer(graph)
     if profile.name == "rockpool":
