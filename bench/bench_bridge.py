@@ -14,6 +14,7 @@ interleaved, medians; the load average is printed with the table.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 
@@ -100,6 +101,18 @@ def _seed_snn(per_neuron: bool):
 
 def _threads() -> str:
     return f"{torch.get_num_threads()} torch thread(s)"
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """Both exporters are single-threaded Python; a 2-thread pool only adds the stalls of its
+    parallel regions on a loaded host to the sample forward passes (of both sides alike)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _per_step(model, executor, x, steps: int) -> tuple[float, float]:
@@ -190,8 +203,9 @@ def export() -> list[Row]:
         return nir.LIF(tau=tau, r=np.full(n, 1 / (1 - beta), np.float32), v_leak=np.zeros(n, np.float32),
                        v_threshold=np.ones(n, np.float32))  # fmt: skip
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _one_thread():
         warnings.simplefilter("ignore")
+        threads = _threads()
         t = median_times(
             {
                 "ours": lambda: bridge.to_ir(model, x),
@@ -212,8 +226,8 @@ def export() -> list[Row]:
             repeats=31,
         )
     t_ours, t_snn, t_nirtorch = t["ours"], t["snn"], t["nirtorch"]
-    mlp = f"export MLP 784-256-10 ({_threads()})"
-    seed_case = f"export seed 000 SNN 784-128-10 ({_threads()})"
+    mlp = f"export MLP 784-256-10 ({threads})"
+    seed_case = f"export seed 000 SNN 784-128-10 ({threads})"
     return [
         Row("bridge", mlp, t_ours, "snnTorch export_to_nir", t_snn),
         Row("bridge", mlp, t_ours, "NIRTorch torch_to_nir", t_nirtorch),
