@@ -124,3 +124,27 @@ def test_the_compiled_kernel_runs_when_numba_is_installed(monkeypatch):
     with torch.no_grad():
         run_neuron_sequence(module, torch.ones(5, 2, N))
     assert calls == [1]
+
+
+def test_a_large_layer_split_over_threads_is_the_same(monkeypatch):
+    """Above ``_PARALLEL_MIN_ELEMENTS`` the batch rows are split over torch's thread count."""
+    from talon.bridge import sequence
+
+    n = 2048
+    nodes = [
+        ir.LIF(tau=np.full(n, 4.0), r=np.full(n, 4.0), v_threshold=np.ones(n), reset_mode="subtract",
+               reset_timing="delayed", comparison=">"),
+        ir.CubaLIF(tau_syn=np.full(n, 2.0), tau_mem=np.full(n, 3.0), v_threshold=np.full(n, 0.5)),
+    ]  # fmt: skip
+    xs = torch.from_numpy(RNG.uniform(-0.5, 1.5, (32, 5, n)).astype(np.float32))
+    assert xs.numel() >= sequence._PARALLEL_MIN_ELEMENTS
+    threads = torch.get_num_threads()
+    torch.set_num_threads(3)  # 5 rows over 3 slices: uneven split
+    try:
+        for node in nodes:
+            reference, fast, twin = _paths(node_to_module(node), xs)
+            assert 0 < reference[0].sum() < reference[0].numel()
+            _assert_same(fast, reference)
+            _assert_same(twin, reference)
+    finally:
+        torch.set_num_threads(threads)

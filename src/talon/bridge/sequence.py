@@ -20,14 +20,17 @@ product is exact, so fused or not the result is the rounding of the one subtract
 With numba (the ``fast`` extra) the spiking recurrence and the synaptic current of float32/64 CPU
 tensors run as one compiled call per layer (``talon.bridge.sequence_kernels``) doing the same
 operations in the same order; the PyTorch loops below are their twins (``TALON_DISABLE_NUMBA=1``).
-A neuron feature the kernels do not implement (a new attribute on the module) must be excluded in
-``_kernel_applies``.
+The kernels run only for nodes whose fields are ones they implement or at their defaults
+(``_node_fits_kernel``), so a neuron feature added to the IR later goes to the PyTorch loops
+until the kernels learn it.
 
 Any other module (and any call that needs a gradient) runs its own ``forward`` per step.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -182,10 +185,33 @@ def _kernel_applies(module, xs: torch.Tensor) -> bool:
         and xs.dtype in _KERNEL_DTYPES
         and xs.ndim >= 2
         and xs.numel() > 0
-        and not getattr(module, "multi_spike", False)
-        and getattr(module, "v_floor", None) is None
         and all(b.ndim <= xs.ndim - 2 for b in module.buffers())
+        and _node_fits_kernel(module.node)
     )
+
+
+_KERNEL_FIELDS = frozenset({
+    "input_type", "output_type", "metadata", "tau", "tau_syn", "tau_mem", "r", "v_leak", "w_in", "v_threshold",
+    "v_reset", "reset_mode", "reset_timing", "spike_timing", "comparison", "integration", "v_init",
+})  # fmt: skip
+
+
+def _node_fits_kernel(node) -> bool:
+    """Every field of ``node`` is one the kernels implement, or holds its default value."""
+    for field in dataclasses.fields(node):
+        if field.name in _KERNEL_FIELDS:
+            continue
+        if field.default is dataclasses.MISSING:
+            return False
+        value = getattr(node, field.name)
+        if value is field.default:
+            continue
+        try:
+            if not bool(np.all(np.asarray(value == field.default))):
+                return False
+        except (TypeError, ValueError):
+            return False
+    return True
 
 
 def _layer(coefficient: torch.Tensor | None, xs: torch.Tensor) -> np.ndarray:
@@ -193,6 +219,29 @@ def _layer(coefficient: torch.Tensor | None, xs: torch.Tensor) -> np.ndarray:
     if coefficient is None:
         return np.empty(0, xs.numpy().dtype)
     return np.ascontiguousarray(torch.broadcast_to(coefficient, xs.shape[2:]).reshape(-1).numpy())
+
+
+_PARALLEL_MIN_ELEMENTS = 1 << 18
+_POOLS: dict = {}  # worker count -> ThreadPoolExecutor, created at the first large layer
+
+
+def _over_batch_rows(kernel, batch: int, elements: int, *args) -> None:
+    """``kernel(*args, b_start, b_stop)`` over all batch rows, split into as many slices as torch
+    may use threads (``torch.get_num_threads()``): the kernels release the GIL and the rows are
+    independent, so the result does not depend on the split. Small layers run in one call."""
+    workers = min(torch.get_num_threads(), batch)
+    if workers <= 1 or elements < _PARALLEL_MIN_ELEMENTS:
+        kernel(*args, 0, batch)
+        return
+    pool = _POOLS.get(workers)
+    if pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = _POOLS.setdefault(workers, ThreadPoolExecutor(workers, thread_name_prefix="talon-sequence"))
+    bounds = [batch * k // workers for k in range(workers + 1)]
+    futures = [pool.submit(kernel, *args, lo, hi) for lo, hi in itertools.pairwise(bounds)]
+    for future in futures:
+        future.result()
 
 
 _MEMBRANE_CODES = {"if": 0, "decay": 1, "euler": 2}
@@ -218,7 +267,8 @@ def _spiking_kernel(module, drive: torch.Tensor, v: torch.Tensor) -> tuple[torch
     euler = form == "euler"
     unit = not euler and module._unit_gain
     drives = form == "decay" and not module._no_drive
-    kernel(
+    _over_batch_rows(
+        kernel, batch, xs.numel(),
         xs.numpy().reshape(steps, batch, -1), v.numpy().reshape(batch, -1), out.numpy().reshape(steps, batch, -1),
         _MEMBRANE_CODES[form], unit, drives, _layer(None if unit or euler else module.gain, xs),
         _layer(module.beta if form == "decay" else None, xs), _layer(module.drive if drives else None, xs),
@@ -252,7 +302,8 @@ def _synaptic_kernel(module, xs: torch.Tensor, i0: torch.Tensor | None, unit_gai
     xs = xs.detach().contiguous()
     current = torch.empty_like(xs)
     start = torch.zeros_like(xs[0]) if i0 is None else i0.detach().contiguous()
-    kernel(
+    _over_batch_rows(
+        kernel, batch, xs.numel(),
         xs.numpy().reshape(steps, batch, -1), start.numpy().reshape(batch, -1), unit_gain, _layer(module.alpha, xs),
         _layer(None if unit_gain else module.syn_gain, xs), current.numpy().reshape(steps, batch, -1),
     )  # fmt: skip

@@ -80,15 +80,16 @@ def _crossing(v, theta, inclusive, out):
 
 
 def spiking_steps(x, v, out, membrane, unit_gain, has_drive, gain, beta, drive, k, v_leak, r,
-                  theta, v_reset, reset, timing, spike_pre, inclusive):  # fmt: skip
-    """Step the membranes ``v[B, L]`` through ``x[T, B, L]`` in place, spikes into ``out[T, B, L]``;
+                  theta, v_reset, reset, timing, spike_pre, inclusive, b_start, b_stop):  # fmt: skip
+    """Step the membranes ``v[B, L]`` through ``x[T, B, L]`` in place, spikes into ``out[T, B, L]``,
+    for the batch rows ``b_start <= b < b_stop`` (rows are independent: threads may share a call);
     coefficients are ``[L]`` (or empty when unused). The order of operations is ``_Spiking._fire``'s.
 
     One batch row at a time goes through all ``T`` steps, so its membrane and the coefficients
     stay in the L1 cache; each phase of a step is its own (vectorised) loop over the row."""
-    steps, batch, m = x.shape
+    steps, _, m = x.shape
     z_prev = np.empty(m, x.dtype)
-    for b in range(batch):
+    for b in range(b_start, b_stop):
         vb = v[b]
         if timing == 0:  # immediate: update, fire, reset with this step's spike
             for t in range(steps):
@@ -127,11 +128,11 @@ def spiking_steps(x, v, out, membrane, unit_gain, has_drive, gain, beta, drive, 
                     z_prev[j] = o[j]
 
 
-def synaptic_current(x, i0, unit_gain, alpha, syn_gain, current):
-    """``current[t] = alpha·current[t-1] + g_s·x[t]`` (``+ x[t]`` with unit gain) from ``i0[B, L]``;
-    ``x``, ``current``: ``[T, B, L]``, coefficients ``[L]``."""
-    steps, batch, m = x.shape
-    for b in range(batch):
+def synaptic_current(x, i0, unit_gain, alpha, syn_gain, current, b_start, b_stop):
+    """``current[t] = alpha·current[t-1] + g_s·x[t]`` (``+ x[t]`` with unit gain) from ``i0[B, L]``
+    for the batch rows ``b_start <= b < b_stop``; ``x``, ``current``: ``[T, B, L]``, coefficients ``[L]``."""
+    steps, _, m = x.shape
+    for b in range(b_start, b_stop):
         for t in range(steps):
             previous = i0[b] if t == 0 else current[t - 1, b]
             c, xt = current[t, b], x[t, b]
