@@ -21,6 +21,12 @@ from .float_ops import F64, FLOAT_KERNELS, FloatKernel
 class _ConvChain(FloatKernel):
     """Helpers: a rounded convolution and a ghost convolution on stored weights."""
 
+    def calibrate_inner(self, x, calibration) -> None:
+        """Widen ``calibration`` with the ranges of this node's parts on input ``x`` (fixed point)."""
+        from .fixed_detection import calibrate_expansion
+
+        calibrate_expansion(self.op.node, x, calibration)
+
     def conv(self, x, weight, bias, stride=1, groups=1):
         k = weight.shape[2]
         y = geometry.conv2d(x, weight, (stride, stride), (k // 2, k // 2), (1, 1), groups, dtype=self.acc_dtype)
