@@ -24,7 +24,6 @@ from __future__ import annotations
 import numpy as np
 
 from talon import ir
-from talon.ir.ghost import GHOST_BRANCHES
 
 from ..errors import UnsupportedNodeError
 from . import detection_ops  # noqa: F401  (registers the fp32 kernels of the decode)
