@@ -282,8 +282,20 @@ def _first_argmax(scores: torch.Tensor, best: torch.Tensor) -> torch.Tensor:
     return torch.where(hit, cols, scores.shape[1]).min(dim=1).values.clamp(max=max(scores.shape[1] - 1, 0))
 
 
+_NUMPY_DTYPES = (torch.float16, torch.float32, torch.float64)
+
+
 def nms_rows(rows: torch.Tensor, score_threshold: float, iou_threshold: float, max_detections: int) -> torch.Tensor:
-    """Greedy class-aware NMS of one ``[N, 4 + nc]`` tensor (``ir.NMS``), in the tensor's dtype."""
+    """Greedy class-aware NMS of one ``[N, 4 + nc]`` tensor (``ir.NMS``), in the tensor's dtype.
+
+    float16 / float32 / float64 rows run the CPU backend's scan (``talon._nms``: the same arithmetic
+    in the same dtype, compiled when numba is available); other dtypes (bfloat16) the torch loop below.
+    """
+    if rows.dtype in _NUMPY_DTYPES:
+        from talon._nms import nms_rows as numpy_nms_rows
+
+        out = numpy_nms_rows(rows.numpy(), score_threshold, iou_threshold, max_detections)
+        return torch.from_numpy(out)
     n = rows.shape[0]
     k = max_detections or n
     out = torch.zeros((k, 6), dtype=rows.dtype)
