@@ -121,10 +121,11 @@ def _nms_rows(rows, score_threshold, iou_threshold, max_detections, use_compiled
     k = max_detections or n
     out = np.zeros((k, 6), rows.dtype)
     out[:, 5] = -1
-    scores = rows[:, 4:]
-    score = scores.max(axis=1)
-    cls = scores.argmax(axis=1)
+    columns = np.ascontiguousarray(rows[:, 4:].T)  # reductions over classes run along rows (vectorised)
+    score = columns.max(axis=0)  # NaN if any score is NaN: never a candidate
     cand = np.flatnonzero(score > dt(score_threshold))
+    cls = np.zeros(n, np.int64)
+    cls[cand] = columns[:, cand].argmax(axis=0)  # the first best class
     order = cand[np.argsort(-score[cand], kind="stable")]  # visiting order
     by_class = np.argsort(cls[order], kind="stable")  # positions in visiting order, grouped by class
     r = rows[order[by_class]]
