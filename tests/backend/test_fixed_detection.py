@@ -9,6 +9,8 @@
   as float32; the FPGA backend refuses the ghost and decode nodes by name.
 """
 
+import json
+
 import numpy as np
 import pytest
 
@@ -237,6 +239,19 @@ def test_the_decode_reads_the_dequantized_integers():
     assert fixed.float_nodes == ["boxes", "output"] and "float32 after the fixed-point" in fixed.summary()
     np.testing.assert_array_equal(fixed.outputs["output"], CPU.simulate(graph, {"input": x}).outputs["output"])
     assert "output_int" not in fixed.node_states["boxes"]
+    assert "decode boundary: boxes, output" in CPU.profile(graph, {"input": x}, precision="int8").summary()
+
+
+def test_cli_reports_the_float_decode(tmp_path):
+    from click.testing import CliRunner
+
+    from talon.cli import main
+
+    path = tmp_path / "boxes.t1c"
+    ir.write(str(path), chain([5, 2, 2], ("boxes", ir.Dist2BBox(stride=8))))
+    out = CliRunner().invoke(main, ["simulate", str(path), "--precision", "int8", "--steps", "2", "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["float32_nodes"] == ["boxes", "output"]
 
 
 # ---- a trained detector ----------------------------------------------------------------------

@@ -177,6 +177,11 @@ class ProfileResult:
             f"preset {self.energy_preset} (MAC {e['mac_pj']} pJ, spike op {e['spike_pj']} pJ, "
             f"SRAM {e['sram_read_pj']}/{e['sram_write_pj']} pJ per 32-bit read/write)",
             f"measured CPU time: {self.total_latency_us:,.1f} us",
+            *(
+                [f"float32 after the fixed-point decode boundary: {', '.join(self.simulation.float_nodes)}"]
+                if self.simulation.float_nodes
+                else []
+            ),
             f"operations: {self.mac_ops:,} MACs, {self.synaptic_ops:,} spike-driven synaptic ops "
             f"(dense equivalent {self.dense_equivalent_macs:,} MACs), {self.spike_count:,} spikes",
             f"energy: {self.energy_estimate_uj:.4f} uJ = MAC {self.mac_energy_uj:.4f} "
