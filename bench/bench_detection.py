@@ -40,7 +40,9 @@ def _onnx_session():
     model = helper.make_model(helper.make_graph([node], "nms", inputs, [output]),
                               opset_imports=[helper.make_opsetid("", 11)])  # fmt: skip
     model.ir_version = 7
-    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1  # pinned, like torch and numpy here
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
 def main() -> list[Row]:

@@ -16,6 +16,8 @@ import numpy as np
 
 from ._compiled import compiled
 
+COMPILED_FROM = 64  # candidates from which the compiled scan is used by default
+
 
 def _scan_classes(x1, y1, x2, y2, area, starts, ends, thr, zero, limit, kept, by_x1, x1_sorted):
     """Compiled kernel: greedy scan of each class segment ``[starts[c], ends[c])``; marks ``kept``
@@ -108,8 +110,9 @@ def nms_rows(
 ) -> np.ndarray:
     """Greedy class-aware NMS of one ``[N, 4 + nc]`` array (see :class:`talon.ir.NMS`): ``[K, 6]``.
 
-    ``use_compiled``: None picks the numba scan when available (and the dtype is float32 / float64),
-    False forces the numpy twin, True requires numba.
+    ``use_compiled``: None picks the numba scan when available, the dtype is float32 / float64 and
+    there are at least ``COMPILED_FROM`` candidates (below, the twin is as fast and a process need
+    not start numba); False forces the numpy twin, True requires numba.
     """
     with np.errstate(all="ignore"):  # inf / NaN rows never suppress (their comparisons are False)
         return _nms_rows(rows, score_threshold, iou_threshold, max_detections, use_compiled)
@@ -140,7 +143,8 @@ def _nms_rows(rows, score_threshold, iou_threshold, max_detections, use_compiled
     kept = np.zeros(len(c), np.int8)  # 0 unvisited, 1 kept, 2 suppressed
     args = (x1, y1, x2, y2, area, starts, ends, dt(iou_threshold), dt(0), k, kept)
     kernel = None
-    if use_compiled is not False and rows.dtype in (np.float32, np.float64):
+    wanted = use_compiled or (use_compiled is None and len(c) >= COMPILED_FROM)
+    if wanted and rows.dtype in (np.float32, np.float64):
         kernel = compiled(_scan_classes)
         if kernel is None and use_compiled:
             raise RuntimeError("use_compiled=True needs numba (the fast extra) and TALON_DISABLE_NUMBA unset")
