@@ -8,8 +8,8 @@ ghost halves joined by a ``Concat``, GhostBasicBlock's split a ``ChannelSplit``,
 Every part gets the integer kernel of that primitive (§4.3: quantized weights, rescaling of a
 non-integer input to ``activation_bits``, exact saturated accumulators, concatenated scales, the
 fan-in rule for the residual sum), calibrated on the fp32 run's values of that part. The integers
-are therefore exactly those of the expanded graph run in fixed point. The primitives have no
-BatchNorm (the PyTorch modules fold it into the convolutions on export).
+are therefore exactly those of the expanded graph run in fixed point. The primitives carry no
+BatchNorm (it is folded into their convolution weights and biases), so there is none to fold.
 
 **Decode.** DFLDecode (softmax expectation and sigmoid), Dist2BBox and NMS are not convolutional
 and have no integer form: a fixed-point run executes them, and every node after them (Concat,
