@@ -345,8 +345,13 @@ class NMS(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             args = (self.score_threshold, self.iou_threshold, self.max_detections)
-            rows = [nms_rows(r.detach().cpu(), *args) for r in x]
             k = self.max_detections or x.shape[1]
+            if x.dtype in _NUMPY_DTYPES and len(x):  # one conversion for the whole batch
+                from talon._nms import nms_rows as numpy_nms_rows
+
+                batch = x.detach().cpu().numpy()
+                return torch.from_numpy(np.stack([numpy_nms_rows(r, *args) for r in batch])).to(x.device)
+            rows = [nms_rows(r.detach().cpu(), *args) for r in x]
             return torch.stack(rows).to(x.device) if rows else x.new_zeros((0, k, 6))
 
     def to_node(self) -> ir.NMS:
