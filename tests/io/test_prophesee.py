@@ -1,14 +1,16 @@
-"""EVT 2.0 / 3.0: talon's numpy decoders against expelliarmus' C decoders on files talon's encoders write."""
+"""EVT 2.0 / 3.0: talon's decoders (numba kernels and numpy twins, every test runs both) against
+expelliarmus' C decoders on files talon's encoders write."""
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from talon.io import EVENT_DTYPE, EventFormatError, decode_evt2, decode_evt3, encode_evt2, encode_evt3, read_raw
 from talon.io.prophesee import split_header, write_raw
 
 expelliarmus = pytest.importorskip("expelliarmus")
+pytestmark = pytest.mark.usefixtures("decoder_path")
 
 
 def same(ours, theirs):
@@ -112,6 +114,7 @@ def test_evt3_time_low_decrease_follows_the_format_not_expelliarmus(tmp_path):
     assert expelliarmus_read(path, "evt3")["t"].tolist() == [4095, 8192]  # docs/events.md, "EVT 3.0 time"
 
 
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])  # the fixture is the same for every example
 @given(seed=st.integers(0, 2**20), n=st.integers(0, 300), vectorize=st.booleans(), start=st.integers(0, 1 << 28))
 def test_round_trips(seed, n, vectorize, start):
     ev = vector_friendly(max(n, 1), seed, loops=2)[:n] if seed % 2 else events(n, seed, span=1 << 24)
