@@ -13,24 +13,10 @@ from talon._compiled import compiled, numba_available
 from talon.io import BufferedEventReader, EventFormatError, encode_evt2, encode_evt3, read_raw
 from talon.io.prophesee import EvtDecoder, iter_raw, split_header
 
-from .test_prophesee import vector_friendly, w3
+from .test_prophesee import vector_friendly, w3, word_soup
 
 fixture_settings = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 needs_numba = pytest.mark.skipif(not numba_available(), reason="the fast extra (numba) is not installed")
-
-EVT3_KINDS = [0x0, 0x2, 0x3, 0x4, 0x5, 0x6, 0x7, 0x8, 0xA, 0xE, 0xF]
-EVT2_KINDS = [0x0, 0x1, 0x8, 0xA, 0xE, 0xF]
-
-
-def word_soup(version, n, seed):
-    """Random words of the valid kinds: vectors without a base, time_low going down, time_high
-    going down (24-bit loops), bases near the 11-bit limit, words between a base and its vector."""
-    rng = np.random.default_rng(seed)
-    if version == "3.0":
-        kinds = rng.choice(EVT3_KINDS, n, p=[0.1, 0.15, 0.1, 0.15, 0.15, 0.1, 0.03, 0.14, 0.02, 0.03, 0.03])
-        return ((kinds << 12) | rng.integers(0, 1 << 12, n)).astype("<u2")
-    kinds = rng.choice(EVT2_KINDS, n, p=[0.4, 0.4, 0.1, 0.04, 0.03, 0.03])
-    return ((kinds.astype(np.uint64) << 28) | rng.integers(0, 1 << 28, n).astype(np.uint64)).astype("<u4")
 
 
 def payload(data: bytes) -> bytes:
