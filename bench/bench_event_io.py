@@ -222,11 +222,17 @@ def _full(path):
 
 def main() -> list[Row]:
     ev = recording()
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         rows = _decode_rows(ev, folder) + _frame_rows(ev) + _h5_rows(ev, folder)
-    print_rows("event I/O vs expelliarmus and tonic", rows)
+    load = f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after"
+    main.markdown = [f"Load average (1 min) while measuring: {load}, on {os.cpu_count()} cores."]
+    print_rows(f"event I/O vs expelliarmus and tonic (load average {load})", rows)
     return rows
+
+
+main.markdown = []
 
 
 if __name__ == "__main__":

@@ -133,6 +133,17 @@ def test_a_stream_ending_inside_a_word_is_refused():
         decoder.finish()
 
 
+def test_bad_arguments_are_refused(tmp_path):
+    with pytest.raises(EventFormatError, match="must be a 1-D uint16 array, got int64"):
+        EvtDecoder("3.0").decode_words(np.zeros(3, np.int64))
+    with pytest.raises(EventFormatError, match=r"version must be '2\.0' or '3\.0'"):
+        EvtDecoder("4.0")
+    path = tmp_path / "a.raw"
+    path.write_bytes(encode_evt2(vector_friendly(10, 0)))
+    with pytest.raises(EventFormatError, match="chunk_size must be a positive integer"):
+        list(iter_raw(path, 0))
+
+
 # ---- BufferedEventReader over .raw: chunk by chunk ----------------------------------------------
 
 

@@ -137,6 +137,11 @@ class EvtDecoder:
         """The events of the next ``words`` (a 1-D array of the version's word type)."""
         if self._tail:
             raise EventFormatError("decode_words after feed left part of a word; keep to feed()")
+        if not isinstance(words, np.ndarray) or words.ndim != 1 or words.dtype != self.word_dtype:
+            raise EventFormatError(
+                f"EVT {self.version} words must be a 1-D {self.word_dtype} array, got "
+                f"{getattr(words, 'dtype', type(words).__name__)} (feed() takes bytes)"
+            )
         out = self._decode_evt2(words) if self.version == "2.0" else self._decode_evt3(words)
         self.words_decoded += words.size
         return out
@@ -469,6 +474,9 @@ def iter_raw(path, chunk_size: int) -> Iterator[np.ndarray]:
     memory stays proportional to ``chunk_size`` (a word is at most 12 events) whatever the file's
     size; the blocks are those of :func:`read_raw`'s result.
     """
+    if isinstance(chunk_size, bool) or int(chunk_size) != chunk_size or chunk_size < 1:
+        raise EventFormatError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    chunk_size = int(chunk_size)
     fields, offset = raw_info(path)
     decoder = EvtDecoder(fields["evt"])
     pending = np.zeros(0, dtype=EVENT_DTYPE)
