@@ -3,6 +3,7 @@
 * EVT 2.0 / 3.0 decoding: ``talon.io.read_raw`` (numba kernels, and their numpy twins) vs
   expelliarmus (C), files written by talon's encoders, file read included on both sides; and the
   first decode in a new process (numba compiling with an empty cache, then loading its disk cache);
+  reading in chunks of 10k events, ``BufferedEventReader`` vs expelliarmus' ``read_chunk``;
 * frames: ``talon.io.events_to_frames`` vs tonic ``ToFrame`` (time window, event count, bin
   count), voxel grids vs tonic ``ToVoxelGrid``;
 * HDF5: a 10 ms ``read_time_window`` vs reading the whole file.
@@ -29,6 +30,7 @@ from bench.common import Row, median_time, median_times, print_rows
 
 SENSOR = (346, 260)
 N_EVENTS = 2_000_000
+STREAM_CHUNK = 10_000
 
 
 def recording(n: int = N_EVENTS, seed: int = 0) -> np.ndarray:
@@ -53,7 +55,8 @@ def recording(n: int = N_EVENTS, seed: int = 0) -> np.ndarray:
 def _decode_rows(ev: np.ndarray, folder: Path) -> list[Row]:
     import expelliarmus
 
-    from talon.io import encode_evt2, encode_evt3, read_raw
+    from talon.io import BufferedEventReader, encode_evt2, encode_evt3, read_raw
+    from talon.io.prophesee import _join
 
     rows = []
     for version, encode in (("2.0", encode_evt2), ("3.0", encode_evt3)):
@@ -66,11 +69,17 @@ def _decode_rows(ev: np.ndarray, folder: Path) -> list[Row]:
             assert read_raw(path).tobytes() == ours.tobytes() == ev.tobytes(), "talon must decode what it encoded"
         for name in "xytp" if version == "2.0" else "xyp":  # EVT 3.0 time: see docs/events.md
             assert np.array_equal(theirs[name].astype(np.int64), ours[name].astype(np.int64)), name
+        streamed = list(BufferedEventReader(path, chunk_size=STREAM_CHUNK))
+        their_chunks = list(_expelliarmus_chunks(path, version))
+        assert _join(streamed).tobytes() == ours.tobytes()
+        assert sum(map(len, their_chunks)) == len(ours)
         times = median_times(
             {
                 "talon": lambda p=path: read_raw(p),
                 "twin": lambda p=path: _twin_read(p),
                 "expelliarmus": lambda p=path, w=wizard: w.read(str(p)),
+                "talon chunks": lambda p=path: sum(map(len, BufferedEventReader(p, chunk_size=STREAM_CHUNK))),
+                "expelliarmus chunks": lambda p=path, v=version: sum(map(len, _expelliarmus_chunks(p, v))),
             },
             repeats=15,
         )
@@ -87,6 +96,10 @@ def _decode_rows(ev: np.ndarray, folder: Path) -> list[Row]:
                 times["twin"], "expelliarmus", times["expelliarmus"],
             ),
             Row(
+                "events", f"EVT {version} streamed in chunks of {STREAM_CHUNK:,} events (BufferedEventReader)",
+                times["talon chunks"], "expelliarmus read_chunk", times["expelliarmus chunks"],
+            ),
+            Row(
                 "events", f"first EVT {version} decode in a new process, numba compiling (cold cache)",
                 first["cold"], "expelliarmus first read", first["expelliarmus"],
             ),
@@ -96,6 +109,13 @@ def _decode_rows(ev: np.ndarray, folder: Path) -> list[Row]:
             ),
         ]  # fmt: skip
     return rows
+
+
+def _expelliarmus_chunks(path: Path, version: str):
+    import expelliarmus
+
+    wizard = expelliarmus.Wizard(encoding=f"evt{version[0]}", fpath=str(path), chunk_size=STREAM_CHUNK)
+    return wizard.read_chunk()
 
 
 @contextlib.contextmanager

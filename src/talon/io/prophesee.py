@@ -186,6 +186,16 @@ class EvtDecoder:
             )
 
 
+def _join(parts: list[np.ndarray]) -> np.ndarray:
+    """Concatenate contiguous event arrays as bytes (numpy copies a packed structured dtype field by field)."""
+    out = np.empty(sum(part.size for part in parts), dtype=EVENT_DTYPE)
+    raw, pos = out.view(np.uint8), 0
+    for part in parts:
+        raw[pos : pos + part.nbytes] = np.ascontiguousarray(part).view(np.uint8)
+        pos += part.nbytes
+    return out
+
+
 def _unknown_type(version: str, index: int, kind: int) -> EventFormatError:
     return EventFormatError(
         f"EVT {version} word {index} has unknown type 0x{kind:X} (damaged file, or not EVT {version})"
@@ -272,7 +282,7 @@ def _decode_evt3_numpy(words: np.ndarray, state: np.ndarray, offset: int) -> np.
     registers = _Evt3State(state)
     blocks = [_decode_evt3_block(words[s : s + _BLOCK], registers, s + offset) for s in range(0, words.size, _BLOCK)]
     registers.store(state)
-    return np.concatenate(blocks) if blocks else np.zeros(0, dtype=EVENT_DTYPE)
+    return blocks[0] if len(blocks) == 1 else _join(blocks)
 
 
 class _Evt3State:
@@ -467,12 +477,15 @@ def read_raw(path) -> np.ndarray:
         raise EventFormatError(f"{path}: {exc}") from None
 
 
+_MIN_PIECE_WORDS = 1 << 15  # words read at once at least: fewer, larger decoder calls for small chunks
+
+
 def iter_raw(path, chunk_size: int) -> Iterator[np.ndarray]:
     """The events of a ``.raw`` file in blocks of ``chunk_size`` (the last one shorter), decoded as read.
 
-    The file is read ``chunk_size`` words at a time and decoded by one :class:`EvtDecoder`, so
-    memory stays proportional to ``chunk_size`` (a word is at most 12 events) whatever the file's
-    size; the blocks are those of :func:`read_raw`'s result.
+    The file is read ``max(chunk_size, 32768)`` words at a time and decoded by one
+    :class:`EvtDecoder`, so memory stays proportional to that (a word is at most 12 events)
+    whatever the file's size; the blocks are those of :func:`read_raw`'s result.
     """
     if isinstance(chunk_size, bool) or int(chunk_size) != chunk_size or chunk_size < 1:
         raise EventFormatError(f"chunk_size must be a positive integer, got {chunk_size!r}")
@@ -480,17 +493,22 @@ def iter_raw(path, chunk_size: int) -> Iterator[np.ndarray]:
     fields, offset = raw_info(path)
     decoder = EvtDecoder(fields["evt"])
     pending = np.zeros(0, dtype=EVENT_DTYPE)
+    piece_size = max(chunk_size, _MIN_PIECE_WORDS) * decoder.word_dtype.itemsize
     try:
         with open(path, "rb") as fh:
             fh.seek(offset)
-            while piece := fh.read(chunk_size * decoder.word_dtype.itemsize):
-                events = decoder.feed(piece)
-                if pending.size:
-                    events = np.concatenate([pending, events])
-                full = events.size - events.size % chunk_size
-                for start in range(0, full, chunk_size):
-                    yield events[start : start + chunk_size]
-                pending = events[full:].copy()
+            while piece := fh.read(piece_size):
+                events, start = decoder.feed(piece), 0
+                if pending.size:  # complete the block begun in the previous piece
+                    start = min(chunk_size - pending.size, events.size)
+                    pending = _join([pending, events[:start]])
+                    if pending.size < chunk_size:
+                        continue
+                    yield pending
+                full = start + (events.size - start) // chunk_size * chunk_size
+                for begin in range(start, full, chunk_size):
+                    yield events[begin : begin + chunk_size]
+                pending = _join([events[full:]])  # a copy: the piece's array can go
         decoder.finish()
     except EventFormatError as exc:
         raise EventFormatError(f"{path}: {exc}") from None
