@@ -1,4 +1,9 @@
-"""Prophesee EVT 2.0 and EVT 3.0 raw event streams: vectorised numpy decoders and encoders.
+"""Prophesee EVT 2.0 and EVT 3.0 raw event streams: decoders (whole or in pieces) and encoders.
+
+The decoders run the compiled one-pass loops of :mod:`talon.io.evt_kernels` when numba is
+installed (the ``fast`` extra) and their vectorised numpy twins otherwise, with identical results;
+:class:`EvtDecoder` carries the decoder's registers from one piece of a stream to the next, and
+:func:`iter_raw` reads a file in bounded memory.
 
 A ``.raw`` file is an ASCII header of lines starting with ``%`` (``% evt 3.0``,
 ``% format EVT3;height=720;width=1280``, ``% end``) followed by little-endian words.
