@@ -147,6 +147,8 @@ class EvtDecoder:
                 f"EVT {self.version} words must be a 1-D {self.word_dtype} array, got "
                 f"{getattr(words, 'dtype', type(words).__name__)} (feed() takes bytes)"
             )
+        if not (words.flags.writeable and words.flags.aligned and words.flags.c_contiguous):
+            words = words.copy()  # one array type for the compiled kernels: each type is one more compilation
         out = self._decode_evt2(words) if self.version == "2.0" else self._decode_evt3(words)
         self.words_decoded += words.size
         return out
@@ -175,11 +177,11 @@ class EvtDecoder:
 
     def feed(self, data: bytes | memoryview | np.ndarray) -> np.ndarray:
         """The events of the next bytes of the stream (no header: the data after ``% end``)."""
-        data = self._tail + bytes(data) if self._tail else bytes(data)  # bytes(a bytes object) does not copy
+        data = bytearray(self._tail) + data  # writable words: the kernels' one array type
         whole = len(data) // self.word_dtype.itemsize
         self._tail = b""
         events = self.decode_words(np.frombuffer(data, dtype=self.word_dtype, count=whole))
-        self._tail = data[whole * self.word_dtype.itemsize :]
+        self._tail = bytes(data[whole * self.word_dtype.itemsize :])
         return events
 
     def finish(self) -> None:
