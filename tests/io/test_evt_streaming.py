@@ -105,6 +105,7 @@ def test_every_split_of_a_stream_with_every_word_kind(version):
     assert len(whole) == (29 if version == "3.0" else 3)
     for cut in range(len(data) + 1):
         same(fed(version, [data[:cut], data[cut:]]), whole)
+    same(fed(version, [memoryview(data)[:5], np.frombuffer(data[5:], np.uint8), bytearray()]), whole)  # any buffer
     same(fed(version, [data[i : i + 1] for i in range(len(data))]), whole)
     if version == "3.0":  # the registers reach the end: loops, time_low down, vectors past 2047
         assert whole["x"].max() > 2047 and whole["t"][-1] == (1 << 24) + (1 << 12) + 2

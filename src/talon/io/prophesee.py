@@ -177,7 +177,7 @@ class EvtDecoder:
 
     def feed(self, data: bytes | memoryview | np.ndarray) -> np.ndarray:
         """The events of the next bytes of the stream (no header: the data after ``% end``)."""
-        data = bytearray(self._tail) + data  # writable words: the kernels' one array type
+        data = bytearray(self._tail) + memoryview(data).cast("B")  # writable words: the kernels' one array type
         whole = len(data) // self.word_dtype.itemsize
         self._tail = b""
         events = self.decode_words(np.frombuffer(data, dtype=self.word_dtype, count=whole))
