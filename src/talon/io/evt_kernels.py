@@ -19,7 +19,6 @@ from __future__ import annotations
 import numpy as np
 
 EVT3_STATE_SIZE = 6
-_Y, _POL, _HIGH, _LOOPS, _LOW, _BASE_X = range(EVT3_STATE_SIZE)
 
 
 def evt2_decode(words: np.ndarray, out: np.ndarray, state: np.ndarray) -> tuple[int, int]:
