@@ -15,6 +15,8 @@ import numpy as np
 
 from bench.common import Row, median_times, print_rows
 
+MODES = ("fused", "stepwise", "layerwise")
+
 
 def _models():
     import jax.numpy as jnp
@@ -80,8 +82,7 @@ def main() -> list[Row]:
         compile_times = median_times(
             {
                 "spyx": lambda: spyx_call(spyx_fn())(),
-                "layerwise": lambda g=graph: talon_call(JaxGraph(g), "layerwise")(),
-                "stepwise": lambda g=graph: talon_call(JaxGraph(g), "stepwise")(),
+                **{m: (lambda g=graph, m=m: talon_call(JaxGraph(g), m)()) for m in MODES},
             },
             repeats=3,
             warmup=0,
@@ -90,14 +91,13 @@ def main() -> list[Row]:
         run_times = median_times(
             {
                 "spyx": spyx_call(spyx_fn()),
-                "layerwise": talon_call(engine, "layerwise"),
-                "stepwise": talon_call(engine, "stepwise"),
+                **{m: talon_call(engine, m) for m in MODES},
             },
             repeats=15,
         )
-        for mode in ("layerwise", "stepwise"):
+        for mode in MODES:
             rows.append(Row("jax", f"{label}: run ({mode})", run_times[mode], "spyx.nn.run (jit)", run_times["spyx"]))
-        for mode in ("layerwise", "stepwise"):
+        for mode in MODES:
             rows.append(Row("jax", f"{label}: first call (compile, {mode})", compile_times[mode], "spyx.nn.run",
                             compile_times["spyx"]))  # fmt: skip
     print_rows("JAX engine vs spyx.nn.run", rows)

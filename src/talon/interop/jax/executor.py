@@ -40,10 +40,10 @@ from ... import ir
 from ...ir.errors import UnsupportedModuleError
 from . import layers
 from .neurons import SPIKING, coefficients, exact_zero, make_step, per_neuron, state_keys
-from .plan import BOUNDARY, DELAY, INPUT, NEURON, components, flatten, is_cyclic
+from .plan import BOUNDARY, DELAY, INPUT, NEURON, components, flatten, fuse, is_cyclic
 from .spike import Surrogate, make_spike
 
-MODES = ("stepwise", "layerwise")
+MODES = ("fused", "stepwise", "layerwise")
 
 
 def _port(value, port):
@@ -84,7 +84,14 @@ class JaxGraph:
                     params[path] = built[0]
                 self._fns[path] = built[1]
         self.params: dict[str, dict[str, jax.Array]] = jax.tree.map(jnp.asarray, params)
-        self._components = components(self.plan)
+        self._dense = [p for p, flat in self.plan.nodes.items() if p in params and layers.is_dense(flat.node)]
+        self._transposed: dict[str, tuple[Any, Any]] = {}  # path -> (weight, weight.T) of the last call
+        self._initial: dict[int, dict] = {}  # batch size -> init_state
+        before, loop, after = fuse(self.plan)
+        self._schedules = {
+            "layerwise": [(comp, is_cyclic(self.plan, comp)) for comp in components(self.plan)],
+            "fused": [([p], False) for p in before] + ([(loop, True)] if loop else []) + [([p], False) for p in after],
+        }
         self._step_jit = jax.jit(self._step)
         self._run_jit = jax.jit(self._run, static_argnames=("record", "mode"))
 
@@ -129,23 +136,28 @@ class JaxGraph:
         self._check_params(params)
         inputs = self._inputs(x, time=False)
         self._check_state(state, next(iter(inputs.values())).shape[0])
-        outputs, new_state = self._step_jit(params, state, inputs)
+        outputs, new_state = self._step_jit(params, self._transposes(params), state, inputs)
         return self._outputs(outputs), new_state
 
-    def run(self, params: Mapping, x, state: Mapping | None = None, *, record: bool = False, mode: str = "stepwise"):
+    def run(self, params: Mapping, x, state: Mapping | None = None, *, record: bool = False, mode: str = "fused"):
         """Run a time-major sequence ``x[T, B, *shape]`` (a dict by Input name for several inputs).
 
         Returns ``(y, final_state)`` with ``y[T, B, ...]``; with ``record=True`` also the neuron
         states after every step, ``{path: {"v": [T, B, ...], "i": ...}}``. ``state`` defaults to
-        ``init_state(B)``. ``mode`` is ``"layerwise"`` or ``"stepwise"`` (see the module docstring).
+        ``init_state(B)``. ``mode`` is ``"fused"``, ``"stepwise"`` or ``"layerwise"`` (see the
+        module docstring); all three give the same results.
         """
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self._check_params(params)
         inputs = self._inputs(x, time=True)
-        if state is not None:
-            self._check_state(state, next(iter(inputs.values())).shape[1])
-        outputs, final, trace = self._run_jit(params, state, inputs, record=bool(record), mode=mode)
+        batch = next(iter(inputs.values())).shape[1]
+        if state is None:
+            state = self._initial_state(batch)
+        else:
+            self._check_state(state, batch)
+        transposed = self._transposes(params)
+        outputs, final, trace = self._run_jit(params, transposed, state, inputs, record=bool(record), mode=mode)
         return (self._outputs(outputs), final, trace) if record else (self._outputs(outputs), final)
 
     def to_graph(self, params: Mapping) -> ir.Graph:
@@ -157,6 +169,45 @@ class JaxGraph:
         from .export import to_graph
 
         return to_graph(self.graph, params, self.params, self.dtype)
+
+    # ---- per-call preparation, outside the compiled functions -------------------------------
+
+    def _initial_state(self, batch: int) -> dict:
+        """``init_state(batch)`` built with numpy and cached (jax arrays are immutable): a run
+        from the initial state then compiles no kernel that fills the state with zeros."""
+        if batch not in self._initial:
+            self._initial[batch] = self._host_initial(batch, jax.eval_shape(lambda: self.init_state(batch)))
+        return self._initial[batch]
+
+    def _host_initial(self, batch: int, shapes) -> dict:
+        state = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)
+        for path, flat in self.plan.nodes.items():
+            v_init = getattr(flat.node, "v_init", None) if flat.kind == NEURON else None
+            if v_init is not None:
+                shape = (batch, *flat.shape)
+                v0 = per_neuron(np.asarray(v_init, np.float64).astype(self.dtype), len(shape))
+                state["nodes"][path]["v"] = np.broadcast_to(v0, shape).astype(self.dtype)
+        with jax.ensure_compile_time_eval():  # concrete arrays even when run is traced (they are cached)
+            return jax.tree.map(jnp.asarray, state)
+
+    def _transposes(self, params: Mapping) -> dict[str, Any]:
+        """``{path: weight.T}`` of the dense nodes, transposed on the host and cached while the
+        same weight array comes back (None for a traced weight: it is transposed in the graph)."""
+        out: dict[str, Any] = {}
+        for path in self._dense:
+            weight = params[path]["weight"]
+            if isinstance(weight, jax.core.Tracer):
+                out[path] = None
+                continue
+            cached = self._transposed.get(path)
+            if cached is not None and cached[0] is weight:
+                out[path] = cached[1]
+                continue
+            with jax.ensure_compile_time_eval():  # a concrete array even when run is traced
+                out[path] = layers.transpose_on_host(weight)
+            if isinstance(weight, jax.Array):  # immutable: safe to cache by identity
+                self._transposed[path] = (weight, out[path])
+        return out
 
     # ---- lowering ---------------------------------------------------------------------------
 
@@ -289,26 +340,27 @@ class JaxGraph:
         delays = self._delays[path]
         return bool(delays.size) and bool(np.all(delays == delays.reshape(-1)[0]))
 
-    def _step(self, params, state, inputs, zero=None):
-        zero = exact_zero(self.dtype) if zero is None else zero
+    def _step(self, params, transposed, state, inputs):
+        params = layers.with_transposed(params, transposed)
+        return self._one_step(params, state, inputs, exact_zero(self.dtype))
+
+    def _one_step(self, params, state, inputs, zero):
         values, node_state, edge_state = self._eval(self.plan.order, params, state, inputs, {}, zero)
         outputs = {p: values[p] for p in self.plan.outputs.values()}
         return outputs, {"nodes": node_state, "edges": edge_state}
 
     # ---- sequences --------------------------------------------------------------------------
 
-    def _run(self, params, state, inputs, record: bool, mode: str):
-        params = {path: layers.prepare(self.plan.nodes[path].node, p) for path, p in params.items()}
-        if state is None:
-            state = self.init_state(next(iter(inputs.values())).shape[1])
+    def _run(self, params, transposed, state, inputs, record: bool, mode: str):
+        params = layers.with_transposed(params, transposed)
         zero = exact_zero(self.dtype)  # once, outside the loops
         if mode == "stepwise":
             return self._run_stepwise(params, state, inputs, record, zero)
-        return self._run_layerwise(params, state, inputs, record, zero)
+        return self._run_sequences(self._schedules[mode], params, state, inputs, record, zero)
 
     def _run_stepwise(self, params, state, inputs, record: bool, zero):
         def body(carry, x_t):
-            outputs, new = self._step(params, carry, x_t, zero)
+            outputs, new = self._one_step(params, carry, x_t, zero)
             return new, (outputs, new["nodes"] if record else None)
 
         final, (outputs, nodes) = jax.lax.scan(body, state, inputs)
@@ -317,12 +369,14 @@ class JaxGraph:
     def _trace(self, nodes: dict) -> dict:
         return {p: s for p, s in nodes.items() if self.plan.nodes[p].kind == NEURON}
 
-    def _run_layerwise(self, params, state, inputs, record: bool, zero):
+    def _run_sequences(self, units, params, state, inputs, record: bool, zero):
+        """Evaluate ``units`` in order over the whole sequence: ``(path, False)`` applies one
+        node to all timesteps at once, ``(paths, True)`` scans those nodes step by step."""
         length = next(iter(inputs.values())).shape[0]
         seqs: dict[str, Any] = {}
         final: dict[str, dict] = {"nodes": {}, "edges": {}}
         trace: dict[str, dict] = {}
-        for comp in self._components:
+        for comp, scanned in units:
             members = set(comp)
             external = {}
             for path in comp:
@@ -334,7 +388,7 @@ class JaxGraph:
                         final["edges"][edge.key] = seq[-1]
                         seq = jnp.concatenate([state["edges"][edge.key][None], seq[:-1]])
                     external[edge.key] = seq
-            if is_cyclic(self.plan, comp):
+            if scanned:
                 self._scan_component(comp, params, state, external, seqs, final, trace, record, length, zero)
             else:
                 self._sequence_node(comp[0], params, state, inputs, external, seqs, final, trace, record, zero)
