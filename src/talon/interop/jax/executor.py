@@ -83,9 +83,9 @@ class JaxGraph:
                 if built[0]:
                     params[path] = built[0]
                 self._fns[path] = built[1]
-        self.params: dict[str, dict[str, jax.Array]] = jax.tree.map(jnp.asarray, params)
-        self._dense = [p for p, flat in self.plan.nodes.items() if p in params and layers.is_dense(flat.node)]
-        self._transposed: dict[str, tuple[Any, Any]] = {}  # path -> (weight, weight.T) of the last call
+        self.params: dict[str, dict[str, jax.Array]] = jax.device_put(params)
+        self._relayout = {p: f.node for p, f in self.plan.nodes.items() if p in params and layers.relayout(f.node)}
+        self._moved: dict[str, tuple[Any, Any]] = {}  # path -> (weight, relaid weight) of the last call
         self._initial: dict[int, dict] = {}  # batch size -> init_state
         before, loop, after = fuse(self.plan)
         self._schedules = {
@@ -113,18 +113,22 @@ class JaxGraph:
         neurons with a ``v_init``."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        return self._state_of(int(batch_size), jnp)
+
+    def _state_of(self, batch: int, xp) -> dict:
+        """The initial state made with the array module ``xp`` (``jax.numpy`` or ``numpy``)."""
         nodes: dict[str, dict] = {}
         for path, flat in self.plan.nodes.items():
-            shape = (int(batch_size), *flat.shape)
+            shape = (batch, *flat.shape)
             if flat.kind == NEURON:
-                nodes[path] = {k: jnp.zeros(shape, self.dtype) for k in state_keys(flat.node)}
+                nodes[path] = {k: xp.zeros(shape, self.dtype) for k in state_keys(flat.node)}
                 v_init = getattr(flat.node, "v_init", None)
                 if v_init is not None:  # the membrane starts at v_init (docs/semantics.md)
                     v0 = per_neuron(np.asarray(v_init, np.float64).astype(self.dtype), len(shape))
-                    nodes[path]["v"] = jnp.broadcast_to(jnp.asarray(v0, self.dtype), shape)
+                    nodes[path]["v"] = xp.broadcast_to(xp.asarray(v0, self.dtype), shape)
             elif flat.kind == DELAY and self._max_delay(path):
-                nodes[path] = {"history": jnp.zeros((self._max_delay(path), *shape), self.dtype)}
-        edges = {e.key: jnp.zeros((int(batch_size), *e.shape), self.dtype) for e in self.plan.recurrent_edges}
+                nodes[path] = {"history": xp.zeros((self._max_delay(path), *shape), self.dtype)}
+        edges = {e.key: xp.zeros((batch, *e.shape), self.dtype) for e in self.plan.recurrent_edges}
         return {"nodes": nodes, "edges": edges}
 
     def step(self, params: Mapping, state: Mapping, x) -> tuple[Any, dict]:
@@ -136,7 +140,7 @@ class JaxGraph:
         self._check_params(params)
         inputs = self._inputs(x, time=False)
         self._check_state(state, next(iter(inputs.values())).shape[0])
-        outputs, new_state = self._step_jit(params, self._transposes(params), state, inputs)
+        outputs, new_state = self._step_jit(params, self._relayouts(params), state, inputs)
         return self._outputs(outputs), new_state
 
     def run(self, params: Mapping, x, state: Mapping | None = None, *, record: bool = False, mode: str = "fused"):
@@ -156,8 +160,8 @@ class JaxGraph:
             state = self._initial_state(batch)
         else:
             self._check_state(state, batch)
-        transposed = self._transposes(params)
-        outputs, final, trace = self._run_jit(params, transposed, state, inputs, record=bool(record), mode=mode)
+        moved = self._relayouts(params)
+        outputs, final, trace = self._run_jit(params, moved, state, inputs, record=bool(record), mode=mode)
         return (self._outputs(outputs), final, trace) if record else (self._outputs(outputs), final)
 
     def to_graph(self, params: Mapping) -> ir.Graph:
@@ -173,40 +177,31 @@ class JaxGraph:
     # ---- per-call preparation, outside the compiled functions -------------------------------
 
     def _initial_state(self, batch: int) -> dict:
-        """``init_state(batch)`` built with numpy and cached (jax arrays are immutable): a run
-        from the initial state then compiles no kernel that fills the state with zeros."""
+        """``init_state(batch)`` built with numpy, moved to the device once and cached (jax arrays
+        are immutable): a run from the initial state compiles no kernel filling it with zeros."""
         if batch not in self._initial:
-            self._initial[batch] = self._host_initial(batch, jax.eval_shape(lambda: self.init_state(batch)))
+            with jax.ensure_compile_time_eval():  # concrete arrays even when run is traced (they are cached)
+                self._initial[batch] = jax.device_put(self._state_of(batch, np))
         return self._initial[batch]
 
-    def _host_initial(self, batch: int, shapes) -> dict:
-        state = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)
-        for path, flat in self.plan.nodes.items():
-            v_init = getattr(flat.node, "v_init", None) if flat.kind == NEURON else None
-            if v_init is not None:
-                shape = (batch, *flat.shape)
-                v0 = per_neuron(np.asarray(v_init, np.float64).astype(self.dtype), len(shape))
-                state["nodes"][path]["v"] = np.broadcast_to(v0, shape).astype(self.dtype)
-        with jax.ensure_compile_time_eval():  # concrete arrays even when run is traced (they are cached)
-            return jax.tree.map(jnp.asarray, state)
-
-    def _transposes(self, params: Mapping) -> dict[str, Any]:
-        """``{path: weight.T}`` of the dense nodes, transposed on the host and cached while the
-        same weight array comes back (None for a traced weight: it is transposed in the graph)."""
+    def _relayouts(self, params: Mapping) -> dict[str, Any]:
+        """``{path: weight in the layout the engine reads}`` (:func:`.layers.relayout`), made on the
+        host and cached while the same weight array comes back; None for a traced weight (it is
+        transposed in the graph)."""
         out: dict[str, Any] = {}
-        for path in self._dense:
+        for path, node in self._relayout.items():
             weight = params[path]["weight"]
             if isinstance(weight, jax.core.Tracer):
                 out[path] = None
                 continue
-            cached = self._transposed.get(path)
+            cached = self._moved.get(path)
             if cached is not None and cached[0] is weight:
                 out[path] = cached[1]
                 continue
             with jax.ensure_compile_time_eval():  # a concrete array even when run is traced
-                out[path] = layers.transpose_on_host(weight)
+                out[path] = layers.relayout_on_host(weight, layers.relayout(node)[1])
             if isinstance(weight, jax.Array):  # immutable: safe to cache by identity
-                self._transposed[path] = (weight, out[path])
+                self._moved[path] = (weight, out[path])
         return out
 
     # ---- lowering ---------------------------------------------------------------------------
@@ -340,8 +335,8 @@ class JaxGraph:
         delays = self._delays[path]
         return bool(delays.size) and bool(np.all(delays == delays.reshape(-1)[0]))
 
-    def _step(self, params, transposed, state, inputs):
-        params = layers.with_transposed(params, transposed)
+    def _step(self, params, moved, state, inputs):
+        params = layers.with_relayouts(self._relayout, params, moved)
         return self._one_step(params, state, inputs, exact_zero(self.dtype))
 
     def _one_step(self, params, state, inputs, zero):
@@ -351,8 +346,8 @@ class JaxGraph:
 
     # ---- sequences --------------------------------------------------------------------------
 
-    def _run(self, params, transposed, state, inputs, record: bool, mode: str):
-        params = layers.with_transposed(params, transposed)
+    def _run(self, params, moved, state, inputs, record: bool, mode: str):
+        params = layers.with_relayouts(self._relayout, params, moved)
         zero = exact_zero(self.dtype)  # once, outside the loops
         if mode == "stepwise":
             return self._run_stepwise(params, state, inputs, record, zero)
