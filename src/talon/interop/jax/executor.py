@@ -11,13 +11,26 @@ surrogate spike of :mod:`.spike`, so ``jax.grad`` trains a graph. They follow
 ``docs/semantics.md``: the nodes of a step are evaluated in topological order, fan-in is summed
 in edge order, a recurrent edge delivers its source's value of the previous step.
 
-``run`` has two schedules with the same results:
+``run`` has three schedules with the same results:
 
 * ``"stepwise"`` (default): one ``lax.scan`` of ``step`` over time, like ``spyx.nn.run``;
+* ``"fused"``: the nodes that only depend on the inputs (e.g. the first Linear or convolution)
+  and those after the last neuron that feed no neuron run on all ``T*B`` samples at once, the
+  rest — every neuron, every cycle, and what lies between them — is one ``lax.scan``;
 * ``"layerwise"``: node by node over the whole sequence — a stateless node that is not on a
   cycle is applied to all ``T*B`` samples at once (one matrix product per Linear instead of
   ``T``), a neuron is a ``lax.scan`` of its own update, and every cycle of the graph (a recurrent
-  layer) is one ``lax.scan`` of its nodes. On CPU it measured no faster (``docs/jax.md`` §8).
+  layer) is one ``lax.scan`` of its nodes.
+
+On a loaded 2-core CPU both whole-sequence schedules measured slower than the step-wise one
+(``docs/jax.md`` §8), hence the default.
+
+What does not change from call to call is prepared outside the compiled function, where it
+costs microseconds instead of an XLA kernel to compile: the weights are read in the layout
+XLA's CPU kernels want (``[in, out]`` for a matrix product, spatial-first for a convolution),
+transposed by numpy and cached while the same weight array comes back
+(:func:`.layers.relayout`); a run from the initial state gets it as a cached device array
+instead of filling zeros in the graph.
 
 Parameters are a dict ``{node path: {name: array}}`` (``"rnn.lif"`` inside a subgraph): the
 weights of stateless nodes under their IR names, and for neurons the per-step coefficients
@@ -43,7 +56,7 @@ from .neurons import SPIKING, coefficients, exact_zero, make_step, per_neuron, s
 from .plan import BOUNDARY, DELAY, INPUT, NEURON, components, flatten, fuse, is_cyclic
 from .spike import Surrogate, make_spike
 
-MODES = ("fused", "stepwise", "layerwise")
+MODES = ("stepwise", "fused", "layerwise")
 
 
 def _port(value, port):
@@ -92,6 +105,8 @@ class JaxGraph:
             "layerwise": [(comp, is_cyclic(self.plan, comp)) for comp in components(self.plan)],
             "fused": [([p], False) for p in before] + ([(loop, True)] if loop else []) + [([p], False) for p in after],
         }
+        self._params_structure = jax.tree.structure(self.params)
+        self._input_shapes = {name: tuple(self.plan.nodes[p].shape) for name, p in self.plan.inputs.items()}
         self._step_jit = jax.jit(self._step)
         self._run_jit = jax.jit(self._run, static_argnames=("record", "mode"))
 
@@ -143,12 +158,12 @@ class JaxGraph:
         outputs, new_state = self._step_jit(params, self._relayouts(params), state, inputs)
         return self._outputs(outputs), new_state
 
-    def run(self, params: Mapping, x, state: Mapping | None = None, *, record: bool = False, mode: str = "fused"):
+    def run(self, params: Mapping, x, state: Mapping | None = None, *, record: bool = False, mode: str = "stepwise"):
         """Run a time-major sequence ``x[T, B, *shape]`` (a dict by Input name for several inputs).
 
         Returns ``(y, final_state)`` with ``y[T, B, ...]``; with ``record=True`` also the neuron
         states after every step, ``{path: {"v": [T, B, ...], "i": ...}}``. ``state`` defaults to
-        ``init_state(B)``. ``mode`` is ``"fused"``, ``"stepwise"`` or ``"layerwise"`` (see the
+        ``init_state(B)``. ``mode`` is ``"stepwise"``, ``"fused"`` or ``"layerwise"`` (see the
         module docstring); all three give the same results.
         """
         if mode not in MODES:
@@ -237,6 +252,8 @@ class JaxGraph:
             )
 
     def _check_params(self, params) -> None:
+        if isinstance(params, dict) and jax.tree.structure(params) == self._params_structure:
+            return  # the structure of self.params (the common case, checked in one call)
         if not isinstance(params, Mapping) or set(params) != set(self.params):
             given = sorted(params) if isinstance(params, Mapping) else type(params).__name__
             raise ValueError(
@@ -262,8 +279,10 @@ class JaxGraph:
             raise ValueError(f"the graph has several Input nodes {names}: pass a dict of arrays by name")
         out = {}
         for name, value in given.items():
-            arr = jnp.asarray(value, dtype=self.dtype)
-            expected = tuple(self.plan.nodes[self.plan.inputs[name]].shape)
+            # an array of the right dtype passes as it is (jnp.asarray would dispatch a conversion)
+            same = isinstance(value, jax.Array) and value.dtype == self.dtype
+            arr = value if same else jnp.asarray(value, dtype=self.dtype)
+            expected = self._input_shapes[name]
             if arr.ndim != lead + len(expected) or tuple(arr.shape[lead:]) != expected:
                 layout = "[T, B, " if time else "[B, "
                 raise ValueError(
@@ -323,12 +342,13 @@ class JaxGraph:
         depth = self._max_delay(path)
         if depth == 0:
             return x, {}
-        stacked = jnp.concatenate([x[None], state["nodes"][path]["history"]])
-        if self._uniform_delay(path):
-            out = stacked[depth]
-        else:
-            lag = jnp.broadcast_to(jnp.asarray(self._delays[path])[None, None], (1, *x.shape))
-            out = jnp.take_along_axis(stacked, lag, axis=0)[0]
+        history = state["nodes"][path]["history"]  # history[k] = input at step -1-k
+        if self._uniform_delay(path):  # no stacking: the oldest entry leaves, x enters
+            kept = [history[: depth - 1]] if depth > 1 else []
+            return history[depth - 1], {path: {"history": jnp.concatenate([x[None], *kept])}}
+        stacked = jnp.concatenate([x[None], history])
+        lag = jnp.broadcast_to(jnp.asarray(self._delays[path])[None, None], (1, *x.shape))
+        out = jnp.take_along_axis(stacked, lag, axis=0)[0]
         return out, {path: {"history": stacked[:depth]}}
 
     def _uniform_delay(self, path: str) -> bool:
