@@ -28,7 +28,7 @@ from talon.ir.activations import batch_dim_to_axis
 from ..config import FixedPointSpec
 from ..errors import UnsupportedNodeError
 from . import geometry
-from .events import exact_dtype, synaptic_product
+from .events import EventWeights, exact_dtype, synaptic_product
 from .fixed_point import (
     FLOAT_EXACT,
     INT,
@@ -159,11 +159,13 @@ class QIdentity(FixedKernel):
 
 
 class QInput(FixedKernel):
-    """A top-level Input: ``q = clip(rint(x / s), -qmax, qmax)`` with a calibrated ``s``.
+    """A top-level Input: ``q = clip(rint(x / s), -bound, bound)`` with a calibrated ``s``.
 
     Inputs that are exactly representable in ``activation_bits`` — every value ``x = n / 2**k``
     with ``|n| <= qmax`` (spikes, counts, multiples of 1/8 ...) — get ``s = 2**-k`` and are
-    represented without error; other inputs get ``s = amax / qmax``.
+    represented without error, with ``bound`` the calibrated ``max |n|``; other inputs get
+    ``s = amax / qmax`` and ``bound = qmax``. Inputs beyond the calibrated range (a compiled program
+    run on new data) saturate at ``bound``, so the static bounds downstream hold for any input.
     """
 
     def setup(self, node):
@@ -171,17 +173,26 @@ class QInput(FixedKernel):
         vid = self.op.outputs[0]
         amax, exponent = cal.value_amax.get(vid, 0.0), cal.value_exponent.get(vid)
         top = qmax(self.spec.activation_bits)
+        self.power_of_two = None  # k when s = 2**-k
         if exponent is not None and amax * 2.0**exponent <= top:
             self.scale, bound = 2.0**-exponent, int(amax * 2.0**exponent)
+            self.power_of_two = exponent
         else:
             self.scale, bound = self.ctx.activation_scale(amax), top
-        self.top = top
+        self.top = bound
         self.out_formats = [QFormat(np.float64(self.scale), bound)]
 
     def merge(self, xs):
         return xs[0]
 
     def compute(self, x):
+        x = np.asarray(x)
+        if self.power_of_two is not None and x.dtype == np.float32:
+            # x / 2**-k is x * 2**k, exact in float32 too (k >= 0; an overflow to inf saturates
+            # the same); rint and clip commute since the bounds are integers
+            q = x * np.float32(2.0**self.power_of_two) if self.power_of_two else x.copy()
+            np.clip(q, -self.top, self.top, out=q)
+            return np.rint(q, out=q).astype(INT)
         return np.clip(np.rint(np.asarray(x, np.float64) / self.scale), -self.top, self.top).astype(INT)
 
 
@@ -266,7 +277,9 @@ class QWeighted(FixedKernel):
         self.exact_in_float = worst < FLOAT_EXACT
         check_int(worst + float(np.abs(bias_q).max(initial=0)), self.op.path, "the accumulator")
         self.acc_bits = acc_bits
-        return int(min(worst + np.abs(bias_q).max(initial=0), qmax(acc_bits) + 1))
+        total = worst + float(np.abs(bias_q).max(initial=0))
+        self.saturating_acc = total > qmax(acc_bits)  # else saturation is the identity: skipped
+        return int(min(total, qmax(acc_bits) + 1))
 
     def describe(self):
         out = super().describe()
@@ -298,13 +311,21 @@ class QDense(QWeighted):
         self.bias_q = saturate(np.rint(bias / acc_scale).astype(INT), acc_bits)
         bound = self.finish(np.abs(wq).sum(axis=1), self.bias_q, in_fmt, acc_bits)
         self.weight_t_exact = self.weight_t.astype(exact_dtype(self.worst))
+        self._events: EventWeights | None = None
         lead = len(node.output_shape) - 1
         scale = np.asarray(acc_scale).reshape((1,) * lead + (-1,)) if np.ndim(acc_scale) else acc_scale
         self.out_formats = [QFormat(scale, bound)]
 
     def compute(self, x):
-        acc = synaptic_product(x, self.weight_t_exact) + self.bias_q
-        return saturate(acc, self.acc_bits)
+        acc = synaptic_product(x, self.weight_t_exact, self.event_weights())
+        acc += self.bias_q
+        return saturate(acc, self.acc_bits) if self.saturating_acc else acc
+
+    def event_weights(self) -> EventWeights | None:
+        """The weights laid out for the compiled event kernel (made on first use; None without numba)."""
+        if self._events is None and EventWeights.kernels() is not None:
+            self._events = EventWeights(self.weight_t, self.worst)
+        return self._events
 
 
 class QConv(QWeighted):
