@@ -72,6 +72,12 @@ def test_the_compiled_kernel_picks_exact_types_and_stops_at_its_limit():
     nnz = int(np.count_nonzero(x))
     assert small.product(x, limit=nnz - 1) is None  # more events than the limit: the caller goes dense
     assert np.array_equal(small.product(x, limit=nnz), x @ small.weight_t.astype(np.int64))
+    # spikes in runs of four (added four rows at a time) mixed with graded events, int8 and int16 weights
+    spikes = (rng.random((40, 64)) < 0.4).astype(np.int64)
+    spikes[::3, ::5] *= 2
+    for weights in (small, events.EventWeights(rng.integers(-3000, 3000, size=(64, 8)))):
+        expected = spikes @ weights.weight_t.astype(np.int64)
+        assert np.array_equal(weights.product(spikes, limit=None), expected)
     with pytest.raises(ValueError, match="integers"):
         events.EventWeights(np.array([[0.5]]))
 

@@ -84,6 +84,42 @@ def test_the_compiled_loop_gives_the_step_loops_integers(neuron, monkeypatch):
         assert 0 < slow.spike_counts["neuron"] < x.shape[0] * x.shape[1] * N  # the resets were exercised
 
 
+def _cyclic_graph(neuron: ir.Node, seed: int) -> ir.Graph:
+    """The neuron in a loop through a recurrent weight layer: it runs step by step (``step``)."""
+    rng = np.random.default_rng(seed)
+    return ir.Graph(
+        {
+            "input": ir.Input(np.array([20])),
+            "fc": ir.Affine(uniform(rng, (N, 20), 20) * 3, uniform(rng, N, 20)),
+            "neuron": neuron,
+            "rec": ir.Linear(uniform(rng, (N, N), N)),
+            "out": ir.Linear(uniform(rng, (4, N), N)),
+            "output": ir.Output(np.array([4])),
+        },
+        [("input", "fc"), ("fc", "neuron"), ("neuron", "rec"), ("rec", "neuron"), ("neuron", "out"),
+         ("out", "output")],
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "neuron", [p for k, p in enumerate(_spiking_neurons()) if k % 7 == 0] + [*_non_spiking_neurons()]
+)
+def test_the_compiled_step_in_a_cycle_gives_the_reference_integers(neuron, monkeypatch):
+    graph = _cyclic_graph(neuron, seed=5)
+    x = np.random.default_rng(6).normal(0.0, 1.0, (20, 3, 20)).astype(np.float32)
+    calls = []
+    original = fixed_neuron_loop.step_neurons
+    monkeypatch.setattr("talon.backend.cpu.fixed_neurons.step_neurons", lambda *a: calls.append(1) or original(*a))
+    fast = CPU.simulate(graph, {"input": x}, step_by_step=True, precision="int8")
+    assert len(calls) == x.shape[0]  # one compiled step per time step
+    monkeypatch.setattr(fixed_neuron_loop, "compiled", lambda kernel: None)
+    slow = CPU.simulate(graph, {"input": x}, step_by_step=True, precision="int8")
+    for key in ("output_int", "v_int", "i_int"):
+        if key in slow.node_states["neuron"]:
+            assert np.array_equal(fast.node_states["neuron"][key], slow.node_states["neuron"][key]), key
+    assert np.array_equal(fast.outputs["output"], slow.outputs["output"])
+
+
 def test_a_compiled_program_on_stronger_inputs_saturates_the_same_way(monkeypatch):
     """Calibrated on weak inputs, run on strong ones: the states hit the saturation bound of
     ``state_bits`` and both loops clamp alike."""

@@ -77,8 +77,53 @@ def neuron_loop(
 
 
 def per_neuron_int(a, shape: tuple[int, ...]) -> np.ndarray:
-    """A scalar or neuron-shaped integer parameter as a flat contiguous int64 ``[M]`` array."""
-    return np.ascontiguousarray(np.broadcast_to(np.asarray(a, INT), shape).reshape(-1))
+    """A scalar or neuron-shaped integer parameter as a flat contiguous writable int64 ``[M]`` copy."""
+    return np.array(np.broadcast_to(np.asarray(a, INT), shape).reshape(-1))
+
+
+def loop_parameters(kernel) -> tuple:
+    """The arguments of :func:`neuron_loop` that describe the neuron (``beta`` .. ``bits``), made
+    once per kernel: flags as bool, codes and widths as int, arrays flat writable int64 (so numba
+    compiles one signature)."""
+    cached = getattr(kernel, "_loop_parameters", None)
+    if cached is not None:
+        return cached
+    ints = functools.partial(per_neuron_int, shape=kernel.shape)
+    spiking = bool(kernel.spiking)
+    zero = np.zeros(int(np.prod(kernel.shape, dtype=np.int64)), INT)
+    params = (
+        ints(kernel.B),
+        ints(kernel.C),
+        ints(kernel.A) if kernel.cuba else zero,
+        ints(kernel.G) if kernel.cuba else zero,
+        ints(kernel.theta) if spiking else zero,
+        ints(kernel.v_reset) if spiking else zero,
+        bool(kernel.cuba),
+        spiking,
+        RESET_MODES[kernel.mode] if spiking else 0,
+        RESET_TIMINGS[kernel.timing] if spiking else 0,
+        bool(spiking and kernel.ge),
+        bool(spiking and kernel.post),
+        int(kernel.frac),
+        int(kernel.bits),
+    )
+    kernel._loop_parameters = params
+    return params
+
+
+def _drive(kernel, xs: list[np.ndarray], lead: tuple[int, ...]) -> np.ndarray:
+    """``sum_e G_e * x_e`` (left to right, as ``FixedNeuron.step``) as a writable ``[*lead, M]`` int64 array."""
+    drive = None
+    for x, g in zip(xs, kernel.edge_gains, strict=True):
+        term = g * x
+        drive = term if drive is None else drive + term
+    full = (*lead, *kernel.shape)
+    if drive.shape != full:
+        drive = np.broadcast_to(drive, full)
+    return np.require(drive, INT, ["C", "W"]).reshape(*lead, -1)
+
+
+_NO_TRACE = np.empty((1, 1, 1), INT)
 
 
 def run_neurons(kernel, xs: list[np.ndarray], record: bool):
@@ -91,36 +136,40 @@ def run_neurons(kernel, xs: list[np.ndarray], record: bool):
     if loop is None:
         return None
     steps, batch = xs[0].shape[:2]
-    shape = kernel.shape
-    size = int(np.prod(shape, dtype=np.int64))
-    drive = None
-    for x, g in zip(xs, kernel.edge_gains, strict=True):
-        term = g * x
-        drive = term if drive is None else drive + term
-    drive = np.ascontiguousarray(np.broadcast_to(drive, (steps, batch, *shape)), INT).reshape(steps, batch, size)
+    drive = _drive(kernel, xs, (steps, batch))
     state = kernel.init_state(batch)
-    v = np.ascontiguousarray(state["v"], INT).reshape(batch, size)
-    i = np.ascontiguousarray(state["i"], INT).reshape(batch, size) if kernel.cuba else np.zeros((1, 1), INT)
-    ints = functools.partial(per_neuron_int, shape=shape)
-    spiking = kernel.spiking
-    zero = np.zeros(size, INT)
-    theta = ints(kernel.theta) if spiking else zero
-    v_reset = ints(kernel.v_reset) if spiking else zero
-    alpha, gain = (ints(kernel.A), ints(kernel.G)) if kernel.cuba else (zero, zero)
-    mode = RESET_MODES[kernel.mode] if spiking else 0
-    timing = RESET_TIMINGS[kernel.timing] if spiking else 0
+    size = drive.shape[-1]
+    v = np.require(state["v"], INT, ["C", "W"]).reshape(batch, size)
+    i = np.require(state["i"], INT, ["C", "W"]).reshape(batch, size) if kernel.cuba else np.zeros((1, 1), INT)
     out = np.empty((steps, batch, size), INT)
-    v_trace = np.empty((steps, batch, size), INT) if record else np.empty((1, 1, 1), INT)
-    i_trace = np.empty((steps, batch, size), INT) if record and kernel.cuba else np.empty((1, 1, 1), INT)
-    loop(
-        drive, v, i, ints(kernel.B), ints(kernel.C), alpha, gain, theta, v_reset, kernel.cuba, spiking, mode, timing,
-        bool(spiking and kernel.ge), bool(spiking and kernel.post), kernel.frac, kernel.bits, record,
-        out, v_trace, i_trace,
-    )  # fmt: skip
-    full = (steps, batch, *shape)
+    v_trace = np.empty((steps, batch, size), INT) if record else _NO_TRACE
+    i_trace = np.empty((steps, batch, size), INT) if record and kernel.cuba else _NO_TRACE
+    loop(drive, v, i, *loop_parameters(kernel), bool(record), out, v_trace, i_trace)
+    full = (steps, batch, *kernel.shape)
     trace = None
     if record:
         trace = {"v": v_trace.reshape(full)}
         if kernel.cuba:
             trace["i"] = i_trace.reshape(full)
     return [out.reshape(full)], trace
+
+
+def step_neurons(kernel, xs: list[np.ndarray], state: dict[str, np.ndarray]):
+    """One step (``[B, ...]`` inputs) in the compiled loop, as ``FixedNeuron.step`` returns it
+    (``([out], new_state)``; ``state`` is not modified); None when numba is unavailable."""
+    loop = compiled(neuron_loop)
+    if loop is None:
+        return None
+    batch = xs[0].shape[0]
+    drive = _drive(kernel, xs, (1, batch))
+    size = drive.shape[-1]
+    v = np.array(state["v"], INT).reshape(batch, size)
+    i = np.array(state["i"], INT).reshape(batch, size) if kernel.cuba else np.zeros((1, 1), INT)
+    out = np.empty((1, batch, size), INT)
+    loop(drive, v, i, *loop_parameters(kernel), False, out, _NO_TRACE, _NO_TRACE)
+    full = (batch, *kernel.shape)
+    new = {"v": v.reshape(full)}
+    if kernel.cuba:
+        new["i"] = i.reshape(full)
+    y = new["v"] if not kernel.spiking else out.reshape(full)
+    return [y], new

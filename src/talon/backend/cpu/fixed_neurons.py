@@ -40,7 +40,7 @@ import numpy as np
 from talon import ir
 
 from ..errors import BackendError
-from .fixed_neuron_loop import run_neurons
+from .fixed_neuron_loop import run_neurons, step_neurons
 from .fixed_ops import FixedContext, FixedKernel
 from .fixed_point import INT, INT_SAFE, SPIKES, QFormat, check_int, qmax, round_shift, saturate
 from .float_neurons import CUBA, SPIKING_NEURONS, FloatDelay, neuron_coefficients
@@ -148,6 +148,16 @@ class FixedNeuron(StatefulKernel):
         return total
 
     def step(self, xs, state):
+        """One step: the compiled loop (:mod:`.fixed_neuron_loop`) when it applies, else
+        :meth:`reference_step`; the same integers."""
+        if self.loop_supported:
+            done = step_neurons(self, xs, state)
+            if done is not None:
+                return done
+        return self.reference_step(xs, state)
+
+    def reference_step(self, xs, state):
+        """One step of docs/backend.md §4.4 in numpy (the reference of the compiled loop)."""
         v = state["v"]
         new: State = {}
         if self.spiking:

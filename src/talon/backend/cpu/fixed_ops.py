@@ -37,6 +37,7 @@ from .fixed_point import (
     QFormat,
     check_int,
     qmax,
+    quantize_dyadic,
     quantize_symmetric,
     round_shift,
     saturate,
@@ -188,11 +189,7 @@ class QInput(FixedKernel):
     def compute(self, x):
         x = np.asarray(x)
         if self.power_of_two is not None and x.dtype == np.float32:
-            # x / 2**-k is x * 2**k, exact in float32 too (k >= 0; an overflow to inf saturates
-            # the same); rint and clip commute since the bounds are integers
-            q = x * np.float32(2.0**self.power_of_two) if self.power_of_two else x.copy()
-            np.clip(q, -self.top, self.top, out=q)
-            return np.rint(q, out=q).astype(INT)
+            return quantize_dyadic(x, self.power_of_two, self.top)
         return np.clip(np.rint(np.asarray(x, np.float64) / self.scale), -self.top, self.top).astype(INT)
 
 
@@ -352,11 +349,11 @@ class QConv(QWeighted):
 
     def compute(self, x):
         fn = geometry.conv1d if self.one_d else geometry.conv2d
-        dtype = np.float64 if self.exact_in_float else INT
+        dtype = exact_dtype(self.worst)  # exact for every partial sum: the float result is an integer
         acc = fn(x, self.wq, *self.geometry, dtype=dtype)
-        if self.exact_in_float:
-            acc = np.rint(acc).astype(INT)
-        return saturate(acc + self.bias_view, self.acc_bits)
+        acc = acc.astype(INT) if dtype != INT else acc
+        acc += self.bias_view
+        return saturate(acc, self.acc_bits) if self.saturating_acc else acc
 
 
 class QSepConv(QWeighted):
@@ -376,7 +373,7 @@ class QSepConv(QWeighted):
         dw_acc = np.asarray(dw_scale).reshape(-1) * in_fmt.scale
         self.dw_bias = saturate(np.rint(np.asarray(node.depthwise_bias, np.float64) / dw_acc).astype(INT), acc_bits)
         dw_bound = self.finish(np.abs(dwq).reshape(dwq.shape[0], -1).sum(axis=1), self.dw_bias, in_fmt, acc_bits)
-        self.dw_exact = self.exact_in_float
+        self.dw_worst = self.worst
         amax_mid = self.ctx.calibration.intermediate_amax.get(self.op.index, 0.0)
         mid_scale = self.ctx.activation_scale(amax_mid)
         self.mid = Multiplier.of(np.broadcast_to(dw_acc, (dwq.shape[0],)) / mid_scale, self.spec.coefficient_bits)
@@ -392,13 +389,13 @@ class QSepConv(QWeighted):
         self.out_formats = [QFormat(scale, bound)]
 
     def compute(self, x):
-        dtype = np.float64 if self.dw_exact else INT
+        dtype = exact_dtype(self.dw_worst)  # exact for every partial sum: the float results are integers
         acc = geometry.conv2d(x, self.dwq, *self.geometry, groups=self.dwq.shape[0], dtype=dtype)
-        acc = saturate(np.rint(acc).astype(INT) + self.dw_bias.reshape(1, -1, 1, 1), self.acc_bits)
+        acc = saturate(acc.astype(INT) + self.dw_bias.reshape(1, -1, 1, 1), self.acc_bits)
         mid = np.clip(round_shift(acc * self.mid_m, self.mid_shift), -self.mid_top, self.mid_top)
-        dtype = np.float64 if self.exact_in_float else INT
+        dtype = exact_dtype(self.worst)
         out = geometry.conv2d(mid, self.pwq, dtype=dtype)
-        return saturate(np.rint(out).astype(INT) + self.pw_bias.reshape(1, -1, 1, 1), self.acc_bits)
+        return saturate(out.astype(INT) + self.pw_bias.reshape(1, -1, 1, 1), self.acc_bits)
 
 
 def _sign_fold(kernel: FixedKernel, factor: np.ndarray, fmt: QFormat, shape) -> tuple[np.ndarray, np.ndarray]:
