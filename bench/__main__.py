@@ -4,9 +4,10 @@ Each module's ``main()`` returns its rows (``bench.common.Row``): our median tim
 reference's, measured side by side in one process. The host is shared and noisy, so the table
 reports ratios; absolute times are indicative only.
 
-The table is written to ``bench/results/latest.md`` (not tracked by git), so a run never dirties
-the checkout; ``--update-docs`` also writes it to ``docs/benchmarks.md``. ``TOPIC`` limits the run
-to some modules (``python -m bench bridge jax`` runs ``bench_bridge`` and ``bench_jax``).
+The tables are written to ``bench/results/latest.md`` (not tracked by git), so a run never dirties
+the checkout; ``--update-docs`` also writes them to ``docs/benchmarks.md``. ``TOPIC`` limits the run
+to some modules (``python -m bench bridge jax`` runs ``bench_bridge`` and ``bench_jax``); their
+sections replace the same sections of the page and the other sections are kept.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import importlib
 import os
 import pkgutil
 import platform
+import re
 import sys
 from datetime import date
 from importlib.metadata import PackageNotFoundError, version
@@ -39,30 +41,51 @@ def _versions() -> str:
     return ", ".join(out)
 
 
-def render(rows: list[Row], extra: list[str]) -> str:
+HEADER = """# Benchmarks
+
+Produced by `make bench BENCH_ARGS=--update-docs` (`python -m bench --update-docs`; a plain
+`make bench` writes the same tables to the untracked `bench/results/latest.md`). Every row times
+talon and a reference on the same input in the same process, the runs interleaved (median of
+repeated runs);
+**ratio = reference time / talon time**, so above 1 talon is faster. The host is shared and
+noisy: compare ratios, not absolute times. One section per `bench/bench_<topic>.py` module;
+`python -m bench --update-docs TOPIC ...` re-measures those sections and keeps the others.
+"""
+
+
+def _section(name: str, rows: list[Row], extra: list[str]) -> str:
+    """One module's results between markers, so that a later partial run can replace it alone."""
     lines = [
-        "# Benchmarks",
-        "",
-        "Produced by `make bench BENCH_ARGS=--update-docs` (`python -m bench --update-docs`; a plain",
-        "`make bench` writes the same table to the untracked `bench/results/latest.md`). Every row times",
-        "talon and a reference on the same input in the same process, the runs interleaved (median of",
-        "repeated runs);",
-        "**ratio = reference time / talon time**, so above 1 talon is faster. The host is shared and",
-        "noisy: compare ratios, not absolute times.",
+        f"<!-- {name} -->",
+        f"## {name[len('bench_') :]} (`bench/{name}.py`)",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, Python {sys.version.split()[0]}, "
         f"{platform.system()}; measured {date.today().isoformat()}.",
         f"Libraries: {_versions()}.",
         "",
-        "| benchmark | case | talon | reference | reference time | ratio |",
-        "|---|---|---|---|---|---|",
     ]
+    if rows:
+        lines += ["| benchmark | case | talon | reference | reference time | ratio |", "|---|---|---|---|---|---|"]
     for r in rows:
         ratio = "—" if r.ratio is None else f"{r.ratio:.2f}×"
         lines.append(
             f"| {r.benchmark} | {r.case} | {fmt_time(r.ours_s)} | {r.reference} | {fmt_time(r.reference_s)} | {ratio} |"
         )
-    return "\n".join([*lines, "", *extra]) + "\n"
+    if extra:
+        lines += ["", *extra]
+    return "\n".join([*lines, f"<!-- /{name} -->"])
+
+
+def _sections(text: str) -> dict[str, str]:
+    """The module sections of a page written by :func:`render`, by module name, in page order."""
+    found = re.finditer(r"^<!-- (bench_\w+) -->$.*?^<!-- /\1 -->$", text, flags=re.M | re.S)
+    return {m.group(1): m.group(0) for m in found}
+
+
+def render(sections: dict[str, str], previous: str = "") -> str:
+    """The page: ``sections`` replace the same modules' sections of ``previous``; others are kept."""
+    merged = {**_sections(previous), **sections}
+    return HEADER + "".join(f"\n{merged[name]}\n" for name in sorted(merged))
 
 
 def _modules(topics: list[str]) -> list[str]:
@@ -78,29 +101,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("topics", nargs="*", help="run only these bench_<topic> modules")
     parser.add_argument("--update-docs", action="store_true", help=f"also write the table to {DOC.name}")
     args = parser.parse_args(argv)
-    rows: list[Row] = []
-    extra: list[str] = []
     try:
         modules = _modules(args.topics)
     except ValueError as exc:
         parser.error(str(exc))
+    sections: dict[str, str] = {}
     for name in modules:
         module = importlib.import_module(f"bench.{name}")
         result = module.main()
-        rows += [r for r in (result or []) if isinstance(r, Row)]
+        rows = [r for r in (result or []) if isinstance(r, Row)]
+        extra: list[str] = []
         sizes = getattr(module.main, "sizes", None)
         if sizes:
-            extra += ["## File size against the raw bytes of the arrays", "",
+            extra += ["### File size against the raw bytes of the arrays", "",
                       "| model | raw bytes | .t1c | nir | safetensors |", "|---|---|---|---|---|"]  # fmt: skip
             for label, raw, *files in sizes:
                 extra.append(f"| {label} | {raw:,} | " + " | ".join(f"{f:,} ({f / raw:.3f}×)" for f in files) + " |")
         extra += list(getattr(module.main, "markdown", []))
-    text = render(rows, extra)
+        sections[name] = _section(name, rows, extra)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
+    RESULTS.write_text(render(sections, RESULTS.read_text() if RESULTS.exists() else ""))
     print(f"wrote {RESULTS}")
     if args.update_docs:
-        DOC.write_text(text)
+        DOC.write_text(render(sections, DOC.read_text() if DOC.exists() else ""))
         print(f"wrote {DOC}")
 
 

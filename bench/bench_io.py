@@ -215,7 +215,7 @@ def main() -> list[Row]:
         table.add_row(label, f"{model:,}", f"{ours:,} ({ours / model:.3f}×)", f"{ref:,} ({ref / model:.3f}×)")
     Console().print(table)
     main.markdown = [
-        "## Peak memory against the model's bytes (RSS growth, a fresh process each)",
+        "### Peak memory against the model's bytes (RSS growth, a fresh process each)",
         "",
         "| case | model bytes | .t1c | safetensors |",
         "|---|---|---|---|",

@@ -120,7 +120,7 @@ def main() -> list[Row]:
     table = Table(title="mapping quality: cut spikes / Σ spikes×hops per step (lower is better)")
     for col in ("network", "talon", "x-major fill", "layer-per-core greedy", "cores (talon/fill/layer)"):
         table.add_column(col)
-    lines = ["## Hardware mapping (bench/bench_mapping.py)", "",
+    lines = ["### Hardware mapping (bench/bench_mapping.py)", "",
              "Cut spikes and Σ spikes × hops per step (multicast X-then-Y routes) with the activity of 50 "
              "default-stimulus steps; lower is better.", "",
              "| network | talon | x-major fill | layer-per-core greedy | cores (talon / fill / layer) |",

@@ -165,7 +165,8 @@ def test_every_primitive_with_an_integer_kernel_runs_in_int8():
         result = CPU.simulate(graph, n_steps=4, precision="int8")
         assert result.outputs_valid, name
         assert result.quantization.spike_agreement == 1.0, name
-        limit = 0.1 if name == "SpikingAffine" else 0.02  # the SpikingAffine example asks for 4-bit weights
+        # the SpikingAffine example asks for 4-bit weights (step max|w|/7): 0.03-0.12 over 40 random draws
+        limit = 0.15 if name == "SpikingAffine" else 0.02
         for out_name, err in result.quantization.output_relative_error.items():
             assert err < limit, (name, out_name, err)
 
