@@ -136,3 +136,29 @@ def test_a_compiled_program_on_stronger_inputs_saturates_the_same_way(monkeypatc
         assert np.abs(slow.node_states["neuron"][key]).max() >= top, key  # saturated
         assert np.array_equal(fast.node_states["neuron"][key], slow.node_states["neuron"][key]), key
     assert np.array_equal(fast.outputs["output"], slow.outputs["output"])
+
+
+@pytest.mark.parametrize(
+    "neuron",
+    [
+        pytest.param(ir.IF(v_threshold=np.full(N, 0.5), reset_mode="subtract", spike_mode="multi"), id="multi-spike"),
+        pytest.param(ir.LIF(tau=np.full(N, 5.0), v_min=np.full(N, -0.5)), id="v_min"),
+        pytest.param(
+            ir.CubaLIF(
+                tau_syn=np.full(N, 4.0),
+                tau_mem=np.full(N, 6.0),
+                r=np.full(N, 4.0),
+                v_threshold=np.full(N, 0.3),
+                synapse="input_first",
+            ),
+            id="input_first",
+        ),
+    ],
+)
+def test_variants_the_loop_does_not_implement_run_the_reference_step(neuron, monkeypatch):
+    graph = _graph(neuron, seed=8)
+    x = np.random.default_rng(9).normal(0.0, 1.0, (15, 2, 20)).astype(np.float32)
+    monkeypatch.setattr(fixed_neuron_loop, "neuron_loop", None)  # would fail if the compiled loop were used
+    monkeypatch.setattr(fixed_neuron_loop, "compiled", lambda kernel: pytest.fail("compiled loop requested"))
+    result = CPU.simulate(graph, {"input": x}, precision="int8")
+    assert result.outputs_valid and result.spike_counts["neuron"] > 0

@@ -49,8 +49,8 @@ def chain(shape, *layers: tuple[str, ir.Node], out_shape=None) -> ir.Graph:
 TAUS = np.array([2.0, 4.0, 8.0, np.inf])  # beta = 1/2, 3/4, 7/8, 1
 
 
-def lif_layer(**dynamics) -> ir.LIF:
-    return ir.LIF(tau=TAUS, r=np.array([2.0, 4.0, 8.0, 1.0]), v_leak=0.0, v_threshold=1.0, **dynamics)
+def lif_layer(v_threshold=1.0, **dynamics) -> ir.LIF:
+    return ir.LIF(tau=TAUS, r=np.array([2.0, 4.0, 8.0, 1.0]), v_leak=0.0, v_threshold=v_threshold, **dynamics)
 
 
 def _dynamics_grid():
@@ -160,6 +160,126 @@ CASES += [
         (2,),
         low=-2,
         high=6,
+    ),
+    # spike_mode='multi' (several spikes per step, thresholds that do not divide evenly) and the
+    # membrane floor v_min (negative inputs push the membranes onto it)
+    Case(
+        "lif[multi-spike-v_min]",
+        lambda: chain(
+            [4],
+            (
+                "lif",
+                lif_layer(
+                    [0.5, 0.75, 1.0, 0.375],
+                    reset_mode="subtract",
+                    spike_mode="multi",
+                    v_min=[-0.5, -0.25, -1.0, -0.125],
+                ),
+            ),
+        ),
+        (4,),
+        low=-12,
+        high=20,
+    ),
+    Case(
+        "if[multi-spike-v_min=-theta]",
+        lambda: chain(
+            [3],
+            (
+                "if",
+                ir.IF(
+                    v_threshold=[0.375, 0.75, 1.25],
+                    r=[1.0, 0.5, 2.0],
+                    reset_mode="subtract",
+                    spike_mode="multi",
+                    v_min=[-0.375, -0.75, -1.25],
+                ),
+            ),
+        ),
+        (3,),
+        low=-10,
+        high=24,
+    ),
+    Case(
+        "cubalif[multi-spike-v_min]",
+        lambda: chain(
+            [2],
+            (
+                "neuron",
+                ir.CubaLIF(
+                    tau_syn=[2.0, 4.0],
+                    tau_mem=[4.0, 2.0],
+                    r=[4.0, 2.0],
+                    w_in=[2.0, 4.0],
+                    v_threshold=[0.25, 0.625],
+                    reset_mode="subtract",
+                    spike_mode="multi",
+                    v_min=-0.5,
+                ),
+            ),
+        ),
+        (2,),
+        low=-8,
+        high=12,
+    ),
+    # Rockpool's LIFTorch: the input joins the synaptic current before the decay, multi-spike at most
+    # max_spikes per step
+    Case(
+        "cubalif[input-first-synapse]",
+        lambda: chain(
+            [2],
+            (
+                "neuron",
+                ir.CubaLIF(
+                    tau_syn=[2.0, 4.0],
+                    tau_mem=[4.0, 2.0],
+                    r=[4.0, 2.0],
+                    w_in=[2.0, 4.0],
+                    synapse="input_first",
+                    comparison=">",
+                ),
+            ),
+        ),
+        (2,),
+        low=-2,
+        high=8,
+    ),
+    Case(
+        "cubalif[input-first-multi-max_spikes]",
+        lambda: chain(
+            [3],
+            (
+                "neuron",
+                ir.CubaLIF(
+                    tau_syn=[2.0, 4.0, 8.0],
+                    tau_mem=[4.0, 2.0, 8.0],
+                    r=[4.0, 2.0, 8.0],
+                    w_in=[2.0, 4.0, 8.0],
+                    v_threshold=[0.25, 0.375, 0.5],
+                    synapse="input_first",
+                    reset_mode="subtract",
+                    spike_mode="multi",
+                    max_spikes=3,
+                ),
+            ),
+        ),
+        (3,),
+        low=-4,
+        high=10,
+    ),
+    Case(
+        "mlp[affine-if-multi-affine-lif-multi]",
+        lambda: chain(
+            [5],
+            ("fc1", ir.Affine(np.round(np.random.default_rng(6).uniform(-1, 1.5, (4, 5)) * 8) / 8, np.full(4, 0.125))),
+            ("if1", ir.IF(v_threshold=0.5, reset_mode="subtract", spike_mode="multi", v_min=-0.5)),
+            ("fc2", ir.Linear(np.round(np.random.default_rng(7).uniform(-0.5, 1, (3, 4)) * 8) / 8)),
+            ("lif2", ir.LIF(tau=np.full(3, 4.0), r=4.0, v_threshold=0.75, reset_mode="subtract", spike_mode="multi")),
+            out_shape=[3],
+        ),
+        (5,),
+        low=-8,
+        high=16,
     ),
     Case("li", lambda: chain([3], ("li", ir.LI(tau=[2.0, 4.0, 8.0], r=[2.0, 1.0, 8.0], v_leak=0.5))), (3,)),
     Case(

@@ -74,7 +74,10 @@ def neuron_step(node: ir.Node, x: np.ndarray, state: dict[str, np.ndarray]) -> t
     v0 = getattr(node, "v_init", None)  # the membrane at t = 0: v_init, or 0
     v = state.get("v", np.zeros_like(x) if v0 is None else np.broadcast_to(per_neuron(v0, shape), x.shape))
     i = state.get("i", np.zeros_like(x))
-    if isinstance(node, (ir.CubaLIF, ir.CubaLI)):
+    if getattr(node, "synapse", "decay") == "input_first":  # i = alpha*(i + gs*x)
+        i = (k["alpha"] * (i + (k["gs"] * x).astype(DTYPE)).astype(DTYPE)).astype(DTYPE)
+        drive = i
+    elif isinstance(node, (ir.CubaLIF, ir.CubaLI)):
         i = (k["alpha"] * i + k["gs"] * x).astype(DTYPE)
         drive = i
     else:
@@ -99,8 +102,15 @@ def neuron_step(node: ir.Node, x: np.ndarray, state: dict[str, np.ndarray]) -> t
     if timing == "snntorch_immediate":
         u = _reset(u, z_prev, k, mode)
     z = _cmp(u, k["theta"], node.comparison.value)
+    if node.spike_mode.value == "multi":  # n = (u >= theta) * floor(u / theta), u - n*theta
+        z = np.where(z > 0, np.floor((u / k["theta"]).astype(DTYPE)), DTYPE(0)).astype(DTYPE)
+        if node.max_spikes is not None:
+            z = np.minimum(z, DTYPE(node.max_spikes))
     if timing == "immediate":
         u = _reset(u, z, k, mode)
+    if node.v_min is not None:  # the floor, after the reset: max(u - v_min, 0) + v_min
+        v_min = per_neuron(node.v_min, shape)
+        u = (np.maximum((u - v_min).astype(DTYPE), DTYPE(0)) + v_min).astype(DTYPE)
     if timing == "snntorch_immediate":
         u = (u - (z - z_prev) * k["theta"]).astype(DTYPE)
     spike = z if node.spike_timing.value == "post" else z_prev

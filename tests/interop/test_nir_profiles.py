@@ -192,25 +192,10 @@ def test_spikingjelly_files_with_a_nonzero_reset_start_there(tmp_path):
     assert np.count_nonzero(simulate(graph, x) != expected) > 0
 
 
-# ---- Sinabs and Rockpool: multi-spike neurons talon cannot state ---------------------------------
+# ---- Rockpool's batch axis (the profiles: test_nir_profile_sinabs.py, test_nir_profile_rockpool.py) ----
 
 
-def test_sinabs_files_are_refused_naming_its_multi_spike_neuron(tmp_path):
-    import nir
-    import sinabs.layers as sl
-    from sinabs.nir import to_nir as sinabs_to_nir
-
-    net = torch.nn.Sequential(torch.nn.Linear(4, 3), sl.IAFSqueeze(batch_size=1))
-    nir.write(tmp_path / "sinabs.nir", sinabs_to_nir(net, torch.zeros(1, 4)))
-    with pytest.raises(ir.ConversionError, match=r"\(IF\): Sinabs runs it with MultiSpike"):
-        read_nir(tmp_path / "sinabs.nir", producer="sinabs")
-    lif = ir.Graph({"input": ir.Input(np.array([3])), "lif": ir.LIF(tau=np.full(3, 5.0)),
-                    "output": ir.Output(np.array([3]))}, [("input", "lif"), ("lif", "output")])  # fmt: skip
-    with pytest.raises(ir.ConversionError, match=r"node 'lif' \(LIF\): Sinabs runs it with MultiSpike"):
-        write_nir(tmp_path / "to_sinabs.nir", lif, consumer="sinabs")
-
-
-def test_rockpool_files_are_refused_naming_its_multi_spike_neuron(tmp_path):
+def test_rockpool_batch_axis_is_refused_or_dropped_with_a_warning(tmp_path):
     import nir
     from rockpool.nn.combinators import Sequential
     from rockpool.nn.modules import LIFTorch, LinearTorch
@@ -218,8 +203,6 @@ def test_rockpool_files_are_refused_naming_its_multi_spike_neuron(tmp_path):
 
     net = Sequential(LinearTorch((4, 3)), LIFTorch(3))
     nir.write(tmp_path / "rockpool.nir", rockpool_to_nir(net))
-    with pytest.raises(ir.ConversionError, match=r"Rockpool runs it with multi-spike"):
-        read_nir(tmp_path / "rockpool.nir", type_check=False, producer="rockpool")
     # NIR's semantics: the batch axis Rockpool writes on Input is refused, or dropped with a warning
     with pytest.raises(ir.ConversionError, match="not consistent"):
         read_nir(tmp_path / "rockpool.nir", dt=1e-3)

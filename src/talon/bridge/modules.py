@@ -107,6 +107,10 @@ class _Spiking(NeuronModule):
         self.register_buffer("v_rst", _layer_view(_to_tensor(node.v_reset, dtype), self._layer_shape), False)
         v0 = None if node.v_init is None else _layer_view(_to_tensor(node.v_init, dtype), self._layer_shape)
         self.register_buffer("v_init0", v0, False)
+        floor = None if node.v_min is None else _layer_view(_to_tensor(node.v_min, dtype), self._layer_shape)
+        self.register_buffer("v_floor", floor, False)
+        self.multi_spike = node.multi_spike
+        self.max_spikes = node.max_spikes
         self.inclusive = node.comparison.value == ">="
         self.reset_mode = node.reset_mode
         self.reset_timing = node.reset_timing
@@ -156,7 +160,29 @@ class _Spiking(NeuronModule):
             return out, u
         u = self._membrane(v, x)
         z = spike(u - self.v_th, self.inclusive)
-        return z, self._reset(u, z.detach())
+        if self.multi_spike:
+            z = multi_spike_count(z, u, self.v_th, self.max_spikes)
+        u = self._reset(u, z.detach())
+        return z, u if self.v_floor is None else membrane_floor(u, self.v_floor)
+
+
+def multi_spike_count(z: torch.Tensor, u: torch.Tensor, v_th: torch.Tensor, limit: int | None = None) -> torch.Tensor:
+    """``spike_mode='multi'``: ``n = (u >= theta)·floor(u/theta)`` (docs/semantics.md §3.1) from the
+    binary surrogate spike ``z = spike(u - theta, inclusive=True)``.
+
+    Forward: the count ``n``, exactly (``z + (n - z)`` of small integers). Backward: straight
+    through the first spike — the gradient is ``z``'s arc-tangent surrogate, the extra spikes
+    ``n - z`` are detached (Sinabs' ``MultiSpike`` instead scales a surrogate of ``v``; the
+    forward values are the same). ``limit`` is ``max_spikes``."""
+    n = torch.where(z.detach() > 0, torch.floor(u.detach() / v_th), torch.zeros((), dtype=u.dtype))
+    if limit is not None:  # max_spikes
+        n = torch.clamp_max(n, limit)
+    return z + (n - z.detach())
+
+
+def membrane_floor(u: torch.Tensor, v_min: torch.Tensor) -> torch.Tensor:
+    """The floor ``v_min``: ``max(u - v_min, 0) + v_min`` in that order (docs/semantics.md §3.1)."""
+    return torch.clamp_min(u - v_min, 0) + v_min
 
 
 class LIFModule(_Spiking):
@@ -227,6 +253,7 @@ class CubaLIFModule(_Spiking):
     def __init__(self, node: ir.CubaLIF, dtype: torch.dtype = torch.float32):
         super().__init__(node, dtype)
         self._unit_syn_gain = bool(np.all(self.syn_gain.numpy() == 1))
+        self.input_first = node.synapse == ir.SynapseOrder.INPUT_FIRST  # i = alpha*(i + g_s*x)
 
     from_node = classmethod(lambda cls, node, dtype=torch.float32: cls(node, dtype))
 
@@ -235,7 +262,8 @@ class CubaLIFModule(_Spiking):
 
     def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None):
         v, i = (self._initial(x), torch.zeros_like(x)) if state is None else state
-        i = self.alpha * i + (x if self._unit_syn_gain else self.syn_gain * x)
+        gx = x if self._unit_syn_gain else self.syn_gain * x
+        i = self.alpha * (i + gx) if self.input_first else self.alpha * i + gx
         z, v = self._fire(v, i)
         return z, (v, i)
 

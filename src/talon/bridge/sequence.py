@@ -112,6 +112,8 @@ def _spiking_loop(module, drive: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
             return u.copy_(torch.where(z > 0, module.v_rst, u))
         return u
 
+    if timing is ResetTiming.IMMEDIATE and (module.multi_spike or module.v_floor is not None):
+        return _multi_spike_or_floor_loop(module, update, drive, v, out)
     if timing is ResetTiming.IMMEDIATE:
         for t in range(drive.shape[0]):
             update(v, t)
@@ -145,6 +147,32 @@ def _spiking_loop(module, drive: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def _multi_spike_or_floor_loop(module, update, drive: torch.Tensor, v: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """The immediate-reset loop with ``spike_mode='multi'`` and/or the floor ``v_min``
+    (docs/semantics.md §3.1): ``n = floor(v/theta)`` where ``v >= theta`` (else 0) written into the
+    output, ``v - n·theta`` (the product rounded, then subtracted), then ``max(v - v_min, 0) + v_min``."""
+    compare = torch.ge if module.inclusive else torch.gt
+    v_th, floor = module.v_th, module.v_floor
+    count = torch.empty_like(v)
+    for t in range(drive.shape[0]):
+        update(v, t)
+        compare(v, v_th, out=out[t])
+        if module.multi_spike:
+            torch.div(v, v_th, out=count).floor_().clamp_min_(0)
+            if module.max_spikes is not None:
+                count.clamp_max_(module.max_spikes)
+            out[t].mul_(count)  # z in {0, 1} times a count >= 0: exact, +0 where no spike
+            torch.mul(out[t], v_th, out=count)
+            v.sub_(count)
+        elif module.reset_mode is ResetMode.SUBTRACT:
+            v.addcmul_(out[t], v_th, value=-1)
+        elif module.reset_mode is ResetMode.VALUE:
+            v.copy_(torch.where(out[t] > 0, module.v_rst, v))
+        if floor is not None:
+            v.sub_(floor).clamp_min_(0).add_(floor)
+    return out
+
+
 def _start(module, v0: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
     """The spiking membrane to update in place: the caller's state (copied) or the node's ``v_init``."""
     return module._initial(like) if v0 is None else v0.clone()
@@ -160,6 +188,12 @@ def _synaptic_current(module, xs: torch.Tensor, i0: torch.Tensor | None, unit_ga
     sx = xs if unit_gain else module.syn_gain * xs
     current = torch.empty_like(xs)
     previous = torch.zeros_like(xs[0]) if i0 is None else i0
+    if getattr(module, "input_first", False):  # i[t] = alpha·(i[t-1] + g_s·x[t])
+        for t in range(xs.shape[0]):
+            torch.add(previous, sx[t], out=current[t])
+            current[t].mul_(module.alpha)
+            previous = current[t]
+        return current
     for t in range(xs.shape[0]):
         torch.mul(module.alpha, previous, out=current[t])
         current[t].add_(sx[t])

@@ -37,8 +37,10 @@ from .types import (
     ResetTiming,
     Shape,
     SkipType,
+    SpikeCount,
     SpikeMode,
     SpikeTiming,
+    SynapseOrder,
     UpsampleMode,
 )
 
@@ -101,10 +103,12 @@ __all__ = [
     "Skip",
     "SkipType",
     "Softmax",
+    "SpikeCount",
     "SpikeMode",
     "SpikeTiming",
     "SpikingAffine",
     "SumPool2d",
+    "SynapseOrder",
     "T1CFormatError",
     "TalonError",
     "Tanh",

@@ -14,6 +14,10 @@ short, with coefficients computed in float64 from the parameters and cast to the
     if reset_timing == 'snntorch_immediate': u = R(u, z_prev); z = u > theta; u = u - (z - z_prev)*theta
     spike = z if spike_timing == 'post' else z_prev;   v = u
 
+    spike_mode 'multi' (comparison '>=', reset 'subtract', timing 'immediate', spike 'post', theta > 0):
+        n = (u >= theta) * floor(u / theta) (at most max_spikes);  u = u - n*theta;  spike = n
+    v_min (reset_timing 'immediate' only), after the reset:  u = max(u - v_min, 0) + v_min
+
     v(t=0) = v_init (0 when None; the synaptic current of CubaLIF starts at 0)
     R(v, z) = v_reset where z else v       (reset_mode 'value'; 'zero' is value with v_reset = 0)
             = v - z*theta                  (reset_mode 'subtract')
@@ -34,7 +38,17 @@ import numpy as np
 from .budget import charge, element_count
 from .errors import ShapeError
 from .node import Node, as_array, register_node
-from .types import Comparison, Integration, ResetMode, ResetTiming, Shape, SpikeTiming, coerce_enum
+from .types import (
+    Comparison,
+    Integration,
+    ResetMode,
+    ResetTiming,
+    Shape,
+    SpikeCount,
+    SpikeTiming,
+    SynapseOrder,
+    coerce_enum,
+)
 
 
 def _is_scalar(a: np.ndarray) -> bool:
@@ -155,12 +169,56 @@ class _Spiking(_ElementwiseState):
         self._check_finite("v_threshold", "v_reset")
         if self.v_init is not None:
             self._check_finite("v_init")
+        self._check_multi_spike_and_floor()
+
+    def _check_multi_spike_and_floor(self) -> None:
+        """``spike_mode='multi'`` and ``v_min`` are stated for one combination only (docs/semantics.md)."""
+        where = self._where()
+        self.spike_mode = coerce_enum(SpikeCount, self.spike_mode, "spike_mode", where)
+        if self.spike_mode is SpikeCount.MULTI:
+            needs = {
+                "comparison": (self.comparison, Comparison.GE),
+                "reset_mode": (self.reset_mode, ResetMode.SUBTRACT),
+                "reset_timing": (self.reset_timing, ResetTiming.IMMEDIATE),
+                "spike_timing": (self.spike_timing, SpikeTiming.POST),
+            }
+            wrong = [f"{k}={v.value!r} (needs {want.value!r})" for k, (v, want) in needs.items() if v is not want]
+            if wrong:
+                raise ValueError(
+                    f"{where}: spike_mode='multi' (n = floor(u/v_threshold) spikes, reset by n*v_threshold) is "
+                    f"defined for comparison='>=', reset_mode='subtract', reset_timing='immediate' and "
+                    f"spike_timing='post' only; this node has {', '.join(wrong)}"
+                )
+            if not np.all(np.asarray(self.v_threshold) > 0):
+                raise ValueError(f"{where}: spike_mode='multi' needs v_threshold > 0 (the spike count divides by it)")
+        if self.max_spikes is not None:
+            limit = self.max_spikes
+            if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
+                raise ValueError(f"{where}: max_spikes must be a whole number >= 1 (or None), got {limit!r}")
+            if self.spike_mode is not SpikeCount.MULTI:
+                raise ValueError(f"{where}: max_spikes bounds the spike count of spike_mode='multi' only")
+            self.max_spikes = int(limit)
+        if self.v_min is not None:
+            self._check_finite("v_min")
+            if self.reset_timing is not ResetTiming.IMMEDIATE:
+                raise ValueError(
+                    f"{where}: v_min (the membrane floor, applied after the reset) is defined for "
+                    f"reset_timing='immediate' only; this node has reset_timing={self.reset_timing.value!r}"
+                )
+
+    @property
+    def multi_spike(self) -> bool:
+        """Whether the neuron emits ``floor(u/theta)`` spikes per step (``spike_mode='multi'``)."""
+        return self.spike_mode == SpikeCount.MULTI
 
     @property
     def initial_membrane(self) -> np.ndarray:
         """The membrane at ``t = 0``: ``v_init``, or 0 when it is None (float64)."""
         return np.zeros(()) if self.v_init is None else np.asarray(self.v_init, np.float64)
 
+
+# a graph that does not use multi-spike neurons stores, fingerprints and prints as before
+_SPIKING_OMITTED: dict = {"spike_mode": SpikeCount.BINARY}
 
 _DYNAMICS_DOC = """
     Reset and timing fields (defaults are TALON's documented LIF: ``v >= v_threshold``, reset to
@@ -176,7 +234,18 @@ _DYNAMICS_DOC = """
       before the update, like Spyx; needs a delayed reset);
     * ``comparison``: ``'>='`` or ``'>'``;
     * ``v_init``: the membrane at ``t = 0`` (``None``, the default, starts at 0; SpikingJelly
-      starts at ``v_reset``). The synaptic current of CubaLIF always starts at 0.
+      starts at ``v_reset``). The synaptic current of CubaLIF always starts at 0;
+    * ``spike_mode``: ``'binary'`` (default: 0 or 1 spike per step) or ``'multi'`` (Sinabs'
+      ``MultiSpike``, Rockpool): ``n = floor(u / v_threshold)`` spikes when ``u >= v_threshold``
+      (the division rounded to the compute dtype), else 0, and the membrane drops by
+      ``n * v_threshold``; only with ``comparison='>='``, ``reset_mode='subtract'``,
+      ``reset_timing='immediate'``, ``spike_timing='post'`` and ``v_threshold > 0``;
+    * ``v_min``: a membrane floor (``None``, the default, has none), applied after the reset as
+      ``u = max(u - v_min, 0) + v_min`` in the compute dtype (Sinabs' ``min_v_mem``; equal to
+      ``max(u, v_min)`` in exact arithmetic); only with ``reset_timing='immediate'``;
+    * ``max_spikes``: with ``spike_mode='multi'``, at most this many spikes per step
+      (``n = min(n, max_spikes)``, and the reset subtracts the bounded count; Rockpool's
+      ``max_spikes_per_dt``); ``None``, the default, has no bound.
 """
 
 
@@ -206,10 +275,14 @@ class LIF(_Spiking):
     comparison: Comparison = Comparison.GE
     integration: Integration = Integration.DECAY
     v_init: np.ndarray | None = None
+    spike_mode: SpikeCount = SpikeCount.BINARY
+    v_min: np.ndarray | None = None
+    max_spikes: int | None = None
 
-    _array_params = ("tau", "r", "v_leak", "v_threshold", "v_reset", "v_init")
+    _array_params = ("tau", "r", "v_leak", "v_threshold", "v_reset", "v_init", "v_min")
     _optional_zero_params = ("v_reset",)
-    _optional_params = ("v_init",)
+    _optional_params = ("v_init", "v_min", "max_spikes")
+    _omitted_defaults = _SPIKING_OMITTED
 
     def _check_params(self) -> None:
         self._check_arrays()
@@ -242,10 +315,14 @@ class IF(_Spiking):
     spike_timing: SpikeTiming = SpikeTiming.POST
     comparison: Comparison = Comparison.GE
     v_init: np.ndarray | None = None
+    spike_mode: SpikeCount = SpikeCount.BINARY
+    v_min: np.ndarray | None = None
+    max_spikes: int | None = None
 
-    _array_params = ("v_threshold", "r", "v_reset", "v_init")
+    _array_params = ("v_threshold", "r", "v_reset", "v_init", "v_min")
     _optional_zero_params = ("v_reset",)
-    _optional_params = ("v_init",)
+    _optional_params = ("v_init", "v_min", "max_spikes")
+    _omitted_defaults = _SPIKING_OMITTED
 
     def _check_params(self) -> None:
         self._check_arrays()
@@ -266,6 +343,8 @@ class CubaLIF(_Spiking):
 
     (the membrane sees the *new* current), then threshold and reset of ``v`` (the current is
     never reset). With ``w_in = tau_syn`` and ``r = tau_mem`` this is snnTorch's Synaptic.
+    ``synapse='input_first'`` adds the input before the decay, ``i = alpha (i + (w_in/tau_syn) x)``
+    (Rockpool's ``LIFTorch`` and Sinabs' synaptic current; the default ``'decay'`` is the line above).
 """
         + _DYNAMICS_DOC
     )
@@ -282,16 +361,22 @@ class CubaLIF(_Spiking):
     spike_timing: SpikeTiming = SpikeTiming.POST
     comparison: Comparison = Comparison.GE
     v_init: np.ndarray | None = None
+    spike_mode: SpikeCount = SpikeCount.BINARY
+    v_min: np.ndarray | None = None
+    max_spikes: int | None = None
+    synapse: SynapseOrder = SynapseOrder.DECAY
 
-    _array_params = ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in", "v_init")
+    _array_params = ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in", "v_init", "v_min")
     _optional_zero_params = ("v_reset",)
-    _optional_params = ("v_init",)
+    _optional_params = ("v_init", "v_min", "max_spikes")
+    _omitted_defaults: ClassVar[dict] = {**_SPIKING_OMITTED, "synapse": SynapseOrder.DECAY}
 
     def _check_params(self) -> None:
         self._check_arrays()
         self._check_positive("tau_syn", "tau_mem")
         self._check_finite("r", "v_leak", "w_in")
         self._check_dynamics()
+        self.synapse = coerce_enum(SynapseOrder, self.synapse, "synapse", self._where())
 
 
 @register_node

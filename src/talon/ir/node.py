@@ -284,10 +284,16 @@ class Node:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _TYPE_FIELDS}
 
     def stored_params(self) -> dict[str, Any]:
-        """``params()`` without the optional fields left at None (``_optional_params``): a file or a
-        fingerprint of a graph that does not use a newer optional field stays what it was."""
+        """``params()`` without the optional fields left at None (``_optional_params``) or at their
+        default (``_omitted_defaults``): a file or a fingerprint of a graph that does not use a newer
+        optional field stays what it was."""
         skip = getattr(self, "_optional_params", ())
-        return {k: v for k, v in self.params().items() if not (v is None and k in skip)}
+        defaults = getattr(self, "_omitted_defaults", {})
+        return {
+            k: v
+            for k, v in self.params().items()
+            if not (v is None and k in skip) and not (k in defaults and v == defaults[k])
+        }
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The parameters that are numpy arrays."""

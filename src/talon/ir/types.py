@@ -84,6 +84,20 @@ class Integration(StrEnum):
     EULER = "euler"  # u = v + k*((v_leak - v) + r*x), k = 1/tau   (Norse; NIR's forward Euler)
 
 
+class SpikeCount(StrEnum):
+    """How many spikes a spiking neuron emits per step (see docs/semantics.md §3.1)."""
+
+    BINARY = "binary"  # 0 or 1: the threshold comparison
+    MULTI = "multi"  # n = floor(u / theta) when u >= theta (Sinabs MultiSpike, Rockpool), reset by n*theta
+
+
+class SynapseOrder(StrEnum):
+    """How CubaLIF's synaptic current takes its input (see docs/semantics.md §3.1)."""
+
+    DECAY = "decay"  # i = alpha*i + g_s*x                    (TALON, snnTorch Synaptic, NIR's Euler step)
+    INPUT_FIRST = "input_first"  # i = alpha*(i + g_s*x)      (Rockpool LIFTorch, Sinabs tau_syn)
+
+
 class Comparison(StrEnum):
     """Threshold comparison: spike when ``v > theta`` or ``v >= theta``."""
 

@@ -2,8 +2,8 @@
 
 Formats: the membrane ``v`` has one power-of-two scale per layer,
 ``s_v = 2**ceil(log2 M) / 2**(state_bits - 2)`` where ``M`` is the largest of the calibrated
-``|v|``, ``|v_threshold|``, ``|v_reset|`` and ``|v_init|`` (at least one bit of headroom above the calibrated
-range; a power of two keeps dyadic thresholds and gains exact); the synaptic current of CubaLIF /
+``|v|``, ``|v_threshold|``, ``|v_reset|``, ``|v_init|`` and ``|v_min|`` (at least one bit of headroom
+above the calibrated range; a power of two keeps dyadic thresholds and gains exact); the synaptic current of CubaLIF /
 CubaLI likewise ``s_i``. With
 ``F = coefficient_bits``, every coefficient becomes an integer::
 
@@ -18,6 +18,7 @@ and one step is, in int64 with ``sat`` the ``state_bits`` two's-complement satur
     z_prev = cmp(v, THETA)
     if reset_timing == 'delayed_pre_decay': v = R(v, z_prev)
     i = sat(rs(A*i + sum_e GS_e*x_e))                            (Cuba)
+    i = sat(rs(A*sat(i + rs(sum_e GS_e*x_e))))                   (CubaLIF, synapse 'input_first')
     u = sat(rs(B*v + sum_e G_e*x_e) + C)                         (Cuba: G*i in place of the sum)
     if reset_timing in ('delayed', 'snntorch_immediate'): u = R(u, z_prev)
     z = cmp(u, THETA)
@@ -26,6 +27,11 @@ and one step is, in int64 with ``sat`` the ``state_bits`` two's-complement satur
     v = sat(u) ; spike = z or z_prev
 
 with ``R`` = ``V_RESET`` where ``z`` (value), ``u - z*THETA`` (subtract) or ``u`` (none).
+``spike_mode='multi'`` (immediate subtract reset): ``z = floor(u / THETA)`` (integer floor division)
+where ``u >= THETA``, else 0 (at most ``max_spikes``), then ``u = sat(u - z*THETA)``; the output is
+the spike count (scale 1, bound ``floor(qmax / min THETA)`` or ``max_spikes``). ``v_min``:
+``V_MIN = sat(rint(v_min / s_v))`` and, after the reset, ``u = max(u, V_MIN)`` (``max(u - V_MIN, 0) +
+V_MIN`` is the same integer).
 Integrator: ``B = 2**F`` and ``C = 0``; LI / CubaLI / Integrator output ``v`` (scale ``s_v``).
 ``integration='euler'`` (LIF / LI) runs the same integer update: it is the same value as 'decay'
 up to float rounding, which the integer datapath replaces with its own.
@@ -66,13 +72,15 @@ class FixedNeuron(StatefulKernel):
         self.spiking = isinstance(node, SPIKING_NEURONS)
         self.integrator = isinstance(node, ir.Integrator)
         self.state_names = ("v", "i") if self.cuba else ("v",)
+        self.input_first = getattr(node, "synapse", None) == ir.SynapseOrder.INPUT_FIRST
         self.in_formats = in_formats
         k = neuron_coefficients(node, self.shape)
         amax = ctx.calibration.state_amax.get(op.path, {})
         top_v = amax.get("v", 0.0)
         if self.spiking:
             top_v = max(top_v, float(np.abs(k["theta"]).max(initial=0.0)), float(np.abs(k["v_reset"]).max(initial=0.0)))
-            top_v = max(top_v, float(np.abs(k["v_init"]).max(initial=0.0))) if "v_init" in k else top_v
+            for name in ("v_init", "v_min"):
+                top_v = max(top_v, float(np.abs(k[name]).max(initial=0.0))) if name in k else top_v
         self.s_v = state_scale(top_v, self.bits)
         one = float(2**self.frac)
         fixed = functools.partial(_to_int, path=op.path)
@@ -103,18 +111,34 @@ class FixedNeuron(StatefulKernel):
             self.mode = node.reset_mode.value
             self.timing = node.reset_timing.value
             self.post = node.spike_timing == ir.SpikeTiming.POST
-            self.out_formats = [SPIKES]
+            self.multi = node.multi_spike
+            self.max_spikes = node.max_spikes
+            self.v_min = (
+                None if "v_min" not in k else saturate(fixed(lambda: k["v_min"] / self.s_v, what="v_min"), self.bits)
+            )
+            self.out_formats = [self._count_format(op.path) if self.multi else SPIKES]
         else:
             self.out_formats = [QFormat(np.float64(self.s_v), qmax(self.bits) + 1)]
         self._check_overflow()
 
+    def _count_format(self, path: str) -> QFormat:
+        """Spike counts: scale 1, at most ``floor(qmax / min THETA)`` spikes per step."""
+        smallest = int(np.min(self.theta, initial=qmax(self.bits)))
+        if smallest < 1:
+            raise BackendError(
+                f"node {path!r}: spike_mode='multi' divides by the threshold, which is below one step of the "
+                f"membrane format ({self.s_v:g}) in fixed point; raise v_threshold or state_bits"
+            )
+        bound = qmax(self.bits) // smallest
+        return QFormat(np.float64(1.0), bound if self.max_spikes is None else min(bound, self.max_spikes))
+
     def _check_overflow(self) -> None:
         state = float(2 ** (self.bits - 1))
-        drive = sum(
-            float(np.abs(g).max(initial=0)) * f.bound
-            for g, f in zip(self.edge_gains, self.in_formats, strict=True)
-            if g is not None
-        )
+        drive = 0.0
+        for g, f in zip(self.edge_gains, self.in_formats, strict=True):
+            if g is not None:  # per element: a Concat's parts keep their own bounds
+                drive = drive + np.abs(np.asarray(g, np.float64)) * f.element_bounds(self.shape)
+        drive = float(np.max(drive, initial=0.0))
         if self.cuba:
             check_int(float(np.abs(self.A).max(initial=0)) * state + drive, self.op.path, "the synaptic current update")
             drive = float(np.abs(self.G).max(initial=0)) * state
@@ -165,7 +189,12 @@ class FixedNeuron(StatefulKernel):
             if self.timing == "delayed_pre_decay":
                 v = self._reset(v, z_prev)
         drive = self._drive(xs, self.edge_gains)
-        if self.cuba:
+        if self.input_first:  # i = alpha*(i + g_s*x): the input joins the current, then the decay
+            i = saturate(state["i"] + round_shift(drive, self.frac), self.bits)
+            i = saturate(round_shift(self.A * i, self.frac), self.bits)
+            new["i"] = i
+            drive = self.G * i
+        elif self.cuba:
             i = saturate(round_shift(self.A * state["i"] + drive, self.frac), self.bits)
             new["i"] = i
             drive = self.G * i
@@ -176,8 +205,14 @@ class FixedNeuron(StatefulKernel):
         if self.timing in ("delayed", "snntorch_immediate"):
             u = self._reset(u, z_prev)
         z = self._cmp(u)
+        if self.multi:  # n = floor(U / THETA) spikes where U >= THETA
+            z = np.where(z > 0, np.floor_divide(u, self.theta), 0).astype(INT)
+            if self.max_spikes is not None:
+                z = np.minimum(z, self.max_spikes)
         if self.timing == "immediate":
             u = self._reset(u, z)
+            if self.v_min is not None:
+                u = np.maximum(u, self.v_min)
         elif self.timing == "snntorch_immediate":
             u = saturate(u - (z - z_prev) * self.theta, self.bits)
         new["v"] = u
@@ -195,10 +230,17 @@ class FixedNeuron(StatefulKernel):
     @property
     def loop_supported(self) -> bool:
         """Whether :func:`.fixed_neuron_loop.neuron_loop` implements this neuron: every built-in neuron
-        with one spike per step and no membrane floor (other variants run :meth:`step`)."""
+        with one spike per step, no membrane floor and the default synapse order; the others
+        (``spike_mode='multi'``, ``v_min``, ``synapse='input_first'``) run :meth:`reference_step`."""
         node = self.op.node
         mode = getattr(node, "spike_mode", None)
-        return getattr(mode, "value", mode) in (None, "binary") and getattr(node, "v_min", None) is None
+        return (
+            getattr(mode, "value", mode) in (None, "binary")
+            and getattr(node, "v_min", None) is None
+            and not getattr(self, "multi", False)
+            and getattr(self, "v_min", None) is None
+            and not getattr(self, "input_first", False)
+        )
 
     def describe(self):
         out = {

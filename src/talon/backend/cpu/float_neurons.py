@@ -5,7 +5,8 @@ Coefficients are computed in float64 from the stored parameters and cast once to
 
     z_prev = cmp(v, theta)
     if reset_timing == 'delayed_pre_decay': v = R(v, z_prev)
-    i = alpha*i + g_s*x ; x := i                           (CubaLIF / CubaLI)
+    i = alpha*i + g_s*x ; x := i                           (CubaLIF / CubaLI; synapse 'input_first':
+                                                            i = alpha*(i + g_s*x))
     u = (beta*v + g*x) + c                                 (integration 'decay')
     u = v + k*((v_leak - v) + r*x)                         (integration 'euler', LIF / LI)
     if reset_timing in ('delayed', 'snntorch_immediate'): u = R(u, z_prev)
@@ -13,6 +14,10 @@ Coefficients are computed in float64 from the stored parameters and cast once to
     if reset_timing == 'immediate': u = R(u, z)
     if reset_timing == 'snntorch_immediate': u = u - (z - z_prev)*theta
     v = u ; spike = z (post) or z_prev (pre)
+
+``spike_mode='multi'`` (immediate subtract reset only): ``z = floor(u / theta)`` where
+``u >= theta`` (else 0) before the reset ``u - z*theta``; ``v_min``: after the reset,
+``u = max(u - v_min, 0) + v_min``.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ def neuron_coefficients(node: ir.Node, shape: tuple[int, ...]) -> dict[str, np.n
     """float64 coefficients of docs/semantics.md §3 broadcast to ``shape``.
 
     Keys: ``beta``, ``g``, ``c`` (all neurons), ``alpha``, ``gs`` (Cuba), ``theta``, ``v_reset``
-    (spiking neurons), ``v_init`` (spiking neurons that set it), and ``k = 1/tau``, ``r``,
+    (spiking neurons), ``v_init`` and ``v_min`` (spiking neurons that set them), and ``k = 1/tau``, ``r``,
     ``v_leak`` for LIF / LI with ``integration='euler'``.
     ``tau = inf`` gives ``beta = 1``, ``g = c = 0`` (and ``k = 0``).
     """
@@ -75,6 +80,8 @@ def neuron_coefficients(node: ir.Node, shape: tuple[int, ...]) -> dict[str, np.n
         out["v_reset"] = np.ascontiguousarray(per_neuron(f64(node.v_reset), shape))
         if node.v_init is not None:
             out["v_init"] = np.ascontiguousarray(per_neuron(f64(node.v_init), shape))
+        if node.v_min is not None:
+            out["v_min"] = np.ascontiguousarray(per_neuron(f64(node.v_min), shape))
     return out
 
 
@@ -104,6 +111,9 @@ class FloatNeuron(StatefulKernel):
             self.mode = node.reset_mode.value
             self.timing = node.reset_timing.value
             self.post = node.spike_timing == ir.SpikeTiming.POST
+        self.multi = self.spiking and node.multi_spike
+        self.max_spikes = node.max_spikes if self.multi else None
+        self.input_first = getattr(node, "synapse", None) == ir.SynapseOrder.INPUT_FIRST
 
     def init_state(self, batch: int) -> State:
         state = {name: np.zeros((batch, *self.shape), self.dtype) for name in self.state_names}
@@ -131,7 +141,11 @@ class FloatNeuron(StatefulKernel):
             z_prev = self._cmp(v)
             if self.timing == "delayed_pre_decay":
                 v = self._reset(v, z_prev)
-        if self.cuba:
+        if self.input_first:
+            i = k["alpha"] * (state["i"] + k["gs"] * x)
+            new["i"] = i
+            x = i
+        elif self.cuba:
             i = k["alpha"] * state["i"] + k["gs"] * x
             new["i"] = i
             x = i
@@ -147,12 +161,28 @@ class FloatNeuron(StatefulKernel):
         if self.timing in ("delayed", "snntorch_immediate"):
             u = self._reset(u, z_prev)
         z = self._cmp(u)
+        if self.multi:  # n = floor(u / theta) spikes where u >= theta
+            z = multi_spike_count(z, u, k["theta"], self.max_spikes)
         if self.timing == "immediate":
             u = self._reset(u, z)
+            if "v_min" in k:
+                u = membrane_floor(u, k["v_min"])
         elif self.timing == "snntorch_immediate":  # subtract only: correct the reset to this step's spike
             u = u - (z - z_prev) * self.k["theta"]
         new["v"] = u
         return [z if self.post else z_prev], new
+
+
+def multi_spike_count(z: np.ndarray, u: np.ndarray, theta: np.ndarray, limit: int | None = None) -> np.ndarray:
+    """``spike_mode='multi'``: ``floor(u / theta)`` (the division rounded to ``u``'s dtype) where the
+    comparison ``z`` fired, else 0; at most ``limit`` (``max_spikes``)."""
+    n = np.where(z > 0, np.floor(u / theta), np.zeros((), u.dtype))
+    return n if limit is None else np.minimum(n, u.dtype.type(limit))
+
+
+def membrane_floor(u: np.ndarray, v_min: np.ndarray) -> np.ndarray:
+    """The floor ``v_min``: ``max(u - v_min, 0) + v_min`` in that order (Sinabs' ``min_v_mem``)."""
+    return np.maximum(u - v_min, np.zeros((), u.dtype)) + v_min
 
 
 class FloatDelay(StatefulKernel):

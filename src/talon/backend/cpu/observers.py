@@ -16,7 +16,8 @@ class SpikeObserver:
     """Collects the spikes of every spiking node (LIF, IF, CubaLIF, Threshold).
 
     ``trains[path]`` is a bool array ``[T, B, *shape]`` (kept only with ``keep_trains``);
-    ``counts[path]`` the number of spikes; ``fired[path]`` which neurons spiked at least once.
+    ``counts[path]`` the number of spikes (a multi-spike neuron's counts summed); ``fired[path]``
+    which neurons spiked at least once. (``trains`` record whether a neuron spiked, not how often.)
     """
 
     def __init__(self, keep_trains: bool = False) -> None:
@@ -29,7 +30,9 @@ class SpikeObserver:
         if not kernel.spiking:
             return
         z = outputs[0] != 0
-        self.counts[op.path] = self.counts.get(op.path, 0) + int(np.count_nonzero(z))
+        # a multi-spike neuron (spike_mode='multi') emits a count per step: its spikes are the sum
+        count = int(np.sum(outputs[0], dtype=np.float64)) if getattr(kernel, "multi", False) else np.count_nonzero(z)
+        self.counts[op.path] = self.counts.get(op.path, 0) + int(count)
         any_fired = z.any(axis=tuple(range(lead)))
         self.fired[op.path] = self.fired.get(op.path, np.zeros_like(any_fired)) | any_fired
         if self.keep_trains:

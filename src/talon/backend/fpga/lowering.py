@@ -64,9 +64,25 @@ def unsupported_nodes(graph: ir.Graph) -> list[str]:
         kind = type(node).__name__
         if kind not in SUPPORTED:
             out.append(f"{path} ({kind}): no HLS implementation in the FPGA backend")
-        elif problem := integer_support_problem(node):
+        elif (problem := integer_support_problem(node)) or (problem := _neuron_problem(node)):
             out.append(f"{path} ({kind}): {problem}")
     return out
+
+
+def _neuron_problem(node: ir.Node) -> str | None:
+    """The HLS neuron kernel emits one spike bit per step and has no membrane floor."""
+    checks = (
+        ("spike_mode='multi'", getattr(node, "multi_spike", False)),
+        ("v_min", getattr(node, "v_min", None) is not None),
+        ("synapse='input_first'", getattr(node, "synapse", "decay") == "input_first"),
+    )
+    used = [field for field, on in checks if on]
+    if not used:
+        return None
+    return (
+        f"{' and '.join(used)} (spike counts, membrane floor, input-first synapse) are not in the HLS neuron "
+        "kernel, which emits one spike bit per step; simulate it with the CPU backend (its fixed point runs them)"
+    )
 
 
 def check_precision(config: CompileConfig) -> None:

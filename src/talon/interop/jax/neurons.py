@@ -13,7 +13,7 @@ in exactly this order (``cmp`` is the spike function of :mod:`.spike`)::
 
     z_prev = cmp(v, theta)
     if reset_timing == 'delayed_pre_decay': v = R(v, z_prev)
-    i = alpha*i + gs*x;  x = i                      # CubaLIF
+    i = alpha*i + gs*x;  x = i                      # CubaLIF ('input_first': alpha*(i + gs*x))
     u = (beta*v + g*x) + c                          # integration 'decay'
     u = v + k*((v_leak - v) + r*x)                  # integration 'euler' (LIF, LI)
     if reset_timing in ('delayed', 'snntorch_immediate'): u = R(u, z_prev)
@@ -21,6 +21,11 @@ in exactly this order (``cmp`` is the spike function of :mod:`.spike`)::
     if reset_timing == 'immediate':         u = R(u, z)
     if reset_timing == 'snntorch_immediate': u = u - (z - z_prev)*theta   # subtract only
     v = u;  output = z if spike_timing == 'post' else z_prev
+
+``spike_mode='multi'`` (immediate subtract reset only): ``z = floor(u / theta)`` where ``u >= theta``,
+else 0, before the reset ``u - rounded(z*theta)`` (the gradient goes straight through the first
+spike: the extra spikes are a stopped gradient). ``v_min`` (a constant, not a trainable
+coefficient): after the reset, ``u = max(u - v_min, 0) + v_min``.
 
 with ``R(v, z) = where(z, v_reset, v)`` (value), ``v - z*theta`` (subtract) or ``v`` (none).
 
@@ -121,6 +126,15 @@ def _reset(mode: str, v, z, k: dict):
     return v
 
 
+def _multi_spike_count(z, u, theta, limit):
+    """``floor(u / theta)`` where the comparison ``z`` fired, else 0, at most ``limit``
+    (``max_spikes``); the gradient is ``z``'s."""
+    n = jnp.where(lax.stop_gradient(z) > 0, jnp.floor(lax.stop_gradient(u) / theta), jnp.zeros((), u.dtype))
+    if limit is not None:
+        n = jnp.minimum(n, jnp.asarray(limit, u.dtype))
+    return z + lax.stop_gradient(n - z)
+
+
 def _euler(k: dict, v, x, zero):
     """``v + k*((v_leak - v) + r*x)`` in exactly this order, each product rounded on its own."""
     return v + rounded(k["k"] * ((k["v_leak"] - v) + rounded(k["r"] * x, zero)), zero)
@@ -166,6 +180,10 @@ def make_step(node: ir.Node, spike: Callable | None) -> Callable:
     timing = node.reset_timing.value
     post = node.spike_timing.value == "post"
     leaky = not isinstance(node, ir.IF)
+    multi = node.multi_spike
+    limit = node.max_spikes
+    v_min = None if node.v_min is None else np.asarray(node.v_min, np.float64)
+    input_first = getattr(node, "synapse", None) == ir.SynapseOrder.INPUT_FIRST
 
     def spiking_step(params, state, x, zero):
         k = {name: per_neuron(p, x.ndim) for name, p in params.items()}
@@ -174,7 +192,10 @@ def make_step(node: ir.Node, spike: Callable | None) -> Callable:
         if timing == "delayed_pre_decay":
             v = _reset(mode, v, z_prev, k)
         new = {}
-        if cuba:
+        if input_first:  # i = alpha*(i + gs*x)
+            x = k["alpha"] * (state["i"] + rounded(k["gs"] * x, zero))
+            new["i"] = x
+        elif cuba:
             x = rounded(k["alpha"] * state["i"], zero) + rounded(k["gs"] * x, zero)
             new["i"] = x
         if euler:
@@ -186,10 +207,16 @@ def make_step(node: ir.Node, spike: Callable | None) -> Callable:
         if timing in ("delayed", "snntorch_immediate"):
             u = _reset(mode, u, z_prev, k)
         z = spike(u, k["theta"])
-        if timing == "immediate":
+        if multi:
+            z = _multi_spike_count(z, u, k["theta"], limit)
+            u = u - rounded(lax.stop_gradient(z) * k["theta"], zero)
+        elif timing == "immediate":
             u = _reset(mode, u, z, k)
         elif timing == "snntorch_immediate":  # subtract only: correct the delayed reset to this step's spike
             u = u - (z - z_prev) * k["theta"]
+        if v_min is not None:  # the floor (immediate reset only), after the reset
+            floor = per_neuron(jnp.asarray(v_min, u.dtype), x.ndim)
+            u = jnp.maximum(u - floor, jnp.zeros((), u.dtype)) + floor
         new["v"] = u
         return (z if post else z_prev), new
 

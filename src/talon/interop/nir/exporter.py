@@ -44,7 +44,15 @@ from . import profiles, units
 from ._common import DEFAULT_DT, LossyConversionWarning, _broadcast, check_dt, import_nir, same_bits
 from .files import write_graph
 from .metadata import to_nir_metadata
-from .neuron_changes import _GE_CHANGE, _V_INIT_CHANGE, _compare, _exact_fix, _just_below, _starts_off_zero
+from .neuron_changes import (
+    _GE_CHANGE,
+    _V_INIT_CHANGE,
+    _compare,
+    _exact_fix,
+    _just_below,
+    _starts_off_zero,
+    multi_spike_changes,
+)
 
 PathLike = str | os.PathLike
 
@@ -69,11 +77,12 @@ class NIRCompatibilityWarning(UserWarning):
 _IDENTITIES = (ir.HybridRegion, ir.Dropout)
 
 
-def to_nir(graph: ir.Graph, dt: float = DEFAULT_DT, lossy: bool = False, *, consumer: str | None = None) -> Any:
+def to_nir(graph: ir.Graph, dt: float | None = None, lossy: bool = False, *, consumer: str | None = None) -> Any:
     """Convert a talon graph into a ``nir.NIRGraph`` whose forward-Euler dynamics at ``dt`` are talon's.
 
-    ``dt`` is the NIR time step in seconds (default ``1e-4``, the snnTorch / Lava convention); it
-    is recorded in the graph's metadata. With ``lossy=False`` (the default) a node NIR cannot
+    ``dt`` is the NIR time step in seconds (``None``: ``1e-4``, the snnTorch / Lava convention; 1 for
+    a consumer with its own time unit, Sinabs and Rockpool); it is recorded in the graph's metadata.
+    With ``lossy=False`` (the default) a node NIR cannot
     state exactly raises :class:`~talon.ir.ConversionError`; with ``lossy=True`` it is replaced
     by its nearest NIR equivalent, with a :class:`LossyConversionWarning` and a ``talon_lossy``
     metadata record. Needs the ``nir`` package (talon's ``nir`` extra).
@@ -85,9 +94,14 @@ def to_nir(graph: ir.Graph, dt: float = DEFAULT_DT, lossy: bool = False, *, cons
     nir = import_nir()
     if not isinstance(graph, ir.Graph):
         raise TypeError(f"to_nir expects a talon.ir.Graph, got {type(graph).__name__}")
-    dt = check_dt(dt)
-    graph.validate()  # nodes may have been edited since the graph was built
     profile = profiles.get_profile(consumer)
+    if profile.own_dt and dt not in (None, 1, 1.0):
+        raise ir.ConversionError(
+            f"{profile.name} {profile.own_dt}: consumer={profile.name!r} writes the values it will run (with "
+            f"dt=1), so drop dt={dt!r}"
+        )
+    dt = check_dt((1.0 if profile.own_dt else DEFAULT_DT) if dt is None else dt)
+    graph.validate()  # nodes may have been edited since the graph was built
     graph = profiles.check_consumer(graph, profile)
     exporter = _Exporter(nir, dt, bool(lossy))
     result = exporter.graph(graph, "")
@@ -116,7 +130,7 @@ def to_nir(graph: ir.Graph, dt: float = DEFAULT_DT, lossy: bool = False, *, cons
 def write_nir(
     path: PathLike,
     graph: ir.Graph,
-    dt: float = DEFAULT_DT,
+    dt: float | None = None,
     lossy: bool = False,
     *,
     compression: str | None = "gzip",
@@ -554,6 +568,7 @@ class _Exporter:
             changes.append("spike_timing='pre' -> spikes are emitted from the updated state (one step earlier)")
         if _starts_off_zero(node):
             changes.append(_V_INIT_CHANGE)
+        changes += multi_spike_changes(node)
         if changes:
             self._lossy(name, path, where, changes)
             records["talon_lossy"] = "; ".join(changes)
@@ -590,7 +605,7 @@ class _Exporter:
         membrane = self._typed(self._membrane(membrane_kind, node, shape, records), shape, shape, meta, records)
         parts = [(name, membrane)]
         threshold_records: dict[str, Any] = {}
-        changes = [_V_INIT_CHANGE] if _starts_off_zero(node) else []
+        changes = ([_V_INIT_CHANGE] if _starts_off_zero(node) else []) + multi_spike_changes(node)
         if node.comparison == ">=":
             changes.append(_GE_CHANGE)
             theta = _just_below(theta)

@@ -117,8 +117,10 @@ def read_nir(
     A file that records no ``dt`` (Sinabs, Rockpool, Spyx and SpikingJelly write none) is read
     with the producer's convention, else ``1e-4`` with a :class:`MissingDtWarning`;
     ``require_dt=True`` refuses it instead. ``producer`` (``"spikingjelly"``, ``"sinabs"``,
-    ``"rockpool"``; :mod:`.profiles`) restates how that framework runs what it wrote, so the graph
-    gives that framework's spikes, or refuses naming what talon cannot state.
+    ``"rockpool"``, ``"norse"``, ``"snntorch"``; :mod:`.profiles`) restates how that framework runs
+    what it wrote, so the graph gives that framework's spikes, or refuses naming what talon cannot
+    state. Sinabs and Rockpool have their own time units (``dt`` must be left out); Norse runs a file
+    at the ``dt`` given to its importer (``dt=``, default 1e-3), whatever the file records.
 
     ``max_bytes`` bounds what reading may allocate — datasets, and parameters broadcast to layer
     shapes — checked before allocating (default: ``talon.ir.budget.default_budget`` of the file size).
@@ -196,6 +198,17 @@ def import_graph(
             file_dt = check_dt(file_dt, f"{where}: metadata 'dt'")
         except ValueError as exc:
             raise NIRFormatError(str(exc)) from None
+    if profile.own_dt:  # the framework has its own time unit: the file's values are read as they are
+        if dt is not None and dt != 1.0:
+            raise ir.ConversionError(
+                f"{where}: {profile.name} {profile.own_dt}; producer={profile.name!r} restates the file's own "
+                f"values, so drop dt={dt!r}"
+            )
+        dt, file_dt = None, 1.0
+    framework_dt = None
+    if profile.runs_at:  # the framework runs the file at its importer's dt: read the values as they are
+        framework_dt = profile.runs_at if dt is None else check_dt(dt)
+        dt, file_dt = None, 1.0
     if dt is None and file_dt is None:
         assumed = profile.default_dt or DEFAULT_DT
         if require_dt:
@@ -225,8 +238,10 @@ def import_graph(
     if isinstance(records.get("talon_lossy"), dict):
         fresh["lossy"] = records["talon_lossy"]
     if profile.name != "nir":
-        graph = profiles.restate(graph, profile, where)
+        graph = profiles.restate(graph, profile, where, framework_dt)
         fresh["producer"] = f"{profile.name} {profile.version}"
+        if framework_dt is not None:
+            fresh["dt"] = framework_dt
     graph.metadata = _merge_record(graph.metadata, fresh)
     return graph
 

@@ -19,6 +19,9 @@ def _exact_fix(change: str) -> str:
         ("reset_timing", "reset_timing='immediate'"),
         ("spike_timing", "spike_timing='post'"),
         ("v_init", "v_init=None"),
+        ("spike_mode", "spike_mode='binary'"),
+        ("v_min", "v_min=None"),
+        ("synapse", "synapse='decay'"),
     ):
         if change.startswith(prefix):
             return fix
@@ -26,6 +29,21 @@ def _exact_fix(change: str) -> str:
 
 
 _V_INIT_CHANGE = "v_init (the membrane at t = 0; NIR has no initial state) -> the membrane starts at 0"
+
+
+_MULTI_CHANGE = "spike_mode='multi' (floor(u/v_threshold) spikes per step; NIR has one) -> one spike per step"
+_V_MIN_CHANGE = "v_min (a membrane floor; NIR has none) -> no floor"
+
+
+_SYNAPSE_CHANGE = "synapse='input_first' (i = alpha*(i + g_s*x); NIR's step decays first) -> i = alpha*i + g_s*x"
+
+
+def multi_spike_changes(node: ir.Node) -> list[str]:
+    """What NIR cannot state of a multi-spike neuron, a membrane floor or an input-first synapse
+    (``spike_mode``, ``v_min``, ``synapse``)."""
+    changes = [_MULTI_CHANGE] if getattr(node, "multi_spike", False) else []
+    changes += [_SYNAPSE_CHANGE] if getattr(node, "synapse", "decay") == "input_first" else []
+    return changes + ([_V_MIN_CHANGE] if getattr(node, "v_min", None) is not None else [])
 
 
 def _starts_off_zero(node: ir.Node) -> bool:

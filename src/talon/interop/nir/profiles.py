@@ -19,16 +19,22 @@ Profiles (measured against the frameworks' own runs; versions as tested):
   ``v_reset``, with 0 for no ``v_init``); hard reset,
   immediate, from the charged membrane; ``dt`` 1e-4 when the file records none. Its importer also
   requires uniform parameters, IF ``r = 1/dt``, LIF ``r ∈ {1, τ/dt}``, ``v_leak = v_reset``.
-* ``"sinabs"`` (3.1.3) and ``"rockpool"`` (3.1.0): several spikes per step (``⌊v/θ⌋``), subtractive
-  reset, Sinabs' membrane floor at ``−θ``, exponential decays with their own time units. talon's IR
-  has no multi-spike neuron: files with neurons are refused both ways, naming the node; graphs
-  without neurons (weights, convolutions, pooling) pass.
+* ``"sinabs"`` (3.1.3): several spikes per step (``spike_mode='multi'``), subtractive reset, IF's
+  membrane floor ``v_min = −θ``, LIF decay ``exp(−1/τ)`` (torch float32) with τ in timesteps (dt = 1
+  both ways), ``r`` and ``v_reset`` ignored; nodes its importer drops are refused
+  (:mod:`.profile_sinabs`).
+* ``"rockpool"`` (3.1.0): CubaLIF with multi-spike (at most 2^16 per step), subtractive reset,
+  ``i = e^{−dt/τs}(i + x)`` (``synapse='input_first'``) and a ``dt`` it derives from ``τ_mem/(1 + r)``;
+  its importer crashes on LIF and has no IF (refused by name) (:mod:`.profile_rockpool`).
 * ``"snntorch"`` (1.0.0): its importer runs NIR's neurons as the standard says (zero reset,
   immediate, ``>``); it writes no ``dt`` and assumes 1e-4.
 * ``"nir"``: the standard itself (the default).
 
-Not profiled yet: Norse (starts at ``v_leak``, ignores LIF ``r``, dt 1e-3) and Spyx (ignores ``r``,
-``w_in``, ``v_leak``, ``v_reset``; subtractive pre-update reset; dt 1): ``producer=`` refuses them.
+* ``"norse"`` (1.1.0, producer only): LIF as its Euler box at the importer's dt (default 1e-3),
+  ``>``, reset to 0, ``r`` and ``v_reset`` ignored; IF ``v + x`` (:mod:`.profile_norse`).
+
+Not profiled yet: Spyx (ignores ``r``, ``w_in``, ``v_leak``, ``v_reset``; subtractive pre-update
+reset; dt 1): ``producer=`` names the choices.
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ import numpy as np
 
 from talon import ir
 
+from . import profile_norse, profile_rockpool, profile_sinabs
+
 SPIKING = (ir.LIF, ir.IF, ir.CubaLIF)
 NEURONS = (ir.LIF, ir.IF, ir.CubaLIF, ir.LI, ir.CubaLI, ir.Integrator, ir.Threshold)
 
@@ -48,23 +56,22 @@ class Profile:
     name: str
     version: str
     default_dt: float | None  # what the framework assumes when a file records no dt
-    multi_spike: str | None = None  # why talon cannot state its neurons, when it cannot
+    # why the framework does not use a dt for the file (its importer has its own time unit): the
+    # profile then reads and writes the file's own values (dt = 1) and restates the time constants
+    own_dt: str | None = None
+    # the framework's importer runs a file at the dt it is given (this default), whatever the file
+    # records: the profile reads the file's own values and restates them at that dt
+    runs_at: float | None = None
 
 
 PROFILES = {
     "nir": Profile("nir", "1.0.8", None),
     "snntorch": Profile("snntorch", "1.0.0", 1e-4),
     "spikingjelly": Profile("spikingjelly", "2.0.0", 1e-4),
-    "sinabs": Profile(
-        "sinabs", "3.1.3", None,
-        "Sinabs runs it with MultiSpike (⌊v/θ⌋ spikes per step, v ≥ θ), a subtractive reset, a membrane floor "
-        "at −θ and τ read as timesteps (exp(−1/τ) decay)",
-    ),
-    "rockpool": Profile(
-        "rockpool", "3.1.0", None,
-        "Rockpool runs it with multi-spike (⌊v/θ⌋ spikes per step, v ≥ θ), a subtractive reset and exp(−dt/τ) "
-        "decays at its own dt (its importer also fails on nir.LIF and has no nir.IF)",
-    ),
+    "sinabs": Profile("sinabs", profile_sinabs.VERSION, 1.0, own_dt="reads time constants as timesteps whatever dt"),
+    "norse": Profile("norse", profile_norse.VERSION, 1e-3, runs_at=1e-3),
+    "rockpool": Profile("rockpool", profile_rockpool.VERSION, 1.0,
+                        own_dt="derives its dt from each CubaLIF's tau_mem / (1 + r) whatever dt"),
 }  # fmt: skip
 
 
@@ -91,18 +98,17 @@ def _nonzero(value) -> bool:
 # ---- producer: restate the framework's run ------------------------------------------------------
 
 
-def restate(graph: ir.Graph, profile: Profile, where: str) -> ir.Graph:
-    """The graph as ``profile``'s framework runs it (see the module docstring), or ConversionError."""
+def restate(graph: ir.Graph, profile: Profile, where: str, dt: float | None = None) -> ir.Graph:
+    """The graph as ``profile``'s framework runs it (see the module docstring), or ConversionError.
+    ``dt``: the step a ``runs_at`` framework runs the file at."""
     if profile.name == "nir":
         return graph
-    neurons = list(_neurons(graph))
-    if profile.multi_spike and neurons:
-        path, node = neurons[0]
-        raise ir.ConversionError(
-            f"{where}: node {path!r} ({type(node).__name__}): {profile.multi_spike}; talon's neurons emit at most one "
-            f"spike per step, so no talon graph spikes as {profile.name} {profile.version} does. Read without "
-            "producer= for the NIR standard's semantics."
-        )
+    if profile.name == "norse":
+        return profile_norse.restate(graph, profile.runs_at if dt is None else dt)
+    if profile.name == "sinabs":
+        return profile_sinabs.restate(graph)
+    if profile.name == "rockpool":
+        return profile_rockpool.restate(graph)
     if profile.name == "spikingjelly":
         # SpikingJelly spikes on '>=' and starts every membrane at v_reset
         return _map_spiking(
@@ -138,12 +144,15 @@ def check_consumer(graph: ir.Graph, profile: Profile) -> ir.Graph:
     if profile.name == "nir":
         return graph
     neurons = list(_neurons(graph))
-    if profile.multi_spike and neurons:
-        path, node = neurons[0]
+    if profile.name == "norse":
         raise ir.ConversionError(
-            f"node {path!r} ({type(node).__name__}): {profile.multi_spike}, not as this graph does; "
-            f"no talon neuron can be exported to {profile.name} exactly"
+            "consumer='norse' is not profiled: write without consumer= (NIR's semantics; what Norse 1.1.0 "
+            "misreads is listed in docs/nir.md) or check the node fields profile_norse names"
         )
+    if profile.name == "sinabs":
+        return profile_sinabs.check_consumer(graph)
+    if profile.name == "rockpool":
+        return profile_rockpool.check_consumer(graph)
     if profile.name == "spikingjelly":
         for path, node in neurons:
             _check_spikingjelly(path, node)

@@ -389,9 +389,16 @@ def _require_decay(where: str, node: ir.Node) -> None:
 
 
 def _require_zero_start(where: str, node: ir.Node) -> None:
-    """Refuse a non-zero ``v_init``: Spyx's initial state is all zeros."""
+    """Refuse a non-zero ``v_init`` (Spyx's initial state is all zeros), multi-spike neurons and a
+    membrane floor (Spyx has neither)."""
     if node.v_init is not None and np.any(np.asarray(node.v_init) != 0):
         raise ConversionError(f"{where}: v_init is not 0, but Spyx starts every membrane at 0; use v_init=None")
+    if node.multi_spike:
+        raise ConversionError(f"{where}: spike_mode='multi', but Spyx's neurons emit one spike per step at most")
+    if node.v_min is not None:
+        raise ConversionError(f"{where}: v_min (a membrane floor), but Spyx's neurons have none; use v_min=None")
+    if getattr(node, "synapse", "decay") == "input_first":
+        raise ConversionError(f"{where}: synapse='input_first', but Spyx's CuBaLIF decays the current before the input")
 
 
 def _recurrent_parts(where: str, sub: ir.Graph) -> tuple[str, ir.Node, ir.Linear]:
