@@ -31,7 +31,7 @@ from .fixed_point import FLOAT_EXACT, INT
 FLOAT32_EXACT = 2**24  # every integer below this is exact in float32
 
 # Below these fractions of non-zero inputs the event path is used: the crossovers on a 2048 x 2048
-# int8 layer (docs/backend.md §9.1) are about 20 % for the compiled kernel and 4 % for SciPy's;
+# int8 layer (docs/backend.md §9.1) are about 20-25 % for the compiled kernel and 4-6 % for SciPy's;
 # the margin keeps the event path faster wherever it is used.
 EVENT_DENSITY = 0.15
 SCIPY_EVENT_DENSITY = 0.03
