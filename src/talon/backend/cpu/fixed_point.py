@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from talon._compiled import compiled
+
 INT = np.int64
 FLOAT_EXACT = 2**53  # every integer below this is exact in float64
 INT_SAFE = 2**62  # headroom below the int64 limit
@@ -44,10 +46,15 @@ def round_shift(a: np.ndarray, k) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class QFormat:
-    """Real value = ``q * scale``; ``|q| <= bound``."""
+    """Real value = ``q * scale``; ``|q| <= bound``.
+
+    ``bounds`` (optional, per element): tighter bounds where they differ — a Concat of inputs with
+    different bounds keeps each part's own; ``bound`` is their maximum.
+    """
 
     scale: np.ndarray
     bound: int
+    bounds: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         scale = np.asarray(self.scale, np.float64)
@@ -55,6 +62,13 @@ class QFormat:
             scale = np.asarray(scale.reshape(-1)[0], np.float64)
         object.__setattr__(self, "scale", scale)
         object.__setattr__(self, "bound", int(self.bound))
+        if self.bounds is not None:
+            bounds = np.asarray(self.bounds, np.float64)
+            object.__setattr__(self, "bounds", None if np.all(bounds == self.bound) else bounds)
+
+    def element_bounds(self, shape: tuple[int, ...]) -> np.ndarray:
+        """The bound of every element of a batchless ``shape``."""
+        return np.broadcast_to(np.float64(self.bound) if self.bounds is None else self.bounds, shape)
 
     @property
     def scalar(self) -> bool:
@@ -66,6 +80,8 @@ class QFormat:
             and self.bound == other.bound
             and self.scale.shape == other.scale.shape
             and bool(np.array_equal(self.scale, other.scale))
+            and (self.bounds is None) == (other.bounds is None)
+            and (self.bounds is None or bool(np.array_equal(self.bounds, other.bounds)))
         )
 
     def full_scale(self, shape: tuple[int, ...]) -> np.ndarray:
@@ -132,6 +148,33 @@ def quantize_symmetric(x: np.ndarray, bits: int, axis: int | None) -> tuple[np.n
         scale = np.where(amax > 0, amax / top, 1.0)
     q = np.clip(np.rint(x / scale), -top, top).astype(INT)
     return q, scale
+
+
+def quantize_dyadic(x: np.ndarray, exponent: int, bound: int) -> np.ndarray:
+    """``clip(rint(x * 2**exponent), -bound, bound)`` as int64 for a float32 ``x`` and ``exponent >= 0``:
+    the quantization of an input whose scale is ``2**-exponent``.
+
+    ``x * 2**exponent`` is exact in float32 (an overflow to inf saturates like the exact value), and
+    ``rint`` and ``clip`` commute for integer bounds: the result equals the float64 formula. One
+    compiled pass with numba, else three numpy passes (the same integers).
+    """
+    kernel = compiled(_quantize_dyadic)
+    factor = np.float32(2.0**exponent)
+    if kernel is not None:
+        out = np.empty(x.shape, INT)
+        kernel(np.ascontiguousarray(x).reshape(-1), factor, float(bound), out.reshape(-1))
+        return out
+    with np.errstate(over="ignore"):
+        q = x * factor if exponent else x.copy()
+    np.clip(q, -bound, bound, out=q)
+    return np.rint(q, out=q).astype(INT)
+
+
+def _quantize_dyadic(x, factor, bound, out):
+    for k in range(x.shape[0]):
+        v = x[k] * factor
+        v = min(max(v, -bound), bound)
+        out[k] = np.int64(np.rint(v))
 
 
 def check_int(bound: float, where: str, what: str) -> None:
