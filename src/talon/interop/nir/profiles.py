@@ -33,8 +33,9 @@ Profiles (measured against the frameworks' own runs; versions as tested):
 * ``"norse"`` (1.1.0, producer only): LIF as its Euler box at the importer's dt (default 1e-3),
   ``>``, reset to 0, ``r`` and ``v_reset`` ignored; IF ``v + x`` (:mod:`.profile_norse`).
 
-Not profiled yet: Spyx (ignores ``r``, ``w_in``, ``v_leak``, ``v_reset``; subtractive pre-update
-reset; dt 1): ``producer=`` names the choices.
+* ``"spyx"`` (1.0.0): its ``spyx.nn`` neurons (spike on the membrane before the update, ``>``,
+  subtractive reset with the input) with decays ``1 − dt/τ`` at its importer's dt (default 1);
+  ``r``, ``w_in``, ``v_leak``, ``v_reset`` ignored; nodes it drops refused (:mod:`.profile_spyx`).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ import numpy as np
 
 from talon import ir
 
-from . import profile_norse, profile_rockpool, profile_sinabs
+from . import profile_norse, profile_rockpool, profile_sinabs, profile_spyx
 
 SPIKING = (ir.LIF, ir.IF, ir.CubaLIF)
 NEURONS = (ir.LIF, ir.IF, ir.CubaLIF, ir.LI, ir.CubaLI, ir.Integrator, ir.Threshold)
@@ -72,6 +73,7 @@ PROFILES = {
     "norse": Profile("norse", profile_norse.VERSION, 1e-3, runs_at=1e-3),
     "rockpool": Profile("rockpool", profile_rockpool.VERSION, 1.0,
                         own_dt="derives its dt from each CubaLIF's tau_mem / (1 + r) whatever dt"),
+    "spyx": Profile("spyx", profile_spyx.VERSION, 1.0, runs_at=1.0),
 }  # fmt: skip
 
 
@@ -109,6 +111,8 @@ def restate(graph: ir.Graph, profile: Profile, where: str, dt: float | None = No
         return profile_sinabs.restate(graph)
     if profile.name == "rockpool":
         return profile_rockpool.restate(graph)
+    if profile.name == "spyx":
+        return profile_spyx.restate(graph, profile.runs_at if dt is None else dt)
     if profile.name == "spikingjelly":
         # SpikingJelly spikes on '>=' and starts every membrane at v_reset
         return _map_spiking(
