@@ -100,7 +100,7 @@ def _chain(graph: ir.Graph, direction: str) -> list[str]:
             raise ir.ConversionError(f"{direction}: node {current!r} has several inputs; Spyx runs a chain")
         chain.append(current)
     if not isinstance(graph.nodes["output"], ir.Output):
-        raise ir.ConversionError(f"{direction}: Spyx's importer ends at the node named 'output', which is not an Output")
+        raise ir.ConversionError(f"{direction}: Spyx's importer ends at the node named 'output', not an Output here")
     stray = sorted(set(graph.nodes) - {"input", *chain})
     if stray:
         raise ir.ConversionError(f"{direction}: nodes {stray} are off the 'input' -> 'output' path, which is all "
@@ -124,11 +124,7 @@ def restate(graph: ir.Graph, dt: float) -> ir.Graph:
         name = chain[i]
         node = nodes[name]
         shape = tuple(node.input_shape)
-
-        def perm(arr, shape=shape):
-            arr = np.broadcast_to(np.asarray(arr), shape)
-            return np.array(arr[order] if order is not None else arr)
-
+        perm = _Ordered(shape, order)
         if isinstance(node, (ir.Affine, ir.Linear)):
             if len(shape) != 1:
                 raise _refuse(name, node, f"Spyx's nnx.Linear acts on the last (channel) axis of its {shape} input; "
@@ -153,8 +149,8 @@ def restate(graph: ir.Graph, dt: float) -> ir.Graph:
         elif isinstance(node, ir.LI):
             following = nodes[chain[i + 1]] if i + 1 < len(chain) else None
             if not isinstance(following, ir.Threshold):
-                raise _refuse(name, node, "Spyx's importer raises on an LI not followed by a Threshold (it runs LI only "
-                              "as the membrane of a PSU_LIF)")  # fmt: skip
+                raise _refuse(name, node, "Spyx's importer raises on an LI not followed by a Threshold (it runs "
+                              "LI only as the membrane of a PSU_LIF)")  # fmt: skip
             tau = tau_of_decay(name, node, "tau", spyx_decay(perm(node.tau), dt))
             nodes[name] = replace(node, tau=tau, r=tau.copy(), v_leak=np.zeros_like(tau), integration="decay")
             nodes[chain[i + 1]] = replace(following, threshold=perm(following.threshold), comparison=">")
@@ -168,6 +164,17 @@ def restate(graph: ir.Graph, dt: float) -> ir.Graph:
         raise ir.ConversionError("producer='spyx': the file ends with features Spyx flattened in (h, w, c) order, "
                                  "which talon (c, h, w) cannot reorder without a dense layer")  # fmt: skip
     return ir.Graph(nodes, list(graph.edges), metadata=dict(graph.metadata))
+
+
+class _Ordered:
+    """A per-neuron parameter of the file (Spyx's feature order) in talon's order, broadcast to the layer."""
+
+    def __init__(self, shape: tuple[int, ...], order: np.ndarray | None):
+        self.shape, self.order = shape, order
+
+    def __call__(self, arr) -> np.ndarray:
+        arr = np.broadcast_to(np.asarray(arr), self.shape)
+        return np.array(arr[self.order] if self.order is not None else arr)
 
 
 def _spiking(name: str, node: ir.Node, dt: float, perm) -> ir.Node:
@@ -206,3 +213,163 @@ def _sumpool(name: str, node: ir.SumPool2d, shape) -> ir.SumPool2d:
         raise _refuse(name, node, f"Spyx pools any non-zero padding as JAX's 'SAME', here the uneven {pads}, which "
                       "talon's symmetric padding cannot state")  # fmt: skip
     return replace(node, padding=tuple(lo for lo, _ in pads))
+
+
+# ---- consumer ----------------------------------------------------------------------------------
+
+_NIR_NEURON = dict(reset_mode="value", reset_timing="immediate", spike_timing="post", comparison=">")
+
+
+def check_consumer(graph: ir.Graph) -> ir.Graph:
+    """Refuse what Spyx 1.0.0's ``from_nir`` would run differently (naming node and field); return the
+    graph to write with the standard exporter at ``dt = 1``: Input and Output named ``input`` and
+    ``output`` (where Spyx's importer looks), dense weights and per-neuron parameters after a spatial
+    Flatten in Spyx's ``(h, w, c)`` order, neurons with NIR's fields (Spyx reads only τ and θ)."""
+    graph = _named_ends(graph)
+    for name, node in graph.nodes.items():
+        if isinstance(node, ir.Graph):
+            raise _refuse(name, node, f"Spyx {VERSION} would misread 'type': {_RECURRENT}")
+    chain = _chain(graph, "consumer='spyx'")
+    nodes = dict(graph.nodes)
+    order = None
+    i = 0
+    while i < len(chain):
+        name = chain[i]
+        node = nodes[name]
+        kind = type(node).__name__
+        shape = tuple(node.input_shape)
+
+        def refuse(field: str, why: str, name=name, kind=kind) -> ir.ConversionError:
+            return ir.ConversionError(f"node {name!r} ({kind}): Spyx {VERSION} would misread {field!r}: {why}")
+
+        to_file = _ToFile(shape, order)
+        if isinstance(node, (ir.Affine, ir.Linear)):
+            if len(shape) != 1:
+                raise refuse("weight", f"its nnx.Linear acts on the last (channel) axis of this {shape} input")
+            if order is not None:
+                weight = np.empty_like(node.weight)
+                weight[:, order] = node.weight
+                nodes[name] = replace(node, weight=weight)
+            order = None
+        elif isinstance(node, ir.Conv2d):
+            for field in ("dilation", "groups"):
+                if np.any(np.asarray(getattr(node, field)) != 1):
+                    raise refuse(field, "its importer builds nnx.Conv without it (1)")
+        elif isinstance(node, ir.SumPool2d):
+            if any(p != 0 for p in node.padding):
+                pads = _same_pads(shape[1:], node.kernel_size, node.stride)
+                if [(p, p) for p in node.padding] != pads:
+                    raise refuse("padding", f"it pools any non-zero padding as JAX's 'SAME', here {pads}")
+        elif isinstance(node, ir.Flatten):
+            rank = len(shape)
+            if node.start_dim not in (0, -rank) or node.end_dim not in (-1, rank - 1) or rank not in (1, 3):
+                raise refuse("start_dim", "it flattens every axis of its channels-last data (start_dim=0, end_dim=-1 "
+                             "of a 1-d or (C, H, W) input)")  # fmt: skip
+            if rank == 3:
+                order = _spatial_order(shape)
+        elif isinstance(node, (ir.IF, ir.LIF, ir.CubaLIF)):
+            nodes[name] = _consumed_spiking(node, refuse, to_file)
+        elif isinstance(node, ir.LI):
+            following = nodes[chain[i + 1]] if i + 1 < len(chain) else None
+            if not isinstance(following, ir.Threshold):
+                raise refuse("type", "its importer runs an LI only as a PSU_LIF's membrane, followed by a Threshold")
+            if following.comparison != ">":
+                raise ir.ConversionError(f"node {chain[i + 1]!r} (Threshold): Spyx {VERSION} would misread "
+                                         "'comparison': its PSU_LIF spikes on V > threshold")  # fmt: skip
+            tau = _consumed_leak(node, refuse, "tau", "r", node.integration)
+            nodes[name] = replace(node, tau=to_file(tau), r=to_file(tau), v_leak=to_file(node.v_leak))
+            nodes[chain[i + 1]] = replace(following, threshold=to_file(following.threshold))
+            i += 1
+        else:
+            raise refuse("type", "its NIR importer maps only Affine, Linear, Conv2d, SumPool2d, Flatten, IF, LIF, "
+                         "CubaLIF and LI -> Threshold, and drops anything else without error")  # fmt: skip
+        i += 1
+    if order is not None:
+        raise ir.ConversionError("consumer='spyx': the graph ends with flattened spatial features, which Spyx "
+                                 "orders (h, w, c) and talon (c, h, w)")  # fmt: skip
+    return ir.Graph(nodes, list(graph.edges), metadata=dict(graph.metadata))
+
+
+class _ToFile:
+    """A per-neuron parameter in talon's order, as the file must hold it for Spyx (its feature order)."""
+
+    def __init__(self, shape: tuple[int, ...], order: np.ndarray | None):
+        self.shape, self.order = shape, order
+
+    def __call__(self, arr) -> np.ndarray:
+        arr = np.broadcast_to(np.asarray(arr), self.shape)
+        if self.order is None:
+            return np.array(arr)
+        out = np.empty_like(arr)
+        out[self.order] = arr
+        return out
+
+
+def _named_ends(graph: ir.Graph) -> ir.Graph:
+    """The graph with its one Input and one Output named ``input`` and ``output`` (Spyx's importer walks
+    from and to those names); unchanged when they are already, or when that is ambiguous."""
+    if len(graph.input_nodes) != 1 or len(graph.output_nodes) != 1:
+        raise ir.ConversionError(f"consumer='spyx': Spyx runs one input and one output; the graph has Input nodes "
+                                 f"{graph.input_nodes} and Output nodes {graph.output_nodes}")  # fmt: skip
+    rename = {graph.input_nodes[0]: "input", graph.output_nodes[0]: "output"}
+    rename = {old: new for old, new in rename.items() if old != new}
+    if not rename:
+        return graph
+    taken = set(rename.values()) & (set(graph.nodes) - set(rename))
+    if taken:
+        raise ir.ConversionError(f"consumer='spyx': Spyx's importer needs the Input named 'input' and the Output "
+                                 f"'output', but {sorted(taken)} name other nodes; rename them")  # fmt: skip
+    nodes = {rename.get(n, n): node for n, node in graph.nodes.items()}
+    edges = [(rename.get(a, a), rename.get(b, b)) for a, b in graph.edges]
+    return ir.Graph(nodes, edges, metadata=dict(graph.metadata))
+
+
+def _consumed_leak(node, refuse, tau_field: str, gain_field: str, integration) -> np.ndarray:
+    """A leak Spyx runs as ``β·V + x``: decay order, unit gain, no leak drive, 1 ≤ τ. Returns float64 τ,
+    whose ``1 − 1/τ`` Spyx computes (dt = 1) in float64 and casts to float32, as talon's engines do."""
+    tau = np.asarray(getattr(node, tau_field), np.float64)
+    if integration != "decay":
+        raise refuse("integration", "it computes beta*V + x; set integration='decay'")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gain = (np.asarray(getattr(node, gain_field), np.float64) / tau).astype(np.float32)
+    if np.any(gain != 1):
+        raise refuse(gain_field, f"it adds the input unscaled; set {gain_field} = {tau_field}")
+    if hasattr(node, "v_leak") and np.any(np.asarray(node.v_leak) != 0):
+        raise refuse("v_leak", "its neurons have no leak drive (they decay towards 0)")
+    if np.any(~(tau >= 1)):
+        raise refuse(tau_field, "it clips its decay 1 - 1/tau to [0, 1]; a tau below 1 step decays differently")
+    return tau
+
+
+def _consumed_spiking(node, refuse, to_file) -> ir.Node:
+    if node.reset_mode == "none":
+        raise refuse("reset_mode", "its LIF, IF and CuBaLIF always reset; write a reset-free neuron as LI -> Threshold")
+    reset_timing = "delayed_pre_decay" if isinstance(node, ir.CubaLIF) else "delayed"
+    wanted = {"spike_timing": "pre", "comparison": ">", "reset_mode": "subtract", "reset_timing": reset_timing}
+    for field, value in wanted.items():
+        if getattr(node, field) != value:
+            raise refuse(field, f"its neurons spike on V > threshold of the membrane before the update and subtract "
+                         f"the threshold with the next input; set {field}={value!r}")  # fmt: skip
+    if node.multi_spike:
+        raise refuse("spike_mode", "its neurons emit one spike per step at most")
+    if node.v_min is not None:
+        raise refuse("v_min", "its neurons have no membrane floor")
+    if node.v_init is not None and np.any(np.asarray(node.v_init) != 0):
+        raise refuse("v_init", "it starts every membrane at 0")
+    theta = to_file(node.v_threshold)
+    standard = dict(_NIR_NEURON, v_reset=np.zeros(theta.shape), v_threshold=theta, v_init=None, max_spikes=None)
+    if isinstance(node, ir.IF):
+        if np.any(np.asarray(node.r) != 1):
+            raise refuse("r", "its IF adds the input unscaled; set r=1")
+        return replace(node, r=np.ones(theta.shape), **standard)
+    if isinstance(node, ir.LIF):
+        tau = _consumed_leak(node, refuse, "tau", "r", node.integration)
+        return replace(node, tau=to_file(tau), r=to_file(tau), v_leak=to_file(node.v_leak), **standard)
+    if len(theta.shape) != 1:
+        raise refuse("type", f"its CuBaLIF runs only on 1-d layers; this one is {theta.shape}")
+    if node.synapse != "decay":
+        raise refuse("synapse", "its CuBaLIF decays the current before adding the input")
+    tau_mem = _consumed_leak(node, refuse, "tau_mem", "r", "decay")
+    tau_syn = _consumed_leak(node, refuse, "tau_syn", "w_in", "decay")
+    return replace(node, tau_mem=tau_mem, tau_syn=tau_syn, r=tau_mem.copy(), w_in=tau_syn.copy(),
+                   v_leak=np.zeros(theta.shape), **standard)  # fmt: skip

@@ -63,6 +63,9 @@ class Profile:
     # the framework's importer runs a file at the dt it is given (this default), whatever the file
     # records: the profile reads the file's own values and restates them at that dt
     runs_at: float | None = None
+    # the dt a file for this consumer is written at (its importer's default), and the only one allowed:
+    # the framework recomputes its decays from the written time constants at that dt
+    writes_at: float | None = None
 
 
 PROFILES = {
@@ -73,7 +76,7 @@ PROFILES = {
     "norse": Profile("norse", profile_norse.VERSION, 1e-3, runs_at=1e-3),
     "rockpool": Profile("rockpool", profile_rockpool.VERSION, 1.0,
                         own_dt="derives its dt from each CubaLIF's tau_mem / (1 + r) whatever dt"),
-    "spyx": Profile("spyx", profile_spyx.VERSION, 1.0, runs_at=1.0),
+    "spyx": Profile("spyx", profile_spyx.VERSION, 1.0, runs_at=1.0, writes_at=1.0),
 }  # fmt: skip
 
 
@@ -157,6 +160,8 @@ def check_consumer(graph: ir.Graph, profile: Profile) -> ir.Graph:
         return profile_sinabs.check_consumer(graph)
     if profile.name == "rockpool":
         return profile_rockpool.check_consumer(graph)
+    if profile.name == "spyx":
+        return profile_spyx.check_consumer(graph)
     if profile.name == "spikingjelly":
         for path, node in neurons:
             _check_spikingjelly(path, node)
