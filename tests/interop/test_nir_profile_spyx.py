@@ -167,10 +167,49 @@ def test_files_spyx_would_drop_or_run_differently_are_refused_by_name(tmp_path):
     renamed = {"in": nodes["input"], "n0": lif3, "out": nodes["output"]}
     with pytest.raises(ir.ConversionError, match="starts at the Input node named 'input'"):
         read_nir(_file(tmp_path, renamed, [("in", "n0"), ("n0", "out")], "names.nir"), producer="spyx")
+    with pytest.raises(ir.ConversionError, match=r"'pool' \(SumPool2d\): Spyx pools .* 'SAME', here the uneven"):
+        read_nir(pooled(tmp_path, stride=2), producer="spyx")
     recurrent = snn.Sequential(dense(6, 5, 8), snn.RLIF((5,), beta=0.8, rngs=R))
     path = spyx_file(recurrent, (6,), (5,), tmp_path / "rlif.nir")
     with pytest.raises(ir.ConversionError, match=r"\(a subgraph\)|RIF/RLIF/RCuBaLIF"):
         read_nir(path, producer="spyx")
+
+
+def pooled(tmp_path, stride: int):
+    """IF -> SumPool2d(3, stride, padding 1) -> Flatten -> Affine -> IF on a (2, 6, 6) input, written by hand
+    (Spyx's own exporter writes SAME pooling's total padding per side, which NIR's type check rejects)."""
+    rng = np.random.default_rng(12)
+    out = (6 + 2 - 3) // stride + 1
+    nodes = {
+        "input": nir.Input({"input": np.array([2, 6, 6])}),
+        "if0": nir.IF(r=np.ones((2, 6, 6)), v_threshold=np.full((2, 6, 6), 0.8)),
+        "pool": nir.SumPool2d(
+            kernel_size=np.array([3, 3]), stride=np.array([stride, stride]), padding=np.array([1, 1])
+        ),
+        "flat": nir.Flatten({"input": np.array([2, out, out])}, start_dim=0),
+        "dense": nir.Affine(rng.normal(0.0, 0.3, (3, 2 * out * out)).astype(np.float32), np.zeros(3, np.float32)),
+        "if1": nir.IF(r=np.ones(3), v_threshold=np.full(3, 2.0)),
+        "output": nir.Output({"output": np.array([3])}),
+    }
+    edges = [
+        ("input", "if0"),
+        ("if0", "pool"),
+        ("pool", "flat"),
+        ("flat", "dense"),
+        ("dense", "if1"),
+        ("if1", "output"),
+    ]
+    return _file(tmp_path, nodes, edges, f"pool{stride}.nir")
+
+
+def test_nonzero_sum_pool_padding_runs_as_jax_same(tmp_path):
+    x = np.random.default_rng(6).normal(0.5, 1.0, (T, B, 6, 6, 2)).astype(np.float32)
+    path = pooled(tmp_path, stride=1)
+    theirs = spyx_from_file(path, x)
+    print(f"SAME pooling: firing {theirs.mean():.1%}")
+    assert 0.05 < theirs.mean() < 0.95
+    for engine, ours in talon_runs(read_nir(path, producer="spyx"), channels_first(x)).items():
+        assert np.array_equal(ours, theirs), f"{engine}: {(ours != theirs).sum()} of {ours.size} differ"
 
 
 # ---- consumer ----------------------------------------------------------------------------------
@@ -185,6 +224,7 @@ def test_talon_graphs_run_in_spyx_exactly(build, tmp_path):
     assert 0.05 < ours.mean() < 0.95
     write_nir(tmp_path / "talon.nir", graph, consumer="spyx")
     theirs = spyx_from_file(tmp_path / "talon.nir", x)
+    print(f"{build.__name__}: firing {ours.mean():.1%}, {(theirs != ours).sum()} of {ours.size} differ in Spyx")
     assert np.array_equal(theirs, ours), f"{(theirs != ours).sum()} of {ours.size} differ"
 
 
@@ -230,3 +270,28 @@ def test_consumer_spyx_refuses_other_dt_and_unmapped_nodes(tmp_path):
                        [("input", "layer_0"), ("layer_0", "d"), ("d", "layer_1"), ("layer_1", "output")])  # fmt: skip
     with pytest.raises(ir.ConversionError, match=r"node 'd' \(Delay\): Spyx 1.0.0 would misread 'type'"):
         write_nir(tmp_path / "x.nir", delayed, consumer="spyx")
+
+
+def test_membranes_differ_from_spyx_only_by_xlas_fused_multiply_add(tmp_path):
+    """Spikes are identical above, membranes are not bit for bit: XLA:CPU contracts Spyx's ``beta*V + x`` into
+    one fused multiply-add (one rounding), talon's engines round the product and the sum. An IF (no
+    multiply) is bit-exact; a PSU_LIF's membrane is talon's exactly when the FMA is emulated."""
+    x = np.random.default_rng(5).normal(0.3, 1.0, (T, B, 7)).astype(np.float32)
+    for layer in (snn.IF((7,), threshold=1.2), snn.PSU_LIF((7,), beta=0.6, threshold=0.9, rngs=R)):
+        path = spyx_file(snn.Sequential(layer), (7,), (7,), tmp_path / f"{type(layer).__name__}.nir")
+        spikes, states = snir.from_nir(nir.read(path), jnp.asarray(x), return_all_states=True)[1]
+        theirs = np.asarray(states[0])
+        graph = read_nir(path, producer="spyx")
+        result = get_backend("cpu").simulate(graph, x, step_by_step=True)
+        ours = np.asarray(result.node_states[graph.successors("input")[0]]["v"])
+        assert np.array_equal(next(iter(result.outputs.values())), np.asarray(spikes))
+        if isinstance(layer, snn.IF):
+            assert np.array_equal(ours, theirs)
+            continue
+        assert (ours != theirs).sum() > 0.1 * ours.size
+        plain, fused = np.zeros((B, 7), np.float32), np.zeros((B, 7), np.float32)
+        beta = np.float32(0.6)
+        for t in range(T):
+            plain = beta * plain + x[t]
+            fused = (np.float64(beta) * fused + x[t].astype(np.float64)).astype(np.float32)  # fma: exact product
+            assert np.array_equal(ours[t], plain) and np.array_equal(theirs[t], fused), t
