@@ -14,6 +14,7 @@ from tests.conformance.cases import CASES
 
 jax = pytest.importorskip("jax")
 from talon.interop.jax import JaxGraph  # noqa: E402
+from talon.interop.jax.executor import MODES  # noqa: E402
 
 
 def _assert_same_run(expected, outputs, trace, exact=True):
@@ -103,14 +104,15 @@ def test_stepwise_and_step_by_step_match_layerwise(float_graph):
         y, state = model.step(model.params, state, x[t])
         per_step.append(np.asarray(y))
     np.testing.assert_array_equal(np.stack(per_step), expected["outputs"]["output"])
-    _, final_layerwise = model.run(model.params, x, mode="layerwise")
-    for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(final_layerwise), strict=True):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    for mode in ("fused", "layerwise"):
+        _, final = model.run(model.params, x, mode=mode)
+        for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(final), strict=True):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 def test_a_run_continues_from_a_given_state(float_graph):
     _, x, expected, model = float_graph
-    for mode in ("layerwise", "stepwise"):
+    for mode in MODES:
         first, state = model.run(model.params, x[:25], mode=mode)
         second, _ = model.run(model.params, x[25:], state, mode=mode)
         np.testing.assert_array_equal(np.concatenate([first, second]), expected["outputs"]["output"])
@@ -151,7 +153,7 @@ def test_euler_integration_matches_the_reference_bit_for_bit():
     assert 0.05 < (expected["states"]["lif"]["v"] == -0.5).mean() < 0.95  # the LIF fires and resets
     model = JaxGraph(graph)
     assert sorted(model.params["lif"]) == ["k", "r", "theta", "v_leak", "v_reset"]
-    for mode in ("stepwise", "layerwise"):
+    for mode in MODES:
         outputs, _, trace = model.run(model.params, x, record=True, mode=mode)
         _assert_same_run(expected, outputs, trace)
     state, per_step = model.init_state(x.shape[1]), []
@@ -208,7 +210,7 @@ def test_cycles_through_subgraphs_and_delays():
     x = np.random.default_rng(2).normal(0.3, 1.0, (30, 3, 4)).astype(np.float32)
     expected = reference.run(graph, x)
     model = JaxGraph(graph)
-    for mode in ("layerwise", "stepwise"):
+    for mode in MODES:
         outputs, _, trace = model.run(model.params, x, record=True, mode=mode)
         _assert_same_run(expected, outputs, trace)
         assert set(trace) == {"rnn.lif"}
@@ -310,18 +312,19 @@ def test_importing_the_engine_does_not_import_torch():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-# the conformance suite runs the default (step-wise) schedule on every golden case; the layer-wise
-# schedule's scheduling logic (components, cycles, subgraphs, delays, fan-in) on the graph cases
+# the conformance suite runs the default (step-wise) schedule on every golden case; the fused and
+# layer-wise schedules' logic (components, cycles, subgraphs, delays, fan-in) on the graph cases
 LAYERWISE_CASES = [c for c in CASES if c.name.startswith(("graph[", "delay", "mlp", "cubalif[subtract-delayed-pre"))]
 
 
 @pytest.mark.parametrize("case", LAYERWISE_CASES, ids=lambda c: c.name)
-def test_layerwise_schedule_reproduces_golden_cases(case):
+def test_whole_sequence_schedules_reproduce_golden_cases(case):
     graph, x = case.build(), case.inputs()
     expected = reference.run(graph, x)
     model = JaxGraph(graph)
-    outputs, _, trace = model.run(model.params, x, record=True, mode="layerwise")
-    _assert_same_run(expected, outputs, trace, exact=case.exact)
+    for mode in ("fused", "layerwise"):
+        outputs, _, trace = model.run(model.params, x, record=True, mode=mode)
+        _assert_same_run(expected, outputs, trace, exact=case.exact)
 
 
 def test_a_recurrent_edge_that_closes_no_cycle_once_inlined():
@@ -352,7 +355,7 @@ def test_a_recurrent_edge_that_closes_no_cycle_once_inlined():
     expected = reference.run(graph, x)
     assert 0 < expected["outputs"]["output"].mean() < 1  # the oscillator fires, so 'fb' feeds the LIF
     model = JaxGraph(graph)
-    for mode in ("stepwise", "layerwise"):
+    for mode in MODES:
         outputs, _, trace = model.run(model.params, x, record=True, mode=mode)
         _assert_same_run(expected, outputs, trace)
     assert 0 < expected["outputs"]["output"].mean() < 1

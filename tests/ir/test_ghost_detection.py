@@ -204,15 +204,18 @@ def test_primitives_are_registered_and_files_round_trip(tmp_path):
                     assert other == value
 
 
-def test_fixed_point_refuses_the_ghost_primitives_by_name():
-    from talon.backend.errors import UnsupportedNodeError
-
+def test_fixed_point_runs_the_ghost_primitives_in_integers():
+    """int8, spikes in: P = 127 (2.0 -> q 127); cheap 1.0 / 0.5 -> q 127 / 64 (63.5, half to even), no
+    rescaling (P has one scale and bound 127): g = 127 P[j] + 64 P[j+1] = 24257, 24257, 16129."""
     graph = ir.Graph(
         {"input": ir.Input(np.array([1, 1, 3])), "ghost": ghost_1x1(), "output": ir.Output(np.array([2, 1, 3]))},
         [("input", "ghost"), ("ghost", "output")],
     )
-    with pytest.raises(UnsupportedNodeError, match=r"ghost \(SGhostConv\): SGhostConv is a ghost convolution"):
-        get_backend("cpu").simulate(graph, {"input": np.ones((2, 1, 1, 1, 3), np.float32)}, precision="int8")
+    x = np.ones((2, 1, 1, 1, 3), np.float32)
+    result = get_backend("cpu").simulate(graph, {"input": x}, precision="int8", step_by_step=True)
+    ints = result.node_states["ghost"]["output_int"][0, 0, :, 0]
+    np.testing.assert_array_equal(ints, [[127, 127, 127], [24257, 24257, 16129]])
+    assert result.node_precision["ghost"] == "int8" and not result.float_nodes
 
 
 def test_synthetic_scenes_have_exact_boxes():

@@ -27,6 +27,8 @@ class BackendCapabilities:
     supports_cyclic: bool
     max_graph_size: int
     fixed_point_primitives: list[str] = field(default_factory=list)
+    #: primitives a fixed-point run executes in float32 on dequantized values (the detection decode)
+    fixed_point_float_primitives: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -80,6 +82,16 @@ class SimulationResult:
     quantization: QuantizationReport | None = None
     wall_time_s: float = 0.0
     used_default_stimulus: bool = False
+    #: the arithmetic each node ran in: the run's precision, or ``"float32"`` for the float tail of a
+    #: fixed-point run (the detection decode and what follows it, docs/backend.md §4.6)
+    node_precision: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def float_nodes(self) -> list[str]:
+        """Nodes of a fixed-point run that ran in float32 (empty for an all-integer run)."""
+        if not self.precision.startswith("int"):
+            return []
+        return [path for path, p in self.node_precision.items() if p == "float32"]
 
     @property
     def total_spikes(self) -> int:
@@ -92,6 +104,8 @@ class SimulationResult:
             f"  spike counts: {self.spike_counts}",
             f"  outputs valid: {self.outputs_valid}",
         ]
+        if self.float_nodes:
+            lines.append(f"  float32 after the fixed-point decode boundary: {', '.join(self.float_nodes)}")
         if self.quantization is not None:
             lines.append("  " + self.quantization.summary().replace("\n", "\n  "))
         return "\n".join(lines)
@@ -163,6 +177,11 @@ class ProfileResult:
             f"preset {self.energy_preset} (MAC {e['mac_pj']} pJ, spike op {e['spike_pj']} pJ, "
             f"SRAM {e['sram_read_pj']}/{e['sram_write_pj']} pJ per 32-bit read/write)",
             f"measured CPU time: {self.total_latency_us:,.1f} us",
+            *(
+                [f"float32 after the fixed-point decode boundary: {', '.join(self.simulation.float_nodes)}"]
+                if self.simulation.float_nodes
+                else []
+            ),
             f"operations: {self.mac_ops:,} MACs, {self.synaptic_ops:,} spike-driven synaptic ops "
             f"(dense equivalent {self.dense_equivalent_macs:,} MACs), {self.spike_count:,} spikes",
             f"energy: {self.energy_estimate_uj:.4f} uJ = MAC {self.mac_energy_uj:.4f} "

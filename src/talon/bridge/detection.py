@@ -282,8 +282,20 @@ def _first_argmax(scores: torch.Tensor, best: torch.Tensor) -> torch.Tensor:
     return torch.where(hit, cols, scores.shape[1]).min(dim=1).values.clamp(max=max(scores.shape[1] - 1, 0))
 
 
+_NUMPY_DTYPES = (torch.float16, torch.float32, torch.float64)
+
+
 def nms_rows(rows: torch.Tensor, score_threshold: float, iou_threshold: float, max_detections: int) -> torch.Tensor:
-    """Greedy class-aware NMS of one ``[N, 4 + nc]`` tensor (``ir.NMS``), in the tensor's dtype."""
+    """Greedy class-aware NMS of one ``[N, 4 + nc]`` tensor (``ir.NMS``), in the tensor's dtype.
+
+    float16 / float32 / float64 rows run the CPU backend's scan (``talon._nms``: the same arithmetic
+    in the same dtype, compiled when numba is available); other dtypes (bfloat16) the torch loop below.
+    """
+    if rows.dtype in _NUMPY_DTYPES:
+        from talon._nms import nms_rows as numpy_nms_rows
+
+        out = numpy_nms_rows(rows.numpy(), score_threshold, iou_threshold, max_detections)
+        return torch.from_numpy(out)
     n = rows.shape[0]
     k = max_detections or n
     out = torch.zeros((k, 6), dtype=rows.dtype)
@@ -333,8 +345,13 @@ class NMS(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             args = (self.score_threshold, self.iou_threshold, self.max_detections)
-            rows = [nms_rows(r.detach().cpu(), *args) for r in x]
             k = self.max_detections or x.shape[1]
+            if x.dtype in _NUMPY_DTYPES and len(x):  # one conversion for the whole batch
+                from talon._nms import nms_rows as numpy_nms_rows
+
+                batch = x.detach().cpu().numpy()
+                return torch.from_numpy(np.stack([numpy_nms_rows(r, *args) for r in batch])).to(x.device)
+            rows = [nms_rows(r.detach().cpu(), *args) for r in x]
             return torch.stack(rows).to(x.device) if rows else x.new_zeros((0, k, 6))
 
     def to_node(self) -> ir.NMS:

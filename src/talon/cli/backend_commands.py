@@ -90,6 +90,8 @@ def simulate(ctx, file: Path, n_steps: int, precision: str, events_file, bin_us:
         doc["events"] = event_doc
     if result.quantization is not None:
         doc["spike_agreement_with_fp32"] = result.quantization.spike_agreement
+    if result.float_nodes:  # a fixed-point run's float32 decode (docs/backend.md §4.6)
+        doc["float32_nodes"] = result.float_nodes
     if as_json:
         _emit_json(doc)
     else:
@@ -101,6 +103,8 @@ def simulate(ctx, file: Path, n_steps: int, precision: str, events_file, bin_us:
         _console().print(table)
         if result.quantization is not None:
             click.echo(f"spike agreement with fp32: {result.quantization.spike_agreement:.2%}")
+        if result.float_nodes:
+            click.echo(f"ran in float32 after the fixed-point decode boundary: {', '.join(result.float_nodes)}")
     if not result.outputs_valid:
         raise SystemExit(EXIT_FINDINGS)
 
@@ -127,6 +131,7 @@ def energy(file: Path, n_steps: int, precision: str, preset: str, as_json: bool)
         fields["simulation"] = {
             "timesteps_run": simulation.timesteps_run, "outputs_valid": simulation.outputs_valid,
             "spike_counts": simulation.spike_counts, "default_stimulus": simulation.used_default_stimulus,
+            **({"float32_nodes": simulation.float_nodes} if simulation.float_nodes else {}),
         }  # fmt: skip
         _emit_json({"file": str(file), **fields})
         return

@@ -7,8 +7,9 @@ The reader API (what other talon packages build on)::
         window = r.read_time_window(t0, t1)
 
 Events are :data:`EVENT_DTYPE` arrays (``x, y int16; t int64 µs; p bool``), tonic's layout.
-Modules: ``events`` (dtype, converters), ``encoding``, ``h5``, ``prophesee`` (EVT 2.0 / 3.0), ``aedat4``,
-``formats`` (frames, voxels, rasters, grids), ``streaming``, ``sync``, ``ethernet``,
+Modules: ``events`` (dtype, converters), ``encoding``, ``h5``, ``prophesee`` (EVT 2.0 / 3.0, with
+compiled loops in ``evt_kernels``), ``aedat4``, ``formats`` (frames, voxels, rasters, grids),
+``streaming``, ``sync``, ``ethernet``,
 ``stimulus`` (events as network input), ``throughput``. Layout and tutorial: ``docs/events.md``.
 """
 
@@ -28,7 +29,7 @@ from .events import (
 from .files import EventFileInfo, event_file_info, read_events, write_events
 from .formats import events_to_frames, events_to_grid, events_to_raster, events_to_voxel
 from .h5 import H5EventReader, H5EventWriter, read_h5, write_h5
-from .prophesee import decode_evt2, decode_evt3, encode_evt2, encode_evt3, read_raw, write_raw
+from .prophesee import EvtDecoder, decode_evt2, decode_evt3, encode_evt2, encode_evt3, iter_raw, read_raw, write_raw
 from .stimulus import events_to_stimulus, stimulus_for_graph
 from .streaming import BufferedEventReader, EventBuffer, generate_random_events
 from .sync import SensorSync, align_timestamps, merge_events
@@ -41,6 +42,7 @@ __all__ = [
     "EventBuffer",
     "EventFileInfo",
     "EventFormatError",
+    "EvtDecoder",
     "H5EventReader",
     "H5EventWriter",
     "SensorSync",
@@ -65,6 +67,7 @@ __all__ = [
     "generate_random_events",
     "h5",
     "is_time_sorted",
+    "iter_raw",
     "latency_encode",
     "make_events",
     "merge_events",

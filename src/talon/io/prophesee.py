@@ -1,4 +1,9 @@
-"""Prophesee EVT 2.0 and EVT 3.0 raw event streams: vectorised numpy decoders and encoders.
+"""Prophesee EVT 2.0 and EVT 3.0 raw event streams: decoders (whole or in pieces) and encoders.
+
+The decoders run the compiled one-pass loops of :mod:`talon.io.evt_kernels` when numba is
+installed (the ``fast`` extra) and their vectorised numpy twins otherwise, with identical results;
+:class:`EvtDecoder` carries the decoder's registers from one piece of a stream to the next, and
+:func:`iter_raw` reads a file in bounded memory.
 
 A ``.raw`` file is an ASCII header of lines starting with ``%`` (``% evt 3.0``,
 ``% format EVT3;height=720;width=1280``, ``% end``) followed by little-endian words.
@@ -28,12 +33,15 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
+from talon._compiled import compiled
 from talon.ir.atomic import atomic_output
 
+from . import evt_kernels
 from .events import EVENT_DTYPE, EventFormatError, as_events, first_unsorted
 
 _EVT2_TYPES = np.array([0x0, 0x1, 0x8, 0xA, 0xE, 0xF])
@@ -105,9 +113,100 @@ def _check_types(kinds: np.ndarray, valid: np.ndarray, version: str, offset: int
     ok = allowed.take(kinds)
     if not ok.all():
         i = int(np.argmin(ok))
-        raise EventFormatError(
-            f"EVT {version} word {i + offset} has unknown type 0x{int(kinds[i]):X} (damaged file, or not EVT {version})"
-        )
+        raise _unknown_type(version, i + offset, int(kinds[i]))
+
+
+# ---- incremental decoding: the compiled kernels or their numpy twins -----------------------------
+
+
+class EvtDecoder:
+    """Decode an EVT 2.0 / 3.0 word stream piece by piece, carrying the decoder's registers across.
+
+    ``decode_words(words)`` decodes whole words; ``feed(data)`` takes bytes in pieces of any size
+    (a piece may end inside a word: its bytes wait for the next piece) and ``finish()`` refuses a
+    stream that ended inside a word. Decoding a stream in pieces gives the events of decoding it
+    whole, in the same order. The numba kernels of :mod:`talon.io.evt_kernels` are used when the
+    ``fast`` extra is installed (see :func:`talon._compiled.compiled`), the numpy twins otherwise.
+    """
+
+    def __init__(self, version: str) -> None:
+        if version not in ("2.0", "3.0"):
+            raise EventFormatError(f"version must be '2.0' or '3.0', got {version!r}")
+        self.version = version
+        self.word_dtype = np.dtype("<u4" if version == "2.0" else "<u2")
+        self.words_decoded = 0
+        self._state = np.zeros(1 if version == "2.0" else evt_kernels.EVT3_STATE_SIZE, dtype=np.int64)
+        self._tail = b""
+
+    def decode_words(self, words: np.ndarray) -> np.ndarray:
+        """The events of the next ``words`` (a 1-D array of the version's word type)."""
+        if self._tail:
+            raise EventFormatError("decode_words after feed left part of a word; keep to feed()")
+        if not isinstance(words, np.ndarray) or words.ndim != 1 or words.dtype != self.word_dtype:
+            raise EventFormatError(
+                f"EVT {self.version} words must be a 1-D {self.word_dtype} array, got "
+                f"{getattr(words, 'dtype', type(words).__name__)} (feed() takes bytes)"
+            )
+        if not (words.flags.writeable and words.flags.aligned and words.flags.c_contiguous):
+            words = words.copy()  # one array type for the compiled kernels: each type is one more compilation
+        out = self._decode_evt2(words) if self.version == "2.0" else self._decode_evt3(words)
+        self.words_decoded += words.size
+        return out
+
+    def _decode_evt2(self, words: np.ndarray) -> np.ndarray:
+        decode = compiled(evt_kernels.evt2_decode)
+        if decode is None:
+            return _decode_evt2_numpy(words, self._state, self.words_decoded)
+        out = np.empty(words.size, dtype=EVENT_DTYPE)
+        n, bad = decode(words, out, self._state)
+        if bad >= 0:
+            raise _unknown_type("2.0", bad + self.words_decoded, int(words[bad]) >> 28)
+        # trim: a view when at most a few words were not events (time high, triggers), else a copy
+        return out if n == out.size else out[:n] if 8 * n >= 7 * out.size else out[:n].copy()
+
+    def _decode_evt3(self, words: np.ndarray) -> np.ndarray:
+        count, decode = compiled(evt_kernels.evt3_count), compiled(evt_kernels.evt3_decode)
+        if count is None or decode is None:
+            return _decode_evt3_numpy(words, self._state, self.words_decoded)
+        n, bad = count(words)
+        if bad >= 0:
+            raise _unknown_type("3.0", bad + self.words_decoded, int(words[bad]) >> 12)
+        out = np.empty(n, dtype=EVENT_DTYPE)
+        decode(words, out, self._state)
+        return out
+
+    def feed(self, data: bytes | memoryview | np.ndarray) -> np.ndarray:
+        """The events of the next bytes of the stream (no header: the data after ``% end``)."""
+        data = bytearray(self._tail) + memoryview(data).cast("B")  # writable words: the kernels' one array type
+        whole = len(data) // self.word_dtype.itemsize
+        self._tail = b""
+        events = self.decode_words(np.frombuffer(data, dtype=self.word_dtype, count=whole))
+        self._tail = bytes(data[whole * self.word_dtype.itemsize :])
+        return events
+
+    def finish(self) -> None:
+        """Refuse a stream that ended inside a word."""
+        if self._tail:
+            raise EventFormatError(
+                f"EVT {self.version} data ends {len(self._tail)} bytes into a "
+                f"{self.word_dtype.itemsize}-byte word (truncated file?)"
+            )
+
+
+def _join(parts: list[np.ndarray]) -> np.ndarray:
+    """Concatenate contiguous event arrays as bytes (numpy copies a packed structured dtype field by field)."""
+    out = np.empty(sum(part.size for part in parts), dtype=EVENT_DTYPE)
+    raw, pos = out.view(np.uint8), 0
+    for part in parts:
+        raw[pos : pos + part.nbytes] = np.ascontiguousarray(part).view(np.uint8)
+        pos += part.nbytes
+    return out
+
+
+def _unknown_type(version: str, index: int, kind: int) -> EventFormatError:
+    return EventFormatError(
+        f"EVT {version} word {index} has unknown type 0x{kind:X} (damaged file, or not EVT {version})"
+    )
 
 
 # ---- EVT 2.0 --------------------------------------------------------------------------------------
@@ -115,14 +214,19 @@ def _check_types(kinds: np.ndarray, valid: np.ndarray, version: str, offset: int
 
 def decode_evt2(data) -> np.ndarray:
     """Decode an EVT 2.0 stream (bytes of a ``.raw`` file, with or without its header)."""
-    words = _words(data, "<u4", "2.0")
+    return EvtDecoder("2.0").decode_words(_words(data, "<u4", "2.0"))
+
+
+def _decode_evt2_numpy(words: np.ndarray, state: np.ndarray, offset: int) -> np.ndarray:
+    """The numpy twin of :func:`talon.io.evt_kernels.evt2_decode`: cache-sized blocks, a few passes each."""
     n_cd = int(np.count_nonzero(words < 0x20000000))  # types 0x0 and 0x1
     out = np.empty(n_cd, dtype=EVENT_DTYPE)
-    high, done = 0, 0
+    high, done = int(state[0]) << 6, 0
     for start in range(0, words.size, _BLOCK):  # blocks that stay in the CPU cache across the passes
         block = words[start : start + _BLOCK]
-        high, n = _decode_evt2_block(block, high, out[done:], start)
+        high, n = _decode_evt2_block(block, high, out[done:], start + offset)
         done += n
+    state[0] = high >> 6
     return out
 
 
@@ -177,17 +281,25 @@ def encode_evt2(events, sensor_size=None) -> bytes:
 
 def decode_evt3(data) -> np.ndarray:
     """Decode an EVT 3.0 stream (bytes of a ``.raw`` file, with or without its header)."""
-    words = _words(data, "<u2", "3.0")
-    state = _Evt3State()
-    blocks = [_decode_evt3_block(words[s : s + _BLOCK], state, s) for s in range(0, words.size, _BLOCK)]
-    return np.concatenate(blocks) if blocks else np.zeros(0, dtype=EVENT_DTYPE)
+    return EvtDecoder("3.0").decode_words(_words(data, "<u2", "3.0"))
+
+
+def _decode_evt3_numpy(words: np.ndarray, state: np.ndarray, offset: int) -> np.ndarray:
+    """The numpy twin of :func:`talon.io.evt_kernels.evt3_decode`: cache-sized blocks, a few passes each."""
+    registers = _Evt3State(state)
+    blocks = [_decode_evt3_block(words[s : s + _BLOCK], registers, s + offset) for s in range(0, words.size, _BLOCK)]
+    registers.store(state)
+    return blocks[0] if len(blocks) == 1 else _join(blocks)
 
 
 class _Evt3State:
-    """The EVT 3.0 decoder's registers between blocks (all start at 0, as in expelliarmus)."""
+    """The EVT 3.0 decoder's registers between blocks (all start at 0, as in expelliarmus), as Python ints."""
 
-    def __init__(self) -> None:
-        self.y = self.pol = self.high = self.loops = self.low = self.base_x = 0
+    def __init__(self, state: np.ndarray) -> None:
+        self.y, self.pol, self.high, self.loops, self.low, self.base_x = (int(v) for v in state)
+
+    def store(self, state: np.ndarray) -> None:
+        state[:] = [self.y, self.pol, self.high, self.loops, self.low, self.base_x]
 
 
 def _decode_evt3_block(words: np.ndarray, state: _Evt3State, offset: int) -> np.ndarray:
@@ -357,13 +469,58 @@ def _encodable(events, t_limit: int | None, version: str) -> np.ndarray:
 
 def read_raw(path) -> np.ndarray:
     """Events of a Prophesee ``.raw`` file (EVT 2.0 or 3.0, from its header)."""
-    fields, _ = raw_info(path)
-    data = np.fromfile(path, dtype=np.uint8)
-    decode = decode_evt2 if fields["evt"] == "2.0" else decode_evt3
+    fields, offset = raw_info(path)
+    decoder = EvtDecoder(fields["evt"])
+    size = Path(path).stat().st_size - offset
+    if size % decoder.word_dtype.itemsize:
+        raise EventFormatError(
+            f"{path}: EVT {decoder.version} data is {size} bytes, not a whole number of "
+            f"{decoder.word_dtype.itemsize}-byte words (truncated file?)"
+        )
+    words = np.fromfile(path, dtype=decoder.word_dtype, offset=offset)  # aligned, no header bytes
     try:
-        return decode(data)
+        return decoder.decode_words(words)
     except EventFormatError as exc:
         raise EventFormatError(f"{path}: {exc}") from None
+
+
+_MIN_PIECE_WORDS = 1 << 15  # words read at once at least: fewer, larger decoder calls for small chunks
+
+
+def iter_raw(path, chunk_size: int) -> Iterator[np.ndarray]:
+    """The events of a ``.raw`` file in blocks of ``chunk_size`` (the last one shorter), decoded as read.
+
+    The file is read ``max(chunk_size, 32768)`` words at a time and decoded by one
+    :class:`EvtDecoder`, so memory stays proportional to that (a word is at most 12 events)
+    whatever the file's size; the blocks are those of :func:`read_raw`'s result.
+    """
+    if isinstance(chunk_size, bool) or int(chunk_size) != chunk_size or chunk_size < 1:
+        raise EventFormatError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    chunk_size = int(chunk_size)
+    fields, offset = raw_info(path)
+    decoder = EvtDecoder(fields["evt"])
+    pending = np.zeros(0, dtype=EVENT_DTYPE)
+    piece_size = max(chunk_size, _MIN_PIECE_WORDS) * decoder.word_dtype.itemsize
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            while piece := fh.read(piece_size):
+                events, start = decoder.feed(piece), 0
+                if pending.size:  # complete the block begun in the previous piece
+                    start = min(chunk_size - pending.size, events.size)
+                    pending = _join([pending, events[:start]])
+                    if pending.size < chunk_size:
+                        continue
+                    yield pending
+                full = start + (events.size - start) // chunk_size * chunk_size
+                for begin in range(start, full, chunk_size):
+                    yield events[begin : begin + chunk_size]
+                pending = _join([events[full:]])  # a copy: the piece's array can go
+        decoder.finish()
+    except EventFormatError as exc:
+        raise EventFormatError(f"{path}: {exc}") from None
+    if pending.size:
+        yield pending
 
 
 def raw_info(path) -> tuple[dict[str, str], int]:

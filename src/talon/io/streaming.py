@@ -2,7 +2,8 @@
 
 * :class:`BufferedEventReader` iterates an event file in blocks of ``chunk_size`` events: ``.h5``
   files are read chunk by chunk (never whole), ``.npy`` files through a memory map, ``.raw`` files
-  are decoded whole (EVT decoding needs the stream's state) and then handed out in blocks.
+  are read and decoded ``chunk_size`` words at a time (the decoder's state carried across, see
+  :func:`talon.io.prophesee.iter_raw`).
 * :class:`EventBuffer` keeps the newest ``capacity`` events; older ones are overwritten and
   counted in ``dropped``.
 * :func:`generate_random_events` draws time-sorted events from a seeded generator.
@@ -17,7 +18,7 @@ import numpy as np
 
 from .events import EVENT_DTYPE, EventFormatError, as_events
 from .h5 import H5EventReader
-from .prophesee import read_raw
+from .prophesee import iter_raw
 
 
 class BufferedEventReader:
@@ -44,9 +45,7 @@ class BufferedEventReader:
             for start in range(0, len(arr), self.chunk_size):
                 yield as_events(np.asarray(arr[start : start + self.chunk_size]), copy=True)
             return
-        events = read_raw(self.path)
-        for start in range(0, len(events), self.chunk_size):
-            yield events[start : start + self.chunk_size]
+        yield from iter_raw(self.path, self.chunk_size)
 
 
 class EventBuffer:

@@ -18,6 +18,7 @@ from ..errors import BackendError, UnsupportedNodeError
 from ..results import BackendCapabilities, ProfileResult, QuantizationReport, SimulationResult, ValidationResult
 from ..stimulus import prepare_inputs
 from .engine import Engine, calibrate
+from .fixed_detection import DECODE_TYPES, float_tail
 from .fixed_ops import NO_INTEGER_FORM, integer_support_problem
 from .float_neurons import STATEFUL_NODES
 from .float_ops import FLOAT_KERNELS
@@ -44,13 +45,15 @@ class CPUBackend(BackendBase):
 
     def get_capabilities(self) -> BackendCapabilities:
         prims = supported_primitives()
-        fixed = [p for p in prims if p not in NO_INTEGER_FORM]  # (bilinear Upsample: nearest only)
+        decode = {t.__name__ for t in DECODE_TYPES}
+        fixed = [p for p in prims if p not in NO_INTEGER_FORM and p not in decode]  # (bilinear Upsample: nearest)
         return BackendCapabilities(
             supported_primitives=prims,
             supported_precisions=list(PRECISIONS),
             supports_cyclic=True,
             max_graph_size=self.max_graph_size,
             fixed_point_primitives=fixed,
+            fixed_point_float_primitives=sorted(decode),
         )
 
     def validate(self, graph: ir.Graph, config: CompileConfig | dict | None = None) -> ValidationResult:
@@ -73,6 +76,8 @@ class CPUBackend(BackendBase):
             errors.append(f"the graph has {len(nodes):,} nodes, more than the CPU backend's {self.max_graph_size:,}")
         program, structure = lower_checked(graph)
         errors += structure
+        if program is not None and config.is_fixed_point:
+            unsupported += [f"{problem} (precision {config.precision})" for problem in float_tail(program)[1]]
         if program is not None:
             for op in program.ops:
                 if not op.inputs and not op.external and not isinstance(op.node, ir.Input):
@@ -191,6 +196,9 @@ class CPUBackend(BackendBase):
             quantization=report,
             wall_time_s=wall,
             used_default_stimulus=used_default,
+            node_precision={
+                op.path: getattr(engine.kernels[op.index], "precision", config.precision) for op in program.ops
+            },
         )
         return result, engine, trace, steps, batch, spikes
 

@@ -27,6 +27,7 @@ class Calibration:
     intermediate_amax: dict[int, float] = field(default_factory=dict)  # SepConv2d depthwise output
     state_amax: dict[str, dict[str, float]] = field(default_factory=dict)  # op path -> {"v": .., "i": ..}
     weight_amax: dict[int, float] = field(default_factory=dict)  # op index -> max |w| of its sliced layer
+    inner: dict[int, Calibration] = field(default_factory=dict)  # op index -> ranges inside an expanded node
 
     def add_inputs(self, inputs: dict[int, np.ndarray]) -> None:
         for vid, x in inputs.items():
@@ -120,3 +121,6 @@ class CalibrationObserver:
             cal.value_amax[vid] = max(cal.value_amax.get(vid, 0.0), _amax(y))
         if isinstance(kernel, SepConv):
             cal.intermediate_amax[op.index] = kernel.intermediate_amax
+        calibrate_inner = getattr(kernel, "calibrate_inner", None)
+        if calibrate_inner is not None and x is not None:  # ghost blocks, SDDetect (fixed_detection.py)
+            calibrate_inner(x, cal.inner.setdefault(op.index, Calibration()))

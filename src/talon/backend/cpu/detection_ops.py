@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from talon import ir
+from talon._nms import nms_rows
 from talon.ir.ghost import GHOST_BRANCHES
 
 from . import geometry
@@ -20,6 +21,12 @@ from .float_ops import F64, FLOAT_KERNELS, FloatKernel
 
 class _ConvChain(FloatKernel):
     """Helpers: a rounded convolution and a ghost convolution on stored weights."""
+
+    def calibrate_inner(self, x, calibration) -> None:
+        """Widen ``calibration`` with the ranges of this node's parts on input ``x`` (fixed point)."""
+        from .fixed_detection import calibrate_expansion
+
+        calibrate_expansion(self.op.node, x, calibration)
 
     def conv(self, x, weight, bias, stride=1, groups=1):
         k = weight.shape[2]
@@ -131,49 +138,6 @@ class Dist2BBoxKernel(FloatKernel):
         box = np.stack([(x1 + x2) / two, (y1 + y2) / two, x2 - x1, y2 - y1], axis=1) * self.stride
         y = np.concatenate([box.astype(self.dtype), x[:, 4:]], axis=1)
         return np.ascontiguousarray(y.reshape(y.shape[0], y.shape[1], -1).transpose(0, 2, 1))
-
-
-def nms_rows(rows: np.ndarray, score_threshold: float, iou_threshold: float, max_detections: int) -> np.ndarray:
-    """Greedy class-aware NMS of one ``[N, 4 + nc]`` float array (see :class:`talon.ir.NMS`)."""
-    dt = rows.dtype.type
-    n = rows.shape[0]
-    k = max_detections or n
-    out = np.zeros((k, 6), rows.dtype)
-    out[:, 5] = -1
-    scores = rows[:, 4:]
-    score = scores.max(axis=1)
-    cls = scores.argmax(axis=1)
-    cand = np.flatnonzero(score > dt(score_threshold))
-    order = cand[np.argsort(-score[cand], kind="stable")]
-    r, c = rows[order], cls[order]
-    half_w, half_h = r[:, 2] / dt(2), r[:, 3] / dt(2)
-    x1, x2 = r[:, 0] - half_w, r[:, 0] + half_w
-    y1, y2 = r[:, 1] - half_h, r[:, 1] + half_h
-    area = (x2 - x1) * (y2 - y1)
-    thr, zero = dt(iou_threshold), dt(0)
-    removed = np.zeros(len(order), bool)
-    kept_pos: list[int] = []
-    for i in range(len(order)):  # greedy: each kept box removes the later ones it suppresses
-        if removed[i]:
-            continue
-        kept_pos.append(i)
-        if len(kept_pos) == k:
-            break
-        j = slice(i + 1, None)
-        iw = np.maximum(np.minimum(x2[j], x2[i]) - np.maximum(x1[j], x1[i]), zero)
-        ih = np.maximum(np.minimum(y2[j], y2[i]) - np.maximum(y1[j], y1[i]), zero)
-        inter = iw * ih
-        union = area[j] + area[i] - inter
-        valid = (inter > zero) & (area[j] > zero) & (area[i] > zero) & (union > zero) & (c[j] == c[i])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            removed[j] |= valid & (inter / union > thr)
-    kept = order[kept_pos].tolist()
-    if kept:
-        idx = np.asarray(kept)
-        out[: len(kept), :4] = rows[idx, :4]
-        out[: len(kept), 4] = score[idx]
-        out[: len(kept), 5] = cls[idx]
-    return out
 
 
 class NMSKernel(FloatKernel):

@@ -12,6 +12,7 @@ from talon import ir
 from ..config import CompileConfig
 from ..errors import BackendError
 from .calibration import Calibration
+from .fixed_detection import EXPANDED_TYPES, FloatTail, QExpanded, check_float_tail
 from .fixed_neurons import FixedDelay, FixedNeuron
 from .fixed_ops import FixedContext, fixed_stateless_kernel
 from .fixed_point import QFormat
@@ -27,6 +28,7 @@ def fixed_kernels(program: Program, config: CompileConfig, calibration: Calibrat
     ctx = FixedContext(config.fixed_point, config.per_channel, calibration)
     formats: dict[int, QFormat | None] = {}
     kernels: list[Kernel | None] = [None] * len(program.ops)
+    tail = check_float_tail(program)  # the detection decode and what follows it run in float32
     for component in program.components:
         ops = [program.ops[i] for i in component.ops]
         for _ in range(_MAX_PASSES if component.cyclic else 1):
@@ -38,7 +40,7 @@ def fixed_kernels(program: Program, config: CompileConfig, calibration: Calibrat
                     in_formats = [ZERO_INPUT]
                 else:
                     in_formats = [formats.get(ref.value) for ref in op.inputs]
-                kernel = _build(op, ctx, in_formats)
+                kernel = FloatTail(op, in_formats) if op.index in tail else _build(op, ctx, in_formats)
                 kernels[op.index] = kernel
                 for vid, fmt in zip(op.outputs, kernel.out_formats, strict=True):
                     old = formats.get(vid)
@@ -53,7 +55,7 @@ def fixed_kernels(program: Program, config: CompileConfig, calibration: Calibrat
                 "simulate it in fp32 or put a weight layer or neuron in the loop"
             )
         for op in ops:
-            if any(f is None for f in kernels[op.index].in_formats) and not op.external:
+            if any(f is None for f in kernels[op.index].in_formats) and not (op.external or op.index in tail):
                 raise BackendError(f"node {op.path!r}: an input format could not be determined")
     return kernels
 
@@ -63,4 +65,6 @@ def _build(op, ctx, in_formats) -> Kernel:
         return FixedNeuron(op, ctx, in_formats)
     if isinstance(op.node, ir.Delay):
         return FixedDelay(op, ctx, in_formats)
+    if isinstance(op.node, EXPANDED_TYPES):
+        return QExpanded(op, ctx, in_formats)
     return fixed_stateless_kernel(op, ctx, in_formats)

@@ -133,11 +133,11 @@ class FixedNeuron(StatefulKernel):
 
     def _check_overflow(self) -> None:
         state = float(2 ** (self.bits - 1))
-        drive = sum(
-            float(np.abs(g).max(initial=0)) * f.bound
-            for g, f in zip(self.edge_gains, self.in_formats, strict=True)
-            if g is not None
-        )
+        drive = 0.0
+        for g, f in zip(self.edge_gains, self.in_formats, strict=True):
+            if g is not None:  # per element: a Concat's parts keep their own bounds
+                drive = drive + np.abs(np.asarray(g, np.float64)) * f.element_bounds(self.shape)
+        drive = float(np.max(drive, initial=0.0))
         if self.cuba:
             check_int(float(np.abs(self.A).max(initial=0)) * state + drive, self.op.path, "the synaptic current update")
             drive = float(np.abs(self.G).max(initial=0)) * state

@@ -550,7 +550,8 @@ class QConcat(FixedKernel):
         shapes = [tuple(int(d) for d in s) for s in node.input_type.values()]
         scales = [f.full_scale(s) for f, s in zip(self.in_formats, shapes, strict=True)]
         scale = np.concatenate(scales, axis=self.axis)
-        self.out_formats = [QFormat(scale, max(f.bound for f in self.in_formats))]
+        bounds = np.concatenate([f.element_bounds(s) for f, s in zip(self.in_formats, shapes, strict=True)], self.axis)
+        self.out_formats = [QFormat(scale, max(f.bound for f in self.in_formats), bounds)]
 
     def merge(self, xs):
         return np.concatenate(xs, axis=self.axis + 1)
@@ -565,7 +566,11 @@ class QChannelSplit(FixedKernel):
             self.out_formats = [None] * len(node.split_sections)
             return
         parts = np.split(np.asarray(fmt.full_scale(self.in_shape)), self.bounds, axis=self.axis)
-        self.out_formats = [QFormat(p, fmt.bound) for p in parts]
+        if fmt.bounds is None:
+            self.out_formats = [QFormat(p, fmt.bound) for p in parts]
+            return
+        limits = np.split(np.asarray(fmt.element_bounds(self.in_shape)), self.bounds, axis=self.axis)
+        self.out_formats = [QFormat(p, int(b.max(initial=0)), b) for p, b in zip(parts, limits, strict=True)]
 
     def forward(self, x):
         return np.split(x, self.bounds, axis=self.axis + 1)
@@ -622,16 +627,6 @@ NO_INTEGER_FORM = {
     "ELU": "a transcendental function",
     "Softmax": "a normalised exponential",
     "LayerNorm": "a data-dependent normalisation (division by a standard deviation)",
-    # ghost blocks: an integer datapath needs calibrated formats for the cheap stage, the concatenated
-    # halves and the residual sum; not implemented yet (simulate them in fp32 or fp16)
-    "SGhostConv": "a ghost convolution (integer formats for its cheap stage not implemented yet)",
-    "SGhostEncoderLite": "a ghost convolution (integer formats for its cheap stage not implemented yet)",
-    "GhostBasicBlock1": "a ghost block (integer formats for its stages not implemented yet)",
-    "GhostBasicBlock2": "a ghost block (integer formats for its stages not implemented yet)",
-    "SDDetect": "a detection head (integer formats for its chained convolutions not implemented yet)",
-    "DFLDecode": "a softmax expectation and a sigmoid (transcendental)",
-    "Dist2BBox": "box decoding, host post-processing in float",
-    "NMS": "non-maximum suppression, host post-processing in float",
 }
 
 

@@ -44,10 +44,15 @@ def round_shift(a: np.ndarray, k) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class QFormat:
-    """Real value = ``q * scale``; ``|q| <= bound``."""
+    """Real value = ``q * scale``; ``|q| <= bound``.
+
+    ``bounds`` (optional, per element): tighter bounds where they differ — a Concat of inputs with
+    different bounds keeps each part's own; ``bound`` is their maximum.
+    """
 
     scale: np.ndarray
     bound: int
+    bounds: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         scale = np.asarray(self.scale, np.float64)
@@ -55,6 +60,13 @@ class QFormat:
             scale = np.asarray(scale.reshape(-1)[0], np.float64)
         object.__setattr__(self, "scale", scale)
         object.__setattr__(self, "bound", int(self.bound))
+        if self.bounds is not None:
+            bounds = np.asarray(self.bounds, np.float64)
+            object.__setattr__(self, "bounds", None if np.all(bounds == self.bound) else bounds)
+
+    def element_bounds(self, shape: tuple[int, ...]) -> np.ndarray:
+        """The bound of every element of a batchless ``shape``."""
+        return np.broadcast_to(np.float64(self.bound) if self.bounds is None else self.bounds, shape)
 
     @property
     def scalar(self) -> bool:
@@ -66,6 +78,8 @@ class QFormat:
             and self.bound == other.bound
             and self.scale.shape == other.scale.shape
             and bool(np.array_equal(self.scale, other.scale))
+            and (self.bounds is None) == (other.bounds is None)
+            and (self.bounds is None or bool(np.array_equal(self.bounds, other.bounds)))
         )
 
     def full_scale(self, shape: tuple[int, ...]) -> np.ndarray:

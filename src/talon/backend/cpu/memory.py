@@ -2,7 +2,8 @@
 
 Sizes per precision (``b`` bits per element, bytes rounded up per buffer):
 
-* **weights** (weights and biases of Affine, SpikingAffine, Linear, convolutions, SepConv2d):
+* **weights** (weights and biases of Affine, SpikingAffine, Linear, convolutions, SepConv2d, the
+  ghost blocks and SDDetect):
   fp32 32 bits, fp16 16, fixed point: weights at the node's ``weight_bits``, biases at its
   ``accumulator_bits``;
 * **parameters** (every other parameter array: neuron constants, Scale, PReLU, normalisation):
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from talon import ir
 
 from ..config import CompileConfig
+from .detection_cost import CONV_LIKE_TYPES
 from .float_neurons import STATEFUL_NODES
 from .kernel import Kernel
 from .observers import WEIGHT_NODES
@@ -99,7 +101,7 @@ def plan_memory(program: Program, kernels: list[Kernel], config: CompileConfig) 
     for op in program.ops:
         node, kernel = op.node, kernels[op.index]
         arrays = node.arrays()
-        if isinstance(node, WEIGHT_NODES):
+        if isinstance(node, (*WEIGHT_NODES, *CONV_LIKE_TYPES)):  # ghost blocks, SDDetect: convolution weights
             w_bits, b_bits = weight_bits(kernel, config)
             for name, arr in arrays.items():
                 bits = b_bits if "bias" in name else w_bits

@@ -11,13 +11,26 @@ surrogate spike of :mod:`.spike`, so ``jax.grad`` trains a graph. They follow
 ``docs/semantics.md``: the nodes of a step are evaluated in topological order, fan-in is summed
 in edge order, a recurrent edge delivers its source's value of the previous step.
 
-``run`` has two schedules with the same results:
+``run`` has three schedules with the same results:
 
 * ``"stepwise"`` (default): one ``lax.scan`` of ``step`` over time, like ``spyx.nn.run``;
+* ``"fused"``: the nodes that only depend on the inputs (e.g. the first Linear or convolution)
+  and those after the last neuron that feed no neuron run on all ``T*B`` samples at once, the
+  rest — every neuron, every cycle, and what lies between them — is one ``lax.scan``;
 * ``"layerwise"``: node by node over the whole sequence — a stateless node that is not on a
   cycle is applied to all ``T*B`` samples at once (one matrix product per Linear instead of
   ``T``), a neuron is a ``lax.scan`` of its own update, and every cycle of the graph (a recurrent
-  layer) is one ``lax.scan`` of its nodes. On CPU it measured no faster (``docs/jax.md`` §8).
+  layer) is one ``lax.scan`` of its nodes.
+
+On a loaded 2-core CPU both whole-sequence schedules measured slower than the step-wise one
+(``docs/jax.md`` §8), hence the default.
+
+What does not change from call to call is prepared outside the compiled function, where it
+costs microseconds instead of an XLA kernel to compile: the weights are read in the layout
+XLA's CPU kernels want (``[in, out]`` for a matrix product, spatial-first for a convolution),
+transposed by numpy and cached while the same weight array comes back
+(:func:`.layers.relayout`); a run from the initial state gets it as a cached device array
+instead of filling zeros in the graph.
 
 Parameters are a dict ``{node path: {name: array}}`` (``"rnn.lif"`` inside a subgraph): the
 weights of stateless nodes under their IR names, and for neurons the per-step coefficients
@@ -40,10 +53,10 @@ from ... import ir
 from ...ir.errors import UnsupportedModuleError
 from . import layers
 from .neurons import SPIKING, coefficients, exact_zero, make_step, per_neuron, state_keys
-from .plan import BOUNDARY, DELAY, INPUT, NEURON, components, flatten, is_cyclic
+from .plan import BOUNDARY, DELAY, INPUT, NEURON, components, flatten, fuse, is_cyclic
 from .spike import Surrogate, make_spike
 
-MODES = ("stepwise", "layerwise")
+MODES = ("stepwise", "fused", "layerwise")
 
 
 def _port(value, port):
@@ -83,8 +96,17 @@ class JaxGraph:
                 if built[0]:
                     params[path] = built[0]
                 self._fns[path] = built[1]
-        self.params: dict[str, dict[str, jax.Array]] = jax.tree.map(jnp.asarray, params)
-        self._components = components(self.plan)
+        self.params: dict[str, dict[str, jax.Array]] = jax.device_put(params)
+        self._relayout = {p: f.node for p, f in self.plan.nodes.items() if p in params and layers.relayout(f.node)}
+        self._moved: dict[str, tuple[Any, Any]] = {}  # path -> (weight, relaid weight) of the last call
+        self._initial: dict[int, dict] = {}  # batch size -> init_state
+        before, loop, after = fuse(self.plan)
+        self._schedules = {
+            "layerwise": [(comp, is_cyclic(self.plan, comp)) for comp in components(self.plan)],
+            "fused": [([p], False) for p in before] + ([(loop, True)] if loop else []) + [([p], False) for p in after],
+        }
+        self._params_structure = jax.tree.structure(self.params)
+        self._input_shapes = {name: tuple(self.plan.nodes[p].shape) for name, p in self.plan.inputs.items()}
         self._step_jit = jax.jit(self._step)
         self._run_jit = jax.jit(self._run, static_argnames=("record", "mode"))
 
@@ -106,18 +128,22 @@ class JaxGraph:
         neurons with a ``v_init``."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        return self._state_of(int(batch_size), jnp)
+
+    def _state_of(self, batch: int, xp) -> dict:
+        """The initial state made with the array module ``xp`` (``jax.numpy`` or ``numpy``)."""
         nodes: dict[str, dict] = {}
         for path, flat in self.plan.nodes.items():
-            shape = (int(batch_size), *flat.shape)
+            shape = (batch, *flat.shape)
             if flat.kind == NEURON:
-                nodes[path] = {k: jnp.zeros(shape, self.dtype) for k in state_keys(flat.node)}
+                nodes[path] = {k: xp.zeros(shape, self.dtype) for k in state_keys(flat.node)}
                 v_init = getattr(flat.node, "v_init", None)
                 if v_init is not None:  # the membrane starts at v_init (docs/semantics.md)
                     v0 = per_neuron(np.asarray(v_init, np.float64).astype(self.dtype), len(shape))
-                    nodes[path]["v"] = jnp.broadcast_to(jnp.asarray(v0, self.dtype), shape)
+                    nodes[path]["v"] = xp.broadcast_to(xp.asarray(v0, self.dtype), shape)
             elif flat.kind == DELAY and self._max_delay(path):
-                nodes[path] = {"history": jnp.zeros((self._max_delay(path), *shape), self.dtype)}
-        edges = {e.key: jnp.zeros((int(batch_size), *e.shape), self.dtype) for e in self.plan.recurrent_edges}
+                nodes[path] = {"history": xp.zeros((self._max_delay(path), *shape), self.dtype)}
+        edges = {e.key: xp.zeros((batch, *e.shape), self.dtype) for e in self.plan.recurrent_edges}
         return {"nodes": nodes, "edges": edges}
 
     def step(self, params: Mapping, state: Mapping, x) -> tuple[Any, dict]:
@@ -129,7 +155,7 @@ class JaxGraph:
         self._check_params(params)
         inputs = self._inputs(x, time=False)
         self._check_state(state, next(iter(inputs.values())).shape[0])
-        outputs, new_state = self._step_jit(params, state, inputs)
+        outputs, new_state = self._step_jit(params, self._relayouts(params), state, inputs)
         return self._outputs(outputs), new_state
 
     def run(self, params: Mapping, x, state: Mapping | None = None, *, record: bool = False, mode: str = "stepwise"):
@@ -137,15 +163,20 @@ class JaxGraph:
 
         Returns ``(y, final_state)`` with ``y[T, B, ...]``; with ``record=True`` also the neuron
         states after every step, ``{path: {"v": [T, B, ...], "i": ...}}``. ``state`` defaults to
-        ``init_state(B)``. ``mode`` is ``"layerwise"`` or ``"stepwise"`` (see the module docstring).
+        ``init_state(B)``. ``mode`` is ``"stepwise"``, ``"fused"`` or ``"layerwise"`` (see the
+        module docstring); all three give the same results.
         """
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self._check_params(params)
         inputs = self._inputs(x, time=True)
-        if state is not None:
-            self._check_state(state, next(iter(inputs.values())).shape[1])
-        outputs, final, trace = self._run_jit(params, state, inputs, record=bool(record), mode=mode)
+        batch = next(iter(inputs.values())).shape[1]
+        if state is None:
+            state = self._initial_state(batch)
+        else:
+            self._check_state(state, batch)
+        moved = self._relayouts(params)
+        outputs, final, trace = self._run_jit(params, moved, state, inputs, record=bool(record), mode=mode)
         return (self._outputs(outputs), final, trace) if record else (self._outputs(outputs), final)
 
     def to_graph(self, params: Mapping) -> ir.Graph:
@@ -157,6 +188,36 @@ class JaxGraph:
         from .export import to_graph
 
         return to_graph(self.graph, params, self.params, self.dtype)
+
+    # ---- per-call preparation, outside the compiled functions -------------------------------
+
+    def _initial_state(self, batch: int) -> dict:
+        """``init_state(batch)`` built with numpy, moved to the device once and cached (jax arrays
+        are immutable): a run from the initial state compiles no kernel filling it with zeros."""
+        if batch not in self._initial:
+            with jax.ensure_compile_time_eval():  # concrete arrays even when run is traced (they are cached)
+                self._initial[batch] = jax.device_put(self._state_of(batch, np))
+        return self._initial[batch]
+
+    def _relayouts(self, params: Mapping) -> dict[str, Any]:
+        """``{path: weight in the layout the engine reads}`` (:func:`.layers.relayout`), made on the
+        host and cached while the same weight array comes back; None for a traced weight (it is
+        transposed in the graph)."""
+        out: dict[str, Any] = {}
+        for path, node in self._relayout.items():
+            weight = params[path]["weight"]
+            if isinstance(weight, jax.core.Tracer):
+                out[path] = None
+                continue
+            cached = self._moved.get(path)
+            if cached is not None and cached[0] is weight:
+                out[path] = cached[1]
+                continue
+            with jax.ensure_compile_time_eval():  # a concrete array even when run is traced
+                out[path] = layers.relayout_on_host(weight, layers.relayout(node)[1])
+            if isinstance(weight, jax.Array):  # immutable: safe to cache by identity
+                self._moved[path] = (weight, out[path])
+        return out
 
     # ---- lowering ---------------------------------------------------------------------------
 
@@ -191,6 +252,8 @@ class JaxGraph:
             )
 
     def _check_params(self, params) -> None:
+        if isinstance(params, dict) and jax.tree.structure(params) == self._params_structure:
+            return  # the structure of self.params (the common case, checked in one call)
         if not isinstance(params, Mapping) or set(params) != set(self.params):
             given = sorted(params) if isinstance(params, Mapping) else type(params).__name__
             raise ValueError(
@@ -216,8 +279,10 @@ class JaxGraph:
             raise ValueError(f"the graph has several Input nodes {names}: pass a dict of arrays by name")
         out = {}
         for name, value in given.items():
-            arr = jnp.asarray(value, dtype=self.dtype)
-            expected = tuple(self.plan.nodes[self.plan.inputs[name]].shape)
+            # an array of the right dtype passes as it is (jnp.asarray would dispatch a conversion)
+            same = isinstance(value, jax.Array) and value.dtype == self.dtype
+            arr = value if same else jnp.asarray(value, dtype=self.dtype)
+            expected = self._input_shapes[name]
             if arr.ndim != lead + len(expected) or tuple(arr.shape[lead:]) != expected:
                 layout = "[T, B, " if time else "[B, "
                 raise ValueError(
@@ -277,38 +342,40 @@ class JaxGraph:
         depth = self._max_delay(path)
         if depth == 0:
             return x, {}
-        stacked = jnp.concatenate([x[None], state["nodes"][path]["history"]])
-        if self._uniform_delay(path):
-            out = stacked[depth]
-        else:
-            lag = jnp.broadcast_to(jnp.asarray(self._delays[path])[None, None], (1, *x.shape))
-            out = jnp.take_along_axis(stacked, lag, axis=0)[0]
+        history = state["nodes"][path]["history"]  # history[k] = input at step -1-k
+        if self._uniform_delay(path):  # no stacking: the oldest entry leaves, x enters
+            kept = [history[: depth - 1]] if depth > 1 else []
+            return history[depth - 1], {path: {"history": jnp.concatenate([x[None], *kept])}}
+        stacked = jnp.concatenate([x[None], history])
+        lag = jnp.broadcast_to(jnp.asarray(self._delays[path])[None, None], (1, *x.shape))
+        out = jnp.take_along_axis(stacked, lag, axis=0)[0]
         return out, {path: {"history": stacked[:depth]}}
 
     def _uniform_delay(self, path: str) -> bool:
         delays = self._delays[path]
         return bool(delays.size) and bool(np.all(delays == delays.reshape(-1)[0]))
 
-    def _step(self, params, state, inputs, zero=None):
-        zero = exact_zero(self.dtype) if zero is None else zero
+    def _step(self, params, moved, state, inputs):
+        params = layers.with_relayouts(self._relayout, params, moved)
+        return self._one_step(params, state, inputs, exact_zero(self.dtype))
+
+    def _one_step(self, params, state, inputs, zero):
         values, node_state, edge_state = self._eval(self.plan.order, params, state, inputs, {}, zero)
         outputs = {p: values[p] for p in self.plan.outputs.values()}
         return outputs, {"nodes": node_state, "edges": edge_state}
 
     # ---- sequences --------------------------------------------------------------------------
 
-    def _run(self, params, state, inputs, record: bool, mode: str):
-        params = {path: layers.prepare(self.plan.nodes[path].node, p) for path, p in params.items()}
-        if state is None:
-            state = self.init_state(next(iter(inputs.values())).shape[1])
+    def _run(self, params, moved, state, inputs, record: bool, mode: str):
+        params = layers.with_relayouts(self._relayout, params, moved)
         zero = exact_zero(self.dtype)  # once, outside the loops
         if mode == "stepwise":
             return self._run_stepwise(params, state, inputs, record, zero)
-        return self._run_layerwise(params, state, inputs, record, zero)
+        return self._run_sequences(self._schedules[mode], params, state, inputs, record, zero)
 
     def _run_stepwise(self, params, state, inputs, record: bool, zero):
         def body(carry, x_t):
-            outputs, new = self._step(params, carry, x_t, zero)
+            outputs, new = self._one_step(params, carry, x_t, zero)
             return new, (outputs, new["nodes"] if record else None)
 
         final, (outputs, nodes) = jax.lax.scan(body, state, inputs)
@@ -317,12 +384,14 @@ class JaxGraph:
     def _trace(self, nodes: dict) -> dict:
         return {p: s for p, s in nodes.items() if self.plan.nodes[p].kind == NEURON}
 
-    def _run_layerwise(self, params, state, inputs, record: bool, zero):
+    def _run_sequences(self, units, params, state, inputs, record: bool, zero):
+        """Evaluate ``units`` in order over the whole sequence: ``(path, False)`` applies one
+        node to all timesteps at once, ``(paths, True)`` scans those nodes step by step."""
         length = next(iter(inputs.values())).shape[0]
         seqs: dict[str, Any] = {}
         final: dict[str, dict] = {"nodes": {}, "edges": {}}
         trace: dict[str, dict] = {}
-        for comp in self._components:
+        for comp, scanned in units:
             members = set(comp)
             external = {}
             for path in comp:
@@ -334,7 +403,7 @@ class JaxGraph:
                         final["edges"][edge.key] = seq[-1]
                         seq = jnp.concatenate([state["edges"][edge.key][None], seq[:-1]])
                     external[edge.key] = seq
-            if is_cyclic(self.plan, comp):
+            if scanned:
                 self._scan_component(comp, params, state, external, seqs, final, trace, record, length, zero)
             else:
                 self._sequence_node(comp[0], params, state, inputs, external, seqs, final, trace, record, zero)

@@ -9,7 +9,7 @@ Matrix products and convolutions ask XLA for full float32 precision.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -40,8 +40,9 @@ def _batched_axis(dim: int, shape: tuple[int, ...], where: str) -> int:
 
 
 def _dense(p: dict, x):
-    """``x @ weight.T``; inside a sequence run the transposed weight ``weight_t`` is made once
-    before the loop (:func:`prepare`), so each step's product reads an ``[in, out]`` matrix."""
+    """``x @ weight.T``, read as ``x @ weight_t``: the executor passes the transposed weight
+    (:func:`with_relayouts`), so every product — per step or on a whole sequence — is the same
+    XLA dot on an ``[in, out]`` operand."""
     weight_t = p["weight_t"] if "weight_t" in p else p["weight"].T
     return jnp.matmul(x, weight_t, precision=HIGHEST)
 
@@ -55,21 +56,58 @@ def _linear(node: ir.Linear, dtype):
     return {"weight": _cast(node.weight, dtype)}, _dense
 
 
-def prepare(node: ir.Node, params: dict) -> dict:
-    """The parameters of ``node`` as a sequence run reads them in its loop: for Affine / Linear
-    also ``weight_t = weight.T`` (materialised once: XLA's CPU matrix product is about a quarter
-    faster on an ``[in, out]`` operand than on a transposed one)."""
-    if isinstance(node, (ir.Affine, ir.Linear)) and "weight" in params:
-        return {**params, "weight_t": jnp.transpose(params["weight"])}
-    return params
+def relayout(node: ir.Node) -> tuple[str, tuple[int, ...]] | None:
+    """``(name, axes)`` when ``node``'s weight is read in another layout, ``weight.transpose(axes)``
+    stored as ``params[name]``: ``weight_t = weight.T`` of a dense node (``[in, out]``: XLA's CPU
+    matrix product is about a quarter faster on it than on a transposed operand) and the kernel
+    of a convolution with the spatial axes first (``HWIO``, the layout XLA's CPU convolution
+    reads). Else None."""
+    builder = _builder(node)
+    if builder in (_affine, _linear):
+        return "weight_t", (1, 0)
+    if builder is _convnd:
+        ndim = 1 if isinstance(node, ir.Conv1d) else 2
+        return "weight_spatial_first", (*range(2, 2 + ndim), 1, 0)
+    return None
+
+
+def relayout_on_host(weight, axes: tuple[int, ...]) -> Any:
+    """``weight.transpose(axes)`` as a contiguous array on ``weight``'s device, made by numpy.
+
+    XLA's CPU compiler spends tens of milliseconds on each transpose kernel; a concrete weight is
+    transposed here instead (microseconds), once per weight array (the executor caches it).
+    """
+    moved = np.ascontiguousarray(np.transpose(np.asarray(weight), axes))
+    if isinstance(weight, jax.Array):
+        return jax.device_put(moved, weight.sharding)
+    return jnp.asarray(moved)
+
+
+def with_relayouts(nodes: Mapping[str, ir.Node], params: dict, moved: Mapping[str, Any] | None) -> dict:
+    """``params`` with the :func:`relayout` weight added for every node of ``moved`` (path -> the
+    host-made array, or None when ``params`` are traced: then it is made in the graph, behind an
+    optimization barrier so that XLA computes the same product and does not fold the
+    transpose back into it)."""
+    if not moved:
+        return params
+    out = dict(params)
+    for path, array in moved.items():
+        name, axes = relayout(nodes[path])
+        if array is None:
+            array = lax.optimization_barrier(jnp.transpose(params[path]["weight"], axes))
+        out[path] = {**params[path], name: array}
+    return out
 
 
 def _scale(node: ir.Scale, dtype):
     return {"scale": _cast(node.scale, dtype)}, lambda p, x: x * p["scale"]
 
 
-def _conv(x, w, stride, padding, dilation, groups, ndim):
+def _conv(x, w, stride, padding, dilation, groups, ndim, kernel: str = "OI"):
+    """Cross-correlation of ``x[N, C, *spatial]`` with ``w[O, I, *spatial]`` (``kernel='OI'``) or
+    the same kernel stored ``[*spatial, I, O]`` (``kernel='spatial_first'``)."""
     spatial = "HW" if ndim == 2 else "H"
+    rhs = f"OI{spatial}" if kernel == "OI" else f"{spatial}IO"
     return lax.conv_general_dilated(
         x,
         w,
@@ -77,7 +115,7 @@ def _conv(x, w, stride, padding, dilation, groups, ndim):
         padding=[(p, p) for p in padding],
         rhs_dilation=tuple(dilation),
         feature_group_count=groups,
-        dimension_numbers=(f"NC{spatial}", f"OI{spatial}", f"NC{spatial}"),
+        dimension_numbers=(f"NC{spatial}", rhs, f"NC{spatial}"),
         precision=HIGHEST,
     )
 
@@ -93,7 +131,10 @@ def _convnd(node, dtype):
     bias_shape = (-1,) + (1,) * ndim
 
     def conv(p, x):
-        y = _conv(x, p["weight"], stride, padding, dilation, groups, ndim)
+        if "weight_spatial_first" in p:
+            y = _conv(x, p["weight_spatial_first"], stride, padding, dilation, groups, ndim, kernel="spatial_first")
+        else:
+            y = _conv(x, p["weight"], stride, padding, dilation, groups, ndim)
         return y + p["bias"].reshape(bias_shape)
 
     return {"weight": _cast(node.weight, dtype), "bias": _cast(node.bias, dtype)}, conv
@@ -354,9 +395,14 @@ def build(node: ir.Node, dtype) -> tuple[dict[str, np.ndarray], Op] | None:
     for cls, fn in _ELEMENTWISE.items():
         if type(node) is cls:
             return {}, lambda p, x, fn=fn: fn(x)
+    builder = _builder(node)
+    return None if builder is None else builder(node, dtype)
+
+
+def _builder(node: ir.Node) -> Callable | None:
     for cls, builder in _BUILDERS:
         if isinstance(node, cls):
-            return builder(node, dtype)
+            return builder
     return None
 
 

@@ -183,6 +183,44 @@ def components(plan: Plan) -> list[list[str]]:
     return result
 
 
+def fuse(plan: Plan) -> tuple[list[str], list[str], list[str]]:
+    """Split the nodes into ``(before, loop, after)`` for the fused sequence schedule.
+
+    ``loop`` holds every neuron, every node on a cycle, and every node on a path from one of
+    those to another (all edges count): the nodes that must be evaluated step by step, in
+    ``plan.order``. ``before`` holds the nodes no ``loop`` node feeds (they depend only on the
+    inputs), ``after`` the rest (they depend on the loop, but feed none of it); both in
+    :func:`components` order, so that a recurrent edge's source comes before its target.
+    """
+    succ: dict[str, list[str]] = {p: [] for p in plan.nodes}
+    pred: dict[str, list[str]] = {p: [] for p in plan.nodes}
+    for path, flat in plan.nodes.items():
+        for edge in flat.inputs:
+            succ[edge.src].append(path)
+            pred[path].append(edge.src)
+    comps = components(plan)
+    core = {p for comp in comps if is_cyclic(plan, comp) for p in comp}
+    core |= {p for p, flat in plan.nodes.items() if flat.kind == NEURON}
+    downstream = _reach(core, succ)  # fed by the core (core nodes on a cycle included)
+    upstream = _reach(core, pred)  # feeding the core
+    loop = core | (downstream & upstream)
+    before = [p for comp in comps for p in comp if p not in loop and p not in downstream]
+    after = [p for comp in comps for p in comp if p not in loop and p in downstream]
+    return before, [p for p in plan.order if p in loop], after
+
+
+def _reach(start: set[str], links: dict[str, list[str]]) -> set[str]:
+    """The nodes reachable from ``start`` in one or more steps along ``links``."""
+    seen: set[str] = set()
+    todo = [n for s in start for n in links[s]]
+    while todo:
+        node = todo.pop()
+        if node not in seen:
+            seen.add(node)
+            todo.extend(links[node])
+    return seen
+
+
 def is_cyclic(plan: Plan, component: list[str]) -> bool:
     members = set(component)
     return len(component) > 1 or any(e.src in members for e in plan.nodes[component[0]].inputs)
