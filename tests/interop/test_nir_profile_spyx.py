@@ -15,6 +15,7 @@ import pytest
 from talon import ir
 from talon.backend import get_backend
 from talon.interop.nir import read_nir, write_nir
+from talon.interop.nir.profile_spyx import spyx_decay
 
 jax = pytest.importorskip("jax")
 nnx = pytest.importorskip("flax.nnx")
@@ -223,6 +224,12 @@ def test_talon_graphs_run_in_spyx_exactly(build, tmp_path):
     ours = talon_runs(graph, channels_first(x))["cpu"]
     assert 0.05 < ours.mean() < 0.95
     write_nir(tmp_path / "talon.nir", graph, consumer="spyx")
+    written = nir.read(tmp_path / "talon.nir")
+    for name, node in graph.nodes.items():  # Spyx's float32 decays from the file are talon's, bit for bit
+        for field in ("tau", "tau_mem", "tau_syn"):
+            if isinstance(node, (ir.LIF, ir.CubaLIF)) and hasattr(node, field):
+                talon_decay = (1 - 1 / np.asarray(getattr(node, field), np.float64)).astype(np.float32)
+                assert np.array_equal(spyx_decay(getattr(written.nodes[name], field), 1), talon_decay), (name, field)
     theirs = spyx_from_file(tmp_path / "talon.nir", x)
     print(f"{build.__name__}: firing {ours.mean():.1%}, {(theirs != ours).sum()} of {ours.size} differ in Spyx")
     assert np.array_equal(theirs, ours), f"{(theirs != ours).sum()} of {ours.size} differ"
