@@ -3,11 +3,19 @@
 * single step: executor(x, state) vs the snnTorch model's own step (MLP 784-256-10, CNN), batch 1 and 64;
 * sequence: executor.run_sequence over T = 100 vs the snnTorch per-step loop and vs NIRTorch's
   ``nir_to_torch`` module of the same network (784-2048-10, batch 32);
-* export: ``bridge.to_ir`` vs NIRTorch ``torch_to_nir`` and snnTorch ``export_to_nir`` on one model.
+* export: ``bridge.to_ir`` vs NIRTorch ``torch_to_nir`` and snnTorch ``export_to_nir`` on the MLP,
+  and vs ``export_to_nir`` on the seed model (seed 000's ``SNN``, 784-128-10, ``forward(x, mem1=None,
+  mem2=None)``). snnTorch's exporter cannot type a graph with scalar ``beta``/``threshold`` (NIR
+  type inference fails), so its side always gets the per-neuron variant; talon is timed on both.
+
+Both sides of a row run in the same process with the same torch thread count (stated in the case),
+interleaved, medians; the load average is printed with the table.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import warnings
 
 import torch
@@ -56,6 +64,55 @@ def _cnn():
             return self.lif2(self.fc(self.flat(self.pool(self.lif1(self.conv(x))))))
 
     return CNN()
+
+
+def _seed_snn(per_neuron: bool):
+    """Seed 000's snnTorch model (its "snnTorch Export" block), optionally with per-neuron
+    ``beta``/``threshold`` vectors of the same values (what snnTorch's own exporter needs)."""
+    import snntorch as snn
+    from torch import nn
+
+    def leaky(n):
+        if per_neuron:
+            return snn.Leaky(beta=torch.full((n,), 0.9), threshold=torch.ones(n))
+        return snn.Leaky(beta=0.9)
+
+    class SNN(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1 = nn.Linear(784, 128)
+            self.lif1 = leaky(128)
+            self.fc2 = nn.Linear(128, 10)
+            self.lif2 = leaky(10)
+
+        def forward(self, x, mem1=None, mem2=None):
+            if mem1 is None:
+                mem1 = self.lif1.init_leaky()
+            if mem2 is None:
+                mem2 = self.lif2.init_leaky()
+            cur1 = self.fc1(x)
+            spk1, mem1 = self.lif1(cur1, mem1)
+            cur2 = self.fc2(spk1)
+            spk2, mem2 = self.lif2(cur2, mem2)
+            return spk2, mem1, mem2
+
+    return SNN()
+
+
+def _threads() -> str:
+    return f"{torch.get_num_threads()} torch thread(s)"
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """Both exporters are single-threaded Python; a 2-thread pool only adds the stalls of its
+    parallel regions on a loaded host to the sample forward passes (of both sides alike)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _per_step(model, executor, x, steps: int) -> tuple[float, float]:
@@ -118,11 +175,12 @@ def sequence() -> list[Row]:
 
     with torch.no_grad():
         t = median_times({"ours": lambda: executor.run_sequence(xs), "snn": snntorch_loop, "nir": nirtorch_loop},
-                         repeats=9)  # fmt: skip
+                         repeats=15)  # fmt: skip
     t_ours, t_snn, t_nir = t["ours"], t["snn"], t["nir"]
+    case = f"784-2048-10, T=100, batch 32: run_sequence ({_threads()})"
     return [
-        Row("bridge", "784-2048-10, T=100, batch 32: run_sequence", t_ours, "snnTorch per-step loop", t_snn),
-        Row("bridge", "784-2048-10, T=100, batch 32: run_sequence", t_ours, "NIRTorch module (snnTorch import)", t_nir),
+        Row("bridge", case, t_ours, "snnTorch per-step loop", t_snn),
+        Row("bridge", case, t_ours, "NIRTorch module (snnTorch import)", t_nir),
     ]
 
 
@@ -145,8 +203,9 @@ def export() -> list[Row]:
         return nir.LIF(tau=tau, r=np.full(n, 1 / (1 - beta), np.float32), v_leak=np.zeros(n, np.float32),
                        v_threshold=np.ones(n, np.float32))  # fmt: skip
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _one_thread():
         warnings.simplefilter("ignore")
+        threads = _threads()
         t = median_times(
             {
                 "ours": lambda: bridge.to_ir(model, x),
@@ -155,18 +214,33 @@ def export() -> list[Row]:
                     model, {snn.Leaky: leaky_to_nir}, stateful_modules={snn.Leaky}
                 ),
             },
-            repeats=15,
+            repeats=31,
+        )
+        seed, seed_per_neuron, seed_x = _seed_snn(per_neuron=False), _seed_snn(per_neuron=True), torch.randn(1, 784)
+        s = median_times(
+            {
+                "ours": lambda: bridge.to_ir(seed, seed_x),
+                "ours_per_neuron": lambda: bridge.to_ir(seed_per_neuron, seed_x),
+                "snn": lambda: export_to_nir(seed_per_neuron, seed_x, ignore_dims=[0]),
+            },
+            repeats=31,
         )
     t_ours, t_snn, t_nirtorch = t["ours"], t["snn"], t["nirtorch"]
+    mlp = f"export MLP 784-256-10 ({threads})"
+    seed_case = f"export seed 000 SNN 784-128-10 ({threads})"
     return [
-        Row("bridge", "export MLP 784-256-10", t_ours, "snnTorch export_to_nir", t_snn),
-        Row("bridge", "export MLP 784-256-10", t_ours, "NIRTorch torch_to_nir", t_nirtorch),
+        Row("bridge", mlp, t_ours, "snnTorch export_to_nir", t_snn),
+        Row("bridge", mlp, t_ours, "NIRTorch torch_to_nir", t_nirtorch),
+        Row("bridge", seed_case + ", per-neuron beta", s["ours_per_neuron"], "snnTorch export_to_nir", s["snn"]),
+        Row("bridge", seed_case + ", verbatim", s["ours"], "snnTorch export_to_nir (per-neuron beta)", s["snn"]),
     ]
 
 
 def main() -> list[Row]:
+    load = "/".join(f"{x:.2f}" for x in os.getloadavg())
     rows = single_step() + sequence() + export()
-    print_rows("PyTorch bridge", rows)
+    load_after = "/".join(f"{x:.2f}" for x in os.getloadavg())
+    print_rows(f"PyTorch bridge (load average {load} before, {load_after} after)", rows)
     return rows
 
 

@@ -1,12 +1,15 @@
 """Event-driven vs dense synaptic products of the fixed-point CPU backend (one thread).
 
 One large weight layer (2048 -> 2048, int8 weights) fed by binary spikes of ``T*B = 3200`` samples
-at several activities: ``events.event_product`` (one weight row added per spike) against the dense
+at several activities: the event-driven product (one weight row added per spike) against the dense
 product the backend uses otherwise (``events.dense_product``, float32 BLAS, exact for this layer's
-bound). Both return the same integers (checked against numpy's int64 product). The row where the
-event path stops winning is the crossover stated in docs/backend.md; ``events.EVENT_DENSITY`` is set
-below it. A whole ``simulate(precision="int8")`` of a 1024-1024-1024 network at low activity is also
-timed with the event path on and forced off.
+bound). The event path is timed as the backend runs it: the compiled kernel (numba, the ``fast``
+extra) on the layer's weights laid out once (``events.EventWeights``), and, at low activity, its
+SciPy twin (used without numba). All return the same integers (checked against the dense product).
+The rows where the event paths stop winning are the crossovers stated in docs/backend.md
+(``events.EVENT_DENSITY`` and ``SCIPY_EVENT_DENSITY`` are set below them). A whole int8
+1024-1024-1024 network at low activity (compiled once, ``run_compiled``) is also timed with the
+event path on and forced off.
 """
 
 from __future__ import annotations
@@ -16,25 +19,37 @@ import numpy as np
 from bench.bench_backend import _one_thread
 from bench.common import Row, median_times, print_rows
 
-ACTIVITIES = (0.01, 0.03, 0.05, 0.1)
+ACTIVITIES = (0.01, 0.03, 0.05, 0.1, 0.2, 0.3)
+SCIPY_ACTIVITIES = (0.01, 0.03, 0.05)
 
 
 def products() -> list[Row]:
-    from talon.backend.cpu.events import dense_product, event_product, exact_dtype
+    from talon._compiled import numba_available
+    from talon.backend.cpu.events import EventWeights, dense_product, exact_dtype, scipy_event_product
 
     rng = np.random.default_rng(0)
     weight = rng.integers(-127, 128, size=(2048, 2048))
-    weight_t = weight.astype(exact_dtype(float(np.abs(weight).sum(axis=0).max())))  # float32: exact here
+    worst = float(np.abs(weight).sum(axis=0).max())
+    weight_t = weight.astype(exact_dtype(worst))  # float32: exact here
+    layout = EventWeights(weight, worst) if numba_available() else None
     rows = []
     for activity in ACTIVITIES:
         x = (rng.random((3200, 2048)) < activity).astype(np.int64)
-        assert np.array_equal(event_product(x, weight_t), x @ weight)
-        t = median_times(
-            {"events": lambda x=x: event_product(x, weight_t), "dense": lambda x=x: dense_product(x, weight_t)},
-            repeats=3,
-        )
+        expected = dense_product(x, weight_t)
+        fns = {"dense": lambda x=x: dense_product(x, weight_t)}
+        if layout is not None:
+            assert np.array_equal(layout.product(x, None), expected)
+            fns["events"] = lambda x=x: layout.product(x, None)
+        if activity in SCIPY_ACTIVITIES:
+            assert np.array_equal(scipy_event_product(x, weight_t), expected)
+            fns["scipy"] = lambda x=x: scipy_event_product(x, weight_t)
+        t = median_times(fns, repeats=3)
         case = f"layer 2048x2048 int8, 3200 samples, {activity:.0%} spikes (one thread): event-driven product"
-        rows.append(Row("events", case, t["events"], "dense product (float32 BLAS, exact)", t["dense"]))
+        ref = "dense product (float32 BLAS, exact)"
+        if "events" in t:
+            rows.append(Row("events", case + " (numba kernel)", t["events"], ref, t["dense"]))
+        if "scipy" in t:
+            rows.append(Row("events", case + " (SciPy twin, no numba)", t["scipy"], ref, t["dense"]))
     return rows
 
 
@@ -66,23 +81,25 @@ def network() -> list[Row]:
     )
     x = (rng.random((50, 16, n)) < 0.02).astype(np.float32)
     cpu = get_backend("cpu")
-    saved = events.EVENT_DENSITY
+    program = cpu.compile(graph, precision="int8", calibration_inputs={"input": x})
+    saved = events.EVENT_DENSITY, events.SCIPY_EVENT_DENSITY
 
-    def run(density):
+    def run(on: bool):
         def call():
-            events.EVENT_DENSITY = density
+            if not on:
+                events.EVENT_DENSITY = events.SCIPY_EVENT_DENSITY = -1.0
             try:
-                return cpu.simulate(graph, {"input": x}, precision="int8")
+                return cpu.run_compiled(program, {"input": x})
             finally:
-                events.EVENT_DENSITY = saved
+                events.EVENT_DENSITY, events.SCIPY_EVENT_DENSITY = saved
 
         return call
 
-    on, off = run(saved)(), run(-1.0)()
+    on, off = run(True)(), run(False)()
     assert np.array_equal(on.outputs["output"], off.outputs["output"])
     activity = sum(on.spike_counts.values()) / (2 * x.shape[0] * x.shape[1] * n)
-    t = median_times({"events": run(saved), "dense": run(-1.0)}, repeats=3, warmup=0)
-    case = f"simulate int8 1024-1024-1024, T=50 B=16, 2% input, {activity:.1%} hidden spikes (one thread)"
+    t = median_times({"events": run(True), "dense": run(False)}, repeats=3, warmup=0)
+    case = f"run_compiled int8 1024-1024-1024, T=50 B=16, 2% input, {activity:.1%} hidden spikes (one thread)"
     return [Row("events", case, t["events"], "the same, event path off (dense)", t["dense"])]
 
 

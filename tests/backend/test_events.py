@@ -1,13 +1,14 @@
 """Exact synaptic products of the fixed-point backend: event-driven and dense agree bit for bit.
 
-The event path (one weight row per non-zero input) and the dense products in float32, float64
-and int64 are all exact integer sums within their bounds, so a simulation is the same whichever
-path runs; these tests force each path and compare.
+The event path (one weight row per non-zero input: the numba kernel or its SciPy twin) and the
+dense products in float32, float64 and int64 are all exact integer sums within their bounds, so a
+simulation is the same whichever path runs; these tests force each path and compare.
 """
 
 import numpy as np
 import pytest
 
+from talon._compiled import numba_available
 from talon.backend import get_backend
 from talon.backend.cpu import events
 from talon.backend.cpu.calibration import dyadic_exponent
@@ -22,19 +23,34 @@ def test_exact_dtype_tiers(worst):
     assert dtype == np.dtype(expected)
 
 
+def _no_numba(monkeypatch):
+    monkeypatch.setattr(events, "compiled", lambda kernel: None)
+
+
+@pytest.fixture(params=["compiled", "twin"])
+def kernels(request, monkeypatch):
+    """Run a test with the numba event kernel and again with its SciPy twin."""
+    if request.param == "compiled":
+        if not numba_available():
+            pytest.skip("the fast extra (numba) is not installed")
+    else:
+        _no_numba(monkeypatch)
+    return request.param
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
-def test_event_and_dense_products_equal_the_integer_product(dtype):
+def test_event_and_dense_products_equal_the_integer_product(dtype, kernels):
     rng = np.random.default_rng(0)
     weight = rng.integers(-127, 128, size=(96, 40))
     x = rng.integers(-3, 4, size=(2, 50, 96)) * (rng.random((2, 50, 96)) < 0.04)  # leading dims, signed events
     expected = x @ weight
-    for product in (events.event_product, events.dense_product):
+    for product in (events.event_product, events.scipy_event_product, events.dense_product):
         got = product(x, weight.astype(dtype))
         assert got.dtype == np.int64 and got.shape == expected.shape
         assert np.array_equal(got, expected)
 
 
-def test_int64_tier_is_exact_beyond_float64():
+def test_int64_tier_is_exact_beyond_float64(kernels):
     weight = np.array([[2**40 + 1], [2**40 + 3]], np.int64)
     x = np.array([[2**12, 2**12 - 1]], np.int64)  # the sum needs more than 53 bits
     expected = [[int(x[0, 0]) * int(weight[0, 0]) + int(x[0, 1]) * int(weight[1, 0])]]
@@ -42,18 +58,49 @@ def test_int64_tier_is_exact_beyond_float64():
     assert events.dense_product(x, weight).tolist() == expected
 
 
+@pytest.mark.skipif(not numba_available(), reason="the fast extra (numba) is not installed")
+def test_the_compiled_kernel_picks_exact_types_and_stops_at_its_limit():
+    rng = np.random.default_rng(3)
+    small = events.EventWeights(rng.integers(-127, 128, size=(64, 8)))
+    assert small.weight_t.dtype == np.int8
+    wide = events.EventWeights(np.array([[40_000], [-3]]))
+    assert wide.weight_t.dtype == np.int32
+    # an accumulator beyond int32: 2**31 - 1 + 1 must not wrap
+    big = events.EventWeights(np.array([[2**31 - 1], [1]]))
+    assert big.product(np.array([[1, 1]]), limit=None).tolist() == [[2**31]]
+    x = (rng.random((10, 64)) < 0.5).astype(np.int64)
+    nnz = int(np.count_nonzero(x))
+    assert small.product(x, limit=nnz - 1) is None  # more events than the limit: the caller goes dense
+    assert np.array_equal(small.product(x, limit=nnz), x @ small.weight_t.astype(np.int64))
+    # spikes in runs of four (added four rows at a time) mixed with graded events, int8 and int16 weights
+    spikes = (rng.random((40, 64)) < 0.4).astype(np.int64)
+    spikes[::3, ::5] *= 2
+    for weights in (small, events.EventWeights(rng.integers(-3000, 3000, size=(64, 8)))):
+        expected = spikes @ weights.weight_t.astype(np.int64)
+        assert np.array_equal(weights.product(spikes, limit=None), expected)
+    with pytest.raises(ValueError, match="integers"):
+        events.EventWeights(np.array([[0.5]]))
+
+
 def _simulate(graph, x, density, monkeypatch):
     monkeypatch.setattr(events, "EVENT_DENSITY", density)
+    monkeypatch.setattr(events, "SCIPY_EVENT_DENSITY", density)
     return get_backend("cpu").simulate(graph, {"input": x}, precision="int8")
 
 
-def test_simulation_is_the_same_with_and_without_the_event_path(monkeypatch):
+def test_simulation_is_the_same_with_and_without_the_event_path(monkeypatch, kernels):
     graph = mlp_graph(0, sizes=(64, 48, 10))
     rng = np.random.default_rng(1)
     x = (rng.random((30, 4, 64)) < 0.02).astype(np.float32) * 3  # sparse input: the first layer goes event-driven
     calls = []
-    original = events.event_product
-    monkeypatch.setattr(events, "event_product", lambda *a: calls.append(1) or original(*a))
+    spy = events.EventWeights.product if kernels == "compiled" else events.scipy_event_product
+    name = "EventWeights.product" if kernels == "compiled" else "scipy_event_product"
+
+    def counted(*a, **k):
+        calls.append(1)
+        return spy(*a, **k)
+
+    monkeypatch.setattr(events.EventWeights if kernels == "compiled" else events, name.split(".")[-1], counted)
     on = _simulate(graph, x, 1.0, monkeypatch)  # every product event-driven
     assert calls
     off = _simulate(graph, x, -1.0, monkeypatch)  # every product dense

@@ -283,3 +283,21 @@ def test_pooling_after_per_channel_formats(pool, before):
     got = cpu.simulate(graph, inputs=x, precision="int8").outputs["output"]
     assert got.shape == ref.shape == (3, 2, channels, 4, 4)
     assert np.max(np.abs(got - ref)) < 0.05 * np.max(np.abs(ref))  # int8 error, not a wrong layout
+
+
+@pytest.mark.parametrize("path", ["compiled", "numpy"])
+def test_dyadic_input_quantization_rounds_half_to_even_and_saturates(path, monkeypatch):
+    from talon._compiled import numba_available
+    from talon.backend.cpu import fixed_point
+
+    if path == "numpy":
+        monkeypatch.setattr(fixed_point, "compiled", lambda kernel: None)
+    elif not numba_available():
+        pytest.skip("the fast extra (numba) is not installed")
+    x = np.array([[0.5, 1.5, 2.5, -0.5, -2.5, 3e38, -3e38, 126.75]], np.float32)
+    q = fixed_point.quantize_dyadic(x, 0, 127)
+    assert q.dtype == np.int64 and q.shape == x.shape
+    assert q.tolist() == [[0, 2, 2, 0, -2, 127, -127, 127]]
+    # 2**2: 2, 6, 10, -2, -10, inf -> 5, -inf -> -5, 507 -> 5 (bound 5)
+    assert fixed_point.quantize_dyadic(x, 2, 5).tolist() == [[2, 5, 5, -2, -5, 5, -5, 5]]
+    assert fixed_point.quantize_dyadic(np.array([0.375, -0.125], np.float32), 3, 127).tolist() == [3, -1]

@@ -17,16 +17,27 @@ loop that does only the arithmetic of the step:
 A subtractive reset ``v - z·theta`` is applied as ``addcmul`` with ``z`` in {-1, 0, 1}: the
 product is exact, so fused or not the result is the rounding of the one subtraction.
 
+With numba (the ``fast`` extra) the spiking recurrence and the synaptic current of float32/64 CPU
+tensors run as one compiled call per layer (``talon.bridge.sequence_kernels``) doing the same
+operations in the same order; the PyTorch loops below are their twins (``TALON_DISABLE_NUMBA=1``).
+The kernels run only for nodes whose fields are ones they implement or at their defaults
+(``_node_fits_kernel``), so a neuron feature added to the IR later goes to the PyTorch loops
+until the kernels learn it.
+
 Any other module (and any call that needs a gradient) runs its own ``forward`` per step.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 
+from talon import _compiled
 from talon.ir.types import ResetMode, ResetTiming
 
 from .modules import CubaLIFModule, CubaLIModule, IFModule, IntegratorModule, LIFModule, LIModule
@@ -180,11 +191,127 @@ def _start(module, v0: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
 
 def _lif_or_if(module, xs, state):
     v = _start(module, state, xs[0])
-    return _spiking_loop(module, xs, v), v
+    return _spiking(module, xs, v)
+
+
+def _spiking(module, drive: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(spikes, final membrane): the compiled kernel when it applies, else the PyTorch loop."""
+    if v.shape == drive.shape[1:] and _kernel_applies(module, drive):
+        return _spiking_kernel(module, drive, v)
+    return _spiking_loop(module, drive, v), v
+
+
+_KERNEL_DTYPES = (torch.float32, torch.float64)
+
+
+def _kernel_applies(module, xs: torch.Tensor) -> bool:
+    """The compiled loops cover binary spikes without a membrane floor on CPU float32/64, with
+    coefficients of the layer's shape (not varying over the batch)."""
+    return (
+        _compiled.numba_available()
+        and xs.device.type == "cpu"
+        and xs.dtype in _KERNEL_DTYPES
+        and xs.ndim >= 2
+        and xs.numel() > 0
+        and all(b.ndim <= xs.ndim - 2 for b in module.buffers())
+        and _node_fits_kernel(module.node)
+    )
+
+
+_KERNEL_FIELDS = frozenset({
+    "input_type", "output_type", "metadata", "tau", "tau_syn", "tau_mem", "r", "v_leak", "w_in", "v_threshold",
+    "v_reset", "reset_mode", "reset_timing", "spike_timing", "comparison", "integration", "v_init",
+})  # fmt: skip
+
+
+def _node_fits_kernel(node) -> bool:
+    """Every field of ``node`` is one the kernels implement, or holds its default value."""
+    for field in dataclasses.fields(node):
+        if field.name in _KERNEL_FIELDS:
+            continue
+        if field.default is dataclasses.MISSING:
+            return False
+        value = getattr(node, field.name)
+        if value is field.default:
+            continue
+        try:
+            if not bool(np.all(np.asarray(value == field.default))):
+                return False
+        except (TypeError, ValueError):
+            return False
+    return True
+
+
+def _layer(coefficient: torch.Tensor | None, xs: torch.Tensor) -> np.ndarray:
+    """A coefficient broadcast to the flat layer of ``xs[T, B, ...]`` (``[L]``), or empty."""
+    if coefficient is None:
+        return np.empty(0, xs.numpy().dtype)
+    return np.ascontiguousarray(torch.broadcast_to(coefficient, xs.shape[2:]).reshape(-1).numpy())
+
+
+_PARALLEL_MIN_ELEMENTS = 1 << 18
+_POOLS: dict = {}  # worker count -> ThreadPoolExecutor, created at the first large layer
+
+
+def _over_batch_rows(kernel, batch: int, elements: int, *args) -> None:
+    """``kernel(*args, b_start, b_stop)`` over all batch rows, split into as many slices as torch
+    may use threads (``torch.get_num_threads()``): the kernels release the GIL and the rows are
+    independent, so the result does not depend on the split. Small layers run in one call."""
+    workers = min(torch.get_num_threads(), batch)
+    if workers <= 1 or elements < _PARALLEL_MIN_ELEMENTS:
+        kernel(*args, 0, batch)
+        return
+    pool = _POOLS.get(workers)
+    if pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = _POOLS.setdefault(workers, ThreadPoolExecutor(workers, thread_name_prefix="talon-sequence"))
+    bounds = [batch * k // workers for k in range(workers + 1)]
+    futures = [pool.submit(kernel, *args, lo, hi) for lo, hi in itertools.pairwise(bounds)]
+    for future in futures:
+        future.result()
+
+
+_MEMBRANE_CODES = {"if": 0, "decay": 1, "euler": 2}
+_RESET_CODES = {ResetMode.SUBTRACT: 1, ResetMode.VALUE: 2}
+_TIMING_CODES = {
+    ResetTiming.IMMEDIATE: 0, ResetTiming.SNNTORCH_IMMEDIATE: 1, ResetTiming.DELAYED: 2,
+    ResetTiming.DELAYED_PRE_DECAY: 3,
+}  # fmt: skip
+
+
+def _spiking_kernel(module, drive: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    from . import sequence_kernels
+
+    kernel = _compiled.compiled(sequence_kernels.spiking_steps)
+    steps, batch = drive.shape[:2]
+    xs = drive.detach().contiguous()
+    v = v.detach().contiguous()
+    out = torch.empty_like(xs)
+    if isinstance(module, IFModule):
+        form = "if"
+    else:
+        form = "euler" if getattr(module.node, "integration", "decay") == "euler" else "decay"
+    euler = form == "euler"
+    unit = not euler and module._unit_gain
+    drives = form == "decay" and not module._no_drive
+    _over_batch_rows(
+        kernel, batch, xs.numel(),
+        xs.numpy().reshape(steps, batch, -1), v.numpy().reshape(batch, -1), out.numpy().reshape(steps, batch, -1),
+        _MEMBRANE_CODES[form], unit, drives, _layer(None if unit or euler else module.gain, xs),
+        _layer(module.beta if form == "decay" else None, xs), _layer(module.drive if drives else None, xs),
+        *(_layer(getattr(module, n) if euler else None, xs) for n in ("k", "v_leak_e", "r_in")),
+        _layer(module.v_th, xs), _layer(module.v_rst if module.reset_mode is ResetMode.VALUE else None, xs),
+        _RESET_CODES.get(module.reset_mode, 0), _TIMING_CODES[module.reset_timing], module.spike_pre,
+        module.inclusive,
+    )  # fmt: skip
+    return out, v
 
 
 def _synaptic_current(module, xs: torch.Tensor, i0: torch.Tensor | None, unit_gain: bool) -> torch.Tensor:
     """``i[t] = alpha·i[t-1] + g_s·x[t]`` for all steps (it does not depend on the membrane)."""
+    if (i0 is None or i0.shape == xs.shape[1:]) and _kernel_applies(module, xs):
+        return _synaptic_kernel(module, xs, i0, unit_gain)
     sx = xs if unit_gain else module.syn_gain * xs
     current = torch.empty_like(xs)
     previous = torch.zeros_like(xs[0]) if i0 is None else i0
@@ -201,11 +328,28 @@ def _synaptic_current(module, xs: torch.Tensor, i0: torch.Tensor | None, unit_ga
     return current
 
 
+def _synaptic_kernel(module, xs: torch.Tensor, i0: torch.Tensor | None, unit_gain: bool) -> torch.Tensor:
+    from . import sequence_kernels
+
+    kernel = _compiled.compiled(sequence_kernels.synaptic_current)
+    steps, batch = xs.shape[:2]
+    xs = xs.detach().contiguous()
+    current = torch.empty_like(xs)
+    start = torch.zeros_like(xs[0]) if i0 is None else i0.detach().contiguous()
+    _over_batch_rows(
+        kernel, batch, xs.numel(),
+        xs.numpy().reshape(steps, batch, -1), start.numpy().reshape(batch, -1), unit_gain, _layer(module.alpha, xs),
+        _layer(None if unit_gain else module.syn_gain, xs), current.numpy().reshape(steps, batch, -1),
+    )  # fmt: skip
+    return current
+
+
 def _cuba_lif(module, xs, state):
     v0, i0 = (None, None) if state is None else state
     current = _synaptic_current(module, xs, i0, module._unit_syn_gain)
     v = _start(module, v0, xs[0])
-    return _spiking_loop(module, current, v), (v, current[-1].clone())
+    spikes, v = _spiking(module, current, v)
+    return spikes, (v, current[-1].clone())
 
 
 # ---- non-spiking neurons (LI, CubaLI, Integrator): the output is the membrane ----------------

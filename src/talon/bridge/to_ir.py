@@ -19,8 +19,11 @@ the current weights.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import copy
+import dis
+import functools
 import inspect
 import math
 import operator
@@ -39,6 +42,7 @@ from talon.ir.errors import ConversionError, UnsupportedModuleError
 
 from .convert import ConvertContext, find_converter, flatten_node, is_stateful_node
 from .executor import GraphExecutor
+from .probe_state import Snapshot, unchanged
 from .transforms import fold_batchnorm
 
 CustomMap = Mapping[type, Callable[[nn.Module], ir.Node]]
@@ -77,27 +81,30 @@ class TALONExporter:
             raise TypeError("custom_map must be a dict {ModuleType: fn(module) -> ir.Node}")
         if isinstance(model, GraphExecutor):
             return executor_to_graph(model)
-        # The probe runs forward passes, which mutate hidden state (snnTorch init_hidden buffers):
-        # run them on a copy. Parameters are never mutated by a forward pass, so share them.
-        probe = copy.deepcopy(model, memo={id(p): p for p in model.parameters()})
+        # Tracing and the probe's forward pass may change the model (snnTorch init_hidden membranes,
+        # BatchNorm statistics): it is put back as it was afterwards, without copying it.
+        with unchanged(model) as snapshot:
+            graph = self._export(model, samples, custom_map, snapshot)
+        graph.metadata["source"] = f"{type(model).__module__}.{type(model).__qualname__}"
+        return fold_batchnorm(graph) if self.fold_batchnorm else graph
+
+    def _export(self, model: nn.Module, samples: tuple, custom_map, snapshot: Snapshot) -> ir.Graph:
         try:
-            gm = _trace(probe, samples, custom_map, record=self._shape_hooks)
+            gm = _trace(model, samples, custom_map, record=self._shape_hooks)
         except Exception as exc:  # anything that stops symbolic tracing: fall back to hooks
             gm = None
+            snapshot.restore()  # what the failed trace assigned (proxies) must not reach the forward pass
             warnings.warn(
                 f"torch.fx could not trace {type(model).__name__}.forward ({type(exc).__name__}: {exc}); "
                 "exporting from an execution trace (forward hooks). Operations that are not modules "
                 "(+, torch.cat, ...) are invisible to hooks: check that no branch was lost.",
-                stacklevel=3,
+                stacklevel=4,
             )
-        if gm is None:
-            with self._shape_hooks(probe), torch.no_grad():
-                probe(*samples)
-            graph = _HookExport(self, probe, samples, custom_map).run()
-        else:
-            graph = _FxExport(self, gm, samples, custom_map).run()
-        graph.metadata["source"] = f"{type(model).__module__}.{type(model).__qualname__}"
-        return fold_batchnorm(graph) if self.fold_batchnorm else graph
+        if gm is not None:
+            return _FxExport(self, gm, samples, custom_map).run()
+        with self._shape_hooks(model), torch.no_grad():
+            model(*samples)
+        return _HookExport(self, model, samples, custom_map).run()
 
     def _context(self, path: str, in_shape=None, out_shape=None) -> ConvertContext:
         return ConvertContext(path, in_shape, out_shape, self.spiking, self.spike_mode, self.weight_bits,
@@ -151,14 +158,51 @@ torch_to_ir = to_ir
 
 
 class _Tracer(fx.Tracer):
+    """fx's tracer with talon's leaves, made cheaper where it costs and records nothing we use:
+
+    * no ``math`` auto-wrapping (fx patches every function of ``math`` on each trace): a math
+      call has no IR equivalent, and a forward that applies one to a traced value now fails to
+      trace and falls back to the execution trace (with its warning) instead of a ConversionError;
+    * tuple unpacking of a traced value (``spk, mem = self.lif(x, mem)``) reads the caller's
+      bytecode once per code object instead of disassembling it at every unpacking.
+    """
+
     def __init__(self, custom_map: CustomMap | None):
-        super().__init__()
+        super().__init__(autowrap_modules=())
         self.custom_map = custom_map
+
+    def proxy(self, node: fx.Node) -> fx.Proxy:
+        return _Proxy(node, self)
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         if isinstance(m, GraphExecutor) or find_converter(m, self.custom_map) is not None:
             return True
         return super().is_leaf_module(m, qualname)
+
+
+class _Proxy(fx.Proxy):
+    def __iter__(self):
+        caller = inspect.currentframe().f_back
+        count = _unpacked_at(caller.f_code, caller.f_lasti)
+        if count is not None:
+            return (self[i] for i in range(count))
+        return self.tracer.iter(self)
+
+
+@functools.lru_cache(maxsize=512)
+def _instructions(code) -> tuple[list[int], list[int | None]]:
+    """The offsets of ``code``'s instructions and, for each, the count of an ``UNPACK_SEQUENCE``."""
+    instructions = list(dis.get_instructions(code))
+    counts = [i.argval if i.opname == "UNPACK_SEQUENCE" else None for i in instructions]
+    return [i.offset for i in instructions], counts
+
+
+def _unpacked_at(code, last_instruction: int) -> int | None:
+    """How many values the instruction running at ``last_instruction`` unpacks (None: it does not
+    unpack); the instruction is the first at or after that offset, as fx's ``Proxy.__iter__`` reads it."""
+    offsets, counts = _instructions(code)
+    k = bisect.bisect_left(offsets, last_instruction)
+    return counts[k] if k < len(counts) else None
 
 
 @dataclass
@@ -178,16 +222,58 @@ class _ShapeMeta:
         self.shape = shape
 
 
-class _ShapeRun(fx.Interpreter):
-    """Run the traced graph once on the real module, recording each value's shape(s): the
-    shape propagation of ``torch.fx.passes.shape_prop`` without building a GraphModule."""
+def _run_recording_shapes(root: nn.Module, graph: fx.Graph, samples: tuple) -> None:
+    """Run the traced graph once on the real module, recording each value's shape(s) in
+    ``node.meta["tensor_meta"]`` (the shape propagation of ``torch.fx.passes.shape_prop``). A plain
+    loop over the nodes: ``fx.Interpreter`` enters several context managers per node, which cost
+    more than the model's own forward; values are dropped after their last use."""
+    last_use: dict[fx.Node, fx.Node] = {}
+    for node in graph.nodes:
+        for used in node.all_input_nodes:
+            last_use[used] = node
+    dropped_after: dict[fx.Node, list[fx.Node]] = {}
+    for used, user in last_use.items():
+        dropped_after.setdefault(user, []).append(used)
+    env: dict[fx.Node, Any] = {}
+    given = iter(samples)
 
-    def run_node(self, n: fx.Node) -> Any:
-        result = super().run_node(n)
+    def value(arg):
+        return fx.node.map_arg(arg, env.__getitem__)
+
+    for node in graph.nodes:
+        op = node.op
+        if op == "placeholder":
+            result = _placeholder(node, given)
+        elif op == "get_attr":
+            result = root
+            for part in node.target.split("."):
+                result = getattr(result, part)
+        elif op == "call_module":
+            result = root.get_submodule(node.target)(*value(node.args), **value(node.kwargs))
+        elif op == "call_function":
+            result = node.target(*value(node.args), **value(node.kwargs))
+        elif op == "call_method":
+            receiver, *rest = value(node.args)
+            result = getattr(receiver, node.target)(*rest, **value(node.kwargs))
+        else:  # output
+            return
         meta = _shape_meta(result)
         if meta is not None:
-            n.meta["tensor_meta"] = meta
-        return result
+            node.meta["tensor_meta"] = meta
+        env[node] = result
+        for used in dropped_after.get(node, ()):
+            del env[used]
+
+
+def _placeholder(node: fx.Node, given) -> Any:
+    if str(node.target).startswith("*"):
+        return list(given)
+    try:
+        return next(given)
+    except StopIteration:
+        if node.args:  # the parameter's default
+            return node.args[0]
+        raise TypeError(f"forward needs an argument for its parameter {node.target!r}; pass it in the sample") from None
 
 
 def _shape_meta(value: Any) -> Any:
@@ -205,7 +291,7 @@ def _trace(model: nn.Module, samples: tuple, custom_map, record=contextlib.nullc
     concrete = {p.name: None for p in params if p.default is None}
     graph = _Tracer(custom_map).trace(model, concrete_args=concrete or None)
     with record(model), torch.no_grad():
-        _ShapeRun(model, garbage_collect_values=True, graph=graph).run(*samples)
+        _run_recording_shapes(model, graph, samples)
     return _Traced(model, graph)
 
 

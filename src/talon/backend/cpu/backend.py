@@ -123,7 +123,7 @@ class CPUBackend(BackendBase):
         if config.is_fixed_point:
             arrays, _, _, _ = prepare_inputs(graph, calibration_inputs, n_steps)
             calibration, _ = calibrate(program, arrays)
-        engine = Engine(program, config, calibration)
+        engine = Engine(program, config, calibration, graph=graph)
         data = describe(graph, program, engine, config)
         if is_mapped(graph):
             from talon.graph.pipeline import mapping_description
@@ -160,12 +160,9 @@ class CPUBackend(BackendBase):
 
     def _simulate(self, graph, inputs, n_steps, step_by_step, config, extra_observers=()):
         check_graph(graph)
-        if not isinstance(step_by_step, (bool, np.bool_)):
-            raise BackendError(f"step_by_step must be True or False, got {step_by_step!r}")
+        _check_step_by_step(step_by_step)
         program = self._require_valid(graph, config)
         arrays, steps, batch, used_default = prepare_inputs(graph, inputs, n_steps)
-        spikes = SpikeObserver(keep_trains=config.precision != "fp32")
-        report = None
         calibration = None
         reference = None
         if config.precision != "fp32":
@@ -176,31 +173,32 @@ class CPUBackend(BackendBase):
                 ref_trace = Engine(program, CompileConfig(precision="fp32")).run(arrays, observers=(ref_spikes,))
             reference = (ref_trace, ref_spikes)
         engine = Engine(program, config, calibration)
-        start = time.perf_counter()
-        trace = engine.run(
-            arrays, keep_all=step_by_step, record_states=step_by_step, observers=(spikes, *extra_observers)
-        )
-        wall = time.perf_counter() - start
-        outputs = {name: np.asarray(trace.values[vid], np.float32) for name, vid in program.outputs.items()}
-        valid = len(outputs) == len(graph.output_nodes) and all(np.all(np.isfinite(y)) for y in outputs.values())
-        if reference is not None:
-            report = quantization_report(config.precision, outputs, program, spikes, *reference)
-        result = SimulationResult(
-            timesteps_run=steps,
-            batch_size=batch,
-            precision=config.precision,
-            outputs=outputs,
-            outputs_valid=bool(valid),
-            spike_counts={path: spikes.counts.get(path, 0) for path in spiking_paths(engine)},
-            node_states=node_states(engine, trace) if step_by_step else None,
-            quantization=report,
-            wall_time_s=wall,
-            used_default_stimulus=used_default,
-            node_precision={
-                op.path: getattr(engine.kernels[op.index], "precision", config.precision) for op in program.ops
-            },
-        )
-        return result, engine, trace, steps, batch, spikes
+        return _run(engine, graph, arrays, steps, batch, used_default, step_by_step, extra_observers, reference)
+
+    def run_compiled(
+        self,
+        descriptor: HardwareDescriptor,
+        inputs=None,
+        n_steps: int | None = None,
+        step_by_step: bool = False,
+    ) -> SimulationResult:
+        """Run the program of a :class:`HardwareDescriptor` made by :meth:`compile` on ``inputs``
+        (taken as :meth:`simulate` takes them) and report like :meth:`simulate`.
+
+        A fixed-point program keeps the formats calibrated when it was compiled (on its
+        ``calibration_inputs``): calibration is paid once and the integer datapath is reused on
+        any number of inputs. No fp32 reference runs, so ``quantization`` is None. Inputs beyond the
+        calibrated range saturate at the Input's bound (docs/backend.md §4.3).
+        """
+        engine = getattr(descriptor, "program", None)
+        if not isinstance(descriptor, HardwareDescriptor) or not isinstance(engine, Engine) or engine.graph is None:
+            raise BackendError(
+                "run_compiled takes the HardwareDescriptor returned by the CPU backend's compile (a descriptor "
+                f"read back from JSON, or another backend's, holds no program); got {type(descriptor).__name__}"
+            )
+        _check_step_by_step(step_by_step)
+        arrays, steps, batch, used_default = prepare_inputs(engine.graph, inputs, n_steps)
+        return _run(engine, engine.graph, arrays, steps, batch, used_default, step_by_step, (), None)[0]
 
     # ---- profile -----------------------------------------------------------------------------
 
@@ -281,6 +279,43 @@ class CPUBackend(BackendBase):
             noc=noc,
             per_core_latency_us=per_core,
         )
+
+
+def _check_step_by_step(step_by_step) -> None:
+    if not isinstance(step_by_step, (bool, np.bool_)):
+        raise BackendError(f"step_by_step must be True or False, got {step_by_step!r}")
+
+
+def _run(engine, graph, arrays, steps, batch, used_default, step_by_step, extra_observers, reference):
+    """Run ``engine`` on the prepared ``arrays`` and report (``reference``: the fp32 trace and spikes
+    of a reduced precision, compared in ``quantization``)."""
+    program = engine.program
+    config = engine.config
+    spikes = SpikeObserver(keep_trains=reference is not None)
+    start = time.perf_counter()
+    trace = engine.run(arrays, keep_all=step_by_step, record_states=step_by_step, observers=(spikes, *extra_observers))
+    wall = time.perf_counter() - start
+    outputs = {name: np.asarray(trace.values[vid], np.float32) for name, vid in program.outputs.items()}
+    valid = len(outputs) == len(graph.output_nodes) and all(np.all(np.isfinite(y)) for y in outputs.values())
+    report = None
+    if reference is not None:
+        report = quantization_report(config.precision, outputs, program, spikes, *reference)
+    result = SimulationResult(
+        timesteps_run=steps,
+        batch_size=batch,
+        precision=config.precision,
+        outputs=outputs,
+        outputs_valid=bool(valid),
+        spike_counts={path: spikes.counts.get(path, 0) for path in spiking_paths(engine)},
+        node_states=node_states(engine, trace) if step_by_step else None,
+        quantization=report,
+        wall_time_s=wall,
+        used_default_stimulus=used_default,
+        node_precision={
+            op.path: getattr(engine.kernels[op.index], "precision", config.precision) for op in program.ops
+        },
+    )
+    return result, engine, trace, steps, batch, spikes
 
 
 def _dense_macs_or_zero(node: ir.Node) -> int:

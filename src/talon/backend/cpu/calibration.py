@@ -85,13 +85,30 @@ def pool_slices(cal: Calibration, ops: list[Op]) -> None:
 def dyadic_exponent(x: np.ndarray, limit: int = 32) -> int | None:
     """The smallest ``k`` in ``[0, limit]`` with every ``x * 2**k`` an integer, or None.
 
-    Read from the floats' bits in one pass: with ``x = m * 2**e`` (``frexp``), ``M = |m| * 2**53``
-    is an integer whose lowest set bit ``2**t`` puts the lowest set bit of ``x`` at
-    ``2**(e - 53 + t)``; ``x * 2**k`` is an integer exactly when ``k >= 53 - e - t``.
+    Integer arrays and arrays of integral floats (spikes, counts) give 0 after one comparison.
+    Otherwise the answer is read from the floats' bits: with ``x = m * 2**e`` (``frexp``),
+    ``M = |m| * 2**53`` is an integer whose lowest set bit ``2**t`` puts the lowest set bit of ``x``
+    at ``2**(e - 53 + t)``; ``x * 2**k`` is an integer exactly when ``k >= 53 - e - t``. A prefix of
+    the array is read first: if it already needs more than ``limit``, so does the whole array.
     """
-    x = np.asarray(x, np.float64)
+    x = np.asarray(x)
+    if x.dtype.kind in "biu":
+        return 0
     if not np.all(np.isfinite(x)):
         return None
+    if np.array_equal(np.rint(x), x):
+        return 0
+    flat = x.reshape(-1)
+    if flat.size > _PROBE and _bits_exponent(flat[:_PROBE], limit) is None:
+        return None
+    return _bits_exponent(flat, limit)
+
+
+_PROBE = 4096
+
+
+def _bits_exponent(x: np.ndarray, limit: int) -> int | None:
+    x = np.asarray(x, np.float64)
     nonzero = x[x != 0]
     if not nonzero.size:
         return 0
@@ -103,8 +120,13 @@ def dyadic_exponent(x: np.ndarray, limit: int = 32) -> int | None:
 
 
 def _amax(x) -> float:
+    """``max |x|`` (0 for an empty array; NaN if any is NaN) without allocating ``|x|``."""
     x = np.asarray(x)
-    return float(np.abs(x).max()) if x.size else 0.0
+    if not x.size:
+        return 0.0
+    if x.dtype == np.bool_:
+        return float(x.any())
+    return float(np.maximum(abs(float(x.max())), abs(float(x.min()))))
 
 
 class CalibrationObserver:

@@ -13,8 +13,11 @@ from .program import Program
 
 
 class Engine:
-    def __init__(self, program: Program, config: CompileConfig, calibration: Calibration | None = None) -> None:
+    def __init__(
+        self, program: Program, config: CompileConfig, calibration: Calibration | None = None, graph=None
+    ) -> None:
         self.program = program
+        self.graph = graph  # the graph lowered to ``program`` (kept by compile, to check inputs against)
         self.config = config
         if config.is_fixed_point:
             if calibration is None:

@@ -4,30 +4,37 @@ The accumulator of a weight layer, ``acc[n] = sum_j x[n, j] * W[j]``, is a sum o
 static bound (``worst = max_row sum_j |W[j]| * bound(x)``, :meth:`QWeighted.finish`) says which
 arithmetic computes it **exactly, in any order of the additions**: every partial sum is an integer
 of magnitude at most ``worst``, so float32 is exact below ``2**24``, float64 below ``2**53``, and
-int64 is used beyond. The three give the same integers, bit for bit; the narrower is faster
-(float32 BLAS is about twice float64's speed).
+int64 is used beyond (int32 below ``2**31`` in the event kernel). All give the same integers,
+bit for bit; the narrower is faster (float32 BLAS is about twice float64's speed).
 
 **Event-driven**: a layer fed by spikes does work only for its non-zero inputs: one weight row is
-added per event, so the cost scales with the number of spikes instead of ``N * fan_in``
-(:func:`event_product`, a sparse-times-dense product of SciPy). :func:`synaptic_product` uses it
-when at most ``EVENT_DENSITY`` of the inputs are non-zero — below the crossover measured by
-``bench/bench_events.py`` and stated in ``docs/backend.md`` — and the dense BLAS product
-otherwise. Without SciPy (the ``backend`` extra) every product is dense: same values.
+added per event, so the cost scales with the number of spikes instead of ``N * fan_in``.
+:func:`synaptic_product` takes this path when at most ``EVENT_DENSITY`` of the inputs are non-zero
+— below the crossover measured by ``bench/bench_events.py`` and stated in ``docs/backend.md`` — and
+the dense BLAS product otherwise. The event kernel is compiled with numba (the ``fast`` extra): one
+pass over the input collects the events (stopping as soon as there are too many for the event path
+to pay), a second adds the weight rows (stored in the narrowest integer type) into an int32 or
+int64 accumulator. Its twin without numba is SciPy's sparse-times-dense product, slower, so it is
+used only up to ``SCIPY_EVENT_DENSITY``; without SciPy either (the ``backend`` extra) every
+product is dense. Every path returns the same integers.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from talon._compiled import compiled
 from talon.ir.errors import MissingDependencyError, install_hint
 
 from .fixed_point import FLOAT_EXACT, INT
 
 FLOAT32_EXACT = 2**24  # every integer below this is exact in float32
 
-# Below this fraction of non-zero inputs the event path is used (measured crossover about 5 %
-# on a 2048 x 2048 layer, docs/backend.md; the margin keeps it faster where it is used).
-EVENT_DENSITY = 0.03
+# Below these fractions of non-zero inputs the event path is used: the crossovers on a 2048 x 2048
+# int8 layer (docs/backend.md §9.1) are about 20-25 % for the compiled kernel and 4-6 % for SciPy's;
+# the margin keeps the event path faster wherever it is used.
+EVENT_DENSITY = 0.15
+SCIPY_EVENT_DENSITY = 0.03
 
 
 def exact_dtype(worst: float) -> np.dtype:
@@ -54,7 +61,17 @@ def dense_product(x: np.ndarray, weight_t: np.ndarray) -> np.ndarray:
 
 
 def event_product(x: np.ndarray, weight_t: np.ndarray) -> np.ndarray:
-    """``x @ weight_t`` adding one row of ``weight_t`` per non-zero ``x`` (any leading dims), as int64."""
+    """``x @ weight_t`` adding one row of ``weight_t`` per non-zero ``x`` (any leading dims), as int64:
+    the compiled kernel (:class:`EventWeights`) when numba is available, else SciPy's sparse product."""
+    weights = EventWeights(weight_t)
+    if weights.kernels() is not None:
+        acc = weights.product(x.reshape(-1, x.shape[-1]), limit=None)
+        return acc.reshape((*x.shape[:-1], weight_t.shape[1]))
+    return scipy_event_product(x, weight_t)
+
+
+def scipy_event_product(x: np.ndarray, weight_t: np.ndarray) -> np.ndarray:
+    """The numpy/SciPy twin of the event kernel: a CSR matrix of the events times the weights."""
     sparse = _sparse()
     if sparse is None:
         raise MissingDependencyError("the event-driven product needs SciPy: " + install_hint("backend"))
@@ -64,11 +81,129 @@ def event_product(x: np.ndarray, weight_t: np.ndarray) -> np.ndarray:
     return acc.reshape((*x.shape[:-1], weight_t.shape[1]))
 
 
-def synaptic_product(x: np.ndarray, weight_t: np.ndarray) -> np.ndarray:
+def gather_events(x, limit, indptr, indices, values):
+    """The non-zero entries of ``x [N, K]`` as CSR (``indptr [N+1]``, ``indices``, ``values``);
+    returns their number, or -1 as soon as there are more than ``limit`` (numba kernel)."""
+    rows, cols = x.shape
+    count = 0
+    for r in range(rows):
+        indptr[r] = count
+        for j in range(cols):
+            e = x[r, j]
+            if e != 0:
+                if count == limit:
+                    return -1
+                indices[count] = j
+                values[count] = e
+                count += 1
+    indptr[rows] = count
+    return count
+
+
+def add_rows(indptr, indices, values, weight_t, acc):
+    """``acc[r] += values[k] * weight_t[indices[k]]`` for the events ``k`` of every row ``r`` (numba
+    kernel). Runs of four spikes (``values == 1``) add four weight rows per pass over ``acc[r]``; the
+    sums are exact integers, in any order, within the accumulator's bound."""
+    rows = acc.shape[0]
+    cols = acc.shape[1]
+    for r in range(rows):
+        a = acc[r]
+        k = indptr[r]
+        end = indptr[r + 1]
+        while k + 4 <= end and values[k] == 1 and values[k + 1] == 1 and values[k + 2] == 1 and values[k + 3] == 1:
+            w0 = weight_t[indices[k]]
+            w1 = weight_t[indices[k + 1]]
+            w2 = weight_t[indices[k + 2]]
+            w3 = weight_t[indices[k + 3]]
+            for c in range(cols):
+                a[c] += w0[c] + w1[c] + w2[c] + w3[c]
+            k += 4
+        while k < end:
+            w = weight_t[indices[k]]
+            e = values[k]
+            if e == 1:
+                for c in range(cols):
+                    a[c] += w[c]
+            else:
+                for c in range(cols):
+                    a[c] += e * w[c]
+            k += 1
+
+
+INT32_EXACT = 2**31  # an int32 accumulator is exact below this
+
+
+class EventWeights:
+    """A weight layer's integers laid out for the compiled event kernel: ``weight_t [K, M]`` in the
+    narrowest integer type holding them, and the accumulator type exact for ``worst`` (int32 below
+    ``2**31``, else int64). ``worst`` defaults to ``sum_j |weight_t[j]|`` times the largest input,
+    computed per call."""
+
+    def __init__(self, weight_t: np.ndarray, worst: float | None = None) -> None:
+        w = np.asarray(weight_t)
+        top = float(np.abs(w).max(initial=0))
+        if w.dtype.kind == "f" and not np.array_equal(w, np.rint(w)):
+            raise ValueError("event weights must be integers")
+        for dtype in (np.int8, np.int16, np.int32, np.int64):
+            if top <= np.iinfo(dtype).max:
+                break
+        self.weight_t = np.ascontiguousarray(w.astype(dtype))
+        self.row_sum = float(np.abs(w.astype(np.float64)).sum(axis=0).max(initial=0))
+        self.worst = worst
+
+    @staticmethod
+    def kernels():
+        gather = compiled(gather_events)
+        return None if gather is None else (gather, compiled(add_rows))
+
+    def product(self, x2d: np.ndarray, limit: int | None) -> np.ndarray | None:
+        """``x2d @ weight_t`` as int64, or None if ``x2d`` has more than ``limit`` non-zero entries."""
+        if limit is not None and limit < 0:
+            return None
+        gather, add = self.kernels()
+        x2d = np.ascontiguousarray(x2d)
+        if x2d.dtype.kind not in "iu":
+            x2d = x2d.astype(INT)
+        rows = x2d.shape[0]
+        cap = x2d.size if limit is None else min(int(limit), x2d.size)
+        indptr = np.empty(rows + 1, np.int64)
+        indices = np.empty(cap, np.int64)
+        values = np.empty(cap, INT)
+        count = gather(x2d, cap, indptr, indices, values)
+        if count < 0:
+            return None
+        worst = self.worst
+        if worst is None:
+            worst = self.row_sum * float(np.abs(values[:count]).max(initial=0))
+        acc = np.zeros((rows, self.weight_t.shape[1]), np.int32 if worst < INT32_EXACT else INT)
+        add(indptr, indices, values[:count], self.weight_t, acc)
+        return acc if acc.dtype == INT else acc.astype(INT)
+
+
+def _clearly_dense(x2d: np.ndarray) -> bool:
+    """Whether a sample of about 32 evenly spaced rows has more than twice ``EVENT_DENSITY`` non-zero
+    entries: the event kernel would stop at its limit anyway, after scanning a good part of the input
+    (a shortcut for speed only; both paths give the same integers)."""
+    sample = x2d[:: max(1, x2d.shape[0] // 32)]
+    return np.count_nonzero(sample) > 2 * EVENT_DENSITY * sample.size
+
+
+def synaptic_product(x: np.ndarray, weight_t: np.ndarray, events: EventWeights | None = None) -> np.ndarray:
     """Exact integer ``x @ weight_t``: event-driven when the input is sparse enough, else dense.
 
-    ``weight_t`` is stored in the exact dtype of the layer's bound (:func:`exact_dtype`).
+    ``weight_t`` is stored in the exact dtype of the layer's bound (:func:`exact_dtype`); ``events``
+    is the same layer laid out for the compiled event kernel (None: no compiled event path).
     """
-    if x.size and _sparse() is not None and np.count_nonzero(x) <= EVENT_DENSITY * x.size:
-        return event_product(x, weight_t)
+    if not x.size:
+        return dense_product(x, weight_t)
+    if events is not None and EventWeights.kernels() is not None:
+        x2d = x.reshape(-1, x.shape[-1])
+        if _clearly_dense(x2d):
+            return dense_product(x, weight_t)
+        acc = events.product(x2d, limit=int(EVENT_DENSITY * x.size))
+        if acc is not None:
+            return acc.reshape((*x.shape[:-1], weight_t.shape[1]))
+        return dense_product(x, weight_t)
+    if _sparse() is not None and np.count_nonzero(x) <= SCIPY_EVENT_DENSITY * x.size:
+        return scipy_event_product(x, weight_t)
     return dense_product(x, weight_t)

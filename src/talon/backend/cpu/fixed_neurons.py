@@ -46,6 +46,7 @@ import numpy as np
 from talon import ir
 
 from ..errors import BackendError
+from .fixed_neuron_loop import run_neurons, step_neurons
 from .fixed_ops import FixedContext, FixedKernel
 from .fixed_point import INT, INT_SAFE, SPIKES, QFormat, check_int, qmax, round_shift, saturate
 from .float_neurons import CUBA, SPIKING_NEURONS, FloatDelay, neuron_coefficients
@@ -171,6 +172,16 @@ class FixedNeuron(StatefulKernel):
         return total
 
     def step(self, xs, state):
+        """One step: the compiled loop (:mod:`.fixed_neuron_loop`) when it applies, else
+        :meth:`reference_step`; the same integers."""
+        if self.loop_supported:
+            done = step_neurons(self, xs, state)
+            if done is not None:
+                return done
+        return self.reference_step(xs, state)
+
+    def reference_step(self, xs, state):
+        """One step of docs/backend.md §4.4 in numpy (the reference of the compiled loop)."""
         v = state["v"]
         new: State = {}
         if self.spiking:
@@ -206,6 +217,30 @@ class FixedNeuron(StatefulKernel):
             u = saturate(u - (z - z_prev) * self.theta, self.bits)
         new["v"] = u
         return [z if self.post else z_prev], new
+
+    def run(self, xs, record):
+        """The whole sequence in the compiled loop (:mod:`.fixed_neuron_loop`, the same integers as
+        :meth:`step`) when numba is available and the neuron is one the loop implements; else step by step."""
+        if self.loop_supported:
+            done = run_neurons(self, xs, record)
+            if done is not None:
+                return done
+        return super().run(xs, record)
+
+    @property
+    def loop_supported(self) -> bool:
+        """Whether :func:`.fixed_neuron_loop.neuron_loop` implements this neuron: every built-in neuron
+        with one spike per step, no membrane floor and the default synapse order; the others
+        (``spike_mode='multi'``, ``v_min``, ``synapse='input_first'``) run :meth:`reference_step`."""
+        node = self.op.node
+        mode = getattr(node, "spike_mode", None)
+        return (
+            getattr(mode, "value", mode) in (None, "binary")
+            and getattr(node, "v_min", None) is None
+            and not getattr(self, "multi", False)
+            and getattr(self, "v_min", None) is None
+            and not getattr(self, "input_first", False)
+        )
 
     def describe(self):
         out = {

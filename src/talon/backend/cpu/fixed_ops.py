@@ -28,7 +28,7 @@ from talon.ir.activations import batch_dim_to_axis
 from ..config import FixedPointSpec
 from ..errors import UnsupportedNodeError
 from . import geometry
-from .events import exact_dtype, synaptic_product
+from .events import EventWeights, exact_dtype, synaptic_product
 from .fixed_point import (
     FLOAT_EXACT,
     INT,
@@ -37,6 +37,7 @@ from .fixed_point import (
     QFormat,
     check_int,
     qmax,
+    quantize_dyadic,
     quantize_symmetric,
     round_shift,
     saturate,
@@ -159,11 +160,13 @@ class QIdentity(FixedKernel):
 
 
 class QInput(FixedKernel):
-    """A top-level Input: ``q = clip(rint(x / s), -qmax, qmax)`` with a calibrated ``s``.
+    """A top-level Input: ``q = clip(rint(x / s), -bound, bound)`` with a calibrated ``s``.
 
     Inputs that are exactly representable in ``activation_bits`` — every value ``x = n / 2**k``
     with ``|n| <= qmax`` (spikes, counts, multiples of 1/8 ...) — get ``s = 2**-k`` and are
-    represented without error; other inputs get ``s = amax / qmax``.
+    represented without error, with ``bound`` the calibrated ``max |n|``; other inputs get
+    ``s = amax / qmax`` and ``bound = qmax``. Inputs beyond the calibrated range (a compiled program
+    run on new data) saturate at ``bound``, so the static bounds downstream hold for any input.
     """
 
     def setup(self, node):
@@ -171,17 +174,22 @@ class QInput(FixedKernel):
         vid = self.op.outputs[0]
         amax, exponent = cal.value_amax.get(vid, 0.0), cal.value_exponent.get(vid)
         top = qmax(self.spec.activation_bits)
+        self.power_of_two = None  # k when s = 2**-k
         if exponent is not None and amax * 2.0**exponent <= top:
             self.scale, bound = 2.0**-exponent, int(amax * 2.0**exponent)
+            self.power_of_two = exponent
         else:
             self.scale, bound = self.ctx.activation_scale(amax), top
-        self.top = top
+        self.top = bound
         self.out_formats = [QFormat(np.float64(self.scale), bound)]
 
     def merge(self, xs):
         return xs[0]
 
     def compute(self, x):
+        x = np.asarray(x)
+        if self.power_of_two is not None and x.dtype == np.float32:
+            return quantize_dyadic(x, self.power_of_two, self.top)
         return np.clip(np.rint(np.asarray(x, np.float64) / self.scale), -self.top, self.top).astype(INT)
 
 
@@ -266,7 +274,9 @@ class QWeighted(FixedKernel):
         self.exact_in_float = worst < FLOAT_EXACT
         check_int(worst + float(np.abs(bias_q).max(initial=0)), self.op.path, "the accumulator")
         self.acc_bits = acc_bits
-        return int(min(worst + np.abs(bias_q).max(initial=0), qmax(acc_bits) + 1))
+        total = worst + float(np.abs(bias_q).max(initial=0))
+        self.saturating_acc = total > qmax(acc_bits)  # else saturation is the identity: skipped
+        return int(min(total, qmax(acc_bits) + 1))
 
     def describe(self):
         out = super().describe()
@@ -298,13 +308,21 @@ class QDense(QWeighted):
         self.bias_q = saturate(np.rint(bias / acc_scale).astype(INT), acc_bits)
         bound = self.finish(np.abs(wq).sum(axis=1), self.bias_q, in_fmt, acc_bits)
         self.weight_t_exact = self.weight_t.astype(exact_dtype(self.worst))
+        self._events: EventWeights | None = None
         lead = len(node.output_shape) - 1
         scale = np.asarray(acc_scale).reshape((1,) * lead + (-1,)) if np.ndim(acc_scale) else acc_scale
         self.out_formats = [QFormat(scale, bound)]
 
     def compute(self, x):
-        acc = synaptic_product(x, self.weight_t_exact) + self.bias_q
-        return saturate(acc, self.acc_bits)
+        acc = synaptic_product(x, self.weight_t_exact, self.event_weights())
+        acc += self.bias_q
+        return saturate(acc, self.acc_bits) if self.saturating_acc else acc
+
+    def event_weights(self) -> EventWeights | None:
+        """The weights laid out for the compiled event kernel (made on first use; None without numba)."""
+        if self._events is None and EventWeights.kernels() is not None:
+            self._events = EventWeights(self.weight_t, self.worst)
+        return self._events
 
 
 class QConv(QWeighted):
@@ -331,11 +349,11 @@ class QConv(QWeighted):
 
     def compute(self, x):
         fn = geometry.conv1d if self.one_d else geometry.conv2d
-        dtype = np.float64 if self.exact_in_float else INT
+        dtype = exact_dtype(self.worst)  # exact for every partial sum: the float result is an integer
         acc = fn(x, self.wq, *self.geometry, dtype=dtype)
-        if self.exact_in_float:
-            acc = np.rint(acc).astype(INT)
-        return saturate(acc + self.bias_view, self.acc_bits)
+        acc = acc.astype(INT) if dtype != INT else acc
+        acc += self.bias_view
+        return saturate(acc, self.acc_bits) if self.saturating_acc else acc
 
 
 class QSepConv(QWeighted):
@@ -355,7 +373,7 @@ class QSepConv(QWeighted):
         dw_acc = np.asarray(dw_scale).reshape(-1) * in_fmt.scale
         self.dw_bias = saturate(np.rint(np.asarray(node.depthwise_bias, np.float64) / dw_acc).astype(INT), acc_bits)
         dw_bound = self.finish(np.abs(dwq).reshape(dwq.shape[0], -1).sum(axis=1), self.dw_bias, in_fmt, acc_bits)
-        self.dw_exact = self.exact_in_float
+        self.dw_worst = self.worst
         amax_mid = self.ctx.calibration.intermediate_amax.get(self.op.index, 0.0)
         mid_scale = self.ctx.activation_scale(amax_mid)
         self.mid = Multiplier.of(np.broadcast_to(dw_acc, (dwq.shape[0],)) / mid_scale, self.spec.coefficient_bits)
@@ -371,13 +389,13 @@ class QSepConv(QWeighted):
         self.out_formats = [QFormat(scale, bound)]
 
     def compute(self, x):
-        dtype = np.float64 if self.dw_exact else INT
+        dtype = exact_dtype(self.dw_worst)  # exact for every partial sum: the float results are integers
         acc = geometry.conv2d(x, self.dwq, *self.geometry, groups=self.dwq.shape[0], dtype=dtype)
-        acc = saturate(np.rint(acc).astype(INT) + self.dw_bias.reshape(1, -1, 1, 1), self.acc_bits)
+        acc = saturate(acc.astype(INT) + self.dw_bias.reshape(1, -1, 1, 1), self.acc_bits)
         mid = np.clip(round_shift(acc * self.mid_m, self.mid_shift), -self.mid_top, self.mid_top)
-        dtype = np.float64 if self.exact_in_float else INT
+        dtype = exact_dtype(self.worst)
         out = geometry.conv2d(mid, self.pwq, dtype=dtype)
-        return saturate(np.rint(out).astype(INT) + self.pw_bias.reshape(1, -1, 1, 1), self.acc_bits)
+        return saturate(out.astype(INT) + self.pw_bias.reshape(1, -1, 1, 1), self.acc_bits)
 
 
 def _sign_fold(kernel: FixedKernel, factor: np.ndarray, fmt: QFormat, shape) -> tuple[np.ndarray, np.ndarray]:
