@@ -81,13 +81,13 @@ def to_nir(graph: ir.Graph, dt: float | None = None, lossy: bool = False, *, con
     """Convert a talon graph into a ``nir.NIRGraph`` whose forward-Euler dynamics at ``dt`` are talon's.
 
     ``dt`` is the NIR time step in seconds (``None``: ``1e-4``, the snnTorch / Lava convention; 1 for
-    a consumer with its own time unit, Sinabs and Rockpool); it is recorded in the graph's metadata.
+    a consumer with its own time unit, Sinabs and Rockpool, and for Spyx); it is recorded in the graph's metadata.
     With ``lossy=False`` (the default) a node NIR cannot
     state exactly raises :class:`~talon.ir.ConversionError`; with ``lossy=True`` it is replaced
     by its nearest NIR equivalent, with a :class:`LossyConversionWarning` and a ``talon_lossy``
     metadata record. Needs the ``nir`` package (talon's ``nir`` extra).
 
-    ``consumer`` (``"spikingjelly"``, ``"sinabs"``, ``"rockpool"``; :mod:`.profiles`) writes what that
+    ``consumer`` (``"spikingjelly"``, ``"sinabs"``, ``"rockpool"``, ``"spyx"``; :mod:`.profiles`) writes what that
     framework will run exactly as this graph does, or refuses naming the node and the field it would
     misread (e.g. SpikingJelly spikes on ``>=``: a graph with ``comparison='>='`` exports to it).
     """
@@ -100,7 +100,12 @@ def to_nir(graph: ir.Graph, dt: float | None = None, lossy: bool = False, *, con
             f"{profile.name} {profile.own_dt}: consumer={profile.name!r} writes the values it will run (with "
             f"dt=1), so drop dt={dt!r}"
         )
-    dt = check_dt((1.0 if profile.own_dt else DEFAULT_DT) if dt is None else dt)
+    if profile.writes_at and dt not in (None, profile.writes_at):
+        raise ir.ConversionError(
+            f"consumer={profile.name!r} writes at dt={profile.writes_at!r}, the dt its importer recomputes the decays "
+            f"with by default (exactly talon's only there), so drop dt={dt!r}"
+        )
+    dt = check_dt((1.0 if profile.own_dt else profile.writes_at or DEFAULT_DT) if dt is None else dt)
     graph.validate()  # nodes may have been edited since the graph was built
     graph = profiles.check_consumer(graph, profile)
     exporter = _Exporter(nir, dt, bool(lossy))

@@ -117,10 +117,11 @@ def read_nir(
     A file that records no ``dt`` (Sinabs, Rockpool, Spyx and SpikingJelly write none) is read
     with the producer's convention, else ``1e-4`` with a :class:`MissingDtWarning`;
     ``require_dt=True`` refuses it instead. ``producer`` (``"spikingjelly"``, ``"sinabs"``,
-    ``"rockpool"``, ``"norse"``, ``"snntorch"``; :mod:`.profiles`) restates how that framework runs
-    what it wrote, so the graph gives that framework's spikes, or refuses naming what talon cannot
-    state. Sinabs and Rockpool have their own time units (``dt`` must be left out); Norse runs a file
-    at the ``dt`` given to its importer (``dt=``, default 1e-3), whatever the file records.
+    ``"rockpool"``, ``"norse"``, ``"spyx"``, ``"snntorch"``; :mod:`.profiles`) restates how that
+    framework runs what it wrote, so the graph gives that framework's spikes, or refuses naming what
+    talon cannot state. Sinabs and Rockpool have their own time units (``dt`` must be left out);
+    Norse and Spyx run a file at the ``dt`` given to their importer (``dt=``, default 1e-3 for
+    Norse, 1 for Spyx), whatever the file records.
 
     ``max_bytes`` bounds what reading may allocate — datasets, and parameters broadcast to layer
     shapes — checked before allocating (default: ``talon.ir.budget.default_budget`` of the file size).

@@ -33,8 +33,9 @@ Profiles (measured against the frameworks' own runs; versions as tested):
 * ``"norse"`` (1.1.0, producer only): LIF as its Euler box at the importer's dt (default 1e-3),
   ``>``, reset to 0, ``r`` and ``v_reset`` ignored; IF ``v + x`` (:mod:`.profile_norse`).
 
-Not profiled yet: Spyx (ignores ``r``, ``w_in``, ``v_leak``, ``v_reset``; subtractive pre-update
-reset; dt 1): ``producer=`` names the choices.
+* ``"spyx"`` (1.0.0): its ``spyx.nn`` neurons (spike on the membrane before the update, ``>``,
+  subtractive reset with the input) with decays ``1 − dt/τ`` at its importer's dt (default 1);
+  ``r``, ``w_in``, ``v_leak``, ``v_reset`` ignored; nodes it drops refused (:mod:`.profile_spyx`).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ import numpy as np
 
 from talon import ir
 
-from . import profile_norse, profile_rockpool, profile_sinabs
+from . import profile_norse, profile_rockpool, profile_sinabs, profile_spyx
 
 SPIKING = (ir.LIF, ir.IF, ir.CubaLIF)
 NEURONS = (ir.LIF, ir.IF, ir.CubaLIF, ir.LI, ir.CubaLI, ir.Integrator, ir.Threshold)
@@ -62,6 +63,9 @@ class Profile:
     # the framework's importer runs a file at the dt it is given (this default), whatever the file
     # records: the profile reads the file's own values and restates them at that dt
     runs_at: float | None = None
+    # the dt a file for this consumer is written at (its importer's default), and the only one allowed:
+    # the framework recomputes its decays from the written time constants at that dt
+    writes_at: float | None = None
 
 
 PROFILES = {
@@ -72,6 +76,7 @@ PROFILES = {
     "norse": Profile("norse", profile_norse.VERSION, 1e-3, runs_at=1e-3),
     "rockpool": Profile("rockpool", profile_rockpool.VERSION, 1.0,
                         own_dt="derives its dt from each CubaLIF's tau_mem / (1 + r) whatever dt"),
+    "spyx": Profile("spyx", profile_spyx.VERSION, 1.0, runs_at=1.0, writes_at=1.0),
 }  # fmt: skip
 
 
@@ -109,6 +114,8 @@ def restate(graph: ir.Graph, profile: Profile, where: str, dt: float | None = No
         return profile_sinabs.restate(graph)
     if profile.name == "rockpool":
         return profile_rockpool.restate(graph)
+    if profile.name == "spyx":
+        return profile_spyx.restate(graph, profile.runs_at if dt is None else dt)
     if profile.name == "spikingjelly":
         # SpikingJelly spikes on '>=' and starts every membrane at v_reset
         return _map_spiking(
@@ -153,6 +160,8 @@ def check_consumer(graph: ir.Graph, profile: Profile) -> ir.Graph:
         return profile_sinabs.check_consumer(graph)
     if profile.name == "rockpool":
         return profile_rockpool.check_consumer(graph)
+    if profile.name == "spyx":
+        return profile_spyx.check_consumer(graph)
     if profile.name == "spikingjelly":
         for path, node in neurons:
             _check_spikingjelly(path, node)
