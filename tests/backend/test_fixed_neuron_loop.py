@@ -9,7 +9,7 @@ import pytest
 
 from talon import ir
 from talon._compiled import numba_available
-from talon.backend import get_backend
+from talon.backend import CalibrationRangeWarning, get_backend
 from talon.backend.cpu import fixed_neuron_loop
 
 from .graphs import uniform
@@ -128,9 +128,11 @@ def test_a_compiled_program_on_stronger_inputs_saturates_the_same_way(monkeypatc
     weak = rng.normal(0.0, 0.1, (10, 2, 20)).astype(np.float32)
     strong = np.broadcast_to(np.sign(rng.normal(size=20)) * 5.0, (60, 2, 20)).astype(np.float32)  # held
     descriptor = CPU.compile(graph, precision="int8", calibration_inputs=weak)
-    fast = CPU.run_compiled(descriptor, {"input": strong}, step_by_step=True)
+    with pytest.warns(CalibrationRangeWarning, match="input 'input': 2400 of 2400 values saturate"):
+        fast = CPU.run_compiled(descriptor, {"input": strong}, step_by_step=True)
     monkeypatch.setattr(fixed_neuron_loop, "compiled", lambda kernel: None)
-    slow = CPU.run_compiled(descriptor, {"input": strong}, step_by_step=True)
+    with pytest.warns(CalibrationRangeWarning):
+        slow = CPU.run_compiled(descriptor, {"input": strong}, step_by_step=True)
     top = 2**23 - 1  # int8: 24-bit state
     for key in ("v_int", "i_int"):
         assert np.abs(slow.node_states["neuron"][key]).max() >= top, key  # saturated

@@ -157,6 +157,7 @@ def test_talon_graphs_run_in_sinabs_exactly(tmp_path):
         (dict(v_leak=0.25), "'v_leak'"),
         (dict(v_min=-1.0), "'v_min': its LIF has no membrane floor"),
         (dict(integration="euler"), "'integration'"),
+        (dict(max_spikes=2), "'max_spikes': its MultiSpike has no per-step bound"),
     ],
 )
 def test_talon_graphs_sinabs_would_misread_are_refused_naming_the_field(changes, match):

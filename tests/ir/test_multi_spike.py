@@ -132,8 +132,9 @@ def test_max_spikes_and_the_input_first_synapse_round_trip_and_are_validated(tmp
     assert "synapse" not in plain.stored_params() and "max_spikes" not in repr(plain)
     with pytest.raises(ValueError, match="max_spikes bounds the spike count of spike_mode='multi' only"):
         ir.IF(max_spikes=3)
-    with pytest.raises(ValueError, match="max_spikes must be a whole number >= 1"):
-        ir.IF(**MULTI, max_spikes=0)
+    for bad in (0, 2**31, 2**70):  # an int32 count in every engine
+        with pytest.raises(ValueError, match=r"max_spikes must be a whole number from 1 to 2\*\*31 - 1"):
+            ir.IF(**MULTI, max_spikes=bad)
     with pytest.raises(ValueError, match="synapse='later' is not one of 'decay', 'input_first'"):
         ir.CubaLIF(tau_syn=2.0, tau_mem=4.0, synapse="later")
     first = chain([2], ("cuba", ir.CubaLIF(tau_syn=[2.0, 4.0], tau_mem=4.0, synapse="input_first")))

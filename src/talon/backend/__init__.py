@@ -16,6 +16,7 @@ Imports numpy and talon.ir only (never torch or jax).
 from .base import BackendBase
 from .config import FIXED_POINT_DEFAULTS, PRECISIONS, CompileConfig, FixedPointSpec
 from .cpu import CPUBackend
+from .cpu.backend import CalibrationRangeWarning
 from .descriptor import HardwareDescriptor
 from .energy import DEFAULT_PRESET, ENERGY_PRESETS, EnergyPreset, get_energy_preset
 from .errors import BackendError, UnsupportedNodeError
@@ -47,6 +48,7 @@ __all__ = [
     "BackendRegistry",
     "BitstreamConfig",
     "CPUBackend",
+    "CalibrationRangeWarning",
     "CompileConfig",
     "EnergyPreset",
     "FPGABackend",

@@ -50,6 +50,8 @@ from .types import (
     coerce_enum,
 )
 
+MAX_SPIKES_LIMIT = 2**31 - 1  # max_spikes fits an int32 count in every engine
+
 
 def _is_scalar(a: np.ndarray) -> bool:
     return a.ndim == 0 or (a.ndim == 1 and a.shape[0] == 1)
@@ -193,8 +195,14 @@ class _Spiking(_ElementwiseState):
                 raise ValueError(f"{where}: spike_mode='multi' needs v_threshold > 0 (the spike count divides by it)")
         if self.max_spikes is not None:
             limit = self.max_spikes
-            if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
-                raise ValueError(f"{where}: max_spikes must be a whole number >= 1 (or None), got {limit!r}")
+            if (
+                isinstance(limit, bool)
+                or not isinstance(limit, (int, np.integer))
+                or not 1 <= limit <= MAX_SPIKES_LIMIT
+            ):
+                raise ValueError(
+                    f"{where}: max_spikes must be a whole number from 1 to 2**31 - 1 (or None), got {limit!r}"
+                )
             if self.spike_mode is not SpikeCount.MULTI:
                 raise ValueError(f"{where}: max_spikes bounds the spike count of spike_mode='multi' only")
             self.max_spikes = int(limit)

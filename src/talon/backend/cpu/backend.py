@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from typing import Any
 
 import numpy as np
@@ -198,6 +199,7 @@ class CPUBackend(BackendBase):
             )
         _check_step_by_step(step_by_step)
         arrays, steps, batch, used_default = prepare_inputs(engine.graph, inputs, n_steps)
+        _warn_outside_calibration(engine, arrays)
         return _run(engine, engine.graph, arrays, steps, batch, used_default, step_by_step, (), None)[0]
 
     # ---- profile -----------------------------------------------------------------------------
@@ -324,6 +326,28 @@ def _dense_macs_or_zero(node: ir.Node) -> int:
 
 def spiking_paths(engine: Engine) -> list[str]:
     return [op.path for op in engine.program.ops if engine.kernels[op.index].spiking]
+
+
+class CalibrationRangeWarning(UserWarning):
+    """A compiled fixed-point program saturated or rounded inputs its calibration did not cover."""
+
+
+def _warn_outside_calibration(engine: Engine, arrays: dict[str, np.ndarray]) -> None:
+    """Say which inputs of a compiled program fall outside the formats calibrated at compile time."""
+    for op in engine.program.ops:
+        kernel = engine.kernels[op.index]
+        if op.path not in arrays or not hasattr(kernel, "outside_format"):
+            continue
+        saturated, rounded = kernel.outside_format(arrays[op.path])
+        if saturated or rounded:
+            size = arrays[op.path].size
+            warnings.warn(
+                f"input {op.path!r}: {saturated} of {size} values saturate at the calibrated bound and {rounded} "
+                f"fall between the calibrated steps (rounded); the program was calibrated on other data — compile "
+                "with calibration_inputs that cover these inputs, or use simulate() to calibrate on them",
+                CalibrationRangeWarning,
+                stacklevel=3,
+            )
 
 
 def node_states(engine: Engine, trace) -> dict[str, dict[str, np.ndarray]]:

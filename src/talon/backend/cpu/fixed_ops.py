@@ -186,6 +186,14 @@ class QInput(FixedKernel):
     def merge(self, xs):
         return xs[0]
 
+    def outside_format(self, x) -> tuple[int, int]:
+        """How many elements of ``x`` this input saturates (``|x / s| > bound``) and, when the
+        calibration found exact steps ``s = 2**-k``, how many fall between steps and are rounded."""
+        n = np.asarray(x, np.float64) / self.scale
+        saturated = int(np.count_nonzero(np.abs(n) > self.top))
+        rounded = int(np.count_nonzero(n != np.rint(n))) if self.power_of_two is not None else 0
+        return saturated, rounded
+
     def compute(self, x):
         x = np.asarray(x)
         if self.power_of_two is not None and x.dtype == np.float32:

@@ -15,9 +15,10 @@ WEIGHT_NODES = (ir.Affine, ir.SpikingAffine, ir.Linear, ir.Conv1d, ir.Conv2d, ir
 class SpikeObserver:
     """Collects the spikes of every spiking node (LIF, IF, CubaLIF, Threshold).
 
-    ``trains[path]`` is a bool array ``[T, B, *shape]`` (kept only with ``keep_trains``);
-    ``counts[path]`` the number of spikes (a multi-spike neuron's counts summed); ``fired[path]``
-    which neurons spiked at least once. (``trains`` record whether a neuron spiked, not how often.)
+    ``trains[path]`` is an array ``[T, B, *shape]`` (kept only with ``keep_trains``): whether each
+    neuron spiked (bool), or for a multi-spike neuron (``spike_mode='multi'``) how many times
+    (int64), so that comparing two trains compares counts; ``counts[path]`` the number of spikes
+    (a multi-spike neuron's counts summed); ``fired[path]`` which neurons spiked at least once.
     """
 
     def __init__(self, keep_trains: bool = False) -> None:
@@ -31,12 +32,14 @@ class SpikeObserver:
             return
         z = outputs[0] != 0
         # a multi-spike neuron (spike_mode='multi') emits a count per step: its spikes are the sum
-        count = int(np.sum(outputs[0], dtype=np.float64)) if getattr(kernel, "multi", False) else np.count_nonzero(z)
+        multi = getattr(kernel, "multi", False)
+        count = int(np.sum(outputs[0], dtype=np.float64)) if multi else np.count_nonzero(z)
         self.counts[op.path] = self.counts.get(op.path, 0) + int(count)
         any_fired = z.any(axis=tuple(range(lead)))
         self.fired[op.path] = self.fired.get(op.path, np.zeros_like(any_fired)) | any_fired
         if self.keep_trains:
-            self.trains.setdefault(op.path, []).append(z if lead == 2 else z[None])
+            train = np.asarray(outputs[0]).astype(np.int64) if multi else z
+            self.trains.setdefault(op.path, []).append(train if lead == 2 else train[None])
 
     def train(self, path: str) -> np.ndarray:
         parts = self.trains[path]

@@ -150,6 +150,8 @@ def _consumed(path: str, node: ir.Node) -> ir.Node:
     if isinstance(node, (ir.IF, ir.LIF)):
         if not node.multi_spike:
             raise refuse("spike_mode", "it emits floor(v/θ) spikes per step (MultiSpike); set spike_mode='multi'")
+        if node.max_spikes is not None:
+            raise refuse("max_spikes", "its MultiSpike has no per-step bound; set max_spikes=None")
         if node.v_init is not None and np.any(np.asarray(node.v_init) != 0):
             raise refuse("v_init", "it starts every membrane at 0")
         theta32 = np.asarray(node.v_threshold).astype(np.float32)
