@@ -46,3 +46,19 @@ def test_multi_spike_agreement_compares_counts():
     differ = int(np.count_nonzero(counts != reference))
     assert differ > int(np.count_nonzero((counts != 0) != (reference != 0)))  # counts differ where both spiked
     assert fixed.quantization.per_node_spike_agreement["n"] == 1 - differ / counts.size
+
+
+@pytest.mark.parametrize("power_of_two", [True, False])
+def test_the_range_count_kernel_equals_its_numpy_twin(power_of_two, monkeypatch):
+    from talon.backend.cpu import fixed_ops
+
+    kernel = fixed_ops.QInput.__new__(fixed_ops.QInput)
+    kernel.scale, kernel.top = (0.125, 8) if power_of_two else (0.0371, 127)
+    kernel.power_of_two = 3 if power_of_two else None
+    x = np.random.default_rng(5).normal(0, 2, 4_000).astype(np.float32)
+    x[:400] = np.round(x[:400] * 8) / 8  # on the steps
+    x[[7, 9]] = [np.nan, np.inf]
+    compiled_counts = kernel.outside_format(x)
+    monkeypatch.setattr(fixed_ops, "compiled", lambda k: None)
+    assert compiled_counts == kernel.outside_format(x)
+    assert compiled_counts[0] > 0 and (compiled_counts[1] > 0) == power_of_two
