@@ -48,17 +48,14 @@ def test_multi_spike_agreement_compares_counts():
     assert fixed.quantization.per_node_spike_agreement["n"] == 1 - differ / counts.size
 
 
-@pytest.mark.parametrize("power_of_two", [True, False])
-def test_the_range_count_kernel_equals_its_numpy_twin(power_of_two, monkeypatch):
-    from talon.backend.cpu import fixed_ops
+def test_the_dyadic_quantizer_counts_like_its_numpy_twin(monkeypatch):
+    from talon.backend.cpu import fixed_point
 
-    kernel = fixed_ops.QInput.__new__(fixed_ops.QInput)
-    kernel.scale, kernel.top = (0.125, 8) if power_of_two else (0.0371, 127)
-    kernel.power_of_two = 3 if power_of_two else None
     x = np.random.default_rng(5).normal(0, 2, 4_000).astype(np.float32)
     x[:400] = np.round(x[:400] * 8) / 8  # on the steps
-    x[[7, 9]] = [np.nan, np.inf]
-    compiled_counts = kernel.outside_format(x)
-    monkeypatch.setattr(fixed_ops, "compiled", lambda k: None)
-    assert compiled_counts == kernel.outside_format(x)
-    assert compiled_counts[0] > 0 and (compiled_counts[1] > 0) == power_of_two
+    x[[7, 9, 11]] = [-np.inf, np.inf, 1e38]
+    q, saturated, rounded = fixed_point.quantize_dyadic(x, 3, 8)
+    monkeypatch.setattr(fixed_point, "compiled", lambda kernel: None)
+    twin = fixed_point.quantize_dyadic(x, 3, 8)
+    assert np.array_equal(q, twin[0]) and (saturated, rounded) == twin[1:]
+    assert saturated == int(np.count_nonzero(np.abs(x.astype(np.float64) * 8) > 8)) and rounded > 0

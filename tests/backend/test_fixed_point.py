@@ -295,9 +295,12 @@ def test_dyadic_input_quantization_rounds_half_to_even_and_saturates(path, monke
     elif not numba_available():
         pytest.skip("the fast extra (numba) is not installed")
     x = np.array([[0.5, 1.5, 2.5, -0.5, -2.5, 3e38, -3e38, 126.75]], np.float32)
-    q = fixed_point.quantize_dyadic(x, 0, 127)
+    q, saturated, rounded = fixed_point.quantize_dyadic(x, 0, 127)
     assert q.dtype == np.int64 and q.shape == x.shape
     assert q.tolist() == [[0, 2, 2, 0, -2, 127, -127, 127]]
+    assert (saturated, rounded) == (2, 6)  # +-3e38; the halves and 126.75
     # 2**2: 2, 6, 10, -2, -10, inf -> 5, -inf -> -5, 507 -> 5 (bound 5)
-    assert fixed_point.quantize_dyadic(x, 2, 5).tolist() == [[2, 5, 5, -2, -5, 5, -5, 5]]
-    assert fixed_point.quantize_dyadic(np.array([0.375, -0.125], np.float32), 3, 127).tolist() == [3, -1]
+    q, saturated, rounded = fixed_point.quantize_dyadic(x, 2, 5)
+    assert q.tolist() == [[2, 5, 5, -2, -5, 5, -5, 5]] and (saturated, rounded) == (6, 0)
+    q, saturated, rounded = fixed_point.quantize_dyadic(np.array([0.375, -0.125], np.float32), 3, 127)
+    assert q.tolist() == [3, -1] and (saturated, rounded) == (0, 0)

@@ -199,8 +199,12 @@ class CPUBackend(BackendBase):
             )
         _check_step_by_step(step_by_step)
         arrays, steps, batch, used_default = prepare_inputs(engine.graph, inputs, n_steps)
+        input_kernels = [k for k in engine.kernels if hasattr(k, "outside")]
+        for kernel in input_kernels:
+            kernel.outside = (0, 0)
+        result = _run(engine, engine.graph, arrays, steps, batch, used_default, step_by_step, (), None)[0]
         _warn_outside_calibration(engine, arrays)
-        return _run(engine, engine.graph, arrays, steps, batch, used_default, step_by_step, (), None)[0]
+        return result
 
     # ---- profile -----------------------------------------------------------------------------
 
@@ -333,18 +337,16 @@ class CalibrationRangeWarning(UserWarning):
 
 
 def _warn_outside_calibration(engine: Engine, arrays: dict[str, np.ndarray]) -> None:
-    """Say which inputs of a compiled program fall outside the formats calibrated at compile time."""
+    """Say which inputs of a compiled program fell outside the formats calibrated at compile time
+    (counted by the input kernels while they quantized them)."""
     for op in engine.program.ops:
-        kernel = engine.kernels[op.index]
-        if op.path not in arrays or not hasattr(kernel, "outside_format"):
-            continue
-        saturated, rounded = kernel.outside_format(arrays[op.path])
-        if saturated or rounded:
-            size = arrays[op.path].size
+        saturated, rounded = getattr(engine.kernels[op.index], "outside", (0, 0))
+        if op.path in arrays and (saturated or rounded):
             warnings.warn(
-                f"input {op.path!r}: {saturated} of {size} values saturate at the calibrated bound and {rounded} "
-                f"fall between the calibrated steps (rounded); the program was calibrated on other data — compile "
-                "with calibration_inputs that cover these inputs, or use simulate() to calibrate on them",
+                f"input {op.path!r}: {saturated} of {arrays[op.path].size} values saturate at the calibrated bound "
+                f"and {rounded} fall between the calibrated steps (rounded); the program was calibrated on other "
+                "data — compile with calibration_inputs that cover these inputs, or use simulate() to calibrate "
+                "on them",
                 CalibrationRangeWarning,
                 stacklevel=3,
             )

@@ -23,7 +23,6 @@ from __future__ import annotations
 import numpy as np
 
 from talon import ir
-from talon._compiled import compiled
 from talon.ir.activations import batch_dim_to_axis
 
 from ..config import FixedPointSpec
@@ -183,44 +182,24 @@ class QInput(FixedKernel):
             self.scale, bound = self.ctx.activation_scale(amax), top
         self.top = bound
         self.out_formats = [QFormat(np.float64(self.scale), bound)]
+        self.outside = (0, 0)  # (saturated, rounded) elements since the last reset
 
     def merge(self, xs):
         return xs[0]
 
-    def outside_format(self, x) -> tuple[int, int]:
-        """How many elements of ``x`` this input saturates (``|x / s| > bound``) and, of the others,
-        when the calibration found exact steps ``s = 2**-k``, how many fall between steps (rounded;
-        NaN counts here). One compiled pass with numba, else its numpy twin."""
-        x = np.ascontiguousarray(x).reshape(-1)
-        steps = self.power_of_two is not None
-        kernel = compiled(_count_outside_format)
-        if kernel is not None and x.dtype in (np.float32, np.float64):
-            saturated, rounded = kernel(x, float(self.scale), float(self.top), steps)
-            return int(saturated), int(rounded)
-        n = np.asarray(x, np.float64) / self.scale
-        over = np.abs(n) > self.top
-        rounded = int(np.count_nonzero(~over & (n != np.rint(n)))) if steps else 0
-        return int(np.count_nonzero(over)), rounded
-
     def compute(self, x):
         x = np.asarray(x)
         if self.power_of_two is not None and x.dtype == np.float32:
-            return quantize_dyadic(x, self.power_of_two, self.top)
-        return np.clip(np.rint(np.asarray(x, np.float64) / self.scale), -self.top, self.top).astype(INT)
-
-
-def _count_outside_format(x, scale, top, steps):
-    """numba kernel of :meth:`QInput.outside_format` (one pass, float64 arithmetic as its twin)."""
-    saturated = 0
-    rounded = 0
-    inverse = 1.0 / scale  # exact when the scale is a power of two; divide otherwise, as the twin does
-    for i in range(x.shape[0]):
-        n = np.float64(x[i]) * inverse if steps else np.float64(x[i]) / scale
-        if abs(n) > top:
-            saturated += 1
-        elif steps and n != np.rint(n):
-            rounded += 1
-    return saturated, rounded
+            q, saturated, rounded = quantize_dyadic(x, self.power_of_two, self.top)
+        else:
+            n = np.asarray(x, np.float64) / self.scale
+            over = np.abs(n) > self.top
+            saturated = int(np.count_nonzero(over))
+            rounded = int(np.count_nonzero(~over & (n != np.rint(n)))) if self.power_of_two is not None else 0
+            q = np.clip(np.rint(n), -self.top, self.top).astype(INT)
+        # inputs beyond the calibrated bound, or between exact steps: a compiled program reports them
+        self.outside = (self.outside[0] + saturated, self.outside[1] + rounded)
+        return q
 
 
 class QOutput(FixedKernel):

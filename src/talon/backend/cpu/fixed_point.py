@@ -150,31 +150,42 @@ def quantize_symmetric(x: np.ndarray, bits: int, axis: int | None) -> tuple[np.n
     return q, scale
 
 
-def quantize_dyadic(x: np.ndarray, exponent: int, bound: int) -> np.ndarray:
+def quantize_dyadic(x: np.ndarray, exponent: int, bound: int) -> tuple[np.ndarray, int, int]:
     """``clip(rint(x * 2**exponent), -bound, bound)`` as int64 for a float32 ``x`` and ``exponent >= 0``:
-    the quantization of an input whose scale is ``2**-exponent``.
+    the quantization of an input whose scale is ``2**-exponent``; with it, how many elements
+    saturated (``|x * 2**exponent| > bound``) and how many of the others were rounded (not on a
+    step; NaN counts here).
 
     ``x * 2**exponent`` is exact in float32 (an overflow to inf saturates like the exact value), and
     ``rint`` and ``clip`` commute for integer bounds: the result equals the float64 formula. One
-    compiled pass with numba, else three numpy passes (the same integers).
+    compiled pass with numba, else numpy passes (the same integers and counts).
     """
     kernel = compiled(_quantize_dyadic)
     factor = np.float32(2.0**exponent)
     if kernel is not None:
         out = np.empty(x.shape, INT)
-        kernel(np.ascontiguousarray(x).reshape(-1), factor, float(bound), out.reshape(-1))
-        return out
+        saturated, rounded = kernel(np.ascontiguousarray(x).reshape(-1), factor, float(bound), out.reshape(-1))
+        return out, int(saturated), int(rounded)
     with np.errstate(over="ignore"):
         q = x * factor if exponent else x.copy()
+    over = np.abs(q) > bound
+    rounded = int(np.count_nonzero(~over & (q != np.rint(q))))
     np.clip(q, -bound, bound, out=q)
-    return np.rint(q, out=q).astype(INT)
+    return np.rint(q, out=q).astype(INT), int(np.count_nonzero(over)), rounded
 
 
 def _quantize_dyadic(x, factor, bound, out):
+    saturated = 0
+    rounded = 0
     for k in range(x.shape[0]):
         v = x[k] * factor
+        if abs(v) > bound:
+            saturated += 1
+        elif v != np.rint(v):
+            rounded += 1
         v = min(max(v, -bound), bound)
         out[k] = np.int64(np.rint(v))
+    return saturated, rounded
 
 
 def check_int(bound: float, where: str, what: str) -> None:
