@@ -4,7 +4,7 @@
 * sequence: executor.run_sequence over T = 100 vs the snnTorch per-step loop and vs NIRTorch's
   ``nir_to_torch`` module of the same network (784-2048-10, batch 32);
 * export: ``bridge.to_ir`` vs NIRTorch ``torch_to_nir`` and snnTorch ``export_to_nir`` on the MLP,
-  and vs ``export_to_nir`` on the seed model (seed 000's ``SNN``, 784-128-10, ``forward(x, mem1=None,
+  and vs ``export_to_nir`` on the tutorial model (docs/snntorch.md's ``SNN``, 784-128-10, ``forward(x, mem1=None,
   mem2=None)``). snnTorch's exporter cannot type a graph with scalar ``beta``/``threshold`` (NIR
   type inference fails), so its side always gets the per-neuron variant; talon is timed on both.
 
@@ -227,7 +227,7 @@ def export() -> list[Row]:
         )
     t_ours, t_snn, t_nirtorch = t["ours"], t["snn"], t["nirtorch"]
     mlp = f"export MLP 784-256-10 ({threads})"
-    seed_case = f"export seed 000 SNN 784-128-10 ({threads})"
+    seed_case = f"export the tutorial SNN 784-128-10 of docs/snntorch.md ({threads})"
     return [
         Row("bridge", mlp, t_ours, "snnTorch export_to_nir", t_snn),
         Row("bridge", mlp, t_ours, "NIRTorch torch_to_nir", t_nirtorch),
