@@ -19,33 +19,26 @@ the current weights.
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import copy
-import dis
-import functools
-import inspect
 import math
 import operator
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import fx, nn
-from torch.fx.passes.shape_prop import TensorMetadata
 
 from talon import ir
 from talon.ir.errors import ConversionError, UnsupportedModuleError
 
 from .convert import ConvertContext, find_converter, flatten_node, is_stateful_node
 from .executor import GraphExecutor
+from .fx_trace import CustomMap, Traced, Tracer, is_tuple_meta, recorded_shape, trace_with_shapes
 from .probe_state import Snapshot, unchanged
 from .transforms import fold_batchnorm
-
-CustomMap = Mapping[type, Callable[[nn.Module], ir.Node]]
 
 
 class TALONExporter:
@@ -90,7 +83,7 @@ class TALONExporter:
 
     def _export(self, model: nn.Module, samples: tuple, custom_map, snapshot: Snapshot) -> ir.Graph:
         try:
-            gm = _trace(model, samples, custom_map, record=self._shape_hooks)
+            gm = trace_with_shapes(model, samples, custom_map, record=self._shape_hooks)
         except Exception as exc:  # anything that stops symbolic tracing: fall back to hooks
             gm = None
             snapshot.restore()  # what the failed trace assigned (proxies) must not reach the forward pass
@@ -152,160 +145,6 @@ def to_ir(model: nn.Module, sample: torch.Tensor | Sequence[torch.Tensor], *, sp
 
 
 torch_to_ir = to_ir
-
-
-# ---- tracing --------------------------------------------------------------------------------------
-
-
-class _Tracer(fx.Tracer):
-    """fx's tracer with talon's leaves, made cheaper where it costs and records nothing we use:
-
-    * no ``math`` auto-wrapping (fx patches every function of ``math`` on each trace): a math
-      call has no IR equivalent, and a forward that applies one to a traced value now fails to
-      trace and falls back to the execution trace (with its warning) instead of a ConversionError;
-    * tuple unpacking of a traced value (``spk, mem = self.lif(x, mem)``) reads the caller's
-      bytecode once per code object instead of disassembling it at every unpacking.
-    """
-
-    def __init__(self, custom_map: CustomMap | None):
-        super().__init__(autowrap_modules=())
-        self.custom_map = custom_map
-
-    def proxy(self, node: fx.Node) -> fx.Proxy:
-        return _Proxy(node, self)
-
-    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        if isinstance(m, GraphExecutor) or find_converter(m, self.custom_map) is not None:
-            return True
-        return super().is_leaf_module(m, qualname)
-
-
-class _Proxy(fx.Proxy):
-    def __iter__(self):
-        caller = inspect.currentframe().f_back
-        count = _unpacked_at(caller.f_code, caller.f_lasti)
-        if count is not None:
-            return (self[i] for i in range(count))
-        return self.tracer.iter(self)
-
-
-@functools.lru_cache(maxsize=512)
-def _instructions(code) -> tuple[list[int], list[int | None]]:
-    """The offsets of ``code``'s instructions and, for each, the count of an ``UNPACK_SEQUENCE``."""
-    instructions = list(dis.get_instructions(code))
-    counts = [i.argval if i.opname == "UNPACK_SEQUENCE" else None for i in instructions]
-    return [i.offset for i in instructions], counts
-
-
-def _unpacked_at(code, last_instruction: int) -> int | None:
-    """How many values the instruction running at ``last_instruction`` unpacks (None: it does not
-    unpack); the instruction is the first at or after that offset, as fx's ``Proxy.__iter__`` reads it."""
-    offsets, counts = _instructions(code)
-    k = bisect.bisect_left(offsets, last_instruction)
-    return counts[k] if k < len(counts) else None
-
-
-@dataclass
-class _Traced:
-    """The fx graph of ``root.forward``, its nodes' ``meta["tensor_meta"]`` filled by one run."""
-
-    root: nn.Module
-    graph: fx.Graph
-
-
-class _ShapeMeta:
-    """The shape of one tensor value (what the exporter reads of ShapeProp's TensorMetadata)."""
-
-    __slots__ = ("shape",)
-
-    def __init__(self, shape: torch.Size):
-        self.shape = shape
-
-
-def _run_recording_shapes(root: nn.Module, graph: fx.Graph, samples: tuple) -> None:
-    """Run the traced graph once on the real module, recording each value's shape(s) in
-    ``node.meta["tensor_meta"]`` (the shape propagation of ``torch.fx.passes.shape_prop``). A plain
-    loop over the nodes: ``fx.Interpreter`` enters several context managers per node, which cost
-    more than the model's own forward; values are dropped after their last use."""
-    last_use: dict[fx.Node, fx.Node] = {}
-    for node in graph.nodes:
-        for used in node.all_input_nodes:
-            last_use[used] = node
-    dropped_after: dict[fx.Node, list[fx.Node]] = {}
-    for used, user in last_use.items():
-        dropped_after.setdefault(user, []).append(used)
-    env: dict[fx.Node, Any] = {}
-    given = iter(samples)
-
-    def value(arg):
-        return fx.node.map_arg(arg, env.__getitem__)
-
-    for node in graph.nodes:
-        op = node.op
-        if op == "placeholder":
-            result = _placeholder(node, given)
-        elif op == "get_attr":
-            result = root
-            for part in node.target.split("."):
-                result = getattr(result, part)
-        elif op == "call_module":
-            result = root.get_submodule(node.target)(*value(node.args), **value(node.kwargs))
-        elif op == "call_function":
-            result = node.target(*value(node.args), **value(node.kwargs))
-        elif op == "call_method":
-            receiver, *rest = value(node.args)
-            result = getattr(receiver, node.target)(*rest, **value(node.kwargs))
-        else:  # output
-            return
-        meta = _shape_meta(result)
-        if meta is not None:
-            node.meta["tensor_meta"] = meta
-        env[node] = result
-        for used in dropped_after.get(node, ()):
-            del env[used]
-
-
-def _placeholder(node: fx.Node, given) -> Any:
-    if str(node.target).startswith("*"):
-        return list(given)
-    try:
-        return next(given)
-    except StopIteration:
-        if node.args:  # the parameter's default
-            return node.args[0]
-        raise TypeError(f"forward needs an argument for its parameter {node.target!r}; pass it in the sample") from None
-
-
-def _shape_meta(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return _ShapeMeta(value.shape)
-    if isinstance(value, (tuple, list)):
-        return tuple(_shape_meta(v) for v in value)
-    return None
-
-
-def _trace(model: nn.Module, samples: tuple, custom_map, record=contextlib.nullcontext) -> _Traced:
-    """Trace ``model`` symbolically, then run it once on ``samples`` to record the shapes
-    (``record(model)`` wraps that one forward pass: the exporter's shape hooks)."""
-    params = list(inspect.signature(model.forward).parameters.values())[len(samples) :]
-    concrete = {p.name: None for p in params if p.default is None}
-    graph = _Tracer(custom_map).trace(model, concrete_args=concrete or None)
-    with record(model), torch.no_grad():
-        _run_recording_shapes(model, graph, samples)
-    return _Traced(model, graph)
-
-
-def _shape(meta: Any) -> tuple[int, ...] | None:
-    """The recorded shape (of the first element when the value is a tuple)."""
-    if isinstance(meta, (_ShapeMeta, TensorMetadata)):
-        return tuple(meta.shape)
-    if isinstance(meta, (tuple, list)) and meta:
-        return _shape(meta[0])
-    return None
-
-
-def _is_tuple(meta: Any) -> bool:
-    return isinstance(meta, (tuple, list)) and not isinstance(meta, TensorMetadata)
 
 
 # ---- building the IR graph ---------------------------------------------------------------------------
@@ -402,7 +241,7 @@ def _need_dim(dim):
 
 
 class _FxExport:
-    def __init__(self, exporter: TALONExporter, gm: _Traced, samples: tuple, custom_map):
+    def __init__(self, exporter: TALONExporter, gm: Traced, samples: tuple, custom_map):
         self.exporter, self.gm, self.samples, self.custom_map = exporter, gm, samples, custom_map
         self.b = _Builder()
         self.values: dict[fx.Node, _Val] = {}
@@ -413,7 +252,7 @@ class _FxExport:
         inputs = 0
         for node in self.gm.graph.nodes:
             if node.op == "placeholder":
-                shape = _shape(node.meta.get("tensor_meta"))
+                shape = recorded_shape(node.meta.get("tensor_meta"))
                 if shape is None:
                     self.values[node] = _Val("none")
                     continue
@@ -442,7 +281,7 @@ class _FxExport:
         return val.ir_name
 
     def _meta_shape(self, node: fx.Node) -> tuple[int, ...] | None:
-        return _shape(node.meta.get("tensor_meta"))
+        return recorded_shape(node.meta.get("tensor_meta"))
 
     def _module(self, node: fx.Node) -> _Val:
         path = node.target
@@ -489,7 +328,7 @@ class _FxExport:
             parts = self.b.add_multi_output(path, ir_node, sources[0], len(ir_node.split_sections))
             return _Val("tuple", parts=[_Val("data", p) for p in parts])
         name = self.b.add(path, ir_node, sources)
-        if stateful and _is_tuple(node.meta.get("tensor_meta")):
+        if stateful and is_tuple_meta(node.meta.get("tensor_meta")):
             n = len(node.meta["tensor_meta"])
             return _Val("tuple", name, parts=[_Val("data", name)] + [_Val("state", name)] * (n - 1))
         return _Val("data", name)
@@ -617,7 +456,7 @@ class _HookExport:
 
     def __init__(self, exporter: TALONExporter, model: nn.Module, samples: tuple, custom_map):
         self.exporter, self.model, self.samples, self.custom_map = exporter, model, samples, custom_map
-        self.tracer = _Tracer(custom_map)
+        self.tracer = Tracer(custom_map)
 
     def run(self) -> ir.Graph:
         calls: list[tuple[str, nn.Module, tuple, Any]] = []
@@ -676,7 +515,7 @@ class _HookExport:
         return b.graph({"exporter": "talon.bridge.to_ir (execution hooks)", "hook_inferred_inputs": lost})
 
 
-def _has_leaf_ancestor(model: nn.Module, path: str, tracer: _Tracer) -> bool:
+def _has_leaf_ancestor(model: nn.Module, path: str, tracer: Tracer) -> bool:
     parts = path.split(".")
     for k in range(1, len(parts)):
         ancestor = ".".join(parts[:k])

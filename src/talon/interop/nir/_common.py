@@ -93,3 +93,12 @@ def _shape(value: Any, label: str) -> tuple[int, ...]:
     if arr.size and not all(float(a) == d for a, d in zip(arr.reshape(-1).tolist(), dims, strict=True)):
         raise NIRFormatError(f"{label}: {value!r} is not a shape")
     return dims
+
+
+def unique_name(name: str, taken) -> str:
+    """``name``, or the first of ``name_0``, ``name_1`` ... not in ``taken``."""
+    candidate, i = name, 0
+    while candidate in taken:
+        candidate = f"{name}_{i}"
+        i += 1
+    return candidate

@@ -41,7 +41,7 @@ from talon import ir
 from talon.ir.graph import reachable
 
 from . import profiles, units
-from ._common import DEFAULT_DT, LossyConversionWarning, _broadcast, check_dt, import_nir, same_bits
+from ._common import DEFAULT_DT, LossyConversionWarning, _broadcast, check_dt, import_nir, same_bits, unique_name
 from .files import write_graph
 from .metadata import to_nir_metadata
 from .neuron_changes import (
@@ -53,6 +53,7 @@ from .neuron_changes import (
     _starts_off_zero,
     multi_spike_changes,
 )
+from .records import json_params, node_metadata_for_nir, padding_as_written, source_record
 
 PathLike = str | os.PathLike
 
@@ -279,7 +280,7 @@ class _Exporter:
             return _single(name, sub)
         if not isinstance(node, (ir.Input, ir.Output)) and (in_shape is None or out_shape is None):
             raise ir.ConversionError(f"{where}: its shapes are unknown (is it connected?); NIR needs every shape")
-        meta = _node_metadata(node.metadata)
+        meta = node_metadata_for_nir(node.metadata)
         records: dict[str, Any] = {}
 
         def done(nir_node, shapes=(in_shape, out_shape)):
@@ -317,7 +318,7 @@ class _Exporter:
             return _single(name, done(self._flatten(node, in_shape, records)))
         if isinstance(node, ir.Delay):
             delay = units.steps_to_delay(_broadcast(node.delay, in_shape), self.dt)
-            original = _source(node).get("delay")
+            original = source_record(node).get("delay")
             if original is not None:
                 steps = units.delay_to_steps(original, self.dt)
                 fits = steps is not None and np.shape(original) == tuple(in_shape)
@@ -344,7 +345,7 @@ class _Exporter:
             if isinstance(node, ir.Skip) and node.skip_type == "concatenate":
                 raise ir.ConversionError(f"{where}: NIR has no concatenation (fan-in is always summed); cannot convert")
             # an identity that could not be removed: x * 1 == x bit for bit, and the sum happens here
-            records["talon_node"] = json.dumps({"type": type(node).__name__, "params": _json_params(node)})
+            records["talon_node"] = json.dumps({"type": type(node).__name__, "params": json_params(node)})
             return _single(name, done(nir.Scale(scale=np.ones(in_shape, dtype=np.float32))))
         if isinstance(node, (ir.BatchNorm1d, ir.BatchNorm2d)):
             return self._batchnorm(name, node, in_shape, meta, path, where)
@@ -389,7 +390,7 @@ class _Exporter:
                 input_shape=int(in_shape[1]),
                 weight=node.weight,
                 stride=int(node.stride),
-                padding=_padding(node, int(node.padding)),
+                padding=padding_as_written(node, int(node.padding)),
                 dilation=int(node.dilation),
                 groups=int(node.groups),
                 bias=node.bias,
@@ -403,7 +404,7 @@ class _Exporter:
             input_shape=tuple(int(d) for d in in_shape[1:]),
             weight=node.weight,
             stride=_ints(node.stride),
-            padding=_padding(node, _ints(node.padding)),
+            padding=padding_as_written(node, _ints(node.padding)),
             dilation=_ints(node.dilation),
             groups=int(node.groups),
             bias=node.bias,
@@ -417,7 +418,8 @@ class _Exporter:
         )
         depth.infer_types([tuple(in_shape)])
         mid = depth.output_shape
-        point_name = _unique(f"{name}_pointwise", taken)
+        point_name = unique_name(f"{name}_pointwise", taken)
+        taken.add(point_name)
         if c_in > 1:
             self.nir_reader_problems.append(f"SepConv2d {self._path(path, name)!r} lowers to a grouped Conv2d")
         dw = nir.Conv2d(
@@ -460,7 +462,8 @@ class _Exporter:
             f"AvgPool2d divisor_override={node.divisor_override} -> SumPool2d then Scale(1/{node.divisor_override})"
         )
         self._lossy(name, path, where, [change])
-        scale_name = _unique(f"{name}_scale", taken)
+        scale_name = unique_name(f"{name}_scale", taken)
+        taken.add(scale_name)
         pool = self._typed(nir.SumPool2d(kernel, stride, pad), in_shape, out_shape, meta, {"talon_lossy": change})
         factor = np.full(out_shape, 1.0 / node.divisor_override, dtype=np.float32)
         scale = self._typed(nir.Scale(scale=factor), out_shape, out_shape, {}, {})
@@ -525,7 +528,7 @@ class _Exporter:
         talon = {f: np.asarray(getattr(node, t)) for f, (t, _) in spec.items()}
         out = {f: units.to_nir(_broadcast(talon[f], shape), conv, self.dt) for f, (_, conv) in spec.items()}
         restored = {}
-        for nir_field, original in _source(node).items():
+        for nir_field, original in source_record(node).items():
             if nir_field not in spec or nir_field in skip or original is None:
                 continue
             original = np.asarray(original)
@@ -623,13 +626,15 @@ class _Exporter:
         if changes:
             self._lossy(name, path, where, changes)
             threshold_records["talon_lossy"] = "; ".join(changes)
-        spike_name = _unique(f"{name}_threshold", taken)
+        spike_name = unique_name(f"{name}_threshold", taken)
+        taken.add(spike_name)
         threshold = self._typed(nir.Threshold(threshold=theta), shape, shape, {}, threshold_records)
         parts.append((spike_name, threshold))
         edges = [(name, spike_name)]
         exit_name = spike_name
         if pre:  # the spike of the state before the update is the threshold of the previous step
-            delay_name = _unique(f"{name}_delay", taken)
+            delay_name = unique_name(f"{name}_delay", taken)
+            taken.add(delay_name)
             delay = nir.Delay(delay=np.full(shape, self.dt, dtype=np.float64))
             parts.append((delay_name, self._typed(delay, shape, shape, {}, {})))
             edges.append((spike_name, delay_name))
@@ -662,61 +667,9 @@ class _Exporter:
         return f"subgraph {path!r}" if path else "the graph"
 
 
-def _node_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
-    """talon node metadata for NIR: the import record's ``source`` values are regenerated on import."""
-    meta = dict(metadata)
-    record = meta.get("nir")
-    if isinstance(record, dict) and "source" in record:
-        record = {k: v for k, v in record.items() if k != "source"}
-        if record:
-            meta["nir"] = record
-        else:
-            del meta["nir"]
-    return meta
-
-
-def _source(node: ir.Node) -> dict[str, Any]:
-    record = node.metadata.get("nir") if isinstance(node.metadata, dict) else None
-    source = record.get("source") if isinstance(record, dict) else None
-    return source if isinstance(source, dict) else {}
-
-
-def _padding(node, padding):
-    """'same' / 'valid' as the NIR file had it, when the node still pads that way."""
-    text = _source(node).get("padding")
-    if text == "valid" and not np.any(np.asarray(padding)):
-        return "valid"
-    if text == "same" and np.all(np.asarray(node.stride) == 1):
-        spans = [
-            d * (k - 1)
-            for d, k in zip(np.broadcast_to(node.dilation, len(node.kernel_size)), node.kernel_size, strict=True)
-        ]
-        if all(s % 2 == 0 for s in spans) and tuple(s // 2 for s in spans) == tuple(
-            np.broadcast_to(padding, len(spans))
-        ):
-            return "same"
-    return padding
-
-
-def _json_params(node: ir.Node) -> dict[str, Any]:
-    out = {}
-    for key, value in node.params().items():
-        out[key] = value.value if hasattr(value, "value") and not isinstance(value, (int, float)) else value
-    return out
-
-
 def _single(name: str, nir_node) -> _Lowered:
     return _Lowered([(name, nir_node)], name, name)
 
 
 def _ints(values) -> np.ndarray:
     return np.asarray(tuple(int(v) for v in np.asarray(values).reshape(-1)), dtype=np.int64)
-
-
-def _unique(name: str, taken: set[str]) -> str:
-    candidate, i = name, 0
-    while candidate in taken:
-        candidate = f"{name}_{i}"
-        i += 1
-    taken.add(candidate)
-    return candidate

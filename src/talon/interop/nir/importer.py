@@ -48,9 +48,11 @@ from ._common import (
     check_dt,
     fmt_shape,
     same_bits,
+    unique_name,
 )
 from .files import object_to_dict, parse_edges, read_dict_budgeted
 from .metadata import from_nir_metadata
+from .records import merge_record, node_order
 from .units import NEURON_FIELDS, OPTIONAL_NEURON_FIELDS
 
 PathLike = str | os.PathLike
@@ -243,21 +245,8 @@ def import_graph(
         fresh["producer"] = f"{profile.name} {profile.version}"
         if framework_dt is not None:
             fresh["dt"] = framework_dt
-    graph.metadata = _merge_record(graph.metadata, fresh)
+    graph.metadata = merge_record(graph.metadata, fresh)
     return graph
-
-
-def _merge_record(metadata: dict[str, Any], fresh: dict[str, Any]) -> dict[str, Any]:
-    """Merge a fresh import record into ``metadata['nir']`` (an older record may come from the blob)."""
-    old = metadata.get("nir")
-    record = {**old, **fresh} if isinstance(old, dict) else dict(fresh)
-    if "source" in record and not record["source"]:
-        del record["source"]
-    if not record:
-        return metadata
-    out = dict(metadata)
-    out["nir"] = record
-    return out
 
 
 # ------------------------------------------------------------------------------------------------
@@ -304,7 +293,7 @@ class _Importer:
                         f"(nodes: {', '.join(nodes_raw)}); the file is malformed and cannot be read, with or "
                         "without type checks"
                     )
-        order = _node_order(records.get("talon_node_order"), nodes_raw)
+        order = node_order(records.get("talon_node_order"), nodes_raw)
         specs: dict[str, _Spec] = {}
         for name in order:
             raw = nodes_raw[name]
@@ -313,7 +302,7 @@ class _Importer:
             specs[name] = self.node(name, raw, path)
         self._add_boundaries(specs, edges, path)
         graph = self._assemble(specs, edges, path)
-        graph.metadata = _merge_record(metadata, {})
+        graph.metadata = merge_record(metadata, {})
         return graph
 
     def _add_boundaries(self, specs: dict[str, _Spec], edges: list[tuple[str, str]], path: str) -> None:
@@ -329,11 +318,11 @@ class _Importer:
                         f"{self.label(name, path)} ({spec.nir_type}) has no incoming edge and no Input node, and its "
                         "input shape is not fixed by its parameters; add an Input node"
                     )
-                new = _unique(f"input_{name}", specs)
+                new = unique_name(f"input_{name}", specs)
                 specs[new] = _Spec(new, "Input", _const(lambda s=shape: ir.Input(np.array(s, dtype=np.int64))), {})
                 edges.append((new, name))
             if spec.nir_type != "Output" and name not in has_out:
-                new = _unique(f"output_{name}", specs)
+                new = unique_name(f"output_{name}", specs)
                 specs[new] = _Spec(new, "Output", _const(lambda: ir.Output(np.array([0]))), {})
                 specs[new].annotation = None
                 edges.append((name, new))
@@ -410,7 +399,7 @@ class _Importer:
             node = graph.nodes[name]
             self._source_record(spec, node)
             if spec.record:
-                spec.metadata = _merge_record(spec.metadata, spec.record)
+                spec.metadata = merge_record(spec.metadata, spec.record)
             node.metadata = spec.metadata
         return graph
 
@@ -690,30 +679,5 @@ class _Importer:
         return _Spec(name, kind, lambda _offset: cls(**kwargs), {}, neuron_source=source)
 
 
-def _node_order(recorded: Any, nodes: dict[str, Any]) -> list[str]:
-    """The node order talon wrote (HDF5 sorts a group's members by name), when it names the same nodes."""
-    if isinstance(recorded, str):
-        try:
-            order = json.loads(recorded)
-        except ValueError:
-            order = None
-        if (
-            isinstance(order, list)
-            and all(isinstance(n, str) for n in order)
-            and sorted(order) == sorted(nodes)
-            and len(set(order)) == len(order)
-        ):
-            return order
-    return list(nodes)
-
-
 def _const(make: Callable[[], ir.Node]) -> Callable[[bool], ir.Node]:
     return lambda _offset: make()
-
-
-def _unique(name: str, taken) -> str:
-    candidate, i = name, 0
-    while candidate in taken:
-        candidate = f"{name}_{i}"
-        i += 1
-    return candidate
