@@ -4,9 +4,10 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
-from talon._compiled import compiled, numba_available
+from talon._compiled import compiled
+
+from .markers import needs_numba
 
 
 def _running_sum(values):
@@ -16,7 +17,7 @@ def _running_sum(values):
     return total
 
 
-@pytest.mark.skipif(not numba_available(), reason="the fast extra (numba) is not installed")
+@needs_numba
 def test_a_kernel_compiles_once_and_matches_python():
     kernel = compiled(_running_sum)
     assert kernel is compiled(_running_sum)

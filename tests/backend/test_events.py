@@ -13,6 +13,7 @@ from talon.backend import get_backend
 from talon.backend.cpu import events
 from talon.backend.cpu.calibration import dyadic_exponent
 
+from ..markers import needs_numba
 from .graphs import mlp_graph
 
 
@@ -58,7 +59,7 @@ def test_int64_tier_is_exact_beyond_float64(kernels):
     assert events.dense_product(x, weight).tolist() == expected
 
 
-@pytest.mark.skipif(not numba_available(), reason="the fast extra (numba) is not installed")
+@needs_numba
 def test_the_compiled_kernel_picks_exact_types_and_stops_at_its_limit():
     rng = np.random.default_rng(3)
     small = events.EventWeights(rng.integers(-127, 128, size=(64, 8)))

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from talon import ir
-from talon._compiled import numba_available
 from talon.backend import CalibrationRangeWarning, get_backend
 from talon.backend.cpu import fixed_neuron_loop
 
+from ..markers import needs_numba
 from .graphs import uniform
 
-pytestmark = pytest.mark.skipif(not numba_available(), reason="the fast extra (numba) is not installed")
+pytestmark = needs_numba
 CPU = get_backend("cpu")
 N = 12
 

@@ -6,10 +6,11 @@ exactly ONNX Runtime's kept sets; the PyTorch module runs the same scan."""
 import numpy as np
 import pytest
 
-from talon._compiled import numba_available
 from talon._nms import nms_rows
 
-PATHS = [False, pytest.param(True, marks=pytest.mark.skipif(not numba_available(), reason="numba not installed"))]
+from ..markers import needs_numba
+
+PATHS = [False, pytest.param(True, marks=needs_numba)]
 
 
 def greedy_reference(rows, score_threshold, iou_threshold, max_detections):
@@ -63,9 +64,6 @@ def _rows(rng, trial: int, dtype):
         return rows.astype(dtype)
 
 
-NEEDS_NUMBA = pytest.mark.skipif(not numba_available(), reason="numba not installed")
-
-
 # float16 rows always take the numpy twin
 @pytest.mark.parametrize(
     ("dtype", "use_compiled"),
@@ -73,8 +71,8 @@ NEEDS_NUMBA = pytest.mark.skipif(not numba_available(), reason="numba not instal
         (np.float32, False),
         (np.float64, False),
         (np.float16, False),
-        pytest.param(np.float32, True, marks=NEEDS_NUMBA),
-        pytest.param(np.float64, True, marks=NEEDS_NUMBA),
+        pytest.param(np.float32, True, marks=needs_numba),
+        pytest.param(np.float64, True, marks=needs_numba),
     ],
 )
 def test_scan_keeps_what_the_greedy_loop_keeps(dtype, use_compiled):

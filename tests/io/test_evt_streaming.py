@@ -9,14 +9,14 @@ from hypothesis import strategies as st
 
 import talon.io.evt_kernels as kernels
 import talon.io.prophesee as prophesee
-from talon._compiled import compiled, numba_available
+from talon._compiled import compiled
 from talon.io import EVENT_DTYPE, BufferedEventReader, EventFormatError, encode_evt2, encode_evt3, read_raw
 from talon.io.prophesee import EvtDecoder, iter_raw, split_header
 
+from ..markers import needs_numba
 from .test_prophesee import vector_friendly, w3, word_soup
 
 fixture_settings = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
-needs_numba = pytest.mark.skipif(not numba_available(), reason="the fast extra (numba) is not installed")
 
 
 def payload(data: bytes) -> bytes:
