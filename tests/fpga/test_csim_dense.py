@@ -3,7 +3,8 @@ choose computes the CPU backend's integers. The example networks use ``int`` / `
 without saturation; this graph reaches the other cases in one build, with sums that really pass
 the narrower widths: a saturating accumulator (the ap_fixed AP_SAT result), a ``long long`` sum of
 ``int`` blocks, ``long long`` throughout, and an ``int`` sum of ``short`` blocks on spikes.
-Also the input rounding of the testbench (``round_half_even``) against ``std::nearbyint``."""
+Also the input quantization of the testbench (``round_half_even``, the reciprocal of a power-of-two
+scale) against ``clip(std::nearbyint(x / scale))``."""
 
 import subprocess
 
@@ -125,12 +126,34 @@ int main() {
                               5e-324, 0.49999999999999994, -0.49999999999999994};
     for (double r : special)
         check(r);
+    // quantize_input against clip(nearbyint(x / scale)), on power-of-two scales (the multiply
+    // by the reciprocal) and others (the division)
+    const int n = 4096;
+    static double x[n];
+    static long long q[n];
+    const double scales[] = {1.0, 0.5, 0.125, std::ldexp(1.0, -20), 8.0, std::ldexp(1.0, 40), std::ldexp(1.0, 1023),
+                             std::ldexp(1.0, -1022), std::ldexp(1.0, -1074), 0.1, 3.0, 1e-300};
+    for (double scale : scales) {
+        for (int i = 0; i < n; i += 2) {
+            x[i] = std::ldexp((double)(int64_t)(g() >> 11) * ((g() & 1) ? 1 : -1), -(int)(g() % 120)) * scale;
+            x[i + 1] = ((double)(int64_t)(g() % 2000000) - 1e6 + 0.5) * scale; // near a tie after the division
+        }
+        x[0] = 2.5 * scale, x[1] = -3.5 * scale, x[2] = 0.0, x[3] = 1e300;
+        const long long top = 1LL << 40;
+        talon::quantize_input<long long, n>(x, q, scale, top);
+        for (int i = 0; i < n; i++) {
+            const double r = std::nearbyint(x[i] / scale);
+            const long long want = (long long)(r > (double)top ? (double)top : (r < -(double)top ? -(double)top : r));
+            if (q[i] != want && bad++ < 5)
+                std::printf("scale %g x %.17g: %lld, want %lld\n", scale, x[i], q[i], want);
+        }
+    }
     return bad != 0;
 }
 """
 
 
-def test_the_testbench_rounds_inputs_as_nearbyint(tmp_path):
+def test_the_testbench_quantizes_inputs_as_nearbyint_of_the_division(tmp_path):
     try:
         cxx = csim.compiler()
         ap_types = hls4ml_templates() / "ap_types"

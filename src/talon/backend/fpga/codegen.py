@@ -85,6 +85,7 @@ def _cdouble(x: float) -> str:
     return repr(float(x))
 
 
+FILE_INTS = ((8, "int8", "signed char"), (16, "int16", "short"), (32, "int32", "int"), (64, "int64", "long long"))
 NATIVE_INTS = (("short", 2**15 - 1), ("int", 2**31 - 1), ("long long", 2**63 - 1))
 MIN_BLOCK = 16  # narrower partial sums pay off from blocks of this many rows
 
@@ -131,22 +132,29 @@ class _Writer:
 
     # ---- parameters ----------------------------------------------------------------------------
 
-    def array(self, name: str, values, ctype: str = "talon::wide_t", const: bool = True) -> int:
+    def array(
+        self, name: str, values, ctype: str = "talon::wide_t", const: bool = True, bits: int | None = None
+    ) -> int:
         """A parameter array: initialised in ``weights.h`` for synthesis, loaded from
-        ``weights/<name>.bin`` (int64, or float64 for ``double``) in C simulation, so the compiled
-        simulation depends on the network's structure only, not on its numbers."""
+        ``weights/<name>.bin`` in C simulation, so the compiled simulation depends on the
+        network's structure only, not on its numbers. The file holds float64 for ``double``, else
+        the narrowest of int8 / int16 / int32 / int64 that holds every ``bits``-bit value of the
+        C type (a property of the type, so the loader's code does not depend on the numbers)."""
         values = np.asarray(values).reshape(-1)
         if ctype == "double":
             body = ", ".join(_cdouble(v) for v in values)
             self.binaries[f"weights/{name}.bin"] = np.asarray(values, np.float64).tobytes()
+            load = f"talon::load_doubles<{ctype}, {values.size}>"
         else:
+            bits = bits if bits is not None else {"talon::wide_t": 64, "int": 32}[ctype]
+            storage, cstorage = next((np.dtype(t), c) for limit, t, c in FILE_INTS if bits <= limit)
             body = ", ".join(_cnum(v) for v in values)
-            self.binaries[f"weights/{name}.bin"] = np.asarray(values, np.int64).tobytes()
+            self.binaries[f"weights/{name}.bin"] = np.asarray(values, np.int64).astype(storage).tobytes()
+            load = f"talon::load_integers<{ctype}, {values.size}, {cstorage}>"
         qual = "static const " if const else "static "
         self.weights.append(f"{qual}{ctype} {name}[{values.size}] = {{{body}}};")
         self.params.append(f"static {ctype} {name}[{values.size}];")
-        loader = "load_doubles" if ctype == "double" else "load_integers"
-        self.loads.append(f'ok = talon::{loader}<{ctype}, {values.size}>(dir, "{name}", {name}) && ok;')
+        self.loads.append(f'ok = {load}(dir, "{name}", {name}) && ok;')
         return int(values.size)
 
     def multiplier(self, name: str, mult, shape) -> tuple[int, int]:
@@ -289,8 +297,8 @@ class _Writer:
             "    template <class d_T, class r_T, class C_T> using kernel = talon::DenseExact<d_T, r_T, C_T>;",
             "};",
         ]
-        self.array(f"w{tag}", kernel.weight_t.reshape(-1), wt, const=False)
-        self.array(f"b{tag}", kernel.bias_q.reshape(-1), bt, const=False)
+        self.array(f"w{tag}", kernel.weight_t.reshape(-1), wt, const=False, bits=kernel.w_bits)
+        self.array(f"b{tag}", kernel.bias_q.reshape(-1), bt, const=False, bits=kernel.acc_bits)
         data = self.unmerged_input(op, kernel, int_type(act_bits))
         if data is None:
             m = self.merge(op, kernel, tag)
@@ -345,8 +353,8 @@ class _Writer:
             f"    static const int reuse_factor = {self.reuse};",
             "};",
         ]
-        self.array(f"w{tag}", wq.reshape(-1), f"w{tag}_t")
-        self.array(f"b{tag}", kernel.bias_q.reshape(-1), f"b{tag}_t")
+        self.array(f"w{tag}", wq.reshape(-1), f"w{tag}_t", bits=kernel.w_bits)
+        self.array(f"b{tag}", kernel.bias_q.reshape(-1), f"b{tag}_t", bits=kernel.acc_bits)
         n_out = c_out * ho * wo
         self.emit(f"talon::wide_t a{tag}[{n_out}];")
         self.emit(f"talon::conv2d<{cfg}, w{tag}_t, b{tag}_t>({m}, a{tag}, w{tag}, b{tag});")

@@ -31,13 +31,25 @@ inline double round_half_even(double r) {
 }
 
 // q = clip(rint(x / scale), -top, top): the integers first, without branches (spike trains
-// make any test on the value unpredictable), then one conversion per element into T.
+// make any test on the value unpredictable), then one conversion per element into T. When
+// scale is a power of two whose reciprocal is a double too (talon's scale for spikes, counts
+// and dyadic inputs), x * (1 / scale) is the same correctly rounded real x / scale, without a
+// division.
 template <class T, int N> void quantize_input(const double x[N], T q[N], double scale, wide_t top) {
     static wide_t n[N];
     const double hi = (double)top;
-    for (int i = 0; i < N; i++) {
-        const double r = round_half_even(x[i] / scale);
-        n[i] = (wide_t)(r > hi ? hi : (r < -hi ? -hi : r));
+    int exponent;
+    const double inverse = 1.0 / scale;
+    if (std::frexp(scale, &exponent) == 0.5 && std::isfinite(inverse) && inverse * scale == 1.0) {
+        for (int i = 0; i < N; i++) {
+            const double r = round_half_even(x[i] * inverse);
+            n[i] = (wide_t)(r > hi ? hi : (r < -hi ? -hi : r));
+        }
+    } else {
+        for (int i = 0; i < N; i++) {
+            const double r = round_half_even(x[i] / scale);
+            n[i] = (wide_t)(r > hi ? hi : (r < -hi ? -hi : r));
+        }
     }
     for (int i = 0; i < N; i++)
         q[i] = T(n[i]);
@@ -55,17 +67,18 @@ template <int N> bool read_values(FILE *f, int bytes, double x[N]) {
     return true;
 }
 
-// C simulation: parameters are read from <dir>/<name>.bin (int64 or float64, C order).
-template <class T, int N> bool load_integers(const char *dir, const char *name, T x[N]) {
+// C simulation: parameters are read from <dir>/<name>.bin (C order): integers stored as S (the
+// narrowest of int8 ... int64 that holds the type's width), doubles as float64.
+template <class T, int N, class S> bool load_integers(const char *dir, const char *name, T x[N]) {
     const std::string path = std::string(dir) + "/" + name + ".bin";
     FILE *f = std::fopen(path.c_str(), "rb");
     if (!f)
         return false;
-    static long long buf[N];
-    const bool ok = std::fread(buf, sizeof(long long), N, f) == (size_t)N;
+    static S buf[N];
+    const bool ok = std::fread(buf, sizeof(S), N, f) == (size_t)N && std::fgetc(f) == EOF;
     std::fclose(f);
     for (int i = 0; i < N; i++)
-        x[i] = T(buf[i]);
+        x[i] = T((long long)buf[i]);
     return ok;
 }
 
@@ -74,7 +87,7 @@ template <class T, int N> bool load_doubles(const char *dir, const char *name, T
     FILE *f = std::fopen(path.c_str(), "rb");
     if (!f)
         return false;
-    const bool ok = std::fread(x, sizeof(double), N, f) == (size_t)N;
+    const bool ok = std::fread(x, sizeof(double), N, f) == (size_t)N && std::fgetc(f) == EOF;
     std::fclose(f);
     return ok;
 }
