@@ -56,7 +56,7 @@ def _decode_rows(ev: np.ndarray, folder: Path) -> list[Row]:
     import expelliarmus
 
     from talon.io import BufferedEventReader, encode_evt2, encode_evt3, read_raw
-    from talon.io.prophesee import _join
+    from talon.io import concatenate_events
 
     rows = []
     for version, encode in (("2.0", encode_evt2), ("3.0", encode_evt3)):
@@ -71,7 +71,7 @@ def _decode_rows(ev: np.ndarray, folder: Path) -> list[Row]:
             assert np.array_equal(theirs[name].astype(np.int64), ours[name].astype(np.int64)), name
         streamed = list(BufferedEventReader(path, chunk_size=STREAM_CHUNK))
         their_chunks = list(_expelliarmus_chunks(path, version))
-        assert _join(streamed).tobytes() == ours.tobytes()
+        assert concatenate_events(streamed).tobytes() == ours.tobytes()
         assert sum(map(len, their_chunks)) == len(ours)
         times = median_times(
             {

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .events import EventFormatError, as_events, first_unsorted
+from .events import EventFormatError, as_events, concatenate_events, first_unsorted
 
 
 def align_timestamps(events, offset_us: int = 0, drift_ppm: float = 0.0) -> np.ndarray:
@@ -44,7 +44,7 @@ def merge_events(*streams, return_source: bool = False):
         bad = first_unsorted(arr["t"])
         if bad is not None:
             raise EventFormatError(f"stream {k} is not time-sorted (event {bad}); sort it first")
-    merged = np.concatenate(arrays) if arrays else as_events({"x": [], "y": [], "t": [], "p": []})
+    merged = concatenate_events(arrays)
     source = np.concatenate([np.full(len(a), k, dtype=np.uint16) for k, a in enumerate(arrays)]) if arrays else None
     order = np.argsort(merged["t"], kind="stable")
     if return_source:
