@@ -43,7 +43,7 @@ def evt2_decode(words: np.ndarray, out: np.ndarray, state: np.ndarray, width: in
         if kind <= 1:
             x = (word >> 11) & 0x7FF
             y = word & 0x7FF
-            if x >= width or y >= height:
+            if (x >= width) | (y >= height):  # `|`, not `or`: one branch (measured a few % faster)
                 return n, i, x, y
             ev = out[n]
             ev.t = high | ((word >> 22) & 0x3F)
@@ -98,7 +98,7 @@ def evt3_decode(words: np.ndarray, out: np.ndarray, state: np.ndarray, width: in
         elif kind == 0x2:
             pol = (word >> 11) & 1
             x = word & 0x7FF
-            if x >= width or y >= height:
+            if (x >= width) | (y >= height):
                 return n, i, x, y
             ev = out[n]
             ev.x = x
@@ -114,7 +114,7 @@ def evt3_decode(words: np.ndarray, out: np.ndarray, state: np.ndarray, width: in
             mask = word & (0xFFF if kind == 0x4 else 0xFF)
             while mask:  # one event per set bit, lowest first
                 x = base_x + _TRAILING_ZEROS[mask]
-                if x >= width or y >= height:
+                if (x >= width) | (y >= height):
                     return n, i, x, y
                 ev = out[n]
                 ev.x = x
