@@ -13,13 +13,12 @@ Run: ``python -m bench`` or ``python -m bench.bench_fpga``.
 from __future__ import annotations
 
 import os
-import statistics
 import tempfile
 import time
 
 import numpy as np
 
-from bench.common import Row
+from bench.common import Row, median_times
 from talon.backend import CompileConfig, get_backend
 from talon.backend.fpga import csim, examples
 from talon.backend.fpga.codegen import generate
@@ -52,22 +51,6 @@ def _fresh_build(files: dict[str, str], project: str) -> float:
                 os.environ[csim.CACHE_ENV] = previous
 
 
-def _interleaved(fns: dict, repeats: int, settle: float = SETTLE_S) -> dict[str, float]:
-    """``bench.common.median_times`` with a pause before each timed call: after a call the CPU
-    backend's BLAS threads keep spinning for about 0.1 s (measured: ~100 ms of processor time
-    while the caller sleeps), which would otherwise fall on the next contender's run."""
-    for fn in fns.values():
-        fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            time.sleep(settle)
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(ts) for name, ts in times.items()}
-
-
 def main() -> list[Row]:
     cpu = get_backend("cpu")
     rows: list[Row] = []
@@ -88,12 +71,16 @@ def main() -> list[Row]:
         for path in plan.spiking_paths():
             vid = plan.program.op(path).outputs[0]
             assert np.array_equal(probes[vid], ref.node_states[path]["output_int"]), f"{name}: {path} differs"
-        times = _interleaved(
+        program = cpu.compile(graph, precision=precision, calibration_inputs=arrays)
+        assert np.array_equal(cpu.run_compiled(program, x).outputs["output"], ref.outputs["output"])
+        times = median_times(
             {
                 "csim": lambda exe=exe, gen=gen, arrays=arrays: csim.run(exe, gen, arrays),
                 "cpu": lambda g=graph, x=x, p=precision: cpu.simulate(g, x, precision=p),
+                "cpu compiled": lambda program=program, x=x: cpu.run_compiled(program, x),
             },
             repeats=REPEATS,
+            settle=SETTLE_S,
         )
         t_csim, t_cpu = times["csim"], times["cpu"]
         n = steps * batch
@@ -101,6 +88,8 @@ def main() -> list[Row]:
               f"{t_cpu / t_csim:>7.2f}")  # fmt: skip
         case = f"{name} {precision} T={steps} B={batch}"
         rows.append(Row("fpga", f"{case}: C simulation (built once)", t_csim, "CPU backend simulate", t_cpu))
+        rows.append(Row("fpga", f"{case}: C simulation (built once)", t_csim,
+                        "CPU backend run_compiled (calibrated once)", times["cpu compiled"]))  # fmt: skip
         rows.append(Row("fpga", f"{case}: g++ {flags} build (once per network structure, then cached)",
                         build_s, "—", None))  # fmt: skip
     print(
