@@ -10,8 +10,7 @@ import pytest
 
 from talon._compiled import numba_available
 from talon.backend import get_backend
-from talon.backend.cpu import events
-from talon.backend.cpu import calibration
+from talon.backend.cpu import calibration, events
 from talon.backend.cpu.calibration import dyadic_exponent
 
 from ..markers import needs_numba

@@ -32,8 +32,8 @@ class Calibration:
     def add_inputs(self, inputs: dict[int, np.ndarray]) -> None:
         for vid, x in inputs.items():
             x = np.asarray(x)
-            self.value_amax[vid] = _amax(x)
-            exponent = dyadic_exponent(x)
+            self.value_amax[vid] = amax = _amax(x)
+            exponent = dyadic_exponent(x, finite=bool(np.isfinite(amax)))  # max |x| is NaN / inf unless all are finite
             if exponent is not None:
                 self.value_exponent[vid] = exponent
 
@@ -82,7 +82,7 @@ def pool_slices(cal: Calibration, ops: list[Op]) -> None:
                 cal.weight_amax[op.index] = top_w
 
 
-def dyadic_exponent(x: np.ndarray, limit: int = 32) -> int | None:
+def dyadic_exponent(x: np.ndarray, limit: int = 32, finite: bool | None = None) -> int | None:
     """The smallest ``k`` in ``[0, limit]`` with every ``x * 2**k`` an integer, or None.
 
     The answer is read from the floats' bits: with ``x = m * 2**e`` (``frexp``), ``M = |m| * 2**53``
@@ -93,14 +93,17 @@ def dyadic_exponent(x: np.ndarray, limit: int = 32) -> int | None:
     check over the array, the usual case (spikes, counts, a fixed grid); else the bits of the whole
     array are read. ``x * 2**k0`` is exact in ``x``'s own float type: scaling by a power of two
     rounds nothing, and where it overflows to infinity ``x`` was already an integer (``|x| >=
-    2**(max exponent - k0)``), which is what the check then reports.
+    2**(max exponent - k0)``), which is what the check then reports. ``finite``: whether every
+    element is finite, when the caller knows (None: checked here).
     """
     x = np.asarray(x)
     if x.dtype.kind in "biu":
         return 0
     if not x.size:
         return 0
-    if not (np.isfinite(x.min()) and np.isfinite(x.max())):  # NaN and infinities propagate to min / max
+    if finite is None:
+        finite = bool(np.isfinite(x.min()) and np.isfinite(x.max()))  # NaN and infinities propagate to them
+    if not finite:
         return None
     flat = x.reshape(-1)
     if flat.dtype not in (np.float32, np.float64):  # float16's range would not hold 2**k0: widen, exactly

@@ -148,8 +148,8 @@ class EventWeights:
             if top <= np.iinfo(dtype).max:
                 break
         self.weight_t = np.ascontiguousarray(w.astype(dtype))
-        self.row_sum = float(np.abs(w.astype(np.float64)).sum(axis=0).max(initial=0))
         self.worst = worst
+        self.row_sum = None if worst is not None else float(np.abs(w.astype(np.float64)).sum(axis=0).max(initial=0))
 
     @staticmethod
     def kernels():
