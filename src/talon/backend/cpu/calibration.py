@@ -16,6 +16,7 @@ import numpy as np
 from .float_neurons import SPIKING_NEURONS, neuron_coefficients
 from .float_ops import SepConv
 from .kernel import Kernel
+from .observers import WEIGHT_NODES
 from .program import Op
 
 
@@ -57,10 +58,6 @@ def pool_slices(cal: Calibration, ops: list[Op]) -> None:
             prefix = op.path[: len(op.path) - len(op.path.rsplit(".", 1)[-1])]
             groups.setdefault(prefix + str(info["of"]), []).append(op)
     for members in groups.values():
-        vids = [vid for op in members for vid in op.outputs]
-        top = max(cal.value_amax.get(vid, 0.0) for vid in vids)
-        for vid in vids:
-            cal.value_amax[vid] = top
         merged = [cal.merged_amax[op.index] for op in members if op.index in cal.merged_amax]
         if merged:
             for op in members:
@@ -144,17 +141,24 @@ def _amax(x) -> float:
 
 
 class CalibrationObserver:
-    """Executor observer filling a :class:`Calibration`."""
+    """Executor observer filling a :class:`Calibration` with the ranges the fixed-point kernels read:
+    the merged input of every weight layer (the scale it rescales a wide input to), the top-level
+    inputs (unless :meth:`Calibration.add_inputs` measured them already: the same arrays), SepConv2d's
+    depthwise output and the ranges inside expanded nodes. (The neuron states come from the
+    recorded traces, :meth:`Calibration.add_states`.) Other values are not measured: no kernel
+    reads their range, and each measurement is a pass over the whole sequence."""
 
     def __init__(self, calibration: Calibration) -> None:
         self.cal = calibration
 
     def observe(self, op: Op, kernel: Kernel, x, outputs, lead: int) -> None:
         cal = self.cal
-        if x is not None and not isinstance(x, list):
+        if x is not None and not isinstance(x, list) and isinstance(op.node, WEIGHT_NODES):
             cal.merged_amax[op.index] = max(cal.merged_amax.get(op.index, 0.0), _amax(x))
-        for vid, y in zip(op.outputs, outputs, strict=True):
-            cal.value_amax[vid] = max(cal.value_amax.get(vid, 0.0), _amax(y))
+        if op.external:
+            for vid, y in zip(op.outputs, outputs, strict=True):
+                if vid not in cal.value_amax:
+                    cal.value_amax[vid] = _amax(y)
         if isinstance(kernel, SepConv):
             cal.intermediate_amax[op.index] = kernel.intermediate_amax
         calibrate_inner = getattr(kernel, "calibrate_inner", None)
