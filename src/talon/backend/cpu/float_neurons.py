@@ -172,7 +172,6 @@ class FloatNeuron(StatefulKernel):
         new["v"] = u
         return [z if self.post else z_prev], new
 
-
     def run(self, xs, record):
         """The whole sequence in the compiled loop (:mod:`.float_neuron_loop`, the same float32
         values as :meth:`step`) when numba is available and the neuron is one the loop implements;
