@@ -98,8 +98,9 @@ def run() -> list[dict]:
 
 
 def numba_compile_seconds() -> float | None:
-    """Compile time of the fixed-point kernels without the disk cache (what the first use on a
-    machine pays), or None without numba."""
+    """Compile time of the CPU backend's numba kernels (the float32 neuron loop, the fixed-point
+    kernels in the specialisations the benchmark models use) without the disk cache — what the
+    first use on a machine pays — or None without numba."""
     from talon._compiled import numba_available
 
     if not numba_available():
@@ -108,9 +109,10 @@ def numba_compile_seconds() -> float | None:
 
     import numba
 
-    from talon.backend.cpu import events, fixed_neuron_loop, fixed_point
+    from talon.backend.cpu import events, fixed_neuron_loop, fixed_point, float_neuron_loop
 
     kernels = {
+        "float_neuron_loop": float_neuron_loop.float_neuron_loop,
         "neuron_loop": fixed_neuron_loop.neuron_loop,
         "gather_events": events.gather_events,
         "add_rows": events.add_rows,
@@ -136,7 +138,13 @@ def _neuron_loop(drive: str, out: str) -> str:
 
 # the specialisations a run of the benchmark models compiles: int64 values, and float32 integers
 # where the engine keeps them in float32 (fixed_engine.float32_storage)
+_F1 = "float32[::1]"
 _SIGNATURES = [
+    (
+        "float_neuron_loop",
+        f"void({_F3}, {_F2}, {_F2}, {', '.join([_F1] * 7)}, boolean, boolean, boolean, int64, int64, boolean, "
+        f"boolean, boolean, {_F3}, {_F3}, {_F3})",
+    ),
     ("neuron_loop", _neuron_loop(_A3, _A3)),
     ("neuron_loop", _neuron_loop(_F3, _A3)),
     ("gather_events", f"int64({_A2}, int64, {_A1}, {_A1}, {_A1})"),
@@ -215,7 +223,7 @@ def main() -> list:
         ]
     if compile_s is not None:
         out.append(
-            Row("backend", "numba compile of the fixed-point kernels (first use on a machine, then cached on disk)",
+            Row("backend", "numba compile of the CPU backend's kernels (first use on a machine, then cached on disk)",
                 compile_s, "—", None)
         )  # fmt: skip
     return out
