@@ -267,6 +267,14 @@ class _Spec:
     input_shape: tuple[int, ...] | None = None  # an Input node's declared shape
     # talon field -> (NIR field, unit kind, the NIR value), for the source record
     neuron_source: dict[str, tuple[str, str, np.ndarray]] = field(default_factory=dict)
+    # the node the validating ``build(False)`` made; the first probe graph takes it (see ``fresh``)
+    built: ir.Node | None = None
+
+    def fresh(self, offset: bool) -> ir.Node:
+        """The node for a graph: the one built while validating (once, never placed in a graph
+        before), else a new one, so that no node carries types from a probe that failed."""
+        node, self.built = self.built, None
+        return node if node is not None and not offset else self.build(offset)
 
 
 class _Importer:
@@ -328,7 +336,7 @@ class _Importer:
                 edges.append((name, new))
 
     def _fixed_input_shape(self, spec: _Spec):
-        node = spec.build(False)
+        node = spec.built if spec.built is not None else spec.build(False)
         if isinstance(node, ir.Graph):
             return node.nodes[node.input_nodes[0]].shape if len(node.input_nodes) == 1 else None
         if spec.annotation is not None:
@@ -348,7 +356,7 @@ class _Importer:
         for offsets in candidates:
             probe_nodes = {}
             for name, spec in specs.items():
-                probe_nodes[name] = ir.Skip("residual") if spec.nir_type == "Output" else spec.build(name in offsets)
+                probe_nodes[name] = ir.Skip("residual") if spec.nir_type == "Output" else spec.fresh(name in offsets)
             try:
                 probe = ir.Graph(probe_nodes, list(edges))
             except BudgetExceededError:
@@ -385,8 +393,8 @@ class _Importer:
             if spec.nir_type == "Output":
                 shape = probe.nodes[name].output_shape
                 node = spec.build(False) if shape is None else ir.Output(np.array(shape, dtype=np.int64))
-            else:
-                node = spec.build(name in offsets)
+            else:  # the probe's node: in the final graph it meets the same shapes and infers the same types
+                node = probe.nodes[name]
             if name in offsets:
                 spec.record["flatten_batch_offset"] = True
             nodes[name] = node
@@ -413,6 +421,7 @@ class _Importer:
                 continue
             spec.input_shape = shape[1:]
             spec.build = _const(lambda s=shape[1:]: ir.Input(np.array(s, dtype=np.int64)))
+            spec.built = None
             spec.record["type_check"] = f"leading batch axis of {fmt_shape(shape)} dropped"
             warnings.warn(
                 f"{self.label(name, path)} (Input) declares {fmt_shape(shape)} with a leading batch axis (as Rockpool "
@@ -475,7 +484,8 @@ class _Importer:
             record["unknown_fields"] = unknown
         try:
             spec = self._convert(name, kind, raw, label, path, records)
-            spec.build(False)  # construct once here, so that bad parameters are reported with this node's name
+            if spec.built is None:  # construct once here, so that bad parameters are reported with this node's name
+                spec.built = spec.build(False)
         except (ValueError, TypeError, KeyError) as exc:
             if isinstance(exc, ir.ConversionError):
                 raise
@@ -534,8 +544,8 @@ class _Importer:
         if kind in ("SumPool2d", "AvgPool2d"):
             cls = ir.SumPool2d if kind == "SumPool2d" else ir.AvgPool2d
             k, s, p = need("kernel_size"), need("stride"), need("padding")
-            cls(kernel_size=k, stride=s, padding=p)  # validate now, with the node's name in the error
-            return _Spec(name, kind, _const(lambda: cls(kernel_size=k, stride=s, padding=p)), {})
+            built = cls(kernel_size=k, stride=s, padding=p)  # validate now, with the node's name in the error
+            return _Spec(name, kind, _const(lambda: cls(kernel_size=k, stride=s, padding=p)), {}, built=built)
         if kind == "Flatten":
             return self._flatten(name, raw, label, records)
         if kind == "Delay":
@@ -611,7 +621,7 @@ class _Importer:
         if input_shape is not None:
             spatial = [int(d) for d in np.asarray(input_shape).reshape(-1)]
             annotation = (node.in_channels, *spatial)
-        return _Spec(name, kind, build, {}, record, annotation=annotation, annotation_field="input_shape")
+        return _Spec(name, kind, build, {}, record, annotation=annotation, annotation_field="input_shape", built=node)
 
     def _flatten(self, name, raw, label, records) -> _Spec:
         start = int(np.asarray(raw.get("start_dim", 1)).reshape(()))
@@ -675,8 +685,8 @@ class _Importer:
             kwargs.update(_NIR_SPIKING)
         elif kind == "Threshold":
             kwargs["comparison"] = ">"
-        cls(**kwargs)  # validate now, so that errors name this node
-        return _Spec(name, kind, lambda _offset: cls(**kwargs), {}, neuron_source=source)
+        built = cls(**kwargs)  # validate now, so that errors name this node
+        return _Spec(name, kind, lambda _offset: cls(**kwargs), {}, neuron_source=source, built=built)
 
 
 def _const(make: Callable[[], ir.Node]) -> Callable[[bool], ir.Node]:
