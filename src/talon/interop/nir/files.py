@@ -20,6 +20,7 @@ import numpy as np
 from talon.ir.atomic import write_atomically
 from talon.ir.budget import ByteBudget, default_budget
 from talon.ir.hdf5_guard import child, open_regular, read_dataset
+from talon.ir.serialization import collector_paused
 
 from ._common import NIRFormatError, import_nir
 from .hdf5_read import open_hdf5, read_group_tree
@@ -128,7 +129,8 @@ def write_graph(path: PathLike, nir_graph: Any, *, compression: str | None = "gz
     nir = import_nir()
     _check_names(nir_graph, "graph")
     tree = object_to_dict(nir_graph)  # what nir.write stores (its to_dict() deep-copies every array first)
-    write_atomically(path, lambda tmp: write_nir_dict(tmp, tree, nir.version, compression=compression), OSError)
+    with collector_paused():
+        write_atomically(path, lambda tmp: write_nir_dict(tmp, tree, nir.version, compression=compression), OSError)
 
 
 def _check_names(nir_graph: Any, where: str) -> None:

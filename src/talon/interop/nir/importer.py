@@ -37,6 +37,7 @@ import numpy as np
 from talon import ir
 from talon.ir.budget import BudgetExceededError, active_budget
 from talon.ir.node import as_tuple
+from talon.ir.serialization import collector_paused
 
 from . import profiles, units
 from ._common import (
@@ -130,10 +131,11 @@ def read_nir(
     Only regular files and plain in-file datasets are read (``talon.ir.hdf5_guard``).
     """
     profiles.get_profile(producer)  # an unknown name is the caller's error, not the file's
-    tree, _version, budget = read_dict_budgeted(path, max_bytes=max_bytes)
-    with active_budget(budget), _stray_errors_name(str(path)):
-        return import_graph(tree, dt, type_check=type_check, where=str(path), integration=integration,
-                            producer=producer, require_dt=require_dt)  # fmt: skip
+    with collector_paused():  # a read makes many objects and no cycles (see talon.ir.serialization)
+        tree, _version, budget = read_dict_budgeted(path, max_bytes=max_bytes)
+        with active_budget(budget), _stray_errors_name(str(path)):
+            return import_graph(tree, dt, type_check=type_check, where=str(path), integration=integration,
+                                producer=producer, require_dt=require_dt)  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -346,6 +348,9 @@ class _Importer:
     def _assemble(
         self, specs: dict[str, _Spec], edges: list[tuple[str, str]], path: str, batch_dropped: bool = False
     ) -> ir.Graph:
+        direct = None if batch_dropped else self._direct(specs, edges)
+        if direct is not None:
+            return self._finish(specs, direct)
         flattens = [n for n, s in specs.items() if s.offset_possible]
         if len(flattens) <= 6:
             candidates = [set(c) for k in range(len(flattens) + 1) for c in itertools.combinations(flattens, k)]
@@ -403,6 +408,29 @@ class _Importer:
         except (ir.GraphValidationError, ValueError) as exc:
             where = f"{self.where}: subgraph {path!r}" if path else self.where
             raise ir.ConversionError(f"{where}: {exc}") from None
+        return self._finish(specs, graph)
+
+    def _direct(self, specs: dict[str, _Spec], edges: list[tuple[str, str]]) -> ir.Graph | None:
+        """The graph of a consistent file in one validation, or None (then the probes above decide).
+
+        This is the first probe's candidate (no Flatten batch offsets) with the declared Output
+        shapes in place: the graph validates exactly when every Output's declared shape is the one
+        the structure gives it, and with no other annotation contradicted it is the graph the probes
+        would build. Output nodes added by ``_add_boundaries`` have no declared shape: they need the probe.
+        """
+        if any(spec.nir_type == "Output" and spec.annotation is None for spec in specs.values()):
+            return None
+        nodes = {name: spec.fresh(False) for name, spec in specs.items()}
+        try:
+            graph = ir.Graph(nodes, list(edges))
+        except BudgetExceededError:
+            raise
+        except (ir.GraphValidationError, ValueError):
+            return None
+        return None if self._mismatches(specs, graph) else graph
+
+    def _finish(self, specs: dict[str, _Spec], graph: ir.Graph) -> ir.Graph:
+        """Records (source values, fixes) and metadata onto the nodes of the assembled graph."""
         for name, spec in specs.items():
             node = graph.nodes[name]
             self._source_record(spec, node)
