@@ -83,18 +83,13 @@ class _TreeReader:
 
     def read(self, dsid, where: str) -> Any:
         """``Dataset[()]`` of a plain dataset after the checks of ``hdf5_guard.read_dataset``."""
-        plist = dsid.get_create_plist()
         space = dsid.get_space()
         tid = dsid.get_type()
+        if space.get_simple_extent_type() == h5s.NULL or tid.get_class() not in _PLAIN_TYPES:
+            return self.fallback(dsid, where)  # refused, or read by h5py's high-level path exactly as before
         shape = space.shape
-        if (
-            space.get_simple_extent_type() == h5s.NULL
-            or tid.get_class() not in _PLAIN_TYPES
-            or plist.get_external_count() > 0
-        ):  # refused, or read by h5py's high-level path exactly as before
-            return self.fallback(dsid, where)
         dtype, memory_type = self.dtype(tid)
-        if not _stored_in_file(dsid, plist, shape, dtype.itemsize, self.file_size):
+        if not self.stored_in_file(dsid, shape, dtype.itemsize):
             return self.fallback(dsid, where)
         count = element_count(shape, where)
         self.budget.charge(count * (16 if dtype.kind == "O" else dtype.itemsize), where)
@@ -107,6 +102,19 @@ class _TreeReader:
             if count:
                 dsid.read(h5s.ALL, h5s.ALL, arr, memory_type)
         return arr[()] if shape == () else arr
+
+    def stored_in_file(self, dsid, shape: tuple[int, ...], itemsize: int) -> bool:
+        """Whether the dataset's bytes all lie in this file, with allowed filters only.
+
+        A dataset with an address is contiguous and stored here (external, virtual, compact,
+        chunked and never-written data have none), so only the others need their creation
+        property list, the costlier query.
+        """
+        offset = dsid.get_offset()
+        if offset is not None:
+            return all(d < 2**63 for d in shape) and offset + math.prod(shape) * itemsize <= self.file_size
+        plist = dsid.get_create_plist()
+        return plist.get_external_count() == 0 and _stored_in_file(dsid, plist, shape, itemsize, self.file_size)
 
     def fallback(self, dsid, where: str) -> Any:
         return read_dataset(h5py.Dataset(dsid, readonly=True), where, NIRFormatError, self.file_size, self.budget)
