@@ -25,7 +25,11 @@ from typing import Any
 import h5py
 import numpy as np
 from h5py import h5d, h5g, h5p, h5s, h5t
-from h5py._hl.filters import fill_dcpl
+
+try:  # the function h5py's create_dataset makes its property lists with (not public API: h5py is pinned in CI)
+    from h5py._hl.filters import fill_dcpl
+except ImportError:  # pragma: no cover - another h5py: every array goes through create_dataset
+    fill_dcpl = None
 
 _STRING = h5py.string_dtype()
 _FAST_COMPRESSION = (None, "gzip")
@@ -49,7 +53,7 @@ class _Writer:
         self.compression = compression
         # h5py's global track_order option adds creation-order indexes: leave those files to h5py
         self.plain = not h5py.get_config().track_order
-        self.fast = self.plain and compression in _FAST_COMPRESSION
+        self.fast = self.plain and compression in _FAST_COMPRESSION and fill_dcpl is not None
         self.types: dict[np.dtype, Any] = {}
         self.layouts: dict[tuple[tuple[int, ...], int], Any] = {}
         self.unfiltered = self._finish(h5p.create(h5p.DATASET_CREATE))  # contiguous or scalar
