@@ -5,8 +5,10 @@ for a graph ``{"type": "NIRGraph", "nodes": {name: dict}, "edges": [(src, dst)],
 Reading goes through h5py directly rather than ``nir.read`` so that every file that exists can
 be read: files of every nir version (0.x paper files, files with or without ``v_reset``), unknown
 fields, the float ``(0,)`` dataset nir writes for empty edges, and files nir's own type inference
-rejects (``nir.read`` mutates graphs and mis-infers some convolutions). Reading does not need the
-``nir`` package; writing does (``nir.write``, so files are exactly what every NIR tool expects).
+rejects (``nir.read`` mutates graphs and mis-infers some convolutions); it walks the file in one
+pass with h5py's low-level API (:mod:`.hdf5_read`). Reading does not need the ``nir`` package;
+writing does: it makes exactly the file ``nir.write`` makes, the one every NIR tool expects, with
+fewer h5py calls (:mod:`.hdf5_write`).
 """
 
 from __future__ import annotations
