@@ -69,7 +69,7 @@ def bench_case(label: str, graph) -> list[Row]:
         )
         return [
             Row("nir", f"{label}: read .nir", read["talon"], "nir.read", read["nir"]),
-            Row("nir", f"{label}: write .nir", write["talon"], "nir.write", write["nir"]),
+            Row("nir", f"{label}: write .nir (atomic: fsync)", write["talon"], "nir.write (no fsync)", write["nir"]),
             Row("nir", f"{label}: to_nir", median_time(lambda: to_nir(graph), REPEATS), "—", None),
             Row("nir", f"{label}: from_nir", median_time(lambda: from_nir(nir_graph), REPEATS), "—", None),
         ]
