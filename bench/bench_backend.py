@@ -11,8 +11,9 @@ inputs, so every call runs fp32 first (the calibration and the reference of the 
 report) and then the integer datapath; ``run_compiled`` runs a program compiled (and calibrated)
 once by ``compile`` — what a deployed int8 model costs per call, and the row the executor's run
 (also built once, by ``ir_to_torch``) compares with. The executor runs its fastest mode,
-``run_sequence(products="time_batched")`` (its exact per-step products are slower, docs/bridge.md). The numba kernels' compile time, paid once per
-machine (they are cached on disk), is reported on its own row.
+``run_sequence(products="time_batched")`` (its exact per-step products are slower,
+docs/bridge.md). The numba kernels' compile time, paid once per machine (they are cached on
+disk), is reported on its own row.
 Run: ``python -m bench`` or ``python -m bench.bench_backend``.
 """
 
