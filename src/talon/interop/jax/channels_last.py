@@ -6,13 +6,15 @@ layout): on a conv -> LIF -> sum-pool layer a step took a fifth less time. The e
 keeps the values (and neuron states) of a *chain* channels-last: :func:`channels_last_paths`
 picks every convolution, and every neuron, pool or parameterless elementwise node whose inputs
 all come from the chain. Values cross into and out of the chain by a transpose on the edge
-(:func:`arrive`); an Input feeding only the chain is transposed once per ``run`` (outside the
-time loop), and so are a graph output and the neuron states of the chain at the end of a
-``run`` (the state at its start too, unless it is the engine's cached initial state, which is
-made channels-last on the host). What a caller sees is always in talon's layout.
+(:func:`arrive`) — an Input's step slice, where XLA fuses the transpose into the slicing (a
+transposed copy of the whole input before the time loop measured the same run time and ~15 %
+more XLA compile time) — and a graph output and the neuron states of the chain are transposed
+back once, at the end of a ``run`` (the state at its start too, unless it is the engine's
+cached initial state, which is made channels-last on the host). What a caller sees is always
+in talon's layout.
 
 Exactness: a transpose moves values without touching them, the neuron coefficients are the
-same numbers laid out channels-last (:func:`move_channels_last`), and a node after the chain
+same numbers laid out channels-last (:func:`coefficient_axes`), and a node after the chain
 (e.g. the Flatten before a Linear) reads it back in talon's order, so every sum keeps its terms
 and their order. The convolution itself is the same cross-correlation; XLA's CPU kernels sum its
 terms in the same order in both layouts (tests/interop/test_jax_channels_last.py compares both
@@ -27,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import layers
-from .plan import BOUNDARY, INPUT, NEURON, OP, Plan
+from .plan import BOUNDARY, NEURON, OP, Plan
 
 
 def channels_last_paths(plan: Plan) -> frozenset[str]:
@@ -35,8 +37,8 @@ def channels_last_paths(plan: Plan) -> frozenset[str]:
 
     A convolution is in when one of its consumers is; a neuron, pool, elementwise node or
     subgraph boundary (an Output included) when all its incoming edges are ordinary (not
-    recurrent, not a port of a multi-output node) edges from nodes that are in; an Input when
-    every consumer is. Only values with spatial axes (rank >= 2 without the batch) are concerned.
+    recurrent, not a port of a multi-output node) edges from nodes that are in. Only values with
+    spatial axes (rank >= 2 without the batch) are concerned.
     """
     consumers: dict[str, list[str]] = {p: [] for p in plan.nodes}
     for path, flat in plan.nodes.items():
@@ -53,11 +55,6 @@ def channels_last_paths(plan: Plan) -> frozenset[str]:
             chain.add(path)
     # a convolution none of whose consumers joined the chain stays channels-first
     chain -= {p for p in chain if layers.is_convolution(plan.nodes[p].node) and not set(consumers[p]) & chain}
-    for path, flat in plan.nodes.items():
-        if flat.kind != INPUT or len(flat.shape) < 2 or not consumers[path]:
-            continue
-        if all(c in chain and _all_from(plan, c, chain | {path}) for c in consumers[path]):
-            chain.add(path)
     return frozenset(chain)
 
 

@@ -106,7 +106,7 @@ def per_neuron(param, ndim: int):
 def per_neuron_channels_last(param, ndim: int):
     """:func:`per_neuron` for a channels-last layer ``[B, *spatial, C]``: a per-channel ``(C,)``
     or scalar parameter broadcasts as it is, a layer-shaped one is given channels-last already
-    (:func:`.channels_last.move_channels_last`)."""
+    (:func:`.channels_last.coefficient_axes`)."""
     return param
 
 
