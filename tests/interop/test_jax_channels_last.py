@@ -30,14 +30,27 @@ def _conv_chain() -> ir.Graph:
     c1 = (4, 7, 7)
     nodes = {
         "input": ir.Input(np.array([2, 9, 9])),
-        "conv1": ir.Conv2d(_f32(rng, 4, 1, 3, 3, scale=0.8), _f32(rng, 4, scale=0.1), padding=(1, 1), dilation=(2, 2),
-                           groups=2),  # fmt: skip
-        "cuba": ir.CubaLIF(tau_syn=rng.uniform(1.5, 4, c1), tau_mem=rng.uniform(2, 6, c1), r=rng.uniform(1, 3, c1),
-                           v_threshold=rng.uniform(0.3, 0.8, c1), v_min=np.float64(-0.5)),  # fmt: skip
+        "conv1": ir.Conv2d(
+            _f32(rng, 4, 1, 3, 3, scale=0.8), _f32(rng, 4, scale=0.1), padding=(1, 1), dilation=(2, 2), groups=2
+        ),
+        "cuba": ir.CubaLIF(
+            tau_syn=rng.uniform(1.5, 4, c1),
+            tau_mem=rng.uniform(2, 6, c1),
+            r=rng.uniform(1, 3, c1),
+            v_threshold=rng.uniform(0.3, 0.8, c1),
+            v_min=np.float64(-0.5),
+        ),
         "maxpool": ir.MaxPool2d(kernel_size=(2, 2), stride=(1, 1), padding=(1, 1)),
         "conv2": ir.Conv2d(_f32(rng, 3, 4, 2, 2, scale=0.7), _f32(rng, 3, scale=0.1), stride=(2, 2)),
-        "lif": ir.LIF(tau=rng.uniform(2, 5, 3), r=rng.uniform(1, 4, 3), v_threshold=np.array([0.2, 0.4, 0.6]),
-                      reset_mode="subtract", reset_timing="delayed", spike_timing="pre", comparison=">"),  # fmt: skip
+        "lif": ir.LIF(
+            tau=rng.uniform(2, 5, 3),
+            r=rng.uniform(1, 4, 3),
+            v_threshold=np.array([0.2, 0.4, 0.6]),
+            reset_mode="subtract",
+            reset_timing="delayed",
+            spike_timing="pre",
+            comparison=">",
+        ),
         "avgpool": ir.AvgPool2d(kernel_size=(2, 2), stride=(1, 1), count_include_pad=False, padding=(1, 1)),
         "output": ir.Output(np.array([3, 5, 5])),
         "flat": ir.Flatten(),
@@ -87,12 +100,12 @@ def test_the_network_fires(engines):
 @pytest.mark.parametrize("mode", MODES)
 def test_every_schedule_gives_the_bits_of_the_channels_first_engine(engines, mode):
     last, first, x = engines
-    _assert_same_bits(last.run(last.params, x, record=True, mode=mode), first.run(first.params, x, record=True, mode=mode),
-                      mode)  # fmt: skip
+    want = first.run(first.params, x, record=True, mode=mode)
+    _assert_same_bits(last.run(last.params, x, record=True, mode=mode), want, mode)
     # from a state that is not the initial one (given by the caller, in talon's layout)
     _, state = first.run(first.params, x[:3])
-    _assert_same_bits(last.run(last.params, x[3:], state, mode=mode), first.run(first.params, x[3:], state, mode=mode),
-                      f"{mode} from a state")  # fmt: skip
+    want = first.run(first.params, x[3:], state, mode=mode)
+    _assert_same_bits(last.run(last.params, x[3:], state, mode=mode), want, f"{mode} from a state")
 
 
 def test_traced_parameters_and_single_steps_give_the_same_bits(engines):
