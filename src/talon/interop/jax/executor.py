@@ -25,6 +25,11 @@ in edge order, a recurrent edge delivers its source's value of the previous step
 On a loaded 2-core CPU both whole-sequence schedules measured slower than the step-wise one
 (``docs/jax.md`` §8), hence the default.
 
+Convolution chains (a convolution and the neurons, pools and elementwise nodes fed only by it)
+run channels-last inside, on the layout XLA's CPU kernels are fastest on (:mod:`.channels_last`;
+``channels_last=False`` keeps every array channels-first). Inputs, outputs, states and traces
+are in talon's layout either way, and the results are the same bits.
+
 What does not change from call to call is prepared outside the compiled function, where it
 costs microseconds instead of an XLA kernel to compile: the weights are read in the layout
 XLA's CPU kernels want (``[in, out]`` for a matrix product, spatial-first for a convolution),
@@ -123,7 +128,7 @@ class JaxGraph:
         self._params_structure = jax.tree.structure(self.params)
         self._input_shapes = {name: tuple(self.plan.nodes[p].shape) for name, p in self.plan.inputs.items()}
         self._step_jit = jax.jit(self._step)
-        self._run_jit = jax.jit(self._run, static_argnames=("record", "mode", "state_inside"))
+        self._run_jit = jax.jit(self._run, static_argnames=("record", "mode", "state_inside", "host"))
 
     def __repr__(self) -> str:
         return f"JaxGraph({len(self.plan.nodes)} nodes, dtype={np.dtype(self.dtype).name})"
@@ -192,10 +197,25 @@ class JaxGraph:
         else:
             self._check_state(state, batch)
         moved = self._relayouts(params)
+        host = self._finish_on_host(params, state, inputs)
         outputs, final, trace = self._run_jit(
-            params, moved, state, inputs, record=bool(record), mode=mode, state_inside=inside
+            params, moved, state, inputs, record=bool(record), mode=mode, state_inside=inside, host=host
         )
+        if host:
+            outputs, final, trace = self._outside(outputs, final, lead=2, trace=trace, xp=np)
         return (self._outputs(outputs), final, trace) if record else (self._outputs(outputs), final)
+
+    def _finish_on_host(self, params, state, inputs) -> bool:
+        """Whether ``run`` moves channels-last results back to talon's layout with numpy after the
+        compiled function (on the CPU, where the call has finished when it returns and numpy
+        transposes a state in microseconds, while XLA compiles a transpose kernel for tens of
+        milliseconds) rather than inside it (traced arguments, other devices)."""
+        if not self._last_states and not self.channels_last & set(self.plan.outputs.values()):
+            return False
+        leaves = jax.tree.leaves((params, state, inputs))
+        if any(isinstance(a, jax.core.Tracer) for a in leaves):
+            return False
+        return all(d.platform == "cpu" for a in leaves if isinstance(a, jax.Array) for d in a.devices())
 
     def to_graph(self, params: Mapping) -> ir.Graph:
         """A copy of the graph carrying ``params`` (e.g. after training); see :mod:`.export`.
@@ -430,15 +450,18 @@ class JaxGraph:
             state = {**state, "nodes": nodes}
         return inputs, state
 
-    def _outside(self, outputs: dict, state: dict, lead: int, trace: dict | None = None):
-        """Outputs, final state and trace back in talon's layout (the inverse of :meth:`_inside`)."""
-        outputs = {p: to_first(y, y.ndim - lead) if p in self.channels_last else y for p, y in outputs.items()}
+    def _outside(self, outputs: dict, state: dict, lead: int, trace: dict | None = None, xp=jnp):
+        """Outputs, final state and trace back in talon's layout (the inverse of :meth:`_inside`),
+        in the graph (``xp=jnp``) or by numpy on the host (``xp=np``, on concrete arrays)."""
+        back = to_first if xp is jnp else _to_first_on_host
+        outputs = {p: back(y, y.ndim - lead) if p in self.channels_last else y for p, y in outputs.items()}
         if self._last_states:
             nodes = dict(state["nodes"])
+            trace = None if trace is None else dict(trace)
             for path, rank in self._last_states.items():
-                nodes[path] = {k: to_first(v, rank) for k, v in nodes[path].items()}
+                nodes[path] = {k: back(v, rank) for k, v in nodes[path].items()}
                 if trace is not None and path in trace:
-                    trace[path] = {k: to_first(v, rank) for k, v in trace[path].items()}
+                    trace[path] = {k: back(v, rank) for k, v in trace[path].items()}
             state = {**state, "nodes": nodes}
         return outputs, state, trace
 
@@ -449,7 +472,7 @@ class JaxGraph:
 
     # ---- sequences --------------------------------------------------------------------------
 
-    def _run(self, params, moved, state, inputs, record: bool, mode: str, state_inside: bool = False):
+    def _run(self, params, moved, state, inputs, record: bool, mode: str, state_inside: bool = False, host=False):
         params = layers.with_relayouts(self._relayout, params, moved)
         inputs, state = self._inside(inputs, state, lead=2, state_inside=state_inside)
         zero = exact_zero(self.dtype)  # once, outside the loops
@@ -457,7 +480,10 @@ class JaxGraph:
             outputs, final, trace = self._run_stepwise(params, state, inputs, record, zero)
         else:
             outputs, final, trace = self._run_sequences(self._schedules[mode], params, state, inputs, record, zero)
-        return self._outside(outputs, final, lead=2, trace=dict(trace) if record else None)
+        trace = dict(trace) if record else None
+        if host:  # left to run(), on the host
+            return outputs, final, trace
+        return self._outside(outputs, final, lead=2, trace=trace)
 
     def _run_stepwise(self, params, state, inputs, record: bool, zero):
         def body(carry, x_t):
@@ -562,6 +588,12 @@ class JaxGraph:
         """The recurrent edges between nodes of ``members``, in plan order."""
         inside = (self.plan.nodes[p] for p in self.plan.order if p in members)
         return [e for flat in inside for e in flat.inputs if e.recurrent and e.src in members]
+
+
+def _to_first_on_host(value: jax.Array, rank: int) -> jax.Array:
+    """:func:`.channels_last.to_first` made by numpy, back on ``value``'s device."""
+    moved = np.ascontiguousarray(np.moveaxis(np.asarray(value), -1, value.ndim - rank))
+    return jax.device_put(moved, value.sharding)
 
 
 def _check_dtype(dtype) -> np.dtype:
