@@ -10,7 +10,8 @@ int8 is timed two ways, as a user pays it: ``simulate(precision="int8")`` calibr
 inputs, so every call runs fp32 first (the calibration and the reference of the quantization
 report) and then the integer datapath; ``run_compiled`` runs a program compiled (and calibrated)
 once by ``compile`` — what a deployed int8 model costs per call, and the row the executor's run
-(also built once, by ``ir_to_torch``) compares with. The numba kernels' compile time, paid once per
+(also built once, by ``ir_to_torch``) compares with. The executor runs its fastest mode,
+``run_sequence(products="time_batched")`` (its exact per-step products are slower, docs/bridge.md). The numba kernels' compile time, paid once per
 machine (they are cached on disk), is reported on its own row.
 Run: ``python -m bench`` or ``python -m bench.bench_backend``.
 """
@@ -68,7 +69,7 @@ def run() -> list[dict]:
 
         def torch_run(executor=executor, xt=xt):
             with torch.no_grad():
-                executor.run_sequence(xt)
+                executor.run_sequence(xt, products="time_batched")
 
         ours = cpu.simulate(graph, {"input": x}).outputs["output"]
         with torch.no_grad():
@@ -98,8 +99,9 @@ def run() -> list[dict]:
 
 
 def numba_compile_seconds() -> float | None:
-    """Compile time of the fixed-point kernels without the disk cache (what the first use on a
-    machine pays), or None without numba."""
+    """Compile time of the CPU backend's numba kernels (the float32 neuron loop, the fixed-point
+    kernels in the specialisations the benchmark models use) without the disk cache — what the
+    first use on a machine pays — or None without numba."""
     from talon._compiled import numba_available
 
     if not numba_available():
@@ -108,22 +110,50 @@ def numba_compile_seconds() -> float | None:
 
     import numba
 
-    from talon.backend.cpu import events, fixed_neuron_loop
+    from talon.backend.cpu import events, fixed_neuron_loop, fixed_point, float_neuron_loop
 
+    kernels = {
+        "float_neuron_loop": float_neuron_loop.float_neuron_loop,
+        "neuron_loop": fixed_neuron_loop.neuron_loop,
+        "gather_events": events.gather_events,
+        "add_rows": events.add_rows,
+        "_quantize_dyadic": fixed_point._quantize_dyadic,
+    }
     start = time.perf_counter()
-    for kernel in (fixed_neuron_loop.neuron_loop, events.gather_events, events.add_rows):
-        fn = numba.njit(cache=False, nogil=True)(kernel)
-        fn.compile(_SIGNATURES[kernel.__name__])
+    for name, signature in _SIGNATURES:
+        fn = numba.njit(cache=False, nogil=True)(kernels[name])
+        fn.compile(signature)
     return time.perf_counter() - start
 
 
 _A1, _A2, _A3 = "int64[::1]", "int64[:, ::1]", "int64[:, :, ::1]"
-_SIGNATURES = {
-    "neuron_loop": f"void({_A3}, {_A2}, {_A2}, {', '.join([_A1] * 6)}, boolean, boolean, int64, int64, boolean, "
-    f"boolean, int64, int64, boolean, {_A3}, {_A3}, {_A3})",
-    "gather_events": f"int64({_A2}, int64, {_A1}, {_A1}, {_A1})",
-    "add_rows": f"void({_A1}, {_A1}, {_A1}, int8[:, ::1], int32[:, ::1])",
-}
+_F2, _F3 = "float32[:, ::1]", "float32[:, :, ::1]"
+
+
+def _neuron_loop(drive: str, out: str) -> str:
+    return (
+        f"void({drive}, {_A1}, {_A2}, {_A2}, {', '.join([_A1] * 6)}, boolean, boolean, int64, int64, boolean, "
+        f"boolean, int64, int64, boolean, {out}, {_A3}, {_A3})"
+    )
+
+
+# the specialisations a run of the benchmark models compiles: int64 values, and float32 integers
+# where the engine keeps them in float32 (fixed_engine.float32_storage)
+_F1 = "float32[::1]"
+_SIGNATURES = [
+    (
+        "float_neuron_loop",
+        f"void({_F3}, {_F2}, {_F2}, {', '.join([_F1] * 7)}, boolean, boolean, boolean, int64, int64, boolean, "
+        f"boolean, boolean, {_F3}, {_F3}, {_F3})",
+    ),
+    ("neuron_loop", _neuron_loop(_A3, _A3)),
+    ("neuron_loop", _neuron_loop(_F3, _A3)),
+    ("gather_events", f"int64({_A2}, int64, {_A1}, {_A1}, {_A1})"),
+    ("gather_events", f"int64({_F2}, int64, {_A1}, {_A1}, {_A1})"),
+    ("add_rows", f"void({_A1}, {_A1}, {_A1}, int8[:, ::1], int32[:, ::1])"),
+    ("_quantize_dyadic", "UniTuple(int64, 2)(float32[::1], float32, float64, int64[::1])"),
+    ("_quantize_dyadic", "UniTuple(int64, 2)(float32[::1], float32, float64, float32[::1])"),
+]
 
 
 @contextlib.contextmanager
@@ -173,7 +203,7 @@ def main() -> list:
     out = []
     for r in rows:
         case = f"{r['name']} T={r['T']} B={r['B']} (one thread)"
-        ref = "GraphExecutor.run_sequence"
+        ref = "GraphExecutor.run_sequence (time_batched)"
         out += [
             Row("backend", f"{case}: simulate fp32", r["ours"] / 1e3, ref, r["torch"] / 1e3),
             Row("backend", f"{case}: simulate fp32, float32 accumulation", r["fast"] / 1e3, ref, r["torch"] / 1e3),
@@ -194,7 +224,7 @@ def main() -> list:
         ]
     if compile_s is not None:
         out.append(
-            Row("backend", "numba compile of the fixed-point kernels (first use on a machine, then cached on disk)",
+            Row("backend", "numba compile of the CPU backend's kernels (first use on a machine, then cached on disk)",
                 compile_s, "—", None)
         )  # fmt: skip
     return out

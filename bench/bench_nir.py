@@ -1,11 +1,12 @@
 """NIR exchange: talon reading and writing ``.nir`` files against ``nir.read`` / ``nir.write``.
 
-Same model, same process, median of several repetitions. Models: the NIR paper's CNN
-(``02_cnn__cnn_sinabs.nir``, 15 nodes, 0.27 MB of weights) and a deep stack of small layers
+Same model, same process, talon and the reference interleaved (median of several repetitions).
+Models: the NIR paper's CNN (``02_cnn__cnn_sinabs.nir``, 15 nodes, 0.27 MB of weights) and a deep stack of small layers
 (200 x Affine(64 -> 64) + LIF), where HDF5's per-dataset cost dominates. Rows:
 
 * ``read .nir``: ``talon.interop.nir.read_nir`` (HDF5 -> validated talon graph) vs ``nir.read``;
-* ``write .nir``: ``talon.interop.nir.write_nir`` (talon graph -> HDF5, atomic) vs ``nir.write``;
+* ``write .nir``: ``talon.interop.nir.write_nir`` (talon graph -> HDF5, atomic: a temporary file,
+  fsync, rename) vs ``nir.write``;
 * ``to_nir`` / ``from_nir``: the in-memory conversions alone (no reference).
 
 ``.t1c`` files against ``nir.write`` / ``nir.read`` are in ``bench_io``. Run: ``python -m bench.bench_nir``.
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import Row, median_time, print_rows
+from bench.common import Row, median_time, median_times, print_rows
 
 REPEATS = 7
 
@@ -62,14 +63,16 @@ def bench_case(label: str, graph) -> list[Row]:
         nir_graph = to_nir(graph)
         write_nir(ours, graph)
         nir.write(ref, nir_graph)
+        read = median_times({"talon": lambda: read_nir(ours), "nir": lambda: nir.read(ref)}, REPEATS)
+        write = median_times(
+            {"talon": lambda: write_nir(ours, graph), "nir": lambda: nir.write(ref, nir_graph)}, REPEATS
+        )
         return [
-            Row("nir", f"{label}: read .nir", median_time(lambda: read_nir(ours), REPEATS), "nir.read",
-                median_time(lambda: nir.read(ref), REPEATS)),
-            Row("nir", f"{label}: write .nir", median_time(lambda: write_nir(ours, graph), REPEATS), "nir.write",
-                median_time(lambda: nir.write(ref, nir_graph), REPEATS)),
+            Row("nir", f"{label}: read .nir", read["talon"], "nir.read", read["nir"]),
+            Row("nir", f"{label}: write .nir (atomic: fsync)", write["talon"], "nir.write (no fsync)", write["nir"]),
             Row("nir", f"{label}: to_nir", median_time(lambda: to_nir(graph), REPEATS), "—", None),
             Row("nir", f"{label}: from_nir", median_time(lambda: from_nir(nir_graph), REPEATS), "—", None),
-        ]  # fmt: skip
+        ]
 
 
 def main() -> list[Row]:

@@ -35,15 +35,23 @@ def median_time(fn: Callable[[], object], repeats: int = 7, warmup: int = 1) -> 
     return statistics.median(times)
 
 
-def median_times(fns: dict[str, Callable[[], object]], repeats: int = 7, warmup: int = 1) -> dict[str, float]:
+def median_times(
+    fns: dict[str, Callable[[], object]], repeats: int = 7, warmup: int = 1, settle: float = 0.0
+) -> dict[str, float]:
     """Median time of each function, the runs interleaved (a, b, c, a, b, c, ...) so that load
-    from other processes on a shared host falls on all of them alike and the ratios stay fair."""
+    from other processes on a shared host falls on all of them alike and the ratios stay fair.
+
+    ``settle`` seconds of sleep before each timed call keep one contender's leftover work off the
+    next one's clock (after a call, torch's OpenMP/BLAS threads spin for ~0.1 s by default).
+    """
     for _ in range(warmup):
         for fn in fns.values():
             fn()
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
+            if settle:
+                time.sleep(settle)
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)

@@ -10,7 +10,7 @@ import pytest
 
 from talon._compiled import numba_available
 from talon.backend import get_backend
-from talon.backend.cpu import events
+from talon.backend.cpu import calibration, events
 from talon.backend.cpu.calibration import dyadic_exponent
 
 from ..markers import needs_numba
@@ -125,3 +125,27 @@ def test_dyadic_exponent_matches_its_definition():
         cases.append(np.round(rng.normal(size=10) * 2.0 ** rng.integers(0, 20)) / 2.0 ** rng.integers(0, 40))
     for x in cases:
         assert dyadic_exponent(x) == by_definition(x), x
+
+
+def test_dyadic_exponent_past_the_prefix_it_reads_first():
+    """The prefix's answer is verified on the whole array: a suffix needing more bits (or none that
+    fit), a float16 array whose 2**k would overflow float16, and float32 values whose scaled copy
+    overflows to infinity (they are integers) all give the exact answer."""
+    rng = np.random.default_rng(3)
+    n = 3 * calibration._PROBE
+    grid = (rng.integers(-64, 64, n) / 8).astype(np.float32)  # k = 3 everywhere
+    assert dyadic_exponent(grid) == 3
+    finer = grid.copy()
+    finer[-1] = np.float32(2.0**-20)
+    assert dyadic_exponent(finer) == 20
+    finer[-2] = np.float32(1 / 3)  # 11184811 * 2**-25
+    assert dyadic_exponent(finer) == 25
+    assert dyadic_exponent(finer, limit=24) is None
+    half = np.full(n, 2.0**-14, np.float16)  # k = 14 in the prefix
+    half[-1] = np.float16(2.0**-24)  # float16's smallest subnormal: k = 24, 2**24 is inf in float16
+    assert dyadic_exponent(half) == 24
+    huge = np.full(n, 0.5, np.float32)
+    huge[-1] = np.float32(2.0**127)  # x * 2 overflows float32: an integer, k stays 1
+    assert dyadic_exponent(huge) == 1
+    huge[-2] = np.float32(0.25)
+    assert dyadic_exponent(huge) == 2

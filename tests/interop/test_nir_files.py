@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from talon import ir
-from talon.interop.nir import NIRCompatibilityWarning, NIRFormatError, from_nir, read_nir, write_nir
+from talon.interop.nir import NIRCompatibilityWarning, NIRFormatError, files, from_nir, read_nir, write_nir
 from talon.interop.nir._common import same_bits
 from talon.interop.nir.files import read_dict
 from tests.paths import NIR_PAPER
@@ -404,12 +404,12 @@ def test_a_failed_write_leaves_the_previous_file(tmp_path, monkeypatch):
     with pytest.raises(ir.ConversionError):
         write_nir(path, chain([1, 4, 4], ("p", ir.MaxPool2d(2))))
 
-    def broken_write(filename, graph, **kw):
+    def broken_write(filename, tree, version, **kw):
         with open(filename, "wb") as fh:
             fh.write(b"half a file")
         raise OSError("disk full")
 
-    monkeypatch.setattr(nir, "write", broken_write)
+    monkeypatch.setattr(files, "write_nir_dict", broken_write)
     with pytest.raises(OSError, match="disk full"):
         write_nir(path, good)
     assert path.read_bytes() == before

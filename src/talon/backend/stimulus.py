@@ -143,7 +143,7 @@ def _as_sequence(name: str, value, shape: tuple[int, ...]) -> tuple[np.ndarray, 
             f"input {name!r} has shape {list(arr.shape)}; Input {name!r} expects {list(shape)} (one sample), "
             f"[B, {', '.join(map(str, shape))}] (a batch) or [T, B, {', '.join(map(str, shape))}] (a sequence)"
         )
-    if arr.size and arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+    if arr.size and arr.dtype.kind == "f" and not _all_finite(arr):
         raise BackendError(f"input {name!r} contains NaN or infinite values")
     if arr.size and arr.dtype.kind == "f" and arr.dtype.itemsize > 4 and np.max(np.abs(arr)) > _F32_MAX:
         raise BackendError(
@@ -155,3 +155,9 @@ def _as_sequence(name: str, value, shape: tuple[int, ...]) -> tuple[np.ndarray, 
     if extra >= 1 and arr.shape[extra - 1] == 0:
         raise BackendError(f"input {name!r} has an empty batch (shape {list(arr.shape)})")
     return arr, ("sample", "batch", "sequence")[extra]
+
+
+def _all_finite(arr: np.ndarray) -> bool:
+    """``np.all(np.isfinite(arr))`` without a boolean temporary: the minimum and maximum propagate
+    NaN and are infinite exactly when some element is."""
+    return bool(np.isfinite(arr.min()) and np.isfinite(arr.max()))

@@ -363,6 +363,7 @@ def node_states(engine: Engine, trace) -> dict[str, dict[str, np.ndarray]]:
             key = "output" if len(op.outputs) == 1 else f"output_{port}"
             value = trace.values[vid]
             if fixed and kernel.out_formats[port] is not None:
+                value = np.asarray(value, np.int64)  # held as float32 where exact: reported as int64
                 entry[f"{key}_int"] = value
                 value = (value * kernel.out_formats[port].scale).astype(np.float32)
             entry[key] = value

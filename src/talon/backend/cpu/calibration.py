@@ -16,6 +16,7 @@ import numpy as np
 from .float_neurons import SPIKING_NEURONS, neuron_coefficients
 from .float_ops import SepConv
 from .kernel import Kernel
+from .observers import WEIGHT_NODES
 from .program import Op
 
 
@@ -32,8 +33,8 @@ class Calibration:
     def add_inputs(self, inputs: dict[int, np.ndarray]) -> None:
         for vid, x in inputs.items():
             x = np.asarray(x)
-            self.value_amax[vid] = _amax(x)
-            exponent = dyadic_exponent(x)
+            self.value_amax[vid] = amax = _amax(x)
+            exponent = dyadic_exponent(x, finite=bool(np.isfinite(amax)))  # max |x| is NaN / inf unless all are finite
             if exponent is not None:
                 self.value_exponent[vid] = exponent
 
@@ -57,10 +58,6 @@ def pool_slices(cal: Calibration, ops: list[Op]) -> None:
             prefix = op.path[: len(op.path) - len(op.path.rsplit(".", 1)[-1])]
             groups.setdefault(prefix + str(info["of"]), []).append(op)
     for members in groups.values():
-        vids = [vid for op in members for vid in op.outputs]
-        top = max(cal.value_amax.get(vid, 0.0) for vid in vids)
-        for vid in vids:
-            cal.value_amax[vid] = top
         merged = [cal.merged_amax[op.index] for op in members if op.index in cal.merged_amax]
         if merged:
             for op in members:
@@ -82,25 +79,39 @@ def pool_slices(cal: Calibration, ops: list[Op]) -> None:
                 cal.weight_amax[op.index] = top_w
 
 
-def dyadic_exponent(x: np.ndarray, limit: int = 32) -> int | None:
+def dyadic_exponent(x: np.ndarray, limit: int = 32, finite: bool | None = None) -> int | None:
     """The smallest ``k`` in ``[0, limit]`` with every ``x * 2**k`` an integer, or None.
 
-    Integer arrays and arrays of integral floats (spikes, counts) give 0 after one comparison.
-    Otherwise the answer is read from the floats' bits: with ``x = m * 2**e`` (``frexp``),
-    ``M = |m| * 2**53`` is an integer whose lowest set bit ``2**t`` puts the lowest set bit of ``x``
-    at ``2**(e - 53 + t)``; ``x * 2**k`` is an integer exactly when ``k >= 53 - e - t``. A prefix of
-    the array is read first: if it already needs more than ``limit``, so does the whole array.
+    The answer is read from the floats' bits: with ``x = m * 2**e`` (``frexp``), ``M = |m| * 2**53``
+    is an integer whose lowest set bit ``2**t`` puts the lowest set bit of ``x`` at
+    ``2**(e - 53 + t)``; ``x * 2**k`` is an integer exactly when ``k >= 53 - e - t``. A prefix of the
+    array is read first: the whole array needs at least the prefix's ``k0`` (None if the prefix already
+    needs more than ``limit``), and exactly ``k0`` when every ``x * 2**k0`` is an integer — one
+    check over the array, the usual case (spikes, counts, a fixed grid); else the bits of the whole
+    array are read. ``x * 2**k0`` is exact in ``x``'s own float type: scaling by a power of two
+    rounds nothing, and where it overflows to infinity ``x`` was already an integer (``|x| >=
+    2**(max exponent - k0)``), which is what the check then reports. ``finite``: whether every
+    element is finite, when the caller knows (None: checked here).
     """
     x = np.asarray(x)
     if x.dtype.kind in "biu":
         return 0
-    if not np.all(np.isfinite(x)):
-        return None
-    if np.array_equal(np.rint(x), x):
+    if not x.size:
         return 0
-    flat = x.reshape(-1)
-    if flat.size > _PROBE and _bits_exponent(flat[:_PROBE], limit) is None:
+    if finite is None:
+        finite = bool(np.isfinite(x.min()) and np.isfinite(x.max()))  # NaN and infinities propagate to them
+    if not finite:
         return None
+    flat = x.reshape(-1)
+    if flat.dtype not in (np.float32, np.float64):  # float16's range would not hold 2**k0: widen, exactly
+        flat = flat.astype(np.float64)
+    k0 = _bits_exponent(flat[:_PROBE], limit)
+    if k0 is None or flat.size <= _PROBE:
+        return k0
+    with np.errstate(over="ignore"):
+        scaled = flat * flat.dtype.type(2.0**k0) if k0 else flat
+    if np.array_equal(np.rint(scaled), scaled):
+        return k0
     return _bits_exponent(flat, limit)
 
 
@@ -130,17 +141,24 @@ def _amax(x) -> float:
 
 
 class CalibrationObserver:
-    """Executor observer filling a :class:`Calibration`."""
+    """Executor observer filling a :class:`Calibration` with the ranges the fixed-point kernels read:
+    the merged input of every weight layer (the scale it rescales a wide input to), the top-level
+    inputs (unless :meth:`Calibration.add_inputs` measured them already: the same arrays), SepConv2d's
+    depthwise output and the ranges inside expanded nodes. (The neuron states come from the
+    recorded traces, :meth:`Calibration.add_states`.) Other values are not measured: no kernel
+    reads their range, and each measurement is a pass over the whole sequence."""
 
     def __init__(self, calibration: Calibration) -> None:
         self.cal = calibration
 
     def observe(self, op: Op, kernel: Kernel, x, outputs, lead: int) -> None:
         cal = self.cal
-        if x is not None and not isinstance(x, list):
+        if x is not None and not isinstance(x, list) and isinstance(op.node, WEIGHT_NODES):
             cal.merged_amax[op.index] = max(cal.merged_amax.get(op.index, 0.0), _amax(x))
-        for vid, y in zip(op.outputs, outputs, strict=True):
-            cal.value_amax[vid] = max(cal.value_amax.get(vid, 0.0), _amax(y))
+        if op.external:
+            for vid, y in zip(op.outputs, outputs, strict=True):
+                if vid not in cal.value_amax:
+                    cal.value_amax[vid] = _amax(y)
         if isinstance(kernel, SepConv):
             cal.intermediate_amax[op.index] = kernel.intermediate_amax
         calibrate_inner = getattr(kernel, "calibrate_inner", None)

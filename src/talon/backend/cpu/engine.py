@@ -7,7 +7,7 @@ import numpy as np
 from ..config import CompileConfig
 from .calibration import Calibration, CalibrationObserver, pool_slices
 from .executor import Executor, Observer, Trace
-from .fixed_engine import fixed_kernels
+from .fixed_engine import fixed_kernels, integer_inputs
 from .float_engine import FLOAT_DTYPES, float_kernels
 from .program import Program
 
@@ -24,11 +24,13 @@ class Engine:
                 raise ValueError("a fixed-point engine needs a calibration")
             self.kernels = fixed_kernels(program, config, calibration)
             dtype = np.int64
+            to_int = integer_inputs(program, self.kernels)
         else:
             self.kernels = float_kernels(program, config.precision, config.exact_accumulation)
             dtype = FLOAT_DTYPES[config.precision]
+            to_int = None
         self.calibration = calibration
-        self.executor = Executor(program, self.kernels, dtype)
+        self.executor = Executor(program, self.kernels, dtype, integer_inputs=to_int)
 
     def run(
         self,

@@ -26,9 +26,7 @@ import numpy as np
 from talon._compiled import compiled
 from talon.ir.errors import MissingDependencyError, install_hint
 
-from .fixed_point import FLOAT_EXACT, INT
-
-FLOAT32_EXACT = 2**24  # every integer below this is exact in float32
+from .fixed_point import FLOAT32_EXACT, FLOAT_EXACT, INT
 
 # Below these fractions of non-zero inputs the event path is used: the crossovers on a 2048 x 2048
 # int8 layer (docs/backend.md §9.1) are about 20-25 % for the compiled kernel and 4-6 % for SciPy's;
@@ -54,10 +52,11 @@ def _sparse():
     return sparse
 
 
-def dense_product(x: np.ndarray, weight_t: np.ndarray) -> np.ndarray:
-    """``x @ weight_t`` in ``weight_t``'s dtype (exact by the caller's bound), as int64."""
+def dense_product(x: np.ndarray, weight_t: np.ndarray, native: bool = False) -> np.ndarray:
+    """``x @ weight_t`` in ``weight_t``'s dtype (exact by the caller's bound), as int64 (``native``:
+    in that dtype, every element an exact integer). ``x`` holds integers, as int64 or as an exact float."""
     y = np.matmul(x.astype(weight_t.dtype, copy=False), weight_t)
-    return y.astype(INT) if weight_t.dtype != INT else y
+    return y.astype(INT) if weight_t.dtype != INT and not native else y
 
 
 def event_product(x: np.ndarray, weight_t: np.ndarray) -> np.ndarray:
@@ -82,8 +81,9 @@ def scipy_event_product(x: np.ndarray, weight_t: np.ndarray) -> np.ndarray:
 
 
 def gather_events(x, limit, indptr, indices, values):
-    """The non-zero entries of ``x [N, K]`` as CSR (``indptr [N+1]``, ``indices``, ``values``);
-    returns their number, or -1 as soon as there are more than ``limit`` (numba kernel)."""
+    """The non-zero entries of ``x [N, K]`` (integers, as int64 or exact float32) as CSR (``indptr
+    [N+1]``, ``indices``, int64 ``values``); returns their number, or -1 as soon as there are more
+    than ``limit`` (numba kernel)."""
     rows, cols = x.shape
     count = 0
     for r in range(rows):
@@ -94,7 +94,7 @@ def gather_events(x, limit, indptr, indices, values):
                 if count == limit:
                     return -1
                 indices[count] = j
-                values[count] = e
+                values[count] = np.int64(e)
                 count += 1
     indptr[rows] = count
     return count
@@ -148,21 +148,22 @@ class EventWeights:
             if top <= np.iinfo(dtype).max:
                 break
         self.weight_t = np.ascontiguousarray(w.astype(dtype))
-        self.row_sum = float(np.abs(w.astype(np.float64)).sum(axis=0).max(initial=0))
         self.worst = worst
+        self.row_sum = None if worst is not None else float(np.abs(w.astype(np.float64)).sum(axis=0).max(initial=0))
 
     @staticmethod
     def kernels():
         gather = compiled(gather_events)
         return None if gather is None else (gather, compiled(add_rows))
 
-    def product(self, x2d: np.ndarray, limit: int | None) -> np.ndarray | None:
-        """``x2d @ weight_t`` as int64, or None if ``x2d`` has more than ``limit`` non-zero entries."""
+    def product(self, x2d: np.ndarray, limit: int | None, native: bool = False) -> np.ndarray | None:
+        """``x2d @ weight_t`` as int64 (``native``: in the int32 or int64 accumulator), or None if
+        ``x2d`` has more than ``limit`` non-zero entries."""
         if limit is not None and limit < 0:
             return None
         gather, add = self.kernels()
         x2d = np.ascontiguousarray(x2d)
-        if x2d.dtype.kind not in "iu":
+        if x2d.dtype not in (INT, np.float32):  # the two layouts the kernel is compiled for
             x2d = x2d.astype(INT)
         rows = x2d.shape[0]
         cap = x2d.size if limit is None else min(int(limit), x2d.size)
@@ -177,7 +178,7 @@ class EventWeights:
             worst = self.row_sum * float(np.abs(values[:count]).max(initial=0))
         acc = np.zeros((rows, self.weight_t.shape[1]), np.int32 if worst < INT32_EXACT else INT)
         add(indptr, indices, values[:count], self.weight_t, acc)
-        return acc if acc.dtype == INT else acc.astype(INT)
+        return acc if acc.dtype == INT or native else acc.astype(INT)
 
 
 def _clearly_dense(x2d: np.ndarray) -> bool:
@@ -188,22 +189,27 @@ def _clearly_dense(x2d: np.ndarray) -> bool:
     return np.count_nonzero(sample) > 2 * EVENT_DENSITY * sample.size
 
 
-def synaptic_product(x: np.ndarray, weight_t: np.ndarray, events: EventWeights | None = None) -> np.ndarray:
+def synaptic_product(
+    x: np.ndarray, weight_t: np.ndarray, events: EventWeights | None = None, native: bool = False
+) -> np.ndarray:
     """Exact integer ``x @ weight_t``: event-driven when the input is sparse enough, else dense.
 
-    ``weight_t`` is stored in the exact dtype of the layer's bound (:func:`exact_dtype`); ``events``
-    is the same layer laid out for the compiled event kernel (None: no compiled event path).
+    ``x`` holds integers (int64, or a float dtype holding them exactly). ``weight_t`` is stored in the
+    exact dtype of the layer's bound (:func:`exact_dtype`); ``events`` is the same layer laid out for
+    the compiled event kernel (None: no compiled event path). The result is int64, or with
+    ``native`` the accumulator of the path taken (float32 / float64 / int32 / int64) — the same
+    integers, left unconverted for a caller that keeps them in float.
     """
     if not x.size:
-        return dense_product(x, weight_t)
+        return dense_product(x, weight_t, native)
     if events is not None and EventWeights.kernels() is not None:
         x2d = x.reshape(-1, x.shape[-1])
         if _clearly_dense(x2d):
-            return dense_product(x, weight_t)
-        acc = events.product(x2d, limit=int(EVENT_DENSITY * x.size))
+            return dense_product(x, weight_t, native)
+        acc = events.product(x2d, limit=int(EVENT_DENSITY * x.size), native=native)
         if acc is not None:
             return acc.reshape((*x.shape[:-1], weight_t.shape[1]))
-        return dense_product(x, weight_t)
+        return dense_product(x, weight_t, native)
     if _sparse() is not None and np.count_nonzero(x) <= SCIPY_EVENT_DENSITY * x.size:
         return scipy_event_product(x, weight_t)
-    return dense_product(x, weight_t)
+    return dense_product(x, weight_t, native)

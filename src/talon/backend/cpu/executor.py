@@ -5,6 +5,10 @@ once, a cyclic component step by step. Every value is kept as a ``[T, B, *shape]
 its last reader has run (values named in ``keep`` are kept to the end). Observers see each
 operation's merged input and outputs (for activity counts and calibration); the wall time of every
 operation is measured.
+
+In fixed point a value may be held as int64 or, where its bound allows, as float32 integers (see
+:func:`.fixed_engine.float32_storage`); ``integer_inputs`` names the operations that are handed
+int64 (per op, the positions of those inputs; a conversion that is exact).
 """
 
 from __future__ import annotations
@@ -36,11 +40,14 @@ class Trace:
 
 
 class Executor:
-    def __init__(self, program: Program, kernels: list[Kernel], dtype) -> None:
+    def __init__(
+        self, program: Program, kernels: list[Kernel], dtype, integer_inputs: list[tuple[int, ...]] | None = None
+    ) -> None:
         self.program = program
         self.kernels = kernels
         self.dtype = np.dtype(dtype)
         self.consumers = program.consumers()
+        self.integer_inputs = integer_inputs or [()] * len(kernels)
 
     def run(
         self,
@@ -108,6 +115,8 @@ class Executor:
     def _run_sequence(self, op, values, inputs, steps, batch, record, observers, trace) -> None:
         kernel = self.kernels[op.index]
         xs = self._op_inputs_sequence(op, values, inputs, steps, batch)
+        if self.integer_inputs[op.index]:
+            xs = _as_integers(xs, self.integer_inputs[op.index])
         t0 = time.perf_counter()
         if isinstance(kernel, StatefulKernel):
             outs, states = kernel.run(xs, record)
@@ -134,6 +143,8 @@ class Executor:
         for t in range(steps):
             for j, (op, kernel) in enumerate(zip(ops, kernels, strict=True)):
                 xs = self._step_inputs(op, values, buffers, inputs, t, batch)
+                if self.integer_inputs[op.index]:
+                    xs = _as_integers(xs, self.integer_inputs[op.index])
                 t0 = time.perf_counter()
                 if isinstance(kernel, StatefulKernel):
                     outs, states[j] = kernel.step(xs, states[j])
@@ -180,3 +191,12 @@ class Executor:
             else:
                 xs.append(seq[t])
         return xs
+
+
+def _as_integers(xs: list[np.ndarray], positions: tuple[int, ...]) -> list[np.ndarray]:
+    """The fixed-point values at ``positions`` held as float32 integers, as int64 (exact)."""
+    xs = list(xs)
+    for k in positions:
+        if xs[k].dtype != np.int64:
+            xs[k] = xs[k].astype(np.int64)
+    return xs

@@ -57,7 +57,45 @@ def fixed_kernels(program: Program, config: CompileConfig, calibration: Calibrat
         for op in ops:
             if any(f is None for f in kernels[op.index].in_formats) and not (op.external or op.index in tail):
                 raise BackendError(f"node {op.path!r}: an input format could not be determined")
+    float32_storage(program, kernels)
     return kernels
+
+
+def float32_storage(program: Program, kernels: list[Kernel]) -> None:
+    """Mark the kernels whose outputs may be held in float32: those whose every output is read only
+    by kernels that take float32 integers (``reads_exact_float``). A marked producer still uses
+    float32 only where its own bound proves every value, and every partial result forming it, an
+    integer below ``2**24`` (exact in float32); kernels that do not read floats get int64 inputs
+    from the executor. Either way the integers are the same: float32 skips a conversion to int64
+    and back before the next BLAS product, and halves the memory traffic."""
+    readers = program.consumers()
+    for op in program.ops:
+        kernel = kernels[op.index]
+        kernel.float32_out_ok = all(
+            readers[vid] and all(getattr(kernels[r], "reads_exact_float", False) for r in readers[vid])
+            for vid in op.outputs
+        )
+
+
+def integer_inputs(program: Program, kernels: list[Kernel]) -> list[tuple[int, ...]]:
+    """Per op: the positions of the inputs the executor converts from float32 to int64 before
+    running it — the fixed-point values (a producer with a format) read by a kernel that does not
+    take float32 integers. Never a top-level Input's (it quantizes the caller's real values), nor
+    the real float32 values of a detection decode's tail."""
+    out = []
+    for op in program.ops:
+        kernel = kernels[op.index]
+        if op.external or getattr(kernel, "reads_exact_float", False):
+            out.append(())
+            continue
+        positions = []
+        for k, ref in enumerate(op.inputs):
+            producer = program.ops[program.values[ref.value].producer]
+            fmt = kernels[producer.index].out_formats[producer.outputs.index(ref.value)]
+            if fmt is not None:
+                positions.append(k)
+        out.append(tuple(positions))
+    return out
 
 
 def _build(op, ctx, in_formats) -> Kernel:

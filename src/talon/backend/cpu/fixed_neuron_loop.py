@@ -8,6 +8,11 @@ the recurrence in one compiled loop over ``t`` and the elements, with the same i
 the same order: the integers are identical (``tests/backend/test_fixed_neuron_loop.py`` runs both on
 every reset mode and timing). Without numba (or with ``TALON_DISABLE_NUMBA=1``) the caller loops
 over :meth:`step` instead.
+
+A neuron with one incoming edge of its own shape does not form the drive at all: the loop reads
+the edge ``x`` (int64, or the float32 a weight layer leaves its accumulator in when it is below
+``2**24``: an exact integer) and multiplies by the gain itself, ``d = G[m] * int64(x)`` — the same
+int64 product, without forming the drive array.
 """
 
 from __future__ import annotations
@@ -25,55 +30,109 @@ RESET_TIMINGS = {"immediate": 0, "delayed": 1, "delayed_pre_decay": 2, "snntorch
 
 
 def neuron_loop(
-    drive, v, i, beta, c, alpha, gain, theta, v_reset, cuba, spiking, mode, timing, ge, post, frac, bits, record,
-    out, v_trace, i_trace,
+    drive, in_gain, v, i, beta, c, alpha, gain, theta, v_reset, cuba, spiking, mode, timing, ge, post, frac, bits,
+    record, out, v_trace, i_trace,
 ):  # fmt: skip
-    """Advance ``v [B, M]`` (and ``i``) through ``drive [T, B, M]``; write ``out [T, B, M]`` and,
-    with ``record``, the states after every step. Parameters are ``[M]`` int64 (one per neuron);
-    ``mode`` / ``timing`` index :data:`RESET_MODES` / :data:`RESET_TIMINGS`. Written in numba's
-    subset (plain loops over int64 scalars); the reset ``R(u, 1)`` is spelled out where it applies:
-    ``v_reset`` (value), ``sat(u - theta)`` (subtract) or ``u`` (none)."""
+    """Advance ``v [B, M]`` (and ``i``) through the drive ``in_gain[m] * drive[t, b, m]`` (``drive
+    [T, B, M]`` int64 or float32 integers; ``in_gain [M]`` ones when ``drive`` is already the summed
+    drive); write ``out [T, B, M]`` and, with ``record``, the states
+    after every step. Parameters are ``[M]`` int64 (one per neuron); ``mode`` / ``timing`` index
+    :data:`RESET_MODES` / :data:`RESET_TIMINGS`. Written in numba's subset.
+
+    Per neuron it computes exactly the integers of ``FixedNeuron.reference_step``; the loops are laid
+    out for speed: for each ``(t, b)`` row every stage (compare, reset, current, membrane, spike) is
+    one loop over the ``M`` neurons, the choices of neuron kind, reset mode and timing taken once per
+    row outside it (branch-free inner loops the compiler can vectorise). The reset ``R(u, z)`` is
+    spelled out per mode: ``v_reset`` (value), ``sat(u - theta)`` (subtract) or ``u`` (none), where
+    ``z`` is set."""
     steps, batch, size = drive.shape
     lo = -(1 << (bits - 1))
     hi = (1 << (bits - 1)) - 1
     half = (1 << (frac - 1)) if frac > 0 else 0
+    z_prev = np.zeros(size, np.int64)
+    z = np.zeros(size, np.int64)
+    vv = np.empty(size, np.int64)
+    d = np.empty(size, np.int64)
+    u = np.empty(size, np.int64)
     for t in range(steps):
         for b in range(batch):
+            vb = v[b]
+            x = drive[t, b]
             for m in range(size):
-                vv = v[b, m]
-                th = theta[m]
-                d = drive[t, b, m]
-                z_prev = 0
-                if spiking:
-                    z_prev = 1 if (vv >= th if ge else vv > th) else 0
-                    if timing == 2 and z_prev:  # delayed_pre_decay: reset before the decay
-                        vv = v_reset[m] if mode == 0 else (min(max(vv - th, lo), hi) if mode == 1 else vv)
-                if cuba:
-                    ii = ((alpha[m] * i[b, m] + d + half) >> frac) if frac > 0 else alpha[m] * i[b, m] + d
-                    ii = min(max(ii, lo), hi)
-                    i[b, m] = ii
-                    if record:
-                        i_trace[t, b, m] = ii
-                    d = gain[m] * ii
-                u = ((beta[m] * vv + d + half) >> frac) if frac > 0 else beta[m] * vv + d
-                u = min(max(u + c[m], lo), hi)
-                if not spiking:
-                    v[b, m] = u
-                    out[t, b, m] = u
-                    if record:
-                        v_trace[t, b, m] = u
-                    continue
-                if (timing == 1 or timing == 3) and z_prev:  # delayed, snntorch_immediate
-                    u = v_reset[m] if mode == 0 else (min(max(u - th, lo), hi) if mode == 1 else u)
-                z = 1 if (u >= th if ge else u > th) else 0
-                if timing == 0 and z:  # immediate
-                    u = v_reset[m] if mode == 0 else (min(max(u - th, lo), hi) if mode == 1 else u)
-                elif timing == 3:  # snntorch_immediate: correct the reset to this step's spike
-                    u = min(max(u - (z - z_prev) * th, lo), hi)
-                v[b, m] = u
-                out[t, b, m] = z if post else z_prev
+                d[m] = in_gain[m] * np.int64(x[m])
+            for m in range(size):
+                vv[m] = vb[m]
+            if spiking:
+                if ge:
+                    for m in range(size):
+                        z_prev[m] = 1 if vv[m] >= theta[m] else 0
+                else:
+                    for m in range(size):
+                        z_prev[m] = 1 if vv[m] > theta[m] else 0
+                if timing == 2:  # delayed_pre_decay: reset before the decay
+                    if mode == 0:
+                        for m in range(size):
+                            vv[m] = v_reset[m] if z_prev[m] else vv[m]
+                    elif mode == 1:
+                        for m in range(size):
+                            vv[m] = min(max(vv[m] - theta[m], lo), hi) if z_prev[m] else vv[m]
+            if cuba:
+                ib = i[b]
+                if frac > 0:
+                    for m in range(size):
+                        ib[m] = min(max((alpha[m] * ib[m] + d[m] + half) >> frac, lo), hi)
+                else:
+                    for m in range(size):
+                        ib[m] = min(max(alpha[m] * ib[m] + d[m], lo), hi)
                 if record:
-                    v_trace[t, b, m] = u
+                    for m in range(size):
+                        i_trace[t, b, m] = ib[m]
+                for m in range(size):
+                    d[m] = gain[m] * ib[m]
+            if frac > 0:
+                for m in range(size):
+                    u[m] = min(max(((beta[m] * vv[m] + d[m] + half) >> frac) + c[m], lo), hi)
+            else:
+                for m in range(size):
+                    u[m] = min(max(beta[m] * vv[m] + d[m] + c[m], lo), hi)
+            if spiking:
+                if timing == 1 or timing == 3:  # delayed, snntorch_immediate: the previous spike resets
+                    if mode == 0:
+                        for m in range(size):
+                            u[m] = v_reset[m] if z_prev[m] else u[m]
+                    elif mode == 1:
+                        for m in range(size):
+                            u[m] = min(max(u[m] - theta[m], lo), hi) if z_prev[m] else u[m]
+                if ge:
+                    for m in range(size):
+                        z[m] = 1 if u[m] >= theta[m] else 0
+                else:
+                    for m in range(size):
+                        z[m] = 1 if u[m] > theta[m] else 0
+                if timing == 0:  # immediate
+                    if mode == 0:
+                        for m in range(size):
+                            u[m] = v_reset[m] if z[m] else u[m]
+                    elif mode == 1:
+                        for m in range(size):
+                            u[m] = min(max(u[m] - theta[m], lo), hi) if z[m] else u[m]
+                elif timing == 3:  # snntorch_immediate: correct the reset to this step's spike
+                    for m in range(size):
+                        u[m] = min(max(u[m] - (z[m] - z_prev[m]) * theta[m], lo), hi)
+                if post:
+                    for m in range(size):
+                        out[t, b, m] = z[m]
+                else:
+                    for m in range(size):
+                        out[t, b, m] = z_prev[m]
+            else:
+                for m in range(size):
+                    out[t, b, m] = u[m]
+            for m in range(size):
+                vb[m] = u[m]
+            if record:
+                for m in range(size):
+                    v_trace[t, b, m] = u[m]
 
 
 def per_neuron_int(a, shape: tuple[int, ...]) -> np.ndarray:
@@ -115,7 +174,7 @@ def _drive(kernel, xs: list[np.ndarray], lead: tuple[int, ...]) -> np.ndarray:
     """``sum_e G_e * x_e`` (left to right, as ``FixedNeuron.step``) as a writable ``[*lead, M]`` int64 array."""
     drive = None
     for x, g in zip(xs, kernel.edge_gains, strict=True):
-        term = g * x
+        term = g * x.astype(INT, copy=False)  # an exact float input joins the int64 sum as int64
         drive = term if drive is None else drive + term
     full = (*lead, *kernel.shape)
     if drive.shape != full:
@@ -124,6 +183,22 @@ def _drive(kernel, xs: list[np.ndarray], lead: tuple[int, ...]) -> np.ndarray:
 
 
 _NO_TRACE = np.empty((1, 1, 1), INT)
+
+
+def drive_operands(kernel, xs: list[np.ndarray], lead: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """``(drive, in_gain)`` for :func:`neuron_loop`: one edge of the neuron's shape is read as it is
+    (int64 or float32, ``[*lead, M]``) with its gain per neuron; else the summed int64 drive with
+    unit gains."""
+    size = int(np.prod(kernel.shape, dtype=np.int64))
+    if len(xs) == 1 and xs[0].shape == (*lead, *kernel.shape) and xs[0].dtype in (INT, np.float32):
+        gains = getattr(kernel, "_loop_in_gain", None)
+        if gains is None:
+            gains = kernel._loop_in_gain = per_neuron_int(kernel.edge_gains[0], kernel.shape)
+        return np.ascontiguousarray(xs[0]).reshape(*lead, size), gains
+    ones = getattr(kernel, "_loop_unit_gain", None)
+    if ones is None:
+        ones = kernel._loop_unit_gain = np.ones(size, INT)
+    return _drive(kernel, xs, lead), ones
 
 
 def run_neurons(kernel, xs: list[np.ndarray], record: bool):
@@ -136,7 +211,7 @@ def run_neurons(kernel, xs: list[np.ndarray], record: bool):
     if loop is None:
         return None
     steps, batch = xs[0].shape[:2]
-    drive = _drive(kernel, xs, (steps, batch))
+    drive, in_gain = drive_operands(kernel, xs, (steps, batch))
     state = kernel.init_state(batch)
     size = drive.shape[-1]
     v = np.require(state["v"], INT, ["C", "W"]).reshape(batch, size)
@@ -144,7 +219,7 @@ def run_neurons(kernel, xs: list[np.ndarray], record: bool):
     out = np.empty((steps, batch, size), INT)
     v_trace = np.empty((steps, batch, size), INT) if record else _NO_TRACE
     i_trace = np.empty((steps, batch, size), INT) if record and kernel.cuba else _NO_TRACE
-    loop(drive, v, i, *loop_parameters(kernel), bool(record), out, v_trace, i_trace)
+    loop(drive, in_gain, v, i, *loop_parameters(kernel), bool(record), out, v_trace, i_trace)
     full = (steps, batch, *kernel.shape)
     trace = None
     if record:
@@ -161,12 +236,12 @@ def step_neurons(kernel, xs: list[np.ndarray], state: dict[str, np.ndarray]):
     if loop is None:
         return None
     batch = xs[0].shape[0]
-    drive = _drive(kernel, xs, (1, batch))
+    drive, in_gain = drive_operands(kernel, [x[None] for x in xs], (1, batch))
     size = drive.shape[-1]
     v = np.array(state["v"], INT).reshape(batch, size)
     i = np.array(state["i"], INT).reshape(batch, size) if kernel.cuba else np.zeros((1, 1), INT)
     out = np.empty((1, batch, size), INT)
-    loop(drive, v, i, *loop_parameters(kernel), False, out, _NO_TRACE, _NO_TRACE)
+    loop(drive, in_gain, v, i, *loop_parameters(kernel), False, out, _NO_TRACE, _NO_TRACE)
     full = (batch, *kernel.shape)
     new = {"v": v.reshape(full)}
     if kernel.cuba:

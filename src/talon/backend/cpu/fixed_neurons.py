@@ -61,6 +61,8 @@ def state_scale(amax: float, bits: int) -> float:
 
 
 class FixedNeuron(StatefulKernel):
+    reads_exact_float = True  # float32 integers are read by the compiled loop or converted (reference_step)
+
     def __init__(self, op: Op, ctx: FixedContext, in_formats: list[QFormat | None]) -> None:
         super().__init__(op)
         node = op.node
@@ -182,6 +184,7 @@ class FixedNeuron(StatefulKernel):
 
     def reference_step(self, xs, state):
         """One step of docs/backend.md §4.4 in numpy (the reference of the compiled loop)."""
+        xs = [x.astype(INT, copy=False) for x in xs]  # exact: float inputs hold integers below 2**24
         v = state["v"]
         new: State = {}
         if self.spiking:

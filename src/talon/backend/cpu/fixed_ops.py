@@ -30,6 +30,7 @@ from ..errors import UnsupportedNodeError
 from . import geometry
 from .events import EventWeights, exact_dtype, synaptic_product
 from .fixed_point import (
+    FLOAT32_EXACT,
     FLOAT_EXACT,
     INT,
     SPIKES,
@@ -70,7 +71,19 @@ def common_scale(formats: list[QFormat], shape: tuple[int, ...]) -> np.ndarray:
 
 
 class FixedKernel(StatelessKernel):
-    """Base: merge = sum of the edges at a common scale (saturating); one output."""
+    """Base: merge = sum of the edges at a common scale (saturating); one output.
+
+    Values are integers held in int64, or in float32 where their static bound is below ``2**24``
+    (every such integer is exact in float32, so the value is the same; see :func:`float32_storage`).
+    A kernel whose ``reads_exact_float`` is false gets its inputs as int64 (the executor converts);
+    ``float32_out_ok`` (set by the engine) says every reader of its outputs takes float32.
+    """
+
+    float32_out_ok = False
+
+    @property
+    def reads_exact_float(self) -> bool:
+        return False
 
     def __init__(self, op: Op, ctx: FixedContext, in_formats: list[QFormat | None]) -> None:
         super().__init__(op)
@@ -158,6 +171,10 @@ class FixedKernel(StatelessKernel):
 class QIdentity(FixedKernel):
     """Inner Input / Output, Dropout, HybridRegion, Skip residual / passthrough."""
 
+    @property
+    def reads_exact_float(self) -> bool:
+        return len(self.in_formats) == 1  # passed through as it is; a sum of several edges is int64
+
 
 class QInput(FixedKernel):
     """A top-level Input: ``q = clip(rint(x / s), -bound, bound)`` with a calibrated ``s``.
@@ -189,14 +206,15 @@ class QInput(FixedKernel):
 
     def compute(self, x):
         x = np.asarray(x)
+        dtype = np.float32 if self.float32_out_ok and self.top < FLOAT32_EXACT else INT
         if self.power_of_two is not None and x.dtype == np.float32:
-            q, saturated, rounded = quantize_dyadic(x, self.power_of_two, self.top)
+            q, saturated, rounded = quantize_dyadic(x, self.power_of_two, self.top, dtype)
         else:
             n = np.asarray(x, np.float64) / self.scale
             over = np.abs(n) > self.top
             saturated = int(np.count_nonzero(over))
             rounded = int(np.count_nonzero(~over & (n != np.rint(n)))) if self.power_of_two is not None else 0
-            q = np.clip(np.rint(n), -self.top, self.top).astype(INT)
+            q = np.clip(np.rint(n), -self.top, self.top).astype(dtype)
         # inputs beyond the calibrated bound, or between exact steps: a compiled program reports them
         self.outside = (self.outside[0] + saturated, self.outside[1] + rounded)
         return q
@@ -204,6 +222,8 @@ class QInput(FixedKernel):
 
 class QOutput(FixedKernel):
     """A top-level Output: the real value ``sum_e q_e * s_e`` rounded to float32."""
+
+    reads_exact_float = True  # q * s in float64 is the same for an int64 q and its exact float32
 
     def setup(self, node):
         self.out_formats = [None]
@@ -218,6 +238,12 @@ class QOutput(FixedKernel):
 
 class QWeighted(FixedKernel):
     """Common part of the weight layers: the input rescaling to ``activation_bits``."""
+
+    @property
+    def reads_exact_float(self) -> bool:
+        # without a rescale the input is summed (at most qmax(activation_bits)) and converted to the
+        # product's exact dtype; a rescale multiplies and shifts in int64
+        return getattr(self, "act_multipliers", None) is None
 
     def setup_input(self) -> QFormat | None:
         fmts = self.in_formats
@@ -284,8 +310,24 @@ class QWeighted(FixedKernel):
         check_int(worst + float(np.abs(bias_q).max(initial=0)), self.op.path, "the accumulator")
         self.acc_bits = acc_bits
         total = worst + float(np.abs(bias_q).max(initial=0))
+        self.total = total  # |acc + bias| before saturation
         self.saturating_acc = total > qmax(acc_bits)  # else saturation is the identity: skipped
         return int(min(total, qmax(acc_bits) + 1))
+
+    def add_bias(self, acc: np.ndarray, bias: np.ndarray) -> np.ndarray:
+        """``sat(acc + bias)`` for an exact accumulator ``acc`` (any dtype, a fresh array): kept in
+        float32 when every reader takes it and ``|acc + bias| <= total < 2**24`` (each partial result
+        an exact float32 integer), else in int64."""
+        if self.float32_out_ok and self.total < FLOAT32_EXACT:
+            acc = acc.astype(np.float32, copy=False)
+            acc += bias.astype(np.float32)
+            if self.saturating_acc:
+                top = qmax(self.acc_bits)
+                np.clip(acc, -top - 1, top, out=acc)
+            return acc
+        acc = acc.astype(INT, copy=False)
+        acc += bias
+        return saturate(acc, self.acc_bits) if self.saturating_acc else acc
 
     def describe(self):
         out = super().describe()
@@ -323,9 +365,8 @@ class QDense(QWeighted):
         self.out_formats = [QFormat(scale, bound)]
 
     def compute(self, x):
-        acc = synaptic_product(x, self.weight_t_exact, self.event_weights())
-        acc += self.bias_q
-        return saturate(acc, self.acc_bits) if self.saturating_acc else acc
+        acc = synaptic_product(x, self.weight_t_exact, self.event_weights(), native=True)
+        return self.add_bias(acc, self.bias_q)
 
     def event_weights(self) -> EventWeights | None:
         """The weights laid out for the compiled event kernel (made on first use; None without numba)."""
@@ -360,9 +401,7 @@ class QConv(QWeighted):
         fn = geometry.conv1d if self.one_d else geometry.conv2d
         dtype = exact_dtype(self.worst)  # exact for every partial sum: the float result is an integer
         acc = fn(x, self.wq, *self.geometry, dtype=dtype)
-        acc = acc.astype(INT) if dtype != INT else acc
-        acc += self.bias_view
-        return saturate(acc, self.acc_bits) if self.saturating_acc else acc
+        return self.add_bias(acc, self.bias_view)
 
 
 class QSepConv(QWeighted):
@@ -474,6 +513,10 @@ class QReLU(FixedKernel):
             bound = max(bound, self.slope.bound(fmt.bound))
         self.out_formats = [QFormat(fmt.scale, bound)]
 
+    @property
+    def reads_exact_float(self) -> bool:
+        return self.slope is None and len(self.in_formats) == 1  # max(x, 0) is exact in float32
+
     def compute(self, x):
         if self.slope is None:
             return np.maximum(x, 0)
@@ -522,6 +565,11 @@ class QPool(FixedKernel):
             scale = np.broadcast_to(scale, (self.in_shape[0], 1, 1)) / divisor[None]
         self.out_formats = [QFormat(scale, bound)]
 
+    @property
+    def reads_exact_float(self) -> bool:
+        # a maximum is exact in float32 (the padding -2**62 too: a power of two); sums stay int64
+        return self.kind == "MaxPool2d" and getattr(self, "pool_rescale", None) is None and len(self.in_formats) == 1
+
     def compute(self, x):
         if self.pool_rescale is not None:
             x = self.pool_rescale.apply(x)
@@ -532,6 +580,10 @@ class QPool(FixedKernel):
 
 
 class QFlatten(FixedKernel):
+    @property
+    def reads_exact_float(self) -> bool:
+        return len(self.in_formats) == 1  # a reshape
+
     def setup(self, node):
         fmt = self.setup_sum()
         if fmt is None:

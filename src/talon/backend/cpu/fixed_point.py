@@ -22,6 +22,7 @@ from talon._compiled import compiled
 
 INT = np.int64
 FLOAT_EXACT = 2**53  # every integer below this is exact in float64
+FLOAT32_EXACT = 2**24  # every integer below this is exact in float32
 INT_SAFE = 2**62  # headroom below the int64 limit
 
 
@@ -150,8 +151,9 @@ def quantize_symmetric(x: np.ndarray, bits: int, axis: int | None) -> tuple[np.n
     return q, scale
 
 
-def quantize_dyadic(x: np.ndarray, exponent: int, bound: int) -> tuple[np.ndarray, int, int]:
-    """``clip(rint(x * 2**exponent), -bound, bound)`` as int64 for a float32 ``x`` and ``exponent >= 0``:
+def quantize_dyadic(x: np.ndarray, exponent: int, bound: int, dtype=INT) -> tuple[np.ndarray, int, int]:
+    """``clip(rint(x * 2**exponent), -bound, bound)`` as ``dtype`` (int64, or float32 for a ``bound``
+    below ``2**24``, which holds every such integer exactly) for a float32 ``x`` and ``exponent >= 0``:
     the quantization of an input whose scale is ``2**-exponent``; with it, how many elements
     saturated (``|x * 2**exponent| > bound``) and how many of the others were rounded (not on a
     step; NaN counts here).
@@ -160,10 +162,13 @@ def quantize_dyadic(x: np.ndarray, exponent: int, bound: int) -> tuple[np.ndarra
     ``rint`` and ``clip`` commute for integer bounds: the result equals the float64 formula. One
     compiled pass with numba, else numpy passes (the same integers and counts).
     """
+    dtype = np.dtype(dtype)
+    if dtype != INT and not (dtype == np.float32 and bound < FLOAT32_EXACT):
+        raise ValueError(f"quantize_dyadic: {dtype} cannot hold every integer up to {bound} exactly")
     kernel = compiled(_quantize_dyadic)
     factor = np.float32(2.0**exponent)
     if kernel is not None:
-        out = np.empty(x.shape, INT)
+        out = np.empty(x.shape, dtype)
         saturated, rounded = kernel(np.ascontiguousarray(x).reshape(-1), factor, float(bound), out.reshape(-1))
         return out, int(saturated), int(rounded)
     with np.errstate(over="ignore"):
@@ -171,20 +176,18 @@ def quantize_dyadic(x: np.ndarray, exponent: int, bound: int) -> tuple[np.ndarra
     over = np.abs(q) > bound
     rounded = int(np.count_nonzero(~over & (q != np.rint(q))))
     np.clip(q, -bound, bound, out=q)
-    return np.rint(q, out=q).astype(INT), int(np.count_nonzero(over)), rounded
+    return np.rint(q, out=q).astype(dtype, copy=False), int(np.count_nonzero(over)), rounded
 
 
 def _quantize_dyadic(x, factor, bound, out):
     saturated = 0
     rounded = 0
-    for k in range(x.shape[0]):
+    for k in range(x.shape[0]):  # branch-free, so that the loop vectorises
         v = x[k] * factor
-        if abs(v) > bound:
-            saturated += 1
-        elif v != np.rint(v):
-            rounded += 1
-        v = min(max(v, -bound), bound)
-        out[k] = np.int64(np.rint(v))
+        over = abs(v) > bound
+        saturated += 1 if over else 0
+        rounded += 1 if (not over and v != np.rint(v)) else 0
+        out[k] = np.rint(min(max(v, -bound), bound))  # an integer: the same value in int64 or float32
     return saturated, rounded
 
 

@@ -172,6 +172,20 @@ class FloatNeuron(StatefulKernel):
         new["v"] = u
         return [z if self.post else z_prev], new
 
+    def run(self, xs, record):
+        """The whole sequence in the compiled loop (:mod:`.float_neuron_loop`, the same float32
+        values as :meth:`step`) when numba is available and the neuron is one the loop implements;
+        else step by step."""
+        from .float_neuron_loop import loop_supported, run_float_neurons
+
+        if loop_supported(self):
+            x = sum_edges(xs)
+            if x.dtype == self.dtype:
+                done = run_float_neurons(self, x, record)
+                if done is not None:
+                    return done
+        return super().run(xs, record)
+
 
 def multi_spike_count(z: np.ndarray, u: np.ndarray, theta: np.ndarray, limit: int | None = None) -> np.ndarray:
     """``spike_mode='multi'``: ``floor(u / theta)`` (the division rounded to ``u``'s dtype) where the

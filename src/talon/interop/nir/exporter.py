@@ -142,7 +142,8 @@ def write_nir(
     compression: str | None = "gzip",
     consumer: str | None = None,
 ) -> None:
-    """Write ``graph`` as a NIR file (``to_nir`` then ``nir.write``, atomically); ``consumer`` as in :func:`to_nir`."""
+    """Write ``graph`` as a NIR file (``to_nir``, then the file ``nir.write`` makes, atomically); ``consumer`` as in
+    :func:`to_nir`."""
     write_graph(path, to_nir(graph, dt=dt, lossy=lossy, consumer=consumer), compression=compression)
 
 

@@ -5,8 +5,10 @@ for a graph ``{"type": "NIRGraph", "nodes": {name: dict}, "edges": [(src, dst)],
 Reading goes through h5py directly rather than ``nir.read`` so that every file that exists can
 be read: files of every nir version (0.x paper files, files with or without ``v_reset``), unknown
 fields, the float ``(0,)`` dataset nir writes for empty edges, and files nir's own type inference
-rejects (``nir.read`` mutates graphs and mis-infers some convolutions). Reading does not need the
-``nir`` package; writing does (``nir.write``, so files are exactly what every NIR tool expects).
+rejects (``nir.read`` mutates graphs and mis-infers some convolutions); it walks the file in one
+pass with h5py's low-level API (:mod:`.hdf5_read`). Reading does not need the ``nir`` package;
+writing does: it makes exactly the file ``nir.write`` makes, the one every NIR tool expects, with
+fewer h5py calls (:mod:`.hdf5_write`).
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ from typing import Any
 import numpy as np
 
 from talon.ir.atomic import write_atomically
-from talon.ir.budget import MAX_NESTING, ByteBudget, default_budget
-from talon.ir.hdf5_guard import child, object_address, open_regular, read_dataset
+from talon.ir.budget import ByteBudget, default_budget
+from talon.ir.hdf5_guard import child, open_regular, read_dataset
+from talon.ir.serialization import collector_paused
 
 from ._common import NIRFormatError, import_nir
+from .hdf5_read import open_hdf5, read_group_tree
+from .hdf5_write import write_nir_dict
 
 PathLike = str | os.PathLike
 
@@ -45,13 +50,11 @@ def read_dict_budgeted(
     of the file size), checked before each dataset is read; groups nest at most
     ``talon.ir.budget.MAX_NESTING`` levels.
     """
-    import h5py
-
     shown = os.fspath(path)
     fh, size = open_regular(path, NIRFormatError, "NIR")
     with fh:
         try:
-            handle = h5py.File(fh, "r")
+            handle = open_hdf5(fh)
         except Exception as exc:
             raise NIRFormatError(f"{shown} is not a NIR file: it cannot be opened as HDF5 ({exc})") from None
         budget = ByteBudget(default_budget(size) if max_bytes is None else max_bytes, shown)
@@ -82,36 +85,10 @@ def _read_root(f, shown: str, size: int, budget: ByteBudget) -> tuple[dict[str, 
         version = version if isinstance(version, str) else None
     if not isinstance(node, h5py.Group):
         raise NIRFormatError(f"{shown}: 'node' is not an HDF5 group")
-    tree = _group(node, f"{shown}: node", size, budget)
+    tree = read_group_tree(node, f"{shown}: node", size, budget, _value)
     if tree.get("type") != "NIRGraph":
         raise NIRFormatError(f"{shown}: the root node is a {tree.get('type')!r}, expected a 'NIRGraph'")
     return tree, version
-
-
-def _group(root, where: str, size: int, budget: ByteBudget) -> dict[str, Any]:
-    """The group tree under ``root`` as nested dicts (iterative: depth and cycles are checked, not recursed)."""
-    import h5py
-
-    out: dict[str, Any] = {}
-    stack = [(root, out, where, (object_address(root),))]
-    while stack:
-        group, target, loc, ancestors = stack.pop()
-        if len(ancestors) > MAX_NESTING:
-            raise NIRFormatError(f"{loc}: groups nest deeper than {MAX_NESTING} levels")
-        for key in list(group):
-            item = child(group, key, loc, NIRFormatError)
-            here = f"{loc}/{key}"
-            if isinstance(item, h5py.Group):
-                address = object_address(item)
-                if address in ancestors:
-                    raise NIRFormatError(f"{here} is a hard link to one of its own parent groups (a cycle)")
-                target[key] = {}
-                stack.append((item, target[key], here, (*ancestors, address)))
-            elif isinstance(item, h5py.Dataset):
-                target[key] = _value(read_dataset(item, here, NIRFormatError, size, budget), here)
-            else:
-                raise NIRFormatError(f"{here} is neither a group nor a dataset")
-    return out
 
 
 def _value(value: Any, where: str) -> Any:
@@ -145,14 +122,17 @@ def parse_edges(raw: Any, where: str) -> list[tuple[str, str]]:
 
 
 def write_graph(path: PathLike, nir_graph: Any, *, compression: str | None = "gzip") -> None:
-    """Write a ``nir.NIRGraph`` with ``nir.write``, atomically (:mod:`talon.ir.atomic`).
+    """Write a ``nir.NIRGraph`` as ``nir.write`` does, atomically (:mod:`talon.ir.atomic`).
 
-    Node names that HDF5 cannot store as group names (empty, ``.``, containing ``/`` or NUL) are
-    refused with :class:`NIRFormatError` naming the node.
+    The file is the one ``nir.write(path, nir_graph, compression=compression)`` writes, made with
+    fewer h5py calls (:mod:`.hdf5_write`). Node names that HDF5 cannot store as group names (empty,
+    ``.``, containing ``/`` or NUL) are refused with :class:`NIRFormatError` naming the node.
     """
     nir = import_nir()
     _check_names(nir_graph, "graph")
-    write_atomically(path, lambda tmp: nir.write(tmp, nir_graph, compression=compression), OSError)
+    tree = object_to_dict(nir_graph)  # what nir.write stores (its to_dict() deep-copies every array first)
+    with collector_paused():
+        write_atomically(path, lambda tmp: write_nir_dict(tmp, tree, nir.version, compression=compression), OSError)
 
 
 def _check_names(nir_graph: Any, where: str) -> None:

@@ -24,12 +24,9 @@ e.g. a 0-d parameter or a float that ``x / dt * dt`` does not reproduce), ``flat
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import os
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,6 +34,7 @@ import numpy as np
 from talon import ir
 from talon.ir.budget import BudgetExceededError, active_budget
 from talon.ir.node import as_tuple
+from talon.ir.serialization import collector_paused
 
 from . import profiles, units
 from ._common import (
@@ -46,10 +44,9 @@ from ._common import (
     _broadcast,
     _shape,
     check_dt,
-    fmt_shape,
     same_bits,
-    unique_name,
 )
+from .assembly import Assembler, Spec, const
 from .files import object_to_dict, parse_edges, read_dict_budgeted
 from .metadata import from_nir_metadata
 from .records import merge_record, node_order
@@ -130,10 +127,11 @@ def read_nir(
     Only regular files and plain in-file datasets are read (``talon.ir.hdf5_guard``).
     """
     profiles.get_profile(producer)  # an unknown name is the caller's error, not the file's
-    tree, _version, budget = read_dict_budgeted(path, max_bytes=max_bytes)
-    with active_budget(budget), _stray_errors_name(str(path)):
-        return import_graph(tree, dt, type_check=type_check, where=str(path), integration=integration,
-                            producer=producer, require_dt=require_dt)  # fmt: skip
+    with collector_paused():  # a read makes many objects and no cycles (see talon.ir.serialization)
+        tree, _version, budget = read_dict_budgeted(path, max_bytes=max_bytes)
+        with active_budget(budget), _stray_errors_name(str(path)):
+            return import_graph(tree, dt, type_check=type_check, where=str(path), integration=integration,
+                                producer=producer, require_dt=require_dt)  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -252,24 +250,7 @@ def import_graph(
 # ------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Spec:
-    """One NIR node, converted but not yet placed in a validated graph."""
-
-    name: str
-    nir_type: str
-    build: Callable[[bool], ir.Node]  # argument: use the Flatten batch offset
-    metadata: dict[str, Any]
-    record: dict[str, Any] = field(default_factory=dict)
-    annotation: tuple[int, ...] | None = None  # declared input shape to check, if any
-    annotation_field: str = ""
-    offset_possible: bool = False
-    input_shape: tuple[int, ...] | None = None  # an Input node's declared shape
-    # talon field -> (NIR field, unit kind, the NIR value), for the source record
-    neuron_source: dict[str, tuple[str, str, np.ndarray]] = field(default_factory=dict)
-
-
-class _Importer:
+class _Importer(Assembler):
     def __init__(self, dt: float, type_check: bool, where: str, integration: str | None = None):
         self.dt, self.type_check, self.where = dt, type_check, where
         self.integration = integration
@@ -294,7 +275,7 @@ class _Importer:
                         "without type checks"
                     )
         order = node_order(records.get("talon_node_order"), nodes_raw)
-        specs: dict[str, _Spec] = {}
+        specs: dict[str, Spec] = {}
         for name in order:
             raw = nodes_raw[name]
             if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
@@ -305,156 +286,7 @@ class _Importer:
         graph.metadata = merge_record(metadata, {})
         return graph
 
-    def _add_boundaries(self, specs: dict[str, _Spec], edges: list[tuple[str, str]], path: str) -> None:
-        """Give root nodes an Input and leaf nodes an Output, as nir >= 1.0.6 does on construction."""
-        has_in = {d for _, d in edges}
-        has_out = {s for s, _ in edges}
-        for name in list(specs):
-            spec = specs[name]
-            if spec.nir_type != "Input" and name not in has_in:
-                shape = self._fixed_input_shape(spec)
-                if shape is None:
-                    raise NIRFormatError(
-                        f"{self.label(name, path)} ({spec.nir_type}) has no incoming edge and no Input node, and its "
-                        "input shape is not fixed by its parameters; add an Input node"
-                    )
-                new = unique_name(f"input_{name}", specs)
-                specs[new] = _Spec(new, "Input", _const(lambda s=shape: ir.Input(np.array(s, dtype=np.int64))), {})
-                edges.append((new, name))
-            if spec.nir_type != "Output" and name not in has_out:
-                new = unique_name(f"output_{name}", specs)
-                specs[new] = _Spec(new, "Output", _const(lambda: ir.Output(np.array([0]))), {})
-                specs[new].annotation = None
-                edges.append((name, new))
-
-    def _fixed_input_shape(self, spec: _Spec):
-        node = spec.build(False)
-        if isinstance(node, ir.Graph):
-            return node.nodes[node.input_nodes[0]].shape if len(node.input_nodes) == 1 else None
-        if spec.annotation is not None:
-            return spec.annotation
-        return node.input_shape
-
-    def _assemble(
-        self, specs: dict[str, _Spec], edges: list[tuple[str, str]], path: str, batch_dropped: bool = False
-    ) -> ir.Graph:
-        flattens = [n for n, s in specs.items() if s.offset_possible]
-        if len(flattens) <= 6:
-            candidates = [set(c) for k in range(len(flattens) + 1) for c in itertools.combinations(flattens, k)]
-        else:
-            candidates = [set(), set(flattens)]
-        first_error: Exception | None = None
-        fallback = None
-        for offsets in candidates:
-            probe_nodes = {}
-            for name, spec in specs.items():
-                probe_nodes[name] = ir.Skip("residual") if spec.nir_type == "Output" else spec.build(name in offsets)
-            try:
-                probe = ir.Graph(probe_nodes, list(edges))
-            except BudgetExceededError:
-                raise
-            except (ir.GraphValidationError, ValueError) as exc:
-                first_error = first_error or exc
-                continue
-            mismatches = self._mismatches(specs, probe)
-            if not mismatches:
-                fallback = (offsets, probe, [])
-                break
-            if fallback is None:
-                fallback = (offsets, probe, mismatches)
-        if fallback is None:
-            if not self.type_check and not batch_dropped and self._drop_batch_axes(specs, path):
-                return self._assemble(specs, edges, path, batch_dropped=True)
-            where = f"{self.where}: subgraph {path!r}" if path else self.where
-            raise ir.ConversionError(f"{where}: the NIR graph is not consistent: {first_error}") from None
-        offsets, probe, mismatches = fallback
-        for name, declared, actual, what in mismatches:
-            message = (
-                f"{self.label(name, path)} ({specs[name].nir_type}) declares {what} {fmt_shape(declared)} but the "
-                f"graph gives it {fmt_shape(actual)}"
-            )
-            if self.type_check:
-                raise ir.ConversionError(
-                    f"{message}; the file's shape annotations contradict its structure. Read it with "
-                    "type_check=False to use the shapes the structure implies."
-                )
-            warnings.warn(f"{message}; using {fmt_shape(actual)} (type_check=False)", stacklevel=5)
-            specs[name].record["type_check"] = f"declared {what} {fmt_shape(declared)} replaced by {fmt_shape(actual)}"
-        nodes = {}
-        for name, spec in specs.items():
-            if spec.nir_type == "Output":
-                shape = probe.nodes[name].output_shape
-                node = spec.build(False) if shape is None else ir.Output(np.array(shape, dtype=np.int64))
-            else:
-                node = spec.build(name in offsets)
-            if name in offsets:
-                spec.record["flatten_batch_offset"] = True
-            nodes[name] = node
-        try:
-            graph = ir.Graph(nodes, list(edges))
-        except (ir.GraphValidationError, ValueError) as exc:
-            where = f"{self.where}: subgraph {path!r}" if path else self.where
-            raise ir.ConversionError(f"{where}: {exc}") from None
-        for name, spec in specs.items():
-            node = graph.nodes[name]
-            self._source_record(spec, node)
-            if spec.record:
-                spec.metadata = merge_record(spec.metadata, spec.record)
-            node.metadata = spec.metadata
-        return graph
-
-    def _drop_batch_axes(self, specs: dict[str, _Spec], path: str) -> bool:
-        """Rockpool writes Input shapes with a leading batch axis of 1 (``[1, N]``): under type_check=False,
-        drop it (with a warning) when the graph does not fit otherwise. Whether anything was dropped."""
-        dropped = False
-        for name, spec in specs.items():
-            shape = spec.input_shape
-            if spec.nir_type != "Input" or shape is None or len(shape) < 2 or shape[0] != 1:
-                continue
-            spec.input_shape = shape[1:]
-            spec.build = _const(lambda s=shape[1:]: ir.Input(np.array(s, dtype=np.int64)))
-            spec.record["type_check"] = f"leading batch axis of {fmt_shape(shape)} dropped"
-            warnings.warn(
-                f"{self.label(name, path)} (Input) declares {fmt_shape(shape)} with a leading batch axis (as Rockpool "
-                f"writes); using {fmt_shape(shape[1:])} (type_check=False)",
-                stacklevel=6,
-            )
-            dropped = True
-        return dropped
-
-    def _mismatches(self, specs: dict[str, _Spec], probe: ir.Graph):
-        out = []
-        for name, spec in specs.items():
-            node = probe.nodes[name]
-            if spec.nir_type == "Output":
-                declared, actual, what = spec.annotation, node.output_shape, "shape"
-            elif spec.annotation is not None:
-                declared, actual, what = spec.annotation, node.input_shape, spec.annotation_field
-            else:
-                continue
-            if declared is not None and actual is not None and tuple(declared) != tuple(actual):
-                out.append((name, declared, actual, what))
-        return out
-
-    def _source_record(self, spec: _Spec, node: ir.Node) -> None:
-        """Keep the NIR value of each neuron field that converting back would not reproduce.
-
-        0-d NIR parameters are not kept: they are written back as full arrays (nir >= 1.0.8 cannot
-        infer types from 0-d parameters, and ``nir.write`` cannot compress 0-d datasets).
-        """
-        source = {}
-        for talon_field, (nir_field, kind, original) in spec.neuron_source.items():
-            if original is None or original.ndim == 0:
-                continue
-            back = units.to_nir(_broadcast(getattr(node, talon_field), original.shape), kind, self.dt)
-            if not same_bits(back, original):
-                source[nir_field] = original
-        if source:
-            spec.record["source"] = {**spec.record.get("source", {}), **source}
-
-    # ---- nodes ---------------------------------------------------------------------------------
-
-    def node(self, name: str, raw: dict[str, Any], path: str) -> _Spec:
+    def node(self, name: str, raw: dict[str, Any], path: str) -> Spec:
         kind = raw["type"]
         label = self.label(name, path)
         metadata, records = from_nir_metadata(raw.get("metadata"), f"{label}: metadata")
@@ -475,7 +307,8 @@ class _Importer:
             record["unknown_fields"] = unknown
         try:
             spec = self._convert(name, kind, raw, label, path, records)
-            spec.build(False)  # construct once here, so that bad parameters are reported with this node's name
+            if spec.built is None:  # construct once here, so that bad parameters are reported with this node's name
+                spec.built = spec.build(False)
         except (ValueError, TypeError, KeyError) as exc:
             if isinstance(exc, ir.ConversionError):
                 raise
@@ -486,7 +319,7 @@ class _Importer:
         spec.record.update(record)
         return spec
 
-    def _convert(self, name: str, kind: str, raw: dict, label: str, path: str, records: dict) -> _Spec:
+    def _convert(self, name: str, kind: str, raw: dict, label: str, path: str, records: dict) -> Spec:
         def need(key: str) -> Any:
             if key not in raw or raw[key] is None:
                 raise NIRFormatError(f"{label} ({kind}) has no {key!r}")
@@ -495,13 +328,13 @@ class _Importer:
         if kind == "NIRGraph":
             meta, sub_records = from_nir_metadata(raw.get("metadata"), f"{label}: metadata")
             sub = self.graph(raw, f"{path}.{name}" if path else name, meta, sub_records)
-            return _Spec(name, kind, _const(lambda: sub), {})
+            return Spec(name, kind, const(lambda: sub), {})
         if kind == "Input":
             shape = _shape(need("shape"), label)
-            return _Spec(name, kind, _const(lambda: ir.Input(np.array(shape, dtype=np.int64))), {}, input_shape=shape)
+            return Spec(name, kind, const(lambda: ir.Input(np.array(shape, dtype=np.int64))), {}, input_shape=shape)
         if kind == "Output":
             shape = _shape(need("shape"), label)
-            return _Spec(name, kind, _const(lambda: ir.Output(np.array(shape, dtype=np.int64))), {}, annotation=shape)
+            return Spec(name, kind, const(lambda: ir.Output(np.array(shape, dtype=np.int64))), {}, annotation=shape)
         if kind in ("Affine", "Linear"):
             weight = np.asarray(need("weight"))
             if weight.ndim != 2:
@@ -510,13 +343,13 @@ class _Importer:
                     "weights only"
                 )
             if kind == "Linear":
-                return _Spec(name, kind, _const(lambda: ir.Linear(weight)), {})
+                return Spec(name, kind, const(lambda: ir.Linear(weight)), {})
             bias = raw.get("bias")
             restored = self._restored(records, kind, label)
             cls = ir.SpikingAffine if restored and restored["type"] == "SpikingAffine" else ir.Affine
             params = restored["params"] if restored else {}
-            return _Spec(
-                name, kind, _const(lambda: cls(weight, None if bias is None else np.asarray(bias), **params)), {}
+            return Spec(
+                name, kind, const(lambda: cls(weight, None if bias is None else np.asarray(bias), **params)), {}
             )
         if kind == "Scale":
             scale = np.asarray(need("scale"))
@@ -524,18 +357,18 @@ class _Importer:
             if restored and np.all(scale == 1):
                 cls = {"Skip": ir.Skip, "HybridRegion": ir.HybridRegion, "Dropout": ir.Dropout}[restored["type"]]
                 params = restored["params"]
-                return _Spec(name, kind, _const(lambda: cls(**params)), {})
+                return Spec(name, kind, const(lambda: cls(**params)), {})
             kept = (records.get("talon_source") or {}).get("scale")
             if kept is not None and same_bits(_broadcast(kept, scale.shape), scale):
                 scale = np.asarray(kept)
-            return _Spec(name, kind, _const(lambda: ir.Scale(scale)), {})
+            return Spec(name, kind, const(lambda: ir.Scale(scale)), {})
         if kind in ("Conv1d", "Conv2d"):
             return self._conv(name, kind, raw, need, label, records)
         if kind in ("SumPool2d", "AvgPool2d"):
             cls = ir.SumPool2d if kind == "SumPool2d" else ir.AvgPool2d
             k, s, p = need("kernel_size"), need("stride"), need("padding")
-            cls(kernel_size=k, stride=s, padding=p)  # validate now, with the node's name in the error
-            return _Spec(name, kind, _const(lambda: cls(kernel_size=k, stride=s, padding=p)), {})
+            built = cls(kernel_size=k, stride=s, padding=p)  # validate now, with the node's name in the error
+            return Spec(name, kind, const(lambda: cls(kernel_size=k, stride=s, padding=p)), {}, built=built)
         if kind == "Flatten":
             return self._flatten(name, raw, label, records)
         if kind == "Delay":
@@ -546,7 +379,7 @@ class _Importer:
                     f"{label} (Delay): the delays {np.unique(delay)[:8].tolist()} s are not whole multiples of "
                     f"dt={self.dt} s; talon delays count timesteps. Convert with a dt that divides every delay."
                 )
-            spec = _Spec(name, kind, _const(lambda: ir.Delay(steps)), {})
+            spec = Spec(name, kind, const(lambda: ir.Delay(steps)), {})
             exact = same_bits(units.steps_to_delay(steps, self.dt), delay)  # what writing back gives
             if delay.ndim and not exact:  # 0-d delays are written back full size (see _source_record)
                 spec.record["source"] = {"delay": delay}
@@ -566,7 +399,7 @@ class _Importer:
         warnings.warn(f"{label}: ignoring an unusable 'talon_node' record {text!r}", stacklevel=6)
         return None
 
-    def _conv(self, name, kind, raw, need, label, records) -> _Spec:
+    def _conv(self, name, kind, raw, need, label, records) -> Spec:
         ndim = 1 if kind == "Conv1d" else 2
         weight = np.asarray(need("weight"))
         if weight.ndim != ndim + 2:
@@ -611,9 +444,9 @@ class _Importer:
         if input_shape is not None:
             spatial = [int(d) for d in np.asarray(input_shape).reshape(-1)]
             annotation = (node.in_channels, *spatial)
-        return _Spec(name, kind, build, {}, record, annotation=annotation, annotation_field="input_shape")
+        return Spec(name, kind, build, {}, record, annotation=annotation, annotation_field="input_shape", built=node)
 
-    def _flatten(self, name, raw, label, records) -> _Spec:
+    def _flatten(self, name, raw, label, records) -> Spec:
         start = int(np.asarray(raw.get("start_dim", 1)).reshape(()))
         end = int(np.asarray(raw.get("end_dim", -1)).reshape(()))
         declared = raw.get("input_type")
@@ -625,10 +458,10 @@ class _Importer:
             n = len(annotation)
             k_start, k_end = int(kept["start_dim"]), int(kept["end_dim"])
             if (k_start + n if k_start < 0 else k_start, k_end + n if k_end < -1 else k_end) == (start, end):
-                return _Spec(
+                return Spec(
                     name,
                     "Flatten",
-                    _const(lambda: ir.Flatten(k_start, k_end)),
+                    const(lambda: ir.Flatten(k_start, k_end)),
                     {},
                     annotation=annotation,
                     annotation_field="input_type",
@@ -640,11 +473,11 @@ class _Importer:
             return ir.Flatten(start_dim=start, end_dim=end)
 
         possible = start >= 1 and end != 0
-        return _Spec(
+        return Spec(
             name, "Flatten", build, {}, annotation=annotation, annotation_field="input_type", offset_possible=possible
         )
 
-    def _neuron(self, name, kind, raw, need, label, records) -> _Spec:
+    def _neuron(self, name, kind, raw, need, label, records) -> Spec:
         cls = _NEURON_CLASSES[kind]
         restore = records.get("talon_source") or {}
         kwargs: dict[str, Any] = {}
@@ -675,9 +508,5 @@ class _Importer:
             kwargs.update(_NIR_SPIKING)
         elif kind == "Threshold":
             kwargs["comparison"] = ">"
-        cls(**kwargs)  # validate now, so that errors name this node
-        return _Spec(name, kind, lambda _offset: cls(**kwargs), {}, neuron_source=source)
-
-
-def _const(make: Callable[[], ir.Node]) -> Callable[[bool], ir.Node]:
-    return lambda _offset: make()
+        built = cls(**kwargs)  # validate now, so that errors name this node
+        return Spec(name, kind, lambda _offset: cls(**kwargs), {}, neuron_source=source, built=built)
