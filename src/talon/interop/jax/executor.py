@@ -25,6 +25,11 @@ in edge order, a recurrent edge delivers its source's value of the previous step
 On a loaded 2-core CPU both whole-sequence schedules measured slower than the step-wise one
 (``docs/jax.md`` §8), hence the default.
 
+Convolution chains (a convolution and the neurons, pools and elementwise nodes fed only by it)
+run channels-last inside, on the layout XLA's CPU kernels are fastest on (:mod:`.channels_last`;
+``channels_last=False`` keeps every array channels-first). Inputs, outputs, states and traces
+are in talon's layout either way, and the results are the same bits.
+
 What does not change from call to call is prepared outside the compiled function, where it
 costs microseconds instead of an XLA kernel to compile: the weights are read in the layout
 XLA's CPU kernels want (``[in, out]`` for a matrix product, spatial-first for a convolution),
@@ -52,6 +57,7 @@ import numpy as np
 from ... import ir
 from ...ir.errors import UnsupportedModuleError
 from . import layers
+from .channels_last import arrive, channels_last_paths, coefficient_axes, to_first, to_last
 from .neurons import SPIKING, coefficients, exact_zero, make_step, per_neuron, state_keys
 from .plan import BOUNDARY, DELAY, INPUT, NEURON, components, flatten, fuse, is_cyclic
 from .spike import Surrogate, make_spike
@@ -75,10 +81,19 @@ def _fold(fn, *seqs):
 class JaxGraph:
     """A talon graph compiled to JAX (see the module docstring)."""
 
-    def __init__(self, graph: ir.Graph, *, surrogate: Surrogate = "superspike", dtype: Any = "float32"):
+    def __init__(
+        self,
+        graph: ir.Graph,
+        *,
+        surrogate: Surrogate = "superspike",
+        dtype: Any = "float32",
+        channels_last: bool = True,
+    ):
         self.graph = graph
         self.dtype = _check_dtype(dtype)
         self.plan = flatten(graph)
+        # the nodes whose values and states are kept channels-last inside (see .channels_last)
+        self.channels_last: frozenset[str] = channels_last_paths(self.plan) if channels_last else frozenset()
         self._spikes = {cmp: make_spike(cmp, surrogate) for cmp in (">", ">=")}
         self._fns: dict[str, Any] = {}
         self._delays: dict[str, np.ndarray] = {}
@@ -88,7 +103,7 @@ class JaxGraph:
             if flat.kind == NEURON:
                 params[path] = coefficients(node, self.dtype)
                 spike = self._spikes[node.comparison.value] if isinstance(node, SPIKING) else None
-                self._fns[path] = make_step(node, spike)
+                self._fns[path] = make_step(node, spike, channels_last=path in self.channels_last)
             elif flat.kind == DELAY:
                 self._delays[path] = np.broadcast_to(per_neuron(node.delay, len(flat.shape) + 1), flat.shape)
             elif flat.kind not in (INPUT, BOUNDARY):
@@ -97,8 +112,13 @@ class JaxGraph:
                     params[path] = built[0]
                 self._fns[path] = built[1]
         self.params: dict[str, dict[str, jax.Array]] = jax.device_put(params)
-        self._relayout = {p: f.node for p, f in self.plan.nodes.items() if p in params and layers.relayout(f.node)}
-        self._moved: dict[str, tuple[Any, Any]] = {}  # path -> (weight, relaid weight) of the last call
+        self._relayout = self._relayout_plan(params)
+        # (path, name) -> (array, relaid array) of the last call
+        self._moved: dict[tuple[str, str], tuple[Any, Any]] = {}
+        # neuron states kept channels-last, and their rank (channels and spatial axes)
+        self._last_states = {
+            p: len(f.shape) for p, f in self.plan.nodes.items() if p in self.channels_last and f.kind == NEURON
+        }
         self._initial: dict[int, dict] = {}  # batch size -> init_state
         before, loop, after = fuse(self.plan)
         self._schedules = {
@@ -108,7 +128,7 @@ class JaxGraph:
         self._params_structure = jax.tree.structure(self.params)
         self._input_shapes = {name: tuple(self.plan.nodes[p].shape) for name, p in self.plan.inputs.items()}
         self._step_jit = jax.jit(self._step)
-        self._run_jit = jax.jit(self._run, static_argnames=("record", "mode"))
+        self._run_jit = jax.jit(self._run, static_argnames=("record", "mode", "state_inside", "host"))
 
     def __repr__(self) -> str:
         return f"JaxGraph({len(self.plan.nodes)} nodes, dtype={np.dtype(self.dtype).name})"
@@ -171,13 +191,31 @@ class JaxGraph:
         self._check_params(params)
         inputs = self._inputs(x, time=True)
         batch = next(iter(inputs.values())).shape[1]
+        inside = state is None and bool(self._last_states)  # the cached initial state is laid out as inside
         if state is None:
             state = self._initial_state(batch)
         else:
             self._check_state(state, batch)
         moved = self._relayouts(params)
-        outputs, final, trace = self._run_jit(params, moved, state, inputs, record=bool(record), mode=mode)
+        host = self._finish_on_host(params, state, inputs)
+        outputs, final, trace = self._run_jit(
+            params, moved, state, inputs, record=bool(record), mode=mode, state_inside=inside, host=host
+        )
+        if host:
+            outputs, final, trace = self._outside(outputs, final, lead=2, trace=trace, xp=np)
         return (self._outputs(outputs), final, trace) if record else (self._outputs(outputs), final)
+
+    def _finish_on_host(self, params, state, inputs) -> bool:
+        """Whether ``run`` moves channels-last results back to talon's layout with numpy after the
+        compiled function (on the CPU, where the call has finished when it returns and numpy
+        transposes a state in microseconds, while XLA compiles a transpose kernel for tens of
+        milliseconds) rather than inside it (traced arguments, other devices)."""
+        if not self._last_states and not self.channels_last & set(self.plan.outputs.values()):
+            return False
+        leaves = jax.tree.leaves((params, state, inputs))
+        if any(isinstance(a, jax.core.Tracer) for a in leaves):
+            return False
+        return all(d.platform == "cpu" for a in leaves if isinstance(a, jax.Array) for d in a.devices())
 
     def to_graph(self, params: Mapping) -> ir.Graph:
         """A copy of the graph carrying ``params`` (e.g. after training); see :mod:`.export`.
@@ -192,36 +230,65 @@ class JaxGraph:
     # ---- per-call preparation, outside the compiled functions -------------------------------
 
     def _initial_state(self, batch: int) -> dict:
-        """``init_state(batch)`` built with numpy, moved to the device once and cached (jax arrays
-        are immutable): a run from the initial state compiles no kernel filling it with zeros."""
+        """``init_state(batch)`` built with numpy in the layout ``run`` keeps inside (the states of
+        channels-last neurons channels-last), moved to the device once and cached (jax arrays are
+        immutable): a run from the initial state compiles no kernel filling or transposing it."""
         if batch not in self._initial:
+            state = self._state_of(batch, np)
+            for path in self._last_states:
+                state["nodes"][path] = {k: np.moveaxis(v, 1, -1) for k, v in state["nodes"][path].items()}
             with jax.ensure_compile_time_eval():  # concrete arrays even when run is traced (they are cached)
-                self._initial[batch] = jax.device_put(self._state_of(batch, np))
+                self._initial[batch] = jax.device_put(jax.tree.map(np.ascontiguousarray, state))
         return self._initial[batch]
 
-    def _relayouts(self, params: Mapping) -> dict[str, Any]:
-        """``{path: weight in the layout the engine reads}`` (:func:`.layers.relayout`), made on the
-        host and cached while the same weight array comes back; None for a traced weight (it is
-        transposed in the graph)."""
-        out: dict[str, Any] = {}
-        for path, node in self._relayout.items():
-            weight = params[path]["weight"]
-            if isinstance(weight, jax.core.Tracer):
-                out[path] = None
+    def _relayout_plan(self, params: dict) -> dict[str, list[tuple[str, str, tuple[int, ...]]]]:
+        """``{path: [(name, new name, axes)]}``: the parameters read as ``param.transpose(axes)``,
+        stored under the new name — the weights of :func:`.layers.relayout`, and the layer-shaped
+        coefficients of channels-last neurons (under their own name)."""
+        plan: dict[str, list[tuple[str, str, tuple[int, ...]]]] = {}
+        for path, flat in self.plan.nodes.items():
+            if path not in params:
                 continue
-            cached = self._moved.get(path)
-            if cached is not None and cached[0] is weight:
-                out[path] = cached[1]
-                continue
-            with jax.ensure_compile_time_eval():  # a concrete array even when run is traced
-                out[path] = layers.relayout_on_host(weight, layers.relayout(node)[1])
-            if isinstance(weight, jax.Array):  # immutable: safe to cache by identity
-                self._moved[path] = (weight, out[path])
+            moves = []
+            weight = layers.relayout(flat.node)
+            if weight is not None:
+                moves.append(("weight", *weight))
+            if flat.kind == NEURON and path in self.channels_last:
+                for name, value in params[path].items():
+                    axes = coefficient_axes(value, len(flat.shape))
+                    if axes is not None:
+                        moves.append((name, name, axes))
+            if moves:
+                plan[path] = moves
+        return plan
+
+    def _relayouts(self, params: Mapping) -> dict[str, dict[str, Any]]:
+        """``{path: {new name: param in the layout the engine reads}}`` (:meth:`_relayout_plan`),
+        made on the host and cached while the same array comes back; None for a traced parameter
+        (it is transposed in the graph)."""
+        out: dict[str, dict[str, Any]] = {}
+        for path, moves in self._relayout.items():
+            entry = out[path] = {}
+            for name, new_name, axes in moves:
+                value = params[path][name]
+                if isinstance(value, jax.core.Tracer):
+                    entry[new_name] = None
+                    continue
+                cached = self._moved.get((path, name))
+                if cached is not None and cached[0] is value:
+                    entry[new_name] = cached[1]
+                    continue
+                with jax.ensure_compile_time_eval():  # a concrete array even when run is traced
+                    entry[new_name] = layers.relayout_on_host(value, axes)
+                if isinstance(value, jax.Array):  # immutable: safe to cache by identity
+                    self._moved[(path, name)] = (value, entry[new_name])
         return out
 
     # ---- lowering ---------------------------------------------------------------------------
 
     def _build_stateless(self, path: str, node: ir.Node):
+        if path in self.channels_last:
+            return layers.build(node, self.dtype, channels_last=True)
         if isinstance(node, ir.Threshold):
             spike = self._spikes[node.comparison.value]
             params = {"threshold": np.ascontiguousarray(np.asarray(node.threshold).astype(self.dtype))}
@@ -315,11 +382,12 @@ class JaxGraph:
             incoming = []
             for edge in flat.inputs:
                 if edge.src not in members:
-                    incoming.append(external[edge.key])
+                    value = external[edge.key]
                 elif edge.recurrent:
-                    incoming.append(state["edges"][edge.key])
+                    value = state["edges"][edge.key]
                 else:
-                    incoming.append(_port(values[edge.src], edge.port))
+                    value = _port(values[edge.src], edge.port)
+                incoming.append(self._arrive(edge, path, value))
             x = layers.merge(flat.node, incoming, path, zero)
             if flat.kind == NEURON:
                 values[path], node_state[path] = self._fns[path](params[path], state["nodes"][path], x, zero)
@@ -331,12 +399,22 @@ class JaxGraph:
             else:
                 values[path] = self._fns[path](params.get(path, {}), x)
         edge_state = {
-            e.key: _port(values[e.src], e.port)
+            e.key: self._edge_value(e, _port(values[e.src], e.port))
             for p in paths
             for e in self.plan.nodes[p].inputs
             if e.recurrent and e.src in members
         }
         return values, node_state, edge_state
+
+    def _arrive(self, edge, dst: str, value):
+        """An edge's value in its consumer's layout. A recurrent edge's value is in talon's layout
+        (it is part of the state a caller sees), another edge's in its source's."""
+        src_last = edge.src in self.channels_last and not edge.recurrent
+        return arrive(value, len(edge.shape), src_last, dst in self.channels_last)
+
+    def _edge_value(self, edge, value):
+        """The value of a recurrent edge from its source's layout to talon's."""
+        return arrive(value, len(edge.shape), edge.src in self.channels_last, False)
 
     def _delay_step(self, path: str, state, x):
         depth = self._max_delay(path)
@@ -357,7 +435,35 @@ class JaxGraph:
 
     def _step(self, params, moved, state, inputs):
         params = layers.with_relayouts(self._relayout, params, moved)
-        return self._one_step(params, state, inputs, exact_zero(self.dtype))
+        inputs, state = self._inside(inputs, state, lead=1, state_inside=False)
+        outputs, new = self._one_step(params, state, inputs, exact_zero(self.dtype))
+        return self._outside(outputs, new, lead=1)[:2]
+
+    def _inside(self, inputs: dict, state: dict, lead: int, state_inside: bool):
+        """Inputs and state as the engine keeps them: channels-last Inputs and neuron states
+        transposed (``lead`` = 2 for sequences, 1 for one step), unless the state already is."""
+        inputs = {p: to_last(x, x.ndim - lead) if p in self.channels_last else x for p, x in inputs.items()}
+        if self._last_states and not state_inside:
+            nodes = dict(state["nodes"])
+            for path, rank in self._last_states.items():
+                nodes[path] = {k: to_last(v, rank) for k, v in nodes[path].items()}
+            state = {**state, "nodes": nodes}
+        return inputs, state
+
+    def _outside(self, outputs: dict, state: dict, lead: int, trace: dict | None = None, xp=jnp):
+        """Outputs, final state and trace back in talon's layout (the inverse of :meth:`_inside`),
+        in the graph (``xp=jnp``) or by numpy on the host (``xp=np``, on concrete arrays)."""
+        back = to_first if xp is jnp else _to_first_on_host
+        outputs = {p: back(y, y.ndim - lead) if p in self.channels_last else y for p, y in outputs.items()}
+        if self._last_states:
+            nodes = dict(state["nodes"])
+            trace = None if trace is None else dict(trace)
+            for path, rank in self._last_states.items():
+                nodes[path] = {k: back(v, rank) for k, v in nodes[path].items()}
+                if trace is not None and path in trace:
+                    trace[path] = {k: back(v, rank) for k, v in trace[path].items()}
+            state = {**state, "nodes": nodes}
+        return outputs, state, trace
 
     def _one_step(self, params, state, inputs, zero):
         values, node_state, edge_state = self._eval(self.plan.order, params, state, inputs, {}, zero)
@@ -366,12 +472,18 @@ class JaxGraph:
 
     # ---- sequences --------------------------------------------------------------------------
 
-    def _run(self, params, moved, state, inputs, record: bool, mode: str):
+    def _run(self, params, moved, state, inputs, record: bool, mode: str, state_inside: bool = False, host=False):
         params = layers.with_relayouts(self._relayout, params, moved)
+        inputs, state = self._inside(inputs, state, lead=2, state_inside=state_inside)
         zero = exact_zero(self.dtype)  # once, outside the loops
         if mode == "stepwise":
-            return self._run_stepwise(params, state, inputs, record, zero)
-        return self._run_sequences(self._schedules[mode], params, state, inputs, record, zero)
+            outputs, final, trace = self._run_stepwise(params, state, inputs, record, zero)
+        else:
+            outputs, final, trace = self._run_sequences(self._schedules[mode], params, state, inputs, record, zero)
+        trace = dict(trace) if record else None
+        if host:  # left to run(), on the host
+            return outputs, final, trace
+        return self._outside(outputs, final, lead=2, trace=trace)
 
     def _run_stepwise(self, params, state, inputs, record: bool, zero):
         def body(carry, x_t):
@@ -400,6 +512,7 @@ class JaxGraph:
                         continue
                     seq = _port(seqs[edge.src], edge.port)
                     if edge.recurrent:  # an edge closing a cycle of the parent graph crosses components
+                        seq = self._edge_value(edge, seq)
                         final["edges"][edge.key] = seq[-1]
                         seq = jnp.concatenate([state["edges"][edge.key][None], seq[:-1]])
                     external[edge.key] = seq
@@ -415,7 +528,7 @@ class JaxGraph:
         if flat.kind == INPUT:
             seqs[path] = inputs[path]
             return
-        incoming = [external[e.key] for e in flat.inputs]
+        incoming = [self._arrive(e, path, external[e.key]) for e in flat.inputs]
         if len(incoming) > 1:
             x = _fold(lambda *xs: layers.merge(flat.node, list(xs), path, zero), *incoming)
         else:
@@ -475,6 +588,12 @@ class JaxGraph:
         """The recurrent edges between nodes of ``members``, in plan order."""
         inside = (self.plan.nodes[p] for p in self.plan.order if p in members)
         return [e for flat in inside for e in flat.inputs if e.recurrent and e.src in members]
+
+
+def _to_first_on_host(value: jax.Array, rank: int) -> jax.Array:
+    """:func:`.channels_last.to_first` made by numpy, back on ``value``'s device."""
+    moved = np.ascontiguousarray(np.moveaxis(np.asarray(value), -1, value.ndim - rank))
+    return jax.device_put(moved, value.sharding)
 
 
 def _check_dtype(dtype) -> np.dtype:

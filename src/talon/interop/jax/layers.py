@@ -5,6 +5,10 @@ Each node becomes ``(params, fn)``: ``params`` is a dict of numpy arrays in the 
 ``[N, *shape]`` to ``[N, *out_shape]`` (a list of arrays for ChannelSplit). Geometry follows
 PyTorch: cross-correlation with zero padding, floor/ceil pooling, ``nn.Upsample`` index rules.
 Matrix products and convolutions ask XLA for full float32 precision.
+
+Convolutions and pools also run channels-last (``build(..., channels_last=True)``: ``[N,
+*spatial, C]`` in and out, see :mod:`.channels_last`); the same products and sums, on the
+layout XLA's CPU kernels are fastest on.
 """
 
 from __future__ import annotations
@@ -83,19 +87,27 @@ def relayout_on_host(weight, axes: tuple[int, ...]) -> Any:
     return jnp.asarray(moved)
 
 
-def with_relayouts(nodes: Mapping[str, ir.Node], params: dict, moved: Mapping[str, Any] | None) -> dict:
-    """``params`` with the :func:`relayout` weight added for every node of ``moved`` (path -> the
-    host-made array, or None when ``params`` are traced: then it is made in the graph, behind an
-    optimization barrier so that XLA computes the same product and does not fold the
-    transpose back into it)."""
+def with_relayouts(
+    plan: Mapping[str, list[tuple[str, str, tuple[int, ...]]]], params: dict, moved: Mapping[str, dict] | None
+) -> dict:
+    """``params`` with the relaid-out parameters of ``moved`` (``{path: {new name: array}}``, the
+    host-made arrays; ``plan[path]`` lists ``(name, new name, axes)``) stored under their new
+    names. A None array (``params`` are traced) is transposed in the graph; a weight read under a
+    new name (:func:`relayout`) behind an optimization barrier, so that XLA computes the same
+    product and does not fold the transpose back into it."""
     if not moved:
         return params
     out = dict(params)
-    for path, array in moved.items():
-        name, axes = relayout(nodes[path])
-        if array is None:
-            array = lax.optimization_barrier(jnp.transpose(params[path]["weight"], axes))
-        out[path] = {**params[path], name: array}
+    for path, arrays in moved.items():
+        entry = dict(params[path])
+        for name, new_name, axes in plan[path]:
+            array = arrays[new_name]
+            if array is None:
+                array = jnp.transpose(params[path][name], axes)
+                if new_name != name:
+                    array = lax.optimization_barrier(array)
+            entry[new_name] = array
+        out[path] = entry
     return out
 
 
@@ -103,11 +115,13 @@ def _scale(node: ir.Scale, dtype):
     return {"scale": _cast(node.scale, dtype)}, lambda p, x: x * p["scale"]
 
 
-def _conv(x, w, stride, padding, dilation, groups, ndim, kernel: str = "OI"):
-    """Cross-correlation of ``x[N, C, *spatial]`` with ``w[O, I, *spatial]`` (``kernel='OI'``) or
-    the same kernel stored ``[*spatial, I, O]`` (``kernel='spatial_first'``)."""
+def _conv(x, w, stride, padding, dilation, groups, ndim, kernel: str = "OI", channels_last: bool = False):
+    """Cross-correlation of ``x[N, C, *spatial]`` (``x[N, *spatial, C]`` channels-last, the output
+    likewise) with ``w[O, I, *spatial]`` (``kernel='OI'``) or the same kernel stored
+    ``[*spatial, I, O]`` (``kernel='spatial_first'``)."""
     spatial = "HW" if ndim == 2 else "H"
     rhs = f"OI{spatial}" if kernel == "OI" else f"{spatial}IO"
+    data = f"N{spatial}C" if channels_last else f"NC{spatial}"
     return lax.conv_general_dilated(
         x,
         w,
@@ -115,12 +129,12 @@ def _conv(x, w, stride, padding, dilation, groups, ndim, kernel: str = "OI"):
         padding=[(p, p) for p in padding],
         rhs_dilation=tuple(dilation),
         feature_group_count=groups,
-        dimension_numbers=(f"NC{spatial}", rhs, f"NC{spatial}"),
+        dimension_numbers=(data, rhs, data),
         precision=HIGHEST,
     )
 
 
-def _convnd(node, dtype):
+def _convnd(node, dtype, channels_last: bool = False):
     ndim = 1 if isinstance(node, ir.Conv1d) else 2
 
     def tup(v):
@@ -128,13 +142,14 @@ def _convnd(node, dtype):
 
     stride, padding, dilation = tup(node.stride), tup(node.padding), tup(node.dilation)
     groups = node.groups
-    bias_shape = (-1,) + (1,) * ndim
+    bias_shape = (-1,) if channels_last else (-1,) + (1,) * ndim
+    geometry = (stride, padding, dilation, groups, ndim)
 
     def conv(p, x):
         if "weight_spatial_first" in p:
-            y = _conv(x, p["weight_spatial_first"], stride, padding, dilation, groups, ndim, kernel="spatial_first")
+            y = _conv(x, p["weight_spatial_first"], *geometry, kernel="spatial_first", channels_last=channels_last)
         else:
-            y = _conv(x, p["weight"], stride, padding, dilation, groups, ndim)
+            y = _conv(x, p["weight"], *geometry, channels_last=channels_last)
         return y + p["bias"].reshape(bias_shape)
 
     return {"weight": _cast(node.weight, dtype), "bias": _cast(node.bias, dtype)}, conv
@@ -170,24 +185,28 @@ def _ceil_extra(n: int, k: int, s: int, p: int, d: int, ceil_mode: bool, where: 
     return max(0, (out - 1) * s + span - (n + 2 * p))
 
 
-def _pool_geometry(node, shape):
+def _pool_geometry(node, shape, channels_last: bool = False):
+    """``(window, strides, padding, dilation)`` of ``lax.reduce_window`` on ``[N, C, H, W]`` (or
+    ``[N, H, W, C]`` channels-last)."""
     dilation = tuple(getattr(node, "dilation", (1, 1)))
     ceil_mode = bool(getattr(node, "ceil_mode", False))
     pads = []
     for n, k, s, p, d in zip(shape[1:], node.kernel_size, node.stride, node.padding, dilation, strict=True):
         pads.append((p, p + _ceil_extra(n, k, s, p, d, ceil_mode, node._where())))
-    window = (1, 1, *node.kernel_size)
-    strides = (1, 1, *node.stride)
-    return window, strides, [(0, 0), (0, 0), *pads], (1, 1, *dilation)
+
+    def full(spatial, one):  # the spatial entries, with the batch and channel axes around them
+        return (one, *spatial, one) if channels_last else (one, one, *spatial)
+
+    return full(node.kernel_size, 1), full(node.stride, 1), list(full(pads, (0, 0))), full(dilation, 1)
 
 
-def _maxpool(node: ir.MaxPool2d, dtype):
-    window, strides, pads, dilation = _pool_geometry(node, node.input_shape)
+def _maxpool(node: ir.MaxPool2d, dtype, channels_last: bool = False):
+    window, strides, pads, dilation = _pool_geometry(node, node.input_shape, channels_last)
     return {}, lambda p, x: lax.reduce_window(x, -jnp.inf, lax.max, window, strides, pads, window_dilation=dilation)
 
 
-def _sumpool(node: ir.SumPool2d, dtype):
-    window, strides, pads, _ = _pool_geometry(node, node.input_shape)
+def _sumpool(node: ir.SumPool2d, dtype, channels_last: bool = False):
+    window, strides, pads, _ = _pool_geometry(node, node.input_shape, channels_last)
     return {}, lambda p, x: lax.reduce_window(x, jnp.zeros((), x.dtype), lax.add, window, strides, pads)
 
 
@@ -206,9 +225,11 @@ def _avg_divisor(node: ir.AvgPool2d, shape) -> np.ndarray:
     return np.outer(counts[0], counts[1]).astype(np.float64)
 
 
-def _avgpool(node: ir.AvgPool2d, dtype):
-    window, strides, pads, _ = _pool_geometry(node, node.input_shape)
+def _avgpool(node: ir.AvgPool2d, dtype, channels_last: bool = False):
+    window, strides, pads, _ = _pool_geometry(node, node.input_shape, channels_last)
     divisor = _cast(_avg_divisor(node, node.input_shape), dtype)
+    if channels_last and divisor.ndim:
+        divisor = divisor[..., None]  # [H, W] -> [H, W, 1]: broadcast over the channels, now last
 
     def avgpool(p, x):
         return lax.reduce_window(x, jnp.zeros((), x.dtype), lax.add, window, strides, pads) / divisor
@@ -390,13 +411,42 @@ _BUILDERS: list[tuple[type, Callable]] = [
 ]
 
 
-def build(node: ir.Node, dtype) -> tuple[dict[str, np.ndarray], Op] | None:
-    """``(params, fn)`` for a stateless node, or None when this module does not implement it."""
+# the builders that take ``channels_last``, and the nodes that do not care (elementwise, no parameter)
+_SPATIAL = (_convnd, _maxpool, _sumpool, _avgpool)
+_ANY_LAYOUT = (_relu, _gelu, _elu, _identity)
+
+
+def build(node: ir.Node, dtype, channels_last: bool = False) -> tuple[dict[str, np.ndarray], Op] | None:
+    """``(params, fn)`` for a stateless node, or None when this module does not implement it.
+
+    ``channels_last`` (only for the nodes :func:`runs_channels_last` accepts): ``fn`` maps
+    ``[N, *spatial, C]`` to ``[N, *spatial', C']``.
+    """
     for cls, fn in _ELEMENTWISE.items():
         if type(node) is cls:
             return {}, lambda p, x, fn=fn: fn(x)
     builder = _builder(node)
-    return None if builder is None else builder(node, dtype)
+    if builder is None:
+        return None
+    if channels_last and builder not in _SPATIAL and builder not in _ANY_LAYOUT:
+        raise ValueError(f"{node._where()}: {type(node).__name__} does not run channels-last")
+    return builder(node, dtype, channels_last) if builder in _SPATIAL else builder(node, dtype)
+
+
+def is_convolution(node: ir.Node) -> bool:
+    """Whether ``node`` is a Conv1d / Conv2d (the nodes a channels-last chain starts at)."""
+    return _builder(node) is _convnd
+
+
+def runs_channels_last(node: ir.Node) -> bool:
+    """Whether ``build(node, dtype, channels_last=True)`` is supported: convolutions, pools, and
+    elementwise nodes without parameters (Dropout, pass-through regions, activations)."""
+    if type(node) in _ELEMENTWISE:
+        return True
+    if isinstance(node, ir.Concat) or (isinstance(node, ir.Skip) and node.skip_type == "concatenate"):
+        return False  # concatenates along the channel axis of talon's layout
+    builder = _builder(node)
+    return builder in _SPATIAL or builder in _ANY_LAYOUT
 
 
 def _builder(node: ir.Node) -> Callable | None:

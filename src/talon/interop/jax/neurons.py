@@ -103,6 +103,13 @@ def per_neuron(param, ndim: int):
     return param
 
 
+def per_neuron_channels_last(param, ndim: int):
+    """:func:`per_neuron` for a channels-last layer ``[B, *spatial, C]``: a per-channel ``(C,)``
+    or scalar parameter broadcasts as it is, a layer-shaped one is given channels-last already
+    (:func:`.channels_last.coefficient_axes`)."""
+    return param
+
+
 def exact_zero(dtype):
     """A ``+0.0`` that XLA cannot see through (an optimization barrier keeps it from folding ``p + 0``)."""
     return lax.optimization_barrier(jnp.zeros((), dtype))
@@ -140,21 +147,24 @@ def _euler(k: dict, v, x, zero):
     return v + rounded(k["k"] * ((k["v_leak"] - v) + rounded(k["r"] * x, zero)), zero)
 
 
-def make_step(node: ir.Node, spike: Callable | None) -> Callable:
+def make_step(node: ir.Node, spike: Callable | None, channels_last: bool = False) -> Callable:
     """Return ``step(params, state, x, zero) -> (output, new_state)`` for one stateful node.
 
     ``params`` are this node's coefficients (see :func:`coefficients`), ``state`` the dict of
     :func:`state_keys` arrays ``[B, *shape]``, ``zero`` a :func:`exact_zero` (made once per
     compiled function, outside any loop, so that it does not split XLA's fusions).
-    ``spike`` is the spike function (spiking nodes).
+    ``spike`` is the spike function (spiking nodes). With ``channels_last`` the layer is
+    ``[B, *spatial, C]`` and its layer-shaped coefficients come channels-last too (the same
+    arithmetic on every neuron, only stored in another order).
     """
     cuba = isinstance(node, (ir.CubaLIF, ir.CubaLI))
     euler = is_euler(node)
+    expand = per_neuron_channels_last if channels_last else per_neuron
 
     if isinstance(node, ir.Integrator):
 
         def integrator_step(params, state, x, zero):
-            v = state["v"] + rounded(per_neuron(params["g"], x.ndim) * x, zero)
+            v = state["v"] + rounded(expand(params["g"], x.ndim) * x, zero)
             return v, {"v": v}
 
         return integrator_step
@@ -162,7 +172,7 @@ def make_step(node: ir.Node, spike: Callable | None) -> Callable:
     if isinstance(node, (ir.LI, ir.CubaLI)):
 
         def li_step(params, state, x, zero):
-            k = {name: per_neuron(p, x.ndim) for name, p in params.items()}
+            k = {name: expand(p, x.ndim) for name, p in params.items()}
             new = {}
             if cuba:
                 x = rounded(k["alpha"] * state["i"], zero) + rounded(k["gs"] * x, zero)
@@ -183,10 +193,12 @@ def make_step(node: ir.Node, spike: Callable | None) -> Callable:
     multi = node.multi_spike
     limit = node.max_spikes
     v_min = None if node.v_min is None else np.asarray(node.v_min, np.float64)
+    if channels_last and v_min is not None and v_min.ndim == len(node.output_shape):
+        v_min = np.moveaxis(v_min, 0, -1)
     input_first = getattr(node, "synapse", None) == ir.SynapseOrder.INPUT_FIRST
 
     def spiking_step(params, state, x, zero):
-        k = {name: per_neuron(p, x.ndim) for name, p in params.items()}
+        k = {name: expand(p, x.ndim) for name, p in params.items()}
         v = state["v"]
         z_prev = spike(v, k["theta"])
         if timing == "delayed_pre_decay":
@@ -215,7 +227,7 @@ def make_step(node: ir.Node, spike: Callable | None) -> Callable:
         elif timing == "snntorch_immediate":  # subtract only: correct the delayed reset to this step's spike
             u = u - (z - z_prev) * k["theta"]
         if v_min is not None:  # the floor (immediate reset only), after the reset
-            floor = per_neuron(jnp.asarray(v_min, u.dtype), x.ndim)
+            floor = expand(jnp.asarray(v_min, u.dtype), x.ndim)
             u = jnp.maximum(u - floor, jnp.zeros((), u.dtype)) + floor
         new["v"] = u
         return (z if post else z_prev), new
