@@ -6,7 +6,7 @@ dict (weights relaid out on the host and cached, as every call of ``run`` does) 
 same time-major input in one process, ``block_until_ready`` on the output, median of repeated
 calls after a warm-up. The first call (tracing, lowering, XLA compilation and the run) is timed
 separately, on freshly built functions each time for both sides (for talon a fresh
-``JaxGraph(graph)``, whose construction is included), median of three. The calls are interleaved
+``JaxGraph(graph)``, whose construction is included), median of five. The calls are interleaved
 (``bench.common.median_times``).
 
 The goal rows measure ``run``'s default schedule (``stepwise``: one ``lax.scan`` over the whole
@@ -21,6 +21,7 @@ import numpy as np
 from bench.common import Row, median_times, print_rows
 
 MODES = ("stepwise", "fused", "layerwise")  # the default first
+FIRST_CALL_REPEATS = 5  # the first-call times move by +-20 % from call to call on a shared machine
 
 
 def _models():
@@ -83,13 +84,13 @@ def main() -> list[Row]:
         def talon_call(e, mode, xs=x_talon):
             return lambda: e.run(e.params, xs, mode=mode)[0].block_until_ready()
 
-        # first calls (trace + compile) of fresh functions, interleaved, median of 3
+        # first calls (trace + compile) of fresh functions, interleaved, median of FIRST_CALL_REPEATS
         compile_times = median_times(
             {
                 "spyx": lambda: spyx_call(spyx_fn())(),
                 **{m: (lambda g=graph, m=m: talon_call(JaxGraph(g), m)()) for m in MODES},
             },
-            repeats=3,
+            repeats=FIRST_CALL_REPEATS,
             warmup=0,
         )
         engine = JaxGraph(graph)

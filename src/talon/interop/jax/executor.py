@@ -61,6 +61,7 @@ from .channels_last import arrive, channels_last_paths, coefficient_axes, to_fir
 from .neurons import SPIKING, coefficients, exact_zero, make_step, per_neuron, state_keys
 from .plan import BOUNDARY, DELAY, INPUT, NEURON, components, flatten, fuse, is_cyclic
 from .spike import Surrogate, make_spike
+from .spread import spread_on_host, spreads, with_spread
 
 MODES = ("stepwise", "fused", "layerwise")
 
@@ -115,6 +116,9 @@ class JaxGraph:
         self._relayout = self._relayout_plan(params)
         # (path, name) -> (array, relaid array) of the last call
         self._moved: dict[tuple[str, str], tuple[Any, Any]] = {}
+        # (path, name, batch) -> (coefficient, coefficient spread over the batch) (see .spread)
+        self._spread: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._neuron_shapes = {p: tuple(f.shape) for p, f in self.plan.nodes.items() if f.kind == NEURON}
         # neuron states kept channels-last, and their rank (channels and spatial axes)
         self._last_states = {
             p: len(f.shape) for p, f in self.plan.nodes.items() if p in self.channels_last and f.kind == NEURON
@@ -175,7 +179,9 @@ class JaxGraph:
         self._check_params(params)
         inputs = self._inputs(x, time=False)
         self._check_state(state, next(iter(inputs.values())).shape[0])
-        outputs, new_state = self._step_jit(params, self._relayouts(params), state, inputs)
+        moved = self._relayouts(params)
+        spread = self._spreads(params, moved, next(iter(inputs.values())).shape[0])
+        outputs, new_state = self._step_jit(params, moved, spread, state, inputs)
         return self._outputs(outputs), new_state
 
     def run(self, params: Mapping, x, state: Mapping | None = None, *, record: bool = False, mode: str = "stepwise"):
@@ -197,9 +203,10 @@ class JaxGraph:
         else:
             self._check_state(state, batch)
         moved = self._relayouts(params)
+        spread = self._spreads(params, moved, batch)
         host = self._finish_on_host(params, state, inputs)
         outputs, final, trace = self._run_jit(
-            params, moved, state, inputs, record=bool(record), mode=mode, state_inside=inside, host=host
+            params, moved, spread, state, inputs, record=bool(record), mode=mode, state_inside=inside, host=host
         )
         if host:
             outputs, final, trace = self._outside(outputs, final, lead=2, trace=trace, xp=np)
@@ -282,6 +289,32 @@ class JaxGraph:
                     entry[new_name] = layers.relayout_on_host(value, axes)
                 if isinstance(value, jax.Array):  # immutable: safe to cache by identity
                     self._moved[(path, name)] = (value, entry[new_name])
+        return out
+
+    def _spreads(self, params: Mapping, moved: Mapping, batch: int) -> dict[str, dict[str, Any]]:
+        """``{path: {name: coefficient spread over [batch, *shape]}}`` for the concrete coefficients
+        of small neuron layers (:mod:`.spread`), made on the host and cached while the same array
+        comes back."""
+        out: dict[str, dict[str, Any]] = {}
+        for path, shape in self._neuron_shapes.items():
+            if not spreads(shape):
+                continue
+            last = path in self.channels_last
+            entry = {}
+            for name, value in params[path].items():
+                source = moved.get(path, {}).get(name, value)  # channels-last layer-shaped: relaid
+                if source is None or isinstance(value, jax.core.Tracer):
+                    continue
+                cached = self._spread.get((path, name, batch))
+                if cached is not None and cached[0] is value:
+                    entry[name] = cached[1]
+                    continue
+                with jax.ensure_compile_time_eval():  # a concrete array even when run is traced
+                    entry[name] = spread_on_host(source, shape, batch, last)
+                if isinstance(value, jax.Array):  # immutable: safe to cache by identity
+                    self._spread[(path, name, batch)] = (value, entry[name])
+            if entry:
+                out[path] = entry
         return out
 
     # ---- lowering ---------------------------------------------------------------------------
@@ -433,8 +466,8 @@ class JaxGraph:
         delays = self._delays[path]
         return bool(delays.size) and bool(np.all(delays == delays.reshape(-1)[0]))
 
-    def _step(self, params, moved, state, inputs):
-        params = layers.with_relayouts(self._relayout, params, moved)
+    def _step(self, params, moved, spread, state, inputs):
+        params = with_spread(layers.with_relayouts(self._relayout, params, moved), spread)
         inputs, state = self._inside(inputs, state, lead=1, state_inside=False)
         outputs, new = self._one_step(params, state, inputs, exact_zero(self.dtype))
         return self._outside(outputs, new, lead=1)[:2]
@@ -472,8 +505,10 @@ class JaxGraph:
 
     # ---- sequences --------------------------------------------------------------------------
 
-    def _run(self, params, moved, state, inputs, record: bool, mode: str, state_inside: bool = False, host=False):
-        params = layers.with_relayouts(self._relayout, params, moved)
+    def _run(
+        self, params, moved, spread, state, inputs, record: bool, mode: str, state_inside: bool = False, host=False
+    ):
+        params = with_spread(layers.with_relayouts(self._relayout, params, moved), spread)
         inputs, state = self._inside(inputs, state, lead=2, state_inside=state_inside)
         zero = exact_zero(self.dtype)  # once, outside the loops
         if mode == "stepwise":

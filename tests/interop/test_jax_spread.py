@@ -1,0 +1,131 @@
+"""Small neuron layers get their coefficients spread over the batch on the host (``.spread``).
+
+The spread arrays must give the same bits as the coefficients broadcast in the graph (a traced
+run, where nothing is spread), in every schedule and in single steps; per-neuron, per-channel
+and channels-last coefficients must land on the right neurons; a new coefficient array or
+batch size must never see a stale spread. Coefficients are arbitrary per-neuron floats, so a
+coefficient on the wrong neuron or a product computed in another form shows in the results.
+"""
+
+import numpy as np
+import pytest
+
+from talon import ir
+
+jax = pytest.importorskip("jax")
+import jax.numpy as jnp  # noqa: E402
+
+from talon.interop.jax import JaxGraph  # noqa: E402
+from talon.interop.jax.executor import MODES  # noqa: E402
+from talon.interop.jax.spread import MAX_NEURONS, spreads  # noqa: E402
+
+
+def _graph() -> ir.Graph:
+    """conv (3 channels on 4x4) -> LIF with layer-shaped coefficients -> sum-pool -> conv ->
+    LIF with per-channel ones -> flatten -> affine -> CubaLIF (10) -> affine -> LI (3)."""
+    rng = np.random.default_rng(11)
+
+    def f32(*shape, scale=1.0, loc=0.0):
+        return rng.normal(loc, scale, shape).astype(np.float32)
+
+    def u(*shape, low, high):
+        return rng.uniform(low, high, shape)
+
+    nodes = {
+        "input": ir.Input(np.array([2, 4, 4])),
+        "conv1": ir.Conv2d(f32(3, 2, 3, 3, scale=0.7), f32(3, scale=0.1), padding=(1, 1)),
+        "lif1": ir.LIF(
+            tau=u(3, 4, 4, low=1.5, high=6.0),
+            r=u(3, 4, 4, low=0.5, high=3.0),
+            v_leak=u(3, 4, 4, low=-0.2, high=0.2),
+            v_threshold=u(3, 4, 4, low=0.3, high=0.9),
+            v_reset=u(3, 4, 4, low=-0.3, high=0.1),
+            reset_mode="value",
+        ),
+        "pool": ir.SumPool2d(kernel_size=(2, 2), stride=(2, 2)),
+        "conv2": ir.Conv2d(f32(4, 3, 1, 1, scale=0.8), f32(4, scale=0.1)),
+        "lif2": ir.LIF(tau=u(4, low=1.5, high=5.0), r=u(4, low=0.5, high=2.5), v_threshold=u(4, low=0.3, high=0.8)),
+        "flat": ir.Flatten(),
+        "fc": ir.Affine(f32(10, 16, scale=0.6), f32(10, scale=0.1)),
+        "cuba": ir.CubaLIF(
+            tau_syn=u(10, low=1.5, high=4.0),
+            tau_mem=u(10, low=2.0, high=6.0),
+            r=u(10, low=0.5, high=3.0),
+            w_in=u(10, low=0.5, high=2.0),
+            v_threshold=u(10, low=0.2, high=0.7),
+        ),
+        "readout": ir.Affine(f32(3, 10, scale=0.7), f32(3, scale=0.1)),
+        "li": ir.LI(tau=u(3, low=2.0, high=5.0), r=u(3, low=0.5, high=2.0), v_leak=u(3, low=-0.1, high=0.1)),
+        "output": ir.Output(np.array([3])),
+    }
+    order = ["input", "conv1", "lif1", "pool", "conv2", "lif2", "flat", "fc", "cuba", "readout", "li", "output"]
+    return ir.Graph(nodes, list(zip(order, order[1:], strict=False)))
+
+
+@pytest.fixture(scope="module")
+def model_and_input():
+    x = np.random.default_rng(5).uniform(0, 1.5, (10, 3, 2, 4, 4)).astype(np.float32)
+    return JaxGraph(_graph()), jnp.asarray(x)
+
+
+def test_every_neuron_layer_here_is_spread_and_fires(model_and_input):
+    model, x = model_and_input
+    assert {"lif1", "lif2"} <= model.channels_last  # layer-shaped and per-channel coefficients, channels-last
+    spread = model._spreads(model.params, model._relayouts(model.params), x.shape[1])
+    assert set(spread) == {"lif1", "lif2", "cuba", "li"}
+    for path, arrays in spread.items():
+        assert set(arrays) == set(model.params[path]), path
+        shape = model.plan.nodes[path].shape
+        want = (x.shape[1], *shape[1:], shape[0]) if path in model.channels_last else (x.shape[1], *shape)
+        assert all(a.shape == want for a in arrays.values()), path
+    _, _, trace = model.run(model.params, x, record=True)
+    for path in ("lif1", "lif2", "cuba"):  # a membrane sits exactly at v_reset only after a spike
+        v_reset = np.asarray(model.graph.nodes[path].v_reset, np.float32)
+        v_reset = v_reset.reshape(v_reset.shape + (1,) * (len(model.plan.nodes[path].shape) - v_reset.ndim))
+        reset = np.asarray(trace[path]["v"]) == v_reset
+        assert 0.02 < reset.mean() < 0.98, path
+
+
+def test_spread_coefficients_give_the_bits_of_broadcast_ones(model_and_input):
+    model, x = model_and_input
+    for mode in MODES:
+        got = model.run(model.params, x, record=True, mode=mode)
+        # under the caller's jit the coefficients are tracers: they broadcast in the graph
+        traced = jax.jit(lambda p, xs, mode=mode: model.run(p, xs, record=True, mode=mode))(model.params, x)
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(traced), strict=True):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=mode)
+    want, final, _ = model.run(model.params, x, record=True)
+    state, steps = model.init_state(x.shape[1]), []
+    step_jit = jax.jit(model.step)
+    traced_state = state
+    for t in range(x.shape[0]):
+        y, state = model.step(model.params, state, x[t])
+        y_traced, traced_state = step_jit(model.params, traced_state, x[t])
+        np.testing.assert_array_equal(np.asarray(y), np.asarray(y_traced))
+        steps.append(np.asarray(y))
+    np.testing.assert_array_equal(np.stack(steps), np.asarray(want))
+    for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(final), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_a_new_coefficient_or_batch_size_is_spread_again(model_and_input):
+    model, x = model_and_input
+    before, _ = model.run(model.params, x)
+    changed = {
+        **model.params,
+        "cuba": {**model.params["cuba"], "theta": model.params["cuba"]["theta"] * 0.5},
+        "lif1": {**model.params["lif1"], "beta": model.params["lif1"]["beta"][::-1]},
+    }
+    after, _ = model.run(changed, x)
+    traced = jax.jit(lambda p, xs: model.run(p, xs)[0])(changed, x)
+    np.testing.assert_array_equal(np.asarray(after), np.asarray(traced))
+    assert not np.array_equal(np.asarray(after), np.asarray(before))
+    np.testing.assert_array_equal(np.asarray(model.run(model.params, x)[0]), np.asarray(before))
+    # another batch size: the first two samples of the batch give their rows of the full run
+    two, _ = model.run(model.params, x[:, :2])
+    np.testing.assert_array_equal(np.asarray(two), np.asarray(before)[:, :2])
+
+
+def test_large_layers_keep_their_coefficients():
+    assert spreads((MAX_NEURONS,)) and spreads((4, 4, 4))
+    assert not spreads((MAX_NEURONS + 1,)) and not spreads((8, 16, 16))
