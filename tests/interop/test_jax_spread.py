@@ -7,6 +7,8 @@ batch size must never see a stale spread. Coefficients are arbitrary per-neuron 
 coefficient on the wrong neuron or a product computed in another form shows in the results.
 """
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -59,7 +61,7 @@ def _graph() -> ir.Graph:
         "output": ir.Output(np.array([3])),
     }
     order = ["input", "conv1", "lif1", "pool", "conv2", "lif2", "flat", "fc", "cuba", "readout", "li", "output"]
-    return ir.Graph(nodes, list(zip(order, order[1:], strict=False)))
+    return ir.Graph(nodes, list(itertools.pairwise(order)))
 
 
 @pytest.fixture(scope="module")
