@@ -454,6 +454,8 @@ class JaxGraph:
         if depth == 0:
             return x, {}
         history = state["nodes"][path]["history"]  # history[k] = input at step -1-k
+        if history.ndim == x.ndim:  # a one-step delay carried unstacked through a scan (_unstack_delays)
+            return history, {path: {"history": x}}
         if self._uniform_delay(path):  # no stacking: the oldest entry leaves, x enters
             kept = [history[: depth - 1]] if depth > 1 else []
             return history[depth - 1], {path: {"history": jnp.concatenate([x[None], *kept])}}
@@ -525,8 +527,22 @@ class JaxGraph:
             outputs, new = self._one_step(params, carry, x_t, zero)
             return new, (outputs, new["nodes"] if record else None)
 
-        final, (outputs, nodes) = jax.lax.scan(body, state, inputs)
-        return outputs, final, (self._trace(nodes) if record else None)
+        final, (outputs, nodes) = jax.lax.scan(body, self._unstack_delays(state, 0), inputs)
+        return outputs, self._unstack_delays(final, None), (self._trace(nodes) if record else None)
+
+    def _unstack_delays(self, state: dict, axis: int | None) -> dict:
+        """``state`` with the history ``[1, B, ...]`` of every one-step Delay carried as its one
+        entry ``[B, ...]`` (``axis=0``), or back (``axis=None``). A reshape, free in XLA; in the
+        loop the delayed value is then the very array the step computed, not a stacked copy
+        (with it XLA compiled and ran a second kernel computing the same spikes for the stack)."""
+        one_step = [p for p in self._delays if self._max_delay(p) == 1 and p in state["nodes"]]
+        if not one_step:
+            return state
+        nodes = dict(state["nodes"])
+        for path in one_step:
+            history = nodes[path]["history"]
+            nodes[path] = {"history": history[0] if axis == 0 else history[None]}
+        return {**state, "nodes": nodes}
 
     def _trace(self, nodes: dict) -> dict:
         return {p: s for p, s in nodes.items() if self.plan.nodes[p].kind == NEURON}
