@@ -54,6 +54,7 @@ from torch.overrides import TorchFunctionMode, _get_current_function_mode
 from .fx_trace import CustomMap, Traced, Tracer, shape_meta
 
 _LITERALS = (int, float, bool, str, type(None))
+_VARIADIC = inspect.CO_VARARGS | inspect.CO_VARKEYWORDS
 _HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
 _GLOBAL_HOOKS = ("_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks",
                  "_global_backward_pre_hooks")  # fmt: skip
@@ -178,19 +179,22 @@ def _chain(seq: nn.Module, tracer: Tracer, paths: dict[int, str], chain: list) -
 
 
 def _plain_forward(model: nn.Module, n_samples: int) -> bool:
-    """``forward`` is the class's plain function; the samples fill its first parameters and the
-    others default to ``None`` (what fx's trace, given those as concrete ``None``, sees)."""
+    """``forward`` is the class's plain function (a method of the model, not wrapped); the samples
+    fill its first parameters and the others default to ``None`` (what fx's trace, given those as
+    concrete ``None``, sees). Read from the code object: ``inspect.signature`` costs more."""
     forward = getattr(type(model), "forward", None)
-    if not isinstance(forward, types.FunctionType) or hasattr(forward, "__wrapped__"):
+    if type(forward) is not types.FunctionType or getattr(model.forward, "__func__", None) is not forward:
         return False
-    if "forward" in model.__dict__:
+    if hasattr(forward, "__wrapped__") or hasattr(forward, "__signature__"):
         return False
-    params = list(inspect.signature(forward).parameters.values())[1:]
-    if len(params) < n_samples:
+    code = forward.__code__
+    if code.co_flags & _VARIADIC or code.co_kwonlyargcount:
         return False
-    if any(p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params):
+    n_rest = code.co_argcount - 1 - n_samples  # the parameters after self and the samples
+    defaults = forward.__defaults__ or ()
+    if n_rest < 0 or n_rest > len(defaults):
         return False
-    return all(p.default is None for p in params[n_samples:])
+    return all(d is None for d in defaults[len(defaults) - n_rest :])
 
 
 class _Recorder(TorchFunctionMode):
@@ -231,12 +235,11 @@ class _Recorder(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        what = getattr(func, "__name__", repr(func))
         if self.leaf_called:
-            self._fail(f"{what} runs between the modules")
+            self._fail(f"{getattr(func, '__name__', func)} runs between the modules")
         for t in _tensors((args, kwargs)):
             if id(t) in self.data or id(t) in self.elements or isinstance(t, nn.Parameter):
-                self._fail(f"{what} applied to the input or a parameter")
+                self._fail(f"{getattr(func, '__name__', func)} applied to the input or a parameter")
         result = func(*args, **kwargs)
         for t in _tensors(result):
             if id(t) not in self.constants:
@@ -314,9 +317,12 @@ class _Recorder(TorchFunctionMode):
         raise _Incomplete(why)
 
     def _check_state(self, module: nn.Module) -> None:
-        for sub in module.modules():
-            for value in (*sub._buffers.values(), *sub._parameters.values(), *sub.__dict__.values()):
-                key = id(value)
+        for sub in module.modules() if module._modules else (module,):
+            values = (*sub._buffers.values(), *sub._parameters.values(), *sub.__dict__.values())
+            keys = [id(v) for v in values]
+            if self.data.keys().isdisjoint(keys) and self.elements.keys().isdisjoint(keys):
+                continue
+            for key in keys:
                 if (key in self.data or key in self.elements) and self.owner.get(key) is not module:
                     self._fail(f"a leaf holds data it did not compute: {type(module).__name__}")
 
@@ -354,8 +360,10 @@ class _Recorder(TorchFunctionMode):
             return node
         if isinstance(value, _LITERALS):
             return value
-        if type(value) in (tuple, list):
-            return type(value)(self._arg(v) for v in value)
+        if type(value) is tuple:
+            return tuple([self._arg(v) for v in value])
+        if type(value) is list:
+            return [self._arg(v) for v in value]
         if type(value) is dict:
             return {k: self._arg(v) for k, v in value.items()}
         self._fail(f"a {type(value).__name__} that no recorded module produced")
@@ -383,12 +391,15 @@ def _under(path: str, leaf_paths: set[str]) -> bool:
     return False
 
 
-def _tensors(value: Any):
-    if isinstance(value, torch.Tensor):
-        yield value
-    elif isinstance(value, (tuple, list)):
-        for v in value:
-            yield from _tensors(v)
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _tensors(v)
+def _tensors(value: Any) -> list[torch.Tensor]:
+    """The tensors in ``value`` and its tuples, lists and dicts."""
+    found, stack = [], [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, torch.Tensor):
+            found.append(v)
+        elif isinstance(v, (tuple, list)):
+            stack.extend(v)
+        elif isinstance(v, dict):
+            stack.extend(v.values())
+    return found

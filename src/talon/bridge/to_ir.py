@@ -53,9 +53,7 @@ class TALONExporter:
 
     def __init__(self, spiking: bool = False, spike_mode: str = "binary", weight_bits: int = 8,
                  accumulator_bits: int = 16, fold_batchnorm: bool = False):  # fmt: skip
-        # validate the hints once, with the IR's own rules
-        ir.SpikingAffine(np.zeros((1, 1), np.float32), spike_mode=spike_mode, weight_bits=weight_bits,
-                         accumulator_bits=accumulator_bits)  # fmt: skip
+        _check_hints(spike_mode, weight_bits, accumulator_bits)
         self.spiking, self.spike_mode = bool(spiking), spike_mode
         self.weight_bits, self.accumulator_bits = weight_bits, accumulator_bits
         self.fold_batchnorm = bool(fold_batchnorm)
@@ -162,6 +160,24 @@ class TALONExporter:
 
 
 T1CExporter = TALONExporter
+
+_VALID_HINTS: set[tuple] = set()
+
+
+def _check_hints(spike_mode: Any, weight_bits: Any, accumulator_bits: Any) -> None:
+    """Validate the SpikingAffine hints with the IR's own rules; a combination that passed is
+    remembered by value *and* type (``8`` and ``8.0`` are checked apart)."""
+    key: tuple | None = tuple((type(v), v) for v in (spike_mode, weight_bits, accumulator_bits))
+    try:
+        if key in _VALID_HINTS:
+            return
+    except TypeError:  # unhashable: checked every time
+        key = None
+    ir.SpikingAffine(np.zeros((1, 1), np.float32), spike_mode=spike_mode, weight_bits=weight_bits,
+                     accumulator_bits=accumulator_bits)  # fmt: skip
+    if key is not None:
+        _VALID_HINTS.add(key)
+
 
 # Models whose recording could not prove its graph complete: exporting them again goes straight to
 # fx. Only a speed hint (the fx export is the reference the recording equals), kept per instance.
