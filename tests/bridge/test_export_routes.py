@@ -131,6 +131,30 @@ class Nested(nn.Module):
         return self.head(self.body(x))
 
 
+class Halves(nn.Module):
+    """A leaf returning a list (converted by a custom map)."""
+
+    def forward(self, x):
+        return list(torch.split(x, 2, dim=1))
+
+
+HALVES = {Halves: lambda m: ir.ChannelSplit(split_sections=(2, 2), dim=1)}
+
+
+class SwapHalves(nn.Module):
+    def __init__(self, grow=False):
+        super().__init__()
+        self.halves, self.cat, self.fc, self.grow = Halves(), ConcatModule(dim=1), nn.Linear(4, 2), grow
+
+    def forward(self, x):
+        parts = self.halves(x)
+        if self.grow:  # the list changes after the module returned it: fx traces that as an operation
+            parts.append(self.fc(x))
+            return self.cat(parts)
+        first, second = parts
+        return self.cat([second, first])
+
+
 def _executor():
     return bridge.ir_to_torch(bridge.to_ir(nn.Sequential(nn.Linear(5, 5), nn.ReLU()), torch.randn(1, 5)))
 
@@ -217,6 +241,8 @@ def test_export_options_and_custom_maps_on_the_fast_routes():
     graph = assert_same_as_fx(Net().eval(), torch.randn(2, 4), "recorded", **options)
     assert isinstance(graph.nodes["fc"], ir.SpikingAffine) and "bn" not in graph.nodes
     assert_same_as_fx(nn.Sequential(nn.Linear(4, 4), Swish()), torch.randn(2, 4), "sequential", **options)
+    assert assert_same_as_fx(SwapHalves(), torch.randn(2, 4), "recorded", custom_map=HALVES) is not None
+    assert_same_as_fx(SwapHalves(grow=True), torch.randn(2, 4), "fx", custom_map=HALVES)  # fx's error
 
 
 # ---- what the recording cannot prove goes to fx -------------------------------------------------

@@ -211,6 +211,7 @@ class _Recorder(TorchFunctionMode):
         self.element_nodes: dict[int, RecordedNode] = {}
         self.constants: dict[int, Any] = {}  # tensors computed outside the leaves before the first leaf
         self.constant_nodes: dict[int, RecordedNode] = {}
+        self.lists: dict[int, list[int]] = {}  # a list a leaf returned -> the ids of its elements then
         self.paths: dict[int, str] = {}  # id(module) -> its path (the first, as fx names it)
         self.frontier: set[int] = set()  # the leaves fx's trace reaches: leaves with no leaf ancestor
         self.failure: str | None = None  # set as well as raised: a forward may swallow the exception
@@ -292,6 +293,7 @@ class _Recorder(TorchFunctionMode):
                     if self._known(element):
                         self._fail(f"module {path!r} returns a value it was given")
                     self.elements[id(element)] = (node, i, element)
+                    self._watch_list(element)
                     self.owner[id(element)] = module
                     self.keep.append(element)
         elif isinstance(output, torch.Tensor):
@@ -334,6 +336,13 @@ class _Recorder(TorchFunctionMode):
         self.keep.append(value)
         if module is not None:
             self.owner[id(value)] = module
+        self._watch_list(value)
+
+    def _watch_list(self, value: Any) -> None:
+        """A list a leaf returns can be changed in place before it is used (``outs.append(y)``,
+        which fx would trace as an operation): remember its contents, checked at every use."""
+        if isinstance(value, list):
+            self.lists[id(value)] = [id(v) for v in value]
 
     def _known(self, value: Any) -> bool:
         key = id(value)
@@ -342,6 +351,8 @@ class _Recorder(TorchFunctionMode):
     def _arg(self, value: Any) -> Any:
         """``value`` with every recorded object replaced by its node (fx's ``create_arg``)."""
         key = id(value)
+        if key in self.lists and self.lists[key] != [id(v) for v in value]:
+            self._fail("a list a module returned was changed before its use")
         if key in self.data:
             return self.data[key]
         if key in self.elements:
