@@ -6,7 +6,10 @@
   reading in chunks of 10k events, ``BufferedEventReader`` vs expelliarmus' ``read_chunk``;
 * frames: ``talon.io.events_to_frames`` vs tonic ``ToFrame`` (time window, event count, bin
   count), voxel grids vs tonic ``ToVoxelGrid``;
-* HDF5: a 10 ms ``read_time_window`` vs reading the whole file.
+* HDF5: a 10 ms ``read_time_window`` vs reading the whole file;
+* joining event arrays: ``talon.io.concatenate_events`` (the helper behind ``merge_events``, the
+  AEDAT4 reader, the UDP receiver and streaming) vs ``np.concatenate``, which copies the packed
+  event dtype field by field.
 
 The recording is synthetic but shaped like a camera's: 2 M events over one second on a 346x260
 sensor, in bursts of 1–8 neighbouring pixels of one row at one timestamp (moving edges), which is
@@ -55,8 +58,7 @@ def recording(n: int = N_EVENTS, seed: int = 0) -> np.ndarray:
 def _decode_rows(ev: np.ndarray, folder: Path) -> list[Row]:
     import expelliarmus
 
-    from talon.io import BufferedEventReader, encode_evt2, encode_evt3, read_raw
-    from talon.io.prophesee import _join
+    from talon.io import BufferedEventReader, concatenate_events, encode_evt2, encode_evt3, read_raw
 
     rows = []
     for version, encode in (("2.0", encode_evt2), ("3.0", encode_evt3)):
@@ -71,7 +73,7 @@ def _decode_rows(ev: np.ndarray, folder: Path) -> list[Row]:
             assert np.array_equal(theirs[name].astype(np.int64), ours[name].astype(np.int64)), name
         streamed = list(BufferedEventReader(path, chunk_size=STREAM_CHUNK))
         their_chunks = list(_expelliarmus_chunks(path, version))
-        assert _join(streamed).tobytes() == ours.tobytes()
+        assert concatenate_events(streamed).tobytes() == ours.tobytes()
         assert sum(map(len, their_chunks)) == len(ours)
         times = median_times(
             {
@@ -240,12 +242,31 @@ def _full(path):
         return reader.read_all()
 
 
+def _join_rows(ev: np.ndarray) -> list[Row]:
+    from talon.io import concatenate_events
+
+    rows = []
+    cases = (
+        ("UDP packets: 4,000 blocks of 112 events", 112, 4000),
+        ("streamed chunks: 200 blocks of 10,000 events", 10_000, 200),
+        ("two streams of 1 M events (merge_events)", 1_000_000, 2),
+    )
+    for label, size, count in cases:
+        parts = [ev[(k * size) % (len(ev) - size) :][:size] for k in range(count)]
+        assert concatenate_events(parts).tobytes() == np.concatenate(parts).tobytes()
+        times = median_times(
+            {"talon": lambda p=parts: concatenate_events(p), "numpy": lambda p=parts: np.concatenate(p)}, repeats=15
+        )
+        rows.append(Row("events", f"join {label}", times["talon"], "np.concatenate", times["numpy"]))
+    return rows
+
+
 def main() -> list[Row]:
     ev = recording()
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        rows = _decode_rows(ev, folder) + _frame_rows(ev) + _h5_rows(ev, folder)
+        rows = _decode_rows(ev, folder) + _frame_rows(ev) + _h5_rows(ev, folder) + _join_rows(ev)
     load = f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after"
     main.markdown = [f"Load average (1 min) while measuring: {load}, on {os.cpu_count()} cores."]
     print_rows(f"event I/O vs expelliarmus and tonic (load average {load})", rows)

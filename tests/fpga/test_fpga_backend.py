@@ -76,7 +76,7 @@ def test_compile_writes_the_project_with_the_cpu_backends_integers(tmp_path):
     # fc1's weights in the project are the CPU backend's quantized weights (transposed for nnet::dense)
     cpu = get_backend("cpu").compile(graph, precision="int8", calibration_inputs=examples.mlp_inputs(n_steps=10))
     fc1 = next(k for k in cpu.program.kernels if getattr(k, "op", None) and k.op.path == "fc1")
-    stored = np.fromfile(prj / "firmware/weights/w1.bin", np.int64)
+    stored = np.fromfile(prj / "firmware/weights/w1.bin", np.int8)  # ap_int<8>: one byte each
     np.testing.assert_array_equal(stored, fc1.weight_t.reshape(-1))
     assert "static w1_t w1[100352] = {" in (prj / "firmware/weights.h").read_text()
     assert "typedef ap_int<8> w1_t;" in (prj / "firmware/defines.h").read_text()

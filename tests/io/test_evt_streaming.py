@@ -26,9 +26,10 @@ def payload(data: bytes) -> bytes:
 def every_kind_evt3() -> bytes:
     words = [
         w3(0x8, 0xFFE), w3(0x6, 10), w3(0x0, 3), w3(0x2, (1 << 11) | 5),
-        w3(0x3, 2040), w3(0x4, 0b1010_0000_0011), w3(0x5, 0b1001_0001), w3(0xE, 1), w3(0x5, 0xFF),
+        w3(0x3, 2020), w3(0x4, 0b1010_0000_0011), w3(0x5, 0b1001_0001), w3(0xE, 1), w3(0x5, 0xFF),  # x to 2047
         w3(0x8, 0x001), w3(0x6, 4), w3(0x7, 0), w3(0xF, 0), w3(0xA, 0),  # time_high down: a 24-bit loop
-        w3(0x0, 700), w3(0x4, 0xFFF), w3(0x6, 2), w3(0x2, 9),  # time_low down within one time_high
+        w3(0x5, 0),  # a vector without events: the base runs past the last column, harmlessly
+        w3(0x0, 700), w3(0x3, 1500), w3(0x4, 0xFFF), w3(0x6, 2), w3(0x2, 9),  # time_low down within one time_high
     ]  # fmt: skip
     return np.array(words, "<u2").tobytes()
 
@@ -59,15 +60,16 @@ def test_kernels_equal_the_numpy_twins_on_any_valid_words(seed, n, version):
     words = word_soup(version, n, seed)
     state_twin = np.zeros(kernels.EVT3_STATE_SIZE if version == "3.0" else 1, np.int64)
     state_kernel = state_twin.copy()
-    twin = (prophesee._decode_evt3_numpy if version == "3.0" else prophesee._decode_evt2_numpy)(words, state_twin, 0)
+    twin_decode = prophesee._decode_evt3_numpy if version == "3.0" else prophesee._decode_evt2_numpy
+    twin = twin_decode(words, state_twin, 0, (2048, 2048))
     if version == "3.0":
         count, _ = compiled(kernels.evt3_count)(words)
         out = np.empty(count, prophesee.EVENT_DTYPE)
-        written = compiled(kernels.evt3_decode)(words, out, state_kernel)
+        written, bad, _, _ = compiled(kernels.evt3_decode)(words, out, state_kernel, 2048, 2048)
     else:
         out = np.empty(words.size, prophesee.EVENT_DTYPE)
-        written, bad = compiled(kernels.evt2_decode)(words, out, state_kernel)
-        assert bad == -1
+        written, bad, _, _ = compiled(kernels.evt2_decode)(words, out, state_kernel, 2048, 2048)
+    assert bad == -1
     same(out[:written], twin)
     assert written == len(twin) and state_kernel.tolist() == state_twin.tolist()
 
@@ -107,8 +109,8 @@ def test_every_split_of_a_stream_with_every_word_kind(version):
         same(fed(version, [data[:cut], data[cut:]]), whole)
     same(fed(version, [memoryview(data)[:5], np.frombuffer(data[5:], np.uint8), bytearray()]), whole)  # any buffer
     same(fed(version, [data[i : i + 1] for i in range(len(data))]), whole)
-    if version == "3.0":  # the registers reach the end: loops, time_low down, vectors past 2047
-        assert whole["x"].max() > 2047 and whole["t"][-1] == (1 << 24) + (1 << 12) + 2
+    if version == "3.0":  # the registers reach the end: loops, time_low down, vectors to the last column
+        assert whole["x"].max() == 2047 and whole["t"][-1] == (1 << 24) + (1 << 12) + 2
 
 
 @pytest.mark.usefixtures("decoder_path")

@@ -54,13 +54,30 @@ EVT2_KINDS = [0x0, 0x1, 0x8, 0xA, 0xE, 0xF]
 
 def word_soup(version, n, seed):
     """Random words of the valid kinds: vectors without a base, time_low going down, time_high
-    going down (24-bit loops), bases near the 11-bit limit, words between a base and its vector."""
+    going down (24-bit loops), bases near the 11-bit limit, words between a base and its vector.
+    EVT 3.0 vector bits that would put an event past x = 2047 are cleared (:func:`on_sensor`)."""
     rng = np.random.default_rng(seed)
     if version == "3.0":
         kinds = rng.choice(EVT3_KINDS, n, p=[0.1, 0.15, 0.1, 0.15, 0.15, 0.1, 0.03, 0.14, 0.02, 0.03, 0.03])
-        return ((kinds << 12) | rng.integers(0, 1 << 12, n)).astype("<u2")
+        return on_sensor(((kinds << 12) | rng.integers(0, 1 << 12, n)).astype("<u2"))
     kinds = rng.choice(EVT2_KINDS, n, p=[0.4, 0.4, 0.1, 0.04, 0.03, 0.03])
     return ((kinds.astype(np.uint64) << 28) | rng.integers(0, 1 << 28, n).astype(np.uint64)).astype("<u4")
+
+
+def on_sensor(words, width=2048):
+    """EVT 3.0 ``words`` with the vector bits cleared that would be events at ``x >= width``
+    (the base may still run past the last column: a vector word without events there is valid)."""
+    words = words.copy()
+    base = 0
+    for i, word in enumerate(words.tolist()):
+        kind = word >> 12
+        if kind == 0x3:
+            base = word & 0x7FF
+        elif kind in (0x4, 0x5):
+            keep = (1 << max(0, min(width - base, 12))) - 1
+            words[i] = word & ~(0xFFF & ~keep)
+            base += 12 if kind == 0x4 else 8
+    return words
 
 
 @pytest.mark.parametrize("seed", [0, 1])

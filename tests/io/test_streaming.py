@@ -59,6 +59,17 @@ def test_align_and_merge():
         merge_events(a[::-1])
 
 
+def test_merge_labels_more_streams_than_uint16_counts():
+    one = generate_random_events(1, seed=5)
+    streams = [one] * 70_000
+    merged, source = merge_events(*streams, return_source=True)
+    assert source.dtype == np.uint32 and source[-1] == 69_999 and len(merged) == 70_000
+    _, few = merge_events(one, one, return_source=True)
+    assert few.dtype == np.uint16 and list(few) == [0, 1]
+    _, none = merge_events(return_source=True)
+    assert none.dtype == np.uint16 and none.size == 0
+
+
 def test_udp_loopback_counts_lost_and_reordered_packets():
     ev = generate_random_events(20 * MAX_EVENTS_PER_PACKET, seed=5)
     packets = pack_events_udp(ev)

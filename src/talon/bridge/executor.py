@@ -10,8 +10,10 @@ value. Calls:
 * ``out, state = executor(x, state)`` — one timestep, state ``{}``/``None`` at the start
   (``return_state=True``); ``state`` maps each stateful node to its state (membrane ``v``, or
   ``(v, i)`` for current-based neurons) and carries the recurrent-edge values in ``state.edges``;
-* ``outs, state = executor.run_sequence(xs)`` — time-major ``[T, B, ...]`` input; stateless
-  nodes of an acyclic graph run on all timesteps at once, only the neurons step through time.
+* ``outs, state = executor.run_sequence(xs)`` — time-major ``[T, B, ...]`` input; in an acyclic
+  graph each node runs through all timesteps before the next (the neurons in one loop, a Linear
+  as one product per step into one output), bit for bit what stepping computes
+  (``talon.bridge.sequence_products``; ``products="time_batched"`` trades that for speed).
 
 With several Input nodes, pass one tensor per Input (in node order); with several Output nodes
 the output is a tuple (in node order).
@@ -33,6 +35,7 @@ from talon.ir.graph import recurrent_edge_mask, topological_order
 
 from .modules import ConcatModule, NeuronModule, SkipModule
 from .sequence import run_neuron_sequence
+from .sequence_products import Products, check_products, run_stateless_sequence
 
 
 class ExecutorState(dict):
@@ -235,12 +238,17 @@ class GraphExecutor(nn.Module):
         out = outs[0] if len(outs) == 1 else outs
         return (out, new_state) if self.return_state else out
 
-    def run_sequence(self, *xs: torch.Tensor, state: Mapping | None = None):
+    def run_sequence(self, *xs: torch.Tensor, state: Mapping | None = None, products: Products = "per_step"):
         """Run time-major inputs ``[T, B, ...]``; returns (outputs ``[T, B, ...]``, final state).
 
-        Acyclic graphs run each stateless node once on all ``T * B`` samples and step only the
-        stateful nodes through time; cyclic graphs step the generated code ``T`` times.
+        Acyclic graphs run node by node through all ``T`` steps; cyclic graphs step the generated
+        code ``T`` times. With ``products="per_step"`` (default) the outputs and state equal, bit
+        for bit, ``T`` calls of ``step`` at the same torch thread count. ``products="time_batched"``
+        runs each stateless node once on all ``T * B`` rows: faster, but a product may differ in
+        the last bit (BLAS sums in another order over more rows), and a membrane within rounding
+        of its threshold may then spike differently.
         """
+        check_products(products)
         if len(xs) != len(self.input_nodes):
             raise TypeError(f"expected {len(self.input_nodes)} input sequence(s), got {len(xs)}")
         state = {} if state is None else state
@@ -248,7 +256,7 @@ class GraphExecutor(nn.Module):
             isinstance(self.module_of(n), GraphExecutor) and self.module_of(n).is_cyclic for n in self.node_names
         ):
             return self._run_steps(xs, state)
-        return self._run_batched(xs, state)
+        return self._run_batched(xs, state, products)
 
     def _run_steps(self, xs, state):
         per_step = []
@@ -258,8 +266,7 @@ class GraphExecutor(nn.Module):
         stacked = tuple(torch.stack([o[k] for o in per_step]) for k in range(len(self.output_nodes)))
         return (stacked[0] if len(stacked) == 1 else stacked), state
 
-    def _run_batched(self, xs, state):
-        T, B = xs[0].shape[:2]
+    def _run_batched(self, xs, state, products: Products):
         env: dict[str, Any] = {}
         new_state = ExecutorState()
 
@@ -275,7 +282,7 @@ class GraphExecutor(nn.Module):
             if name in given:
                 x = given[name]
             elif _merges_inputs(module):
-                env[name] = _time_batched(module, ins, T, B)
+                env[name] = run_stateless_sequence(module, ins, products)
                 continue
             else:
                 x = ins[0]
@@ -284,11 +291,11 @@ class GraphExecutor(nn.Module):
             if isinstance(module, nn.Identity):
                 env[name] = x
             elif isinstance(module, GraphExecutor):
-                env[name], new_state[name] = module.run_sequence(x, state=state.get(name))
+                env[name], new_state[name] = module.run_sequence(x, state=state.get(name), products=products)
             elif _is_stateful(module):
                 env[name], new_state[name] = run_neuron_sequence(module, x, state.get(name))
             else:
-                env[name] = _time_batched(module, [x], T, B)
+                env[name] = run_stateless_sequence(module, [x], products)
         outs = tuple(env[n] for n in self.output_nodes)
         return (outs[0] if len(outs) == 1 else outs), new_state
 
@@ -299,14 +306,6 @@ class GraphExecutor(nn.Module):
         from .to_ir import executor_to_graph
 
         return executor_to_graph(self)
-
-
-def _time_batched(module: nn.Module, inputs: list[torch.Tensor], T: int, B: int):
-    flat = [x.flatten(0, 1) for x in inputs]
-    out = module(*flat)
-    if isinstance(out, tuple):
-        return tuple(o.unflatten(0, (T, B)) for o in out)
-    return out.unflatten(0, (T, B))
 
 
 class CyclicGraphExecutor(GraphExecutor):

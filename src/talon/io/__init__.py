@@ -8,18 +8,19 @@ The reader API (what other talon packages build on)::
 
 Events are :data:`EVENT_DTYPE` arrays (``x, y int16; t int64 µs; p bool``), tonic's layout.
 Modules: ``events`` (dtype, converters), ``encoding``, ``h5``, ``prophesee`` (EVT 2.0 / 3.0, with
-compiled loops in ``evt_kernels``), ``aedat4``, ``formats`` (frames, voxels, rasters, grids),
-``streaming``, ``sync``, ``ethernet``,
+compiled loops in ``evt_kernels``), ``aedat4``, ``npy`` (saved arrays), ``formats`` (frames,
+voxels, rasters, grids), ``streaming``, ``sync``, ``ethernet``,
 ``stimulus`` (events as network input), ``throughput``. Layout and tutorial: ``docs/events.md``.
 """
 
-from . import aedat4, encoding, ethernet, formats, h5, prophesee, streaming, sync, throughput
+from . import aedat4, encoding, ethernet, formats, h5, npy, prophesee, streaming, sync, throughput
 from .aedat4 import AEDAT4Reader, AEDAT4Recording, read_aedat4
 from .encoding import delta_encode, latency_encode, rate_encode, temporal_encode
 from .events import (
     EVENT_DTYPE,
     EventFormatError,
     as_events,
+    concatenate_events,
     empty_events,
     is_time_sorted,
     make_events,
@@ -49,6 +50,7 @@ __all__ = [
     "aedat4",
     "align_timestamps",
     "as_events",
+    "concatenate_events",
     "decode_evt2",
     "decode_evt3",
     "delta_encode",
@@ -71,6 +73,7 @@ __all__ = [
     "latency_encode",
     "make_events",
     "merge_events",
+    "npy",
     "polarity_sign",
     "prophesee",
     "rate_encode",

@@ -19,7 +19,7 @@ import numpy as np
 
 from talon.ir.errors import MissingDependencyError, install_hint
 
-from .events import EVENT_DTYPE, EventFormatError, as_events
+from .events import EventFormatError, as_events, concatenate_events
 
 
 def _aedat():
@@ -89,7 +89,7 @@ def read_aedat4(path) -> AEDAT4Recording:
     for kind, data in reader:
         {"events": events, "frame": frames, "imus": imus, "triggers": triggers}[kind].append(data)
     return AEDAT4Recording(
-        events=np.concatenate(events) if events else np.zeros(0, dtype=EVENT_DTYPE),
+        events=concatenate_events(events),
         frames=frames,
         imus=np.concatenate(imus) if imus else None,
         triggers=np.concatenate(triggers) if triggers else None,

@@ -12,7 +12,7 @@ import numpy as np
 
 from talon import ir
 
-from .events import EVENT_DTYPE
+from .events import EVENT_DTYPE, concatenate_events
 
 
 def event_network(sensor_size=(16, 16), n_out: int = 8, *, gain: float = 4.0, seed: int = 0) -> ir.Graph:
@@ -49,5 +49,5 @@ def moving_bar(sensor_size=(16, 16), *, duration_us: int = 50_000, bar_width: in
             block["x"], block["y"], block["p"] = x, np.arange(height), on
             block["t"] = np.round(t0 + rng.uniform(0, 0.05 * per_column, height)).astype(np.int64)
             blocks.append(block)
-    events = np.concatenate(blocks)
+    events = concatenate_events(blocks)
     return events[np.argsort(events["t"], kind="stable")]

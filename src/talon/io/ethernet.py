@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .events import EVENT_DTYPE, EventFormatError, as_events
+from .events import EVENT_DTYPE, EventFormatError, as_events, concatenate_events
 
 MAGIC = b"TEV1"
 _HEADER = struct.Struct("<4sIH")
@@ -133,5 +133,5 @@ def udp_event_receiver(
         last = max(highest, first + expected_packets - 1) if expected_packets else highest
         stats.missing = [s for s in range(first, last + 1) if s not in seen]
         stats.lost = len(stats.missing)
-    events = np.concatenate(blocks) if blocks else np.zeros(0, dtype=EVENT_DTYPE)
+    events = concatenate_events(blocks)
     return events, stats

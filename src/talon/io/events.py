@@ -38,6 +38,22 @@ def empty_events(n: int = 0) -> np.ndarray:
     return np.zeros(int(n), dtype=EVENT_DTYPE)
 
 
+def concatenate_events(parts) -> np.ndarray:
+    """The events of ``parts`` one after the other: ``np.concatenate(parts)``, byte for byte, but faster.
+
+    numpy concatenates a packed structured dtype such as :data:`EVENT_DTYPE` field by field; this
+    copies each part's bytes into one preallocated array (one ``memcpy`` per part; a strided part is
+    made contiguous first). Every part goes through :func:`as_events`; no parts give no events.
+    """
+    arrays = [as_events(part) for part in parts]
+    out = np.empty(sum(a.size for a in arrays), dtype=EVENT_DTYPE)
+    raw, pos = out.view(np.uint8), 0
+    for a in arrays:
+        raw[pos : pos + a.nbytes] = np.ascontiguousarray(a).view(np.uint8)
+        pos += a.nbytes
+    return out
+
+
 def make_events(x, y, t, p) -> np.ndarray:
     """Events from four equally long columns (converted exactly, see :func:`as_events`)."""
     return as_events({"x": x, "y": y, "t": t, "p": p})

@@ -9,7 +9,13 @@ finds damaged words.
 
 The decoder's registers live in ``state`` (int64, updated in place) so a stream can be decoded
 in pieces: EVT 2.0 ``state[0]`` is the last ``EVT_TIME_HIGH`` value (``t[33:6]``); EVT 3.0
-``state = [y, polarity, time_high, loops, time_low, base_x]``.
+``state = [y, polarity, time_high, loops, time_low, base_x]``. A call that stops at a damaged
+word leaves ``state`` as it was, so the caller sees the registers from before the failed piece.
+
+Every event must lie on the sensor, ``x < width`` and ``y < height`` (the header's geometry, or
+2048 x 2048, the 11-bit limit of both formats): an EVT 3.0 vector whose base ``x`` plus bit index
+goes past it is a damaged stream, never an event at a wrapped coordinate. The decoders return
+the first offending word with the event's ``x`` and ``y``.
 
 This module is plain Python (numba's subset); importing it does not import numba.
 """
@@ -21,12 +27,13 @@ import numpy as np
 EVT3_STATE_SIZE = 6
 
 
-def evt2_decode(words: np.ndarray, out: np.ndarray, state: np.ndarray) -> tuple[int, int]:
+def evt2_decode(words: np.ndarray, out: np.ndarray, state: np.ndarray, width: int, height: int) -> tuple:
     """Write the CD events of EVT 2.0 ``words`` into ``out`` (``out.size >= words.size``).
 
-    ``t = (time_high << 6) | t[5:0]``. Returns ``(events written, index of the first word of an
-    unknown type or -1)``; decoding stops at such a word. One pass: every word is at most one
-    event, so the caller allocates ``words.size`` events and trims.
+    ``t = (time_high << 6) | t[5:0]``. Returns ``(events written, index of the first bad word or
+    -1, its x, its y)``: a bad word is of an unknown type (x = y = -1) or an event off the
+    ``width`` x ``height`` sensor; decoding stops there and ``state`` is left unchanged. One pass:
+    every word is at most one event, so the caller allocates ``words.size`` events and trims.
     """
     high = state[0] << 6
     n = 0
@@ -34,19 +41,22 @@ def evt2_decode(words: np.ndarray, out: np.ndarray, state: np.ndarray) -> tuple[
         word = np.int64(words[i])
         kind = word >> 28
         if kind <= 1:
+            x = (word >> 11) & 0x7FF
+            y = word & 0x7FF
+            if (x >= width) | (y >= height):  # `|`, not `or`: one branch (measured a few % faster)
+                return n, i, x, y
             ev = out[n]
             ev.t = high | ((word >> 22) & 0x3F)
-            ev.x = (word >> 11) & 0x7FF
-            ev.y = word & 0x7FF
+            ev.x = x
+            ev.y = y
             ev.p = kind == 1
             n += 1
         elif kind == 0x8:
             high = (word & 0x0FFFFFFF) << 6
         elif kind != 0xA and kind != 0xE and kind != 0xF:
-            state[0] = high >> 6
-            return n, i
+            return n, i, -1, -1
     state[0] = high >> 6
-    return n, -1
+    return n, -1, -1, -1
 
 
 def evt3_count(words: np.ndarray) -> tuple[int, int]:
@@ -68,12 +78,14 @@ def evt3_count(words: np.ndarray) -> tuple[int, int]:
     return 0, -1  # unreachable
 
 
-def evt3_decode(words: np.ndarray, out: np.ndarray, state: np.ndarray) -> int:
-    """Write the events of valid EVT 3.0 ``words`` into ``out``.
+def evt3_decode(words: np.ndarray, out: np.ndarray, state: np.ndarray, width: int, height: int) -> tuple:
+    """Write the events of EVT 3.0 ``words`` of known types into ``out`` (sized by :func:`evt3_count`).
 
     ``t = (loops << 24) + (time_high << 12) + time_low`` (``loops``: the times ``time_high`` went
     down); a ``VECT_12`` / ``VECT_8`` mask bit ``k`` is an event at ``base_x + k``, then ``base_x``
     advances by 12 / 8; a vector's polarity is that of the last ``EVT_ADDR_X`` or ``VECT_BASE_X``.
+    Returns ``(events written, index of the first word with an event off the width x height
+    sensor or -1, that event's x, y)``; decoding stops there and ``state`` is left unchanged.
     """
     y, pol, high, loops, low, base_x = state[0], state[1], state[2], state[3], state[4], state[5]
     t = (loops << 24) + (high << 12) + low
@@ -85,8 +97,11 @@ def evt3_decode(words: np.ndarray, out: np.ndarray, state: np.ndarray) -> int:
             y = word & 0x7FF
         elif kind == 0x2:
             pol = (word >> 11) & 1
+            x = word & 0x7FF
+            if (x >= width) | (y >= height):
+                return n, i, x, y
             ev = out[n]
-            ev.x = word & 0x7FF
+            ev.x = x
             ev.y = y
             ev.t = t
             ev.p = pol != 0
@@ -95,17 +110,20 @@ def evt3_decode(words: np.ndarray, out: np.ndarray, state: np.ndarray) -> int:
             pol = (word >> 11) & 1
             base_x = word & 0x7FF
         elif kind == 0x4 or kind == 0x5:
-            width = 12 if kind == 0x4 else 8
+            span = 12 if kind == 0x4 else 8
             mask = word & (0xFFF if kind == 0x4 else 0xFF)
             while mask:  # one event per set bit, lowest first
+                x = base_x + _TRAILING_ZEROS[mask]
+                if (x >= width) | (y >= height):
+                    return n, i, x, y
                 ev = out[n]
-                ev.x = base_x + _TRAILING_ZEROS[mask]
+                ev.x = x
                 ev.y = y
                 ev.t = t
                 ev.p = pol != 0
                 n += 1
                 mask &= mask - 1
-            base_x += width
+            base_x += span
         elif kind == 0x6:
             low = word & 0xFFF
             t = (loops << 24) + (high << 12) + low
@@ -116,7 +134,7 @@ def evt3_decode(words: np.ndarray, out: np.ndarray, state: np.ndarray) -> int:
             high = value
             t = (loops << 24) + (high << 12) + low
     state[0], state[1], state[2], state[3], state[4], state[5] = y, pol, high, loops, low, base_x
-    return n
+    return n, -1, -1, -1
 
 
 _UNKNOWN = np.int64(1) << 40  # larger than any event count of one call

@@ -17,6 +17,7 @@ from talon.ir.atomic import atomic_output
 
 from .events import EventFormatError, as_events, sensor_extent, sort_events
 from .h5 import H5EventReader, write_h5
+from .npy import npy_events, open_npy
 from .prophesee import raw_info, read_raw, write_raw
 
 H5_SUFFIXES = (".h5", ".hdf5")
@@ -45,14 +46,7 @@ def read_events(path) -> np.ndarray:
         from .aedat4 import read_aedat4
 
         return read_aedat4(path).events
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        raise EventFormatError(f"{path}: not a numpy event array ({exc})") from None
-    try:
-        return as_events(arr, copy=True)
-    except EventFormatError as exc:
-        raise EventFormatError(f"{path}: {exc}") from None
+    return npy_events(open_npy(path), path)
 
 
 def write_events(path, events, sensor_size=None, *, sort: bool = False, evt: str = "3.0") -> None:
@@ -112,7 +106,7 @@ def event_file_info(path) -> EventFileInfo:
     if size is None and events.size:
         size = sensor_extent(events)
     t = events["t"]
-    duration = int(t.max() - t.min()) if t.size else 0
+    duration = int(t.max()) - int(t.min()) if t.size else 0  # Python ints: a damaged file's span can pass int64
     return EventFileInfo(
         path=str(path), format=fmt, n_events=int(events.size), n_on=int(events["p"].sum()),
         t_first=int(t[0]) if t.size else None, t_last=int(t[-1]) if t.size else None, duration_us=duration,

@@ -22,6 +22,12 @@ event at ``base_x + k``, after which ``base_x`` advances by 12 / 8), ``EVT_TIME_
 An event's time is ``(loops << 24) + (time_high << 12) + time_low`` where ``loops`` counts the
 times ``time_high`` went down (the 24-bit counter wrapped, every 16.8 s).
 
+Every event must lie on the sensor: ``x < width`` and ``y < height`` of the header's geometry
+(``% format ...;height=H;width=W`` or ``% geometry WxH``), or of the 2048 x 2048 pixels the 11-bit
+addresses reach when the header gives none. An event off the sensor — in EVT 3.0 typically a
+vector whose ``base_x`` plus bit index runs past the last column — is a damaged stream and is
+refused with the word's position, never stored at a wrapped coordinate.
+
 Both decoders return :data:`~talon.io.events.EVENT_DTYPE` events in stream order and match
 expelliarmus' C decoders on the same files, with one exception in EVT 3.0: expelliarmus also
 adds 4096 µs every time ``time_low`` decreases, so it double-counts at every ``time_high`` step
@@ -42,12 +48,15 @@ from talon._compiled import compiled
 from talon.ir.atomic import atomic_output
 
 from . import evt_kernels
-from .events import EVENT_DTYPE, EventFormatError, as_events, first_unsorted
+from .events import EVENT_DTYPE, EventFormatError, as_events, concatenate_events, first_unsorted
 
 _EVT2_TYPES = np.array([0x0, 0x1, 0x8, 0xA, 0xE, 0xF])
 _EVT3_TYPES = np.array([0x0, 0x2, 0x3, 0x4, 0x5, 0x6, 0x7, 0x8, 0xA, 0xE, 0xF])
 _ADDR_Y, _ADDR_X, _BASE_X, _VECT_12, _VECT_8, _TIME_LOW, _TIME_HIGH = 0x0, 0x2, 0x3, 0x4, 0x5, 0x6, 0x8
 _MAX_XY = 2047  # 11-bit addresses
+_ADDRESSABLE = (_MAX_XY + 1, _MAX_XY + 1)  # (width, height) limits when the header gives no geometry
+_EVT2_REGISTERS = ("time_high",)  # the names of EvtDecoder.registers, in the kernels' state order
+_EVT3_REGISTERS = ("y", "polarity", "time_high", "loops", "time_low", "base_x")
 
 
 # ---- header ---------------------------------------------------------------------------------------
@@ -60,7 +69,7 @@ def split_header(data: bytes | memoryview | np.ndarray) -> tuple[dict[str, str],
     Fields: ``evt`` (``"2.0"``/``"3.0"``, from ``% evt 3.0`` or ``% format EVT3;...``),
     ``width``/``height`` when given.
     """
-    buf = memoryview(data).cast("B") if not isinstance(data, np.ndarray) else memoryview(data.view(np.uint8))
+    buf = _byte_view(data)
     pos, lines = 0, []
     while pos < len(buf) and buf[pos] == 0x25:  # '%'
         end = bytes(buf[pos : pos + 4096]).find(b"\n")
@@ -93,27 +102,48 @@ def _header(version: str, sensor_size) -> bytes:
     return ("\n".join(lines) + "\n").encode("ascii")
 
 
-def _words(data, dtype: str, version: str) -> np.ndarray:
+def _byte_view(data) -> memoryview:
+    """The bytes of any buffer-protocol object, in its logical (C) order: a view, or a copy when strided."""
+    try:
+        view = memoryview(data)
+    except TypeError:
+        raise EventFormatError(
+            "EVT data must be a bytes-like object (bytes, bytearray, memoryview, numpy array), "
+            f"got {type(data).__name__}"
+        ) from None
+    if not view.c_contiguous:  # a strided numpy view or memoryview slice: its elements, in order
+        view = memoryview(view.tobytes())
+    return view.cast("B")
+
+
+def _words(data, dtype: str, version: str) -> tuple[np.ndarray, dict[str, str]]:
+    """``(words after the header, header fields)`` of a whole stream's bytes."""
     if isinstance(data, (str, os.PathLike)):
         raise TypeError("pass the file's bytes (or use talon.io.read_raw(path))")
-    _, offset = split_header(data)
-    raw = np.frombuffer(data, dtype=np.uint8, offset=offset) if not isinstance(data, np.ndarray) else data[offset:]
+    raw = np.frombuffer(_byte_view(data), dtype=np.uint8)
+    fields, offset = split_header(raw)
+    raw = raw[offset:]
     size = np.dtype(dtype).itemsize
     if raw.size % size:
         raise EventFormatError(
             f"EVT {version} data is {raw.size} bytes, not a whole number of {size}-byte words (truncated file?)"
         )
-    return raw.view(dtype)
+    return raw.view(dtype), fields
 
 
-def _check_types(kinds: np.ndarray, valid: np.ndarray, version: str, offset: int = 0) -> None:
-    """Refuse unknown word types, naming the first offending word (``offset``: position of ``kinds[0]``)."""
+def _geometry(fields: dict[str, str]) -> tuple[int, int] | None:
+    """``(width, height)`` from the header fields, or None when the header gives none."""
+    if "width" not in fields or "height" not in fields:
+        return None
+    return int(fields["width"]), int(fields["height"])
+
+
+def _first_unknown(kinds: np.ndarray, valid: np.ndarray) -> int | None:
+    """Index of the first word of a type not in ``valid``, or None."""
     allowed = np.zeros(16, dtype=bool)
     allowed[valid] = True
     ok = allowed.take(kinds)
-    if not ok.all():
-        i = int(np.argmin(ok))
-        raise _unknown_type(version, i + offset, int(kinds[i]))
+    return None if ok.all() else int(np.argmin(ok))
 
 
 # ---- incremental decoding: the compiled kernels or their numpy twins -----------------------------
@@ -123,20 +153,35 @@ class EvtDecoder:
     """Decode an EVT 2.0 / 3.0 word stream piece by piece, carrying the decoder's registers across.
 
     ``decode_words(words)`` decodes whole words; ``feed(data)`` takes bytes in pieces of any size
-    (a piece may end inside a word: its bytes wait for the next piece) and ``finish()`` refuses a
-    stream that ended inside a word. Decoding a stream in pieces gives the events of decoding it
-    whole, in the same order. The numba kernels of :mod:`talon.io.evt_kernels` are used when the
-    ``fast`` extra is installed (see :func:`talon._compiled.compiled`), the numpy twins otherwise.
+    (any buffer-protocol object; a piece may end inside a word: its bytes wait for the next piece)
+    and ``finish()`` refuses a stream that ended inside a word. Decoding a stream in pieces gives
+    the events of decoding it whole, in the same order. ``sensor_size`` ``(width, height)`` (the
+    header's geometry) bounds the events; without it, the 2048 x 2048 the addresses reach.
+
+    A piece with a damaged word (an unknown type, an event off the sensor) raises
+    :class:`~talon.io.events.EventFormatError` naming the word's position in the stream and
+    leaves the decoder as it was before the call (``registers``, ``words_decoded``, the bytes of
+    a split word), on both paths. The numba kernels of :mod:`talon.io.evt_kernels` are used when
+    the ``fast`` extra is installed (see :func:`talon._compiled.compiled`), the numpy twins otherwise.
     """
 
-    def __init__(self, version: str) -> None:
+    def __init__(self, version: str, sensor_size=None) -> None:
         if version not in ("2.0", "3.0"):
             raise EventFormatError(f"version must be '2.0' or '3.0', got {version!r}")
         self.version = version
+        self.sensor_size = _sensor_size(sensor_size)
+        size = self.sensor_size or _ADDRESSABLE
+        self._limits = (min(size[0], _ADDRESSABLE[0]), min(size[1], _ADDRESSABLE[1]))
         self.word_dtype = np.dtype("<u4" if version == "2.0" else "<u2")
         self.words_decoded = 0
         self._state = np.zeros(1 if version == "2.0" else evt_kernels.EVT3_STATE_SIZE, dtype=np.int64)
         self._tail = b""
+
+    @property
+    def registers(self) -> dict[str, int]:
+        """The decoder's registers after the words decoded so far (EVT 2.0: ``time_high``, i.e. ``t[33:6]``)."""
+        names = _EVT2_REGISTERS if self.version == "2.0" else _EVT3_REGISTERS
+        return dict(zip(names, (int(v) for v in self._state), strict=True))
 
     def decode_words(self, words: np.ndarray) -> np.ndarray:
         """The events of the next ``words`` (a 1-D array of the version's word type)."""
@@ -147,41 +192,58 @@ class EvtDecoder:
                 f"EVT {self.version} words must be a 1-D {self.word_dtype} array, got "
                 f"{getattr(words, 'dtype', type(words).__name__)} (feed() takes bytes)"
             )
+        return self._decode(words)
+
+    def _decode(self, words: np.ndarray) -> np.ndarray:
         if not (words.flags.writeable and words.flags.aligned and words.flags.c_contiguous):
             words = words.copy()  # one array type for the compiled kernels: each type is one more compilation
-        out = self._decode_evt2(words) if self.version == "2.0" else self._decode_evt3(words)
+        state = self._state.copy()  # kept only when the whole piece decodes: a failed call changes nothing
+        out = (self._decode_evt2 if self.version == "2.0" else self._decode_evt3)(words, state)
+        self._state = state
         self.words_decoded += words.size
         return out
 
-    def _decode_evt2(self, words: np.ndarray) -> np.ndarray:
+    def _decode_evt2(self, words: np.ndarray, state: np.ndarray) -> np.ndarray:
         decode = compiled(evt_kernels.evt2_decode)
         if decode is None:
-            return _decode_evt2_numpy(words, self._state, self.words_decoded)
+            return _decode_evt2_numpy(words, state, self.words_decoded, self._limits)
         out = np.empty(words.size, dtype=EVENT_DTYPE)
-        n, bad = decode(words, out, self._state)
+        n, bad, x, y = decode(words, out, state, *self._limits)
         if bad >= 0:
-            raise _unknown_type("2.0", bad + self.words_decoded, int(words[bad]) >> 28)
+            at = bad + self.words_decoded
+            if x < 0:
+                raise _unknown_type("2.0", at, int(words[bad]) >> 28)
+            raise _off_sensor("2.0", at, x, y, self._limits)
         # trim: a view when at most a few words were not events (time high, triggers), else a copy
         return out if n == out.size else out[:n] if 8 * n >= 7 * out.size else out[:n].copy()
 
-    def _decode_evt3(self, words: np.ndarray) -> np.ndarray:
+    def _decode_evt3(self, words: np.ndarray, state: np.ndarray) -> np.ndarray:
         count, decode = compiled(evt_kernels.evt3_count), compiled(evt_kernels.evt3_decode)
         if count is None or decode is None:
-            return _decode_evt3_numpy(words, self._state, self.words_decoded)
-        n, bad = count(words)
-        if bad >= 0:
-            raise _unknown_type("3.0", bad + self.words_decoded, int(words[bad]) >> 12)
+            return _decode_evt3_numpy(words, state, self.words_decoded, self._limits)
+        n, unknown = count(words)
+        valid = words if unknown < 0 else words[:unknown]  # the words before the first unknown one
+        if unknown >= 0:
+            n, _ = count(valid)
         out = np.empty(n, dtype=EVENT_DTYPE)
-        decode(words, out, self._state)
+        _, bad, x, y = decode(valid, out, state, *self._limits)
+        if bad >= 0:  # an event off the sensor comes before any unknown word
+            raise _off_sensor("3.0", bad + self.words_decoded, x, y, self._limits)
+        if unknown >= 0:
+            raise _unknown_type("3.0", unknown + self.words_decoded, int(words[unknown]) >> 12)
         return out
 
-    def feed(self, data: bytes | memoryview | np.ndarray) -> np.ndarray:
-        """The events of the next bytes of the stream (no header: the data after ``% end``)."""
-        data = bytearray(self._tail) + memoryview(data).cast("B")  # writable words: the kernels' one array type
-        whole = len(data) // self.word_dtype.itemsize
-        self._tail = b""
-        events = self.decode_words(np.frombuffer(data, dtype=self.word_dtype, count=whole))
-        self._tail = bytes(data[whole * self.word_dtype.itemsize :])
+    def feed(self, data) -> np.ndarray:
+        """The events of the next bytes of the stream (no header: the data after ``% end``).
+
+        ``data``: any buffer-protocol object (bytes, bytearray, memoryview, numpy array); a strided
+        one is read in its logical order (copied), as ``bytes(memoryview(data))`` would be.
+        """
+        buf = bytearray(self._tail)  # writable words: the kernels' one array type
+        buf += _byte_view(data)
+        whole = len(buf) // self.word_dtype.itemsize
+        events = self._decode(np.frombuffer(buf, dtype=self.word_dtype, count=whole))
+        self._tail = bytes(buf[whole * self.word_dtype.itemsize :])
         return events
 
     def finish(self) -> None:
@@ -193,14 +255,17 @@ class EvtDecoder:
             )
 
 
-def _join(parts: list[np.ndarray]) -> np.ndarray:
-    """Concatenate contiguous event arrays as bytes (numpy copies a packed structured dtype field by field)."""
-    out = np.empty(sum(part.size for part in parts), dtype=EVENT_DTYPE)
-    raw, pos = out.view(np.uint8), 0
-    for part in parts:
-        raw[pos : pos + part.nbytes] = np.ascontiguousarray(part).view(np.uint8)
-        pos += part.nbytes
-    return out
+def _sensor_size(sensor_size) -> tuple[int, int] | None:
+    """``(width, height)`` of ``(width, height)`` or tonic's ``(width, height, polarities)``, or None."""
+    if sensor_size is None:
+        return None
+    try:
+        size = tuple(int(s) for s in sensor_size)
+    except (TypeError, ValueError):
+        size = ()
+    if len(size) not in (2, 3) or min(size[:2]) < 1:
+        raise EventFormatError(f"sensor_size must be (width, height), positive integers; got {sensor_size!r}")
+    return size[:2]
 
 
 def _unknown_type(version: str, index: int, kind: int) -> EventFormatError:
@@ -209,22 +274,35 @@ def _unknown_type(version: str, index: int, kind: int) -> EventFormatError:
     )
 
 
+def _off_sensor(version: str, index: int, x: int, y: int, limits: tuple[int, int]) -> EventFormatError:
+    width, height = limits
+    where = f"the {width}x{height} sensor" if limits != _ADDRESSABLE else "the 2048x2048 pixels the format addresses"
+    return EventFormatError(f"EVT {version} word {index} has an event at x={x}, y={y}, outside {where} (damaged file)")
+
+
 # ---- EVT 2.0 --------------------------------------------------------------------------------------
 
 
 def decode_evt2(data) -> np.ndarray:
-    """Decode an EVT 2.0 stream (bytes of a ``.raw`` file, with or without its header)."""
-    return EvtDecoder("2.0").decode_words(_words(data, "<u4", "2.0"))
+    """Decode an EVT 2.0 stream (bytes of a ``.raw`` file, with or without its header).
+
+    ``data``: any buffer-protocol object; events off the header's geometry (when it gives one) are refused.
+    """
+    words, fields = _words(data, "<u4", "2.0")
+    return EvtDecoder("2.0", _geometry(fields)).decode_words(words)
 
 
-def _decode_evt2_numpy(words: np.ndarray, state: np.ndarray, offset: int) -> np.ndarray:
-    """The numpy twin of :func:`talon.io.evt_kernels.evt2_decode`: cache-sized blocks, a few passes each."""
+def _decode_evt2_numpy(words: np.ndarray, state: np.ndarray, offset: int, limits: tuple[int, int]) -> np.ndarray:
+    """The numpy twin of :func:`talon.io.evt_kernels.evt2_decode`: cache-sized blocks, a few passes each.
+
+    Raises for the first bad word (``offset``: the stream position of ``words[0]``), ``state`` unchanged.
+    """
     n_cd = int(np.count_nonzero(words < 0x20000000))  # types 0x0 and 0x1
     out = np.empty(n_cd, dtype=EVENT_DTYPE)
     high, done = int(state[0]) << 6, 0
     for start in range(0, words.size, _BLOCK):  # blocks that stay in the CPU cache across the passes
         block = words[start : start + _BLOCK]
-        high, n = _decode_evt2_block(block, high, out[done:], start + offset)
+        high, n = _decode_evt2_block(block, high, out[done:], start + offset, limits)
         done += n
     state[0] = high >> 6
     return out
@@ -233,15 +311,28 @@ def _decode_evt2_numpy(words: np.ndarray, state: np.ndarray, offset: int) -> np.
 _BLOCK = 1 << 16  # words per block (< 2**21: the packed counters of EVT 3.0)
 
 
-def _decode_evt2_block(words: np.ndarray, high: int, out: np.ndarray, offset: int) -> tuple[int, int]:
+def _decode_evt2_block(
+    words: np.ndarray, high: int, out: np.ndarray, offset: int, limits: tuple[int, int]
+) -> tuple[int, int]:
     """Decode one block into ``out`` given the time-high value before it; returns (time high after, events)."""
     kinds = words >> 28
     is_high = kinds == 0x8
     is_cd = kinds <= 1
     high_at = np.flatnonzero(is_high)
     cd = words[is_cd]
+    if limits != _ADDRESSABLE:  # 11-bit addresses cannot leave the addressable 2048 x 2048
+        off = (((cd >> 11) & 0x7FF) >= limits[0]) | ((cd & 0x7FF) >= limits[1])
+        if off.any():  # the first one, unless an unknown word comes before it
+            i = int(np.argmax(off))
+            at = int(np.flatnonzero(is_cd)[i])
+            unknown = _first_unknown(kinds[:at], _EVT2_TYPES)
+            if unknown is None:
+                raise _off_sensor("2.0", at + offset, int(cd[i] >> 11 & 0x7FF), int(cd[i] & 0x7FF), limits)
+            raise _unknown_type("2.0", unknown + offset, int(kinds[unknown]))
     if cd.size + high_at.size != words.size:  # other words: triggers, continued, or damage
-        _check_types(kinds, _EVT2_TYPES, "2.0", offset)
+        unknown = _first_unknown(kinds, _EVT2_TYPES)
+        if unknown is not None:
+            raise _unknown_type("2.0", unknown + offset, int(kinds[unknown]))
         before = np.cumsum(is_cd)[high_at] if high_at.size else high_at
     else:
         before = high_at - np.arange(high_at.size)  # CD words before each time-high word
@@ -262,7 +353,7 @@ def encode_evt2(events, sensor_size=None) -> bytes:
     A ``EVT_TIME_HIGH`` word precedes the first event and every event whose ``t >> 6`` differs
     from its predecessor's.
     """
-    events = _encodable(events, 1 << 34, "2.0")
+    events = _encodable(events, 1 << 34, "2.0", sensor_size)
     n = events.size
     high = events["t"] >> 6
     new_high = np.ones(n, dtype=bool)
@@ -280,16 +371,25 @@ def encode_evt2(events, sensor_size=None) -> bytes:
 
 
 def decode_evt3(data) -> np.ndarray:
-    """Decode an EVT 3.0 stream (bytes of a ``.raw`` file, with or without its header)."""
-    return EvtDecoder("3.0").decode_words(_words(data, "<u2", "3.0"))
+    """Decode an EVT 3.0 stream (bytes of a ``.raw`` file, with or without its header).
+
+    ``data``: any buffer-protocol object; events off the header's geometry (when it gives one) are refused.
+    """
+    words, fields = _words(data, "<u2", "3.0")
+    return EvtDecoder("3.0", _geometry(fields)).decode_words(words)
 
 
-def _decode_evt3_numpy(words: np.ndarray, state: np.ndarray, offset: int) -> np.ndarray:
-    """The numpy twin of :func:`talon.io.evt_kernels.evt3_decode`: cache-sized blocks, a few passes each."""
+def _decode_evt3_numpy(words: np.ndarray, state: np.ndarray, offset: int, limits: tuple[int, int]) -> np.ndarray:
+    """The numpy twin of :func:`talon.io.evt_kernels.evt3_decode`: cache-sized blocks, a few passes each.
+
+    Raises for the first bad word (``offset``: the stream position of ``words[0]``), ``state`` unchanged.
+    """
     registers = _Evt3State(state)
-    blocks = [_decode_evt3_block(words[s : s + _BLOCK], registers, s + offset) for s in range(0, words.size, _BLOCK)]
+    blocks = [
+        _decode_evt3_block(words[s : s + _BLOCK], registers, s + offset, limits) for s in range(0, words.size, _BLOCK)
+    ]
     registers.store(state)
-    return blocks[0] if len(blocks) == 1 else _join(blocks)
+    return blocks[0] if len(blocks) == 1 else concatenate_events(blocks)
 
 
 class _Evt3State:
@@ -298,16 +398,21 @@ class _Evt3State:
     def __init__(self, state: np.ndarray) -> None:
         self.y, self.pol, self.high, self.loops, self.low, self.base_x = (int(v) for v in state)
 
+    def array(self) -> np.ndarray:
+        return np.array([self.y, self.pol, self.high, self.loops, self.low, self.base_x], dtype=np.int64)
+
     def store(self, state: np.ndarray) -> None:
-        state[:] = [self.y, self.pol, self.high, self.loops, self.low, self.base_x]
+        state[:] = self.array()
 
 
-def _decode_evt3_block(words: np.ndarray, state: _Evt3State, offset: int) -> np.ndarray:
+def _decode_evt3_block(words: np.ndarray, state: _Evt3State, offset: int, limits: tuple[int, int]) -> np.ndarray:
     kinds = (words >> 12).astype(np.uint8)
     order = np.argsort(kinds, kind="stable")  # radix sort: the positions of each kind, in file order
     bounds = np.concatenate([[0], np.cumsum(np.bincount(kinds, minlength=16))])
     if (bounds[1:] - bounds[:-1])[_EVT3_INVALID].any():
-        _check_types(kinds, _EVT3_TYPES, "3.0", offset)
+        unknown = _first_unknown(kinds, _EVT3_TYPES)
+        _decode_evt3_block(words[:unknown], _Evt3State(state.array()), offset, limits)  # off-sensor events before it
+        raise _unknown_type("3.0", unknown + offset, int(kinds[unknown]))
 
     def at(*ks: int) -> np.ndarray:
         parts = [order[bounds[k] : bounds[k + 1]] for k in ks]
@@ -346,10 +451,8 @@ def _decode_evt3_block(words: np.ndarray, state: _Evt3State, offset: int) -> np.
     since = np.concatenate([[0], counts_b[base_at] >> 42])  # vector words before each base word
     base_count = (b[vect] >> 21) & _MASK21
     x0[vect] = bases[base_count] + done[:-1] - done[since[base_count]]
-    state.y, state.pol, state.high, state.loops, state.low = ys[-1], pols[-1], highs[-1], loops[-1], lows[-1]
-    state.base_x = bases[-1] + done[-1] - done[since[-1]]
     if vect.size == 0:
-        x = x0
+        x, row = x0, None
     else:
         mask = np.where(single, 1, np.where(ekind == _VECT_8, value & 0xFF, value))
         n_bits = _POPCOUNT[mask]
@@ -361,6 +464,12 @@ def _decode_evt3_block(words: np.ndarray, state: _Evt3State, offset: int) -> np.
         # event k of word w is bit number (k - first[w]) of w's mask: a table of set-bit positions
         x = x0[row] + _BIT_POSITIONS.ravel()[np.arange(total) + (mask * 12 - first)[row]]
         y, t, pol = y[row], t[row], pol[row]
+    off = (x >= limits[0]) | (y >= limits[1])  # x may pass 2047 (a base plus a bit index): refused, never wrapped
+    if off.any():
+        i = int(np.argmax(off))
+        raise _off_sensor("3.0", int(emit[i if row is None else row[i]]) + offset, int(x[i]), int(y[i]), limits)
+    state.y, state.pol, state.high, state.loops, state.low = ys[-1], pols[-1], highs[-1], loops[-1], lows[-1]
+    state.base_x = bases[-1] + done[-1] - done[since[-1]]
     out = np.empty(x.size, dtype=EVENT_DTYPE)
     out["x"] = x
     out["y"] = y
@@ -397,7 +506,7 @@ def encode_evt3(events, sensor_size=None, *, vectorize: bool = True) -> bytes:
     (0xFFF then 0: one wrap each), so any timestamp and gap is representable. Decoding the
     result gives back the same events in the same order.
     """
-    events = _encodable(events, None, "3.0")
+    events = _encodable(events, None, "3.0", sensor_size)
     n = events.size
     t, x, y, p = events["t"], events["x"].astype(np.int64), events["y"].astype(np.int64), events["p"]
     block = x // 12 if vectorize else np.arange(n)
@@ -450,7 +559,7 @@ def encode_evt3(events, sensor_size=None, *, vectorize: bool = True) -> bytes:
     return _header("3.0", sensor_size) + words.astype("<u2").tobytes()
 
 
-def _encodable(events, t_limit: int | None, version: str) -> np.ndarray:
+def _encodable(events, t_limit: int | None, version: str, sensor_size) -> np.ndarray:
     events = as_events(events)
     bad = first_unsorted(events["t"])
     if bad is not None:
@@ -461,6 +570,12 @@ def _encodable(events, t_limit: int | None, version: str) -> np.ndarray:
             raise EventFormatError(f"EVT {version} timestamps must be non-negative{limit} µs; subtract an offset")
         if events["x"].max() > _MAX_XY or events["y"].max() > _MAX_XY:
             raise EventFormatError(f"EVT {version} addresses are 11 bits: x and y must be at most {_MAX_XY}")
+        size = _sensor_size(sensor_size)  # the header's geometry: the decoders refuse events off it
+        if size is not None and (events["x"].max() >= size[0] or events["y"].max() >= size[1]):
+            raise EventFormatError(
+                f"events reach x={events['x'].max()}, y={events['y'].max()}, outside the {size[0]}x{size[1]} "
+                "sensor_size given for the header"
+            )
     return events
 
 
@@ -470,7 +585,7 @@ def _encodable(events, t_limit: int | None, version: str) -> np.ndarray:
 def read_raw(path) -> np.ndarray:
     """Events of a Prophesee ``.raw`` file (EVT 2.0 or 3.0, from its header)."""
     fields, offset = raw_info(path)
-    decoder = EvtDecoder(fields["evt"])
+    decoder = EvtDecoder(fields["evt"], _geometry(fields))
     size = Path(path).stat().st_size - offset
     if size % decoder.word_dtype.itemsize:
         raise EventFormatError(
@@ -498,7 +613,7 @@ def iter_raw(path, chunk_size: int) -> Iterator[np.ndarray]:
         raise EventFormatError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     chunk_size = int(chunk_size)
     fields, offset = raw_info(path)
-    decoder = EvtDecoder(fields["evt"])
+    decoder = EvtDecoder(fields["evt"], _geometry(fields))
     pending = np.zeros(0, dtype=EVENT_DTYPE)
     piece_size = max(chunk_size, _MIN_PIECE_WORDS) * decoder.word_dtype.itemsize
     try:
@@ -508,14 +623,14 @@ def iter_raw(path, chunk_size: int) -> Iterator[np.ndarray]:
                 events, start = decoder.feed(piece), 0
                 if pending.size:  # complete the block begun in the previous piece
                     start = min(chunk_size - pending.size, events.size)
-                    pending = _join([pending, events[:start]])
+                    pending = concatenate_events([pending, events[:start]])
                     if pending.size < chunk_size:
                         continue
                     yield pending
                 full = start + (events.size - start) // chunk_size * chunk_size
                 for begin in range(start, full, chunk_size):
                     yield events[begin : begin + chunk_size]
-                pending = _join([events[full:]])  # a copy: the piece's array can go
+                pending = concatenate_events([events[full:]])  # a copy: the piece's array can go
         decoder.finish()
     except EventFormatError as exc:
         raise EventFormatError(f"{path}: {exc}") from None
@@ -530,12 +645,18 @@ def raw_info(path) -> tuple[dict[str, str], int]:
         raise FileNotFoundError(f"no such event file: {path}")
     with open(path, "rb") as fh:
         head = fh.read(1 << 16)
-    fields, offset = split_header(head)
+    try:
+        fields, offset = split_header(head)
+    except EventFormatError as exc:
+        raise EventFormatError(f"{path}: {exc}") from None
     if "evt" not in fields:
         raise EventFormatError(
             f"{path}: the header names no EVT version ('% evt 2.0' / '% evt 3.0' / '% format EVT3'); "
             "is it a Prophesee .raw file?"
         )
+    size = _geometry(fields)
+    if size is not None and min(size) < 1:
+        raise EventFormatError(f"{path}: the header gives a {size[0]}x{size[1]} sensor (damaged header)")
     return fields, offset
 
 

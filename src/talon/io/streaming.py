@@ -18,6 +18,7 @@ import numpy as np
 
 from .events import EVENT_DTYPE, EventFormatError, as_events
 from .h5 import H5EventReader
+from .npy import npy_events, open_npy
 from .prophesee import iter_raw
 
 
@@ -41,9 +42,9 @@ class BufferedEventReader:
                 yield from reader.iter_chunks(self.chunk_size)
             return
         if suffix == ".npy":
-            arr = np.load(self.path, mmap_mode="r", allow_pickle=False)
+            arr = open_npy(self.path, mmap=True)
             for start in range(0, len(arr), self.chunk_size):
-                yield as_events(np.asarray(arr[start : start + self.chunk_size]), copy=True)
+                yield npy_events(arr[start : start + self.chunk_size], self.path, start)
             return
         yield from iter_raw(self.path, self.chunk_size)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .events import EventFormatError, as_events, first_unsorted
+from .events import EventFormatError, as_events, concatenate_events, first_unsorted
 
 
 def align_timestamps(events, offset_us: int = 0, drift_ppm: float = 0.0) -> np.ndarray:
@@ -37,18 +37,20 @@ def estimate_offset(reference_t, source_t) -> int:
 def merge_events(*streams, return_source: bool = False):
     """One time-sorted stream from several time-sorted ones; ties keep the order of the arguments.
 
-    With ``return_source=True`` also returns the index of each event's stream (uint16).
+    With ``return_source=True`` also returns the index of each event's stream (uint16, or uint32
+    past 65,536 streams).
     """
     arrays = [as_events(s) for s in streams]
     for k, arr in enumerate(arrays):
         bad = first_unsorted(arr["t"])
         if bad is not None:
             raise EventFormatError(f"stream {k} is not time-sorted (event {bad}); sort it first")
-    merged = np.concatenate(arrays) if arrays else as_events({"x": [], "y": [], "t": [], "p": []})
-    source = np.concatenate([np.full(len(a), k, dtype=np.uint16) for k, a in enumerate(arrays)]) if arrays else None
+    merged = concatenate_events(arrays)
     order = np.argsort(merged["t"], kind="stable")
     if return_source:
-        return merged[order], (source[order] if source is not None else np.zeros(0, dtype=np.uint16))
+        index_dtype = np.uint16 if len(arrays) <= 1 << 16 else np.uint32
+        source = np.repeat(np.arange(len(arrays), dtype=index_dtype), [len(a) for a in arrays])
+        return merged[order], source[order]
     return merged[order]
 
 

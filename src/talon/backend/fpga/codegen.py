@@ -85,6 +85,30 @@ def _cdouble(x: float) -> str:
     return repr(float(x))
 
 
+FILE_INTS = ((8, "int8", "signed char"), (16, "int16", "short"), (32, "int32", "int"), (64, "int64", "long long"))
+NATIVE_INTS = (("short", 2**15 - 1), ("int", 2**31 - 1), ("long long", 2**63 - 1))
+MIN_BLOCK = 16  # narrower partial sums pay off from blocks of this many rows
+
+
+def dense_sums(kernel, n_in: int) -> tuple[str, str, int]:
+    """The dense kernel's native integers ``(sum_t, part_t, block)`` from the bounds the CPU
+    backend proves (``QWeighted.finish``): ``sum_t`` holds the bias plus any partial sum
+    (``max_j sum_i |w_ij| * bound(x) + max_j |b_j|``); ``part_t`` holds any sum of ``block``
+    products, each at most ``max|w| * bound(x)``. The narrowest type that takes blocks of at
+    least MIN_BLOCK rows (or all of them) is chosen: half the work per product in C simulation
+    for each halving of the width, and narrower adders in hardware."""
+    total = math.ceil(kernel.worst) + int(np.abs(kernel.bias_q).max(initial=0))
+    sum_t = next(name for name, top in NATIVE_INTS if total <= top)
+    term = max(int(np.abs(kernel.weight_t).max(initial=0)), 1) * max(int(kernel.input_format.bound), 1)
+    for name, top in NATIVE_INTS:
+        if name == sum_t:
+            break
+        block = min(top // term, n_in)
+        if block >= min(MIN_BLOCK, n_in):
+            return sum_t, name, block
+    return sum_t, sum_t, n_in
+
+
 class _Writer:
     def __init__(self, plan: FixedPlan, project: str, reuse_factor: int, strategy: str, probe_all: bool) -> None:
         self.plan = plan
@@ -108,22 +132,29 @@ class _Writer:
 
     # ---- parameters ----------------------------------------------------------------------------
 
-    def array(self, name: str, values, ctype: str = "talon::wide_t", const: bool = True) -> int:
+    def array(
+        self, name: str, values, ctype: str = "talon::wide_t", const: bool = True, bits: int | None = None
+    ) -> int:
         """A parameter array: initialised in ``weights.h`` for synthesis, loaded from
-        ``weights/<name>.bin`` (int64, or float64 for ``double``) in C simulation, so the compiled
-        simulation depends on the network's structure only, not on its numbers."""
+        ``weights/<name>.bin`` in C simulation, so the compiled simulation depends on the
+        network's structure only, not on its numbers. The file holds float64 for ``double``, else
+        the narrowest of int8 / int16 / int32 / int64 that holds every ``bits``-bit value of the
+        C type (a property of the type, so the loader's code does not depend on the numbers)."""
         values = np.asarray(values).reshape(-1)
         if ctype == "double":
             body = ", ".join(_cdouble(v) for v in values)
             self.binaries[f"weights/{name}.bin"] = np.asarray(values, np.float64).tobytes()
+            load = f"talon::load_doubles<{ctype}, {values.size}>"
         else:
+            bits = bits if bits is not None else {"talon::wide_t": 64, "int": 32}[ctype]
+            storage, cstorage = next((np.dtype(t), c) for limit, t, c in FILE_INTS if bits <= limit)
             body = ", ".join(_cnum(v) for v in values)
-            self.binaries[f"weights/{name}.bin"] = np.asarray(values, np.int64).tobytes()
+            self.binaries[f"weights/{name}.bin"] = np.asarray(values, np.int64).astype(storage).tobytes()
+            load = f"talon::load_integers<{ctype}, {values.size}, {cstorage}>"
         qual = "static const " if const else "static "
         self.weights.append(f"{qual}{ctype} {name}[{values.size}] = {{{body}}};")
         self.params.append(f"static {ctype} {name}[{values.size}];")
-        loader = "load_doubles" if ctype == "double" else "load_integers"
-        self.loads.append(f'ok = talon::{loader}<{ctype}, {values.size}>(dir, "{name}", {name}) && ok;')
+        self.loads.append(f'ok = {load}(dir, "{name}", {name}) && ok;')
         return int(values.size)
 
     def multiplier(self, name: str, mult, shape) -> tuple[int, int]:
@@ -141,7 +172,7 @@ class _Writer:
 
     def declare_value(self, vid: int, fmt) -> None:
         ctype = value_type(fmt)
-        self.vtypes[vid] = f"v{vid}_t"
+        self.vtypes[vid] = ctype
         self.defines.append(f"typedef {ctype} v{vid}_t;  // {self.program.values[vid].name}, |q| <= {fmt.bound}")
 
     def src(self, ref) -> str:
@@ -225,19 +256,31 @@ class _Writer:
         self.store(m, op.outputs[0])
         self.layers.append({"node": op.path, "kind": "route", "elements": self.vsize(op.outputs[0])})
 
+    def unmerged_input(self, op, kernel, ctype: str) -> str | None:
+        """The array a weight layer can read as it is: one incoming edge, not rescaled, whose
+        values already have the layer's input type (the merge would copy them unchanged)."""
+        if len(op.inputs) != 1 or kernel.act_multipliers is not None:
+            return None
+        ref = op.inputs[0]
+        return self.src(ref) if self.vtypes.get(ref.value) == ctype else None
+
     def dense(self, op, kernel, tag):
-        m = self.merge(op, kernel, tag)
         n_in = int(kernel.weight_t.shape[0])
         n_out = int(kernel.weight_t.shape[1])
         rows = math.prod(op.in_shape) // n_in
         act_bits = bits_for_bound(kernel.input_format.bound)
         cfg = f"config{tag}"
-        wt, bt, rt = f"w{tag}_t", f"b{tag}_t", f"r{tag}_t"
+        sum_t, part_t, block = dense_sums(kernel, n_in)
+        wt, bt, rt, dt = f"w{tag}_t", f"b{tag}_t", f"r{tag}_t", f"d{tag}_t"
+        out = op.outputs[0]
+        # the result is the CPU's sat(acc): a saturating type only where saturation can happen
+        # (else the sum is proven to fit the output's own type and is written there directly)
+        res_type = saturating_type(kernel.acc_bits) if kernel.saturating_acc else f"v{out}_t"
         self.defines += [
             f"typedef {int_type(kernel.w_bits)} {wt};",
             f"typedef {int_type(kernel.acc_bits)} {bt};",
-            f"typedef {saturating_type(kernel.acc_bits)} {rt};",
-            f"typedef {int_type(act_bits)} d{tag}_t;",
+            f"typedef {res_type} {rt};",
+            f"typedef {int_type(act_bits)} {dt};",
             f"struct {cfg} : nnet::dense_config {{",
             f"    static const unsigned n_in = {n_in};",
             f"    static const unsigned n_out = {n_out};",
@@ -245,22 +288,32 @@ class _Writer:
             f"    static const unsigned strategy = nnet::{self.strategy};",
             f"    static const unsigned multiplier_limit = {math.ceil(n_in * n_out / self.reuse)};",
             "    typedef ap_int<64> accum_t;",
+            f"    typedef {sum_t} sum_t;  // bias + any partial sum",
+            f"    typedef {part_t} part_t;  // any sum of `block` products",
+            f"    static const unsigned block = {block};",
             f"    typedef {bt} bias_t;",
             f"    typedef {wt} weight_t;",
             "    template <class x_T, class y_T> using product = nnet::product::mult<x_T, y_T>;",
-            "    template <class d_T, class r_T, class C_T> using kernel = nnet::DenseLatency<d_T, r_T, C_T>;",
+            "    template <class d_T, class r_T, class C_T> using kernel = talon::DenseExact<d_T, r_T, C_T>;",
             "};",
         ]
-        self.array(f"w{tag}", kernel.weight_t.reshape(-1), wt, const=False)
-        self.array(f"b{tag}", kernel.bias_q.reshape(-1), bt, const=False)
-        out = op.outputs[0]
-        self.emit(f"d{tag}_t d{tag}[{rows * n_in}];")
-        self.emit(f"talon::store<talon::wide_t, d{tag}_t, {rows * n_in}>({m}, d{tag});")
+        self.array(f"w{tag}", kernel.weight_t.reshape(-1), wt, const=False, bits=kernel.w_bits)
+        self.array(f"b{tag}", kernel.bias_q.reshape(-1), bt, const=False, bits=kernel.acc_bits)
+        data = self.unmerged_input(op, kernel, int_type(act_bits))
+        if data is None:
+            m = self.merge(op, kernel, tag)
+            data = f"d{tag}"
+            self.emit(f"{dt} {data}[{rows * n_in}];")
+            self.emit(f"talon::store<talon::wide_t, {dt}, {rows * n_in}>({m}, {data});")
         self.emit(f"v{out}_t v{out}[{rows * n_out}];")
         self.emit(f"for (int row = 0; row < {rows}; row++) {{")
-        self.emit(f"    {rt} r{tag}[{n_out}];")
-        self.emit(f"    nnet::dense<d{tag}_t, {rt}, {cfg}>(d{tag} + row * {n_in}, r{tag}, w{tag}, b{tag});")
-        self.emit(f"    talon::store<{rt}, v{out}_t, {n_out}>(r{tag}, v{out} + row * {n_out});")
+        if kernel.saturating_acc:
+            self.emit(f"    {rt} r{tag}[{n_out}];")
+            self.emit(f"    nnet::dense<{dt}, {rt}, {cfg}>({data} + row * {n_in}, r{tag}, w{tag}, b{tag});")
+            self.emit(f"    talon::store<{rt}, v{out}_t, {n_out}>(r{tag}, v{out} + row * {n_out});")
+        else:
+            result = f"v{out} + row * {n_out}"
+            self.emit(f"    nnet::dense<{dt}, {rt}, {cfg}>({data} + row * {n_in}, {result}, w{tag}, b{tag});")
         self.emit("}")
         spike_input = kernel.input_format.bound <= 1 and not kernel.input_rescaled
         self.layers.append({
@@ -300,8 +353,8 @@ class _Writer:
             f"    static const int reuse_factor = {self.reuse};",
             "};",
         ]
-        self.array(f"w{tag}", wq.reshape(-1), f"w{tag}_t")
-        self.array(f"b{tag}", kernel.bias_q.reshape(-1), f"b{tag}_t")
+        self.array(f"w{tag}", wq.reshape(-1), f"w{tag}_t", bits=kernel.w_bits)
+        self.array(f"b{tag}", kernel.bias_q.reshape(-1), f"b{tag}_t", bits=kernel.acc_bits)
         n_out = c_out * ho * wo
         self.emit(f"talon::wide_t a{tag}[{n_out}];")
         self.emit(f"talon::conv2d<{cfg}, w{tag}_t, b{tag}_t>({m}, a{tag}, w{tag}, b{tag});")
@@ -570,7 +623,7 @@ def generate(
         ),
         "probe_buffers": "\n    ".join(f"static {p.ctype} probe{k}[{p.size}];" for k, p in enumerate(probes)),
         "read_inputs": "\n            ".join(
-            f'if (fread(x{k}, sizeof(double), {p.size}, fin) != {p.size}) return fail("short input file");\n'
+            f'if (!talon::read_values<{p.size}>(fin, value_bytes, x{k})) return fail("short input file");\n'
             f"            talon::quantize_input<v{p.value}_t, {p.size}>(x{k}, q{k}, {_cdouble(p.scale)}, {p.top}LL);"
             for k, p in enumerate(inputs)
         ),

@@ -35,6 +35,7 @@ from .templates import render
 FIRMWARE_HEADERS = (
     "nnet_talon_common.h",
     "nnet_talon_conv.h",
+    "nnet_talon_dense.h",
     "nnet_talon_elementwise.h",
     "nnet_talon_neuron.h",
     "nnet_talon_io.h",

@@ -78,6 +78,9 @@ template <int N> void clip_all(wide_t acc[N], wide_t top) {
 }
 
 // Store integers proven to fit (or saturated by T itself, for ap_fixed<W, W, AP_TRN, AP_SAT>).
+// Every store into an ap_int array in these headers is written `y = T(value)`: the same value as
+// `y = value`, but the C-simulation ap_types build it several times faster (a constructor and a
+// copy instead of the generic assignment from an integer), and synthesis sees the same cast.
 template <class S, class T, int N> void store(const S x[N], T y[N]) {
     for (int i = 0; i < N; i++) {
         #pragma HLS UNROLL
@@ -89,7 +92,7 @@ template <class S, class T, int N> void store(const S x[N], T y[N]) {
 template <class T, int N> void clear(T x[N]) {
     for (int i = 0; i < N; i++) {
         #pragma HLS UNROLL
-        x[i] = 0;
+        x[i] = T(0);
     }
 }
 

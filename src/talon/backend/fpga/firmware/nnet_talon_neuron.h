@@ -76,13 +76,13 @@ NeuronLoop:
         wide_t d = drive[k];
         if (CFG::cuba) {
             const wide_t ik = saturate<CFG::state_bits>(round_shift(A[at<CFG::n_a>(k)] * wide(i_syn[k]) + d, CFG::frac));
-            i_syn[k] = ik;
+            i_syn[k] = I_T(ik);
             d = G[at<CFG::n_g>(k)] * ik;
         }
         wide_t u = saturate<CFG::state_bits>(round_shift(B[at<CFG::n_b>(k)] * vk + d, CFG::frac) + C[at<CFG::n_c>(k)]);
         if (!CFG::spiking) {
-            v[k] = u;
-            out[k] = u;
+            v[k] = V_T(u);
+            out[k] = OUT_T(u);
             continue;
         }
         if (CFG::timing == timing_delayed || CFG::timing == timing_snntorch_immediate)
@@ -92,8 +92,8 @@ NeuronLoop:
             u = neuron_reset<CFG>(u, z, th, vr);
         else if (CFG::timing == timing_snntorch_immediate)
             u = saturate<CFG::state_bits>(u - (z - z_prev) * th);
-        v[k] = u;
-        out[k] = CFG::post ? z : z_prev;
+        v[k] = V_T(u);
+        out[k] = OUT_T(CFG::post ? z : z_prev);
     }
 }
 
@@ -108,7 +108,7 @@ template <class CFG, class BUF_T>
 void delay_step(const wide_t x[CFG::n], wide_t y[CFG::n], BUF_T buffer[CFG::length * CFG::n], int &slot, const int delay[CFG::n_delay]) {
     for (int k = 0; k < CFG::n; k++) {
         #pragma HLS UNROLL
-        buffer[slot * CFG::n + k] = x[k];
+        buffer[slot * CFG::n + k] = BUF_T(x[k]);
     }
     for (int k = 0; k < CFG::n; k++) {
         #pragma HLS UNROLL

@@ -1,0 +1,46 @@
+"""``.npy`` event files: one saved array, in any layout :func:`~talon.io.events.as_events` converts.
+
+:func:`open_npy` loads (or memory-maps) the array and checks it is a 1-D structured array;
+:func:`npy_events` converts it, or a slice of it. A damaged, truncated or foreign file raises
+:class:`~talon.io.events.EventFormatError` naming the file, never numpy's parsing errors.
+"""
+
+from __future__ import annotations
+
+import tokenize
+
+import numpy as np
+
+from .events import EventFormatError, as_events
+
+# what np.load raises on a damaged header or body (its header is parsed as a Python literal)
+_LOAD_ERRORS = (ValueError, OSError, EOFError, SyntaxError, tokenize.TokenError, TypeError, KeyError)
+
+
+def open_npy(path, *, mmap: bool = False) -> np.ndarray:
+    """The array of the ``.npy`` file ``path`` (memory-mapped, read-only, with ``mmap``), 1-D and structured."""
+    try:
+        array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except _LOAD_ERRORS as exc:
+        raise EventFormatError(f"{path}: not a readable numpy event array ({_first_line(exc)})") from None
+    if not isinstance(array, np.ndarray):  # an .npz archive under a .npy name
+        raise EventFormatError(f"{path}: not a single numpy array (an .npz archive?)")
+    if array.ndim != 1 or not array.dtype.names:
+        raise EventFormatError(
+            f"{path}: holds a {array.dtype} array of shape {array.shape}, not a 1-D structured event array"
+        )
+    return array
+
+
+def npy_events(array: np.ndarray, path, start: int = 0) -> np.ndarray:
+    """``array`` (events ``start`` onwards of the file ``path``) as an event array of its own (a copy)."""
+    try:
+        return as_events(np.asarray(array), copy=True)
+    except EventFormatError as exc:
+        where = f" (events from {start})" if start else ""
+        raise EventFormatError(f"{path}{where}: {exc}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0][:200] if text else "") or type(exc).__name__
