@@ -25,6 +25,7 @@ import math
 import operator
 import warnings
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -77,11 +78,17 @@ class TALONExporter:
         if isinstance(model, GraphExecutor):
             self._route = "executor"
             return executor_to_graph(model)
+        source = f"{type(model).__module__}.{type(model).__qualname__}"
+        if find_converter(model, custom_map) is not None:
+            # A convertible module exported on its own (to_ir(nn.Linear(4, 3), x)): tracing would look
+            # inside it (F.linear has no node; snnTorch's forward does not trace and hooks would see
+            # nothing), so it is exported as the one-module chain it is, its node named after its type.
+            model = nn.Sequential(OrderedDict([(type(model).__name__.lower(), model)]))
         # Tracing and the probe's forward pass may change the model (snnTorch init_hidden membranes,
         # BatchNorm statistics): it is put back as it was afterwards, without copying it.
         with unchanged(model) as snapshot:
             graph = self._export(model, samples, custom_map, snapshot)
-        graph.metadata["source"] = f"{type(model).__module__}.{type(model).__qualname__}"
+        graph.metadata["source"] = source
         return fold_batchnorm(graph) if self.fold_batchnorm else graph
 
     def _export(self, model: nn.Module, samples: tuple, custom_map, snapshot: Snapshot) -> ir.Graph:
@@ -353,7 +360,8 @@ class _FxExport:
     def _module(self, node: fx.Node) -> _Val:
         path = node.target
         module = self.modules[path]
-        tensor_args = [a for a in node.args if isinstance(a, _NODES)]
+        passed = (*node.args, *node.kwargs.values())  # a tensor passed by keyword is an input too
+        tensor_args = [a for a in passed if isinstance(a, _NODES)]
         first = tensor_args[0] if tensor_args else None
         in_shape = self._meta_shape(first) if first is not None else None
         out_shape = self._meta_shape(node)
@@ -385,7 +393,7 @@ class _FxExport:
                         "start from zero state"
                     )
         elif merges:
-            flat = [a for arg in node.args for a in (arg if isinstance(arg, (list, tuple)) else [arg])]
+            flat = [a for arg in passed for a in (arg if isinstance(arg, (list, tuple)) else [arg])]
             sources = [self._data(a, f"module {path!r}") for a in flat if isinstance(a, _NODES)]
         else:
             if len(tensor_args) != 1:
