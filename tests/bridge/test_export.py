@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from talon import bridge, ir
+from talon.bridge.to_ir import TALONExporter
 from talon.ir import ConversionError, UnsupportedModuleError
 
 
@@ -344,3 +345,44 @@ def test_a_network_computed_tensor_passed_by_keyword_is_not_dropped():
         bridge.to_ir(StateByKeyword(), torch.randn(1, 4))
     graph = bridge.to_ir(InputByKeyword(), torch.randn(1, 4))
     assert graph.edges == [("input", "fc"), ("fc", "lif"), ("lif", "output")]
+
+
+def test_a_module_with_its_own_call_in_a_sequential_keeps_that_work():
+    class DoubledLinear(nn.Linear):
+        def __call__(self, x):
+            return super().__call__(x) * 2
+
+    class DoubledChain(nn.Sequential):
+        def __call__(self, x):
+            return super().__call__(x) * 2
+
+    torch.manual_seed(0)
+    for model in (nn.Sequential(DoubledLinear(4, 3), nn.ReLU()), nn.Sequential(DoubledChain(nn.Linear(4, 3)))):
+        graph, want, got = roundtrip_output(model, torch.randn(2, 4))
+        assert any(isinstance(n, ir.Scale) for n in graph.nodes.values()), list(graph.nodes)
+        assert torch.equal(want, got)
+
+
+def test_forward_hooks_are_named_in_a_warning():
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU())
+    model[0].register_forward_hook(lambda m, a, out: out * 2)
+    with pytest.warns(UserWarning, match=r"forward hooks on '0': the graph holds what the modules compute"):
+        bridge.to_ir(model, torch.randn(2, 4))
+
+
+def test_slices_of_a_neuron_tuple_keep_spikes_as_outputs_and_report_states():
+    class Reversed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.lif = nn.Linear(4, 3), snn.Leaky(0.9, init_hidden=True, output=True)
+
+        def forward(self, x):
+            out = self.lif(self.fc(x))
+            return out[::-1]
+
+    for fx_only in (True, False):
+        exporter = TALONExporter()
+        exporter._record_first = not fx_only
+        graph = exporter.export(Reversed(), torch.randn(2, 4))
+        assert list(graph.nodes) == ["input", "fc", "lif", "output"], exporter._route
+        assert graph.metadata["state_outputs_not_exported"] == ["lif"]

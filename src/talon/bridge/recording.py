@@ -103,9 +103,7 @@ def record_graph(model: nn.Module, samples: tuple, custom_map: CustomMap | None,
     if not _plain_forward(model, len(samples)) or len({id(s) for s in samples}) != len(samples):
         return None
     modules = list(model.named_modules())
-    if any(getattr(_module_globals, name) for name in _GLOBAL_HOOKS) or any(
-        getattr(m, name) for _, m in modules for name in _HOOKS
-    ):
+    if _hooked(m for _, m in modules):
         return None
     recorder = _Recorder(samples, shapes)
     handles = recorder.hook(modules, Tracer(custom_map))
@@ -126,7 +124,8 @@ def record_graph(model: nn.Module, samples: tuple, custom_map: CustomMap | None,
 
 
 def sequential_graph(model: nn.Module, samples: tuple, custom_map: CustomMap | None, record) -> Traced | None:
-    """The graph of an ``nn.Sequential`` of leaves (nested plain Sequentials flattened), or None.
+    """The graph of an ``nn.Sequential`` of leaves (nested plain Sequentials flattened), or None
+    (also when a module in it has its own ``__call__``).
 
     Its dataflow is known without tracing or recording: ``Sequential.forward`` feeds each module
     the previous one's output, and fx traces exactly that chain (a plain Sequential is traced
@@ -154,6 +153,19 @@ def sequential_graph(model: nn.Module, samples: tuple, custom_map: CustomMap | N
     return Traced(model, graph)
 
 
+def _hooked(modules) -> bool:
+    """Whether a hook (global, or on one of ``modules``) could add to or change what they compute."""
+    return any(getattr(_module_globals, name) for name in _GLOBAL_HOOKS) or any(
+        getattr(m, name) for m in modules for name in _HOOKS
+    )
+
+
+def _plain_call(module: nn.Module) -> bool:
+    """Calling ``module`` runs ``nn.Module.__call__``: a subclass's own ``__call__`` may compute more
+    than its ``forward`` (fx records that work; running the module would hide it)."""
+    return type(module).__call__ is nn.Module.__call__
+
+
 def _plain_sequential(module: nn.Module) -> bool:
     cls = type(module)
     return (
@@ -161,6 +173,7 @@ def _plain_sequential(module: nn.Module) -> bool:
         and cls.forward is nn.Sequential.forward
         and cls.__iter__ is nn.Sequential.__iter__
         and "forward" not in module.__dict__
+        and _plain_call(module)
     )
 
 
@@ -171,6 +184,8 @@ def _chain(seq: nn.Module, tracer: Tracer, paths: dict[int, str], chain: list) -
         if module is None:
             return False
         path = paths[id(module)]
+        if not _plain_call(module):
+            return False
         if tracer.is_leaf_module(module, path):
             chain.append((path, module))
         elif not (_plain_sequential(module) and _chain(module, tracer, paths, chain)):

@@ -79,6 +79,7 @@ class TALONExporter:
             self._route = "executor"
             return executor_to_graph(model)
         source = f"{type(model).__module__}.{type(model).__qualname__}"
+        _warn_about_hooks(model)
         if find_converter(model, custom_map) is not None:
             # A convertible module exported on its own (to_ir(nn.Linear(4, 3), x)): tracing would look
             # inside it (F.linear has no node; snnTorch's forward does not trace and hooks would see
@@ -201,6 +202,17 @@ def _needs_fx(model: nn.Module) -> bool:
 def _mark_needs_fx(model: nn.Module) -> None:
     with contextlib.suppress(TypeError):
         _NEEDS_FX[model] = True
+
+
+def _warn_about_hooks(model: nn.Module) -> None:
+    """Forward hooks can change what a module returns; no route exports what they do."""
+    hooked = [path or "the model" for path, m in model.named_modules() if m._forward_hooks or m._forward_pre_hooks]
+    if hooked:
+        warnings.warn(
+            f"to_ir: forward hooks on {', '.join(map(repr, hooked))}: the graph holds what the modules compute, "
+            "not what their hooks change; remove the hooks that change values before exporting",
+            stacklevel=4,
+        )
 
 
 def to_ir(model: nn.Module, sample: torch.Tensor | Sequence[torch.Tensor], *, spiking: bool = False,
@@ -414,7 +426,8 @@ class _FxExport:
         if target is operator.getitem:
             base = self.values[args[0]]
             if base.kind == "tuple":
-                return base.parts[args[1]]
+                part = base.parts[args[1]]
+                return _Val("tuple", parts=part) if isinstance(args[1], slice) else part
             if base.kind in ("size", "const", "none"):
                 return _Val(base.kind)
             raise ConversionError(f"{where}: indexing a tensor has no TALON IR equivalent")
@@ -507,13 +520,14 @@ class _FxExport:
 
         collect(node.args[0])
         outputs = 0
-        for arg in flat:
+        vals = []
+        for arg in flat:  # a tuple returned whole or sliced (a neuron's spike and state): its parts
             val = self.values[arg]
+            vals += [(part, arg) for part in val.parts] if val.kind == "tuple" else [(val, arg)]
+        for val, arg in vals:
             if val.kind == "state":  # a returned membrane: state, not a network output
                 self.state_outputs.append(val.ir_name)
                 continue
-            if val.kind == "tuple":  # a neuron's full result returned: its spike is the data
-                val = val.parts[0]
             if val.kind != "data":
                 continue
             shape = self.b.nodes[val.ir_name].output_shape or self._meta_shape(arg)[1:]
