@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from talon import bridge, ir
+from talon.bridge.to_ir import TALONExporter
 from talon.ir import ConversionError, UnsupportedModuleError
 
 
@@ -292,3 +293,96 @@ def test_snntorch_model_returning_membranes_records_them():
     graph = bridge.to_ir(Net(), torch.randn(1, 3))
     assert graph.output_nodes == ["output"]
     assert graph.metadata["state_outputs_not_exported"] == ["lif"]
+
+
+@pytest.mark.parametrize(
+    ("module", "sample", "name", "kind"),
+    [
+        (nn.Linear(4, 3), torch.randn(2, 4), "linear", ir.Affine),
+        (nn.Conv2d(1, 2, 3), torch.randn(2, 1, 6, 6), "conv2d", ir.Conv2d),
+        (snn.Leaky(beta=0.9, init_hidden=True), torch.randn(2, 5), "leaky", ir.LIF),
+        (snn.Leaky(beta=0.9), torch.randn(2, 5), "leaky", ir.LIF),
+        (nn.ReLU(), torch.randn(2, 3), "relu", ir.ReLU),
+    ],
+)
+def test_a_convertible_module_exported_on_its_own_is_its_node(module, sample, name, kind):
+    # Before: tracing looked inside the module — nn.Linear failed on F.linear, and snnTorch's
+    # untraceable forward went to the hooks, which saw no module: an Input -> Output graph.
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        graph = bridge.to_ir(module, sample)
+    assert list(graph.nodes) == ["input", name, "output"] and isinstance(graph.nodes[name], kind)
+    assert graph.metadata["source"].endswith(type(module).__qualname__)
+    executor = bridge.ir_to_torch(graph)
+    with torch.no_grad():
+        want = module(sample)
+        got = executor(sample)
+    want = want[0] if isinstance(want, tuple) else want
+    assert torch.equal(want, got[0] if isinstance(got, tuple) else got)
+
+
+def test_a_network_computed_tensor_passed_by_keyword_is_not_dropped():
+    class StateByKeyword(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.fc2, self.lif = nn.Linear(4, 4), nn.Linear(4, 4), snn.Leaky(beta=0.9)
+
+        def forward(self, x):
+            spk, _ = self.lif(self.fc(x), mem=self.fc2(x))
+            return spk
+
+    class InputByKeyword(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.lif = nn.Linear(4, 4), snn.Leaky(beta=0.9, init_hidden=True)
+
+        def forward(self, x):
+            return self.lif(input_=self.fc(x))
+
+    with pytest.raises(ConversionError, match="'lif': its state argument is computed by the network"):
+        bridge.to_ir(StateByKeyword(), torch.randn(1, 4))
+    graph = bridge.to_ir(InputByKeyword(), torch.randn(1, 4))
+    assert graph.edges == [("input", "fc"), ("fc", "lif"), ("lif", "output")]
+
+
+def test_a_module_with_its_own_call_in_a_sequential_keeps_that_work():
+    class DoubledLinear(nn.Linear):
+        def __call__(self, x):
+            return super().__call__(x) * 2
+
+    class DoubledChain(nn.Sequential):
+        def __call__(self, x):
+            return super().__call__(x) * 2
+
+    torch.manual_seed(0)
+    for model in (nn.Sequential(DoubledLinear(4, 3), nn.ReLU()), nn.Sequential(DoubledChain(nn.Linear(4, 3)))):
+        graph, want, got = roundtrip_output(model, torch.randn(2, 4))
+        assert any(isinstance(n, ir.Scale) for n in graph.nodes.values()), list(graph.nodes)
+        assert torch.equal(want, got)
+
+
+def test_forward_hooks_are_named_in_a_warning():
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU())
+    model[0].register_forward_hook(lambda m, a, out: out * 2)
+    with pytest.warns(UserWarning, match=r"forward hooks on '0': the graph holds what the modules compute"):
+        bridge.to_ir(model, torch.randn(2, 4))
+
+
+def test_slices_of_a_neuron_tuple_keep_spikes_as_outputs_and_report_states():
+    class Reversed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.lif = nn.Linear(4, 3), snn.Leaky(0.9, init_hidden=True, output=True)
+
+        def forward(self, x):
+            out = self.lif(self.fc(x))
+            return out[::-1]
+
+    for fx_only in (True, False):
+        exporter = TALONExporter()
+        exporter._record_first = not fx_only
+        graph = exporter.export(Reversed(), torch.randn(2, 4))
+        assert list(graph.nodes) == ["input", "fc", "lif", "output"], exporter._route
+        assert graph.metadata["state_outputs_not_exported"] == ["lif"]

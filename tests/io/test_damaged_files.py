@@ -31,6 +31,14 @@ def npy_bytes(array) -> bytes:
     return buf.getvalue()
 
 
+def npy_header(shape) -> bytes:
+    """A well-formed ``.npy`` header for an event array of ``shape``, with no data after it."""
+    buf = io.BytesIO()
+    header = {"descr": np.lib.format.dtype_to_descr(EVENT_DTYPE), "fortran_order": False, "shape": shape}
+    np.lib.format.write_array_header_1_0(buf, header)
+    return buf.getvalue()
+
+
 def readers(path):
     """Every way talon reads a whole file: at once, in chunks, summarised."""
     return {
@@ -51,6 +59,7 @@ def npy_cases() -> dict[str, bytes]:
         "two_dimensional": npy_bytes(np.zeros((3, 4))),
         "npz_archive": (lambda b: (np.savez(b, a=EVENTS), b.getvalue())[1])(io.BytesIO()),
         "unconvertible": npy_bytes(np.zeros(3, [("x", "f4"), ("t", "f8")])),  # no polarity field
+        "huge_header_shape": npy_header(shape=(10**12,)),  # refused before np.load allocates 13 TB (MemoryError before)
     }
 
 

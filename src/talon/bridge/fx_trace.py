@@ -74,10 +74,11 @@ def _unpacked_at(code, last_instruction: int) -> int | None:
 
 @dataclass
 class Traced:
-    """The fx graph of ``root.forward``, its nodes' ``meta["tensor_meta"]`` filled by one run."""
+    """The fx graph of ``root.forward``, its nodes' ``meta["tensor_meta"]`` filled by one run (or
+    the same nodes recorded from one forward pass: ``recording.RecordedGraph``)."""
 
     root: nn.Module
-    graph: fx.Graph
+    graph: Any  # fx.Graph | recording.RecordedGraph
 
 
 class _ShapeMeta:
@@ -124,7 +125,7 @@ def _run_recording_shapes(root: nn.Module, graph: fx.Graph, samples: tuple) -> N
             result = getattr(receiver, node.target)(*rest, **value(node.kwargs))
         else:  # output
             return
-        meta = _shape_meta(result)
+        meta = shape_meta(result)
         if meta is not None:
             node.meta["tensor_meta"] = meta
         env[node] = result
@@ -143,11 +144,11 @@ def _placeholder(node: fx.Node, given) -> Any:
         raise TypeError(f"forward needs an argument for its parameter {node.target!r}; pass it in the sample") from None
 
 
-def _shape_meta(value: Any) -> Any:
+def shape_meta(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
         return _ShapeMeta(value.shape)
     if isinstance(value, (tuple, list)):
-        return tuple(_shape_meta(v) for v in value)
+        return tuple(shape_meta(v) for v in value)
     return None
 
 

@@ -24,6 +24,8 @@ import copy
 import math
 import operator
 import warnings
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -38,6 +40,7 @@ from .convert import ConvertContext, find_converter, flatten_node, is_stateful_n
 from .executor import GraphExecutor
 from .fx_trace import CustomMap, Traced, Tracer, is_tuple_meta, recorded_shape, trace_with_shapes
 from .probe_state import Snapshot, unchanged
+from .recording import RecordedNode, record_graph, sequential_graph
 from .transforms import fold_batchnorm
 
 
@@ -51,12 +54,12 @@ class TALONExporter:
 
     def __init__(self, spiking: bool = False, spike_mode: str = "binary", weight_bits: int = 8,
                  accumulator_bits: int = 16, fold_batchnorm: bool = False):  # fmt: skip
-        # validate the hints once, with the IR's own rules
-        ir.SpikingAffine(np.zeros((1, 1), np.float32), spike_mode=spike_mode, weight_bits=weight_bits,
-                         accumulator_bits=accumulator_bits)  # fmt: skip
+        _check_hints(spike_mode, weight_bits, accumulator_bits)
         self.spiking, self.spike_mode = bool(spiking), spike_mode
         self.weight_bits, self.accumulator_bits = weight_bits, accumulator_bits
         self.fold_batchnorm = bool(fold_batchnorm)
+        self._record_first = True  # False: always trace with torch.fx (the reference the recording must equal)
+        self._route: str | None = None  # after export: "sequential", "recorded", "fx", "hooks" or "executor"
         self._input_shapes: dict[str, tuple[int, ...]] = {}
         self._output_shapes: dict[str, tuple[int, ...]] = {}
 
@@ -73,15 +76,34 @@ class TALONExporter:
         if custom_map is not None and not isinstance(custom_map, Mapping):
             raise TypeError("custom_map must be a dict {ModuleType: fn(module) -> ir.Node}")
         if isinstance(model, GraphExecutor):
+            self._route = "executor"
             return executor_to_graph(model)
+        source = f"{type(model).__module__}.{type(model).__qualname__}"
+        _warn_about_hooks(model)
+        if find_converter(model, custom_map) is not None:
+            # A convertible module exported on its own (to_ir(nn.Linear(4, 3), x)): tracing would look
+            # inside it (F.linear has no node; snnTorch's forward does not trace and hooks would see
+            # nothing), so it is exported as the one-module chain it is, its node named after its type.
+            model = nn.Sequential(OrderedDict([(type(model).__name__.lower(), model)]))
         # Tracing and the probe's forward pass may change the model (snnTorch init_hidden membranes,
         # BatchNorm statistics): it is put back as it was afterwards, without copying it.
         with unchanged(model) as snapshot:
             graph = self._export(model, samples, custom_map, snapshot)
-        graph.metadata["source"] = f"{type(model).__module__}.{type(model).__qualname__}"
+        graph.metadata["source"] = source
         return fold_batchnorm(graph) if self.fold_batchnorm else graph
 
     def _export(self, model: nn.Module, samples: tuple, custom_map, snapshot: Snapshot) -> ir.Graph:
+        """The graph by the first route that applies: a plain ``nn.Sequential`` chain, one recorded
+        forward pass (both in ``recording.py``; they give fx's graph and fall through whenever they
+        cannot prove it), fx tracing, and the execution trace when fx fails. ``self._route`` says
+        which one made the graph."""
+        if self._record_first and not _needs_fx(model):
+            graph = self._export_recorded(model, samples, custom_map)
+            if graph is not None:
+                return graph
+            _mark_needs_fx(model)
+            snapshot.restore()
+        self._route = "fx"
         try:
             gm = trace_with_shapes(model, samples, custom_map, record=self._shape_hooks)
         except Exception as exc:  # anything that stops symbolic tracing: fall back to hooks
@@ -95,9 +117,25 @@ class TALONExporter:
             )
         if gm is not None:
             return _FxExport(self, gm, samples, custom_map).run()
+        self._route = "hooks"
         with self._shape_hooks(model), torch.no_grad():
             model(*samples)
         return _HookExport(self, model, samples, custom_map).run()
+
+    def _export_recorded(self, model: nn.Module, samples: tuple, custom_map) -> ir.Graph | None:
+        """The graph of a plain Sequential chain or of one recorded forward pass, or None when
+        neither applies or converting it fails (fx then reproduces the error with its message)."""
+        self._input_shapes, self._output_shapes = {}, {}
+        try:
+            self._route = "sequential"
+            gm = sequential_graph(model, samples, custom_map, self._shape_hooks)
+            if gm is None:
+                self._route = "recorded"
+                self._input_shapes, self._output_shapes = {}, {}
+                gm = record_graph(model, samples, custom_map, (self._input_shapes, self._output_shapes))
+            return None if gm is None else _FxExport(self, gm, samples, custom_map).run()
+        except Exception:
+            return None
 
     def _context(self, path: str, in_shape=None, out_shape=None) -> ConvertContext:
         return ConvertContext(path, in_shape, out_shape, self.spiking, self.spike_mode, self.weight_bits,
@@ -130,6 +168,51 @@ class TALONExporter:
 
 
 T1CExporter = TALONExporter
+
+_VALID_HINTS: set[tuple] = set()
+
+
+def _check_hints(spike_mode: Any, weight_bits: Any, accumulator_bits: Any) -> None:
+    """Validate the SpikingAffine hints with the IR's own rules; a combination that passed is
+    remembered by value *and* type (``8`` and ``8.0`` are checked apart)."""
+    key: tuple | None = tuple((type(v), v) for v in (spike_mode, weight_bits, accumulator_bits))
+    try:
+        if key in _VALID_HINTS:
+            return
+    except TypeError:  # unhashable: checked every time
+        key = None
+    ir.SpikingAffine(np.zeros((1, 1), np.float32), spike_mode=spike_mode, weight_bits=weight_bits,
+                     accumulator_bits=accumulator_bits)  # fmt: skip
+    if key is not None:
+        _VALID_HINTS.add(key)
+
+
+# Models whose recording could not prove its graph complete: exporting them again goes straight to
+# fx. Only a speed hint (the fx export is the reference the recording equals), kept per instance.
+_NEEDS_FX: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _needs_fx(model: nn.Module) -> bool:
+    try:
+        return model in _NEEDS_FX
+    except TypeError:  # a module that is not hashable or not weak-referenceable
+        return False
+
+
+def _mark_needs_fx(model: nn.Module) -> None:
+    with contextlib.suppress(TypeError):
+        _NEEDS_FX[model] = True
+
+
+def _warn_about_hooks(model: nn.Module) -> None:
+    """Forward hooks can change what a module returns; no route exports what they do."""
+    hooked = [path or "the model" for path, m in model.named_modules() if m._forward_hooks or m._forward_pre_hooks]
+    if hooked:
+        warnings.warn(
+            f"to_ir: forward hooks on {', '.join(map(repr, hooked))}: the graph holds what the modules compute, "
+            "not what their hooks change; remove the hooks that change values before exporting",
+            stacklevel=4,
+        )
 
 
 def to_ir(model: nn.Module, sample: torch.Tensor | Sequence[torch.Tensor], *, spiking: bool = False,
@@ -193,6 +276,9 @@ class _Builder:
                 self.edges[into] = (name, dst)
                 del self.edges[outs[0]]
                 del self.nodes[skip]
+
+
+_NODES = (fx.Node, RecordedNode)  # a traced graph's nodes, or a recorded one's (recording.py)
 
 
 class _Val:
@@ -274,7 +360,7 @@ class _FxExport:
 
     # -- helpers
     def _data(self, arg: Any, where: str) -> str:
-        val = self.values.get(arg) if isinstance(arg, fx.Node) else None
+        val = self.values.get(arg) if isinstance(arg, _NODES) else None
         if val is None or val.kind != "data":
             kind = "a neuron state" if val is not None and val.kind == "state" else repr(arg)
             raise ConversionError(f"{where}: expected a tensor computed by the network, got {kind}")
@@ -286,7 +372,8 @@ class _FxExport:
     def _module(self, node: fx.Node) -> _Val:
         path = node.target
         module = self.modules[path]
-        tensor_args = [a for a in node.args if isinstance(a, fx.Node)]
+        passed = (*node.args, *node.kwargs.values())  # a tensor passed by keyword is an input too
+        tensor_args = [a for a in passed if isinstance(a, _NODES)]
         first = tensor_args[0] if tensor_args else None
         in_shape = self._meta_shape(first) if first is not None else None
         out_shape = self._meta_shape(node)
@@ -318,8 +405,8 @@ class _FxExport:
                         "start from zero state"
                     )
         elif merges:
-            flat = [a for arg in node.args for a in (arg if isinstance(arg, (list, tuple)) else [arg])]
-            sources = [self._data(a, f"module {path!r}") for a in flat if isinstance(a, fx.Node)]
+            flat = [a for arg in passed for a in (arg if isinstance(arg, (list, tuple)) else [arg])]
+            sources = [self._data(a, f"module {path!r}") for a in flat if isinstance(a, _NODES)]
         else:
             if len(tensor_args) != 1:
                 raise ConversionError(f"module {path!r} takes {len(tensor_args)} tensors; IR nodes of this type take 1")
@@ -339,7 +426,8 @@ class _FxExport:
         if target is operator.getitem:
             base = self.values[args[0]]
             if base.kind == "tuple":
-                return base.parts[args[1]]
+                part = base.parts[args[1]]
+                return _Val("tuple", parts=part) if isinstance(args[1], slice) else part
             if base.kind in ("size", "const", "none"):
                 return _Val(base.kind)
             raise ConversionError(f"{where}: indexing a tensor has no TALON IR equivalent")
@@ -350,11 +438,11 @@ class _FxExport:
         if (node.op == "call_method" and target in _IDENTITY_METHODS) or (node.op == "call_method" and target == "to"):
             return self.values[args[0]]
         if target in _ADD or (node.op == "call_method" and target in ("add", "add_", "__add__")):
-            if not all(isinstance(a, fx.Node) and self.values[a].kind == "data" for a in args[:2]):
+            if not all(isinstance(a, _NODES) and self.values[a].kind == "data" for a in args[:2]):
                 raise ConversionError(f"{where}: adding a constant has no TALON IR equivalent (only tensor + tensor)")
             return _Val("data", self.b.add(node.name, ir.Skip("residual"), [self._data(a, where) for a in args[:2]]))
         if target in _MUL or (node.op == "call_method" and target in ("mul", "mul_", "__mul__")):
-            tensors = [a for a in args if isinstance(a, fx.Node) and self.values[a].kind == "data"]
+            tensors = [a for a in args if isinstance(a, _NODES) and self.values[a].kind == "data"]
             scalars = [a for a in args if isinstance(a, (int, float)) and not isinstance(a, bool)]
             if len(tensors) != 1 or len(scalars) != 1:
                 raise ConversionError(f"{where}: only tensor * number converts (to a Scale node)")
@@ -376,7 +464,7 @@ class _FxExport:
             return self._reshape(node, where)
         if target in _ACTIVATIONS or (node.op == "call_method" and target in _METHOD_ACTIVATIONS):
             factory = _ACTIVATIONS.get(target) if node.op == "call_function" else _METHOD_ACTIVATIONS[target]
-            literal_args = [None if isinstance(a, fx.Node) else a for a in args]
+            literal_args = [None if isinstance(a, _NODES) else a for a in args]
             ir_node = factory(*literal_args, **kwargs)
             return _Val("data", self.b.add(node.name, ir_node, [self._data(args[0], where)]))
         raise ConversionError(
@@ -427,18 +515,19 @@ class _FxExport:
             elif isinstance(arg, dict):
                 for a in arg.values():
                     collect(a)
-            elif isinstance(arg, fx.Node):
+            elif isinstance(arg, _NODES):
                 flat.append(arg)
 
         collect(node.args[0])
         outputs = 0
-        for arg in flat:
+        vals = []
+        for arg in flat:  # a tuple returned whole or sliced (a neuron's spike and state): its parts
             val = self.values[arg]
+            vals += [(part, arg) for part in val.parts] if val.kind == "tuple" else [(val, arg)]
+        for val, arg in vals:
             if val.kind == "state":  # a returned membrane: state, not a network output
                 self.state_outputs.append(val.ir_name)
                 continue
-            if val.kind == "tuple":  # a neuron's full result returned: its spike is the data
-                val = val.parts[0]
             if val.kind != "data":
                 continue
             shape = self.b.nodes[val.ir_name].output_shape or self._meta_shape(arg)[1:]
