@@ -35,7 +35,8 @@ costs microseconds instead of an XLA kernel to compile: the weights are read in 
 XLA's CPU kernels want (``[in, out]`` for a matrix product, spatial-first for a convolution),
 transposed by numpy and cached while the same weight array comes back
 (:func:`.layers.relayout`); a run from the initial state gets it as a cached device array
-instead of filling zeros in the graph.
+instead of filling zeros in the graph; the coefficients of small neuron layers come spread over
+the batch (:mod:`.spread`: an update on operands of one shape compiles several times faster).
 
 Parameters are a dict ``{node path: {name: array}}`` (``"rnn.lif"`` inside a subgraph): the
 weights of stateless nodes under their IR names, and for neurons the per-step coefficients
