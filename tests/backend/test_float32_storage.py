@@ -137,3 +137,15 @@ def test_quantize_dyadic_writes_float32_integers_like_int64(monkeypatch):
         assert q32[1:] == q64[1:]
     with pytest.raises(ValueError, match="cannot hold every integer"):
         fixed_point.quantize_dyadic(x, 3, 2**24, np.float32)
+
+
+@pytest.mark.parametrize("middle", [None, ir.Flatten(0, -1)])
+def test_a_zero_output_is_positive_zero_as_in_the_int64_datapath(middle):
+    # rint of a small negative input is float32 -0.0; the int64 datapath's zero read back as +0.0
+    nodes = {"input": ir.Input(np.array([4])), "output": ir.Output(np.array([4]))}
+    edges = [("input", "output")]
+    if middle is not None:
+        nodes["mid"], edges = middle, [("input", "mid"), ("mid", "output")]
+    x = np.array([[[-0.001, 0.5, -0.7, 1.0]]], np.float32)
+    out = CPU.simulate(ir.Graph(nodes, edges), {"input": x}, precision="int8").outputs["output"]
+    assert out[0, 0, 0] == 0 and not np.signbit(out[0, 0, 0]) and out[0, 0, 2] < 0

@@ -179,6 +179,12 @@ def test_time_batched_products_are_an_explicit_choice():
         executor.run_sequence(xs, products="batched")
 
 
+def test_a_sequence_without_a_step_is_refused():
+    executor = _mlp_executor(20, 5, bias=True)  # before: torch.stack's RuntimeError from the neurons
+    with pytest.raises(ValueError, match=r"T >= 1 step; got \(0, 4, 20\)"):
+        executor.run_sequence(torch.zeros(0, 4, 20))
+
+
 def test_with_a_gradient_the_layers_step_their_own_forward():
     executor = _mlp_executor(300, 40, bias=True)
     xs = _firing_input(10, 4, 300, seed=3).requires_grad_()

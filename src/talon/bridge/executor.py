@@ -251,6 +251,9 @@ class GraphExecutor(nn.Module):
         check_products(products)
         if len(xs) != len(self.input_nodes):
             raise TypeError(f"expected {len(self.input_nodes)} input sequence(s), got {len(xs)}")
+        if any(x.ndim < 2 or x.shape[0] == 0 for x in xs):
+            shapes = ", ".join(str(tuple(x.shape)) for x in xs)
+            raise ValueError(f"run_sequence takes time-major inputs [T, B, ...] with T >= 1 step; got {shapes}")
         state = {} if state is None else state
         if self.is_cyclic or any(
             isinstance(self.module_of(n), GraphExecutor) and self.module_of(n).is_cyclic for n in self.node_names

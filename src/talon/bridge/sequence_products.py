@@ -74,8 +74,6 @@ def _time_batched(module: nn.Module, inputs: list[torch.Tensor], T: int, B: int)
 
 
 def _per_step(module: nn.Module, inputs: list[torch.Tensor], T: int):
-    if T == 0:  # no step to run: the output's shape from one call on the zero rows
-        return _time_batched(module, inputs, T, inputs[0].shape[1])
     steps = [module(*(x[t] for x in inputs)) for t in range(T)]
     if isinstance(steps[0], tuple):
         return tuple(torch.stack([s[k] for s in steps]) for k in range(len(steps[0])))

@@ -233,7 +233,8 @@ class QOutput(FixedKernel):
         for x, f in zip(xs, self.in_formats, strict=True):
             real = x * f.scale
             total = real if total is None else total + real
-        return total.astype(np.float32)
+        # + 0.0: a float32-stored integer can be rint's -0.0; as in the int64 datapath, zero is +0.0
+        return (total + 0.0).astype(np.float32)
 
 
 class QWeighted(FixedKernel):

@@ -27,7 +27,7 @@ from typing import Any
 
 import h5py
 import numpy as np
-from h5py import h5d, h5i, h5l, h5o, h5s, h5t
+from h5py import h5, h5d, h5i, h5l, h5o, h5p, h5s, h5t
 
 from talon.ir.budget import MAX_NESTING, ByteBudget, element_count
 from talon.ir.hdf5_guard import ALLOWED_FILTERS, child, read_dataset
@@ -60,7 +60,7 @@ class _TreeReader:
             if len(ancestors) > MAX_NESTING:
                 raise NIRFormatError(f"{loc}: groups nest deeper than {MAX_NESTING} levels")
             for name, link_type, address in _members(gid):
-                key = _decode_name(name)
+                key = _decode_name(name, loc)
                 here = f"{loc}/{key}"
                 if link_type != h5l.TYPE_HARD:
                     child(h5py.Group(gid), key, loc, NIRFormatError)  # raises, naming the kind of link
@@ -132,19 +132,25 @@ class _TreeReader:
 
 
 def _members(gid) -> list[tuple[bytes, int, int]]:
-    """``(name, link type, object address)`` of every member of a group, in name order, from one
-    link iteration (the address, ``h5o.get_info(obj).addr``, is meaningful for hard links only)."""
+    """``(name, link type, object address)`` of every member of a group, from one link iteration
+    (the address, ``h5o.get_info(obj).addr``, is meaningful for hard links only), in h5py's order:
+    creation order where the group tracks it (``track_order=True``), else name order."""
+    tracked = gid.get_create_plist().get_link_creation_order() & h5p.CRT_ORDER_TRACKED
     members: list[tuple[bytes, int, int]] = []
-    gid.links.iterate(lambda name, info: members.append((name, info.type, info.u)), info=True)
+    gid.links.iterate(
+        lambda name, info: members.append((name, info.type, info.u)),
+        info=True,
+        idx_type=h5.INDEX_CRT_ORDER if tracked else h5.INDEX_NAME,
+    )
     return members
 
 
-def _decode_name(name: bytes) -> str | bytes:
-    """A member name as h5py spells it: UTF-8 text, else the raw bytes."""
+def _decode_name(name: bytes, loc: str) -> str:
+    """A member name as text; a name that is not UTF-8 is refused (NIR names are strings)."""
     try:
         return name.decode("utf8")
-    except UnicodeDecodeError:
-        return name
+    except UnicodeDecodeError as exc:
+        raise NIRFormatError(f"{loc}: entry {name!r} cannot be read ({exc})") from None
 
 
 def _stored_in_file(dsid, plist, shape: tuple[int, ...], itemsize: int, file_size: int) -> bool:
