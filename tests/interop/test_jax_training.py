@@ -1,5 +1,7 @@
 """Gradients through the surrogate spike, a training loop, and trained parameters back into a graph."""
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -200,3 +202,22 @@ def test_inexpressible_parameters_are_refused():
         model.to_graph({**model.params, "fc": {**model.params["fc"], "weight": model.params["fc"]["weight"].T}})
     with pytest.raises(ValueError, match=r"structure of JaxGraph\.params"):
         model.to_graph({"fc": model.params["fc"]})
+
+
+def test_gradients_flow_through_sum_and_average_pools():
+    # before: "Linearization failed to produce known values" (a traced zero made the window sum a
+    # generic reduce_window, which jax.grad cannot differentiate)
+    rng = np.random.default_rng(0)
+    nodes = {
+        "input": ir.Input(np.array([2, 6, 6])),
+        "conv": ir.Conv2d(weight=rng.normal(0, 0.5, (3, 2, 3, 3)).astype(np.float32), padding=(1, 1)),
+        "sum": ir.SumPool2d(kernel_size=(2, 2), stride=(2, 2)),
+        "avg": ir.AvgPool2d(kernel_size=(2, 2), stride=(1, 1), padding=(1, 1)),
+        "lif": ir.LIF(tau=np.full(3, 5.0), r=np.ones(3), v_leak=np.zeros(3), v_threshold=np.ones(3)),
+        "output": ir.Output(np.array([3, 4, 4])),
+    }
+    chain = ["input", "conv", "sum", "avg", "lif", "output"]
+    model = JaxGraph(ir.Graph(nodes, list(itertools.pairwise(chain))))
+    x = jnp.asarray(rng.uniform(size=(5, 2, 2, 6, 6)).astype(np.float32))
+    grads = jax.grad(lambda p: jnp.sum(model.run(p, x)[0]))(model.params)
+    assert float(jnp.abs(grads["conv"]["weight"]).sum()) > 0

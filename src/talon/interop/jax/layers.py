@@ -207,7 +207,14 @@ def _maxpool(node: ir.MaxPool2d, dtype, channels_last: bool = False):
 
 def _sumpool(node: ir.SumPool2d, dtype, channels_last: bool = False):
     window, strides, pads, _ = _pool_geometry(node, node.input_shape, channels_last)
-    return {}, lambda p, x: lax.reduce_window(x, jnp.zeros((), x.dtype), lax.add, window, strides, pads)
+    return {}, lambda p, x: _window_sum(x, window, strides, pads)
+
+
+def _window_sum(x, window, strides, pads):
+    """Sums over pooling windows. The zero is a concrete numpy scalar: JAX then recognises the
+    ``add`` monoid (``reduce_window_sum``, which ``jax.grad`` differentiates); a traced
+    ``jnp.zeros`` under ``jit`` made it a generic ``reduce_window``, which it cannot."""
+    return lax.reduce_window(x, np.zeros((), x.dtype), lax.add, window, strides, pads)
 
 
 def _avg_divisor(node: ir.AvgPool2d, shape) -> np.ndarray:
@@ -232,7 +239,7 @@ def _avgpool(node: ir.AvgPool2d, dtype, channels_last: bool = False):
         divisor = divisor[..., None]  # [H, W] -> [H, W, 1]: broadcast over the channels, now last
 
     def avgpool(p, x):
-        return lax.reduce_window(x, jnp.zeros((), x.dtype), lax.add, window, strides, pads) / divisor
+        return _window_sum(x, window, strides, pads) / divisor
 
     return {}, avgpool
 
