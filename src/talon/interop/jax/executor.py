@@ -11,7 +11,10 @@ surrogate spike of :mod:`.spike`, so ``jax.grad`` trains a graph. They follow
 ``docs/semantics.md``: the nodes of a step are evaluated in topological order, fan-in is summed
 in edge order, a recurrent edge delivers its source's value of the previous step.
 
-``run`` has three schedules with the same results:
+``run`` has three schedules. ``"stepwise"`` is the reference; the other two compute the same
+operations, but a product XLA runs on all ``T*B`` samples at once may sum in another order than on
+``B`` (as a BLAS does), so they can differ from it in the last bit — and a membrane within rounding
+of its threshold can then spike differently:
 
 * ``"stepwise"`` (default): one ``lax.scan`` of ``step`` over time, like ``spyx.nn.run``;
 * ``"fused"``: the nodes that only depend on the inputs (e.g. the first Linear or convolution)
