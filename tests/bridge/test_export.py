@@ -386,3 +386,21 @@ def test_slices_of_a_neuron_tuple_keep_spikes_as_outputs_and_report_states():
         graph = exporter.export(Reversed(), torch.randn(2, 4))
         assert list(graph.nodes) == ["input", "fc", "lif", "output"], exporter._route
         assert graph.metadata["state_outputs_not_exported"] == ["lif"]
+
+
+def test_a_returned_module_state_is_never_dropped_silently():
+    class StateRead(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.lif = nn.Linear(4, 3), snn.Leaky(0.9, init_hidden=True, output=True)
+
+        def forward(self, x):
+            spk, _ = self.lif(self.fc(x))
+            return spk, self.lif.mem
+
+    fx_only = TALONExporter()
+    fx_only._record_first = False
+    with pytest.warns(UserWarning, match=r"returns 'lif.mem', traced by torch.fx as constant"):
+        graph = fx_only.export(StateRead(), torch.randn(2, 4))
+    assert graph.metadata["constant_outputs_not_exported"] == ["lif.mem"]
+    assert bridge.to_ir(StateRead(), torch.randn(2, 4)).metadata["state_outputs_not_exported"] == ["lif"]

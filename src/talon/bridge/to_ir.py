@@ -333,6 +333,7 @@ class _FxExport:
         self.values: dict[fx.Node, _Val] = {}
         self.modules = dict(gm.root.named_modules())
         self.state_outputs: list[str] = []
+        self.constant_outputs: list[str] = []
 
     def run(self) -> ir.Graph:
         inputs = 0
@@ -356,6 +357,14 @@ class _FxExport:
         meta = {"exporter": "talon.bridge.to_ir (torch.fx)"}
         if self.state_outputs:
             meta["state_outputs_not_exported"] = self.state_outputs
+        if self.constant_outputs:
+            meta["constant_outputs_not_exported"] = self.constant_outputs
+            warnings.warn(
+                f"to_ir: the model also returns {', '.join(map(repr, self.constant_outputs))}, traced by torch.fx as "
+                "constant (not computed from the input: a module's state read as an attribute?); not exported, "
+                "listed in metadata['constant_outputs_not_exported']",
+                stacklevel=5,
+            )
         return self.b.graph(meta)
 
     # -- helpers
@@ -527,6 +536,9 @@ class _FxExport:
         for val, arg in vals:
             if val.kind == "state":  # a returned membrane: state, not a network output
                 self.state_outputs.append(val.ir_name)
+                continue
+            if val.kind == "const":  # fx's trace saw a tensor that does not depend on the input
+                self.constant_outputs.append(str(arg.target))
                 continue
             if val.kind != "data":
                 continue
