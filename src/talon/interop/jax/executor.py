@@ -402,17 +402,27 @@ class JaxGraph:
 
     # ---- one step over a set of nodes ---------------------------------------------------------
 
-    def _eval(self, paths: list[str], params, state, inputs: dict, external: dict, zero):
+    def _eval(self, paths: list[str], params, state, inputs: dict, external: dict, zero, ordered=None):
         """Evaluate ``paths`` (in topological order) for one step.
 
         Edges from outside ``paths`` read ``external[edge.key]`` (already delayed if recurrent);
         recurrent edges inside read ``state["edges"]``. Returns (values, node states, edge states).
+        ``ordered`` (see :meth:`_delay_order`) evaluates the readers of carried one-step Delays
+        first and makes the neurons that compute those Delays' next values wait for them.
         """
         members = set(paths)
         values: dict[str, Any] = {}
         node_state: dict[str, dict] = {}
+        waits: dict[str, list[str]] = {}
+        if ordered is not None:  # the one-step Delays' values are read before their sources run
+            paths, waits = ordered
+            for path in self._delays:
+                history = state["nodes"].get(path, {}).get("history")
+                if history is not None and path in members and history.ndim == 1 + len(self.plan.nodes[path].shape):
+                    values[path] = history
         for path in paths:
             flat = self.plan.nodes[path]
+            zero_here = _after(zero, [values[r] for r in waits[path]]) if path in waits else zero
             if flat.kind == INPUT:
                 values[path] = inputs[path]
                 continue
@@ -427,7 +437,7 @@ class JaxGraph:
                 incoming.append(self._arrive(edge, path, value))
             x = layers.merge(flat.node, incoming, path, zero)
             if flat.kind == NEURON:
-                values[path], node_state[path] = self._fns[path](params[path], state["nodes"][path], x, zero)
+                values[path], node_state[path] = self._fns[path](params[path], state["nodes"][path], x, zero_here)
             elif flat.kind == DELAY:
                 values[path], delay_state = self._delay_step(path, state, x)
                 node_state.update(delay_state)
@@ -504,8 +514,8 @@ class JaxGraph:
             state = {**state, "nodes": nodes}
         return outputs, state, trace
 
-    def _one_step(self, params, state, inputs, zero):
-        values, node_state, edge_state = self._eval(self.plan.order, params, state, inputs, {}, zero)
+    def _one_step(self, params, state, inputs, zero, ordered=None):
+        values, node_state, edge_state = self._eval(self.plan.order, params, state, inputs, {}, zero, ordered)
         outputs = {p: values[p] for p in self.plan.outputs.values()}
         return outputs, {"nodes": node_state, "edges": edge_state}
 
@@ -527,12 +537,47 @@ class JaxGraph:
         return self._outside(outputs, final, lead=2, trace=trace)
 
     def _run_stepwise(self, params, state, inputs, record: bool, zero):
+        ordered = self._delay_order()
+
         def body(carry, x_t):
-            outputs, new = self._one_step(params, carry, x_t, zero)
+            outputs, new = self._one_step(params, carry, x_t, zero, ordered)
             return new, (outputs, new["nodes"] if record else None)
 
         final, (outputs, nodes) = jax.lax.scan(body, self._unstack_delays(state, 0), inputs)
         return outputs, self._unstack_delays(final, None), (self._trace(nodes) if record else None)
+
+    def _delay_order(self):
+        """``(order, {neuron: [readers]})`` for a step of the scan, or None.
+
+        A one-step Delay is carried through the scan as the array its source neuron computes
+        (:meth:`_unstack_delays`). Nothing orders the kernels that read its current value (e.g. a
+        readout product) before the neuron's update that writes its next one, so XLA kept both
+        alive and copied the history into and out of the loop carry every step (two copy kernels
+        a step in the recurrent benchmark). ``order`` evaluates first every node that does not
+        depend on the Delays' sources within the step; ``readers``, those among them reading a
+        Delay directly (through Boundaries), are what the neuron's update is made to wait for by
+        :func:`_after`. Same operations, same bits: only the order XLA may run them in changes."""
+        delays = {p for p in self._delays if self._max_delay(p) == 1}
+        nodes = self.plan.nodes
+        sources = {nodes[e.src].kind == NEURON and e.src for d in delays for e in nodes[d].inputs} - {False}
+        # what a step computes from the Delays' sources (a Delay's value is its history: not from them)
+        late = set(sources)
+        for path in self.plan.order:
+            if any(not e.recurrent and e.src in late and e.src not in delays for e in nodes[path].inputs):
+                late.add(path)
+        passes = set(delays)  # the Delays and the Boundaries that pass their value on unchanged
+        for path in self.plan.order:
+            ins = [e.src for e in nodes[path].inputs if not e.recurrent]
+            if nodes[path].kind == BOUNDARY and ins and all(s in passes for s in ins):
+                passes.add(path)
+        readers = [
+            p for p in self.plan.order
+            if p not in late and p not in passes and any(e.src in passes for e in nodes[p].inputs if not e.recurrent)
+        ]  # fmt: skip
+        if not sources or not readers:
+            return None
+        order = [p for p in self.plan.order if p not in late] + [p for p in self.plan.order if p in late]
+        return order, {src: readers for src in sources}
 
     def _unstack_delays(self, state: dict, axis: int | None) -> dict:
         """``state`` with the history ``[1, B, ...]`` of every one-step Delay carried as its one
@@ -643,6 +688,18 @@ class JaxGraph:
         """The recurrent edges between nodes of ``members``, in plan order."""
         inside = (self.plan.nodes[p] for p in self.plan.order if p in members)
         return [e for flat in inside for e in flat.inputs if e.recurrent and e.src in members]
+
+
+def _after(zero, values):
+    """``zero`` (a ``+0.0``) made data-dependent on ``values``: ``zero * (v == v)`` is ``+0.0``
+    whatever ``v`` is (``v == v`` is 0 or 1, also for a NaN or an infinity), yet XLA must now
+    run the kernels computing ``values`` before those using the zero. (An optimization barrier
+    does not do it: XLA's CPU pipeline removes barriers before it orders a loop body.)"""
+    for value in jax.tree.leaves(values):
+        if value.size:
+            first = jnp.ravel(value)[0]
+            zero = zero * (first == first).astype(zero.dtype)
+    return zero
 
 
 def _to_first_on_host(value: jax.Array, rank: int) -> jax.Array:
