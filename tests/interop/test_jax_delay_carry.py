@@ -1,4 +1,4 @@
-"""A one-step Delay is carried unstacked through the step-wise scan (``_unstack_delays``).
+"""A one-step Delay is carried unstacked through the step-wise scan (``delay_carry.unstack_delays``).
 
 Inside the scan its history ``[1, B, ...]`` is carried as ``[B, ...]``; callers still see
 ``[1, B, ...]``. The results, final state and recorded trace must be the bits of a traced run
@@ -57,7 +57,7 @@ def test_a_one_step_delay_gives_the_bits_of_a_traced_run_and_of_single_steps(sta
         rng = np.random.default_rng(8)
         state = jax.tree.map(lambda a: jnp.asarray(rng.uniform(-1, 2, a.shape).astype(np.float32)), state)
         state["nodes"]["delay"]["history"] = jnp.asarray((rng.uniform(size=(1, 5, 6)) < 0.5).astype(np.float32))
-    if start == "non-finite":  # the readout the LIF's update waits for (_after) starts with NaN and inf
+    if start == "non-finite":  # the readout the LIF's update waits for (wait_for) starts with NaN and inf
         history = np.zeros((1, 5, 6), np.float32)
         history[0, 0, 0], history[0, 1, 2] = np.nan, np.inf
         state["nodes"]["delay"]["history"] = jnp.asarray(history)
@@ -80,7 +80,7 @@ def test_a_one_step_delay_gives_the_bits_of_a_traced_run_and_of_single_steps(sta
 
 def test_the_scan_updates_the_carried_delay_in_place():
     """The readout reading the Delay's history runs before the LIF's update writing its next value
-    (``_delay_order``), so XLA copies no value computed in the loop body into the carry (before,
+    (``delay_carry.delay_order``), so XLA copies no value computed in the loop body into the carry (before,
     it copied the new spikes out and the old ones in, every step)."""
     model = JaxGraph(_recurrent_with_delay())
     x = jnp.zeros((12, 5, 4), jnp.float32)

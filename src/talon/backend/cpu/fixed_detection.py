@@ -28,7 +28,8 @@ from talon import ir
 from ..errors import UnsupportedNodeError
 from . import detection_ops  # noqa: F401  (registers the fp32 kernels of the decode)
 from .calibration import Calibration
-from .fixed_ops import FixedContext, FixedKernel, QIdentity, fixed_stateless_kernel
+from .fixed_kernel import FixedContext, FixedKernel
+from .fixed_ops import QIdentity, fixed_stateless_kernel
 from .fixed_point import QFormat
 from .float_ops import float_kernel
 from .kernel import StatelessKernel

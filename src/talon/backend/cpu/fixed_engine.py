@@ -13,8 +13,9 @@ from ..config import CompileConfig
 from ..errors import BackendError
 from .calibration import Calibration
 from .fixed_detection import EXPANDED_TYPES, FloatTail, QExpanded, check_float_tail
+from .fixed_kernel import FixedContext
 from .fixed_neurons import FixedDelay, FixedNeuron
-from .fixed_ops import FixedContext, fixed_stateless_kernel
+from .fixed_ops import fixed_stateless_kernel
 from .fixed_point import QFormat
 from .kernel import Kernel
 from .program import Program

@@ -46,8 +46,8 @@ import numpy as np
 from talon import ir
 
 from ..errors import BackendError
+from .fixed_kernel import FixedContext, FixedKernel
 from .fixed_neuron_loop import run_neurons, step_neurons
-from .fixed_ops import FixedContext, FixedKernel
 from .fixed_point import INT, INT_SAFE, SPIKES, QFormat, check_int, qmax, round_shift, saturate
 from .float_neurons import CUBA, SPIKING_NEURONS, FloatDelay, neuron_coefficients
 from .kernel import State, StatefulKernel

@@ -62,6 +62,7 @@ from ... import ir
 from ...ir.errors import UnsupportedModuleError
 from . import layers
 from .channels_last import arrive, channels_last_paths, coefficient_axes, to_first, to_last
+from .delay_carry import delay_order, unstack_delays, wait_for
 from .neurons import SPIKING, coefficients, exact_zero, make_step, per_neuron, state_keys
 from .plan import BOUNDARY, DELAY, INPUT, NEURON, components, flatten, fuse, is_cyclic
 from .spike import Surrogate, make_spike
@@ -422,7 +423,7 @@ class JaxGraph:
                     values[path] = history
         for path in paths:
             flat = self.plan.nodes[path]
-            zero_here = _after(zero, [values[r] for r in waits[path]]) if path in waits else zero
+            zero_here = wait_for(zero, [values[r] for r in waits[path]]) if path in waits else zero
             if flat.kind == INPUT:
                 values[path] = inputs[path]
                 continue
@@ -547,51 +548,12 @@ class JaxGraph:
         return outputs, self._unstack_delays(final, None), (self._trace(nodes) if record else None)
 
     def _delay_order(self):
-        """``(order, {neuron: [readers]})`` for a step of the scan, or None.
-
-        A one-step Delay is carried through the scan as the array its source neuron computes
-        (:meth:`_unstack_delays`). Nothing orders the kernels that read its current value (e.g. a
-        readout product) before the neuron's update that writes its next one, so XLA kept both
-        alive and copied the history into and out of the loop carry every step (two copy kernels
-        a step in the recurrent benchmark). ``order`` evaluates first every node that does not
-        depend on the Delays' sources within the step; ``readers``, those among them reading a
-        Delay directly (through Boundaries), are what the neuron's update is made to wait for by
-        :func:`_after`. Same operations, same bits: only the order XLA may run them in changes."""
-        delays = {p for p in self._delays if self._max_delay(p) == 1}
-        nodes = self.plan.nodes
-        sources = {nodes[e.src].kind == NEURON and e.src for d in delays for e in nodes[d].inputs} - {False}
-        # what a step computes from the Delays' sources (a Delay's value is its history: not from them)
-        late = set(sources)
-        for path in self.plan.order:
-            if any(not e.recurrent and e.src in late and e.src not in delays for e in nodes[path].inputs):
-                late.add(path)
-        passes = set(delays)  # the Delays and the Boundaries that pass their value on unchanged
-        for path in self.plan.order:
-            ins = [e.src for e in nodes[path].inputs if not e.recurrent]
-            if nodes[path].kind == BOUNDARY and ins and all(s in passes for s in ins):
-                passes.add(path)
-        readers = [
-            p for p in self.plan.order
-            if p not in late and p not in passes and any(e.src in passes for e in nodes[p].inputs if not e.recurrent)
-        ]  # fmt: skip
-        if not sources or not readers:
-            return None
-        order = [p for p in self.plan.order if p not in late] + [p for p in self.plan.order if p in late]
-        return order, {src: readers for src in sources}
+        """See :func:`.delay_carry.delay_order`."""
+        return delay_order(self.plan, {p for p in self._delays if self._max_delay(p) == 1})
 
     def _unstack_delays(self, state: dict, axis: int | None) -> dict:
-        """``state`` with the history ``[1, B, ...]`` of every one-step Delay carried as its one
-        entry ``[B, ...]`` (``axis=0``), or back (``axis=None``). A reshape, free in XLA; in the
-        loop the delayed value is then the very array the step computed, not a stacked copy
-        (with it XLA compiled and ran a second kernel computing the same spikes for the stack)."""
-        one_step = [p for p in self._delays if self._max_delay(p) == 1 and p in state["nodes"]]
-        if not one_step:
-            return state
-        nodes = dict(state["nodes"])
-        for path in one_step:
-            history = nodes[path]["history"]
-            nodes[path] = {"history": history[0] if axis == 0 else history[None]}
-        return {**state, "nodes": nodes}
+        """See :func:`.delay_carry.unstack_delays`."""
+        return unstack_delays(state, [p for p in self._delays if self._max_delay(p) == 1], axis)
 
     def _trace(self, nodes: dict) -> dict:
         return {p: s for p, s in nodes.items() if self.plan.nodes[p].kind == NEURON}
@@ -688,18 +650,6 @@ class JaxGraph:
         """The recurrent edges between nodes of ``members``, in plan order."""
         inside = (self.plan.nodes[p] for p in self.plan.order if p in members)
         return [e for flat in inside for e in flat.inputs if e.recurrent and e.src in members]
-
-
-def _after(zero, values):
-    """``zero`` (a ``+0.0``) made data-dependent on ``values``: ``zero * (v == v)`` is ``+0.0``
-    whatever ``v`` is (``v == v`` is 0 or 1, also for a NaN or an infinity), yet XLA must now
-    run the kernels computing ``values`` before those using the zero. (An optimization barrier
-    does not do it: XLA's CPU pipeline removes barriers before it orders a loop body.)"""
-    for value in jax.tree.leaves(values):
-        if value.size:
-            first = jnp.ravel(value)[0]
-            zero = zero * (first == first).astype(zero.dtype)
-    return zero
 
 
 def _to_first_on_host(value: jax.Array, rank: int) -> jax.Array:
