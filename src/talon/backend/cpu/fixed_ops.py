@@ -280,9 +280,11 @@ class QConv(QWeighted):
         self.bias_view = self.bias_q.reshape((1, -1) + (1,) * spatial)
 
     def compute(self, x):
-        fn = geometry.conv1d if self.one_d else geometry.conv2d
         dtype = exact_dtype(self.worst)  # exact for every partial sum: the float result is an integer
-        acc = fn(x, self.wq, *self.geometry, dtype=dtype)
+        if self.one_d:
+            acc = geometry.conv1d(x, self.wq, *self.geometry, dtype=dtype, exact=True)
+        else:
+            acc = geometry.conv2d_exact(x, self.wq, *self.geometry, dtype=dtype)
         return self.add_bias(acc, self.bias_view)
 
 
@@ -320,11 +322,11 @@ class QSepConv(QWeighted):
 
     def compute(self, x):
         dtype = exact_dtype(self.dw_worst)  # exact for every partial sum: the float results are integers
-        acc = geometry.conv2d(x, self.dwq, *self.geometry, groups=self.dwq.shape[0], dtype=dtype)
+        acc = geometry.conv2d_exact(x, self.dwq, *self.geometry, groups=self.dwq.shape[0], dtype=dtype)
         acc = saturate(acc.astype(INT) + self.dw_bias.reshape(1, -1, 1, 1), self.acc_bits)
         mid = np.clip(round_shift(acc * self.mid_m, self.mid_shift), -self.mid_top, self.mid_top)
         dtype = exact_dtype(self.worst)
-        out = geometry.conv2d(mid, self.pwq, dtype=dtype)
+        out = geometry.conv2d_exact(mid, self.pwq, dtype=dtype)
         return saturate(out.astype(INT) + self.pw_bias.reshape(1, -1, 1, 1), self.acc_bits)
 
 
