@@ -10,7 +10,7 @@ order. A kernel may then use a faster evaluation order and give the same bits.
 
 Inputs made of spikes, counts or other short dyadic values (``x = n / 2**k``) usually pass; graded
 activations (every float32 bit in use) do not, and keep the reference layout. The test is
-sufficient, not necessary; it costs a pass over the input (its range and dyadic exponent).
+sufficient, not necessary.
 """
 
 from __future__ import annotations
@@ -23,8 +23,20 @@ from .dyadic import dyadic_exponent
 
 
 def lowest_exponent(a: np.ndarray) -> int | None:
-    """The largest ``e`` with every element of ``a`` an integer multiple of ``2**e`` (finite
-    floats; None when every element is zero: no constraint)."""
+    """The largest ``e`` with every element of ``a`` (finite floats) an integer multiple of
+    ``2**e``; None when every element is zero (no constraint)."""
+    a = np.asarray(a)
+    if a.dtype == np.float32:  # read the bits: significand (with its implicit 1) and exponent
+        bits = a.reshape(-1).view(np.uint32)
+        field = ((bits >> 23) & 0xFF).astype(np.int32)
+        significand = (bits & 0x7FFFFF) | np.where(field > 0, np.uint32(0x800000), np.uint32(0))
+        nonzero = significand != 0
+        if not nonzero.any():
+            return None
+        significand, field = significand[nonzero], field[nonzero]
+        lowest = significand & (~significand + np.uint32(1))  # its lowest set bit, a power of two <= 2**23
+        t = (lowest.astype(np.float32).view(np.uint32) >> 23).astype(np.int32) - 127
+        return int((np.maximum(field, 1) - 150 + t).min())  # value = significand * 2**(max(field, 1) - 150)
     a = np.asarray(a, np.float64).reshape(-1)
     nonzero = a[a != 0]
     if not nonzero.size:
@@ -36,36 +48,49 @@ def lowest_exponent(a: np.ndarray) -> int | None:
 
 
 class ExactSums:
-    """The static half of the test for one layer: ``weight`` ``[O, K]`` (one row per output) and
-    ``bias`` ``[O]`` (or None), as the kernel stores them. :meth:`holds` completes it with the input."""
+    """The static half of the test for one layer — ``weight`` ``[O, ...]`` (one row per output)
+    and ``bias`` ``[O]`` (or None), the arrays the kernel owns (computed on first use) — completed
+    by the input in :meth:`holds` or :meth:`bound_holds`."""
 
     def __init__(self, weight: np.ndarray, bias: np.ndarray | None) -> None:
-        weight = np.asarray(weight, np.float64).reshape(len(weight), -1)
-        bias = np.zeros(len(weight)) if bias is None else np.asarray(bias, np.float64).reshape(-1)
-        self.usable = bool(np.all(np.isfinite(weight)) and np.all(np.isfinite(bias)))
-        if not self.usable:
-            return
-        self.weight_exponent = lowest_exponent(weight)
-        self.bias_exponent = lowest_exponent(bias)
-        self.row_abs_sum = np.abs(weight).sum(axis=1)  # rounding here is far inside the factor-2 margin
-        self.bias_abs = np.abs(bias)
+        self._weight, self._bias = weight, bias
+        self._static: tuple | None = None
+
+    def static(self) -> tuple[bool, int | None, int | None, float, float]:
+        """(usable: all finite, weight exponent, bias exponent, ``max_o sum_k |w[o, k]|``, ``max |b|``)."""
+        if self._static is None:
+            w = np.asarray(self._weight)
+            w = w.reshape(len(w), -1)
+            b = np.zeros(0, w.dtype) if self._bias is None else np.asarray(self._bias).reshape(-1)
+            usable = bool(np.isfinite(w).all() and np.isfinite(b).all())
+            if not usable:
+                self._static = (False, None, None, 0.0, 0.0)
+            else:
+                rows = float(np.abs(w).sum(axis=1, dtype=np.float64).max(initial=0.0))
+                top_b = float(np.abs(b).max(initial=0.0))
+                self._static = (True, lowest_exponent(w), lowest_exponent(b), rows, top_b)
+        return self._static
+
+    def bound_holds(self, amax: float, k: int) -> bool:
+        """Whether the sums are exact for inputs that are multiples of ``2**-k`` with ``|x| <= amax``."""
+        static = self.static()
+        if not static[0]:
+            return False
+        _, weight_exponent, bias_exponent, rows, top_b = static
+        exponents = [e for e in (None if weight_exponent is None else weight_exponent - k, bias_exponent)
+                     if e is not None]  # fmt: skip
+        if not exponents:
+            return True  # all weights and biases are zero
+        # (a bound of every output's sum of |terms|; one bit of margin covers its own rounding)
+        return amax * rows + top_b <= math.ldexp(1.0, 52 + min(exponents))
 
     def holds(self, x: np.ndarray) -> bool:
         """Whether every partial sum of ``sum_k w[o, k] * x[.., k] + b[o]`` is exact in float64 for
         this input (any window or row of it: ``max |x|`` bounds every element)."""
-        if not self.usable or x.size == 0:
+        if x.size == 0:
             return False
         lo, hi = float(x.min()), float(x.max())
         if not (math.isfinite(lo) and math.isfinite(hi)):
             return False
         k = dyadic_exponent(x, finite=True)  # x * 2**k integral: multiples of 2**-k (None: finer than 2**-32)
-        if k is None:
-            return False
-        exponents = [e for e in (None if self.weight_exponent is None else self.weight_exponent - k,
-                                 self.bias_exponent) if e is not None]  # fmt: skip
-        if not exponents:
-            return True  # all weights and biases are zero
-        amax = max(abs(lo), abs(hi))
-        total = float(np.max(amax * self.row_abs_sum + self.bias_abs))
-        # one bit of margin covers the rounding of ``total`` itself (relative error far below 2**-20)
-        return total <= math.ldexp(1.0, 52 + min(exponents))
+        return k is not None and self.bound_holds(max(abs(lo), abs(hi)), k)

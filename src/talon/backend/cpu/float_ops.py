@@ -25,6 +25,7 @@ from talon.ir.activations import batch_dim_to_axis
 from ..errors import UnsupportedNodeError
 from . import geometry
 from .exact_sums import ExactSums
+from .float_events import exact_event_product
 from .kernel import StatelessKernel
 from .mathfn import erf
 from .params import channel_view, nearest_indices, per_neuron, upsample_factors
@@ -90,9 +91,15 @@ class Dense(FloatKernel):
         self.weight_t = np.ascontiguousarray(w.T, dtype=self.acc_dtype)
         bias = getattr(node, "bias", None)
         self.bias = None if bias is None else self.store(bias).astype(self.acc_dtype)
+        # float64 accumulation: a spike input may add weight rows instead (float_events.py, same bits)
+        self.exact_sums = ExactSums(w, self.bias) if self.acc_dtype == F64 else None
 
     def compute(self, x):
-        y = np.matmul(x.astype(self.acc_dtype, copy=False), self.weight_t)
+        y = None
+        if self.exact_sums is not None:
+            y = exact_event_product(x, self.weight_t, self.exact_sums)
+        if y is None:
+            y = np.matmul(x.astype(self.acc_dtype, copy=False), self.weight_t)
         if self.bias is not None:
             y += self.bias
         return self.cast(y)
