@@ -22,6 +22,8 @@ from .events import EVENT_DENSITY, _clearly_dense, add_rows
 from .exact_sums import ExactSums
 
 _SAMPLE_ABOVE = 1 << 16  # inputs at least this large are sampled first (events._clearly_dense)
+# Narrower layers stay with BLAS: scanning the input costs about as much as their whole dense product
+MIN_OUTPUTS = 64
 
 
 def gather_integers(x, limit, indptr, indices, values):
@@ -50,11 +52,11 @@ def gather_integers(x, limit, indptr, indices, values):
 
 def exact_event_product(x: np.ndarray, weight_t: np.ndarray, exact_sums: ExactSums) -> np.ndarray | None:
     """``x @ weight_t`` (float64 ``[K, M]``) in float64, one row per non-zero element of ``x``
-    (float32 ``[..., K]``) — or None when that path does not apply: no numba, an input denser than
-    ``EVENT_DENSITY`` or not made of integers, or sums the exactness test cannot prove exact (then
-    the caller's BLAS product is the reference)."""
+    (float32 ``[..., K]``) — or None when that path does not apply: no numba, fewer than
+    ``MIN_OUTPUTS`` outputs, an input denser than ``EVENT_DENSITY`` or not made of integers, or sums
+    the exactness test cannot prove exact (then the caller's BLAS product is the reference)."""
     gather = compiled(gather_integers)
-    if gather is None or x.dtype != np.float32 or not x.size:
+    if gather is None or x.dtype != np.float32 or not x.size or weight_t.shape[1] < MIN_OUTPUTS:
         return None
     x2d = np.ascontiguousarray(x.reshape(-1, x.shape[-1]))
     if x2d.size >= _SAMPLE_ABOVE and _clearly_dense(x2d):
