@@ -104,7 +104,11 @@ class CalibrationObserver:
     def observe(self, op: Op, kernel: Kernel, x, outputs, lead: int) -> None:
         cal = self.cal
         if x is not None and not isinstance(x, list) and isinstance(op.node, WEIGHT_NODES):
-            cal.merged_amax[op.index] = max(cal.merged_amax.get(op.index, 0.0), _amax(x))
+            measured = None
+            if len(op.inputs) == 1 and not op.inputs[0].delayed:  # x is that value: measured already?
+                measured = cal.value_amax.get(op.inputs[0].value)
+            amax = _amax(x) if measured is None else measured
+            cal.merged_amax[op.index] = max(cal.merged_amax.get(op.index, 0.0), amax)
         if op.external:
             for vid, y in zip(op.outputs, outputs, strict=True):
                 if vid not in cal.value_amax:
