@@ -71,13 +71,23 @@ def test_results_are_read_only():
 
 def test_the_cache_stays_within_its_bounds(monkeypatch):
     monkeypatch.setattr(weight_cache, "MAX_ENTRIES", 3)
-    keep = [np.full(8, k, np.float32) for k in range(6)]
+    keep = [np.full(8, k, np.float32) for k in range(6)]  # 32 bytes each
     for a in keep:
         weight_cache.reuse(a, (), lambda: 0)
     assert len(weight_cache._entries) == 3
-    monkeypatch.setattr(weight_cache, "MAX_BYTES", 40)
-    weight_cache.reuse(np.zeros(16, np.float32), (), lambda: 0)  # 64 bytes alone: over the limit
-    assert sum(e.source.nbytes for e in weight_cache._entries.values()) <= 40
+    weight_cache.clear()
+    monkeypatch.setattr(weight_cache, "MAX_ENTRIES", 100)
+    monkeypatch.setattr(weight_cache, "MAX_BYTES", 200)
+    for a in [*keep, np.full(8, 9, np.float32)]:
+        keep.append(a)
+        weight_cache.reuse(a, (), lambda: 0)
+    assert sum(e.source.nbytes for e in weight_cache._entries.values()) <= 200
+    assert len(weight_cache._entries) == 6  # the oldest of seven went
+    big = np.zeros(16, np.float32)  # 64 bytes > 200 // 4: never copied
+    compute, calls = _counting(lambda: 0)
+    weight_cache.reuse(big, (), compute)
+    weight_cache.reuse(big, (), compute)
+    assert len(calls) == 2 and all(e.ref() is not big for e in weight_cache._entries.values())
 
 
 @pytest.mark.parametrize("precision", ["int8", "int4"])

@@ -8,7 +8,8 @@ bytes the result was computed from; a lookup returns the stored result only if t
 holds exactly those bytes (one comparison pass, cheaper than quantizing) — an array modified in
 place, replaced by another or freed is computed afresh. Results are made read-only, so no caller
 can alter what a later call receives. At most :data:`MAX_ENTRIES` entries and :data:`MAX_BYTES`
-of copied weights are kept (least recently used first out).
+of copied weights are kept (least recently used first out); an array larger than a quarter of
+that is not copied (computed every time), so large models do not hold their weights twice.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 T = TypeVar("T")
 
 MAX_ENTRIES = 64
-MAX_BYTES = 256 * 2**20
+MAX_BYTES = 64 * 2**20
 
 
 class _Entry:
@@ -57,7 +58,7 @@ def _freeze(value: Any) -> None:
 def reuse(array: np.ndarray, params: tuple, compute: Callable[[], T]) -> T:
     """``compute()`` — a pure function of ``array``'s values and ``params`` — or the result a
     previous call stored for this array and ``params`` if the array still holds the same bytes."""
-    if not isinstance(array, np.ndarray) or array.dtype.hasobject:
+    if not isinstance(array, np.ndarray) or array.dtype.hasobject or array.nbytes > MAX_BYTES // 4:
         return compute()
     key = (id(array), params)
     with _lock:
