@@ -28,13 +28,14 @@ CPU = get_backend("cpu")
 
 
 def _lowest_by_definition(a: np.ndarray) -> int | None:
-    nonzero = [Fraction(float(v)) for v in a.reshape(-1) if v != 0]
-    if not nonzero:
-        return None
-    e = -1100
-    while all((v / Fraction(2) ** (e + 1)).denominator == 1 for v in nonzero):
-        e += 1
-    return e
+    """From exact rationals: v = n / 2**d with n odd*2**z is a multiple of 2**(z - d) and no finer."""
+    exponents = []
+    for v in a.reshape(-1):
+        if v != 0:
+            f = Fraction(float(v))
+            n, d = abs(f.numerator), f.denominator  # d is a power of two
+            exponents.append(((n & -n).bit_length() - 1) - (d.bit_length() - 1))
+    return min(exponents) if exponents else None
 
 
 def test_lowest_exponent_reads_the_bits_of_float32_and_float64():
