@@ -271,6 +271,7 @@ class _Writer:
         act_bits = bits_for_bound(kernel.input_format.bound)
         cfg = f"config{tag}"
         sum_t, part_t, block = dense_sums(kernel, n_in)
+        resource = self.strategy == "resource"
         wt, bt, rt, dt = f"w{tag}_t", f"b{tag}_t", f"r{tag}_t", f"d{tag}_t"
         out = op.outputs[0]
         # the result is the CPU's sat(acc): a saturating type only where saturation can happen
@@ -287,6 +288,7 @@ class _Writer:
             f"    static const unsigned reuse_factor = {self.reuse};",
             f"    static const unsigned strategy = nnet::{self.strategy};",
             f"    static const unsigned multiplier_limit = {math.ceil(n_in * n_out / self.reuse)};",
+            f"    static const unsigned block_factor = {math.ceil(n_in * n_out / self.reuse)};",
             "    typedef ap_int<64> accum_t;",
             f"    typedef {sum_t} sum_t;  // bias + any partial sum",
             f"    typedef {part_t} part_t;  // any sum of `block` products",
@@ -294,10 +296,13 @@ class _Writer:
             f"    typedef {bt} bias_t;",
             f"    typedef {wt} weight_t;",
             "    template <class x_T, class y_T> using product = nnet::product::mult<x_T, y_T>;",
-            "    template <class d_T, class r_T, class C_T> using kernel = talon::DenseExact<d_T, r_T, C_T>;",
+            "    template <class d_T, class r_T, class C_T> using kernel = "
+            f"talon::{'DenseResourceExact' if resource else 'DenseExact'}<d_T, r_T, C_T>;",
             "};",
         ]
-        self.array(f"w{tag}", kernel.weight_t.reshape(-1), wt, const=False, bits=kernel.w_bits)
+        # hls4ml's layouts: [n_in][n_out] for Latency, transposed [n_out][n_in] for Resource
+        weights = kernel.weight_t.T if resource else kernel.weight_t
+        self.array(f"w{tag}", weights.reshape(-1), wt, const=False, bits=kernel.w_bits)
         self.array(f"b{tag}", kernel.bias_q.reshape(-1), bt, const=False, bits=kernel.acc_bits)
         data = self.unmerged_input(op, kernel, int_type(act_bits))
         if data is None:
@@ -319,7 +324,7 @@ class _Writer:
         self.layers.append({
             "node": op.path, "kind": "dense", "macs": rows * n_in * n_out, "weights": n_in * n_out,
             "weight_bits": kernel.w_bits, "bias": n_out, "acc_bits": kernel.acc_bits, "input_bits": act_bits,
-            "spike_input": bool(spike_input), "fan_in": n_in, "outputs": rows * n_out,
+            "spike_input": bool(spike_input), "fan_in": n_in, "outputs": rows * n_out, "rows": rows,
         })  # fmt: skip
 
     def conv(self, op, kernel, tag):
@@ -351,13 +356,15 @@ class _Writer:
             f"    static const int groups = {groups};",
             f"    static const int acc_bits = {kernel.acc_bits};",
             f"    static const int reuse_factor = {self.reuse};",
+            f"    static const int block_factor = {math.ceil((c_in // groups) * kh * kw / self.reuse)};",
             "};",
         ]
         self.array(f"w{tag}", wq.reshape(-1), f"w{tag}_t", bits=kernel.w_bits)
         self.array(f"b{tag}", kernel.bias_q.reshape(-1), f"b{tag}_t", bits=kernel.acc_bits)
         n_out = c_out * ho * wo
         self.emit(f"talon::wide_t a{tag}[{n_out}];")
-        self.emit(f"talon::conv2d<{cfg}, w{tag}_t, b{tag}_t>({m}, a{tag}, w{tag}, b{tag});")
+        conv = "conv2d_resource" if self.strategy == "resource" else "conv2d"
+        self.emit(f"talon::{conv}<{cfg}, w{tag}_t, b{tag}_t>({m}, a{tag}, w{tag}, b{tag});")
         self.store(f"a{tag}", op.outputs[0])
         macs = n_out * (c_in // groups) * kh * kw
         self.layers.append({
@@ -513,6 +520,9 @@ class _Writer:
                 f"    static const int timing = talon::{timing[kernel.timing]};",
             ]
         lines.append("    static const int " + ", ".join(f"{k} = {v}" for k, v in counts.items()) + ";")
+        mults = (4 if kernel.cuba else 2) if not isinstance(node, (ir.IF, ir.Integrator)) else 1
+        lines.append(f"    static const int reuse_factor = {self.reuse};")
+        lines.append(f"    static const int multiplier_limit = {math.ceil(n * mults / self.reuse)};")
         lines.append("};")
         self.defines += lines
         self.defines.append(f"typedef {int_type(kernel.bits)} st{tag}_t;")
@@ -534,7 +544,6 @@ class _Writer:
         self.emit(f"v{out}_t v{out}[{n}];")
         params = ", ".join(f"{p}{tag}" for p in ("B", "C", "A", "G", "TH", "VR"))
         self.emit(f"talon::neuron_step<{cfg}>({drive}, sv{tag}, {isyn}, v{out}, {params});")
-        mults = (4 if kernel.cuba else 2) if not isinstance(node, (ir.IF, ir.Integrator)) else 1
         self.layers.append({
             "node": op.path, "kind": "neuron", "neurons": n, "state_bits": kernel.bits,
             "state_vars": 2 if kernel.cuba else 1, "multipliers": n * mults, "edges": len(op.inputs),
@@ -561,11 +570,21 @@ class _Writer:
         self.layers.append({"node": op.path, "kind": "delay", "elements": n, "length": kernel.length})
 
 
+STRATEGIES = ("latency", "resource")  # hls4ml's nnet::strategy values talon generates
+
+
 def generate(
     plan: FixedPlan, project_name: str, *, reuse_factor: int = 1, strategy: str = "latency", probe_all: bool = False
 ) -> GeneratedProject:
-    """The C++ sources of the HLS project for ``plan`` (not yet on disk)."""
+    """The C++ sources of the HLS project for ``plan`` (not yet on disk). ``strategy`` is
+    ``"latency"`` or ``"resource"`` (hls4ml's: which dense kernel, where weights are stored) and
+    ``reuse_factor`` the multiply rounds per weight-layer evaluation."""
     from .templates import render
+
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+    if isinstance(reuse_factor, bool) or not isinstance(reuse_factor, int) or reuse_factor < 1:
+        raise ValueError(f"reuse_factor must be an integer >= 1, got {reuse_factor!r}")
 
     w = _Writer(plan, project_name, reuse_factor, strategy, probe_all)
     program = plan.program
