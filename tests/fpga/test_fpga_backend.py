@@ -142,6 +142,18 @@ def test_build_bitstream_csim_and_the_cache(tmp_path):
     built = sorted(cache.iterdir())
     again = FPGA.simulate(graph, x, precision="int8")  # same project: no new build
     assert sorted(cache.iterdir()) == built and again.spike_counts == cpu.spike_counts
+    # calibrated on x, run on other inputs: the CPU backend compiled on x and run on them
+    x2 = examples.residual_inputs(n_steps=30, seed=5)
+    out = FPGA.build_bitstream(
+        graph, output_dir=tmp_path / "prj", project_name="talon_csim", default_precision="int8",
+        calibration_inputs=x, inputs=x2, bitstream_config=BitstreamConfig(csim=True),
+    )  # fmt: skip
+    program = get_backend("cpu").compile(graph, precision="int8", calibration_inputs=x)
+    ref = get_backend("cpu").run_compiled(program, x2)
+    assert out["csim"].timesteps_run == 30 and out["csim"].spike_counts == ref.spike_counts
+    for name in ref.outputs:
+        np.testing.assert_array_equal(out["csim"].outputs[name], ref.outputs[name])
+    assert sorted(cache.iterdir()) == built  # same structure and formats: still no new build
 
 
 @pytest.mark.parametrize(("step", "tool"), [("synth", "vitis_hls"), ("cosim", "vitis_hls"), ("export", "vivado_hls"),

@@ -150,8 +150,11 @@ class FPGABackend(BackendBase):
         """Compile, then run the requested steps; returns ``{"files": {relative path: text},
         "output_dir", "descriptor", "csim": SimulationResult | None, "logs": [...]}``.
 
-        ``csim`` builds the project with g++ and runs it on ``inputs`` (the calibration inputs,
-        by default the default stimulus); the vendor steps raise naming the missing tool.
+        ``csim`` builds the project with g++ and runs it on ``inputs`` (default: the calibration
+        inputs, whose own default is the default stimulus). The project is calibrated on
+        ``calibration_inputs`` (default: ``inputs``), so with both given the C simulation is
+        ``get_backend("cpu").compile(graph, calibration_inputs=...)`` run on ``inputs``. The
+        vendor steps raise naming the missing tool.
         """
         bc = bitstream_config or BitstreamConfig()
         if not isinstance(bc, BitstreamConfig):
@@ -170,8 +173,8 @@ class FPGABackend(BackendBase):
         }  # fmt: skip
         project_dir = Path(settings["output_dir"])
         if bc.csim:
-            arrays, steps, batch, used_default = prepare_inputs(graph, compile_kwargs.get("calibration_inputs"),
-                                                                compile_kwargs.get("n_steps"))  # fmt: skip
+            run_on = inputs if inputs is not None else compile_kwargs.get("calibration_inputs")
+            arrays, steps, batch, used_default = prepare_inputs(graph, run_on, compile_kwargs.get("n_steps"))
             result["csim"] = self._run_csim(plan, gen, files, arrays, steps, batch, used_default, False, project_dir)
         if "hls" in tools:
             result["logs"].append(str(vendor.run_hls(tools["hls"], project_dir, bc.synth, bc.cosim, bc.export)))
