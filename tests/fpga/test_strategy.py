@@ -96,6 +96,7 @@ def test_resource_estimate_against_hand_worked_numbers():
     assert [r["dsp"] for r in est["layers"]] == [lat[n]["dsp"] for n in res]
     # neurons are not weight layers: the same under both strategies (R + 2 cycles, ceil(256 / 4) DSPs)
     assert res["lif1"] == lat["lif1"] and res["lif1"]["cycles"] == 6 and res["lif1"]["dsp"] == 64
+    assert {r["reuse_factor"] for r in est["layers"]} == {4}
 
     est, res = _estimate(graph, "Resource", 784)
     # fc1: 784 words of 128 weights (1,024 bits): 57 RAMB18 of 18 x 1024; 784 + 1 + ceil(log2 1) + 2 cycles
@@ -103,6 +104,9 @@ def test_resource_estimate_against_hand_worked_numbers():
     # fc2: 1,280 weights, 784 words of 2 (16 bits): 1 RAMB18; 784 + 1 + 0 + 2 cycles
     assert (res["fc2"]["bram_18k"], res["fc2"]["cycles"]) == (1, 787)
     assert est["total"]["bram_18k"] == 57 + 1 and est["total"]["fabric_bits"] == 128 * 32 + 10 * 32
+    # a layer runs at most as many rounds as it has multiplies: lif1 (128 LIFs x 2) at 256, lif2 at 20
+    assert (res["lif1"]["reuse_factor"], res["lif1"]["cycles"], res["lif1"]["dsp"]) == (256, 258, 1)
+    assert (res["lif2"]["reuse_factor"], res["lif2"]["cycles"]) == (20, 22)
 
     # Resource at R=1 is hls4ml's: no BRAM (the weights stay in registers), the Latency kernel's cycles
     _, one = _estimate(graph, "Resource", 1)
@@ -136,6 +140,10 @@ def test_ir_to_hls4ml_config_validates_and_reports_the_strategy():
     cfg = ir_to_hls4ml_config(graph, "int8", strategy="resource", default_reuse_factor=4)
     assert cfg["Model"]["Strategy"] == "Resource" and cfg["Model"]["ReuseFactor"] == 4
     assert cfg["LayerName"]["fc1"]["Strategy"] == "Resource"
+    # per layer, the reuse factor the generated code has: at most the layer's multiplies
+    assert [cfg["LayerName"][n]["ReuseFactor"] for n in ("fc1", "lif1", "fc2", "lif2")] == [4, 4, 4, 4]
+    small = ir_to_hls4ml_config(graph, "int8", default_reuse_factor=40)["LayerName"]
+    assert [small[n]["ReuseFactor"] for n in ("fc1", "lif1", "fc2", "lif2")] == [40, 16, 32, 8]
     assert cfg["LayerName"]["fc1"]["WeightLayout"] == "[n_out][n_in]"
     assert ir_to_hls4ml_config(graph, "int8")["LayerName"]["fc1"]["WeightLayout"] == "[n_in][n_out]"
     with pytest.raises(BackendError, match="strategy must be 'Latency' or 'Resource'"):

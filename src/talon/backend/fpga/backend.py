@@ -216,7 +216,8 @@ class FPGABackend(BackendBase):
         name = _project_name(project_name)
         arrays, steps, batch, used_default = prepare_inputs(graph, inputs, n_steps)
         plan = plan_fixed(graph, cfg, arrays)
-        gen = generate(plan, name, reuse_factor=reuse_factor, strategy=strategy, probe_all=bool(step_by_step))
+        gen = generate(plan, name, reuse_factor=reuse_factor, strategy=strategy, probe_all=bool(step_by_step),
+                       synthesis_weights=False)  # fmt: skip
         files = project_files(gen, DEFAULT_PART, 5)
         return self._run_csim(plan, gen, files, arrays, steps, batch, used_default, bool(step_by_step), None)
 

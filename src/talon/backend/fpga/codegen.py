@@ -117,7 +117,7 @@ class _Writer:
         self.strategy = strategy
         self.probe_all = probe_all
         self.params: list[str] = []
-        self.weights: list[str] = []
+        self.weights: list[tuple[str, np.ndarray, bool]] = []  # declaration, values, is double
         self.loads: list[str] = []
         self.binaries: dict[str, bytes] = {}
         self.defines: list[str] = []
@@ -129,6 +129,11 @@ class _Writer:
         self.layers: list[dict] = []
         self.program = plan.program
         self.kernels = plan.kernels
+
+    def layer_reuse(self, multiplies: int) -> int:
+        """A layer's reuse factor: the requested one, at most its number of multiplies (more
+        rounds than multiplies would only idle; hls4ml clamps the same way)."""
+        return max(1, min(self.reuse, multiplies))
 
     # ---- parameters ----------------------------------------------------------------------------
 
@@ -142,17 +147,15 @@ class _Writer:
         C type (a property of the type, so the loader's code does not depend on the numbers)."""
         values = np.asarray(values).reshape(-1)
         if ctype == "double":
-            body = ", ".join(_cdouble(v) for v in values)
             self.binaries[f"weights/{name}.bin"] = np.asarray(values, np.float64).tobytes()
             load = f"talon::load_doubles<{ctype}, {values.size}>"
         else:
             bits = bits if bits is not None else {"talon::wide_t": 64, "int": 32}[ctype]
             storage, cstorage = next((np.dtype(t), c) for limit, t, c in FILE_INTS if bits <= limit)
-            body = ", ".join(_cnum(v) for v in values)
             self.binaries[f"weights/{name}.bin"] = np.asarray(values, np.int64).astype(storage).tobytes()
             load = f"talon::load_integers<{ctype}, {values.size}, {cstorage}>"
         qual = "static const " if const else "static "
-        self.weights.append(f"{qual}{ctype} {name}[{values.size}] = {{{body}}};")
+        self.weights.append((f"{qual}{ctype} {name}[{values.size}]", values, ctype == "double"))
         self.params.append(f"static {ctype} {name}[{values.size}];")
         self.loads.append(f'ok = {load}(dir, "{name}", {name}) && ok;')
         return int(values.size)
@@ -272,6 +275,7 @@ class _Writer:
         cfg = f"config{tag}"
         sum_t, part_t, block = dense_sums(kernel, n_in)
         resource = self.strategy == "resource"
+        reuse = self.layer_reuse(n_in * n_out)
         wt, bt, rt, dt = f"w{tag}_t", f"b{tag}_t", f"r{tag}_t", f"d{tag}_t"
         out = op.outputs[0]
         # the result is the CPU's sat(acc): a saturating type only where saturation can happen
@@ -285,10 +289,10 @@ class _Writer:
             f"struct {cfg} : nnet::dense_config {{",
             f"    static const unsigned n_in = {n_in};",
             f"    static const unsigned n_out = {n_out};",
-            f"    static const unsigned reuse_factor = {self.reuse};",
+            f"    static const unsigned reuse_factor = {reuse};",
             f"    static const unsigned strategy = nnet::{self.strategy};",
-            f"    static const unsigned multiplier_limit = {math.ceil(n_in * n_out / self.reuse)};",
-            f"    static const unsigned block_factor = {math.ceil(n_in * n_out / self.reuse)};",
+            f"    static const unsigned multiplier_limit = {math.ceil(n_in * n_out / reuse)};",
+            f"    static const unsigned block_factor = {math.ceil(n_in * n_out / reuse)};",
             "    typedef ap_int<64> accum_t;",
             f"    typedef {sum_t} sum_t;  // bias + any partial sum",
             f"    typedef {part_t} part_t;  // any sum of `block` products",
@@ -325,6 +329,7 @@ class _Writer:
             "node": op.path, "kind": "dense", "macs": rows * n_in * n_out, "weights": n_in * n_out,
             "weight_bits": kernel.w_bits, "bias": n_out, "acc_bits": kernel.acc_bits, "input_bits": act_bits,
             "spike_input": bool(spike_input), "fan_in": n_in, "outputs": rows * n_out, "rows": rows,
+            "reuse_factor": reuse,
         })  # fmt: skip
 
     def conv(self, op, kernel, tag):
@@ -345,6 +350,8 @@ class _Writer:
             kh, kw = wq.shape[2:]
             (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
         cfg = f"config{tag}"
+        taps = (c_in // groups) * kh * kw
+        reuse = self.layer_reuse(taps)
         self.defines += [
             f"typedef {int_type(kernel.w_bits)} w{tag}_t;",
             f"typedef {int_type(kernel.acc_bits)} b{tag}_t;",
@@ -355,8 +362,8 @@ class _Writer:
             f"    static const int ph = {ph}, pw = {pw}, dh = {dh}, dw = {dw};",
             f"    static const int groups = {groups};",
             f"    static const int acc_bits = {kernel.acc_bits};",
-            f"    static const int reuse_factor = {self.reuse};",
-            f"    static const int block_factor = {math.ceil((c_in // groups) * kh * kw / self.reuse)};",
+            f"    static const int reuse_factor = {reuse};",
+            f"    static const int block_factor = {math.ceil(taps / reuse)};",
             "};",
         ]
         self.array(f"w{tag}", wq.reshape(-1), f"w{tag}_t", bits=kernel.w_bits)
@@ -371,7 +378,7 @@ class _Writer:
             "node": op.path, "kind": "conv", "macs": macs, "weights": int(wq.size), "weight_bits": kernel.w_bits,
             "bias": c_out, "acc_bits": kernel.acc_bits, "input_bits": bits_for_bound(kernel.input_format.bound),
             "spike_input": bool(kernel.input_format.bound <= 1 and not kernel.input_rescaled),
-            "fan_in": (c_in // groups) * kh * kw, "outputs": n_out,
+            "fan_in": taps, "outputs": n_out, "reuse_factor": reuse,
         })  # fmt: skip
 
     def pool(self, op, kernel, tag):
@@ -521,8 +528,9 @@ class _Writer:
             ]
         lines.append("    static const int " + ", ".join(f"{k} = {v}" for k, v in counts.items()) + ";")
         mults = (4 if kernel.cuba else 2) if not isinstance(node, (ir.IF, ir.Integrator)) else 1
-        lines.append(f"    static const int reuse_factor = {self.reuse};")
-        lines.append(f"    static const int multiplier_limit = {math.ceil(n * mults / self.reuse)};")
+        reuse = self.layer_reuse(n * mults)
+        lines.append(f"    static const int reuse_factor = {reuse};")
+        lines.append(f"    static const int multiplier_limit = {math.ceil(n * mults / reuse)};")
         lines.append("};")
         self.defines += lines
         self.defines.append(f"typedef {int_type(kernel.bits)} st{tag}_t;")
@@ -547,6 +555,7 @@ class _Writer:
         self.layers.append({
             "node": op.path, "kind": "neuron", "neurons": n, "state_bits": kernel.bits,
             "state_vars": 2 if kernel.cuba else 1, "multipliers": n * mults, "edges": len(op.inputs),
+            "reuse_factor": reuse,
         })  # fmt: skip
 
     def delay(self, op, kernel, tag):
@@ -573,12 +582,38 @@ class _Writer:
 STRATEGIES = ("latency", "resource")  # hls4ml's nnet::strategy values talon generates
 
 
+SIMULATION_ONLY_WEIGHTS = (
+    "// not written: this project was generated for C simulation only, which loads the values from\n"
+    "// weights/*.bin; get_backend('fpga').compile(...) writes them here for synthesis"
+)
+
+
+def _initialised(arrays) -> list[str]:
+    """The C initialisers of ``weights.h`` (for synthesis)."""
+    lines = []
+    for decl, values, is_double in arrays:
+        if is_double:
+            body = ", ".join(_cdouble(v) for v in values)
+        else:
+            body = ", ".join(map(str, np.asarray(values, np.int64).tolist()))  # exact: int64 -> Python int
+        lines.append(f"{decl} = {{{body}}};")
+    return lines
+
+
 def generate(
-    plan: FixedPlan, project_name: str, *, reuse_factor: int = 1, strategy: str = "latency", probe_all: bool = False
+    plan: FixedPlan,
+    project_name: str,
+    *,
+    reuse_factor: int = 1,
+    strategy: str = "latency",
+    probe_all: bool = False,
+    synthesis_weights: bool = True,
 ) -> GeneratedProject:
     """The C++ sources of the HLS project for ``plan`` (not yet on disk). ``strategy`` is
     ``"latency"`` or ``"resource"`` (hls4ml's: which dense kernel, where weights are stored) and
-    ``reuse_factor`` the multiply rounds per weight-layer evaluation."""
+    ``reuse_factor`` the multiply rounds per weight-layer evaluation. ``synthesis_weights=False``
+    leaves the values out of ``weights.h`` (only synthesis reads them; the C simulation loads
+    ``binaries``): printing a large layer's weights as text is most of the generation time."""
     from .templates import render
 
     if strategy not in STRATEGIES:
@@ -630,7 +665,7 @@ def generate(
         "ports": ",\n    ".join(ports),
         "defines": "\n".join(w.defines),
         "parameters": "\n".join(w.params),
-        "weights": "\n".join(w.weights),
+        "weights": "\n".join(_initialised(w.weights)) if synthesis_weights else SIMULATION_ONLY_WEIGHTS,
         "loads": "\n    ".join(w.loads) or "(void)dir;",
         "statics": "\n".join(w.statics),
         "resets": "\n        ".join(w.resets) or "// no state",

@@ -12,6 +12,7 @@ from talon import ir
 
 from ..cpu import fixed_neurons, fixed_ops
 from .backend import _config, check_reuse_factor, check_strategy
+from .codegen import generate
 from .hls_types import bits_for_bound, int_type, saturating_type
 from .lowering import plan_fixed
 
@@ -29,16 +30,20 @@ def ir_to_hls4ml_config(
 
     ``strategy`` ("Latency" / "Resource") and ``default_reuse_factor`` are validated as
     :meth:`FPGABackend.compile` validates them and given per weight layer as hls4ml gives them;
-    the Resource strategy stores a dense layer's weights transposed (``"WeightLayout"``).
+    a layer's ``ReuseFactor`` is the one its generated code has (at most its number of
+    multiplies; 1 where the reuse factor does not apply). The Resource strategy stores a dense
+    layer's weights transposed (``"WeightLayout"``).
     """
     strategy = check_strategy(strategy)
     reuse = check_reuse_factor(default_reuse_factor, "default_reuse_factor")
     hls_strategy = strategy.capitalize()
     plan = plan_fixed(graph, _config(None, precision), calibration_inputs, n_steps)
+    generated = generate(plan, "talon_config", reuse_factor=reuse, strategy=strategy, synthesis_weights=False)
+    layer_reuse = {layer["node"]: layer.get("reuse_factor", 1) for layer in generated.layers}
     layers: dict[str, dict] = {}
     for op in plan.program.ops:
         kernel = plan.kernels[op.index]
-        entry: dict = {"Class": op.kind, "ReuseFactor": reuse}
+        entry: dict = {"Class": op.kind, "ReuseFactor": layer_reuse.get(op.path, 1)}
         fmts = [f for f in kernel.out_formats if f is not None]
         result = int_type(bits_for_bound(fmts[0].bound)) if fmts else "float (host side)"
         if isinstance(kernel, (fixed_ops.QDense, fixed_ops.QConv)):

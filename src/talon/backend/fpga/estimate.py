@@ -1,8 +1,9 @@
 """Resource and latency estimate per layer (the model is written down in docs/fpga.md §5).
 
 An analytic model, not a synthesis report: it says where the BRAM, DSPs and cycles go before any
-vendor tool runs. For a layer with reuse factor ``R`` (``default_reuse_factor``) and hls4ml's
-``strategy`` (Latency or Resource):
+vendor tool runs. For a layer with reuse factor ``R`` (``default_reuse_factor``, at most the
+layer's number of multiplies, as the generated code has it) and hls4ml's ``strategy`` (Latency or
+Resource):
 
 * **weights** (and biases) of a weight layer sit in the fabric (registers / LUTs, completely
   partitioned: ``fabric_bits``) under Latency, and under Resource when ``R = 1``; under Resource
@@ -26,7 +27,8 @@ vendor tool runs. For a layer with reuse factor ``R`` (``default_reuse_factor``)
   read latency when the weights are in BRAM, else 0). A convolution: ``outputs * R +
   ceil(log2(fan_in)) + 2``, plus ``read`` under Resource (one output position per round of ``R``
   cycles, the same tree under both strategies). Pooling ``outputs`` (one per cycle), a neuron
-  layer ``R + 2`` (its multiplies in ``R`` rounds, then compare and reset), routing 1. The step
+  layer ``R + 2`` (its multiplies in ``R`` rounds, then compare and reset), routing 1 (and
+  elementwise layers 1, their multiplies unrolled: ``R`` does not apply). The step
   latency is the sum over layers (they run one after another within a step).
 """
 
@@ -48,6 +50,7 @@ RAMB18_SHAPES = ((1, 16384), (2, 8192), (4, 4096), (9, 2048), (18, 1024), (36, 5
 class LayerEstimate:
     node: str
     kind: str
+    reuse_factor: int
     bram_18k: int
     dsp: int
     cycles: int
@@ -102,23 +105,24 @@ def _weight_layer(layer: dict, reuse: int, strategy: str) -> LayerEstimate:
         bram, fabric, storage = rom_bram(words, per_word * wb), layer["bias"] * layer["acc_bits"], "bram"
     else:
         bram, fabric, storage = 0, wbits, "fabric"
-    return LayerEstimate(layer["node"], kind, bram, dsp, cycles, wbits, fabric, storage)
+    return LayerEstimate(layer["node"], kind, reuse, bram, dsp, cycles, wbits, fabric, storage)
 
 
 def estimate_layer(layer: dict, reuse: int, strategy: str = "latency") -> LayerEstimate:
     kind = layer["kind"]
+    reuse = layer.get("reuse_factor", reuse)
     if kind in ("dense", "conv"):
         return _weight_layer(layer, reuse, strategy)
     if kind == "neuron":
         sbits = layer["neurons"] * layer["state_bits"] * layer["state_vars"]
         dsp = math.ceil(layer["multipliers"] / reuse) * dsp_per_mult(layer["state_bits"], COEFFICIENT_BITS)
-        return LayerEstimate(layer["node"], kind, _bram(sbits), dsp, reuse + 2, 0)
+        return LayerEstimate(layer["node"], kind, reuse, _bram(sbits), dsp, reuse + 2, 0)
     if kind == "pool":
-        return LayerEstimate(layer["node"], kind, 0, 0, layer["outputs"], 0)
+        return LayerEstimate(layer["node"], kind, 1, 0, 0, layer["outputs"], 0)
     if kind == "delay":
-        return LayerEstimate(layer["node"], kind, 0, 0, 1, 0)
-    dsp = math.ceil(layer.get("multipliers", 0) / reuse)
-    return LayerEstimate(layer["node"], kind, 0, dsp, 1, 0)
+        return LayerEstimate(layer["node"], kind, 1, 0, 0, 1, 0)
+    # routing and elementwise layers are unrolled: the reuse factor does not apply to them
+    return LayerEstimate(layer["node"], kind, 1, 0, layer.get("multipliers", 0), 1, 0)
 
 
 def estimate(layers: list[dict], reuse: int, clock_period_ns: float, strategy: str = "latency") -> dict:
