@@ -4,6 +4,7 @@ dense kernel (talon::DenseResourceExact: weights transposed, in a BRAM ROM read 
 backend's integers exactly (for reuse factors below and above a layer's fan-in, dividing it or
 not), and the estimate changes as the documented model says (hand-worked numbers below)."""
 
+import json
 import math
 
 import numpy as np
@@ -162,3 +163,8 @@ def test_compile_fpga_cli_takes_the_strategy(tmp_path):
     assert "talon::DenseResourceExact<" in (tmp_path / "prj/firmware/defines.h").read_text()
     bad = runner.invoke(main, ["compile-fpga", str(path), "-o", str(tmp_path / "p2"), "--strategy", "fast"])
     assert bad.exit_code == 2 and "fast" in bad.output
+    sim = runner.invoke(main, ["csim", str(path), "--precision", "int8", "--steps", "20", "--strategy", "Resource",
+                               "--reuse", "5", "--json"])  # fmt: skip
+    assert sim.exit_code == 0, sim.output
+    doc = json.loads(sim.stdout)
+    assert doc["identical"] and (doc["strategy"], doc["reuse_factor"]) == ("resource", 5)
