@@ -14,8 +14,8 @@ import pytest
 from talon import ir
 from talon.interop.nir import NIRCompatibilityWarning, NIRFormatError, files, from_nir, read_nir, write_nir
 from talon.interop.nir._common import same_bits
-from talon.io import EVENT_DTYPE, write_h5
 from talon.interop.nir.files import read_dict
+from talon.io import EVENT_DTYPE, write_h5
 from tests.paths import NIR_PAPER
 
 from .nir_helpers import MALFORMED, PAPER_FILES, TYPE_INCONSISTENT, chain
