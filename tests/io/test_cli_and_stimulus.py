@@ -117,7 +117,7 @@ def test_cli_simulate_drives_a_flat_input_with_the_files_sensor_size(tmp_path):
             r=np.full(8, 4.0, np.float32),
             v_leak=np.zeros(8, np.float32),
             v_threshold=np.full(8, 0.5, np.float32),
-        ),  # fmt: skip
+        ),
         "output": ir.Output(np.array([8])),
     }
     ir.write(tmp_path / "flat.t1c", ir.Graph(nodes, [("input", "fc"), ("fc", "lif"), ("lif", "output")]))
