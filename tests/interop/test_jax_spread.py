@@ -19,7 +19,7 @@ import jax.numpy as jnp  # noqa: E402
 
 from talon.interop.jax import JaxGraph  # noqa: E402
 from talon.interop.jax.executor import MODES  # noqa: E402
-from talon.interop.jax.spread import MAX_NEURONS, spreads, uniform_on_host  # noqa: E402
+from talon.interop.jax.spread import MAX_NEURONS, is_identity, spreads, uniform_on_host  # noqa: E402
 
 
 def _graph() -> ir.Graph:
@@ -202,3 +202,32 @@ def test_uniform_means_the_same_bits():
     assert uniform_on_host(np.array([0.0, -0.0], np.float32)) is None  # equal values, not the same bits
     assert uniform_on_host(np.array([1.0, np.nextafter(np.float32(1), np.float32(2))], np.float32)) is None
     assert uniform_on_host(np.float32(2.0)) is None  # already a scalar
+
+
+def test_identity_coefficients_leave_the_product_and_sum_out_with_the_same_bits():
+    """g = 1 and c = +0 on every neuron (as a Spyx LIF has) are passed as None and the update leaves
+    ``g*x`` and ``+ c`` out; on inputs full of signed zeros and exact cancellations (``beta*v + x``
+    summing to zero) every membrane keeps its bits, the sign of its zeros included."""
+    n = 6
+    nodes = {
+        "input": ir.Input(np.array([n])),
+        "lif": ir.LIF(tau=np.full(n, 2.0), r=np.full(n, 2.0), v_threshold=np.full(n, 0.6), reset_mode="subtract"),
+        "li": ir.LI(tau=np.full(n, 2.0), r=np.full(n, 2.0)),
+        "if": ir.IF(r=np.full(n, 1.0), v_threshold=np.full(n, 0.7)),
+        **{f"out_{k}": ir.Output(np.array([n])) for k in ("lif", "li", "if")},
+    }
+    edges = [e for k in ("lif", "li", "if") for e in (("input", k), (k, f"out_{k}"))]
+    model = JaxGraph(ir.Graph(nodes, edges))
+    values = np.array([-0.0, 0.0, 0.25, -0.25, 0.5, -0.5, 0.125, -0.125, 1.0], np.float32)
+    x = jnp.asarray(np.random.default_rng(4).choice(values, (40, 5, n)))
+    prepared = model._spreads(model.params, model._relayouts(model.params), 5)
+    assert prepared["lif"]["g"] is None and prepared["lif"]["c"] is None and prepared["li"]["c"] is None
+    assert prepared["if"]["g"] is None
+    got = model.run(model.params, x, record=True)
+    traced = jax.jit(lambda p, xs: model.run(p, xs, record=True))(model.params, x)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(traced), strict=True):
+        assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
+    v = np.asarray(got[2]["li"]["v"])
+    assert (v == 0).any() and (np.signbit(v) & (v == 0)).sum() == 0  # zero sums, all +0.0 (as c = +0 makes them)
+    assert 0.05 < np.asarray(got[0]["out_lif"]).mean() < 0.95
+    assert uniform_on_host(np.zeros(3, np.float32)) is not None and not is_identity("c", -np.zeros(3, np.float32))

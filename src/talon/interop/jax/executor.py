@@ -67,7 +67,7 @@ from .delay_carry import delay_order, unstack_delays, wait_for
 from .neurons import SPIKING, coefficients, exact_zero, make_step, per_neuron, state_keys
 from .plan import BOUNDARY, DELAY, INPUT, NEURON, components, flatten, fuse, is_cyclic
 from .spike import Surrogate, make_spike
-from .spread import spread_on_host, spreads, uniform_on_host, with_spread
+from .spread import is_identity, spread_on_host, spreads, uniform_on_host, with_spread
 
 MODES = ("stepwise", "fused", "layerwise")
 
@@ -306,8 +306,10 @@ class JaxGraph:
         for path, (shape, small, last) in self._neuron_layouts.items():
             values = params[path]
             cached = self._spread.get((path, batch))
-            if cached is not None and len(cached[0]) == len(values) and all(
-                values.get(k) is v for k, v in cached[0].items()
+            if (
+                cached is not None
+                and len(cached[0]) == len(values)
+                and all(values.get(k) is v for k, v in cached[0].items())
             ):
                 if cached[1]:
                     out[path] = cached[1]
@@ -317,6 +319,10 @@ class JaxGraph:
                 source = moved.get(path, {}).get(name, value)  # channels-last layer-shaped: relaid
                 if source is None or isinstance(value, jax.core.Tracer):
                     cacheable = False
+                    continue
+                if is_identity(name, value):  # None: the update leaves the product or sum out
+                    entry[name] = None
+                    cacheable &= isinstance(value, jax.Array)
                     continue
                 with jax.ensure_compile_time_eval():  # a concrete array even when run is traced
                     prepared = uniform_on_host(value)

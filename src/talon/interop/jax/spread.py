@@ -9,6 +9,11 @@ made by numpy and cached while the same arrays (and batch size) come back:
   scalar ``beta``, the default ``v_leak = 0``, ``v_reset = 0``): a 0-d array
   (:func:`uniform_on_host`). The fused update then reads one number instead of a per-neuron
   array for it, as ``spyx.nn.LIF`` (whose ``beta`` and threshold are scalars) does.
+* **identity**: a ``g`` of exactly 1 or a ``c`` of exactly ``+0.0`` on every neuron (the
+  Spyx and snnTorch LIF: ``g = r/tau = 1``, ``c = v_leak/tau = 0``) is passed as None, which
+  ``jit`` sees as a different structure (it compiles that update once more): the update then
+  leaves out the product ``g*x`` (``1*x == x`` for every float) and the sum ``+ c`` (the sum it
+  would be added to is never ``-0.0``; see :func:`.neurons._decay`). Spyx's LIF has neither.
 * otherwise, for the layers of at most :data:`MAX_NEURONS` neurons (per sample): **spread** to
   ``[B, *shape]`` (in the layout the engine keeps the layer in). XLA on CPU compiles a
   broadcasting update into a kernel that LLVM takes several times as long to optimise as the
@@ -57,6 +62,22 @@ def spread_on_host(value, shape: tuple[int, ...], batch: int, channels_last: boo
     if isinstance(value, jax.Array):
         return jax.device_put(full, value.sharding)
     return jax.device_put(full)
+
+
+IDENTITIES = {"g": 1.0, "c": 0.0}  # coefficients whose product or sum can be left out at this value
+
+
+def is_identity(name: str, value) -> bool:
+    """Whether the coefficient ``name`` is :data:`IDENTITIES`' value (the same bits: ``+0.0``,
+    not ``-0.0``) on every neuron."""
+    if name not in IDENTITIES:
+        return False
+    host = np.asarray(value)
+    if not host.size:
+        return False
+    kind = np.dtype(f"u{host.dtype.itemsize}")
+    target = np.array(IDENTITIES[name], host.dtype).view(kind)
+    return bool(np.all(host.reshape(-1).view(kind) == target))
 
 
 def uniform_on_host(value):
