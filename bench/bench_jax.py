@@ -14,14 +14,14 @@ Method (the same for talon and Spyx; it decides a 1x goal on a shared 2-core hos
 * **One XLA thread for both.** The measurement runs in a child process started with
   ``XLA_FLAGS`` = :data:`XLA_FLAGS` (no Eigen thread pool, one intra-op thread), whatever the
   parent imported before. With XLA's default pool of two threads, a call's wall time depended on
-  whether the second core was free: an idle-machine run of the same code moved by +-15 %, its
-  calls bimodal (a 6 ms MLP run took 6 or 12 ms), and the pool's spinning threads burn CPU that
-  shows up in whichever call runs next.
+  whether the second core was free: an idle-machine run of the same code moved by +-15 %, the
+  MLP's calls took from 6 ms to over 12 ms (median 12.7 ms under a load of ~1), and the pool's
+  spinning threads burn CPU that shows up in whichever call runs next.
 * **CPU time, not wall time.** A sample is the process CPU time (``time.process_time``, all
   threads) of a block of calls, divided by the number of calls: a call preempted by another
   process is not charged for the wait. The block lasts at least :data:`BLOCK_CPU_S` of CPU time,
   because Linux adds a thread running on the other core to the process clock only at its
-  scheduler ticks (a single 2 ms call read 0.2 ms or 4 ms).
+  scheduler ticks (single 2 ms calls read as little as 0.2 ms).
 * **Interleaved rounds, median.** Each of :data:`ROUNDS` rounds takes one block of every
   contender, in an order rotated from round to round (so none always runs first, after a
   contender that warmed or cooled the caches); the row is the median of the rounds, and the
