@@ -19,8 +19,9 @@ Mapping (``docs/semantics.md`` §3.3; β, α are clamped to [0, 1] as snnTorch d
 ``tau = 1/(1 - β)`` is stored in float64 so that ``1 - 1/tau`` casts back to β and ``r/tau`` to
 exactly 1.0: the exported graph computes snnTorch's ``β·m + x`` bit for bit. β = 1 (no leak) in
 every neuron becomes an IF node; a per-neuron β (or a Synaptic α) at the clamp 1 next to leaky
-neurons is written ``tau = r = 2**30`` (``1 - 2**-30`` rounds to 1.0 in float32, as for Spyx). Lapicque and Alpha neurons, graded spikes ≠ 1, inhibition and state
-quantization are refused with a ConversionError.
+neurons is written ``tau = r = 2**30`` (``1 - 2**-30`` rounds to 1.0 in float32, as for Spyx).
+Lapicque and Alpha neurons, graded spikes ≠ 1, inhibition and state quantization are refused
+with a ConversionError.
 
 ``reset_delay=False`` with subtraction: snnTorch takes the spike from ``β·m + x - r·θ`` (its
 delayed reset applied first, then undone), so when the post-reset membrane stays above θ (input >
