@@ -473,3 +473,45 @@ def test_an_inplace_module_seen_through_a_view_is_refused_on_the_recorded_route_
     assert record_graph(model, (x,), None, ({}, {})) is None  # the recording cannot prove it
     with pytest.raises(ConversionError, match=r"operation 'relu' .* changes 'fc1' in place, and 'flat', used later"):
         _export(model, x)
+
+
+def test_the_execution_trace_keeps_the_order_of_a_merge_and_finds_the_neuron_input():
+    from talon.bridge.modules import ConcatModule
+
+    class CatThenLeaky(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fa, self.fb = nn.Linear(6, 4), nn.Linear(6, 3)
+            self.cat, self.lif = ConcatModule(dim=1), snn.Leaky(beta=0.9)
+            self.fc = nn.Linear(7, 2)
+
+        def forward(self, x):
+            a, b = self.fa(x), self.fb(x)
+            if x.sum() > -1e9:
+                h = self.cat([a, b])
+            spk, _ = self.lif(h, self.lif.init_leaky())
+            return self.fc(spk)
+
+    torch.manual_seed(8)
+    model, xs = CatThenLeaky(), torch.rand(20, 3, 6) * 3
+    graph, route = _export(model, xs[0])
+    assert route == "hooks"
+    assert [e for e in graph.edges if e[1] == "cat"] == [("fa", "cat"), ("fb", "cat")]
+
+    class Stepped(nn.Module):  # the same model carrying its membrane, as the graph does
+        def __init__(self, inner):
+            super().__init__()
+            self.inner, self.mem, self.spikes = inner, None, 0
+
+        def forward(self, x):
+            m = self.inner
+            h = m.cat([m.fa(x), m.fb(x)])
+            spk, self.mem = m.lif(h, torch.zeros_like(h) if self.mem is None else self.mem)
+            self.spikes += int(spk.sum())
+            return m.fc(spk)
+
+    stepped = Stepped(model)
+    with torch.no_grad():
+        want = torch.stack([stepped(x) for x in xs])
+        got, _ = bridge.ir_to_torch(graph).run_sequence(xs)
+    assert torch.equal(got, want) and stepped.spikes > 0

@@ -38,7 +38,7 @@ from .convert import find_converter, is_stateful_node
 from .executor import GraphExecutor
 from .fx_trace import Tracer
 from .graph_builder import GraphBuilder
-from .recording import _tensors, _under
+from .recording import _under
 from .state_args import check_state_arguments, stateful_call_refused
 
 # Tensor methods that return their input's values unchanged (fx's route treats them as identity too).
@@ -230,13 +230,16 @@ class ExecutionTraceExport:
             if path in stateful_paths:
                 raise stateful_call_refused(path)
             stateful_paths.add(path)
-            names = _argument_names(module, call.args, call.kwargs)
-            data = [(n, v) for n, v in names if isinstance(v, torch.Tensor)]
-            if not data:
+            if first is None:
                 raise ConversionError(f"{where} was called without a tensor input")
-            sources = [self._source(data[0][1], node_of, watcher, f"the input of {where}")]
-            computed = {n for n, v in data[1:] if id(v) in watcher.origin or id(v) in watcher.derived}
-            check_state_arguments(module, path, [(n, v, n in computed) for n, v in data[1:]], ctx.input_shape)
+            sources = [self._source(first, node_of, watcher, f"the input of {where}")]
+            state_args = [  # every other tensor argument (a Norse state tuple part by part) is state
+                (name, t, id(t) in watcher.origin or id(t) in watcher.derived)
+                for name, value in _argument_names(module, call.args, call.kwargs)
+                for t in _tensors(value)
+                if t is not first
+            ]
+            check_state_arguments(module, path, state_args, ctx.input_shape)
         else:
             merges = isinstance(ir_node, ir.Concat) or (
                 isinstance(ir_node, ir.Skip) and ir_node.skip_type != "passthrough"
@@ -284,6 +287,17 @@ class ExecutionTraceExport:
             f"{what} is not computed from the model's input (a constant, a parameter or another module's state): "
             "TALON IR has no node for it"
         )
+
+
+def _tensors(value: Any) -> list[torch.Tensor]:
+    """The tensors in ``value`` and its tuples, lists and dicts, in argument order."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (tuple, list)):
+        return [t for v in value for t in _tensors(v)]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _tensors(v)]
+    return []
 
 
 def _argument_names(module: nn.Module, args: tuple, kwargs: dict) -> list[tuple[str, Any]]:

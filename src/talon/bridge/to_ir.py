@@ -113,7 +113,7 @@ class TALONExporter:
             gm = trace_with_shapes(model, samples, custom_map, record=self._shape_hooks)
         except Exception as exc:  # anything that stops symbolic tracing: the execution trace
             gm = None
-            reason = f"{type(exc).__name__}: {exc}"
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
             snapshot.restore()  # what the failed trace assigned (proxies) must not reach the forward pass
         if gm is not None:
             return _FxExport(self, gm, samples, custom_map).run()
@@ -404,12 +404,12 @@ class _FxExport:
         named = [(names[k] if k < len(names) else f"argument {k}", a) for k, a in enumerate(node.args)]
         states = []
         for name, arg in [*named, *node.kwargs.items()]:
-            if arg is data or not arg_nodes(arg, _NODES):
-                continue
-            vals = [self.values.get(a) for a in arg_nodes(arg, _NODES)]
-            computed = any(v is not None and v.kind in ("data", "state", "tuple") for v in vals)
-            value = arg.meta.get("value") if isinstance(arg, _NODES) else None
-            states.append((name, value, computed))
+            for part in arg_nodes(arg, _NODES):  # a state tuple (Norse) is checked part by part
+                if part is data:
+                    continue
+                val = self.values.get(part)
+                computed = val is not None and val.kind in ("data", "state", "tuple")
+                states.append((name, part.meta.get("value"), computed))
         return states
 
     def _function(self, node: fx.Node) -> _Val:
