@@ -88,9 +88,13 @@ class Wrapped(nn.Module):
 )
 def test_an_unconvertible_norse_module_is_refused_by_path_not_dropped(make, path, kind):
     # Before: fx failed on the cell, the hook fallback wired fc -> fc2 around it (max diff 4.7) and warned.
+    from talon.bridge.recording import record_graph
+
     torch.manual_seed(0)
+    model, x = make(), torch.randn(3, 12) * 3
+    assert record_graph(model, (x,), None, ({}, {})) is None  # the recording sees the cell's work: not proven
     with pytest.raises(UnsupportedModuleError, match=rf"module '{path}' of type [\w.]*{kind}"):
-        _export(make(), torch.randn(3, 12) * 3)
+        _export(model, x)
 
 
 class Gain(nn.Module):  # a custom layer with a parameter, unknown to talon
