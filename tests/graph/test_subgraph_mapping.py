@@ -4,6 +4,8 @@ simulates bit-identically."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -181,3 +183,25 @@ def test_an_snntorch_rleaky_maps_and_simulates_bit_identically():
     after = backend.simulate(mapped, x, step_by_step=True)
     assert sum(before.spike_counts.values()) > 50
     np.testing.assert_array_equal(after.outputs[out], before.outputs[out])
+
+
+def test_a_delay_costs_its_history_and_is_split_by_channel():
+    delay = ir.Delay(np.array([3] * 60 + [1] * 4))  # a history of 3 * 60 + 4 = 184 values
+    rng = np.random.default_rng(0)
+    nodes = {
+        "input": ir.Input(np.array([20])),
+        "fc": ir.Affine(rng.uniform(-0.6, 0.6, (64, 20)).astype(np.float32), np.zeros(64, np.float32)),
+        "lif": recurrent_snn(inputs=8, hidden=64, outputs=3).nodes["rec"].nodes["neuron"],
+        "delay": delay,
+        "out": ir.Affine(rng.uniform(-0.3, 0.3, (4, 64)).astype(np.float32), np.zeros(4, np.float32)),
+        "output": ir.Output(np.array([4])),
+    }
+    names = list(nodes)
+    graph = ir.Graph(nodes, list(itertools.pairwise(names)))
+    assert node_cost(graph.nodes["delay"], 32, 32) == Cost(state_bytes=736)
+    assert node_cost(graph.nodes["delay"], 8, 24) == Cost(state_bytes=552)
+    mapped = partition(graph, HardwareSpec(sram_bytes_per_core=1_200, num_cores=32))
+    assert "delay" in mapped.partition_metadata["split_layers"]
+    before, after = _simulate_both(graph, mapped, "fp32")
+    assert before.spike_counts["lif"] > 50
+    np.testing.assert_array_equal(after.outputs["output"], before.outputs["output"])
