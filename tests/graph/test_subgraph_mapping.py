@@ -185,7 +185,8 @@ def test_an_snntorch_rleaky_maps_and_simulates_bit_identically():
     np.testing.assert_array_equal(after.outputs[out], before.outputs[out])
 
 
-def test_a_delay_costs_its_history_and_is_split_by_channel():
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_a_delay_costs_its_history_and_is_split_by_channel(precision):
     delay = ir.Delay(np.array([3] * 60 + [1] * 4))  # a history of 3 * 60 + 4 = 184 values
     rng = np.random.default_rng(0)
     nodes = {
@@ -202,6 +203,6 @@ def test_a_delay_costs_its_history_and_is_split_by_channel():
     assert node_cost(graph.nodes["delay"], 8, 24) == Cost(state_bytes=552)
     mapped = partition(graph, HardwareSpec(sram_bytes_per_core=1_200, num_cores=32))
     assert "delay" in mapped.partition_metadata["split_layers"]
-    before, after = _simulate_both(graph, mapped, "fp32")
+    before, after = _simulate_both(graph, mapped, precision)
     assert before.spike_counts["lif"] > 50
     np.testing.assert_array_equal(after.outputs["output"], before.outputs["output"])
