@@ -206,3 +206,16 @@ def test_a_delay_costs_its_history_and_is_split_by_channel(precision):
     before, after = _simulate_both(graph, mapped, precision)
     assert before.spike_counts["lif"] > 50
     np.testing.assert_array_equal(after.outputs["output"], before.outputs["output"])
+
+
+def test_inlining_that_would_move_a_one_step_delay_is_refused():
+    """A loop not reached from any Input: the flat graph's search would enter the subgraph at
+    another node than the subgraph's own search (docs/semantics.md), moving the delay."""
+    layer = recurrent_snn(inputs=8, hidden=4, outputs=3).nodes["rec"]
+    sub = ir.Graph({n: layer.nodes[n] for n in ("neuron", "input", "w_rec", "output")}, layer.edges)
+    graph = ir.Graph(
+        {"input": ir.Input(np.array([4])), "output": ir.Output(np.array([4])), "sub": sub, "q": ir.ReLU()},
+        [("input", "output"), ("sub", "q"), ("q", "sub")],
+    )
+    with pytest.raises(MappingError, match=r"edge \('q', 'sub.input'\) would stop being a recurrent"):
+        inline_subgraphs(graph)

@@ -42,13 +42,13 @@ def inline_subgraphs(graph: ir.Graph) -> tuple[ir.Graph, dict[str, list[str]]]:
     nodes, edges, expected, inlined = _flat_parts(graph, "")
     flat = ir.Graph(nodes, edges, metadata=copy.deepcopy(graph.metadata))
     actual = flat.recurrent_mask()
-    moved = [edges[i] for i, (a, b) in enumerate(zip(actual, expected, strict=True)) if a != b]
+    moved = [i for i, (a, b) in enumerate(zip(actual, expected, strict=True)) if a != b]
     if moved:
-        s, d = moved[0]
+        s, d = edges[moved[0]]
         raise MappingError(
             f"cannot inline the subgraphs for mapping exactly: the edge ({s!r}, {d!r}) would "
-            f"{'become' if not expected[edges.index(moved[0])] else 'stop being'} a recurrent (one-step delayed) "
-            "edge; put the loop's entry node first in the subgraph's node order, or map a graph without subgraphs"
+            f"{'stop being' if expected[moved[0]] else 'become'} a recurrent (one-step delayed) edge; put the "
+            "loop's entry node first in the subgraph's node order, or map a graph without subgraphs"
         )
     return flat, inlined
 
