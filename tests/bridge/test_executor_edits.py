@@ -78,10 +78,17 @@ def test_cuba_euler_threshold_and_delay_edits_are_exported():
         {
             "input": ir.Input(np.array([n])),
             "fc": ir.Affine(rng.standard_normal((n, n)).astype(np.float32), np.zeros(n, np.float32)),
-            "cuba": ir.CubaLIF(tau_mem=np.full(n, 4.0), tau_syn=np.full(n, 2.0), r=np.full(n, 4.0),
-                               v_leak=np.zeros(n), v_threshold=np.ones(n), w_in=np.full(n, 2.0)),  # fmt: skip
-            "euler": ir.LIF(tau=np.full(n, 3.0), r=np.ones(n), v_leak=np.zeros(n), v_threshold=np.ones(n),
-                            integration="euler"),  # fmt: skip
+            "cuba": ir.CubaLIF(
+                tau_mem=np.full(n, 4.0),
+                tau_syn=np.full(n, 2.0),
+                r=np.full(n, 4.0),
+                v_leak=np.zeros(n),
+                v_threshold=np.ones(n),
+                w_in=np.full(n, 2.0),
+            ),  # fmt: skip
+            "euler": ir.LIF(
+                tau=np.full(n, 3.0), r=np.ones(n), v_leak=np.zeros(n), v_threshold=np.ones(n), integration="euler"
+            ),  # fmt: skip
             "delay": ir.Delay(delay=np.array([0, 1, 2, 2, 1, 0])),
             "thr": ir.Threshold(threshold=np.full(n, 0.5)),
             "output": ir.Output(np.array([n])),
