@@ -61,6 +61,8 @@ def test_an_untouched_executor_reexports_its_neuron_node_as_it_was():
     graph, executor = _snn_executor()
     assert bridge.to_ir(executor, torch.randn(1, 10)).nodes["1"] is graph.nodes["1"]
     assert executor.module_of("1").to_node() is graph.nodes["1"]
+    # a cast is not an edit: the float32 coefficients in float64 are still the node's
+    assert bridge.to_ir(executor.double(), torch.randn(1, 10, dtype=torch.float64)).nodes["1"] is graph.nodes["1"]
 
 
 def test_an_edit_without_exact_parameters_is_refused_naming_the_node():

@@ -210,15 +210,21 @@ class NeuronModule(_SavedBuffers):
         return out
 
     def _holds(self, name: str, value: np.ndarray | None) -> bool:
-        """Whether buffer ``name`` holds ``value`` cast to the buffer's dtype, as it was built."""
+        """Whether buffer ``name`` holds ``value`` as it was built: cast to the buffer's dtype, or
+        through the dtype the module was built in before ``.to(dtype)`` (``executor.double()``
+        after an import in float32 keeps the float32 values: not an edit)."""
         buffer = self._buffers.get(name)
         if buffer is None or value is None:
             return buffer is None and value is None
-        if value.dtype.kind == "f":
-            built = _to_tensor(value, buffer.dtype)
-        else:
+        current = buffer.detach().cpu()
+        if value.dtype.kind != "f":
             built = torch.from_numpy(np.ascontiguousarray(value)).to(buffer.dtype)
-        return torch.equal(buffer.detach().cpu(), _layer_view(built, self._layer_shape))
+            return torch.equal(current, _layer_view(built, self._layer_shape))
+        for via in dict.fromkeys((buffer.dtype, torch.float32, torch.float64, torch.float16, torch.bfloat16)):
+            built = _to_tensor(value, via).to(buffer.dtype)
+            if torch.equal(current, _layer_view(built, self._layer_shape)):
+                return True
+        return False
 
     def __getattr__(self, name: str) -> Any:
         # IR parameters (tau, r, v_threshold ...) read as tensors, as in the TALON docs.
