@@ -87,10 +87,10 @@ def test_cuba_euler_threshold_and_delay_edits_are_exported():
                 v_leak=np.zeros(n),
                 v_threshold=np.ones(n),
                 w_in=np.full(n, 2.0),
-            ),  # fmt: skip
+            ),
             "euler": ir.LIF(
                 tau=np.full(n, 3.0), r=np.ones(n), v_leak=np.zeros(n), v_threshold=np.ones(n), integration="euler"
-            ),  # fmt: skip
+            ),
             "delay": ir.Delay(delay=np.array([0, 1, 2, 2, 1, 0])),
             "thr": ir.Threshold(threshold=np.full(n, 0.5)),
             "output": ir.Output(np.array([n])),
@@ -112,7 +112,9 @@ def test_cuba_euler_threshold_and_delay_edits_are_exported():
     assert np.all(again.nodes["thr"].threshold == 0.25)
     xs = torch.randn(30, 2, n) * 2
     with torch.no_grad():
-        assert torch.equal(bridge.ir_to_torch(again).run_sequence(xs)[0], executor.run_sequence(xs)[0])
+        edited = executor.run_sequence(xs)[0]
+        assert torch.equal(bridge.ir_to_torch(again).run_sequence(xs)[0], edited)
+        assert not torch.equal(bridge.ir_to_torch(graph).run_sequence(xs)[0], edited) and edited.sum() > 0
 
 
 def test_the_buffers_are_in_the_state_dict_and_old_state_dicts_still_load():

@@ -50,8 +50,8 @@ def test_run_sequence_takes_the_state_positionally_as_a_call_does(executor):
     xs = torch.randn(12, 3, 10) * 3
     with torch.no_grad():
         first, state = executor.run_sequence(xs[:6])
-        positional, s1 = executor.run_sequence(xs[6:], state)
-        keyword, s2 = executor.run_sequence(xs[6:], state=state)
+        positional, _ = executor.run_sequence(xs[6:], state)
+        keyword, _ = executor.run_sequence(xs[6:], state=state)
         whole, _ = executor.run_sequence(xs, None)
         from_zero, _ = executor.run_sequence(xs[6:])
     assert torch.equal(positional, keyword) and torch.equal(torch.cat([first, positional]), whole)
