@@ -128,3 +128,15 @@ def test_bfloat16_is_refused_naming_the_module_and_parameter():
         assert torch.equal(executor(x), model.to(torch.bfloat16)(x))
     with pytest.raises(ir.ConversionError, match=r"node '0' \(weight\): a bfloat16 tensor"):
         bridge.to_ir(executor, x)
+
+
+def test_a_float64_executor_of_a_float32_graph_reexports_its_float64_weights_exactly():
+    torch.manual_seed(0)
+    graph = bridge.to_ir(nn.Sequential(nn.Linear(3, 2)), torch.randn(1, 3))
+    executor = bridge.ir_to_torch(graph, dtype=torch.float64)
+    with torch.no_grad():
+        executor.module_of("0").weight.add_(1e-12)  # not representable in float32
+    weight = bridge.to_ir(executor, torch.randn(1, 3, dtype=torch.float64)).nodes["0"].weight
+    assert weight.dtype == np.float64 and np.array_equal(weight, executor.module_of("0").weight.detach().numpy())
+    # an untouched parameter keeps its float32 array
+    assert bridge.to_ir(executor, torch.randn(1, 3, dtype=torch.float64)).nodes["0"].bias.dtype == np.float32

@@ -34,6 +34,7 @@ import torch
 from torch import fx, nn
 
 from talon import ir
+from talon.ir.coefficients import keep_dtype
 from talon.ir.errors import ConversionError, UnsupportedModuleError
 
 from .convert import ConvertContext, find_converter, flatten_node, is_stateful_node
@@ -662,7 +663,7 @@ def _current_node(node: ir.Node, module: nn.Module, name: str) -> ir.Node:
             tensor = module.get_parameter(attr) if attr in dict(module.named_parameters()) else module.get_buffer(attr)
             current = numpy_values(tensor, f"node {name!r} ({field_name})").reshape(original.shape)
             if not np.array_equal(current, original.astype(current.dtype)):
-                params[field_name] = current.astype(original.dtype)
+                params[field_name] = keep_dtype(original, current)  # the IR dtype when lossless
     return type(node)(**params, input_type=node.input_type, metadata=copy.deepcopy(node.metadata))
 
 
