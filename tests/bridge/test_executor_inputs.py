@@ -140,3 +140,20 @@ def test_a_float64_executor_of_a_float32_graph_reexports_its_float64_weights_exa
     assert weight.dtype == np.float64 and np.array_equal(weight, executor.module_of("0").weight.detach().numpy())
     # an untouched parameter keeps its float32 array
     assert bridge.to_ir(executor, torch.randn(1, 3, dtype=torch.float64)).nodes["0"].bias.dtype == np.float32
+
+
+def test_every_weighted_layer_imports_in_float64_exactly():
+    torch.manual_seed(4)
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.PReLU(), nn.Identity(),
+        nn.Upsample(scale_factor=2), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8 * 8 * 8, 16), nn.LayerNorm(16),
+        nn.Linear(16, 5, bias=False),
+    ).double().eval()  # fmt: skip
+    with torch.no_grad():
+        model[1].running_mean.uniform_(-1, 1)
+        model[1].running_var.uniform_(0.5, 2)
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64)
+    executor = bridge.ir_to_torch(bridge.to_ir(model, x))
+    assert {t.dtype for t in [*executor.parameters(), *executor.buffers()] if t.is_floating_point()} == {torch.float64}
+    with torch.no_grad():
+        assert torch.equal(executor(x), model(x))

@@ -85,7 +85,7 @@ def _prelu(node: ir.PReLU, dtype: torch.dtype) -> nn.PReLU:
     return mod
 
 
-def _upsample(node: ir.Upsample) -> nn.Upsample:
+def _upsample(node: ir.Upsample, dtype: torch.dtype) -> nn.Upsample:
     return nn.Upsample(
         size=node.size, scale_factor=None if node.size is not None else node.scale_factor,
         mode=node.mode.value, align_corners=node.align_corners,
