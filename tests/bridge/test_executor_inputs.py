@@ -38,7 +38,7 @@ def test_an_unbatched_or_misshaped_input_is_refused_naming_the_input(executor):
         executor.step(torch.randn(2, 7))
     with pytest.raises(ValueError, match=r"input 'input': expected a tensor \[T, B, 10\], got \[5, 10\]; add the"):
         executor.run_sequence(torch.randn(5, 10))
-    with pytest.raises(ValueError, match=r"T >= 1"):
+    with pytest.raises(ValueError, match=r"T >= 1 step; got \(0, 2, 10\)"):
         executor.run_sequence(torch.randn(0, 2, 10))
     with pytest.raises(TypeError, match=r"input 'input' is torch.float64 but the executor computes in torch.float32"):
         executor(torch.randn(1, 10, dtype=torch.float64), {})
@@ -76,12 +76,19 @@ def test_several_inputs_must_share_the_batch():
         executor(torch.ones(2, 3), torch.ones(4, 3))
 
 
-def test_a_float64_model_imports_as_a_float64_executor_and_round_trips_exactly():
+def test_a_float64_model_imports_with_dtype_float64_and_round_trips_exactly():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(10, 16), nn.ReLU(), nn.Linear(16, 4)).double()
     x = torch.randn(8, 10, dtype=torch.float64)
     graph = bridge.to_ir(model, x)
-    executor = bridge.ir_to_torch(graph)
+    default = bridge.ir_to_torch(graph)  # float32, as the CPU backend and JaxGraph
+    assert next(default.parameters()).dtype == torch.float32
+    with pytest.raises(
+        TypeError,
+        match=r"pass x.to\(torch.float32\), or import the graph with ir_to_torch\(graph, dtype=torch.float64\)",
+    ):
+        default(x)
+    executor = bridge.ir_to_torch(graph, dtype=torch.float64)
     assert {p.dtype for p in executor.parameters()} == {torch.float64}
     with torch.no_grad():
         assert torch.equal(executor(x), model(x))
@@ -89,11 +96,7 @@ def test_a_float64_model_imports_as_a_float64_executor_and_round_trips_exactly()
     assert again.nodes["0"].weight.dtype == np.float64 and np.array_equal(
         again.nodes["0"].weight, graph.nodes["0"].weight
     )
-    # explicit dtypes; the default of a float32 graph stays float32
-    assert next(bridge.ir_to_torch(graph, dtype=torch.float32).parameters()).dtype == torch.float32
-    float_graph = bridge.to_ir(model.float(), x.float())
-    assert next(bridge.ir_to_torch(float_graph).parameters()).dtype == torch.float32
-    assert next(bridge.ir_to_torch(float_graph, dtype="float64").parameters()).dtype == torch.float64
+    assert next(bridge.ir_to_torch(graph, dtype="float64").parameters()).dtype == torch.float64
     with pytest.raises(ValueError, match="dtype must be a floating torch dtype"):
         bridge.ir_to_torch(graph, dtype=torch.int32)
 
@@ -107,7 +110,7 @@ def test_a_float64_spiking_executor_keeps_its_neurons_in_float64():
          "output": ir.Output(np.array([n]))},
         [("input", "fc"), ("fc", "lif"), ("lif", "output")],
     )  # fmt: skip
-    executor = bridge.ir_to_torch(graph)
+    executor = bridge.ir_to_torch(graph, dtype=torch.float64)
     lif = executor.module_of("lif")
     assert lif.beta.dtype == torch.float64 and lif.beta[0].item() == 1.0 - 1.0 / 3.0  # no float32 rounding
     xs = torch.from_numpy(rng.standard_normal((20, 2, n)))
@@ -153,7 +156,7 @@ def test_every_weighted_layer_imports_in_float64_exactly():
         model[1].running_mean.uniform_(-1, 1)
         model[1].running_var.uniform_(0.5, 2)
     x = torch.randn(2, 3, 8, 8, dtype=torch.float64)
-    executor = bridge.ir_to_torch(bridge.to_ir(model, x))
+    executor = bridge.ir_to_torch(bridge.to_ir(model, x), dtype=torch.float64)
     assert {t.dtype for t in [*executor.parameters(), *executor.buffers()] if t.is_floating_point()} == {torch.float64}
     with torch.no_grad():
         assert torch.equal(executor(x), model(x))

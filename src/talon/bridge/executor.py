@@ -144,7 +144,7 @@ class GraphExecutor(nn.Module):
     @classmethod
     def from_graph(cls, graph: ir.Graph, return_state: bool = False, node_map=None, dtype: Any = None) -> GraphExecutor:
         """Build the executor of an IR graph (one module per node, see ``node_to_module``), computing
-        in ``dtype`` (default: the graph's, see ``bridge.from_ir.executor_dtype``)."""
+        in ``dtype`` (default float32, see ``bridge.from_ir.executor_dtype``)."""
         from .from_ir import nodes_to_modules
 
         return cls(
@@ -259,10 +259,11 @@ class GraphExecutor(nn.Module):
             if dtype is not None and x.dtype != dtype and x.is_floating_point():
                 raise TypeError(
                     f"input {name!r} is {x.dtype} but the executor computes in {dtype}: pass x.to({dtype}), "
-                    "or import the graph with ir_to_torch(graph, dtype=...)"
+                    f"or import the graph with ir_to_torch(graph, dtype={x.dtype})"
                 )
         if lead == 2 and leading is not None and leading[1][0] == 0:
-            raise ValueError("run_sequence takes time-major inputs [T, B, ...] with T >= 1 step; got T = 0")
+            shapes = ", ".join(str(tuple(x.shape)) for x in xs)
+            raise ValueError(f"run_sequence takes time-major inputs [T, B, ...] with T >= 1 step; got {shapes}")
 
     @staticmethod
     def _shape_error(name: str, size: tuple[int, ...], shape: tuple[int, ...] | None, lead: int):

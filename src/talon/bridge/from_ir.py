@@ -130,21 +130,14 @@ _BUILDERS: dict[type[ir.Node], Callable[[ir.Node, torch.dtype], nn.Module]] = {
 }
 
 
-# nodes whose arrays become the parameters of the torch module (their dtype is the model's)
-_WEIGHTED = (ir.Affine, ir.SpikingAffine, ir.Linear, ir.Conv1d, ir.Conv2d, ir.SConv, ir.SDConv, ir.SepConv2d,
-             ir.Scale, ir.PReLU, ir.BatchNorm1d, ir.BatchNorm2d, ir.LayerNorm)  # fmt: skip
-
-
-def executor_dtype(graph: ir.Graph, dtype: Any = None) -> torch.dtype:
-    """The dtype an executor of ``graph`` computes in.
-
-    ``dtype=None``: the graph's own — ``torch.float64`` when a weight array (Affine, Conv, Scale,
-    norm …, in subgraphs too) is float64, as a model exported in double precision has, else
-    ``torch.float32`` (neuron time constants are float64 in every graph and do not count).
-    Otherwise a floating ``torch.dtype`` or its name (``"float64"``, ``"bfloat16"``).
+def executor_dtype(dtype: Any = None) -> torch.dtype:
+    """The dtype an executor computes in: ``torch.float32`` by default, as the CPU backend and
+    ``JaxGraph`` (whatever the dtype of the graph's arrays: a float64 weight is rounded once), or
+    ``dtype`` — a floating ``torch.dtype`` or its name (``torch.float64`` for a model exported in
+    double precision, which then round-trips exactly; ``"float16"``, ``torch.bfloat16``).
     """
     if dtype is None:
-        return torch.float64 if _has_float64_weights(graph) else torch.float32
+        return torch.float32
     resolved = getattr(torch, dtype, None) if isinstance(dtype, str) else dtype
     if not isinstance(resolved, torch.dtype):
         try:
@@ -154,18 +147,6 @@ def executor_dtype(graph: ir.Graph, dtype: Any = None) -> torch.dtype:
     if not isinstance(resolved, torch.dtype) or not resolved.is_floating_point:
         raise ValueError(f"dtype must be a floating torch dtype (torch.float32, torch.float64 ...), got {dtype!r}")
     return resolved
-
-
-def _has_float64_weights(graph: ir.Graph) -> bool:
-    for node in graph.nodes.values():
-        if isinstance(node, ir.Graph):
-            if _has_float64_weights(node):
-                return True
-        elif isinstance(node, _WEIGHTED):
-            arrays = (v for v in node.params().values() if isinstance(v, np.ndarray))
-            if any(a.dtype == np.float64 for a in arrays):
-                return True
-    return False
 
 
 def node_to_module(node: ir.Node, node_map: NodeMap | None = None,
@@ -208,7 +189,7 @@ def _custom_builder(node: ir.Node, node_map: NodeMap | None):
 def nodes_to_modules(graph: ir.Graph, node_map: NodeMap | None = None, dtype: Any = None) -> dict[str, nn.Module]:
     """A module for every node of ``graph``, in ``dtype`` (see :func:`executor_dtype`); raises
     ``ConversionError`` naming an unsupported node."""
-    dtype = executor_dtype(graph, dtype)
+    dtype = executor_dtype(dtype)
     out = {}
     for name, node in graph.nodes.items():
         module = node_to_module(node, node_map, dtype)
@@ -230,9 +211,8 @@ def ir_to_torch(graph_or_path: ir.Graph | str | os.PathLike, return_state: bool 
 
     The executor is returned in **eval mode**, so that it computes what the graph means
     (docs/semantics.md §4: BatchNorm with its running statistics, Dropout as the identity); call
-    ``.train()`` before fine-tuning to get batch statistics and dropout. It computes in the
-    graph's dtype — float64 for a graph whose weights are float64, else float32 — or in ``dtype``
-    (:func:`executor_dtype`).
+    ``.train()`` before fine-tuning to get batch statistics and dropout. It computes in float32,
+    or in ``dtype`` (``torch.float64`` for a double-precision model: :func:`executor_dtype`).
     """
     from .executor import GraphExecutor
 
