@@ -33,6 +33,9 @@ with ``R(v, z) = where(z, v_reset, v)`` (value), ``v - z*theta`` (subtract) or `
 Every product that feeds a sum goes through :func:`rounded`: XLA on CPU fuses ``a*b + c`` into
 one fused multiply-add (rounding once instead of twice), which would make the JAX engine differ
 from the other engines in the last bit. ``rounded(a*b)`` is the product rounded on its own.
+
+A coefficient given as None (``g`` of exactly 1, ``c`` of exactly ``+0.0`` on every neuron, see
+:mod:`.spread`) leaves its product or sum out, with the same bits (:func:`_decay`).
 """
 
 from __future__ import annotations
@@ -87,6 +90,28 @@ def rounded(product, zero):
     return product + zero
 
 
+def _input_term(g, x, zero):
+    """``rounded(g*x)``. ``g`` None stands for a ``g`` of exactly 1 on every neuron (see
+    :mod:`.spread`): ``1*x == x`` for every float, so the term is ``rounded(x)`` without the product."""
+    return rounded(x, zero) if g is None else rounded(g * x, zero)
+
+
+def _decay(k: dict, v, x, zero):
+    """``(rounded(beta*v) + rounded(g*x)) + c`` in exactly this order.
+
+    ``c`` None stands for a ``c`` of exactly ``+0.0`` on every neuron (see :mod:`.spread`), and
+    the sum is then left as it is: both its terms are ``p + (+0.0)``, never ``-0.0``, so their
+    sum is never ``-0.0`` either (a zero sum rounds to ``+0.0``), and ``s + (+0.0) == s`` bit for
+    bit for every other ``s``.
+    """
+    s = rounded(k["beta"] * v, zero) + _input_term(k["g"], x, zero)
+    return s if k["c"] is None else s + k["c"]
+
+
+def _expand_all(params: dict, expand, ndim: int) -> dict:
+    return {name: None if p is None else expand(p, ndim) for name, p in params.items()}
+
+
 def _reset(mode: str, v, z, k: dict):
     if mode == "value":
         return jnp.where(z > 0, k["v_reset"], v)
@@ -126,7 +151,8 @@ def make_step(node: ir.Node, spike: Callable | None, channels_last: bool = False
     if isinstance(node, ir.Integrator):
 
         def integrator_step(params, state, x, zero):
-            v = state["v"] + rounded(expand(params["g"], x.ndim) * x, zero)
+            g = params["g"]
+            v = state["v"] + _input_term(None if g is None else expand(g, x.ndim), x, zero)
             return v, {"v": v}
 
         return integrator_step
@@ -134,15 +160,12 @@ def make_step(node: ir.Node, spike: Callable | None, channels_last: bool = False
     if isinstance(node, (ir.LI, ir.CubaLI)):
 
         def li_step(params, state, x, zero):
-            k = {name: expand(p, x.ndim) for name, p in params.items()}
+            k = _expand_all(params, expand, x.ndim)
             new = {}
             if cuba:
                 x = rounded(k["alpha"] * state["i"], zero) + rounded(k["gs"] * x, zero)
                 new["i"] = x
-            if euler:
-                v = _euler(k, state["v"], x, zero)
-            else:
-                v = (rounded(k["beta"] * state["v"], zero) + rounded(k["g"] * x, zero)) + k["c"]
+            v = _euler(k, state["v"], x, zero) if euler else _decay(k, state["v"], x, zero)
             new["v"] = v
             return v, new
 
@@ -160,7 +183,7 @@ def make_step(node: ir.Node, spike: Callable | None, channels_last: bool = False
     input_first = getattr(node, "synapse", None) == ir.SynapseOrder.INPUT_FIRST
 
     def spiking_step(params, state, x, zero):
-        k = {name: expand(p, x.ndim) for name, p in params.items()}
+        k = _expand_all(params, expand, x.ndim)
         v = state["v"]
         z_prev = spike(v, k["theta"])
         if timing == "delayed_pre_decay":
@@ -175,9 +198,9 @@ def make_step(node: ir.Node, spike: Callable | None, channels_last: bool = False
         if euler:
             u = _euler(k, v, x, zero)
         elif leaky:
-            u = (rounded(k["beta"] * v, zero) + rounded(k["g"] * x, zero)) + k["c"]
+            u = _decay(k, v, x, zero)
         else:  # IF: beta = 1 and c = 0, so u = (1*v + g*x) + 0 == v + g*x (up to the sign of a zero)
-            u = v + rounded(k["g"] * x, zero)
+            u = v + _input_term(k["g"], x, zero)
         if timing in ("delayed", "snntorch_immediate"):
             u = _reset(mode, u, z_prev, k)
         z = spike(u, k["theta"])
