@@ -35,6 +35,7 @@ import torch
 from torch import fx, nn
 
 from talon import ir
+from talon.ir.coefficients import keep_dtype
 from talon.ir.errors import ConversionError, UnsupportedModuleError
 
 from .convert import ConvertContext, find_converter, flatten_node, is_stateful_node
@@ -43,6 +44,7 @@ from .executor import GraphExecutor
 from .fx_trace import CustomMap, Traced, is_tuple_meta, recorded_shape, trace_with_shapes
 from .graph_builder import GraphBuilder
 from .inplace import arg_nodes, follow_mutations, last_uses
+from .modules import NeuronModule, ThresholdModule, numpy_values
 from .probe_state import Snapshot, unchanged
 from .recording import RecordedNode, record_graph, sequential_graph
 from .state_args import check_state_arguments, parameter_names, stateful_call_refused
@@ -558,11 +560,13 @@ _TENSOR_FIELDS: dict[tuple[type, ...], dict[str, str]] = {
 }  # fmt: skip
 
 
-def _current_node(node: ir.Node, module: nn.Module) -> ir.Node:
+def _current_node(node: ir.Node, module: nn.Module, name: str) -> ir.Node:
     """``node`` with its arrays replaced by the module's current tensors (unchanged arrays are kept
     as they were, so an untouched executor re-exports bit for bit, in the original dtypes)."""
     if isinstance(module, GraphExecutor):
         return executor_to_graph(module)
+    if isinstance(module, (NeuronModule, ThresholdModule)) and module.node is node:  # edited buffers: exact or refused
+        return module.to_node(f"node {name!r}")
     fields = next((f for types, f in _TENSOR_FIELDS.items() if type(node) in types), None)
     params = node.params()
     if fields:
@@ -571,9 +575,9 @@ def _current_node(node: ir.Node, module: nn.Module) -> ir.Node:
             if original is None:
                 continue
             tensor = module.get_parameter(attr) if attr in dict(module.named_parameters()) else module.get_buffer(attr)
-            current = tensor.detach().cpu().numpy().reshape(original.shape)
+            current = numpy_values(tensor, f"node {name!r} ({field_name})").reshape(original.shape)
             if not np.array_equal(current, original.astype(current.dtype)):
-                params[field_name] = current.astype(original.dtype)
+                params[field_name] = keep_dtype(original, current)  # the IR dtype when lossless
     return type(node)(**params, input_type=node.input_type, metadata=copy.deepcopy(node.metadata))
 
 
@@ -585,7 +589,7 @@ def executor_to_graph(executor: GraphExecutor) -> ir.Graph:
             "bridge.ir_to_torch(graph) to re-export it exactly"
         )
     graph = executor.graph
-    nodes = {name: _current_node(node, executor.module_of(name)) for name, node in graph.nodes.items()}
+    nodes = {name: _current_node(node, executor.module_of(name), name) for name, node in graph.nodes.items()}
     return ir.Graph(nodes, list(graph.edges), copy.deepcopy(graph.metadata))
 
 

@@ -1,7 +1,8 @@
 """Stateful nodes in JAX: per-step coefficients and the update of ``docs/semantics.md`` §3.
 
 The coefficients are computed **in float64 with numpy from the stored parameters and cast once**
-to the compute dtype (:func:`coefficients`); they are the engine's trainable neuron parameters:
+to the compute dtype (:func:`coefficients`, shared: :mod:`talon.ir.coefficients`); they are the
+engine's trainable neuron parameters:
 
 * LIF, LI: ``beta = 1 - 1/tau``, ``g = r/tau``, ``c = v_leak/tau``; with
   ``integration='euler'`` instead ``k = 1/tau``, ``r``, ``v_leak``;
@@ -40,7 +41,6 @@ A coefficient given as None (``g`` of exactly 1, ``c`` of exactly ``+0.0`` on ev
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
@@ -48,47 +48,9 @@ from jax import lax
 
 from ... import ir
 
-STATEFUL = (ir.LIF, ir.IF, ir.CubaLIF, ir.LI, ir.CubaLI, ir.Integrator)
-SPIKING = (ir.LIF, ir.IF, ir.CubaLIF)
-
-
-def is_euler(node: ir.Node) -> bool:
-    """Whether ``node`` is a LIF / LI with ``integration='euler'`` (``u = v + k*((v_leak - v) + r*x)``)."""
-    return isinstance(node, (ir.LIF, ir.LI)) and node.integration == ir.Integration.EULER
-
-
-def coefficients(node: ir.Node, dtype: Any) -> dict[str, np.ndarray]:
-    """The per-step coefficients of a stateful node, computed in float64 and cast to ``dtype``.
-
-    Arrays keep the parameters' shape (the layer's shape, or ``(C,)`` per channel).
-    """
-
-    def f64(value) -> np.ndarray:
-        return np.asarray(value, dtype=np.float64)
-
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if is_euler(node):
-            out = {"k": 1.0 / f64(node.tau), "r": f64(node.r), "v_leak": f64(node.v_leak)}
-        elif isinstance(node, (ir.LIF, ir.LI)):
-            tau = f64(node.tau)
-            out = {"beta": 1.0 - 1.0 / tau, "g": f64(node.r) / tau, "c": f64(node.v_leak) / tau}
-        elif isinstance(node, (ir.CubaLIF, ir.CubaLI)):
-            tau_mem, tau_syn = f64(node.tau_mem), f64(node.tau_syn)
-            out = {
-                "beta": 1.0 - 1.0 / tau_mem,
-                "g": f64(node.r) / tau_mem,
-                "c": f64(node.v_leak) / tau_mem,
-                "alpha": 1.0 - 1.0 / tau_syn,
-                "gs": f64(node.w_in) / tau_syn,
-            }
-        elif isinstance(node, (ir.IF, ir.Integrator)):
-            out = {"g": f64(node.r)}
-        else:
-            raise TypeError(f"{type(node).__name__} is not a stateful neuron")
-    if isinstance(node, SPIKING):
-        out["theta"] = f64(node.v_threshold)
-        out["v_reset"] = f64(node.v_reset)
-    return {k: np.ascontiguousarray(v.astype(dtype)) for k, v in out.items()}
+# the coefficients are computed alike by every engine (talon.ir.coefficients); re-exported here
+from ...ir.coefficients import SPIKING, STATEFUL, is_euler  # noqa: F401
+from ...ir.coefficients import neuron_coefficients as coefficients  # noqa: F401
 
 
 def state_keys(node: ir.Node) -> tuple[str, ...]:
