@@ -99,14 +99,50 @@ def _linear_fits(module: nn.Module, inputs: list[torch.Tensor]) -> bool:
     )
 
 
+_CHUNK_ROWS = 4096  # rows per planned GEMM: the weight is streamed once per chunk of steps
+
+
 def _linear_per_step(module: nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    """``F.linear(x[t], W, b)`` for every step, each written into its slice of one output."""
+    """``F.linear(x[t], W, b)`` for every step, each written into its slice of one output: with a
+    verified plan (``sequence_gemm_plan``) many steps per GEMM, else one ``addmm`` per step."""
     T, B = x.shape[:2]
     out = x.new_empty((T, B, module.out_features))
     weight_t, bias = module.weight.t(), module.bias
-    for t in range(T):
+    start = _planned_steps(module, x, out) if _plannable(module, x) else 0
+    for t in range(start, T):
         if bias is None:
             torch.mm(x[t], weight_t, out=out[t])
         else:
             torch.addmm(bias, x[t], weight_t, out=out[t])
     return out
+
+
+def _plannable(module: nn.Linear, x: torch.Tensor) -> bool:
+    return (
+        x.device.type == "cpu"
+        and x.shape[0] > 1
+        and x.shape[1] > 0
+        and x.is_contiguous()
+        and module.weight.is_contiguous()
+        and (module.bias is None or module.bias.is_contiguous())
+    )
+
+
+def _planned_steps(module: nn.Linear, x: torch.Tensor, out: torch.Tensor) -> int:
+    """Run the steps a verified plan covers, in chunks of at most ``_CHUNK_ROWS`` rows; returns
+    the first step left to the per-step calls (all of them when no plan verifies)."""
+    from . import sequence_gemm_plan
+
+    T, B, K = x.shape
+    weight, bias = module.weight.detach(), None if module.bias is None else module.bias.detach()
+    per_chunk = max(2, _CHUNK_ROWS // B)
+    t = 0
+    while T - t >= 2:
+        steps = min(per_chunk, T - t)
+        plan = sequence_gemm_plan.plan_for(B, weight, bias, steps, x[t].data_ptr())
+        if plan is None:
+            return t
+        rows = slice(t, t + steps)
+        sequence_gemm_plan.evaluate(plan, x[rows].view(steps * B, K), weight.t(), bias, out[rows].view(steps * B, -1))
+        t += steps
+    return t
