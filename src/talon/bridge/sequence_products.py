@@ -11,9 +11,12 @@ threads, and even elementwise kernels (``sigmoid``, ``elu``, ``gelu(approximate=
 softmax over channels) and every convolution tested round some elements differently over more
 rows. So, per module kind:
 
-* ``nn.Linear`` on ``[B, K]`` rows without a gradient: one ``addmm(bias, x[t], W.t())`` (``mm``
-  without a bias) per step — exactly the call ``F.linear`` makes — written straight into the
-  preallocated output (``out=``; the result does not depend on where the slice sits in memory);
+* ``nn.Linear`` on ``[B, K]`` rows without a gradient: the values of one ``addmm(bias, x[t],
+  W.t())`` (``mm`` without a bias) per step — exactly the call ``F.linear`` makes. Where the
+  per-step call's summation tree has been measured and a plan verified bit for bit
+  (``sequence_gemm_plan``), chunks of up to ``_CHUNK_ROWS`` rows (whole steps) are computed
+  with one GEMM per chain of that tree; otherwise (and for the steps a chunk does not cover)
+  one call per step, written straight into the preallocated output (``out=``);
 * modules whose every output element is a copy, a comparison, a maximum or one correctly rounded
   operation of the same sample's elements (``_ROW_INDEPENDENT``: ReLU, LeakyReLU, Scale,
   Threshold, Flatten, residual/concatenating merges, MaxPool2d, Dropout in eval mode): once on all
