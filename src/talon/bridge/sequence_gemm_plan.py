@@ -223,16 +223,17 @@ _ALIGN = 64
 def plan_for(rows: int, weight: torch.Tensor, bias: torch.Tensor | None, steps: int, x_address: int) -> Plan | None:
     """A verified plan for ``steps`` per-step calls of ``rows`` rows on ``weight`` at once, or
     None (use the per-step calls). Measured and verified once per shape, dtype, bias presence,
-    torch thread count, ``steps`` and input alignment."""
+    torch thread count, ``steps`` and the alignment of the input (at ``x_address``) and weight."""
     n, k = weight.shape
     shape = (rows, k, n, weight.dtype, bias is not None, torch.get_num_threads())
-    key = (*shape, steps, x_address % _ALIGN)
+    alignments = (x_address % _ALIGN, weight.data_ptr() % _ALIGN)
+    key = (*shape, steps, alignments)
     with _LOCK:
         if key not in _PLANS:
             if shape not in _TREES:
                 _TREES[shape] = _measure(*shape[:5])
             tree = _TREES[shape]
-            _PLANS[key] = tree if tree is not None and verify(tree, *shape[:5], steps, key[-1]) else None
+            _PLANS[key] = tree if tree is not None and verify(tree, *shape[:5], steps, alignments) else None
         return _PLANS[key]
 
 
@@ -252,15 +253,16 @@ def _measure(rows, k, n, dtype, has_bias) -> Plan | None:
         return None
 
 
-def verify(plan: Plan, rows: int, k: int, n: int, dtype, has_bias: bool, steps: int, misalign: int = 0) -> bool:
-    """``plan`` on ``steps·rows`` random rows equals ``steps`` per-step ``addmm`` calls bit for bit."""
+def verify(
+    plan: Plan, rows: int, k: int, n: int, dtype, has_bias: bool, steps: int, alignments: tuple[int, int] = (0, 0)
+) -> bool:
+    """``plan`` on ``steps·rows`` random rows equals ``steps`` per-step ``addmm`` calls bit for
+    bit, with the input and the weight at the given byte offsets modulo 64."""
     generator = torch.Generator().manual_seed(0x7A10)
-    itemsize = torch.empty((), dtype=dtype).element_size()
-    storage = torch.empty(steps * rows * k + _ALIGN, dtype=dtype)
-    offset = ((misalign - storage.data_ptr()) % _ALIGN) // itemsize  # the caller's alignment
-    x = storage[offset : offset + steps * rows * k].view(steps, rows, k)
+    x = _aligned((steps, rows, k), dtype, alignments[0])
     x.copy_(torch.randn(steps, rows, k, generator=generator, dtype=dtype))
-    weight = torch.randn(n, k, generator=generator, dtype=dtype)
+    weight = _aligned((n, k), dtype, alignments[1])
+    weight.copy_(torch.randn(n, k, generator=generator, dtype=dtype))
     bias = torch.randn(n, generator=generator, dtype=dtype) if has_bias else None
     expected = torch.empty(steps, rows, n, dtype=dtype)
     for t in range(steps):
@@ -270,5 +272,13 @@ def verify(plan: Plan, rows: int, k: int, n: int, dtype, has_bias: bool, steps: 
             torch.addmm(bias, x[t], weight.t(), out=expected[t])
     got = torch.empty(steps, rows, n, dtype=dtype)
     evaluate(plan, x.view(steps * rows, k), weight.t(), bias, got.view(steps * rows, n))
-    return torch.equal(got.view(-1).view(torch.int32 if dtype == torch.float32 else torch.int64),
-                       expected.view(-1).view(torch.int32 if dtype == torch.float32 else torch.int64))  # fmt: skip
+    bits = torch.int32 if dtype == torch.float32 else torch.int64
+    return torch.equal(got.view(-1).view(bits), expected.view(-1).view(bits))
+
+
+def _aligned(shape: tuple[int, ...], dtype: torch.dtype, misalign: int) -> torch.Tensor:
+    """An uninitialised contiguous tensor whose data starts ``misalign`` bytes past a 64-byte boundary."""
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    storage = torch.empty(math.prod(shape) + _ALIGN // itemsize, dtype=dtype)
+    offset = ((misalign - storage.data_ptr()) % _ALIGN) // itemsize
+    return storage[offset : offset + math.prod(shape)].view(shape)
