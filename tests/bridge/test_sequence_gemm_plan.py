@@ -128,6 +128,9 @@ def test_a_tree_that_is_not_chains_leaves_the_layer_stepping(threads, monkeypatc
 def test_chunks_remainders_and_misaligned_inputs_match_stepping(dtype, bias, threads, monkeypatch):
     monkeypatch.setattr(sequence_products, "_CHUNK_ROWS", 128)  # chunks of 8 steps of 16 rows, then 3
     layer = nn.Linear(500, 128, bias=bias).to(dtype)
+    weight_storage = torch.empty(128 * 500 + 3, dtype=dtype)
+    weight_storage[3:].copy_(layer.weight.detach().reshape(-1))
+    layer.weight = nn.Parameter(weight_storage[3:].view(128, 500))  # a misaligned weight too
     storage = torch.rand(19 * 16 * 500 + 1, dtype=dtype) * 3
     xs = storage[1:].view(19, 16, 500)  # one element past the allocation's alignment
     with torch.no_grad():
