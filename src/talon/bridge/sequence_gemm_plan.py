@@ -259,11 +259,9 @@ def verify(
     """``plan`` on ``steps·rows`` random rows equals ``steps`` per-step ``addmm`` calls bit for
     bit, with the input and the weight at the given byte offsets modulo 64."""
     generator = torch.Generator().manual_seed(0x7A10)
-    x = _aligned((steps, rows, k), dtype, alignments[0])
-    x.copy_(torch.randn(steps, rows, k, generator=generator, dtype=dtype))
-    weight = _aligned((n, k), dtype, alignments[1])
-    weight.copy_(torch.randn(n, k, generator=generator, dtype=dtype))
-    bias = torch.randn(n, generator=generator, dtype=dtype) if has_bias else None
+    x = _aligned((steps, rows, k), dtype, alignments[0]).uniform_(-1, 1, generator=generator)
+    weight = _aligned((n, k), dtype, alignments[1]).uniform_(-1, 1, generator=generator)
+    bias = torch.empty(n, dtype=dtype).uniform_(-1, 1, generator=generator) if has_bias else None
     expected = torch.empty(steps, rows, n, dtype=dtype)
     for t in range(steps):
         if bias is None:
