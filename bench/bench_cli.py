@@ -35,14 +35,13 @@ MODES = {
     "forced numba": {"TALON_FORCE_NUMBA": "1"},
     "forced twin": {"TALON_DISABLE_NUMBA": "1"},
 }
+LARGE = ["simulate", "large.t1c", "--steps", "1000"]
 COMMANDS = {
     "simulate 64-32-10, 100 steps, fp32": ["simulate", "small.t1c", "--json"],
     "simulate 64-32-10, 100 steps, int8": ["simulate", "small.t1c", "--precision", "int8", "--json"],
     "simulate 784-128-10, 100 steps, int8": ["simulate", "mlp.t1c", "--precision", "int8", "--json"],
-    "simulate 784-1024-1024-10, 1000 steps, fp32": ["simulate", "large.t1c", "--steps", "1000", "--json"],
-    "simulate 784-1024-1024-10, 1000 steps, int8": [
-        "simulate", "large.t1c", "--steps", "1000", "--precision", "int8", "--json",
-    ],  # fmt: skip
+    "simulate 784-1024-1024-10, 1000 steps, fp32": [*LARGE, "--json"],
+    "simulate 784-1024-1024-10, 1000 steps, int8": [*LARGE, "--precision", "int8", "--json"],
     "events info, EVT 3.0, 5 k events": ["events", "info", "small.raw", "--json"],
     "events info, EVT 3.0, 2 M events": ["events", "info", "large.raw", "--json"],
     "events info, EVT 2.0, 2 M events": ["events", "info", "large2.raw", "--json"],
