@@ -11,8 +11,9 @@ The same command runs three ways, interleaved (a, b, c, a, b, c, ...), medians o
 numba's disk cache is filled before timing (one untimed run of each command with numba forced),
 so "forced numba" pays importing numba and loading its cached kernels, not compiling them; the
 first run on a new machine also compiles (seconds), see ``bench_event_io``'s first-read rows.
-Inputs: a 64-32-10 and a 784-128-10 LIF MLP (``talon.examples.mlp_graph``), a 784-1024-1024-10
-one run for 1000 steps; EVT 2.0 / 3.0 recordings of 5 k and 2 M events (``bench_event_io``'s
+Inputs: a 64-32-10 and a 784-128-10 LIF MLP (``talon.examples.mlp_graph``) run for 100 steps, the
+first also for 10 000 steps at int8 (above the fixed-point loop's threshold: the dispatch starts
+numba), a 784-1024-1024-10 one run for 1000 steps; EVT 2.0 / 3.0 recordings of 5 k and 2 M events (``bench_event_io``'s
 synthetic camera). Every command's stdout is checked to be the same three ways (``energy`` is
 left out: it reports measured latency).
 """
@@ -40,6 +41,7 @@ COMMANDS = {
     "simulate 64-32-10, 100 steps, fp32": ["simulate", "small.t1c", "--json"],
     "simulate 64-32-10, 100 steps, int8": ["simulate", "small.t1c", "--precision", "int8", "--json"],
     "simulate 784-128-10, 100 steps, int8": ["simulate", "mlp.t1c", "--precision", "int8", "--json"],
+    "simulate 64-32-10, 10 000 steps, int8": ["simulate", "small.t1c", "--steps", "10000", "--precision", "int8"],
     "simulate 784-1024-1024-10, 1000 steps, fp32": [*LARGE, "--json"],
     "simulate 784-1024-1024-10, 1000 steps, int8": [*LARGE, "--precision", "int8", "--json"],
     "events info, EVT 3.0, 5 k events": ["events", "info", "small.raw", "--json"],
