@@ -28,18 +28,39 @@ def auto(monkeypatch):
     monkeypatch.delenv(_compiled.DISABLE, raising=False)
     monkeypatch.delenv(_compiled.FORCE, raising=False)
     monkeypatch.setattr(_compiled, "numba_installed", lambda: True)
+    monkeypatch.setattr(_compiled, "_started", False)  # as in a new process
 
 
-def test_small_work_runs_the_twin_until_the_twin_work_pays_for_numba(auto):
+def _start(monkeypatch):
+    monkeypatch.setattr(_compiled, "_started", True)  # what compiled() records when it hands out a kernel
+
+
+def test_small_work_runs_the_twin_until_the_twin_work_pays_for_numba(auto, monkeypatch):
     rule = WorkThreshold("test", cold_from=100, warm_from=10)
     assert not rule.use_compiled(5)  # below warm_from: never worth it, and not counted
     assert [rule.use_compiled(40), rule.use_compiled(40)] == [False, False]
-    assert rule.twin_work == 80 and not rule.started
+    assert rule.twin_work == 80
     assert not rule.use_compiled(5)
-    assert rule.use_compiled(20)  # 80 + 20 reaches cold_from: numba starts
-    assert rule.started and rule.use_compiled(10) and not rule.use_compiled(9)  # warm: warm_from decides
+    assert rule.use_compiled(20)  # 80 + 20 reaches cold_from: numba is worth starting
     rule.reset()
-    assert not rule.started and not rule.use_compiled(99) and rule.use_compiled(100)
+    assert not rule.use_compiled(99) and rule.use_compiled(100)
+
+
+def test_once_numba_is_started_warm_from_decides_for_every_family(auto, monkeypatch):
+    rule = WorkThreshold("test", cold_from=100, warm_from=10)
+    assert not rule.use_compiled(50)
+    _start(monkeypatch)  # another family ran compiled
+    assert _compiled.numba_started() and rule.use_compiled(10) and not rule.use_compiled(9)
+
+
+@needs_numba
+def test_handing_out_a_kernel_marks_numba_started(auto, monkeypatch):
+    assert not _compiled.numba_started()
+    assert _compiled.compiled(_twice) is not None and _compiled.numba_started()
+
+
+def _twice(x):
+    return 2 * x
 
 
 def test_uncounted_calls_leave_the_history_alone(auto):
@@ -53,7 +74,7 @@ def test_the_environment_forces_either_path(auto, monkeypatch):
     monkeypatch.setenv(_compiled.FORCE, "1")
     assert rule.use_compiled(0) and _compiled.mode() == "compiled"
     monkeypatch.setenv(_compiled.DISABLE, "1")  # wins over FORCE
-    rule.reset()
+    _start(monkeypatch)
     assert not rule.use_compiled(10**12) and _compiled.mode() == "twin"
     monkeypatch.setenv(_compiled.DISABLE, "0")  # "0" is unset
     assert _compiled.mode() == "compiled"

@@ -13,8 +13,9 @@ Which one runs (read from the environment at every call, so a test can switch it
 * neither (the default): the size of the work decides, per kernel family (:class:`WorkThreshold`).
 
 Why the size decides: starting numba costs about half a second to a second and a half per process
-(importing numba and llvmlite, then loading each kernel from numba's disk cache; compiling it the
-first time on a machine takes seconds more), while the twins start at once. A one-shot command on a
+(importing numba and llvmlite, then initialising LLVM at the first kernel loaded from numba's disk
+cache; compiling a kernel the first time on a machine takes seconds more), while the twins start at
+once. Once one kernel has run, loading another from the cache costs milliseconds. A one-shot command on a
 small input (``talon simulate`` of a small model, ``talon events info`` of a short recording) is
 quicker with the twins; a large input or a long-running process earns the start-up back.
 """
@@ -31,6 +32,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 DISABLE = "TALON_DISABLE_NUMBA"
 FORCE = "TALON_FORCE_NUMBA"
+
+_started = False  # a compiled kernel was handed out in this process: numba is imported and initialised
+
+
+def numba_started() -> bool:
+    """Whether this process has already started numba (then every family's ``warm_from`` applies)."""
+    return _started
 
 
 def _set(name: str) -> bool:
@@ -72,8 +80,11 @@ def compiled(kernel: F) -> F | None:
         if mode() == "compiled":
             raise _missing_numba()
         return None
+    global _started
     try:
-        return _njit(kernel)
+        fn = _njit(kernel)
+        _started = True
+        return fn
     except ImportError:  # numba is installed but does not import (e.g. built for another numpy)
         if mode() == "compiled":
             raise
@@ -93,8 +104,9 @@ class WorkThreshold:
     ``work`` is the family's unit (events decoded, neuron-steps, candidates ...). In the default
     mode a call runs compiled when
 
-    * the family already ran compiled in this process (numba is started) and ``work >= warm_from``
-      (the size from which the compiled kernel beats the twin per call); or
+    * numba is already started in this process (by any family: then loading one more cached
+      kernel costs milliseconds) and ``work >= warm_from`` (the size from which the compiled kernel
+      beats the twin per call); or
     * ``work`` plus the work of the earlier calls of at least ``warm_from`` that ran the twin reaches
       ``cold_from`` — the size at which the twin costs as much as starting numba (import and loading
       the cached kernels) and running compiled. Counting the earlier calls bounds what a process of
@@ -113,8 +125,7 @@ class WorkThreshold:
         self.reset()
 
     def reset(self) -> None:
-        """Forget this process's history (numba not started, no twin work counted)."""
-        self.started = False
+        """Forget the twin work counted so far in this process."""
         self.twin_work = 0
 
     def use_compiled(self, work: int, count: bool = True) -> bool:
@@ -128,12 +139,10 @@ class WorkThreshold:
         if which == "compiled":
             if not numba_installed():
                 raise _missing_numba()
-            self.started = True
             return True
         if not numba_installed() or work < self.warm_from:
             return False
-        if self.started or work + self.twin_work >= self.cold_from:
-            self.started = True
+        if _started or work + self.twin_work >= self.cold_from:
             return True
         if count:
             self.twin_work += work
