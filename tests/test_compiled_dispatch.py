@@ -29,21 +29,28 @@ def auto(monkeypatch):
     monkeypatch.delenv(_compiled.FORCE, raising=False)
     monkeypatch.setattr(_compiled, "numba_installed", lambda: True)
     monkeypatch.setattr(_compiled, "_started", False)  # as in a new process
+    monkeypatch.setattr(_compiled, "_foregone", 0.0)
 
 
 def _start(monkeypatch):
     monkeypatch.setattr(_compiled, "_started", True)  # what compiled() records when it hands out a kernel
 
 
-def test_small_work_runs_the_twin_until_the_twin_work_pays_for_numba(auto, monkeypatch):
-    rule = WorkThreshold("test", cold_from=100, warm_from=10)
-    assert not rule.use_compiled(5)  # below warm_from: never worth it, and not counted
-    assert [rule.use_compiled(40), rule.use_compiled(40)] == [False, False]
-    assert rule.twin_work == 80
-    assert not rule.use_compiled(5)
-    assert rule.use_compiled(20)  # 80 + 20 reaches cold_from: numba is worth starting
-    rule.reset()
-    assert not rule.use_compiled(99) and rule.use_compiled(100)
+def test_small_work_runs_the_twin_until_the_twin_work_pays_for_numba(auto):
+    rule = WorkThreshold("test", cold_from=128, warm_from=8)
+    assert not rule.use_compiled(4)  # below warm_from: never worth it, and not counted
+    assert [rule.use_compiled(32), rule.use_compiled(64)] == [False, False]
+    assert _compiled.twin_cost_so_far() == 0.75
+    assert not rule.use_compiled(4)
+    assert rule.use_compiled(32)  # 32 + 64 + 32 reaches cold_from: numba is worth starting
+    assert not _compiled.numba_started()  # until compiled() hands out a kernel
+
+
+def test_the_twin_cost_of_every_family_adds_up(auto):
+    small, large = WorkThreshold("a", cold_from=100, warm_from=0), WorkThreshold("b", cold_from=10_000, warm_from=0)
+    assert not small.use_compiled(50) and not large.use_compiled(2_500)
+    assert _compiled.twin_cost_so_far() == 0.75
+    assert not small.use_compiled(24) and large.use_compiled(2_500) and small.use_compiled(1)
 
 
 def test_once_numba_is_started_warm_from_decides_for_every_family(auto, monkeypatch):
@@ -65,7 +72,7 @@ def _twice(x):
 
 def test_uncounted_calls_leave_the_history_alone(auto):
     rule = WorkThreshold("test", cold_from=100, warm_from=0)
-    assert not rule.use_compiled(99, count=False) and rule.twin_work == 0
+    assert not rule.use_compiled(99, count=False) and _compiled.twin_cost_so_far() == 0
     assert rule.use_compiled(100, count=False)
 
 

@@ -34,11 +34,18 @@ DISABLE = "TALON_DISABLE_NUMBA"
 FORCE = "TALON_FORCE_NUMBA"
 
 _started = False  # a compiled kernel was handed out in this process: numba is imported and initialised
+_foregone = 0.0  # twin work done so far that the compiled kernels would have saved, in start-up costs
 
 
 def numba_started() -> bool:
     """Whether this process has already started numba (then every family's ``warm_from`` applies)."""
     return _started
+
+
+def twin_cost_so_far() -> float:
+    """The work the twins did so far that compiled kernels would have saved, in numba start-ups
+    (:class:`WorkThreshold`); numba is started when a call would bring it to 1."""
+    return _foregone
 
 
 def _set(name: str) -> bool:
@@ -107,10 +114,11 @@ class WorkThreshold:
     * numba is already started in this process (by any family: then loading one more cached
       kernel costs milliseconds) and ``work >= warm_from`` (the size from which the compiled kernel
       beats the twin per call); or
-    * ``work`` plus the work of the earlier calls of at least ``warm_from`` that ran the twin reaches
-      ``cold_from`` — the size at which the twin costs as much as starting numba (import and loading
-      the cached kernels) and running compiled. Counting the earlier calls bounds what a process of
-      many small calls loses to at most about the start-up cost (rent or buy).
+    * ``work / cold_from``, plus the same fraction of every earlier call (of at least its family's
+      ``warm_from``) that ran a twin, of any family, reaches 1. ``cold_from`` is the size at which
+      the twin costs as much as starting numba (import, loading the cached kernels) and running
+      compiled, so the sum is the start-up cost the twins have spent so far: a process of many
+      small calls, in one family or several, loses at most about one start-up (rent or buy).
 
     ``TALON_DISABLE_NUMBA`` / ``TALON_FORCE_NUMBA`` override the size (module docstring). Either
     path gives the same results, so the choice changes only the time.
@@ -122,17 +130,13 @@ class WorkThreshold:
         self.family = family
         self.cold_from = cold_from
         self.warm_from = warm_from
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget the twin work counted so far in this process."""
-        self.twin_work = 0
 
     def use_compiled(self, work: int, count: bool = True) -> bool:
         """Whether a call of size ``work`` should run the compiled kernel (then call :func:`compiled`).
 
         ``count=False``: a declined call's work is not added to the history (its twin asks again
         for the same work in smaller calls, which count)."""
+        global _foregone
         which = mode()
         if which == "twin":
             return False
@@ -142,10 +146,11 @@ class WorkThreshold:
             return True
         if not numba_installed() or work < self.warm_from:
             return False
-        if _started or work + self.twin_work >= self.cold_from:
+        share = work / self.cold_from if self.cold_from else 1.0
+        if _started or _foregone + share >= 1.0:
             return True
         if count:
-            self.twin_work += work
+            _foregone += share
         return False
 
     def __repr__(self) -> str:

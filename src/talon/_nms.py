@@ -19,7 +19,7 @@ from ._compiled import WorkThreshold, compiled
 COMPILED_FROM = 64  # candidates from which the compiled scan beats the twin per call (1.35 ms vs 0.13 ms at 64)
 # work: candidates of one call. Measured (load 4-5, 2 cores): twin - compiled = 0.24 s at 4 000 candidates,
 # 0.76 s at 16 000 (3 classes, float32); starting numba in a process (import, cached scan loaded) cost 1.0-1.5 s.
-NMS_WORK = WorkThreshold("nms", cold_from=20_000, warm_from=COMPILED_FROM)
+NMS_WORK = WorkThreshold("NMS", cold_from=20_000, warm_from=COMPILED_FROM)
 
 
 def _scan_classes(x1, y1, x2, y2, area, starts, ends, thr, zero, limit, kept, by_x1, x1_sorted):

@@ -55,8 +55,8 @@ from .events import EVENT_DTYPE, EventFormatError, as_events, concatenate_events
 # EVT 2.0 15.5 ms vs 6.3 ms, EVT 3.0 86 ms vs 9.1 ms (1 000 words: 0.10 / 0.06 ms, 0.28 / 0.07 ms);
 # starting numba in a process (import, cached decoders loaded) cost 0.5-1.5 s: about 1e8 EVT 2.0
 # words (a 400 MB file) or 1.5e7 EVT 3.0 words pay for it.
-EVT2_WORK = WorkThreshold("evt2", cold_from=100_000_000, warm_from=1_000)
-EVT3_WORK = WorkThreshold("evt3", cold_from=15_000_000, warm_from=1_000)
+EVT2_WORK = WorkThreshold("EVT 2.0 decoding", cold_from=100_000_000, warm_from=1_000)
+EVT3_WORK = WorkThreshold("EVT 3.0 decoding", cold_from=15_000_000, warm_from=1_000)
 
 _EVT2_TYPES = np.array([0x0, 0x1, 0x8, 0xA, 0xE, 0xF])
 _EVT3_TYPES = np.array([0x0, 0x2, 0x3, 0x4, 0x5, 0x6, 0x7, 0x8, 0xA, 0xE, 0xF])

@@ -39,7 +39,7 @@ SCIPY_EVENT_DENSITY = 0.03
 # input elements scanned. Measured (load 5-7, 2 cores, float32 weights of 784x128 and 1024x1024, 2 % and
 # 10 % spikes, 1e5-1e7 elements): the kernel saves 20-40 ns per element over SciPy / BLAS (e.g. 1024x1024,
 # 2 %, 10 000 rows: 527 vs 123 ms); starting numba in a process cost 0.5-1.5 s, about 3e7 elements.
-EVENT_WORK = WorkThreshold("event product", cold_from=30_000_000, warm_from=0)
+EVENT_WORK = WorkThreshold("event-driven product", cold_from=30_000_000, warm_from=0)
 
 
 def exact_dtype(worst: float) -> np.dtype:

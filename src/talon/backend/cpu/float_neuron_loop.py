@@ -29,7 +29,7 @@ F32 = np.float32
 # so the work of a run is ``steps * (batch * neurons + STEP_WORK)`` in units of ~17 ns; starting numba
 # in a process (import, cached loop loaded) cost 0.5-1.5 s, about 6e7 units.
 STEP_WORK = 1_500
-FLOAT_LOOP_WORK = WorkThreshold("float neuron loop", cold_from=60_000_000, warm_from=0)
+FLOAT_LOOP_WORK = WorkThreshold("float32 neuron loop", cold_from=60_000_000, warm_from=0)
 
 
 def run_work(steps: int, elements: int) -> int:
