@@ -30,7 +30,7 @@ from pathlib import Path
 
 from bench.common import Row, print_rows
 
-REPEATS = 7
+REPEATS = 5
 MODES = {
     "dispatch": {},
     "forced numba": {"TALON_FORCE_NUMBA": "1"},
