@@ -15,9 +15,10 @@ Which one runs (read from the environment at every call, so a test can switch it
 Why the size decides: starting numba costs about half a second to a second and a half per process
 (importing numba and llvmlite, then initialising LLVM at the first kernel loaded from numba's disk
 cache; compiling a kernel the first time on a machine takes seconds more), while the twins start at
-once. Once one kernel has run, loading another from the cache costs milliseconds. A one-shot command on a
-small input (``talon simulate`` of a small model, ``talon events info`` of a short recording) is
-quicker with the twins; a large input or a long-running process earns the start-up back.
+once. Once one kernel has run, loading another from the cache costs milliseconds. A one-shot
+command on a small input (``talon simulate`` of a small model, ``talon events info`` of a short
+recording) is quicker with the twins; a large input or a long-running process earns the start-up
+back. The thresholds and their measurements: docs/backend.md §9.2 and each family's module.
 """
 
 from __future__ import annotations

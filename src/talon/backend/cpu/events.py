@@ -203,8 +203,8 @@ def synaptic_product(
     ``x`` holds integers (int64, or a float dtype holding them exactly). ``weight_t`` is stored in the
     exact dtype of the layer's bound (:func:`exact_dtype`); ``events`` is the same layer laid out for
     the compiled event kernel (None: no compiled event path; taken when ``EVENT_WORK`` says so). The
-    result is int64, or with ``native`` the accumulator of the path taken (float32 / float64 / int32 / int64) — the same
-    integers, left unconverted for a caller that keeps them in float.
+    result is int64, or with ``native`` the accumulator of the path taken (float32 / float64 / int32 /
+    int64) — the same integers, left unconverted for a caller that keeps them in float.
     """
     if not x.size:
         return dense_product(x, weight_t, native)

@@ -33,6 +33,7 @@ from .fixed_point import INT
 # loaded) cost 0.5-1.5 s, about 5e7 units.
 STEP_WORK = 6_000
 FIXED_LOOP_WORK = WorkThreshold("fixed-point neuron loop", cold_from=50_000_000, warm_from=0)
+
 RESET_MODES = {"value": 0, "subtract": 1, "none": 2}
 RESET_TIMINGS = {"immediate": 0, "delayed": 1, "delayed_pre_decay": 2, "snntorch_immediate": 3}
 
