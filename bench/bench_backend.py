@@ -111,7 +111,7 @@ def numba_compile_seconds() -> float | None:
 
     import numba
 
-    from talon.backend.cpu import events, fixed_neuron_loop, fixed_point, float_neuron_loop
+    from talon.backend.cpu import events, fixed_neuron_loop, fixed_point, float_events, float_neuron_loop
 
     kernels = {
         "float_neuron_loop": float_neuron_loop.float_neuron_loop,
@@ -119,6 +119,7 @@ def numba_compile_seconds() -> float | None:
         "gather_events": events.gather_events,
         "add_rows": events.add_rows,
         "_quantize_dyadic": fixed_point._quantize_dyadic,
+        "gather_integers": float_events.gather_integers,
     }
     start = time.perf_counter()
     for name, signature in _SIGNATURES:
@@ -152,6 +153,9 @@ _SIGNATURES = [
     ("gather_events", f"int64({_A2}, int64, {_A1}, {_A1}, {_A1})"),
     ("gather_events", f"int64({_F2}, int64, {_A1}, {_A1}, {_A1})"),
     ("add_rows", f"void({_A1}, {_A1}, {_A1}, int8[:, ::1], int32[:, ::1])"),
+    # fp32's exact float64 event path (float_events.py): the recurrent model's spikes
+    ("gather_integers", f"({_F2}, int64, {_A1}, {_A1}, {_A1})"),  # returns (int64, float64)
+    ("add_rows", f"void({_A1}, {_A1}, {_A1}, float64[:, ::1], float64[:, ::1])"),
     ("_quantize_dyadic", "UniTuple(int64, 2)(float32[::1], float32, float64, int64[::1])"),
     ("_quantize_dyadic", "UniTuple(int64, 2)(float32[::1], float32, float64, float32[::1])"),
 ]

@@ -212,7 +212,8 @@ def test_untraceable_forward_falls_back_to_hooks_and_warns():
     assert graph.metadata["exporter"].endswith("(execution hooks)")
 
 
-def test_hook_fallback_warns_about_functional_inputs():
+def test_execution_trace_refuses_an_operation_it_cannot_convert():
+    # Before: the execution trace wired fc's second call to fc's first (relu and * 2 lost) and warned.
     class Loop(nn.Module):
         def __init__(self):
             super().__init__()
@@ -223,11 +224,8 @@ def test_hook_fallback_warns_about_functional_inputs():
                 x = torch.relu(self.fc(x)) * 2
             return x
 
-    with pytest.warns(UserWarning) as record:
-        graph = bridge.to_ir(Loop(), torch.randn(1, 3))
-    messages = [str(w.message) for w in record]
-    assert any("were not produced by a module" in m for m in messages)
-    assert graph.metadata["hook_inferred_inputs"] == ["fc"]
+    with pytest.raises(ConversionError, match=r"operation 'relu' in Loop.forward computes an input of module 'fc'"):
+        bridge.to_ir(Loop(), torch.randn(1, 3))
 
 
 def test_bad_arguments():
@@ -341,7 +339,7 @@ def test_a_network_computed_tensor_passed_by_keyword_is_not_dropped():
         def forward(self, x):
             return self.lif(input_=self.fc(x))
 
-    with pytest.raises(ConversionError, match="'lif': its state argument is computed by the network"):
+    with pytest.raises(ConversionError, match="'lif': its state argument 'mem' is computed by the network"):
         bridge.to_ir(StateByKeyword(), torch.randn(1, 4))
     graph = bridge.to_ir(InputByKeyword(), torch.randn(1, 4))
     assert graph.edges == [("input", "fc"), ("fc", "lif"), ("lif", "output")]

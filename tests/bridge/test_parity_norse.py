@@ -7,6 +7,7 @@ CubaLIF, equal to float32 rounding (documented in talon.bridge.norse).
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from norse.torch import IAFCell, LIBoxCell, LIFBoxCell, LIFCell
@@ -43,6 +44,8 @@ CELLS = {
         LIFParameters(tau_syn_inv=torch.tensor(300.0), tau_mem_inv=torch.tensor(150.0), v_th=torch.tensor(0.2))
     ),
     "IAFCell": lambda: IAFCell(IAFParameters(v_th=torch.tensor(2.0))),
+    # Norse starts the membrane at v_reset: exported as the IF's v_init
+    "IAFCell-v_reset": lambda: IAFCell(IAFParameters(v_th=torch.tensor(1.5), v_reset=torch.tensor(-0.5))),
     "LIBoxCell": lambda: LIBoxCell(LIBoxParameters(tau_mem_inv=torch.tensor(250.0))),
 }
 
@@ -79,10 +82,16 @@ def test_norse_cell_parity(name, tmp_path):
         assert 0.02 < spikes / T < 0.98  # the input makes the cells fire
 
 
-def test_norse_non_zero_initial_membrane_is_refused():
+def test_norse_non_zero_leak_is_refused_with_its_reason():
     net = Net(LIFBoxCell(LIFBoxParameters(v_leak=torch.tensor(0.1))))
-    with pytest.raises(ConversionError, match="Norse starts the membrane at v_leak"):
+    with pytest.raises(ConversionError, match=r"LIFBoxCell with v_leak != 0 .* adds \(input \+ v_leak\) - v"):
         bridge.to_ir(net, torch.rand(1, 12))
+    net = Net(LIBoxCell(LIBoxParameters(v_leak=torch.tensor(0.1))))
+    with pytest.raises(ConversionError, match=r"LIBoxCell with v_leak != 0 .* a TALON IR LI starts at 0"):
+        bridge.to_ir(net, torch.rand(1, 12))
+
+
+def test_norse_iaf_starting_at_v_reset_exports_v_init():
     net = Net(IAFCell(IAFParameters(v_reset=torch.tensor(-0.5))))
-    with pytest.raises(ConversionError, match="IAFCell starts the membrane at v_reset"):
-        bridge.to_ir(net, torch.rand(1, 12))
+    node = bridge.to_ir(net, torch.rand(1, 12)).nodes["cell"]
+    assert np.all(node.v_init == -0.5) and np.all(node.v_reset == -0.5)

@@ -297,6 +297,8 @@ def test_as_a_real_subprocess(files, tmp_path):
     assert "Traceback" not in missing.stderr and missing.stdout == ""
     usage = talon("--help")
     assert usage.returncode == 0 and "Usage: talon" in usage.stdout
+    nested = talon("events", "frames", files["chain"], "--n-frames", "0")  # the hint names the whole command
+    assert nested.returncode == 2 and nested.stderr.rstrip().endswith("(see 'talon events frames -h')"), nested.stderr
     sdk_main = subprocess.run([sys.executable, "-m", "talon.sdk", "hash", files["chain"]], capture_output=True,
                               text=True)  # fmt: skip
     assert sdk_main.returncode == 0 and sdk_main.stdout.strip() == sdk.fingerprint_graph(files["chain"])

@@ -66,3 +66,28 @@ def test_pipeline_summary(tmp_path):
         "load", "lint", "partition", "place", "route", "allocate", "compile", "simulate"
     ]  # fmt: skip
     assert doc["ok"] and "identical" in doc["stages"][-1]["result"]
+
+
+def test_partition_and_pipeline_count_a_recurrent_layer(tmp_path):
+    """A recurrent layer (a subgraph) occupies cores: 300 LIF and its 300 x 300 recurrent weight."""
+    from talon.graph.examples import recurrent_snn
+
+    path = tmp_path / "rec.t1c"
+    ir.write(path, recurrent_snn())
+    result = run("partition", path, "--hw", "zynq_us_plus", "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert sum(c["neurons"] for c in doc["cores"]) == 300
+    assert sum(c["synapses"] for c in doc["cores"]) == 200 * 300 + 300 * 300 + 300 * 10
+    assert doc["split_layers"]["rec.w_rec"] == 4  # 360,000 B of fp32 weights on 96 KiB cores
+    activity = tmp_path / "rates.json"
+    activity.write_text(json.dumps({"rec.neuron": 30.0}))
+    weighted = run("partition", path, "--activity", activity, "--json")
+    assert weighted.exit_code == 0, weighted.output
+    spec = tmp_path / "four.json"
+    HardwareSpec(num_cores=4, sram_bytes_per_core=98_304).to_json(spec)
+    small = run("partition", path, "--hw", spec, "--json")
+    assert small.exit_code == 1 and not json.loads(small.output)["fits_hardware"]
+    piped = run("pipeline", path, "--steps", "5", "--json")
+    assert piped.exit_code == 0, piped.output
+    assert "identical" in json.loads(piped.output)["stages"][-1]["result"]

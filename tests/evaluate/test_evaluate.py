@@ -140,6 +140,14 @@ def test_bad_input_gets_a_clear_error(graph, data, tmp_path):
         ev.evaluate(graph, (data.x[:, :63], data.y), n_steps=T, executor="serial")
     with pytest.raises(EvaluationError, match="labels must be integers shaped"):
         ev.evaluate(graph, (data.x, data.y[:5]), n_steps=T, executor="serial")
+    n_classes = graph.nodes[graph.output_nodes[0]].shape[0]
+    labels = data.y.copy()
+    labels[7] = n_classes  # a class no output neuron stands for
+    for executor in ("serial", None):  # the worker pool reports it the same way
+        with pytest.raises(
+            EvaluationError, match=rf"sample 7 has label {n_classes}, but the output .* has {n_classes}"
+        ):
+            ev.evaluate(graph, (data.x[:40], labels[:40]), n_steps=T, executor=executor, shard_size=20)
     with pytest.raises(EvaluationError, match="precision 'int7' is not one of"):
         ev.evaluate(graph, data, n_steps=T, precisions=["int7"], executor="serial")
     with pytest.raises(EvaluationError, match="no such data file"):

@@ -15,6 +15,7 @@ from talon import ir
 from talon.interop.nir import NIRCompatibilityWarning, NIRFormatError, files, from_nir, read_nir, write_nir
 from talon.interop.nir._common import same_bits
 from talon.interop.nir.files import read_dict
+from talon.io import EVENT_DTYPE, write_h5
 from tests.paths import NIR_PAPER
 
 from .nir_helpers import MALFORMED, PAPER_FILES, TYPE_INCONSISTENT, chain
@@ -344,6 +345,9 @@ def test_files_that_are_not_nir_graphs(tmp_path):
     ir.write(tmp_path / "model.t1c", chain([2], ("a", ir.Linear(np.eye(2)))))
     with pytest.raises(NIRFormatError, match=r"talon \.t1c file.*talon\.ir\.read"):
         read_nir(tmp_path / "model.t1c")
+    write_h5(tmp_path / "events.h5", np.zeros(3, EVENT_DTYPE), sensor_size=(4, 4))
+    with pytest.raises(NIRFormatError, match=r"talon event file, not a NIR file.*talon\.io\.read_events"):
+        read_nir(tmp_path / "events.h5")
     with h5py.File(tmp_path / "other.h5", "w") as f:
         f.create_dataset("data", data=np.zeros(3))
     with pytest.raises(NIRFormatError, match=r"no 'node' group \(found \['data'\]\)"):
@@ -478,3 +482,30 @@ def test_a_flatten_with_a_batch_offset_is_written_back_with_it(tmp_path):
     write_nir(tmp_path / "out.nir", talon_graph)
     with h5py.File(tmp_path / "out.nir") as f:
         assert int(f["node/nodes/flat/start_dim"][()]) == 1
+
+
+def test_writing_back_with_defaults_uses_the_dt_the_file_recorded(tmp_path):
+    """NIR (dt 1e-3) -> talon -> .t1c -> NIR with every default gives the file's dt and parameters back."""
+    lif = nir.LIF(
+        tau=np.full(4, 5e-3, np.float32),
+        r=np.ones(4, np.float32),
+        v_leak=np.zeros(4, np.float32),
+        v_threshold=np.ones(4, np.float32),
+        v_reset=np.zeros(4, np.float32),
+    )
+    nodes = {"input": nir.Input(np.array([4])), "lif": lif, "d": nir.Delay(delay=np.full(4, 2e-3, np.float32))}
+    nodes["output"] = nir.Output(np.array([4]))
+    edges = [("input", "lif"), ("lif", "d"), ("d", "output")]
+    nir.write(tmp_path / "a.nir", nir.NIRGraph(nodes=nodes, edges=edges, metadata={"dt": 1e-3}))
+    graph = read_nir(tmp_path / "a.nir")
+    assert graph.metadata["nir"]["dt"] == 1e-3 and graph.nodes["lif"].tau[0] == np.float32(5.0)
+    ir.write(tmp_path / "a.t1c", graph)
+    write_nir(tmp_path / "b.nir", ir.read(tmp_path / "a.t1c"))
+    back = nir.read(tmp_path / "b.nir")
+    assert back.metadata["dt"] == 1e-3
+    assert same_bits(back.nodes["lif"].tau, lif.tau) and same_bits(back.nodes["d"].delay, nodes["d"].delay)
+    # an explicit dt still wins, and a graph that never came from NIR is written at 1e-4
+    write_nir(tmp_path / "c.nir", graph, dt=1e-4)
+    assert nir.read(tmp_path / "c.nir").metadata["dt"] == 1e-4
+    write_nir(tmp_path / "d.nir", chain([2], ("a", ir.Linear(np.eye(2)))))
+    assert nir.read(tmp_path / "d.nir").metadata["dt"] == 1e-4

@@ -102,3 +102,36 @@ def test_cli_bad_input_is_one_error_line_exit_2(recording, monkeypatch, args, me
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2
     assert result.output.startswith("error: ") and message in result.output and result.output.count("\n") == 1
+
+
+def test_cli_simulate_drives_a_flat_input_with_the_files_sensor_size(tmp_path):
+    """A flat Input needs (width, height): the .h5 header's, or --sensor-size; a non-square sensor pins the order."""
+    width, height = 20, 10
+    events = moving_bar((width, height))
+    rng = np.random.default_rng(3)
+    nodes = {
+        "input": ir.Input(np.array([2 * width * height])),
+        "fc": ir.Linear(rng.normal(0.0, 0.5, (8, 2 * width * height)).astype(np.float32)),
+        "lif": ir.LIF(
+            tau=np.full(8, 4.0, np.float32),
+            r=np.full(8, 4.0, np.float32),
+            v_leak=np.zeros(8, np.float32),
+            v_threshold=np.full(8, 0.5, np.float32),
+        ),
+        "output": ir.Output(np.array([8])),
+    }
+    ir.write(tmp_path / "flat.t1c", ir.Graph(nodes, [("input", "fc"), ("fc", "lif"), ("lif", "output")]))
+    write_events(tmp_path / "bar.h5", events, (width, height))
+    np.save(tmp_path / "bar.npy", events)  # a .npy records no sensor size
+    inputs, _ = stimulus_for_graph(ir.read(tmp_path / "flat.t1c"), events, 1000, sensor_size=(width, height))
+    expected = get_backend("cpu").simulate(ir.read(tmp_path / "flat.t1c"), inputs).spike_counts
+    assert expected["lif"] > 0
+    from_header = run("simulate", tmp_path / "flat.t1c", "--events", tmp_path / "bar.h5", "--json")
+    assert from_header.exit_code == 0, from_header.output
+    assert json.loads(from_header.output)["spike_counts"] == expected
+    no_size = run("simulate", tmp_path / "flat.t1c", "--events", tmp_path / "bar.npy")
+    assert no_size.exit_code == 2 and "--sensor-size W H" in no_size.output
+    given = run("simulate", tmp_path / "flat.t1c", "--events", tmp_path / "bar.npy", "--sensor-size", width, height)
+    assert given.exit_code == 0, given.output
+    swapped = run("simulate", tmp_path / "flat.t1c", "--events", tmp_path / "bar.npy", "--sensor-size", height, width)
+    assert swapped.exit_code == 2 and "outside" in swapped.output  # x reaches 19 on a sensor 10 wide

@@ -111,3 +111,52 @@ def test_get_node_statistics():
     assert list(stats) == ["Input", "Conv2d", "ReLU", "MaxPool2d", "Flatten", "Affine", "LIF", "Output"]
     assert stats["Affine"] == {"count": 2, "nodes": ["fc1", "fc2"], "total_params": 200_768 + 650}
     assert stats["LIF"]["total_params"] == 5 * 64
+
+
+def test_extract_subgraph_delays_a_cut_recurrent_edge_and_runs_like_the_whole_graph(tmp_path):
+    from talon.backend import get_backend
+    from tests.graph.nets import recurrent_net, spikes
+
+    g = recurrent_net(hidden=24)  # fc_in -> lif <-> fc_rec, lif -> fc_out
+    assert g.recurrent_edges == [("fc_rec", "lif")]
+    part = sdk.extract_subgraph(g, ["lif"], add_boundaries=True)
+    assert list(part.nodes) == ["lif__in0", "lif__in1", "lif__in1_delay", "lif", "lif__out0", "lif__out1"]
+    assert part.edges == [
+        ("lif__in0", "lif"), ("lif", "lif__out0"), ("lif__in1", "lif__in1_delay"), ("lif__in1_delay", "lif"),
+        ("lif", "lif__out1"),
+    ]  # fmt: skip
+    assert part.nodes["lif__in1_delay"].delay.tolist() == [1] * 24
+    cut = {"source": "fc_rec", "target": "lif", "recurrent": True, "boundary": "lif__in1", "delay": "lif__in1_delay"}
+    assert part.nodes["lif__in1"].metadata["talon.cut_edge"] == cut
+    assert part.metadata["cut_edges"][2] == cut  # in edge order: fc_in -> lif, lif -> fc_rec, fc_rec -> lif, ...
+    assert [c["recurrent"] for c in part.metadata["cut_edges"]] == [False, False, True, False]
+    # fed the sources' traces of the whole graph (each at its own step), the part computes the whole graph's lif
+    backend = get_backend("cpu")
+    whole = backend.simulate(g, {"input": spikes((20,), steps=20, batch=2)}, step_by_step=True)
+    assert whole.spike_counts["lif"] > 30
+    feeds = {"lif__in0": whole.node_states["fc_in"]["output"], "lif__in1": whole.node_states["fc_rec"]["output"]}
+    alone = backend.simulate(part, feeds, step_by_step=True)
+    np.testing.assert_array_equal(alone.outputs["lif__out0"], whole.node_states["lif"]["output"])
+    np.testing.assert_array_equal(alone.node_states["lif"]["v"], whole.node_states["lif"]["v"])
+    ir.write(tmp_path / "part.t1c", part)
+    back = ir.read(tmp_path / "part.t1c")
+    assert back.metadata["cut_edges"] == part.metadata["cut_edges"]
+    assert back.nodes["lif__in1"].metadata["talon.cut_edge"] == cut
+    # the loop kept whole: nothing cut is recurrent, the recurrent edge stays inside
+    loop = sdk.extract_subgraph(g, ["lif", "fc_rec"], add_boundaries=True)
+    assert loop.recurrent_edges == [("fc_rec", "lif")] and not any(c["recurrent"] for c in loop.metadata["cut_edges"])
+    bare = sdk.extract_subgraph(g, ["fc_in", "lif"])
+    assert [c["recurrent"] for c in bare.metadata["cut_edges"]] == [False, False, True, False]
+    assert all(c["boundary"] is None for c in bare.metadata["cut_edges"])
+
+
+def test_extract_subgraph_refuses_a_part_whose_loop_would_be_entered_elsewhere():
+    leaky = ir.LIF(tau=np.full(3, 5.0), r=np.full(3, 5.0), v_leak=0.0, v_threshold=1.0)
+    g = ir.Graph(
+        {"input": ir.Input(np.array([3])), "x": ir.ReLU(), "y": ir.ReLU(), "a": leaky, "b": ir.Tanh(),
+         "out": ir.Output(np.array([3]))},
+        [("x", "b"), ("y", "a"), ("input", "y"), ("input", "x"), ("a", "b"), ("b", "a"), ("a", "out")],
+    )  # fmt: skip
+    assert g.recurrent_edges == [("b", "a")]  # the search enters the loop at a (input -> y -> a)
+    with pytest.raises(ir.GraphValidationError, match=r"edge \('a', 'b'\) does not carry the previous step"):
+        sdk.extract_subgraph(g, ["a", "b"], add_boundaries=True)

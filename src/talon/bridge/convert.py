@@ -62,8 +62,21 @@ def find_converter(module: nn.Module, custom_map: Mapping[type, Callable] | None
     _load_adapter(module)
     for cls in type(module).__mro__:
         if cls in _CONVERTERS:
-            return _CONVERTERS[cls]
+            return _checking_dtypes(_CONVERTERS[cls])
     return None
+
+
+def _checking_dtypes(converter: Converter) -> Converter:
+    """``converter`` refusing first a module with a tensor TALON IR cannot hold (bfloat16), naming it."""
+
+    def convert(module: nn.Module, ctx: ConvertContext) -> ir.Node:
+        for kind, named in (("parameter", module.named_parameters()), ("buffer", module.named_buffers())):
+            for name, tensor in named:
+                if tensor.dtype == torch.bfloat16:
+                    m.numpy_values(tensor, f"module {ctx.path!r}, {kind} {name!r}")
+        return converter(module, ctx)
+
+    return convert
 
 
 def _load_adapter(module: nn.Module) -> None:
@@ -72,9 +85,10 @@ def _load_adapter(module: nn.Module) -> None:
         importlib.import_module(_FRAMEWORK_ADAPTERS.pop(root))
 
 
-def array(t: torch.Tensor | None) -> np.ndarray | None:
-    """A tensor's values as a numpy array of the same dtype (detached, on the CPU)."""
-    return None if t is None else t.detach().cpu().numpy().copy()
+def array(t: torch.Tensor | None, where: str = "a tensor") -> np.ndarray | None:
+    """A tensor's values as a numpy array of the same dtype (detached, on the CPU); a bfloat16
+    tensor raises ``ConversionError`` naming ``where``."""
+    return None if t is None else m.numpy_values(t, where)
 
 
 def per_neuron(value: Any, shape: tuple[int, ...] | None, name: str, path: str) -> np.ndarray:
@@ -245,7 +259,7 @@ def _dropout(mod: nn.Dropout, ctx):
 
 @register_converter(m.NeuronModule, m.ThresholdModule)
 def _talon_node(mod, ctx):
-    return mod.to_node() if hasattr(mod, "to_node") else mod.node
+    return mod.to_node(f"module {ctx.path!r}")
 
 
 @register_converter(m.SkipModule)

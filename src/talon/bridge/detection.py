@@ -379,8 +379,22 @@ def _convert(module: nn.Module, ctx: ConvertContext) -> ir.Node:
 
 
 register_converter(*MODULES.values())(_convert)
+
+
+def _importer(module_type: type[nn.Module]):
+    def build(node: ir.Node, dtype: torch.dtype) -> nn.Module:
+        if dtype != torch.float32:  # built in float32, accumulated exactly in float64 (see _apply)
+            raise ir.ConversionError(
+                f"a {type(node).__name__} node runs in float32 only; import the graph with "
+                f"ir_to_torch(graph, dtype=torch.float32), not {dtype}"
+            )
+        return module_type.from_node(node)
+
+    return build
+
+
 for _node_type, _module_type in MODULES.items():
-    _IMPORTERS[_node_type] = _module_type.from_node
+    _IMPORTERS[_node_type] = _importer(_module_type)
 
 
 def _ghost_fields(prefix: str, attr: str) -> dict[str, str]:

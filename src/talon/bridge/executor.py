@@ -21,6 +21,7 @@ the output is a tuple (in node order).
 
 from __future__ import annotations
 
+import itertools
 import keyword
 import operator
 import re
@@ -66,6 +67,13 @@ def _add_recurrent(x: torch.Tensor | None, rec: torch.Tensor | None) -> torch.Te
             )
         return x
     return rec if x is None else x + rec
+
+
+def _declared_shape(graph: ir.Graph | None, name: str) -> tuple[int, ...] | None:
+    """The per-sample shape of Input node ``name`` (None when not known: no graph, no type)."""
+    node = graph.nodes.get(name) if graph is not None else None
+    shape = getattr(node, "output_shape", None) if isinstance(node, ir.Input) else None
+    return None if shape is None else tuple(int(d) for d in shape)
 
 
 def _is_stateful(module: nn.Module) -> bool:
@@ -129,15 +137,18 @@ class GraphExecutor(nn.Module):
         self._edge_shapes = {
             i: graph.edge_shape(i) for i, rec in enumerate(self._recurrent) if rec and graph is not None
         }
+        self._input_shapes = {n: _declared_shape(graph, n) for n in self.input_nodes}
+        self._dtype_cache: list[torch.dtype | None] | None = None
         self._step_fn = self._generate_step()
 
     @classmethod
-    def from_graph(cls, graph: ir.Graph, return_state: bool = False, node_map=None) -> GraphExecutor:
-        """Build the executor of an IR graph (one module per node, see ``node_to_module``)."""
+    def from_graph(cls, graph: ir.Graph, return_state: bool = False, node_map=None, dtype: Any = None) -> GraphExecutor:
+        """Build the executor of an IR graph (one module per node, see ``node_to_module``), computing
+        in ``dtype`` (default float32, see ``bridge.from_ir.executor_dtype``)."""
         from .from_ir import nodes_to_modules
 
         return cls(
-            nodes_to_modules(graph, node_map), graph.edges, return_state, graph=graph,
+            nodes_to_modules(graph, node_map, dtype), graph.edges, return_state, graph=graph,
             input_nodes=graph.input_nodes, output_nodes=graph.output_nodes,
         )  # fmt: skip
 
@@ -204,6 +215,64 @@ class GraphExecutor(nn.Module):
         self._step_source = code.src
         return namespace["forward"]
 
+    # ---- input checks (once per call, never per step) ------------------------------------------
+
+    def _apply(self, fn, recurse: bool = True):
+        self._dtype_cache = None  # .to(), .double() ... change the dtype the inputs must have
+        return super()._apply(fn, recurse)
+
+    def _compute_dtype(self) -> torch.dtype | None:
+        """The floating dtype of the executor's parameters (buffers when it has none); None for an
+        executor built from raw modules (they may mix dtypes) or without floating tensors."""
+        if self._dtype_cache is None:
+            tensors = itertools.chain(self.parameters(), self.buffers()) if self.graph is not None else ()
+            self._dtype_cache = [next((t.dtype for t in tensors if t.is_floating_point()), None)]
+        return self._dtype_cache[0]
+
+    def _check_inputs(self, xs: Sequence[Any], lead: int) -> None:
+        """``xs`` are one tensor per Input node, ``[B, *shape]`` (``lead = 1``, a step) or
+        ``[T, B, *shape]`` (``lead = 2``, a sequence) with the Input node's shape, one ``B`` (and
+        ``T``) for all, in the executor's dtype; else a ``TypeError``/``ValueError`` naming the input."""
+        if len(xs) != len(self.input_nodes):
+            raise TypeError(
+                f"expected {len(self.input_nodes)} input {'sequence' if lead == 2 else 'tensor'}(s) "
+                f"(one per Input node: {self.input_nodes}), got {len(xs)}"
+            )
+        cache = self._dtype_cache
+        dtype = cache[0] if cache is not None else self._compute_dtype()
+        leading = None
+        for name, x in zip(self.input_nodes, xs, strict=True):
+            if not isinstance(x, torch.Tensor):
+                layout = "[B, ...]" if lead == 1 else "[T, B, ...] (time-major)"
+                raise TypeError(f"input {name!r}: expected a torch.Tensor {layout}, got {type(x).__name__}")
+            size = tuple(x.shape)  # a tuple slices ~5x faster than a torch.Size
+            shape = self._input_shapes[name]
+            if len(size) < lead or (shape is not None and size[lead:] != shape):
+                self._shape_error(name, size, shape, lead)
+            if leading is None:
+                leading = (name, size[:lead])
+            elif size[:lead] != leading[1]:
+                raise ValueError(
+                    f"input {name!r} has {'batch' if lead == 1 else 'steps and batch'} {list(size[:lead])}, "
+                    f"input {leading[0]!r} {list(leading[1])}: they must be the same"
+                )
+            if dtype is not None and x.dtype != dtype and x.is_floating_point():
+                raise TypeError(
+                    f"input {name!r} is {x.dtype} but the executor computes in {dtype}: pass x.to({dtype}), "
+                    f"or import the graph with ir_to_torch(graph, dtype={x.dtype})"
+                )
+        if lead == 2 and leading is not None and leading[1][0] == 0:
+            shapes = ", ".join(str(tuple(x.shape)) for x in xs)
+            raise ValueError(f"run_sequence takes time-major inputs [T, B, ...] with T >= 1 step; got {shapes}")
+
+    @staticmethod
+    def _shape_error(name: str, size: tuple[int, ...], shape: tuple[int, ...] | None, lead: int):
+        want = ("[B, " if lead == 1 else "[T, B, ") + ", ".join(map(str, shape or ("...",))) + "]"
+        hint = ""
+        if shape is not None and size[lead - 1 :] == shape:
+            hint = f"; add the batch dimension: x.unsqueeze({lead - 1})"
+        raise ValueError(f"input {name!r}: expected a tensor {want}, got {list(size)}{hint}")
+
     # ---- calls ------------------------------------------------------------------------------
 
     def _split_args(self, args: tuple) -> tuple[tuple[torch.Tensor, ...], Mapping | None]:
@@ -227,19 +296,26 @@ class GraphExecutor(nn.Module):
     def step(
         self, *inputs: torch.Tensor, state: Mapping | None = None
     ) -> tuple[tuple[torch.Tensor, ...], ExecutorState]:
-        """One timestep: returns (outputs tuple in output-node order, new state)."""
+        """One timestep of inputs ``[B, ...]``: returns (outputs tuple in output-node order, new state)."""
+        self._check_inputs(inputs, 1)
+        return self._step(inputs, state)
+
+    def _step(self, inputs: Sequence[torch.Tensor], state: Mapping | None) -> tuple[tuple, ExecutorState]:
         state = {} if state is None else state
         outs, new_state, new_edges = self._step_fn(self, *inputs, state, self._edge_defaults(state, inputs[0]))
         return outs, ExecutorState(new_state, edges=new_edges)
 
     def forward(self, *args: Any):
         inputs, state = self._split_args(args)
-        outs, new_state = self.step(*inputs, state=state)
+        self._check_inputs(inputs, 1)
+        outs, new_state = self._step(inputs, state)
         out = outs[0] if len(outs) == 1 else outs
         return (out, new_state) if self.return_state else out
 
-    def run_sequence(self, *xs: torch.Tensor, state: Mapping | None = None, products: Products = "per_step"):
+    def run_sequence(self, *xs: Any, state: Mapping | None = None, products: Products = "per_step"):
         """Run time-major inputs ``[T, B, ...]``; returns (outputs ``[T, B, ...]``, final state).
+
+        The state may follow the inputs, as in ``executor(x, state)``: ``run_sequence(xs, state)``.
 
         Acyclic graphs run node by node through all ``T`` steps; cyclic graphs step the generated
         code ``T`` times. With ``products="per_step"`` (default) the outputs and state equal, bit
@@ -249,11 +325,12 @@ class GraphExecutor(nn.Module):
         of its threshold may then spike differently.
         """
         check_products(products)
-        if len(xs) != len(self.input_nodes):
-            raise TypeError(f"expected {len(self.input_nodes)} input sequence(s), got {len(xs)}")
-        if any(x.ndim < 2 or x.shape[0] == 0 for x in xs):
-            shapes = ", ".join(str(tuple(x.shape)) for x in xs)
-            raise ValueError(f"run_sequence takes time-major inputs [T, B, ...] with T >= 1 step; got {shapes}")
+        n = len(self.input_nodes)
+        if len(xs) == n + 1 and (xs[-1] is None or isinstance(xs[-1], Mapping)):
+            if state is not None:
+                raise TypeError("run_sequence got the state twice (positionally and as state=)")
+            xs, state = xs[:n], xs[-1]
+        self._check_inputs(xs, 2)
         state = {} if state is None else state
         if self.is_cyclic or any(
             isinstance(self.module_of(n), GraphExecutor) and self.module_of(n).is_cyclic for n in self.node_names
@@ -264,7 +341,7 @@ class GraphExecutor(nn.Module):
     def _run_steps(self, xs, state):
         per_step = []
         for t in range(xs[0].shape[0]):
-            outs, state = self.step(*(x[t] for x in xs), state=state)
+            outs, state = self._step([x[t] for x in xs], state)
             per_step.append(outs)
         stacked = tuple(torch.stack([o[k] for o in per_step]) for k in range(len(self.output_nodes)))
         return (stacked[0] if len(stacked) == 1 else stacked), state
@@ -328,8 +405,9 @@ class CyclicGraphExecutor(GraphExecutor):
 
     def forward(self, *args: Any):
         inputs, state = self._split_args(args)
+        self._check_inputs(inputs, 1)
         outputs = []
         for _ in range(self.timesteps):
-            outs, state = self.step(*inputs, state=state)
+            outs, state = self._step(inputs, state)
             outputs.append(outs[0] if len(outs) == 1 else outs)
         return (outputs, state) if self.return_state else outputs

@@ -94,7 +94,14 @@ def _run_recording_shapes(root: nn.Module, graph: fx.Graph, samples: tuple) -> N
     """Run the traced graph once on the real module, recording each value's shape(s) in
     ``node.meta["tensor_meta"]`` (the shape propagation of ``torch.fx.passes.shape_prop``). A plain
     loop over the nodes: ``fx.Interpreter`` enters several context managers per node, which cost
-    more than the model's own forward; values are dropped after their last use."""
+    more than the model's own forward; values are dropped after their last use.
+
+    It also records what the exporter needs to follow in-place operations: ``meta["mutated"]``,
+    the input nodes whose tensors a call changed (their version counter moved),
+    ``meta["returns_mutated"]`` those the call returned as its result (``relu_(h)`` returns
+    ``h``), and for every value ``meta["identity"]`` (the ids of its tensors) and
+    ``meta["storage"]`` (their storages' addresses): two values alive at once with the same
+    storage alias each other."""
     last_use: dict[fx.Node, fx.Node] = {}
     for node in graph.nodes:
         for used in node.all_input_nodes:
@@ -116,18 +123,29 @@ def _run_recording_shapes(root: nn.Module, graph: fx.Graph, samples: tuple) -> N
             result = root
             for part in node.target.split("."):
                 result = getattr(result, part)
-        elif op == "call_module":
-            result = root.get_submodule(node.target)(*value(node.args), **value(node.kwargs))
-        elif op == "call_function":
-            result = node.target(*value(node.args), **value(node.kwargs))
-        elif op == "call_method":
-            receiver, *rest = value(node.args)
-            result = getattr(receiver, node.target)(*rest, **value(node.kwargs))
-        else:  # output
+        elif op == "output":
             return
+        else:
+            before = [(used, [(t, t._version) for t in _tensors(env[used])]) for used in node.all_input_nodes]
+            if op == "call_module":
+                result = root.get_submodule(node.target)(*value(node.args), **value(node.kwargs))
+            elif op == "call_function":
+                result = node.target(*value(node.args), **value(node.kwargs))
+            else:  # call_method
+                receiver, *rest = value(node.args)
+                result = getattr(receiver, node.target)(*rest, **value(node.kwargs))
+            mutated = [used for used, versions in before if any(t._version != v for t, v in versions)]
+            if mutated:  # an in-place operation (see ``mutation_meta``)
+                node.meta["mutated"] = mutated
+                node.meta["returns_mutated"] = [used for used in mutated if result is env[used]]
         meta = shape_meta(result)
         if meta is not None:
             node.meta["tensor_meta"] = meta
+        tensors = _tensors(result)
+        node.meta["identity"] = tuple(id(t) for t in tensors)
+        node.meta["storage"] = frozenset(t.untyped_storage().data_ptr() for t in tensors)
+        if op == "get_attr" and isinstance(result, torch.Tensor):
+            node.meta["value"] = result  # a constant (a neuron's initial state is checked against it)
         env[node] = result
         for used in dropped_after.get(node, ()):
             del env[used]
@@ -142,6 +160,15 @@ def _placeholder(node: fx.Node, given) -> Any:
         if node.args:  # the parameter's default
             return node.args[0]
         raise TypeError(f"forward needs an argument for its parameter {node.target!r}; pass it in the sample") from None
+
+
+def _tensors(value: Any) -> list[torch.Tensor]:
+    """The tensors of a value (a tensor, or a tuple/list of them: a neuron's outputs)."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (tuple, list)):
+        return [t for v in value for t in _tensors(v)]
+    return []
 
 
 def shape_meta(value: Any) -> Any:

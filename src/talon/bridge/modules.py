@@ -1,15 +1,18 @@
 """PyTorch modules for the TALON IR nodes that have no ``torch.nn`` equivalent.
 
 Neuron modules implement ``docs/semantics.md`` exactly: their coefficients are computed in
-float64 from the IR parameters (kept unchanged on the module for a bit-exact re-export) and cast
-once to the compute dtype; each step evaluates ``(beta*v + g*x) + c`` and the reset variants in
-the documented order. A call is one timestep: ``spike, state = module(x, state)`` with
-``state=None`` at the start. Neuron parameters are fixed buffers; gradients flow to the inputs
-through the surrogate spike (``talon.bridge.spike``), so the layers around them can be trained.
+float64 from the IR parameters (``talon.ir.coefficients``; the node is kept on the module for a
+bit-exact re-export) and cast once to the compute dtype; each step evaluates ``(beta*v + g*x) + c``
+and the reset variants in the documented order. A call is one timestep: ``spike, state =
+module(x, state)`` with ``state=None`` at the start. Neuron parameters are buffers (saved in
+``state_dict``, no gradient); an edited one (threshold balancing) is what the module computes and
+what ``to_node`` exports. Gradients flow to the inputs through the surrogate spike
+(``talon.bridge.spike``), so the layers around them can be trained.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any, ClassVar
 
 import numpy as np
@@ -17,6 +20,8 @@ import torch
 from torch import nn
 
 from talon import ir
+from talon.ir.coefficients import STATEFUL, fields_from_coefficients, keep_dtype, neuron_coefficients
+from talon.ir.errors import ConversionError
 from talon.ir.types import ResetMode, ResetTiming, SkipType, SpikeTiming
 
 from .spike import spike
@@ -37,8 +42,67 @@ def _layer_view(coef: torch.Tensor, layer_shape: tuple[int, ...] | None) -> torc
     return coef
 
 
-class NeuronModule(nn.Module):
-    """Base of the stateful modules; wraps the IR node whose parameters it keeps verbatim."""
+def _param_form(value: torch.Tensor, shape: tuple[int, ...], layer_shape: tuple[int, ...] | None,
+                where: str) -> np.ndarray:  # fmt: skip
+    """A buffer's values in the shape of the IR parameter (``shape``) it came from; a buffer given
+    another shape keeps its own (a per-channel view ``(C, 1, 1)`` becomes ``(C,)``)."""
+    arr = numpy_values(value, where)
+    if arr.size == int(np.prod(shape)):
+        return arr.reshape(shape)
+    if arr.size == 1:
+        return arr.reshape(())
+    if (
+        layer_shape is not None
+        and len(layer_shape) > 1
+        and arr.ndim == len(layer_shape)
+        and arr.shape[1:] == (1,) * (arr.ndim - 1)
+    ):
+        return arr.reshape(arr.shape[0])
+    return arr
+
+
+def numpy_values(tensor: torch.Tensor, where: str) -> np.ndarray:
+    """A tensor's values as a numpy array of the same dtype (detached, on the CPU); a bfloat16 tensor,
+    which numpy and TALON IR cannot hold, raises :class:`ConversionError` naming ``where``."""
+    if tensor.dtype == torch.bfloat16:
+        raise ConversionError(
+            f"{where}: a bfloat16 tensor has no TALON IR dtype (numpy has no bfloat16); every bfloat16 value is "
+            "exact in float32: export the model converted with .float(), and import the graph with "
+            "ir_to_torch(graph, dtype=torch.bfloat16) to compute in bfloat16 again"
+        )
+    return tensor.detach().cpu().numpy().copy()
+
+
+def _numpy_dtype(tensor: torch.Tensor, where: str) -> np.dtype:
+    return numpy_values(tensor.reshape(-1)[:0], where).dtype
+
+
+# the PyTorch modules' buffer name of each coefficient of talon.ir.coefficients
+_BUFFER_OF = {"beta": "beta", "g": "gain", "c": "drive", "alpha": "alpha", "gs": "syn_gain", "k": "k",
+              "r": "r_in", "v_leak": "v_leak_e", "theta": "v_th", "v_reset": "v_rst"}  # fmt: skip
+
+
+class _SavedBuffers(nn.Module):
+    """Loads a ``state_dict`` saved by an earlier talon, which kept the neuron coefficients and
+    thresholds out of it: a buffer missing there keeps the value built from the node."""
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):  # fmt: skip
+        for name, buffer in self._buffers.items():
+            if buffer is not None and name not in self._non_persistent_buffers_set and prefix + name not in state_dict:
+                state_dict[prefix + name] = buffer
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)  # fmt: skip
+
+
+class NeuronModule(_SavedBuffers):
+    """Base of the stateful modules; wraps the IR node it was built from.
+
+    The per-step coefficients (``beta``, ``gain``, ``drive``, ``v_th`` …) are buffers computed from
+    the node (``talon.ir.coefficients``) and saved in ``state_dict``; editing one (threshold
+    balancing, a calibrated decay) changes what the module computes, and :meth:`to_node` writes the
+    edit back into the node's fields exactly, or refuses.
+    """
 
     node_type: ClassVar[type[ir.Node]]
 
@@ -48,15 +112,119 @@ class NeuronModule(nn.Module):
             raise TypeError(f"{type(self).__name__} needs an ir.{self.node_type.__name__}, got {type(node).__name__}")
         self.node = node
         self._layer_shape = node.input_shape
-        for name, value in self._coefficients().items():
-            self.register_buffer(name, _layer_view(_to_tensor(value, dtype), self._layer_shape), persistent=False)
+        self._flags: dict[str, tuple[torch.Tensor, int, bool]] = {}
+        for name, value in self._buffer_values(node).items():
+            if value is not None:
+                value = (
+                    _to_tensor(value, dtype) if value.dtype.kind == "f" else torch.from_numpy(value.astype(np.int64))
+                )
+                value = _layer_view(value, self._layer_shape)
+            self.register_buffer(name, value)
 
-    def _coefficients(self) -> dict[str, np.ndarray]:
-        raise NotImplementedError
+    def _coefficients_of(self, node: ir.Node) -> dict[str, np.ndarray]:
+        """``{buffer name: float64 coefficient}`` of ``node``."""
+        if not isinstance(node, STATEFUL):
+            return {}
+        return {_BUFFER_OF[k]: v for k, v in neuron_coefficients(node, np.float64).items()}
 
-    def to_node(self) -> ir.Node:
-        """The IR node this module computes (its parameters are never changed by training)."""
-        return self.node
+    # ---- flags of the fast paths, re-evaluated when their buffer is edited -----------------------
+
+    def _all_equal(self, name: str, value: float) -> bool:
+        tensor = self._buffers.get(name)
+        if tensor is None:
+            return True
+        try:
+            version = tensor._version
+        except RuntimeError:  # an inference tensor tracks no version: evaluate every time
+            return bool(torch.all(tensor == value))
+        cached = self._flags.get(name)
+        if cached is None or cached[0] is not tensor or cached[1] != version:
+            cached = self._flags[name] = (tensor, version, bool(torch.all(tensor == value)))
+        return cached[2]
+
+    @property
+    def _unit_gain(self) -> bool:
+        return self._all_equal("gain", 1.0)
+
+    @property
+    def _no_drive(self) -> bool:
+        return self._all_equal("drive", 0.0)
+
+    @property
+    def _unit_syn_gain(self) -> bool:
+        return self._all_equal("syn_gain", 1.0)
+
+    # ---- export --------------------------------------------------------------------------------
+
+    def to_node(self, where: str | None = None) -> ir.Node:
+        """The IR node this module computes now: its node, with the fields of edited buffers written
+        back exactly (``tau = 1/(1 - beta)``, ``r = gain·tau`` … as ``talon.ir.coefficients``).
+
+        Raises :class:`~talon.ir.ConversionError` naming ``where`` (e.g. ``"node 'lif1'"``) when an
+        edited buffer has no exact IR form (a decay above 1, a bfloat16 buffer …).
+        """
+        where = where or f"{type(self).__name__} of an ir.{type(self.node).__name__}"
+        node = self.node
+        edited = [n for n, v in self._buffer_values(node).items() if not self._holds(n, v)]
+        if not edited:
+            return node
+        if any(self._buffers.get(n) is None for n in edited):
+            raise ConversionError(f"{where}: buffer(s) {edited} were removed; restore them")
+        fields: dict[str, Any] = {}
+        if isinstance(node, STATEFUL):
+            dtype = _numpy_dtype(self._buffers["gain" if "gain" in self._buffers else "k"], where)
+            old = neuron_coefficients(node, dtype)
+            new = {}
+            for k, v in old.items():
+                buffer = self._buffers[_BUFFER_OF[k]]
+                if buffer.dtype != self._buffers[_BUFFER_OF[next(iter(old))]].dtype:
+                    raise ConversionError(f"{where}: buffer {_BUFFER_OF[k]!r} has another dtype than the others")
+                new[k] = _param_form(buffer, v.shape, self._layer_shape, where)
+            fields.update(fields_from_coefficients(node, where, new, dtype))
+        for name, field_name in self._constant_fields.items():
+            if name in edited:
+                original = getattr(node, field_name)
+                value = _param_form(self._buffers[name], np.shape(original), self._layer_shape, where)
+                fields[field_name] = value if original is None else keep_dtype(original, value)
+        try:
+            exported = type(node)(**{**node.params(), **fields}, input_type=node.input_type,
+                                  metadata=copy.deepcopy(node.metadata))  # fmt: skip
+        except ValueError as exc:
+            raise ConversionError(
+                f"{where}: the edited buffers {edited} do not make a valid {type(node).__name__}: {exc}"
+            ) from None
+        unexact = [n for n, v in self._buffer_values(exported).items() if not self._holds(n, v)]
+        if unexact:  # e.g. a per-neuron edit of a value shared through a broadcast
+            raise ConversionError(f"{where}: the edited buffer(s) {unexact} have no exact {type(node).__name__} fields")
+        return exported
+
+    #: ``{buffer: node field}`` of the node's constants held as buffers as they are (``v_init`` …)
+    _constant_fields: ClassVar[dict[str, str]] = {}
+
+    def _buffer_values(self, node: ir.Node) -> dict[str, np.ndarray | None]:
+        """``{buffer name: value}`` the buffers hold for ``node`` (before the cast to their dtype)."""
+        out: dict[str, np.ndarray | None] = dict(self._coefficients_of(node))
+        for name, field_name in self._constant_fields.items():
+            value = getattr(node, field_name)
+            out[name] = None if value is None else np.asarray(value)
+        return out
+
+    def _holds(self, name: str, value: np.ndarray | None) -> bool:
+        """Whether buffer ``name`` holds ``value`` as it was built: cast to the buffer's dtype, or
+        through the dtype the module was built in before ``.to(dtype)`` (``executor.double()``
+        after an import in float32 keeps the float32 values: not an edit)."""
+        buffer = self._buffers.get(name)
+        if buffer is None or value is None:
+            return buffer is None and value is None
+        current = buffer.detach().cpu()
+        if value.dtype.kind != "f":
+            built = torch.from_numpy(np.ascontiguousarray(value)).to(buffer.dtype)
+            return torch.equal(current, _layer_view(built, self._layer_shape))
+        for via in dict.fromkeys((buffer.dtype, torch.float32, torch.float64, torch.float16, torch.bfloat16)):
+            built = _to_tensor(value, via).to(buffer.dtype)
+            if torch.equal(current, _layer_view(built, self._layer_shape)):
+                return True
+        return False
 
     def __getattr__(self, name: str) -> Any:
         # IR parameters (tau, r, v_threshold ...) read as tensors, as in the TALON docs.
@@ -75,48 +243,23 @@ class NeuronModule(nn.Module):
         return repr(self.node)
 
 
-def _lif_like_coefficients(tau, r, v_leak) -> dict[str, np.ndarray]:
-    tau = np.asarray(tau, np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return {"beta": 1.0 - 1.0 / tau, "gain": np.asarray(r, np.float64) / tau, "drive": np.asarray(v_leak) / tau}
-
-
-def _euler_coefficients(node: ir.LIF | ir.LI) -> dict[str, np.ndarray]:
-    """``k = 1/tau``, ``r`` and ``v_leak`` of ``u = v + k·((v_leak - v) + r·x)`` (integration 'euler')."""
-    tau = np.asarray(node.tau, np.float64)
-    return {"k": 1.0 / tau, "r_in": np.asarray(node.r, np.float64), "v_leak_e": np.asarray(node.v_leak, np.float64)}
-
-
 def _euler_step(module: NeuronModule, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return v + module.k * ((module.v_leak_e - v) + module.r_in * x)
-
-
-def _cuba_coefficients(node: ir.CubaLIF | ir.CubaLI) -> dict[str, np.ndarray]:
-    out = _lif_like_coefficients(node.tau_mem, node.r, node.v_leak)
-    tau_syn = np.asarray(node.tau_syn, np.float64)
-    out.update(alpha=1.0 - 1.0 / tau_syn, syn_gain=np.asarray(node.w_in, np.float64) / tau_syn)
-    return out
 
 
 class _Spiking(NeuronModule):
     """Threshold, reset and timing shared by LIF, IF and CubaLIF (docs/semantics.md §3.1)."""
 
+    _constant_fields: ClassVar[dict[str, str]] = {"v_init0": "v_init", "v_floor": "v_min"}
+
     def __init__(self, node: ir.Node, dtype: torch.dtype = torch.float32):
         super().__init__(node, dtype)
-        self.register_buffer("v_th", _layer_view(_to_tensor(node.v_threshold, dtype), self._layer_shape), False)
-        self.register_buffer("v_rst", _layer_view(_to_tensor(node.v_reset, dtype), self._layer_shape), False)
-        v0 = None if node.v_init is None else _layer_view(_to_tensor(node.v_init, dtype), self._layer_shape)
-        self.register_buffer("v_init0", v0, False)
-        floor = None if node.v_min is None else _layer_view(_to_tensor(node.v_min, dtype), self._layer_shape)
-        self.register_buffer("v_floor", floor, False)
         self.multi_spike = node.multi_spike
         self.max_spikes = node.max_spikes
         self.inclusive = node.comparison.value == ">="
         self.reset_mode = node.reset_mode
         self.reset_timing = node.reset_timing
         self.spike_pre = node.spike_timing is SpikeTiming.PRE
-        self._unit_gain = bool(np.all(self.gain.numpy() == 1))
-        self._no_drive = bool(np.all(self.drive.numpy() == 0))
 
     def _initial(self, x: torch.Tensor) -> torch.Tensor:
         """The membrane at ``t = 0`` for a batch like ``x``: ``v_init`` (0 when the node has none)."""
@@ -189,7 +332,7 @@ class LIFModule(_Spiking):
     """Leaky integrate-and-fire (``ir.LIF``): ``spike, v = module(x, v)``.
 
     ``LIFModule(tau, r, v_leak, v_threshold, ...)`` takes the ``ir.LIF`` arguments, or wraps a
-    node: ``LIFModule.from_node(node)``. ``.beta`` is ``1 - 1/tau``.
+    node: ``LIFModule.from_node(node)``. ``.beta`` is ``1 - 1/tau`` (``.k`` = ``1/tau`` with integration 'euler').
     """
 
     node_type = ir.LIF
@@ -205,10 +348,6 @@ class LIFModule(_Spiking):
     @classmethod
     def from_node(cls, node: ir.LIF, dtype: torch.dtype = torch.float32) -> LIFModule:
         return cls(node=node, dtype=dtype)
-
-    def _coefficients(self):
-        out = _lif_like_coefficients(self.node.tau, self.node.r, self.node.v_leak)
-        return {**out, **_euler_coefficients(self.node)} if self.node.integration == "euler" else out
 
     def _membrane(self, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return _euler_step(self, v, x) if self.node.integration == "euler" else super()._membrane(v, x)
@@ -233,10 +372,6 @@ class IFModule(_Spiking):
     def from_node(cls, node: ir.IF, dtype: torch.dtype = torch.float32) -> IFModule:
         return cls(node=node, dtype=dtype)
 
-    def _coefficients(self):
-        r = np.asarray(self.node.r, np.float64)
-        return {"beta": np.ones_like(r), "gain": r, "drive": np.zeros_like(r)}
-
     def _membrane(self, v, x):
         return v + (x if self._unit_gain else self.gain * x)
 
@@ -252,13 +387,9 @@ class CubaLIFModule(_Spiking):
 
     def __init__(self, node: ir.CubaLIF, dtype: torch.dtype = torch.float32):
         super().__init__(node, dtype)
-        self._unit_syn_gain = bool(np.all(self.syn_gain.numpy() == 1))
         self.input_first = node.synapse == ir.SynapseOrder.INPUT_FIRST  # i = alpha*(i + g_s*x)
 
     from_node = classmethod(lambda cls, node, dtype=torch.float32: cls(node, dtype))
-
-    def _coefficients(self):
-        return _cuba_coefficients(self.node)
 
     def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None):
         v, i = (self._initial(x), torch.zeros_like(x)) if state is None else state
@@ -273,10 +404,6 @@ class LIModule(NeuronModule):
 
     node_type = ir.LI
     from_node = classmethod(lambda cls, node, dtype=torch.float32: cls(node, dtype))
-
-    def _coefficients(self):
-        out = _lif_like_coefficients(self.node.tau, self.node.r, self.node.v_leak)
-        return {**out, **_euler_coefficients(self.node)} if self.node.integration == "euler" else out
 
     def forward(self, x: torch.Tensor, state: torch.Tensor | None = None):
         v = torch.zeros_like(x) if state is None else state
@@ -294,9 +421,6 @@ class CubaLIModule(NeuronModule):
     node_type = ir.CubaLI
     from_node = classmethod(lambda cls, node, dtype=torch.float32: cls(node, dtype))
 
-    def _coefficients(self):
-        return _cuba_coefficients(self.node)
-
     def forward(self, x: torch.Tensor, state=None):
         v, i = (torch.zeros_like(x), torch.zeros_like(x)) if state is None else state
         i = self.alpha * i + self.syn_gain * x
@@ -310,9 +434,6 @@ class IntegratorModule(NeuronModule):
     node_type = ir.Integrator
     from_node = classmethod(lambda cls, node, dtype=torch.float32: cls(node, dtype))
 
-    def _coefficients(self):
-        return {"gain": np.asarray(self.node.r, np.float64)}
-
     def forward(self, x: torch.Tensor, state=None):
         v = torch.zeros_like(x) if state is None else state
         v = v + self.gain * x
@@ -325,14 +446,23 @@ class DelayModule(NeuronModule):
     node_type = ir.Delay
     from_node = classmethod(lambda cls, node, dtype=torch.float32: cls(node, dtype))
 
+    _constant_fields: ClassVar[dict[str, str]] = {"index": "delay"}
+
     def __init__(self, node: ir.Delay, dtype: torch.dtype = torch.float32):
         super().__init__(node, dtype)
         self.max_delay = node.max_delay
-        delay = torch.from_numpy(np.ascontiguousarray(node.delay, dtype=np.int64))
-        self.register_buffer("index", _layer_view(delay, self._layer_shape), persistent=False)
 
-    def _coefficients(self):
-        return {}
+    def _buffer_values(self, node: ir.Node) -> dict[str, np.ndarray | None]:
+        return {"index": np.asarray(node.delay).astype(np.int64)}
+
+    def to_node(self, where: str | None = None) -> ir.Delay:
+        node = super().to_node(where)
+        if node.max_delay > self.max_delay:
+            raise ConversionError(
+                f"{where or 'DelayModule'}: an edited delay of {node.max_delay} steps exceeds the history of "
+                f"{self.max_delay} steps this module keeps; build a new executor from a graph with that delay"
+            )
+        return node
 
     def forward(self, x: torch.Tensor, state: torch.Tensor | None = None):
         if self.max_delay == 0:
@@ -346,25 +476,39 @@ class DelayModule(NeuronModule):
 # ---- stateless modules without a torch.nn equivalent ----------------------------------------
 
 
-class ThresholdModule(nn.Module):
-    """``ir.Threshold``: ``z = H(x - threshold)`` with the surrogate gradient."""
+class ThresholdModule(_SavedBuffers):
+    """``ir.Threshold``: ``z = H(x - threshold)`` with the surrogate gradient; an edited
+    ``threshold`` buffer is exported by :meth:`to_node`."""
 
     def __init__(self, node: ir.Threshold, dtype: torch.dtype = torch.float32):
         super().__init__()
         self.node = node
         self.inclusive = node.comparison.value == ">="
-        self.register_buffer("threshold", _layer_view(_to_tensor(node.threshold, dtype), node.input_shape), False)
+        self.register_buffer("threshold", _layer_view(_to_tensor(node.threshold, dtype), node.input_shape))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return spike(x - self.threshold, self.inclusive)
+
+    def to_node(self, where: str | None = None) -> ir.Threshold:
+        """The node with the current ``threshold`` (its own array when the buffer is unchanged)."""
+        node, where = self.node, where or "ThresholdModule"
+        built = _layer_view(_to_tensor(node.threshold, self.threshold.dtype), node.input_shape)
+        if torch.equal(self.threshold.detach().cpu(), built):
+            return node
+        value = _param_form(self.threshold, np.shape(node.threshold), node.input_shape, where)
+        try:
+            return ir.Threshold(**{**node.params(), "threshold": keep_dtype(node.threshold, value)},
+                                input_type=node.input_type, metadata=copy.deepcopy(node.metadata))  # fmt: skip
+        except ValueError as exc:
+            raise ConversionError(f"{where}: the edited threshold does not make a valid Threshold: {exc}") from None
 
 
 class ScaleModule(nn.Module):
     """``ir.Scale``: ``y = s * x`` (``s`` trainable)."""
 
-    def __init__(self, scale: np.ndarray | torch.Tensor):
+    def __init__(self, scale: np.ndarray | torch.Tensor, dtype: torch.dtype = torch.float32):
         super().__init__()
-        self.scale = nn.Parameter(torch.as_tensor(np.asarray(scale), dtype=torch.float32).clone())
+        self.scale = nn.Parameter(torch.as_tensor(np.asarray(scale)).to(dtype).clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.scale

@@ -13,9 +13,13 @@ Norse integrates with forward Euler, ``v' = v + dt·τ⁻¹·((v_leak - v) + x)`
 all with ``comparison='>'`` (Norse's Heaviside is strict) and an immediate reset to ``v_reset``
 (``reset_method=reset_subtract`` maps to ``reset_mode='subtract'``). LIFBoxCell and LIBoxCell are
 exported with ``integration='euler'`` and match Norse bit for bit; LIFCell's synaptic "current jump"
-keeps a state IR's CubaLIF does not, so its membranes agree to float32 rounding (~1e-7). Norse
-starts the membrane at ``v_leak`` (IAFCell: at ``v_reset``), talon at 0: cells with a non-zero
-start are refused.
+keeps a state IR's CubaLIF does not, so its membranes agree to float32 rounding (~1e-7).
+
+Norse starts the membrane at ``v_leak`` (IAFCell: at ``v_reset``). IAFCell's ``v = v + x`` is
+talon's IF step exactly, so ``v_reset ≠ 0`` is exported as ``v_init = v_reset``. Cells with
+``v_leak ≠ 0`` are refused, each for its own reason: LIFBoxCell's Euler step adds
+``(x + v_leak) - v`` (talon: ``(v_leak - v) + x``, which rounds differently), LIBoxCell's start
+has no IR form (an LI starts at 0), and LIFCell's is not checked against Norse.
 """
 
 from __future__ import annotations
@@ -55,12 +59,22 @@ def _reset(mod, ctx: ConvertContext) -> dict:
     return {"reset_mode": mode, "v_reset": _p(mod, ctx, "v_reset"), "reset_timing": "immediate", "comparison": ">"}
 
 
+_LEAK_REFUSAL = {
+    # LIFBoxCell: the start at v_leak is v_init, but the step is not talon's Euler order
+    "LIFBoxCell": "its Euler step adds (input + v_leak) - v where talon's adds (v_leak - v) + input; with "
+    "v_leak != 0 the two round differently in float32 (membranes differ by an ulp), so it would not be exact",
+    "LIFCell": "it starts the membrane at v_leak, and its current-jump form is checked against talon's CubaLIF "
+    "(with v_init = v_leak) only for v_leak = 0",
+    "LIBoxCell": "it starts the membrane at v_leak, and a TALON IR LI starts at 0 (only spiking neurons have v_init)",
+}
+
+
 def _no_leak_offset(mod, ctx: ConvertContext) -> np.ndarray:
     v_leak = _p(mod, ctx, "v_leak")
     if np.any(v_leak != 0):
-        raise ConversionError(
-            f"module {ctx.path!r}: Norse starts the membrane at v_leak, talon at 0; only v_leak = 0 converts exactly"
-        )
+        why = _LEAK_REFUSAL[type(mod).__name__]
+        raise ConversionError(f"module {ctx.path!r}: Norse {type(mod).__name__} with v_leak != 0 is not converted: "
+                              f"{why}; only v_leak = 0 converts exactly")  # fmt: skip
     return v_leak
 
 
@@ -91,9 +105,6 @@ def _li_box(mod: LIBoxCell, ctx: ConvertContext) -> ir.Node:
 
 @register_converter(IAFCell)
 def _iaf(mod: IAFCell, ctx: ConvertContext) -> ir.Node:
-    if np.any(_p(mod, ctx, "v_reset") != 0):
-        raise ConversionError(
-            f"module {ctx.path!r}: Norse's IAFCell starts the membrane at v_reset, talon at 0; only v_reset = 0 "
-            "converts exactly"
-        )
-    return ir.IF(v_threshold=_p(mod, ctx, "v_th"), r=1.0, **_reset(mod, ctx), **_types(ctx))
+    v_reset = _p(mod, ctx, "v_reset")  # Norse starts the membrane at v_reset: the IF's v_init
+    v_init = v_reset.copy() if np.any(v_reset != 0) else None
+    return ir.IF(v_threshold=_p(mod, ctx, "v_th"), r=1.0, v_init=v_init, **_reset(mod, ctx), **_types(ctx))

@@ -27,9 +27,10 @@ outside them (it is switched off inside a leaf call). The recording is accepted 
    output, or one of those constants — anything else (a tensor made by an operation the mode does
    not see, a parameter passed as is, a module's attribute) means unseen dataflow;
 4. every leaf output is a new object (``nn.Identity``, an in-place ReLU or eval-mode dropout
-   return their input: which of the two a later use means is then unknown), and no leaf holds a
-   sample or another leaf's output in its state when it is called (data handed over by
-   attribute assignment, invisible to both tracers).
+   return their input: which of the two a later use means is then unknown), a tensor a leaf changes
+   in place (its version counter moved) is not used afterwards (fx's route follows such mutations,
+   ``inplace.py``), and no leaf holds a sample or another leaf's output in its state when it is
+   called (data handed over by attribute assignment, invisible to both tracers).
 
 Otherwise the recording stops (at the first violation) and the exporter traces with fx as before;
 it also does so when converting the recorded graph raises, so errors keep fx's messages.
@@ -289,7 +290,8 @@ class _Recorder(TorchFunctionMode):
             self.__exit__(None, None, None)  # the leaf runs without the mode (and its cost)
             self.active = False
             self._check_state(module)
-            self.pending.append((self._arg(args), self._arg(kwargs)))
+            versions = [(t, t._version) for t in _tensors((args, kwargs))]
+            self.pending.append((self._arg(args), self._arg(kwargs), versions))
         self.depth += 1
 
     def _leave_leaf(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
@@ -299,7 +301,15 @@ class _Recorder(TorchFunctionMode):
         if self.depth:
             return
         self.leaf_called = True
-        node_args, node_kwargs = self.pending.pop()
+        node_args, node_kwargs, versions = self.pending.pop()
+        for t, version in versions:  # a tensor the leaf changed in place: a later use would read the new value
+            if t._version != version:
+                ptr = t.untyped_storage().data_ptr()
+                if any(isinstance(o, torch.Tensor) and o is not t and o.untyped_storage().data_ptr() == ptr
+                       for o in self.keep):  # fmt: skip
+                    self._fail(f"module {path!r} changes a tensor in place that another value is a view of")
+                for table in (self.data, self.elements, self.constants):
+                    table.pop(id(t), None)  # any later use now fails as unseen dataflow (fx follows it)
         node = self.graph.add("call_module", path, node_args, node_kwargs, shape_meta(output))
         if isinstance(output, (tuple, list)):
             self._remember_data(output, node, module)
@@ -382,6 +392,7 @@ class _Recorder(TorchFunctionMode):
             if node is None:
                 target = f"_tensor_constant{len(self.constant_nodes)}"
                 node = self.graph.add("get_attr", target, meta=shape_meta(self.constants[key]))
+                node.meta["value"] = self.constants[key]  # a neuron's initial state is checked against it
                 self.constant_nodes[key] = node
             return node
         if isinstance(value, _LITERALS):

@@ -17,9 +17,11 @@ Mapping (``docs/semantics.md`` §3.3; β, α are clamped to [0, 1] as snnTorch d
                                    corrected); zero: 'immediate'
 
 ``tau = 1/(1 - β)`` is stored in float64 so that ``1 - 1/tau`` casts back to β and ``r/tau`` to
-exactly 1.0: the exported graph computes snnTorch's ``β·m + x`` bit for bit. β = 1 (no leak)
-becomes an IF node. Lapicque and Alpha neurons, graded spikes ≠ 1, inhibition and state
-quantization are refused with a ConversionError.
+exactly 1.0: the exported graph computes snnTorch's ``β·m + x`` bit for bit. β = 1 (no leak) in
+every neuron becomes an IF node; a per-neuron β (or a Synaptic α) at the clamp 1 next to leaky
+neurons is written ``tau = r = 2**30`` (``1 - 2**-30`` rounds to 1.0 in float32, as for Spyx).
+Lapicque and Alpha neurons, graded spikes ≠ 1, inhibition and state quantization are refused
+with a ConversionError.
 
 ``reset_delay=False`` with subtraction: snnTorch takes the spike from ``β·m + x - r·θ`` (its
 delayed reset applied first, then undone), so when the post-reset membrane stays above θ (input >
@@ -52,9 +54,16 @@ def _decay(value, ctx: ConvertContext, name: str) -> np.ndarray:
     return per_neuron(torch.as_tensor(value).clamp(0, 1), ctx.input_shape, name, ctx.path)
 
 
+NO_LEAK_TAU = 2.0**30  # a decay of exactly 1 (docs/jax.md writes Spyx's β = 1 the same way)
+
+
 def _tau(decay: np.ndarray) -> np.ndarray:
+    """``1/(1 - d)`` in float64, and ``2**30`` where ``d = 1``: every engine computes ``1 - 1/tau``
+    in float64 and casts it to float32, where ``1 - 2**-30`` rounds to exactly 1.0, and ``r/tau``
+    (``r = tau``) is exactly 1 — so a neuron at snnTorch's clamp keeps ``1·m + x`` bit for bit."""
+    d = np.asarray(decay, np.float64)
     with np.errstate(divide="ignore"):
-        return 1.0 / (1.0 - np.asarray(decay, np.float64))
+        return np.where(d == 1.0, NO_LEAK_TAU, 1.0 / (1.0 - d))
 
 
 def _check_supported(mod: nn.Module, path: str) -> None:
@@ -89,18 +98,14 @@ def _leaky_node(mod: nn.Module, ctx: ConvertContext, zero_before_decay: bool) ->
     types = {"input_type": {"input": np.array(ctx.input_shape)}} if ctx.input_shape is not None else {}
     if np.all(beta == 1.0):
         return ir.IF(v_threshold=theta, r=1.0, **dyn, **types)
-    if np.any(beta == 1.0):
-        raise ConversionError(f"module {ctx.path!r}: a per-neuron beta mixing 1.0 (no leak) with leaky neurons")
-    tau = _tau(beta)
+    tau = _tau(beta)  # per-neuron β at the clamp 1 (common after learn_beta): tau = r = 2**30
     return ir.LIF(tau=tau, r=tau.copy(), v_leak=0.0, v_threshold=theta, **dyn, **types)
 
 
 def _synaptic_node(mod: nn.Module, ctx: ConvertContext) -> ir.Node:
     _check_supported(mod, ctx.path)
     alpha, beta = _decay(mod.alpha, ctx, "alpha"), _decay(mod.beta, ctx, "beta")
-    if np.any(alpha == 1.0) or np.any(beta == 1.0):
-        raise ConversionError(f"module {ctx.path!r}: alpha or beta = 1 (no decay) has no CubaLIF time constant")
-    tau_syn, tau_mem = _tau(alpha), _tau(beta)
+    tau_syn, tau_mem = _tau(alpha), _tau(beta)  # α or β clamped to 1 (no decay): tau = 2**30
     theta = per_neuron(mod.threshold, ctx.input_shape, "threshold", ctx.path)
     dyn = _dynamics(mod, ctx.path, zero_before_decay=False)
     types = {"input_type": {"input": np.array(ctx.input_shape)}} if ctx.input_shape is not None else {}

@@ -9,9 +9,10 @@ the spike is data, the states are not (a model that returns its membranes gets o
 spike/data value only). Forward arguments that default to ``None`` (snnTorch's ``mem=None``) are
 specialised to ``None``.
 
-When ``forward`` cannot be traced symbolically (data-dependent control flow), the exporter falls
-back to an execution trace with forward hooks and **warns**: operations that are not modules are
-invisible to hooks, so branches built with them may be lost.
+When ``forward`` cannot be traced symbolically (data-dependent control flow, Norse's cells), the
+exporter falls back to an execution trace of one forward pass (``execution_trace.py``) and warns
+that the graph follows the branches the sample took; it refuses whatever that trace cannot prove
+it saw (an operation between modules on the data path, an unconvertible module's own work).
 
 Exporting a :class:`GraphExecutor` reproduces its graph exactly (edges, node types, hints), with
 the current weights.
@@ -34,13 +35,19 @@ import torch
 from torch import fx, nn
 
 from talon import ir
+from talon.ir.coefficients import keep_dtype
 from talon.ir.errors import ConversionError, UnsupportedModuleError
 
 from .convert import ConvertContext, find_converter, flatten_node, is_stateful_node
+from .execution_trace import ExecutionTraceExport
 from .executor import GraphExecutor
-from .fx_trace import CustomMap, Traced, Tracer, is_tuple_meta, recorded_shape, trace_with_shapes
+from .fx_trace import CustomMap, Traced, is_tuple_meta, recorded_shape, trace_with_shapes
+from .graph_builder import GraphBuilder
+from .inplace import arg_nodes, follow_mutations, last_uses
+from .modules import NeuronModule, ThresholdModule, numpy_values
 from .probe_state import Snapshot, unchanged
 from .recording import RecordedNode, record_graph, sequential_graph
+from .state_args import check_state_arguments, parameter_names, stateful_call_refused
 from .transforms import fold_batchnorm
 
 
@@ -106,21 +113,23 @@ class TALONExporter:
         self._route = "fx"
         try:
             gm = trace_with_shapes(model, samples, custom_map, record=self._shape_hooks)
-        except Exception as exc:  # anything that stops symbolic tracing: fall back to hooks
+        except Exception as exc:  # anything that stops symbolic tracing: the execution trace
             gm = None
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
             snapshot.restore()  # what the failed trace assigned (proxies) must not reach the forward pass
-            warnings.warn(
-                f"torch.fx could not trace {type(model).__name__}.forward ({type(exc).__name__}: {exc}); "
-                "exporting from an execution trace (forward hooks). Operations that are not modules "
-                "(+, torch.cat, ...) are invisible to hooks: check that no branch was lost.",
-                stacklevel=4,
-            )
         if gm is not None:
             return _FxExport(self, gm, samples, custom_map).run()
         self._route = "hooks"
         with self._shape_hooks(model), torch.no_grad():
             model(*samples)
-        return _HookExport(self, model, samples, custom_map).run()
+        snapshot.restore()  # the watched pass starts from the model's own state, as fx's would
+        graph = ExecutionTraceExport(self, model, samples, custom_map, reason).run()
+        warnings.warn(
+            f"torch.fx could not trace {type(model).__name__}.forward ({reason}); exported from an execution "
+            "trace (one forward pass): the graph follows the branches this sample took",
+            stacklevel=4,
+        )
+        return graph
 
     def _export_recorded(self, model: nn.Module, samples: tuple, custom_map) -> ir.Graph | None:
         """The graph of a plain Sequential chain or of one recorded forward pass, or None when
@@ -233,51 +242,6 @@ torch_to_ir = to_ir
 # ---- building the IR graph ---------------------------------------------------------------------------
 
 
-class _Builder:
-    """Nodes and edges under construction, with the multi-output routing rule of the IR."""
-
-    def __init__(self):
-        self.nodes: dict[str, ir.Node] = {}
-        self.edges: list[tuple[str, str]] = []
-
-    def name(self, wanted: str) -> str:
-        out, k = wanted, 1
-        while out in self.nodes:
-            out, k = f"{wanted}_{k}", k + 1
-        return out
-
-    def add(self, wanted: str, node: ir.Node, sources: Sequence[str] = ()) -> str:
-        name = self.name(wanted)
-        self.nodes[name] = node
-        self.edges.extend((s, name) for s in sources)
-        return name
-
-    def add_multi_output(self, wanted: str, node: ir.Node, source: str, n: int) -> list[str]:
-        """A multi-output node followed by one passthrough Skip per output (removed later where
-        the consumer has a single input), so edge order never depends on consumer order."""
-        name = self.add(wanted, node, [source])
-        return [self.add(f"{name}_out{k}", ir.Skip("passthrough"), [name]) for k in range(n)]
-
-    def graph(self, metadata: dict) -> ir.Graph:
-        self._drop_section_skips()
-        return ir.Graph(self.nodes, self.edges, metadata)
-
-    def _drop_section_skips(self) -> None:
-        for name in [n for n, node in self.nodes.items() if node.is_multi_output]:
-            for k in range(len(self.nodes[name].split_sections)):
-                skip = f"{name}_out{k}"
-                outs = [i for i, (s, _) in enumerate(self.edges) if s == skip]
-                if len(outs) != 1:
-                    continue
-                dst = self.edges[outs[0]][1]
-                if sum(1 for _, d in self.edges if d == dst) != 1:
-                    continue
-                into = self.edges.index((name, skip))
-                self.edges[into] = (name, dst)
-                del self.edges[outs[0]]
-                del self.nodes[skip]
-
-
 _NODES = (fx.Node, RecordedNode)  # a traced graph's nodes, or a recorded one's (recording.py)
 
 
@@ -311,8 +275,12 @@ _ACTIVATIONS: dict[Any, Callable[..., ir.Node]] = {
     ),
     nn.functional.dropout: lambda x, p=0.5, *a, **k: ir.Dropout(p=p),
 }
+_ACTIVATIONS[torch.relu_] = _ACTIVATIONS[nn.functional.relu_] = _ACTIVATIONS[torch.relu]  # in place: inplace.py
 _METHOD_ACTIVATIONS: dict[str, Callable[..., ir.Node]] = {
     "relu": lambda *a, **k: ir.ReLU(),
+    "relu_": lambda *a, **k: ir.ReLU(),
+    "sigmoid_": lambda *a, **k: ir.Sigmoid(),
+    "tanh_": lambda *a, **k: ir.Tanh(),
     "sigmoid": lambda *a, **k: ir.Sigmoid(),
     "tanh": lambda *a, **k: ir.Tanh(),
     "softmax": lambda x, dim, *a, **k: ir.Softmax(dim=dim),
@@ -329,15 +297,18 @@ def _need_dim(dim):
 class _FxExport:
     def __init__(self, exporter: TALONExporter, gm: Traced, samples: tuple, custom_map):
         self.exporter, self.gm, self.samples, self.custom_map = exporter, gm, samples, custom_map
-        self.b = _Builder()
+        self.b = GraphBuilder()
         self.values: dict[fx.Node, _Val] = {}
         self.modules = dict(gm.root.named_modules())
         self.state_outputs: list[str] = []
         self.constant_outputs: list[str] = []
+        self.stateful_paths: set[str] = set()  # stateful modules already called (one state per IR node)
 
     def run(self) -> ir.Graph:
         inputs = 0
-        for node in self.gm.graph.nodes:
+        nodes = list(self.gm.graph.nodes)
+        last_use = last_uses(nodes, _NODES)
+        for position, node in enumerate(nodes):
             if node.op == "placeholder":
                 shape = recorded_shape(node.meta.get("tensor_meta"))
                 if shape is None:
@@ -352,7 +323,10 @@ class _FxExport:
                 self.values[node] = self._module(node)
             elif node.op in ("call_function", "call_method"):
                 self.values[node] = self._function(node)
-            elif node.op == "output":
+            if "mutated" in node.meta:  # an in-place operation: later uses read its result
+                where = f"operation {node.name!r} ({getattr(node.target, '__name__', node.target)})"
+                follow_mutations(node, position, nodes, last_use, self.values, where)
+            if node.op == "output":
                 self._outputs(node)
         meta = {"exporter": "talon.bridge.to_ir (torch.fx)"}
         if self.state_outputs:
@@ -405,14 +379,11 @@ class _FxExport:
             isinstance(ir_node, ir.Skip) and ir_node.skip_type != "passthrough"
         )
         if stateful:
+            if path in self.stateful_paths:
+                raise stateful_call_refused(path)
+            self.stateful_paths.add(path)
             sources = [self._data(first, f"module {path!r}")]
-            for extra in tensor_args[1:]:
-                val = self.values.get(extra)
-                if val is not None and val.kind == "data":
-                    raise ConversionError(
-                        f"module {path!r}: its state argument is computed by the network; TALON IR neurons "
-                        "start from zero state"
-                    )
+            check_state_arguments(module, path, self._state_arguments(module, node, first), ctx.input_shape)
         elif merges:
             flat = [a for arg in passed for a in (arg if isinstance(arg, (list, tuple)) else [arg])]
             sources = [self._data(a, f"module {path!r}") for a in flat if isinstance(a, _NODES)]
@@ -428,6 +399,20 @@ class _FxExport:
             n = len(node.meta["tensor_meta"])
             return _Val("tuple", name, parts=[_Val("data", name)] + [_Val("state", name)] * (n - 1))
         return _Val("data", name)
+
+    def _state_arguments(self, module: nn.Module, node: fx.Node, data: Any) -> list[tuple[str, Any, bool]]:
+        """``(name, constant value or None, computed by the network)`` of a neuron call's state arguments."""
+        names = parameter_names(module)
+        named = [(names[k] if k < len(names) else f"argument {k}", a) for k, a in enumerate(node.args)]
+        states = []
+        for name, arg in [*named, *node.kwargs.items()]:
+            for part in arg_nodes(arg, _NODES):  # a state tuple (Norse) is checked part by part
+                if part is data:
+                    continue
+                val = self.values.get(part)
+                computed = val is not None and val.kind in ("data", "state", "tuple")
+                states.append((name, part.meta.get("value"), computed))
+        return states
 
     def _function(self, node: fx.Node) -> _Val:
         target, args, kwargs = node.target, node.args, node.kwargs
@@ -531,9 +516,13 @@ class _FxExport:
         outputs = 0
         vals = []
         for arg in flat:  # a tuple returned whole or sliced (a neuron's spike and state): its parts
-            val = self.values[arg]
-            vals += [(part, arg) for part in val.parts] if val.kind == "tuple" else [(val, arg)]
-        for val, arg in vals:
+            val, meta = self.values[arg], arg.meta.get("tensor_meta")
+            if val.kind == "tuple":
+                metas = list(meta) if is_tuple_meta(meta) and len(meta) == len(val.parts) else [None] * len(val.parts)
+                vals += list(zip(val.parts, metas, [arg] * len(val.parts), strict=True))
+            else:
+                vals.append((val, meta, arg))
+        for val, meta, arg in vals:
             if val.kind == "state":  # a returned membrane: state, not a network output
                 self.state_outputs.append(val.ir_name)
                 continue
@@ -542,87 +531,14 @@ class _FxExport:
                 continue
             if val.kind != "data":
                 continue
-            shape = self.b.nodes[val.ir_name].output_shape or self._meta_shape(arg)[1:]
+            # The shape the model really returned: a node's own output_shape may be partial (an Affine
+            # states only its last axis, [out_features], and acts on a [B, 3, 12] input too).
+            recorded = recorded_shape(meta)
+            shape = recorded[1:] if recorded is not None else self.b.nodes[val.ir_name].output_shape
             self.b.add("output" if outputs == 0 else f"output_{outputs}", ir.Output(np.array(shape)), [val.ir_name])
             outputs += 1
         if outputs == 0:
             raise ConversionError("the model returns no tensor computed from its input")
-
-
-# ---- execution-trace fallback ------------------------------------------------------------------------
-
-
-class _HookExport:
-    """Rebuild the graph from the order in which leaf modules run and the tensors they exchange."""
-
-    def __init__(self, exporter: TALONExporter, model: nn.Module, samples: tuple, custom_map):
-        self.exporter, self.model, self.samples, self.custom_map = exporter, model, samples, custom_map
-        self.tracer = Tracer(custom_map)
-
-    def run(self) -> ir.Graph:
-        calls: list[tuple[str, nn.Module, tuple, Any]] = []
-        handles = []
-        for path, module in self.model.named_modules():
-            if (
-                path
-                and self.tracer.is_leaf_module(module, path)
-                and not _has_leaf_ancestor(self.model, path, self.tracer)
-            ):
-                handles.append(module.register_forward_hook(lambda m, a, o, p=path: calls.append((p, m, a, o))))
-        try:
-            with torch.no_grad():
-                result = self.model(*self.samples)
-        finally:
-            for h in handles:
-                h.remove()
-        b = _Builder()
-        producer: dict[int, str] = {}
-        for k, s in enumerate(self.samples):
-            producer[id(s)] = b.add("input" if k == 0 else f"input_{k}", ir.Input(np.array(s.shape[1:])))
-        names: dict[str, str] = {}
-        lost: list[str] = []
-        previous = next(iter(b.nodes))
-        for path, module, args, output in calls:
-            source_tensor = next((a for a in args if isinstance(a, torch.Tensor)), None)
-            src = producer.get(id(source_tensor))
-            if src is None:
-                lost.append(path)
-                src = previous
-            if path not in names:
-                ctx = self.exporter._context(
-                    path, self.exporter._input_shapes.get(path), self.exporter._output_shapes.get(path)
-                )
-                converter = find_converter(module, self.custom_map)
-                if converter is None:
-                    raise UnsupportedModuleError(
-                        f"module {path!r} of type {type(module).__qualname__} has no TALON IR conversion; pass "
-                        f"custom_map={{{type(module).__name__}: fn}}"
-                    )
-                names[path] = b.add(path, converter(module, ctx), [src])
-            elif (src, names[path]) not in b.edges:
-                b.edges.append((src, names[path]))
-            out = output[0] if isinstance(output, (tuple, list)) else output
-            producer[id(out)] = names[path]
-            previous = names[path]
-        final = result[0] if isinstance(result, (tuple, list)) else result
-        last = producer.get(id(final), previous)
-        b.add("output", ir.Output(np.array(tuple(final.shape[1:]) if isinstance(final, torch.Tensor) else ())), [last])
-        if lost:
-            warnings.warn(
-                f"execution trace: the inputs of {lost} were not produced by a module (a functional operation "
-                "or a time loop); they were connected to the module that ran before them",
-                stacklevel=4,
-            )
-        return b.graph({"exporter": "talon.bridge.to_ir (execution hooks)", "hook_inferred_inputs": lost})
-
-
-def _has_leaf_ancestor(model: nn.Module, path: str, tracer: Tracer) -> bool:
-    parts = path.split(".")
-    for k in range(1, len(parts)):
-        ancestor = ".".join(parts[:k])
-        if tracer.is_leaf_module(model.get_submodule(ancestor), ancestor):
-            return True
-    return False
 
 
 # ---- GraphExecutor → graph ---------------------------------------------------------------------------
@@ -644,11 +560,13 @@ _TENSOR_FIELDS: dict[tuple[type, ...], dict[str, str]] = {
 }  # fmt: skip
 
 
-def _current_node(node: ir.Node, module: nn.Module) -> ir.Node:
+def _current_node(node: ir.Node, module: nn.Module, name: str) -> ir.Node:
     """``node`` with its arrays replaced by the module's current tensors (unchanged arrays are kept
     as they were, so an untouched executor re-exports bit for bit, in the original dtypes)."""
     if isinstance(module, GraphExecutor):
         return executor_to_graph(module)
+    if isinstance(module, (NeuronModule, ThresholdModule)) and module.node is node:  # edited buffers: exact or refused
+        return module.to_node(f"node {name!r}")
     fields = next((f for types, f in _TENSOR_FIELDS.items() if type(node) in types), None)
     params = node.params()
     if fields:
@@ -657,9 +575,9 @@ def _current_node(node: ir.Node, module: nn.Module) -> ir.Node:
             if original is None:
                 continue
             tensor = module.get_parameter(attr) if attr in dict(module.named_parameters()) else module.get_buffer(attr)
-            current = tensor.detach().cpu().numpy().reshape(original.shape)
+            current = numpy_values(tensor, f"node {name!r} ({field_name})").reshape(original.shape)
             if not np.array_equal(current, original.astype(current.dtype)):
-                params[field_name] = current.astype(original.dtype)
+                params[field_name] = keep_dtype(original, current)  # the IR dtype when lossless
     return type(node)(**params, input_type=node.input_type, metadata=copy.deepcopy(node.metadata))
 
 
@@ -671,7 +589,7 @@ def executor_to_graph(executor: GraphExecutor) -> ir.Graph:
             "bridge.ir_to_torch(graph) to re-export it exactly"
         )
     graph = executor.graph
-    nodes = {name: _current_node(node, executor.module_of(name)) for name, node in graph.nodes.items()}
+    nodes = {name: _current_node(node, executor.module_of(name), name) for name, node in graph.nodes.items()}
     return ir.Graph(nodes, list(graph.edges), copy.deepcopy(graph.metadata))
 
 

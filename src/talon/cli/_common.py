@@ -29,7 +29,8 @@ class _Talon(click.Group):
             click.echo(exc.ctx.get_help())
             sys.exit(0)
         except click.UsageError as exc:
-            hint = f" (see 'talon {exc.ctx.info_name} -h')" if exc.ctx and exc.ctx.parent else " (see 'talon -h')"
+            sub = " ".join(exc.ctx.command_path.split()[1:]) if exc.ctx else ""  # 'events frames', not 'frames'
+            hint = f" (see 'talon {sub} -h')" if sub else " (see 'talon -h')"
             click.echo(f"error: {exc.format_message()}{hint}", err=True)
             sys.exit(exc.exit_code)
         except click.ClickException as exc:

@@ -60,24 +60,33 @@ _steps_option = click.option(
     help="Drive the Input with this event file (.h5, .raw, .npy, .aedat4) instead of the default stimulus.",
 )  # fmt: skip
 @click.option("--bin-us", type=click.IntRange(min=1), default=1000, show_default=True, help="µs per step (--events).")
+@click.option(
+    "--sensor-size", nargs=2, type=click.IntRange(min=1), default=None, metavar="W H",
+    help="Sensor width and height for a flat Input (--events); default: the size the event file records.",
+)  # fmt: skip
 @_json_option
 @_reports_errors
 @click.pass_context
-def simulate(ctx, file: Path, n_steps: int, precision: str, events_file, bin_us: int, as_json: bool) -> None:
+def simulate(
+    ctx, file: Path, n_steps: int, precision: str, events_file, bin_us: int, sensor_size, as_json: bool
+) -> None:
     """Simulate FILE on the CPU backend (seeded default stimulus, or --events); report spikes per layer.
 
     With --events, step k holds the events of [t0 + k*bin_us, t0 + (k+1)*bin_us); the run covers
-    the whole recording unless --steps is given.
+    the whole recording unless --steps is given. A flat Input needs the sensor's width and height:
+    the event file's own (.h5, .aedat4, .raw headers) or --sensor-size.
     """
     from talon.backend import get_backend
 
     graph, inputs, event_doc = _read(file), None, None
     if events_file is not None:
-        from talon.io import read_events, stimulus_for_graph
+        from talon.io import read_events, recorded_sensor_size, stimulus_for_graph
 
         explicit = ctx.get_parameter_source("n_steps") is not click.core.ParameterSource.DEFAULT
         steps = n_steps if explicit else None
-        inputs, stim = stimulus_for_graph(graph, read_events(events_file), bin_us, n_steps=steps)
+        events = read_events(events_file)
+        size = tuple(sensor_size) if sensor_size else recorded_sensor_size(events_file)
+        inputs, stim = stimulus_for_graph(graph, events, bin_us, n_steps=steps, sensor_size=size)
         n_steps = stim.n_steps
         event_doc = {"file": str(events_file), "bin_us": bin_us, "used": stim.used_events, "unused": stim.unused_events}
     result = get_backend("cpu").simulate(graph, inputs, n_steps=n_steps, precision=precision)

@@ -57,7 +57,10 @@ def _activity(graph, activity: str | None, steps: int = 100):
         raise ValueError(f"activity file {activity!r} is not valid JSON ({exc})") from None
     if not isinstance(data, dict):
         raise ValueError(f"activity file {activity!r} must hold a JSON object {{node: spikes per step}}")
-    unknown = sorted(set(data) - set(graph.nodes))
+    from talon.graph.inline import inline_subgraphs
+
+    known = set(graph.nodes) | set(inline_subgraphs(graph)[0].nodes)  # a subgraph's nodes: "rec.neuron"
+    unknown = sorted(set(data) - known)
     if unknown:
         raise ValueError(f"activity file {activity!r} names unknown nodes {unknown}")
     return data

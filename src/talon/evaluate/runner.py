@@ -28,6 +28,7 @@ import multiprocessing
 import os
 import tempfile
 from collections.abc import Callable, Iterator
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,7 +59,7 @@ _SPAWN_HINT = (
 
 def _describe(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
-    if isinstance(exc, cf.process.BrokenProcessPool):
+    if isinstance(exc, BrokenProcessPool):
         text += _SPAWN_HINT
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
@@ -146,7 +147,7 @@ def new_process_pool(workers: int) -> cf.ProcessPoolExecutor:
     pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
     try:
         pool.submit(os.getpid).result()  # fail here, clearly, when workers cannot start
-    except cf.process.BrokenProcessPool as exc:
+    except BrokenProcessPool as exc:
         pool.shutdown(wait=False)
         raise EvaluationError("the worker processes could not start: " + _describe(exc)) from None
     return pool
@@ -215,7 +216,7 @@ def _run_pool(jobs, given, n_workers: int, failed, on_done) -> Iterator[ShardSta
                 job = running.pop(future)
                 try:
                     stats = future.result()
-                except cf.process.BrokenProcessPool as exc:
+                except BrokenProcessPool as exc:
                     broken = True
                     failed(job, exc)
                     queue.append(job)
@@ -229,7 +230,7 @@ def _run_pool(jobs, given, n_workers: int, failed, on_done) -> Iterator[ShardSta
                 yield stats
             if broken and given is None:  # a worker died: every shard of the pool is lost with it
                 for job in running.values():
-                    failed(job, cf.process.BrokenProcessPool("a worker process died"))
+                    failed(job, BrokenProcessPool("a worker process died"))
                     queue.append(job)
                 running.clear()
                 pool.shutdown(wait=False, cancel_futures=True)

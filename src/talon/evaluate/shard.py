@@ -79,6 +79,19 @@ def predict(outputs: np.ndarray, decode) -> np.ndarray:
     return np.argmax(scores, axis=1).astype(np.int64)
 
 
+def _check_labels(labels: np.ndarray | None, model: EvalModel, start: int) -> None:
+    """A built-in decoder predicts one of the output's ``n_classes`` neurons: a label past them is bad data."""
+    if labels is None or callable(model.decode) or not model.n_classes or not len(labels):
+        return
+    bad = np.flatnonzero(labels >= model.n_classes)
+    if len(bad):
+        raise EvaluationError(
+            f"sample {start + int(bad[0])} has label {int(labels[bad[0]])}, but the output {model.output_name!r} has "
+            f"{model.n_classes} neurons (classes 0..{model.n_classes - 1}); {len(bad)} label(s) of samples "
+            f"{start}..{start + len(labels) - 1} are out of range (a decode= callable may predict other classes)"
+        )
+
+
 def run_shard(job: ShardJob) -> ShardStats:
     model = job.model
     program, engines = engines_for(model)
@@ -86,6 +99,7 @@ def run_shard(job: ShardJob) -> ShardStats:
     n = job.stop - job.start
     if len(samples) != n:
         raise EvaluationError(f"samples {job.start}..{job.stop - 1}: the data source returned {len(samples)} samples")
+    _check_labels(labels, model, job.start)
     x = encode_batch(model.encoder, samples, job.start, model.n_steps, model.input_shape)
     inputs = {model.input_name: x}
     out_vid = program.outputs[model.output_name]

@@ -5,6 +5,8 @@
   Affine(3136->128) -> LIF -> Affine(128->10) -> LIF, with seeded PyTorch-style random weights.
 * :func:`deep_conv_snn` — a convolutional SNN of any size (``channels`` per layer, ``size`` x
   ``size`` maps, LIF after every convolution), for the scale benchmark.
+* :func:`recurrent_snn` — Affine -> a recurrent layer as snnTorch's ``RLeaky`` exports it (a
+  subgraph: LIF with a ``Linear`` recurrent weight on its own spikes) -> Affine readout.
 """
 
 from __future__ import annotations
@@ -63,5 +65,32 @@ def deep_conv_snn(channels=(32, 64, 64, 64), size: int = 32, in_channels: int = 
     nodes["flatten"] = ir.Flatten()
     nodes["readout"] = ir.Affine(_uniform(rng, (10, previous), previous), _uniform(rng, 10, previous))
     nodes["output"] = ir.Output(np.array([10]))
+    names = list(nodes)
+    return ir.Graph(nodes, list(itertools.pairwise(names)))
+
+
+def recurrent_layer(hidden: int, rng: np.random.Generator, gain: float = 2.0) -> ir.Graph:
+    """An ``RLeaky``-shaped subgraph: ``input -> neuron``, ``neuron -> w_rec -> neuron`` (the
+    recurrent edge, one step delayed), ``neuron -> output``."""
+    nodes = {
+        "input": ir.Input(np.array([hidden])),
+        "neuron": _lif(hidden),
+        "w_rec": ir.Linear(_uniform(rng, (hidden, hidden), hidden) * np.float32(gain)),
+        "output": ir.Output(np.array([hidden])),
+    }
+    edges = [("input", "neuron"), ("neuron", "w_rec"), ("w_rec", "neuron"), ("neuron", "output")]
+    return ir.Graph(nodes, edges)
+
+
+def recurrent_snn(inputs: int = 200, hidden: int = 300, outputs: int = 10, seed: int = 0) -> ir.Graph:
+    """``input -> fc1 (Affine) -> rec (recurrent subgraph, :func:`recurrent_layer`) -> fc2 (Affine) -> output``."""
+    rng = np.random.default_rng(seed)
+    nodes = {
+        "input": ir.Input(np.array([inputs])),
+        "fc1": ir.Affine(_uniform(rng, (hidden, inputs), inputs) * np.float32(4), _uniform(rng, hidden, inputs)),
+        "rec": recurrent_layer(hidden, rng),
+        "fc2": ir.Affine(_uniform(rng, (outputs, hidden), hidden), _uniform(rng, outputs, hidden)),
+        "output": ir.Output(np.array([outputs])),
+    }
     names = list(nodes)
     return ir.Graph(nodes, list(itertools.pairwise(names)))

@@ -1,6 +1,8 @@
 """``partition``: split what does not fit a core, then assign every vertex to a core.
 
-Steps (``docs/mapping.md``): (1) layers that exceed a core are cut into slices (:mod:`.split`);
+Steps (``docs/mapping.md``): (0) subgraphs (recurrent layers) are inlined, so their neurons and
+recurrent weights occupy cores like any layer and their feedback is routed (:mod:`.inline`);
+(1) layers that exceed a core are cut into slices (:mod:`.split`);
 (2) the graph becomes vertices and spike-weighted connections (:mod:`.traffic`); (3) each
 recurrent loop (strongly connected set of vertices) that fits one core is kept together; (4) an
 algorithm assigns the vertices to cores without exceeding any per-core limit:
@@ -27,6 +29,7 @@ import numpy as np
 
 from .. import ir
 from .errors import MappingError
+from .inline import inline_subgraphs
 from .spec import PRECISION_BITS, HardwareSpec, get_spec
 from .split import ROLE_KEY, split_graph
 from .traffic import VertexGraph, rates_of, vertex_graph
@@ -74,7 +77,8 @@ def partition(
         raise MappingError(f"unknown partition algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
     weight_bits, state_bits = widths(spec, precision)
     rates = rates_of(graph, activity)
-    split = split_graph(graph, spec, weight_bits, state_bits)
+    flat, inlined = inline_subgraphs(graph)
+    split = split_graph(flat, spec, weight_bits, state_bits)
     new = split.graph
     vg = vertex_graph(new, weight_bits, state_bits, rates)
     load = loads(vg, spec)
@@ -104,6 +108,7 @@ def partition(
         node.core_id = assignments[name]
         node.metadata["core_id"] = assignments[name]
     meta = _metadata(new, vg, parts, load, assignments, algorithm, spec, split.slices, rates, precision)
+    meta["inlined_subgraphs"] = inlined
     new.metadata[METADATA_KEY] = meta
     new.partition_metadata = meta
     new._talon_vertices = (vg, parts)  # reused by route / place / allocate

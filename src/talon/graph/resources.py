@@ -10,6 +10,11 @@
   current-based neurons) and the per-neuron coefficients of docs/semantics.md (decay, gain,
   threshold; synaptic decay and gain for Cuba), at the state width — 16 bytes per fp32 LIF, as the
   TALON documentation counts.
+* a **Delay** keeps the history of its input: ``sum(delay)`` values (each element's ring of
+  ``delay[i]`` steps) at the state width, as state bytes; it has no neurons or synapses.
+* a **subgraph** (an ``ir.Graph`` used as a node: a recurrent layer) costs what its nodes cost
+  together (:func:`add`), its recurrent weight included; ``partition`` maps its nodes one by one
+  (:mod:`.inline`).
 """
 
 from __future__ import annotations
@@ -70,6 +75,14 @@ def weight_counts(node: ir.Node) -> tuple[int, int, int]:
 
 def node_cost(node: ir.Node, weight_bits: int, state_bits: int) -> Cost:
     """The cost of ``node`` (whole) on one core at the given widths."""
+    if isinstance(node, ir.Graph):
+        total = Cost()
+        for inner in node.nodes.values():
+            total = add(total, node_cost(inner, weight_bits, state_bits))
+        return total
+    if isinstance(node, ir.Delay):
+        history = int(np.sum(node.delay)) * (_prod(node.input_shape) // max(int(node.delay.size), 1))
+        return Cost(state_bytes=math.ceil(history * state_bits / 8))
     weights, biases, fan_in = weight_counts(node)
     if weights:
         return Cost(synapses=weights, fan_in=fan_in, weight_bytes=math.ceil((weights + biases) * weight_bits / 8))

@@ -2,7 +2,7 @@
 
 A **unit** is a weight layer (Affine, SpikingAffine, Linear, Conv1d, Conv2d, SConv with
 ``groups=1``) or a channel-wise layer, followed by the chain of channel-wise layers it alone feeds
-(neurons, Threshold, ReLU, Dropout, pooling) — what one core computes for a range of output
+(neurons, Threshold, ReLU, Dropout, pooling, Delay) — what one core computes for a range of output
 channels (rows of a dense layer). A unit that does not fit a core is cut along its output
 channels into ``k`` slices of nearly equal size; slice ``i`` of a weight layer holds rows
 ``[lo, hi)`` of the weight and bias, slice ``i`` of a channel-wise layer the same rows of every
@@ -41,7 +41,7 @@ ROLE_KEY = "talon.mapping_role"  # "entry" / "exit" / "split" nodes added by the
 
 CHANNELWISE = (
     ir.LIF, ir.IF, ir.LI, ir.CubaLIF, ir.CubaLI, ir.Integrator, ir.Threshold, ir.ReLU, ir.Dropout,
-    ir.MaxPool2d, ir.AvgPool2d, ir.SumPool2d,
+    ir.MaxPool2d, ir.AvgPool2d, ir.SumPool2d, ir.Delay,
 )  # fmt: skip
 SPLITTABLE_WEIGHTS = (ir.Affine, ir.Linear, ir.Conv1d, ir.Conv2d)
 

@@ -23,7 +23,7 @@ from .. import ir
 from .resources import Cost, node_cost
 
 _CHANNEL_PRESERVING = (
-    ir.ReLU, ir.Dropout, ir.MaxPool2d, ir.AvgPool2d, ir.SumPool2d, ir.HybridRegion, ir.Upsample, ir.Scale,
+    ir.ReLU, ir.Dropout, ir.MaxPool2d, ir.AvgPool2d, ir.SumPool2d, ir.HybridRegion, ir.Upsample, ir.Scale, ir.Delay,
 )  # fmt: skip
 
 

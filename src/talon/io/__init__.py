@@ -27,7 +27,7 @@ from .events import (
     polarity_sign,
     sort_events,
 )
-from .files import EventFileInfo, event_file_info, read_events, write_events
+from .files import EventFileInfo, event_file_info, read_events, recorded_sensor_size, write_events
 from .formats import events_to_frames, events_to_grid, events_to_raster, events_to_voxel
 from .h5 import H5EventReader, H5EventWriter, read_h5, write_h5
 from .prophesee import EvtDecoder, decode_evt2, decode_evt3, encode_evt2, encode_evt3, iter_raw, read_raw, write_raw
@@ -81,6 +81,7 @@ __all__ = [
     "read_events",
     "read_h5",
     "read_raw",
+    "recorded_sensor_size",
     "sort_events",
     "stimulus_for_graph",
     "streaming",

@@ -84,25 +84,33 @@ class EventFileInfo:
         return asdict(self)
 
 
+def recorded_sensor_size(path) -> tuple[int, int] | None:
+    """The ``(width, height)`` an event file records in its header (``.h5``, ``.aedat4``, ``.raw``), else None."""
+    path = Path(path)
+    return _format_and_sensor_size(path, _kind(path))[1]
+
+
+def _format_and_sensor_size(path: Path, kind: str) -> tuple[str, tuple[int, int] | None]:
+    if kind == "h5":
+        with H5EventReader(path) as reader:
+            return "hdf5 events", reader.sensor_size
+    if kind == "aedat4":
+        from .aedat4 import AEDAT4Reader
+
+        return "AEDAT4", AEDAT4Reader(path).sensor_size
+    if kind == "raw":
+        fields, _ = raw_info(path)
+        size = (int(fields["width"]), int(fields["height"])) if "width" in fields and "height" in fields else None
+        return f"Prophesee EVT {fields['evt']}", size
+    return {"npy": "numpy events"}.get(kind, ""), None
+
+
 def event_file_info(path) -> EventFileInfo:
     """Read ``path`` and summarise it."""
     path = Path(path)
     kind = _kind(path)
     events = read_events(path)
-    size = None
-    fmt = {"h5": "hdf5 events", "npy": "numpy events"}.get(kind, "")
-    if kind == "h5":
-        with H5EventReader(path) as reader:
-            size = reader.sensor_size
-    elif kind == "aedat4":
-        from .aedat4 import AEDAT4Reader
-
-        fmt, size = "AEDAT4", AEDAT4Reader(path).sensor_size
-    elif kind == "raw":
-        fields, _ = raw_info(path)
-        fmt = f"Prophesee EVT {fields['evt']}"
-        if "width" in fields and "height" in fields:
-            size = (int(fields["width"]), int(fields["height"]))
+    fmt, size = _format_and_sensor_size(path, kind)
     if size is None and events.size:
         size = sensor_extent(events)
     t = events["t"]

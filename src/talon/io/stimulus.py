@@ -39,7 +39,10 @@ def _layout(shape: tuple[int, ...], sensor_size) -> tuple[int, int, bool]:
         return shape[0], shape[1], False
     if len(shape) == 1:
         if sensor_size is None:
-            raise EventFormatError(f"a flat Input of shape {list(shape)} needs the sensor size (width, height)")
+            raise EventFormatError(
+                f"a flat Input of shape {list(shape)} needs the sensor size (width, height): pass sensor_size= "
+                "(CLI: --sensor-size W H)"
+            )
         width, height = int(sensor_size[0]), int(sensor_size[1])
         if shape[0] == 2 * width * height:
             return height, width, True

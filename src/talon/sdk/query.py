@@ -143,9 +143,20 @@ def extract_subgraph(graph: GraphLike, node_names: Iterable[str], *, add_boundar
     its own: an edge entering the selection from ``s`` to ``d`` becomes an Input ``d__in{k}`` of
     the edge's shape, an edge leaving it from ``s`` to ``d`` an Output ``s__out{k}`` (one per
     cut edge, in edge order, so arities, Concat order and ChannelSplit sections are kept). Node
-    order: the new Inputs, the selection in graph order, the new Outputs.
+    order: the new Inputs, their Delays (below), the selection in graph order, the new Outputs.
+
+    Every boundary Input is fed what the edge's source produced *at the same step*. A cut
+    **recurrent** edge carried its source's value of the *previous* step (zero at t = 0), so its
+    Input is followed by a ``Delay`` of one step (``d__in{k}_delay``, ``y[t] = x[t-1]``, zero at
+    t = 0 — exactly the recurrent edge's semantics): fed the source's trace of the whole graph, the
+    part computes the whole graph's values. Each boundary node's metadata ``"talon.cut_edge"`` and
+    the graph's ``metadata["cut_edges"]`` record ``{source, target, recurrent, boundary, delay}``
+    for every cut edge (also without boundaries, ``boundary`` and ``delay`` then None); an Output
+    of a cut recurrent edge reports the source's value of the step, which the outside target read
+    one step later.
     Raises :class:`UnknownNodeError` for an unknown name and ``GraphValidationError`` when the
-    induced graph is invalid (try ``add_boundaries=True``).
+    induced graph is invalid (try ``add_boundaries=True``) or when an edge inside the selection
+    would change from or to a recurrent (one-step delayed) edge in the extracted graph.
     """
     graph = load_graph(graph)
     check_edges(graph)
@@ -158,32 +169,63 @@ def extract_subgraph(graph: GraphLike, node_names: Iterable[str], *, add_boundar
     base = rebuild(graph)
     selected: dict[str, Node] = {n: base.nodes[n] for n in graph.nodes if n in wanted}
     inputs: dict[str, Node] = {}
+    delays: dict[str, Node] = {}
     outputs: dict[str, Node] = {}
     edges: list[tuple[str, str]] = []
+    inside_flags: list[bool | None] = []  # the original recurrent flag of each edge kept inside
+    cut_edges: list[dict[str, Any]] = []
+    recurrent = graph.recurrent_mask()
     for i, (s, d) in enumerate(graph.edges):
         if s in wanted and d in wanted:
             edges.append((s, d))
-        elif add_boundaries and (s in wanted or d in wanted):
+            inside_flags.append(recurrent[i])
+        elif s in wanted or d in wanted:
+            cut = {"source": s, "target": d, "recurrent": recurrent[i], "boundary": None, "delay": None}
+            cut_edges.append(cut)
+            if not add_boundaries:
+                continue
             shape = graph.edge_shape(i)
             if shape is None:
                 raise ir.GraphValidationError(f"edge ({s!r}, {d!r}) has no known shape; cannot add a boundary")
-            taken = graph.nodes.keys() | inputs.keys() | outputs.keys()
+            taken = graph.nodes.keys() | inputs.keys() | delays.keys() | outputs.keys()
             if d in wanted:
-                name = _fresh(taken, f"{d}__in")
-                inputs[name] = ir.Input(np.array(shape))
-                edges.append((name, d))
+                cut["boundary"] = name = _fresh(taken, f"{d}__in")
+                inputs[name] = ir.Input(np.array(shape), metadata={CUT_EDGE_KEY: cut})
+                if recurrent[i]:
+                    delay = f"{name}_delay"
+                    cut["delay"] = delay = delay if delay not in taken else _fresh(taken, f"{delay}_")
+                    delays[delay] = ir.Delay(np.ones(tuple(shape), np.int64), metadata={CUT_EDGE_KEY: cut})
+                    edges.extend([(name, delay), (delay, d)])
+                    inside_flags.extend([None, None])
+                else:
+                    edges.append((name, d))
+                    inside_flags.append(None)
             else:
-                name = _fresh(taken, f"{s}__out")
-                outputs[name] = ir.Output(np.array(shape))
+                cut["boundary"] = name = _fresh(taken, f"{s}__out")
+                outputs[name] = ir.Output(np.array(shape), metadata={CUT_EDGE_KEY: cut})
                 edges.append((s, name))
-    nodes = {**inputs, **selected, **outputs}
+                inside_flags.append(None)
+    nodes = {**inputs, **delays, **selected, **outputs}
     metadata = copy.deepcopy(graph.metadata)
     metadata["extracted_from"] = sorted(wanted, key=list(graph.nodes).index)
+    metadata["cut_edges"] = copy.deepcopy(cut_edges)
     try:
-        return Graph(nodes, edges, metadata)
+        part = Graph(nodes, edges, metadata)
     except ir.GraphValidationError as exc:
         hint = "" if add_boundaries else " (add_boundaries=True adds Input/Output nodes for the cut edges)"
         raise ir.GraphValidationError(f"the extracted graph is invalid: {exc}{hint}") from None
+    for (s, d), before, after in zip(edges, inside_flags, part.recurrent_mask(), strict=True):
+        if before is not None and before != after:
+            raise ir.GraphValidationError(
+                f"the extracted graph would run differently: its edge ({s!r}, {d!r}) "
+                f"{'carries' if before else 'does not carry'} the previous step's value in the whole graph but "
+                f"{'does' if after else 'would not'} in the part (docs/semantics.md: recurrent edges are found by "
+                "a depth-first search from the Inputs); select the nodes of the loop together with its entry"
+            )
+    return part
+
+
+CUT_EDGE_KEY = "talon.cut_edge"
 
 
 def _fresh(taken, stem: str) -> str:

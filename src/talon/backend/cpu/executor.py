@@ -24,9 +24,14 @@ from .program import Op, Program, ValueRef
 
 
 class Observer(Protocol):
+    """Sees every operation's merged input and outputs. An observer with a true ``outputs_only``
+    attribute reads only the outputs: inside a cyclic component it is called once per operation
+    after the last step, with the whole ``[T, B, ...]`` outputs (instead of once per step)."""
+
     def observe(self, op: Op, kernel: Kernel, x: Any, outputs: list[np.ndarray], lead: int) -> None:
-        """``x``: the merged input ``[N, ...]`` (None for stateful kernels); ``lead``: the number of
-        leading axes of ``outputs`` (2 for a ``[T, B, ...]`` sequence, 1 for one step ``[B, ...]``)."""
+        """``x``: the merged input ``[N, ...]`` (None for stateful kernels, and for an
+        ``outputs_only`` observer); ``lead``: the number of leading axes of ``outputs`` (2 for a
+        ``[T, B, ...]`` sequence, 1 for one step ``[B, ...]``)."""
 
 
 @dataclass
@@ -136,6 +141,8 @@ class Executor:
     def _run_cyclic(self, op_indices, values, inputs, steps, batch, record, observers, trace) -> None:
         ops = [self.program.ops[i] for i in op_indices]
         kernels = [self.kernels[i] for i in op_indices]
+        deferred = tuple(obs for obs in observers if getattr(obs, "outputs_only", False))
+        observers = tuple(obs for obs in observers if not getattr(obs, "outputs_only", False))
         states = [k.init_state(batch) if isinstance(k, StatefulKernel) else None for k in kernels]
         buffers: dict[int, np.ndarray] = {}
         recorded: list[dict[str, np.ndarray] | None] = [None] * len(ops)
@@ -171,6 +178,9 @@ class Executor:
             trace.seconds[op.path] = trace.seconds.get(op.path, 0.0) + clock[j]
             if recorded[j] is not None:
                 trace.states[op.path] = recorded[j]
+            if steps:
+                for obs in deferred:
+                    obs.observe(op, kernels[j], None, [buffers[vid] for vid in op.outputs], 2)
 
     def _step_inputs(self, op: Op, values, buffers, inputs, t: int, batch: int) -> list[np.ndarray]:
         if op.external:

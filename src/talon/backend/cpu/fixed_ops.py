@@ -46,6 +46,7 @@ from .fixed_point import (
 )
 from .params import batchnorm_affine, nearest_indices, per_neuron
 from .program import Op
+from .weight_cache import reuse
 
 INT_MIN = -(2**62)
 
@@ -171,7 +172,10 @@ class QWeighted(FixedKernel):
             return node.weight_bits, node.accumulator_bits
         return self.spec.weight_bits, self.spec.accumulator_bits
 
-    def quantize(self, weight: np.ndarray, bits: int, axis: int):
+    def quantize(self, weight: np.ndarray, bits: int, axis: int, derive=None):
+        """``(q, scale)`` of ``weight`` (per channel along ``axis`` or per tensor), or
+        ``derive(q, scale)``; static results come from :mod:`.weight_cache` when the weights are
+        unchanged since an earlier build."""
         if bits < 2:
             raise UnsupportedNodeError(
                 f"node {self.op.path!r}: {bits}-bit symmetric weights cannot represent zero and one sign; "
@@ -182,8 +186,13 @@ class QWeighted(FixedKernel):
             top = qmax(bits)
             scale = np.asarray(pooled / top if pooled > 0 else 1.0)
             q = np.clip(np.rint(np.asarray(weight, np.float64) / scale), -top, top).astype(INT)
-            return q, scale
-        return quantize_symmetric(weight, bits, axis if self.ctx.per_channel else None)
+            return (q, scale) if derive is None else derive(q, scale)
+        axis = axis if self.ctx.per_channel else None
+        if derive is None:
+            return reuse(weight, ("symmetric", bits, axis), lambda: quantize_symmetric(weight, bits, axis))
+        return reuse(
+            weight, ("symmetric", bits, axis, derive.__name__), lambda: derive(*quantize_symmetric(weight, bits, axis))
+        )
 
     def finish(self, wq_abs_rowsum: np.ndarray, bias_q: np.ndarray, in_fmt: QFormat, acc_bits: int) -> int:
         """Static bound of the accumulator; decides between float64-exact and int64 products."""
@@ -229,9 +238,9 @@ class QDense(QWeighted):
     def setup(self, node):
         in_fmt = self.setup_input()
         self.w_bits, acc_bits = self.weight_bits(node)
-        wq, w_scale = self.quantize(node.weight, self.w_bits, axis=0)  # w_scale (out, 1) or ()
+        # w_scale (out, 1) or (); the transposed integers and their row sums of |wq|
+        wq, w_scale, self.weight_t, wq_abs_rowsum = self.quantize(node.weight, self.w_bits, 0, _dense_layout)
         w_scale = np.asarray(w_scale).reshape(-1)
-        self.weight_t = np.ascontiguousarray(wq.T)
         self.acc_bits = acc_bits
         if in_fmt is None:
             self.out_formats = [None]
@@ -240,7 +249,7 @@ class QDense(QWeighted):
         bias = getattr(node, "bias", None)
         bias = np.zeros(wq.shape[0]) if bias is None else np.asarray(bias, np.float64)
         self.bias_q = saturate(np.rint(bias / acc_scale).astype(INT), acc_bits)
-        bound = self.finish(np.abs(wq).sum(axis=1), self.bias_q, in_fmt, acc_bits)
+        bound = self.finish(wq_abs_rowsum, self.bias_q, in_fmt, acc_bits)
         self.weight_t_exact = self.weight_t.astype(exact_dtype(self.worst))
         self._events: EventWeights | None = None
         lead = len(node.output_shape) - 1
@@ -257,6 +266,11 @@ class QDense(QWeighted):
         if self._events is None and numba_available():
             self._events = EventWeights(self.weight_t, self.worst)
         return self._events
+
+
+def _dense_layout(wq: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, ...]:
+    """What QDense derives from its quantized weights: ``(wq, scale, wq.T contiguous, sum_j |wq[:, j]|)``."""
+    return wq, scale, np.ascontiguousarray(wq.T), np.abs(wq).sum(axis=1)
 
 
 class QConv(QWeighted):
@@ -282,9 +296,11 @@ class QConv(QWeighted):
         self.bias_view = self.bias_q.reshape((1, -1) + (1,) * spatial)
 
     def compute(self, x):
-        fn = geometry.conv1d if self.one_d else geometry.conv2d
         dtype = exact_dtype(self.worst)  # exact for every partial sum: the float result is an integer
-        acc = fn(x, self.wq, *self.geometry, dtype=dtype)
+        if self.one_d:
+            acc = geometry.conv1d(x, self.wq, *self.geometry, dtype=dtype, exact=True)
+        else:
+            acc = geometry.conv2d_exact(x, self.wq, *self.geometry, dtype=dtype)
         return self.add_bias(acc, self.bias_view)
 
 
@@ -322,11 +338,11 @@ class QSepConv(QWeighted):
 
     def compute(self, x):
         dtype = exact_dtype(self.dw_worst)  # exact for every partial sum: the float results are integers
-        acc = geometry.conv2d(x, self.dwq, *self.geometry, groups=self.dwq.shape[0], dtype=dtype)
+        acc = geometry.conv2d_exact(x, self.dwq, *self.geometry, groups=self.dwq.shape[0], dtype=dtype)
         acc = saturate(acc.astype(INT) + self.dw_bias.reshape(1, -1, 1, 1), self.acc_bits)
         mid = np.clip(round_shift(acc * self.mid_m, self.mid_shift), -self.mid_top, self.mid_top)
         dtype = exact_dtype(self.worst)
-        out = geometry.conv2d(mid, self.pwq, dtype=dtype)
+        out = geometry.conv2d_exact(mid, self.pwq, dtype=dtype)
         return saturate(out.astype(INT) + self.pw_bias.reshape(1, -1, 1, 1), self.acc_bits)
 
 

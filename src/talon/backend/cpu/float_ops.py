@@ -24,6 +24,8 @@ from talon.ir.activations import batch_dim_to_axis
 
 from ..errors import UnsupportedNodeError
 from . import geometry
+from .exact_sums import ExactSums
+from .float_events import exact_event_product
 from .kernel import StatelessKernel
 from .mathfn import erf
 from .params import channel_view, nearest_indices, per_neuron, upsample_factors
@@ -89,9 +91,15 @@ class Dense(FloatKernel):
         self.weight_t = np.ascontiguousarray(w.T, dtype=self.acc_dtype)
         bias = getattr(node, "bias", None)
         self.bias = None if bias is None else self.store(bias).astype(self.acc_dtype)
+        # float64 accumulation: a spike input may add weight rows instead (float_events.py, same bits)
+        self.exact_sums = ExactSums(w, self.bias) if self.acc_dtype == F64 else None
 
     def compute(self, x):
-        y = np.matmul(x.astype(self.acc_dtype, copy=False), self.weight_t)
+        y = None
+        if self.exact_sums is not None:
+            y = exact_event_product(x, self.weight_t, self.exact_sums)
+        if y is None:
+            y = np.matmul(x.astype(self.acc_dtype, copy=False), self.weight_t)
         if self.bias is not None:
             y += self.bias
         return self.cast(y)
@@ -113,12 +121,20 @@ class Conv(FloatKernel):
         self.weight = self.store(node.weight)
         self.bias = self.store(node.bias).astype(self.acc_dtype)
         self.geometry = (node.stride, node.padding, node.dilation, node.groups)
+        # float64 accumulation of float32 products: exact sums may take the faster layout (exact_sums.py)
+        self.exact_sums = ExactSums(self.weight, self.bias) if self.acc_dtype == F64 else None
 
     def compute(self, x):
-        fn = geometry.conv1d if self.one_d else geometry.conv2d
-        y = fn(x, self.weight, *self.geometry, dtype=self.acc_dtype)
-        y += self.bias.reshape((1, -1) + (1,) * (y.ndim - 2))
-        return self.cast(y)
+        exact = self.exact_sums is not None and x.dtype == np.float32 and self.exact_sums.holds(x)
+        if self.one_d:
+            y = geometry.conv1d(x, self.weight, *self.geometry, dtype=self.acc_dtype, exact=exact)
+        else:
+            conv = geometry.conv2d_exact if exact else geometry.conv2d
+            y = conv(x, self.weight, *self.geometry, dtype=self.acc_dtype)
+        # y + bias in acc_dtype, rounded once to dtype (one pass instead of an add and a cast)
+        out = np.empty(y.shape, self.dtype)
+        np.add(y, self.bias.reshape((1, -1) + (1,) * (y.ndim - 2)), out=out, casting="unsafe")
+        return out
 
 
 class SepConv(FloatKernel):

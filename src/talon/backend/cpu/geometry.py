@@ -4,7 +4,9 @@ All functions take channel-first batches ``[N, C, H, W]``. Convolution is im2col
 window view copied into ``[groups, N*Ho*Wo, C/groups*kH*kW]``) followed by one matrix product per
 group, in the dtype of the caller's choosing (float64 for exact accumulation, or for exact integer
 arithmetic while every partial sum stays below 2**53). Large batches are processed in chunks so
-the im2col buffer stays under :data:`IM2COL_BYTES`.
+the im2col buffer stays under :data:`IM2COL_BYTES`. :func:`conv2d_exact` lays the windows out
+channel-first instead, for sums that are exact in the chosen dtype (then the order of the
+products does not matter and the result is the same).
 """
 
 from __future__ import annotations
@@ -65,9 +67,53 @@ def conv2d(
     return out
 
 
-def conv1d(x: np.ndarray, weight: np.ndarray, stride=1, padding=0, dilation=1, groups=1, *, dtype=np.float64):
-    """``x [N, C, L]``, ``weight [O, C/groups, K]`` -> ``[N, O, Lo]`` (as a conv2d of height 1)."""
-    out = conv2d(x[:, :, None, :], weight[:, :, None, :], (1, stride), (0, padding), (1, dilation), groups, dtype=dtype)
+def conv2d_exact(
+    x: np.ndarray,
+    weight: np.ndarray,
+    stride=(1, 1),
+    padding=(0, 0),
+    dilation=(1, 1),
+    groups: int = 1,
+    *,
+    dtype=np.float64,
+) -> np.ndarray:
+    """:func:`conv2d` for a caller that has proved every partial sum exact in ``dtype`` (integers
+    below ``2**24`` in float32, dyadic sums within float64's 53 bits, or int64): the sum is then
+    the same in any order, and this layout is faster. The windows are copied channel-first,
+    ``[N, G, C/groups*kH*kW, Ho*Wo]``, and one matrix product per sample and group writes the
+    output ``[N, O, Ho, Wo]`` in place (no transposing copy of the result)."""
+    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
+    n, c, h, w = x.shape
+    o, cg, kh, kw = weight.shape
+    g = int(groups)
+    og = o // g
+    ho = conv_output_size(h, kh, sh, ph, dh, "conv2d")
+    wo = conv_output_size(w, kw, sw, pw, dw, "conv2d")
+    k = cg * kh * kw
+    wmat = np.ascontiguousarray(weight.reshape(g, og, k), dtype=dtype)  # [G, Og, K]
+    out = np.empty((n, o, ho, wo), dtype)
+    per_row = max(1, ho * wo * c * kh * kw * np.dtype(dtype).itemsize)
+    chunk = max(1, IM2COL_BYTES // per_row)
+    span = ((kh - 1) * dh + 1, (kw - 1) * dw + 1)
+    for n0 in range(0, n, chunk):
+        xc = x[n0 : n0 + chunk].astype(dtype, copy=False)
+        m = xc.shape[0]
+        if ph or pw:
+            xc = np.pad(xc, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+        # windows [m, C, Ho, Wo, kH, kW] -> columns [m, G, Cg*kH*kW, Ho*Wo] (the im2col copy)
+        win = sliding_window_view(xc, span, axis=(2, 3))[:, :, ::sh, ::sw, ::dh, ::dw][:, :, :ho, :wo]
+        cols = np.ascontiguousarray(win.transpose(0, 1, 4, 5, 2, 3)).reshape(m, g, k, ho * wo)
+        np.matmul(wmat, cols, out=out[n0 : n0 + m].reshape(m, g, og, ho * wo))
+    return out
+
+
+def conv1d(
+    x: np.ndarray, weight: np.ndarray, stride=1, padding=0, dilation=1, groups=1, *, dtype=np.float64, exact=False
+):
+    """``x [N, C, L]``, ``weight [O, C/groups, K]`` -> ``[N, O, Lo]`` (as a conv2d of height 1;
+    ``exact``: :func:`conv2d_exact`, for sums proved exact)."""
+    fn = conv2d_exact if exact else conv2d
+    out = fn(x[:, :, None, :], weight[:, :, None, :], (1, stride), (0, padding), (1, dilation), groups, dtype=dtype)
     return out[:, :, 0, :]
 
 

@@ -21,6 +21,8 @@ class SpikeObserver:
     (a multi-spike neuron's counts summed); ``fired[path]`` which neurons spiked at least once.
     """
 
+    outputs_only = True  # in a cycle: observed once with the whole sequence (executor.Observer)
+
     def __init__(self, keep_trains: bool = False) -> None:
         self.keep_trains = keep_trains
         self.trains: dict[str, list[np.ndarray] | np.ndarray] = {}

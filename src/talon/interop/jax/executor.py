@@ -38,8 +38,9 @@ costs microseconds instead of an XLA kernel to compile: the weights are read in 
 XLA's CPU kernels want (``[in, out]`` for a matrix product, spatial-first for a convolution),
 transposed by numpy and cached while the same weight array comes back
 (:func:`.layers.relayout`); a run from the initial state gets it as a cached device array
-instead of filling zeros in the graph; the coefficients of small neuron layers come spread over
-the batch (:mod:`.spread`: an update on operands of one shape compiles several times faster).
+instead of filling zeros in the graph; a neuron coefficient shared by its whole layer comes as a
+scalar, and the other coefficients of small neuron layers come spread over the batch
+(:mod:`.spread`: an update on operands of one shape compiles several times faster).
 
 Parameters are a dict ``{node path: {name: array}}`` (``"rnn.lif"`` inside a subgraph): the
 weights of stateless nodes under their IR names, and for neurons the per-step coefficients
@@ -66,7 +67,7 @@ from .delay_carry import delay_order, unstack_delays, wait_for
 from .neurons import SPIKING, coefficients, exact_zero, make_step, per_neuron, state_keys
 from .plan import BOUNDARY, DELAY, INPUT, NEURON, components, flatten, fuse, is_cyclic
 from .spike import Surrogate, make_spike
-from .spread import spread_on_host, spreads, with_spread
+from .spread import is_identity, spread_on_host, spreads, uniform_on_host, with_spread
 
 MODES = ("stepwise", "fused", "layerwise")
 
@@ -121,9 +122,10 @@ class JaxGraph:
         self._relayout = self._relayout_plan(params)
         # (path, name) -> (array, relaid array) of the last call
         self._moved: dict[tuple[str, str], tuple[Any, Any]] = {}
-        # (path, name, batch) -> (coefficient, coefficient spread over the batch) (see .spread)
-        self._spread: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        # (path, batch) -> (the layer's coefficients, as the update reads them) (see _spreads)
+        self._spread: dict[tuple[str, int], tuple[dict, dict]] = {}
         self._neuron_shapes = {p: tuple(f.shape) for p, f in self.plan.nodes.items() if f.kind == NEURON}
+        self._neuron_layouts = {p: (s, spreads(s), p in self.channels_last) for p, s in self._neuron_shapes.items()}
         # neuron states kept channels-last, and their rank (channels and spatial axes)
         self._last_states = {
             p: len(f.shape) for p, f in self.plan.nodes.items() if p in self.channels_last and f.kind == NEURON
@@ -297,27 +299,40 @@ class JaxGraph:
         return out
 
     def _spreads(self, params: Mapping, moved: Mapping, batch: int) -> dict[str, dict[str, Any]]:
-        """``{path: {name: coefficient spread over [batch, *shape]}}`` for the concrete coefficients
-        of small neuron layers (:mod:`.spread`), made on the host and cached while the same array
-        comes back."""
+        """``{path: {name: coefficient as the compiled update reads it}}`` for the concrete neuron
+        coefficients (:mod:`.spread`): a uniform one as a scalar, one of a small layer spread over
+        ``[batch, *shape]``; made on the host and cached, per layer, while the same arrays come back."""
         out: dict[str, dict[str, Any]] = {}
-        for path, shape in self._neuron_shapes.items():
-            if not spreads(shape):
+        for path, (shape, small, last) in self._neuron_layouts.items():
+            values = params[path]
+            cached = self._spread.get((path, batch))
+            if (
+                cached is not None
+                and len(cached[0]) == len(values)
+                and all(values.get(k) is v for k, v in cached[0].items())
+            ):
+                if cached[1]:
+                    out[path] = cached[1]
                 continue
-            last = path in self.channels_last
-            entry = {}
-            for name, value in params[path].items():
+            entry, cacheable = {}, True
+            for name, value in values.items():
                 source = moved.get(path, {}).get(name, value)  # channels-last layer-shaped: relaid
                 if source is None or isinstance(value, jax.core.Tracer):
+                    cacheable = False
                     continue
-                cached = self._spread.get((path, name, batch))
-                if cached is not None and cached[0] is value:
-                    entry[name] = cached[1]
+                if is_identity(name, value):  # None: the update leaves the product or sum out
+                    entry[name] = None
+                    cacheable &= isinstance(value, jax.Array)
                     continue
                 with jax.ensure_compile_time_eval():  # a concrete array even when run is traced
-                    entry[name] = spread_on_host(source, shape, batch, last)
-                if isinstance(value, jax.Array):  # immutable: safe to cache by identity
-                    self._spread[(path, name, batch)] = (value, entry[name])
+                    prepared = uniform_on_host(value)
+                    if prepared is None and small:
+                        prepared = spread_on_host(source, shape, batch, last)
+                if prepared is not None:
+                    entry[name] = prepared
+                cacheable &= isinstance(value, jax.Array)  # immutable: safe to cache by identity
+            if cacheable:
+                self._spread[(path, batch)] = (dict(values), entry)
             if entry:
                 out[path] = entry
         return out

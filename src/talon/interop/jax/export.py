@@ -3,17 +3,8 @@
 Weights go back under their IR names, keeping the IR dtype when the value survives the cast
 (a float64 weight trained in float32 stays float64) and the compute dtype otherwise.
 
-Neuron coefficients are inverted to time constants in float64::
-
-    tau = 1 / (1 - beta)     r = g * tau     v_leak = c * tau      (LIF, LI; tau_mem for Cuba*)
-    tau_syn = 1 / (1 - alpha)     w_in = gs * tau_syn               (CubaLIF, CubaLI)
-    r = g                                                           (IF, Integrator)
-    tau = 1 / k              r, v_leak as they are                  (LIF, LI with integration 'euler')
-
-and the result is checked (:mod:`.timeconst`): recomputing the coefficients the way every engine
-does (float64, one cast) must give back the trained values bit for bit, or
-:class:`~talon.ir.ConversionError` names the node and the value. Coefficients that did not change
-keep the original parameters untouched.
+Neuron coefficients are inverted to time constants exactly, or refused naming the node, by
+:func:`talon.ir.coefficients.fields_from_coefficients` (shared with the PyTorch executor's export).
 """
 
 from __future__ import annotations
@@ -24,9 +15,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from ... import ir
+from ...ir.coefficients import STATEFUL, fields_from_coefficients, keep_dtype
 from ...ir.errors import ConversionError
-from .neurons import STATEFUL, coefficients, is_euler
-from .timeconst import time_constant, time_constant_of_rate
 
 
 def to_graph(graph: ir.Graph, params: Mapping, initial: Mapping, dtype: np.dtype) -> ir.Graph:
@@ -65,9 +55,9 @@ def _rebuild(graph: ir.Graph, prefix: str, values: dict, dtype) -> ir.Graph:
 
 def _updated(node: ir.Node, path: str, new: dict[str, np.ndarray], dtype) -> ir.Node:
     if isinstance(node, STATEFUL):
-        changes = _neuron_params(node, path, new, dtype)
+        changes = fields_from_coefficients(node, f"node {path!r}", new, dtype)
     else:
-        changes = {name: _keep_dtype(getattr(node, name), arr) for name, arr in new.items()}
+        changes = {name: keep_dtype(getattr(node, name), arr) for name, arr in new.items()}
     if not changes:
         return copy.deepcopy(node)
     fields = {**node.params(), **changes}
@@ -77,54 +67,3 @@ def _updated(node: ir.Node, path: str, new: dict[str, np.ndarray], dtype) -> ir.
         raise ConversionError(
             f"node {path!r}: the trained parameters do not make a valid {type(node).__name__}: {exc}"
         ) from None
-
-
-def _keep_dtype(original, new: np.ndarray) -> np.ndarray:
-    """``new`` in the dtype of ``original`` when the cast is lossless, else as it is."""
-    original = np.asarray(original)
-    if original.dtype.kind == "f" and original.dtype != new.dtype:
-        cast = new.astype(original.dtype)
-        if np.array_equal(cast.astype(new.dtype), new, equal_nan=True):
-            return cast
-    return new.copy()
-
-
-def _same(a: np.ndarray, b: np.ndarray) -> bool:
-    return a.shape == b.shape and np.ascontiguousarray(a).tobytes() == np.ascontiguousarray(b).tobytes()
-
-
-def _neuron_params(node: ir.Node, path: str, new: dict, dtype) -> dict:
-    old = coefficients(node, dtype)
-    changed = {k for k in new if not _same(new[k], old[k])}
-    out: dict[str, np.ndarray] = {}
-    if is_euler(node):  # k = 1/tau, r, v_leak: the node keeps integration='euler'
-        if "k" in changed:
-            try:
-                out["tau"] = time_constant_of_rate(new["k"], dtype)
-            except ValueError as exc:
-                raise ConversionError(f"node {path!r}: the trained parameters have no exact tau: {exc}") from None
-        for name in ("r", "v_leak"):
-            if name in changed:
-                out[name] = _keep_dtype(getattr(node, name), new[name])
-    elif {"beta", "g", "c"} & changed:
-        if isinstance(node, (ir.IF, ir.Integrator)):  # g = r
-            out["r"] = _keep_dtype(node.r, new["g"])
-        else:
-            tau = "tau" if isinstance(node, (ir.LIF, ir.LI)) else "tau_mem"
-            inverted = _invert(path, new["beta"], (new["g"], new["c"]), tau, dtype)
-            out.update(zip((tau, "r", "v_leak"), inverted, strict=True))
-    if {"alpha", "gs"} & changed:
-        inverted = _invert(path, new["alpha"], (new["gs"],), "tau_syn", dtype)
-        out.update(zip(("tau_syn", "w_in"), inverted, strict=True))
-    if "theta" in changed:
-        out["v_threshold"] = _keep_dtype(node.v_threshold, new["theta"])
-    if "v_reset" in changed:
-        out["v_reset"] = _keep_dtype(node.v_reset, new["v_reset"])
-    return out
-
-
-def _invert(path: str, decay: np.ndarray, gains: tuple[np.ndarray, ...], name: str, dtype) -> list[np.ndarray]:
-    try:
-        return time_constant(decay, gains, dtype)
-    except ValueError as exc:
-        raise ConversionError(f"node {path!r}: the trained parameters have no exact {name}: {exc}") from None

@@ -1,7 +1,8 @@
 """Stateful nodes in JAX: per-step coefficients and the update of ``docs/semantics.md`` §3.
 
 The coefficients are computed **in float64 with numpy from the stored parameters and cast once**
-to the compute dtype (:func:`coefficients`); they are the engine's trainable neuron parameters:
+to the compute dtype (:func:`coefficients`, shared: :mod:`talon.ir.coefficients`); they are the
+engine's trainable neuron parameters:
 
 * LIF, LI: ``beta = 1 - 1/tau``, ``g = r/tau``, ``c = v_leak/tau``; with
   ``integration='euler'`` instead ``k = 1/tau``, ``r``, ``v_leak``;
@@ -32,12 +33,14 @@ with ``R(v, z) = where(z, v_reset, v)`` (value), ``v - z*theta`` (subtract) or `
 Every product that feeds a sum goes through :func:`rounded`: XLA on CPU fuses ``a*b + c`` into
 one fused multiply-add (rounding once instead of twice), which would make the JAX engine differ
 from the other engines in the last bit. ``rounded(a*b)`` is the product rounded on its own.
+
+A coefficient given as None (``g`` of exactly 1, ``c`` of exactly ``+0.0`` on every neuron, see
+:mod:`.spread`) leaves its product or sum out, with the same bits (:func:`_decay`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
@@ -45,47 +48,9 @@ from jax import lax
 
 from ... import ir
 
-STATEFUL = (ir.LIF, ir.IF, ir.CubaLIF, ir.LI, ir.CubaLI, ir.Integrator)
-SPIKING = (ir.LIF, ir.IF, ir.CubaLIF)
-
-
-def is_euler(node: ir.Node) -> bool:
-    """Whether ``node`` is a LIF / LI with ``integration='euler'`` (``u = v + k*((v_leak - v) + r*x)``)."""
-    return isinstance(node, (ir.LIF, ir.LI)) and node.integration == ir.Integration.EULER
-
-
-def coefficients(node: ir.Node, dtype: Any) -> dict[str, np.ndarray]:
-    """The per-step coefficients of a stateful node, computed in float64 and cast to ``dtype``.
-
-    Arrays keep the parameters' shape (the layer's shape, or ``(C,)`` per channel).
-    """
-
-    def f64(value) -> np.ndarray:
-        return np.asarray(value, dtype=np.float64)
-
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if is_euler(node):
-            out = {"k": 1.0 / f64(node.tau), "r": f64(node.r), "v_leak": f64(node.v_leak)}
-        elif isinstance(node, (ir.LIF, ir.LI)):
-            tau = f64(node.tau)
-            out = {"beta": 1.0 - 1.0 / tau, "g": f64(node.r) / tau, "c": f64(node.v_leak) / tau}
-        elif isinstance(node, (ir.CubaLIF, ir.CubaLI)):
-            tau_mem, tau_syn = f64(node.tau_mem), f64(node.tau_syn)
-            out = {
-                "beta": 1.0 - 1.0 / tau_mem,
-                "g": f64(node.r) / tau_mem,
-                "c": f64(node.v_leak) / tau_mem,
-                "alpha": 1.0 - 1.0 / tau_syn,
-                "gs": f64(node.w_in) / tau_syn,
-            }
-        elif isinstance(node, (ir.IF, ir.Integrator)):
-            out = {"g": f64(node.r)}
-        else:
-            raise TypeError(f"{type(node).__name__} is not a stateful neuron")
-    if isinstance(node, SPIKING):
-        out["theta"] = f64(node.v_threshold)
-        out["v_reset"] = f64(node.v_reset)
-    return {k: np.ascontiguousarray(v.astype(dtype)) for k, v in out.items()}
+# the coefficients are computed alike by every engine (talon.ir.coefficients); re-exported here
+from ...ir.coefficients import SPIKING, STATEFUL, is_euler  # noqa: F401
+from ...ir.coefficients import neuron_coefficients as coefficients  # noqa: F401
 
 
 def state_keys(node: ir.Node) -> tuple[str, ...]:
@@ -123,6 +88,28 @@ def rounded(product, zero):
     multiplication. (The sign of a zero product may become ``+0``; values are unchanged.)
     """
     return product + zero
+
+
+def _input_term(g, x, zero):
+    """``rounded(g*x)``. ``g`` None stands for a ``g`` of exactly 1 on every neuron (see
+    :mod:`.spread`): ``1*x == x`` for every float, so the term is ``rounded(x)`` without the product."""
+    return rounded(x, zero) if g is None else rounded(g * x, zero)
+
+
+def _decay(k: dict, v, x, zero):
+    """``(rounded(beta*v) + rounded(g*x)) + c`` in exactly this order.
+
+    ``c`` None stands for a ``c`` of exactly ``+0.0`` on every neuron (see :mod:`.spread`), and
+    the sum is then left as it is: both its terms are ``p + (+0.0)``, never ``-0.0``, so their
+    sum is never ``-0.0`` either (a zero sum rounds to ``+0.0``), and ``s + (+0.0) == s`` bit for
+    bit for every other ``s``.
+    """
+    s = rounded(k["beta"] * v, zero) + _input_term(k["g"], x, zero)
+    return s if k["c"] is None else s + k["c"]
+
+
+def _expand_all(params: dict, expand, ndim: int) -> dict:
+    return {name: None if p is None else expand(p, ndim) for name, p in params.items()}
 
 
 def _reset(mode: str, v, z, k: dict):
@@ -164,7 +151,8 @@ def make_step(node: ir.Node, spike: Callable | None, channels_last: bool = False
     if isinstance(node, ir.Integrator):
 
         def integrator_step(params, state, x, zero):
-            v = state["v"] + rounded(expand(params["g"], x.ndim) * x, zero)
+            g = params["g"]
+            v = state["v"] + _input_term(None if g is None else expand(g, x.ndim), x, zero)
             return v, {"v": v}
 
         return integrator_step
@@ -172,15 +160,12 @@ def make_step(node: ir.Node, spike: Callable | None, channels_last: bool = False
     if isinstance(node, (ir.LI, ir.CubaLI)):
 
         def li_step(params, state, x, zero):
-            k = {name: expand(p, x.ndim) for name, p in params.items()}
+            k = _expand_all(params, expand, x.ndim)
             new = {}
             if cuba:
                 x = rounded(k["alpha"] * state["i"], zero) + rounded(k["gs"] * x, zero)
                 new["i"] = x
-            if euler:
-                v = _euler(k, state["v"], x, zero)
-            else:
-                v = (rounded(k["beta"] * state["v"], zero) + rounded(k["g"] * x, zero)) + k["c"]
+            v = _euler(k, state["v"], x, zero) if euler else _decay(k, state["v"], x, zero)
             new["v"] = v
             return v, new
 
@@ -198,7 +183,7 @@ def make_step(node: ir.Node, spike: Callable | None, channels_last: bool = False
     input_first = getattr(node, "synapse", None) == ir.SynapseOrder.INPUT_FIRST
 
     def spiking_step(params, state, x, zero):
-        k = {name: expand(p, x.ndim) for name, p in params.items()}
+        k = _expand_all(params, expand, x.ndim)
         v = state["v"]
         z_prev = spike(v, k["theta"])
         if timing == "delayed_pre_decay":
@@ -213,9 +198,9 @@ def make_step(node: ir.Node, spike: Callable | None, channels_last: bool = False
         if euler:
             u = _euler(k, v, x, zero)
         elif leaky:
-            u = (rounded(k["beta"] * v, zero) + rounded(k["g"] * x, zero)) + k["c"]
+            u = _decay(k, v, x, zero)
         else:  # IF: beta = 1 and c = 0, so u = (1*v + g*x) + 0 == v + g*x (up to the sign of a zero)
-            u = v + rounded(k["g"] * x, zero)
+            u = v + _input_term(k["g"], x, zero)
         if timing in ("delayed", "snntorch_immediate"):
             u = _reset(mode, u, z_prev, k)
         z = spike(u, k["theta"])

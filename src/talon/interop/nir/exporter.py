@@ -81,8 +81,10 @@ _IDENTITIES = (ir.HybridRegion, ir.Dropout)
 def to_nir(graph: ir.Graph, dt: float | None = None, lossy: bool = False, *, consumer: str | None = None) -> Any:
     """Convert a talon graph into a ``nir.NIRGraph`` whose forward-Euler dynamics at ``dt`` are talon's.
 
-    ``dt`` is the NIR time step in seconds (``None``: ``1e-4``, the snnTorch / Lava convention; 1 for
-    a consumer with its own time unit, Sinabs and Rockpool, and for Spyx); it is recorded in the graph's metadata.
+    ``dt`` is the NIR time step in seconds (``None``: 1 for a consumer with its own time unit, Sinabs and
+    Rockpool, and for Spyx; else the ``dt`` a graph read from NIR was converted with, ``metadata["nir"]["dt"]``,
+    so NIR -> talon -> NIR keeps every parameter; else ``1e-4``, the snnTorch / Lava convention); it is recorded
+    in the NIR graph's metadata.
     With ``lossy=False`` (the default) a node NIR cannot
     state exactly raises :class:`~talon.ir.ConversionError`; with ``lossy=True`` it is replaced
     by its nearest NIR equivalent, with a :class:`LossyConversionWarning` and a ``talon_lossy``
@@ -106,7 +108,9 @@ def to_nir(graph: ir.Graph, dt: float | None = None, lossy: bool = False, *, con
             f"consumer={profile.name!r} writes at dt={profile.writes_at!r}, the dt its importer recomputes the decays "
             f"with by default (exactly talon's only there), so drop dt={dt!r}"
         )
-    dt = check_dt((1.0 if profile.own_dt else profile.writes_at or DEFAULT_DT) if dt is None else dt)
+    if dt is None:
+        dt = 1.0 if profile.own_dt else profile.writes_at or _recorded_dt(graph) or DEFAULT_DT
+    dt = check_dt(dt)
     graph.validate()  # nodes may have been edited since the graph was built
     graph = profiles.check_consumer(graph, profile)
     exporter = _Exporter(nir, dt, bool(lossy))
@@ -131,6 +135,13 @@ def to_nir(graph: ir.Graph, dt: float | None = None, lossy: bool = False, *, con
             stacklevel=2,
         )
     return result
+
+
+def _recorded_dt(graph: ir.Graph) -> float | None:
+    """The ``dt`` a graph read from NIR was converted with (``metadata["nir"]["dt"]``), if it has one."""
+    record = graph.metadata.get("nir")
+    dt = record.get("dt") if isinstance(record, dict) else None
+    return None if dt is None else float(dt)
 
 
 def write_nir(

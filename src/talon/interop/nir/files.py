@@ -73,7 +73,15 @@ def _read_root(f, shown: str, size: int, budget: ByteBudget) -> tuple[dict[str, 
 
     node = child(f, "node", shown, NIRFormatError)
     if node is None:
-        if f.attrs.get("talon_format") is not None:
+        kind = f.attrs.get("talon_format")
+        if isinstance(kind, bytes):
+            kind = kind.decode("utf-8", "replace")
+        if kind == "talon-events":
+            raise NIRFormatError(
+                f"{shown} is a talon event file, not a NIR file: read it with talon.io.read_events "
+                "(or look at it with 'talon events info')"
+            )
+        if kind is not None:
             raise NIRFormatError(f"{shown} is a talon .t1c file, not a NIR file: read it with talon.ir.read")
         raise NIRFormatError(
             f"{shown} is an HDF5 file but not a NIR graph: it has no 'node' group (found {sorted(f.keys())[:20]})"

@@ -44,7 +44,7 @@ import numpy as np
 from talon import ir
 
 VERSION = "1.0.0"
-NO_LEAK_TAU = 2.0**30  # 1 - 2**-30 rounds to 1 in float32 (as talon.interop.jax.timeconst)
+NO_LEAK_TAU = 2.0**30  # 1 - 2**-30 rounds to 1 in float32 (as talon.ir.timeconst)
 _DYNAMICS = dict(reset_mode="subtract", reset_timing="delayed", spike_timing="pre", comparison=">", v_init=None,
                  spike_mode="binary", v_min=None, max_spikes=None)  # fmt: skip
 _RECURRENT = (

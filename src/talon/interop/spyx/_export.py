@@ -28,8 +28,8 @@ import numpy as np
 
 from ... import ir
 from ...ir.errors import ConversionError, UnsupportedModuleError
+from ...ir.timeconst import time_constant
 from ..jax._deps import require
-from ..jax.timeconst import time_constant
 from ._layout import Layout
 
 SUPPORTED = (
