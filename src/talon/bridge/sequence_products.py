@@ -11,9 +11,12 @@ threads, and even elementwise kernels (``sigmoid``, ``elu``, ``gelu(approximate=
 softmax over channels) and every convolution tested round some elements differently over more
 rows. So, per module kind:
 
-* ``nn.Linear`` on ``[B, K]`` rows without a gradient: one ``addmm(bias, x[t], W.t())`` (``mm``
-  without a bias) per step — exactly the call ``F.linear`` makes — written straight into the
-  preallocated output (``out=``; the result does not depend on where the slice sits in memory);
+* ``nn.Linear`` on ``[B, K]`` rows without a gradient: the values of one ``addmm(bias, x[t],
+  W.t())`` (``mm`` without a bias) per step — exactly the call ``F.linear`` makes. Where the
+  per-step call's summation tree has been measured and a plan verified bit for bit
+  (``sequence_gemm_plan``), chunks of up to ``_CHUNK_ROWS`` rows (whole steps) are computed
+  with one GEMM per chain of that tree; otherwise (and for the steps a chunk does not cover)
+  one call per step, written straight into the preallocated output (``out=``);
 * modules whose every output element is a copy, a comparison, a maximum or one correctly rounded
   operation of the same sample's elements (``_ROW_INDEPENDENT``: ReLU, LeakyReLU, Scale,
   Threshold, Flatten, residual/concatenating merges, MaxPool2d, Dropout in eval mode): once on all
@@ -99,14 +102,50 @@ def _linear_fits(module: nn.Module, inputs: list[torch.Tensor]) -> bool:
     )
 
 
+_CHUNK_ROWS = 4096  # rows per planned GEMM: the weight is streamed once per chunk of steps
+
+
 def _linear_per_step(module: nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    """``F.linear(x[t], W, b)`` for every step, each written into its slice of one output."""
+    """``F.linear(x[t], W, b)`` for every step, each written into its slice of one output: with a
+    verified plan (``sequence_gemm_plan``) many steps per GEMM, else one ``addmm`` per step."""
     T, B = x.shape[:2]
     out = x.new_empty((T, B, module.out_features))
     weight_t, bias = module.weight.t(), module.bias
-    for t in range(T):
+    start = _planned_steps(module, x, out) if _plannable(module, x) else 0
+    for t in range(start, T):
         if bias is None:
             torch.mm(x[t], weight_t, out=out[t])
         else:
             torch.addmm(bias, x[t], weight_t, out=out[t])
     return out
+
+
+def _plannable(module: nn.Linear, x: torch.Tensor) -> bool:
+    return (
+        x.device.type == "cpu"
+        and x.shape[0] > 1
+        and x.shape[1] > 0
+        and x.is_contiguous()
+        and module.weight.is_contiguous()
+        and (module.bias is None or module.bias.is_contiguous())
+    )
+
+
+def _planned_steps(module: nn.Linear, x: torch.Tensor, out: torch.Tensor) -> int:
+    """Run the steps a verified plan covers, in chunks of at most ``_CHUNK_ROWS`` rows; returns
+    the first step left to the per-step calls (all of them when no plan verifies)."""
+    from . import sequence_gemm_plan
+
+    T, B, K = x.shape
+    weight, bias = module.weight.detach(), None if module.bias is None else module.bias.detach()
+    per_chunk = max(2, _CHUNK_ROWS // B)
+    t = 0
+    while T - t >= 2:
+        steps = min(per_chunk, T - t)
+        plan = sequence_gemm_plan.plan_for(B, weight, bias, steps, x[t].data_ptr())
+        if plan is None:
+            return t
+        rows = slice(t, t + steps)
+        sequence_gemm_plan.evaluate(plan, x[rows].view(steps * B, K), weight.t(), bias, out[rows].view(steps * B, -1))
+        t += steps
+    return t
