@@ -1,0 +1,1 @@
+"""talon's benchmarks (``python -m bench``; see ``bench/__main__.py``)."""

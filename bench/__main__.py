@@ -96,6 +96,19 @@ def _modules(topics: list[str]) -> list[str]:
     return [n for n in names if not topics or n[len("bench_") :] in topics]
 
 
+def _force_compiled_kernels() -> None:
+    """The rows that time talon in-process measure the compiled kernels in their steady state, as in
+    a long-running process where numba is started: the work-size dispatch (``talon._compiled``,
+    docs/backend.md §9.2) would otherwise run the numpy twins until the process's twin work adds up
+    to one numba start-up, and the timings would depend on what ran before. So ``TALON_FORCE_NUMBA=1``
+    for the run, unless the caller set ``TALON_DISABLE_NUMBA`` / ``TALON_FORCE_NUMBA`` or numba is
+    missing. ``bench_cli`` times the dispatch itself, in new processes with their own environment."""
+    import importlib.util
+
+    if "TALON_DISABLE_NUMBA" not in os.environ and importlib.util.find_spec("numba") is not None:
+        os.environ.setdefault("TALON_FORCE_NUMBA", "1")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("topics", nargs="*", help="run only these bench_<topic> modules")
@@ -105,6 +118,7 @@ def main(argv: list[str] | None = None) -> None:
         modules = _modules(args.topics)
     except ValueError as exc:
         parser.error(str(exc))
+    _force_compiled_kernels()
     sections: dict[str, str] = {}
     for name in modules:
         module = importlib.import_module(f"bench.{name}")

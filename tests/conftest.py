@@ -19,3 +19,14 @@ def pytest_runtest_makereport(item, call):
         # Every optional dependency is installed in CI: a skip there hides a broken install.
         report.outcome = "failed"
         report.longrepr = f"skipped in CI (every dependency should be installed): {report.longrepr}"
+
+
+@pytest.fixture
+def force_numba(monkeypatch):
+    """The compiled kernels whatever the size of the work (``TALON_FORCE_NUMBA=1``, docs/backend.md):
+    small test inputs would otherwise run the numpy twins. Skips without the fast extra."""
+    from talon._compiled import numba_available
+
+    if not numba_available():
+        pytest.skip("the fast extra (numba) is not installed")
+    monkeypatch.setenv("TALON_FORCE_NUMBA", "1")

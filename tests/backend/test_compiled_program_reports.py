@@ -48,7 +48,7 @@ def test_multi_spike_agreement_compares_counts():
     assert fixed.quantization.per_node_spike_agreement["n"] == 1 - differ / counts.size
 
 
-def test_the_dyadic_quantizer_counts_like_its_numpy_twin(monkeypatch):
+def test_the_dyadic_quantizer_counts_like_its_numpy_twin(monkeypatch, force_numba):
     from talon.backend.cpu import fixed_point
 
     x = np.random.default_rng(5).normal(0, 2, 4_000).astype(np.float32)

@@ -34,6 +34,7 @@ def kernels(request, monkeypatch):
     if request.param == "compiled":
         if not numba_available():
             pytest.skip("the fast extra (numba) is not installed")
+        monkeypatch.setenv("TALON_FORCE_NUMBA", "1")  # small test inputs: force the kernel
     else:
         _no_numba(monkeypatch)
     return request.param

@@ -152,7 +152,7 @@ def test_fp32_convolution_near_the_bound_is_the_exact_sum_either_way(monkeypatch
 
 
 @needs_numba
-def test_the_event_product_is_the_blas_product_on_many_spike_patterns():
+def test_the_event_product_is_the_blas_product_on_many_spike_patterns(force_numba):
     rng = np.random.default_rng(11)
     proved = 0
     for trial in range(40):
@@ -184,7 +184,7 @@ def test_the_event_product_is_the_blas_product_on_many_spike_patterns():
         pytest.param(np.eye(2, 8, dtype=np.float32) * np.float32(np.nan), id="nan"),
     ],
 )
-def test_the_event_gather_refuses_what_is_not_an_exact_integer(x):
+def test_the_event_gather_refuses_what_is_not_an_exact_integer(x, force_numba):
     w = np.ones((8, 64), np.float32)
     assert exact_event_product(x, np.ones((8, 64)), ExactSums(w.T, None)) is None
 
@@ -265,6 +265,8 @@ def test_simulations_are_identical_with_and_without_the_fast_paths(build, numba,
     monkeypatch.setattr(float_events, "MIN_OUTPUTS", 0)  # the narrow layers too
     if not numba:
         monkeypatch.setattr(float_events, "compiled", lambda kernel: None)
+    else:
+        monkeypatch.setenv("TALON_FORCE_NUMBA", "1")  # small inputs: force the kernels
     calls = []
     original = float_events.exact_event_product
     monkeypatch.setattr(

@@ -14,7 +14,7 @@ from talon.backend.cpu import fixed_neuron_loop
 from ..markers import needs_numba
 from .graphs import uniform
 
-pytestmark = needs_numba
+pytestmark = [needs_numba, pytest.mark.usefixtures("force_numba")]  # small inputs: force the loop
 CPU = get_backend("cpu")
 N = 12
 

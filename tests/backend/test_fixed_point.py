@@ -294,6 +294,8 @@ def test_dyadic_input_quantization_rounds_half_to_even_and_saturates(path, monke
         monkeypatch.setattr(fixed_point, "compiled", lambda kernel: None)
     elif not numba_available():
         pytest.skip("the fast extra (numba) is not installed")
+    else:
+        monkeypatch.setenv("TALON_FORCE_NUMBA", "1")  # a small input: force the compiled pass
     x = np.array([[0.5, 1.5, 2.5, -0.5, -2.5, 3e38, -3e38, 126.75]], np.float32)
     q, saturated, rounded = fixed_point.quantize_dyadic(x, 0, 127)
     assert q.dtype == np.int64 and q.shape == x.shape

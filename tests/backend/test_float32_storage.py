@@ -91,7 +91,7 @@ def _cases():
 
 @needs_numba
 @pytest.mark.parametrize(("build", "x", "float_drive"), list(_cases()))
-def test_float32_storage_gives_the_int64_datapaths_integers(build, x, float_drive, monkeypatch):
+def test_float32_storage_gives_the_int64_datapaths_integers(build, x, float_drive, monkeypatch, force_numba):
     drives = []
     original = fixed_neuron_loop.drive_operands
     monkeypatch.setattr(fixed_neuron_loop, "drive_operands", lambda *a: drives.append(a[1][0].dtype) or original(*a))
@@ -124,7 +124,7 @@ def test_the_hybrid_models_conv_relu_pool_run_in_float32():
     assert _stored(graph, x, "lif").dtype == np.int64  # spikes stay int64
 
 
-def test_quantize_dyadic_writes_float32_integers_like_int64(monkeypatch):
+def test_quantize_dyadic_writes_float32_integers_like_int64(monkeypatch, force_numba):
     x = np.random.default_rng(5).normal(0, 2, 3_000).astype(np.float32)
     x[:300] = np.round(x[:300] * 8) / 8
     x[[3, 4]] = [1e38, -np.inf]

@@ -12,7 +12,7 @@ from talon.backend.cpu import float_neuron_loop
 from ..markers import needs_numba
 from .test_fixed_neuron_loop import N, _graph, _non_spiking_neurons, _spiking_neurons
 
-pytestmark = needs_numba
+pytestmark = [needs_numba, pytest.mark.usefixtures("force_numba")]  # small inputs: force the loop
 CPU = get_backend("cpu")
 
 

@@ -13,4 +13,6 @@ def decoder_path(request, monkeypatch):
         monkeypatch.setattr(prophesee, "compiled", lambda kernel: None)
     elif not numba_available():
         pytest.skip("the fast extra (numba) is not installed")
+    else:
+        monkeypatch.setenv("TALON_FORCE_NUMBA", "1")  # short test streams: force the kernels
     return request.param

@@ -44,11 +44,19 @@ from pathlib import Path
 
 import numpy as np
 
-from talon._compiled import compiled
+from talon._compiled import WorkThreshold, compiled
 from talon.ir.atomic import atomic_output
 
 from . import evt_kernels
 from .events import EVENT_DTYPE, EventFormatError, as_events, concatenate_events, first_unsorted
+
+# When the numba decoders are worth starting (talon._compiled.WorkThreshold); work: words of a call.
+# Measured (load 4-5, 2 cores, bench_event_io's camera-like stream): twin vs compiled per 1 M words,
+# EVT 2.0 15.5 ms vs 6.3 ms, EVT 3.0 86 ms vs 9.1 ms (1 000 words: 0.10 / 0.06 ms, 0.28 / 0.07 ms);
+# starting numba in a process (import, cached decoders loaded) cost 0.5-1.5 s: about 1e8 EVT 2.0
+# words (a 400 MB file) or 1.5e7 EVT 3.0 words pay for it.
+EVT2_WORK = WorkThreshold("EVT 2.0 decoding", cold_from=100_000_000, warm_from=1_000)
+EVT3_WORK = WorkThreshold("EVT 3.0 decoding", cold_from=15_000_000, warm_from=1_000)
 
 _EVT2_TYPES = np.array([0x0, 0x1, 0x8, 0xA, 0xE, 0xF])
 _EVT3_TYPES = np.array([0x0, 0x2, 0x3, 0x4, 0x5, 0x6, 0x7, 0x8, 0xA, 0xE, 0xF])
@@ -162,7 +170,8 @@ class EvtDecoder:
     :class:`~talon.io.events.EventFormatError` naming the word's position in the stream and
     leaves the decoder as it was before the call (``registers``, ``words_decoded``, the bytes of
     a split word), on both paths. The numba kernels of :mod:`talon.io.evt_kernels` are used when
-    the ``fast`` extra is installed (see :func:`talon._compiled.compiled`), the numpy twins otherwise.
+    the ``fast`` extra is installed and the stream is long enough to pay for starting numba
+    (``EVT2_WORK`` / ``EVT3_WORK``, see :class:`talon._compiled.WorkThreshold`), the numpy twins otherwise.
     """
 
     def __init__(self, version: str, sensor_size=None) -> None:
@@ -204,7 +213,7 @@ class EvtDecoder:
         return out
 
     def _decode_evt2(self, words: np.ndarray, state: np.ndarray) -> np.ndarray:
-        decode = compiled(evt_kernels.evt2_decode)
+        decode = compiled(evt_kernels.evt2_decode) if EVT2_WORK.use_compiled(words.size) else None
         if decode is None:
             return _decode_evt2_numpy(words, state, self.words_decoded, self._limits)
         out = np.empty(words.size, dtype=EVENT_DTYPE)
@@ -218,7 +227,9 @@ class EvtDecoder:
         return out if n == out.size else out[:n] if 8 * n >= 7 * out.size else out[:n].copy()
 
     def _decode_evt3(self, words: np.ndarray, state: np.ndarray) -> np.ndarray:
-        count, decode = compiled(evt_kernels.evt3_count), compiled(evt_kernels.evt3_decode)
+        count = decode = None
+        if EVT3_WORK.use_compiled(words.size):
+            count, decode = compiled(evt_kernels.evt3_count), compiled(evt_kernels.evt3_decode)
         if count is None or decode is None:
             return _decode_evt3_numpy(words, state, self.words_decoded, self._limits)
         n, unknown = count(words)

@@ -6,8 +6,8 @@ acyclic neuron layer the whole ``[T, B, ...]`` sequence is known in advance, so
 :func:`run_neurons` computes the input drive ``sum_e G_e * x_e`` for every step at once and runs
 the recurrence in one compiled loop over ``t`` and the elements, with the same int64 operations in
 the same order: the integers are identical (``tests/backend/test_fixed_neuron_loop.py`` runs both on
-every reset mode and timing). Without numba (or with ``TALON_DISABLE_NUMBA=1``) the caller loops
-over :meth:`step` instead.
+every reset mode and timing). Without numba (or with ``TALON_DISABLE_NUMBA=1``), or for a run too
+short to pay for starting numba (``FIXED_LOOP_WORK``), the caller loops over :meth:`step` instead.
 
 A neuron with one incoming edge of its own shape does not form the drive at all: the loop reads
 the edge ``x`` (int64, or the float32 a weight layer leaves its accumulator in when it is below
@@ -21,9 +21,18 @@ import functools
 
 import numpy as np
 
-from talon._compiled import compiled
+from talon._compiled import WorkThreshold, compiled
 
 from .fixed_point import INT
+
+# When the compiled loop is worth starting numba for (talon._compiled.WorkThreshold). The numpy step
+# costs a fixed ~120 µs per step plus ~20 ns per neuron (measured at load 4-5, 2 cores, one LIF layer at
+# int8: twin vs compiled 1 157 vs 15 ms for 10 000 steps of 1 neuron, 200 vs 38 ms for 1 000 steps of 16,
+# 328 vs 196 ms for 1 000 steps of 1 024, input quantization included), so the work of a step is
+# ``batch * neurons + STEP_WORK`` in units of ~20 ns; starting numba in a process (import, cached loop
+# loaded) cost 0.5-1.5 s, about 5e7 units.
+STEP_WORK = 6_000
+FIXED_LOOP_WORK = WorkThreshold("fixed-point neuron loop", cold_from=50_000_000, warm_from=0)
 
 RESET_MODES = {"value": 0, "subtract": 1, "none": 2}
 RESET_TIMINGS = {"immediate": 0, "delayed": 1, "delayed_pre_decay": 2, "snntorch_immediate": 3}
@@ -205,12 +214,18 @@ def run_neurons(kernel, xs: list[np.ndarray], record: bool):
     """The whole sequence ``xs`` (``[T, B, ...]`` per incoming edge) through ``kernel`` (a
     :class:`~.fixed_neurons.FixedNeuron`) in the compiled loop; None when numba is unavailable.
 
-    Returns ``([out], {"v": [T, B, ...], "i": ...} or None)`` like ``StatefulKernel.run``.
+    Returns ``([out], {"v": [T, B, ...], "i": ...} or None)`` like ``StatefulKernel.run``; None also
+    when the run is too short to pay for starting numba (``FIXED_LOOP_WORK``). Declining does not
+    count the run's work: the step loop that runs instead asks :func:`step_neurons` at every step,
+    which counts it (and may start the compiled step once the steps add up).
     """
+    steps, batch = xs[0].shape[:2]
+    elements = batch * int(np.prod(kernel.shape, dtype=np.int64))
+    if not FIXED_LOOP_WORK.use_compiled(steps * (elements + STEP_WORK), count=False):
+        return None
     loop = compiled(neuron_loop)
     if loop is None:
         return None
-    steps, batch = xs[0].shape[:2]
     drive, in_gain = drive_operands(kernel, xs, (steps, batch))
     state = kernel.init_state(batch)
     size = drive.shape[-1]
@@ -231,11 +246,14 @@ def run_neurons(kernel, xs: list[np.ndarray], record: bool):
 
 def step_neurons(kernel, xs: list[np.ndarray], state: dict[str, np.ndarray]):
     """One step (``[B, ...]`` inputs) in the compiled loop, as ``FixedNeuron.step`` returns it
-    (``([out], new_state)``; ``state`` is not modified); None when numba is unavailable."""
+    (``([out], new_state)``; ``state`` is not modified); None when numba is unavailable or, by
+    ``FIXED_LOOP_WORK``, not worth starting."""
+    batch = xs[0].shape[0]
+    if not FIXED_LOOP_WORK.use_compiled(batch * int(np.prod(kernel.shape, dtype=np.int64)) + STEP_WORK):
+        return None
     loop = compiled(neuron_loop)
     if loop is None:
         return None
-    batch = xs[0].shape[0]
     drive, in_gain = drive_operands(kernel, [x[None] for x in xs], (1, batch))
     size = drive.shape[-1]
     v = np.array(state["v"], INT).reshape(batch, size)

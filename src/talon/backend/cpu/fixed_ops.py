@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from talon import ir
+from talon._compiled import numba_available
 from talon.ir.activations import batch_dim_to_axis
 
 from ..errors import UnsupportedNodeError
@@ -260,8 +261,9 @@ class QDense(QWeighted):
         return self.add_bias(acc, self.bias_q)
 
     def event_weights(self) -> EventWeights | None:
-        """The weights laid out for the compiled event kernel (made on first use; None without numba)."""
-        if self._events is None and EventWeights.kernels() is not None:
+        """The weights laid out for the compiled event kernel (made on first use; None without numba).
+        Does not import numba: whether a product uses them is :func:`synaptic_product`'s choice."""
+        if self._events is None and numba_available():
             self._events = EventWeights(self.weight_t, self.worst)
         return self._events
 

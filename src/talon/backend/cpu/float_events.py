@@ -6,8 +6,10 @@ float64's 53 bits), adding one weight row per non-zero input gives exactly the B
 the exact sum — with work proportional to the spikes. :func:`gather_integers` (compiled) collects
 the events and checks that they are integers; the row additions are the integer datapath's
 kernel (:func:`.events.add_rows`) on float64 weights and accumulator. The numpy twin is the dense
-BLAS product itself (the same exact sum): taken without numba, for dense inputs, and whenever the
-exactness test fails.
+BLAS product itself (the same exact sum): taken without numba, for dense inputs, whenever the
+exactness test fails, and for inputs too small to pay for starting numba in the process
+(``events.EVENT_WORK``, the integer event product's threshold, by input elements; not measured
+separately for this float64 path).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 
 from talon._compiled import compiled
 
-from .events import EVENT_DENSITY, _clearly_dense, add_rows
+from .events import EVENT_DENSITY, EVENT_WORK, _clearly_dense, add_rows
 from .exact_sums import ExactSums
 
 _SAMPLE_ABOVE = 1 << 16  # inputs at least this large are sampled first (events._clearly_dense)
@@ -53,10 +55,13 @@ def gather_integers(x, limit, indptr, indices, values):
 def exact_event_product(x: np.ndarray, weight_t: np.ndarray, exact_sums: ExactSums) -> np.ndarray | None:
     """``x @ weight_t`` (float64 ``[K, M]``) in float64, one row per non-zero element of ``x``
     (float32 ``[..., K]``) — or None when that path does not apply: no numba, fewer than
-    ``MIN_OUTPUTS`` outputs, an input denser than ``EVENT_DENSITY`` or not made of integers, or sums
-    the exactness test cannot prove exact (then the caller's BLAS product is the reference)."""
-    gather = compiled(gather_integers)
-    if gather is None or x.dtype != np.float32 or not x.size or weight_t.shape[1] < MIN_OUTPUTS:
+    ``MIN_OUTPUTS`` outputs, an input denser than ``EVENT_DENSITY`` or not made of integers, sums
+    the exactness test cannot prove exact, or an input too small to pay for starting numba
+    (``EVENT_WORK``) (then the caller's BLAS product is the reference)."""
+    if x.dtype != np.float32 or not x.size or weight_t.shape[1] < MIN_OUTPUTS:
+        return None
+    gather = compiled(gather_integers) if EVENT_WORK.use_compiled(x.size) else None
+    if gather is None:
         return None
     x2d = np.ascontiguousarray(x.reshape(-1, x.shape[-1]))
     if x2d.size >= _SAMPLE_ABOVE and _clearly_dense(x2d):

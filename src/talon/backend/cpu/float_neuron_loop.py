@@ -7,7 +7,8 @@ one compiled loop over ``t`` and the elements, writing every operation as the sa
 expression in the same order (numba keeps IEEE semantics: no reassociation, no fused
 multiply-add), so the values are bit for bit those of the step loop
 (``tests/backend/test_float_neuron_loop.py`` compares them on every reset mode and timing).
-Without numba, for another dtype, or for the variants the loop does not implement (Euler
+Without numba, for a run too short to pay for starting numba (``FLOAT_LOOP_WORK``), for another
+dtype, or for the variants the loop does not implement (Euler
 integration, ``spike_mode='multi'``, ``v_min``, ``synapse='input_first'``) the caller loops over
 :meth:`step` instead.
 """
@@ -16,11 +17,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from talon._compiled import compiled
+from talon._compiled import WorkThreshold, compiled
 
 from .fixed_neuron_loop import RESET_MODES, RESET_TIMINGS
 
 F32 = np.float32
+
+# When the compiled loop is worth starting numba for (talon._compiled.WorkThreshold). The step loop
+# costs a fixed ~25 µs per step plus ~17 ns per neuron (measured at load 4-5, 2 cores, one LIF layer:
+# twin vs compiled 271 vs 1.0 ms for 10 000 steps of 1 neuron, 50 vs 8.3 ms for 1 000 steps of 1 024),
+# so the work of a run is ``steps * (batch * neurons + STEP_WORK)`` in units of ~17 ns; starting numba
+# in a process (import, cached loop loaded) cost 0.5-1.5 s, about 6e7 units.
+STEP_WORK = 1_500
+FLOAT_LOOP_WORK = WorkThreshold("float32 neuron loop", cold_from=60_000_000, warm_from=0)
+
+
+def run_work(steps: int, elements: int) -> int:
+    """The work of ``steps`` steps of ``elements`` (batch x neurons) float32 neurons, for ``FLOAT_LOOP_WORK``."""
+    return steps * (elements + STEP_WORK)
 
 
 def float_neuron_loop(
@@ -156,13 +170,13 @@ _NO_TRACE = np.empty((1, 1, 1), F32)
 
 def run_float_neurons(kernel, x: np.ndarray, record: bool):
     """The whole sequence ``x [T, B, ...]`` (the summed input, float32) through ``kernel`` in the
-    compiled loop; None when numba is unavailable. Returns ``([out], states or None)`` like
-    ``StatefulKernel.run``."""
-    loop = compiled(float_neuron_loop)
-    if loop is None:
-        return None
+    compiled loop; None when numba is unavailable or the run is too short to pay for starting it
+    (``FLOAT_LOOP_WORK``). Returns ``([out], states or None)`` like ``StatefulKernel.run``."""
     steps, batch = x.shape[:2]
     size = int(np.prod(kernel.shape, dtype=np.int64))
+    loop = compiled(float_neuron_loop) if FLOAT_LOOP_WORK.use_compiled(run_work(steps, batch * size)) else None
+    if loop is None:
+        return None
     full = (steps, batch, *kernel.shape)
     if x.shape != full:
         x = np.broadcast_to(x, full)
