@@ -314,13 +314,7 @@ class _Linter:
         self.quantization(node, q)
 
     def finite(self, node: Node, q: str) -> None:
-        bad = []
-        for key, arr in node.arrays().items():
-            if arr.dtype.kind != "f" or arr.size == 0:
-                continue
-            allowed_inf = key in ("tau", "tau_mem", "tau_syn")
-            if np.isnan(arr).any() or (np.isinf(arr).any() and not (allowed_inf and np.all(arr[np.isinf(arr)] > 0))):
-                bad.append(key)
+        bad = ir.non_finite_fields(node)  # the rule every engine refuses by (talon.ir.finite)
         if bad:
             self.add(
                 "PARAM_NOT_FINITE",
