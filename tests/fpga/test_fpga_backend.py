@@ -51,8 +51,16 @@ def test_bad_configurations_are_refused_with_the_reason(tmp_path):
         FPGA.compile(graph, output_dir=tmp_path / "p", project_name="my-project")
     with pytest.raises(BackendError, match="clock_period"):
         FPGA.compile(graph, output_dir=tmp_path / "p", clock_period=0)
-    with pytest.raises(BackendError, match="strategy 'Resource'"):
-        FPGA.compile(graph, output_dir=tmp_path / "p", strategy="Resource")
+    with pytest.raises(BackendError, match=r"strategy must be 'Latency' or 'Resource'.*'Distributed'"):
+        FPGA.compile(graph, output_dir=tmp_path / "p", strategy="Distributed")
+    with pytest.raises(BackendError, match="default_reuse_factor must be an integer >= 1"):
+        FPGA.compile(graph, output_dir=tmp_path / "p", default_reuse_factor=0)
+    with pytest.raises(BackendError, match="strategy must be 'Latency' or 'Resource'"):
+        FPGA.simulate(graph, np.zeros((3, 1, 16)), precision="int8", strategy=None)
+    with pytest.raises(BackendError, match="reuse_factor must be an integer >= 1"):
+        FPGA.simulate(graph, np.zeros((3, 1, 16)), precision="int8", reuse_factor=1.5)
+    with pytest.raises(BackendError, match="part must be an FPGA part name"):
+        FPGA.compile(graph, output_dir=tmp_path / "p", part=" ")
     assert not (tmp_path / "p").exists()  # nothing written by a refused compile
 
 
@@ -98,10 +106,12 @@ def test_estimate_follows_the_documented_model(tmp_path):
     rows = {r["node"]: r for r in est["layers"]}
     fc1, lif1 = rows["fc1"], rows["lif1"]
     assert fc1["weight_bits"] == 784 * 128 * 8 + 128 * 32
-    assert fc1["bram_18k"] == math.ceil(fc1["weight_bits"] / 18432)
+    assert est["strategy"] == "latency" and fc1["weight_storage"] == "fabric"
+    assert fc1["bram_18k"] == 0 and fc1["fabric_bits"] == fc1["weight_bits"]  # Latency: weights in registers
     assert fc1["dsp"] == 0  # spike inputs select weights: adders only
     assert fc1["cycles"] == 4 + math.ceil(math.log2(784)) + 2
     assert lif1["dsp"] == math.ceil(128 * 2 / 4)  # 2 multipliers per LIF neuron; 24 x 18 bits fit one DSP48
+    assert lif1["cycles"] == 4 + 2 and lif1["bram_18k"] == 0  # 128 x 24 state bits: under the LUTRAM limit
     assert est["total"]["cycles_per_step"] == sum(r["cycles"] for r in est["layers"])
     assert est["total"]["latency_us_per_step"] == pytest.approx(est["total"]["cycles_per_step"] * 5e-3)
 
@@ -132,6 +142,18 @@ def test_build_bitstream_csim_and_the_cache(tmp_path):
     built = sorted(cache.iterdir())
     again = FPGA.simulate(graph, x, precision="int8")  # same project: no new build
     assert sorted(cache.iterdir()) == built and again.spike_counts == cpu.spike_counts
+    # calibrated on x, run on other inputs: the CPU backend compiled on x and run on them
+    x2 = examples.residual_inputs(n_steps=30, seed=5)
+    out = FPGA.build_bitstream(
+        graph, output_dir=tmp_path / "prj", project_name="talon_csim", default_precision="int8",
+        calibration_inputs=x, inputs=x2, bitstream_config=BitstreamConfig(csim=True),
+    )  # fmt: skip
+    program = get_backend("cpu").compile(graph, precision="int8", calibration_inputs=x)
+    ref = get_backend("cpu").run_compiled(program, x2)
+    assert out["csim"].timesteps_run == 30 and out["csim"].spike_counts == ref.spike_counts
+    for name in ref.outputs:
+        np.testing.assert_array_equal(out["csim"].outputs[name], ref.outputs[name])
+    assert sorted(cache.iterdir()) == built  # same structure and formats: still no new build
 
 
 @pytest.mark.parametrize(("step", "tool"), [("synth", "vitis_hls"), ("cosim", "vitis_hls"), ("export", "vivado_hls"),

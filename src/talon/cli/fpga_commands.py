@@ -27,6 +27,14 @@ _fpga_precision = click.option(
     "--precision", type=click.Choice(["int16", "int8", "int4"]), default="int16", show_default=True,
     help="Fixed-point datapath (the CPU backend's integer formats).",
 )  # fmt: skip
+_fpga_strategy = click.option(
+    "--strategy", type=click.Choice(["latency", "resource"], case_sensitive=False), default="latency",
+    show_default=True, help="hls4ml strategy: weights in registers (latency) or a BRAM ROM (resource).",
+)  # fmt: skip
+_fpga_reuse = click.option(
+    "--reuse", "reuse_factor", type=click.IntRange(min=1), default=1, show_default=True,
+    help="Reuse factor (multiply rounds per weight-layer evaluation).",
+)  # fmt: skip
 
 
 def _load_inputs(path: Path | None, graph):
@@ -58,10 +66,19 @@ def _status(as_json: bool, message: str):
 @click.option("--inputs", "inputs_path", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="Input arrays (.npy, or .npz by Input name); default: the seeded default stimulus.")  # fmt: skip
 @click.option("--compare/--no-compare", default=True, show_default=True, help="Also run the CPU backend and compare.")
+@_fpga_strategy
+@_fpga_reuse
 @_json_option
 @_reports_errors
 def csim(
-    file: Path, n_steps: int | None, precision: str, inputs_path: Path | None, compare: bool, as_json: bool
+    file: Path,
+    n_steps: int | None,
+    precision: str,
+    inputs_path: Path | None,
+    compare: bool,
+    strategy: str,
+    reuse_factor: int,
+    as_json: bool,
 ) -> None:
     """C-simulate FILE's HLS project with g++ and compare spikes and outputs with the CPU backend."""
     import numpy as np
@@ -71,9 +88,12 @@ def csim(
     graph = _read(file)
     inputs = _load_inputs(inputs_path, graph)
     with _status(as_json, "generating the HLS project and compiling it with g++ ..."):
-        fpga = get_backend("fpga").simulate(graph, inputs, n_steps, precision=precision)
+        fpga = get_backend("fpga").simulate(
+            graph, inputs, n_steps, precision=precision, strategy=strategy, reuse_factor=reuse_factor
+        )
     doc: dict[str, Any] = {
-        "file": str(file), "precision": precision, "timesteps_run": fpga.timesteps_run,
+        "file": str(file), "precision": precision, "strategy": strategy.lower(), "reuse_factor": reuse_factor,
+        "timesteps_run": fpga.timesteps_run,
         "batch_size": fpga.batch_size, "outputs_valid": fpga.outputs_valid, "spike_counts": fpga.spike_counts,
         "csim_seconds": round(fpga.wall_time_s, 3), "default_stimulus": fpga.used_default_stimulus,
     }  # fmt: skip
@@ -110,13 +130,15 @@ def csim(
 @click.option("--part", default=None, help="FPGA part (default: xczu9eg-ffvb1156-2-i, the ZCU102).")
 @click.option("--project", "project_name", default="snn_demo", show_default=True, help="Top function / project name.")
 @click.option("--clock", "clock_period", type=float, default=5.0, show_default=True, help="Clock period in ns.")
-@click.option("--reuse", "reuse_factor", type=click.IntRange(min=1), default=1, show_default=True, help="Reuse factor.")
+@_fpga_reuse
+@_fpga_strategy
 @click.option("--inputs", "inputs_path", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="Calibration inputs (.npy, or .npz by Input name); default: the default stimulus.")  # fmt: skip
 @_json_option
 @_reports_errors
 def compile_fpga(file: Path, output_dir: Path, precision: str, part: str | None, project_name: str,
-                 clock_period: float, reuse_factor: int, inputs_path: Path | None, as_json: bool) -> None:  # fmt: skip
+                 clock_period: float, reuse_factor: int, strategy: str, inputs_path: Path | None,
+                 as_json: bool) -> None:  # fmt: skip
     """Write FILE's HLS project (firmware, parameters, testbench, build_prj.tcl) to a directory."""
     from talon.backend import get_backend
 
@@ -126,6 +148,7 @@ def compile_fpga(file: Path, output_dir: Path, precision: str, part: str | None,
         desc = get_backend("fpga").compile(
             graph, output_dir=output_dir, calibration_inputs=calibration, project_name=project_name, part=part,
             clock_period=clock_period, default_precision=precision, default_reuse_factor=reuse_factor,
+            strategy=strategy,
         )  # fmt: skip
     est = desc["estimate"]
     if as_json:
@@ -140,7 +163,10 @@ def compile_fpga(file: Path, output_dir: Path, precision: str, part: str | None,
     total = est["total"]
     table.add_row("total", "", str(total["bram_18k"]), str(total["dsp"]), str(total["cycles_per_step"]))
     _console().print(table)
-    click.echo(f"part {desc['hls']['part']}, clock {clock_period:g} ns")
+    click.echo(
+        f"part {desc['hls']['part']}, clock {clock_period:g} ns, {strategy.lower()} strategy, "
+        f"reuse factor {reuse_factor}"
+    )
     click.echo(f"estimated latency: {total['latency_us_per_step']:.3f} us per timestep (analytic model, docs/fpga.md)")
 
 
@@ -182,7 +208,7 @@ def _extend_compile() -> None:
         ctx = click.get_current_context()
         ctx.invoke(
             compile_fpga, file=file, output_dir=output, precision=precision, part=part, project_name="snn_demo",
-            clock_period=5.0, reuse_factor=1, inputs_path=None, as_json=as_json,
+            clock_period=5.0, reuse_factor=1, strategy="latency", inputs_path=None, as_json=as_json,
         )  # fmt: skip
 
     cmd.callback = callback

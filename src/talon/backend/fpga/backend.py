@@ -29,13 +29,12 @@ from ..errors import BackendError
 from ..results import BackendCapabilities, ProfileResult, SimulationResult, ValidationResult
 from ..stimulus import prepare_inputs
 from . import csim, vendor
-from .codegen import GeneratedProject, generate
+from .codegen import STRATEGIES, GeneratedProject, generate
 from .estimate import estimate
 from .lowering import FPGA_PRECISIONS, SUPPORTED, FixedPlan, plan_fixed, unsupported_nodes
 from .project import project_files, write_project
 
 DEFAULT_PART = "xczu9eg-ffvb1156-2-i"  # Zynq UltraScale+ on the ZCU102
-STRATEGIES = ("latency",)
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -120,7 +119,10 @@ class FPGABackend(BackendBase):
 
         ``default_precision`` (or ``config``'s precision) is one of ``int16``, ``int8``, ``int4``:
         the CPU backend's integer datapath, calibrated on ``calibration_inputs`` (the default
-        stimulus when None). The descriptor is the CPU backend's schedule plus ``"hls"`` (project,
+        stimulus when None). ``strategy`` is hls4ml's ``"Latency"`` (weights in registers, one
+        adder tree) or ``"Resource"`` (weights in a BRAM ROM read over ``default_reuse_factor``
+        rounds at II=1): a different dense kernel and convolution pragmas, the same integers
+        (docs/fpga.md §3). The descriptor is the CPU backend's schedule plus ``"hls"`` (project,
         part, ports) and ``"estimate"`` (resources and latency per layer, docs/fpga.md §5).
         """
         plan, gen, settings = self._generate(
@@ -149,8 +151,11 @@ class FPGABackend(BackendBase):
         """Compile, then run the requested steps; returns ``{"files": {relative path: text},
         "output_dir", "descriptor", "csim": SimulationResult | None, "logs": [...]}``.
 
-        ``csim`` builds the project with g++ and runs it on ``inputs`` (the calibration inputs,
-        by default the default stimulus); the vendor steps raise naming the missing tool.
+        ``csim`` builds the project with g++ and runs it on ``inputs`` (default: the calibration
+        inputs, whose own default is the default stimulus). The project is calibrated on
+        ``calibration_inputs`` (default: ``inputs``), so with both given the C simulation is
+        ``get_backend("cpu").compile(graph, calibration_inputs=...)`` run on ``inputs``. The
+        vendor steps raise naming the missing tool.
         """
         bc = bitstream_config or BitstreamConfig()
         if not isinstance(bc, BitstreamConfig):
@@ -169,8 +174,8 @@ class FPGABackend(BackendBase):
         }  # fmt: skip
         project_dir = Path(settings["output_dir"])
         if bc.csim:
-            arrays, steps, batch, used_default = prepare_inputs(graph, compile_kwargs.get("calibration_inputs"),
-                                                                compile_kwargs.get("n_steps"))  # fmt: skip
+            run_on = inputs if inputs is not None else compile_kwargs.get("calibration_inputs")
+            arrays, steps, batch, used_default = prepare_inputs(graph, run_on, compile_kwargs.get("n_steps"))
             result["csim"] = self._run_csim(plan, gen, files, arrays, steps, batch, used_default, False, project_dir)
         if "hls" in tools:
             result["logs"].append(str(vendor.run_hls(tools["hls"], project_dir, bc.synth, bc.cosim, bc.export)))
@@ -190,6 +195,8 @@ class FPGABackend(BackendBase):
         config: CompileConfig | dict | None = None,
         precision: str | None = None,
         project_name: str = "talon_csim",
+        strategy: str = "Latency",
+        reuse_factor: int = 1,
     ) -> SimulationResult:
         """C simulation of the generated HLS project (g++), returning the CPU backend's result type.
 
@@ -198,14 +205,20 @@ class FPGABackend(BackendBase):
         ``precision`` defaults to ``int16``. ``step_by_step=True`` also returns every node's output
         and every neuron's state per step (``node_states[path]["output"]``, ``"v"``, ``"i"`` and the
         integers ``"output_int"``, ``"v_int"``, ``"i_int"``), read through extra probe ports.
+        ``strategy`` and ``reuse_factor`` select the generated kernels as in :meth:`compile`
+        (the integers do not depend on them).
         """
         check_graph(graph)
         if not isinstance(step_by_step, (bool, np.bool_)):
             raise BackendError(f"step_by_step must be True or False, got {step_by_step!r}")
         cfg = _config(config, precision)
+        strategy = check_strategy(strategy)
+        reuse_factor = check_reuse_factor(reuse_factor, "reuse_factor")
+        name = _project_name(project_name)
         arrays, steps, batch, used_default = prepare_inputs(graph, inputs, n_steps)
         plan = plan_fixed(graph, cfg, arrays)
-        gen = generate(plan, _project_name(project_name), probe_all=bool(step_by_step))
+        gen = generate(plan, name, reuse_factor=reuse_factor, strategy=strategy, probe_all=bool(step_by_step),
+                       synthesis_weights=False)  # fmt: skip
         files = project_files(gen, DEFAULT_PART, 5)
         return self._run_csim(plan, gen, files, arrays, steps, batch, used_default, bool(step_by_step), None)
 
@@ -243,7 +256,7 @@ class FPGABackend(BackendBase):
             ],
             "probes": [{"name": p.name, "array": p.source, "shape": list(p.shape)} for p in gen.probes],
         }
-        data["estimate"] = estimate(gen.layers, settings.reuse_factor, settings.clock_period)
+        data["estimate"] = estimate(gen.layers, settings.reuse_factor, settings.clock_period, settings.strategy)
         return data
 
     def _run_csim(self, plan, gen, files, arrays, steps, batch, used_default, step_by_step, work) -> SimulationResult:
@@ -343,13 +356,24 @@ def _settings(output_dir, project_name, part, clock_period, reuse, strategy) -> 
         or not (clock_period > 0 and math.isfinite(clock_period))
     ):
         raise BackendError(f"clock_period is in nanoseconds and must be positive, got {clock_period!r}")
-    if isinstance(reuse, bool) or not isinstance(reuse, int) or reuse < 1:
-        raise BackendError(f"default_reuse_factor must be an integer >= 1, got {reuse!r}")
-    if not isinstance(strategy, str) or strategy.lower() not in STRATEGIES:
-        raise BackendError(
-            f"strategy {strategy!r} is not available: talon's FPGA backend generates hls4ml's 'Latency' dense "
-            "kernels (the reuse factor sets the multipliers shared)"
-        )
+    reuse = check_reuse_factor(reuse, "default_reuse_factor")
+    strategy = check_strategy(strategy)
     if output_dir is None or str(output_dir) == "":
         raise BackendError("output_dir must name a directory for the HLS project")
-    return HLSSettings(str(output_dir), _project_name(project_name), part, float(clock_period), reuse, strategy.lower())
+    return HLSSettings(str(output_dir), _project_name(project_name), part, float(clock_period), reuse, strategy)
+
+
+def check_strategy(strategy) -> str:
+    """hls4ml's strategy name, any case -> ``"latency"`` or ``"resource"``; else a clear error."""
+    if not isinstance(strategy, str) or strategy.strip().lower() not in STRATEGIES:
+        raise BackendError(
+            f"strategy must be 'Latency' or 'Resource' (hls4ml's strategies; 'resource_unrolled' and "
+            f"'distributed_arithmetic' are not generated by talon), got {strategy!r}"
+        )
+    return strategy.strip().lower()
+
+
+def check_reuse_factor(reuse, option: str) -> int:
+    if isinstance(reuse, bool) or not isinstance(reuse, (int, np.integer)) or reuse < 1:
+        raise BackendError(f"{option} must be an integer >= 1, got {reuse!r}")
+    return int(reuse)

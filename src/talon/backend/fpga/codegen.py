@@ -25,7 +25,7 @@ from talon import ir
 
 from ..cpu import fixed_neurons, fixed_ops
 from ..errors import UnsupportedNodeError
-from .hls_types import bits_for_bound, int_type, saturating_type, value_type
+from .hls_types import bits_for_bound, dense_sums, int_type, saturating_type, value_type
 from .lowering import FixedPlan, flat_param
 
 
@@ -86,27 +86,6 @@ def _cdouble(x: float) -> str:
 
 
 FILE_INTS = ((8, "int8", "signed char"), (16, "int16", "short"), (32, "int32", "int"), (64, "int64", "long long"))
-NATIVE_INTS = (("short", 2**15 - 1), ("int", 2**31 - 1), ("long long", 2**63 - 1))
-MIN_BLOCK = 16  # narrower partial sums pay off from blocks of this many rows
-
-
-def dense_sums(kernel, n_in: int) -> tuple[str, str, int]:
-    """The dense kernel's native integers ``(sum_t, part_t, block)`` from the bounds the CPU
-    backend proves (``QWeighted.finish``): ``sum_t`` holds the bias plus any partial sum
-    (``max_j sum_i |w_ij| * bound(x) + max_j |b_j|``); ``part_t`` holds any sum of ``block``
-    products, each at most ``max|w| * bound(x)``. The narrowest type that takes blocks of at
-    least MIN_BLOCK rows (or all of them) is chosen: half the work per product in C simulation
-    for each halving of the width, and narrower adders in hardware."""
-    total = math.ceil(kernel.worst) + int(np.abs(kernel.bias_q).max(initial=0))
-    sum_t = next(name for name, top in NATIVE_INTS if total <= top)
-    term = max(int(np.abs(kernel.weight_t).max(initial=0)), 1) * max(int(kernel.input_format.bound), 1)
-    for name, top in NATIVE_INTS:
-        if name == sum_t:
-            break
-        block = min(top // term, n_in)
-        if block >= min(MIN_BLOCK, n_in):
-            return sum_t, name, block
-    return sum_t, sum_t, n_in
 
 
 class _Writer:
@@ -117,7 +96,7 @@ class _Writer:
         self.strategy = strategy
         self.probe_all = probe_all
         self.params: list[str] = []
-        self.weights: list[str] = []
+        self.weights: list[tuple[str, np.ndarray, bool]] = []  # declaration, values, is double
         self.loads: list[str] = []
         self.binaries: dict[str, bytes] = {}
         self.defines: list[str] = []
@@ -129,6 +108,11 @@ class _Writer:
         self.layers: list[dict] = []
         self.program = plan.program
         self.kernels = plan.kernels
+
+    def layer_reuse(self, multiplies: int) -> int:
+        """A layer's reuse factor: the requested one, at most its number of multiplies (more
+        rounds than multiplies would only idle; hls4ml clamps the same way)."""
+        return max(1, min(self.reuse, multiplies))
 
     # ---- parameters ----------------------------------------------------------------------------
 
@@ -142,17 +126,15 @@ class _Writer:
         C type (a property of the type, so the loader's code does not depend on the numbers)."""
         values = np.asarray(values).reshape(-1)
         if ctype == "double":
-            body = ", ".join(_cdouble(v) for v in values)
             self.binaries[f"weights/{name}.bin"] = np.asarray(values, np.float64).tobytes()
             load = f"talon::load_doubles<{ctype}, {values.size}>"
         else:
             bits = bits if bits is not None else {"talon::wide_t": 64, "int": 32}[ctype]
             storage, cstorage = next((np.dtype(t), c) for limit, t, c in FILE_INTS if bits <= limit)
-            body = ", ".join(_cnum(v) for v in values)
             self.binaries[f"weights/{name}.bin"] = np.asarray(values, np.int64).astype(storage).tobytes()
             load = f"talon::load_integers<{ctype}, {values.size}, {cstorage}>"
         qual = "static const " if const else "static "
-        self.weights.append(f"{qual}{ctype} {name}[{values.size}] = {{{body}}};")
+        self.weights.append((f"{qual}{ctype} {name}[{values.size}]", values, ctype == "double"))
         self.params.append(f"static {ctype} {name}[{values.size}];")
         self.loads.append(f'ok = {load}(dir, "{name}", {name}) && ok;')
         return int(values.size)
@@ -271,6 +253,8 @@ class _Writer:
         act_bits = bits_for_bound(kernel.input_format.bound)
         cfg = f"config{tag}"
         sum_t, part_t, block = dense_sums(kernel, n_in)
+        resource = self.strategy == "resource"
+        reuse = self.layer_reuse(n_in * n_out)
         wt, bt, rt, dt = f"w{tag}_t", f"b{tag}_t", f"r{tag}_t", f"d{tag}_t"
         out = op.outputs[0]
         # the result is the CPU's sat(acc): a saturating type only where saturation can happen
@@ -284,9 +268,10 @@ class _Writer:
             f"struct {cfg} : nnet::dense_config {{",
             f"    static const unsigned n_in = {n_in};",
             f"    static const unsigned n_out = {n_out};",
-            f"    static const unsigned reuse_factor = {self.reuse};",
+            f"    static const unsigned reuse_factor = {reuse};",
             f"    static const unsigned strategy = nnet::{self.strategy};",
-            f"    static const unsigned multiplier_limit = {math.ceil(n_in * n_out / self.reuse)};",
+            f"    static const unsigned multiplier_limit = {math.ceil(n_in * n_out / reuse)};",
+            f"    static const unsigned block_factor = {math.ceil(n_in * n_out / reuse)};",
             "    typedef ap_int<64> accum_t;",
             f"    typedef {sum_t} sum_t;  // bias + any partial sum",
             f"    typedef {part_t} part_t;  // any sum of `block` products",
@@ -294,10 +279,13 @@ class _Writer:
             f"    typedef {bt} bias_t;",
             f"    typedef {wt} weight_t;",
             "    template <class x_T, class y_T> using product = nnet::product::mult<x_T, y_T>;",
-            "    template <class d_T, class r_T, class C_T> using kernel = talon::DenseExact<d_T, r_T, C_T>;",
+            "    template <class d_T, class r_T, class C_T> using kernel = "
+            f"talon::{'DenseResourceExact' if resource else 'DenseExact'}<d_T, r_T, C_T>;",
             "};",
         ]
-        self.array(f"w{tag}", kernel.weight_t.reshape(-1), wt, const=False, bits=kernel.w_bits)
+        # hls4ml's layouts: [n_in][n_out] for Latency, transposed [n_out][n_in] for Resource
+        weights = kernel.weight_t.T if resource else kernel.weight_t
+        self.array(f"w{tag}", weights.reshape(-1), wt, const=False, bits=kernel.w_bits)
         self.array(f"b{tag}", kernel.bias_q.reshape(-1), bt, const=False, bits=kernel.acc_bits)
         data = self.unmerged_input(op, kernel, int_type(act_bits))
         if data is None:
@@ -319,7 +307,8 @@ class _Writer:
         self.layers.append({
             "node": op.path, "kind": "dense", "macs": rows * n_in * n_out, "weights": n_in * n_out,
             "weight_bits": kernel.w_bits, "bias": n_out, "acc_bits": kernel.acc_bits, "input_bits": act_bits,
-            "spike_input": bool(spike_input), "fan_in": n_in, "outputs": rows * n_out,
+            "spike_input": bool(spike_input), "fan_in": n_in, "outputs": rows * n_out, "rows": rows,
+            "reuse_factor": reuse,
         })  # fmt: skip
 
     def conv(self, op, kernel, tag):
@@ -340,6 +329,8 @@ class _Writer:
             kh, kw = wq.shape[2:]
             (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
         cfg = f"config{tag}"
+        taps = (c_in // groups) * kh * kw
+        reuse = self.layer_reuse(taps)
         self.defines += [
             f"typedef {int_type(kernel.w_bits)} w{tag}_t;",
             f"typedef {int_type(kernel.acc_bits)} b{tag}_t;",
@@ -350,21 +341,23 @@ class _Writer:
             f"    static const int ph = {ph}, pw = {pw}, dh = {dh}, dw = {dw};",
             f"    static const int groups = {groups};",
             f"    static const int acc_bits = {kernel.acc_bits};",
-            f"    static const int reuse_factor = {self.reuse};",
+            f"    static const int reuse_factor = {reuse};",
+            f"    static const int block_factor = {math.ceil(taps / reuse)};",
             "};",
         ]
         self.array(f"w{tag}", wq.reshape(-1), f"w{tag}_t", bits=kernel.w_bits)
         self.array(f"b{tag}", kernel.bias_q.reshape(-1), f"b{tag}_t", bits=kernel.acc_bits)
         n_out = c_out * ho * wo
         self.emit(f"talon::wide_t a{tag}[{n_out}];")
-        self.emit(f"talon::conv2d<{cfg}, w{tag}_t, b{tag}_t>({m}, a{tag}, w{tag}, b{tag});")
+        conv = "conv2d_resource" if self.strategy == "resource" else "conv2d"
+        self.emit(f"talon::{conv}<{cfg}, w{tag}_t, b{tag}_t>({m}, a{tag}, w{tag}, b{tag});")
         self.store(f"a{tag}", op.outputs[0])
         macs = n_out * (c_in // groups) * kh * kw
         self.layers.append({
             "node": op.path, "kind": "conv", "macs": macs, "weights": int(wq.size), "weight_bits": kernel.w_bits,
             "bias": c_out, "acc_bits": kernel.acc_bits, "input_bits": bits_for_bound(kernel.input_format.bound),
             "spike_input": bool(kernel.input_format.bound <= 1 and not kernel.input_rescaled),
-            "fan_in": (c_in // groups) * kh * kw, "outputs": n_out,
+            "fan_in": taps, "outputs": n_out, "reuse_factor": reuse,
         })  # fmt: skip
 
     def pool(self, op, kernel, tag):
@@ -513,6 +506,10 @@ class _Writer:
                 f"    static const int timing = talon::{timing[kernel.timing]};",
             ]
         lines.append("    static const int " + ", ".join(f"{k} = {v}" for k, v in counts.items()) + ";")
+        mults = (4 if kernel.cuba else 2) if not isinstance(node, (ir.IF, ir.Integrator)) else 1
+        reuse = self.layer_reuse(n * mults)
+        lines.append(f"    static const int reuse_factor = {reuse};")
+        lines.append(f"    static const int multiplier_limit = {math.ceil(n * mults / reuse)};")
         lines.append("};")
         self.defines += lines
         self.defines.append(f"typedef {int_type(kernel.bits)} st{tag}_t;")
@@ -534,10 +531,10 @@ class _Writer:
         self.emit(f"v{out}_t v{out}[{n}];")
         params = ", ".join(f"{p}{tag}" for p in ("B", "C", "A", "G", "TH", "VR"))
         self.emit(f"talon::neuron_step<{cfg}>({drive}, sv{tag}, {isyn}, v{out}, {params});")
-        mults = (4 if kernel.cuba else 2) if not isinstance(node, (ir.IF, ir.Integrator)) else 1
         self.layers.append({
             "node": op.path, "kind": "neuron", "neurons": n, "state_bits": kernel.bits,
             "state_vars": 2 if kernel.cuba else 1, "multipliers": n * mults, "edges": len(op.inputs),
+            "reuse_factor": reuse,
         })  # fmt: skip
 
     def delay(self, op, kernel, tag):
@@ -561,11 +558,47 @@ class _Writer:
         self.layers.append({"node": op.path, "kind": "delay", "elements": n, "length": kernel.length})
 
 
+STRATEGIES = ("latency", "resource")  # hls4ml's nnet::strategy values talon generates
+
+
+SIMULATION_ONLY_WEIGHTS = (
+    "// not written: this project was generated for C simulation only, which loads the values from\n"
+    "// weights/*.bin; get_backend('fpga').compile(...) writes them here for synthesis"
+)
+
+
+def _initialised(arrays) -> list[str]:
+    """The C initialisers of ``weights.h`` (for synthesis)."""
+    lines = []
+    for decl, values, is_double in arrays:
+        if is_double:
+            body = ", ".join(_cdouble(v) for v in values)
+        else:
+            body = ", ".join(map(str, np.asarray(values, np.int64).tolist()))  # exact: int64 -> Python int
+        lines.append(f"{decl} = {{{body}}};")
+    return lines
+
+
 def generate(
-    plan: FixedPlan, project_name: str, *, reuse_factor: int = 1, strategy: str = "latency", probe_all: bool = False
+    plan: FixedPlan,
+    project_name: str,
+    *,
+    reuse_factor: int = 1,
+    strategy: str = "latency",
+    probe_all: bool = False,
+    synthesis_weights: bool = True,
 ) -> GeneratedProject:
-    """The C++ sources of the HLS project for ``plan`` (not yet on disk)."""
+    """The C++ sources of the HLS project for ``plan`` (not yet on disk). ``strategy`` is
+    ``"latency"`` or ``"resource"`` (hls4ml's: which dense kernel, where weights are stored) and
+    ``reuse_factor`` the multiply rounds per weight-layer evaluation. ``synthesis_weights=False``
+    leaves the values out of ``weights.h`` (only synthesis reads them; the C simulation loads
+    ``binaries``): printing a large layer's weights as text is most of the generation time."""
     from .templates import render
+
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+    if isinstance(reuse_factor, bool) or not isinstance(reuse_factor, int) or reuse_factor < 1:
+        raise ValueError(f"reuse_factor must be an integer >= 1, got {reuse_factor!r}")
 
     w = _Writer(plan, project_name, reuse_factor, strategy, probe_all)
     program = plan.program
@@ -611,7 +644,7 @@ def generate(
         "ports": ",\n    ".join(ports),
         "defines": "\n".join(w.defines),
         "parameters": "\n".join(w.params),
-        "weights": "\n".join(w.weights),
+        "weights": "\n".join(_initialised(w.weights)) if synthesis_weights else SIMULATION_ONLY_WEIGHTS,
         "loads": "\n    ".join(w.loads) or "(void)dir;",
         "statics": "\n".join(w.statics),
         "resets": "\n        ".join(w.resets) or "// no state",

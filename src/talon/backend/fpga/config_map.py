@@ -11,7 +11,8 @@ from __future__ import annotations
 from talon import ir
 
 from ..cpu import fixed_neurons, fixed_ops
-from .backend import _config
+from .backend import _config, check_reuse_factor, check_strategy
+from .codegen import generate
 from .hls_types import bits_for_bound, int_type, saturating_type
 from .lowering import plan_fixed
 
@@ -25,12 +26,24 @@ def ir_to_hls4ml_config(
     calibration_inputs=None,
     n_steps: int | None = None,
 ) -> dict:
-    """hls4ml-style configuration of ``graph`` at ``precision`` (``int16``, ``int8``, ``int4``)."""
+    """hls4ml-style configuration of ``graph`` at ``precision`` (``int16``, ``int8``, ``int4``).
+
+    ``strategy`` ("Latency" / "Resource") and ``default_reuse_factor`` are validated as
+    :meth:`FPGABackend.compile` validates them and given per weight layer as hls4ml gives them;
+    a layer's ``ReuseFactor`` is the one its generated code has (at most its number of
+    multiplies; 1 where the reuse factor does not apply). The Resource strategy stores a dense
+    layer's weights transposed (``"WeightLayout"``).
+    """
+    strategy = check_strategy(strategy)
+    reuse = check_reuse_factor(default_reuse_factor, "default_reuse_factor")
+    hls_strategy = strategy.capitalize()
     plan = plan_fixed(graph, _config(None, precision), calibration_inputs, n_steps)
+    generated = generate(plan, "talon_config", reuse_factor=reuse, strategy=strategy, synthesis_weights=False)
+    layer_reuse = {layer["node"]: layer.get("reuse_factor", 1) for layer in generated.layers}
     layers: dict[str, dict] = {}
     for op in plan.program.ops:
         kernel = plan.kernels[op.index]
-        entry: dict = {"Class": op.kind, "ReuseFactor": default_reuse_factor}
+        entry: dict = {"Class": op.kind, "ReuseFactor": layer_reuse.get(op.path, 1)}
         fmts = [f for f in kernel.out_formats if f is not None]
         result = int_type(bits_for_bound(fmts[0].bound)) if fmts else "float (host side)"
         if isinstance(kernel, (fixed_ops.QDense, fixed_ops.QConv)):
@@ -42,6 +55,9 @@ def ir_to_hls4ml_config(
                 "input": int_type(bits_for_bound(kernel.input_format.bound)),
             }
             entry["WeightScaling"] = "per_channel" if plan.config.per_channel else "per_tensor"
+            entry["Strategy"] = hls_strategy
+            if isinstance(kernel, fixed_ops.QDense):
+                entry["WeightLayout"] = "[n_out][n_in]" if strategy == "resource" else "[n_in][n_out]"
         elif isinstance(kernel, fixed_neurons.FixedNeuron):
             entry["Precision"] = {
                 "state": int_type(kernel.bits),
@@ -54,8 +70,8 @@ def ir_to_hls4ml_config(
     return {
         "Model": {
             "Precision": plan.config.precision,
-            "ReuseFactor": default_reuse_factor,
-            "Strategy": strategy,
+            "ReuseFactor": reuse,
+            "Strategy": hls_strategy,
             "FixedPoint": plan.config.to_dict(),
         },
         "LayerName": layers,

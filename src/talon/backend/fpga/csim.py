@@ -110,7 +110,8 @@ def build(files: dict[str, str], project: str) -> Path:
     return exe
 
 
-def _hls4ml_version() -> str:
+@lru_cache(maxsize=1)
+def _hls4ml_version() -> str:  # cached: importlib.metadata scans the environment (~15 ms a call)
     try:
         from importlib.metadata import version
 

@@ -22,6 +22,10 @@ coefficients, multipliers         64-bit constants (``long long``) with a shift
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
+
 from ..cpu.fixed_point import QFormat
 
 
@@ -41,3 +45,26 @@ def saturating_type(bits: int) -> str:
 
 def value_type(fmt: QFormat) -> str:
     return int_type(bits_for_bound(fmt.bound))
+
+
+NATIVE_INTS = (("short", 2**15 - 1), ("int", 2**31 - 1), ("long long", 2**63 - 1))
+MIN_BLOCK = 16  # narrower partial sums pay off from blocks of this many rows
+
+
+def dense_sums(kernel, n_in: int) -> tuple[str, str, int]:
+    """The dense kernel's native integers ``(sum_t, part_t, block)`` from the bounds the CPU
+    backend proves (``QWeighted.finish``): ``sum_t`` holds the bias plus any partial sum
+    (``max_j sum_i |w_ij| * bound(x) + max_j |b_j|``); ``part_t`` holds any sum of ``block``
+    products, each at most ``max|w| * bound(x)``. The narrowest type that takes blocks of at
+    least MIN_BLOCK rows (or all of them) is chosen: half the work per product in C simulation
+    for each halving of the width, and narrower adders in hardware."""
+    total = math.ceil(kernel.worst) + int(np.abs(kernel.bias_q).max(initial=0))
+    sum_t = next(name for name, top in NATIVE_INTS if total <= top)
+    term = max(int(np.abs(kernel.weight_t).max(initial=0)), 1) * max(int(kernel.input_format.bound), 1)
+    for name, top in NATIVE_INTS:
+        if name == sum_t:
+            break
+        block = min(top // term, n_in)
+        if block >= min(MIN_BLOCK, n_in):
+            return sum_t, name, block
+    return sum_t, sum_t, n_in

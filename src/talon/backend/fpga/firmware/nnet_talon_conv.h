@@ -3,6 +3,13 @@
 //
 // hls4ml's own conv2d pads through a separate layer, has no dilation or groups and works channels
 // last, so talon's convolution is written here to reproduce the CPU backend's integers directly.
+//
+// One output position per pipeline round at II = reuse_factor, its taps unrolled (so
+// ceil(taps / reuse_factor) multipliers). The strategy decides where the weights live, as in
+// hls4ml: conv2d (Latency) partitions them completely into registers; conv2d_resource (Resource,
+// reuse_factor > 1) keeps them in a BRAM ROM reshaped into words of block_factor =
+// ceil(taps / reuse_factor) consecutive weights, the taps of one output channel a round reads.
+// The arithmetic, and so the C simulation, is the same.
 #ifndef NNET_TALON_CONV_H_
 #define NNET_TALON_CONV_H_
 
@@ -17,11 +24,14 @@ struct conv_config {
     static const int groups = 1;
     static const int acc_bits = 32;
     static const int reuse_factor = 1;
+    static const int block_factor = 1;
 };
 
 template <class CFG, class W_T, class B_T>
-void conv2d(const wide_t x[CFG::c_in * CFG::h * CFG::w], wide_t y[CFG::c_out * CFG::ho * CFG::wo],
-            const W_T weights[CFG::c_out * (CFG::c_in / CFG::groups) * CFG::kh * CFG::kw], const B_T biases[CFG::c_out]) {
+void conv2d_body(const wide_t x[CFG::c_in * CFG::h * CFG::w], wide_t y[CFG::c_out * CFG::ho * CFG::wo],
+                 const W_T weights[CFG::c_out * (CFG::c_in / CFG::groups) * CFG::kh * CFG::kw],
+                 const B_T biases[CFG::c_out]) {
+    #pragma HLS INLINE
     const int cin_g = CFG::c_in / CFG::groups;
     const int cout_g = CFG::c_out / CFG::groups;
 ConvOut:
@@ -50,6 +60,26 @@ ConvOut:
             }
         }
     }
+}
+
+template <class CFG, class W_T, class B_T>
+void conv2d(const wide_t x[CFG::c_in * CFG::h * CFG::w], wide_t y[CFG::c_out * CFG::ho * CFG::wo],
+            const W_T weights[CFG::c_out * (CFG::c_in / CFG::groups) * CFG::kh * CFG::kw], const B_T biases[CFG::c_out]) {
+    #pragma HLS ARRAY_PARTITION variable=weights complete
+    #pragma HLS ARRAY_PARTITION variable=biases complete
+    conv2d_body<CFG, W_T, B_T>(x, y, weights, biases);
+}
+
+template <class CFG, class W_T, class B_T>
+void conv2d_resource(const wide_t x[CFG::c_in * CFG::h * CFG::w], wide_t y[CFG::c_out * CFG::ho * CFG::wo],
+                     const W_T weights[CFG::c_out * (CFG::c_in / CFG::groups) * CFG::kh * CFG::kw],
+                     const B_T biases[CFG::c_out]) {
+    #pragma HLS ARRAY_RESHAPE variable=weights cyclic factor=CFG::block_factor
+    #pragma HLS ARRAY_PARTITION variable=biases complete
+    if (CFG::reuse_factor > 1) {
+        #pragma HLS RESOURCE variable=weights core=ROM_nP_BRAM
+    }
+    conv2d_body<CFG, W_T, B_T>(x, y, weights, biases);
 }
 
 enum pool_op { pool_max = 0, pool_sum = 1 };

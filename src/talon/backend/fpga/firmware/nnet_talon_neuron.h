@@ -37,6 +37,8 @@ struct neuron_config {
     static const int mode = reset_value;
     static const int timing = timing_immediate;
     static const int n_b = 1, n_c = 1, n_a = 1, n_g = 1, n_theta = 1, n_reset = 1;
+    static const int reuse_factor = 1;     // the layer's reuse factor: one step in II = reuse_factor
+    static const int multiplier_limit = 1; // ceil(multipliers / reuse_factor), as hls4ml's dense
 };
 
 // drive += G_e * x_e for one incoming edge e.
@@ -61,6 +63,8 @@ template <class CFG, class V_T, class I_T, class OUT_T>
 void neuron_step(const wide_t drive[CFG::n], V_T v[CFG::n], I_T i_syn[CFG::n], OUT_T out[CFG::n],
                  const wide_t B[CFG::n_b], const wide_t C[CFG::n_c], const wide_t A[CFG::n_a], const wide_t G[CFG::n_g],
                  const wide_t theta[CFG::n_theta], const wide_t v_reset[CFG::n_reset]) {
+    #pragma HLS PIPELINE II=CFG::reuse_factor
+    #pragma HLS ALLOCATION operation instances=mul limit=CFG::multiplier_limit
 NeuronLoop:
     for (int k = 0; k < CFG::n; k++) {
         #pragma HLS UNROLL
