@@ -221,10 +221,12 @@ def test_not_a_graph_and_unsupported_nodes():
 
 
 def test_outputs_valid_flags_non_finite_outputs():
-    graph = chain([2], ("scale", ir.Scale(np.array([np.inf, 1.0], np.float32))))
-    result = CPU.simulate(graph, {"input": np.zeros((3, 1, 2), np.float32)})
-    assert not result.outputs_valid  # inf * 0 = nan
-    assert CPU.simulate(graph, {"input": np.ones((3, 1, 2), np.float32)}).outputs_valid is False
+    graph = chain([2], ("scale", ir.Scale(np.array([3e38, 1.0], np.float32))))  # finite, but overflows
+    assert CPU.simulate(graph, {"input": np.zeros((3, 1, 2), np.float32)}).outputs_valid
+    assert CPU.simulate(graph, {"input": np.full((3, 1, 2), 10.0, np.float32)}).outputs_valid is False  # inf
+    infinite = chain([2], ("scale", ir.Scale(np.array([np.inf, 1.0], np.float32))))
+    with pytest.raises(ir.NonFiniteParameterError, match="node 'scale': scale has NaN or infinite values"):
+        CPU.simulate(infinite, {"input": np.zeros((3, 1, 2), np.float32)})  # refused before running (inf * 0 = nan)
 
 
 def test_fp16_runs_in_half_precision_and_reports_its_error():

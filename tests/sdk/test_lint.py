@@ -197,7 +197,7 @@ def test_messages_and_suggestions_name_the_problem():
     tau = sdk.lint_graph(chain_with(ir.LIF(tau=np.full(4, 0.5)))).issues[0]
     assert "tau=0.5 < 1 timestep" in tau.message and "beta = 1 - 1/tau = -1" in tau.message
     name = sdk.lint_graph(chain_with(ir.ReLU(), name="1st layer")).issues[0]
-    assert name.suggestion.startswith("rename it (e.g. '_1st_layer')")
+    assert name.suggestion.startswith("rename it (e.g. 'n_1st_layer', the attribute the PyTorch executor gives it)")
     shape = sdk.lint_graph(TRIGGERS["SHAPE_MISMATCH"][0]()).issues[0]
     assert "node 'fc' (Affine)" in shape.message
 

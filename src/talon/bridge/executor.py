@@ -1,6 +1,7 @@
 """Run a TALON IR graph as a PyTorch module.
 
-:class:`GraphExecutor` is an ``nn.Module`` whose children are named after the graph's nodes. Its
+:class:`GraphExecutor` is an ``nn.Module`` whose children are named after the graph's nodes (a
+name that is not an identifier as ``talon.ir.names`` says: layer index ``'0'`` becomes ``n_0``). Its
 per-step forward is **generated once** with ``torch.fx`` (straight-line code, no graph walking per
 call) following ``docs/semantics.md``: fan-in summed in edge order, Skip/Concat merges, output *i*
 of a ChannelSplit along its *i*-th outgoing edge, recurrent edges delivering the previous step's
@@ -22,9 +23,7 @@ the output is a tuple (in node order).
 from __future__ import annotations
 
 import itertools
-import keyword
 import operator
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -33,6 +32,7 @@ from torch import fx, nn
 
 from talon import ir
 from talon.ir.graph import recurrent_edge_mask, topological_order
+from talon.ir.names import attribute_base
 
 from .modules import ConcatModule, NeuronModule, SkipModule
 from .sequence import run_neuron_sequence
@@ -48,9 +48,8 @@ class ExecutorState(dict):
 
 
 def _attr_name(name: str, taken: set[str]) -> str:
-    base = re.sub(r"\W", "_", name) or "node"
-    if base[0].isdigit() or keyword.iskeyword(base) or base in {"forward", "training", "graph"}:
-        base = f"n_{base}"
+    """The unique attribute of node ``name`` (``talon.ir.names``: ``fc1`` stays, ``'0'`` becomes ``n_0``)."""
+    base = attribute_base(name)
     out, k = base, 1
     while out in taken or hasattr(nn.Module, out):
         out, k = f"{base}_{k}", k + 1

@@ -97,6 +97,7 @@ class TALONExporter:
         with unchanged(model) as snapshot:
             graph = self._export(model, samples, custom_map, snapshot)
         graph.metadata["source"] = source
+        ir.warn_non_finite(graph, f"to_ir({type(model).__name__})", stacklevel=4)
         return fold_batchnorm(graph) if self.fold_batchnorm else graph
 
     def _export(self, model: nn.Module, samples: tuple, custom_map, snapshot: Snapshot) -> ir.Graph:

@@ -17,6 +17,14 @@ from .errors import (
     TalonError,
     UnsupportedModuleError,
 )
+from .finite import (
+    NonFiniteParameterError,
+    check_finite,
+    check_finite_param,
+    non_finite_fields,
+    non_finite_problems,
+    warn_non_finite,
+)
 from .ghost import GhostBasicBlock1, GhostBasicBlock2, SGhostConv, SGhostEncoderLite
 from .graph import Graph, Input, Output
 from .linear import Affine, Linear, Scale, SpikingAffine
@@ -85,6 +93,7 @@ __all__ = [
     "NeuronMode",
     "Node",
     "Nodes",
+    "NonFiniteParameterError",
     "Output",
     "PReLU",
     "ReLU",
@@ -117,11 +126,16 @@ __all__ = [
     "Upsample",
     "UpsampleMode",
     "__version__",
+    "check_finite",
+    "check_finite_param",
     "graph_differences",
     "list_primitives",
+    "non_finite_fields",
+    "non_finite_problems",
     "read",
     "read_version",
     "register_node",
     "str_to_node",
+    "warn_non_finite",
     "write",
 ]  # fmt: skip

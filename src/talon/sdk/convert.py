@@ -111,13 +111,15 @@ def quantize_weights(graph: GraphLike, bits: int = 8, per_channel: bool = True) 
     ``bits``-bit engine would use. Each changed node records ``metadata['quantization'] =
     {'bits', 'scheme': 'symmetric', 'per_channel', 'scales': {field: scale(s)}}`` and the graph
     ``metadata['quantized_weights'] = {'bits', 'per_channel', 'layers'}``. Integer weights raise
-    :class:`ConversionError`.
+    :class:`ConversionError`; NaN or infinite parameters anywhere in the graph raise
+    :class:`talon.ir.NonFiniteParameterError` naming each node and field (a NaN has no quantized value).
     """
     if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 32:
         raise ValueError(f"bits must be an integer in [2, 32], got {bits!r}")
     if not isinstance(per_channel, bool):
         raise TypeError(f"per_channel must be a bool, got {type(per_channel).__name__}")
     graph = load_graph(graph)
+    ir.check_finite(graph, "quantize_weights")
     bits = int(bits)
     layers = 0
 

@@ -21,6 +21,7 @@ import numpy as np
 from talon import ir
 from talon.ir import Graph, Node
 from talon.ir.graph import reachable
+from talon.ir.names import attribute_base, is_module_path
 
 from ._common import SEP, GraphLike, load_graph, shallow_copy_graph, walk
 from .counting import count_node
@@ -282,14 +283,12 @@ class _Linter:
                 qualified,
                 f"rename it (e.g. '{name}_'): PyTorch module attributes cannot be keywords",
             )
-        elif not name.isidentifier():
-            fixed = re.sub(r"\W", "_", name)
-            fixed = f"_{fixed}" if not fixed[:1].isalpha() and fixed[:1] != "_" else fixed
+        elif not is_module_path(name):  # fc1, 0, block.0: the module paths to_ir names nodes after
             self.add(
                 "INVALID_NAME",
-                f"Node name '{name}' is not a Python identifier",
+                f"Node name '{name}' is not an identifier or module path (such as 'fc1', '0', 'block.0')",
                 qualified,
-                f"rename it (e.g. '{fixed}'): importers use node names as module attribute names",
+                f"rename it (e.g. '{attribute_base(name)}', the attribute the PyTorch executor gives it)",
             )
 
     def node(self, node: Node, q: str) -> None:
@@ -314,13 +313,7 @@ class _Linter:
         self.quantization(node, q)
 
     def finite(self, node: Node, q: str) -> None:
-        bad = []
-        for key, arr in node.arrays().items():
-            if arr.dtype.kind != "f" or arr.size == 0:
-                continue
-            allowed_inf = key in ("tau", "tau_mem", "tau_syn")
-            if np.isnan(arr).any() or (np.isinf(arr).any() and not (allowed_inf and np.all(arr[np.isinf(arr)] > 0))):
-                bad.append(key)
+        bad = ir.non_finite_fields(node)  # the rule every engine refuses by (talon.ir.finite)
         if bad:
             self.add(
                 "PARAM_NOT_FINITE",

@@ -4,8 +4,11 @@ Events are a structured numpy array with fields ``x``, ``y`` (optional for 1-D s
 (or ``ts``) and ``p`` (or ``pol``) — tonic's layout (``x, y`` int16, ``t`` int64 µs, ``p`` bool)
 and talon.io's both fit. ``p > 0`` is ON, anything else OFF (so 0/1, False/True and -1/+1 work).
 
-Sensor sizes: a pair is ``(H, W)`` (the TALON docs); a triple is tonic's ``(W, H, P)``. Without
-one, ``H = max(y) + 1`` and ``W = max(x) + 1``.
+Sensor sizes: a pair is ``(H, W)`` (the TALON docs), or ``(width, height)`` — the order of
+``talon.io`` (``H5EventReader.sensor_size``, ``read_events``) and tonic — with ``sensor_order="WH"``;
+a triple is always tonic's ``(W, H, P)``. Without one, ``H = max(y) + 1`` and ``W = max(x) + 1``.
+Events outside the sensor are refused, and when they would fit the pair read the other way round
+the error says so.
 
 Time bins: ``n`` equal bins over ``[t_min, t_max]``: ``bin = min(floor((t - t_min) · n / span), n - 1)``
 with ``span = t_max - t_min`` (1 when all events share one time).
@@ -62,8 +65,17 @@ def event_fields(events: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarray
     return x.astype(np.int64), None if y is None else y.astype(np.int64), t, np.asarray(p) > 0
 
 
-def sensor_hw(events: Any, sensor_size: Any = None) -> tuple[int, int]:
-    """``(H, W)`` from ``sensor_size`` (``(H, W)`` or tonic's ``(W, H, P)``) or from the events."""
+SENSOR_ORDERS = ("HW", "WH")
+
+
+def sensor_hw(events: Any, sensor_size: Any = None, sensor_order: str = "HW") -> tuple[int, int]:
+    """``(H, W)`` from ``sensor_size`` (a pair in ``sensor_order``: ``"HW"`` or ``"WH"``; tonic's
+    ``(W, H, P)``) or from the events."""
+    if sensor_order not in SENSOR_ORDERS:
+        raise ValueError(
+            f"sensor_order must be 'HW' (sensor_size=(height, width), the default) or 'WH' "
+            f"((width, height), as talon.io and tonic give it), got {sensor_order!r}"
+        )
     x, y, _, _ = event_fields(events)
     if sensor_size is None:
         h = int(y.max()) + 1 if y is not None and y.size else 1
@@ -71,16 +83,27 @@ def sensor_hw(events: Any, sensor_size: Any = None) -> tuple[int, int]:
         return h, w
     size = tuple(int(s) for s in sensor_size)
     if len(size) == 2:
-        h, w = size
+        h, w = size if sensor_order == "HW" else size[::-1]
     elif len(size) == 3:
         w, h = size[0], size[1]
     else:
-        raise ValueError(f"sensor_size must be (H, W) or tonic's (W, H, P), got {sensor_size!r}")
-    if x.size and (x.max() >= w or (y is not None and y.max() >= h)):
         raise ValueError(
-            f"events reach x={int(x.max())}, y={int(y.max()) if y is not None else 0} outside sensor_size "
-            f"{size} (H={h}, W={w})"
+            f"sensor_size must be (H, W), (W, H) with sensor_order='WH', or tonic's (W, H, P), got {sensor_size!r}"
         )
+    x_max, y_max = (int(x.max()), int(y.max()) if y is not None else 0) if x.size else (0, 0)
+    if x.size and (x_max >= w or y_max >= h):
+        if len(size) == 3:
+            read_as = f"tonic's (W, H, P): W={w}, H={h}"
+        else:
+            read_as = f"read as (H, W): H={h}, W={w}" if sensor_order == "HW" else f"read as (W, H): W={w}, H={h}"
+        hint = ""
+        if len(size) == 2 and x_max < h and y_max < w:  # the pair fits the other way round
+            hint = (
+                "; they fit it as (width, height), the order of talon.io and tonic: pass sensor_order='WH'"
+                if sensor_order == "HW"
+                else "; they fit it as (height, width): drop sensor_order='WH'"
+            )
+        raise ValueError(f"events reach x={x_max}, y={y_max} outside sensor_size {size} ({read_as}){hint}")
     return h, w
 
 
@@ -96,11 +119,13 @@ def time_bins(t: np.ndarray, n: int) -> np.ndarray:
     return np.minimum(bins, n - 1)
 
 
-def events_to_frames(events: Any, sensor_size: Any = None, n_frames: int = 30) -> np.ndarray:
+def events_to_frames(
+    events: Any, sensor_size: Any = None, n_frames: int = 30, *, sensor_order: str = "HW"
+) -> np.ndarray:
     """Event counts per time bin, polarity and pixel: ``(n_frames, 2, H, W)`` int32 (channel 0 OFF,
-    1 ON)."""
+    1 ON). ``sensor_order="WH"`` reads a pair ``sensor_size`` as talon.io's ``(width, height)``."""
     x, y, t, on = event_fields(events)
-    h, w = sensor_hw(events, sensor_size)
+    h, w = sensor_hw(events, sensor_size, sensor_order)
     b = time_bins(t, n_frames)
     yy = np.zeros_like(x) if y is None else y
     flat = ((b * 2 + on.astype(np.int64)) * h + yy) * w + x
@@ -108,10 +133,11 @@ def events_to_frames(events: Any, sensor_size: Any = None, n_frames: int = 30) -
     return counts.reshape(n_frames, 2, h, w).astype(np.int32)
 
 
-def events_to_grid(events: Any, sensor_size: Any = None, n_bins: int = 9) -> np.ndarray:
+def events_to_grid(events: Any, sensor_size: Any = None, n_bins: int = 9, *, sensor_order: str = "HW") -> np.ndarray:
     """``(n_bins, H, W, 3)`` uint8 RGB images (ON red, OFF blue, white background; intensity
-    scaled by the largest count), like tonic's ``plot_event_grid``."""
-    frames = events_to_frames(events, sensor_size, n_bins).astype(np.float64)
+    scaled by the largest count), like tonic's ``plot_event_grid``; ``sensor_order`` as for
+    :func:`events_to_frames`."""
+    frames = events_to_frames(events, sensor_size, n_bins, sensor_order=sensor_order).astype(np.float64)
     peak = frames.max() or 1.0
     off, on = frames[:, 0] / peak, frames[:, 1] / peak
     rgb = np.ones(frames.shape[:1] + frames.shape[2:] + (3,))
@@ -121,19 +147,21 @@ def events_to_grid(events: Any, sensor_size: Any = None, n_bins: int = 9) -> np.
     return np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8)
 
 
-def neuron_index(events: Any, sensor_size: Any = None) -> np.ndarray:
+def neuron_index(events: Any, sensor_size: Any = None, *, sensor_order: str = "HW") -> np.ndarray:
     """Each event's neuron: ``x`` for 1-D events, else the pixel index ``y · W + x``."""
     x, y, _, _ = event_fields(events)
     if y is None:
         return x
-    _, w = sensor_hw(events, sensor_size)
+    _, w = sensor_hw(events, sensor_size, sensor_order)
     return y * w + x
 
 
-def events_to_raster(events: Any, n_neurons: int, time_bins_: int, sensor_size: Any = None) -> np.ndarray:
+def events_to_raster(
+    events: Any, n_neurons: int, time_bins_: int, sensor_size: Any = None, *, sensor_order: str = "HW"
+) -> np.ndarray:
     """Binary raster ``(time_bins, n_neurons)`` uint8: 1 where the neuron had an event in the bin."""
     _, _, t, _ = event_fields(events)
-    idx = neuron_index(events, sensor_size)
+    idx = neuron_index(events, sensor_size, sensor_order=sensor_order)
     if idx.size and idx.max() >= n_neurons:
         raise ValueError(f"an event has neuron index {int(idx.max())} but n_neurons={n_neurons}")
     raster = np.zeros((time_bins_, n_neurons), dtype=np.uint8)
@@ -169,13 +197,15 @@ def _page(document: dict[str, Any], title: str) -> str:
     )
 
 
-def events_document(events: Any, sensor_size: Any = None, n_frames: int = 30, n_grid_bins: int = 9) -> dict[str, Any]:
+def events_document(
+    events: Any, sensor_size: Any = None, n_frames: int = 30, n_grid_bins: int = 9, *, sensor_order: str = "HW"
+) -> dict[str, Any]:
     """The JSON the event page draws: frames, grid, a raster sample and statistics."""
     _, y, t, on = event_fields(events)
     if t.size == 0:
         raise ValueError("no events to show (the array is empty)")
-    h, w = sensor_hw(events, sensor_size)
-    idx = neuron_index(events, sensor_size)
+    h, w = sensor_hw(events, sensor_size, sensor_order)
+    idx = neuron_index(events, (h, w))
     order = np.argsort(t, kind="stable")
     step = max(1, int(np.ceil(t.size / MAX_RASTER_POINTS)))
     sample = order[::step]
@@ -212,10 +242,13 @@ def export_events_html(
     title: str = "Spike Visualization",
     n_frames: int = 30,
     n_grid_bins: int = 9,
+    *,
+    sensor_order: str = "HW",
 ) -> Path:
     """Write the event page (playable animation, time-binned grid, raster with an auto-scaled time
-    axis, statistics) to ``output_path``; return the path. Times are in microseconds."""
-    document = events_document(events, sensor_size, n_frames, n_grid_bins)
+    axis, statistics) to ``output_path``; return the path. Times are in microseconds;
+    ``sensor_order`` as for :func:`events_to_frames`."""
+    document = events_document(events, sensor_size, n_frames, n_grid_bins, sensor_order=sensor_order)
     return write_text_atomic(output_path, _page({"mode": "events", "title": title, **document}, title))
 
 
@@ -226,11 +259,15 @@ def plot_events(
     n_frames: int = 30,
     n_grid_bins: int = 9,
     open_browser: bool = True,
+    *,
+    sensor_order: str = "HW",
 ) -> Path:
     """Write the event page to ``TEMP_GRAPHS_DIR`` and open it in the browser; return the path."""
     import webbrowser
 
-    path = export_events_html(events, _temp_page(title), sensor_size, title, n_frames, n_grid_bins)
+    path = export_events_html(
+        events, _temp_page(title), sensor_size, title, n_frames, n_grid_bins, sensor_order=sensor_order
+    )
     print(f"Visualization written to: {path}")
     if open_browser:
         webbrowser.open(path.resolve().as_uri())

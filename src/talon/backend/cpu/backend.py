@@ -75,6 +75,7 @@ class CPUBackend(BackendBase):
                 unsupported.append(f"{path} ({kind}): {problem} (precision {config.precision})")
         if len(nodes) > self.max_graph_size:
             errors.append(f"the graph has {len(nodes):,} nodes, more than the CPU backend's {self.max_graph_size:,}")
+        errors += ir.non_finite_problems(graph)
         program, structure = lower_checked(graph)
         errors += structure
         if program is not None and config.is_fixed_point:
@@ -86,6 +87,7 @@ class CPUBackend(BackendBase):
         return ValidationResult(not unsupported and not errors, unsupported, warnings, errors), program
 
     def _require_valid(self, graph: ir.Graph, config: CompileConfig) -> Program:
+        ir.check_finite(graph, "the CPU backend")
         result, program = self._check(graph, config)
         if result.unsupported_nodes:
             raise UnsupportedNodeError("the CPU backend cannot run these nodes: " + "; ".join(result.unsupported_nodes))

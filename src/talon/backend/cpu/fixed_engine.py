@@ -26,6 +26,7 @@ ZERO_INPUT = QFormat(1.0, 0)
 
 
 def fixed_kernels(program: Program, config: CompileConfig, calibration: Calibration) -> list[Kernel]:
+    ir.check_finite(((op.path, op.node) for op in program.ops), "the fixed-point datapath")
     ctx = FixedContext(config.fixed_point, config.per_channel, calibration)
     formats: dict[int, QFormat | None] = {}
     kernels: list[Kernel | None] = [None] * len(program.ops)

@@ -172,10 +172,10 @@ class QWeighted(FixedKernel):
             return node.weight_bits, node.accumulator_bits
         return self.spec.weight_bits, self.spec.accumulator_bits
 
-    def quantize(self, weight: np.ndarray, bits: int, axis: int, derive=None):
+    def quantize(self, weight: np.ndarray, bits: int, axis: int, derive=None, field: str = "weight"):
         """``(q, scale)`` of ``weight`` (per channel along ``axis`` or per tensor), or
         ``derive(q, scale)``; static results come from :mod:`.weight_cache` when the weights are
-        unchanged since an earlier build."""
+        unchanged since an earlier build. Non-finite weights are refused naming the node and ``field``."""
         if bits < 2:
             raise UnsupportedNodeError(
                 f"node {self.op.path!r}: {bits}-bit symmetric weights cannot represent zero and one sign; "
@@ -183,15 +183,19 @@ class QWeighted(FixedKernel):
             )
         pooled = self.ctx.calibration.weight_amax.get(self.op.index)
         if pooled is not None and not self.ctx.per_channel:  # a slice of a split layer: the layer's scale
+            ir.check_finite_param(weight, self.op.path, field, "the fixed-point quantiser")
             top = qmax(bits)
             scale = np.asarray(pooled / top if pooled > 0 else 1.0)
             q = np.clip(np.rint(np.asarray(weight, np.float64) / scale), -top, top).astype(INT)
             return (q, scale) if derive is None else derive(q, scale)
         axis = axis if self.ctx.per_channel else None
+        where = (self.op.path, field)
         if derive is None:
-            return reuse(weight, ("symmetric", bits, axis), lambda: quantize_symmetric(weight, bits, axis))
+            return reuse(weight, ("symmetric", bits, axis), lambda: quantize_symmetric(weight, bits, axis, where))
         return reuse(
-            weight, ("symmetric", bits, axis, derive.__name__), lambda: derive(*quantize_symmetric(weight, bits, axis))
+            weight,
+            ("symmetric", bits, axis, derive.__name__),
+            lambda: derive(*quantize_symmetric(weight, bits, axis, where)),
         )
 
     def finish(self, wq_abs_rowsum: np.ndarray, bias_q: np.ndarray, in_fmt: QFormat, acc_bits: int) -> int:
@@ -311,8 +315,8 @@ class QSepConv(QWeighted):
         in_fmt = self.setup_input()
         self.w_bits, acc_bits = self.spec.weight_bits, self.spec.accumulator_bits
         self.acc_bits = acc_bits
-        dwq, dw_scale = self.quantize(node.depthwise_weight, self.w_bits, axis=0)
-        pwq, pw_scale = self.quantize(node.pointwise_weight, self.w_bits, axis=0)
+        dwq, dw_scale = self.quantize(node.depthwise_weight, self.w_bits, axis=0, field="depthwise_weight")
+        pwq, pw_scale = self.quantize(node.pointwise_weight, self.w_bits, axis=0, field="pointwise_weight")
         self.dwq, self.pwq = dwq, pwq
         self.geometry = (node.stride, node.padding, node.dilation)
         if in_fmt is None:

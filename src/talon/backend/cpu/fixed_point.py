@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from talon import ir
 from talon._compiled import WorkThreshold, compiled
 
 INT = np.int64
@@ -137,12 +138,16 @@ class Multiplier:
         return int(np.ceil(bound_in * float(ratio.max()))) + 1
 
 
-def quantize_symmetric(x: np.ndarray, bits: int, axis: int | None) -> tuple[np.ndarray, np.ndarray]:
+def quantize_symmetric(
+    x: np.ndarray, bits: int, axis: int | None, where: tuple[str, str] = ("?", "weight")
+) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric quantization: per tensor (``axis=None``) or one scale per index of ``axis``.
 
     Returns ``(q, scale)`` with ``scale`` shaped to broadcast against ``x``; an all-zero slice gets
-    scale 1.
+    scale 1. ``x`` must be finite (NaN has no integer: numpy would cast it to an arbitrary one):
+    otherwise :class:`talon.ir.NonFiniteParameterError` names ``where`` = ``(node, field)``.
     """
+    ir.check_finite_param(x, *where, what="the fixed-point quantiser")
     x = np.asarray(x, np.float64)
     top = qmax(bits)
     if axis is None:

@@ -90,6 +90,7 @@ class FPGABackend(BackendBase):
         else:
             if precision not in FPGA_PRECISIONS:
                 errors.append(f"precision {precision!r}: the FPGA backend compiles {', '.join(FPGA_PRECISIONS)}")
+        errors += ir.non_finite_problems(graph)
         program, structure = lower_checked(graph)
         errors += structure
         if program is not None and len(program.ops) > self.max_graph_size:

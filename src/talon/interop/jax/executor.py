@@ -98,6 +98,7 @@ class JaxGraph:
     ):
         self.graph = graph
         self.dtype = _check_dtype(dtype)
+        ir.warn_non_finite(graph, "JaxGraph")  # its parameters are the caller's to fix or retrain
         self.plan = flatten(graph)
         # the nodes whose values and states are kept channels-last inside (see .channels_last)
         self.channels_last: frozenset[str] = channels_last_paths(self.plan) if channels_last else frozenset()

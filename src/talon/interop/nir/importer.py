@@ -244,6 +244,7 @@ def import_graph(
         if framework_dt is not None:
             fresh["dt"] = framework_dt
     graph.metadata = merge_record(graph.metadata, fresh)
+    ir.warn_non_finite(graph, where, stacklevel=4)  # readable and lintable; engines refuse it
     return graph
 
 
