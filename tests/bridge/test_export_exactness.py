@@ -519,3 +519,35 @@ def test_the_execution_trace_keeps_the_order_of_a_merge_and_finds_the_neuron_inp
         want = torch.stack([stepped(x) for x in xs])
         got, _ = bridge.ir_to_torch(graph).run_sequence(xs)
     assert torch.equal(got, want) and stepped.spikes > 0
+
+
+class FirstReLUInPlace(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.relu, self.fc = nn.ReLU(inplace=True), nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.fc(self.relu(x))
+
+
+class FirstReLUInPlaceUntraceable(FirstReLUInPlace):
+    def forward(self, x):
+        if x.sum() > -1e9:  # data-dependent: fx cannot trace it
+            x = self.relu(x)
+        return self.fc(x)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda: nn.Sequential(nn.ReLU(inplace=True), nn.Linear(6, 3)), FirstReLUInPlace, FirstReLUInPlaceUntraceable],
+)
+def test_exporting_never_changes_the_callers_sample(make):
+    # Before: an in-place first module zeroed the negatives of the caller's sample on every route.
+    torch.manual_seed(5)
+    sample = torch.randn(4, 6)
+    before = sample.clone()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the untraceable model's execution-trace warning
+        graph = bridge.to_ir(make(), sample)
+    assert torch.equal(sample, before)
+    assert list(graph.nodes["output"].shape) == [3]

@@ -51,6 +51,12 @@ from .state_args import check_state_arguments, parameter_names, stateful_call_re
 from .transforms import fold_batchnorm
 
 
+def _fresh(samples: tuple) -> tuple:
+    """Copies of the sample tensors for one forward pass: an in-place first module (``ReLU(inplace=True)``)
+    must change neither the caller's sample nor the next route's."""
+    return tuple(s.clone() for s in samples)
+
+
 class TALONExporter:
     """Export PyTorch / snnTorch / Norse models to TALON IR (see the module docstring).
 
@@ -106,25 +112,26 @@ class TALONExporter:
         cannot prove it), fx tracing, and the execution trace when fx fails. ``self._route`` says
         which one made the graph."""
         if self._record_first and not _needs_fx(model):
-            graph = self._export_recorded(model, samples, custom_map)
+            graph = self._export_recorded(model, _fresh(samples), custom_map)
             if graph is not None:
                 return graph
             _mark_needs_fx(model)
             snapshot.restore()
         self._route = "fx"
+        traced = _fresh(samples)
         try:
-            gm = trace_with_shapes(model, samples, custom_map, record=self._shape_hooks)
+            gm = trace_with_shapes(model, traced, custom_map, record=self._shape_hooks)
         except Exception as exc:  # anything that stops symbolic tracing: the execution trace
             gm = None
             reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
             snapshot.restore()  # what the failed trace assigned (proxies) must not reach the forward pass
         if gm is not None:
-            return _FxExport(self, gm, samples, custom_map).run()
+            return _FxExport(self, gm, traced, custom_map).run()
         self._route = "hooks"
         with self._shape_hooks(model), torch.no_grad():
-            model(*samples)
+            model(*_fresh(samples))
         snapshot.restore()  # the watched pass starts from the model's own state, as fx's would
-        graph = ExecutionTraceExport(self, model, samples, custom_map, reason).run()
+        graph = ExecutionTraceExport(self, model, _fresh(samples), custom_map, reason).run()
         warnings.warn(
             f"torch.fx could not trace {type(model).__name__}.forward ({reason}); exported from an execution "
             "trace (one forward pass): the graph follows the branches this sample took",
