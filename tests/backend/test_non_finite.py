@@ -1,5 +1,5 @@
 """NaN / infinite parameters: engines and quantisers refuse them naming node and field; readers
-(to_ir, read_nir, JaxGraph) warn so the graph can still be inspected and linted (talon.ir.finite)."""
+(to_ir, read_nir, JaxGraph, ir_to_torch) warn so the graph can still be inspected and linted (talon.ir.finite)."""
 
 import warnings
 
@@ -134,3 +134,12 @@ def test_jax_import_warns_naming_the_node():
 
     with pytest.warns(UserWarning, match=r"JaxGraph: node 'fc1': weight has NaN or infinite values"):
         JaxGraph(nan_chain())
+
+
+def test_torch_import_warns_naming_the_node():
+    pytest.importorskip("torch")
+    from talon import bridge
+
+    with pytest.warns(UserWarning, match=r"ir_to_torch: node 'fc1': weight has NaN or infinite values"):
+        executor = bridge.ir_to_torch(nan_chain())
+    assert executor is not None  # readable: the caller may fix or retrain the weights

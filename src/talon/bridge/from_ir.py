@@ -222,6 +222,7 @@ def ir_to_torch(graph_or_path: ir.Graph | str | os.PathLike, return_state: bool 
         graph = graph_or_path
     else:
         raise TypeError(f"ir_to_torch expects an ir.Graph or a .t1c path, got {type(graph_or_path).__name__}")
+    ir.warn_non_finite(graph, "ir_to_torch")  # its parameters are the caller's to fix or retrain, as JaxGraph's
     return GraphExecutor.from_graph(graph, return_state=return_state, node_map=node_map, dtype=dtype).eval()
 
 
