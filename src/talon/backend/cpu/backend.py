@@ -21,12 +21,14 @@ from ..stimulus import prepare_inputs
 from .engine import Engine, calibrate
 from .fixed_detection import DECODE_TYPES, float_tail
 from .fixed_ops import NO_INTEGER_FORM, integer_support_problem
+from .float_engine import FLOAT_DTYPES
 from .float_neurons import STATEFUL_NODES
 from .float_ops import FLOAT_KERNELS
 from .memory import plan_memory
 from .observers import WEIGHT_NODES, ActivityObserver, SpikeObserver
 from .profiler import count_layers, dense_macs
 from .program import Program, lower_checked
+from .run_memory import check_run_memory
 
 _STRUCTURE = {"Input", "Output"}
 
@@ -166,6 +168,8 @@ class CPUBackend(BackendBase):
         _check_step_by_step(step_by_step)
         program = self._require_valid(graph, config)
         arrays, steps, batch, used_default = prepare_inputs(graph, inputs, n_steps)
+        itemsize, accumulator = _itemsizes(config)
+        check_run_memory(program, steps, batch, itemsize, keep_all=step_by_step, accumulator_itemsize=accumulator)
         calibration = None
         reference = None
         if config.precision != "fp32":
@@ -201,6 +205,10 @@ class CPUBackend(BackendBase):
             )
         _check_step_by_step(step_by_step)
         arrays, steps, batch, used_default = prepare_inputs(engine.graph, inputs, n_steps)
+        itemsize, accumulator = _itemsizes(engine.config)
+        check_run_memory(
+            engine.program, steps, batch, itemsize, keep_all=step_by_step, accumulator_itemsize=accumulator
+        )
         input_kernels = [k for k in engine.kernels if hasattr(k, "outside")]
         for kernel in input_kernels:
             kernel.outside = (0, 0)
@@ -324,6 +332,16 @@ def _run(engine, graph, arrays, steps, batch, used_default, step_by_step, extra_
         },
     )
     return result, engine, trace, steps, batch, spikes
+
+
+def _itemsizes(config: CompileConfig) -> tuple[int, int]:
+    """Bytes per element of a value the executor holds (the float dtype's; 4 in fixed point: int64, or
+    float32 integers where the bound allows, the smaller so the memory check stays a lower bound) and
+    of a weight layer's float64 accumulator (fp32 with exact accumulation; else none: 0)."""
+    if config.precision not in FLOAT_DTYPES:
+        return 4, 0
+    accumulator = 8 if config.precision == "fp32" and config.exact_accumulation else 0
+    return np.dtype(FLOAT_DTYPES[config.precision]).itemsize, accumulator
 
 
 def _dense_macs_or_zero(node: ir.Node) -> int:
