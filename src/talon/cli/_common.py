@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -15,10 +16,31 @@ from typing import Any
 
 import click
 
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a process stopped by Ctrl-C
+EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE, as shells report a writer whose reader went away
+
+
+def _stdout_closed() -> None:
+    """The reader of stdout went away (``talon ... | head -1``): stop quietly, exit 141. Later
+    writes (and the flush at exit) go to /dev/null instead of raising again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout without a file descriptor
+        pass
+    sys.exit(EXIT_PIPE_CLOSED)
+
 
 class _Talon(click.Group):
     """Usage errors (unknown option, bad value, missing argument) as one ``error:`` line, exit 2;
-    ``talon`` alone prints the command list (exit 0)."""
+    ``talon`` alone prints the command list (exit 0); a closed stdout ends quietly with exit 141,
+    Ctrl-C with ``Aborted!`` and exit 130."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:  # click would exit 1, which means "findings" here
+            _stdout_closed()
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:
@@ -36,9 +58,13 @@ class _Talon(click.Group):
         except click.ClickException as exc:
             exc.show()
             sys.exit(exc.exit_code)
-        except click.exceptions.Abort:
+        except click.exceptions.Abort:  # Ctrl-C (click turns KeyboardInterrupt into Abort)
             click.echo("Aborted!", err=True)
-            sys.exit(1)
+            sys.exit(EXIT_INTERRUPTED)
+        try:
+            sys.stdout.flush()  # a buffered report whose reader is gone fails here, not at exit
+        except BrokenPipeError:
+            _stdout_closed()
         sys.exit(code if isinstance(code, int) else 0)
 
 
@@ -88,6 +114,8 @@ def _reports_errors(func):
 
         try:
             return func(*args, **kwargs)
+        except BrokenPipeError:  # stdout's reader went away: not bad input (_Talon.invoke)
+            raise
         except (OSError, TalonError, ValueError, ArithmeticError) as exc:  # TalonError covers UnknownNodeError
             _fail(_one_line(exc))
         except MemoryError:
