@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,26 @@ _steps_option = click.option(
 )
 
 
+@contextlib.contextmanager
+def _layer_progress(description: str, *, disable: bool):
+    """A rich progress bar on stderr (shown on a terminal only, removed when done) advanced by the
+    CPU backend's ``progress(done, total)`` callback, one tick per layer of each run."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from talon._terminal import console
+
+    stderr = console(stderr=True)
+    disable = disable or not stderr.is_terminal  # nothing (not even a blank line) in a pipe or log
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("layers"))
+    with Progress(*columns, TimeElapsedColumn(), console=stderr, transient=True, disable=disable) as bar:
+        task = bar.add_task(description, total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield advance
+
+
 @main.command()
 @_file_argument
 @_steps_option
@@ -89,7 +110,8 @@ def simulate(
         inputs, stim = stimulus_for_graph(graph, events, bin_us, n_steps=steps, sensor_size=size)
         n_steps = stim.n_steps
         event_doc = {"file": str(events_file), "bin_us": bin_us, "used": stim.used_events, "unused": stim.unused_events}
-    result = get_backend("cpu").simulate(graph, inputs, n_steps=n_steps, precision=precision)
+    with _layer_progress(f"simulating {n_steps:,} steps", disable=as_json) as progress:
+        result = get_backend("cpu").simulate(graph, inputs, n_steps=n_steps, precision=precision, progress=progress)
     doc: dict[str, Any] = {
         "file": str(file), "timesteps_run": result.timesteps_run, "precision": result.precision,
         "outputs_valid": result.outputs_valid, "spike_counts": result.spike_counts,
@@ -132,7 +154,11 @@ def energy(file: Path, n_steps: int, precision: str, preset: str, as_json: bool)
     """Profile FILE on the CPU backend: latency, operations from measured activity, memory, energy."""
     from talon.backend import get_backend
 
-    prof = get_backend("cpu").profile(_read(file), n_steps=n_steps, energy_preset=preset, precision=precision)
+    graph = _read(file)
+    with _layer_progress(f"simulating {n_steps:,} steps", disable=as_json) as progress:
+        prof = get_backend("cpu").profile(
+            graph, n_steps=n_steps, energy_preset=preset, precision=precision, progress=progress
+        )
     if as_json:
         fields = {k: v for k, v in vars(prof).items() if k != "simulation"}
         fields["layers"] = {name: vars(layer) for name, layer in prof.layers.items()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,7 @@ from .float_engine import FLOAT_DTYPES
 from .float_neurons import STATEFUL_NODES
 from .float_ops import FLOAT_KERNELS
 from .memory import plan_memory
-from .observers import WEIGHT_NODES, ActivityObserver, SpikeObserver
+from .observers import WEIGHT_NODES, ActivityObserver, ProgressObserver, SpikeObserver
 from .profiler import count_layers, dense_macs
 from .program import Program, lower_checked
 from .run_memory import check_run_memory
@@ -150,6 +151,7 @@ class CPUBackend(BackendBase):
         *,
         config: CompileConfig | dict | None = None,
         precision: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> SimulationResult:
         """Run ``graph`` for ``n_steps`` steps (docs/semantics.md) and report outputs and spikes.
 
@@ -158,15 +160,18 @@ class CPUBackend(BackendBase):
         ``n_steps`` defaults to ``T`` of the inputs, else 100. ``step_by_step=True`` records every
         node's output and state after every step (``node_states``). A reduced ``precision``
         (``fp16``, ``int16``, ``int8``, ``int4``) also runs fp32 on the same inputs and reports
-        the difference (``quantization``).
+        the difference (``quantization``). ``progress(done, total)`` is called after every
+        operation of every run (a reduced precision runs fp32 first), e.g. to drive a progress bar.
         """
-        result = self._simulate(graph, inputs, n_steps, step_by_step, CompileConfig.coerce(config, precision))[0]
-        return result
+        config = CompileConfig.coerce(config, precision)
+        return self._simulate(graph, inputs, n_steps, step_by_step, config, progress=progress)[0]
 
-    def _simulate(self, graph, inputs, n_steps, step_by_step, config, extra_observers=()):
+    def _simulate(self, graph, inputs, n_steps, step_by_step, config, extra_observers=(), progress=None):
         check_graph(graph)
         _check_step_by_step(step_by_step)
         program = self._require_valid(graph, config)
+        runs = 1 if config.precision == "fp32" else 2
+        ticks = () if progress is None else (ProgressObserver(progress, runs * len(program.ops)),)
         arrays, steps, batch, used_default = prepare_inputs(graph, inputs, n_steps)
         itemsize, accumulator = _itemsizes(config)
         check_run_memory(program, steps, batch, itemsize, keep_all=step_by_step, accumulator_itemsize=accumulator)
@@ -175,12 +180,14 @@ class CPUBackend(BackendBase):
         if config.precision != "fp32":
             ref_spikes = SpikeObserver(keep_trains=True)
             if config.is_fixed_point:
-                calibration, ref_trace = calibrate(program, arrays, observers=(ref_spikes,))
+                calibration, ref_trace = calibrate(program, arrays, observers=(ref_spikes, *ticks))
             else:
-                ref_trace = Engine(program, CompileConfig(precision="fp32")).run(arrays, observers=(ref_spikes,))
+                fp32 = Engine(program, CompileConfig(precision="fp32"))
+                ref_trace = fp32.run(arrays, observers=(ref_spikes, *ticks))
             reference = (ref_trace, ref_spikes)
         engine = Engine(program, config, calibration)
-        return _run(engine, graph, arrays, steps, batch, used_default, step_by_step, extra_observers, reference)
+        observers = (*extra_observers, *ticks)
+        return _run(engine, graph, arrays, steps, batch, used_default, step_by_step, observers, reference)
 
     def run_compiled(
         self,
@@ -231,12 +238,13 @@ class CPUBackend(BackendBase):
         *,
         config: CompileConfig | dict | None = None,
         precision: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> ProfileResult:
         """Simulate ``graph`` and report measured latency, operation counts from the measured
         activity, memory and estimated energy (model and presets: docs/backend.md).
 
         ``energy_per_*_pj`` override the preset's per-operation energies (a read override also sets
-        the write energy unless that is given too).
+        the write energy unless that is given too). ``progress``: as :meth:`simulate`'s.
         """
         if energy_per_sram_read_pj is not None and energy_per_sram_write_pj is None:
             energy_per_sram_write_pj = energy_per_sram_read_pj
@@ -245,7 +253,9 @@ class CPUBackend(BackendBase):
         )
         config = CompileConfig.coerce(config, precision)
         activity = ActivityObserver()
-        result, engine, trace, steps, batch, spikes = self._simulate(graph, inputs, n_steps, False, config, (activity,))
+        result, engine, trace, steps, batch, spikes = self._simulate(
+            graph, inputs, n_steps, False, config, (activity,), progress=progress
+        )
         layers = count_layers(
             engine.program, engine.kernels, config, activity, spikes, trace.seconds, steps, batch, energy
         )

@@ -1,6 +1,8 @@
-"""Executor observers: spike trains and input activity of the weight layers."""
+"""Executor observers: spike trains, input activity of the weight layers, progress."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
@@ -67,3 +69,19 @@ class ActivityObserver:
             binary = binary and fmt.scalar and float(fmt.scale) == 1.0
         self.binary[op.index] = self.binary.get(op.index, True) and binary
         self.samples[op.index] = self.samples.get(op.index, 0) + x.shape[0]
+
+
+class ProgressObserver:
+    """Calls ``callback(done, total)`` after every operation (a cyclic component's operations after
+    its last step): ``total`` operations over all the runs this observer watches."""
+
+    outputs_only = True
+
+    def __init__(self, callback: Callable[[int, int], None], total: int) -> None:
+        self.callback = callback
+        self.total = total
+        self.done = 0
+
+    def observe(self, op: Op, kernel: Kernel, x, outputs, lead: int) -> None:
+        self.done += 1
+        self.callback(self.done, self.total)
