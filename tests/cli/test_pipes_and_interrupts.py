@@ -49,3 +49,13 @@ def test_ctrl_c_is_exit_130_not_findings(monkeypatch, tmp_path):
     result = CliRunner().invoke(main, ["simulate", str(path)])
     assert result.exit_code == 130  # 128 + SIGINT
     assert result.stderr.strip() == "Aborted!"
+
+
+def test_a_piped_report_has_no_progress_residue(tmp_path):
+    """Progress bars draw on a terminal's stderr only: piped stdout starts with the report itself."""
+    path = tmp_path / "mlp.t1c"
+    ir.write(path, mlp_graph(0, (4, 3)))
+    for args in (["pipeline", str(path), "--hw", "loihi", "--steps", "2"], ["simulate", str(path), "--steps", "2"]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        assert result.stdout.startswith("mlp.t1c") and result.stderr == ""

@@ -226,7 +226,10 @@ def pipeline(file: Path, hw: str, algorithm: str, n_steps: int, precision: str, 
     stages = ["load", "lint", "partition", "place", "route", "allocate", "compile", "simulate"]
     from rich.progress import Progress
 
-    with Progress(console=_console(), transient=True, disable=as_json) as progress:
+    from talon._terminal import console
+
+    stderr = console(stderr=True)  # on a terminal only: a pipe got a blank first line of stdout
+    with Progress(console=stderr, transient=True, disable=as_json or not stderr.is_terminal) as progress:
         task = progress.add_task("pipeline", total=len(stages))
 
         def done(stage: str, text: str, passed: bool = True) -> None:
