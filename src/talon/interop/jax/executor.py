@@ -62,6 +62,7 @@ import numpy as np
 from ... import ir
 from ...ir.errors import UnsupportedModuleError
 from . import layers
+from .call_cache import PreparedCalls, on_cpu
 from .channels_last import arrive, channels_last_paths, coefficient_axes, to_first, to_last
 from .delay_carry import delay_order, unstack_delays, wait_for
 from .neurons import SPIKING, coefficients, exact_zero, make_step, per_neuron, state_keys
@@ -132,6 +133,9 @@ class JaxGraph:
             p: len(f.shape) for p, f in self.plan.nodes.items() if p in self.channels_last and f.kind == NEURON
         }
         self._initial: dict[int, dict] = {}  # batch size -> init_state
+        self._calls = PreparedCalls()  # the host-side preparation of the last parameters (see _prepared)
+        # whether run has channels-last results to move back to talon's layout (see _finish_on_host)
+        self._any_last = bool(self._last_states or self.channels_last & set(self.plan.outputs.values()))
         before, loop, after = fuse(self.plan)
         self._schedules = {
             "layerwise": [(comp, is_cyclic(self.plan, comp)) for comp in components(self.plan)],
@@ -184,11 +188,10 @@ class JaxGraph:
         Returns ``(y, new_state)``; ``y`` is an array, or a dict by Output name when the graph
         has several outputs.
         """
-        self._check_params(params)
         inputs = self._inputs(x, time=False)
-        self._check_state(state, next(iter(inputs.values())).shape[0])
-        moved = self._relayouts(params)
-        spread = self._spreads(params, moved, next(iter(inputs.values())).shape[0])
+        batch = next(iter(inputs.values())).shape[0]
+        self._check_state(state, batch)
+        moved, spread, _ = self._prepared(params, batch)
         outputs, new_state = self._step_jit(params, moved, spread, state, inputs)
         return self._outputs(outputs), new_state
 
@@ -202,17 +205,15 @@ class JaxGraph:
         """
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        self._check_params(params)
         inputs = self._inputs(x, time=True)
         batch = next(iter(inputs.values())).shape[1]
+        moved, spread, params_on_cpu = self._prepared(params, batch)
         inside = state is None and bool(self._last_states)  # the cached initial state is laid out as inside
         if state is None:
             state = self._initial_state(batch)
         else:
             self._check_state(state, batch)
-        moved = self._relayouts(params)
-        spread = self._spreads(params, moved, batch)
-        host = self._finish_on_host(params, state, inputs)
+        host = self._finish_on_host(params_on_cpu, None if state is self._initial.get(batch) else state, inputs)
         outputs, final, trace = self._run_jit(
             params, moved, spread, state, inputs, record=bool(record), mode=mode, state_inside=inside, host=host
         )
@@ -220,17 +221,13 @@ class JaxGraph:
             outputs, final, trace = self._outside(outputs, final, lead=2, trace=trace, xp=np)
         return (self._outputs(outputs), final, trace) if record else (self._outputs(outputs), final)
 
-    def _finish_on_host(self, params, state, inputs) -> bool:
+    def _finish_on_host(self, params_on_cpu: bool, state, inputs) -> bool:
         """Whether ``run`` moves channels-last results back to talon's layout with numpy after the
         compiled function (on the CPU, where the call has finished when it returns and numpy
         transposes a state in microseconds, while XLA compiles a transpose kernel for tens of
-        milliseconds) rather than inside it (traced arguments, other devices)."""
-        if not self._last_states and not self.channels_last & set(self.plan.outputs.values()):
-            return False
-        leaves = jax.tree.leaves((params, state, inputs))
-        if any(isinstance(a, jax.core.Tracer) for a in leaves):
-            return False
-        return all(d.platform == "cpu" for a in leaves if isinstance(a, jax.Array) for d in a.devices())
+        milliseconds) rather than inside it (traced arguments, other devices). ``state`` is None
+        for the engine's cached initial state (on the CPU)."""
+        return self._any_last and params_on_cpu and on_cpu(jax.tree.leaves((state, inputs)))
 
     def to_graph(self, params: Mapping) -> ir.Graph:
         """A copy of the graph carrying ``params`` (e.g. after training); see :mod:`.export`.
@@ -243,6 +240,18 @@ class JaxGraph:
         return to_graph(self.graph, params, self.params, self.dtype)
 
     # ---- per-call preparation, outside the compiled functions -------------------------------
+
+    def _prepared(self, params, batch: int) -> tuple[dict, dict, bool]:
+        """``(moved, spread, params on the CPU)`` for ``params`` (validated): see
+        :meth:`_relayouts`, :meth:`_spreads`, :func:`.call_cache.on_cpu`; kept for the last
+        concrete parameters (:class:`.call_cache.PreparedCalls`)."""
+
+        def prepare(params):
+            self._check_params(params)
+            moved = self._relayouts(params)
+            return moved, self._spreads(params, moved, batch), on_cpu(jax.tree.leaves(params))
+
+        return self._calls.get(params, batch, prepare)
 
     def _initial_state(self, batch: int) -> dict:
         """``init_state(batch)`` built with numpy in the layout ``run`` keeps inside (the states of
