@@ -115,7 +115,7 @@ def test_the_same_parameter_arrays_are_prepared_once(conv_dense):
     half, _ = model.run(model.params, x[:, :2])  # another batch: prepared for it
     assert model._calls._last[0] == 2 and half.shape[1] == 2
     missing = {k: v for k, v in model.params.items() if k != "fc"}
-    with pytest.raises(ValueError, match="structure of JaxGraph.params"):
+    with pytest.raises(ValueError, match=r"structure of JaxGraph\.params"):
         model.run(missing, x)
     extra = {**model.params, "fc": {**model.params["fc"], "gain": model.params["fc"]["bias"]}}
     with pytest.raises(ValueError, match="must have the keys"):
