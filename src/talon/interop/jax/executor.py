@@ -40,7 +40,8 @@ transposed by numpy and cached while the same weight array comes back
 (:func:`.layers.relayout`); a run from the initial state gets it as a cached device array
 instead of filling zeros in the graph; a neuron coefficient shared by its whole layer comes as a
 scalar, and the other coefficients of small neuron layers come spread over the batch
-(:mod:`.spread`: an update on operands of one shape compiles several times faster).
+(:mod:`.spread`: an update on operands of one shape compiles several times faster); all of it
+is kept for the last concrete parameter arrays (:mod:`.call_cache`).
 
 Parameters are a dict ``{node path: {name: array}}`` (``"rnn.lif"`` inside a subgraph): the
 weights of stateless nodes under their IR names, and for neurons the per-step coefficients
@@ -63,10 +64,11 @@ from ... import ir
 from ...ir.errors import UnsupportedModuleError
 from . import layers
 from .call_cache import PreparedCalls, on_cpu
-from .channels_last import arrive, channels_last_paths, coefficient_axes, to_first, to_last
+from .channels_last import arrive, channels_last_paths, coefficient_axes, to_first, to_first_on_host, to_last
 from .delay_carry import delay_order, unstack_delays, wait_for
 from .neurons import SPIKING, coefficients, exact_zero, make_step, per_neuron, state_keys
 from .plan import BOUNDARY, DELAY, INPUT, NEURON, components, flatten, fuse, is_cyclic
+from .products import edge_is_plain, plain_values
 from .spike import Surrogate, make_spike
 from .spread import is_identity, spread_on_host, spreads, uniform_on_host, with_spread
 
@@ -104,6 +106,9 @@ class JaxGraph:
         # the nodes whose values and states are kept channels-last inside (see .channels_last)
         self.channels_last: frozenset[str] = channels_last_paths(self.plan) if channels_last else frozenset()
         self._spikes = {cmp: make_spike(cmp, surrogate) for cmp in (">", ">=")}
+        # per node, which incoming values are never a multiplication (no rounding in sums, .products)
+        plain = plain_values(self.plan)
+        self._plain = {p: [edge_is_plain(e, plain) for e in f.inputs] for p, f in self.plan.nodes.items()}
         self._fns: dict[str, Any] = {}
         self._delays: dict[str, np.ndarray] = {}
         params: dict[str, dict[str, np.ndarray]] = {}
@@ -112,7 +117,8 @@ class JaxGraph:
             if flat.kind == NEURON:
                 params[path] = coefficients(node, self.dtype)
                 spike = self._spikes[node.comparison.value] if isinstance(node, SPIKING) else None
-                self._fns[path] = make_step(node, spike, channels_last=path in self.channels_last)
+                merged_plain = len(flat.inputs) > 1 or all(self._plain[path])  # a sum, or a plain value
+                self._fns[path] = make_step(node, spike, path in self.channels_last, merged_plain)
             elif flat.kind == DELAY:
                 self._delays[path] = np.broadcast_to(per_neuron(node.delay, len(flat.shape) + 1), flat.shape)
             elif flat.kind not in (INPUT, BOUNDARY):
@@ -461,7 +467,7 @@ class JaxGraph:
                 else:
                     value = _port(values[edge.src], edge.port)
                 incoming.append(self._arrive(edge, path, value))
-            x = layers.merge(flat.node, incoming, path, zero)
+            x = layers.merge(flat.node, incoming, path, zero, self._plain[path])
             if flat.kind == NEURON:
                 values[path], node_state[path] = self._fns[path](params[path], state["nodes"][path], x, zero_here)
             elif flat.kind == DELAY:
@@ -528,7 +534,7 @@ class JaxGraph:
     def _outside(self, outputs: dict, state: dict, lead: int, trace: dict | None = None, xp=jnp):
         """Outputs, final state and trace back in talon's layout (the inverse of :meth:`_inside`),
         in the graph (``xp=jnp``) or by numpy on the host (``xp=np``, on concrete arrays)."""
-        back = to_first if xp is jnp else _to_first_on_host
+        back = to_first if xp is jnp else to_first_on_host
         outputs = {p: back(y, y.ndim - lead) if p in self.channels_last else y for p, y in outputs.items()}
         if self._last_states:
             nodes = dict(state["nodes"])
@@ -617,7 +623,7 @@ class JaxGraph:
             return
         incoming = [self._arrive(e, path, external[e.key]) for e in flat.inputs]
         if len(incoming) > 1:
-            x = _fold(lambda *xs: layers.merge(flat.node, list(xs), path, zero), *incoming)
+            x = _fold(lambda *xs: layers.merge(flat.node, list(xs), path, zero, self._plain[path]), *incoming)
         else:
             x = incoming[0]
         if flat.kind == NEURON:
@@ -675,14 +681,6 @@ class JaxGraph:
         """The recurrent edges between nodes of ``members``, in plan order."""
         inside = (self.plan.nodes[p] for p in self.plan.order if p in members)
         return [e for flat in inside for e in flat.inputs if e.recurrent and e.src in members]
-
-
-def _to_first_on_host(value: jax.Array, rank: int) -> jax.Array:
-    """:func:`.channels_last.to_first` made by numpy, back on ``value``'s device (by
-    ``jnp.asarray``, a third of ``jax.device_put``'s fixed cost, when that is the default device)."""
-    moved = np.ascontiguousarray(np.moveaxis(np.asarray(value), -1, value.ndim - rank))
-    out = jnp.asarray(moved)
-    return out if out.devices() == value.devices() else jax.device_put(moved, value.sharding)
 
 
 def _check_dtype(dtype) -> np.dtype:
