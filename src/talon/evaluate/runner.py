@@ -15,8 +15,9 @@ retried: it would fail the same way again.
 
 **Checkpoint** (``checkpoint=DIR``): every finished shard is written to ``DIR/shard-<start>.npz``
 (atomically) beside ``DIR/run.json``, which holds a key of the model, data size, steps, precisions
-and shard size. A run started again with the same directory and key skips the shards on disk; a
-different key is refused rather than mixed.
+and shard size; each shard file also holds a digest of its samples and labels. A run started again
+with the same directory and key skips the shards on disk once their data is checked unchanged; a
+different key or changed data is refused rather than mixed.
 """
 
 from __future__ import annotations
