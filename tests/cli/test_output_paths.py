@@ -3,6 +3,9 @@ one of their own input files: exit 2 with one line, the input intact."""
 
 from __future__ import annotations
 
+import os
+import stat
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -53,3 +56,38 @@ def test_other_outputs_are_written(files, tmp_path):
     model, _, _ = files
     assert run("export-html", model, "-o", tmp_path / "page.html").exit_code == 0
     assert run("compile", model, "-o", tmp_path / "d.json").exit_code == 0
+
+
+def test_written_artefacts_take_their_mode_from_the_umask(files, tmp_path):
+    """Pages, descriptors, specs and result tables are for sharing: not the 0600 of a temporary file."""
+    from talon.graph import HardwareSpec
+
+    model, x, y = files
+    old = os.umask(0o022)
+    try:
+        outputs = {
+            "page.html": ["export-html", model, "-o"],
+            "d.json": ["compile", model, "-o"],
+            "r.json": ["evaluate", model, "--data", x, "--labels", y, "--steps", 2, "--serial", "-o"],
+            "s.csv": [
+                "sweep",
+                model,
+                "--data",
+                x,
+                "--labels",
+                y,
+                "--steps",
+                2,
+                "--serial",
+                "--precision",
+                "fp32",
+                "-o",
+            ],
+        }
+        for name, args in outputs.items():
+            assert run(*args, tmp_path / name).exit_code == 0, name
+        HardwareSpec(num_cores=4).to_json(tmp_path / "spec.json")
+        for name in [*outputs, "spec.json"]:
+            assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
+    finally:
+        os.umask(old)

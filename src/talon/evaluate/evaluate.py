@@ -336,7 +336,10 @@ def _precision_result(name, config, totals, program, n_steps, energy, calibratio
 
 
 def save_result(result: EvaluationResult, path: str | os.PathLike) -> Path:
-    """Write ``result.to_dict()`` as JSON."""
+    """Write ``result.to_dict()`` as JSON (atomically: a failed write leaves the old file)."""
+    from talon.ir.atomic import atomic_output
+
     path = Path(path)
-    path.write_text(json.dumps(result.to_dict(), indent=2))
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(result.to_dict(), indent=2))
     return path
