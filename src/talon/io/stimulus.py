@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .events import EventFormatError, as_events
+from .events import EventFormatError, as_events, check_pixels
 
 
 @dataclass
@@ -72,6 +72,7 @@ def events_to_stimulus(
     events = as_events(events)
     shape = tuple(int(s) for s in shape)
     height, width, by_polarity = _layout(shape, sensor_size)
+    check_pixels(events)
     if events.size and (events["x"].max() >= width or events["y"].max() >= height):
         raise EventFormatError(
             f"events reach x={int(events['x'].max())}, y={int(events['y'].max())}, outside the Input's "
