@@ -127,6 +127,16 @@ def test_a_checkpoint_of_other_data_or_calibration_is_refused_not_resumed(graph,
         ev.evaluate(graph, (x, y), **fixed, calibration_samples=20)  # other fixed-point formats
 
 
+def test_a_sample_with_nan_is_named(graph, data):
+    x = data.x[:30].copy()
+    x[13, 5] = np.nan
+    x[17, 0] = np.inf
+    with pytest.raises(
+        EvaluationError, match=r"encoded sample 13 contains NaN or infinity \(and 1 more of samples 10\.\.19\)"
+    ):
+        ev.evaluate(graph, (x, data.y[:30]), n_steps=2, encoder=ev.Direct(), executor="serial", shard_size=10)
+
+
 def test_every_data_source_gives_the_same_result(graph, data, serial, tmp_path):
     import torch
 
