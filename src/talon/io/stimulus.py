@@ -83,7 +83,7 @@ def events_to_stimulus(
     step = (t - start) // bin_us
     if n_steps is None:
         if not t.size:
-            raise EventFormatError("no events: give n_steps for an empty recording")
+            raise EventFormatError("no events: give n_steps for an empty recording (CLI: --steps N)")
         n_steps = int(step.max()) + 1
     if isinstance(n_steps, bool) or int(n_steps) != n_steps or n_steps < 1:
         raise EventFormatError(f"n_steps must be a positive integer, got {n_steps!r}")
