@@ -264,6 +264,15 @@ def test_hdf5_of_another_layout_names_nir(tmp_path):
         ir.read(path)
 
 
+def test_an_event_recording_is_named_as_one(tmp_path):
+    import talon.io as tio
+
+    path = tmp_path / "recording.h5"
+    tio.write_h5(path, tio.generate_random_events(10, (4, 4), seed=0), sensor_size=(4, 4))
+    with pytest.raises(T1CFormatError, match=r"it is an event recording: read it with talon.io.read_events"):
+        ir.read(path)
+
+
 def test_newer_format_version(good_file):
     with edited(good_file) as f:
         f.attrs["format_version"] = ir.FORMAT_VERSION + 1

@@ -83,6 +83,7 @@ class H5EventWriter:
         except BaseException as exc:
             self._stack.__exit__(type(exc), exc, exc.__traceback__)  # removes the temporary file
             raise
+        self._size = None if size is None else (size[0], size[1])
         self._index: list[np.ndarray] = []
         self._index_len = 0
         self._count = 0
@@ -109,6 +110,7 @@ class H5EventWriter:
                 f"this batch starts at t={int(t[0])}, before the last event written (t={self._last_t}); "
                 "events must be time-sorted across writes"
             )
+        self._check_pixels(events)
         if self._t_offset is None:
             self._t_offset = int(t[0]) // 1000 * 1000
         rel = t - self._t_offset
@@ -125,6 +127,19 @@ class H5EventWriter:
             self._index_len = last_ms + 1
         self._count += n
         self._last_t = int(t[-1])
+
+    def _check_pixels(self, events: np.ndarray) -> None:
+        """Refuse what the reader would refuse (negative addresses) and events off the recorded sensor."""
+        width, height = self._size if self._size is not None else (32768, 32768)
+        for name, limit in (("x", width), ("y", height)):
+            bad = np.flatnonzero((events[name] < 0) | (events[name] >= limit))
+            if bad.size:
+                k = int(bad[0])
+                where = f"the {width}x{height} sensor" if self._size is not None else "[0, 32767]"
+                raise EventFormatError(
+                    f"{self.path}: event {self._count + k} has {name}={int(events[name][k])}, outside {where}; "
+                    "pixel addresses are non-negative and within sensor_size (width, height)"
+                )
 
     def close(self) -> None:
         """Finish the file (writes the time index) and move it into place."""

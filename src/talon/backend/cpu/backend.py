@@ -18,6 +18,7 @@ from ..energy import DEFAULT_PRESET, EnergyPreset, resolve_energy
 from ..errors import BackendError, UnsupportedNodeError
 from ..results import BackendCapabilities, ProfileResult, QuantizationReport, SimulationResult, ValidationResult
 from ..stimulus import prepare_inputs
+from .detection_cost import CONV_LIKE_TYPES, detection_macs
 from .engine import Engine, calibrate
 from .fixed_detection import DECODE_TYPES, float_tail
 from .fixed_ops import NO_INTEGER_FORM, integer_support_problem
@@ -327,7 +328,13 @@ def _run(engine, graph, arrays, steps, batch, used_default, step_by_step, extra_
 
 
 def _dense_macs_or_zero(node: ir.Node) -> int:
-    return dense_macs(node) if isinstance(node, WEIGHT_NODES) else 0
+    """A weight layer's MACs per step and batch entry, all inputs counted (the ghost blocks and
+    SDDetect are convolution layers: their convolutions' MACs); 0 for other nodes."""
+    if isinstance(node, WEIGHT_NODES):
+        return dense_macs(node)
+    if isinstance(node, CONV_LIKE_TYPES):
+        return detection_macs(node, tuple(node.input_shape))
+    return 0
 
 
 def spiking_paths(engine: Engine) -> list[str]:
