@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import numpy as np
+
 from talon import ir
 from talon.backend import get_backend
 
@@ -61,3 +63,19 @@ def test_usage_errors_are_one_line():
         assert result.exit_code == 2, args
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+
+
+def test_simulate_and_energy_exit_1_when_an_output_is_not_finite(tmp_path):
+    overflowing = tmp_path / "overflow.t1c"
+    nodes = {
+        "input": ir.Input(np.array([2])),
+        "big": ir.Scale(np.array([3e38, 3e38], np.float32)),  # finite, but any stimulus overflows to inf
+        "twice": ir.Scale(np.array([10.0, 10.0], np.float32)),
+        "output": ir.Output(np.array([2])),
+    }
+    ir.write(overflowing, ir.Graph(nodes, [("input", "big"), ("big", "twice"), ("twice", "output")]))
+    simulated = run_json("simulate", overflowing, "--steps", "4", code=1)
+    assert simulated["outputs_valid"] is False
+    profiled = run_json("energy", overflowing, "--steps", "4", code=1)
+    assert profiled["simulation"]["outputs_valid"] is False
+    assert run("energy", overflowing, "--steps", "4").exit_code == 1
