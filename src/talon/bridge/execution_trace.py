@@ -34,7 +34,7 @@ from torch.overrides import TorchFunctionMode
 from talon import ir
 from talon.ir.errors import ConversionError, UnsupportedModuleError
 
-from .convert import find_converter, is_stateful_node
+from .convert import find_converter, is_stateful_node, overriding_subclass
 from .executor import GraphExecutor
 from .fx_trace import Tracer
 from .graph_builder import GraphBuilder
@@ -220,9 +220,11 @@ class ExecutionTraceExport:
         else:
             converter = find_converter(module, self.custom_map)
             if converter is None:  # a leaf fx knows (torch.nn) that talon does not convert
+                reason = overriding_subclass(module)
                 raise UnsupportedModuleError(
                     f"module {path!r} of type {type(module).__module__}.{type(module).__qualname__} has no TALON IR "
-                    f"conversion; pass custom_map={{{type(module).__name__}: fn}} to to_ir"
+                    f"conversion{f' ({reason})' if reason else ''}; pass custom_map={{{type(module).__name__}: fn}} "
+                    "to to_ir"
                 )
             ir_node = converter(module, ctx)
         where = f"module {path!r}"

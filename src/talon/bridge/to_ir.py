@@ -38,7 +38,7 @@ from talon import ir
 from talon.ir.coefficients import keep_dtype
 from talon.ir.errors import ConversionError, UnsupportedModuleError
 
-from .convert import ConvertContext, find_converter, flatten_node, is_stateful_node
+from .convert import ConvertContext, find_converter, flatten_node, is_stateful_node, overriding_subclass
 from .execution_trace import ExecutionTraceExport
 from .executor import GraphExecutor
 from .fx_trace import CustomMap, Traced, is_tuple_meta, recorded_shape, trace_with_shapes
@@ -88,6 +88,7 @@ class TALONExporter:
                 )
         if custom_map is not None and not isinstance(custom_map, Mapping):
             raise TypeError("custom_map must be a dict {ModuleType: fn(module) -> ir.Node}")
+        model = _unwrapped(model)
         if isinstance(model, GraphExecutor):
             self._route = "executor"
             return executor_to_graph(model)
@@ -187,6 +188,21 @@ class TALONExporter:
 T1CExporter = TALONExporter
 
 _VALID_HINTS: set[tuple] = set()
+
+
+def _unwrapped(model: nn.Module) -> nn.Module:
+    """The model a wrapper runs: ``torch.compile``'s ``OptimizedModule`` (``_orig_mod``),
+    ``DataParallel`` and ``DistributedDataParallel`` (``module``) compute what it computes, so the
+    graph is the wrapped model's, with its names (not ``_orig_mod.0`` / ``module.0``)."""
+    while True:
+        if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+            model = model.module
+        elif type(model).__module__.startswith("torch._dynamo") and isinstance(
+            getattr(model, "_orig_mod", None), nn.Module
+        ):
+            model = model._orig_mod
+        else:
+            return model
 
 
 def _check_hints(spike_mode: Any, weight_bits: Any, accumulator_bits: Any) -> None:
@@ -374,10 +390,11 @@ class _FxExport:
         else:
             converter = find_converter(module, self.custom_map)
             if converter is None:
+                reason = overriding_subclass(module)
                 raise UnsupportedModuleError(
                     f"module {path!r} of type {type(module).__module__}.{type(module).__qualname__} has no TALON IR "
-                    f"conversion; pass custom_map={{{type(module).__name__}: fn}} to to_ir, where fn(module) "
-                    "returns an ir.Node"
+                    f"conversion{f' ({reason})' if reason else ''}; pass custom_map={{{type(module).__name__}: fn}} "
+                    "to to_ir, where fn(module) returns an ir.Node"
                 )
             ir_node = converter(module, ctx)
             if not isinstance(ir_node, ir.Node):
