@@ -39,7 +39,7 @@ from .executor import GraphExecutor
 from .fx_trace import Tracer
 from .graph_builder import GraphBuilder
 from .recording import _under
-from .state_args import check_state_arguments, stateful_call_refused
+from .state_args import check_state_arguments, no_output_error, stateful_call_refused
 
 # Tensor methods that return their input's values unchanged (fx's route treats them as identity too).
 _IDENTITY = {torch.Tensor.contiguous, torch.Tensor.clone, torch.Tensor.detach}
@@ -198,7 +198,7 @@ class ExecutionTraceExport:
             b.add("output" if outputs == 0 else f"output_{outputs}", ir.Output(np.array(t.shape[1:])), [source])
             outputs += 1
         if outputs == 0:
-            raise ConversionError("the model returns no tensor computed from its input")
+            raise no_output_error(state_outputs)
         meta: dict[str, Any] = {"exporter": "talon.bridge.to_ir (execution hooks)"}
         if state_outputs:
             meta["state_outputs_not_exported"] = state_outputs

@@ -47,7 +47,7 @@ from .inplace import arg_nodes, follow_mutations, last_uses
 from .modules import NeuronModule, ThresholdModule, numpy_values
 from .probe_state import Snapshot, unchanged
 from .recording import RecordedNode, record_graph, sequential_graph
-from .state_args import check_state_arguments, parameter_names, stateful_call_refused
+from .state_args import check_state_arguments, no_output_error, parameter_names, stateful_call_refused
 from .transforms import fold_batchnorm
 
 
@@ -563,7 +563,7 @@ class _FxExport:
             self.b.add("output" if outputs == 0 else f"output_{outputs}", ir.Output(np.array(shape)), [val.ir_name])
             outputs += 1
         if outputs == 0:
-            raise ConversionError("the model returns no tensor computed from its input")
+            raise no_output_error(self.state_outputs)
 
 
 # ---- GraphExecutor → graph ---------------------------------------------------------------------------
