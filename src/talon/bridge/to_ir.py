@@ -457,9 +457,8 @@ class _FxExport:
         if (node.op == "call_method" and target in _IDENTITY_METHODS) or (node.op == "call_method" and target == "to"):
             return self.values[args[0]]
         if target in _ADD or (node.op == "call_method" and target in ("add", "add_", "__add__")):
-            if not all(isinstance(a, _NODES) and self.values[a].kind == "data" for a in args[:2]):
-                raise ConversionError(f"{where}: adding a constant has no TALON IR equivalent (only tensor + tensor)")
-            return _Val("data", self.b.add(node.name, ir.Skip("residual"), [self._data(a, where) for a in args[:2]]))
+            operands = self._sum_operands(node, where)
+            return _Val("data", self.b.add(node.name, ir.Skip("residual"), [self._data(a, where) for a in operands]))
         if target in _MUL or (node.op == "call_method" and target in ("mul", "mul_", "__mul__")):
             tensors = [a for a in args if isinstance(a, _NODES) and self.values[a].kind == "data"]
             scalars = [a for a in args if isinstance(a, (int, float)) and not isinstance(a, bool)]
@@ -469,7 +468,7 @@ class _FxExport:
             scale = ir.Scale(np.full(shape, scalars[0], dtype=np.float32))
             return _Val("data", self.b.add(node.name, scale, [self._data(tensors[0], where)]))
         if target in _CAT:
-            tensors = args[0]
+            tensors = kwargs["tensors"] if "tensors" in kwargs else args[0]
             dim = kwargs.get("dim", args[1] if len(args) > 1 else 0)
             concat = ir.Concat(num_inputs=len(tensors), dim=dim)
             return _Val("data", self.b.add(node.name, concat, [self._data(t, where) for t in tensors]))
@@ -490,6 +489,23 @@ class _FxExport:
             f"{where} in {type(self.gm.root).__name__}.forward has no TALON IR equivalent; wrap it in a module and "
             "pass custom_map={ModuleType: fn} to to_ir"
         )
+
+    def _sum_operands(self, node: fx.Node, where: str) -> list:
+        """The two tensors of ``x + y`` / ``torch.add(x, other=y)`` / ``x.add(y)``; a scaled sum
+        (``alpha`` ≠ 1), other arguments or a constant operand are refused, never dropped."""
+        kwargs = dict(node.kwargs)
+        alpha = kwargs.pop("alpha", 1)
+        operands = [*node.args, *(kwargs.pop(k) for k in ("input", "other") if k in kwargs)]
+        if kwargs:
+            raise ConversionError(f"{where}: argument(s) {sorted(kwargs)} have no TALON IR equivalent")
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha != 1:
+            raise ConversionError(
+                f"{where}: a sum scaled by alpha={alpha!r} has no TALON IR equivalent; write it as x + {alpha!r} * y "
+                "(a Scale and a Skip)"
+            )
+        if len(operands) != 2 or not all(isinstance(a, _NODES) and self.values[a].kind == "data" for a in operands):
+            raise ConversionError(f"{where}: adding a constant has no TALON IR equivalent (only tensor + tensor)")
+        return operands
 
     def _split(self, node: fx.Node, where: str) -> _Val:
         args, kwargs = node.args, node.kwargs

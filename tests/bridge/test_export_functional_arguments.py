@@ -1,0 +1,53 @@
+"""Arguments of traced torch functions are honoured or refused, never dropped: a sum scaled by
+``alpha`` is refused, operands passed by keyword (``torch.add(a, other=b)``,
+``torch.cat(tensors=...)``) are wired like positional ones."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from talon import bridge
+from talon.ir import ConversionError
+
+
+class TwoBranches(nn.Module):
+    def __init__(self, combine):
+        super().__init__()
+        self.combine = combine
+        self.a, self.b = nn.Linear(4, 3), nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.combine(self.a(x), self.b(x))
+
+
+@pytest.mark.parametrize(
+    "combine",
+    [lambda a, b: torch.add(a, b, alpha=2), lambda a, b: a.add(b, alpha=0.5), lambda a, b: a.add_(b, alpha=0.5)],
+    ids=["torch.add", "Tensor.add", "Tensor.add_"],
+)
+def test_a_sum_scaled_by_alpha_is_refused(combine):
+    with pytest.raises(ConversionError, match=r"a sum scaled by alpha=.* has no TALON IR equivalent"):
+        bridge.to_ir(TwoBranches(combine), torch.randn(2, 4))
+
+
+@pytest.mark.parametrize(
+    "combine",
+    [
+        lambda a, b: torch.add(a, other=b),
+        lambda a, b: torch.add(input=a, other=b),
+        lambda a, b: a.add(other=b),
+        lambda a, b: torch.add(a, b, alpha=1),
+        lambda a, b: torch.cat(tensors=[a, b], dim=1),
+    ],
+    ids=["other=", "input=,other=", "Tensor.add(other=)", "alpha=1", "cat(tensors=)"],
+)
+def test_operands_passed_by_keyword_are_wired(combine):
+    torch.manual_seed(0)
+    model = TwoBranches(combine)
+    x = torch.randn(5, 4)
+    graph = bridge.to_ir(model, x[:1])
+    assert sum(dst not in ("a", "b") and src in ("a", "b") for src, dst in graph.edges) == 2
+    with torch.no_grad():
+        assert torch.equal(bridge.ir_to_torch(graph)(x), model(x))
