@@ -51,3 +51,33 @@ def test_operands_passed_by_keyword_are_wired(combine):
     assert sum(dst not in ("a", "b") and src in ("a", "b") for src, dst in graph.edges) == 2
     with torch.no_grad():
         assert torch.equal(bridge.ir_to_torch(graph)(x), model(x))
+
+
+class FunctionalDropout(nn.Module):
+    def __init__(self, follow_mode: bool):
+        super().__init__()
+        self.follow_mode = follow_mode
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        if self.follow_mode:
+            return nn.functional.dropout(self.fc(x), 0.5, training=self.training)
+        return nn.functional.dropout(self.fc(x), 0.5)  # training=True: drops at inference too
+
+
+def test_a_functional_dropout_that_drops_in_eval_mode_is_refused():
+    with pytest.raises(ConversionError, match=r"F.dropout with training=True .* drops at inference too"):
+        bridge.to_ir(FunctionalDropout(follow_mode=False).eval(), torch.randn(2, 4))
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_a_functional_dropout_following_the_mode_exports_as_dropout(train):
+    model = FunctionalDropout(follow_mode=True).train(train)
+    graph = bridge.to_ir(model, torch.randn(2, 4))
+    assert [type(n).__name__ for n in graph.nodes.values()] == ["Input", "Affine", "Dropout", "Output"]
+
+
+def test_a_functional_dtype_is_refused():
+    model = TwoBranches(lambda a, b: nn.functional.softmax(a, dim=1, dtype=torch.float64).float() + b)
+    with pytest.raises(ConversionError, match=r"dtype=torch.float64 has no TALON IR equivalent"):
+        bridge.to_ir(model, torch.randn(2, 4))

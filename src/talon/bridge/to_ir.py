@@ -482,6 +482,7 @@ class _FxExport:
             return self._reshape(node, where)
         if target in _ACTIVATIONS or (node.op == "call_method" and target in _METHOD_ACTIVATIONS):
             factory = _ACTIVATIONS.get(target) if node.op == "call_function" else _METHOD_ACTIVATIONS[target]
+            self._check_functional_arguments(node, where)
             literal_args = [None if isinstance(a, _NODES) else a for a in args]
             ir_node = factory(*literal_args, **kwargs)
             return _Val("data", self.b.add(node.name, ir_node, [self._data(args[0], where)]))
@@ -489,6 +490,24 @@ class _FxExport:
             f"{where} in {type(self.gm.root).__name__}.forward has no TALON IR equivalent; wrap it in a module and "
             "pass custom_map={ModuleType: fn} to to_ir"
         )
+
+    def _check_functional_arguments(self, node: fx.Node, where: str) -> None:
+        """Arguments a functional call's IR node cannot state are refused, not dropped: a ``dtype``
+        (``F.softmax(x, 1, dtype=torch.float64)`` computes in another precision), and an
+        ``F.dropout`` that drops while the model is in eval mode (``training`` defaults to True:
+        the model is random at inference; ``training=self.training`` is the exportable form)."""
+        if node.kwargs.get("dtype") is not None:
+            raise ConversionError(f"{where}: dtype={node.kwargs['dtype']} has no TALON IR equivalent; remove it")
+        if node.target is nn.functional.dropout:
+            args, kwargs = node.args, node.kwargs
+            p = kwargs.get("p", args[1] if len(args) > 1 else 0.5)
+            training = kwargs.get("training", args[2] if len(args) > 2 else True)
+            if training is True and p != 0 and not self.gm.root.training:
+                raise ConversionError(
+                    f"{where}: F.dropout with training=True (its default) drops at inference too, so the model in "
+                    "eval mode is random and no graph states it; call F.dropout(x, p, training=self.training) "
+                    "or use nn.Dropout"
+                )
 
     def _sum_operands(self, node: fx.Node, where: str) -> list:
         """The two tensors of ``x + y`` / ``torch.add(x, other=y)`` / ``x.add(y)``; a scaled sum
