@@ -42,6 +42,18 @@ def is_euler(node: ir.Node) -> bool:
     return getattr(node, "integration", ir.Integration.DECAY) == ir.Integration.EULER
 
 
+def loop_compatible(node: ir.Node) -> bool:
+    """Whether both compiled neuron loops implement ``node``'s update (:mod:`.float_neuron_loop`,
+    :mod:`.fixed_neuron_loop`): one spike per step (not ``spike_mode='multi'``), no membrane floor
+    ``v_min``, the default synapse order (not ``synapse='input_first'``). The float32 loop also
+    needs decay integration (not :func:`is_euler`)."""
+    return (
+        not (isinstance(node, SPIKING_NEURONS) and node.multi_spike)
+        and getattr(node, "v_min", None) is None
+        and getattr(node, "synapse", None) != ir.SynapseOrder.INPUT_FIRST
+    )
+
+
 def neuron_coefficients(node: ir.Node, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
     """float64 coefficients of docs/semantics.md §3 broadcast to ``shape``.
 
