@@ -8,7 +8,6 @@ events info`` runs without importing numba and prints what the forced-numba run 
 """
 
 import json
-import os
 import subprocess
 import sys
 
@@ -20,6 +19,7 @@ from talon._compiled import WorkThreshold
 from talon.ir.errors import MissingDependencyError
 
 from .markers import needs_numba
+from .subprocesses import child_env
 
 
 @pytest.fixture
@@ -363,16 +363,14 @@ HEAVY = ("numba", "torch", "jax")
 _LOADED = "import sys, json; print(json.dumps(sorted(m for m in {heavy} if m in sys.modules)))"
 
 
-def _env(**extra) -> dict[str, str]:
-    """This process's environment (its PYTHONPATH: the talon under test) without the numba switches."""
-    env = {k: v for k, v in os.environ.items() if k not in (_compiled.DISABLE, _compiled.FORCE)}
-    source = os.path.dirname(os.path.dirname(os.path.abspath(_compiled.__file__)))
-    return {**env, "PYTHONPATH": os.pathsep.join([source, env.get("PYTHONPATH", "")]), **extra}
+_DEFAULT_MODE = {_compiled.DISABLE: None, _compiled.FORCE: None}  # child_env: without the numba switches
 
 
 def _modules_after(code: str) -> list[str]:
     probe = code + "\n" + _LOADED.format(heavy=HEAVY)
-    out = subprocess.run([sys.executable, "-c", probe], check=True, env=_env(), capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", probe], check=True, env=child_env(**_DEFAULT_MODE), capture_output=True, text=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -397,10 +395,10 @@ def test_a_small_one_shot_command_runs_the_twins_and_prints_what_numba_prints(tm
     write_raw(tmp_path / "small.raw", generate_random_events(4_000, (64, 48), seed=2), version="3.0")
     for args in (["simulate", "small.t1c", "--precision", "int8", "--json"], ["events", "info", "small.raw", "--json"]):
         outputs = {}
-        for mode, env in (("dispatch", _env()), ("forced", _env(**{_compiled.FORCE: "1"}))):
+        for mode, switch in (("dispatch", {}), ("forced", {_compiled.FORCE: "1"})):
             run = subprocess.run(
                 [sys.executable, "-c", _cli(args) + "\n" + _LOADED.format(heavy=("numba",))],
-                env=env, cwd=tmp_path, check=True, capture_output=True, text=True,
+                env=child_env(**_DEFAULT_MODE, **switch), cwd=tmp_path, check=True, capture_output=True, text=True,
             )  # fmt: skip
             *printed, loaded = run.stdout.strip().splitlines()
             assert json.loads(loaded) == ([] if mode == "dispatch" else ["numba"]), (args, mode)
