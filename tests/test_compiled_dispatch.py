@@ -398,7 +398,7 @@ def test_a_small_one_shot_command_runs_the_twins_and_prints_what_numba_prints(tm
         for mode, switch in (("dispatch", {}), ("forced", {_compiled.FORCE: "1"})):
             run = subprocess.run(
                 [sys.executable, "-c", _cli(args) + "\n" + _LOADED.format(heavy=("numba",))],
-                env=child_env(**_DEFAULT_MODE, **switch), cwd=tmp_path, check=True, capture_output=True, text=True,
+                env=child_env(**{**_DEFAULT_MODE, **switch}), cwd=tmp_path, check=True, capture_output=True, text=True,
             )  # fmt: skip
             *printed, loaded = run.stdout.strip().splitlines()
             assert json.loads(loaded) == ([] if mode == "dispatch" else ["numba"]), (args, mode)

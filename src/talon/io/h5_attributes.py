@@ -164,7 +164,9 @@ def _check_heap_object(raw: _RawFile, address: int, index: int, length: int, len
 def _messages(raw: _RawFile, address: int, offsets: int):
     """(type, data) of every message of the object header at ``address`` and its continuation blocks."""
     blocks, seen, count = [], set(), 0
-    head = raw.read(address, 32)
+    head = raw.read(address, 40)
+    if len(head) < 40:
+        return
     if head[:4] == b"OHDR":
         flags = head[5]
         pos = 6 + (16 if flags & 0x20 else 0) + (4 if flags & 0x10 else 0)
