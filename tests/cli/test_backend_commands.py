@@ -7,6 +7,7 @@ import numpy as np
 
 from talon import ir
 from talon.backend import get_backend
+from tests.subprocesses import child_env
 
 from ..sdk import graphs
 from .test_cli import run, run_json
@@ -52,7 +53,7 @@ def test_simulate_as_a_subprocess(tmp_path):
     path = tmp_path / "chain.t1c"
     ir.write(path, graphs.chain())
     out = subprocess.run([sys.executable, "-m", "talon", "simulate", str(path), "--steps", "5", "--json"],
-                         capture_output=True, text=True, check=False)  # fmt: skip
+                         capture_output=True, text=True, check=False, env=child_env())  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert '"timesteps_run": 5' in out.stdout
 

@@ -34,6 +34,7 @@ import numpy as np
 from talon.ir.atomic import atomic_output
 
 from .events import EVENT_DTYPE, EventFormatError, as_events, first_unsorted, sort_events
+from .h5_attributes import root_attribute
 
 FORMAT_NAME = "talon-events"
 FORMAT_VERSION = 1
@@ -187,6 +188,7 @@ class H5EventReader:
         self.name = str(getattr(path, "name", path))
         if isinstance(path, (str, os.PathLike)) and not os.path.exists(path):
             raise FileNotFoundError(f"no such event file: {path}")
+        self._source = path
         try:
             self._file = h5py.File(path, "r")
         except OSError as exc:
@@ -200,13 +202,13 @@ class H5EventReader:
 
     def _check(self) -> None:
         f = self._file
-        fmt = f.attrs.get("talon_format")
+        fmt = root_attribute(f, self._source, "talon_format", self.name)
         if isinstance(fmt, bytes):
             fmt = fmt.decode("utf-8", "replace")
         if fmt is not None and fmt != FORMAT_NAME:
             raise EventFormatError(f"{self.name}: a {fmt!r} file, not an event file (talon_format={fmt!r})")
         if fmt == FORMAT_NAME:
-            version = f.attrs.get("format_version")
+            version = root_attribute(f, self._source, "format_version", self.name)
             if not isinstance(version, (int, np.integer)) or version < 1:
                 raise EventFormatError(f"{self.name}: format_version attribute missing or invalid ({version!r})")
             if version > FORMAT_VERSION:
@@ -231,7 +233,7 @@ class H5EventReader:
         self._index = index if isinstance(index, h5py.Dataset) and index.ndim == 1 else None
         offset = f.get("t_offset")
         self.t_offset = int(offset[()]) if isinstance(offset, h5py.Dataset) and offset.shape == () else 0
-        size = f.attrs.get("sensor_size")
+        size = root_attribute(f, self._source, "sensor_size", self.name)
         self.sensor_size = None if size is None else tuple(int(s) for s in np.asarray(size).reshape(-1)[:2])
 
     @contextlib.contextmanager

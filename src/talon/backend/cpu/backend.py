@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from talon import ir
+from talon._compiled import planned_work
 
 from ..base import BackendBase, check_graph, iter_nodes
 from ..config import PRECISIONS, CompileConfig
@@ -28,6 +29,7 @@ from .memory import plan_memory
 from .observers import WEIGHT_NODES, ActivityObserver, SpikeObserver
 from .profiler import count_layers, dense_macs
 from .program import Program, lower_checked
+from .work_plan import run_share, simulate_share
 
 _STRUCTURE = {"Input", "Output"}
 
@@ -125,8 +127,9 @@ class CPUBackend(BackendBase):
         program = self._require_valid(graph, config)
         calibration = None
         if config.is_fixed_point:
-            arrays, _, _, _ = prepare_inputs(graph, calibration_inputs, n_steps)
-            calibration, _ = calibrate(program, arrays)
+            arrays, steps, batch, _ = prepare_inputs(graph, calibration_inputs, n_steps)
+            with planned_work(run_share(program, "fp32", steps, batch)):
+                calibration, _ = calibrate(program, arrays)
         engine = Engine(program, config, calibration, graph=graph)
         data = describe(graph, program, engine, config)
         if is_mapped(graph):
@@ -169,15 +172,16 @@ class CPUBackend(BackendBase):
         arrays, steps, batch, used_default = prepare_inputs(graph, inputs, n_steps)
         calibration = None
         reference = None
-        if config.precision != "fp32":
-            ref_spikes = SpikeObserver(keep_trains=True)
-            if config.is_fixed_point:
-                calibration, ref_trace = calibrate(program, arrays, observers=(ref_spikes,))
-            else:
-                ref_trace = Engine(program, CompileConfig(precision="fp32")).run(arrays, observers=(ref_spikes,))
-            reference = (ref_trace, ref_spikes)
-        engine = Engine(program, config, calibration)
-        return _run(engine, graph, arrays, steps, batch, used_default, step_by_step, extra_observers, reference)
+        with planned_work(simulate_share(program, config, steps, batch)):  # a long run starts numba at once
+            if config.precision != "fp32":
+                ref_spikes = SpikeObserver(keep_trains=True)
+                if config.is_fixed_point:
+                    calibration, ref_trace = calibrate(program, arrays, observers=(ref_spikes,))
+                else:
+                    ref_trace = Engine(program, CompileConfig(precision="fp32")).run(arrays, observers=(ref_spikes,))
+                reference = (ref_trace, ref_spikes)
+            engine = Engine(program, config, calibration)
+            return _run(engine, graph, arrays, steps, batch, used_default, step_by_step, extra_observers, reference)
 
     def run_compiled(
         self,
@@ -205,7 +209,8 @@ class CPUBackend(BackendBase):
         input_kernels = [k for k in engine.kernels if hasattr(k, "outside")]
         for kernel in input_kernels:
             kernel.outside = (0, 0)
-        result = _run(engine, engine.graph, arrays, steps, batch, used_default, step_by_step, (), None)[0]
+        with planned_work(run_share(engine.program, engine.config.precision, steps, batch)):
+            result = _run(engine, engine.graph, arrays, steps, batch, used_default, step_by_step, (), None)[0]
         _warn_outside_calibration(engine, arrays)
         return result
 
