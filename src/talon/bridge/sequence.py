@@ -40,6 +40,7 @@ import torch
 from talon import _compiled
 from talon.ir.types import ResetMode, ResetTiming
 
+from . import sequence_workspace
 from .modules import CubaLIFModule, CubaLIModule, IFModule, IntegratorModule, LIFModule, LIModule
 
 
@@ -55,6 +56,22 @@ def run_neuron_sequence(module: torch.nn.Module, xs: torch.Tensor, state: Any = 
     return torch.stack(outs), state
 
 
+def releases_input(module: torch.nn.Module, xs: torch.Tensor, state: Any = None) -> bool:
+    """Whether running ``module`` over ``xs`` keeps no reference to ``xs`` (nor a view of it) once
+    it returns: an ``nn.Linear`` computing exact products into its own output, or a neuron
+    running its in-place loop (``GraphExecutor.run_sequence`` may then reuse ``xs``'s buffer)."""
+    if type(module) is torch.nn.Linear:
+        from .sequence_products import linear_fits
+
+        return linear_fits(module, [xs])
+    return (
+        type(module) in _FAST_LOOPS
+        and xs.shape[0] > 0
+        and not _needs_grad(xs, state)
+        and _updates_in_place(module, xs)
+    )
+
+
 def _needs_grad(xs: torch.Tensor, state: Any) -> bool:
     if not torch.is_grad_enabled():
         return False
@@ -65,13 +82,14 @@ def _needs_grad(xs: torch.Tensor, state: Any) -> bool:
 def _updates_in_place(module: torch.nn.Module, xs: torch.Tensor) -> bool:
     """The in-place loop computes what the step computes only when no coefficient widens the
     state: same dtype as the input (no type promotion) and broadcasting to the input's shape."""
-    buffers = list(module.buffers())
-    if any(b.dtype != xs.dtype for b in buffers if b.is_floating_point()):
-        return False
-    try:
-        return torch.broadcast_shapes(xs.shape[1:], *(b.shape for b in buffers)) == xs.shape[1:]
-    except RuntimeError:
-        return False
+    layer = tuple(xs.shape[1:])
+    for b in module.buffers():
+        if b.is_floating_point() and b.dtype != xs.dtype:
+            return False
+        shape = tuple(b.shape)
+        if len(shape) > len(layer) or any(d != 1 and d != n for d, n in zip(shape[::-1], layer[::-1])):
+            return False
+    return True
 
 
 # ---- spiking neurons (LIF, IF, CubaLIF) ------------------------------------------------------
@@ -110,7 +128,7 @@ def _drive_terms(module, xs: torch.Tensor) -> Callable[[torch.Tensor, int], None
 
 def _spiking_loop(module, drive: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """The ``_Spiking._fire`` recurrence over ``drive[T, ...]`` updating ``v`` in place; returns spikes."""
-    out = torch.empty_like(drive)
+    out = sequence_workspace.empty_like(drive)
     update = _drive_terms(module, drive)
     compare = torch.ge if module.inclusive else torch.gt
     v_th = module.v_th
@@ -287,7 +305,7 @@ def _spiking_kernel(module, drive: torch.Tensor, v: torch.Tensor) -> tuple[torch
     steps, batch = drive.shape[:2]
     xs = drive.detach().contiguous()
     v = v.detach().contiguous()
-    out = torch.empty_like(xs)
+    out = sequence_workspace.empty_like(xs)
     if isinstance(module, IFModule):
         form = "if"
     else:
@@ -313,7 +331,7 @@ def _synaptic_current(module, xs: torch.Tensor, i0: torch.Tensor | None, unit_ga
     if (i0 is None or i0.shape == xs.shape[1:]) and _kernel_applies(module, xs):
         return _synaptic_kernel(module, xs, i0, unit_gain)
     sx = xs if unit_gain else module.syn_gain * xs
-    current = torch.empty_like(xs)
+    current = sequence_workspace.empty_like(xs)
     previous = torch.zeros_like(xs[0]) if i0 is None else i0
     if getattr(module, "input_first", False):  # i[t] = alpha·(i[t-1] + g_s·x[t])
         for t in range(xs.shape[0]):
@@ -334,7 +352,7 @@ def _synaptic_kernel(module, xs: torch.Tensor, i0: torch.Tensor | None, unit_gai
     kernel = _compiled.compiled(sequence_kernels.synaptic_current)
     steps, batch = xs.shape[:2]
     xs = xs.detach().contiguous()
-    current = torch.empty_like(xs)
+    current = sequence_workspace.empty_like(xs)
     start = torch.zeros_like(xs[0]) if i0 is None else i0.detach().contiguous()
     _over_batch_rows(
         kernel, batch, xs.numel(),
@@ -349,7 +367,9 @@ def _cuba_lif(module, xs, state):
     current = _synaptic_current(module, xs, i0, module._unit_syn_gain)
     v = _start(module, v0, xs[0])
     spikes, v = _spiking(module, current, v)
-    return spikes, (v, current[-1].clone())
+    state = (v, current[-1].clone())
+    sequence_workspace.release(current)  # the spikes and state do not refer to it
+    return spikes, state
 
 
 # ---- non-spiking neurons (LI, CubaLI, Integrator): the output is the membrane ----------------
@@ -386,7 +406,9 @@ def _cuba_li(module, xs, state):
     v0, i0 = (None, None) if state is None else state
     current = _synaptic_current(module, xs, i0, unit_gain=False)
     out = _leaky_membrane(module, current, v0)
-    return out, (out[-1].clone(), current[-1].clone())
+    state = (out[-1].clone(), current[-1].clone())
+    sequence_workspace.release(current)
+    return out, state
 
 
 def _integrator(module, xs, state):

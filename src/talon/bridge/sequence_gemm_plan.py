@@ -42,6 +42,8 @@ import threading
 
 import torch
 
+from . import sequence_workspace
+
 _MAX_PROBE_CALLS = 512  # per shape; a tree needing more probes (tiny N, huge K) stays per-step
 _MAX_K = 1 << 20  # the ones of a probe must sum exactly in float32
 
@@ -205,9 +207,10 @@ def _evaluate_spine(spine: Spine, x, weight_t, bias, bias_range, out) -> None:
             out.addmm_(x[:, part.start : part.stop], weight_t[part.start : part.stop])
         else:
             sub = part if isinstance(part, Spine) else Spine((part,))
-            partial = torch.empty_like(out)
+            partial = sequence_workspace.empty(tuple(out.shape), out.dtype)
             _evaluate_spine(sub, x, weight_t, bias, bias_range, partial)
             out.add_(partial)
+            sequence_workspace.release(partial)
         if bias_range == (spine.start, part.stop):
             out.add_(bias)
 
