@@ -34,8 +34,8 @@ from talon import ir
 from talon.ir.graph import recurrent_edge_mask, topological_order
 from talon.ir.names import attribute_base
 
-from .modules import ConcatModule, NeuronModule, SkipModule
 from . import sequence_workspace
+from .modules import ConcatModule, NeuronModule, SkipModule
 from .sequence import releases_input, run_neuron_sequence
 from .sequence_products import Products, check_products, run_stateless_sequence
 

@@ -65,10 +65,7 @@ def releases_input(module: torch.nn.Module, xs: torch.Tensor, state: Any = None)
 
         return linear_fits(module, [xs])
     return (
-        type(module) in _FAST_LOOPS
-        and xs.shape[0] > 0
-        and not _needs_grad(xs, state)
-        and _updates_in_place(module, xs)
+        type(module) in _FAST_LOOPS and xs.shape[0] > 0 and not _needs_grad(xs, state) and _updates_in_place(module, xs)
     )
 
 
@@ -87,7 +84,7 @@ def _updates_in_place(module: torch.nn.Module, xs: torch.Tensor) -> bool:
         if b.is_floating_point() and b.dtype != xs.dtype:
             return False
         shape = tuple(b.shape)
-        if len(shape) > len(layer) or any(d != 1 and d != n for d, n in zip(shape[::-1], layer[::-1])):
+        if len(shape) > len(layer) or any(d not in (1, n) for d, n in zip(shape[::-1], layer[::-1], strict=False)):
             return False
     return True
 

@@ -48,7 +48,8 @@ def empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
             _free_bytes -= nbytes
         else:
             tensor = torch.empty(shape, dtype=dtype)
-        _HANDED[id(tensor)] = weakref.ref(tensor, lambda _, key=id(tensor): _forget(key))
+        handle = id(tensor)
+        _HANDED[handle] = weakref.ref(tensor, lambda _: _forget(handle))
     return tensor
 
 
