@@ -257,11 +257,27 @@ def _node_fits_kernel(node) -> bool:
     return True
 
 
-def _layer(coefficient: torch.Tensor | None, xs: torch.Tensor) -> np.ndarray:
-    """A coefficient broadcast to the flat layer of ``xs[T, B, ...]`` (``[L]``), or empty."""
+def _layer(coefficient: torch.Tensor | None, xs: torch.Tensor, repeat: int = 1) -> np.ndarray:
+    """A coefficient broadcast to the flat layer of ``xs[T, B, ...]`` (``[L]``, or ``repeat``
+    copies of it end to end), or empty."""
     if coefficient is None:
         return np.empty(0, xs.numpy().dtype)
-    return np.ascontiguousarray(torch.broadcast_to(coefficient, xs.shape[2:]).reshape(-1).numpy())
+    flat = torch.broadcast_to(coefficient, xs.shape[2:]).reshape(-1).numpy()
+    return np.tile(flat, repeat) if repeat > 1 else np.ascontiguousarray(flat)
+
+
+_NARROW = 256  # a layer narrower than this runs all batch rows as one row
+
+
+def _kernel_rows(xs: torch.Tensor) -> tuple[int, int]:
+    """(rows, repeat): how the kernels see the batch of ``xs[T, B, ...]``. The batch rows are
+    independent and every operation is elementwise, so a narrow layer's ``B`` rows of ``L`` run as
+    one row of ``B·L`` with its coefficients repeated ``B`` times (the same operations on the same
+    elements, without ``T·B`` short inner loops); a wide or large layer keeps its rows."""
+    steps, batch = xs.shape[:2]
+    if xs.numel() // max(steps * batch, 1) < _NARROW and xs.numel() < _PARALLEL_MIN_ELEMENTS:
+        return 1, batch
+    return batch, 1
 
 
 _PARALLEL_MIN_ELEMENTS = 1 << 18
@@ -299,7 +315,7 @@ def _spiking_kernel(module, drive: torch.Tensor, v: torch.Tensor) -> tuple[torch
     from . import sequence_kernels
 
     kernel = _compiled.compiled(sequence_kernels.spiking_steps)
-    steps, batch = drive.shape[:2]
+    steps = drive.shape[0]
     xs = drive.detach().contiguous()
     v = v.detach().contiguous()
     out = sequence_workspace.empty_like(xs)
@@ -310,13 +326,14 @@ def _spiking_kernel(module, drive: torch.Tensor, v: torch.Tensor) -> tuple[torch
     euler = form == "euler"
     unit = not euler and module._unit_gain
     drives = form == "decay" and not module._no_drive
+    rows, n = _kernel_rows(xs)
     _over_batch_rows(
-        kernel, batch, xs.numel(),
-        xs.numpy().reshape(steps, batch, -1), v.numpy().reshape(batch, -1), out.numpy().reshape(steps, batch, -1),
-        _MEMBRANE_CODES[form], unit, drives, _layer(None if unit or euler else module.gain, xs),
-        _layer(module.beta if form == "decay" else None, xs), _layer(module.drive if drives else None, xs),
-        *(_layer(getattr(module, n) if euler else None, xs) for n in ("k", "v_leak_e", "r_in")),
-        _layer(module.v_th, xs), _layer(module.v_rst if module.reset_mode is ResetMode.VALUE else None, xs),
+        kernel, rows, xs.numel(),
+        xs.numpy().reshape(steps, rows, -1), v.numpy().reshape(rows, -1), out.numpy().reshape(steps, rows, -1),
+        _MEMBRANE_CODES[form], unit, drives, _layer(None if unit or euler else module.gain, xs, n),
+        _layer(module.beta if form == "decay" else None, xs, n), _layer(module.drive if drives else None, xs, n),
+        *(_layer(getattr(module, name) if euler else None, xs, n) for name in ("k", "v_leak_e", "r_in")),
+        _layer(module.v_th, xs, n), _layer(module.v_rst if module.reset_mode is ResetMode.VALUE else None, xs, n),
         _RESET_CODES.get(module.reset_mode, 0), _TIMING_CODES[module.reset_timing], module.spike_pre,
         module.inclusive,
     )  # fmt: skip
@@ -347,14 +364,15 @@ def _synaptic_kernel(module, xs: torch.Tensor, i0: torch.Tensor | None, unit_gai
     from . import sequence_kernels
 
     kernel = _compiled.compiled(sequence_kernels.synaptic_current)
-    steps, batch = xs.shape[:2]
+    steps = xs.shape[0]
     xs = xs.detach().contiguous()
     current = sequence_workspace.empty_like(xs)
     start = torch.zeros_like(xs[0]) if i0 is None else i0.detach().contiguous()
+    rows, n = _kernel_rows(xs)
     _over_batch_rows(
-        kernel, batch, xs.numel(),
-        xs.numpy().reshape(steps, batch, -1), start.numpy().reshape(batch, -1), unit_gain, _layer(module.alpha, xs),
-        _layer(None if unit_gain else module.syn_gain, xs), current.numpy().reshape(steps, batch, -1),
+        kernel, rows, xs.numel(),
+        xs.numpy().reshape(steps, rows, -1), start.numpy().reshape(rows, -1), unit_gain, _layer(module.alpha, xs, n),
+        _layer(None if unit_gain else module.syn_gain, xs, n), current.numpy().reshape(steps, rows, -1),
     )  # fmt: skip
     return current
 
