@@ -18,8 +18,9 @@ Mapping (``docs/semantics.md`` §3.3; β, α are clamped to [0, 1] as snnTorch d
 
 ``tau = 1/(1 - β)`` is stored in float64 so that ``1 - 1/tau`` casts back to β and ``r/tau`` to
 exactly 1.0: the exported graph computes snnTorch's ``β·m + x`` bit for bit. β = 1 (no leak) in
-every neuron becomes an IF node; a per-neuron β (or a Synaptic α) at the clamp 1 next to leaky
-neurons is written ``tau = r = 2**30`` (``1 - 2**-30`` rounds to 1.0 in float32, as for Spyx).
+every neuron becomes an IF node (in an RLeaky with a recurrent bias, a LIF at ``2**30``: the bias
+is its constant drive); a per-neuron β (or a Synaptic α) at the clamp 1 next to leaky neurons is
+written ``tau = r = 2**30`` (``1 - 2**-30`` rounds to 1.0 in float32, as for Spyx).
 Lapicque and Alpha neurons, graded spikes ≠ 1, inhibition and state quantization are refused
 with a ConversionError.
 
@@ -90,13 +91,15 @@ def _dynamics(mod: nn.Module, path: str, zero_before_decay: bool) -> dict:
     return {"reset_mode": "none", "comparison": ">"}
 
 
-def _leaky_node(mod: nn.Module, ctx: ConvertContext, zero_before_decay: bool) -> ir.Node:
+def _leaky_node(mod: nn.Module, ctx: ConvertContext, zero_before_decay: bool, drive: bool = False) -> ir.Node:
+    """The LIF (or, with β = 1 everywhere, IF) node of a Leaky; ``drive``: the node will get a constant
+    drive ``v_leak`` (RLeaky's recurrent bias), which an IF cannot hold, so β = 1 stays a LIF at 2**30."""
     _check_supported(mod, ctx.path)
     beta = _decay(mod.beta, ctx, "beta")
     theta = per_neuron(mod.threshold, ctx.input_shape, "threshold", ctx.path)
     dyn = _dynamics(mod, ctx.path, zero_before_decay)
     types = {"input_type": {"input": np.array(ctx.input_shape)}} if ctx.input_shape is not None else {}
-    if np.all(beta == 1.0):
+    if np.all(beta == 1.0) and not drive:
         return ir.IF(v_threshold=theta, r=1.0, **dyn, **types)
     tau = _tau(beta)  # per-neuron β at the clamp 1 (common after learn_beta): tau = r = 2**30
     return ir.LIF(tau=tau, r=tau.copy(), v_leak=0.0, v_threshold=theta, **dyn, **types)
@@ -129,8 +132,9 @@ def _recurrent_graph(mod: nn.Module, ctx: ConvertContext, synaptic: bool) -> ir.
     """snnTorch computes ``V(s_prev)`` with ``s_prev = 0`` at t = 0, so the recurrent bias ``b``
     enters at every step, t = 0 included; a recurrent edge carries zero at t = 0. The bias is
     therefore taken out of the cycle: for RLeaky it becomes the constant drive ``v_leak = b·tau``
-    (``c = b``); for RSynaptic, where it feeds the synaptic current, a constant branch
-    ``Affine(0, b)`` from the input."""
+    (``c = b``; with β = 1 everywhere the neuron is a LIF with ``tau = r = 2**30``, whose float32
+    ``β`` and ``g`` are exactly 1, rather than an IF, which has no drive); for RSynaptic, where it
+    feeds the synaptic current, a constant branch ``Affine(0, b)`` from the input."""
     if ctx.input_shape is None:
         raise ConversionError(f"module {ctx.path!r}: the layer shape is unknown")
     shape = np.array(ctx.input_shape)
@@ -147,10 +151,8 @@ def _recurrent_graph(mod: nn.Module, ctx: ConvertContext, synaptic: bool) -> ir.
             edges.append(("input", "bias"))
             edges.append(("bias", "neuron"))
     else:
-        neuron = _leaky_node(mod, ctx, zero_before_decay=False)
-        if bias is not None:
-            if isinstance(neuron, ir.IF):
-                raise ConversionError(f"module {ctx.path!r}: a recurrent bias with beta = 1 has no IF equivalent")
+        neuron = _leaky_node(mod, ctx, zero_before_decay=False, drive=bias is not None)
+        if bias is not None:  # c = v_leak/tau = b exactly (b·tau and the division are exact for tau = 2**30)
             per_channel = bias.astype(np.float64)
             neuron.v_leak = per_channel * neuron.tau if per_channel.shape == neuron.tau.shape else (
                 per_channel.reshape(-1, *([1] * (len(ctx.input_shape) - 1))) * neuron.tau)  # fmt: skip

@@ -44,17 +44,19 @@ def is_euler(node: Node) -> bool:
     return isinstance(node, (nrn.LIF, nrn.LI)) and node.integration == Integration.EULER
 
 
-def neuron_coefficients(node: Node, dtype: Any) -> dict[str, np.ndarray]:
+def neuron_coefficients(node: Node, dtype: Any, *, decay_form: bool = False) -> dict[str, np.ndarray]:
     """The per-step coefficients of a stateful node, computed in float64 and cast to ``dtype``.
 
-    Arrays keep the parameters' shape (the layer's shape, or ``(C,)`` per channel).
+    Arrays keep the parameters' shape (the layer's shape, or ``(C,)`` per channel). ``decay_form``
+    gives ``beta``, ``g``, ``c`` (from ``tau``) for a LIF / LI with ``integration='euler'`` too: the
+    fixed-point datapath has the decay order only (docs/backend.md).
     """
 
     def f64(value) -> np.ndarray:
         return np.asarray(value, dtype=np.float64)
 
     with np.errstate(divide="ignore", invalid="ignore"):
-        if is_euler(node):
+        if is_euler(node) and not decay_form:
             out = {"k": 1.0 / f64(node.tau), "r": f64(node.r), "v_leak": f64(node.v_leak)}
         elif isinstance(node, (nrn.LIF, nrn.LI)):
             tau = f64(node.tau)

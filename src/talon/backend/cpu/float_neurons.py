@@ -25,6 +25,8 @@ from __future__ import annotations
 import numpy as np
 
 from talon import ir
+from talon.ir import coefficients
+from talon.ir.coefficients import is_euler
 
 from ..errors import BackendError
 from .float_ops import sum_edges
@@ -37,52 +39,31 @@ STATEFUL_NODES = (ir.LIF, ir.IF, ir.CubaLIF, ir.LI, ir.CubaLI, ir.Integrator, ir
 CUBA = (ir.CubaLIF, ir.CubaLI)
 
 
-def is_euler(node: ir.Node) -> bool:
-    """Whether ``node`` (LIF / LI) uses the forward-Euler order ``v + k*((v_leak - v) + r*x)``."""
-    return getattr(node, "integration", ir.Integration.DECAY) == ir.Integration.EULER
+_KEY_ORDER = ("beta", "g", "c", "k", "r", "v_leak", "alpha", "gs", "theta", "v_reset", "v_init", "v_min")
 
 
 def neuron_coefficients(node: ir.Node, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
-    """float64 coefficients of docs/semantics.md §3 broadcast to ``shape``.
+    """float64 coefficients of docs/semantics.md §3 (:func:`talon.ir.coefficients.neuron_coefficients`,
+    which the PyTorch executor and the JAX engine use too) broadcast to ``shape``.
 
-    Keys: ``beta``, ``g``, ``c`` (all neurons), ``alpha``, ``gs`` (Cuba), ``theta``, ``v_reset``
-    (spiking neurons), ``v_init`` and ``v_min`` (spiking neurons that set them), and ``k = 1/tau``, ``r``,
-    ``v_leak`` for LIF / LI with ``integration='euler'``.
+    Keys: ``beta``, ``g``, ``c`` (all neurons: the decay form, which the fixed-point datapath uses;
+    ``beta = 1``, ``c = 0`` for IF and Integrator), ``alpha``, ``gs`` (Cuba), ``theta``, ``v_reset``
+    (spiking neurons), ``v_init`` and ``v_min`` (spiking neurons that set them), and ``k = 1/tau``,
+    ``r``, ``v_leak`` for LIF / LI with ``integration='euler'``.
     ``tau = inf`` gives ``beta = 1``, ``g = c = 0`` (and ``k = 0``).
     """
-
-    def f64(p):
-        return np.asarray(p, np.float64)
-
-    with np.errstate(divide="ignore"):
-        if isinstance(node, (ir.LIF, ir.LI)):
-            inv = 1.0 / f64(node.tau)
-            k = {"beta": 1.0 - inv, "g": f64(node.r) * inv, "c": f64(node.v_leak) * inv}
-            if is_euler(node):
-                k.update(k=inv, r=f64(node.r), v_leak=f64(node.v_leak))
-        elif isinstance(node, CUBA):
-            inv_m, inv_s = 1.0 / f64(node.tau_mem), 1.0 / f64(node.tau_syn)
-            k = {
-                "beta": 1.0 - inv_m,
-                "g": f64(node.r) * inv_m,
-                "c": f64(node.v_leak) * inv_m,
-                "alpha": 1.0 - inv_s,
-                "gs": f64(node.w_in) * inv_s,
-            }
-        elif isinstance(node, (ir.IF, ir.Integrator)):
-            k = {"beta": np.ones(()), "g": f64(node.r), "c": np.zeros(())}
-        else:
-            raise TypeError(type(node).__name__)
-    # r / tau with tau = inf is 0 (and v_leak / inf = 0): the division above already gives that.
-    out = {name: np.ascontiguousarray(per_neuron(value, shape)) for name, value in k.items()}
+    if not isinstance(node, coefficients.STATEFUL):
+        raise TypeError(type(node).__name__)
+    k = coefficients.neuron_coefficients(node, np.float64, decay_form=True)
+    if is_euler(node):
+        k.update(coefficients.neuron_coefficients(node, np.float64))
+    if isinstance(node, (ir.IF, ir.Integrator)):
+        k.update(beta=np.ones(()), c=np.zeros(()))
     if isinstance(node, SPIKING_NEURONS):
-        out["theta"] = np.ascontiguousarray(per_neuron(f64(node.v_threshold), shape))
-        out["v_reset"] = np.ascontiguousarray(per_neuron(f64(node.v_reset), shape))
-        if node.v_init is not None:
-            out["v_init"] = np.ascontiguousarray(per_neuron(f64(node.v_init), shape))
-        if node.v_min is not None:
-            out["v_min"] = np.ascontiguousarray(per_neuron(f64(node.v_min), shape))
-    return out
+        for name in ("v_init", "v_min"):
+            if getattr(node, name) is not None:
+                k[name] = np.asarray(getattr(node, name), np.float64)
+    return {name: np.ascontiguousarray(per_neuron(k[name], shape)) for name in _KEY_ORDER if name in k}
 
 
 class FloatNeuron(StatefulKernel):

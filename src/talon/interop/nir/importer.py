@@ -47,6 +47,7 @@ from ._common import (
     same_bits,
 )
 from .assembly import Assembler, Spec, const
+from .edge_ends import check_edge_ends
 from .files import object_to_dict, parse_edges, read_dict_budgeted
 from .metadata import from_nir_metadata
 from .records import merge_record, node_order
@@ -267,14 +268,7 @@ class _Importer(Assembler):
         if not isinstance(nodes_raw, dict):
             raise NIRFormatError(f"{where}: a NIRGraph needs a 'nodes' group")
         edges = parse_edges(tree.get("edges"), where)
-        for src, dst in edges:
-            for end in (src, dst):
-                if end not in nodes_raw:
-                    raise NIRFormatError(
-                        f"{where}: edge ({src!r}, {dst!r}) refers to a node {end!r} that does not exist "
-                        f"(nodes: {', '.join(nodes_raw)}); the file is malformed and cannot be read, with or "
-                        "without type checks"
-                    )
+        check_edge_ends(edges, nodes_raw, where)
         order = node_order(records.get("talon_node_order"), nodes_raw)
         specs: dict[str, Spec] = {}
         for name in order:
