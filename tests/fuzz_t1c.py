@@ -33,6 +33,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
+try:
+    from .subprocesses import child_env
+except ImportError:  # run as a script (make fuzz): tests/ is sys.path[0]
+    from subprocesses import child_env
+
 VERDICTS = ("detected", "undetected", "raw", "crash", "hang")
 
 
@@ -177,6 +182,7 @@ def _run_worker(paths: list[str], timeout: float, verdicts: dict) -> int:
     """Run one worker over ``paths``; return how many files got a verdict (a crash or hang ends the worker)."""
     proc = subprocess.Popen(
         [sys.executable, os.path.abspath(__file__), "--worker"],
+        env=child_env(),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

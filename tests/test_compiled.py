@@ -1,17 +1,14 @@
 """talon._compiled: numba kernels when available, None when disabled (numpy twins are used then)."""
 
-import os
 import subprocess
 import sys
 
 import numpy as np
 
-from talon import _compiled
 from talon._compiled import compiled
 
 from .markers import needs_numba
-
-_SOURCE = os.path.dirname(os.path.dirname(os.path.abspath(_compiled.__file__)))  # the talon under test
+from .subprocesses import child_env
 
 
 def _running_sum(values):
@@ -34,10 +31,9 @@ def test_the_environment_switch_disables_numba_without_importing_it():
         "import sys; from talon._compiled import compiled, numba_available; "
         "assert not numba_available() and compiled(len) is None; assert 'numba' not in sys.modules"
     )
-    env = {"TALON_DISABLE_NUMBA": "1", "PATH": "", "PYTHONPATH": _SOURCE}
-    subprocess.run([sys.executable, "-c", code], check=True, env=env)
+    subprocess.run([sys.executable, "-c", code], check=True, env=child_env({"TALON_DISABLE_NUMBA": "1", "PATH": ""}))
 
 
 def test_importing_talon_does_not_import_numba():
     code = "import sys, talon, talon.io, talon.backend; assert 'numba' not in sys.modules, 'numba imported eagerly'"
-    subprocess.run([sys.executable, "-c", code], check=True, env={"PATH": "", "PYTHONPATH": _SOURCE})
+    subprocess.run([sys.executable, "-c", code], check=True, env=child_env({"PATH": ""}))

@@ -8,7 +8,6 @@ events info`` runs without importing numba and prints what the forced-numba run 
 """
 
 import json
-import os
 import subprocess
 import sys
 
@@ -20,6 +19,7 @@ from talon._compiled import WorkThreshold
 from talon.ir.errors import MissingDependencyError
 
 from .markers import needs_numba
+from .subprocesses import child_env
 
 
 @pytest.fixture
@@ -74,6 +74,33 @@ def test_uncounted_calls_leave_the_history_alone(auto):
     rule = WorkThreshold("test", cold_from=100, warm_from=0)
     assert not rule.use_compiled(99, count=False) and _compiled.twin_cost_so_far() == 0
     assert rule.use_compiled(100, count=False)
+
+
+def test_a_planned_run_worth_a_start_up_starts_numba_at_its_first_call(auto):
+    rule = WorkThreshold("test", cold_from=100, warm_from=10)
+    assert rule.share(30) == 0.3 and rule.share(9) == 0.0  # below warm_from: never compiled, not planned
+    assert not rule.use_compiled(30)  # without a plan: rent, find out later
+    with _compiled.planned_work(0.8):  # 0.3 done + 0.8 to come reach one start-up: buy now
+        assert _compiled.planned_share() == 0.8
+        assert rule.use_compiled(30) and not rule.use_compiled(9)
+    assert _compiled.planned_share() == 0.0
+
+
+def test_a_planned_run_below_a_start_up_is_not_counted_twice(auto, monkeypatch):
+    rule = WorkThreshold("test", cold_from=128, warm_from=0)
+    with _compiled.planned_work(0.75):
+        assert [rule.use_compiled(32) for _ in range(3)] == [False, False, False]  # 0.75 in all: twins
+        assert _compiled.planned_share() == 0.0 and _compiled.twin_cost_so_far() == 0.75
+        assert not rule.use_compiled(31)  # past the plan: the history decides, as without one
+        assert rule.use_compiled(1)
+    monkeypatch.setattr(_compiled, "_foregone", 0.0)  # a new process
+    with _compiled.planned_work(0.5):
+        with _compiled.planned_work(0.25):  # a nested plan is part of the outer one
+            assert _compiled.planned_share() == 0.5
+            assert not rule.use_compiled(16)
+        assert _compiled.planned_share() == 0.375
+    with pytest.raises(ValueError, match="must be >= 0"), _compiled.planned_work(float("nan")):
+        pass
 
 
 def test_the_environment_forces_either_path(auto, monkeypatch):
@@ -212,22 +239,138 @@ class TestEachFamilyAcrossItsThreshold:
 
 
 # ---------------------------------------------------------------------------------------------
+# simulate declares the work of its run (talon.backend.cpu.work_plan)
+
+
+def test_the_planned_work_of_a_run_is_its_neuron_loops():
+    """By hand: a neuron loop's work is steps x (batch x neurons + STEP_WORK) over its cold_from."""
+    from talon.backend.config import CompileConfig
+    from talon.backend.cpu.program import lower
+    from talon.backend.cpu.work_plan import run_share, simulate_share
+    from talon.backend.fpga.examples import recurrent_snn
+    from talon.examples import mlp_graph
+
+    mlp = lower(mlp_graph(0, (64, 32, 10)))
+    fp32 = (100 * (2 * 32 + 1_500) + 100 * (2 * 10 + 1_500)) / 60_000_000
+    int8 = (100 * (2 * 32 + 6_000) + 100 * (2 * 10 + 6_000)) / 50_000_000
+    assert run_share(mlp, "fp32", 100, 2) == pytest.approx(fp32)
+    assert run_share(mlp, "int8", 100, 2) == run_share(mlp, "int4", 100, 2) == pytest.approx(int8)
+    assert run_share(mlp, "fp16", 100, 2) == 0.0  # no compiled loop in float16
+    assert simulate_share(mlp, CompileConfig(precision="int8"), 100, 2) == pytest.approx(fp32 + int8)
+    assert simulate_share(mlp, CompileConfig(precision="fp16"), 100, 2) == pytest.approx(fp32)  # the reference
+    # a CubaLIF (24) in a cycle: steps in numpy in float32 (not planned), one integer call per step
+    rec = lower(recurrent_snn())
+    assert run_share(rec, "fp32", 100, 2) == pytest.approx(100 * (2 * 8 + 1_500) / 60_000_000)
+    per_step = (2 * 24 + 6_000) / 50_000_000
+    assert run_share(rec, "int8", 100, 2) == pytest.approx(100 * per_step + 100 * (2 * 8 + 6_000) / 50_000_000)
+
+
+def test_neurons_the_loops_do_not_implement_are_not_planned():
+    from talon import ir
+    from talon.backend.cpu.program import lower
+    from talon.backend.cpu.work_plan import run_share
+
+    def one(neuron):
+        graph = ir.Graph({"input": ir.Input(np.array([4])), "n": neuron, "output": ir.Output(np.array([4]))},
+                         [("input", "n"), ("n", "output")])  # fmt: skip
+        return run_share(lower(graph), "fp32", 10, 1), run_share(lower(graph), "int8", 10, 1)
+
+    plain = one(ir.LIF(tau=np.full(4, 5.0), r=np.ones(4), v_leak=np.zeros(4), v_threshold=np.ones(4)))
+    assert plain[0] > 0 and plain[1] > 0
+    multi = ir.LIF(tau=np.full(4, 5.0), r=np.ones(4), v_leak=np.zeros(4), v_threshold=np.ones(4),
+                   spike_mode="multi", reset_mode="subtract", reset_timing="immediate", comparison=">=")  # fmt: skip
+    assert one(multi) == (0.0, 0.0)
+    euler = ir.LIF(tau=np.full(4, 5.0), r=np.ones(4), v_leak=np.zeros(4), v_threshold=np.ones(4), integration="euler")
+    assert one(euler) == (0.0, plain[1])  # the integer loop runs Euler neurons, the float32 loop does not
+
+
+def _decisions(monkeypatch) -> list[tuple[str, int, bool]]:
+    """Every WorkThreshold decision from now on: (family, work, compiled)."""
+    seen: list[tuple[str, int, bool]] = []
+    real = WorkThreshold.use_compiled
+
+    def recording(self, work, count=True):
+        answer = real(self, work, count)
+        seen.append((self.family, work, answer))
+        return answer
+
+    monkeypatch.setattr(WorkThreshold, "use_compiled", recording)
+    return seen
+
+
+def _small_thresholds(monkeypatch, fixed_cold_from: int) -> None:
+    """Neuron-loop thresholds at which 50 steps of the 64-32-10 MLP count as a long run: each loop
+    call below one start-up, the calls of a run together above it."""
+    from talon.backend.cpu import fixed_neuron_loop, float_neuron_loop
+
+    monkeypatch.setattr(float_neuron_loop, "FLOAT_LOOP_WORK", WorkThreshold("float32 neuron loop", 400_000, 0))
+    monkeypatch.setattr(
+        fixed_neuron_loop, "FIXED_LOOP_WORK", WorkThreshold("fixed-point neuron loop", fixed_cold_from, 0)
+    )
+
+
+@needs_numba
+@pytest.mark.usefixtures("auto")
+@pytest.mark.parametrize("steps", [50, 5])
+def test_simulate_starts_numba_at_the_first_call_of_a_long_run_only(steps, monkeypatch):
+    """int8: the fp32 calibration's neuron loops come first; each is 0.19 start-ups (50 steps), the
+    integer loops 0.43: no call alone pays for numba, the run does (1.24). Without the plan the
+    calibration ran its twins; with it, every neuron loop of the long run is compiled. The short run
+    (5 steps: 0.12) starts nothing. Either way the results are the twins'."""
+    from talon.backend import get_backend
+    from talon.examples import mlp_graph
+
+    graph, cpu = mlp_graph(0, (64, 32, 10)), get_backend("cpu")
+    monkeypatch.setenv(_compiled.DISABLE, "1")
+    twins = cpu.simulate(graph, n_steps=steps, precision="int8")
+    monkeypatch.delenv(_compiled.DISABLE)
+    _small_thresholds(monkeypatch, fixed_cold_from=700_000)
+    seen = _decisions(monkeypatch)
+    result = cpu.simulate(graph, n_steps=steps, precision="int8")
+    loops = [(family, answer) for family, _, answer in seen if "neuron loop" in family]
+    long_run = steps == 50
+    assert loops[0] == ("float32 neuron loop", long_run) and seen[0][0] == "float32 neuron loop"
+    assert all(answer == long_run for _, answer in loops) and _compiled.numba_started() == long_run
+    assert all(work / 400_000 < 1 for family, work, _ in seen if family == "float32 neuron loop")
+    assert np.array_equal(result.outputs["output"], twins.outputs["output"])
+    assert result.spike_counts == twins.spike_counts and result.spike_counts["lif1"] > 0
+    assert result.quantization.spike_agreement == twins.quantization.spike_agreement
+
+
+@needs_numba
+@pytest.mark.usefixtures("auto")
+def test_run_compiled_plans_its_run_too(monkeypatch):
+    from talon.backend import get_backend
+    from talon.examples import mlp_graph
+
+    cpu = get_backend("cpu")
+    descriptor = cpu.compile(mlp_graph(0, (64, 32, 10)), precision="int8", n_steps=5)
+    _small_thresholds(monkeypatch, fixed_cold_from=500_000)  # 50 steps: 0.6 + 0.6 start-ups
+    seen = _decisions(monkeypatch)
+    result = cpu.run_compiled(descriptor, n_steps=50)
+    assert [answer for family, _, answer in seen if "neuron loop" in family] == [True, True]
+    monkeypatch.setenv(_compiled.DISABLE, "1")
+    twins = cpu.run_compiled(descriptor, n_steps=50)
+    assert (
+        np.array_equal(result.outputs["output"], twins.outputs["output"]) and result.spike_counts == twins.spike_counts
+    )
+
+
+# ---------------------------------------------------------------------------------------------
 # whole processes
 
 HEAVY = ("numba", "torch", "jax")
 _LOADED = "import sys, json; print(json.dumps(sorted(m for m in {heavy} if m in sys.modules)))"
 
 
-def _env(**extra) -> dict[str, str]:
-    """This process's environment (its PYTHONPATH: the talon under test) without the numba switches."""
-    env = {k: v for k, v in os.environ.items() if k not in (_compiled.DISABLE, _compiled.FORCE)}
-    source = os.path.dirname(os.path.dirname(os.path.abspath(_compiled.__file__)))
-    return {**env, "PYTHONPATH": os.pathsep.join([source, env.get("PYTHONPATH", "")]), **extra}
+_DEFAULT_MODE = {_compiled.DISABLE: None, _compiled.FORCE: None}  # child_env: without the numba switches
 
 
 def _modules_after(code: str) -> list[str]:
     probe = code + "\n" + _LOADED.format(heavy=HEAVY)
-    out = subprocess.run([sys.executable, "-c", probe], check=True, env=_env(), capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", probe], check=True, env=child_env(**_DEFAULT_MODE), capture_output=True, text=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -252,10 +395,10 @@ def test_a_small_one_shot_command_runs_the_twins_and_prints_what_numba_prints(tm
     write_raw(tmp_path / "small.raw", generate_random_events(4_000, (64, 48), seed=2), version="3.0")
     for args in (["simulate", "small.t1c", "--precision", "int8", "--json"], ["events", "info", "small.raw", "--json"]):
         outputs = {}
-        for mode, env in (("dispatch", _env()), ("forced", _env(**{_compiled.FORCE: "1"}))):
+        for mode, switch in (("dispatch", {}), ("forced", {_compiled.FORCE: "1"})):
             run = subprocess.run(
                 [sys.executable, "-c", _cli(args) + "\n" + _LOADED.format(heavy=("numba",))],
-                env=env, cwd=tmp_path, check=True, capture_output=True, text=True,
+                env=child_env(**{**_DEFAULT_MODE, **switch}), cwd=tmp_path, check=True, capture_output=True, text=True,
             )  # fmt: skip
             *printed, loaded = run.stdout.strip().splitlines()
             assert json.loads(loaded) == ([] if mode == "dispatch" else ["numba"]), (args, mode)

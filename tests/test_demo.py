@@ -4,11 +4,13 @@ import json
 import subprocess
 import sys
 
+from tests.subprocesses import child_env
+
 
 def test_demo_quick(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "talon", "demo", "--quick", "--out", str(tmp_path)],
-        capture_output=True, text=True, check=False,
+        capture_output=True, text=True, check=False, env=child_env(),
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     summary = json.loads((tmp_path / "summary.json").read_text())

@@ -4,11 +4,12 @@ talon is not published on a package index, so ``pip install 'talon-toolchain[nir
 every hint is the editable install of the checkout with the extra (docs/install.md).
 """
 
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.subprocesses import child_env
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -30,7 +31,8 @@ def test_a_missing_nir_names_the_checkout_install():
         "from talon.examples import mlp_graph\n"
         "try:\n    to_nir(mlp_graph())\nexcept ImportError as exc:\n    print(type(exc).__name__, exc)\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(SRC)}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=child_env(), check=True
+    ).stdout
     assert out.startswith("MissingDependencyError")
     assert "pip install -e '.[nir]' in the talon checkout" in out

@@ -4,10 +4,13 @@ import subprocess
 import sys
 
 import talon
+from tests.subprocesses import child_env
 
 
 def _run(code: str) -> str:
-    return subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, env=child_env()
+    ).stdout.strip()
 
 
 def test_importing_the_ir_does_not_import_torch_or_jax():

@@ -19,14 +19,19 @@ once. Once one kernel has run, loading another from the cache costs milliseconds
 command on a small input (``talon simulate`` of a small model, ``talon events info`` of a short
 recording) is quicker with the twins; a large input or a long-running process earns the start-up
 back. The thresholds and their measurements: docs/backend.md §9.2 and each family's module.
+
+A caller that knows the work of a whole run before it starts (``simulate``: its neuron loops run for
+``T`` steps) declares it with :func:`planned_work`, so a long run starts numba at its first call
+instead of running twins until the calls it has made so far add up to a start-up.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -36,6 +41,7 @@ FORCE = "TALON_FORCE_NUMBA"
 
 _started = False  # a compiled kernel was handed out in this process: numba is imported and initialised
 _foregone = 0.0  # twin work done so far that the compiled kernels would have saved, in start-up costs
+_planned = 0.0  # work the running plan (planned_work) has declared and not yet done, in start-up costs
 
 
 def numba_started() -> bool:
@@ -47,6 +53,34 @@ def twin_cost_so_far() -> float:
     """The work the twins did so far that compiled kernels would have saved, in numba start-ups
     (:class:`WorkThreshold`); numba is started when a call would bring it to 1."""
     return _foregone
+
+
+@contextlib.contextmanager
+def planned_work(share: float) -> Iterator[None]:
+    """Declare the work of the run inside the ``with`` block before it starts, in numba start-ups:
+    the sum of :meth:`WorkThreshold.share` over the calls it will make (work that cannot be known in
+    advance, e.g. data-dependent, is left out: it is still counted call by call).
+
+    Inside, a call runs compiled as soon as the twin work done so far plus what the plan has still
+    to do reaches one start-up — at the run's first call when the run alone is worth starting numba
+    for — where without the plan it would only be found out part-way, after twins did part of the
+    run. A run declared below one start-up is dispatched as without a plan. The twin calls inside
+    consume the plan (they are not counted twice); a nested plan is taken as part of the outer one.
+    """
+    global _planned
+    if not share >= 0.0:  # NaN too
+        raise ValueError(f"planned_work: the share must be >= 0, got {share!r}")
+    outer, done_before = _planned, _foregone
+    _planned = max(outer, float(share))
+    try:
+        yield
+    finally:
+        _planned = max(0.0, outer - (_foregone - done_before))
+
+
+def planned_share() -> float:
+    """The work the running plan (:func:`planned_work`) has still to do, in numba start-ups (0 outside one)."""
+    return _planned
 
 
 def _set(name: str) -> bool:
@@ -121,6 +155,9 @@ class WorkThreshold:
       compiled, so the sum is the start-up cost the twins have spent so far: a process of many
       small calls, in one family or several, loses at most about one start-up (rent or buy).
 
+    Inside :func:`planned_work`, the work the plan has still to do counts as well (instead of this
+    call's alone): a run declared as worth a start-up starts numba at its first call.
+
     ``TALON_DISABLE_NUMBA`` / ``TALON_FORCE_NUMBA`` override the size (module docstring). Either
     path gives the same results, so the choice changes only the time.
     """
@@ -132,12 +169,19 @@ class WorkThreshold:
         self.cold_from = cold_from
         self.warm_from = warm_from
 
+    def share(self, work: int) -> float:
+        """``work`` in numba start-ups, ``work / cold_from``; 0 below ``warm_from`` (such a call never
+        runs compiled). What :func:`planned_work` adds up."""
+        if work < self.warm_from:
+            return 0.0
+        return work / self.cold_from if self.cold_from else 1.0
+
     def use_compiled(self, work: int, count: bool = True) -> bool:
         """Whether a call of size ``work`` should run the compiled kernel (then call :func:`compiled`).
 
         ``count=False``: a declined call's work is not added to the history (its twin asks again
         for the same work in smaller calls, which count)."""
-        global _foregone
+        global _foregone, _planned
         which = mode()
         if which == "twin":
             return False
@@ -147,11 +191,12 @@ class WorkThreshold:
             return True
         if not numba_installed() or work < self.warm_from:
             return False
-        share = work / self.cold_from if self.cold_from else 1.0
-        if _started or _foregone + share >= 1.0:
+        share = self.share(work)
+        if _started or _foregone + max(share, _planned) >= 1.0:
             return True
         if count:
             _foregone += share
+            _planned = max(0.0, _planned - share)
         return False
 
     def __repr__(self) -> str:

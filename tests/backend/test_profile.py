@@ -156,3 +156,23 @@ def test_a_bias_free_linear_reads_no_bias():
         prof = get_backend("cpu").profile(graph, inputs=x, n_steps=1)
         reads[name] = prof.layers["w"].sram_read_bits
     assert reads["affine"] - reads["linear"] == 3 * 32  # three fp32 biases
+
+
+def test_dense_equivalent_counts_the_ghost_blocks_and_detection_head():
+    """They are convolution layers: counted densely in mac_ops, so in the dense equivalent too."""
+    rng = np.random.default_rng(0)
+
+    def f(*shape):
+        return (rng.normal(size=shape) * 0.5).astype(np.float32)
+
+    ghost = ir.SGhostConv(f(4, 6, 3, 3), f(4, 1, 3, 3), f(4), f(4), primary_stride=2)  # [6, 8, 8] -> [8, 4, 4]
+    head = ir.SDDetect(f(5, 8, 3, 3), f(5, 5, 3, 3), f(8, 5, 1, 1), f(4, 8, 3, 3), f(4, 4, 3, 3), f(3, 4, 1, 1),
+                       num_classes=3, reg_max=2, cv2_b2=f(8), cv3_b2=f(3))  # fmt: skip
+    graph = chain([6, 8, 8], ("ghost", ghost), ("if1", ir.IF(r=1.0, v_threshold=0.5)), ("head", head))
+    steps, batch = 3, 2
+    prof = get_backend("cpu").profile(graph, np.full((steps, batch, 6, 8, 8), 0.7, np.float32))
+    # by hand: ghost primary 4*16*6*9 + cheap depthwise 4*16*9;
+    # head 5*16*8*9 + 5*16*5*9 + 8*16*5 (boxes) + 4*16*8*9 + 4*16*4*9 + 3*16*4 (classes)
+    by_hand = (3456 + 576) + (5760 + 3600 + 640 + 4608 + 2304 + 192)
+    assert prof.layers["ghost"].macs + prof.layers["head"].macs == by_hand * steps * batch
+    assert prof.dense_equivalent_macs == by_hand * steps * batch

@@ -21,6 +21,7 @@ from talon.backend import (
     run_graph,
 )
 from talon.backend.registry import BackendRegistry
+from tests.subprocesses import child_env
 
 from .graphs import hybrid_graph, mlp_graph
 
@@ -32,7 +33,9 @@ def test_importing_the_backend_does_not_import_torch_or_jax():
         "get_backend('cpu')\n"
         "print(sorted(m for m in ('torch', 'jax', 'jaxlib', 'flax', 'nir', 'snntorch', 'scipy') if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, env=child_env()
+    ).stdout.strip()
     assert out == "[]"
 
 

@@ -3,8 +3,11 @@
 import subprocess
 import sys
 
+import numpy as np
+
 from talon import ir
 from talon.backend import get_backend
+from tests.subprocesses import child_env
 
 from ..sdk import graphs
 from .test_cli import run, run_json
@@ -50,7 +53,7 @@ def test_simulate_as_a_subprocess(tmp_path):
     path = tmp_path / "chain.t1c"
     ir.write(path, graphs.chain())
     out = subprocess.run([sys.executable, "-m", "talon", "simulate", str(path), "--steps", "5", "--json"],
-                         capture_output=True, text=True, check=False)  # fmt: skip
+                         capture_output=True, text=True, check=False, env=child_env())  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert '"timesteps_run": 5' in out.stdout
 
@@ -61,3 +64,19 @@ def test_usage_errors_are_one_line():
         assert result.exit_code == 2, args
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+
+
+def test_simulate_and_energy_exit_1_when_an_output_is_not_finite(tmp_path):
+    overflowing = tmp_path / "overflow.t1c"
+    nodes = {
+        "input": ir.Input(np.array([2])),
+        "big": ir.Scale(np.array([3e38, 3e38], np.float32)),  # finite, but any stimulus overflows to inf
+        "twice": ir.Scale(np.array([10.0, 10.0], np.float32)),
+        "output": ir.Output(np.array([2])),
+    }
+    ir.write(overflowing, ir.Graph(nodes, [("input", "big"), ("big", "twice"), ("twice", "output")]))
+    simulated = run_json("simulate", overflowing, "--steps", "4", code=1)
+    assert simulated["outputs_valid"] is False
+    profiled = run_json("energy", overflowing, "--steps", "4", code=1)
+    assert profiled["simulation"]["outputs_valid"] is False
+    assert run("energy", overflowing, "--steps", "4").exit_code == 1

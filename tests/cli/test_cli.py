@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from talon import ir, sdk
 from talon.cli import main
+from tests.subprocesses import child_env
 
 from ..sdk import graphs
 
@@ -286,7 +287,9 @@ def test_demo_command_is_still_there():
 
 def test_as_a_real_subprocess(files, tmp_path):
     def talon(*args):
-        return subprocess.run([sys.executable, "-m", "talon", *map(str, args)], capture_output=True, text=True)
+        return subprocess.run(
+            [sys.executable, "-m", "talon", *map(str, args)], capture_output=True, text=True, env=child_env()
+        )
 
     analyzed = talon("analyze", files["hybrid"], "--json")
     assert analyzed.returncode == 0 and json.loads(analyzed.stdout)["total_params"] == 201_898
@@ -300,5 +303,5 @@ def test_as_a_real_subprocess(files, tmp_path):
     nested = talon("events", "frames", files["chain"], "--n-frames", "0")  # the hint names the whole command
     assert nested.returncode == 2 and nested.stderr.rstrip().endswith("(see 'talon events frames -h')"), nested.stderr
     sdk_main = subprocess.run([sys.executable, "-m", "talon.sdk", "hash", files["chain"]], capture_output=True,
-                              text=True)  # fmt: skip
+                              text=True, env=child_env())  # fmt: skip
     assert sdk_main.returncode == 0 and sdk_main.stdout.strip() == sdk.fingerprint_graph(files["chain"])

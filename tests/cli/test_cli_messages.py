@@ -2,18 +2,16 @@
 suits a pipe, and the demo does not report success when a step could not run."""
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-import talon as talon_package
 from talon import ir, sdk
 from talon.cli import main
 from talon.examples import hybrid_graph
+from tests.subprocesses import child_env
 
 
 @pytest.fixture(scope="module")
@@ -27,16 +25,12 @@ def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-SRC = str(Path(talon_package.__file__).resolve().parents[1])  # this checkout's talon, from any directory
-
-
 def talon(*args, cwd=None):
     """The real command, its output piped (not a terminal)."""
-    env = {**os.environ, "PYTHONPATH": SRC}
-    env.pop("COLUMNS", None)
     return subprocess.run(
-        [sys.executable, "-m", "talon", *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, check=False
-    )
+        [sys.executable, "-m", "talon", *map(str, args)], capture_output=True, text=True, cwd=cwd,
+        env=child_env(COLUMNS=None), check=False,
+    )  # fmt: skip
 
 
 def test_bare_talon_lists_the_commands_without_an_error():
@@ -132,8 +126,7 @@ def test_the_demo_fails_loudly_when_a_step_cannot_run(tmp_path):
         "from talon.cli import main\n"
         f"main(['demo', '--quick', '--out', {str(tmp_path)!r}])\n"
     )
-    env = {**os.environ, "PYTHONPATH": SRC}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=child_env(), check=False)
     assert result.returncode == 1
     assert "NOT RUN" in result.stdout and "pip install -e '.[snntorch,dev]'" in result.stdout
     assert result.stderr.strip().startswith("error: the demo did not complete")

@@ -50,6 +50,8 @@ import types
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.subprocesses import child_env
+
 PROJECT = Path(__file__).resolve().parents[2]
 
 RUNNABLE_SHELLS = ("bash", "sh", "shell", "zsh")
@@ -234,14 +236,10 @@ def console_commands(block: Block) -> list[Command]:
 
 
 def _environment() -> dict[str, str]:
-    env = dict(os.environ)
+    # the talon under test wins (tests/subprocesses.py), as it does for the python blocks of the test run
+    env = child_env(COLUMNS=None, LINES=None, FORCE_COLOR=None, CLICOLOR_FORCE=None)
     bin_dir = str(Path(sys.executable).parent)
     env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
-    # the page's own checkout wins, as it does for the python blocks of the test run
-    src = str(PROJECT / "src")
-    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    for key in ("COLUMNS", "LINES", "FORCE_COLOR", "CLICOLOR_FORCE"):
-        env.pop(key, None)
     env.update(NO_COLOR="1", TERM="dumb", PYTHONHASHSEED="0")
     return env
 

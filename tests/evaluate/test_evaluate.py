@@ -111,6 +111,32 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(graph, data, serial, tmp
         ev.evaluate(graph, data, **{**kwargs, "n_steps": T + 1})
 
 
+def test_a_checkpoint_of_other_data_or_calibration_is_refused_not_resumed(graph, data, tmp_path):
+    x, y = data.x[:40], data.y[:40]
+    run = dict(n_steps=4, encoder=ev.Rate(), executor="serial", shard_size=20, checkpoint=tmp_path / "ckpt")
+    first = ev.evaluate(graph, (x, y), **run)
+    assert ev.evaluate(graph, (x.copy(), y.copy()), **run).resumed_shards == 2  # the same data resumes
+    other = data.x[40:80]  # another data set of the same size and shape
+    for changed in ((other, y), (x, np.roll(y, 1))):
+        with pytest.raises(EvaluationError, match=r"samples 0\.\.19 were computed on other data"):
+            ev.evaluate(graph, changed, **run)
+    assert exact(ev.evaluate(graph, (other, y), **{**run, "checkpoint": None})) != exact(first)  # resuming was wrong
+    fixed = dict(run, precisions=["int8"], checkpoint=tmp_path / "ckpt8")
+    ev.evaluate(graph, (x, y), **fixed, calibration_samples=10)
+    with pytest.raises(EvaluationError, match="checkpoint of a different evaluation"):
+        ev.evaluate(graph, (x, y), **fixed, calibration_samples=20)  # other fixed-point formats
+
+
+def test_a_sample_with_nan_is_named(graph, data):
+    x = data.x[:30].copy()
+    x[13, 5] = np.nan
+    x[17, 0] = np.inf
+    with pytest.raises(
+        EvaluationError, match=r"encoded sample 13 contains NaN or infinity \(and 1 more of samples 10\.\.19\)"
+    ):
+        ev.evaluate(graph, (x, data.y[:30]), n_steps=2, encoder=ev.Direct(), executor="serial", shard_size=10)
+
+
 def test_every_data_source_gives_the_same_result(graph, data, serial, tmp_path):
     import torch
 

@@ -164,3 +164,28 @@ def test_vendor_steps_name_the_missing_tool(tmp_path, monkeypatch, step, tool):
         FPGA.build_bitstream(examples.mlp_snn(sizes=(8, 4, 2)), output_dir=tmp_path / "p",
                              bitstream_config=BitstreamConfig(csim=False, **{step: True}))  # fmt: skip
     assert not (tmp_path / "p").exists()
+
+
+def test_an_output_dir_that_is_not_a_project_is_refused_not_deleted(tmp_path, monkeypatch):
+    """The project directory is replaced whole: a folder holding the model (or '.') must survive."""
+    graph = examples.mlp_snn(sizes=(8, 4, 2))
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "model.t1c").write_bytes(b"the user's model")
+    (work / "notes.txt").write_text("keep")
+    monkeypatch.chdir(work)
+    for output_dir in (work, "."):
+        with pytest.raises(
+            BackendError, match=r"is not a talon HLS project and is not empty \('model.t1c', 'notes.txt'\)"
+        ):
+            FPGA.compile(graph, output_dir=output_dir, default_precision="int8")
+    assert sorted(p.name for p in work.iterdir()) == ["model.t1c", "notes.txt"]
+    (work / "empty").mkdir()
+    old = os.umask(0o022)
+    try:
+        FPGA.compile(graph, output_dir=work / "empty", default_precision="int8")  # an empty directory is fine
+        FPGA.compile(graph, output_dir=work / "empty", default_precision="int8")  # and so is a previous project
+    finally:
+        os.umask(old)
+    assert (work / "empty" / "talon_project.json").is_file()
+    assert (work / "empty").stat().st_mode & 0o777 == 0o755  # the umask's mode, not mkdtemp's 0700

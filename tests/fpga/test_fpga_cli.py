@@ -59,7 +59,60 @@ def test_talon_compile_has_the_fpga_target(tmp_path):
     assert cpu["target"] == "cpu"
     missing = run("compile", path, "--target", "fpga")
     assert missing.exit_code == 2 and "needs -o DIR" in missing.stderr
-    fp32 = run("compile", path, "--target", "fpga", "-o", tmp_path / "p2")
+    fp32 = run("compile", path, "--target", "fpga", "--precision", "fp32", "-o", tmp_path / "p2")
     assert fp32.exit_code == 2 and "integer datapaths" in fp32.stderr
     part = run("compile", path, "--part", "xc7z020clg400-1")
     assert part.exit_code == 2 and "--part applies to --target fpga only" in part.stderr
+
+
+def _one_error_line(result) -> str:
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+def test_talon_compile_fpga_target_takes_every_compile_fpga_option(tmp_path):
+    """`compile --target fpga` writes the same project as `compile-fpga` with the same options (strategy,
+    reuse factor, clock, project, part, calibration inputs) and defaults (int16, latency, R = 1)."""
+    path, inputs = tmp_path / "mlp.t1c", tmp_path / "x.npy"
+    graph = examples.mlp_snn(sizes=(16, 8, 4))
+    ir.write(path, graph)
+    np.save(inputs, np.random.default_rng(0).random((12, 2, 16), dtype=np.float32))
+    options = ["--precision", "int8", "--strategy", "Resource", "--reuse", "4", "--clock", "8", "--project", "net",
+               "--part", "xc7z020clg400-1", "--inputs", inputs]  # fmt: skip
+    doc = run_json("compile", path, "--target", "fpga", "-o", tmp_path / "a", *options)
+    ref = run_json("compile-fpga", path, "-o", tmp_path / "b", *options)
+    assert (doc["target"], doc["precision"], doc["strategy"], doc["reuse_factor"]) == ("fpga", "int8", "resource", 4)
+    assert (ref["strategy"], ref["reuse_factor"]) == ("resource", 4) and "target" not in ref
+    hls = doc["hls"]
+    settings = (hls["strategy"], hls["reuse_factor"], hls["clock_period"], hls["project_name"])
+    assert settings == ("resource", 4, 8.0, "net")
+    assert doc["estimate"] == ref["estimate"]
+    for name in ("firmware/defines.h", "firmware/parameters.h", "firmware/net.cpp"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    assert "talon::DenseResourceExact<" in (tmp_path / "a/firmware/defines.h").read_text()
+    # no options: compile-fpga's defaults, int16 included (compile's own default, fp32, has no FPGA datapath)
+    plain = run_json("compile", path, "--target", "fpga", "-o", tmp_path / "a")  # an existing project: replaced
+    assert (plain["precision"], plain["strategy"], plain["reuse_factor"]) == ("int16", "latency", 1)
+    assert plain["hls"]["clock_period"] == 5.0 and plain["hls"]["project_name"] == "snn_demo"
+    assert "talon::DenseResourceExact<" not in (tmp_path / "a/firmware/defines.h").read_text()
+    text = run("compile", path, "--target", "fpga", "-o", tmp_path / "c", "--strategy", "resource", "--reuse", "3")
+    assert text.exit_code == 0 and "resource strategy, reuse factor 3" in text.stdout
+
+
+def test_talon_compile_refuses_bad_fpga_options(tmp_path):
+    path = tmp_path / "mlp.t1c"
+    ir.write(path, examples.mlp_snn(sizes=(16, 8, 4)))
+    fpga = ("compile", path, "--target", "fpga", "-o", tmp_path / "prj")
+    assert "'fast' is not one of 'latency', 'resource'" in _one_error_line(run(*fpga, "--strategy", "fast"))
+    assert "'--reuse': 0 is not in the range x>=1" in _one_error_line(run(*fpga, "--reuse", "0"))
+    assert "clock_period" in _one_error_line(run(*fpga, "--clock", "-1"))
+    assert _one_error_line(run("compile", path, "--strategy", "resource", "--reuse", "2")) == (
+        "error: --reuse, --strategy apply to --target fpga only"
+    )
+    assert _one_error_line(run("compile", path, "--clock", "4")) == "error: --clock applies to --target fpga only"
+    assert "available: cpu, fpga" in _one_error_line(run("compile", path, "--target", "gpu"))
+    (tmp_path / "d").mkdir()
+    assert "is a directory" in _one_error_line(run("compile", path, "-o", tmp_path / "d"))
+    assert not (tmp_path / "prj").exists()

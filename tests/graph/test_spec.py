@@ -8,6 +8,7 @@ import pytest
 
 from talon.graph import PRESETS, SETTLED, HardwareSpec, HardwareSpecError, get_spec
 from talon.graph.spec import PRECISION_BITS
+from tests.subprocesses import child_env
 
 
 def test_documented_defaults_and_presets():
@@ -82,5 +83,5 @@ def test_talon_graph_does_not_import_torch_or_jax():
         "import sys, talon.graph, talon.graph.partition, talon.graph.route, talon.graph.place;"
         "print(any(m in sys.modules for m in ('torch', 'jax')))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=child_env())
     assert out.stdout.strip() == "False"

@@ -11,6 +11,7 @@ import pytest
 from talon import ir
 from tests.conformance import reference
 from tests.conformance.cases import CASES
+from tests.subprocesses import child_env
 
 jax = pytest.importorskip("jax")
 from talon.interop.jax import JaxGraph  # noqa: E402
@@ -300,7 +301,9 @@ def test_a_missing_jax_names_the_extra():
         "import sys; sys.modules['jax'] = None\n"
         "try:\n    import talon.interop.jax\nexcept Exception as e:\n    print(type(e).__name__, e)"
     )
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, env=child_env()
+    ).stdout
     assert out.startswith("MissingDependencyError") and "pip install -e '.[jax]'" in out
 
 
@@ -309,7 +312,7 @@ def test_importing_the_engine_does_not_import_torch():
     import sys
 
     code = "import sys, talon.interop.jax; assert 'torch' not in sys.modules, 'torch imported'"
-    subprocess.run([sys.executable, "-c", code], check=True)
+    subprocess.run([sys.executable, "-c", code], check=True, env=child_env())
 
 
 # the conformance suite runs the default (step-wise) schedule on every golden case; the fused and

@@ -103,6 +103,25 @@ def test_numpy_weights_are_not_cached(conv_dense):
     assert not np.array_equal(np.asarray(first), np.asarray(second))
 
 
+def test_the_same_parameter_arrays_are_prepared_once(conv_dense):
+    """run and step keep the host-side preparation of the last concrete parameters: the same
+    arrays find it again, another batch size or a malformed dict does not."""
+    model, x = conv_dense
+    want, _ = model.run(model.params, x)
+    prepared = model._calls._last[3]
+    again, _ = model.run(dict(model.params), x)  # another dict, the same arrays
+    assert model._calls._last[3] is prepared
+    np.testing.assert_array_equal(np.asarray(again), np.asarray(want))
+    half, _ = model.run(model.params, x[:, :2])  # another batch: prepared for it
+    assert model._calls._last[0] == 2 and half.shape[1] == 2
+    missing = {k: v for k, v in model.params.items() if k != "fc"}
+    with pytest.raises(ValueError, match=r"structure of JaxGraph\.params"):
+        model.run(missing, x)
+    extra = {**model.params, "fc": {**model.params["fc"], "gain": model.params["fc"]["bias"]}}
+    with pytest.raises(ValueError, match="must have the keys"):
+        model.step(extra, model.init_state(x.shape[1]), x[0])
+
+
 def test_the_cached_initial_state_is_init_state():
     graph = ir.Graph(
         {

@@ -22,6 +22,7 @@ from talon.interop.nir import (
 )
 from talon.interop.nir._common import same_bits
 from talon.interop.nir.importer import object_to_dict
+from tests.subprocesses import child_env
 
 from .nir_helpers import ENGINES, chain, run
 
@@ -660,7 +661,7 @@ def test_talon_interop_nir_imports_neither_torch_nor_jax():
         "import sys; import talon.interop.nir as m; m.read_nir; "
         "assert not any(k in sys.modules for k in ('torch', 'jax')), [k for k in ('torch', 'jax') if k in sys.modules]"
     )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    subprocess.run([sys.executable, "-c", code], check=True, env=child_env())
 
 
 def _random_cyclic_graph(seed: int) -> ir.Graph:

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from talon import ir
+from tests.subprocesses import child_env
 
 jax = pytest.importorskip("jax")
 nnx = pytest.importorskip("flax.nnx")
@@ -337,5 +338,7 @@ def test_a_missing_spyx_names_the_extra():
         "import sys; sys.modules['spyx'] = None\n"
         "try:\n    import talon.interop.spyx\nexcept Exception as e:\n    print(type(e).__name__, e)"
     )
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, env=child_env()
+    ).stdout
     assert out.startswith("MissingDependencyError") and "pip install -e '.[jax]'" in out

@@ -9,7 +9,15 @@ from click.testing import CliRunner
 from talon import ir
 from talon.backend import get_backend
 from talon.cli import main
-from talon.io import EVENT_DTYPE, EventFormatError, events_to_stimulus, read_events, stimulus_for_graph, write_events
+from talon.io import (
+    EVENT_DTYPE,
+    EventFormatError,
+    events_to_stimulus,
+    read_events,
+    stimulus_for_graph,
+    write_events,
+    write_h5,
+)
 from talon.io.demo import event_network, moving_bar
 
 
@@ -93,12 +101,14 @@ def test_cli_simulate_with_events(recording):
         (["events", "info", "garbage.h5"], "not a readable HDF5 file"),
         (["events", "frames", "bar.h5", "f.npy"], "exactly one of"),
         (["simulate", "net.t1c", "--events", "garbage.h5"], "garbage.h5"),
+        (["simulate", "net.t1c", "--events", "empty.h5"], "give n_steps for an empty recording (CLI: --steps N)"),
     ],
 )
 def test_cli_bad_input_is_one_error_line_exit_2(recording, monkeypatch, args, message):
     monkeypatch.chdir(recording)
     (recording / "bar.txt").write_text("x")
     (recording / "garbage.h5").write_bytes(b"not hdf5")
+    write_h5(recording / "empty.h5", np.zeros(0, EVENT_DTYPE), sensor_size=(16, 16))
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2
     assert result.output.startswith("error: ") and message in result.output and result.output.count("\n") == 1

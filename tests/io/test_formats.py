@@ -116,3 +116,24 @@ def test_raster_and_grid_by_hand():
     assert grid[1, 0, 1, 0] == 255  # two ON events at (x=1, y=0) in bin 1: the peak count, full red
     assert grid[0, 0, 0, 0] == 128  # one ON event: half the peak
     assert grid[0, 1, 2, 2] == 128 and grid[0, 1, 2, 0] == 0  # one OFF event: blue
+
+
+def test_negative_pixel_addresses_are_refused_not_wrapped_or_dropped(tmp_path):
+    """An EVENT_DTYPE array is taken as it is; a negative y used to land at y = H - 2 in a stimulus
+    and a negative x was silently lost by the EVT encoders."""
+    from talon.io import events_to_stimulus, write_raw
+
+    bad = np.array([(2, 1, 0, True), (5, -2, 10, True)], dtype=EVENT_DTYPE)
+    message = "event 1 has y=-2: pixel addresses must be non-negative"
+    calls = {
+        "frames": lambda: events_to_frames(bad, (8, 8), n_frames=1),
+        "voxel": lambda: events_to_voxel(bad, (8, 8), n_time_bins=2),
+        "grid": lambda: events_to_grid(bad, (8, 8), 1),
+        "stimulus": lambda: events_to_stimulus(bad, (2, 8, 8), 100),
+        "evt2": lambda: write_raw(tmp_path / "a.raw", bad, version="2.0"),
+        "evt3": lambda: write_raw(tmp_path / "b.raw", bad, version="3.0"),
+    }
+    for call in calls.values():
+        with pytest.raises(EventFormatError, match=message):
+            call()
+    assert not list(tmp_path.iterdir())  # no .raw file was written

@@ -228,3 +228,24 @@ def test_bad_writer_arguments_leave_nothing_behind(tmp_path):
     with pytest.raises(ValueError):
         H5EventWriter(tmp_path / "b.h5", compression="no-such-filter")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_writer_refuses_pixels_its_reader_or_sensor_would_not_hold(tmp_path):
+    """A negative address was written and then refused by read_h5; an event off the recorded
+    sensor_size was stored beside a header that says it cannot exist."""
+    path = tmp_path / "ev.h5"
+    write_h5(path, np.array([(1, 2, 0, True)], EVENT_DTYPE), sensor_size=(4, 3))
+    cases = [
+        ((-3, 1, 10, True), None, r"event 0 has x=-3, outside \[0, 32767\]"),
+        ((1, -1, 10, True), None, r"event 0 has y=-1, outside \[0, 32767\]"),
+        ((4, 0, 10, True), (4, 3), "event 0 has x=4, outside the 4x3 sensor"),
+        ((0, 3, 10, True), (4, 3), "event 0 has y=3, outside the 4x3 sensor"),
+    ]
+    for event, size, message in cases:
+        with pytest.raises(EventFormatError, match=message):
+            write_h5(path, np.array([event], EVENT_DTYPE), sensor_size=size)
+        assert read_h5(path).tolist() == [(1, 2, 0, True)]  # the old file is intact
+    with H5EventWriter(tmp_path / "two.h5", sensor_size=(4, 3)) as writer:  # across writes, counted from the start
+        writer.write(np.array([(3, 2, 0, True)], EVENT_DTYPE))
+        with pytest.raises(EventFormatError, match="event 1 has x=5"):
+            writer.write(np.array([(5, 0, 1, False)], EVENT_DTYPE))

@@ -17,6 +17,7 @@ import pytest
 from talon import ir
 from talon.interop.nir import NIRFormatError, read_nir, write_nir
 from talon.ir import T1CFormatError
+from tests.subprocesses import child_env
 
 from .examples import chain_graph
 
@@ -113,7 +114,7 @@ def test_sigterm_during_a_write_removes_the_temporary_file(tmp_path):
         ir.write({str(path)!r}, big)
         """
     )
-    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=child_env())
     assert child.stdout.readline().strip() == "writing"
     time.sleep(0.5)
     assert any(p.name.endswith(".tmp") for p in tmp_path.iterdir())  # the temporary exists mid-write

@@ -20,6 +20,7 @@ import pytest
 from talon import ir
 from talon.ir import T1CFormatError, t1c_header
 from talon.ir import serialization as ser
+from tests.subprocesses import child_env
 
 from .examples import chain_graph
 from .t1c_craft import (
@@ -244,7 +245,9 @@ def test_hostile_files_are_refused_in_little_memory(tmp_path, version):
         "    except ir.T1CFormatError as e:\n        print('refused', e)\n"
         "print((kb('VmHWM:') - before) // 1024)\n"
     )
-    out = subprocess.run([sys.executable, "-c", script, *files], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", script, *files], capture_output=True, text=True, check=True, env=child_env()
+    ).stdout
     lines = out.strip().splitlines()
     assert [line.split()[0] for line in lines[:-1]] == ["refused"] * len(files), out
     assert int(lines[-1]) < 100, f"peak RSS grew by {lines[-1]} MB while refusing"

@@ -1,6 +1,7 @@
 """`.t1c` round trips (bit-exact), atomic writes, and refusal of bad files."""
 
 import contextlib
+import enum
 import itertools
 import os
 import shutil
@@ -264,6 +265,15 @@ def test_hdf5_of_another_layout_names_nir(tmp_path):
         ir.read(path)
 
 
+def test_an_event_recording_is_named_as_one(tmp_path):
+    import talon.io as tio
+
+    path = tmp_path / "recording.h5"
+    tio.write_h5(path, tio.generate_random_events(10, (4, 4), seed=0), sensor_size=(4, 4))
+    with pytest.raises(T1CFormatError, match=r"it is an event recording: read it with talon.io.read_events"):
+        ir.read(path)
+
+
 def test_newer_format_version(good_file):
     with edited(good_file) as f:
         f.attrs["format_version"] = ir.FORMAT_VERSION + 1
@@ -375,3 +385,18 @@ def test_complex_metadata_is_refused_at_write(tmp_path):
     graph.metadata["z"] = np.complex64(1 + 2j)
     with pytest.raises(T1CFormatError, match="cannot store a numpy scalar of type complex64"):
         ir.write(tmp_path / "z.t1c", graph)
+
+
+def test_an_enum_member_is_stored_only_when_it_equals_its_value(tmp_path):
+    class Stage(enum.Enum):
+        CALIBRATED = 1
+
+    class Mode(enum.StrEnum):
+        FAST = "fast"
+
+    graph = chain_graph("Affine")
+    graph.metadata["mode"] = Mode.FAST
+    assert roundtrip(graph, tmp_path, "str_enum.t1c").metadata["mode"] == Mode.FAST
+    graph.metadata["stage"] = Stage.CALIBRATED  # would read back as 1, which is not Stage.CALIBRATED
+    with pytest.raises(T1CFormatError, match=r"metadata\['stage'\]: cannot store enum member Stage.CALIBRATED"):
+        ir.write(tmp_path / "enum.t1c", graph)

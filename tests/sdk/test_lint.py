@@ -70,6 +70,16 @@ def _subgraph_with_two_inputs():
     return chain_with(inner, name="sub", validate=False)
 
 
+def _path_collision():
+    inner = ir.Graph(
+        {"input": inp(4), "neuron": ir.ReLU(), "output": out(4)}, [("input", "neuron"), ("neuron", "output")]
+    )
+    return ir.Graph(
+        {"input": inp(4), "rec": inner, "rec.neuron": ir.Sigmoid(), "output": out(4)},
+        [("input", "rec"), ("rec", "rec.neuron"), ("rec.neuron", "output")],
+    )
+
+
 # code -> (graph factory, lint keyword arguments, expected node, every code expected)
 TRIGGERS = {
     "EMPTY_GRAPH": (lambda: ir.Graph({}, []), {}, None, {"EMPTY_GRAPH"}),
@@ -150,6 +160,7 @@ TRIGGERS = {
     ),
     "PYTHON_KEYWORD": (lambda: chain_with(ir.ReLU(), name="class"), {}, "class", {"PYTHON_KEYWORD"}),
     "INVALID_NAME": (lambda: chain_with(ir.ReLU(), name="conv-1"), {}, "conv-1", {"INVALID_NAME"}),
+    "PATH_COLLISION": (_path_collision, {}, "rec.neuron", {"PATH_COLLISION"}),
     "LARGE_MODEL": (graphs.chain, {"large_model_params": 65}, None, {"LARGE_MODEL"}),
     "NMS_THRESHOLD_RANGE": (
         lambda: chain_with(ir.NMS(iou_threshold=1.5, max_detections=0), shape=(5, 6)), {}, "node",

@@ -8,6 +8,7 @@ import types
 import pytest
 
 from talon import ir, sdk
+from tests.subprocesses import child_env
 
 from . import graphs
 
@@ -55,7 +56,9 @@ SDK_PROPER = [
 
 
 def _run(code: str) -> str:
-    return subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, env=child_env()
+    ).stdout.strip()
 
 
 def test_importing_the_sdk_does_not_import_torch_or_jax():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import urllib.request
@@ -12,9 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import talon
 from talon import ir, viz
 from talon.cli import main
+from tests.subprocesses import child_env
 from tests.viz import graphs
 
 
@@ -52,8 +51,9 @@ def test_export_html(model, tmp_path, watched):
 )
 def test_bad_input_exit_2(model, args, message, tmp_path):
     args = [a.replace("{model}", str(model)) for a in args]
-    env = dict(os.environ, PYTHONPATH=str(Path(talon.__file__).resolve().parents[1]))
-    proc = subprocess.run([sys.executable, "-m", "talon", *args], capture_output=True, text=True, cwd=tmp_path, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "talon", *args], capture_output=True, text=True, cwd=tmp_path, env=child_env()
+    )
     assert proc.returncode == 2
     assert proc.stderr.startswith(message) and proc.stderr.count("\n") == 1, proc.stderr
 
@@ -69,10 +69,9 @@ def test_visualize_writes_to_the_temp_folder(model):
 
 
 def test_visualize_serve_on_loopback(model, tmp_path):
-    env = dict(os.environ, PYTHONPATH=str(Path(talon.__file__).resolve().parents[1]))
     proc = subprocess.Popen(
         [sys.executable, "-m", "talon", "visualize", str(model), "--serve", "--no-browser"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(),
     )  # fmt: skip
     try:
         line = proc.stdout.readline()

@@ -26,8 +26,18 @@ def test_frames_grid_raster_by_hand():
     # tonic's (W, H, P) sensor size means the same sensor
     np.testing.assert_array_equal(viz.events_to_frames(four_events(), sensor_size=(2, 2, 2), n_frames=2), expected)
 
-    raster = viz.events_to_raster(four_events(), n_neurons=4, time_bins_=2)  # neuron = y*W + x
+    raster = viz.events_to_raster(four_events(), n_neurons=4, time_bins_=2, sensor_size=(2, 2))  # neuron = y*W + x
     np.testing.assert_array_equal(raster, [[1, 0, 0, 0], [0, 1, 0, 1]])
+    wide = viz.events_to_raster(four_events(), n_neurons=8, time_bins_=2, sensor_size=(2, 4))  # W = 4
+    np.testing.assert_array_equal(np.nonzero(wide.any(axis=0))[0], [0, 1, 5])
+
+
+def test_a_raster_of_a_2d_sensor_needs_its_size():
+    """Without sensor_size the width would be guessed from the events (max x + 1 = 2 here, not 4)."""
+    with pytest.raises(ValueError, match="pass sensor_size= for events of a 2-D sensor"):
+        viz.events_to_raster(four_events(), n_neurons=8, time_bins_=2)
+    one_row = four_events()[:2]  # y = 0 only: the neuron is x whatever the width
+    np.testing.assert_array_equal(viz.events_to_raster(one_row, n_neurons=3, time_bins_=1), [[1, 1, 0]])
 
     grid = viz.events_to_grid(four_events(), sensor_size=(2, 2), n_bins=2)  # peak count 2
     assert grid.shape == (2, 2, 2, 3) and grid.dtype == np.uint8

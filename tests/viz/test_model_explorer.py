@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -14,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-import talon
 from talon import ir, viz
 from tests.sdk import graphs as sdk_graphs
+from tests.subprocesses import child_env
 from tests.viz import graphs
 
 
@@ -35,13 +34,11 @@ def _get(url: str):
 def model_explorer_server(tmp_path_factory):
     pytest.importorskip("model_explorer")
     port = _free_port()
-    src = str(Path(talon.__file__).resolve().parents[1])
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]))
     command = [sys.executable, "-m", "model_explorer", "--extensions", "talon.viz.model_explorer",
                "--no_open_in_browser", "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
     log = tmp_path_factory.mktemp("me") / "server.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(command, env=child_env(), stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -128,8 +125,8 @@ def test_missing_model_explorer_names_the_extra():
         "try:\n    to_model_explorer(graph_to_dict(mlp_graph()))\nexcept ImportError as exc:\n"
         "    print(type(exc).__name__, exc)\n"
     )
-    src = str(Path(talon.__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": src}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=child_env(), check=True
+    ).stdout
     assert out.startswith("MissingDependencyError Model Explorer is not installed")
     assert "pip install -e '.[model-explorer]' in the talon checkout" in out

@@ -11,6 +11,7 @@ from talon import ir, viz
 from talon.viz import patterns
 from talon.viz.constants import NODE_COLORS
 from tests.sdk import graphs as sdk_graphs
+from tests.subprocesses import child_env
 from tests.viz import graphs
 
 
@@ -205,7 +206,9 @@ def test_sdk_passthroughs_and_the_legacy_display_module(tmp_path):
         assert viz.stop_servers() == 1
     # the viz layer never imports torch
     code = "import sys, talon.viz; print('torch' in sys.modules, 'jax' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.split() == [
+    assert subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=child_env()
+    ).stdout.split() == [
         "False",
         "False",
     ]

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -73,18 +72,10 @@ class HardwareDescriptor:
         """The descriptor as JSON text; with ``path``, also written there atomically."""
         text = json.dumps(self.data, indent=indent, allow_nan=False)
         if path is not None:
-            path = Path(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            try:
-                with os.fdopen(fd, "w") as fh:
-                    fh.write(text)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            from talon.ir.atomic import atomic_output
+
+            with atomic_output(path) as tmp:  # permission bits from the umask, fsync'd, renamed into place
+                Path(tmp).write_text(text)
         return text
 
     @classmethod

@@ -62,7 +62,51 @@ def find_converter(module: nn.Module, custom_map: Mapping[type, Callable] | None
     _load_adapter(module)
     for cls in type(module).__mro__:
         if cls in _CONVERTERS:
+            if overridden_forward(type(module), cls) is not None:
+                return None  # a subclass computing something else: traced into, or refused
             return _checking_dtypes(_CONVERTERS[cls])
+    return None
+
+
+def overriding_subclass(module: nn.Module) -> str | None:
+    """Why a module whose class derives from a convertible one has no conversion (it overrides how the
+    output is computed), for error messages; None when no registered base class is overridden."""
+    _load_adapter(module)
+    for cls in type(module).__mro__:
+        if cls in _CONVERTERS:
+            method = overridden_forward(type(module), cls)
+            if method is None:
+                return None
+            return (
+                f"it subclasses {cls.__module__}.{cls.__qualname__} but overrides {method}, so the "
+                f"{cls.__qualname__} conversion would drop what it computes"
+            )
+    return None
+
+
+# The methods through which a module computes its output. An overridden ``__call__`` that calls
+# ``super().__call__`` is not one: both tracers see its extra work around the leaf call.
+_COMPUTING_METHODS = ("forward", "_conv_forward")
+
+
+def overridden_forward(module_type: type, registered: type) -> str | None:
+    """``"Class.method"`` when a class of ``module_type``'s MRO before ``registered`` redefines how the
+    output is computed (``forward``, or the ``_conv_forward`` a convolution's ``forward`` calls), else None.
+
+    A registered converter reads the module's parameters and assumes the registered class's
+    ``forward``; a subclass that only changes ``__init__`` (custom initialisation) computes the same,
+    one that overrides ``forward`` (a scaled output, clipped weights, ``torch.ao.nn.qat``'s
+    fake-quantized weight) does not. talon's own module classes are trusted: their ``forward``
+    computes their node by construction.
+    """
+    for cls in module_type.__mro__:
+        if cls is registered:
+            return None
+        if cls.__module__ == "talon" or cls.__module__.startswith("talon."):
+            continue
+        for name in _COMPUTING_METHODS:
+            if name in vars(cls):
+                return f"{cls.__qualname__}.{name}"
     return None
 
 

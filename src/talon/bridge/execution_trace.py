@@ -34,12 +34,12 @@ from torch.overrides import TorchFunctionMode
 from talon import ir
 from talon.ir.errors import ConversionError, UnsupportedModuleError
 
-from .convert import find_converter, is_stateful_node
+from .convert import find_converter, is_stateful_node, overriding_subclass
 from .executor import GraphExecutor
 from .fx_trace import Tracer
 from .graph_builder import GraphBuilder
 from .recording import _under
-from .state_args import check_state_arguments, stateful_call_refused
+from .state_args import check_state_arguments, no_output_error, stateful_call_refused
 
 # Tensor methods that return their input's values unchanged (fx's route treats them as identity too).
 _IDENTITY = {torch.Tensor.contiguous, torch.Tensor.clone, torch.Tensor.detach}
@@ -198,7 +198,7 @@ class ExecutionTraceExport:
             b.add("output" if outputs == 0 else f"output_{outputs}", ir.Output(np.array(t.shape[1:])), [source])
             outputs += 1
         if outputs == 0:
-            raise ConversionError("the model returns no tensor computed from its input")
+            raise no_output_error(state_outputs)
         meta: dict[str, Any] = {"exporter": "talon.bridge.to_ir (execution hooks)"}
         if state_outputs:
             meta["state_outputs_not_exported"] = state_outputs
@@ -220,9 +220,11 @@ class ExecutionTraceExport:
         else:
             converter = find_converter(module, self.custom_map)
             if converter is None:  # a leaf fx knows (torch.nn) that talon does not convert
+                reason = overriding_subclass(module)
                 raise UnsupportedModuleError(
                     f"module {path!r} of type {type(module).__module__}.{type(module).__qualname__} has no TALON IR "
-                    f"conversion; pass custom_map={{{type(module).__name__}: fn}} to to_ir"
+                    f"conversion{f' ({reason})' if reason else ''}; pass custom_map={{{type(module).__name__}: fn}} "
+                    "to to_ir"
                 )
             ir_node = converter(module, ctx)
         where = f"module {path!r}"

@@ -18,7 +18,7 @@ from torch.fx.passes.shape_prop import TensorMetadata
 
 from talon import ir
 
-from .convert import find_converter
+from .convert import find_converter, overriding_subclass
 from .executor import GraphExecutor
 
 CustomMap = Mapping[type, Callable[[nn.Module], ir.Node]]
@@ -43,6 +43,8 @@ class Tracer(fx.Tracer):
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         if isinstance(m, GraphExecutor) or find_converter(m, self.custom_map) is not None:
+            return True
+        if overriding_subclass(m) is not None:  # a leaf without a conversion: refused, naming the override
             return True
         return super().is_leaf_module(m, qualname)
 

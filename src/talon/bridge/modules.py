@@ -289,7 +289,9 @@ class _Spiking(NeuronModule):
             z_prev = self._crossed(v)
             u = self._reset(self._membrane(v, x), z_prev)
             z = spike(u - self.v_th, self.inclusive)
-            return z, u - (z.detach() - z_prev) * self.v_th
+            # snnTorch's `mem - (spk - reset)·θ`: the delayed reset z_prev is detached, the spike is
+            # not, so the same-step correction carries the surrogate gradient (as in snnTorch and JaxGraph)
+            return z, u - (z - z_prev) * self.v_th
         if timing is not ResetTiming.IMMEDIATE:
             z_prev = self._crossed(v)
             out = spike(v - self.v_th, self.inclusive) if self.spike_pre else None

@@ -37,7 +37,9 @@ wrappers the TALON snnTorch fork offers as ``snntorch.export_talonir`` /
 
 from __future__ import annotations
 
+import inspect
 import os
+import warnings
 
 import numpy as np
 import snntorch as snn
@@ -67,7 +69,62 @@ def _tau(decay: np.ndarray) -> np.ndarray:
         return np.where(d == 1.0, NO_LEAK_TAU, 1.0 / (1.0 - d))
 
 
+# x > 0 on either side of 0, the signed zeros and a denormal: the forward every snnTorch surrogate has.
+_PROBE = (-1.0, -1e-30, -0.0, 0.0, 1e-45, 1e-30, 1.0, 1e3)
+_HEAVISIDE = (0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0)
+
+
+def _check_spike_function(mod: nn.Module, path: str) -> None:
+    """snnTorch spikes with ``spike_grad(mem - threshold)`` in the forward pass too: it must be the
+    step ``H(x) = [x > 0]`` of talon's neurons (every ``snntorch.surrogate`` function is), or the
+    exported neuron would compute something else."""
+    probe = torch.tensor(_PROBE, dtype=torch.float32, device=torch.as_tensor(mod.threshold).device)
+    try:
+        with torch.no_grad():
+            got = mod.spike_grad(probe)
+        values = tuple(torch.as_tensor(got).detach().cpu().to(torch.float64).reshape(-1).tolist())
+    except Exception as exc:  # a custom function may fail on the probe
+        raise ConversionError(f"module {path!r}: its spike_grad could not be evaluated ({exc})") from None
+    if values != _HEAVISIDE:
+        raise ConversionError(
+            f"module {path!r}: its spike_grad's forward pass is not the step H(x) = [x > 0] (it gives "
+            f"{[round(v, 6) for v in values]} on {list(_PROBE)}), and snnTorch spikes with it; TALON IR "
+            "neurons emit H(v - threshold). Use an snntorch.surrogate function, or pass custom_map="
+            f"{{{type(mod).__name__}: fn}}"
+        )
+
+
+def surrogate_description(spike_grad) -> str:
+    """``'fast_sigmoid(slope=25)'`` for an ``snntorch.surrogate`` closure, else the callable's name."""
+    name = getattr(spike_grad, "__qualname__", type(spike_grad).__qualname__)
+    if name.endswith(".<locals>.inner"):
+        try:
+            free = inspect.getclosurevars(spike_grad).nonlocals
+        except (TypeError, ValueError):
+            free = {}
+        args = ", ".join(f"{k}={v!r}" for k, v in free.items() if isinstance(v, (int, float)))
+        return f"{name.removesuffix('.<locals>.inner')}({args})"
+    return name
+
+
+def _record_surrogate(node: ir.Node, mod: nn.Module, path: str) -> ir.Node:
+    """The executor's neurons train with snnTorch's default surrogate, ``atan(alpha=2.0)``; any other
+    ``spike_grad`` is recorded in the node's metadata (``snntorch_spike_grad``) and warned about."""
+    described = surrogate_description(mod.spike_grad)
+    if described != "atan(alpha=2.0)":
+        node.metadata["snntorch_spike_grad"] = described
+        warnings.warn(
+            f"module {path!r}: its surrogate gradient spike_grad={described} is not kept: the forward is "
+            "exact, but talon's executor trains with atan(alpha=2.0) (docs/bridge.md §5); recorded in the "
+            "node's metadata['snntorch_spike_grad']",
+            UserWarning,
+            stacklevel=2,
+        )
+    return node
+
+
 def _check_supported(mod: nn.Module, path: str) -> None:
+    _check_spike_function(mod, path)
     g = torch.as_tensor(mod.graded_spikes_factor)
     if g.numel() != 1 or float(g) != 1.0:
         raise ConversionError(f"module {path!r}: graded_spikes_factor != 1 has no TALON IR equivalent")
@@ -156,19 +213,19 @@ def _recurrent_graph(mod: nn.Module, ctx: ConvertContext, synaptic: bool) -> ir.
             per_channel = bias.astype(np.float64)
             neuron.v_leak = per_channel * neuron.tau if per_channel.shape == neuron.tau.shape else (
                 per_channel.reshape(-1, *([1] * (len(ctx.input_shape) - 1))) * neuron.tau)  # fmt: skip
-    nodes.update(neuron=neuron, w_rec=weight, output=ir.Output(shape))
+    nodes.update(neuron=_record_surrogate(neuron, mod, ctx.path), w_rec=weight, output=ir.Output(shape))
     edges += [("neuron", "w_rec"), ("w_rec", "neuron"), ("neuron", "output")]
     return ir.Graph(nodes, edges, metadata={"source": f"snntorch.{type(mod).__name__}"})
 
 
 @register_converter(snn.Leaky)
 def _leaky(mod, ctx):
-    return _leaky_node(mod, ctx, zero_before_decay=True)
+    return _record_surrogate(_leaky_node(mod, ctx, zero_before_decay=True), mod, ctx.path)
 
 
 @register_converter(snn.Synaptic)
 def _synaptic(mod, ctx):
-    return _synaptic_node(mod, ctx)
+    return _record_surrogate(_synaptic_node(mod, ctx), mod, ctx.path)
 
 
 @register_converter(snn.RLeaky)

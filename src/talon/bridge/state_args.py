@@ -69,5 +69,19 @@ def check_state_arguments(module: nn.Module, path: str, states: list[tuple[str, 
 def stateful_call_refused(path: str) -> ConversionError:
     return ConversionError(
         f"module {path!r} is called more than once in forward: its state is shared between the calls, and "
-        "TALON IR neurons have one state per node (two nodes would update two states); use one module per call"
+        "TALON IR neurons have one state per node (two nodes would update two states); use one module per call. "
+        "If forward loops over timesteps (snnTorch's training loop), export the one-step model instead: the "
+        "graph is one timestep, and the engines run the time loop (run_sequence)"
     )
+
+
+def no_output_error(state_outputs: list[str]) -> ConversionError:
+    """``forward`` returned nothing the graph can output; a returned membrane is named as state."""
+    if state_outputs:
+        names = ", ".join(repr(n) for n in state_outputs)
+        return ConversionError(
+            f"the model returns only neuron state (the membrane of {names}), which a TALON IR graph cannot "
+            "output: return the spikes or the current the neuron receives (a leaky integrator whose output is "
+            "its membrane is an LI node, e.g. Norse's LIBoxCell)"
+        )
+    return ConversionError("the model returns no tensor computed from its input")

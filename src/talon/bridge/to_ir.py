@@ -38,7 +38,7 @@ from talon import ir
 from talon.ir.coefficients import keep_dtype
 from talon.ir.errors import ConversionError, UnsupportedModuleError
 
-from .convert import ConvertContext, find_converter, flatten_node, is_stateful_node
+from .convert import ConvertContext, find_converter, flatten_node, is_stateful_node, overriding_subclass
 from .execution_trace import ExecutionTraceExport
 from .executor import GraphExecutor
 from .fx_trace import CustomMap, Traced, is_tuple_meta, recorded_shape, trace_with_shapes
@@ -47,7 +47,7 @@ from .inplace import arg_nodes, follow_mutations, last_uses
 from .modules import NeuronModule, ThresholdModule, numpy_values
 from .probe_state import Snapshot, unchanged
 from .recording import RecordedNode, record_graph, sequential_graph
-from .state_args import check_state_arguments, parameter_names, stateful_call_refused
+from .state_args import check_state_arguments, no_output_error, parameter_names, stateful_call_refused
 from .transforms import fold_batchnorm
 
 
@@ -88,6 +88,7 @@ class TALONExporter:
                 )
         if custom_map is not None and not isinstance(custom_map, Mapping):
             raise TypeError("custom_map must be a dict {ModuleType: fn(module) -> ir.Node}")
+        model = _unwrapped(model)
         if isinstance(model, GraphExecutor):
             self._route = "executor"
             return executor_to_graph(model)
@@ -187,6 +188,21 @@ class TALONExporter:
 T1CExporter = TALONExporter
 
 _VALID_HINTS: set[tuple] = set()
+
+
+def _unwrapped(model: nn.Module) -> nn.Module:
+    """The model a wrapper runs: ``torch.compile``'s ``OptimizedModule`` (``_orig_mod``),
+    ``DataParallel`` and ``DistributedDataParallel`` (``module``) compute what it computes, so the
+    graph is the wrapped model's, with its names (not ``_orig_mod.0`` / ``module.0``)."""
+    while True:
+        if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+            model = model.module
+        elif type(model).__module__.startswith("torch._dynamo") and isinstance(
+            getattr(model, "_orig_mod", None), nn.Module
+        ):
+            model = model._orig_mod
+        else:
+            return model
 
 
 def _check_hints(spike_mode: Any, weight_bits: Any, accumulator_bits: Any) -> None:
@@ -374,10 +390,11 @@ class _FxExport:
         else:
             converter = find_converter(module, self.custom_map)
             if converter is None:
+                reason = overriding_subclass(module)
                 raise UnsupportedModuleError(
                     f"module {path!r} of type {type(module).__module__}.{type(module).__qualname__} has no TALON IR "
-                    f"conversion; pass custom_map={{{type(module).__name__}: fn}} to to_ir, where fn(module) "
-                    "returns an ir.Node"
+                    f"conversion{f' ({reason})' if reason else ''}; pass custom_map={{{type(module).__name__}: fn}} "
+                    "to to_ir, where fn(module) returns an ir.Node"
                 )
             ir_node = converter(module, ctx)
             if not isinstance(ir_node, ir.Node):
@@ -440,9 +457,8 @@ class _FxExport:
         if (node.op == "call_method" and target in _IDENTITY_METHODS) or (node.op == "call_method" and target == "to"):
             return self.values[args[0]]
         if target in _ADD or (node.op == "call_method" and target in ("add", "add_", "__add__")):
-            if not all(isinstance(a, _NODES) and self.values[a].kind == "data" for a in args[:2]):
-                raise ConversionError(f"{where}: adding a constant has no TALON IR equivalent (only tensor + tensor)")
-            return _Val("data", self.b.add(node.name, ir.Skip("residual"), [self._data(a, where) for a in args[:2]]))
+            operands = self._sum_operands(node, where)
+            return _Val("data", self.b.add(node.name, ir.Skip("residual"), [self._data(a, where) for a in operands]))
         if target in _MUL or (node.op == "call_method" and target in ("mul", "mul_", "__mul__")):
             tensors = [a for a in args if isinstance(a, _NODES) and self.values[a].kind == "data"]
             scalars = [a for a in args if isinstance(a, (int, float)) and not isinstance(a, bool)]
@@ -452,7 +468,7 @@ class _FxExport:
             scale = ir.Scale(np.full(shape, scalars[0], dtype=np.float32))
             return _Val("data", self.b.add(node.name, scale, [self._data(tensors[0], where)]))
         if target in _CAT:
-            tensors = args[0]
+            tensors = kwargs["tensors"] if "tensors" in kwargs else args[0]
             dim = kwargs.get("dim", args[1] if len(args) > 1 else 0)
             concat = ir.Concat(num_inputs=len(tensors), dim=dim)
             return _Val("data", self.b.add(node.name, concat, [self._data(t, where) for t in tensors]))
@@ -466,6 +482,7 @@ class _FxExport:
             return self._reshape(node, where)
         if target in _ACTIVATIONS or (node.op == "call_method" and target in _METHOD_ACTIVATIONS):
             factory = _ACTIVATIONS.get(target) if node.op == "call_function" else _METHOD_ACTIVATIONS[target]
+            self._check_functional_arguments(node, where)
             literal_args = [None if isinstance(a, _NODES) else a for a in args]
             ir_node = factory(*literal_args, **kwargs)
             return _Val("data", self.b.add(node.name, ir_node, [self._data(args[0], where)]))
@@ -473,6 +490,41 @@ class _FxExport:
             f"{where} in {type(self.gm.root).__name__}.forward has no TALON IR equivalent; wrap it in a module and "
             "pass custom_map={ModuleType: fn} to to_ir"
         )
+
+    def _check_functional_arguments(self, node: fx.Node, where: str) -> None:
+        """Arguments a functional call's IR node cannot state are refused, not dropped: a ``dtype``
+        (``F.softmax(x, 1, dtype=torch.float64)`` computes in another precision), and an
+        ``F.dropout`` that drops while the model is in eval mode (``training`` defaults to True:
+        the model is random at inference; ``training=self.training`` is the exportable form)."""
+        if node.kwargs.get("dtype") is not None:
+            raise ConversionError(f"{where}: dtype={node.kwargs['dtype']} has no TALON IR equivalent; remove it")
+        if node.target is nn.functional.dropout:
+            args, kwargs = node.args, node.kwargs
+            p = kwargs.get("p", args[1] if len(args) > 1 else 0.5)
+            training = kwargs.get("training", args[2] if len(args) > 2 else True)
+            if training is True and p != 0 and not self.gm.root.training:
+                raise ConversionError(
+                    f"{where}: F.dropout with training=True (its default) drops at inference too, so the model in "
+                    "eval mode is random and no graph states it; call F.dropout(x, p, training=self.training) "
+                    "or use nn.Dropout"
+                )
+
+    def _sum_operands(self, node: fx.Node, where: str) -> list:
+        """The two tensors of ``x + y`` / ``torch.add(x, other=y)`` / ``x.add(y)``; a scaled sum
+        (``alpha`` ≠ 1), other arguments or a constant operand are refused, never dropped."""
+        kwargs = dict(node.kwargs)
+        alpha = kwargs.pop("alpha", 1)
+        operands = [*node.args, *(kwargs.pop(k) for k in ("input", "other") if k in kwargs)]
+        if kwargs:
+            raise ConversionError(f"{where}: argument(s) {sorted(kwargs)} have no TALON IR equivalent")
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha != 1:
+            raise ConversionError(
+                f"{where}: a sum scaled by alpha={alpha!r} has no TALON IR equivalent; write it as x + {alpha!r} * y "
+                "(a Scale and a Skip)"
+            )
+        if len(operands) != 2 or not all(isinstance(a, _NODES) and self.values[a].kind == "data" for a in operands):
+            raise ConversionError(f"{where}: adding a constant has no TALON IR equivalent (only tensor + tensor)")
+        return operands
 
     def _split(self, node: fx.Node, where: str) -> _Val:
         args, kwargs = node.args, node.kwargs
@@ -546,7 +598,7 @@ class _FxExport:
             self.b.add("output" if outputs == 0 else f"output_{outputs}", ir.Output(np.array(shape)), [val.ir_name])
             outputs += 1
         if outputs == 0:
-            raise ConversionError("the model returns no tensor computed from its input")
+            raise no_output_error(self.state_outputs)
 
 
 # ---- GraphExecutor → graph ---------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from talon import ir
@@ -14,8 +16,8 @@ def fold_batchnorm(graph: ir.Graph) -> ir.Graph:
         s = gamma / sqrt(running_var + eps)
         W' = W * s (per output channel)      b' = (b - running_mean) * s + beta
 
-    computed in float64 and cast back to the layer's dtype (so outputs change by rounding: the
-    names of the folded nodes are recorded in ``metadata['folded_batchnorm']``).
+    computed in float64 and cast back to the layer's dtype (so outputs change by rounding: a
+    ``UserWarning`` names the folded nodes, recorded in ``metadata['folded_batchnorm']``).
     """
     nodes = dict(graph.nodes)
     edges = list(graph.edges)
@@ -51,6 +53,12 @@ def fold_batchnorm(graph: ir.Graph) -> ir.Graph:
         folded.append(name)
     if not folded:
         return graph
+    warnings.warn(
+        f"fold_batchnorm: BatchNorm {', '.join(repr(n) for n in folded)} folded into the preceding layer's "
+        "weights; outputs change by float rounding (recorded in metadata['folded_batchnorm'])",
+        UserWarning,
+        stacklevel=3,
+    )
     metadata = dict(graph.metadata)
     metadata["folded_batchnorm"] = folded
     return ir.Graph(nodes, edges, metadata)

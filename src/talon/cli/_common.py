@@ -78,6 +78,19 @@ def _fail(message: str) -> None:
     raise SystemExit(EXIT_BAD_INPUT)
 
 
+def _refuse_overwriting_inputs(output: Path | None, *inputs: Any, option: str = "-o") -> None:
+    """Exit 2 when ``output`` names one of the command's input files: writing an HTML page, a JSON
+    descriptor or a result table there would destroy the input (checked before any work)."""
+    if output is None:
+        return
+    target = Path(output).resolve()
+    for item in inputs:
+        if item is None or not isinstance(item, (str, Path)) or not Path(item).exists():
+            continue
+        if Path(item).resolve() == target:
+            _fail(f"{option} {output} is an input of this command; writing there would destroy it: give another path")
+
+
 def _reports_errors(func):
     """Turn bad input (missing or damaged files, unknown nodes, invalid values) into exit code 2
     with one line on stderr instead of a traceback."""

@@ -143,5 +143,7 @@ def energy(file: Path, n_steps: int, precision: str, preset: str, as_json: bool)
             **({"float32_nodes": simulation.float_nodes} if simulation.float_nodes else {}),
         }  # fmt: skip
         _emit_json({"file": str(file), **fields})
-        return
-    click.echo(_printable(prof.summary(), keep_newlines=True))
+    else:
+        click.echo(_printable(prof.summary(), keep_newlines=True))
+    if not prof.simulation.outputs_valid:  # energy of a run whose outputs are NaN/inf is not a result
+        raise SystemExit(EXIT_FINDINGS)

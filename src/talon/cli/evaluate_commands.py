@@ -13,6 +13,7 @@ from talon.cli._common import (
     _file_argument,
     _json_option,
     _read,
+    _refuse_overwriting_inputs,
     _reports_errors,
     _table,
     main,
@@ -76,6 +77,7 @@ def evaluate(file: Path, data, labels, n_steps, encoder, seed, workers, serial, 
     from talon import evaluate as ev
     from talon.evaluate.result import pct
 
+    _refuse_overwriting_inputs(output, file, data, labels)
     source, encoder, executor = _run_options(data, labels, encoder, seed, workers, serial, scheduler)
     result = ev.evaluate(
         _read(file), source, precisions=list(precisions), reference=reference, n_steps=n_steps, encoder=encoder,
@@ -121,6 +123,8 @@ def sweep(file: Path, data, labels, n_steps, encoder, seed, workers, serial, sch
     """Evaluate FILE at every precision x weight width x energy preset; mark the Pareto front."""
     from talon import evaluate as ev
 
+    _refuse_overwriting_inputs(output, file, data, labels)
+    _refuse_overwriting_inputs(plot, file, data, labels, option="--plot")
     source, encoder, executor = _run_options(data, labels, encoder, seed, workers, serial, scheduler)
     grid = {"precision": list(precisions), "energy_preset": list(presets)}
     if weight_bits:

@@ -140,6 +140,13 @@ def compile_fpga(file: Path, output_dir: Path, precision: str, part: str | None,
                  clock_period: float, reuse_factor: int, strategy: str, inputs_path: Path | None,
                  as_json: bool) -> None:  # fmt: skip
     """Write FILE's HLS project (firmware, parameters, testbench, build_prj.tcl) to a directory."""
+    _write_hls_project(file, output_dir, precision, part, project_name, clock_period, reuse_factor, strategy,
+                       inputs_path, as_json, {})  # fmt: skip
+
+
+def _write_hls_project(file, output_dir, precision, part, project_name, clock_period, reuse_factor, strategy,
+                       inputs_path, as_json, head: dict[str, Any]) -> None:  # fmt: skip
+    """``compile-fpga`` and ``compile --target fpga``: ``head`` leads the JSON document (the target)."""
     from talon.backend import get_backend
 
     graph = _read(file)
@@ -150,9 +157,11 @@ def compile_fpga(file: Path, output_dir: Path, precision: str, part: str | None,
             clock_period=clock_period, default_precision=precision, default_reuse_factor=reuse_factor,
             strategy=strategy,
         )  # fmt: skip
-    est = desc["estimate"]
+    est, hls = desc["estimate"], desc["hls"]
     if as_json:
-        _emit_json({"file": str(file), "output_dir": str(output_dir), "hls": desc["hls"], "estimate": est})
+        _emit_json({**head, "file": str(file), "output_dir": str(output_dir), "precision": precision,
+                    "strategy": hls["strategy"], "reuse_factor": hls["reuse_factor"], "hls": hls,
+                    "estimate": est})  # fmt: skip
         return
     table = _table(
         f"HLS project {output_dir} ({precision})", "node", "kind", "BRAM_18K", "DSP", "cycles",
@@ -164,8 +173,7 @@ def compile_fpga(file: Path, output_dir: Path, precision: str, part: str | None,
     table.add_row("total", "", str(total["bram_18k"]), str(total["dsp"]), str(total["cycles_per_step"]))
     _console().print(table)
     click.echo(
-        f"part {desc['hls']['part']}, clock {clock_period:g} ns, {strategy.lower()} strategy, "
-        f"reuse factor {reuse_factor}"
+        f"part {hls['part']}, clock {clock_period:g} ns, {hls['strategy']} strategy, reuse factor {hls['reuse_factor']}"
     )
     click.echo(f"estimated latency: {total['latency_us_per_step']:.3f} us per timestep (analytic model, docs/fpga.md)")
 
@@ -173,43 +181,67 @@ def compile_fpga(file: Path, output_dir: Path, precision: str, part: str | None,
 # ---- `talon compile --target fpga` ----------------------------------------------------------------
 # `talon compile` belongs to talon/cli/mapping_commands.py (cpu by default); this extends that same
 # command with the FPGA target instead of registering a second one: `--target fpga -o DIR` writes the
-# HLS project (as compile-fpga does), `--part` names the FPGA part; every other target goes to the
-# original command unchanged.
+# HLS project exactly as compile-fpga does. compile-fpga's own options (--part, --project, --clock,
+# --reuse, --strategy, --inputs) are copied onto `compile` from compile-fpga's definition, so the two
+# commands cannot drift apart; they default to None there, so that giving one with another target is
+# refused, and take compile-fpga's defaults with --target fpga (--precision too: int16 unless given).
+
+_FPGA_ONLY_OPTIONS = ("part", "project_name", "clock_period", "reuse_factor", "strategy", "inputs_path")
+
+
+def _fpga_only_option(source: click.Option) -> click.Option:
+    default = "" if source.default is None else f" Default: {source.default}."
+    return click.Option([*source.opts, source.name], type=source.type, default=None,
+                        help=f"[--target fpga] {source.help}{default}")  # fmt: skip
 
 
 def _extend_compile() -> None:
     import functools
+
+    from click.core import ParameterSource
 
     from talon.cli import mapping_commands  # noqa: F401  (registers `compile` first)
 
     cmd = main.commands.get("compile")
     if cmd is None or getattr(cmd, "_fpga_target", False):
         return
-    cmd.params.append(click.Option(["--part"], default=None, help="FPGA part for --target fpga."))
+    fpga_params = {p.name: p for p in compile_fpga.params}
+    cmd.params.extend(_fpga_only_option(fpga_params[name]) for name in _FPGA_ONLY_OPTIONS)
     for param in cmd.params:
         if param.name == "target":
             param.help = "Backend to compile for: cpu (descriptor JSON) or fpga (HLS project directory)."
+        if param.name == "output":  # the HLS project is a directory (replaced if it exists)
+            param.type = click.Path(path_type=Path)
+            param.help = "Write the descriptor JSON here (--target fpga: the HLS project directory, replaced)."
     original = cmd.callback
 
     @functools.wraps(original)
     @_reports_errors
-    def callback(*, file, target, precision, output, as_json, part, **rest):
+    def callback(*, file, target, precision, output, as_json, **rest):
+        fpga_options = {name: rest.pop(name) for name in _FPGA_ONLY_OPTIONS}
         if target != "fpga":
-            if part is not None:
-                _fail("--part applies to --target fpga only")
+            given = [fpga_params[name].opts[0] for name, value in fpga_options.items() if value is not None]
+            if given and target == "cpu":
+                _fail(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to --target fpga only")
+            if target != "cpu":
+                _fail(f"--target {target!r} is not a backend talon compiles for (available: cpu, fpga)")
+            if output is not None and output.is_dir():
+                _fail(f"-o {str(output)!r} is a directory; --target cpu writes the descriptor JSON to a file")
             return original(file=file, target=target, precision=precision, output=output, as_json=as_json,
                             **rest)  # fmt: skip
         if rest.get("hw") is not None:
             _fail("--hw maps onto a many-core chip; it does not apply to --target fpga")
         if output is None:
             _fail("--target fpga needs -o DIR, the directory of the HLS project")
+        ctx = click.get_current_context()
+        if ctx.get_parameter_source("precision") == ParameterSource.DEFAULT:
+            precision = fpga_params["precision"].default
         if precision not in ("int16", "int8", "int4"):
             _fail(f"--target fpga compiles integer datapaths: --precision int16, int8 or int4, not {precision}")
-        ctx = click.get_current_context()
-        ctx.invoke(
-            compile_fpga, file=file, output_dir=output, precision=precision, part=part, project_name="snn_demo",
-            clock_period=5.0, reuse_factor=1, strategy="latency", inputs_path=None, as_json=as_json,
-        )  # fmt: skip
+        settings = {name: fpga_params[name].default if value is None else value
+                    for name, value in fpga_options.items()}  # fmt: skip
+        _write_hls_project(file=file, output_dir=output, precision=precision, as_json=as_json,
+                           head={"target": "fpga"}, **settings)  # fmt: skip
 
     cmd.callback = callback
     cmd._fpga_target = True

@@ -17,6 +17,7 @@ from talon.cli._common import (
     _file_argument,
     _json_option,
     _read,
+    _refuse_overwriting_inputs,
     _reports_errors,
     _table,
     _text,
@@ -167,6 +168,7 @@ def compile_command(
     if target != "cpu":
         available = ", ".join(b for b in list_backends() if b == "cpu")
         _fail(f"--target {target!r} cannot be compiled by this command yet (available: {available})")
+    _refuse_overwriting_inputs(output, file, hw)
     descriptor = get_backend("cpu").compile(_read(file), precision=precision, hw_spec=hw)
     if output is not None:
         descriptor.to_json(output)

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import click
 
-from talon.cli._common import _emit_json, _file_argument, _json_option, _read, _reports_errors, main
+from talon.cli._common import (
+    _emit_json,
+    _file_argument,
+    _json_option,
+    _read,
+    _refuse_overwriting_inputs,
+    _reports_errors,
+    main,
+)
 
 
 @main.command()
@@ -75,6 +83,7 @@ def export_html(file: Path, output: Path, title: str | None, direction: str, as_
     """Write FILE's interactive graph as one self-contained HTML file (works offline, from file://)."""
     from talon import viz
 
+    _refuse_overwriting_inputs(output, file)
     graph = _read(file)
     title = title or graph.metadata.get("name") or file.stem
     path = viz.export_html(graph, output, title, rankdir=direction)

@@ -100,6 +100,9 @@ def encode_batch(encoder, samples, start: int, n_steps: int, shape: tuple[int, .
                 f"the encoder returned {list(x.shape)} for sample {start + k}; expected {[n_steps, *shape]}"
             )
         out[:, k] = x
-    if not np.all(np.isfinite(out)):
-        raise EvaluationError(f"the encoded samples {start}..{start + len(samples) - 1} contain NaN or infinity")
+    finite = np.isfinite(out).reshape(n_steps, len(samples), -1).all(axis=(0, 2)) if out.size else np.ones(0, bool)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        more = f" (and {len(bad) - 1} more of samples {start}..{start + len(samples) - 1})" if len(bad) > 1 else ""
+        raise EvaluationError(f"the encoded sample {start + int(bad[0])} contains NaN or infinity{more}")
     return out

@@ -34,7 +34,7 @@ from .errors import EvaluationError
 from .references import ModuleReference, TorchExecutorReference
 from .result import EvaluationResult, PrecisionResult
 from .runner import Checkpoint, ShardFailure, run_jobs
-from .shard import DECODERS, EvalModel, ShardJob
+from .shard import DECODERS, EvalModel, ShardJob, data_digest
 from .stats import merge_all
 
 
@@ -86,10 +86,12 @@ def _reference(reference, graph: ir.Graph, configs: dict[str, CompileConfig]):
     )
 
 
-def _run_key(graph, n_samples, n_steps, configs, shard_size, encoder, decode, reference) -> str:
+def _run_key(graph, n_samples, n_steps, configs, shard_size, encoder, decode, reference, calibration_samples) -> str:
+    """What a checkpoint must match (the data itself is checked shard by shard: :func:`_check_resumed`)."""
     document = {
         "graph": fingerprint_graph(graph),
         "samples": n_samples,
+        "calibration_samples": calibration_samples if any(c.is_fixed_point for c in configs.values()) else None,
         "n_steps": n_steps,
         "precisions": {k: c.to_dict() for k, c in configs.items()},
         "shard_size": shard_size,
@@ -188,7 +190,7 @@ def evaluate(
         calibration, _ = calibrate(program, {input_name: x})
         calibrations = {name: calibration for name, c in configs.items() if c.is_fixed_point}
 
-    key = _run_key(graph, n, n_steps, configs, shard_size, encoder, decode, reference)
+    key = _run_key(graph, n, n_steps, configs, shard_size, encoder, decode, reference, calibration_samples)
     out_shape = graph.nodes[output].shape
     eval_model = EvalModel(
         token=key,
@@ -207,6 +209,7 @@ def evaluate(
     )
     store = Checkpoint(checkpoint, key) if checkpoint is not None else None
     done = store.load() if store else {}
+    _check_resumed(done, source, store)
     jobs = [
         ShardJob(eval_model, source.part(a, min(a + shard_size, n)), a, min(a + shard_size, n))
         for a in range(0, n, shard_size)
@@ -241,6 +244,20 @@ def evaluate(
         precisions=results,
         failures=failures,
     )
+
+
+def _check_resumed(done: dict, source, store) -> None:
+    """Refuse checkpointed shards computed on other samples or labels than ``source`` holds now
+    (each is read again, not simulated, and compared by :func:`~talon.evaluate.shard.data_digest`)."""
+    for start in sorted(done):
+        stats = done[start]
+        samples, labels = source.load(stats.start, stats.stop)
+        if stats.data_digest is None or stats.data_digest != data_digest(samples, labels):
+            raise EvaluationError(
+                f"{store.directory} holds the checkpoint of a different evaluation: its samples "
+                f"{stats.start}..{stats.stop - 1} were computed on other data (samples or labels changed); "
+                "pass another checkpoint directory or delete this one"
+            )
 
 
 def _describe_executor(executor, workers) -> str:
@@ -319,7 +336,10 @@ def _precision_result(name, config, totals, program, n_steps, energy, calibratio
 
 
 def save_result(result: EvaluationResult, path: str | os.PathLike) -> Path:
-    """Write ``result.to_dict()`` as JSON."""
+    """Write ``result.to_dict()`` as JSON (atomically: a failed write leaves the old file)."""
+    from talon.ir.atomic import atomic_output
+
     path = Path(path)
-    path.write_text(json.dumps(result.to_dict(), indent=2))
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(result.to_dict(), indent=2))
     return path

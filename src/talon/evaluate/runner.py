@@ -15,8 +15,9 @@ retried: it would fail the same way again.
 
 **Checkpoint** (``checkpoint=DIR``): every finished shard is written to ``DIR/shard-<start>.npz``
 (atomically) beside ``DIR/run.json``, which holds a key of the model, data size, steps, precisions
-and shard size. A run started again with the same directory and key skips the shards on disk; a
-different key is refused rather than mixed.
+and shard size; each shard file also holds a digest of its samples and labels. A run started again
+with the same directory and key skips the shards on disk once their data is checked unchanged; a
+different key or changed data is refused rather than mixed.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import contextlib
 import json
 import multiprocessing
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -96,15 +96,10 @@ class Checkpoint:
         return done
 
     def save(self, stats: ShardStats) -> None:
-        target = self.directory / f"shard-{stats.start:012d}.npz"
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".shard-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **stats.to_arrays())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        from talon.ir.atomic import atomic_output
+
+        with atomic_output(self.directory / f"shard-{stats.start:012d}.npz") as tmp, open(tmp, "wb") as f:
+            np.savez(f, **stats.to_arrays())
 
 
 def _as_executor(executor) -> cf.Executor | None:

@@ -8,6 +8,7 @@ worker process compiles the model once per precision and keeps it for the next s
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,6 +93,18 @@ def _check_labels(labels: np.ndarray | None, model: EvalModel, start: int) -> No
         )
 
 
+def data_digest(samples, labels) -> str:
+    """SHA-256 of a shard's samples (dtype, shape and bytes of each) and labels: what a checkpointed
+    shard was computed on, so a resumed run can tell that the data set changed."""
+    h = hashlib.sha256()
+    for sample in [*samples, *([] if labels is None else [labels])]:
+        a = np.ascontiguousarray(np.asarray(sample))
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    h.update(b"labels" if labels is not None else b"no labels")
+    return h.hexdigest()
+
+
 def run_shard(job: ShardJob) -> ShardStats:
     model = job.model
     program, engines = engines_for(model)
@@ -147,4 +160,4 @@ def run_shard(job: ShardJob) -> ShardStats:
                 stats.spikes_equal += int(np.count_nonzero(ours == theirs))
                 stats.spikes_total += int(ours.size)
         result[name] = stats
-    return ShardStats(job.start, job.stop, result)
+    return ShardStats(job.start, job.stop, result, data_digest(samples, labels))

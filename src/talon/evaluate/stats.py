@@ -184,9 +184,12 @@ class ShardStats:
     start: int
     stop: int
     precisions: dict[str, PrecisionStats]
+    data_digest: str | None = None  # of the shard's samples and labels (checked when a checkpoint resumes)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         out = {"range": np.array([self.start, self.stop], np.int64), "precisions": np.array(list(self.precisions))}
+        if self.data_digest is not None:
+            out["data_digest"] = np.array(self.data_digest)
         for name, stats in self.precisions.items():
             out.update(stats.to_arrays(name))
         return out
@@ -195,7 +198,8 @@ class ShardStats:
     def from_arrays(cls, arrays) -> ShardStats:
         start, stop = (int(v) for v in arrays["range"])
         names = [str(p) for p in arrays["precisions"]]
-        return cls(start, stop, {name: PrecisionStats.from_arrays(arrays, name) for name in names})
+        digest = str(arrays["data_digest"]) if "data_digest" in arrays else None
+        return cls(start, stop, {name: PrecisionStats.from_arrays(arrays, name) for name in names}, digest)
 
 
 def merge_all(shards: list[ShardStats], precisions: list[str]) -> dict[str, PrecisionStats]:

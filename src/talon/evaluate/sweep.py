@@ -62,16 +62,21 @@ class SweepResult:
     evaluation: EvaluationResult
 
     def to_csv(self, path: str | os.PathLike) -> Path:
+        from talon.ir.atomic import atomic_output
+
         path = Path(path)
-        with path.open("w", newline="") as f:
+        with atomic_output(path) as tmp, tmp.open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(self.rows[0]))
             writer.writeheader()
             writer.writerows(self.rows)
         return path
 
     def to_json(self, path: str | os.PathLike) -> Path:
+        from talon.ir.atomic import atomic_output
+
         path = Path(path)
-        path.write_text(json.dumps({"rows": self.rows, "pareto": self.pareto}, indent=2))
+        with atomic_output(path) as tmp:
+            tmp.write_text(json.dumps({"rows": self.rows, "pareto": self.pareto}, indent=2))
         return path
 
     def plot(self, path: str | os.PathLike, title: str = "accuracy vs energy") -> Path:

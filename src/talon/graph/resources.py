@@ -12,6 +12,11 @@
   TALON documentation counts.
 * a **Delay** keeps the history of its input: ``sum(delay)`` values (each element's ring of
   ``delay[i]`` steps) at the state width, as state bytes; it has no neurons or synapses.
+* the **ghost blocks and SDDetect** are convolution layers: their kernels (4-d arrays) are synapses
+  and, with their biases, weight bytes; their fan-in is the widest kernel's ``C_in/groups * kH * kW``.
+  They cannot be split.
+* any **other node with parameters** (Scale, BatchNorm, LayerNorm, PReLU, ...) stores them per element
+  on the core, at the state width (as the neurons' coefficients): state bytes, no neurons or synapses.
 * a **subgraph** (an ``ir.Graph`` used as a node: a recurrent layer) costs what its nodes cost
   together (:func:`add`), its recurrent weight included; ``partition`` maps its nodes one by one
   (:mod:`.inline`).
@@ -27,6 +32,7 @@ import numpy as np
 from .. import ir
 
 WEIGHT_LAYERS = (ir.Affine, ir.Linear, ir.Conv1d, ir.Conv2d, ir.SDConv, ir.SepConv2d)
+CONV_BLOCKS = (ir.SGhostConv, ir.SGhostEncoderLite, ir.GhostBasicBlock1, ir.GhostBasicBlock2, ir.SDDetect)
 #: values stored per neuron: state + coefficients
 STATE_VALUES = {
     ir.LIF: 4,  # v, beta, g, theta
@@ -70,6 +76,14 @@ def weight_counts(node: ir.Node) -> tuple[int, int, int]:
         return int(node.weight.size), int(bias), int(node.weight.shape[1])
     if isinstance(node, (ir.Conv1d, ir.Conv2d)):
         return int(node.weight.size), int(node.bias.size), int(np.prod(node.weight.shape[1:]))
+    if isinstance(node, CONV_BLOCKS):
+        arrays = node.arrays().values()
+        kernels = [a for a in arrays if a.ndim == 4]
+        return (
+            sum(int(a.size) for a in kernels),
+            sum(int(a.size) for a in arrays if a.ndim != 4),
+            max((int(np.prod(a.shape[1:])) for a in kernels), default=0),
+        )
     return 0, 0, 0
 
 
@@ -90,7 +104,8 @@ def node_cost(node: ir.Node, weight_bits: int, state_bits: int) -> Cost:
     if values:
         n = _prod(node.input_shape)
         return Cost(neurons=n, state_bytes=math.ceil(n * values * state_bits / 8))
-    return Cost()
+    parameters = sum(int(a.size) for a in node.arrays().values())
+    return Cost(state_bytes=math.ceil(parameters * state_bits / 8))
 
 
 def add(a: Cost, b: Cost) -> Cost:

@@ -83,6 +83,17 @@ def as_events(events, *, copy: bool = False) -> np.ndarray:
     return out
 
 
+def check_pixels(events: np.ndarray) -> None:
+    """Refuse negative pixel addresses: an :data:`EVENT_DTYPE` array is taken as it is by
+    :func:`as_events`, and a negative ``x`` / ``y`` would index from the far edge of a frame or be
+    lost by an encoder instead of failing."""
+    for name in ("x", "y"):
+        col = events[name]
+        if col.size and col.min() < 0:
+            k = int(np.argmax(col < 0))
+            raise EventFormatError(f"event {k} has {name}={int(col[k])}: pixel addresses must be non-negative")
+
+
 def _columns(events) -> dict[str, np.ndarray]:
     if isinstance(events, np.ndarray) and events.dtype.names:
         if events.ndim != 1:

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .events import EventFormatError, as_events
+from .events import EventFormatError, as_events, check_pixels
 
 
 def _sensor(sensor_size, events: np.ndarray) -> tuple[int, int, int]:
     """``(width, height, polarities)``; None: just large enough for the events, two polarities."""
+    check_pixels(events)
     if sensor_size is None:
         if events.size == 0:
             raise EventFormatError("sensor_size is required for an empty event array")

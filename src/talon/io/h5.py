@@ -34,6 +34,7 @@ import numpy as np
 from talon.ir.atomic import atomic_output
 
 from .events import EVENT_DTYPE, EventFormatError, as_events, first_unsorted, sort_events
+from .h5_attributes import root_attribute
 
 FORMAT_NAME = "talon-events"
 FORMAT_VERSION = 1
@@ -83,6 +84,7 @@ class H5EventWriter:
         except BaseException as exc:
             self._stack.__exit__(type(exc), exc, exc.__traceback__)  # removes the temporary file
             raise
+        self._size = None if size is None else (size[0], size[1])
         self._index: list[np.ndarray] = []
         self._index_len = 0
         self._count = 0
@@ -109,6 +111,7 @@ class H5EventWriter:
                 f"this batch starts at t={int(t[0])}, before the last event written (t={self._last_t}); "
                 "events must be time-sorted across writes"
             )
+        self._check_pixels(events)
         if self._t_offset is None:
             self._t_offset = int(t[0]) // 1000 * 1000
         rel = t - self._t_offset
@@ -125,6 +128,19 @@ class H5EventWriter:
             self._index_len = last_ms + 1
         self._count += n
         self._last_t = int(t[-1])
+
+    def _check_pixels(self, events: np.ndarray) -> None:
+        """Refuse what the reader would refuse (negative addresses) and events off the recorded sensor."""
+        width, height = self._size if self._size is not None else (32768, 32768)
+        for name, limit in (("x", width), ("y", height)):
+            bad = np.flatnonzero((events[name] < 0) | (events[name] >= limit))
+            if bad.size:
+                k = int(bad[0])
+                where = f"the {width}x{height} sensor" if self._size is not None else "[0, 32767]"
+                raise EventFormatError(
+                    f"{self.path}: event {self._count + k} has {name}={int(events[name][k])}, outside {where}; "
+                    "pixel addresses are non-negative and within sensor_size (width, height)"
+                )
 
     def close(self) -> None:
         """Finish the file (writes the time index) and move it into place."""
@@ -172,6 +188,7 @@ class H5EventReader:
         self.name = str(getattr(path, "name", path))
         if isinstance(path, (str, os.PathLike)) and not os.path.exists(path):
             raise FileNotFoundError(f"no such event file: {path}")
+        self._source = path
         try:
             self._file = h5py.File(path, "r")
         except OSError as exc:
@@ -185,13 +202,13 @@ class H5EventReader:
 
     def _check(self) -> None:
         f = self._file
-        fmt = f.attrs.get("talon_format")
+        fmt = root_attribute(f, self._source, "talon_format", self.name)
         if isinstance(fmt, bytes):
             fmt = fmt.decode("utf-8", "replace")
         if fmt is not None and fmt != FORMAT_NAME:
             raise EventFormatError(f"{self.name}: a {fmt!r} file, not an event file (talon_format={fmt!r})")
         if fmt == FORMAT_NAME:
-            version = f.attrs.get("format_version")
+            version = root_attribute(f, self._source, "format_version", self.name)
             if not isinstance(version, (int, np.integer)) or version < 1:
                 raise EventFormatError(f"{self.name}: format_version attribute missing or invalid ({version!r})")
             if version > FORMAT_VERSION:
@@ -216,7 +233,7 @@ class H5EventReader:
         self._index = index if isinstance(index, h5py.Dataset) and index.ndim == 1 else None
         offset = f.get("t_offset")
         self.t_offset = int(offset[()]) if isinstance(offset, h5py.Dataset) and offset.shape == () else 0
-        size = f.attrs.get("sensor_size")
+        size = root_attribute(f, self._source, "sensor_size", self.name)
         self.sensor_size = None if size is None else tuple(int(s) for s in np.asarray(size).reshape(-1)[:2])
 
     @contextlib.contextmanager

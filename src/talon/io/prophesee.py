@@ -48,7 +48,7 @@ from talon._compiled import WorkThreshold, compiled
 from talon.ir.atomic import atomic_output
 
 from . import evt_kernels
-from .events import EVENT_DTYPE, EventFormatError, as_events, concatenate_events, first_unsorted
+from .events import EVENT_DTYPE, EventFormatError, as_events, check_pixels, concatenate_events, first_unsorted
 
 # When the numba decoders are worth starting (talon._compiled.WorkThreshold); work: words of a call.
 # Measured (load 4-5, 2 cores, bench_event_io's camera-like stream): twin vs compiled per 1 M words,
@@ -579,6 +579,7 @@ def _encodable(events, t_limit: int | None, version: str, sensor_size) -> np.nda
         if events["t"][0] < 0 or (t_limit is not None and events["t"][-1] >= t_limit):
             limit = "" if t_limit is None else f", below {t_limit}"
             raise EventFormatError(f"EVT {version} timestamps must be non-negative{limit} µs; subtract an offset")
+        check_pixels(events)
         if events["x"].max() > _MAX_XY or events["y"].max() > _MAX_XY:
             raise EventFormatError(f"EVT {version} addresses are 11 bits: x and y must be at most {_MAX_XY}")
         size = _sensor_size(sensor_size)  # the header's geometry: the decoders refuse events off it

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .events import EventFormatError, as_events
+from .events import EventFormatError, as_events, check_pixels
 
 
 @dataclass
@@ -72,6 +72,7 @@ def events_to_stimulus(
     events = as_events(events)
     shape = tuple(int(s) for s in shape)
     height, width, by_polarity = _layout(shape, sensor_size)
+    check_pixels(events)
     if events.size and (events["x"].max() >= width or events["y"].max() >= height):
         raise EventFormatError(
             f"events reach x={int(events['x'].max())}, y={int(events['y'].max())}, outside the Input's "
@@ -82,7 +83,7 @@ def events_to_stimulus(
     step = (t - start) // bin_us
     if n_steps is None:
         if not t.size:
-            raise EventFormatError("no events: give n_steps for an empty recording")
+            raise EventFormatError("no events: give n_steps for an empty recording (CLI: --steps N)")
         n_steps = int(step.max()) + 1
     if isinstance(n_steps, bool) or int(n_steps) != n_steps or n_steps < 1:
         raise EventFormatError(f"n_steps must be a positive integer, got {n_steps!r}")

@@ -2,8 +2,10 @@
 
 JSON carries the structure; arrays are replaced by references into an array list, so they can be
 stored in HDF5 bit-exactly. Supported values: None, bool, int, float (including nan/inf), str,
-list, tuple, dict (any keys of these types), numpy arrays and numpy scalars. Enums are stored
-as their value. Encoding of anything else raises ``TypeError`` naming where it was found.
+list, tuple, dict (any keys of these types), numpy arrays and numpy scalars. An enum member that
+compares equal to its value (``StrEnum``, ``IntEnum``: talon's own field enums) is stored as that
+value; any other enum member is refused, since it would read back as a value that is no longer
+equal to it. Encoding of anything else raises ``TypeError`` naming where it was found.
 
 Tags (a JSON object whose single key starts with ``$``):
 ``{"$array": i}`` array *i*; ``{"$scalar": i}`` numpy scalar stored as 0-d array *i*;
@@ -32,7 +34,12 @@ def encode(value: Any, arrays: list[np.ndarray], where: str, depth: int = 0) -> 
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, Enum):
-        return encode(value.value, arrays, where, depth + 1)
+        if value == value.value:
+            return encode(value.value, arrays, where, depth + 1)
+        raise TypeError(
+            f"{where}: cannot store enum member {value!s}: it would read back as {value.value!r}, "
+            "which is not equal to it (store its .value or .name, or use a StrEnum/IntEnum)"
+        )
     if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
         raise TypeError(f"{where}: an int of {value.bit_length():,} bits is too long to store (store it as a str)")
     if isinstance(value, (int, float)):

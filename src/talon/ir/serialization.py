@@ -273,6 +273,8 @@ def _check_header(f: h5py.File, path: PathLike, check_version: bool) -> int:
         hint = ""
         if "node" in f and "version" in f:
             hint = "; it looks like a NIR file: read it with talon.interop.nir.read_nir"
+        elif (isinstance(fmt, str) and fmt == "talon-events") or ("events" in f and "ms_to_idx" in f):
+            hint = "; it is an event recording: read it with talon.io.read_events ('talon events info FILE')"
         raise T1CFormatError(f"{path}: not a .t1c file (HDF5 without the talon_format='t1c' attribute){hint}")
     version = f.attrs.get("format_version")
     if isinstance(version, (np.integer, int)) and not isinstance(version, bool):

@@ -82,6 +82,7 @@ CATALOGUE: dict[str, Rule] = {
         Rule("ACCUMULATOR_NARROW", _I, "quantization", "a SpikingAffine accumulator that can overflow"),
         Rule("PYTHON_KEYWORD", _W, "naming", "a node name that is a Python keyword"),
         Rule("INVALID_NAME", _W, "naming", "a node name that is not a Python identifier"),
+        Rule("PATH_COLLISION", _E, "naming", "two nodes with one path once subgraphs are inlined ('rec.neuron')"),
         Rule("LARGE_MODEL", _W, "size", f"more than {LARGE_MODEL_PARAMS:,} parameters"),
         Rule("DECODE_MISMATCH", _E, "detection", "a DFLDecode reg_max or Dist2BBox stride differs from its SDDetect"),
         Rule("NMS_THRESHOLD_RANGE", _W, "detection", "an NMS score or IoU threshold outside [0, 1]"),
@@ -155,6 +156,7 @@ class _Linter:
     def __init__(self, high_tau: float):
         self.issues: list[LintIssue] = []
         self.high_tau = high_tau
+        self.paths: set[str] = set()  # qualified names seen: engines inline subgraphs under these paths
 
     def add(self, code: str, message: str, node: str | None = None, suggestion: str | None = None) -> None:
         self.issues.append(LintIssue(CATALOGUE[code].severity, code, message, node, suggestion))
@@ -276,6 +278,15 @@ class _Linter:
     # ---- one node -------------------------------------------------------------------------------
 
     def name(self, name: str, qualified: str) -> None:
+        if qualified in self.paths:
+            self.add(
+                "PATH_COLLISION",
+                f"Node path '{qualified}' names two nodes once subgraphs are inlined (a node name with a '.' "
+                "collides with a subgraph's node); the CPU backend and the mapper refuse the graph",
+                qualified,
+                "rename the node whose name contains the '.'",
+            )
+        self.paths.add(qualified)
         if keyword.iskeyword(name):
             self.add(
                 "PYTHON_KEYWORD",

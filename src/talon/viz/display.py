@@ -49,19 +49,15 @@ def _in_notebook() -> bool:
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename
+    (:func:`talon.ir.atomic.atomic_output`)."""
+    from talon.ir.atomic import atomic_output
+
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a directory; give the path of the .html file to write")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp:  # permission bits from the umask (or the replaced file), not 0600
+        tmp.write_text(text, encoding="utf-8")
     return path
 
 

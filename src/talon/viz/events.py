@@ -159,8 +159,18 @@ def neuron_index(events: Any, sensor_size: Any = None, *, sensor_order: str = "H
 def events_to_raster(
     events: Any, n_neurons: int, time_bins_: int, sensor_size: Any = None, *, sensor_order: str = "HW"
 ) -> np.ndarray:
-    """Binary raster ``(time_bins, n_neurons)`` uint8: 1 where the neuron had an event in the bin."""
-    _, _, t, _ = event_fields(events)
+    """Binary raster ``(time_bins, n_neurons)`` uint8: 1 where the neuron had an event in the bin.
+
+    A neuron is the pixel index ``y · W + x``, so events of a 2-D sensor (some ``y > 0``) need
+    ``sensor_size``: a width guessed from the events (``max(x) + 1``) would renumber every pixel of a
+    recording whose events never reach the last column.
+    """
+    _, y, t, _ = event_fields(events)
+    if sensor_size is None and y is not None and y.size and int(y.max()) > 0:
+        raise ValueError(
+            "events_to_raster numbers pixels y * W + x: pass sensor_size= for events of a 2-D sensor "
+            "(the width cannot be taken from the events, which need not reach the last column)"
+        )
     idx = neuron_index(events, sensor_size, sensor_order=sensor_order)
     if idx.size and idx.max() >= n_neurons:
         raise ValueError(f"an event has neuron index {int(idx.max())} but n_neurons={n_neurons}")

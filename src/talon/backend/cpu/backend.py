@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from talon import ir
+from talon._compiled import planned_work
 
 from ..base import BackendBase, check_graph, iter_nodes
 from ..config import PRECISIONS, CompileConfig
@@ -18,6 +19,7 @@ from ..energy import DEFAULT_PRESET, EnergyPreset, resolve_energy
 from ..errors import BackendError, UnsupportedNodeError
 from ..results import BackendCapabilities, ProfileResult, QuantizationReport, SimulationResult, ValidationResult
 from ..stimulus import prepare_inputs
+from .detection_cost import CONV_LIKE_TYPES, detection_macs
 from .engine import Engine, calibrate
 from .fixed_detection import DECODE_TYPES, float_tail
 from .fixed_ops import NO_INTEGER_FORM, integer_support_problem
@@ -27,6 +29,7 @@ from .memory import plan_memory
 from .observers import WEIGHT_NODES, ActivityObserver, SpikeObserver
 from .profiler import count_layers, dense_macs
 from .program import Program, lower_checked
+from .work_plan import run_share, simulate_share
 
 _STRUCTURE = {"Input", "Output"}
 
@@ -124,8 +127,9 @@ class CPUBackend(BackendBase):
         program = self._require_valid(graph, config)
         calibration = None
         if config.is_fixed_point:
-            arrays, _, _, _ = prepare_inputs(graph, calibration_inputs, n_steps)
-            calibration, _ = calibrate(program, arrays)
+            arrays, steps, batch, _ = prepare_inputs(graph, calibration_inputs, n_steps)
+            with planned_work(run_share(program, "fp32", steps, batch)):
+                calibration, _ = calibrate(program, arrays)
         engine = Engine(program, config, calibration, graph=graph)
         data = describe(graph, program, engine, config)
         if is_mapped(graph):
@@ -168,15 +172,16 @@ class CPUBackend(BackendBase):
         arrays, steps, batch, used_default = prepare_inputs(graph, inputs, n_steps)
         calibration = None
         reference = None
-        if config.precision != "fp32":
-            ref_spikes = SpikeObserver(keep_trains=True)
-            if config.is_fixed_point:
-                calibration, ref_trace = calibrate(program, arrays, observers=(ref_spikes,))
-            else:
-                ref_trace = Engine(program, CompileConfig(precision="fp32")).run(arrays, observers=(ref_spikes,))
-            reference = (ref_trace, ref_spikes)
-        engine = Engine(program, config, calibration)
-        return _run(engine, graph, arrays, steps, batch, used_default, step_by_step, extra_observers, reference)
+        with planned_work(simulate_share(program, config, steps, batch)):  # a long run starts numba at once
+            if config.precision != "fp32":
+                ref_spikes = SpikeObserver(keep_trains=True)
+                if config.is_fixed_point:
+                    calibration, ref_trace = calibrate(program, arrays, observers=(ref_spikes,))
+                else:
+                    ref_trace = Engine(program, CompileConfig(precision="fp32")).run(arrays, observers=(ref_spikes,))
+                reference = (ref_trace, ref_spikes)
+            engine = Engine(program, config, calibration)
+            return _run(engine, graph, arrays, steps, batch, used_default, step_by_step, extra_observers, reference)
 
     def run_compiled(
         self,
@@ -204,7 +209,8 @@ class CPUBackend(BackendBase):
         input_kernels = [k for k in engine.kernels if hasattr(k, "outside")]
         for kernel in input_kernels:
             kernel.outside = (0, 0)
-        result = _run(engine, engine.graph, arrays, steps, batch, used_default, step_by_step, (), None)[0]
+        with planned_work(run_share(engine.program, engine.config.precision, steps, batch)):
+            result = _run(engine, engine.graph, arrays, steps, batch, used_default, step_by_step, (), None)[0]
         _warn_outside_calibration(engine, arrays)
         return result
 
@@ -327,7 +333,13 @@ def _run(engine, graph, arrays, steps, batch, used_default, step_by_step, extra_
 
 
 def _dense_macs_or_zero(node: ir.Node) -> int:
-    return dense_macs(node) if isinstance(node, WEIGHT_NODES) else 0
+    """A weight layer's MACs per step and batch entry, all inputs counted (the ghost blocks and
+    SDDetect are convolution layers: their convolutions' MACs); 0 for other nodes."""
+    if isinstance(node, WEIGHT_NODES):
+        return dense_macs(node)
+    if isinstance(node, CONV_LIKE_TYPES):
+        return detection_macs(node, tuple(node.input_shape))
+    return 0
 
 
 def spiking_paths(engine: Engine) -> list[str]:

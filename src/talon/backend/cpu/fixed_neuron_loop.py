@@ -34,6 +34,12 @@ from .fixed_point import INT
 STEP_WORK = 6_000
 FIXED_LOOP_WORK = WorkThreshold("fixed-point neuron loop", cold_from=50_000_000, warm_from=0)
 
+
+def run_work(steps: int, elements: int) -> int:
+    """The work of ``steps`` steps of ``elements`` (batch x neurons) integer neurons, for ``FIXED_LOOP_WORK``."""
+    return steps * (elements + STEP_WORK)
+
+
 RESET_MODES = {"value": 0, "subtract": 1, "none": 2}
 RESET_TIMINGS = {"immediate": 0, "delayed": 1, "delayed_pre_decay": 2, "snntorch_immediate": 3}
 
@@ -221,7 +227,7 @@ def run_neurons(kernel, xs: list[np.ndarray], record: bool):
     """
     steps, batch = xs[0].shape[:2]
     elements = batch * int(np.prod(kernel.shape, dtype=np.int64))
-    if not FIXED_LOOP_WORK.use_compiled(steps * (elements + STEP_WORK), count=False):
+    if not FIXED_LOOP_WORK.use_compiled(run_work(steps, elements), count=False):
         return None
     loop = compiled(neuron_loop)
     if loop is None:
@@ -249,7 +255,7 @@ def step_neurons(kernel, xs: list[np.ndarray], state: dict[str, np.ndarray]):
     (``([out], new_state)``; ``state`` is not modified); None when numba is unavailable or, by
     ``FIXED_LOOP_WORK``, not worth starting."""
     batch = xs[0].shape[0]
-    if not FIXED_LOOP_WORK.use_compiled(batch * int(np.prod(kernel.shape, dtype=np.int64)) + STEP_WORK):
+    if not FIXED_LOOP_WORK.use_compiled(run_work(1, batch * int(np.prod(kernel.shape, dtype=np.int64)))):
         return None
     loop = compiled(neuron_loop)
     if loop is None:

@@ -49,7 +49,7 @@ from ..errors import BackendError
 from .fixed_kernel import FixedContext, FixedKernel
 from .fixed_neuron_loop import run_neurons, step_neurons
 from .fixed_point import INT, INT_SAFE, SPIKES, QFormat, check_int, qmax, round_shift, saturate
-from .float_neurons import CUBA, SPIKING_NEURONS, FloatDelay, neuron_coefficients
+from .float_neurons import CUBA, SPIKING_NEURONS, FloatDelay, loop_compatible, neuron_coefficients
 from .kernel import State, StatefulKernel
 from .program import Op
 
@@ -235,15 +235,7 @@ class FixedNeuron(StatefulKernel):
         """Whether :func:`.fixed_neuron_loop.neuron_loop` implements this neuron: every built-in neuron
         with one spike per step, no membrane floor and the default synapse order; the others
         (``spike_mode='multi'``, ``v_min``, ``synapse='input_first'``) run :meth:`reference_step`."""
-        node = self.op.node
-        mode = getattr(node, "spike_mode", None)
-        return (
-            getattr(mode, "value", mode) in (None, "binary")
-            and getattr(node, "v_min", None) is None
-            and not getattr(self, "multi", False)
-            and getattr(self, "v_min", None) is None
-            and not getattr(self, "input_first", False)
-        )
+        return loop_compatible(self.op.node)
 
     def describe(self):
         out = {

@@ -20,6 +20,7 @@ import numpy as np
 from talon._compiled import WorkThreshold, compiled
 
 from .fixed_neuron_loop import RESET_MODES, RESET_TIMINGS
+from .float_neurons import is_euler, loop_compatible
 
 F32 = np.float32
 
@@ -131,15 +132,15 @@ def float_neuron_loop(
 
 
 def loop_supported(kernel) -> bool:
-    """Whether :func:`float_neuron_loop` implements ``kernel`` (a ``FloatNeuron``): float32, decay
-    integration (or Integrator), one spike per step, no membrane floor, the default synapse order."""
-    return (
-        kernel.dtype == F32
-        and not kernel.euler
-        and not kernel.multi
-        and not kernel.input_first
-        and "v_min" not in kernel.k
-    )
+    """Whether :func:`float_neuron_loop` implements ``kernel`` (a ``FloatNeuron``): float32 and a node
+    :func:`node_supported` accepts."""
+    return kernel.dtype == F32 and node_supported(kernel.op.node)
+
+
+def node_supported(node) -> bool:
+    """Whether :func:`float_neuron_loop` implements a float32 neuron of ``node``: decay integration
+    (or Integrator), one spike per step, no membrane floor, the default synapse order."""
+    return not is_euler(node) and loop_compatible(node)
 
 
 def _parameters(kernel) -> tuple:

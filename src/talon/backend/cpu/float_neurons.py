@@ -42,6 +42,18 @@ CUBA = (ir.CubaLIF, ir.CubaLI)
 _KEY_ORDER = ("beta", "g", "c", "k", "r", "v_leak", "alpha", "gs", "theta", "v_reset", "v_init", "v_min")
 
 
+def loop_compatible(node: ir.Node) -> bool:
+    """Whether both compiled neuron loops implement ``node``'s update (:mod:`.float_neuron_loop`,
+    :mod:`.fixed_neuron_loop`): one spike per step (not ``spike_mode='multi'``), no membrane floor
+    ``v_min``, the default synapse order (not ``synapse='input_first'``). The float32 loop also
+    needs decay integration (not :func:`is_euler`)."""
+    return (
+        not (isinstance(node, SPIKING_NEURONS) and node.multi_spike)
+        and getattr(node, "v_min", None) is None
+        and getattr(node, "synapse", None) != ir.SynapseOrder.INPUT_FIRST
+    )
+
+
 def neuron_coefficients(node: ir.Node, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
     """float64 coefficients of docs/semantics.md §3 (:func:`talon.ir.coefficients.neuron_coefficients`,
     which the PyTorch executor and the JAX engine use too) broadcast to ``shape``.

@@ -14,7 +14,8 @@ Layout (hls4ml's, so its users find their way)::
       talon_project.json                       ports, probes, formats and the resource estimate
 
 A project is written to a temporary sibling directory and renamed into place, so a failed write
-never leaves a half-written project (an existing directory is replaced only after success).
+never leaves a half-written project (an existing directory is replaced only after success, and only
+when it is empty or a previous talon project: any other directory is refused, never deleted).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
+import uuid
 from importlib import resources
 from pathlib import Path
 
@@ -87,11 +88,15 @@ def write_project(
     """Write ``files``, the parameter ``binaries`` (under ``firmware/``), hls4ml's headers and
     ``talon_project.json`` atomically to ``output_dir``."""
     target = Path(output_dir)
+    if not target.name:  # "." or "/": name the directory itself
+        target = target.resolve()
     if target.exists() and not target.is_dir():
         raise BackendError(f"output_dir {str(target)!r} exists and is not a directory")
+    _check_replaceable(target)
     hls = hls4ml_templates()
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    staging = target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}"
+    staging.mkdir(mode=0o777)  # the umask's permissions (tempfile.mkdtemp's 0700 would make the project private)
     try:
         for rel, text in files.items():
             path = staging / rel
@@ -119,3 +124,18 @@ def write_project(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
+
+
+def _check_replaceable(target: Path) -> None:
+    """An existing ``output_dir`` is replaced whole: only when it is empty or a talon project
+    (``talon_project.json``); any other directory (a home, a working folder holding the model) is
+    refused rather than deleted."""
+    if not target.is_dir() or (target / "talon_project.json").is_file():
+        return
+    found = sorted(p.name for p in target.iterdir())
+    if found:
+        shown = ", ".join(repr(n) for n in found[:3]) + (", ..." if len(found) > 3 else "")
+        raise BackendError(
+            f"output_dir {str(target)!r} is not a talon HLS project and is not empty ({shown}); the project "
+            "directory is replaced as a whole, so give a new or empty directory (or a previous project's)"
+        )

@@ -40,7 +40,8 @@ transposed by numpy and cached while the same weight array comes back
 (:func:`.layers.relayout`); a run from the initial state gets it as a cached device array
 instead of filling zeros in the graph; a neuron coefficient shared by its whole layer comes as a
 scalar, and the other coefficients of small neuron layers come spread over the batch
-(:mod:`.spread`: an update on operands of one shape compiles several times faster).
+(:mod:`.spread`: an update on operands of one shape compiles several times faster); all of it
+is kept for the last concrete parameter arrays (:mod:`.call_cache`).
 
 Parameters are a dict ``{node path: {name: array}}`` (``"rnn.lif"`` inside a subgraph): the
 weights of stateless nodes under their IR names, and for neurons the per-step coefficients
@@ -62,10 +63,12 @@ import numpy as np
 from ... import ir
 from ...ir.errors import UnsupportedModuleError
 from . import layers
-from .channels_last import arrive, channels_last_paths, coefficient_axes, to_first, to_last
+from .call_cache import PreparedCalls, on_cpu
+from .channels_last import arrive, channels_last_paths, coefficient_axes, to_first, to_first_on_host, to_last
 from .delay_carry import delay_order, unstack_delays, wait_for
 from .neurons import SPIKING, coefficients, exact_zero, make_step, per_neuron, state_keys
 from .plan import BOUNDARY, DELAY, INPUT, NEURON, components, flatten, fuse, is_cyclic
+from .products import edge_is_plain, plain_values
 from .spike import Surrogate, make_spike
 from .spread import is_identity, spread_on_host, spreads, uniform_on_host, with_spread
 
@@ -103,6 +106,9 @@ class JaxGraph:
         # the nodes whose values and states are kept channels-last inside (see .channels_last)
         self.channels_last: frozenset[str] = channels_last_paths(self.plan) if channels_last else frozenset()
         self._spikes = {cmp: make_spike(cmp, surrogate) for cmp in (">", ">=")}
+        # per node, which incoming values are never a multiplication (no rounding in sums, .products)
+        plain = plain_values(self.plan)
+        self._plain = {p: [edge_is_plain(e, plain) for e in f.inputs] for p, f in self.plan.nodes.items()}
         self._fns: dict[str, Any] = {}
         self._delays: dict[str, np.ndarray] = {}
         params: dict[str, dict[str, np.ndarray]] = {}
@@ -111,7 +117,8 @@ class JaxGraph:
             if flat.kind == NEURON:
                 params[path] = coefficients(node, self.dtype)
                 spike = self._spikes[node.comparison.value] if isinstance(node, SPIKING) else None
-                self._fns[path] = make_step(node, spike, channels_last=path in self.channels_last)
+                merged_plain = len(flat.inputs) > 1 or all(self._plain[path])  # a sum, or a plain value
+                self._fns[path] = make_step(node, spike, path in self.channels_last, merged_plain)
             elif flat.kind == DELAY:
                 self._delays[path] = np.broadcast_to(per_neuron(node.delay, len(flat.shape) + 1), flat.shape)
             elif flat.kind not in (INPUT, BOUNDARY):
@@ -132,6 +139,9 @@ class JaxGraph:
             p: len(f.shape) for p, f in self.plan.nodes.items() if p in self.channels_last and f.kind == NEURON
         }
         self._initial: dict[int, dict] = {}  # batch size -> init_state
+        self._calls = PreparedCalls()  # the host-side preparation of the last parameters (see _prepared)
+        # whether run has channels-last results to move back to talon's layout (see _finish_on_host)
+        self._any_last = bool(self._last_states or self.channels_last & set(self.plan.outputs.values()))
         before, loop, after = fuse(self.plan)
         self._schedules = {
             "layerwise": [(comp, is_cyclic(self.plan, comp)) for comp in components(self.plan)],
@@ -184,11 +194,10 @@ class JaxGraph:
         Returns ``(y, new_state)``; ``y`` is an array, or a dict by Output name when the graph
         has several outputs.
         """
-        self._check_params(params)
         inputs = self._inputs(x, time=False)
-        self._check_state(state, next(iter(inputs.values())).shape[0])
-        moved = self._relayouts(params)
-        spread = self._spreads(params, moved, next(iter(inputs.values())).shape[0])
+        batch = next(iter(inputs.values())).shape[0]
+        self._check_state(state, batch)
+        moved, spread, _ = self._prepared(params, batch)
         outputs, new_state = self._step_jit(params, moved, spread, state, inputs)
         return self._outputs(outputs), new_state
 
@@ -202,17 +211,15 @@ class JaxGraph:
         """
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        self._check_params(params)
         inputs = self._inputs(x, time=True)
         batch = next(iter(inputs.values())).shape[1]
+        moved, spread, params_on_cpu = self._prepared(params, batch)
         inside = state is None and bool(self._last_states)  # the cached initial state is laid out as inside
         if state is None:
             state = self._initial_state(batch)
         else:
             self._check_state(state, batch)
-        moved = self._relayouts(params)
-        spread = self._spreads(params, moved, batch)
-        host = self._finish_on_host(params, state, inputs)
+        host = self._finish_on_host(params_on_cpu, None if state is self._initial.get(batch) else state, inputs)
         outputs, final, trace = self._run_jit(
             params, moved, spread, state, inputs, record=bool(record), mode=mode, state_inside=inside, host=host
         )
@@ -220,17 +227,13 @@ class JaxGraph:
             outputs, final, trace = self._outside(outputs, final, lead=2, trace=trace, xp=np)
         return (self._outputs(outputs), final, trace) if record else (self._outputs(outputs), final)
 
-    def _finish_on_host(self, params, state, inputs) -> bool:
+    def _finish_on_host(self, params_on_cpu: bool, state, inputs) -> bool:
         """Whether ``run`` moves channels-last results back to talon's layout with numpy after the
         compiled function (on the CPU, where the call has finished when it returns and numpy
         transposes a state in microseconds, while XLA compiles a transpose kernel for tens of
-        milliseconds) rather than inside it (traced arguments, other devices)."""
-        if not self._last_states and not self.channels_last & set(self.plan.outputs.values()):
-            return False
-        leaves = jax.tree.leaves((params, state, inputs))
-        if any(isinstance(a, jax.core.Tracer) for a in leaves):
-            return False
-        return all(d.platform == "cpu" for a in leaves if isinstance(a, jax.Array) for d in a.devices())
+        milliseconds) rather than inside it (traced arguments, other devices). ``state`` is None
+        for the engine's cached initial state (on the CPU)."""
+        return self._any_last and params_on_cpu and on_cpu(jax.tree.leaves((state, inputs)))
 
     def to_graph(self, params: Mapping) -> ir.Graph:
         """A copy of the graph carrying ``params`` (e.g. after training); see :mod:`.export`.
@@ -243,6 +246,18 @@ class JaxGraph:
         return to_graph(self.graph, params, self.params, self.dtype)
 
     # ---- per-call preparation, outside the compiled functions -------------------------------
+
+    def _prepared(self, params, batch: int) -> tuple[dict, dict, bool]:
+        """``(moved, spread, params on the CPU)`` for ``params`` (validated): see
+        :meth:`_relayouts`, :meth:`_spreads`, :func:`.call_cache.on_cpu`; kept for the last
+        concrete parameters (:class:`.call_cache.PreparedCalls`)."""
+
+        def prepare(params):
+            self._check_params(params)
+            moved = self._relayouts(params)
+            return moved, self._spreads(params, moved, batch), on_cpu(jax.tree.leaves(params))
+
+        return self._calls.get(params, batch, prepare)
 
     def _initial_state(self, batch: int) -> dict:
         """``init_state(batch)`` built with numpy in the layout ``run`` keeps inside (the states of
@@ -452,7 +467,7 @@ class JaxGraph:
                 else:
                     value = _port(values[edge.src], edge.port)
                 incoming.append(self._arrive(edge, path, value))
-            x = layers.merge(flat.node, incoming, path, zero)
+            x = layers.merge(flat.node, incoming, path, zero, self._plain[path])
             if flat.kind == NEURON:
                 values[path], node_state[path] = self._fns[path](params[path], state["nodes"][path], x, zero_here)
             elif flat.kind == DELAY:
@@ -519,7 +534,7 @@ class JaxGraph:
     def _outside(self, outputs: dict, state: dict, lead: int, trace: dict | None = None, xp=jnp):
         """Outputs, final state and trace back in talon's layout (the inverse of :meth:`_inside`),
         in the graph (``xp=jnp``) or by numpy on the host (``xp=np``, on concrete arrays)."""
-        back = to_first if xp is jnp else _to_first_on_host
+        back = to_first if xp is jnp else to_first_on_host
         outputs = {p: back(y, y.ndim - lead) if p in self.channels_last else y for p, y in outputs.items()}
         if self._last_states:
             nodes = dict(state["nodes"])
@@ -608,7 +623,7 @@ class JaxGraph:
             return
         incoming = [self._arrive(e, path, external[e.key]) for e in flat.inputs]
         if len(incoming) > 1:
-            x = _fold(lambda *xs: layers.merge(flat.node, list(xs), path, zero), *incoming)
+            x = _fold(lambda *xs: layers.merge(flat.node, list(xs), path, zero, self._plain[path]), *incoming)
         else:
             x = incoming[0]
         if flat.kind == NEURON:
@@ -666,12 +681,6 @@ class JaxGraph:
         """The recurrent edges between nodes of ``members``, in plan order."""
         inside = (self.plan.nodes[p] for p in self.plan.order if p in members)
         return [e for flat in inside for e in flat.inputs if e.recurrent and e.src in members]
-
-
-def _to_first_on_host(value: jax.Array, rank: int) -> jax.Array:
-    """:func:`.channels_last.to_first` made by numpy, back on ``value``'s device."""
-    moved = np.ascontiguousarray(np.moveaxis(np.asarray(value), -1, value.ndim - rank))
-    return jax.device_put(moved, value.sharding)
 
 
 def _check_dtype(dtype) -> np.dtype:

@@ -463,10 +463,12 @@ def _builder(node: ir.Node) -> Callable | None:
     return None
 
 
-def merge(node: ir.Node, inputs: list, where: str, zero):
+def merge(node: ir.Node, inputs: list, where: str, zero, plain: list[bool] | None = None):
     """Combine the values arriving on a node's incoming edges (edge order), per ``docs/semantics.md`` §2.
 
-    ``zero`` is :func:`.neurons.exact_zero`: each summed term is rounded on its own first.
+    ``zero`` is :func:`.neurons.exact_zero`: each summed term is rounded on its own first —
+    except a term ``plain`` marks as never a multiplication (:mod:`.products`) after the first
+    (the first keeps ``-0.0`` from the sum), the same bits.
     """
     if not inputs:
         raise ValueError(f"{where}: no input")
@@ -479,6 +481,6 @@ def merge(node: ir.Node, inputs: list, where: str, zero):
         return inputs[0]
     # each term is rounded on its own first (a Scale output would otherwise fuse into the sum)
     x = rounded(inputs[0], zero)
-    for extra in inputs[1:]:
-        x = x + rounded(extra, zero)
+    for i, extra in enumerate(inputs[1:], 1):
+        x = x + (extra if plain is not None and plain[i] else rounded(extra, zero))
     return x

@@ -96,15 +96,19 @@ def _input_term(g, x, zero):
     return rounded(x, zero) if g is None else rounded(g * x, zero)
 
 
-def _decay(k: dict, v, x, zero):
+def _decay(k: dict, v, x, zero, plain: bool = False):
     """``(rounded(beta*v) + rounded(g*x)) + c`` in exactly this order.
+
+    With ``g`` None and ``x`` ``plain`` (never a multiplication, :mod:`.products`) the term is
+    ``x`` itself: ``rounded(x)`` only turns a ``-0.0`` into ``+0.0``, which ``rounded(beta*v)``
+    (never ``-0.0``) + ``x`` does too.
 
     ``c`` None stands for a ``c`` of exactly ``+0.0`` on every neuron (see :mod:`.spread`), and
     the sum is then left as it is: both its terms are ``p + (+0.0)``, never ``-0.0``, so their
     sum is never ``-0.0`` either (a zero sum rounds to ``+0.0``), and ``s + (+0.0) == s`` bit for
     bit for every other ``s``.
     """
-    s = rounded(k["beta"] * v, zero) + _input_term(k["g"], x, zero)
+    s = rounded(k["beta"] * v, zero) + (x if plain and k["g"] is None else _input_term(k["g"], x, zero))
     return s if k["c"] is None else s + k["c"]
 
 
@@ -134,7 +138,7 @@ def _euler(k: dict, v, x, zero):
     return v + rounded(k["k"] * ((k["v_leak"] - v) + rounded(k["r"] * x, zero)), zero)
 
 
-def make_step(node: ir.Node, spike: Callable | None, channels_last: bool = False) -> Callable:
+def make_step(node: ir.Node, spike: Callable | None, channels_last: bool = False, plain: bool = False) -> Callable:
     """Return ``step(params, state, x, zero) -> (output, new_state)`` for one stateful node.
 
     ``params`` are this node's coefficients (see :func:`coefficients`), ``state`` the dict of
@@ -142,7 +146,8 @@ def make_step(node: ir.Node, spike: Callable | None, channels_last: bool = False
     compiled function, outside any loop, so that it does not split XLA's fusions).
     ``spike`` is the spike function (spiking nodes). With ``channels_last`` the layer is
     ``[B, *spatial, C]`` and its layer-shaped coefficients come channels-last too (the same
-    arithmetic on every neuron, only stored in another order).
+    arithmetic on every neuron, only stored in another order). ``plain``: the input ``x`` is
+    never a multiplication XLA could fuse into the update's sums (:mod:`.products`).
     """
     cuba = isinstance(node, (ir.CubaLIF, ir.CubaLI))
     euler = is_euler(node)
@@ -165,7 +170,7 @@ def make_step(node: ir.Node, spike: Callable | None, channels_last: bool = False
             if cuba:
                 x = rounded(k["alpha"] * state["i"], zero) + rounded(k["gs"] * x, zero)
                 new["i"] = x
-            v = _euler(k, state["v"], x, zero) if euler else _decay(k, state["v"], x, zero)
+            v = _euler(k, state["v"], x, zero) if euler else _decay(k, state["v"], x, zero, plain or cuba)
             new["v"] = v
             return v, new
 
@@ -197,8 +202,8 @@ def make_step(node: ir.Node, spike: Callable | None, channels_last: bool = False
             new["i"] = x
         if euler:
             u = _euler(k, v, x, zero)
-        elif leaky:
-            u = _decay(k, v, x, zero)
+        elif leaky:  # after a synapse i = alpha*i + gs*x, x is a sum
+            u = _decay(k, v, x, zero, (plain or cuba) and not input_first)
         else:  # IF: beta = 1 and c = 0, so u = (1*v + g*x) + 0 == v + g*x (up to the sign of a zero)
             u = v + _input_term(k["g"], x, zero)
         if timing in ("delayed", "snntorch_immediate"):
