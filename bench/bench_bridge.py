@@ -12,6 +12,8 @@
   mem2=None)``). snnTorch's exporter cannot type a graph with scalar ``beta``/``threshold`` (NIR
   type inference fails), so its side always gets the per-neuron variant; talon is timed on both.
 
+``python -m bench.bench_bridge sequence`` runs only the sequence rows (also ``step``, ``export``).
+
 Both sides of a row run in the same process with the same torch thread count (stated in the case),
 interleaved, medians; the load average is printed with the table.
 """
@@ -270,13 +272,22 @@ def export() -> list[Row]:
     ]
 
 
-def main() -> list[Row]:
+PARTS = {"step": single_step, "sequence": sequence, "export": export}
+
+
+def main(parts: tuple[str, ...] = tuple(PARTS)) -> list[Row]:
+    """The rows of ``parts`` (all by default; ``python -m bench.bench_bridge sequence`` runs one)."""
     load = "/".join(f"{x:.2f}" for x in os.getloadavg())
-    rows = single_step() + sequence() + export()
+    rows = [row for part in parts for row in PARTS[part]()]
     load_after = "/".join(f"{x:.2f}" for x in os.getloadavg())
     print_rows(f"PyTorch bridge (load average {load} before, {load_after} after)", rows)
     return rows
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    unknown = [p for p in sys.argv[1:] if p not in PARTS]
+    if unknown:
+        sys.exit(f"error: unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}")
+    main(tuple(sys.argv[1:]) or tuple(PARTS))

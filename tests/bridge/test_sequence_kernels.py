@@ -148,3 +148,27 @@ def test_a_large_layer_split_over_threads_is_the_same(monkeypatch):
             _assert_same(twin, reference)
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("dynamics", [DYNAMICS[0], DYNAMICS[-1]], ids=lambda d: "-".join(d.values()))
+def test_a_narrow_layer_as_one_row_is_the_same(monkeypatch, dynamics):
+    """Below ``_NARROW`` the kernels see the batch as one row of ``B·L`` with the coefficients
+    repeated: the same elements through the same operations as row by row."""
+    if not _compiled.numba_available():
+        pytest.skip("the fast extra (numba) is not installed")
+    from talon.bridge import sequence
+
+    xs = torch.from_numpy(RNG.uniform(-0.6, 1.6, (30, 4, N)).astype(np.float32))
+    assert sequence._kernel_rows(xs) == (1, 4)
+    for name, node in _nodes(dynamics).items():
+        module = node_to_module(node)
+        with torch.no_grad():
+            one_row = run_neuron_sequence(module, xs)
+            monkeypatch.setattr(sequence, "_NARROW", 0)
+            assert sequence._kernel_rows(xs) == (4, 1)
+            by_rows = run_neuron_sequence(module, xs)
+            monkeypatch.undo()
+        assert 0 < one_row[0].sum() < one_row[0].numel(), name
+        _assert_same(one_row, by_rows)
+        for a, b in zip(_state_tensors(one_row[1]), _state_tensors(by_rows[1]), strict=True):
+            assert torch.equal(a.view(torch.int32), b.view(torch.int32))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import nir
 import numpy as np
 import pytest
 
@@ -44,3 +45,16 @@ def chain(shape, *layers: tuple[str, ir.Node]) -> ir.Graph:
 
 def spikes_in(rng: np.random.Generator, t: int, b: int, n: int, p: float = 0.3) -> np.ndarray:
     return (rng.random((t, b, n)) < p).astype(np.float32)
+
+
+def nir_chain(shape, *layers, type_check=True) -> nir.NIRGraph:
+    nodes = {"input": nir.Input(np.array(shape))}
+    edges, prev = [], "input"
+    for name, node in layers:
+        nodes[name] = node
+        edges.append((prev, name))
+        prev = name
+    out = layers[-1][1].output_type["output"] if layers else np.array(shape)
+    nodes["output"] = nir.Output(None if out is None else np.array(out))
+    edges.append((prev, "output"))
+    return nir.NIRGraph(nodes, edges, type_check=type_check)

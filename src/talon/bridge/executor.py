@@ -34,8 +34,9 @@ from talon import ir
 from talon.ir.graph import recurrent_edge_mask, topological_order
 from talon.ir.names import attribute_base
 
+from . import sequence_workspace
 from .modules import ConcatModule, NeuronModule, SkipModule
-from .sequence import run_neuron_sequence
+from .sequence import releases_input, run_neuron_sequence
 from .sequence_products import Products, check_products, run_stateless_sequence
 
 
@@ -355,6 +356,7 @@ class GraphExecutor(nn.Module):
             return value[self._outgoing[src].index(i)] if isinstance(value, tuple) else value
 
         given = dict(zip(self.input_nodes, xs, strict=True))
+        reuse = _BufferReuse(self)
         for name in self._order:
             module = self.module_of(name)
             ins = [along(i) for i in self._incoming[name]]
@@ -362,11 +364,13 @@ class GraphExecutor(nn.Module):
                 x = given[name]
             elif _merges_inputs(module):
                 env[name] = run_stateless_sequence(module, ins, products)
+                reuse.ran(name, releases_input=False, env=env)
                 continue
             else:
                 x = ins[0]
                 for extra in ins[1:]:
                     x = x + extra
+            releases = len(ins) == 1 and releases_input(module, x, state.get(name))
             if isinstance(module, nn.Identity):
                 env[name] = x
             elif isinstance(module, GraphExecutor):
@@ -375,6 +379,7 @@ class GraphExecutor(nn.Module):
                 env[name], new_state[name] = run_neuron_sequence(module, x, state.get(name))
             else:
                 env[name] = run_stateless_sequence(module, [x], products)
+            reuse.ran(name, releases_input=releases, env=env)
         outs = tuple(env[n] for n in self.output_nodes)
         return (outs[0] if len(outs) == 1 else outs), new_state
 
@@ -385,6 +390,32 @@ class GraphExecutor(nn.Module):
         from .to_ir import executor_to_graph
 
         return executor_to_graph(self)
+
+
+class _BufferReuse:
+    """Gives a node's sequence output back to ``sequence_workspace`` once every consumer has run,
+    when nothing can still read it: the node allocated it (a Linear's products, a neuron's
+    output), it is not an output of the graph, and every consumer has it as its only input and
+    keeps no reference to it (``releases_input``: an exact Linear, a neuron's in-place loop)."""
+
+    def __init__(self, executor: GraphExecutor):
+        self.executor = executor
+        self.waiting = {n: len(executor._outgoing[n]) for n in executor.node_names}
+        self.kept = set(executor.output_nodes) | set(executor.input_nodes)  # never given back
+        self.retaining: set[str] = set()  # producers with a consumer that may keep a reference
+
+    def ran(self, name: str, releases_input: bool, env: dict) -> None:
+        ex = self.executor
+        for i in ex._incoming[name]:
+            src = ex.edges[i][0]
+            if not releases_input:
+                self.retaining.add(src)
+            self.waiting[src] -= 1
+            if self.waiting[src] == 0 and src not in self.kept and src not in self.retaining:
+                module = ex.module_of(src)
+                if type(module) is nn.Linear or (_is_stateful(module) and not isinstance(module, GraphExecutor)):
+                    sequence_workspace.release(env[src])  # ignored unless the workspace handed it out
+                    env[src] = None  # every reader has run
 
 
 class CyclicGraphExecutor(GraphExecutor):

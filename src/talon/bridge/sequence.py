@@ -40,6 +40,7 @@ import torch
 from talon import _compiled
 from talon.ir.types import ResetMode, ResetTiming
 
+from . import sequence_workspace
 from .modules import CubaLIFModule, CubaLIModule, IFModule, IntegratorModule, LIFModule, LIModule
 
 
@@ -55,6 +56,19 @@ def run_neuron_sequence(module: torch.nn.Module, xs: torch.Tensor, state: Any = 
     return torch.stack(outs), state
 
 
+def releases_input(module: torch.nn.Module, xs: torch.Tensor, state: Any = None) -> bool:
+    """Whether running ``module`` over ``xs`` keeps no reference to ``xs`` (nor a view of it) once
+    it returns: an ``nn.Linear`` computing exact products into its own output, or a neuron
+    running its in-place loop (``GraphExecutor.run_sequence`` may then reuse ``xs``'s buffer)."""
+    if type(module) is torch.nn.Linear:
+        from .sequence_products import linear_fits
+
+        return linear_fits(module, [xs])
+    return (
+        type(module) in _FAST_LOOPS and xs.shape[0] > 0 and not _needs_grad(xs, state) and _updates_in_place(module, xs)
+    )
+
+
 def _needs_grad(xs: torch.Tensor, state: Any) -> bool:
     if not torch.is_grad_enabled():
         return False
@@ -65,13 +79,14 @@ def _needs_grad(xs: torch.Tensor, state: Any) -> bool:
 def _updates_in_place(module: torch.nn.Module, xs: torch.Tensor) -> bool:
     """The in-place loop computes what the step computes only when no coefficient widens the
     state: same dtype as the input (no type promotion) and broadcasting to the input's shape."""
-    buffers = list(module.buffers())
-    if any(b.dtype != xs.dtype for b in buffers if b.is_floating_point()):
-        return False
-    try:
-        return torch.broadcast_shapes(xs.shape[1:], *(b.shape for b in buffers)) == xs.shape[1:]
-    except RuntimeError:
-        return False
+    layer = tuple(xs.shape[1:])
+    for b in module.buffers():
+        if b.is_floating_point() and b.dtype != xs.dtype:
+            return False
+        shape = tuple(b.shape)
+        if len(shape) > len(layer) or any(d not in (1, n) for d, n in zip(shape[::-1], layer[::-1], strict=False)):
+            return False
+    return True
 
 
 # ---- spiking neurons (LIF, IF, CubaLIF) ------------------------------------------------------
@@ -110,7 +125,7 @@ def _drive_terms(module, xs: torch.Tensor) -> Callable[[torch.Tensor, int], None
 
 def _spiking_loop(module, drive: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """The ``_Spiking._fire`` recurrence over ``drive[T, ...]`` updating ``v`` in place; returns spikes."""
-    out = torch.empty_like(drive)
+    out = sequence_workspace.empty_like(drive)
     update = _drive_terms(module, drive)
     compare = torch.ge if module.inclusive else torch.gt
     v_th = module.v_th
@@ -242,11 +257,27 @@ def _node_fits_kernel(node) -> bool:
     return True
 
 
-def _layer(coefficient: torch.Tensor | None, xs: torch.Tensor) -> np.ndarray:
-    """A coefficient broadcast to the flat layer of ``xs[T, B, ...]`` (``[L]``), or empty."""
+def _layer(coefficient: torch.Tensor | None, xs: torch.Tensor, repeat: int = 1) -> np.ndarray:
+    """A coefficient broadcast to the flat layer of ``xs[T, B, ...]`` (``[L]``, or ``repeat``
+    copies of it end to end), or empty."""
     if coefficient is None:
         return np.empty(0, xs.numpy().dtype)
-    return np.ascontiguousarray(torch.broadcast_to(coefficient, xs.shape[2:]).reshape(-1).numpy())
+    flat = torch.broadcast_to(coefficient, xs.shape[2:]).reshape(-1).numpy()
+    return np.tile(flat, repeat) if repeat > 1 else np.ascontiguousarray(flat)
+
+
+_NARROW = 256  # a layer narrower than this runs all batch rows as one row
+
+
+def _kernel_rows(xs: torch.Tensor) -> tuple[int, int]:
+    """(rows, repeat): how the kernels see the batch of ``xs[T, B, ...]``. The batch rows are
+    independent and every operation is elementwise, so a narrow layer's ``B`` rows of ``L`` run as
+    one row of ``B·L`` with its coefficients repeated ``B`` times (the same operations on the same
+    elements, without ``T·B`` short inner loops); a wide or large layer keeps its rows."""
+    steps, batch = xs.shape[:2]
+    if xs.numel() // max(steps * batch, 1) < _NARROW and xs.numel() < _PARALLEL_MIN_ELEMENTS:
+        return 1, batch
+    return batch, 1
 
 
 _PARALLEL_MIN_ELEMENTS = 1 << 18
@@ -284,10 +315,10 @@ def _spiking_kernel(module, drive: torch.Tensor, v: torch.Tensor) -> tuple[torch
     from . import sequence_kernels
 
     kernel = _compiled.compiled(sequence_kernels.spiking_steps)
-    steps, batch = drive.shape[:2]
+    steps = drive.shape[0]
     xs = drive.detach().contiguous()
     v = v.detach().contiguous()
-    out = torch.empty_like(xs)
+    out = sequence_workspace.empty_like(xs)
     if isinstance(module, IFModule):
         form = "if"
     else:
@@ -295,13 +326,14 @@ def _spiking_kernel(module, drive: torch.Tensor, v: torch.Tensor) -> tuple[torch
     euler = form == "euler"
     unit = not euler and module._unit_gain
     drives = form == "decay" and not module._no_drive
+    rows, n = _kernel_rows(xs)
     _over_batch_rows(
-        kernel, batch, xs.numel(),
-        xs.numpy().reshape(steps, batch, -1), v.numpy().reshape(batch, -1), out.numpy().reshape(steps, batch, -1),
-        _MEMBRANE_CODES[form], unit, drives, _layer(None if unit or euler else module.gain, xs),
-        _layer(module.beta if form == "decay" else None, xs), _layer(module.drive if drives else None, xs),
-        *(_layer(getattr(module, n) if euler else None, xs) for n in ("k", "v_leak_e", "r_in")),
-        _layer(module.v_th, xs), _layer(module.v_rst if module.reset_mode is ResetMode.VALUE else None, xs),
+        kernel, rows, xs.numel(),
+        xs.numpy().reshape(steps, rows, -1), v.numpy().reshape(rows, -1), out.numpy().reshape(steps, rows, -1),
+        _MEMBRANE_CODES[form], unit, drives, _layer(None if unit or euler else module.gain, xs, n),
+        _layer(module.beta if form == "decay" else None, xs, n), _layer(module.drive if drives else None, xs, n),
+        *(_layer(getattr(module, name) if euler else None, xs, n) for name in ("k", "v_leak_e", "r_in")),
+        _layer(module.v_th, xs, n), _layer(module.v_rst if module.reset_mode is ResetMode.VALUE else None, xs, n),
         _RESET_CODES.get(module.reset_mode, 0), _TIMING_CODES[module.reset_timing], module.spike_pre,
         module.inclusive,
     )  # fmt: skip
@@ -313,7 +345,7 @@ def _synaptic_current(module, xs: torch.Tensor, i0: torch.Tensor | None, unit_ga
     if (i0 is None or i0.shape == xs.shape[1:]) and _kernel_applies(module, xs):
         return _synaptic_kernel(module, xs, i0, unit_gain)
     sx = xs if unit_gain else module.syn_gain * xs
-    current = torch.empty_like(xs)
+    current = sequence_workspace.empty_like(xs)
     previous = torch.zeros_like(xs[0]) if i0 is None else i0
     if getattr(module, "input_first", False):  # i[t] = alpha·(i[t-1] + g_s·x[t])
         for t in range(xs.shape[0]):
@@ -332,14 +364,15 @@ def _synaptic_kernel(module, xs: torch.Tensor, i0: torch.Tensor | None, unit_gai
     from . import sequence_kernels
 
     kernel = _compiled.compiled(sequence_kernels.synaptic_current)
-    steps, batch = xs.shape[:2]
+    steps = xs.shape[0]
     xs = xs.detach().contiguous()
-    current = torch.empty_like(xs)
+    current = sequence_workspace.empty_like(xs)
     start = torch.zeros_like(xs[0]) if i0 is None else i0.detach().contiguous()
+    rows, n = _kernel_rows(xs)
     _over_batch_rows(
-        kernel, batch, xs.numel(),
-        xs.numpy().reshape(steps, batch, -1), start.numpy().reshape(batch, -1), unit_gain, _layer(module.alpha, xs),
-        _layer(None if unit_gain else module.syn_gain, xs), current.numpy().reshape(steps, batch, -1),
+        kernel, rows, xs.numel(),
+        xs.numpy().reshape(steps, rows, -1), start.numpy().reshape(rows, -1), unit_gain, _layer(module.alpha, xs, n),
+        _layer(None if unit_gain else module.syn_gain, xs, n), current.numpy().reshape(steps, rows, -1),
     )  # fmt: skip
     return current
 
@@ -349,7 +382,9 @@ def _cuba_lif(module, xs, state):
     current = _synaptic_current(module, xs, i0, module._unit_syn_gain)
     v = _start(module, v0, xs[0])
     spikes, v = _spiking(module, current, v)
-    return spikes, (v, current[-1].clone())
+    state = (v, current[-1].clone())
+    sequence_workspace.release(current)  # the spikes and state do not refer to it
+    return spikes, state
 
 
 # ---- non-spiking neurons (LI, CubaLI, Integrator): the output is the membrane ----------------
@@ -386,7 +421,9 @@ def _cuba_li(module, xs, state):
     v0, i0 = (None, None) if state is None else state
     current = _synaptic_current(module, xs, i0, unit_gain=False)
     out = _leaky_membrane(module, current, v0)
-    return out, (out[-1].clone(), current[-1].clone())
+    state = (out[-1].clone(), current[-1].clone())
+    sequence_workspace.release(current)
+    return out, state
 
 
 def _integrator(module, xs, state):

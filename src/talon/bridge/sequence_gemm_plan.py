@@ -42,6 +42,8 @@ import threading
 
 import torch
 
+from . import sequence_workspace
+
 _MAX_PROBE_CALLS = 512  # per shape; a tree needing more probes (tiny N, huge K) stays per-step
 _MAX_K = 1 << 20  # the ones of a probe must sum exactly in float32
 
@@ -205,9 +207,10 @@ def _evaluate_spine(spine: Spine, x, weight_t, bias, bias_range, out) -> None:
             out.addmm_(x[:, part.start : part.stop], weight_t[part.start : part.stop])
         else:
             sub = part if isinstance(part, Spine) else Spine((part,))
-            partial = torch.empty_like(out)
+            partial = sequence_workspace.empty(tuple(out.shape), out.dtype)
             _evaluate_spine(sub, x, weight_t, bias, bias_range, partial)
             out.add_(partial)
+            sequence_workspace.release(partial)
         if bias_range == (spine.start, part.stop):
             out.add_(bias)
 
@@ -259,24 +262,31 @@ def verify(
     """``plan`` on ``steps·rows`` random rows equals ``steps`` per-step ``addmm`` calls bit for
     bit, with the input and the weight at the given byte offsets modulo 64."""
     generator = torch.Generator().manual_seed(0x7A10)
-    x = _aligned((steps, rows, k), dtype, alignments[0]).uniform_(-1, 1, generator=generator)
-    weight = _aligned((n, k), dtype, alignments[1]).uniform_(-1, 1, generator=generator)
+    buffers = []  # from the workspace (no page faults on fresh memory), given back at the end
+    x = _aligned((steps, rows, k), dtype, alignments[0], buffers).uniform_(-1, 1, generator=generator)
+    weight = _aligned((n, k), dtype, alignments[1], buffers).uniform_(-1, 1, generator=generator)
     bias = torch.empty(n, dtype=dtype).uniform_(-1, 1, generator=generator) if has_bias else None
-    expected = torch.empty(steps, rows, n, dtype=dtype)
+    expected = sequence_workspace.empty((steps, rows, n), dtype)
     for t in range(steps):
         if bias is None:
             torch.mm(x[t], weight.t(), out=expected[t])
         else:
             torch.addmm(bias, x[t], weight.t(), out=expected[t])
-    got = torch.empty(steps, rows, n, dtype=dtype)
+    got = sequence_workspace.empty((steps, rows, n), dtype)
     evaluate(plan, x.view(steps * rows, k), weight.t(), bias, got.view(steps * rows, n))
     bits = torch.int32 if dtype == torch.float32 else torch.int64
-    return torch.equal(got.view(-1).view(bits), expected.view(-1).view(bits))
+    same = torch.equal(got.view(-1).view(bits), expected.view(-1).view(bits))
+    del x, weight
+    for buffer in (*buffers, expected, got):
+        sequence_workspace.release(buffer)
+    return same
 
 
-def _aligned(shape: tuple[int, ...], dtype: torch.dtype, misalign: int) -> torch.Tensor:
-    """An uninitialised contiguous tensor whose data starts ``misalign`` bytes past a 64-byte boundary."""
+def _aligned(shape: tuple[int, ...], dtype: torch.dtype, misalign: int, buffers: list) -> torch.Tensor:
+    """An uninitialised contiguous tensor whose data starts ``misalign`` bytes past a 64-byte
+    boundary, a view of a workspace buffer appended to ``buffers``."""
     itemsize = torch.empty((), dtype=dtype).element_size()
-    storage = torch.empty(math.prod(shape) + _ALIGN // itemsize, dtype=dtype)
+    storage = sequence_workspace.empty((math.prod(shape) + _ALIGN // itemsize,), dtype)
+    buffers.append(storage)
     offset = ((misalign - storage.data_ptr()) % _ALIGN) // itemsize
     return storage[offset : offset + math.prod(shape)].view(shape)

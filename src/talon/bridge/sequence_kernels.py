@@ -69,6 +69,19 @@ def _reset(v, z, reset, theta, v_reset):
 
 
 @register_jitable
+def _membrane_then_reset(v, x, z, membrane, unit_gain, has_drive, gain, beta, drive, k, v_leak, r, reset, theta,
+                         v_reset):  # fmt: skip
+    """``_membrane`` then ``_reset`` with the crossing ``z``; snnTorch's leaky membrane with a
+    subtractive reset, ``(beta·v + x) + (-z)·theta``, in one pass (the same two roundings)."""
+    if membrane == 1 and unit_gain and not has_drive and reset == 1:
+        for j in range(v.shape[0]):
+            v[j] = (beta[j] * v[j] + x[j]) + (-z[j]) * theta[j]
+        return
+    _membrane(v, x, membrane, unit_gain, has_drive, gain, beta, drive, k, v_leak, r)
+    _reset(v, z, reset, theta, v_reset)
+
+
+@register_jitable
 def _crossing(v, theta, inclusive, out):
     m = v.shape[0]
     if inclusive:
@@ -104,28 +117,26 @@ def spiking_steps(x, v, out, membrane, unit_gain, has_drive, gain, beta, drive, 
                 o = out[t, b]
                 if t:
                     _crossing(vb, theta, inclusive, z_prev)
-                _membrane(vb, x[t, b], membrane, unit_gain, has_drive, gain, beta, drive, k, v_leak, r)
-                _reset(vb, z_prev, reset, theta, v_reset)
+                _membrane_then_reset(vb, x[t, b], z_prev, membrane, unit_gain, has_drive, gain, beta, drive, k,
+                                     v_leak, r, reset, theta, v_reset)  # fmt: skip
                 _crossing(vb, theta, inclusive, o)
                 for j in range(m):
                     vb[j] = vb[j] + (-(o[j] - z_prev[j])) * theta[j]
             continue
         for t in range(steps):  # delayed (2), delayed before the decay (3)
             o = out[t, b]
+            # without spike_pre the crossing of the last state is the previous step's output
+            crossed = z_prev if spike_pre or t == 0 else out[t - 1, b]
             if spike_pre:
                 for j in range(m):
                     o[j] = z_prev[j]
             if timing == 3:
-                _reset(vb, z_prev, reset, theta, v_reset)
-            _membrane(vb, x[t, b], membrane, unit_gain, has_drive, gain, beta, drive, k, v_leak, r)
-            if timing == 2:
-                _reset(vb, z_prev, reset, theta, v_reset)
-            if spike_pre:
-                _crossing(vb, theta, inclusive, z_prev)
+                _reset(vb, crossed, reset, theta, v_reset)
+                _membrane(vb, x[t, b], membrane, unit_gain, has_drive, gain, beta, drive, k, v_leak, r)
             else:
-                _crossing(vb, theta, inclusive, o)
-                for j in range(m):
-                    z_prev[j] = o[j]
+                _membrane_then_reset(vb, x[t, b], crossed, membrane, unit_gain, has_drive, gain, beta, drive, k,
+                                     v_leak, r, reset, theta, v_reset)  # fmt: skip
+            _crossing(vb, theta, inclusive, z_prev if spike_pre else o)
 
 
 def synaptic_current(x, i0, unit_gain, alpha, syn_gain, current, b_start, b_stop):

@@ -36,6 +36,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from . import sequence_workspace
 from .modules import ChannelSplitModule, ConcatModule, IRFlatten, ScaleModule, SkipModule, ThresholdModule
 
 Products = Literal["per_step", "time_batched"]
@@ -58,7 +59,7 @@ def run_stateless_sequence(module: nn.Module, inputs: list[torch.Tensor], produc
     T, B = inputs[0].shape[:2]
     if products == "time_batched" or _is_row_independent(module):
         return _time_batched(module, inputs, T, B)
-    if _linear_fits(module, inputs):
+    if linear_fits(module, inputs):
         return _linear_per_step(module, inputs[0])
     return _per_step(module, inputs, T)
 
@@ -83,7 +84,7 @@ def _per_step(module: nn.Module, inputs: list[torch.Tensor], T: int):
     return torch.stack(steps)
 
 
-def _linear_fits(module: nn.Module, inputs: list[torch.Tensor]) -> bool:
+def linear_fits(module: nn.Module, inputs: list[torch.Tensor]) -> bool:
     """A plain ``nn.Linear`` on ``[T, B, K]`` input of its own dtype and device, without a gradient
     (``out=`` does not record autograd), where ``F.linear`` on a ``[B, K]`` step calls ``addmm``/``mm``."""
     if type(module) is not nn.Linear or len(inputs) != 1:
@@ -109,7 +110,10 @@ def _linear_per_step(module: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     """``F.linear(x[t], W, b)`` for every step, each written into its slice of one output: with a
     verified plan (``sequence_gemm_plan``) many steps per GEMM, else one ``addmm`` per step."""
     T, B = x.shape[:2]
-    out = x.new_empty((T, B, module.out_features))
+    if x.device.type == "cpu":
+        out = sequence_workspace.empty((T, B, module.out_features), x.dtype)
+    else:
+        out = x.new_empty((T, B, module.out_features))
     weight_t, bias = module.weight.t(), module.bias
     start = _planned_steps(module, x, out) if _plannable(module, x) else 0
     for t in range(start, T):

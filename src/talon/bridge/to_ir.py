@@ -100,9 +100,16 @@ class TALONExporter:
             # nothing), so it is exported as the one-module chain it is, its node named after its type.
             model = nn.Sequential(OrderedDict([(type(model).__name__.lower(), model)]))
         # Tracing and the probe's forward pass may change the model (snnTorch init_hidden membranes,
-        # BatchNorm statistics): it is put back as it was afterwards, without copying it.
-        with unchanged(model) as snapshot:
-            graph = self._export(model, samples, custom_map, snapshot)
+        # BatchNorm statistics): it is put back as it was afterwards, without copying it. They run
+        # in eval mode, the behaviour the graph holds (a training-mode pass would update the
+        # running statistics the BatchNorm nodes are then made from).
+        training = _to_eval_mode(model)
+        try:
+            with unchanged(model) as snapshot:
+                graph = self._export(model, samples, custom_map, snapshot)
+        finally:
+            for module in training:
+                module.training = True
         graph.metadata["source"] = source
         ir.warn_non_finite(graph, f"to_ir({type(model).__name__})", stacklevel=4)
         return fold_batchnorm(graph) if self.fold_batchnorm else graph
@@ -246,6 +253,31 @@ def _warn_about_hooks(model: nn.Module) -> None:
             "not what their hooks change; remove the hooks that change values before exporting",
             stacklevel=4,
         )
+
+
+def _to_eval_mode(model: nn.Module) -> list[nn.Module]:
+    """Put every module in eval mode; return those that were training. BatchNorm and Dropout in
+    training mode compute something else than the graph, which holds their ``eval()`` behaviour
+    (running statistics, no dropping): the export warns, naming them."""
+    training = [m for m in model.modules() if m.training]
+    changed = [
+        f"{path or 'the model'!r} ({type(m).__name__})"
+        for path, m in model.named_modules()
+        if m.training
+        and (
+            isinstance(m, nn.modules.batchnorm._BatchNorm) or (isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0)
+        )
+    ]
+    if changed:
+        warnings.warn(
+            f"to_ir: {', '.join(changed)} in training mode: the graph computes their eval() behaviour "
+            "(BatchNorm with its running statistics, Dropout as the identity); call model.eval() before "
+            "exporting to compare the model with the graph",
+            stacklevel=4,
+        )
+    for module in training:
+        module.training = False
+    return training
 
 
 def to_ir(model: nn.Module, sample: torch.Tensor | Sequence[torch.Tensor], *, spiking: bool = False,

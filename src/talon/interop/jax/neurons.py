@@ -30,6 +30,15 @@ coefficient): after the reset, ``u = max(u - v_min, 0) + v_min``.
 
 with ``R(v, z) = where(z, v_reset, v)`` (value), ``v - z*theta`` (subtract) or ``v`` (none).
 
+Gradients through the reset follow snnTorch, as the PyTorch executor does (``docs/semantics.md``
+§3): the spike in ``R`` is a constant (``stop_gradient``; a delayed reset is snnTorch's detached
+``reset``, an immediate one is detached too), the output spike — ``z``, or ``z_prev`` with
+``spike_timing='pre'`` — carries the surrogate, and so does ``z`` in the same-step correction
+of ``'snntorch_immediate'`` (snnTorch's ``mem - (spk - reset)*theta`` with ``reset`` detached).
+``R`` of the value reset has no gradient through the spike in any case. (Spyx, whose ``LIF``
+subtracts its output spike, differentiates through the delayed reset: a Spyx-imported graph
+runs Spyx's forward exactly but trains with this convention.)
+
 Every product that feeds a sum goes through :func:`rounded`: XLA on CPU fuses ``a*b + c`` into
 one fused multiply-add (rounding once instead of twice), which would make the JAX engine differ
 from the other engines in the last bit. ``rounded(a*b)`` is the product rounded on its own.
@@ -191,8 +200,9 @@ def make_step(node: ir.Node, spike: Callable | None, channels_last: bool = False
         k = _expand_all(params, expand, x.ndim)
         v = state["v"]
         z_prev = spike(v, k["theta"])
+        z_reset = lax.stop_gradient(z_prev)  # the delayed reset carries no gradient (snnTorch's)
         if timing == "delayed_pre_decay":
-            v = _reset(mode, v, z_prev, k)
+            v = _reset(mode, v, z_reset, k)
         new = {}
         if input_first:  # i = alpha*(i + gs*x)
             x = k["alpha"] * (state["i"] + rounded(k["gs"] * x, zero))
@@ -207,15 +217,15 @@ def make_step(node: ir.Node, spike: Callable | None, channels_last: bool = False
         else:  # IF: beta = 1 and c = 0, so u = (1*v + g*x) + 0 == v + g*x (up to the sign of a zero)
             u = v + _input_term(k["g"], x, zero)
         if timing in ("delayed", "snntorch_immediate"):
-            u = _reset(mode, u, z_prev, k)
+            u = _reset(mode, u, z_reset, k)
         z = spike(u, k["theta"])
         if multi:
             z = _multi_spike_count(z, u, k["theta"], limit)
             u = u - rounded(lax.stop_gradient(z) * k["theta"], zero)
         elif timing == "immediate":
-            u = _reset(mode, u, z, k)
+            u = _reset(mode, u, lax.stop_gradient(z), k)
         elif timing == "snntorch_immediate":  # subtract only: correct the delayed reset to this step's spike
-            u = u - (z - z_prev) * k["theta"]
+            u = u - (z - z_reset) * k["theta"]  # snnTorch's `mem - (spk - reset)*theta`: spk carries a gradient
         if v_min is not None:  # the floor (immediate reset only), after the reset
             floor = expand(jnp.asarray(v_min, u.dtype), x.ndim)
             u = jnp.maximum(u - floor, jnp.zeros((), u.dtype)) + floor
