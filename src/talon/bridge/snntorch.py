@@ -39,7 +39,9 @@ from __future__ import annotations
 
 import inspect
 import os
+import types
 import warnings
+import weakref
 
 import numpy as np
 import snntorch as snn
@@ -74,10 +76,17 @@ _PROBE = (-1.0, -1e-30, -0.0, 0.0, 1e-45, 1e-30, 1.0, 1e3)
 _HEAVISIDE = (0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0)
 
 
+# Plain functions whose probe gave the step, with their description: a function's forward is
+# fixed by its code and closure, so each snnTorch surrogate closure is probed once per process.
+_STEP_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _check_spike_function(mod: nn.Module, path: str) -> None:
     """snnTorch spikes with ``spike_grad(mem - threshold)`` in the forward pass too: it must be the
     step ``H(x) = [x > 0]`` of talon's neurons (every ``snntorch.surrogate`` function is), or the
     exported neuron would compute something else."""
+    if isinstance(mod.spike_grad, types.FunctionType) and mod.spike_grad in _STEP_FUNCTIONS:
+        return
     probe = torch.tensor(_PROBE, dtype=torch.float32, device=torch.as_tensor(mod.threshold).device)
     try:
         with torch.no_grad():
@@ -92,6 +101,8 @@ def _check_spike_function(mod: nn.Module, path: str) -> None:
             "neurons emit H(v - threshold). Use an snntorch.surrogate function, or pass custom_map="
             f"{{{type(mod).__name__}: fn}}"
         )
+    if isinstance(mod.spike_grad, types.FunctionType):
+        _STEP_FUNCTIONS[mod.spike_grad] = surrogate_description(mod.spike_grad)
 
 
 def surrogate_description(spike_grad) -> str:
@@ -110,7 +121,8 @@ def surrogate_description(spike_grad) -> str:
 def _record_surrogate(node: ir.Node, mod: nn.Module, path: str) -> ir.Node:
     """The executor's neurons train with snnTorch's default surrogate, ``atan(alpha=2.0)``; any other
     ``spike_grad`` is recorded in the node's metadata (``snntorch_spike_grad``) and warned about."""
-    described = surrogate_description(mod.spike_grad)
+    described = _STEP_FUNCTIONS.get(mod.spike_grad) if isinstance(mod.spike_grad, types.FunctionType) else None
+    described = described or surrogate_description(mod.spike_grad)
     if described != "atan(alpha=2.0)":
         node.metadata["snntorch_spike_grad"] = described
         warnings.warn(

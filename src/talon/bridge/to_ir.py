@@ -255,19 +255,19 @@ def _warn_about_hooks(model: nn.Module) -> None:
         )
 
 
+_MODE_DEPENDENT = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)
+
+
 def _to_eval_mode(model: nn.Module) -> list[nn.Module]:
     """Put every module in eval mode; return those that were training. BatchNorm and Dropout in
     training mode compute something else than the graph, which holds their ``eval()`` behaviour
     (running statistics, no dropping): the export warns, naming them."""
-    training = [m for m in model.modules() if m.training]
-    changed = [
-        f"{path or 'the model'!r} ({type(m).__name__})"
-        for path, m in model.named_modules()
-        if m.training
-        and (
-            isinstance(m, nn.modules.batchnorm._BatchNorm) or (isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0)
-        )
-    ]
+    training, changed = [], []
+    for path, m in model.named_modules():
+        if m.training:
+            training.append(m)
+            if isinstance(m, _MODE_DEPENDENT) and getattr(m, "p", 1) > 0:
+                changed.append(f"{path or 'the model'!r} ({type(m).__name__})")
     if changed:
         warnings.warn(
             f"to_ir: {', '.join(changed)} in training mode: the graph computes their eval() behaviour "
