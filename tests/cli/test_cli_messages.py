@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -132,3 +133,15 @@ def test_the_demo_fails_loudly_when_a_step_cannot_run(tmp_path):
     assert result.stderr.strip().startswith("error: the demo did not complete")
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert [status for _, _, status in summary["steps"]] == ["NOT RUN"]
+
+
+def test_a_lint_hint_wrapped_at_the_terminal_width_keeps_its_indentation(tmp_path):
+    path = tmp_path / "big.t1c"
+    weight = np.zeros((3000, 4000), np.float32)  # LARGE_MODEL: its hint is longer than 60 columns
+    nodes = {"input": ir.Input(np.array([4000])), "fc": ir.Affine(weight, np.zeros(3000, np.float32)),
+             "output": ir.Output(np.array([3000]))}  # fmt: skip
+    ir.write(path, ir.Graph(nodes, [("input", "fc"), ("fc", "output")]))
+    out = CliRunner(env={"COLUMNS": "60"}).invoke(main, ["lint", str(path)]).stdout
+    hint = out[out.index("      hint: ") :].splitlines()
+    assert len(hint) > 1 and all(line.startswith("      ") and len(line) <= 60 for line in hint), out
+    assert " ".join(line.strip() for line in hint).startswith("hint: consider pruning or quantizing (sdk.quantize")

@@ -153,14 +153,23 @@ def profile(file: Path, as_json: bool) -> None:
 
 
 def _print_issues(issues, console) -> None:
-    from rich.text import Text
-
     for issue in issues:
         where = f" ({issue.node})" if issue.node else ""
-        line = Text(f"  [{issue.code}]{where} {issue.message}")
-        console.print(line)
+        _print_indented(console, f"[{issue.code}]{where} {issue.message}", 2)
         if issue.suggestion:
-            console.print(Text(f"      hint: {issue.suggestion}"))
+            _print_indented(console, f"hint: {issue.suggestion}", 6)
+
+
+def _print_indented(console, text: str, indent: int) -> None:
+    """``text`` wrapped at the console's width, every line indented (rich's own wrapping would
+    start the continuation lines at column 0)."""
+    import textwrap
+
+    from rich.text import Text
+
+    width = max(20, console.width - indent)
+    for line in textwrap.wrap(_printable(text), width, break_long_words=False, break_on_hyphens=False) or [""]:
+        console.print(Text(" " * indent + line), soft_wrap=True)
 
 
 @main.command()
