@@ -237,6 +237,33 @@ class TestEachFamilyAcrossItsThreshold:
         assert np.array_equal(below, above)
         assert np.array_equal(below, x.astype(np.int64) @ weight_t.astype(np.int64))
 
+    def test_run_sequence_neuron_loops(self, monkeypatch):
+        import torch
+
+        from talon import bridge, ir
+        from talon.bridge import sequence
+
+        n, steps, batch = 24, 40, 3
+        graph = ir.Graph(
+            {
+                "input": ir.Input(np.array([n])),
+                "lif": ir.LIF(tau=np.full(n, 6.0), r=np.full(n, 2.0), v_leak=np.full(n, 0.05), v_threshold=np.ones(n)),
+                "output": ir.Output(np.array([n])),
+            },
+            [("input", "lif"), ("lif", "output")],
+        )
+        executor = bridge.ir_to_torch(graph)
+        x = torch.from_numpy(np.random.default_rng(5).normal(0.4, 1.0, (steps, batch, n)).astype(np.float32))
+        work = steps * (batch * n + sequence.SEQUENCE_STEP_WORK)
+
+        def call():
+            with torch.no_grad():
+                return executor.run_sequence(x)
+
+        (below, state_below), (above, state_above) = _across(sequence, "SEQUENCE_LOOP_WORK", work, call, monkeypatch)
+        assert torch.equal(below, above) and torch.equal(state_below["lif"], state_above["lif"])
+        assert 0 < int(below.sum()) < steps * batch * n
+
 
 # ---------------------------------------------------------------------------------------------
 # simulate declares the work of its run (talon.backend.cpu.work_plan)

@@ -112,7 +112,7 @@ def test_per_channel_layer_and_float64():
         _assert_same(twin, reference)
 
 
-def test_the_compiled_kernel_runs_when_numba_is_installed(monkeypatch):
+def test_the_compiled_kernel_runs_when_numba_is_installed_and_the_run_is_worth_it(monkeypatch):
     if not _compiled.numba_available():
         pytest.skip("the fast extra (numba) is not installed")
     from talon.bridge import sequence
@@ -120,6 +120,8 @@ def test_the_compiled_kernel_runs_when_numba_is_installed(monkeypatch):
     calls = []
     original = sequence._spiking_kernel
     monkeypatch.setattr(sequence, "_spiking_kernel", lambda *a: calls.append(1) or original(*a))
+    monkeypatch.delenv(_compiled.DISABLE, raising=False)
+    monkeypatch.setattr(sequence, "SEQUENCE_LOOP_WORK", _compiled.WorkThreshold("test", cold_from=1, warm_from=0))
     module = node_to_module(ir.LIF(tau=TAU, v_threshold=THETA))
     with torch.no_grad():
         run_neuron_sequence(module, torch.ones(5, 2, N))

@@ -22,7 +22,9 @@ tensors run as one compiled call per layer (``talon.bridge.sequence_kernels``) d
 operations in the same order; the PyTorch loops below are their twins (``TALON_DISABLE_NUMBA=1``).
 The kernels run only for nodes whose fields are ones they implement or at their defaults
 (``_node_fits_kernel``), so a neuron feature added to the IR later goes to the PyTorch loops
-until the kernels learn it.
+until the kernels learn it; and only when the run is worth starting numba for
+(``SEQUENCE_LOOP_WORK``, a ``talon._compiled.WorkThreshold``): a short run in a fresh process
+keeps the loops rather than pay ~0.5 s of numba start-up.
 
 Any other module (and any call that needs a gradient) runs its own ``forward`` per step.
 """
@@ -38,6 +40,7 @@ import numpy as np
 import torch
 
 from talon import _compiled
+from talon._compiled import WorkThreshold, compiled
 from talon.ir.types import ResetMode, ResetTiming
 
 from . import sequence_workspace
@@ -218,6 +221,15 @@ def _spiking(module, drive: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor
 
 _KERNEL_DTYPES = (torch.float32, torch.float64)
 
+# When the compiled loops are worth starting numba for. A PyTorch loop costs ~20 us per step (its
+# operations' dispatch) plus ~4 ns per element more than the kernel; starting numba in a process
+# (import, cached kernels loaded) costs ~0.5 s. Measured idle, one thread, a 64-H-10 LIF network:
+# fresh process 100 steps x batch 1 x H 32: 12 ms loops vs 520 ms with numba; warm, loops vs
+# kernels 4.8 vs 1.4 ms (T 100, B 1, H 32), 290 vs 137 ms (T 1 000, B 32, H 1 024). So the work of
+# a layer's run is ``steps * (elements + SEQUENCE_STEP_WORK)`` in units of ~4 ns, a start-up ~1.25e8.
+SEQUENCE_STEP_WORK = 5_000
+SEQUENCE_LOOP_WORK = WorkThreshold("run_sequence neuron loop", cold_from=125_000_000, warm_from=0)
+
 
 def _kernel_applies(module, xs: torch.Tensor) -> bool:
     """The compiled loops cover binary spikes without a membrane floor on CPU float32/64, with
@@ -230,6 +242,7 @@ def _kernel_applies(module, xs: torch.Tensor) -> bool:
         and xs.numel() > 0
         and all(b.ndim <= xs.ndim - 2 for b in module.buffers())
         and _node_fits_kernel(module.node)
+        and SEQUENCE_LOOP_WORK.use_compiled(xs.shape[0] * (xs[0].numel() + SEQUENCE_STEP_WORK))
     )
 
 
@@ -314,7 +327,7 @@ _TIMING_CODES = {
 def _spiking_kernel(module, drive: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     from . import sequence_kernels
 
-    kernel = _compiled.compiled(sequence_kernels.spiking_steps)
+    kernel = compiled(sequence_kernels.spiking_steps)
     steps = drive.shape[0]
     xs = drive.detach().contiguous()
     v = v.detach().contiguous()
@@ -363,7 +376,7 @@ def _synaptic_current(module, xs: torch.Tensor, i0: torch.Tensor | None, unit_ga
 def _synaptic_kernel(module, xs: torch.Tensor, i0: torch.Tensor | None, unit_gain: bool) -> torch.Tensor:
     from . import sequence_kernels
 
-    kernel = _compiled.compiled(sequence_kernels.synaptic_current)
+    kernel = compiled(sequence_kernels.synaptic_current)
     steps = xs.shape[0]
     xs = xs.detach().contiguous()
     current = sequence_workspace.empty_like(xs)
