@@ -400,3 +400,8 @@ def test_an_enum_member_is_stored_only_when_it_equals_its_value(tmp_path):
     graph.metadata["stage"] = Stage.CALIBRATED  # would read back as 1, which is not Stage.CALIBRATED
     with pytest.raises(T1CFormatError, match=r"metadata\['stage'\]: cannot store enum member Stage.CALIBRATED"):
         ir.write(tmp_path / "enum.t1c", graph)
+    graph.metadata["stage"] = enum.Enum("Weights", {"W": np.zeros(2)}).W  # an array value: refused, not compared
+    with pytest.raises(T1CFormatError, match=r"cannot store enum member Weights\.W"):
+        ir.write(tmp_path / "enum_array.t1c", graph)
+    graph.metadata["stage"] = enum.IntEnum("Level", {"HIGH": 3}).HIGH
+    assert roundtrip(graph, tmp_path, "int_enum.t1c").metadata["stage"] == 3

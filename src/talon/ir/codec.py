@@ -34,7 +34,7 @@ def encode(value: Any, arrays: list[np.ndarray], where: str, depth: int = 0) -> 
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, Enum):
-        if value == value.value:
+        if isinstance(value, (int, float, str)):  # IntEnum, StrEnum ...: equal to their value
             return encode(value.value, arrays, where, depth + 1)
         raise TypeError(
             f"{where}: cannot store enum member {value!s}: it would read back as {value.value!r}, "
