@@ -526,7 +526,7 @@ class _FxExport:
     def _check_functional_arguments(self, node: fx.Node, where: str) -> None:
         """Arguments a functional call's IR node cannot state are refused, not dropped: a ``dtype``
         (``F.softmax(x, 1, dtype=torch.float64)`` computes in another precision), and an
-        ``F.dropout`` that drops while the model is in eval mode (``training`` defaults to True:
+        ``F.dropout`` that drops in eval mode, where the export runs (``training`` defaults to True:
         the model is random at inference; ``training=self.training`` is the exportable form)."""
         if node.kwargs.get("dtype") is not None:
             raise ConversionError(f"{where}: dtype={node.kwargs['dtype']} has no TALON IR equivalent; remove it")
@@ -534,7 +534,7 @@ class _FxExport:
             args, kwargs = node.args, node.kwargs
             p = kwargs.get("p", args[1] if len(args) > 1 else 0.5)
             training = kwargs.get("training", args[2] if len(args) > 2 else True)
-            if training is True and p != 0 and not self.gm.root.training:
+            if training is True and p != 0:
                 raise ConversionError(
                     f"{where}: F.dropout with training=True (its default) drops at inference too, so the model in "
                     "eval mode is random and no graph states it; call F.dropout(x, p, training=self.training) "
