@@ -70,6 +70,7 @@ from .neurons import SPIKING, coefficients, exact_zero, make_step, per_neuron, s
 from .plan import BOUNDARY, DELAY, INPUT, NEURON, components, flatten, fuse, is_cyclic
 from .products import edge_is_plain, plain_values
 from .spike import Surrogate, make_spike
+from .spike_pools import spike_fed_pools
 from .spread import is_identity, spread_on_host, spreads, uniform_on_host, with_spread
 
 MODES = ("stepwise", "fused", "layerwise")
@@ -109,6 +110,9 @@ class JaxGraph:
         # per node, which incoming values are never a multiplication (no rounding in sums, .products)
         plain = plain_values(self.plan)
         self._plain = {p: [edge_is_plain(e, plain) for e in f.inputs] for p, f in self.plan.nodes.items()}
+        # pools of spikes in a channels-last chain whose window sums are sums of strided slices
+        # (see .spike_pools)
+        self._sliced_pools = spike_fed_pools(self.plan, self.dtype) & self.channels_last
         self._fns: dict[str, Any] = {}
         self._delays: dict[str, np.ndarray] = {}
         params: dict[str, dict[str, np.ndarray]] = {}
@@ -132,6 +136,8 @@ class JaxGraph:
         self._moved: dict[tuple[str, str], tuple[Any, Any]] = {}
         # (path, batch) -> (the layer's coefficients, as the update reads them) (see _spreads)
         self._spread: dict[tuple[str, int], tuple[dict, dict]] = {}
+        # the dense layers whose bias is passed spread over the batch, like small layers' coefficients
+        self._spread_biases = [p for p, f in self.plan.nodes.items() if layers.adds_bias(f.node) and spreads(f.shape)]
         self._neuron_shapes = {p: tuple(f.shape) for p, f in self.plan.nodes.items() if f.kind == NEURON}
         self._neuron_layouts = {p: (s, spreads(s), p in self.channels_last) for p, s in self._neuron_shapes.items()}
         # neuron states kept channels-last, and their rank (channels and spatial axes)
@@ -317,7 +323,9 @@ class JaxGraph:
     def _spreads(self, params: Mapping, moved: Mapping, batch: int) -> dict[str, dict[str, Any]]:
         """``{path: {name: coefficient as the compiled update reads it}}`` for the concrete neuron
         coefficients (:mod:`.spread`): a uniform one as a scalar, one of a small layer spread over
-        ``[batch, *shape]``; made on the host and cached, per layer, while the same arrays come back."""
+        ``[batch, *shape]``; and the bias of a small dense layer spread over ``[batch, out]``
+        (:func:`.layers.adds_bias`); made on the host and cached, per layer, while the same arrays
+        come back."""
         out: dict[str, dict[str, Any]] = {}
         for path, (shape, small, last) in self._neuron_layouts.items():
             values = params[path]
@@ -351,13 +359,24 @@ class JaxGraph:
                 self._spread[(path, batch)] = (dict(values), entry)
             if entry:
                 out[path] = entry
+        for path in self._spread_biases:
+            bias = params[path]["bias"]
+            cached = self._spread.get((path, batch))
+            if cached is not None and cached[0]["bias"] is bias:
+                out[path] = cached[1]
+            elif not isinstance(bias, jax.core.Tracer):
+                with jax.ensure_compile_time_eval():  # a concrete array even when run is traced
+                    out[path] = {"bias": spread_on_host(bias, tuple(np.shape(bias)), batch, False)}
+                if isinstance(bias, jax.Array):  # immutable: safe to cache by identity
+                    self._spread[(path, batch)] = ({"bias": bias}, out[path])
         return out
 
     # ---- lowering ---------------------------------------------------------------------------
 
     def _build_stateless(self, path: str, node: ir.Node):
+        sliced = path in self._sliced_pools
         if path in self.channels_last:
-            return layers.build(node, self.dtype, channels_last=True)
+            return layers.build(node, self.dtype, channels_last=True, sliced_sums=sliced)
         if isinstance(node, ir.Threshold):
             spike = self._spikes[node.comparison.value]
             params = {"threshold": np.ascontiguousarray(np.asarray(node.threshold).astype(self.dtype))}
