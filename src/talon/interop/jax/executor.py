@@ -30,8 +30,10 @@ On a loaded 2-core CPU both whole-sequence schedules measured slower than the st
 
 Convolution chains (a convolution and the neurons, pools and elementwise nodes fed only by it)
 run channels-last inside, on the layout XLA's CPU kernels are fastest on (:mod:`.channels_last`;
-``channels_last=False`` keeps every array channels-first). Inputs, outputs, states and traces
-are in talon's layout either way, and the results are the same bits.
+``channels_last=False`` keeps every array channels-first); their pools of spikes sum their
+windows as sums of strided slices, which XLA fuses with their neighbours (:mod:`.spike_pools`).
+Inputs, outputs, states and traces are in talon's layout either way, and the results are the
+same bits.
 
 What does not change from call to call is prepared outside the compiled function, where it
 costs microseconds instead of an XLA kernel to compile: the weights are read in the layout
@@ -39,8 +41,9 @@ XLA's CPU kernels want (``[in, out]`` for a matrix product, spatial-first for a 
 transposed by numpy and cached while the same weight array comes back
 (:func:`.layers.relayout`); a run from the initial state gets it as a cached device array
 instead of filling zeros in the graph; a neuron coefficient shared by its whole layer comes as a
-scalar, and the other coefficients of small neuron layers come spread over the batch
-(:mod:`.spread`: an update on operands of one shape compiles several times faster); all of it
+scalar, and the other coefficients of small neuron layers, and the biases of small dense
+layers, come spread over the batch (:mod:`.spread`: an update on operands of one shape compiles
+several times faster); all of it
 is kept for the last concrete parameter arrays (:mod:`.call_cache`).
 
 Parameters are a dict ``{node path: {name: array}}`` (``"rnn.lif"`` inside a subgraph): the
