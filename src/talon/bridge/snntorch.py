@@ -137,7 +137,7 @@ def _record_surrogate(node: ir.Node, mod: nn.Module, path: str) -> ir.Node:
 
 def _check_supported(mod: nn.Module, path: str) -> None:
     _check_spike_function(mod, path)
-    g = torch.as_tensor(mod.graded_spikes_factor)
+    g = torch.as_tensor(mod.graded_spikes_factor).detach()  # learn_graded_spikes_factor: a Parameter
     if g.numel() != 1 or float(g) != 1.0:
         raise ConversionError(f"module {path!r}: graded_spikes_factor != 1 has no TALON IR equivalent")
     if getattr(mod, "inhibition", False):
