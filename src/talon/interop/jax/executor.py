@@ -578,13 +578,19 @@ class JaxGraph:
         final, (outputs, nodes) = jax.lax.scan(body, self._unstack_delays(state, 0), inputs)
         return outputs, self._unstack_delays(final, None), (self._trace(nodes) if record else None)
 
+    def _one_step_delays(self) -> list[str]:
+        """The Delays whose every element delays by exactly one step: their history is carried
+        unstacked (:mod:`.delay_carry`). A Delay mixing 0 and 1 (``max == 1``) is not one of them:
+        its 0-lag elements pass the current input, so it takes the general path."""
+        return [p for p in self._delays if self._max_delay(p) == 1 and self._uniform_delay(p)]
+
     def _delay_order(self):
         """See :func:`.delay_carry.delay_order`."""
-        return delay_order(self.plan, {p for p in self._delays if self._max_delay(p) == 1})
+        return delay_order(self.plan, set(self._one_step_delays()))
 
     def _unstack_delays(self, state: dict, axis: int | None) -> dict:
         """See :func:`.delay_carry.unstack_delays`."""
-        return unstack_delays(state, [p for p in self._delays if self._max_delay(p) == 1], axis)
+        return unstack_delays(state, self._one_step_delays(), axis)
 
     def _trace(self, nodes: dict) -> dict:
         return {p: s for p, s in nodes.items() if self.plan.nodes[p].kind == NEURON}
