@@ -591,7 +591,8 @@ def test_a_float32_w_in_next_to_a_float64_v_leak_survives_nir(reset_mode):
     )
     back = import_quiet(export_quiet(conv, dt=DT), dt=DT)
     assert back.nodes["n"].w_in.dtype == F32 and back.nodes["n"].w_in.shape == (2,)
-    flat = chain([2], ("n", ir.CubaLIF(**{k: getattr(neuron, k) for k in ("tau_syn", "tau_mem", "r", "v_leak", "w_in")}, comparison=">")))
+    params = {k: getattr(neuron, k) for k in ("tau_syn", "tau_mem", "r", "v_leak", "w_in")}
+    flat = chain([2], ("n", ir.CubaLIF(**params, comparison=">")))
     back_flat = import_quiet(export_quiet(flat, dt=DT), dt=DT)
     assert ir.graph_differences(flat, back_flat, metadata=False) == []
 
