@@ -61,6 +61,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ... import ir
+from ...ir.coefficients import check_coefficients_fit
 from ...ir.errors import UnsupportedModuleError
 from . import layers
 from .call_cache import PreparedCalls, on_cpu
@@ -115,6 +116,7 @@ class JaxGraph:
         for path, flat in self.plan.nodes.items():
             node = flat.node
             if flat.kind == NEURON:
+                check_coefficients_fit(f"node {path!r}", coefficients(node, np.float64), self.dtype)
                 params[path] = coefficients(node, self.dtype)
                 spike = self._spikes[node.comparison.value] if isinstance(node, SPIKING) else None
                 merged_plain = len(flat.inputs) > 1 or all(self._plain[path])  # a sum, or a plain value
