@@ -136,3 +136,12 @@ def test_pan_keeps_the_selection_and_keys_zoom(watched, tmp_path):
     page.click('g.node[data-id="lif"]')
     page.mouse.click(x, y)
     assert page.evaluate("window.talonViewer.state.selected") is None
+
+
+def test_event_page_title_is_text(watched, tmp_path):
+    events = np.array([(1, 2, 5, True), (3, 3, 9, False)], dtype=[("x", "<i2"), ("y", "<i2"), ("t", "<i8"), ("p", "?")])
+    title = "R&D <b>x</b> &amp; y"
+    path = viz.export_events_html(events, tmp_path / "events.html", sensor_size=(4, 4, 2), title=title)
+    watched.page.goto(path.resolve().as_uri())
+    watched.page.wait_for_selector("body[data-ready=yes]")
+    assert watched.page.title() == watched.page.locator("h1").text_content() == title
