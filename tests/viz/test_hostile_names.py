@@ -8,6 +8,7 @@ page's parameter count is ``talon analyze``'s."""
 from __future__ import annotations
 
 import itertools
+import os
 
 import numpy as np
 import pytest
@@ -145,3 +146,13 @@ def test_event_page_title_is_text(watched, tmp_path):
     watched.page.goto(path.resolve().as_uri())
     watched.page.wait_for_selector("body[data-ready=yes]")
     assert watched.page.title() == watched.page.locator("h1").text_content() == title
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc (a folder no file can be created in)")
+def test_unwritable_page_error_names_the_page_not_a_temporary_file(tmp_path):
+    from talon.examples import hybrid_graph
+
+    with pytest.raises(OSError) as caught:
+        viz.export_html(hybrid_graph(seed=0), "/proc/talon-review-page.html")
+    assert str(caught.value).startswith("cannot write /proc/talon-review-page.html: ")
+    assert ".tmp" not in str(caught.value)
