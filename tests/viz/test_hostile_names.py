@@ -156,3 +156,20 @@ def test_unwritable_page_error_names_the_page_not_a_temporary_file(tmp_path):
         viz.export_html(hybrid_graph(seed=0), "/proc/talon-review-page.html")
     assert str(caught.value).startswith("cannot write /proc/talon-review-page.html: ")
     assert ".tmp" not in str(caught.value)
+
+
+def test_partition_view_marks_every_cross_core_edge(watched, tmp_path):
+    """A recurrent layer split over cores: its delayed feedback edge crosses cores too, and the
+    view marks it so (the pairs drawn cross-core are the partition's own cross_core_edges)."""
+    pytest.importorskip("pymetis")
+    from talon.graph import HardwareSpec, partition
+    from talon.graph.examples import recurrent_snn
+
+    mapped = partition(recurrent_snn(), HardwareSpec(num_cores=16, sram_bytes_per_core=98_304))
+    meta = mapped.partition_metadata
+    assert any(tuple(e) in mapped.recurrent_edges for e in meta["cross_core_edges"])
+    watched.goto_graph(viz.visualize_partitioned(mapped, tmp_path / "rec.html"))
+    drawn = watched.page.eval_on_selector_all(
+        "path.edge.cross-core", "els => els.map(e => [e.dataset.source, e.dataset.target])"
+    )
+    assert {tuple(e) for e in drawn} == {tuple(e) for e in meta["cross_core_edges"]}

@@ -304,8 +304,8 @@ function draw() {
     const a = L.nodes[e.v], b = L.nodes[e.w];
     if (!a || !b) continue;
     const r = recurrentPath(a, b);
-    const p = el("path", { class: "edge recurrent", d: r.d, "marker-end": "url(#arrow-rec)", "data-source": itemLabel(e.v), "data-target": itemLabel(e.w) }, edgeFrag);
-    el("title", {}, p).textContent = `recurrent: ${itemLabel(e.v)} → ${itemLabel(e.w)} carries the previous timestep's value ${fmtShape(e.shape)}`;
+    const p = el("path", { class: "edge recurrent" + (e.cross ? " cross-core" : ""), d: r.d, "marker-end": "url(#arrow-rec)", "data-source": itemLabel(e.v), "data-target": itemLabel(e.w) }, edgeFrag);
+    el("title", {}, p).textContent = `recurrent${e.cross ? ", cross-core" : ""}: ${itemLabel(e.v)} → ${itemLabel(e.w)} carries the previous timestep's value ${fmtShape(e.shape)}`;
     el("text", { class: "edge-label recurrent", x: r.lx, y: r.ly }, edgeFrag).textContent = "t−1";
   }
   edgeLayer.appendChild(edgeFrag);
