@@ -8,7 +8,9 @@ page's parameter count is ``talon analyze``'s."""
 from __future__ import annotations
 
 import itertools
+import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -173,3 +175,22 @@ def test_partition_view_marks_every_cross_core_edge(watched, tmp_path):
         "path.edge.cross-core", "els => els.map(e => [e.dataset.source, e.dataset.target])"
     )
     assert {tuple(e) for e in drawn} == {tuple(e) for e in meta["cross_core_edges"]}
+
+
+@pytest.mark.parametrize("title", ["L" * 300, "é" * 200, "..", "a title/with ../ parts"])
+def test_any_title_names_a_temporary_page(title, monkeypatch, tmp_path):
+    """`talon visualize` writes the page under a name made from the title: a 300-character title
+    exceeded the file system's 255 and failed with 'File name too long'."""
+    from click.testing import CliRunner
+
+    from talon.cli import main
+    from talon.examples import hybrid_graph
+
+    monkeypatch.setattr(viz.display, "TEMP_GRAPHS_DIR", tmp_path / "pages")
+    ir.write(tmp_path / "m.t1c", hybrid_graph(seed=0))
+    args = ["visualize", str(tmp_path / "m.t1c"), "--title", title, "--no-browser", "--json"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    page = Path(json.loads(result.stdout)["path"])
+    assert page.parent == tmp_path / "pages" and page.is_file() and len(page.name) <= 100
+    assert not page.name.startswith((".", "_")) and page.read_text().count("<title>") == 1
