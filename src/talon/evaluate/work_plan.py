@@ -23,6 +23,7 @@ import math
 import uuid
 from dataclasses import replace
 
+from talon import _compiled
 from talon.backend.cpu.program import Program
 from talon.backend.cpu.work_plan import run_share
 
@@ -44,7 +45,10 @@ def shard_share(model: EvalModel, program: Program, batch: int) -> float:
 
 def process_share(job: ShardJob, program: Program) -> float:
     """What ``job``'s process declares before running it: :func:`shard_share` times the shards it
-    is still expected to run for the evaluation, this one included (at least this one)."""
+    is still expected to run for the evaluation, this one included (at least this one); 0 when a
+    plan cannot change a decision (numba already started in this process, or a mode forced)."""
+    if _compiled.mode() != "auto" or _compiled.numba_started():
+        return 0.0
     remaining = max(1, job.process_shards - _RAN.get(job.run, 0))
     return remaining * shard_share(job.model, program, job.stop - job.start)
 
