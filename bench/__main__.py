@@ -1,4 +1,4 @@
-"""``python -m bench [--update-docs] [TOPIC ...]``: run the ``bench_*`` modules and report.
+"""``python -m bench [--update-docs [--allow-busy]] [TOPIC ...]``: run the ``bench_*`` modules and report.
 
 Each module's ``main()`` returns its rows (``bench.common.Row``): our median time and the
 reference's, measured side by side in one process. The host is shared and noisy, so the table
