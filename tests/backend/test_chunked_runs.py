@@ -176,3 +176,48 @@ def test_a_chunked_run_holds_one_chunk_of_layer_outputs():
         tracemalloc.stop()
     outputs = 2000 * 8 * 10 * 4  # what the run returns
     assert peaks[50] < outputs + 0.1 * (peaks[None] - outputs)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_outputs_streamed_to_the_caller_are_the_whole_runs(precision):
+    graph = mlp_graph(0, (64, 96, 10))
+    x = (np.random.default_rng(4).random((75, 2, 64)) < 0.3).astype(np.float32)
+    whole = CPU.simulate(graph, x, precision=precision)
+    pieces = []
+
+    def keep(start, stop, out):
+        pieces.append((start, stop, out["output"]))
+
+    streamed = CPU.simulate(graph, x, precision=precision, chunk_steps=8, on_outputs=keep)
+    assert [(a, b) for a, b, _ in pieces] == [(t, min(t + 8, 75)) for t in range(0, 75, 8)]
+    assert np.array_equal(np.concatenate([y for *_, y in pieces]), whole.outputs["output"])
+    assert streamed.outputs == {} and streamed.outputs_valid and streamed.spike_counts == whole.spike_counts
+    if precision != "fp32":
+        q, r = streamed.quantization, whole.quantization
+        assert (q.spike_agreement, q.per_node_spike_agreement, q.output_max_abs_error) == (
+            r.spike_agreement, r.per_node_spike_agreement, r.output_max_abs_error)  # fmt: skip
+        for name in r.output_rmse:  # float64 sums of squares added per chunk
+            assert q.output_rmse[name] == pytest.approx(r.output_rmse[name], rel=1e-12)
+            assert q.output_relative_error[name] == pytest.approx(r.output_relative_error[name], rel=1e-12)
+    with pytest.raises(Exception, match="cannot be combined with step_by_step"):
+        CPU.simulate(graph, x, step_by_step=True, on_outputs=print)
+
+
+def test_the_cli_writes_outputs_to_hdf5_as_it_runs(tmp_path):
+    import h5py
+    from click.testing import CliRunner
+
+    from talon.cli import main
+
+    graph = mlp_graph(0, (64, 96, 10))
+    ir.write(tmp_path / "mlp.t1c", graph)
+    out = tmp_path / "run.h5"
+    done = CliRunner().invoke(main, ["simulate", str(tmp_path / "mlp.t1c"), "--steps", "120", "-o", str(out),
+                                     "--precision", "int8", "--json"])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    whole = CPU.simulate(graph, n_steps=120, precision="int8")
+    with h5py.File(out) as f:
+        assert np.array_equal(f["outputs/output"][()], whole.outputs["output"])
+        assert f.attrs["timesteps_run"] == 120 and f.attrs["precision"] == "int8"
+    done = CliRunner().invoke(main, ["simulate", str(tmp_path / "mlp.t1c"), "-o", str(tmp_path / "mlp.t1c")])
+    assert done.exit_code == 2 and "would destroy it" in done.stderr

@@ -29,6 +29,7 @@ from .float_neurons import STATEFUL_NODES
 from .float_ops import FLOAT_KERNELS
 from .memory import plan_memory
 from .observers import WEIGHT_NODES, ActivityObserver, ProgressObserver, SpikeObserver
+from .output_stream import OnOutputs, OutputStream
 from .profiler import count_layers, dense_macs
 from .program import Program, lower_checked
 from .run_memory import check_run_memory
@@ -158,6 +159,7 @@ class CPUBackend(BackendBase):
         precision: str | None = None,
         progress: Callable[[int, int], None] | None = None,
         chunk_steps: int | None = None,
+        on_outputs: OnOutputs | None = None,
     ) -> SimulationResult:
         """Run ``graph`` for ``n_steps`` steps (docs/semantics.md) and report outputs and spikes.
 
@@ -170,16 +172,25 @@ class CPUBackend(BackendBase):
         operation of every chunk of every run (a reduced precision runs fp32 first), e.g. to drive
         a progress bar. ``chunk_steps``: the most steps whose layer outputs exist at once (None:
         as many as fit in ``run_memory.CHUNK_BYTES``); any value gives the same results, bit for bit.
+        ``on_outputs(start, stop, {output name: float32 [stop - start, B, ...]})``: receives the
+        graph outputs chunk by chunk instead of keeping them (``outputs`` is then empty; see
+        :mod:`.output_stream`); not with ``step_by_step``.
         """
         config = CompileConfig.coerce(config, precision)
         return self._simulate(graph, inputs, n_steps, step_by_step, config, progress=progress,
-                              chunk_steps=chunk_steps)[0]  # fmt: skip
+                              chunk_steps=chunk_steps, on_outputs=on_outputs)[0]  # fmt: skip
 
     def _simulate(
-        self, graph, inputs, n_steps, step_by_step, config, extra_observers=(), progress=None, chunk_steps=None
-    ):
+        self, graph, inputs, n_steps, step_by_step, config, extra_observers=(), progress=None, chunk_steps=None,
+        on_outputs=None,
+    ):  # fmt: skip
         check_graph(graph)
         _check_step_by_step(step_by_step)
+        if on_outputs is not None and (step_by_step or not callable(on_outputs)):
+            raise BackendError(
+                "on_outputs must be a callable on_outputs(start, stop, outputs), and cannot be combined with "
+                "step_by_step (which keeps every value)"
+            )
         program = self._require_valid(graph, config)
         source, steps, batch, used_default = prepare_source(graph, inputs, n_steps)
         itemsize, accumulator = _itemsizes(config)
@@ -187,6 +198,7 @@ class CPUBackend(BackendBase):
         chunk = check_run_memory(
             program, steps, batch, itemsize, keep_all=step_by_step, accumulator_itemsize=max(accumulator, 8 * reduced),
             chunk_steps=chunk_steps, reference=reduced, spiking_sizes=_spiking_sizes(program),
+            stream_outputs=on_outputs is not None,
         )  # fmt: skip
         runs = 2 if reduced else 1
         ticks = ()
@@ -206,7 +218,8 @@ class CPUBackend(BackendBase):
                 reference = (ref_trace, ref_spikes)
             engine = Engine(program, config, calibration)
             observers = (*extra_observers, *ticks)
-            return _run(engine, graph, source, steps, batch, used_default, step_by_step, observers, reference, chunk)
+            return _run(engine, graph, source, steps, batch, used_default, step_by_step, observers, reference, chunk,
+                        on_outputs)  # fmt: skip
 
     def run_compiled(
         self,
@@ -337,23 +350,33 @@ def _check_step_by_step(step_by_step) -> None:
         raise BackendError(f"step_by_step must be True or False, got {step_by_step!r}")
 
 
-def _run(engine, graph, source, steps, batch, used_default, step_by_step, extra_observers, reference, chunk):
+def _run(
+    engine, graph, source, steps, batch, used_default, step_by_step, extra_observers, reference, chunk, on_outputs=None
+):
     """Run ``engine`` on the prepared input ``source`` in chunks of ``chunk`` steps and report
-    (``reference``: the fp32 trace and spikes of a reduced precision, compared in ``quantization``)."""
+    (``reference``: the fp32 trace and spikes of a reduced precision, compared in ``quantization``;
+    ``on_outputs``: receives the graph outputs chunk by chunk, :mod:`.output_stream`)."""
     program = engine.program
     config = engine.config
     spikes = SpikeObserver(compare_with=None if reference is None else reference[1])
+    stream = None
+    if on_outputs is not None:
+        stream = OutputStream(program, on_outputs, None if reference is None else reference[0].values)
     start = time.perf_counter()
     trace = engine.run(
         source, keep_all=step_by_step, record_states=step_by_step, observers=(spikes, *extra_observers),
-        chunk_steps=chunk,
+        chunk_steps=chunk, sink=stream,
     )  # fmt: skip
     wall = time.perf_counter() - start
-    outputs = {name: np.asarray(trace.values[vid], np.float32) for name, vid in program.outputs.items()}
-    valid = len(outputs) == len(graph.output_nodes) and all(np.all(np.isfinite(y)) for y in outputs.values())
+    if stream is None:
+        outputs = {name: np.asarray(trace.values[vid], np.float32) for name, vid in program.outputs.items()}
+        valid = len(outputs) == len(graph.output_nodes) and all(np.all(np.isfinite(y)) for y in outputs.values())
+    else:
+        outputs, valid = {}, len(program.outputs) == len(graph.output_nodes) and stream.valid
     report = None
     if reference is not None:
-        report = quantization_report(config.precision, outputs, program, spikes, *reference)
+        report = quantization_report(config.precision, outputs, program, spikes, *reference,
+                                     errors=None if stream is None else stream.errors())  # fmt: skip
     result = SimulationResult(
         timesteps_run=steps,
         batch_size=batch,
@@ -448,15 +471,17 @@ def node_states(engine: Engine, trace) -> dict[str, dict[str, np.ndarray]]:
     return out
 
 
-def quantization_report(precision, outputs, program, spikes, ref_trace, ref_spikes) -> QuantizationReport:
+def quantization_report(precision, outputs, program, spikes, ref_trace, ref_spikes, errors=None) -> QuantizationReport:
+    """The error report of a reduced precision; ``errors``: the output errors accumulated by an
+    :class:`~.output_stream.OutputStream` (else computed here from ``outputs``)."""
     per_node, total_equal, total_size = {}, 0, 0
     for path, size in spikes.compared.items():  # compared chunk by chunk during the run
         equal = spikes.equal[path]
         per_node[path] = equal / size if size else 1.0
         total_equal += equal
         total_size += size
-    max_abs, rmse, rel = {}, {}, {}
-    for name, vid in program.outputs.items():
+    max_abs, rmse, rel = errors if errors is not None else ({}, {}, {})
+    for name, vid in program.outputs.items() if errors is None else ():
         y = outputs[name].astype(np.float64)
         r = np.asarray(ref_trace.values[vid], np.float64)
         diff = y - r

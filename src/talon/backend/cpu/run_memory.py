@@ -81,24 +81,27 @@ def plan_chunk(
 
 def held_bytes(
     program: Program, steps: int, batch: int, itemsize: int, *, keep_all: bool = False, reference: bool = False,
-    spiking_sizes: list[int] = (),
+    spiking_sizes: list[int] = (), stream_outputs: bool = False,
 ) -> dict[str, int]:  # fmt: skip
     """What a run must hold for all ``steps`` to hand it back, by kind (bytes): ``outputs`` (the graph
     outputs, float32), ``step_by_step`` (every value, ``itemsize`` each, with ``keep_all``),
     ``fp32 reference`` (with ``reference``: its outputs and spike trains, one bit per entry of the
-    spiking layers of ``spiking_sizes`` neurons)."""
+    spiking layers of ``spiking_sizes`` neurons). ``stream_outputs``: the outputs go to the caller
+    chunk by chunk (``on_outputs``), none are held."""
     per_step = steps * batch
-    out = {"outputs": sum(math.prod(program.values[v].shape) for v in program.outputs.values()) * per_step * 4}
+    outputs = sum(math.prod(program.values[v].shape) for v in program.outputs.values()) * per_step * 4
+    out = {"outputs": 0 if stream_outputs else outputs}
     if keep_all:
         out["step_by_step"] = sum(math.prod(v.shape) for v in program.values) * per_step * itemsize
     if reference:
-        out["fp32 reference"] = out["outputs"] + sum(spiking_sizes) * per_step // 8
+        out["fp32 reference"] = outputs + sum(spiking_sizes) * per_step // 8
     return out
 
 
 def check_run_memory(
     program: Program, steps: int, batch: int, itemsize: int, *, keep_all: bool = False, accumulator_itemsize: int = 0,
     chunk_steps: int | None = None, reference: bool = False, spiking_sizes: list[int] = (),
+    stream_outputs: bool = False,
 ) -> int:  # fmt: skip
     """Plan the chunks (:func:`plan_chunk`) and refuse, before it starts, a run whose held results
     (:func:`held_bytes`) plus one chunk's layer outputs exceed :func:`~..stimulus.memory_limit`
@@ -108,8 +111,9 @@ def check_run_memory(
     )
     working = sequence_bytes(program, chunk, batch, itemsize, accumulator_itemsize=accumulator_itemsize)
     held = held_bytes(
-        program, steps, batch, itemsize, keep_all=keep_all, reference=reference, spiking_sizes=spiking_sizes
-    )
+        program, steps, batch, itemsize, keep_all=keep_all, reference=reference, spiking_sizes=spiking_sizes,
+        stream_outputs=stream_outputs,
+    )  # fmt: skip
     total = sum(held.values())
     limit = memory_limit()
     if total + working <= limit:
