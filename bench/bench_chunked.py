@@ -65,13 +65,15 @@ print(json.dumps({{"rss": peak, "seconds": seconds, "spikes": result.spike_count
 
 
 def child_run(steps: int, chunk: int | None, precision: str = "fp32") -> dict:
-    """Peak RSS (bytes, Linux ``VmHWM``) during one ``simulate`` in a fresh interpreter, after a
-    20-step run has started numba (the peak is reset after it), its wall time and spike counts.
+    """Peak RSS (bytes, Linux ``VmHWM``) during one ``simulate`` in a fresh interpreter (numba forced),
+    after a 20-step run has loaded the kernels (the peak is reset after it), its wall time and spike counts.
     The peak includes building the kernels (each ``simulate`` call builds them: the float32 and
     float64 copies of the weights, about 0.4 GB here), the same for both ways of running."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     code = _CHILD.format(root=root, steps=steps, chunk=chunk, precision=precision)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(root, "src"), os.environ.get("PYTHONPATH", "")]))
+    # numba forced: a run's size decides whether numba starts (its import adds ~150 MB), not the chunks
+    env = dict(os.environ, TALON_FORCE_NUMBA="1",
+               PYTHONPATH=os.pathsep.join([os.path.join(root, "src"), os.environ.get("PYTHONPATH", "")]))  # fmt: skip
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -84,7 +86,7 @@ def main() -> list:
     graph = conv_snn()
     rows = []
     print("\nbench_chunked: CPU backend simulate in chunks of steps vs the whole run at once")
-    cpu.simulate(graph, n_steps=5, precision="int8")  # numba's kernels loaded before timing
+    cpu.simulate(graph, n_steps=5, precision="int8")  # first-use costs (imports, weight caches) paid before timing
     for precision, steps in SPEED_STEPS.items():
         times = median_times(
             {
@@ -97,9 +99,9 @@ def main() -> list:
         case = f"33.6M-param conv SNN, {steps:,} steps, {precision}: simulate in chunks (default)"
         rows.append(Row("chunked", case, times["chunked"], "the whole run in one chunk", times["whole"]))
         print(f"{case}: {times['chunked']:.2f} s vs whole {times['whole']:.2f} s")
-    short = child_run(20, None)
-    print(f"peak RSS of a 20-step run (one chunk): {short['rss'] / 2**20:,.0f} MiB")
-    for steps in RSS_STEPS:
+    for steps in (20, *RSS_STEPS[:1]):
+        print(f"peak RSS, {steps:,} steps fp32 in chunks: {child_run(steps, None)['rss'] / 2**20:,.0f} MiB")
+    for steps in RSS_STEPS[1:]:
         chunked, whole = child_run(steps, None), child_run(steps, steps)
         assert chunked["spikes"] == whole["spikes"]
         print(
