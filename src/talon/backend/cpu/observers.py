@@ -9,6 +9,7 @@ import numpy as np
 
 from talon import ir
 
+from ..errors import BackendError
 from .kernel import Kernel
 from .program import Op
 
@@ -47,7 +48,18 @@ class SpikeObserver:
         z = outputs[0] != 0
         # a multi-spike neuron (spike_mode='multi') emits a count per step: its spikes are the sum
         multi = getattr(kernel, "multi", False)
-        count = int(np.sum(outputs[0], dtype=np.float64)) if multi else np.count_nonzero(z)
+        if multi:
+            total = np.sum(outputs[0], dtype=np.float64)
+            if not np.isfinite(total):  # an infinite count: the membrane overflowed the compute dtype
+                raise BackendError(
+                    f"node {op.path!r}: the spike count of this multi-spike neuron (spike_mode='multi') became "
+                    f"infinite — its membrane left the range of the compute dtype ({np.asarray(outputs[0]).dtype}; "
+                    "float16 ends at 65504), so the run has no meaningful spike counts: bound the count with "
+                    "max_spikes, or run at a wider precision"
+                )
+            count = int(total)
+        else:
+            count = np.count_nonzero(z)
         self.counts[op.path] = self.counts.get(op.path, 0) + int(count)
         any_fired = z.any(axis=tuple(range(lead)))
         self.fired[op.path] = self.fired.get(op.path, np.zeros_like(any_fired)) | any_fired
