@@ -69,6 +69,7 @@ from .delay_carry import delay_order, unstack_delays, wait_for
 from .neurons import SPIKING, coefficients, exact_zero, make_step, per_neuron, state_keys
 from .plan import BOUNDARY, DELAY, INPUT, NEURON, components, flatten, fuse, is_cyclic
 from .products import edge_is_plain, plain_values
+from .reset_gradient import check_override
 from .spike import Surrogate, make_spike
 from .spread import is_identity, spread_on_host, spreads, uniform_on_host, with_spread
 
@@ -98,8 +99,11 @@ class JaxGraph:
         surrogate: Surrogate = "superspike",
         dtype: Any = "float32",
         channels_last: bool = True,
+        reset_gradient: str | None = None,
     ):
         self.graph = graph
+        # None: each neuron's own reset_gradient; 'detached' / 'through' for all (see .reset_gradient)
+        self.reset_gradient = check_override(reset_gradient)
         self.dtype = _check_dtype(dtype)
         ir.warn_non_finite(graph, "JaxGraph")  # its parameters are the caller's to fix or retrain
         self.plan = flatten(graph)
@@ -118,7 +122,7 @@ class JaxGraph:
                 params[path] = coefficients(node, self.dtype)
                 spike = self._spikes[node.comparison.value] if isinstance(node, SPIKING) else None
                 merged_plain = len(flat.inputs) > 1 or all(self._plain[path])  # a sum, or a plain value
-                self._fns[path] = make_step(node, spike, path in self.channels_last, merged_plain)
+                self._fns[path] = make_step(node, spike, path in self.channels_last, merged_plain, self.reset_gradient)
             elif flat.kind == DELAY:
                 self._delays[path] = np.broadcast_to(per_neuron(node.delay, len(flat.shape) + 1), flat.shape)
             elif flat.kind not in (INPUT, BOUNDARY):
