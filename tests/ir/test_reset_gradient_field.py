@@ -108,6 +108,8 @@ def test_engines_honour_and_override_it():
         y, _ = executor.run_sequence(torch.from_numpy(xs))
         y.sum().backward()
         assert executor.graph.nodes["lif"].reset_gradient == graph.nodes["lif"].reset_gradient  # recorded as is
+        again = bridge.to_ir(executor, torch.zeros(1, 4))  # a re-export keeps the graph's own
+        assert again.nodes["lif"].reset_gradient == graph.nodes["lif"].reset_gradient
         return y.detach().numpy(), executor.module_of("fc").weight.grad.numpy()
 
     for grad in (jax_grad, torch_grad):

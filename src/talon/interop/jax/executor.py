@@ -9,7 +9,9 @@
 Both are ``jax.jit``-compiled pure functions (no hidden state), differentiable through the
 surrogate spike of :mod:`.spike`, so ``jax.grad`` trains a graph. They follow
 ``docs/semantics.md``: the nodes of a step are evaluated in topological order, fan-in is summed
-in edge order, a recurrent edge delivers its source's value of the previous step.
+in edge order, a recurrent edge delivers its source's value of the previous step. The spike that
+drives a reset is differentiated as each neuron's ``reset_gradient`` says (``JaxGraph(graph,
+reset_gradient=...)`` overrides it for every neuron; :mod:`.reset_gradient`).
 
 ``run`` has three schedules. ``"stepwise"`` is the reference; the other two compute the same
 operations, but a product XLA runs on all ``T*B`` samples at once may sum in another order than on
