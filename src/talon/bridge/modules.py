@@ -272,14 +272,14 @@ class _Spiking(NeuronModule):
     def _crossed(self, v: torch.Tensor) -> torch.Tensor:
         """The threshold crossing that drives a delayed reset: detached (no gradient, like snnTorch's
         reset), or the surrogate spike with ``reset_gradient='through'``."""
-        if self.reset_through:
-            return spike(v - self.v_th, self.inclusive)
+        if self.reset_through and torch.is_grad_enabled():
+            return spike(v - self.v_th, self.inclusive)  # the same values as the comparison
         return (v >= self.v_th if self.inclusive else v > self.v_th).to(v.dtype)
 
     def _reset(self, v: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         if self.reset_mode is ResetMode.VALUE:
-            if self.reset_through:
-                return value_reset_through(v, z, self.v_rst)
+            if self.reset_through and torch.is_grad_enabled():
+                return value_reset_through(v, z, self.v_rst)  # the same values as the where below
             return torch.where(z > 0, self.v_rst, v)
         if self.reset_mode is ResetMode.SUBTRACT:
             return v - z * self.v_th
