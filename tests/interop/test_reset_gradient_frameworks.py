@@ -208,6 +208,40 @@ def test_engines_reproduce_spyx_gradients(spyx_case, engine):
     assert _misses(expected, gradients(graph, x, keys, reset_gradient="detached")) > 0.05
 
 
+def test_a_spyx_nir_file_read_as_spyx_trains_with_spyx_gradients(tmp_path):
+    """``read_nir(path, producer="spyx")`` restates the file as Spyx's importer runs it, reset
+    gradient included: the engines reproduce ``jax.grad`` of the model Spyx builds from the file."""
+    import warnings
+
+    nir = pytest.importorskip("nir")
+    snir = pytest.importorskip("spyx.nir")
+    from talon.interop.nir import read_nir
+
+    rngs = nnx.Rngs(0)
+    model = snn.Sequential(
+        _linear(6, 20, rngs),
+        snn.LIF((20,), beta=0.8, activation=SPYX_ATAN, rngs=rngs),
+        _linear(20, 8, rngs, 1.5),
+        snn.CuBaLIF((8,), alpha=0.7, beta=0.8, activation=SPYX_ATAN, rngs=rngs),
+    )
+    x = jnp.asarray(RNG.normal(0.5, 1.5, (T_SPYX, B, 6)).astype(np.float32))
+    weights = jnp.linspace(0.5, 2.0, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        nir.write(tmp_path / "spyx.nir", snir.to_nir(model, {"input": (6,)}, {"output": (8,)}, dt=1.0))
+    graph = read_nir(tmp_path / "spyx.nir", producer="spyx")
+    assert {graph.nodes[n].reset_gradient.value for n in ("layer_1", "layer_3")} == {"through"}
+
+    graphdef, params = nnx.split(model, nnx.Param)
+    spikes, _ = snn.run(model, x)
+    _fires(np.asarray(spikes), "the Spyx model's output layer")
+    grads = jax.grad(lambda p: (snn.run(nnx.merge(graphdef, p), x)[0] * weights).sum())(params)["layers"]
+    expected = {name: np.asarray(grads[i]["kernel"][...]).T for i, name in ((0, "layer_0"), (2, "layer_2"))}
+    engine = JaxGraph(graph, surrogate="atan")
+    got = jax.grad(lambda p: (engine.run(p, x)[0] * weights).sum())(engine.params)
+    _assert_gradients(expected, {name: np.asarray(got[name]["weight"]) for name in expected}, "JAX engine")
+
+
 # ---- snnTorch ----------------------------------------------------------------------------------
 
 snntorch = pytest.importorskip("snntorch")
@@ -338,3 +372,46 @@ def test_jax_engine_reproduces_norse_gradients(reset):
 
     _assert_gradients(expected, jax_run(), "JAX engine")
     assert _misses(expected, jax_run(reset_gradient="detached")) > 0.01
+
+
+def test_a_norse_nir_file_read_as_norse_trains_with_norse_gradients():
+    """``from_nir(graph, producer="norse")``: the engine reproduces the gradients of the module Norse's
+    own importer builds from the file (a LIFBox and an IAF layer, both reset through the spike)."""
+    import warnings
+
+    from norse.torch.utils.export_nir import to_nir as norse_to_nir
+    from norse.torch.utils.import_nir import from_nir as norse_from_nir
+
+    from talon.interop.nir import from_nir
+    from tests.interop.test_nir_profile_norse import norse_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        exported = norse_to_nir(norse_model(), torch.zeros(5), dt=1e-3)
+        module = norse_from_nir(exported, dt=1e-3)
+    graph = from_nir(exported, producer="norse")
+    assert [n.reset_gradient.value for n in graph.nodes.values() if isinstance(n, (ir.LIF, ir.IF))] == ["through"] * 2
+
+    xs = (np.random.default_rng(1).random((T_TORCH, B, 5)) * 2 - 0.3).astype(np.float32)
+    weights = torch.tensor([1.0, 2.0, 3.0])
+    outs, state = [], None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for x in xs:
+            out, state = module(torch.from_numpy(x), state)
+            outs.append(out)
+    expected_out = torch.stack(outs)
+    (expected_out * weights).sum().backward()
+    _fires(expected_out.detach().numpy(), "Norse's output layer")
+    parameters = dict(module.named_parameters())
+    expected = {name: parameters[f"{name}.weight"].grad.numpy() for name in ("0", "2")}
+
+    engine = JaxGraph(graph, surrogate=_norse_superspike)
+
+    def loss(params):
+        y, _ = engine.run(params, jnp.asarray(xs))
+        return (y * jnp.asarray(weights.numpy())).sum(), y
+
+    (_, y), grads = jax.value_and_grad(loss, has_aux=True)(engine.params)
+    np.testing.assert_array_equal(np.asarray(y), expected_out.detach().numpy())
+    _assert_gradients(expected, {name: np.asarray(grads[name]["weight"]) for name in expected}, "JAX engine")
