@@ -63,6 +63,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ... import ir
+from ...ir.coefficients import check_coefficients_fit
 from ...ir.errors import UnsupportedModuleError
 from . import layers
 from .call_cache import PreparedCalls, on_cpu
@@ -121,6 +122,7 @@ class JaxGraph:
         for path, flat in self.plan.nodes.items():
             node = flat.node
             if flat.kind == NEURON:
+                check_coefficients_fit(f"node {path!r}", coefficients(node, np.float64), self.dtype)
                 params[path] = coefficients(node, self.dtype)
                 spike = self._spikes[node.comparison.value] if isinstance(node, SPIKING) else None
                 merged_plain = len(flat.inputs) > 1 or all(self._plain[path])  # a sum, or a plain value
@@ -584,13 +586,19 @@ class JaxGraph:
         final, (outputs, nodes) = jax.lax.scan(body, self._unstack_delays(state, 0), inputs)
         return outputs, self._unstack_delays(final, None), (self._trace(nodes) if record else None)
 
+    def _one_step_delays(self) -> list[str]:
+        """The Delays whose every element delays by exactly one step: their history is carried
+        unstacked (:mod:`.delay_carry`). A Delay mixing 0 and 1 (``max == 1``) is not one of them:
+        its 0-lag elements pass the current input, so it takes the general path."""
+        return [p for p in self._delays if self._max_delay(p) == 1 and self._uniform_delay(p)]
+
     def _delay_order(self):
         """See :func:`.delay_carry.delay_order`."""
-        return delay_order(self.plan, {p for p in self._delays if self._max_delay(p) == 1})
+        return delay_order(self.plan, set(self._one_step_delays()))
 
     def _unstack_delays(self, state: dict, axis: int | None) -> dict:
         """See :func:`.delay_carry.unstack_delays`."""
-        return unstack_delays(state, [p for p in self._delays if self._max_delay(p) == 1], axis)
+        return unstack_delays(state, self._one_step_delays(), axis)
 
     def _trace(self, nodes: dict) -> dict:
         return {p: s for p, s in nodes.items() if self.plan.nodes[p].kind == NEURON}
