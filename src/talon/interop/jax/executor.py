@@ -9,7 +9,9 @@
 Both are ``jax.jit``-compiled pure functions (no hidden state), differentiable through the
 surrogate spike of :mod:`.spike`, so ``jax.grad`` trains a graph. They follow
 ``docs/semantics.md``: the nodes of a step are evaluated in topological order, fan-in is summed
-in edge order, a recurrent edge delivers its source's value of the previous step.
+in edge order, a recurrent edge delivers its source's value of the previous step. The spike that
+drives a reset is differentiated as each neuron's ``reset_gradient`` says (``JaxGraph(graph,
+reset_gradient=...)`` overrides it for every neuron; :mod:`.reset_gradient`).
 
 ``run`` has three schedules. ``"stepwise"`` is the reference; the other two compute the same
 operations, but a product XLA runs on all ``T*B`` samples at once may sum in another order than on
@@ -73,6 +75,7 @@ from .delay_carry import delay_order, unstack_delays, wait_for
 from .neurons import SPIKING, coefficients, exact_zero, make_step, per_neuron, state_keys
 from .plan import BOUNDARY, DELAY, INPUT, NEURON, components, flatten, fuse, is_cyclic
 from .products import edge_is_plain, plain_values
+from .reset_gradient import check_override
 from .spike import Surrogate, make_spike
 from .spike_pools import spike_fed_pools
 from .spread import is_identity, spread_on_host, spreads, uniform_on_host, with_spread
@@ -103,8 +106,11 @@ class JaxGraph:
         surrogate: Surrogate = "superspike",
         dtype: Any = "float32",
         channels_last: bool = True,
+        reset_gradient: str | None = None,
     ):
         self.graph = graph
+        # None: each neuron's own reset_gradient; 'detached' / 'through' for all (see .reset_gradient)
+        self.reset_gradient = check_override(reset_gradient)
         self.dtype = _check_dtype(dtype)
         ir.warn_non_finite(graph, "JaxGraph")  # its parameters are the caller's to fix or retrain
         self.plan = flatten(graph)
@@ -127,7 +133,7 @@ class JaxGraph:
                 params[path] = coefficients(node, self.dtype)
                 spike = self._spikes[node.comparison.value] if isinstance(node, SPIKING) else None
                 merged_plain = len(flat.inputs) > 1 or all(self._plain[path])  # a sum, or a plain value
-                self._fns[path] = make_step(node, spike, path in self.channels_last, merged_plain)
+                self._fns[path] = make_step(node, spike, path in self.channels_last, merged_plain, self.reset_gradient)
             elif flat.kind == DELAY:
                 self._delays[path] = np.broadcast_to(per_neuron(node.delay, len(flat.shape) + 1), flat.shape)
             elif flat.kind not in (INPUT, BOUNDARY):
