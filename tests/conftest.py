@@ -5,9 +5,11 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
-# Shared, noisy machines: no per-example deadlines; CI runs more examples.
+# Shared, noisy machines: no per-example deadlines; CI runs more examples, the same ones every run.
 settings.register_profile("dev", deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("ci", deadline=None, max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "ci", deadline=None, max_examples=150, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 

@@ -5,16 +5,16 @@ type with random reset mode / timing / comparison / spike timing / multi-spike /
 per-neuron parameters with extremes (tau = 1, huge or infinite tau, tau < 1, thresholds at 0 or
 negative, v_reset above threshold), recurrent weights, per-element Delays mixing lags 0..3, a
 graded readout — and inputs strong enough to fire. Weights and inputs are dyadic and spikes are
-0/1 (or counts), so every product is exact and every engine must reproduce the reference
-(``reference.py``) bit for bit, outputs and membranes. This is how the step-wise JAX scan's
-mixed-lag Delay bug was found (``test_jax_delay_carry.py``).
+0/1 (or counts), so while values stay far below 2**24 every sum is exact and every engine must
+reproduce the reference (``reference.py``) bit for bit, outputs and membranes. This is how the
+step-wise JAX scan's mixed-lag Delay bug was found (``test_jax_delay_carry.py``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from talon import ir
@@ -98,6 +98,13 @@ def graphs(draw):
 
 
 ENGINES = engine_names()
+EXACT_FLOAT32 = 2.0**20  # well inside 2**24, where float32 stops holding every integer
+
+
+def _largest(run: dict) -> float:
+    values = [*run["outputs"].values(), *(v for state in run["states"].values() for v in state.values())]
+    finite = [np.abs(a[np.isfinite(a)]) for a in map(np.asarray, values)]
+    return max((float(a.max()) for a in finite if a.size), default=0.0)
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -109,6 +116,9 @@ def test_random_graphs_match_the_reference_bit_for_bit(engine, case):
         pytest.importorskip(requirement)
     graph, x = case
     want = reference.run(graph, x)
+    # the contract holds while every sum is exact in float32: a runaway loop (multi-spike counts in
+    # a positive recurrent loop) leaves it, and float32 BLAS then sums in its own order
+    assume(_largest(want) < EXACT_FLOAT32)
     got = module.run(graph, x)
     for name, expected in want["outputs"].items():
         np.testing.assert_array_equal(np.asarray(got["outputs"][name]), expected, err_msg=f"{engine}: output {name}")

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from talon import ir
-from talon.ir.errors import ConversionError
+from talon.ir.errors import ConversionError, UnsupportedModuleError
 
 from . import modules as m
 
@@ -130,6 +130,15 @@ def nir_route_hint(module_type: type) -> str:
         f"; or, for a {name} model, write it with {name}'s own NIR exporter (nir.write(path, {call})) and read "
         f"the file with talon.interop.nir.read_nir(path, producer={top!r}), which runs it as {name}'s NIR importer "
         "does (docs/nir.md, Framework profiles: what each exporter keeps)"
+    )
+
+
+def unconvertible(path: str, kind: type, why: str = "") -> UnsupportedModuleError:
+    """The refusal of module ``path`` of class ``kind``, which has no conversion: names both, says why
+    (``why`` continues the sentence: ``" (reason)"`` or ``": its forward ..."``) and what to pass."""
+    return UnsupportedModuleError(
+        f"module {path!r} of type {kind.__module__}.{kind.__qualname__} has no TALON IR conversion{why}; pass "
+        f"custom_map={{{kind.__name__}: fn}} to to_ir, where fn(module) returns an ir.Node{nir_route_hint(kind)}"
     )
 
 

@@ -32,9 +32,9 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from talon import ir
-from talon.ir.errors import ConversionError, UnsupportedModuleError
+from talon.ir.errors import ConversionError
 
-from .convert import find_converter, is_stateful_node, nir_route_hint, overriding_subclass
+from .convert import find_converter, is_stateful_node, overriding_subclass, unconvertible
 from .executor import GraphExecutor
 from .fx_trace import Tracer
 from .graph_builder import GraphBuilder
@@ -226,11 +226,7 @@ class ExecutionTraceExport:
             converter = find_converter(module, self.custom_map)
             if converter is None:  # a leaf fx knows (torch.nn) that talon does not convert
                 reason = overriding_subclass(module)
-                raise UnsupportedModuleError(
-                    f"module {path!r} of type {type(module).__module__}.{type(module).__qualname__} has no TALON IR "
-                    f"conversion{f' ({reason})' if reason else ''}; pass custom_map={{{type(module).__name__}: fn}} "
-                    f"to to_ir{nir_route_hint(type(module))}"
-                )
+                raise unconvertible(path, type(module), f" ({reason})" if reason else "")
             ir_node = converter(module, ctx)
         where = f"module {path!r}"
         if is_stateful_node(ir_node):
@@ -278,12 +274,11 @@ class ExecutionTraceExport:
             op, module_path = watcher.derived[key]
             if module_path is not None:
                 module = self.model.get_submodule(module_path)
-                raise UnsupportedModuleError(
-                    f"module {module_path!r} of type {type(module).__module__}.{type(module).__qualname__} has no "
-                    f"TALON IR conversion: its forward computes {what} with torch operations ({op!r} among them) "
-                    f"that no IR node stands for (torch.fx could not trace the model: {self.reason}); pass "
-                    f"custom_map={{{type(module).__name__}: fn}} to to_ir, where fn(module) returns an ir.Node"
-                    f"{nir_route_hint(type(module))}"
+                raise unconvertible(
+                    module_path,
+                    type(module),
+                    f": its forward computes {what} with torch operations ({op!r} among them) that no IR node stands "
+                    f"for (torch.fx could not trace the model: {self.reason})",
                 )
             raise ConversionError(
                 f"operation {op!r} in {type(self.model).__name__}.forward computes {what}, but torch.fx could not "
@@ -294,12 +289,12 @@ class ExecutionTraceExport:
         if key in watcher.returned_by:  # made by a module talon does not convert, from no data
             module_path = watcher.returned_by[key]
             module = self.model.get_submodule(module_path)
-            raise UnsupportedModuleError(
-                f"module {module_path!r} of type {type(module).__module__}.{type(module).__qualname__} has no TALON "
-                f"IR conversion, and {what} is its output, which this forward pass did not compute from the model's "
-                "input (it depends only on constants, parameters or the module's own state — e.g. a neuron whose "
-                f"input reaches its output a step later); pass custom_map={{{type(module).__name__}: fn}} to to_ir, "
-                f"where fn(module) returns an ir.Node{nir_route_hint(type(module))}"
+            raise unconvertible(
+                module_path,
+                type(module),
+                f", and {what} is its output, which this forward pass did not compute from the model's input (it "
+                "depends only on constants, parameters or the module's own state — e.g. a neuron whose input reaches "
+                "its output a step later)",
             )
         raise ConversionError(
             f"{what} is not computed from the model's input (a constant, a parameter or another module's state): "

@@ -25,7 +25,6 @@ import copy
 import math
 import operator
 import warnings
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -43,11 +42,12 @@ from .convert import (
     find_converter,
     flatten_node,
     is_stateful_node,
-    nir_route_hint,
     overriding_subclass,
+    unconvertible,
 )
 from .execution_trace import ExecutionTraceExport
 from .executor import GraphExecutor
+from .export_model import check_hints, mark_needs_fx, needs_fx, to_eval_mode, unwrapped, warn_about_hooks
 from .fx_trace import CustomMap, Traced, is_tuple_meta, recorded_shape, trace_with_shapes
 from .graph_builder import GraphBuilder
 from .inplace import arg_nodes, follow_mutations, last_uses
@@ -74,7 +74,7 @@ class TALONExporter:
 
     def __init__(self, spiking: bool = False, spike_mode: str = "binary", weight_bits: int = 8,
                  accumulator_bits: int = 16, fold_batchnorm: bool = False):  # fmt: skip
-        _check_hints(spike_mode, weight_bits, accumulator_bits)
+        check_hints(spike_mode, weight_bits, accumulator_bits)
         self.spiking, self.spike_mode = bool(spiking), spike_mode
         self.weight_bits, self.accumulator_bits = weight_bits, accumulator_bits
         self.fold_batchnorm = bool(fold_batchnorm)
@@ -95,12 +95,12 @@ class TALONExporter:
                 )
         if custom_map is not None and not isinstance(custom_map, Mapping):
             raise TypeError("custom_map must be a dict {ModuleType: fn(module) -> ir.Node}")
-        model = _unwrapped(model)
+        model = unwrapped(model)
         if isinstance(model, GraphExecutor):
             self._route = "executor"
             return executor_to_graph(model)
         source = f"{type(model).__module__}.{type(model).__qualname__}"
-        _warn_about_hooks(model)
+        warn_about_hooks(model)
         if find_converter(model, custom_map) is not None:
             # A convertible module exported on its own (to_ir(nn.Linear(4, 3), x)): tracing would look
             # inside it (F.linear has no node; snnTorch's forward does not trace and hooks would see
@@ -110,7 +110,7 @@ class TALONExporter:
         # BatchNorm statistics): it is put back as it was afterwards, without copying it. They run
         # in eval mode, the behaviour the graph holds (a training-mode pass would update the
         # running statistics the BatchNorm nodes are then made from).
-        training = _to_eval_mode(model)
+        training = to_eval_mode(model)
         try:
             with unchanged(model) as snapshot:
                 graph = self._export(model, samples, custom_map, snapshot)
@@ -126,11 +126,11 @@ class TALONExporter:
         forward pass (both in ``recording.py``; they give fx's graph and fall through whenever they
         cannot prove it), fx tracing, and the execution trace when fx fails. ``self._route`` says
         which one made the graph."""
-        if self._record_first and not _needs_fx(model):
+        if self._record_first and not needs_fx(model):
             graph = self._export_recorded(model, _fresh(samples), custom_map)
             if graph is not None:
                 return graph
-            _mark_needs_fx(model)
+            mark_needs_fx(model)
             snapshot.restore()
         self._route = "fx"
         traced = _fresh(samples)
@@ -200,91 +200,6 @@ class TALONExporter:
 
 
 T1CExporter = TALONExporter
-
-_VALID_HINTS: set[tuple] = set()
-
-
-def _unwrapped(model: nn.Module) -> nn.Module:
-    """The model a wrapper runs: ``torch.compile``'s ``OptimizedModule`` (``_orig_mod``),
-    ``DataParallel`` and ``DistributedDataParallel`` (``module``) compute what it computes, so the
-    graph is the wrapped model's, with its names (not ``_orig_mod.0`` / ``module.0``)."""
-    while True:
-        if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
-            model = model.module
-        elif type(model).__module__.startswith("torch._dynamo") and isinstance(
-            getattr(model, "_orig_mod", None), nn.Module
-        ):
-            model = model._orig_mod
-        else:
-            return model
-
-
-def _check_hints(spike_mode: Any, weight_bits: Any, accumulator_bits: Any) -> None:
-    """Validate the SpikingAffine hints with the IR's own rules; a combination that passed is
-    remembered by value *and* type (``8`` and ``8.0`` are checked apart)."""
-    key: tuple | None = tuple((type(v), v) for v in (spike_mode, weight_bits, accumulator_bits))
-    try:
-        if key in _VALID_HINTS:
-            return
-    except TypeError:  # unhashable: checked every time
-        key = None
-    ir.SpikingAffine(np.zeros((1, 1), np.float32), spike_mode=spike_mode, weight_bits=weight_bits,
-                     accumulator_bits=accumulator_bits)  # fmt: skip
-    if key is not None:
-        _VALID_HINTS.add(key)
-
-
-# Models whose recording could not prove its graph complete: exporting them again goes straight to
-# fx. Only a speed hint (the fx export is the reference the recording equals), kept per instance.
-_NEEDS_FX: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _needs_fx(model: nn.Module) -> bool:
-    try:
-        return model in _NEEDS_FX
-    except TypeError:  # a module that is not hashable or not weak-referenceable
-        return False
-
-
-def _mark_needs_fx(model: nn.Module) -> None:
-    with contextlib.suppress(TypeError):
-        _NEEDS_FX[model] = True
-
-
-def _warn_about_hooks(model: nn.Module) -> None:
-    """Forward hooks can change what a module returns; no route exports what they do."""
-    hooked = [path or "the model" for path, m in model.named_modules() if m._forward_hooks or m._forward_pre_hooks]
-    if hooked:
-        warnings.warn(
-            f"to_ir: forward hooks on {', '.join(map(repr, hooked))}: the graph holds what the modules compute, "
-            "not what their hooks change; remove the hooks that change values before exporting",
-            stacklevel=4,
-        )
-
-
-_MODE_DEPENDENT = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)
-
-
-def _to_eval_mode(model: nn.Module) -> list[nn.Module]:
-    """Put every module in eval mode; return those that were training. BatchNorm and Dropout in
-    training mode compute something else than the graph, which holds their ``eval()`` behaviour
-    (running statistics, no dropping): the export warns, naming them."""
-    training, changed = [], []
-    for path, m in model.named_modules():
-        if m.training:
-            training.append(m)
-            if isinstance(m, _MODE_DEPENDENT) and getattr(m, "p", 1) > 0:
-                changed.append(f"{path or 'the model'!r} ({type(m).__name__})")
-    if changed:
-        warnings.warn(
-            f"to_ir: {', '.join(changed)} in training mode: the graph computes their eval() behaviour "
-            "(BatchNorm with its running statistics, Dropout as the identity); call model.eval() before "
-            "exporting to compare the model with the graph",
-            stacklevel=4,
-        )
-    for module in training:
-        module.training = False
-    return training
 
 
 def to_ir(model: nn.Module, sample: torch.Tensor | Sequence[torch.Tensor], *, spiking: bool = False,
@@ -440,11 +355,7 @@ class _FxExport:
             converter = find_converter(module, self.custom_map)
             if converter is None:
                 reason = overriding_subclass(module)
-                raise UnsupportedModuleError(
-                    f"module {path!r} of type {type(module).__module__}.{type(module).__qualname__} has no TALON IR "
-                    f"conversion{f' ({reason})' if reason else ''}; pass custom_map={{{type(module).__name__}: fn}} "
-                    f"to to_ir, where fn(module) returns an ir.Node{nir_route_hint(type(module))}"
-                )
+                raise unconvertible(path, type(module), f" ({reason})" if reason else "")
             ir_node = converter(module, ctx)
             if not isinstance(ir_node, ir.Node):
                 raise TypeError(f"the converter of module {path!r} returned {type(ir_node).__name__}, not an ir.Node")
@@ -499,12 +410,7 @@ class _FxExport:
             inside = _running_module(node)
             if inside is None:
                 raise
-            path, kind = inside
-            raise UnsupportedModuleError(
-                f"{exc}. Module {path!r} of type {kind.__module__}.{kind.__qualname__} has no TALON IR conversion; "
-                f"pass custom_map={{{kind.__name__}: fn}} to to_ir, where fn(module) returns an ir.Node"
-                f"{nir_route_hint(kind)}"
-            ) from None
+            raise unconvertible(*inside, f": {exc}") from None
 
     def _function(self, node: fx.Node) -> _Val:
         target, args, kwargs = node.target, node.args, node.kwargs
@@ -557,13 +463,8 @@ class _FxExport:
             ir_node = factory(*literal_args, **kwargs)
             return _Val("data", self.b.add(node.name, ir_node, [self._data(args[0], where)]))
         if inside:  # an operation of a submodule fx traced into: that module has no conversion
-            path, kind = inside
-            raise UnsupportedModuleError(
-                f"module {path!r} of type {kind.__module__}.{kind.__qualname__} has no TALON IR conversion: its "
-                f"forward runs operation {node.name!r} ({getattr(target, '__name__', target)}), which has no TALON "
-                f"IR equivalent; pass custom_map={{{kind.__name__}: fn}} to to_ir, where fn(module) returns an ir.Node"
-                f"{nir_route_hint(kind)}"
-            )
+            op = f"{node.name!r} ({getattr(target, '__name__', target)})"
+            raise unconvertible(*inside, f": its forward runs operation {op}, which has no TALON IR equivalent")
         raise ConversionError(
             f"{where} in {type(self.gm.root).__name__}.forward has no TALON IR equivalent; wrap it in a module and "
             "pass custom_map={ModuleType: fn} to to_ir"
