@@ -36,7 +36,13 @@ def test_export_html(model, tmp_path, watched):
 
     result = CliRunner().invoke(main, ["export-html", str(model), "-o", str(out), "--title", "RC", "--json"])
     document = json.loads(result.output)
-    assert document == {"file": str(model), "output": str(out), "bytes": out.stat().st_size, "nodes": 22}
+    assert document == {
+        "file": str(model),
+        "output": str(out),
+        "view": "graph",
+        "bytes": out.stat().st_size,
+        "nodes": 22,
+    }
     assert "<title>RC</title>" in out.read_text()
 
 

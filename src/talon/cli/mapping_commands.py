@@ -140,7 +140,8 @@ def _print_partition(file, spec, meta, resources, output) -> None:
     verdict = "fits" if resources.fits_hardware else f"does NOT fit ({len(resources.violations)} violations)"
     console.print(f"peak core utilization {resources.peak_core_utilization:.2%}: {verdict}", highlight=False)
     for v in resources.violations[:10]:
-        console.print(_text(f"  core {v['core']}: {v['resource']} {v['used']:,} > {v['limit']:,} ({v['ratio']:.2f}x)"))
+        where = "chip" if v["core"] is None else f"core {v['core']}"  # the core count is the chip's
+        console.print(_text(f"  {where}: {v['resource']} {v['used']:,} > {v['limit']:,} ({v['ratio']:.2f}x)"))
     if output is not None:
         console.print(_text(f"wrote {output}"))
 
@@ -244,23 +245,36 @@ def pipeline(file: Path, hw: str, algorithm: str, n_steps: int, precision: str, 
         done("load", f"{len(graph.nodes)} nodes, {len(graph.edges)} edges")
         lint = lint_graph(graph)
         done("lint", f"{len(lint.errors)} errors, {len(lint.issues) - len(lint.errors)} other findings", lint.is_valid)
-        mapped = partition(graph, spec, algorithm, seed=seed)
+        with warnings.catch_warnings():  # too many cores: a failed stage below, not a Python warning
+            warnings.simplefilter("ignore", UserWarning)
+            mapped = partition(graph, spec, algorithm, seed=seed)
         meta = mapped.partition_metadata
-        done("partition", f"{meta['num_cores_used']} cores, {len(meta['slices'])} layers split, "
-                          f"cut ratio {meta['metrics']['cut_ratio']:.3f}")  # fmt: skip
-        placed = place(mapped, spec, seed=seed)
-        done(
-            "place", f"{placed.total_hop_distance:,.1f} spike-hops/step, {placed.improvement:.1%} better than identity"
-        )
-        route(mapped, spec)
-        r = mapped.routing.summary()
-        fine = not (r["table_violations"] or r["feedback_violations"])
-        done("route", f"{r['total_compressed_entries']} entries (max {r['max_entries_per_router']}/router)", fine)
+        cores_fit = meta["num_cores_used"] <= spec.num_cores
+        done("partition", f"{meta['num_cores_used']} cores{'' if cores_fit else f' (the chip has {spec.num_cores})'}, "
+                          f"{len(meta['slices'])} layers split, cut ratio {meta['metrics']['cut_ratio']:.3f}",
+             cores_fit)  # fmt: skip
+        backend = get_backend("cpu")
+        if cores_fit:
+            placed = place(mapped, spec, seed=seed)
+            done(
+                "place",
+                f"{placed.total_hop_distance:,.1f} spike-hops/step, {placed.improvement:.1%} better than identity",
+            )
+            route(mapped, spec)
+            r = mapped.routing.summary()
+            fine = not (r["table_violations"] or r["feedback_violations"])
+            done("route", f"{r['total_compressed_entries']} entries (max {r['max_entries_per_router']}/router)", fine)
+        else:  # more cores than mesh positions: nothing can be placed, routed or compiled for this chip
+            skipped = f"skipped: {meta['num_cores_used']} cores do not fit the {spec.num_cores} of {spec.name}"
+            done("place", skipped, False)
+            done("route", skipped, False)
         resources = allocate(mapped, spec)
         done("allocate", f"peak core utilization {resources.peak_core_utilization:.2%}", resources.fits_hardware)
-        backend = get_backend("cpu")
-        descriptor = backend.compile(mapped, precision=precision)
-        done("compile", f"{sum(len(c['ops']) for c in descriptor.schedule)} ops, {precision}")
+        if cores_fit:
+            descriptor = backend.compile(mapped, precision=precision)
+            done("compile", f"{sum(len(c['ops']) for c in descriptor.schedule)} ops, {precision}")
+        else:
+            done("compile", skipped, False)
         before = backend.simulate(graph, n_steps=n_steps, precision=precision)
         after = backend.simulate(mapped, n_steps=n_steps, precision=precision)
         same = all(np.array_equal(after.outputs[k], v) for k, v in before.outputs.items()) and after.outputs_valid

@@ -77,18 +77,39 @@ def visualize(file: Path, serve: bool, port: int | None, title: str | None, no_b
 )
 @click.option("--title", default=None, help="Page title (default: the graph's metadata name, or the file name).")
 @click.option("--direction", type=click.Choice(["TB", "LR", "BT", "RL"]), default="TB", show_default=True)
+@click.option(
+    "--view",
+    type=click.Choice(["graph", "partition", "schedule"]),
+    default="graph",
+    show_default=True,
+    help="graph: the interactive graph; partition / schedule: the mapping views of a partitioned file "
+    "(talon partition FILE --hw ... -o mapped.t1c).",
+)
 @_json_option
 @_reports_errors
-def export_html(file: Path, output: Path, title: str | None, direction: str, as_json: bool) -> None:
-    """Write FILE's interactive graph as one self-contained HTML file (works offline, from file://)."""
+def export_html(file: Path, output: Path, title: str | None, direction: str, view: str, as_json: bool) -> None:
+    """Write FILE's interactive graph (or, with --view, its partition or execution-schedule view) as
+    one self-contained HTML file (works offline, from file://)."""
     from talon import viz
 
     _refuse_overwriting_inputs(output, file)
     graph = _read(file)
-    title = title or graph.metadata.get("name") or file.stem
-    path = viz.export_html(graph, output, title, rankdir=direction)
+    if view == "graph":
+        path = viz.export_html(graph, output, title or graph.metadata.get("name") or file.stem, rankdir=direction)
+    else:
+        from talon.viz.serialize import partition_info
+
+        if partition_info(graph) is None:
+            raise ValueError(
+                f"{file} is not partitioned, so it has no {view} view: map it first with "
+                f"'talon partition {file} --hw PRESET -o mapped.t1c' and export mapped.t1c"
+            )
+        if view == "partition":
+            path = viz.visualize_partitioned(graph, output, title=title, rankdir=direction)
+        else:
+            path = viz.visualize_execution_schedule(graph, output, title=title)
     size = path.stat().st_size
     if as_json:
-        _emit_json({"file": str(file), "output": str(path), "bytes": size, "nodes": len(graph.nodes)})
+        _emit_json({"file": str(file), "output": str(path), "view": view, "bytes": size, "nodes": len(graph.nodes)})
     else:
-        click.echo(f"✓ Exported {len(graph.nodes)} nodes to: {path}")
+        click.echo(f"✓ Exported {len(graph.nodes)} nodes to: {path}" + ("" if view == "graph" else f" ({view} view)"))

@@ -9,12 +9,14 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 
 from .. import ir
 from .allocate import allocate
+from .errors import MappingError
 from .partition import METADATA_KEY, mapped_vertices, partition, partition_metadata, widths
 from .place import place, placement_slots
 from .route import route, route_vertices
@@ -30,9 +32,21 @@ def map_graph(
     graph: ir.Graph, hw_spec: HardwareSpec | str, *, algorithm: str = "metis", activity=None, seed: int = 0,
     precision: str | None = None,
 ) -> ir.Graph:  # fmt: skip
-    """Partition, place and route ``graph`` on ``hw_spec``; the mapped graph (``.placement``, ``.routing``)."""
+    """Partition, place and route ``graph`` on ``hw_spec``; the mapped graph (``.placement``, ``.routing``).
+
+    Raises :class:`MappingError` when a layer cannot be cut to fit a core, or when the mapping needs
+    more cores than the chip has (a chip's mesh cannot place it; ``allocate(partition(graph, spec),
+    spec)`` reports the excess without placing)."""
     spec = get_spec(hw_spec)
-    mapped = partition(graph, spec, algorithm, activity, precision=precision, seed=seed)
+    with warnings.catch_warnings():  # too many cores: refused below, with the numbers
+        warnings.simplefilter("ignore", UserWarning)
+        mapped = partition(graph, spec, algorithm, activity, precision=precision, seed=seed)
+    needed = mapped.partition_metadata["num_cores_used"]
+    if needed > spec.num_cores:
+        raise MappingError(
+            f"the graph needs {needed} cores but {spec.name!r} has {spec.num_cores}: it does not fit this chip; "
+            "use a spec with more or larger cores (talon partition reports the per-core budget)"
+        )
     place(mapped, spec, seed=seed)
     route(mapped, spec)
     return mapped

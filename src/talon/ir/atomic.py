@@ -98,19 +98,36 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """:func:`write_atomically` as a context manager, for writers that fill a file over several calls
     (``talon.io``'s event writers): yields the temporary path; a clean exit renames it over ``path``
     (same target resolution and permission bits), any exception removes it."""
-    target = resolve_target(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    old_mode = stat.S_IMODE(os.stat(target).st_mode) if target.exists() else None
-    tmp = target.parent / f".t1c-{uuid.uuid4().hex[:12]}.tmp"
-    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))  # the mode honours the umask
+    shown = os.fspath(path)
+    try:
+        target = resolve_target(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        old_mode = stat.S_IMODE(os.stat(target).st_mode) if target.exists() else None
+        tmp = target.parent / f".t1c-{uuid.uuid4().hex[:12]}.tmp"
+        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))  # the mode honours the umask
+    except OSError as exc:  # the error names the target, never the temporary file (module contract)
+        raise _naming(exc, shown) from None
     try:
         yield tmp
-        if old_mode is not None:
-            os.chmod(tmp, old_mode)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
+        try:
+            if old_mode is not None:
+                os.chmod(tmp, old_mode)
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise _naming(exc, shown) from None
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _naming(exc: OSError, shown: str) -> OSError:
+    """``exc``'s kind (PermissionError, FileNotFoundError, …) with a message naming the target."""
+    if isinstance(exc, TalonError):
+        return exc
+    try:
+        return type(exc)(f"cannot write {shown}: {exc.strerror or exc}")
+    except TypeError:  # an OSError subclass with another constructor
+        return OSError(f"cannot write {shown}: {exc.strerror or exc}")

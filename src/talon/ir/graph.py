@@ -25,6 +25,9 @@ from .errors import GraphValidationError, ShapeError
 from .node import Node, _fmt_types, _types_equal, register_node
 from .types import Shape
 
+#: incoming edges a shape error lists (the rest are counted)
+SHOWN_EDGES = 8
+
 # ids of nodes a reader has just built from a file and not handed out yet (see Graph.infer_shapes)
 _FRESH_NODES: contextvars.ContextVar[set[int] | None] = contextvars.ContextVar("talon_fresh_nodes", default=None)
 
@@ -279,10 +282,13 @@ class Graph(Node):
                     ):  # a partial first pass (inputs still unknown in a loop) may be wrong: the final pass decides
                         seen_shapes = None
                         continue
-                    edges = ", ".join(
+                    listed = [
                         f"({self.edges[i][0]!r} -> {name!r}: {list(s) if s else '?'})"
-                        for i, s in zip(edge_ids, shapes, strict=True)
-                    )
+                        for i, s in zip(edge_ids[:SHOWN_EDGES], shapes[:SHOWN_EDGES], strict=True)
+                    ]
+                    if len(edge_ids) > SHOWN_EDGES:  # one readable line, even for a 1,000-way Concat
+                        listed.append(f"... and {len(edge_ids) - SHOWN_EDGES} more")
+                    edges = ", ".join(listed)
                     raise ShapeError(f"node {name!r} ({type(node).__name__}): {exc}; incoming edges: {edges}") from None
 
     # ---- use as a node ------------------------------------------------------------------------

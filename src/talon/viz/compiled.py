@@ -48,17 +48,18 @@ def _cores_or_raise(graph: Graph, what: str) -> dict[str, int]:
     return cores
 
 
-def visualize_partitioned(graph: Graph, path: str | os.PathLike, title: str | None = None) -> Path:
+def visualize_partitioned(graph: Graph, path: str | os.PathLike, title: str | None = None, rankdir: str = "TB") -> Path:
     """Write the partition view of a partitioned ``graph`` to ``path``; return the path.
 
-    Raises ``ValueError`` naming the nodes that have no core."""
+    ``rankdir``: the layout direction (``"TB"``, ``"LR"``, ``"BT"``, ``"RL"``). Raises ``ValueError``
+    naming the nodes that have no core."""
     _cores_or_raise(graph, "visualize_partitioned")
     document = graph_to_dict(graph, detect_patterns=False)
     part = document["metadata"].get("partition_metadata", {})
     name = title or f"Partitioned graph ({len(document['summary']['cores'])} cores"
     if title is None:
         name += f", {part['algorithm']})" if part.get("algorithm") else ")"
-    return write_text_atomic(path, render_html(document, name, view="partition"))
+    return write_text_atomic(path, render_html(document, name, view="partition", rankdir=rankdir))
 
 
 # ---- execution schedule -----------------------------------------------------------------------

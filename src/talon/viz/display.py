@@ -4,8 +4,9 @@
   a temporary file renamed over the target, so a failed write leaves the old file intact).
 * ``visualize(graph, title=..., width=960, height=640, serve=False, port=None)``: in Jupyter, an
   embedded iframe; elsewhere the page is written to ``TEMP_GRAPHS_DIR`` as
-  ``<Title_with_underscores>_<suffix>.html`` and opened in the browser (``serve=True``: through a
-  loopback HTTP server instead of ``file://``). Returns the path (or URL when served).
+  ``<Title_with_underscores>_<suffix>.html`` (80 characters of the title at most) and opened in
+  the browser (``serve=True``: through a loopback HTTP server instead of ``file://``).
+  Returns the path (or URL when served).
 * ``serve(graph)`` / ``stop_servers()``: a background HTTP server on 127.0.0.1 serving
   ``TEMP_GRAPHS_DIR`` (like Plotly's renderer); ``list_graphs()`` lists the written pages.
 """
@@ -29,6 +30,8 @@ from .render import render_html
 from .serialize import graph_to_dict
 
 TEMP_GRAPHS_DIR = Path(tempfile.gettempdir()) / "talon-viz"
+#: at most this many characters of the title name a page in TEMP_GRAPHS_DIR
+TITLE_STEM_CHARS = 80
 
 try:  # Jupyter display is optional
     from IPython import get_ipython as _get_ipython
@@ -96,7 +99,8 @@ def export_html(
 
 def _temp_page(title: str) -> Path:
     TEMP_GRAPHS_DIR.mkdir(parents=True, exist_ok=True)
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", title.strip().replace(" ", "_")) or "graph"
+    # file-name-safe and short (a title of any length gives a name the file system accepts)
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", title.strip().replace(" ", "_")).strip("_.")[:TITLE_STEM_CHARS] or "graph"
     fd, name = tempfile.mkstemp(prefix=f"{stem}_", suffix=".html", dir=TEMP_GRAPHS_DIR)
     os.close(fd)
     return Path(name)

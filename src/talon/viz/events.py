@@ -17,6 +17,7 @@ with ``span = t_max - t_min`` (1 when all events share one time).
 from __future__ import annotations
 
 import base64
+import html
 import importlib.util
 import os
 from pathlib import Path
@@ -199,7 +200,7 @@ def _page(document: dict[str, Any], title: str) -> str:
     return fill(
         load_template("events.html"),
         {
-            "TITLE": title.replace("<", "&lt;"),
+            "TITLE": html.escape(title),  # text, also an "&amp;" typed in it
             "CSS": load_asset("events.css"),
             "DATA": json_for_script(document),
             "SCRIPT": script_text(load_asset("events.js"), "events.js"),

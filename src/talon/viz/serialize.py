@@ -18,10 +18,15 @@
      "node_to_group": {node id: innermost group id}}
 
 A subgraph (a ``Graph`` used as a node) is flattened: its nodes get ids ``<subgraph>/<name>``
+(``<subgraph>/<name>_2``, ``_3`` … when another node already has that id: the IR allows ``/`` in a
+name, and every top-level node keeps its own name as its id) and ``name`` the node's own name,
 and become one group of type ``"Subgraph"``; an edge into the subgraph enters its Input node and
 an edge out of it leaves its Output node. Detected patterns (:mod:`talon.viz.patterns`) are the
-other groups. ``total_params`` counts every element of every parameter array (weights, biases and
-neuron parameters). ``recurrent`` marks the edges that close a cycle (docs/semantics.md);
+other groups. ``params`` summarises every array parameter (``node.arrays()``, 0-d ones included,
+as ``talon analyze`` counts them) and ``config`` holds the other parameters; ``total_params``
+counts every element of every parameter array (weights, biases and neuron parameters), so it
+equals ``talon.sdk.analyze_graph(graph).total_params``. ``recurrent`` marks the edges that close
+a cycle (docs/semantics.md);
 ``cross_core`` the edges whose ends sit on different cores of a partitioned graph
 (``node.core_id``, or the ``assignments`` of :func:`partition_info`).
 """
@@ -79,14 +84,16 @@ def partition_assignments(graph: Graph) -> dict[str, int]:
     return cores
 
 
-def serialize_node(node: Node, name: str = "") -> dict[str, Any]:
-    """One node as the page shows it: type, shapes, parameter summaries, configuration, colour, icon."""
+def serialize_node(node: Node, name: str = "", display_name: str | None = None) -> dict[str, Any]:
+    """One node as the page shows it: type, shapes, parameter summaries, configuration, colour, icon.
+
+    ``name`` is the node's id on the page, ``display_name`` (default: ``name``) the name it shows."""
     type_name = type(node).__name__
     params: dict[str, Any] = {}
     config: dict[str, Any] = {}
     if not isinstance(node, Graph):
         for key, value in node.params().items():
-            if isinstance(value, np.ndarray) and value.ndim > 0:
+            if isinstance(value, np.ndarray):  # 0-d arrays too: they are parameters for analyze_graph
                 params[key] = encode_array(value)
             else:
                 config[key] = plain(value)
@@ -94,7 +101,7 @@ def serialize_node(node: Node, name: str = "") -> dict[str, Any]:
     core = getattr(node, "core_id", None)
     return {
         "id": name,
-        "name": name.rsplit("/", 1)[-1],
+        "name": name if display_name is None else display_name,
         "type": type_name,
         "color": node_color(type_name),
         "shape": NODE_SHAPES.get(type_name, DEFAULT_SHAPE),
@@ -120,7 +127,7 @@ class _Flattener:
         self.groups: list[dict] = []
         self.used_ids: set[str] = set()
 
-    def _group_id(self, wanted: str) -> str:
+    def _unique_id(self, wanted: str) -> str:
         gid, k = wanted, 1
         while gid in self.used_ids:
             k += 1
@@ -133,9 +140,11 @@ class _Flattener:
         the id an outgoing edge leaves (they differ for subgraphs)."""
         enter, leave = {}, {}
         local_group: dict[str, str | None] = {}
+        if not prefix:  # top-level nodes keep their names; flattened ones yield on a clash
+            self.used_ids.update(graph.nodes)
+        ids: dict[str, str] = {}
         for name, node in graph.nodes.items():
-            nid = prefix + name
-            self.used_ids.add(nid)
+            nid = ids[name] = name if not prefix else self._unique_id(prefix + name)
             if isinstance(node, Graph):
                 gid = nid
                 info = serialize_node(node, nid)
@@ -159,7 +168,7 @@ class _Flattener:
                 leave[name] = inner_leave.get(o_name, nid)
                 local_group[name] = gid
             else:
-                entry = serialize_node(node, nid)
+                entry = serialize_node(node, nid, display_name=name)
                 entry["group"] = parent
                 self.nodes.append(entry)
                 enter[name] = leave[name] = nid
@@ -176,10 +185,10 @@ class _Flattener:
                 }
             )
         if self.detect_patterns:
-            self._add_patterns(graph, prefix, parent, local_group)
+            self._add_patterns(graph, prefix, parent, local_group, ids)
         return enter, leave
 
-    def _add_patterns(self, graph: Graph, prefix: str, parent: str | None, local_group) -> None:
+    def _add_patterns(self, graph: Graph, prefix: str, parent: str | None, local_group, ids: dict[str, str]) -> None:
         # Larger patterns first, so a pattern nested in another becomes its child group.
         patterns = sorted(PatternDetector(graph).detect_all_patterns(), key=lambda p: -len(p.nodes))
         assigned: dict[str, str] = {}  # local node -> innermost pattern group so far
@@ -190,7 +199,7 @@ class _Flattener:
             if len(holders) != 1:
                 continue
             (outer,) = holders
-            gid = self._group_id(prefix + pattern.group_id)
+            gid = self._unique_id(prefix + pattern.group_id)
             self.groups.append(
                 {
                     "id": gid,
@@ -199,8 +208,8 @@ class _Flattener:
                     "nodes": [],
                     "parent": outer if outer is not None else parent,
                     "shape": GROUP_SHAPES[pattern.pattern_type],
-                    "fan_out": prefix + pattern.fan_out,
-                    "merge": prefix + pattern.merge,
+                    "fan_out": ids[pattern.fan_out],
+                    "merge": ids[pattern.merge],
                 }
             )
             for m in pattern.nodes:
@@ -212,7 +221,7 @@ class _Flattener:
             if sub is not None:  # a subgraph inside a pattern: re-parent the subgraph group
                 by_group[sub]["parent"] = gid
             else:
-                by_id[prefix + local]["group"] = gid
+                by_id[ids[local]]["group"] = gid
 
 
 def graph_to_dict(graph: Graph, *, detect_patterns: bool = True) -> dict[str, Any]:

@@ -73,12 +73,23 @@ function coreColor(c) {
 
 // ---- visible structure ---------------------------------------------------------------------
 
-// The item (node id or collapsed group id) that stands for node `id` in the current view.
+// Layout items live in one namespace with the clusters ("cluster:<group>", "core:<n>"): a node's
+// item is "node:<id>" and a folded group's "group:<id>", so no node name (the IR allows any
+// string, "group:x" and "core:0" included) can be taken for a group, a cluster or a core.
+const NODE = "node:";
+const GROUP = "group:";
+const nodeItem = (id) => NODE + id;
+const isNodeItem = (item) => item.startsWith(NODE);
+// What an item shows: a node's id, or "group:<id>" for a folded group.
+const itemLabel = (item) => (isNodeItem(item) ? item.slice(NODE.length) : item);
+
+// The item (node or folded group) that stands for node `id` in the current view.
 function representative(id) {
+  if (partitionView) return nodeItem(id);
   const chain = [];
   for (let g = nodeById.get(id).group; g; g = groupById.get(g).parent) chain.push(g);
-  for (let i = chain.length - 1; i >= 0; i--) if (!expanded.has(chain[i])) return "group:" + chain[i];
-  return id;
+  for (let i = chain.length - 1; i >= 0; i--) if (!expanded.has(chain[i])) return GROUP + chain[i];
+  return nodeItem(id);
 }
 
 function groupVisible(gid) {
@@ -102,10 +113,10 @@ function buildRequest() {
     for (const c of data.summary.cores || []) clusters.push({ id: "core:" + c, parent: null, label: "core " + c });
   }
   for (const n of data.nodes) {
-    const rep = partitionView ? n.id : representative(n.id);
+    const rep = representative(n.id);
     if (items.has(rep)) continue;
-    if (rep.startsWith("group:")) {
-      const g = groupById.get(rep.slice(6));
+    if (!isNodeItem(rep)) {
+      const g = groupById.get(rep.slice(GROUP.length));
       const lines = [g.type, g.id];
       items.set(rep, { id: rep, width: labelWidth(lines) + 30, height: GROUP_H, parent: g.parent ? "cluster:" + g.parent : null });
     } else {
@@ -119,8 +130,8 @@ function buildRequest() {
   const recurrent = [];
   const seen = new Map();
   data.edges.forEach((e, i) => {
-    const v = partitionView ? e.source : representative(e.source);
-    const w = partitionView ? e.target : representative(e.target);
+    const v = representative(e.source);
+    const w = representative(e.target);
     if (v === w && !e.recurrent) return; // inside a collapsed group
     const item = { v, w, index: i, recurrent: e.recurrent, cross: e.cross_core, shape: e.shape };
     if (e.recurrent) {
@@ -251,7 +262,7 @@ function draw() {
   if (!partitionView) {
     for (const n of data.nodes) {
       const rep = representative(n.id);
-      if (rep !== n.id) {
+      if (!isNodeItem(rep)) {
         if (!membersOf.has(rep)) membersOf.set(rep, []);
         membersOf.get(rep).push(n.name);
       }
@@ -286,23 +297,23 @@ function draw() {
   L.req.edges.forEach((e, i) => {
     const pts = L.edges[i].points;
     const cls = "edge" + (e.cross ? " cross-core" : "");
-    const p = el("path", { class: cls, d: pointsPath(pts), "marker-end": "url(#arrow)", "data-source": e.v, "data-target": e.w }, edgeFrag);
-    el("title", {}, p).textContent = `${e.v.replace(/^group:/, "")} → ${e.w.replace(/^group:/, "")}  ${fmtShape(e.shape)}${e.count > 1 ? ` ×${e.count}` : ""}`;
+    const p = el("path", { class: cls, d: pointsPath(pts), "marker-end": "url(#arrow)", "data-source": itemLabel(e.v), "data-target": itemLabel(e.w) }, edgeFrag);
+    el("title", {}, p).textContent = `${itemLabel(e.v).replace(/^group:/, "")} → ${itemLabel(e.w).replace(/^group:/, "")}  ${fmtShape(e.shape)}${e.count > 1 ? ` ×${e.count}` : ""}`;
   });
   for (const e of L.req.recurrent) {
     const a = L.nodes[e.v], b = L.nodes[e.w];
     if (!a || !b) continue;
     const r = recurrentPath(a, b);
-    const p = el("path", { class: "edge recurrent", d: r.d, "marker-end": "url(#arrow-rec)", "data-source": e.v, "data-target": e.w }, edgeFrag);
-    el("title", {}, p).textContent = `recurrent: ${e.v} → ${e.w} carries the previous timestep's value ${fmtShape(e.shape)}`;
+    const p = el("path", { class: "edge recurrent" + (e.cross ? " cross-core" : ""), d: r.d, "marker-end": "url(#arrow-rec)", "data-source": itemLabel(e.v), "data-target": itemLabel(e.w) }, edgeFrag);
+    el("title", {}, p).textContent = `recurrent${e.cross ? ", cross-core" : ""}: ${itemLabel(e.v)} → ${itemLabel(e.w)} carries the previous timestep's value ${fmtShape(e.shape)}`;
     el("text", { class: "edge-label recurrent", x: r.lx, y: r.ly }, edgeFrag).textContent = "t−1";
   }
   edgeLayer.appendChild(edgeFrag);
 
   for (const item of L.req.nodes) {
     const p = L.nodes[item.id];
-    if (item.id.startsWith("group:")) {
-      const gid = item.id.slice(6);
+    if (!isNodeItem(item.id)) {
+      const gid = item.id.slice(GROUP.length);
       const info = groupById.get(gid);
       const g = el("g", { class: "group collapsed", "data-group": gid, "data-type": info.type, "data-shape": info.shape, transform: `translate(${p.x},${p.y})` }, frag);
       el("path", { d: shapePath(info.shape, p.width, p.height) }, g);
@@ -315,7 +326,7 @@ function draw() {
         toggleGroup(gid);
       });
     } else {
-      const n = nodeById.get(item.id);
+      const n = nodeById.get(itemLabel(item.id));
       const g = el("g", { class: "node", "data-id": n.id, "data-type": n.type, transform: `translate(${p.x},${p.y})` }, frag);
       const shape = el("path", { d: shapePath(n.shape, p.width, p.height), fill: n.color }, g);
       if (partitionView && n.core_id != null) {
@@ -363,7 +374,7 @@ function reset() {
 
 function centerOn(id) {
   const L = state.layout;
-  const p = L && L.nodes[id];
+  const p = L && L.nodes[nodeItem(id)];
   if (!p) return;
   const r = svg.getBoundingClientRect();
   const k = Math.max(state.view.k, 0.8);
@@ -385,8 +396,10 @@ svg.addEventListener("wheel", (ev) => {
 }, { passive: false });
 
 let drag = null;
+let panned = false; // the last pointer press moved the view: its click is not a click on the background
 svg.addEventListener("pointerdown", (ev) => {
   drag = { x: ev.clientX, y: ev.clientY, vx: state.view.x, vy: state.view.y, moved: false };
+  panned = false;
 });
 window.addEventListener("pointermove", (ev) => {
   if (!drag) return;
@@ -397,10 +410,12 @@ window.addEventListener("pointermove", (ev) => {
   applyView();
 });
 window.addEventListener("pointerup", () => {
+  panned = Boolean(drag && drag.moved);
   drag = null;
 });
 svg.addEventListener("click", () => {
-  if (!drag) select(null);
+  if (!panned) select(null); // a drag pans and keeps the selection; a plain click clears it
+  panned = false;
 });
 
 // ---- groups --------------------------------------------------------------------------------
@@ -539,8 +554,8 @@ function search(q) {
 function markMatches() {
   for (const e of viewport.querySelectorAll(".match")) e.classList.remove("match");
   for (const id of state.matches) {
-    const rep = partitionView ? id : representative(id);
-    const sel = rep.startsWith("group:") ? `g.group[data-group="${CSS.escape(rep.slice(6))}"]` : `g.node[data-id="${CSS.escape(rep)}"]`;
+    const rep = representative(id);
+    const sel = isNodeItem(rep) ? `g.node[data-id="${CSS.escape(itemLabel(rep))}"]` : `g.group[data-group="${CSS.escape(rep.slice(GROUP.length))}"]`;
     const g = viewport.querySelector(sel);
     if (g) g.classList.add("match");
   }
@@ -573,6 +588,17 @@ searchBox.addEventListener("keydown", (ev) => {
   if (ev.key === "Enter" && state.matches.length) focusNode(state.matches[0]);
 });
 window.addEventListener("resize", () => state.layout && applyView());
+// Keys, outside the search box: + and − (or -) zoom around the centre, 0 fits, Escape clears the selection.
+window.addEventListener("keydown", (ev) => {
+  if (ev.target instanceof HTMLInputElement || ev.target instanceof HTMLSelectElement || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+  const r = svg.getBoundingClientRect();
+  if (ev.key === "+" || ev.key === "=") zoomAt(1.25, r.width / 2, r.height / 2);
+  else if (ev.key === "-" || ev.key === "−" || ev.key === "_") zoomAt(0.8, r.width / 2, r.height / 2);
+  else if (ev.key === "0") fit();
+  else if (ev.key === "Escape") select(null);
+  else return;
+  ev.preventDefault();
+});
 
 // A small API for notebooks and tests.
 window.talonViewer = { data, select, toggleGroup, setAllGroups, fit, reset, search, expanded, state };
