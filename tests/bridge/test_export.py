@@ -177,7 +177,8 @@ def test_custom_map_overrides_and_unsupported_modules_are_named():
         def forward(self, x):
             return x * torch.sigmoid(x)
 
-    with pytest.raises(ConversionError, match=r"operation 'mul' \(mul\): only tensor \* number converts"):
+    with pytest.raises(ConversionError, match=r"operation 'mul' \(mul\) in module 'act' \(Swish\): only tensor \* "
+                       r"number converts .*custom_map=\{Swish: fn\}"):  # fmt: skip
         bridge.to_ir(Wrapper(), torch.randn(1, 4))  # x * sigmoid(x) is a tensor product
     graph = bridge.to_ir(Wrapper(), torch.randn(1, 4), custom_map={Swish: lambda m: ir.Sigmoid()})
     assert type(graph.nodes["act"]).__name__ == "Sigmoid"

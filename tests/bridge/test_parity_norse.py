@@ -95,3 +95,27 @@ def test_norse_iaf_starting_at_v_reset_exports_v_init():
     net = Net(IAFCell(IAFParameters(v_reset=torch.tensor(-0.5))))
     node = bridge.to_ir(net, torch.rand(1, 12)).nodes["cell"]
     assert np.all(node.v_init == -0.5) and np.all(node.v_reset == -0.5)
+
+
+@pytest.mark.parametrize("name", ["LIFBoxCell", "LIBoxCell"])
+def test_box_cells_are_bit_exact_for_any_time_constant(name):
+    """Norse computes ``dt·τ⁻¹`` as one float32 product (``fl32(fl32(dt)·τ⁻¹)``); a tau exported as
+    ``1/(dt·τ⁻¹)`` in float64 gave another float32 ``k`` for about half of all τ⁻¹ (123.4, random
+    per-neuron values), so membranes drifted by an ulp. The round values of the parity test above hid it."""
+    torch.manual_seed(3)
+    inv = torch.tensor([123.4, 57.3, 911.1, 0.37]) if name == "LIBoxCell" else torch.rand(16) * 900 + 10
+    cell = (
+        LIBoxCell(LIBoxParameters(tau_mem_inv=inv[:1].squeeze()))
+        if name == "LIBoxCell"
+        else LIFBoxCell(LIFBoxParameters(tau_mem_inv=inv, v_th=torch.tensor(0.3)))
+    )
+    net = Net(cell)
+    xs = torch.rand(40, B, 12) * 2
+    executor = bridge.ir_to_torch(bridge.to_ir(net, xs[0]), return_state=True)
+    state, ours = None, None
+    with torch.no_grad():
+        for t in range(40):
+            want, state = net(xs[t], state)
+            got, ours = executor(xs[t], ours)
+            assert torch.equal(ours["cell"], state.v), f"membranes differ at t={t}"
+            assert torch.equal(got, want), f"outputs differ at t={t}"

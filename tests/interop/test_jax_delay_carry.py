@@ -94,3 +94,24 @@ def test_the_scan_updates_the_carried_delay_in_place():
     hlo = lowered.compile().as_text()
     copies = [line.strip() for line in hlo.splitlines() if " copy(%" in line and "fusion" in line.split(" copy(")[1]]
     assert copies == []
+
+
+@pytest.mark.parametrize("mode", ["stepwise", "fused", "layerwise"])
+def test_a_delay_mixing_lags_0_and_1_passes_its_0_lag_elements_at_once(mode):
+    """``max(delay) == 1`` is not a one-step Delay: the elements of lag 0 output this step's input
+    (the step-wise scan used to carry the whole Delay unstacked, shifting every element by one)."""
+    graph = ir.Graph(
+        {"input": ir.Input(np.array([3])), "delay": ir.Delay(np.array([1, 0, 0])), "output": ir.Output(np.array([3]))},
+        [("input", "delay"), ("delay", "output")],
+    )
+    x = np.arange(1, 13, dtype=np.float32).reshape(4, 1, 3)
+    expected = np.array([[0, 2, 3], [1, 5, 6], [4, 8, 9], [7, 11, 12]], np.float32)[:, None]
+    model = JaxGraph(graph)
+    out, final = model.run(model.params, x, mode=mode)
+    np.testing.assert_array_equal(np.asarray(out), expected)
+    state, steps = model.init_state(1), []
+    for t in range(4):
+        y, state = model.step(model.params, state, x[t])
+        steps.append(np.asarray(y))
+    np.testing.assert_array_equal(np.stack(steps), expected)
+    _assert_same(final, state)

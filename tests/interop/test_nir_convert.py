@@ -563,3 +563,58 @@ def test_node_names_with_a_slash_are_refused():
     graph = chain([2], ("a/b", ir.Linear(np.eye(2))))
     with pytest.raises(ir.ConversionError, match=r"'a/b'.*cannot contain '/'"):
         to_nir(graph)
+
+
+@pytest.mark.parametrize("reset_mode", ["value", "none"])
+def test_a_float32_w_in_next_to_a_float64_v_leak_survives_nir(reset_mode):
+    """NIR's Cuba* rebuild ``w_in`` as ``ones_like(v_leak) * w_in`` (taking ``v_leak``'s dtype): the
+    export keeps talon's float32 ``w_in``, so the graph comes back (a per-channel CubaLIF after a
+    convolution used to come back with parameters of two shapes and was refused)."""
+    neuron = ir.CubaLIF(
+        tau_syn=np.array([3.0, 5.0]),
+        tau_mem=np.array([4.0, 2.0]),
+        r=np.array([1.5, 2.0], F32),
+        v_leak=np.zeros(2),  # float64
+        w_in=np.array([1.25, 2.5], F32),
+        v_threshold=np.array([1.0, 0.5], F32),
+        reset_mode=reset_mode,
+        comparison=">",
+    )
+    conv = ir.Graph(
+        {
+            "input": ir.Input(np.array([1, 3, 3])),
+            "conv": ir.Conv2d(np.ones((2, 1, 1, 1), F32), np.zeros(2, F32)),
+            "n": neuron,
+            "output": ir.Output(np.array([2, 3, 3])),
+        },
+        [("input", "conv"), ("conv", "n"), ("n", "output")],
+    )
+    back = import_quiet(export_quiet(conv, dt=DT), dt=DT)
+    assert back.nodes["n"].w_in.dtype == F32 and back.nodes["n"].w_in.shape == (2,)
+    params = {k: getattr(neuron, k) for k in ("tau_syn", "tau_mem", "r", "v_leak", "w_in")}
+    flat = chain([2], ("n", ir.CubaLIF(**params, comparison=">")))
+    back_flat = import_quiet(export_quiet(flat, dt=DT), dt=DT)
+    assert ir.graph_differences(flat, back_flat, metadata=False) == []
+
+
+def test_a_lossy_per_channel_neuron_after_a_convolution_reads_back():
+    """A lossy export writes NIR's full-shape threshold (just below ``v_threshold``) and zero ``v_reset``
+    next to per-channel parameters the import restores as ``(C,)``: the import broadcasts the restored
+    ones instead of building a node with parameters of two shapes (which was refused)."""
+    lif = ir.LIF(tau=np.array([2.0, 3.0]), r=np.array([1.0, 2.0], F32), v_threshold=np.array([1.0, 0.5], F32),
+                 reset_mode="subtract")  # fmt: skip
+    graph = ir.Graph(
+        {
+            "input": ir.Input(np.array([1, 3, 3])),
+            "conv": ir.Conv2d(np.full((2, 1, 1, 1), 0.5, F32), np.zeros(2, F32)),
+            "lif": lif,
+            "output": ir.Output(np.array([2, 3, 3])),
+        },
+        [("input", "conv"), ("conv", "lif"), ("lif", "output")],
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LossyConversionWarning)
+        back = import_quiet(export_quiet(graph, dt=DT, lossy=True), dt=DT)
+    node = back.nodes["lif"]
+    assert {np.shape(getattr(node, f)) for f in ("tau", "r", "v_leak", "v_threshold", "v_reset")} == {(2, 3, 3)}
+    np.testing.assert_array_equal(node.tau, np.broadcast_to(np.array([2.0, 3.0])[:, None, None], (2, 3, 3)))

@@ -11,6 +11,12 @@ of its threshold and fires, unlike the all-silent examples of the original docum
 graph has one Input. An array of an Input of shape ``S`` may be ``S`` (one sample held constant
 for ``n_steps``), ``[B, *S]`` (a batch held constant) or ``[T, B, *S]`` (a time-major sequence;
 ``n_steps`` defaults to ``T``).
+
+**Sources**: a simulation reads its inputs chunk by chunk (:class:`InputSource`,
+:func:`prepare_source`), so neither the default stimulus nor an input held constant is ever
+materialised for all steps: the stimulus is drawn as it is needed, each Input from its own
+position in the seeded stream (``PCG64.advance``), giving the same numbers as
+:func:`default_stimulus`; a held input is a broadcast view.
 """
 
 from __future__ import annotations
@@ -81,6 +87,81 @@ def check_steps(n_steps) -> int:
     return int(n_steps)
 
 
+class InputSource:
+    """The inputs of a run by Input name, produced chunk by chunk: ``chunk(start, stop)`` returns
+    ``{name: float32 [stop - start, B, *shape]}`` (C-contiguous). ``arrays()`` materialises all steps."""
+
+    steps: int
+    batch: int
+
+    def chunk(self, start: int, stop: int) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return self.chunk(0, self.steps)
+
+
+class ArrayInputs(InputSource):
+    """Caller arrays ``[T, B, *shape]`` (float32), or broadcast views of a held sample or batch."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], steps: int, batch: int) -> None:
+        self._arrays, self.steps, self.batch = arrays, steps, batch
+
+    def chunk(self, start: int, stop: int) -> dict[str, np.ndarray]:
+        return {name: np.ascontiguousarray(a[start:stop], dtype=np.float32) for name, a in self._arrays.items()}
+
+
+class DefaultStimulus(InputSource):
+    """:func:`default_stimulus` drawn chunk by chunk: the same numbers, only one chunk at a time.
+
+    ``default_stimulus`` draws every Input's ``[T, B, *shape]`` uniforms in node order from one
+    ``default_rng(seed)`` stream; a float64 uniform consumes exactly one 64-bit output of PCG64, so
+    Input ``i`` starts ``sum_{j<i} T*B*size_j`` outputs into the stream (``advance``) and its steps
+    follow one another. Chunks must be asked for in order from step 0 (each restart at 0 re-seeds).
+    """
+
+    def __init__(self, graph: ir.Graph, steps: int, batch: int = 1, rate: float = DEFAULT_RATE,
+                 seed: int = DEFAULT_SEED) -> None:  # fmt: skip
+        self.steps, self.batch, self.rate, self.seed = steps, batch, rate, seed
+        self.shapes = {name: tuple(graph.nodes[name].shape) for name in graph.input_nodes}
+        self._streams: dict[str, np.random.Generator] = {}
+        self._next = 0
+
+    def _restart(self) -> None:
+        offset = 0
+        self._streams = {}
+        for name, shape in self.shapes.items():
+            bits = np.random.PCG64(self.seed)
+            bits.advance(offset)
+            self._streams[name] = np.random.Generator(bits)
+            offset += self.steps * self.batch * math.prod(shape)
+        self._next = 0
+
+    def chunk(self, start: int, stop: int) -> dict[str, np.ndarray]:
+        if start == 0:
+            self._restart()
+        if start != self._next:
+            raise BackendError(f"the default stimulus is drawn in order: asked for step {start}, next is {self._next}")
+        self._next = stop
+        return {
+            name: (self._streams[name].random((stop - start, self.batch, *shape)) < self.rate).astype(np.float32)
+            for name, shape in self.shapes.items()
+        }
+
+
+def prepare_source(graph: ir.Graph, inputs, n_steps: int | None) -> tuple[InputSource, int, int, bool]:
+    """Check ``inputs`` (as :func:`prepare_inputs`) and return ``(source, T, B, used_default)``
+    without materialising the default stimulus or a held input for all steps."""
+    names = graph.input_nodes
+    if not names:
+        raise BackendError("the graph has no Input node; add ir.Input(shape) nodes to feed it")
+    if inputs is None:
+        steps = DEFAULT_N_STEPS if n_steps is None else check_steps(n_steps)
+        return DefaultStimulus(graph, steps), steps, 1, True
+    arrays, steps, batch = _check_inputs(graph, inputs, n_steps)
+    return ArrayInputs(arrays, steps, batch), steps, batch, False
+
+
 def prepare_inputs(graph: ir.Graph, inputs, n_steps: int | None) -> tuple[dict[str, np.ndarray], int, int, bool]:
     """Check ``inputs`` and return ``({name: float32 [T, B, *shape]}, T, B, used_default)``."""
     names = graph.input_nodes
@@ -89,6 +170,16 @@ def prepare_inputs(graph: ir.Graph, inputs, n_steps: int | None) -> tuple[dict[s
     if inputs is None:
         steps = DEFAULT_N_STEPS if n_steps is None else check_steps(n_steps)
         return default_stimulus(graph, steps), steps, 1, True
+    arrays, steps, batch = _check_inputs(graph, inputs, n_steps)
+    for name, arr in arrays.items():
+        if arr.strides[0] == 0:  # held constant: materialised for every step
+            check_memory(arr.size * 4, f"input {name!r} held for {steps:,} steps")
+    return {name: np.ascontiguousarray(arr, dtype=np.float32) for name, arr in arrays.items()}, steps, batch, False
+
+
+def _check_inputs(graph: ir.Graph, inputs, n_steps: int | None) -> tuple[dict[str, np.ndarray], int, int]:
+    """The checked inputs ``{name: [T, B, *shape]}`` (a held sample or batch as a broadcast view), T, B."""
+    names = graph.input_nodes
     if not isinstance(inputs, Mapping):
         if len(names) != 1:
             raise BackendError(
@@ -124,10 +215,9 @@ def prepare_inputs(graph: ir.Graph, inputs, n_steps: int | None) -> tuple[dict[s
         if kind == "sample":
             arr = arr.reshape(1, *shape)
         if kind != "sequence":
-            check_memory(steps * arr.size * 4, f"input {name!r} held for {steps:,} steps")
-            arr = np.broadcast_to(arr, (steps, *arr.shape))
-        out[name] = np.ascontiguousarray(arr, dtype=np.float32)
-    return out, steps, batch, False
+            arr = np.broadcast_to(np.asarray(arr, np.float32), (steps, *arr.shape))
+        out[name] = arr
+    return out, steps, batch
 
 
 def _as_sequence(name: str, value, shape: tuple[int, ...]) -> tuple[np.ndarray, str]:

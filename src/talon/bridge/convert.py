@@ -110,6 +110,29 @@ def overridden_forward(module_type: type, registered: type) -> str | None:
     return None
 
 
+# Frameworks whose neurons talon does not convert from PyTorch, but whose own NIR exporter writes a file
+# talon reads as that framework runs it (docs/nir.md, "Framework profiles"): name, exporter call, producer.
+_NIR_EXPORTERS = {
+    "sinabs": ("Sinabs", "sinabs.nir.to_nir(model, sample)"),
+    "spikingjelly": ("SpikingJelly", "spikingjelly.activation_based.nir_exchange.export_to_nir(model, sample, dt)"),
+    "rockpool": ("Rockpool", "rockpool.nn.modules.torch.nir.to_nir(model)"),
+}
+
+
+def nir_route_hint(module_type: type) -> str:
+    """For a module of a framework with its own NIR exporter, the route that does convert it (an
+    empty string otherwise), to end a refusal with."""
+    top = module_type.__module__.split(".")[0]
+    if top not in _NIR_EXPORTERS:
+        return ""
+    name, call = _NIR_EXPORTERS[top]
+    return (
+        f"; or, for a {name} model, write it with {name}'s own NIR exporter (nir.write(path, {call})) and read "
+        f"the file with talon.interop.nir.read_nir(path, producer={top!r}), which runs it as {name}'s NIR importer "
+        "does (docs/nir.md, Framework profiles: what each exporter keeps)"
+    )
+
+
 def _checking_dtypes(converter: Converter) -> Converter:
     """``converter`` refusing first a module with a tensor TALON IR cannot hold (bfloat16), naming it."""
 

@@ -34,7 +34,7 @@ from torch.overrides import TorchFunctionMode
 from talon import ir
 from talon.ir.errors import ConversionError, UnsupportedModuleError
 
-from .convert import find_converter, is_stateful_node, overriding_subclass
+from .convert import find_converter, is_stateful_node, nir_route_hint, overriding_subclass
 from .executor import GraphExecutor
 from .fx_trace import Tracer
 from .graph_builder import GraphBuilder
@@ -64,6 +64,7 @@ class _Watcher(TorchFunctionMode):
         self.stack: list[str] = []  # the non-leaf modules running, innermost last
         self.origin: dict[int, str] = {}  # id(tensor) -> "sample k" / "module 'path'" (data)
         self.derived: dict[int, tuple[str, str | None]] = {}  # id -> (operation, module path running it)
+        self.returned_by: dict[int, str] = {}  # id -> the innermost non-leaf module that returned it (not data)
         self.keep: list[Any] = list(samples)
         self.calls: list[_Call] = []
         self.paths = {id(m): p for p, m in reversed(list(model.named_modules()))}
@@ -123,6 +124,10 @@ class _Watcher(TorchFunctionMode):
     def _leave_inner(self, module, args, output) -> None:  # a hook returning a value would replace the output
         if not self.leaf_depth:
             self.stack.pop()
+            for t in _tensors(output):  # a value no data reaches: which module made it, for the refusal
+                if id(t) not in self.origin and id(t) not in self.derived and id(t) not in self.returned_by:
+                    self.returned_by[id(t)] = self.paths[id(module)]
+                    self.keep.append(t)
 
     def _enter_leaf(self, module, args, kwargs):
         if self.leaf_depth == 0:
@@ -224,7 +229,7 @@ class ExecutionTraceExport:
                 raise UnsupportedModuleError(
                     f"module {path!r} of type {type(module).__module__}.{type(module).__qualname__} has no TALON IR "
                     f"conversion{f' ({reason})' if reason else ''}; pass custom_map={{{type(module).__name__}: fn}} "
-                    "to to_ir"
+                    f"to to_ir{nir_route_hint(type(module))}"
                 )
             ir_node = converter(module, ctx)
         where = f"module {path!r}"
@@ -278,12 +283,23 @@ class ExecutionTraceExport:
                     f"TALON IR conversion: its forward computes {what} with torch operations ({op!r} among them) "
                     f"that no IR node stands for (torch.fx could not trace the model: {self.reason}); pass "
                     f"custom_map={{{type(module).__name__}: fn}} to to_ir, where fn(module) returns an ir.Node"
+                    f"{nir_route_hint(type(module))}"
                 )
             raise ConversionError(
                 f"operation {op!r} in {type(self.model).__name__}.forward computes {what}, but torch.fx could not "
                 f"trace forward ({self.reason}) and the execution trace that replaces it sees only modules; make "
                 "forward traceable (no data-dependent control flow) or wrap the operation in a module and pass "
                 "custom_map={ModuleType: fn} to to_ir"
+            )
+        if key in watcher.returned_by:  # made by a module talon does not convert, from no data
+            module_path = watcher.returned_by[key]
+            module = self.model.get_submodule(module_path)
+            raise UnsupportedModuleError(
+                f"module {module_path!r} of type {type(module).__module__}.{type(module).__qualname__} has no TALON "
+                f"IR conversion, and {what} is its output, which this forward pass did not compute from the model's "
+                "input (it depends only on constants, parameters or the module's own state — e.g. a neuron whose "
+                f"input reaches its output a step later); pass custom_map={{{type(module).__name__}: fn}} to to_ir, "
+                f"where fn(module) returns an ir.Node{nir_route_hint(type(module))}"
             )
         raise ConversionError(
             f"{what} is not computed from the model's input (a constant, a parameter or another module's state): "

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from talon import ir
+from talon.ir.coefficients import STATEFUL, check_coefficients_fit, neuron_coefficients
 from talon.ir.errors import ConversionError
 
 from . import modules as m
@@ -192,6 +193,13 @@ def nodes_to_modules(graph: ir.Graph, node_map: NodeMap | None = None, dtype: An
     dtype = executor_dtype(dtype)
     out = {}
     for name, node in graph.nodes.items():
+        if isinstance(node, STATEFUL) and _custom_builder(node, node_map) is None:
+            check_coefficients_fit(
+                f"node {name!r}",
+                neuron_coefficients(node, np.float64),
+                dtype,
+                cast=lambda value: torch.from_numpy(value).to(dtype).to(torch.float64).numpy(),
+            )
         module = node_to_module(node, node_map, dtype)
         if module is None:
             raise ConversionError(

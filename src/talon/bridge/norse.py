@@ -8,6 +8,9 @@ Norse integrates with forward Euler, ``v' = v + dt·τ⁻¹·((v_leak - v) + x)`
     LIFCell    -> CubaLIF(tau_mem as above, tau_syn = 1/(dt·tau_syn_inv), r = 1, w_in = tau_syn)
                   (Norse's "current jump": i_t = α·i_{t-1} + x_t feeds the membrane)
     LIBoxCell  -> LI(tau = 1/(dt·tau_mem_inv), r = 1, v_leak)
+
+where ``dt·τ⁻¹`` is Norse's product, rounded in the parameter's dtype (float32 for float32 cells;
+:func:`_steps`).
     IAFCell    -> IF(r = 1, v_threshold = v_th, v_reset)
 
 all with ``comparison='>'`` (Norse's Heaviside is strict) and an immediate reset to ``v_reset``
@@ -25,6 +28,7 @@ has no IR form (an LI starts at 0), and LIFCell's is not checked against Norse.
 from __future__ import annotations
 
 import numpy as np
+import torch
 from norse.torch.functional.reset import reset_subtract, reset_value
 from norse.torch.module.iaf import IAFCell
 from norse.torch.module.leaky_integrator_box import LIBoxCell
@@ -42,10 +46,22 @@ def _p(mod, ctx: ConvertContext, name: str) -> np.ndarray:
 
 
 def _steps(mod, ctx: ConvertContext, inv_name: str) -> np.ndarray:
+    """``tau = 1/k`` (float64) with ``k = dt·τ⁻¹`` as Norse computes it: a Python float times a
+    tensor is one multiplication in the tensor's dtype, the scalar rounded to it first (float32:
+    ``fl32(fl32(dt)·τ⁻¹)``, which differs from ``fl32(dt·τ⁻¹)`` rounded once from float64 for about
+    half of all τ⁻¹). The engines' ``k = 1/tau``, computed in float64 and cast, is then Norse's
+    ``k`` exactly (``1/(1/k)`` is within a float64 rounding of ``k``, far inside half a float32 ulp)."""
+    raw = getattr(mod.p, inv_name)
     inv = _p(mod, ctx, inv_name)
     if np.any(inv <= 0):
         raise ConversionError(f"module {ctx.path!r}: {inv_name} must be > 0")
-    return 1.0 / (float(mod.dt) * inv)
+    dtype = np.float64
+    if isinstance(raw, torch.Tensor) and raw.dtype.is_floating_point:
+        dtype = np.dtype(str(raw.dtype).removeprefix("torch."))
+    with np.errstate(under="ignore"):
+        k = np.asarray(float(mod.dt), dtype) * inv.astype(dtype)  # one rounding in the tensor's dtype
+    with np.errstate(divide="ignore"):
+        return 1.0 / k.astype(np.float64)
 
 
 def _reset(mod, ctx: ConvertContext) -> dict:

@@ -137,7 +137,7 @@ def _record_surrogate(node: ir.Node, mod: nn.Module, path: str) -> ir.Node:
 
 def _check_supported(mod: nn.Module, path: str) -> None:
     _check_spike_function(mod, path)
-    g = torch.as_tensor(mod.graded_spikes_factor)
+    g = torch.as_tensor(mod.graded_spikes_factor).detach()  # learn_graded_spikes_factor: a Parameter
     if g.numel() != 1 or float(g) != 1.0:
         raise ConversionError(f"module {path!r}: graded_spikes_factor != 1 has no TALON IR equivalent")
     if getattr(mod, "inhibition", False):
@@ -203,7 +203,8 @@ def _recurrent_graph(mod: nn.Module, ctx: ConvertContext, synaptic: bool) -> ir.
     therefore taken out of the cycle: for RLeaky it becomes the constant drive ``v_leak = b·tau``
     (``c = b``; with β = 1 everywhere the neuron is a LIF with ``tau = r = 2**30``, whose float32
     ``β`` and ``g`` are exactly 1, rather than an IF, which has no drive); for RSynaptic, where it
-    feeds the synaptic current, a constant branch ``Affine(0, b)`` from the input."""
+    feeds the synaptic current, a constant branch ``Affine(0, b)`` from the input (convolutional: a
+    1×1 ``Conv2d`` with zero weights and bias ``b``)."""
     if ctx.input_shape is None:
         raise ConversionError(f"module {ctx.path!r}: the layer shape is unknown")
     shape = np.array(ctx.input_shape)
@@ -212,11 +213,13 @@ def _recurrent_graph(mod: nn.Module, ctx: ConvertContext, synaptic: bool) -> ir.
     edges = [("input", "neuron")]
     if synaptic:
         neuron = _synaptic_node(mod, ctx)
-        if bias is not None:
-            n_in = int(np.prod(ctx.input_shape))
-            if len(ctx.input_shape) != 1:
-                raise ConversionError(f"module {ctx.path!r}: a convolutional RSynaptic bias is not supported")
-            nodes["bias"] = ir.Affine(np.zeros((bias.shape[0], n_in), bias.dtype), bias)
+        if bias is not None:  # 0·x + b: b exactly, at every step (Affine, or a 1×1 Conv2d over channels)
+            if len(ctx.input_shape) == 1:
+                n_in = int(np.prod(ctx.input_shape))
+                nodes["bias"] = ir.Affine(np.zeros((bias.shape[0], n_in), bias.dtype), bias)
+            else:
+                channels = ctx.input_shape[0]
+                nodes["bias"] = ir.Conv2d(np.zeros((channels, channels, 1, 1), bias.dtype), bias)
             edges.append(("input", "bias"))
             edges.append(("bias", "neuron"))
     else:

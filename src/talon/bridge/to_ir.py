@@ -38,7 +38,14 @@ from talon import ir
 from talon.ir.coefficients import keep_dtype
 from talon.ir.errors import ConversionError, UnsupportedModuleError
 
-from .convert import ConvertContext, find_converter, flatten_node, is_stateful_node, overriding_subclass
+from .convert import (
+    ConvertContext,
+    find_converter,
+    flatten_node,
+    is_stateful_node,
+    nir_route_hint,
+    overriding_subclass,
+)
 from .execution_trace import ExecutionTraceExport
 from .executor import GraphExecutor
 from .fx_trace import CustomMap, Traced, is_tuple_meta, recorded_shape, trace_with_shapes
@@ -344,6 +351,16 @@ _METHOD_ACTIVATIONS: dict[str, Callable[..., ir.Node]] = {
 _IDENTITY_METHODS = {"contiguous", "clone", "detach", "float"}
 
 
+def _running_module(node: Any) -> tuple[str, type] | None:
+    """The innermost submodule whose ``forward`` fx traced ``node`` in (its path and class), or None
+    for an operation of the root's own ``forward`` (or a recorded node, which has no module stack)."""
+    stack = node.meta.get("nn_module_stack") if isinstance(node, fx.Node) else None
+    if not stack:
+        return None
+    path, kind = next(reversed(stack.values()))
+    return (path, kind) if isinstance(kind, type) else None
+
+
 def _need_dim(dim):
     if dim is None:
         raise ConversionError("softmax without dim is ambiguous; give dim explicitly")
@@ -378,7 +395,7 @@ class _FxExport:
             elif node.op == "call_module":
                 self.values[node] = self._module(node)
             elif node.op in ("call_function", "call_method"):
-                self.values[node] = self._function(node)
+                self.values[node] = self._function_in_module(node)
             if "mutated" in node.meta:  # an in-place operation: later uses read its result
                 where = f"operation {node.name!r} ({getattr(node.target, '__name__', node.target)})"
                 follow_mutations(node, position, nodes, last_use, self.values, where)
@@ -426,7 +443,7 @@ class _FxExport:
                 raise UnsupportedModuleError(
                     f"module {path!r} of type {type(module).__module__}.{type(module).__qualname__} has no TALON IR "
                     f"conversion{f' ({reason})' if reason else ''}; pass custom_map={{{type(module).__name__}: fn}} "
-                    "to to_ir, where fn(module) returns an ir.Node"
+                    f"to to_ir, where fn(module) returns an ir.Node{nir_route_hint(type(module))}"
                 )
             ir_node = converter(module, ctx)
             if not isinstance(ir_node, ir.Node):
@@ -471,9 +488,30 @@ class _FxExport:
                 states.append((name, part.meta.get("value"), computed))
         return states
 
+    def _function_in_module(self, node: fx.Node) -> _Val:
+        """``_function``; a refused operation of a submodule fx traced into also names that module,
+        which has no conversion of its own (a framework's neuron talon does not convert, say)."""
+        try:
+            return self._function(node)
+        except UnsupportedModuleError:
+            raise
+        except ConversionError as exc:
+            inside = _running_module(node)
+            if inside is None:
+                raise
+            path, kind = inside
+            raise UnsupportedModuleError(
+                f"{exc}. Module {path!r} of type {kind.__module__}.{kind.__qualname__} has no TALON IR conversion; "
+                f"pass custom_map={{{kind.__name__}: fn}} to to_ir, where fn(module) returns an ir.Node"
+                f"{nir_route_hint(kind)}"
+            ) from None
+
     def _function(self, node: fx.Node) -> _Val:
         target, args, kwargs = node.target, node.args, node.kwargs
-        where = f"operation {node.name!r} ({getattr(target, '__name__', target)})"
+        inside = _running_module(node)
+        where = f"operation {node.name!r} ({getattr(target, '__name__', target)})" + (
+            f" in module {inside[0]!r} ({inside[1].__name__})" if inside else ""
+        )
         if target is operator.getitem:
             base = self.values[args[0]]
             if base.kind == "tuple":
@@ -518,6 +556,14 @@ class _FxExport:
             literal_args = [None if isinstance(a, _NODES) else a for a in args]
             ir_node = factory(*literal_args, **kwargs)
             return _Val("data", self.b.add(node.name, ir_node, [self._data(args[0], where)]))
+        if inside:  # an operation of a submodule fx traced into: that module has no conversion
+            path, kind = inside
+            raise UnsupportedModuleError(
+                f"module {path!r} of type {kind.__module__}.{kind.__qualname__} has no TALON IR conversion: its "
+                f"forward runs operation {node.name!r} ({getattr(target, '__name__', target)}), which has no TALON "
+                f"IR equivalent; pass custom_map={{{kind.__name__}: fn}} to to_ir, where fn(module) returns an ir.Node"
+                f"{nir_route_hint(kind)}"
+            )
         raise ConversionError(
             f"{where} in {type(self.gm.root).__name__}.forward has no TALON IR equivalent; wrap it in a module and "
             "pass custom_map={ModuleType: fn} to to_ir"

@@ -16,6 +16,7 @@ from talon.cli._common import (
     _json_option,
     _printable,
     _read,
+    _refuse_overwriting_inputs,
     _reports_errors,
     _table,
     _text,
@@ -85,20 +86,26 @@ def _layer_progress(description: str, *, disable: bool):
     "--sensor-size", nargs=2, type=click.IntRange(min=1), default=None, metavar="W H",
     help="Sensor width and height for a flat Input (--events); default: the size the event file records.",
 )  # fmt: skip
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the graph outputs [T, B, ...] to this HDF5 file, chunk by chunk as the run makes them.",
+)  # fmt: skip
 @_json_option
 @_reports_errors
 @click.pass_context
 def simulate(
-    ctx, file: Path, n_steps: int, precision: str, events_file, bin_us: int, sensor_size, as_json: bool
+    ctx, file: Path, n_steps: int, precision: str, events_file, bin_us: int, sensor_size, output, as_json: bool
 ) -> None:
     """Simulate FILE on the CPU backend (seeded default stimulus, or --events); report spikes per layer.
 
     With --events, step k holds the events of [t0 + k*bin_us, t0 + (k+1)*bin_us); the run covers
     the whole recording unless --steps is given. A flat Input needs the sensor's width and height:
-    the event file's own (.h5, .aedat4, .raw headers) or --sensor-size.
+    the event file's own (.h5, .aedat4, .raw headers) or --sensor-size. With -o the outputs are
+    written to an HDF5 file (dataset outputs/NAME per Output node) as the run goes, not held.
     """
     from talon.backend import get_backend
 
+    _refuse_overwriting_inputs(output, file, events_file)
     graph, inputs, event_doc = _read(file), None, None
     if events_file is not None:
         from talon.io import read_events, recorded_sensor_size, stimulus_for_graph
@@ -110,8 +117,14 @@ def simulate(
         inputs, stim = stimulus_for_graph(graph, events, bin_us, n_steps=steps, sensor_size=size)
         n_steps = stim.n_steps
         event_doc = {"file": str(events_file), "bin_us": bin_us, "used": stim.used_events, "unused": stim.unused_events}
-    with _layer_progress(f"simulating {n_steps:,} steps", disable=as_json) as progress:
-        result = get_backend("cpu").simulate(graph, inputs, n_steps=n_steps, precision=precision, progress=progress)
+    with contextlib.ExitStack() as stack:
+        progress = stack.enter_context(_layer_progress(f"simulating {n_steps:,} steps", disable=as_json))
+        writer = None if output is None else stack.enter_context(_OutputFile(output, n_steps, precision))
+        result = get_backend("cpu").simulate(
+            graph, inputs, n_steps=n_steps, precision=precision, progress=progress, on_outputs=writer
+        )
+        if writer is not None:
+            writer.finish(result)
     doc: dict[str, Any] = {
         "file": str(file), "timesteps_run": result.timesteps_run, "precision": result.precision,
         "outputs_valid": result.outputs_valid, "spike_counts": result.spike_counts,
@@ -119,6 +132,8 @@ def simulate(
     }  # fmt: skip
     if event_doc is not None:
         doc["events"] = event_doc
+    if output is not None:
+        doc["output_file"] = str(output)
     if result.quantization is not None:
         doc["spike_agreement_with_fp32"] = result.quantization.spike_agreement
     if result.float_nodes:  # a fixed-point run's float32 decode (docs/backend.md §4.6)
@@ -138,6 +153,45 @@ def simulate(
             click.echo(f"ran in float32 after the fixed-point decode boundary: {', '.join(result.float_nodes)}")
     if not result.outputs_valid:
         raise SystemExit(EXIT_FINDINGS)
+
+
+class _OutputFile:
+    """The HDF5 file of ``talon simulate -o``: ``outputs/NAME`` float32 ``[T, B, *shape]`` per Output
+    node, filled chunk by chunk (``simulate(on_outputs=...)``), and the run's ``precision``,
+    ``timesteps_run``, ``outputs_valid`` and ``spike_counts`` (JSON) as attributes of the root.
+    Written to a temporary file renamed over the target when the run has succeeded."""
+
+    def __init__(self, path: Path, steps: int, precision: str) -> None:
+        self.path, self.steps, self.precision = path, steps, precision
+
+    def __enter__(self):
+        import h5py
+
+        from talon.ir.atomic import atomic_output
+
+        self._atomic = atomic_output(self.path)
+        self.file = h5py.File(self._atomic.__enter__(), "w")
+        self.group = self.file.create_group("outputs")
+        return self
+
+    def __call__(self, start: int, stop: int, outputs: dict) -> None:
+        for name, y in outputs.items():
+            if name not in self.group:
+                if "/" in name:
+                    raise click.ClickException(f"output node {name!r}: a name with '/' cannot be an HDF5 dataset")
+                self.group.create_dataset(name, (self.steps, *y.shape[1:]), "float32", chunks=True)
+            self.group[name][start:stop] = y
+
+    def finish(self, result) -> None:
+        import json
+
+        attrs = self.file.attrs
+        attrs.update(precision=self.precision, timesteps_run=result.timesteps_run, outputs_valid=result.outputs_valid)
+        attrs["spike_counts"] = json.dumps(result.spike_counts)
+
+    def __exit__(self, *exc) -> None:
+        self.file.close()
+        self._atomic.__exit__(*exc)
 
 
 @main.command()

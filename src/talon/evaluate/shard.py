@@ -21,6 +21,7 @@ from talon.backend.cpu.calibration import Calibration
 from talon.backend.cpu.engine import Engine
 from talon.backend.cpu.observers import ActivityObserver, SpikeObserver
 from talon.backend.cpu.program import Program, lower
+from talon.backend.cpu.run_memory import plan_chunk
 
 from .encoders import encode_batch
 from .errors import EvaluationError
@@ -119,11 +120,13 @@ def run_shard(job: ShardJob) -> ShardStats:
     engine_ref = model.reference if isinstance(model.reference, str) else None
     keep_trains = engine_ref is not None
 
+    # the layer outputs of one chunk of steps at a time (docs/backend.md §3.1); the same results
+    chunk = plan_chunk(program, model.n_steps, max(n, 1), 4, accumulator_itemsize=8)
     runs: dict[str, tuple[np.ndarray, SpikeObserver, PrecisionStats]] = {}
     for name in [*model.precisions, *([engine_ref] if engine_ref and engine_ref not in model.precisions else [])]:
         activity, spikes, synaptic = ActivityObserver(), SpikeObserver(keep_trains=keep_trains), SynapticObserver()
         start = time.perf_counter()
-        trace = engines[name].run(inputs, observers=(activity, spikes, synaptic))
+        trace = engines[name].run(inputs, observers=(activity, spikes, synaptic), chunk_steps=chunk)
         seconds = time.perf_counter() - start
         outputs = np.asarray(trace.values[out_vid], np.float32)
         stats = PrecisionStats.from_observers(n, activity, spikes, synaptic)

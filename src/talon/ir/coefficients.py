@@ -80,6 +80,30 @@ def neuron_coefficients(node: Node, dtype: Any, *, decay_form: bool = False) -> 
     return {k: np.ascontiguousarray(v.astype(dtype)) for k, v in out.items()}
 
 
+def check_coefficients_fit(where: str, coefficients: dict[str, np.ndarray], dtype: Any, cast: Any = None) -> None:
+    """Refuse coefficients that are finite in float64 but overflow ``dtype`` (``tau = 1e-300`` gives
+    ``g = r/tau = 1e300``: ``inf`` in float32, then a NaN membrane that never spikes, silently).
+
+    ``coefficients`` are the float64 values of :func:`neuron_coefficients`. Non-finite *parameters*
+    are left to :func:`talon.ir.warn_non_finite` (readers keep such graphs readable); this is the
+    rule the CPU backend applies to its own dtype, so every engine refuses the same graphs. ``cast``
+    (float64 array -> numpy array of the values in ``dtype``) serves dtypes numpy lacks (bfloat16)."""
+    cast = cast or (lambda value: value.astype(np.dtype(dtype)))
+    with np.errstate(over="ignore", invalid="ignore"):
+        bad = [
+            name
+            for name, value in coefficients.items()
+            if value is not None
+            and np.asarray(value).dtype.kind == "f"
+            and np.any(np.isfinite(value) & ~np.isfinite(cast(np.asarray(value, np.float64))))
+        ]
+    if bad:
+        raise ConversionError(
+            f"{where}: its coefficient(s) {', '.join(bad)} (docs/semantics.md §3) overflow {dtype}; check the "
+            "neuron's parameters for extreme values (e.g. r = 1e300 or tau near 0), or compute in a wider dtype"
+        )
+
+
 def keep_dtype(original, new: np.ndarray) -> np.ndarray:
     """``new`` in the dtype of ``original`` when the cast is lossless, else as it is."""
     original = np.asarray(original)

@@ -19,7 +19,7 @@ from ..descriptor import FORMAT, VERSION, HardwareDescriptor
 from ..energy import DEFAULT_PRESET, EnergyPreset, resolve_energy
 from ..errors import BackendError, UnsupportedNodeError
 from ..results import BackendCapabilities, ProfileResult, QuantizationReport, SimulationResult, ValidationResult
-from ..stimulus import prepare_inputs
+from ..stimulus import prepare_source
 from .detection_cost import CONV_LIKE_TYPES, detection_macs
 from .engine import Engine, calibrate
 from .fixed_detection import DECODE_TYPES, float_tail
@@ -29,6 +29,7 @@ from .float_neurons import STATEFUL_NODES
 from .float_ops import FLOAT_KERNELS
 from .memory import plan_memory
 from .observers import WEIGHT_NODES, ActivityObserver, ProgressObserver, SpikeObserver
+from .output_stream import OnOutputs, OutputStream
 from .profiler import count_layers, dense_macs
 from .program import Program, lower_checked
 from .run_memory import check_run_memory
@@ -130,9 +131,10 @@ class CPUBackend(BackendBase):
         program = self._require_valid(graph, config)
         calibration = None
         if config.is_fixed_point:
-            arrays, steps, batch, _ = prepare_inputs(graph, calibration_inputs, n_steps)
+            source, steps, batch, _ = prepare_source(graph, calibration_inputs, n_steps)
+            chunk = check_run_memory(program, steps, batch, 4, accumulator_itemsize=_itemsizes(CompileConfig())[1])
             with planned_work(run_share(program, "fp32", steps, batch)):
-                calibration, _ = calibrate(program, arrays)
+                calibration, _ = calibrate(program, source, chunk_steps=chunk)
         engine = Engine(program, config, calibration, graph=graph)
         data = describe(graph, program, engine, config)
         if is_mapped(graph):
@@ -156,6 +158,8 @@ class CPUBackend(BackendBase):
         config: CompileConfig | dict | None = None,
         precision: str | None = None,
         progress: Callable[[int, int], None] | None = None,
+        chunk_steps: int | None = None,
+        on_outputs: OnOutputs | None = None,
     ) -> SimulationResult:
         """Run ``graph`` for ``n_steps`` steps (docs/semantics.md) and report outputs and spikes.
 
@@ -165,34 +169,57 @@ class CPUBackend(BackendBase):
         node's output and state after every step (``node_states``). A reduced ``precision``
         (``fp16``, ``int16``, ``int8``, ``int4``) also runs fp32 on the same inputs and reports
         the difference (``quantization``). ``progress(done, total)`` is called after every
-        operation of every run (a reduced precision runs fp32 first), e.g. to drive a progress bar.
+        operation of every chunk of every run (a reduced precision runs fp32 first), e.g. to drive
+        a progress bar. ``chunk_steps``: the most steps whose layer outputs exist at once (None:
+        as many as fit in ``run_memory.CHUNK_BYTES``); any value gives the same results, bit for bit.
+        ``on_outputs(start, stop, {output name: float32 [stop - start, B, ...]})``: receives the
+        graph outputs chunk by chunk instead of keeping them (``outputs`` is then empty; see
+        :mod:`.output_stream`); not with ``step_by_step``.
         """
         config = CompileConfig.coerce(config, precision)
-        return self._simulate(graph, inputs, n_steps, step_by_step, config, progress=progress)[0]
+        return self._simulate(graph, inputs, n_steps, step_by_step, config, progress=progress,
+                              chunk_steps=chunk_steps, on_outputs=on_outputs)[0]  # fmt: skip
 
-    def _simulate(self, graph, inputs, n_steps, step_by_step, config, extra_observers=(), progress=None):
+    def _simulate(
+        self, graph, inputs, n_steps, step_by_step, config, extra_observers=(), progress=None, chunk_steps=None,
+        on_outputs=None,
+    ):  # fmt: skip
         check_graph(graph)
         _check_step_by_step(step_by_step)
+        if on_outputs is not None and (step_by_step or not callable(on_outputs)):
+            raise BackendError(
+                "on_outputs must be a callable on_outputs(start, stop, outputs), and cannot be combined with "
+                "step_by_step (which keeps every value)"
+            )
         program = self._require_valid(graph, config)
-        runs = 1 if config.precision == "fp32" else 2
-        ticks = () if progress is None else (ProgressObserver(progress, runs * len(program.ops)),)
-        arrays, steps, batch, used_default = prepare_inputs(graph, inputs, n_steps)
+        source, steps, batch, used_default = prepare_source(graph, inputs, n_steps)
         itemsize, accumulator = _itemsizes(config)
-        check_run_memory(program, steps, batch, itemsize, keep_all=step_by_step, accumulator_itemsize=accumulator)
+        reduced = config.precision != "fp32"
+        chunk = check_run_memory(
+            program, steps, batch, itemsize, keep_all=step_by_step, accumulator_itemsize=max(accumulator, 8 * reduced),
+            chunk_steps=chunk_steps, reference=reduced, spiking_sizes=_spiking_sizes(program),
+            stream_outputs=on_outputs is not None,
+        )  # fmt: skip
+        runs = 2 if reduced else 1
+        ticks = ()
+        if progress is not None:
+            ticks = (ProgressObserver(progress, runs * len(program.ops) * -(-steps // chunk)),)
         calibration = None
         reference = None
         with planned_work(simulate_share(program, config, steps, batch)):  # a long run starts numba at once
-            if config.precision != "fp32":
+            if reduced:
                 ref_spikes = SpikeObserver(keep_trains=True)
                 if config.is_fixed_point:
-                    calibration, ref_trace = calibrate(program, arrays, observers=(ref_spikes, *ticks))
+                    calibration, ref_trace = calibrate(program, source, observers=(ref_spikes, *ticks),
+                                                       chunk_steps=chunk)  # fmt: skip
                 else:
                     fp32 = Engine(program, CompileConfig(precision="fp32"))
-                    ref_trace = fp32.run(arrays, observers=(ref_spikes, *ticks))
+                    ref_trace = fp32.run(source, observers=(ref_spikes, *ticks), chunk_steps=chunk)
                 reference = (ref_trace, ref_spikes)
             engine = Engine(program, config, calibration)
             observers = (*extra_observers, *ticks)
-            return _run(engine, graph, arrays, steps, batch, used_default, step_by_step, observers, reference)
+            return _run(engine, graph, source, steps, batch, used_default, step_by_step, observers, reference, chunk,
+                        on_outputs)  # fmt: skip
 
     def run_compiled(
         self,
@@ -200,9 +227,11 @@ class CPUBackend(BackendBase):
         inputs=None,
         n_steps: int | None = None,
         step_by_step: bool = False,
+        *,
+        chunk_steps: int | None = None,
     ) -> SimulationResult:
         """Run the program of a :class:`HardwareDescriptor` made by :meth:`compile` on ``inputs``
-        (taken as :meth:`simulate` takes them) and report like :meth:`simulate`.
+        (taken as :meth:`simulate` takes them, ``chunk_steps`` too) and report like :meth:`simulate`.
 
         A fixed-point program keeps the formats calibrated when it was compiled (on its
         ``calibration_inputs``): calibration is paid once and the integer datapath is reused on
@@ -216,17 +245,18 @@ class CPUBackend(BackendBase):
                 f"read back from JSON, or another backend's, holds no program); got {type(descriptor).__name__}"
             )
         _check_step_by_step(step_by_step)
-        arrays, steps, batch, used_default = prepare_inputs(engine.graph, inputs, n_steps)
+        source, steps, batch, used_default = prepare_source(engine.graph, inputs, n_steps)
         itemsize, accumulator = _itemsizes(engine.config)
-        check_run_memory(
-            engine.program, steps, batch, itemsize, keep_all=step_by_step, accumulator_itemsize=accumulator
-        )
+        chunk = check_run_memory(
+            engine.program, steps, batch, itemsize, keep_all=step_by_step, accumulator_itemsize=accumulator,
+            chunk_steps=chunk_steps,
+        )  # fmt: skip
         input_kernels = [k for k in engine.kernels if hasattr(k, "outside")]
         for kernel in input_kernels:
             kernel.outside = (0, 0)
         with planned_work(run_share(engine.program, engine.config.precision, steps, batch)):
-            result = _run(engine, engine.graph, arrays, steps, batch, used_default, step_by_step, (), None)[0]
-        _warn_outside_calibration(engine, arrays)
+            result = _run(engine, engine.graph, source, steps, batch, used_default, step_by_step, (), None, chunk)[0]
+        _warn_outside_calibration(engine, steps * batch)
         return result
 
     # ---- profile -----------------------------------------------------------------------------
@@ -245,12 +275,14 @@ class CPUBackend(BackendBase):
         config: CompileConfig | dict | None = None,
         precision: str | None = None,
         progress: Callable[[int, int], None] | None = None,
+        chunk_steps: int | None = None,
     ) -> ProfileResult:
         """Simulate ``graph`` and report measured latency, operation counts from the measured
         activity, memory and estimated energy (model and presets: docs/backend.md).
 
         ``energy_per_*_pj`` override the preset's per-operation energies (a read override also sets
-        the write energy unless that is given too). ``progress``: as :meth:`simulate`'s.
+        the write energy unless that is given too). ``progress``, ``chunk_steps``: as :meth:`simulate`'s
+        (the counts are accumulated chunk by chunk: the same numbers for any chunk size).
         """
         if energy_per_sram_read_pj is not None and energy_per_sram_write_pj is None:
             energy_per_sram_write_pj = energy_per_sram_read_pj
@@ -260,7 +292,7 @@ class CPUBackend(BackendBase):
         config = CompileConfig.coerce(config, precision)
         activity = ActivityObserver()
         result, engine, trace, steps, batch, spikes = self._simulate(
-            graph, inputs, n_steps, False, config, (activity,), progress=progress
+            graph, inputs, n_steps, False, config, (activity,), progress=progress, chunk_steps=chunk_steps
         )
         layers = count_layers(
             engine.program, engine.kernels, config, activity, spikes, trace.seconds, steps, batch, energy
@@ -318,20 +350,33 @@ def _check_step_by_step(step_by_step) -> None:
         raise BackendError(f"step_by_step must be True or False, got {step_by_step!r}")
 
 
-def _run(engine, graph, arrays, steps, batch, used_default, step_by_step, extra_observers, reference):
-    """Run ``engine`` on the prepared ``arrays`` and report (``reference``: the fp32 trace and spikes
-    of a reduced precision, compared in ``quantization``)."""
+def _run(
+    engine, graph, source, steps, batch, used_default, step_by_step, extra_observers, reference, chunk, on_outputs=None
+):
+    """Run ``engine`` on the prepared input ``source`` in chunks of ``chunk`` steps and report
+    (``reference``: the fp32 trace and spikes of a reduced precision, compared in ``quantization``;
+    ``on_outputs``: receives the graph outputs chunk by chunk, :mod:`.output_stream`)."""
     program = engine.program
     config = engine.config
-    spikes = SpikeObserver(keep_trains=reference is not None)
+    spikes = SpikeObserver(compare_with=None if reference is None else reference[1])
+    stream = None
+    if on_outputs is not None:
+        stream = OutputStream(program, on_outputs, None if reference is None else reference[0].values)
     start = time.perf_counter()
-    trace = engine.run(arrays, keep_all=step_by_step, record_states=step_by_step, observers=(spikes, *extra_observers))
+    trace = engine.run(
+        source, keep_all=step_by_step, record_states=step_by_step, observers=(spikes, *extra_observers),
+        chunk_steps=chunk, sink=stream,
+    )  # fmt: skip
     wall = time.perf_counter() - start
-    outputs = {name: np.asarray(trace.values[vid], np.float32) for name, vid in program.outputs.items()}
-    valid = len(outputs) == len(graph.output_nodes) and all(np.all(np.isfinite(y)) for y in outputs.values())
+    if stream is None:
+        outputs = {name: np.asarray(trace.values[vid], np.float32) for name, vid in program.outputs.items()}
+        valid = len(outputs) == len(graph.output_nodes) and all(np.all(np.isfinite(y)) for y in outputs.values())
+    else:
+        outputs, valid = {}, len(program.outputs) == len(graph.output_nodes) and stream.valid
     report = None
     if reference is not None:
-        report = quantization_report(config.precision, outputs, program, spikes, *reference)
+        report = quantization_report(config.precision, outputs, program, spikes, *reference,
+                                     errors=None if stream is None else stream.errors())  # fmt: skip
     result = SimulationResult(
         timesteps_run=steps,
         batch_size=batch,
@@ -370,6 +415,13 @@ def _dense_macs_or_zero(node: ir.Node) -> int:
     return 0
 
 
+def _spiking_sizes(program: Program) -> list[int]:
+    """Neurons per step of each spiking node of ``program`` (their trains are kept for a reduced
+    precision's spike agreement)."""
+    spiking = (ir.LIF, ir.IF, ir.CubaLIF, ir.Threshold)
+    return [math.prod(op.node.output_shape) for op in program.ops if isinstance(op.node, spiking)]
+
+
 def spiking_paths(engine: Engine) -> list[str]:
     return [op.path for op in engine.program.ops if engine.kernels[op.index].spiking]
 
@@ -378,14 +430,15 @@ class CalibrationRangeWarning(UserWarning):
     """A compiled fixed-point program saturated or rounded inputs its calibration did not cover."""
 
 
-def _warn_outside_calibration(engine: Engine, arrays: dict[str, np.ndarray]) -> None:
+def _warn_outside_calibration(engine: Engine, samples: int) -> None:
     """Say which inputs of a compiled program fell outside the formats calibrated at compile time
-    (counted by the input kernels while they quantized them)."""
+    (counted by the input kernels while they quantized them); ``samples``: steps x batch of the run."""
     for op in engine.program.ops:
         saturated, rounded = getattr(engine.kernels[op.index], "outside", (0, 0))
-        if op.path in arrays and (saturated or rounded):
+        if op.external and (saturated or rounded):
+            size = samples * math.prod(op.node.output_shape)
             warnings.warn(
-                f"input {op.path!r}: {saturated} of {arrays[op.path].size} values saturate at the calibrated bound "
+                f"input {op.path!r}: {saturated} of {size} values saturate at the calibrated bound "
                 f"and {rounded} fall between the calibrated steps (rounded); the program was calibrated on other "
                 "data — compile with calibration_inputs that cover these inputs, or use simulate() to calibrate "
                 "on them",
@@ -418,16 +471,17 @@ def node_states(engine: Engine, trace) -> dict[str, dict[str, np.ndarray]]:
     return out
 
 
-def quantization_report(precision, outputs, program, spikes, ref_trace, ref_spikes) -> QuantizationReport:
+def quantization_report(precision, outputs, program, spikes, ref_trace, ref_spikes, errors=None) -> QuantizationReport:
+    """The error report of a reduced precision; ``errors``: the output errors accumulated by an
+    :class:`~.output_stream.OutputStream` (else computed here from ``outputs``)."""
     per_node, total_equal, total_size = {}, 0, 0
-    for path in spikes.trains:
-        ours, ref = spikes.train(path), ref_spikes.train(path)
-        equal = int(np.count_nonzero(ours == ref))
-        per_node[path] = equal / ours.size if ours.size else 1.0
+    for path, size in spikes.compared.items():  # compared chunk by chunk during the run
+        equal = spikes.equal[path]
+        per_node[path] = equal / size if size else 1.0
         total_equal += equal
-        total_size += ours.size
-    max_abs, rmse, rel = {}, {}, {}
-    for name, vid in program.outputs.items():
+        total_size += size
+    max_abs, rmse, rel = errors if errors is not None else ({}, {}, {})
+    for name, vid in program.outputs.items() if errors is None else ():
         y = outputs[name].astype(np.float64)
         r = np.asarray(ref_trace.values[vid], np.float64)
         diff = y - r

@@ -30,18 +30,28 @@ class Calibration:
     state_amax: dict[str, dict[str, float]] = field(default_factory=dict)  # op path -> {"v": .., "i": ..}
     weight_amax: dict[int, float] = field(default_factory=dict)  # op index -> max |w| of its sliced layer
     inner: dict[int, Calibration] = field(default_factory=dict)  # op index -> ranges inside an expanded node
+    not_dyadic: set[int] = field(default_factory=set)  # top-level inputs with no exponent (in some chunk)
 
     def add_inputs(self, inputs: dict[int, np.ndarray]) -> None:
+        """Widen the ranges of the top-level inputs by ``inputs`` (all steps at once, or one chunk
+        of steps after another: ``max |x|`` and the exponent of the union are the largest seen)."""
         for vid, x in inputs.items():
             x = np.asarray(x)
-            self.value_amax[vid] = amax = _amax(x)
+            amax = _amax(x)
+            self.value_amax[vid] = _widen(self.value_amax.get(vid), amax)
             exponent = dyadic_exponent(x, finite=bool(np.isfinite(amax)))  # max |x| is NaN / inf unless all are finite
-            if exponent is not None:
-                self.value_exponent[vid] = exponent
+            if exponent is None:
+                self.not_dyadic.add(vid)
+                self.value_exponent.pop(vid, None)
+            elif vid not in self.not_dyadic:
+                self.value_exponent[vid] = max(exponent, self.value_exponent.get(vid, 0))
 
     def add_states(self, states: dict[str, dict[str, np.ndarray]]) -> None:
+        """Widen the neuron state ranges by recorded traces (all steps, or one chunk at a time)."""
         for path, st in states.items():
-            self.state_amax[path] = {k: _amax(a) for k, a in st.items()}
+            old = self.state_amax.setdefault(path, {})
+            for k, a in st.items():
+                old[k] = _widen(old.get(k), _amax(a))
 
 
 SLICE_KEY = "talon.slice"  # written by talon.graph's layer splitting
@@ -80,6 +90,13 @@ def pool_slices(cal: Calibration, ops: list[Op]) -> None:
                 cal.weight_amax[op.index] = top_w
 
 
+def _widen(old: float | None, new: float) -> float:
+    """The larger of two ranges; NaN (a NaN in the data) wins, as ``max |x|`` of the whole data would be NaN."""
+    if old is None or new != new or new > old:
+        return new
+    return old
+
+
 def _amax(x) -> float:
     """``max |x|`` (0 for an empty array; NaN if any is NaN) without allocating ``|x|``."""
     x = np.asarray(x)
@@ -93,13 +110,15 @@ def _amax(x) -> float:
 class CalibrationObserver:
     """Executor observer filling a :class:`Calibration` with the ranges the fixed-point kernels read:
     the merged input of every weight layer (the scale it rescales a wide input to), the top-level
-    inputs (unless :meth:`Calibration.add_inputs` measured them already: the same arrays), SepConv2d's
+    inputs (with ``measure_inputs``: :meth:`Calibration.add_inputs` at every chunk; else once, unless
+    measured already: the same arrays), SepConv2d's
     depthwise output and the ranges inside expanded nodes. (The neuron states come from the
     recorded traces, :meth:`Calibration.add_states`.) Other values are not measured: no kernel
     reads their range, and each measurement is a pass over the whole sequence."""
 
-    def __init__(self, calibration: Calibration) -> None:
+    def __init__(self, calibration: Calibration, measure_inputs: bool = False) -> None:
         self.cal = calibration
+        self.measure_inputs = measure_inputs  # widen the top-level inputs' ranges at every chunk
 
     def observe(self, op: Op, kernel: Kernel, x, outputs, lead: int) -> None:
         cal = self.cal
@@ -109,7 +128,9 @@ class CalibrationObserver:
                 measured = cal.value_amax.get(op.inputs[0].value)
             amax = _amax(x) if measured is None else measured
             cal.merged_amax[op.index] = max(cal.merged_amax.get(op.index, 0.0), amax)
-        if op.external:
+        if op.external and self.measure_inputs:
+            cal.add_inputs(dict(zip(op.outputs, outputs, strict=True)))
+        elif op.external:
             for vid, y in zip(op.outputs, outputs, strict=True):
                 if vid not in cal.value_amax:
                     cal.value_amax[vid] = _amax(y)

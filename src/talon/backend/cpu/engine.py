@@ -6,7 +6,7 @@ import numpy as np
 
 from ..config import CompileConfig
 from .calibration import Calibration, CalibrationObserver, pool_slices
-from .executor import Executor, Observer, Trace
+from .executor import Assembly, Executor, Observer, Sink, Trace
 from .fixed_engine import fixed_kernels, integer_inputs
 from .float_engine import FLOAT_DTYPES, float_kernels
 from .program import Program
@@ -34,23 +34,56 @@ class Engine:
 
     def run(
         self,
-        inputs: dict[str, np.ndarray],
+        inputs,
         *,
         keep_all: bool = False,
         record_states: bool = False,
         observers: tuple[Observer, ...] = (),
+        chunk_steps: int | None = None,
+        sink: Sink | None = None,
+        keep: set[int] | None = None,
     ) -> Trace:
-        by_id = {self.program.inputs[name]: x for name, x in inputs.items()}
-        keep = set(range(len(self.program.values))) if keep_all else None
-        return self.executor.run(by_id, keep=keep, record_states=record_states, observers=observers)
+        """Run on ``inputs`` (``{Input name: [T, B, *shape]}``, or an input source keyed by name with
+        ``steps``, ``batch`` and ``chunk(start, stop)``, e.g. :class:`~..stimulus.InputSource`).
+        ``keep``: the value ids kept (default: the graph outputs; ``keep_all``: every value);
+        ``chunk_steps`` and ``sink``: see :meth:`.executor.Executor.run`."""
+        if hasattr(inputs, "chunk"):
+            source = _ById(inputs, self.program.inputs)
+        else:
+            source = {self.program.inputs[name]: x for name, x in inputs.items()}
+        if keep_all:
+            keep = set(range(len(self.program.values)))
+        return self.executor.run(
+            source, keep=keep, record_states=record_states, observers=observers, chunk_steps=chunk_steps, sink=sink
+        )
 
 
-def calibrate(program: Program, inputs: dict[str, np.ndarray], observers=()) -> tuple[Calibration, Trace]:
-    """Run fp32 on ``inputs`` and measure the ranges the fixed-point formats need."""
+class _ById:
+    """An input source keyed by Input name, seen by value id (what the executor reads)."""
+
+    def __init__(self, source, ids: dict[str, int]) -> None:
+        self.source, self.ids = source, ids
+        self.steps, self.batch = source.steps, source.batch
+
+    def chunk(self, start: int, stop: int) -> dict[int, np.ndarray]:
+        return {self.ids[name]: x for name, x in self.source.chunk(start, stop).items()}
+
+
+def calibrate(program: Program, inputs, observers=(), chunk_steps: int | None = None) -> tuple[Calibration, Trace]:
+    """Run fp32 on ``inputs`` (arrays or a source, as :meth:`Engine.run`) and measure the ranges the
+    fixed-point formats need, chunk by chunk (``chunk_steps``): the ranges are maxima, so the
+    chunks give the ranges of the whole run. The trace keeps the graph outputs (not the states)."""
     engine = Engine(program, CompileConfig(precision="fp32"))
     calibration = Calibration()
-    calibration.add_inputs({program.inputs[name]: x for name, x in inputs.items()})
-    trace = engine.run(inputs, record_states=True, observers=(CalibrationObserver(calibration), *observers))
-    calibration.add_states(trace.states)
+    steps = inputs.steps if hasattr(inputs, "chunk") else next(iter(inputs.values())).shape[0]
+    outputs = Assembly(steps)
+
+    def sink(start, stop, values, states) -> None:
+        calibration.add_states(states)
+        outputs.add(start, stop, values, {})
+
+    observers = (CalibrationObserver(calibration, measure_inputs=True), *observers)
+    trace = engine.run(inputs, record_states=True, observers=observers, chunk_steps=chunk_steps, sink=sink)
+    trace.values = outputs.values
     pool_slices(calibration, program.ops)
     return calibration, trace

@@ -1,10 +1,20 @@
-"""Runs a lowered :class:`~.program.Program` with one kernel per operation.
+"""Runs a lowered :class:`~.program.Program` with one kernel per operation, in chunks of steps.
 
-Components run in order (see :mod:`.program`): an acyclic operation over the whole sequence at
-once, a cyclic component step by step. Every value is kept as a ``[T, B, *shape]`` array until
-its last reader has run (values named in ``keep`` are kept to the end). Observers see each
-operation's merged input and outputs (for activity counts and calibration); the wall time of every
-operation is measured.
+Components run in order (see :mod:`.program`): an acyclic operation over a sequence of steps at
+once, a cyclic component step by step. A run of ``T`` steps is cut into consecutive **chunks** of
+at most ``chunk_steps`` steps (one chunk of ``T`` by default); every component runs over one chunk
+before the next chunk starts, and what links the chunks is carried from one to the next: each
+stateful kernel's state (membranes, currents, a Delay's last inputs) and the last step of every
+value read through a delayed edge. A node's output at ``t`` depends only on inputs at steps
+``<= t``, so the chunked run computes the same values, bit for bit, as one call over all ``T``
+steps, while only one chunk of every layer's output exists at a time.
+
+Within a chunk every value is kept as a ``[c, B, *shape]`` array until its last reader has run.
+The values named in ``keep`` (the graph outputs by default) and the recorded states are the run's
+result: assembled into ``[T, B, ...]`` arrays in :attr:`Trace.values` / :attr:`Trace.states`, or
+handed chunk by chunk to a ``sink`` (then nothing is assembled and memory does not grow with
+``T``). Observers see each operation's merged input and outputs (for activity counts and
+calibration) once per chunk; the wall time of every operation is measured.
 
 In fixed point a value may be held as int64 or, where its bound allows, as float32 integers (see
 :func:`.fixed_engine.float32_storage`); ``integer_inputs`` names the operations that are handed
@@ -14,6 +24,7 @@ int64 (per op, the positions of those inputs; a conversion that is exact).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -24,24 +35,71 @@ from .program import Op, Program, ValueRef
 
 
 class Observer(Protocol):
-    """Sees every operation's merged input and outputs. An observer with a true ``outputs_only``
-    attribute reads only the outputs: inside a cyclic component it is called once per operation
-    after the last step, with the whole ``[T, B, ...]`` outputs (instead of once per step)."""
+    """Sees every operation's merged input and outputs, once per chunk. An observer with a true
+    ``outputs_only`` attribute reads only the outputs: inside a cyclic component it is called once
+    per operation after the chunk's last step, with the whole ``[c, B, ...]`` outputs (instead of
+    once per step)."""
 
     def observe(self, op: Op, kernel: Kernel, x: Any, outputs: list[np.ndarray], lead: int) -> None:
         """``x``: the merged input ``[N, ...]`` (None for stateful kernels, and for an
         ``outputs_only`` observer); ``lead``: the number of leading axes of ``outputs`` (2 for a
-        ``[T, B, ...]`` sequence, 1 for one step ``[B, ...]``)."""
+        ``[c, B, ...]`` sequence, 1 for one step ``[B, ...]``)."""
+
+
+#: ``sink(start, stop, values, states)``: the kept values ``{value id: [stop - start, B, ...]}`` and
+#: recorded states ``{op path: {"v": [stop - start, B, ...]}}`` of steps ``start .. stop - 1``.
+Sink = Callable[[int, int, dict[int, np.ndarray], dict[str, dict[str, np.ndarray]]], None]
+
+
+class InputSource(Protocol):
+    """The inputs of a run, produced chunk by chunk (e.g. a seeded stimulus drawn as it is needed)."""
+
+    steps: int
+    batch: int
+
+    def chunk(self, start: int, stop: int) -> Mapping[Any, np.ndarray]:
+        """The inputs of steps ``start .. stop - 1``, ``{key: [stop - start, B, *shape]}``; called
+        with consecutive ranges from 0."""
+
+
+class ArraySource:
+    """Inputs given as whole ``[T, B, ...]`` arrays (or broadcast views of them)."""
+
+    def __init__(self, arrays: Mapping[Any, np.ndarray]) -> None:
+        self.arrays = dict(arrays)
+        first = next(iter(self.arrays.values()))
+        self.steps, self.batch = int(first.shape[0]), int(first.shape[1])
+
+    def chunk(self, start: int, stop: int) -> dict[Any, np.ndarray]:
+        if start == 0 and stop == self.steps:
+            return {k: np.ascontiguousarray(a) for k, a in self.arrays.items()}
+        return {k: np.ascontiguousarray(a[start:stop]) for k, a in self.arrays.items()}
 
 
 @dataclass
 class Trace:
     """What one run produced."""
 
-    values: dict[int, np.ndarray]  # kept values, [T, B, *shape]
+    values: dict[int, np.ndarray]  # kept values, [T, B, *shape] (empty when a sink took them)
     states: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # op path -> {"v": [T, B, ...]}
     seconds: dict[str, float] = field(default_factory=dict)  # op path -> wall time
     total_seconds: float = 0.0
+    chunks: int = 0  # the number of chunks the run was cut into
+
+
+def chunk_bounds(steps: int, chunk_steps: int | None) -> list[tuple[int, int]]:
+    """The ``(start, stop)`` of each chunk of a run of ``steps`` steps cut every ``chunk_steps``."""
+    size = steps if not chunk_steps or chunk_steps >= steps else int(chunk_steps)
+    return [(t, min(t + size, steps)) for t in range(0, steps, max(size, 1))]
+
+
+class _Carry:
+    """What links one chunk to the next: kernel states and the last step of delayed-edge values."""
+
+    def __init__(self) -> None:
+        self.states: dict[int, dict[str, np.ndarray]] = {}  # op index -> kernel state
+        self.last: dict[int, np.ndarray] = {}  # value id -> its value at the previous chunk's last step
+        self.next_last: dict[int, np.ndarray] = {}
 
 
 class Executor:
@@ -53,38 +111,65 @@ class Executor:
         self.dtype = np.dtype(dtype)
         self.consumers = program.consumers()
         self.integer_inputs = integer_inputs or [()] * len(kernels)
+        self.delayed_values = {ref.value for op in program.ops for ref in op.inputs if ref.delayed}
 
     def run(
         self,
-        inputs: dict[int, np.ndarray],
+        inputs: dict[int, np.ndarray] | InputSource,
         *,
         keep: set[int] | None = None,
         record_states: bool = False,
         observers: tuple[Observer, ...] = (),
+        chunk_steps: int | None = None,
+        sink: Sink | None = None,
     ) -> Trace:
-        """``inputs``: value id of each top-level Input -> ``[T, B, *shape]`` array."""
+        """``inputs``: value id of each top-level Input -> ``[T, B, *shape]`` array, or an
+        :class:`InputSource` keyed by value id. ``chunk_steps``: the most steps run at once (None:
+        all). ``sink``: receives the kept values and recorded states chunk by chunk (see
+        :data:`Sink`); without one they are assembled in the returned :class:`Trace`."""
         program = self.program
-        first = next(iter(inputs.values()))
-        steps, batch = first.shape[:2]
+        source = inputs if hasattr(inputs, "chunk") else ArraySource(inputs)
+        steps, batch = source.steps, source.batch
         keep = set(program.outputs.values()) if keep is None else set(keep)
-        remaining = {vid: len(readers) for vid, readers in self.consumers.items()}
-        values: dict[int, np.ndarray] = {}
-        trace = Trace(values={})
+        bounds = chunk_bounds(steps, chunk_steps)
+        trace = Trace(values={}, chunks=len(bounds))
+        assembled = Assembly(steps) if sink is None else None
+        carry = _Carry()
         start = time.perf_counter()
         with np.errstate(all="ignore"):  # inf / nan are reported through outputs_valid, not warnings
-            self._run_components(inputs, keep, remaining, values, steps, batch, record_states, observers, trace)
+            for t0, t1 in bounds:
+                values: dict[int, np.ndarray] = {}
+                states: dict[str, dict[str, np.ndarray]] = {}
+                chunk_inputs = source.chunk(t0, t1)
+                self._run_components(
+                    chunk_inputs, keep, values, t1 - t0, batch, record_states, observers, trace, states, carry
+                )
+                carry.last, carry.next_last = carry.next_last, {}
+                kept = {vid: values[vid] for vid in keep if vid in values}
+                if sink is not None:
+                    sink(t0, t1, kept, states)
+                else:
+                    assembled.add(t0, t1, kept, states)
+                del values, kept, states, chunk_inputs
         trace.total_seconds = time.perf_counter() - start
-        trace.values = {vid: values[vid] for vid in keep if vid in values}
+        if assembled is not None:
+            trace.values, trace.states = assembled.values, assembled.states
         return trace
 
-    def _run_components(self, inputs, keep, remaining, values, steps, batch, record_states, observers, trace):
+    def _run_components(self, inputs, keep, values, steps, batch, record_states, observers, trace, states, carry):
         program = self.program
+        remaining = {vid: len(readers) for vid, readers in self.consumers.items()}
         for component in program.components:
             if component.cyclic:
-                self._run_cyclic(component.ops, values, inputs, steps, batch, record_states, observers, trace)
+                self._run_cyclic(component.ops, values, inputs, steps, batch, record_states, observers, trace, states,
+                                 carry)  # fmt: skip
             else:
                 op = program.ops[component.ops[0]]
-                self._run_sequence(op, values, inputs, steps, batch, record_states, observers, trace)
+                self._run_sequence(op, values, inputs, steps, batch, record_states, observers, trace, states, carry)
+            for op_index in component.ops:
+                for vid in program.ops[op_index].outputs:
+                    if vid in self.delayed_values and vid in values:  # read at the next chunk's first step
+                        carry.next_last[vid] = values[vid][-1].copy()
             for op_index in component.ops:
                 for vid in dict.fromkeys(r.value for r in program.ops[op_index].inputs):
                     remaining[vid] -= 1
@@ -101,33 +186,40 @@ class Executor:
         dtype = like.dtype if like is not None else self.dtype
         return np.zeros((*lead, *shape), dtype)
 
-    def _sequence_input(self, ref: ValueRef, values: dict[int, np.ndarray]) -> np.ndarray:
+    def _sequence_input(self, ref: ValueRef, values: dict[int, np.ndarray], carry: _Carry) -> np.ndarray:
         seq = values[ref.value]
         if not ref.delayed:
             return seq
         shifted = np.empty_like(seq)
-        shifted[0] = 0
+        last = carry.last.get(ref.value)
+        shifted[0] = 0 if last is None else last
         shifted[1:] = seq[:-1]
         return shifted
 
-    def _op_inputs_sequence(self, op: Op, values, inputs, steps, batch) -> list[np.ndarray]:
+    def _op_inputs_sequence(self, op: Op, values, inputs, steps, batch, carry) -> list[np.ndarray]:
         if op.external:
             return [inputs[op.outputs[0]]]
         if not op.inputs:
             return [np.zeros((steps, batch, *op.in_shape), self.dtype)]
-        return [self._sequence_input(ref, values) for ref in op.inputs]
+        return [self._sequence_input(ref, values, carry) for ref in op.inputs]
 
-    def _run_sequence(self, op, values, inputs, steps, batch, record, observers, trace) -> None:
+    def _state(self, kernel: StatefulKernel, op: Op, batch: int, carry: _Carry) -> dict[str, np.ndarray]:
+        state = carry.states.get(op.index)
+        if state is None:
+            state = carry.states[op.index] = kernel.init_state(batch)
+        return state
+
+    def _run_sequence(self, op, values, inputs, steps, batch, record, observers, trace, states, carry) -> None:
         kernel = self.kernels[op.index]
-        xs = self._op_inputs_sequence(op, values, inputs, steps, batch)
+        xs = self._op_inputs_sequence(op, values, inputs, steps, batch, carry)
         if self.integer_inputs[op.index]:
             xs = _as_integers(xs, self.integer_inputs[op.index])
         t0 = time.perf_counter()
         if isinstance(kernel, StatefulKernel):
-            outs, states = kernel.run(xs, record)
+            outs, recorded = kernel.run(xs, record, self._state(kernel, op, batch, carry))
             x = None
-            if record and states:
-                trace.states[op.path] = states
+            if record and recorded:
+                states[op.path] = recorded
         else:
             flat = [a.reshape(steps * batch, *a.shape[2:]) for a in xs]
             x = kernel.merge(flat)
@@ -138,23 +230,26 @@ class Executor:
         for obs in observers:
             obs.observe(op, kernel, x, outs, 2)
 
-    def _run_cyclic(self, op_indices, values, inputs, steps, batch, record, observers, trace) -> None:
+    def _run_cyclic(self, op_indices, values, inputs, steps, batch, record, observers, trace, states, carry) -> None:
         ops = [self.program.ops[i] for i in op_indices]
         kernels = [self.kernels[i] for i in op_indices]
         deferred = tuple(obs for obs in observers if getattr(obs, "outputs_only", False))
         observers = tuple(obs for obs in observers if not getattr(obs, "outputs_only", False))
-        states = [k.init_state(batch) if isinstance(k, StatefulKernel) else None for k in kernels]
+        kernel_states = [
+            self._state(k, op, batch, carry) if isinstance(k, StatefulKernel) else None
+            for op, k in zip(ops, kernels, strict=True)
+        ]
         buffers: dict[int, np.ndarray] = {}
         recorded: list[dict[str, np.ndarray] | None] = [None] * len(ops)
         clock = [0.0] * len(ops)
         for t in range(steps):
             for j, (op, kernel) in enumerate(zip(ops, kernels, strict=True)):
-                xs = self._step_inputs(op, values, buffers, inputs, t, batch)
+                xs = self._step_inputs(op, values, buffers, inputs, t, batch, carry)
                 if self.integer_inputs[op.index]:
                     xs = _as_integers(xs, self.integer_inputs[op.index])
                 t0 = time.perf_counter()
                 if isinstance(kernel, StatefulKernel):
-                    outs, states[j] = kernel.step(xs, states[j])
+                    outs, kernel_states[j] = kernel.step(xs, kernel_states[j])
                     x = None
                 else:
                     x = kernel.merge(xs)
@@ -165,7 +260,7 @@ class Executor:
                         buffers[vid] = np.empty((steps, *y.shape), y.dtype)
                     buffers[vid][t] = y
                 if record and isinstance(kernel, StatefulKernel):
-                    rec = kernel.recorded(states[j])
+                    rec = kernel.recorded(kernel_states[j])
                     if rec:
                         if recorded[j] is None:
                             recorded[j] = {k: np.empty((steps, *a.shape), a.dtype) for k, a in rec.items()}
@@ -175,14 +270,16 @@ class Executor:
                     obs.observe(op, kernel, x, outs, 1)
         values.update(buffers)
         for j, op in enumerate(ops):
+            if kernel_states[j] is not None:
+                carry.states[op.index] = kernel_states[j]
             trace.seconds[op.path] = trace.seconds.get(op.path, 0.0) + clock[j]
             if recorded[j] is not None:
-                trace.states[op.path] = recorded[j]
+                states[op.path] = recorded[j]
             if steps:
                 for obs in deferred:
                     obs.observe(op, kernels[j], None, [buffers[vid] for vid in op.outputs], 2)
 
-    def _step_inputs(self, op: Op, values, buffers, inputs, t: int, batch: int) -> list[np.ndarray]:
+    def _step_inputs(self, op: Op, values, buffers, inputs, t: int, batch: int, carry: _Carry) -> list[np.ndarray]:
         if op.external:
             return [inputs[op.outputs[0]][t]]
         if not op.inputs:
@@ -194,13 +291,42 @@ class Executor:
                 seq = values.get(ref.value)
             if ref.delayed:
                 if t == 0 or seq is None:
-                    like = seq if seq is not None else None
-                    xs.append(self._zeros(ref.value, (batch,), like))
+                    last = carry.last.get(ref.value) if t == 0 else None
+                    if last is not None:  # the previous chunk's last step
+                        xs.append(last)
+                    else:
+                        xs.append(self._zeros(ref.value, (batch,), seq))
                 else:
                     xs.append(seq[t - 1])
             else:
                 xs.append(seq[t])
         return xs
+
+
+class Assembly:
+    """The kept values and recorded states of every chunk, put together as ``[T, B, ...]`` arrays
+    (a run of one chunk keeps its arrays as they are)."""
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+        self.values: dict[int, np.ndarray] = {}
+        self.states: dict[str, dict[str, np.ndarray]] = {}
+
+    def _put(self, store: dict, key, start: int, stop: int, a: np.ndarray) -> None:
+        if start == 0 and stop == self.steps:
+            store[key] = a
+            return
+        if key not in store:
+            store[key] = np.empty((self.steps, *a.shape[1:]), a.dtype)
+        store[key][start:stop] = a
+
+    def add(self, start, stop, values, states) -> None:
+        for vid, a in values.items():
+            self._put(self.values, vid, start, stop, a)
+        for path, recorded in states.items():
+            target = self.states.setdefault(path, {})
+            for name, a in recorded.items():
+                self._put(target, name, start, stop, a)
 
 
 def _as_integers(xs: list[np.ndarray], positions: tuple[int, ...]) -> list[np.ndarray]:

@@ -216,9 +216,10 @@ def drive_operands(kernel, xs: list[np.ndarray], lead: tuple[int, ...]) -> tuple
     return _drive(kernel, xs, lead), ones
 
 
-def run_neurons(kernel, xs: list[np.ndarray], record: bool):
+def run_neurons(kernel, xs: list[np.ndarray], record: bool, state: dict | None = None):
     """The whole sequence ``xs`` (``[T, B, ...]`` per incoming edge) through ``kernel`` (a
-    :class:`~.fixed_neurons.FixedNeuron`) in the compiled loop; None when numba is unavailable.
+    :class:`~.fixed_neurons.FixedNeuron`) in the compiled loop, from ``state`` (``init_state`` when
+    None; updated in place to the last step's); None when numba is unavailable.
 
     Returns ``([out], {"v": [T, B, ...], "i": ...} or None)`` like ``StatefulKernel.run``; None also
     when the run is too short to pay for starting numba (``FIXED_LOOP_WORK``). Declining does not
@@ -233,7 +234,9 @@ def run_neurons(kernel, xs: list[np.ndarray], record: bool):
     if loop is None:
         return None
     drive, in_gain = drive_operands(kernel, xs, (steps, batch))
-    state = kernel.init_state(batch)
+    carried = state
+    if state is None:
+        state = kernel.init_state(batch)
     size = drive.shape[-1]
     v = np.require(state["v"], INT, ["C", "W"]).reshape(batch, size)
     i = np.require(state["i"], INT, ["C", "W"]).reshape(batch, size) if kernel.cuba else np.zeros((1, 1), INT)
@@ -241,6 +244,10 @@ def run_neurons(kernel, xs: list[np.ndarray], record: bool):
     v_trace = np.empty((steps, batch, size), INT) if record else _NO_TRACE
     i_trace = np.empty((steps, batch, size), INT) if record and kernel.cuba else _NO_TRACE
     loop(drive, in_gain, v, i, *loop_parameters(kernel), bool(record), out, v_trace, i_trace)
+    if carried is not None:
+        carried["v"] = v.reshape(batch, *kernel.shape)
+        if kernel.cuba:
+            carried["i"] = i.reshape(batch, *kernel.shape)
     full = (steps, batch, *kernel.shape)
     trace = None
     if record:

@@ -221,14 +221,15 @@ class FixedNeuron(StatefulKernel):
         new["v"] = u
         return [z if self.post else z_prev], new
 
-    def run(self, xs, record):
+    def run(self, xs, record, state=None):
         """The whole sequence in the compiled loop (:mod:`.fixed_neuron_loop`, the same integers as
-        :meth:`step`) when numba is available and the neuron is one the loop implements; else step by step."""
+        :meth:`step`) when numba is available and the neuron is one the loop implements; else step by
+        step. ``state``: as :meth:`StatefulKernel.run`."""
         if self.loop_supported:
-            done = run_neurons(self, xs, record)
+            done = run_neurons(self, xs, record, state)
             if done is not None:
                 return done
-        return super().run(xs, record)
+        return super().run(xs, record, state)
 
     @property
     def loop_supported(self) -> bool:

@@ -169,9 +169,10 @@ def _parameters(kernel) -> tuple:
 _NO_TRACE = np.empty((1, 1, 1), F32)
 
 
-def run_float_neurons(kernel, x: np.ndarray, record: bool):
+def run_float_neurons(kernel, x: np.ndarray, record: bool, state: dict | None = None):
     """The whole sequence ``x [T, B, ...]`` (the summed input, float32) through ``kernel`` in the
-    compiled loop; None when numba is unavailable or the run is too short to pay for starting it
+    compiled loop, from ``state`` (``init_state`` when None; updated in place to the last step's);
+    None when numba is unavailable or the run is too short to pay for starting it
     (``FLOAT_LOOP_WORK``). Returns ``([out], states or None)`` like ``StatefulKernel.run``."""
     steps, batch = x.shape[:2]
     size = int(np.prod(kernel.shape, dtype=np.int64))
@@ -182,13 +183,19 @@ def run_float_neurons(kernel, x: np.ndarray, record: bool):
     if x.shape != full:
         x = np.broadcast_to(x, full)
     x = np.ascontiguousarray(x, F32).reshape(steps, batch, size)
-    state = kernel.init_state(batch)
+    carried = state
+    if state is None:
+        state = kernel.init_state(batch)
     v = np.require(state["v"], F32, ["C", "W"]).reshape(batch, size)
     i = np.require(state["i"], F32, ["C", "W"]).reshape(batch, size) if kernel.cuba else np.zeros((1, 1), F32)
     out = np.empty((steps, batch, size), F32)
     v_trace = np.empty((steps, batch, size), F32) if record else _NO_TRACE
     i_trace = np.empty((steps, batch, size), F32) if record and kernel.cuba else _NO_TRACE
     loop(x, v, i, *_parameters(kernel), bool(record), out, v_trace, i_trace)
+    if carried is not None:
+        carried["v"] = v.reshape(batch, *kernel.shape)
+        if kernel.cuba:
+            carried["i"] = i.reshape(batch, *kernel.shape)
     trace = None
     if record:
         trace = {"v": v_trace.reshape(full)}

@@ -165,19 +165,19 @@ class FloatNeuron(StatefulKernel):
         new["v"] = u
         return [z if self.post else z_prev], new
 
-    def run(self, xs, record):
+    def run(self, xs, record, state=None):
         """The whole sequence in the compiled loop (:mod:`.float_neuron_loop`, the same float32
         values as :meth:`step`) when numba is available and the neuron is one the loop implements;
-        else step by step."""
+        else step by step. ``state``: as :meth:`StatefulKernel.run`."""
         from .float_neuron_loop import loop_supported, run_float_neurons
 
         if loop_supported(self):
             x = sum_edges(xs)
             if x.dtype == self.dtype:
-                done = run_float_neurons(self, x, record)
+                done = run_float_neurons(self, x, record, state)
                 if done is not None:
                     return done
-        return super().run(xs, record)
+        return super().run(xs, record, state)
 
 
 def multi_spike_count(z: np.ndarray, u: np.ndarray, theta: np.ndarray, limit: int | None = None) -> np.ndarray:
@@ -231,13 +231,24 @@ class FloatDelay(StatefulKernel):
             y = np.where(source >= 0, y, np.zeros((), y.dtype))
         return [y], {"buffer": buf, "t": np.asarray(t + 1)}
 
-    def run(self, xs, record):
+    def run(self, xs, record, state=None):
+        """``y[t] = x[t - delay]`` over a whole sequence by shifted copies, one per distinct delay.
+
+        ``state`` (a later piece of a run cut into pieces of steps): ``{"tail": the last
+        min(max(delay), steps so far) merged inputs}``, read for the steps before this piece and
+        updated to end with this piece's inputs (a state ``{}`` starts a run)."""
         x = self.merge(xs)
+        tail = None if state is None else state.get("tail")
+        seen = 0 if tail is None else tail.shape[0]
+        history = x if not seen else np.concatenate([tail, x])
+        steps = x.shape[0]
         y = np.zeros_like(x)
         for d in np.unique(self.delay):
             mask = self.delay == d
-            if d == 0:
-                y[:, :, mask] = x[:, :, mask]
-            elif d < x.shape[0]:
-                y[d:, :, mask] = x[:-d, :, mask]
+            first = max(0, int(d) - seen)  # the first step whose source is in ``history``
+            if first < steps:
+                y[first:, :, mask] = history[seen + first - d : seen + steps - d, :, mask]
+        if state is not None:
+            keep = self.length - 1  # the longest delay reaches this many steps back
+            state["tail"] = np.array(history[max(0, history.shape[0] - keep) :]) if keep else history[:0].copy()
         return [y], ({} if record else None)

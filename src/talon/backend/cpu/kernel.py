@@ -5,8 +5,10 @@ or time × batch when a whole sequence runs at once): ``merge`` combines the inc
 ``forward`` computes the outputs (a list: one array per output port).
 
 A **stateful** kernel (neurons, Delay) keeps state across steps: ``init_state(batch)``,
-``step(xs, state)`` for one step of ``[B, ...]`` inputs, and ``run(xs, record)`` for a whole
-``[T, B, ...]`` sequence (a loop over ``step`` unless the kernel does better).
+``step(xs, state)`` for one step of ``[B, ...]`` inputs, and ``run(xs, record, state)`` for a whole
+``[T, B, ...]`` sequence (a loop over ``step`` unless the kernel does better). ``run`` starts from
+``state`` when one is given and leaves the state after its last step in it, so a long run can be
+cut into consecutive pieces of steps (the executor's chunks) with the same values as one call.
 """
 
 from __future__ import annotations
@@ -56,10 +58,17 @@ class StatefulKernel(Kernel):
         """The state variables an executor reports (docs/semantics.md: ``v``, and ``i`` for Cuba)."""
         return {k: state[k] for k in self.state_names}
 
-    def run(self, xs: list[np.ndarray], record: bool) -> tuple[list[np.ndarray], dict[str, np.ndarray] | None]:
-        """Run a whole sequence ``[T, B, ...]``; returns outputs and (if ``record``) state traces."""
+    def run(
+        self, xs: list[np.ndarray], record: bool, state: State | None = None
+    ) -> tuple[list[np.ndarray], dict[str, np.ndarray] | None]:
+        """Run a whole sequence ``[T, B, ...]``; returns outputs and (if ``record``) state traces.
+
+        ``state``: the state to start from (``init_state`` when None); updated in place to the
+        state after the last step."""
         steps, batch = xs[0].shape[:2]
-        state = self.init_state(batch)
+        carried = state
+        if state is None:
+            state = self.init_state(batch)
         outs: list[np.ndarray] | None = None
         trace: dict[str, np.ndarray] | None = None
         for t in range(steps):
@@ -75,4 +84,7 @@ class StatefulKernel(Kernel):
                 for k, a in rec.items():
                     trace[k][t] = a
         assert outs is not None
+        if carried is not None and carried is not state:
+            carried.clear()
+            carried.update(state)
         return outs, trace

@@ -1,12 +1,19 @@
-"""The memory a run of the CPU executor holds at once, checked before the run starts.
+"""The memory a run of the CPU executor holds, planned and checked before the run starts.
 
-The executor (:mod:`.executor`) keeps every value as a ``[T, B, *shape]`` array from the operation
-that produces it until its last reader has run, so a run's memory grows with the number of steps
-``T``. :func:`sequence_bytes` replays that schedule on the value sizes alone: while a component
-runs, the values still awaiting a reader and the component's outputs are all alive, and a weight
-layer run over the whole sequence with exact (float64) accumulation also holds its float64 result
-before the rounding. The sum is a lower bound of the run's peak (other kernel temporaries,
-delayed-edge copies and recorded states come on top), so a run it refuses could not have fitted.
+A run is cut into chunks of steps (:mod:`.executor`): every layer's output exists for one chunk at
+a time, so the working set is ``chunk_steps x`` the bytes of one step (:func:`sequence_bytes`
+replays the executor's schedule on the value sizes: while a component runs, the values still
+awaiting a reader and the component's outputs are alive, and a weight layer run over a sequence
+with exact (float64) accumulation also holds its float64 result before the rounding).
+:func:`plan_chunk` picks the most steps whose working set stays within ``CHUNK_BYTES`` (all steps
+when they fit: then the run is one chunk, as before chunking existed).
+
+What grows with the steps is only what the run must hand back (:func:`held_bytes`): the graph
+outputs ``[T, B, ...]``, every value and state with ``step_by_step=True``, and at a reduced
+precision the fp32 reference's outputs and spike trains (one bit per neuron and step) for the
+error report. :func:`check_run_memory` refuses a run whose held results plus one chunk exceed
+:func:`~..stimulus.memory_limit` (half of the machine's memory), naming what is held and the
+number of steps that fit. Both sums are lower bounds (kernel temporaries come on top).
 """
 
 from __future__ import annotations
@@ -17,6 +24,11 @@ from ..errors import BackendError
 from ..stimulus import memory_limit
 from .observers import WEIGHT_NODES
 from .program import Program
+
+#: The working set a chunk of steps may take (layer outputs alive at once), in bytes. Large enough
+#: that each chunk's stateless layers are big matrix products (the per-chunk cost of dispatching
+#: every operation is negligible), small enough to stay far below any machine's memory.
+CHUNK_BYTES = 64 << 20
 
 
 def sequence_bytes(
@@ -51,21 +63,72 @@ def sequence_bytes(
     return peak
 
 
+def plan_chunk(
+    program: Program, steps: int, batch: int, itemsize: int, *, accumulator_itemsize: int = 0,
+    chunk_steps: int | None = None, budget: int | None = None,
+) -> int:  # fmt: skip
+    """The number of steps run at once: ``chunk_steps`` when the caller gives one (at most
+    ``steps``), else the most whose layer outputs (:func:`sequence_bytes`) fit in ``budget``
+    (``CHUNK_BYTES``, or a quarter of :func:`~..stimulus.memory_limit` if that is less), at least 1."""
+    if chunk_steps is not None:
+        if isinstance(chunk_steps, bool) or not isinstance(chunk_steps, int) or chunk_steps < 1:
+            raise BackendError(f"chunk_steps must be a positive integer or None (automatic), got {chunk_steps!r}")
+        return min(int(chunk_steps), steps)
+    per_step = sequence_bytes(program, 1, batch, itemsize, accumulator_itemsize=accumulator_itemsize)
+    budget = min(CHUNK_BYTES, memory_limit() // 4) if budget is None else budget
+    return max(1, min(steps, budget // max(per_step, 1)))
+
+
+def held_bytes(
+    program: Program, steps: int, batch: int, itemsize: int, *, keep_all: bool = False, reference: bool = False,
+    spiking_sizes: list[int] = (), stream_outputs: bool = False,
+) -> dict[str, int]:  # fmt: skip
+    """What a run must hold for all ``steps`` to hand it back, by kind (bytes): ``outputs`` (the graph
+    outputs, float32), ``step_by_step`` (every value, ``itemsize`` each, with ``keep_all``),
+    ``fp32 reference`` (with ``reference``: its outputs and spike trains, one bit per entry of the
+    spiking layers of ``spiking_sizes`` neurons). ``stream_outputs``: the outputs go to the caller
+    chunk by chunk (``on_outputs``), none are held."""
+    per_step = steps * batch
+    outputs = sum(math.prod(program.values[v].shape) for v in program.outputs.values()) * per_step * 4
+    out = {"outputs": 0 if stream_outputs else outputs}
+    if keep_all:
+        out["step_by_step"] = sum(math.prod(v.shape) for v in program.values) * per_step * itemsize
+    if reference:
+        out["fp32 reference"] = outputs + sum(spiking_sizes) * per_step // 8
+    return out
+
+
 def check_run_memory(
-    program: Program, steps: int, batch: int, itemsize: int, *, keep_all: bool = False, accumulator_itemsize: int = 0
-) -> None:
-    """Refuse, before it starts, a run whose layer outputs alone (:func:`sequence_bytes`) exceed
-    :func:`~..stimulus.memory_limit` (half of the machine's memory), naming the number of steps that fit."""
-    needed = sequence_bytes(
-        program, steps, batch, itemsize, keep_all=keep_all, accumulator_itemsize=accumulator_itemsize
+    program: Program, steps: int, batch: int, itemsize: int, *, keep_all: bool = False, accumulator_itemsize: int = 0,
+    chunk_steps: int | None = None, reference: bool = False, spiking_sizes: list[int] = (),
+    stream_outputs: bool = False,
+) -> int:  # fmt: skip
+    """Plan the chunks (:func:`plan_chunk`) and refuse, before it starts, a run whose held results
+    (:func:`held_bytes`) plus one chunk's layer outputs exceed :func:`~..stimulus.memory_limit`
+    (half of the machine's memory), naming what is held and the steps that fit. Returns the chunk."""
+    chunk = plan_chunk(
+        program, steps, batch, itemsize, accumulator_itemsize=accumulator_itemsize, chunk_steps=chunk_steps
     )
+    working = sequence_bytes(program, chunk, batch, itemsize, accumulator_itemsize=accumulator_itemsize)
+    held = held_bytes(
+        program, steps, batch, itemsize, keep_all=keep_all, reference=reference, spiking_sizes=spiking_sizes,
+        stream_outputs=stream_outputs,
+    )  # fmt: skip
+    total = sum(held.values())
     limit = memory_limit()
-    if needed <= limit:
-        return
-    fits = steps * limit // needed
-    advice = f"run at most {fits:,} steps at this batch size" if fits >= 1 else "use a smaller batch"
+    if total + working <= limit:
+        return chunk
+    what = ", ".join(f"{kind} {nbytes:,}" for kind, nbytes in held.items() if nbytes)
+    if working > limit:
+        advice = "use a smaller batch" + ("" if chunk_steps is None or chunk == 1 else " or smaller chunk_steps")
+    else:
+        fits = steps * (limit - working) // max(total, 1)
+        advice = f"run at most {fits:,} steps at this batch size" if fits >= 1 else "use a smaller batch"
+        if keep_all:
+            advice += "; without step_by_step only the graph outputs are kept"
+        advice += ", or cut the run into several calls"
     raise BackendError(
-        f"a run of {steps:,} steps x batch {batch} holds at least {needed:,} bytes of layer outputs at once "
-        f"(the CPU backend keeps each layer's output for every step), more than half of this machine's "
-        f"memory ({limit:,} bytes); {advice}"
+        f"a run of {steps:,} steps x batch {batch} must hold {total:,} bytes of results for all steps ({what}) "
+        f"plus {working:,} bytes of layer outputs for one chunk of {chunk:,} steps, more than half of this "
+        f"machine's memory ({limit:,} bytes); {advice}"
     )

@@ -61,6 +61,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ... import ir
+from ...ir.coefficients import check_coefficients_fit
 from ...ir.errors import UnsupportedModuleError
 from . import layers
 from .call_cache import PreparedCalls, on_cpu
@@ -116,6 +117,7 @@ class JaxGraph:
         for path, flat in self.plan.nodes.items():
             node = flat.node
             if flat.kind == NEURON:
+                check_coefficients_fit(f"node {path!r}", coefficients(node, np.float64), self.dtype)
                 params[path] = coefficients(node, self.dtype)
                 spike = self._spikes[node.comparison.value] if isinstance(node, SPIKING) else None
                 merged_plain = len(flat.inputs) > 1 or all(self._plain[path])  # a sum, or a plain value
@@ -604,10 +606,16 @@ class JaxGraph:
         final, (outputs, nodes) = jax.lax.scan(body, self._unstack_delays(state, 0), inputs)
         return outputs, self._unstack_delays(final, None), (self._trace(nodes) if record else None)
 
+    def _one_step_delays(self) -> list[str]:
+        """The Delays whose every element delays by exactly one step: their history is carried
+        unstacked (:mod:`.delay_carry`). A Delay mixing 0 and 1 (``max == 1``) is not one of them:
+        its 0-lag elements pass the current input, so it takes the general path."""
+        return [p for p in self._delays if self._max_delay(p) == 1 and self._uniform_delay(p)]
+
     def _step_order(self):
         """``(paths, waits, deferred)`` for a step of the step-wise scan, or None (the plan's order):
         :func:`.delay_carry.delay_order` and :func:`.deferred.deferred_updates`."""
-        order = delay_order(self.plan, {p for p in self._delays if self._max_delay(p) == 1})
+        order = delay_order(self.plan, set(self._one_step_delays()))
         deferrable = {p for p, fn in self._fns.items() if getattr(fn, "defers", False)}
         deferred = deferred_updates(self.plan, deferrable) if self._defer_updates else {}
         if order is None and not deferred:
@@ -617,7 +625,7 @@ class JaxGraph:
 
     def _unstack_delays(self, state: dict, axis: int | None) -> dict:
         """See :func:`.delay_carry.unstack_delays`."""
-        return unstack_delays(state, [p for p in self._delays if self._max_delay(p) == 1], axis)
+        return unstack_delays(state, self._one_step_delays(), axis)
 
     def _trace(self, nodes: dict) -> dict:
         return {p: s for p, s in nodes.items() if self.plan.nodes[p].kind == NEURON}

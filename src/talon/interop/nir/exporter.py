@@ -562,7 +562,9 @@ class _Exporter:
         if kind == "LI":
             return nir.LI(tau=f["tau"], r=f["r"], v_leak=f["v_leak"])
         if kind == "CubaLI":
-            return nir.CubaLI(tau_syn=f["tau_syn"], tau_mem=f["tau_mem"], r=f["r"], v_leak=f["v_leak"], w_in=f["w_in"])
+            return _keep_w_in(
+                nir.CubaLI(tau_syn=f["tau_syn"], tau_mem=f["tau_mem"], r=f["r"], v_leak=f["v_leak"], w_in=f["w_in"]), f
+            )
         return nir.I(r=f["r"])
 
     def _spiking(self, name, node, shape, meta, path, taken, where) -> _Lowered:
@@ -604,14 +606,17 @@ class _Exporter:
         elif kind == "IF":
             out = nir.IF(r=f["r"], v_threshold=f["v_threshold"], v_reset=f["v_reset"])
         else:
-            out = nir.CubaLIF(
-                tau_syn=f["tau_syn"],
-                tau_mem=f["tau_mem"],
-                r=f["r"],
-                v_leak=f["v_leak"],
-                v_threshold=f["v_threshold"],
-                v_reset=f["v_reset"],
-                w_in=f["w_in"],
+            out = _keep_w_in(
+                nir.CubaLIF(
+                    tau_syn=f["tau_syn"],
+                    tau_mem=f["tau_mem"],
+                    r=f["r"],
+                    v_leak=f["v_leak"],
+                    v_threshold=f["v_threshold"],
+                    v_reset=f["v_reset"],
+                    w_in=f["w_in"],
+                ),
+                f,
             )
         return _single(name, self._typed(out, shape, shape, meta, records))
 
@@ -685,3 +690,13 @@ def _single(name: str, nir_node) -> _Lowered:
 
 def _ints(values) -> np.ndarray:
     return np.asarray(tuple(int(v) for v in np.asarray(values).reshape(-1)), dtype=np.int64)
+
+
+def _keep_w_in(node, fields: dict):
+    """``node`` with the ``w_in`` talon wrote. NIR's CubaLI / CubaLIF rebuild it as
+    ``ones_like(v_leak) * w_in``, which takes ``v_leak``'s dtype: a float32 ``w_in`` next to a float64
+    ``v_leak`` became float64, so the import no longer recognised the recorded talon value (a
+    per-channel CubaLIF after a convolution came back with parameters of two shapes and was refused).
+    ``fields["w_in"]`` is already broadcast to the layer, so only the dtype is restored."""
+    node.w_in = fields["w_in"]
+    return node

@@ -477,6 +477,7 @@ class _Importer(Assembler):
         restore = records.get("talon_source") or {}
         kwargs: dict[str, Any] = {}
         source: dict[str, tuple[str, str, np.ndarray]] = {}
+        layer_shapes: dict[str, tuple[int, ...]] = {}  # restored field -> the NIR array's shape
         for nir_field, (talon_field, conv) in NEURON_FIELDS[kind].items():
             if nir_field in OPTIONAL_NEURON_FIELDS and raw.get(nir_field) is None:
                 continue
@@ -493,8 +494,10 @@ class _Importer(Assembler):
                     back = None
                 if back is not None and same_bits(back, original):
                     value = kept  # the exact talon value this NIR value was written from
+                    layer_shapes[talon_field] = original.shape
             kwargs[talon_field] = value
             source[talon_field] = (nir_field, conv, original)
+        _unify_restored_shapes(kwargs, layer_shapes)
         if kind in ("LIF", "LI"):
             recorded = records.get("talon_integration")
             recorded = recorded.decode() if isinstance(recorded, bytes) else recorded
@@ -505,3 +508,16 @@ class _Importer(Assembler):
             kwargs["comparison"] = ">"
         built = cls(**kwargs)  # validate now, so that errors name this node
         return Spec(name, kind, lambda _offset: cls(**kwargs), {}, neuron_source=source, built=built)
+
+
+def _unify_restored_shapes(kwargs: dict[str, Any], layer_shapes: dict[str, tuple[int, ...]]) -> None:
+    """Broadcast the restored talon values to their NIR shape when the node's fields would otherwise
+    have two shapes: a per-channel talon parameter ``(C,)`` is restored as written, but a field that
+    was not recorded (a lossy threshold just below ``v_threshold``, the zero ``v_reset`` of a
+    subtractive reset) comes as NIR's full ``[C, H, W]`` array, and the node would be refused. The
+    values are the restored ones; only their layout changes."""
+    shapes = {np.shape(v) for v in kwargs.values() if np.ndim(v) > 0 and np.size(v) > 1}
+    if len(shapes) <= 1:
+        return
+    for name, shape in layer_shapes.items():
+        kwargs[name] = _broadcast(np.asarray(kwargs[name]), shape).copy()
