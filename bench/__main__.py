@@ -1,4 +1,4 @@
-"""``python -m bench [--update-docs] [TOPIC ...]``: run the ``bench_*`` modules and report.
+"""``python -m bench [--update-docs [--allow-busy]] [TOPIC ...]``: run the ``bench_*`` modules and report.
 
 Each module's ``main()`` returns its rows (``bench.common.Row``): our median time and the
 reference's, measured side by side in one process. The host is shared and noisy, so the table
@@ -8,6 +8,10 @@ The tables are written to ``bench/results/latest.md`` (not tracked by git), so a
 the checkout; ``--update-docs`` also writes them to ``docs/benchmarks.md``. ``TOPIC`` limits the run
 to some modules (``python -m bench bridge jax`` runs ``bench_bridge`` and ``bench_jax``); their
 sections replace the same sections of the page and the other sections are kept.
+
+The load average is read before and after each module and recorded in its section
+(``bench.load``). A module measured with the load above the core count gets a warning on stderr,
+and ``--update-docs`` refuses to write such a run into the page unless ``--allow-busy`` is given.
 """
 
 from __future__ import annotations
@@ -19,11 +23,13 @@ import pkgutil
 import platform
 import re
 import sys
+from collections.abc import Callable
 from datetime import date
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from bench.common import Row, fmt_time
+from bench.load import LoadMonitor
 
 HERE = Path(__file__).resolve().parent
 DOC = HERE.parent / "docs" / "benchmarks.md"
@@ -50,6 +56,15 @@ repeated runs);
 **ratio = reference time / talon time**, so above 1 talon is faster. The host is shared and
 noisy: compare ratios, not absolute times. One section per `bench/bench_<topic>.py` module;
 `python -m bench --update-docs TOPIC ...` re-measures those sections and keeps the others.
+
+Each section records the 1-minute load average before and after its module ran. On a busy
+machine — load above the number of cores — a ratio can be far off (a 2-thread PyTorch loop was
+measured to vary up to 30× at load above 5 on 2 cores), so the run prints a `warning:` for each
+such module, and `--update-docs` refuses to write a busy run into this page: it stops before
+measuring when the machine is busy at the start (exit status 2) and leaves the page alone when it
+became busy during the run (status 1; the tables are still in `bench/results/latest.md`). Check
+`uptime` first; to record busy numbers anyway, say so: `python -m bench --update-docs --allow-busy`
+(`make bench BENCH_ARGS="--update-docs --allow-busy"`).
 """
 
 
@@ -109,37 +124,92 @@ def _force_compiled_kernels() -> None:
         os.environ.setdefault("TALON_FORCE_NUMBA", "1")
 
 
-def main(argv: list[str] | None = None) -> None:
+def _run_module(name: str) -> tuple[list[Row], list[str]]:
+    """Run ``bench.<name>``: its rows and the extra markdown lines of its section."""
+    module = importlib.import_module(f"bench.{name}")
+    result = module.main()
+    rows = [r for r in (result or []) if isinstance(r, Row)]
+    extra: list[str] = []
+    sizes = getattr(module.main, "sizes", None)
+    if sizes:
+        extra += ["### File size against the raw bytes of the arrays", "",
+                  "| model | raw bytes | .t1c | nir | safetensors |", "|---|---|---|---|---|"]  # fmt: skip
+        for label, raw, *files in sizes:
+            extra.append(f"| {label} | {raw:,} | " + " | ".join(f"{f:,} ({f / raw:.3f}×)" for f in files) + " |")
+    extra += list(getattr(module.main, "markdown", []))
+    return rows, extra
+
+
+def run(
+    modules: list[str],
+    *,
+    update_docs: bool = False,
+    allow_busy: bool = False,
+    monitor: LoadMonitor | None = None,
+    run_module: Callable[[str], tuple[list[Row], list[str]]] = _run_module,
+    results: Path = RESULTS,
+    doc: Path = DOC,
+) -> int:
+    """Run ``modules``, write their sections to ``results`` (and to ``doc`` with ``update_docs``);
+    the exit status. The load average is read before and after each module (``monitor``) and
+    recorded in its section; a module measured on a busy machine (load above the core count) is
+    warned about on stderr. ``update_docs`` on a busy machine is refused — before measuring when
+    the machine is busy at the start (status 2), after it when it became busy during the run
+    (status 1: ``results`` is written, ``doc`` is not) — unless ``allow_busy``."""
+    monitor = monitor or LoadMonitor()
+    if update_docs and not allow_busy and (load := monitor.now()) > monitor.cores:
+        print(
+            f"error: the machine is busy (load average {load:.1f} above its {monitor.cores} cores): "
+            f"not measuring for {doc.name}; wait for an idle machine, run without --update-docs, or pass "
+            "--allow-busy to record busy numbers anyway",
+            file=sys.stderr,
+        )
+        return 2
+    sections: dict[str, str] = {}
+    for name in modules:
+        (rows, extra), load = monitor.around(name, lambda name=name: run_module(name))
+        if load.busy:
+            print(load.warning(), file=sys.stderr)
+        sections[name] = _section(name, rows, [*extra, "", load.describe()] if extra else [load.describe()])
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(render(sections, results.read_text() if results.exists() else ""))
+    print(f"wrote {results}")
+    busy = [load.topic for load in monitor.busy_topics()]
+    if busy:
+        print(f"warning: measured on a busy machine: {', '.join(busy)} (see the warnings above)", file=sys.stderr)
+    if not update_docs:
+        return 0
+    if busy and not allow_busy:
+        print(
+            f"error: not writing {doc.name}: {', '.join(busy)} ran on a busy machine (load above "
+            f"{monitor.cores} cores); re-run them on an idle machine, or pass --allow-busy to record them anyway",
+            file=sys.stderr,
+        )
+        return 1
+    doc.write_text(render(sections, doc.read_text() if doc.exists() else ""))
+    print(f"wrote {doc}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("topics", nargs="*", help="run only these bench_<topic> modules")
     parser.add_argument("--update-docs", action="store_true", help=f"also write the table to {DOC.name}")
+    parser.add_argument(
+        "--allow-busy",
+        action="store_true",
+        help=f"with --update-docs: write {DOC.name} even when the load average exceeded the core count",
+    )
     args = parser.parse_args(argv)
+    if args.allow_busy and not args.update_docs:
+        parser.error("--allow-busy only applies with --update-docs")
     try:
         modules = _modules(args.topics)
     except ValueError as exc:
         parser.error(str(exc))
     _force_compiled_kernels()
-    sections: dict[str, str] = {}
-    for name in modules:
-        module = importlib.import_module(f"bench.{name}")
-        result = module.main()
-        rows = [r for r in (result or []) if isinstance(r, Row)]
-        extra: list[str] = []
-        sizes = getattr(module.main, "sizes", None)
-        if sizes:
-            extra += ["### File size against the raw bytes of the arrays", "",
-                      "| model | raw bytes | .t1c | nir | safetensors |", "|---|---|---|---|---|"]  # fmt: skip
-            for label, raw, *files in sizes:
-                extra.append(f"| {label} | {raw:,} | " + " | ".join(f"{f:,} ({f / raw:.3f}×)" for f in files) + " |")
-        extra += list(getattr(module.main, "markdown", []))
-        sections[name] = _section(name, rows, extra)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(render(sections, RESULTS.read_text() if RESULTS.exists() else ""))
-    print(f"wrote {RESULTS}")
-    if args.update_docs:
-        DOC.write_text(render(sections, DOC.read_text() if DOC.exists() else ""))
-        print(f"wrote {DOC}")
+    return run(modules, update_docs=args.update_docs, allow_busy=args.allow_busy)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

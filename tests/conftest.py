@@ -30,3 +30,17 @@ def force_numba(monkeypatch):
     if not numba_available():
         pytest.skip("the fast extra (numba) is not installed")
     monkeypatch.setenv("TALON_FORCE_NUMBA", "1")
+
+
+@pytest.fixture
+def fresh_dispatch(monkeypatch):
+    """The default mode, whatever the caller's environment, as in a new process (numba not started,
+    no twin work done, no plan running)."""
+    from talon import _compiled
+
+    monkeypatch.delenv(_compiled.DISABLE, raising=False)
+    monkeypatch.delenv(_compiled.FORCE, raising=False)
+    monkeypatch.setattr(_compiled, "numba_installed", lambda: True)
+    monkeypatch.setattr(_compiled, "_started", False)
+    monkeypatch.setattr(_compiled, "_foregone", 0.0)
+    monkeypatch.setattr(_compiled, "_planned", 0.0)

@@ -18,25 +18,16 @@ from talon import _compiled
 from talon._compiled import WorkThreshold
 from talon.ir.errors import MissingDependencyError
 
+from .dispatch import decisions
 from .markers import needs_numba
 from .subprocesses import child_env
-
-
-@pytest.fixture
-def auto(monkeypatch):
-    """The default mode, whatever the caller's environment."""
-    monkeypatch.delenv(_compiled.DISABLE, raising=False)
-    monkeypatch.delenv(_compiled.FORCE, raising=False)
-    monkeypatch.setattr(_compiled, "numba_installed", lambda: True)
-    monkeypatch.setattr(_compiled, "_started", False)  # as in a new process
-    monkeypatch.setattr(_compiled, "_foregone", 0.0)
 
 
 def _start(monkeypatch):
     monkeypatch.setattr(_compiled, "_started", True)  # what compiled() records when it hands out a kernel
 
 
-def test_small_work_runs_the_twin_until_the_twin_work_pays_for_numba(auto):
+def test_small_work_runs_the_twin_until_the_twin_work_pays_for_numba(fresh_dispatch):
     rule = WorkThreshold("test", cold_from=128, warm_from=8)
     assert not rule.use_compiled(4)  # below warm_from: never worth it, and not counted
     assert [rule.use_compiled(32), rule.use_compiled(64)] == [False, False]
@@ -46,14 +37,14 @@ def test_small_work_runs_the_twin_until_the_twin_work_pays_for_numba(auto):
     assert not _compiled.numba_started()  # until compiled() hands out a kernel
 
 
-def test_the_twin_cost_of_every_family_adds_up(auto):
+def test_the_twin_cost_of_every_family_adds_up(fresh_dispatch):
     small, large = WorkThreshold("a", cold_from=100, warm_from=0), WorkThreshold("b", cold_from=10_000, warm_from=0)
     assert not small.use_compiled(50) and not large.use_compiled(2_500)
     assert _compiled.twin_cost_so_far() == 0.75
     assert not small.use_compiled(24) and large.use_compiled(2_500) and small.use_compiled(1)
 
 
-def test_once_numba_is_started_warm_from_decides_for_every_family(auto, monkeypatch):
+def test_once_numba_is_started_warm_from_decides_for_every_family(fresh_dispatch, monkeypatch):
     rule = WorkThreshold("test", cold_from=100, warm_from=10)
     assert not rule.use_compiled(50)
     _start(monkeypatch)  # another family ran compiled
@@ -61,7 +52,7 @@ def test_once_numba_is_started_warm_from_decides_for_every_family(auto, monkeypa
 
 
 @needs_numba
-def test_handing_out_a_kernel_marks_numba_started(auto, monkeypatch):
+def test_handing_out_a_kernel_marks_numba_started(fresh_dispatch, monkeypatch):
     assert not _compiled.numba_started()
     assert _compiled.compiled(_twice) is not None and _compiled.numba_started()
 
@@ -70,13 +61,13 @@ def _twice(x):
     return 2 * x
 
 
-def test_uncounted_calls_leave_the_history_alone(auto):
+def test_uncounted_calls_leave_the_history_alone(fresh_dispatch):
     rule = WorkThreshold("test", cold_from=100, warm_from=0)
     assert not rule.use_compiled(99, count=False) and _compiled.twin_cost_so_far() == 0
     assert rule.use_compiled(100, count=False)
 
 
-def test_a_planned_run_worth_a_start_up_starts_numba_at_its_first_call(auto):
+def test_a_planned_run_worth_a_start_up_starts_numba_at_its_first_call(fresh_dispatch):
     rule = WorkThreshold("test", cold_from=100, warm_from=10)
     assert rule.share(30) == 0.3 and rule.share(9) == 0.0  # below warm_from: never compiled, not planned
     assert not rule.use_compiled(30)  # without a plan: rent, find out later
@@ -86,7 +77,7 @@ def test_a_planned_run_worth_a_start_up_starts_numba_at_its_first_call(auto):
     assert _compiled.planned_share() == 0.0
 
 
-def test_a_planned_run_below_a_start_up_is_not_counted_twice(auto, monkeypatch):
+def test_a_planned_run_below_a_start_up_is_not_counted_twice(fresh_dispatch, monkeypatch):
     rule = WorkThreshold("test", cold_from=128, warm_from=0)
     with _compiled.planned_work(0.75):
         assert [rule.use_compiled(32) for _ in range(3)] == [False, False, False]  # 0.75 in all: twins
@@ -103,7 +94,7 @@ def test_a_planned_run_below_a_start_up_is_not_counted_twice(auto, monkeypatch):
         pass
 
 
-def test_the_environment_forces_either_path(auto, monkeypatch):
+def test_the_environment_forces_either_path(fresh_dispatch, monkeypatch):
     rule = WorkThreshold("test", cold_from=100, warm_from=10)
     monkeypatch.setenv(_compiled.FORCE, "1")
     assert rule.use_compiled(0) and _compiled.mode() == "compiled"
@@ -152,7 +143,7 @@ def _across(module, attr: str, work: int, call, monkeypatch):
 
 
 @needs_numba
-@pytest.mark.usefixtures("auto")
+@pytest.mark.usefixtures("fresh_dispatch")
 class TestEachFamilyAcrossItsThreshold:
     def test_nms(self, monkeypatch):
         from talon import _nms
@@ -311,20 +302,6 @@ def test_neurons_the_loops_do_not_implement_are_not_planned():
     assert one(euler) == (0.0, plain[1])  # the integer loop runs Euler neurons, the float32 loop does not
 
 
-def _decisions(monkeypatch) -> list[tuple[str, int, bool]]:
-    """Every WorkThreshold decision from now on: (family, work, compiled)."""
-    seen: list[tuple[str, int, bool]] = []
-    real = WorkThreshold.use_compiled
-
-    def recording(self, work, count=True):
-        answer = real(self, work, count)
-        seen.append((self.family, work, answer))
-        return answer
-
-    monkeypatch.setattr(WorkThreshold, "use_compiled", recording)
-    return seen
-
-
 def _small_thresholds(monkeypatch, fixed_cold_from: int) -> None:
     """Neuron-loop thresholds at which 50 steps of the 64-32-10 MLP count as a long run: each loop
     call below one start-up, the calls of a run together above it."""
@@ -337,7 +314,7 @@ def _small_thresholds(monkeypatch, fixed_cold_from: int) -> None:
 
 
 @needs_numba
-@pytest.mark.usefixtures("auto")
+@pytest.mark.usefixtures("fresh_dispatch")
 @pytest.mark.parametrize("steps", [50, 5])
 def test_simulate_starts_numba_at_the_first_call_of_a_long_run_only(steps, monkeypatch):
     """int8: the fp32 calibration's neuron loops come first; each is 0.19 start-ups (50 steps), the
@@ -352,7 +329,7 @@ def test_simulate_starts_numba_at_the_first_call_of_a_long_run_only(steps, monke
     twins = cpu.simulate(graph, n_steps=steps, precision="int8")
     monkeypatch.delenv(_compiled.DISABLE)
     _small_thresholds(monkeypatch, fixed_cold_from=700_000)
-    seen = _decisions(monkeypatch)
+    seen = decisions(monkeypatch)
     result = cpu.simulate(graph, n_steps=steps, precision="int8")
     loops = [(family, answer) for family, _, answer in seen if "neuron loop" in family]
     long_run = steps == 50
@@ -365,7 +342,7 @@ def test_simulate_starts_numba_at_the_first_call_of_a_long_run_only(steps, monke
 
 
 @needs_numba
-@pytest.mark.usefixtures("auto")
+@pytest.mark.usefixtures("fresh_dispatch")
 def test_run_compiled_plans_its_run_too(monkeypatch):
     from talon.backend import get_backend
     from talon.examples import mlp_graph
@@ -373,7 +350,7 @@ def test_run_compiled_plans_its_run_too(monkeypatch):
     cpu = get_backend("cpu")
     descriptor = cpu.compile(mlp_graph(0, (64, 32, 10)), precision="int8", n_steps=5)
     _small_thresholds(monkeypatch, fixed_cold_from=500_000)  # 50 steps: 0.6 + 0.6 start-ups
-    seen = _decisions(monkeypatch)
+    seen = decisions(monkeypatch)
     result = cpu.run_compiled(descriptor, n_steps=50)
     assert [answer for family, _, answer in seen if "neuron loop" in family] == [True, True]
     monkeypatch.setenv(_compiled.DISABLE, "1")

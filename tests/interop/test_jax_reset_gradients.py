@@ -1,8 +1,9 @@
-"""Gradients through the reset: JaxGraph follows the PyTorch executor's (snnTorch's) convention.
+"""Gradients through the reset: JaxGraph and the PyTorch executor follow the same ``reset_gradient``.
 
-The spike in a reset is a constant — snnTorch's detached ``reset`` for a delayed reset, a detached
-spike for an immediate one — and the same-step correction of ``'snntorch_immediate'``
-(``u − (z − z_prev)·θ``) carries the spike's surrogate (docs/semantics.md §3). Both engines are
+``'detached'`` (snnTorch's): the spike in a reset is a constant — snnTorch's detached ``reset`` for
+a delayed reset, a detached spike for an immediate one; ``'through'`` (Spyx's, Norse's): it carries
+its surrogate. Either way the same-step correction of ``'snntorch_immediate'``
+(``u − (z − z_prev)·θ``) carries the spike's surrogate (docs/semantics.md §3.1). Both engines are
 differentiated with the same surrogate (atan, α = 2) on inputs that make every layer fire.
 """
 
@@ -22,9 +23,9 @@ T, B, N_IN, N_HID, N_OUT = 30, 3, 10, 16, 4
 READOUT = np.arange(1.0, N_OUT + 1.0, dtype=np.float32)
 
 
-def _neuron(kind: str, n: int, reset: str, timing: str, spike_timing: str) -> ir.Node:
+def _neuron(kind: str, n: int, reset: str, timing: str, spike_timing: str, gradient: str) -> ir.Node:
     dynamics = dict(v_threshold=np.ones(n), reset_mode=reset, reset_timing=timing, spike_timing=spike_timing,
-                    comparison=">")  # fmt: skip
+                    comparison=">", reset_gradient=gradient)  # fmt: skip
     if kind == "LIF":
         return ir.LIF(tau=np.full(n, 5.0), r=np.full(n, 5.0), v_reset=np.full(n, -0.25), **dynamics)
     if kind == "CubaLIF":
@@ -33,7 +34,7 @@ def _neuron(kind: str, n: int, reset: str, timing: str, spike_timing: str) -> ir
     return ir.IF(r=np.full(n, 0.5), v_reset=np.full(n, -0.25), **dynamics)
 
 
-def _graph(kind: str, reset: str, timing: str, spike_timing: str = "post") -> ir.Graph:
+def _graph(kind: str, reset: str, timing: str, spike_timing: str = "post", gradient: str = "detached") -> ir.Graph:
     rng = np.random.default_rng(0)
     return ir.Graph(
         {
@@ -42,11 +43,11 @@ def _graph(kind: str, reset: str, timing: str, spike_timing: str = "post") -> ir
                 weight=rng.normal(0, 0.6, (N_HID, N_IN)).astype(np.float32),
                 bias=rng.normal(0, 0.1, N_HID).astype(np.float32),
             ),
-            "lif": _neuron(kind, N_HID, reset, timing, spike_timing),
+            "lif": _neuron(kind, N_HID, reset, timing, spike_timing, gradient),
             "fc2": ir.Affine(
                 weight=rng.normal(0, 0.6, (N_OUT, N_HID)).astype(np.float32), bias=np.full(N_OUT, 0.2, np.float32)
             ),
-            "lif2": _neuron(kind, N_OUT, reset, timing, spike_timing),
+            "lif2": _neuron(kind, N_OUT, reset, timing, spike_timing, gradient),
             "output": ir.Output(np.array([N_OUT])),
         },
         [("input", "fc"), ("fc", "lif"), ("lif", "fc2"), ("fc2", "lif2"), ("lif2", "output")],
@@ -93,11 +94,12 @@ NEURON_CASES = [("LIF", *case) for case in CASES] + [
 ]
 
 
+@pytest.mark.parametrize("gradient", ["detached", "through"])
 @pytest.mark.parametrize(
     ("kind", "reset", "timing", "spike_timing"), NEURON_CASES, ids=["-".join(c) for c in NEURON_CASES]
 )
-def test_jax_gradients_equal_the_executors(kind, reset, timing, spike_timing):
-    graph = _graph(kind, reset, timing, spike_timing)
+def test_jax_gradients_equal_the_executors(kind, reset, timing, spike_timing, gradient):
+    graph = _graph(kind, reset, timing, spike_timing, gradient)
     xs = np.random.default_rng(1).normal(0, 1.5, (T, B, N_IN)).astype(np.float32)
     executor = bridge.ir_to_torch(graph)
     out, _ = executor.run_sequence(torch.from_numpy(xs))
@@ -114,9 +116,9 @@ snn = pytest.importorskip("snntorch")
 
 @pytest.mark.parametrize(
     ("reset_mechanism", "reset_delay"),
-    [("subtract", True), ("subtract", False), ("zero", True)],
+    [("subtract", True), ("subtract", False), ("zero", True), ("zero", False)],
     # snnTorch's zero reset with reset_delay=False differentiates `mem - (spk - reset)*mem` through
-    # the spike; talon's value reset `where(z, v_reset, v)` does not (docs/semantics.md §3)
+    # the spike: its export records reset_gradient='through' (docs/semantics.md §3.1)
 )
 def test_jax_gradients_equal_snntorch_autograd(reset_mechanism, reset_delay):
     import snntorch.utils

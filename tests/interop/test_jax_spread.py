@@ -1,4 +1,5 @@
-"""Small neuron layers get their coefficients spread over the batch on the host (``.spread``).
+"""Small neuron layers get their coefficients, small dense layers their bias, spread over the
+batch on the host (``.spread``).
 
 The spread arrays must give the same bits as the coefficients broadcast in the graph (a traced
 run, where nothing is spread), in every schedule and in single steps; per-neuron, per-channel
@@ -74,7 +75,10 @@ def test_every_neuron_layer_here_is_spread_and_fires(model_and_input):
     model, x = model_and_input
     assert {"lif1", "lif2"} <= model.channels_last  # layer-shaped and per-channel coefficients, channels-last
     spread = model._spreads(model.params, model._relayouts(model.params), x.shape[1])
-    assert set(spread) == {"lif1", "lif2", "cuba", "li"}
+    assert set(spread) == {"lif1", "lif2", "cuba", "li", "fc", "readout"}
+    for path in ("fc", "readout"):  # the biases of the small dense layers, [B, out]
+        bias = np.asarray(model.params[path]["bias"])
+        np.testing.assert_array_equal(np.asarray(spread.pop(path)["bias"]), np.tile(bias, (x.shape[1], 1)))
     for path, arrays in spread.items():
         assert set(arrays) == set(model.params[path]), path
         shape = model.plan.nodes[path].shape
@@ -123,6 +127,7 @@ def test_a_new_coefficient_or_batch_size_is_spread_again(model_and_input):
         **model.params,
         "cuba": {**model.params["cuba"], "theta": model.params["cuba"]["theta"] * 0.5},
         "lif1": {**model.params["lif1"], "beta": model.params["lif1"]["beta"][::-1]},
+        "readout": {**model.params["readout"], "bias": model.params["readout"]["bias"] + 0.25},
     }
     after, _ = model.run(changed, x)
     traced = jax.jit(lambda p, xs: model.run(p, xs)[0])(changed, x)
@@ -168,7 +173,8 @@ def test_uniform_coefficients_are_scalars_and_give_the_bits_of_broadcast_ones():
     model = JaxGraph(_uniform_graph())
     x = jnp.asarray(np.random.default_rng(8).uniform(0, 1.2, (12, 3, 2, 6, 6)).astype(np.float32))
     prepared = model._spreads(model.params, model._relayouts(model.params), x.shape[1])
-    assert set(prepared) == {"lif1", "lif2", "li"}
+    assert set(prepared) == {"lif1", "lif2", "li", "readout"}  # fc: 80 outputs, its bias is not spread
+    assert set(prepared.pop("readout")) == {"bias"}
     for path, arrays in prepared.items():
         assert set(arrays) == set(model.params[path]), path
         for name, a in arrays.items():

@@ -31,12 +31,14 @@ import torch
 from torch import fx, nn
 
 from talon import ir
+from talon._compiled import planned_work
 from talon.ir.graph import recurrent_edge_mask, topological_order
 from talon.ir.names import attribute_base
 
 from . import sequence_workspace
 from .modules import ConcatModule, NeuronModule, SkipModule
 from .sequence import releases_input, run_neuron_sequence
+from .sequence_plan import run_sequence_share
 from .sequence_products import Products, check_products, run_stateless_sequence
 
 
@@ -336,7 +338,8 @@ class GraphExecutor(nn.Module):
             isinstance(self.module_of(n), GraphExecutor) and self.module_of(n).is_cyclic for n in self.node_names
         ):
             return self._run_steps(xs, state)
-        return self._run_batched(xs, state, products)
+        with planned_work(run_sequence_share(self, xs, state)):  # a long run starts numba at its first layer
+            return self._run_batched(xs, state, products)
 
     def _run_steps(self, xs, state):
         per_step = []

@@ -214,15 +214,21 @@ from_ir = nodes_to_modules
 
 
 def ir_to_torch(graph_or_path: ir.Graph | str | os.PathLike, return_state: bool = False,
-                node_map: NodeMap | None = None, dtype: Any = None):  # fmt: skip
+                node_map: NodeMap | None = None, dtype: Any = None, reset_gradient: str | None = None):  # fmt: skip
     """Import a TALON IR graph (or a ``.t1c`` path) as a :class:`GraphExecutor` (an ``nn.Module``).
 
     The executor is returned in **eval mode**, so that it computes what the graph means
     (docs/semantics.md §4: BatchNorm with its running statistics, Dropout as the identity); call
     ``.train()`` before fine-tuning to get batch statistics and dropout. It computes in float32,
     or in ``dtype`` (``torch.float64`` for a double-precision model: :func:`executor_dtype`).
+    Each spiking neuron is differentiated with its node's ``reset_gradient`` (docs/semantics.md
+    §3.1); ``reset_gradient='detached'`` or ``'through'`` overrides that for every neuron (the
+    recorded graph is unchanged).
     """
     from .executor import GraphExecutor
+    from .reset_gradient import check_reset_gradient, override_reset_gradient
+
+    check_reset_gradient(reset_gradient)
 
     if isinstance(graph_or_path, (str, os.PathLike)):
         graph = ir.read(graph_or_path)
@@ -231,9 +237,11 @@ def ir_to_torch(graph_or_path: ir.Graph | str | os.PathLike, return_state: bool 
     else:
         raise TypeError(f"ir_to_torch expects an ir.Graph or a .t1c path, got {type(graph_or_path).__name__}")
     ir.warn_non_finite(graph, "ir_to_torch")  # its parameters are the caller's to fix or retrain, as JaxGraph's
-    return GraphExecutor.from_graph(graph, return_state=return_state, node_map=node_map, dtype=dtype).eval()
+    executor = GraphExecutor.from_graph(graph, return_state=return_state, node_map=node_map, dtype=dtype)
+    return override_reset_gradient(executor, reset_gradient).eval()
 
 
-def load(path: str | os.PathLike, return_state: bool = False, node_map: NodeMap | None = None, dtype: Any = None):
+def load(path: str | os.PathLike, return_state: bool = False, node_map: NodeMap | None = None, dtype: Any = None,
+         reset_gradient: str | None = None):  # fmt: skip
     """Read a ``.t1c`` file and return its executor (``ir_to_torch`` of the path)."""
-    return ir_to_torch(path, return_state=return_state, node_map=node_map, dtype=dtype)
+    return ir_to_torch(path, return_state=return_state, node_map=node_map, dtype=dtype, reset_gradient=reset_gradient)

@@ -22,8 +22,9 @@ from torch import nn
 from talon import ir
 from talon.ir.coefficients import STATEFUL, fields_from_coefficients, keep_dtype, neuron_coefficients
 from talon.ir.errors import ConversionError
-from talon.ir.types import ResetMode, ResetTiming, SkipType, SpikeTiming
+from talon.ir.types import ResetGradient, ResetMode, ResetTiming, SkipType, SpikeTiming
 
+from .reset_gradient import value_reset_through
 from .spike import spike
 
 # torch.fx.symbolic_trace of these modules records spike() as one call instead of tracing into
@@ -260,6 +261,8 @@ class _Spiking(NeuronModule):
         self.reset_mode = node.reset_mode
         self.reset_timing = node.reset_timing
         self.spike_pre = node.spike_timing is SpikeTiming.PRE
+        # 'through': the spike in a reset carries its surrogate (talon.bridge.reset_gradient)
+        self.reset_through = node.reset_gradient is ResetGradient.THROUGH
 
     def _initial(self, x: torch.Tensor) -> torch.Tensor:
         """The membrane at ``t = 0`` for a batch like ``x``: ``v_init`` (0 when the node has none)."""
@@ -267,11 +270,16 @@ class _Spiking(NeuronModule):
         return v if self.v_init0 is None else v + self.v_init0
 
     def _crossed(self, v: torch.Tensor) -> torch.Tensor:
-        """Detached threshold crossing (drives resets; no gradient, like snnTorch's reset)."""
+        """The threshold crossing that drives a delayed reset: detached (no gradient, like snnTorch's
+        reset), or the surrogate spike with ``reset_gradient='through'``."""
+        if self.reset_through and torch.is_grad_enabled():
+            return spike(v - self.v_th, self.inclusive)  # the same values as the comparison
         return (v >= self.v_th if self.inclusive else v > self.v_th).to(v.dtype)
 
     def _reset(self, v: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         if self.reset_mode is ResetMode.VALUE:
+            if self.reset_through and torch.is_grad_enabled():
+                return value_reset_through(v, z, self.v_rst)  # the same values as the where below
             return torch.where(z > 0, self.v_rst, v)
         if self.reset_mode is ResetMode.SUBTRACT:
             return v - z * self.v_th
@@ -289,8 +297,8 @@ class _Spiking(NeuronModule):
             z_prev = self._crossed(v)
             u = self._reset(self._membrane(v, x), z_prev)
             z = spike(u - self.v_th, self.inclusive)
-            # snnTorch's `mem - (spk - reset)·θ`: the delayed reset z_prev is detached, the spike is
-            # not, so the same-step correction carries the surrogate gradient (as in snnTorch and JaxGraph)
+            # snnTorch's `mem - (spk - reset)·θ`: the delayed reset z_prev is detached ('detached'), the
+            # spike is not, so the same-step correction carries the surrogate gradient (as in snnTorch)
             return z, u - (z - z_prev) * self.v_th
         if timing is not ResetTiming.IMMEDIATE:
             z_prev = self._crossed(v)
@@ -307,7 +315,7 @@ class _Spiking(NeuronModule):
         z = spike(u - self.v_th, self.inclusive)
         if self.multi_spike:
             z = multi_spike_count(z, u, self.v_th, self.max_spikes)
-        u = self._reset(u, z.detach())
+        u = self._reset(u, z if self.reset_through else z.detach())
         return z, u if self.v_floor is None else membrane_floor(u, self.v_floor)
 
 

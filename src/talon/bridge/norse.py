@@ -14,7 +14,8 @@ where ``dt·τ⁻¹`` is Norse's product, rounded in the parameter's dtype (floa
     IAFCell    -> IF(r = 1, v_threshold = v_th, v_reset)
 
 all with ``comparison='>'`` (Norse's Heaviside is strict) and an immediate reset to ``v_reset``
-(``reset_method=reset_subtract`` maps to ``reset_mode='subtract'``). LIFBoxCell and LIBoxCell are
+(``reset_method=reset_subtract`` maps to ``reset_mode='subtract'``), differentiated through the
+spike as Norse does (``reset_gradient='through'``, docs/semantics.md §3.1). LIFBoxCell and LIBoxCell are
 exported with ``integration='euler'`` and match Norse bit for bit; LIFCell's synaptic "current jump"
 keeps a state IR's CubaLIF does not, so its membranes agree to float32 rounding (~1e-7).
 
@@ -72,7 +73,9 @@ def _reset(mod, ctx: ConvertContext) -> dict:
         mode = "subtract"
     else:
         raise ConversionError(f"module {ctx.path!r}: unknown Norse reset_method {method!r}")
-    return {"reset_mode": mode, "v_reset": _p(mod, ctx, "v_reset"), "reset_timing": "immediate", "comparison": ">"}
+    # Norse's reset `(1 - z)·v + z·v_reset` (or `z·(v - v_th)`) is differentiated through the spike z
+    return {"reset_mode": mode, "v_reset": _p(mod, ctx, "v_reset"), "reset_timing": "immediate", "comparison": ">",
+            "reset_gradient": "through"}  # fmt: skip
 
 
 _LEAK_REFUSAL = {

@@ -80,11 +80,15 @@ def _needs_grad(xs: torch.Tensor, state: Any) -> bool:
 
 
 def _updates_in_place(module: torch.nn.Module, xs: torch.Tensor) -> bool:
+    return updates_in_place(module, tuple(xs.shape[1:]), xs.dtype)
+
+
+def updates_in_place(module: torch.nn.Module, layer: tuple[int, ...], dtype: torch.dtype) -> bool:
     """The in-place loop computes what the step computes only when no coefficient widens the
-    state: same dtype as the input (no type promotion) and broadcasting to the input's shape."""
-    layer = tuple(xs.shape[1:])
+    state: same dtype as the input (no type promotion) and broadcasting to the input's shape
+    ``layer`` (a step's ``[B, ...]``)."""
     for b in module.buffers():
-        if b.is_floating_point() and b.dtype != xs.dtype:
+        if b.is_floating_point() and b.dtype != dtype:
             return False
         shape = tuple(b.shape)
         if len(shape) > len(layer) or any(d not in (1, n) for d, n in zip(shape[::-1], layer[::-1], strict=False)):
@@ -231,24 +235,37 @@ SEQUENCE_STEP_WORK = 5_000
 SEQUENCE_LOOP_WORK = WorkThreshold("run_sequence neuron loop", cold_from=125_000_000, warm_from=0)
 
 
-def _kernel_applies(module, xs: torch.Tensor) -> bool:
+def loop_work(steps: int, step_elements: int) -> int:
+    """The work of one compiled-loop call over ``steps`` steps of ``step_elements`` elements each
+    (``B·L``), in ``SEQUENCE_LOOP_WORK``'s units."""
+    return steps * (step_elements + SEQUENCE_STEP_WORK)
+
+
+def kernel_fits(module, device: torch.device, dtype: torch.dtype, ndim: int) -> bool:
     """The compiled loops cover binary spikes without a membrane floor on CPU float32/64, with
-    coefficients of the layer's shape (not varying over the batch)."""
+    coefficients of the layer's shape (not varying over the batch); ``ndim``: of ``xs[T, B, ...]``."""
     return (
         _compiled.numba_available()
-        and xs.device.type == "cpu"
-        and xs.dtype in _KERNEL_DTYPES
-        and xs.ndim >= 2
-        and xs.numel() > 0
-        and all(b.ndim <= xs.ndim - 2 for b in module.buffers())
+        and device.type == "cpu"
+        and dtype in _KERNEL_DTYPES
+        and ndim >= 2
+        and all(b.ndim <= ndim - 2 for b in module.buffers())
         and _node_fits_kernel(module.node)
-        and SEQUENCE_LOOP_WORK.use_compiled(xs.shape[0] * (xs[0].numel() + SEQUENCE_STEP_WORK))
+    )
+
+
+def _kernel_applies(module, xs: torch.Tensor) -> bool:
+    """:func:`kernel_fits`, and the run is worth the compiled loop (``SEQUENCE_LOOP_WORK``)."""
+    return (
+        xs.numel() > 0
+        and kernel_fits(module, xs.device, xs.dtype, xs.ndim)
+        and SEQUENCE_LOOP_WORK.use_compiled(loop_work(xs.shape[0], xs[0].numel()))
     )
 
 
 _KERNEL_FIELDS = frozenset({
     "input_type", "output_type", "metadata", "tau", "tau_syn", "tau_mem", "r", "v_leak", "w_in", "v_threshold",
-    "v_reset", "reset_mode", "reset_timing", "spike_timing", "comparison", "integration", "v_init",
+    "v_reset", "reset_mode", "reset_timing", "spike_timing", "comparison", "integration", "v_init", "reset_gradient",
 })  # fmt: skip
 
 
@@ -448,6 +465,10 @@ def _integrator(module, xs, state):
         v = out[t]
     return out, out[-1].clone()
 
+
+# The compiled-loop calls a layer's in-place loop asks SEQUENCE_LOOP_WORK for, each over the whole
+# sequence: the spiking recurrence, and a current-based neuron's synaptic current.
+KERNEL_CALLS: dict[type, int] = {LIFModule: 1, IFModule: 1, CubaLIFModule: 2, CubaLIModule: 1}
 
 _FAST_LOOPS: dict[type, Callable[..., tuple[torch.Tensor, Any]]] = {
     LIFModule: _lif_or_if,

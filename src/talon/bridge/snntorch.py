@@ -155,7 +155,13 @@ def _dynamics(mod: nn.Module, path: str, zero_before_decay: bool) -> dict:
     if mechanism == "zero":
         if not delayed and np.any(np.asarray(mod.threshold.detach().cpu()) < 0):
             raise ConversionError(f"module {path!r}: reset_delay=False zero reset with a negative threshold")
-        timing = ("delayed_pre_decay" if zero_before_decay else "delayed") if delayed else "immediate"
+        if not delayed:
+            # `mem - (spk - reset)*mem`: the spike of this step is not detached, and `reset` (the
+            # detached delayed crossing) is 0 after a zero reset with threshold >= 0: talon's immediate
+            # value reset differentiated through its spike (docs/semantics.md §3.1)
+            return {"reset_mode": "value", "v_reset": 0.0, "reset_timing": "immediate", "comparison": ">",
+                    "reset_gradient": "through"}  # fmt: skip
+        timing = "delayed_pre_decay" if zero_before_decay else "delayed"
         return {"reset_mode": "value", "v_reset": 0.0, "reset_timing": timing, "comparison": ">"}
     return {"reset_mode": "none", "comparison": ">"}
 

@@ -18,12 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from talon import ir
+from talon._compiled import planned_work
 from talon.backend.config import CompileConfig
 from talon.backend.cpu.engine import Engine, calibrate
 from talon.backend.cpu.memory import plan_memory
 from talon.backend.cpu.profiler import count_layers
 from talon.backend.cpu.program import lower
 from talon.backend.cpu.run_memory import plan_chunk
+from talon.backend.cpu.work_plan import run_share
 from talon.backend.energy import DEFAULT_PRESET, resolve_energy
 from talon.backend.errors import BackendError
 from talon.sdk.fingerprint import fingerprint_graph
@@ -189,7 +191,8 @@ def evaluate(
         samples, _ = source.load(0, min(n, calibration_samples))
         x = encode_batch(encoder, samples, 0, n_steps, input_shape)
         chunk = plan_chunk(program, n_steps, x.shape[1], 4, accumulator_itemsize=8)
-        calibration, _ = calibrate(program, {input_name: x}, chunk_steps=chunk)
+        with planned_work(run_share(program, "fp32", n_steps, len(samples))):
+            calibration, _ = calibrate(program, {input_name: x}, chunk_steps=chunk)
         calibrations = {name: calibration for name, c in configs.items() if c.is_fixed_point}
 
     key = _run_key(graph, n, n_steps, configs, shard_size, encoder, decode, reference, calibration_samples)

@@ -57,13 +57,26 @@ class TorchExecutorReference:
     def __getstate__(self):
         return {"graph": self.graph, "_executor": None}
 
+    def executor(self):
+        """The executor (built at the first use, in the process that uses it)."""
+        if self._executor is None:
+            from talon import bridge
+
+            self._executor = bridge.ir_to_torch(self.graph)
+        return self._executor
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         import torch
 
-        from talon import bridge
-
-        if self._executor is None:
-            self._executor = bridge.ir_to_torch(self.graph)
         with torch.no_grad():
-            outputs, _ = self._executor.run_sequence(torch.from_numpy(np.ascontiguousarray(x)))
+            outputs, _ = self.executor().run_sequence(torch.from_numpy(np.ascontiguousarray(x)))
         return (outputs[0] if isinstance(outputs, (tuple, list)) else outputs).numpy()
+
+    def planned_share(self, steps: int, batch: int) -> float:
+        """The compiled-loop work of one call on ``[steps, batch, ...]`` float32 input, in numba
+        start-ups (``talon.bridge.sequence_plan``; the call runs without a gradient)."""
+        import torch
+
+        from talon.bridge.sequence_plan import executor_share
+
+        return executor_share(self.executor(), steps, batch, torch.float32, torch.device("cpu"))

@@ -39,6 +39,7 @@ from talon.ir.errors import TalonError
 from .errors import EvaluationError
 from .shard import ShardJob, run_shard
 from .stats import ShardStats
+from .work_plan import assign
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,7 @@ def run_jobs(
             ) from exc
 
     if executor == "serial":
-        for job in jobs:
+        for job in assign(jobs, 1):
             while True:
                 try:
                     stats = run_shard(job)
@@ -189,10 +190,11 @@ def run_jobs(
 
     given = _as_executor(executor)
     if given is None:
+        processes = workers or os.cpu_count() or 1
         with worker_environment():
-            yield from _run_pool(jobs, None, workers or os.cpu_count() or 1, failed, on_done)
-    else:
-        yield from _run_pool(jobs, given, workers or 2, failed, on_done)
+            yield from _run_pool(assign(jobs, processes), None, processes, failed, on_done)
+    else:  # the caller's executor: its processes are not known
+        yield from _run_pool(assign(jobs, None), given, workers or 2, failed, on_done)
 
 
 def _run_pool(jobs, given, n_workers: int, failed, on_done) -> Iterator[ShardStats]:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from talon import ir
+from talon._compiled import planned_work
 from talon.backend.config import CompileConfig
 from talon.backend.cpu.calibration import Calibration
 from talon.backend.cpu.engine import Engine
@@ -51,10 +52,16 @@ class EvalModel:
 
 @dataclass
 class ShardJob:
+    """One shard to run. ``run`` names the evaluation it belongs to and ``process_shards`` the
+    shards the process that runs it is expected to run for that evaluation (this one included);
+    the runner sets both (:func:`talon.evaluate.work_plan.process_share` declares their work)."""
+
     model: EvalModel
     source: Any
     start: int
     stop: int
+    run: str = ""
+    process_shards: int = 1
 
 
 _CACHE: dict[str, tuple[Program, dict[str, Engine]]] = {}
@@ -106,7 +113,24 @@ def data_digest(samples, labels) -> str:
     return h.hexdigest()
 
 
+def run_names(model: EvalModel) -> list[str]:
+    """The engines a shard runs: every precision, then an engine reference not among them."""
+    engine_ref = model.reference if isinstance(model.reference, str) else None
+    return [*model.precisions, *([engine_ref] if engine_ref and engine_ref not in model.precisions else [])]
+
+
 def run_shard(job: ShardJob) -> ShardStats:
+    from .work_plan import process_share, shard_ran  # (it imports this module)
+
+    program, _ = engines_for(job.model)
+    try:
+        with planned_work(process_share(job, program)):  # a worker with much to do starts numba at its first shard
+            return _run_shard(job)
+    finally:
+        shard_ran(job)
+
+
+def _run_shard(job: ShardJob) -> ShardStats:
     model = job.model
     program, engines = engines_for(model)
     samples, labels = job.source.load(job.start, job.stop)
@@ -123,7 +147,7 @@ def run_shard(job: ShardJob) -> ShardStats:
     # the layer outputs of one chunk of steps at a time (docs/backend.md §3.1); the same results
     chunk = plan_chunk(program, model.n_steps, max(n, 1), 4, accumulator_itemsize=8)
     runs: dict[str, tuple[np.ndarray, SpikeObserver, PrecisionStats]] = {}
-    for name in [*model.precisions, *([engine_ref] if engine_ref and engine_ref not in model.precisions else [])]:
+    for name in run_names(model):
         activity, spikes, synaptic = ActivityObserver(), SpikeObserver(keep_trains=keep_trains), SynapticObserver()
         start = time.perf_counter()
         trace = engines[name].run(inputs, observers=(activity, spikes, synaptic), chunk_steps=chunk)

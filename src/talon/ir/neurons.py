@@ -41,6 +41,7 @@ from .node import Node, as_array, register_node
 from .types import (
     Comparison,
     Integration,
+    ResetGradient,
     ResetMode,
     ResetTiming,
     Shape,
@@ -156,6 +157,7 @@ class _Spiking(_ElementwiseState):
         self.reset_timing = coerce_enum(ResetTiming, self.reset_timing, "reset_timing", where)
         self.spike_timing = coerce_enum(SpikeTiming, self.spike_timing, "spike_timing", where)
         self.comparison = coerce_enum(Comparison, self.comparison, "comparison", where)
+        self.reset_gradient = coerce_enum(ResetGradient, self.reset_gradient, "reset_gradient", where)
         if self.reset_timing is ResetTiming.SNNTORCH_IMMEDIATE and (
             self.reset_mode is not ResetMode.SUBTRACT or self.spike_timing is not SpikeTiming.POST
         ):
@@ -226,7 +228,7 @@ class _Spiking(_ElementwiseState):
 
 
 # a graph that does not use multi-spike neurons stores, fingerprints and prints as before
-_SPIKING_OMITTED: dict = {"spike_mode": SpikeCount.BINARY}
+_SPIKING_OMITTED: dict = {"spike_mode": SpikeCount.BINARY, "reset_gradient": ResetGradient.DETACHED}
 
 _DYNAMICS_DOC = """
     Reset and timing fields (defaults are TALON's documented LIF: ``v >= v_threshold``, reset to
@@ -253,7 +255,11 @@ _DYNAMICS_DOC = """
       ``max(u, v_min)`` in exact arithmetic); only with ``reset_timing='immediate'``;
     * ``max_spikes``: with ``spike_mode='multi'``, at most this many spikes per step
       (``n = min(n, max_spikes)``, and the reset subtracts the bounded count; Rockpool's
-      ``max_spikes_per_dt``); ``None``, the default, has no bound.
+      ``max_spikes_per_dt``); ``None``, the default, has no bound;
+    * ``reset_gradient`` (training only; the forward is the same): ``'detached'`` (default,
+      snnTorch's: the spike in ``R`` is a constant) or ``'through'`` (Spyx's, Norse's: the spike
+      in ``R`` carries its surrogate derivative, ``R`` differentiated as ``v - z*theta`` or
+      ``(1 - z)*v + z*v_reset``); see docs/semantics.md §3.1.
 """
 
 
@@ -288,6 +294,7 @@ class LIF(_Spiking):
     spike_mode: SpikeCount = SpikeCount.BINARY
     v_min: np.ndarray | None = None
     max_spikes: int | None = None
+    reset_gradient: ResetGradient = ResetGradient.DETACHED
 
     _array_params = ("tau", "r", "v_leak", "v_threshold", "v_reset", "v_init", "v_min")
     _optional_zero_params = ("v_reset",)
@@ -330,6 +337,7 @@ class IF(_Spiking):
     spike_mode: SpikeCount = SpikeCount.BINARY
     v_min: np.ndarray | None = None
     max_spikes: int | None = None
+    reset_gradient: ResetGradient = ResetGradient.DETACHED
 
     _array_params = ("v_threshold", "r", "v_reset", "v_init", "v_min")
     _optional_zero_params = ("v_reset",)
@@ -379,6 +387,7 @@ class CubaLIF(_Spiking):
     v_min: np.ndarray | None = None
     max_spikes: int | None = None
     synapse: SynapseOrder = SynapseOrder.DECAY
+    reset_gradient: ResetGradient = ResetGradient.DETACHED
 
     _array_params = ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in", "v_init", "v_min")
     _optional_zero_params = ("v_reset",)

@@ -70,6 +70,13 @@ class ResetTiming(StrEnum):
     SNNTORCH_IMMEDIATE = "snntorch_immediate"
 
 
+class ResetGradient(StrEnum):
+    """How the spike that drives a reset is differentiated (training only; see docs/semantics.md §3.1)."""
+
+    DETACHED = "detached"  # a constant: no gradient through R (snnTorch's detached reset)
+    THROUGH = "through"  # carries its surrogate derivative (Spyx, Norse, SpikingJelly's default)
+
+
 class SpikeTiming(StrEnum):
     """Which state the emitted spike is taken from."""
 

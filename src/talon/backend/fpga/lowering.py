@@ -15,11 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from talon import ir
+from talon._compiled import planned_work
 
 from ..config import CompileConfig
 from ..cpu.backend import spiking_paths
 from ..cpu.engine import Engine, calibrate
 from ..cpu.program import Program, lower
+from ..cpu.work_plan import run_share
 from ..errors import BackendError, UnsupportedNodeError
 from ..stimulus import prepare_inputs
 
@@ -104,7 +106,8 @@ def plan_fixed(
         raise UnsupportedNodeError("the FPGA backend cannot generate these nodes: " + "; ".join(problems))
     program = lower(graph)
     arrays, steps, batch, _ = prepare_inputs(graph, calibration_inputs, n_steps)
-    calibration, _ = calibrate(program, arrays)
+    with planned_work(run_share(program, "fp32", steps, batch)):  # a long calibration starts numba at once
+        calibration, _ = calibrate(program, arrays)
     engine = Engine(program, config, calibration)
     return FixedPlan(graph, program, engine, config, steps, batch)
 

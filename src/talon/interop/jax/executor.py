@@ -9,7 +9,9 @@
 Both are ``jax.jit``-compiled pure functions (no hidden state), differentiable through the
 surrogate spike of :mod:`.spike`, so ``jax.grad`` trains a graph. They follow
 ``docs/semantics.md``: the nodes of a step are evaluated in topological order, fan-in is summed
-in edge order, a recurrent edge delivers its source's value of the previous step.
+in edge order, a recurrent edge delivers its source's value of the previous step. The spike that
+drives a reset is differentiated as each neuron's ``reset_gradient`` says (``JaxGraph(graph,
+reset_gradient=...)`` overrides it for every neuron; :mod:`.reset_gradient`).
 
 ``run`` has three schedules. ``"stepwise"`` is the reference; the other two compute the same
 operations, but a product XLA runs on all ``T*B`` samples at once may sum in another order than on
@@ -30,8 +32,10 @@ On a loaded 2-core CPU both whole-sequence schedules measured slower than the st
 
 Convolution chains (a convolution and the neurons, pools and elementwise nodes fed only by it)
 run channels-last inside, on the layout XLA's CPU kernels are fastest on (:mod:`.channels_last`;
-``channels_last=False`` keeps every array channels-first). Inputs, outputs, states and traces
-are in talon's layout either way, and the results are the same bits.
+``channels_last=False`` keeps every array channels-first); their pools of spikes sum their
+windows as sums of strided slices, which XLA fuses with their neighbours (:mod:`.spike_pools`).
+Inputs, outputs, states and traces are in talon's layout either way, and the results are the
+same bits.
 
 What does not change from call to call is prepared outside the compiled function, where it
 costs microseconds instead of an XLA kernel to compile: the weights are read in the layout
@@ -39,8 +43,9 @@ XLA's CPU kernels want (``[in, out]`` for a matrix product, spatial-first for a 
 transposed by numpy and cached while the same weight array comes back
 (:func:`.layers.relayout`); a run from the initial state gets it as a cached device array
 instead of filling zeros in the graph; a neuron coefficient shared by its whole layer comes as a
-scalar, and the other coefficients of small neuron layers come spread over the batch
-(:mod:`.spread`: an update on operands of one shape compiles several times faster); all of it
+scalar, and the other coefficients of small neuron layers, and the biases of small dense
+layers, come spread over the batch (:mod:`.spread`: an update on operands of one shape compiles
+several times faster); all of it
 is kept for the last concrete parameter arrays (:mod:`.call_cache`).
 
 Parameters are a dict ``{node path: {name: array}}`` (``"rnn.lif"`` inside a subgraph): the
@@ -71,7 +76,9 @@ from .delay_carry import delay_order, unstack_delays, wait_for
 from .neurons import SPIKING, coefficients, exact_zero, make_step, per_neuron, state_keys
 from .plan import BOUNDARY, DELAY, INPUT, NEURON, components, flatten, fuse, is_cyclic
 from .products import edge_is_plain, plain_values
+from .reset_gradient import check_override
 from .spike import Surrogate, make_spike
+from .spike_pools import spike_fed_pools
 from .spread import is_identity, spread_on_host, spreads, uniform_on_host, with_spread
 
 MODES = ("stepwise", "fused", "layerwise")
@@ -100,8 +107,11 @@ class JaxGraph:
         surrogate: Surrogate = "superspike",
         dtype: Any = "float32",
         channels_last: bool = True,
+        reset_gradient: str | None = None,
     ):
         self.graph = graph
+        # None: each neuron's own reset_gradient; 'detached' / 'through' for all (see .reset_gradient)
+        self.reset_gradient = check_override(reset_gradient)
         self.dtype = _check_dtype(dtype)
         ir.warn_non_finite(graph, "JaxGraph")  # its parameters are the caller's to fix or retrain
         self.plan = flatten(graph)
@@ -111,6 +121,9 @@ class JaxGraph:
         # per node, which incoming values are never a multiplication (no rounding in sums, .products)
         plain = plain_values(self.plan)
         self._plain = {p: [edge_is_plain(e, plain) for e in f.inputs] for p, f in self.plan.nodes.items()}
+        # pools of spikes in a channels-last chain whose window sums are sums of strided slices
+        # (see .spike_pools)
+        self._sliced_pools = spike_fed_pools(self.plan, self.dtype) & self.channels_last
         self._fns: dict[str, Any] = {}
         self._delays: dict[str, np.ndarray] = {}
         params: dict[str, dict[str, np.ndarray]] = {}
@@ -121,7 +134,7 @@ class JaxGraph:
                 params[path] = coefficients(node, self.dtype)
                 spike = self._spikes[node.comparison.value] if isinstance(node, SPIKING) else None
                 merged_plain = len(flat.inputs) > 1 or all(self._plain[path])  # a sum, or a plain value
-                self._fns[path] = make_step(node, spike, path in self.channels_last, merged_plain)
+                self._fns[path] = make_step(node, spike, path in self.channels_last, merged_plain, self.reset_gradient)
             elif flat.kind == DELAY:
                 self._delays[path] = np.broadcast_to(per_neuron(node.delay, len(flat.shape) + 1), flat.shape)
             elif flat.kind not in (INPUT, BOUNDARY):
@@ -135,6 +148,8 @@ class JaxGraph:
         self._moved: dict[tuple[str, str], tuple[Any, Any]] = {}
         # (path, batch) -> (the layer's coefficients, as the update reads them) (see _spreads)
         self._spread: dict[tuple[str, int], tuple[dict, dict]] = {}
+        # the dense layers whose bias is passed spread over the batch, like small layers' coefficients
+        self._spread_biases = [p for p, f in self.plan.nodes.items() if layers.adds_bias(f.node) and spreads(f.shape)]
         self._neuron_shapes = {p: tuple(f.shape) for p, f in self.plan.nodes.items() if f.kind == NEURON}
         self._neuron_layouts = {p: (s, spreads(s), p in self.channels_last) for p, s in self._neuron_shapes.items()}
         # neuron states kept channels-last, and their rank (channels and spatial axes)
@@ -335,7 +350,9 @@ class JaxGraph:
     def _spreads(self, params: Mapping, moved: Mapping, batch: int) -> dict[str, dict[str, Any]]:
         """``{path: {name: coefficient as the compiled update reads it}}`` for the concrete neuron
         coefficients (:mod:`.spread`): a uniform one as a scalar, one of a small layer spread over
-        ``[batch, *shape]``; made on the host and cached, per layer, while the same arrays come back."""
+        ``[batch, *shape]``; and the bias of a small dense layer spread over ``[batch, out]``
+        (:func:`.layers.adds_bias`); made on the host and cached, per layer, while the same arrays
+        come back."""
         out: dict[str, dict[str, Any]] = {}
         for path, (shape, small, last) in self._neuron_layouts.items():
             values = params[path]
@@ -369,13 +386,24 @@ class JaxGraph:
                 self._spread[(path, batch)] = (dict(values), entry)
             if entry:
                 out[path] = entry
+        for path in self._spread_biases:
+            bias = params[path]["bias"]
+            cached = self._spread.get((path, batch))
+            if cached is not None and cached[0]["bias"] is bias:
+                out[path] = cached[1]
+            elif not isinstance(bias, jax.core.Tracer):
+                with jax.ensure_compile_time_eval():  # a concrete array even when run is traced
+                    out[path] = {"bias": spread_on_host(bias, tuple(np.shape(bias)), batch, False)}
+                if isinstance(bias, jax.Array):  # immutable: safe to cache by identity
+                    self._spread[(path, batch)] = ({"bias": bias}, out[path])
         return out
 
     # ---- lowering ---------------------------------------------------------------------------
 
     def _build_stateless(self, path: str, node: ir.Node):
+        sliced = path in self._sliced_pools
         if path in self.channels_last:
-            return layers.build(node, self.dtype, channels_last=True)
+            return layers.build(node, self.dtype, channels_last=True, sliced_sums=sliced)
         if isinstance(node, ir.Threshold):
             spike = self._spikes[node.comparison.value]
             params = {"threshold": np.ascontiguousarray(np.asarray(node.threshold).astype(self.dtype))}

@@ -25,6 +25,7 @@ from ... import ir
 from ...ir.activations import batch_dim_to_axis
 from ...ir.pooling import pool_output_size
 from .neurons import rounded
+from .spike_pools import sliced_window_sum
 
 HIGHEST = lax.Precision.HIGHEST
 Op = Callable[[dict, Any], Any]
@@ -53,7 +54,21 @@ def _dense(p: dict, x):
 
 def _affine(node: ir.Affine, dtype):
     params = {"weight": _cast(node.weight, dtype), "bias": _cast(node.bias, dtype)}
-    return params, lambda p, x: _dense(p, x) + p["bias"]
+
+    def affine(p, x):
+        y, bias = _dense(p, x), p["bias"]
+        if bias.ndim == 2 and y.shape[0] != bias.shape[0]:  # spread over a step's batch, on T*B samples
+            return (y.reshape((-1, *bias.shape)) + bias).reshape(y.shape)
+        return y + bias
+
+    return params, affine
+
+
+def adds_bias(node: ir.Node) -> bool:
+    """Whether ``node`` is a dense layer adding a bias ``(out,)``, which :func:`build`'s function
+    also takes spread over the batch (``[B, out]``, the same numbers: :mod:`.spread`), on one
+    step's batch or on a sequence folded into ``T*B`` samples."""
+    return _builder(node) is _affine
 
 
 def _linear(node: ir.Linear, dtype):
@@ -205,9 +220,10 @@ def _maxpool(node: ir.MaxPool2d, dtype, channels_last: bool = False):
     return {}, lambda p, x: lax.reduce_window(x, -jnp.inf, lax.max, window, strides, pads, window_dilation=dilation)
 
 
-def _sumpool(node: ir.SumPool2d, dtype, channels_last: bool = False):
+def _sumpool(node: ir.SumPool2d, dtype, channels_last: bool = False, sliced: bool = False):
     window, strides, pads, _ = _pool_geometry(node, node.input_shape, channels_last)
-    return {}, lambda p, x: _window_sum(x, window, strides, pads)
+    window_sum = sliced_window_sum if sliced else _window_sum
+    return {}, lambda p, x: window_sum(x, window, strides, pads)
 
 
 def _window_sum(x, window, strides, pads):
@@ -232,14 +248,15 @@ def _avg_divisor(node: ir.AvgPool2d, shape) -> np.ndarray:
     return np.outer(counts[0], counts[1]).astype(np.float64)
 
 
-def _avgpool(node: ir.AvgPool2d, dtype, channels_last: bool = False):
+def _avgpool(node: ir.AvgPool2d, dtype, channels_last: bool = False, sliced: bool = False):
     window, strides, pads, _ = _pool_geometry(node, node.input_shape, channels_last)
+    window_sum = sliced_window_sum if sliced else _window_sum
     divisor = _cast(_avg_divisor(node, node.input_shape), dtype)
     if channels_last and divisor.ndim:
         divisor = divisor[..., None]  # [H, W] -> [H, W, 1]: broadcast over the channels, now last
 
     def avgpool(p, x):
-        return _window_sum(x, window, strides, pads) / divisor
+        return window_sum(x, window, strides, pads) / divisor
 
     return {}, avgpool
 
@@ -423,11 +440,15 @@ _SPATIAL = (_convnd, _maxpool, _sumpool, _avgpool)
 _ANY_LAYOUT = (_relu, _gelu, _elu, _identity)
 
 
-def build(node: ir.Node, dtype, channels_last: bool = False) -> tuple[dict[str, np.ndarray], Op] | None:
+def build(
+    node: ir.Node, dtype, channels_last: bool = False, sliced_sums: bool = False
+) -> tuple[dict[str, np.ndarray], Op] | None:
     """``(params, fn)`` for a stateless node, or None when this module does not implement it.
 
     ``channels_last`` (only for the nodes :func:`runs_channels_last` accepts): ``fn`` maps
-    ``[N, *spatial, C]`` to ``[N, *spatial', C']``.
+    ``[N, *spatial, C]`` to ``[N, *spatial', C']``. ``sliced_sums`` (sum and average pools whose
+    input makes every window sum exact in any order, :func:`.spike_pools.spike_fed_pools`):
+    the window sums are sums of strided slices (:func:`.spike_pools.sliced_window_sum`).
     """
     for cls, fn in _ELEMENTWISE.items():
         if type(node) is cls:
@@ -437,6 +458,8 @@ def build(node: ir.Node, dtype, channels_last: bool = False) -> tuple[dict[str, 
         return None
     if channels_last and builder not in _SPATIAL and builder not in _ANY_LAYOUT:
         raise ValueError(f"{node._where()}: {type(node).__name__} does not run channels-last")
+    if builder in (_sumpool, _avgpool):
+        return builder(node, dtype, channels_last, sliced_sums)
     return builder(node, dtype, channels_last) if builder in _SPATIAL else builder(node, dtype)
 
 

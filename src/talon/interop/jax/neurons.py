@@ -30,14 +30,13 @@ coefficient): after the reset, ``u = max(u - v_min, 0) + v_min``.
 
 with ``R(v, z) = where(z, v_reset, v)`` (value), ``v - z*theta`` (subtract) or ``v`` (none).
 
-Gradients through the reset follow snnTorch, as the PyTorch executor does (``docs/semantics.md``
-§3): the spike in ``R`` is a constant (``stop_gradient``; a delayed reset is snnTorch's detached
-``reset``, an immediate one is detached too), the output spike — ``z``, or ``z_prev`` with
-``spike_timing='pre'`` — carries the surrogate, and so does ``z`` in the same-step correction
-of ``'snntorch_immediate'`` (snnTorch's ``mem - (spk - reset)*theta`` with ``reset`` detached).
-``R`` of the value reset has no gradient through the spike in any case. (Spyx, whose ``LIF``
-subtracts its output spike, differentiates through the delayed reset: a Spyx-imported graph
-runs Spyx's forward exactly but trains with this convention.)
+Gradients through the reset follow the node's ``reset_gradient`` (or ``JaxGraph``'s override),
+as the PyTorch executor does (``docs/semantics.md`` §3.1, :mod:`.reset_gradient`): with
+``'detached'`` (snnTorch's) the spike in ``R`` is a constant (``stop_gradient``; a delayed reset is
+snnTorch's detached ``reset``, an immediate one is detached too); with ``'through'`` (Spyx's,
+Norse's) it carries its surrogate. The output spike — ``z``, or ``z_prev`` with
+``spike_timing='pre'`` — always carries the surrogate, and so does ``z`` in the same-step
+correction of ``'snntorch_immediate'`` (snnTorch's ``mem - (spk - reset)*theta``).
 
 Every product that feeds a sum goes through :func:`rounded`: XLA on CPU fuses ``a*b + c`` into
 one fused multiply-add (rounding once instead of twice), which would make the JAX engine differ
@@ -60,6 +59,7 @@ from ... import ir
 # the coefficients are computed alike by every engine (talon.ir.coefficients); re-exported here
 from ...ir.coefficients import SPIKING, STATEFUL, is_euler  # noqa: F401
 from ...ir.coefficients import neuron_coefficients as coefficients  # noqa: F401
+from .reset_gradient import convention, reset_rule
 
 
 def state_keys(node: ir.Node) -> tuple[str, ...]:
@@ -125,14 +125,6 @@ def _expand_all(params: dict, expand, ndim: int) -> dict:
     return {name: None if p is None else expand(p, ndim) for name, p in params.items()}
 
 
-def _reset(mode: str, v, z, k: dict):
-    if mode == "value":
-        return jnp.where(z > 0, k["v_reset"], v)
-    if mode == "subtract":
-        return v - z * k["theta"]
-    return v
-
-
 def _multi_spike_count(z, u, theta, limit):
     """``floor(u / theta)`` where the comparison ``z`` fired, else 0, at most ``limit``
     (``max_spikes``); the gradient is ``z``'s."""
@@ -147,7 +139,13 @@ def _euler(k: dict, v, x, zero):
     return v + rounded(k["k"] * ((k["v_leak"] - v) + rounded(k["r"] * x, zero)), zero)
 
 
-def make_step(node: ir.Node, spike: Callable | None, channels_last: bool = False, plain: bool = False) -> Callable:
+def make_step(
+    node: ir.Node,
+    spike: Callable | None,
+    channels_last: bool = False,
+    plain: bool = False,
+    reset_gradient: ir.ResetGradient | None = None,
+) -> Callable:
     """Return ``step(params, state, x, zero) -> (output, new_state)`` for one stateful node.
 
     ``params`` are this node's coefficients (see :func:`coefficients`), ``state`` the dict of
@@ -162,6 +160,7 @@ def make_step(node: ir.Node, spike: Callable | None, channels_last: bool = False
     is then true) also takes ``defer=True``: ``step(params, state, x, zero, defer=True)`` returns
     ``(output, update)``, ``update(zero) -> new_state`` making the same update with the zero given
     then (:mod:`.deferred`).
+    ``reset_gradient`` overrides the node's own convention (:mod:`.reset_gradient`).
     """
     cuba = isinstance(node, (ir.CubaLIF, ir.CubaLI))
     euler = is_euler(node)
@@ -200,17 +199,18 @@ def make_step(node: ir.Node, spike: Callable | None, channels_last: bool = False
     if channels_last and v_min is not None and v_min.ndim == len(node.output_shape):
         v_min = np.moveaxis(v_min, 0, -1)
     input_first = getattr(node, "synapse", None) == ir.SynapseOrder.INPUT_FIRST
+    hold, reset = reset_rule(mode, convention(node, reset_gradient) == ir.ResetGradient.THROUGH)
 
     def spiking_step(params, state, x, zero, defer: bool = False):
         k = _expand_all(params, expand, x.ndim)
         v = state["v"]
         z_prev = spike(v, k["theta"])
-        z_reset = lax.stop_gradient(z_prev)  # the delayed reset carries no gradient (snnTorch's)
+        z_reset = hold(z_prev)  # the spike as the delayed reset sees it (a constant if 'detached')
 
         def update(zero):  # the new state (and this step's spike) from v, x and the rounding zero
             v = state["v"]
             if timing == "delayed_pre_decay":
-                v = _reset(mode, v, z_reset, k)
+                v = reset(v, z_reset, k)
             new = {}
             x_in = x
             if input_first:  # i = alpha*(i + gs*x)
@@ -226,13 +226,13 @@ def make_step(node: ir.Node, spike: Callable | None, channels_last: bool = False
             else:  # IF: beta = 1 and c = 0, so u = (1*v + g*x) + 0 == v + g*x (up to the sign of a zero)
                 u = v + _input_term(k["g"], x_in, zero)
             if timing in ("delayed", "snntorch_immediate"):
-                u = _reset(mode, u, z_reset, k)
+                u = reset(u, z_reset, k)
             z = spike(u, k["theta"])
             if multi:
                 z = _multi_spike_count(z, u, k["theta"], limit)
-                u = u - rounded(lax.stop_gradient(z) * k["theta"], zero)
+                u = u - rounded(hold(z) * k["theta"], zero)
             elif timing == "immediate":
-                u = _reset(mode, u, lax.stop_gradient(z), k)
+                u = reset(u, hold(z), k)
             elif timing == "snntorch_immediate":  # subtract only: correct the delayed reset to this step's spike
                 u = u - (z - z_reset) * k["theta"]  # snnTorch's `mem - (spk - reset)*theta`: spk carries a gradient
             if v_min is not None:  # the floor (immediate reset only), after the reset

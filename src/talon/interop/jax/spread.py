@@ -23,6 +23,10 @@ made by numpy and cached while the same arrays (and batch size) come back:
   256 neurons, an 8-channel 16×16 convolution's) compiled as fast with broadcasting
   coefficients, and reading ``B`` copies of each coefficient every step made their run slower,
   so they keep them as they are.
+* the **bias** of a dense layer (Affine) of at most :data:`MAX_NEURONS` outputs, spread to
+  ``[B, out]`` likewise: XLA adds it inside the next neuron's update kernel, and a broadcast
+  ``[out]`` bias there made LLVM take three to four times as long on that kernel (the SCNN's
+  10-neuron LIF, ``docs/jax.md`` §8) — the same effect as broadcasting coefficients.
 
 Exactness: a scalar or a broadcast copies values; every neuron is multiplied and added with the
 same coefficient value in the same order as before, so the results are the same bits ("uniform"

@@ -576,6 +576,8 @@ class _Exporter:
         records: dict[str, Any] = {}
         if kind == "LIF" and node.integration == "euler":
             records["talon_integration"] = "euler"  # the same NIR equation; talon's evaluation order
+        if node.reset_gradient != ir.ResetGradient.DETACHED:
+            records["talon_reset_gradient"] = node.reset_gradient.value  # training only; NIR has no field
         changes = []
         skip: list[str] = []
         if node.comparison == ">=":

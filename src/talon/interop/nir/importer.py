@@ -504,6 +504,9 @@ class _Importer(Assembler):
             kwargs["integration"] = self.integration or recorded or "decay"
         if kind in ("LIF", "IF", "CubaLIF"):
             kwargs.update(_NIR_SPIKING)
+            recorded = records.get("talon_reset_gradient")  # talon's training convention (NIR has none)
+            if recorded is not None:
+                kwargs["reset_gradient"] = recorded.decode() if isinstance(recorded, bytes) else recorded
         elif kind == "Threshold":
             kwargs["comparison"] = ">"
         built = cls(**kwargs)  # validate now, so that errors name this node

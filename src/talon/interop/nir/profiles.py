@@ -31,11 +31,13 @@ Profiles (measured against the frameworks' own runs; versions as tested):
 * ``"nir"``: the standard itself (the default).
 
 * ``"norse"`` (1.1.0, producer only): LIF as its Euler box at the importer's dt (default 1e-3),
-  ``>``, reset to 0, ``r`` and ``v_reset`` ignored; IF ``v + x`` (:mod:`.profile_norse`).
+  ``>``, reset to 0, ``r`` and ``v_reset`` ignored; IF ``v + x`` (:mod:`.profile_norse`); the reset
+  differentiated through the spike (``reset_gradient='through'``).
 
 * ``"spyx"`` (1.0.0): its ``spyx.nn`` neurons (spike on the membrane before the update, ``>``,
   subtractive reset with the input) with decays ``1 − dt/τ`` at its importer's dt (default 1);
-  ``r``, ``w_in``, ``v_leak``, ``v_reset`` ignored; nodes it drops refused (:mod:`.profile_spyx`).
+  ``r``, ``w_in``, ``v_leak``, ``v_reset`` ignored; nodes it drops refused (:mod:`.profile_spyx`);
+  the reset differentiated through the spike (``reset_gradient='through'``).
 """
 
 from __future__ import annotations

@@ -13,6 +13,6 @@ from ..jax._deps import require as _require
 _require("spyx")
 
 from ._export import to_ir  # noqa: E402
-from ._import import channels_first, channels_last, from_ir  # noqa: E402
+from ._import import ResetGradientWarning, channels_first, channels_last, from_ir  # noqa: E402
 
-__all__ = ["channels_first", "channels_last", "from_ir", "to_ir"]
+__all__ = ["ResetGradientWarning", "channels_first", "channels_last", "from_ir", "to_ir"]

@@ -6,7 +6,8 @@ the update (``spike_timing='pre'``), ``V > threshold`` (``comparison='>'``), the
 the threshold and is applied with the input of the same step (``reset_timing='delayed'``) — or
 before the decay for CuBaLIF (``'delayed_pre_decay'``) — and each decay ``beta`` (clipped to
 ``[0, 1]`` as Spyx does on every call) becomes ``tau = r = 1/(1 - beta)`` in float64, so that the
-engines' ``1 - 1/tau`` and ``r/tau`` give back ``beta`` and exactly ``1.0`` in float32.
+engines' ``1 - 1/tau`` and ``r/tau`` give back ``beta`` and exactly ``1.0`` in float32. Spyx's
+autograd differentiates its reset ``- s·threshold`` through the spike: ``reset_gradient='through'``.
 
 A recurrent layer (RIF, RLIF, RCuBaLIF) computes ``s_t = H(V_{t-1} - theta)`` and feeds ``s_t @ W``
 into the same step's update. A talon recurrent edge is one step late, so a ``'pre'`` spike fed
@@ -36,7 +37,8 @@ SUPPORTED = (
     "flax.nnx.Linear, flax.nnx.Conv (1-d, 2-d), spyx.nn.SumPool, spyx.nn.Flatten, and the neurons IF, LIF, "
     "CuBaLIF, LI, RIF, RLIF, RCuBaLIF, PSU_LIF (AssociativeLIF)"
 )
-SPYX_DYNAMICS = {"reset_mode": "subtract", "spike_timing": "pre", "comparison": ">"}
+# Spyx subtracts its spike `s·θ` without stopping its gradient: reset_gradient='through'
+SPYX_DYNAMICS = {"reset_mode": "subtract", "spike_timing": "pre", "comparison": ">", "reset_gradient": "through"}
 
 
 def to_ir(model: Any, input_shape: Any) -> ir.Graph:

@@ -6,11 +6,14 @@ must have Spyx's dynamics (``comparison='>'``, subtractive reset applied with th
 ``spike_timing='pre'``; or no reset with ``'post'`` for PSU_LIF), unit input gain
 (``r/tau == 1``), no leak drive and the decay order (``integration='decay'``); anything else
 raises :class:`~talon.ir.ConversionError` naming the node and the field, instead of building a
-model that behaves differently.
+model that behaves differently. Spyx differentiates every reset through its spike: a neuron with
+``reset_gradient='detached'`` is converted (the values are the same) with a
+:class:`ResetGradientWarning` saying that Spyx will train it with ``'through'``.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -20,6 +23,10 @@ from ...ir.errors import ConversionError
 from ..jax._deps import require
 from ..jax.neurons import coefficients
 from ._layout import Layout
+
+
+class ResetGradientWarning(UserWarning):
+    """The Spyx model differentiates its reset otherwise than the graph's ``reset_gradient`` says."""
 
 
 def channels_first(x: Any, leading: int = 2) -> Any:
@@ -283,6 +290,14 @@ class _Builder:
                     f"(Spyx: spike = V > threshold on the state before the update, subtractive reset applied with "
                     f"the input)"
                 )
+        if node.reset_gradient != ir.ResetGradient.THROUGH:
+            warnings.warn(
+                f"{where}: reset_gradient={node.reset_gradient.value!r}, but Spyx differentiates its reset through "
+                "the spike ('through'): the Spyx model computes the same values and trains with Spyx's gradients, "
+                "not the graph's (docs/semantics.md §3.1)",
+                ResetGradientWarning,
+                stacklevel=4,
+            )
 
     def _spiking(self, where: str, node) -> None:
         _require_zero_start(where, node)
