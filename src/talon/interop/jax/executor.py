@@ -71,6 +71,7 @@ from ...ir.errors import UnsupportedModuleError
 from . import layers
 from .call_cache import PreparedCalls, on_cpu
 from .channels_last import arrive, channels_last_paths, coefficient_axes, to_first, to_first_on_host, to_last
+from .deferred import deferred_updates
 from .delay_carry import delay_order, unstack_delays, wait_for
 from .neurons import SPIKING, coefficients, exact_zero, make_step, per_neuron, state_keys
 from .plan import BOUNDARY, DELAY, INPUT, NEURON, components, flatten, fuse, is_cyclic
@@ -166,6 +167,7 @@ class JaxGraph:
         }
         self._params_structure = jax.tree.structure(self.params)
         self._input_shapes = {name: tuple(self.plan.nodes[p].shape) for name, p in self.plan.inputs.items()}
+        self._defer_updates = True  # (.deferred; the tests compare with False)
         self._step_jit = jax.jit(self._step)
         self._run_jit = jax.jit(self._run, static_argnames=("record", "mode", "state_inside", "host"))
 
@@ -214,8 +216,8 @@ class JaxGraph:
         inputs = self._inputs(x, time=False)
         batch = next(iter(inputs.values())).shape[0]
         self._check_state(state, batch)
-        moved, spread, _ = self._prepared(params, batch)
-        outputs, new_state = self._step_jit(params, moved, spread, state, inputs)
+        (slim, moved, spread), _ = self._prepared(params, batch)
+        outputs, new_state = self._step_jit(slim, moved, spread, state, inputs)
         return self._outputs(outputs), new_state
 
     def run(self, params: Mapping, x, state: Mapping | None = None, *, record: bool = False, mode: str = "stepwise"):
@@ -230,7 +232,7 @@ class JaxGraph:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         inputs = self._inputs(x, time=True)
         batch = next(iter(inputs.values())).shape[1]
-        moved, spread, params_on_cpu = self._prepared(params, batch)
+        (slim, moved, spread), params_on_cpu = self._prepared(params, batch)
         inside = state is None and bool(self._last_states)  # the cached initial state is laid out as inside
         if state is None:
             state = self._initial_state(batch)
@@ -238,7 +240,7 @@ class JaxGraph:
             self._check_state(state, batch)
         host = self._finish_on_host(params_on_cpu, None if state is self._initial.get(batch) else state, inputs)
         outputs, final, trace = self._run_jit(
-            params, moved, spread, state, inputs, record=bool(record), mode=mode, state_inside=inside, host=host
+            slim, moved, spread, state, inputs, record=bool(record), mode=mode, state_inside=inside, host=host
         )
         if host:
             outputs, final, trace = self._outside(outputs, final, lead=2, trace=trace, xp=np)
@@ -264,17 +266,31 @@ class JaxGraph:
 
     # ---- per-call preparation, outside the compiled functions -------------------------------
 
-    def _prepared(self, params, batch: int) -> tuple[dict, dict, bool]:
-        """``(moved, spread, params on the CPU)`` for ``params`` (validated): see
-        :meth:`_relayouts`, :meth:`_spreads`, :func:`.call_cache.on_cpu`; kept for the last
-        concrete parameters (:class:`.call_cache.PreparedCalls`)."""
+    def _prepared(self, params, batch: int) -> tuple[tuple[dict, dict, dict], bool]:
+        """``((slim, moved, spread), params on the CPU)`` for ``params`` (validated): see
+        :meth:`_relayouts`, :meth:`_spreads`, :meth:`_slim`, :func:`.call_cache.on_cpu`; kept for
+        the last concrete parameters (:class:`.call_cache.PreparedCalls`)."""
 
         def prepare(params):
             self._check_params(params)
             moved = self._relayouts(params)
-            return moved, self._spreads(params, moved, batch), on_cpu(jax.tree.leaves(params))
+            spread = self._spreads(params, moved, batch)
+            return (self._slim(params, moved, spread), moved, spread), on_cpu(jax.tree.leaves(params))
 
         return self._calls.get(params, batch, prepare)
+
+    def _slim(self, params: Mapping, moved: Mapping, spread: Mapping) -> dict:
+        """``params`` without the arrays the compiled functions do not read: those a relaid array
+        of ``moved`` or a prepared coefficient of ``spread`` stands for (every array passed to a
+        ``jit`` function costs dispatch time on every call, read or not)."""
+        slim = {}
+        for path, arrays in params.items():
+            replaced = set(spread.get(path, ()))
+            for name, new_name, _ in self._relayout.get(path, ()):
+                if moved[path][new_name] is not None:
+                    replaced.add(name)
+            slim[path] = {name: a for name, a in arrays.items() if name not in replaced} if replaced else arrays
+        return slim
 
     def _initial_state(self, batch: int) -> dict:
         """``init_state(batch)`` built with numpy in the layout ``run`` keeps inside (the states of
@@ -469,15 +485,19 @@ class JaxGraph:
 
         Edges from outside ``paths`` read ``external[edge.key]`` (already delayed if recurrent);
         recurrent edges inside read ``state["edges"]``. Returns (values, node states, edge states).
-        ``ordered`` (see :meth:`_delay_order`) evaluates the readers of carried one-step Delays
-        first and makes the neurons that compute those Delays' next values wait for them.
+        ``ordered`` (see :meth:`_step_order`) evaluates the readers of carried one-step Delays
+        first and makes the neurons that compute those Delays' next values wait for them, and
+        updates the membranes of the neurons outputting their previous spike last (:mod:`.deferred`).
         """
         members = set(paths)
         values: dict[str, Any] = {}
         node_state: dict[str, dict] = {}
         waits: dict[str, list[str]] = {}
+        deferred: dict[str, list[str]] = {}
+        pending: dict[str, Any] = {}
         if ordered is not None:  # the one-step Delays' values are read before their sources run
-            paths, waits = ordered
+            # (and the deferred neurons' updates come last)
+            paths, waits, deferred = ordered
             for path in self._delays:
                 history = state["nodes"].get(path, {}).get("history")
                 if history is not None and path in members and history.ndim == 1 + len(self.plan.nodes[path].shape):
@@ -498,7 +518,9 @@ class JaxGraph:
                     value = _port(values[edge.src], edge.port)
                 incoming.append(self._arrive(edge, path, value))
             x = layers.merge(flat.node, incoming, path, zero, self._plain[path])
-            if flat.kind == NEURON:
+            if flat.kind == NEURON and path in deferred:  # its spike now, its update at the end
+                values[path], pending[path] = self._fns[path](params[path], state["nodes"][path], x, zero, defer=True)
+            elif flat.kind == NEURON:
                 values[path], node_state[path] = self._fns[path](params[path], state["nodes"][path], x, zero_here)
             elif flat.kind == DELAY:
                 values[path], delay_state = self._delay_step(path, state, x)
@@ -507,6 +529,10 @@ class JaxGraph:
                 values[path] = x
             else:
                 values[path] = self._fns[path](params.get(path, {}), x)
+        for path in reversed(pending):  # after every reader of their spikes (.deferred)
+            # a neuron reading the spikes is waited for through its new state (made by now)
+            read = [node_state[r] if self.plan.nodes[r].kind == NEURON else values[r] for r in deferred[path]]
+            node_state[path] = pending[path](wait_for(zero, read + [values[r] for r in waits.get(path, [])]))
         edge_state = {
             e.key: self._edge_value(e, _port(values[e.src], e.port))
             for p in paths
@@ -599,7 +625,7 @@ class JaxGraph:
         return self._outside(outputs, final, lead=2, trace=trace)
 
     def _run_stepwise(self, params, state, inputs, record: bool, zero):
-        ordered = self._delay_order()
+        ordered = self._step_order()
 
         def body(carry, x_t):
             outputs, new = self._one_step(params, carry, x_t, zero, ordered)
@@ -614,9 +640,16 @@ class JaxGraph:
         its 0-lag elements pass the current input, so it takes the general path."""
         return [p for p in self._delays if self._max_delay(p) == 1 and self._uniform_delay(p)]
 
-    def _delay_order(self):
-        """See :func:`.delay_carry.delay_order`."""
-        return delay_order(self.plan, set(self._one_step_delays()))
+    def _step_order(self):
+        """``(paths, waits, deferred)`` for a step of the step-wise scan, or None (the plan's order):
+        :func:`.delay_carry.delay_order` and :func:`.deferred.deferred_updates`."""
+        order = delay_order(self.plan, set(self._one_step_delays()))
+        deferrable = {p for p, fn in self._fns.items() if getattr(fn, "defers", False)}
+        deferred = deferred_updates(self.plan, deferrable) if self._defer_updates else {}
+        if order is None and not deferred:
+            return None
+        paths, waits = order if order is not None else (self.plan.order, {})
+        return paths, waits, deferred
 
     def _unstack_delays(self, state: dict, axis: int | None) -> dict:
         """See :func:`.delay_carry.unstack_delays`."""

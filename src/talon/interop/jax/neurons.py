@@ -155,6 +155,11 @@ def make_step(
     ``[B, *spatial, C]`` and its layer-shaped coefficients come channels-last too (the same
     arithmetic on every neuron, only stored in another order). ``plain``: the input ``x`` is
     never a multiplication XLA could fuse into the update's sums (:mod:`.products`).
+
+    A spiking node whose output is its previous spike (``spike_timing='pre'``; ``step.defers``
+    is then true) also takes ``defer=True``: ``step(params, state, x, zero, defer=True)`` returns
+    ``(output, update)``, ``update(zero) -> new_state`` making the same update with the zero given
+    then (:mod:`.deferred`).
     ``reset_gradient`` overrides the node's own convention (:mod:`.reset_gradient`).
     """
     cuba = isinstance(node, (ir.CubaLIF, ir.CubaLI))
@@ -196,40 +201,50 @@ def make_step(
     input_first = getattr(node, "synapse", None) == ir.SynapseOrder.INPUT_FIRST
     hold, reset = reset_rule(mode, convention(node, reset_gradient) == ir.ResetGradient.THROUGH)
 
-    def spiking_step(params, state, x, zero):
+    def spiking_step(params, state, x, zero, defer: bool = False):
         k = _expand_all(params, expand, x.ndim)
         v = state["v"]
         z_prev = spike(v, k["theta"])
         z_reset = hold(z_prev)  # the spike as the delayed reset sees it (a constant if 'detached')
-        if timing == "delayed_pre_decay":
-            v = reset(v, z_reset, k)
-        new = {}
-        if input_first:  # i = alpha*(i + gs*x)
-            x = k["alpha"] * (state["i"] + rounded(k["gs"] * x, zero))
-            new["i"] = x
-        elif cuba:
-            x = rounded(k["alpha"] * state["i"], zero) + rounded(k["gs"] * x, zero)
-            new["i"] = x
-        if euler:
-            u = _euler(k, v, x, zero)
-        elif leaky:  # after a synapse i = alpha*i + gs*x, x is a sum
-            u = _decay(k, v, x, zero, (plain or cuba) and not input_first)
-        else:  # IF: beta = 1 and c = 0, so u = (1*v + g*x) + 0 == v + g*x (up to the sign of a zero)
-            u = v + _input_term(k["g"], x, zero)
-        if timing in ("delayed", "snntorch_immediate"):
-            u = reset(u, z_reset, k)
-        z = spike(u, k["theta"])
-        if multi:
-            z = _multi_spike_count(z, u, k["theta"], limit)
-            u = u - rounded(hold(z) * k["theta"], zero)
-        elif timing == "immediate":
-            u = reset(u, hold(z), k)
-        elif timing == "snntorch_immediate":  # subtract only: correct the delayed reset to this step's spike
-            u = u - (z - z_reset) * k["theta"]  # snnTorch's `mem - (spk - reset)*theta`: spk carries a gradient
-        if v_min is not None:  # the floor (immediate reset only), after the reset
-            floor = expand(jnp.asarray(v_min, u.dtype), x.ndim)
-            u = jnp.maximum(u - floor, jnp.zeros((), u.dtype)) + floor
-        new["v"] = u
+
+        def update(zero):  # the new state (and this step's spike) from v, x and the rounding zero
+            v = state["v"]
+            if timing == "delayed_pre_decay":
+                v = reset(v, z_reset, k)
+            new = {}
+            x_in = x
+            if input_first:  # i = alpha*(i + gs*x)
+                x_in = k["alpha"] * (state["i"] + rounded(k["gs"] * x_in, zero))
+                new["i"] = x_in
+            elif cuba:
+                x_in = rounded(k["alpha"] * state["i"], zero) + rounded(k["gs"] * x_in, zero)
+                new["i"] = x_in
+            if euler:
+                u = _euler(k, v, x_in, zero)
+            elif leaky:  # after a synapse i = alpha*i + gs*x, x is a sum
+                u = _decay(k, v, x_in, zero, (plain or cuba) and not input_first)
+            else:  # IF: beta = 1 and c = 0, so u = (1*v + g*x) + 0 == v + g*x (up to the sign of a zero)
+                u = v + _input_term(k["g"], x_in, zero)
+            if timing in ("delayed", "snntorch_immediate"):
+                u = reset(u, z_reset, k)
+            z = spike(u, k["theta"])
+            if multi:
+                z = _multi_spike_count(z, u, k["theta"], limit)
+                u = u - rounded(hold(z) * k["theta"], zero)
+            elif timing == "immediate":
+                u = reset(u, hold(z), k)
+            elif timing == "snntorch_immediate":  # subtract only: correct the delayed reset to this step's spike
+                u = u - (z - z_reset) * k["theta"]  # snnTorch's `mem - (spk - reset)*theta`: spk carries a gradient
+            if v_min is not None:  # the floor (immediate reset only), after the reset
+                floor = expand(jnp.asarray(v_min, u.dtype), x.ndim)
+                u = jnp.maximum(u - floor, jnp.zeros((), u.dtype)) + floor
+            new["v"] = u
+            return z, new
+
+        if defer:  # the output is z_prev: the update can be made later (see .deferred)
+            return z_prev, lambda zero: update(zero)[1]
+        z, new = update(zero)
         return (z if post else z_prev), new
 
+    spiking_step.defers = not post  # its output does not depend on this step's update
     return spiking_step
