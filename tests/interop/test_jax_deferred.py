@@ -194,8 +194,19 @@ def _loop_copies(model, x) -> list[str]:
 
 def test_the_scan_updates_the_membranes_in_place():
     """Evaluated in plan order, XLA copies the membrane of every ``pre`` neuron of the dense chain
-    (lif1, lif2, lif3, cuba) out of the loop carry every step; deferred, none. (The conv chain is
-    not asserted: since main's channels-last pool changes its LIF's copy is back; see docs/jax.md.)"""
+    (lif1, lif2, lif3, cuba) out of the loop carry every step; deferred, none."""
     model, in_order, x = _models("dense")
     assert sorted(c.split()[2].split("{")[0] for c in _loop_copies(in_order, x)) == ["f32[3,12]"] * 3 + ["f32[3,8]"]
     assert _loop_copies(model, x) == []
+
+
+def test_the_conv_membrane_is_updated_in_place_behind_a_sliced_pool():
+    """The conv LIF's spikes reach the product through a pool of sliced sums and a Flatten, which
+    XLA fuses into the update's kernel when the update waits for them: so it waits for the
+    product instead, and the ``[3, 6, 6, 4]`` membrane is not copied (the IF's, whose spikes only
+    leave the step as the output, is)."""
+    model, in_order, x = _models("conv")
+    assert model._sliced_pools == {"pool"}
+    copied = sorted(c.split()[2].split("{")[0] for c in _loop_copies(in_order, x))
+    assert copied == ["f32[3,6,6,4]", "f32[3,6]"]
+    assert [c.split()[2].split("{")[0] for c in _loop_copies(model, x)] == ["f32[3,6]"]

@@ -27,11 +27,14 @@ from __future__ import annotations
 from .plan import BOUNDARY
 
 
-def deferred_updates(plan, deferrable: set[str]) -> dict[str, list[str]]:
+def deferred_updates(plan, deferrable: set[str], see_through: frozenset[str] = frozenset()) -> dict[str, list[str]]:
     """``{neuron: [readers]}``: for each neuron of ``deferrable`` (its output does not depend on
     its update within the step), the nodes reading its output in the same step, directly or
-    through Boundaries. A neuron nothing reads in the step is left out (there is nothing to wait
-    for: its spikes only leave the step as an output).
+    through Boundaries and the one-input nodes of ``see_through``: elementwise or moving ones (a
+    pool written as sliced sums, a ``Flatten``) that XLA may recompute inside the update's own
+    kernel from the membrane, so that waiting for them would order nothing. A neuron nothing
+    reads in the step is left out (there is nothing to wait for: its spikes only leave the step
+    as an output).
 
     The update waits for each reader's value, or, for a reader that is itself deferrable (its
     value is its own previous spike, whatever it reads), for that reader's new state — so the
@@ -44,7 +47,8 @@ def deferred_updates(plan, deferrable: set[str]) -> dict[str, list[str]]:
         passes = {neuron}  # the neuron and the Boundaries passing its value on unchanged
         for path in plan.order:
             ins = [e.src for e in nodes[path].inputs if not e.recurrent]
-            if nodes[path].kind == BOUNDARY and ins and all(s in passes for s in ins):
+            passing = nodes[path].kind == BOUNDARY or path in see_through
+            if passing and ins and all(s in passes for s in ins):
                 passes.add(path)
         readers = [
             p for p in plan.order

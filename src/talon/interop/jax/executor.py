@@ -80,24 +80,12 @@ from .reset_gradient import check_override
 from .spike import Surrogate, make_spike
 from .spike_pools import spike_fed_pools
 from .spread import is_identity, spread_on_host, spreads, uniform_on_host, with_spread
+from .whole_sequence import WholeSequenceSchedules, port
 
 MODES = ("stepwise", "fused", "layerwise")
 
 
-def _port(value, port):
-    return value if port is None else value[port]
-
-
-def _fold(fn, *seqs):
-    """Apply a per-sample function to sequences ``[T, B, ...]`` by folding time into the batch."""
-    t, b = seqs[0].shape[:2]
-    out = fn(*(s.reshape((t * b, *s.shape[2:])) for s in seqs))
-    if isinstance(out, (list, tuple)):
-        return [o.reshape((t, b, *o.shape[1:])) for o in out]
-    return out.reshape((t, b, *out.shape[1:]))
-
-
-class JaxGraph:
+class JaxGraph(WholeSequenceSchedules):
     """A talon graph compiled to JAX (see the module docstring)."""
 
     def __init__(
@@ -515,7 +503,7 @@ class JaxGraph:
                 elif edge.recurrent:
                     value = state["edges"][edge.key]
                 else:
-                    value = _port(values[edge.src], edge.port)
+                    value = port(values[edge.src], edge.port)
                 incoming.append(self._arrive(edge, path, value))
             x = layers.merge(flat.node, incoming, path, zero, self._plain[path])
             if flat.kind == NEURON and path in deferred:  # its spike now, its update at the end
@@ -534,7 +522,7 @@ class JaxGraph:
             read = [node_state[r] if self.plan.nodes[r].kind == NEURON else values[r] for r in deferred[path]]
             node_state[path] = pending[path](wait_for(zero, read + [values[r] for r in waits.get(path, [])]))
         edge_state = {
-            e.key: self._edge_value(e, _port(values[e.src], e.port))
+            e.key: self._edge_value(e, port(values[e.src], e.port))
             for p in paths
             for e in self.plan.nodes[p].inputs
             if e.recurrent and e.src in members
@@ -645,7 +633,9 @@ class JaxGraph:
         :func:`.delay_carry.delay_order` and :func:`.deferred.deferred_updates`."""
         order = delay_order(self.plan, set(self._one_step_delays()))
         deferrable = {p for p, fn in self._fns.items() if getattr(fn, "defers", False)}
-        deferred = deferred_updates(self.plan, deferrable) if self._defer_updates else {}
+        # a sliced pool and a Flatten are cheap enough for XLA to recompute in the update's kernel
+        see_through = self._sliced_pools | {p for p, f in self.plan.nodes.items() if isinstance(f.node, ir.Flatten)}
+        deferred = deferred_updates(self.plan, deferrable, see_through) if self._defer_updates else {}
         if order is None and not deferred:
             return None
         paths, waits = order if order is not None else (self.plan.order, {})
@@ -657,99 +647,6 @@ class JaxGraph:
 
     def _trace(self, nodes: dict) -> dict:
         return {p: s for p, s in nodes.items() if self.plan.nodes[p].kind == NEURON}
-
-    def _run_sequences(self, units, params, state, inputs, record: bool, zero):
-        """Evaluate ``units`` in order over the whole sequence: ``(path, False)`` applies one
-        node to all timesteps at once, ``(paths, True)`` scans those nodes step by step."""
-        length = next(iter(inputs.values())).shape[0]
-        seqs: dict[str, Any] = {}
-        final: dict[str, dict] = {"nodes": {}, "edges": {}}
-        trace: dict[str, dict] = {}
-        for comp, scanned in units:
-            members = set(comp)
-            external = {}
-            for path in comp:
-                for edge in self.plan.nodes[path].inputs:
-                    if edge.src in members:
-                        continue
-                    seq = _port(seqs[edge.src], edge.port)
-                    if edge.recurrent:  # an edge closing a cycle of the parent graph crosses components
-                        seq = self._edge_value(edge, seq)
-                        final["edges"][edge.key] = seq[-1]
-                        seq = jnp.concatenate([state["edges"][edge.key][None], seq[:-1]])
-                    external[edge.key] = seq
-            if scanned:
-                self._scan_component(comp, params, state, external, seqs, final, trace, record, length, zero)
-            else:
-                self._sequence_node(comp[0], params, state, inputs, external, seqs, final, trace, record, zero)
-        outputs = {p: seqs[p] for p in self.plan.outputs.values()}
-        return outputs, final, (trace if record else None)
-
-    def _sequence_node(self, path, params, state, inputs, external, seqs, final, trace, record, zero):
-        flat = self.plan.nodes[path]
-        if flat.kind == INPUT:
-            seqs[path] = inputs[path]
-            return
-        incoming = [self._arrive(e, path, external[e.key]) for e in flat.inputs]
-        if len(incoming) > 1:
-            x = _fold(lambda *xs: layers.merge(flat.node, list(xs), path, zero, self._plain[path]), *incoming)
-        else:
-            x = incoming[0]
-        if flat.kind == NEURON:
-            fn, p = self._fns[path], params[path]
-
-            def body(carry, x_t):
-                out, new = fn(p, carry, x_t, zero)
-                return new, (out, new if record else None)
-
-            final["nodes"][path], (seqs[path], states) = jax.lax.scan(body, state["nodes"][path], x)
-            if record:
-                trace[path] = states
-        elif flat.kind == DELAY:
-            seqs[path] = self._delay_sequence(path, state, x, final)
-        elif flat.kind == BOUNDARY:
-            seqs[path] = x
-        else:
-            seqs[path] = _fold(lambda v: self._fns[path](params.get(path, {}), v), x)
-
-    def _delay_sequence(self, path, state, x, final):
-        depth = self._max_delay(path)
-        if depth == 0:
-            return x
-        history = state["nodes"][path]["history"]  # history[k] = input at step -1-k
-        padded = jnp.concatenate([history[::-1], x])
-        t = x.shape[0]
-        if self._uniform_delay(path):  # every element lags by `depth` steps: a slice
-            out = padded[:t]
-        else:
-            index = np.arange(t).reshape((t,) + (1,) * (x.ndim - 1)) + depth - self._delays[path][None, None]
-            out = jnp.take_along_axis(padded, jnp.broadcast_to(jnp.asarray(index), x.shape), axis=0)
-        final["nodes"][path] = {"history": padded[-depth:][::-1]}
-        return out
-
-    def _scan_component(self, comp, params, state, external, seqs, final, trace, record, length, zero):
-        members = set(comp)
-        carry0 = {
-            "nodes": {p: state["nodes"][p] for p in comp if p in state["nodes"]},
-            "edges": {e.key: state["edges"][e.key] for e in self._internal(members)},
-        }
-
-        def body(carry, ext_t):
-            values, node_state, edge_state = self._eval(comp, params, carry, {}, ext_t, zero)
-            neurons = {p: s for p, s in node_state.items() if self.plan.nodes[p].kind == NEURON}
-            return {"nodes": node_state, "edges": edge_state}, (values, neurons if record else None)
-
-        carry, (values, neurons) = jax.lax.scan(body, carry0, external, length=length)
-        seqs.update(values)
-        final["nodes"].update(carry["nodes"])
-        final["edges"].update(carry["edges"])
-        if record:
-            trace.update(neurons)
-
-    def _internal(self, members: set[str]):
-        """The recurrent edges between nodes of ``members``, in plan order."""
-        inside = (self.plan.nodes[p] for p in self.plan.order if p in members)
-        return [e for flat in inside for e in flat.inputs if e.recurrent and e.src in members]
 
 
 def _check_dtype(dtype) -> np.dtype:
