@@ -68,21 +68,13 @@ def write_atomically(path: str | os.PathLike, fill: Callable[[Path], None], erro
     """
     shown = os.fspath(path)
     try:
-        target = resolve_target(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        old_mode = stat.S_IMODE(os.stat(target).st_mode) if target.exists() else None
-        tmp = target.parent / f".t1c-{uuid.uuid4().hex[:12]}.tmp"
-        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))  # the mode honours the umask
+        target, tmp, old_mode = _reserve(path)
     except OSError as exc:
         raise error(f"cannot write {shown}: {exc.strerror or exc}") from None
     try:
         with _sigterm_cleans_up():
             fill(tmp)
-            if old_mode is not None:
-                os.chmod(tmp, old_mode)
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
+            _commit(tmp, target, old_mode)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -100,27 +92,39 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     (same target resolution and permission bits), any exception removes it."""
     shown = os.fspath(path)
     try:
-        target = resolve_target(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        old_mode = stat.S_IMODE(os.stat(target).st_mode) if target.exists() else None
-        tmp = target.parent / f".t1c-{uuid.uuid4().hex[:12]}.tmp"
-        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))  # the mode honours the umask
+        target, tmp, old_mode = _reserve(path)
     except OSError as exc:  # the error names the target, never the temporary file (module contract)
         raise _naming(exc, shown) from None
     try:
         yield tmp
         try:
-            if old_mode is not None:
-                os.chmod(tmp, old_mode)
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
+            _commit(tmp, target, old_mode)
         except OSError as exc:
             raise _naming(exc, shown) from None
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _reserve(path: str | os.PathLike) -> tuple[Path, Path, int | None]:
+    """``(target, temporary file, the target's permission bits or None)``: the target resolved, its
+    folder made, an empty temporary file created beside it (its mode honours the umask)."""
+    target = resolve_target(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    old_mode = stat.S_IMODE(os.stat(target).st_mode) if target.exists() else None
+    tmp = target.parent / f".t1c-{uuid.uuid4().hex[:12]}.tmp"
+    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+    return target, tmp, old_mode
+
+
+def _commit(tmp: Path, target: Path, old_mode: int | None) -> None:
+    """Give ``tmp`` the target's permission bits, flush it to disk and rename it over ``target``."""
+    if old_mode is not None:
+        os.chmod(tmp, old_mode)
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, target)
 
 
 def _naming(exc: OSError, shown: str) -> OSError:
