@@ -152,29 +152,31 @@ class DefaultStimulus(InputSource):
 def prepare_source(graph: ir.Graph, inputs, n_steps: int | None) -> tuple[InputSource, int, int, bool]:
     """Check ``inputs`` (as :func:`prepare_inputs`) and return ``(source, T, B, used_default)``
     without materialising the default stimulus or a held input for all steps."""
-    names = graph.input_nodes
-    if not names:
-        raise BackendError("the graph has no Input node; add ir.Input(shape) nodes to feed it")
-    if inputs is None:
-        steps = DEFAULT_N_STEPS if n_steps is None else check_steps(n_steps)
+    arrays, steps, batch = _checked(graph, inputs, n_steps)
+    if arrays is None:
         return DefaultStimulus(graph, steps), steps, 1, True
-    arrays, steps, batch = _check_inputs(graph, inputs, n_steps)
     return ArrayInputs(arrays, steps, batch), steps, batch, False
 
 
 def prepare_inputs(graph: ir.Graph, inputs, n_steps: int | None) -> tuple[dict[str, np.ndarray], int, int, bool]:
     """Check ``inputs`` and return ``({name: float32 [T, B, *shape]}, T, B, used_default)``."""
-    names = graph.input_nodes
-    if not names:
-        raise BackendError("the graph has no Input node; add ir.Input(shape) nodes to feed it")
-    if inputs is None:
-        steps = DEFAULT_N_STEPS if n_steps is None else check_steps(n_steps)
+    arrays, steps, batch = _checked(graph, inputs, n_steps)
+    if arrays is None:
         return default_stimulus(graph, steps), steps, 1, True
-    arrays, steps, batch = _check_inputs(graph, inputs, n_steps)
     for name, arr in arrays.items():
         if arr.strides[0] == 0:  # held constant: materialised for every step
             check_memory(arr.size * 4, f"input {name!r} held for {steps:,} steps")
     return {name: np.ascontiguousarray(arr, dtype=np.float32) for name, arr in arrays.items()}, steps, batch, False
+
+
+def _checked(graph: ir.Graph, inputs, n_steps: int | None) -> tuple[dict[str, np.ndarray] | None, int, int]:
+    """``(arrays, T, B)`` of checked ``inputs``, or ``(None, T, 1)`` when the default stimulus feeds
+    the graph (``inputs`` is None)."""
+    if not graph.input_nodes:
+        raise BackendError("the graph has no Input node; add ir.Input(shape) nodes to feed it")
+    if inputs is None:
+        return None, DEFAULT_N_STEPS if n_steps is None else check_steps(n_steps), 1
+    return _check_inputs(graph, inputs, n_steps)
 
 
 def _check_inputs(graph: ir.Graph, inputs, n_steps: int | None) -> tuple[dict[str, np.ndarray], int, int]:
