@@ -60,22 +60,11 @@ digest(out, *state.values())
 """
 
 _EVALUATE = """
-import itertools
 import numpy as np
-from talon import evaluate as ev, ir
+from bench.bench_evaluate import digits_mlp
+from talon import evaluate as ev
 if __name__ == "__main__":
-    rng = np.random.default_rng(0)
-    hidden = 128
-    lif = {{"tau": np.full(hidden, 10.0, np.float32), "v_threshold": np.ones(hidden, np.float32)}}
-    nodes = {{
-        "input": ir.Input(np.array([64])),
-        "fc1": ir.Affine(weight=(rng.standard_normal((hidden, 64)) * 1.5).astype(np.float32), bias=np.zeros(hidden)),
-        "lif1": ir.LIF(**lif),
-        "fc2": ir.Affine(weight=(rng.standard_normal((10, hidden)) * 1.5).astype(np.float32), bias=np.zeros(10)),
-        "lif2": ir.LIF(tau=np.full(10, 10.0, np.float32), v_threshold=np.ones(10, np.float32)),
-        "output": ir.Output(np.array([10])),
-    }}
-    graph = ir.Graph(nodes, list(itertools.pairwise(nodes)))
+    graph = digits_mlp()
     digits = ev.digits("all")
     reps = -(-{samples} // len(digits))
     data = (np.tile(digits.x, (reps, 1))[:{samples}], np.tile(digits.y, reps)[:{samples}])
