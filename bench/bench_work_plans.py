@@ -105,6 +105,25 @@ CASES = {
 }
 
 
+# The grid across the crossovers of the cost models (talon._compiled.LoopCost): steps x batch x
+# width of a 64-L-10 network, from step-dominated runs (few elements, many steps: the kernels save
+# the per-step dispatch) to wide ones (many elements, few steps: they save only per element).
+GRID = {
+    f"grid run_sequence 64-{width}-10, T={steps}, B={batch}": _RUN_SEQUENCE.format(
+        sizes=(64, width, 10), steps=steps, batch=batch
+    )
+    for steps, batch, width in [
+        (2_000, 1, 128), (20_000, 1, 128), (10_000, 16, 256), (1_200, 64, 512), (300, 64, 2_048), (40_000, 1, 64),
+    ]
+}  # fmt: skip
+GRID |= {
+    f"grid FPGA calibration 64-{width}-10, T={steps}, B={batch}": _FPGA.format(
+        sizes=(64, width, 10), steps=steps, batch=batch
+    )
+    for steps, batch, width in [(10_000, 16, 256), (20_000, 16, 256), (50_000, 1, 128), (2_000, 64, 1_024)]
+}  # fmt: skip
+
+
 def _run(code: str, env: dict[str, str]) -> tuple[float, float, str]:
     """(wall s, CPU s of the process and its children, stdout)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -118,20 +137,31 @@ def _run(code: str, env: dict[str, str]) -> tuple[float, float, str]:
     return wall, cpu, done.stdout.strip()
 
 
-def measure(modes: dict[str, dict[str, str]], repeats: int = REPEATS) -> tuple[list[Row], list[str]]:
+def measure(
+    modes: dict[str, dict[str, str]], repeats: int = REPEATS, cases: dict[str, str] | None = None
+) -> tuple[list[Row], list[str]]:
+    """Each case in every mode, interleaved: the rows (dispatch against each other mode, wall
+    time) and a markdown table (wall and CPU time, and each other mode's CPU time over the
+    dispatch's: above 1 the dispatch is quicker)."""
+    cases = CASES if cases is None else cases
     base = {k: v for k, v in os.environ.items() if k not in ("TALON_FORCE_NUMBA", "TALON_DISABLE_NUMBA")}
     base.update(THREADS)
     path = os.pathsep.join(p for p in sys.path if p)
     base["PYTHONPATH"] = path
-    for code in CASES.values():  # numba's disk cache: the timed runs load kernels, never compile them
+    for code in cases.values():  # numba's disk cache: the timed runs load kernels, never compile them
         _run(code, {**base, "TALON_FORCE_NUMBA": "1"})
     rows: list[Row] = []
-    lines = ["| case | " + " | ".join(modes) + " |", "|---|" + "---|" * len(modes)]
+    others = [m for m in modes if m != "dispatch"]
+    lines = [
+        "| case | " + " | ".join(modes) + " | " + " | ".join(f"{m} / dispatch (CPU)" for m in others) + " | load |",
+        "|---|" + "---|" * (len(modes) + len(others) + 1),
+    ]
     load = [os.getloadavg()[0]]
-    for case, code in CASES.items():
+    for case, code in cases.items():
         wall: dict[str, list[float]] = {m: [] for m in modes}
         cpu: dict[str, list[float]] = {m: [] for m in modes}
         printed: set[str] = set()
+        before = os.getloadavg()[0]
         for _ in range(repeats):
             for mode, extra in modes.items():
                 env = {**base, **{k: v for k, v in extra.items() if k != "PYTHONPATH"}}
@@ -144,12 +174,15 @@ def measure(modes: dict[str, dict[str, str]], repeats: int = REPEATS) -> tuple[l
         if len(printed) != 1:
             raise AssertionError(f"{case}: the modes printed different results: {printed}")
         ours = statistics.median(wall["dispatch"])
-        for mode in modes:
-            if mode != "dispatch":
-                rows.append(Row("work plans", case, ours, mode, statistics.median(wall[mode])))
+        for mode in others:
+            rows.append(Row("work plans", case, ours, mode, statistics.median(wall[mode])))
         cells = [f"{statistics.median(wall[m]):.2f} s ({statistics.median(cpu[m]):.2f} s CPU)" for m in modes]
-        lines.append(f"| {case} | " + " | ".join(cells) + " |")
-        load.append(os.getloadavg()[0])
+        ours_cpu = statistics.median(cpu["dispatch"])
+        cells += [f"{statistics.median(cpu[m]) / ours_cpu:.2f}×" for m in others]
+        after = os.getloadavg()[0]
+        lines.append(f"| {case} | " + " | ".join(cells) + f" | {before:.1f}–{after:.1f} |")
+        load.append(after)
+        print(lines[-1], flush=True)
     lines += [
         "",
         f"Wall time (CPU time of the process and its children), median of {repeats} interleaved new processes; "
@@ -158,11 +191,14 @@ def measure(modes: dict[str, dict[str, str]], repeats: int = REPEATS) -> tuple[l
     return rows, lines
 
 
-def main(before: str | None = None, repeats: int = REPEATS) -> list[Row]:
+def main(before: str | None = None, repeats: int = REPEATS, grid: bool = True, only: str | None = None) -> list[Row]:
     modes = dict(MODES)
     if before:
         modes["no plan (before)"] = {"PYTHONPATH": before}
-    rows, lines = measure(modes, repeats)
+    cases = {**CASES, **GRID} if grid else dict(CASES)
+    if only:
+        cases = {name: code for name, code in cases.items() if only in name}
+    rows, lines = measure(modes, repeats, cases)
     main.markdown = lines
     print_rows("runs that declare their work (new processes)", rows)
     print("\n".join(lines))
@@ -173,5 +209,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m bench.bench_work_plans")
     parser.add_argument("--before", help="a src folder of an older talon: its dispatch becomes a fourth column")
     parser.add_argument("--repeats", type=int, default=REPEATS)
+    parser.add_argument("--no-grid", action="store_true", help="only the named cases, not the grid of shapes")
+    parser.add_argument("--only", help="only the cases whose name contains this text")
     args = parser.parse_args()
-    main(args.before, args.repeats)
+    main(args.before, args.repeats, not args.no_grid, args.only)

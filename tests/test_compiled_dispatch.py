@@ -200,7 +200,7 @@ class TestEachFamilyAcrossItsThreshold:
         x = rng.normal(0.4, 1.0, (steps, batch, n)).astype(np.float32)
         module = float_neuron_loop if precision == "fp32" else fixed_neuron_loop
         attr = "FLOAT_LOOP_WORK" if precision == "fp32" else "FIXED_LOOP_WORK"
-        work = steps * (batch * n + module.STEP_WORK)
+        work = module.run_work(steps, batch * n)
         cpu = get_backend("cpu")
 
         def call():
@@ -245,7 +245,7 @@ class TestEachFamilyAcrossItsThreshold:
         )
         executor = bridge.ir_to_torch(graph)
         x = torch.from_numpy(np.random.default_rng(5).normal(0.4, 1.0, (steps, batch, n)).astype(np.float32))
-        work = steps * (batch * n + sequence.SEQUENCE_STEP_WORK)
+        work = sequence.loop_work(steps, batch * n)
 
         def call():
             with torch.no_grad():
@@ -261,16 +261,25 @@ class TestEachFamilyAcrossItsThreshold:
 
 
 def test_the_planned_work_of_a_run_is_its_neuron_loops():
-    """By hand: a neuron loop's work is steps x (batch x neurons + STEP_WORK) over its cold_from."""
+    """By hand: a neuron loop's share is what its kernel saves, steps x (per-step saving + per-element
+    saving x batch x neurons), over one numba start-up."""
+    from talon._compiled import NUMBA_STARTUP_NS
     from talon.backend.config import CompileConfig
+    from talon.backend.cpu.fixed_neuron_loop import FIXED_LOOP_COST
+    from talon.backend.cpu.float_neuron_loop import FLOAT_LOOP_COST
     from talon.backend.cpu.program import lower
     from talon.backend.cpu.work_plan import run_share, simulate_share
     from talon.backend.fpga.examples import recurrent_snn
     from talon.examples import mlp_graph
 
     mlp = lower(mlp_graph(0, (64, 32, 10)))
-    fp32 = (100 * (2 * 32 + 1_500) + 100 * (2 * 10 + 1_500)) / 60_000_000
-    int8 = (100 * (2 * 32 + 6_000) + 100 * (2 * 10 + 6_000)) / 50_000_000
+
+    def saved(cost, steps, elements):
+        step = cost.twin_step - cost.kernel_step
+        return steps * (step + (cost.twin_element - cost.kernel_element) * elements) / NUMBA_STARTUP_NS
+
+    fp32 = saved(FLOAT_LOOP_COST, 100, 2 * 32) + saved(FLOAT_LOOP_COST, 100, 2 * 10)
+    int8 = saved(FIXED_LOOP_COST, 100, 2 * 32) + saved(FIXED_LOOP_COST, 100, 2 * 10)
     assert run_share(mlp, "fp32", 100, 2) == pytest.approx(fp32)
     assert run_share(mlp, "int8", 100, 2) == run_share(mlp, "int4", 100, 2) == pytest.approx(int8)
     assert run_share(mlp, "fp16", 100, 2) == 0.0  # no compiled loop in float16
@@ -278,9 +287,9 @@ def test_the_planned_work_of_a_run_is_its_neuron_loops():
     assert simulate_share(mlp, CompileConfig(precision="fp16"), 100, 2) == pytest.approx(fp32)  # the reference
     # a CubaLIF (24) in a cycle: steps in numpy in float32 (not planned), one integer call per step
     rec = lower(recurrent_snn())
-    assert run_share(rec, "fp32", 100, 2) == pytest.approx(100 * (2 * 8 + 1_500) / 60_000_000)
-    per_step = (2 * 24 + 6_000) / 50_000_000
-    assert run_share(rec, "int8", 100, 2) == pytest.approx(100 * per_step + 100 * (2 * 8 + 6_000) / 50_000_000)
+    assert run_share(rec, "fp32", 100, 2) == pytest.approx(saved(FLOAT_LOOP_COST, 100, 2 * 8))
+    per_step = saved(FIXED_LOOP_COST, 1, 2 * 24)
+    assert run_share(rec, "int8", 100, 2) == pytest.approx(100 * per_step + saved(FIXED_LOOP_COST, 100, 2 * 8))
 
 
 def test_neurons_the_loops_do_not_implement_are_not_planned():
@@ -302,15 +311,17 @@ def test_neurons_the_loops_do_not_implement_are_not_planned():
     assert one(euler) == (0.0, plain[1])  # the integer loop runs Euler neurons, the float32 loop does not
 
 
-def _small_thresholds(monkeypatch, fixed_cold_from: int) -> None:
+def _small_thresholds(monkeypatch, fixed_share: float) -> int:
     """Neuron-loop thresholds at which 50 steps of the 64-32-10 MLP count as a long run: each loop
-    call below one start-up, the calls of a run together above it."""
+    call below one start-up, the calls of a run together above it. A float32 call of 50 steps of
+    the 32 neurons is 0.19 start-ups, an integer one ``fixed_share``; returns the float32 cold_from."""
     from talon.backend.cpu import fixed_neuron_loop, float_neuron_loop
 
-    monkeypatch.setattr(float_neuron_loop, "FLOAT_LOOP_WORK", WorkThreshold("float32 neuron loop", 400_000, 0))
-    monkeypatch.setattr(
-        fixed_neuron_loop, "FIXED_LOOP_WORK", WorkThreshold("fixed-point neuron loop", fixed_cold_from, 0)
-    )
+    float_cold = round(float_neuron_loop.run_work(50, 32) / 0.19)
+    fixed_cold = round(fixed_neuron_loop.run_work(50, 32) / fixed_share)
+    monkeypatch.setattr(float_neuron_loop, "FLOAT_LOOP_WORK", WorkThreshold("float32 neuron loop", float_cold, 0))
+    monkeypatch.setattr(fixed_neuron_loop, "FIXED_LOOP_WORK", WorkThreshold("fixed-point neuron loop", fixed_cold, 0))
+    return float_cold
 
 
 @needs_numba
@@ -328,14 +339,14 @@ def test_simulate_starts_numba_at_the_first_call_of_a_long_run_only(steps, monke
     monkeypatch.setenv(_compiled.DISABLE, "1")
     twins = cpu.simulate(graph, n_steps=steps, precision="int8")
     monkeypatch.delenv(_compiled.DISABLE)
-    _small_thresholds(monkeypatch, fixed_cold_from=700_000)
+    float_cold = _small_thresholds(monkeypatch, fixed_share=0.43)
     seen = decisions(monkeypatch)
     result = cpu.simulate(graph, n_steps=steps, precision="int8")
     loops = [(family, answer) for family, _, answer in seen if "neuron loop" in family]
     long_run = steps == 50
     assert loops[0] == ("float32 neuron loop", long_run) and seen[0][0] == "float32 neuron loop"
     assert all(answer == long_run for _, answer in loops) and _compiled.numba_started() == long_run
-    assert all(work / 400_000 < 1 for family, work, _ in seen if family == "float32 neuron loop")
+    assert all(work < float_cold for family, work, _ in seen if family == "float32 neuron loop")
     assert np.array_equal(result.outputs["output"], twins.outputs["output"])
     assert result.spike_counts == twins.spike_counts and result.spike_counts["lif1"] > 0
     assert result.quantization.spike_agreement == twins.quantization.spike_agreement
@@ -349,7 +360,7 @@ def test_run_compiled_plans_its_run_too(monkeypatch):
 
     cpu = get_backend("cpu")
     descriptor = cpu.compile(mlp_graph(0, (64, 32, 10)), precision="int8", n_steps=5)
-    _small_thresholds(monkeypatch, fixed_cold_from=500_000)  # 50 steps: 0.6 + 0.6 start-ups
+    _small_thresholds(monkeypatch, fixed_share=0.6)  # 50 steps: 0.6 + 0.6 start-ups
     seen = decisions(monkeypatch)
     result = cpu.run_compiled(descriptor, n_steps=50)
     assert [answer for family, _, answer in seen if "neuron loop" in family] == [True, True]

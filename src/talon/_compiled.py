@@ -12,13 +12,16 @@ Which one runs (read from the environment at every call, so a test can switch it
   set, ``TALON_DISABLE_NUMBA`` wins;
 * neither (the default): the size of the work decides, per kernel family (:class:`WorkThreshold`).
 
-Why the size decides: starting numba costs about half a second to a second and a half per process
-(importing numba and llvmlite, then initialising LLVM at the first kernel loaded from numba's disk
-cache; compiling a kernel the first time on a machine takes seconds more), while the twins start at
-once. Once one kernel has run, loading another from the cache costs milliseconds. A one-shot
-command on a small input (``talon simulate`` of a small model, ``talon events info`` of a short
-recording) is quicker with the twins; a large input or a long-running process earns the start-up
-back. The thresholds and their measurements: docs/backend.md §9.2 and each family's module.
+Why the size decides: starting numba costs about 0.5-1 s of CPU time per process (importing numba
+and llvmlite, then initialising LLVM at the first kernel loaded from numba's disk cache; compiling
+a kernel the first time on a machine takes seconds more), while the twins start at once. Once one
+kernel has run, loading another from the cache costs 10-20 ms. A one-shot command on a small input
+(``talon simulate`` of a small model, ``talon events info`` of a short recording) is quicker with
+the twins; a large input or a long-running process earns the start-up back. The time loops (the
+neuron loops of the CPU backend and of ``run_sequence``) measure their work as what the kernel
+saves over the twin, from a cost model of each path (:class:`LoopCost`: a twin pays a dispatch cost
+per step, both pay per element), against ``NUMBA_STARTUP_NS``. The thresholds and their
+measurements: docs/backend.md §9.2 and each family's module.
 
 A caller that knows the work of a whole run before it starts (``simulate``: its neuron loops run for
 ``T`` steps) declares it with :func:`planned_work`, so a long run starts numba at its first call
@@ -32,6 +35,7 @@ import functools
 import importlib.util
 import os
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -201,3 +205,62 @@ class WorkThreshold:
 
     def __repr__(self) -> str:
         return f"WorkThreshold({self.family!r}, cold_from={self.cold_from}, warm_from={self.warm_from})"
+
+
+# CPU time a new process spends starting numba: importing numba and llvmlite, initialising LLVM and
+# loading its first kernel from numba's disk cache (bench/startup_costs.py; docs/backend.md §9.2).
+# Once started, loading one more cached kernel costs milliseconds; compiling a kernel the first
+# time on a machine (empty cache) costs seconds, once, and is not counted here.
+NUMBA_STARTUP_NS = 600_000_000
+
+
+@dataclass(frozen=True)
+class LoopCost:
+    """What each path of a compiled time loop costs, in nanoseconds of CPU time: a call over
+    ``steps`` steps of ``elements`` elements each (``batch x neurons``) costs
+
+        twin:   steps * (twin_step + twin_element * elements)
+        kernel: steps * (kernel_step + kernel_element * elements)
+
+    The twin (a numpy or PyTorch step loop) pays a fixed dispatch cost per step besides its cost per
+    element; the kernel (one compiled call over the sequence) almost only the elements. A call's
+    work for its family's :class:`WorkThreshold` (:meth:`threshold`) is :meth:`saving_ns`, what the
+    kernel saves over the twin, and a start-up is ``NUMBA_STARTUP_NS``: a call runs compiled when
+    numba is started and it saves anything (``warm_from`` 1 ns), or when the savings the twins
+    forwent so far plus this call's (or the declared run's, :func:`planned_work`) pay for starting
+    numba. Where the kernel is no quicker per element than the twin (``kernel_element >=
+    twin_element``) wide enough steps save nothing and keep the twin, numba started or not.
+    """
+
+    family: str
+    twin_step: float
+    twin_element: float
+    kernel_step: float
+    kernel_element: float
+
+    def twin_ns(self, steps: int, elements: int) -> float:
+        return steps * (self.twin_step + self.twin_element * elements)
+
+    def kernel_ns(self, steps: int, elements: int) -> float:
+        return steps * (self.kernel_step + self.kernel_element * elements)
+
+    def saving_ns(self, steps: int, elements: int) -> int:
+        """``twin_ns - kernel_ns`` rounded (negative where the twin is quicker): the call's work."""
+        return round(self.twin_ns(steps, elements) - self.kernel_ns(steps, elements))
+
+    def crossover_elements(self) -> float | None:
+        """The elements per step from which the kernel saves nothing (the twin is quicker per
+        call, numba started or not); None when the kernel is quicker at every width."""
+        gain = self.twin_element - self.kernel_element
+        if gain >= 0:
+            return None
+        return max(0.0, (self.twin_step - self.kernel_step) / -gain)
+
+    def cold_steps(self, elements: int) -> float:
+        """The steps of ``elements`` each from which one call pays for starting numba (inf when it never does)."""
+        per_step = self.saving_ns(1_000_000, elements) / 1_000_000
+        return NUMBA_STARTUP_NS / per_step if per_step > 0 else float("inf")
+
+    def threshold(self) -> WorkThreshold:
+        """The family's :class:`WorkThreshold`, in nanoseconds saved: ``cold_from`` a start-up, ``warm_from`` 1."""
+        return WorkThreshold(self.family, cold_from=NUMBA_STARTUP_NS, warm_from=1)

@@ -23,8 +23,9 @@ operations in the same order; the PyTorch loops below are their twins (``TALON_D
 The kernels run only for nodes whose fields are ones they implement or at their defaults
 (``_node_fits_kernel``), so a neuron feature added to the IR later goes to the PyTorch loops
 until the kernels learn it; and only when the run is worth starting numba for
-(``SEQUENCE_LOOP_WORK``, a ``talon._compiled.WorkThreshold``): a short run in a fresh process
-keeps the loops rather than pay ~0.5 s of numba start-up.
+(``SEQUENCE_LOOP_COST``, a ``talon._compiled.LoopCost``: what the kernel saves over the loop, ~19 µs
+per step and ~4 ns per element, against ~0.6 s of numba start-up): a short run in a fresh process
+keeps the loops.
 
 Any other module (and any call that needs a gradient) runs its own ``forward`` per step.
 """
@@ -40,7 +41,7 @@ import numpy as np
 import torch
 
 from talon import _compiled
-from talon._compiled import WorkThreshold, compiled
+from talon._compiled import LoopCost, compiled
 from talon.ir.types import ResetMode, ResetTiming
 
 from . import sequence_workspace
@@ -225,20 +226,20 @@ def _spiking(module, drive: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor
 
 _KERNEL_DTYPES = (torch.float32, torch.float64)
 
-# When the compiled loops are worth starting numba for. A PyTorch loop costs ~20 us per step (its
-# operations' dispatch) plus ~4 ns per element more than the kernel; starting numba in a process
-# (import, cached kernels loaded) costs ~0.5 s. Measured idle, one thread, a 64-H-10 LIF network:
-# fresh process 100 steps x batch 1 x H 32: 12 ms loops vs 520 ms with numba; warm, loops vs
-# kernels 4.8 vs 1.4 ms (T 100, B 1, H 32), 290 vs 137 ms (T 1 000, B 32, H 1 024). So the work of
-# a layer's run is ``steps * (elements + SEQUENCE_STEP_WORK)`` in units of ~4 ns, a start-up ~1.25e8.
-SEQUENCE_STEP_WORK = 5_000
-SEQUENCE_LOOP_WORK = WorkThreshold("run_sequence neuron loop", cold_from=125_000_000, warm_from=0)
+# What each path costs (talon._compiled.LoopCost, ns of CPU time; bench/loop_costs.py, one LIF layer
+# through run_sequence, one thread, fitted over T 300-20,000 x B 1-64 x L 16-2,048): the PyTorch
+# loop ~19 us per step (the dispatch of its half-dozen operations) + ~6.8 ns per element, the
+# compiled loop ~2.8 ns per element. A call's work for SEQUENCE_LOOP_WORK is what the kernel saves, in ns.
+SEQUENCE_LOOP_COST = LoopCost(
+    "run_sequence neuron loop", twin_step=19_000, twin_element=6.8, kernel_step=0, kernel_element=2.8
+)
+SEQUENCE_LOOP_WORK = SEQUENCE_LOOP_COST.threshold()
 
 
 def loop_work(steps: int, step_elements: int) -> int:
     """The work of one compiled-loop call over ``steps`` steps of ``step_elements`` elements each
-    (``B·L``), in ``SEQUENCE_LOOP_WORK``'s units."""
-    return steps * (step_elements + SEQUENCE_STEP_WORK)
+    (``B·L``), in ``SEQUENCE_LOOP_WORK``'s units: the CPU time the kernel saves over the PyTorch loop, in ns."""
+    return SEQUENCE_LOOP_COST.saving_ns(steps, step_elements)
 
 
 def kernel_fits(module, device: torch.device, dtype: torch.dtype, ndim: int) -> bool:

@@ -21,23 +21,25 @@ import functools
 
 import numpy as np
 
-from talon._compiled import WorkThreshold, compiled
+from talon._compiled import LoopCost, compiled
 
 from .fixed_point import INT
 
-# When the compiled loop is worth starting numba for (talon._compiled.WorkThreshold). The numpy step
-# costs a fixed ~120 µs per step plus ~20 ns per neuron (measured at load 4-5, 2 cores, one LIF layer at
-# int8: twin vs compiled 1 157 vs 15 ms for 10 000 steps of 1 neuron, 200 vs 38 ms for 1 000 steps of 16,
-# 328 vs 196 ms for 1 000 steps of 1 024, input quantization included), so the work of a step is
-# ``batch * neurons + STEP_WORK`` in units of ~20 ns; starting numba in a process (import, cached loop
-# loaded) cost 0.5-1.5 s, about 5e7 units.
-STEP_WORK = 6_000
-FIXED_LOOP_WORK = WorkThreshold("fixed-point neuron loop", cold_from=50_000_000, warm_from=0)
+# What each path costs (talon._compiled.LoopCost, ns of CPU time; bench/loop_costs.py, one LIF layer
+# through the int8 engine, input quantization included on both paths, one thread, fitted over
+# T 300-20,000 x B 1-64 x L 16-2,048 at load 7): the numpy step ~35 us per step + ~32 ns per neuron,
+# the compiled loop ~23 ns per neuron (most of it the quantization and the drive both paths form).
+# A call's work for FIXED_LOOP_WORK is what the compiled loop saves, in ns.
+FIXED_LOOP_COST = LoopCost(
+    "fixed-point neuron loop", twin_step=35_000, twin_element=32, kernel_step=0, kernel_element=23
+)
+FIXED_LOOP_WORK = FIXED_LOOP_COST.threshold()
 
 
 def run_work(steps: int, elements: int) -> int:
-    """The work of ``steps`` steps of ``elements`` (batch x neurons) integer neurons, for ``FIXED_LOOP_WORK``."""
-    return steps * (elements + STEP_WORK)
+    """The work of ``steps`` steps of ``elements`` (batch x neurons) integer neurons, for
+    ``FIXED_LOOP_WORK``: the CPU time the compiled loop saves over the numpy step, in ns."""
+    return FIXED_LOOP_COST.saving_ns(steps, elements)
 
 
 RESET_MODES = {"value": 0, "subtract": 1, "none": 2}

@@ -17,25 +17,25 @@ from __future__ import annotations
 
 import numpy as np
 
-from talon._compiled import WorkThreshold, compiled
+from talon._compiled import LoopCost, compiled
 
 from .fixed_neuron_loop import RESET_MODES, RESET_TIMINGS
 from .float_neurons import is_euler, loop_compatible
 
 F32 = np.float32
 
-# When the compiled loop is worth starting numba for (talon._compiled.WorkThreshold). The step loop
-# costs a fixed ~25 µs per step plus ~17 ns per neuron (measured at load 4-5, 2 cores, one LIF layer:
-# twin vs compiled 271 vs 1.0 ms for 10 000 steps of 1 neuron, 50 vs 8.3 ms for 1 000 steps of 1 024),
-# so the work of a run is ``steps * (batch * neurons + STEP_WORK)`` in units of ~17 ns; starting numba
-# in a process (import, cached loop loaded) cost 0.5-1.5 s, about 6e7 units.
-STEP_WORK = 1_500
-FLOAT_LOOP_WORK = WorkThreshold("float32 neuron loop", cold_from=60_000_000, warm_from=0)
+# What each path costs (talon._compiled.LoopCost, ns of CPU time; bench/loop_costs.py, one LIF layer
+# through the fp32 engine, one thread, fitted over T 300-20,000 x B 1-64 x L 16-2,048 at load 2-3):
+# the numpy step loop ~9.5 us per step (a dozen numpy calls) + ~5.1 ns per neuron, the compiled loop
+# ~2.4 ns per neuron. A call's work for FLOAT_LOOP_WORK is what the compiled loop saves, in ns.
+FLOAT_LOOP_COST = LoopCost("float32 neuron loop", twin_step=9_500, twin_element=5.1, kernel_step=0, kernel_element=2.4)
+FLOAT_LOOP_WORK = FLOAT_LOOP_COST.threshold()
 
 
 def run_work(steps: int, elements: int) -> int:
-    """The work of ``steps`` steps of ``elements`` (batch x neurons) float32 neurons, for ``FLOAT_LOOP_WORK``."""
-    return steps * (elements + STEP_WORK)
+    """The work of ``steps`` steps of ``elements`` (batch x neurons) float32 neurons, for
+    ``FLOAT_LOOP_WORK``: the CPU time the compiled loop saves over the step loop, in ns."""
+    return FLOAT_LOOP_COST.saving_ns(steps, elements)
 
 
 def float_neuron_loop(
