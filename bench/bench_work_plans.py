@@ -191,13 +191,15 @@ def measure(
     return rows, lines
 
 
-def main(before: str | None = None, repeats: int = REPEATS, grid: bool = True, only: str | None = None) -> list[Row]:
+def main(
+    before: str | None = None, repeats: int = REPEATS, grid: bool = True, only: list[str] | None = None
+) -> list[Row]:
     modes = dict(MODES)
     if before:
         modes["no plan (before)"] = {"PYTHONPATH": before}
     cases = {**CASES, **GRID} if grid else dict(CASES)
     if only:
-        cases = {name: code for name, code in cases.items() if only in name}
+        cases = {name: code for name, code in cases.items() if any(text in name for text in only)}
     rows, lines = measure(modes, repeats, cases)
     main.markdown = lines
     print_rows("runs that declare their work (new processes)", rows)
@@ -210,6 +212,6 @@ if __name__ == "__main__":
     parser.add_argument("--before", help="a src folder of an older talon: its dispatch becomes a fourth column")
     parser.add_argument("--repeats", type=int, default=REPEATS)
     parser.add_argument("--no-grid", action="store_true", help="only the named cases, not the grid of shapes")
-    parser.add_argument("--only", help="only the cases whose name contains this text")
+    parser.add_argument("--only", action="append", help="only the cases whose name contains this text (repeatable)")
     args = parser.parse_args()
     main(args.before, args.repeats, not args.no_grid, args.only)

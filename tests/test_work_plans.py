@@ -48,18 +48,19 @@ def _mlp(sizes=(16, 24, 24, 8), seed: int = 0) -> ir.Graph:
 # run_sequence
 
 
-def _share(steps: int, elements: int) -> float:
+def _share(steps: int, elements: int, synaptic: bool = False) -> float:
     from talon._compiled import NUMBA_STARTUP_NS
-    from talon.bridge.sequence import SEQUENCE_LOOP_COST as cost
+    from talon.bridge.sequence import SEQUENCE_LOOP_COST, SYNAPTIC_LOOP_COST
 
+    cost = SYNAPTIC_LOOP_COST if synaptic else SEQUENCE_LOOP_COST
     step, element = cost.twin_step - cost.kernel_step, cost.twin_element - cost.kernel_element
     return steps * (step + element * elements) / NUMBA_STARTUP_NS
 
 
 def test_the_planned_work_of_run_sequence_is_its_compiled_loops():
     """By hand: a layer's call is what its kernel saves, T x (per-step + per-element saving x B x L),
-    over one numba start-up; a CubaLIF makes two calls (synaptic
-    current and spikes), a CubaLI one, an LI none; a nested executor counts, a cyclic graph does not."""
+    over one numba start-up; a CubaLIF makes two calls (synaptic current, by its own cost model, and
+    spikes), a CubaLI one, an LI none; a nested executor counts, a cyclic graph does not."""
     from talon import bridge
     from talon.bridge.sequence_plan import executor_share
 
@@ -81,7 +82,9 @@ def test_the_planned_work_of_run_sequence_is_its_compiled_loops():
         "multi": _lif(n, spike_mode="multi", reset_mode="subtract", reset_timing="immediate", comparison=">="),
         "output": ir.Output(np.array([n])),
     })  # fmt: skip
-    assert executor_share(bridge.ir_to_torch(mixed), 10, 3, f32, cpu) == pytest.approx(3 * _share(10, 18))
+    synaptic = _share(10, 18, synaptic=True)  # the synaptic current's call saves less than the spikes'
+    assert executor_share(bridge.ir_to_torch(mixed), 10, 3, f32, cpu) == pytest.approx(2 * synaptic + _share(10, 18))
+    assert 0 < synaptic < _share(10, 18)
 
     nested = ir.Graph(
         {"input": ir.Input(np.array([16])), "inner": _mlp(), "output": ir.Output(np.array([8]))},

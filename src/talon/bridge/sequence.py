@@ -233,13 +233,20 @@ _KERNEL_DTYPES = (torch.float32, torch.float64)
 SEQUENCE_LOOP_COST = LoopCost(
     "run_sequence neuron loop", twin_step=19_000, twin_element=6.8, kernel_step=0, kernel_element=2.8
 )
-SEQUENCE_LOOP_WORK = SEQUENCE_LOOP_COST.threshold()
+# A current-based neuron's synaptic current (two PyTorch operations a step) saves less: measured as
+# the difference of the two paths of a CubaLI layer (whose membrane steps in PyTorch on both),
+# ~6.8 us per step + ~1.9 ns per element; only the difference is known, and only it matters.
+SYNAPTIC_LOOP_COST = LoopCost(
+    "run_sequence synaptic current", twin_step=6_800, twin_element=1.9, kernel_step=0, kernel_element=0
+)
+SEQUENCE_LOOP_WORK = SEQUENCE_LOOP_COST.threshold()  # one threshold (one start-up) for both kinds of call
 
 
-def loop_work(steps: int, step_elements: int) -> int:
+def loop_work(steps: int, step_elements: int, cost: LoopCost | None = None) -> int:
     """The work of one compiled-loop call over ``steps`` steps of ``step_elements`` elements each
-    (``B·L``), in ``SEQUENCE_LOOP_WORK``'s units: the CPU time the kernel saves over the PyTorch loop, in ns."""
-    return SEQUENCE_LOOP_COST.saving_ns(steps, step_elements)
+    (``B·L``), in ``SEQUENCE_LOOP_WORK``'s units: the CPU time the kernel saves over the PyTorch
+    loop, in ns, by ``cost`` (default ``SEQUENCE_LOOP_COST``, the spiking recurrence)."""
+    return (cost or SEQUENCE_LOOP_COST).saving_ns(steps, step_elements)
 
 
 def kernel_fits(module, device: torch.device, dtype: torch.dtype, ndim: int) -> bool:
@@ -255,12 +262,13 @@ def kernel_fits(module, device: torch.device, dtype: torch.dtype, ndim: int) -> 
     )
 
 
-def _kernel_applies(module, xs: torch.Tensor) -> bool:
-    """:func:`kernel_fits`, and the run is worth the compiled loop (``SEQUENCE_LOOP_WORK``)."""
+def _kernel_applies(module, xs: torch.Tensor, cost: LoopCost | None = None) -> bool:
+    """:func:`kernel_fits`, and the run is worth the compiled loop (``SEQUENCE_LOOP_WORK``, the
+    work by ``cost``: :func:`loop_work`)."""
     return (
         xs.numel() > 0
         and kernel_fits(module, xs.device, xs.dtype, xs.ndim)
-        and SEQUENCE_LOOP_WORK.use_compiled(loop_work(xs.shape[0], xs[0].numel()))
+        and SEQUENCE_LOOP_WORK.use_compiled(loop_work(xs.shape[0], xs[0].numel(), cost))
     )
 
 
@@ -373,7 +381,7 @@ def _spiking_kernel(module, drive: torch.Tensor, v: torch.Tensor) -> tuple[torch
 
 def _synaptic_current(module, xs: torch.Tensor, i0: torch.Tensor | None, unit_gain: bool) -> torch.Tensor:
     """``i[t] = alpha·i[t-1] + g_s·x[t]`` for all steps (it does not depend on the membrane)."""
-    if (i0 is None or i0.shape == xs.shape[1:]) and _kernel_applies(module, xs):
+    if (i0 is None or i0.shape == xs.shape[1:]) and _kernel_applies(module, xs, SYNAPTIC_LOOP_COST):
         return _synaptic_kernel(module, xs, i0, unit_gain)
     sx = xs if unit_gain else module.syn_gain * xs
     current = sequence_workspace.empty_like(xs)
@@ -468,8 +476,20 @@ def _integrator(module, xs, state):
 
 
 # The compiled-loop calls a layer's in-place loop asks SEQUENCE_LOOP_WORK for, each over the whole
-# sequence: the spiking recurrence, and a current-based neuron's synaptic current.
-KERNEL_CALLS: dict[type, int] = {LIFModule: 1, IFModule: 1, CubaLIFModule: 2, CubaLIModule: 1}
+# sequence: a current-based neuron's synaptic current, and the spiking recurrence.
+KERNEL_CALLS: dict[type, tuple[str, ...]] = {
+    LIFModule: ("spiking",),
+    IFModule: ("spiking",),
+    CubaLIFModule: ("synaptic", "spiking"),
+    CubaLIModule: ("synaptic",),
+}
+
+
+def kernel_costs(module_type: type) -> tuple[LoopCost, ...]:
+    """The cost model of each compiled-loop call a module of ``module_type`` makes (none without a kernel)."""
+    models = {"spiking": SEQUENCE_LOOP_COST, "synaptic": SYNAPTIC_LOOP_COST}
+    return tuple(models[kind] for kind in KERNEL_CALLS.get(module_type, ()))
+
 
 _FAST_LOOPS: dict[type, Callable[..., tuple[torch.Tensor, Any]]] = {
     LIFModule: _lif_or_if,

@@ -208,10 +208,10 @@ def synaptic_product(
     """
     if not x.size:
         return dense_product(x, weight_t, native)
+    if events is not None and _clearly_dense(x.reshape(-1, x.shape[-1])):
+        return dense_product(x, weight_t, native)  # asked before EVENT_WORK: not twin work numba would save
     if events is not None and EVENT_WORK.use_compiled(x.size) and EventWeights.kernels() is not None:
         x2d = x.reshape(-1, x.shape[-1])
-        if _clearly_dense(x2d):
-            return dense_product(x, weight_t, native)
         acc = events.product(x2d, limit=int(EVENT_DENSITY * x.size), native=native)
         if acc is not None:
             return acc.reshape((*x.shape[:-1], weight_t.shape[1]))

@@ -60,12 +60,13 @@ def exact_event_product(x: np.ndarray, weight_t: np.ndarray, exact_sums: ExactSu
     (``EVENT_WORK``) (then the caller's BLAS product is the reference)."""
     if x.dtype != np.float32 or not x.size or weight_t.shape[1] < MIN_OUTPUTS:
         return None
+    x2d = x.reshape(-1, x.shape[-1])
+    if x2d.size >= _SAMPLE_ABOVE and _clearly_dense(x2d):
+        return None  # asked before EVENT_WORK: a dense input is not twin work numba would save
     gather = compiled(gather_integers) if EVENT_WORK.use_compiled(x.size) else None
     if gather is None:
         return None
-    x2d = np.ascontiguousarray(x.reshape(-1, x.shape[-1]))
-    if x2d.size >= _SAMPLE_ABOVE and _clearly_dense(x2d):
-        return None
+    x2d = np.ascontiguousarray(x2d)
     rows = x2d.shape[0]
     cap = int(EVENT_DENSITY * x2d.size)
     indptr = np.empty(rows + 1, np.int64)
