@@ -29,19 +29,21 @@ GRID = [  # (steps, batch, width): a few elements per step up to ~1e5, few steps
     (500, 64, 1024), (300, 64, 2048), (10_000, 16, 256), (1_200, 64, 512),
 ]  # fmt: skip
 MAX_ELEMENTS = 60_000_000  # steps x batch x width per call
+RESET = "subtract"  # --reset value: the variant with the most operations a step
 
 
 def _graph(width: int, synaptic: bool = False):
     """Input -> LIF -> Output; ``synaptic``: a CubaLI instead, whose synaptic current is its only
     compiled loop in ``run_sequence`` (its membrane steps in PyTorch on both paths)."""
     from talon import ir
+    from talon.examples import leaky
 
     n = width
     if synaptic:
         cuba = dict(tau_syn=np.full(n, 4.0), tau_mem=np.full(n, 8.0), r=np.ones(n), v_leak=np.zeros(n))
         neuron = ir.CubaLI(**cuba)
-    else:
-        neuron = ir.LIF(tau=np.full(n, 6.0), r=np.full(n, 2.0), v_leak=np.zeros(n), v_threshold=np.ones(n))
+    else:  # snnTorch's Leaky (subtract reset one step late), the examples' and benchmarks' neuron
+        neuron = leaky(n, reset_mode=RESET)
     return ir.Graph(
         {"input": ir.Input(np.array([n])), "neuron": neuron, "output": ir.Output(np.array([n]))},
         [("input", "neuron"), ("neuron", "output")],
@@ -152,5 +154,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m bench.loop_costs")
     parser.add_argument("families", nargs="*", default=list(FAMILIES), choices=list(FAMILIES))
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--reset", default=RESET, choices=["subtract", "value"], help="the LIF layer's reset mode")
     args = parser.parse_args()
+    RESET = args.reset
     main(args.families, args.repeats)

@@ -245,7 +245,7 @@ class TestEachFamilyAcrossItsThreshold:
         )
         executor = bridge.ir_to_torch(graph)
         x = torch.from_numpy(np.random.default_rng(5).normal(0.4, 1.0, (steps, batch, n)).astype(np.float32))
-        work = sequence.loop_work(steps, batch * n)
+        work = sequence.loop_work(steps, batch * n, sequence.VALUE_RESET_LOOP_COST)  # the LIF resets to a value
 
         def call():
             with torch.no_grad():

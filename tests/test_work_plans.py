@@ -49,10 +49,11 @@ def _mlp(sizes=(16, 24, 24, 8), seed: int = 0) -> ir.Graph:
 
 
 def _share(steps: int, elements: int, synaptic: bool = False) -> float:
+    """A call's share by hand; the spiking calls of these tests' neurons, which reset to a value."""
     from talon._compiled import NUMBA_STARTUP_NS
-    from talon.bridge.sequence import SEQUENCE_LOOP_COST, SYNAPTIC_LOOP_COST
+    from talon.bridge.sequence import SYNAPTIC_LOOP_COST, VALUE_RESET_LOOP_COST
 
-    cost = SYNAPTIC_LOOP_COST if synaptic else SEQUENCE_LOOP_COST
+    cost = SYNAPTIC_LOOP_COST if synaptic else VALUE_RESET_LOOP_COST
     step, element = cost.twin_step - cost.kernel_step, cost.twin_element - cost.kernel_element
     return steps * (step + element * elements) / NUMBA_STARTUP_NS
 

@@ -23,9 +23,10 @@ operations in the same order; the PyTorch loops below are their twins (``TALON_D
 The kernels run only for nodes whose fields are ones they implement or at their defaults
 (``_node_fits_kernel``), so a neuron feature added to the IR later goes to the PyTorch loops
 until the kernels learn it; and only when the run is worth starting numba for
-(``SEQUENCE_LOOP_COST``, a ``talon._compiled.LoopCost``: what the kernel saves over the loop, ~19 µs
-per step and ~4 ns per element, against ~0.6 s of numba start-up): a short run in a fresh process
-keeps the loops.
+(``SEQUENCE_LOOP_COST`` and ``VALUE_RESET_LOOP_COST``, ``talon._compiled.LoopCost``: what the kernel
+saves over the loop, 12-19 µs per step and, with a value reset only, ~4 ns per element, against
+~0.6 s of numba start-up): a short run in a fresh process keeps the loops, and a step of more than
+~24,000 elements with a subtractive reset keeps them even with numba started.
 
 Any other module (and any call that needs a gradient) runs its own ``forward`` per step.
 """
@@ -219,7 +220,7 @@ def _lif_or_if(module, xs, state):
 
 def _spiking(module, drive: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(spikes, final membrane): the compiled kernel when it applies, else the PyTorch loop."""
-    if v.shape == drive.shape[1:] and _kernel_applies(module, drive):
+    if v.shape == drive.shape[1:] and _kernel_applies(module, drive, spiking_cost(module)):
         return _spiking_kernel(module, drive, v)
     return _spiking_loop(module, drive, v), v
 
@@ -227,11 +228,19 @@ def _spiking(module, drive: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor
 _KERNEL_DTYPES = (torch.float32, torch.float64)
 
 # What each path costs (talon._compiled.LoopCost, ns of CPU time; bench/loop_costs.py, one LIF layer
-# through run_sequence, one thread, fitted over T 300-20,000 x B 1-64 x L 16-2,048): the PyTorch
-# loop ~19 us per step (the dispatch of its half-dozen operations) + ~6.8 ns per element, the
-# compiled loop ~2.8 ns per element. A call's work for SEQUENCE_LOOP_WORK is what the kernel saves, in ns.
+# through run_sequence, one thread, T 300-20,000 x B 1-64 x L 16-2,048). With a subtractive (or no)
+# reset (snnTorch's Leaky: the examples' neuron) the PyTorch loop costs ~12 us per step (the dispatch
+# of its half-dozen in-place operations) + ~2.8 ns per element, and the kernel is no quicker per
+# element: ~2.2 ns on one row, up to 4-6 ns over many batch rows of a few hundred neurons (64 x 128:
+# 45 ms against the loop's 26 ms for 1,000 steps; 64 x 512, 1,200 steps: 173 against 146 ms), so it
+# is counted 0.5 ns slower: a step wider than ~24,000 elements keeps the loop even with numba started.
+# A value reset adds an allocation a step to the loop (torch.where): ~19 us per step + ~6.8 ns per
+# element, against the kernel's ~2.8 ns. A call's work for SEQUENCE_LOOP_WORK is what the kernel saves, in ns.
 SEQUENCE_LOOP_COST = LoopCost(
-    "run_sequence neuron loop", twin_step=19_000, twin_element=6.8, kernel_step=0, kernel_element=2.8
+    "run_sequence neuron loop", twin_step=12_000, twin_element=2.8, kernel_step=0, kernel_element=3.3
+)
+VALUE_RESET_LOOP_COST = LoopCost(
+    "run_sequence neuron loop, value reset", twin_step=19_000, twin_element=6.8, kernel_step=0, kernel_element=2.8
 )
 # A current-based neuron's synaptic current (two PyTorch operations a step) saves less: measured as
 # the difference of the two paths of a CubaLI layer (whose membrane steps in PyTorch on both),
@@ -485,10 +494,16 @@ KERNEL_CALLS: dict[type, tuple[str, ...]] = {
 }
 
 
-def kernel_costs(module_type: type) -> tuple[LoopCost, ...]:
-    """The cost model of each compiled-loop call a module of ``module_type`` makes (none without a kernel)."""
-    models = {"spiking": SEQUENCE_LOOP_COST, "synaptic": SYNAPTIC_LOOP_COST}
-    return tuple(models[kind] for kind in KERNEL_CALLS.get(module_type, ()))
+def spiking_cost(module) -> LoopCost:
+    """The cost model of ``module``'s spiking recurrence: by its reset (a value reset costs the
+    PyTorch loop more, per step and per element)."""
+    return VALUE_RESET_LOOP_COST if module.reset_mode is ResetMode.VALUE else SEQUENCE_LOOP_COST
+
+
+def kernel_costs(module) -> tuple[LoopCost, ...]:
+    """The cost model of each compiled-loop call ``module`` makes (none without a kernel)."""
+    kinds = KERNEL_CALLS.get(type(module), ())
+    return tuple(SYNAPTIC_LOOP_COST if kind == "synaptic" else spiking_cost(module) for kind in kinds)
 
 
 _FAST_LOOPS: dict[type, Callable[..., tuple[torch.Tensor, Any]]] = {

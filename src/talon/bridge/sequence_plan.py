@@ -5,9 +5,10 @@ The neuron loops of ``run_sequence`` ask ``SEQUENCE_LOOP_WORK`` (``talon.bridge.
 network finds out it is worth starting numba only once the PyTorch loops have run its first
 layers. But every layer's loop is known from the executor before the run: an acyclic graph runs
 each neuron layer once over the ``T`` steps of a ``[T, B, ...]`` input, its work per compiled call
-the CPU time the kernel saves over the PyTorch loop (``SEQUENCE_LOOP_COST``: ~19 µs of dispatch per
-step, and ~4 ns per element of the ``B·L``, for the spiking recurrence; a current-based neuron makes
-one more call for its synaptic current, ``SYNAPTIC_LOOP_COST``: ~7 µs and ~2 ns). So ``run_sequence`` adds up their
+the CPU time the kernel saves over the PyTorch loop (``SEQUENCE_LOOP_COST``: ~12 µs of dispatch per
+step and nothing per element of the ``B·L`` with a subtractive reset, ``VALUE_RESET_LOOP_COST``:
+~19 µs and ~4 ns with a value reset; a current-based neuron makes one more call for its synaptic
+current, ``SYNAPTIC_LOOP_COST``: ~7 µs and ~2 ns). So ``run_sequence`` adds up their
 :meth:`~talon._compiled.WorkThreshold.share` here and declares the sum with
 :func:`talon._compiled.planned_work`: a run worth a start-up runs compiled from its first layer, a
 short one keeps the loops. The outputs are the same bits either way.
@@ -41,7 +42,7 @@ def layer_share(
     """The work of the compiled calls ``run_neuron_sequence`` would make for ``module`` on input
     ``[steps, batch, *layer]`` (``layer``: the node's input shape), in numba start-ups; 0 for a
     module without a compiled loop or (``checked``) one the kernels do not take."""
-    costs = sequence.kernel_costs(type(module))
+    costs = sequence.kernel_costs(module)
     layer = getattr(module, "_layer_shape", None)
     if not costs or layer is None or steps < 1:
         return 0.0
