@@ -208,9 +208,11 @@ class WorkThreshold:
 
 
 # CPU time a new process spends starting numba: importing numba and llvmlite, initialising LLVM and
-# loading its first kernel from numba's disk cache (bench/startup_costs.py; docs/backend.md §9.2).
-# Once started, loading one more cached kernel costs milliseconds; compiling a kernel the first
-# time on a machine (empty cache) costs seconds, once, and is not counted here.
+# loading its first kernel from numba's disk cache. Measured (bench/startup_costs.py, medians of 3
+# new processes at load 12): 0.58 s with the float32 neuron loop, 0.52 s with run_sequence's
+# kernels, 0.95 s with the integer engine's (neuron loop and quantization); then 10-20 ms per
+# further family. Compiling the kernels the first time on a machine (an empty cache: 2-4 s, and
+# ~2 s per further family) happens once and is not counted here.
 NUMBA_STARTUP_NS = 600_000_000
 
 
