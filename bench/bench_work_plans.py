@@ -9,6 +9,13 @@ medians of ``REPEATS``:
 * **dispatch** (ours, the default): the work-size dispatch with the plans;
 * **forced numba** (``TALON_FORCE_NUMBA=1``) and **forced twin** (``TALON_DISABLE_NUMBA=1``).
 
+Besides the named cases, a grid of shapes (``GRID``: steps x batch x width of a 64-L-10 network in
+``run_sequence`` and in the FPGA calibration) spans the crossovers of the time loops' cost models
+(``talon._compiled.LoopCost``, docs/backend.md §9.2): step-dominated runs where the kernels pay for
+numba, wide or short ones where the twins should stay. The table gives each forced mode's CPU time
+over the dispatch's (below 1: that mode was quicker than the dispatch). ``--no-grid`` leaves it
+out, ``--only TEXT`` (repeatable) keeps the cases whose name contains ``TEXT``.
+
 Run as a script with ``--before SRC`` (a ``src`` folder of an older talon, e.g. ``git archive``
 of the commit before the plans) it adds that code's dispatch as a fourth column. Every process
 prints a digest of its results; the modes must print the same. One BLAS / OpenMP thread per
