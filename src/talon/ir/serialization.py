@@ -218,15 +218,19 @@ def read_version(path: PathLike) -> str:
 
 @contextlib.contextmanager
 def _damage_is_format_error(path: PathLike):
-    """Report whatever a damaged file makes h5py, json or a node constructor raise as T1CFormatError."""
+    """Report whatever a damaged file makes h5py, json or a node constructor raise as T1CFormatError
+    naming the file (the checks of :mod:`.hdf5_guard` name only the array or dataset)."""
+    shown = os.fspath(path)
     try:
         yield
-    except T1CFormatError:
-        raise
+    except T1CFormatError as exc:
+        if str(exc).startswith(shown):
+            raise
+        raise T1CFormatError(f"{shown}: {exc}") from None
     except (ValueError, TypeError, KeyError, IndexError, OSError, RuntimeError, MemoryError, ArithmeticError,
             AttributeError, zlib.error) as exc:  # fmt: skip
         detail = str(exc) if isinstance(exc, (ValueError, OSError, KeyError)) else f"{type(exc).__name__}: {exc}"
-        raise T1CFormatError(f"{os.fspath(path)}: {detail}") from None
+        raise T1CFormatError(f"{shown}: {detail}") from None
 
 
 @contextlib.contextmanager
