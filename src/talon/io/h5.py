@@ -24,7 +24,9 @@ temporary file and renamed into place on ``close``, so a failed write never dama
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,6 +44,7 @@ FORMAT_VERSION = 1
 DEFAULT_CHUNK_EVENTS = 1 << 16
 _FIELDS = ("x", "y", "t", "p")
 _STORED = {"x": np.int16, "y": np.int16, "t": np.int64, "p": np.uint8}
+_METADATA_SLACK = 4 << 20  # bytes kept free beyond the events for libhdf5's metadata, chunk index and flushes
 
 with contextlib.suppress(ImportError):  # DSEC files use the Blosc filter; hdf5plugin registers it
     import hdf5plugin  # noqa: F401
@@ -74,7 +77,7 @@ class H5EventWriter:
         self.path = Path(path)
         self._stack = contextlib.ExitStack()
         try:
-            tmp = self._stack.enter_context(atomic_output(self.path))
+            tmp = self._tmp = self._stack.enter_context(atomic_output(self.path))
             self._file = self._stack.enter_context(h5py.File(tmp, "w"))
             self._file.attrs["talon_format"] = FORMAT_NAME
             self._file.attrs["format_version"] = FORMAT_VERSION
@@ -122,6 +125,7 @@ class H5EventWriter:
         rel = t - self._t_offset
         group = self._file["events"]
         n = events.size
+        self._check_free_space(n * sum(np.dtype(d).itemsize for d in _STORED.values()))
         for name in _FIELDS:
             ds = group[name]
             ds.resize((self._count + n,))
@@ -133,6 +137,18 @@ class H5EventWriter:
             self._index_len = last_ms + 1
         self._count += n
         self._last_t = int(t[-1])
+
+    def _check_free_space(self, nbytes: int) -> None:
+        """Refuse, before libhdf5 writes ``nbytes`` more (uncompressed), when the file system cannot
+        hold them and the file's metadata: libhdf5 crashes the process (SIGSEGV) when the disk fills
+        under it, where this is an ``OSError`` naming the file (the temporary file is then removed)."""
+        needed = nbytes + _METADATA_SLACK
+        free = shutil.disk_usage(self._tmp.parent).free
+        if free < needed:
+            raise OSError(
+                errno.ENOSPC,
+                f"cannot write {self.path}: No space left on device (up to {needed:,} bytes needed, {free:,} free)",
+            )
 
     def _check_pixels(self, events: np.ndarray) -> None:
         """Refuse what the reader would refuse (negative addresses) and events off the recorded sensor."""
@@ -154,6 +170,7 @@ class H5EventWriter:
         self._closed = True
         try:
             index = np.concatenate(self._index) if self._index else np.zeros(0, dtype=np.uint64)
+            self._check_free_space(index.nbytes)
             self._file.create_dataset("ms_to_idx", data=index, dtype=np.uint64)
             self._file.create_dataset("t_offset", data=np.int64(self._t_offset or 0))
         except BaseException as exc:

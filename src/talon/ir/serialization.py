@@ -18,9 +18,12 @@ files and plain in-file datasets are read (:mod:`.hdf5_guard`), within a decoded
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
+import io
 import json
 import os
+import shutil
 import zlib
 from pathlib import Path
 from typing import Any
@@ -43,6 +46,7 @@ FORMAT_VERSION = 3
 WRITABLE_VERSIONS = (2, 3)
 PACK_BELOW = 4096  # bytes
 MAX_FILL = 1 << 28  # elements of an array stored as one repeated value
+BUILD_IN_MEMORY_BELOW = 256 << 20  # bytes: smaller files are built in memory, then written with one write
 
 PathLike = str | os.PathLike
 
@@ -81,18 +85,40 @@ def write(
         raise T1CFormatError(f"cannot write {os.fspath(path)}: {exc}") from None
     packed_manifest = np.frombuffer(zlib.compress(text.encode("utf-8"), 6), dtype=np.uint8)
 
-    def fill(tmp: Path) -> None:
-        with h5py.File(tmp, "w", userblock_size=t1c_header.HEADER_SIZE, libver=("v110", "v110")) as f:
+    def build(target: Any) -> None:
+        """The HDF5 part into ``target`` (a path or a binary file object), then the sealed header."""
+        with h5py.File(target, "w", userblock_size=t1c_header.HEADER_SIZE, libver=("v110", "v110")) as f:
             # fixed-length strings: nothing in a format-2 file lives in HDF5's global heap, which has no checksum
             f.attrs["talon_format"] = np.bytes_(FORMAT_NAME)
             f.attrs["format_version"] = np.int64(format_version)
             f.attrs["talon_version"] = np.bytes_(_talon_version())
             f.create_dataset("manifest", data=packed_manifest, track_times=False)
             _write_arrays(f, arrays, refs, compression)
+
+    def fill(tmp: Path) -> None:
+        estimate = sum(a.nbytes for a in arrays) + packed_manifest.nbytes + (1 << 20)
+        if estimate <= BUILD_IN_MEMORY_BELOW:
+            # libhdf5 crashes the process (SIGSEGV) when the disk fills under it: build the file in
+            # memory and store it with one plain write, whose failure is an ordinary OSError
+            image = io.BytesIO()
+            build(image)
+            t1c_header.seal(image, format_version)
+            with open(tmp, "wb") as fh:
+                fh.write(image.getbuffer())
+            return
+        _check_free_space(tmp, estimate)
+        build(tmp)
         with open(tmp, "rb+") as fh:
             t1c_header.seal(fh, format_version)
 
     write_atomically(path, fill, T1CFormatError)
+
+
+def _check_free_space(tmp: Path, needed: int) -> None:
+    """Refuse, before libhdf5 writes a large file, when the file system has less than ``needed`` bytes free."""
+    free = shutil.disk_usage(tmp.parent).free
+    if free < needed:
+        raise OSError(errno.ENOSPC, f"No space left on device (about {needed:,} bytes needed, {free:,} free)")
 
 
 def _encode_graph(graph: Graph, arrays: list, where: str, depth: int) -> dict[str, Any]:
