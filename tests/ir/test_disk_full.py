@@ -93,3 +93,22 @@ def test_an_event_file_is_refused_before_libhdf5_writes_past_the_space_left(tmp_
     assert target.read_bytes() == OLD
     assert [p.name for p in tmp_path.iterdir()] == [target.name]
     assert event_h5._METADATA_SLACK > 0
+
+
+def test_talon_simulate_output_is_refused_in_one_error_line(tmp_path, nearly_full):
+    from click.testing import CliRunner
+
+    from talon.cli import main
+
+    model, target = tmp_path / "model.t1c", tmp_path / "out.h5"
+    ir.write(model, examples.mlp_graph(0, sizes=(64, 32, 10)))  # small: built in memory, one write
+    target.write_bytes(OLD)
+    result = CliRunner().invoke(main, ["simulate", str(model), "-o", str(target), "--steps", "50"])
+    assert result.exit_code == 2, result.output
+    needed = 4 * 50 * 10 + (4 << 20)  # one chunk of outputs (50 steps x 10 float32) and 4 MiB for libhdf5
+    assert (
+        result.stderr
+        == f"error: cannot write {target}: No space left on device (about {needed:,} bytes needed, 100,000 free)\n"
+    )
+    assert target.read_bytes() == OLD
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.t1c", "out.h5"]

@@ -24,16 +24,14 @@ temporary file and renamed into place on ``close``, so a failed write never dama
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from talon.ir.atomic import atomic_output
+from talon.ir.atomic import atomic_output, require_free_space
 from talon.ir.hdf5_guard import ALLOWED_FILTERS, check_plain_dataset, child, open_regular
 
 from .events import EVENT_DTYPE, EventFormatError, as_events, first_unsorted, sort_events
@@ -139,16 +137,9 @@ class H5EventWriter:
         self._last_t = int(t[-1])
 
     def _check_free_space(self, nbytes: int) -> None:
-        """Refuse, before libhdf5 writes ``nbytes`` more (uncompressed), when the file system cannot
-        hold them and the file's metadata: libhdf5 crashes the process (SIGSEGV) when the disk fills
-        under it, where this is an ``OSError`` naming the file (the temporary file is then removed)."""
-        needed = nbytes + _METADATA_SLACK
-        free = shutil.disk_usage(self._tmp.parent).free
-        if free < needed:
-            raise OSError(
-                errno.ENOSPC,
-                f"cannot write {self.path}: No space left on device (up to {needed:,} bytes needed, {free:,} free)",
-            )
+        """Refuse, before libhdf5 writes ``nbytes`` more (uncompressed) and its metadata, when the
+        file system cannot hold them (:func:`talon.ir.atomic.require_free_space`)."""
+        require_free_space(self._tmp.parent, nbytes + _METADATA_SLACK, self.path)
 
     def _check_pixels(self, events: np.ndarray) -> None:
         """Refuse what the reader would refuse (negative addresses) and events off the recorded sensor."""

@@ -18,12 +18,10 @@ files and plain in-file datasets are read (:mod:`.hdf5_guard`), within a decoded
 from __future__ import annotations
 
 import contextlib
-import errno
 import gc
 import io
 import json
 import os
-import shutil
 import zlib
 from pathlib import Path
 from typing import Any
@@ -32,7 +30,7 @@ import h5py
 import numpy as np
 
 from . import t1c_header
-from .atomic import write_atomically
+from .atomic import require_free_space, write_atomically
 from .budget import MAX_NESTING, ByteBudget, active_budget, default_budget, element_count
 from .codec import decode, encode
 from .errors import T1CFormatError
@@ -106,19 +104,12 @@ def write(
             with open(tmp, "wb") as fh:
                 fh.write(image.getbuffer())
             return
-        _check_free_space(tmp, estimate)
+        require_free_space(tmp.parent, estimate)
         build(tmp)
         with open(tmp, "rb+") as fh:
             t1c_header.seal(fh, format_version)
 
     write_atomically(path, fill, T1CFormatError)
-
-
-def _check_free_space(tmp: Path, needed: int) -> None:
-    """Refuse, before libhdf5 writes a large file, when the file system has less than ``needed`` bytes free."""
-    free = shutil.disk_usage(tmp.parent).free
-    if free < needed:
-        raise OSError(errno.ENOSPC, f"No space left on device (about {needed:,} bytes needed, {free:,} free)")
 
 
 def _encode_graph(graph: Graph, arrays: list, where: str, depth: int) -> dict[str, Any]:
