@@ -3,7 +3,7 @@ real ``.t1c`` files, re-seals them (a valid checksum: an attack, not damage) and
 
 Every outcome must be a graph, or a :class:`~talon.ir.T1CFormatError` whose message starts with the
 file's path; ``talon inspect`` / ``talon lint`` on the same file exit 0 or 1, or 2 with one ``error:``
-line naming the file. ``bench/fuzz_readers.py`` runs the same mutations for longer.
+line naming the file. ``tests/fuzz_readers.py`` (``make fuzz``) runs such mutations for longer.
 """
 
 from __future__ import annotations
