@@ -99,9 +99,8 @@ class JaxGraph(WholeSequenceSchedules):
         reset_gradient: str | None = None,
     ):
         if not isinstance(graph, ir.Graph):
-            raise TypeError(
-                f"JaxGraph expects a talon.ir.Graph, got {type(graph).__name__}; read a .t1c file with talon.ir.read(path)"
-            )
+            kind = type(graph).__name__
+            raise TypeError(f"JaxGraph expects a talon.ir.Graph, got {kind}; read a .t1c file with talon.ir.read(path)")
         self.graph = graph
         # None: each neuron's own reset_gradient; 'detached' / 'through' for all (see .reset_gradient)
         self.reset_gradient = check_override(reset_gradient)
