@@ -86,6 +86,8 @@ def check_state(state: Any, want: Any, batch: int, dtype: np.dtype) -> None:
             f"state does not match init_state({batch}) for this input batch of {batch}: expected the nodes "
             f"{sorted(want['nodes'])} and edges {sorted(want['edges'])} with batch {batch}; {hint}"
         )
+    if all(getattr(leaf, "dtype", None) == dtype for leaf in jax.tree.leaves(state)):
+        return  # (the paths are worked out only to name a wrong leaf)
     for key_path, leaf in jax.tree_util.tree_leaves_with_path(state):
         leaf_dtype = getattr(leaf, "dtype", None)
         if leaf_dtype is None or leaf_dtype != dtype:
