@@ -26,9 +26,14 @@ Profiles (measured against the frameworks' own runs; versions as tested):
 * ``"rockpool"`` (3.1.0): CubaLIF with multi-spike (at most 2^16 per step), subtractive reset,
   ``i = e^{−dt/τs}(i + x)`` (``synapse='input_first'``) and a ``dt`` it derives from ``τ_mem/(1 + r)``;
   its importer crashes on LIF and has no IF (refused by name) (:mod:`.profile_rockpool`).
-* ``"snntorch"`` (1.0.0): its importer runs NIR's neurons as the standard says (zero reset,
-  immediate, ``>``); it writes no ``dt`` and assumes 1e-4.
+* ``"snntorch"`` (1.0.0): its importer runs NIR's LIF and CubaLIF as the standard says (zero reset,
+  immediate, ``>``); it writes no ``dt`` and assumes 1e-4. Its ``nir.IF`` is a leaky neuron (a pinned
+  bug): refused by name both ways.
 * ``"nir"``: the standard itself (the default).
+
+Every producer profile also gives the neurons the reset gradient its framework trains with, and a
+consumer profile warns when the graph's neurons record another (:mod:`.reset_conventions`: all six
+frameworks differentiate the reset through the spike, ``'through'``; NIR itself states none).
 
 * ``"norse"`` (1.1.0, producer only): LIF as its Euler box at the importer's dt (default 1e-3),
   ``>``, reset to 0, ``r`` and ``v_reset`` ignored; IF ``v + x`` (:mod:`.profile_norse`); the reset
