@@ -111,6 +111,43 @@ def snntorch_case() -> Case:
     return Case(from_nir(exported, producer="snntorch"), x, weights, out, grads)
 
 
+def snntorch_recurrent_case() -> Case:
+    """RLeaky (zero reset, reset_delay=False, as snnTorch's importer builds it) exported as a NIR subgraph;
+    compared with the model itself: snnTorch 1.0.0 with nirtorch 2.6 cannot import recurrent files
+    (``test_snntorch_100_with_nirtorch_26_breaks_recurrent_imports``)."""
+    snn = pytest.importorskip("snntorch")
+    import snntorch.utils
+    from snntorch.export_nir import export_to_nir
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(28)
+            dyn = dict(init_hidden=True, reset_mechanism="zero", reset_delay=False)
+            self.fc = torch.nn.Linear(4, 5)
+            self.rlif = snn.RLeaky(beta=torch.full((5,), 0.9), threshold=torch.ones(5), linear_features=5, **dyn)
+            with torch.no_grad():  # its bias arrives a step early (test_nir_frameworks.py)
+                self.rlif.recurrent.bias.zero_()
+            self.fc2 = torch.nn.Linear(5, 3)
+            self.lif = snn.Leaky(beta=torch.full((3,), 0.8), threshold=torch.ones(3), output=True, **dyn)
+
+        def forward(self, x):
+            spk, _mem = self.lif(self.fc2(self.rlif(self.fc(x))))
+            return spk
+
+    net = Net()
+    x = (np.random.default_rng(29).normal(0.3, 1.0, (T, 3, 4)) * 2.5).astype(np.float32)
+    weights = torch.linspace(0.5, 2.0, 3)
+    snntorch.utils.reset(net)
+    out = torch.stack([net(torch.from_numpy(x[t])) for t in range(T)])
+    (out * weights).sum().backward()
+    grads = {"fc": net.fc.weight.grad.numpy(), "fc2": net.fc2.weight.grad.numpy(),
+             "rlif.w_rec": net.rlif.recurrent.weight.grad.numpy()}  # fmt: skip
+    graph = from_nir(quiet(export_to_nir, net, torch.zeros(1, 4), ignore_dims=[0]), producer="snntorch")
+    assert graph.recurrent_edges == [("rlif.w_rec", "rlif.lif")]
+    return Case(graph, x, weights, out, grads)
+
+
 # ---- SpikingJelly 2.0.0: detach_reset=False; hard reset spike*v_reset + (1 - spike)*v -----------------
 
 
@@ -236,14 +273,16 @@ def rockpool_case(tmp_path_factory) -> Case:
     return Case(graph, x, weights, out, grads)
 
 
-FRAMEWORKS = ["snntorch", "spikingjelly", "sinabs", "rockpool"]
+FRAMEWORKS = ["snntorch", "snntorch-recurrent", "spikingjelly", "sinabs", "rockpool"]
 
 
 @pytest.fixture(scope="module", params=FRAMEWORKS)
 def case(request, tmp_path_factory) -> Case:
     if request.param == "rockpool":
         return rockpool_case(tmp_path_factory)
-    return {"snntorch": snntorch_case, "spikingjelly": spikingjelly_case, "sinabs": sinabs_case}[request.param]()
+    cases = {"snntorch": snntorch_case, "snntorch-recurrent": snntorch_recurrent_case,
+             "spikingjelly": spikingjelly_case, "sinabs": sinabs_case}  # fmt: skip
+    return cases[request.param]()
 
 
 def torch_gradients(case: Case, **options) -> dict:
