@@ -377,14 +377,11 @@ def test_a_detached_graph_fine_tuned_in_spikingjelly_follows_through_gradients(t
     from spikingjelly.activation_based import functional, neuron, surrogate
     from spikingjelly.activation_based.nir_exchange import import_from_nir
 
+    from talon.interop.nir.reset_conventions import stamp
+
     case = spikingjelly_case()
-    detached = ir.Graph(
-        {n: ir.LIF(**{**v.params(), "reset_gradient": "detached"}) if isinstance(v, ir.LIF) else v
-         for n, v in case.graph.nodes.items()} | {"_1": ir.IF(**{**case.graph.nodes["_1"].params(),
-                                                                "reset_gradient": "detached"})},
-        case.graph.edges,
-    )  # fmt: skip
-    with pytest.warns(ResetGradientWarning, match=r"\['_1', '_3'\]"):
+    detached = stamp(case.graph, ir.ResetGradient.DETACHED)
+    with pytest.warns(ResetGradientWarning, match=r"\['_1', '_3', '_5'\] record reset_gradient='detached'"):
         write_nir(tmp_path / "sj.nir", detached, consumer="spikingjelly", dt=1e-4)
     module = quiet(import_from_nir, nir.read(tmp_path / "sj.nir"), dt=1e-4)
     for child in module.modules():
