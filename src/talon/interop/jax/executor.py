@@ -46,7 +46,9 @@ instead of filling zeros in the graph; a neuron coefficient shared by its whole 
 scalar, and the other coefficients of small neuron layers, and the biases of small dense
 layers, come spread over the batch (:mod:`.spread`: an update on operands of one shape compiles
 several times faster); all of it
-is kept for the last concrete parameter arrays (:mod:`.call_cache`).
+is kept for the last concrete parameter arrays (:mod:`.call_cache`). ``run`` calls its compiled
+function on the flat tuple of its arguments, and a loop of ``run(params, x)`` calls repeats the
+last call's prepared arguments with the new input (:mod:`.run_call`).
 
 Parameters are a dict ``{node path: {name: array}}`` (``"rnn.lif"`` inside a subgraph): the
 weights of stateless nodes under their IR names, and for neurons the per-step coefficients
