@@ -65,8 +65,8 @@ def render_html(graph_dict: dict[str, Any], title: str = "TALON graph", **option
     Options: ``view`` (``"graph"`` or ``"partition"``), ``color_by`` (node fill: ``"type"``, or a heat
     scale of ``"memory"``, ``"ops"`` per step or the core's ``"load"``; the page's menu changes it),
     ``rankdir`` (``"TB"``, ``"LR"``, ``"BT"``, ``"RL"``), ``expand`` (``"auto"``: groups open on graphs
-    up to ``expand_limit`` = 400 nodes, ``"all"``, ``"none"``), ``band_ranks`` (the layout cuts graphs deeper than this many ranks into
-    bands laid out one by one, default 120; 0 lays out in one piece).
+    up to ``expand_limit`` = 400 nodes, ``"all"``, ``"none"``), ``band_ranks`` (the layout cuts graphs
+    deeper than this many ranks into bands laid out one by one, default 120; 0 lays out in one piece).
     """
     from talon import __version__
 
