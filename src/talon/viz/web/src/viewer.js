@@ -590,9 +590,9 @@ function markSelection() {
   }
 }
 
-function table(rows, head) {
+function table(rows, head, cls) {
   if (!rows.length) return "";
-  return `<table>${head ? `<tr>${head.map((h) => `<th>${h}</th>`).join("")}</tr>` : ""}${rows.map((r) => `<tr>${r.map((c) => `<td>${c}</td>`).join("")}</tr>`).join("")}</table>`;
+  return `<table${cls ? ` class="${cls}"` : ""}>${head ? `<tr>${head.map((h) => `<th>${h}</th>`).join("")}</tr>` : ""}${rows.map((r) => `<tr>${r.map((c) => `<td>${c}</td>`).join("")}</tr>`).join("")}</table>`;
 }
 
 function renderSummary() {
@@ -607,8 +607,8 @@ function renderSummary() {
     ["groups", fmtNum(data.groups.length)],
     ["recurrent edges", fmtNum(data.edges.filter((e) => e.recurrent).length)],
   ]);
-  html += "<h3>Inputs</h3>" + table(s.inputs.map((i) => [esc(i.id), fmtShape(i.shape)]));
-  html += "<h3>Outputs</h3>" + table(s.outputs.map((o) => [esc(o.id), fmtShape(o.shape)]));
+  html += "<h3>Inputs</h3>" + table(s.inputs.map((i) => [esc(i.id), fmtShape(i.shape)]), null, "names");
+  html += "<h3>Outputs</h3>" + table(s.outputs.map((o) => [esc(o.id), fmtShape(o.shape)]), null, "names");
   if (s.cost) html += renderCostSummary(s.cost);
   if (mapping) html += renderCoreBudgets();
   if (partitionView && s.cores) {
@@ -672,7 +672,7 @@ function renderNodeCost(n) {
     ["neurons", c.neurons.toLocaleString("en-US")],
     ["synapses", c.synapses.toLocaleString("en-US")],
     ["analyze name", `<code>${esc(c.layer)}</code>`],
-  ].map(([k, v]) => [k, v]));
+  ], null, "names");
   const precisions = Object.entries(c.sram_bytes);
   if (precisions.some(([, v]) => v)) {
     html += `<h3>Core SRAM by precision</h3><table class="sram">` + precisions.map(([p, v]) =>
@@ -707,8 +707,8 @@ function renderNode(n) {
   if (Object.keys(n.metadata).length) html += `<h3>Metadata</h3><pre>${esc(JSON.stringify(n.metadata, null, 1))}</pre>`;
   const incoming = data.edges.filter((e) => e.target === n.id).map((e) => [esc(e.source), fmtShape(e.shape) + (e.recurrent ? " (t−1)" : "")]);
   const outgoing = data.edges.filter((e) => e.source === n.id).map((e) => [esc(e.target), fmtShape(e.shape) + (e.recurrent ? " (t−1)" : "")]);
-  if (incoming.length) html += "<h3>From</h3>" + table(incoming);
-  if (outgoing.length) html += "<h3>To</h3>" + table(outgoing);
+  if (incoming.length) html += "<h3>From</h3>" + table(incoming, null, "names");
+  if (outgoing.length) html += "<h3>To</h3>" + table(outgoing, null, "names");
   return html;
 }
 
