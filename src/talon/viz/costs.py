@@ -50,8 +50,9 @@ def node_costs(graph: Graph) -> list[dict[str, Any]]:
     records = []
     for name, node, n_inputs in walk(graph):
         counts = count_node(node, n_inputs)
-        per_precision = {p: node_cost(node, w, s) for p, (w, s) in PRECISION_BITS.items()}
-        core = next(iter(per_precision.values()))
+        core = node_cost(node, *PRECISION_BITS["fp32"])
+        # a node that stores nothing at 32 bits stores nothing at any width (bytes = ceil(n * bits / 8))
+        per_precision = {p: core if core.free else node_cost(node, w, s) for p, (w, s) in PRECISION_BITS.items()}
         records.append(
             {
                 "layer": name,
