@@ -145,3 +145,15 @@ def test_long_and_hostile_names_are_cut_in_the_drawing_only(watched, tmp_path):
     page.fill("#talon-search", "the_end")
     assert page.eval_on_selector_all("g.node.match", "els => els.map(e => e.dataset.id)") == [long_name]
     assert page.evaluate("window.__xss === undefined")
+
+
+def test_partition_view_says_why_it_has_no_budgets(watched, over_full, tmp_path):
+    damaged = ir.Graph(over_full.nodes, over_full.edges, metadata=dict(over_full.metadata))
+    record = dict(damaged.metadata["talon.partition"], spec={"num_cores": "many"})
+    damaged.metadata["talon.partition"] = record
+    with pytest.warns(UserWarning, match="cannot be budgeted"):
+        path = viz.visualize_partitioned(damaged, tmp_path / "damaged.html")
+    watched.goto_graph(path)
+    page = watched.page
+    assert "cannot be budgeted against its chip" in page.text_content(".mapping-error")
+    assert page.locator("g.core-outline").count() == 19 and page.locator("g.core-outline[data-status]").count() == 0

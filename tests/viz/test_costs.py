@@ -123,3 +123,45 @@ def test_sram_per_precision_follows_the_mapped_precision():
         per_core[n["core_id"]] = per_core.get(n["core_id"], 0) + n["cost"]["sram_bytes"]["int8"]
     assert {c["core"]: c["sram_bytes"] for c in shown["summary"]["mapping"]["cores"]} == per_core
     assert sdk.analyze_graph(mapped).total_bytes == shown["summary"]["cost"]["total_bytes"]
+
+
+def test_a_record_that_cannot_be_budgeted_is_said_not_hidden(mapped, tmp_path):
+    """A hand-edited file whose record lost a node's assignment: the cores are still drawn (from
+    each node's core_id) and the page says why it has no budgets, with a warning."""
+    ir.write(tmp_path / "mapped.t1c", mapped)
+    graph = ir.read(tmp_path / "mapped.t1c")
+    del graph.metadata["talon.partition"]["assignments"]["fc1_s3"]
+    with pytest.warns(UserWarning, match="cannot be budgeted against its chip .*fc1_s3"):
+        document = viz.graph_to_dict(graph)
+    assert list(document["summary"]["mapping"]) == ["error"]
+    assert {n["id"]: n["core_id"] for n in document["nodes"]}["fc1_s3"] == mapped.nodes["fc1_s3"].core_id
+
+
+def test_a_hand_annotated_mapping_has_no_budgets():
+    from tests.viz import graphs
+
+    graph = graphs.annotate_partition(graphs.residual_concat(), dict.fromkeys(graphs.residual_concat().nodes, 0))
+    graph.metadata["partition_metadata"]["spec"] = HardwareSpec().to_dict()  # not where allocate reads it
+    document = viz.graph_to_dict(graph)
+    assert "mapping" not in document["summary"] and document["summary"]["cores"] == [0]
+
+
+def test_the_costs_import_neither_torch_nor_jax():
+    """talon.viz counts with the SDK's rules at call time; the SDK's counting needs numpy only."""
+    import subprocess
+    import sys
+
+    from tests.subprocesses import child_env
+
+    code = (
+        "import sys\n"
+        "from talon import viz\n"
+        "from talon.graph import partition\n"
+        "from talon.graph.examples import recurrent_snn\n"
+        "assert 'talon.sdk' not in sys.modules, 'importing talon.viz imported the SDK'\n"
+        "viz.graph_to_dict(partition(recurrent_snn(20, 30, 4), 'zynq_us_plus'))\n"
+        "print(sorted(m for m in ('torch', 'jax', 'snntorch') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=child_env(), check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -30,6 +30,7 @@ and the page must show exactly its numbers.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from talon.ir import Graph
@@ -94,14 +95,25 @@ def graph_costs(graph: Graph) -> dict[str, Any]:
 
 def core_budgets(graph: Graph, record: dict[str, Any], assignments: dict[str, int]) -> dict[str, Any] | None:
     """``mapping``: per-core budgets of :func:`talon.graph.allocate` against the partition record's
-    spec; None when the record names no spec (a graph annotated by hand)."""
-    if not isinstance(record.get("spec"), dict):
-        return None
+    spec; None when the record names no spec (a graph annotated by hand); ``{"error": why}``, with a
+    warning, when the record cannot be budgeted (a damaged or hand-edited file)."""
     from talon.graph.allocate import allocate
+    from talon.graph.partition import METADATA_KEY
     from talon.graph.spec import HardwareSpec
+    from talon.ir.errors import TalonError
 
-    spec = HardwareSpec.from_dict(record["spec"])
-    budget = allocate(graph, spec, precision=record.get("precision"))
+    # allocate reads the record talon.graph.partition keeps (a hand-annotated graph has none)
+    if not isinstance(record.get("spec"), dict) or not (
+        getattr(graph, "partition_metadata", None) or graph.metadata.get(METADATA_KEY)
+    ):
+        return None
+    try:
+        spec = HardwareSpec.from_dict(record["spec"])
+        budget = allocate(graph, spec, precision=record.get("precision"))
+    except (TalonError, KeyError, TypeError, ValueError) as exc:
+        message = f"the graph's partition record cannot be budgeted against its chip ({type(exc).__name__}: {exc})"
+        warnings.warn(message + "; the page shows no core budgets", stacklevel=3)
+        return {"error": message}
     limits = {
         "neurons": spec.max_neurons_per_core,
         "synapses": spec.max_synapses_per_core,

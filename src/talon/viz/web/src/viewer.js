@@ -110,7 +110,8 @@ function fmtPct(f) {
 
 // ---- cost: what a node and a core cost (talon analyze / profile / allocate numbers) ---------
 
-const mapping = data.summary.mapping || null;
+const mappingError = data.summary.mapping && data.summary.mapping.error ? data.summary.mapping.error : null;
+const mapping = data.summary.mapping && !mappingError ? data.summary.mapping : null;
 const coreById = new Map(mapping ? mapping.cores.map((c) => [c.core, c]) : []);
 const mappedPrecision = mapping ? mapping.precision : null;
 const hasCost = data.nodes.length > 0 && data.nodes[0].cost != null;
@@ -611,6 +612,7 @@ function renderSummary() {
   html += "<h3>Outputs</h3>" + table(s.outputs.map((o) => [esc(o.id), fmtShape(o.shape)]), null, "names");
   if (s.cost) html += renderCostSummary(s.cost);
   if (mapping) html += renderCoreBudgets();
+  if (mappingError) html += `<h3>Core budgets</h3><div class="warn mapping-error">${esc(mappingError)}</div>`;
   if (partitionView && s.cores) {
     html += `<h3>Cores (${s.cores.length})</h3><div class="legend">` +
       s.cores.map((c) => `<span class="core-key" data-core="${c}"><i style="border-color:${coreColor(c)}"></i>core ${c} · ${data.nodes.filter((n) => n.core_id === c).length} nodes</span>`).join("") +
