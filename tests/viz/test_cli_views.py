@@ -116,11 +116,13 @@ def test_bad_profiles_are_refused(files, content, args, message):
     assert line.startswith("error: ") and message.format(mapped=files / "mapped.t1c") in line
 
 
-def test_profile_and_load_options_need_their_view(files):
+def test_profile_and_colour_options_need_their_view(files):
     result = run("export-html", files / "mapped.t1c", "-o", files / "x.html", "--profile-steps", 3)
     assert result.exit_code == 2 and "add --view schedule" in result.stderr
     result = run("export-html", files / "e2e.t1c", "-o", files / "x.html", "--color-by", "load")
-    assert result.exit_code == 2 and "add --view partition" in result.stderr
+    assert result.exit_code == 2 and "color_by='load' colours nodes by their core's load" in result.stderr
+    result = run("export-html", files / "mapped.t1c", "-o", files / "x.html", "--view", "schedule", "--color-by", "ops")
+    assert result.exit_code == 2 and "the schedule view fills by type" in result.stderr
     assert not (files / "x.html").exists()
 
 

@@ -165,3 +165,13 @@ def test_the_costs_import_neither_torch_nor_jax():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=child_env(), check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_colour_by_needs_what_it_colours(mapped, tmp_path):
+    with pytest.raises(ValueError, match="color_by='memory' needs the costs"):
+        viz.render_html(viz.graph_to_dict(recurrent_snn(), costs=False), color_by="memory")
+    with pytest.raises(ValueError, match="color_by='load' colours nodes by their core's load"):
+        viz.export_html(recurrent_snn(), tmp_path / "x.html", color_by="load")
+    assert not (tmp_path / "x.html").exists()
+    page = viz.export_html(mapped, tmp_path / "load.html", color_by="load").read_text()  # the graph view of a mapping
+    assert '"color_by":"load"' in page

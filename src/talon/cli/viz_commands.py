@@ -127,7 +127,7 @@ def _latency_file(path: Path, graph, file: Path) -> dict[str, float]:
     default="type",
     show_default=True,
     help="Node fill (graph and partition views): the type, or a heat scale of memory, operations per step "
-    "or the core's load (partition view); the page's menu changes it.",
+    "or the core's load (a partitioned file); the page's menu changes it.",
 )
 @click.option(
     "--profile-steps",
@@ -165,8 +165,8 @@ def export_html(
         raise click.UsageError("--profile-steps and --profile draw latencies in the schedule view: add --view schedule")
     if profile_steps is not None and profile_file is not None:
         raise click.UsageError("give --profile-steps N (profile now) or --profile FILE (a saved profile), not both")
-    if color_by == "load" and view != "partition":
-        raise click.UsageError("--color-by load colours nodes by their core's load: add --view partition")
+    if color_by != "type" and view == "schedule":
+        raise click.UsageError("--color-by colours the graph and partition views; the schedule view fills by type")
     _refuse_overwriting_inputs(output, file)
     graph = _read(file)
     drawn = len(graph.nodes) if view == "schedule" else drawn_node_count(graph)

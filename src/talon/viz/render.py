@@ -78,6 +78,16 @@ def render_html(graph_dict: dict[str, Any], title: str = "TALON graph", **option
     color_by = options.get("color_by", "type")
     if color_by not in COLOR_BY:
         raise ValueError(f"color_by must be one of {', '.join(COLOR_BY)}, got {color_by!r}")
+    summary = graph_dict.get("summary") or {}
+    if color_by in ("memory", "ops") and "cost" not in summary:
+        raise ValueError(
+            f"color_by={color_by!r} needs the costs: make the document with graph_to_dict(graph, costs=True)"
+        )
+    if color_by == "load" and "cores" not in (summary.get("mapping") or {}):
+        raise ValueError(
+            "color_by='load' colours nodes by their core's load: it needs a graph mapped by talon.graph.partition "
+            "(talon partition FILE --hw PRESET -o mapped.t1c), whose record names its chip"
+        )
     page_options = {"title": title, "view": "graph", "expand": "auto", "expand_limit": 400, **options}
     return fill(
         load_template(),
