@@ -277,14 +277,14 @@ def graph_to_dict(graph: Graph, *, detect_patterns: bool = True, costs: bool = T
     }
     # the partition record once, as partition_metadata (a .t1c file keeps it as talon.partition)
     metadata = plain({k: v for k, v in graph.metadata.items() if k not in PARTITION_KEYS})
-    part = partition_info(graph) if cores else None
+    part = partition_info(graph)
+    if part is not None:
+        metadata["partition_metadata"] = plain(part)
     if cores:
         summary["cores"] = sorted(set(cores.values()))
-        if part is not None:
-            metadata["partition_metadata"] = plain(part)
     if costs:
         summary["cost"] = graph_costs(graph)
-        budgets = core_budgets(graph, part, cores) if part is not None else None
+        budgets = core_budgets(graph, part, cores) if part is not None and cores else None
         if budgets is not None:
             summary["mapping"] = plain(budgets)
     return {
