@@ -69,6 +69,7 @@ from ... import ir
 from ...ir.coefficients import check_coefficients_fit
 from ...ir.errors import UnsupportedModuleError
 from . import layers
+from .arguments import as_input, check_params, check_state
 from .call_cache import PreparedCalls, on_cpu
 from .channels_last import arrive, channels_last_paths, coefficient_axes, to_first, to_first_on_host, to_last
 from .deferred import deferred_updates
@@ -97,6 +98,9 @@ class JaxGraph(WholeSequenceSchedules):
         channels_last: bool = True,
         reset_gradient: str | None = None,
     ):
+        if not isinstance(graph, ir.Graph):
+            kind = type(graph).__name__
+            raise TypeError(f"JaxGraph expects a talon.ir.Graph, got {kind}; read a .t1c file with talon.ir.read(path)")
         self.graph = graph
         # None: each neuron's own reset_gradient; 'detached' / 'through' for all (see .reset_gradient)
         self.reset_gradient = check_override(reset_gradient)
@@ -405,33 +409,14 @@ class JaxGraph(WholeSequenceSchedules):
         return built
 
     def _check_state(self, state, batch: int) -> None:
-        """``state`` must have the structure and the batch size of ``init_state(batch)``."""
+        """``state`` must have the structure, the batch size and the dtype of ``init_state(batch)``."""
         cache = self.__dict__.setdefault("_state_shapes", {})
         if batch not in cache:
             cache[batch] = jax.tree.map(lambda a: tuple(a.shape), jax.eval_shape(lambda: self.init_state(batch)))
-        want = cache[batch]
-        try:
-            given = jax.tree.map(lambda a: tuple(np.shape(a)), state)
-        except Exception as exc:  # not a pytree of arrays
-            raise ValueError(f"state must be the structure returned by init_state/step/run: {exc}") from None
-        if jax.tree.structure(given) != jax.tree.structure(want) or given != want:
-            raise ValueError(
-                f"state does not match init_state({batch}) for this input batch of {batch}: expected the nodes "
-                f"{sorted(want['nodes'])} and edges {sorted(want['edges'])} with batch {batch}; pass the state "
-                "returned by init_state, step or run for inputs of the same batch size"
-            )
+        check_state(state, cache[batch], batch, self.dtype)
 
     def _check_params(self, params) -> None:
-        if isinstance(params, dict) and jax.tree.structure(params) == self._params_structure:
-            return  # the structure of self.params (the common case, checked in one call)
-        if not isinstance(params, Mapping) or set(params) != set(self.params):
-            given = sorted(params) if isinstance(params, Mapping) else type(params).__name__
-            raise ValueError(
-                f"params must have the structure of JaxGraph.params (nodes {sorted(self.params)}), got {given}"
-            )
-        for path, expected in self.params.items():
-            if not isinstance(params[path], Mapping) or set(params[path]) != set(expected):
-                raise ValueError(f"params[{path!r}] must have the keys {sorted(expected)}")
+        check_params(params, self.params, self._params_structure)
 
     def _max_delay(self, path: str) -> int:
         return int(self._delays[path].max()) if self._delays[path].size else 0
@@ -449,9 +434,7 @@ class JaxGraph(WholeSequenceSchedules):
             raise ValueError(f"the graph has several Input nodes {names}: pass a dict of arrays by name")
         out = {}
         for name, value in given.items():
-            # an array of the right dtype passes as it is (jnp.asarray would dispatch a conversion)
-            same = isinstance(value, jax.Array) and value.dtype == self.dtype
-            arr = value if same else jnp.asarray(value, dtype=self.dtype)
+            arr = as_input(name, value, self.dtype)
             expected = self._input_shapes[name]
             if arr.ndim != lead + len(expected) or tuple(arr.shape[lead:]) != expected:
                 layout = "[T, B, " if time else "[B, "
