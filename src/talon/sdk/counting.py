@@ -101,6 +101,9 @@ class NodeCounts:
     state_values: int
     output_elements: int
     counted: bool
+    spike_ops: int = 0
+    """Spiking-neuron updates per step (LIF, IF, CubaLIF, Threshold elements): ``profile_graph``'s
+    ``spike_ops`` is their sum."""
 
 
 def count_node(node: Node, n_inputs: int = 1) -> NodeCounts:
@@ -129,6 +132,7 @@ def count_node(node: Node, n_inputs: int = 1) -> NodeCounts:
         state_values=_state_values(node, in_shape),
         output_elements=out_elems,
         counted=counted,
+        spike_ops=layer if spiking else 0,
     )
 
 

@@ -104,8 +104,7 @@ def profile_graph(graph: GraphLike) -> HardwareProfile:
         macs += c.macs
         state_values += c.state_values
         peak = max(peak, c.output_elements)
-        if c.spiking:
-            spikes += shape_numel(node.input_shape)
+        spikes += c.spike_ops
         if c.nbytes > largest_bytes:
             largest, largest_bytes = name, c.nbytes
         if not c.counted:
