@@ -8,12 +8,15 @@ biases, and ``neuron_constants`` counts a layer-uniform neuron array once.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from talon import ir, sdk
 from talon.examples import chain, hybrid_graph, leaky, uniform
 from talon.sdk.counting import count_node, is_uniform
+from tests.cli.test_cli import run
 
 WIDTH = 300  # a wide layer: the per-neuron copies dominate the neuron count
 
@@ -121,3 +124,20 @@ def test_spyx_counts_match_nnx_params():
     assert stats.weight_params == nnx_params - betas == 20 * WIDTH + WIDTH + WIDTH * 10 + 10
     assert stats.neuron_constants == 5 + (2 * 10 + 3)
     assert stats.total_params == stats.weight_params + 5 * (WIDTH + 10)
+
+
+def test_cli_reports_both_counts(tmp_path):
+    path = tmp_path / "m.t1c"
+    ir.write(path, hybrid_graph())
+    doc = json.loads(run("analyze", path, "--json", "-v").stdout)
+    assert (doc["total_params"], doc["model_params"], doc["weight_params"], doc["neuron_constants"]) == (
+        201_898,
+        201_583,
+        201_578,
+        5,
+    )
+    assert {layer["name"]: layer["model_params"] for layer in doc["layers"]}["lif"] == 5
+    profile = json.loads(run("profile", path, "--json").stdout)
+    assert profile["model_weight_memory"] == doc["model_bytes"] < profile["weight_memory"]
+    text = run("analyze", path).stdout
+    assert "Model parameters: 201,583 (201,578 weights and biases + 5 neuron constants)" in text

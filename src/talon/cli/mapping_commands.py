@@ -16,6 +16,7 @@ from talon.cli._common import (
     _fail,
     _file_argument,
     _json_option,
+    _plural,
     _read,
     _refuse_overwriting_inputs,
     _reports_errors,
@@ -193,8 +194,9 @@ def compile_command(
     if mapping is not None:
         r = mapping["routing"]["summary"]
         console.print(
-            f"mapped on {mapping['spec']['name']}: {mapping['num_cores_used']} cores, {r['total_compressed_entries']} "
-            f"routing entries ({r['total_entries']} before compression), {r['spike_hops']:,.1f} spike-hops/step",
+            f"mapped on {mapping['spec']['name']}: {_plural(mapping['num_cores_used'], 'core')}, "
+            f"{r['total_compressed_entries']} routing entries ({r['total_entries']} before compression), "
+            f"{r['spike_hops']:,.1f} spike-hops/step",
             highlight=False,
         )
     if output is not None:
@@ -250,8 +252,10 @@ def pipeline(file: Path, hw: str, algorithm: str, n_steps: int, precision: str, 
             mapped = partition(graph, spec, algorithm, seed=seed)
         meta = mapped.partition_metadata
         cores_fit = meta["num_cores_used"] <= spec.num_cores
-        done("partition", f"{meta['num_cores_used']} cores{'' if cores_fit else f' (the chip has {spec.num_cores})'}, "
-                          f"{len(meta['slices'])} layers split, cut ratio {meta['metrics']['cut_ratio']:.3f}",
+        done("partition", f"{_plural(meta['num_cores_used'], 'core')}"
+                          f"{'' if cores_fit else f' (the chip has {spec.num_cores})'}, "
+                          f"{_plural(len(meta['slices']), 'layer')} split, "
+                          f"cut ratio {meta['metrics']['cut_ratio']:.3f}",
              cores_fit)  # fmt: skip
         backend = get_backend("cpu")
         if cores_fit:
