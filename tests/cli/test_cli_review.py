@@ -90,3 +90,28 @@ def test_compare_json_describes_changes_without_python_reprs(tmp_path):
     assert changes[0] == 'input_type: {"input": [1, 28, 28]} -> {"input": [784]}'
     lif = next(d for d in json.loads(run("compare", a, b, "--json").stdout)["node_diffs"] if d["name"] == "lif")
     assert lif["changes"] == ['reset_mode: "subtract" -> "value"']  # "zero" is stored as "value" with v_reset 0
+
+
+@pytest.mark.parametrize("args", [["analyze"], ["lint"], ["inspect"], ["hash"], ["partition"]], ids=" ".join)
+def test_long_work_shows_a_spinner_on_a_terminal_only(monkeypatch, tmp_path, args):
+    """A 30,000-node graph takes seconds to read and lint: a transient spinner on a terminal's
+    stderr says what is going on; with --json (or in a pipe, as in every other test) nothing."""
+    import io
+
+    from rich.console import Console
+
+    from talon import _terminal
+
+    path = tmp_path / "m.t1c"
+    ir.write(path, mlp_graph(0, (8, 4)))
+    screen = io.StringIO()
+    real = _terminal.console
+    monkeypatch.setattr(
+        _terminal, "console", lambda *, stderr=False: Console(file=screen, force_terminal=True) if stderr else real()
+    )
+    assert run(*args, path).exit_code == 0
+    assert f"{path}" in screen.getvalue() and "ing " in screen.getvalue()  # "linting /…/m.t1c"
+    screen.seek(0)
+    screen.truncate()
+    assert run(*args, path, "--json").exit_code == 0
+    assert screen.getvalue() == ""

@@ -6,6 +6,7 @@ imports every command module once.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -251,6 +252,21 @@ def _echo_report(text: str) -> None:
 
 def _shape(shape) -> str:
     return "?" if shape is None else str(list(shape))
+
+
+@contextlib.contextmanager
+def _working(message: str, *, disable: bool = False):
+    """A transient spinner with ``message`` on stderr while the block runs: on a terminal only
+    (nothing in a pipe, a log or with ``--json``). Reading, linting or partitioning a graph of tens
+    of thousands of nodes takes seconds with nothing else on the screen."""
+    from talon._terminal import console
+
+    stderr = console(stderr=True)
+    if disable or not stderr.is_terminal:
+        yield
+        return
+    with stderr.status(_text(message), spinner="dots"):
+        yield
 
 
 def _read(file: Path):

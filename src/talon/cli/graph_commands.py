@@ -24,6 +24,7 @@ from talon.cli._common import (
     _shape,
     _table,
     _text,
+    _working,
     main,
 )
 
@@ -90,7 +91,8 @@ def analyze(file: Path, verbose: bool, as_json: bool) -> None:
     """Graph structure and statistics: parameters, memory, MACs/FLOPs, depth, layer types."""
     from talon import sdk
 
-    stats = sdk.analyze_graph(_read(file))
+    with _working(f"analyzing {file}", disable=as_json):
+        stats = sdk.analyze_graph(_read(file))
     if as_json:
         doc = stats.to_dict()
         if not verbose:
@@ -146,7 +148,8 @@ def profile(file: Path, as_json: bool) -> None:
     """Static hardware profile: memory, MAC and spike operations, warnings, recommendations."""
     from talon import sdk
 
-    result = sdk.profile_graph(_read(file))
+    with _working(f"profiling {file}", disable=as_json):
+        result = sdk.profile_graph(_read(file))
     if as_json:
         _emit_json({"file": str(file), **result.to_dict()})
         return
@@ -185,7 +188,8 @@ def lint(file: Path, strict: bool, as_json: bool) -> None:
     """Lint a graph for problems (codes in docs/lint.md). Exit 1 if there are errors."""
     from talon import sdk
 
-    result = sdk.lint_graph(_read(file), strict=strict)
+    with _working(f"linting {file}", disable=as_json):
+        result = sdk.lint_graph(_read(file), strict=strict)
     if as_json:
         _emit_json({"file": str(file), **result.to_dict()})
     else:
@@ -210,8 +214,9 @@ def validate(file: Path, as_json: bool) -> None:
     """Quick validity check: the file reads (format, graph validation) and lints without errors."""
     from talon import sdk
 
-    graph = _read(file)
-    errors = sdk.lint_graph(graph).errors
+    with _working(f"validating {file}", disable=as_json):
+        graph = _read(file)
+        errors = sdk.lint_graph(graph).errors
     doc = {
         "file": str(file),
         "valid": not errors,
@@ -252,7 +257,8 @@ def compare(file_a: Path, file_b: Path, atol: float, rtol: float, as_json: bool)
 
     from talon import sdk
 
-    diff = sdk.compare_graphs(_read(file_a), _read(file_b), atol=atol, rtol=rtol)
+    with _working(f"comparing {file_a} and {file_b}", disable=as_json):
+        diff = sdk.compare_graphs(_read(file_a), _read(file_b), atol=atol, rtol=rtol)
     if as_json:
         _emit_json({"file_a": str(file_a), "file_b": str(file_b), **diff.to_dict()})
     else:
@@ -308,8 +314,9 @@ def hash_(file: Path, structure: bool, metadata: bool, expected: str | None, che
     """Deterministic SHA-256 fingerprint of a graph (docs/sdk.md gives the canonical form)."""
     from talon import sdk
 
-    graph = _read(file)
-    fingerprint = sdk.fingerprint_graph(graph, include_weights=not structure, include_metadata=metadata)
+    with _working(f"hashing {file}", disable=as_json):
+        graph = _read(file)
+        fingerprint = sdk.fingerprint_graph(graph, include_weights=not structure, include_metadata=metadata)
     doc: dict[str, Any] = {
         "file": str(file),
         "fingerprint": fingerprint,
@@ -424,7 +431,8 @@ def inspect(file: Path, limit: int, show_all: bool, as_json: bool) -> None:
     from talon import sdk
     from talon.sdk.counting import count_node
 
-    graph = _read(file)
+    with _working(f"reading {file}", disable=as_json):
+        graph = _read(file)
     if as_json:
         _emit_json({"file": str(file), "format_version": int(sdk.read_version(file)), **_graph_doc(graph)})
         return

@@ -22,6 +22,7 @@ from talon.cli._common import (
     _reports_errors,
     _table,
     _text,
+    _working,
     main,
 )
 
@@ -98,11 +99,12 @@ def partition(
     from talon.graph import partition as run_partition
 
     spec = get_spec(hw)
-    graph = _read(file)
-    with warnings.catch_warnings():  # too few cores: reported below as a violation
-        warnings.simplefilter("ignore", UserWarning)
-        mapped = run_partition(graph, spec, algorithm, _activity(graph, activity), seed=seed)
-    resources = allocate(mapped, spec)
+    with _working(f"partitioning {file} onto {spec.name}", disable=as_json):
+        graph = _read(file)
+        with warnings.catch_warnings():  # too few cores: reported below as a violation
+            warnings.simplefilter("ignore", UserWarning)
+            mapped = run_partition(graph, spec, algorithm, _activity(graph, activity), seed=seed)
+        resources = allocate(mapped, spec)
     meta = mapped.partition_metadata
     if output is not None:
         ir.write(output, mapped)
