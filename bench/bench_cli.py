@@ -148,18 +148,21 @@ def listings() -> list[Row]:
                 reference = statistics.median(times["before"]) if times["before"] else None
                 label = f"{case}, {n_nodes:,} nodes"
                 rows.append(Row("cli listings", label, statistics.median(times["ours"]), "before (3b4f269)", reference))
+                print(f"{label}: ours {rows[-1].ours_s:.2f} s, before {reference} s", file=sys.stderr, flush=True)
                 load.append(os.getloadavg()[0])
             for args in UNCHANGED_COMMANDS:
                 args = [a.format(f=path.name) for a in args]
                 seconds = statistics.median(_run(args, ours_env, folder)[0] for _ in range(repeats))
                 rows.append(Row("cli listings", f"{args[0]}, {n_nodes:,} nodes", seconds, "—", None))
+                print(f"{args[0]}, {n_nodes:,} nodes: {seconds:.2f} s", file=sys.stderr, flush=True)
             load.append(os.getloadavg()[0])
     listings.markdown = [
         "Listing commands as new processes (`COLUMNS=120`) on chains of Affine(8→8)/LIF(8) pairs: ours "
         "against commit 3b4f269, which drew every row as a rich table (`inspect` now shows 50 rows and "
         "counts the rest; `inspect --all` and `analyze -v` print listings above 100 rows as aligned "
-        f"plain text). Median of {LISTING_SIZES[3_000]} (3,000 nodes) / {LISTING_SIZES[30_000]} (30,000 "
-        "nodes) interleaved runs; rows without a reference give absolute times of unchanged commands. "
+        "plain text). Median of "
+        + ", ".join(f"{repeats} ({n:,} nodes)" for n, repeats in LISTING_SIZES.items())
+        + " interleaved runs; rows without a reference give absolute times of unchanged commands. "
         f"Load average (1 min) during the runs: {min(load):.1f}–{max(load):.1f}."
     ]
     print_rows("CLI listings on large graphs", rows)
