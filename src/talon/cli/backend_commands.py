@@ -11,10 +11,10 @@ import click
 from talon.cli._common import (
     EXIT_FINDINGS,
     _console,
+    _echo_report,
     _emit_json,
     _file_argument,
     _json_option,
-    _printable,
     _read,
     _refuse_overwriting_inputs,
     _reports_errors,
@@ -232,6 +232,6 @@ def energy(file: Path, n_steps: int, precision: str, preset: str, as_json: bool)
         }  # fmt: skip
         _emit_json({"file": str(file), **fields})
     else:
-        click.echo(_printable(prof.summary(), keep_newlines=True))
+        _echo_report(prof.summary())
     if not prof.simulation.outputs_valid:  # energy of a run whose outputs are NaN/inf is not a result
         raise SystemExit(EXIT_FINDINGS)
