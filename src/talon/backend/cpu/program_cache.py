@@ -1,0 +1,157 @@
+"""Validated programs and float engines of the graphs ``simulate`` ran, reused while a graph is unchanged.
+
+Building a run is not free: validation scans every weight (finiteness), lowering inlines the
+subgraphs, and the float kernels copy and convert the weights (a 33.6 M-parameter model: ~1 s and
+~0.4 GB each call). :func:`lookup` keeps what was built for a graph **by content**: the key is the
+graph's full fingerprint (``talon.sdk.fingerprint_graph`` with weights and metadata), computed on
+every call, so a graph modified in place, or another graph object with the same content, is found
+by what it holds, never by ``id()``. An entry is built from a private deep copy of the graph,
+so nothing in it shares memory with arrays a caller can still modify: a hit is correct by
+construction. Fixed-point engines are not kept (their formats depend on each call's calibration;
+their weight quantizations are reused by :mod:`.weight_cache`); the fp32 engine that calibrates
+them and serves as their reference is.
+
+The cache is a least-recently-used list of at most :data:`MAX_ENTRIES` graphs holding at most
+:data:`MAX_BYTES` of arrays (and no more than a quarter of ``memory_limit()``); a graph larger than
+that is built every time. ``MAX_ENTRIES = 0`` turns the cache off; :func:`clear` empties it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+
+import numpy as np
+
+from talon import ir
+
+from ..config import CompileConfig
+from ..stimulus import memory_limit
+from .engine import Engine
+from .program import Program
+
+MAX_ENTRIES = 4
+MAX_BYTES = 2 << 30
+
+_entries: OrderedDict[str, Built] = OrderedDict()
+_lock = threading.Lock()
+stats = {"hits": 0, "misses": 0}
+
+
+class Built:
+    """What was built for one graph content: its private ``graph`` copy, the validated program per
+    precision and the float engine per configuration."""
+
+    def __init__(self, graph: ir.Graph) -> None:
+        self.graph = graph
+        self.programs: dict[str, Program] = {}
+        self.engines: dict[str, Engine] = {}
+        self.nbytes = owned_bytes([graph])
+
+    def program(self, config: CompileConfig, validate: Callable[[ir.Graph, CompileConfig], Program]) -> Program:
+        """The program of this graph validated at ``config``'s precision (``validate`` raises if invalid)."""
+        program = self.programs.get(config.precision)
+        if program is None:
+            program = self.programs[config.precision] = validate(self.graph, config)
+        return program
+
+    def engine(self, program: Program, config: CompileConfig) -> Engine:
+        """The float engine of ``program`` at ``config`` (built once)."""
+        key = json.dumps(config.to_dict(), sort_keys=True, default=str)
+        engine = self.engines.get(key)
+        if engine is None:
+            engine = self.engines[key] = Engine(program, config)
+            self.nbytes = owned_bytes([self.graph, *(e.kernels for e in self.engines.values())])
+            _trim()
+        return engine
+
+
+class Uncached(Built):
+    """What is built for a graph the cache cannot hold: everything afresh (on the caller's graph)."""
+
+    def __init__(self, graph: ir.Graph) -> None:
+        self.graph, self.programs, self.engines, self.nbytes = graph, {}, {}, 0
+
+    def engine(self, program: Program, config: CompileConfig) -> Engine:
+        return Engine(program, config)
+
+
+def lookup(graph: ir.Graph) -> Built:
+    """The built programs and engines of a graph with ``graph``'s content (an empty entry, now kept,
+    the first time)."""
+    if MAX_ENTRIES <= 0:
+        return Uncached(graph)
+    from talon.sdk.fingerprint import fingerprint_graph
+
+    try:
+        key = fingerprint_graph(graph, include_weights=True, include_metadata=True)
+    except (TypeError, ValueError):  # metadata the canonical form cannot encode: not cached
+        return Uncached(graph)
+    with _lock:
+        built = _entries.get(key)
+        if built is not None:
+            _entries.move_to_end(key)
+            stats["hits"] += 1
+            return built
+    stats["misses"] += 1
+    built = Built(copy.deepcopy(graph))
+    if built.nbytes > _budget():
+        return Uncached(graph)
+    with _lock:
+        _entries[key] = built
+    _trim()
+    return built
+
+
+def clear() -> None:
+    """Forget every built program and engine."""
+    with _lock:
+        _entries.clear()
+
+
+def _budget() -> int:
+    return min(MAX_BYTES, memory_limit() // 4)
+
+
+def _trim() -> None:
+    """Drop least recently used entries until at most MAX_ENTRIES holding at most the byte budget
+    remain (the newest is kept while it fits alone)."""
+    with _lock:
+        budget = _budget()
+        while len(_entries) > max(MAX_ENTRIES, 0) or (
+            len(_entries) > 1 and sum(b.nbytes for b in _entries.values()) > budget
+        ):
+            _entries.popitem(last=False)
+        if _entries and next(reversed(_entries.values())).nbytes > budget:
+            _entries.popitem(last=True)
+
+
+def owned_bytes(roots) -> int:
+    """Bytes of the numpy arrays reachable from ``roots`` through talon objects, containers and
+    their attributes (each array's memory counted once, by its base)."""
+    seen: set[int] = set()
+    bases: dict[int, int] = {}
+    stack = list(roots)
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, np.ndarray):
+            base = obj
+            while isinstance(base.base, np.ndarray):
+                base = base.base
+            bases[id(base)] = base.nbytes
+        elif isinstance(obj, dict):
+            stack.extend(obj.values())
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            stack.extend(obj)
+        elif type(obj).__module__.startswith("talon"):
+            stack.extend(getattr(obj, "__dict__", {}).values())
+            slots = getattr(type(obj), "__slots__", ())
+            slots = (slots,) if isinstance(slots, str) else slots
+            stack.extend(getattr(obj, s) for s in slots if hasattr(obj, s))
+    return sum(bases.values())
