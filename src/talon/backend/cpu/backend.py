@@ -20,6 +20,7 @@ from ..energy import DEFAULT_PRESET, EnergyPreset, resolve_energy
 from ..errors import BackendError, UnsupportedNodeError
 from ..results import BackendCapabilities, ProfileResult, QuantizationReport, SimulationResult, ValidationResult
 from ..stimulus import prepare_source
+from . import program_cache
 from .detection_cost import CONV_LIKE_TYPES, detection_macs
 from .engine import Engine, calibrate
 from .fixed_detection import DECODE_TYPES, float_tail
@@ -30,9 +31,8 @@ from .float_ops import FLOAT_KERNELS
 from .memory import plan_memory
 from .observers import WEIGHT_NODES, ActivityObserver, ProgressObserver, SpikeObserver
 from .output_stream import OnOutputs, OutputStream
-from .profiler import count_layers, dense_macs
-from . import program_cache
 from .probes import probe_values, resolve_probes
+from .profiler import count_layers, dense_macs
 from .program import Program, lower_checked
 from .reference_run import HeldReference, LockstepReference
 from .run_memory import check_run_memory
@@ -231,10 +231,8 @@ class CPUBackend(BackendBase):
                     reference = LockstepReference(fp32, source, chunk, ticks, keep_outputs=on_outputs is None)
                 else:
                     reference = HeldReference(ref_trace, ref_spikes)
-            if config.is_fixed_point:
-                engine = Engine(program, config, calibration)
-            else:
-                engine = built.engine(program, config)
+            fixed = config.is_fixed_point  # a fixed-point engine is built on this call's calibration
+            engine = Engine(program, config, calibration) if fixed else built.engine(program, config)
             observers = (*extra_observers, *ticks)
             return _run(engine, graph, source, steps, batch, used_default, step_by_step, observers, reference, chunk,
                         on_outputs, probed)  # fmt: skip

@@ -5,9 +5,9 @@ writes them to a file as they come) gives each chunk's outputs to a callback
 ``on_outputs(start, stop, {output name: float32 [stop - start, B, *shape]})`` and keeps nothing of
 them. What the result reports about the outputs is accumulated on the way: ``outputs_valid``
 (every value finite) and, at a reduced precision, the error against the fp32 reference's outputs
-of the same chunk (:mod:`.reference_run`: held, or computed in lockstep just before) — the largest absolute difference exactly, the RMS and relative
-errors from float64 sums of squares added chunk by chunk (equal to the whole-array figures up to
-the rounding of those sums).
+of the same chunk (:mod:`.reference_run`: held, or computed in lockstep just before) — the largest
+absolute difference exactly, the RMS and relative errors from float64 sums of squares added chunk
+by chunk (equal to the whole-array figures up to the rounding of those sums).
 """
 
 from __future__ import annotations

@@ -35,8 +35,9 @@ CHUNK_BYTES = 64 << 20
 
 
 def sequence_bytes(
-    program: Program, steps: int, batch: int, itemsize: int, *, keep: Collection[int] = (), accumulator_itemsize: int = 0
-) -> int:
+    program: Program, steps: int, batch: int, itemsize: int, *, keep: Collection[int] = (),
+    accumulator_itemsize: int = 0,
+) -> int:  # fmt: skip
     """Peak bytes of the ``[steps, batch, *shape]`` values alive at once during one run of ``program``.
 
     ``itemsize``: bytes per element of a stored value; ``keep``: the ids of values kept to the end
