@@ -48,7 +48,7 @@ def _unknown(program: Program, name: str) -> str:
     parts = [path.split(".") for path in paths]
     subgraphs = sorted({".".join(p[:k]) for p in parts for k in range(1, len(p))})
     valid = paths + [f"{sub} (subgraph)" for sub in subgraphs]
-    close = difflib.get_close_matches(name, paths + subgraphs, n=3)
+    close = difflib.get_close_matches(name, paths + subgraphs, n=3, cutoff=0.75)
     hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
     listed = ", ".join(valid[:_LISTED]) + (f", ... ({len(valid) - _LISTED} more)" if len(valid) > _LISTED else "")
     return (
