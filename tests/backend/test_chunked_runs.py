@@ -158,7 +158,7 @@ def test_progress_counts_every_layer_of_every_chunk():
     graph = mlp_graph(0, (16, 32, 4))
     ticks = []
     CPU.simulate(graph, n_steps=50, precision="int8", chunk_steps=20, progress=lambda d, t: ticks.append((d, t)))
-    total = 3 * len(graph.nodes) * 3  # fp32 calibration, fp32 reference in lockstep + int8; 3 chunks (20, 20, 10)
+    total = 2 * len(graph.nodes) * 3  # fp32 reference + int8, 3 chunks (20, 20, 10)
     assert ticks[-1] == (total, total) and len(ticks) == total
 
 

@@ -45,9 +45,9 @@ def test_held_results_and_the_chunk_plan():
     assert held["fp32 reference"] == 3 * 20 * 4 + 11 * 20 // 8
     # several chunks: the reference runs in lockstep, its trains are held for one chunk (and no
     # outputs when they stream)
-    held = run_memory.held_bytes(program, 10, 2, 4, reference=True, spiking_sizes=[8, 3], chunk=4)
-    assert held["fp32 reference"] == 3 * 20 * 4 + 11 * 4 * 2 // 8
-    held = run_memory.held_bytes(program, 10, 2, 4, reference=True, spiking_sizes=[8, 3], chunk=4, stream_outputs=True)
+    lockstep = dict(reference=True, spiking_sizes=[8, 3], chunk=4, lockstep=True)
+    assert run_memory.held_bytes(program, 10, 2, 4, **lockstep)["fp32 reference"] == 3 * 20 * 4 + 11 * 4 * 2 // 8
+    held = run_memory.held_bytes(program, 10, 2, 4, **lockstep, stream_outputs=True)
     assert held == {"outputs": 0, "fp32 reference": 11 * 4 * 2 // 8}
     per_step = run_memory.sequence_bytes(program, 1, 2, 4)  # 16 values x 2 x 4 B = 128 B
     assert run_memory.plan_chunk(program, 1000, 2, 4, budget=10 * per_step + 5) == 10

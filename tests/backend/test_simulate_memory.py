@@ -13,8 +13,11 @@ import pytest
 
 from talon import ir
 from talon.backend import get_backend
-from talon.backend.cpu import program_cache, run_memory
+from talon.backend.config import CompileConfig
+from talon.backend.cpu import backend, program_cache, run_memory
+from talon.backend.cpu.engine import Engine
 from talon.backend.cpu.program import lower
+from talon.backend.cpu.reference_run import runs_in_lockstep
 from talon.backend.errors import BackendError
 from talon.examples import chain
 
@@ -92,8 +95,24 @@ def test_the_memory_check_counts_only_the_probed_nodes(monkeypatch):
 # ---- the fp32 reference in lockstep ---------------------------------------------------------------
 
 
+@pytest.fixture
+def always_lockstep(monkeypatch):
+    """A fixed-point run of several chunks runs its reference in lockstep whatever it would hold."""
+    monkeypatch.setattr(backend, "runs_in_lockstep", lambda fixed, steps, chunk, held, engine: chunk < steps)
+
+
+def test_a_fixed_point_run_takes_lockstep_when_the_held_reference_outweighs_the_fp32_kernels():
+    engine = Engine(lower(mlp_graph(0, (48, 64, 10))), CompileConfig())
+    kernels = program_cache.owned_bytes([engine.kernels])
+    assert kernels > 48 * 64 * 8  # the float64 weights at least
+    assert runs_in_lockstep(False, 100, 10, 0, engine)  # fp16: whenever there are several chunks
+    assert not runs_in_lockstep(True, 100, 10, kernels, engine)
+    assert runs_in_lockstep(True, 100, 10, kernels + 1, engine)
+    assert not runs_in_lockstep(True, 100, 100, kernels + 1, engine)  # one chunk: held
+
+
 @pytest.mark.parametrize("precision", ["fp16", "int8"])
-def test_the_lockstep_reference_reports_the_held_references_numbers(precision, engine_path):  # noqa: F811
+def test_the_lockstep_reference_reports_the_held_references_numbers(precision, engine_path, always_lockstep):  # noqa: F811
     graph = mlp_graph(0, (48, 64, 10))
     x = (np.random.default_rng(6).random((90, 3, 48)) < 0.3).astype(np.float32)
     held = CPU.simulate(graph, x, precision=precision)  # one chunk: the reference runs first, held
@@ -109,7 +128,7 @@ def test_the_lockstep_reference_reports_the_held_references_numbers(precision, e
         assert q.output_relative_error[name] == pytest.approx(r.output_relative_error[name], rel=1e-12)
 
 
-def test_a_streamed_reduced_precision_run_holds_no_more_for_more_steps():
+def test_a_streamed_reduced_precision_run_holds_no_more_for_more_steps(always_lockstep):
     """int8 with on_outputs, chunks of 20 steps: the reference's spike trains and outputs are no
     longer held for the whole run, so 4x the steps allocate about the same peak."""
     graph = mlp_graph(0, (64, 256, 10))
@@ -170,6 +189,14 @@ def test_the_cache_is_bounded_and_can_be_turned_off(fresh_cache, monkeypatch):
     monkeypatch.setattr(program_cache, "MAX_BYTES", 2 << 30)
     monkeypatch.setattr(program_cache, "MAX_ENTRIES", 0)
     CPU.simulate(graphs[0], n_steps=3)
+    assert not program_cache._entries
+
+
+def test_an_invalid_graph_is_not_kept(fresh_cache):
+    graph = mlp_graph(0, (8, 16, 4))
+    graph.nodes["fc1"].weight[0, 0] = np.nan
+    with pytest.raises(ir.NonFiniteParameterError, match="node 'fc1'"):
+        CPU.simulate(graph, n_steps=3)
     assert not program_cache._entries
 
 

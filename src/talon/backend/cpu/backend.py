@@ -34,11 +34,13 @@ from .output_stream import OnOutputs, OutputStream
 from .probes import probe_values, resolve_probes
 from .profiler import count_layers, dense_macs
 from .program import Program, lower_checked
-from .reference_run import HeldReference, LockstepReference
-from .run_memory import check_run_memory
+from .reference_run import HeldReference, LockstepReference, runs_in_lockstep
+from .run_memory import check_run_memory, held_bytes, plan_chunk
 from .work_plan import run_share, simulate_share
 
 _STRUCTURE = {"Input", "Output"}
+FP32 = CompileConfig(precision="fp32")
+_REFERENCE_KEYS = ("reference", "spiking_sizes", "stream_outputs")
 
 
 def supported_primitives() -> list[str]:
@@ -203,14 +205,21 @@ class CPUBackend(BackendBase):
         probed = resolve_probes(program, probes)
         source, steps, batch, used_default = prepare_source(graph, inputs, n_steps)
         itemsize, accumulator = _itemsizes(config)
-        reduced = config.precision != "fp32"
-        chunk = check_run_memory(
-            program, steps, batch, itemsize, step_values=probe_values(program, probed) if step_by_step else None,
-            accumulator_itemsize=max(accumulator, 8 * reduced), chunk_steps=chunk_steps, reference=reduced,
+        reduced, fixed = config.precision != "fp32", config.is_fixed_point
+        memory = dict(
+            step_values=probe_values(program, probed) if step_by_step else None, chunk_steps=chunk_steps,
+            accumulator_itemsize=max(accumulator, 8 * reduced), reference=reduced,
             spiking_sizes=_spiking_sizes(program), stream_outputs=on_outputs is not None,
         )  # fmt: skip
-        lockstep = reduced and chunk < steps  # several chunks: the reference runs in lockstep (reference_run.py)
-        runs = 1 + reduced + (lockstep and config.is_fixed_point)
+        fp32, lockstep = None, False
+        if reduced:  # the fp32 reference (reference_run.py); a fixed-point call does not add it to the cache
+            fp32 = built.engine(program, FP32) if not fixed else built.existing(FP32) or Engine(program, FP32)
+            plan = plan_chunk(program, steps, batch, itemsize, accumulator_itemsize=memory["accumulator_itemsize"],
+                              chunk_steps=chunk_steps)  # fmt: skip
+            held = held_bytes(program, steps, batch, itemsize, **{k: memory[k] for k in _REFERENCE_KEYS})
+            lockstep = runs_in_lockstep(fixed, steps, plan, held["fp32 reference"], fp32)
+        chunk = check_run_memory(program, steps, batch, itemsize, lockstep=lockstep, **memory)
+        runs = 1 + reduced + (lockstep and fixed)
         ticks = ()
         if progress is not None:
             ticks = (ProgressObserver(progress, runs * len(program.ops) * -(-steps // chunk)),)
@@ -218,10 +227,9 @@ class CPUBackend(BackendBase):
         reference = None
         with planned_work(simulate_share(program, config, steps, batch)):  # a long run starts numba at once
             if reduced:
-                fp32 = built.engine(program, CompileConfig(precision="fp32"))
                 ref_spikes = None if lockstep else SpikeObserver(keep_trains=True)
                 ref_observers = () if lockstep else (ref_spikes,)
-                if config.is_fixed_point:
+                if fixed:
                     calibration, ref_trace = calibrate(program, source, observers=(*ref_observers, *ticks),
                                                        chunk_steps=chunk, engine=fp32,
                                                        keep_outputs=not lockstep)  # fmt: skip
@@ -231,7 +239,8 @@ class CPUBackend(BackendBase):
                     reference = LockstepReference(fp32, source, chunk, ticks, keep_outputs=on_outputs is None)
                 else:
                     reference = HeldReference(ref_trace, ref_spikes)
-            fixed = config.is_fixed_point  # a fixed-point engine is built on this call's calibration
+                fp32 = None  # freed (unless cached or in lockstep) before the integer kernels are built
+            # a fixed-point engine is built on this call's calibration
             engine = Engine(program, config, calibration) if fixed else built.engine(program, config)
             observers = (*extra_observers, *ticks)
             return _run(engine, graph, source, steps, batch, used_default, step_by_step, observers, reference, chunk,

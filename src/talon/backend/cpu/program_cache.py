@@ -8,8 +8,9 @@ every call, so a graph modified in place, or another graph object with the same 
 by what it holds, never by ``id()``. An entry is built from a private deep copy of the graph,
 so nothing in it shares memory with arrays a caller can still modify: a hit is correct by
 construction. Fixed-point engines are not kept (their formats depend on each call's calibration;
-their weight quantizations are reused by :mod:`.weight_cache`); the fp32 engine that calibrates
-them and serves as their reference is.
+their weight quantizations are reused by :mod:`.weight_cache`), and a fixed-point call does not add
+the fp32 engine that calibrates it (it uses one an fp32 or fp16 call left): kept, its kernels would
+stay alive through every integer run, which a fixed-point call otherwise builds after freeing them.
 
 The cache is a least-recently-used list of at most :data:`MAX_ENTRIES` graphs holding at most
 :data:`MAX_BYTES` of arrays (and no more than a quarter of ``memory_limit()``); a graph larger than
@@ -55,12 +56,21 @@ class Built:
         """The program of this graph validated at ``config``'s precision (``validate`` raises if invalid)."""
         program = self.programs.get(config.precision)
         if program is None:
-            program = self.programs[config.precision] = validate(self.graph, config)
+            try:
+                program = self.programs[config.precision] = validate(self.graph, config)
+            except Exception:
+                if not self.programs:  # an invalid graph: nothing worth keeping its copy for
+                    _discard(self)
+                raise
         return program
+
+    def existing(self, config: CompileConfig) -> Engine | None:
+        """The float engine at ``config`` if one was built, else None (nothing is built)."""
+        return self.engines.get(_config_key(config))
 
     def engine(self, program: Program, config: CompileConfig) -> Engine:
         """The float engine of ``program`` at ``config`` (built once)."""
-        key = json.dumps(config.to_dict(), sort_keys=True, default=str)
+        key = _config_key(config)
         engine = self.engines.get(key)
         if engine is None:
             engine = self.engines[key] = Engine(program, config)
@@ -77,6 +87,10 @@ class Uncached(Built):
 
     def engine(self, program: Program, config: CompileConfig) -> Engine:
         return Engine(program, config)
+
+
+def _config_key(config: CompileConfig) -> str:
+    return json.dumps(config.to_dict(), sort_keys=True, default=str)
 
 
 def lookup(graph: ir.Graph) -> Built:
@@ -110,6 +124,13 @@ def clear() -> None:
     """Forget every built program and engine."""
     with _lock:
         _entries.clear()
+
+
+def _discard(built: Built) -> None:
+    with _lock:
+        for key, entry in list(_entries.items()):
+            if entry is built:
+                del _entries[key]
 
 
 def _budget() -> int:

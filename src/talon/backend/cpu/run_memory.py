@@ -87,21 +87,22 @@ def plan_chunk(
 def held_bytes(
     program: Program, steps: int, batch: int, itemsize: int, *, step_values: Collection[int] | None = None,
     reference: bool = False, spiking_sizes: list[int] = (), stream_outputs: bool = False, chunk: int | None = None,
+    lockstep: bool = False,
 ) -> dict[str, int]:  # fmt: skip
     """What a run must hold for all ``steps`` to hand it back, by kind (bytes): ``outputs`` (the graph
     outputs, float32), ``step_by_step`` (the values of ids ``step_values``, ``itemsize`` each: a
     step-by-step run's probed values), ``fp32 reference`` (with ``reference``: its outputs and spike
     trains, one bit per entry of the spiking layers of ``spiking_sizes`` neurons). ``stream_outputs``:
-    the outputs go to the caller chunk by chunk (``on_outputs``), none are held. A run of several
-    chunks of ``chunk`` steps runs the reference in lockstep: it holds the trains of one chunk, and
-    its outputs only if the run's own are held (the report compares the whole arrays)."""
+    the outputs go to the caller chunk by chunk (``on_outputs``), none are held. A reference run in
+    ``lockstep`` with chunks of ``chunk`` steps holds the trains of one chunk, and its outputs only
+    if the run's own are held (the report compares the whole arrays)."""
     per_step = steps * batch
     outputs = sum(math.prod(program.values[v].shape) for v in program.outputs.values()) * per_step * 4
     out = {"outputs": 0 if stream_outputs else outputs}
     if step_values is not None:
         out["step_by_step"] = sum(math.prod(program.values[v].shape) for v in step_values) * per_step * itemsize
     if reference:
-        lockstep = chunk is not None and chunk < steps
+        lockstep = lockstep and chunk is not None
         trains = sum(spiking_sizes) * (chunk if lockstep else steps) * batch // 8
         out["fp32 reference"] = (0 if lockstep and stream_outputs else outputs) + trains
     return out
@@ -110,7 +111,7 @@ def held_bytes(
 def check_run_memory(
     program: Program, steps: int, batch: int, itemsize: int, *, step_values: Collection[int] | None = None,
     accumulator_itemsize: int = 0, chunk_steps: int | None = None, reference: bool = False,
-    spiking_sizes: list[int] = (), stream_outputs: bool = False,
+    spiking_sizes: list[int] = (), stream_outputs: bool = False, lockstep: bool = False,
 ) -> int:  # fmt: skip
     """Plan the chunks (:func:`plan_chunk`) and refuse, before it starts, a run whose held results
     (:func:`held_bytes`) plus one chunk's layer outputs exceed :func:`~..stimulus.memory_limit`
@@ -123,7 +124,7 @@ def check_run_memory(
     )
     held = held_bytes(
         program, steps, batch, itemsize, step_values=step_values, reference=reference, spiking_sizes=spiking_sizes,
-        stream_outputs=stream_outputs, chunk=chunk,
+        stream_outputs=stream_outputs, chunk=chunk, lockstep=lockstep,
     )  # fmt: skip
     total = sum(held.values())
     limit = memory_limit()
