@@ -4,22 +4,24 @@ Building a run is not free: validation scans every weight (finiteness), lowering
 subgraphs, and the float kernels copy and convert the weights (a 33.6 M-parameter model: ~1 s and
 ~0.4 GB each call). :func:`lookup` keeps what was built for a graph **by content**: the key is the
 graph's full fingerprint (``talon.sdk.fingerprint_graph`` with weights and metadata), computed on
-every call, so a graph modified in place, or another graph object with the same content, is found
-by what it holds, never by ``id()``. An entry is built from a private deep copy of the graph,
-so nothing in it shares memory with arrays a caller can still modify: a hit is correct by
-construction. Fixed-point engines are not kept (their formats depend on each call's calibration;
-their weight quantizations are reused by :mod:`.weight_cache`), and a fixed-point call does not add
+every call, so a graph modified in place is built afresh. What is built refers to the graph's own
+node objects (the program's operations, kernels holding parameters as they are), so an entry is
+served only when the graph still holds the very node and parameter-array objects it was built
+from (checked by identity, on top of the content key): a node or array replaced by an equal one,
+or a copy of the graph, is built again rather than trusted. The entry keeps the graph it was built
+from alive (no copy of the weights is made). Fixed-point engines are not kept (their formats
+depend on each call's calibration; their weight quantizations are reused by :mod:`.weight_cache`),
+and a fixed-point call does not add
 the fp32 engine that calibrates it (it uses one an fp32 or fp16 call left): kept, its kernels would
 stay alive through every integer run, which a fixed-point call otherwise builds after freeing them.
 
-The cache is a least-recently-used list of at most :data:`MAX_ENTRIES` graphs holding at most
-:data:`MAX_BYTES` of arrays (and no more than a quarter of ``memory_limit()``); a graph larger than
-that is built every time. ``MAX_ENTRIES = 0`` turns the cache off; :func:`clear` empties it.
+The cache is a least-recently-used list of at most :data:`MAX_ENTRIES` graphs whose kernels hold at
+most :data:`MAX_BYTES` of arrays (and no more than a quarter of ``memory_limit()``); a graph whose
+kernels are larger than that is built every time. ``MAX_ENTRIES = 0`` turns the cache off; :func:`clear` empties it.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import threading
 from collections import OrderedDict
@@ -48,9 +50,17 @@ class Built:
 
     def __init__(self, graph: ir.Graph) -> None:
         self.graph = graph
+        self.objects = _objects(graph)
         self.programs: dict[str, Program] = {}
         self.engines: dict[str, Engine] = {}
-        self.nbytes = owned_bytes([graph])
+        self.nbytes = 0  # the kernels' (the graph is the caller's)
+
+    def built_from(self, graph: ir.Graph) -> bool:
+        """Whether ``graph`` holds the very objects this entry was built from."""
+        if graph is not self.graph:
+            return False
+        objects = _objects(graph)
+        return len(objects) == len(self.objects) and all(a is b for a, b in zip(objects, self.objects, strict=True))
 
     def program(self, config: CompileConfig, validate: Callable[[ir.Graph, CompileConfig], Program]) -> Program:
         """The program of this graph validated at ``config``'s precision (``validate`` raises if invalid)."""
@@ -74,7 +84,7 @@ class Built:
         engine = self.engines.get(key)
         if engine is None:
             engine = self.engines[key] = Engine(program, config)
-            self.nbytes = owned_bytes([self.graph, *(e.kernels for e in self.engines.values())])
+            self.nbytes = owned_bytes([e.kernels for e in self.engines.values()])
             _trim()
         return engine
 
@@ -106,16 +116,15 @@ def lookup(graph: ir.Graph) -> Built:
         return Uncached(graph)
     with _lock:
         built = _entries.get(key)
-        if built is not None:
+        if built is not None and built.built_from(graph):
             _entries.move_to_end(key)
             stats["hits"] += 1
             return built
     stats["misses"] += 1
-    built = Built(copy.deepcopy(graph))
-    if built.nbytes > _budget():
-        return Uncached(graph)
+    built = Built(graph)
     with _lock:
-        _entries[key] = built
+        _entries[key] = built  # replaces an entry of the same content built from other objects
+        _entries.move_to_end(key)
     _trim()
     return built
 
@@ -148,6 +157,18 @@ def _trim() -> None:
             _entries.popitem(last=False)
         if _entries and next(reversed(_entries.values())).nbytes > budget:
             _entries.popitem(last=True)
+
+
+def _objects(graph: ir.Graph) -> list:
+    """The graph, its nodes (subgraphs included) and their parameter arrays, in order."""
+    out: list = [graph]
+    for node in graph.nodes.values():
+        out.append(node)
+        if isinstance(node, ir.Graph):
+            out.extend(_objects(node))
+        else:
+            out.extend(v for v in node.stored_params().values() if isinstance(v, np.ndarray))
+    return out
 
 
 def owned_bytes(roots) -> int:
