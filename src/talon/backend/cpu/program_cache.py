@@ -11,13 +11,14 @@ from (checked by identity, on top of the content key): a node or array replaced 
 or a copy of the graph, is built again rather than trusted. The entry keeps the graph it was built
 from alive (no copy of the weights is made). Fixed-point engines are not kept (their formats
 depend on each call's calibration; their weight quantizations are reused by :mod:`.weight_cache`),
-and a fixed-point call does not add
-the fp32 engine that calibrates it (it uses one an fp32 or fp16 call left): kept, its kernels would
-stay alive through every integer run, which a fixed-point call otherwise builds after freeing them.
+and a fixed-point call does not add the fp32 engine that calibrates it (it uses one an fp32 or fp16
+call left): kept, its kernels would stay alive through every integer run, which a fixed-point call
+otherwise builds after freeing them.
 
 The cache is a least-recently-used list of at most :data:`MAX_ENTRIES` graphs whose kernels hold at
 most :data:`MAX_BYTES` of arrays (and no more than a quarter of ``memory_limit()``); a graph whose
-kernels are larger than that is built every time. ``MAX_ENTRIES = 0`` turns the cache off; :func:`clear` empties it.
+kernels are larger than that is built every time. ``MAX_ENTRIES = 0`` turns the cache off;
+:func:`clear` empties it.
 """
 
 from __future__ import annotations
