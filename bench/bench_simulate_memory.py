@@ -84,8 +84,37 @@ def cache_rows() -> list:
                         times["rebuilt"]))  # fmt: skip
         print(f"{case}: {times['cached']:.2f} s vs rebuilt {times['rebuilt']:.2f} s")
     held = sum(entry.nbytes for entry in program_cache._entries.values())
-    print(f"the cache keeps {held / 2**20:,.0f} MiB alive between calls (graph copy + fp32 kernels)")
+    print(f"the cache keeps {held / 2**20:,.0f} MiB of kernels alive between calls")
     return rows
+
+
+def lockstep_rows() -> list:
+    """The price of the lockstep reference of a fixed-point run (a second fp32 run): int8 on the
+    784-128-10 MLP, 2,000 steps x batch 8 in chunks of 100, lockstep forced against the held reference."""
+    import numpy as np
+
+    from bench.common import Row, median_times
+    from talon.backend import get_backend
+    from talon.backend.cpu import backend
+    from talon.examples import mlp_graph
+
+    cpu = get_backend("cpu")
+    graph = mlp_graph(0)
+    x = (np.random.default_rng(0).random((8, 784)) < 0.05).astype(np.float32)
+    rule = backend.runs_in_lockstep
+
+    def run(lockstep: bool):
+        backend.runs_in_lockstep = (lambda fixed, steps, chunk, held, engine: chunk < steps) if lockstep else rule
+        try:
+            return cpu.simulate(graph, x, n_steps=2000, precision="int8", chunk_steps=100)
+        finally:
+            backend.runs_in_lockstep = rule
+
+    assert run(True).quantization == run(False).quantization
+    times = median_times({"lockstep": lambda: run(True), "held": lambda: run(False)}, repeats=5, warmup=0)
+    case = "784-128-10 MLP, 2,000 steps x batch 8 int8 in chunks of 100: fp32 reference in lockstep (2nd fp32 run)"
+    print(f"{case}: {times['lockstep']:.2f} s vs held {times['held']:.2f} s")
+    return [Row("simulate_memory", case, times["lockstep"], "reference held for all steps", times["held"])]
 
 
 def memory_lines(src: str | None = None) -> list[str]:
@@ -109,7 +138,7 @@ def memory_lines(src: str | None = None) -> list[str]:
 
 def main() -> list:
     print("\nbench_simulate_memory: what simulate holds and rebuilds (33.6M-param conv SNN)")
-    rows = cache_rows()
+    rows = cache_rows() + lockstep_rows()
     memory_lines()
     return rows
 
