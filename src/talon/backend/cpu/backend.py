@@ -174,16 +174,16 @@ class CPUBackend(BackendBase):
         ``n_steps`` defaults to ``T`` of the inputs, else 100. ``step_by_step=True`` records every
         node's output and state after every step (``node_states``); ``probes`` (with it) records only
         the nodes named: node paths (``"rnn.lif"`` inside subgraph ``rnn``) or subgraph paths (all
-        their nodes). A reduced ``precision``
-        (``fp16``, ``int16``, ``int8``, ``int4``) also runs fp32 on the same inputs and reports
-        the difference (``quantization``). ``progress(done, total)`` is called after every
+        their nodes), :mod:`.probes`. A reduced ``precision`` (``fp16``, ``int16``, ``int8``,
+        ``int4``) also runs fp32 on the same inputs and reports the difference (``quantization``;
+        :mod:`.reference_run`: held, or in lockstep chunk by chunk). ``progress(done, total)`` is called after every
         operation of every chunk of every run (a reduced precision runs fp32 first), e.g. to drive
         a progress bar. ``chunk_steps``: the most steps whose layer outputs exist at once (None:
         as many as fit in ``run_memory.CHUNK_BYTES``); any value gives the same results, bit for bit.
         ``on_outputs(start, stop, {output name: float32 [stop - start, B, ...]})``: receives the
         graph outputs chunk by chunk instead of keeping them (``outputs`` is then empty; see
         :mod:`.output_stream`); not with ``step_by_step``. The validated program and float engine
-        of a graph are reused by the next call on a graph of the same content (:mod:`.program_cache`).
+        of a graph are reused by the next call on the unchanged graph (:mod:`.program_cache`).
         """
         config = CompileConfig.coerce(config, precision)
         return self._simulate(graph, inputs, n_steps, step_by_step, config, progress=progress,
