@@ -16,14 +16,22 @@ first also for 10 000 steps at int8 (above the fixed-point loop's threshold: the
 numba), a 784-1024-1024-10 one run for 1000 steps; EVT 2.0 / 3.0 recordings of 5 k and 2 M events (``bench_event_io``'s
 synthetic camera). Every command's stdout is checked to be the same three ways (``energy`` is
 left out: it reports measured latency).
+
+:func:`listings`: the listing commands on 3,000- and 30,000-node graphs (a chain of Affine(8→8) and
+LIF(8) pairs), ours against the same command of the talon before long listings were summarized and
+printed as plain text (commit ``LISTINGS_BEFORE``, extracted with ``git archive``; rows are left out
+when git or that commit is not at hand), interleaved, ``COLUMNS=120``. The commands whose output
+did not change (``analyze``, ``lint``, ``profile``, ``hash``, ``partition``) get absolute times only.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -73,6 +81,94 @@ def _run(args: list[str], env: dict[str, str], folder: Path) -> tuple[float, str
     return time.perf_counter() - start, done.stdout
 
 
+LISTINGS_BEFORE = "3b4f269815e12432990ad860ad679f3694b82cc7"
+LISTING_SIZES = {3_000: 5, 30_000: 3}  # nodes: repeats
+LISTING_COMMANDS = {  # case: (our arguments, the arguments of the version before)
+    "inspect": (["inspect", "{f}"], ["inspect", "{f}"]),
+    "inspect --all": (["inspect", "{f}", "--all"], ["inspect", "{f}"]),
+    "analyze -v": (["analyze", "-v", "{f}"], ["analyze", "-v", "{f}"]),
+}
+UNCHANGED_COMMANDS = [["analyze", "{f}"], ["lint", "{f}"], ["profile", "{f}"], ["hash", "{f}"], ["partition", "{f}"]]
+
+
+def chain_graph(n_nodes: int):
+    """``input → (fc_k Affine(8→8) → lif_k LIF(8))… → output``: ``n_nodes`` nodes (rounded to even)."""
+    import numpy as np
+
+    from talon import ir
+    from talon.examples import chain, leaky, uniform
+
+    rng = np.random.default_rng(0)
+    layers = []
+    for k in range((n_nodes - 2) // 2):
+        layers += [(f"fc{k}", ir.Affine(uniform(rng, (8, 8), 8), uniform(rng, 8, 8))), (f"lif{k}", leaky(8))]
+    return chain([8], *layers)
+
+
+def _before_source(folder: Path) -> Path | None:
+    """The ``src`` folder of commit ``LISTINGS_BEFORE``, or None without git or that commit."""
+    repo = Path(__file__).resolve().parents[1]
+    if shutil.which("git") is None:
+        return None
+    archive = folder / "before.tar"
+    done = subprocess.run(
+        ["git", "-C", str(repo), "archive", "-o", str(archive), LISTINGS_BEFORE, "src"], capture_output=True
+    )
+    if done.returncode != 0:
+        return None
+    with tarfile.open(archive) as tar:
+        tar.extractall(folder / "before", filter="data")
+    return folder / "before" / "src"
+
+
+def listings() -> list[Row]:
+    """Listing commands on large graphs, ours against the version before (see the module docstring)."""
+    from talon import ir
+
+    env = {k: v for k, v in os.environ.items() if k not in ("TALON_FORCE_NUMBA", "TALON_DISABLE_NUMBA")}
+    env["COLUMNS"] = "120"
+    ours_env = {**env, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        before = _before_source(folder)
+        before_env = None if before is None else {**env, "PYTHONPATH": str(before)}
+        load = [os.getloadavg()[0]]
+        for n_nodes, repeats in LISTING_SIZES.items():
+            path = folder / f"chain{n_nodes}.t1c"
+            ir.write(path, chain_graph(n_nodes))
+            for case, (ours, theirs) in LISTING_COMMANDS.items():
+                ours = [a.format(f=path.name) for a in ours]
+                theirs = [a.format(f=path.name) for a in theirs]
+                times: dict[str, list[float]] = {"ours": [], "before": []}
+                for _ in range(repeats):
+                    times["ours"].append(_run(ours, ours_env, folder)[0])
+                    if before_env is not None:
+                        times["before"].append(_run(theirs, before_env, folder)[0])
+                reference = statistics.median(times["before"]) if times["before"] else None
+                label = f"{case}, {n_nodes:,} nodes"
+                rows.append(Row("cli listings", label, statistics.median(times["ours"]), "before (3b4f269)", reference))
+                print(f"{label}: ours {rows[-1].ours_s:.2f} s, before {reference} s", file=sys.stderr, flush=True)
+                load.append(os.getloadavg()[0])
+            for args in UNCHANGED_COMMANDS:
+                args = [a.format(f=path.name) for a in args]
+                seconds = statistics.median(_run(args, ours_env, folder)[0] for _ in range(repeats))
+                rows.append(Row("cli listings", f"{args[0]}, {n_nodes:,} nodes", seconds, "—", None))
+                print(f"{args[0]}, {n_nodes:,} nodes: {seconds:.2f} s", file=sys.stderr, flush=True)
+            load.append(os.getloadavg()[0])
+    listings.markdown = [
+        "Listing commands as new processes (`COLUMNS=120`) on chains of Affine(8→8)/LIF(8) pairs: ours "
+        "against commit 3b4f269, which drew every row as a rich table (`inspect` now shows 50 rows and "
+        "counts the rest; `inspect --all` and `analyze -v` print listings above 100 rows as aligned "
+        "plain text). Median of "
+        + ", ".join(f"{repeats} ({n:,} nodes)" for n, repeats in LISTING_SIZES.items())
+        + " interleaved runs; rows without a reference give absolute times of unchanged commands. "
+        f"Load average (1 min) during the runs: {min(load):.1f}–{max(load):.1f}."
+    ]
+    print_rows("CLI listings on large graphs", rows)
+    return rows
+
+
 def main() -> list[Row]:
     base = {k: v for k, v in os.environ.items() if k not in ("TALON_FORCE_NUMBA", "TALON_DISABLE_NUMBA")}
     base["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
@@ -104,7 +200,9 @@ def main() -> list[Row]:
         f"during the runs: {min(load):.1f}–{max(load):.1f}."
     ]
     print_rows("one-shot CLI processes", rows)
-    return rows
+    listed = listings()
+    main.markdown += listings.markdown
+    return rows + listed
 
 
 if __name__ == "__main__":

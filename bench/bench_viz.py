@@ -4,6 +4,9 @@ to open, and what the viewer's layout choices cost against laying out everything
 * 5,000 nodes (1,249 residual blocks): page load until the first drawing with the blocks folded
   (talon's default above 400 nodes), against the same page with every group expanded (every node
   laid out in the worker and drawn);
+* what the costs on the page (:mod:`talon.viz.costs`: every node counted as ``talon analyze`` and
+  ``talon profile`` count it, at five precisions, plus their totals) add to ``graph_to_dict`` of
+  5,000 nodes, against the document without them (``costs=False``), interleaved;
 * the dagre layout of 600- and 1,000-node graphs cut into bands of 120 ranks (talon's worker)
   against dagre in one piece (what Netron and Model Explorer run): at 1,000 nodes (1,000 ranks) the
   one-piece layout overflows dagre's recursion and the reference fails.
@@ -61,6 +64,21 @@ def main() -> list[Row]:
         folded_s = statistics.median(_load(browser, folded)[0] for _ in range(3))
         expanded_s = _load(browser, expanded)[0]
         rows.append(Row("viz", "5,000 nodes: export_html (graph_to_dict + page)", export_s, "—", None))
+        with_costs, without = [], []
+        for _ in range(3):  # interleaved: the machine's load hits both alike
+            for costs, runs in ((True, with_costs), (False, without)):
+                start = time.perf_counter()
+                viz.graph_to_dict(big, costs=costs)
+                runs.append(time.perf_counter() - start)
+        rows.append(
+            Row(
+                "viz",
+                "5,000 nodes: graph_to_dict with the costs",
+                statistics.median(with_costs),
+                "without (costs=False)",
+                statistics.median(without),
+            )
+        )
         rows.append(
             Row(
                 "viz",

@@ -19,13 +19,13 @@ SRC = str(Path(talon_package.__file__).resolve().parents[1])  # this checkout's 
 
 @pytest.fixture(scope="module")
 def deep_model(tmp_path_factory):
-    """800 nodes: inspect and analyze -v print more than a pipe buffer holds, a row at a time."""
+    """800 nodes: inspect --all and analyze -v print more than a pipe buffer holds."""
     path = tmp_path_factory.mktemp("pipes") / "deep.t1c"
     ir.write(path, mlp_graph(0, (4,) * 401))
     return path
 
 
-@pytest.mark.parametrize("args", [("inspect",), ("analyze", "-v")], ids=" ".join)  # rich tables, row by row
+@pytest.mark.parametrize("args", [("inspect", "--all"), ("analyze", "-v")], ids=" ".join)  # long listings
 def test_a_reader_that_goes_away_ends_the_command_quietly(deep_model, args):
     env = {**os.environ, "PYTHONPATH": SRC}
     env.pop("COLUMNS", None)

@@ -80,7 +80,7 @@ def test_parameter_dtype_and_type_changes():
     b.nodes["fc"].weight = b.nodes["fc"].weight.astype(np.float64)
     diff = sdk.compare_graphs(a, b)
     changes = diff.changes()
-    assert "conv: padding: (1, 1) -> (2, 2)" in changes
+    assert "conv: padding: [1, 1] -> [2, 2]" in changes  # JSON, not Python reprs: part of compare --json
     assert "fc: weight: float32[3, 64] -> float64[3, 64]" in changes
     assert not diff.structural_match
 

@@ -42,6 +42,7 @@ def test_export_html(model, tmp_path, watched):
         "view": "graph",
         "bytes": out.stat().st_size,
         "nodes": 22,
+        "top_level_nodes": 22,
     }
     assert "<title>RC</title>" in out.read_text()
 

@@ -6,6 +6,7 @@ imports every command module once.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -158,17 +159,114 @@ def _text(value: Any):
     return Text(_printable(value))
 
 
-def _table(title: str, *columns: str, right: tuple[str, ...] = ()):
+@functools.cache
+def _titled_table_class():
+    """A rich ``Table`` whose title is a line of its own, wrapped at the console's width (rich wraps
+    a table's title at the *table's* width: "model.t1c: 10 steps, fp32" over a two-column table
+    became three lines on an 80-column terminal)."""
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title, title_justify="left")
+    class TitledTable(Table):
+        def __init__(self, heading: str, **kwargs):
+            super().__init__(**kwargs)
+            self.heading = heading
+
+        def __rich_console__(self, console, options):
+            yield Text(self.heading, style="table.title", overflow="fold")
+            yield from super().__rich_console__(console, options)
+
+    return TitledTable
+
+
+def _table(title: str, *columns: str, right: tuple[str, ...] = ()):
+    """A rich table with ``columns`` (the ones in ``right`` right-aligned) under a ``title`` line;
+    cells fold rather than being cut."""
+    table = _titled_table_class()(_printable(title))
     for col in columns:
         table.add_column(col, justify="right" if col in right else "left", overflow="fold")
     return table
 
 
+RICH_TABLE_ROWS = 100
+"""Tables up to this many rows are drawn by rich (boxes, wrapped cells); longer listings are
+aligned plain text, one row per line, computed once (rich measures and renders every cell: about
+a millisecond per row, 7-13 s for a 3,000-node ``inspect``)."""
+
+
+def _listing(title: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]], *, right: tuple[str, ...] = ()) -> None:
+    """Print a table of ``rows`` (cells: any value, shown as ``_printable(str(value))``): a rich table
+    up to :data:`RICH_TABLE_ROWS` rows, else aligned plain text (title, header, rule, one line per row)."""
+    console = _console()
+    if len(rows) <= RICH_TABLE_ROWS:
+        table = _table(title, *columns, right=right)
+        for row in rows:
+            table.add_row(*(_text(cell) for cell in row))
+        console.print(table)
+        return
+    from rich.cells import cell_len
+
+    cells = [[_printable(cell) for cell in row] for row in rows]
+    widths = [max([cell_len(col)] + [cell_len(row[i]) for row in cells]) for i, col in enumerate(columns)]
+    flush = [col in right for col in columns]
+
+    def line(row: list[str]) -> str:
+        padded = (
+            " " * (w - cell_len(c)) + c if r else c + " " * (w - cell_len(c))
+            for c, w, r in zip(row, widths, flush, strict=True)
+        )
+        return "  ".join(padded).rstrip()
+
+    out = [_printable(title), line(list(columns)), "  ".join("─" * w for w in widths)]
+    out += [line(row) for row in cells]
+    chunk = 2000  # a pipe's reader that goes away is noticed while writing, not after
+    for start in range(0, len(out), chunk):
+        click.echo("\n".join(out[start : start + chunk]))
+
+
+def _plural(n: int, word: str) -> str:
+    """``'1 core'``, ``'2 cores'``, ``'1,024 cores'``."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def _echo_report(text: str) -> None:
+    """Print a multi-line text report. With a known width (a terminal, or ``COLUMNS``) a line wider
+    than the console wraps at word boundaries with its indentation kept (continuations of a
+    ``- item`` hang under the item's text), except column-aligned rows (three spaces or more inside),
+    which wrapping would scramble; into a pipe every line stays whole, for ``grep``."""
+    import textwrap
+
+    from talon._terminal import PIPE_WIDTH
+
+    width = _console().width
+    out: list[str] = []
+    for line in _printable(text, keep_newlines=True).split("\n"):
+        if width >= PIPE_WIDTH or len(line) <= width or "   " in line.strip():  # a table row keeps its columns
+            out.append(line)
+            continue
+        body = line.lstrip()
+        hang = " " * (len(line) - len(body) + (2 if body.startswith("- ") else 4))
+        out += textwrap.wrap(line, width, subsequent_indent=hang, break_long_words=False, break_on_hyphens=False)
+    click.echo("\n".join(out))
+
+
 def _shape(shape) -> str:
     return "?" if shape is None else str(list(shape))
+
+
+@contextlib.contextmanager
+def _working(message: str, *, disable: bool = False):
+    """A transient spinner with ``message`` on stderr while the block runs: on a terminal only
+    (nothing in a pipe, a log or with ``--json``). Reading, linting or partitioning a graph of tens
+    of thousands of nodes takes seconds with nothing else on the screen."""
+    from talon._terminal import console
+
+    stderr = console(stderr=True)
+    if disable or not stderr.is_terminal:
+        yield
+        return
+    with stderr.status(_text(message), spinner="dots"):
+        yield
 
 
 def _read(file: Path):

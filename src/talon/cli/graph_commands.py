@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 from typing import Any
@@ -11,16 +12,19 @@ import click
 from talon.cli._common import (
     EXIT_FINDINGS,
     _console,
+    _echo_report,
     _emit_json,
     _fail,
     _file_argument,
     _json_option,
+    _listing,
     _printable,
     _read,
     _reports_errors,
     _shape,
     _table,
     _text,
+    _working,
     main,
 )
 
@@ -87,7 +91,8 @@ def analyze(file: Path, verbose: bool, as_json: bool) -> None:
     """Graph structure and statistics: parameters, memory, MACs/FLOPs, depth, layer types."""
     from talon import sdk
 
-    stats = sdk.analyze_graph(_read(file))
+    with _working(f"analyzing {file}", disable=as_json):
+        stats = sdk.analyze_graph(_read(file))
     if as_json:
         doc = stats.to_dict()
         if not verbose:
@@ -95,17 +100,23 @@ def analyze(file: Path, verbose: bool, as_json: bool) -> None:
         _emit_json({"file": str(file), **doc})
         return
     n = sdk.format_number
-    click.echo(_printable(f"TALON IR Graph Summary: {file}"))
+    console = _console()
+    console.print(_text(f"TALON IR Graph Summary: {file}"), overflow="fold")  # a long path folds
     click.echo(
-        f"Nodes: {stats.node_count}  |  Edges: {stats.edge_count}  |  Depth: {stats.depth}  |  Width: {stats.width}"
-        + (f"  |  Recurrent edges: {stats.recurrent_edge_count}" if stats.recurrent_edge_count else "")
+        f"Nodes: {stats.node_count:,}  |  Edges: {stats.edge_count:,}  |  Depth: {stats.depth:,}  |  "
+        f"Width: {stats.width:,}"
+        + (f"  |  Recurrent edges: {stats.recurrent_edge_count:,}" if stats.recurrent_edge_count else "")
     )
     click.echo(
         f"Parameters: {stats.total_params:,}  |  Memory: {sdk.format_bytes(stats.total_bytes)}  |  "
         f"MACs: {n(stats.total_macs)}  |  FLOPs: {n(stats.total_flops)}"
     )
+    from talon.sdk.analysis import model_line
+
+    for line in model_line(stats):
+        click.echo(line)
     if stats.spiking_neurons:
-        click.echo(f"SNN: {stats.lif_count} LIF layer(s), {stats.spiking_neurons:,} spiking neurons")
+        click.echo(f"SNN: {stats.lif_count:,} LIF layer(s), {stats.spiking_neurons:,} spiking neurons")
     per_type: dict[str, list[int]] = {}
     for layer in stats.layers:
         entry = per_type.setdefault(layer.node_type, [0, 0, 0, 0])
@@ -116,20 +127,15 @@ def analyze(file: Path, verbose: bool, as_json: bool) -> None:
     table = _table("Layer types", "type", "count", "params", "memory", "MACs", right=("count", "params", "MACs"))
     for t, (count, params, nbytes, macs) in per_type.items():
         table.add_row(_text(t), str(count), f"{params:,}", sdk.format_bytes(nbytes), f"{macs:,}")
-    console = _console()
     console.print(table)
     if verbose:
-        layers = _table("Layers", "name", "type", "input", "output", "params", "MACs", right=("params", "MACs"))
-        for layer in stats.layers:
-            layers.add_row(
-                _text(layer.name),
-                _text(layer.node_type),
-                _shape(layer.input_shape),
-                _shape(layer.output_shape),
-                f"{layer.params:,}",
-                f"{layer.macs:,}",
-            )
-        console.print(layers)
+        rows = [
+            (layer.name, layer.node_type, _shape(layer.input_shape), _shape(layer.output_shape),
+             f"{layer.params:,}", f"{layer.macs:,}")
+            for layer in stats.layers
+        ]  # fmt: skip
+        columns = ("name", "type", "input", "output", "params", "MACs")
+        _listing("Layers", columns, rows, right=("params", "MACs"))
     if stats.uncounted:
         click.echo(_printable(f"Not counted (unknown shape or type): {', '.join(stats.uncounted)}"))
 
@@ -142,11 +148,12 @@ def profile(file: Path, as_json: bool) -> None:
     """Static hardware profile: memory, MAC and spike operations, warnings, recommendations."""
     from talon import sdk
 
-    result = sdk.profile_graph(_read(file))
+    with _working(f"profiling {file}", disable=as_json):
+        result = sdk.profile_graph(_read(file))
     if as_json:
         _emit_json({"file": str(file), **result.to_dict()})
         return
-    click.echo(_printable(sdk.format_profile(result), keep_newlines=True))
+    _echo_report(sdk.format_profile(result))
 
 
 # ---- checks ---------------------------------------------------------------------------------------
@@ -181,7 +188,8 @@ def lint(file: Path, strict: bool, as_json: bool) -> None:
     """Lint a graph for problems (codes in docs/lint.md). Exit 1 if there are errors."""
     from talon import sdk
 
-    result = sdk.lint_graph(_read(file), strict=strict)
+    with _working(f"linting {file}", disable=as_json):
+        result = sdk.lint_graph(_read(file), strict=strict)
     if as_json:
         _emit_json({"file": str(file), **result.to_dict()})
     else:
@@ -206,8 +214,9 @@ def validate(file: Path, as_json: bool) -> None:
     """Quick validity check: the file reads (format, graph validation) and lints without errors."""
     from talon import sdk
 
-    graph = _read(file)
-    errors = sdk.lint_graph(graph).errors
+    with _working(f"validating {file}", disable=as_json):
+        graph = _read(file)
+        errors = sdk.lint_graph(graph).errors
     doc = {
         "file": str(file),
         "valid": not errors,
@@ -248,7 +257,8 @@ def compare(file_a: Path, file_b: Path, atol: float, rtol: float, as_json: bool)
 
     from talon import sdk
 
-    diff = sdk.compare_graphs(_read(file_a), _read(file_b), atol=atol, rtol=rtol)
+    with _working(f"comparing {file_a} and {file_b}", disable=as_json):
+        diff = sdk.compare_graphs(_read(file_a), _read(file_b), atol=atol, rtol=rtol)
     if as_json:
         _emit_json({"file_a": str(file_a), "file_b": str(file_b), **diff.to_dict()})
     else:
@@ -304,8 +314,9 @@ def hash_(file: Path, structure: bool, metadata: bool, expected: str | None, che
     """Deterministic SHA-256 fingerprint of a graph (docs/sdk.md gives the canonical form)."""
     from talon import sdk
 
-    graph = _read(file)
-    fingerprint = sdk.fingerprint_graph(graph, include_weights=not structure, include_metadata=metadata)
+    with _working(f"hashing {file}", disable=as_json):
+        graph = _read(file)
+        fingerprint = sdk.fingerprint_graph(graph, include_weights=not structure, include_metadata=metadata)
     doc: dict[str, Any] = {
         "file": str(file),
         "fingerprint": fingerprint,
@@ -403,35 +414,55 @@ def _graph_doc(graph) -> dict[str, Any]:
     }
 
 
+INSPECT_ROWS = 50
+
+
 @main.command()
 @_file_argument
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=INSPECT_ROWS, show_default=True,
+    help="Show at most this many nodes and edges (the rest are counted).",
+)  # fmt: skip
+@click.option("--all", "show_all", is_flag=True, help="Show every node and edge.")
 @_json_option
 @_reports_errors
-def inspect(file: Path, as_json: bool) -> None:
+def inspect(file: Path, limit: int, show_all: bool, as_json: bool) -> None:
     """Nodes and edges of a graph (--json: a full dump without array values)."""
     from talon import sdk
     from talon.sdk.counting import count_node
 
-    graph = _read(file)
+    with _working(f"reading {file}", disable=as_json):
+        graph = _read(file)
     if as_json:
         _emit_json({"file": str(file), "format_version": int(sdk.read_version(file)), **_graph_doc(graph)})
         return
-    table = _table(f"{file}: {len(graph.nodes)} nodes", "#", "name", "type", "input", "output", "params")
-    for i, (name, node) in enumerate(graph.nodes.items()):
+    shown = len(graph.nodes) if show_all else min(limit, len(graph.nodes))
+    rows = []
+    for i, (name, node) in enumerate(itertools.islice(graph.nodes.items(), shown)):
         if isinstance(node, sdk.Graph):
             kind, params = f"Graph ({len(node.nodes)} nodes)", "-"
         else:
             kind, params = type(node).__name__, f"{count_node(node).params:,}"
-        table.add_row(str(i), _text(name), _text(kind), _shape(node.input_shape), _shape(node.output_shape), params)
-    console = _console()
-    console.print(table)
+        rows.append((i, name, kind, _shape(node.input_shape), _shape(node.output_shape), params))
+    columns = ("#", "name", "type", "input", "output", "params")
+    _listing(f"{file}: {len(graph.nodes):,} nodes", columns, rows, right=("#", "params"))
+    _more(len(graph.nodes) - shown, "node")
+    n_edges = len(graph.edges) if show_all else min(limit, len(graph.edges))
     recurrent = graph.recurrent_mask()
-    edges = _table(f"{len(graph.edges)} edges", "#", "from", "to", "shape", "recurrent")
-    for i, ((s, d), rec) in enumerate(zip(graph.edges, recurrent, strict=True)):
-        edges.add_row(str(i), _text(s), _text(d), _shape(graph.edge_shape(i)), "yes" if rec else "")
-    console.print(edges)
+    rows = [
+        (i, s, d, _shape(graph.edge_shape(i)), "yes" if recurrent[i] else "")
+        for i, (s, d) in enumerate(graph.edges[:n_edges])
+    ]
+    _listing(f"{len(graph.edges):,} edges", ("#", "from", "to", "shape", "recurrent"), rows, right=("#",))
+    _more(len(graph.edges) - n_edges, "edge")
     if graph.metadata:
-        console.print(_text(f"metadata keys: {', '.join(map(str, graph.metadata))}"))
+        _console().print(_text(f"metadata keys: {', '.join(map(str, graph.metadata))}"))
+
+
+def _more(hidden: int, what: str) -> None:
+    if hidden > 0:
+        plural = "s" if hidden != 1 else ""
+        click.echo(f"… {hidden:,} more {what}{plural} (--all shows every one, --json dumps them all)")
 
 
 @main.command()

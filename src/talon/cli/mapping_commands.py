@@ -16,11 +16,13 @@ from talon.cli._common import (
     _fail,
     _file_argument,
     _json_option,
+    _plural,
     _read,
     _refuse_overwriting_inputs,
     _reports_errors,
     _table,
     _text,
+    _working,
     main,
 )
 
@@ -97,11 +99,12 @@ def partition(
     from talon.graph import partition as run_partition
 
     spec = get_spec(hw)
-    graph = _read(file)
-    with warnings.catch_warnings():  # too few cores: reported below as a violation
-        warnings.simplefilter("ignore", UserWarning)
-        mapped = run_partition(graph, spec, algorithm, _activity(graph, activity), seed=seed)
-    resources = allocate(mapped, spec)
+    with _working(f"partitioning {file} onto {spec.name}", disable=as_json):
+        graph = _read(file)
+        with warnings.catch_warnings():  # too few cores: reported below as a violation
+            warnings.simplefilter("ignore", UserWarning)
+            mapped = run_partition(graph, spec, algorithm, _activity(graph, activity), seed=seed)
+        resources = allocate(mapped, spec)
     meta = mapped.partition_metadata
     if output is not None:
         ir.write(output, mapped)
@@ -193,8 +196,9 @@ def compile_command(
     if mapping is not None:
         r = mapping["routing"]["summary"]
         console.print(
-            f"mapped on {mapping['spec']['name']}: {mapping['num_cores_used']} cores, {r['total_compressed_entries']} "
-            f"routing entries ({r['total_entries']} before compression), {r['spike_hops']:,.1f} spike-hops/step",
+            f"mapped on {mapping['spec']['name']}: {_plural(mapping['num_cores_used'], 'core')}, "
+            f"{r['total_compressed_entries']} routing entries ({r['total_entries']} before compression), "
+            f"{r['spike_hops']:,.1f} spike-hops/step",
             highlight=False,
         )
     if output is not None:
@@ -250,8 +254,10 @@ def pipeline(file: Path, hw: str, algorithm: str, n_steps: int, precision: str, 
             mapped = partition(graph, spec, algorithm, seed=seed)
         meta = mapped.partition_metadata
         cores_fit = meta["num_cores_used"] <= spec.num_cores
-        done("partition", f"{meta['num_cores_used']} cores{'' if cores_fit else f' (the chip has {spec.num_cores})'}, "
-                          f"{len(meta['slices'])} layers split, cut ratio {meta['metrics']['cut_ratio']:.3f}",
+        done("partition", f"{_plural(meta['num_cores_used'], 'core')}"
+                          f"{'' if cores_fit else f' (the chip has {spec.num_cores})'}, "
+                          f"{_plural(len(meta['slices']), 'layer')} split, "
+                          f"cut ratio {meta['metrics']['cut_ratio']:.3f}",
              cores_fit)  # fmt: skip
         backend = get_backend("cpu")
         if cores_fit:

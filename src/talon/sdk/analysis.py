@@ -40,7 +40,8 @@ class LayerStats:
     """Statistics of one node.
 
     ``params`` counts array elements (weights, biases and neuron parameters), ``bytes`` their real
-    ``nbytes``, ``macs`` multiply-accumulates per sample and step, ``flops = 2 * macs``.
+    ``nbytes``; ``model_params`` counts a neuron parameter that is uniform across the layer once
+    (:mod:`talon.sdk.counting`); ``macs`` multiply-accumulates per sample and step, ``flops = 2 * macs``.
     ``input_shape`` / ``output_shape`` are the first port's shape (None when unknown);
     ``config`` holds the non-array parameters and the shape of each array (``weight_shape``).
     """
@@ -54,6 +55,11 @@ class LayerStats:
     macs: int
     flops: int
     config: dict[str, Any] = field(default_factory=dict)
+    model_params: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.model_params is None:  # built by hand: no neuron parameters to tell apart
+            self.model_params = self.params
 
     def to_dict(self) -> dict[str, Any]:
         return jsonable(asdict(self))
@@ -70,7 +76,14 @@ class GraphStats:
     * ``memory_breakdown``: parameter bytes per node type (types holding no arrays are omitted);
     * ``lif_count``: LIF and CubaLIF layers; ``affine_count``: Affine, SpikingAffine and Linear
       layers; ``conv_count``: Conv1d, Conv2d, SConv, SDConv and SepConv2d layers;
-    * ``uncounted``: nodes whose MACs could not be counted (unknown shape or no rule), counted as 0.
+    * ``uncounted``: nodes whose MACs could not be counted (unknown shape or no rule), counted as 0;
+    * ``total_params`` counts every stored array element, neuron parameters once per neuron, as the
+      TALON documentation's formula does. The model's own count sits alongside:
+      ``weight_params`` (every non-neuron array: weights, biases, …), ``neuron_params`` (stored
+      neuron-parameter elements), ``neuron_constants`` (the same, a layer-uniform array counted
+      once), ``model_params = weight_params + neuron_constants`` and ``model_bytes``. For a model
+      whose layers share one decay (snnTorch ``Leaky(beta=0.9)``) ``weight_params`` is the
+      framework's own parameter count and ``neuron_constants`` a few values per layer.
     """
 
     total_params: int
@@ -93,6 +106,11 @@ class GraphStats:
     subgraph_count: int
     spiking_neurons: int
     uncounted: list[str]
+    weight_params: int
+    neuron_params: int
+    neuron_constants: int
+    model_params: int
+    model_bytes: int
 
     def to_dict(self) -> dict[str, Any]:
         return jsonable(asdict(self))
@@ -123,6 +141,7 @@ def analyze_node(name: str, node: Node, *, n_inputs: int = 1) -> LayerStats:
             macs=macs,
             flops=2 * macs,
             config={"nodes": len(node.nodes), "edges": len(node.edges)},
+            model_params=sum(c.model_params for c in counts),
         )
     return _layer(name, node, count_node(node, n_inputs))
 
@@ -144,6 +163,7 @@ def _layer(name: str, node: Node, counts: NodeCounts) -> LayerStats:
         macs=counts.macs,
         flops=2 * counts.macs,
         config=config,
+        model_params=counts.model_params,
     )
 
 
@@ -176,9 +196,12 @@ def analyze_graph(graph: GraphLike) -> GraphStats:
     type_counts: Counter[str] = Counter()
     memory: Counter[str] = Counter()
     uncounted: list[str] = []
-    lif = affine = conv = spiking_neurons = 0
+    lif = affine = conv = spiking_neurons = neuron_params = neuron_constants = model_bytes = 0
     for name, node, n_in in walk(graph):
         counts = count_node(node, n_in)
+        neuron_params += counts.neuron_params
+        neuron_constants += counts.neuron_constants
+        model_bytes += counts.model_nbytes
         layer = _layer(name, node, counts)
         layers.append(layer)
         type_counts[layer.node_type] += 1
@@ -193,8 +216,9 @@ def analyze_graph(graph: GraphLike) -> GraphStats:
             spiking_neurons += math.prod(node.input_shape or (0,))
     depth, width = depth_and_width(graph)
     total_macs = sum(layer.macs for layer in layers)
+    total_params = sum(layer.params for layer in layers)
     return GraphStats(
-        total_params=sum(layer.params for layer in layers),
+        total_params=total_params,
         total_bytes=sum(layer.bytes for layer in layers),
         total_macs=total_macs,
         total_flops=2 * total_macs,
@@ -214,6 +238,11 @@ def analyze_graph(graph: GraphLike) -> GraphStats:
         subgraph_count=sum(1 for _ in _subgraphs(graph)),
         spiking_neurons=spiking_neurons,
         uncounted=uncounted,
+        weight_params=total_params - neuron_params,
+        neuron_params=neuron_params,
+        neuron_constants=neuron_constants,
+        model_params=total_params - neuron_params + neuron_constants,
+        model_bytes=model_bytes,
     )
 
 
@@ -234,6 +263,7 @@ def summarize(graph: GraphLike, verbose: bool = False) -> str:
         f"Nodes: {stats.node_count}  |  Edges: {stats.edge_count}  |  Depth: {stats.depth}  |  Width: {stats.width}",
         f"Parameters: {format_number(stats.total_params)}  |  Memory: {format_bytes(stats.total_bytes)}  |  "
         f"FLOPs: {format_number(stats.total_flops)}",
+        *model_line(stats),
         "",
         "Layer Types:",
         *(f"  {t}: {n}" for t, n in stats.type_counts.items()),
@@ -257,6 +287,17 @@ def summarize(graph: GraphLike, verbose: bool = False) -> str:
                 f"  {layer.name:<{width}}  {layer.node_type:<14} {shape:<16} {layer.params:>12,} {layer.macs:>14,}"
             )
     return "\n".join(lines)
+
+
+def model_line(stats: GraphStats) -> list[str]:
+    """The model's own parameter count, one line, when it differs from the stored count (see
+    :class:`GraphStats`); no line otherwise."""
+    if stats.model_params == stats.total_params:
+        return []
+    return [
+        f"Model parameters: {stats.model_params:,} ({stats.weight_params:,} weights and biases + "
+        f"{stats.neuron_constants:,} neuron constants)"
+    ]
 
 
 def _as_number(value: Any, what: str) -> int | float:

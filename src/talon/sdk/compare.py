@@ -14,6 +14,7 @@ with every array within tolerance (metadata may differ).
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -207,7 +208,7 @@ def _node_diff(name: str, a: Node | None, b: Node | None, atol: float, rtol: flo
     for attr in ("input_type", "output_type"):
         x, y = _types(getattr(a, attr)), _types(getattr(b, attr))
         if x != y:
-            diff.changes.append(f"{attr}: {x} -> {y}")
+            diff.changes.append(f"{attr}: {_show(x)} -> {_show(y)}")
             diff.structural = True
     if not _equal(a.metadata, b.metadata):
         diff.changes.append("metadata differs")
@@ -222,9 +223,14 @@ def _types(types) -> dict[str, list[int]] | None:
 
 
 def _show(value: Any) -> str:
+    """A value in a change message: an array as ``dtype[shape]``, anything else as JSON (a change
+    list is part of ``talon compare --json``, which carries no Python reprs)."""
     if isinstance(value, np.ndarray):
         return f"{value.dtype}{list(value.shape)}"
-    return repr(enum_value(value))
+    try:
+        return json.dumps(jsonable(enum_value(value)), allow_nan=False)
+    except TypeError:  # a custom node's parameter of a type JSON does not know
+        return type(value).__name__
 
 
 def compare_nodes(name: str, a: Node | None, b: Node | None, atol: float = 1e-6, rtol: float = 1e-5) -> NodeDiff:

@@ -7,6 +7,14 @@ per sample and per timestep.
 * **params**: elements of every array parameter (``node.arrays()``): weights, biases *and* neuron
   parameter arrays (a LIF of n neurons has 5 arrays: tau, r, v_leak, v_threshold, v_reset).
 * **bytes**: the arrays' real ``nbytes`` in their stored dtypes.
+* **neuron params** (part of params): the elements of a neuron layer's arrays (LIF, IF, CubaLIF, LI,
+  CubaLI, Integrator, Threshold). The IR stores them per neuron even when the source model has one
+  value for the whole layer (snnTorch ``Leaky(beta=0.9)``, Spyx ``LIF(beta=0.9)``).
+* **neuron constants**: the same arrays with every array that holds one value across its layer
+  counted once (a per-neuron array with different values still counts every element).
+* **model params** = params − neuron params + neuron constants: the parameters the source model
+  has (its weights and biases plus one value per layer-uniform neuron parameter); **model bytes**
+  likewise (a uniform array counts one element's bytes). ``weight_params`` = params − neuron params.
 * **MACs** (multiply-accumulates, biases excluded); one MAC is one activation multiplied by a
   weight and accumulated, or one activation added into an accumulator:
 
@@ -48,6 +56,8 @@ from ._common import shape_numel
 
 SPIKING_TYPES: tuple[type[Node], ...] = (ir.LIF, ir.IF, ir.CubaLIF, ir.Threshold)
 NEURON_TYPES: tuple[type[Node], ...] = (ir.LIF, ir.IF, ir.CubaLIF, ir.LI, ir.CubaLI, ir.Integrator)
+NEURON_PARAM_TYPES: tuple[type[Node], ...] = (*NEURON_TYPES, ir.Threshold)
+"""Node types whose arrays are neuron parameters (counted apart as neuron params / constants)."""
 STATE_VARIABLES: dict[type[Node], int] = {
     ir.LIF: 1,
     ir.IF: 1,
@@ -101,6 +111,17 @@ class NodeCounts:
     state_values: int
     output_elements: int
     counted: bool
+    neuron_params: int
+    neuron_constants: int
+    model_nbytes: int
+    spike_ops: int = 0
+    """Spiking-neuron updates per step (LIF, IF, CubaLIF, Threshold elements): ``profile_graph``'s
+    ``spike_ops`` is their sum."""
+
+    @property
+    def model_params(self) -> int:
+        """``params - neuron_params + neuron_constants`` (see the module docstring)."""
+        return self.params - self.neuron_params + self.neuron_constants
 
 
 def count_node(node: Node, n_inputs: int = 1) -> NodeCounts:
@@ -112,6 +133,16 @@ def count_node(node: Node, n_inputs: int = 1) -> NodeCounts:
     arrays = node.arrays()
     params = sum(int(a.size) for a in arrays.values())
     nbytes = sum(int(a.nbytes) for a in arrays.values())
+    neuron_params = neuron_constants = 0
+    model_nbytes = nbytes
+    if isinstance(node, NEURON_PARAM_TYPES):
+        for a in arrays.values():
+            neuron_params += int(a.size)
+            if a.size > 1 and is_uniform(a):  # one value stored once per neuron
+                neuron_constants += 1
+                model_nbytes -= int(a.nbytes) - a.itemsize
+            else:
+                neuron_constants += int(a.size)
     in_shape = node.input_shape
     out_elems = sum(shape_numel(s) for s in node.output_shapes())
     macs, counted = _macs(node, in_shape)
@@ -129,7 +160,22 @@ def count_node(node: Node, n_inputs: int = 1) -> NodeCounts:
         state_values=_state_values(node, in_shape),
         output_elements=out_elems,
         counted=counted,
+        neuron_params=neuron_params,
+        neuron_constants=neuron_constants,
+        model_nbytes=model_nbytes,
+        spike_ops=layer if spiking else 0,
     )
+
+
+def is_uniform(arr: np.ndarray) -> bool:
+    """True when every element of ``arr`` equals the first (NaNs equal to NaNs; an empty array is uniform)."""
+    flat = arr.reshape(-1)
+    if flat.size == 0:
+        return True
+    first = flat[0]
+    if first != first:  # NaN
+        return bool(np.isnan(flat).all())
+    return bool((flat == first).all())
 
 
 def _concatenates(node: Node) -> bool:

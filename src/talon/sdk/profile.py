@@ -3,7 +3,10 @@
 Static means computed from the graph alone (no simulation); :mod:`talon.sdk.counting` gives the
 per-node rules. Memory, in bytes:
 
-* ``weight_memory`` = every parameter array's real ``nbytes`` (weights, biases, neuron parameters);
+* ``weight_memory`` = every parameter array's real ``nbytes`` (weights, biases, neuron parameters
+  stored per neuron, the TALON documentation's rule);
+* ``model_weight_memory`` = the same with every neuron parameter that is uniform across its layer
+  counted once (what the source model holds; ``GraphStats.model_bytes``);
 * ``activation_memory`` = the largest single node output (all outputs of a multi-output node)
   x 4 bytes, the peak buffer a layer-by-layer engine needs;
 * ``state_memory`` = 4 bytes x (neuron state values: 1 per LIF/IF/LI/Integrator neuron, 2 per
@@ -61,6 +64,7 @@ class HardwareProfile:
     largest_layer: str | None
     largest_layer_memory: int
     recurrent_edges: int
+    model_weight_memory: int
     warnings: list[str] = field(default_factory=list)
     recommendations: list[str] = field(default_factory=list)
 
@@ -91,7 +95,7 @@ def profile_graph(graph: GraphLike) -> HardwareProfile:
     """Static memory and operation profile of a graph (or ``.t1c`` file); see the module docstring."""
     graph = load_graph(graph)
     check_edges(graph)
-    weight = params = macs = spikes = state_values = peak = 0
+    weight = model_weight = params = macs = spikes = state_values = peak = 0
     largest, largest_bytes = None, 0
     n_conv = n_fc = n_lif = n_neuron = n_pool = n_up = 0
     spiking_affine = skip = sepconv = False
@@ -100,12 +104,12 @@ def profile_graph(graph: GraphLike) -> HardwareProfile:
     for name, node, n_in in walk(graph):
         c = count_node(node, n_in)
         weight += c.nbytes
+        model_weight += c.model_nbytes
         params += c.params
         macs += c.macs
         state_values += c.state_values
         peak = max(peak, c.output_elements)
-        if c.spiking:
-            spikes += shape_numel(node.input_shape)
+        spikes += c.spike_ops
         if c.nbytes > largest_bytes:
             largest, largest_bytes = name, c.nbytes
         if not c.counted:
@@ -147,6 +151,7 @@ def profile_graph(graph: GraphLike) -> HardwareProfile:
         largest_layer=largest,
         largest_layer_memory=largest_bytes,
         recurrent_edges=n_recurrent,
+        model_weight_memory=model_weight,
     )
     if uncounted:
         profile.warnings.append(
@@ -180,6 +185,11 @@ def format_profile(profile: HardwareProfile) -> str:
         "",
         "Memory Estimates:",
         f"  Weight memory:     {format_bytes(p.weight_memory)}",
+        *(
+            [f"    model's own:     {format_bytes(p.model_weight_memory)} (layer-uniform neuron parameters once)"]
+            if p.model_weight_memory != p.weight_memory
+            else []
+        ),
         f"  Activation memory: {format_bytes(p.activation_memory)} (peak)",
         f"  State memory:      {format_bytes(p.state_memory)} (neuron state, recurrent buffers)",
         f"  Total:             {format_bytes(p.total_memory)}",

@@ -48,18 +48,22 @@ def _cores_or_raise(graph: Graph, what: str) -> dict[str, int]:
     return cores
 
 
-def visualize_partitioned(graph: Graph, path: str | os.PathLike, title: str | None = None, rankdir: str = "TB") -> Path:
+def visualize_partitioned(
+    graph: Graph, path: str | os.PathLike, title: str | None = None, rankdir: str = "TB", color_by: str = "type"
+) -> Path:
     """Write the partition view of a partitioned ``graph`` to ``path``; return the path.
 
-    ``rankdir``: the layout direction (``"TB"``, ``"LR"``, ``"BT"``, ``"RL"``). Raises ``ValueError``
-    naming the nodes that have no core."""
+    ``rankdir``: the layout direction (``"TB"``, ``"LR"``, ``"BT"``, ``"RL"``); ``color_by``: the
+    node fill (``"type"``, ``"memory"``, ``"ops"``, ``"load"``). Each core's budget against the
+    chip's limits comes from :func:`talon.graph.allocate` (:mod:`talon.viz.costs`). Raises
+    ``ValueError`` naming the nodes that have no core."""
     _cores_or_raise(graph, "visualize_partitioned")
     document = graph_to_dict(graph, detect_patterns=False)
     part = document["metadata"].get("partition_metadata", {})
     name = title or f"Partitioned graph ({len(document['summary']['cores'])} cores"
     if title is None:
         name += f", {part['algorithm']})" if part.get("algorithm") else ")"
-    return write_text_atomic(path, render_html(document, name, view="partition", rankdir=rankdir))
+    return write_text_atomic(path, render_html(document, name, view="partition", rankdir=rankdir, color_by=color_by))
 
 
 # ---- execution schedule -----------------------------------------------------------------------
@@ -198,18 +202,27 @@ def visualize_execution_schedule(
         f"<td>{_fmt(plan['busy'][c], unit)}</td><td>{_fmt(plan['makespan'] - plan['busy'][c], unit)}</td></tr>"
         for c in core_ids
     )
+    node_rows = "".join(
+        f"<tr data-node='{html.escape(n, quote=True)}'><td>{html.escape(n)}</td>"
+        f"<td>{type(graph.nodes[n]).__name__}</td><td>{cores[n]}</td>"
+        f"<td class='num'>{_fmt(plan['start'][n], unit)}</td><td class='num'>{_fmt(latency[n], unit)}</td></tr>"
+        for n in plan["start"]
+    )
     name = html.escape(title or "Execution schedule")
     source = "profiled CPU latency per node" if unit == "µs" else "no profile given: one unit per node (order only)"
     page = f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
 <title>{name}</title><style>
 body{{font:13px/1.4 system-ui,sans-serif;margin:16px;color:#222}} table{{border-collapse:collapse}}
-td,th{{border-bottom:1px solid #eee;padding:2px 10px;text-align:left}} .task:hover rect{{stroke:#000}}
+td,th{{border-bottom:1px solid #eee;padding:2px 10px;text-align:left;overflow-wrap:anywhere}}
+.task:hover rect{{stroke:#000}} #summary{{overflow-wrap:anywhere}} td.num{{text-align:right}}
 </style></head><body><h1 style="font-size:17px">{name}</h1>
 <p id="summary">{len(core_ids)} cores · {len(graph.nodes)} nodes · latency {_fmt(plan["makespan"], unit)} ·
 critical path: <b>{" → ".join(html.escape(n) for n in plan["critical_path"])}</b> ({source})</p>
 {"".join(parts)}
 <table><tr><th>core</th><th>nodes</th><th>busy</th><th>idle</th></tr>{rows}</table>
+<details id="per-node"><summary>per node: core, start and latency ({len(graph.nodes)} nodes)</summary>
+<table><tr><th>node</th><th>type</th><th>core</th><th>start</th><th>latency</th></tr>{node_rows}</table></details>
 <p style="color:#666">Bars: nodes in execution order on their core (fill = primitive type; outlined: the critical
 path). Dashed arrows: cross-core dependencies. Grey: idle time up to the slowest core.</p></body></html>"""
     return write_text_atomic(path, page)

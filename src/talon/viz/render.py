@@ -15,6 +15,8 @@ from typing import Any
 
 from talon.ir.errors import MissingDependencyError
 
+COLOR_BY = ("type", "memory", "ops", "load")
+
 _BUILD_HINT = (
     "the talon.viz page scripts are not built; from a talon checkout run `make viz-assets` "
     "(npm ci && npm run build in src/talon/viz/web), or install talon from a wheel"
@@ -60,10 +62,11 @@ def fill(template: str, values: dict[str, str]) -> str:
 def render_html(graph_dict: dict[str, Any], title: str = "TALON graph", **options: Any) -> str:
     """The viewer page for a :func:`talon.viz.graph_to_dict` document.
 
-    Options: ``view`` (``"graph"`` or ``"partition"``), ``rankdir`` (``"TB"``, ``"LR"``, ``"BT"``,
-    ``"RL"``), ``expand`` (``"auto"``: groups open on graphs up to ``expand_limit`` = 400 nodes,
-    ``"all"``, ``"none"``), ``band_ranks`` (the layout cuts graphs deeper than this many ranks into
-    bands laid out one by one, default 120; 0 lays out in one piece).
+    Options: ``view`` (``"graph"`` or ``"partition"``), ``color_by`` (node fill: ``"type"``, or a heat
+    scale of ``"memory"``, ``"ops"`` per step or the core's ``"load"``; the page's menu changes it),
+    ``rankdir`` (``"TB"``, ``"LR"``, ``"BT"``, ``"RL"``), ``expand`` (``"auto"``: groups open on graphs
+    up to ``expand_limit`` = 400 nodes, ``"all"``, ``"none"``), ``band_ranks`` (the layout cuts graphs
+    deeper than this many ranks into bands laid out one by one, default 120; 0 lays out in one piece).
     """
     from talon import __version__
 
@@ -72,6 +75,19 @@ def render_html(graph_dict: dict[str, Any], title: str = "TALON graph", **option
     rankdir = options.get("rankdir", "TB")
     if rankdir not in ("TB", "LR", "BT", "RL"):
         raise ValueError(f"rankdir must be one of TB, LR, BT, RL, got {rankdir!r}")
+    color_by = options.get("color_by", "type")
+    if color_by not in COLOR_BY:
+        raise ValueError(f"color_by must be one of {', '.join(COLOR_BY)}, got {color_by!r}")
+    summary = graph_dict.get("summary") or {}
+    if color_by in ("memory", "ops") and "cost" not in summary:
+        raise ValueError(
+            f"color_by={color_by!r} needs the costs: make the document with graph_to_dict(graph, costs=True)"
+        )
+    if color_by == "load" and "cores" not in (summary.get("mapping") or {}):
+        raise ValueError(
+            "color_by='load' colours nodes by their core's load: it needs a graph mapped by talon.graph.partition "
+            "(talon partition FILE --hw PRESET -o mapped.t1c), whose record names its chip"
+        )
     page_options = {"title": title, "view": "graph", "expand": "auto", "expand_limit": 400, **options}
     return fill(
         load_template(),

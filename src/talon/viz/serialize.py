@@ -8,12 +8,16 @@
                 "input_shape", "output_shape",                  # first port, or None
                 "params": {name: {dtype, shape, size, min, max, mean}},
                 "param_count", "config": {name: value}, "metadata": {...},
-                "group": group id or None, "core_id": int or None}],
+                "group": group id or None, "core_id": int or None,
+                "cost": {"layer", "bytes", "macs", "spike_ops", "ops", "state_bytes", "counted",
+                         "neurons", "synapses", "sram_bytes": {precision: bytes}}}],
      "edges": [{"source", "target", "shape", "recurrent": bool, "cross_core": bool}],
-     "metadata": graph metadata (JSON-ready),
+     "metadata": graph metadata (JSON-ready; the partition record once, as "partition_metadata"),
      "summary": {"node_count", "edge_count", "total_params", "type_counts",
                  "inputs": [{"id", "shape"}], "outputs": [{"id", "shape"}],
-                 "cores": [core ids] (partitioned graphs only)},
+                 "cost": talon analyze / profile totals,
+                 "cores": [core ids] (partitioned graphs only),
+                 "mapping": per-core allocate budgets (partitioned graphs whose record names a spec)},
      "groups": [{"id", "type", "label", "nodes": [direct members], "parent", "shape", "fan_out", "merge"}],
      "node_to_group": {node id: innermost group id}}
 
@@ -28,7 +32,9 @@ counts every element of every parameter array (weights, biases and neuron parame
 equals ``talon.sdk.analyze_graph(graph).total_params``. ``recurrent`` marks the edges that close
 a cycle (docs/semantics.md);
 ``cross_core`` the edges whose ends sit on different cores of a partitioned graph
-(``node.core_id``, or the ``assignments`` of :func:`partition_info`).
+(``node.core_id``, or the ``assignments`` of :func:`partition_info`). ``cost``, ``summary.cost``
+and ``summary.mapping`` are :mod:`talon.viz.costs`' (``talon analyze``, ``talon profile`` and
+``talon.graph.allocate`` numbers); ``graph_to_dict(graph, costs=False)`` leaves them out.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ import numpy as np
 from talon.ir import Graph, Node
 
 from .constants import DEFAULT_SHAPE, GROUP_SHAPES, NODE_ICONS, NODE_SHAPES, node_color
+from .costs import core_budgets, graph_costs, node_costs
 from .encode import encode_array, plain
 from .patterns import PatternDetector
 
@@ -82,6 +89,12 @@ def partition_assignments(graph: Graph) -> dict[str, int]:
         if core is not None:
             cores[name] = int(core)
     return cores
+
+
+def drawn_node_count(graph: Graph) -> int:
+    """The nodes the graph page draws: every non-subgraph node at every nesting level (a subgraph
+    is drawn as its nodes, in a group)."""
+    return sum(drawn_node_count(node) if isinstance(node, Graph) else 1 for node in graph.nodes.values())
 
 
 def serialize_node(node: Node, name: str = "", display_name: str | None = None) -> dict[str, Any]:
@@ -224,14 +237,21 @@ class _Flattener:
                 by_id[ids[local]]["group"] = gid
 
 
-def graph_to_dict(graph: Graph, *, detect_patterns: bool = True) -> dict[str, Any]:
-    """The page's JSON document for ``graph`` (schema in the module docstring)."""
+def graph_to_dict(graph: Graph, *, detect_patterns: bool = True, costs: bool = True) -> dict[str, Any]:
+    """The page's JSON document for ``graph`` (schema in the module docstring); ``costs=False``
+    leaves out what the nodes and cores cost (:mod:`talon.viz.costs`)."""
     if not isinstance(graph, Graph):
         raise TypeError(f"graph_to_dict needs a talon.ir.Graph, got {type(graph).__name__}")
     if not graph.nodes:
         raise ValueError("graph_to_dict: the graph has no nodes; there is nothing to draw")
     flat = _Flattener(detect_patterns)
     flat.add_graph(graph, "", None)
+    if costs:
+        records = node_costs(graph)
+        if len(records) != len(flat.nodes):  # both walk the nesting levels in node order
+            raise AssertionError(f"{len(records)} cost records for {len(flat.nodes)} drawn nodes")
+        for entry, record in zip(flat.nodes, records, strict=True):
+            entry["cost"] = record
     cores = partition_assignments(graph)
     by_id = {n["id"]: n for n in flat.nodes}
     for name, core in cores.items():
@@ -255,12 +275,18 @@ def graph_to_dict(graph: Graph, *, detect_patterns: bool = True) -> dict[str, An
         "inputs": [{"id": n, "shape": _first(_types(graph.nodes[n].output_type))} for n in graph.input_nodes],
         "outputs": [{"id": n, "shape": _first(_types(graph.nodes[n].input_type))} for n in graph.output_nodes],
     }
-    metadata = plain(dict(graph.metadata))
+    # the partition record once, as partition_metadata (a .t1c file keeps it as talon.partition)
+    metadata = plain({k: v for k, v in graph.metadata.items() if k not in PARTITION_KEYS})
+    part = partition_info(graph)
+    if part is not None:
+        metadata["partition_metadata"] = plain(part)
     if cores:
         summary["cores"] = sorted(set(cores.values()))
-        part = partition_info(graph)
-        if part is not None:
-            metadata["partition_metadata"] = plain(part)
+    if costs:
+        summary["cost"] = graph_costs(graph)
+        budgets = core_budgets(graph, part, cores) if part is not None and cores else None
+        if budgets is not None:
+            summary["mapping"] = plain(budgets)
     return {
         "version": SCHEMA_VERSION,
         "nodes": flat.nodes,

@@ -10,6 +10,7 @@ const SVG = "http://www.w3.org/2000/svg";
 const CHAR_W = 7.2;
 const NODE_H = 42;
 const GROUP_H = 56;
+const LABEL_MAX = 36; // a longer name is cut in the drawing; the tooltip and the side panel show it whole
 const CORE_COLORS = [
   "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
   "#7f7f7f", "#bcbd22", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd",
@@ -29,7 +30,7 @@ const expanded = new Set();
 const startExpanded = options.expand === "all" || (options.expand !== "none" && data.nodes.length <= (options.expand_limit || 400));
 if (startExpanded) for (const g of data.groups) expanded.add(g.id);
 
-const state = { view: { x: 0, y: 0, k: 1 }, layout: null, selected: null, requestId: 0, matches: [], rankdir: options.rankdir || "TB" };
+const state = { view: { x: 0, y: 0, k: 1 }, layout: null, selected: null, requestId: 0, matches: [], rankdir: options.rankdir || "TB", colorBy: options.color_by || "type" };
 
 // ---- DOM skeleton --------------------------------------------------------------------------
 
@@ -71,6 +72,89 @@ function coreColor(c) {
   return CORE_COLORS[c % CORE_COLORS.length];
 }
 
+// "a_very_long…_name_end": the start and the end of a long name, for the drawing only.
+function shortLabel(s) {
+  s = String(s);
+  const chars = Array.from(s); // code points: never cut a surrogate pair
+  if (chars.length <= LABEL_MAX) return s;
+  const tail = Math.floor((LABEL_MAX - 1) / 3);
+  return chars.slice(0, LABEL_MAX - 1 - tail).join("") + "…" + chars.slice(chars.length - tail).join("");
+}
+
+// Binary units, as talon analyze prints them (1 KB = 1024 B).
+function fmtBytes(v) {
+  if (v == null) return "–";
+  if (v < 1024) return `${v} B`;
+  const units = ["KB", "MB", "GB", "TB"];
+  let x = v, u = -1;
+  do {
+    x /= 1024;
+    u += 1;
+  } while (Math.round(x * 10) / 10 >= 1024 && u < units.length - 1);
+  return `${x.toFixed(1)} ${units[u]}`;
+}
+
+// Counts as talon analyze prints them: 1,500 / 150.0K / 1.50M / 1.50B.
+function fmtCount(v) {
+  if (v == null) return "–";
+  const a = Math.abs(v);
+  if (a < 1e5) return v.toLocaleString("en-US");
+  if (Math.round(a / 1e2) / 10 < 1000) return (v / 1e3).toFixed(1) + "K";
+  if (Math.round(a / 1e4) / 100 < 1000) return (v / 1e6).toFixed(2) + "M";
+  return (v / 1e9).toFixed(2) + "B";
+}
+
+function fmtPct(f) {
+  return (100 * f).toFixed(1) + "%";
+}
+
+// ---- cost: what a node and a core cost (talon analyze / profile / allocate numbers) ---------
+
+const mappingError = data.summary.mapping && data.summary.mapping.error ? data.summary.mapping.error : null;
+const mapping = data.summary.mapping && !mappingError ? data.summary.mapping : null;
+const coreById = new Map(mapping ? mapping.cores.map((c) => [c.core, c]) : []);
+const mappedPrecision = mapping ? mapping.precision : null;
+const hasCost = data.nodes.length > 0 && data.nodes[0].cost != null;
+
+// After the type in a node's box: its parameter memory and its operations per step (none when both are 0).
+function costLine(n) {
+  const c = n.cost;
+  if (!c) return "";
+  const bytes = mappedPrecision ? c.sram_bytes[mappedPrecision] : c.bytes;
+  const parts = [];
+  if (bytes) parts.push(fmtBytes(bytes));
+  if (c.ops) parts.push(fmtCount(c.ops) + " ops");
+  return parts.join(" · ");
+}
+
+// colour by: the node's type (talon's colours), or a heat scale of memory, operations or its core's load
+const COLOR_BY = {
+  type: { label: "type" },
+  memory: { label: "memory", value: (n) => (n.cost ? (mappedPrecision ? n.cost.sram_bytes[mappedPrecision] : n.cost.bytes) : 0), fmt: fmtBytes },
+  ops: { label: "operations / step", value: (n) => (n.cost ? n.cost.ops : 0), fmt: (v) => fmtCount(v) + " ops" },
+  load: { label: "core load", value: (n) => (coreById.has(n.core_id) ? coreById.get(n.core_id).utilization : 0), fmt: fmtPct, linear: true },
+};
+const HEAT = [[255, 247, 236], [253, 212, 158], [252, 141, 89], [215, 48, 31], [127, 0, 0]];
+
+function heat(t) {
+  const x = Math.min(1, Math.max(0, t)) * (HEAT.length - 1);
+  const i = Math.min(HEAT.length - 2, Math.floor(x)), f = x - i;
+  const c = HEAT[i].map((a, k) => Math.round(a + (HEAT[i + 1][k] - a) * f));
+  return `rgb(${c[0]},${c[1]},${c[2]})`;
+}
+
+function colorScale() {
+  const mode = COLOR_BY[state.colorBy];
+  if (!mode || !mode.value) return null;
+  const max = mode.linear ? Math.max(1, ...data.nodes.map(mode.value)) : Math.max(0, ...data.nodes.map(mode.value));
+  const t = (v) => (max <= 0 ? 0 : mode.linear ? v / max : Math.log1p(v) / Math.log1p(max));
+  return { mode, max, fill: (n) => (mode.value(n) > 0 ? heat(t(mode.value(n))) : "#f5f5f5") };
+}
+
+function nodeFill(n, scale) {
+  return scale ? scale.fill(n) : n.color;
+}
+
 // ---- visible structure ---------------------------------------------------------------------
 
 // Layout items live in one namespace with the clusters ("cluster:<group>", "core:<n>"): a node's
@@ -97,6 +181,22 @@ function groupVisible(gid) {
   return true;
 }
 
+// "core 3 · 91.2% · near full": the core's largest load against the chip's limits.
+function coreLabel(c) {
+  const b = coreById.get(c);
+  if (!b) return "core " + c;
+  return `core ${c} · ${fmtPct(b.utilization)}` + (b.status === "over" ? " · OVER" : b.status === "near" ? " · near full" : "");
+}
+
+function coreTitle(b) {
+  const l = mapping.limits;
+  return `core ${b.core} (${b.nodes} nodes): ${b.status === "over" ? "over a limit" : b.status === "near" ? "near full" : "fits"}\n` +
+    `neurons ${b.neurons.toLocaleString("en-US")} / ${l.neurons.toLocaleString("en-US")} (${fmtPct(b.load.neurons)})\n` +
+    `synapses ${b.synapses.toLocaleString("en-US")} / ${l.synapses.toLocaleString("en-US")} (${fmtPct(b.load.synapses)})\n` +
+    `SRAM ${b.sram_bytes.toLocaleString("en-US")} B / ${l.sram_bytes.toLocaleString("en-US")} B (${fmtPct(b.load.sram_bytes)}; ` +
+    `weights ${b.weight_bytes.toLocaleString("en-US")}, state ${b.state_bytes.toLocaleString("en-US")}, routing ${b.routing_bytes.toLocaleString("en-US")})`;
+}
+
 function labelWidth(lines) {
   return Math.max(70, Math.max(...lines.map((l) => l.length)) * CHAR_W + 24);
 }
@@ -110,20 +210,21 @@ function buildRequest() {
       if (expanded.has(g.id)) clusters.push({ id: "cluster:" + g.id, parent: g.parent ? "cluster:" + g.parent : null, label: g.label });
     }
   } else {
-    for (const c of data.summary.cores || []) clusters.push({ id: "core:" + c, parent: null, label: "core " + c });
+    for (const c of data.summary.cores || []) clusters.push({ id: "core:" + c, parent: null, label: coreLabel(c) });
   }
   for (const n of data.nodes) {
     const rep = representative(n.id);
     if (items.has(rep)) continue;
     if (!isNodeItem(rep)) {
       const g = groupById.get(rep.slice(GROUP.length));
-      const lines = [g.type, g.id];
+      const lines = [g.type, `${shortLabel(g.id)} · ${memberCount.get(g.id)} nodes`];
       items.set(rep, { id: rep, width: labelWidth(lines) + 30, height: GROUP_H, parent: g.parent ? "cluster:" + g.parent : null });
     } else {
       let parent = null;
       if (partitionView) parent = n.core_id == null ? null : "core:" + n.core_id;
       else if (n.group) parent = "cluster:" + n.group;
-      items.set(rep, { id: rep, width: labelWidth([n.type + "  " + n.icon, n.name]), height: NODE_H, parent });
+      const cost = costLine(n);
+      items.set(rep, { id: rep, width: labelWidth([n.type + "  " + n.icon + (cost ? " · " + cost : ""), shortLabel(n.name)]), height: NODE_H, parent });
     }
   }
   const edges = [];
@@ -258,6 +359,7 @@ function draw() {
   const edgeLayer = el("g", { class: "edges" }, viewport);
   const nodeLayer = el("g", { class: "nodes" }, viewport);
   const frag = document.createDocumentFragment();
+  const scale = colorScale();
   const membersOf = new Map(); // folded group -> the names it hides (one pass over the nodes)
   if (!partitionView) {
     for (const n of data.nodes) {
@@ -275,17 +377,20 @@ function draw() {
     const x = p.x - p.width / 2, y = p.y - p.height / 2;
     if (c.id.startsWith("core:")) {
       const core = Number(c.id.slice(5));
-      const g = el("g", { class: "core-outline", "data-core": core }, clusterLayer);
+      const b = coreById.get(core);
+      const g = el("g", { class: "core-outline" + (b ? " " + b.status : ""), "data-core": core }, clusterLayer);
+      if (b) g.dataset.status = b.status;
       el("rect", { x, y, width: p.width, height: p.height, rx: 10, stroke: coreColor(core) }, g);
       el("text", { x: x + 4, y: y - 6, fill: coreColor(core) }, g).textContent = c.label;
+      if (b) el("title", {}, g).textContent = coreTitle(b);
     } else {
       const gid = c.id.slice(8);
       const info = groupById.get(gid);
       const g = el("g", { class: "cluster", "data-group": gid, "data-type": info.type }, clusterLayer);
       el("rect", { x, y, width: p.width, height: p.height, rx: 8 }, g);
       const label = el("text", { x: x + 4, y: y - 5, class: "cluster-label" }, g);
-      label.textContent = "▾ " + info.label;
-      el("title", {}, g).textContent = `${info.type} (${memberCount.get(gid)} nodes) — click the label to collapse`;
+      label.textContent = "▾ " + shortLabel(info.label);
+      el("title", {}, g).textContent = `${info.label}: ${info.type} (${memberCount.get(gid)} nodes) — click the label to collapse`;
       label.addEventListener("click", (ev) => {
         ev.stopPropagation();
         toggleGroup(gid);
@@ -318,7 +423,7 @@ function draw() {
       const g = el("g", { class: "group collapsed", "data-group": gid, "data-type": info.type, "data-shape": info.shape, transform: `translate(${p.x},${p.y})` }, frag);
       el("path", { d: shapePath(info.shape, p.width, p.height) }, g);
       el("text", { y: -4, class: "type" }, g).textContent = "▸ " + info.type;
-      el("text", { y: 13, class: "name" }, g).textContent = `${info.id} · ${memberCount.get(gid)} nodes`;
+      el("text", { y: 13, class: "name" }, g).textContent = `${shortLabel(info.id)} · ${memberCount.get(gid)} nodes`;
       const members = membersOf.get(item.id) || [];
       el("title", {}, g).textContent = `${info.label}\nmembers: ${members.join(", ")}\nclick to expand`;
       g.addEventListener("click", (ev) => {
@@ -328,15 +433,18 @@ function draw() {
     } else {
       const n = nodeById.get(itemLabel(item.id));
       const g = el("g", { class: "node", "data-id": n.id, "data-type": n.type, transform: `translate(${p.x},${p.y})` }, frag);
-      const shape = el("path", { d: shapePath(n.shape, p.width, p.height), fill: n.color }, g);
+      const shape = el("path", { d: shapePath(n.shape, p.width, p.height), fill: nodeFill(n, scale) }, g);
       if (partitionView && n.core_id != null) {
         shape.setAttribute("stroke", coreColor(n.core_id));
         shape.setAttribute("class", "core-stroke");
         g.dataset.core = n.core_id;
       }
-      el("text", { y: -4, class: "type" }, g).textContent = (n.icon ? n.icon + " " : "") + n.type;
-      el("text", { y: 13, class: "name" }, g).textContent = n.name;
-      el("title", {}, g).textContent = `${n.id} (${n.type})\nin ${fmtShape(n.input_shape)} → out ${fmtShape(n.output_shape)}${n.param_count ? `\n${n.param_count.toLocaleString("en-US")} parameters` : ""}`;
+      const cost = costLine(n);
+      const type = el("text", { y: -4, class: "type" }, g);
+      type.textContent = (n.icon ? n.icon + " " : "") + n.type;
+      if (cost) el("tspan", { class: "cost" }, type).textContent = " · " + cost;
+      el("text", { y: 13, class: "name" }, g).textContent = shortLabel(n.name);
+      el("title", {}, g).textContent = nodeTitle(n);
       g.addEventListener("click", (ev) => {
         ev.stopPropagation();
         select(n.id);
@@ -347,6 +455,20 @@ function draw() {
   markSelection();
   markMatches();
   applyView();
+}
+
+function nodeTitle(n) {
+  let t = `${n.name} (${n.type})` + (n.name !== n.id ? `\nid ${n.id}` : "") + `\nin ${fmtShape(n.input_shape)} → out ${fmtShape(n.output_shape)}`;
+  if (n.param_count) t += `\n${n.param_count.toLocaleString("en-US")} parameters`;
+  const c = n.cost;
+  if (c) {
+    if (c.bytes) t += `\n${c.bytes.toLocaleString("en-US")} parameter bytes`;
+    if (mappedPrecision && c.sram_bytes[mappedPrecision]) t += `\n${c.sram_bytes[mappedPrecision].toLocaleString("en-US")} B of core SRAM at ${mappedPrecision}`;
+    if (c.macs) t += `\n${c.macs.toLocaleString("en-US")} MACs / step`;
+    if (c.spike_ops) t += `\n${c.spike_ops.toLocaleString("en-US")} spike ops / step`;
+  }
+  if (n.core_id != null) t += `\ncore ${n.core_id}` + (coreById.has(n.core_id) ? ` (${fmtPct(coreById.get(n.core_id).utilization)} full)` : "");
+  return t;
 }
 
 // ---- view transform ------------------------------------------------------------------------
@@ -469,9 +591,9 @@ function markSelection() {
   }
 }
 
-function table(rows, head) {
+function table(rows, head, cls) {
   if (!rows.length) return "";
-  return `<table>${head ? `<tr>${head.map((h) => `<th>${h}</th>`).join("")}</tr>` : ""}${rows.map((r) => `<tr>${r.map((c) => `<td>${c}</td>`).join("")}</tr>`).join("")}</table>`;
+  return `<table${cls ? ` class="${cls}"` : ""}>${head ? `<tr>${head.map((h) => `<th>${h}</th>`).join("")}</tr>` : ""}${rows.map((r) => `<tr>${r.map((c) => `<td>${c}</td>`).join("")}</tr>`).join("")}</table>`;
 }
 
 function renderSummary() {
@@ -486,14 +608,78 @@ function renderSummary() {
     ["groups", fmtNum(data.groups.length)],
     ["recurrent edges", fmtNum(data.edges.filter((e) => e.recurrent).length)],
   ]);
-  html += "<h3>Inputs</h3>" + table(s.inputs.map((i) => [esc(i.id), fmtShape(i.shape)]));
-  html += "<h3>Outputs</h3>" + table(s.outputs.map((o) => [esc(o.id), fmtShape(o.shape)]));
+  html += "<h3>Inputs</h3>" + table(s.inputs.map((i) => [esc(i.id), fmtShape(i.shape)]), null, "names");
+  html += "<h3>Outputs</h3>" + table(s.outputs.map((o) => [esc(o.id), fmtShape(o.shape)]), null, "names");
+  if (s.cost) html += renderCostSummary(s.cost);
+  if (mapping) html += renderCoreBudgets();
+  if (mappingError) html += `<h3>Core budgets</h3><div class="warn mapping-error">${esc(mappingError)}</div>`;
   if (partitionView && s.cores) {
     html += `<h3>Cores (${s.cores.length})</h3><div class="legend">` +
       s.cores.map((c) => `<span class="core-key" data-core="${c}"><i style="border-color:${coreColor(c)}"></i>core ${c} · ${data.nodes.filter((n) => n.core_id === c).length} nodes</span>`).join("") +
       `<span><i class="dash"></i>cross-core edge (${data.edges.filter((e) => e.cross_core).length})</span></div>`;
   }
+  const scale = colorScale();
+  if (scale) {
+    html += `<h3>Colour: ${esc(scale.mode.label)}</h3><div class="heat-legend" data-color-by="${esc(state.colorBy)}"><span>0</span><i style="background:linear-gradient(90deg,${[0, 0.25, 0.5, 0.75, 1].map(heat).join(",")})"></i><span>${esc(scale.mode.fmt(scale.max))}</span></div>`;
+  }
   html += `<h3>Types</h3><div class="legend">` + types.map(([t, c]) => `<span><i style="background:${colorOf.get(t)}"></i>${esc(t)} ×${c}</span>`).join("") + "</div>";
+  return html;
+}
+
+// Totals of talon analyze and talon profile (per sample and timestep).
+function renderCostSummary(c) {
+  const rows = [
+    ["parameter memory", fmtBytes(c.total_bytes), c.total_bytes],
+    ["MACs / step", fmtCount(c.total_macs), c.total_macs],
+    ["spike ops / step", fmtCount(c.spike_ops), c.spike_ops],
+    ["ops / step", fmtCount(c.total_ops), c.total_ops],
+    ["activation memory (peak)", fmtBytes(c.activation_memory), c.activation_memory],
+    ["state memory", fmtBytes(c.state_memory), c.state_memory],
+    ["total memory", fmtBytes(c.total_memory), c.total_memory],
+    ["8-bit weights estimate", fmtBytes(c.estimated_quantized_memory), c.estimated_quantized_memory],
+  ];
+  let html = `<h3>Cost</h3><table class="cost-summary">` +
+    rows.map(([k, v, exact]) => `<tr data-key="${k}"><td>${k}</td><td title="${exact.toLocaleString("en-US")}">${v}</td><td class="exact">${exact.toLocaleString("en-US")}</td></tr>`).join("") + "</table>";
+  if (c.uncounted.length) html += `<div class="warn">MACs not counted (unknown shape or type): ${c.uncounted.map(esc).join(", ")}</div>`;
+  return html;
+}
+
+// Per core: allocate's budget against the chip's limits; over-full and near-full cores marked.
+function renderCoreBudgets() {
+  const m = mapping, l = m.limits;
+  const over = m.cores.filter((c) => c.status === "over").length, near = m.cores.filter((c) => c.status === "near").length;
+  let html = `<h3>Core budgets · ${esc(m.spec)} · ${esc(m.precision)}</h3>`;
+  html += `<div class="fit ${m.fits_hardware ? "ok" : "over"}">${m.fits_hardware ? "fits the chip" : "does not fit the chip"} · ${m.cores.length} of ${m.num_cores} cores · peak ${fmtPct(m.peak_utilization)}` +
+    (over ? ` · ${over} over` : "") + (near ? ` · ${near} near full (≥ ${fmtPct(m.near_full)})` : "") + "</div>";
+  html += `<table class="core-budgets"><tr><th>core</th><th>nodes</th><th>neurons<br><small>/ ${fmtCount(l.neurons)}</small></th><th>synapses<br><small>/ ${fmtCount(l.synapses)}</small></th><th>SRAM<br><small>/ ${fmtBytes(l.sram_bytes)}</small></th><th>load</th></tr>` +
+    m.cores.map((c) => `<tr class="${c.status}" data-core="${c.core}" title="${esc(coreTitle(c))}"><td style="color:${coreColor(c.core)}">core ${c.core}</td><td>${c.nodes}</td>` +
+      `<td>${c.neurons.toLocaleString("en-US")}</td><td>${c.synapses.toLocaleString("en-US")}</td><td>${c.sram_bytes.toLocaleString("en-US")} B</td>` +
+      `<td><span class="bar"><i style="width:${Math.min(100, 100 * c.utilization).toFixed(1)}%"></i></span> ${fmtPct(c.utilization)}</td></tr>`).join("") + "</table>";
+  if (m.violations.length) {
+    html += `<ul class="violations">` + m.violations.map((v) => `<li>${v.core == null ? "chip" : "core " + v.core}: ${esc(v.resource)} ${Number(v.used).toLocaleString("en-US")} &gt; ${Number(v.limit).toLocaleString("en-US")}</li>`).join("") + "</ul>";
+  }
+  return html;
+}
+
+// One node's cost: talon analyze's bytes and MACs, profile's spike ops, allocate's neurons/synapses/SRAM.
+function renderNodeCost(n) {
+  const c = n.cost;
+  if (!c) return "";
+  let html = "<h3>Cost per step</h3>" + table([
+    ["parameter bytes", c.bytes.toLocaleString("en-US")],
+    ["MACs", c.macs.toLocaleString("en-US") + (c.counted ? "" : " (not counted: unknown shape or type)")],
+    ["spike ops", c.spike_ops.toLocaleString("en-US")],
+    ["ops", c.ops.toLocaleString("en-US")],
+    ["state bytes", c.state_bytes.toLocaleString("en-US")],
+    ["neurons", c.neurons.toLocaleString("en-US")],
+    ["synapses", c.synapses.toLocaleString("en-US")],
+    ["analyze name", `<code>${esc(c.layer)}</code>`],
+  ], null, "names");
+  const precisions = Object.entries(c.sram_bytes);
+  if (precisions.some(([, v]) => v)) {
+    html += `<h3>Core SRAM by precision</h3><table class="sram">` + precisions.map(([p, v]) =>
+      `<tr data-precision="${esc(p)}"${p === mappedPrecision ? ' class="mapped"' : ""}><td>${esc(p)}${p === mappedPrecision ? " (mapped)" : ""}</td><td>${v.toLocaleString("en-US")} B</td></tr>`).join("") + "</table>";
+  }
   return html;
 }
 
@@ -510,7 +696,11 @@ function renderNode(n) {
   }
   const config = Object.entries(n.config);
   if (config.length) html += "<h3>Configuration</h3>" + table(config.map(([k, v]) => [esc(k), `<code>${esc(JSON.stringify(v))}</code>`]));
-  if (n.core_id != null) html += "<h3>Mapping</h3>" + table([["core", String(n.core_id)]]);
+  html += renderNodeCost(n);
+  if (n.core_id != null) {
+    const b = coreById.get(n.core_id);
+    html += "<h3>Mapping</h3>" + table([["core", String(n.core_id)], ...(b ? [["core load", `${fmtPct(b.utilization)} (${b.status})`]] : [])]);
+  }
   if (n.group) {
     const chain = [];
     for (let g = n.group; g; g = groupById.get(g).parent) chain.unshift(groupById.get(g).label);
@@ -519,8 +709,8 @@ function renderNode(n) {
   if (Object.keys(n.metadata).length) html += `<h3>Metadata</h3><pre>${esc(JSON.stringify(n.metadata, null, 1))}</pre>`;
   const incoming = data.edges.filter((e) => e.target === n.id).map((e) => [esc(e.source), fmtShape(e.shape) + (e.recurrent ? " (t−1)" : "")]);
   const outgoing = data.edges.filter((e) => e.source === n.id).map((e) => [esc(e.target), fmtShape(e.shape) + (e.recurrent ? " (t−1)" : "")]);
-  if (incoming.length) html += "<h3>From</h3>" + table(incoming);
-  if (outgoing.length) html += "<h3>To</h3>" + table(outgoing);
+  if (incoming.length) html += "<h3>From</h3>" + table(incoming, null, "names");
+  if (outgoing.length) html += "<h3>To</h3>" + table(outgoing, null, "names");
   return html;
 }
 
@@ -576,6 +766,26 @@ $("#talon-zoom-out").addEventListener("click", () => {
 const groupsButton = $("#talon-groups");
 if (partitionView || data.groups.length === 0) groupsButton.disabled = true;
 groupsButton.addEventListener("click", () => setAllGroups(expanded.size === 0));
+const colorBy = $("#talon-color-by");
+for (const [key, mode] of Object.entries(COLOR_BY)) {
+  if (key === "load" && !mapping) continue;
+  if (key !== "type" && !hasCost) continue;
+  const o = document.createElement("option");
+  o.value = key;
+  o.textContent = "colour: " + mode.label;
+  colorBy.appendChild(o);
+}
+if (!COLOR_BY[state.colorBy] || ![...colorBy.options].some((o) => o.value === state.colorBy)) state.colorBy = "type";
+colorBy.value = state.colorBy;
+colorBy.addEventListener("change", (ev) => setColorBy(ev.target.value));
+
+function setColorBy(key) {
+  if (!COLOR_BY[key]) throw new Error("colour by one of " + Object.keys(COLOR_BY).join(", "));
+  state.colorBy = key;
+  colorBy.value = key;
+  if (state.layout) draw();
+  renderPanel();
+}
 $("#talon-direction").value = state.rankdir;
 $("#talon-direction").addEventListener("change", (ev) => {
   state.rankdir = ev.target.value;
@@ -601,7 +811,7 @@ window.addEventListener("keydown", (ev) => {
 });
 
 // A small API for notebooks and tests.
-window.talonViewer = { data, select, toggleGroup, setAllGroups, fit, reset, search, expanded, state };
+window.talonViewer = { data, select, toggleGroup, setAllGroups, fit, reset, search, setColorBy, expanded, state };
 
 renderPanel();
 startWorker();
