@@ -28,16 +28,27 @@ def test_the_estimate_replays_the_executors_schedule():
     # fc1 with float64 accumulation: input (4) + output (8) + an 8-byte accumulator of the output
     assert run_memory.sequence_bytes(program, 10, 2, 4, accumulator_itemsize=8) == 12 * 80 + 8 * 10 * 2 * 8
     # step by step every value is kept: 4 + 8 + 8 + 3 + 3 + 3
-    assert run_memory.sequence_bytes(program, 10, 2, 4, keep_all=True) == 29 * 80
+    everything = range(len(program.values))
+    assert run_memory.sequence_bytes(program, 10, 2, 4, keep=everything) == 29 * 80
+    # only lif1 probed: kept besides the outputs (3 + 3), the peak is still lif1 running (16), then 8 + 6
+    assert run_memory.sequence_bytes(program, 10, 2, 4, keep=program.op("lif1").outputs) == 16 * 80
 
 
 def test_held_results_and_the_chunk_plan():
     program = lower(mlp_graph(0, (4, 8, 3)))
     # 10 steps x batch 2: outputs 3 floats; step by step 29 values; reference: outputs + 11 spike bits
     assert run_memory.held_bytes(program, 10, 2, 4) == {"outputs": 3 * 20 * 4}
-    assert run_memory.held_bytes(program, 10, 2, 4, keep_all=True)["step_by_step"] == 29 * 20 * 4
+    everything = range(len(program.values))
+    assert run_memory.held_bytes(program, 10, 2, 4, step_values=everything)["step_by_step"] == 29 * 20 * 4
+    assert run_memory.held_bytes(program, 10, 2, 4, step_values=program.op("lif1").outputs)["step_by_step"] == 8 * 80
     held = run_memory.held_bytes(program, 10, 2, 4, reference=True, spiking_sizes=[8, 3])
     assert held["fp32 reference"] == 3 * 20 * 4 + 11 * 20 // 8
+    # several chunks: the reference runs in lockstep, its trains are held for one chunk (and no
+    # outputs when they stream)
+    lockstep = dict(reference=True, spiking_sizes=[8, 3], chunk=4, lockstep=True)
+    assert run_memory.held_bytes(program, 10, 2, 4, **lockstep)["fp32 reference"] == 3 * 20 * 4 + 11 * 4 * 2 // 8
+    held = run_memory.held_bytes(program, 10, 2, 4, **lockstep, stream_outputs=True)
+    assert held == {"outputs": 0, "fp32 reference": 11 * 4 * 2 // 8}
     per_step = run_memory.sequence_bytes(program, 1, 2, 4)  # 16 values x 2 x 4 B = 128 B
     assert run_memory.plan_chunk(program, 1000, 2, 4, budget=10 * per_step + 5) == 10
     assert run_memory.plan_chunk(program, 7, 2, 4, budget=10 * per_step) == 7  # all steps fit: one chunk
@@ -71,7 +82,7 @@ def test_a_run_the_old_guard_refused_now_runs_in_chunks_with_the_same_results(mo
 def test_recording_every_layer_beyond_memory_is_refused_naming_the_steps_that_fit(monkeypatch):
     graph = mlp_graph(0, (16, 64, 10))
     program = lower(graph)
-    held = run_memory.held_bytes(program, 1, 1, 4, keep_all=True)
+    held = run_memory.held_bytes(program, 1, 1, 4, step_values=range(len(program.values)))
     _limit_at(monkeypatch, 200 * sum(held.values()))
     message = r"a run of 1,000 steps x batch 1 must hold [\d,]+ bytes of results for all steps \(outputs [\d,]+, "
     with pytest.raises(BackendError, match=message + r"step_by_step [\d,]+\) .* run at most 1\d\d steps"):

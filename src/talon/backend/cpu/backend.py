@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,7 @@ from ..energy import DEFAULT_PRESET, EnergyPreset, resolve_energy
 from ..errors import BackendError, UnsupportedNodeError
 from ..results import BackendCapabilities, ProfileResult, QuantizationReport, SimulationResult, ValidationResult
 from ..stimulus import prepare_source
+from . import program_cache
 from .detection_cost import CONV_LIKE_TYPES, detection_macs
 from .engine import Engine, calibrate
 from .fixed_detection import DECODE_TYPES, float_tail
@@ -30,12 +31,16 @@ from .float_ops import FLOAT_KERNELS
 from .memory import plan_memory
 from .observers import WEIGHT_NODES, ActivityObserver, ProgressObserver, SpikeObserver
 from .output_stream import OnOutputs, OutputStream
+from .probes import probe_values, resolve_probes
 from .profiler import count_layers, dense_macs
 from .program import Program, lower_checked
-from .run_memory import check_run_memory
+from .reference_run import HeldReference, LockstepReference, runs_in_lockstep
+from .run_memory import check_run_memory, held_bytes, plan_chunk
 from .work_plan import run_share, simulate_share
 
 _STRUCTURE = {"Input", "Output"}
+FP32 = CompileConfig(precision="fp32")
+_REFERENCE_KEYS = ("reference", "spiking_sizes", "stream_outputs")
 
 
 def supported_primitives() -> list[str]:
@@ -160,47 +165,61 @@ class CPUBackend(BackendBase):
         progress: Callable[[int, int], None] | None = None,
         chunk_steps: int | None = None,
         on_outputs: OnOutputs | None = None,
+        probes: Sequence[str] | None = None,
     ) -> SimulationResult:
         """Run ``graph`` for ``n_steps`` steps (docs/semantics.md) and report outputs and spikes.
 
         ``inputs``: ``{input name: array}`` (or one array for a single Input) shaped ``S``,
         ``[B, *S]`` (held constant) or ``[T, B, *S]``; None uses the seeded default stimulus.
         ``n_steps`` defaults to ``T`` of the inputs, else 100. ``step_by_step=True`` records every
-        node's output and state after every step (``node_states``). A reduced ``precision``
-        (``fp16``, ``int16``, ``int8``, ``int4``) also runs fp32 on the same inputs and reports
-        the difference (``quantization``). ``progress(done, total)`` is called after every
+        node's output and state after every step (``node_states``); ``probes`` (with it) records only
+        the nodes named: node paths (``"rnn.lif"`` inside subgraph ``rnn``) or subgraph paths (all
+        their nodes), :mod:`.probes`. A reduced ``precision`` (``fp16``, ``int16``, ``int8``,
+        ``int4``) also runs fp32 on the same inputs and reports the difference (``quantization``;
+        :mod:`.reference_run`: held, or in lockstep chunk by chunk). ``progress(done, total)`` is called after every
         operation of every chunk of every run (a reduced precision runs fp32 first), e.g. to drive
         a progress bar. ``chunk_steps``: the most steps whose layer outputs exist at once (None:
         as many as fit in ``run_memory.CHUNK_BYTES``); any value gives the same results, bit for bit.
         ``on_outputs(start, stop, {output name: float32 [stop - start, B, ...]})``: receives the
         graph outputs chunk by chunk instead of keeping them (``outputs`` is then empty; see
-        :mod:`.output_stream`); not with ``step_by_step``.
+        :mod:`.output_stream`); not with ``step_by_step``. The validated program and float engine
+        of a graph are reused by the next call on the unchanged graph (:mod:`.program_cache`).
         """
         config = CompileConfig.coerce(config, precision)
         return self._simulate(graph, inputs, n_steps, step_by_step, config, progress=progress,
-                              chunk_steps=chunk_steps, on_outputs=on_outputs)[0]  # fmt: skip
+                              chunk_steps=chunk_steps, on_outputs=on_outputs, probes=probes)[0]  # fmt: skip
 
     def _simulate(
         self, graph, inputs, n_steps, step_by_step, config, extra_observers=(), progress=None, chunk_steps=None,
-        on_outputs=None,
+        on_outputs=None, probes=None,
     ):  # fmt: skip
         check_graph(graph)
-        _check_step_by_step(step_by_step)
+        _check_step_by_step(step_by_step, probes)
         if on_outputs is not None and (step_by_step or not callable(on_outputs)):
             raise BackendError(
                 "on_outputs must be a callable on_outputs(start, stop, outputs), and cannot be combined with "
                 "step_by_step (which keeps every value)"
             )
-        program = self._require_valid(graph, config)
+        built = program_cache.lookup(graph)
+        program = built.program(config, self._require_valid)
+        probed = resolve_probes(program, probes)
         source, steps, batch, used_default = prepare_source(graph, inputs, n_steps)
         itemsize, accumulator = _itemsizes(config)
-        reduced = config.precision != "fp32"
-        chunk = check_run_memory(
-            program, steps, batch, itemsize, keep_all=step_by_step, accumulator_itemsize=max(accumulator, 8 * reduced),
-            chunk_steps=chunk_steps, reference=reduced, spiking_sizes=_spiking_sizes(program),
-            stream_outputs=on_outputs is not None,
+        reduced, fixed = config.precision != "fp32", config.is_fixed_point
+        memory = dict(
+            step_values=probe_values(program, probed) if step_by_step else None, chunk_steps=chunk_steps,
+            accumulator_itemsize=max(accumulator, 8 * reduced), reference=reduced,
+            spiking_sizes=_spiking_sizes(program), stream_outputs=on_outputs is not None,
         )  # fmt: skip
-        runs = 2 if reduced else 1
+        fp32, lockstep = None, False
+        if reduced:  # the fp32 reference (reference_run.py); a fixed-point call does not add it to the cache
+            fp32 = built.engine(program, FP32) if not fixed else built.existing(FP32) or Engine(program, FP32)
+            plan = plan_chunk(program, steps, batch, itemsize, accumulator_itemsize=memory["accumulator_itemsize"],
+                              chunk_steps=chunk_steps)  # fmt: skip
+            held = held_bytes(program, steps, batch, itemsize, **{k: memory[k] for k in _REFERENCE_KEYS})
+            lockstep = runs_in_lockstep(fixed, steps, plan, held["fp32 reference"], fp32)
+        chunk = check_run_memory(program, steps, batch, itemsize, lockstep=lockstep, **memory)
+        runs = 1 + reduced + (lockstep and fixed)
         ticks = ()
         if progress is not None:
             ticks = (ProgressObserver(progress, runs * len(program.ops) * -(-steps // chunk)),)
@@ -208,18 +227,24 @@ class CPUBackend(BackendBase):
         reference = None
         with planned_work(simulate_share(program, config, steps, batch)):  # a long run starts numba at once
             if reduced:
-                ref_spikes = SpikeObserver(keep_trains=True)
-                if config.is_fixed_point:
-                    calibration, ref_trace = calibrate(program, source, observers=(ref_spikes, *ticks),
-                                                       chunk_steps=chunk)  # fmt: skip
-                else:
-                    fp32 = Engine(program, CompileConfig(precision="fp32"))
+                ref_spikes = None if lockstep else SpikeObserver(keep_trains=True)
+                ref_observers = () if lockstep else (ref_spikes,)
+                if fixed:
+                    calibration, ref_trace = calibrate(program, source, observers=(*ref_observers, *ticks),
+                                                       chunk_steps=chunk, engine=fp32,
+                                                       keep_outputs=not lockstep)  # fmt: skip
+                elif not lockstep:
                     ref_trace = fp32.run(source, observers=(ref_spikes, *ticks), chunk_steps=chunk)
-                reference = (ref_trace, ref_spikes)
-            engine = Engine(program, config, calibration)
+                if lockstep:
+                    reference = LockstepReference(fp32, source, chunk, ticks, keep_outputs=on_outputs is None)
+                else:
+                    reference = HeldReference(ref_trace, ref_spikes)
+                fp32 = None  # freed (unless cached or in lockstep) before the integer kernels are built
+            # a fixed-point engine is built on this call's calibration
+            engine = Engine(program, config, calibration) if fixed else built.engine(program, config)
             observers = (*extra_observers, *ticks)
             return _run(engine, graph, source, steps, batch, used_default, step_by_step, observers, reference, chunk,
-                        on_outputs)  # fmt: skip
+                        on_outputs, probed)  # fmt: skip
 
     def run_compiled(
         self,
@@ -229,9 +254,11 @@ class CPUBackend(BackendBase):
         step_by_step: bool = False,
         *,
         chunk_steps: int | None = None,
+        probes: Sequence[str] | None = None,
     ) -> SimulationResult:
         """Run the program of a :class:`HardwareDescriptor` made by :meth:`compile` on ``inputs``
-        (taken as :meth:`simulate` takes them, ``chunk_steps`` too) and report like :meth:`simulate`.
+        (taken as :meth:`simulate` takes them, ``chunk_steps`` and ``probes`` too) and report like
+        :meth:`simulate`.
 
         A fixed-point program keeps the formats calibrated when it was compiled (on its
         ``calibration_inputs``): calibration is paid once and the integer datapath is reused on
@@ -244,18 +271,20 @@ class CPUBackend(BackendBase):
                 "run_compiled takes the HardwareDescriptor returned by the CPU backend's compile (a descriptor "
                 f"read back from JSON, or another backend's, holds no program); got {type(descriptor).__name__}"
             )
-        _check_step_by_step(step_by_step)
+        _check_step_by_step(step_by_step, probes)
+        probed = resolve_probes(engine.program, probes)
         source, steps, batch, used_default = prepare_source(engine.graph, inputs, n_steps)
         itemsize, accumulator = _itemsizes(engine.config)
         chunk = check_run_memory(
-            engine.program, steps, batch, itemsize, keep_all=step_by_step, accumulator_itemsize=accumulator,
-            chunk_steps=chunk_steps,
+            engine.program, steps, batch, itemsize, accumulator_itemsize=accumulator, chunk_steps=chunk_steps,
+            step_values=probe_values(engine.program, probed) if step_by_step else None,
         )  # fmt: skip
         input_kernels = [k for k in engine.kernels if hasattr(k, "outside")]
         for kernel in input_kernels:
             kernel.outside = (0, 0)
         with planned_work(run_share(engine.program, engine.config.precision, steps, batch)):
-            result = _run(engine, engine.graph, source, steps, batch, used_default, step_by_step, (), None, chunk)[0]
+            result = _run(engine, engine.graph, source, steps, batch, used_default, step_by_step, (), None, chunk,
+                          probed=probed)[0]  # fmt: skip
         _warn_outside_calibration(engine, steps * batch)
         return result
 
@@ -345,29 +374,44 @@ class CPUBackend(BackendBase):
         )
 
 
-def _check_step_by_step(step_by_step) -> None:
+def _check_step_by_step(step_by_step, probes=None) -> None:
     if not isinstance(step_by_step, (bool, np.bool_)):
         raise BackendError(f"step_by_step must be True or False, got {step_by_step!r}")
+    if probes is not None and not step_by_step:
+        raise BackendError(
+            "probes name the nodes a step-by-step run records: pass step_by_step=True with them "
+            "(without step_by_step only the graph outputs are kept)"
+        )
 
 
 def _run(
-    engine, graph, source, steps, batch, used_default, step_by_step, extra_observers, reference, chunk, on_outputs=None
-):
+    engine, graph, source, steps, batch, used_default, step_by_step, extra_observers, reference, chunk, on_outputs=None,
+    probed=None,
+):  # fmt: skip
     """Run ``engine`` on the prepared input ``source`` in chunks of ``chunk`` steps and report
-    (``reference``: the fp32 trace and spikes of a reduced precision, compared in ``quantization``;
-    ``on_outputs``: receives the graph outputs chunk by chunk, :mod:`.output_stream`)."""
+    (``reference``: the fp32 reference of a reduced precision, :mod:`.reference_run`, compared in
+    ``quantization``; ``on_outputs``: receives the graph outputs chunk by chunk, :mod:`.output_stream`;
+    ``probed``: the operations a step-by-step run records, None for all)."""
     program = engine.program
     config = engine.config
-    spikes = SpikeObserver(compare_with=None if reference is None else reference[1])
+    spikes = SpikeObserver(compare_with=None if reference is None else reference.spikes)
     stream = None
     if on_outputs is not None:
-        stream = OutputStream(program, on_outputs, None if reference is None else reference[0].values)
+        stream = OutputStream(program, on_outputs, None if reference is None else reference.outputs_between)
+    keep, record = None, False
+    if step_by_step:
+        keep = probe_values(program, probed) | set(program.outputs.values())
+        record = True if probed is None else {op.path for op in probed}
     start = time.perf_counter()
     trace = engine.run(
-        source, keep_all=step_by_step, record_states=step_by_step, observers=(spikes, *extra_observers),
-        chunk_steps=chunk, sink=stream,
+        source if reference is None else reference.inputs(source), keep=keep, record_states=record,
+        observers=(spikes, *extra_observers), chunk_steps=chunk, sink=stream,
     )  # fmt: skip
     wall = time.perf_counter() - start
+    if reference is not None:  # a reference run in lockstep ran inside this run's clock
+        wall -= reference.seconds
+        trace.total_seconds -= reference.seconds
+        ref_trace = reference.finish()
     if stream is None:
         outputs = {name: np.asarray(trace.values[vid], np.float32) for name, vid in program.outputs.items()}
         valid = len(outputs) == len(graph.output_nodes) and all(np.all(np.isfinite(y)) for y in outputs.values())
@@ -375,7 +419,7 @@ def _run(
         outputs, valid = {}, len(program.outputs) == len(graph.output_nodes) and stream.valid
     report = None
     if reference is not None:
-        report = quantization_report(config.precision, outputs, program, spikes, *reference,
+        report = quantization_report(config.precision, outputs, program, spikes, ref_trace, reference.spikes,
                                      errors=None if stream is None else stream.errors())  # fmt: skip
     result = SimulationResult(
         timesteps_run=steps,
@@ -384,7 +428,7 @@ def _run(
         outputs=outputs,
         outputs_valid=bool(valid),
         spike_counts={path: spikes.counts.get(path, 0) for path in spiking_paths(engine)},
-        node_states=node_states(engine, trace) if step_by_step else None,
+        node_states=node_states(engine, trace, probed) if step_by_step else None,
         quantization=report,
         wall_time_s=wall,
         used_default_stimulus=used_default,
@@ -447,11 +491,12 @@ def _warn_outside_calibration(engine: Engine, samples: int) -> None:
             )
 
 
-def node_states(engine: Engine, trace) -> dict[str, dict[str, np.ndarray]]:
-    """Every node's output(s) and state variables after every step (real values; fixed point also raw)."""
+def node_states(engine: Engine, trace, probed=None) -> dict[str, dict[str, np.ndarray]]:
+    """Every node's (``probed``: those operations') output(s) and state variables after every step
+    (real values; fixed point also raw)."""
     out: dict[str, dict[str, np.ndarray]] = {}
     fixed = engine.config.is_fixed_point
-    for op in engine.program.ops:
+    for op in engine.program.ops if probed is None else probed:
         kernel = engine.kernels[op.index]
         entry: dict[str, np.ndarray] = {}
         for port, vid in enumerate(op.outputs):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 
 from ..config import CompileConfig
 from .calibration import Calibration, CalibrationObserver, pool_slices
-from .executor import Assembly, Executor, Observer, Sink, Trace
+from .executor import ArraySource, Assembly, Executor, Observer, Sink, Trace
 from .fixed_engine import fixed_kernels, integer_inputs
 from .float_engine import FLOAT_DTYPES, float_kernels
 from .program import Program
@@ -37,7 +39,7 @@ class Engine:
         inputs,
         *,
         keep_all: bool = False,
-        record_states: bool = False,
+        record_states: bool | Collection[str] = False,
         observers: tuple[Observer, ...] = (),
         chunk_steps: int | None = None,
         sink: Sink | None = None,
@@ -46,16 +48,20 @@ class Engine:
         """Run on ``inputs`` (``{Input name: [T, B, *shape]}``, or an input source keyed by name with
         ``steps``, ``batch`` and ``chunk(start, stop)``, e.g. :class:`~..stimulus.InputSource`).
         ``keep``: the value ids kept (default: the graph outputs; ``keep_all``: every value);
-        ``chunk_steps`` and ``sink``: see :meth:`.executor.Executor.run`."""
-        if hasattr(inputs, "chunk"):
-            source = _ById(inputs, self.program.inputs)
-        else:
-            source = {self.program.inputs[name]: x for name, x in inputs.items()}
+        ``record_states`` (True, or the op paths whose states are recorded), ``chunk_steps`` and
+        ``sink``: see :meth:`.executor.Executor.run`."""
         if keep_all:
             keep = set(range(len(self.program.values)))
         return self.executor.run(
-            source, keep=keep, record_states=record_states, observers=observers, chunk_steps=chunk_steps, sink=sink
-        )
+            self.source(inputs), keep=keep, record_states=record_states, observers=observers,
+            chunk_steps=chunk_steps, sink=sink,
+        )  # fmt: skip
+
+    def source(self, inputs):
+        """``inputs`` (arrays or a source keyed by Input name) as the executor reads them (by value id)."""
+        if hasattr(inputs, "chunk"):
+            return _ById(inputs, self.program.inputs)
+        return ArraySource({self.program.inputs[name]: x for name, x in inputs.items()})
 
 
 class _ById:
@@ -69,18 +75,27 @@ class _ById:
         return {self.ids[name]: x for name, x in self.source.chunk(start, stop).items()}
 
 
-def calibrate(program: Program, inputs, observers=(), chunk_steps: int | None = None) -> tuple[Calibration, Trace]:
+def calibrate(
+    program: Program, inputs, observers=(), chunk_steps: int | None = None, *, engine: Engine | None = None,
+    keep_outputs: bool = True,
+) -> tuple[Calibration, Trace]:  # fmt: skip
     """Run fp32 on ``inputs`` (arrays or a source, as :meth:`Engine.run`) and measure the ranges the
     fixed-point formats need, chunk by chunk (``chunk_steps``): the ranges are maxima, so the
-    chunks give the ranges of the whole run. The trace keeps the graph outputs (not the states)."""
-    engine = Engine(program, CompileConfig(precision="fp32"))
+    chunks give the ranges of the whole run. The trace keeps the graph outputs (not the states;
+    none with ``keep_outputs=False``). ``engine``: the fp32 engine of ``program`` to run (a new one
+    if None; a reused one's SepConv depthwise maxima are reset first)."""
+    engine = Engine(program, CompileConfig(precision="fp32")) if engine is None else engine
+    for kernel in engine.kernels:
+        if hasattr(kernel, "intermediate_amax"):
+            kernel.intermediate_amax = 0.0  # a maximum over this run only
     calibration = Calibration()
     steps = inputs.steps if hasattr(inputs, "chunk") else next(iter(inputs.values())).shape[0]
     outputs = Assembly(steps)
 
     def sink(start, stop, values, states) -> None:
         calibration.add_states(states)
-        outputs.add(start, stop, values, {})
+        if keep_outputs:
+            outputs.add(start, stop, values, {})
 
     observers = (CalibrationObserver(calibration, measure_inputs=True), *observers)
     trace = engine.run(inputs, record_states=True, observers=observers, chunk_steps=chunk_steps, sink=sink)

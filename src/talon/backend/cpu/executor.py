@@ -24,7 +24,7 @@ int64 (per op, the positions of those inputs; a conversion that is exact).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -118,43 +118,65 @@ class Executor:
         inputs: dict[int, np.ndarray] | InputSource,
         *,
         keep: set[int] | None = None,
-        record_states: bool = False,
+        record_states: bool | Collection[str] = False,
         observers: tuple[Observer, ...] = (),
         chunk_steps: int | None = None,
         sink: Sink | None = None,
     ) -> Trace:
         """``inputs``: value id of each top-level Input -> ``[T, B, *shape]`` array, or an
         :class:`InputSource` keyed by value id. ``chunk_steps``: the most steps run at once (None:
-        all). ``sink``: receives the kept values and recorded states chunk by chunk (see
-        :data:`Sink`); without one they are assembled in the returned :class:`Trace`."""
-        program = self.program
+        all). ``record_states``: record every stateful operation's state (True), or only those of
+        the operation paths given. ``sink``: receives the kept values and recorded states chunk by
+        chunk (see :data:`Sink`); without one they are assembled in the returned :class:`Trace`."""
         source = inputs if hasattr(inputs, "chunk") else ArraySource(inputs)
-        steps, batch = source.steps, source.batch
-        keep = set(program.outputs.values()) if keep is None else set(keep)
-        bounds = chunk_bounds(steps, chunk_steps)
-        trace = Trace(values={}, chunks=len(bounds))
-        assembled = Assembly(steps) if sink is None else None
-        carry = _Carry()
+        trace = Trace(values={})
+        assembled = Assembly(source.steps) if sink is None else None
         start = time.perf_counter()
-        with np.errstate(all="ignore"):  # inf / nan are reported through outputs_valid, not warnings
-            for t0, t1 in bounds:
-                values: dict[int, np.ndarray] = {}
-                states: dict[str, dict[str, np.ndarray]] = {}
-                chunk_inputs = source.chunk(t0, t1)
-                self._run_components(
-                    chunk_inputs, keep, values, t1 - t0, batch, record_states, observers, trace, states, carry
-                )
-                carry.last, carry.next_last = carry.next_last, {}
-                kept = {vid: values[vid] for vid in keep if vid in values}
-                if sink is not None:
-                    sink(t0, t1, kept, states)
-                else:
-                    assembled.add(t0, t1, kept, states)
-                del values, kept, states, chunk_inputs
+        for t0, t1, kept, states in self.chunks(source, trace, keep=keep, record_states=record_states,
+                                                observers=observers, chunk_steps=chunk_steps):  # fmt: skip
+            if sink is not None:
+                sink(t0, t1, kept, states)
+            else:
+                assembled.add(t0, t1, kept, states)
+            del kept, states
         trace.total_seconds = time.perf_counter() - start
         if assembled is not None:
             trace.values, trace.states = assembled.values, assembled.states
         return trace
+
+    def chunks(
+        self,
+        source: InputSource,
+        trace: Trace,
+        *,
+        keep: set[int] | None = None,
+        record_states: bool | Collection[str] = False,
+        observers: tuple[Observer, ...] = (),
+        chunk_steps: int | None = None,
+    ) -> Iterator[tuple[int, int, dict[int, np.ndarray], dict[str, dict[str, np.ndarray]]]]:
+        """Run chunk after chunk, yielding ``(start, stop, kept values, recorded states)`` of each
+        as soon as it is computed (what :meth:`run` hands to its sink): the caller may interleave
+        another run with this one, e.g. a reference in lockstep. ``trace`` collects the operations'
+        wall times and the number of chunks."""
+        program = self.program
+        keep = set(program.outputs.values()) if keep is None else set(keep)
+        record = record_states if isinstance(record_states, bool) else frozenset(record_states)
+        bounds = chunk_bounds(source.steps, chunk_steps)
+        trace.chunks = len(bounds)
+        carry = _Carry()
+        for t0, t1 in bounds:
+            values: dict[int, np.ndarray] = {}
+            states: dict[str, dict[str, np.ndarray]] = {}
+            chunk_inputs = source.chunk(t0, t1)
+            with np.errstate(all="ignore"):  # inf / nan are reported through outputs_valid, not warnings
+                self._run_components(
+                    chunk_inputs, keep, values, t1 - t0, source.batch, record, observers, trace, states, carry
+                )
+            carry.last, carry.next_last = carry.next_last, {}
+            kept = {vid: values[vid] for vid in keep if vid in values}
+            del values, chunk_inputs
+            yield t0, t1, kept, states
+            del kept, states
 
     def _run_components(self, inputs, keep, values, steps, batch, record_states, observers, trace, states, carry):
         program = self.program
@@ -211,6 +233,7 @@ class Executor:
 
     def _run_sequence(self, op, values, inputs, steps, batch, record, observers, trace, states, carry) -> None:
         kernel = self.kernels[op.index]
+        record = _records(record, op)
         xs = self._op_inputs_sequence(op, values, inputs, steps, batch, carry)
         if self.integer_inputs[op.index]:
             xs = _as_integers(xs, self.integer_inputs[op.index])
@@ -259,7 +282,7 @@ class Executor:
                     if vid not in buffers:
                         buffers[vid] = np.empty((steps, *y.shape), y.dtype)
                     buffers[vid][t] = y
-                if record and isinstance(kernel, StatefulKernel):
+                if _records(record, op) and isinstance(kernel, StatefulKernel):
                     rec = kernel.recorded(kernel_states[j])
                     if rec:
                         if recorded[j] is None:
@@ -327,6 +350,11 @@ class Assembly:
             target = self.states.setdefault(path, {})
             for name, a in recorded.items():
                 self._put(target, name, start, stop, a)
+
+
+def _records(record: bool | frozenset[str], op: Op) -> bool:
+    """Whether ``op``'s states are recorded: all operations' (True), none (False) or the paths given."""
+    return record if isinstance(record, bool) else op.path in record
 
 
 def _as_integers(xs: list[np.ndarray], positions: tuple[int, ...]) -> list[np.ndarray]:

@@ -5,9 +5,9 @@ writes them to a file as they come) gives each chunk's outputs to a callback
 ``on_outputs(start, stop, {output name: float32 [stop - start, B, *shape]})`` and keeps nothing of
 them. What the result reports about the outputs is accumulated on the way: ``outputs_valid``
 (every value finite) and, at a reduced precision, the error against the fp32 reference's outputs
-(held: the reference runs first) — the largest absolute difference exactly, the RMS and relative
-errors from float64 sums of squares added chunk by chunk (equal to the whole-array figures up to
-the rounding of those sums).
+of the same chunk (:mod:`.reference_run`: held, or computed in lockstep just before) — the largest
+absolute difference exactly, the RMS and relative errors from float64 sums of squares added chunk
+by chunk (equal to the whole-array figures up to the rounding of those sums).
 """
 
 from __future__ import annotations
@@ -25,9 +25,12 @@ OnOutputs = Callable[[int, int, dict[str, np.ndarray]], None]
 class OutputStream:
     """The executor's sink (``executor.Sink``) for a run whose graph outputs go to ``on_outputs``.
 
-    ``reference``: the fp32 run's outputs ``{value id: [T, B, ...]}`` to measure the error against."""
+    ``reference(start, stop)``: the fp32 run's outputs ``{value id: [stop - start, B, ...]}`` of
+    those steps, to measure the error against."""
 
-    def __init__(self, program: Program, on_outputs: OnOutputs, reference: dict[int, np.ndarray] | None) -> None:
+    def __init__(
+        self, program: Program, on_outputs: OnOutputs, reference: Callable[[int, int], dict[int, np.ndarray]] | None
+    ) -> None:
         self.program, self.on_outputs, self.reference = program, on_outputs, reference
         self.valid = True
         names = list(program.outputs)
@@ -40,8 +43,9 @@ class OutputStream:
         outputs = {name: np.asarray(values[vid], np.float32) for name, vid in self.program.outputs.items()}
         self.valid = self.valid and all(not y.size or np.isfinite(y.min() + y.max()) for y in outputs.values())
         if self.reference is not None:
+            reference = self.reference(start, stop)
             for name, vid in self.program.outputs.items():
-                ref = np.asarray(self.reference[vid][start:stop], np.float64)
+                ref = np.asarray(reference[vid], np.float64)
                 diff = outputs[name].astype(np.float64) - ref
                 if diff.size:
                     self.max_abs[name] = max(self.max_abs[name], float(np.abs(diff).max()))

@@ -9,9 +9,11 @@ with exact (float64) accumulation also holds its float64 result before the round
 when they fit: then the run is one chunk, as before chunking existed).
 
 What grows with the steps is only what the run must hand back (:func:`held_bytes`): the graph
-outputs ``[T, B, ...]``, every value and state with ``step_by_step=True``, and at a reduced
-precision the fp32 reference's outputs and spike trains (one bit per neuron and step) for the
-error report. :func:`check_run_memory` refuses a run whose held results plus one chunk exceed
+outputs ``[T, B, ...]``, with ``step_by_step=True`` the probed nodes' values (every node's without
+``probes``), and at a reduced precision the fp32 reference's outputs for the error report (none
+when ``on_outputs`` takes the outputs of a run of several chunks) and its spike trains (one bit per
+neuron and step; for one chunk only when the run has several: the reference then runs in
+lockstep, :mod:`.reference_run`). :func:`check_run_memory` refuses a run whose held results plus one chunk exceed
 :func:`~..stimulus.memory_limit` (half of the machine's memory), naming what is held and the
 number of steps that fit. Both sums are lower bounds (kernel temporaries come on top).
 """
@@ -19,6 +21,7 @@ number of steps that fit. Both sums are lower bounds (kernel temporaries come on
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 
 from ..errors import BackendError
 from ..stimulus import memory_limit
@@ -32,19 +35,21 @@ CHUNK_BYTES = 64 << 20
 
 
 def sequence_bytes(
-    program: Program, steps: int, batch: int, itemsize: int, *, keep_all: bool = False, accumulator_itemsize: int = 0
-) -> int:
+    program: Program, steps: int, batch: int, itemsize: int, *, keep: Collection[int] = (),
+    accumulator_itemsize: int = 0,
+) -> int:  # fmt: skip
     """Peak bytes of the ``[steps, batch, *shape]`` values alive at once during one run of ``program``.
 
-    ``itemsize``: bytes per element of a stored value; ``keep_all``: every value is kept to the end
-    (a step-by-step run), otherwise a value is freed after its last reader, as the executor does;
+    ``itemsize``: bytes per element of a stored value; ``keep``: the ids of values kept to the end
+    besides the graph outputs (a step-by-step run's), any other is freed after its last reader, as
+    the executor does;
     ``accumulator_itemsize``: bytes per element of the accumulator a weight layer computes its whole
     output in before rounding to ``itemsize`` (8 for fp32 with exact accumulation, else 0: none).
     """
     per_step = steps * batch * itemsize
     size = {value.id: math.prod(value.shape) * per_step for value in program.values}
     remaining = {vid: len(readers) for vid, readers in program.consumers().items()}
-    kept = set(range(len(program.values))) if keep_all else set(program.outputs.values())
+    kept = set(keep) | set(program.outputs.values())
     live = set(program.inputs.values())  # the caller's input sequences
     peak = sum(size[v] for v in live)
     for component in program.components:
@@ -80,28 +85,33 @@ def plan_chunk(
 
 
 def held_bytes(
-    program: Program, steps: int, batch: int, itemsize: int, *, keep_all: bool = False, reference: bool = False,
-    spiking_sizes: list[int] = (), stream_outputs: bool = False,
+    program: Program, steps: int, batch: int, itemsize: int, *, step_values: Collection[int] | None = None,
+    reference: bool = False, spiking_sizes: list[int] = (), stream_outputs: bool = False, chunk: int | None = None,
+    lockstep: bool = False,
 ) -> dict[str, int]:  # fmt: skip
     """What a run must hold for all ``steps`` to hand it back, by kind (bytes): ``outputs`` (the graph
-    outputs, float32), ``step_by_step`` (every value, ``itemsize`` each, with ``keep_all``),
-    ``fp32 reference`` (with ``reference``: its outputs and spike trains, one bit per entry of the
-    spiking layers of ``spiking_sizes`` neurons). ``stream_outputs``: the outputs go to the caller
-    chunk by chunk (``on_outputs``), none are held."""
+    outputs, float32), ``step_by_step`` (the values of ids ``step_values``, ``itemsize`` each: a
+    step-by-step run's probed values), ``fp32 reference`` (with ``reference``: its outputs and spike
+    trains, one bit per entry of the spiking layers of ``spiking_sizes`` neurons). ``stream_outputs``:
+    the outputs go to the caller chunk by chunk (``on_outputs``), none are held. A reference run in
+    ``lockstep`` with chunks of ``chunk`` steps holds the trains of one chunk, and its outputs only
+    if the run's own are held (the report compares the whole arrays)."""
     per_step = steps * batch
     outputs = sum(math.prod(program.values[v].shape) for v in program.outputs.values()) * per_step * 4
     out = {"outputs": 0 if stream_outputs else outputs}
-    if keep_all:
-        out["step_by_step"] = sum(math.prod(v.shape) for v in program.values) * per_step * itemsize
+    if step_values is not None:
+        out["step_by_step"] = sum(math.prod(program.values[v].shape) for v in step_values) * per_step * itemsize
     if reference:
-        out["fp32 reference"] = outputs + sum(spiking_sizes) * per_step // 8
+        lockstep = lockstep and chunk is not None
+        trains = sum(spiking_sizes) * (chunk if lockstep else steps) * batch // 8
+        out["fp32 reference"] = (0 if lockstep and stream_outputs else outputs) + trains
     return out
 
 
 def check_run_memory(
-    program: Program, steps: int, batch: int, itemsize: int, *, keep_all: bool = False, accumulator_itemsize: int = 0,
-    chunk_steps: int | None = None, reference: bool = False, spiking_sizes: list[int] = (),
-    stream_outputs: bool = False,
+    program: Program, steps: int, batch: int, itemsize: int, *, step_values: Collection[int] | None = None,
+    accumulator_itemsize: int = 0, chunk_steps: int | None = None, reference: bool = False,
+    spiking_sizes: list[int] = (), stream_outputs: bool = False, lockstep: bool = False,
 ) -> int:  # fmt: skip
     """Plan the chunks (:func:`plan_chunk`) and refuse, before it starts, a run whose held results
     (:func:`held_bytes`) plus one chunk's layer outputs exceed :func:`~..stimulus.memory_limit`
@@ -109,10 +119,12 @@ def check_run_memory(
     chunk = plan_chunk(
         program, steps, batch, itemsize, accumulator_itemsize=accumulator_itemsize, chunk_steps=chunk_steps
     )
-    working = sequence_bytes(program, chunk, batch, itemsize, accumulator_itemsize=accumulator_itemsize)
+    working = sequence_bytes(
+        program, chunk, batch, itemsize, keep=step_values or (), accumulator_itemsize=accumulator_itemsize
+    )
     held = held_bytes(
-        program, steps, batch, itemsize, keep_all=keep_all, reference=reference, spiking_sizes=spiking_sizes,
-        stream_outputs=stream_outputs,
+        program, steps, batch, itemsize, step_values=step_values, reference=reference, spiking_sizes=spiking_sizes,
+        stream_outputs=stream_outputs, chunk=chunk, lockstep=lockstep,
     )  # fmt: skip
     total = sum(held.values())
     limit = memory_limit()
@@ -124,8 +136,8 @@ def check_run_memory(
     else:
         fits = steps * (limit - working) // max(total, 1)
         advice = f"run at most {fits:,} steps at this batch size" if fits >= 1 else "use a smaller batch"
-        if keep_all:
-            advice += "; without step_by_step only the graph outputs are kept"
+        if step_values is not None:
+            advice += "; without step_by_step only the graph outputs are kept (with probes, only the probed nodes)"
         advice += ", or cut the run into several calls"
     raise BackendError(
         f"a run of {steps:,} steps x batch {batch} must hold {total:,} bytes of results for all steps ({what}) "

@@ -1,0 +1,150 @@
+"""What ``simulate`` holds and rebuilds on the 33.6 M-parameter conv SNN of :mod:`bench.bench_chunked`.
+
+* **program cache** (``backend/cpu/program_cache.py``): repeated 20-step runs of the same graph,
+  the validated program and float engine reused (the default) against built every call
+  (``MAX_ENTRIES = 0``, how every call ran before), interleaved in one process; and the bytes an
+  entry keeps alive between calls.
+* **probes**: peak resident memory (``VmHWM``, fresh child process) of a step-by-step run recording
+  every node against one recording only ``lif4`` (``probes=["lif4"]``).
+* **lockstep reference**: peak resident memory of an int8 run streaming its outputs
+  (``on_outputs``) at two run lengths: the fp32 reference no longer holds its spike trains and
+  outputs for all steps, so the peak stays flat.
+
+``python -m bench.bench_simulate_memory [--src DIR]`` runs the child processes on another checkout's
+``src`` (e.g. ``main``'s, to compare with the code before these changes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from bench.bench_chunked import conv_snn
+
+_CHILD = """
+import json, resource, sys, time
+import numpy as np
+sys.path.insert(0, {root!r})
+from bench.bench_chunked import conv_snn
+from talon.backend import get_backend
+graph = conv_snn()
+cpu = get_backend("cpu")
+cpu.simulate(graph, n_steps=3, precision={precision!r})  # numba started, kernels loaded
+with open("/proc/self/clear_refs", "w") as f:  # reset the peak (VmHWM) to the current RSS
+    f.write("5")
+start = time.perf_counter()
+result = cpu.simulate(graph, n_steps={steps}, precision={precision!r}, **{kwargs})
+seconds = time.perf_counter() - start
+peak = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmHWM"))
+q = result.quantization
+print(json.dumps({{"rss": peak, "seconds": seconds, "spikes": result.spike_counts,
+                  "agreement": None if q is None else q.spike_agreement,
+                  "recorded": sorted(result.node_states or {{}})}}))
+"""
+
+
+def child_run(steps: int, precision: str, kwargs: str, src: str | None = None) -> dict:
+    """Peak RSS (bytes, Linux ``VmHWM``) and wall time of one ``simulate(graph, n_steps=steps,
+    precision=precision, **kwargs)`` (``kwargs``: Python source of a dict) in a fresh interpreter,
+    numba forced, after a 3-step run has loaded the kernels; ``src``: the talon sources to import."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = _CHILD.format(root=root, steps=steps, precision=precision, kwargs=kwargs)
+    path = [src or os.path.join(root, "src"), os.environ.get("PYTHONPATH", "")]
+    env = dict(os.environ, TALON_FORCE_NUMBA="1", PYTHONPATH=os.pathsep.join(path))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def cache_rows() -> list:
+    from bench.common import Row, median_times
+    from talon.backend import get_backend
+    from talon.backend.cpu import program_cache
+
+    cpu = get_backend("cpu")
+    graph = conv_snn()
+    rows = []
+    for precision in ("fp32", "int8"):
+        cpu.simulate(graph, n_steps=3, precision=precision)
+
+        def cached(p=precision):
+            cpu.simulate(graph, n_steps=20, precision=p)
+
+        def rebuilt(p=precision):
+            saved, program_cache.MAX_ENTRIES = program_cache.MAX_ENTRIES, 0
+            try:
+                cpu.simulate(graph, n_steps=20, precision=p)
+            finally:
+                program_cache.MAX_ENTRIES = saved
+
+        times = median_times({"cached": cached, "rebuilt": rebuilt}, repeats=5, warmup=1)
+        case = f"33.6M-param conv SNN, 20 steps {precision}: simulate again on an unchanged graph (program cache)"
+        rows.append(Row("simulate_memory", case, times["cached"], "program and engine built every call",
+                        times["rebuilt"]))  # fmt: skip
+        print(f"{case}: {times['cached']:.2f} s vs rebuilt {times['rebuilt']:.2f} s")
+    held = sum(entry.nbytes for entry in program_cache._entries.values())
+    print(f"the cache keeps {held / 2**20:,.0f} MiB of kernels alive between calls")
+    return rows
+
+
+def lockstep_rows() -> list:
+    """The price of the lockstep reference of a fixed-point run (a second fp32 run): int8 on the
+    784-128-10 MLP, 2,000 steps x batch 8 in chunks of 100, lockstep forced against the held reference."""
+    import numpy as np
+
+    from bench.common import Row, median_times
+    from talon.backend import get_backend
+    from talon.backend.cpu import backend
+    from talon.examples import mlp_graph
+
+    cpu = get_backend("cpu")
+    graph = mlp_graph(0)
+    x = (np.random.default_rng(0).random((8, 784)) < 0.05).astype(np.float32)
+    rule = backend.runs_in_lockstep
+
+    def run(lockstep: bool):
+        backend.runs_in_lockstep = (lambda fixed, steps, chunk, held, engine: chunk < steps) if lockstep else rule
+        try:
+            return cpu.simulate(graph, x, n_steps=2000, precision="int8", chunk_steps=100)
+        finally:
+            backend.runs_in_lockstep = rule
+
+    assert run(True).quantization == run(False).quantization
+    times = median_times({"lockstep": lambda: run(True), "held": lambda: run(False)}, repeats=5, warmup=0)
+    case = "784-128-10 MLP, 2,000 steps x batch 8 int8 in chunks of 100: fp32 reference in lockstep (2nd fp32 run)"
+    print(f"{case}: {times['lockstep']:.2f} s vs held {times['held']:.2f} s")
+    return [Row("simulate_memory", case, times["lockstep"], "reference held for all steps", times["held"])]
+
+
+def memory_lines(src: str | None = None) -> list[str]:
+    lines = []
+    full = child_run(300, "fp32", "dict(step_by_step=True)", src)
+    probed = child_run(300, "fp32", "dict(step_by_step=True, probes=['lif4'])", src) if src is None else None
+    line = f"300 steps fp32 step_by_step, every node: peak RSS {full['rss'] / 2**20:,.0f} MiB ({full['seconds']:.0f} s)"
+    if probed is not None:
+        assert probed["spikes"] == full["spikes"] and probed["recorded"] == ["lif4"]
+        line += f"; probes=['lif4']: {probed['rss'] / 2**20:,.0f} MiB ({probed['seconds']:.0f} s)"
+    lines.append(line)
+    stream = "dict(on_outputs=lambda *a: None)"
+    for steps in (200, 800):
+        run = child_run(steps, "int8", stream, src)
+        lines.append(f"{steps} steps int8, outputs streamed: peak RSS {run['rss'] / 2**20:,.0f} MiB "
+                     f"({run['seconds']:.0f} s, spike agreement {run['agreement']:.6f})")  # fmt: skip
+    for line in lines:
+        print(line)
+    return lines
+
+
+def main() -> list:
+    print("\nbench_simulate_memory: what simulate holds and rebuilds (33.6M-param conv SNN)")
+    rows = cache_rows() + lockstep_rows()
+    memory_lines()
+    return rows
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--src":
+        memory_lines(sys.argv[2])
+    else:
+        main()
