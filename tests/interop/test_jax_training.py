@@ -14,7 +14,7 @@ import jax.numpy as jnp  # noqa: E402
 from talon.interop.jax import SURROGATES, JaxGraph, make_spike  # noqa: E402
 
 
-@pytest.mark.parametrize("name", SURROGATES + ("fast_sigmoid", "triangular"))
+@pytest.mark.parametrize("name", (*SURROGATES, "fast_sigmoid", "triangular"))
 def test_surrogate_gradients(name):
     u = jnp.linspace(-2.0, 2.0, 41)
     theta = jnp.float32(0.25)
