@@ -495,9 +495,7 @@ class ThresholdModule(_SavedBuffers):
         super().__init__()
         self.node = node
         self.inclusive = node.comparison.value == ">="
-        self.surrogate = (
-            ir.DEFAULT_SURROGATE
-        )  # an ir.Threshold has no surrogate field; ir_to_torch(surrogate=) overrides
+        self.surrogate = node.surrogate  # the spike's backward; ir_to_torch(surrogate=) overrides
         self.register_buffer("threshold", _layer_view(_to_tensor(node.threshold, dtype), node.input_shape))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

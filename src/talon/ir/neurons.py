@@ -478,19 +478,26 @@ class Integrator(_ElementwiseState):
 @register_node
 @dataclass(eq=False)
 class Threshold(_ElementwiseState):
-    """Stateless spike function: ``z = x > threshold`` (NIR's strict ``>`` by default)."""
+    """Stateless spike function: ``z = x > threshold`` (NIR's strict ``>`` by default).
+
+    ``surrogate`` (training only): the derivative the engines use for the step, as for LIF
+    (:mod:`talon.ir.surrogate`; default ``'atan(alpha=2.0)'``, left out of files).
+    """
 
     _batch_check = "elementwise"
 
     threshold: np.ndarray = 1.0
     comparison: Comparison = Comparison.GT
+    surrogate: str = DEFAULT_SURROGATE
 
     _array_params = ("threshold",)
+    _omitted_defaults: ClassVar[dict] = {"surrogate": DEFAULT_SURROGATE}
 
     def _check_params(self) -> None:
         self._check_arrays()
         self._check_finite("threshold")
         self.comparison = coerce_enum(Comparison, self.comparison, "comparison", self._where())
+        self.surrogate = canonical_surrogate(self.surrogate, self._where())
 
 
 @register_node

@@ -396,8 +396,7 @@ class JaxGraph(WholeSequenceSchedules):
 
     def _spike(self, node: ir.Node):
         """The spike function of a spiking node: its comparison, and its surrogate (or the override)."""
-        own = getattr(node, "surrogate", ir.DEFAULT_SURROGATE)  # a Threshold node has the default
-        key = (node.comparison.value, own if self.surrogate is None else self.surrogate)
+        key = (node.comparison.value, node.surrogate if self.surrogate is None else self.surrogate)
         if key not in self._spikes:
             self._spikes[key] = make_spike(*key)
         return self._spikes[key]

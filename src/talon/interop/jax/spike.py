@@ -84,7 +84,9 @@ def surrogate_derivative(surrogate: Surrogate) -> Callable[[Any], Any]:
         kind, params = ir.surrogate_parts(surrogate)
     except ValueError as exc:
         raise ValueError(f"unknown surrogate {surrogate!r} ({exc}); or pass a callable x -> sigma'(x)") from None
-    return _derivative(kind, params, require("jax.numpy"))
+    derivative = _derivative(kind, params, require("jax.numpy"))
+    derivative.talon_surrogate = ir.canonical_surrogate(surrogate)  # lets the Spyx export read it back
+    return derivative
 
 
 def make_spike(comparison: str, surrogate: Surrogate) -> Callable[[Any, Any], Any]:
