@@ -10,8 +10,8 @@ honour it by default.
 * Norse (torch autograd): ``(1 - z)·v + z·v_reset`` with the surrogate spike ``z`` — ``'through'``.
 
 Every framework is run with a surrogate the importers record (Spyx's ``arctan``, snnTorch's ``atan``,
-Norse's SuperSpike; tests/interop/test_surrogate_frameworks.py tests the surrogates themselves), on inputs that make every layer fire on
-some steps and not on others; gradients agree within float32 rounding (1e-5 of the largest entry),
+Norse's SuperSpike; test_surrogate_frameworks.py tests the surrogates themselves), on inputs that make
+every layer fire on some steps and not on others; gradients agree within float32 rounding (1e-5 of the largest entry),
 and the other convention is shown to miss them.
 """
 

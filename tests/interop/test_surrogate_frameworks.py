@@ -76,68 +76,65 @@ def _check(expected: dict, graph, xs, weights, keys) -> None:
 snntorch = pytest.importorskip("snntorch")
 from snntorch import surrogate  # noqa: E402
 
-SNNTORCH = {
-    "superspike(k=10.0)": lambda: surrogate.fast_sigmoid(slope=10),
-    "sigmoid(slope=5.0)": lambda: surrogate.sigmoid(slope=5),
-    "straight_through": surrogate.straight_through_estimator,
-}
 
-
-@pytest.mark.parametrize("recorded", list(SNNTORCH))
-def test_engines_reproduce_snntorch_surrogates(recorded):
+def test_engines_reproduce_snntorch_surrogates():
+    """Three layers, three ``spike_grad``s: fast_sigmoid, sigmoid and the straight-through estimator."""
     import snntorch.utils
     from torch import nn
 
     torch.manual_seed(0)
-    options = dict(init_hidden=True, threshold=0.5, spike_grad=SNNTORCH[recorded]())
-    model = nn.Sequential(nn.Linear(10, 16), snntorch.Leaky(beta=0.8, **options), nn.Linear(16, 4),
-                          snntorch.Synaptic(alpha=0.5, beta=0.7, **options))  # fmt: skip
+    options = dict(init_hidden=True, threshold=0.5)
+    model = nn.Sequential(
+        nn.Linear(10, 16), snntorch.Leaky(beta=0.8, spike_grad=surrogate.fast_sigmoid(slope=10), **options),
+        nn.Linear(16, 12), snntorch.Synaptic(alpha=0.5, beta=0.7, spike_grad=surrogate.sigmoid(slope=5), **options),
+        nn.Linear(12, 4), snntorch.Leaky(beta=0.9, spike_grad=surrogate.straight_through_estimator(), **options),
+    )  # fmt: skip
     xs = (torch.randn(T, B, 10) * 3).numpy()
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # every one of these is represented: no warning
         graph = bridge.to_ir(model, torch.from_numpy(xs[0]))
-    assert [n.surrogate for n in _spiking(graph)] == [recorded] * 2
+    assert [n.surrogate for n in _spiking(graph)] == ["superspike(k=10.0)", "sigmoid(slope=5.0)", "straight_through"]
 
     weights = np.arange(1.0, 5.0, dtype=np.float32)
     snntorch.utils.reset(model)
     out = torch.stack([model(x) for x in torch.from_numpy(xs)])
     (out * torch.from_numpy(weights)).sum().backward()
     _fires(out.detach(), "snnTorch's output layer")
-    expected = {"0": model[0].weight.grad.numpy(), "2": model[2].weight.grad.numpy()}
-    _check(expected, graph, xs, weights, {"0": "0", "2": "2"})
+    keys = {"0": "0", "2": "2", "4": "4"}
+    _check({k: model[int(k)].weight.grad.numpy() for k in keys}, graph, xs, weights, keys)
 
 
 # ---- Norse -------------------------------------------------------------------------------------
 
 norse = pytest.importorskip("norse.torch")
 
-NORSE = {  # method, alpha -> the surrogate recorded
-    ("super", 50.0): "superspike(k=1.0)",  # Norse 1.1's SuperSpike ignores its alpha
-    ("triangle", 0.5): "triangle(alpha=0.5, k=1.0)",
-    ("tanh", 3.0): "tanh(k=3.0)",
-}
 
-
-@pytest.mark.parametrize(("method", "alpha"), list(NORSE), ids=[m for m, _ in NORSE])
-def test_engines_reproduce_norse_surrogates(method, alpha):
+def test_engines_reproduce_norse_surrogates():
+    """Three cells, three methods: ``'super'`` (whose alpha Norse 1.1 ignores), ``'triangle'``, ``'tanh'``."""
     from norse.torch.functional.iaf import IAFParameters
     from norse.torch.functional.lif_box import LIFBoxParameters
     from torch import nn
 
+    def box(method, alpha, v_th):
+        return norse.LIFBoxCell(LIFBoxParameters(tau_mem_inv=torch.tensor(200.0), v_th=torch.tensor(v_th),
+                                                 method=method, alpha=torch.tensor(alpha)))  # fmt: skip
+
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
-            self.fc = nn.Linear(10, 16)
-            self.lif = norse.LIFBoxCell(LIFBoxParameters(tau_mem_inv=torch.tensor(200.0), v_th=torch.tensor(0.3),
-                                                         method=method, alpha=torch.tensor(alpha)))  # fmt: skip
-            self.fc2 = nn.Linear(16, 4)
-            self.iaf = norse.IAFCell(IAFParameters(v_th=torch.tensor(0.5), method=method, alpha=torch.tensor(alpha)))
+            self.fc, self.lif = nn.Linear(10, 16), box("super", 50.0, 0.3)
+            self.fc2 = nn.Linear(16, 12)
+            self.iaf = norse.IAFCell(IAFParameters(v_th=torch.tensor(0.5), method="triangle", alpha=torch.tensor(0.5)))
+            self.fc3, self.out = nn.Linear(12, 4), box("tanh", 3.0, 0.1)
+            with torch.no_grad():
+                self.fc3.weight.mul_(3.0)  # the output layer fires on ~9 % of the steps
 
         def forward(self, x, state=None):
-            s1, s2 = state if state is not None else (None, None)
+            s1, s2, s3 = state if state is not None else (None, None, None)
             z, s1 = self.lif(self.fc(x), s1)
             z, s2 = self.iaf(self.fc2(z), s2)
-            return z, (s1, s2)
+            z, s3 = self.out(self.fc3(z), s3)
+            return z, (s1, s2, s3)
 
     torch.manual_seed(1)
     net = Net()
@@ -145,7 +142,7 @@ def test_engines_reproduce_norse_surrogates(method, alpha):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         graph = bridge.to_ir(net, torch.from_numpy(xs[0]))
-    assert [n.surrogate for n in _spiking(graph)] == [NORSE[method, alpha]] * 2
+    assert [n.surrogate for n in _spiking(graph)] == ["superspike(k=1.0)", "triangle(alpha=0.5, k=1.0)", "tanh(k=3.0)"]
 
     weights = np.arange(1.0, 5.0, dtype=np.float32)
     outs, state = [], None
@@ -155,8 +152,8 @@ def test_engines_reproduce_norse_surrogates(method, alpha):
     out = torch.stack(outs)
     (out * torch.from_numpy(weights)).sum().backward()
     _fires(out.detach(), "Norse's output layer")
-    expected = {"fc": net.fc.weight.grad.numpy(), "fc2": net.fc2.weight.grad.numpy()}
-    _check(expected, graph, xs, weights, {"fc": "fc", "fc2": "fc2"})
+    keys = {"fc": "fc", "fc2": "fc2", "fc3": "fc3"}
+    _check({k: getattr(net, k).weight.grad.numpy() for k in keys}, graph, xs, weights, keys)
 
 
 # ---- Spyx --------------------------------------------------------------------------------------
@@ -164,12 +161,6 @@ def test_engines_reproduce_norse_surrogates(method, alpha):
 nnx = pytest.importorskip("flax.nnx")
 snn = pytest.importorskip("spyx.nn")
 axn = pytest.importorskip("spyx.axn")
-
-SPYX = {
-    "arctan(k=1.0)": lambda: axn.arctan(k=1.0),
-    "triangle(alpha=1.0, k=1.0)": lambda: axn.triangular(k=1.0),
-    "boxcar(width=1.0, height=0.8)": lambda: axn.boxcar(width=1.0, height=0.8),
-}
 
 
 def _spyx_linear(n_in, n_out, rng, rngs, gain):
@@ -179,30 +170,35 @@ def _spyx_linear(n_in, n_out, rng, rngs, gain):
     return layer
 
 
-@pytest.mark.parametrize("recorded", list(SPYX))
-def test_engines_reproduce_spyx_surrogates(recorded):
+def test_engines_reproduce_spyx_surrogates():
+    """Three layers, three activations: ``arctan(k=1)``, ``triangular(k=1)``, ``boxcar(1, 0.8)``."""
     from talon.interop import spyx as tspyx
 
     rng, rngs = np.random.default_rng(3), nnx.Rngs(0)
     model = snn.Sequential(
         _spyx_linear(6, 20, rng, rngs, 1.0),
-        snn.LIF((20,), beta=0.8, activation=SPYX[recorded](), rngs=rngs),
-        _spyx_linear(20, 8, rng, rngs, 2.0),
-        snn.CuBaLIF((8,), alpha=0.7, beta=0.8, activation=SPYX[recorded](), rngs=rngs),
+        snn.LIF((20,), beta=0.8, activation=axn.arctan(k=1.0), rngs=rngs),
+        _spyx_linear(20, 10, rng, rngs, 2.0),
+        snn.CuBaLIF((10,), alpha=0.7, beta=0.8, activation=axn.triangular(k=1.0), rngs=rngs),
+        _spyx_linear(10, 8, rng, rngs, 2.0),
+        snn.IF((8,), activation=axn.boxcar(width=1.0, height=0.8)),
     )
     xs = rng.normal(0.5, 1.5, (T, B, 6)).astype(np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         graph = tspyx.to_ir(model, (6,))
-    assert [n.surrogate for n in _spiking(graph)] == [recorded] * 2
+    assert [n.surrogate for n in _spiking(graph)] == [
+        "arctan(k=1.0)", "triangle(alpha=1.0, k=1.0)", "boxcar(width=1.0, height=0.8)"
+    ]  # fmt: skip
 
     weights = np.arange(1.0, 9.0, dtype=np.float32)
     graphdef, params = nnx.split(model, nnx.Param)
     spikes, _ = snn.run(model, jnp.asarray(xs))
     _fires(spikes, "the Spyx model's output layer")
     grads = jax.grad(lambda p: (snn.run(nnx.merge(graphdef, p), jnp.asarray(xs))[0] * weights).sum())(params)
-    expected = {name: np.asarray(grads["layers"][i]["kernel"][...]).T for i, name in ((0, "layer_0"), (2, "layer_2"))}
-    _check(expected, graph, xs, weights, {k: k for k in expected})
+    keys = {f"layer_{i}": f"layer_{i}" for i in (0, 2, 4)}
+    expected = {f"layer_{i}": np.asarray(grads["layers"][i]["kernel"][...]).T for i in (0, 2, 4)}
+    _check(expected, graph, xs, weights, keys)
 
 
 def test_a_surrogate_talon_cannot_state_is_warned_about_and_recorded():
