@@ -232,6 +232,8 @@ def test_a_spyx_nir_file_read_as_spyx_trains_with_spyx_gradients(tmp_path):
         nir.write(tmp_path / "spyx.nir", snir.to_nir(model, {"input": (6,)}, {"output": (8,)}, dt=1.0))
     graph = read_nir(tmp_path / "spyx.nir", producer="spyx")
     assert {graph.nodes[n].reset_gradient.value for n in ("layer_1", "layer_3")} == {"through"}
+    # the surrogate of the layers Spyx's own importer builds from the file (its default activation)
+    assert {graph.nodes[n].surrogate for n in ("layer_1", "layer_3")} == {"superspike(k=25.0)"}
 
     graphdef, params = nnx.split(model, nnx.Param)
     spikes, _ = snn.run(model, x)
@@ -392,6 +394,7 @@ def test_a_norse_nir_file_read_as_norse_trains_with_norse_gradients():
         module = norse_from_nir(exported, dt=1e-3)
     graph = from_nir(exported, producer="norse")
     assert [n.reset_gradient.value for n in graph.nodes.values() if isinstance(n, (ir.LIF, ir.IF))] == ["through"] * 2
+    assert [n.surrogate for n in graph.nodes.values() if isinstance(n, (ir.LIF, ir.IF))] == ["superspike(k=1.0)"] * 2
 
     xs = (np.random.default_rng(1).random((T_TORCH, B, 5)) * 2 - 0.3).astype(np.float32)
     weights = torch.tensor([1.0, 2.0, 3.0])
@@ -407,7 +410,7 @@ def test_a_norse_nir_file_read_as_norse_trains_with_norse_gradients():
     parameters = dict(module.named_parameters())
     expected = {name: parameters[f"{name}.weight"].grad.numpy() for name in ("0", "2")}
 
-    engine = JaxGraph(graph, surrogate=_norse_superspike)
+    engine = JaxGraph(graph)  # the profile's surrogate, superspike(k=1.0), is Norse's _norse_superspike
 
     def loss(params):
         y, _ = engine.run(params, jnp.asarray(xs))
