@@ -25,7 +25,7 @@ from talon.ir.errors import ConversionError
 from talon.ir.types import ResetGradient, ResetMode, ResetTiming, SkipType, SpikeTiming
 
 from .reset_gradient import value_reset_through
-from .spike import spike
+from .spike import spike, surrogate_backward
 
 # torch.fx.symbolic_trace of these modules records spike() as one call instead of tracing into
 # its autograd.Function, which would silently drop the surrogate gradient
@@ -264,6 +264,7 @@ class _Spiking(NeuronModule):
         # 'through': the spike in a reset carries its surrogate (talon.bridge.reset_gradient)
         self.reset_through = node.reset_gradient is ResetGradient.THROUGH
         self.surrogate = node.surrogate  # the spike's backward (talon.bridge.spike); ir_to_torch(surrogate=) overrides
+        surrogate_backward(self.surrogate)  # made now, not inside a torch.compile trace
 
     def _initial(self, x: torch.Tensor) -> torch.Tensor:
         """The membrane at ``t = 0`` for a batch like ``x``: ``v_init`` (0 when the node has none)."""
@@ -496,6 +497,7 @@ class ThresholdModule(_SavedBuffers):
         self.node = node
         self.inclusive = node.comparison.value == ">="
         self.surrogate = node.surrogate  # the spike's backward; ir_to_torch(surrogate=) overrides
+        surrogate_backward(self.surrogate)
         self.register_buffer("threshold", _layer_view(_to_tensor(node.threshold, dtype), node.input_shape))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -73,6 +73,9 @@ def override_surrogate(module: nn.Module, surrogate: str | None) -> nn.Module:
     if surrogate is None:
         return module
     text = ir.canonical_surrogate(surrogate, "surrogate override")
+    from .spike import surrogate_backward
+
+    surrogate_backward(text)  # made now, not inside a torch.compile trace
     from .modules import ThresholdModule, _Spiking
 
     for child in module.modules():

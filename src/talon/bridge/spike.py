@@ -16,7 +16,6 @@ the executor generates its code from the IR instead of tracing.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 
@@ -74,11 +73,16 @@ def _backwards(kind: str, p: dict[str, float]) -> Backward:
     raise ValueError(f"surrogate kind {kind!r} has no PyTorch backward")  # a kind added to the IR only
 
 
-@functools.lru_cache(maxsize=256)
+_BACKWARDS: dict[str, Backward] = {}  # surrogate text -> its backward (a plain dict: torch.compile reads it as is)
+
+
 def surrogate_backward(surrogate: str) -> Backward:
-    """The backward of a surrogate text (``'superspike(k=25.0)'``); cached per text."""
-    kind, params = ir.surrogate_parts(surrogate)
-    return _backwards(kind, params)
+    """The backward of a surrogate text (``'superspike(k=25.0)'``); made once per text."""
+    backward = _BACKWARDS.get(surrogate)
+    if backward is None:
+        kind, params = ir.surrogate_parts(surrogate)
+        backward = _BACKWARDS[surrogate] = _backwards(kind, params)
+    return backward
 
 
 class SurrogateSpike(torch.autograd.Function):
