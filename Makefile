@@ -56,10 +56,13 @@ bench: $(STAMP) $(VIZ_BUNDLE)
 	$(PY) -m bench $(BENCH_ARGS)
 
 # Byte-flip fuzz of ir.read (tests/fuzz_t1c.py): 2,000 files, each read in a child process with a
-# timeout; then the same with the checksum recomputed after each flip (the adversary's view).
+# timeout; then the same with the checksum recomputed after each flip (the adversary's view); then
+# structure-aware edits of re-sealed .t1c files and damaged NIR paper files (tests/fuzz_readers.py).
 fuzz: $(STAMP)
 	$(PY) tests/fuzz_t1c.py --count 2000
 	$(PY) tests/fuzz_t1c.py --count 2000 --reseal --seed 1
+	$(PY) tests/fuzz_readers.py --target t1c --count 2000
+	$(PY) tests/fuzz_readers.py --target nir --count 2000
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench

@@ -117,3 +117,11 @@ def test_an_infinite_multi_spike_count_is_a_clear_error(step_by_step):
         warnings.simplefilter("ignore", RuntimeWarning)  # the float16 overflow itself
         with pytest.raises(BackendError, match=r"node 'if'.*spike count.*infinite.*max_spikes"):
             CPU.simulate(graph, np.ones((30, 1, 1), np.float32), precision="fp16", step_by_step=step_by_step)
+
+
+@pytest.mark.parametrize("entry", ["compile", "simulate", "validate", "profile"])
+@pytest.mark.parametrize("graph", ["model.t1c", None, {"input": 1}], ids=["path", "None", "dict"])
+def test_every_entry_point_says_it_wants_a_graph(entry, graph):
+    """compile ran check_finite before check_graph and failed with 'not enough values to unpack'."""
+    with pytest.raises(BackendError, match=r"expected a talon.ir.Graph, got \w+; read a .t1c file with talon.ir.read"):
+        getattr(get_backend("cpu"), entry)(graph)

@@ -182,12 +182,7 @@ def test_deferred_updates_give_the_gradients_of_plan_order(name):
 
 def _loop_copies(model, x) -> list[str]:
     """The copies of float arrays in the compiled step-wise scan's loop body."""
-    (slim, moved, spread), _ = model._prepared(model.params, x.shape[1])
-    inputs = {model.plan.inputs["input"]: x}
-    lowered = model._run_jit.lower(
-        slim, moved, spread, model._initial_state(x.shape[1]), inputs,
-        record=False, mode="stepwise", state_inside=bool(model._last_states), host=bool(model._any_last),
-    )  # fmt: skip
+    lowered = model._lower_run(model.params, x)
     hlo = lowered.compile().as_text()
     return [line.strip() for line in hlo.splitlines() if " = f32[" in line and " copy(%get-tuple-element" in line]
 

@@ -84,13 +84,7 @@ def test_the_scan_updates_the_carried_delay_in_place():
     it copied the new spikes out and the old ones in, every step)."""
     model = JaxGraph(_recurrent_with_delay())
     x = jnp.zeros((12, 5, 4), jnp.float32)
-    moved = model._relayouts(model.params)
-    spread = model._spreads(model.params, moved, 5)
-    inputs = {model.plan.inputs["input"]: x}
-    lowered = model._run_jit.lower(
-        model.params, moved, spread, model._initial_state(5), inputs,
-        record=False, mode="stepwise", state_inside=False, host=False,
-    )  # fmt: skip
+    lowered = model._lower_run(model.params, x)
     hlo = lowered.compile().as_text()
     copies = [line.strip() for line in hlo.splitlines() if " copy(%" in line and "fusion" in line.split(" copy(")[1]]
     assert copies == []

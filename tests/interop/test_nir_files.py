@@ -408,9 +408,12 @@ def test_a_failed_write_leaves_the_previous_file(tmp_path, monkeypatch):
     with pytest.raises(ir.ConversionError):
         write_nir(path, chain([1, 4, 4], ("p", ir.MaxPool2d(2))))
 
-    def broken_write(filename, tree, version, **kw):
-        with open(filename, "wb") as fh:
-            fh.write(b"half a file")
+    def broken_write(target, tree, version, **kw):  # target: the temporary file, or the in-memory image
+        if hasattr(target, "write"):
+            target.write(b"half a file")
+        else:
+            with open(target, "wb") as fh:
+                fh.write(b"half a file")
         raise OSError("disk full")
 
     monkeypatch.setattr(files, "write_nir_dict", broken_write)

@@ -40,6 +40,7 @@ from .modules import ConcatModule, NeuronModule, SkipModule
 from .sequence import releases_input, run_neuron_sequence
 from .sequence_plan import run_sequence_share
 from .sequence_products import Products, check_products, run_stateless_sequence
+from .state_check import check_state
 
 
 class ExecutorState(dict):
@@ -258,10 +259,12 @@ class GraphExecutor(nn.Module):
                     f"input {name!r} has {'batch' if lead == 1 else 'steps and batch'} {list(size[:lead])}, "
                     f"input {leading[0]!r} {list(leading[1])}: they must be the same"
                 )
-            if dtype is not None and x.dtype != dtype and x.is_floating_point():
+            if dtype is not None and x.dtype != dtype:
+                hint = (
+                    f", or import the graph with ir_to_torch(graph, dtype={x.dtype})" if x.is_floating_point() else ""
+                )
                 raise TypeError(
-                    f"input {name!r} is {x.dtype} but the executor computes in {dtype}: pass x.to({dtype}), "
-                    f"or import the graph with ir_to_torch(graph, dtype={x.dtype})"
+                    f"input {name!r} is {x.dtype} but the executor computes in {dtype}: pass x.to({dtype}){hint}"
                 )
         if lead == 2 and leading is not None and leading[1][0] == 0:
             shapes = ", ".join(str(tuple(x.shape)) for x in xs)
@@ -300,6 +303,7 @@ class GraphExecutor(nn.Module):
     ) -> tuple[tuple[torch.Tensor, ...], ExecutorState]:
         """One timestep of inputs ``[B, ...]``: returns (outputs tuple in output-node order, new state)."""
         self._check_inputs(inputs, 1)
+        check_state(self, state, inputs[0].shape[0], self._compute_dtype())
         return self._step(inputs, state)
 
     def _step(self, inputs: Sequence[torch.Tensor], state: Mapping | None) -> tuple[tuple, ExecutorState]:
@@ -310,6 +314,8 @@ class GraphExecutor(nn.Module):
     def forward(self, *args: Any):
         inputs, state = self._split_args(args)
         self._check_inputs(inputs, 1)
+        if state is not None:
+            check_state(self, state, inputs[0].shape[0], self._compute_dtype())
         outs, new_state = self._step(inputs, state)
         out = outs[0] if len(outs) == 1 else outs
         return (out, new_state) if self.return_state else out
@@ -333,6 +339,7 @@ class GraphExecutor(nn.Module):
                 raise TypeError("run_sequence got the state twice (positionally and as state=)")
             xs, state = xs[:n], xs[-1]
         self._check_inputs(xs, 2)
+        check_state(self, state, xs[0].shape[1], self._compute_dtype())
         state = {} if state is None else state
         if self.is_cyclic or any(
             isinstance(self.module_of(n), GraphExecutor) and self.module_of(n).is_cyclic for n in self.node_names
@@ -439,6 +446,8 @@ class CyclicGraphExecutor(GraphExecutor):
     def forward(self, *args: Any):
         inputs, state = self._split_args(args)
         self._check_inputs(inputs, 1)
+        if state is not None:
+            check_state(self, state, inputs[0].shape[0], self._compute_dtype())
         outputs = []
         for _ in range(self.timesteps):
             outs, state = self._step(inputs, state)

@@ -175,6 +175,10 @@ class _OutputFile:
         return self
 
     def __call__(self, start: int, stop: int, outputs: dict) -> None:
+        from talon.ir.atomic import require_free_space
+
+        # libhdf5 crashes the process when the disk fills under it: refuse first (4 MiB for its metadata)
+        require_free_space(self.path.resolve().parent, sum(y.nbytes for y in outputs.values()) + (4 << 20), self.path)
         for name, y in outputs.items():
             if name not in self.group:
                 if "/" in name:
@@ -190,7 +194,11 @@ class _OutputFile:
         attrs["spike_counts"] = json.dumps(result.spike_counts)
 
     def __exit__(self, *exc) -> None:
-        self.file.close()
+        try:
+            self.file.close()
+        except BaseException as failure:  # the temporary file goes too
+            self._atomic.__exit__(type(failure), failure, failure.__traceback__)
+            raise
         self._atomic.__exit__(*exc)
 
 

@@ -86,6 +86,8 @@ class SweepResult:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
+        from talon.viz.figures import save_figure
+
         fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
         xs = [r["energy_per_sample_uj"] for r in self.rows]
         ys = [r["accuracy"] for r in self.rows]
@@ -99,9 +101,10 @@ class SweepResult:
         ax.set_title(title)
         ax.legend(loc="lower right")
         fig.tight_layout()
-        fig.savefig(path)
-        plt.close(fig)
-        return Path(path)
+        try:
+            return save_figure(fig, path)  # atomic: a failed save leaves an old file intact
+        finally:
+            plt.close(fig)
 
 
 def sweep(model, dataset, grid: dict[str, list], **evaluate_kwargs) -> SweepResult:

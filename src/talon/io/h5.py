@@ -31,7 +31,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from talon.ir.atomic import atomic_output
+from talon.ir.atomic import atomic_output, require_free_space
+from talon.ir.hdf5_guard import ALLOWED_FILTERS, check_plain_dataset, child, open_regular
 
 from .events import EVENT_DTYPE, EventFormatError, as_events, first_unsorted, sort_events
 from .h5_attributes import root_attribute
@@ -41,9 +42,14 @@ FORMAT_VERSION = 1
 DEFAULT_CHUNK_EVENTS = 1 << 16
 _FIELDS = ("x", "y", "t", "p")
 _STORED = {"x": np.int16, "y": np.int16, "t": np.int64, "p": np.uint8}
+_METADATA_SLACK = 4 << 20  # bytes kept free beyond the events for libhdf5's metadata, chunk index and flushes
 
 with contextlib.suppress(ImportError):  # DSEC files use the Blosc filter; hdf5plugin registers it
     import hdf5plugin  # noqa: F401
+
+# the filters an event dataset may use: HDF5's own and hdf5plugin's (DSEC: Blosc); any other would
+# make libhdf5 search HDF5_PLUGIN_PATH for a plugin to load
+EVENT_FILTERS = {**ALLOWED_FILTERS, 32001: "blosc", 32004: "lz4", 32008: "bitshuffle", 32015: "zstd", 32026: "blosc2"}
 
 
 class H5EventWriter:
@@ -69,7 +75,7 @@ class H5EventWriter:
         self.path = Path(path)
         self._stack = contextlib.ExitStack()
         try:
-            tmp = self._stack.enter_context(atomic_output(self.path))
+            tmp = self._tmp = self._stack.enter_context(atomic_output(self.path))
             self._file = self._stack.enter_context(h5py.File(tmp, "w"))
             self._file.attrs["talon_format"] = FORMAT_NAME
             self._file.attrs["format_version"] = FORMAT_VERSION
@@ -117,6 +123,7 @@ class H5EventWriter:
         rel = t - self._t_offset
         group = self._file["events"]
         n = events.size
+        self._check_free_space(n * sum(np.dtype(d).itemsize for d in _STORED.values()))
         for name in _FIELDS:
             ds = group[name]
             ds.resize((self._count + n,))
@@ -128,6 +135,11 @@ class H5EventWriter:
             self._index_len = last_ms + 1
         self._count += n
         self._last_t = int(t[-1])
+
+    def _check_free_space(self, nbytes: int) -> None:
+        """Refuse, before libhdf5 writes ``nbytes`` more (uncompressed) and its metadata, when the
+        file system cannot hold them (:func:`talon.ir.atomic.require_free_space`)."""
+        require_free_space(self._tmp.parent, nbytes + _METADATA_SLACK, self.path)
 
     def _check_pixels(self, events: np.ndarray) -> None:
         """Refuse what the reader would refuse (negative addresses) and events off the recorded sensor."""
@@ -149,6 +161,7 @@ class H5EventWriter:
         self._closed = True
         try:
             index = np.concatenate(self._index) if self._index else np.zeros(0, dtype=np.uint64)
+            self._check_free_space(index.nbytes)
             self._file.create_dataset("ms_to_idx", data=index, dtype=np.uint64)
             self._file.create_dataset("t_offset", data=np.int64(self._t_offset or 0))
         except BaseException as exc:
@@ -186,8 +199,15 @@ class H5EventReader:
 
     def __init__(self, path) -> None:
         self.name = str(getattr(path, "name", path))
-        if isinstance(path, (str, os.PathLike)) and not os.path.exists(path):
-            raise FileNotFoundError(f"no such event file: {path}")
+        self._size = None
+        if isinstance(path, (str, os.PathLike)):
+            if not os.path.exists(path):
+                raise FileNotFoundError(f"no such event file: {path}")
+            fh, self._size = open_regular(path, EventFormatError, "event")  # a FIFO would block h5py forever
+            fh.close()
+        else:
+            with contextlib.suppress(AttributeError, OSError):
+                self._size = os.fstat(path.fileno()).st_size
         self._source = path
         try:
             self._file = h5py.File(path, "r")
@@ -216,12 +236,18 @@ class H5EventReader:
                     f"{self.name}: event file format version {int(version)} is newer than {FORMAT_VERSION}; "
                     "upgrade talon"
                 )
-        group = f.get("events")
-        if not isinstance(group, h5py.Group) or any(not isinstance(group.get(k), h5py.Dataset) for k in _FIELDS):
+        # only hard links inside the file, only data stored in it (talon.ir.hdf5_guard): an event
+        # file cannot make talon read another file, nor declare events it does not hold
+        group = child(f, "events", self.name, EventFormatError)
+        fields = {k: child(group, k, f"{self.name}: events", EventFormatError) for k in _FIELDS} if (
+            isinstance(group, h5py.Group)) else {}  # fmt: skip
+        if not fields or any(not isinstance(ds, h5py.Dataset) for ds in fields.values()):
             raise EventFormatError(
                 f"{self.name}: no events/x, events/y, events/t, events/p datasets (not an event file)"
             )
-        self._ds = {k: group[k] for k in _FIELDS}
+        self._ds = fields
+        for k, ds in fields.items():
+            self._check_stored(ds, f"events/{k}")
         lengths = {k: ds.shape for k, ds in self._ds.items()}
         if len(set(lengths.values())) != 1 or len(next(iter(lengths.values()))) != 1:
             raise EventFormatError(f"{self.name}: event fields have different shapes {lengths} (damaged file)")
@@ -229,12 +255,20 @@ class H5EventReader:
             if ds.dtype.kind not in "iub":
                 raise EventFormatError(f"{self.name}: events/{k} has dtype {ds.dtype}, not an integer type")
         self._n = int(self._ds["t"].shape[0])
-        index = f.get("ms_to_idx")
+        index = child(f, "ms_to_idx", self.name, EventFormatError)
         self._index = index if isinstance(index, h5py.Dataset) and index.ndim == 1 else None
-        offset = f.get("t_offset")
+        if self._index is not None:
+            self._check_stored(self._index, "ms_to_idx")
+        offset = child(f, "t_offset", self.name, EventFormatError)
         self.t_offset = int(offset[()]) if isinstance(offset, h5py.Dataset) and offset.shape == () else 0
         size = root_attribute(f, self._source, "sensor_size", self.name)
         self.sensor_size = None if size is None else tuple(int(s) for s in np.asarray(size).reshape(-1)[:2])
+
+    def _check_stored(self, ds: h5py.Dataset, name: str) -> None:
+        """Refuse ``ds`` unless its bytes are stored in this file (no external storage, virtual
+        dataset, unwritten chunks or contiguous data past the end of the file)."""
+        size = self._size if self._size is not None else 1 << 62  # a file object of unknown size
+        check_plain_dataset(ds, f"{self.name}: {name}", EventFormatError, size, EVENT_FILTERS)
 
     @contextlib.contextmanager
     def _damage_is_format_error(self):
@@ -258,7 +292,13 @@ class H5EventReader:
             return int(t[0]) + self.t_offset, int(t[self._n - 1]) + self.t_offset
 
     def _read(self, lo: int, hi: int, t: np.ndarray | None = None) -> np.ndarray:
-        out = np.empty(max(hi - lo, 0), dtype=EVENT_DTYPE)
+        count = max(hi - lo, 0)
+        if count * EVENT_DTYPE.itemsize > _memory_limit():
+            raise EventFormatError(
+                f"{self.name}: reading {count:,} events at once needs {count * EVENT_DTYPE.itemsize:,} bytes, more "
+                "than half of this machine's memory; read it in pieces (iter_chunks, read_time_window)"
+            )
+        out = np.empty(count, dtype=EVENT_DTYPE)
         if out.size == 0:
             return out
         with self._damage_is_format_error():
@@ -331,6 +371,14 @@ class H5EventReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _memory_limit() -> int:
+    """The most bytes one read may allocate: half of the machine's physical memory."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError, AttributeError):  # not POSIX
+        return 1 << 34
 
 
 def _first_line(exc: BaseException) -> str:

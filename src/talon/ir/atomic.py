@@ -14,7 +14,9 @@ Contract (``docs/format.md``, "Writing rules"):
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import signal
 import stat
 import threading
@@ -135,3 +137,17 @@ def _naming(exc: OSError, shown: str) -> OSError:
         return type(exc)(f"cannot write {shown}: {exc.strerror or exc}")
     except TypeError:  # an OSError subclass with another constructor
         return OSError(f"cannot write {shown}: {exc.strerror or exc}")
+
+
+def require_free_space(folder: str | os.PathLike, needed: int, target: str | os.PathLike | None = None) -> None:
+    """Raise ``OSError(ENOSPC)`` when the file system of ``folder`` has fewer than ``needed`` bytes
+    free: libhdf5 crashes the process (SIGSEGV) when the disk fills under it, so its writers check
+    first. The message names ``target`` when given (``cannot write …: No space left on device``)."""
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        text = f"No space left on device (about {needed:,} bytes needed, {free:,} free)"
+        if target is None:
+            raise OSError(errno.ENOSPC, text)
+        error = OSError(f"cannot write {os.fspath(target)}: {text}")
+        error.errno = errno.ENOSPC  # (no strerror: the message stays without "[Errno 28]")
+        raise error

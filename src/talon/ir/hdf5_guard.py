@@ -95,8 +95,11 @@ def object_address(obj: Any) -> Any:
     return getattr(info, "token", None) or info.addr
 
 
-def check_plain_dataset(ds: h5py.Dataset, where: str, error: type[Exception], file_size: int) -> None:
-    """Refuse a dataset whose bytes do not come from plain storage inside this file."""
+def check_plain_dataset(
+    ds: h5py.Dataset, where: str, error: type[Exception], file_size: int, filters: dict[int, str] = ALLOWED_FILTERS
+) -> None:
+    """Refuse a dataset whose bytes do not come from plain storage inside this file (chunked
+    datasets: compressed with one of ``filters`` only, ``{HDF5 filter code: name}``)."""
     if ds.is_virtual:
         raise error(f"{where} is a virtual dataset (its data comes from other datasets or files); refused")
     plist = ds.id.get_create_plist()
@@ -116,8 +119,8 @@ def check_plain_dataset(ds: h5py.Dataset, where: str, error: type[Exception], fi
     elif layout == h5py.h5d.CHUNKED:
         for i in range(plist.get_nfilters()):
             code = plist.get_filter(i)[0]
-            if code not in ALLOWED_FILTERS:
-                raise error(f"{where} uses HDF5 filter {code}; only {sorted(ALLOWED_FILTERS.values())} are read")
+            if code not in filters:
+                raise error(f"{where} uses HDF5 filter {code}; only {sorted(filters.values())} are read")
         chunks = ds.chunks or ()
         expected = math.prod(-(-n // c) for n, c in zip(ds.shape, chunks, strict=False)) if nbytes else 0
         if ds.id.get_num_chunks() != expected:

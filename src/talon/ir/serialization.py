@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import io
 import json
 import os
 import zlib
@@ -29,7 +30,7 @@ import h5py
 import numpy as np
 
 from . import t1c_header
-from .atomic import write_atomically
+from .atomic import require_free_space, write_atomically
 from .budget import MAX_NESTING, ByteBudget, active_budget, default_budget, element_count
 from .codec import decode, encode
 from .errors import T1CFormatError
@@ -43,6 +44,7 @@ FORMAT_VERSION = 3
 WRITABLE_VERSIONS = (2, 3)
 PACK_BELOW = 4096  # bytes
 MAX_FILL = 1 << 28  # elements of an array stored as one repeated value
+BUILD_IN_MEMORY_BELOW = 256 << 20  # bytes: smaller files are built in memory, then written with one write
 
 PathLike = str | os.PathLike
 
@@ -81,14 +83,29 @@ def write(
         raise T1CFormatError(f"cannot write {os.fspath(path)}: {exc}") from None
     packed_manifest = np.frombuffer(zlib.compress(text.encode("utf-8"), 6), dtype=np.uint8)
 
-    def fill(tmp: Path) -> None:
-        with h5py.File(tmp, "w", userblock_size=t1c_header.HEADER_SIZE, libver=("v110", "v110")) as f:
+    def build(target: Any) -> None:
+        """The HDF5 part into ``target`` (a path or a binary file object), then the sealed header."""
+        with h5py.File(target, "w", userblock_size=t1c_header.HEADER_SIZE, libver=("v110", "v110")) as f:
             # fixed-length strings: nothing in a format-2 file lives in HDF5's global heap, which has no checksum
             f.attrs["talon_format"] = np.bytes_(FORMAT_NAME)
             f.attrs["format_version"] = np.int64(format_version)
             f.attrs["talon_version"] = np.bytes_(_talon_version())
             f.create_dataset("manifest", data=packed_manifest, track_times=False)
             _write_arrays(f, arrays, refs, compression)
+
+    def fill(tmp: Path) -> None:
+        estimate = sum(a.nbytes for a in arrays) + packed_manifest.nbytes + (1 << 20)
+        if estimate <= BUILD_IN_MEMORY_BELOW:
+            # libhdf5 crashes the process (SIGSEGV) when the disk fills under it: build the file in
+            # memory and store it with one plain write, whose failure is an ordinary OSError
+            image = io.BytesIO()
+            build(image)
+            t1c_header.seal(image, format_version)
+            with open(tmp, "wb") as fh:
+                fh.write(image.getbuffer())
+            return
+        require_free_space(tmp.parent, estimate)
+        build(tmp)
         with open(tmp, "rb+") as fh:
             t1c_header.seal(fh, format_version)
 
@@ -218,15 +235,19 @@ def read_version(path: PathLike) -> str:
 
 @contextlib.contextmanager
 def _damage_is_format_error(path: PathLike):
-    """Report whatever a damaged file makes h5py, json or a node constructor raise as T1CFormatError."""
+    """Report whatever a damaged file makes h5py, json or a node constructor raise as T1CFormatError
+    naming the file (the checks of :mod:`.hdf5_guard` name only the array or dataset)."""
+    shown = os.fspath(path)
     try:
         yield
-    except T1CFormatError:
-        raise
+    except T1CFormatError as exc:
+        if str(exc).startswith(shown):
+            raise
+        raise T1CFormatError(f"{shown}: {exc}") from None
     except (ValueError, TypeError, KeyError, IndexError, OSError, RuntimeError, MemoryError, ArithmeticError,
             AttributeError, zlib.error) as exc:  # fmt: skip
         detail = str(exc) if isinstance(exc, (ValueError, OSError, KeyError)) else f"{type(exc).__name__}: {exc}"
-        raise T1CFormatError(f"{os.fspath(path)}: {detail}") from None
+        raise T1CFormatError(f"{shown}: {detail}") from None
 
 
 @contextlib.contextmanager

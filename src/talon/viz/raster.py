@@ -9,6 +9,8 @@ import numpy as np
 
 from talon.ir.errors import MissingDependencyError, install_hint
 
+from .figures import save_figure
+
 
 def plot_spikes_and_membranes(
     spikes: Mapping[str, np.ndarray],
@@ -45,11 +47,10 @@ def plot_spikes_and_membranes(
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    try:
+        return save_figure(fig, path, dpi=110)  # atomic: a failed save leaves an old file intact
+    finally:
+        plt.close(fig)
 
 
 def plot_simulation(

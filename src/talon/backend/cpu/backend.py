@@ -94,7 +94,7 @@ class CPUBackend(BackendBase):
         return ValidationResult(not unsupported and not errors, unsupported, warnings, errors), program
 
     def _require_valid(self, graph: ir.Graph, config: CompileConfig) -> Program:
-        ir.check_finite(graph, "the CPU backend")
+        ir.check_finite(check_graph(graph), "the CPU backend")
         result, program = self._check(graph, config)
         if result.unsupported_nodes:
             raise UnsupportedNodeError("the CPU backend cannot run these nodes: " + "; ".join(result.unsupported_nodes))

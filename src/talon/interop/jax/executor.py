@@ -48,7 +48,9 @@ instead of filling zeros in the graph; a neuron coefficient shared by its whole 
 scalar, and the other coefficients of small neuron layers, and the biases of small dense
 layers, come spread over the batch (:mod:`.spread`: an update on operands of one shape compiles
 several times faster); all of it
-is kept for the last concrete parameter arrays (:mod:`.call_cache`).
+is kept for the last concrete parameter arrays (:mod:`.call_cache`). ``run`` calls its compiled
+function on the flat tuple of its arguments, and a loop of ``run(params, x)`` calls repeats the
+last call's prepared arguments with the new input (:mod:`.run_call`).
 
 Parameters are a dict ``{node path: {name: array}}`` (``"rnn.lif"`` inside a subgraph): the
 weights of stateless nodes under their IR names, and for neurons the per-step coefficients
@@ -71,6 +73,7 @@ from ... import ir
 from ...ir.coefficients import check_coefficients_fit
 from ...ir.errors import UnsupportedModuleError
 from . import layers
+from .arguments import as_input, check_params, check_state
 from .call_cache import PreparedCalls, on_cpu
 from .channels_last import arrive, channels_last_paths, coefficient_axes, to_first, to_first_on_host, to_last
 from .deferred import deferred_updates
@@ -79,6 +82,7 @@ from .neurons import SPIKING, coefficients, exact_zero, make_step, per_neuron, s
 from .plan import BOUNDARY, DELAY, INPUT, NEURON, components, flatten, fuse, is_cyclic
 from .products import edge_is_plain, plain_values
 from .reset_gradient import check_override
+from .run_call import RunCalls
 from .spike import Surrogate, make_spike
 from .spike_pools import spike_fed_pools
 from .spread import is_identity, spread_on_host, spreads, uniform_on_host, with_spread
@@ -99,6 +103,9 @@ class JaxGraph(WholeSequenceSchedules):
         channels_last: bool = True,
         reset_gradient: str | None = None,
     ):
+        if not isinstance(graph, ir.Graph):
+            kind = type(graph).__name__
+            raise TypeError(f"JaxGraph expects a talon.ir.Graph, got {kind}; read a .t1c file with talon.ir.read(path)")
         self.graph = graph
         # None: each neuron's own reset_gradient; 'detached' / 'through' for all (see .reset_gradient)
         self.reset_gradient = check_override(reset_gradient)
@@ -163,7 +170,7 @@ class JaxGraph(WholeSequenceSchedules):
         self._input_shapes = {name: tuple(self.plan.nodes[p].shape) for name, p in self.plan.inputs.items()}
         self._defer_updates = True  # (.deferred; the tests compare with False)
         self._step_jit = jax.jit(self._step)
-        self._run_jit = jax.jit(self._run, static_argnames=("record", "mode", "state_inside", "host"))
+        self._runs = RunCalls(self._run)  # run's compiled functions, and its last call (see .run_call)
 
     def __repr__(self) -> str:
         return f"JaxGraph({len(self.plan.nodes)} nodes, dtype={np.dtype(self.dtype).name})"
@@ -222,6 +229,20 @@ class JaxGraph(WholeSequenceSchedules):
         ``init_state(B)``. ``mode`` is ``"stepwise"``, ``"fused"`` or ``"layerwise"`` (see the
         module docstring); all three give the same results.
         """
+        if state is None:  # the last call again, with another x? (see .run_call)
+            repeated = self._runs.repeat(params, x, record, mode)
+            if repeated is not None:
+                return self._run_results(*repeated, record)
+        arguments, flags = self._run_arguments(params, x, state, record, mode)
+        result, function, leaves, out_tree = self._runs.call(arguments, *flags)
+        host = flags[-1]
+        if state is None and len(self.plan.inputs) == 1:
+            self._runs.remember(params, x, record, mode, function, leaves, out_tree, host, placed=self._any_last)
+        return self._run_results(result, host, record)
+
+    def _run_arguments(self, params: Mapping, x, state, record, mode: str) -> tuple[tuple, tuple]:
+        """The checked and prepared arguments of ``run``'s compiled function, ``((params, moved,
+        spread, state, inputs), (record, mode, state_inside, host))`` (see :meth:`_run`)."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         inputs = self._inputs(x, time=True)
@@ -233,9 +254,16 @@ class JaxGraph(WholeSequenceSchedules):
         else:
             self._check_state(state, batch)
         host = self._finish_on_host(params_on_cpu, None if state is self._initial.get(batch) else state, inputs)
-        outputs, final, trace = self._run_jit(
-            slim, moved, spread, state, inputs, record=bool(record), mode=mode, state_inside=inside, host=host
-        )
+        return (slim, moved, spread, state, inputs), (bool(record), mode, inside, host)
+
+    def _lower_run(self, params: Mapping, x, state=None, *, record: bool = False, mode: str = "stepwise"):
+        """``run``'s compiled function for these arguments, lowered (``.compile().as_text()`` is its
+        module; for tests and benchmarks)."""
+        return self._runs.lower(*self._run_arguments(params, x, state, record, mode))
+
+    def _run_results(self, result: tuple, host: bool, record):
+        """``run``'s return value from its compiled function's ``(outputs, final, trace)``."""
+        outputs, final, trace = result
         if host:
             outputs, final, trace = self._outside(outputs, final, lead=2, trace=trace, xp=np)
         return (self._outputs(outputs), final, trace) if record else (self._outputs(outputs), final)
@@ -418,33 +446,14 @@ class JaxGraph(WholeSequenceSchedules):
         return built
 
     def _check_state(self, state, batch: int) -> None:
-        """``state`` must have the structure and the batch size of ``init_state(batch)``."""
+        """``state`` must have the structure, the batch size and the dtype of ``init_state(batch)``."""
         cache = self.__dict__.setdefault("_state_shapes", {})
         if batch not in cache:
             cache[batch] = jax.tree.map(lambda a: tuple(a.shape), jax.eval_shape(lambda: self.init_state(batch)))
-        want = cache[batch]
-        try:
-            given = jax.tree.map(lambda a: tuple(np.shape(a)), state)
-        except Exception as exc:  # not a pytree of arrays
-            raise ValueError(f"state must be the structure returned by init_state/step/run: {exc}") from None
-        if jax.tree.structure(given) != jax.tree.structure(want) or given != want:
-            raise ValueError(
-                f"state does not match init_state({batch}) for this input batch of {batch}: expected the nodes "
-                f"{sorted(want['nodes'])} and edges {sorted(want['edges'])} with batch {batch}; pass the state "
-                "returned by init_state, step or run for inputs of the same batch size"
-            )
+        check_state(state, cache[batch], batch, self.dtype)
 
     def _check_params(self, params) -> None:
-        if isinstance(params, dict) and jax.tree.structure(params) == self._params_structure:
-            return  # the structure of self.params (the common case, checked in one call)
-        if not isinstance(params, Mapping) or set(params) != set(self.params):
-            given = sorted(params) if isinstance(params, Mapping) else type(params).__name__
-            raise ValueError(
-                f"params must have the structure of JaxGraph.params (nodes {sorted(self.params)}), got {given}"
-            )
-        for path, expected in self.params.items():
-            if not isinstance(params[path], Mapping) or set(params[path]) != set(expected):
-                raise ValueError(f"params[{path!r}] must have the keys {sorted(expected)}")
+        check_params(params, self.params, self._params_structure)
 
     def _max_delay(self, path: str) -> int:
         return int(self._delays[path].max()) if self._delays[path].size else 0
@@ -462,9 +471,7 @@ class JaxGraph(WholeSequenceSchedules):
             raise ValueError(f"the graph has several Input nodes {names}: pass a dict of arrays by name")
         out = {}
         for name, value in given.items():
-            # an array of the right dtype passes as it is (jnp.asarray would dispatch a conversion)
-            same = isinstance(value, jax.Array) and value.dtype == self.dtype
-            arr = value if same else jnp.asarray(value, dtype=self.dtype)
+            arr = as_input(name, value, self.dtype)
             expected = self._input_shapes[name]
             if arr.ndim != lead + len(expected) or tuple(arr.shape[lead:]) != expected:
                 layout = "[T, B, " if time else "[B, "

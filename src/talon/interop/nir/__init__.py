@@ -13,6 +13,7 @@ from ._common import DEFAULT_DT, LossyConversionWarning, MissingDtWarning, NIRFo
 from .exporter import NIRCompatibilityWarning, to_nir, write_nir
 from .importer import from_nir, read_nir
 from .profiles import PROFILES
+from .reset_conventions import ResetGradientWarning
 
 __all__ = [
     "DEFAULT_DT",
@@ -21,6 +22,7 @@ __all__ = [
     "MissingDtWarning",
     "NIRCompatibilityWarning",
     "NIRFormatError",
+    "ResetGradientWarning",
     "from_nir",
     "read_nir",
     "to_nir",

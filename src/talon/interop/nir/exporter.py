@@ -39,7 +39,7 @@ import numpy as np
 from talon import ir
 from talon.ir.graph import reachable
 
-from . import profiles, units
+from . import profiles, reset_conventions, units
 from ._common import DEFAULT_DT, LossyConversionWarning, _broadcast, check_dt, import_nir, same_bits, unique_name
 from .files import write_graph
 from .metadata import to_nir_metadata
@@ -89,6 +89,10 @@ def to_nir(graph: ir.Graph, dt: float | None = None, lossy: bool = False, *, con
     ``consumer`` (``"spikingjelly"``, ``"sinabs"``, ``"rockpool"``, ``"spyx"``; :mod:`.profiles`) writes what that
     framework will run exactly as this graph does, or refuses naming the node and the field it would
     misread (e.g. SpikingJelly spikes on ``>=``: a graph with ``comparison='>='`` exports to it).
+    NIR has no field for the training convention of a reset: when the consumer's autograd differentiates
+    it otherwise than a neuron's ``reset_gradient`` says (each of them trains ``'through'``), a
+    :class:`~talon.interop.nir.reset_conventions.ResetGradientWarning` names the nodes (the same spikes,
+    other gradients when the file is fine-tuned there).
     """
     nir = import_nir()
     if not isinstance(graph, ir.Graph):
@@ -108,7 +112,9 @@ def to_nir(graph: ir.Graph, dt: float | None = None, lossy: bool = False, *, con
         dt = 1.0 if profile.own_dt else profile.writes_at or _recorded_dt(graph) or DEFAULT_DT
     dt = check_dt(dt)
     graph.validate()  # nodes may have been edited since the graph was built
-    graph = profiles.check_consumer(graph, profile)
+    checked = profiles.check_consumer(graph, profile)
+    reset_conventions.warn_consumer(graph, profile.name, profile.version)  # the same spikes, other gradients?
+    graph = checked
     exporter = _Exporter(nir, dt, bool(lossy))
     result = exporter.graph(graph, "")
     if profile.name != "nir":

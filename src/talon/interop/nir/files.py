@@ -14,6 +14,7 @@ fewer h5py calls (:mod:`.hdf5_write`).
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 from typing import Any
 
@@ -22,7 +23,7 @@ import numpy as np
 from talon.ir.atomic import write_atomically
 from talon.ir.budget import ByteBudget, default_budget
 from talon.ir.hdf5_guard import child, open_regular, read_dataset
-from talon.ir.serialization import collector_paused
+from talon.ir.serialization import BUILD_IN_MEMORY_BELOW, collector_paused
 
 from ._common import NIRFormatError, import_nir
 from .hdf5_read import open_hdf5, read_group_tree
@@ -140,7 +141,26 @@ def write_graph(path: PathLike, nir_graph: Any, *, compression: str | None = "gz
     _check_names(nir_graph, "graph")
     tree = object_to_dict(nir_graph)  # what nir.write stores (its to_dict() deep-copies every array first)
     with collector_paused():
-        write_atomically(path, lambda tmp: write_nir_dict(tmp, tree, nir.version, compression=compression), OSError)
+        write_atomically(path, lambda tmp: _fill(tmp, tree, nir.version, compression), OSError)
+
+
+def _fill(tmp: Any, tree: dict[str, Any], version: str, compression: str | None) -> None:
+    """Write the NIR file to ``tmp``. A file below ``BUILD_IN_MEMORY_BELOW`` is built in memory and
+    stored with one plain write: libhdf5 reports a disk that fills under it as a flood of errors from
+    its close (or crashes the process), a plain write as one ``OSError`` naming the target."""
+    if _array_bytes(tree) + (1 << 20) > BUILD_IN_MEMORY_BELOW:
+        write_nir_dict(tmp, tree, version, compression=compression)
+        return
+    image = io.BytesIO()
+    write_nir_dict(image, tree, version, compression=compression)
+    with open(tmp, "wb") as fh:
+        fh.write(image.getbuffer())
+
+
+def _array_bytes(tree: Any) -> int:
+    if isinstance(tree, dict):
+        return sum(_array_bytes(v) for v in tree.values())
+    return tree.nbytes if isinstance(tree, np.ndarray) else 0
 
 
 def _check_names(nir_graph: Any, where: str) -> None:

@@ -26,9 +26,14 @@ Profiles (measured against the frameworks' own runs; versions as tested):
 * ``"rockpool"`` (3.1.0): CubaLIF with multi-spike (at most 2^16 per step), subtractive reset,
   ``i = e^{−dt/τs}(i + x)`` (``synapse='input_first'``) and a ``dt`` it derives from ``τ_mem/(1 + r)``;
   its importer crashes on LIF and has no IF (refused by name) (:mod:`.profile_rockpool`).
-* ``"snntorch"`` (1.0.0): its importer runs NIR's neurons as the standard says (zero reset,
-  immediate, ``>``); it writes no ``dt`` and assumes 1e-4.
+* ``"snntorch"`` (1.0.0): its importer runs NIR's LIF and CubaLIF as the standard says (zero reset,
+  immediate, ``>``); it writes no ``dt`` and assumes 1e-4. Its ``nir.IF`` is a leaky neuron (a pinned
+  bug): refused by name both ways.
 * ``"nir"``: the standard itself (the default).
+
+Every producer profile also gives the neurons the reset gradient its framework trains with, and a
+consumer profile warns when the graph's neurons record another (:mod:`.reset_conventions`: all six
+frameworks differentiate the reset through the spike, ``'through'``; NIR itself states none).
 
 * ``"norse"`` (1.1.0, producer only): LIF as its Euler box at the importer's dt (default 1e-3),
   ``>``, reset to 0, ``r`` and ``v_reset`` ignored; IF ``v + x`` (:mod:`.profile_norse`); the reset
@@ -48,7 +53,7 @@ import numpy as np
 
 from talon import ir
 
-from . import profile_norse, profile_rockpool, profile_sinabs, profile_spyx
+from . import profile_norse, profile_rockpool, profile_sinabs, profile_spyx, reset_conventions
 
 SPIKING = (ir.LIF, ir.IF, ir.CubaLIF)
 NEURONS = (ir.LIF, ir.IF, ir.CubaLIF, ir.LI, ir.CubaLI, ir.Integrator, ir.Threshold)
@@ -107,9 +112,16 @@ def _nonzero(value) -> bool:
 
 def restate(graph: ir.Graph, profile: Profile, where: str, dt: float | None = None) -> ir.Graph:
     """The graph as ``profile``'s framework runs it (see the module docstring), or ConversionError.
-    ``dt``: the step a ``runs_at`` framework runs the file at."""
+    ``dt``: the step a ``runs_at`` framework runs the file at. The neurons train with the framework's
+    reset gradient (:mod:`.reset_conventions`)."""
     if profile.name == "nir":
         return graph
+    graph = _restate_forward(graph, profile, dt)
+    convention = reset_conventions.TRAINS_WITH.get(profile.name)
+    return graph if convention is None else reset_conventions.stamp(graph, convention)
+
+
+def _restate_forward(graph: ir.Graph, profile: Profile, dt: float | None) -> ir.Graph:
     if profile.name == "norse":
         return profile_norse.restate(graph, profile.runs_at if dt is None else dt)
     if profile.name == "sinabs":
@@ -118,6 +130,9 @@ def restate(graph: ir.Graph, profile: Profile, where: str, dt: float | None = No
         return profile_rockpool.restate(graph)
     if profile.name == "spyx":
         return profile_spyx.restate(graph, profile.runs_at if dt is None else dt)
+    if profile.name == "snntorch":
+        _refuse_if(graph, "producer='snntorch'")
+        return graph
     if profile.name == "spikingjelly":
         # SpikingJelly spikes on '>=' and starts every membrane at v_reset
         return _map_spiking(
@@ -125,6 +140,12 @@ def restate(graph: ir.Graph, profile: Profile, where: str, dt: float | None = No
             lambda node: replace(node, comparison=">=", v_init=node.v_reset.copy() if _nonzero(node.v_reset) else None),
         )
     return graph
+
+
+def _refuse_if(graph: ir.Graph, direction: str) -> None:
+    for path, node in _neurons(graph):
+        if isinstance(node, ir.IF):
+            raise ir.ConversionError(f"{direction}: node {path!r} (IF): {reset_conventions.SNNTORCH_IF}")
 
 
 def _map_spiking(graph: ir.Graph, change) -> ir.Graph:
@@ -164,6 +185,9 @@ def check_consumer(graph: ir.Graph, profile: Profile) -> ir.Graph:
         return profile_rockpool.check_consumer(graph)
     if profile.name == "spyx":
         return profile_spyx.check_consumer(graph)
+    if profile.name == "snntorch":
+        _refuse_if(graph, "consumer='snntorch'")
+        return graph
     if profile.name == "spikingjelly":
         for path, node in neurons:
             _check_spikingjelly(path, node)
