@@ -400,7 +400,11 @@ def test_a_returned_module_state_is_never_dropped_silently():
 
     fx_only = TALONExporter()
     fx_only._record_first = False
-    with pytest.warns(UserWarning, match=r"returns 'lif.mem', traced by torch.fx as constant"):
+    with pytest.raises(ConversionError, match=r"forward also returns 'lif.mem', not computed from the model's input"):
+        fx_only.export(StateRead(), torch.randn(2, 4))
+    fx_only = TALONExporter(lossy=True)  # asked for: exported without it, warned and recorded
+    fx_only._record_first = False
+    with pytest.warns(UserWarning, match=r"returns 'lif.mem', not computed from its input; not exported"):
         graph = fx_only.export(StateRead(), torch.randn(2, 4))
     assert graph.metadata["constant_outputs_not_exported"] == ["lif.mem"]
     assert bridge.to_ir(StateRead(), torch.randn(2, 4)).metadata["state_outputs_not_exported"] == ["lif"]

@@ -1,7 +1,7 @@
 """snnTorch spikes with ``spike_grad(mem - threshold)`` in the forward pass: a function whose forward is
 not the step ``x > 0`` is refused (the exported neuron would compute something else), every
-``snntorch.surrogate`` function exports exactly, and a surrogate other than the executor's own
-``atan(alpha=2.0)`` is recorded in the node's metadata with a warning (the gradient is not kept)."""
+``snntorch.surrogate`` function exports exactly, the surrogates TALON IR states become the node's
+``surrogate``, and the others are recorded in the node's metadata with a warning."""
 
 from __future__ import annotations
 
@@ -49,30 +49,53 @@ def test_a_spike_function_that_is_not_the_step_is_refused(spike_grad):
         bridge.to_ir(_model(spike_grad), torch.randn(2, 10))
 
 
-SURROGATES = {
+# snntorch.surrogate functions talon states exactly -> the node's surrogate
+REPRESENTED = {
     "atan(alpha=5.0)": surrogate.atan(alpha=5.0),
-    "fast_sigmoid(slope=25)": surrogate.fast_sigmoid(),
-    "sigmoid(slope=25)": surrogate.sigmoid(),
+    "superspike(k=25.0)": surrogate.fast_sigmoid(),
+    "sigmoid(slope=25.0)": surrogate.sigmoid(),
+    "straight_through": surrogate.straight_through_estimator(),
+    "heaviside": surrogate.heaviside(),
+}
+# ... and those it cannot: warned about, recorded in the metadata, the node keeps the default
+UNREPRESENTED = {
     "triangular(threshold=1)": surrogate.triangular(),
-    "straight_through_estimator()": surrogate.straight_through_estimator(),
     "spike_rate_escape(beta=1, slope=25)": surrogate.spike_rate_escape(),
     "SFS(B=1, slope=25)": surrogate.SFS(),
 }
 
 
-@pytest.mark.parametrize("name", list(SURROGATES))
-def test_snntorch_surrogates_export_exactly_and_are_recorded(name):
-    torch.manual_seed(0)
-    model = _model(SURROGATES[name])
-    xs = torch.randn(T, B, 10) * 3
-    with pytest.warns(UserWarning, match=rf"spike_grad={re.escape(name)} is not kept"):
-        graph = bridge.to_ir(model, xs[0])
-    assert graph.nodes["1"].metadata["snntorch_spike_grad"] == name
+def _exact_forward(model, graph, xs):
     snntorch.utils.reset(model)
     with torch.no_grad():
         expected = torch.stack([model(x) for x in xs])
         got, _ = bridge.ir_to_torch(graph).run_sequence(xs)
     assert torch.equal(got, expected)
+
+
+@pytest.mark.parametrize("name", list(REPRESENTED))
+def test_snntorch_surrogates_export_exactly_and_become_the_node_surrogate(name):
+    torch.manual_seed(0)
+    model = _model(REPRESENTED[name])
+    xs = torch.randn(T, B, 10) * 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        graph = bridge.to_ir(model, xs[0])
+    assert graph.nodes["1"].surrogate == name
+    assert "snntorch_spike_grad" not in graph.nodes["1"].metadata
+    _exact_forward(model, graph, xs)
+
+
+@pytest.mark.parametrize("name", list(UNREPRESENTED))
+def test_other_snntorch_surrogates_export_exactly_and_are_recorded(name):
+    torch.manual_seed(0)
+    model = _model(UNREPRESENTED[name])
+    xs = torch.randn(T, B, 10) * 3
+    with pytest.warns(UserWarning, match=rf"spike_grad={re.escape(name)} has no TALON IR form"):
+        graph = bridge.to_ir(model, xs[0])
+    assert graph.nodes["1"].metadata["snntorch_spike_grad"] == name
+    assert graph.nodes["1"].surrogate == "atan(alpha=2.0)"
+    _exact_forward(model, graph, xs)
 
 
 def test_the_default_surrogate_is_not_recorded():
@@ -87,8 +110,7 @@ def test_a_recurrent_neuron_records_its_surrogate_and_a_re_export_keeps_it():
     model = nn.Sequential(
         nn.Linear(4, 3), snn.RLeaky(beta=0.5, linear_features=3, init_hidden=True, spike_grad=surrogate.fast_sigmoid())
     )
-    with pytest.warns(UserWarning, match="fast_sigmoid"):
-        graph = bridge.to_ir(model, torch.randn(2, 4))
-    assert graph.nodes["1"].nodes["neuron"].metadata == {"snntorch_spike_grad": "fast_sigmoid(slope=25)"}
+    graph = bridge.to_ir(model, torch.randn(2, 4))
+    assert graph.nodes["1"].nodes["neuron"].surrogate == "superspike(k=25.0)"
     again = bridge.to_ir(bridge.ir_to_torch(graph), torch.randn(2, 4))
-    assert again.nodes["1"].nodes["neuron"].metadata == {"snntorch_spike_grad": "fast_sigmoid(slope=25)"}
+    assert again.nodes["1"].nodes["neuron"].surrogate == "superspike(k=25.0)"

@@ -14,7 +14,7 @@ import jax.numpy as jnp  # noqa: E402
 from talon.interop.jax import SURROGATES, JaxGraph, make_spike  # noqa: E402
 
 
-@pytest.mark.parametrize("name", SURROGATES)
+@pytest.mark.parametrize("name", (*SURROGATES, "fast_sigmoid", "triangular"))
 def test_surrogate_gradients(name):
     u = jnp.linspace(-2.0, 2.0, 41)
     theta = jnp.float32(0.25)
@@ -30,6 +30,13 @@ def test_surrogate_gradients(name):
         "triangular": np.maximum(0, 1 - np.abs(2 * x)),
         "boxcar": np.where(np.abs(x) < 1, 0.5, 0.0),
         "straight_through": np.ones_like(x),
+        "sigmoid": 25 * np.exp(-25 * x) / (np.exp(-25 * x) + 1) ** 2,
+        "triangle": np.maximum(0, 1 - np.abs(x)),
+        "tanh": 1 - np.tanh(x) ** 2,
+        "erfc": 2 * np.exp(-(x**2)) / np.sqrt(np.pi),
+        "heaviside": (x > 0).astype(np.float64),
+        "linear": x,
+        "none": np.zeros_like(x),
     }[name] * np.arange(41.0)
     np.testing.assert_allclose(du, expected, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(dtheta, -expected.sum(), rtol=1e-5)
@@ -49,7 +56,13 @@ def _trainable() -> ir.Graph:
         {
             "input": ir.Input(np.array([4])),
             "fc": ir.Affine(rng.uniform(0, 0.5, (3, 4)).astype(np.float32), np.zeros(3, np.float32)),
-            "lif": ir.LIF(tau=np.full(3, 5.0), r=np.full(3, 5.0), reset_mode="subtract", reset_timing="delayed"),
+            "lif": ir.LIF(
+                tau=np.full(3, 5.0),
+                r=np.full(3, 5.0),
+                reset_mode="subtract",
+                reset_timing="delayed",
+                surrogate="superspike",
+            ),  # JaxGraph trains each neuron with its own surrogate
             "output": ir.Output(np.array([3])),
         },
         [("input", "fc"), ("fc", "lif"), ("lif", "output")],

@@ -9,9 +9,9 @@ honour it by default.
   which is ``'through'`` on talon's immediate value reset;
 * Norse (torch autograd): ``(1 - z)·v + z·v_reset`` with the surrogate spike ``z`` — ``'through'``.
 
-Every framework is run with a surrogate the engine has too (the arc-tangent ``1/(1 + (πx)²)`` for
-Spyx and snnTorch, SuperSpike ``1/(1 + 25|x|)²`` for Norse), on inputs that make every layer fire on
-some steps and not on others; gradients agree within float32 rounding (1e-5 of the largest entry),
+Every framework is run with a surrogate the importers record (Spyx's ``arctan``, snnTorch's ``atan``,
+Norse's SuperSpike; test_surrogate_frameworks.py tests the surrogates themselves), on inputs that make
+every layer fire on some steps and not on others; gradients agree within float32 rounding (1e-5 of the largest entry),
 and the other convention is shown to miss them.
 """
 
@@ -57,6 +57,7 @@ def _fires(spikes: np.ndarray, who: str):
 # ---- Spyx --------------------------------------------------------------------------------------
 
 SPYX_ATAN = axn.custom(lambda x: 1.0 / (1.0 + (jnp.pi * x) ** 2))  # the engines' 'atan' surrogate
+SPYX_ARCTAN = axn.arctan()  # exported as the neurons' surrogate 'arctan(k=2.0)', which the engines then use
 T_SPYX, B = 40, 3
 
 
@@ -68,7 +69,7 @@ def _linear(n_in, n_out, rngs, gain=1.0):
 
 
 def _recurrent(cls, n, rngs, **kwargs):
-    layer = cls((n,), activation=SPYX_ATAN, rngs=rngs, **kwargs)
+    layer = cls((n,), activation=SPYX_ARCTAN, rngs=rngs, **kwargs)
     layer.recurrent_w = nnx.Param(jnp.asarray(RNG.normal(0, 0.5 / np.sqrt(n), (n, n)), jnp.float32))
     return layer
 
@@ -77,11 +78,11 @@ def spyx_feed_forward():
     rngs = nnx.Rngs(0)
     return snn.Sequential(
         _linear(6, 20, rngs),
-        snn.LIF((20,), beta=0.8, activation=SPYX_ATAN, rngs=rngs),
+        snn.LIF((20,), beta=0.8, activation=SPYX_ARCTAN, rngs=rngs),
         _linear(20, 10, rngs, 1.5),
-        snn.CuBaLIF((10,), alpha=0.7, beta=0.8, activation=SPYX_ATAN, rngs=rngs),
+        snn.CuBaLIF((10,), alpha=0.7, beta=0.8, activation=SPYX_ARCTAN, rngs=rngs),
         _linear(10, 8, rngs, 2.0),
-        snn.IF((8,), activation=SPYX_ATAN),
+        snn.IF((8,), activation=SPYX_ARCTAN),
         _linear(8, 4, rngs),
         snn.LI((4,), beta=0.8, rngs=rngs),
     )
@@ -148,7 +149,7 @@ def _w_rec_name(graph: ir.Graph, layer: str) -> str:
 
 
 def _jax_gradients(graph, x, keys, **options):
-    engine = JaxGraph(graph, surrogate="atan", **options)
+    engine = JaxGraph(graph, **options)  # the neurons' own surrogate, recorded from Spyx
 
     def loss(params):
         y, _ = engine.run(params, x)
@@ -231,6 +232,8 @@ def test_a_spyx_nir_file_read_as_spyx_trains_with_spyx_gradients(tmp_path):
         nir.write(tmp_path / "spyx.nir", snir.to_nir(model, {"input": (6,)}, {"output": (8,)}, dt=1.0))
     graph = read_nir(tmp_path / "spyx.nir", producer="spyx")
     assert {graph.nodes[n].reset_gradient.value for n in ("layer_1", "layer_3")} == {"through"}
+    # the surrogate of the layers Spyx's own importer builds from the file (its default activation)
+    assert {graph.nodes[n].surrogate for n in ("layer_1", "layer_3")} == {"superspike(k=25.0)"}
 
     graphdef, params = nnx.split(model, nnx.Param)
     spikes, _ = snn.run(model, x)
@@ -391,6 +394,7 @@ def test_a_norse_nir_file_read_as_norse_trains_with_norse_gradients():
         module = norse_from_nir(exported, dt=1e-3)
     graph = from_nir(exported, producer="norse")
     assert [n.reset_gradient.value for n in graph.nodes.values() if isinstance(n, (ir.LIF, ir.IF))] == ["through"] * 2
+    assert [n.surrogate for n in graph.nodes.values() if isinstance(n, (ir.LIF, ir.IF))] == ["superspike(k=1.0)"] * 2
 
     xs = (np.random.default_rng(1).random((T_TORCH, B, 5)) * 2 - 0.3).astype(np.float32)
     weights = torch.tensor([1.0, 2.0, 3.0])
@@ -406,7 +410,7 @@ def test_a_norse_nir_file_read_as_norse_trains_with_norse_gradients():
     parameters = dict(module.named_parameters())
     expected = {name: parameters[f"{name}.weight"].grad.numpy() for name in ("0", "2")}
 
-    engine = JaxGraph(graph, surrogate=_norse_superspike)
+    engine = JaxGraph(graph)  # the profile's surrogate, superspike(k=1.0), is Norse's _norse_superspike
 
     def loss(params):
         y, _ = engine.run(params, jnp.asarray(xs))

@@ -34,6 +34,7 @@ from torch.overrides import TorchFunctionMode
 from talon import ir
 from talon.ir.errors import ConversionError
 
+from . import constant_outputs
 from .convert import find_converter, is_stateful_node, overriding_subclass, unconvertible
 from .executor import GraphExecutor
 from .fx_trace import Tracer
@@ -192,12 +193,18 @@ class ExecutionTraceExport:
         stateful_paths: set[str] = set()
         for call in watcher.calls:
             self._convert_call(call, b, node_of, states, stateful_paths, watcher)
-        outputs, state_outputs = 0, []
-        for t in _tensors(result) if isinstance(result, (tuple, list, dict)) else [result]:
+        outputs, state_outputs, constants = 0, [], []
+        returned = _tensors(result) if isinstance(result, (tuple, list, dict)) else [result]
+        for position, t in enumerate(returned):
             if not isinstance(t, torch.Tensor):
                 continue
             if id(t) in states:
                 state_outputs.append(states[id(t)])
+                continue
+            key = id(t)
+            if key not in node_of and key not in watcher.derived and key not in watcher.returned_by:
+                # not computed from the input at all: a constant (constant_outputs, as on the fx route)
+                constants.append(constant_outputs.attribute_path(self.model, t) or f"output {position}")
                 continue
             source = self._source(t, node_of, watcher, "the value forward returns")
             b.add("output" if outputs == 0 else f"output_{outputs}", ir.Output(np.array(t.shape[1:])), [source])
@@ -207,6 +214,7 @@ class ExecutionTraceExport:
         meta: dict[str, Any] = {"exporter": "talon.bridge.to_ir (execution hooks)"}
         if state_outputs:
             meta["state_outputs_not_exported"] = state_outputs
+        constant_outputs.resolve(constants, meta, self.exporter.lossy, stacklevel=5)
         return b.graph(meta)
 
     def _convert_call(self, call: _Call, b: GraphBuilder, node_of, states, stateful_paths, watcher) -> None:

@@ -214,7 +214,8 @@ from_ir = nodes_to_modules
 
 
 def ir_to_torch(graph_or_path: ir.Graph | str | os.PathLike, return_state: bool = False,
-                node_map: NodeMap | None = None, dtype: Any = None, reset_gradient: str | None = None):  # fmt: skip
+                node_map: NodeMap | None = None, dtype: Any = None, reset_gradient: str | None = None,
+                surrogate: str | None = None):  # fmt: skip
     """Import a TALON IR graph (or a ``.t1c`` path) as a :class:`GraphExecutor` (an ``nn.Module``).
 
     The executor is returned in **eval mode**, so that it computes what the graph means
@@ -223,12 +224,16 @@ def ir_to_torch(graph_or_path: ir.Graph | str | os.PathLike, return_state: bool 
     or in ``dtype`` (``torch.float64`` for a double-precision model: :func:`executor_dtype`).
     Each spiking neuron is differentiated with its node's ``reset_gradient`` (docs/semantics.md
     §3.1); ``reset_gradient='detached'`` or ``'through'`` overrides that for every neuron (the
-    recorded graph is unchanged).
+    recorded graph is unchanged). Likewise each spike is differentiated with its node's
+    ``surrogate`` (:mod:`talon.ir.surrogate`), and ``surrogate='superspike(k=25)'`` (any surrogate
+    text) overrides that for every neuron.
     """
     from .executor import GraphExecutor
-    from .reset_gradient import check_reset_gradient, override_reset_gradient
+    from .reset_gradient import check_reset_gradient, override_reset_gradient, override_surrogate
 
     check_reset_gradient(reset_gradient)
+    if surrogate is not None:
+        surrogate = ir.canonical_surrogate(surrogate, "ir_to_torch")
 
     if isinstance(graph_or_path, (str, os.PathLike)):
         graph = ir.read(graph_or_path)
@@ -238,10 +243,11 @@ def ir_to_torch(graph_or_path: ir.Graph | str | os.PathLike, return_state: bool 
         raise TypeError(f"ir_to_torch expects an ir.Graph or a .t1c path, got {type(graph_or_path).__name__}")
     ir.warn_non_finite(graph, "ir_to_torch")  # its parameters are the caller's to fix or retrain, as JaxGraph's
     executor = GraphExecutor.from_graph(graph, return_state=return_state, node_map=node_map, dtype=dtype)
-    return override_reset_gradient(executor, reset_gradient).eval()
+    return override_surrogate(override_reset_gradient(executor, reset_gradient), surrogate).eval()
 
 
 def load(path: str | os.PathLike, return_state: bool = False, node_map: NodeMap | None = None, dtype: Any = None,
-         reset_gradient: str | None = None):  # fmt: skip
+         reset_gradient: str | None = None, surrogate: str | None = None):  # fmt: skip
     """Read a ``.t1c`` file and return its executor (``ir_to_torch`` of the path)."""
-    return ir_to_torch(path, return_state=return_state, node_map=node_map, dtype=dtype, reset_gradient=reset_gradient)
+    return ir_to_torch(path, return_state=return_state, node_map=node_map, dtype=dtype, reset_gradient=reset_gradient,
+                       surrogate=surrogate)  # fmt: skip

@@ -25,7 +25,7 @@ from talon.ir.errors import ConversionError
 from talon.ir.types import ResetGradient, ResetMode, ResetTiming, SkipType, SpikeTiming
 
 from .reset_gradient import value_reset_through
-from .spike import spike
+from .spike import spike, surrogate_backward
 
 # torch.fx.symbolic_trace of these modules records spike() as one call instead of tracing into
 # its autograd.Function, which would silently drop the surrogate gradient
@@ -263,6 +263,8 @@ class _Spiking(NeuronModule):
         self.spike_pre = node.spike_timing is SpikeTiming.PRE
         # 'through': the spike in a reset carries its surrogate (talon.bridge.reset_gradient)
         self.reset_through = node.reset_gradient is ResetGradient.THROUGH
+        self.surrogate = node.surrogate  # the spike's backward (talon.bridge.spike); ir_to_torch(surrogate=) overrides
+        surrogate_backward(self.surrogate)  # made now, not inside a torch.compile trace
 
     def _initial(self, x: torch.Tensor) -> torch.Tensor:
         """The membrane at ``t = 0`` for a batch like ``x``: ``v_init`` (0 when the node has none)."""
@@ -273,7 +275,7 @@ class _Spiking(NeuronModule):
         """The threshold crossing that drives a delayed reset: detached (no gradient, like snnTorch's
         reset), or the surrogate spike with ``reset_gradient='through'``."""
         if self.reset_through and torch.is_grad_enabled():
-            return spike(v - self.v_th, self.inclusive)  # the same values as the comparison
+            return spike(v - self.v_th, self.inclusive, self.surrogate)  # the same values as the comparison
         return (v >= self.v_th if self.inclusive else v > self.v_th).to(v.dtype)
 
     def _reset(self, v: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -296,23 +298,23 @@ class _Spiking(NeuronModule):
         if timing is ResetTiming.SNNTORCH_IMMEDIATE:
             z_prev = self._crossed(v)
             u = self._reset(self._membrane(v, x), z_prev)
-            z = spike(u - self.v_th, self.inclusive)
+            z = spike(u - self.v_th, self.inclusive, self.surrogate)
             # snnTorch's `mem - (spk - reset)·θ`: the delayed reset z_prev is detached ('detached'), the
             # spike is not, so the same-step correction carries the surrogate gradient (as in snnTorch)
             return z, u - (z - z_prev) * self.v_th
         if timing is not ResetTiming.IMMEDIATE:
             z_prev = self._crossed(v)
-            out = spike(v - self.v_th, self.inclusive) if self.spike_pre else None
+            out = spike(v - self.v_th, self.inclusive, self.surrogate) if self.spike_pre else None
             if timing is ResetTiming.DELAYED_PRE_DECAY:
                 v = self._reset(v, z_prev)
             u = self._membrane(v, x)
             if timing is ResetTiming.DELAYED:
                 u = self._reset(u, z_prev)
             if out is None:
-                out = spike(u - self.v_th, self.inclusive)
+                out = spike(u - self.v_th, self.inclusive, self.surrogate)
             return out, u
         u = self._membrane(v, x)
-        z = spike(u - self.v_th, self.inclusive)
+        z = spike(u - self.v_th, self.inclusive, self.surrogate)
         if self.multi_spike:
             z = multi_spike_count(z, u, self.v_th, self.max_spikes)
         u = self._reset(u, z if self.reset_through else z.detach())
@@ -324,7 +326,7 @@ def multi_spike_count(z: torch.Tensor, u: torch.Tensor, v_th: torch.Tensor, limi
     binary surrogate spike ``z = spike(u - theta, inclusive=True)``.
 
     Forward: the count ``n``, exactly (``z + (n - z)`` of small integers). Backward: straight
-    through the first spike — the gradient is ``z``'s arc-tangent surrogate, the extra spikes
+    through the first spike — the gradient is ``z``'s surrogate, the extra spikes
     ``n - z`` are detached (Sinabs' ``MultiSpike`` instead scales a surrogate of ``v``; the
     forward values are the same). ``limit`` is ``max_spikes``."""
     n = torch.where(z.detach() > 0, torch.floor(u.detach() / v_th), torch.zeros((), dtype=u.dtype))
@@ -494,10 +496,12 @@ class ThresholdModule(_SavedBuffers):
         super().__init__()
         self.node = node
         self.inclusive = node.comparison.value == ">="
+        self.surrogate = node.surrogate  # the spike's backward; ir_to_torch(surrogate=) overrides
+        surrogate_backward(self.surrogate)
         self.register_buffer("threshold", _layer_view(_to_tensor(node.threshold, dtype), node.input_shape))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return spike(x - self.threshold, self.inclusive)
+        return spike(x - self.threshold, self.inclusive, self.surrogate)
 
     def to_node(self, where: str | None = None) -> ir.Threshold:
         """The node with the current ``threshold`` (its own array when the buffer is unchanged)."""

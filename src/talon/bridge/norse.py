@@ -15,7 +15,10 @@ where ``dt·τ⁻¹`` is Norse's product, rounded in the parameter's dtype (floa
 
 all with ``comparison='>'`` (Norse's Heaviside is strict) and an immediate reset to ``v_reset``
 (``reset_method=reset_subtract`` maps to ``reset_mode='subtract'``), differentiated through the
-spike as Norse does (``reset_gradient='through'``, docs/semantics.md §3.1). LIFBoxCell and LIBoxCell are
+spike as Norse does (``reset_gradient='through'``, docs/semantics.md §3.1), and each cell's spike
+function ``method``/``alpha`` becomes the node's ``surrogate`` (``'super'`` -> ``superspike(k=1.0)``:
+Norse 1.1's SuperSpike ignores its alpha; ``'heaviside'`` -> ``none``; ``'triangle'``, ``'tanh'``,
+``'heavi_erfc'``; ``'circ'`` has no IR form and is warned about and recorded). LIFBoxCell and LIBoxCell are
 exported with ``integration='euler'`` and match Norse bit for bit; LIFCell's synaptic "current jump"
 keeps a state IR's CubaLIF does not, so its membranes agree to float32 rounding (~1e-7).
 
@@ -28,9 +31,12 @@ has no IR form (an LI starts at 0), and LIFCell's is not checked against Norse.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from norse.torch.functional.reset import reset_subtract, reset_value
+from norse.torch.functional.threshold import threshold
 from norse.torch.module.iaf import IAFCell
 from norse.torch.module.leaky_integrator_box import LIBoxCell
 from norse.torch.module.lif import LIFCell
@@ -40,6 +46,7 @@ from talon import ir
 from talon.ir.errors import ConversionError
 
 from .convert import ConvertContext, per_neuron, register_converter
+from .surrogate_probe import torch_backward_matches
 
 
 def _p(mod, ctx: ConvertContext, name: str) -> np.ndarray:
@@ -78,6 +85,41 @@ def _reset(mod, ctx: ConvertContext) -> dict:
             "reset_gradient": "through"}  # fmt: skip
 
 
+# Norse's threshold method -> the TALON IR surrogate it computes (alpha a float); each is checked
+# against Norse's own backward on probe points before it is recorded (.surrogate_probe)
+_NORSE_SURROGATES = {
+    "super": lambda alpha: "superspike(k=1.0)",  # Norse 1.1's SuperSpike ignores alpha: 1/(|x| + 1)^2
+    "heaviside": lambda alpha: "none",  # a plain comparison: no gradient through the spike
+    "triangle": lambda alpha: ir.format_surrogate("triangle", alpha=alpha, k=1.0),
+    "tanh": lambda alpha: ir.format_surrogate("tanh", k=alpha),
+    "heavi_erfc": lambda alpha: ir.format_surrogate("erfc", k=alpha),
+}
+
+
+def _surrogate(mod, ctx: ConvertContext) -> dict:
+    """``{"surrogate": text}`` for the spike function Norse trains the cell with, or — for one TALON IR
+    cannot state (``'circ'``, a per-neuron alpha) — a warning and ``metadata['norse_surrogate']``
+    (the node then keeps the default ``atan(alpha=2.0)``)."""
+    method, alpha = getattr(mod.p, "method", "super"), getattr(mod.p, "alpha", 100.0)
+    value = torch.as_tensor(alpha).detach()
+    text = None
+    if method in _NORSE_SURROGATES and value.numel() == 1:
+        text = _NORSE_SURROGATES[method](float(value))
+        if not torch_backward_matches(lambda x: threshold(x, method, alpha), text):
+            text = None
+    if text is not None:
+        return {"surrogate": text}
+    described = f"method={method!r}, alpha={value.tolist()!r}"
+    warnings.warn(
+        f"module {ctx.path!r}: its surrogate gradient ({described}) has no TALON IR form: the forward is exact, "
+        f"but talon's engines train this neuron with {ir.DEFAULT_SURROGATE} (docs/bridge.md §5); recorded in the "
+        "node's metadata['norse_surrogate']",
+        UserWarning,
+        stacklevel=2,
+    )
+    return {"metadata": {"norse_surrogate": described}}
+
+
 _LEAK_REFUSAL = {
     # LIFBoxCell: the start at v_leak is v_init, but the step is not talon's Euler order
     "LIFBoxCell": "its Euler step adds (input + v_leak) - v where talon's adds (v_leak - v) + input; with "
@@ -105,7 +147,7 @@ def _types(ctx: ConvertContext) -> dict:
 def _lif_box(mod: LIFBoxCell, ctx: ConvertContext) -> ir.Node:
     tau = _steps(mod, ctx, "tau_mem_inv")
     return ir.LIF(tau=tau, r=1.0, v_leak=_no_leak_offset(mod, ctx), v_threshold=_p(mod, ctx, "v_th"),
-                  integration="euler", **_reset(mod, ctx), **_types(ctx))  # fmt: skip
+                  integration="euler", **_reset(mod, ctx), **_surrogate(mod, ctx), **_types(ctx))  # fmt: skip
 
 
 @register_converter(LIFCell)
@@ -113,7 +155,7 @@ def _lif(mod: LIFCell, ctx: ConvertContext) -> ir.Node:
     tau_mem, tau_syn = _steps(mod, ctx, "tau_mem_inv"), _steps(mod, ctx, "tau_syn_inv")
     return ir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=1.0, v_leak=_no_leak_offset(mod, ctx),
                       v_threshold=_p(mod, ctx, "v_th"), w_in=tau_syn.copy(), **_reset(mod, ctx),
-                      **_types(ctx))  # fmt: skip
+                      **_surrogate(mod, ctx), **_types(ctx))  # fmt: skip
 
 
 @register_converter(LIBoxCell)
@@ -126,4 +168,5 @@ def _li_box(mod: LIBoxCell, ctx: ConvertContext) -> ir.Node:
 def _iaf(mod: IAFCell, ctx: ConvertContext) -> ir.Node:
     v_reset = _p(mod, ctx, "v_reset")  # Norse starts the membrane at v_reset: the IF's v_init
     v_init = v_reset.copy() if np.any(v_reset != 0) else None
-    return ir.IF(v_threshold=_p(mod, ctx, "v_th"), r=1.0, v_init=v_init, **_reset(mod, ctx), **_types(ctx))
+    return ir.IF(v_threshold=_p(mod, ctx, "v_th"), r=1.0, v_init=v_init, **_reset(mod, ctx), **_surrogate(mod, ctx),
+                 **_types(ctx))  # fmt: skip

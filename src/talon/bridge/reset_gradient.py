@@ -1,4 +1,5 @@
-"""How the PyTorch executor differentiates the spike in a reset: ``reset_gradient`` (docs/semantics.md §3.1).
+"""How the PyTorch executor differentiates the spike in a reset: ``reset_gradient`` (docs/semantics.md §3.1),
+and the override of the spikes' ``surrogate`` (:func:`override_surrogate`).
 
 The forward is the same either way; only the derivative of ``R(v, z)`` with respect to the spike
 ``z`` that drives it changes:
@@ -62,4 +63,22 @@ def override_reset_gradient(module: nn.Module, value) -> nn.Module:
     for child in module.modules():
         if isinstance(child, _Spiking):
             child.reset_through = convention is ir.ResetGradient.THROUGH
+    return module
+
+
+def override_surrogate(module: nn.Module, surrogate: str | None) -> nn.Module:
+    """Differentiate the spikes of every talon spiking neuron module inside ``module`` with
+    ``surrogate`` (a surrogate text, :mod:`talon.ir.surrogate`; None leaves each with its node's
+    own). The graph the modules record is unchanged. Returns ``module``."""
+    if surrogate is None:
+        return module
+    text = ir.canonical_surrogate(surrogate, "surrogate override")
+    from .spike import surrogate_backward
+
+    surrogate_backward(text)  # made now, not inside a torch.compile trace
+    from .modules import ThresholdModule, _Spiking
+
+    for child in module.modules():
+        if isinstance(child, (_Spiking, ThresholdModule)):
+            child.surrogate = text
     return module

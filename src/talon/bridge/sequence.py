@@ -284,6 +284,7 @@ def _kernel_applies(module, xs: torch.Tensor, cost: LoopCost | None = None) -> b
 _KERNEL_FIELDS = frozenset({
     "input_type", "output_type", "metadata", "tau", "tau_syn", "tau_mem", "r", "v_leak", "w_in", "v_threshold",
     "v_reset", "reset_mode", "reset_timing", "spike_timing", "comparison", "integration", "v_init", "reset_gradient",
+    "surrogate",  # training only: the kernels run without a gradient
 })  # fmt: skip
 
 

@@ -118,20 +118,59 @@ def surrogate_description(spike_grad) -> str:
     return name
 
 
+# snntorch.surrogate factory -> the TALON IR surrogate it computes (its closure's numbers)
+_SNNTORCH_SURROGATES = {
+    "atan": lambda p: ir.format_surrogate("atan", alpha=float(p["alpha"])),
+    "fast_sigmoid": lambda p: ir.format_surrogate("superspike", k=float(p["slope"])),
+    "sigmoid": lambda p: ir.format_surrogate("sigmoid", slope=float(p["slope"])),
+    "straight_through_estimator": lambda p: "straight_through",
+    "heaviside": lambda p: "heaviside",
+}
+_IR_SURROGATE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # function -> IR text or None
+
+
+def ir_surrogate(spike_grad) -> str | None:
+    """The TALON IR surrogate an ``snntorch.surrogate`` function computes (``fast_sigmoid(slope=25)``
+    -> ``'superspike(k=25.0)'``), checked on probe points (:mod:`.surrogate_probe`); None for any
+    other (a ``custom_surrogate``, ``triangular``, ``SSO`` …)."""
+    if not isinstance(spike_grad, types.FunctionType):
+        return None
+    if spike_grad in _IR_SURROGATE:
+        return _IR_SURROGATE[spike_grad]
+    from .surrogate_probe import torch_backward_matches
+
+    text = None
+    name = spike_grad.__qualname__.removesuffix(".<locals>.inner")
+    if spike_grad.__module__ == "snntorch.surrogate" and name in _SNNTORCH_SURROGATES:
+        try:
+            params = inspect.getclosurevars(spike_grad).nonlocals
+            text = _SNNTORCH_SURROGATES[name](params)
+        except (KeyError, TypeError, ValueError):
+            text = None
+        if text is not None and not torch_backward_matches(spike_grad, text):
+            text = None
+    _IR_SURROGATE[spike_grad] = text
+    return text
+
+
 def _record_surrogate(node: ir.Node, mod: nn.Module, path: str) -> ir.Node:
-    """The executor's neurons train with snnTorch's default surrogate, ``atan(alpha=2.0)``; any other
-    ``spike_grad`` is recorded in the node's metadata (``snntorch_spike_grad``) and warned about."""
+    """The node trains with the ``spike_grad`` snnTorch trains with (``node.surrogate``); a
+    ``spike_grad`` TALON IR cannot state is recorded in the node's metadata (``snntorch_spike_grad``)
+    and warned about, and the node keeps the default ``atan(alpha=2.0)``."""
+    text = ir_surrogate(mod.spike_grad)
+    if text is not None:
+        node.surrogate = text
+        return node
     described = _STEP_FUNCTIONS.get(mod.spike_grad) if isinstance(mod.spike_grad, types.FunctionType) else None
     described = described or surrogate_description(mod.spike_grad)
-    if described != "atan(alpha=2.0)":
-        node.metadata["snntorch_spike_grad"] = described
-        warnings.warn(
-            f"module {path!r}: its surrogate gradient spike_grad={described} is not kept: the forward is "
-            "exact, but talon's executor trains with atan(alpha=2.0) (docs/bridge.md §5); recorded in the "
-            "node's metadata['snntorch_spike_grad']",
-            UserWarning,
-            stacklevel=2,
-        )
+    node.metadata["snntorch_spike_grad"] = described
+    warnings.warn(
+        f"module {path!r}: its surrogate gradient spike_grad={described} has no TALON IR form: the forward is "
+        f"exact, but talon's engines train this neuron with {node.surrogate} (docs/bridge.md §5); recorded in "
+        "the node's metadata['snntorch_spike_grad']",
+        UserWarning,
+        stacklevel=2,
+    )
     return node
 
 

@@ -1,10 +1,13 @@
-"""The spike function: an exact step forward, a surrogate gradient backward.
+"""The spike function: an exact step forward, the node's surrogate gradient backward.
 
 Forward: ``H(x) = 1 if x > 0 else 0`` (``>=`` with ``inclusive=True``), evaluated on
 ``x = v - theta``; for IEEE floats with gradual underflow ``v - theta > 0`` exactly when
 ``v > theta``, so this is the threshold comparison of ``docs/semantics.md`` bit for bit.
-Backward: the arc-tangent surrogate snnTorch uses by default,
-``dS/dx = (alpha/2) / (1 + (pi/2 * alpha * x)^2)`` with ``alpha = 2``.
+Backward: ``grad * sigma'(x)`` for the neuron's ``surrogate`` (:mod:`talon.ir.surrogate` has the
+kinds and formulas); the default is the arc-tangent snnTorch uses,
+``dS/dx = (alpha/2) / (1 + (pi/2 * alpha * x)^2)`` with ``alpha = 2``. Each kind is computed in the
+order of operations of the framework it comes from, so a gradient imported from snnTorch, Norse
+or Spyx agrees with the framework's to float32 rounding.
 
 The spike is an ``autograd.Function``. ``torch.fx.symbolic_trace`` would inline such a function
 and drop its backward, so the modules that call ``spike`` ``fx.wrap`` it (a traced module records a call to it) and
@@ -14,25 +17,87 @@ the executor generates its code from the IR instead of tracing.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
+from talon import ir
 
-class ATanSpike(torch.autograd.Function):
+Backward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (grad_output, x) -> grad_input
+
+
+def _backwards(kind: str, p: dict[str, float]) -> Backward:
+    """``(g, x) -> g·sigma'(x)`` for one surrogate, in its source framework's order of operations."""
+    if kind == "atan":  # snnTorch atan (talon's executor has always computed it in this order)
+        alpha = p["alpha"]
+        return lambda g, x: g * (alpha / 2) / (1 + (math.pi / 2 * alpha * x) ** 2)
+    if kind == "arctan":  # Spyx arctan: g * (1 / ((1 + (k_pi x)^2) pi))
+        k_pi = p["k"] * math.pi
+        return lambda g, x: g * (1 / ((1 + (k_pi * x) ** 2) * math.pi))
+    if kind == "superspike":  # snnTorch fast_sigmoid, Norse SuperSpike: g / (k|x| + 1)^2
+        k = p["k"]
+        return lambda g, x: g / (k * torch.abs(x) + 1.0) ** 2
+    if kind == "sigmoid":  # snnTorch sigmoid
+        slope = p["slope"]
+
+        def sigmoid(g, x):
+            e = torch.exp(-slope * x)
+            return g * slope * e / ((e + 1) ** 2)
+
+        return sigmoid
+    if kind == "triangle":  # Norse triangle: g * alpha * relu(1 - |x|); Spyx triangular: g * max(0, 1 - |k x|)
+        alpha, k = p["alpha"], p["k"]
+        return lambda g, x: g * alpha * torch.relu(1 - torch.abs(k * x))
+    if kind == "boxcar":  # Spyx boxcar: g * (h where |x| < width/2)
+        half, height = p["width"] / 2, p["height"]
+        return lambda g, x: g * torch.where(torch.abs(x) < half, height, 0.0).to(x.dtype)
+    if kind == "tanh":  # Spyx tanh: g * 4 / (e^-kx + e^kx)^2
+        k = p["k"]
+
+        def tanh(g, x):
+            kx = k * x
+            return g * (4 / (torch.exp(-kx) + torch.exp(kx)) ** 2)
+
+        return tanh
+    if kind == "erfc":  # Norse heavi_erfc: 2 e^(-(kx)^2) / sqrt(pi) * g
+        k = p["k"]
+        return lambda g, x: (2 * torch.exp(-((k * x) ** 2))) / math.sqrt(math.pi) * g
+    if kind == "straight_through":
+        return lambda g, x: g
+    if kind == "heaviside":  # snnTorch heaviside: g * spike
+        return lambda g, x: g * (x > 0).to(g.dtype)
+    if kind == "linear":  # Spyx custom(): g * x
+        return lambda g, x: g * x
+    if kind == "none":
+        return lambda g, x: torch.zeros_like(g)
+    raise ValueError(f"surrogate kind {kind!r} has no PyTorch backward")  # a kind added to the IR only
+
+
+_BACKWARDS: dict[str, Backward] = {}  # surrogate text -> its backward (a plain dict: torch.compile reads it as is)
+
+
+def surrogate_backward(surrogate: str) -> Backward:
+    """The backward of a surrogate text (``'superspike(k=25.0)'``); made once per text."""
+    backward = _BACKWARDS.get(surrogate)
+    if backward is None:
+        kind, params = ir.surrogate_parts(surrogate)
+        backward = _BACKWARDS[surrogate] = _backwards(kind, params)
+    return backward
+
+
+class SurrogateSpike(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: torch.Tensor, inclusive: bool, alpha: float) -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, inclusive: bool, backward: Backward) -> torch.Tensor:
         ctx.save_for_backward(x)
-        ctx.alpha = alpha
+        ctx.surrogate_backward = backward
         return (x >= 0 if inclusive else x > 0).to(x.dtype)
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
         (x,) = ctx.saved_tensors
-        alpha = ctx.alpha
-        grad = grad_output * (alpha / 2) / (1 + (math.pi / 2 * alpha * x) ** 2)
-        return grad, None, None
+        return ctx.surrogate_backward(grad_output, x), None, None
 
 
-def spike(x: torch.Tensor, inclusive: bool = False, alpha: float = 2.0) -> torch.Tensor:
-    """``H(x)`` with the arc-tangent surrogate gradient (see the module docstring)."""
-    return ATanSpike.apply(x, inclusive, alpha)
+def spike(x: torch.Tensor, inclusive: bool = False, surrogate: str = ir.DEFAULT_SURROGATE) -> torch.Tensor:
+    """``H(x)`` with the ``surrogate`` gradient (see the module docstring)."""
+    return SurrogateSpike.apply(x, inclusive, surrogate_backward(surrogate))

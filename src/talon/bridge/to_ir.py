@@ -37,6 +37,7 @@ from talon import ir
 from talon.ir.coefficients import keep_dtype
 from talon.ir.errors import ConversionError, UnsupportedModuleError
 
+from . import constant_outputs
 from .convert import (
     ConvertContext,
     find_converter,
@@ -73,8 +74,11 @@ class TALONExporter:
     """
 
     def __init__(self, spiking: bool = False, spike_mode: str = "binary", weight_bits: int = 8,
-                 accumulator_bits: int = 16, fold_batchnorm: bool = False):  # fmt: skip
+                 accumulator_bits: int = 16, fold_batchnorm: bool = False, lossy: bool = False):  # fmt: skip
         check_hints(spike_mode, weight_bits, accumulator_bits)
+        if not isinstance(lossy, bool):
+            raise TypeError(f"lossy must be a bool, got {type(lossy).__name__}")
+        self.lossy = lossy  # export without what has no IR node (a constant output), warned and recorded
         self.spiking, self.spike_mode = bool(spiking), spike_mode
         self.weight_bits, self.accumulator_bits = weight_bits, accumulator_bits
         self.fold_batchnorm = bool(fold_batchnorm)
@@ -204,13 +208,17 @@ T1CExporter = TALONExporter
 
 def to_ir(model: nn.Module, sample: torch.Tensor | Sequence[torch.Tensor], *, spiking: bool = False,
           spike_mode: str = "binary", weight_bits: int = 8, accumulator_bits: int = 16,
-          custom_map: CustomMap | None = None, fold_batchnorm: bool = False) -> ir.Graph:  # fmt: skip
+          custom_map: CustomMap | None = None, fold_batchnorm: bool = False,
+          lossy: bool = False) -> ir.Graph:  # fmt: skip
     """Export ``model`` to a TALON IR graph, tracing it with ``sample`` (batch dimension included).
 
     BatchNorm layers are kept as nodes; ``fold_batchnorm=True`` folds those that follow a
     Linear/Conv into its weights (see ``talon.bridge.transforms.fold_batchnorm``).
+    A tensor ``forward`` returns that is not computed from the input (``return y, self.c``) is
+    refused with a ConversionError; ``lossy=True`` exports the graph without it, with a warning and
+    ``metadata["constant_outputs_not_exported"]`` (:mod:`talon.bridge.constant_outputs`).
     """
-    exporter = TALONExporter(spiking, spike_mode, weight_bits, accumulator_bits, fold_batchnorm)
+    exporter = TALONExporter(spiking, spike_mode, weight_bits, accumulator_bits, fold_batchnorm, lossy)
     return exporter.export(model, sample, custom_map=custom_map)
 
 
@@ -319,14 +327,7 @@ class _FxExport:
         meta = {"exporter": "talon.bridge.to_ir (torch.fx)"}
         if self.state_outputs:
             meta["state_outputs_not_exported"] = self.state_outputs
-        if self.constant_outputs:
-            meta["constant_outputs_not_exported"] = self.constant_outputs
-            warnings.warn(
-                f"to_ir: the model also returns {', '.join(map(repr, self.constant_outputs))}, traced by torch.fx as "
-                "constant (not computed from the input: a module's state read as an attribute?); not exported, "
-                "listed in metadata['constant_outputs_not_exported']",
-                stacklevel=5,
-            )
+        constant_outputs.resolve(self.constant_outputs, meta, self.exporter.lossy, stacklevel=5)
         return self.b.graph(meta)
 
     # -- helpers
@@ -561,12 +562,13 @@ class _FxExport:
                 vals += list(zip(val.parts, metas, [arg] * len(val.parts), strict=True))
             else:
                 vals.append((val, meta, arg))
-        for val, meta, arg in vals:
+        for position, (val, meta, arg) in enumerate(vals):
             if val.kind == "state":  # a returned membrane: state, not a network output
                 self.state_outputs.append(val.ir_name)
                 continue
-            if val.kind == "const":  # fx's trace saw a tensor that does not depend on the input
-                self.constant_outputs.append(str(arg.target))
+            if val.kind == "const":  # the trace saw a tensor that does not depend on the input
+                target = str(arg.target)  # an attribute path, or a tensor fx / the recording made in forward
+                self.constant_outputs.append(f"output {position}" if target.startswith("_tensor_constant") else target)
                 continue
             if val.kind != "data":
                 continue

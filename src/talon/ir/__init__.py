@@ -35,6 +35,7 @@ from .pooling import AvgPool2d, MaxPool2d, SumPool2d
 from .reshape import Flatten, Upsample
 from .routing import ChannelSplit, Concat, HybridRegion, Skip
 from .serialization import FORMAT_VERSION, read, read_version, write
+from .surrogate import DEFAULT_SURROGATE, SURROGATE_KINDS, canonical_surrogate, format_surrogate, surrogate_parts
 from .types import (
     Comparison,
     Edges,
@@ -54,6 +55,7 @@ from .types import (
 )
 
 __all__ = [
+    "DEFAULT_SURROGATE",
     "ELU",
     "FORMAT_VERSION",
     "GELU",
@@ -61,6 +63,7 @@ __all__ = [
     "LI",
     "LIF",
     "NMS",
+    "SURROGATE_KINDS",
     "Affine",
     "AvgPool2d",
     "BatchNorm1d",
@@ -128,8 +131,10 @@ __all__ = [
     "Upsample",
     "UpsampleMode",
     "__version__",
+    "canonical_surrogate",
     "check_finite",
     "check_finite_param",
+    "format_surrogate",
     "graph_differences",
     "list_primitives",
     "non_finite_fields",
@@ -138,6 +143,7 @@ __all__ = [
     "read_version",
     "register_node",
     "str_to_node",
+    "surrogate_parts",
     "warn_non_finite",
     "write",
 ]  # fmt: skip

@@ -38,6 +38,7 @@ import numpy as np
 from .budget import charge, element_count
 from .errors import ShapeError
 from .node import Node, as_array, register_node
+from .surrogate import DEFAULT_SURROGATE, canonical_surrogate
 from .types import (
     Comparison,
     Integration,
@@ -158,6 +159,7 @@ class _Spiking(_ElementwiseState):
         self.spike_timing = coerce_enum(SpikeTiming, self.spike_timing, "spike_timing", where)
         self.comparison = coerce_enum(Comparison, self.comparison, "comparison", where)
         self.reset_gradient = coerce_enum(ResetGradient, self.reset_gradient, "reset_gradient", where)
+        self.surrogate = canonical_surrogate(self.surrogate, where)
         if self.reset_timing is ResetTiming.SNNTORCH_IMMEDIATE and (
             self.reset_mode is not ResetMode.SUBTRACT or self.spike_timing is not SpikeTiming.POST
         ):
@@ -228,7 +230,11 @@ class _Spiking(_ElementwiseState):
 
 
 # a graph that does not use multi-spike neurons stores, fingerprints and prints as before
-_SPIKING_OMITTED: dict = {"spike_mode": SpikeCount.BINARY, "reset_gradient": ResetGradient.DETACHED}
+_SPIKING_OMITTED: dict = {
+    "spike_mode": SpikeCount.BINARY,
+    "reset_gradient": ResetGradient.DETACHED,
+    "surrogate": DEFAULT_SURROGATE,
+}
 
 _DYNAMICS_DOC = """
     Reset and timing fields (defaults are TALON's documented LIF: ``v >= v_threshold``, reset to
@@ -259,7 +265,10 @@ _DYNAMICS_DOC = """
     * ``reset_gradient`` (training only; the forward is the same): ``'detached'`` (default,
       snnTorch's: the spike in ``R`` is a constant) or ``'through'`` (Spyx's, Norse's: the spike
       in ``R`` carries its surrogate derivative, ``R`` differentiated as ``v - z*theta`` or
-      ``(1 - z)*v + z*v_reset``); see docs/semantics.md §3.1.
+      ``(1 - z)*v + z*v_reset``); see docs/semantics.md §3.1;
+    * ``surrogate`` (training only): the derivative that replaces the step's in the backward pass,
+      a canonical string such as ``'atan(alpha=2.0)'`` (the default, snnTorch's) or
+      ``'superspike(k=25.0)'`` (:mod:`talon.ir.surrogate` lists the kinds and their formulas).
 """
 
 
@@ -295,6 +304,7 @@ class LIF(_Spiking):
     v_min: np.ndarray | None = None
     max_spikes: int | None = None
     reset_gradient: ResetGradient = ResetGradient.DETACHED
+    surrogate: str = DEFAULT_SURROGATE
 
     _array_params = ("tau", "r", "v_leak", "v_threshold", "v_reset", "v_init", "v_min")
     _optional_zero_params = ("v_reset",)
@@ -338,6 +348,7 @@ class IF(_Spiking):
     v_min: np.ndarray | None = None
     max_spikes: int | None = None
     reset_gradient: ResetGradient = ResetGradient.DETACHED
+    surrogate: str = DEFAULT_SURROGATE
 
     _array_params = ("v_threshold", "r", "v_reset", "v_init", "v_min")
     _optional_zero_params = ("v_reset",)
@@ -388,6 +399,7 @@ class CubaLIF(_Spiking):
     max_spikes: int | None = None
     synapse: SynapseOrder = SynapseOrder.DECAY
     reset_gradient: ResetGradient = ResetGradient.DETACHED
+    surrogate: str = DEFAULT_SURROGATE
 
     _array_params = ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in", "v_init", "v_min")
     _optional_zero_params = ("v_reset",)
@@ -466,19 +478,26 @@ class Integrator(_ElementwiseState):
 @register_node
 @dataclass(eq=False)
 class Threshold(_ElementwiseState):
-    """Stateless spike function: ``z = x > threshold`` (NIR's strict ``>`` by default)."""
+    """Stateless spike function: ``z = x > threshold`` (NIR's strict ``>`` by default).
+
+    ``surrogate`` (training only): the derivative the engines use for the step, as for LIF
+    (:mod:`talon.ir.surrogate`; default ``'atan(alpha=2.0)'``, left out of files).
+    """
 
     _batch_check = "elementwise"
 
     threshold: np.ndarray = 1.0
     comparison: Comparison = Comparison.GT
+    surrogate: str = DEFAULT_SURROGATE
 
     _array_params = ("threshold",)
+    _omitted_defaults: ClassVar[dict] = {"surrogate": DEFAULT_SURROGATE}
 
     def _check_params(self) -> None:
         self._check_arrays()
         self._check_finite("threshold")
         self.comparison = coerce_enum(Comparison, self.comparison, "comparison", self._where())
+        self.surrogate = canonical_surrogate(self.surrogate, self._where())
 
 
 @register_node

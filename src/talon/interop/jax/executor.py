@@ -11,7 +11,9 @@ surrogate spike of :mod:`.spike`, so ``jax.grad`` trains a graph. They follow
 ``docs/semantics.md``: the nodes of a step are evaluated in topological order, fan-in is summed
 in edge order, a recurrent edge delivers its source's value of the previous step. The spike that
 drives a reset is differentiated as each neuron's ``reset_gradient`` says (``JaxGraph(graph,
-reset_gradient=...)`` overrides it for every neuron; :mod:`.reset_gradient`).
+reset_gradient=...)`` overrides it for every neuron; :mod:`.reset_gradient`), and every spike with
+its neuron's ``surrogate`` (``JaxGraph(graph, surrogate=...)``, a surrogate text or a callable
+``x -> sigma'(x)``, overrides it for every neuron; :mod:`.spike`).
 
 ``run`` has three schedules. ``"stepwise"`` is the reference; the other two compute the same
 operations, but a product XLA runs on all ``T*B`` samples at once may sum in another order than on
@@ -96,7 +98,7 @@ class JaxGraph(WholeSequenceSchedules):
         self,
         graph: ir.Graph,
         *,
-        surrogate: Surrogate = "superspike",
+        surrogate: Surrogate | None = None,
         dtype: Any = "float32",
         channels_last: bool = True,
         reset_gradient: str | None = None,
@@ -112,7 +114,11 @@ class JaxGraph(WholeSequenceSchedules):
         self.plan = flatten(graph)
         # the nodes whose values and states are kept channels-last inside (see .channels_last)
         self.channels_last: frozenset[str] = channels_last_paths(self.plan) if channels_last else frozenset()
-        self._spikes = {cmp: make_spike(cmp, surrogate) for cmp in (">", ">=")}
+        # None: each neuron's own surrogate (its node's field); a text or callable for all (see .spike)
+        if surrogate is not None and not callable(surrogate):
+            surrogate = ir.canonical_surrogate(surrogate, "JaxGraph")
+        self.surrogate = surrogate
+        self._spikes: dict[tuple[str, Any], Any] = {}
         # per node, which incoming values are never a multiplication (no rounding in sums, .products)
         plain = plain_values(self.plan)
         self._plain = {p: [edge_is_plain(e, plain) for e in f.inputs] for p, f in self.plan.nodes.items()}
@@ -127,7 +133,7 @@ class JaxGraph(WholeSequenceSchedules):
             if flat.kind == NEURON:
                 check_coefficients_fit(f"node {path!r}", coefficients(node, np.float64), self.dtype)
                 params[path] = coefficients(node, self.dtype)
-                spike = self._spikes[node.comparison.value] if isinstance(node, SPIKING) else None
+                spike = self._spike(node) if isinstance(node, SPIKING) else None
                 merged_plain = len(flat.inputs) > 1 or all(self._plain[path])  # a sum, or a plain value
                 self._fns[path] = make_step(node, spike, path in self.channels_last, merged_plain, self.reset_gradient)
             elif flat.kind == DELAY:
@@ -416,12 +422,19 @@ class JaxGraph(WholeSequenceSchedules):
 
     # ---- lowering ---------------------------------------------------------------------------
 
+    def _spike(self, node: ir.Node):
+        """The spike function of a spiking node: its comparison, and its surrogate (or the override)."""
+        key = (node.comparison.value, node.surrogate if self.surrogate is None else self.surrogate)
+        if key not in self._spikes:
+            self._spikes[key] = make_spike(*key)
+        return self._spikes[key]
+
     def _build_stateless(self, path: str, node: ir.Node):
         sliced = path in self._sliced_pools
         if path in self.channels_last:
             return layers.build(node, self.dtype, channels_last=True, sliced_sums=sliced)
         if isinstance(node, ir.Threshold):
-            spike = self._spikes[node.comparison.value]
+            spike = self._spike(node)
             params = {"threshold": np.ascontiguousarray(np.asarray(node.threshold).astype(self.dtype))}
             return params, lambda p, x: spike(x, per_neuron(p["threshold"], x.ndim))
         built = layers.build(node, self.dtype)

@@ -8,17 +8,15 @@ surrogate ``sigma'(u - theta)``::
 
     d spike = sigma'(u - theta) * (du - dtheta)
 
-Surrogates (``x = u - theta``):
+The surrogate is a neuron's ``surrogate`` field (``'superspike(k=25.0)'``, see
+:mod:`talon.ir.surrogate` for the kinds and formulas), computed here as the framework it comes
+from computes it, so gradients of a model imported from Spyx, snnTorch or Norse agree with the
+framework's to float32 rounding. The short names of earlier releases still work: ``superspike``
+(``k = 25``, Spyx's default), ``fast_sigmoid`` (the same), ``arctan`` (Spyx, ``k = 2``), ``atan``
+(snnTorch's default, ``alpha = 2``), ``triangular`` (Spyx, ``k = 2``), ``boxcar`` (Spyx: 0.5 where
+``|x| < 1``), ``straight_through`` (1).
 
-* ``superspike``: ``1 / (1 + 25 |x|)^2`` (Spyx ``superspike()``, its default);
-* ``fast_sigmoid``: the same function (snnTorch ``fast_sigmoid(slope=25)``);
-* ``arctan``: ``1 / (pi (1 + (2 pi x)^2))`` (Spyx ``arctan()``);
-* ``atan``: ``1 / (1 + (pi x)^2)`` (snnTorch ``atan()``, its default);
-* ``triangular``: ``max(0, 1 - |2 x|)`` (Spyx ``triangular()``);
-* ``boxcar``: ``0.5`` where ``|x| < 1``, else 0 (Spyx ``boxcar()``);
-* ``straight_through``: ``1`` (Spyx ``custom()``).
-
-A callable ``x -> sigma'(x)`` may be given instead of a name.
+A callable ``x -> sigma'(x)`` may be given instead of a text.
 """
 
 from __future__ import annotations
@@ -27,37 +25,68 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from ... import ir
 from ._deps import require
 
 Surrogate = str | Callable[[Any], Any]
 
 
-def _surrogates(jnp) -> dict[str, Callable[[Any], Any]]:
-    return {
-        "superspike": lambda x: 1.0 / (1.0 + 25.0 * jnp.abs(x)) ** 2,
-        "fast_sigmoid": lambda x: 1.0 / (1.0 + 25.0 * jnp.abs(x)) ** 2,
-        "arctan": lambda x: 1.0 / ((1.0 + (2.0 * math.pi * x) ** 2) * math.pi),
-        "atan": lambda x: 1.0 / (1.0 + (math.pi * x) ** 2),
-        "triangular": lambda x: jnp.maximum(0.0, 1.0 - jnp.abs(2.0 * x)),
-        "boxcar": lambda x: jnp.where(jnp.abs(x) < 1.0, 0.5, 0.0).astype(x.dtype),
-        "straight_through": lambda x: jnp.ones_like(x),
-    }
+def _derivative(kind: str, p: dict[str, float], jnp) -> Callable[[Any], Any]:
+    """``sigma'(x)`` of one surrogate kind (the formulas of :mod:`talon.ir.surrogate`)."""
+    if kind == "atan":  # snnTorch: (alpha/2) / (1 + (pi/2*alpha*x)^2)
+        alpha = p["alpha"]
+        return lambda x: (alpha / 2) / (1.0 + (math.pi / 2 * alpha * x) ** 2)
+    if kind == "arctan":  # Spyx: 1 / ((1 + (k_pi x)^2) pi)
+        k_pi = p["k"] * math.pi
+        return lambda x: 1.0 / ((1.0 + (k_pi * x) ** 2) * math.pi)
+    if kind == "superspike":
+        k = p["k"]
+        return lambda x: 1.0 / (1.0 + k * jnp.abs(x)) ** 2
+    if kind == "sigmoid":
+        slope = p["slope"]
+
+        def sigmoid(x):
+            e = jnp.exp(-slope * x)
+            return slope * e / ((e + 1.0) ** 2)
+
+        return sigmoid
+    if kind == "triangle":
+        alpha, k = p["alpha"], p["k"]
+        return lambda x: alpha * jnp.maximum(0.0, 1.0 - jnp.abs(k * x))
+    if kind == "boxcar":
+        half, height = p["width"] / 2, p["height"]
+        return lambda x: jnp.where(jnp.abs(x) < half, height, 0.0).astype(x.dtype)
+    if kind == "tanh":  # Spyx: 4 / (e^-kx + e^kx)^2
+        k = p["k"]
+        return lambda x: 4.0 / (jnp.exp(-k * x) + jnp.exp(k * x)) ** 2
+    if kind == "erfc":  # Norse heavi_erfc
+        k = p["k"]
+        return lambda x: (2.0 * jnp.exp(-((k * x) ** 2))) / math.sqrt(math.pi)
+    if kind == "straight_through":
+        return lambda x: jnp.ones_like(x)
+    if kind == "heaviside":
+        return lambda x: (x > 0).astype(x.dtype)
+    if kind == "linear":
+        return lambda x: x
+    if kind == "none":
+        return lambda x: jnp.zeros_like(x)
+    raise ValueError(f"surrogate kind {kind!r} has no JAX derivative")  # a kind added to the IR only
 
 
-SURROGATES = ("superspike", "fast_sigmoid", "arctan", "atan", "triangular", "boxcar", "straight_through")
+SURROGATES = tuple(ir.SURROGATE_KINDS)
 
 
 def surrogate_derivative(surrogate: Surrogate) -> Callable[[Any], Any]:
-    """Return ``sigma'`` for a surrogate name (see the table above) or a callable."""
+    """Return ``sigma'`` for a surrogate text (see :mod:`talon.ir.surrogate`) or a callable."""
     if callable(surrogate):
         return surrogate
-    table = _surrogates(require("jax.numpy"))
     try:
-        return table[surrogate]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown surrogate {surrogate!r}; choose one of {', '.join(SURROGATES)} or pass a callable x -> sigma'(x)"
-        ) from None
+        kind, params = ir.surrogate_parts(surrogate)
+    except ValueError as exc:
+        raise ValueError(f"unknown surrogate {surrogate!r} ({exc}); or pass a callable x -> sigma'(x)") from None
+    derivative = _derivative(kind, params, require("jax.numpy"))
+    derivative.talon_surrogate = ir.canonical_surrogate(surrogate)  # lets the Spyx export read it back
+    return derivative
 
 
 def make_spike(comparison: str, surrogate: Surrogate) -> Callable[[Any, Any], Any]:

@@ -335,6 +335,8 @@ class _Exporter(NeuronLowering):
                 theta = self._lossy_ge(name, path, where, theta, records)
             elif not same_bits(theta, node.threshold):
                 records["talon_source"] = {"threshold": node.threshold}
+            if node.surrogate != ir.DEFAULT_SURROGATE:
+                records["talon_surrogate"] = node.surrogate  # training only; NIR has no field
             return _single(name, done(nir.Threshold(threshold=theta)))
         if isinstance(node, ir.LI) and node.integration == "euler":
             records["talon_integration"] = "euler"  # the same NIR equation; talon's evaluation order

@@ -509,6 +509,10 @@ class _Importer(Assembler):
                 kwargs["reset_gradient"] = recorded.decode() if isinstance(recorded, bytes) else recorded
         elif kind == "Threshold":
             kwargs["comparison"] = ">"
+        if kind in ("LIF", "IF", "CubaLIF", "Threshold"):
+            recorded = records.get("talon_surrogate")  # talon's surrogate gradient (NIR has none)
+            if recorded is not None:
+                kwargs["surrogate"] = recorded.decode() if isinstance(recorded, bytes) else recorded
         built = cls(**kwargs)  # validate now, so that errors name this node
         return Spec(name, kind, lambda _offset: cls(**kwargs), {}, neuron_source=source, built=built)
 

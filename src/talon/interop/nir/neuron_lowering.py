@@ -94,6 +94,8 @@ class NeuronLowering:
             records["talon_integration"] = "euler"  # the same NIR equation; talon's evaluation order
         if node.reset_gradient != ir.ResetGradient.DETACHED:
             records["talon_reset_gradient"] = node.reset_gradient.value  # training only; NIR has no field
+        if node.surrogate != ir.DEFAULT_SURROGATE:
+            records["talon_surrogate"] = node.surrogate  # training only; NIR has no field
         changes = []
         skip: list[str] = []
         if node.comparison == ">=":
@@ -148,6 +150,8 @@ class NeuronLowering:
         membrane = self._typed(self._membrane(membrane_kind, node, shape, records), shape, shape, meta, records)
         parts = [(name, membrane)]
         threshold_records: dict[str, Any] = {}
+        if node.surrogate != ir.DEFAULT_SURROGATE:
+            threshold_records["talon_surrogate"] = node.surrogate  # the Threshold spikes; NIR has no field
         changes = ([_V_INIT_CHANGE] if _starts_off_zero(node) else []) + multi_spike_changes(node)
         if node.comparison == ">=":
             changes.append(_GE_CHANGE)

@@ -45,9 +45,11 @@ from talon import ir
 
 VERSION = "1.0.0"
 NO_LEAK_TAU = 2.0**30  # 1 - 2**-30 rounds to 1 in float32 (as talon.ir.timeconst)
-# reset_gradient: Spyx's neurons differentiate their reset `- s·θ` through the spike
+# reset_gradient: Spyx's neurons differentiate their reset `- s·θ` through the spike; surrogate: the
+# default activation (spyx.axn.superspike(), k = 25) of the layers Spyx's importer builds
 _DYNAMICS = dict(reset_mode="subtract", reset_timing="delayed", spike_timing="pre", comparison=">", v_init=None,
-                 spike_mode="binary", v_min=None, max_spikes=None, reset_gradient="through")  # fmt: skip
+                 spike_mode="binary", v_min=None, max_spikes=None, reset_gradient="through",
+                 surrogate="superspike(k=25.0)")  # fmt: skip
 _RECURRENT = (
     "Spyx's importer rebuilds a subgraph (or a neuron <-> dense cycle) as its RIF/RLIF/RCuBaLIF with the input routed "
     "through w_rec, which this profile does not restate"

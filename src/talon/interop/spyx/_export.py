@@ -8,6 +8,9 @@ before the decay for CuBaLIF (``'delayed_pre_decay'``) — and each decay ``beta
 ``[0, 1]`` as Spyx does on every call) becomes ``tau = r = 1/(1 - beta)`` in float64, so that the
 engines' ``1 - 1/tau`` and ``r/tau`` give back ``beta`` and exactly ``1.0`` in float32. Spyx's
 autograd differentiates its reset ``- s·threshold`` through the spike: ``reset_gradient='through'``.
+Each neuron's ``spyx.axn`` activation becomes its ``surrogate`` (``superspike(k)``, ``arctan(k)``,
+``triangular(k)`` -> ``triangle(alpha=1.0, k)``, ``boxcar``, ``tanh(k)``, ``custom()`` -> ``linear``),
+checked against ``jax.grad`` of the activation; another ``custom`` backward is warned about and recorded.
 
 A recurrent layer (RIF, RLIF, RCuBaLIF) computes ``s_t = H(V_{t-1} - theta)`` and feeds ``s_t @ W``
 into the same step's update. A talon recurrent edge is one step late, so a ``'pre'`` spike fed
@@ -22,6 +25,7 @@ into Spyx's ``s_t``. (At t = 0 both give 0, which needs ``threshold >= 0``.)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -302,12 +306,14 @@ class _Builder:
         snn = self.snn
         if isinstance(layer, (snn.IF, snn.RIF)):
             _, theta = self._neuron_arrays(layer, where)
-            return ir.IF(v_threshold=theta, r=np.ones_like(theta), **{**SPYX_DYNAMICS, **timing})
+            return ir.IF(v_threshold=theta, r=np.ones_like(theta), **{**SPYX_DYNAMICS, **timing},
+                         **_surrogate(layer, where))  # fmt: skip
         if isinstance(layer, (snn.LIF, snn.RLIF)):
             (beta,), theta = self._neuron_arrays(layer, where, "beta")
             tau = self._tau(beta, where, "beta")
             dynamics = {**SPYX_DYNAMICS, **timing}
-            return ir.LIF(tau=tau, r=tau.copy(), v_leak=np.zeros_like(theta), v_threshold=theta, **dynamics)
+            return ir.LIF(tau=tau, r=tau.copy(), v_leak=np.zeros_like(theta), v_threshold=theta, **dynamics,
+                          **_surrogate(layer, where))  # fmt: skip
         (alpha, beta), theta = self._neuron_arrays(layer, where, "alpha", "beta")
         if self.layout.rank != 1:
             raise ConversionError(
@@ -318,7 +324,7 @@ class _Builder:
         dynamics = {**SPYX_DYNAMICS, **timing, "reset_timing": "delayed_pre_decay"}
         return ir.CubaLIF(
             tau_syn=tau_syn, tau_mem=tau_mem, r=tau_mem.copy(), w_in=tau_syn.copy(),
-            v_leak=np.zeros_like(theta), v_threshold=theta, **dynamics,
+            v_leak=np.zeros_like(theta), v_threshold=theta, **dynamics, **_surrogate(layer, where),
         )  # fmt: skip
 
     def _neuron(self, name: str, layer, where: str) -> None:
@@ -337,6 +343,7 @@ class _Builder:
         node = ir.LIF(
             tau=tau, r=tau.copy(), v_leak=np.zeros_like(beta), v_threshold=theta,
             reset_mode="none", reset_timing="immediate", spike_timing="post", comparison=">",
+            **_surrogate(layer, where),
         )  # fmt: skip
         self._append(name, node, layer)
 
@@ -406,6 +413,79 @@ def _check_heaviside(layer, where: str) -> None:
             f"{where}: its activation's forward pass is not the Heaviside step H(x) = [x > 0] "
             "(talon neurons spike on v > threshold); use a spyx.axn surrogate"
         )
+
+
+# spyx.axn factory -> the TALON IR surrogate of its backward (the numbers its closure holds)
+_SPYX_SURROGATES = {
+    "superspike": lambda c: ir.format_surrogate("superspike", k=float(c["k"])),
+    "arctan": lambda c: ir.format_surrogate("arctan", k=float(c["k_pi"]) / math.pi),
+    "triangular": lambda c: ir.format_surrogate("triangle", alpha=1.0, k=float(c["k"])),
+    "boxcar": lambda c: ir.format_surrogate("boxcar", width=2 * float(c["k"]), height=float(c["h"])),
+    "tanh": lambda c: ir.format_surrogate("tanh", k=float(c["k"])),
+}
+
+
+def _activation_parts(activation) -> tuple[Any, dict] | None:
+    """``(bwd, its closure numbers)`` of a ``spyx.axn`` activation: ``jax.jit`` of the
+    ``jax.custom_gradient`` of ``custom(bwd, fwd)``'s ``f``; None for anything else."""
+    import inspect
+
+    try:
+        wrapped = activation.__wrapped__.__wrapped__  # jit -> custom_gradient -> its wrapper
+        fun = inspect.getclosurevars(wrapped).nonlocals["fun"]
+        bwd = inspect.getclosurevars(fun).nonlocals["bwd"]
+        return bwd, dict(inspect.getclosurevars(bwd).nonlocals) if bwd.__closure__ else {}
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _surrogate(layer, where: str) -> dict:
+    """``{"surrogate": text}`` for the ``spyx.axn`` activation the layer trains with, checked against
+    ``jax.grad`` of the activation on probe points; for one TALON IR cannot state (a ``custom`` backward),
+    a warning and ``metadata['spyx_activation']`` (the node then keeps the default ``atan(alpha=2.0)``)."""
+    import warnings
+
+    parts = _activation_parts(layer.spike)
+    text, described = None, getattr(layer.spike, "__name__", type(layer.spike).__name__)
+    if parts is not None:
+        bwd, closure = parts
+        name = bwd.__qualname__.split(".<locals>.")[0]
+        described = f"{bwd.__qualname__}({', '.join(f'{k}={v!r}' for k, v in closure.items())})"
+        try:
+            if isinstance(getattr(bwd, "talon_surrogate", None), str):  # a model talon's from_ir built
+                text = bwd.talon_surrogate
+            elif bwd.__module__ == "spyx.axn" and name in _SPYX_SURROGATES:
+                text = _SPYX_SURROGATES[name](closure)
+            elif bwd.__module__ == "spyx.axn" and name == "<lambda>" and bwd.__qualname__ == "<lambda>":
+                text = "linear"  # custom()'s default backward, lambda x: x (the gradient g*x)
+        except (KeyError, TypeError, ValueError):
+            text = None
+        if text is not None and not _jax_backward_matches(layer.spike, text):
+            text = None
+    if text is not None:
+        return {"surrogate": text}
+    warnings.warn(
+        f"{where}: its activation's surrogate gradient ({described}) has no TALON IR form: the forward is exact, "
+        f"but talon's engines train this neuron with {ir.DEFAULT_SURROGATE} (docs/jax.md); recorded in the node's "
+        "metadata['spyx_activation']",
+        UserWarning,
+        stacklevel=2,
+    )
+    return {"metadata": {"spyx_activation": described}}
+
+
+def _jax_backward_matches(activation, surrogate: str) -> bool:
+    """Whether ``jax.grad`` of the activation is talon's ``surrogate`` on probe points (float32 rounding)."""
+    jax, jnp = require("jax"), require("jax.numpy")
+    from ..jax.spike import surrogate_derivative
+
+    x = jnp.asarray([-40.0, -3.0, -1.0, -0.7, -0.3, -0.1, -0.02, 0.0, 0.02, 0.1, 0.3, 0.7, 1.0, 3.0, 40.0], jnp.float32)
+    try:
+        got = np.asarray(jax.vmap(jax.grad(lambda v: activation(v)))(x))
+    except Exception:  # a custom activation may fail on the probe
+        return False
+    want = np.asarray(surrogate_derivative(surrogate)(x))
+    return bool(np.allclose(got, want, rtol=1e-5, atol=1e-6, equal_nan=True))
 
 
 def _per_axis(value, nd: int) -> tuple[int, ...]:

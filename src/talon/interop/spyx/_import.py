@@ -8,7 +8,9 @@ must have Spyx's dynamics (``comparison='>'``, subtractive reset applied with th
 raises :class:`~talon.ir.ConversionError` naming the node and the field, instead of building a
 model that behaves differently. Spyx differentiates every reset through its spike: a neuron with
 ``reset_gradient='detached'`` is converted (the values are the same) with a
-:class:`ResetGradientWarning` saying that Spyx will train it with ``'through'``.
+:class:`ResetGradientWarning` saying that Spyx will train it with ``'through'``. Each neuron's
+activation is ``spyx.axn.custom`` with the node's ``surrogate`` as its backward, so the Spyx model
+trains with the graph's surrogate gradient.
 """
 
 from __future__ import annotations
@@ -46,6 +48,15 @@ def channels_last(x: Any, leading: int = 2) -> Any:
 
 def _array_module(x):
     return np if isinstance(x, np.ndarray) else require("jax.numpy")
+
+
+def _activation(node: ir.Node) -> Any:
+    """The ``spyx.axn`` activation of a neuron: Spyx's Heaviside forward with the node's ``surrogate``
+    as its backward (``axn.custom``; the formulas of :mod:`talon.interop.jax.spike`)."""
+    from ..jax.spike import surrogate_derivative
+
+    axn = require("spyx.axn")
+    return axn.custom(surrogate_derivative(node.surrogate), axn.heaviside)
 
 
 def from_ir(graph: ir.Graph) -> Any:
@@ -315,7 +326,9 @@ class _Builder:
                 )
             k = self._coefficients(where, node)
             beta = k.get("beta", np.ones(tuple(node.input_shape), np.float32))
-            layer = snn.PSU_LIF(shape, beta=1.0, threshold=self._value(k["theta"]), rngs=self.rngs)
+            layer = snn.PSU_LIF(
+                shape, beta=1.0, threshold=self._value(k["theta"]), activation=_activation(node), rngs=self.rngs
+            )
             self.modules.append(self._with_params(layer, beta=beta))
             return
         cuba = isinstance(node, ir.CubaLIF)
@@ -323,13 +336,15 @@ class _Builder:
         k = self._coefficients(where, node)
         theta = self._value(k["theta"])
         if isinstance(node, ir.IF):
-            self.modules.append(snn.IF(shape, threshold=theta))
+            self.modules.append(snn.IF(shape, threshold=theta, activation=_activation(node)))
         elif isinstance(node, ir.LIF):
-            layer = snn.LIF(shape, beta=1.0, threshold=theta, rngs=self.rngs)
+            layer = snn.LIF(shape, beta=1.0, threshold=theta, activation=_activation(node), rngs=self.rngs)
             self.modules.append(self._with_params(layer, beta=k["beta"]))
         else:
             self._require_flat(where, "CuBaLIF")
-            layer = snn.CuBaLIF(shape, alpha=1.0, beta=1.0, threshold=theta, rngs=self.rngs)
+            layer = snn.CuBaLIF(
+                shape, alpha=1.0, beta=1.0, threshold=theta, activation=_activation(node), rngs=self.rngs
+            )
             self.modules.append(self._with_params(layer, alpha=k["alpha"], beta=k["beta"]))
 
     def _li(self, where: str, node: ir.LI) -> None:
@@ -381,12 +396,15 @@ class _Builder:
         snn, shape = self.snn, self.layout.spyx_shape
         theta = self._value(k["theta"])
         if isinstance(neuron, ir.IF):
-            layer, decays = snn.RIF(shape, threshold=theta, rngs=self.rngs), {}
+            layer, decays = snn.RIF(shape, threshold=theta, activation=_activation(neuron), rngs=self.rngs), {}
         elif isinstance(neuron, ir.LIF):
-            layer, decays = snn.RLIF(shape, threshold=theta, rngs=self.rngs), {"beta": k["beta"]}
+            layer, decays = (
+                snn.RLIF(shape, threshold=theta, activation=_activation(neuron), rngs=self.rngs),
+                {"beta": k["beta"]},
+            )
         else:
             layer, decays = (
-                snn.RCuBaLIF(shape, threshold=theta, rngs=self.rngs),
+                snn.RCuBaLIF(shape, threshold=theta, activation=_activation(neuron), rngs=self.rngs),
                 {"alpha": k["alpha"], "beta": k["beta"]},
             )
         layer = self._with_params(layer, **decays)

@@ -1,0 +1,133 @@
+"""The surrogate gradient of a spiking neuron: the ``surrogate`` field of LIF, IF and CubaLIF.
+
+Training only: the forward spike is always the exact threshold comparison (docs/semantics.md);
+backward, the Heaviside step's zero derivative is replaced by ``sigma'(x)`` at ``x = v - theta``.
+The field is a canonical string, ``kind(param=value, ...)`` (``'atan(alpha=2.0)'``), or the bare
+kind for a kind without parameters (``'straight_through'``). Kinds (``x = v - theta``)::
+
+    atan(alpha)          (alpha/2) / (1 + (pi/2*alpha*x)^2)       snnTorch atan (its default, alpha = 2)
+    arctan(k)            1 / ((1 + (k*pi*x)^2) * pi)              Spyx arctan
+    superspike(k)        1 / (1 + k*|x|)^2                        snnTorch fast_sigmoid(slope=k), Spyx
+                                                                  superspike(k), Norse 'super' (k = 1)
+    sigmoid(slope)       slope*e^(-slope*x) / (e^(-slope*x) + 1)^2    snnTorch sigmoid
+    triangle(alpha, k)   alpha * max(0, 1 - |k*x|)                Norse 'triangle' (k = 1), Spyx triangular (alpha = 1)
+    boxcar(width, height)  height where |x| < width/2, else 0     Spyx boxcar
+    tanh(k)              4 / (e^(-k*x) + e^(k*x))^2               Spyx tanh, Norse 'tanh' (= 1 - tanh(k*x)^2)
+    erfc(k)              2*e^(-(k*x)^2) / sqrt(pi)                Norse 'heavi_erfc'
+    straight_through     1                                        snnTorch straight_through_estimator
+    heaviside            1 where x > 0, else 0                    snnTorch heaviside
+    linear               x                                        Spyx custom() with its default backward
+    none                 0                                        Norse 'heaviside' (no gradient)
+
+``'atan(alpha=2.0)'`` is the default (:data:`DEFAULT_SURROGATE`) and is left out of ``.t1c`` files,
+so a graph that does not state another surrogate is stored as before. Aliases accepted on input:
+``fast_sigmoid(slope)`` is ``superspike(k=slope)``, ``triangular(k)`` (default ``k = 2``) is
+``triangle(alpha=1.0, k=k)``, ``straight_through_estimator`` is ``straight_through``.
+
+Every engine computes the same formula (``talon.bridge.spike``, ``talon.interop.jax.spike``); the
+importers recognise their framework's surrogate and check it against these formulas on probe points.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+#: kind -> its parameters with their defaults, in canonical order
+SURROGATE_KINDS: dict[str, tuple[tuple[str, float], ...]] = {
+    "atan": (("alpha", 2.0),),
+    "arctan": (("k", 2.0),),
+    "superspike": (("k", 25.0),),
+    "sigmoid": (("slope", 25.0),),
+    "triangle": (("alpha", 1.0), ("k", 1.0)),
+    "boxcar": (("width", 2.0), ("height", 0.5)),
+    "tanh": (("k", 1.0),),
+    "erfc": (("k", 1.0),),
+    "straight_through": (),
+    "heaviside": (),
+    "linear": (),
+    "none": (),
+}
+
+# alias -> (kind, {alias parameter: kind parameter}, {kind parameter: value fixed or defaulted by the alias})
+_ALIASES: dict[str, tuple[str, dict[str, str], dict[str, float]]] = {
+    "fast_sigmoid": ("superspike", {"slope": "k"}, {}),
+    "triangular": ("triangle", {"k": "k"}, {"alpha": 1.0, "k": 2.0}),
+    "straight_through_estimator": ("straight_through", {}, {}),
+}
+
+DEFAULT_SURROGATE = "atan(alpha=2.0)"
+
+_TEXT = re.compile(r"^\s*([A-Za-z_]\w*)\s*(?:\((.*)\))?\s*$", re.DOTALL)
+
+
+def format_surrogate(kind: str, **params: Any) -> str:
+    """The canonical text of ``kind`` with ``params`` (missing ones at their defaults)."""
+    return canonical_surrogate(kind if not params else f"{kind}({', '.join(f'{k}={v!r}' for k, v in params.items())})")
+
+
+def surrogate_parts(value: str) -> tuple[str, dict[str, float]]:
+    """``(kind, {param: value})`` of a surrogate text (aliases resolved, defaults filled in)."""
+    return _parse(value, "surrogate")
+
+
+def canonical_surrogate(value: Any, where: str = "surrogate") -> str:
+    """Return ``value`` (a surrogate text, see the module docstring) in canonical form, or raise a
+    ValueError naming ``where`` and the kinds."""
+    kind, params = _parse(value, where)
+    if not params:
+        return kind
+    return f"{kind}({', '.join(f'{k}={v!r}' for k, v in params.items())})"
+
+
+def _parse(value: Any, where: str) -> tuple[str, dict[str, float]]:
+    if not isinstance(value, str):
+        raise ValueError(f"{where}: surrogate must be a string such as {DEFAULT_SURROGATE!r}, got {value!r}")
+    match = _TEXT.match(value)
+    if match is None:
+        raise ValueError(f"{where}: surrogate={value!r} is not of the form kind(param=value, ...); {_choices()}")
+    name, body = match.group(1).lower(), match.group(2)
+    given = _arguments(body, value, where)
+    if name in _ALIASES:
+        kind, renames, fixed = _ALIASES[name]
+        unknown = sorted(set(given) - set(renames))
+        if unknown:
+            raise ValueError(f"{where}: surrogate {name!r} takes {sorted(renames) or 'no parameters'}, got {unknown}")
+        given = {**fixed, **{renames[k]: v for k, v in given.items()}}
+        name = kind
+    if name not in SURROGATE_KINDS:
+        raise ValueError(f"{where}: surrogate kind {name!r} is unknown; {_choices()}")
+    names = [p for p, _ in SURROGATE_KINDS[name]]
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise ValueError(f"{where}: surrogate {name!r} takes {names or 'no parameters'}, got {unknown}")
+    return name, {p: given.get(p, default) for p, default in SURROGATE_KINDS[name]}
+
+
+def _arguments(body: str | None, value: str, where: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    if body is None or not body.strip():
+        return out
+    for item in body.split(","):
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise ValueError(f"{where}: surrogate={value!r}: parameters are written name=value, got {item.strip()!r}")
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError(f"{where}: surrogate={value!r}: {key} must be a number, got {text.strip()!r}") from None
+        if not math.isfinite(number):
+            raise ValueError(f"{where}: surrogate={value!r}: {key} must be finite")
+        if key in out:
+            raise ValueError(f"{where}: surrogate={value!r}: {key} is given twice")
+        out[key] = number
+    return out
+
+
+def _choices() -> str:
+    kinds = ", ".join(
+        f"{k}({', '.join(p for p, _ in params)})" if params else k for k, params in SURROGATE_KINDS.items()
+    )
+    return f"kinds are {kinds}"
