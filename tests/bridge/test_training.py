@@ -90,6 +90,9 @@ def _ddp_worker(rank: int, world: int, store: str, result_dir: str) -> None:
         optimizer.step()
     flat = torch.cat([p.detach().reshape(-1) for p in executor.parameters()])
     torch.save(flat, os.path.join(result_dir, f"rank{rank}.pt"))
+    # both ranks finish before either tears gloo down: a rank destroying its group while the other
+    # is still in its last collective aborted it once ("terminate called without an active exception")
+    dist.barrier()
     dist.destroy_process_group()
 
 
