@@ -10,11 +10,6 @@ measured in a fresh child process. The model is a 33.6 M-parameter convolutional
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import numpy as np
 
 from talon import ir
@@ -46,36 +41,15 @@ def conv_snn(seed: int = 0) -> ir.Graph:
     )
 
 
-_CHILD = """
-import json, resource, sys, time
-sys.path.insert(0, {root!r})
-from bench.bench_chunked import conv_snn
-from talon.backend import get_backend
-graph = conv_snn()
-cpu = get_backend("cpu")
-cpu.simulate(graph, n_steps=20, precision={precision!r})  # numba started, kernels loaded
-with open("/proc/self/clear_refs", "w") as f:  # reset the peak (VmHWM) to the current RSS
-    f.write("5")
-start = time.perf_counter()
-result = cpu.simulate(graph, n_steps={steps}, precision={precision!r}, chunk_steps={chunk})
-seconds = time.perf_counter() - start
-peak = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmHWM"))
-print(json.dumps({{"rss": peak, "seconds": seconds, "spikes": result.spike_counts}}))
-"""
-
-
 def child_run(steps: int, chunk: int | None, precision: str = "fp32") -> dict:
     """Peak RSS (bytes, Linux ``VmHWM``) during one ``simulate`` in a fresh interpreter (numba forced),
     after a 20-step run has loaded the kernels (the peak is reset after it), its wall time and spike counts.
     The peak includes building the kernels (each ``simulate`` call builds them: the float32 and
     float64 copies of the weights, about 0.4 GB here), the same for both ways of running."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    code = _CHILD.format(root=root, steps=steps, chunk=chunk, precision=precision)
+    from bench.bench_simulate_memory import child_run as simulate_in_child  # (it imports conv_snn from here)
+
     # numba forced: a run's size decides whether numba starts (its import adds ~150 MB), not the chunks
-    env = dict(os.environ, TALON_FORCE_NUMBA="1",
-               PYTHONPATH=os.pathsep.join([os.path.join(root, "src"), os.environ.get("PYTHONPATH", "")]))  # fmt: skip
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return simulate_in_child(steps, precision, f"dict(chunk_steps={chunk!r})", warmup=20)
 
 
 def main() -> list:

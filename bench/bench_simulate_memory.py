@@ -31,7 +31,7 @@ from bench.bench_chunked import conv_snn
 from talon.backend import get_backend
 graph = conv_snn()
 cpu = get_backend("cpu")
-cpu.simulate(graph, n_steps=3, precision={precision!r})  # numba started, kernels loaded
+cpu.simulate(graph, n_steps={warmup}, precision={precision!r})  # numba started, kernels loaded
 with open("/proc/self/clear_refs", "w") as f:  # reset the peak (VmHWM) to the current RSS
     f.write("5")
 start = time.perf_counter()
@@ -45,12 +45,13 @@ print(json.dumps({{"rss": peak, "seconds": seconds, "spikes": result.spike_count
 """
 
 
-def child_run(steps: int, precision: str, kwargs: str, src: str | None = None) -> dict:
+def child_run(steps: int, precision: str, kwargs: str, src: str | None = None, warmup: int = 3) -> dict:
     """Peak RSS (bytes, Linux ``VmHWM``) and wall time of one ``simulate(graph, n_steps=steps,
-    precision=precision, **kwargs)`` (``kwargs``: Python source of a dict) in a fresh interpreter,
-    numba forced, after a 3-step run has loaded the kernels; ``src``: the talon sources to import."""
+    precision=precision, **kwargs)`` (``kwargs``: Python source of a dict) on :func:`conv_snn` in a
+    fresh interpreter, numba forced, after a ``warmup``-step run has loaded the kernels (the peak is
+    reset after it); its spike counts too. ``src``: the talon sources to import."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    code = _CHILD.format(root=root, steps=steps, precision=precision, kwargs=kwargs)
+    code = _CHILD.format(root=root, steps=steps, precision=precision, kwargs=kwargs, warmup=warmup)
     path = [src or os.path.join(root, "src"), os.environ.get("PYTHONPATH", "")]
     env = dict(os.environ, TALON_FORCE_NUMBA="1", PYTHONPATH=os.pathsep.join(path))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
