@@ -111,7 +111,8 @@ def numba_compile_seconds() -> float | None:
 
     import numba
 
-    from talon.backend.cpu import events, fixed_neuron_loop, fixed_point, float_events, float_neuron_loop
+    from talon.backend.cpu.formats import fixed_point
+    from talon.backend.cpu.kernels import events, fixed_neuron_loop, float_events, float_neuron_loop
 
     kernels = {
         "float_neuron_loop": float_neuron_loop.float_neuron_loop,

@@ -25,7 +25,7 @@ SCIPY_ACTIVITIES = (0.01, 0.03, 0.05)
 
 def products() -> list[Row]:
     from talon._compiled import numba_available
-    from talon.backend.cpu.events import EventWeights, dense_product, exact_dtype, scipy_event_product
+    from talon.backend.cpu.kernels.events import EventWeights, dense_product, exact_dtype, scipy_event_product
 
     rng = np.random.default_rng(0)
     weight = rng.integers(-127, 128, size=(2048, 2048))
@@ -56,7 +56,7 @@ def products() -> list[Row]:
 def network() -> list[Row]:
     from talon import ir
     from talon.backend import get_backend
-    from talon.backend.cpu import events
+    from talon.backend.cpu.kernels import events
 
     rng = np.random.default_rng(1)
     n = 1024

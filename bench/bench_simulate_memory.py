@@ -61,7 +61,7 @@ def child_run(steps: int, precision: str, kwargs: str, src: str | None = None, w
 def cache_rows() -> list:
     from bench.common import Row, median_times
     from talon.backend import get_backend
-    from talon.backend.cpu import program_cache
+    from talon.backend.cpu.run import program_cache
 
     cpu = get_backend("cpu")
     graph = conv_snn()

@@ -57,8 +57,8 @@ def _input(steps: int, batch: int, width: int) -> np.ndarray:
 def _backend_call(precision: str, steps: int, batch: int, width: int):
     """One run of the CPU backend's engine over one LIF layer (the neuron loop dominates)."""
     from talon.backend.config import CompileConfig
-    from talon.backend.cpu.engine import Engine, calibrate
-    from talon.backend.cpu.program import lower
+    from talon.backend.cpu.lowering.program import lower
+    from talon.backend.cpu.run.engine import Engine, calibrate
 
     program = lower(_graph(width))
     x = _input(steps, batch, width)

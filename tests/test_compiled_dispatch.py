@@ -170,7 +170,7 @@ class TestEachFamilyAcrossItsThreshold:
         assert np.array_equal(below, above) and np.array_equal(below, events)
 
     def test_input_quantization(self, monkeypatch):
-        from talon.backend.cpu import fixed_point
+        from talon.backend.cpu.formats import fixed_point
 
         x = np.random.default_rng(2).normal(0, 3, 5_000).astype(np.float32)
         x[:7] = [0.5, 1.5, -2.5, 1e38, -np.inf, 2**-5, 3.0625]
@@ -185,7 +185,7 @@ class TestEachFamilyAcrossItsThreshold:
     def test_neuron_loops(self, precision, monkeypatch):
         from talon import ir
         from talon.backend import get_backend
-        from talon.backend.cpu import fixed_neuron_loop, float_neuron_loop
+        from talon.backend.cpu.kernels import fixed_neuron_loop, float_neuron_loop
 
         n, steps, batch = 24, 40, 3
         rng = np.random.default_rng(3)
@@ -214,7 +214,7 @@ class TestEachFamilyAcrossItsThreshold:
         assert below.spike_counts == above.spike_counts and 0 < below.spike_counts["lif"] < steps * batch * n
 
     def test_event_driven_product(self, monkeypatch):
-        from talon.backend.cpu import events
+        from talon.backend.cpu.kernels import events
 
         rng = np.random.default_rng(4)
         weight_t = rng.integers(-127, 128, (200, 30)).astype(np.float32)
@@ -257,7 +257,7 @@ class TestEachFamilyAcrossItsThreshold:
 
 
 # ---------------------------------------------------------------------------------------------
-# simulate declares the work of its run (talon.backend.cpu.work_plan)
+# simulate declares the work of its run (talon.backend.cpu.run.work_plan)
 
 
 def test_the_planned_work_of_a_run_is_its_neuron_loops():
@@ -265,10 +265,10 @@ def test_the_planned_work_of_a_run_is_its_neuron_loops():
     saving x batch x neurons), over one numba start-up."""
     from talon._compiled import NUMBA_STARTUP_NS
     from talon.backend.config import CompileConfig
-    from talon.backend.cpu.fixed_neuron_loop import FIXED_LOOP_COST
-    from talon.backend.cpu.float_neuron_loop import FLOAT_LOOP_COST
-    from talon.backend.cpu.program import lower
-    from talon.backend.cpu.work_plan import run_share, simulate_share
+    from talon.backend.cpu.kernels.fixed_neuron_loop import FIXED_LOOP_COST
+    from talon.backend.cpu.kernels.float_neuron_loop import FLOAT_LOOP_COST
+    from talon.backend.cpu.lowering.program import lower
+    from talon.backend.cpu.run.work_plan import run_share, simulate_share
     from talon.backend.fpga.examples import recurrent_snn
     from talon.examples import mlp_graph
 
@@ -294,8 +294,8 @@ def test_the_planned_work_of_a_run_is_its_neuron_loops():
 
 def test_neurons_the_loops_do_not_implement_are_not_planned():
     from talon import ir
-    from talon.backend.cpu.program import lower
-    from talon.backend.cpu.work_plan import run_share
+    from talon.backend.cpu.lowering.program import lower
+    from talon.backend.cpu.run.work_plan import run_share
 
     def one(neuron):
         graph = ir.Graph({"input": ir.Input(np.array([4])), "n": neuron, "output": ir.Output(np.array([4]))},
@@ -315,7 +315,7 @@ def _small_thresholds(monkeypatch, fixed_share: float) -> int:
     """Neuron-loop thresholds at which 50 steps of the 64-32-10 MLP count as a long run: each loop
     call below one start-up, the calls of a run together above it. A float32 call of 50 steps of
     the 32 neurons is 0.19 start-ups, an integer one ``fixed_share``; returns the float32 cold_from."""
-    from talon.backend.cpu import fixed_neuron_loop, float_neuron_loop
+    from talon.backend.cpu.kernels import fixed_neuron_loop, float_neuron_loop
 
     float_cold = round(float_neuron_loop.run_work(50, 32) / 0.19)
     fixed_cold = round(fixed_neuron_loop.run_work(50, 32) / fixed_share)

@@ -74,8 +74,8 @@ def test_the_shipped_models_pick_the_path_measured_quicker():
     (snnTorch's Leaky, a subtractive reset) 40,000 steps of a 64-128-10 network save more (the
     PyTorch loop pays its per-step dispatch 80,000 times), so numba starts, while the 784-128-128-128-10
     network over 10,000 steps and a 64 x 512 layer over 1,200 steps keep the loops."""
-    from talon.backend.cpu.program import lower
-    from talon.backend.cpu.work_plan import run_share
+    from talon.backend.cpu.lowering.program import lower
+    from talon.backend.cpu.run.work_plan import run_share
     from talon.bridge.sequence import SEQUENCE_LOOP_COST, VALUE_RESET_LOOP_COST
     from talon.examples import mlp_graph
 

@@ -178,7 +178,7 @@ def _eval_thresholds(monkeypatch, float_share: float = 0.126) -> int:
     """Float32 and integer neuron loops at which a loop call over 20 steps of 12 x 32 neurons (the
     hidden layer of a 12-sample shard of the 64-32-10 MLP) is ``float_share`` (fp32) and 0.106
     (int8) start-ups: a shard about 0.45 start-ups, 4 shards 1.8. Returns the float32 cold_from."""
-    from talon.backend.cpu import fixed_neuron_loop, float_neuron_loop
+    from talon.backend.cpu.kernels import fixed_neuron_loop, float_neuron_loop
 
     float_cold = round(float_neuron_loop.run_work(20, 12 * 32) / float_share)
     fixed_cold = round(fixed_neuron_loop.run_work(20, 12 * 32) / 0.106)
@@ -192,8 +192,8 @@ def _eval_thresholds(monkeypatch, float_share: float = 0.126) -> int:
 @pytest.mark.parametrize("samples", [48, 12])
 def test_evaluate_starts_numba_at_the_first_shard_of_a_long_evaluation_only(samples, monkeypatch):
     from talon import evaluate as ev
-    from talon.backend.cpu import work_plan
-    from talon.backend.cpu.program import lower
+    from talon.backend.cpu.lowering.program import lower
+    from talon.backend.cpu.run import work_plan
 
     graph = _mlp((64, 32, 10))
     data = ev.digits()

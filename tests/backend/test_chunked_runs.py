@@ -14,7 +14,7 @@ import pytest
 
 from talon import ir
 from talon.backend import default_stimulus, get_backend
-from talon.backend.cpu import float_events
+from talon.backend.cpu.kernels import float_events
 from talon.backend.stimulus import DefaultStimulus
 from tests.conformance.cases import CASE_IDS, CASES
 
@@ -109,7 +109,7 @@ def test_the_tutorial_network_on_sparse_spikes_takes_the_event_path_in_chunks(pr
     taken = []
     original = float_events.exact_event_product
     monkeypatch.setattr(
-        "talon.backend.cpu.float_ops.exact_event_product",
+        "talon.backend.cpu.kernels.float_ops.exact_event_product",
         lambda *a: taken.append(r := original(*a)) or r,
     )
     graph = mlp_graph(0)

@@ -49,7 +49,7 @@ def test_multi_spike_agreement_compares_counts():
 
 
 def test_the_dyadic_quantizer_counts_like_its_numpy_twin(monkeypatch, force_numba):
-    from talon.backend.cpu import fixed_point
+    from talon.backend.cpu.formats import fixed_point
 
     x = np.random.default_rng(5).normal(0, 2, 4_000).astype(np.float32)
     x[:400] = np.round(x[:400] * 8) / 8  # on the steps

@@ -10,8 +10,9 @@ import pytest
 
 from talon._compiled import numba_available
 from talon.backend import get_backend
-from talon.backend.cpu import calibration, events
-from talon.backend.cpu.calibration import dyadic_exponent
+from talon.backend.cpu.formats import calibration
+from talon.backend.cpu.formats.calibration import dyadic_exponent
+from talon.backend.cpu.kernels import events
 
 from ..markers import needs_numba
 from .graphs import mlp_graph

@@ -17,9 +17,10 @@ import pytest
 
 from talon import ir
 from talon.backend import default_stimulus, get_backend
-from talon.backend.cpu import exact_sums, float_events, geometry
-from talon.backend.cpu.exact_sums import ExactSums, lowest_exponent
-from talon.backend.cpu.float_events import exact_event_product
+from talon.backend.cpu.formats import exact_sums
+from talon.backend.cpu.formats.exact_sums import ExactSums, lowest_exponent
+from talon.backend.cpu.kernels import float_events, geometry
+from talon.backend.cpu.kernels.float_events import exact_event_product
 from talon.examples import chain, hybrid_graph, leaky, uniform
 
 from ..markers import needs_numba
@@ -272,7 +273,7 @@ def test_simulations_are_identical_with_and_without_the_fast_paths(build, numba,
     monkeypatch.setattr(
         float_events, "exact_event_product", lambda *a: (lambda y: calls.append(y is not None) or y)(original(*a))
     )
-    from talon.backend.cpu import float_ops
+    from talon.backend.cpu.kernels import float_ops
 
     monkeypatch.setattr(float_ops, "exact_event_product", float_events.exact_event_product)
     precisions = ("fp32", "fp16", "int4", "int8", "int16")

@@ -16,9 +16,9 @@ import pytest
 
 from talon import ir
 from talon.backend import CompileConfig, UnsupportedNodeError, get_backend
-from talon.backend.cpu.engine import calibrate
-from talon.backend.cpu.fixed_engine import fixed_kernels
-from talon.backend.cpu.program import lower
+from talon.backend.cpu.kernels.fixed_engine import fixed_kernels
+from talon.backend.cpu.lowering.program import lower
+from talon.backend.cpu.run.engine import calibrate
 
 from .graphs import chain
 

@@ -9,7 +9,7 @@ import pytest
 
 from talon import ir
 from talon.backend import CalibrationRangeWarning, get_backend
-from talon.backend.cpu import fixed_neuron_loop
+from talon.backend.cpu.kernels import fixed_neuron_loop
 
 from ..markers import needs_numba
 from .graphs import uniform
@@ -70,7 +70,9 @@ def test_the_compiled_loop_gives_the_step_loops_integers(neuron, monkeypatch):
     x = np.random.default_rng(2).normal(0.0, 1.0, (25, 3, 20)).astype(np.float32)
     calls = []
     original = fixed_neuron_loop.run_neurons
-    monkeypatch.setattr("talon.backend.cpu.fixed_neurons.run_neurons", lambda *a: calls.append(1) or original(*a))
+    monkeypatch.setattr(
+        "talon.backend.cpu.kernels.fixed_neurons.run_neurons", lambda *a: calls.append(1) or original(*a)
+    )
     fast = CPU.simulate(graph, {"input": x}, step_by_step=True, precision="int8")
     assert calls, "the compiled loop did not run"
     monkeypatch.setattr(fixed_neuron_loop, "compiled", lambda kernel: None)  # the reference: FixedNeuron.step
@@ -109,7 +111,9 @@ def test_the_compiled_step_in_a_cycle_gives_the_reference_integers(neuron, monke
     x = np.random.default_rng(6).normal(0.0, 1.0, (20, 3, 20)).astype(np.float32)
     calls = []
     original = fixed_neuron_loop.step_neurons
-    monkeypatch.setattr("talon.backend.cpu.fixed_neurons.step_neurons", lambda *a: calls.append(1) or original(*a))
+    monkeypatch.setattr(
+        "talon.backend.cpu.kernels.fixed_neurons.step_neurons", lambda *a: calls.append(1) or original(*a)
+    )
     fast = CPU.simulate(graph, {"input": x}, step_by_step=True, precision="int8")
     assert len(calls) == x.shape[0]  # one compiled step per time step
     monkeypatch.setattr(fixed_neuron_loop, "compiled", lambda kernel: None)

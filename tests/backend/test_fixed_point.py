@@ -9,7 +9,7 @@ import pytest
 
 from talon import ir
 from talon.backend import BackendError, CompileConfig, UnsupportedNodeError, get_backend
-from talon.backend.cpu.fixed_point import Multiplier, QFormat, quantize_symmetric, round_shift, saturate
+from talon.backend.cpu.formats.fixed_point import Multiplier, QFormat, quantize_symmetric, round_shift, saturate
 
 from ..ir.examples import EXAMPLES, chain_graph
 from .graphs import chain, hybrid_graph, mlp_graph
@@ -288,7 +288,7 @@ def test_pooling_after_per_channel_formats(pool, before):
 @pytest.mark.parametrize("path", ["compiled", "numpy"])
 def test_dyadic_input_quantization_rounds_half_to_even_and_saturates(path, monkeypatch):
     from talon._compiled import numba_available
-    from talon.backend.cpu import fixed_point
+    from talon.backend.cpu.formats import fixed_point
 
     if path == "numpy":
         monkeypatch.setattr(fixed_point, "compiled", lambda kernel: None)

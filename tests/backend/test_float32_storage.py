@@ -7,9 +7,10 @@ import pytest
 
 from talon import ir
 from talon.backend import CompileConfig, get_backend
-from talon.backend.cpu import fixed_engine, fixed_neuron_loop, fixed_point
-from talon.backend.cpu.engine import Engine, calibrate
-from talon.backend.cpu.program import lower
+from talon.backend.cpu.formats import fixed_point
+from talon.backend.cpu.kernels import fixed_engine, fixed_neuron_loop
+from talon.backend.cpu.lowering.program import lower
+from talon.backend.cpu.run.engine import Engine, calibrate
 
 from ..markers import needs_numba
 from .graphs import hybrid_graph, leaky, mlp_graph, uniform

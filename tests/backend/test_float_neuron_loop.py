@@ -7,7 +7,7 @@ import pytest
 
 from talon import ir
 from talon.backend import get_backend
-from talon.backend.cpu import float_neuron_loop
+from talon.backend.cpu.kernels import float_neuron_loop
 
 from ..markers import needs_numba
 from .test_fixed_neuron_loop import N, _graph, _non_spiking_neurons, _spiking_neurons

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from talon import ir, sdk
 from talon.backend import get_backend
-from talon.backend.cpu.fixed_point import quantize_symmetric
+from talon.backend.cpu.formats.fixed_point import quantize_symmetric
 from talon.cli import main
 
 from ..sdk import graphs
@@ -58,8 +58,8 @@ def test_fixed_point_quantiser_refuses_non_finite_values():
 
 def test_fixed_point_datapath_refuses_a_nan_bias_of_a_lowered_program():
     from talon.backend.config import CompileConfig
-    from talon.backend.cpu.engine import Engine, calibrate
-    from talon.backend.cpu.program import lower
+    from talon.backend.cpu.lowering.program import lower
+    from talon.backend.cpu.run.engine import Engine, calibrate
 
     g = graphs.chain()
     g.nodes["fc2"].bias[1] = np.nan  # not a weight: only the program-wide check sees it

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from talon import ir
 from talon.backend import ENERGY_PRESETS, BackendError, get_backend, get_energy_preset
-from talon.backend.cpu.geometry import conv_fan_out
+from talon.backend.cpu.kernels.geometry import conv_fan_out
 
 from .graphs import chain, hybrid_graph, leaky, mlp_graph
 

@@ -11,8 +11,8 @@ import pytest
 
 from talon import ir
 from talon.backend import BackendError, get_backend
-from talon.backend.cpu import run_memory
-from talon.backend.cpu.program import lower
+from talon.backend.cpu.lowering.program import lower
+from talon.backend.cpu.run import run_memory
 from talon.cli import main
 
 from .graphs import mlp_graph

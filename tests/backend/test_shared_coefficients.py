@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from talon import ir
-from talon.backend.cpu.float_neurons import neuron_coefficients
-from talon.backend.cpu.params import per_neuron  # (C,) per channel -> the layer
+from talon.backend.cpu.kernels.float_neurons import neuron_coefficients
+from talon.backend.cpu.kernels.params import per_neuron  # (C,) per channel -> the layer
 from tests.conformance.cases import CASES
 from tests.conformance.engines import load
 

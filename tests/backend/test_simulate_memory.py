@@ -14,10 +14,11 @@ import pytest
 from talon import ir
 from talon.backend import get_backend
 from talon.backend.config import CompileConfig
-from talon.backend.cpu import backend, program_cache, run_memory
-from talon.backend.cpu.engine import Engine
-from talon.backend.cpu.program import lower
-from talon.backend.cpu.reference_run import runs_in_lockstep
+from talon.backend.cpu import backend
+from talon.backend.cpu.lowering.program import lower
+from talon.backend.cpu.run import program_cache, run_memory
+from talon.backend.cpu.run.engine import Engine
+from talon.backend.cpu.run.reference_run import runs_in_lockstep
 from talon.backend.errors import BackendError
 from talon.examples import chain
 

@@ -4,7 +4,7 @@ can show a progress bar on long simulations (``talon simulate`` / ``talon energy
 import pytest
 
 from talon.backend import get_backend
-from talon.backend.cpu.program import lower
+from talon.backend.cpu.lowering.program import lower
 
 from ..sdk import graphs
 from .graphs import mlp_graph

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from talon.backend import default_stimulus, get_backend
-from talon.backend.cpu import weight_cache
+from talon.backend.cpu.formats import weight_cache
 from talon.examples import hybrid_graph, mlp_graph
 
 CPU = get_backend("cpu")
@@ -120,7 +120,7 @@ def test_simulations_are_identical_with_and_without_the_cache(monkeypatch):
     x = default_stimulus(graph, 5, batch_size=2)["input"]
     runs = [CPU.simulate(graph, x, precision="int8", step_by_step=True) for _ in range(2)]  # the 2nd hits
     monkeypatch.setattr(weight_cache, "reuse", lambda array, params, compute: compute())
-    from talon.backend.cpu import fixed_ops
+    from talon.backend.cpu.kernels import fixed_ops
 
     monkeypatch.setattr(fixed_ops, "reuse", weight_cache.reuse)
     plain = CPU.simulate(graph, x, precision="int8", step_by_step=True)

@@ -105,7 +105,7 @@ def test_neurobench_metrics_equal_the_neurobench_package():
 def test_synaptic_operations_of_a_convolution_with_padding_and_zero_weights():
     """Dense counts only in-bounds taps (NeuroBench runs the layer on all-ones); effective skips zero weights."""
     from talon import ir
-    from talon.backend.cpu.profiler import fan_out
+    from talon.backend.cpu.run.profiler import fan_out
     from talon.evaluate.metrics import effective_fan_out
 
     w = np.ones((2, 1, 3, 3), np.float32)

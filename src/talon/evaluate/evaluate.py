@@ -20,12 +20,12 @@ import numpy as np
 from talon import ir
 from talon._compiled import planned_work
 from talon.backend.config import CompileConfig
-from talon.backend.cpu.engine import Engine, calibrate
-from talon.backend.cpu.memory import plan_memory
-from talon.backend.cpu.profiler import count_layers
-from talon.backend.cpu.program import lower
-from talon.backend.cpu.run_memory import plan_chunk
-from talon.backend.cpu.work_plan import run_share
+from talon.backend.cpu.lowering.program import lower
+from talon.backend.cpu.run.engine import Engine, calibrate
+from talon.backend.cpu.run.memory import plan_memory
+from talon.backend.cpu.run.profiler import count_layers
+from talon.backend.cpu.run.run_memory import plan_chunk
+from talon.backend.cpu.run.work_plan import run_share
 from talon.backend.energy import DEFAULT_PRESET, resolve_energy
 from talon.backend.errors import BackendError
 from talon.sdk.fingerprint import fingerprint_graph

@@ -19,9 +19,9 @@ import math
 import numpy as np
 
 from talon import ir
-from talon.backend.cpu import geometry
-from talon.backend.cpu.observers import WEIGHT_NODES
-from talon.backend.cpu.profiler import fan_out
+from talon.backend.cpu.kernels import geometry
+from talon.backend.cpu.run.observers import WEIGHT_NODES
+from talon.backend.cpu.run.profiler import fan_out
 
 from .errors import EvaluationError
 

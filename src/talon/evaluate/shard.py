@@ -18,11 +18,11 @@ import numpy as np
 from talon import ir
 from talon._compiled import planned_work
 from talon.backend.config import CompileConfig
-from talon.backend.cpu.calibration import Calibration
-from talon.backend.cpu.engine import Engine
-from talon.backend.cpu.observers import ActivityObserver, SpikeObserver
-from talon.backend.cpu.program import Program, lower
-from talon.backend.cpu.run_memory import plan_chunk
+from talon.backend.cpu.formats.calibration import Calibration
+from talon.backend.cpu.lowering.program import Program, lower
+from talon.backend.cpu.run.engine import Engine
+from talon.backend.cpu.run.observers import ActivityObserver, SpikeObserver
+from talon.backend.cpu.run.run_memory import plan_chunk
 
 from .encoders import encode_batch
 from .errors import EvaluationError

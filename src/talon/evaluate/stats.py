@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from talon.backend.cpu.observers import WEIGHT_NODES, ActivityObserver, SpikeObserver
+from talon.backend.cpu.run.observers import WEIGHT_NODES, ActivityObserver, SpikeObserver
 
 
 def _add(a: dict, b: dict) -> dict:

@@ -24,8 +24,8 @@ import uuid
 from dataclasses import replace
 
 from talon import _compiled
-from talon.backend.cpu.program import Program
-from talon.backend.cpu.work_plan import run_share
+from talon.backend.cpu.lowering.program import Program
+from talon.backend.cpu.run.work_plan import run_share
 
 from .shard import EvalModel, ShardJob, run_names
 
@@ -34,7 +34,7 @@ _RAN: dict[str, int] = {}  # evaluation run -> shards this process has run for i
 
 def shard_share(model: EvalModel, program: Program, batch: int) -> float:
     """The compiled-loop work of one shard of ``batch`` samples, in numba start-ups: the
-    engines' runs (``talon.backend.cpu.work_plan.run_share``) and a ``"torch"`` reference's
+    engines' runs (``talon.backend.cpu.run.work_plan.run_share``) and a ``"torch"`` reference's
     ``run_sequence`` (``talon.bridge.sequence_plan``)."""
     share = sum(run_share(program, model.configs[name].precision, model.n_steps, batch) for name in run_names(model))
     planned = getattr(model.reference, "planned_share", None)

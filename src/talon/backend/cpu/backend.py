@@ -20,23 +20,23 @@ from ..energy import DEFAULT_PRESET, EnergyPreset, resolve_energy
 from ..errors import BackendError, UnsupportedNodeError
 from ..results import BackendCapabilities, ProfileResult, QuantizationReport, SimulationResult, ValidationResult
 from ..stimulus import prepare_source
-from . import program_cache
 from .detection_cost import CONV_LIKE_TYPES, detection_macs
-from .engine import Engine, calibrate
-from .fixed_detection import DECODE_TYPES, float_tail
-from .fixed_ops import NO_INTEGER_FORM, integer_support_problem
-from .float_engine import FLOAT_DTYPES
-from .float_neurons import STATEFUL_NODES
-from .float_ops import FLOAT_KERNELS
-from .memory import plan_memory
-from .observers import WEIGHT_NODES, ActivityObserver, ProgressObserver, SpikeObserver
-from .output_stream import OnOutputs, OutputStream
-from .probes import probe_values, resolve_probes
-from .profiler import count_layers, dense_macs
-from .program import Program, lower_checked
-from .reference_run import HeldReference, LockstepReference, runs_in_lockstep
-from .run_memory import check_run_memory, held_bytes, plan_chunk
-from .work_plan import run_share, simulate_share
+from .kernels.fixed_detection import DECODE_TYPES, float_tail
+from .kernels.fixed_ops import NO_INTEGER_FORM, integer_support_problem
+from .kernels.float_engine import FLOAT_DTYPES
+from .kernels.float_neurons import STATEFUL_NODES
+from .kernels.float_ops import FLOAT_KERNELS
+from .lowering.program import Program, lower_checked
+from .run import program_cache
+from .run.engine import Engine, calibrate
+from .run.memory import plan_memory
+from .run.observers import WEIGHT_NODES, ActivityObserver, ProgressObserver, SpikeObserver
+from .run.output_stream import OnOutputs, OutputStream
+from .run.probes import probe_values, resolve_probes
+from .run.profiler import count_layers, dense_macs
+from .run.reference_run import HeldReference, LockstepReference, runs_in_lockstep
+from .run.run_memory import check_run_memory, held_bytes, plan_chunk
+from .run.work_plan import run_share, simulate_share
 
 _STRUCTURE = {"Input", "Output"}
 FP32 = CompileConfig(precision="fp32")
@@ -174,16 +174,16 @@ class CPUBackend(BackendBase):
         ``n_steps`` defaults to ``T`` of the inputs, else 100. ``step_by_step=True`` records every
         node's output and state after every step (``node_states``); ``probes`` (with it) records only
         the nodes named: node paths (``"rnn.lif"`` inside subgraph ``rnn``) or subgraph paths (all
-        their nodes), :mod:`.probes`. A reduced ``precision`` (``fp16``, ``int16``, ``int8``,
+        their nodes), :mod:`.run.probes`. A reduced ``precision`` (``fp16``, ``int16``, ``int8``,
         ``int4``) also runs fp32 on the same inputs and reports the difference (``quantization``;
-        :mod:`.reference_run`: held, or in lockstep chunk by chunk). ``progress(done, total)`` is called after every
+        :mod:`.run.reference_run`: held, or in lockstep chunk by chunk). ``progress(done, total)`` is called after every
         operation of every chunk of every run (a reduced precision runs fp32 first), e.g. to drive
         a progress bar. ``chunk_steps``: the most steps whose layer outputs exist at once (None:
         as many as fit in ``run_memory.CHUNK_BYTES``); any value gives the same results, bit for bit.
         ``on_outputs(start, stop, {output name: float32 [stop - start, B, ...]})``: receives the
         graph outputs chunk by chunk instead of keeping them (``outputs`` is then empty; see
-        :mod:`.output_stream`); not with ``step_by_step``. The validated program and float engine
-        of a graph are reused by the next call on the unchanged graph (:mod:`.program_cache`).
+        :mod:`.run.output_stream`); not with ``step_by_step``. The validated program and float engine
+        of a graph are reused by the next call on the unchanged graph (:mod:`.run.program_cache`).
         """
         config = CompileConfig.coerce(config, precision)
         return self._simulate(graph, inputs, n_steps, step_by_step, config, progress=progress,
@@ -389,8 +389,8 @@ def _run(
     probed=None,
 ):  # fmt: skip
     """Run ``engine`` on the prepared input ``source`` in chunks of ``chunk`` steps and report
-    (``reference``: the fp32 reference of a reduced precision, :mod:`.reference_run`, compared in
-    ``quantization``; ``on_outputs``: receives the graph outputs chunk by chunk, :mod:`.output_stream`;
+    (``reference``: the fp32 reference of a reduced precision, :mod:`.run.reference_run`, compared in
+    ``quantization``; ``on_outputs``: receives the graph outputs chunk by chunk, :mod:`.run.output_stream`;
     ``probed``: the operations a step-by-step run records, None for all)."""
     program = engine.program
     config = engine.config
@@ -518,7 +518,7 @@ def node_states(engine: Engine, trace, probed=None) -> dict[str, dict[str, np.nd
 
 def quantization_report(precision, outputs, program, spikes, ref_trace, ref_spikes, errors=None) -> QuantizationReport:
     """The error report of a reduced precision; ``errors``: the output errors accumulated by an
-    :class:`~.output_stream.OutputStream` (else computed here from ``outputs``)."""
+    :class:`~.run.output_stream.OutputStream` (else computed here from ``outputs``)."""
     per_node, total_equal, total_size = {}, 0, 0
     for path, size in spikes.compared.items():  # compared chunk by chunk during the run
         equal = spikes.equal[path]

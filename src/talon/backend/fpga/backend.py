@@ -23,7 +23,7 @@ from talon import ir
 from ..base import BackendBase, check_graph
 from ..config import CompileConfig
 from ..cpu.backend import describe
-from ..cpu.program import lower_checked
+from ..cpu.lowering.program import lower_checked
 from ..descriptor import HardwareDescriptor
 from ..errors import BackendError
 from ..results import BackendCapabilities, ProfileResult, SimulationResult, ValidationResult

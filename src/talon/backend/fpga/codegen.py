@@ -23,7 +23,7 @@ import numpy as np
 
 from talon import ir
 
-from ..cpu import fixed_neurons, fixed_ops
+from ..cpu.kernels import fixed_neurons, fixed_ops
 from ..errors import UnsupportedNodeError
 from .hls_types import bits_for_bound, dense_sums, int_type, saturating_type, value_type
 from .lowering import FixedPlan, flat_param

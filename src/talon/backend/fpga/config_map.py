@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from talon import ir
 
-from ..cpu import fixed_neurons, fixed_ops
+from ..cpu.kernels import fixed_neurons, fixed_ops
 from .backend import _config, check_reuse_factor, check_strategy
 from .codegen import generate
 from .hls_types import bits_for_bound, int_type, saturating_type

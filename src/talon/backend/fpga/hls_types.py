@@ -1,7 +1,7 @@
 """talon fixed-point formats as Xilinx arbitrary-precision types (docs/fpga.md §3).
 
 A talon tensor is integers ``q`` with a real scale (per tensor, channel or element) and a static
-bound ``|q| <= bound`` (``talon.backend.cpu.fixed_point.QFormat``). On the FPGA the scale never
+bound ``|q| <= bound`` (``talon.backend.cpu.formats.fixed_point.QFormat``). On the FPGA the scale never
 exists: it is folded into the integer multipliers of the next rescaling, neuron gain or the host's
 output conversion, exactly as in the CPU backend. Only the integers travel, so every format maps
 to a signed integer type wide enough for its bound:
@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 
-from ..cpu.fixed_point import QFormat
+from ..cpu.formats.fixed_point import QFormat
 
 
 def bits_for_bound(bound: int) -> int:

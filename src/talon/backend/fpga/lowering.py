@@ -1,8 +1,8 @@
 """Stage 1: the CPU backend's fixed-point lowering, reused as it is.
 
 The FPGA backend does not quantize anything itself. It lowers the graph with the CPU backend
-(``cpu.program.lower``), calibrates on the same inputs (``cpu.engine.calibrate``) and builds the
-CPU backend's integer kernels (``cpu.fixed_engine``); the HLS code generator then prints those
+(``cpu.lowering.program.lower``), calibrates on the same inputs (``cpu.run.engine.calibrate``) and builds the
+CPU backend's integer kernels (``cpu.kernels.fixed_engine``); the HLS code generator then prints those
 kernels' integers — weights, biases, rescaling multipliers, neuron coefficients, thresholds —
 into C++. "Exact against the CPU backend" therefore means the same integers computed by the same
 operations, and any change to the CPU backend's formats reaches the FPGA project automatically.
@@ -19,9 +19,9 @@ from talon._compiled import planned_work
 
 from ..config import CompileConfig
 from ..cpu.backend import spiking_paths
-from ..cpu.engine import Engine, calibrate
-from ..cpu.program import Program, lower
-from ..cpu.work_plan import run_share
+from ..cpu.lowering.program import Program, lower
+from ..cpu.run.engine import Engine, calibrate
+from ..cpu.run.work_plan import run_share
 from ..errors import BackendError, UnsupportedNodeError
 from ..stimulus import prepare_inputs
 
@@ -59,7 +59,7 @@ class FixedPlan:
 def unsupported_nodes(graph: ir.Graph) -> list[str]:
     """``"path (Type): reason"`` for every node the HLS backend cannot generate."""
     from ..base import iter_nodes
-    from ..cpu.fixed_ops import integer_support_problem
+    from ..cpu.kernels.fixed_ops import integer_support_problem
 
     out = []
     for path, node in iter_nodes(graph):

@@ -10,7 +10,7 @@ served only when the graph still holds the very node and parameter-array objects
 from (checked by identity, on top of the content key): a node or array replaced by an equal one,
 or a copy of the graph, is built again rather than trusted. The entry keeps the graph it was built
 from alive (no copy of the weights is made). Fixed-point engines are not kept (their formats
-depend on each call's calibration; their weight quantizations are reused by :mod:`.weight_cache`),
+depend on each call's calibration; their weight quantizations are reused by :mod:`..formats.weight_cache`),
 and a fixed-point call does not add the fp32 engine that calibrates it (it uses one an fp32 or fp16
 call left): kept, its kernels would stay alive through every integer run, which a fixed-point call
 otherwise builds after freeing them.
@@ -32,10 +32,10 @@ import numpy as np
 
 from talon import ir
 
-from ..config import CompileConfig
-from ..stimulus import memory_limit
+from ...config import CompileConfig
+from ...stimulus import memory_limit
+from ..lowering.program import Program
 from .engine import Engine
-from .program import Program
 
 MAX_ENTRIES = 4
 MAX_BYTES = 2 << 30

@@ -12,10 +12,10 @@ import numpy as np
 
 from talon import ir
 
-from ..config import FixedPointSpec
-from .fixed_point import Multiplier, QFormat, check_int, qmax, saturate
+from ...config import FixedPointSpec
+from ..formats.fixed_point import Multiplier, QFormat, check_int, qmax, saturate
+from ..lowering.program import Op
 from .kernel import StatelessKernel
-from .program import Op
 
 
 class FixedContext:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 
-from ..errors import BackendError
-from .program import Op, Program
+from ...errors import BackendError
+from ..lowering.program import Op, Program
 
 _LISTED = 30  # names listed in the error for an unknown probe
 

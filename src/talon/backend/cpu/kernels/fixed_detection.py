@@ -25,15 +25,15 @@ import numpy as np
 
 from talon import ir
 
-from ..errors import UnsupportedNodeError
+from ...errors import UnsupportedNodeError
+from ..formats.calibration import Calibration
+from ..formats.fixed_point import QFormat
+from ..lowering.program import Op, Program, lower
 from . import detection_ops  # noqa: F401  (registers the fp32 kernels of the decode)
-from .calibration import Calibration
 from .fixed_kernel import FixedContext, FixedKernel
 from .fixed_ops import QIdentity, fixed_stateless_kernel
-from .fixed_point import QFormat
 from .float_ops import float_kernel
 from .kernel import StatelessKernel
-from .program import Op, Program, lower
 
 EXPANDED_TYPES = (ir.SGhostConv, ir.SGhostEncoderLite, ir.GhostBasicBlock1, ir.GhostBasicBlock2, ir.SDDetect)
 DECODE_TYPES = (ir.DFLDecode, ir.Dist2BBox, ir.NMS)
@@ -128,9 +128,9 @@ def expanded_program(node: ir.Node) -> Program:
 def calibrate_expansion(node: ir.Node, x: np.ndarray, calibration: Calibration) -> np.ndarray:
     """Run the fp32 expansion of ``node`` on its merged input ``x`` (``[N, *in_shape]``), widening
     the ranges in ``calibration``; returns the expansion's output (equal to the node's)."""
-    from ..config import CompileConfig
-    from .calibration import CalibrationObserver
-    from .engine import Engine
+    from ...config import CompileConfig
+    from ..formats.calibration import CalibrationObserver
+    from ..run.engine import Engine
 
     program = expanded_program(node)
     engine = Engine(program, CompileConfig(precision="fp32"))

@@ -23,7 +23,7 @@ import numpy as np
 
 from talon._compiled import LoopCost, compiled
 
-from .fixed_point import INT
+from ..formats.fixed_point import INT
 
 # What each path costs (talon._compiled.LoopCost, ns of CPU time; bench/loop_costs.py, one LIF layer
 # through the int8 engine, input quantization included on both paths, one thread, fitted over

@@ -22,14 +22,14 @@ import numpy as np
 from talon import ir
 from talon.ir.activations import batch_dim_to_axis
 
-from ..errors import UnsupportedNodeError
+from ...errors import UnsupportedNodeError
+from ..formats.exact_sums import ExactSums
+from ..lowering.program import Op
 from . import geometry
-from .exact_sums import ExactSums
 from .float_events import exact_event_product
 from .kernel import StatelessKernel
 from .mathfn import erf
 from .params import channel_view, nearest_indices, per_neuron, upsample_factors
-from .program import Op
 
 F64 = np.float64
 

@@ -45,13 +45,13 @@ import numpy as np
 
 from talon import ir
 
-from ..errors import BackendError
+from ...errors import BackendError
+from ..formats.fixed_point import INT, INT_SAFE, SPIKES, QFormat, check_int, qmax, round_shift, saturate
+from ..lowering.program import Op
 from .fixed_kernel import FixedContext, FixedKernel
 from .fixed_neuron_loop import run_neurons, step_neurons
-from .fixed_point import INT, INT_SAFE, SPIKES, QFormat, check_int, qmax, round_shift, saturate
 from .float_neurons import CUBA, SPIKING_NEURONS, FloatDelay, loop_compatible, neuron_coefficients
 from .kernel import State, StatefulKernel
-from .program import Op
 
 
 def state_scale(amax: float, bits: int) -> float:

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..kernels.float_neurons import SPIKING_NEURONS, neuron_coefficients
+from ..kernels.float_ops import SepConv
+from ..kernels.kernel import Kernel
+from ..lowering.program import Op
+from ..run.observers import WEIGHT_NODES
 from .dyadic import _PROBE, dyadic_exponent  # noqa: F401  (_PROBE: read by the tests)
-from .float_neurons import SPIKING_NEURONS, neuron_coefficients
-from .float_ops import SepConv
-from .kernel import Kernel
-from .observers import WEIGHT_NODES
-from .program import Op
 
 
 @dataclass

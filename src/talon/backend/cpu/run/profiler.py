@@ -26,15 +26,15 @@ import numpy as np
 
 from talon import ir
 
-from ..config import CompileConfig
-from ..energy import EnergyPreset
-from ..results import LayerProfile
-from . import geometry
-from .detection_cost import DETECTION_TYPES, detection_macs
-from .kernel import Kernel
+from ...config import CompileConfig
+from ...energy import EnergyPreset
+from ...results import LayerProfile
+from ..detection_cost import DETECTION_TYPES, detection_macs
+from ..kernels import geometry
+from ..kernels.kernel import Kernel
+from ..lowering.program import Program
 from .memory import state_bits, weight_bits
 from .observers import WEIGHT_NODES, ActivityObserver, SpikeObserver
-from .program import Program
 
 NEURON_MACS = {"LIF": 2, "LI": 2, "CubaLIF": 4, "CubaLI": 4, "IF": 1, "Integrator": 1}
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .program import Program
+from ..lowering.program import Program
 
 OnOutputs = Callable[[int, int, dict[str, np.ndarray]], None]
 

@@ -23,10 +23,10 @@ from __future__ import annotations
 import math
 from collections.abc import Collection
 
-from ..errors import BackendError
-from ..stimulus import memory_limit
+from ...errors import BackendError
+from ...stimulus import memory_limit
+from ..lowering.program import Program
 from .observers import WEIGHT_NODES
-from .program import Program
 
 #: The working set a chunk of steps may take (layer outputs alive at once), in bytes. Large enough
 #: that each chunk's stateless layers are big matrix products (the per-chunk cost of dispatching

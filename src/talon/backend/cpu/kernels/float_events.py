@@ -1,7 +1,7 @@
 """Event-driven float64 products of the fp32 weight layers, where they give the reference's bits.
 
 The fp32 reference accumulates ``x @ W`` in float64 and rounds once. When the sum is exact in any
-order (:mod:`.exact_sums`: spikes or other small integers times float32 weights, well within
+order (:mod:`..formats.exact_sums`: spikes or other small integers times float32 weights, well within
 float64's 53 bits), adding one weight row per non-zero input gives exactly the BLAS product —
 the exact sum — with work proportional to the spikes. :func:`gather_integers` (compiled) collects
 the events and checks that they are integers; the row additions are the integer datapath's
@@ -20,8 +20,8 @@ import numpy as np
 
 from talon._compiled import compiled
 
+from ..formats.exact_sums import ExactSums
 from .events import EVENT_DENSITY, EVENT_WORK, _clearly_dense, add_rows
-from .exact_sums import ExactSums
 
 _SAMPLE_ABOVE = 1 << 16  # inputs at least this large are sampled first (events._clearly_dense)
 # Narrower layers stay with BLAS: scanning the input costs about as much as their whole dense product

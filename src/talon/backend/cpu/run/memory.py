@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 
 from talon import ir
 
-from ..config import CompileConfig
-from .detection_cost import CONV_LIKE_TYPES
-from .float_neurons import STATEFUL_NODES
-from .kernel import Kernel
+from ...config import CompileConfig
+from ..detection_cost import CONV_LIKE_TYPES
+from ..kernels.float_neurons import STATEFUL_NODES
+from ..kernels.kernel import Kernel
+from ..lowering.program import Program
 from .observers import WEIGHT_NODES
-from .program import Program
 
 WEIGHT_PARAMS = {
     "weight",

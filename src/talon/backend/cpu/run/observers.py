@@ -9,9 +9,9 @@ import numpy as np
 
 from talon import ir
 
-from ..errors import BackendError
-from .kernel import Kernel
-from .program import Op
+from ...errors import BackendError
+from ..kernels.kernel import Kernel
+from ..lowering.program import Op
 
 WEIGHT_NODES = (ir.Affine, ir.SpikingAffine, ir.Linear, ir.Conv1d, ir.Conv2d, ir.SConv, ir.SDConv, ir.SepConv2d)
 

@@ -6,11 +6,11 @@ import numpy as np
 
 from talon import ir
 
+from ..lowering.program import Program
 from . import detection_ops  # noqa: F401  (registers the ghost and detection kernels)
 from .float_neurons import FloatDelay, FloatNeuron
 from .float_ops import float_kernel
 from .kernel import Kernel
-from .program import Program
 
 FLOAT_DTYPES = {"fp32": np.float32, "fp16": np.float16}
 NEURON_NODES = (ir.LIF, ir.IF, ir.CubaLIF, ir.LI, ir.CubaLI, ir.Integrator)

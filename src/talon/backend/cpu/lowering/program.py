@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from talon import ir
 
-from ..errors import BackendError
+from ...errors import BackendError
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
-"""Runs a lowered :class:`~.program.Program` with one kernel per operation, in chunks of steps.
+"""Runs a lowered :class:`~..lowering.program.Program` with one kernel per operation, in chunks of steps.
 
-Components run in order (see :mod:`.program`): an acyclic operation over a sequence of steps at
+Components run in order (see :mod:`..lowering.program`): an acyclic operation over a sequence of steps at
 once, a cyclic component step by step. A run of ``T`` steps is cut into consecutive **chunks** of
 at most ``chunk_steps`` steps (one chunk of ``T`` by default); every component runs over one chunk
 before the next chunk starts, and what links the chunks is carried from one to the next: each
@@ -17,7 +17,7 @@ handed chunk by chunk to a ``sink`` (then nothing is assembled and memory does n
 calibration) once per chunk; the wall time of every operation is measured.
 
 In fixed point a value may be held as int64 or, where its bound allows, as float32 integers (see
-:func:`.fixed_engine.float32_storage`); ``integer_inputs`` names the operations that are handed
+:func:`..kernels.fixed_engine.float32_storage`); ``integer_inputs`` names the operations that are handed
 int64 (per op, the positions of those inputs; a conversion that is exact).
 """
 
@@ -30,8 +30,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .kernel import Kernel, StatefulKernel
-from .program import Op, Program, ValueRef
+from ..kernels.kernel import Kernel, StatefulKernel
+from ..lowering.program import Op, Program, ValueRef
 
 
 class Observer(Protocol):

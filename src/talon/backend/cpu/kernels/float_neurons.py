@@ -28,11 +28,11 @@ from talon import ir
 from talon.ir import coefficients
 from talon.ir.coefficients import is_euler
 
-from ..errors import BackendError
+from ...errors import BackendError
+from ..lowering.program import Op
 from .float_ops import sum_edges
 from .kernel import State, StatefulKernel
 from .params import per_neuron
-from .program import Op
 
 SPIKING_NEURONS = (ir.LIF, ir.IF, ir.CubaLIF)
 STATEFUL_NODES = (ir.LIF, ir.IF, ir.CubaLIF, ir.LI, ir.CubaLI, ir.Integrator, ir.Delay)

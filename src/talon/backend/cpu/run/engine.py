@@ -6,12 +6,12 @@ from collections.abc import Collection
 
 import numpy as np
 
-from ..config import CompileConfig
-from .calibration import Calibration, CalibrationObserver, pool_slices
+from ...config import CompileConfig
+from ..formats.calibration import Calibration, CalibrationObserver, pool_slices
+from ..kernels.fixed_engine import fixed_kernels, integer_inputs
+from ..kernels.float_engine import FLOAT_DTYPES, float_kernels
+from ..lowering.program import Program
 from .executor import ArraySource, Assembly, Executor, Observer, Sink, Trace
-from .fixed_engine import fixed_kernels, integer_inputs
-from .float_engine import FLOAT_DTYPES, float_kernels
-from .program import Program
 
 
 class Engine:

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from talon import ir
 
-from ..config import CompileConfig
-from ..errors import BackendError
-from .calibration import Calibration
+from ...config import CompileConfig
+from ...errors import BackendError
+from ..formats.calibration import Calibration
+from ..formats.fixed_point import QFormat
+from ..lowering.program import Program
 from .fixed_detection import EXPANDED_TYPES, FloatTail, QExpanded, check_float_tail
 from .fixed_kernel import FixedContext
 from .fixed_neurons import FixedDelay, FixedNeuron
 from .fixed_ops import fixed_stateless_kernel
-from .fixed_point import QFormat
 from .kernel import Kernel
-from .program import Program
 
 NEURON_NODES = (ir.LIF, ir.IF, ir.CubaLIF, ir.LI, ir.CubaLI, ir.Integrator)
 _MAX_PASSES = 32

@@ -27,7 +27,7 @@ import numpy as np
 from talon._compiled import WorkThreshold, compiled
 from talon.ir.errors import MissingDependencyError, install_hint
 
-from .fixed_point import FLOAT32_EXACT, FLOAT_EXACT, INT
+from ..formats.fixed_point import FLOAT32_EXACT, FLOAT_EXACT, INT
 
 # Below these fractions of non-zero inputs the event path is used: the crossovers on a 2048 x 2048
 # int8 layer (docs/backend.md §9.1) are about 20-25 % for the compiled kernel and 4-6 % for SciPy's;

@@ -26,11 +26,8 @@ from talon import ir
 from talon._compiled import numba_available
 from talon.ir.activations import batch_dim_to_axis
 
-from ..errors import UnsupportedNodeError
-from . import geometry
-from .events import EventWeights, exact_dtype, synaptic_product
-from .fixed_kernel import FixedContext, FixedKernel
-from .fixed_point import (
+from ...errors import UnsupportedNodeError
+from ..formats.fixed_point import (
     FLOAT32_EXACT,
     FLOAT_EXACT,
     INT,
@@ -44,9 +41,12 @@ from .fixed_point import (
     round_shift,
     saturate,
 )
+from ..formats.weight_cache import reuse
+from ..lowering.program import Op
+from . import geometry
+from .events import EventWeights, exact_dtype, synaptic_product
+from .fixed_kernel import FixedContext, FixedKernel
 from .params import batchnorm_affine, nearest_indices, per_neuron
-from .program import Op
-from .weight_cache import reuse
 
 INT_MIN = -(2**62)
 
@@ -174,7 +174,7 @@ class QWeighted(FixedKernel):
 
     def quantize(self, weight: np.ndarray, bits: int, axis: int, derive=None, field: str = "weight"):
         """``(q, scale)`` of ``weight`` (per channel along ``axis`` or per tensor), or
-        ``derive(q, scale)``; static results come from :mod:`.weight_cache` when the weights are
+        ``derive(q, scale)``; static results come from :mod:`..formats.weight_cache` when the weights are
         unchanged since an earlier build. Non-finite weights are refused naming the node and ``field``."""
         if bits < 2:
             raise UnsupportedNodeError(

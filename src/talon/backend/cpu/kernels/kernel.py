@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .program import Op
+from ..lowering.program import Op
 
 State = dict[str, np.ndarray]
 

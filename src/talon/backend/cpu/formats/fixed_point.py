@@ -204,7 +204,7 @@ def _quantize_dyadic(x, factor, bound, out):
 
 def check_int(bound: float, where: str, what: str) -> None:
     """Refuse a datapath whose intermediates could overflow int64."""
-    from ..errors import BackendError
+    from ...errors import BackendError
 
     if bound >= INT_SAFE:
         raise BackendError(

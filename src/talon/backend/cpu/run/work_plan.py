@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import math
 
-from ..config import FLOAT_PRECISIONS, CompileConfig
-from . import fixed_neuron_loop, float_neuron_loop
-from .float_engine import NEURON_NODES
-from .float_neurons import loop_compatible
-from .program import Program
+from ...config import FLOAT_PRECISIONS, CompileConfig
+from ..kernels import fixed_neuron_loop, float_neuron_loop
+from ..kernels.float_engine import NEURON_NODES
+from ..kernels.float_neurons import loop_compatible
+from ..lowering.program import Program
 
 
 def run_share(program: Program, precision: str, steps: int, batch: int) -> float:
