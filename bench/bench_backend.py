@@ -141,7 +141,7 @@ def _neuron_loop(drive: str, out: str) -> str:
 
 
 # the specialisations a run of the benchmark models compiles: int64 values, and float32 integers
-# where the engine keeps them in float32 (fixed_engine.float32_storage)
+# where the engine keeps them in float32 (build.float32_storage)
 _F1 = "float32[::1]"
 _SIGNATURES = [
     (

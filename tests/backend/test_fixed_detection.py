@@ -16,7 +16,7 @@ import pytest
 
 from talon import ir
 from talon.backend import CompileConfig, UnsupportedNodeError, get_backend
-from talon.backend.cpu.kernels.fixed_engine import fixed_kernels
+from talon.backend.cpu.kernels.build import fixed_kernels
 from talon.backend.cpu.lowering.program import lower
 from talon.backend.cpu.run.engine import calibrate
 

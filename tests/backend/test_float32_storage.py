@@ -1,4 +1,4 @@
-"""Fixed-point values held as float32 integers (fixed_engine.float32_storage): the same integers as
+"""Fixed-point values held as float32 integers (build.float32_storage): the same integers as
 the int64 datapath on every node, the float32 path taken exactly where the static bound proves it
 exact (below 2**24) and int64 beyond, in the compiled loops and in their numpy twins."""
 
@@ -8,7 +8,8 @@ import pytest
 from talon import ir
 from talon.backend import CompileConfig, get_backend
 from talon.backend.cpu.formats import fixed_point
-from talon.backend.cpu.kernels import fixed_engine, fixed_neuron_loop
+from talon.backend.cpu.kernels import build as kernel_build
+from talon.backend.cpu.kernels import fixed_neuron_loop
 from talon.backend.cpu.lowering.program import lower
 from talon.backend.cpu.run.engine import Engine, calibrate
 
@@ -69,7 +70,7 @@ def _single_edge(neuron: ir.Node) -> ir.Graph:
 
 
 def _int64_only(monkeypatch) -> None:
-    monkeypatch.setattr(fixed_engine, "float32_storage", lambda program, kernels: None)
+    monkeypatch.setattr(kernel_build, "float32_storage", lambda program, kernels: None)
 
 
 def _cases():

@@ -21,9 +21,9 @@ from ..errors import BackendError, UnsupportedNodeError
 from ..results import BackendCapabilities, ProfileResult, QuantizationReport, SimulationResult, ValidationResult
 from ..stimulus import prepare_source
 from .detection_cost import CONV_LIKE_TYPES, detection_macs
+from .kernels.build import FLOAT_DTYPES
 from .kernels.fixed_detection import DECODE_TYPES, float_tail
 from .kernels.fixed_ops import NO_INTEGER_FORM, integer_support_problem
-from .kernels.float_engine import FLOAT_DTYPES
 from .kernels.float_neurons import STATEFUL_NODES
 from .kernels.float_ops import FLOAT_KERNELS
 from .lowering.program import Program, lower_checked

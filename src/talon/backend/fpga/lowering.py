@@ -2,7 +2,7 @@
 
 The FPGA backend does not quantize anything itself. It lowers the graph with the CPU backend
 (``cpu.lowering.program.lower``), calibrates on the same inputs (``cpu.run.engine.calibrate``) and builds the
-CPU backend's integer kernels (``cpu.kernels.fixed_engine``); the HLS code generator then prints those
+CPU backend's integer kernels (``cpu.kernels.build``); the HLS code generator then prints those
 kernels' integers — weights, biases, rescaling multipliers, neuron coefficients, thresholds —
 into C++. "Exact against the CPU backend" therefore means the same integers computed by the same
 operations, and any change to the CPU backend's formats reaches the FPGA project automatically.

@@ -2,5 +2,5 @@
 
 Floating point (``float_*``, ``detection_ops``) and fixed point (``fixed_*``, ``events``), each
 with its stateless primitives, its neurons and their compiled time loop; the builders that turn a
-program into a list of kernels (:mod:`.float_engine`, :mod:`.fixed_engine`).
+program into a list of kernels (:mod:`.build`).
 """

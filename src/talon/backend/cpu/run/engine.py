@@ -8,8 +8,7 @@ import numpy as np
 
 from ...config import CompileConfig
 from ..formats.calibration import Calibration, CalibrationObserver, pool_slices
-from ..kernels.fixed_engine import fixed_kernels, integer_inputs
-from ..kernels.float_engine import FLOAT_DTYPES, float_kernels
+from ..kernels.build import FLOAT_DTYPES, fixed_kernels, float_kernels, integer_inputs
 from ..lowering.program import Program
 from .executor import ArraySource, Assembly, Executor, Observer, Sink, Trace
 

@@ -17,7 +17,7 @@ handed chunk by chunk to a ``sink`` (then nothing is assembled and memory does n
 calibration) once per chunk; the wall time of every operation is measured.
 
 In fixed point a value may be held as int64 or, where its bound allows, as float32 integers (see
-:func:`..kernels.fixed_engine.float32_storage`); ``integer_inputs`` names the operations that are handed
+:func:`..kernels.build.float32_storage`); ``integer_inputs`` names the operations that are handed
 int64 (per op, the positions of those inputs; a conversion that is exact).
 """
 

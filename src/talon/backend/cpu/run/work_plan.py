@@ -20,7 +20,7 @@ import math
 
 from ...config import FLOAT_PRECISIONS, CompileConfig
 from ..kernels import fixed_neuron_loop, float_neuron_loop
-from ..kernels.float_engine import NEURON_NODES
+from ..kernels.build import NEURON_NODES
 from ..kernels.float_neurons import loop_compatible
 from ..lowering.program import Program
 

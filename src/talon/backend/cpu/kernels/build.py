@@ -1,11 +1,17 @@
-"""Kernels of the fixed-point precisions for a lowered program.
+"""Stage 3's entry: the kernels of a lowered program at one precision (one kernel per operation).
 
-Formats flow along the schedule: each kernel is built from the formats of its inputs. Inside a
-cyclic component a delayed edge may come from an operation built later, so the component is
-built repeatedly (unknown formats ignored on the first pass) until every format is stable.
+**Floating point** (fp32, fp16): each operation's kernel from :mod:`.float_ops`,
+:mod:`.float_neurons` or :mod:`.detection_ops`, storing its parameters in ``dtype``.
+
+**Fixed point**: formats flow along the schedule: each kernel is built from the formats of its
+inputs. Inside a cyclic component a delayed edge may come from an operation built later, so the
+component is built repeatedly (unknown formats ignored on the first pass) until every format is
+stable.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from talon import ir
 
@@ -14,13 +20,32 @@ from ...errors import BackendError
 from ..formats.calibration import Calibration
 from ..formats.fixed_point import QFormat
 from ..lowering.program import Program
+from . import detection_ops  # noqa: F401  (registers the ghost and detection kernels)
 from .fixed_detection import EXPANDED_TYPES, FloatTail, QExpanded, check_float_tail
 from .fixed_kernel import FixedContext
 from .fixed_neurons import FixedDelay, FixedNeuron
 from .fixed_ops import fixed_stateless_kernel
+from .float_neurons import FloatDelay, FloatNeuron
+from .float_ops import float_kernel
 from .kernel import Kernel
 
+FLOAT_DTYPES = {"fp32": np.float32, "fp16": np.float16}
 NEURON_NODES = (ir.LIF, ir.IF, ir.CubaLIF, ir.LI, ir.CubaLI, ir.Integrator)
+
+
+def float_kernels(program: Program, precision: str, exact: bool = True) -> list[Kernel]:
+    dtype = FLOAT_DTYPES[precision]
+    kernels: list[Kernel] = []
+    for op in program.ops:
+        if isinstance(op.node, NEURON_NODES):
+            kernels.append(FloatNeuron(op, dtype))
+        elif isinstance(op.node, ir.Delay):
+            kernels.append(FloatDelay(op, dtype))
+        else:
+            kernels.append(float_kernel(op, dtype, exact))
+    return kernels
+
+
 _MAX_PASSES = 32
 ZERO_INPUT = QFormat(1.0, 0)
 
