@@ -10,8 +10,8 @@ import pytest
 
 from talon._compiled import numba_available
 from talon.backend import get_backend
-from talon.backend.cpu.formats import calibration
-from talon.backend.cpu.formats.calibration import dyadic_exponent
+from talon.backend.cpu.formats import exact_sums
+from talon.backend.cpu.formats.exact_sums import dyadic_exponent
 from talon.backend.cpu.kernels import events
 
 from ..markers import needs_numba
@@ -134,7 +134,7 @@ def test_dyadic_exponent_past_the_prefix_it_reads_first():
     fit), a float16 array whose 2**k would overflow float16, and float32 values whose scaled copy
     overflows to infinity (they are integers) all give the exact answer."""
     rng = np.random.default_rng(3)
-    n = 3 * calibration._PROBE
+    n = 3 * exact_sums._PROBE
     grid = (rng.integers(-64, 64, n) / 8).astype(np.float32)  # k = 3 everywhere
     assert dyadic_exponent(grid) == 3
     finer = grid.copy()

@@ -18,7 +18,7 @@ from ..kernels.float_ops import SepConv
 from ..kernels.kernel import Kernel
 from ..lowering.program import Op
 from ..run.observers import WEIGHT_NODES
-from .dyadic import _PROBE, dyadic_exponent  # noqa: F401  (_PROBE: read by the tests)
+from .exact_sums import dyadic_exponent
 
 
 @dataclass
