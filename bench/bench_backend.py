@@ -112,7 +112,7 @@ def numba_compile_seconds() -> float | None:
     import numba
 
     from talon.backend.cpu.formats import fixed_point
-    from talon.backend.cpu.kernels import events, fixed_neuron_loop, float_events, float_neuron_loop
+    from talon.backend.cpu.kernels import events, fixed_neuron_loop, float_neuron_loop
 
     kernels = {
         "float_neuron_loop": float_neuron_loop.float_neuron_loop,
@@ -120,7 +120,7 @@ def numba_compile_seconds() -> float | None:
         "gather_events": events.gather_events,
         "add_rows": events.add_rows,
         "_quantize_dyadic": fixed_point._quantize_dyadic,
-        "gather_integers": float_events.gather_integers,
+        "gather_integers": events.gather_integers,
     }
     start = time.perf_counter()
     for name, signature in _SIGNATURES:
@@ -154,7 +154,7 @@ _SIGNATURES = [
     ("gather_events", f"int64({_A2}, int64, {_A1}, {_A1}, {_A1})"),
     ("gather_events", f"int64({_F2}, int64, {_A1}, {_A1}, {_A1})"),
     ("add_rows", f"void({_A1}, {_A1}, {_A1}, int8[:, ::1], int32[:, ::1])"),
-    # fp32's exact float64 event path (float_events.py): the recurrent model's spikes
+    # fp32's exact float64 event path (events.exact_event_product): the recurrent model's spikes
     ("gather_integers", f"({_F2}, int64, {_A1}, {_A1}, {_A1})"),  # returns (int64, float64)
     ("add_rows", f"void({_A1}, {_A1}, {_A1}, float64[:, ::1], float64[:, ::1])"),
     ("_quantize_dyadic", "UniTuple(int64, 2)(float32[::1], float32, float64, int64[::1])"),

@@ -14,7 +14,7 @@ import pytest
 
 from talon import ir
 from talon.backend import default_stimulus, get_backend
-from talon.backend.cpu.kernels import float_events
+from talon.backend.cpu.kernels import events
 from talon.backend.stimulus import DefaultStimulus
 from tests.conformance.cases import CASE_IDS, CASES
 
@@ -107,7 +107,7 @@ def test_the_tutorial_network_on_sparse_spikes_takes_the_event_path_in_chunks(pr
     monkeypatch.setenv("TALON_FORCE_NUMBA", "1")
     monkeypatch.delenv("TALON_DISABLE_NUMBA", raising=False)
     taken = []
-    original = float_events.exact_event_product
+    original = events.exact_event_product
     monkeypatch.setattr(
         "talon.backend.cpu.kernels.float_ops.exact_event_product",
         lambda *a: taken.append(r := original(*a)) or r,

@@ -2,8 +2,8 @@
 
 When every partial sum of a float64-accumulated layer is provably exact (``exact_sums.py``), the
 fp32 engine may convolve in a channel-first layout and a Dense layer fed by spikes may add weight
-rows (``float_events.py``); the integer datapath always convolves channel-first (its sums are exact
-by its static bound). These tests pin the proof's edge (the bound, the bits, non-finite and graded
+rows (``events.exact_event_product``); the integer datapath always convolves channel-first (its sums
+are exact by its static bound). These tests pin the proof's edge (the bound, the bits, non-finite and graded
 inputs), check both layouts against each other and against the exact rational sum, and compare
 whole simulations — fp32, fp16 and every integer precision, outputs, states and quantization
 reports — with the fast paths on and off, with and without numba.
@@ -19,8 +19,8 @@ from talon import ir
 from talon.backend import default_stimulus, get_backend
 from talon.backend.cpu.formats import exact_sums
 from talon.backend.cpu.formats.exact_sums import ExactSums, lowest_exponent
-from talon.backend.cpu.kernels import float_events, geometry
-from talon.backend.cpu.kernels.float_events import exact_event_product
+from talon.backend.cpu.kernels import events, geometry
+from talon.backend.cpu.kernels.events import exact_event_product
 from talon.examples import chain, hybrid_graph, leaky, uniform
 
 from ..markers import needs_numba
@@ -263,19 +263,19 @@ def test_simulations_are_identical_with_and_without_the_fast_paths(build, numba,
     graph = build(0) if build is hybrid_graph else build()
     steps, batch = (6, 2) if build is hybrid_graph else (30, 3)
     x = default_stimulus(graph, steps, batch_size=batch, rate=0.1)["input"]
-    monkeypatch.setattr(float_events, "MIN_OUTPUTS", 0)  # the narrow layers too
+    monkeypatch.setattr(events, "MIN_OUTPUTS", 0)  # the narrow layers too
     if not numba:
-        monkeypatch.setattr(float_events, "compiled", lambda kernel: None)
+        monkeypatch.setattr(events, "compiled", lambda kernel: None)  # no compiled event kernel, fp32's or integer
     else:
         monkeypatch.setenv("TALON_FORCE_NUMBA", "1")  # small inputs: force the kernels
     calls = []
-    original = float_events.exact_event_product
+    original = events.exact_event_product
     monkeypatch.setattr(
-        float_events, "exact_event_product", lambda *a: (lambda y: calls.append(y is not None) or y)(original(*a))
+        events, "exact_event_product", lambda *a: (lambda y: calls.append(y is not None) or y)(original(*a))
     )
     from talon.backend.cpu.kernels import float_ops
 
-    monkeypatch.setattr(float_ops, "exact_event_product", float_events.exact_event_product)
+    monkeypatch.setattr(float_ops, "exact_event_product", events.exact_event_product)
     precisions = ("fp32", "fp16", "int4", "int8", "int16")
     fast = {p: _report(CPU.simulate(graph, x, precision=p, step_by_step=True)) for p in precisions}
     if numba:

@@ -26,7 +26,7 @@ from ...errors import UnsupportedNodeError
 from ..formats.exact_sums import ExactSums
 from ..lowering.program import Op
 from . import geometry
-from .float_events import exact_event_product
+from .events import exact_event_product
 from .kernel import StatelessKernel
 from .params import channel_view, nearest_indices, per_neuron, upsample_factors
 
@@ -90,7 +90,7 @@ class Dense(FloatKernel):
         self.weight_t = np.ascontiguousarray(w.T, dtype=self.acc_dtype)
         bias = getattr(node, "bias", None)
         self.bias = None if bias is None else self.store(bias).astype(self.acc_dtype)
-        # float64 accumulation: a spike input may add weight rows instead (float_events.py, same bits)
+        # float64 accumulation: a spike input may add weight rows instead (events.exact_event_product, same bits)
         self.exact_sums = ExactSums(w, self.bias) if self.acc_dtype == F64 else None
 
     def compute(self, x):
