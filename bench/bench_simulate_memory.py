@@ -1,6 +1,6 @@
 """What ``simulate`` holds and rebuilds on the 33.6 M-parameter conv SNN of :mod:`bench.bench_chunked`.
 
-* **program cache** (``backend/cpu/program_cache.py``): repeated 20-step runs of the same graph,
+* **program cache** (``backend/cpu/run/program_cache.py``): repeated 20-step runs of the same graph,
   the validated program and float engine reused (the default) against built every call
   (``MAX_ENTRIES = 0``, how every call ran before), interleaved in one process; and the bytes an
   entry keeps alive between calls.

@@ -42,7 +42,7 @@ class FixedKernel(StatelessKernel):
     """Base: merge = sum of the edges at a common scale (saturating); one output.
 
     Values are integers held in int64, or in float32 where their static bound is below ``2**24``
-    (every such integer is exact in float32, so the value is the same; see :func:`float32_storage`).
+    (every such integer is exact in float32, so the value is the same; see :func:`.build.float32_storage`).
     A kernel whose ``reads_exact_float`` is false gets its inputs as int64 (the executor converts);
     ``float32_out_ok`` (set by the engine) says every reader of its outputs takes float32.
     """
