@@ -12,6 +12,7 @@ import numpy as np
 
 from talon import ir
 from talon._compiled import planned_work
+from talon.ir.counting import CONV_LIKE_TYPES, detection_macs
 
 from ..base import BackendBase, check_graph, iter_nodes
 from ..config import PRECISIONS, CompileConfig
@@ -21,7 +22,6 @@ from ..errors import BackendError, UnsupportedNodeError
 from ..results import BackendCapabilities, ProfileResult, QuantizationReport, SimulationResult, ValidationResult
 from ..stimulus import prepare_source
 from . import program_cache
-from .detection_cost import CONV_LIKE_TYPES, detection_macs
 from .engine import Engine, calibrate
 from .fixed_detection import DECODE_TYPES, float_tail
 from .fixed_ops import NO_INTEGER_FORM, integer_support_problem

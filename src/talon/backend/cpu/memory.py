@@ -22,9 +22,9 @@ import math
 from dataclasses import dataclass, field
 
 from talon import ir
+from talon.ir.counting import CONV_LIKE_TYPES
 
 from ..config import CompileConfig
-from .detection_cost import CONV_LIKE_TYPES
 from .float_neurons import STATEFUL_NODES
 from .kernel import Kernel
 from .observers import WEIGHT_NODES

@@ -25,12 +25,12 @@ import math
 import numpy as np
 
 from talon import ir
+from talon.ir.counting import DETECTION_TYPES, detection_macs
 
 from ..config import CompileConfig
 from ..energy import EnergyPreset
 from ..results import LayerProfile
 from . import geometry
-from .detection_cost import DETECTION_TYPES, detection_macs
 from .kernel import Kernel
 from .memory import state_bits, weight_bits
 from .observers import WEIGHT_NODES, ActivityObserver, SpikeObserver
@@ -97,7 +97,7 @@ def count_layers(
             if isinstance(node, ir.SepConv2d):
                 n_bias += node.depthwise_weight.shape[0] * math.prod(node.output_shape[1:])
             layer.sram_read_bits = (layer.macs + layer.synaptic_ops) * w_bits + n_bias * runs * b_bits
-        elif isinstance(node, DETECTION_TYPES):  # counted densely (docs: detection_cost)
+        elif isinstance(node, DETECTION_TYPES):  # counted densely (talon.ir.counting.detection)
             layer.macs = detection_macs(node, tuple(node.input_shape)) * runs
             w_bits, _ = weight_bits(kernel, config)
             layer.sram_read_bits = layer.macs * w_bits
