@@ -85,9 +85,9 @@ def test_a_zero_dimensional_spiking_layer_is_one_neuron_in_every_report():
 
 
 def test_bad_input_is_refused_by_name():
-    with pytest.raises(TypeError, match="count_graph expects a talon.ir.Graph, got LIF"):
+    with pytest.raises(TypeError, match=r"count_graph expects a talon\.ir\.Graph, got LIF"):
         count_graph(ir.LIF(tau=np.ones(2), r=np.ones(2), v_leak=0.0, v_threshold=1.0))
     broken = ir.Graph({"input": ir.Input(np.array([2])), "output": ir.Output(np.array([2]))}, [("input", "gone")],
                       validate=False)  # fmt: skip
-    with pytest.raises(ir.GraphValidationError, match="edge \\('input', 'gone'\\) refers to unknown node 'gone'"):
+    with pytest.raises(ir.GraphValidationError, match=r"edge \(.input., .gone.\) refers to unknown node .gone."):
         count_graph(broken)
