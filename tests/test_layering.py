@@ -180,7 +180,7 @@ def violations(source: Path = SOURCE) -> list[Violation]:
             if target == importer or target in may:
                 continue
             rule = f"§2 lets {describe(importer)} import only " + (
-                ", ".join(describe(p) for p in sorted(ALLOWED[importer])) or "numpy and h5py"
+                ", ".join(describe(p) for p in sorted(ALLOWED[importer])) or "no other talon package"
             )
             message = f"{where}{describe(importer)} imports {describe(target)} ({name}): {rule}"
             found.append(Violation(path, line, message))
