@@ -14,12 +14,17 @@ def _run(code: str) -> str:
 
 
 def test_importing_the_ir_does_not_import_torch_or_jax():
+    """Nor any other talon layer: the counting and the fingerprints (which the backend, the SDK and
+    the page use) are part of the IR (architecture §2; tests/test_layering.py checks the source)."""
     out = _run(
         "import sys, talon.ir, talon\n"
         "from talon import ir\n"
-        "print(sorted(m for m in ('torch', 'jax', 'jaxlib', 'flax', 'nir', 'snntorch') if m in sys.modules))"
+        "import talon.ir.counting, talon.ir.fingerprint\n"
+        "layers = ('bridge', 'interop', 'io', 'graph', 'backend', 'sdk', 'viz', 'cli', 'evaluate')\n"
+        "print(sorted(m for m in ('torch', 'jax', 'jaxlib', 'flax', 'nir', 'snntorch') if m in sys.modules))\n"
+        "print(sorted(m for m in sys.modules if m.startswith('talon.') and m.split('.')[1] in layers))"
     )
-    assert out == "[]"
+    assert out == "[]\n[]"
 
 
 def test_t1c_is_the_same_package():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from talon import ir, sdk
-from talon.sdk.counting import count_node
+from talon.ir.counting import count_node
 
 from . import graphs
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from talon import ir, sdk
-from talon.sdk.fingerprint import _Sink, _value
+from talon.ir.fingerprint import _Sink, _value
 
 from . import graphs
 

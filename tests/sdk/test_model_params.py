@@ -1,4 +1,4 @@
-"""The model's own parameter count next to the stored count (``talon.sdk.counting``).
+"""The model's own parameter count next to the stored count (``talon.ir.counting``).
 
 The IR stores a neuron parameter per neuron even when the source model has one value for the layer
 (snnTorch ``Leaky(beta=0.9)``, Spyx ``LIF(beta=0.9)``). ``total_params`` keeps the documented rule
@@ -15,7 +15,7 @@ import pytest
 
 from talon import ir, sdk
 from talon.examples import chain, hybrid_graph, leaky, uniform
-from talon.sdk.counting import count_node, is_uniform
+from talon.ir.counting import count_node, is_uniform
 from tests.cli.test_cli import run
 
 WIDTH = 300  # a wide layer: the per-neuron copies dominate the neuron count

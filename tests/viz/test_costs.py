@@ -146,8 +146,9 @@ def test_a_hand_annotated_mapping_has_no_budgets():
     assert "mapping" not in document["summary"] and document["summary"]["cores"] == [0]
 
 
-def test_the_costs_import_neither_torch_nor_jax():
-    """talon.viz counts with the SDK's rules at call time; the SDK's counting needs numpy only."""
+def test_the_costs_import_neither_torch_nor_jax_nor_the_sdk():
+    """talon.viz counts with talon.ir.counting (numpy only), the code talon.sdk reports from: drawing
+    a mapped graph's page imports neither torch, jax nor the SDK (architecture §2)."""
     import subprocess
     import sys
 
@@ -160,7 +161,7 @@ def test_the_costs_import_neither_torch_nor_jax():
         "from talon.graph.examples import recurrent_snn\n"
         "assert 'talon.sdk' not in sys.modules, 'importing talon.viz imported the SDK'\n"
         "viz.graph_to_dict(partition(recurrent_snn(20, 30, 4), 'zynq_us_plus'))\n"
-        "print(sorted(m for m in ('torch', 'jax', 'snntorch') if m in sys.modules))\n"
+        "print(sorted(m for m in ('torch', 'jax', 'snntorch', 'talon.sdk') if m in sys.modules))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=child_env(), check=False)
     assert result.returncode == 0, result.stderr

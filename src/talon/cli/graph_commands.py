@@ -429,7 +429,7 @@ INSPECT_ROWS = 50
 def inspect(file: Path, limit: int, show_all: bool, as_json: bool) -> None:
     """Nodes and edges of a graph (--json: a full dump without array values)."""
     from talon import sdk
-    from talon.sdk.counting import count_node
+    from talon.ir.counting import count_node
 
     with _working(f"reading {file}", disable=as_json):
         graph = _read(file)

@@ -28,7 +28,7 @@ from talon.backend.cpu.run.run_memory import plan_chunk
 from talon.backend.cpu.run.work_plan import run_share
 from talon.backend.energy import DEFAULT_PRESET, resolve_energy
 from talon.backend.errors import BackendError
-from talon.sdk.fingerprint import fingerprint_graph
+from talon.ir.fingerprint import graph_fingerprint
 
 from . import metrics
 from .data import as_source
@@ -92,7 +92,7 @@ def _reference(reference, graph: ir.Graph, configs: dict[str, CompileConfig]):
 def _run_key(graph, n_samples, n_steps, configs, shard_size, encoder, decode, reference, calibration_samples) -> str:
     """What a checkpoint must match (the data itself is checked shard by shard: :func:`_check_resumed`)."""
     document = {
-        "graph": fingerprint_graph(graph),
+        "graph": graph_fingerprint(graph),
         "samples": n_samples,
         "calibration_samples": calibration_samples if any(c.is_fixed_point for c in configs.values()) else None,
         "n_steps": n_steps,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextvars
 import heapq
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -312,6 +312,50 @@ class Graph(Node):
     def _output_ports(self, inputs: dict[str, Shape]) -> dict[str, Shape]:
         (port,) = self.output_nodes
         return {port: self.nodes[port].shape}
+
+
+SEP = "."
+"""Separator of qualified names: ``rnn.lif`` is node ``lif`` of the subgraph node ``rnn``."""
+
+
+def walk(graph: Graph, prefix: str = "") -> Iterator[tuple[str, Node, int]]:
+    """Yield ``(qualified_name, node, n_inputs)`` for every node at every nesting level.
+
+    A subgraph used as a node is not yielded itself; its nodes are, named ``outer.inner``. The
+    inner Input node of a subgraph receives the edges of the subgraph node, so its ``n_inputs``
+    is the number of edges entering the subgraph node.
+    """
+    yield from _walk(graph, prefix, outer_fan_in=None)
+
+
+def _walk(graph: Graph, prefix: str, outer_fan_in: int | None) -> Iterator[tuple[str, Node, int]]:
+    fan_in = dict.fromkeys(graph.nodes, 0)
+    for _, d in graph.edges:
+        if d in fan_in:
+            fan_in[d] += 1
+    for name, node in graph.nodes.items():
+        n_in = fan_in[name]
+        if outer_fan_in is not None and isinstance(node, Input):
+            n_in = outer_fan_in
+        if isinstance(node, Graph):
+            yield from _walk(node, f"{prefix}{name}{SEP}", n_in)
+        else:
+            yield f"{prefix}{name}", node, n_in
+
+
+def check_edges(graph: Graph, where: str = "graph") -> None:
+    """Raise GraphValidationError if an edge names a node the graph does not have (graphs built
+    with ``validate=False`` can); structural algorithms (counting, the SDK's queries) need known
+    endpoints."""
+    for s, d in graph.edges:
+        for end in (s, d):
+            if end not in graph.nodes:
+                raise GraphValidationError(
+                    f"{where}: edge ({s!r}, {d!r}) refers to unknown node {end!r}; run lint_graph for a full report"
+                )
+    for name, node in graph.nodes.items():
+        if isinstance(node, Graph):
+            check_edges(node, f"{where} subgraph {name!r}")
 
 
 def recurrent_edge_mask(names: list[str], edges: list[tuple[str, str]], roots: list[str]) -> list[bool]:

@@ -1,4 +1,4 @@
-"""Helpers shared by the SDK modules: loading, walking nested graphs, copying, JSON conversion."""
+"""Helpers shared by the SDK modules: loading, resolving names in nested graphs, copying, JSON conversion."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import dataclasses
 import difflib
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -16,12 +16,10 @@ import numpy as np
 
 from talon import ir
 from talon.ir import Graph, Node, TalonError
+from talon.ir.graph import SEP
 
 GraphLike = Graph | str | os.PathLike
 """What every SDK function accepts: a graph, or the path of a ``.t1c`` file."""
-
-SEP = "."
-"""Separator of qualified names: ``rnn.lif`` is node ``lif`` of the subgraph node ``rnn``."""
 
 
 class UnknownNodeError(TalonError, KeyError):
@@ -42,31 +40,6 @@ def load_graph(source: GraphLike, what: str = "graph") -> Graph:
     if isinstance(source, (str, os.PathLike)):
         return ir.read(Path(source))
     raise TypeError(f"{what} must be a talon.ir.Graph or the path of a .t1c file, got {type(source).__name__}")
-
-
-def walk(graph: Graph, prefix: str = "") -> Iterator[tuple[str, Node, int]]:
-    """Yield ``(qualified_name, node, n_inputs)`` for every node at every nesting level.
-
-    A subgraph used as a node is not yielded itself; its nodes are, named ``outer.inner``. The
-    inner Input node of a subgraph receives the edges of the subgraph node, so its ``n_inputs``
-    is the number of edges entering the subgraph node.
-    """
-    yield from _walk(graph, prefix, outer_fan_in=None)
-
-
-def _walk(graph: Graph, prefix: str, outer_fan_in: int | None) -> Iterator[tuple[str, Node, int]]:
-    fan_in = dict.fromkeys(graph.nodes, 0)
-    for _, d in graph.edges:
-        if d in fan_in:
-            fan_in[d] += 1
-    for name, node in graph.nodes.items():
-        n_in = fan_in[name]
-        if outer_fan_in is not None and isinstance(node, ir.Input):
-            n_in = outer_fan_in
-        if isinstance(node, Graph):
-            yield from _walk(node, f"{prefix}{name}{SEP}", n_in)
-        else:
-            yield f"{prefix}{name}", node, n_in
 
 
 def resolve_node(graph: Graph, name: str, where: str = "the graph") -> Node:
@@ -132,10 +105,6 @@ def shallow_copy_graph(graph: Graph) -> Graph:
     return Graph(nodes, list(graph.edges), graph.metadata, validate=False)
 
 
-def shape_numel(shape: tuple[int, ...] | None) -> int:
-    return 0 if shape is None else math.prod(shape)
-
-
 def enum_value(value: Any) -> Any:
     return value.value if isinstance(value, Enum) else value
 
@@ -173,17 +142,3 @@ def jsonable(value: Any, *, max_list: int = 64) -> Any:
         fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
         return jsonable(fields, max_list=max_list)
     raise TypeError(f"{type(value).__module__}.{type(value).__qualname__} has no JSON form")
-
-
-def check_edges(graph: Graph, where: str = "graph") -> None:
-    """Raise GraphValidationError if an edge names a node the graph does not have (graphs built
-    with ``validate=False`` can); the SDK's structural algorithms need known endpoints."""
-    for s, d in graph.edges:
-        for end in (s, d):
-            if end not in graph.nodes:
-                raise ir.GraphValidationError(
-                    f"{where}: edge ({s!r}, {d!r}) refers to unknown node {end!r}; run lint_graph for a full report"
-                )
-    for name, node in graph.nodes.items():
-        if isinstance(node, Graph):
-            check_edges(node, f"{where} subgraph {name!r}")

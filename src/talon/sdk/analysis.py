@@ -1,6 +1,6 @@
 """Graph statistics: parameters, memory, operations, depth and width, per-layer breakdown.
 
-The counting rules are in :mod:`talon.sdk.counting`. Structure metrics (``node_count``,
+The counting rules and totals are :mod:`talon.ir.counting`'s. Structure metrics (``node_count``,
 ``edge_count``, ``depth``, ``width``, input and output shapes) describe the top-level graph, where
 a subgraph is one node; everything counted per layer (parameters, bytes, MACs, ``type_counts``,
 ``layers``) covers the nodes of every nesting level, named ``outer.inner``.
@@ -17,9 +17,10 @@ import numpy as np
 
 from talon import ir
 from talon.ir import Graph, Node
+from talon.ir.counting import CONV_TYPES, DENSE_TYPES, SPIKING_TYPES, NodeCounts, count_graph, count_node
+from talon.ir.graph import check_edges
 
-from ._common import GraphLike, check_edges, enum_value, jsonable, load_graph, walk
-from .counting import CONV_TYPES, DENSE_TYPES, SPIKING_TYPES, NodeCounts, count_node
+from ._common import GraphLike, enum_value, jsonable, load_graph
 
 __all__ = [
     "GraphStats",
@@ -41,7 +42,7 @@ class LayerStats:
 
     ``params`` counts array elements (weights, biases and neuron parameters), ``bytes`` their real
     ``nbytes``; ``model_params`` counts a neuron parameter that is uniform across the layer once
-    (:mod:`talon.sdk.counting`); ``macs`` multiply-accumulates per sample and step, ``flops = 2 * macs``.
+    (:mod:`talon.ir.counting`); ``macs`` multiply-accumulates per sample and step, ``flops = 2 * macs``.
     ``input_shape`` / ``output_shape`` are the first port's shape (None when unknown);
     ``config`` holds the non-array parameters and the shape of each array (``weight_shape``).
     """
@@ -129,19 +130,18 @@ def analyze_node(name: str, node: Node, *, n_inputs: int = 1) -> LayerStats:
         raise ValueError(f"n_inputs must be a non-negative int, got {n_inputs!r}")
     if isinstance(node, Graph):
         check_edges(node, f"subgraph {name!r}")
-        counts = [count_node(n, k) for _, n, k in walk(node)]
-        macs = sum(c.macs for c in counts)
+        totals = count_graph(node)
         return LayerStats(
             name=name,
             node_type="Graph",
-            params=sum(c.params for c in counts),
-            bytes=sum(c.nbytes for c in counts),
+            params=totals.total_params,
+            bytes=totals.total_bytes,
             input_shape=node.input_shape,
             output_shape=node.output_shape,
-            macs=macs,
-            flops=2 * macs,
+            macs=totals.total_macs,
+            flops=totals.total_flops,
             config={"nodes": len(node.nodes), "edges": len(node.edges)},
-            model_params=sum(c.model_params for c in counts),
+            model_params=totals.model_params,
         )
     return _layer(name, node, count_node(node, n_inputs))
 
@@ -187,41 +187,30 @@ def analyze_graph(graph: GraphLike) -> GraphStats:
     """Statistics of a graph (or ``.t1c`` file): parameters, bytes, MACs and FLOPs, structure.
 
     ``total_params = sum(array.size)`` and ``total_bytes = sum(array.nbytes)`` over every node's
-    arrays at every nesting level; ``total_macs`` follows :mod:`talon.sdk.counting`;
+    arrays at every nesting level; ``total_macs`` follows :mod:`talon.ir.counting`;
     ``total_flops = 2 * total_macs``.
     """
     graph = load_graph(graph)
-    check_edges(graph)
+    totals = count_graph(graph)
     layers: list[LayerStats] = []
     type_counts: Counter[str] = Counter()
     memory: Counter[str] = Counter()
-    uncounted: list[str] = []
-    lif = affine = conv = spiking_neurons = neuron_params = neuron_constants = model_bytes = 0
-    for name, node, n_in in walk(graph):
-        counts = count_node(node, n_in)
-        neuron_params += counts.neuron_params
-        neuron_constants += counts.neuron_constants
-        model_bytes += counts.model_nbytes
+    lif = affine = conv = 0
+    for name, node, counts in totals.layers:
         layer = _layer(name, node, counts)
         layers.append(layer)
         type_counts[layer.node_type] += 1
         if counts.nbytes:
             memory[layer.node_type] += counts.nbytes
-        if not counts.counted:
-            uncounted.append(name)
         lif += isinstance(node, LIF_TYPES)
         affine += isinstance(node, DENSE_TYPES)
         conv += isinstance(node, CONV_TYPES)
-        if isinstance(node, SPIKING_TYPES):
-            spiking_neurons += math.prod(node.input_shape or (0,))
     depth, width = depth_and_width(graph)
-    total_macs = sum(layer.macs for layer in layers)
-    total_params = sum(layer.params for layer in layers)
     return GraphStats(
-        total_params=total_params,
-        total_bytes=sum(layer.bytes for layer in layers),
-        total_macs=total_macs,
-        total_flops=2 * total_macs,
+        total_params=totals.total_params,
+        total_bytes=totals.total_bytes,
+        total_macs=totals.total_macs,
+        total_flops=totals.total_flops,
         node_count=len(graph.nodes),
         edge_count=len(graph.edges),
         recurrent_edge_count=sum(graph.recurrent_mask()),
@@ -236,13 +225,13 @@ def analyze_graph(graph: GraphLike) -> GraphStats:
         affine_count=affine,
         conv_count=conv,
         subgraph_count=sum(1 for _ in _subgraphs(graph)),
-        spiking_neurons=spiking_neurons,
-        uncounted=uncounted,
-        weight_params=total_params - neuron_params,
-        neuron_params=neuron_params,
-        neuron_constants=neuron_constants,
-        model_params=total_params - neuron_params + neuron_constants,
-        model_bytes=model_bytes,
+        spiking_neurons=totals.spike_ops,
+        uncounted=list(totals.uncounted),
+        weight_params=totals.weight_params,
+        neuron_params=totals.neuron_params,
+        neuron_constants=totals.neuron_constants,
+        model_params=totals.model_params,
+        model_bytes=totals.model_bytes,
     )
 
 

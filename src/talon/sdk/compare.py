@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from talon.ir import Graph, Node
+from talon.ir.fingerprint import canonical_bytes
 
 from ._common import GraphLike, enum_value, jsonable, load_graph
-from .fingerprint import _Sink, _value
 
 __all__ = ["GraphDiff", "NodeDiff", "assert_graphs_equal", "compare_graphs", "compare_nodes"]
 
@@ -128,12 +128,6 @@ class _Stats:
         self.count = 0
 
 
-def _canonical(value: Any) -> bytes:
-    sink = _Sink()
-    _value(sink, value, True, "metadata")
-    return sink.value()
-
-
 def _check_tol(atol: float, rtol: float) -> None:
     for name, v in (("atol", atol), ("rtol", rtol)):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
@@ -166,7 +160,7 @@ def _array_change(diff: NodeDiff, key: str, x: np.ndarray, y: np.ndarray, atol: 
 
 
 def _equal(x: Any, y: Any) -> bool:
-    return _canonical(x) == _canonical(y)
+    return canonical_bytes(x, "metadata") == canonical_bytes(y, "metadata")
 
 
 def _node_diff(name: str, a: Node | None, b: Node | None, atol: float, rtol: float, stats: _Stats) -> NodeDiff:

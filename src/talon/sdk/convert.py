@@ -17,9 +17,9 @@ import numpy as np
 
 from talon import ir
 from talon.ir import ConversionError, Graph, Node
-from talon.ir.graph import reachable
+from talon.ir.graph import check_edges, reachable
 
-from ._common import GraphLike, check_edges, jsonable, load_graph, rebuild, shallow_copy_node
+from ._common import GraphLike, jsonable, load_graph, rebuild, shallow_copy_node
 
 __all__ = [
     "ConversionResult",

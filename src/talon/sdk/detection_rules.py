@@ -3,7 +3,7 @@
 ``DECODE_MISMATCH`` when a DFLDecode's ``reg_max`` or a Dist2BBox's ``stride`` differs from the
 SDDetect that feeds it (through Integrator, identity and DFLDecode nodes); ``NMS_THRESHOLD_RANGE``
 when an NMS threshold lies outside ``[0, 1]``. The MAC counts are in
-:mod:`talon.backend.cpu.detection_cost`.
+:mod:`talon.ir.counting.detection`.
 """
 
 from __future__ import annotations

@@ -20,11 +20,11 @@ import numpy as np
 
 from talon import ir
 from talon.ir import Graph, Node
-from talon.ir.graph import reachable
+from talon.ir.counting import count_node
+from talon.ir.graph import SEP, reachable, walk
 from talon.ir.names import attribute_base, is_module_path
 
-from ._common import SEP, GraphLike, load_graph, shallow_copy_graph, walk
-from .counting import count_node
+from ._common import GraphLike, load_graph, shallow_copy_graph
 from .detection_rules import lint_detection
 
 __all__ = ["CATALOGUE", "HIGH_TAU_STEPS", "LARGE_MODEL_PARAMS", "LintIssue", "LintResult", "Severity", "lint_graph"]

@@ -1,7 +1,7 @@
 """Static hardware profile: memory, operations, layer mix, warnings and recommendations.
 
-Static means computed from the graph alone (no simulation); :mod:`talon.sdk.counting` gives the
-per-node rules. Memory, in bytes:
+Static means computed from the graph alone (no simulation); :mod:`talon.ir.counting` gives the
+per-node rules and the totals (:func:`~talon.ir.counting.count_graph`). Memory, in bytes:
 
 * ``weight_memory`` = every parameter array's real ``nbytes`` (weights, biases, neuron parameters
   stored per neuron, the TALON documentation's rule);
@@ -27,11 +27,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from talon import ir
-from talon.ir import Graph
+from talon.ir.counting import CONV_TYPES, DENSE_TYPES, POOL_TYPES, count_graph
 
-from ._common import GraphLike, check_edges, jsonable, load_graph, shape_numel, walk
+from ._common import GraphLike, jsonable, load_graph
 from .analysis import LIF_TYPES, format_bytes, format_number
-from .counting import BYTES_PER_ACTIVATION, CONV_TYPES, DENSE_TYPES, POOL_TYPES, count_node
 
 __all__ = ["CORE_SRAM_BYTES", "HardwareProfile", "format_profile", "profile_graph"]
 
@@ -77,43 +76,16 @@ class HardwareProfile:
         return jsonable(asdict(self))
 
 
-def _recurrent_buffer_values(graph: Graph) -> tuple[int, int]:
-    """(buffered values, edges) over the recurrent edges of the graph and its subgraphs."""
-    values = edges = 0
-    for i, recurrent in enumerate(graph.recurrent_mask()):
-        if recurrent:
-            edges += 1
-            values += shape_numel(graph.edge_shape(i))
-    for node in graph.nodes.values():
-        if isinstance(node, Graph):
-            v, e = _recurrent_buffer_values(node)
-            values, edges = values + v, edges + e
-    return values, edges
-
-
 def profile_graph(graph: GraphLike) -> HardwareProfile:
     """Static memory and operation profile of a graph (or ``.t1c`` file); see the module docstring."""
-    graph = load_graph(graph)
-    check_edges(graph)
-    weight = model_weight = params = macs = spikes = state_values = peak = 0
+    totals = count_graph(load_graph(graph))
     largest, largest_bytes = None, 0
     n_conv = n_fc = n_lif = n_neuron = n_pool = n_up = 0
     spiking_affine = skip = sepconv = False
     plain_affine: list[str] = []
-    uncounted: list[str] = []
-    for name, node, n_in in walk(graph):
-        c = count_node(node, n_in)
-        weight += c.nbytes
-        model_weight += c.model_nbytes
-        params += c.params
-        macs += c.macs
-        state_values += c.state_values
-        peak = max(peak, c.output_elements)
-        spikes += c.spike_ops
+    for name, node, c in totals.layers:
         if c.nbytes > largest_bytes:
             largest, largest_bytes = name, c.nbytes
-        if not c.counted:
-            uncounted.append(name)
         n_conv += isinstance(node, CONV_TYPES)
         n_fc += isinstance(node, DENSE_TYPES)
         n_lif += isinstance(node, LIF_TYPES)
@@ -125,20 +97,15 @@ def profile_graph(graph: GraphLike) -> HardwareProfile:
         sepconv |= isinstance(node, ir.SepConv2d)
         if type(node) is ir.Affine:
             plain_affine.append(name)
-    buffered, n_recurrent = _recurrent_buffer_values(graph)
-    activation = peak * BYTES_PER_ACTIVATION
-    state = (state_values + buffered) * BYTES_PER_ACTIVATION
-    total = weight + activation + state
-    quantized = params + activation + state
     profile = HardwareProfile(
-        weight_memory=weight,
-        activation_memory=activation,
-        state_memory=state,
-        total_memory=total,
-        estimated_quantized_memory=quantized,
-        mac_ops=macs,
-        spike_ops=spikes,
-        total_ops=macs + spikes,
+        weight_memory=totals.weight_memory,
+        activation_memory=totals.activation_memory,
+        state_memory=totals.state_memory,
+        total_memory=totals.total_memory,
+        estimated_quantized_memory=totals.estimated_quantized_memory,
+        mac_ops=totals.total_macs,
+        spike_ops=totals.spike_ops,
+        total_ops=totals.total_ops,
         conv_layers=n_conv,
         fc_layers=n_fc,
         lif_layers=n_lif,
@@ -150,26 +117,26 @@ def profile_graph(graph: GraphLike) -> HardwareProfile:
         uses_sepconv=sepconv,
         largest_layer=largest,
         largest_layer_memory=largest_bytes,
-        recurrent_edges=n_recurrent,
-        model_weight_memory=model_weight,
+        recurrent_edges=totals.recurrent_edges,
+        model_weight_memory=totals.model_bytes,
     )
-    if uncounted:
+    if totals.uncounted:
         profile.warnings.append(
-            f"MACs of {len(uncounted)} node(s) not counted (unknown input shape or no counting rule): "
-            + ", ".join(uncounted)
+            f"MACs of {len(totals.uncounted)} node(s) not counted (unknown input shape or no counting rule): "
+            + ", ".join(totals.uncounted)
         )
     if largest is not None and largest_bytes > CORE_SRAM_BYTES:
         profile.warnings.append(
             f"Layer '{largest}' holds {format_bytes(largest_bytes)} of parameters, more than the "
             f"{format_bytes(CORE_SRAM_BYTES)} SRAM of one core: it must be split across cores"
         )
-    if plain_affine and spikes:
+    if plain_affine and totals.spike_ops:
         profile.recommendations.append(
             "Consider using SpikingAffine for FC layers to enable hardware-optimized quantization "
             f"({', '.join(plain_affine)}; `talon convert --spiking`)"
         )
     saving = math.floor(100 * profile.quantization_savings)
-    if weight > params and saving >= 10:
+    if totals.weight_memory > totals.total_params and saving >= 10:
         profile.recommendations.append(f"8-bit quantization could reduce memory by ~{saving}%")
     return profile
 

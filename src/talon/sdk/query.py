@@ -11,9 +11,10 @@ import numpy as np
 
 from talon import ir
 from talon.ir import Graph, Node
+from talon.ir.counting import count_node
+from talon.ir.graph import SEP, check_edges, walk
 
-from ._common import SEP, GraphLike, check_edges, enum_value, load_graph, rebuild, require_node, resolve_node, walk
-from .counting import count_node
+from ._common import GraphLike, enum_value, load_graph, rebuild, require_node, resolve_node
 
 __all__ = ["extract_subgraph", "find_pattern", "get_node_statistics", "inspect_node", "trace_path"]
 

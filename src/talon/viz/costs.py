@@ -2,8 +2,8 @@
 ``talon.graph.allocate``, computed by their own code (never a second copy of their rules).
 
 Per node (``node["cost"]`` of :func:`talon.viz.graph_to_dict`), from
-:func:`talon.sdk.counting.count_node` — the function ``analyze_graph`` and ``profile_graph`` call
-for every node, with the same fan-in (:func:`talon.sdk._common.walk`):
+:func:`talon.ir.counting.count_graph` — the counts ``analyze_graph`` and ``profile_graph`` take
+for every node, with the same fan-in (:func:`talon.ir.graph.walk`):
 
 * ``layer``: the node's name in ``talon analyze`` (``outer.inner`` inside a subgraph);
 * ``bytes``: parameter bytes, the arrays' real ``nbytes`` (analyze's ``LayerStats.bytes``);
@@ -17,15 +17,12 @@ for every node, with the same fan-in (:func:`talon.sdk._common.walk`):
 * ``sram_bytes``: ``{precision: weight + state bytes on a core}`` at each datapath precision of
   :data:`talon.graph.spec.PRECISION_BITS` (int4 packs two weights per byte).
 
-The summary (``summary["cost"]``) is ``analyze_graph``'s and ``profile_graph``'s totals, called on
-the graph. A partitioned graph whose record names its hardware (``talon.graph.partition`` writes
-``spec`` and ``precision``) also gets ``mapping``: per core the :func:`talon.graph.allocate` budget
-(neurons, synapses, weight / state / routing / SRAM bytes and each one's load against the spec's
-limit), its status (``"over"`` past a limit, ``"near"`` at :data:`NEAR_FULL` of one or more,
-else ``"ok"``) and the allocation's violations.
-
-``talon.viz`` imports ``talon.sdk`` here, at call time only: the counting rules live in the SDK,
-and the page must show exactly its numbers.
+The summary (``summary["cost"]``) is ``analyze_graph``'s and ``profile_graph``'s totals, the
+same :class:`talon.ir.counting.GraphCounts` they report. A partitioned graph whose record names
+its hardware (``talon.graph.partition`` writes ``spec`` and ``precision``) also gets ``mapping``:
+per core the :func:`talon.graph.allocate` budget (neurons, synapses, weight / state / routing /
+SRAM bytes and each one's load against the spec's limit), its status (``"over"`` past a limit,
+``"near"`` at :data:`NEAR_FULL` of one or more, else ``"ok"``) and the allocation's violations.
 """
 
 from __future__ import annotations
@@ -34,23 +31,21 @@ import warnings
 from typing import Any
 
 from talon.ir import Graph
+from talon.ir.counting import BYTES_PER_ACTIVATION, GraphCounts
 
 NEAR_FULL = 0.9
 """A core whose largest load (neurons, synapses or SRAM against the spec) reaches this fraction is
 marked near-full."""
 
 
-def node_costs(graph: Graph) -> list[dict[str, Any]]:
-    """One cost record per non-subgraph node, in the order :func:`talon.sdk._common.walk` (and the
-    page's flattening) visits them."""
+def node_costs(counted: GraphCounts) -> list[dict[str, Any]]:
+    """One cost record per non-subgraph node of the counted graph, in the order
+    :func:`talon.ir.graph.walk` (and the page's flattening) visits them."""
     from talon.graph.resources import node_cost
     from talon.graph.spec import PRECISION_BITS
-    from talon.sdk._common import walk
-    from talon.sdk.counting import BYTES_PER_ACTIVATION, count_node
 
     records = []
-    for name, node, n_inputs in walk(graph):
-        counts = count_node(node, n_inputs)
+    for name, node, counts in counted.layers:
         core = node_cost(node, *PRECISION_BITS["fp32"])
         # a node that stores nothing at 32 bits stores nothing at any width (bytes = ceil(n * bits / 8))
         per_precision = {p: core if core.free else node_cost(node, w, s) for p, (w, s) in PRECISION_BITS.items()}
@@ -71,26 +66,26 @@ def node_costs(graph: Graph) -> list[dict[str, Any]]:
     return records
 
 
-def graph_costs(graph: Graph) -> dict[str, Any]:
-    """``summary["cost"]``: the totals of ``analyze_graph`` and ``profile_graph`` (module docstring)."""
-    from talon.sdk.analysis import analyze_graph
-    from talon.sdk.profile import profile_graph
+GRAPH_COST_FIELDS = (
+    "total_params",
+    "total_bytes",
+    "total_macs",
+    "total_flops",
+    "spike_ops",
+    "total_ops",
+    "weight_memory",
+    "activation_memory",
+    "state_memory",
+    "total_memory",
+    "estimated_quantized_memory",
+)
+"""The totals ``summary["cost"]`` holds, named as :class:`talon.sdk.GraphStats` and
+:class:`talon.sdk.HardwareProfile` name them (``mac_ops`` is ``total_macs``)."""
 
-    stats, profile = analyze_graph(graph), profile_graph(graph)
-    return {
-        "total_params": stats.total_params,
-        "total_bytes": stats.total_bytes,
-        "total_macs": stats.total_macs,
-        "total_flops": stats.total_flops,
-        "spike_ops": profile.spike_ops,
-        "total_ops": profile.total_ops,
-        "weight_memory": profile.weight_memory,
-        "activation_memory": profile.activation_memory,
-        "state_memory": profile.state_memory,
-        "total_memory": profile.total_memory,
-        "estimated_quantized_memory": profile.estimated_quantized_memory,
-        "uncounted": list(stats.uncounted),
-    }
+
+def graph_costs(counted: GraphCounts) -> dict[str, Any]:
+    """``summary["cost"]``: the totals of ``analyze_graph`` and ``profile_graph`` (module docstring)."""
+    return {**{key: getattr(counted, key) for key in GRAPH_COST_FIELDS}, "uncounted": list(counted.uncounted)}
 
 
 def core_budgets(graph: Graph, record: dict[str, Any], assignments: dict[str, int]) -> dict[str, Any] | None:

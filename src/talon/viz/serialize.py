@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from talon.ir import Graph, Node
+from talon.ir.counting import count_graph
 
 from .constants import DEFAULT_SHAPE, GROUP_SHAPES, NODE_ICONS, NODE_SHAPES, node_color
 from .costs import core_budgets, graph_costs, node_costs
@@ -246,8 +247,9 @@ def graph_to_dict(graph: Graph, *, detect_patterns: bool = True, costs: bool = T
         raise ValueError("graph_to_dict: the graph has no nodes; there is nothing to draw")
     flat = _Flattener(detect_patterns)
     flat.add_graph(graph, "", None)
-    if costs:
-        records = node_costs(graph)
+    counted = count_graph(graph) if costs else None
+    if counted is not None:
+        records = node_costs(counted)
         if len(records) != len(flat.nodes):  # both walk the nesting levels in node order
             raise AssertionError(f"{len(records)} cost records for {len(flat.nodes)} drawn nodes")
         for entry, record in zip(flat.nodes, records, strict=True):
@@ -282,8 +284,8 @@ def graph_to_dict(graph: Graph, *, detect_patterns: bool = True, costs: bool = T
         metadata["partition_metadata"] = plain(part)
     if cores:
         summary["cores"] = sorted(set(cores.values()))
-    if costs:
-        summary["cost"] = graph_costs(graph)
+    if counted is not None:
+        summary["cost"] = graph_costs(counted)
         budgets = core_budgets(graph, part, cores) if part is not None and cores else None
         if budgets is not None:
             summary["mapping"] = plain(budgets)

@@ -12,6 +12,7 @@ import numpy as np
 
 from talon import ir
 from talon._compiled import planned_work
+from talon.ir.counting import CONV_LIKE_TYPES, detection_macs
 
 from ..base import BackendBase, check_graph, iter_nodes
 from ..config import PRECISIONS, CompileConfig
@@ -20,7 +21,6 @@ from ..energy import DEFAULT_PRESET, EnergyPreset, resolve_energy
 from ..errors import BackendError, UnsupportedNodeError
 from ..results import BackendCapabilities, ProfileResult, QuantizationReport, SimulationResult, ValidationResult
 from ..stimulus import prepare_source
-from .detection_cost import CONV_LIKE_TYPES, detection_macs
 from .kernels.build import FLOAT_DTYPES
 from .kernels.fixed_detection import DECODE_TYPES, float_tail
 from .kernels.fixed_ops import NO_INTEGER_FORM, integer_support_problem

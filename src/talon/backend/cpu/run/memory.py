@@ -22,9 +22,9 @@ import math
 from dataclasses import dataclass, field
 
 from talon import ir
+from talon.ir.counting import CONV_LIKE_TYPES
 
 from ...config import CompileConfig
-from ..detection_cost import CONV_LIKE_TYPES
 from ..kernels.float_neurons import STATEFUL_NODES
 from ..kernels.kernel import Kernel
 from ..lowering.program import Program

@@ -25,11 +25,11 @@ import math
 import numpy as np
 
 from talon import ir
+from talon.ir.counting import DETECTION_TYPES, detection_macs
 
 from ...config import CompileConfig
 from ...energy import EnergyPreset
 from ...results import LayerProfile
-from ..detection_cost import DETECTION_TYPES, detection_macs
 from ..kernels import geometry
 from ..kernels.kernel import Kernel
 from ..lowering.program import Program
@@ -97,7 +97,7 @@ def count_layers(
             if isinstance(node, ir.SepConv2d):
                 n_bias += node.depthwise_weight.shape[0] * math.prod(node.output_shape[1:])
             layer.sram_read_bits = (layer.macs + layer.synaptic_ops) * w_bits + n_bias * runs * b_bits
-        elif isinstance(node, DETECTION_TYPES):  # counted densely (docs: detection_cost)
+        elif isinstance(node, DETECTION_TYPES):  # counted densely (talon.ir.counting.detection)
             layer.macs = detection_macs(node, tuple(node.input_shape)) * runs
             w_bits, _ = weight_bits(kernel, config)
             layer.sram_read_bits = layer.macs * w_bits

@@ -3,7 +3,7 @@
 Building a run is not free: validation scans every weight (finiteness), lowering inlines the
 subgraphs, and the float kernels copy and convert the weights (a 33.6 M-parameter model: ~1 s and
 ~0.4 GB each call). :func:`lookup` keeps what was built for a graph **by content**: the key is the
-graph's full fingerprint (``talon.sdk.fingerprint_graph`` with weights and metadata), computed on
+graph's full fingerprint (:mod:`talon.ir.fingerprint` with weights and metadata), computed on
 every call, so a graph modified in place is built afresh. What is built refers to the graph's own
 node objects (the program's operations, kernels holding parameters as they are), so an entry is
 served only when the graph still holds the very node and parameter-array objects it was built
@@ -31,6 +31,7 @@ from collections.abc import Callable
 import numpy as np
 
 from talon import ir
+from talon.ir.fingerprint import graph_fingerprint
 
 from ...config import CompileConfig
 from ...stimulus import memory_limit
@@ -109,10 +110,8 @@ def lookup(graph: ir.Graph) -> Built:
     the first time)."""
     if MAX_ENTRIES <= 0:
         return Uncached(graph)
-    from talon.sdk.fingerprint import fingerprint_graph
-
     try:
-        key = fingerprint_graph(graph, include_weights=True, include_metadata=True)
+        key = graph_fingerprint(graph, include_weights=True, include_metadata=True)
     except (TypeError, ValueError):  # metadata the canonical form cannot encode: not cached
         return Uncached(graph)
     with _lock:

@@ -1,8 +1,9 @@
 """Counting rules for one node: parameters, bytes, multiply-accumulates, neurons and state.
 
-These are the formulas behind :func:`talon.sdk.analyze_graph` and :func:`talon.sdk.profile_graph`
-(``docs/sdk.md`` lists them with worked examples). Shapes exclude the batch dimension; counts are
-per sample and per timestep.
+These are the formulas behind :func:`talon.sdk.analyze_graph`, :func:`talon.sdk.profile_graph`
+and the costs ``talon.viz`` shows (``docs/sdk.md`` lists them with worked examples); their totals
+over a graph are :func:`talon.ir.counting.count_graph`'s. Shapes exclude the batch dimension;
+counts are per sample and per timestep.
 
 * **params**: elements of every array parameter (``node.arrays()``): weights, biases *and* neuron
   parameter arrays (a LIF of n neurons has 5 arrays: tau, r, v_leak, v_threshold, v_reset).
@@ -49,10 +50,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from talon import ir
-from talon.backend.cpu.detection_cost import CONV_LIKE_TYPES, detection_macs
 from talon.ir import Node
 
-from ._common import shape_numel
+from .detection import CONV_LIKE_TYPES, detection_macs
 
 SPIKING_TYPES: tuple[type[Node], ...] = (ir.LIF, ir.IF, ir.CubaLIF, ir.Threshold)
 NEURON_TYPES: tuple[type[Node], ...] = (ir.LIF, ir.IF, ir.CubaLIF, ir.LI, ir.CubaLI, ir.Integrator)
@@ -127,7 +127,7 @@ class NodeCounts:
 def count_node(node: Node, n_inputs: int = 1) -> NodeCounts:
     """The counts of one (non-Graph) node receiving ``n_inputs`` incoming edges."""
     if isinstance(node, ir.Graph):
-        raise TypeError("count_node takes a single node; use analyze_graph for a subgraph")
+        raise TypeError("count_node takes a single node; use count_graph (or analyze_graph) for a subgraph")
     if not isinstance(node, Node):
         raise TypeError(f"expected a talon.ir Node, got {type(node).__name__}")
     arrays = node.arrays()
@@ -165,6 +165,11 @@ def count_node(node: Node, n_inputs: int = 1) -> NodeCounts:
         model_nbytes=model_nbytes,
         spike_ops=layer if spiking else 0,
     )
+
+
+def shape_numel(shape: tuple[int, ...] | None) -> int:
+    """Elements of one sample of ``shape`` (0 for an unknown shape)."""
+    return 0 if shape is None else math.prod(shape)
 
 
 def is_uniform(arr: np.ndarray) -> bool:

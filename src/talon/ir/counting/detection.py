@@ -13,8 +13,8 @@ DFLDecode           ``4 reg_max H W`` (the expectation over the bins; softmax an
 Dist2BBox, NMS      0 (element-wise decode and post-processing, no weights)
 ==================  ====================================================================
 
-Used by the SDK's counting (``talon.sdk.counting``) and the CPU profiler, which counts these
-layers densely (every MAC, whether its input is a spike or not).
+Used by the counting rules (:mod:`talon.ir.counting.rules`) and the CPU backend's profiler, which
+counts these layers densely (every MAC, whether its input is a spike or not).
 """
 
 from __future__ import annotations
