@@ -70,6 +70,47 @@ def _backwards(kind: str, p: dict[str, float]) -> Backward:
         return lambda g, x: g * x
     if kind == "none":
         return lambda g, x: torch.zeros_like(g)
+    return _other_backwards(kind, p)
+
+
+def _other_backwards(kind: str, p: dict[str, float]) -> Backward:
+    """The kinds of SpikingJelly, Sinabs and Rockpool (their NIR importers' defaults) and snnTorch's others."""
+    if kind == "logistic":  # SpikingJelly sigmoid_backward: s = sigmoid(x alpha); g (1 - s) s alpha
+        alpha = p["alpha"]
+
+        def logistic(g, x):
+            s = torch.sigmoid(x * alpha)
+            return g * (1.0 - s) * s * alpha
+
+        return logistic
+    if kind == "single_exponential":  # Sinabs SingleExponential: g * (scale / width * e^(-|x| / width))
+        width, scale = p["width"], p["scale"]
+        return lambda g, x: g * (scale / width * torch.exp(-torch.abs(x) / width))
+    if kind == "step_window":  # Rockpool StepPWL: g / threshold * (x >= -window)
+        window, threshold = p["window"], p["threshold"]
+        return lambda g, x: g / threshold * (x >= -window)
+    if kind == "gaussian":  # Sinabs Gaussian: g * (e^(-(x - mu)^2 / (2 sigma^2)) / (sigma sqrt(2 pi)) * scale)
+        mu, sigma, scale = p["mu"], p["sigma"], p["scale"]
+        root = torch.sqrt(2 * torch.tensor(math.pi))  # float32, as Sinabs has it
+
+        def gaussian(g, x):
+            return g * (torch.exp(-((x - mu) ** 2) / (2 * sigma**2)) / (sigma * root.to(x.device)) * scale)
+
+        return gaussian
+    if kind == "spike_rate_escape":  # snnTorch: g * slope * e^(-beta |x - 1|)
+        beta, slope = p["beta"], p["slope"]
+        return lambda g, x: g * slope * torch.exp(-beta * torch.abs(x - 1))
+    if kind == "sparse_fast_sigmoid":  # snnTorch SFS: g / (k|x| + 1)^2 * (x > b)
+        k, b = p["k"], p["b"]
+        return lambda g, x: g / (k * torch.abs(x) + 1.0) ** 2 * (x > b).to(g.dtype)
+    if kind == "triangle_slope":  # snnTorch triangular: g * threshold, negated where x >= 0
+        threshold = p["threshold"]
+
+        def triangle_slope(g, x):
+            grad = g * threshold
+            return torch.where(x >= 0, -grad, grad)
+
+        return triangle_slope
     raise ValueError(f"surrogate kind {kind!r} has no PyTorch backward")  # a kind added to the IR only
 
 

@@ -18,11 +18,26 @@ kind for a kind without parameters (``'straight_through'``). Kinds (``x = v - th
     heaviside            1 where x > 0, else 0                    snnTorch heaviside
     linear               x                                        Spyx custom() with its default backward
     none                 0                                        Norse 'heaviside' (no gradient)
+    logistic(alpha)      alpha*s*(1 - s), s = 1/(1 + e^(-alpha*x))    SpikingJelly Sigmoid (alpha = 4, its
+                                                                  default); = sigmoid(slope=alpha), computed
+                                                                  without snnTorch's overflow to NaN at x << 0
+    single_exponential(width, scale)  scale/width * e^(-|x|/width)    Sinabs SingleExponential (its default;
+                                                                  width = grad_width*theta, absolute here)
+    step_window(window, threshold)    1/threshold where x >= -window   Rockpool StepPWL (window = 0.5), Sinabs
+                                                                  Heaviside (window = 1); threshold: the
+                                                                  neuron's, which they divide by
+    gaussian(mu, sigma, scale)  scale*e^(-(x-mu)^2/(2 sigma^2)) / (sigma*sqrt(2 pi))   Sinabs Gaussian
+    spike_rate_escape(beta, slope)    slope * e^(-beta*|x - 1|)   snnTorch spike_rate_escape
+    sparse_fast_sigmoid(k, b)  1/(1 + k*|x|)^2 where x > b, else 0    snnTorch SFS(slope=k, B=b)
+    triangle_slope(threshold)  threshold where x < 0, -threshold where x >= 0   snnTorch triangular (the
+                                                                  slope of a triangle, not the triangle)
 
 ``'atan(alpha=2.0)'`` is the default (:data:`DEFAULT_SURROGATE`) and is left out of ``.t1c`` files,
 so a graph that does not state another surrogate is stored as before. Aliases accepted on input:
 ``fast_sigmoid(slope)`` is ``superspike(k=slope)``, ``triangular(k)`` (default ``k = 2``) is
-``triangle(alpha=1.0, k=k)``, ``straight_through_estimator`` is ``straight_through``.
+``triangle(alpha=1.0, k=k)`` (Spyx's; snnTorch's ``triangular`` is ``triangle_slope``),
+``straight_through_estimator`` is ``straight_through``, ``SFS(slope, B)`` is
+``sparse_fast_sigmoid(k=slope, b=B)``.
 
 Every engine computes the same formula (``talon.bridge.spike``, ``talon.interop.jax.spike``); the
 importers recognise their framework's surrogate and check it against these formulas on probe points.
@@ -48,6 +63,13 @@ SURROGATE_KINDS: dict[str, tuple[tuple[str, float], ...]] = {
     "heaviside": (),
     "linear": (),
     "none": (),
+    "logistic": (("alpha", 4.0),),
+    "single_exponential": (("width", 0.5), ("scale", 1.0)),
+    "step_window": (("window", 0.5), ("threshold", 1.0)),
+    "gaussian": (("mu", 0.0), ("sigma", 0.5), ("scale", 1.0)),
+    "spike_rate_escape": (("beta", 1.0), ("slope", 25.0)),
+    "sparse_fast_sigmoid": (("k", 25.0), ("b", 1.0)),
+    "triangle_slope": (("threshold", 1.0),),
 }
 
 # alias -> (kind, {alias parameter: kind parameter}, {kind parameter: value fixed or defaulted by the alias})
@@ -55,6 +77,7 @@ _ALIASES: dict[str, tuple[str, dict[str, str], dict[str, float]]] = {
     "fast_sigmoid": ("superspike", {"slope": "k"}, {}),
     "triangular": ("triangle", {"k": "k"}, {"alpha": 1.0, "k": 2.0}),
     "straight_through_estimator": ("straight_through", {}, {}),
+    "sfs": ("sparse_fast_sigmoid", {"slope": "k", "B": "b"}, {}),
 }
 
 DEFAULT_SURROGATE = "atan(alpha=2.0)"
