@@ -227,7 +227,8 @@ def test_per_neuron_thresholds_keep_their_surrogate_with_a_record():
 
 def test_to_nir_warns_when_the_consumer_trains_with_another_surrogate():
     lif = ir.LIF(tau=np.full(3, 2.0), v_threshold=np.ones(3), comparison=">=", reset_gradient="through")
-    with pytest.warns(SurrogateWarning, match=r"consumer='spikingjelly'.*\['n \(atan\(alpha=2.0\)\)'\]"):
+    changes = r"\['n: atan\(alpha=2.0\) -> logistic\(alpha=4.0\)'\] \(talon's -> theirs\)"
+    with pytest.warns(SurrogateWarning, match=rf"consumer='spikingjelly'.*{changes}"):
         to_nir(_one_layer(lif), consumer="spikingjelly")
     with warnings.catch_warnings():
         warnings.simplefilter("error", SurrogateWarning)

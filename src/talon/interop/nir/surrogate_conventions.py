@@ -135,13 +135,16 @@ def apply(graph: ir.Graph, framework: str | None, version: str, surrogate: str |
 
 
 def mismatches(graph: ir.Graph, framework: str, prefix: str = "") -> list[str]:
-    """Paths of the LIF, IF and CubaLIF nodes whose surrogate is not what ``framework`` will give them."""
+    """``'path: ours -> theirs'`` for each LIF, IF and CubaLIF whose surrogate is not what ``framework``'s
+    importer will give it."""
     found = []
     for name, node in graph.nodes.items():
         if isinstance(node, ir.Graph):
             found += mismatches(node, framework, f"{prefix}{name}.")
-        elif isinstance(node, SPIKING) and node.surrogate != importer_surrogate(framework, node):
-            found.append(f"{prefix}{name} ({node.surrogate})")
+        elif isinstance(node, SPIKING):
+            theirs = importer_surrogate(framework, node)
+            if node.surrogate != theirs:
+                found.append(f"{prefix}{name}: {node.surrogate} -> {theirs or 'per-neuron, from its thresholds'}")
     return found
 
 
@@ -149,14 +152,15 @@ def warn_consumer(graph: ir.Graph, framework: str, version: str, stacklevel: int
     """Warn when ``framework``'s importer will train the graph's neurons with another surrogate."""
     if framework not in IMPORTER_SURROGATES:
         return
-    paths = mismatches(graph, framework)
-    if not paths:
+    changes = mismatches(graph, framework)
+    if not changes:
         return
     warnings.warn(
-        f"consumer={framework!r}: {framework} {version}'s importer trains every neuron with {IMPORTER_SURROGATES[framework][0]}"
-        f", but node(s) {paths} train with another surrogate in talon (NIR carries none): the file spikes the same "
-        f"there, but fine-tuning it in {framework} follows other gradients. Set {_FRAMEWORK_FIELD[framework]} on its "
-        "modules after importing, or give the nodes that surrogate to train alike (docs/nir.md, 'Surrogate gradient')",
+        f"consumer={framework!r}: NIR carries no surrogate gradient and {framework} {version}'s importer gives "
+        f"its neurons {IMPORTER_SURROGATES[framework][0]}: {changes} (talon's -> theirs). The file spikes the same "
+        f"there, but fine-tuning it in {framework} follows other gradients than talon's engines. Set "
+        f"{_FRAMEWORK_FIELD[framework]} on its modules after importing, or give the nodes its surrogate to train "
+        "alike (docs/nir.md, 'Surrogate gradient')",
         SurrogateWarning,
         stacklevel=stacklevel,
     )
