@@ -89,14 +89,30 @@ def _other_backwards(kind: str, p: dict[str, float]) -> Backward:
     if kind == "step_window":  # Rockpool StepPWL: g / threshold * (x >= -window)
         window, threshold = p["window"], p["threshold"]
         return lambda g, x: g / threshold * (x >= -window)
-    if kind == "gaussian":  # Sinabs Gaussian: g * (e^(-(x - mu)^2 / (2 sigma^2)) / (sigma sqrt(2 pi)) * scale)
+    if kind == "gaussian":  # Sinabs Gaussian: g * (G(x; mu, sigma) * scale)
         mu, sigma, scale = p["mu"], p["sigma"], p["scale"]
-        root = torch.sqrt(2 * torch.tensor(math.pi))  # float32, as Sinabs has it
+        return lambda g, x: g * (_gaussian(x, mu, sigma) * scale)
+    if kind == "multi_gaussian":  # Sinabs MultiGaussian
+        mu, sigma, h, s, scale = p["mu"], p["sigma"], p["h"], p["s"], p["scale"]
 
-        def gaussian(g, x):
-            return g * (torch.exp(-((x - mu) ** 2) / (2 * sigma**2)) / (sigma * root.to(x.device)) * scale)
+        def multi_gaussian(g, x):
+            wide = s * sigma
+            bumps = (1 + h) * _gaussian(x, mu, sigma) - h * _gaussian(x, sigma, wide) - h * _gaussian(x, -sigma, wide)
+            return g * (bumps * scale)
 
-        return gaussian
+        return multi_gaussian
+    if kind == "periodic_exponential":  # Sinabs / Rockpool PeriodicExponential (see talon.ir.surrogate)
+        width, scale, theta, gain, limit = p["width"], p["scale"], p["threshold"], p["gain"], p["max_spikes"]
+
+        def periodic_exponential(g, x):
+            v = x + theta
+            n = torch.floor((v - theta / 2) / theta)  # the nearest multiple of theta is (n + 1) theta
+            if limit:
+                n = torch.clamp_max(n, limit - 1)
+            d = torch.where(v < theta, x, gain * (v - (n + 1) * theta))
+            return g * (scale * torch.exp(-torch.abs(d) / width))
+
+        return periodic_exponential
     if kind == "spike_rate_escape":  # snnTorch: g * slope * e^(-beta |x - 1|)
         beta, slope = p["beta"], p["slope"]
         return lambda g, x: g * slope * torch.exp(-beta * torch.abs(x - 1))
@@ -112,6 +128,12 @@ def _other_backwards(kind: str, p: dict[str, float]) -> Backward:
 
         return triangle_slope
     raise ValueError(f"surrogate kind {kind!r} has no PyTorch backward")  # a kind added to the IR only
+
+
+def _gaussian(x: torch.Tensor, mu: float, sigma: float) -> torch.Tensor:
+    """Sinabs' ``gaussian``: ``e^(-(x - mu)^2 / (2 sigma^2)) / (sigma sqrt(2 pi))``, sqrt(2 pi) in float32."""
+    root = torch.sqrt(2 * torch.tensor(math.pi, device=x.device))
+    return torch.exp(-((x - mu) ** 2) / (2 * sigma**2)) / (sigma * root)
 
 
 _BACKWARDS: dict[str, Backward] = {}  # surrogate text -> its backward (a plain dict: torch.compile reads it as is)

@@ -18,19 +18,28 @@ kind for a kind without parameters (``'straight_through'``). Kinds (``x = v - th
     heaviside            1 where x > 0, else 0                    snnTorch heaviside
     linear               x                                        Spyx custom() with its default backward
     none                 0                                        Norse 'heaviside' (no gradient)
-    logistic(alpha)      alpha*s*(1 - s), s = 1/(1 + e^(-alpha*x))    SpikingJelly Sigmoid (alpha = 4, its
-                                                                  default); = sigmoid(slope=alpha), computed
-                                                                  without snnTorch's overflow to NaN at x << 0
-    single_exponential(width, scale)  scale/width * e^(-|x|/width)    Sinabs SingleExponential (its default;
-                                                                  width = grad_width*theta, absolute here)
-    step_window(window, threshold)    1/threshold where x >= -window   Rockpool StepPWL (window = 0.5), Sinabs
-                                                                  Heaviside (window = 1); threshold: the
-                                                                  neuron's, which they divide by
-    gaussian(mu, sigma, scale)  scale*e^(-(x-mu)^2/(2 sigma^2)) / (sigma*sqrt(2 pi))   Sinabs Gaussian
-    spike_rate_escape(beta, slope)    slope * e^(-beta*|x - 1|)   snnTorch spike_rate_escape
-    sparse_fast_sigmoid(k, b)  1/(1 + k*|x|)^2 where x > b, else 0    snnTorch SFS(slope=k, B=b)
-    triangle_slope(threshold)  threshold where x < 0, -threshold where x >= 0   snnTorch triangular (the
-                                                                  slope of a triangle, not the triangle)
+
+Those of SpikingJelly, Sinabs and Rockpool (the first three: their NIR importers' defaults,
+``talon.interop.nir.surrogate_conventions``) and snnTorch's others; ``G(x; m, s) = e^(-(x-m)^2/(2 s^2))
+/ (s*sqrt(2 pi))``::
+
+    logistic(alpha)                  alpha*s*(1 - s), s = 1/(1 + e^(-alpha*x))
+        SpikingJelly Sigmoid (alpha = 4): sigmoid(slope=alpha) without snnTorch's NaN far below theta
+    single_exponential(width, scale) scale/width * e^(-|x|/width)
+        Sinabs SingleExponential (width = its grad_width * theta); SpikingJelly PiecewiseExp
+    step_window(window, threshold)   1/threshold where x >= -window, else 0
+        Rockpool StepPWL (window 0.5), Sinabs Heaviside (window 1); threshold: the neuron's
+    gaussian(mu, sigma, scale)       scale*G(x; mu, sigma)                              Sinabs Gaussian
+    multi_gaussian(mu, sigma, h, s, scale)
+        scale*((1 + h)*G(x; mu, sigma) - h*G(x; sigma, s*sigma) - h*G(x; -sigma, s*sigma))   Sinabs MultiGaussian
+    periodic_exponential(width, scale, threshold, gain, max_spikes)
+        scale*e^(-|d|/width): d = x below the threshold, else gain*(v - k*threshold) for the multiple
+        k*threshold nearest to v = x + threshold (1 <= k <= max_spikes, 0: no limit);
+        Sinabs PeriodicExponential (gain 2), Rockpool's (scale 1/threshold, max_spikes 2^16)
+    spike_rate_escape(beta, slope)   slope*e^(-beta*|x - 1|)                            snnTorch spike_rate_escape
+    sparse_fast_sigmoid(k, b)        1/(1 + k*|x|)^2 where x > b, else 0                snnTorch SFS(slope=k, B=b)
+    triangle_slope(threshold)        threshold where x < 0, -threshold where x >= 0
+        snnTorch triangular (the slope of a triangle, not the triangle)
 
 ``'atan(alpha=2.0)'`` is the default (:data:`DEFAULT_SURROGATE`) and is left out of ``.t1c`` files,
 so a graph that does not state another surrogate is stored as before. Aliases accepted on input:
@@ -67,6 +76,8 @@ SURROGATE_KINDS: dict[str, tuple[tuple[str, float], ...]] = {
     "single_exponential": (("width", 0.5), ("scale", 1.0)),
     "step_window": (("window", 0.5), ("threshold", 1.0)),
     "gaussian": (("mu", 0.0), ("sigma", 0.5), ("scale", 1.0)),
+    "multi_gaussian": (("mu", 0.0), ("sigma", 0.5), ("h", 0.15), ("s", 6.0), ("scale", 1.0)),
+    "periodic_exponential": (("width", 0.5), ("scale", 1.0), ("threshold", 1.0), ("gain", 1.0), ("max_spikes", 0.0)),
     "spike_rate_escape": (("beta", 1.0), ("slope", 25.0)),
     "sparse_fast_sigmoid": (("k", 25.0), ("b", 1.0)),
     "triangle_slope": (("threshold", 1.0),),

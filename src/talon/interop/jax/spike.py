@@ -89,9 +89,30 @@ def _other_derivative(kind: str, p: dict[str, float], jnp) -> Callable[[Any], An
     if kind == "step_window":  # Rockpool StepPWL: 1 / threshold where x >= -window
         window, threshold = p["window"], p["threshold"]
         return lambda x: jnp.where(x >= -window, 1.0 / threshold, 0.0).astype(x.dtype)
+
+    def gaussian(x, mu, sigma):
+        return jnp.exp(-((x - mu) ** 2) / (2 * sigma**2)) / (sigma * math.sqrt(2 * math.pi))
+
     if kind == "gaussian":  # Sinabs Gaussian
         mu, sigma, scale = p["mu"], p["sigma"], p["scale"]
-        return lambda x: jnp.exp(-((x - mu) ** 2) / (2 * sigma**2)) / (sigma * math.sqrt(2 * math.pi)) * scale
+        return lambda x: gaussian(x, mu, sigma) * scale
+    if kind == "multi_gaussian":  # Sinabs MultiGaussian
+        mu, sigma, h, s, scale = p["mu"], p["sigma"], p["h"], p["s"], p["scale"]
+        wide = s * sigma
+        return lambda x: ((1 + h) * gaussian(x, mu, sigma) - h * gaussian(x, sigma, wide)
+                          - h * gaussian(x, -sigma, wide)) * scale  # fmt: skip
+    if kind == "periodic_exponential":  # Sinabs / Rockpool PeriodicExponential
+        width, scale, theta, gain, limit = p["width"], p["scale"], p["threshold"], p["gain"], p["max_spikes"]
+
+        def periodic_exponential(x):
+            v = x + theta
+            n = jnp.floor((v - theta / 2) / theta)
+            if limit:
+                n = jnp.minimum(n, limit - 1)
+            d = jnp.where(v < theta, x, gain * (v - (n + 1) * theta))
+            return scale * jnp.exp(-jnp.abs(d) / width)
+
+        return periodic_exponential
     if kind == "spike_rate_escape":  # snnTorch: slope e^(-beta |x - 1|)
         beta, slope = p["beta"], p["slope"]
         return lambda x: slope * jnp.exp(-beta * jnp.abs(x - 1.0))
