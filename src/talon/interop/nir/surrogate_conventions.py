@@ -12,7 +12,8 @@ their sources; ``docs/nir.md`` cites file and line; measured against their autog
   grad_scale=1)``, whose width is relative to the threshold: ``single_exponential(width=0.5·θ)``;
 * Rockpool 3.1.0: ``LIFTorch`` -> ``StepPWL`` with ``learning_window=0.5``, divided by the
   threshold: ``step_window(window=0.5, threshold=θ)``;
-* Norse 1.1.0: ``superspike(k=1.0)``; Spyx 1.0.0: ``superspike(k=25.0)`` (their profiles).
+* Norse 1.1.0: ``LIFBoxCell`` / ``IAFCell`` with ``method='super'`` (whose alpha Norse 1.1 ignores)
+  -> ``superspike(k=1.0)``; Spyx 1.0.0: ``spyx.nn`` layers' default activation -> ``superspike(k=25.0)``.
 
 A Sinabs or Rockpool surrogate scales with the neuron's threshold; TALON IR states it for a node
 whose threshold is one value, and a node with per-neuron thresholds keeps its surrogate (warned,
