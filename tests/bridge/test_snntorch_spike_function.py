@@ -56,12 +56,15 @@ REPRESENTED = {
     "sigmoid(slope=25.0)": surrogate.sigmoid(),
     "straight_through": surrogate.straight_through_estimator(),
     "heaviside": surrogate.heaviside(),
+    "triangle_slope(threshold=1.0)": surrogate.triangular(),
+    "spike_rate_escape(beta=1.0, slope=25.0)": surrogate.spike_rate_escape(),
+    "sparse_fast_sigmoid(k=25.0, b=1.0)": surrogate.SFS(),
 }
-# ... and those it cannot: warned about, recorded in the metadata, the node keeps the default
+# ... and those it cannot (a backward that draws noise): warned about, recorded in the metadata, the
+# node keeps the default
 UNREPRESENTED = {
-    "triangular(threshold=1)": surrogate.triangular(),
-    "spike_rate_escape(beta=1, slope=25)": surrogate.spike_rate_escape(),
-    "SFS(B=1, slope=25)": surrogate.SFS(),
+    "SSO(mean=0, variance=0.2)": surrogate.SSO(),
+    "SSO(mean=0.1, variance=0.5)": surrogate.SSO(mean=0.1, variance=0.5),
 }
 
 

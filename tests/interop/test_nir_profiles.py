@@ -222,7 +222,7 @@ def test_a_file_without_dt_warns_or_is_refused(tmp_path):
     with pytest.raises(ir.ConversionError, match="records no dt; pass dt="):
         read_nir(tmp_path / "nodt.nir", require_dt=True)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # an explicit dt, or the producer's convention: no warning
+        warnings.simplefilter("error", MissingDtWarning)  # an explicit dt, or the producer's convention: no warning
         assert read_nir(tmp_path / "nodt.nir", dt=1e-4).metadata["nir"]["dt"] == 1e-4
         assert read_nir(tmp_path / "nodt.nir", producer="spikingjelly").metadata["nir"]["dt"] == 1e-4
     with pytest.raises(ValueError, match="unknown framework profile 'lava'"):

@@ -104,6 +104,36 @@ def test_engines_reproduce_snntorch_surrogates():
     _check({k: model[int(k)].weight.grad.numpy() for k in keys}, graph, xs, weights, keys)
 
 
+def test_engines_reproduce_snntorch_other_surrogates():
+    """``spike_rate_escape``, ``SFS`` (sparse fast sigmoid) and ``triangular`` (whose backward is the
+    slope of a triangle, ±threshold): each a TALON IR kind, trained as snnTorch trains it."""
+    import snntorch.utils
+    from torch import nn
+
+    torch.manual_seed(2)
+    options = dict(init_hidden=True, threshold=0.5)
+    model = nn.Sequential(
+        nn.Linear(10, 16), snntorch.Leaky(beta=0.8, spike_grad=surrogate.spike_rate_escape(beta=2, slope=3), **options),
+        nn.Linear(16, 12), snntorch.Leaky(beta=0.7, spike_grad=surrogate.SFS(slope=4, B=-0.5), **options),
+        nn.Linear(12, 4), snntorch.Leaky(beta=0.9, spike_grad=surrogate.triangular(threshold=0.3), **options),
+    )  # fmt: skip
+    xs = (torch.randn(T, B, 10) * 3).numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every one of these is represented: no warning
+        graph = bridge.to_ir(model, torch.from_numpy(xs[0]))
+    assert [n.surrogate for n in _spiking(graph)] == [
+        "spike_rate_escape(beta=2.0, slope=3.0)", "sparse_fast_sigmoid(k=4.0, b=-0.5)", "triangle_slope(threshold=0.3)"
+    ]  # fmt: skip
+
+    weights = np.arange(1.0, 5.0, dtype=np.float32)
+    snntorch.utils.reset(model)
+    out = torch.stack([model(x) for x in torch.from_numpy(xs)])
+    (out * torch.from_numpy(weights)).sum().backward()
+    _fires(out.detach(), "snnTorch's output layer")
+    keys = {"0": "0", "2": "2", "4": "4"}
+    _check({k: model[int(k)].weight.grad.numpy() for k in keys}, graph, xs, weights, keys)
+
+
 # ---- Norse -------------------------------------------------------------------------------------
 
 norse = pytest.importorskip("norse.torch")
@@ -217,6 +247,10 @@ def test_a_surrogate_talon_cannot_state_is_warned_about_and_recorded():
         graph = bridge.to_ir(model, torch.randn(2, 4))
     assert graph.nodes["1"].surrogate == ir.DEFAULT_SURROGATE
     assert graph.nodes["1"].metadata["snntorch_spike_grad"].startswith("custom_surrogate")
+    stochastic = nn.Sequential(nn.Linear(4, 3), snntorch.Leaky(0.9, init_hidden=True, spike_grad=surrogate.SSO()))
+    with pytest.warns(UserWarning, match=r"spike_grad=SSO\(mean=0, variance=0.2\) has no TALON IR form"):
+        graph = bridge.to_ir(stochastic, torch.randn(2, 4))  # its backward draws noise: no closed form
+    assert graph.nodes["1"].metadata["snntorch_spike_grad"] == "SSO(mean=0, variance=0.2)"
 
     cell = norse.LIFBoxCell(LIFBoxParameters(method="circ", alpha=torch.tensor(2.0)))
     with pytest.warns(UserWarning, match=r"\(method='circ', alpha=2.0\) has no TALON IR form"):

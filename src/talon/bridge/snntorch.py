@@ -125,6 +125,11 @@ _SNNTORCH_SURROGATES = {
     "sigmoid": lambda p: ir.format_surrogate("sigmoid", slope=float(p["slope"])),
     "straight_through_estimator": lambda p: "straight_through",
     "heaviside": lambda p: "heaviside",
+    "spike_rate_escape": lambda p: ir.format_surrogate(
+        "spike_rate_escape", beta=float(p["beta"]), slope=float(p["slope"])
+    ),
+    "SFS": lambda p: ir.format_surrogate("sparse_fast_sigmoid", k=float(p["slope"]), b=float(p["B"])),
+    "triangular": lambda p: ir.format_surrogate("triangle_slope", threshold=float(p["threshold"])),
 }
 _IR_SURROGATE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # function -> IR text or None
 
@@ -132,7 +137,7 @@ _IR_SURROGATE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # functi
 def ir_surrogate(spike_grad) -> str | None:
     """The TALON IR surrogate an ``snntorch.surrogate`` function computes (``fast_sigmoid(slope=25)``
     -> ``'superspike(k=25.0)'``), checked on probe points (:mod:`.surrogate_probe`); None for any
-    other (a ``custom_surrogate``, ``triangular``, ``SSO`` …)."""
+    other (a ``custom_surrogate``, the stochastic ``SSO``; ``LSO`` fails in snnTorch 1.0.0 itself)."""
     if not isinstance(spike_grad, types.FunctionType):
         return None
     if spike_grad in _IR_SURROGATE:

@@ -70,7 +70,70 @@ def _backwards(kind: str, p: dict[str, float]) -> Backward:
         return lambda g, x: g * x
     if kind == "none":
         return lambda g, x: torch.zeros_like(g)
+    return _other_backwards(kind, p)
+
+
+def _other_backwards(kind: str, p: dict[str, float]) -> Backward:
+    """The kinds of SpikingJelly, Sinabs and Rockpool (their NIR importers' defaults) and snnTorch's others."""
+    if kind == "logistic":  # SpikingJelly sigmoid_backward: s = sigmoid(x alpha); g (1 - s) s alpha
+        alpha = p["alpha"]
+
+        def logistic(g, x):
+            s = torch.sigmoid(x * alpha)
+            return g * (1.0 - s) * s * alpha
+
+        return logistic
+    if kind == "single_exponential":  # Sinabs SingleExponential: g * (scale / width * e^(-|x| / width))
+        width, scale = p["width"], p["scale"]
+        return lambda g, x: g * (scale / width * torch.exp(-torch.abs(x) / width))
+    if kind == "step_window":  # Rockpool StepPWL: g / threshold * (x >= -window)
+        window, threshold = p["window"], p["threshold"]
+        return lambda g, x: g / threshold * (x >= -window)
+    if kind == "gaussian":  # Sinabs Gaussian: g * (G(x; mu, sigma) * scale)
+        mu, sigma, scale = p["mu"], p["sigma"], p["scale"]
+        return lambda g, x: g * (_gaussian(x, mu, sigma) * scale)
+    if kind == "multi_gaussian":  # Sinabs MultiGaussian
+        mu, sigma, h, s, scale = p["mu"], p["sigma"], p["h"], p["s"], p["scale"]
+
+        def multi_gaussian(g, x):
+            wide = s * sigma
+            bumps = (1 + h) * _gaussian(x, mu, sigma) - h * _gaussian(x, sigma, wide) - h * _gaussian(x, -sigma, wide)
+            return g * (bumps * scale)
+
+        return multi_gaussian
+    if kind == "periodic_exponential":  # Sinabs / Rockpool PeriodicExponential (see talon.ir.surrogate)
+        width, scale, theta, gain, limit = p["width"], p["scale"], p["threshold"], p["gain"], p["max_spikes"]
+
+        def periodic_exponential(g, x):
+            v = x + theta
+            n = torch.floor((v - theta / 2) / theta)  # the nearest multiple of theta is (n + 1) theta
+            if limit:
+                n = torch.clamp_max(n, limit - 1)
+            d = torch.where(v < theta, x, gain * (v - (n + 1) * theta))
+            return g * (scale * torch.exp(-torch.abs(d) / width))
+
+        return periodic_exponential
+    if kind == "spike_rate_escape":  # snnTorch: g * slope * e^(-beta |x - 1|)
+        beta, slope = p["beta"], p["slope"]
+        return lambda g, x: g * slope * torch.exp(-beta * torch.abs(x - 1))
+    if kind == "sparse_fast_sigmoid":  # snnTorch SFS: g / (k|x| + 1)^2 * (x > b)
+        k, b = p["k"], p["b"]
+        return lambda g, x: g / (k * torch.abs(x) + 1.0) ** 2 * (x > b).to(g.dtype)
+    if kind == "triangle_slope":  # snnTorch triangular: g * threshold, negated where x >= 0
+        threshold = p["threshold"]
+
+        def triangle_slope(g, x):
+            grad = g * threshold
+            return torch.where(x >= 0, -grad, grad)
+
+        return triangle_slope
     raise ValueError(f"surrogate kind {kind!r} has no PyTorch backward")  # a kind added to the IR only
+
+
+def _gaussian(x: torch.Tensor, mu: float, sigma: float) -> torch.Tensor:
+    """Sinabs' ``gaussian``: ``e^(-(x - mu)^2 / (2 sigma^2)) / (sigma sqrt(2 pi))``, sqrt(2 pi) in float32."""
+    root = torch.sqrt(2 * torch.tensor(math.pi, device=x.device))
+    return torch.exp(-((x - mu) ** 2) / (2 * sigma**2)) / (sigma * root)
 
 
 _BACKWARDS: dict[str, Backward] = {}  # surrogate text -> its backward (a plain dict: torch.compile reads it as is)

@@ -19,10 +19,34 @@ kind for a kind without parameters (``'straight_through'``). Kinds (``x = v - th
     linear               x                                        Spyx custom() with its default backward
     none                 0                                        Norse 'heaviside' (no gradient)
 
+Those of SpikingJelly, Sinabs and Rockpool (the first three: their NIR importers' defaults,
+``talon.interop.nir.surrogate_conventions``) and snnTorch's others; ``G(x; m, s) = e^(-(x-m)^2/(2 s^2))
+/ (s*sqrt(2 pi))``::
+
+    logistic(alpha)                  alpha*s*(1 - s), s = 1/(1 + e^(-alpha*x))
+        SpikingJelly Sigmoid (alpha = 4): sigmoid(slope=alpha) without snnTorch's NaN far below theta
+    single_exponential(width, scale) scale/width * e^(-|x|/width)
+        Sinabs SingleExponential (width = its grad_width * theta); SpikingJelly PiecewiseExp
+    step_window(window, threshold)   1/threshold where x >= -window, else 0
+        Rockpool StepPWL (window 0.5), Sinabs Heaviside (window 1); threshold: the neuron's
+    gaussian(mu, sigma, scale)       scale*G(x; mu, sigma)                              Sinabs Gaussian
+    multi_gaussian(mu, sigma, h, s, scale)
+        scale*((1 + h)*G(x; mu, sigma) - h*G(x; sigma, s*sigma) - h*G(x; -sigma, s*sigma))   Sinabs MultiGaussian
+    periodic_exponential(width, scale, threshold, gain, max_spikes)
+        scale*e^(-|d|/width): d = x below the threshold, else gain*(v - k*threshold) for the multiple
+        k*threshold nearest to v = x + threshold (1 <= k <= max_spikes, 0: no limit);
+        Sinabs PeriodicExponential (gain 2), Rockpool's (scale 1/threshold, max_spikes 2^16)
+    spike_rate_escape(beta, slope)   slope*e^(-beta*|x - 1|)                            snnTorch spike_rate_escape
+    sparse_fast_sigmoid(k, b)        1/(1 + k*|x|)^2 where x > b, else 0                snnTorch SFS(slope=k, B=b)
+    triangle_slope(threshold)        threshold where x < 0, -threshold where x >= 0
+        snnTorch triangular (the slope of a triangle, not the triangle)
+
 ``'atan(alpha=2.0)'`` is the default (:data:`DEFAULT_SURROGATE`) and is left out of ``.t1c`` files,
 so a graph that does not state another surrogate is stored as before. Aliases accepted on input:
 ``fast_sigmoid(slope)`` is ``superspike(k=slope)``, ``triangular(k)`` (default ``k = 2``) is
-``triangle(alpha=1.0, k=k)``, ``straight_through_estimator`` is ``straight_through``.
+``triangle(alpha=1.0, k=k)`` (Spyx's; snnTorch's ``triangular`` is ``triangle_slope``),
+``straight_through_estimator`` is ``straight_through``, ``SFS(slope, B)`` is
+``sparse_fast_sigmoid(k=slope, b=B)``.
 
 Every engine computes the same formula (``talon.bridge.spike``, ``talon.interop.jax.spike``); the
 importers recognise their framework's surrogate and check it against these formulas on probe points.
@@ -48,6 +72,15 @@ SURROGATE_KINDS: dict[str, tuple[tuple[str, float], ...]] = {
     "heaviside": (),
     "linear": (),
     "none": (),
+    "logistic": (("alpha", 4.0),),
+    "single_exponential": (("width", 0.5), ("scale", 1.0)),
+    "step_window": (("window", 0.5), ("threshold", 1.0)),
+    "gaussian": (("mu", 0.0), ("sigma", 0.5), ("scale", 1.0)),
+    "multi_gaussian": (("mu", 0.0), ("sigma", 0.5), ("h", 0.15), ("s", 6.0), ("scale", 1.0)),
+    "periodic_exponential": (("width", 0.5), ("scale", 1.0), ("threshold", 1.0), ("gain", 1.0), ("max_spikes", 0.0)),
+    "spike_rate_escape": (("beta", 1.0), ("slope", 25.0)),
+    "sparse_fast_sigmoid": (("k", 25.0), ("b", 1.0)),
+    "triangle_slope": (("threshold", 1.0),),
 }
 
 # alias -> (kind, {alias parameter: kind parameter}, {kind parameter: value fixed or defaulted by the alias})
@@ -55,6 +88,7 @@ _ALIASES: dict[str, tuple[str, dict[str, str], dict[str, float]]] = {
     "fast_sigmoid": ("superspike", {"slope": "k"}, {}),
     "triangular": ("triangle", {"k": "k"}, {"alpha": 1.0, "k": 2.0}),
     "straight_through_estimator": ("straight_through", {}, {}),
+    "sfs": ("sparse_fast_sigmoid", {"slope": "k", "B": "b"}, {}),
 }
 
 DEFAULT_SURROGATE = "atan(alpha=2.0)"

@@ -70,6 +70,58 @@ def _derivative(kind: str, p: dict[str, float], jnp) -> Callable[[Any], Any]:
         return lambda x: x
     if kind == "none":
         return lambda x: jnp.zeros_like(x)
+    return _other_derivative(kind, p, jnp)
+
+
+def _other_derivative(kind: str, p: dict[str, float], jnp) -> Callable[[Any], Any]:
+    """The kinds of SpikingJelly, Sinabs and Rockpool (their NIR importers' defaults) and snnTorch's others."""
+    if kind == "logistic":  # SpikingJelly Sigmoid: s = sigmoid(alpha x); (1 - s) s alpha
+        alpha = p["alpha"]
+
+        def logistic(x):
+            s = 1.0 / (1.0 + jnp.exp(-(x * alpha)))
+            return (1.0 - s) * s * alpha
+
+        return logistic
+    if kind == "single_exponential":  # Sinabs: scale / width * e^(-|x| / width)
+        width, scale = p["width"], p["scale"]
+        return lambda x: scale / width * jnp.exp(-jnp.abs(x) / width)
+    if kind == "step_window":  # Rockpool StepPWL: 1 / threshold where x >= -window
+        window, threshold = p["window"], p["threshold"]
+        return lambda x: jnp.where(x >= -window, 1.0 / threshold, 0.0).astype(x.dtype)
+
+    def gaussian(x, mu, sigma):
+        return jnp.exp(-((x - mu) ** 2) / (2 * sigma**2)) / (sigma * math.sqrt(2 * math.pi))
+
+    if kind == "gaussian":  # Sinabs Gaussian
+        mu, sigma, scale = p["mu"], p["sigma"], p["scale"]
+        return lambda x: gaussian(x, mu, sigma) * scale
+    if kind == "multi_gaussian":  # Sinabs MultiGaussian
+        mu, sigma, h, s, scale = p["mu"], p["sigma"], p["h"], p["s"], p["scale"]
+        wide = s * sigma
+        return lambda x: ((1 + h) * gaussian(x, mu, sigma) - h * gaussian(x, sigma, wide)
+                          - h * gaussian(x, -sigma, wide)) * scale  # fmt: skip
+    if kind == "periodic_exponential":  # Sinabs / Rockpool PeriodicExponential
+        width, scale, theta, gain, limit = p["width"], p["scale"], p["threshold"], p["gain"], p["max_spikes"]
+
+        def periodic_exponential(x):
+            v = x + theta
+            n = jnp.floor((v - theta / 2) / theta)
+            if limit:
+                n = jnp.minimum(n, limit - 1)
+            d = jnp.where(v < theta, x, gain * (v - (n + 1) * theta))
+            return scale * jnp.exp(-jnp.abs(d) / width)
+
+        return periodic_exponential
+    if kind == "spike_rate_escape":  # snnTorch: slope e^(-beta |x - 1|)
+        beta, slope = p["beta"], p["slope"]
+        return lambda x: slope * jnp.exp(-beta * jnp.abs(x - 1.0))
+    if kind == "sparse_fast_sigmoid":  # snnTorch SFS: 1 / (k|x| + 1)^2 where x > b
+        k, b = p["k"], p["b"]
+        return lambda x: jnp.where(x > b, 1.0 / (k * jnp.abs(x) + 1.0) ** 2, 0.0).astype(x.dtype)
+    if kind == "triangle_slope":  # snnTorch triangular: threshold where x < 0, -threshold where x >= 0
+        threshold = p["threshold"]
+        return lambda x: jnp.where(x >= 0, -threshold, threshold).astype(x.dtype)
     raise ValueError(f"surrogate kind {kind!r} has no JAX derivative")  # a kind added to the IR only
 
 

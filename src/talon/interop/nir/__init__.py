@@ -14,6 +14,7 @@ from .exporter import NIRCompatibilityWarning, to_nir, write_nir
 from .importer import from_nir, read_nir
 from .profiles import PROFILES
 from .reset_conventions import ResetGradientWarning
+from .surrogate_conventions import SurrogateWarning
 
 __all__ = [
     "DEFAULT_DT",
@@ -23,6 +24,7 @@ __all__ = [
     "NIRCompatibilityWarning",
     "NIRFormatError",
     "ResetGradientWarning",
+    "SurrogateWarning",
     "from_nir",
     "read_nir",
     "to_nir",

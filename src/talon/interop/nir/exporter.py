@@ -39,7 +39,7 @@ import numpy as np
 from talon import ir
 from talon.ir.graph import reachable
 
-from . import profiles, reset_conventions, units
+from . import profiles, reset_conventions, surrogate_conventions, units
 from ._common import DEFAULT_DT, LossyConversionWarning, _broadcast, check_dt, import_nir, same_bits, unique_name
 from .files import write_graph
 from .metadata import to_nir_metadata
@@ -92,7 +92,9 @@ def to_nir(graph: ir.Graph, dt: float | None = None, lossy: bool = False, *, con
     NIR has no field for the training convention of a reset: when the consumer's autograd differentiates
     it otherwise than a neuron's ``reset_gradient`` says (each of them trains ``'through'``), a
     :class:`~talon.interop.nir.reset_conventions.ResetGradientWarning` names the nodes (the same spikes,
-    other gradients when the file is fine-tuned there).
+    other gradients when the file is fine-tuned there). Nor for a surrogate gradient: a neuron whose
+    ``surrogate`` is not the one the consumer's importer builds is named in a
+    :class:`~talon.interop.nir.surrogate_conventions.SurrogateWarning`.
     """
     nir = import_nir()
     if not isinstance(graph, ir.Graph):
@@ -114,6 +116,7 @@ def to_nir(graph: ir.Graph, dt: float | None = None, lossy: bool = False, *, con
     graph.validate()  # nodes may have been edited since the graph was built
     checked = profiles.check_consumer(graph, profile)
     reset_conventions.warn_consumer(graph, profile.name, profile.version)  # the same spikes, other gradients?
+    surrogate_conventions.warn_consumer(graph, profile.name, profile.version)
     graph = checked
     exporter = _Exporter(nir, dt, bool(lossy))
     result = exporter.graph(graph, "")

@@ -36,7 +36,7 @@ from talon.ir.budget import BudgetExceededError, active_budget
 from talon.ir.node import as_tuple
 from talon.ir.serialization import collector_paused
 
-from . import profiles, units
+from . import profiles, surrogate_conventions, units
 from ._common import (
     DEFAULT_DT,
     MissingDtWarning,
@@ -100,6 +100,7 @@ def read_nir(
     producer: str | None = None,
     require_dt: bool = False,
     max_bytes: int | None = None,
+    surrogate: str | None = None,
 ) -> ir.Graph:
     """Read a NIR file (any nir version) into a talon graph.
 
@@ -123,16 +124,27 @@ def read_nir(
     Norse and Spyx run a file at the ``dt`` given to their importer (``dt=``, default 1e-3 for
     Norse, 1 for Spyx), whatever the file records.
 
+    NIR carries no surrogate gradient. With ``producer``, the spiking neurons train with the one that
+    framework's importer builds (:mod:`.surrogate_conventions`), and a
+    :class:`~talon.interop.nir.surrogate_conventions.SurrogateWarning` says that the model's own, if
+    it was another, is not in the file; ``surrogate`` (a TALON IR surrogate text, ``'sigmoid(slope=5)'``)
+    states it instead, for every LIF, IF, CubaLIF and Threshold.
+
     ``max_bytes`` bounds what reading may allocate — datasets, and parameters broadcast to layer
     shapes — checked before allocating (default: ``talon.ir.budget.default_budget`` of the file size).
     Only regular files and plain in-file datasets are read (``talon.ir.hdf5_guard``).
     """
     profiles.get_profile(producer)  # an unknown name is the caller's error, not the file's
+    surrogate = _checked_surrogate(surrogate, "read_nir")
     with collector_paused():  # a read makes many objects and no cycles (see talon.ir.serialization)
         tree, _version, budget = read_dict_budgeted(path, max_bytes=max_bytes)
         with active_budget(budget), _stray_errors_name(str(path)):
             return import_graph(tree, dt, type_check=type_check, where=str(path), integration=integration,
-                                producer=producer, require_dt=require_dt)  # fmt: skip
+                                producer=producer, require_dt=require_dt, surrogate=surrogate)  # fmt: skip
+
+
+def _checked_surrogate(surrogate: Any, where: str) -> str | None:
+    return None if surrogate is None else ir.canonical_surrogate(surrogate, f"{where}: surrogate")
 
 
 @contextlib.contextmanager
@@ -157,15 +169,19 @@ def from_nir(
     integration: str | None = None,
     producer: str | None = None,
     require_dt: bool = False,
+    surrogate: str | None = None,
 ) -> ir.Graph:
     """Convert a ``nir.NIRGraph`` (or a path to a ``.nir`` file, or a NIR dict) into a talon graph.
 
-    See :func:`read_nir` for ``dt``, ``type_check``, ``integration``, ``producer`` and ``require_dt``.
+    See :func:`read_nir` for ``dt``, ``type_check``, ``integration``, ``producer``, ``require_dt`` and
+    ``surrogate``.
     Raises :class:`~talon.ir.ConversionError` (or its subclass ``NIRFormatError``) naming the node at fault.
     """
     if not isinstance(type_check, bool):
         raise TypeError(f"type_check must be True or False, got {type_check!r}")
-    options = dict(type_check=type_check, integration=integration, producer=producer, require_dt=require_dt)
+    surrogate = _checked_surrogate(surrogate, "from_nir")
+    options = dict(type_check=type_check, integration=integration, producer=producer, require_dt=require_dt,
+                   surrogate=surrogate)  # fmt: skip
     if isinstance(source, (str, os.PathLike)):
         return read_nir(source, dt, **options)
     if isinstance(source, dict):
@@ -190,6 +206,7 @@ def import_graph(
     integration: str | None = None,
     producer: str | None = None,
     require_dt: bool = False,
+    surrogate: str | None = None,
 ) -> ir.Graph:
     """Convert a NIR graph dict (see :mod:`.files`) into a validated talon graph."""
     profile = profiles.get_profile(producer)
@@ -244,6 +261,7 @@ def import_graph(
         fresh["producer"] = f"{profile.name} {profile.version}"
         if framework_dt is not None:
             fresh["dt"] = framework_dt
+    graph = surrogate_conventions.apply(graph, profile.name, profile.version, surrogate, stacklevel=4)
     graph.metadata = merge_record(graph.metadata, fresh)
     ir.warn_non_finite(graph, where, stacklevel=4)  # readable and lintable; engines refuse it
     return graph

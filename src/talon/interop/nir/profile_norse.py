@@ -78,8 +78,8 @@ def restate(graph: ir.Graph, dt: float, prefix: str = "") -> ir.Graph:
 
 def _box(node: ir.Node) -> dict:
     """Norse's spike ``v - θ > 0`` and its reset ``(1 - z)·v + z·0`` (the file's v_reset ignored),
-    differentiated through the spike ``z`` with the SuperSpike of the cells Norse's importer builds
-    (``method='super'``, whose alpha Norse 1.1 ignores: ``superspike(k=1.0)``)."""
+    differentiated through the spike ``z`` (whose surrogate, the SuperSpike of the cells Norse's importer
+    builds, ``superspike(k=1.0)``, is given by :mod:`.surrogate_conventions`)."""
     return dict(comparison=">", reset_mode="value", reset_timing="immediate", spike_timing="post",
                 v_reset=np.zeros(np.shape(node.v_threshold), np.float64), v_init=None, spike_mode="binary",
-                v_min=None, max_spikes=None, reset_gradient="through", surrogate="superspike(k=1.0)")  # fmt: skip
+                v_min=None, max_spikes=None, reset_gradient="through")  # fmt: skip

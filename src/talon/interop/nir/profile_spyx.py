@@ -45,11 +45,10 @@ from talon import ir
 
 VERSION = "1.0.0"
 NO_LEAK_TAU = 2.0**30  # 1 - 2**-30 rounds to 1 in float32 (as talon.ir.timeconst)
-# reset_gradient: Spyx's neurons differentiate their reset `- s·θ` through the spike; surrogate: the
-# default activation (spyx.axn.superspike(), k = 25) of the layers Spyx's importer builds
+# reset_gradient: Spyx's neurons differentiate their reset `- s·θ` through the spike (the surrogate of the
+# layers Spyx's importer builds, superspike(k=25), is given by .surrogate_conventions)
 _DYNAMICS = dict(reset_mode="subtract", reset_timing="delayed", spike_timing="pre", comparison=">", v_init=None,
-                 spike_mode="binary", v_min=None, max_spikes=None, reset_gradient="through",
-                 surrogate="superspike(k=25.0)")  # fmt: skip
+                 spike_mode="binary", v_min=None, max_spikes=None, reset_gradient="through")  # fmt: skip
 _RECURRENT = (
     "Spyx's importer rebuilds a subgraph (or a neuron <-> dense cycle) as its RIF/RLIF/RCuBaLIF with the input routed "
     "through w_rec, which this profile does not restate"

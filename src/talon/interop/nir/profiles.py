@@ -33,7 +33,9 @@ Profiles (measured against the frameworks' own runs; versions as tested):
 
 Every producer profile also gives the neurons the reset gradient its framework trains with, and a
 consumer profile warns when the graph's neurons record another (:mod:`.reset_conventions`: all six
-frameworks differentiate the reset through the spike, ``'through'``; NIR itself states none).
+frameworks differentiate the reset through the spike, ``'through'``; NIR itself states none), and
+the surrogate gradient its importer builds, with a warning that the model's own is not in the file
+(:mod:`.surrogate_conventions`; applied by the importer after :func:`restate`).
 
 * ``"norse"`` (1.1.0, producer only): LIF as its Euler box at the importer's dt (default 1e-3),
   ``>``, reset to 0, ``r`` and ``v_reset`` ignored; IF ``v + x`` (:mod:`.profile_norse`); the reset
