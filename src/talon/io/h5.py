@@ -31,7 +31,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from talon.ir.atomic import atomic_output, require_free_space
+from talon.ir import hdf5_output
+from talon.ir.atomic import atomic_output, require_free_space, write_error
 from talon.ir.hdf5_guard import ALLOWED_FILTERS, check_plain_dataset, child, open_regular
 
 from .events import EVENT_DTYPE, EventFormatError, as_events, first_unsorted, sort_events
@@ -76,7 +77,9 @@ class H5EventWriter:
         self._stack = contextlib.ExitStack()
         try:
             tmp = self._tmp = self._stack.enter_context(atomic_output(self.path))
-            self._file = self._stack.enter_context(h5py.File(tmp, "w"))
+            # through a Python file object: a disk that fills under libhdf5 is an OSError, never its crash
+            fh = self._stack.enter_context(open(tmp, "r+b"))  # noqa: SIM115 - closed by the stack
+            self._file = self._stack.enter_context(hdf5_output.create(fh))
             self._file.attrs["talon_format"] = FORMAT_NAME
             self._file.attrs["format_version"] = FORMAT_VERSION
             if size is not None:
@@ -124,10 +127,15 @@ class H5EventWriter:
         group = self._file["events"]
         n = events.size
         self._check_free_space(n * sum(np.dtype(d).itemsize for d in _STORED.values()))
-        for name in _FIELDS:
-            ds = group[name]
-            ds.resize((self._count + n,))
-            ds[self._count :] = rel if name == "t" else events[name]
+        try:
+            for name in _FIELDS:
+                ds = group[name]
+                ds.resize((self._count + n,))
+                ds[self._count :] = rel if name == "t" else events[name]
+            hdf5_output.check(self._file)
+        except OSError as exc:  # the file is incomplete: discard it (the old file stays)
+            self.abort()
+            raise write_error(exc, self.path) from None
         last_ms = int(rel[-1]) // 1000
         if last_ms >= self._index_len:
             ms = np.arange(self._index_len, last_ms + 1, dtype=np.int64) * 1000
@@ -167,7 +175,10 @@ class H5EventWriter:
         except BaseException as exc:
             self._stack.__exit__(type(exc), exc, exc.__traceback__)  # removes the temporary file
             raise
-        self._stack.close()
+        try:
+            self._stack.close()  # libhdf5 writes its metadata now; a failure removes the temporary file
+        except OSError as exc:
+            raise write_error(exc, self.path) from None
 
     def abort(self) -> None:
         """Discard the file being written (an existing file at ``path`` stays as it was)."""

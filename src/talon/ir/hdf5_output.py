@@ -1,0 +1,129 @@
+"""HDF5 files written so that a full disk is an ordinary ``OSError`` (``docs/format.md``, "Writing rules").
+
+libhdf5's own POSIX driver (``sec2``) crashes the process (SIGSEGV in ``H5Fclose``) when a write
+fails while it flushes its metadata at close, after printing its error stack through h5py's
+"Exception ignored" hook. talon's writers never let libhdf5 open a file itself:
+
+* :func:`create` hands h5py the temporary file as a Python file object (h5py's ``fileobj``
+  driver): a failed write is an ``OSError`` raised inside the driver's callback, libhdf5 unwinds,
+  and h5py raises that error. The file's bytes are the ones the in-memory build made (same driver).
+* :func:`reserve` allocates the disk blocks the writer is about to fill (``posix_fallocate``) before
+  libhdf5 writes them: a disk without room refuses up front, with the bytes needed and free, and a
+  process that fills the disk afterwards cannot take the blocks. libhdf5 truncates the file to its
+  real end when it closes it, so an over-estimate costs nothing in the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+from collections.abc import Iterator
+from typing import BinaryIO
+
+import h5py
+
+from .atomic import no_room
+
+# errors of posix_fallocate that mean "this file system cannot preallocate", not "no room"
+_UNSUPPORTED = {errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL, errno.ENODEV}
+_NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+@contextlib.contextmanager
+def create(fh: BinaryIO, **options) -> Iterator[h5py.File]:
+    """``h5py.File(…, "w", **options)`` writing into the file ``fh`` (open ``r+b``; its descriptor is
+    written with ``pwrite``, past its buffer).
+
+    libhdf5 never sees a write fail: its error paths are where it crashes (a dataset whose close
+    failed is flushed again, freed, when the file closes — SIGSEGV in ``H5D__flush_all_cb`` with
+    any driver). The first failed write is kept, later writes are dropped, and the error is raised
+    by :func:`check` and when the file has been closed; the file is then incomplete and the caller
+    discards it (:mod:`.atomic`)."""
+    sink = _Sink(fh.fileno())
+    f = h5py.File(sink, "w", **options)
+    f._talon_sink = sink
+    try:
+        yield f
+    except BaseException:
+        sink.dropping = True
+        with contextlib.suppress(Exception):
+            f.close()
+        raise
+    f.close()
+    check(f)
+
+
+def check(f: h5py.File) -> None:
+    """Raise the first write of the file made by :func:`create` that failed, if any."""
+    failed = f._talon_sink.failed
+    if failed is not None:
+        raise OSError(failed.errno, failed.strerror)
+
+
+class _Sink:
+    """The file libhdf5 writes through (h5py's ``fileobj`` driver calls these methods): positioned
+    reads and writes on the descriptor ``fd``. A write that fails is recorded in ``failed`` and
+    reported done, as is every write after it or after ``dropping`` is set."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd, self.pos, self.failed, self.dropping = fd, 0, None, False
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self.pos}.get(whence)
+        self.pos = (os.fstat(self.fd).st_size if base is None else base) + offset
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        if not self.dropping:
+            try:
+                done = 0
+                while done < len(view):
+                    done += os.pwrite(self.fd, view[done:], self.pos + done)
+            except OSError as exc:
+                self.failed, self.dropping = exc, True
+        self.pos += len(view)
+        return len(view)
+
+    def readinto(self, buffer) -> int:
+        n = os.preadv(self.fd, [memoryview(buffer).cast("B")], self.pos)
+        self.pos += n
+        return n
+
+    def read(self, size: int = -1) -> bytes:
+        data = os.pread(self.fd, size if size >= 0 else max(os.fstat(self.fd).st_size - self.pos, 0), self.pos)
+        self.pos += len(data)
+        return data
+
+    def truncate(self, size: int) -> int:
+        if not self.dropping:
+            os.ftruncate(self.fd, size)
+        return size
+
+    def flush(self) -> None:
+        pass
+
+
+def reserve(fh: BinaryIO, end: int, target: str | os.PathLike | None = None) -> None:
+    """Allocate the disk blocks of bytes ``[0, end)`` of ``fh`` (blocks it already has are kept; the
+    file grows to ``end`` if it is shorter, until libhdf5 truncates it to its real end at close).
+
+    Raises ``OSError`` (``ENOSPC``, ``EDQUOT`` or ``EFBIG``) with the bytes needed and free when the
+    file system cannot hold them, naming ``target`` when given (as
+    :func:`talon.ir.atomic.require_free_space`); a file system that cannot preallocate is left to
+    the write itself, whose failure is still an ``OSError`` (:func:`create`)."""
+    fd = fh.fileno()
+    try:
+        os.posix_fallocate(fd, 0, max(int(end), 1))
+    except OSError as exc:
+        if exc.errno in _UNSUPPORTED:
+            return
+        if exc.errno not in _NO_ROOM:
+            raise
+        folder = os.path.dirname(os.path.abspath(fh.name)) if isinstance(fh.name, str) else "."
+        raise no_room(exc.errno, end, shutil.disk_usage(folder).free, target) from None
