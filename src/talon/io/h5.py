@@ -24,6 +24,7 @@ temporary file and renamed into place on ``close``, so a failed write never dama
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,8 +34,10 @@ import numpy as np
 
 from talon.ir import hdf5_output
 from talon.ir.atomic import atomic_output, require_free_space, write_error
+from talon.ir.budget import BudgetExceededError, ByteBudget
 from talon.ir.hdf5_guard import ALLOWED_FILTERS, check_plain_dataset, child, open_regular
 
+from .budget import event_budget
 from .events import EVENT_DTYPE, EventFormatError, as_events, first_unsorted, sort_events
 from .h5_attributes import root_attribute
 
@@ -204,11 +207,15 @@ class _Abort(Exception):
 class H5EventReader:
     """Read an ``.h5`` event file (talon's layout or DSEC's); ``path`` may also be a binary file object.
 
+    ``max_bytes``: the most bytes of events one read may decode, and of one HDF5 chunk (default
+    :func:`talon.io.budget.default_event_budget` of the file's size); more raises
+    :class:`~talon.ir.budget.BudgetExceededError` before anything is allocated.
+
     ``len(reader)`` events; ``sensor_size`` (or None); ``t_range`` ``(first t, last t)``.
     Raises :class:`~talon.io.events.EventFormatError` naming the file for any damaged or foreign file.
     """
 
-    def __init__(self, path) -> None:
+    def __init__(self, path, *, max_bytes: int | None = None) -> None:
         self.name = str(getattr(path, "name", path))
         self._size = None
         if isinstance(path, (str, os.PathLike)):
@@ -220,6 +227,9 @@ class H5EventReader:
             with contextlib.suppress(AttributeError, OSError):
                 self._size = os.fstat(path.fileno()).st_size
         self._source = path
+        # one read may decode at most this many bytes of events (talon.io.budget)
+        self._shown = os.fspath(path) if isinstance(path, (str, os.PathLike)) else self.name
+        self._budget = event_budget(self._shown, max_bytes, self._size or 0).limit
         try:
             self._file = h5py.File(path, "r")
         except OSError as exc:
@@ -280,12 +290,17 @@ class H5EventReader:
         dataset, unwritten chunks or contiguous data past the end of the file)."""
         size = self._size if self._size is not None else 1 << 62  # a file object of unknown size
         check_plain_dataset(ds, f"{self.name}: {name}", EventFormatError, size, EVENT_FILTERS)
+        if ds.chunks:  # libhdf5 decodes a whole chunk to read any element of it
+            self._charge(math.prod(ds.chunks) * ds.dtype.itemsize, f"one chunk of {name} ({ds.chunks})")
+
+    def _charge(self, nbytes: int, what: str) -> None:
+        ByteBudget(self._budget, self._shown).charge(nbytes, what)
 
     @contextlib.contextmanager
     def _damage_is_format_error(self):
         try:
             yield
-        except EventFormatError:
+        except (EventFormatError, BudgetExceededError):
             raise
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
             raise EventFormatError(f"{self.name}: damaged event file ({_first_line(exc)})") from None
@@ -304,6 +319,7 @@ class H5EventReader:
 
     def _read(self, lo: int, hi: int, t: np.ndarray | None = None) -> np.ndarray:
         count = max(hi - lo, 0)
+        self._charge(count * EVENT_DTYPE.itemsize, f"reading {count:,} events")
         if count * EVENT_DTYPE.itemsize > _memory_limit():
             raise EventFormatError(
                 f"{self.name}: reading {count:,} events at once needs {count * EVENT_DTYPE.itemsize:,} bytes, more "
@@ -406,9 +422,10 @@ def write_h5(path, events, sensor_size=None, *, sort: bool = False, **options) -
         writer.write(events)
 
 
-def read_h5(path, t0: int | None = None, t1: int | None = None) -> np.ndarray:
-    """Every event of an ``.h5`` event file, or those with ``t0 <= t < t1`` when a window is given."""
-    with H5EventReader(path) as reader:
+def read_h5(path, t0: int | None = None, t1: int | None = None, *, max_bytes: int | None = None) -> np.ndarray:
+    """Every event of an ``.h5`` event file, or those with ``t0 <= t < t1`` when a window is given
+    (``max_bytes``: the decode budget, :mod:`talon.io.budget`)."""
+    with H5EventReader(path, max_bytes=max_bytes) as reader:
         if t0 is None and t1 is None:
             return reader.read_all()
         lo = np.iinfo(np.int64).min if t0 is None else t0
