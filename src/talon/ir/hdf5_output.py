@@ -1,16 +1,21 @@
 """HDF5 files written so that a full disk is an ordinary ``OSError`` (``docs/format.md``, "Writing rules").
 
-libhdf5's own POSIX driver (``sec2``) crashes the process (SIGSEGV in ``H5Fclose``) when a write
-fails while it flushes its metadata at close, after printing its error stack through h5py's
-"Exception ignored" hook. talon's writers never let libhdf5 open a file itself:
+libhdf5 crashes the process (SIGSEGV) when one of its writes fails: a dataset whose close failed
+is flushed again, already freed, when the file closes (``H5D__flush_all_cb``), and h5py prints the
+failed closes as a flood of "Exception ignored" errors first. This happens with its own POSIX
+driver and with h5py's ``fileobj`` driver alike (the tests make a write fail at every size a file
+reaches). talon's HDF5 writers therefore:
 
-* :func:`create` hands h5py the temporary file as a Python file object (h5py's ``fileobj``
-  driver): a failed write is an ``OSError`` raised inside the driver's callback, libhdf5 unwinds,
-  and h5py raises that error. The file's bytes are the ones the in-memory build made (same driver).
-* :func:`reserve` allocates the disk blocks the writer is about to fill (``posix_fallocate``) before
-  libhdf5 writes them: a disk without room refuses up front, with the bytes needed and free, and a
-  process that fills the disk afterwards cannot take the blocks. libhdf5 truncates the file to its
-  real end when it closes it, so an over-estimate costs nothing in the file.
+* :func:`reserve` the disk blocks of the whole file (``posix_fallocate`` of an upper bound of its
+  size) before libhdf5 writes: a disk without room refuses here, with the bytes needed and free,
+  and a process that fills the disk afterwards cannot take the blocks. libhdf5 truncates the file
+  to its real end when it closes it, so an over-estimate costs nothing in the file;
+* :func:`create` the file through a Python file object whose writes never fail towards libhdf5:
+  a failed write (a file system that cannot reserve, a file-size limit, a bound too low) is
+  recorded, later writes are dropped, libhdf5 closes the file normally, and the recorded error is
+  raised (:func:`check`). The caller discards the incomplete file (:mod:`.atomic`).
+
+The bytes are those h5py writes through any file object (an in-memory image gives the same file).
 """
 
 from __future__ import annotations
