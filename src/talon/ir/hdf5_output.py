@@ -96,9 +96,11 @@ class _Sink:
         return len(view)
 
     def readinto(self, buffer) -> int:
-        n = os.preadv(self.fd, [memoryview(buffer).cast("B")], self.pos)
-        self.pos += n
-        return n
+        view = memoryview(buffer).cast("B")
+        data = os.pread(self.fd, len(view), self.pos)  # libhdf5 reads back little while it writes
+        view[: len(data)] = data
+        self.pos += len(data)
+        return len(data)
 
     def read(self, size: int = -1) -> bytes:
         data = os.pread(self.fd, size if size >= 0 else max(os.fstat(self.fd).st_size - self.pos, 0), self.pos)
@@ -122,6 +124,8 @@ def reserve(fh: BinaryIO, end: int, target: str | os.PathLike | None = None) -> 
     file system cannot hold them, naming ``target`` when given (as
     :func:`talon.ir.atomic.require_free_space`); a file system that cannot preallocate is left to
     the write itself, whose failure is still an ``OSError`` (:func:`create`)."""
+    if not hasattr(os, "posix_fallocate"):  # macOS, Windows: the writes go unreserved (still safe)
+        return
     fd = fh.fileno()
     try:
         os.posix_fallocate(fd, 0, max(int(end), 1))
