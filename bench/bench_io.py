@@ -6,8 +6,9 @@ plus talon's previous file format (2: one manifest entry per node, every node re
 constructor) against the current one (3: node tables, ``docs/format.md``), each file's size against
 the raw bytes of its arrays, what the integrity check (SHA-256 over the file) costs inside
 ``ir.read``, and the peak memory (RSS) of
-writing and reading a 268 MB model (one 8192x8192 float32 Affine + LIF 8192), each in a fresh
-process, against safetensors on the same tensors.
+writing and reading a 67 MB and a 268 MB model (one 4096x4096 or 8192x8192 float32 Affine + LIF),
+each in a fresh process, against safetensors on the same tensors. The write comparison also prints
+the quartiles of the per-round ratios.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import Row, median_time, median_times, print_rows
+from bench.common import Row, median_time, median_times, print_rows, ratio_quartiles
 
 
 def large_model():
@@ -113,8 +114,7 @@ def rss(field="VmRSS"):  # VmHWM is this process image's peak; ru_maxrss would c
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) * 1024 for line in f if line.startswith(field + ":"))
 
-mode, path = sys.argv[1], sys.argv[2]
-n = 8192
+mode, path, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 if mode.startswith("talon"):
     from talon import ir
 else:
@@ -144,21 +144,23 @@ def peak_memory() -> list[tuple[str, int, int, int]]:
     """(case, the model's array bytes in talon, talon's peak RSS growth, safetensors'), each in a fresh process.
 
     safetensors stores the same weight, bias and tau; the LIF's other parameters are broadcast to
-    8192 neurons by talon (stored once as constant arrays in the file)."""
+    n neurons by talon (stored once as constant arrays in the file)."""
     import subprocess
     import sys
 
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         t1c, st = Path(tmp, "big.t1c"), Path(tmp, "big.safetensors")
-        for op in ("write", "read"):
-            grown, model = [], 0
-            for lib, path in (("talon", t1c), ("safetensors", st)):
-                cmd = [sys.executable, "-c", _RSS_SCRIPT, f"{lib}-{op}", str(path)]
-                peak, nbytes = map(int, subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.split())
-                grown.append(peak)
-                model = max(model, nbytes)
-            out.append((f"{model / 1e6:.0f} MB model: {op}", model, *grown))
+        for n in (4096, 8192):
+            for op in ("write", "read"):
+                grown, model = [], 0
+                for lib, path in (("talon", t1c), ("safetensors", st)):
+                    cmd = [sys.executable, "-c", _RSS_SCRIPT, f"{lib}-{op}", str(path), str(n)]
+                    result = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.split()
+                    peak, nbytes = map(int, result)
+                    grown.append(peak)
+                    model = max(model, nbytes)
+                out.append((f"{model / 1e6:.0f} MB model: {op}", model, *grown))
     return out
 
 
@@ -179,6 +181,7 @@ def bench_case(
         warnings.simplefilter("ignore")
         t1c, nirf, st = Path(tmp, "g.t1c"), Path(tmp, "g.nir"), Path(tmp, "g.safetensors")
         v2 = Path(tmp, "g2.t1c")
+        samples: dict[str, list[float]] = {}
         w = median_times(
             {
                 "ours": lambda: ir.write(t1c, graph),
@@ -186,7 +189,9 @@ def bench_case(
                 "v2": lambda: ir.write(v2, graph, format_version=2),
             },
             repeats,
+            samples=samples,
         )
+        bench_case.write_quartiles[label] = ratio_quartiles(samples["st"], samples["ours"])
         r = median_times(
             {
                 "ours": lambda: ir.read(t1c),
@@ -213,16 +218,21 @@ def bench_case(
     return rows, [sizes]
 
 
+bench_case.write_quartiles = {}
+
+
 def main() -> list[Row]:
     rows, sizes = [], []
     for label, graph, repeats, nir_repeats in (
-        ("~70 MB dense SNN", large_model(), 7, 3),
+        ("~70 MB dense SNN", large_model(), 11, 3),
         ("6,000 small nodes", small_nodes(), 9, 1),
     ):
         r, s = bench_case(label, graph, repeats, nir_repeats)
         rows += r
         sizes += s
     print_rows(".t1c vs nir and safetensors", rows)
+    for label, (q1, q2, q3) in bench_case.write_quartiles.items():
+        print(f"{label}: write, safetensors / talon per round: median {q2:.2f}x, quartiles {q1:.2f}x-{q3:.2f}x")
     from rich.console import Console
     from rich.table import Table
 
@@ -241,6 +251,12 @@ def main() -> list[Row]:
         table.add_row(label, f"{model:,}", f"{ours:,} ({ours / model:.3f}×)", f"{ref:,} ({ref / model:.3f}×)")
     Console().print(table)
     main.markdown = [
+        "### Write: safetensors' time / talon's, per interleaved round",
+        "",
+        "| model | 25 % | median | 75 % |",
+        "|---|---|---|---|",
+        *(f"| {label} | {q[0]:.2f}× | {q[1]:.2f}× | {q[2]:.2f}× |" for label, q in bench_case.write_quartiles.items()),
+        "",
         "### Peak memory against the model's bytes (RSS growth, a fresh process each)",
         "",
         "| case | model bytes | .t1c | safetensors |",

@@ -36,13 +36,18 @@ def median_time(fn: Callable[[], object], repeats: int = 7, warmup: int = 1) -> 
 
 
 def median_times(
-    fns: dict[str, Callable[[], object]], repeats: int = 7, warmup: int = 1, settle: float = 0.0
+    fns: dict[str, Callable[[], object]],
+    repeats: int = 7,
+    warmup: int = 1,
+    settle: float = 0.0,
+    samples: dict[str, list[float]] | None = None,
 ) -> dict[str, float]:
     """Median time of each function, the runs interleaved (a, b, c, a, b, c, ...) so that load
     from other processes on a shared host falls on all of them alike and the ratios stay fair.
 
     ``settle`` seconds of sleep before each timed call keep one contender's leftover work off the
     next one's clock (after a call, torch's OpenMP/BLAS threads spin for ~0.1 s by default).
+    ``samples``, when given, receives every timing (by name, in round order) for quartiles.
     """
     for _ in range(warmup):
         for fn in fns.values():
@@ -55,7 +60,16 @@ def median_times(
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
+    if samples is not None:
+        samples.update(times)
     return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def ratio_quartiles(reference: list[float], ours: list[float]) -> tuple[float, float, float]:
+    """Quartiles (25 %, median, 75 %) of the per-round ratios reference / ours of interleaved timings."""
+    ratios = [r / o for r, o in zip(reference, ours, strict=True)]
+    q1, q2, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratios[0],) * 3
+    return q1, q2, q3
 
 
 def fmt_time(seconds: float | None) -> str:

@@ -408,7 +408,7 @@ def test_a_failed_write_leaves_the_previous_file(tmp_path, monkeypatch):
     with pytest.raises(ir.ConversionError):
         write_nir(path, chain([1, 4, 4], ("p", ir.MaxPool2d(2))))
 
-    def broken_write(target, tree, version, **kw):  # target: the temporary file, or the in-memory image
+    def broken_write(target, tree, version, **kw):  # target: the temporary file (open r+b)
         if hasattr(target, "write"):
             target.write(b"half a file")
         else:

@@ -165,26 +165,39 @@ class _OutputFile:
         self.path, self.steps, self.precision = path, steps, precision
 
     def __enter__(self):
-        import h5py
-
+        from talon.ir import hdf5_output
         from talon.ir.atomic import atomic_output
 
-        self._atomic = atomic_output(self.path)
-        self.file = h5py.File(self._atomic.__enter__(), "w")
-        self.group = self.file.create_group("outputs")
+        self._stack = contextlib.ExitStack()
+        with self._stack:  # a failure here unwinds what was opened (the temporary file goes)
+            self._fh = self._stack.enter_context(open(self._stack.enter_context(atomic_output(self.path)), "r+b"))
+            # through a Python file object: a disk that fills is an OSError, never libhdf5's crash
+            self.file = self._stack.enter_context(hdf5_output.create(self._fh))
+            self.group = self.file.create_group("outputs")
+            self._reserved = 1 << 20  # libhdf5's metadata and chunk indexes
+            self._stack = self._stack.pop_all()
         return self
 
     def __call__(self, start: int, stop: int, outputs: dict) -> None:
-        from talon.ir.atomic import require_free_space
+        import numpy as np
 
-        # libhdf5 crashes the process when the disk fills under it: refuse first (4 MiB for its metadata)
-        require_free_space(self.path.resolve().parent, sum(y.nbytes for y in outputs.values()) + (4 << 20), self.path)
+        from talon.ir import hdf5_output
+        from talon.ir.atomic import write_error
+
         for name, y in outputs.items():
             if name not in self.group:
                 if "/" in name:
                     raise click.ClickException(f"output node {name!r}: a name with '/' cannot be an HDF5 dataset")
-                self.group.create_dataset(name, (self.steps, *y.shape[1:]), "float32", chunks=True)
+                ds = self.group.create_dataset(name, (self.steps, *y.shape[1:]), "float32", chunks=True)
+                # every chunk the dataset will have, allocated on the disk before libhdf5 writes one
+                chunks = [-(-n // c) * c for n, c in zip(ds.shape, ds.chunks, strict=True)]
+                self._reserved += int(np.prod(chunks, dtype=np.int64)) * 4
+                hdf5_output.reserve(self._fh, self._reserved, self.path)
             self.group[name][start:stop] = y
+        try:
+            hdf5_output.check(self.file)
+        except OSError as exc:
+            raise write_error(exc, self.path) from None
 
     def finish(self, result) -> None:
         import json
@@ -194,12 +207,14 @@ class _OutputFile:
         attrs["spike_counts"] = json.dumps(result.spike_counts)
 
     def __exit__(self, *exc) -> None:
+        from talon.ir.atomic import write_error
+
         try:
-            self.file.close()
-        except BaseException as failure:  # the temporary file goes too
-            self._atomic.__exit__(type(failure), failure, failure.__traceback__)
-            raise
-        self._atomic.__exit__(*exc)
+            self._stack.__exit__(*exc)  # closes the HDF5 file (libhdf5 writes its metadata), then renames
+        except OSError as failure:
+            if exc[0] is not None:
+                raise
+            raise write_error(failure, self.path) from None
 
 
 @main.command()

@@ -17,8 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from talon.ir.budget import BudgetExceededError
 from talon.ir.errors import MissingDependencyError, install_hint
 
+from .budget import event_budget
 from .events import EventFormatError, as_events, concatenate_events
 
 
@@ -42,12 +44,19 @@ class AEDAT4Recording:
 
 
 class AEDAT4Reader:
-    """Iterate the packets of an AEDAT4 file as ``(kind, data)``; ``streams`` describes its streams."""
+    """Iterate the packets of an AEDAT4 file as ``(kind, data)``; ``streams`` describes its streams.
 
-    def __init__(self, path) -> None:
+    ``max_bytes``: the decode budget of one pass over the file (default
+    :func:`talon.io.budget.default_event_budget` of its size): the decoded packets' bytes are
+    counted as they come and the pass stops with :class:`~talon.ir.budget.BudgetExceededError`
+    past it. The ``aedat`` package decompresses a packet (LZ4 or zstd) before talon sees it, so
+    one packet is bounded by that package, not by the budget."""
+
+    def __init__(self, path, *, max_bytes: int | None = None) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"no such AEDAT4 file: {self.path}")
+        self._max_bytes = max_bytes
         aedat = _aedat()
         try:
             self._decoder = aedat.Decoder(str(self.path))
@@ -64,15 +73,27 @@ class AEDAT4Reader:
         return None
 
     def __iter__(self) -> Iterator[tuple[str, object]]:
+        budget = event_budget(self.path, self._max_bytes)
         try:
             for packet in self._decoder:
                 for kind in ("events", "frame", "imus", "triggers"):
                     if kind in packet:
-                        yield kind, _events(packet[kind]) if kind == "events" else packet[kind]
+                        data = packet[kind]
+                        budget.charge(_nbytes(data), f"{kind} packet {budget.used:,} bytes into the decoded data")
+                        yield kind, _events(data) if kind == "events" else data
+        except BudgetExceededError:
+            raise
         except EventFormatError as exc:
             raise EventFormatError(f"{self.path}: {exc}") from None
         except Exception as exc:
             raise EventFormatError(f"{self.path}: damaged AEDAT4 packet ({exc})") from None
+
+
+def _nbytes(data: object) -> int:
+    """Bytes of a decoded packet: an array, or a frame's dict of arrays and values."""
+    if isinstance(data, dict):
+        return sum(_nbytes(v) for v in data.values())
+    return int(getattr(data, "nbytes", 0))
 
 
 def _events(packet: np.ndarray) -> np.ndarray:
@@ -82,9 +103,9 @@ def _events(packet: np.ndarray) -> np.ndarray:
     return as_events({"x": packet["x"], "y": packet["y"], "t": t.astype(np.int64), "p": packet["on"]})
 
 
-def read_aedat4(path) -> AEDAT4Recording:
-    """Read every stream of an AEDAT4 file."""
-    reader = AEDAT4Reader(path)
+def read_aedat4(path, *, max_bytes: int | None = None) -> AEDAT4Recording:
+    """Read every stream of an AEDAT4 file (``max_bytes``: the decode budget, :class:`AEDAT4Reader`)."""
+    reader = AEDAT4Reader(path, max_bytes=max_bytes)
     events, frames, imus, triggers = [], [], [], []
     for kind, data in reader:
         {"events": events, "frame": frames, "imus": imus, "triggers": triggers}[kind].append(data)

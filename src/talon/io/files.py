@@ -31,21 +31,24 @@ def _kind(path: Path) -> str:
     return "h5" if suffix in H5_SUFFIXES else suffix[1:]
 
 
-def read_events(path) -> np.ndarray:
-    """Every event of ``path`` as :data:`~talon.io.events.EVENT_DTYPE`."""
+def read_events(path, *, max_bytes: int | None = None) -> np.ndarray:
+    """Every event of ``path`` as :data:`~talon.io.events.EVENT_DTYPE`.
+
+    ``max_bytes``: the decode budget of compressed files (``.h5``, ``.raw``, ``.aedat4``; default
+    :func:`talon.io.budget.default_event_budget` of the file's size, :mod:`talon.io.budget`)."""
     path = Path(path)
     kind = _kind(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such event file: {path}")
     if kind == "h5":
-        with H5EventReader(path) as reader:
+        with H5EventReader(path, max_bytes=max_bytes) as reader:
             return reader.read_all()
     if kind == "raw":
-        return read_raw(path)
+        return read_raw(path, max_bytes=max_bytes)
     if kind == "aedat4":
         from .aedat4 import read_aedat4
 
-        return read_aedat4(path).events
+        return read_aedat4(path, max_bytes=max_bytes).events
     return npy_events(open_npy(path), path)
 
 

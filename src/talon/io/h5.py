@@ -24,6 +24,7 @@ temporary file and renamed into place on ``close``, so a failed write never dama
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,9 +32,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from talon.ir.atomic import atomic_output, require_free_space
+from talon.ir import hdf5_output
+from talon.ir.atomic import atomic_output, require_free_space, write_error
+from talon.ir.budget import BudgetExceededError, ByteBudget
 from talon.ir.hdf5_guard import ALLOWED_FILTERS, check_plain_dataset, child, open_regular
 
+from .budget import event_budget
 from .events import EVENT_DTYPE, EventFormatError, as_events, first_unsorted, sort_events
 from .h5_attributes import root_attribute
 
@@ -76,7 +80,9 @@ class H5EventWriter:
         self._stack = contextlib.ExitStack()
         try:
             tmp = self._tmp = self._stack.enter_context(atomic_output(self.path))
-            self._file = self._stack.enter_context(h5py.File(tmp, "w"))
+            # through a Python file object: a disk that fills under libhdf5 is an OSError, never its crash
+            fh = self._stack.enter_context(open(tmp, "r+b"))  # noqa: SIM115 - closed by the stack
+            self._file = self._stack.enter_context(hdf5_output.create(fh))
             self._file.attrs["talon_format"] = FORMAT_NAME
             self._file.attrs["format_version"] = FORMAT_VERSION
             if size is not None:
@@ -124,10 +130,15 @@ class H5EventWriter:
         group = self._file["events"]
         n = events.size
         self._check_free_space(n * sum(np.dtype(d).itemsize for d in _STORED.values()))
-        for name in _FIELDS:
-            ds = group[name]
-            ds.resize((self._count + n,))
-            ds[self._count :] = rel if name == "t" else events[name]
+        try:
+            for name in _FIELDS:
+                ds = group[name]
+                ds.resize((self._count + n,))
+                ds[self._count :] = rel if name == "t" else events[name]
+            hdf5_output.check(self._file)
+        except OSError as exc:  # the file is incomplete: discard it (the old file stays)
+            self.abort()
+            raise write_error(exc, self.path) from None
         last_ms = int(rel[-1]) // 1000
         if last_ms >= self._index_len:
             ms = np.arange(self._index_len, last_ms + 1, dtype=np.int64) * 1000
@@ -167,7 +178,10 @@ class H5EventWriter:
         except BaseException as exc:
             self._stack.__exit__(type(exc), exc, exc.__traceback__)  # removes the temporary file
             raise
-        self._stack.close()
+        try:
+            self._stack.close()  # libhdf5 writes its metadata now; a failure removes the temporary file
+        except OSError as exc:
+            raise write_error(exc, self.path) from None
 
     def abort(self) -> None:
         """Discard the file being written (an existing file at ``path`` stays as it was)."""
@@ -193,11 +207,15 @@ class _Abort(Exception):
 class H5EventReader:
     """Read an ``.h5`` event file (talon's layout or DSEC's); ``path`` may also be a binary file object.
 
+    ``max_bytes``: the most bytes of events one read may decode, and of one HDF5 chunk (default
+    :func:`talon.io.budget.default_event_budget` of the file's size); more raises
+    :class:`~talon.ir.budget.BudgetExceededError` before anything is allocated.
+
     ``len(reader)`` events; ``sensor_size`` (or None); ``t_range`` ``(first t, last t)``.
     Raises :class:`~talon.io.events.EventFormatError` naming the file for any damaged or foreign file.
     """
 
-    def __init__(self, path) -> None:
+    def __init__(self, path, *, max_bytes: int | None = None) -> None:
         self.name = str(getattr(path, "name", path))
         self._size = None
         if isinstance(path, (str, os.PathLike)):
@@ -209,6 +227,9 @@ class H5EventReader:
             with contextlib.suppress(AttributeError, OSError):
                 self._size = os.fstat(path.fileno()).st_size
         self._source = path
+        # one read may decode at most this many bytes of events (talon.io.budget)
+        self._shown = os.fspath(path) if isinstance(path, (str, os.PathLike)) else self.name
+        self._budget = event_budget(self._shown, max_bytes, self._size or 0).limit
         try:
             self._file = h5py.File(path, "r")
         except OSError as exc:
@@ -269,12 +290,17 @@ class H5EventReader:
         dataset, unwritten chunks or contiguous data past the end of the file)."""
         size = self._size if self._size is not None else 1 << 62  # a file object of unknown size
         check_plain_dataset(ds, f"{self.name}: {name}", EventFormatError, size, EVENT_FILTERS)
+        if ds.chunks:  # libhdf5 decodes a whole chunk to read any element of it
+            self._charge(math.prod(ds.chunks) * ds.dtype.itemsize, f"one chunk of {name} ({ds.chunks})")
+
+    def _charge(self, nbytes: int, what: str) -> None:
+        ByteBudget(self._budget, self._shown).charge(nbytes, what)
 
     @contextlib.contextmanager
     def _damage_is_format_error(self):
         try:
             yield
-        except EventFormatError:
+        except (EventFormatError, BudgetExceededError):
             raise
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
             raise EventFormatError(f"{self.name}: damaged event file ({_first_line(exc)})") from None
@@ -293,6 +319,7 @@ class H5EventReader:
 
     def _read(self, lo: int, hi: int, t: np.ndarray | None = None) -> np.ndarray:
         count = max(hi - lo, 0)
+        self._charge(count * EVENT_DTYPE.itemsize, f"reading {count:,} events")
         if count * EVENT_DTYPE.itemsize > _memory_limit():
             raise EventFormatError(
                 f"{self.name}: reading {count:,} events at once needs {count * EVENT_DTYPE.itemsize:,} bytes, more "
@@ -395,9 +422,10 @@ def write_h5(path, events, sensor_size=None, *, sort: bool = False, **options) -
         writer.write(events)
 
 
-def read_h5(path, t0: int | None = None, t1: int | None = None) -> np.ndarray:
-    """Every event of an ``.h5`` event file, or those with ``t0 <= t < t1`` when a window is given."""
-    with H5EventReader(path) as reader:
+def read_h5(path, t0: int | None = None, t1: int | None = None, *, max_bytes: int | None = None) -> np.ndarray:
+    """Every event of an ``.h5`` event file, or those with ``t0 <= t < t1`` when a window is given
+    (``max_bytes``: the decode budget, :mod:`talon.io.budget`)."""
+    with H5EventReader(path, max_bytes=max_bytes) as reader:
         if t0 is None and t1 is None:
             return reader.read_all()
         lo = np.iinfo(np.int64).min if t0 is None else t0

@@ -48,6 +48,7 @@ from talon._compiled import WorkThreshold, compiled
 from talon.ir.atomic import atomic_output
 
 from . import evt_kernels
+from .budget import event_budget
 from .events import EVENT_DTYPE, EventFormatError, as_events, check_pixels, concatenate_events, first_unsorted
 
 # When the numba decoders are worth starting (talon._compiled.WorkThreshold); work: words of a call.
@@ -594,8 +595,12 @@ def _encodable(events, t_limit: int | None, version: str, sensor_size) -> np.nda
 # ---- files ----------------------------------------------------------------------------------------
 
 
-def read_raw(path) -> np.ndarray:
-    """Events of a Prophesee ``.raw`` file (EVT 2.0 or 3.0, from its header)."""
+def read_raw(path, *, max_bytes: int | None = None) -> np.ndarray:
+    """Events of a Prophesee ``.raw`` file (EVT 2.0 or 3.0, from its header).
+
+    ``max_bytes``: the decode budget (default :func:`talon.io.budget.default_event_budget` of the
+    file's size): the events the words hold are counted, and refused, before they are decoded."""
+    budget = event_budget(path, max_bytes)
     fields, offset = raw_info(path)
     decoder = EvtDecoder(fields["evt"], _geometry(fields))
     size = Path(path).stat().st_size - offset
@@ -605,6 +610,11 @@ def read_raw(path) -> np.ndarray:
             f"{decoder.word_dtype.itemsize}-byte words (truncated file?)"
         )
     words = np.fromfile(path, dtype=decoder.word_dtype, offset=offset)  # aligned, no header bytes
+    # at most one event per EVT 2.0 word and 12 per EVT 3.0 word; counted exactly when that could be too many
+    count = words.size * (1 if decoder.version == "2.0" else 12)
+    if decoder.version == "3.0" and count * EVENT_DTYPE.itemsize > budget.limit:
+        count = evt_kernels.evt3_event_count(words)
+    budget.charge(count * EVENT_DTYPE.itemsize, f"decoding {count:,} events")
     try:
         return decoder.decode_words(words)
     except EventFormatError as exc:

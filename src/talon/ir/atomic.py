@@ -83,7 +83,7 @@ def write_atomically(path: str | os.PathLike, fill: Callable[[Path], None], erro
         if isinstance(exc, _Terminated):
             os.kill(os.getpid(), signal.SIGTERM)  # die as SIGTERM would have made us, after the cleanup
         if isinstance(exc, OSError) and not isinstance(exc, TalonError):
-            raise error(f"cannot write {shown}: {exc.strerror or exc}") from None
+            raise error(str(write_error(exc, shown))) from None
         raise
 
 
@@ -129,6 +129,17 @@ def _commit(tmp: Path, target: Path, old_mode: int | None) -> None:
     os.replace(tmp, target)
 
 
+def write_error(exc: OSError, target: str | os.PathLike) -> OSError:
+    """``exc`` (an error of a write into the temporary file) as an error naming ``target``; a full
+    disk, quota or file-size limit also says how many bytes are free (:func:`no_room`)."""
+    if getattr(exc, "says_room", False) and exc.strerror is None:
+        return exc  # no_room named the target already
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) and not getattr(exc, "says_room", False):
+        free = shutil.disk_usage(os.path.dirname(os.path.abspath(target))).free
+        return no_room(exc.errno, None, free, target)
+    return _naming(exc, os.fspath(target))
+
+
 def _naming(exc: OSError, shown: str) -> OSError:
     """``exc``'s kind (PermissionError, FileNotFoundError, …) with a message naming the target."""
     if isinstance(exc, TalonError):
@@ -141,13 +152,23 @@ def _naming(exc: OSError, shown: str) -> OSError:
 
 def require_free_space(folder: str | os.PathLike, needed: int, target: str | os.PathLike | None = None) -> None:
     """Raise ``OSError(ENOSPC)`` when the file system of ``folder`` has fewer than ``needed`` bytes
-    free: libhdf5 crashes the process (SIGSEGV) when the disk fills under it, so its writers check
-    first. The message names ``target`` when given (``cannot write …: No space left on device``)."""
+    free (:func:`no_room`'s message, naming ``target`` when given): a writer that cannot reserve its
+    blocks ahead (:mod:`.hdf5_output`) refuses before it starts rather than half-way."""
     free = shutil.disk_usage(folder).free
     if free < needed:
-        text = f"No space left on device (about {needed:,} bytes needed, {free:,} free)"
-        if target is None:
-            raise OSError(errno.ENOSPC, text)
+        raise no_room(errno.ENOSPC, needed, free, target)
+
+
+def no_room(code: int, needed: int | None, free: int, target: str | os.PathLike | None = None) -> OSError:
+    """``OSError(code)`` saying ``<reason> (about N bytes needed, M free)`` (``(M bytes free)`` when
+    ``needed`` is None), after ``cannot write TARGET: `` when ``target`` is given (then without
+    ``[Errno …]``)."""
+    room = f"{free:,} bytes free" if needed is None else f"about {max(needed, 0):,} bytes needed, {free:,} free"
+    text = f"{os.strerror(code)} ({room})"
+    if target is None:
+        error = OSError(code, text)
+    else:
         error = OSError(f"cannot write {os.fspath(target)}: {text}")
-        error.errno = errno.ENOSPC  # (no strerror: the message stays without "[Errno 28]")
-        raise error
+        error.errno = code
+    error.says_room = True
+    return error

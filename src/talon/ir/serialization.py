@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import io
 import json
 import os
 import zlib
@@ -29,8 +28,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from . import t1c_header
-from .atomic import require_free_space, write_atomically
+from . import hdf5_output, t1c_header
+from .atomic import write_atomically
 from .budget import MAX_NESTING, ByteBudget, active_budget, default_budget, element_count
 from .codec import decode, encode
 from .errors import T1CFormatError
@@ -44,7 +43,6 @@ FORMAT_VERSION = 3
 WRITABLE_VERSIONS = (2, 3)
 PACK_BELOW = 4096  # bytes
 MAX_FILL = 1 << 28  # elements of an array stored as one repeated value
-BUILD_IN_MEMORY_BELOW = 256 << 20  # bytes: smaller files are built in memory, then written with one write
 
 PathLike = str | os.PathLike
 
@@ -83,33 +81,33 @@ def write(
         raise T1CFormatError(f"cannot write {os.fspath(path)}: {exc}") from None
     packed_manifest = np.frombuffer(zlib.compress(text.encode("utf-8"), 6), dtype=np.uint8)
 
-    def build(target: Any) -> None:
-        """The HDF5 part into ``target`` (a path or a binary file object), then the sealed header."""
-        with h5py.File(target, "w", userblock_size=t1c_header.HEADER_SIZE, libver=("v110", "v110")) as f:
-            # fixed-length strings: nothing in a format-2 file lives in HDF5's global heap, which has no checksum
-            f.attrs["talon_format"] = np.bytes_(FORMAT_NAME)
-            f.attrs["format_version"] = np.int64(format_version)
-            f.attrs["talon_version"] = np.bytes_(_talon_version())
-            f.create_dataset("manifest", data=packed_manifest, track_times=False)
-            _write_arrays(f, arrays, refs, compression)
-
     def fill(tmp: Path) -> None:
-        estimate = sum(a.nbytes for a in arrays) + packed_manifest.nbytes + (1 << 20)
-        if estimate <= BUILD_IN_MEMORY_BELOW:
-            # libhdf5 crashes the process (SIGSEGV) when the disk fills under it: build the file in
-            # memory and store it with one plain write, whose failure is an ordinary OSError
-            image = io.BytesIO()
-            build(image)
-            t1c_header.seal(image, format_version)
-            with open(tmp, "wb") as fh:
-                fh.write(image.getbuffer())
-            return
-        require_free_space(tmp.parent, estimate)
-        build(tmp)
-        with open(tmp, "rb+") as fh:
+        # through a Python file object, its blocks reserved first: a full disk is an OSError, never
+        # libhdf5's crash (:mod:`.hdf5_output`); nothing is held in memory but the graph's own arrays
+        with open(tmp, "r+b") as fh:
+            with hdf5_output.create(fh, userblock_size=t1c_header.HEADER_SIZE, libver=("v110", "v110")) as f:
+                hdf5_output.reserve(fh, _file_size_bound(arrays, compression) + packed_manifest.nbytes)
+                # fixed-length strings: nothing in a format-2 file lives in HDF5's global heap, which has no checksum
+                f.attrs["talon_format"] = np.bytes_(FORMAT_NAME)
+                f.attrs["format_version"] = np.int64(format_version)
+                f.attrs["talon_version"] = np.bytes_(_talon_version())
+                f.create_dataset("manifest", data=packed_manifest, track_times=False)
+                _write_arrays(f, arrays, refs, compression)
             t1c_header.seal(fh, format_version)
 
     write_atomically(path, fill, T1CFormatError)
+
+
+def _file_size_bound(arrays: list[np.ndarray], compression: str | None) -> int:
+    """An upper bound of the ``.t1c`` file's size without its manifest: the stored arrays, 1 KiB of
+    HDF5 metadata per dataset (libhdf5 uses well under that) and 64 KiB for the header, superblock
+    and root group. A compressed array may grow: by 5 bytes per 64 KiB (deflate's stored blocks)
+    or 1 byte per 32 (lzf) at most; the bound allows 1 in 32."""
+    stored = sum(a.nbytes for a in arrays)
+    own = [a.nbytes for a in arrays if a.nbytes >= PACK_BELOW]
+    datasets = len(own) + len({a.dtype.str for a in arrays if a.nbytes < PACK_BELOW}) + 1
+    growth = sum(own) // 32 if compression else 0
+    return stored + growth + 1024 * datasets + (64 << 10)
 
 
 def _encode_graph(graph: Graph, arrays: list, where: str, depth: int) -> dict[str, Any]:

@@ -19,12 +19,13 @@ the property lists and types built once per shape and dtype:
 
 from __future__ import annotations
 
-import os
-from typing import Any
+from typing import Any, BinaryIO
 
 import h5py
 import numpy as np
 from h5py import h5d, h5g, h5p, h5s, h5t
+
+from talon.ir import hdf5_output
 
 try:  # the function h5py's create_dataset makes its property lists with (not public API: h5py is pinned in CI)
     from h5py._hl.filters import fill_dcpl
@@ -37,12 +38,15 @@ _NUMBERS = (int, float, np.integer, np.floating, tuple)
 
 
 def write_nir_dict(
-    path: str | os.PathLike, tree: dict[str, Any], version: str, *, compression: str | None = "gzip"
+    fh: BinaryIO, tree: dict[str, Any], version: str, *, compression: str | None = "gzip", reserve: int = 0
 ) -> None:
-    """Write the NIR dict ``tree`` (``NIRGraph.to_dict()``) and ``version`` to a new HDF5 file at ``path``.
+    """Write the NIR dict ``tree`` (``NIRGraph.to_dict()``) and ``version`` as a new HDF5 file into
+    ``fh`` (a binary file object open ``r+b``), its first ``reserve`` bytes allocated first
+    (:mod:`talon.ir.hdf5_output`).
 
     The file is the one ``nir.write(path, graph, compression=compression)`` writes."""
-    with h5py.File(path, "w") as f:
+    with hdf5_output.create(fh) as f:
+        hdf5_output.reserve(fh, reserve)
         f.create_dataset("version", data=version, dtype=h5py.string_dtype())
         node = f.create_group("node")
         _Writer(compression).group(node.id, tree)
