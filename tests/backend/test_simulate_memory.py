@@ -84,9 +84,9 @@ def test_a_bad_probe_is_a_clear_error_naming_the_valid_ones():
 
 def test_the_memory_check_counts_only_the_probed_nodes(monkeypatch):
     graph = mlp_graph(0, (16, 64, 10))
-    held = run_memory.held_bytes(lower(graph), 1, 1, 4, step_values=range(len(lower(graph).values)))
+    held = run_memory.held_bytes(lower(graph), 1, 1, 4, record=lower(graph).ops)
     monkeypatch.setattr(run_memory, "memory_limit", lambda: 200 * sum(held.values()))
-    with pytest.raises(BackendError, match=r"step_by_step [\d,]+\) .*with probes, only the probed nodes"):
+    with pytest.raises(BackendError, match=r"neuron states [\d,]+\) .*record only the nodes you need with probes"):
         CPU.simulate(graph, n_steps=1000, step_by_step=True)
     result = CPU.simulate(graph, n_steps=1000, step_by_step=True, probes=["lif2"])
     assert result.node_states["lif2"]["output"].shape == (1000, 1, 10)

@@ -137,7 +137,8 @@ class CPUBackend(BackendBase):
         calibration = None
         if config.is_fixed_point:
             source, steps, batch, _ = prepare_source(graph, calibration_inputs, n_steps)
-            chunk = check_run_memory(program, steps, batch, 4, accumulator_itemsize=_itemsizes(CompileConfig())[1])
+            accumulator = _itemsizes(CompileConfig())[1]
+            chunk = check_run_memory(program, steps, batch, 4, accumulator_itemsize=accumulator, calibration=True)
             with planned_work(run_share(program, "fp32", steps, batch)):
                 calibration, _ = calibrate(program, source, chunk_steps=chunk)
         engine = Engine(program, config, calibration, graph=graph)
@@ -207,7 +208,7 @@ class CPUBackend(BackendBase):
         itemsize, accumulator = _itemsizes(config)
         reduced, fixed = config.precision != "fp32", config.is_fixed_point
         memory = dict(
-            step_values=probe_values(program, probed) if step_by_step else None, chunk_steps=chunk_steps,
+            record=_recorded(program, step_by_step, probed), fixed_point=fixed, chunk_steps=chunk_steps,
             accumulator_itemsize=max(accumulator, 8 * reduced), reference=reduced,
             spiking_sizes=_spiking_sizes(program), stream_outputs=on_outputs is not None,
         )  # fmt: skip
@@ -218,7 +219,8 @@ class CPUBackend(BackendBase):
                               chunk_steps=chunk_steps)  # fmt: skip
             held = held_bytes(program, steps, batch, itemsize, **{k: memory[k] for k in _REFERENCE_KEYS})
             lockstep = runs_in_lockstep(fixed, steps, plan, held["fp32 reference"], fp32)
-        chunk = check_run_memory(program, steps, batch, itemsize, lockstep=lockstep, **memory)
+        chunk = check_run_memory(program, steps, batch, itemsize, lockstep=lockstep, calibration=fixed,
+                                 precision=config.precision, probed=probes is not None, **memory)  # fmt: skip
         runs = 1 + reduced + (lockstep and fixed)
         ticks = ()
         if progress is not None:
@@ -277,7 +279,8 @@ class CPUBackend(BackendBase):
         itemsize, accumulator = _itemsizes(engine.config)
         chunk = check_run_memory(
             engine.program, steps, batch, itemsize, accumulator_itemsize=accumulator, chunk_steps=chunk_steps,
-            step_values=probe_values(engine.program, probed) if step_by_step else None,
+            record=_recorded(engine.program, step_by_step, probed), fixed_point=engine.config.is_fixed_point,
+            precision=engine.config.precision, probed=probes is not None,
         )  # fmt: skip
         input_kernels = [k for k in engine.kernels if hasattr(k, "outside")]
         for kernel in input_kernels:
@@ -439,6 +442,13 @@ def _run(
     return result, engine, trace, steps, batch, spikes
 
 
+def _recorded(program: Program, step_by_step: bool, probed) -> list | None:
+    """The operations a run records for every step (``probed``, or all of them), None without step_by_step."""
+    if not step_by_step:
+        return None
+    return program.ops if probed is None else probed
+
+
 def _itemsizes(config: CompileConfig) -> tuple[int, int]:
     """Bytes per element of a value the executor holds (the float dtype's; 4 in fixed point: int64, or
     float32 integers where the bound allows, the smaller so the memory check stays a lower bound) and
@@ -493,7 +503,9 @@ def _warn_outside_calibration(engine: Engine, samples: int) -> None:
 
 def node_states(engine: Engine, trace, probed=None) -> dict[str, dict[str, np.ndarray]]:
     """Every node's (``probed``: those operations') output(s) and state variables after every step
-    (real values; fixed point also raw)."""
+    (real values; fixed point also raw). A fixed-point value held as float32 integers is released
+    from ``trace`` once its int64 copy is made, so that no more than the reported arrays stay
+    (``run_memory.held_bytes``)."""
     out: dict[str, dict[str, np.ndarray]] = {}
     fixed = engine.config.is_fixed_point
     for op in engine.program.ops if probed is None else probed:
@@ -503,7 +515,7 @@ def node_states(engine: Engine, trace, probed=None) -> dict[str, dict[str, np.nd
             key = "output" if len(op.outputs) == 1 else f"output_{port}"
             value = trace.values[vid]
             if fixed and kernel.out_formats[port] is not None:
-                value = np.asarray(value, np.int64)  # held as float32 where exact: reported as int64
+                value = np.asarray(trace.values.pop(vid), np.int64)  # held as float32 where exact: reported as int64
                 entry[f"{key}_int"] = value
                 value = (value * kernel.out_formats[port].scale).astype(np.float32)
             entry[key] = value
