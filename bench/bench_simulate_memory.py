@@ -89,6 +89,41 @@ def cache_rows() -> list:
     return rows
 
 
+def lookup_rows(rounds: int = 15) -> list:
+    """The cost of a program cache hit alone on the 33.6M-parameter graph (134 MB of float32
+    weights): :func:`program_cache.lookup` (the fingerprint without weights, then every parameter
+    compared byte for byte with the entry's frozen copy) against the SHA-256 fingerprint of
+    weights and metadata the cache computed on every call before; rounds interleaved."""
+    import statistics
+    import time
+
+    from bench.common import Row
+    from talon.backend import get_backend
+    from talon.backend.cpu import program_cache
+    from talon.sdk.fingerprint import fingerprint_graph
+
+    graph = conv_snn()
+    get_backend("cpu").simulate(graph, n_steps=1)  # the entry
+    contenders = {
+        "lookup": lambda: program_cache.lookup(graph),
+        "sha256": lambda: fingerprint_graph(graph, include_weights=True, include_metadata=True),
+    }
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    hits = program_cache.stats["hits"]
+    for _ in range(rounds):
+        for name, fn in contenders.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    assert program_cache.stats["hits"] == hits + rounds
+    quartiles = {name: statistics.quantiles(ts, n=4) for name, ts in times.items()}
+    for name, (q1, median, q3) in quartiles.items():
+        print(f"  {name}: median {1e3 * median:.1f} ms (quartiles {1e3 * q1:.1f}-{1e3 * q3:.1f} ms, {rounds} rounds)")
+    case = "33.6M-param conv SNN: a program cache hit (structure fingerprint + byte comparison with the frozen copy)"
+    return [Row("simulate_memory", case, quartiles["lookup"][1], "SHA-256 fingerprint of every weight (before)",
+                quartiles["sha256"][1])]  # fmt: skip
+
+
 def lockstep_rows() -> list:
     """The price of the lockstep reference of a fixed-point run (a second fp32 run): int8 on the
     784-128-10 MLP, 2,000 steps x batch 8 in chunks of 100, lockstep forced against the held reference."""
@@ -139,7 +174,7 @@ def memory_lines(src: str | None = None) -> list[str]:
 
 def main() -> list:
     print("\nbench_simulate_memory: what simulate holds and rebuilds (33.6M-param conv SNN)")
-    rows = cache_rows() + lockstep_rows()
+    rows = cache_rows() + lookup_rows() + lockstep_rows()
     memory_lines()
     return rows
 
