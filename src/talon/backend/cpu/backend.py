@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import warnings
@@ -163,7 +164,7 @@ class CPUBackend(BackendBase):
         *,
         config: CompileConfig | dict | None = None,
         precision: str | None = None,
-        progress: Callable[[int, int], None] | None = None,
+        progress: bool | Callable[[int, int], None] | None = None,
         chunk_steps: int | None = None,
         on_outputs: OnOutputs | None = None,
         probes: Sequence[str] | None = None,
@@ -179,7 +180,7 @@ class CPUBackend(BackendBase):
         ``int4``) also runs fp32 on the same inputs and reports the difference (``quantization``;
         :mod:`.reference_run`: held, or in lockstep chunk by chunk). ``progress(done, total)`` is called after every
         operation of every chunk of every run (a reduced precision runs fp32 first), e.g. to drive
-        a progress bar. ``chunk_steps``: the most steps whose layer outputs exist at once (None:
+        a progress bar; ``progress=True`` shows one on stderr (on a terminal; as ``talon simulate``). ``chunk_steps``: the most steps whose layer outputs exist at once (None:
         as many as fit in ``run_memory.CHUNK_BYTES``); any value gives the same results, bit for bit.
         ``on_outputs(start, stop, {output name: float32 [stop - start, B, ...]})``: receives the
         graph outputs chunk by chunk instead of keeping them (``outputs`` is then empty; see
@@ -187,8 +188,9 @@ class CPUBackend(BackendBase):
         of a graph are reused by the next call on the unchanged graph (:mod:`.program_cache`).
         """
         config = CompileConfig.coerce(config, precision)
-        return self._simulate(graph, inputs, n_steps, step_by_step, config, progress=progress,
-                              chunk_steps=chunk_steps, on_outputs=on_outputs, probes=probes)[0]  # fmt: skip
+        with _progress(progress, "simulating") as ticks:
+            return self._simulate(graph, inputs, n_steps, step_by_step, config, progress=ticks,
+                                  chunk_steps=chunk_steps, on_outputs=on_outputs, probes=probes)[0]  # fmt: skip
 
     def _simulate(
         self, graph, inputs, n_steps, step_by_step, config, extra_observers=(), progress=None, chunk_steps=None,
@@ -306,7 +308,7 @@ class CPUBackend(BackendBase):
         *,
         config: CompileConfig | dict | None = None,
         precision: str | None = None,
-        progress: Callable[[int, int], None] | None = None,
+        progress: bool | Callable[[int, int], None] | None = None,
         chunk_steps: int | None = None,
     ) -> ProfileResult:
         """Simulate ``graph`` and report measured latency, operation counts from the measured
@@ -323,9 +325,10 @@ class CPUBackend(BackendBase):
         )
         config = CompileConfig.coerce(config, precision)
         activity = ActivityObserver()
-        result, engine, trace, steps, batch, spikes = self._simulate(
-            graph, inputs, n_steps, False, config, (activity,), progress=progress, chunk_steps=chunk_steps
-        )
+        with _progress(progress, "profiling") as ticks:
+            result, engine, trace, steps, batch, spikes = self._simulate(
+                graph, inputs, n_steps, False, config, (activity,), progress=ticks, chunk_steps=chunk_steps
+            )
         layers = count_layers(
             engine.program, engine.kernels, config, activity, spikes, trace.seconds, steps, batch, energy
         )
@@ -375,6 +378,24 @@ class CPUBackend(BackendBase):
             noc=noc,
             per_core_latency_us=per_core,
         )
+
+
+def _progress(progress, what: str):
+    """``progress`` as ``simulate`` and ``profile`` take it, as a context giving the callback to
+    call (None for none): None or False, none; True, a bar on stderr (:func:`talon._terminal.layer_progress`,
+    shown on a terminal only); a callable ``progress(done, total)``, itself."""
+    if progress is None or isinstance(progress, (bool, np.bool_)) and not progress:
+        return contextlib.nullcontext(None)
+    if isinstance(progress, (bool, np.bool_)):
+        from talon._terminal import layer_progress
+
+        return layer_progress(what)
+    if not callable(progress):
+        raise BackendError(
+            f"progress must be True (a progress bar on stderr), False / None (none) or a callable "
+            f"progress(done, total) called after every layer; got {progress!r} ({type(progress).__name__})"
+        )
+    return contextlib.nullcontext(progress)
 
 
 def _check_step_by_step(step_by_step, probes=None) -> None:
