@@ -189,8 +189,8 @@ def export_html(
             if profile_file is not None:
                 profile, latency_source = _latency_file(profile_file, graph, file), str(profile_file)
             elif profile_steps is not None:
-                from talon.backend import get_backend
                 from talon._terminal import layer_progress
+                from talon.backend import get_backend
 
                 with layer_progress(f"profiling {profile_steps:,} steps", disable=as_json) as progress:
                     profile = get_backend("cpu").profile(graph, n_steps=profile_steps, progress=progress)

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from talon.ir.errors import MissingDependencyError, install_hint
+from talon.ir.paths import check_path
 
 from .events import EventFormatError, as_events, concatenate_events
 
@@ -45,7 +45,9 @@ class AEDAT4Reader:
     """Iterate the packets of an AEDAT4 file as ``(kind, data)``; ``streams`` describes its streams."""
 
     def __init__(self, path) -> None:
-        self.path = Path(path)
+        self.path = check_path(path, "AEDAT4Reader: the AEDAT4 file to read")
+        if self.path.is_dir():
+            raise EventFormatError(f"{self.path} is a directory, not a regular AEDAT4 file")
         if not self.path.is_file():
             raise FileNotFoundError(f"no such AEDAT4 file: {self.path}")
         aedat = _aedat()
@@ -84,6 +86,7 @@ def _events(packet: np.ndarray) -> np.ndarray:
 
 def read_aedat4(path) -> AEDAT4Recording:
     """Read every stream of an AEDAT4 file."""
+    path = check_path(path, "read_aedat4: the AEDAT4 file to read")
     reader = AEDAT4Reader(path)
     events, frames, imus, triggers = [], [], [], []
     for kind, data in reader:

@@ -178,10 +178,12 @@ class CPUBackend(BackendBase):
         the nodes named: node paths (``"rnn.lif"`` inside subgraph ``rnn``) or subgraph paths (all
         their nodes), :mod:`.probes`. A reduced ``precision`` (``fp16``, ``int16``, ``int8``,
         ``int4``) also runs fp32 on the same inputs and reports the difference (``quantization``;
-        :mod:`.reference_run`: held, or in lockstep chunk by chunk). ``progress(done, total)`` is called after every
-        operation of every chunk of every run (a reduced precision runs fp32 first), e.g. to drive
-        a progress bar; ``progress=True`` shows one on stderr (on a terminal; as ``talon simulate``). ``chunk_steps``: the most steps whose layer outputs exist at once (None:
-        as many as fit in ``run_memory.CHUNK_BYTES``); any value gives the same results, bit for bit.
+        :mod:`.reference_run`: held, or in lockstep chunk by chunk). ``progress(done, total)`` is
+        called after every operation of every chunk of every run (a reduced precision runs fp32
+        first), e.g. to drive a progress bar; ``progress=True`` shows one on stderr (on a terminal,
+        as ``talon simulate`` does). ``chunk_steps``: the most steps whose layer outputs exist at
+        once (None: as many as fit in ``run_memory.CHUNK_BYTES``); any value gives the same results,
+        bit for bit.
         ``on_outputs(start, stop, {output name: float32 [stop - start, B, ...]})``: receives the
         graph outputs chunk by chunk instead of keeping them (``outputs`` is then empty; see
         :mod:`.output_stream`); not with ``step_by_step``. The validated program and float engine
@@ -384,7 +386,7 @@ def _progress(progress, what: str):
     """``progress`` as ``simulate`` and ``profile`` take it, as a context giving the callback to
     call (None for none): None or False, none; True, a bar on stderr (:func:`talon._terminal.layer_progress`,
     shown on a terminal only); a callable ``progress(done, total)``, itself."""
-    if progress is None or isinstance(progress, (bool, np.bool_)) and not progress:
+    if progress is None or (isinstance(progress, (bool, np.bool_)) and not progress):
         return contextlib.nullcontext(None)
     if isinstance(progress, (bool, np.bool_)):
         from talon._terminal import layer_progress

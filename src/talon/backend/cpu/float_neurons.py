@@ -46,6 +46,7 @@ def state_names(node: ir.Node) -> tuple[str, ...]:
         return ()
     return ("v", "i") if isinstance(node, CUBA) else ("v",)
 
+
 _KEY_ORDER = ("beta", "g", "c", "k", "r", "v_leak", "alpha", "gs", "theta", "v_reset", "v_init", "v_min")
 
 

@@ -171,7 +171,9 @@ def check_run_memory(
             advice.append("probe fewer nodes" if probed else "record only the nodes you need with probes=[...]")
             advice.append("or drop step_by_step (only the graph outputs are kept)")
         elif held["outputs"] and not stream_outputs:
-            advice.append("or take the outputs chunk by chunk with on_outputs (talon simulate -o) instead of keeping them")
+            advice.append(
+                "or take the outputs chunk by chunk with on_outputs (talon simulate -o) instead of keeping them"
+            )
     raise BackendError(
         f"a run of {steps:,} steps x batch {batch} at {precision} must hold {total:,} bytes of results for all steps "
         f"({what}) plus {working:,} bytes of layer outputs while computing a chunk of {chunk:,} steps: "
