@@ -8,14 +8,16 @@ with exact (float64) accumulation also holds its float64 result before the round
 :func:`plan_chunk` picks the most steps whose working set stays within ``CHUNK_BYTES`` (all steps
 when they fit: then the run is one chunk, as before chunking existed).
 
-What grows with the steps is only what the run must hand back (:func:`held_bytes`): the graph
-outputs ``[T, B, ...]``, with ``step_by_step=True`` the probed nodes' values (every node's without
-``probes``), and at a reduced precision the fp32 reference's outputs for the error report (none
-when ``on_outputs`` takes the outputs of a run of several chunks) and its spike trains (one bit per
-neuron and step; for one chunk only when the run has several: the reference then runs in
-lockstep, :mod:`.reference_run`). :func:`check_run_memory` refuses a run whose held results plus one chunk exceed
-:func:`~..stimulus.memory_limit` (half of the machine's memory), naming what is held and the
-number of steps that fit. Both sums are lower bounds (kernel temporaries come on top).
+What grows with the steps is only what the run must hand back (:func:`held_bytes`, the bytes of
+the result's arrays): the graph outputs ``[T, B, ...]``; with ``step_by_step=True`` the recorded
+nodes' values and neuron states (the probed nodes', every node's without ``probes``), as the
+result reports them (fixed point: int64 and float32 each); at a reduced precision the fp32
+reference's outputs for the error report (none when ``on_outputs`` takes the outputs of a run of
+several chunks) and its spike trains (one bit per neuron and step; for one chunk only when the run
+has several: the reference then runs in lockstep, :mod:`.reference_run`). :func:`check_run_memory`
+refuses a run whose held results plus the working set of one chunk (:func:`estimate_run`) exceed
+:func:`~..stimulus.memory_limit` (half of the machine's memory), naming what is held, the number of
+steps that fit and what else reduces it. Kernel temporaries and the kernels themselves come on top.
 """
 
 from __future__ import annotations
@@ -128,21 +130,18 @@ def held_bytes(
     return out
 
 
-def check_run_memory(
+def estimate_run(
     program: Program, steps: int, batch: int, itemsize: int, *, record: Sequence[Op] | None = None,
     fixed_point: bool = False, calibration: bool = False, accumulator_itemsize: int = 0, chunk_steps: int | None = None,
     reference: bool = False, spiking_sizes: list[int] = (), stream_outputs: bool = False, lockstep: bool = False,
-    precision: str = "fp32", probed: bool = False,
-) -> int:  # fmt: skip
-    """Plan the chunks (:func:`plan_chunk`) and refuse, before it starts, a run whose held results
-    (:func:`held_bytes`) plus its working set exceed :func:`~..stimulus.memory_limit` (half of the
-    machine's memory), naming what is held, the steps that fit and what else reduces it. Returns the chunk.
+) -> tuple[int, dict[str, int], int]:  # fmt: skip
+    """``(chunk, held, working)``: the chunk of steps (:func:`plan_chunk`), what the run holds for all
+    steps (:func:`held_bytes`) and what computing one chunk takes on top (bytes).
 
     The working set is one chunk's layer outputs (:func:`sequence_bytes`) and, in a run of several
     chunks, the chunk's recorded values and states before they are copied into the held arrays (in
     a run of one chunk they are the held arrays); a ``calibration`` run (fp32, measuring the ranges
     of a fixed-point precision) also records every neuron's states, float32, for one chunk.
-    ``probed``: ``record`` was chosen by ``probes`` (the advice then says to probe fewer nodes).
     """
     chunk = plan_chunk(
         program, steps, batch, itemsize, accumulator_itemsize=accumulator_itemsize, chunk_steps=chunk_steps
@@ -157,12 +156,26 @@ def check_run_memory(
         working += _state_elements(record) * chunk * batch * (8 if fixed_point else itemsize)
     if calibration:
         working += _state_elements(program.ops) * chunk * batch * 4
+    return chunk, held, working
+
+
+def check_run_memory(
+    program: Program, steps: int, batch: int, itemsize: int, *, precision: str = "fp32", probed: bool = False,
+    **plan,
+) -> int:  # fmt: skip
+    """Refuse, before it starts, a run whose held results plus its working set (:func:`estimate_run`,
+    which takes the keyword arguments ``plan``) exceed :func:`~..stimulus.memory_limit` (half of the
+    machine's memory), naming the ``precision``, what is held, the steps that fit and what else
+    reduces it (``probed``: the record was chosen by ``probes``, so: probe fewer). Returns the chunk."""
+    chunk, held, working = estimate_run(program, steps, batch, itemsize, **plan)
+    record, stream_outputs = plan.get("record"), plan.get("stream_outputs", False)
     total = sum(held.values())
     limit = memory_limit()
     if total + working <= limit:
         return chunk
     what = ", ".join(f"{kind} {nbytes:,}" for kind, nbytes in held.items() if nbytes)
     if working > limit:
+        chunk_steps = plan.get("chunk_steps")
         advice = ["use a smaller batch" + ("" if chunk_steps is None or chunk == 1 else " or smaller chunk_steps")]
     else:
         fits = steps * (limit - working) // max(total, 1)
@@ -176,7 +189,7 @@ def check_run_memory(
             )
     raise BackendError(
         f"a run of {steps:,} steps x batch {batch} at {precision} must hold {total:,} bytes of results for all steps "
-        f"({what}) plus {working:,} bytes of layer outputs while computing a chunk of {chunk:,} steps: "
+        f"({what}) plus {working:,} bytes to compute one chunk of {chunk:,} steps at a time: "
         f"{total + working:,} bytes, more than half of this machine's memory ({limit:,} bytes); " + "; ".join(advice)
     )
 
