@@ -15,7 +15,7 @@ an entry:
 
 So a graph modified in place (a weight scaled, a hyperparameter set) is built afresh, while a copy of
 the graph, or an array replaced by an equal one, is served. Comparing bytes instead of hashing them
-costs about a fifth of the SHA-256 full fingerprint this cache computed before (``bench/
+costs about a quarter of the SHA-256 full fingerprint this cache computed before (``bench/
 bench_simulate_memory.py``), and is exact; the price is the frozen copy of the parameters an entry
 keeps (the caller's graph is no longer kept alive). Fixed-point engines are not kept (their formats
 depend on each call's calibration; their weight quantizations are reused by :mod:`.weight_cache`),
