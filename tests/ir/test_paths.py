@@ -1,5 +1,5 @@
-"""The path argument of every public reader and writer (talon.ir.paths.check_path): None, a number,
-a list or an empty path is a clear error naming the function, before any file is touched (``open(42)``
+"""The path argument of every public reader and writer (talon.ir.paths.check_path): None, a number
+or a list is a clear error naming the function, before any file is touched (``open(42)``
 would write to file descriptor 42; ``os.stat(None)`` said only "expected str, bytes or os.PathLike
 object, not NoneType"); a directory is named as one."""
 
@@ -83,17 +83,6 @@ def test_a_path_argument_that_is_no_path_is_a_clear_type_error(name, bad, tmp_pa
     with pytest.raises(TypeError, match=message):
         entry(bad)
     assert list(tmp_path.iterdir()) == []
-
-
-JSON_OR_PATH = ("HardwareDescriptor.from_json", "HardwareSpec.from_json")  # "" is (invalid) JSON text there
-
-
-@pytest.mark.parametrize("name", [name for name in READERS + WRITERS if name not in JSON_OR_PATH])
-def test_an_empty_path_is_refused(name, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    entry = {**_readers(), **_writers()}[name]
-    with pytest.raises(ValueError, match="must be given as a path, got an empty one"):
-        entry("")
 
 
 SUFFIX = {

@@ -390,7 +390,7 @@ def _first_line(exc: BaseException) -> str:
 
 def write_h5(path, events, sensor_size=None, *, sort: bool = False, **options) -> None:
     """Write ``events`` to a new ``.h5`` event file (``sort=True`` sorts them by time first)."""
-    path = check_path(path, "write_h5: the event file to write")
+    check_path(path, "write_h5: the event file to write")
     events = as_events(events)
     if sort:
         events = sort_events(events)

@@ -679,7 +679,7 @@ def raw_info(path) -> tuple[dict[str, str], int]:
 
 def write_raw(path, events, *, version: str = "3.0", sensor_size=None) -> None:
     """Write events as a Prophesee ``.raw`` file (``version`` ``"2.0"`` or ``"3.0"``), atomically."""
-    path = check_path(path, "write_raw: the .raw file to write")
+    check_path(path, "write_raw: the .raw file to write")
     if version not in ("2.0", "3.0"):
         raise EventFormatError(f"version must be '2.0' or '3.0', got {version!r}")
     data = (encode_evt2 if version == "2.0" else encode_evt3)(events, sensor_size)

@@ -69,7 +69,7 @@ def write_atomically(path: str | os.PathLike, fill: Callable[[Path], None], erro
 
     ``error`` is the exception type raised (naming ``path``) when the file system refuses.
     """
-    path = check_path(path, "the file to write")
+    check_path(path, "the file to write")
     shown = os.fspath(path)
     try:
         target, tmp, old_mode = _reserve(path)
@@ -94,7 +94,7 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """:func:`write_atomically` as a context manager, for writers that fill a file over several calls
     (``talon.io``'s event writers): yields the temporary path; a clean exit renames it over ``path``
     (same target resolution and permission bits), any exception removes it."""
-    path = check_path(path, "the file to write")
+    check_path(path, "the file to write")
     shown = os.fspath(path)
     try:
         target, tmp, old_mode = _reserve(path)

@@ -3,7 +3,8 @@
 ``open(42)`` would take a number for a file descriptor and ``os.stat(None)`` fails with "expected
 str, bytes or os.PathLike object, not NoneType", naming neither the function nor the argument.
 :func:`check_path` refuses anything that is not a path — None, a number, an open file, a list — with
-a ``TypeError`` saying what was expected where, and an empty path with a ``ValueError``.
+a ``TypeError`` saying what was expected where. (An empty path is left to the readers and writers,
+which name it: a writer's "cannot write : '' is not a file name", a reader's "is a directory".)
 """
 
 from __future__ import annotations
@@ -18,7 +19,4 @@ def check_path(path, what: str) -> Path:
     if not isinstance(path, (str, bytes, os.PathLike)):
         shown = repr(path) if len(repr(path)) <= 60 else f"a {type(path).__name__}"
         raise TypeError(f"{what} must be given as a path (str or os.PathLike), got {shown} ({type(path).__name__})")
-    text = os.fsdecode(os.fspath(path))
-    if not text:
-        raise ValueError(f"{what} must be given as a path, got an empty one")
-    return Path(text)
+    return Path(os.fsdecode(os.fspath(path)))

@@ -64,7 +64,7 @@ def write(
     or SIGTERM leaves any existing file unchanged; the existing file's mode is kept; a symbolic
     link is written through to its target). Raises :class:`T1CFormatError` naming ``path``.
     """
-    path = check_path(path, "ir.write: the .t1c file to write")
+    check_path(path, "ir.write: the .t1c file to write")
     if not isinstance(graph, Graph):
         raise TypeError(f"ir.write expects a talon.ir.Graph, got {type(graph).__name__}")
     if compression not in (None, "gzip", "lzf"):

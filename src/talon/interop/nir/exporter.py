@@ -158,7 +158,7 @@ def write_nir(
 ) -> None:
     """Write ``graph`` as a NIR file (``to_nir``, then the file ``nir.write`` makes, atomically); ``consumer`` as in
     :func:`to_nir`."""
-    path = check_path(path, "write_nir: the NIR file to write")
+    check_path(path, "write_nir: the NIR file to write")
     write_graph(path, to_nir(graph, dt=dt, lossy=lossy, consumer=consumer), compression=compression)
 
 
