@@ -236,6 +236,19 @@ def test_what_is_built_is_frozen_and_the_callers_graph_is_not_kept(fresh_cache):
     assert ref() is None
 
 
+def test_a_fixed_point_call_keeps_nothing_but_uses_what_a_float_call_left(fresh_cache):
+    """A fixed-point call builds its engines afresh anyway: an entry would only keep a copy of the
+    parameters (and the fp32 kernels) alive through its integer run."""
+    graph = mlp_graph(3, (16, 32, 4))
+    x = (np.random.default_rng(1).random((25, 2, 16)) < 0.5).astype(np.float32)
+    alone = CPU.simulate(graph, x, precision="int8")
+    assert not program_cache._entries
+    CPU.simulate(graph, x)  # fp32: an entry with its fp32 engine
+    hits = program_cache.stats["hits"]
+    assert_same_run(CPU.simulate(graph, x, precision="int8"), alone)
+    assert program_cache.stats["hits"] == hits + 1 and len(program_cache._entries) == 1
+
+
 def test_the_cache_is_bounded_and_can_be_turned_off(fresh_cache, monkeypatch):
     graphs = [mlp_graph(seed, (8, 16, 4)) for seed in range(6)]
     for graph in graphs:

@@ -205,7 +205,7 @@ class CPUBackend(BackendBase):
                 "on_outputs must be a callable on_outputs(start, stop, outputs), and cannot be combined with "
                 "step_by_step (which keeps every value)"
             )
-        built = program_cache.lookup(graph)
+        built = program_cache.lookup(graph, keep=not config.is_fixed_point)
         program = built.program(config, self._require_valid)
         probed = resolve_probes(program, probes)
         source, steps, batch, used_default = prepare_source(graph, inputs, n_steps)

@@ -19,9 +19,10 @@ costs about a quarter of the SHA-256 full fingerprint this cache computed before
 bench_simulate_memory.py``), and is exact; the price is the frozen copy of the parameters an entry
 keeps (the caller's graph is no longer kept alive). Fixed-point engines are not kept (their formats
 depend on each call's calibration; their weight quantizations are reused by :mod:`.weight_cache`),
-and a fixed-point call does not add the fp32 engine that calibrates it (it uses one an fp32 or fp16
-call left): kept, its kernels would stay alive through every integer run, which a fixed-point call
-otherwise builds after freeing them.
+and a fixed-point call adds no entry at all (``lookup(keep=False)``): it uses an entry an fp32 or
+fp16 call left, with its fp32 engine to calibrate, and otherwise builds everything on the caller's
+graph — kept, the fp32 kernels would stay alive through every integer run, which a fixed-point call
+otherwise builds after freeing them, and so would the copy of the parameters.
 
 The cache is a least-recently-used list of at most :data:`MAX_ENTRIES` graphs whose copies and
 kernels hold at most :data:`MAX_BYTES` of arrays (and no more than a quarter of ``memory_limit()``);
@@ -122,9 +123,10 @@ def _config_key(config: CompileConfig) -> str:
     return json.dumps(config.to_dict(), sort_keys=True, default=str)
 
 
-def lookup(graph: ir.Graph) -> Built:
+def lookup(graph: ir.Graph, keep: bool = True) -> Built:
     """The built programs and engines of a graph with ``graph``'s content (an empty entry, now kept,
-    the first time)."""
+    the first time; with ``keep=False`` — a fixed-point call, which keeps no engine — nothing is
+    kept: what it builds is built on ``graph``, and no copy of its parameters outlives the call)."""
     if MAX_ENTRIES <= 0:
         return Uncached(graph)
     from talon.sdk.fingerprint import fingerprint_graph
@@ -143,7 +145,7 @@ def lookup(graph: ir.Graph) -> Built:
             stats["hits"] += 1
             return built
     stats["misses"] += 1
-    if sum(a.nbytes for a in parameter_arrays(graph)) > _budget():  # its copy alone would not fit
+    if not keep or sum(a.nbytes for a in parameter_arrays(graph)) > _budget():  # its copy alone would not fit
         return Uncached(graph)
     built = Built(graph, key)
     with _lock:
