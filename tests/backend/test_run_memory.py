@@ -138,8 +138,8 @@ def _cuba_chain() -> ir.Graph:
 def test_a_run_whose_recorded_states_cannot_fit_is_refused_before_it_starts(monkeypatch, precision, steps, limit, held):
     """``probes=["lif"]`` on a CubaLIF: per step the graph output (64 float32, 256 B) and lif's
     output, membrane v and synaptic current i (64 values each). fp32 holds them at 4 B: 256 + 3 x 256
-    = 1,024 B a step, 3,481,600 B for 3,400 steps, beyond the limit of 3,000,000 (counting the output
-    value alone, 512 B a step, the run looked like it fitted). int8 reports each value and state as
+    = 1,024 B a step, 3,481,600 B for 3,400 steps, beyond the limit of 3,000,000 (counting the
+    values alone, 512 B a step, the run looked like it fitted). int8 reports each value and state as
     int64 and float32 (12 B): 256 + 64 x 12 + 128 x 12 = 2,560 B a step, 6,144,000 B for 2,400 steps
     (with the fp32 reference's outputs and trains on top), beyond 6,000,000 (at 4 B a value, no
     states: 512 B a step). A quarter of the steps fits."""
