@@ -9,6 +9,10 @@
 * **lockstep reference**: peak resident memory of an int8 run streaming its outputs
   (``on_outputs``) at two run lengths: the fp32 reference no longer holds its spike trains and
   outputs for all steps, so the peak stays flat.
+* **program cache hit** (:func:`lookup_rows`): the lookup alone (structure fingerprint and a byte
+  comparison with the entry's frozen copy) against the SHA-256 of every weight it replaced.
+* **the memory check's estimate** (:func:`estimate_lines`) against the measured growth of the peak
+  RSS of step-by-step runs in fresh child processes.
 
 ``python -m bench.bench_simulate_memory [--src DIR]`` runs the child processes on another checkout's
 ``src`` (e.g. ``main``'s, to compare with the code before these changes).
@@ -58,6 +62,66 @@ def child_run(steps: int, precision: str, kwargs: str, src: str | None = None, w
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+_ESTIMATE_CHILD = """
+import json, sys
+import numpy as np
+sys.path.insert(0, {root!r})
+from talon.backend import get_backend
+from talon.backend.cpu import backend, run_memory
+graph = {graph}
+cpu = get_backend("cpu")
+cpu.simulate(graph, n_steps=3, precision="fp32")
+cpu.simulate(graph, n_steps=3, precision={precision!r})  # numba started, the fp32 engine cached
+estimates = []
+check = backend.check_run_memory
+def spy(*args, precision="fp32", probed=False, **plan):
+    estimates.append(run_memory.estimate_run(*args, **plan))
+    return check(*args, precision=precision, probed=probed, **plan)
+backend.check_run_memory = spy
+x = (np.random.default_rng(0).random(({steps}, {batch}, *graph.nodes["input"].shape)) < 0.3).astype(np.float32)
+status = lambda key: next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith(key))
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+before = status("VmRSS")
+result = cpu.simulate(graph, x, precision={precision!r}, **{kwargs})
+chunk, held, working = estimates[-1]
+print(json.dumps({{"growth": status("VmHWM") - before, "held": sum(held.values()), "working": working, "chunk": chunk,
+                  "kinds": held}}))
+"""
+
+
+def estimate_lines(src: str | None = None) -> list[str]:
+    """The memory check's estimate (held results + one chunk's working set, ``run_memory.estimate_run``)
+    against the growth of the peak RSS (``VmHWM`` after the run minus ``VmRSS`` before it, fresh child
+    process, the fp32 engine cached and numba started by a warm-up) of step-by-step runs."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    mlp, conv = (
+        "__import__('talon.examples').examples.mlp_graph(0)",
+        "__import__('bench.bench_chunked').bench_chunked.conv_snn()",
+    )
+    cases = [
+        ("784-128-10 MLP, 4,000 steps x batch 16 fp32, every node", mlp, 4000, 16, "fp32", "dict(step_by_step=True)"),
+        ("784-128-10 MLP, same, probes=['lif1']", mlp, 4000, 16, "fp32", "dict(step_by_step=True, probes=['lif1'])"),
+        ("784-128-10 MLP, 4,000 steps x batch 16 fp16, every node", mlp, 4000, 16, "fp16", "dict(step_by_step=True)"),
+        ("784-128-10 MLP, 1,500 steps x batch 16 int8, every node", mlp, 1500, 16, "int8", "dict(step_by_step=True)"),
+        ("33.6M-param conv SNN, 300 steps fp32, every node", conv, 300, 1, "fp32", "dict(step_by_step=True)"),
+    ]
+    path = [src or os.path.join(root, "src"), root, os.environ.get("PYTHONPATH", "")]
+    env = dict(os.environ, TALON_FORCE_NUMBA="1", PYTHONPATH=os.pathsep.join(path))
+    lines = []
+    for name, graph, steps, batch, precision, kwargs in cases:
+        code = _ESTIMATE_CHILD.format(root=root, graph=graph, steps=steps, batch=batch, precision=precision,
+                                      kwargs=kwargs)  # fmt: skip
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+        r = json.loads(done.stdout.strip().splitlines()[-1])
+        estimate = r["held"] + r["working"]
+        lines.append(f"{name}: estimate {estimate / 2**20:,.0f} MiB (held {r['held'] / 2**20:,.0f} + chunk of "
+                     f"{r['chunk']:,} steps {r['working'] / 2**20:,.0f}), measured peak growth "
+                     f"{r['growth'] / 2**20:,.0f} MiB ({r['growth'] / estimate:.2f}x)")  # fmt: skip
+        print(lines[-1], flush=True)
+    return lines
+
+
 def cache_rows() -> list:
     from bench.common import Row, median_times
     from talon.backend import get_backend
@@ -87,6 +151,41 @@ def cache_rows() -> list:
     held = sum(entry.nbytes for entry in program_cache._entries.values())
     print(f"the cache keeps {held / 2**20:,.0f} MiB of kernels alive between calls")
     return rows
+
+
+def lookup_rows(rounds: int = 15) -> list:
+    """The cost of a program cache hit alone on the 33.6M-parameter graph (134 MB of float32
+    weights): :func:`program_cache.lookup` (the fingerprint without weights, then every parameter
+    compared byte for byte with the entry's frozen copy) against the SHA-256 fingerprint of
+    weights and metadata the cache computed on every call before; rounds interleaved."""
+    import statistics
+    import time
+
+    from bench.common import Row
+    from talon.backend import get_backend
+    from talon.backend.cpu import program_cache
+    from talon.sdk.fingerprint import fingerprint_graph
+
+    graph = conv_snn()
+    get_backend("cpu").simulate(graph, n_steps=1)  # the entry
+    contenders = {
+        "lookup": lambda: program_cache.lookup(graph),
+        "sha256": lambda: fingerprint_graph(graph, include_weights=True, include_metadata=True),
+    }
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    hits = program_cache.stats["hits"]
+    for _ in range(rounds):
+        for name, fn in contenders.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    assert program_cache.stats["hits"] == hits + rounds
+    quartiles = {name: statistics.quantiles(ts, n=4) for name, ts in times.items()}
+    for name, (q1, median, q3) in quartiles.items():
+        print(f"  {name}: median {1e3 * median:.1f} ms (quartiles {1e3 * q1:.1f}-{1e3 * q3:.1f} ms, {rounds} rounds)")
+    case = "33.6M-param conv SNN: a program cache hit (structure fingerprint + byte comparison with the frozen copy)"
+    return [Row("simulate_memory", case, quartiles["lookup"][1], "SHA-256 fingerprint of every weight (before)",
+                quartiles["sha256"][1])]  # fmt: skip
 
 
 def lockstep_rows() -> list:
@@ -139,8 +238,9 @@ def memory_lines(src: str | None = None) -> list[str]:
 
 def main() -> list:
     print("\nbench_simulate_memory: what simulate holds and rebuilds (33.6M-param conv SNN)")
-    rows = cache_rows() + lockstep_rows()
+    rows = cache_rows() + lookup_rows() + lockstep_rows()
     memory_lines()
+    estimate_lines()
     return rows
 
 

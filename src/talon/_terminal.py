@@ -11,9 +11,11 @@ any other write does, instead of rich's own ``SystemExit(1)`` (exit 1 means "fin
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import os
+from collections.abc import Callable, Iterator
 
 PIPE_WIDTH = 1000  # wide enough that no table or line of talon's output wraps
 
@@ -37,3 +39,21 @@ def _console_class():
             raise BrokenPipeError(errno.EPIPE, "the reader of the output went away")
 
     return PipeAwareConsole
+
+
+@contextlib.contextmanager
+def layer_progress(description: str, *, disable: bool = False) -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar on stderr (shown on a terminal only, removed when done) advanced by the
+    CPU backend's ``progress(done, total)`` callback, one tick per layer of each run."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    stderr = console(stderr=True)
+    disable = disable or not stderr.is_terminal  # nothing (not even a blank line) in a pipe or log
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("layers"))
+    with Progress(*columns, TimeElapsedColumn(), console=stderr, transient=True, disable=disable) as bar:
+        task = bar.add_task(description, total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield advance

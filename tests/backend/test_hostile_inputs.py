@@ -65,7 +65,7 @@ def test_zero_width_layers_run_in_every_precision(precision):
 def test_steps_beyond_memory_are_refused_before_allocating():
     graph = lif_chain(ir.LIF(tau=np.full(4, 10.0), r=1.0))
     # the stimulus is drawn chunk by chunk and a held input is a view: the outputs are what cannot fit
-    message = r"a run of 100,000,000,000 steps x batch 1 must hold 1,600,000,000,000 bytes of results .*\(outputs "
+    message = r"a run of 100,000,000,000 steps x batch 1 at fp32 must hold 1,600,000,000,000 bytes of results .*"
     with pytest.raises(BackendError, match=message):
         CPU.simulate(graph, n_steps=100_000_000_000)
     with pytest.raises(BackendError, match=message):
@@ -125,3 +125,23 @@ def test_every_entry_point_says_it_wants_a_graph(entry, graph):
     """compile ran check_finite before check_graph and failed with 'not enough values to unpack'."""
     with pytest.raises(BackendError, match=r"expected a talon.ir.Graph, got \w+; read a .t1c file with talon.ir.read"):
         getattr(get_backend("cpu"), entry)(graph)
+
+
+def test_a_masked_array_with_masked_entries_is_refused():
+    """``np.asarray`` drops the mask: the run read the data under it as if it were input."""
+    graph = lif_chain(ir.LIF(tau=np.full(4, 10.0), r=1.0))
+    data = np.ones((6, 2, 4), np.float32)
+    x = np.ma.array(data, mask=np.zeros(data.shape, bool))
+    x[2, 1, 3] = np.ma.masked
+    message = r"input 'input' is a masked array and 1 of its 48 entries are masked: .* fill them first"
+    with pytest.raises(BackendError, match=message):
+        CPU.simulate(graph, x)
+    with pytest.raises(BackendError, match=message):
+        CPU.simulate(graph, {"input": x}, precision="int8")
+    with pytest.raises(BackendError, match=message):
+        CPU.compile(graph, {"precision": "int8"}, calibration_inputs=x)
+    descriptor = CPU.compile(graph, {"precision": "int8"}, calibration_inputs=data)
+    with pytest.raises(BackendError, match=message):
+        CPU.run_compiled(descriptor, x)
+    unmasked = CPU.simulate(graph, np.ma.array(data))  # nothing masked: its data
+    assert np.array_equal(unmasked.outputs["output"], CPU.simulate(graph, data).outputs["output"])

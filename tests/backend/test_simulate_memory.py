@@ -85,9 +85,9 @@ def test_a_bad_probe_is_a_clear_error_naming_the_valid_ones():
 
 def test_the_memory_check_counts_only_the_probed_nodes(monkeypatch):
     graph = mlp_graph(0, (16, 64, 10))
-    held = run_memory.held_bytes(lower(graph), 1, 1, 4, step_values=range(len(lower(graph).values)))
+    held = run_memory.held_bytes(lower(graph), 1, 1, 4, record=lower(graph).ops)
     monkeypatch.setattr(run_memory, "memory_limit", lambda: 200 * sum(held.values()))
-    with pytest.raises(BackendError, match=r"step_by_step [\d,]+\) .*with probes, only the probed nodes"):
+    with pytest.raises(BackendError, match=r"neuron states [\d,]+\) .*record only the nodes you need with probes"):
         CPU.simulate(graph, n_steps=1000, step_by_step=True)
     result = CPU.simulate(graph, n_steps=1000, step_by_step=True, probes=["lif2"])
     assert result.node_states["lif2"]["output"].shape == (1000, 1, 10)
@@ -164,19 +164,90 @@ def test_an_unchanged_graph_reuses_its_program_and_a_changed_one_does_not(fresh_
     assert_same_run(CPU.simulate(graph, x), first)  # served
     assert program_cache.stats["hits"] == hits + 1
     original = graph.nodes["fc1"].weight.copy()
-    graph.nodes["fc1"].weight[:] *= -1.5  # modified in place: a new fingerprint, built afresh
+    graph.nodes["fc1"].weight[:] *= -1.5  # modified in place: other bytes, built afresh
     changed = CPU.simulate(graph, x)
     assert program_cache.stats["hits"] == hits + 1
-    assert_same_run(changed, CPU.simulate(copy.deepcopy(graph), x))  # a copy: built from its own objects
     assert changed.spike_counts != first.spike_counts
-    graph.nodes["fc1"].weight[:] = original  # the first content again, the same objects: served
-    assert_same_run(CPU.simulate(graph, x), first)
+    assert_same_run(changed, CPU.simulate(copy.deepcopy(graph), x))  # a copy has the same content: served
     assert program_cache.stats["hits"] == hits + 2
-    # an equal array put in place of the one the program was built from: not trusted, built again
-    graph.nodes["fc1"].weight = original.copy()
+    graph.nodes["fc1"].weight[:] = original  # the first content again: served
     assert_same_run(CPU.simulate(graph, x), first)
-    assert program_cache.stats["hits"] == hits + 2
+    assert program_cache.stats["hits"] == hits + 3
+    graph.nodes["fc1"].weight = original.copy()  # an equal array in place of the original: the same content
+    assert_same_run(CPU.simulate(graph, x), first)
+    assert program_cache.stats["hits"] == hits + 4
     assert_same_run(CPU.simulate(graph, x, precision="int8"), CPU.simulate(copy.deepcopy(graph), x, precision="int8"))
+
+
+def _rebuilt_on(graph, x, change) -> None:
+    """``change(graph)`` in place after a served run: the next run is built afresh and equals a run
+    of a fresh copy of the changed graph with the cache emptied."""
+    CPU.simulate(graph, x)
+    before = program_cache.stats["misses"]
+    change(graph)
+    result = CPU.simulate(graph, x)
+    assert program_cache.stats["misses"] == before + 1
+    program_cache.clear()
+    assert_same_run(result, CPU.simulate(copy.deepcopy(graph), x))
+
+
+def test_every_change_made_in_place_is_built_afresh(fresh_cache):
+    """The smallest changes: one float32 step of one weight, two weights swapped (the same sum and
+    values), a threshold of one neuron, a hyperparameter, metadata and a weight inside a subgraph."""
+    graph = mlp_graph(3, (16, 32, 4))
+    x = (np.random.default_rng(1).random((25, 2, 16)) < 0.5).astype(np.float32)
+    w = graph.nodes["fc1"].weight
+
+    def nudge(g):
+        w[3, 5] = np.nextafter(w[3, 5], np.float32(np.inf))
+
+    def swap(g):
+        w[[0, 1], 2] = w[[1, 0], 2]
+
+    def threshold(g):
+        g.nodes["lif1"].v_threshold = np.ones(32)  # a new array: compared by value
+        g.nodes["lif1"].v_threshold[7] = 0.5
+
+    def reset(g):
+        g.nodes["lif1"].reset_mode = ir.ResetMode.VALUE
+
+    def metadata(g):
+        g.nodes["fc2"].metadata["note"] = "changed"
+
+    for change in (nudge, swap, threshold, reset, metadata):
+        _rebuilt_on(graph, x, change)
+    nested = _cyclic_with_subgraph_and_delay()
+    y = np.random.default_rng(3).uniform(0, 2, (23, 2, 4)).astype(np.float32)
+    _rebuilt_on(nested, y, lambda g: g.nodes["rnn"].nodes["w"].weight.__setitem__((0, 0), 0.375))
+
+
+def test_what_is_built_is_frozen_and_the_callers_graph_is_not_kept(fresh_cache):
+    import gc
+    import weakref
+
+    graph = mlp_graph(3, (16, 32, 4))
+    CPU.simulate(graph, n_steps=5)
+    (built,) = program_cache._entries.values()
+    assert built.graph is not graph and all(not a.flags.writeable for a in built.arrays)
+    assert built.nbytes >= built.copy_bytes == sum(a.nbytes for a in program_cache.parameter_arrays(graph))
+    assert graph.nodes["fc1"].weight.flags.writeable  # the caller's arrays are left as they were
+    ref = weakref.ref(graph)
+    del graph
+    gc.collect()
+    assert ref() is None
+
+
+def test_a_fixed_point_call_keeps_nothing_but_uses_what_a_float_call_left(fresh_cache):
+    """A fixed-point call builds its engines afresh anyway: an entry would only keep a copy of the
+    parameters (and the fp32 kernels) alive through its integer run."""
+    graph = mlp_graph(3, (16, 32, 4))
+    x = (np.random.default_rng(1).random((25, 2, 16)) < 0.5).astype(np.float32)
+    alone = CPU.simulate(graph, x, precision="int8")
+    assert not program_cache._entries
+    CPU.simulate(graph, x)  # fp32: an entry with its fp32 engine
+    hits = program_cache.stats["hits"]
+    assert_same_run(CPU.simulate(graph, x, precision="int8"), alone)
+    assert program_cache.stats["hits"] == hits + 1 and len(program_cache._entries) == 1
 
 
 def test_the_cache_is_bounded_and_can_be_turned_off(fresh_cache, monkeypatch):

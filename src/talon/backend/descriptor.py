@@ -22,6 +22,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from talon.ir.paths import check_path
+
 from .errors import BackendError
 
 FORMAT = "talon-hardware-descriptor"
@@ -81,7 +83,7 @@ class HardwareDescriptor:
     @classmethod
     def from_json(cls, source: str | os.PathLike) -> HardwareDescriptor:
         """Read a descriptor from JSON text or a file (the result carries no executable program)."""
-        text = str(source)
+        text = os.fsdecode(check_path(source, "HardwareDescriptor.from_json: JSON text or the .json file to read"))
         if not text.lstrip().startswith("{"):
             path = Path(source)
             try:

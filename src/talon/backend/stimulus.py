@@ -10,7 +10,8 @@ of its threshold and fires, unlike the all-silent examples of the original docum
 **User inputs**: a dict ``{input_name: array}`` with every Input node, or a bare array when the
 graph has one Input. An array of an Input of shape ``S`` may be ``S`` (one sample held constant
 for ``n_steps``), ``[B, *S]`` (a batch held constant) or ``[T, B, *S]`` (a time-major sequence;
-``n_steps`` defaults to ``T``).
+``n_steps`` defaults to ``T``). A numpy masked array is refused when any entry is masked (a
+simulation has no missing values: fill them first); one with nothing masked is its data.
 
 **Sources**: a simulation reads its inputs chunk by chunk (:class:`InputSource`,
 :func:`prepare_source`), so neither the default stimulus nor an input held constant is ever
@@ -223,6 +224,12 @@ def _check_inputs(graph: ir.Graph, inputs, n_steps: int | None) -> tuple[dict[st
 
 
 def _as_sequence(name: str, value, shape: tuple[int, ...]) -> tuple[np.ndarray, str]:
+    if isinstance(value, np.ma.MaskedArray) and np.ma.getmaskarray(value).any():
+        raise BackendError(
+            f"input {name!r} is a masked array and {int(np.ma.count_masked(value)):,} of its {value.size:,} entries "
+            "are masked: a simulation has no missing values and would read the data under the mask; fill them first "
+            "(e.g. value.filled(0.0)) or pass the plain array"
+        )
     try:
         arr = np.asarray(value)
     except Exception as exc:

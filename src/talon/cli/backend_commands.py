@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from talon._terminal import layer_progress
 from talon.cli._common import (
     EXIT_FINDINGS,
     _console,
@@ -51,26 +52,6 @@ class _EnergyPresetChoice(click.Choice):
 _steps_option = click.option(
     "--steps", "n_steps", type=click.IntRange(min=1), default=100, show_default=True, help="Timesteps to run."
 )
-
-
-@contextlib.contextmanager
-def _layer_progress(description: str, *, disable: bool):
-    """A rich progress bar on stderr (shown on a terminal only, removed when done) advanced by the
-    CPU backend's ``progress(done, total)`` callback, one tick per layer of each run."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from talon._terminal import console
-
-    stderr = console(stderr=True)
-    disable = disable or not stderr.is_terminal  # nothing (not even a blank line) in a pipe or log
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("layers"))
-    with Progress(*columns, TimeElapsedColumn(), console=stderr, transient=True, disable=disable) as bar:
-        task = bar.add_task(description, total=None)
-
-        def advance(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        yield advance
 
 
 @main.command()
@@ -118,7 +99,7 @@ def simulate(
         n_steps = stim.n_steps
         event_doc = {"file": str(events_file), "bin_us": bin_us, "used": stim.used_events, "unused": stim.unused_events}
     with contextlib.ExitStack() as stack:
-        progress = stack.enter_context(_layer_progress(f"simulating {n_steps:,} steps", disable=as_json))
+        progress = stack.enter_context(layer_progress(f"simulating {n_steps:,} steps", disable=as_json))
         writer = None if output is None else stack.enter_context(_OutputFile(output, n_steps, precision))
         result = get_backend("cpu").simulate(
             graph, inputs, n_steps=n_steps, precision=precision, progress=progress, on_outputs=writer
@@ -232,7 +213,7 @@ def energy(file: Path, n_steps: int, precision: str, preset: str, as_json: bool)
     from talon.backend import get_backend
 
     graph = _read(file)
-    with _layer_progress(f"simulating {n_steps:,} steps", disable=as_json) as progress:
+    with layer_progress(f"simulating {n_steps:,} steps", disable=as_json) as progress:
         prof = get_backend("cpu").profile(
             graph, n_steps=n_steps, energy_preset=preset, precision=precision, progress=progress
         )

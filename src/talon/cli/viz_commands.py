@@ -189,10 +189,10 @@ def export_html(
             if profile_file is not None:
                 profile, latency_source = _latency_file(profile_file, graph, file), str(profile_file)
             elif profile_steps is not None:
+                from talon._terminal import layer_progress
                 from talon.backend import get_backend
-                from talon.cli.backend_commands import _layer_progress
 
-                with _layer_progress(f"profiling {profile_steps:,} steps", disable=as_json) as progress:
+                with layer_progress(f"profiling {profile_steps:,} steps", disable=as_json) as progress:
                     profile = get_backend("cpu").profile(graph, n_steps=profile_steps, progress=progress)
                 latency_source = f"CPU profile, {profile_steps} steps"
             path = viz.visualize_execution_schedule(graph, output, profile_result=profile, title=title)

@@ -25,6 +25,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from talon.ir.paths import check_path
+
 from .errors import EvaluationError
 
 
@@ -82,7 +84,9 @@ class FileSource:
     labels_path: str | None = None
 
     def __post_init__(self) -> None:
-        self.path = os.fspath(self.path)
+        self.path = os.fspath(check_path(self.path, "FileSource: the .npy or .npz data file"))
+        if Path(self.path).is_dir():
+            raise EvaluationError(f"{self.path} is a directory, not a .npy or .npz data file")
         if not Path(self.path).is_file():
             raise EvaluationError(f"{self.path}: no such data file")
         if not self.path.endswith((".npy", ".npz")):

@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from talon.ir.paths import check_path
+
 from .errors import HardwareSpecError
 
 #: (weight bits, neuron state bits) stored per precision; the fixed-point widths are the CPU
@@ -144,7 +146,7 @@ class HardwareSpec:
         """The spec as JSON; with ``path`` also written there atomically (temporary file + rename)."""
         text = json.dumps({"format": "talon-hardware-spec", "version": 1, **self.to_dict()}, indent=2)
         if path is not None:
-            _atomic_write(Path(path), text)
+            _atomic_write(check_path(path, "HardwareSpec.to_json: the .json file to write"), text)
         return text
 
     save = to_json
@@ -174,7 +176,8 @@ class HardwareSpec:
     @classmethod
     def from_json(cls, text_or_path: str | os.PathLike) -> HardwareSpec:
         """Read a spec from JSON text or a ``.json`` file (validated)."""
-        text, source = str(text_or_path), "spec"
+        what = "HardwareSpec.from_json: JSON text or the .json file to read"
+        text, source = os.fsdecode(check_path(text_or_path, what)), "spec"
         if not text.lstrip().startswith("{"):
             path = Path(text_or_path)
             try:

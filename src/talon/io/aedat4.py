@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from talon.ir.budget import BudgetExceededError
 from talon.ir.errors import MissingDependencyError, install_hint
+from talon.ir.paths import check_path
 
 from .budget import event_budget
 from .events import EventFormatError, as_events, concatenate_events
@@ -53,7 +53,9 @@ class AEDAT4Reader:
     one packet is bounded by that package, not by the budget."""
 
     def __init__(self, path, *, max_bytes: int | None = None) -> None:
-        self.path = Path(path)
+        self.path = check_path(path, "AEDAT4Reader: the AEDAT4 file to read")
+        if self.path.is_dir():
+            raise EventFormatError(f"{self.path} is a directory, not a regular AEDAT4 file")
         if not self.path.is_file():
             raise FileNotFoundError(f"no such AEDAT4 file: {self.path}")
         self._max_bytes = max_bytes
@@ -105,6 +107,7 @@ def _events(packet: np.ndarray) -> np.ndarray:
 
 def read_aedat4(path, *, max_bytes: int | None = None) -> AEDAT4Recording:
     """Read every stream of an AEDAT4 file (``max_bytes``: the decode budget, :class:`AEDAT4Reader`)."""
+    path = check_path(path, "read_aedat4: the AEDAT4 file to read")
     reader = AEDAT4Reader(path, max_bytes=max_bytes)
     events, frames, imus, triggers = [], [], [], []
     for kind, data in reader:

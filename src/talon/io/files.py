@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from talon.ir.atomic import atomic_output
+from talon.ir.paths import check_path
 
 from .events import EventFormatError, as_events, sensor_extent, sort_events
 from .h5 import H5EventReader, write_h5
@@ -36,8 +37,10 @@ def read_events(path, *, max_bytes: int | None = None) -> np.ndarray:
 
     ``max_bytes``: the decode budget of compressed files (``.h5``, ``.raw``, ``.aedat4``; default
     :func:`talon.io.budget.default_event_budget` of the file's size, :mod:`talon.io.budget`)."""
-    path = Path(path)
+    path = check_path(path, "read_events: the event file to read")
     kind = _kind(path)
+    if path.is_dir():
+        raise EventFormatError(f"{path} is a directory, not a regular event file")
     if not path.is_file():
         raise FileNotFoundError(f"no such event file: {path}")
     if kind == "h5":
@@ -54,7 +57,7 @@ def read_events(path, *, max_bytes: int | None = None) -> np.ndarray:
 
 def write_events(path, events, sensor_size=None, *, sort: bool = False, evt: str = "3.0") -> None:
     """Write events to ``path`` (kind by extension; ``evt`` picks EVT 2.0 / 3.0 for ``.raw``), atomically."""
-    path = Path(path)
+    path = check_path(path, "write_events: the event file to write")
     kind = _kind(path)
     events = as_events(events)
     if kind == "aedat4":
@@ -89,7 +92,7 @@ class EventFileInfo:
 
 def recorded_sensor_size(path) -> tuple[int, int] | None:
     """The ``(width, height)`` an event file records in its header (``.h5``, ``.aedat4``, ``.raw``), else None."""
-    path = Path(path)
+    path = check_path(path, "recorded_sensor_size: the event file")
     return _format_and_sensor_size(path, _kind(path))[1]
 
 
@@ -110,7 +113,7 @@ def _format_and_sensor_size(path: Path, kind: str) -> tuple[str, tuple[int, int]
 
 def event_file_info(path) -> EventFileInfo:
     """Read ``path`` and summarise it."""
-    path = Path(path)
+    path = check_path(path, "event_file_info: the event file")
     kind = _kind(path)
     events = read_events(path)
     fmt, size = _format_and_sensor_size(path, kind)

@@ -27,7 +27,6 @@ import contextlib
 import math
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -36,6 +35,7 @@ from talon.ir import hdf5_output
 from talon.ir.atomic import atomic_output, require_free_space, write_error
 from talon.ir.budget import BudgetExceededError, ByteBudget
 from talon.ir.hdf5_guard import ALLOWED_FILTERS, check_plain_dataset, child, open_regular
+from talon.ir.paths import check_path
 
 from .budget import event_budget
 from .events import EVENT_DTYPE, EventFormatError, as_events, first_unsorted, sort_events
@@ -76,7 +76,7 @@ class H5EventWriter:
         size = None if sensor_size is None else [int(s) for s in sensor_size][:2]
         if size is not None and (len(size) != 2 or min(size) < 1):
             raise EventFormatError(f"sensor_size must be (width, height), got {sensor_size!r}")
-        self.path = Path(path)
+        self.path = check_path(path, "H5EventWriter: the event file to write")
         self._stack = contextlib.ExitStack()
         try:
             tmp = self._tmp = self._stack.enter_context(atomic_output(self.path))
@@ -216,6 +216,8 @@ class H5EventReader:
     """
 
     def __init__(self, path, *, max_bytes: int | None = None) -> None:
+        if not hasattr(path, "read"):
+            path = check_path(path, "H5EventReader: the event file to read (or a binary file object)")
         self.name = str(getattr(path, "name", path))
         self._size = None
         if isinstance(path, (str, os.PathLike)):
@@ -415,6 +417,7 @@ def _first_line(exc: BaseException) -> str:
 
 def write_h5(path, events, sensor_size=None, *, sort: bool = False, **options) -> None:
     """Write ``events`` to a new ``.h5`` event file (``sort=True`` sorts them by time first)."""
+    check_path(path, "write_h5: the event file to write")
     events = as_events(events)
     if sort:
         events = sort_events(events)
@@ -425,6 +428,7 @@ def write_h5(path, events, sensor_size=None, *, sort: bool = False, **options) -
 def read_h5(path, t0: int | None = None, t1: int | None = None, *, max_bytes: int | None = None) -> np.ndarray:
     """Every event of an ``.h5`` event file, or those with ``t0 <= t < t1`` when a window is given
     (``max_bytes``: the decode budget, :mod:`talon.io.budget`)."""
+    path = check_path(path, "read_h5: the event file to read")
     with H5EventReader(path, max_bytes=max_bytes) as reader:
         if t0 is None and t1 is None:
             return reader.read_all()

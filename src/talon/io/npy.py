@@ -13,6 +13,8 @@ import tokenize
 
 import numpy as np
 
+from talon.ir.paths import check_path
+
 from .events import EventFormatError, as_events
 
 # what np.load raises on a damaged header or body (its header is parsed as a Python literal)
@@ -25,6 +27,7 @@ def open_npy(path, *, mmap: bool = False) -> np.ndarray:
     The array's size from its header is checked against the file's before anything is allocated:
     a header claiming more data than the file holds (damaged, truncated) is refused, not loaded.
     """
+    path = check_path(path, "open_npy: the .npy file to read")
     try:
         _check_size(path)
         array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)

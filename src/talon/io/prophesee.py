@@ -46,6 +46,7 @@ import numpy as np
 
 from talon._compiled import WorkThreshold, compiled
 from talon.ir.atomic import atomic_output
+from talon.ir.paths import check_path
 
 from . import evt_kernels
 from .budget import event_budget
@@ -600,6 +601,7 @@ def read_raw(path, *, max_bytes: int | None = None) -> np.ndarray:
 
     ``max_bytes``: the decode budget (default :func:`talon.io.budget.default_event_budget` of the
     file's size): the events the words hold are counted, and refused, before they are decoded."""
+    path = check_path(path, "read_raw: the .raw file to read")
     budget = event_budget(path, max_bytes)
     fields, offset = raw_info(path)
     decoder = EvtDecoder(fields["evt"], _geometry(fields))
@@ -631,6 +633,7 @@ def iter_raw(path, chunk_size: int) -> Iterator[np.ndarray]:
     :class:`EvtDecoder`, so memory stays proportional to that (a word is at most 12 events)
     whatever the file's size; the blocks are those of :func:`read_raw`'s result.
     """
+    path = check_path(path, "iter_raw: the .raw file to read")
     if isinstance(chunk_size, bool) or int(chunk_size) != chunk_size or chunk_size < 1:
         raise EventFormatError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     chunk_size = int(chunk_size)
@@ -662,7 +665,9 @@ def iter_raw(path, chunk_size: int) -> Iterator[np.ndarray]:
 
 def raw_info(path) -> tuple[dict[str, str], int]:
     """``(header fields, header length in bytes)`` of a ``.raw`` file; refuses a file without ``evt``."""
-    path = Path(path)
+    path = check_path(path, "raw_info: the .raw file to read")
+    if path.is_dir():
+        raise EventFormatError(f"{path} is a directory, not a regular .raw file")
     if not path.is_file():
         raise FileNotFoundError(f"no such event file: {path}")
     with open(path, "rb") as fh:
@@ -684,6 +689,7 @@ def raw_info(path) -> tuple[dict[str, str], int]:
 
 def write_raw(path, events, *, version: str = "3.0", sensor_size=None) -> None:
     """Write events as a Prophesee ``.raw`` file (``version`` ``"2.0"`` or ``"3.0"``), atomically."""
+    check_path(path, "write_raw: the .raw file to write")
     if version not in ("2.0", "3.0"):
         raise EventFormatError(f"version must be '2.0' or '3.0', got {version!r}")
     data = (encode_evt2 if version == "2.0" else encode_evt3)(events, sensor_size)

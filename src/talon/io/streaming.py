@@ -12,9 +12,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
+
+from talon.ir.paths import check_path
 
 from .events import EVENT_DTYPE, EventFormatError, as_events
 from .h5 import H5EventReader
@@ -28,8 +29,10 @@ class BufferedEventReader:
     def __init__(self, path, chunk_size: int = 10_000) -> None:
         if isinstance(chunk_size, bool) or int(chunk_size) != chunk_size or chunk_size < 1:
             raise EventFormatError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-        self.path = Path(path)
+        self.path = check_path(path, "BufferedEventReader: the event file to read")
         self.chunk_size = int(chunk_size)
+        if self.path.is_dir():
+            raise EventFormatError(f"{self.path} is a directory, not a regular event file")
         if not self.path.is_file():
             raise FileNotFoundError(f"no such event file: {self.path}")
         if self.path.suffix.lower() not in (".h5", ".hdf5", ".npy", ".raw"):

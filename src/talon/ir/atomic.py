@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .errors import TalonError
+from .paths import check_path
 
 
 class _Terminated(BaseException):
@@ -53,7 +54,7 @@ def _sigterm_cleans_up() -> Iterator[None]:
 
 def resolve_target(path: str | os.PathLike) -> Path:
     """The file a write to ``path`` replaces: symbolic links are followed to their final target."""
-    path = Path(os.fspath(path))
+    path = check_path(path, "the file to write")
     if not os.fspath(path) or os.fspath(path) in (".", ".."):
         raise IsADirectoryError(f"{os.fspath(path)!r} is not a file name")
     if path.is_symlink():
@@ -68,6 +69,7 @@ def write_atomically(path: str | os.PathLike, fill: Callable[[Path], None], erro
 
     ``error`` is the exception type raised (naming ``path``) when the file system refuses.
     """
+    check_path(path, "the file to write")
     shown = os.fspath(path)
     try:
         target, tmp, old_mode = _reserve(path)
@@ -92,6 +94,7 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """:func:`write_atomically` as a context manager, for writers that fill a file over several calls
     (``talon.io``'s event writers): yields the temporary path; a clean exit renames it over ``path``
     (same target resolution and permission bits), any exception removes it."""
+    check_path(path, "the file to write")
     shown = os.fspath(path)
     try:
         target, tmp, old_mode = _reserve(path)

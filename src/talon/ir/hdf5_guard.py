@@ -19,13 +19,13 @@ from __future__ import annotations
 import math
 import os
 import stat
-from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
 from .budget import ByteBudget, element_count
+from .paths import check_path
 
 ALLOWED_FILTERS = {1: "deflate", 2: "shuffle", 3: "fletcher32", 32000: "lzf"}
 
@@ -49,7 +49,7 @@ def open_regular(path: str | os.PathLike, error: type[Exception], what: str):
     (the path could have been swapped in between). Raises ``FileNotFoundError`` when nothing is
     there and ``error`` for anything that is not a regular file.
     """
-    path = Path(path)
+    path = check_path(path, f"the {what} file to read")
     try:
         st = os.stat(path)
     except FileNotFoundError:

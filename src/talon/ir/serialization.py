@@ -36,6 +36,7 @@ from .errors import T1CFormatError
 from .graph import _FRESH_NODES, Graph
 from .hdf5_guard import check_plain_dataset, child, open_regular, read_dataset
 from .node import Node, normalize_types
+from .paths import check_path
 from .t1c_tables import build_node, decode_tables, encode_tables, node_class
 
 FORMAT_NAME = "t1c"
@@ -61,6 +62,7 @@ def write(
     or SIGTERM leaves any existing file unchanged; the existing file's mode is kept; a symbolic
     link is written through to its target). Raises :class:`T1CFormatError` naming ``path``.
     """
+    check_path(path, "ir.write: the .t1c file to write")
     if not isinstance(graph, Graph):
         raise TypeError(f"ir.write expects a talon.ir.Graph, got {type(graph).__name__}")
     if compression not in (None, "gzip", "lzf"):
@@ -196,6 +198,7 @@ def read(path: PathLike, *, max_bytes: int | None = None) -> Graph:
     ``max_bytes`` bounds the bytes of arrays the read may allocate (checked before allocating);
     ``None`` means :func:`talon.ir.budget.default_budget` of the file size.
     """
+    path = check_path(path, "ir.read: the .t1c file to read")
     with _open(path) as (f, size, version), _damage_is_format_error(path), collector_paused():
         budget = ByteBudget(default_budget(size) if max_bytes is None else max_bytes, os.fspath(path))
         with active_budget(budget):
@@ -227,6 +230,7 @@ def collector_paused():
 
 def read_version(path: PathLike) -> str:
     """The format version of the ``.t1c`` file at ``path`` (e.g. ``"2"``)."""
+    path = check_path(path, "ir.read_version: the .t1c file to read")
     with _open(path, check_version=False) as (_f, _size, version):
         return str(version)
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from talon.ir import Graph
+from talon.ir.paths import check_path
 
 from .render import render_html
 from .serialize import graph_to_dict
@@ -56,7 +57,7 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     (:func:`talon.ir.atomic.atomic_output`)."""
     from talon.ir.atomic import atomic_output
 
-    path = Path(path)
+    path = check_path(path, "the .html file to write")
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a directory; give the path of the .html file to write")
     with atomic_output(path) as tmp:  # permission bits from the umask (or the replaced file), not 0600

@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from talon.ir.paths import check_path
+
 
 def save_figure(fig: Any, path: str | os.PathLike, **savefig_kwargs: Any) -> Path:
     """``fig.savefig(path, **savefig_kwargs)`` through a temporary file and a rename; returns ``path``.
@@ -21,7 +23,7 @@ def save_figure(fig: Any, path: str | os.PathLike, **savefig_kwargs: Any) -> Pat
     default, PNG), as ``savefig`` would choose it, unless ``format=`` is given."""
     from talon.ir.atomic import atomic_output
 
-    path = Path(path)
+    path = check_path(path, "save_figure: the image file to write")
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a directory; give the path of the image file to write")
     savefig_kwargs.setdefault("format", path.suffix[1:].lower() or None)

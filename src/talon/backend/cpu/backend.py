@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import warnings
@@ -137,7 +138,8 @@ class CPUBackend(BackendBase):
         calibration = None
         if config.is_fixed_point:
             source, steps, batch, _ = prepare_source(graph, calibration_inputs, n_steps)
-            chunk = check_run_memory(program, steps, batch, 4, accumulator_itemsize=_itemsizes(CompileConfig())[1])
+            accumulator = _itemsizes(CompileConfig())[1]
+            chunk = check_run_memory(program, steps, batch, 4, accumulator_itemsize=accumulator, calibration=True)
             with planned_work(run_share(program, "fp32", steps, batch)):
                 calibration, _ = calibrate(program, source, chunk_steps=chunk)
         engine = Engine(program, config, calibration, graph=graph)
@@ -162,7 +164,7 @@ class CPUBackend(BackendBase):
         *,
         config: CompileConfig | dict | None = None,
         precision: str | None = None,
-        progress: Callable[[int, int], None] | None = None,
+        progress: bool | Callable[[int, int], None] | None = None,
         chunk_steps: int | None = None,
         on_outputs: OnOutputs | None = None,
         probes: Sequence[str] | None = None,
@@ -176,18 +178,21 @@ class CPUBackend(BackendBase):
         the nodes named: node paths (``"rnn.lif"`` inside subgraph ``rnn``) or subgraph paths (all
         their nodes), :mod:`.run.probes`. A reduced ``precision`` (``fp16``, ``int16``, ``int8``,
         ``int4``) also runs fp32 on the same inputs and reports the difference (``quantization``;
-        :mod:`.run.reference_run`: held, or in lockstep chunk by chunk). ``progress(done, total)`` is called after every
-        operation of every chunk of every run (a reduced precision runs fp32 first), e.g. to drive
-        a progress bar. ``chunk_steps``: the most steps whose layer outputs exist at once (None:
-        as many as fit in ``run_memory.CHUNK_BYTES``); any value gives the same results, bit for bit.
+        :mod:`.run.reference_run`: held, or in lockstep chunk by chunk). ``progress(done, total)`` is
+        called after every operation of every chunk of every run (a reduced precision runs fp32
+        first), e.g. to drive a progress bar; ``progress=True`` shows one on stderr (on a terminal,
+        as ``talon simulate`` does). ``chunk_steps``: the most steps whose layer outputs exist at
+        once (None: as many as fit in ``run_memory.CHUNK_BYTES``); any value gives the same results,
+        bit for bit.
         ``on_outputs(start, stop, {output name: float32 [stop - start, B, ...]})``: receives the
         graph outputs chunk by chunk instead of keeping them (``outputs`` is then empty; see
         :mod:`.run.output_stream`); not with ``step_by_step``. The validated program and float engine
         of a graph are reused by the next call on the unchanged graph (:mod:`.run.program_cache`).
         """
         config = CompileConfig.coerce(config, precision)
-        return self._simulate(graph, inputs, n_steps, step_by_step, config, progress=progress,
-                              chunk_steps=chunk_steps, on_outputs=on_outputs, probes=probes)[0]  # fmt: skip
+        with _progress(progress, "simulating") as ticks:
+            return self._simulate(graph, inputs, n_steps, step_by_step, config, progress=ticks,
+                                  chunk_steps=chunk_steps, on_outputs=on_outputs, probes=probes)[0]  # fmt: skip
 
     def _simulate(
         self, graph, inputs, n_steps, step_by_step, config, extra_observers=(), progress=None, chunk_steps=None,
@@ -200,14 +205,14 @@ class CPUBackend(BackendBase):
                 "on_outputs must be a callable on_outputs(start, stop, outputs), and cannot be combined with "
                 "step_by_step (which keeps every value)"
             )
-        built = program_cache.lookup(graph)
+        built = program_cache.lookup(graph, keep=not config.is_fixed_point)
         program = built.program(config, self._require_valid)
         probed = resolve_probes(program, probes)
         source, steps, batch, used_default = prepare_source(graph, inputs, n_steps)
         itemsize, accumulator = _itemsizes(config)
         reduced, fixed = config.precision != "fp32", config.is_fixed_point
         memory = dict(
-            step_values=probe_values(program, probed) if step_by_step else None, chunk_steps=chunk_steps,
+            record=_recorded(program, step_by_step, probed), fixed_point=fixed, chunk_steps=chunk_steps,
             accumulator_itemsize=max(accumulator, 8 * reduced), reference=reduced,
             spiking_sizes=_spiking_sizes(program), stream_outputs=on_outputs is not None,
         )  # fmt: skip
@@ -218,7 +223,8 @@ class CPUBackend(BackendBase):
                               chunk_steps=chunk_steps)  # fmt: skip
             held = held_bytes(program, steps, batch, itemsize, **{k: memory[k] for k in _REFERENCE_KEYS})
             lockstep = runs_in_lockstep(fixed, steps, plan, held["fp32 reference"], fp32)
-        chunk = check_run_memory(program, steps, batch, itemsize, lockstep=lockstep, **memory)
+        chunk = check_run_memory(program, steps, batch, itemsize, lockstep=lockstep, calibration=fixed,
+                                 precision=config.precision, probed=probes is not None, **memory)  # fmt: skip
         runs = 1 + reduced + (lockstep and fixed)
         ticks = ()
         if progress is not None:
@@ -277,7 +283,8 @@ class CPUBackend(BackendBase):
         itemsize, accumulator = _itemsizes(engine.config)
         chunk = check_run_memory(
             engine.program, steps, batch, itemsize, accumulator_itemsize=accumulator, chunk_steps=chunk_steps,
-            step_values=probe_values(engine.program, probed) if step_by_step else None,
+            record=_recorded(engine.program, step_by_step, probed), fixed_point=engine.config.is_fixed_point,
+            precision=engine.config.precision, probed=probes is not None,
         )  # fmt: skip
         input_kernels = [k for k in engine.kernels if hasattr(k, "outside")]
         for kernel in input_kernels:
@@ -303,7 +310,7 @@ class CPUBackend(BackendBase):
         *,
         config: CompileConfig | dict | None = None,
         precision: str | None = None,
-        progress: Callable[[int, int], None] | None = None,
+        progress: bool | Callable[[int, int], None] | None = None,
         chunk_steps: int | None = None,
     ) -> ProfileResult:
         """Simulate ``graph`` and report measured latency, operation counts from the measured
@@ -320,9 +327,10 @@ class CPUBackend(BackendBase):
         )
         config = CompileConfig.coerce(config, precision)
         activity = ActivityObserver()
-        result, engine, trace, steps, batch, spikes = self._simulate(
-            graph, inputs, n_steps, False, config, (activity,), progress=progress, chunk_steps=chunk_steps
-        )
+        with _progress(progress, "profiling") as ticks:
+            result, engine, trace, steps, batch, spikes = self._simulate(
+                graph, inputs, n_steps, False, config, (activity,), progress=ticks, chunk_steps=chunk_steps
+            )
         layers = count_layers(
             engine.program, engine.kernels, config, activity, spikes, trace.seconds, steps, batch, energy
         )
@@ -372,6 +380,24 @@ class CPUBackend(BackendBase):
             noc=noc,
             per_core_latency_us=per_core,
         )
+
+
+def _progress(progress, what: str):
+    """``progress`` as ``simulate`` and ``profile`` take it, as a context giving the callback to
+    call (None for none): None or False, none; True, a bar on stderr (:func:`talon._terminal.layer_progress`,
+    shown on a terminal only); a callable ``progress(done, total)``, itself."""
+    if progress is None or (isinstance(progress, (bool, np.bool_)) and not progress):
+        return contextlib.nullcontext(None)
+    if isinstance(progress, (bool, np.bool_)):
+        from talon._terminal import layer_progress
+
+        return layer_progress(what)
+    if not callable(progress):
+        raise BackendError(
+            f"progress must be True (a progress bar on stderr), False / None (none) or a callable "
+            f"progress(done, total) called after every layer; got {progress!r} ({type(progress).__name__})"
+        )
+    return contextlib.nullcontext(progress)
 
 
 def _check_step_by_step(step_by_step, probes=None) -> None:
@@ -439,6 +465,13 @@ def _run(
     return result, engine, trace, steps, batch, spikes
 
 
+def _recorded(program: Program, step_by_step: bool, probed) -> list | None:
+    """The operations a run records for every step (``probed``, or all of them), None without step_by_step."""
+    if not step_by_step:
+        return None
+    return program.ops if probed is None else probed
+
+
 def _itemsizes(config: CompileConfig) -> tuple[int, int]:
     """Bytes per element of a value the executor holds (the float dtype's; 4 in fixed point: int64, or
     float32 integers where the bound allows, the smaller so the memory check stays a lower bound) and
@@ -493,7 +526,9 @@ def _warn_outside_calibration(engine: Engine, samples: int) -> None:
 
 def node_states(engine: Engine, trace, probed=None) -> dict[str, dict[str, np.ndarray]]:
     """Every node's (``probed``: those operations') output(s) and state variables after every step
-    (real values; fixed point also raw)."""
+    (real values; fixed point also raw). A fixed-point value held as float32 integers is released
+    from ``trace`` once its int64 copy is made, so that no more than the reported arrays stay
+    (``run_memory.held_bytes``)."""
     out: dict[str, dict[str, np.ndarray]] = {}
     fixed = engine.config.is_fixed_point
     for op in engine.program.ops if probed is None else probed:
@@ -503,7 +538,7 @@ def node_states(engine: Engine, trace, probed=None) -> dict[str, dict[str, np.nd
             key = "output" if len(op.outputs) == 1 else f"output_{port}"
             value = trace.values[vid]
             if fixed and kernel.out_formats[port] is not None:
-                value = np.asarray(value, np.int64)  # held as float32 where exact: reported as int64
+                value = np.asarray(trace.values.pop(vid), np.int64)  # held as float32 where exact: reported as int64
                 entry[f"{key}_int"] = value
                 value = (value * kernel.out_formats[port].scale).astype(np.float32)
             entry[key] = value

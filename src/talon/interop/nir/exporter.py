@@ -38,6 +38,7 @@ import numpy as np
 
 from talon import ir
 from talon.ir.graph import reachable
+from talon.ir.paths import check_path
 
 from . import profiles, reset_conventions, surrogate_conventions, units
 from ._common import DEFAULT_DT, LossyConversionWarning, _broadcast, check_dt, import_nir, same_bits, unique_name
@@ -160,6 +161,7 @@ def write_nir(
 ) -> None:
     """Write ``graph`` as a NIR file (``to_nir``, then the file ``nir.write`` makes, atomically); ``consumer`` as in
     :func:`to_nir`."""
+    check_path(path, "write_nir: the NIR file to write")
     write_graph(path, to_nir(graph, dt=dt, lossy=lossy, consumer=consumer), compression=compression)
 
 

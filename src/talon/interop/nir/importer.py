@@ -34,6 +34,7 @@ import numpy as np
 from talon import ir
 from talon.ir.budget import BudgetExceededError, active_budget
 from talon.ir.node import as_tuple
+from talon.ir.paths import check_path
 from talon.ir.serialization import collector_paused
 
 from . import profiles, surrogate_conventions, units
@@ -134,6 +135,7 @@ def read_nir(
     shapes — checked before allocating (default: ``talon.ir.budget.default_budget`` of the file size).
     Only regular files and plain in-file datasets are read (``talon.ir.hdf5_guard``).
     """
+    path = check_path(path, "read_nir: the NIR file to read")
     profiles.get_profile(producer)  # an unknown name is the caller's error, not the file's
     surrogate = _checked_surrogate(surrogate, "read_nir")
     with collector_paused():  # a read makes many objects and no cycles (see talon.ir.serialization)

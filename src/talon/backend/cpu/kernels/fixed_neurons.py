@@ -50,7 +50,7 @@ from ..formats.fixed_point import INT, INT_SAFE, SPIKES, QFormat, check_int, qma
 from ..lowering.program import Op
 from .fixed_kernel import FixedContext, FixedKernel
 from .fixed_neuron_loop import run_neurons, step_neurons
-from .float_neurons import CUBA, SPIKING_NEURONS, FloatDelay, loop_compatible, neuron_coefficients
+from .float_neurons import CUBA, SPIKING_NEURONS, FloatDelay, loop_compatible, neuron_coefficients, state_names
 from .kernel import State, StatefulKernel
 
 
@@ -73,7 +73,7 @@ class FixedNeuron(StatefulKernel):
         self.cuba = isinstance(node, CUBA)
         self.spiking = isinstance(node, SPIKING_NEURONS)
         self.integrator = isinstance(node, ir.Integrator)
-        self.state_names = ("v", "i") if self.cuba else ("v",)
+        self.state_names = state_names(node)
         self.input_first = getattr(node, "synapse", None) == ir.SynapseOrder.INPUT_FIRST
         self.in_formats = in_formats
         k = neuron_coefficients(node, self.shape)

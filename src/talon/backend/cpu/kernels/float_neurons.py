@@ -39,6 +39,14 @@ STATEFUL_NODES = (ir.LIF, ir.IF, ir.CubaLIF, ir.LI, ir.CubaLI, ir.Integrator, ir
 CUBA = (ir.CubaLIF, ir.CubaLI)
 
 
+def state_names(node: ir.Node) -> tuple[str, ...]:
+    """The state variables a neuron kernel (float or fixed point) records after every step
+    (docs/semantics.md: ``v``, and ``i`` of the Cuba neurons); none for a Delay or a stateless node."""
+    if isinstance(node, ir.Delay) or not isinstance(node, STATEFUL_NODES):
+        return ()
+    return ("v", "i") if isinstance(node, CUBA) else ("v",)
+
+
 _KEY_ORDER = ("beta", "g", "c", "k", "r", "v_leak", "alpha", "gs", "theta", "v_reset", "v_init", "v_min")
 
 
@@ -98,7 +106,7 @@ class FloatNeuron(StatefulKernel):
         self.spiking = isinstance(node, SPIKING_NEURONS)
         self.integrator = isinstance(node, ir.Integrator)
         self.euler = is_euler(node)
-        self.state_names = ("v", "i") if self.cuba else ("v",)
+        self.state_names = state_names(node)
         if self.spiking:
             self.ge = node.comparison == ir.Comparison.GE
             self.mode = node.reset_mode.value

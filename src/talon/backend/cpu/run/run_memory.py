@@ -8,24 +8,28 @@ with exact (float64) accumulation also holds its float64 result before the round
 :func:`plan_chunk` picks the most steps whose working set stays within ``CHUNK_BYTES`` (all steps
 when they fit: then the run is one chunk, as before chunking existed).
 
-What grows with the steps is only what the run must hand back (:func:`held_bytes`): the graph
-outputs ``[T, B, ...]``, with ``step_by_step=True`` the probed nodes' values (every node's without
-``probes``), and at a reduced precision the fp32 reference's outputs for the error report (none
-when ``on_outputs`` takes the outputs of a run of several chunks) and its spike trains (one bit per
-neuron and step; for one chunk only when the run has several: the reference then runs in
-lockstep, :mod:`.reference_run`). :func:`check_run_memory` refuses a run whose held results plus one chunk exceed
-:func:`~..stimulus.memory_limit` (half of the machine's memory), naming what is held and the
-number of steps that fit. Both sums are lower bounds (kernel temporaries come on top).
+What grows with the steps is only what the run must hand back (:func:`held_bytes`, the bytes of
+the result's arrays): the graph outputs ``[T, B, ...]``; with ``step_by_step=True`` the recorded
+nodes' values and neuron states (the probed nodes', every node's without ``probes``), as the
+result reports them (fixed point: int64 and float32 each); at a reduced precision the fp32
+reference's outputs for the error report (none when ``on_outputs`` takes the outputs of a run of
+several chunks) and its spike trains (one bit per neuron and step; for one chunk only when the run
+has several: the reference then runs in lockstep, :mod:`.reference_run`). :func:`check_run_memory`
+refuses a run whose held results plus the working set of one chunk (:func:`estimate_run`) exceed
+:func:`~..stimulus.memory_limit` (half of the machine's memory), naming what is held, the number of
+steps that fit and what else reduces it. Kernel temporaries and the kernels themselves come on top.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Sequence
 
 from ...errors import BackendError
 from ...stimulus import memory_limit
-from ..lowering.program import Program
+from ..kernels.fixed_detection import float_tail
+from ..kernels.float_neurons import state_names
+from ..lowering.program import Op, Program
 from .observers import WEIGHT_NODES
 
 #: The working set a chunk of steps may take (layer outputs alive at once), in bytes. Large enough
@@ -85,62 +89,116 @@ def plan_chunk(
 
 
 def held_bytes(
-    program: Program, steps: int, batch: int, itemsize: int, *, step_values: Collection[int] | None = None,
-    reference: bool = False, spiking_sizes: list[int] = (), stream_outputs: bool = False, chunk: int | None = None,
-    lockstep: bool = False,
+    program: Program, steps: int, batch: int, itemsize: int, *, record: Sequence[Op] | None = None,
+    fixed_point: bool = False, reference: bool = False, spiking_sizes: list[int] = (), stream_outputs: bool = False,
+    chunk: int | None = None, lockstep: bool = False,
 ) -> dict[str, int]:  # fmt: skip
-    """What a run must hold for all ``steps`` to hand it back, by kind (bytes): ``outputs`` (the graph
-    outputs, float32), ``step_by_step`` (the values of ids ``step_values``, ``itemsize`` each: a
-    step-by-step run's probed values), ``fp32 reference`` (with ``reference``: its outputs and spike
-    trains, one bit per entry of the spiking layers of ``spiking_sizes`` neurons). ``stream_outputs``:
-    the outputs go to the caller chunk by chunk (``on_outputs``), none are held. A reference run in
-    ``lockstep`` with chunks of ``chunk`` steps holds the trains of one chunk, and its outputs only
-    if the run's own are held (the report compares the whole arrays)."""
+    """What a run hands back for all ``steps``, by kind (bytes): the arrays of its result.
+
+    * ``outputs``: the graph outputs, float32 ``[T, B, ...]`` (an fp16 run, ``itemsize`` 2, also holds
+      its float16 outputs while they are converted); none when ``stream_outputs`` (``on_outputs``
+      takes them chunk by chunk);
+    * with ``record`` (the operations a step-by-step run records, :mod:`.probes`): ``step_by_step``,
+      their output values, and ``neuron states``, their state variables (``v``, and ``i`` of a Cuba
+      neuron: :func:`.float_neurons.state_names`). In float each element takes ``itemsize``; in
+      ``fixed_point`` it is reported as the raw int64 and the float32 real value (12 bytes), except a
+      value the fixed-point run computes in float32 (the float decode tail) which is reported as
+      it is (4). A graph output recorded is the array of ``outputs``, counted there;
+    * with ``reference``: ``fp32 reference``, the outputs and the spike trains (one bit per entry of
+      the spiking layers of ``spiking_sizes`` neurons) of a reduced precision's fp32 run. In
+      ``lockstep`` with chunks of ``chunk`` steps it holds the trains of one chunk, and its outputs only
+      if the run's own are held (the report compares the whole arrays).
+    """
     per_step = steps * batch
-    outputs = sum(math.prod(program.values[v].shape) for v in program.outputs.values()) * per_step * 4
-    out = {"outputs": 0 if stream_outputs else outputs}
-    if step_values is not None:
-        out["step_by_step"] = sum(math.prod(program.values[v].shape) for v in step_values) * per_step * itemsize
+    graph_outputs = set(program.outputs.values())
+    outputs = sum(_elements(program, v) for v in graph_outputs) * per_step
+    out = {"outputs": 0 if stream_outputs else outputs * (4 if fixed_point or itemsize == 4 else 4 + itemsize)}
+    if record is not None:
+        tail = float_tail(program)[0] if fixed_point else set()
+        values = sum(
+            _elements(program, vid) * (itemsize if not fixed_point else 4 if op.index in tail else 12)
+            for op in record
+            for vid in op.outputs
+            if vid not in graph_outputs
+        )
+        out["step_by_step"] = values * per_step
+        out["neuron states"] = _state_elements(record) * per_step * (12 if fixed_point else itemsize)
     if reference:
         lockstep = lockstep and chunk is not None
         trains = sum(spiking_sizes) * (chunk if lockstep else steps) * batch // 8
-        out["fp32 reference"] = (0 if lockstep and stream_outputs else outputs) + trains
+        out["fp32 reference"] = (0 if lockstep and stream_outputs else outputs * 4) + trains
     return out
 
 
-def check_run_memory(
-    program: Program, steps: int, batch: int, itemsize: int, *, step_values: Collection[int] | None = None,
-    accumulator_itemsize: int = 0, chunk_steps: int | None = None, reference: bool = False,
-    spiking_sizes: list[int] = (), stream_outputs: bool = False, lockstep: bool = False,
-) -> int:  # fmt: skip
-    """Plan the chunks (:func:`plan_chunk`) and refuse, before it starts, a run whose held results
-    (:func:`held_bytes`) plus one chunk's layer outputs exceed :func:`~..stimulus.memory_limit`
-    (half of the machine's memory), naming what is held and the steps that fit. Returns the chunk."""
+def estimate_run(
+    program: Program, steps: int, batch: int, itemsize: int, *, record: Sequence[Op] | None = None,
+    fixed_point: bool = False, calibration: bool = False, accumulator_itemsize: int = 0, chunk_steps: int | None = None,
+    reference: bool = False, spiking_sizes: list[int] = (), stream_outputs: bool = False, lockstep: bool = False,
+) -> tuple[int, dict[str, int], int]:  # fmt: skip
+    """``(chunk, held, working)``: the chunk of steps (:func:`plan_chunk`), what the run holds for all
+    steps (:func:`held_bytes`) and what computing one chunk takes on top (bytes).
+
+    The working set is one chunk's layer outputs (:func:`sequence_bytes`) and, in a run of several
+    chunks, the chunk's recorded values and states before they are copied into the held arrays (in
+    a run of one chunk they are the held arrays); a ``calibration`` run (fp32, measuring the ranges
+    of a fixed-point precision) also records every neuron's states, float32, for one chunk.
+    """
     chunk = plan_chunk(
         program, steps, batch, itemsize, accumulator_itemsize=accumulator_itemsize, chunk_steps=chunk_steps
     )
-    working = sequence_bytes(
-        program, chunk, batch, itemsize, keep=step_values or (), accumulator_itemsize=accumulator_itemsize
-    )
     held = held_bytes(
-        program, steps, batch, itemsize, step_values=step_values, reference=reference, spiking_sizes=spiking_sizes,
-        stream_outputs=stream_outputs, chunk=chunk, lockstep=lockstep,
+        program, steps, batch, itemsize, record=record, fixed_point=fixed_point, reference=reference,
+        spiking_sizes=spiking_sizes, stream_outputs=stream_outputs, chunk=chunk, lockstep=lockstep,
     )  # fmt: skip
+    kept = () if record is None or chunk == steps else [vid for op in record for vid in op.outputs]
+    working = sequence_bytes(program, chunk, batch, itemsize, keep=kept, accumulator_itemsize=accumulator_itemsize)
+    if kept:
+        working += _state_elements(record) * chunk * batch * (8 if fixed_point else itemsize)
+    if calibration:
+        working += _state_elements(program.ops) * chunk * batch * 4
+    return chunk, held, working
+
+
+def check_run_memory(
+    program: Program, steps: int, batch: int, itemsize: int, *, precision: str = "fp32", probed: bool = False,
+    **plan,
+) -> int:  # fmt: skip
+    """Refuse, before it starts, a run whose held results plus its working set (:func:`estimate_run`,
+    which takes the keyword arguments ``plan``) exceed :func:`~..stimulus.memory_limit` (half of the
+    machine's memory), naming the ``precision``, what is held, the steps that fit and what else
+    reduces it (``probed``: the record was chosen by ``probes``, so: probe fewer). Returns the chunk."""
+    chunk, held, working = estimate_run(program, steps, batch, itemsize, **plan)
+    record, stream_outputs = plan.get("record"), plan.get("stream_outputs", False)
     total = sum(held.values())
     limit = memory_limit()
     if total + working <= limit:
         return chunk
     what = ", ".join(f"{kind} {nbytes:,}" for kind, nbytes in held.items() if nbytes)
     if working > limit:
-        advice = "use a smaller batch" + ("" if chunk_steps is None or chunk == 1 else " or smaller chunk_steps")
+        chunk_steps = plan.get("chunk_steps")
+        advice = ["use a smaller batch" + ("" if chunk_steps is None or chunk == 1 else " or smaller chunk_steps")]
     else:
         fits = steps * (limit - working) // max(total, 1)
-        advice = f"run at most {fits:,} steps at this batch size" if fits >= 1 else "use a smaller batch"
-        if step_values is not None:
-            advice += "; without step_by_step only the graph outputs are kept (with probes, only the probed nodes)"
-        advice += ", or cut the run into several calls"
+        advice = [f"run at most {fits:,} steps per call at this batch size" if fits >= 1 else "use a smaller batch"]
+        if record is not None:
+            advice.append("probe fewer nodes" if probed else "record only the nodes you need with probes=[...]")
+            advice.append("or drop step_by_step (only the graph outputs are kept)")
+        elif held["outputs"] and not stream_outputs:
+            advice.append(
+                "or take the outputs chunk by chunk with on_outputs (talon simulate -o) instead of keeping them"
+            )
     raise BackendError(
-        f"a run of {steps:,} steps x batch {batch} must hold {total:,} bytes of results for all steps ({what}) "
-        f"plus {working:,} bytes of layer outputs for one chunk of {chunk:,} steps, more than half of this "
-        f"machine's memory ({limit:,} bytes); {advice}"
+        f"a run of {steps:,} steps x batch {batch} at {precision} must hold {total:,} bytes of results for all steps "
+        f"({what}) plus {working:,} bytes to compute one chunk of {chunk:,} steps at a time: "
+        f"{total + working:,} bytes, more than half of this machine's memory ({limit:,} bytes); " + "; ".join(advice)
     )
+
+
+def _elements(program: Program, vid: int) -> int:
+    """Elements of value ``vid`` per step and batch entry."""
+    return math.prod(program.values[vid].shape)
+
+
+def _state_elements(ops: Iterable[Op]) -> int:
+    """State elements a step of ``ops`` records per batch entry (every state variable of every neuron)."""
+    return sum(math.prod(op.node.input_shape) * len(state_names(op.node)) for op in ops)
