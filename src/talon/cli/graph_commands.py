@@ -186,10 +186,10 @@ def _print_indented(console, text: str, indent: int) -> None:
 @_reports_errors
 def lint(file: Path, strict: bool, as_json: bool) -> None:
     """Lint a graph for problems (codes in docs/lint.md). Exit 1 if there are errors."""
-    from talon import sdk
+    from talon.sdk.lint import lint_file
 
     with _working(f"linting {file}", disable=as_json):
-        result = sdk.lint_graph(_read(file), strict=strict)
+        _, result = lint_file(file, strict=strict)
     if as_json:
         _emit_json({"file": str(file), **result.to_dict()})
     else:
@@ -213,10 +213,11 @@ def lint(file: Path, strict: bool, as_json: bool) -> None:
 def validate(file: Path, as_json: bool) -> None:
     """Quick validity check: the file reads (format, graph validation) and lints without errors."""
     from talon import sdk
+    from talon.sdk.lint import lint_file
 
     with _working(f"validating {file}", disable=as_json):
-        graph = _read(file)
-        errors = sdk.lint_graph(graph).errors
+        graph, result = lint_file(file)
+        errors = result.errors
     doc = {
         "file": str(file),
         "valid": not errors,

@@ -225,7 +225,7 @@ def pipeline(file: Path, hw: str, algorithm: str, n_steps: int, precision: str, 
 
     from talon.backend import get_backend
     from talon.graph import allocate, get_spec, partition, place, route
-    from talon.sdk.lint import lint_graph
+    from talon.sdk.lint import lint_file
 
     spec = get_spec(hw)
     rows: list[tuple[str, str, bool]] = []
@@ -245,9 +245,8 @@ def pipeline(file: Path, hw: str, algorithm: str, n_steps: int, precision: str, 
             rows.append((stage, text, passed))
             progress.advance(task)
 
-        graph = _read(file)
+        graph, lint = lint_file(file)  # lint relies on ir.read's validation of the file
         done("load", f"{len(graph.nodes)} nodes, {len(graph.edges)} edges")
-        lint = lint_graph(graph)
         done("lint", f"{len(lint.errors)} errors, {len(lint.issues) - len(lint.errors)} other findings", lint.is_valid)
         with warnings.catch_warnings():  # too many cores: a failed stage below, not a Python warning
             warnings.simplefilter("ignore", UserWarning)

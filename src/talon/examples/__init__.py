@@ -23,7 +23,7 @@ import numpy as np
 
 from talon import ir
 
-__all__ = ["SNNTORCH_BETA", "SNNTORCH_TAU", "chain", "hybrid_graph", "leaky", "mlp_graph", "uniform"]
+__all__ = ["SNNTORCH_BETA", "SNNTORCH_TAU", "blocks_graph", "chain", "hybrid_graph", "leaky", "mlp_graph", "uniform"]
 
 SNNTORCH_BETA = np.float32(0.9)
 SNNTORCH_TAU = 1.0 / (1.0 - np.float64(SNNTORCH_BETA))  # float64, so 1 - 1/tau is beta again
@@ -85,3 +85,37 @@ def mlp_graph(seed: int = 0, sizes: Sequence[int] = (784, 128, 10)) -> ir.Graph:
         layers.append((f"fc{k}", ir.Affine(uniform(rng, (n_out, n_in), n_in), uniform(rng, n_out, n_in))))
         layers.append((f"lif{k}", leaky(n_out)))
     return chain([sizes[0]], *layers)
+
+
+def blocks_graph(n_nodes: int, seed: int = 0, width: int = 8) -> ir.Graph:
+    """A long graph of small populations, as a layer-split model gives: about ``n_nodes`` nodes.
+
+    Block ``k`` is ``fc{k}`` Affine(width→width) → ``lif{k}`` Leaky(0.9) → ``res{k}`` residual
+    Skip, which adds the block's input; every 5th block also feeds ``lif{k}`` back into ``fc{k}``
+    (a recurrent edge), and every 7th block is followed by ``sub{k}``, a subgraph node holding
+    Input → Affine → LIF → Output. Blocks are added while they fit in ``n_nodes`` (at least one).
+    """
+    rng = np.random.default_rng(seed)
+
+    def affine() -> ir.Affine:
+        return ir.Affine(uniform(rng, (width, width), width), uniform(rng, width, width))
+
+    nodes: dict[str, ir.Node] = {"input": ir.Input(np.array([width]))}
+    edges: list[tuple[str, str]] = []
+    prev, k = "input", 0
+    while k == 0 or len(nodes) + 3 + (k % 7 == 6) < n_nodes:
+        fc, lif, res = f"fc{k}", f"lif{k}", f"res{k}"
+        nodes.update({fc: affine(), lif: leaky(width), res: ir.Skip("residual")})
+        edges += [(prev, fc), (fc, lif), (lif, res), (prev, res)]
+        if k % 5 == 4:
+            edges.append((lif, fc))
+        prev = res
+        if k % 7 == 6:
+            sub = chain([width], ("fc", affine()), ("lif", leaky(width)))
+            nodes[f"sub{k}"] = sub
+            edges.append((prev, f"sub{k}"))
+            prev = f"sub{k}"
+        k += 1
+    nodes["output"] = ir.Output(np.array([width]))
+    edges.append((prev, "output"))
+    return ir.Graph(nodes, edges)

@@ -37,34 +37,69 @@ of a fingerprint)."""
 
 
 class _Sink:
-    """Collects canonical bytes (for dict keys, which must be sorted) or feeds a hash."""
+    """Collects canonical bytes (for dict keys, which must be sorted) or feeds a hash.
+
+    Pieces are collected and fed to the hash in one call per :meth:`flush` (a node's worth; large
+    arrays go straight through): SHA-256 of the concatenation does not depend on how it is split,
+    and one ``hash.update`` per piece cost more than the hashing itself.
+    """
+
+    LARGE = 1 << 16  # bytes; a larger array is fed to the hash without being joined to the pieces
 
     def __init__(self, target=None):
         self.target = target
         self.parts: list[bytes] = []
+        self.update = self.parts.append  # bytes and memoryviews of arrays that are not modified meanwhile
 
-    def update(self, data) -> None:
-        if self.target is not None:
-            self.target.update(data)
-        else:
+    def large(self, data: memoryview) -> None:
+        if self.target is None:
             self.parts.append(bytes(data))
+        else:
+            self.flush()
+            self.target.update(data)
+
+    def flush(self) -> None:
+        if self.target is not None and self.parts:
+            self.target.update(b"".join(self.parts))
+            self.parts.clear()
 
     def value(self) -> bytes:
         return b"".join(self.parts)
 
 
+_pack_n = struct.Struct("<Q").pack
+
+
 def _n(sink: _Sink, k: int) -> None:
-    sink.update(struct.pack("<Q", k))
+    sink.update(_pack_n(k))
 
 
 def _text(sink: _Sink, tag: bytes, s: str) -> None:
     data = s.encode("utf-8")
-    sink.update(tag)
-    _n(sink, len(data))
-    sink.update(data)
+    sink.update(tag + _pack_n(len(data)) + data)
+
+
+_PLAIN_TAGS: dict[type, tuple[bytes, Any]] = {str: (b"s", str), int: (b"i", str), float: (b"f", float.hex)}
+
+
+def _plain(sink: _Sink, value: Any) -> bool:
+    """Write a value whose type is exactly str, int, float, bool or None as :func:`_value` does; False
+    for any other value (the common values, without the isinstance chain and the location text)."""
+    entry = _PLAIN_TAGS.get(type(value))
+    if entry is not None:
+        _text(sink, entry[0], entry[1](value))
+    elif value is None:
+        sink.update(b"N")
+    elif type(value) is bool:
+        sink.update(b"T" if value else b"F")
+    else:
+        return False
+    return True
 
 
 def _value(sink: _Sink, value: Any, weights: bool, where: str) -> None:
+    if _plain(sink, value):
+        return
     if isinstance(value, Enum):
         value = value.value
     if value is None:
@@ -85,7 +120,8 @@ def _value(sink: _Sink, value: Any, weights: bool, where: str) -> None:
         sink.update(b"l")
         _n(sink, len(value))
         for i, item in enumerate(value):
-            _value(sink, item, weights, f"{where}[{i}]")
+            if not _plain(sink, item):
+                _value(sink, item, weights, f"{where}[{i}]")
     elif isinstance(value, Mapping):
         entries = []
         for k, v in value.items():
@@ -97,7 +133,8 @@ def _value(sink: _Sink, value: Any, weights: bool, where: str) -> None:
         _n(sink, len(entries))
         for key_bytes, v, k in entries:
             sink.update(key_bytes)
-            _value(sink, v, weights, f"{where}[{k!r}]")
+            if not _plain(sink, v):
+                _value(sink, v, weights, f"{where}[{k!r}]")
     else:
         raise TypeError(f"{where}: cannot fingerprint a value of type {type(value).__name__}")
 
@@ -113,7 +150,10 @@ def _array(sink: _Sink, arr: np.ndarray, weights: bool, where: str) -> None:
     if weights:
         data = np.ascontiguousarray(arr, dtype=dtype)
         _n(sink, data.nbytes)
-        sink.update(memoryview(data).cast("B") if data.size else b"")
+        if data.nbytes > _Sink.LARGE:
+            sink.large(memoryview(data).cast("B"))
+        else:
+            sink.update(data.tobytes())
 
 
 def _graph(sink: _Sink, graph: Graph, weights: bool, metadata: bool, where: str) -> None:
@@ -127,6 +167,7 @@ def _graph(sink: _Sink, graph: Graph, weights: bool, metadata: bool, where: str)
             _graph(sink, node, weights, metadata, loc)
         else:
             _node(sink, node, weights, metadata, loc)
+        sink.flush()
     sink.update(b"E")
     _n(sink, len(graph.edges))
     for s, d in graph.edges:
@@ -167,6 +208,7 @@ def graph_fingerprint(graph: Graph, include_weights: bool = True, include_metada
     _text(sink, b"s", f"talon-fingerprint/{CANONICAL_VERSION}")
     sink.update(bytes([include_weights, include_metadata]))
     _graph(sink, graph, include_weights, include_metadata, "graph")
+    sink.flush()
     return h.hexdigest()
 
 

@@ -73,11 +73,18 @@ def unknown_node(graph: Graph, name: str, where: str = "the graph") -> UnknownNo
     return UnknownNodeError(f"no node {name!r} in {where}{hint}; nodes are: {shown}")
 
 
-def rebuild(graph: Graph, replace: Callable[[str, Node], Node | None] | None = None, prefix: str = "") -> Graph:
+def rebuild(
+    graph: Graph,
+    replace: Callable[[str, Node], Node | None] | None = None,
+    prefix: str = "",
+    *,
+    validate: bool = True,
+) -> Graph:
     """A new Graph with new node objects (arrays are shared, metadata is copied).
 
     ``replace(qualified_name, node)`` may return a substitute node for any non-Graph node (or None
-    to keep a copy of it). Subgraphs are rebuilt recursively. The result is validated.
+    to keep a copy of it). Subgraphs are rebuilt recursively and validated; the result is validated
+    too unless ``validate=False`` (for a caller that puts its nodes into a graph it validates).
     """
     nodes: dict[str, Node] = {}
     for name, node in graph.nodes.items():
@@ -86,7 +93,7 @@ def rebuild(graph: Graph, replace: Callable[[str, Node], Node | None] | None = N
             continue
         new = replace(f"{prefix}{name}", node) if replace is not None else None
         nodes[name] = new if new is not None else shallow_copy_node(node)
-    return Graph(nodes, list(graph.edges), copy.deepcopy(graph.metadata))
+    return Graph(nodes, list(graph.edges), copy.deepcopy(graph.metadata), validate=validate)
 
 
 def shallow_copy_node(node: Node) -> Node:
@@ -97,9 +104,10 @@ def shallow_copy_node(node: Node) -> Node:
 
 
 def shallow_copy_graph(graph: Graph) -> Graph:
-    """A copy of ``graph`` (not validated) whose nodes can be re-typed without touching the original."""
+    """A copy of ``graph`` (not validated) whose nodes can be re-typed without touching the original
+    (new node objects sharing the arrays and the metadata, which shape inference does not change)."""
     nodes = {
-        name: shallow_copy_graph(node) if isinstance(node, Graph) else shallow_copy_node(node)
+        name: shallow_copy_graph(node) if isinstance(node, Graph) else copy.copy(node)
         for name, node in graph.nodes.items()
     }
     return Graph(nodes, list(graph.edges), graph.metadata, validate=False)

@@ -18,7 +18,7 @@ import numpy as np
 from talon import ir
 from talon.ir import Graph, Node
 from talon.ir.counting import CONV_TYPES, DENSE_TYPES, SPIKING_TYPES, NodeCounts, count_graph, count_node
-from talon.ir.graph import check_edges
+from talon.ir.graph import check_edges, topological_order
 
 from ._common import GraphLike, enum_value, jsonable, load_graph
 
@@ -169,14 +169,18 @@ def _layer(name: str, node: Node, counts: NodeCounts) -> LayerStats:
 
 def depth_and_width(graph: Graph) -> tuple[int, int]:
     """``(depth, width)`` of the top-level graph, recurrent edges ignored (see :class:`GraphStats`)."""
+    return _depth_and_width(graph, graph.recurrent_mask())
+
+
+def _depth_and_width(graph: Graph, recurrent: list[bool]) -> tuple[int, int]:
     if not graph.nodes:
         return 0, 0
     level = dict.fromkeys(graph.nodes, 0)
     preds: dict[str, list[str]] = {n: [] for n in graph.nodes}
-    for (s, d), recurrent in zip(graph.edges, graph.recurrent_mask(), strict=True):
-        if not recurrent:
+    for (s, d), rec in zip(graph.edges, recurrent, strict=True):
+        if not rec:
             preds[d].append(s)
-    for name in graph.topological_order():
+    for name in topological_order(list(graph.nodes), graph.edges, recurrent):
         if preds[name]:
             level[name] = 1 + max(level[p] for p in preds[name])
     per_level = Counter(level.values())
@@ -205,7 +209,8 @@ def analyze_graph(graph: GraphLike) -> GraphStats:
         lif += isinstance(node, LIF_TYPES)
         affine += isinstance(node, DENSE_TYPES)
         conv += isinstance(node, CONV_TYPES)
-    depth, width = depth_and_width(graph)
+    recurrent = graph.recurrent_mask()  # computed once here: depth, width and the count use it
+    depth, width = _depth_and_width(graph, recurrent)
     return GraphStats(
         total_params=totals.total_params,
         total_bytes=totals.total_bytes,
@@ -213,7 +218,7 @@ def analyze_graph(graph: GraphLike) -> GraphStats:
         total_flops=totals.total_flops,
         node_count=len(graph.nodes),
         edge_count=len(graph.edges),
-        recurrent_edge_count=sum(graph.recurrent_mask()),
+        recurrent_edge_count=sum(recurrent),
         depth=depth,
         width=width,
         type_counts=dict(type_counts),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -160,7 +161,15 @@ def _array_change(diff: NodeDiff, key: str, x: np.ndarray, y: np.ndarray, atol: 
 
 
 def _equal(x: Any, y: Any) -> bool:
+    """Equal canonical forms (fingerprint rules: ``1 != 1.0``, ``0.0 != -0.0``, NaN equals NaN)."""
+    if type(x) is type(y) and (
+        (type(x) in _PLAIN and x == y) or (isinstance(x, Enum) and x is y) or (type(x) is dict and not x and not y)
+    ):
+        return True  # the common cases, decided without building the canonical forms
     return canonical_bytes(x, "metadata") == canonical_bytes(y, "metadata")
+
+
+_PLAIN = (str, int, type(None))
 
 
 def _node_diff(name: str, a: Node | None, b: Node | None, atol: float, rtol: float, stats: _Stats) -> NodeDiff:

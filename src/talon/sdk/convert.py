@@ -167,14 +167,15 @@ def prune_disconnected(graph: GraphLike) -> Graph:
     graph = load_graph(graph)
     check_edges(graph)
     live = _live_nodes(graph)
-    keep = [n for n, node in graph.nodes.items() if n in live or isinstance(node, (ir.Input, ir.Output))]
-    pruned = [n for n in graph.nodes if n not in keep]
+    pruned = [n for n, node in graph.nodes.items() if n not in live and not isinstance(node, (ir.Input, ir.Output))]
+    if not pruned:  # the copy is the result: validate it once
+        return rebuild(graph)
     base = rebuild(graph)
-    nodes = {n: base.nodes[n] for n in keep}
+    removed = set(pruned)
+    nodes = {n: node for n, node in base.nodes.items() if n not in removed}
     edges = [(s, d) for s, d in graph.edges if s in nodes and d in nodes]
     metadata = copy.deepcopy(graph.metadata)
-    if pruned:
-        metadata["pruned_nodes"] = list(metadata.get("pruned_nodes", [])) + pruned
+    metadata["pruned_nodes"] = list(metadata.get("pruned_nodes", [])) + pruned
     try:
         return Graph(nodes, edges, metadata)
     except ir.GraphValidationError as exc:
@@ -208,7 +209,7 @@ def merge_graphs(*graphs: GraphLike, prefix: bool | Sequence[str] = True) -> Gra
     parts = []
     for i, (g, p) in enumerate(zip(loaded, prefixes, strict=True)):
         check_edges(g, f"graph {i}")
-        copied = rebuild(g)
+        copied = rebuild(g, validate=False)  # validated as part of the union
         for name, node in copied.nodes.items():
             new_name = f"{p}{name}"
             if new_name in nodes:
@@ -218,7 +219,12 @@ def merge_graphs(*graphs: GraphLike, prefix: bool | Sequence[str] = True) -> Gra
             nodes[new_name] = node
         edges += [(f"{p}{s}", f"{p}{d}") for s, d in g.edges]
         parts.append({"prefix": p, "metadata": copy.deepcopy(g.metadata)})
-    return Graph(nodes, edges, {"merged_graphs": parts})
+    try:
+        return Graph(nodes, edges, {"merged_graphs": parts})
+    except ir.GraphValidationError:
+        for g in loaded:  # raise the invalid part's own error, naming its nodes as that graph does
+            rebuild(g)
+        raise
 
 
 @dataclass

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import keyword
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -20,7 +21,6 @@ import numpy as np
 
 from talon import ir
 from talon.ir import Graph, Node
-from talon.ir.counting import count_node
 from talon.ir.graph import SEP, reachable, walk
 from talon.ir.names import attribute_base, is_module_path
 
@@ -153,9 +153,12 @@ class LintResult:
 
 
 class _Linter:
-    def __init__(self, high_tau: float):
+    def __init__(self, high_tau: float, validated: bool):
         self.issues: list[LintIssue] = []
         self.high_tau = high_tau
+        # True for a graph ir.read has just built (it validated every level) that nobody else holds:
+        # shape inference on a copy would pass, so it is not repeated
+        self.validated = validated
         self.paths: set[str] = set()  # qualified names seen: engines inline subgraphs under these paths
 
     def add(self, code: str, message: str, node: str | None = None, suggestion: str | None = None) -> None:
@@ -265,6 +268,8 @@ class _Linter:
                 )
 
     def shapes(self, graph: Graph, prefix: str) -> None:
+        if self.validated:
+            return
         copy = shallow_copy_graph(graph)
         try:
             copy.validate()
@@ -454,16 +459,36 @@ def lint_graph(
     """Check a graph (or ``.t1c`` file) against :data:`CATALOGUE`; ``strict`` makes warnings errors.
 
     The thresholds of ``LARGE_MODEL`` and ``LIF_HIGH_TAU`` can be changed with
-    ``large_model_params`` and ``high_tau`` (timesteps).
+    ``large_model_params`` and ``high_tau`` (timesteps). A path is read with ``ir.read``, which
+    validates every level, so shapes are not inferred again; a Graph (which may have changed since
+    it was validated) has its shapes inferred again on a copy.
     """
-    graph = load_graph(graph)
+    return _lint(load_graph(graph), not isinstance(graph, Graph), strict, large_model_params, high_tau)
+
+
+def lint_file(path: str | os.PathLike, strict: bool = False, **thresholds: Any) -> tuple[Graph, LintResult]:
+    """Read ``path`` (``ir.read`` validates it) and lint it: the graph and :func:`lint_graph`'s result."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be the path of a .t1c file, got {type(path).__name__}")
+    graph = load_graph(path)
+    return graph, _lint(graph, True, strict, **thresholds)
+
+
+def _lint(
+    graph: Graph,
+    validated: bool,
+    strict: bool,
+    large_model_params: int = LARGE_MODEL_PARAMS,
+    high_tau: float = HIGH_TAU_STEPS,
+) -> LintResult:
     if not isinstance(strict, bool):
         raise TypeError(f"strict must be a bool, got {type(strict).__name__}")
     if not high_tau > 1:
         raise ValueError(f"high_tau must be > 1 timestep, got {high_tau!r}")
-    linter = _Linter(float(high_tau))
+    linter = _Linter(float(high_tau), validated)
     linter.graph(graph, "", top=True)
-    params = sum(count_node(node).params for _, node, _ in walk(graph))
+    # count_node's params rule (every array element), without the rest of its counts
+    params = sum(int(a.size) for _, node, _ in walk(graph) for a in node.arrays().values())
     if params > large_model_params:
         linter.add(
             "LARGE_MODEL",

@@ -167,7 +167,7 @@ def extract_subgraph(graph: GraphLike, node_names: Iterable[str], *, add_boundar
     for n in node_names:
         require_node(graph, n)
         wanted.add(n)
-    base = rebuild(graph)
+    base = rebuild(graph)  # validates the whole graph, which may have been built with validate=False
     selected: dict[str, Node] = {n: base.nodes[n] for n in graph.nodes if n in wanted}
     inputs: dict[str, Node] = {}
     delays: dict[str, Node] = {}
@@ -208,7 +208,7 @@ def extract_subgraph(graph: GraphLike, node_names: Iterable[str], *, add_boundar
                 inside_flags.append(None)
     nodes = {**inputs, **delays, **selected, **outputs}
     metadata = copy.deepcopy(graph.metadata)
-    metadata["extracted_from"] = sorted(wanted, key=list(graph.nodes).index)
+    metadata["extracted_from"] = list(selected)  # in graph order
     metadata["cut_edges"] = copy.deepcopy(cut_edges)
     try:
         part = Graph(nodes, edges, metadata)

@@ -152,14 +152,21 @@ def _peak_activations(program: Program, kernels: list[Kernel], config: CompileCo
             sizes[vid] = _bytes(math.prod(program.values[vid].shape), bits)
             plan.buffers.append(_buffer(program.values[vid].name, "activation", program.values[vid].shape, bits,
                                         sizes[vid]))  # fmt: skip
-    peak = 0
+    # Value vid lives at schedule positions first..last[vid] (its producer's to its last reader's); a
+    # value read through a delayed edge (last == end) and not a graph output also lives from the start
+    # of the step, so at every position. The peak of the sum over positions, by a sweep over the
+    # interval ends (linear, not positions x values).
+    outputs = set(program.outputs.values())
+    always = 0
+    change = [0] * (end + 1)
+    for vid, size in sizes.items():
+        if last[vid] == end and vid not in outputs:
+            always += size
+        else:
+            change[position[program.values[vid].producer]] += size
+            change[min(last[vid], end - 1) + 1] -= size
+    peak = live = 0
     for k in range(end):
-        live = sum(size for vid, size in sizes.items() if position[program.values[vid].producer] <= k <= last[vid])
-        # a value read through a delayed edge also lives from the start of the step
-        live += sum(
-            size
-            for vid, size in sizes.items()
-            if last[vid] == end and position[program.values[vid].producer] > k and vid not in program.outputs.values()
-        )
-        peak = max(peak, live)
+        live += change[k]
+        peak = max(peak, live + always)
     return peak
