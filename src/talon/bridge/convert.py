@@ -169,11 +169,14 @@ def array(t: torch.Tensor | None, where: str = "a tensor") -> np.ndarray | None:
 
 def per_neuron(value: Any, shape: tuple[int, ...] | None, name: str, path: str) -> np.ndarray:
     """A neuron parameter as a float64 array the IR accepts: a scalar, the layer's shape, or one
-    value per channel (``(C,)``; a PyTorch-broadcast ``(C, 1, 1)`` becomes that)."""
+    value per channel (``(C,)``; a PyTorch-broadcast ``(C, 1, 1)`` becomes that).
+
+    The frameworks apply the parameter with PyTorch broadcasting, which aligns trailing axes: on a
+    ``(C, H, W)`` layer a 1-D parameter is one value per *column* (``(W,)``), even when ``W == C``."""
     arr = np.asarray(value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value, np.float64)
     if arr.ndim == 0 or arr.size == 1:
         return arr.reshape(())
-    if shape is None or arr.shape == tuple(shape) or (arr.ndim == 1 and arr.shape[0] == shape[0]):
+    if shape is None or arr.shape == tuple(shape):
         return arr
     try:
         full = np.broadcast_to(arr, shape)

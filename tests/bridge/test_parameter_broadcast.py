@@ -1,0 +1,53 @@
+"""Neuron parameters shaped for PyTorch broadcasting, not per channel.
+
+snnTorch and Norse apply a parameter to the membrane with PyTorch broadcasting, which aligns a
+1-D tensor with the *last* axis: on a ``[B, C, H, W]`` layer ``beta`` of shape ``(W,)`` is one
+value per column, not per channel. When ``C == W`` nothing in the shapes tells the two apart, so
+the export must follow broadcasting, and the executor must then reproduce the model's spikes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import snntorch as snn
+from snntorch import utils
+import torch
+from torch import nn
+
+from talon import bridge, ir
+
+
+def _spikes_of(model: nn.Module, xs: torch.Tensor) -> torch.Tensor:
+    utils.reset(model)
+    with torch.no_grad():
+        return torch.stack([model(x) for x in xs])
+
+
+def test_a_last_axis_beta_on_a_square_conv_layer_broadcasts_over_columns(tmp_path):
+    gen = torch.Generator().manual_seed(3)
+    conv = nn.Conv2d(2, 4, 3)  # [B, 4, 4, 4]: channels == width
+    with torch.no_grad():
+        conv.weight.uniform_(-0.05, 0.15, generator=gen)
+        conv.bias.zero_()
+    beta = torch.tensor([0.1, 0.5, 0.9, 0.99])
+    threshold = torch.tensor([1.5, 1.0, 3.0, 2.0])
+    model = nn.Sequential(conv, snn.Leaky(beta=beta, threshold=threshold, init_hidden=True)).eval()
+    xs = torch.rand(60, 4, 2, 6, 6, generator=gen) * 3
+    graph = bridge.to_ir(model, xs[0])
+    lif = graph.nodes["1"]
+    tau = np.broadcast_to(np.asarray(lif.tau), (4, 4, 4))
+    assert np.all(tau == tau[:1]) and not np.all(tau == tau[..., :1])  # one value per column
+    want = _spikes_of(model, xs)
+    assert 0.05 < float(want.mean()) < 0.7
+    ir.write(tmp_path / "m.t1c", graph)
+    executor = bridge.ir_to_torch(ir.read(tmp_path / "m.t1c"))
+    with torch.no_grad():
+        got, _ = executor.run_sequence(xs)
+    assert torch.equal(got, want)
+
+
+def test_a_per_channel_beta_still_exports_per_channel():
+    model = nn.Sequential(nn.Conv2d(2, 4, 3), snn.Leaky(beta=torch.tensor([0.1, 0.5, 0.9, 0.99]).reshape(4, 1, 1),
+                                                         init_hidden=True)).eval()  # fmt: skip
+    graph = bridge.to_ir(model, torch.rand(1, 2, 6, 6))
+    assert graph.nodes["1"].tau.shape == (4,)
