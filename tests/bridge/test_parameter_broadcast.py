@@ -9,9 +9,10 @@ the export must follow broadcasting, and the executor must then reproduce the mo
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import snntorch as snn
-from snntorch import utils
 import torch
+from snntorch import utils
 from torch import nn
 
 from talon import bridge, ir
@@ -51,3 +52,27 @@ def test_a_per_channel_beta_still_exports_per_channel():
                                                          init_hidden=True)).eval()  # fmt: skip
     graph = bridge.to_ir(model, torch.rand(1, 2, 6, 6))
     assert graph.nodes["1"].tau.shape == (4,)
+
+
+def test_a_last_axis_norse_parameter_on_a_square_conv_layer_broadcasts_over_columns():
+    norse = pytest.importorskip("norse.torch")
+    gen = torch.Generator().manual_seed(4)
+    conv = nn.Conv2d(2, 4, 3)
+    with torch.no_grad():
+        conv.weight.uniform_(-0.05, 0.15, generator=gen)
+        conv.bias.zero_()
+    p = norse.LIFBoxParameters(tau_mem_inv=torch.tensor([100.0, 200.0, 300.0, 400.0]),
+                               v_th=torch.tensor([0.5, 1.0, 1.5, 2.0]))  # fmt: skip
+    model = norse.SequentialState(conv, norse.LIFBoxCell(p)).eval()
+    xs = torch.rand(60, 4, 2, 6, 6, generator=gen) * 3
+    state, want = None, []
+    with torch.no_grad():
+        for x in xs:
+            out, state = model(x, state)
+            want.append(out)
+    want = torch.stack(want)
+    assert 0.05 < float(want.mean()) < 0.7
+    executor = bridge.ir_to_torch(bridge.to_ir(model, xs[0]))
+    with torch.no_grad():
+        got, _ = executor.run_sequence(xs)
+    assert torch.equal(got, want)
