@@ -3,7 +3,9 @@
 snnTorch and Norse apply a parameter to the membrane with PyTorch broadcasting, which aligns a
 1-D tensor with the *last* axis: on a ``[B, C, H, W]`` layer ``beta`` of shape ``(W,)`` is one
 value per column, not per channel. When ``C == W`` nothing in the shapes tells the two apart, so
-the export must follow broadcasting, and the executor must then reproduce the model's spikes.
+the export must follow broadcasting, and the executor must then reproduce the model's spikes. A
+neuron whose parameters come in both layouts (β per channel, threshold per neuron) becomes one node
+with every parameter of the layer's shape.
 """
 
 from __future__ import annotations
@@ -64,6 +66,58 @@ def test_a_last_axis_norse_parameter_on_a_square_conv_layer_broadcasts_over_colu
     p = norse.LIFBoxParameters(tau_mem_inv=torch.tensor([100.0, 200.0, 300.0, 400.0]),
                                v_th=torch.tensor([0.5, 1.0, 1.5, 2.0]))  # fmt: skip
     model = norse.SequentialState(conv, norse.LIFBoxCell(p)).eval()
+    xs = torch.rand(60, 4, 2, 6, 6, generator=gen) * 3
+    state, want = None, []
+    with torch.no_grad():
+        for x in xs:
+            out, state = model(x, state)
+            want.append(out)
+    want = torch.stack(want)
+    assert 0.05 < float(want.mean()) < 0.7
+    executor = bridge.ir_to_torch(bridge.to_ir(model, xs[0]))
+    with torch.no_grad():
+        got, _ = executor.run_sequence(xs)
+    assert torch.equal(got, want)
+
+
+def _square_conv(gen: torch.Generator) -> nn.Conv2d:
+    conv = nn.Conv2d(2, 4, 3)
+    with torch.no_grad():
+        conv.weight.uniform_(-0.05, 0.15, generator=gen)
+        conv.bias.zero_()
+    return conv
+
+
+@pytest.mark.parametrize("kind", ["Leaky", "Synaptic", "RLeaky"])
+def test_per_channel_and_per_neuron_parameters_in_one_snntorch_neuron(kind):
+    """β per channel ``(C, 1, 1)`` with a threshold per neuron: one node, parameters of the layer's shape."""
+    gen = torch.Generator().manual_seed(5)
+    beta = torch.tensor([0.1, 0.5, 0.9, 0.99]).reshape(4, 1, 1)
+    threshold = torch.rand(4, 4, 4, generator=gen) * 2 + 0.5
+    if kind == "Leaky":
+        neuron = snn.Leaky(beta=beta, threshold=threshold, init_hidden=True)
+    elif kind == "Synaptic":
+        alpha = torch.rand(4, 4, 4, generator=gen)
+        neuron = snn.Synaptic(alpha=alpha, beta=beta, threshold=threshold * 3, init_hidden=True)
+    else:
+        neuron = snn.RLeaky(beta=beta, threshold=threshold, conv2d_channels=4, kernel_size=3, init_hidden=True)
+    model = nn.Sequential(_square_conv(gen), neuron).eval()
+    xs = torch.rand(60, 4, 2, 6, 6, generator=gen) * 3
+    want = _spikes_of(model, xs)
+    assert 0.05 < float(want.mean()) < 0.7
+    executor = bridge.ir_to_torch(bridge.to_ir(model, xs[0]))
+    with torch.no_grad():
+        got, _ = executor.run_sequence(xs)
+    assert torch.equal(got, want)
+
+
+def test_per_channel_and_per_neuron_parameters_in_one_norse_cell():
+    norse = pytest.importorskip("norse.torch")
+    gen = torch.Generator().manual_seed(6)
+    tau_mem_inv = torch.tensor([100.0, 200.0, 300.0, 400.0]).reshape(4, 1, 1)
+    v_th = torch.rand(4, 4, 4, generator=gen) * 2 + 1.5
+    p = norse.LIFParameters(tau_mem_inv=tau_mem_inv, tau_syn_inv=torch.full((4, 4, 4), 200.0), v_th=v_th)
+    model = norse.SequentialState(_square_conv(gen), norse.LIFCell(p)).eval()
     xs = torch.rand(60, 4, 2, 6, 6, generator=gen) * 3
     state, want = None, []
     with torch.no_grad():

@@ -190,6 +190,22 @@ def per_neuron(value: Any, shape: tuple[int, ...] | None, name: str, path: str) 
     return np.ascontiguousarray(full)
 
 
+def one_layout(shape: tuple[int, ...] | None, **params: Any) -> dict[str, Any]:
+    """A neuron's keyword arguments with its arrays in one layout: where :func:`per_neuron` made one
+    parameter per channel (``(C,)``) and another per neuron (the layer's shape) — β ``(C, 1, 1)`` with
+    a threshold of the layer's shape — the per-channel ones are expanded to the layer's shape, since a
+    TALON IR node holds its parameters in one shape. Other arguments pass through unchanged."""
+    if shape is None or len(shape) < 2:
+        return params
+    shape = tuple(shape)
+    shapes = {np.shape(v) for v in params.values() if isinstance(v, np.ndarray) and v.ndim > 0}
+    if shape not in shapes or (shape[0],) not in shapes:
+        return params
+    per_channel = {k for k, v in params.items() if isinstance(v, np.ndarray) and v.shape == (shape[0],)}
+    return {k: np.broadcast_to(v.reshape(-1, *[1] * (len(shape) - 1)), shape).copy() if k in per_channel else v
+            for k, v in params.items()}  # fmt: skip
+
+
 # ---- torch.nn ---------------------------------------------------------------------------------
 
 
