@@ -26,12 +26,33 @@ def _spikes_of(model: nn.Module, xs: torch.Tensor) -> torch.Tensor:
         return torch.stack([model(x) for x in xs])
 
 
-def test_a_last_axis_beta_on_a_square_conv_layer_broadcasts_over_columns(tmp_path):
-    gen = torch.Generator().manual_seed(3)
-    conv = nn.Conv2d(2, 4, 3)  # [B, 4, 4, 4]: channels == width
+def _norse_spikes_of(model: nn.Module, xs: torch.Tensor) -> torch.Tensor:
+    state, out = None, []
+    with torch.no_grad():
+        for x in xs:
+            y, state = model(x, state)
+            out.append(y)
+    return torch.stack(out)
+
+
+def _exported_spikes_of(model: nn.Module, xs: torch.Tensor) -> torch.Tensor:
+    executor = bridge.ir_to_torch(bridge.to_ir(model, xs[0]))
+    with torch.no_grad():
+        return executor.run_sequence(xs)[0]
+
+
+def _square_conv(gen: torch.Generator) -> nn.Conv2d:
+    """Conv2d(2, 4, 3) on 6x6 inputs: a [B, 4, 4, 4] layer, channels == width."""
+    conv = nn.Conv2d(2, 4, 3)
     with torch.no_grad():
         conv.weight.uniform_(-0.05, 0.15, generator=gen)
         conv.bias.zero_()
+    return conv
+
+
+def test_a_last_axis_beta_on_a_square_conv_layer_broadcasts_over_columns(tmp_path):
+    gen = torch.Generator().manual_seed(3)
+    conv = _square_conv(gen)
     beta = torch.tensor([0.1, 0.5, 0.9, 0.99])
     threshold = torch.tensor([1.5, 1.0, 3.0, 2.0])
     model = nn.Sequential(conv, snn.Leaky(beta=beta, threshold=threshold, init_hidden=True)).eval()
@@ -59,33 +80,14 @@ def test_a_per_channel_beta_still_exports_per_channel():
 def test_a_last_axis_norse_parameter_on_a_square_conv_layer_broadcasts_over_columns():
     norse = pytest.importorskip("norse.torch")
     gen = torch.Generator().manual_seed(4)
-    conv = nn.Conv2d(2, 4, 3)
-    with torch.no_grad():
-        conv.weight.uniform_(-0.05, 0.15, generator=gen)
-        conv.bias.zero_()
+    conv = _square_conv(gen)
     p = norse.LIFBoxParameters(tau_mem_inv=torch.tensor([100.0, 200.0, 300.0, 400.0]),
                                v_th=torch.tensor([0.5, 1.0, 1.5, 2.0]))  # fmt: skip
     model = norse.SequentialState(conv, norse.LIFBoxCell(p)).eval()
     xs = torch.rand(60, 4, 2, 6, 6, generator=gen) * 3
-    state, want = None, []
-    with torch.no_grad():
-        for x in xs:
-            out, state = model(x, state)
-            want.append(out)
-    want = torch.stack(want)
+    want = _norse_spikes_of(model, xs)
     assert 0.05 < float(want.mean()) < 0.7
-    executor = bridge.ir_to_torch(bridge.to_ir(model, xs[0]))
-    with torch.no_grad():
-        got, _ = executor.run_sequence(xs)
-    assert torch.equal(got, want)
-
-
-def _square_conv(gen: torch.Generator) -> nn.Conv2d:
-    conv = nn.Conv2d(2, 4, 3)
-    with torch.no_grad():
-        conv.weight.uniform_(-0.05, 0.15, generator=gen)
-        conv.bias.zero_()
-    return conv
+    assert torch.equal(_exported_spikes_of(model, xs), want)
 
 
 @pytest.mark.parametrize("kind", ["Leaky", "Synaptic", "RLeaky"])
@@ -105,10 +107,7 @@ def test_per_channel_and_per_neuron_parameters_in_one_snntorch_neuron(kind):
     xs = torch.rand(60, 4, 2, 6, 6, generator=gen) * 3
     want = _spikes_of(model, xs)
     assert 0.05 < float(want.mean()) < 0.7
-    executor = bridge.ir_to_torch(bridge.to_ir(model, xs[0]))
-    with torch.no_grad():
-        got, _ = executor.run_sequence(xs)
-    assert torch.equal(got, want)
+    assert torch.equal(_exported_spikes_of(model, xs), want)
 
 
 def test_per_channel_and_per_neuron_parameters_in_one_norse_cell():
@@ -119,14 +118,6 @@ def test_per_channel_and_per_neuron_parameters_in_one_norse_cell():
     p = norse.LIFParameters(tau_mem_inv=tau_mem_inv, tau_syn_inv=torch.full((4, 4, 4), 200.0), v_th=v_th)
     model = norse.SequentialState(_square_conv(gen), norse.LIFCell(p)).eval()
     xs = torch.rand(60, 4, 2, 6, 6, generator=gen) * 3
-    state, want = None, []
-    with torch.no_grad():
-        for x in xs:
-            out, state = model(x, state)
-            want.append(out)
-    want = torch.stack(want)
+    want = _norse_spikes_of(model, xs)
     assert 0.05 < float(want.mean()) < 0.7
-    executor = bridge.ir_to_torch(bridge.to_ir(model, xs[0]))
-    with torch.no_grad():
-        got, _ = executor.run_sequence(xs)
-    assert torch.equal(got, want)
+    assert torch.equal(_exported_spikes_of(model, xs), want)
