@@ -64,6 +64,10 @@ def test_json_round_trip_and_bad_files(tmp_path):
         HardwareSpec.from_json(path)
     with pytest.raises(HardwareSpecError, match="cannot read hardware spec"):
         HardwareSpec.from_json(tmp_path / "missing.json")
+    binary = tmp_path / "model.nir"  # a binary file (HDF5 signature) given where a spec belongs
+    binary.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(range(256)))
+    with pytest.raises(HardwareSpecError, match=r"model.nir: not a JSON hardware spec \(not UTF-8 text"):
+        get_spec(str(binary))
     with pytest.raises(HardwareSpecError, match="unknown hardware spec 'nope'"):
         get_spec("nope")
 

@@ -36,6 +36,20 @@ def test_stimulus_layouts_by_hand():
         events_to_stimulus(ev, (2, 1, 1), bin_us=10)
     with pytest.raises(EventFormatError, match="neither"):
         events_to_stimulus(ev, (7,), bin_us=10, sensor_size=(3, 2))
+    assert np.array_equal(events_to_stimulus(ev, (2, 3), bin_us=10, sensor_size=(3, 2))[0], summed)
+    assert np.array_equal(events_to_stimulus(ev, (2, 2, 3), 10, n_steps=2, sensor_size=(3, 2, 2))[0], stim)
+    for shape in [(2, 4), (1, 3, 3), (2, 3, 2)]:  # a bigger sensor, another one, width and height swapped
+        with pytest.raises(EventFormatError, match=r"sensor is 3x2 \(width x height\) but the Input"):
+            events_to_stimulus(ev, shape, bin_us=10, sensor_size=(3, 2))
+
+
+def test_cli_simulate_refuses_a_recording_of_another_sensor(recording):
+    """A 16x16 recording fed to a 28x28 network would light only its top-left corner."""
+    d = recording
+    ir.write(d / "net28.t1c", event_network((28, 28)))
+    result = run("simulate", d / "net28.t1c", "--events", d / "bar.h5")
+    assert result.exit_code == 2
+    assert result.output.startswith("error: the recording's sensor is 16x16") and "28x28" in result.output
 
 
 def test_event_file_drives_simulate_and_the_torch_executor_identically(tmp_path):

@@ -169,11 +169,14 @@ def array(t: torch.Tensor | None, where: str = "a tensor") -> np.ndarray | None:
 
 def per_neuron(value: Any, shape: tuple[int, ...] | None, name: str, path: str) -> np.ndarray:
     """A neuron parameter as a float64 array the IR accepts: a scalar, the layer's shape, or one
-    value per channel (``(C,)``; a PyTorch-broadcast ``(C, 1, 1)`` becomes that)."""
+    value per channel (``(C,)``; a PyTorch-broadcast ``(C, 1, 1)`` becomes that).
+
+    The frameworks apply the parameter with PyTorch broadcasting, which aligns trailing axes: on a
+    ``(C, H, W)`` layer a 1-D parameter is one value per *column* (``(W,)``), even when ``W == C``."""
     arr = np.asarray(value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value, np.float64)
     if arr.ndim == 0 or arr.size == 1:
         return arr.reshape(())
-    if shape is None or arr.shape == tuple(shape) or (arr.ndim == 1 and arr.shape[0] == shape[0]):
+    if shape is None or arr.shape == tuple(shape):
         return arr
     try:
         full = np.broadcast_to(arr, shape)
@@ -185,6 +188,22 @@ def per_neuron(value: Any, shape: tuple[int, ...] | None, name: str, path: str) 
     if len(shape) > 1 and np.all(per_channel == per_channel[:, :1]):
         return per_channel[:, 0].copy()
     return np.ascontiguousarray(full)
+
+
+def one_layout(shape: tuple[int, ...] | None, **params: Any) -> dict[str, Any]:
+    """A neuron's keyword arguments with its arrays in one layout: where :func:`per_neuron` made one
+    parameter per channel (``(C,)``) and another per neuron (the layer's shape) — β ``(C, 1, 1)`` with
+    a threshold of the layer's shape — the per-channel ones are expanded to the layer's shape, since a
+    TALON IR node holds its parameters in one shape. Other arguments pass through unchanged."""
+    if shape is None or len(shape) < 2:
+        return params
+    shape = tuple(shape)
+    shapes = {np.shape(v) for v in params.values() if isinstance(v, np.ndarray) and v.ndim > 0}
+    if shape not in shapes or (shape[0],) not in shapes:
+        return params
+    per_channel = {k for k, v in params.items() if isinstance(v, np.ndarray) and v.shape == (shape[0],)}
+    return {k: np.broadcast_to(v.reshape(-1, *[1] * (len(shape) - 1)), shape).copy() if k in per_channel else v
+            for k, v in params.items()}  # fmt: skip
 
 
 # ---- torch.nn ---------------------------------------------------------------------------------

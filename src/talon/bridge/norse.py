@@ -45,7 +45,7 @@ from norse.torch.module.lif_box import LIFBoxCell
 from talon import ir
 from talon.ir.errors import ConversionError
 
-from .convert import ConvertContext, per_neuron, register_converter
+from .convert import ConvertContext, one_layout, per_neuron, register_converter
 from .surrogate_probe import torch_backward_matches
 
 
@@ -145,28 +145,28 @@ def _types(ctx: ConvertContext) -> dict:
 
 @register_converter(LIFBoxCell)
 def _lif_box(mod: LIFBoxCell, ctx: ConvertContext) -> ir.Node:
-    tau = _steps(mod, ctx, "tau_mem_inv")
-    return ir.LIF(tau=tau, r=1.0, v_leak=_no_leak_offset(mod, ctx), v_threshold=_p(mod, ctx, "v_th"),
-                  integration="euler", **_reset(mod, ctx), **_surrogate(mod, ctx), **_types(ctx))  # fmt: skip
+    params = one_layout(ctx.input_shape, tau=_steps(mod, ctx, "tau_mem_inv"), v_leak=_no_leak_offset(mod, ctx),
+                        v_threshold=_p(mod, ctx, "v_th"), **_reset(mod, ctx))  # fmt: skip
+    return ir.LIF(r=1.0, integration="euler", **params, **_surrogate(mod, ctx), **_types(ctx))
 
 
 @register_converter(LIFCell)
 def _lif(mod: LIFCell, ctx: ConvertContext) -> ir.Node:
     tau_mem, tau_syn = _steps(mod, ctx, "tau_mem_inv"), _steps(mod, ctx, "tau_syn_inv")
-    return ir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=1.0, v_leak=_no_leak_offset(mod, ctx),
-                      v_threshold=_p(mod, ctx, "v_th"), w_in=tau_syn.copy(), **_reset(mod, ctx),
-                      **_surrogate(mod, ctx), **_types(ctx))  # fmt: skip
+    params = one_layout(ctx.input_shape, tau_syn=tau_syn, tau_mem=tau_mem, v_leak=_no_leak_offset(mod, ctx),
+                        v_threshold=_p(mod, ctx, "v_th"), w_in=tau_syn.copy(), **_reset(mod, ctx))  # fmt: skip
+    return ir.CubaLIF(r=1.0, **params, **_surrogate(mod, ctx), **_types(ctx))
 
 
 @register_converter(LIBoxCell)
 def _li_box(mod: LIBoxCell, ctx: ConvertContext) -> ir.Node:
-    return ir.LI(tau=_steps(mod, ctx, "tau_mem_inv"), r=1.0, v_leak=_no_leak_offset(mod, ctx), integration="euler",
-                 **_types(ctx))  # fmt: skip
+    params = one_layout(ctx.input_shape, tau=_steps(mod, ctx, "tau_mem_inv"), v_leak=_no_leak_offset(mod, ctx))
+    return ir.LI(r=1.0, integration="euler", **params, **_types(ctx))
 
 
 @register_converter(IAFCell)
 def _iaf(mod: IAFCell, ctx: ConvertContext) -> ir.Node:
     v_reset = _p(mod, ctx, "v_reset")  # Norse starts the membrane at v_reset: the IF's v_init
     v_init = v_reset.copy() if np.any(v_reset != 0) else None
-    return ir.IF(v_threshold=_p(mod, ctx, "v_th"), r=1.0, v_init=v_init, **_reset(mod, ctx), **_surrogate(mod, ctx),
-                 **_types(ctx))  # fmt: skip
+    params = one_layout(ctx.input_shape, v_threshold=_p(mod, ctx, "v_th"), v_init=v_init, **_reset(mod, ctx))
+    return ir.IF(r=1.0, **params, **_surrogate(mod, ctx), **_types(ctx))

@@ -51,7 +51,7 @@ from torch import nn
 from talon import ir
 from talon.ir.errors import ConversionError
 
-from .convert import ConvertContext, array, per_neuron, register_converter
+from .convert import ConvertContext, array, one_layout, per_neuron, register_converter
 
 
 def _decay(value, ctx: ConvertContext, name: str) -> np.ndarray:
@@ -221,7 +221,7 @@ def _leaky_node(mod: nn.Module, ctx: ConvertContext, zero_before_decay: bool, dr
     if np.all(beta == 1.0) and not drive:
         return ir.IF(v_threshold=theta, r=1.0, **dyn, **types)
     tau = _tau(beta)  # per-neuron β at the clamp 1 (common after learn_beta): tau = r = 2**30
-    return ir.LIF(tau=tau, r=tau.copy(), v_leak=0.0, v_threshold=theta, **dyn, **types)
+    return ir.LIF(**one_layout(ctx.input_shape, tau=tau, r=tau.copy(), v_leak=0.0, v_threshold=theta), **dyn, **types)
 
 
 def _synaptic_node(mod: nn.Module, ctx: ConvertContext) -> ir.Node:
@@ -231,8 +231,9 @@ def _synaptic_node(mod: nn.Module, ctx: ConvertContext) -> ir.Node:
     theta = per_neuron(mod.threshold, ctx.input_shape, "threshold", ctx.path)
     dyn = _dynamics(mod, ctx.path, zero_before_decay=False)
     types = {"input_type": {"input": np.array(ctx.input_shape)}} if ctx.input_shape is not None else {}
-    return ir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=tau_mem.copy(), v_leak=0.0, v_threshold=theta,
-                      w_in=tau_syn.copy(), **dyn, **types)  # fmt: skip
+    params = one_layout(ctx.input_shape, tau_syn=tau_syn, tau_mem=tau_mem, r=tau_mem.copy(), v_threshold=theta,
+                        w_in=tau_syn.copy())  # fmt: skip
+    return ir.CubaLIF(v_leak=0.0, **params, **dyn, **types)
 
 
 def _recurrent_weight(mod: nn.Module, ctx: ConvertContext) -> tuple[ir.Node, np.ndarray | None]:

@@ -65,7 +65,8 @@ _steps_option = click.option(
 @click.option("--bin-us", type=click.IntRange(min=1), default=1000, show_default=True, help="µs per step (--events).")
 @click.option(
     "--sensor-size", nargs=2, type=click.IntRange(min=1), default=None, metavar="W H",
-    help="Sensor width and height for a flat Input (--events); default: the size the event file records.",
+    help="Sensor width and height (--events): a flat Input's layout; an image Input must match it. "
+    "Default: the size the event file records.",
 )  # fmt: skip
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, path_type=Path),

@@ -184,6 +184,8 @@ class HardwareSpec:
                 text, source = path.read_text(), str(path)
             except OSError as exc:
                 raise HardwareSpecError(f"cannot read hardware spec {str(path)!r}: {exc.strerror}") from None
+            except UnicodeDecodeError:
+                raise HardwareSpecError(f"{path}: not a JSON hardware spec (not UTF-8 text)") from None
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:

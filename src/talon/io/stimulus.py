@@ -8,6 +8,9 @@ Step ``k`` holds the events with ``t_start + k * bin_us <= t < t_start + (k + 1)
 * ``(N,)`` — flattened ``(2, H, W)`` when ``N = 2 * H * W``, flattened ``(H, W)`` when ``N = H * W``
   (``H, W`` from ``sensor_size``, required for this case).
 
+A ``sensor_size`` ``(W, H)`` given with an image Input must match its pixels (``talon simulate
+--events`` passes the size the file records), else ``EventFormatError``.
+
 Counts are float32 (several events of one pixel in one step add up; ``binary=True`` clips to 1).
 Events beyond the last step (when ``n_steps`` is given) are not used; :func:`events_to_stimulus`
 reports how many in ``StimulusInfo.unused_events``.
@@ -32,11 +35,17 @@ class StimulusInfo:
 
 
 def _layout(shape: tuple[int, ...], sensor_size) -> tuple[int, int, bool]:
-    """(height, width, separate polarities) for an Input of ``shape``."""
-    if len(shape) == 3 and shape[0] in (1, 2):
-        return shape[1], shape[2], shape[0] == 2
-    if len(shape) == 2:
-        return shape[0], shape[1], False
+    """(height, width, separate polarities) for an Input of ``shape``; a ``sensor_size`` given with an
+    image Input must be its ``(W, H)``: a recording of another sensor would land in a corner of it."""
+    if len(shape) in (2, 3) and (len(shape) == 2 or shape[0] in (1, 2)):
+        height, width = shape[-2:]
+        if sensor_size is not None and (int(sensor_size[0]), int(sensor_size[1])) != (width, height):
+            raise EventFormatError(
+                f"the recording's sensor is {int(sensor_size[0])}x{int(sensor_size[1])} (width x height) but the "
+                f"Input of shape {list(shape)} takes {width}x{height} pixels: give a recording of that sensor, "
+                "or crop or downsample the events to it first"
+            )
+        return height, width, len(shape) == 3 and shape[0] == 2
     if len(shape) == 1:
         if sensor_size is None:
             raise EventFormatError(
