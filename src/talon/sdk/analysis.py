@@ -209,7 +209,7 @@ def analyze_graph(graph: GraphLike) -> GraphStats:
         lif += isinstance(node, LIF_TYPES)
         affine += isinstance(node, DENSE_TYPES)
         conv += isinstance(node, CONV_TYPES)
-    recurrent = graph.recurrent_mask()  # computed once here: depth, width and the count use it
+    recurrent = totals.recurrent_mask  # computed once, by count_graph: depth, width and the count use it
     depth, width = _depth_and_width(graph, recurrent)
     return GraphStats(
         total_params=totals.total_params,

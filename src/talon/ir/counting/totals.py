@@ -58,6 +58,8 @@ class GraphCounts:
     recurrent_values: int
     """Values buffered on recurrent edges (one per element of each), subgraphs included."""
     recurrent_edges: int
+    recurrent_mask: tuple[bool, ...]
+    """For each edge of the top-level graph, whether it closes a cycle (``Graph.recurrent_mask``)."""
     uncounted: tuple[str, ...]
     """Nodes whose MACs could not be counted (unknown input shape or no rule), counted as 0."""
 
@@ -106,7 +108,8 @@ def count_graph(graph: Graph) -> GraphCounts:
     check_edges(graph)
     layers = tuple(CountedNode(name, node, count_node(node, n_in)) for name, node, n_in in walk(graph))
     counts = [layer.counts for layer in layers]
-    buffered, n_recurrent = _recurrent_buffers(graph)
+    mask = tuple(graph.recurrent_mask())
+    buffered, n_recurrent = _recurrent_buffers(graph, mask)
     return GraphCounts(
         layers=layers,
         total_params=sum(c.params for c in counts),
@@ -120,19 +123,20 @@ def count_graph(graph: Graph) -> GraphCounts:
         peak_output_elements=max((c.output_elements for c in counts), default=0),
         recurrent_values=buffered,
         recurrent_edges=n_recurrent,
+        recurrent_mask=mask,
         uncounted=tuple(layer.name for layer in layers if not layer.counts.counted),
     )
 
 
-def _recurrent_buffers(graph: Graph) -> tuple[int, int]:
-    """(buffered values, edges) over the recurrent edges of the graph and its subgraphs."""
+def _recurrent_buffers(graph: Graph, mask) -> tuple[int, int]:
+    """(buffered values, edges) over the recurrent edges (``mask``) of the graph and its subgraphs."""
     values = edges = 0
-    for i, recurrent in enumerate(graph.recurrent_mask()):
+    for i, recurrent in enumerate(mask):
         if recurrent:
             edges += 1
             values += shape_numel(graph.edge_shape(i))
     for node in graph.nodes.values():
         if isinstance(node, Graph):
-            v, e = _recurrent_buffers(node)
+            v, e = _recurrent_buffers(node, node.recurrent_mask())
             values, edges = values + v, edges + e
     return values, edges
