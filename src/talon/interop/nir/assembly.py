@@ -94,7 +94,7 @@ class Assembler:
     ) -> ir.Graph:
         direct = None if batch_dropped else self._direct(specs, edges)
         if direct is not None:
-            return self._finish(specs, direct)
+            return self._finish(specs, direct, path)
         flattens = [n for n, s in specs.items() if s.offset_possible]
         if len(flattens) <= 6:
             candidates = [set(c) for k in range(len(flattens) + 1) for c in itertools.combinations(flattens, k)]
@@ -152,7 +152,7 @@ class Assembler:
         except (ir.GraphValidationError, ValueError) as exc:
             where = f"{self.where}: subgraph {path!r}" if path else self.where
             raise ir.ConversionError(f"{where}: {exc}") from None
-        return self._finish(specs, graph)
+        return self._finish(specs, graph, path)
 
     def _direct(self, specs: dict[str, Spec], edges: list[tuple[str, str]]) -> ir.Graph | None:
         """The graph of a consistent file in one validation, or None (then the probes above decide).
@@ -173,10 +173,11 @@ class Assembler:
             return None
         return None if self._mismatches(specs, graph) else graph
 
-    def _finish(self, specs: dict[str, Spec], graph: ir.Graph) -> ir.Graph:
+    def _finish(self, specs: dict[str, Spec], graph: ir.Graph, path: str) -> ir.Graph:
         """Records (source values, fixes) and metadata onto the nodes of the assembled graph."""
         for name, spec in specs.items():
             node = graph.nodes[name]
+            self._check_vector_layout(spec, node, self.label(name, path))
             self._source_record(spec, node)
             if spec.record:
                 spec.metadata = merge_record(spec.metadata, spec.record)
@@ -216,6 +217,28 @@ class Assembler:
             if declared is not None and actual is not None and tuple(declared) != tuple(actual):
                 out.append((name, declared, actual, what))
         return out
+
+    @staticmethod
+    def _check_vector_layout(spec: Spec, node: ir.Node, label: str) -> None:
+        """Refuse a neuron parameter whose layout a square layer makes ambiguous.
+
+        NIR gives neuron parameters the layer's shape. A 1-D parameter of length ``C`` on a layer
+        ``[C, ..., C]`` can mean one value per channel (talon's reading of a ``(C,)`` parameter) or,
+        broadcast as numpy and PyTorch do (nirtorch, snnTorch, Norse), one value per position of the
+        last axis: the two give different models, so the file must say which by the full shape."""
+        shape = node.input_shape
+        if not shape or len(shape) < 2 or shape[0] != shape[-1]:
+            return
+        for nir_field, _kind, original in spec.neuron_source.values():
+            if original is not None and original.ndim == 1 and original.size == shape[0] > 1:
+                raise ir.ConversionError(
+                    f"{label} ({spec.nir_type}): {nir_field} has shape {fmt_shape(original.shape)} on a layer of "
+                    f"shape {fmt_shape(shape)}, which reads both as one value per channel (talon) and as one "
+                    "value per position of the last axis (numpy/PyTorch broadcasting, as nirtorch, snnTorch and "
+                    f"Norse run it). Write {nir_field} at the layer's full shape: per channel "
+                    f"np.broadcast_to(p[:, {', '.join(['None'] * (len(shape) - 1))}], {tuple(shape)}), per last-axis "
+                    f"position np.broadcast_to(p, {tuple(shape)})."
+                )
 
     def _source_record(self, spec: Spec, node: ir.Node) -> None:
         """Keep the NIR value of each neuron field that converting back would not reproduce.
