@@ -71,7 +71,7 @@ def _cases(path: Path, other: Path, scratch: Path) -> dict:
         "fingerprint_graph": lambda: sdk.fingerprint_graph(graph),
         "fingerprint_graph(structure)": lambda: sdk.fingerprint_graph(graph, include_weights=False),
         "stamp_graph": lambda: sdk.stamp_graph(graph),
-        "compare_graphs": lambda: sdk.compare_graphs(graph, ir.read(other)),
+        "compare_graphs(graph, other file)": lambda: sdk.compare_graphs(graph, ir.read(other)),
         "find_pattern": lambda: sdk.find_pattern(graph, "Affine->LIF->Skip"),
         "inspect_node": lambda: sdk.inspect_node(graph, last),
         "trace_path": lambda: sdk.trace_path(graph, mid, near),
