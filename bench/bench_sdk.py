@@ -9,9 +9,9 @@ left out when git or that commit is not at hand) — which reads the graph and t
 (ours, before, ours, before, ...), ``REPEATS`` each, and a row gives the medians. CLI commands run
 in-process through click's test runner, so they include reading the file but not start-up.
 
-The section also lists each case's **growth exponent** ``log(t30k / t3k) / log(10)``: 1 is linear;
-Python's dict and list work on a 30,000-node graph misses the caches more than on 3,000 nodes, so a
-linear algorithm measures about 1.1–1.3 here.
+The section also lists each case's **growth exponent** ``log(t30k / t3k) / log(10)``: 1 is linear,
+2 quadratic. It compares two sizes measured minutes apart, so it is only meaningful on an idle
+machine (the ratios, measured interleaved, are less sensitive to load).
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def _cases(path: Path, other: Path, scratch: Path) -> dict:
         "fingerprint_graph": lambda: sdk.fingerprint_graph(graph),
         "fingerprint_graph(structure)": lambda: sdk.fingerprint_graph(graph, include_weights=False),
         "stamp_graph": lambda: sdk.stamp_graph(graph),
-        "compare_graphs": lambda: sdk.compare_graphs(graph, ir.read(other)),
+        "compare_graphs(graph, other file)": lambda: sdk.compare_graphs(graph, ir.read(other)),
         "find_pattern": lambda: sdk.find_pattern(graph, "Affine->LIF->Skip"),
         "inspect_node": lambda: sdk.inspect_node(graph, last),
         "trace_path": lambda: sdk.trace_path(graph, mid, near),

@@ -49,7 +49,7 @@ class _Sink:
     def __init__(self, target=None):
         self.target = target
         self.parts: list[bytes] = []
-        self.update = self.parts.append  # bytes and memoryviews of arrays that are not modified meanwhile
+        self.update = self.parts.append  # bytes pieces (arrays as copies: tobytes)
 
     def large(self, data: memoryview) -> None:
         if self.target is None:
