@@ -16,8 +16,6 @@ another convention than the consumer trains with; the consequence is shown with 
 
 from __future__ import annotations
 
-import contextlib
-import io
 import math
 import warnings
 
@@ -27,18 +25,21 @@ import pytest
 from talon import bridge, ir
 from talon.interop.nir import ResetGradientWarning, from_nir, read_nir, to_nir, write_nir
 
+from .nir_framework_models import (
+    T,
+    quiet,
+    rockpool_model,
+    rockpool_run,
+    sinabs_model,
+    sinabs_run,
+    spikingjelly_model,
+    spikingjelly_run,
+)
+
 torch = pytest.importorskip("torch")
 nir = pytest.importorskip("nir")
 
-T = 30
 TOLERANCE = 1e-5  # of the largest gradient entry: float32 rounding over 30 steps
-
-
-def quiet(fn, *args, **kwargs):
-    """Call a framework function that prints and warns (snnTorch, nirtorch, Sinabs, Rockpool)."""
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return fn(*args, **kwargs)
 
 
 def relative_difference(expected: np.ndarray, got: np.ndarray) -> float:
@@ -152,38 +153,14 @@ def snntorch_recurrent_case() -> Case:
 
 
 def spikingjelly_case() -> Case:
-    pytest.importorskip("spikingjelly.activation_based")
-    from spikingjelly.activation_based import functional, layer, neuron, surrogate
-    from spikingjelly.activation_based.nir_exchange import export_to_nir, import_from_nir
+    from spikingjelly.activation_based import neuron, surrogate
 
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(
-        layer.Linear(6, 12), neuron.CUBALIFNode(c_decay=0.5, v_decay=0.75, v_threshold=0.5),
-        layer.Linear(12, 8), neuron.IFNode(v_threshold=1.0),
-        layer.Linear(8, 4), neuron.LIFNode(tau=2.0, decay_input=False, v_threshold=0.8),
-    )  # fmt: skip
-    with torch.no_grad():
-        net[2].weight.mul_(3.0)
-        net[4].weight.mul_(5.0)
-    x = np.random.default_rng(1).normal(1.0, 2.5, (T, 3, 6)).astype(np.float32)
-    weights = torch.linspace(0.5, 2.0, 4)
-    exported = quiet(export_to_nir, net, torch.from_numpy(x[0]), dt=1e-4)
-    module = quiet(import_from_nir, exported, dt=1e-4)
+    x, weights, exported, module = spikingjelly_model()
     for child in module.modules():
         if isinstance(child, neuron.BaseNode):
             assert child.detach_reset is False  # the importer's (BaseNode's default)
             child.surrogate_function = surrogate.ATan(alpha=2.0)  # talon's surrogate
-    functional.reset_net(module)
-    outs, state = [], None
-    for t in range(T):
-        y = module(torch.from_numpy(x[t]), state) if state is not None else module(torch.from_numpy(x[t]))
-        if isinstance(y, tuple):
-            y, state = y
-        outs.append(y)
-    out = torch.stack(outs)
-    (out * weights).sum().backward()
-    parameters = dict(module.named_parameters())
-    grads = {name: parameters[f"{name}.weight"].grad.numpy() for name in ("_0", "_2", "_4")}
+    out, grads = spikingjelly_run(module, x, weights)
     return Case(from_nir(exported, producer="spikingjelly"), x, weights, out, grads)
 
 
@@ -191,36 +168,14 @@ def spikingjelly_case() -> Case:
 
 
 def sinabs_case() -> Case:
-    sl = pytest.importorskip("sinabs.layers")
-    sinabs_nir = pytest.importorskip("sinabs.nir")
+    x, weights, exported, module = sinabs_model()
     from sinabs.activation import MembraneSubtract, MultiSpike
 
-    batch = 2
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(
-        torch.nn.Linear(6, 10), sl.IAFSqueeze(batch_size=batch, min_v_mem=-1.0),
-        torch.nn.Linear(10, 4),
-        sl.LIFSqueeze(tau_mem=torch.tensor([3.0, 7.5, 20.0, 1.7]), batch_size=batch, norm_input=False,
-                      spike_threshold=torch.full((4,), 0.8)),
-    )  # fmt: skip
-    with torch.no_grad():
-        for child in net.modules():
-            if isinstance(child, torch.nn.Linear):
-                child.weight.mul_(3.0)  # several spikes per step
-    x = (np.random.default_rng(1).random((T, batch, 6)) * 2.0 - 0.4).astype(np.float32)
-    weights = torch.linspace(0.5, 2.0, 4)
-    exported = sinabs_nir.to_nir(net, torch.zeros(batch, 6))
-    module = quiet(sinabs_nir.from_nir, exported, batch_size=batch)
     for child in module.modules():
         if hasattr(child, "surrogate_grad_fn"):
             assert isinstance(child.reset_fn, MembraneSubtract) and child.spike_fn is MultiSpike
             child.surrogate_grad_fn = lambda v, theta: atan_surrogate(v - theta)  # talon's surrogate
-    y = quiet(module, torch.from_numpy(x).transpose(0, 1).reshape(batch * T, 6))
-    out = (y[0] if isinstance(y, tuple) else y).reshape(batch, T, 4).transpose(0, 1)
-    (out * weights).sum().backward()
-    assert (out > 1).any(), "Sinabs never fires several spikes per step"
-    parameters = dict(module.named_parameters())
-    grads = {name: parameters[f"{name}.weight"].grad.numpy() for name in ("0", "2")}
+    out, grads = sinabs_run(module, x, weights)
     return Case(from_nir(exported, producer="sinabs"), x, weights, out, grads)
 
 
@@ -243,32 +198,13 @@ class _AtanSpikeCount(torch.autograd.Function):
 
 
 def rockpool_case(tmp_path_factory) -> Case:
-    pytest.importorskip("rockpool")
-    from rockpool.nn.combinators import Sequential
-    from rockpool.nn.modules import LIFTorch, LinearTorch
-    from rockpool.nn.modules.torch.nir import from_nir as rockpool_from_nir
-    from rockpool.nn.modules.torch.nir import to_nir as rockpool_to_nir
+    x, weights, path, module = rockpool_model(tmp_path_factory.mktemp("rockpool"))
+    from rockpool.nn.modules import LIFTorch
 
-    torch.manual_seed(1)
-    layers = [LinearTorch((4, 6)), LIFTorch(6, tau_mem=0.02, tau_syn=0.01, threshold=1.0),
-              LinearTorch((6, 3)), LIFTorch(3, tau_mem=0.01, tau_syn=0.004)]  # fmt: skip
-    with torch.no_grad():
-        for layer in layers[::2]:
-            layer.weight.mul_(3.0)
-    x = (np.random.default_rng(1).random((T, 2, 4)) * 2 - 0.3).astype(np.float32)
-    weights = torch.linspace(0.5, 2.0, 3)
-    path = tmp_path_factory.mktemp("rockpool") / "rockpool.nir"
-    nir.write(path, rockpool_to_nir(Sequential(*layers)))
-    module = quiet(rockpool_from_nir, nir.read(path, type_check=False))  # its own batch-axis Input needs this
     for child in module.modules():
         if isinstance(child, LIFTorch):
             child.spike_generation_fn = _AtanSpikeCount.apply
-    y = quiet(module, torch.from_numpy(np.ascontiguousarray(x.transpose(1, 0, 2))))
-    out = (y[0] if isinstance(y, tuple) else y).transpose(0, 1)
-    (out * weights).sum().backward()
-    assert (out > 1).any(), "Rockpool never fires several spikes per step"
-    parameters = dict(module.named_parameters())
-    grads = {name: parameters[f"{name}.weight"].grad.numpy().T for name in ("0_LinearTorch", "2_LinearTorch")}
+    out, grads = rockpool_run(module, x, weights)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # its batch axis (test_nir_profile_rockpool.py)
         graph = read_nir(path, type_check=False, producer="rockpool")

@@ -22,12 +22,19 @@ import pytest
 from talon import bridge, ir
 from talon.interop.nir import SurrogateWarning, from_nir, read_nir, to_nir
 
-from .test_nir_reset_gradient_frameworks import Case, quiet, relative_difference
+from .nir_framework_models import (
+    rockpool_model,
+    rockpool_run,
+    sinabs_model,
+    sinabs_run,
+    spikingjelly_model,
+    spikingjelly_run,
+)
+from .test_nir_reset_gradient_frameworks import Case, relative_difference
 
 torch = pytest.importorskip("torch")
 nir = pytest.importorskip("nir")
 
-T = 30
 TOLERANCE = 1e-5  # of the largest gradient entry: float32 rounding over 30 steps
 DEFAULT = ir.DEFAULT_SURROGATE
 
@@ -42,36 +49,12 @@ def _read(read, *args, **kwargs) -> ir.Graph:
 
 
 def spikingjelly_case() -> Case:
-    pytest.importorskip("spikingjelly.activation_based")
-    from spikingjelly.activation_based import functional, layer, neuron, surrogate
-    from spikingjelly.activation_based.nir_exchange import export_to_nir, import_from_nir
+    from spikingjelly.activation_based import neuron, surrogate
 
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(
-        layer.Linear(6, 12), neuron.CUBALIFNode(c_decay=0.5, v_decay=0.75, v_threshold=0.5),
-        layer.Linear(12, 8), neuron.IFNode(v_threshold=1.0),
-        layer.Linear(8, 4), neuron.LIFNode(tau=2.0, decay_input=False, v_threshold=0.8),
-    )  # fmt: skip
-    with torch.no_grad():
-        net[2].weight.mul_(3.0)
-        net[4].weight.mul_(5.0)
-    x = np.random.default_rng(1).normal(1.0, 2.5, (T, 3, 6)).astype(np.float32)
-    weights = torch.linspace(0.5, 2.0, 4)
-    exported = quiet(export_to_nir, net, torch.from_numpy(x[0]), dt=1e-4)
-    module = quiet(import_from_nir, exported, dt=1e-4)  # nothing overridden: its importer's surrogates
+    x, weights, exported, module = spikingjelly_model()  # nothing overridden: its importer's surrogates
     kinds = [type(c.surrogate_function) for c in module.modules() if isinstance(c, neuron.BaseNode)]
     assert kinds == [surrogate.Rect, surrogate.Sigmoid, surrogate.Sigmoid]
-    functional.reset_net(module)
-    outs, state = [], None
-    for t in range(T):
-        y = module(torch.from_numpy(x[t]), state) if state is not None else module(torch.from_numpy(x[t]))
-        if isinstance(y, tuple):
-            y, state = y
-        outs.append(y)
-    out = torch.stack(outs)
-    (out * weights).sum().backward()
-    parameters = dict(module.named_parameters())
-    grads = {name: parameters[f"{name}.weight"].grad.numpy() for name in ("_0", "_2", "_4")}
+    out, grads = spikingjelly_run(module, x, weights)
     graph = _read(from_nir, exported, producer="spikingjelly")
     assert [graph.nodes[n].surrogate for n in ("_1", "_3", "_5")] == [
         "boxcar(width=1.0, height=1.0)", "logistic(alpha=4.0)", "logistic(alpha=4.0)"
@@ -80,34 +63,12 @@ def spikingjelly_case() -> Case:
 
 
 def sinabs_case() -> Case:
-    sl = pytest.importorskip("sinabs.layers")
-    sinabs_nir = pytest.importorskip("sinabs.nir")
+    x, weights, exported, module = sinabs_model()
     from sinabs.activation import SingleExponential
 
-    batch = 2
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(
-        torch.nn.Linear(6, 10), sl.IAFSqueeze(batch_size=batch, min_v_mem=-1.0),
-        torch.nn.Linear(10, 4),
-        sl.LIFSqueeze(tau_mem=torch.tensor([3.0, 7.5, 20.0, 1.7]), batch_size=batch, norm_input=False,
-                      spike_threshold=torch.full((4,), 0.8)),
-    )  # fmt: skip
-    with torch.no_grad():
-        for child in net.modules():
-            if isinstance(child, torch.nn.Linear):
-                child.weight.mul_(3.0)  # several spikes per step
-    x = (np.random.default_rng(1).random((T, batch, 6)) * 2.0 - 0.4).astype(np.float32)
-    weights = torch.linspace(0.5, 2.0, 4)
-    exported = sinabs_nir.to_nir(net, torch.zeros(batch, 6))
-    module = quiet(sinabs_nir.from_nir, exported, batch_size=batch)
     kinds = [c.surrogate_grad_fn for c in module.modules() if hasattr(c, "surrogate_grad_fn")]
     assert kinds == [SingleExponential(), SingleExponential()]
-    y = quiet(module, torch.from_numpy(x).transpose(0, 1).reshape(batch * T, 6))
-    out = (y[0] if isinstance(y, tuple) else y).reshape(batch, T, 4).transpose(0, 1)
-    (out * weights).sum().backward()
-    assert (out > 1).any(), "Sinabs never fires several spikes per step"
-    parameters = dict(module.named_parameters())
-    grads = {name: parameters[f"{name}.weight"].grad.numpy() for name in ("0", "2")}
+    out, grads = sinabs_run(module, x, weights)
     graph = _read(from_nir, exported, producer="sinabs")
     surrogates = [n.surrogate for n in graph.nodes.values() if isinstance(n, (ir.IF, ir.LIF))]
     width = float(np.float32(0.8)) * 0.5  # Sinabs' grad_width 0.5 of the float32 threshold
@@ -116,31 +77,12 @@ def sinabs_case() -> Case:
 
 
 def rockpool_case(tmp_path_factory) -> Case:
-    pytest.importorskip("rockpool")
-    from rockpool.nn.combinators import Sequential
-    from rockpool.nn.modules import LIFTorch, LinearTorch
-    from rockpool.nn.modules.torch.nir import from_nir as rockpool_from_nir
-    from rockpool.nn.modules.torch.nir import to_nir as rockpool_to_nir
+    x, weights, path, module = rockpool_model(tmp_path_factory.mktemp("rockpool"), second_threshold=0.7)
+    from rockpool.nn.modules import LIFTorch
 
-    torch.manual_seed(1)
-    layers = [LinearTorch((4, 6)), LIFTorch(6, tau_mem=0.02, tau_syn=0.01, threshold=1.0),
-              LinearTorch((6, 3)), LIFTorch(3, tau_mem=0.01, tau_syn=0.004, threshold=0.7)]  # fmt: skip
-    with torch.no_grad():
-        for layer in layers[::2]:
-            layer.weight.mul_(3.0)
-    x = (np.random.default_rng(1).random((T, 2, 4)) * 2 - 0.3).astype(np.float32)
-    weights = torch.linspace(0.5, 2.0, 3)
-    path = tmp_path_factory.mktemp("rockpool") / "rockpool.nir"
-    nir.write(path, rockpool_to_nir(Sequential(*layers)))
-    module = quiet(rockpool_from_nir, nir.read(path, type_check=False))  # its own batch-axis Input needs this
     lifs = [c for c in module.modules() if isinstance(c, LIFTorch)]
     assert [float(c.learning_window) for c in lifs] == [0.5, 0.5]  # StepPWL's window, its default
-    y = quiet(module, torch.from_numpy(np.ascontiguousarray(x.transpose(1, 0, 2))))
-    out = (y[0] if isinstance(y, tuple) else y).transpose(0, 1)
-    (out * weights).sum().backward()
-    assert (out > 1).any(), "Rockpool never fires several spikes per step"
-    parameters = dict(module.named_parameters())
-    grads = {name: parameters[f"{name}.weight"].grad.numpy().T for name in ("0_LinearTorch", "2_LinearTorch")}
+    out, grads = rockpool_run(module, x, weights)
     graph = _read(read_nir, path, type_check=False, producer="rockpool")  # (also warns of its batch axis)
     surrogates = [n.surrogate for n in graph.nodes.values() if isinstance(n, ir.CubaLIF)]
     theta = float(np.float32(0.7))
