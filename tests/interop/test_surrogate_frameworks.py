@@ -95,6 +95,14 @@ def test_engines_reproduce_snntorch_surrogates():
         graph = bridge.to_ir(model, torch.from_numpy(xs[0]))
     assert [n.surrogate for n in _spiking(graph)] == ["superspike(k=10.0)", "sigmoid(slope=5.0)", "straight_through"]
 
+    _check_snntorch_sequential(model, graph, xs)
+
+
+def _check_snntorch_sequential(model, graph, xs) -> None:
+    """snnTorch's weight gradients of a weighted spike count of a Linear/Leaky ×3 ``Sequential`` (its
+    output layer fires) against both engines' on ``graph``."""
+    import snntorch.utils
+
     weights = np.arange(1.0, 5.0, dtype=np.float32)
     snntorch.utils.reset(model)
     out = torch.stack([model(x) for x in torch.from_numpy(xs)])
@@ -125,13 +133,7 @@ def test_engines_reproduce_snntorch_other_surrogates():
         "spike_rate_escape(beta=2.0, slope=3.0)", "sparse_fast_sigmoid(k=4.0, b=-0.5)", "triangle_slope(threshold=0.3)"
     ]  # fmt: skip
 
-    weights = np.arange(1.0, 5.0, dtype=np.float32)
-    snntorch.utils.reset(model)
-    out = torch.stack([model(x) for x in torch.from_numpy(xs)])
-    (out * torch.from_numpy(weights)).sum().backward()
-    _fires(out.detach(), "snnTorch's output layer")
-    keys = {"0": "0", "2": "2", "4": "4"}
-    _check({k: model[int(k)].weight.grad.numpy() for k in keys}, graph, xs, weights, keys)
+    _check_snntorch_sequential(model, graph, xs)
 
 
 # ---- Norse -------------------------------------------------------------------------------------
