@@ -80,6 +80,25 @@ def test_an_input_that_is_not_a_real_array_is_named(engine, value, error, messag
         engine.run(engine.params, value)
 
 
+def test_arguments_in_the_torch_executors_order_or_a_missing_state_are_named(engine, x):
+    """``step(params, x, state)`` / ``run(params, state, x)`` (the PyTorch executor's ``(x, state)``
+    order) and ``step(params, None, x)`` (the PyTorch executor's start) say what the calls are."""
+    state = engine.init_state(2)
+    order = r"got a state \(a dict of 'nodes' and 'edges'\) where the input x goes: the calls are step\(params, state"
+    with pytest.raises(TypeError, match=r"JaxGraph.step " + order):
+        engine.step(engine.params, x[0], state)
+    with pytest.raises(TypeError, match=r"JaxGraph.run " + order):
+        engine.run(engine.params, state, x)
+    engine.run(engine.params, x)  # a remembered call is not repeated on a state
+    with pytest.raises(TypeError, match=r"JaxGraph.run " + order):
+        engine.run(engine.params, state)
+    for start, shown in ((None, "None"), ({}, "an empty dict")):
+        with pytest.raises(TypeError, match=rf"JaxGraph.step got {shown} as the state: pass model.init_state"):
+            engine.step(engine.params, start, x[0])
+    y, _ = engine.step(engine.params, state, x[0])
+    assert np.array_equal(y, engine.run(engine.params, x[:1])[0][0])
+
+
 def test_a_path_is_not_a_graph():
     with pytest.raises(TypeError, match=r"JaxGraph expects a talon.ir.Graph, got str; read a .t1c file"):
         JaxGraph("model.t1c")

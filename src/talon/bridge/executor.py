@@ -11,6 +11,7 @@ value. Calls:
 * ``out, state = executor(x, state)`` — one timestep, state ``{}``/``None`` at the start
   (``return_state=True``); ``state`` maps each stateful node to its state (membrane ``v``, or
   ``(v, i)`` for current-based neurons) and carries the recurrent-edge values in ``state.edges``;
+  built with ``return_state=False`` it refuses a state (``out, state = ...`` would split the output);
 * ``outs, state = executor.run_sequence(xs)`` — time-major ``[T, B, ...]`` input; in an acyclic
   graph each node runs through all timesteps before the next (the neurons in one loop, a Linear
   as one product per step into one output), bit for bit what stepping computes
@@ -87,6 +88,24 @@ def _merges_inputs(module: nn.Module) -> bool:
     return isinstance(module, (SkipModule, ConcatModule)) or getattr(module, "_merges_inputs", False)
 
 
+def _state_refused(executor: GraphExecutor, state: Any) -> str:
+    """Why a call with a state is refused by an executor built with ``return_state=False``: it
+    returns only the output, which ``out, state = executor(x, state)`` would split along its first
+    axis (its batch rows, or a cyclic executor's per-step list) without an error."""
+    given = "None" if state is None else f"a {type(state).__name__} of {len(state)} node(s)"
+    if isinstance(executor, CyclicGraphExecutor):
+        build = "CyclicGraphExecutor(modules, edges, ..., return_state=True)"
+        rest = "call executor(x) to run from rest"
+    else:
+        build = "ir_to_torch(graph, return_state=True) or GraphExecutor(modules, edges, return_state=True)"
+        rest = "call executor(x) for one step from rest, or executor.step(x, state=state) for (outputs, state)"
+    return (
+        f"this {type(executor).__name__} was built with return_state=False and was called with a state ({given}): "
+        "it returns only the output, so `out, state = executor(x, state)` would split the output into 'out' and "
+        f"'state'. To carry the state, build it with {build} (or set executor.return_state = True); else {rest}"
+    )
+
+
 class GraphExecutor(nn.Module):
     """Executes a graph of modules; see the module docstring for the call conventions.
 
@@ -127,6 +146,12 @@ class GraphExecutor(nn.Module):
         self._attr: dict[str, str] = {}
         taken: set[str] = set()
         for name in names:
+            if isinstance(modules.get(name), GraphExecutor) and not modules[name].return_state:
+                raise ValueError(
+                    f"node {name!r} is a {type(modules[name]).__name__} built with return_state=False; as a node of "
+                    "another executor it must return its state for the outer executor to carry: build it with "
+                    "return_state=True (or set its return_state = True)"
+                )
             attr = _attr_name(name, taken)
             self._attr[name] = attr
             self.add_module(attr, modules.get(name, nn.Identity()))
@@ -283,6 +308,8 @@ class GraphExecutor(nn.Module):
     def _split_args(self, args: tuple) -> tuple[tuple[torch.Tensor, ...], Mapping | None]:
         n = len(self.input_nodes)
         if len(args) == n + 1 and (args[-1] is None or isinstance(args[-1], Mapping)):
+            if not self.return_state:
+                raise TypeError(_state_refused(self, args[-1]))
             return args[:n], args[-1]
         if len(args) != n:
             raise TypeError(

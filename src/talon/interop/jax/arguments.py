@@ -96,6 +96,24 @@ def check_state(state: Any, want: Any, batch: int, dtype: np.dtype) -> None:
             raise TypeError(f"{where} is {shown}, but this engine runs {dtype}; {hint} (or cast it to {dtype})")
 
 
+CALLS = "step(params, state, x) and run(params, x, state=None)"
+
+
+def check_call(call: str, x: Any, input_names: list[str], state: Any = (), needs_state: bool = False) -> None:
+    """Refuse, before anything else, arguments in another order than :data:`CALLS` (a state where
+    the input goes) and a missing state for ``step`` (which, unlike ``run``, has no default)."""
+    if isinstance(x, Mapping) and set(x) == {"nodes", "edges"} and set(x) != set(input_names):
+        raise TypeError(
+            f"JaxGraph.{call} got a state (a dict of 'nodes' and 'edges') where the input x goes: the calls are {CALLS}"
+        )
+    if needs_state and (state is None or (isinstance(state, Mapping) and not state)):
+        raise TypeError(
+            f"JaxGraph.step got {'None' if state is None else 'an empty dict'} as the state: pass "
+            "model.init_state(batch_size) at t = 0, then the state step returned (run(params, x) starts from "
+            "init_state by itself)"
+        )
+
+
 def as_input(name: str, value: Any, dtype: np.dtype) -> jax.Array:
     """Input ``name`` as a jax array of ``dtype``; refuses what is not a real numeric array."""
     if isinstance(value, jax.Array) and value.dtype == dtype:

@@ -73,7 +73,7 @@ from ... import ir
 from ...ir.coefficients import check_coefficients_fit
 from ...ir.errors import UnsupportedModuleError
 from . import layers
-from .arguments import as_input, check_params, check_state
+from .arguments import as_input, check_call, check_params, check_state
 from .call_cache import PreparedCalls, on_cpu
 from .channels_last import arrive, channels_last_paths, coefficient_axes, to_first, to_first_on_host, to_last
 from .deferred import deferred_updates
@@ -214,6 +214,7 @@ class JaxGraph(WholeSequenceSchedules):
         Returns ``(y, new_state)``; ``y`` is an array, or a dict by Output name when the graph
         has several outputs.
         """
+        check_call("step", x, self.input_names, state, needs_state=True)
         inputs = self._inputs(x, time=False)
         batch = next(iter(inputs.values())).shape[0]
         self._check_state(state, batch)
@@ -245,6 +246,7 @@ class JaxGraph(WholeSequenceSchedules):
         spread, state, inputs), (record, mode, state_inside, host))`` (see :meth:`_run`)."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        check_call("run", x, self.input_names)
         inputs = self._inputs(x, time=True)
         batch = next(iter(inputs.values())).shape[1]
         (slim, moved, spread), params_on_cpu = self._prepared(params, batch)
