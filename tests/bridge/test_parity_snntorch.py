@@ -267,6 +267,53 @@ def test_refusals_name_the_module():
         find_converter(broken)(broken, ConvertContext("rsyn", (4,), (4,)))
 
 
+def test_lstm_and_rnn_layers_are_refused_naming_the_users_module():
+    """SLSTM, SConv2dLSTM and LeakyParallel wrap an nn.LSTMCell / nn.RNN, which no IR primitive states;
+    the refusal names the user's module, not the inner cell that tracing into it would name."""
+    from talon.ir import UnsupportedModuleError
+
+    class Net(nn.Module):
+        def __init__(self, explicit_state: bool):
+            super().__init__()
+            self.fc = nn.Linear(4, 8)
+            self.lstm = snn.SLSTM(8, 6, init_hidden=not explicit_state)
+            self.explicit_state = explicit_state
+
+        def forward(self, x):
+            if not self.explicit_state:
+                return self.lstm(self.fc(x))
+            syn, mem = self.lstm.init_slstm()
+            spk, syn, mem = self.lstm(self.fc(x), syn, mem)
+            return spk
+
+    class ConvNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 2, 3, padding=1)
+            self.lstm = snn.SConv2dLSTM(2, 4, 3, init_hidden=True)
+
+        def forward(self, x):
+            return self.lstm(self.conv(x))
+
+    in_sequential = nn.Sequential(nn.Linear(4, 8), snn.SLSTM(8, 6, init_hidden=True))
+    parallel = nn.Sequential(nn.Linear(4, 8), snn.LeakyParallel(8, 6))
+    cases = [
+        (Net(False), torch.rand(1, 4), "module 'lstm': snnTorch SLSTM is not exported: it computes an LSTM cell"),
+        (Net(True), torch.rand(1, 4), "module 'lstm': snnTorch SLSTM is not exported"),
+        (in_sequential, torch.rand(1, 4), "module '1': snnTorch SLSTM"),
+        (ConvNet(), torch.rand(1, 1, 6, 6), "module 'lstm': snnTorch SConv2dLSTM is not exported"),
+        (parallel, torch.rand(3, 1, 4), "module '1': snnTorch LeakyParallel"),
+    ]
+    for model, x, message in cases:
+        with pytest.raises(UnsupportedModuleError, match=message) as error:
+            bridge.to_ir(model, x)
+        assert "lstm_cell" not in str(error.value) and "'1.rnn'" not in str(error.value)
+        assert "custom_map={" in str(error.value)
+    readout = ir.Affine(np.ones((6, 8), np.float32), np.zeros(6, np.float32))  # custom_map still decides
+    graph = bridge.to_ir(in_sequential, torch.rand(1, 4), custom_map={snn.SLSTM: lambda module: readout})
+    assert [type(n).__name__ for n in graph.nodes.values()] == ["Input", "Affine", "Affine", "Output"]
+
+
 def test_immediate_subtraction_keeps_the_snntorch_order_of_operations():
     """snnTorch's reset_delay=False misses spikes for inputs above 2θ; the export reproduces that."""
 

@@ -22,7 +22,8 @@ every neuron becomes an IF node (in an RLeaky with a recurrent bias, a LIF at ``
 is its constant drive); a per-neuron β (or a Synaptic α) at the clamp 1 next to leaky neurons is
 written ``tau = r = 2**30`` (``1 - 2**-30`` rounds to 1.0 in float32, as for Spyx).
 Lapicque and Alpha neurons, graded spikes ≠ 1, inhibition and state quantization are refused
-with a ConversionError.
+with a ConversionError; SLSTM, SConv2dLSTM and LeakyParallel (an LSTM cell, an ``nn.RNN``: no IR
+primitive states them) with an UnsupportedModuleError naming the module.
 
 ``reset_delay=False`` with subtraction: snnTorch takes the spike from ``β·m + x - r·θ`` (its
 delayed reset applied first, then undone), so when the post-reset membrane stays above θ (input >
@@ -49,7 +50,7 @@ import torch
 from torch import nn
 
 from talon import ir
-from talon.ir.errors import ConversionError
+from talon.ir.errors import ConversionError, UnsupportedModuleError
 
 from .convert import ConvertContext, array, one_layout, per_neuron, register_converter
 
@@ -317,6 +318,26 @@ def _refused(mod, ctx):
         f"module {ctx.path!r}: snnTorch {type(mod).__name__} is not exported: its update ({update}) "
         "is not computed in the order of a TALON IR neuron, so the result would not be bit-exact; "
         f"use Leaky/Synaptic, or pass custom_map={{{type(mod).__name__}: fn}}"
+    )
+
+
+_NO_PRIMITIVE = {
+    snn.SLSTM: "an LSTM cell (sigmoid and tanh gates multiplying the cell state)",
+    snn.SConv2dLSTM: "a convolutional LSTM cell (sigmoid and tanh gates multiplying the cell state)",
+    snn.LeakyParallel: "an nn.RNN with a ReLU recurrence run over the whole sequence in one call, without reset",
+}
+
+
+@register_converter(*_NO_PRIMITIVE)
+def _no_primitive(mod, ctx):
+    """Refuse, naming the user's module, a layer whose update is not a TALON IR neuron (rather than
+    the error naming its inner ``lstm_cell`` / ``rnn`` that tracing into it gives)."""
+    name = type(mod).__name__
+    raise UnsupportedModuleError(
+        f"module {ctx.path!r}: snnTorch {name} is not exported: it computes {_NO_PRIMITIVE[type(mod)]}, which no "
+        "TALON IR primitive states (the IR's neurons are LIF, IF, LI, CubaLIF and CubaLI). Use the layers that "
+        f"export exactly (Leaky, Synaptic, RLeaky, RSynaptic), or pass custom_map={{{name}: fn}} to to_ir, where "
+        "fn(module) returns an ir.Node"
     )
 
 
