@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from talon import ir, sdk
-from talon.backend import get_backend
+from talon.backend import BackendError, get_backend
 from talon.backend.cpu.formats.fixed_point import quantize_symmetric
 from talon.cli import main
 
@@ -67,6 +67,41 @@ def test_fixed_point_datapath_refuses_a_nan_bias_of_a_lowered_program():
     calibration, _ = calibrate(program, {"input": INPUTS})
     with pytest.raises(ir.NonFiniteParameterError, match="fixed-point datapath refuses node 'fc2': bias"):
         Engine(program, CompileConfig.coerce(None, "int8"), calibration)
+
+
+def _overflowing(kind: str) -> ir.Graph:
+    """Finite parameters whose fp32 run overflows: an LI with tau = 0.1 step (beta = -9: |v| grows ~9x a
+    step), or two Affines of 1e20 (their product passes float32's range) before a third."""
+    from talon.examples import chain
+
+    if kind == "state":
+        return chain((3,), ("li", ir.LI(tau=np.full(3, 0.1), r=np.ones(3), v_leak=np.zeros(3))))
+    w, b = np.full((3, 3), 1e20, np.float32), np.zeros(3, np.float32)
+    eye = np.eye(3, dtype=np.float32)
+    return chain((3,), ("fc1", ir.Affine(w, b)), ("fc2", ir.Affine(w, b)), ("fc3", ir.Affine(eye, b)))
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("state", r"node 'li': its membrane v reached (inf|nan)"),
+        ("input", r"node 'fc3': its summed input's .* reached inf"),
+    ],
+)
+def test_fixed_point_scales_refuse_a_calibration_range_that_overflowed(kind, message):
+    """A non-finite calibrated range has no scale: NaN used to pass ``amax > 0`` as "no range" (scale 1)
+    and inf gave scale inf, so the int8 run computed NaN; now the node is named."""
+    from talon.backend.cpu.formats.fixed_point import check_range
+
+    x = np.random.default_rng(0).random((60, 2, 3)).astype(np.float32) + 0.5
+    with (
+        pytest.raises(BackendError, match=message + r" in the fp32 calibration run, so it has no fixed-point scale"),
+        np.errstate(all="ignore"),
+    ):
+        get_backend("cpu").simulate(_overflowing(kind), x, precision="int8")
+    with pytest.raises(BackendError, match=r"node 'n': its input reached nan"):
+        check_range(float("nan"), "n", "its input")
+    assert check_range(0.0, "n", "its input") == 0.0
 
 
 def test_fpga_validation_refuses_nan_weights():

@@ -9,7 +9,7 @@ Reading needs only h5py; ``to_nir`` / ``write_nir`` and ``nir.NIRGraph`` inputs 
 package (talon's ``nir`` extra). torch and jax are never imported.
 """
 
-from ._common import DEFAULT_DT, LossyConversionWarning, MissingDtWarning, NIRFormatError
+from ._common import DEFAULT_DT, LossyConversionWarning, MissingDtWarning, NIRFormatError, ShortTimeConstantWarning
 from .exporter import NIRCompatibilityWarning, to_nir, write_nir
 from .importer import from_nir, read_nir
 from .profiles import PROFILES
@@ -24,6 +24,7 @@ __all__ = [
     "NIRCompatibilityWarning",
     "NIRFormatError",
     "ResetGradientWarning",
+    "ShortTimeConstantWarning",
     "SurrogateWarning",
     "from_nir",
     "read_nir",

@@ -22,6 +22,10 @@ class MissingDtWarning(UserWarning):
     """A NIR file records no ``dt`` and none was passed: its time constants were converted with an assumed one."""
 
 
+class ShortTimeConstantWarning(UserWarning):
+    """A time constant read from NIR is shorter than one step at the ``dt`` used: ``beta = 1 - dt/tau < 0``."""
+
+
 class LossyConversionWarning(UserWarning):
     """``to_nir(..., lossy=True)`` changed the behaviour of at least one node (listed in the message)."""
 

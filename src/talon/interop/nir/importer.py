@@ -265,6 +265,7 @@ def import_graph(
             fresh["dt"] = framework_dt
     graph = surrogate_conventions.apply(graph, profile.name, profile.version, surrogate, stacklevel=4)
     graph.metadata = merge_record(graph.metadata, fresh)
+    units.warn_short_time_constants(graph, fresh["dt"], where, stacklevel=4)
     ir.warn_non_finite(graph, where, stacklevel=4)  # readable and lintable; engines refuse it
     return graph
 

@@ -19,11 +19,15 @@ inverses, so the callers keep the value they started from (see ``importer`` / ``
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numpy as np
 
-from ._common import NIRFormatError, float_dtype
+from talon import ir
+from talon.ir.graph import walk
+
+from ._common import NIRFormatError, ShortTimeConstantWarning, float_dtype
 
 SAME, TIME, RATE = "same", "time", "rate"
 
@@ -83,6 +87,36 @@ def to_nir(values, kind: str, dt: float) -> np.ndarray:
     if kind == RATE:
         return _scaled(values, dt, np.divide)
     return np.asarray(values)
+
+
+TIME_CONSTANTS = ("tau", "tau_syn", "tau_mem")  # in timesteps once converted
+
+
+def warn_short_time_constants(graph: ir.Graph, dt: float, where: str, stacklevel: int) -> None:
+    """Warn (:class:`ShortTimeConstantWarning`) naming every node whose time constant is below one
+    step at ``dt``: forward Euler with a step longer than ``tau`` gives ``beta = 1 - dt/tau < 0``, a
+    state that flips sign every step and, for ``dt > 2 tau``, grows without bound (overflowing to
+    inf / NaN in a long run). The conversion itself is exact; the usual cause is a wrong ``dt``."""
+    short = []
+    for path, node, _ in walk(graph):
+        for name in TIME_CONSTANTS:
+            tau = getattr(node, name, None)
+            if tau is None:
+                continue
+            tau = np.asarray(tau, np.float64)
+            below = tau[np.isfinite(tau) & (tau < 1)]
+            if below.size:
+                t = float(below.min())
+                short.append(f"{path!r} {name} = {t * dt:.4g} s = {t:.4g} steps (beta = {1 - 1 / t:.4g})")
+    if short:
+        warnings.warn(
+            f"{where}: at dt={dt!r} s these time constants are shorter than one step: {'; '.join(short)}. Forward "
+            "Euler with dt > tau flips the state's sign every step and, with dt > 2 tau, grows it without bound "
+            "(lint: TAU_BELOW_ONE_STEP). Pass the dt the model was run at (dt=, seconds per step); it must not "
+            "exceed the shortest time constant",
+            ShortTimeConstantWarning,
+            stacklevel=stacklevel,
+        )
 
 
 MAX_DELAY_STEPS = 1 << 53  # delays are whole steps exactly representable as float64

@@ -202,6 +202,22 @@ def _quantize_dyadic(x, factor, bound, out):
     return saturated, rounded
 
 
+def check_range(amax: float, where: str, what: str) -> float:
+    """``amax`` (a calibrated ``max |x|``), refused naming the node when it is NaN or infinite: no
+    scale ``amax / qmax`` exists for it (NaN would pass ``amax > 0`` as "no range" and give scale 1,
+    inf a scale of inf, and every rescale downstream NaN)."""
+    from ...errors import BackendError
+
+    if not np.isfinite(amax):
+        raise BackendError(
+            f"node {where!r}: {what} reached {amax} in the fp32 calibration run, so it has no fixed-point scale. "
+            "The float model overflows there: check the node and those before it (a time constant below one "
+            "step, beta = 1 - 1/tau < 0, makes a state grow without bound; `talon lint` names it) and the "
+            "calibration inputs (they must be finite)"
+        )
+    return amax
+
+
 def check_int(bound: float, where: str, what: str) -> None:
     """Refuse a datapath whose intermediates could overflow int64."""
     from ...errors import BackendError

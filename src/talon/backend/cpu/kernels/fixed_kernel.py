@@ -13,7 +13,7 @@ import numpy as np
 from talon import ir
 
 from ...config import FixedPointSpec
-from ..formats.fixed_point import Multiplier, QFormat, check_int, qmax, saturate
+from ..formats.fixed_point import Multiplier, QFormat, check_int, check_range, qmax, saturate
 from ..lowering.program import Op
 from .kernel import StatelessKernel
 
@@ -26,7 +26,10 @@ class FixedContext:
         self.per_channel = per_channel
         self.calibration = calibration
 
-    def activation_scale(self, amax: float) -> float:
+    def activation_scale(self, amax: float, where: str, what: str) -> float:
+        """``amax / qmax(activation_bits)`` (1 when ``amax`` is 0); a non-finite ``amax`` is refused
+        naming ``where``."""
+        amax = check_range(amax, where, what)
         return amax / qmax(self.spec.activation_bits) if amax > 0 else 1.0
 
 

@@ -46,7 +46,7 @@ import numpy as np
 from talon import ir
 
 from ...errors import BackendError
-from ..formats.fixed_point import INT, INT_SAFE, SPIKES, QFormat, check_int, qmax, round_shift, saturate
+from ..formats.fixed_point import INT, INT_SAFE, SPIKES, QFormat, check_int, check_range, qmax, round_shift, saturate
 from ..lowering.program import Op
 from .fixed_kernel import FixedContext, FixedKernel
 from .fixed_neuron_loop import run_neurons, step_neurons
@@ -54,9 +54,11 @@ from .float_neurons import CUBA, SPIKING_NEURONS, FloatDelay, loop_compatible, n
 from .kernel import State, StatefulKernel
 
 
-def state_scale(amax: float, bits: int) -> float:
-    """``2**ceil(log2 amax) / 2**(bits - 2)`` (amax 0 counts as 1)."""
-    top = amax if amax > 0 else 1.0
+def state_scale(amax: float, bits: int, where: str, what: str) -> float:
+    """``2**ceil(log2 amax) / 2**(bits - 2)`` (amax 0 counts as 1); a non-finite ``amax`` is refused
+    naming ``where``."""
+    top = check_range(amax, where, what)
+    top = top if top > 0 else 1.0
     return float(2.0 ** (np.ceil(np.log2(top)) - (bits - 2)))
 
 
@@ -83,13 +85,13 @@ class FixedNeuron(StatefulKernel):
             top_v = max(top_v, float(np.abs(k["theta"]).max(initial=0.0)), float(np.abs(k["v_reset"]).max(initial=0.0)))
             for name in ("v_init", "v_min"):
                 top_v = max(top_v, float(np.abs(k[name]).max(initial=0.0))) if name in k else top_v
-        self.s_v = state_scale(top_v, self.bits)
+        self.s_v = state_scale(top_v, self.bits, op.path, "its membrane v")
         one = float(2**self.frac)
         fixed = functools.partial(_to_int, path=op.path)
         self.B = fixed(lambda: k["beta"] * one, what="beta")
         self.C = fixed(lambda: k["c"] / self.s_v, what="the leak term v_leak/tau")
         if self.cuba:
-            self.s_i = state_scale(amax.get("i", 0.0), self.bits)
+            self.s_i = state_scale(amax.get("i", 0.0), self.bits, op.path, "its synaptic current i")
             self.A = fixed(lambda: k["alpha"] * one, what="alpha")
             self.G = fixed(lambda: k["g"] * self.s_i / self.s_v * one, what="the current gain")
             drive_gain, drive_scale = k["gs"], self.s_i

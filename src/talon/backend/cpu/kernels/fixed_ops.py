@@ -79,7 +79,7 @@ class QInput(FixedKernel):
             self.scale, bound = 2.0**-exponent, int(amax * 2.0**exponent)
             self.power_of_two = exponent
         else:
-            self.scale, bound = self.ctx.activation_scale(amax), top
+            self.scale, bound = self.ctx.activation_scale(amax, self.op.path, "its input's max |x|"), top
         self.top = bound
         self.out_formats = [QFormat(np.float64(self.scale), bound)]
         self.outside = (0, 0)  # (saturated, rounded) elements since the last reset
@@ -143,7 +143,7 @@ class QWeighted(FixedKernel):
             self.input_format = QFormat(known[0].scale, sum(f.bound for f in known))
             return self.input_format
         amax = self.ctx.calibration.merged_amax.get(self.op.index, 0.0)
-        target = self.ctx.activation_scale(amax)
+        target = self.ctx.activation_scale(amax, self.op.path, "its summed input's max |x|")
         self.act_multipliers = [
             None if f is None else Multiplier.of(f.full_scale(self.in_shape) / target, self.spec.coefficient_bits)
             for f in fmts
@@ -327,7 +327,7 @@ class QSepConv(QWeighted):
         dw_bound = self.finish(np.abs(dwq).reshape(dwq.shape[0], -1).sum(axis=1), self.dw_bias, in_fmt, acc_bits)
         self.dw_worst = self.worst
         amax_mid = self.ctx.calibration.intermediate_amax.get(self.op.index, 0.0)
-        mid_scale = self.ctx.activation_scale(amax_mid)
+        mid_scale = self.ctx.activation_scale(amax_mid, self.op.path, "its depthwise output's max |x|")
         self.mid = Multiplier.of(np.broadcast_to(dw_acc, (dwq.shape[0],)) / mid_scale, self.spec.coefficient_bits)
         check_int(float(dw_bound) * self.mid.max_abs, self.op.path, "rescaling the depthwise output")
         self.mid_m = self.mid.m.reshape(1, -1, 1, 1) if self.mid.m.ndim else self.mid.m
