@@ -95,6 +95,22 @@ def test_cli_info_convert_frames(recording):
     assert np.load(d / "f.npy").sum() > 0
 
 
+def test_info_of_an_unsorted_file_gives_its_time_span_and_says_it_is_unsorted(tmp_path):
+    """t_first / t_last are the earliest and latest times, not the file's first and last events'
+    (500 and 400 here, which disagreed with the 800 µs duration), and the table says how to sort."""
+    events = np.array([(1, 0, 500, True), (2, 0, 100, False), (3, 1, 900, True), (4, 1, 300, True), (5, 0, 400, False)],
+                      EVENT_DTYPE)  # fmt: skip
+    write_events(tmp_path / "u.npy", events)
+    info = json.loads(run("events", "info", tmp_path / "u.npy", "--json").output)
+    assert (info["t_first"], info["t_last"], info["duration_us"], info["time_sorted"]) == (100, 900, 800, False)
+    assert info["events_per_second"] == 5 / (800 * 1e-6)
+    table = run("events", "info", tmp_path / "u.npy").output
+    assert "earliest t (µs)" in table and "no (sort: talon events convert --sort)" in table
+    assert run("events", "convert", tmp_path / "u.npy", tmp_path / "s.npy", "--sort").exit_code == 0
+    info = json.loads(run("events", "info", tmp_path / "s.npy", "--json").output)
+    assert (info["t_first"], info["t_last"], info["duration_us"], info["time_sorted"]) == (100, 900, 800, True)
+
+
 def test_cli_simulate_with_events(recording):
     d = recording
     doc = json.loads(run("simulate", d / "net.t1c", "--events", d / "bar.h5", "--bin-us", 1000, "--json").output)

@@ -34,12 +34,12 @@ def info(file: Path, as_json: bool) -> None:
         ("format", summary.format),
         ("events", f"{summary.n_events:,}"),
         ("ON events", f"{summary.n_on:,}"),
-        ("first t (µs)", "—" if summary.t_first is None else f"{summary.t_first:,}"),
-        ("last t (µs)", "—" if summary.t_last is None else f"{summary.t_last:,}"),
+        ("earliest t (µs)", "—" if summary.t_first is None else f"{summary.t_first:,}"),
+        ("latest t (µs)", "—" if summary.t_last is None else f"{summary.t_last:,}"),
         ("duration (µs)", f"{summary.duration_us:,}"),
         ("events/s", "—" if summary.events_per_second is None else f"{summary.events_per_second:,.0f}"),
         ("sensor (W x H)", "—" if size is None else f"{size[0]} x {size[1]}"),
-        ("time-sorted", "yes" if summary.time_sorted else "no"),
+        ("time-sorted", "yes" if summary.time_sorted else "no (sort: talon events convert --sort)"),
     ]
     for key, value in rows:
         table.add_row(key, value)

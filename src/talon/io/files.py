@@ -68,12 +68,18 @@ def write_events(path, events, sensor_size=None, *, sort: bool = False, evt: str
         write_raw(path, sort_events(events) if sort else events, version=evt, sensor_size=sensor_size)
     else:
         with atomic_output(path) as tmp, open(tmp, "wb") as fh:
-            np.save(fh, events)
+            np.save(fh, sort_events(events) if sort else events)
 
 
 @dataclass
 class EventFileInfo:
-    """Summary of an event file: counts, time span (µs), rate (events per second), sensor size."""
+    """Summary of an event file: counts, time span (µs), rate (events per second), sensor size.
+
+    ``t_first`` / ``t_last`` are the earliest and latest timestamps, whatever the order of the
+    events in the file (``time_sorted`` says whether it is non-decreasing), so that
+    ``duration_us = t_last - t_first`` and ``events_per_second = n_events / duration`` hold for an
+    unsorted file too.
+    """
 
     path: str
     format: str
@@ -120,10 +126,11 @@ def event_file_info(path) -> EventFileInfo:
     if size is None and events.size:
         size = sensor_extent(events)
     t = events["t"]
-    duration = int(t.max()) - int(t.min()) if t.size else 0  # Python ints: a damaged file's span can pass int64
+    first, last = (int(t.min()), int(t.max())) if t.size else (None, None)
+    duration = last - first if t.size else 0  # Python ints: a damaged file's span can pass int64
     return EventFileInfo(
         path=str(path), format=fmt, n_events=int(events.size), n_on=int(events["p"].sum()),
-        t_first=int(t[0]) if t.size else None, t_last=int(t[-1]) if t.size else None, duration_us=duration,
+        t_first=first, t_last=last, duration_us=duration,
         events_per_second=(events.size / (duration * 1e-6)) if duration > 0 else None,
         sensor_size=size, time_sorted=bool(t.size < 2 or np.all(t[1:] >= t[:-1])),
     )  # fmt: skip
