@@ -29,7 +29,7 @@ from typing import Any
 from talon.ir import Graph
 
 from .constants import core_color, node_color
-from .display import write_text_atomic
+from .display import page_path, write_text_atomic
 from .render import render_html
 from .serialize import graph_to_dict, partition_assignments
 
@@ -57,6 +57,7 @@ def visualize_partitioned(
     node fill (``"type"``, ``"memory"``, ``"ops"``, ``"load"``). Each core's budget against the
     chip's limits comes from :func:`talon.graph.allocate` (:mod:`talon.viz.costs`). Raises
     ``ValueError`` naming the nodes that have no core."""
+    path = page_path(path, "visualize_partitioned")
     _cores_or_raise(graph, "visualize_partitioned")
     document = graph_to_dict(graph, detect_patterns=False)
     part = document["metadata"].get("partition_metadata", {})
@@ -135,6 +136,7 @@ def visualize_execution_schedule(
     graph: Graph, path: str | os.PathLike, profile_result: Any = None, title: str | None = None
 ) -> Path:
     """Write the execution schedule of a partitioned ``graph`` (one row per core) to ``path``."""
+    path = page_path(path, "visualize_execution_schedule")
     cores = _cores_or_raise(graph, "visualize_execution_schedule")
     latency, unit = _latencies(graph, profile_result)
     plan = schedule(graph, cores, latency)

@@ -52,14 +52,21 @@ def _in_notebook() -> bool:
     return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
 
 
+def page_path(path: str | os.PathLike, who: str) -> Path:
+    """``path`` checked as the ``.html`` file ``who`` writes (a path, not a directory): the writers
+    call it first, so that a bad path is reported before any work (or a missing page script)."""
+    path = check_path(path, f"{who}: the .html file to write")
+    if path.is_dir():
+        raise IsADirectoryError(f"{who}: {path} is a directory; give the path of the .html file to write")
+    return path
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` to ``path`` through a temporary file in the same folder and a rename
     (:func:`talon.ir.atomic.atomic_output`)."""
     from talon.ir.atomic import atomic_output
 
-    path = check_path(path, "the .html file to write")
-    if path.is_dir():
-        raise IsADirectoryError(f"{path} is a directory; give the path of the .html file to write")
+    path = page_path(path, "write_text_atomic")
     with atomic_output(path) as tmp:  # permission bits from the umask (or the replaced file), not 0600
         tmp.write_text(text, encoding="utf-8")
     return path
@@ -88,6 +95,7 @@ def export_html(
     ``options`` go to :func:`talon.viz.render.render_html` (``rankdir``, ``expand``). The legacy
     ``serve=True`` of ``talon.viz.display.export_html`` also serves it and returns the path.
     """
+    path = page_path(path, "export_html")
     serve_it = bool(options.pop("serve", False))
     port = options.pop("port", None)
     graph = _as_graph(graph)

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .display import TEMP_GRAPHS_DIR, _temp_page, write_text_atomic
+from .display import TEMP_GRAPHS_DIR, _temp_page, page_path, write_text_atomic
 from .render import fill, json_for_script, load_asset, load_template, script_text
 
 TONIC_AVAILABLE = importlib.util.find_spec("tonic") is not None
@@ -259,6 +259,7 @@ def export_events_html(
     """Write the event page (playable animation, time-binned grid, raster with an auto-scaled time
     axis, statistics) to ``output_path``; return the path. Times are in microseconds;
     ``sensor_order`` as for :func:`events_to_frames`."""
+    output_path = page_path(output_path, "export_events_html")
     document = events_document(events, sensor_size, n_frames, n_grid_bins, sensor_order=sensor_order)
     return write_text_atomic(output_path, _page({"mode": "events", "title": title, **document}, title))
 
@@ -287,6 +288,7 @@ def plot_events(
 
 def export_frames_html(frames: Any, output_path: str | os.PathLike, title: str = "Frame Visualization") -> Path:
     """Write a playback page for frames ``(N, H, W)`` or ``(N, P, H, W)`` (tonic ``ToFrame``)."""
+    output_path = page_path(output_path, "export_frames_html")
     document = {"mode": "frames", "title": title, "frames": _frames_doc(np.asarray(frames))}
     return write_text_atomic(output_path, _page(document, title))
 
