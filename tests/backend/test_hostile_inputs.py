@@ -145,3 +145,17 @@ def test_a_masked_array_with_masked_entries_is_refused():
         CPU.run_compiled(descriptor, x)
     unmasked = CPU.simulate(graph, np.ma.array(data))  # nothing masked: its data
     assert np.array_equal(unmasked.outputs["output"], CPU.simulate(graph, data).outputs["output"])
+
+
+def test_a_state_passed_as_a_torch_executor_would_take_it_says_the_backend_takes_none():
+    """``simulate(graph, x, state)`` puts the state in n_steps (or step_by_step): the refusal says the
+    backends take no state, instead of only that n_steps is no integer."""
+    graph = lif_chain(ir.LIF(tau=np.full(4, 10.0), r=1.0))
+    x = np.ones((6, 2, 4), np.float32)
+    no_state = r"; the backends take no state: simulate\(graph, inputs, n_steps, step_by_step\) runs the whole"
+    with pytest.raises(BackendError, match=r"n_steps must be a positive integer, got \{\}" + no_state):
+        CPU.simulate(graph, x, {})
+    with pytest.raises(BackendError, match=r"step_by_step must be True or False, got \{'lif': 0\}" + no_state):
+        CPU.simulate(graph, x, None, {"lif": 0})
+    with pytest.raises(BackendError, match=r"n_steps must be a positive integer, got 0$"):
+        CPU.simulate(graph, x, 0)  # no hint where no state was passed

@@ -82,9 +82,16 @@ def check_memory(nbytes: int, what: str) -> None:
         )
 
 
+NO_STATE = (
+    "the backends take no state: simulate(graph, inputs, n_steps, step_by_step) runs the whole sequence, every "
+    "neuron starting at its v_init; pass all steps in one call (chunk_steps bounds the memory)"
+)
+
+
 def check_steps(n_steps) -> int:
     if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
-        raise BackendError(f"n_steps must be a positive integer, got {n_steps!r}")
+        hint = f"; {NO_STATE}" if isinstance(n_steps, Mapping) else ""
+        raise BackendError(f"n_steps must be a positive integer, got {n_steps!r}{hint}")
     return int(n_steps)
 
 

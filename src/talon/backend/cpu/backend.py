@@ -21,7 +21,7 @@ from ..descriptor import FORMAT, VERSION, HardwareDescriptor
 from ..energy import DEFAULT_PRESET, EnergyPreset, resolve_energy
 from ..errors import BackendError, UnsupportedNodeError
 from ..results import BackendCapabilities, ProfileResult, QuantizationReport, SimulationResult, ValidationResult
-from ..stimulus import prepare_source
+from ..stimulus import NO_STATE, prepare_source
 from .kernels.build import FLOAT_DTYPES
 from .kernels.fixed_detection import DECODE_TYPES, float_tail
 from .kernels.fixed_ops import NO_INTEGER_FORM, integer_support_problem
@@ -402,7 +402,8 @@ def _progress(progress, what: str):
 
 def _check_step_by_step(step_by_step, probes=None) -> None:
     if not isinstance(step_by_step, (bool, np.bool_)):
-        raise BackendError(f"step_by_step must be True or False, got {step_by_step!r}")
+        hint = f"; {NO_STATE}" if isinstance(step_by_step, dict) else ""
+        raise BackendError(f"step_by_step must be True or False, got {step_by_step!r}{hint}")
     if probes is not None and not step_by_step:
         raise BackendError(
             "probes name the nodes a step-by-step run records: pass step_by_step=True with them "
