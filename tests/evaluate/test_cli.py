@@ -115,6 +115,7 @@ def test_sweep_writes_its_table_and_plot(model, tmp_path):
         (["--data", "missing.npz", "--steps", "5"], "missing.npz: no such data file"),
         (["--data", "digits", "--steps", "5", "--encoder", "sequence"], "a sequence sample must be"),
         (["--data", "digits", "--steps", "5", "--serial", "--scheduler", "tcp://127.0.0.1:1"], "exclude each other"),
+        (["--data", "digits", "--labels", __file__, "--steps", "5"], "--labels is for an .npy --data file"),
     ],
 )
 def test_bad_input_is_one_error_line_and_exit_2(model, args, message):

@@ -137,6 +137,26 @@ def test_a_sample_with_nan_is_named(graph, data):
         ev.evaluate(graph, (x, data.y[:30]), n_steps=2, encoder=ev.Direct(), executor="serial", shard_size=10)
 
 
+def test_rate_coding_refuses_a_sample_with_nan_instead_of_never_spiking_there(graph, data):
+    x = data.x[:30].copy()
+    x[21, 3] = np.nan  # clip(NaN) is NaN and u < NaN is False: that pixel would silently never spike
+    with pytest.raises(EvaluationError, match="sample 21 contains NaN or infinity; rate encoding needs finite"):
+        ev.evaluate(graph, (x, data.y[:30]), n_steps=2, encoder=ev.Rate(), executor="serial", shard_size=10)
+
+
+def test_data_files_refuse_labels_they_would_ignore_and_complex_inputs(graph, data, tmp_path):
+    np.savez(tmp_path / "digits.npz", x=data.x, y=data.y)
+    np.save(tmp_path / "y.npy", np.zeros_like(data.y))
+    with pytest.raises(EvaluationError, match=r"digits\.npz: an \.npz data file carries its labels as its array 'y'"):
+        ev.FileSource(tmp_path / "digits.npz", tmp_path / "y.npy")  # the .npy labels were dropped silently
+    np.save(tmp_path / "x.npy", data.x.astype(np.complex64))
+    with pytest.raises(EvaluationError, match=r"x\.npy: inputs must be a real numeric array, got dtype complex64"):
+        ev.FileSource(tmp_path / "x.npy", tmp_path / "y.npy")  # the imaginary parts were dropped with a warning
+    np.save(tmp_path / "x.npy", data.x)
+    with pytest.raises(EvaluationError, match=r"digits\.npz: the labels file must be an \.npy array"):
+        ev.FileSource(tmp_path / "x.npy", tmp_path / "digits.npz")  # the error named x.npy
+
+
 def test_every_data_source_gives_the_same_result(graph, data, serial, tmp_path):
     import torch
 

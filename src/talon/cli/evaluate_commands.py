@@ -46,6 +46,8 @@ def _data_options(func):
 def _run_options(data, labels, encoder, seed, workers, serial, scheduler):
     from talon import evaluate as ev
 
+    if data == "digits" and labels is not None:
+        _fail("--labels is for an .npy --data file; the digits data set carries its own labels")
     source = ev.digits() if data == "digits" else ev.as_source(data, labels)
     encoder = ev.Rate(seed) if encoder == "rate" else encoder
     if serial and scheduler:
