@@ -118,6 +118,15 @@ def test_activity_weights_the_cut():
     assert meta["metrics"]["total_spikes"] < unweighted
 
 
+@pytest.mark.parametrize("rate", ["x", True, None, {"a": 1}, -1.0, float("nan")])
+def test_an_activity_that_is_not_a_spike_rate_is_refused_naming_the_node(rate):
+    # a JSON activity file ('talon partition --activity rates.json') can hold anything: a string
+    # crashed with numpy's TypeError, true counted as 1 spike per step
+    graph = mlp_graph(sizes=(60, 90, 10))
+    with pytest.raises(ValueError, match="activity of node 'lif1' must be a finite spike rate >= 0"):
+        partition(graph, HardwareSpec(max_neurons_per_core=32, num_cores=16), activity={"lif1": rate})
+
+
 def test_a_channel_that_exceeds_a_core_is_refused_with_the_limit_and_excess():
     graph = conv_snn()
     with pytest.raises(MappingError, match=r"node 'conv1'.*one output channel needs 144 neurons.*100.*1.44x"):

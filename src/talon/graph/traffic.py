@@ -57,7 +57,10 @@ def rates_of(graph: ir.Graph, activity) -> dict[str, float]:
     if isinstance(activity, dict):
         out = {}
         for k, v in activity.items():
-            value = float(np.sum(v))
+            try:
+                value = float(np.sum(np.asarray(v, np.float64))) if not isinstance(v, (bool, str, bytes)) else np.nan
+            except (TypeError, ValueError):  # a string, None, a nested object: not a number of spikes
+                value = np.nan
             if not np.isfinite(value) or value < 0:
                 raise ValueError(f"activity of node {k!r} must be a finite spike rate >= 0, got {v!r}")
             out[str(k)] = value
