@@ -43,6 +43,18 @@ def _data_options(func):
     return func
 
 
+def _check_sweep_outputs(output: Path | None, plot: Path | None) -> None:
+    """Refuse, before the sweep runs, a table or plot file whose kind the suffix does not name."""
+    if output is not None and output.suffix.lower() not in (".csv", ".json"):
+        _fail(f"-o {output}: the table is written as .csv or .json (by the suffix)")
+    if plot is not None and plot.suffix:
+        from matplotlib.backend_bases import FigureCanvasBase
+
+        kinds = FigureCanvasBase.get_supported_filetypes()
+        if plot.suffix[1:].lower() not in kinds:
+            _fail(f"--plot {plot}: matplotlib cannot write {plot.suffix!r} images; use .png, .svg or .pdf")
+
+
 def _run_options(data, labels, encoder, seed, workers, serial, scheduler):
     from talon import evaluate as ev
 
@@ -116,7 +128,9 @@ def evaluate(file: Path, data, labels, n_steps, encoder, seed, workers, serial, 
               show_default=True)  # fmt: skip
 @click.option("--weight-bits", type=click.IntRange(2, 32), multiple=True, help="Fixed-point weight widths to sweep.")
 @click.option("--energy-preset", "presets", multiple=True, default=["neuromorphic_int8"], show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Table as .csv or .json.")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Table as .csv or .json (by the suffix)."
+)
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Accuracy-vs-energy plot (.png/.svg).")
 @_json_option
 @_reports_errors
@@ -127,6 +141,7 @@ def sweep(file: Path, data, labels, n_steps, encoder, seed, workers, serial, sch
 
     _refuse_overwriting_inputs(output, file, data, labels)
     _refuse_overwriting_inputs(plot, file, data, labels, option="--plot")
+    _check_sweep_outputs(output, plot)
     source, encoder, executor = _run_options(data, labels, encoder, seed, workers, serial, scheduler)
     grid = {"precision": list(precisions), "energy_preset": list(presets)}
     if weight_bits:
@@ -136,7 +151,7 @@ def sweep(file: Path, data, labels, n_steps, encoder, seed, workers, serial, sch
         shard_size=shard_size, checkpoint=checkpoint, progress=not as_json,
     )  # fmt: skip
     if output:
-        result.to_json(output) if output.suffix == ".json" else result.to_csv(output)
+        result.to_json(output) if output.suffix.lower() == ".json" else result.to_csv(output)
     if plot:
         result.plot(plot)
     if as_json:
