@@ -15,6 +15,7 @@ from talon.cli._common import (
     _emit_json,
     _fail,
     _file_argument,
+    _graph_output,
     _json_option,
     _plural,
     _read,
@@ -98,6 +99,7 @@ def partition(
     from talon.graph import allocate, get_spec
     from talon.graph import partition as run_partition
 
+    _graph_output(output)
     spec = get_spec(hw)
     with _working(f"partitioning {file} onto {spec.name}", disable=as_json):
         graph = _read(file)
