@@ -121,7 +121,8 @@ def _refuse_overwriting_inputs(output: Path | None, *inputs: Any, option: str = 
 def _graph_output(output: Path | None) -> None:
     """Exit 2, before any work, when ``-o`` names a file that is not a ``.t1c``: a typo there
     (``-o events.h5``, ``-o data.npz``) replaced a recording or a data set with a graph."""
-    if output is not None and Path(output).suffix.lower() != ".t1c":
+    # an empty name ("-o ''") is left to the writer, which names it
+    if output is not None and Path(output).name and Path(output).suffix.lower() != ".t1c":
         _fail(f"-o {output}: the graph is written as a .t1c file; give a path ending in .t1c")
 
 
