@@ -144,6 +144,13 @@ def test_rate_coding_refuses_a_sample_with_nan_instead_of_never_spiking_there(gr
         ev.evaluate(graph, (x, data.y[:30]), n_steps=2, encoder=ev.Rate(), executor="serial", shard_size=10)
 
 
+@pytest.mark.parametrize("seed", [-1, 1.5, True])
+def test_a_rate_seed_that_numpy_cannot_take_is_refused_when_made(seed):
+    # it failed at the first sample: "the encoder failed on sample 0: ValueError: expected non-negative integer"
+    with pytest.raises(EvaluationError, match=r"Rate: seed must be a non-negative integer"):
+        ev.Rate(seed=seed)
+
+
 def test_data_files_refuse_labels_they_would_ignore_and_complex_inputs(graph, data, tmp_path):
     np.savez(tmp_path / "digits.npz", x=data.x, y=data.y)
     np.save(tmp_path / "y.npy", np.zeros_like(data.y))

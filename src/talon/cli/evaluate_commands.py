@@ -30,7 +30,7 @@ def _data_options(func):
         click.option("--steps", "n_steps", type=click.IntRange(min=1), required=True, help="Timesteps per sample."),
         click.option("--encoder", type=click.Choice(["rate", "direct", "sequence"]), default=None,
                      help="How a sample becomes a stimulus (default: direct, or sequence for [T, ...] samples)."),
-        click.option("--seed", type=int, default=0, show_default=True, help="Seed of the rate encoder."),
+        click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Rate encoder seed."),
         click.option("--workers", type=click.IntRange(min=1), help="Worker processes (default: CPU count)."),
         click.option("--serial", is_flag=True, help="Run in this process (no workers)."),
         click.option("--scheduler", metavar="ADDRESS", help="A Dask scheduler (tcp://host:8786) to run on."),

@@ -47,6 +47,10 @@ class Rate:
 
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise EvaluationError(f"Rate: seed must be a non-negative integer, got {self.seed!r}")
+
     def __call__(self, sample: np.ndarray, index: int, n_steps: int, shape: tuple[int, ...]) -> np.ndarray:
         sample = np.asarray(sample, np.float64)
         _check_shape(sample, shape, index, "rate encoding")
