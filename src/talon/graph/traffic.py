@@ -68,6 +68,19 @@ def rates_of(graph: ir.Graph, activity) -> dict[str, float]:
     raise TypeError(f"activity must be a SimulationResult or a dict of spikes per step, got {type(activity).__name__}")
 
 
+def check_rate_names(graph: ir.Graph, flat: ir.Graph, rates: dict[str, float], where: str = "activity") -> None:
+    """Refuse rates of nodes the mapped graph does not have: ``flat`` is ``graph`` with its subgraphs
+    inlined, whose nodes are named ``rec.neuron`` (a rate of the subgraph ``rec`` itself would be ignored)."""
+    unknown = sorted(set(rates) - set(flat.nodes))
+    if not unknown:
+        return
+    name = unknown[0]
+    if isinstance(graph.nodes.get(name), ir.Graph):
+        inner = ", ".join(f"{name}.{n}" for n in graph.nodes[name].nodes)
+        raise ValueError(f"{where} gives a rate for the subgraph {name!r}; give its nodes' rates instead ({inner})")
+    raise ValueError(f"{where} names unknown nodes {unknown}; a subgraph's nodes are named like 'rec.neuron'")
+
+
 def vertex_graph(
     graph: ir.Graph, weight_bits: int, state_bits: int, rates: dict[str, float] | None = None
 ) -> VertexGraph:
