@@ -100,10 +100,10 @@ def frames(
         _fail("give exactly one of --n-frames, --time-window, --event-count")
     if out.suffix.lower() != ".npy":
         _fail(f"{out}: frames are written as a .npy file")
-    events = read_events(file)
-    size = tuple(sensor) if sensor else event_file_info(file).sensor_size
     if include_incomplete and n_frames is not None:
         _fail("--include-incomplete applies to --time-window and --event-count, not to --n-frames")
+    events = read_events(file)
+    size = tuple(sensor) if sensor else event_file_info(file).sensor_size
     result = events_to_frames(
         events, size, n_frames, time_window=time_window, event_count=event_count, include_incomplete=include_incomplete
     )

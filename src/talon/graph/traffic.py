@@ -15,6 +15,7 @@ values are sent every step).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,10 +58,10 @@ def rates_of(graph: ir.Graph, activity) -> dict[str, float]:
     if isinstance(activity, dict):
         out = {}
         for k, v in activity.items():
-            try:
-                value = float(np.sum(np.asarray(v, np.float64))) if not isinstance(v, (bool, str, bytes)) else np.nan
-            except (TypeError, ValueError):  # a string, None, a nested object: not a number of spikes
-                value = np.nan
+            value = np.nan  # true, a string, None, an object: not a number of spikes
+            if not isinstance(v, (bool, str, bytes)):
+                with contextlib.suppress(TypeError, ValueError):
+                    value = float(np.sum(np.asarray(v, np.float64)))
             if not np.isfinite(value) or value < 0:
                 raise ValueError(f"activity of node {k!r} must be a finite spike rate >= 0, got {v!r}")
             out[str(k)] = value
