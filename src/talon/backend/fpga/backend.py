@@ -258,7 +258,8 @@ class FPGABackend(BackendBase):
         calibration_inputs, n_steps,
     ) -> tuple[FixedPlan, GeneratedProject, HLSSettings]:  # fmt: skip
         check_graph(graph)
-        settings = _settings(output_dir, project_name, part or self.default_part, clock_period, reuse, strategy)
+        part = self.default_part if part is None else part  # "" is refused, not the default
+        settings = _settings(output_dir, project_name, part, clock_period, reuse, strategy)
         cfg = _config(config, default_precision)
         plan = plan_fixed(graph, cfg, calibration_inputs, n_steps)
         gen = generate(plan, settings.project_name, reuse_factor=settings.reuse_factor, strategy=settings.strategy)
