@@ -151,6 +151,13 @@ def test_a_rate_seed_that_numpy_cannot_take_is_refused_when_made(seed):
         ev.Rate(seed=seed)
 
 
+def test_a_lambda_that_a_process_pool_cannot_take_is_named_before_the_pool(graph, data):
+    # each shard failed to pickle, was retried 3 times and was reported as "shard of samples 0..19 failed"
+    with pytest.raises(EvaluationError, match=r"cannot be sent to worker processes \(.*<lambda>.*--serial"):
+        ev.evaluate(graph, (data.x[:40], data.y[:40]), n_steps=2, encoder=ev.Rate(), workers=2, shard_size=20,
+                    decode=lambda outputs: outputs.sum(axis=0).argmax(axis=-1))  # fmt: skip
+
+
 def test_data_files_refuse_labels_they_would_ignore_and_complex_inputs(graph, data, tmp_path):
     np.savez(tmp_path / "digits.npz", x=data.x, y=data.y)
     np.save(tmp_path / "y.npy", np.zeros_like(data.y))
