@@ -47,6 +47,9 @@ def test_backend_commands_refuse_bad_input(tmp_path):
     assert result.exit_code == 2 and "warp_drive" in result.stderr and "Traceback" not in result.output
     result = run("simulate", bad_preset, "--steps", "0")
     assert result.exit_code == 2  # click's usage error
+    for options, named in ((["--sensor-size", "4", "4"], "--sensor-size"), (["--bin-us", "500"], "--bin-us")):
+        result = run("simulate", bad_preset, "--steps", "3", *options)  # was ignored: the default stimulus ran
+        assert result.exit_code == 2 and f"error: {named}: only with --events REC" in result.stderr
 
 
 def test_simulate_as_a_subprocess(tmp_path):

@@ -91,3 +91,22 @@ def test_written_artefacts_take_their_mode_from_the_umask(files, tmp_path):
             assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
     finally:
         os.umask(old)
+
+
+def test_a_graph_output_that_is_not_a_t1c_file_is_refused_before_any_work(files):
+    # 'talon convert m.t1c --prune -o x.npy' replaced the data set with a graph
+    model, x, y = files
+    before = {p: p.read_bytes() for p in files}
+    for args in (
+        ["convert", model, "--prune", "-o", x],
+        ["stamp", model, "-o", y],
+        ["partition", model, "--hw", "loihi", "-o", x.with_suffix(".h5")],
+        ["convert", model, "--prune", "-o", model.with_suffix("")],
+    ):
+        result = run(*args)
+        assert result.exit_code == 2 and result.output.count("\n") == 1, (args, result.output)
+        assert "the graph is written as a .t1c file; give a path ending in .t1c" in result.output
+    assert {p: p.read_bytes() for p in files} == before
+    assert not x.with_suffix(".h5").exists() and not model.with_suffix("").exists()
+    assert run("convert", model, "--prune", "-o", model.with_name("pruned.T1C")).exit_code == 0
+    assert run("stamp", model).exit_code == 0  # in place, as before

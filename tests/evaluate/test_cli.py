@@ -115,9 +115,33 @@ def test_sweep_writes_its_table_and_plot(model, tmp_path):
         (["--data", "missing.npz", "--steps", "5"], "missing.npz: no such data file"),
         (["--data", "digits", "--steps", "5", "--encoder", "sequence"], "a sequence sample must be"),
         (["--data", "digits", "--steps", "5", "--serial", "--scheduler", "tcp://127.0.0.1:1"], "exclude each other"),
+        (["--data", "digits", "--labels", __file__, "--steps", "5"], "--labels is for an .npy --data file"),
     ],
 )
 def test_bad_input_is_one_error_line_and_exit_2(model, args, message):
     run = CliRunner().invoke(main, ["evaluate", str(model), *args])
     assert run.exit_code == 2
     assert run.stderr.count("\n") == 1 and run.stderr.startswith("error: ") and message in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-o", "table.txt"], "-o table.txt: the table is written as .csv or .json"),
+        (["--plot", "plot.txt"], "--plot plot.txt: matplotlib cannot write '.txt' images"),
+    ],
+)
+def test_sweep_refuses_an_output_it_cannot_write_before_running(model, tmp_path, monkeypatch, args, message):
+    # '-o table.txt' wrote CSV under that name; '--plot plot.txt' failed with matplotlib's error after the sweep
+    monkeypatch.chdir(tmp_path)
+    run = CliRunner().invoke(main, ["sweep", str(model), "--data", "digits", "--steps", "2", "--serial", *args])
+    assert run.exit_code == 2 and run.stderr.startswith(f"error: {message}") and run.stderr.count("\n") == 1
+    assert not any(tmp_path.iterdir())  # refused before any work
+
+
+def test_sweep_json_suffix_is_case_insensitive(model, tmp_path):
+    run = CliRunner().invoke(
+        main, ["sweep", str(model), "--data", "digits", "--steps", "2", "--serial", "-o", str(tmp_path / "T.JSON")]
+    )
+    assert run.exit_code == 0, run.output
+    assert json.loads((tmp_path / "T.JSON").read_text())["rows"]  # was written as CSV

@@ -137,6 +137,40 @@ def test_a_sample_with_nan_is_named(graph, data):
         ev.evaluate(graph, (x, data.y[:30]), n_steps=2, encoder=ev.Direct(), executor="serial", shard_size=10)
 
 
+def test_rate_coding_refuses_a_sample_with_nan_instead_of_never_spiking_there(graph, data):
+    x = data.x[:30].copy()
+    x[21, 3] = np.nan  # clip(NaN) is NaN and u < NaN is False: that pixel would silently never spike
+    with pytest.raises(EvaluationError, match="sample 21 contains NaN or infinity; rate encoding needs finite"):
+        ev.evaluate(graph, (x, data.y[:30]), n_steps=2, encoder=ev.Rate(), executor="serial", shard_size=10)
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, True])
+def test_a_rate_seed_that_numpy_cannot_take_is_refused_when_made(seed):
+    # it failed at the first sample: "the encoder failed on sample 0: ValueError: expected non-negative integer"
+    with pytest.raises(EvaluationError, match=r"Rate: seed must be a non-negative integer"):
+        ev.Rate(seed=seed)
+
+
+def test_a_lambda_that_a_process_pool_cannot_take_is_named_before_the_pool(graph, data):
+    # each shard failed to pickle, was retried 3 times and was reported as "shard of samples 0..19 failed"
+    with pytest.raises(EvaluationError, match=r"cannot be sent to worker processes \(.*<lambda>.*--serial"):
+        ev.evaluate(graph, (data.x[:40], data.y[:40]), n_steps=2, encoder=ev.Rate(), workers=2, shard_size=20,
+                    decode=lambda outputs: outputs.sum(axis=0).argmax(axis=-1))  # fmt: skip
+
+
+def test_data_files_refuse_labels_they_would_ignore_and_complex_inputs(graph, data, tmp_path):
+    np.savez(tmp_path / "digits.npz", x=data.x, y=data.y)
+    np.save(tmp_path / "y.npy", np.zeros_like(data.y))
+    with pytest.raises(EvaluationError, match=r"digits\.npz: an \.npz data file carries its labels as its array 'y'"):
+        ev.FileSource(tmp_path / "digits.npz", tmp_path / "y.npy")  # the .npy labels were dropped silently
+    np.save(tmp_path / "x.npy", data.x.astype(np.complex64))
+    with pytest.raises(EvaluationError, match=r"x\.npy: inputs must be a real numeric array, got dtype complex64"):
+        ev.FileSource(tmp_path / "x.npy", tmp_path / "y.npy")  # the imaginary parts were dropped with a warning
+    np.save(tmp_path / "x.npy", data.x)
+    with pytest.raises(EvaluationError, match=r"digits\.npz: the labels file must be an \.npy array"):
+        ev.FileSource(tmp_path / "x.npy", tmp_path / "digits.npz")  # the error named x.npy
+
+
 def test_every_data_source_gives_the_same_result(graph, data, serial, tmp_path):
     import torch
 

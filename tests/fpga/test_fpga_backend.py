@@ -4,6 +4,7 @@ build_bitstream (csim, and the vendor steps' errors), the C-simulation cache."""
 import json
 import math
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -59,9 +60,41 @@ def test_bad_configurations_are_refused_with_the_reason(tmp_path):
         FPGA.simulate(graph, np.zeros((3, 1, 16)), precision="int8", strategy=None)
     with pytest.raises(BackendError, match="reuse_factor must be an integer >= 1"):
         FPGA.simulate(graph, np.zeros((3, 1, 16)), precision="int8", reuse_factor=1.5)
-    with pytest.raises(BackendError, match="part must be an FPGA part name"):
-        FPGA.compile(graph, output_dir=tmp_path / "p", part=" ")
+    for part in (" ", ""):  # "" fell back to the default part
+        with pytest.raises(BackendError, match="part must be an FPGA part name"):
+            FPGA.compile(graph, output_dir=tmp_path / "p", part=part)
     assert not (tmp_path / "p").exists()  # nothing written by a refused compile
+
+
+# file-scope declarations of the generated C++: typedefs, structs, static arrays, functions, guards
+_DECLARED = re.compile(
+    r"^(?:typedef\s[^;]*?\b(\w+)\s*;|struct\s+(\w+)|static\s[^;(=]*?\b(\w+)\s*[\[=;(]"
+    r"|(?:void|int|bool)\s+\*?(\w+)\s*\(|#define\s+(\w+)_H_)",
+    re.M,
+)
+
+
+def test_a_project_name_the_generated_cpp_declares_is_refused(tmp_path):
+    # 'int', 'main', 'w1', 'config2' ... were accepted and gave a project that g++ cannot compile
+    declared = set()
+    for graph, x in (
+        (examples.residual_snn(), examples.residual_inputs),
+        (examples.recurrent_snn(), examples.recurrent_inputs),
+    ):
+        for strategy in ("Latency", "Resource"):
+            FPGA.compile(graph, output_dir=tmp_path / "prj", project_name="snn_top", default_precision="int8",
+                         calibration_inputs=x(n_steps=5), strategy=strategy, default_reuse_factor=3)  # fmt: skip
+            for path in [*(tmp_path / "prj" / "firmware").glob("*.[ch]*"), *(tmp_path / "prj").glob("*.cpp")]:
+                found = [m.groups() for m in _DECLARED.finditer(path.read_text())]
+                if path.name.startswith("nnet_talon_"):  # talon's layer headers: namespace talon, but global guards
+                    found = [groups for groups in found if groups[-1]]
+                declared |= {next(n for n in groups if n) for groups in found}
+    declared -= {"snn_top"}
+    assert {"main", "fail", "talon_load_parameters", "v1_t", "config2", "w1", "DEFINES", "PARAMETERS"} <= declared
+    for name in [*sorted(declared), "int", "class", "nnet", "talon", "ap_int", "__top", "_Top"]:
+        with pytest.raises(BackendError, match=f"project_name '{name}' is a"):
+            FPGA.compile(examples.mlp_snn(sizes=(16, 8, 4)), output_dir=tmp_path / "refused", project_name=name)
+    assert not (tmp_path / "refused").exists()
 
 
 def test_compile_writes_the_project_with_the_cpu_backends_integers(tmp_path):

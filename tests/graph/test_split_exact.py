@@ -7,7 +7,7 @@ import pytest
 
 from talon import ir
 from talon.backend import get_backend
-from talon.graph import HardwareSpec, MappingError, partition
+from talon.graph import HardwareSpec, MappingError, get_spec, partition
 
 from .nets import conv_snn, hybrid_graph, mlp_graph, recurrent_net, residual_net, spikes
 
@@ -116,6 +116,30 @@ def test_activity_weights_the_cut():
     assert meta["rates"]["lif1"] == pytest.approx(result.spike_counts["lif1"] / (25 * 3))
     unweighted = partition(graph, spec).partition_metadata["metrics"]["total_spikes"]
     assert meta["metrics"]["total_spikes"] < unweighted
+
+
+@pytest.mark.parametrize("rate", ["x", True, None, {"a": 1}, -1.0, float("nan")])
+def test_an_activity_that_is_not_a_spike_rate_is_refused_naming_the_node(rate):
+    # a JSON activity file ('talon partition --activity rates.json') can hold anything: a string
+    # crashed with numpy's TypeError, true counted as 1 spike per step
+    graph = mlp_graph(sizes=(60, 90, 10))
+    with pytest.raises(ValueError, match="activity of node 'lif1' must be a finite spike rate >= 0"):
+        partition(graph, HardwareSpec(max_neurons_per_core=32, num_cores=16), activity={"lif1": rate})
+
+
+def test_an_activity_of_nodes_the_mapped_graph_lacks_is_refused():
+    # both were ignored: the cut and the placement then followed the worst case, without a word
+    from talon.graph.examples import recurrent_snn
+
+    spec = HardwareSpec(max_neurons_per_core=32, num_cores=16)
+    with pytest.raises(ValueError, match=r"activity names unknown nodes \['lif9'\]"):
+        partition(mlp_graph(sizes=(60, 90, 10)), spec, activity={"lif1": 2.0, "lif9": 1.0})
+    with pytest.raises(
+        ValueError, match=r"a rate for the subgraph 'rec'; give its nodes' rates instead \(rec.input, rec.neuron"
+    ):
+        partition(recurrent_snn(), get_spec("loihi"), activity={"rec": 2.0})
+    meta = partition(recurrent_snn(), get_spec("loihi"), activity={"rec.neuron": 2.0}).partition_metadata
+    assert meta["rates"]["rec.neuron"] == 2.0
 
 
 def test_a_channel_that_exceeds_a_core_is_refused_with_the_limit_and_excess():

@@ -1,5 +1,7 @@
 """convert_to_spiking, quantize_weights, prune_disconnected, merge_graphs, batch_convert."""
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -170,3 +172,43 @@ def test_batch_convert(tmp_path):
     assert not bad[0].success and "not a talon.ir.Graph" in bad[0].error
     with pytest.raises(TypeError, match="processor"):
         sdk.batch_convert(src, dest, processor=3)
+
+
+def test_quantize_reaches_every_kernel_of_the_ghost_blocks_and_the_detection_head():
+    # they were skipped: 'talon convert detector.t1c --quantize 8' said "Quantized 0 layer(s)"
+    rng = np.random.default_rng(0)
+
+    def w(*shape):
+        return rng.normal(size=shape).astype(np.float32)
+
+    nodes = {
+        "input": ir.Input(np.array([2, 8, 8])),
+        "enc": ir.SGhostEncoderLite(conv1_weight=w(4, 2, 3, 3), ghost_primary_weight=w(3, 4, 1, 1),
+                                    ghost_cheap_weight=w(3, 1, 3, 3), conv1_bias=w(4), stride=2),
+        "b1": ir.GhostBasicBlock1(cv0_primary_weight=w(4, 6, 3, 3), cv0_cheap_weight=w(4, 1, 3, 3),
+                                  cv2_primary_weight=w(2, 4, 1, 1), cv2_cheap_weight=w(2, 1, 3, 3),
+                                  cvres_primary_weight=w(2, 6, 1, 1), cvres_cheap_weight=w(2, 1, 3, 3)),
+        "b2": ir.GhostBasicBlock2(cv0_primary_weight=w(4, 8, 3, 3), cv0_cheap_weight=w(4, 1, 3, 3),
+                                  cv2_primary_weight=w(2, 4, 1, 1), cv2_cheap_weight=w(2, 1, 3, 3)),
+        "ghost": ir.SGhostConv(primary_weight=w(4, 8, 3, 3), cheap_weight=w(4, 1, 3, 3), primary_bias=w(4)),
+        "head": ir.SDDetect(num_classes=2, reg_max=4, stride=4, cv2_w0=w(4, 8, 3, 3), cv2_w1=w(4, 4, 3, 3),
+                            cv2_w2=w(16, 4, 1, 1), cv3_w0=w(4, 8, 3, 3), cv3_w1=w(4, 4, 3, 3), cv3_w2=w(2, 4, 1, 1),
+                            cv3_b0=w(4)),
+        "output": ir.Output(np.array([18, 2, 2])),
+    }  # fmt: skip
+    names = list(nodes)
+    g = ir.Graph(nodes, list(itertools.pairwise(names)))
+    q = sdk.quantize_weights(g, bits=4)
+    assert q.metadata["quantized_weights"]["layers"] == 5
+    for name in names[1:-1]:
+        kernels = q.nodes[name].metadata["quantization"]["scales"]
+        arrays = {k: v for k, v in vars(g.nodes[name]).items() if isinstance(v, np.ndarray)}
+        assert set(kernels) == {k for k in arrays if k.endswith("weight") or k[:-1].endswith("_w")}, name
+        for field, original in arrays.items():
+            new = getattr(q.nodes[name], field)
+            if field not in kernels:  # biases are left alone
+                assert new is original
+                continue
+            levels = new.astype(np.float64) / kernels[field].reshape(-1, *[1] * (new.ndim - 1))
+            np.testing.assert_allclose(levels, np.round(levels), atol=1e-5)
+            assert np.abs(np.round(levels)).max(axis=(1, 2, 3)).tolist() == [7] * len(new)  # per output channel

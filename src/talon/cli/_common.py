@@ -118,6 +118,14 @@ def _refuse_overwriting_inputs(output: Path | None, *inputs: Any, option: str = 
             _fail(f"{option} {output} is an input of this command; writing there would destroy it: give another path")
 
 
+def _graph_output(output: Path | None) -> None:
+    """Exit 2, before any work, when ``-o`` names a file that is not a ``.t1c``: a typo there
+    (``-o events.h5``, ``-o data.npz``) replaced a recording or a data set with a graph."""
+    # an empty name ("-o ''") is left to the writer, which names it
+    if output is not None and Path(output).name and Path(output).suffix.lower() != ".t1c":
+        _fail(f"-o {output}: the graph is written as a .t1c file; give a path ending in .t1c")
+
+
 def _reports_errors(func):
     """Turn bad input (missing or damaged files, unknown nodes, invalid values) into exit code 2
     with one line on stderr instead of a traceback."""

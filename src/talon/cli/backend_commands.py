@@ -88,6 +88,11 @@ def simulate(
     from talon.backend import get_backend
 
     _refuse_overwriting_inputs(output, file, events_file)
+    if events_file is None:
+        given = [f"--{name.replace('_', '-')}" for name in ("bin_us", "sensor_size")
+                 if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]  # fmt: skip
+        if given:
+            raise click.UsageError(f"{' and '.join(given)}: only with --events REC (the recording it describes)")
     graph, inputs, event_doc = _read(file), None, None
     if events_file is not None:
         from talon.io import read_events, recorded_sensor_size, stimulus_for_graph

@@ -30,7 +30,7 @@ def _data_options(func):
         click.option("--steps", "n_steps", type=click.IntRange(min=1), required=True, help="Timesteps per sample."),
         click.option("--encoder", type=click.Choice(["rate", "direct", "sequence"]), default=None,
                      help="How a sample becomes a stimulus (default: direct, or sequence for [T, ...] samples)."),
-        click.option("--seed", type=int, default=0, show_default=True, help="Seed of the rate encoder."),
+        click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Rate encoder seed."),
         click.option("--workers", type=click.IntRange(min=1), help="Worker processes (default: CPU count)."),
         click.option("--serial", is_flag=True, help="Run in this process (no workers)."),
         click.option("--scheduler", metavar="ADDRESS", help="A Dask scheduler (tcp://host:8786) to run on."),
@@ -43,9 +43,23 @@ def _data_options(func):
     return func
 
 
+def _check_sweep_outputs(output: Path | None, plot: Path | None) -> None:
+    """Refuse, before the sweep runs, a table or plot file whose kind the suffix does not name."""
+    if output is not None and output.suffix.lower() not in (".csv", ".json"):
+        _fail(f"-o {output}: the table is written as .csv or .json (by the suffix)")
+    if plot is not None and plot.suffix:
+        from matplotlib.backend_bases import FigureCanvasBase
+
+        kinds = FigureCanvasBase.get_supported_filetypes()
+        if plot.suffix[1:].lower() not in kinds:
+            _fail(f"--plot {plot}: matplotlib cannot write {plot.suffix!r} images; use .png, .svg or .pdf")
+
+
 def _run_options(data, labels, encoder, seed, workers, serial, scheduler):
     from talon import evaluate as ev
 
+    if data == "digits" and labels is not None:
+        _fail("--labels is for an .npy --data file; the digits data set carries its own labels")
     source = ev.digits() if data == "digits" else ev.as_source(data, labels)
     encoder = ev.Rate(seed) if encoder == "rate" else encoder
     if serial and scheduler:
@@ -114,7 +128,9 @@ def evaluate(file: Path, data, labels, n_steps, encoder, seed, workers, serial, 
               show_default=True)  # fmt: skip
 @click.option("--weight-bits", type=click.IntRange(2, 32), multiple=True, help="Fixed-point weight widths to sweep.")
 @click.option("--energy-preset", "presets", multiple=True, default=["neuromorphic_int8"], show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Table as .csv or .json.")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Table as .csv or .json (by the suffix)."
+)
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Accuracy-vs-energy plot (.png/.svg).")
 @_json_option
 @_reports_errors
@@ -125,6 +141,7 @@ def sweep(file: Path, data, labels, n_steps, encoder, seed, workers, serial, sch
 
     _refuse_overwriting_inputs(output, file, data, labels)
     _refuse_overwriting_inputs(plot, file, data, labels, option="--plot")
+    _check_sweep_outputs(output, plot)
     source, encoder, executor = _run_options(data, labels, encoder, seed, workers, serial, scheduler)
     grid = {"precision": list(precisions), "energy_preset": list(presets)}
     if weight_bits:
@@ -134,7 +151,7 @@ def sweep(file: Path, data, labels, n_steps, encoder, seed, workers, serial, sch
         shard_size=shard_size, checkpoint=checkpoint, progress=not as_json,
     )  # fmt: skip
     if output:
-        result.to_json(output) if output.suffix == ".json" else result.to_csv(output)
+        result.to_json(output) if output.suffix.lower() == ".json" else result.to_csv(output)
     if plot:
         result.plot(plot)
     if as_json:

@@ -77,11 +77,19 @@ def convert(file: Path, out: Path, sort: bool, evt: str, sensor, as_json: bool) 
 @click.option("--n-frames", type=click.IntRange(min=1), help="Equal time bins.")
 @click.option("--time-window", "time_window", type=click.IntRange(min=1), help="Microseconds per frame.")
 @click.option("--event-count", type=click.IntRange(min=1), help="Events per frame.")
+@click.option(
+    "--include-incomplete",
+    is_flag=True,
+    help="With --time-window / --event-count: keep the last, shorter frame (tonic drops it and its events).",
+)
 @click.option("--sensor", nargs=2, type=click.IntRange(min=1), default=None, help="Sensor WIDTH HEIGHT.")
 @_json_option
 @_reports_errors
-def frames(file: Path, out: Path, n_frames, time_window, event_count, sensor, as_json: bool) -> None:
-    """Accumulate FILE's events into frames [T, 2, H, W] (tonic ToFrame semantics), saved as OUT (.npy)."""
+def frames(
+    file: Path, out: Path, n_frames, time_window, event_count, include_incomplete, sensor, as_json: bool
+) -> None:
+    """Accumulate FILE's events into frames [T, 2, H, W] (tonic ToFrame semantics), saved as OUT (.npy);
+    says how many events the frames hold (a last incomplete frame is dropped unless --include-incomplete)."""
     import numpy as np
 
     from talon.io import events_to_frames, read_events
@@ -92,13 +100,31 @@ def frames(file: Path, out: Path, n_frames, time_window, event_count, sensor, as
         _fail("give exactly one of --n-frames, --time-window, --event-count")
     if out.suffix.lower() != ".npy":
         _fail(f"{out}: frames are written as a .npy file")
+    if include_incomplete and n_frames is not None:
+        _fail("--include-incomplete applies to --time-window and --event-count, not to --n-frames")
     events = read_events(file)
     size = tuple(sensor) if sensor else event_file_info(file).sensor_size
-    result = events_to_frames(events, size, n_frames, time_window=time_window, event_count=event_count)
+    result = events_to_frames(
+        events, size, n_frames, time_window=time_window, event_count=event_count, include_incomplete=include_incomplete
+    )
     with atomic_output(out) as tmp, open(tmp, "wb") as fh:
         np.save(fh, result)
-    doc = {"input": str(file), "output": str(out), "shape": list(result.shape), "events": int(events.size)}
+    framed = int(result.sum(dtype=np.int64))
+    doc = {
+        "input": str(file),
+        "output": str(out),
+        "shape": list(result.shape),
+        "events": int(events.size),
+        "framed_events": framed,
+    }
     if as_json:
         _emit_json(doc)
     else:
         click.echo(f"wrote frames {list(result.shape)} (T, P, H, W) to {out}")
+        if framed < events.size:
+            why = (
+                "tonic's equal time bins are floor(duration / N) µs long and end before the last event"
+                if n_frames is not None
+                else "the last, incomplete frame was dropped (tonic's rule); --include-incomplete keeps it"
+            )
+            click.echo(f"the frames hold {framed:,} of {events.size:,} events: {why}")

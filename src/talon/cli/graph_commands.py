@@ -16,6 +16,7 @@ from talon.cli._common import (
     _emit_json,
     _fail,
     _file_argument,
+    _graph_output,
     _json_option,
     _listing,
     _printable,
@@ -367,6 +368,7 @@ def stamp(
     """Add a provenance stamp (fingerprints, versions, time, notes) to a graph."""
     from talon import sdk
 
+    _graph_output(output)
     stamped = sdk.stamp_graph(_read(file), notes=notes, git_commit=git_commit, training_run_id=training_run_id)
     target = output or file
     sdk.write(target, stamped)
@@ -571,6 +573,7 @@ def convert(
 
     if not (spiking or quantize_bits is not None or prune):
         raise click.UsageError("nothing to do: give --spiking, --quantize BITS and/or --prune")
+    _graph_output(output)
     hints = {"weight_bits": weight_bits, "accumulator_bits": accumulator_bits, "spike_mode": spike_mode}
     if not spiking and any(v is not None for v in hints.values()):
         raise click.UsageError("--weight-bits/--accumulator-bits/--spike-mode are SpikingAffine hints: add --spiking")

@@ -15,6 +15,7 @@ from talon.cli._common import (
     _emit_json,
     _fail,
     _file_argument,
+    _graph_output,
     _json_option,
     _plural,
     _read,
@@ -61,11 +62,9 @@ def _activity(graph, activity: str | None, steps: int = 100):
     if not isinstance(data, dict):
         raise ValueError(f"activity file {activity!r} must hold a JSON object {{node: spikes per step}}")
     from talon.graph.inline import inline_subgraphs
+    from talon.graph.traffic import check_rate_names
 
-    known = set(graph.nodes) | set(inline_subgraphs(graph)[0].nodes)  # a subgraph's nodes: "rec.neuron"
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"activity file {activity!r} names unknown nodes {unknown}")
+    check_rate_names(graph, inline_subgraphs(graph)[0], data, where=f"activity file {activity!r}")
     return data
 
 
@@ -98,6 +97,7 @@ def partition(
     from talon.graph import allocate, get_spec
     from talon.graph import partition as run_partition
 
+    _graph_output(output)
     spec = get_spec(hw)
     with _working(f"partitioning {file} onto {spec.name}", disable=as_json):
         graph = _read(file)

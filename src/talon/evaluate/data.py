@@ -91,27 +91,44 @@ class FileSource:
             raise EvaluationError(f"{self.path}: no such data file")
         if not self.path.endswith((".npy", ".npz")):
             raise EvaluationError(f"{self.path}: data files must be .npy or .npz")
+        if self.labels_path is not None:
+            if self.path.endswith(".npz"):
+                raise EvaluationError(
+                    f"{self.path}: an .npz data file carries its labels as its array 'y'; separate labels "
+                    f"({os.fspath(self.labels_path)}) are for an .npy data file"
+                )
+            self.labels_path = os.fspath(check_path(self.labels_path, "FileSource: the .npy labels file"))
         x, y = self._arrays()
+        if x.dtype.kind not in "fiub":
+            raise EvaluationError(f"{self.path}: inputs must be a real numeric array, got dtype {x.dtype}")
         self._n = len(x)
-        _labels(None if y is None else np.asarray(y), self._n, self.path)
+        _labels(None if y is None else np.asarray(y), self._n, self.labels_path or self.path)
 
     def _arrays(self):
         try:
             if self.path.endswith(".npy"):
-                x = np.load(self.path, mmap_mode="r", allow_pickle=False)
-                y = None if self.labels_path is None else np.load(self.labels_path, mmap_mode="r", allow_pickle=False)
+                x, y = np.load(self.path, mmap_mode="r", allow_pickle=False), None
             else:
                 archive = np.load(self.path, allow_pickle=False)
-                if "x" not in archive:
-                    raise EvaluationError(
-                        f"{self.path}: an .npz data file needs an array named 'x' (and optionally 'y')"
-                    )
-                x, y = archive["x"], archive.get("y")
+                x, y = (archive["x"], archive.get("y")) if "x" in archive else (None, None)
         except (OSError, ValueError) as exc:
             raise EvaluationError(f"{self.path}: cannot read the data file: {exc}") from None
+        if x is None:
+            raise EvaluationError(f"{self.path}: an .npz data file needs an array named 'x' (and optionally 'y')")
         if x.ndim < 1:
             raise EvaluationError(f"{self.path}: inputs must be shaped [N, ...]")
+        if self.labels_path is not None:
+            y = self._labels_array()
         return x, y
+
+    def _labels_array(self) -> np.ndarray:
+        try:
+            y = np.load(self.labels_path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise EvaluationError(f"{self.labels_path}: cannot read the labels file: {exc}") from None
+        if not isinstance(y, np.ndarray):
+            raise EvaluationError(f"{self.labels_path}: the labels file must be an .npy array")
+        return y
 
     def __len__(self) -> int:
         return self._n

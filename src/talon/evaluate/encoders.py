@@ -42,13 +42,20 @@ class Direct:
 
 @dataclass(frozen=True)
 class Rate:
-    """``x[t] ~ Bernoulli(clip(sample, 0, 1))``, seeded per sample by ``(seed, index)``."""
+    """``x[t] ~ Bernoulli(clip(sample, 0, 1))``, seeded per sample by ``(seed, index)``; a sample holding
+    NaN or infinity is refused (a NaN intensity would never spike)."""
 
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise EvaluationError(f"Rate: seed must be a non-negative integer, got {self.seed!r}")
 
     def __call__(self, sample: np.ndarray, index: int, n_steps: int, shape: tuple[int, ...]) -> np.ndarray:
         sample = np.asarray(sample, np.float64)
         _check_shape(sample, shape, index, "rate encoding")
+        if not np.all(np.isfinite(sample)):  # a NaN would silently never spike (talon.io.rate_encode refuses it too)
+            raise EvaluationError(f"sample {index} contains NaN or infinity; rate encoding needs finite intensities")
         rng = np.random.default_rng([self.seed, index])
         return (rng.random((n_steps, *shape)) < np.clip(sample, 0.0, 1.0)).astype(np.float32)
 

@@ -27,6 +27,7 @@ import contextlib
 import json
 import multiprocessing
 import os
+import pickle
 from collections.abc import Callable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -190,11 +191,26 @@ def run_jobs(
 
     given = _as_executor(executor)
     if given is None:
+        _check_picklable(jobs)
         processes = workers or os.cpu_count() or 1
         with worker_environment():
             yield from _run_pool(assign(jobs, processes), None, processes, failed, on_done)
     else:  # the caller's executor: its processes are not known
         yield from _run_pool(assign(jobs, None), given, workers or 2, failed, on_done)
+
+
+def _check_picklable(jobs: list[ShardJob]) -> None:
+    """A shard that cannot be pickled fails the same way on every attempt: say so once, before the pool."""
+    if not jobs:
+        return
+    try:
+        pickle.dumps(jobs[0])
+    except (pickle.PicklingError, TypeError, AttributeError) as exc:
+        raise EvaluationError(
+            f"the shards cannot be sent to worker processes ({type(exc).__name__}: {exc}): the data set, encoder "
+            "and decode must be picklable (module-level functions and classes, not lambdas or local functions); "
+            "or run in this process with executor='serial' (talon evaluate --serial)"
+        ) from None
 
 
 def _run_pool(jobs, given, n_workers: int, failed, on_done) -> Iterator[ShardStats]:

@@ -32,7 +32,7 @@ from .errors import MappingError
 from .inline import inline_subgraphs
 from .spec import PRECISION_BITS, HardwareSpec, get_spec
 from .split import ROLE_KEY, split_graph
-from .traffic import VertexGraph, rates_of, vertex_graph
+from .traffic import VertexGraph, check_rate_names, rates_of, vertex_graph
 
 ALGORITHMS = ("metis", "greedy", "edgemap", "spectral")
 METADATA_KEY = "talon.partition"
@@ -78,6 +78,7 @@ def partition(
     weight_bits, state_bits = widths(spec, precision)
     rates = rates_of(graph, activity)
     flat, inlined = inline_subgraphs(graph)
+    check_rate_names(graph, flat, rates)
     split = split_graph(flat, spec, weight_bits, state_bits)
     new = split.graph
     vg = vertex_graph(new, weight_bits, state_bits, rates)

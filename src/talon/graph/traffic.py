@@ -15,6 +15,7 @@ values are sent every step).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,12 +58,28 @@ def rates_of(graph: ir.Graph, activity) -> dict[str, float]:
     if isinstance(activity, dict):
         out = {}
         for k, v in activity.items():
-            value = float(np.sum(v))
+            value = np.nan  # true, a string, None, an object: not a number of spikes
+            if not isinstance(v, (bool, str, bytes)):
+                with contextlib.suppress(TypeError, ValueError):
+                    value = float(np.sum(np.asarray(v, np.float64)))
             if not np.isfinite(value) or value < 0:
                 raise ValueError(f"activity of node {k!r} must be a finite spike rate >= 0, got {v!r}")
             out[str(k)] = value
         return out
     raise TypeError(f"activity must be a SimulationResult or a dict of spikes per step, got {type(activity).__name__}")
+
+
+def check_rate_names(graph: ir.Graph, flat: ir.Graph, rates: dict[str, float], where: str = "activity") -> None:
+    """Refuse rates of nodes the mapped graph does not have: ``flat`` is ``graph`` with its subgraphs
+    inlined, whose nodes are named ``rec.neuron`` (a rate of the subgraph ``rec`` itself would be ignored)."""
+    unknown = sorted(set(rates) - set(flat.nodes))
+    if not unknown:
+        return
+    name = unknown[0]
+    if isinstance(graph.nodes.get(name), ir.Graph):
+        inner = ", ".join(f"{name}.{n}" for n in graph.nodes[name].nodes)
+        raise ValueError(f"{where} gives a rate for the subgraph {name!r}; give its nodes' rates instead ({inner})")
+    raise ValueError(f"{where} names unknown nodes {unknown}; a subgraph's nodes are named like 'rec.neuron'")
 
 
 def vertex_graph(

@@ -37,6 +37,12 @@ _WEIGHT_FIELDS: tuple[tuple[type[Node], tuple[str, ...]], ...] = (
     (ir.Conv1d, ("weight",)),
     (ir.Conv2d, ("weight",)),  # SConv, SDConv too
     (ir.SepConv2d, ("depthwise_weight", "pointwise_weight")),
+    # the ghost blocks and the detection head are convolutions (docs/detection.md): every kernel
+    (ir.SGhostConv, ("primary_weight", "cheap_weight")),
+    (ir.SGhostEncoderLite, ("conv1_weight", "ghost_primary_weight", "ghost_cheap_weight")),
+    (ir.GhostBasicBlock1, tuple(f"{c}_{k}_weight" for c in ("cv0", "cv2", "cvres") for k in ("primary", "cheap"))),
+    (ir.GhostBasicBlock2, tuple(f"{c}_{k}_weight" for c in ("cv0", "cv2") for k in ("primary", "cheap"))),
+    (ir.SDDetect, tuple(f"{b}_w{i}" for b in ("cv2", "cv3") for i in range(3))),
 )
 
 
@@ -101,7 +107,8 @@ def quantize_weights(graph: GraphLike, bits: int = 8, per_channel: bool = True) 
     """Simulated symmetric fixed-point quantization of the synaptic weights.
 
     For each weight array ``w`` (Affine, SpikingAffine, Linear, Conv1d, Conv2d, SConv, SDConv
-    weights and both SepConv2d weights; biases and neuron parameters are not touched)::
+    weights, both SepConv2d weights and every convolution kernel of the ghost blocks and SDDetect;
+    biases and neuron parameters are not touched)::
 
         qmax  = 2**(bits - 1) - 1
         scale = max|w| / qmax            per output channel (axis 0) if per_channel, else per tensor

@@ -36,6 +36,28 @@ from .project import project_files, write_project
 
 DEFAULT_PART = "xczu9eg-ffvb1156-2-i"  # Zynq UltraScale+ on the ZCU102
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# The project name becomes the top function, its header and include guard (hls4ml's layout), so it
+# must not be a C++ keyword nor a name the generated code or its headers declare at file scope.
+_CPP_KEYWORDS = frozenset(
+    re.findall(
+        r"\w+",
+        """alignas alignof and and_eq asm auto bitand bitor bool break case catch char char8_t char16_t char32_t
+        class compl concept const consteval constexpr constinit const_cast continue co_await co_return co_yield
+        decltype default delete do double dynamic_cast else enum explicit export extern false float for friend
+        goto if inline int long mutable namespace new noexcept not not_eq nullptr operator or or_eq private
+        protected public register reinterpret_cast requires return short signed sizeof static static_assert
+        static_cast struct switch template this thread_local throw true try typedef typeid typename union
+        unsigned using virtual void volatile wchar_t while xor xor_eq""",
+    )
+)
+_GENERATED_NAMES = frozenset(
+    {"main", "fail", "write_probe", "talon_load_parameters", "nnet", "talon", "hls", "std"}
+    | {"DEFINES", "PARAMETERS", "WEIGHTS"}  # include guards NAME_H_
+)
+# per-node arrays, types and configurations of codegen.py: v3_t, w1, config4, g2_e0, m4_e0_s, TH5 ...
+_GENERATED_PATTERN = re.compile(
+    r"^(?:a|b|d|db|dl|ds|g|m|p|pr|q|r|s|si|st|sv|th|v|w|x|A|B|C|G|TH|VR|config|probe)\d+(?:_\w*)?$"
+)
 
 
 @dataclass(frozen=True)
@@ -236,7 +258,8 @@ class FPGABackend(BackendBase):
         calibration_inputs, n_steps,
     ) -> tuple[FixedPlan, GeneratedProject, HLSSettings]:  # fmt: skip
         check_graph(graph)
-        settings = _settings(output_dir, project_name, part or self.default_part, clock_period, reuse, strategy)
+        part = self.default_part if part is None else part  # "" is refused, not the default
+        settings = _settings(output_dir, project_name, part, clock_period, reuse, strategy)
         cfg = _config(config, default_precision)
         plan = plan_fixed(graph, cfg, calibration_inputs, n_steps)
         gen = generate(plan, settings.project_name, reuse_factor=settings.reuse_factor, strategy=settings.strategy)
@@ -344,6 +367,19 @@ def _config(config, precision) -> CompileConfig:
 def _project_name(name: str) -> str:
     if not isinstance(name, str) or not _NAME.match(name):
         raise BackendError(f"project_name must be a C identifier (letters, digits, '_'), got {name!r}")
+    if name in _CPP_KEYWORDS:
+        raise BackendError(f"project_name {name!r} is a C++ keyword; the top function is named after the project")
+    if (
+        name in _GENERATED_NAMES
+        or _GENERATED_PATTERN.match(name)
+        or name.lower().startswith(("ap_", "nnet_"))  # the ap_types and nnet headers and their guards
+        or "__" in name
+        or re.match(r"^_[A-Z]", name)
+    ):
+        raise BackendError(
+            f"project_name {name!r} is a name the generated C++ (or the ap_types / C++ implementation) already "
+            "uses; the top function is named after the project: choose another name, e.g. 'snn_top'"
+        )
     return name
 
 
