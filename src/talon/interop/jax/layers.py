@@ -44,12 +44,29 @@ def _batched_axis(dim: int, shape: tuple[int, ...], where: str) -> int:
 # dense and convolution
 
 
+# a product of at most FEW_OUTPUTS outputs on at most FEW_ROWS samples is computed out-major (_dense)
+FEW_OUTPUTS = 24
+FEW_ROWS = 48
+
+
 def _dense(p: dict, x):
-    """``x @ weight.T``, read as ``x @ weight_t``: the executor passes the transposed weight
-    (:func:`with_relayouts`), so every product — per step or on a whole sequence — is the same
-    XLA dot on an ``[in, out]`` operand."""
-    weight_t = p["weight_t"] if "weight_t" in p else p["weight"].T
-    return jnp.matmul(x, weight_t, precision=HIGHEST)
+    """``x @ weight.T``. The executor passes the weight transposed (``weight_t``, ``[in, out]``,
+    :func:`with_relayouts`), so every product — per step or on a whole sequence — is the same XLA
+    dot on an ``[in, out]`` operand. A layer of at most :data:`FEW_OUTPUTS` outputs reads its
+    weight as stored (``[out, in]``, :func:`relayout`) and, on at most :data:`FEW_ROWS` samples,
+    computes ``(weight · xᵀ)ᵀ``: XLA's CPU matrix product (YNNPACK, in tiles of 6 rows by 16
+    columns) then fills its tiles with the batch rather than with a few outputs — a 10- or
+    20-output readout's step is 1.1–1.3× faster on a batch of 16 to 48 (docs/jax.md §8). The
+    transpose back is read by the next kernel (no copy); the barrier keeps XLA from turning the
+    product back into the other operand order. Both are float32 sums of the same products, which
+    XLA may add in another order (the last bit of some results differs), as for another batch."""
+    if "weight_t" in p:
+        return jnp.matmul(x, p["weight_t"], precision=HIGHEST)
+    weight = jnp.asarray(p["weight"])  # as the caller passed it (a nested list is cast, as a relaid weight is)
+    if x.ndim == 2 and weight.shape[0] <= FEW_OUTPUTS and x.shape[0] <= FEW_ROWS:
+        out_major = lax.dot_general(weight, x, (((1,), (1,)), ((), ())), precision=HIGHEST)
+        return lax.optimization_barrier(out_major).T
+    return jnp.matmul(x, weight.T, precision=HIGHEST)
 
 
 def _affine(node: ir.Affine, dtype):
@@ -77,13 +94,14 @@ def _linear(node: ir.Linear, dtype):
 
 def relayout(node: ir.Node) -> tuple[str, tuple[int, ...]] | None:
     """``(name, axes)`` when ``node``'s weight is read in another layout, ``weight.transpose(axes)``
-    stored as ``params[name]``: ``weight_t = weight.T`` of a dense node (``[in, out]``: XLA's CPU
-    matrix product is about a quarter faster on it than on a transposed operand) and the kernel
+    stored as ``params[name]``: ``weight_t = weight.T`` of a dense node of more than
+    :data:`FEW_OUTPUTS` outputs (``[in, out]``: XLA's CPU matrix product is about a quarter faster
+    on it than on a transposed operand; see :func:`_dense` for fewer outputs) and the kernel
     of a convolution with the spatial axes first (``HWIO``, the layout XLA's CPU convolution
     reads). Else None."""
     builder = _builder(node)
     if builder in (_affine, _linear):
-        return "weight_t", (1, 0)
+        return None if np.shape(node.weight)[0] <= FEW_OUTPUTS else ("weight_t", (1, 0))
     if builder is _convnd:
         ndim = 1 if isinstance(node, ir.Conv1d) else 2
         return "weight_spatial_first", (*range(2, 2 + ndim), 1, 0)
