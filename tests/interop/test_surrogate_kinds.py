@@ -17,11 +17,13 @@ jax = pytest.importorskip("jax")
 import jax.numpy as jnp  # noqa: E402
 
 from talon.bridge.spike import spike  # noqa: E402
+from talon.bridge.surrogate_probe import PROBE  # noqa: E402
 from talon.interop.jax import make_spike  # noqa: E402
 
 
-def _reference(kind: str, p: dict, x: np.ndarray) -> np.ndarray:
-    """``sigma'(x)`` in float64, written from the formulas (not from the engines' code)."""
+def _reference(kind: str, p: dict, x: np.ndarray, theta: np.ndarray | float = 1.0) -> np.ndarray:
+    """``sigma'(x)`` in float64, written from the formulas (not from the engines' code); ``theta``:
+    the neurons' thresholds, for the kinds that read them."""
     ax = np.abs(x)
     with np.errstate(over="ignore"):
         table = {
@@ -59,6 +61,10 @@ def _reference(kind: str, p: dict, x: np.ndarray) -> np.ndarray:
             "spike_rate_escape": lambda: p.get("slope", 0) * np.exp(-p.get("beta", 0) * np.abs(x - 1)),
             "sparse_fast_sigmoid": lambda: np.where(x > p.get("b", 0), 1 / (1 + p.get("k", 0) * ax) ** 2, 0.0),
             "triangle_slope": lambda: np.where(x >= 0, -p.get("threshold", 0), p.get("threshold", 0)),
+            "threshold_exponential": lambda: (
+                p.get("scale", 0) / (theta * p.get("width", 1)) * np.exp(-ax / (theta * p.get("width", 1)))
+            ),
+            "threshold_step_window": lambda: np.where(x >= -p.get("window", 0), 1 / theta, 0.0),
         }
         return table[kind]()
 
@@ -103,20 +109,26 @@ def test_every_kind_has_a_reference():
 
 @pytest.mark.parametrize("surrogate", CASES)
 def test_both_engines_compute_the_closed_form(surrogate):
+    """At threshold 0, and for the kinds that read the threshold at per-neuron thresholds (the spike
+    is then taken of ``u = x + θ``, and the reference is evaluated at ``u − θ``)."""
     kind, params = ir.surrogate_parts(surrogate)
-    want = _reference(kind, params, X.astype(np.float64))
+    theta, u = np.zeros(X.size, np.float32), X.copy()
+    if kind in ir.THRESHOLD_KINDS:
+        theta = np.linspace(0.3, 2.5, X.size).astype(np.float32)
+        u = X + theta
+    x = u - theta  # float32: X itself (its signed zeros too) at threshold 0
+    want = _reference(kind, params, x.astype(np.float64), theta.astype(np.float64))
     g = np.linspace(0.5, 2.0, X.size).astype(np.float32)  # an upstream gradient that is not 1
 
-    x = torch.from_numpy(X.copy()).requires_grad_(True)
-    y = spike(x, False, surrogate)
-    assert torch.equal(y.detach(), (x > 0).float())
+    tu, ttheta = torch.from_numpy(u).requires_grad_(True), torch.from_numpy(theta)
+    y = spike(tu - ttheta, False, surrogate, ttheta)
+    assert torch.equal(y.detach(), torch.from_numpy((u > theta).astype(np.float32)))
     (y * torch.from_numpy(g)).sum().backward()
-    got_torch = x.grad.numpy()
+    got_torch = tu.grad.numpy()
 
-    theta = jnp.float32(0.0)
     jspike = make_spike(">", surrogate)
-    np.testing.assert_array_equal(jspike(jnp.asarray(X), theta), (X > 0).astype(np.float32))
-    got_jax = np.asarray(jax.grad(lambda u: (jspike(u, theta) * g).sum())(jnp.asarray(X)))
+    np.testing.assert_array_equal(jspike(jnp.asarray(u), jnp.asarray(theta)), (u > theta).astype(np.float32))
+    got_jax = np.asarray(jax.grad(lambda v: (jspike(v, jnp.asarray(theta)) * g).sum())(jnp.asarray(u)))
 
     if kind == "sigmoid":  # snnTorch's order of operations: inf/inf far below the threshold, as snnTorch gives
         assert np.isnan(got_torch[0]) and np.isnan(got_jax[0])
@@ -138,6 +150,10 @@ def test_aliases_name_the_frameworks_functions():
 
 
 # ---- the frameworks' own backward, on the probe points of talon.bridge.surrogate_probe -------------------
+
+
+# one threshold per probe point of talon.bridge.surrogate_probe (the Sinabs and Rockpool threshold kinds)
+PER_NEURON = np.linspace(0.4, 2.2, len(PROBE)).astype(np.float32)
 
 
 def _spikingjelly():
@@ -167,10 +183,13 @@ def _sinabs():
     )
 
     def at(theta, fn):  # Sinabs differentiates its spike count at the membrane v = x + θ
-        return lambda x: MultiSpike.apply(x + theta, torch.tensor(theta), fn)
+        return lambda x: MultiSpike.apply(x + torch.tensor(theta), torch.tensor(theta), fn)
 
     return [
-        (at(1.0, SingleExponential()), "single_exponential(width=0.5, scale=1.0)"),  # its layers' default
+        (at(PER_NEURON, SingleExponential()), "threshold_exponential(width=0.5, scale=1.0)"),  # its layers' default
+        (at(PER_NEURON, SingleExponential(0.25, 3.0)), "threshold_exponential(width=0.25, scale=3.0)"),
+        (at(PER_NEURON, Heaviside(window=0.4)), "threshold_step_window(window=0.4)"),
+        (at(1.0, SingleExponential()), "single_exponential(width=0.5, scale=1.0)"),  # ... at one threshold
         (at(2.0, SingleExponential(grad_width=0.25, grad_scale=3.0)), "single_exponential(width=0.5, scale=3.0)"),
         (at(0.5, Heaviside()), "step_window(window=1.0, threshold=0.5)"),
         (at(2.0, Heaviside(window=0.5)), "step_window(window=0.5, threshold=2.0)"),
@@ -190,11 +209,14 @@ def _rockpool():
     from rockpool.nn.modules.torch.lif_torch import PeriodicExponential, StepPWL
 
     def at(theta, window, spike=StepPWL, limit=2.0**16):  # LIFTorch calls it on the membrane v = x + θ
-        return lambda x: spike.apply(x + theta, torch.tensor(theta), torch.tensor(window), torch.tensor(limit))
+        theta = torch.tensor(theta)
+        return lambda x: spike.apply(x + theta, theta, torch.tensor(window), torch.tensor(limit))
 
     periodic = "periodic_exponential(width=0.5, scale=2.0, threshold=0.5, gain=1.0, max_spikes=65536.0)"
     return [
-        (at(1.0, 0.5), "step_window(window=0.5, threshold=1.0)"),  # LIFTorch's default
+        (at(PER_NEURON, 0.5), "threshold_step_window(window=0.5)"),  # LIFTorch's default
+        (at(PER_NEURON, 0.25), "threshold_step_window(window=0.25)"),
+        (at(1.0, 0.5), "step_window(window=0.5, threshold=1.0)"),  # ... at one threshold
         (at(0.5, 0.25), "step_window(window=0.25, threshold=0.5)"),
         (at(0.5, 0.5, PeriodicExponential), periodic),
         (at(0.5, 0.5, PeriodicExponential, 3.0), periodic.replace("65536.0", "3.0")),
@@ -208,5 +230,9 @@ def test_the_frameworks_surrogates_are_these_kinds(framework):
 
     cases = {"spikingjelly": _spikingjelly, "sinabs": _sinabs, "rockpool": _rockpool}[framework]()
     for function, text in cases:
-        assert torch_backward_matches(function, text), f"{framework}: {text}"
+        theta = torch.tensor(PER_NEURON) if ir.reads_threshold(text) else None
+        assert torch_backward_matches(function, text, theta), f"{framework}: {text}"
         assert not torch_backward_matches(function, ir.DEFAULT_SURROGATE), f"{framework}: {text} is atan"
+        if theta is not None:  # each neuron's own threshold, not one of them
+            one = ir.resolve_surrogate(text, PER_NEURON[:1])
+            assert not torch_backward_matches(function, one), f"{framework}: {text} is {one}"

@@ -3,7 +3,7 @@
 Forward: ``H(x) = 1 if x > 0 else 0`` (``>=`` with ``inclusive=True``), evaluated on
 ``x = v - theta``; for IEEE floats with gradual underflow ``v - theta > 0`` exactly when
 ``v > theta``, so this is the threshold comparison of ``docs/semantics.md`` bit for bit.
-Backward: ``grad * sigma'(x)`` for the neuron's ``surrogate`` (:mod:`talon.ir.surrogate` has the
+Backward: ``grad * sigma'(x)`` (``sigma'(x, theta)`` for the kinds that read the neuron's threshold) for the neuron's ``surrogate`` (:mod:`talon.ir.surrogate` has the
 kinds and formulas); the default is the arc-tangent snnTorch uses,
 ``dS/dx = (alpha/2) / (1 + (pi/2 * alpha * x)^2)`` with ``alpha = 2``. Each kind is computed in the
 order of operations of the framework it comes from, so a gradient imported from snnTorch, Norse
@@ -23,7 +23,7 @@ import torch
 
 from talon import ir
 
-Backward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (grad_output, x) -> grad_input
+Backward = Callable[..., torch.Tensor]  # (grad_output, x) -> grad_input; (grad_output, x, theta) for THRESHOLD_KINDS
 
 
 def _backwards(kind: str, p: dict[str, float]) -> Backward:
@@ -127,6 +127,17 @@ def _other_backwards(kind: str, p: dict[str, float]) -> Backward:
             return torch.where(x >= 0, -grad, grad)
 
         return triangle_slope
+    if kind == "threshold_exponential":  # Sinabs SingleExponential: w = theta * grad_width; g * (scale / w * e^(-|x| / w))
+        width, scale = p["width"], p["scale"]
+
+        def threshold_exponential(g, x, theta):
+            w = theta * width
+            return g * (scale / w * torch.exp(-torch.abs(x) / w))
+
+        return threshold_exponential
+    if kind == "threshold_step_window":  # Rockpool StepPWL: g / theta * (x >= -window)
+        window = p["window"]
+        return lambda g, x, theta: g / theta * (x >= -window)
     raise ValueError(f"surrogate kind {kind!r} has no PyTorch backward")  # a kind added to the IR only
 
 
@@ -137,30 +148,44 @@ def _gaussian(x: torch.Tensor, mu: float, sigma: float) -> torch.Tensor:
 
 
 _BACKWARDS: dict[str, Backward] = {}  # surrogate text -> its backward (a plain dict: torch.compile reads it as is)
+_READS_THRESHOLD: dict[str, bool] = {}  # surrogate text -> whether its backward takes theta
 
 
 def surrogate_backward(surrogate: str) -> Backward:
-    """The backward of a surrogate text (``'superspike(k=25.0)'``); made once per text."""
+    """The backward of a surrogate text (``'superspike(k=25.0)'``); made once per text. A kind of
+    ``talon.ir.THRESHOLD_KINDS`` takes ``(grad_output, x, theta)``, the others ``(grad_output, x)``."""
     backward = _BACKWARDS.get(surrogate)
     if backward is None:
         kind, params = ir.surrogate_parts(surrogate)
         backward = _BACKWARDS[surrogate] = _backwards(kind, params)
+        _READS_THRESHOLD[surrogate] = kind in ir.THRESHOLD_KINDS
     return backward
 
 
 class SurrogateSpike(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: torch.Tensor, inclusive: bool, backward: Backward) -> torch.Tensor:
-        ctx.save_for_backward(x)
+    def forward(ctx, x: torch.Tensor, inclusive: bool, backward: Backward, theta: torch.Tensor | None) -> torch.Tensor:
+        if theta is None:
+            ctx.save_for_backward(x)
+        else:
+            ctx.save_for_backward(x, theta)
         ctx.surrogate_backward = backward
         return (x >= 0 if inclusive else x > 0).to(x.dtype)
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
-        (x,) = ctx.saved_tensors
-        return ctx.surrogate_backward(grad_output, x), None, None
+        return ctx.surrogate_backward(grad_output, *ctx.saved_tensors), None, None, None
 
 
-def spike(x: torch.Tensor, inclusive: bool = False, surrogate: str = ir.DEFAULT_SURROGATE) -> torch.Tensor:
-    """``H(x)`` with the ``surrogate`` gradient (see the module docstring)."""
-    return SurrogateSpike.apply(x, inclusive, surrogate_backward(surrogate))
+def spike(
+    x: torch.Tensor, inclusive: bool = False, surrogate: str = ir.DEFAULT_SURROGATE, theta: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``H(x)`` with the ``surrogate`` gradient (see the module docstring); ``x = v - theta``, and
+    ``theta`` (the neuron's threshold, broadcast against ``x``) is what a kind of
+    ``talon.ir.THRESHOLD_KINDS`` reads (a constant of the backward; others ignore it)."""
+    backward = surrogate_backward(surrogate)
+    if not _READS_THRESHOLD[surrogate]:
+        return SurrogateSpike.apply(x, inclusive, backward, None)
+    if theta is None:
+        raise ValueError(f"surrogate {surrogate!r} reads the neuron's threshold: pass spike(x, ..., theta=threshold)")
+    return SurrogateSpike.apply(x, inclusive, backward, theta.detach())

@@ -35,7 +35,16 @@ from .pooling import AvgPool2d, MaxPool2d, SumPool2d
 from .reshape import Flatten, Upsample
 from .routing import ChannelSplit, Concat, HybridRegion, Skip
 from .serialization import FORMAT_VERSION, read, read_version, write
-from .surrogate import DEFAULT_SURROGATE, SURROGATE_KINDS, canonical_surrogate, format_surrogate, surrogate_parts
+from .surrogate import (
+    DEFAULT_SURROGATE,
+    SURROGATE_KINDS,
+    THRESHOLD_KINDS,
+    canonical_surrogate,
+    format_surrogate,
+    reads_threshold,
+    resolve_surrogate,
+    surrogate_parts,
+)
 from .types import (
     Comparison,
     Edges,
@@ -64,6 +73,7 @@ __all__ = [
     "LIF",
     "NMS",
     "SURROGATE_KINDS",
+    "THRESHOLD_KINDS",
     "Affine",
     "AvgPool2d",
     "BatchNorm1d",
@@ -135,6 +145,8 @@ __all__ = [
     "check_finite",
     "check_finite_param",
     "format_surrogate",
+    "reads_threshold",
+    "resolve_surrogate",
     "graph_differences",
     "list_primitives",
     "non_finite_fields",

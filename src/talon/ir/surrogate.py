@@ -41,6 +41,18 @@ Those of SpikingJelly, Sinabs and Rockpool (the first three: their NIR importers
     triangle_slope(threshold)        threshold where x < 0, -threshold where x >= 0
         snnTorch triangular (the slope of a triangle, not the triangle)
 
+Kinds that read the neuron's own threshold ``theta`` (:data:`THRESHOLD_KINDS`; per neuron, the
+node's ``v_threshold`` or a Threshold's ``threshold``, a constant of the backward)::
+
+    threshold_exponential(width, scale)  scale/w * e^(-|x|/w), w = theta*width
+        Sinabs SingleExponential(grad_width=width, grad_scale=scale) (its layers' default)
+    threshold_step_window(window)        1/theta where x >= -window, else 0
+        Rockpool StepPWL (window 0.5, its LIFTorch's default), Sinabs Heaviside (window 1)
+
+On a node whose thresholds are one value they are ``single_exponential(width=theta*width, scale)``
+and ``step_window(window, threshold=theta)`` (:func:`resolve_surrogate`); with per-neuron
+thresholds only these state what Sinabs and Rockpool compute.
+
 ``'atan(alpha=2.0)'`` is the default (:data:`DEFAULT_SURROGATE`) and is left out of ``.t1c`` files,
 so a graph that does not state another surrogate is stored as before. Aliases accepted on input:
 ``fast_sigmoid(slope)`` is ``superspike(k=slope)``, ``triangular(k)`` (default ``k = 2``) is
@@ -57,6 +69,8 @@ from __future__ import annotations
 import math
 import re
 from typing import Any
+
+import numpy as np
 
 #: kind -> its parameters with their defaults, in canonical order
 SURROGATE_KINDS: dict[str, tuple[tuple[str, float], ...]] = {
@@ -81,7 +95,12 @@ SURROGATE_KINDS: dict[str, tuple[tuple[str, float], ...]] = {
     "spike_rate_escape": (("beta", 1.0), ("slope", 25.0)),
     "sparse_fast_sigmoid": (("k", 25.0), ("b", 1.0)),
     "triangle_slope": (("threshold", 1.0),),
+    "threshold_exponential": (("width", 0.5), ("scale", 1.0)),
+    "threshold_step_window": (("window", 0.5),),
 }
+
+#: kinds whose derivative reads the neuron's threshold: ``sigma'(x, theta)``
+THRESHOLD_KINDS = frozenset({"threshold_exponential", "threshold_step_window"})
 
 # alias -> (kind, {alias parameter: kind parameter}, {kind parameter: value fixed or defaulted by the alias})
 _ALIASES: dict[str, tuple[str, dict[str, str], dict[str, float]]] = {
@@ -104,6 +123,26 @@ def format_surrogate(kind: str, **params: Any) -> str:
 def surrogate_parts(value: str) -> tuple[str, dict[str, float]]:
     """``(kind, {param: value})`` of a surrogate text (aliases resolved, defaults filled in)."""
     return _parse(value, "surrogate")
+
+
+def reads_threshold(surrogate: str) -> bool:
+    """Whether the surrogate's derivative reads the neuron's threshold (:data:`THRESHOLD_KINDS`)."""
+    return _parse(surrogate, "surrogate")[0] in THRESHOLD_KINDS
+
+
+def resolve_surrogate(surrogate: str, threshold: Any) -> str:
+    """``surrogate`` on a neuron with ``threshold`` (array): a kind of :data:`THRESHOLD_KINDS` whose
+    thresholds are one value ``theta`` becomes the kind with that ``theta`` in its parameters
+    (``threshold_step_window(window=0.5)`` at 0.8 -> ``step_window(window=0.5, threshold=0.8)``);
+    any other surrogate, or per-neuron thresholds, stay as they are."""
+    kind, p = _parse(surrogate, "surrogate")
+    values = np.unique(np.asarray(threshold, np.float64))
+    if kind not in THRESHOLD_KINDS or values.size != 1:
+        return canonical_surrogate(surrogate)
+    theta = float(values[0])
+    if kind == "threshold_exponential":
+        return format_surrogate("single_exponential", width=theta * p["width"], scale=p["scale"])
+    return format_surrogate("step_window", window=p["window"], threshold=theta)
 
 
 def canonical_surrogate(value: Any, where: str = "surrogate") -> str:

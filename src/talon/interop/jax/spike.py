@@ -122,14 +122,27 @@ def _other_derivative(kind: str, p: dict[str, float], jnp) -> Callable[[Any], An
     if kind == "triangle_slope":  # snnTorch triangular: threshold where x < 0, -threshold where x >= 0
         threshold = p["threshold"]
         return lambda x: jnp.where(x >= 0, -threshold, threshold).astype(x.dtype)
+    if kind == "threshold_exponential":  # Sinabs SingleExponential: w = theta * grad_width
+        width, scale = p["width"], p["scale"]
+
+        def threshold_exponential(x, theta):
+            w = theta * width
+            return scale / w * jnp.exp(-jnp.abs(x) / w)
+
+        return threshold_exponential
+    if kind == "threshold_step_window":  # Rockpool StepPWL: 1 / theta where x >= -window
+        window = p["window"]
+        return lambda x, theta: jnp.where(x >= -window, 1.0 / theta, 0.0).astype(x.dtype)
     raise ValueError(f"surrogate kind {kind!r} has no JAX derivative")  # a kind added to the IR only
 
 
 SURROGATES = tuple(ir.SURROGATE_KINDS)
 
 
-def surrogate_derivative(surrogate: Surrogate) -> Callable[[Any], Any]:
-    """Return ``sigma'`` for a surrogate text (see :mod:`talon.ir.surrogate`) or a callable."""
+def surrogate_derivative(surrogate: Surrogate) -> Callable[..., Any]:
+    """Return ``sigma'`` for a surrogate text (see :mod:`talon.ir.surrogate`) or a callable: ``x ->
+    sigma'(x)``, or ``(x, theta) -> sigma'(x, theta)`` for a kind of ``talon.ir.THRESHOLD_KINDS``
+    (its ``reads_threshold`` attribute is True)."""
     if callable(surrogate):
         return surrogate
     try:
@@ -138,16 +151,18 @@ def surrogate_derivative(surrogate: Surrogate) -> Callable[[Any], Any]:
         raise ValueError(f"unknown surrogate {surrogate!r} ({exc}); or pass a callable x -> sigma'(x)") from None
     derivative = _derivative(kind, params, require("jax.numpy"))
     derivative.talon_surrogate = ir.canonical_surrogate(surrogate)  # lets the Spyx export read it back
+    derivative.reads_threshold = kind in ir.THRESHOLD_KINDS
     return derivative
 
 
 def make_spike(comparison: str, surrogate: Surrogate) -> Callable[[Any, Any], Any]:
     """Return ``spike(u, theta)`` for ``comparison`` (``'>'`` or ``'>='``) with the given surrogate."""
-    jax = require("jax")
+    jax, lax = require("jax"), require("jax.lax")
     derivative = surrogate_derivative(surrogate)
     if comparison not in (">", ">="):
         raise ValueError(f"comparison must be '>' or '>=', got {comparison!r}")
     strict = comparison == ">"
+    with_theta = getattr(derivative, "reads_threshold", False)
 
     @jax.custom_jvp
     def spike(u, theta):
@@ -157,7 +172,8 @@ def make_spike(comparison: str, surrogate: Surrogate) -> Callable[[Any, Any], An
     def _spike_jvp(primals, tangents):
         u, theta = primals
         du, dtheta = tangents
-        slope = derivative(u - theta).astype(u.dtype)
+        x = u - theta
+        slope = (derivative(x, lax.stop_gradient(theta)) if with_theta else derivative(x)).astype(u.dtype)
         return spike(u, theta), slope * (du - dtheta)
 
     return spike
