@@ -131,6 +131,7 @@ def rockpool_model(directory, second_threshold=None, first_threshold=1.0):
     from rockpool.nn.modules.torch.nir import to_nir as rockpool_to_nir
 
     torch.manual_seed(1)
+
     def threshold(value):
         return value if np.isscalar(value) else torch.tensor(value, dtype=torch.float32)
 

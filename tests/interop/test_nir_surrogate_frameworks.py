@@ -3,8 +3,9 @@ importer builds (``talon.interop.nir.surrogate_conventions``).
 
 For SpikingJelly 2.0.0 (``Sigmoid(alpha=4)``; ``Rect(alpha=1)`` on its CUBALIFNode), Sinabs 3.1.3
 (``SingleExponential``, width relative to each neuron's threshold) and Rockpool 3.1.0 (``StepPWL``,
-divided by each neuron's threshold; both with one threshold per layer and with per-neuron thresholds): the framework's own model is exported by its own NIR exporter and imported back by
-its own NIR importer with nothing overridden — the model it would fine-tune from the file. Its torch
+divided by each neuron's threshold; both with one threshold per layer and with per-neuron
+thresholds): the framework's own model is exported by its own NIR exporter and imported back by its
+own NIR importer with nothing overridden — the model it would fine-tune from the file. Its torch
 autograd gradient of a weighted spike-count loss with respect to the dense weights equals, within
 float32 rounding, the gradient of the graph talon reads with the profile, in the PyTorch executor and
 in ``JaxGraph``; with talon's default surrogate (``atan(alpha=2.0)``, what every such file trained
@@ -21,7 +22,7 @@ import numpy as np
 import pytest
 
 from talon import bridge, ir
-from talon.interop.nir import SurrogateWarning, from_nir, read_nir, to_nir
+from talon.interop.nir import SurrogateWarning, from_nir, read_nir, to_nir, write_nir
 
 from .nir_framework_models import (
     rockpool_model,
@@ -79,7 +80,8 @@ def sinabs_case(per_neuron: bool) -> Case:
     if not per_neuron:  # one threshold: the same function as single_exponential at it
         width = float(np.float32(0.8)) * 0.5
         resolved = [ir.resolve_surrogate(n.surrogate, n.v_threshold) for n in neurons]
-        assert resolved == ["single_exponential(width=0.5, scale=1.0)", f"single_exponential(width={width!r}, scale=1.0)"]
+        expected = ["single_exponential(width=0.5, scale=1.0)", f"single_exponential(width={width!r}, scale=1.0)"]
+        assert resolved == expected
     return Case(graph, x, weights, out, grads)
 
 
@@ -197,6 +199,23 @@ def test_threshold_kinds_compare_with_their_form_at_one_threshold():
     assert mismatches(_one_layer(per_neuron), "sinabs") == [
         "n: single_exponential(width=0.4, scale=1.0) -> threshold_exponential(width=0.5, scale=1.0)"
     ]
+
+
+@pytest.mark.parametrize("kind", list(ir.SURROGATE_KINDS))
+def test_every_surrogate_kind_travels_through_a_nir_file(kind, tmp_path):
+    """NIR has no surrogate field: talon records a non-default one (``talon_surrogate``) and reads it back,
+    on a LIF with per-neuron thresholds and on a Threshold."""
+    values = {p: 3.0 if p == "n" else d * 0.5 + 1.5 for p, d in ir.SURROGATE_KINDS[kind]}
+    surrogate = ir.format_surrogate(kind, **values)
+    lif = ir.LIF(tau=np.full(3, 2.0), v_threshold=np.array([0.5, 0.8, 1.2]), comparison=">", surrogate=surrogate)
+    graph = ir.Graph(
+        {"input": ir.Input(np.array([3])), "n": lif, "t": ir.Threshold(np.array([0.2, 0.4, 0.6]), surrogate=surrogate),
+         "output": ir.Output(np.array([3]))},
+        [("input", "n"), ("n", "t"), ("t", "output")],
+    )  # fmt: skip
+    write_nir(tmp_path / "m.nir", graph)
+    back = read_nir(tmp_path / "m.nir")
+    assert back.nodes["n"].surrogate == surrogate and back.nodes["t"].surrogate == surrogate
 
 
 def test_to_nir_warns_when_the_consumer_trains_with_another_surrogate():
