@@ -88,6 +88,8 @@ def test_bad_files_are_one_line_errors(tmp_path):
     text.write_text("not hdf5")
     result = run("nir", "import", text, "-o", tmp_path / "m.t1c")
     assert result.exit_code == 2 and result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    result = run("nir", "import", text, "-o", tmp_path / "m.t1c", "--dt", "-1")  # the caller's value, not the file
+    assert result.stderr == "error: read_nir: dt must be a positive finite number of seconds, got -1.0\n"
 
 
 def test_help_does_not_load_the_nir_layer():
