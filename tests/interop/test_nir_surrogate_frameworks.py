@@ -85,6 +85,9 @@ def sinabs_case(per_neuron: bool) -> Case:
     return Case(graph, x, weights, out, grads)
 
 
+ROCKPOOL_PER_NEURON = ([1.0, 0.6, 1.4, 0.8, 1.1, 0.5], [0.7, 1.3, 0.9])  # its two LIFTorch layers'
+
+
 def rockpool_case(tmp_path_factory, per_neuron: bool) -> Case:
     """Rockpool's StepPWL: divided by each neuron's threshold."""
     thresholds = dict(first_threshold=ROCKPOOL_PER_NEURON[0], second_threshold=ROCKPOOL_PER_NEURON[1])
@@ -105,9 +108,6 @@ def rockpool_case(tmp_path_factory, per_neuron: bool) -> Case:
         resolved = [ir.resolve_surrogate(n.surrogate, n.v_threshold) for n in neurons]
         assert resolved == ["step_window(window=0.5, threshold=1.0)", f"step_window(window=0.5, threshold={theta!r})"]
     return Case(graph, x, weights, out, grads)
-
-
-ROCKPOOL_PER_NEURON = ([1.0, 0.6, 1.4, 0.8, 1.1, 0.5], [0.7, 1.3, 0.9])
 
 
 @pytest.fixture(
