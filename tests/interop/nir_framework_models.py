@@ -82,17 +82,23 @@ def spikingjelly_run(module, x, weights):
 SINABS_BATCH = 2
 
 
-def sinabs_model():
-    """``(x, weights, exported NIR graph, Sinabs' import of it)``: Linear → IAF → Linear → LIF (θ 0.8)."""
+SINABS_PER_NEURON = (np.linspace(0.6, 1.5, 10), np.array([0.5, 0.8, 1.2, 0.9]))  # IAF's, LIF's
+
+
+def sinabs_model(per_neuron: bool = False):
+    """``(x, weights, exported NIR graph, Sinabs' import of it)``: Linear → IAF (θ 1) → Linear → LIF
+    (θ 0.8); with ``per_neuron`` the thresholds of :data:`SINABS_PER_NEURON`."""
     sl = pytest.importorskip("sinabs.layers")
     sinabs_nir = pytest.importorskip("sinabs.nir")
 
     torch.manual_seed(0)
+    iaf, lif = (torch.tensor(t, dtype=torch.float32) for t in SINABS_PER_NEURON)
+    first = {"spike_threshold": iaf} if per_neuron else {}
     net = torch.nn.Sequential(
-        torch.nn.Linear(6, 10), sl.IAFSqueeze(batch_size=SINABS_BATCH, min_v_mem=-1.0),
+        torch.nn.Linear(6, 10), sl.IAFSqueeze(batch_size=SINABS_BATCH, min_v_mem=-1.0, **first),
         torch.nn.Linear(10, 4),
         sl.LIFSqueeze(tau_mem=torch.tensor([3.0, 7.5, 20.0, 1.7]), batch_size=SINABS_BATCH, norm_input=False,
-                      spike_threshold=torch.full((4,), 0.8)),
+                      spike_threshold=lif if per_neuron else torch.full((4,), 0.8)),
     )  # fmt: skip
     with torch.no_grad():
         for child in net.modules():
@@ -114,9 +120,10 @@ def sinabs_run(module, x, weights):
 # ---- Rockpool 3.1.0 -------------------------------------------------------------------------------------
 
 
-def rockpool_model(directory, second_threshold: float | None = None):
-    """``(x, weights, path of the written NIR file, Rockpool's import of it)``: Linear → LIF → Linear →
-    LIF (``second_threshold``, Rockpool's default 1.0 when None)."""
+def rockpool_model(directory, second_threshold=None, first_threshold=1.0):
+    """``(x, weights, path of the written NIR file, Rockpool's import of it)``: Linear → LIF
+    (``first_threshold``) → Linear → LIF (``second_threshold``, Rockpool's default 1.0 when None); a
+    threshold is a number or one per neuron (6 and 3)."""
     pytest.importorskip("rockpool")
     from rockpool.nn.combinators import Sequential
     from rockpool.nn.modules import LIFTorch, LinearTorch
@@ -124,8 +131,12 @@ def rockpool_model(directory, second_threshold: float | None = None):
     from rockpool.nn.modules.torch.nir import to_nir as rockpool_to_nir
 
     torch.manual_seed(1)
-    second = {} if second_threshold is None else {"threshold": second_threshold}
-    layers = [LinearTorch((4, 6)), LIFTorch(6, tau_mem=0.02, tau_syn=0.01, threshold=1.0),
+
+    def threshold(value):
+        return value if np.isscalar(value) else torch.tensor(value, dtype=torch.float32)
+
+    second = {} if second_threshold is None else {"threshold": threshold(second_threshold)}
+    layers = [LinearTorch((4, 6)), LIFTorch(6, tau_mem=0.02, tau_syn=0.01, threshold=threshold(first_threshold)),
               LinearTorch((6, 3)), LIFTorch(3, tau_mem=0.01, tau_syn=0.004, **second)]  # fmt: skip
     with torch.no_grad():
         for layer in layers[::2]:

@@ -2,9 +2,10 @@
 importer builds (``talon.interop.nir.surrogate_conventions``).
 
 For SpikingJelly 2.0.0 (``Sigmoid(alpha=4)``; ``Rect(alpha=1)`` on its CUBALIFNode), Sinabs 3.1.3
-(``SingleExponential``, width relative to the threshold) and Rockpool 3.1.0 (``StepPWL``, divided by
-the threshold): the framework's own model is exported by its own NIR exporter and imported back by
-its own NIR importer with nothing overridden — the model it would fine-tune from the file. Its torch
+(``SingleExponential``, width relative to each neuron's threshold) and Rockpool 3.1.0 (``StepPWL``,
+divided by each neuron's threshold; both with one threshold per layer and with per-neuron
+thresholds): the framework's own model is exported by its own NIR exporter and imported back by its
+own NIR importer with nothing overridden — the model it would fine-tune from the file. Its torch
 autograd gradient of a weighted spike-count loss with respect to the dense weights equals, within
 float32 rounding, the gradient of the graph talon reads with the profile, in the PyTorch executor and
 in ``JaxGraph``; with talon's default surrogate (``atan(alpha=2.0)``, what every such file trained
@@ -15,12 +16,13 @@ step for Sinabs and Rockpool).
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from talon import bridge, ir
-from talon.interop.nir import SurrogateWarning, from_nir, read_nir, to_nir
+from talon.interop.nir import SurrogateWarning, from_nir, read_nir, to_nir, write_nir
 
 from .nir_framework_models import (
     rockpool_model,
@@ -62,39 +64,63 @@ def spikingjelly_case() -> Case:
     return Case(graph, x, weights, out, grads)
 
 
-def sinabs_case() -> Case:
-    x, weights, exported, module = sinabs_model()
+def sinabs_case(per_neuron: bool) -> Case:
+    """Sinabs' SingleExponential: its width is grad_width (0.5) of each neuron's threshold."""
+    x, weights, exported, module = sinabs_model(per_neuron)
     from sinabs.activation import SingleExponential
 
     kinds = [c.surrogate_grad_fn for c in module.modules() if hasattr(c, "surrogate_grad_fn")]
     assert kinds == [SingleExponential(), SingleExponential()]
     out, grads = sinabs_run(module, x, weights)
     graph = _read(from_nir, exported, producer="sinabs")
-    surrogates = [n.surrogate for n in graph.nodes.values() if isinstance(n, (ir.IF, ir.LIF))]
-    width = float(np.float32(0.8)) * 0.5  # Sinabs' grad_width 0.5 of the float32 threshold
-    assert surrogates == ["single_exponential(width=0.5, scale=1.0)", f"single_exponential(width={width!r}, scale=1.0)"]
+    neurons = [n for n in graph.nodes.values() if isinstance(n, (ir.IF, ir.LIF))]
+    assert [n.surrogate for n in neurons] == ["threshold_exponential(width=0.5, scale=1.0)"] * 2
+    distinct = [np.unique(n.v_threshold).size for n in neurons]
+    assert distinct == ([10, 4] if per_neuron else [1, 1])
+    if not per_neuron:  # one threshold: the same function as single_exponential at it
+        width = float(np.float32(0.8)) * 0.5
+        resolved = [ir.resolve_surrogate(n.surrogate, n.v_threshold) for n in neurons]
+        expected = ["single_exponential(width=0.5, scale=1.0)", f"single_exponential(width={width!r}, scale=1.0)"]
+        assert resolved == expected
     return Case(graph, x, weights, out, grads)
 
 
-def rockpool_case(tmp_path_factory) -> Case:
-    x, weights, path, module = rockpool_model(tmp_path_factory.mktemp("rockpool"), second_threshold=0.7)
+ROCKPOOL_PER_NEURON = ([1.0, 0.6, 1.4, 0.8, 1.1, 0.5], [0.7, 1.3, 0.9])  # its two LIFTorch layers'
+
+
+def rockpool_case(tmp_path_factory, per_neuron: bool) -> Case:
+    """Rockpool's StepPWL: divided by each neuron's threshold."""
+    thresholds = dict(first_threshold=ROCKPOOL_PER_NEURON[0], second_threshold=ROCKPOOL_PER_NEURON[1])
+    x, weights, path, module = rockpool_model(
+        tmp_path_factory.mktemp("rockpool"), **(thresholds if per_neuron else {"second_threshold": 0.7})
+    )
     from rockpool.nn.modules import LIFTorch
 
     lifs = [c for c in module.modules() if isinstance(c, LIFTorch)]
     assert [float(c.learning_window) for c in lifs] == [0.5, 0.5]  # StepPWL's window, its default
     out, grads = rockpool_run(module, x, weights)
     graph = _read(read_nir, path, type_check=False, producer="rockpool")  # (also warns of its batch axis)
-    surrogates = [n.surrogate for n in graph.nodes.values() if isinstance(n, ir.CubaLIF)]
-    theta = float(np.float32(0.7))
-    assert surrogates == ["step_window(window=0.5, threshold=1.0)", f"step_window(window=0.5, threshold={theta!r})"]
+    neurons = [n for n in graph.nodes.values() if isinstance(n, ir.CubaLIF)]
+    assert [n.surrogate for n in neurons] == ["threshold_step_window(window=0.5)"] * 2
+    assert [np.unique(n.v_threshold).size for n in neurons] == ([6, 3] if per_neuron else [1, 1])
+    if not per_neuron:
+        theta = float(np.float32(0.7))
+        resolved = [ir.resolve_surrogate(n.surrogate, n.v_threshold) for n in neurons]
+        assert resolved == ["step_window(window=0.5, threshold=1.0)", f"step_window(window=0.5, threshold={theta!r})"]
     return Case(graph, x, weights, out, grads)
 
 
-@pytest.fixture(scope="module", params=["spikingjelly", "sinabs", "rockpool"])
+@pytest.fixture(
+    scope="module",
+    params=["spikingjelly", "sinabs", "sinabs per-neuron thresholds", "rockpool", "rockpool per-neuron thresholds"],
+)
 def case(request, tmp_path_factory) -> Case:
-    if request.param == "rockpool":
-        return rockpool_case(tmp_path_factory)
-    return {"spikingjelly": spikingjelly_case, "sinabs": sinabs_case}[request.param]()
+    per_neuron = request.param.endswith("per-neuron thresholds")
+    if request.param.startswith("rockpool"):
+        return rockpool_case(tmp_path_factory, per_neuron)
+    if request.param.startswith("sinabs"):
+        return sinabs_case(per_neuron)
+    return spikingjelly_case()
 
 
 def torch_gradients(case: Case, surrogate: str | None = None) -> dict:
@@ -158,13 +184,38 @@ def test_the_caller_states_the_surrogate_and_is_not_warned():
         from_nir(file, surrogate="bogus")
 
 
-def test_per_neuron_thresholds_keep_their_surrogate_with_a_record():
-    """Sinabs' width and Rockpool's divisor scale with each neuron's threshold: one TALON IR text cannot."""
-    file = to_nir(_one_layer(ir.LIF(tau=np.full(3, 2.0), v_threshold=np.array([0.5, 1.0, 2.0]), comparison=">")))
-    with pytest.warns(SurrogateWarning, match=r"Node\(s\) \['n'\] have per-neuron thresholds"):
-        graph = from_nir(file, producer="sinabs")
-    assert graph.nodes["n"].surrogate == DEFAULT
-    assert graph.nodes["n"].metadata["nir_surrogate"].startswith("Sinabs' default SingleExponential")
+def test_threshold_kinds_compare_with_their_form_at_one_threshold():
+    """A graph read from Sinabs or Rockpool before (``single_exponential`` / ``step_window`` at the one
+    θ) is what their importers build; per-neuron thresholds need the threshold kind."""
+    from talon.interop.nir.surrogate_conventions import mismatches
+
+    node = ir.LIF(tau=np.full(3, 2.0), v_threshold=np.full(3, 0.8), comparison=">")
+    assert mismatches(_one_layer(replace(node, surrogate="single_exponential(width=0.4, scale=1.0)")), "sinabs") == []
+    assert mismatches(_one_layer(replace(node, surrogate="step_window(window=0.5, threshold=0.8)")), "rockpool") == []
+    assert mismatches(_one_layer(replace(node, surrogate="step_window(window=0.5, threshold=0.7)")), "rockpool") == [
+        "n: step_window(window=0.5, threshold=0.7) -> threshold_step_window(window=0.5)"
+    ]
+    per_neuron = replace(node, v_threshold=np.array([0.5, 0.8, 1.2]), surrogate="single_exponential(width=0.4)")
+    assert mismatches(_one_layer(per_neuron), "sinabs") == [
+        "n: single_exponential(width=0.4, scale=1.0) -> threshold_exponential(width=0.5, scale=1.0)"
+    ]
+
+
+@pytest.mark.parametrize("kind", list(ir.SURROGATE_KINDS))
+def test_every_surrogate_kind_travels_through_a_nir_file(kind, tmp_path):
+    """NIR has no surrogate field: talon records a non-default one (``talon_surrogate``) and reads it back,
+    on a LIF with per-neuron thresholds and on a Threshold."""
+    values = {p: 3.0 if p == "n" else d * 0.5 + 1.5 for p, d in ir.SURROGATE_KINDS[kind]}
+    surrogate = ir.format_surrogate(kind, **values)
+    lif = ir.LIF(tau=np.full(3, 2.0), v_threshold=np.array([0.5, 0.8, 1.2]), comparison=">", surrogate=surrogate)
+    graph = ir.Graph(
+        {"input": ir.Input(np.array([3])), "n": lif, "t": ir.Threshold(np.array([0.2, 0.4, 0.6]), surrogate=surrogate),
+         "output": ir.Output(np.array([3]))},
+        [("input", "n"), ("n", "t"), ("t", "output")],
+    )  # fmt: skip
+    write_nir(tmp_path / "m.nir", graph)
+    back = read_nir(tmp_path / "m.nir")
+    assert back.nodes["n"].surrogate == surrogate and back.nodes["t"].surrogate == surrogate
 
 
 def test_to_nir_warns_when_the_consumer_trains_with_another_surrogate():

@@ -307,6 +307,10 @@ def _rleaky_top_level():
          r"nodes 'n0', 'n1' \(LI, Threshold\): integration='euler'"),
         (lambda: _chain((3,), _spyx_form_recurrent({"integration": "euler"})),
          r"neuron: LIF\): integration='euler'"),
+        (lambda: _chain((3,), ir.LIF(tau=np.full(3, 4.0), r=np.full(3, 4.0), v_threshold=np.array([0.5, 1.0, 1.5]),
+                                     reset_mode="subtract", reset_timing="delayed", spike_timing="pre", comparison=">",
+                                     surrogate="threshold_step_window(window=0.5)")),
+         r"node 'n0' \(LIF\): surrogate 'threshold_step_window\(window=0.5\)': its derivative reads each neuron's"),
         (_residual, "node 'input' has 2 outgoing edges"),
         (_rleaky_top_level, r"recurrent edges \[\('w', 'lif'\)\] outside a recurrent-layer subgraph"),
     ],
@@ -314,6 +318,16 @@ def _rleaky_top_level():
 def test_from_ir_refusals_name_the_node(graph, match):
     with pytest.raises(ir.ConversionError, match=match):
         tspyx.from_ir(graph())
+
+
+def test_from_ir_gives_a_threshold_kind_its_one_threshold():
+    """Rockpool's StepPWL on a layer with one threshold: Spyx's activation gets ``step_window`` at it."""
+    lif = ir.LIF(tau=np.full(3, 4.0), r=np.full(3, 4.0), v_threshold=np.full(3, 0.8), reset_mode="subtract",
+                 reset_timing="delayed", spike_timing="pre", comparison=">",
+                 surrogate="threshold_step_window")  # fmt: skip
+    (layer,) = tspyx.from_ir(_chain((3,), lif)).layers
+    x = jnp.asarray([-0.6, -0.4, 0.3], jnp.float32)
+    np.testing.assert_allclose(jax.vmap(jax.grad(layer.spike))(x), [0.0, 1 / 0.8, 1 / 0.8], rtol=1e-6)
 
 
 def test_from_ir_wrong_subgraph_form():

@@ -17,13 +17,15 @@ jax = pytest.importorskip("jax")
 import jax.numpy as jnp  # noqa: E402
 
 from talon.bridge.spike import spike  # noqa: E402
+from talon.bridge.surrogate_probe import PROBE  # noqa: E402
 from talon.interop.jax import make_spike  # noqa: E402
 
 
-def _reference(kind: str, p: dict, x: np.ndarray) -> np.ndarray:
-    """``sigma'(x)`` in float64, written from the formulas (not from the engines' code)."""
+def _reference(kind: str, p: dict, x: np.ndarray, theta: np.ndarray | float = 1.0) -> np.ndarray:
+    """``sigma'(x)`` in float64, written from the formulas (not from the engines' code); ``theta``:
+    the neurons' thresholds, for the kinds that read them."""
     ax = np.abs(x)
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", divide="ignore"):
         table = {
             "atan": lambda: (p.get("alpha", 0) / 2) / (1 + (np.pi / 2 * p.get("alpha", 0) * x) ** 2),
             "arctan": lambda: 1 / ((1 + (p.get("k", 0) * np.pi * x) ** 2) * np.pi),
@@ -59,8 +61,33 @@ def _reference(kind: str, p: dict, x: np.ndarray) -> np.ndarray:
             "spike_rate_escape": lambda: p.get("slope", 0) * np.exp(-p.get("beta", 0) * np.abs(x - 1)),
             "sparse_fast_sigmoid": lambda: np.where(x > p.get("b", 0), 1 / (1 + p.get("k", 0) * ax) ** 2, 0.0),
             "triangle_slope": lambda: np.where(x >= 0, -p.get("threshold", 0), p.get("threshold", 0)),
+            "soft_sign": lambda: 1 / (2 * p.get("alpha", 1) * (1 / p.get("alpha", 1) + ax) ** 2),
+            "scaled_superspike": lambda: p.get("alpha", 0) / (1 + ax) ** 2,
+            "nonzero_sign_log_abs": lambda: 1 / (1 / p.get("alpha", 1) + ax),
+            "erf": lambda: np.exp(-((p.get("alpha", 0) * x) ** 2)) * p.get("alpha", 0) / np.sqrt(np.pi),
+            "piecewise_leaky_relu": lambda: np.where(ax < p.get("w", 1), 1 / (2 * p.get("w", 1)), p.get("c", 0)),
+            "squarewave_fourier": lambda: _squarewave(x, int(p.get("n", 1)), p.get("period", 1)),
+            "s2nn": lambda: np.where(
+                x < 0,
+                p.get("alpha", 0) / (2 + 2 * np.cosh(p.get("alpha", 0) * x)),
+                p.get("beta", 0) / (x + 1),
+            ),
+            "q_pseudo_spike": lambda: (1 + 2 / (p.get("alpha", 2) - 1) * ax) ** -p.get("alpha", 2),
+            "leaky_k_relu": lambda: np.where(x >= 0, p.get("k", 0), p.get("leak", 0)),
+            "fake_numerical_gradient": lambda: np.minimum(np.where(x >= 0, 1.0, -1.0) / x, p.get("alpha", 0)),
+            "log_tailed_relu": lambda: np.where(
+                x > 1, 1 / np.where(x > 1, x, 1), np.where(x <= 0, p.get("alpha", 0), 1.0)
+            ),
+            "threshold_exponential": lambda: (
+                p.get("scale", 0) / (theta * p.get("width", 1)) * np.exp(-ax / (theta * p.get("width", 1)))
+            ),
+            "threshold_step_window": lambda: np.where(x >= -p.get("window", 0), 1 / theta, 0.0),
         }
         return table[kind]()
+
+
+def _squarewave(x, n, period):
+    return 4 / period * sum((np.cos((2 * i - 1) * 2 * np.pi / period * x) for i in range(1, n)), np.zeros_like(x))
 
 
 def _g(x, mu, sigma):
@@ -80,7 +107,7 @@ def _nearest_multiple_distance(x, p):
 
 def _other_parameters(kind: str) -> dict:
     """Parameters away from the defaults (a parameter read wrongly shows)."""
-    return {name: default * 0.6 + 0.2 for name, default in ir.SURROGATE_KINDS[kind]}
+    return {name: 4.0 if name == "n" else default * 0.6 + 0.2 for name, default in ir.SURROGATE_KINDS[kind]}
 
 
 CASES = (
@@ -103,28 +130,39 @@ def test_every_kind_has_a_reference():
 
 @pytest.mark.parametrize("surrogate", CASES)
 def test_both_engines_compute_the_closed_form(surrogate):
+    """At threshold 0, and for the kinds that read the threshold at per-neuron thresholds (the spike
+    is then taken of ``u = x + θ``, and the reference is evaluated at ``u − θ``)."""
     kind, params = ir.surrogate_parts(surrogate)
-    want = _reference(kind, params, X.astype(np.float64))
+    theta, u = np.zeros(X.size, np.float32), X.copy()
+    if kind in ir.THRESHOLD_KINDS:
+        theta = np.linspace(0.3, 2.5, X.size).astype(np.float32)
+        u = X + theta
+    x = u - theta  # float32: X itself (its signed zeros too) at threshold 0
+    want = _reference(kind, params, x.astype(np.float64), theta.astype(np.float64))
     g = np.linspace(0.5, 2.0, X.size).astype(np.float32)  # an upstream gradient that is not 1
 
-    x = torch.from_numpy(X.copy()).requires_grad_(True)
-    y = spike(x, False, surrogate)
-    assert torch.equal(y.detach(), (x > 0).float())
+    tu, ttheta = torch.from_numpy(u).requires_grad_(True), torch.from_numpy(theta)
+    y = spike(tu - ttheta, False, surrogate, ttheta)
+    assert torch.equal(y.detach(), torch.from_numpy((u > theta).astype(np.float32)))
     (y * torch.from_numpy(g)).sum().backward()
-    got_torch = x.grad.numpy()
+    got_torch = tu.grad.numpy()
 
-    theta = jnp.float32(0.0)
     jspike = make_spike(">", surrogate)
-    np.testing.assert_array_equal(jspike(jnp.asarray(X), theta), (X > 0).astype(np.float32))
-    got_jax = np.asarray(jax.grad(lambda u: (jspike(u, theta) * g).sum())(jnp.asarray(X)))
+    np.testing.assert_array_equal(jspike(jnp.asarray(u), jnp.asarray(theta)), (u > theta).astype(np.float32))
+    got_jax = np.asarray(jax.grad(lambda v: (jspike(v, jnp.asarray(theta)) * g).sum())(jnp.asarray(u)))
 
     if kind == "sigmoid":  # snnTorch's order of operations: inf/inf far below the threshold, as snnTorch gives
         assert np.isnan(got_torch[0]) and np.isnan(got_jax[0])
         want, got_torch, got_jax = want[1:], got_torch[1:], got_jax[1:]
         g = g[1:]
+    want = want * g
+    infinite = ~np.isfinite(want)  # fake_numerical_gradient's -1/(-0.0): the same infinity in both engines
+    np.testing.assert_array_equal(got_torch[infinite], want[infinite])
+    np.testing.assert_array_equal(got_jax[infinite], want[infinite])
+    want, got_torch, got_jax = want[~infinite], got_torch[~infinite], got_jax[~infinite]
     scale = max(np.abs(want).max(), 1e-30)
-    np.testing.assert_allclose(got_torch, want * g, rtol=2e-6, atol=2e-6 * scale, err_msg=f"PyTorch {surrogate}")
-    np.testing.assert_allclose(got_jax, want * g, rtol=2e-6, atol=2e-6 * scale, err_msg=f"JAX {surrogate}")
+    np.testing.assert_allclose(got_torch, want, rtol=2e-6, atol=2e-6 * scale, err_msg=f"PyTorch {surrogate}")
+    np.testing.assert_allclose(got_jax, want, rtol=2e-6, atol=2e-6 * scale, err_msg=f"JAX {surrogate}")
     np.testing.assert_allclose(got_jax, got_torch, rtol=2e-6, atol=2e-6 * scale, err_msg=f"engines {surrogate}")
 
 
@@ -140,6 +178,10 @@ def test_aliases_name_the_frameworks_functions():
 # ---- the frameworks' own backward, on the probe points of talon.bridge.surrogate_probe -------------------
 
 
+# one threshold per probe point of talon.bridge.surrogate_probe (the Sinabs and Rockpool threshold kinds)
+PER_NEURON = np.linspace(0.4, 2.2, len(PROBE)).astype(np.float32)
+
+
 def _spikingjelly():
     sg = pytest.importorskip("spikingjelly.activation_based.surrogate")
     return [
@@ -152,7 +194,64 @@ def _spikingjelly():
         (sg.PiecewiseExp(alpha=2.0), "single_exponential(width=0.5, scale=0.5)"),
         (sg.SuperSpike(), "superspike(k=1.0)"),
         (sg.Erf(), "erfc(k=2.0)"),
+        (sg.DeterministicPass(), "straight_through"),
+        *_spikingjelly_others(sg),
     ]
+
+
+def _spikingjelly_others(sg):
+    """SpikingJelly's surrogates that have a kind of their own, at their defaults and away from them."""
+    return [
+        (sg.SoftSign(), "soft_sign(alpha=2.0)"),
+        (sg.SoftSign(alpha=0.7), "soft_sign(alpha=0.7)"),
+        (sg.SuperSpike(alpha=2.5), "scaled_superspike(alpha=2.5)"),
+        (sg.NonzeroSignLogAbs(), "nonzero_sign_log_abs(alpha=1.0)"),
+        (sg.NonzeroSignLogAbs(alpha=3.0), "nonzero_sign_log_abs(alpha=3.0)"),
+        (sg.Erf(), "erf(alpha=2.0)"),
+        (sg.Erf(alpha=0.8), "erf(alpha=0.8)"),
+        (sg.PiecewiseLeakyReLU(), "piecewise_leaky_relu(w=1.0, c=0.01)"),
+        (sg.PiecewiseLeakyReLU(w=0.3, c=0.2), "piecewise_leaky_relu(w=0.3, c=0.2)"),
+        (sg.SquarewaveFourierSeries(), "squarewave_fourier(n=2.0, period=8.0)"),
+        (sg.SquarewaveFourierSeries(n=5, T_period=3.0), "squarewave_fourier(n=5.0, period=3.0)"),
+        (sg.S2NN(), "s2nn(alpha=4.0, beta=1.0)"),
+        (sg.S2NN(alpha=1.5, beta=0.4), "s2nn(alpha=1.5, beta=0.4)"),
+        (sg.QPseudoSpike(), "q_pseudo_spike(alpha=2.0)"),
+        (sg.QPseudoSpike(alpha=3.5), "q_pseudo_spike(alpha=3.5)"),
+        (sg.LeakyKReLU(), "leaky_k_relu(leak=0.0, k=1.0)"),
+        (sg.LeakyKReLU(leak=0.1, k=2.0), "leaky_k_relu(leak=0.1, k=2.0)"),
+        (sg.FakeNumericalGradient(), "fake_numerical_gradient(alpha=0.3)"),
+        (sg.FakeNumericalGradient(alpha=2.0), "fake_numerical_gradient(alpha=2.0)"),
+        (sg.LogTailedReLU(), "log_tailed_relu(alpha=0.0)"),
+        (sg.LogTailedReLU(alpha=0.05), "log_tailed_relu(alpha=0.05)"),
+    ]
+
+
+def test_spikingjelly_surrogates_bit_for_bit():
+    """SpikingJelly's autograd function and talon's spike (``>=``, SpikingJelly's ``heaviside``) give the
+    same forward and, for an upstream gradient that is not 1, the same backward, bit for bit, on
+    float32 membranes around the threshold; the JAX engine within float32 rounding."""
+    sg = pytest.importorskip("spikingjelly.activation_based.surrogate")
+    rng = np.random.default_rng(0)
+    x = np.concatenate([X, rng.normal(0, 1.5, 200).astype(np.float32)])
+    g = rng.uniform(0.2, 3.0, x.size).astype(np.float32)
+    for function, text in _spikingjelly_others(sg):
+        theirs = torch.from_numpy(x.copy()).requires_grad_(True)
+        want = function(theirs)
+        (want * torch.from_numpy(g)).sum().backward()
+        ours = torch.from_numpy(x.copy()).requires_grad_(True)
+        got = spike(ours, True, text)
+        (got * torch.from_numpy(g)).sum().backward()
+        assert torch.equal(got.detach(), want.detach()), text
+        assert torch.equal(ours.grad, theirs.grad), text
+
+        jspike = make_spike(">=", text)
+        np.testing.assert_array_equal(np.asarray(jspike(jnp.asarray(x), jnp.float32(0))), want.detach().numpy())
+        got_jax = np.asarray(jax.grad(lambda u, f=jspike: (f(u, jnp.float32(0)) * g).sum())(jnp.asarray(x)))
+        expected = theirs.grad.numpy()
+        finite = np.isfinite(expected)
+        np.testing.assert_array_equal(got_jax[~finite], expected[~finite], err_msg=text)
+        scale = np.abs(expected[finite]).max()
+        np.testing.assert_allclose(got_jax[finite], expected[finite], rtol=2e-6, atol=2e-6 * scale, err_msg=text)
 
 
 def _sinabs():
@@ -167,10 +266,13 @@ def _sinabs():
     )
 
     def at(theta, fn):  # Sinabs differentiates its spike count at the membrane v = x + θ
-        return lambda x: MultiSpike.apply(x + theta, torch.tensor(theta), fn)
+        return lambda x: MultiSpike.apply(x + torch.tensor(theta), torch.tensor(theta), fn)
 
     return [
-        (at(1.0, SingleExponential()), "single_exponential(width=0.5, scale=1.0)"),  # its layers' default
+        (at(PER_NEURON, SingleExponential()), "threshold_exponential(width=0.5, scale=1.0)"),  # its layers' default
+        (at(PER_NEURON, SingleExponential(0.25, 3.0)), "threshold_exponential(width=0.25, scale=3.0)"),
+        (at(PER_NEURON, Heaviside(window=0.4)), "threshold_step_window(window=0.4)"),
+        (at(1.0, SingleExponential()), "single_exponential(width=0.5, scale=1.0)"),  # ... at one threshold
         (at(2.0, SingleExponential(grad_width=0.25, grad_scale=3.0)), "single_exponential(width=0.5, scale=3.0)"),
         (at(0.5, Heaviside()), "step_window(window=1.0, threshold=0.5)"),
         (at(2.0, Heaviside(window=0.5)), "step_window(window=0.5, threshold=2.0)"),
@@ -190,11 +292,14 @@ def _rockpool():
     from rockpool.nn.modules.torch.lif_torch import PeriodicExponential, StepPWL
 
     def at(theta, window, spike=StepPWL, limit=2.0**16):  # LIFTorch calls it on the membrane v = x + θ
-        return lambda x: spike.apply(x + theta, torch.tensor(theta), torch.tensor(window), torch.tensor(limit))
+        theta = torch.tensor(theta)
+        return lambda x: spike.apply(x + theta, theta, torch.tensor(window), torch.tensor(limit))
 
     periodic = "periodic_exponential(width=0.5, scale=2.0, threshold=0.5, gain=1.0, max_spikes=65536.0)"
     return [
-        (at(1.0, 0.5), "step_window(window=0.5, threshold=1.0)"),  # LIFTorch's default
+        (at(PER_NEURON, 0.5), "threshold_step_window(window=0.5)"),  # LIFTorch's default
+        (at(PER_NEURON, 0.25), "threshold_step_window(window=0.25)"),
+        (at(1.0, 0.5), "step_window(window=0.5, threshold=1.0)"),  # ... at one threshold
         (at(0.5, 0.25), "step_window(window=0.25, threshold=0.5)"),
         (at(0.5, 0.5, PeriodicExponential), periodic),
         (at(0.5, 0.5, PeriodicExponential, 3.0), periodic.replace("65536.0", "3.0")),
@@ -208,5 +313,14 @@ def test_the_frameworks_surrogates_are_these_kinds(framework):
 
     cases = {"spikingjelly": _spikingjelly, "sinabs": _sinabs, "rockpool": _rockpool}[framework]()
     for function, text in cases:
-        assert torch_backward_matches(function, text), f"{framework}: {text}"
+        theta = torch.tensor(PER_NEURON) if ir.reads_threshold(text) else None
+        assert torch_backward_matches(function, text, theta), f"{framework}: {text}"
         assert not torch_backward_matches(function, ir.DEFAULT_SURROGATE), f"{framework}: {text} is atan"
+        if theta is not None:  # each neuron's own threshold, not one of them
+            one = ir.resolve_surrogate(text, PER_NEURON[:1])
+            assert not torch_backward_matches(function, one), f"{framework}: {text} is {one}"
+
+
+def test_a_threshold_kind_needs_the_threshold():
+    with pytest.raises(ValueError, match=r"'threshold_step_window\(window=0.5\)' reads the neuron's threshold"):
+        spike(torch.zeros(3, requires_grad=True), False, "threshold_step_window(window=0.5)")

@@ -2,6 +2,7 @@
 out where it is the default (files and fingerprints of graphs that do not state one stay what they
 were), honoured and overridable by both engines (talon.ir.surrogate)."""
 
+import re
 import zlib
 
 import h5py
@@ -55,10 +56,25 @@ def test_the_field_is_canonical_validated_and_named():
 
 def test_every_kind_round_trips_its_text():
     for kind, params in ir.SURROGATE_KINDS.items():
-        values = {p: default + 0.5 for p, default in params}
+        values = {p: default + (1.0 if p == "n" else 0.5) for p, default in params}  # n: a whole number
         text = ir.format_surrogate(kind, **values)
         assert ir.surrogate_parts(text) == (kind, values)
         assert ir.canonical_surrogate(text) == text
+
+
+def test_parameters_outside_a_kinds_domain_are_refused():
+    """Where SpikingJelly's formula needs it (its own asserts, or a division by zero)."""
+    for bad, needs in (
+        ("soft_sign(alpha=0)", "alpha > 0"),
+        ("piecewise_leaky_relu(w=-1)", "w > 0"),
+        ("squarewave_fourier(n=2.5)", "n a whole number >= 1 and period > 0"),
+        ("squarewave_fourier(n=0)", "n a whole number >= 1 and period > 0"),
+        ("squarewave_fourier(period=0)", "n a whole number >= 1 and period > 0"),
+        ("q_pseudo_spike(alpha=1)", "alpha > 1"),
+    ):
+        with pytest.raises(ValueError, match=rf"LIF: surrogate={re.escape(repr(bad))}: \w+ needs {re.escape(needs)}"):
+            ir.canonical_surrogate(bad, "LIF")
+    assert ir.canonical_surrogate("squarewave_fourier(n=1)") == "squarewave_fourier(n=1.0, period=8.0)"
 
 
 def _manifest(path) -> str:

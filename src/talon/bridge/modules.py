@@ -275,7 +275,7 @@ class _Spiking(NeuronModule):
         """The threshold crossing that drives a delayed reset: detached (no gradient, like snnTorch's
         reset), or the surrogate spike with ``reset_gradient='through'``."""
         if self.reset_through and torch.is_grad_enabled():
-            return spike(v - self.v_th, self.inclusive, self.surrogate)  # the same values as the comparison
+            return spike(v - self.v_th, self.inclusive, self.surrogate, self.v_th)  # the same values as the comparison
         return (v >= self.v_th if self.inclusive else v > self.v_th).to(v.dtype)
 
     def _reset(self, v: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -298,23 +298,23 @@ class _Spiking(NeuronModule):
         if timing is ResetTiming.SNNTORCH_IMMEDIATE:
             z_prev = self._crossed(v)
             u = self._reset(self._membrane(v, x), z_prev)
-            z = spike(u - self.v_th, self.inclusive, self.surrogate)
+            z = spike(u - self.v_th, self.inclusive, self.surrogate, self.v_th)
             # snnTorch's `mem - (spk - reset)·θ`: the delayed reset z_prev is detached ('detached'), the
             # spike is not, so the same-step correction carries the surrogate gradient (as in snnTorch)
             return z, u - (z - z_prev) * self.v_th
         if timing is not ResetTiming.IMMEDIATE:
             z_prev = self._crossed(v)
-            out = spike(v - self.v_th, self.inclusive, self.surrogate) if self.spike_pre else None
+            out = spike(v - self.v_th, self.inclusive, self.surrogate, self.v_th) if self.spike_pre else None
             if timing is ResetTiming.DELAYED_PRE_DECAY:
                 v = self._reset(v, z_prev)
             u = self._membrane(v, x)
             if timing is ResetTiming.DELAYED:
                 u = self._reset(u, z_prev)
             if out is None:
-                out = spike(u - self.v_th, self.inclusive, self.surrogate)
+                out = spike(u - self.v_th, self.inclusive, self.surrogate, self.v_th)
             return out, u
         u = self._membrane(v, x)
-        z = spike(u - self.v_th, self.inclusive, self.surrogate)
+        z = spike(u - self.v_th, self.inclusive, self.surrogate, self.v_th)
         if self.multi_spike:
             z = multi_spike_count(z, u, self.v_th, self.max_spikes)
         u = self._reset(u, z if self.reset_through else z.detach())
@@ -501,7 +501,7 @@ class ThresholdModule(_SavedBuffers):
         self.register_buffer("threshold", _layer_view(_to_tensor(node.threshold, dtype), node.input_shape))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return spike(x - self.threshold, self.inclusive, self.surrogate)
+        return spike(x - self.threshold, self.inclusive, self.surrogate, self.threshold)
 
     def to_node(self, where: str | None = None) -> ir.Threshold:
         """The node with the current ``threshold`` (its own array when the buffer is unchanged)."""

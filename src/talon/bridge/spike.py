@@ -3,7 +3,8 @@
 Forward: ``H(x) = 1 if x > 0 else 0`` (``>=`` with ``inclusive=True``), evaluated on
 ``x = v - theta``; for IEEE floats with gradual underflow ``v - theta > 0`` exactly when
 ``v > theta``, so this is the threshold comparison of ``docs/semantics.md`` bit for bit.
-Backward: ``grad * sigma'(x)`` for the neuron's ``surrogate`` (:mod:`talon.ir.surrogate` has the
+Backward: ``grad * sigma'(x)`` (``sigma'(x, theta)`` for the kinds that read the neuron's
+threshold) for the neuron's ``surrogate`` (:mod:`talon.ir.surrogate` has the
 kinds and formulas); the default is the arc-tangent snnTorch uses,
 ``dS/dx = (alpha/2) / (1 + (pi/2 * alpha * x)^2)`` with ``alpha = 2``. Each kind is computed in the
 order of operations of the framework it comes from, so a gradient imported from snnTorch, Norse
@@ -23,7 +24,7 @@ import torch
 
 from talon import ir
 
-Backward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (grad_output, x) -> grad_input
+Backward = Callable[..., torch.Tensor]  # (grad_output, x) -> grad_input; (grad_output, x, theta) for THRESHOLD_KINDS
 
 
 def _backwards(kind: str, p: dict[str, float]) -> Backward:
@@ -127,7 +128,90 @@ def _other_backwards(kind: str, p: dict[str, float]) -> Backward:
             return torch.where(x >= 0, -grad, grad)
 
         return triangle_slope
+    if kind in _SPIKINGJELLY:
+        return _spikingjelly_backwards(kind, p)
+    if kind == "threshold_exponential":  # Sinabs SingleExponential: w = theta * grad_width, g * (scale/w * e^(-|x|/w))
+        width, scale = p["width"], p["scale"]
+
+        def threshold_exponential(g, x, theta):
+            w = theta * width
+            return g * (scale / w * torch.exp(-torch.abs(x) / w))
+
+        return threshold_exponential
+    if kind == "threshold_step_window":  # Rockpool StepPWL: g / theta * (x >= -window)
+        window = p["window"]
+        return lambda g, x, theta: g / theta * (x >= -window)
     raise ValueError(f"surrogate kind {kind!r} has no PyTorch backward")  # a kind added to the IR only
+
+
+_SPIKINGJELLY = frozenset({"soft_sign", "scaled_superspike", "nonzero_sign_log_abs", "erf", "piecewise_leaky_relu",
+                           "squarewave_fourier", "s2nn", "q_pseudo_spike", "leaky_k_relu", "fake_numerical_gradient",
+                           "log_tailed_relu"})  # fmt: skip
+
+
+def _spikingjelly_backwards(kind: str, p: dict[str, float]) -> Backward:
+    """SpikingJelly 2.0.0's other surrogates, each as its ``*_backward`` function computes it."""
+    if kind == "soft_sign":  # soft_sign_backward
+        alpha = p["alpha"]
+        return lambda g, x: g / (2 * alpha * (1 / alpha + x.abs()).pow(2))
+    if kind == "scaled_superspike":  # super_spike_backward
+        alpha = p["alpha"]
+        return lambda g, x: alpha * g / torch.pow(torch.abs(x) + 1.0, 2)
+    if kind == "nonzero_sign_log_abs":  # nonzero_sign_log_abs_backward
+        alpha = p["alpha"]
+        return lambda g, x: g / (1 / alpha + x.abs())
+    if kind == "erf":  # erf_backward
+        alpha = p["alpha"]
+        return lambda g, x: g * (-(x * alpha).pow(2)).exp() * (alpha / math.sqrt(math.pi))
+    if kind == "piecewise_leaky_relu":  # piecewise_leaky_relu_backward
+        w, c = p["w"], p["c"]
+
+        def piecewise_leaky_relu(g, x):
+            inside = x.abs() < w
+            return g * x.masked_fill(inside, 1 / (2 * w)).masked_fill(inside.logical_not(), c)
+
+        return piecewise_leaky_relu
+    if kind == "squarewave_fourier":  # squarewave_fourier_series.backward
+        n, period = int(p["n"]), p["period"]
+        omega = math.pi * 2.0 / period
+
+        def squarewave_fourier(g, x):
+            total = torch.zeros_like(x)
+            for i in range(1, n):
+                total += torch.cos((2 * i - 1.0) * omega * x)
+            return total * (4.0 / period) * g
+
+        return squarewave_fourier
+    if kind == "s2nn":  # s2nn.backward
+        alpha, beta = p["alpha"], p["beta"]
+
+        def s2nn(g, x):
+            s = torch.sigmoid(alpha * x)
+            return torch.where(x < 0.0, alpha * s * (1.0 - s), beta / (x + 1.0)) * g
+
+        return s2nn
+    if kind == "q_pseudo_spike":  # q_pseudo_spike.backward
+        alpha = p["alpha"]
+        return lambda g, x: (1 + 2 / (alpha - 1) * x.abs()).pow(-alpha) * g
+    if kind == "leaky_k_relu":  # leaky_k_relu_backward
+        leak, k = p["leak"], p["k"]
+
+        def leaky_k_relu(g, x):
+            positive = (x >= 0.0).to(x)
+            return g * (positive * k + (1.0 - positive) * leak)
+
+        return leaky_k_relu
+    if kind == "fake_numerical_gradient":  # fake_numerical_gradient_backward
+        alpha = p["alpha"]
+        return lambda g, x: g * torch.clamp_max(((x >= 0.0) * 2.0 - 1.0) / x, alpha)
+    # log_tailed_relu_backward: 1/x above 1, alpha at or below 0, else 1
+    alpha = p["alpha"]
+
+    def log_tailed_relu(g, x):
+        grad = torch.where(x > 1.0, 1.0 / x, torch.ones_like(x))
+        return g * grad.masked_fill(x <= 0.0, alpha)
+
+    return log_tailed_relu
 
 
 def _gaussian(x: torch.Tensor, mu: float, sigma: float) -> torch.Tensor:
@@ -137,30 +221,44 @@ def _gaussian(x: torch.Tensor, mu: float, sigma: float) -> torch.Tensor:
 
 
 _BACKWARDS: dict[str, Backward] = {}  # surrogate text -> its backward (a plain dict: torch.compile reads it as is)
+_READS_THRESHOLD: dict[str, bool] = {}  # surrogate text -> whether its backward takes theta
 
 
 def surrogate_backward(surrogate: str) -> Backward:
-    """The backward of a surrogate text (``'superspike(k=25.0)'``); made once per text."""
+    """The backward of a surrogate text (``'superspike(k=25.0)'``); made once per text. A kind of
+    ``talon.ir.THRESHOLD_KINDS`` takes ``(grad_output, x, theta)``, the others ``(grad_output, x)``."""
     backward = _BACKWARDS.get(surrogate)
     if backward is None:
         kind, params = ir.surrogate_parts(surrogate)
         backward = _BACKWARDS[surrogate] = _backwards(kind, params)
+        _READS_THRESHOLD[surrogate] = kind in ir.THRESHOLD_KINDS
     return backward
 
 
 class SurrogateSpike(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: torch.Tensor, inclusive: bool, backward: Backward) -> torch.Tensor:
-        ctx.save_for_backward(x)
+    def forward(ctx, x: torch.Tensor, inclusive: bool, backward: Backward, theta: torch.Tensor | None) -> torch.Tensor:
+        if theta is None:
+            ctx.save_for_backward(x)
+        else:
+            ctx.save_for_backward(x, theta)
         ctx.surrogate_backward = backward
         return (x >= 0 if inclusive else x > 0).to(x.dtype)
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
-        (x,) = ctx.saved_tensors
-        return ctx.surrogate_backward(grad_output, x), None, None
+        return ctx.surrogate_backward(grad_output, *ctx.saved_tensors), None, None, None
 
 
-def spike(x: torch.Tensor, inclusive: bool = False, surrogate: str = ir.DEFAULT_SURROGATE) -> torch.Tensor:
-    """``H(x)`` with the ``surrogate`` gradient (see the module docstring)."""
-    return SurrogateSpike.apply(x, inclusive, surrogate_backward(surrogate))
+def spike(
+    x: torch.Tensor, inclusive: bool = False, surrogate: str = ir.DEFAULT_SURROGATE, theta: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``H(x)`` with the ``surrogate`` gradient (see the module docstring); ``x = v - theta``, and
+    ``theta`` (the neuron's threshold, broadcast against ``x``) is what a kind of
+    ``talon.ir.THRESHOLD_KINDS`` reads (a constant of the backward; others ignore it)."""
+    backward = surrogate_backward(surrogate)
+    if not _READS_THRESHOLD[surrogate]:
+        return SurrogateSpike.apply(x, inclusive, backward, None)
+    if theta is None:
+        raise ValueError(f"surrogate {surrogate!r} reads the neuron's threshold: pass spike(x, ..., theta=threshold)")
+    return SurrogateSpike.apply(x, inclusive, backward, theta.detach())

@@ -18,14 +18,14 @@ import torch
 from .spike import surrogate_backward
 
 # around the threshold (x = v - theta), its signed zeros, and far from it
-_PROBE = (-40.0, -3.0, -1.5, -1.0, -0.7, -0.3, -0.1, -0.02, -0.0, 0.0, 0.02, 0.1, 0.3, 0.7, 1.0, 1.5, 3.0, 40.0)
+PROBE = (-40.0, -3.0, -1.5, -1.0, -0.7, -0.3, -0.1, -0.02, -0.0, 0.0, 0.02, 0.1, 0.3, 0.7, 1.0, 1.5, 3.0, 40.0)
 RTOL, ATOL = 1e-5, 1e-6  # float32 rounding of formulas written in another order
 
 
 def torch_backward(function: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor | None:
     """``d function(x) / dx`` on the probe points (zeros when the output carries no gradient), or
     None when the function fails on them."""
-    x = torch.tensor(_PROBE, dtype=torch.float32, requires_grad=True)
+    x = torch.tensor(PROBE, dtype=torch.float32, requires_grad=True)
     try:
         with torch.enable_grad():
             y = function(x)
@@ -39,11 +39,15 @@ def torch_backward(function: Callable[[torch.Tensor], torch.Tensor]) -> torch.Te
     return torch.zeros_like(x.detach()) if grad is None else grad.detach()
 
 
-def torch_backward_matches(function: Callable[[torch.Tensor], torch.Tensor], surrogate: str) -> bool:
-    """Whether ``function``'s backward is talon's ``surrogate`` on the probe points (float32 rounding)."""
+def torch_backward_matches(
+    function: Callable[[torch.Tensor], torch.Tensor], surrogate: str, theta: torch.Tensor | None = None
+) -> bool:
+    """Whether ``function``'s backward is talon's ``surrogate`` on the probe points (float32 rounding);
+    ``theta``: the thresholds (one per probe point) a kind of ``talon.ir.THRESHOLD_KINDS`` reads."""
     got = torch_backward(function)
     if got is None:
         return False
-    x = torch.tensor(_PROBE, dtype=torch.float32)
-    want = surrogate_backward(surrogate)(torch.ones_like(x), x)
+    x = torch.tensor(PROBE, dtype=torch.float32)
+    backward = surrogate_backward(surrogate)
+    want = backward(torch.ones_like(x), x) if theta is None else backward(torch.ones_like(x), x, theta)
     return bool(torch.allclose(got, want, rtol=RTOL, atol=ATOL, equal_nan=True))  # snnTorch sigmoid: inf/inf

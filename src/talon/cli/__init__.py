@@ -13,6 +13,7 @@ from talon.cli import (  # noqa: F401  (each module registers its commands)
     fpga_commands,  # extends mapping_commands' 'talon compile' with --target fpga (imports it first)
     graph_commands,
     mapping_commands,
+    nir_commands,
     viz_commands,
 )
 from talon.cli._common import main

@@ -35,7 +35,16 @@ from .pooling import AvgPool2d, MaxPool2d, SumPool2d
 from .reshape import Flatten, Upsample
 from .routing import ChannelSplit, Concat, HybridRegion, Skip
 from .serialization import FORMAT_VERSION, read, read_version, write
-from .surrogate import DEFAULT_SURROGATE, SURROGATE_KINDS, canonical_surrogate, format_surrogate, surrogate_parts
+from .surrogate import (
+    DEFAULT_SURROGATE,
+    SURROGATE_KINDS,
+    THRESHOLD_KINDS,
+    canonical_surrogate,
+    format_surrogate,
+    reads_threshold,
+    resolve_surrogate,
+    surrogate_parts,
+)
 from .types import (
     Comparison,
     Edges,
@@ -64,6 +73,7 @@ __all__ = [
     "LIF",
     "NMS",
     "SURROGATE_KINDS",
+    "THRESHOLD_KINDS",
     "Affine",
     "AvgPool2d",
     "BatchNorm1d",
@@ -141,7 +151,9 @@ __all__ = [
     "non_finite_problems",
     "read",
     "read_version",
+    "reads_threshold",
     "register_node",
+    "resolve_surrogate",
     "str_to_node",
     "surrogate_parts",
     "warn_non_finite",

@@ -41,6 +41,34 @@ Those of SpikingJelly, Sinabs and Rockpool (the first three: their NIR importers
     triangle_slope(threshold)        threshold where x < 0, -threshold where x >= 0
         snnTorch triangular (the slope of a triangle, not the triangle)
 
+SpikingJelly's others (``surrogate.py`` of SpikingJelly 2.0.0; each its class with the same parameters)::
+
+    soft_sign(alpha)                 1 / (2*alpha*(1/alpha + |x|)^2)                   SoftSign (alpha > 0)
+    scaled_superspike(alpha)         alpha / (|x| + 1)^2                                SuperSpike
+    nonzero_sign_log_abs(alpha)      1 / (1/alpha + |x|)                                NonzeroSignLogAbs
+    erf(alpha)                       e^(-(alpha*x)^2) * alpha/sqrt(pi)                  Erf (erf(2) = erfc(2))
+    piecewise_leaky_relu(w, c)       1/(2w) where |x| < w, else c                       PiecewiseLeakyReLU (w > 0)
+    squarewave_fourier(n, period)    4/period * sum_{i=1}^{n-1} cos((2i - 1)*2*pi/period*x)
+        SquarewaveFourierSeries(n, T_period) (n a whole number >= 1, period > 0)
+    s2nn(alpha, beta)                alpha*s*(1 - s) (s = 1/(1 + e^(-alpha*x))) where x < 0, else beta/(x + 1)   S2NN
+    q_pseudo_spike(alpha)            (1 + 2/(alpha - 1)*|x|)^(-alpha)                   QPseudoSpike (alpha > 1)
+    leaky_k_relu(leak, k)            k where x >= 0, else leak                          LeakyKReLU
+    fake_numerical_gradient(alpha)   min(sign(x)/x, alpha), sign(x) = 1 where x >= 0, else -1
+        FakeNumericalGradient (-inf at x = -0.0, as SpikingJelly)
+    log_tailed_relu(alpha)           1/x where x > 1, alpha where x <= 0, else 1        LogTailedReLU
+
+Kinds that read the neuron's own threshold ``theta`` (:data:`THRESHOLD_KINDS`; per neuron, the
+node's ``v_threshold`` or a Threshold's ``threshold``, a constant of the backward)::
+
+    threshold_exponential(width, scale)  scale/w * e^(-|x|/w), w = theta*width
+        Sinabs SingleExponential(grad_width=width, grad_scale=scale) (its layers' default)
+    threshold_step_window(window)        1/theta where x >= -window, else 0
+        Rockpool StepPWL (window 0.5, its LIFTorch's default), Sinabs Heaviside (window 1)
+
+On a node whose thresholds are one value they are ``single_exponential(width=theta*width, scale)``
+and ``step_window(window, threshold=theta)`` (:func:`resolve_surrogate`); with per-neuron
+thresholds only these state what Sinabs and Rockpool compute.
+
 ``'atan(alpha=2.0)'`` is the default (:data:`DEFAULT_SURROGATE`) and is left out of ``.t1c`` files,
 so a graph that does not state another surrogate is stored as before. Aliases accepted on input:
 ``fast_sigmoid(slope)`` is ``superspike(k=slope)``, ``triangular(k)`` (default ``k = 2``) is
@@ -57,6 +85,8 @@ from __future__ import annotations
 import math
 import re
 from typing import Any
+
+import numpy as np
 
 #: kind -> its parameters with their defaults, in canonical order
 SURROGATE_KINDS: dict[str, tuple[tuple[str, float], ...]] = {
@@ -81,7 +111,32 @@ SURROGATE_KINDS: dict[str, tuple[tuple[str, float], ...]] = {
     "spike_rate_escape": (("beta", 1.0), ("slope", 25.0)),
     "sparse_fast_sigmoid": (("k", 25.0), ("b", 1.0)),
     "triangle_slope": (("threshold", 1.0),),
+    "soft_sign": (("alpha", 2.0),),
+    "scaled_superspike": (("alpha", 1.0),),
+    "nonzero_sign_log_abs": (("alpha", 1.0),),
+    "erf": (("alpha", 2.0),),
+    "piecewise_leaky_relu": (("w", 1.0), ("c", 0.01)),
+    "squarewave_fourier": (("n", 2.0), ("period", 8.0)),
+    "s2nn": (("alpha", 4.0), ("beta", 1.0)),
+    "q_pseudo_spike": (("alpha", 2.0),),
+    "leaky_k_relu": (("leak", 0.0), ("k", 1.0)),
+    "fake_numerical_gradient": (("alpha", 0.3),),
+    "log_tailed_relu": (("alpha", 0.0),),
+    "threshold_exponential": (("width", 0.5), ("scale", 1.0)),
+    "threshold_step_window": (("window", 0.5),),
 }
+
+# kind -> (what its parameters must satisfy, in words; the check): where the formula needs it
+_DOMAINS: dict[str, tuple[str, Any]] = {
+    "soft_sign": ("alpha > 0", lambda p: p["alpha"] > 0),
+    "piecewise_leaky_relu": ("w > 0", lambda p: p["w"] > 0),
+    "squarewave_fourier": ("n a whole number >= 1 and period > 0",
+                           lambda p: p["n"] >= 1 and p["n"].is_integer() and p["period"] > 0),
+    "q_pseudo_spike": ("alpha > 1", lambda p: p["alpha"] > 1),
+}  # fmt: skip
+
+#: kinds whose derivative reads the neuron's threshold: ``sigma'(x, theta)``
+THRESHOLD_KINDS = frozenset({"threshold_exponential", "threshold_step_window"})
 
 # alias -> (kind, {alias parameter: kind parameter}, {kind parameter: value fixed or defaulted by the alias})
 _ALIASES: dict[str, tuple[str, dict[str, str], dict[str, float]]] = {
@@ -104,6 +159,26 @@ def format_surrogate(kind: str, **params: Any) -> str:
 def surrogate_parts(value: str) -> tuple[str, dict[str, float]]:
     """``(kind, {param: value})`` of a surrogate text (aliases resolved, defaults filled in)."""
     return _parse(value, "surrogate")
+
+
+def reads_threshold(surrogate: str) -> bool:
+    """Whether the surrogate's derivative reads the neuron's threshold (:data:`THRESHOLD_KINDS`)."""
+    return _parse(surrogate, "surrogate")[0] in THRESHOLD_KINDS
+
+
+def resolve_surrogate(surrogate: str, threshold: Any) -> str:
+    """``surrogate`` on a neuron with ``threshold`` (array): a kind of :data:`THRESHOLD_KINDS` whose
+    thresholds are one value ``theta`` becomes the kind with that ``theta`` in its parameters
+    (``threshold_step_window(window=0.5)`` at 0.8 -> ``step_window(window=0.5, threshold=0.8)``);
+    any other surrogate, or per-neuron thresholds, stay as they are."""
+    kind, p = _parse(surrogate, "surrogate")
+    values = np.unique(np.asarray(threshold, np.float64))
+    if kind not in THRESHOLD_KINDS or values.size != 1:
+        return canonical_surrogate(surrogate)
+    theta = float(values[0])
+    if kind == "threshold_exponential":
+        return format_surrogate("single_exponential", width=theta * p["width"], scale=p["scale"])
+    return format_surrogate("step_window", window=p["window"], threshold=theta)
 
 
 def canonical_surrogate(value: Any, where: str = "surrogate") -> str:
@@ -136,7 +211,10 @@ def _parse(value: Any, where: str) -> tuple[str, dict[str, float]]:
     unknown = sorted(set(given) - set(names))
     if unknown:
         raise ValueError(f"{where}: surrogate {name!r} takes {names or 'no parameters'}, got {unknown}")
-    return name, {p: given.get(p, default) for p, default in SURROGATE_KINDS[name]}
+    params = {p: given.get(p, default) for p, default in SURROGATE_KINDS[name]}
+    if name in _DOMAINS and not _DOMAINS[name][1](params):
+        raise ValueError(f"{where}: surrogate={value!r}: {name} needs {_DOMAINS[name][0]}")
+    return name, params
 
 
 def _arguments(body: str | None, value: str, where: str) -> dict[str, float]:

@@ -122,14 +122,83 @@ def _other_derivative(kind: str, p: dict[str, float], jnp) -> Callable[[Any], An
     if kind == "triangle_slope":  # snnTorch triangular: threshold where x < 0, -threshold where x >= 0
         threshold = p["threshold"]
         return lambda x: jnp.where(x >= 0, -threshold, threshold).astype(x.dtype)
+    if kind in _SPIKINGJELLY:
+        return _spikingjelly_derivative(kind, p, jnp)
+    if kind == "threshold_exponential":  # Sinabs SingleExponential: w = theta * grad_width
+        width, scale = p["width"], p["scale"]
+
+        def threshold_exponential(x, theta):
+            w = theta * width
+            return scale / w * jnp.exp(-jnp.abs(x) / w)
+
+        return threshold_exponential
+    if kind == "threshold_step_window":  # Rockpool StepPWL: 1 / theta where x >= -window
+        window = p["window"]
+        return lambda x, theta: jnp.where(x >= -window, 1.0 / theta, 0.0).astype(x.dtype)
     raise ValueError(f"surrogate kind {kind!r} has no JAX derivative")  # a kind added to the IR only
+
+
+_SPIKINGJELLY = frozenset({"soft_sign", "scaled_superspike", "nonzero_sign_log_abs", "erf", "piecewise_leaky_relu",
+                           "squarewave_fourier", "s2nn", "q_pseudo_spike", "leaky_k_relu", "fake_numerical_gradient",
+                           "log_tailed_relu"})  # fmt: skip
+
+
+def _spikingjelly_derivative(kind: str, p: dict[str, float], jnp) -> Callable[[Any], Any]:
+    """SpikingJelly 2.0.0's other surrogates, in the order of its ``*_backward`` functions."""
+    if kind == "soft_sign":
+        alpha = p["alpha"]
+        return lambda x: 1.0 / (2 * alpha * (1 / alpha + jnp.abs(x)) ** 2)
+    if kind == "scaled_superspike":
+        alpha = p["alpha"]
+        return lambda x: alpha / (jnp.abs(x) + 1.0) ** 2
+    if kind == "nonzero_sign_log_abs":
+        alpha = p["alpha"]
+        return lambda x: 1.0 / (1 / alpha + jnp.abs(x))
+    if kind == "erf":
+        alpha = p["alpha"]
+        return lambda x: jnp.exp(-((x * alpha) ** 2)) * (alpha / math.sqrt(math.pi))
+    if kind == "piecewise_leaky_relu":
+        w, c = p["w"], p["c"]
+        return lambda x: jnp.where(jnp.abs(x) < w, 1 / (2 * w), c).astype(x.dtype)
+    if kind == "squarewave_fourier":
+        n, period = int(p["n"]), p["period"]
+        omega = math.pi * 2.0 / period
+
+        def squarewave_fourier(x):
+            total = jnp.zeros_like(x)
+            for i in range(1, n):
+                total = total + jnp.cos((2 * i - 1.0) * omega * x)
+            return total * (4.0 / period)
+
+        return squarewave_fourier
+    if kind == "s2nn":
+        alpha, beta = p["alpha"], p["beta"]
+
+        def s2nn(x):
+            s = 1.0 / (1.0 + jnp.exp(-(alpha * x)))
+            return jnp.where(x < 0.0, alpha * s * (1.0 - s), beta / (x + 1.0))
+
+        return s2nn
+    if kind == "q_pseudo_spike":
+        alpha = p["alpha"]
+        return lambda x: (1 + 2 / (alpha - 1) * jnp.abs(x)) ** (-alpha)
+    if kind == "leaky_k_relu":
+        leak, k = p["leak"], p["k"]
+        return lambda x: jnp.where(x >= 0.0, k, leak).astype(x.dtype)
+    if kind == "fake_numerical_gradient":
+        alpha = p["alpha"]
+        return lambda x: jnp.minimum(jnp.where(x >= 0.0, 1.0, -1.0).astype(x.dtype) / x, alpha)
+    alpha = p["alpha"]  # log_tailed_relu
+    return lambda x: jnp.where(x > 1.0, 1.0 / x, jnp.where(x <= 0.0, alpha, 1.0)).astype(x.dtype)
 
 
 SURROGATES = tuple(ir.SURROGATE_KINDS)
 
 
-def surrogate_derivative(surrogate: Surrogate) -> Callable[[Any], Any]:
-    """Return ``sigma'`` for a surrogate text (see :mod:`talon.ir.surrogate`) or a callable."""
+def surrogate_derivative(surrogate: Surrogate) -> Callable[..., Any]:
+    """Return ``sigma'`` for a surrogate text (see :mod:`talon.ir.surrogate`) or a callable: ``x ->
+    sigma'(x)``, or ``(x, theta) -> sigma'(x, theta)`` for a kind of ``talon.ir.THRESHOLD_KINDS``
+    (its ``reads_threshold`` attribute is True)."""
     if callable(surrogate):
         return surrogate
     try:
@@ -138,16 +207,18 @@ def surrogate_derivative(surrogate: Surrogate) -> Callable[[Any], Any]:
         raise ValueError(f"unknown surrogate {surrogate!r} ({exc}); or pass a callable x -> sigma'(x)") from None
     derivative = _derivative(kind, params, require("jax.numpy"))
     derivative.talon_surrogate = ir.canonical_surrogate(surrogate)  # lets the Spyx export read it back
+    derivative.reads_threshold = kind in ir.THRESHOLD_KINDS
     return derivative
 
 
 def make_spike(comparison: str, surrogate: Surrogate) -> Callable[[Any, Any], Any]:
     """Return ``spike(u, theta)`` for ``comparison`` (``'>'`` or ``'>='``) with the given surrogate."""
-    jax = require("jax")
+    jax, lax = require("jax"), require("jax.lax")
     derivative = surrogate_derivative(surrogate)
     if comparison not in (">", ">="):
         raise ValueError(f"comparison must be '>' or '>=', got {comparison!r}")
     strict = comparison == ">"
+    with_theta = getattr(derivative, "reads_threshold", False)
 
     @jax.custom_jvp
     def spike(u, theta):
@@ -157,7 +228,8 @@ def make_spike(comparison: str, surrogate: Surrogate) -> Callable[[Any, Any], An
     def _spike_jvp(primals, tangents):
         u, theta = primals
         du, dtheta = tangents
-        slope = derivative(u - theta).astype(u.dtype)
+        x = u - theta
+        slope = (derivative(x, lax.stop_gradient(theta)) if with_theta else derivative(x)).astype(u.dtype)
         return spike(u, theta), slope * (du - dtheta)
 
     return spike

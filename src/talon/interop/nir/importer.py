@@ -137,6 +137,8 @@ def read_nir(
     """
     path = check_path(path, "read_nir: the NIR file to read")
     profiles.get_profile(producer)  # an unknown name is the caller's error, not the file's
+    if dt is not None:
+        check_dt(dt, "read_nir: dt")
     surrogate = _checked_surrogate(surrogate, "read_nir")
     with collector_paused():  # a read makes many objects and no cycles (see talon.ir.serialization)
         tree, _version, budget = read_dict_budgeted(path, max_bytes=max_bytes)

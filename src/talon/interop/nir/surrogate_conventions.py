@@ -9,15 +9,17 @@ their sources; ``docs/nir.md`` cites file and line; measured against their autog
 * SpikingJelly 2.0.0: ``IFNode`` / ``LIFNode`` -> ``surrogate.Sigmoid(alpha=4)``, ``logistic(alpha=4.0)``;
   ``CUBALIFNode`` -> ``surrogate.Rect(alpha=1)``, ``boxcar(width=1.0, height=1.0)``;
 * Sinabs 3.1.3: ``IAFSqueeze`` / ``LIFSqueeze`` -> ``SingleExponential(grad_width=0.5,
-  grad_scale=1)``, whose width is relative to the threshold: ``single_exponential(width=0.5·θ)``;
-* Rockpool 3.1.0: ``LIFTorch`` -> ``StepPWL`` with ``learning_window=0.5``, divided by the
-  threshold: ``step_window(window=0.5, threshold=θ)``;
+  grad_scale=1)``, whose width is relative to each neuron's threshold θ:
+  ``threshold_exponential(width=0.5, scale=1.0)``;
+* Rockpool 3.1.0: ``LIFTorch`` -> ``StepPWL`` with ``learning_window=0.5``, divided by each
+  neuron's threshold: ``threshold_step_window(window=0.5)``;
 * Norse 1.1.0: ``LIFBoxCell`` / ``IAFCell`` with ``method='super'`` (whose alpha Norse 1.1 ignores)
   -> ``superspike(k=1.0)``; Spyx 1.0.0: ``spyx.nn`` layers' default activation -> ``superspike(k=25.0)``.
 
-A Sinabs or Rockpool surrogate scales with the neuron's threshold; TALON IR states it for a node
-whose threshold is one value, and a node with per-neuron thresholds keeps its surrogate (warned,
-recorded in ``node.metadata['nir_surrogate']``).
+The Sinabs and Rockpool kinds read each neuron's own threshold (``talon.ir.THRESHOLD_KINDS``), so
+they hold for per-neuron thresholds; on a node whose thresholds are one value they are the same
+function as ``single_exponential(width=0.5·θ)`` and ``step_window(window=0.5, threshold=θ)``, and
+:func:`mismatches` compares them so (:func:`talon.ir.resolve_surrogate`).
 
 :func:`apply` gives an imported graph's spiking nodes the producer's surrogate (or the one the
 caller states, ``read_nir(..., surrogate=)``) and warns once (:class:`SurrogateWarning`) that the
@@ -31,8 +33,6 @@ from __future__ import annotations
 import warnings
 from dataclasses import replace
 
-import numpy as np
-
 from talon import ir
 
 SPIKING = (ir.LIF, ir.IF, ir.CubaLIF)
@@ -44,30 +44,21 @@ class SurrogateWarning(UserWarning):
     framework uses its own default, which may not be what the model was trained with."""
 
 
-def _one_threshold(node: ir.Node) -> float | None:
-    values = np.unique(np.asarray(node.v_threshold, np.float64))
-    return float(values[0]) if values.size == 1 else None
-
-
-def _sinabs(node: ir.Node) -> str | None:
-    theta = _one_threshold(node)  # SingleExponential's abs_width = spike_threshold * grad_width
-    return None if theta is None else ir.format_surrogate("single_exponential", width=theta * 0.5, scale=1.0)
-
-
-def _rockpool(node: ir.Node) -> str | None:
-    theta = _one_threshold(node)  # StepPWL: grad_output / threshold * (x >= threshold - window)
-    return None if theta is None else ir.format_surrogate("step_window", window=0.5, threshold=theta)
-
-
-# framework -> (what its importer builds, in its own words; node -> TALON IR surrogate, None: not one value)
+# framework -> (what its importer builds, in its own words; node -> TALON IR surrogate)
 IMPORTER_SURROGATES = {
     "snntorch": ("snnTorch's default atan(alpha=2)", lambda node: "atan(alpha=2.0)"),
     "spikingjelly": (
         "SpikingJelly's defaults: Sigmoid(alpha=4) for IFNode/LIFNode, Rect(alpha=1) for CUBALIFNode",
         lambda node: "boxcar(width=1.0, height=1.0)" if isinstance(node, ir.CubaLIF) else "logistic(alpha=4.0)",
     ),
-    "sinabs": ("Sinabs' default SingleExponential(grad_width=0.5, grad_scale=1) of the threshold", _sinabs),
-    "rockpool": ("Rockpool's default StepPWL with learning_window=0.5, divided by the threshold", _rockpool),
+    "sinabs": (
+        "Sinabs' default SingleExponential(grad_width=0.5, grad_scale=1) of each neuron's threshold",
+        lambda node: "threshold_exponential(width=0.5, scale=1.0)",
+    ),
+    "rockpool": (
+        "Rockpool's default StepPWL with learning_window=0.5, divided by each neuron's threshold",
+        lambda node: "threshold_step_window(window=0.5)",
+    ),
     "norse": ("Norse's default method='super' (k = 1 in Norse 1.1)", lambda node: "superspike(k=1.0)"),
     "spyx": ("Spyx's default activation superspike(k=25)", lambda node: "superspike(k=25.0)"),
 }
@@ -82,8 +73,8 @@ _FRAMEWORK_FIELD = {
 }
 
 
-def importer_surrogate(framework: str, node: ir.Node) -> str | None:
-    """The TALON IR surrogate ``framework``'s NIR importer gives ``node`` (None: not one TALON IR text)."""
+def importer_surrogate(framework: str, node: ir.Node) -> str:
+    """The TALON IR surrogate ``framework``'s NIR importer gives ``node``."""
     return IMPORTER_SURROGATES[framework][1](node)
 
 
@@ -105,47 +96,34 @@ def apply(graph: ir.Graph, framework: str | None, version: str, surrogate: str |
         return _map(graph, lambda path, node: replace(node, surrogate=surrogate))
     if framework not in IMPORTER_SURROGATES:
         return graph
-    unstated: list[str] = []
 
     def change(path: str, node: ir.Node) -> ir.Node:
-        if not isinstance(node, SPIKING):
-            return node
-        text = importer_surrogate(framework, node)
-        if text is not None:
-            return replace(node, surrogate=text)
-        unstated.append(path)
-        node = replace(node, metadata=dict(node.metadata))
-        node.metadata["nir_surrogate"] = f"{IMPORTER_SURROGATES[framework][0]} on per-neuron thresholds"
-        return node
+        return replace(node, surrogate=importer_surrogate(framework, node)) if isinstance(node, SPIKING) else node
 
     graph = _map(graph, change)
     builds = IMPORTER_SURROGATES[framework][0]
-    message = (
+    warnings.warn(
         f"producer={framework!r}: NIR carries no surrogate gradient, so the file does not say which one the model "
         f"was trained with; talon trains its neurons with what {framework} {version}'s importer builds ({builds}). "
         f"If the model set another {_FRAMEWORK_FIELD[framework]}, pass surrogate='kind(...)' to read_nir/from_nir "
-        "or set the nodes' surrogate field (docs/nir.md, 'Surrogate gradient')"
+        "or set the nodes' surrogate field (docs/nir.md, 'Surrogate gradient')",
+        SurrogateWarning,
+        stacklevel=stacklevel,
     )
-    if unstated:
-        message += (
-            f". Node(s) {unstated} have per-neuron thresholds, which that surrogate scales with and TALON IR "
-            "cannot state: they keep their surrogate, recorded in metadata['nir_surrogate']"
-        )
-    warnings.warn(message, SurrogateWarning, stacklevel=stacklevel)
     return graph
 
 
 def mismatches(graph: ir.Graph, framework: str, prefix: str = "") -> list[str]:
     """``'path: ours -> theirs'`` for each LIF, IF and CubaLIF whose surrogate is not what ``framework``'s
-    importer will give it."""
+    importer will give it (a threshold kind and its form at the node's one threshold are the same)."""
     found = []
     for name, node in graph.nodes.items():
         if isinstance(node, ir.Graph):
             found += mismatches(node, framework, f"{prefix}{name}.")
         elif isinstance(node, SPIKING):
             theirs = importer_surrogate(framework, node)
-            if node.surrogate != theirs:
-                found.append(f"{prefix}{name}: {node.surrogate} -> {theirs or 'per-neuron, from its thresholds'}")
+            if ir.resolve_surrogate(node.surrogate, node.v_threshold) != ir.resolve_surrogate(theirs, node.v_threshold):
+                found.append(f"{prefix}{name}: {node.surrogate} -> {theirs}")
     return found
 
 

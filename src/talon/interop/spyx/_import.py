@@ -50,13 +50,19 @@ def _array_module(x):
     return np if isinstance(x, np.ndarray) else require("jax.numpy")
 
 
-def _activation(node: ir.Node) -> Any:
+def _activation(where: str, node: ir.Node) -> Any:
     """The ``spyx.axn`` activation of a neuron: Spyx's Heaviside forward with the node's ``surrogate``
     as its backward (``axn.custom``; the formulas of :mod:`talon.interop.jax.spike`)."""
     from ..jax.spike import surrogate_derivative
 
     axn = require("spyx.axn")
-    return axn.custom(surrogate_derivative(node.surrogate), axn.heaviside)
+    surrogate = ir.resolve_surrogate(node.surrogate, node.v_threshold)  # Spyx's activation sees v - theta only
+    if ir.reads_threshold(surrogate):
+        raise ConversionError(
+            f"{where}: surrogate {node.surrogate!r}: its derivative reads each neuron's threshold, "
+            "which a Spyx activation is not given (one threshold for the layer, or another surrogate, converts)"
+        )
+    return axn.custom(surrogate_derivative(surrogate), axn.heaviside)
 
 
 def from_ir(graph: ir.Graph) -> Any:
@@ -327,7 +333,7 @@ class _Builder:
             k = self._coefficients(where, node)
             beta = k.get("beta", np.ones(tuple(node.input_shape), np.float32))
             layer = snn.PSU_LIF(
-                shape, beta=1.0, threshold=self._value(k["theta"]), activation=_activation(node), rngs=self.rngs
+                shape, beta=1.0, threshold=self._value(k["theta"]), activation=_activation(where, node), rngs=self.rngs
             )
             self.modules.append(self._with_params(layer, beta=beta))
             return
@@ -336,14 +342,14 @@ class _Builder:
         k = self._coefficients(where, node)
         theta = self._value(k["theta"])
         if isinstance(node, ir.IF):
-            self.modules.append(snn.IF(shape, threshold=theta, activation=_activation(node)))
+            self.modules.append(snn.IF(shape, threshold=theta, activation=_activation(where, node)))
         elif isinstance(node, ir.LIF):
-            layer = snn.LIF(shape, beta=1.0, threshold=theta, activation=_activation(node), rngs=self.rngs)
+            layer = snn.LIF(shape, beta=1.0, threshold=theta, activation=_activation(where, node), rngs=self.rngs)
             self.modules.append(self._with_params(layer, beta=k["beta"]))
         else:
             self._require_flat(where, "CuBaLIF")
             layer = snn.CuBaLIF(
-                shape, alpha=1.0, beta=1.0, threshold=theta, activation=_activation(node), rngs=self.rngs
+                shape, alpha=1.0, beta=1.0, threshold=theta, activation=_activation(where, node), rngs=self.rngs
             )
             self.modules.append(self._with_params(layer, alpha=k["alpha"], beta=k["beta"]))
 
@@ -396,15 +402,15 @@ class _Builder:
         snn, shape = self.snn, self.layout.spyx_shape
         theta = self._value(k["theta"])
         if isinstance(neuron, ir.IF):
-            layer, decays = snn.RIF(shape, threshold=theta, activation=_activation(neuron), rngs=self.rngs), {}
+            layer, decays = snn.RIF(shape, threshold=theta, activation=_activation(where, neuron), rngs=self.rngs), {}
         elif isinstance(neuron, ir.LIF):
             layer, decays = (
-                snn.RLIF(shape, threshold=theta, activation=_activation(neuron), rngs=self.rngs),
+                snn.RLIF(shape, threshold=theta, activation=_activation(where, neuron), rngs=self.rngs),
                 {"beta": k["beta"]},
             )
         else:
             layer, decays = (
-                snn.RCuBaLIF(shape, threshold=theta, activation=_activation(neuron), rngs=self.rngs),
+                snn.RCuBaLIF(shape, threshold=theta, activation=_activation(where, neuron), rngs=self.rngs),
                 {"alpha": k["alpha"], "beta": k["beta"]},
             )
         layer = self._with_params(layer, **decays)
