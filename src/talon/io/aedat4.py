@@ -64,8 +64,7 @@ class AEDAT4Reader:
             raise FileNotFoundError(f"no such AEDAT4 file: {self.path}")
         self._max_bytes = max_bytes
         aedat = _aedat()
-        with PacketWalk(self.path):  # the header, checked before aedat allocates its length
-            pass
+        PacketWalk(self.path).close()  # reads the header: its length is checked before aedat allocates it
         try:
             self._decoder = aedat.Decoder(str(self.path))
             self.streams = self._decoder.id_to_stream()
