@@ -4,7 +4,8 @@ Every ``.py`` file under ``src/talon`` is parsed with :mod:`ast` and every impor
 module — at module level, inside a function (a lazy import), under ``if TYPE_CHECKING``, through
 ``importlib.import_module("talon...")``, relative or via the ``t1c`` alias — is mapped to the
 package it reaches (``talon.viz.costs`` importing ``talon.sdk.counting``: viz → sdk) and compared
-with :data:`ALLOWED`. A failure names the file, the line and the rule it breaks.
+with :data:`ALLOWED`. A failure names the file, the line and the rule it breaks. Of third-party packages, §2's rules on
+``talon.ir`` and ``talon.viz`` are checked, and numba is imported by ``talon._compiled`` alone.
 
 The table is §2's. Packages §2 does not list are placed by what they are:
 
@@ -64,6 +65,8 @@ THIRD_PARTY_ONLY = {"ir": frozenset({"numpy", "h5py"})}
 """§2: ``talon.ir`` imports numpy and h5py only (and the standard library)."""
 THIRD_PARTY_NEVER = {"viz": frozenset({"torch", "snntorch", "norse", "nirtorch"})}
 """§2: ``talon.viz`` never imports torch."""
+THIRD_PARTY_OWNER = {"numba": "_compiled"}
+"""The one package that imports each of these (the brief: numba goes through ``talon._compiled``)."""
 
 
 def allowed(package: str, module_file: Path) -> frozenset[str]:
@@ -171,6 +174,11 @@ def violations(source: Path = SOURCE) -> list[Violation]:
                 only, never = THIRD_PARTY_ONLY.get(importer), THIRD_PARTY_NEVER.get(importer, ())
                 if top in sys.stdlib_module_names or top == "__future__":
                     continue
+                owner = THIRD_PARTY_OWNER.get(top, importer)
+                if owner != importer:
+                    rule = f"only {describe(owner)} imports {top}"
+                    found.append(Violation(path, line, f"{where}{describe(importer)} imports {top}: {rule}"))
+                    continue
                 if (only is not None and top not in only) or top in never:
                     rule = f"§2: {describe(importer)} never imports {top}"
                     if only is not None:
@@ -211,6 +219,8 @@ def test_the_checker_finds_lazy_relative_and_string_imports(tmp_path):
             "ir/bad.py": "import torch\n",
             "graph/__init__.py": "from talon.ir import Graph\n",
             "bridge/__init__.py": "",
+            "bridge/kernels.py": "from numba.extending import register_jitable\n",
+            "_compiled.py": "def _njit():\n    import numba\n",
             "sdk/__init__.py": "",
             "sdk/__main__.py": "from talon.cli import main\n",
             "cli/__init__.py": "from talon import sdk\n",
@@ -228,6 +238,7 @@ def test_the_checker_finds_lazy_relative_and_string_imports(tmp_path):
     )
     viz_rule = "§2 lets talon.viz import only talon.graph, talon.io, talon.ir"
     assert [str(v) for v in violations(source)] == [
+        f"{source / 'bridge/kernels.py'}:1: talon.bridge imports numba: only talon._compiled imports numba",
         f"{source / 'ir/bad.py'}:1: talon.ir imports torch: §2 lets talon.ir import only h5py, numpy and the stdlib",
         f"{source / 'viz/costs.py'}:3: in node_costs(): talon.viz imports talon.sdk (talon.sdk.counting): " + viz_rule,
         f"{source / 'viz/costs.py'}:5: in totals(): talon.viz imports talon.sdk (talon.sdk): " + viz_rule,

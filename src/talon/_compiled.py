@@ -137,10 +137,26 @@ def compiled(kernel: F) -> F | None:
         return None
 
 
+_helpers: list[Callable[..., Any]] = []  # marked by helper(), registered with numba at the first compile
+
+
+def helper(fn: F) -> F:
+    """Mark ``fn`` as a helper compiled into the kernels that call it (numba's ``register_jitable``).
+
+    Returns ``fn`` itself, a plain Python function (the twins may call it too); it is registered
+    with numba when the first kernel is compiled, so that importing a module of kernels does not
+    import numba."""
+    _helpers.append(fn)
+    return fn
+
+
 @functools.cache
 def _njit(kernel):
     import numba
+    from numba.extending import register_jitable
 
+    while _helpers:
+        register_jitable(_helpers.pop())
     return numba.njit(cache=True, nogil=True)(kernel)
 
 

@@ -121,22 +121,3 @@ def test_an_h5_chunk_larger_than_the_budget_is_refused_when_the_file_opens(tmp_p
     zero_bomb(path, 1 << 20, chunk=1 << 20)
     with pytest.raises(BudgetExceededError, match=r"one chunk of events/x \(\(1048576,\)\) needs 1,048,576 bytes"):
         H5EventReader(path, max_bytes=1 << 19)
-
-
-def test_aedat4_packets_are_charged_as_they_are_decoded(tmp_path):
-    dv = pytest.importorskip("dv_processing")
-    from talon.io import read_aedat4
-
-    path = tmp_path / "rec.aedat4"
-    config = dv.io.MonoCameraWriter.Config("DVXplorer_test")
-    config.addEventStream((64, 48))
-    writer = dv.io.MonoCameraWriter(str(path), config)
-    for packet in range(3):
-        store = dv.EventStore()
-        for k in range(1000):
-            store.push_back(10**12 + packet * 1000 + k, k % 64, k % 48, True)
-        writer.writeEvents(store)
-    del writer
-    assert read_aedat4(path).events.size == 3000
-    with pytest.raises(BudgetExceededError, match=rf"events packet .* which takes reading {path} past its budget"):
-        read_aedat4(path, max_bytes=2000)

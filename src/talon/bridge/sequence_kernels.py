@@ -13,24 +13,25 @@ operations of the in-place PyTorch loops in ``talon.bridge.sequence`` — which 
   value=-1)`` computes), value ``v_reset`` where ``z > 0``, or none;
 * spike ``v > theta`` (``>=`` when inclusive) written as 1/0 into the output.
 
-This module imports numba: import it only after ``talon._compiled.numba_available()``. The
-helpers are ``register_jitable`` (compiled into the kernel that calls them); the kernels are
-compiled with ``talon._compiled.compiled``. Float constants never appear in the arithmetic (numba
-would widen float32 to float64), and numba compiles without fast-math, so no product is fused
-into an add. Coefficients are passed expanded to the flat layer size ``L`` (without the batch).
+The helpers are marked with ``talon._compiled.helper`` (compiled into the kernel that calls them);
+the kernels are compiled with ``talon._compiled.compiled``: importing this module does not import
+numba. Float constants never appear in the arithmetic (numba would widen float32 to float64), and
+numba compiles without fast-math, so no product is fused into an add. Coefficients are passed
+expanded to the flat layer size ``L`` (without the batch).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba.extending import register_jitable
+
+from talon._compiled import helper
 
 MEMBRANE_IF, MEMBRANE_DECAY, MEMBRANE_EULER = 0, 1, 2
 RESET_NONE, RESET_SUBTRACT, RESET_VALUE = 0, 1, 2
 TIMING_IMMEDIATE, TIMING_SNNTORCH, TIMING_DELAYED, TIMING_DELAYED_PRE_DECAY = 0, 1, 2, 3
 
 
-@register_jitable
+@helper
 def _membrane(v, x, membrane, unit_gain, has_drive, gain, beta, drive, k, v_leak, r):
     """``v <- membrane(v, x)`` in place over the flat layer."""
     m = v.shape[0]
@@ -56,7 +57,7 @@ def _membrane(v, x, membrane, unit_gain, has_drive, gain, beta, drive, k, v_leak
             v[j] = v[j] + ((v_leak[j] - v[j]) + r[j] * x[j]) * k[j]
 
 
-@register_jitable
+@helper
 def _reset(v, z, reset, theta, v_reset):
     m = v.shape[0]
     if reset == 1:
@@ -68,7 +69,7 @@ def _reset(v, z, reset, theta, v_reset):
                 v[j] = v_reset[j]
 
 
-@register_jitable
+@helper
 def _membrane_then_reset(v, x, z, membrane, unit_gain, has_drive, gain, beta, drive, k, v_leak, r, reset, theta,
                          v_reset):  # fmt: skip
     """``_membrane`` then ``_reset`` with the crossing ``z``; snnTorch's leaky membrane with a
@@ -81,7 +82,7 @@ def _membrane_then_reset(v, x, z, membrane, unit_gain, has_drive, gain, beta, dr
     _reset(v, z, reset, theta, v_reset)
 
 
-@register_jitable
+@helper
 def _crossing(v, theta, inclusive, out):
     m = v.shape[0]
     if inclusive:

@@ -20,6 +20,7 @@ from talon.ir.budget import BudgetExceededError
 from talon.ir.errors import MissingDependencyError, install_hint
 from talon.ir.paths import check_path
 
+from .aedat4_packets import PacketWalk
 from .budget import event_budget
 from .events import EventFormatError, as_events, concatenate_events
 
@@ -47,10 +48,13 @@ class AEDAT4Reader:
     """Iterate the packets of an AEDAT4 file as ``(kind, data)``; ``streams`` describes its streams.
 
     ``max_bytes``: the decode budget of one pass over the file (default
-    :func:`talon.io.budget.default_event_budget` of its size): the decoded packets' bytes are
-    counted as they come and the pass stops with :class:`~talon.ir.budget.BudgetExceededError`
-    past it. The ``aedat`` package decompresses a packet (LZ4 or zstd) before talon sees it, so
-    one packet is bounded by that package, not by the budget."""
+    :func:`talon.io.budget.default_event_budget` of its size). Before the ``aedat`` package reads
+    a packet, talon decompresses it in pieces of 1 MiB that it counts and drops
+    (:mod:`talon.io.aedat4_packets`): a packet that would decompress to more than what is left of
+    the budget is refused with :class:`~talon.ir.budget.BudgetExceededError` naming the file, the
+    packet and its byte offset, before anything of that size is allocated; the packet's decoded
+    arrays are then charged to the budget. A packet or header whose size field runs past the end
+    of the file is an :class:`~talon.io.events.EventFormatError`."""
 
     def __init__(self, path, *, max_bytes: int | None = None) -> None:
         self.path = check_path(path, "AEDAT4Reader: the AEDAT4 file to read")
@@ -60,6 +64,7 @@ class AEDAT4Reader:
             raise FileNotFoundError(f"no such AEDAT4 file: {self.path}")
         self._max_bytes = max_bytes
         aedat = _aedat()
+        PacketWalk(self.path).close()  # reads the header: its length is checked before aedat allocates it
         try:
             self._decoder = aedat.Decoder(str(self.path))
             self.streams = self._decoder.id_to_stream()
@@ -76,19 +81,23 @@ class AEDAT4Reader:
 
     def __iter__(self) -> Iterator[tuple[str, object]]:
         budget = event_budget(self.path, self._max_bytes)
-        try:
-            for packet in self._decoder:
-                for kind in ("events", "frame", "imus", "triggers"):
-                    if kind in packet:
-                        data = packet[kind]
-                        budget.charge(_nbytes(data), f"{kind} packet {budget.used:,} bytes into the decoded data")
-                        yield kind, _events(data) if kind == "events" else data
-        except BudgetExceededError:
-            raise
-        except EventFormatError as exc:
-            raise EventFormatError(f"{self.path}: {exc}") from None
-        except Exception as exc:
-            raise EventFormatError(f"{self.path}: damaged AEDAT4 packet ({exc})") from None
+        with PacketWalk(self.path) as walk:
+            for packet in walk.packets():  # the same packets as aedat's, each checked before aedat reads it
+                walk.check(packet, budget.limit - budget.used, budget.limit)
+                where = f"AEDAT4 packet {packet.index} (stream {packet.stream_id}) at byte {packet.offset:,}"
+                try:
+                    decoded = next(self._decoder, None)
+                    if decoded is None:
+                        raise EventFormatError("the aedat package found no packet there")
+                    for kind in ("events", "frame", "imus", "triggers"):
+                        if kind in decoded:
+                            data = decoded[kind]
+                            budget.charge(_nbytes(data), f"{where}, decoded ({kind}),")
+                            yield kind, _events(data) if kind == "events" else data
+                except BudgetExceededError:
+                    raise
+                except Exception as exc:  # aedat's plain exceptions, _events' EventFormatError
+                    raise EventFormatError(f"{self.path}: damaged {where} ({exc})") from None
 
 
 def _nbytes(data: object) -> int:

@@ -5,7 +5,9 @@ Compressed event data expands when it is decoded: an HDF5 chunk of zeros deflate
 is LZ4 or zstd. So that a small hostile file cannot become an unbounded allocation, one read
 (``read_events``, ``read_h5``, ``H5EventReader.read_*``, ``read_raw``, ``read_aedat4``) may
 produce at most ``max_bytes`` bytes of events (:data:`~talon.io.events.EVENT_DTYPE`, 13 bytes
-each), checked against the declared or counted size *before* the allocation. The default,
+each), checked against the declared or counted size *before* the allocation (an AEDAT4 packet's
+decompressed size is counted in 1 MiB pieces before the ``aedat`` package decompresses it whole:
+:mod:`talon.io.aedat4_packets`). The default,
 :func:`default_event_budget`, is ``max(1 GiB, 32 × the file's size)``; pass ``max_bytes=`` to read
 more from a trusted file. Going over raises :class:`~talon.ir.budget.BudgetExceededError` naming
 the file, the bytes needed and how to raise the limit.

@@ -148,24 +148,7 @@ def _fill(tmp: Any, tree: dict[str, Any], version: str, compression: str | None)
     (:mod:`talon.ir.hdf5_output`): a disk that fills is one ``OSError``, never libhdf5's crash or a
     flood of errors from its close."""
     with open(tmp, "r+b") as fh:
-        write_nir_dict(fh, tree, version, compression=compression, reserve=_size_bound(tree))
-
-
-def _size_bound(tree: Any) -> int:
-    """An upper bound of the NIR file's size: its arrays (deflate may grow them by 1 in 32 at most),
-    16 KiB per node and 4 KiB per other group (measured: ~11.5 KiB a node of 6,000 small nodes with
-    gzip, ~3.5 KiB without: groups and chunked datasets each carry an index) and 64 KiB for the
-    superblock and root group."""
-    total, stack = 64 << 10, [tree]
-    while stack:
-        entry = stack.pop()
-        total += (16 << 10) if "type" in entry else (4 << 10)
-        for value in entry.values():
-            if isinstance(value, dict):
-                stack.append(value)
-            elif isinstance(value, np.ndarray):
-                total += value.nbytes + value.nbytes // 32
-    return total
+        write_nir_dict(fh, tree, version, compression=compression)
 
 
 def _check_names(nir_graph: Any, where: str) -> None:

@@ -19,6 +19,9 @@ the property lists and types built once per shape and dtype:
 
 from __future__ import annotations
 
+import itertools
+import zlib
+from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 import h5py
@@ -27,29 +30,41 @@ from h5py import h5d, h5g, h5p, h5s, h5t
 
 from talon.ir import hdf5_output
 
+from .hdf5_size import SizeBound
+
 try:  # the function h5py's create_dataset makes its property lists with (not public API: h5py is pinned in CI)
     from h5py._hl.filters import fill_dcpl
 except ImportError:  # pragma: no cover - another h5py: every array goes through create_dataset
     fill_dcpl = None
 
 _STRING = h5py.string_dtype()
+GZIP_LEVEL = 4  # h5py's compression="gzip" without compression_opts
 _FAST_COMPRESSION = (None, "gzip")
 _NUMBERS = (int, float, np.integer, np.floating, tuple)
 
 
 def write_nir_dict(
-    fh: BinaryIO, tree: dict[str, Any], version: str, *, compression: str | None = "gzip", reserve: int = 0
+    fh: BinaryIO, tree: dict[str, Any], version: str, *, compression: str | None = "gzip", reserve: bool = True
 ) -> None:
     """Write the NIR dict ``tree`` (``NIRGraph.to_dict()``) and ``version`` as a new HDF5 file into
-    ``fh`` (a binary file object open ``r+b``), its first ``reserve`` bytes allocated first
-    (:mod:`talon.ir.hdf5_output`).
+    ``fh`` (a binary file object open ``r+b``), with ``reserve`` the blocks of an upper bound of
+    its size allocated first (:mod:`.hdf5_size`, :mod:`talon.ir.hdf5_output`).
 
-    The file is the one ``nir.write(path, graph, compression=compression)`` writes."""
+    The file is the one ``nir.write(path, graph, compression=compression)`` writes. With gzip the
+    chunks are compressed here, before the file is created (their sizes are part of the bound),
+    exactly as HDF5's deflate filter compresses them (zlib, level 4, edge chunks zero-padded), and
+    written as they are; they are held in memory until then."""
+    writer = _Writer(compression)
+    bound = 0
+    if reserve:
+        bound = SizeBound(compression, writer.chunks).file(tree, version)
+        if not writer.plain:  # h5py's track_order layout (creation-order indexes): a looser bound
+            bound *= 3
     with hdf5_output.create(fh) as f:
-        hdf5_output.reserve(fh, reserve)
+        hdf5_output.reserve(fh, bound)
         f.create_dataset("version", data=version, dtype=h5py.string_dtype())
         node = f.create_group("node")
-        _Writer(compression).group(node.id, tree)
+        writer.group(node.id, tree)
 
 
 class _Writer:
@@ -64,6 +79,7 @@ class _Writer:
         self.group_plist = h5p.create(h5p.GROUP_CREATE)
         self.group_plist.set_obj_track_times(False)
         self.link_plists: dict[int, Any] = {}
+        self.compressed: dict[int, tuple[np.ndarray, list[tuple[tuple[int, ...], bytes]]]] = {}
 
     def group(self, gid, node: dict) -> None:
         """``nir.write``'s ``write_recursive``: the entries of ``node`` into the group ``gid``."""
@@ -116,9 +132,27 @@ class _Writer:
         ):
             h5py.Group(gid).create_dataset(name, data=value, dtype=dtype, compression=self.compression)
             return
-        data = np.ascontiguousarray(value)
         dsid = h5d.create(gid, encoded, self.type_of(dtype), h5s.create_simple(value.shape), dcpl=self.layout(value))
-        dsid.write(h5s.ALL, h5s.ALL, data)
+        if self.compression is None:
+            dsid.write(h5s.ALL, h5s.ALL, np.ascontiguousarray(value))
+            return
+        self.chunks(value)
+        for offset, chunk in self.compressed.pop(id(value))[1]:
+            dsid.write_direct_chunk(offset, chunk)
+
+    def chunks(self, value: np.ndarray) -> tuple[int, int] | None:
+        """``(bytes, count)`` of the deflated chunks of ``value`` when this writer compresses them
+        itself (gzip, the arrays :meth:`array` writes), compressed now and kept for :meth:`array`;
+        None for the arrays h5py writes."""
+        if not self.fast or self.compression != "gzip" or value.ndim == 0 or value.size == 0:
+            return None
+        if value.dtype.kind not in "iuf" or value.dtype == np.float16:
+            return None
+        entry = self.compressed.get(id(value))
+        if entry is None:
+            shape = self.layout(value).get_chunk()
+            entry = self.compressed[id(value)] = (value, list(_deflated_chunks(value, shape)))
+        return sum(len(chunk) for _, chunk in entry[1]), len(entry[1])
 
     def other(self, gid, name: str, value: Any) -> None:
         """``create_dataset(name, data=value)`` (no compression): numbers and tuples of numbers here."""
@@ -156,6 +190,18 @@ class _Writer:
         dcpl.set_obj_track_times(False)
         dcpl.set_attr_creation_order(0)
         return dcpl
+
+
+def _deflated_chunks(value: np.ndarray, chunk: tuple[int, ...]) -> Iterator[tuple[tuple[int, ...], bytes]]:
+    """``(offset, bytes)`` of every chunk of ``value`` as HDF5's deflate filter stores it with h5py's
+    ``"gzip"``: zlib at level 4 of the chunk's bytes, an edge chunk padded with zeros (the fill value)."""
+    for offset in itertools.product(*(range(0, n, c) for n, c in zip(value.shape, chunk, strict=True))):
+        block = value[tuple(slice(o, o + c) for o, c in zip(offset, chunk, strict=True))]
+        if block.shape != chunk:
+            padded = np.zeros(chunk, value.dtype)
+            padded[tuple(slice(0, n) for n in block.shape)] = block
+            block = padded
+        yield offset, zlib.compress(np.ascontiguousarray(block).data, GZIP_LEVEL)
 
 
 def _encode(name: Any) -> tuple[bytes | None, int]:
