@@ -40,10 +40,6 @@ edge_lists = st.lists(edge, max_size=8)
 position = st.integers(-10, 10)
 
 
-def _slice(a, b):
-    return slice(a, b)
-
-
 # every list method that changes the list, the edges assigned anew, and a node renamed
 MUTATIONS = st.one_of(
     st.tuples(st.just("append"), edge),
@@ -85,11 +81,11 @@ def _apply(graph: ir.Graph, op: tuple) -> ir.Graph:
         elif kind == "setitem":
             e[args[0]] = args[1]
         elif kind == "setslice":
-            e[_slice(args[0], args[1])] = args[2]
+            e[args[0] : args[1]] = args[2]
         elif kind == "delitem":
             del e[args[0]]
         elif kind == "delslice":
-            del e[_slice(args[0], args[1])]
+            del e[args[0] : args[1]]
         elif kind == "iadd":
             graph.edges += args[0]
         elif kind == "imul":
