@@ -425,6 +425,8 @@ def recurrent_edge_mask(names: list[str], edges: list[tuple[str, str]], roots: l
     """The recurrent-edge rule of docs/semantics.md on plain names: depth-first search from
     ``roots`` then every other name (in order), outgoing edges in edge order; an edge to a node
     still on the stack closes a cycle."""
+    if type(edges) is not list:  # a list subclass (EdgeList): indexing it below is ~10x slower than a list's
+        edges = list(edges)
     out_by_node: dict[str, list[int]] = {n: [] for n in names}
     for i, (s, _) in enumerate(edges):
         out_by_node[s].append(i)
