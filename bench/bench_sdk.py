@@ -11,7 +11,13 @@ in-process through click's test runner, so they include reading the file but not
 
 The section also lists each case's **growth exponent** ``log(t30k / t3k) / log(10)``: 1 is linear,
 2 quadratic. It compares two sizes measured minutes apart, so it is only meaningful on an idle
-machine (the ratios, measured interleaved, are less sensitive to load).
+machine (the ratios, measured interleaved, are less sensitive to load). The ratio column gives the
+quartiles of the per-round ratios (round *i*: before's *i*-th process / ours' *i*-th).
+
+Environment, for an A/B run of one change (defaults in brackets): ``BENCH_SDK_BEFORE`` the
+reference commit [``BEFORE``], ``BENCH_SDK_REPEATS`` processes per side [3], ``BENCH_SDK_SIZES``
+comma-separated graph sizes, the last one the rows' [3000,30000], ``BENCH_SDK_CASES``
+comma-separated case names to time [every case].
 """
 
 from __future__ import annotations
@@ -27,11 +33,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import Row, fmt_time, print_rows
+from bench.common import Row, fmt_time, print_rows, ratio_quartiles
 
-BEFORE = "d269274a9bb7639ee37fabc6017aa72757772092"
-SIZES = (3_000, 30_000)
-REPEATS = 3
+BEFORE = os.environ.get("BENCH_SDK_BEFORE", "d269274a9bb7639ee37fabc6017aa72757772092")
+SIZES = tuple(int(n) for n in os.environ.get("BENCH_SDK_SIZES", "3000,30000").split(","))
+REPEATS = int(os.environ.get("BENCH_SDK_REPEATS", "3"))
+ONLY = [c for c in os.environ.get("BENCH_SDK_CASES", "").split(",") if c]
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -101,6 +108,8 @@ def child(path: str, other: str, scratch: str, out: str) -> None:
     """Time every case once on ``path`` and write ``{case: seconds}`` to ``out`` (runs in a new process)."""
     times = {}
     for name, fn in _cases(Path(path), Path(other), Path(scratch)).items():
+        if ONLY and name not in ONLY:
+            continue
         start = time.perf_counter()
         fn()
         times[name] = time.perf_counter() - start
@@ -131,6 +140,7 @@ def main() -> list[Row]:
     from talon.examples import blocks_graph
 
     medians: dict[str, dict[int, dict[str, float]]] = {"ours": {}, "before": {}}
+    quartiles: dict[int, dict[str, tuple[float, float, float]]] = {}
     load = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -148,8 +158,13 @@ def main() -> list[Row]:
             for side, results in runs.items():
                 if results:
                     medians[side][n] = {case: statistics.median(r[case] for r in results) for case in results[0]}
+            if runs["before"]:
+                quartiles[n] = {
+                    case: ratio_quartiles([r[case] for r in runs["before"]], [r[case] for r in runs["ours"]])
+                    for case in runs["ours"][0]
+                }
             print(f"{n:,} nodes measured", file=sys.stderr, flush=True)
-    small, large = SIZES
+    small, large = SIZES[0], SIZES[-1]
     rows = []
     for case, ours in medians["ours"][large].items():
         before = medians["before"].get(large, {}).get(case)
@@ -166,15 +181,17 @@ def main() -> list[Row]:
         f"before / ours. Load average (1 min) during the runs: {min(load):.1f}–{max(load):.1f}.",
         "",
         f"| case | ours, {small:,} nodes | ours, {large:,} | growth exponent | before, {small:,} | before, "
-        f"{large:,} | growth exponent |",
-        "|---|---|---|---|---|---|---|",
+        f"{large:,} | growth exponent | ratio at {large:,} (quartiles) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for case in medians["ours"][large]:
-        cells = [fmt_time(medians["ours"][n][case]) for n in SIZES] + [exponent("ours", case)]
+        cells = [fmt_time(medians["ours"][n][case]) for n in (small, large)] + [exponent("ours", case)]
         if medians["before"]:
-            cells += [fmt_time(medians["before"][n].get(case)) for n in SIZES] + [exponent("before", case)]
+            cells += [fmt_time(medians["before"][n].get(case)) for n in (small, large)] + [exponent("before", case)]
+            q1, q2, q3 = quartiles[large][case]
+            cells.append(f"{q2:.2f} ({q1:.2f}–{q3:.2f})")
         else:
-            cells += ["—"] * 3
+            cells += ["—"] * 4
         main.markdown.append(f"| {case} | " + " | ".join(cells) + " |")
     print_rows(f"SDK and CLI on {large:,} nodes", rows)
     return rows

@@ -1,7 +1,8 @@
 """Every SDK and CLI result on a set of graphs, as JSON, compared between two versions of talon.
 
 ``python -m bench.sdk_outputs [COMMIT]`` writes the test graphs (``talon.examples.blocks_graph`` of
-600 and 3,000 nodes, the SDK tests' small graphs, the hybrid example) to a temporary folder, then
+600 and 3,000 nodes, the SDK tests' small graphs, the hybrid example, the conformance suite's
+graphs) to a temporary folder, then
 runs :func:`dump` twice in new processes: once on this checkout's ``src`` and once on ``src`` of
 ``COMMIT`` (default ``main``, extracted with ``git archive``), and prints how many outputs differ
 (exit status 1 if any). A speed-up must leave every output identical: analysis, lint (also on
@@ -74,6 +75,7 @@ def _broken_graphs():
 def write_graphs(folder: Path) -> None:
     """The valid test graphs as ``.t1c`` files (this checkout's builders; both versions read them)."""
     sys.path.insert(0, str(REPO))
+    from tests.conformance.cases import CASES
     from tests.sdk import graphs
 
     from talon import ir
@@ -83,6 +85,8 @@ def write_graphs(folder: Path) -> None:
     built["blocks600b"] = blocks_graph(600, seed=1)
     for name in ("chain", "cnn", "residual", "recurrent", "hybrid", "nested"):
         built[f"tests_{name}"] = getattr(graphs, name)(0)
+    for i, case in enumerate(CASES):  # the conformance suite's graphs (tests/conformance/cases.py)
+        built[f"conformance{i:03d}"] = case.build()
     for name, graph in built.items():
         ir.write(folder / f"{name}.t1c", graph)
 

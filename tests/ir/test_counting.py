@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from talon import ir, sdk
-from talon.ir.counting import count_graph
+from talon.ir.counting import count_graph, is_uniform
 
 
 def _f32(*shape, value=None):
@@ -91,3 +93,36 @@ def test_bad_input_is_refused_by_name():
                       validate=False)  # fmt: skip
     with pytest.raises(ir.GraphValidationError, match=r"edge \(.input., .gone.\) refers to unknown node .gone."):
         count_graph(broken)
+
+
+def _uniform_by_numpy(arr: np.ndarray) -> bool:
+    """``is_uniform``'s rule, all in numpy (how it was computed before small arrays took Python numbers)."""
+    flat = arr.reshape(-1)
+    if flat.size == 0:
+        return True
+    first = flat[0]
+    if first != first:
+        return bool(np.isnan(flat).all())
+    return bool((flat == first).all())
+
+
+SPECIAL = [0.0, -0.0, 1.0, 1.5, np.nan, np.inf, -np.inf, 2.0**-149, 1e300, 16777217.0]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    dtype=st.sampled_from(["float16", "float32", "float64", "int8", "int64", "uint64", "bool"]),
+    picks=st.lists(st.integers(0, len(SPECIAL) - 1), min_size=0, max_size=40),
+    same=st.booleans(),
+)
+def test_is_uniform_is_numpy_equality(dtype, picks, same):
+    """Small arrays compare Python numbers, large ones numpy: either way numpy's ``==`` in the
+    array's dtype (-0.0 equals 0.0, NaN only NaN, 16777217 rounds to 16777216 in float32)."""
+    values = [SPECIAL[picks[0]]] * len(picks) if same and picks else [SPECIAL[i] for i in picks]
+    with np.errstate(all="ignore"):
+        raw = np.array(values, dtype=np.float64)
+        if np.dtype(dtype).kind in "iub":
+            raw = np.nan_to_num(raw, nan=3.0, posinf=5.0, neginf=-5.0).clip(0 if dtype == "uint64" else -100, 100)
+        arr = raw.astype(dtype)
+    for shaped in (arr, arr.reshape(1, -1), np.tile(arr, 3)):
+        assert is_uniform(shaped) == _uniform_by_numpy(shaped), shaped

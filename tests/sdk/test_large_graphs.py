@@ -1,7 +1,8 @@
 """Work the SDK does once on a large graph: counted, never timed (bench/bench_sdk.py times it).
 
 The graphs are ``talon.examples.blocks_graph``: Affine/LIF/residual-Skip blocks with recurrent edges
-and subgraph nodes. Counts are taken by wrapping ``Graph.validate`` and ``recurrent_edge_mask``.
+and subgraph nodes. Counts are taken by wrapping ``Graph.validate``, ``recurrent_edge_mask`` and
+``count_node``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from talon import ir, sdk
 from talon.cli import main as cli
 from talon.examples import blocks_graph
 from talon.ir import graph as ir_graph
+from talon.ir.counting import totals
 
 
 @pytest.fixture
@@ -130,3 +132,44 @@ def test_compare_keeps_the_canonical_rules_for_plain_values():
         assert sdk.compare_nodes("f", a, b).metadata_changed, (x, y)
     a.metadata, b.metadata = {}, {}
     assert not sdk.compare_nodes("f", a, b).changes
+
+
+def test_extract_subgraph_validates_the_part_only(large, validations):
+    """The part and copies of the subgraph nodes it holds; never the whole graph again."""
+    names = list(large.nodes)[100:200]
+    part = sdk.extract_subgraph(large, names, add_boundaries=True)
+    subgraphs = sum(isinstance(large.nodes[n], ir.Graph) for n in names)
+    assert subgraphs and len(validations) == subgraphs + 1 and validations[-1] is part
+    assert part.metadata["extracted_from"] == names and part.input_nodes == ["res31__in0", "res31__in1"]
+
+
+def test_extract_subgraph_of_a_graph_broken_elsewhere():
+    """Only the part must be valid: a shape error outside it does not matter, inside it is named."""
+    rng = np.random.default_rng(0)
+    nodes = {
+        "input": ir.Input(np.array([4])),
+        "fc1": ir.Affine(rng.standard_normal((4, 4)).astype(np.float32)),
+        "lif1": ir.LIF(tau=np.full(4, 5.0), r=5.0),
+        "fc2": ir.Affine(np.ones((3, 5), np.float32)),  # receives 4 values
+        "output": ir.Output(np.array([3])),
+    }
+    edges = [("input", "fc1"), ("fc1", "lif1"), ("lif1", "fc2"), ("fc2", "output")]
+    broken = ir.Graph(nodes, edges, validate=False)
+    part = sdk.extract_subgraph(broken, ["fc1", "lif1"], add_boundaries=True)
+    assert list(part.nodes) == ["fc1__in0", "fc1", "lif1", "lif1__out0"] and part.nodes["lif1"].output_shape == (4,)
+    with pytest.raises(ir.GraphValidationError, match=r"the extracted graph is invalid: node 'fc2'"):
+        sdk.extract_subgraph(broken, ["fc2", "output"], add_boundaries=True)
+
+
+def test_profile_graph_counts_each_node_once(large, masks, monkeypatch):
+    calls = [0]
+    original = totals.count_node
+
+    def counting(*args):
+        calls[0] += 1
+        return original(*args)
+
+    monkeypatch.setattr(totals, "count_node", counting)
+    profile = sdk.profile_graph(large)
+    assert calls[0] == sum(1 for _ in ir_graph.walk(large)) and masks[0] == _levels(large)
+    assert profile.recurrent_edges == len(large.recurrent_edges)

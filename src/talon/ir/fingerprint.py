@@ -67,6 +67,53 @@ class _Sink:
         return b"".join(self.parts)
 
 
+class _PairSink(_Sink):
+    """Feeds the full fingerprint's hash (``target``) and the structure fingerprint's at once.
+
+    The two canonical streams differ only in the array values of node parameters (their byte count
+    and bytes, written with :meth:`values`), which only the full one holds: one walk of the graph
+    gives both (``graph_fingerprints``).
+    """
+
+    def __init__(self, full, structure):
+        super().__init__(full)
+        self.structure = structure
+        self.values_at: list[int] = []  # indices into parts of the pieces only the full stream holds
+
+    def values(self, data: bytes) -> None:
+        self.values_at.append(len(self.parts))
+        self.parts.append(data)
+
+    def large_values(self, data: memoryview) -> None:
+        self.flush()
+        self.target.update(data)
+
+    def large(self, data: memoryview) -> None:
+        self.flush()
+        self.target.update(data)
+        self.structure.update(data)
+
+    def flush(self) -> None:
+        if not self.parts:
+            return
+        joined = b"".join(self.parts)
+        self.target.update(joined)
+        if self.values_at:
+            kept, start = [], 0
+            for i in self.values_at:
+                kept += self.parts[start:i]
+                start = i + 1
+            kept += self.parts[start:]
+            joined = b"".join(kept)
+            self.values_at.clear()
+        self.structure.update(joined)
+        self.parts.clear()
+
+
+_SPLIT = "split"
+"""``weights`` of a :class:`_PairSink` walk: node parameters' array values go to the full stream only."""
+
+
 _pack_n = struct.Struct("<Q").pack
 
 
@@ -147,7 +194,14 @@ def _array(sink: _Sink, arr: np.ndarray, weights: bool, where: str) -> None:
     _n(sink, arr.ndim)
     for d in arr.shape:
         _n(sink, d)
-    if weights:
+    if weights is _SPLIT:
+        data = np.ascontiguousarray(arr, dtype=dtype)
+        if data.nbytes > _Sink.LARGE:
+            sink.values(_pack_n(data.nbytes))
+            sink.large_values(memoryview(data).cast("B"))
+        else:
+            sink.values(_pack_n(data.nbytes) + data.tobytes())
+    elif weights:
         data = np.ascontiguousarray(arr, dtype=dtype)
         _n(sink, data.nbytes)
         if data.nbytes > _Sink.LARGE:
@@ -210,6 +264,24 @@ def graph_fingerprint(graph: Graph, include_weights: bool = True, include_metada
     _graph(sink, graph, include_weights, include_metadata, "graph")
     sink.flush()
     return h.hexdigest()
+
+
+def graph_fingerprints(graph: Graph, include_metadata: bool = False) -> tuple[str, str]:
+    """``(full, structure)``: ``graph_fingerprint(graph, True, include_metadata)`` and
+    ``graph_fingerprint(graph, False, include_metadata)`` from one walk of the graph."""
+    if not isinstance(graph, Graph):
+        raise TypeError(f"graph_fingerprints expects a talon.ir.Graph, got {type(graph).__name__}")
+    if not isinstance(include_metadata, bool):
+        raise TypeError(f"include_metadata must be a bool, got {type(include_metadata).__name__}")
+    full, structure = hashlib.sha256(), hashlib.sha256()
+    header = _Sink()
+    _text(header, b"s", f"talon-fingerprint/{CANONICAL_VERSION}")
+    full.update(header.value() + bytes([True, include_metadata]))
+    structure.update(header.value() + bytes([False, include_metadata]))
+    sink = _PairSink(full, structure)
+    _graph(sink, graph, _SPLIT, include_metadata, "graph")
+    sink.flush()
+    return full.hexdigest(), structure.hexdigest()
 
 
 def canonical_bytes(value: Any, where: str = "value") -> bytes:

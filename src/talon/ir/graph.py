@@ -32,6 +32,57 @@ SHOWN_EDGES = 8
 _FRESH_NODES: contextvars.ContextVar[set[int] | None] = contextvars.ContextVar("talon_fresh_nodes", default=None)
 
 
+class EdgeList(list):
+    """A graph's edges: a ``list`` of ``(src, dst)`` pairs that also indexes them by node.
+
+    :meth:`adjacency` returns ``(outgoing, incoming)``: dicts from a node name to the indices of
+    the edges leaving / entering it, in edge order. It is built on first use, in one pass, and
+    every list method that changes the list (``append``, ``edges[i] = ...``, ``del``, ``sort``,
+    ...) drops it, so it always equals a scan of the list; ``Graph.in_edges`` and
+    ``Graph.out_edges`` then cost O(result) instead of O(edges). (Changes that bypass the methods,
+    such as ``list.append(edges, e)`` or ``heapq`` on the list, are not seen: do not make them.)
+    Iterating costs what it costs on a list, but ``edges[i]`` on a list subclass takes a generic
+    path in CPython (~10x a list's): a loop indexing every edge should index ``list(edges)``.
+    """
+
+    __slots__ = ("_index",)
+
+    def adjacency(self) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
+        """``(outgoing, incoming)`` edge indices by node name (see the class docstring); do not modify them."""
+        index = getattr(self, "_index", None)
+        if index is None:
+            outgoing: dict[str, list[int]] = {}
+            incoming: dict[str, list[int]] = {}
+            for i, (s, d) in enumerate(self):
+                outgoing.setdefault(s, []).append(i)
+                incoming.setdefault(d, []).append(i)
+            index = self._index = (outgoing, incoming)
+        return index
+
+    def __getstate__(self) -> None:  # copies and pickles hold the edges, never the index
+        return None
+
+
+def _dropping_index(method_name: str):
+    method = getattr(list, method_name)
+
+    def mutate(self, *args, **kwargs):
+        self._index = None
+        return method(self, *args, **kwargs)
+
+    mutate.__name__ = mutate.__qualname__ = method_name
+    mutate.__doc__ = method.__doc__
+    return mutate
+
+
+for _name in (
+    "__init__", "__setitem__", "__delitem__", "__iadd__", "__imul__",
+    "append", "extend", "insert", "pop", "remove", "clear", "sort", "reverse",
+):  # fmt: skip  # every method of list that changes the list
+    setattr(EdgeList, _name, _dropping_index(_name))
+del _name
+
+
 class _Boundary(Node):
     """Input / Output: the shape is the node's one parameter; input and output shapes are equal."""
 
@@ -103,7 +154,7 @@ class Graph(Node):
         validate: bool = True,
     ):
         self.nodes = _as_node_dict(nodes)
-        self.edges = _as_edge_list(edges)
+        self._edges = EdgeList(_as_edge_list(edges))
         if metadata is not None and not isinstance(metadata, dict):
             raise GraphValidationError(f"graph metadata must be a dict, got {type(metadata).__name__}")
         self.metadata = {} if metadata is None else metadata
@@ -128,19 +179,33 @@ class Graph(Node):
         """Names of the Output nodes, in node order."""
         return [n for n, node in self.nodes.items() if isinstance(node, Output)]
 
+    @property
+    def edges(self) -> EdgeList:
+        """The ``(src, dst)`` pairs in order: a ``list`` (:class:`EdgeList`) that keeps an index of
+        each node's edges for :meth:`in_edges` and :meth:`out_edges`."""
+        return self._edges
+
+    @edges.setter
+    def edges(self, edges: Iterable[tuple[str, str]]) -> None:
+        self._edges = edges if isinstance(edges, EdgeList) else EdgeList(edges)
+
     def in_edges(self, name: str) -> list[int]:
-        """Indices into ``edges`` of the edges entering ``name``, in edge order."""
-        return [i for i, (_, d) in enumerate(self.edges) if d == name]
+        """Indices into ``edges`` of the edges entering ``name``, in edge order (from the index: O(result))."""
+        return list(self._edges.adjacency()[1].get(name, ()))
 
     def out_edges(self, name: str) -> list[int]:
-        """Indices into ``edges`` of the edges leaving ``name``, in edge order."""
-        return [i for i, (s, _) in enumerate(self.edges) if s == name]
+        """Indices into ``edges`` of the edges leaving ``name``, in edge order (from the index: O(result))."""
+        return list(self._edges.adjacency()[0].get(name, ()))
 
     def predecessors(self, name: str) -> list[str]:
-        return [s for s, d in self.edges if d == name]
+        """Sources of the edges entering ``name``, in edge order (repeated for repeated edges)."""
+        edges = self._edges
+        return [edges[i][0] for i in edges.adjacency()[1].get(name, ())]
 
     def successors(self, name: str) -> list[str]:
-        return [d for s, d in self.edges if s == name]
+        """Targets of the edges leaving ``name``, in edge order (repeated for repeated edges)."""
+        edges = self._edges
+        return [edges[i][1] for i in edges.adjacency()[0].get(name, ())]
 
     def recurrent_mask(self) -> list[bool]:
         """For each edge, whether it closes a cycle (carries the previous step's value)."""
@@ -362,6 +427,8 @@ def recurrent_edge_mask(names: list[str], edges: list[tuple[str, str]], roots: l
     """The recurrent-edge rule of docs/semantics.md on plain names: depth-first search from
     ``roots`` then every other name (in order), outgoing edges in edge order; an edge to a node
     still on the stack closes a cycle."""
+    if type(edges) is not list:  # a list subclass (EdgeList): indexing it below is ~10x slower than a list's
+        edges = list(edges)
     out_by_node: dict[str, list[int]] = {n: [] for n in names}
     for i, (s, _) in enumerate(edges):
         out_by_node[s].append(i)

@@ -154,11 +154,16 @@ def normalize_types(value: Any, default_port: str, where: str) -> Types | None:
     return {default_port: shape_array(as_shape(value, where))}
 
 
+_INT64 = np.dtype(np.int64)
+
+
 def types_to_shapes(types: Types | None) -> list[Shape]:
     if not types:
         return []
+    # ``dtype is _INT64``: the usual shape array, by identity (an int64 dtype that is another object
+    # takes the general branch, which gives the same tuple)
     return [
-        tuple(v.tolist()) if type(v) is np.ndarray and v.dtype == np.int64 else tuple(int(d) for d in v)
+        tuple(v.tolist()) if type(v) is np.ndarray and v.dtype is _INT64 else tuple(int(d) for d in v)
         for v in types.values()
     ]
 

@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 from talon.ir import Graph
-from talon.ir.fingerprint import CANONICAL_VERSION, STAMP_KEY, graph_fingerprint
+from talon.ir.fingerprint import CANONICAL_VERSION, STAMP_KEY, graph_fingerprint, graph_fingerprints
 
 from ._common import GraphLike, load_graph, rebuild
 
@@ -84,9 +84,10 @@ def stamp_graph(
     for key in ("calibration_config", "quantization_config"):
         if fields[key] is not None and not isinstance(fields[key], dict):
             raise TypeError(f"{key} must be a dict, got {type(fields[key]).__name__}")
+    full, structure = graph_fingerprints(graph)  # one walk for both
     stamp = {
-        "fingerprint_full": fingerprint_graph(graph, include_weights=True),
-        "fingerprint_structure": fingerprint_graph(graph, include_weights=False),
+        "fingerprint_full": full,
+        "fingerprint_structure": structure,
         "fingerprint_version": CANONICAL_VERSION,
         "timestamp": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "sdk_versions": get_versions(),

@@ -14,7 +14,7 @@ from talon.ir import Graph, Node
 from talon.ir.counting import count_node
 from talon.ir.graph import SEP, check_edges, walk
 
-from ._common import GraphLike, enum_value, load_graph, rebuild, require_node, resolve_node
+from ._common import GraphLike, enum_value, load_graph, rebuild, require_node, resolve_node, shallow_copy_node
 
 __all__ = ["extract_subgraph", "find_pattern", "get_node_statistics", "inspect_node", "trace_path"]
 
@@ -157,7 +157,9 @@ def extract_subgraph(graph: GraphLike, node_names: Iterable[str], *, add_boundar
     one step later.
     Raises :class:`UnknownNodeError` for an unknown name and ``GraphValidationError`` when the
     induced graph is invalid (try ``add_boundaries=True``) or when an edge inside the selection
-    would change from or to a recurrent (one-step delayed) edge in the extracted graph.
+    would change from or to a recurrent (one-step delayed) edge in the extracted graph. Only the
+    part is validated (its nodes are copies): the rest of the graph contributes its edges (every
+    one must name a known node), the recurrent flags and the cut edges' shapes.
     """
     graph = load_graph(graph)
     check_edges(graph)
@@ -167,8 +169,12 @@ def extract_subgraph(graph: GraphLike, node_names: Iterable[str], *, add_boundar
     for n in node_names:
         require_node(graph, n)
         wanted.add(n)
-    base = rebuild(graph)  # validates the whole graph, which may have been built with validate=False
-    selected: dict[str, Node] = {n: base.nodes[n] for n in graph.nodes if n in wanted}
+    # copies of the selected nodes only: the part is validated below, the rest of the graph is not read
+    selected: dict[str, Node] = {
+        n: rebuild(node) if isinstance(node, Graph) else shallow_copy_node(node)
+        for n, node in graph.nodes.items()
+        if n in wanted
+    }
     inputs: dict[str, Node] = {}
     delays: dict[str, Node] = {}
     outputs: dict[str, Node] = {}
@@ -176,6 +182,7 @@ def extract_subgraph(graph: GraphLike, node_names: Iterable[str], *, add_boundar
     inside_flags: list[bool | None] = []  # the original recurrent flag of each edge kept inside
     cut_edges: list[dict[str, Any]] = []
     recurrent = graph.recurrent_mask()
+    taken = set(graph.nodes)  # names in use, the new boundary nodes' included
     for i, (s, d) in enumerate(graph.edges):
         if s in wanted and d in wanted:
             edges.append((s, d))
@@ -188,14 +195,15 @@ def extract_subgraph(graph: GraphLike, node_names: Iterable[str], *, add_boundar
             shape = graph.edge_shape(i)
             if shape is None:
                 raise ir.GraphValidationError(f"edge ({s!r}, {d!r}) has no known shape; cannot add a boundary")
-            taken = graph.nodes.keys() | inputs.keys() | delays.keys() | outputs.keys()
             if d in wanted:
                 cut["boundary"] = name = _fresh(taken, f"{d}__in")
                 inputs[name] = ir.Input(np.array(shape), metadata={CUT_EDGE_KEY: cut})
+                taken.add(name)
                 if recurrent[i]:
                     delay = f"{name}_delay"
                     cut["delay"] = delay = delay if delay not in taken else _fresh(taken, f"{delay}_")
                     delays[delay] = ir.Delay(np.ones(tuple(shape), np.int64), metadata={CUT_EDGE_KEY: cut})
+                    taken.add(delay)
                     edges.extend([(name, delay), (delay, d)])
                     inside_flags.extend([None, None])
                 else:
@@ -204,6 +212,7 @@ def extract_subgraph(graph: GraphLike, node_names: Iterable[str], *, add_boundar
             else:
                 cut["boundary"] = name = _fresh(taken, f"{s}__out")
                 outputs[name] = ir.Output(np.array(shape), metadata={CUT_EDGE_KEY: cut})
+                taken.add(name)
                 edges.append((s, name))
                 inside_flags.append(None)
     nodes = {**inputs, **delays, **selected, **outputs}

@@ -37,7 +37,6 @@ from typing import Any
 import numpy as np
 
 from talon import ir
-from talon.ir.graph import reachable
 from talon.ir.paths import check_path
 
 from . import profiles, reset_conventions, surrogate_conventions, units
@@ -243,8 +242,8 @@ class _Exporter(NeuronLowering):
             residual = isinstance(node, ir.Skip) and node.skip_type in ("residual", "passthrough")
             if not (residual or isinstance(node, _IDENTITIES)):
                 continue
-            in_edges = graph.in_edges(name)
-            if not in_edges or name in reachable(graph.edges, list(graph.successors(name))):  # on a cycle
+            in_edges = graph.in_edges(name)  # Graph's edge index: O(fan-in), not a scan of every edge
+            if not in_edges:  # (no node is on a cycle: the graph is a DAG)
                 continue
             n = sum(sources(graph.edges[i][0]) for i in in_edges)
             if n > 1 and any(graph.in_edges(graph.edges[i][1])[0] != i for i in graph.out_edges(name)):

@@ -98,7 +98,7 @@ BYTES_PER_ACTIVATION = 4
 """Activations and neuron state are counted as float32 (4 bytes), the engines' default dtype."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NodeCounts:
     """What one node costs. ``counted`` is False when the node's MACs could not be counted
     (unknown input shape, or a node type without a counting rule); its MACs are then 0."""
@@ -130,41 +130,82 @@ def count_node(node: Node, n_inputs: int = 1) -> NodeCounts:
         raise TypeError("count_node takes a single node; use count_graph (or analyze_graph) for a subgraph")
     if not isinstance(node, Node):
         raise TypeError(f"expected a talon.ir Node, got {type(node).__name__}")
-    arrays = node.arrays()
-    params = sum(int(a.size) for a in arrays.values())
-    nbytes = sum(int(a.nbytes) for a in arrays.values())
-    neuron_params = neuron_constants = 0
+    kind = _KINDS.get(type(node)) or _kind_of(type(node))
+    arrays = node.arrays().values()
+    params = nbytes = neuron_params = neuron_constants = 0
+    for a in arrays:
+        params += a.size
+        nbytes += a.nbytes
     model_nbytes = nbytes
-    if isinstance(node, NEURON_PARAM_TYPES):
-        for a in arrays.values():
-            neuron_params += int(a.size)
+    if kind.neuron_params:
+        for a in arrays:
+            neuron_params += a.size
             if a.size > 1 and is_uniform(a):  # one value stored once per neuron
                 neuron_constants += 1
-                model_nbytes -= int(a.nbytes) - a.itemsize
+                model_nbytes -= a.nbytes - a.itemsize
             else:
-                neuron_constants += int(a.size)
+                neuron_constants += a.size
     in_shape = node.input_shape
     out_elems = sum(shape_numel(s) for s in node.output_shapes())
-    macs, counted = _macs(node, in_shape)
-    if n_inputs > 1 and in_shape is not None and not _concatenates(node):
+    if kind.zero_macs:
+        macs, counted = 0, True
+    else:
+        macs, counted = _macs(node, in_shape)
+    if n_inputs > 1 and in_shape is not None and not _concatenates(node, kind):
         macs += (n_inputs - 1) * shape_numel(in_shape)
-    is_neuron = isinstance(node, NEURON_TYPES)
-    spiking = isinstance(node, SPIKING_TYPES)
-    layer = shape_numel(in_shape) if (is_neuron or spiking) else 0
+    layer = shape_numel(in_shape) if (kind.neuron or kind.spiking) else 0
+    if kind.delay:
+        state = int((node.delay if in_shape is None else expand_to_layer(node.delay, in_shape)).sum())
+    else:
+        state = kind.state_per_neuron * shape_numel(in_shape)
     return NodeCounts(
         params=params,
         nbytes=nbytes,
         macs=macs,
-        neurons=layer if is_neuron else 0,
-        spiking=spiking,
-        state_values=_state_values(node, in_shape),
+        neurons=layer if kind.neuron else 0,
+        spiking=kind.spiking,
+        state_values=state,
         output_elements=out_elems,
         counted=counted,
         neuron_params=neuron_params,
         neuron_constants=neuron_constants,
         model_nbytes=model_nbytes,
-        spike_ops=layer if spiking else 0,
+        spike_ops=layer if kind.spiking else 0,
     )
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """What :func:`count_node` asks of a node's type, answered once per type: on a graph of many
+    small layers the ``isinstance`` tests were a large part of the cost of counting a node."""
+
+    neuron_params: bool
+    neuron: bool
+    spiking: bool
+    zero_macs: bool
+    concatenates: bool | None
+    """True for Concat, None for Skip (decided by the node's ``skip_type``), else False."""
+    delay: bool
+    state_per_neuron: int
+
+
+_KINDS: dict[type, _Kind] = {}
+
+
+def _kind_of(cls: type[Node]) -> _Kind:
+    per_neuron = STATE_VARIABLES.get(cls)
+    if per_neuron is None:
+        per_neuron = next((v for t, v in STATE_VARIABLES.items() if issubclass(cls, t)), 0)
+    kind = _KINDS[cls] = _Kind(
+        neuron_params=issubclass(cls, NEURON_PARAM_TYPES),
+        neuron=issubclass(cls, NEURON_TYPES),
+        spiking=issubclass(cls, SPIKING_TYPES),
+        zero_macs=issubclass(cls, _ZERO_MAC_TYPES),
+        concatenates=True if issubclass(cls, _CONCATENATING) else None if issubclass(cls, ir.Skip) else False,
+        delay=issubclass(cls, ir.Delay),
+        state_per_neuron=per_neuron,
+    )
+    return kind
 
 
 def shape_numel(shape: tuple[int, ...] | None) -> int:
@@ -177,21 +218,28 @@ def is_uniform(arr: np.ndarray) -> bool:
     flat = arr.reshape(-1)
     if flat.size == 0:
         return True
+    if flat.size <= _SMALL and flat.dtype.kind in "fiub":
+        # the same comparisons on Python numbers (exact for these dtypes), without numpy's per-call cost
+        values = flat.tolist()
+        first = values[0]
+        if first == first:
+            return values.count(first) == len(values)
     first = flat[0]
     if first != first:  # NaN
         return bool(np.isnan(flat).all())
     return bool((flat == first).all())
 
 
-def _concatenates(node: Node) -> bool:
-    return isinstance(node, _CONCATENATING) or (
-        isinstance(node, ir.Skip) and node.skip_type is not ir.SkipType.RESIDUAL
-    )
+_SMALL = 32  # below this many elements is_uniform compares Python numbers (about 4x faster at 8)
+
+
+def _concatenates(node: Node, kind: _Kind) -> bool:
+    if kind.concatenates is None:  # a Skip
+        return node.skip_type is not ir.SkipType.RESIDUAL
+    return kind.concatenates
 
 
 def _macs(node: Node, in_shape: tuple[int, ...] | None) -> tuple[int, bool]:
-    if isinstance(node, _ZERO_MAC_TYPES):
-        return 0, True
     if isinstance(node, ir.Upsample) and node.mode is ir.UpsampleMode.NEAREST:
         return 0, True
     if in_shape is None:
@@ -221,17 +269,6 @@ def _macs(node: Node, in_shape: tuple[int, ...] | None) -> tuple[int, bool]:
     if macs is not None:
         return macs, True
     return 0, False
-
-
-def _state_values(node: Node, in_shape: tuple[int, ...] | None) -> int:
-    if isinstance(node, ir.Delay):
-        if in_shape is None:
-            return int(node.delay.sum())
-        return int(expand_to_layer(node.delay, in_shape).sum())
-    per_neuron = STATE_VARIABLES.get(type(node))
-    if per_neuron is None:
-        per_neuron = next((v for t, v in STATE_VARIABLES.items() if isinstance(node, t)), 0)
-    return per_neuron * shape_numel(in_shape)
 
 
 def expand_to_layer(arr: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

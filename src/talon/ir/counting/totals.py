@@ -106,25 +106,41 @@ def count_graph(graph: Graph) -> GraphCounts:
     if not isinstance(graph, Graph):
         raise TypeError(f"count_graph expects a talon.ir.Graph, got {type(graph).__name__}")
     check_edges(graph)
-    layers = tuple(CountedNode(name, node, count_node(node, n_in)) for name, node, n_in in walk(graph))
-    counts = [layer.counts for layer in layers]
+    layers = []
+    params = nbytes = macs = spike_ops = neuron_params = neuron_constants = model_bytes = state = peak = 0
+    uncounted = []
+    for name, node, n_in in walk(graph):  # one pass: the sums are taken as the nodes are counted
+        c = count_node(node, n_in)
+        layers.append(CountedNode(name, node, c))
+        params += c.params
+        nbytes += c.nbytes
+        macs += c.macs
+        spike_ops += c.spike_ops
+        neuron_params += c.neuron_params
+        neuron_constants += c.neuron_constants
+        model_bytes += c.model_nbytes
+        state += c.state_values
+        if c.output_elements > peak:
+            peak = c.output_elements
+        if not c.counted:
+            uncounted.append(name)
     mask = tuple(graph.recurrent_mask())
     buffered, n_recurrent = _recurrent_buffers(graph, mask)
     return GraphCounts(
-        layers=layers,
-        total_params=sum(c.params for c in counts),
-        total_bytes=sum(c.nbytes for c in counts),
-        total_macs=sum(c.macs for c in counts),
-        spike_ops=sum(c.spike_ops for c in counts),
-        neuron_params=sum(c.neuron_params for c in counts),
-        neuron_constants=sum(c.neuron_constants for c in counts),
-        model_bytes=sum(c.model_nbytes for c in counts),
-        state_values=sum(c.state_values for c in counts),
-        peak_output_elements=max((c.output_elements for c in counts), default=0),
+        layers=tuple(layers),
+        total_params=params,
+        total_bytes=nbytes,
+        total_macs=macs,
+        spike_ops=spike_ops,
+        neuron_params=neuron_params,
+        neuron_constants=neuron_constants,
+        model_bytes=model_bytes,
+        state_values=state,
+        peak_output_elements=peak,
         recurrent_values=buffered,
         recurrent_edges=n_recurrent,
         recurrent_mask=mask,
-        uncounted=tuple(layer.name for layer in layers if not layer.counts.counted),
+        uncounted=tuple(uncounted),
     )
 
 
