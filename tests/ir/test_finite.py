@@ -51,3 +51,31 @@ def test_finite_graph_passes_silently():
         warnings.simplefilter("error")
         ir.warn_non_finite(g, "x")
     assert ir.non_finite_problems(g) == []
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [4095, 4096, 4097, 5003, 65536 + 7])
+def test_large_arrays_find_nan_and_inf_at_every_position(dtype, size):
+    """Arrays from 4096 elements on are checked with one dot product first (``finite._all_finite``):
+    NaN, +inf and -inf at the start, in the middle, and in the last, unrolled elements are found."""
+    arr = np.random.default_rng(0).standard_normal(size).astype(dtype)
+    assert ir.finite.is_finite_param("weight", arr)
+    for bad in (np.nan, np.inf, -np.inf):
+        for position in [*range(40), size // 2, *range(size - 40, size)]:
+            damaged = arr.copy()
+            damaged[position] = bad
+            assert not ir.finite.is_finite_param("weight", damaged), (bad, position)
+            assert ir.finite.is_finite_param("tau", damaged) == (bad == np.inf), (bad, position)
+    assert not ir.finite.is_finite_param("weight", np.where(np.arange(size) % 2 == 0, np.inf, -np.inf).astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_large_finite_values_whose_squares_overflow_are_finite_without_a_warning(dtype):
+    big = np.full((80, 80), np.finfo(dtype).max, dtype)
+    big[0, 0] = -np.finfo(dtype).max
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert ir.finite.is_finite_param("weight", big)
+        assert ir.finite.is_finite_param("weight", big.T)  # not contiguous: the element-wise test
+        big[3, 5] = np.nan
+        assert not ir.finite.is_finite_param("weight", big)

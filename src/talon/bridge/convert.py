@@ -146,13 +146,24 @@ def _checking_dtypes(converter: Converter) -> Converter:
     """``converter`` refusing first a module with a tensor TALON IR cannot hold (bfloat16), naming it."""
 
     def convert(module: nn.Module, ctx: ConvertContext) -> ir.Node:
-        for kind, named in (("parameter", module.named_parameters()), ("buffer", module.named_buffers())):
-            for name, tensor in named:
-                if tensor.dtype == torch.bfloat16:
-                    m.numpy_values(tensor, f"module {ctx.path!r}, {kind} {name!r}")
+        if _has_bfloat16(module):  # one walk over the modules; the named walks only to name the tensor
+            for kind, named in (("parameter", module.named_parameters()), ("buffer", module.named_buffers())):
+                for name, tensor in named:
+                    if tensor.dtype == torch.bfloat16:
+                        m.numpy_values(tensor, f"module {ctx.path!r}, {kind} {name!r}")
         return converter(module, ctx)
 
     return convert
+
+
+def _has_bfloat16(module: nn.Module) -> bool:
+    """Whether a parameter or buffer of ``module`` or of a submodule is bfloat16."""
+    for sub in module.modules():
+        for registry in (sub._parameters, sub._buffers):
+            for tensor in registry.values():
+                if tensor is not None and tensor.dtype == torch.bfloat16:
+                    return True
+    return False
 
 
 def _load_adapter(module: nn.Module) -> None:

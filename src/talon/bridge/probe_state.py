@@ -34,7 +34,7 @@ class _Saved:
         self.containers = [
             (value, _shallow(value))
             for name, value in self.attrs.items()
-            if name not in _REGISTRIES and type(value) in (list, dict, set)
+            if type(value) in (list, dict, set) and name not in _REGISTRIES
         ]
 
     def restore(self) -> None:
@@ -80,11 +80,11 @@ class Snapshot:
     def restore(self) -> None:
         for entry in self._saved:
             entry.restore()
-        with torch.no_grad():
-            for tensor, version, copy in self._tensors.values():
-                # changed in place; BatchNorm's kernel updates its running statistics without
-                # counting a version, hence the comparison of the values
-                if tensor._version != version or not torch.equal(tensor, copy):
+        for tensor, version, copy in self._tensors.values():
+            # changed in place; BatchNorm's kernel updates its running statistics without
+            # counting a version, hence the comparison of the values
+            if tensor._version != version or not torch.equal(tensor, copy):
+                with torch.no_grad():
                     tensor.copy_(copy)
 
 

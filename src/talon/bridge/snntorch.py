@@ -68,8 +68,9 @@ def _tau(decay: np.ndarray) -> np.ndarray:
     in float64 and casts it to float32, where ``1 - 2**-30`` rounds to exactly 1.0, and ``r/tau``
     (``r = tau``) is exactly 1 — so a neuron at snnTorch's clamp keeps ``1·m + x`` bit for bit."""
     d = np.asarray(decay, np.float64)
-    with np.errstate(divide="ignore"):
-        return np.where(d == 1.0, NO_LEAK_TAU, 1.0 / (1.0 - d))
+    tau = np.full(d.shape, NO_LEAK_TAU)
+    np.divide(1.0, 1.0 - d, out=tau, where=d != 1.0)  # (an errstate block costs more than the division)
+    return tau
 
 
 # x > 0 on either side of 0, the signed zeros and a denormal: the forward every snnTorch surrogate has.
@@ -219,7 +220,7 @@ def _leaky_node(mod: nn.Module, ctx: ConvertContext, zero_before_decay: bool, dr
     theta = per_neuron(mod.threshold, ctx.input_shape, "threshold", ctx.path)
     dyn = _dynamics(mod, ctx.path, zero_before_decay)
     types = {"input_type": {"input": np.array(ctx.input_shape)}} if ctx.input_shape is not None else {}
-    if np.all(beta == 1.0) and not drive:
+    if (beta == 1.0).all() and not drive:
         return ir.IF(v_threshold=theta, r=1.0, **dyn, **types)
     tau = _tau(beta)  # per-neuron β at the clamp 1 (common after learn_beta): tau = r = 2**30
     return ir.LIF(**one_layout(ctx.input_shape, tau=tau, r=tau.copy(), v_leak=0.0, v_threshold=theta), **dyn, **types)

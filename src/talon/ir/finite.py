@@ -11,6 +11,7 @@ numpy only (``talon.ir`` never imports torch or jax).
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Iterable, Iterator
 
@@ -28,13 +29,31 @@ class NonFiniteParameterError(GraphValidationError):
     """A node has NaN or infinite parameter values that an engine cannot run."""
 
 
+#: From this many elements on, a float32/float64 array is first checked with one dot product.
+_DOT_CHECK_SIZE = 4096
+
+
 def is_finite_param(field: str, arr: np.ndarray) -> bool:
     """False when the float array ``arr`` (parameter ``field``) holds NaN or ±inf (``+inf`` is
     allowed in :data:`INFINITE_OK`); integer and empty arrays are finite."""
     arr = np.asarray(arr)
-    if arr.dtype.kind != "f" or arr.size == 0 or np.isfinite(arr).all():
+    if arr.dtype.kind != "f" or arr.size == 0 or _all_finite(arr):
         return True
     return not (np.isnan(arr).any() or field not in INFINITE_OK or np.any(arr[np.isinf(arr)] < 0))
+
+
+def _all_finite(arr: np.ndarray) -> bool:
+    """Whether the float array ``arr`` holds no NaN and no ±inf. A large float32/float64 array is
+    first summed as ``x·x`` (one BLAS dot, no temporary): every term is >= 0, NaN or +inf, so NaN and
+    inf reach the sum and cannot cancel, and a finite sum proves every element finite; an infinite
+    or NaN sum (also the overflow of large finite values) falls back to the element-wise test."""
+    if arr.size >= _DOT_CHECK_SIZE and arr.dtype in (np.float32, np.float64) and arr.flags.c_contiguous:
+        flat = arr.reshape(-1)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow only sends it to the fallback
+            total = np.dot(flat, flat)
+        if math.isfinite(total):
+            return True
+    return bool(np.isfinite(arr).all())
 
 
 def non_finite_fields(node: Node) -> list[str]:

@@ -130,13 +130,13 @@ class _ElementwiseState(Node):
     def _check_positive(self, *names: str) -> None:
         for name in names:
             arr = np.asarray(getattr(self, name))
-            if not np.all(arr > 0):
+            if not (arr > 0).all():
                 bad = arr[~(arr > 0)].reshape(-1)[0]
                 raise ValueError(f"{self._where()}: {name} must be > 0 timesteps (inf = no leak), got {bad}")
 
     def _check_finite(self, *names: str) -> None:
         for name in names:
-            if not np.all(np.isfinite(getattr(self, name))):
+            if not np.isfinite(getattr(self, name)).all():
                 raise ValueError(f"{self._where()}: {name} must be finite")
 
     @property

@@ -181,13 +181,21 @@ def resolve_surrogate(surrogate: str, threshold: Any) -> str:
     return format_surrogate("step_window", window=p["window"], threshold=theta)
 
 
+# the canonical form of each valid text seen (a function of the text alone: every neuron node asks)
+_CANONICAL: dict[str, str] = {}
+_CANONICAL_LIMIT = 1024
+
+
 def canonical_surrogate(value: Any, where: str = "surrogate") -> str:
     """Return ``value`` (a surrogate text, see the module docstring) in canonical form, or raise a
     ValueError naming ``where`` and the kinds."""
+    if type(value) is str and value in _CANONICAL:
+        return _CANONICAL[value]
     kind, params = _parse(value, where)
-    if not params:
-        return kind
-    return f"{kind}({', '.join(f'{k}={v!r}' for k, v in params.items())})"
+    text = kind if not params else f"{kind}({', '.join(f'{k}={v!r}' for k, v in params.items())})"
+    if type(value) is str and len(_CANONICAL) < _CANONICAL_LIMIT:
+        _CANONICAL[value] = text
+    return text
 
 
 def _parse(value: Any, where: str) -> tuple[str, dict[str, float]]:
