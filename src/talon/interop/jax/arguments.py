@@ -107,9 +107,9 @@ def check_call(call: str, x: Any, input_names: list[str], state: Any = (), needs
         raise TypeError(
             f"JaxGraph.{call} got a state (a dict of 'nodes' and 'edges') where the input x goes: the calls are {CALLS}"
         )
-    if needs_state and (state is None or (isinstance(state, dict) and not state)):
+    if needs_state and state is None:  # (an empty dict is a state that does not match: check_state says so)
         raise TypeError(
-            f"JaxGraph.step got {'None' if state is None else 'an empty dict'} as the state: pass "
+            "JaxGraph.step got None as the state: pass "
             "model.init_state(batch_size) at t = 0, then the state step returned (run(params, x) starts from "
             "init_state by itself)"
         )
