@@ -11,6 +11,7 @@ import pytest
 
 from talon import ir
 from tests.cli.test_cli import run, run_json
+from tests.paths import NIR_PAPER
 from tests.subprocesses import child_env
 
 pytest.importorskip("nir")  # write_nir (the nir extra)
@@ -96,3 +97,13 @@ def test_help_does_not_load_the_nir_layer():
     code = "import sys; from talon.cli import main; main(['-h'], standalone_mode=False); print(sorted(sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=child_env(), check=True)
     assert "'talon.interop.nir'" not in out.stdout and "'talon.interop.nir.profiles'" not in out.stdout
+
+
+def test_a_file_whose_shapes_contradict_its_structure_names_the_option(tmp_path):
+    """Rockpool's own files declare an Output of shape [1, 1, 1] on a one-neuron graph: the error
+    says how to read them from the command line too, and that option reads them."""
+    path = NIR_PAPER / "01_lif__lif_rockpool.nir"
+    refused = run("nir", "import", path, "-o", tmp_path / "m.t1c")
+    assert refused.exit_code == 2 and "talon nir import --no-type-check" in refused.stderr
+    read = run("nir", "import", path, "-o", tmp_path / "m.t1c", "--no-type-check")
+    assert read.exit_code == 0 and ir.read(tmp_path / "m.t1c").nodes

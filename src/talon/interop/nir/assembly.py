@@ -133,7 +133,8 @@ class Assembler:
             if self.type_check:
                 raise ir.ConversionError(
                     f"{message}; the file's shape annotations contradict its structure. Read it with "
-                    "type_check=False to use the shapes the structure implies."
+                    "read_nir(..., type_check=False) (talon nir import --no-type-check) to use the shapes the "
+                    "structure implies."
                 )
             warnings.warn(f"{message}; using {fmt_shape(actual)} (type_check=False)", stacklevel=5)
             specs[name].record["type_check"] = f"declared {what} {fmt_shape(declared)} replaced by {fmt_shape(actual)}"
